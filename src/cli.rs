@@ -1,0 +1,54 @@
+//! Command-line definitions (clap): what the user typed, nothing more.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::scenario::schema::UpstreamSpec;
+
+/// faultline: a transparent TCP chaos proxy that makes network failures happen on purpose,
+/// reproducibly, driven by scenario files.
+#[derive(Debug, Parser)]
+#[command(name = "faultline", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy with a scenario until Ctrl-C or SIGTERM, then print a summary
+    /// (connections, bytes each direction, how often each rule fired).
+    Run(RunArgs),
+    /// Validate scenario files: exit 0 when all are valid, 2 with FILE:LINE:COL: key: message
+    /// for the first error of each bad file.
+    Check {
+        /// Scenario files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show faultline's main job end to end on built-in defaults, with no setup: a built-in
+    /// upstream, a built-in client and a shipped scenario.
+    Demo,
+}
+
+/// Arguments of `faultline run`. Flags override the scenario file, which overrides defaults.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The scenario file (TOML); see scenarios/README.md for the schema.
+    pub scenario: PathBuf,
+    /// Address to listen on, e.g. 127.0.0.1:3030 (port 0 picks a free port; the real address
+    /// is printed). Overrides [proxy] listen.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Upstream HOST:PORT or builtin:echo. Overrides [proxy] upstream.
+    #[arg(long)]
+    pub upstream: Option<UpstreamSpec>,
+    /// Seed of every random decision. Overrides the file's seed; without either, a random seed
+    /// is chosen and printed so the run can be replayed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}

@@ -1,0 +1,133 @@
+//! The `bandwidth` fault: pace one direction to a byte rate.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::plan::{Mark, Step};
+use super::StreamFault;
+use crate::direction::Direction;
+use crate::scenario::units::Rate;
+
+/// `fault.bandwidth = { rate = "256KiB/s" }`: a slow link, for timeouts that only trigger on
+/// large transfers.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bandwidth {
+    /// Bytes per second in the matched direction.
+    pub rate: Rate,
+}
+
+/// Per-direction pacing state: when the link is next free.
+#[derive(Debug)]
+pub struct Pacing {
+    rate: u64,
+    quantum: usize,
+    next_free: Option<Instant>,
+    mark: Option<Mark>,
+}
+
+/// Pieces are sized to about 20 ms of transfer so pacing looks smooth to the receiver.
+const PIECES_PER_SECOND: u64 = 50;
+const MAX_PIECE: u64 = 256 * 1024;
+
+impl Pacing {
+    /// Starts pacing for rule `rule` on `direction`.
+    pub fn new(params: &Bandwidth, rule: usize, direction: Direction) -> Self {
+        let rate = params.rate.0.max(1);
+        Pacing {
+            rate,
+            quantum: (rate / PIECES_PER_SECOND).clamp(1, MAX_PIECE) as usize,
+            next_free: None,
+            mark: Some(Mark {
+                rule,
+                note: format!("bandwidth limited to {rate} bytes/s on {direction}"),
+            }),
+        }
+    }
+
+    fn transfer_time(&self, len: usize) -> Duration {
+        Duration::from_nanos(((len as u128 * 1_000_000_000) / self.rate as u128) as u64)
+    }
+}
+
+impl StreamFault for Pacing {
+    fn apply(&mut self, steps: Vec<Step>, _arrival: Instant) -> Vec<Step> {
+        let mut out = Vec::with_capacity(steps.len());
+        for step in steps {
+            match step {
+                Step::Send {
+                    mut len,
+                    not_before,
+                    mut mark,
+                } => {
+                    while len > 0 {
+                        let piece = len.min(self.quantum);
+                        // An idle link does not bank credit: a pause is not followed by a burst.
+                        let start = match self.next_free {
+                            Some(free) => free.max(not_before),
+                            None => not_before,
+                        };
+                        self.next_free = Some(start + self.transfer_time(piece));
+                        out.push(Step::Send {
+                            len: piece,
+                            not_before: start,
+                            mark: mark.take().or_else(|| self.mark.take()),
+                        });
+                        len -= piece;
+                    }
+                }
+                other => out.push(other),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::plan::sent_len;
+
+    #[test]
+    fn pieces_are_spaced_by_the_rate() {
+        let t0 = Instant::now();
+        let params = Bandwidth { rate: Rate(1000) };
+        let mut pacing = Pacing::new(&params, 0, Direction::UpstreamToClient);
+        let plan = pacing.apply(vec![Step::send(100, t0)], t0);
+        assert_eq!(sent_len(&plan), 100);
+        assert_eq!(plan.len(), 5, "1000 B/s in 20-byte pieces");
+        let last = match plan.last() {
+            Some(Step::Send { not_before, .. }) => *not_before,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(last - t0, Duration::from_millis(80));
+        // The next chunk, arriving at once, waits for the link.
+        let next = pacing.apply(vec![Step::send(20, t0)], t0);
+        assert!(
+            matches!(&next[0], Step::Send { not_before, .. } if *not_before - t0 == Duration::from_millis(100))
+        );
+    }
+
+    #[test]
+    fn an_idle_link_does_not_burst_afterwards() {
+        let t0 = Instant::now();
+        let mut pacing = Pacing::new(
+            &Bandwidth { rate: Rate(1000) },
+            0,
+            Direction::UpstreamToClient,
+        );
+        pacing.apply(vec![Step::send(20, t0)], t0);
+        let later = t0 + Duration::from_secs(10);
+        let plan = pacing.apply(vec![Step::send(40, later)], later);
+        let times: Vec<_> = plan
+            .iter()
+            .filter_map(|s| match s {
+                Step::Send { not_before, .. } => Some(*not_before - later),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(times, vec![Duration::ZERO, Duration::from_millis(20)]);
+    }
+}

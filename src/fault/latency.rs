@@ -1,0 +1,160 @@
+//! The `latency` fault: delay each chunk of one direction by a fixed time plus seeded jitter.
+
+use std::time::Duration;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::plan::{Mark, Step};
+use super::StreamFault;
+use crate::direction::Direction;
+use crate::scenario::units::Span;
+
+/// `fault.latency = { delay = "250ms", jitter = "50ms" }`: a one-way delay measured from each
+/// chunk's arrival, so it adds latency without throttling throughput (it is not cumulative).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Latency {
+    /// Fixed part of the delay.
+    pub delay: Span,
+    /// Upper bound of a uniform random extra delay, drawn per chunk from the seeded stream.
+    pub jitter: Option<Span>,
+}
+
+/// Per-direction state of a latency fault.
+#[derive(Debug)]
+pub struct Delaying {
+    delay: Duration,
+    jitter: Duration,
+    rng: ChaCha8Rng,
+    last: Option<Instant>,
+    mark: Option<Mark>,
+}
+
+impl Delaying {
+    /// Starts delaying for rule `rule` on `direction`, with its own random stream.
+    pub fn new(params: &Latency, rule: usize, direction: Direction, rng: ChaCha8Rng) -> Self {
+        let jitter = params.jitter.map(|j| j.0).unwrap_or_default();
+        Delaying {
+            delay: params.delay.0,
+            jitter,
+            rng,
+            last: None,
+            mark: Some(Mark {
+                rule,
+                note: format!(
+                    "latency {:?} (+ jitter up to {:?}) on {direction}",
+                    params.delay.0, jitter
+                ),
+            }),
+        }
+    }
+
+    fn sample(&mut self) -> Duration {
+        if self.jitter.is_zero() {
+            self.delay
+        } else {
+            let extra = self.rng.gen_range(0..=self.jitter.as_nanos() as u64);
+            self.delay + Duration::from_nanos(extra)
+        }
+    }
+}
+
+impl StreamFault for Delaying {
+    fn apply(&mut self, steps: Vec<Step>, arrival: Instant) -> Vec<Step> {
+        let deadline = arrival + self.sample();
+        steps
+            .into_iter()
+            .map(|step| match step {
+                Step::Send {
+                    len,
+                    not_before,
+                    mark,
+                } => {
+                    // TCP keeps order: jitter can never let a chunk overtake an earlier one.
+                    let mut at = not_before.max(deadline);
+                    if let Some(last) = self.last {
+                        at = at.max(last);
+                    }
+                    self.last = Some(at);
+                    Step::Send {
+                        len,
+                        not_before: at,
+                        mark: mark.or_else(|| self.mark.take()),
+                    }
+                }
+                other => other,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seed::{stream, Purpose};
+
+    fn latency(delay_ms: u64, jitter_ms: Option<u64>) -> Latency {
+        Latency {
+            delay: Span(Duration::from_millis(delay_ms)),
+            jitter: jitter_ms.map(|j| Span(Duration::from_millis(j))),
+        }
+    }
+
+    fn not_before(steps: &[Step]) -> Vec<Instant> {
+        steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Send { not_before, .. } => Some(*not_before),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_chunk_is_delayed_from_its_own_arrival() {
+        let t0 = Instant::now();
+        let rng = stream(1, Purpose::FaultTiming, &[]);
+        let mut fault = Delaying::new(&latency(100, None), 0, Direction::UpstreamToClient, rng);
+        let a = fault.apply(vec![Step::send(10, t0)], t0);
+        let t1 = t0 + Duration::from_millis(500);
+        let b = fault.apply(vec![Step::send(10, t1)], t1);
+        assert_eq!(not_before(&a), vec![t0 + Duration::from_millis(100)]);
+        assert_eq!(not_before(&b), vec![t1 + Duration::from_millis(100)]);
+        assert!(matches!(&a[0], Step::Send { mark: Some(_), .. }));
+        assert!(matches!(&b[0], Step::Send { mark: None, .. }));
+    }
+
+    #[test]
+    fn jitter_stays_in_bounds_and_never_reorders() {
+        let t0 = Instant::now();
+        let rng = stream(9, Purpose::FaultTiming, &[]);
+        let mut fault = Delaying::new(&latency(10, Some(50)), 0, Direction::ClientToUpstream, rng);
+        let mut previous = t0;
+        for i in 0..200u64 {
+            let arrival = t0 + Duration::from_millis(i);
+            let plan = fault.apply(vec![Step::send(1, arrival)], arrival);
+            let at = not_before(&plan)[0];
+            assert!(at >= arrival + Duration::from_millis(10));
+            assert!(at >= previous);
+            assert!(at <= arrival + Duration::from_millis(60) || at == previous);
+            previous = at;
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_delays() {
+        let t0 = Instant::now();
+        let run = || {
+            let rng = stream(42, Purpose::FaultTiming, &[3]);
+            let mut fault =
+                Delaying::new(&latency(0, Some(1000)), 0, Direction::ClientToUpstream, rng);
+            (0..10)
+                .map(|_| not_before(&fault.apply(vec![Step::send(1, t0)], t0))[0])
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(), run());
+    }
+}

@@ -1,0 +1,271 @@
+//! Faults: what a rule does to traffic, as pure plan rewriters that never touch a socket or a clock.
+//!
+//! Adding a fault means one file here, one variant of [`Fault`], one arm in each `match` below
+//! (the compiler lists them), unit tests in the file, a scenario in `scenarios/` and an integration
+//! test.
+
+pub mod bandwidth;
+pub mod cut;
+pub mod latency;
+pub mod plan;
+pub mod refuse;
+pub mod reset;
+pub mod stall;
+pub mod terminate;
+pub mod truncate;
+
+use std::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::direction::Direction;
+use plan::{EndHow, Mark, Step};
+
+/// A fault whose behaviour depends on the bytes of one direction. It sees every chunk of that
+/// direction, in order, and rewrites the plan for it.
+pub trait StreamFault: Send + std::fmt::Debug {
+    /// Rewrites `steps` for a chunk that arrived at `arrival`. Must be deterministic given its
+    /// inputs and its own seeded state.
+    fn apply(&mut self, steps: Vec<Step>, arrival: Instant) -> Vec<Step>;
+}
+
+/// What a rule does, written `fault.NAME = { … }` in a scenario (externally tagged, so a TOML
+/// error always points at the right table).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// Abort with RST after bytes or time.
+    Reset(reset::Reset),
+    /// Close with FIN after bytes.
+    Truncate(truncate::Truncate),
+    /// End a connection after a time.
+    Terminate(terminate::Terminate),
+    /// Delay each chunk.
+    Latency(latency::Latency),
+    /// Pace to a rate.
+    Bandwidth(bandwidth::Bandwidth),
+    /// Stop relaying for a while or forever.
+    Stall(stall::Stall),
+    /// Reset the client without connecting upstream.
+    Refuse(refuse::Refuse),
+}
+
+/// A fault parameter that is well-typed but meaningless (e.g. both `after` and `at`); the loader
+/// turns it into a `FILE:LINE:COL` error naming the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultError {
+    /// The parameter at fault, relative to the fault's table.
+    pub key: &'static str,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl FaultError {
+    fn new(key: &'static str, message: &str) -> Self {
+        FaultError {
+            key,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// A fault that acts on the connection as a whole rather than on the bytes of one direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionFault {
+    /// Reset the client leg at once; never connect upstream.
+    Refuse { mark: Mark },
+    /// End the connection this long after it opened.
+    EndAfter {
+        after: Duration,
+        how: EndHow,
+        mark: Mark,
+    },
+}
+
+impl Fault {
+    /// The name used in scenario files (`fault.NAME`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fault::Reset(_) => "reset",
+            Fault::Truncate(_) => "truncate",
+            Fault::Terminate(_) => "terminate",
+            Fault::Latency(_) => "latency",
+            Fault::Bandwidth(_) => "bandwidth",
+            Fault::Stall(_) => "stall",
+            Fault::Refuse(_) => "refuse",
+        }
+    }
+
+    /// Checks what serde cannot: combinations of parameters.
+    pub fn validate(&self) -> Result<(), FaultError> {
+        match self {
+            Fault::Reset(reset) => reset.validate(),
+            Fault::Truncate(_)
+            | Fault::Terminate(_)
+            | Fault::Latency(_)
+            | Fault::Bandwidth(_)
+            | Fault::Stall(_)
+            | Fault::Refuse(_) => Ok(()),
+        }
+    }
+
+    /// The connection-wide action of this fault for rule number `rule`, if it is one.
+    pub fn connection_fault(&self, rule: usize) -> Option<ConnectionFault> {
+        match self {
+            Fault::Refuse(_) => Some(ConnectionFault::Refuse {
+                mark: Mark {
+                    rule,
+                    note: "refused: client leg reset before connecting upstream".to_string(),
+                },
+            }),
+            Fault::Terminate(t) => Some(ConnectionFault::EndAfter {
+                after: t.after.0,
+                how: t.how.into(),
+                mark: Mark {
+                    rule,
+                    note: format!(
+                        "terminated with {} after {:?}",
+                        match t.how {
+                            terminate::TerminateHow::Rst => "RST",
+                            terminate::TerminateHow::Fin => "FIN",
+                        },
+                        t.after.0
+                    ),
+                },
+            }),
+            Fault::Reset(reset::Reset { at: Some(at), .. }) => Some(ConnectionFault::EndAfter {
+                after: at.0,
+                how: EndHow::Reset,
+                mark: Mark {
+                    rule,
+                    note: format!("reset at {:?} after the connection opened", at.0),
+                },
+            }),
+            Fault::Reset(_)
+            | Fault::Truncate(_)
+            | Fault::Latency(_)
+            | Fault::Bandwidth(_)
+            | Fault::Stall(_) => None,
+        }
+    }
+
+    /// Whether the fault acts on the connection as a whole (so `direction` is meaningless).
+    pub fn is_connection_wide(&self) -> bool {
+        self.connection_fault(0).is_some()
+    }
+
+    /// A fresh per-direction instance of this fault for rule number `rule`, or `None` for
+    /// connection-wide faults. `rng` is the rule's own seeded stream for this connection and
+    /// direction.
+    pub fn stream_fault(
+        &self,
+        rule: usize,
+        direction: Direction,
+        rng: ChaCha8Rng,
+    ) -> Option<Box<dyn StreamFault>> {
+        match self {
+            Fault::Reset(reset::Reset {
+                after: Some(after), ..
+            }) => Some(Box::new(cut::CutAfter::new(
+                after.0,
+                EndHow::Reset,
+                rule,
+                direction,
+            ))),
+            Fault::Truncate(t) => Some(Box::new(cut::CutAfter::new(
+                t.after.0,
+                EndHow::Finish,
+                rule,
+                direction,
+            ))),
+            Fault::Latency(l) => Some(Box::new(latency::Delaying::new(l, rule, direction, rng))),
+            Fault::Bandwidth(b) => Some(Box::new(bandwidth::Pacing::new(b, rule, direction))),
+            Fault::Stall(s) => Some(Box::new(stall::Stalling::new(s, rule, direction))),
+            Fault::Reset(_) | Fault::Terminate(_) | Fault::Refuse(_) => None,
+        }
+    }
+}
+
+/// The faults acting on one direction of one connection, applied in rule order.
+#[derive(Debug, Default)]
+pub struct DirectionPlanner {
+    faults: Vec<Box<dyn StreamFault>>,
+}
+
+impl DirectionPlanner {
+    /// A planner applying `faults` in order (the scenario's rule order).
+    pub fn new(faults: Vec<Box<dyn StreamFault>>) -> Self {
+        DirectionPlanner { faults }
+    }
+
+    /// No fault on this direction: the pump can relay without asking.
+    pub fn is_empty(&self) -> bool {
+        self.faults.is_empty()
+    }
+
+    /// The plan for a chunk of `len` bytes that arrived at `arrival`.
+    pub fn plan(&mut self, len: usize, arrival: Instant) -> Vec<Step> {
+        let mut steps = vec![Step::send(len, arrival)];
+        for fault in &mut self.faults {
+            steps = fault.apply(steps, arrival);
+        }
+        steps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::units::{ByteSize, Span};
+    use crate::seed::{stream, Purpose};
+
+    #[test]
+    fn faults_compose_in_rule_order() {
+        let t0 = Instant::now();
+        let latency = Fault::Latency(latency::Latency {
+            delay: Span(Duration::from_millis(100)),
+            jitter: None,
+        });
+        let reset = Fault::Reset(reset::Reset {
+            after: Some(ByteSize(50)),
+            at: None,
+        });
+        let rng = || stream(0, Purpose::FaultTiming, &[]);
+        let dir = Direction::ClientToUpstream;
+        let mut planner = DirectionPlanner::new(vec![
+            latency.stream_fault(0, dir, rng()).expect("stream fault"),
+            reset.stream_fault(1, dir, rng()).expect("stream fault"),
+        ]);
+        let plan = planner.plan(80, t0);
+        match plan.as_slice() {
+            [Step::Send {
+                len: 50,
+                not_before,
+                ..
+            }, Step::End {
+                how: EndHow::Reset,
+                mark,
+            }] => {
+                assert_eq!(*not_before, t0 + Duration::from_millis(100));
+                assert_eq!(mark.rule, 1);
+            }
+            other => panic!("unexpected plan {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reset_needs_exactly_one_trigger() {
+        let both = Fault::Reset(reset::Reset {
+            after: Some(ByteSize(1)),
+            at: Some(Span(Duration::from_secs(1))),
+        });
+        assert_eq!(both.validate().map_err(|e| e.key), Err("at"));
+        let neither = Fault::Reset(reset::Reset {
+            after: None,
+            at: None,
+        });
+        assert!(neither.validate().is_err());
+    }
+}

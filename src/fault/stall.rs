@@ -1,0 +1,187 @@
+//! The `stall` fault: stop relaying one direction mid-stream while keeping both sockets open.
+
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::plan::{split_at_limit, Mark, Step};
+use super::StreamFault;
+use crate::direction::Direction;
+use crate::scenario::units::{ByteSize, Span};
+
+/// `fault.stall = { after = "1MiB", duration = "10s" }`: a hung upload or download, the case that
+/// exercises a client's read and idle timeouts. Without `duration` the stall lasts forever.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stall {
+    /// Bytes relayed before the stall (default 0: stall from the first byte).
+    #[serde(default)]
+    pub after: Option<ByteSize>,
+    /// How long the stall lasts; absent means it never ends.
+    pub duration: Option<Span>,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Relaying,
+    Paused { until: Instant, mark: Option<Mark> },
+    Holding,
+}
+
+/// Per-direction stall state.
+#[derive(Debug)]
+pub struct Stalling {
+    limit: u64,
+    counted: u64,
+    duration: Option<std::time::Duration>,
+    rule: usize,
+    direction: Direction,
+    phase: Phase,
+}
+
+impl Stalling {
+    /// Starts counting bytes toward the stall of rule `rule` on `direction`.
+    pub fn new(params: &Stall, rule: usize, direction: Direction) -> Self {
+        Stalling {
+            limit: params.after.map(|a| a.0).unwrap_or(0),
+            counted: 0,
+            duration: params.duration.map(|d| d.0),
+            rule,
+            direction,
+            phase: Phase::Relaying,
+        }
+    }
+
+    fn delay_until(steps: Vec<Step>, until: Instant, mark: &mut Option<Mark>) -> Vec<Step> {
+        steps
+            .into_iter()
+            .map(|step| match step {
+                Step::Send {
+                    len,
+                    not_before,
+                    mark: own,
+                } => Step::Send {
+                    len,
+                    not_before: not_before.max(until),
+                    mark: own.or_else(|| mark.take()),
+                },
+                other => other,
+            })
+            .collect()
+    }
+}
+
+impl StreamFault for Stalling {
+    fn apply(&mut self, steps: Vec<Step>, arrival: Instant) -> Vec<Step> {
+        match &mut self.phase {
+            Phase::Holding => Vec::new(),
+            Phase::Paused { until, mark } => {
+                if arrival >= *until && mark.is_none() {
+                    return steps;
+                }
+                let until = *until;
+                Self::delay_until(steps, until, mark)
+            }
+            Phase::Relaying => {
+                let (mut before, rest) = split_at_limit(steps, &mut self.counted, self.limit);
+                let Some(rest) = rest else {
+                    return before;
+                };
+                match self.duration {
+                    None => {
+                        self.phase = Phase::Holding;
+                        before.push(Step::Hold {
+                            mark: Mark {
+                                rule: self.rule,
+                                note: format!(
+                                    "stalled {} forever after {} bytes",
+                                    self.direction, self.limit
+                                ),
+                            },
+                        });
+                        before
+                    }
+                    Some(duration) => {
+                        let until = arrival + duration;
+                        let mut mark = Some(Mark {
+                            rule: self.rule,
+                            note: format!(
+                                "stalled {} for {duration:?} after {} bytes",
+                                self.direction, self.limit
+                            ),
+                        });
+                        before.extend(Self::delay_until(rest, until, &mut mark));
+                        self.phase = Phase::Paused { until, mark };
+                        before
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::plan::sent_len;
+    use std::time::Duration;
+
+    fn stall(after: u64, secs: Option<u64>) -> Stall {
+        Stall {
+            after: Some(ByteSize(after)),
+            duration: secs.map(|s| Span(Duration::from_secs(s))),
+        }
+    }
+
+    #[test]
+    fn bytes_after_the_limit_wait_for_the_duration() {
+        let t0 = Instant::now();
+        let mut fault = Stalling::new(&stall(10, Some(2)), 0, Direction::ClientToUpstream);
+        let plan = fault.apply(vec![Step::send(30, t0)], t0);
+        assert_eq!(sent_len(&plan), 30);
+        match plan.as_slice() {
+            [Step::Send {
+                len: 10,
+                not_before: a,
+                mark: None,
+            }, Step::Send {
+                len: 20,
+                not_before: b,
+                mark: Some(_),
+            }] => {
+                assert_eq!(*a, t0);
+                assert_eq!(*b, t0 + Duration::from_secs(2));
+            }
+            other => panic!("unexpected plan {other:?}"),
+        }
+        // A chunk arriving during the stall waits too; one after it passes through.
+        let during = fault.apply(vec![Step::send(5, t0 + Duration::from_secs(1))], t0);
+        assert!(
+            matches!(&during[0], Step::Send { not_before, .. } if *not_before == t0 + Duration::from_secs(2))
+        );
+        let after = t0 + Duration::from_secs(3);
+        let later = fault.apply(vec![Step::send(5, after)], after);
+        assert!(matches!(&later[0], Step::Send { not_before, .. } if *not_before == after));
+    }
+
+    #[test]
+    fn a_stall_without_duration_holds_forever() {
+        let t0 = Instant::now();
+        let mut fault = Stalling::new(&stall(4, None), 1, Direction::UpstreamToClient);
+        let plan = fault.apply(vec![Step::send(10, t0)], t0);
+        assert_eq!(sent_len(&plan), 4);
+        assert!(matches!(plan.last(), Some(Step::Hold { .. })));
+        assert!(fault.apply(vec![Step::send(10, t0)], t0).is_empty());
+    }
+
+    #[test]
+    fn a_stall_at_a_chunk_boundary_marks_the_first_delayed_chunk() {
+        let t0 = Instant::now();
+        let mut fault = Stalling::new(&stall(10, Some(1)), 0, Direction::ClientToUpstream);
+        let first = fault.apply(vec![Step::send(10, t0)], t0);
+        assert_eq!(sent_len(&first), 10);
+        let next = fault.apply(vec![Step::send(3, t0)], t0);
+        assert!(
+            matches!(&next[0], Step::Send { mark: Some(_), not_before, .. } if *not_before == t0 + Duration::from_secs(1))
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! faultline: a transparent TCP chaos proxy that makes network failures happen on purpose,
+//! reproducibly, so data-losing retry bugs can be shown byte for byte.
+//!
+//! Crate map (data flows one way, top to bottom):
+//! - [`cli`]: what the user typed (clap definitions only).
+//! - [`scenario`]: scenario files: schema, units, validation with `FILE:LINE:COL`, matching.
+//! - [`fault`]: pure faults that turn "bytes arrived" into a plan; no I/O.
+//! - [`proxy`]: accept loop, connections and pumps: the only code that waits and writes.
+//! - [`builtin`]: upstreams faultline can start itself (`builtin:echo`).
+//! - [`demo`]: the end-to-end demonstration behind `faultline demo`.
+//! - [`direction`], [`seed`]: shared vocabulary (directions, reproducible random streams).
+
+pub mod builtin;
+pub mod cli;
+pub mod demo;
+pub mod direction;
+pub mod fault;
+pub mod proxy;
+
+pub mod scenario;
+pub mod seed;

@@ -1,0 +1,123 @@
+//! The faultline binary: parse the command line, set up logging, run, map the outcome to an exit
+//! status (0 ok, 1 runtime failure, 2 invalid input). All logic lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use faultline::cli::{Cli, Command, RunArgs};
+use faultline::proxy::{self, RunPlan};
+use faultline::scenario::{Scenario, ScenarioError, DEFAULT_LISTEN};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo speaks for itself on stdout; its logs stay quiet unless RUST_LOG asks.
+    let default_level = match cli.command {
+        Command::Demo => "faultline=warn",
+        _ => "faultline=info",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Check { files } => check(&files),
+        Command::Run(args) => runtime()
+            .and_then(|rt| rt.block_on(run(args)))
+            .unwrap_or_else(report),
+        Command::Demo => runtime()
+            .and_then(|rt| {
+                rt.block_on(faultline::demo::run())
+                    .map_err(anyhow::Error::from)
+            })
+            .map(|()| ExitCode::SUCCESS)
+            .unwrap_or_else(report),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn report(error: anyhow::Error) -> ExitCode {
+    eprintln!("faultline: error: {error:#}");
+    ExitCode::from(1)
+}
+
+fn check(files: &[PathBuf]) -> ExitCode {
+    let mut bad = 0;
+    for file in files {
+        match Scenario::load(file) {
+            Ok(scenario) => println!("{}: ok ({} rules)", file.display(), scenario.rules.len()),
+            Err(e) => {
+                bad += 1;
+                eprintln!("{e}");
+            }
+        }
+    }
+    if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+async fn run(args: RunArgs) -> Result<ExitCode> {
+    let scenario = match Scenario::load(&args.scenario) {
+        Ok(s) => s,
+        Err(e @ ScenarioError::Invalid(_)) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let listen = match args.listen.or(scenario.listen) {
+        Some(addr) => addr,
+        None => DEFAULT_LISTEN.parse().context("default listen address")?,
+    };
+    let Some(upstream) = args.upstream.or_else(|| scenario.upstream.clone()) else {
+        eprintln!(
+            "{}: no upstream: set [proxy] upstream in the file or pass --upstream HOST:PORT",
+            args.scenario.display()
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let seed = args.seed.or(scenario.seed).unwrap_or_else(rand::random);
+    let scenario = Arc::new(scenario);
+    let running = proxy::start(RunPlan {
+        scenario: scenario.clone(),
+        listen,
+        upstream,
+        seed,
+    })
+    .await?;
+    eprintln!(
+        "faultline: listening on {}, upstream {}, scenario \"{}\", seed {} (Ctrl-C to stop)",
+        running.local_addr, running.shared.upstream, scenario.name, seed
+    );
+    wait_for_signal().await?;
+    running.shutdown();
+    let summary = running.wait().await;
+    println!("faultline: scenario \"{}\", seed {}", scenario.name, seed);
+    print!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot watch Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

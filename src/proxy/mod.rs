@@ -1,0 +1,240 @@
+//! The proxy: binds the listener, starts built-in upstreams, accepts clients and hands each one to
+//! a connection task until shutdown.
+//!
+//! Like mini-redis's `server::run`, the accept loop takes an already-bound listener and a
+//! cancellation token, so tests bind `127.0.0.1:0` and stop a run without signals.
+
+pub mod connection;
+pub mod pump;
+pub mod socket;
+pub mod stats;
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::builtin;
+use crate::scenario::schema::{Builtin, UpstreamSpec};
+use crate::scenario::Scenario;
+use stats::{RunStats, RunSummary};
+
+/// Where upstream legs connect, once built-ins are started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// A resolved socket address (also what a built-in listens on).
+    Socket(SocketAddr),
+    /// A host name resolved at every connection, as a client would.
+    HostPort { host: String, port: u16 },
+}
+
+impl Upstream {
+    /// Opens an upstream leg.
+    pub async fn connect(&self) -> io::Result<TcpStream> {
+        match self {
+            Upstream::Socket(addr) => TcpStream::connect(addr).await,
+            Upstream::HostPort { host, port } => TcpStream::connect((host.as_str(), *port)).await,
+        }
+    }
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Upstream::Socket(addr) => write!(f, "{addr}"),
+            Upstream::HostPort { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+/// Everything connections of one run share. Immutable but for counters.
+#[derive(Debug)]
+pub struct RunShared {
+    /// The validated scenario.
+    pub scenario: Arc<Scenario>,
+    /// The effective seed (flag > file > random).
+    pub seed: u64,
+    /// Where upstream legs go.
+    pub upstream: Upstream,
+    /// Counters for the summary.
+    pub stats: RunStats,
+    /// Cancelled to stop accepting and end every connection.
+    pub shutdown: CancellationToken,
+    /// Connections currently being served (tests check it returns to zero: no leaked tasks).
+    pub active: AtomicU64,
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listen address could not be bound (in use, not local, no permission).
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    /// A built-in upstream could not start.
+    #[error("cannot start built-in upstream {name}: {source}")]
+    Builtin {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The upstream is the proxy itself: every connection would open another one.
+    #[error("upstream {0} is faultline's own listen address; that would loop forever")]
+    Loop(SocketAddr),
+}
+
+/// What to run: the scenario plus the values flags may override.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    /// The scenario.
+    pub scenario: Arc<Scenario>,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Upstream as written (built-ins are started by [`start`]).
+    pub upstream: UpstreamSpec,
+    /// Effective seed.
+    pub seed: u64,
+}
+
+/// A run in progress.
+#[derive(Debug)]
+pub struct Running {
+    /// The address clients connect to (the real port when the plan said `:0`).
+    pub local_addr: SocketAddr,
+    /// State shared with the connections.
+    pub shared: Arc<RunShared>,
+    accept_loop: JoinHandle<()>,
+    builtins: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Asks the run to stop: no more accepts, every connection ends.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+
+    /// Waits for the accept loop and every connection task to end, then returns the summary.
+    pub async fn wait(self) -> RunSummary {
+        if let Err(e) = self.accept_loop.await {
+            warn!(error = %e, "accept loop ended abnormally");
+        }
+        for builtin in self.builtins {
+            let _ = builtin.await;
+        }
+        self.shared.stats.snapshot(&self.shared.scenario)
+    }
+}
+
+/// Binds the listener, starts any built-in upstream, and spawns the accept loop.
+pub async fn start(plan: RunPlan) -> Result<Running, StartError> {
+    let listener = TcpListener::bind(plan.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: plan.listen,
+            source,
+        })?;
+    let shutdown = CancellationToken::new();
+    start_on(listener, plan, shutdown).await
+}
+
+/// Like [`start`] on an already-bound listener, with the caller's shutdown token.
+pub async fn start_on(
+    listener: TcpListener,
+    plan: RunPlan,
+    shutdown: CancellationToken,
+) -> Result<Running, StartError> {
+    let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: plan.listen,
+        source,
+    })?;
+    let mut builtins = Vec::new();
+    let upstream = match &plan.upstream {
+        UpstreamSpec::Builtin(Builtin::Echo) => {
+            let (addr, task) = builtin::echo::spawn(shutdown.clone())
+                .await
+                .map_err(|source| StartError::Builtin {
+                    name: "builtin:echo".into(),
+                    source,
+                })?;
+            builtins.push(task);
+            Upstream::Socket(addr)
+        }
+        UpstreamSpec::Address { host, port } => match host.parse() {
+            Ok(ip) => Upstream::Socket(SocketAddr::new(ip, *port)),
+            Err(_) => Upstream::HostPort {
+                host: host.clone(),
+                port: *port,
+            },
+        },
+    };
+    if let Upstream::Socket(addr) = upstream {
+        if addr == local_addr {
+            return Err(StartError::Loop(addr));
+        }
+    }
+    let shared = Arc::new(RunShared {
+        stats: RunStats::new(plan.scenario.rules.len()),
+        scenario: plan.scenario,
+        seed: plan.seed,
+        upstream,
+        shutdown,
+        active: AtomicU64::new(0),
+    });
+    info!(
+        listen = %local_addr,
+        upstream = %shared.upstream,
+        scenario = %shared.scenario.name,
+        seed = shared.seed,
+        rules = shared.scenario.rules.len(),
+        "proxy started"
+    );
+    let accept_loop = tokio::spawn(accept_loop(listener, shared.clone()));
+    Ok(Running {
+        local_addr,
+        shared,
+        accept_loop,
+        builtins,
+    })
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<RunShared>) {
+    let tracker = TaskTracker::new();
+    let mut ordinal = 0u64;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shared.shutdown.cancelled() => break,
+        };
+        match accepted {
+            Ok((stream, client_addr)) => {
+                ordinal += 1;
+                shared.stats.connections.fetch_add(1, Relaxed);
+                shared.active.fetch_add(1, Relaxed);
+                let shared = shared.clone();
+                tracker.spawn(async move {
+                    connection::serve(stream, client_addr, ordinal, shared.clone()).await;
+                    shared.active.fetch_sub(1, Relaxed);
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and similar: keep serving, but do not spin.
+                warn!(side = "client", error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    tracker.close();
+    tracker.wait().await;
+}

@@ -1,0 +1,195 @@
+//! The pump: moves one direction's bytes from a source socket to a destination socket, executing
+//! the plans the faults make. It is the only place that waits and writes.
+//!
+//! Reading goes on while planned bytes wait for their instant (so a latency fault delays each
+//! chunk from its own arrival instead of adding up), but only while less than [`HIGH_WATER`]
+//! bytes are queued: backpressure reaches the sender as a full TCP window, never as memory growth.
+
+use std::collections::VecDeque;
+use std::io;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::{sleep_until, Instant};
+
+use super::connection::ConnectionShared;
+use crate::direction::Direction;
+use crate::fault::plan::{EndHow, Mark, Step};
+use crate::fault::DirectionPlanner;
+
+/// Bytes asked of the kernel per read: large reads keep syscalls per byte low on bulk transfers.
+const READ_CHUNK: usize = 256 * 1024;
+/// Queued bytes above which the pump stops reading.
+pub const HIGH_WATER: usize = 4 * 1024 * 1024;
+
+/// How a pump ended.
+#[derive(Debug)]
+pub enum PumpEnd {
+    /// The source shut down its write half, every planned byte was written, and the
+    /// destination's write half was shut down in turn (half-close carried across).
+    Finished,
+    /// A fault ends the connection; everything planned before it was written.
+    Fault { how: EndHow, mark: Mark },
+    /// Reading from the source failed (typically the peer reset).
+    SourceFailed(io::Error),
+    /// Writing to the destination failed.
+    DestinationFailed(io::Error),
+}
+
+enum Queued {
+    Send {
+        bytes: Bytes,
+        not_before: Option<Instant>,
+        mark: Option<Mark>,
+    },
+    End {
+        how: EndHow,
+        mark: Mark,
+    },
+    Hold {
+        mark: Mark,
+    },
+}
+
+/// Relays `direction` from `source` to `destination` until EOF, a fault or an error.
+pub async fn pump<R, W>(
+    source: &mut R,
+    destination: &mut W,
+    direction: Direction,
+    mut planner: DirectionPlanner,
+    conn: &ConnectionShared,
+) -> PumpEnd
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut queue: VecDeque<Queued> = VecDeque::new();
+    let mut queued_bytes = 0usize;
+    let mut eof = false;
+    // Once an End or Hold is planned, nothing more is read in this direction.
+    let mut closed_by_plan = false;
+    let mut holding = false;
+
+    loop {
+        // Execute every step whose time has come.
+        while let Some(front) = queue.front() {
+            if let Queued::Send {
+                not_before: Some(at),
+                ..
+            } = front
+            {
+                if *at > Instant::now() {
+                    break;
+                }
+            }
+            if holding {
+                break;
+            }
+            match queue.pop_front() {
+                Some(Queued::Send { bytes, mark, .. }) => {
+                    queued_bytes -= bytes.len();
+                    if let Some(mark) = mark {
+                        conn.fault_fired(&mark);
+                    }
+                    if let Err(e) = destination.write_all(&bytes).await {
+                        return PumpEnd::DestinationFailed(e);
+                    }
+                    conn.relayed(direction, &bytes);
+                }
+                Some(Queued::End { how, mark }) => {
+                    conn.fault_fired(&mark);
+                    return PumpEnd::Fault { how, mark };
+                }
+                Some(Queued::Hold { mark }) => {
+                    conn.fault_fired(&mark);
+                    holding = true;
+                }
+                None => break,
+            }
+        }
+
+        if eof && queue.is_empty() {
+            return match destination.shutdown().await {
+                Ok(()) => {
+                    conn.shut_down(direction);
+                    PumpEnd::Finished
+                }
+                Err(e) => PumpEnd::DestinationFailed(e),
+            };
+        }
+
+        let can_read = !eof && !closed_by_plan && queued_bytes < HIGH_WATER;
+        let deadline = match queue.front() {
+            Some(Queued::Send {
+                not_before: Some(at),
+                ..
+            }) if !holding => Some(*at),
+            _ => None,
+        };
+
+        if can_read && buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        let read = tokio::select! {
+            biased;
+            _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => None,
+            result = source.read_buf(&mut buf), if can_read => Some(result),
+            else => {
+                // Held for good (stall without duration): keep both sockets open until the
+                // connection is ended by the other direction, a timer or shutdown.
+                std::future::pending::<()>().await;
+                None
+            }
+        };
+        let Some(result) = read else { continue };
+        let n = match result {
+            Ok(0) => {
+                eof = true;
+                conn.source_closed(direction);
+                continue;
+            }
+            Ok(n) => n,
+            Err(e) => return PumpEnd::SourceFailed(e),
+        };
+        let mut chunk = buf.split_to(n).freeze();
+        conn.received(direction, &chunk);
+
+        if planner.is_empty() {
+            queued_bytes += n;
+            queue.push_back(Queued::Send {
+                bytes: chunk,
+                not_before: None,
+                mark: None,
+            });
+            continue;
+        }
+        for step in planner.plan(n, Instant::now()) {
+            match step {
+                Step::Send {
+                    len,
+                    not_before,
+                    mark,
+                } => {
+                    let len = len.min(chunk.len());
+                    queued_bytes += len;
+                    queue.push_back(Queued::Send {
+                        bytes: chunk.split_to(len),
+                        not_before: Some(not_before),
+                        mark,
+                    });
+                }
+                Step::End { how, mark } => {
+                    closed_by_plan = true;
+                    queue.push_back(Queued::End { how, mark });
+                    break;
+                }
+                Step::Hold { mark } => {
+                    closed_by_plan = true;
+                    queue.push_back(Queued::Hold { mark });
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Run-wide counters (connections, bytes per direction, rule activity) and the exit summary.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::direction::Direction;
+use crate::scenario::Scenario;
+
+/// Counters shared by every connection of a run; lock-free so the data path never waits on them.
+#[derive(Debug)]
+pub struct RunStats {
+    /// Accepted client connections.
+    pub connections: AtomicU64,
+    /// Connections whose upstream could not be reached.
+    pub upstream_failures: AtomicU64,
+    /// Bytes written toward the upstream and toward the client.
+    pub bytes: [AtomicU64; 2],
+    /// Per rule, in scenario order.
+    pub rules: Vec<RuleStats>,
+}
+
+/// How often one rule applied.
+#[derive(Debug, Default)]
+pub struct RuleStats {
+    /// Connections whose connection-level conditions matched the rule.
+    pub matched: AtomicU64,
+    /// Times the fault took effect on traffic (a reset happened, a chunk was delayed, …).
+    pub fired: AtomicU64,
+}
+
+impl RunStats {
+    /// Zeroed counters for a scenario with `rules` rules.
+    pub fn new(rules: usize) -> Self {
+        RunStats {
+            connections: AtomicU64::new(0),
+            upstream_failures: AtomicU64::new(0),
+            bytes: [AtomicU64::new(0), AtomicU64::new(0)],
+            rules: (0..rules).map(|_| RuleStats::default()).collect(),
+        }
+    }
+
+    /// Counts bytes written in `direction`.
+    pub fn add_bytes(&self, direction: Direction, n: usize) {
+        self.bytes[direction.index()].fetch_add(n as u64, Relaxed);
+    }
+
+    /// A plain copy of the counters, for the summary and for tests.
+    pub fn snapshot(&self, scenario: &Scenario) -> RunSummary {
+        RunSummary {
+            connections: self.connections.load(Relaxed),
+            upstream_failures: self.upstream_failures.load(Relaxed),
+            client_to_upstream: self.bytes[0].load(Relaxed),
+            upstream_to_client: self.bytes[1].load(Relaxed),
+            rules: scenario
+                .rules
+                .iter()
+                .zip(&self.rules)
+                .map(|(rule, s)| RuleSummary {
+                    name: rule.name.clone(),
+                    fault: rule.fault.name(),
+                    matched: s.matched.load(Relaxed),
+                    fired: s.fired.load(Relaxed),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What a run did, printed at exit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Accepted client connections.
+    pub connections: u64,
+    /// Connections whose upstream could not be reached.
+    pub upstream_failures: u64,
+    /// Bytes written to the upstream.
+    pub client_to_upstream: u64,
+    /// Bytes written to the client.
+    pub upstream_to_client: u64,
+    /// Per rule, in scenario order.
+    pub rules: Vec<RuleSummary>,
+}
+
+/// One rule's line of the summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSummary {
+    /// Rule name.
+    pub name: String,
+    /// Fault name.
+    pub fault: &'static str,
+    /// Connections matched.
+    pub matched: u64,
+    /// Times fired.
+    pub fired: u64,
+}
+
+impl fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "connections: {} ({} upstream failures)",
+            self.connections, self.upstream_failures
+        )?;
+        writeln!(
+            f,
+            "bytes: client->upstream {}, upstream->client {}",
+            self.client_to_upstream, self.upstream_to_client
+        )?;
+        if self.rules.is_empty() {
+            writeln!(f, "rules: none (pass-through)")?;
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            writeln!(
+                f,
+                "rule {} \"{}\" ({}): matched {} connection(s), fired {} time(s)",
+                i + 1,
+                rule.name,
+                rule.fault,
+                rule.matched,
+                rule.fired
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,211 @@
+//! The scenario file schema as serde types: what a user may write, with `deny_unknown_fields`
+//! everywhere so a typo is an error, not a silently ignored key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU64;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::units::Probability;
+use crate::direction::DirectionMatch;
+use crate::fault::Fault;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Defaults to the file stem.
+    pub name: Option<String>,
+    /// Free text for humans.
+    pub description: Option<String>,
+    /// Seed of every random decision; chosen at random (and logged) when absent.
+    pub seed: Option<u64>,
+    /// Where to listen and where to forward.
+    #[serde(default)]
+    pub proxy: ProxySection,
+    /// Rules in file order.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<Spanned<RuleSection>>,
+}
+
+/// `[proxy]`: the wiring of a run. Command-line flags override each key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySection {
+    /// Listen address; defaults to `127.0.0.1:3030`.
+    pub listen: Option<ListenAddr>,
+    /// The remote; may also come from `--upstream`.
+    pub upstream: Option<UpstreamSpec>,
+}
+
+/// A socket address to listen on, checked at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr(pub SocketAddr);
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map(ListenAddr).map_err(|_| {
+            de::Error::custom(format!(
+                "invalid listen address {text:?}: expected IP:PORT such as \"127.0.0.1:3030\" or \"[::1]:3030\""
+            ))
+        })
+    }
+}
+
+/// Upstreams faultline can start by itself, so a scenario runs with nothing else installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// A TCP echo server that keeps half-close semantics.
+    Echo,
+}
+
+impl Builtin {
+    /// Every built-in, for error messages and `--help`.
+    pub const ALL: [(&'static str, Builtin); 1] = [("echo", Builtin::Echo)];
+}
+
+/// Where the upstream leg connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamSpec {
+    /// `host:port`; the host is resolved at each connection.
+    Address { host: String, port: u16 },
+    /// `builtin:NAME`.
+    Builtin(Builtin),
+}
+
+impl fmt::Display for UpstreamSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpstreamSpec::Address { host, port } if host.contains(':') => {
+                write!(f, "[{host}]:{port}")
+            }
+            UpstreamSpec::Address { host, port } => write!(f, "{host}:{port}"),
+            UpstreamSpec::Builtin(b) => {
+                let name = Builtin::ALL
+                    .iter()
+                    .find(|(_, v)| v == b)
+                    .map(|(n, _)| *n)
+                    .unwrap_or("?");
+                write!(f, "builtin:{name}")
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for UpstreamSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if let Some(name) = text.strip_prefix("builtin:") {
+            return Builtin::ALL
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, b)| UpstreamSpec::Builtin(*b))
+                .ok_or_else(|| {
+                    let known: Vec<String> = Builtin::ALL
+                        .iter()
+                        .map(|(n, _)| format!("builtin:{n}"))
+                        .collect();
+                    format!(
+                        "unknown built-in upstream {text:?}: known are {}",
+                        known.join(", ")
+                    )
+                });
+        }
+        let bad = || {
+            format!("invalid upstream {text:?}: expected HOST:PORT (e.g. \"127.0.0.1:8080\", \"[::1]:8080\", \"localhost:8080\") or builtin:echo")
+        };
+        let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || port == 0 {
+            return Err(bad());
+        }
+        Ok(UpstreamSpec::Address {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for UpstreamSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+/// `[[rule]]`: when (`match`) and what (`fault`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSection {
+    /// Shown in logs, the summary and capture comments; defaults to `rule N (FAULT)`.
+    pub name: Option<String>,
+    /// When the rule applies; empty matches every connection.
+    #[serde(default, rename = "match")]
+    pub matcher: MatchSection,
+    /// What the rule does: exactly one `fault.NAME` table.
+    pub fault: Fault,
+}
+
+/// The `match` table of a rule.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSection {
+    /// 1-based ordinals of accepted connections.
+    pub connection: Option<ConnectionSet>,
+    /// Every nth connection (n, 2n, 3n, …).
+    pub every: Option<NonZeroU64>,
+    /// Chance per connection, drawn from the seeded stream of (connection, rule).
+    pub probability: Option<Probability>,
+    /// Which direction stream faults act on; `both` when absent.
+    pub direction: Option<Spanned<DirectionMatch>>,
+}
+
+/// `connection = 2` or `connection = [1, 3]`: 1-based connection ordinals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionSet(pub Vec<u64>);
+
+impl<'de> Deserialize<'de> for ConnectionSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SetVisitor;
+        fn ordinal<E: de::Error>(v: i64) -> Result<u64, E> {
+            if v >= 1 {
+                Ok(v as u64)
+            } else {
+                Err(E::custom(format!(
+                    "connection ordinals start at 1, got {v}"
+                )))
+            }
+        }
+        impl<'de> Visitor<'de> for SetVisitor {
+            type Value = ConnectionSet;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a connection ordinal (1, 2, …) or a list of them")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ConnectionSet, E> {
+                Ok(ConnectionSet(vec![ordinal(v)?]))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ConnectionSet, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ConnectionSet, A::Error> {
+                let mut all = Vec::new();
+                while let Some(v) = seq.next_element::<i64>()? {
+                    all.push(ordinal(v)?);
+                }
+                if all.is_empty() {
+                    return Err(de::Error::custom(
+                        "an empty list matches no connection: remove the rule or list ordinals",
+                    ));
+                }
+                Ok(ConnectionSet(all))
+            }
+        }
+        d.deserialize_any(SetVisitor)
+    }
+}

@@ -1,0 +1,277 @@
+//! Typed units for scenario values (sizes, durations, rates, probabilities), parsed once at load.
+//!
+//! Units live in types so that a rule can never confuse "64" bytes with "64" milliseconds: every
+//! value in a scenario file carries its unit in the string (`"64KiB"`, `"250ms"`, `"1MiB/s"`), and
+//! a missing or unknown unit is an error at load, pointing at the value.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+/// A number of bytes, written `"64KiB"`, `"1MB"`, `"512B"` or as a plain integer of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ByteSize(pub u64);
+
+/// A span of time, written with a unit: `"500us"`, `"250ms"`, `"30s"`, `"2m"`, `"1h"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Span(pub Duration);
+
+/// A transfer rate in bytes per second, written `"256KiB/s"`; always greater than zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rate(pub u64);
+
+/// A probability in `0.0..=1.0`; values outside are rejected at load rather than clamped.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Probability(f64);
+
+impl Probability {
+    /// Checks the range so a typo like `probability = 5` (meaning 5 %) is caught at load.
+    pub fn new(value: f64) -> Result<Self, String> {
+        if value.is_finite() && (0.0..=1.0).contains(&value) {
+            Ok(Probability(value))
+        } else {
+            Err(format!(
+                "probability must be between 0 and 1 (write 0.05 for 5 %), got {value}"
+            ))
+        }
+    }
+
+    /// The checked value, for comparing against a uniform draw in `[0, 1)`.
+    pub fn value(self) -> f64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} bytes", self.0)
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} bytes/s", self.0)
+    }
+}
+
+/// Splits `"64KiB"` into `(64.0, "KiB")`; the number may have a fraction (`"1.5MiB"`).
+fn split_number(text: &str) -> Option<(f64, &str)> {
+    let text = text.trim();
+    let end = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(end);
+    let number: String = number.chars().filter(|&c| c != '_').collect();
+    let value: f64 = number.parse().ok()?;
+    Some((value, unit.trim()))
+}
+
+/// Parses a size such as `"64KiB"`; decimal (`KB`) and binary (`KiB`) prefixes both exist in the
+/// wild, so both are accepted and mean what they say.
+pub fn parse_size(text: &str) -> Result<ByteSize, String> {
+    let bad = || {
+        format!("invalid size {text:?}: expected a number with a unit, like \"64KiB\", \"1MB\" or \"512B\"")
+    };
+    let (value, unit) = split_number(text).ok_or_else(bad)?;
+    let multiplier: u64 = match unit {
+        "" | "B" | "b" => 1,
+        "K" | "KB" | "kB" | "kb" => 1_000,
+        "KiB" | "Ki" => 1 << 10,
+        "M" | "MB" => 1_000_000,
+        "MiB" | "Mi" => 1 << 20,
+        "G" | "GB" => 1_000_000_000,
+        "GiB" | "Gi" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    let bytes = value * multiplier as f64;
+    if bytes.fract() != 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!(
+            "invalid size {text:?}: not a whole number of bytes"
+        ));
+    }
+    Ok(ByteSize(bytes as u64))
+}
+
+/// Parses a duration such as `"250ms"`; a bare number is rejected because its unit would be a guess.
+pub fn parse_duration(text: &str) -> Result<Span, String> {
+    let bad = || {
+        format!("invalid duration {text:?}: expected a number with a unit, like \"250ms\", \"30s\" or \"2m\"")
+    };
+    let (value, unit) = split_number(text).ok_or_else(bad)?;
+    let seconds = match unit {
+        "ns" => value / 1e9,
+        "us" | "µs" => value / 1e6,
+        "ms" => value / 1e3,
+        "s" => value,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(bad()),
+    };
+    if !seconds.is_finite() || seconds > 86_400.0 * 365.0 {
+        return Err(format!("invalid duration {text:?}: too long"));
+    }
+    Ok(Span(Duration::from_secs_f64(seconds)))
+}
+
+/// Parses a rate such as `"256KiB/s"`; zero is rejected (use `stall` to stop traffic).
+pub fn parse_rate(text: &str) -> Result<Rate, String> {
+    let size = text.trim().strip_suffix("/s").ok_or_else(|| {
+        format!("invalid rate {text:?}: expected a size per second, like \"256KiB/s\"")
+    })?;
+    let ByteSize(bytes) = parse_size(size)?;
+    if bytes == 0 {
+        return Err(format!(
+            "invalid rate {text:?}: must be greater than zero (use the stall fault to stop traffic)"
+        ));
+    }
+    Ok(Rate(bytes))
+}
+
+struct UnitVisitor<F> {
+    expecting: &'static str,
+    parse: F,
+    accepts_integer: bool,
+}
+
+impl<'de, T, F> Visitor<'de> for UnitVisitor<F>
+where
+    F: Fn(&str) -> Result<T, String>,
+{
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.parse)(v).map_err(E::custom)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        if self.accepts_integer && v >= 0 {
+            (self.parse)(&v.to_string()).map_err(E::custom)
+        } else {
+            Err(E::custom(format!(
+                "expected {}, got the bare number {v}",
+                self.expecting
+            )))
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        self.visit_i64(i64::try_from(v).unwrap_or(-1))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UnitVisitor {
+            expecting: "a size like \"64KiB\" or an integer number of bytes",
+            parse: parse_size,
+            accepts_integer: true,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UnitVisitor {
+            expecting: "a duration with a unit, like \"250ms\"",
+            parse: parse_duration,
+            accepts_integer: false,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UnitVisitor {
+            expecting: "a rate like \"256KiB/s\"",
+            parse: parse_rate,
+            accepts_integer: false,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Probability {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ProbabilityVisitor;
+        impl Visitor<'_> for ProbabilityVisitor {
+            type Value = Probability;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number between 0 and 1")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Probability, E> {
+                Probability::new(v).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Probability, E> {
+                Probability::new(v as f64).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Probability, E> {
+                Probability::new(v as f64).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(ProbabilityVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_accept_decimal_and_binary_prefixes() {
+        assert_eq!(parse_size("64KiB"), Ok(ByteSize(65_536)));
+        assert_eq!(parse_size("1MB"), Ok(ByteSize(1_000_000)));
+        assert_eq!(parse_size("1.5MiB"), Ok(ByteSize(1_572_864)));
+        assert_eq!(parse_size("512"), Ok(ByteSize(512)));
+        assert_eq!(parse_size("0B"), Ok(ByteSize(0)));
+        assert_eq!(parse_size("1_000"), Ok(ByteSize(1000)));
+    }
+
+    #[test]
+    fn sizes_reject_unknown_units_and_fractions_of_bytes() {
+        assert!(parse_size("64 parsecs").is_err());
+        assert!(parse_size("KiB").is_err());
+        assert!(parse_size("1.5").is_err());
+        assert!(parse_size("-3KiB").is_err());
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(
+            parse_duration("250ms"),
+            Ok(Span(Duration::from_millis(250)))
+        );
+        assert_eq!(parse_duration("2m"), Ok(Span(Duration::from_secs(120))));
+        assert_eq!(
+            parse_duration("500us"),
+            Ok(Span(Duration::from_micros(500)))
+        );
+        assert!(parse_duration("250").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+
+    #[test]
+    fn rates_are_sizes_per_second_and_positive() {
+        assert_eq!(parse_rate("256KiB/s"), Ok(Rate(262_144)));
+        assert!(parse_rate("256KiB").is_err());
+        assert!(parse_rate("0B/s").is_err());
+    }
+
+    #[test]
+    fn probabilities_are_range_checked() {
+        assert!(Probability::new(0.0).is_ok());
+        assert!(Probability::new(1.0).is_ok());
+        assert!(Probability::new(1.01).is_err());
+        assert!(Probability::new(f64::NAN).is_err());
+    }
+}
