@@ -51,4 +51,11 @@ pub struct RunArgs {
     /// is chosen and printed so the run can be replayed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Write a capture of both legs to PATH (.pcapng, or .pcap for classic libpcap; {name},
+    /// {time} and {pid} are expanded). Overrides [proxy] capture.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_capture")]
+    pub capture: Option<String>,
+    /// Do not capture, even if the scenario asks for it.
+    #[arg(long)]
+    pub no_capture: bool,
 }

@@ -5,13 +5,14 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rand::{RngCore, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use crate::capture::expand_path_template;
 use crate::proxy::{self, RunPlan, StartError};
 use crate::scenario::{Scenario, ScenarioError};
 
@@ -61,11 +62,22 @@ pub async fn run() -> Result<(), DemoError> {
     )?);
     let upstream = scenario.upstream.clone().ok_or(DemoError::NoUpstream)?;
     let seed = scenario.seed.unwrap_or(7);
+    let capture = expand_path_template(
+        scenario
+            .capture
+            .as_deref()
+            .unwrap_or("captures/{name}-{time}.pcapng"),
+        &scenario.name,
+        SystemTime::now(),
+        std::process::id(),
+    );
     let running = proxy::start(RunPlan {
         scenario: scenario.clone(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         upstream: upstream.clone(),
         seed,
+        capture: Some(capture),
+        command_line: "faultline demo".to_string(),
     })
     .await?;
     println!(
@@ -104,6 +116,11 @@ pub async fn run() -> Result<(), DemoError> {
     let summary = running.wait().await;
     println!();
     print!("{summary}");
+    if let Some(capture) = &summary.capture {
+        println!();
+        println!("See both legs of every connection (two TCP conversations each):");
+        println!("  tshark -r {} -q -z conv,tcp", capture.path.display());
+    }
     Ok(())
 }
 

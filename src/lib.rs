@@ -6,16 +6,21 @@
 //! - [`scenario`]: scenario files: schema, units, validation with `FILE:LINE:COL`, matching.
 //! - [`fault`]: pure faults that turn "bytes arrived" into a plan; no I/O.
 //! - [`proxy`]: accept loop, connections and pumps: the only code that waits and writes.
-//! - [`builtin`]: upstreams faultline can start itself (`builtin:echo`).
+//! - [`http`]: HTTP/1.x message framing over raw bytes (never re-serializes).
+//! - [`capture`]: synthesized TCP flows of both legs, written as pcapng/pcap.
+//! - [`builtin`]: upstreams faultline can start itself (`builtin:echo`); [`store`] is the
+//!   built-in HTTP store (`builtin:store`, `faultline serve-store`).
 //! - [`demo`]: the end-to-end demonstration behind `faultline demo`.
 //! - [`direction`], [`seed`]: shared vocabulary (directions, reproducible random streams).
 
 pub mod builtin;
+pub mod capture;
 pub mod cli;
 pub mod demo;
 pub mod direction;
 pub mod fault;
+pub mod http;
 pub mod proxy;
-
 pub mod scenario;
 pub mod seed;
+pub mod store;

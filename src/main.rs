@@ -4,11 +4,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+use faultline::capture::expand_path_template;
 use faultline::cli::{Cli, Command, RunArgs};
 use faultline::proxy::{self, RunPlan};
 use faultline::scenario::{Scenario, ScenarioError, DEFAULT_LISTEN};
@@ -92,12 +94,26 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     let seed = args.seed.or(scenario.seed).unwrap_or_else(rand::random);
+    let capture = match (
+        args.no_capture,
+        args.capture.or_else(|| scenario.capture.clone()),
+    ) {
+        (true, _) | (false, None) => None,
+        (false, Some(template)) => Some(expand_path_template(
+            &template,
+            &scenario.name,
+            SystemTime::now(),
+            std::process::id(),
+        )),
+    };
     let scenario = Arc::new(scenario);
     let running = proxy::start(RunPlan {
         scenario: scenario.clone(),
         listen,
         upstream,
         seed,
+        capture,
+        command_line: std::env::args().collect::<Vec<_>>().join(" "),
     })
     .await?;
     eprintln!(
@@ -109,7 +125,14 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     let summary = running.wait().await;
     println!("faultline: scenario \"{}\", seed {}", scenario.name, seed);
     print!("{summary}");
-    Ok(ExitCode::SUCCESS)
+    match summary
+        .capture
+        .as_ref()
+        .and_then(|c| c.write_error.as_ref())
+    {
+        Some(_) => Ok(ExitCode::from(1)),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }
 
 async fn wait_for_signal() -> Result<()> {

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout, Instant};
@@ -13,7 +14,9 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::pump::{pump, PumpEnd};
 use super::socket::{abort, wait_delivered};
+use super::tap::Tap;
 use super::RunShared;
+use crate::capture::Leg;
 use crate::direction::Direction;
 use crate::fault::plan::{EndHow, Mark};
 use crate::fault::{ConnectionFault, DirectionPlanner};
@@ -27,18 +30,21 @@ const DELIVERY_LIMIT: Duration = Duration::from_secs(2);
 /// FIN into a RST.
 const LINGER_LIMIT: Duration = Duration::from_secs(2);
 
-/// What both pumps of one connection share: who it is, and the run it belongs to.
+/// What both pumps of one connection share: who it is, the run it belongs to, and its tap.
 #[derive(Debug)]
 pub struct ConnectionShared {
     /// 1-based ordinal among accepted connections.
     pub id: u64,
     /// The run's scenario, counters and switches.
     pub run: Arc<RunShared>,
+    /// Where this connection's traffic is recorded.
+    pub tap: Tap,
 }
 
 impl ConnectionShared {
-    /// A fault took effect: count it and say so once, at info, naming the rule.
-    pub fn fault_fired(&self, mark: &Mark) {
+    /// A fault took effect: count it, say so once at info naming the rule, and return the
+    /// sentence that marks it in the capture.
+    pub fn fault_fired(&self, mark: &Mark) -> String {
         if let Some(stats) = self.run.stats.rules.get(mark.rule) {
             stats.fired.fetch_add(1, Relaxed);
         }
@@ -50,26 +56,13 @@ impl ConnectionShared {
             .map(|r| r.name.as_str())
             .unwrap_or("?");
         info!(rule, "fault: {}", mark.note);
-    }
-
-    /// Bytes were read from the source of `direction`.
-    pub fn received(&self, direction: Direction, bytes: &[u8]) {
-        tracing::trace!(%direction, len = bytes.len(), "read");
+        format!("faultline: rule \"{rule}\" {}", mark.note)
     }
 
     /// Bytes were written to the destination of `direction`.
-    pub fn relayed(&self, direction: Direction, bytes: &[u8]) {
+    pub async fn relayed(&self, direction: Direction, bytes: &Bytes, comment: Option<String>) {
         self.run.stats.add_bytes(direction, bytes.len());
-    }
-
-    /// The source of `direction` shut down its write half.
-    pub fn source_closed(&self, direction: Direction) {
-        debug!(%direction, "source closed its write half");
-    }
-
-    /// The pump shut down the destination's write half.
-    pub fn shut_down(&self, direction: Direction) {
-        debug!(%direction, "half-close relayed");
+        self.tap.relayed(direction, bytes, comment).await;
     }
 }
 
@@ -77,16 +70,21 @@ impl ConnectionShared {
 pub async fn serve(client: TcpStream, client_addr: SocketAddr, id: u64, run: Arc<RunShared>) {
     let span = tracing::info_span!("conn", id, client = %client_addr);
     async move {
-        let conn = ConnectionShared { id, run };
-        proxy_connection(client, &conn).await;
+        let tap = Tap::new(run.capture.clone(), id);
+        let conn = ConnectionShared { id, run, tap };
+        proxy_connection(client, client_addr, &conn).await;
         debug!("closed");
     }
     .instrument(span)
     .await
 }
 
-async fn proxy_connection(mut client: TcpStream, conn: &ConnectionShared) {
+async fn proxy_connection(mut client: TcpStream, client_addr: SocketAddr, conn: &ConnectionShared) {
     let run = &conn.run;
+    let tap = &conn.tap;
+    if let Ok(local) = client.local_addr() {
+        tap.opened(Leg::Client, client_addr, local).await;
+    }
     let matched: Vec<usize> = run
         .scenario
         .rules
@@ -104,7 +102,9 @@ async fn proxy_connection(mut client: TcpStream, conn: &ConnectionShared) {
     for &i in &matched {
         match run.scenario.rules[i].fault.connection_fault(i) {
             Some(ConnectionFault::Refuse { mark }) => {
-                conn.fault_fired(&mark);
+                let comment = conn.fault_fired(&mark);
+                tap.proxy_rst(Leg::Client, Some(comment)).await;
+                tap.closed(Leg::Client).await;
                 abort(client);
                 return;
             }
@@ -119,21 +119,29 @@ async fn proxy_connection(mut client: TcpStream, conn: &ConnectionShared) {
     }
 
     let upstream_addr = run.upstream.to_string();
-    let mut upstream = match timeout(CONNECT_TIMEOUT, run.upstream.connect()).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => {
+    let connected = match timeout(CONNECT_TIMEOUT, run.upstream.connect()).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {CONNECT_TIMEOUT:?}"),
+        )),
+    };
+    let mut upstream = match connected {
+        Ok(stream) => stream,
+        Err(e) => {
             warn!(side = "upstream", upstream = %upstream_addr, error = %e, "cannot connect to upstream; resetting the client leg");
             run.stats.upstream_failures.fetch_add(1, Relaxed);
-            abort(client);
-            return;
-        }
-        Err(_) => {
-            warn!(side = "upstream", upstream = %upstream_addr, "upstream did not accept within {CONNECT_TIMEOUT:?}; resetting the client leg");
-            run.stats.upstream_failures.fetch_add(1, Relaxed);
+            let note =
+                format!("faultline: upstream {upstream_addr} unreachable ({e}); client leg reset");
+            tap.proxy_rst(Leg::Client, Some(note)).await;
+            tap.closed(Leg::Client).await;
             abort(client);
             return;
         }
     };
+    if let (Ok(local), Ok(peer)) = (upstream.local_addr(), upstream.peer_addr()) {
+        tap.opened(Leg::Upstream, local, peer).await;
+    }
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
     debug!(upstream = %upstream_addr, "upstream connected");
@@ -154,6 +162,9 @@ async fn proxy_connection(mut client: TcpStream, conn: &ConnectionShared) {
         DirectionPlanner::new(faults)
     };
 
+    // Whether each pump finished, i.e. faultline already sent its FIN on that pump's destination.
+    let mut upstream_fin_sent = false;
+    let mut client_fin_sent = false;
     let outcome = {
         let (mut client_read, mut client_write) = client.split();
         let (mut upstream_read, mut upstream_write) = upstream.split();
@@ -186,23 +197,31 @@ async fn proxy_connection(mut client: TcpStream, conn: &ConnectionShared) {
                 end = &mut to_upstream, if !upstream_done => {
                     upstream_done = true;
                     match end {
-                        PumpEnd::Finished if client_done => break Outcome::Done,
-                        PumpEnd::Finished => {}
-                        other => break Outcome::from_pump(other, Direction::ClientToUpstream),
+                        PumpEnd::Finished => {
+                            upstream_fin_sent = true;
+                            if client_done {
+                                break Outcome::Done;
+                            }
+                        }
+                        other => break Outcome::from_pump(other, Leg::Client),
                     }
                 }
                 end = &mut to_client, if !client_done => {
                     client_done = true;
                     match end {
-                        PumpEnd::Finished if upstream_done => break Outcome::Done,
-                        PumpEnd::Finished => {}
-                        other => break Outcome::from_pump(other, Direction::UpstreamToClient),
+                        PumpEnd::Finished => {
+                            client_fin_sent = true;
+                            if upstream_done {
+                                break Outcome::Done;
+                            }
+                        }
+                        other => break Outcome::from_pump(other, Leg::Upstream),
                     }
                 }
                 () = &mut timer => {
                     if let Some((_, how, mark)) = &end_timer {
-                        conn.fault_fired(mark);
-                        break Outcome::Fault(*how);
+                        let comment = conn.fault_fired(mark);
+                        break Outcome::Fault(*how, comment);
                     }
                 }
                 () = run.shutdown.cancelled() => break Outcome::Shutdown,
@@ -211,8 +230,17 @@ async fn proxy_connection(mut client: TcpStream, conn: &ConnectionShared) {
     };
 
     match outcome {
-        Outcome::Done | Outcome::Shutdown => {}
-        Outcome::Fault(EndHow::Reset) => {
+        Outcome::Done => {}
+        Outcome::Shutdown => {
+            let note = || Some("faultline: run stopped".to_string());
+            if !upstream_fin_sent {
+                tap.proxy_fin(Leg::Upstream, note()).await;
+            }
+            if !client_fin_sent {
+                tap.proxy_fin(Leg::Client, note()).await;
+            }
+        }
+        Outcome::Fault(EndHow::Reset, comment) => {
             let (left_up, left_client) = tokio::join!(
                 wait_delivered(&upstream, DELIVERY_LIMIT),
                 wait_delivered(&client, DELIVERY_LIMIT)
@@ -224,35 +252,59 @@ async fn proxy_connection(mut client: TcpStream, conn: &ConnectionShared) {
                     "peer did not take every relayed byte before the reset"
                 );
             }
+            tap.proxy_rst(Leg::Upstream, Some(comment.clone())).await;
+            tap.proxy_rst(Leg::Client, Some(comment)).await;
             abort(upstream);
             abort(client);
         }
-        Outcome::Fault(EndHow::Finish) => {
+        Outcome::Fault(EndHow::Finish, comment) => {
+            if !upstream_fin_sent {
+                tap.proxy_fin(Leg::Upstream, Some(comment.clone())).await;
+            }
+            if !client_fin_sent {
+                tap.proxy_fin(Leg::Client, Some(comment)).await;
+            }
             let _ = tokio::join!(
-                close_cleanly(&mut upstream, &run.shutdown),
-                close_cleanly(&mut client, &run.shutdown)
+                close_cleanly(&mut upstream, Leg::Upstream, tap, &run.shutdown),
+                close_cleanly(&mut client, Leg::Client, tap, &run.shutdown)
             );
         }
-        Outcome::PeerFailed { direction, error } => {
+        Outcome::PeerFailed { leg, error } => {
             // A transparent proxy mirrors an abort: the other peer sees a reset too.
-            debug!(%direction, error = %error, "a peer failed; resetting both legs");
+            debug!(%leg, error = %error, "a peer failed; resetting both legs");
+            let other = match leg {
+                Leg::Client => Leg::Upstream,
+                Leg::Upstream => Leg::Client,
+            };
+            tap.peer_rst(leg).await;
+            tap.proxy_rst(other, None).await;
             abort(upstream);
             abort(client);
         }
     }
+    tap.closed(Leg::Client).await;
+    tap.closed(Leg::Upstream).await;
 }
 
 /// Sends a FIN, then reads and discards until the peer closes too (bounded), because closing a
-/// socket with unread bytes makes the kernel send a RST instead.
-async fn close_cleanly(stream: &mut TcpStream, shutdown: &tokio_util::sync::CancellationToken) {
+/// socket with unread bytes makes the kernel send a RST instead. What the peer sends meanwhile
+/// crossed the leg, so it is recorded.
+async fn close_cleanly(
+    stream: &mut TcpStream,
+    leg: Leg,
+    tap: &Tap,
+    shutdown: &tokio_util::sync::CancellationToken,
+) {
     use tokio::io::AsyncWriteExt;
     let _ = stream.shutdown().await;
-    let mut sink = [0u8; 16 * 1024];
+    let mut sink = bytes::BytesMut::with_capacity(64 * 1024);
     let drain = async {
         loop {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+            sink.clear();
+            match stream.read_buf(&mut sink).await {
+                Ok(0) => return tap.peer_fin(leg).await,
+                Ok(_) => tap.drained(leg, &sink.split().freeze()).await,
+                Err(_) => return tap.peer_rst(leg).await,
             }
         }
     };
@@ -265,21 +317,29 @@ async fn close_cleanly(stream: &mut TcpStream, shutdown: &tokio_util::sync::Canc
 enum Outcome {
     Done,
     Shutdown,
-    Fault(EndHow),
+    Fault(EndHow, String),
+    /// The peer on `leg` failed (reset, or the socket broke).
     PeerFailed {
-        direction: Direction,
+        leg: Leg,
         error: std::io::Error,
     },
 }
 
 impl Outcome {
-    fn from_pump(end: PumpEnd, direction: Direction) -> Outcome {
+    /// What a pump's end means for the connection; `source` is the leg the pump reads from.
+    fn from_pump(end: PumpEnd, source: Leg) -> Outcome {
+        let destination = match source {
+            Leg::Client => Leg::Upstream,
+            Leg::Upstream => Leg::Client,
+        };
         match end {
             PumpEnd::Finished => Outcome::Done,
-            PumpEnd::Fault { how, .. } => Outcome::Fault(how),
-            PumpEnd::SourceFailed(error) | PumpEnd::DestinationFailed(error) => {
-                Outcome::PeerFailed { direction, error }
-            }
+            PumpEnd::Fault { how, comment } => Outcome::Fault(how, comment),
+            PumpEnd::SourceFailed(error) => Outcome::PeerFailed { leg: source, error },
+            PumpEnd::DestinationFailed(error) => Outcome::PeerFailed {
+                leg: destination,
+                error,
+            },
         }
     }
 }

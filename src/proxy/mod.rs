@@ -8,10 +8,12 @@ pub mod connection;
 pub mod pump;
 pub mod socket;
 pub mod stats;
+pub mod tap;
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::builtin;
+use crate::capture::{CaptureError, CaptureMeta, CaptureSink, CaptureWriterHandle};
 use crate::scenario::schema::{Builtin, UpstreamSpec};
 use crate::scenario::Scenario;
 use stats::{RunStats, RunSummary};
@@ -70,6 +73,8 @@ pub struct RunShared {
     pub shutdown: CancellationToken,
     /// Connections currently being served (tests check it returns to zero: no leaked tasks).
     pub active: AtomicU64,
+    /// Where connections record what crossed their sockets, when capturing.
+    pub capture: Option<CaptureSink>,
 }
 
 /// Why a run could not start.
@@ -92,6 +97,9 @@ pub enum StartError {
     /// The upstream is the proxy itself: every connection would open another one.
     #[error("upstream {0} is faultline's own listen address; that would loop forever")]
     Loop(SocketAddr),
+    /// The capture file cannot be written.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
 }
 
 /// What to run: the scenario plus the values flags may override.
@@ -105,6 +113,10 @@ pub struct RunPlan {
     pub upstream: UpstreamSpec,
     /// Effective seed.
     pub seed: u64,
+    /// Capture file to write, if any (placeholders already expanded).
+    pub capture: Option<PathBuf>,
+    /// The command line, for the capture's section comment.
+    pub command_line: String,
 }
 
 /// A run in progress.
@@ -116,6 +128,7 @@ pub struct Running {
     pub shared: Arc<RunShared>,
     accept_loop: JoinHandle<()>,
     builtins: Vec<JoinHandle<()>>,
+    capture_writer: Option<CaptureWriterHandle>,
 }
 
 impl Running {
@@ -124,7 +137,8 @@ impl Running {
         self.shared.shutdown.cancel();
     }
 
-    /// Waits for the accept loop and every connection task to end, then returns the summary.
+    /// Waits for the accept loop and every connection task to end, lets the capture drain and
+    /// flush, then returns the summary.
     pub async fn wait(self) -> RunSummary {
         if let Err(e) = self.accept_loop.await {
             warn!(error = %e, "accept loop ended abnormally");
@@ -132,7 +146,14 @@ impl Running {
         for builtin in self.builtins {
             let _ = builtin.await;
         }
-        self.shared.stats.snapshot(&self.shared.scenario)
+        let mut summary = self.shared.stats.snapshot(&self.shared.scenario);
+        // Every connection has ended; the last sink clone goes with `shared`.
+        let writer = self.capture_writer;
+        drop(self.shared);
+        if let Some(writer) = writer {
+            summary.capture = Some(writer.finish().await);
+        }
+        summary
     }
 }
 
@@ -183,6 +204,18 @@ pub async fn start_on(
             return Err(StartError::Loop(addr));
         }
     }
+    let (capture, capture_writer) = match &plan.capture {
+        Some(path) => {
+            let meta = CaptureMeta {
+                scenario: plan.scenario.name.clone(),
+                seed: plan.seed,
+                command_line: plan.command_line.clone(),
+            };
+            let (sink, writer) = CaptureSink::start(path, meta)?;
+            (Some(sink), Some(writer))
+        }
+        None => (None, None),
+    };
     let shared = Arc::new(RunShared {
         stats: RunStats::new(plan.scenario.rules.len()),
         scenario: plan.scenario,
@@ -190,6 +223,7 @@ pub async fn start_on(
         upstream,
         shutdown,
         active: AtomicU64::new(0),
+        capture,
     });
     info!(
         listen = %local_addr,
@@ -205,6 +239,7 @@ pub async fn start_on(
         shared,
         accept_loop,
         builtins,
+        capture_writer,
     })
 }
 

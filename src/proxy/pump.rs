@@ -28,8 +28,9 @@ pub enum PumpEnd {
     /// The source shut down its write half, every planned byte was written, and the
     /// destination's write half was shut down in turn (half-close carried across).
     Finished,
-    /// A fault ends the connection; everything planned before it was written.
-    Fault { how: EndHow, mark: Mark },
+    /// A fault ends the connection; everything planned before it was written. `comment` names
+    /// the rule and what it did, for the capture.
+    Fault { how: EndHow, comment: String },
     /// Reading from the source failed (typically the peer reset).
     SourceFailed(io::Error),
     /// Writing to the destination failed.
@@ -89,20 +90,19 @@ where
             match queue.pop_front() {
                 Some(Queued::Send { bytes, mark, .. }) => {
                     queued_bytes -= bytes.len();
-                    if let Some(mark) = mark {
-                        conn.fault_fired(&mark);
-                    }
+                    let comment = mark.map(|mark| conn.fault_fired(&mark));
                     if let Err(e) = destination.write_all(&bytes).await {
                         return PumpEnd::DestinationFailed(e);
                     }
-                    conn.relayed(direction, &bytes);
+                    conn.relayed(direction, &bytes, comment).await;
                 }
                 Some(Queued::End { how, mark }) => {
-                    conn.fault_fired(&mark);
-                    return PumpEnd::Fault { how, mark };
+                    let comment = conn.fault_fired(&mark);
+                    return PumpEnd::Fault { how, comment };
                 }
                 Some(Queued::Hold { mark }) => {
-                    conn.fault_fired(&mark);
+                    let comment = conn.fault_fired(&mark);
+                    conn.tap.note(direction, comment).await;
                     holding = true;
                 }
                 None => break,
@@ -112,7 +112,7 @@ where
         if eof && queue.is_empty() {
             return match destination.shutdown().await {
                 Ok(()) => {
-                    conn.shut_down(direction);
+                    conn.tap.destination_fin(direction).await;
                     PumpEnd::Finished
                 }
                 Err(e) => PumpEnd::DestinationFailed(e),
@@ -146,14 +146,14 @@ where
         let n = match result {
             Ok(0) => {
                 eof = true;
-                conn.source_closed(direction);
+                conn.tap.source_fin(direction).await;
                 continue;
             }
             Ok(n) => n,
             Err(e) => return PumpEnd::SourceFailed(e),
         };
         let mut chunk = buf.split_to(n).freeze();
-        conn.received(direction, &chunk);
+        conn.tap.received(direction, &chunk).await;
 
         if planner.is_empty() {
             queued_bytes += n;

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::capture::CaptureSummary;
 use crate::direction::Direction;
 use crate::scenario::Scenario;
 
@@ -62,12 +63,13 @@ impl RunStats {
                     fired: s.fired.load(Relaxed),
                 })
                 .collect(),
+            capture: None,
         }
     }
 }
 
 /// What a run did, printed at exit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RunSummary {
     /// Accepted client connections.
     pub connections: u64,
@@ -79,6 +81,8 @@ pub struct RunSummary {
     pub upstream_to_client: u64,
     /// Per rule, in scenario order.
     pub rules: Vec<RuleSummary>,
+    /// What the capture writer did, when capturing.
+    pub capture: Option<CaptureSummary>,
 }
 
 /// One rule's line of the summary.
@@ -119,6 +123,30 @@ impl fmt::Display for RunSummary {
                 rule.matched,
                 rule.fired
             )?;
+        }
+        if let Some(capture) = &self.capture {
+            writeln!(
+                f,
+                "capture: {} ({} packets, {} payload bytes{})",
+                capture.path.display(),
+                capture.packets_written,
+                capture.payload_bytes,
+                if capture.backpressure_waits > 0 {
+                    format!(
+                        ", traffic waited for the writer {} times",
+                        capture.backpressure_waits
+                    )
+                } else {
+                    String::new()
+                }
+            )?;
+            if let Some(error) = &capture.write_error {
+                writeln!(
+                    f,
+                    "capture FAILED: {error} ({} packets lost)",
+                    capture.packets_lost
+                )?;
+            }
         }
         Ok(())
     }

@@ -37,6 +37,8 @@ pub struct Scenario {
     pub listen: Option<SocketAddr>,
     /// Upstream from the file, if any.
     pub upstream: Option<UpstreamSpec>,
+    /// Capture file template from the file, if any.
+    pub capture: Option<String>,
     /// Rules in file order.
     pub rules: Vec<Rule>,
 }
@@ -138,6 +140,7 @@ impl Scenario {
             seed: file.seed,
             listen: file.proxy.listen.map(|l| l.0),
             upstream: file.proxy.upstream,
+            capture: file.proxy.capture,
             rules,
         })
     }

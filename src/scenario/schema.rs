@@ -39,6 +39,9 @@ pub struct ProxySection {
     pub listen: Option<ListenAddr>,
     /// The remote; may also come from `--upstream`.
     pub upstream: Option<UpstreamSpec>,
+    /// Capture file template (`{name}`, `{time}`, `{pid}`); `.pcap` writes classic libpcap,
+    /// anything else pcapng. Absent: no capture unless `--capture` asks.
+    pub capture: Option<String>,
 }
 
 /// A socket address to listen on, checked at load.

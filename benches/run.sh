@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs the relay benchmark (benches/relay.rs): faultline vs socat vs haproxy vs a direct connection.
+#
+# Installs socat and haproxy if missing (apt-get update only when the plain install fails, to stay fast
+# and offline-friendly), builds faultline in release mode and runs `cargo bench --bench relay` with
+# FAULTLINE_BIN pointing at it. A FAULTLINE_BIN already in the environment is used as is and nothing is
+# built (to benchmark another build). BENCH_BULK_MIB, BENCH_RTT_ITERS, BENCH_ROUNDS, BENCH_CAPTURE and
+# FAULTLINE_EXTRA_ARGS pass through; see the doc comment of benches/relay.rs.
+set -euo pipefail
+
+# Everything below is relative to the repository root, wherever this is called from.
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+missing=""
+for tool in socat haproxy; do
+    command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+done
+if [ -n "$missing" ]; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo="sudo"
+    fi
+    echo "run.sh: installing$missing" >&2
+    # shellcheck disable=SC2086 # $missing is a space-separated list of package names
+    if ! $sudo apt-get install -y $missing; then
+        $sudo apt-get update
+        # shellcheck disable=SC2086
+        $sudo apt-get install -y $missing
+    fi
+fi
+
+if [ -z "${FAULTLINE_BIN:-}" ]; then
+    cargo build --release --bin faultline
+    target_dir="${CARGO_TARGET_DIR:-target}"
+    case "$target_dir" in
+        /*) ;;
+        *) target_dir="$PWD/$target_dir" ;;
+    esac
+    FAULTLINE_BIN="$target_dir/release/faultline"
+fi
+export FAULTLINE_BIN
+
+cargo bench --bench relay

@@ -1,0 +1,431 @@
+//! The handle the proxy records events through, and the start and finish of the capture file.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::error::CaptureError;
+use super::event::CaptureEvent;
+use super::writer::{Output, Writer, WriterStats};
+use super::{pcap, pcapng};
+
+/// Events buffered between the pumps and the writer before `record` has to wait.
+const CHANNEL_CAPACITY: usize = 4096;
+
+/// File format of a capture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaptureFormat {
+    /// pcapng: leg interfaces, direction flags, fault comments. The default.
+    Pcapng,
+    /// Classic libpcap (nanosecond): for old tools; no comments, interfaces or directions.
+    Pcap,
+}
+
+impl CaptureFormat {
+    /// Chosen from the file name so the user picks the format by naming the file: a name ending in
+    /// `.pcap` (any case) gives classic pcap, anything else pcapng.
+    pub fn from_path(path: &Path) -> CaptureFormat {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("pcap") => CaptureFormat::Pcap,
+            _ => CaptureFormat::Pcapng,
+        }
+    }
+}
+
+/// Identifies the run in the capture itself (pcapng section comment), so a capture file found later
+/// still says which scenario and seed produced it.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureMeta {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed every random decision derived from.
+    pub seed: u64,
+    /// The command line as typed, to rerun the same thing.
+    pub command_line: String,
+}
+
+impl CaptureMeta {
+    /// The section comment: `faultline VERSION; scenario NAME; seed N; command: ...`.
+    pub fn section_comment(&self) -> String {
+        format!(
+            "faultline {}; scenario {}; seed {}; command: {}",
+            env!("CARGO_PKG_VERSION"),
+            self.scenario,
+            self.seed,
+            self.command_line
+        )
+    }
+}
+
+/// What a finished capture contains, so the CLI can report it and exit non-zero on a write error.
+#[derive(Clone, Debug)]
+pub struct CaptureSummary {
+    /// The capture file.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: CaptureFormat,
+    /// Packets that reached the file.
+    pub packets_written: u64,
+    /// TCP payload bytes in those packets (what crossed the sockets).
+    pub payload_bytes: u64,
+    /// Bytes written to the file, file header included.
+    pub file_bytes: u64,
+    /// Times `record` found the channel full and had to wait for the writer.
+    pub backpressure_waits: u64,
+    /// Packets synthesized but not written because of a write error.
+    pub packets_lost: u64,
+    /// Events for legs that were not open (a proxy bug), ignored.
+    pub events_ignored: u64,
+    /// The first write error, if any: the capture is incomplete.
+    pub write_error: Option<String>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    path: PathBuf,
+    backpressure_waits: AtomicU64,
+    warned_backpressure: AtomicBool,
+    warned_gone: AtomicBool,
+}
+
+/// Cheap, cloneable handle every connection holds to record what crossed its sockets.
+#[derive(Clone, Debug)]
+pub struct CaptureSink {
+    tx: mpsc::Sender<CaptureEvent>,
+    shared: Arc<Shared>,
+}
+
+/// Owned by whoever started the capture; `finish` waits for the file to be complete.
+#[derive(Debug)]
+pub struct CaptureWriterHandle {
+    task: JoinHandle<WriterStats>,
+    shared: Arc<Shared>,
+    format: CaptureFormat,
+}
+
+impl CaptureSink {
+    /// Creates missing parent dirs, opens the file now (an unwritable path is an error at start, CaptureError naming the path), writes the header, spawns one writer task.
+    ///
+    /// The format comes from the file name (`CaptureFormat::from_path`). Must be called inside a tokio
+    /// runtime (any flavor); otherwise `CaptureError::NoRuntime`.
+    pub fn start(
+        path: &Path,
+        meta: CaptureMeta,
+    ) -> Result<(CaptureSink, CaptureWriterHandle), CaptureError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| CaptureError::NoRuntime {
+                path: path.to_path_buf(),
+            })?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|source| CaptureError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let file = File::create(path).map_err(|source| CaptureError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::start_with(&runtime, path, meta, Box::new(file), CHANNEL_CAPACITY)
+    }
+
+    /// `start` with any output and channel capacity, so tests can inject full disks and tiny channels.
+    pub(crate) fn start_with(
+        runtime: &tokio::runtime::Handle,
+        path: &Path,
+        meta: CaptureMeta,
+        mut output: Output,
+        capacity: usize,
+    ) -> Result<(CaptureSink, CaptureWriterHandle), CaptureError> {
+        let format = CaptureFormat::from_path(path);
+        let mut header = Vec::new();
+        match format {
+            CaptureFormat::Pcapng => {
+                pcapng::section_header(
+                    &mut header,
+                    &meta.section_comment(),
+                    concat!("faultline ", env!("CARGO_PKG_VERSION")),
+                );
+                pcapng::interfaces(&mut header);
+            }
+            CaptureFormat::Pcap => pcap::file_header(&mut header),
+        }
+        output
+            .write_all(&header)
+            .and_then(|()| output.flush())
+            .map_err(|source| CaptureError::Header {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let writer = Writer::new(path.to_path_buf(), format, output, header.len() as u64);
+        let task = runtime.spawn(writer.run(rx));
+        let shared = Arc::new(Shared {
+            path: path.to_path_buf(),
+            backpressure_waits: AtomicU64::new(0),
+            warned_backpressure: AtomicBool::new(false),
+            warned_gone: AtomicBool::new(false),
+        });
+        info!(path = %path.display(), ?format, "capture: started");
+        Ok((
+            CaptureSink {
+                tx,
+                shared: shared.clone(),
+            },
+            CaptureWriterHandle {
+                task,
+                shared,
+                format,
+            },
+        ))
+    }
+
+    /// Hands an event to the writer. Never drops events.
+    ///
+    /// Policy: `try_send` on a bounded channel (4096 events). When it is full the writer is behind: we
+    /// count a backpressure wait, warn once, and await room. We block rather than drop because a capture
+    /// with holes is worthless evidence; the cost is that a slow disk slows the proxy. The only case an
+    /// event is lost is a writer task that no longer exists (it panicked), logged once.
+    pub async fn record(&self, event: CaptureEvent) {
+        let event = match self.tx.try_send(event) {
+            Ok(()) => return,
+            Err(TrySendError::Full(event)) => event,
+            Err(TrySendError::Closed(_)) => return self.writer_gone(),
+        };
+        self.shared
+            .backpressure_waits
+            .fetch_add(1, Ordering::Relaxed);
+        if !self
+            .shared
+            .warned_backpressure
+            .swap(true, Ordering::Relaxed)
+        {
+            warn!(
+                path = %self.shared.path.display(),
+                "capture: writer is behind, traffic waits for it (reported once; see the capture summary)"
+            );
+        }
+        if self.tx.send(event).await.is_err() {
+            self.writer_gone();
+        }
+    }
+
+    fn writer_gone(&self) {
+        if !self.shared.warned_gone.swap(true, Ordering::Relaxed) {
+            warn!(path = %self.shared.path.display(), "capture: writer task is gone, events are lost");
+        }
+    }
+}
+
+impl CaptureWriterHandle {
+    /// After all CaptureSink clones are dropped: waits for the writer to drain, flush, and returns a summary.
+    ///
+    /// Waits forever while any `CaptureSink` clone is alive: drop them (end every connection) first.
+    /// A writer that panicked yields a summary whose `write_error` says so.
+    pub async fn finish(self) -> CaptureSummary {
+        let stats = match self.task.await {
+            Ok(stats) => stats,
+            Err(e) => WriterStats {
+                write_error: Some(format!("capture writer task failed: {e}")),
+                ..WriterStats::default()
+            },
+        };
+        let summary = CaptureSummary {
+            path: self.shared.path.clone(),
+            format: self.format,
+            packets_written: stats.packets_written,
+            payload_bytes: stats.payload_bytes,
+            file_bytes: stats.file_bytes,
+            backpressure_waits: self.shared.backpressure_waits.load(Ordering::Relaxed),
+            packets_lost: stats.packets_lost,
+            events_ignored: stats.events_ignored,
+            write_error: stats.write_error,
+        };
+        info!(
+            path = %summary.path.display(),
+            packets = summary.packets_written,
+            payload_bytes = summary.payload_bytes,
+            backpressure_waits = summary.backpressure_waits,
+            error = summary.write_error.as_deref().unwrap_or("none"),
+            "capture: finished"
+        );
+        summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::event::{Leg, LegKey, Side};
+    use std::io;
+    use std::sync::Mutex;
+    use std::time::SystemTime;
+
+    /// In-memory output that starts failing like a full disk once `limit` bytes are written.
+    #[derive(Clone)]
+    struct Disk {
+        bytes: Arc<Mutex<Vec<u8>>>,
+        limit: usize,
+    }
+
+    impl Write for Disk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut bytes = self
+                .bytes
+                .lock()
+                .map_err(|_| io::Error::other("poisoned"))?;
+            if bytes.len() + buf.len() > self.limit {
+                return Err(io::Error::other("No space left on device"));
+            }
+            bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn events(n: u64) -> Vec<CaptureEvent> {
+        let key = LegKey {
+            conn: 1,
+            leg: Leg::Client,
+        };
+        let at = SystemTime::now();
+        let mut out = vec![CaptureEvent::Opened {
+            key,
+            initiator: "127.0.0.1:40000".parse().expect("addr"),
+            responder: "127.0.0.1:3030".parse().expect("addr"),
+            at,
+        }];
+        for _ in 0..n {
+            let bytes = bytes::Bytes::from_static(b"ping");
+            out.push(CaptureEvent::Data {
+                key,
+                from: Side::Initiator,
+                bytes,
+                at,
+                comment: None,
+            });
+        }
+        out.push(CaptureEvent::Closed { key });
+        out
+    }
+
+    #[tokio::test]
+    async fn a_full_channel_waits_instead_of_dropping() {
+        let disk = Disk {
+            bytes: Arc::default(),
+            limit: usize::MAX,
+        };
+        let runtime = tokio::runtime::Handle::current();
+        let path = Path::new("mem.pcapng");
+        let (sink, handle) =
+            CaptureSink::start_with(&runtime, path, CaptureMeta::default(), Box::new(disk), 1)
+                .expect("start");
+        for event in events(500) {
+            sink.record(event).await;
+        }
+        drop(sink);
+        let summary = handle.finish().await;
+        assert!(summary.backpressure_waits > 0);
+        assert_eq!(
+            summary.packets_written,
+            3 + 500 * 2,
+            "handshake + data and its ACK, none dropped"
+        );
+        assert_eq!(summary.payload_bytes, 500 * 4);
+        assert_eq!(summary.write_error, None);
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_is_reported_and_events_keep_flowing() {
+        let disk = Disk {
+            bytes: Arc::default(),
+            limit: 4096,
+        };
+        let runtime = tokio::runtime::Handle::current();
+        let (sink, handle) = CaptureSink::start_with(
+            &runtime,
+            Path::new("mem.pcap"),
+            CaptureMeta::default(),
+            Box::new(disk.clone()),
+            8,
+        )
+        .expect("header fits");
+        let mut all = events(20_000);
+        // A comment forces a flush mid-stream, so the disk fills while events are still coming.
+        if let Some(CaptureEvent::Data { comment, .. }) = all.get_mut(10) {
+            *comment = Some("fault".into());
+        }
+        for event in all {
+            sink.record(event).await;
+        }
+        drop(sink);
+        let summary = handle.finish().await;
+        assert_eq!(summary.format, CaptureFormat::Pcap);
+        assert!(
+            summary
+                .write_error
+                .as_deref()
+                .is_some_and(|e| e.contains("No space")),
+            "{summary:?}"
+        );
+        assert!(summary.packets_lost > 0);
+        assert_eq!(
+            summary.packets_written + summary.packets_lost,
+            3 + 20_000 * 2
+        );
+        assert!(disk.bytes.lock().expect("lock").len() <= 4096);
+    }
+
+    #[tokio::test]
+    async fn an_unwritable_path_fails_at_start_naming_the_path() {
+        let dir =
+            std::env::temp_dir().join(format!("faultline-capture-unit-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let blocker = dir.join("not-a-dir");
+        fs::write(&blocker, b"x").expect("file");
+        let err = CaptureSink::start(&blocker.join("sub/x.pcapng"), CaptureMeta::default())
+            .expect_err("must fail");
+        assert!(matches!(err, CaptureError::CreateDir { .. }), "{err:?}");
+        assert!(err.to_string().contains("not-a-dir"), "{err}");
+        let err = CaptureSink::start(Path::new("/dev/full"), CaptureMeta::default())
+            .expect_err("disk full");
+        assert!(matches!(err, CaptureError::Header { .. }), "{err:?}");
+        assert!(err.to_string().contains("/dev/full"), "{err}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn start_outside_a_runtime_is_an_error_not_a_panic() {
+        let err = CaptureSink::start(Path::new("x.pcapng"), CaptureMeta::default())
+            .expect_err("no runtime");
+        assert!(matches!(err, CaptureError::NoRuntime { .. }));
+    }
+
+    #[test]
+    fn format_follows_the_file_name() {
+        assert_eq!(
+            CaptureFormat::from_path(Path::new("a/b.pcap")),
+            CaptureFormat::Pcap
+        );
+        assert_eq!(
+            CaptureFormat::from_path(Path::new("b.PCAP")),
+            CaptureFormat::Pcap
+        );
+        assert_eq!(
+            CaptureFormat::from_path(Path::new("b.pcapng")),
+            CaptureFormat::Pcapng
+        );
+        assert_eq!(
+            CaptureFormat::from_path(Path::new("b")),
+            CaptureFormat::Pcapng
+        );
+    }
+}

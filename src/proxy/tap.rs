@@ -1,0 +1,214 @@
+//! The tap: translates what a connection's pumps did (read, wrote, half-closed, reset) into
+//! capture events on the right leg, from the right side.
+//!
+//! Reads land on the leg the bytes came from, writes on the leg they went to, so the two legs of a
+//! connection differ exactly where a fault held bytes back or cut the stream.
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::capture::{CaptureEvent, CaptureSink, Leg, LegKey, Side};
+use crate::direction::Direction;
+
+/// One connection's view of the capture sink; every method is a no-op without a capture.
+#[derive(Debug, Clone)]
+pub struct Tap {
+    sink: Option<CaptureSink>,
+    conn: u64,
+}
+
+impl Tap {
+    /// A tap for connection `conn`.
+    pub fn new(sink: Option<CaptureSink>, conn: u64) -> Self {
+        Tap { sink, conn }
+    }
+
+    fn key(&self, leg: Leg) -> LegKey {
+        LegKey {
+            conn: self.conn,
+            leg,
+        }
+    }
+
+    async fn record(&self, event: CaptureEvent) {
+        if let Some(sink) = &self.sink {
+            sink.record(event).await;
+        }
+    }
+
+    /// A leg was established: `initiator` connected to `responder`.
+    pub async fn opened(&self, leg: Leg, initiator: SocketAddr, responder: SocketAddr) {
+        if self.sink.is_none() {
+            return;
+        }
+        self.record(CaptureEvent::Opened {
+            key: self.key(leg),
+            initiator,
+            responder,
+            at: SystemTime::now(),
+        })
+        .await;
+    }
+
+    /// Bytes read from the source of `direction` (they crossed the source leg).
+    pub async fn received(&self, direction: Direction, bytes: &Bytes) {
+        let (leg, from) = source_of(direction);
+        self.data(leg, from, bytes, None).await;
+    }
+
+    /// Bytes written to the destination of `direction`, with the fault note that shaped them.
+    pub async fn relayed(&self, direction: Direction, bytes: &Bytes, comment: Option<String>) {
+        let (leg, from) = destination_of(direction);
+        self.data(leg, from, bytes, comment).await;
+    }
+
+    /// Bytes a peer sent on `leg` while faultline was draining it before a clean close.
+    pub async fn drained(&self, leg: Leg, bytes: &Bytes) {
+        self.data(leg, peer_side(leg), bytes, None).await;
+    }
+
+    /// A fault note with no bytes of its own (a stall that holds a direction for good).
+    pub async fn note(&self, direction: Direction, comment: String) {
+        let (leg, from) = destination_of(direction);
+        self.data(leg, from, &Bytes::new(), Some(comment)).await;
+    }
+
+    async fn data(&self, leg: Leg, from: Side, bytes: &Bytes, comment: Option<String>) {
+        if self.sink.is_none() {
+            return;
+        }
+        self.record(CaptureEvent::Data {
+            key: self.key(leg),
+            from,
+            bytes: bytes.clone(),
+            at: SystemTime::now(),
+            comment,
+        })
+        .await;
+    }
+
+    /// The source of `direction` shut down its write half.
+    pub async fn source_fin(&self, direction: Direction) {
+        let (leg, from) = source_of(direction);
+        self.fin(leg, from, None).await;
+    }
+
+    /// faultline shut down its write half toward the destination of `direction`.
+    pub async fn destination_fin(&self, direction: Direction) {
+        let (leg, from) = destination_of(direction);
+        self.fin(leg, from, None).await;
+    }
+
+    /// The peer on `leg` shut down its write half.
+    pub async fn peer_fin(&self, leg: Leg) {
+        self.fin(leg, peer_side(leg), None).await;
+    }
+
+    /// faultline shut down its write half on `leg`.
+    pub async fn proxy_fin(&self, leg: Leg, comment: Option<String>) {
+        self.fin(leg, proxy_side(leg), comment).await;
+    }
+
+    async fn fin(&self, leg: Leg, from: Side, comment: Option<String>) {
+        if self.sink.is_none() {
+            return;
+        }
+        self.record(CaptureEvent::Fin {
+            key: self.key(leg),
+            from,
+            at: SystemTime::now(),
+            comment,
+        })
+        .await;
+    }
+
+    /// The peer on `leg` reset it.
+    pub async fn peer_rst(&self, leg: Leg) {
+        self.rst(leg, peer_side(leg), None).await;
+    }
+
+    /// faultline reset `leg`.
+    pub async fn proxy_rst(&self, leg: Leg, comment: Option<String>) {
+        self.rst(leg, proxy_side(leg), comment).await;
+    }
+
+    async fn rst(&self, leg: Leg, from: Side, comment: Option<String>) {
+        if self.sink.is_none() {
+            return;
+        }
+        self.record(CaptureEvent::Rst {
+            key: self.key(leg),
+            from,
+            at: SystemTime::now(),
+            comment,
+        })
+        .await;
+    }
+
+    /// The leg is gone; its flow state can be freed.
+    pub async fn closed(&self, leg: Leg) {
+        if self.sink.is_none() {
+            return;
+        }
+        self.record(CaptureEvent::Closed { key: self.key(leg) })
+            .await;
+    }
+}
+
+/// The leg a direction reads from, and who sends on it.
+fn source_of(direction: Direction) -> (Leg, Side) {
+    match direction {
+        Direction::ClientToUpstream => (Leg::Client, Side::Initiator),
+        Direction::UpstreamToClient => (Leg::Upstream, Side::Responder),
+    }
+}
+
+/// The leg a direction writes to, and faultline's side on it.
+fn destination_of(direction: Direction) -> (Leg, Side) {
+    match direction {
+        Direction::ClientToUpstream => (Leg::Upstream, Side::Initiator),
+        Direction::UpstreamToClient => (Leg::Client, Side::Responder),
+    }
+}
+
+/// faultline's side of a leg: it accepts the client leg and opens the upstream leg.
+fn proxy_side(leg: Leg) -> Side {
+    match leg {
+        Leg::Client => Side::Responder,
+        Leg::Upstream => Side::Initiator,
+    }
+}
+
+/// The other peer's side of a leg (the client, or the upstream).
+fn peer_side(leg: Leg) -> Side {
+    proxy_side(leg).peer()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directions_map_to_legs_and_sides() {
+        assert_eq!(
+            source_of(Direction::ClientToUpstream),
+            (Leg::Client, Side::Initiator)
+        );
+        assert_eq!(
+            destination_of(Direction::ClientToUpstream),
+            (Leg::Upstream, Side::Initiator)
+        );
+        assert_eq!(
+            source_of(Direction::UpstreamToClient),
+            (Leg::Upstream, Side::Responder)
+        );
+        assert_eq!(
+            destination_of(Direction::UpstreamToClient),
+            (Leg::Client, Side::Responder)
+        );
+        assert_eq!(peer_side(Leg::Client), Side::Initiator);
+        assert_eq!(peer_side(Leg::Upstream), Side::Responder);
+    }
+}

@@ -1,0 +1,1 @@
+//! Captures of real proxied traffic, checked by tshark.

@@ -1,0 +1,1 @@
+//! The real binary: exit codes, `check`, `run` flags and summaries.

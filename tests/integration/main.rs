@@ -1,0 +1,9 @@
+//! The integration test binary: real listeners on 127.0.0.1:0, real upstreams, real clients and
+//! tshark. One binary (as ripgrep does) so the crate links once.
+
+mod capture;
+mod capture_writer;
+mod cli;
+mod store;
+mod support;
+mod tcp;
