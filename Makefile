@@ -1,0 +1,23 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+.PHONY: demo test lint bench build
+
+# Builds faultline and shows its main job on built-in defaults (no setup, loopback only).
+demo:
+	cargo run --quiet -- demo
+
+# Installs what the tests need (tshark), then runs every test: unit, integration, real binary.
+test:
+	bash tests/install-deps.sh
+	cargo test --all-targets
+
+# Style gates that CI also runs.
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+# Throughput and round-trip latency vs a direct connection, socat and haproxy (see benches/RESULTS.md).
+bench:
+	bash benches/run.sh
+
+build:
+	cargo build --release
