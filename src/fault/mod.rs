@@ -6,10 +6,12 @@
 
 pub mod bandwidth;
 pub mod cut;
+pub mod drop_response;
 pub mod latency;
 pub mod plan;
 pub mod refuse;
 pub mod reset;
+pub mod respond;
 pub mod stall;
 pub mod terminate;
 pub mod truncate;
@@ -50,6 +52,10 @@ pub enum Fault {
     Stall(stall::Stall),
     /// Reset the client without connecting upstream.
     Refuse(refuse::Refuse),
+    /// Answer an HTTP request from faultline instead of forwarding it.
+    Respond(respond::Respond),
+    /// Forward an HTTP request, then reset the client before any response byte.
+    DropResponse(drop_response::DropResponse),
 }
 
 /// A fault parameter that is well-typed but meaningless (e.g. both `after` and `at`); the loader
@@ -95,6 +101,8 @@ impl Fault {
             Fault::Bandwidth(_) => "bandwidth",
             Fault::Stall(_) => "stall",
             Fault::Refuse(_) => "refuse",
+            Fault::Respond(_) => "respond",
+            Fault::DropResponse(_) => "drop_response",
         }
     }
 
@@ -102,7 +110,9 @@ impl Fault {
     pub fn validate(&self) -> Result<(), FaultError> {
         match self {
             Fault::Reset(reset) => reset.validate(),
-            Fault::Truncate(_)
+            Fault::Respond(respond) => respond.validate(),
+            Fault::DropResponse(_)
+            | Fault::Truncate(_)
             | Fault::Terminate(_)
             | Fault::Latency(_)
             | Fault::Bandwidth(_)
@@ -147,7 +157,27 @@ impl Fault {
             | Fault::Truncate(_)
             | Fault::Latency(_)
             | Fault::Bandwidth(_)
-            | Fault::Stall(_) => None,
+            | Fault::Stall(_)
+            | Fault::Respond(_)
+            | Fault::DropResponse(_) => None,
+        }
+    }
+
+    /// Whether the fault only makes sense on HTTP messages.
+    pub fn is_http_only(&self) -> bool {
+        matches!(self, Fault::Respond(_) | Fault::DropResponse(_))
+    }
+
+    /// Whether a parameter is a percentage of a body, which only an HTTP rule can resolve.
+    pub fn uses_percentage(&self) -> bool {
+        let percent = |a: Option<crate::scenario::units::Amount>| {
+            matches!(a, Some(crate::scenario::units::Amount::Percent(_)))
+        };
+        match self {
+            Fault::Reset(r) => percent(r.after),
+            Fault::Truncate(t) => percent(Some(t.after)),
+            Fault::Stall(s) => percent(s.after),
+            _ => false,
         }
     }
 
@@ -169,13 +199,13 @@ impl Fault {
             Fault::Reset(reset::Reset {
                 after: Some(after), ..
             }) => Some(Box::new(cut::CutAfter::new(
-                after.0,
+                after.of(None)?,
                 EndHow::Reset,
                 rule,
                 direction,
             ))),
             Fault::Truncate(t) => Some(Box::new(cut::CutAfter::new(
-                t.after.0,
+                t.after.of(None)?,
                 EndHow::Finish,
                 rule,
                 direction,
@@ -183,7 +213,11 @@ impl Fault {
             Fault::Latency(l) => Some(Box::new(latency::Delaying::new(l, rule, direction, rng))),
             Fault::Bandwidth(b) => Some(Box::new(bandwidth::Pacing::new(b, rule, direction))),
             Fault::Stall(s) => Some(Box::new(stall::Stalling::new(s, rule, direction))),
-            Fault::Reset(_) | Fault::Terminate(_) | Fault::Refuse(_) => None,
+            Fault::Reset(_)
+            | Fault::Terminate(_)
+            | Fault::Refuse(_)
+            | Fault::Respond(_)
+            | Fault::DropResponse(_) => None,
         }
     }
 }
@@ -207,7 +241,11 @@ impl DirectionPlanner {
 
     /// The plan for a chunk of `len` bytes that arrived at `arrival`.
     pub fn plan(&mut self, len: usize, arrival: Instant) -> Vec<Step> {
-        let mut steps = vec![Step::send(len, arrival)];
+        self.apply(vec![Step::send(len, arrival)], arrival)
+    }
+
+    /// Applies the direction's faults to a plan already shaped by HTTP rules.
+    pub fn apply(&mut self, mut steps: Vec<Step>, arrival: Instant) -> Vec<Step> {
         for fault in &mut self.faults {
             steps = fault.apply(steps, arrival);
         }
@@ -218,7 +256,7 @@ impl DirectionPlanner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::units::{ByteSize, Span};
+    use crate::scenario::units::{Amount, Span};
     use crate::seed::{stream, Purpose};
 
     #[test]
@@ -229,7 +267,7 @@ mod tests {
             jitter: None,
         });
         let reset = Fault::Reset(reset::Reset {
-            after: Some(ByteSize(50)),
+            after: Some(Amount::Bytes(50)),
             at: None,
         });
         let rng = || stream(0, Purpose::FaultTiming, &[]);
@@ -258,7 +296,7 @@ mod tests {
     #[test]
     fn reset_needs_exactly_one_trigger() {
         let both = Fault::Reset(reset::Reset {
-            after: Some(ByteSize(1)),
+            after: Some(Amount::Bytes(1)),
             at: Some(Span(Duration::from_secs(1))),
         });
         assert_eq!(both.validate().map_err(|e| e.key), Err("at"));

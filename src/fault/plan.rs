@@ -38,6 +38,11 @@ pub enum Step {
     End { how: EndHow, mark: Mark },
     /// Stop relaying this direction for good while keeping both sockets open.
     Hold { mark: Mark },
+    /// Consume the next `len` bytes of the chunk without relaying them (a request faultline
+    /// answers itself never reaches the upstream).
+    Skip { len: usize },
+    /// Stop relaying, answer the client with these bytes, then close the connection.
+    Answer { bytes: Vec<u8>, mark: Mark },
 }
 
 impl Step {

@@ -3,15 +3,16 @@
 use serde::Deserialize;
 
 use super::FaultError;
-use crate::scenario::units::{ByteSize, Span};
+use crate::scenario::units::{Amount, Span};
 
 /// `fault.reset = { after = "64KiB" }` or `fault.reset = { at = "2s" }`: the abrupt failure
 /// (ECONNRESET) that HTTP libraries most often retry wrongly.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reset {
-    /// Bytes relayed in the matched direction before the reset.
-    pub after: Option<ByteSize>,
+    /// Bytes relayed in the matched direction (or of the matched message's body) before the
+    /// reset; HTTP rules may give a percentage of the body (`"50%"`).
+    pub after: Option<Amount>,
     /// Time since the connection opened before the reset, whatever traffic flows.
     pub at: Option<Span>,
 }

@@ -6,7 +6,7 @@ use tokio::time::Instant;
 use super::plan::{split_at_limit, Mark, Step};
 use super::StreamFault;
 use crate::direction::Direction;
-use crate::scenario::units::{ByteSize, Span};
+use crate::scenario::units::{Amount, Span};
 
 /// `fault.stall = { after = "1MiB", duration = "10s" }`: a hung upload or download, the case that
 /// exercises a client's read and idle timeouts. Without `duration` the stall lasts forever.
@@ -15,7 +15,7 @@ use crate::scenario::units::{ByteSize, Span};
 pub struct Stall {
     /// Bytes relayed before the stall (default 0: stall from the first byte).
     #[serde(default)]
-    pub after: Option<ByteSize>,
+    pub after: Option<Amount>,
     /// How long the stall lasts; absent means it never ends.
     pub duration: Option<Span>,
 }
@@ -42,7 +42,7 @@ impl Stalling {
     /// Starts counting bytes toward the stall of rule `rule` on `direction`.
     pub fn new(params: &Stall, rule: usize, direction: Direction) -> Self {
         Stalling {
-            limit: params.after.map(|a| a.0).unwrap_or(0),
+            limit: params.after.and_then(|a| a.of(None)).unwrap_or(0),
             counted: 0,
             duration: params.duration.map(|d| d.0),
             rule,
@@ -127,7 +127,7 @@ mod tests {
 
     fn stall(after: u64, secs: Option<u64>) -> Stall {
         Stall {
-            after: Some(ByteSize(after)),
+            after: Some(Amount::Bytes(after)),
             duration: secs.map(|s| Span(Duration::from_secs(s))),
         }
     }

@@ -2,13 +2,14 @@
 
 use serde::Deserialize;
 
-use crate::scenario::units::ByteSize;
+use crate::scenario::units::Amount;
 
 /// `fault.truncate = { after = "100KiB" }`: the short-body case, where the peer sees a clean EOF
 /// and must notice by itself that bytes are missing.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Truncate {
-    /// Bytes relayed in the matched direction before the clean close.
-    pub after: ByteSize,
+    /// Bytes relayed in the matched direction (or of the matched message's body) before the
+    /// clean close; HTTP rules may give a percentage of the body (`"50%"`).
+    pub after: Amount,
 }

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,14 +12,16 @@ use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info, warn, Instrument};
 
+use super::http_session::HttpSession;
 use super::pump::{pump, PumpEnd};
 use super::socket::{abort, wait_delivered};
 use super::tap::Tap;
 use super::RunShared;
 use crate::capture::Leg;
 use crate::direction::Direction;
-use crate::fault::plan::{EndHow, Mark};
+use crate::fault::plan::{EndHow, Mark, Step};
 use crate::fault::{ConnectionFault, DirectionPlanner};
+use crate::scenario::schema::Protocol;
 use crate::seed::{self, Purpose};
 
 /// How long to wait for the upstream to accept a connection.
@@ -39,6 +41,8 @@ pub struct ConnectionShared {
     pub run: Arc<RunShared>,
     /// Where this connection's traffic is recorded.
     pub tap: Tap,
+    /// The HTTP rule engine, when HTTP rules (or strict HTTP) apply to this connection.
+    pub http: Option<Mutex<HttpSession>>,
 }
 
 impl ConnectionShared {
@@ -48,15 +52,41 @@ impl ConnectionShared {
         if let Some(stats) = self.run.stats.rules.get(mark.rule) {
             stats.fired.fetch_add(1, Relaxed);
         }
-        let rule = self
-            .run
-            .scenario
-            .rules
-            .get(mark.rule)
-            .map(|r| r.name.as_str())
-            .unwrap_or("?");
-        info!(rule, "fault: {}", mark.note);
-        format!("faultline: rule \"{rule}\" {}", mark.note)
+        match self.run.scenario.rules.get(mark.rule) {
+            Some(rule) => {
+                info!(rule = %rule.name, "fault: {}", mark.note);
+                format!("faultline: rule \"{}\" {}", rule.name, mark.note)
+            }
+            None => {
+                info!("faultline: {}", mark.note);
+                format!("faultline: {}", mark.note)
+            }
+        }
+    }
+
+    /// The HTTP rule engine's plan for a chunk, or `None` when HTTP rules do not apply (any
+    /// more) to this connection.
+    pub fn plan_http(
+        &self,
+        direction: Direction,
+        chunk: &[u8],
+        arrival: Instant,
+    ) -> Option<Vec<Step>> {
+        let session = self.http.as_ref()?;
+        let mut session = match session.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if !session.is_active() {
+            return None;
+        }
+        Some(session.plan(
+            direction,
+            chunk,
+            arrival,
+            &self.run.scenario,
+            &self.run.http,
+        ))
     }
 
     /// Bytes were written to the destination of `direction`.
@@ -71,7 +101,21 @@ pub async fn serve(client: TcpStream, client_addr: SocketAddr, id: u64, run: Arc
     let span = tracing::info_span!("conn", id, client = %client_addr);
     async move {
         let tap = Tap::new(run.capture.clone(), id);
-        let conn = ConnectionShared { id, run, tap };
+        let armed: Vec<usize> = run
+            .scenario
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(i, rule)| rule.is_http() && rule.matcher.matches_connection(id, run.seed, *i))
+            .map(|(i, _)| i)
+            .collect();
+        let strict = run.scenario.protocol == Protocol::Http;
+        let http =
+            (run.scenario.protocol != Protocol::Tcp && (strict || !armed.is_empty())).then(|| {
+                let rng = seed::stream(run.seed, Purpose::FaultTiming, &[id, u64::MAX]);
+                Mutex::new(HttpSession::new(armed, strict, rng))
+            });
+        let conn = ConnectionShared { id, run, tap, http };
         proxy_connection(client, client_addr, &conn).await;
         debug!("closed");
     }
@@ -149,6 +193,7 @@ async fn proxy_connection(mut client: TcpStream, client_addr: SocketAddr, conn: 
     let planner_for = |direction: Direction| {
         let faults = matched
             .iter()
+            .filter(|&&i| !run.scenario.rules[i].is_http())
             .filter(|&&i| run.scenario.rules[i].matcher.direction.includes(direction))
             .filter_map(|&i| {
                 let rng = seed::stream(
@@ -269,6 +314,25 @@ async fn proxy_connection(mut client: TcpStream, client_addr: SocketAddr, conn: 
                 close_cleanly(&mut client, Leg::Client, tap, &run.shutdown)
             );
         }
+        Outcome::Answer(bytes, comment) => {
+            use tokio::io::AsyncWriteExt;
+            if client.write_all(&bytes).await.is_ok() {
+                conn.relayed(
+                    Direction::UpstreamToClient,
+                    &Bytes::from(bytes),
+                    Some(comment.clone()),
+                )
+                .await;
+            }
+            if !upstream_fin_sent {
+                tap.proxy_fin(Leg::Upstream, None).await;
+            }
+            tap.proxy_fin(Leg::Client, Some(comment)).await;
+            let _ = tokio::join!(
+                close_cleanly(&mut upstream, Leg::Upstream, tap, &run.shutdown),
+                close_cleanly(&mut client, Leg::Client, tap, &run.shutdown)
+            );
+        }
         Outcome::PeerFailed { leg, error } => {
             // A transparent proxy mirrors an abort: the other peer sees a reset too.
             debug!(%leg, error = %error, "a peer failed; resetting both legs");
@@ -318,6 +382,8 @@ enum Outcome {
     Done,
     Shutdown,
     Fault(EndHow, String),
+    /// faultline answers the client itself, then closes.
+    Answer(Vec<u8>, String),
     /// The peer on `leg` failed (reset, or the socket broke).
     PeerFailed {
         leg: Leg,
@@ -335,6 +401,7 @@ impl Outcome {
         match end {
             PumpEnd::Finished => Outcome::Done,
             PumpEnd::Fault { how, comment } => Outcome::Fault(how, comment),
+            PumpEnd::Answer { bytes, comment } => Outcome::Answer(bytes, comment),
             PumpEnd::SourceFailed(error) => Outcome::PeerFailed { leg: source, error },
             PumpEnd::DestinationFailed(error) => Outcome::PeerFailed {
                 leg: destination,

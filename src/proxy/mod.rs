@@ -5,6 +5,7 @@
 //! cancellation token, so tests bind `127.0.0.1:0` and stop a run without signals.
 
 pub mod connection;
+pub mod http_session;
 pub mod pump;
 pub mod socket;
 pub mod stats;
@@ -28,6 +29,8 @@ use crate::builtin;
 use crate::capture::{CaptureError, CaptureMeta, CaptureSink, CaptureWriterHandle};
 use crate::scenario::schema::{Builtin, UpstreamSpec};
 use crate::scenario::Scenario;
+use crate::store;
+use http_session::HttpRunState;
 use stats::{RunStats, RunSummary};
 
 /// Where upstream legs connect, once built-ins are started.
@@ -75,6 +78,8 @@ pub struct RunShared {
     pub active: AtomicU64,
     /// Where connections record what crossed their sockets, when capturing.
     pub capture: Option<CaptureSink>,
+    /// Run-wide HTTP counters (attempts, request ordinals per rule).
+    pub http: HttpRunState,
 }
 
 /// Why a run could not start.
@@ -191,6 +196,27 @@ pub async fn start_on(
             builtins.push(task);
             Upstream::Socket(addr)
         }
+        UpstreamSpec::Builtin(Builtin::Store) => {
+            let dir = match &plan.scenario.store {
+                Some(dir) => PathBuf::from(dir),
+                None => {
+                    std::env::temp_dir().join(format!("faultline-store-{}", std::process::id()))
+                }
+            };
+            let (addr, task) = store::spawn_ephemeral(dir.clone(), shutdown.clone())
+                .await
+                .map_err(|e| StartError::Builtin {
+                    name: "builtin:store".into(),
+                    source: io::Error::other(e.to_string()),
+                })?;
+            info!(dir = %dir.display(), %addr, "builtin:store serving");
+            builtins.push(tokio::spawn(async move {
+                if let Ok(Err(e)) = task.await {
+                    warn!(error = %e, "builtin:store stopped with an error");
+                }
+            }));
+            Upstream::Socket(addr)
+        }
         UpstreamSpec::Address { host, port } => match host.parse() {
             Ok(ip) => Upstream::Socket(SocketAddr::new(ip, *port)),
             Err(_) => Upstream::HostPort {
@@ -218,6 +244,7 @@ pub async fn start_on(
     };
     let shared = Arc::new(RunShared {
         stats: RunStats::new(plan.scenario.rules.len()),
+        http: HttpRunState::new(plan.scenario.rules.len()),
         scenario: plan.scenario,
         seed: plan.seed,
         upstream,

@@ -31,6 +31,9 @@ pub enum PumpEnd {
     /// A fault ends the connection; everything planned before it was written. `comment` names
     /// the rule and what it did, for the capture.
     Fault { how: EndHow, comment: String },
+    /// faultline answers the client itself (an HTTP `respond` rule or a malformed request);
+    /// nothing more is relayed in this direction.
+    Answer { bytes: Vec<u8>, comment: String },
     /// Reading from the source failed (typically the peer reset).
     SourceFailed(io::Error),
     /// Writing to the destination failed.
@@ -48,6 +51,10 @@ enum Queued {
         mark: Mark,
     },
     Hold {
+        mark: Mark,
+    },
+    Answer {
+        bytes: Vec<u8>,
         mark: Mark,
     },
 }
@@ -99,6 +106,10 @@ where
                 Some(Queued::End { how, mark }) => {
                     let comment = conn.fault_fired(&mark);
                     return PumpEnd::Fault { how, comment };
+                }
+                Some(Queued::Answer { bytes, mark }) => {
+                    let comment = conn.fault_fired(&mark);
+                    return PumpEnd::Answer { bytes, comment };
                 }
                 Some(Queued::Hold { mark }) => {
                     let comment = conn.fault_fired(&mark);
@@ -155,16 +166,22 @@ where
         let mut chunk = buf.split_to(n).freeze();
         conn.tap.received(direction, &chunk).await;
 
-        if planner.is_empty() {
-            queued_bytes += n;
-            queue.push_back(Queued::Send {
-                bytes: chunk,
-                not_before: None,
-                mark: None,
-            });
-            continue;
-        }
-        for step in planner.plan(n, Instant::now()) {
+        let arrival = Instant::now();
+        let steps = match conn.plan_http(direction, &chunk, arrival) {
+            Some(steps) => planner.apply(steps, arrival),
+            None if !planner.is_empty() => planner.plan(n, arrival),
+            None => {
+                // Nothing to decide: relay as soon as possible.
+                queued_bytes += n;
+                queue.push_back(Queued::Send {
+                    bytes: chunk,
+                    not_before: None,
+                    mark: None,
+                });
+                continue;
+            }
+        };
+        for step in steps {
             match step {
                 Step::Send {
                     len,
@@ -187,6 +204,15 @@ where
                 Step::Hold { mark } => {
                     closed_by_plan = true;
                     queue.push_back(Queued::Hold { mark });
+                    break;
+                }
+                Step::Skip { len } => {
+                    let len = len.min(chunk.len());
+                    drop(chunk.split_to(len));
+                }
+                Step::Answer { bytes, mark } => {
+                    closed_by_plan = true;
+                    queue.push_back(Queued::Answer { bytes, mark });
                     break;
                 }
             }

@@ -5,6 +5,7 @@
 //! `Arc<Scenario>` by every connection.
 
 pub mod error;
+pub mod glob;
 pub mod schema;
 pub mod units;
 
@@ -14,7 +15,8 @@ use std::path::Path;
 use rand::Rng;
 
 pub use error::{Located, ScenarioError};
-use schema::{ConnectionSet, RuleSection, ScenarioFile, UpstreamSpec};
+use glob::Glob;
+use schema::{ConnectionSet, Mode, Protocol, RuleSection, ScenarioFile, UpstreamSpec};
 
 use crate::direction::DirectionMatch;
 use crate::fault::Fault;
@@ -39,6 +41,12 @@ pub struct Scenario {
     pub upstream: Option<UpstreamSpec>,
     /// Capture file template from the file, if any.
     pub capture: Option<String>,
+    /// How connections are read (auto-detected HTTP by default).
+    pub protocol: Protocol,
+    /// Reverse proxy (default) or forward HTTP proxy.
+    pub mode: Mode,
+    /// Folder for `builtin:store`, if given.
+    pub store: Option<String>,
     /// Rules in file order.
     pub rules: Vec<Rule>,
 }
@@ -50,6 +58,8 @@ pub struct Rule {
     pub name: String,
     /// When it applies.
     pub matcher: Match,
+    /// Whether the file gave `direction` (HTTP rules pick a default from the other keys).
+    pub explicit_direction: bool,
     /// What it does.
     pub fault: Fault,
 }
@@ -65,6 +75,111 @@ pub struct Match {
     pub probability: Option<Probability>,
     /// Direction(s) stream faults act on.
     pub direction: DirectionMatch,
+    /// HTTP conditions; `Some` makes the rule act on HTTP messages instead of whole directions.
+    pub http: Option<HttpMatch>,
+}
+
+/// The HTTP conditions of a rule, checked for each request (and, with `status`, its response).
+#[derive(Debug, Clone, Default)]
+pub struct HttpMatch {
+    /// Accepted methods (exact, case-sensitive); `None` means any.
+    pub methods: Option<Vec<String>>,
+    /// Glob on the path.
+    pub path: Option<Glob>,
+    /// Glob on the query string.
+    pub query: Option<Glob>,
+    /// Glob on the host.
+    pub host: Option<Glob>,
+    /// Header name (case-insensitive) and glob on its value.
+    pub headers: Vec<(String, Glob)>,
+    /// Ordinals among requests that matched the other keys, across the run.
+    pub request: Option<Vec<u64>>,
+    /// Attempt numbers of the same method + target.
+    pub attempt: Option<Vec<u64>>,
+    /// Response statuses.
+    pub status: Option<Vec<u16>>,
+}
+
+/// What a request looks like to rule matching.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// Method token.
+    pub method: &'a str,
+    /// Path without the query.
+    pub path: &'a str,
+    /// Query without `?`.
+    pub query: Option<&'a str>,
+    /// Host header or absolute-form authority.
+    pub host: Option<&'a str>,
+    /// Attempt number of this method + target in the run.
+    pub attempt: u64,
+}
+
+impl HttpMatch {
+    /// Whether the request-side keys hold (everything but `request`, which counts matches, and
+    /// `status`, which waits for the response). `header` looks values up through `header`.
+    pub fn matches_request<'h>(
+        &self,
+        facts: &RequestFacts<'_>,
+        header: impl Fn(&str) -> Option<&'h [u8]>,
+    ) -> bool {
+        if let Some(methods) = &self.methods {
+            if !methods.iter().any(|m| m == facts.method) {
+                return false;
+            }
+        }
+        if let Some(glob) = &self.path {
+            if !glob.matches(facts.path) {
+                return false;
+            }
+        }
+        if let Some(glob) = &self.query {
+            if !glob.matches(facts.query.unwrap_or("")) {
+                return false;
+            }
+        }
+        if let Some(glob) = &self.host {
+            if !facts.host.is_some_and(|h| glob.matches(h)) {
+                return false;
+            }
+        }
+        for (name, glob) in &self.headers {
+            let value = header(name).map(String::from_utf8_lossy);
+            if !value.is_some_and(|v| glob.matches(&v)) {
+                return false;
+            }
+        }
+        if let Some(attempts) = &self.attempt {
+            if !attempts.contains(&facts.attempt) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether a response status satisfies `status` (always, without it).
+    pub fn matches_status(&self, status: u16) -> bool {
+        self.status.as_ref().is_none_or(|s| s.contains(&status))
+    }
+}
+
+impl Rule {
+    /// Whether the rule acts on HTTP messages rather than on whole directions.
+    pub fn is_http(&self) -> bool {
+        self.matcher.http.is_some() || self.fault.is_http_only()
+    }
+
+    /// Which HTTP message(s) an HTTP rule acts on: the request (`client->upstream`, the default),
+    /// the response (`upstream->client`, the default when `status` is given), or both.
+    pub fn http_direction(&self, explicit: bool) -> DirectionMatch {
+        if explicit {
+            return self.matcher.direction;
+        }
+        match &self.matcher.http {
+            Some(h) if h.status.is_some() => DirectionMatch::UpstreamToClient,
+            _ => DirectionMatch::ClientToUpstream,
+        }
+    }
 }
 
 impl Match {
@@ -130,9 +245,19 @@ impl Scenario {
             invalid(offset, key, message)
         })?;
 
+        let protocol = file.proxy.protocol.unwrap_or_default();
         let mut rules = Vec::with_capacity(file.rules.len());
         for (index, section) in file.rules.into_iter().enumerate() {
-            rules.push(rule_from(section, index, text, &invalid)?);
+            let span = section.span();
+            let rule = rule_from(section, index, text, &invalid)?;
+            if rule.is_http() && protocol == Protocol::Tcp {
+                return Err(invalid(
+                    span.start,
+                    format!("rule[{}]", index + 1),
+                    "this rule needs HTTP, but [proxy] protocol = \"tcp\"".to_string(),
+                ));
+            }
+            rules.push(rule);
         }
         Ok(Scenario {
             name: file.name.unwrap_or_else(|| default_name.to_string()),
@@ -141,6 +266,9 @@ impl Scenario {
             listen: file.proxy.listen.map(|l| l.0),
             upstream: file.proxy.upstream,
             capture: file.proxy.capture,
+            protocol: file.proxy.protocol.unwrap_or_default(),
+            mode: file.proxy.mode.unwrap_or_default(),
+            store: file.proxy.store,
             rules,
         })
     }
@@ -163,6 +291,44 @@ fn rule_from(
         return Err(invalid(offset, format!("{fault_key}.{}", e.key), e.message));
     }
     let m = section.matcher;
+    let explicit_direction = m.direction.is_some();
+    let http = http_match(&m, number, text, fault_span.start, invalid)?;
+    let is_http = http.is_some() || fault.is_http_only();
+    let at_fault = |message: String| {
+        let offset =
+            locate_within(text, fault_span.start, fault.name()).unwrap_or(fault_span.start);
+        invalid(offset, fault_key.clone(), message)
+    };
+    if fault.uses_percentage() && !is_http {
+        return Err(at_fault(
+            "a percentage of the body needs an HTTP match (method, path, …) to know which body"
+                .to_string(),
+        ));
+    }
+    if is_http && fault.is_connection_wide() {
+        return Err(at_fault(format!(
+            "{} acts on the whole connection; it cannot be chosen by HTTP keys",
+            fault.name()
+        )));
+    }
+    if matches!(fault, Fault::Bandwidth(_)) && http.is_some() {
+        return Err(at_fault(
+            "bandwidth paces whole directions; remove the HTTP keys from this rule's match"
+                .to_string(),
+        ));
+    }
+    if let Some(direction) = &m.direction {
+        if fault.is_http_only() {
+            return Err(invalid(
+                direction.span().start,
+                format!("rule[{number}].match.direction"),
+                format!(
+                    "{} always acts on the request/response pair; remove `direction`",
+                    fault.name()
+                ),
+            ));
+        }
+    }
     if let Some(direction) = &m.direction {
         if fault.is_connection_wide() && *direction.get_ref() != DirectionMatch::Both {
             return Err(invalid(
@@ -184,9 +350,62 @@ fn rule_from(
             every: m.every.map(|n| n.get()),
             probability: m.probability,
             direction: m.direction.map(|d| d.into_inner()).unwrap_or_default(),
+            http,
         },
+        explicit_direction,
         fault,
     })
+}
+
+/// The HTTP half of a rule's `match`, or `None` when it has no HTTP key.
+fn http_match(
+    m: &schema::MatchSection,
+    number: usize,
+    text: &str,
+    rule_start: usize,
+    invalid: &dyn Fn(usize, String, String) -> ScenarioError,
+) -> Result<Option<HttpMatch>, ScenarioError> {
+    let any = m.method.is_some()
+        || m.path.is_some()
+        || m.query.is_some()
+        || m.host.is_some()
+        || m.header.is_some()
+        || m.request.is_some()
+        || m.attempt.is_some()
+        || m.status.is_some();
+    if !any {
+        return Ok(None);
+    }
+    let status = match &m.status {
+        Some(spanned) => {
+            let codes = &spanned.get_ref().0;
+            if let Some(bad) = codes.iter().find(|c| !(100..=599).contains(*c)) {
+                return Err(invalid(
+                    spanned.span().start,
+                    format!("rule[{number}].match.status"),
+                    format!("{bad} is not an HTTP status (100-599)"),
+                ));
+            }
+            Some(codes.iter().map(|&c| c as u16).collect())
+        }
+        None => None,
+    };
+    let _ = (text, rule_start);
+    Ok(Some(HttpMatch {
+        methods: m.method.as_ref().map(|l| l.0.clone()),
+        path: m.path.as_deref().map(Glob::new),
+        query: m.query.as_deref().map(Glob::new),
+        host: m.host.as_deref().map(Glob::new),
+        headers: m
+            .header
+            .iter()
+            .flatten()
+            .map(|(name, value)| (name.to_ascii_lowercase(), Glob::new(value)))
+            .collect(),
+        request: m.request.as_ref().map(|s| s.0.clone()),
+        attempt: m.attempt.as_ref().map(|s| s.0.clone()),
+        status,
+    }))
 }
 
 /// Formats a serde path as a dotted key with 1-based array indices (`rule[2].fault.reset.after`),

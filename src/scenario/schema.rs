@@ -42,6 +42,38 @@ pub struct ProxySection {
     /// Capture file template (`{name}`, `{time}`, `{pid}`); `.pcap` writes classic libpcap,
     /// anything else pcapng. Absent: no capture unless `--capture` asks.
     pub capture: Option<String>,
+    /// How to read the traffic: `auto` (default), `http` or `tcp`.
+    pub protocol: Option<Protocol>,
+    /// `reverse` (default: every connection goes to `upstream`) or `forward` (an HTTP proxy:
+    /// clients say where to go with absolute-form requests or CONNECT).
+    pub mode: Option<Mode>,
+    /// Directory `builtin:store` keeps uploads in (default: a fresh folder under the system
+    /// temp dir, printed at start).
+    pub store: Option<String>,
+}
+
+/// How faultline reads a connection's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Detect HTTP/1.x from the first bytes; anything else (or malformed HTTP) is relayed as TCP.
+    #[default]
+    Auto,
+    /// HTTP/1.x only: malformed requests get `400 Bad Request`.
+    Http,
+    /// Bytes only: HTTP rules never apply.
+    Tcp,
+}
+
+/// Where connections go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Every connection goes to `upstream`.
+    #[default]
+    Reverse,
+    /// Clients use faultline as `HTTP_PROXY`.
+    Forward,
 }
 
 /// A socket address to listen on, checked at load.
@@ -64,11 +96,14 @@ impl<'de> Deserialize<'de> for ListenAddr {
 pub enum Builtin {
     /// A TCP echo server that keeps half-close semantics.
     Echo,
+    /// An HTTP store (PUT/POST store, GET/HEAD serve): a valid DVC HTTP remote.
+    Store,
 }
 
 impl Builtin {
     /// Every built-in, for error messages and `--help`.
-    pub const ALL: [(&'static str, Builtin); 1] = [("echo", Builtin::Echo)];
+    pub const ALL: [(&'static str, Builtin); 2] =
+        [("echo", Builtin::Echo), ("store", Builtin::Store)];
 }
 
 /// Where the upstream leg connects.
@@ -120,7 +155,7 @@ impl std::str::FromStr for UpstreamSpec {
                 });
         }
         let bad = || {
-            format!("invalid upstream {text:?}: expected HOST:PORT (e.g. \"127.0.0.1:8080\", \"[::1]:8080\", \"localhost:8080\") or builtin:echo")
+            format!("invalid upstream {text:?}: expected HOST:PORT (e.g. \"127.0.0.1:8080\", \"[::1]:8080\", \"localhost:8080\") builtin:echo or builtin:store")
         };
         let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
         let port: u16 = port.parse().map_err(|_| bad())?;
@@ -167,9 +202,56 @@ pub struct MatchSection {
     pub probability: Option<Probability>,
     /// Which direction stream faults act on; `both` when absent.
     pub direction: Option<Spanned<DirectionMatch>>,
+    /// HTTP request method(s), e.g. `"PUT"` or `["POST", "PUT"]`.
+    pub method: Option<StringList>,
+    /// Glob on the request path (`/files/**`).
+    pub path: Option<String>,
+    /// Glob on the query string (without `?`).
+    pub query: Option<String>,
+    /// Glob on the Host header (or the absolute-form authority).
+    pub host: Option<String>,
+    /// Header name → glob on its value; every listed header must match.
+    pub header: Option<std::collections::BTreeMap<String, String>>,
+    /// 1-based ordinal(s) among the requests of the run that matched the other keys.
+    pub request: Option<ConnectionSet>,
+    /// The nth time this method + target was seen in the run (`attempt = 1`: first tries).
+    pub attempt: Option<ConnectionSet>,
+    /// Response status code(s), for faults on responses.
+    pub status: Option<Spanned<ConnectionSet>>,
 }
 
-/// `connection = 2` or `connection = [1, 3]`: 1-based connection ordinals.
+/// A string or a list of strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StringList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for StringList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = StringList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StringList, E> {
+                Ok(StringList(vec![v.to_string()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StringList, A::Error> {
+                let mut all = Vec::new();
+                while let Some(v) = seq.next_element::<String>()? {
+                    all.push(v);
+                }
+                if all.is_empty() {
+                    return Err(de::Error::custom("an empty list matches nothing"));
+                }
+                Ok(StringList(all))
+            }
+        }
+        d.deserialize_any(ListVisitor)
+    }
+}
+
+/// `connection = 2` or `connection = [1, 3]`: 1-based ordinals (also used for `request`,
+/// `attempt` and `status`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionSet(pub Vec<u64>);
 
@@ -180,15 +262,13 @@ impl<'de> Deserialize<'de> for ConnectionSet {
             if v >= 1 {
                 Ok(v as u64)
             } else {
-                Err(E::custom(format!(
-                    "connection ordinals start at 1, got {v}"
-                )))
+                Err(E::custom(format!("ordinals start at 1, got {v}")))
             }
         }
         impl<'de> Visitor<'de> for SetVisitor {
             type Value = ConnectionSet;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a connection ordinal (1, 2, …) or a list of them")
+                f.write_str("a positive integer (1, 2, …) or a list of them")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ConnectionSet, E> {
                 Ok(ConnectionSet(vec![ordinal(v)?]))

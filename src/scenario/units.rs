@@ -22,6 +22,61 @@ pub struct Span(pub Duration);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Rate(pub u64);
 
+/// How far into a message body a fault acts: a size (`"1MiB"`) or a share of the body (`"50%"`,
+/// which needs a Content-Length to be known).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Amount {
+    /// This many bytes.
+    Bytes(u64),
+    /// This percentage (0–100) of the message body.
+    Percent(f64),
+}
+
+impl Amount {
+    /// The byte count for a body of `total` bytes, when it can be known.
+    pub fn of(self, total: Option<u64>) -> Option<u64> {
+        match self {
+            Amount::Bytes(n) => Some(n),
+            Amount::Percent(p) => total.map(|t| ((t as f64) * p / 100.0).floor() as u64),
+        }
+    }
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Amount::Bytes(n) => write!(f, "{n} bytes"),
+            Amount::Percent(p) => write!(f, "{p}% of the body"),
+        }
+    }
+}
+
+/// Parses `"50%"` or a size.
+pub fn parse_amount(text: &str) -> Result<Amount, String> {
+    if let Some(number) = text.trim().strip_suffix('%') {
+        let p: f64 = number.trim().parse().map_err(|_| {
+            format!("invalid percentage {text:?}: expected a number followed by %, like \"50%\"")
+        })?;
+        if !(0.0..=100.0).contains(&p) {
+            return Err(format!(
+                "invalid percentage {text:?}: must be between 0% and 100%"
+            ));
+        }
+        return Ok(Amount::Percent(p));
+    }
+    parse_size(text).map(|s| Amount::Bytes(s.0))
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UnitVisitor {
+            expecting: "a size like \"64KiB\" or a share of the body like \"50%\"",
+            parse: parse_amount,
+            accepts_integer: true,
+        })
+    }
+}
+
 /// A probability in `0.0..=1.0`; values outside are rejected at load rather than clamped.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
 pub struct Probability(f64);
@@ -265,6 +320,15 @@ mod tests {
         assert_eq!(parse_rate("256KiB/s"), Ok(Rate(262_144)));
         assert!(parse_rate("256KiB").is_err());
         assert!(parse_rate("0B/s").is_err());
+    }
+
+    #[test]
+    fn amounts_are_sizes_or_percentages() {
+        assert_eq!(parse_amount("50%"), Ok(Amount::Percent(50.0)));
+        assert_eq!(parse_amount("1KiB"), Ok(Amount::Bytes(1024)));
+        assert!(parse_amount("150%").is_err());
+        assert_eq!(Amount::Percent(50.0).of(Some(101)), Some(50));
+        assert_eq!(Amount::Percent(50.0).of(None), None);
     }
 
     #[test]
