@@ -33,6 +33,16 @@ pub enum Command {
     /// Show faultline's main job end to end on built-in defaults, with no setup: a built-in
     /// upstream, a built-in client and a shipped scenario.
     Demo,
+    /// Run the built-in HTTP store on its own: PUT/POST store the body at the path under DIR,
+    /// GET/HEAD serve it. A valid DVC HTTP remote; never writes outside DIR; atomic writes.
+    ServeStore {
+        /// Folder to store uploads in (created if missing).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address to listen on (port 0 picks a free port; the real address is printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
 }
 
 /// Arguments of `faultline run`. Flags override the scenario file, which overrides defaults.
@@ -44,7 +54,7 @@ pub struct RunArgs {
     /// is printed). Overrides [proxy] listen.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// Upstream HOST:PORT or builtin:echo. Overrides [proxy] upstream.
+    /// Upstream HOST:PORT, builtin:echo or builtin:store. Overrides [proxy] upstream.
     #[arg(long)]
     pub upstream: Option<UpstreamSpec>,
     /// Seed of every random decision. Overrides the file's seed; without either, a random seed

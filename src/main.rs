@@ -13,6 +13,7 @@ use tracing_subscriber::EnvFilter;
 use faultline::capture::expand_path_template;
 use faultline::cli::{Cli, Command, RunArgs};
 use faultline::proxy::{self, RunPlan};
+use faultline::scenario::schema::{Mode, UpstreamSpec};
 use faultline::scenario::{Scenario, ScenarioError, DEFAULT_LISTEN};
 
 fn main() -> ExitCode {
@@ -32,6 +33,9 @@ fn main() -> ExitCode {
         Command::Check { files } => check(&files),
         Command::Run(args) => runtime()
             .and_then(|rt| rt.block_on(run(args)))
+            .unwrap_or_else(report),
+        Command::ServeStore { dir, listen } => runtime()
+            .and_then(|rt| rt.block_on(serve_store(dir, listen)))
             .unwrap_or_else(report),
         Command::Demo => runtime()
             .and_then(|rt| {
@@ -86,7 +90,14 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
         Some(addr) => addr,
         None => DEFAULT_LISTEN.parse().context("default listen address")?,
     };
-    let Some(upstream) = args.upstream.or_else(|| scenario.upstream.clone()) else {
+    let forward = scenario.mode == Mode::Forward;
+    let upstream = args.upstream.or_else(|| scenario.upstream.clone());
+    let upstream = if forward {
+        upstream.or(Some(UpstreamSpec::PerRequest))
+    } else {
+        upstream
+    };
+    let Some(upstream) = upstream else {
         eprintln!(
             "{}: no upstream: set [proxy] upstream in the file or pass --upstream HOST:PORT",
             args.scenario.display()
@@ -133,6 +144,32 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
         Some(_) => Ok(ExitCode::from(1)),
         None => Ok(ExitCode::SUCCESS),
     }
+}
+
+async fn serve_store(dir: PathBuf, listen: std::net::SocketAddr) -> Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr().context("listener address")?;
+    eprintln!(
+        "faultline store: listening on {addr}, storing under {} (Ctrl-C to stop)",
+        dir.display()
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut server = tokio::spawn(faultline::store::serve(
+        listener,
+        faultline::store::StoreConfig { dir },
+        shutdown.clone(),
+    ));
+    tokio::select! {
+        signal = wait_for_signal() => {
+            signal?;
+            shutdown.cancel();
+            server.await.context("store task")??;
+        }
+        ended = &mut server => ended.context("store task")??,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn wait_for_signal() -> Result<()> {

@@ -16,7 +16,7 @@ use super::http_session::HttpSession;
 use super::pump::{pump, PumpEnd};
 use super::socket::{abort, wait_delivered};
 use super::tap::Tap;
-use super::RunShared;
+use super::{forward, RunShared, Upstream};
 use crate::capture::Leg;
 use crate::direction::Direction;
 use crate::fault::plan::{EndHow, Mark, Step};
@@ -162,33 +162,17 @@ async fn proxy_connection(mut client: TcpStream, client_addr: SocketAddr, conn: 
         }
     }
 
-    let upstream_addr = run.upstream.to_string();
-    let connected = match timeout(CONNECT_TIMEOUT, run.upstream.connect()).await {
-        Ok(result) => result,
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no answer within {CONNECT_TIMEOUT:?}"),
-        )),
-    };
-    let mut upstream = match connected {
-        Ok(stream) => stream,
-        Err(e) => {
-            warn!(side = "upstream", upstream = %upstream_addr, error = %e, "cannot connect to upstream; resetting the client leg");
-            run.stats.upstream_failures.fetch_add(1, Relaxed);
-            let note =
-                format!("faultline: upstream {upstream_addr} unreachable ({e}); client leg reset");
-            tap.proxy_rst(Leg::Client, Some(note)).await;
-            tap.closed(Leg::Client).await;
+    let (mut upstream, replay) = match open_upstream(&mut client, conn).await {
+        Ok(opened) => opened,
+        Err(Unrouted::Reset) => {
             abort(client);
             return;
         }
+        Err(Unrouted::Answered) => return,
     };
-    if let (Ok(local), Ok(peer)) = (upstream.local_addr(), upstream.peer_addr()) {
-        tap.opened(Leg::Upstream, local, peer).await;
-    }
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
-    debug!(upstream = %upstream_addr, "upstream connected");
+    debug!(upstream = ?upstream.peer_addr().ok(), "upstream connected");
 
     let planner_for = |direction: Direction| {
         let faults = matched
@@ -219,6 +203,7 @@ async fn proxy_connection(mut client: TcpStream, client_addr: SocketAddr, conn: 
             Direction::ClientToUpstream,
             planner_for(Direction::ClientToUpstream),
             conn,
+            replay,
         );
         let to_client = pump(
             &mut upstream_read,
@@ -226,6 +211,7 @@ async fn proxy_connection(mut client: TcpStream, client_addr: SocketAddr, conn: 
             Direction::UpstreamToClient,
             planner_for(Direction::UpstreamToClient),
             conn,
+            Bytes::new(),
         );
         tokio::pin!(to_upstream, to_client);
         let timer = async {
@@ -348,6 +334,107 @@ async fn proxy_connection(mut client: TcpStream, client_addr: SocketAddr, conn: 
     }
     tap.closed(Leg::Client).await;
     tap.closed(Leg::Upstream).await;
+}
+
+/// Connects the upstream leg: to the run's upstream, or (forward proxy) where the client's first
+/// request says. Returns the upstream and the client bytes already read that must be relayed
+/// first, or how the client was dealt with when that failed.
+async fn open_upstream(
+    client: &mut TcpStream,
+    conn: &ConnectionShared,
+) -> Result<(TcpStream, Bytes), Unrouted> {
+    let run = &conn.run;
+    let tap = &conn.tap;
+    if run.upstream == Upstream::PerRequest {
+        let own = client.local_addr().map_err(|_| Unrouted::Reset)?;
+        return match forward::route(client, own).await {
+            Ok(routed) => {
+                debug!(target = %routed.target, tunnel = routed.tunnel, "forward proxy routed");
+                if routed.tunnel {
+                    if let Some(session) = &conn.http {
+                        match session.lock() {
+                            Ok(mut s) => s.deactivate(),
+                            Err(poisoned) => poisoned.into_inner().deactivate(),
+                        }
+                    }
+                }
+                // What the router read is on the client leg already: record it now, replayed
+                // bytes are recorded by the pump.
+                if !routed.consumed.is_empty() {
+                    tap.received(Direction::ClientToUpstream, &routed.consumed)
+                        .await;
+                }
+                if let (Ok(local), Ok(peer)) =
+                    (routed.upstream.local_addr(), routed.upstream.peer_addr())
+                {
+                    tap.opened(Leg::Upstream, local, peer).await;
+                }
+                if let Some(reply) = routed.reply {
+                    use tokio::io::AsyncWriteExt;
+                    if client.write_all(&reply).await.is_err() {
+                        return Err(Unrouted::Reset);
+                    }
+                    let note = format!(
+                        "faultline: CONNECT {} answered by the forward proxy",
+                        routed.target
+                    );
+                    conn.relayed(Direction::UpstreamToClient, &Bytes::from(reply), Some(note))
+                        .await;
+                }
+                Ok((routed.upstream, routed.replay))
+            }
+            Err(refusal) => {
+                use tokio::io::AsyncWriteExt;
+                warn!(side = "upstream", reason = %refusal.reason, "forward proxy cannot route the request");
+                run.stats.upstream_failures.fetch_add(1, Relaxed);
+                let _ = client.write_all(&refusal.response).await;
+                let note = format!("faultline: forward proxy refused: {}", refusal.reason);
+                conn.relayed(
+                    Direction::UpstreamToClient,
+                    &Bytes::from(refusal.response),
+                    Some(note),
+                )
+                .await;
+                tap.proxy_fin(Leg::Client, None).await;
+                close_cleanly(client, Leg::Client, tap, &run.shutdown).await;
+                tap.closed(Leg::Client).await;
+                Err(Unrouted::Answered)
+            }
+        };
+    }
+    let upstream_addr = run.upstream.to_string();
+    let connected = match timeout(CONNECT_TIMEOUT, run.upstream.connect()).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {CONNECT_TIMEOUT:?}"),
+        )),
+    };
+    match connected {
+        Ok(stream) => {
+            if let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) {
+                tap.opened(Leg::Upstream, local, peer).await;
+            }
+            Ok((stream, Bytes::new()))
+        }
+        Err(e) => {
+            warn!(side = "upstream", upstream = %upstream_addr, error = %e, "cannot connect to upstream; resetting the client leg");
+            run.stats.upstream_failures.fetch_add(1, Relaxed);
+            let note =
+                format!("faultline: upstream {upstream_addr} unreachable ({e}); client leg reset");
+            tap.proxy_rst(Leg::Client, Some(note)).await;
+            tap.closed(Leg::Client).await;
+            Err(Unrouted::Reset)
+        }
+    }
+}
+
+/// How a client whose upstream could not be opened was dealt with.
+enum Unrouted {
+    /// The caller must reset the client leg.
+    Reset,
+    /// The client got an HTTP answer and its leg is closed.
+    Answered,
 }
 
 /// Sends a FIN, then reads and discards until the peer closes too (bounded), because closing a

@@ -209,6 +209,11 @@ impl HttpSession {
         self.active
     }
 
+    /// Stops HTTP tracking for good (the connection became a CONNECT tunnel).
+    pub fn deactivate(&mut self) {
+        self.active = false;
+    }
+
     /// Plans a chunk of `direction` that arrived at `arrival`.
     pub fn plan(
         &mut self,

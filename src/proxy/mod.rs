@@ -5,6 +5,7 @@
 //! cancellation token, so tests bind `127.0.0.1:0` and stop a run without signals.
 
 pub mod connection;
+pub mod forward;
 pub mod http_session;
 pub mod pump;
 pub mod socket;
@@ -27,7 +28,7 @@ use tracing::{info, warn};
 
 use crate::builtin;
 use crate::capture::{CaptureError, CaptureMeta, CaptureSink, CaptureWriterHandle};
-use crate::scenario::schema::{Builtin, UpstreamSpec};
+use crate::scenario::schema::{Builtin, Mode, UpstreamSpec};
 use crate::scenario::Scenario;
 use crate::store;
 use http_session::HttpRunState;
@@ -40,6 +41,8 @@ pub enum Upstream {
     Socket(SocketAddr),
     /// A host name resolved at every connection, as a client would.
     HostPort { host: String, port: u16 },
+    /// Forward-proxy mode: each client's first request names its target.
+    PerRequest,
 }
 
 impl Upstream {
@@ -48,6 +51,10 @@ impl Upstream {
         match self {
             Upstream::Socket(addr) => TcpStream::connect(addr).await,
             Upstream::HostPort { host, port } => TcpStream::connect((host.as_str(), *port)).await,
+            Upstream::PerRequest => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "forward mode connects where each request says",
+            )),
         }
     }
 }
@@ -57,6 +64,7 @@ impl fmt::Display for Upstream {
         match self {
             Upstream::Socket(addr) => write!(f, "{addr}"),
             Upstream::HostPort { host, port } => write!(f, "{host}:{port}"),
+            Upstream::PerRequest => f.write_str("per request (forward proxy)"),
         }
     }
 }
@@ -186,6 +194,8 @@ pub async fn start_on(
     })?;
     let mut builtins = Vec::new();
     let upstream = match &plan.upstream {
+        _ if plan.scenario.mode == Mode::Forward => Upstream::PerRequest,
+        UpstreamSpec::PerRequest => Upstream::PerRequest,
         UpstreamSpec::Builtin(Builtin::Echo) => {
             let (addr, task) = builtin::echo::spawn(shutdown.clone())
                 .await

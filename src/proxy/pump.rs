@@ -59,13 +59,16 @@ enum Queued {
     },
 }
 
-/// Relays `direction` from `source` to `destination` until EOF, a fault or an error.
+/// Relays `direction` from `source` to `destination` until EOF, a fault or an error. `replay`
+/// holds bytes already read from `source` (while routing a forward-proxy request): they are
+/// relayed first, exactly as if just read.
 pub async fn pump<R, W>(
     source: &mut R,
     destination: &mut W,
     direction: Direction,
     mut planner: DirectionPlanner,
     conn: &ConnectionShared,
+    replay: Bytes,
 ) -> PumpEnd
 where
     R: AsyncRead + Unpin,
@@ -78,6 +81,7 @@ where
     // Once an End or Hold is planned, nothing more is read in this direction.
     let mut closed_by_plan = false;
     let mut holding = false;
+    let mut replay = (!replay.is_empty()).then_some(replay);
 
     loop {
         // Execute every step whose time has come.
@@ -142,15 +146,20 @@ where
         if can_read && buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
-        let read = tokio::select! {
-            biased;
-            _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => None,
-            result = source.read_buf(&mut buf), if can_read => Some(result),
-            else => {
-                // Held for good (stall without duration): keep both sockets open until the
-                // connection is ended by the other direction, a timer or shutdown.
-                std::future::pending::<()>().await;
-                None
+        let read = if let Some(replayed) = replay.take() {
+            buf.extend_from_slice(&replayed);
+            Some(Ok(replayed.len()))
+        } else {
+            tokio::select! {
+                biased;
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => None,
+                result = source.read_buf(&mut buf), if can_read => Some(result),
+                else => {
+                    // Held for good (stall without duration): keep both sockets open until the
+                    // connection is ended by the other direction, a timer or shutdown.
+                    std::future::pending::<()>().await;
+                    None
+                }
             }
         };
         let Some(result) = read else { continue };

@@ -113,6 +113,9 @@ pub enum UpstreamSpec {
     Address { host: String, port: u16 },
     /// `builtin:NAME`.
     Builtin(Builtin),
+    /// Forward-proxy mode: each client names its target (absolute-form request or CONNECT).
+    /// Never written in a file; chosen by `mode = "forward"`.
+    PerRequest,
 }
 
 impl fmt::Display for UpstreamSpec {
@@ -122,6 +125,7 @@ impl fmt::Display for UpstreamSpec {
                 write!(f, "[{host}]:{port}")
             }
             UpstreamSpec::Address { host, port } => write!(f, "{host}:{port}"),
+            UpstreamSpec::PerRequest => write!(f, "per request (forward proxy)"),
             UpstreamSpec::Builtin(b) => {
                 let name = Builtin::ALL
                     .iter()

@@ -1,0 +1,230 @@
+//! Forward-proxy routing: read a client's first request head to learn where it wants to go
+//! (absolute-form `GET http://host:port/…` or `CONNECT host:port`), and connect there.
+//!
+//! The bytes read to decide are replayed to the pump afterwards, never lost; an absolute-form
+//! request is forwarded byte for byte (origin servers must accept absolute-form, RFC 9112 §3.2.2).
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncReadExt;
+use tokio::net::{lookup_host, TcpStream};
+use tokio::time::timeout;
+
+use crate::http::RequestHead;
+
+/// Largest request head faultline waits for before routing.
+const MAX_HEAD: usize = 64 * 1024;
+/// How long a client may take to send its first request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the chosen upstream may take to accept.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a forward-proxy connection goes.
+#[derive(Debug)]
+pub struct Routed {
+    /// The connected upstream leg.
+    pub upstream: TcpStream,
+    /// `host:port` as the client named it.
+    pub target: String,
+    /// Bytes already read from the client that must still be relayed.
+    pub replay: Bytes,
+    /// Bytes read from the client that faultline consumed itself (the CONNECT head).
+    pub consumed: Bytes,
+    /// `CONNECT`: the connection is a raw tunnel from now on; `reply` must go to the client.
+    pub tunnel: bool,
+    /// Bytes faultline must send the client before relaying (the CONNECT `200`).
+    pub reply: Option<Vec<u8>>,
+}
+
+/// Why a client could not be routed, with the answer it gets.
+#[derive(Debug)]
+pub struct Refusal {
+    /// Status line and body for the client.
+    pub response: Vec<u8>,
+    /// What happened, for logs and the capture.
+    pub reason: String,
+}
+
+impl Refusal {
+    fn new(status: u16, reason: String) -> Self {
+        let phrase = crate::fault::respond::reason_phrase(status);
+        let body = format!("{status} {phrase}: {reason}\n");
+        Refusal {
+            response: format!(
+                "HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes(),
+            reason,
+        }
+    }
+}
+
+/// Reads the first request head from `client` and connects where it says; `own` is faultline's
+/// listen address, so a request for it is refused instead of looping forever.
+pub async fn route(client: &mut TcpStream, own: SocketAddr) -> Result<Routed, Refusal> {
+    let mut buf = BytesMut::with_capacity(4096);
+    let head = timeout(HEAD_TIMEOUT, async {
+        loop {
+            if let Some(head) = RequestHead::parse(&buf, 100)
+                .map_err(|e| Refusal::new(400, format!("not an HTTP/1 request: {e}")))?
+            {
+                return Ok(head);
+            }
+            if buf.len() >= MAX_HEAD {
+                return Err(Refusal::new(431, "request head too large".to_string()));
+            }
+            match client.read_buf(&mut buf).await {
+                Ok(0) => {
+                    return Err(Refusal::new(
+                        400,
+                        "client closed before a request head".to_string(),
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(Refusal::new(
+                        400,
+                        format!("reading the request failed: {e}"),
+                    ))
+                }
+            }
+        }
+    })
+    .await
+    .map_err(|_| Refusal::new(408, format!("no request head within {HEAD_TIMEOUT:?}")))??;
+
+    let tunnel = head.method == "CONNECT";
+    let target = if tunnel {
+        head.target.clone()
+    } else {
+        authority_of(&head.target).ok_or_else(|| {
+            Refusal::new(
+                400,
+                format!(
+                    "faultline is a forward proxy here: use an absolute-form target (http://host:port/path), got {:?}",
+                    head.target
+                ),
+            )
+        })?
+    };
+    let (host, port) = split_host_port(&target, 80)
+        .ok_or_else(|| Refusal::new(400, format!("bad target authority {target:?}")))?;
+    let addrs: Vec<SocketAddr> = lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| Refusal::new(502, format!("cannot resolve {host}: {e}")))?
+        .collect();
+    if addrs.iter().any(|a| is_self(*a, own)) {
+        return Err(Refusal::new(508, format!("{target} is faultline itself")));
+    }
+    let upstream = connect_any(&addrs)
+        .await
+        .map_err(|e| Refusal::new(502, format!("cannot connect to {target}: {e}")))?;
+
+    let mut replay = buf.freeze();
+    let mut consumed = Bytes::new();
+    let mut reply = None;
+    if tunnel {
+        // The CONNECT head is for faultline; only what follows belongs to the tunnel.
+        consumed = replay.split_to(head.head_len.min(replay.len()));
+        reply = Some(b"HTTP/1.1 200 Connection Established\r\n\r\n".to_vec());
+    }
+    Ok(Routed {
+        upstream,
+        target,
+        replay,
+        consumed,
+        tunnel,
+        reply,
+    })
+}
+
+async fn connect_any(addrs: &[SocketAddr]) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    for addr in addrs {
+        match timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => last = e,
+            Err(_) => last = io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
+        }
+    }
+    Err(last)
+}
+
+/// Whether connecting to `addr` would reach faultline's own listener.
+fn is_self(addr: SocketAddr, own: SocketAddr) -> bool {
+    addr.port() == own.port()
+        && (addr.ip() == own.ip()
+            || (own.ip().is_unspecified())
+            || (addr.ip().is_loopback() && own.ip().is_loopback()))
+}
+
+/// `host:port` of an absolute-form `http://host:port/path` target.
+fn authority_of(target: &str) -> Option<String> {
+    let rest = target.strip_prefix("http://").or_else(|| {
+        target
+            .get(..7)
+            .filter(|p| p.eq_ignore_ascii_case("http://"))
+            .map(|_| &target[7..])
+    })?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    // Drop credentials, if any.
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    (!authority.is_empty()).then(|| authority.to_string())
+}
+
+/// Splits `host:port`, `[v6]:port` or `host` (default port).
+fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if after.is_empty() => default_port,
+            None => return None,
+        };
+        return Some((host.to_string(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => Some((host.to_string(), port.parse().ok()?)),
+        Some(_) => None,
+        None => Some((authority.to_string(), default_port)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_form_targets_give_their_authority() {
+        assert_eq!(
+            authority_of("http://127.0.0.1:8080/files/x"),
+            Some("127.0.0.1:8080".into())
+        );
+        assert_eq!(authority_of("http://user:pw@host/x?y"), Some("host".into()));
+        assert_eq!(authority_of("/origin/form"), None);
+        assert_eq!(authority_of("https://host/x"), None);
+    }
+
+    #[test]
+    fn host_and_port_split_with_defaults_and_v6() {
+        assert_eq!(split_host_port("h:81", 80), Some(("h".into(), 81)));
+        assert_eq!(split_host_port("h", 80), Some(("h".into(), 80)));
+        assert_eq!(split_host_port("[::1]:9", 80), Some(("::1".into(), 9)));
+        assert_eq!(split_host_port("h:x", 80), None);
+    }
+
+    #[test]
+    fn own_address_is_recognised_on_loopback_and_wildcard() {
+        let own: SocketAddr = "127.0.0.1:3030".parse().expect("addr");
+        assert!(is_self("127.0.0.1:3030".parse().expect("addr"), own));
+        assert!(is_self("127.0.0.2:3030".parse().expect("addr"), own));
+        assert!(!is_self("127.0.0.1:3031".parse().expect("addr"), own));
+        let any: SocketAddr = "0.0.0.0:3030".parse().expect("addr");
+        assert!(is_self("127.0.0.1:3030".parse().expect("addr"), any));
+    }
+}
