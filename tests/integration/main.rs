@@ -4,6 +4,7 @@
 mod capture;
 mod capture_writer;
 mod cli;
+mod http;
 mod store;
 mod support;
 mod tcp;

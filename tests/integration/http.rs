@@ -1,0 +1,1 @@
+//! HTTP-aware faults, forward mode and the built-in store, through real sockets.
