@@ -1,6 +1,6 @@
-//! `faultline demo`: the main job end to end with nothing to set up. A built-in echo upstream,
-//! the shipped `demo-tcp` scenario (compiled in) and a built-in client that opens four
-//! connections and reports, byte for byte, what each one saw.
+//! The TCP part of `faultline demo`: a built-in echo upstream, the shipped `demo-tcp` scenario
+//! (compiled in) and a built-in client that opens four connections and reports, byte for byte,
+//! what each one saw.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,31 +12,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use super::DemoError;
 use crate::capture::expand_path_template;
-use crate::proxy::{self, RunPlan, StartError};
-use crate::scenario::{Scenario, ScenarioError};
+use crate::proxy::{self, RunPlan};
+use crate::scenario::Scenario;
 
 /// The shipped scenario the demo runs.
-pub const DEMO_SCENARIO: &str = include_str!("../scenarios/demo-tcp.toml");
+pub const DEMO_SCENARIO: &str = include_str!("../../scenarios/demo-tcp.toml");
 
 /// Bytes each demo connection sends.
 const PAYLOAD: usize = 256 * 1024;
 /// Bound on each demo connection, so the demo always ends.
 const PER_CONNECTION: Duration = Duration::from_secs(10);
-
-/// Why the demo could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum DemoError {
-    /// The compiled-in scenario is invalid (a build bug).
-    #[error("the demo scenario is invalid: {0}")]
-    Scenario(#[from] ScenarioError),
-    /// The proxy could not start.
-    #[error(transparent)]
-    Start(#[from] StartError),
-    /// The demo scenario must name its upstream.
-    #[error("the demo scenario has no upstream")]
-    NoUpstream,
-}
 
 /// What one client connection saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
