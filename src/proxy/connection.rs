@@ -2,6 +2,7 @@
 //! both legs the way the outcome demands (half-close, FIN or RST).
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,6 +44,9 @@ pub struct ConnectionShared {
     pub tap: Tap,
     /// The HTTP rule engine, when HTTP rules (or strict HTTP) apply to this connection.
     pub http: Option<Mutex<HttpSession>>,
+    /// Whether the peer of each leg (client, upstream) already shut down its write half, so a
+    /// clean close does not record its FIN twice.
+    peer_finished: [AtomicBool; 2],
 }
 
 impl ConnectionShared {
@@ -62,6 +66,16 @@ impl ConnectionShared {
                 format!("faultline: {}", mark.note)
             }
         }
+    }
+
+    /// The source of `direction` shut down its write half: record its FIN once.
+    pub async fn source_finished(&self, direction: Direction) {
+        self.peer_finished[leg_index(source_leg(direction))].store(true, Relaxed);
+        self.tap.source_fin(direction).await;
+    }
+
+    fn peer_has_finished(&self, leg: Leg) -> bool {
+        self.peer_finished[leg_index(leg)].load(Relaxed)
     }
 
     /// The HTTP rule engine's plan for a chunk, or `None` when HTTP rules do not apply (any
@@ -101,13 +115,19 @@ pub async fn serve(client: TcpStream, client_addr: SocketAddr, id: u64, run: Arc
     let span = tracing::info_span!("conn", id, client = %client_addr);
     async move {
         let tap = Tap::new(run.capture.clone(), id);
-        let armed: Vec<usize> = run
+        // Connection-level keys (ordinal, every, probability) are decided once, at accept.
+        let matched: Vec<usize> = run
             .scenario
             .rules
             .iter()
             .enumerate()
-            .filter(|(i, rule)| rule.is_http() && rule.matcher.matches_connection(id, run.seed, *i))
+            .filter(|(i, rule)| rule.matcher.matches_connection(id, run.seed, *i))
             .map(|(i, _)| i)
+            .collect();
+        let armed: Vec<usize> = matched
+            .iter()
+            .copied()
+            .filter(|&i| run.scenario.rules[i].is_http())
             .collect();
         let strict = run.scenario.protocol == Protocol::Http;
         let http =
@@ -115,35 +135,38 @@ pub async fn serve(client: TcpStream, client_addr: SocketAddr, id: u64, run: Arc
                 let rng = seed::stream(run.seed, Purpose::FaultTiming, &[id, u64::MAX]);
                 Mutex::new(HttpSession::new(armed, strict, rng))
             });
-        let conn = ConnectionShared { id, run, tap, http };
-        proxy_connection(client, client_addr, &conn).await;
+        let conn = ConnectionShared {
+            id,
+            run,
+            tap,
+            http,
+            peer_finished: [AtomicBool::new(false), AtomicBool::new(false)],
+        };
+        proxy_connection(client, client_addr, &matched, &conn).await;
         debug!("closed");
     }
     .instrument(span)
     .await
 }
 
-async fn proxy_connection(mut client: TcpStream, client_addr: SocketAddr, conn: &ConnectionShared) {
+async fn proxy_connection(
+    mut client: TcpStream,
+    client_addr: SocketAddr,
+    matched: &[usize],
+    conn: &ConnectionShared,
+) {
     let run = &conn.run;
     let tap = &conn.tap;
     if let Ok(local) = client.local_addr() {
         tap.opened(Leg::Client, client_addr, local).await;
     }
-    let matched: Vec<usize> = run
-        .scenario
-        .rules
-        .iter()
-        .enumerate()
-        .filter(|(i, rule)| rule.matcher.matches_connection(conn.id, run.seed, *i))
-        .map(|(i, _)| i)
-        .collect();
-    for &i in &matched {
+    for &i in matched {
         run.stats.rules[i].matched.fetch_add(1, Relaxed);
     }
 
     let mut end_timer: Option<(Instant, EndHow, Mark)> = None;
     let opened = Instant::now();
-    for &i in &matched {
+    for &i in matched {
         match run.scenario.rules[i].fault.connection_fault(i) {
             Some(ConnectionFault::Refuse { mark }) => {
                 let comment = conn.fault_fired(&mark);
@@ -296,8 +319,8 @@ async fn proxy_connection(mut client: TcpStream, client_addr: SocketAddr, conn: 
                 tap.proxy_fin(Leg::Client, Some(comment)).await;
             }
             let _ = tokio::join!(
-                close_cleanly(&mut upstream, Leg::Upstream, tap, &run.shutdown),
-                close_cleanly(&mut client, Leg::Client, tap, &run.shutdown)
+                close_cleanly(&mut upstream, Leg::Upstream, conn),
+                close_cleanly(&mut client, Leg::Client, conn)
             );
         }
         Outcome::Answer(bytes, comment) => {
@@ -315,8 +338,8 @@ async fn proxy_connection(mut client: TcpStream, client_addr: SocketAddr, conn: 
             }
             tap.proxy_fin(Leg::Client, Some(comment)).await;
             let _ = tokio::join!(
-                close_cleanly(&mut upstream, Leg::Upstream, tap, &run.shutdown),
-                close_cleanly(&mut client, Leg::Client, tap, &run.shutdown)
+                close_cleanly(&mut upstream, Leg::Upstream, conn),
+                close_cleanly(&mut client, Leg::Client, conn)
             );
         }
         Outcome::PeerFailed { leg, error } => {
@@ -396,7 +419,7 @@ async fn open_upstream(
                 )
                 .await;
                 tap.proxy_fin(Leg::Client, None).await;
-                close_cleanly(client, Leg::Client, tap, &run.shutdown).await;
+                close_cleanly(client, Leg::Client, conn).await;
                 tap.closed(Leg::Client).await;
                 Err(Unrouted::Answered)
             }
@@ -429,6 +452,21 @@ async fn open_upstream(
     }
 }
 
+/// The leg a direction reads from.
+fn source_leg(direction: Direction) -> Leg {
+    match direction {
+        Direction::ClientToUpstream => Leg::Client,
+        Direction::UpstreamToClient => Leg::Upstream,
+    }
+}
+
+fn leg_index(leg: Leg) -> usize {
+    match leg {
+        Leg::Client => 0,
+        Leg::Upstream => 1,
+    }
+}
+
 /// How a client whose upstream could not be opened was dealt with.
 enum Unrouted {
     /// The caller must reset the client leg.
@@ -440,19 +478,17 @@ enum Unrouted {
 /// Sends a FIN, then reads and discards until the peer closes too (bounded), because closing a
 /// socket with unread bytes makes the kernel send a RST instead. What the peer sends meanwhile
 /// crossed the leg, so it is recorded.
-async fn close_cleanly(
-    stream: &mut TcpStream,
-    leg: Leg,
-    tap: &Tap,
-    shutdown: &tokio_util::sync::CancellationToken,
-) {
+async fn close_cleanly(stream: &mut TcpStream, leg: Leg, conn: &ConnectionShared) {
     use tokio::io::AsyncWriteExt;
+    let tap = &conn.tap;
+    let shutdown = &conn.run.shutdown;
     let _ = stream.shutdown().await;
     let mut sink = bytes::BytesMut::with_capacity(64 * 1024);
     let drain = async {
         loop {
             sink.clear();
             match stream.read_buf(&mut sink).await {
+                Ok(0) if conn.peer_has_finished(leg) => return,
                 Ok(0) => return tap.peer_fin(leg).await,
                 Ok(_) => tap.drained(leg, &sink.split().freeze()).await,
                 Err(_) => return tap.peer_rst(leg).await,

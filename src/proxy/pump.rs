@@ -166,7 +166,7 @@ where
         let n = match result {
             Ok(0) => {
                 eof = true;
-                conn.tap.source_fin(direction).await;
+                conn.source_finished(direction).await;
                 continue;
             }
             Ok(n) => n,
