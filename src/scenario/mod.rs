@@ -236,7 +236,14 @@ impl Scenario {
             let key = key_path(e.path());
             let inner = e.into_inner();
             let offset = inner.span().map(|s| s.start).unwrap_or(0);
-            let message = inner.message().trim().to_string();
+            // One error is one line: `FILE:LINE:COL: key: message`, whatever toml wrote.
+            let message = inner
+                .message()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
             let key = match unknown_field(&message) {
                 Some(field) if key.is_empty() => field.to_string(),
                 Some(field) if !key.ends_with(field) => format!("{key}.{field}"),

@@ -1,1 +1,581 @@
 //! The real binary: exit codes, `check`, `run` flags and summaries.
+//!
+//! Every test runs the built `faultline` as a user would, with real sockets on `127.0.0.1:0`;
+//! processes are stopped by PID and every wait is bounded.
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+const BIN: &str = env!("CARGO_BIN_EXE_faultline");
+const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+/// Far above what any command needs: reaching it means a hang.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// A fresh directory under the system temp dir, removed when the test ends.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("faultline-cli-{}-{label}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create a temp dir");
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `text` to `name` in the directory and returns its path.
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        fs::write(&path, text).expect("write a scenario file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What a finished process did.
+struct Finished {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Finished {
+    fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+/// A running `faultline`: its output is drained by threads (so it never blocks on a full pipe),
+/// and stderr lines are also handed over as they come. Killed by PID if the test gives up.
+struct Process {
+    child: Child,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+    stderr_lines: mpsc::Receiver<String>,
+}
+
+impl Process {
+    fn spawn(command: &mut Command) -> Process {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn faultline");
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let stdout = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout.read_to_string(&mut text);
+            text
+        });
+        let (tx, stderr_lines) = mpsc::channel();
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                text.push_str(&line);
+                text.push('\n');
+                let _ = tx.send(line);
+            }
+            text
+        });
+        Process {
+            child,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+            stderr_lines,
+        }
+    }
+
+    /// The first stderr line containing `needle`; fails if the process ends or stays silent.
+    fn wait_for_stderr(&self, needle: &str) -> String {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("faultline printed no {needle:?} within {LIMIT:?}")
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("faultline closed stderr before printing {needle:?}")
+                }
+            }
+        }
+    }
+
+    /// Sends SIGTERM, as a service manager would.
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed: {status}");
+    }
+
+    /// Waits for the exit (bounded) and collects the output.
+    fn wait(mut self) -> Finished {
+        let deadline = Instant::now() + LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("poll faultline") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "faultline did not exit within {LIMIT:?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        };
+        let join = |handle: Option<JoinHandle<String>>| {
+            handle
+                .map(|h| h.join().expect("output reader thread"))
+                .unwrap_or_default()
+        };
+        Finished {
+            status,
+            stdout: join(self.stdout.take()),
+            stderr: join(self.stderr.take()),
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `faultline ARGS` to completion (bounded).
+fn faultline(args: &[&str]) -> Finished {
+    Process::spawn(Command::new(BIN).args(args)).wait()
+}
+
+/// Runs `faultline check FILES` to completion (bounded).
+fn check(files: &[&Path]) -> Finished {
+    Process::spawn(Command::new(BIN).arg("check").args(files)).wait()
+}
+
+/// A port nobody listens on, kept bound so nothing else can take it while the test runs:
+/// connecting to it is refused.
+fn dead_port() -> (Socket, SocketAddr) {
+    let socket =
+        Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("create a socket");
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind a port");
+    let addr = socket
+        .local_addr()
+        .expect("bound address")
+        .as_socket()
+        .expect("an IP address");
+    (socket, addr)
+}
+
+/// Echoes the first connection `listener` accepts (bounded), then half-closes; returns the
+/// number of bytes echoed.
+fn echo_once(listener: TcpListener) -> JoinHandle<io::Result<u64>> {
+    thread::spawn(move || {
+        listener.set_nonblocking(true)?;
+        let deadline = Instant::now() + LIMIT;
+        let mut stream = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(LIMIT))?;
+        let echoed = io::copy(&mut stream.try_clone()?, &mut stream)?;
+        stream.shutdown(Shutdown::Write)?;
+        Ok(echoed)
+    })
+}
+
+/// Sends `payload` to `addr`, half-closes and reads everything back (bounded).
+fn round_trip(addr: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect to faultline");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    stream.write_all(payload).expect("send through faultline");
+    stream.shutdown(Shutdown::Write).expect("half-close");
+    let mut back = Vec::new();
+    stream.read_to_end(&mut back).expect("read the echo back");
+    back
+}
+
+/// The address in `faultline: listening on ADDR, upstream …`.
+fn listening_address(line: &str) -> SocketAddr {
+    let rest = line
+        .split_once("listening on ")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let addr = rest.split([',', ' ']).next().unwrap_or_default();
+    addr.parse()
+        .unwrap_or_else(|e| panic!("bad listen address {addr:?} in {line:?}: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// check
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn check_accepts_every_shipped_scenario() {
+    let mut files: Vec<PathBuf> = fs::read_dir(SCENARIOS)
+        .expect("list scenarios/")
+        .map(|entry| entry.expect("scenarios/ entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    files.sort();
+    assert!(
+        files.iter().any(|f| f.ends_with("demo-tcp.toml")),
+        "{files:?}"
+    );
+    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let out = check(&paths);
+    assert_eq!(out.code(), Some(0), "stderr:\n{}", out.stderr);
+    for file in &files {
+        assert!(
+            out.stdout.contains(&format!("{}: ok", file.display())),
+            "{} is not listed as ok:\n{}",
+            file.display(),
+            out.stdout
+        );
+    }
+}
+
+/// A bad scenario and where `check` must say the error is.
+struct Bad {
+    name: &'static str,
+    text: &'static str,
+    line: usize,
+    /// `None` where the column is not pinned down (see the case).
+    column: Option<usize>,
+    /// Empty for syntax errors, which have no key.
+    key: &'static str,
+}
+
+const BAD: &[Bad] = &[
+    Bad {
+        name: "unknown-key.toml",
+        text: "# a typo in a key\nname = \"t\"\n\n[[rule]]\nname = \"a\"\nmatch = { conection = 2 }\nfault.refuse = {}\n",
+        line: 6,
+        column: Some(11),
+        key: "rule[1].match.conection",
+    },
+    Bad {
+        name: "bad-unit.toml",
+        text: "# a unit nobody knows\n[[rule]]\nfault.reset = { after = \"64 parsecs\" }\n",
+        line: 3,
+        column: Some(25),
+        key: "rule[1].fault.reset.after",
+    },
+    Bad {
+        name: "probability.toml",
+        text: "[[rule]]\nfault.refuse = {}\n\n[[rule]]\nmatch = { probability = 1.5 }\nfault.refuse = {}\n",
+        line: 5,
+        column: Some(25),
+        key: "rule[2].match.probability",
+    },
+    Bad {
+        // The column points at the fault (`reset`), not at `at`: only the line is pinned.
+        name: "after-and-at.toml",
+        text: "[[rule]]\nname = \"x\"\nfault.reset = { after = \"1KiB\", at = \"1s\" }\n",
+        line: 3,
+        column: None,
+        key: "rule[1].fault.reset.at",
+    },
+    Bad {
+        name: "direction-on-terminate.toml",
+        text: "[[rule]]\nmatch = { direction = \"client->upstream\" }\nfault.terminate = { after = \"1s\" }\n",
+        line: 2,
+        column: Some(23),
+        key: "rule[1].match.direction",
+    },
+    Bad {
+        name: "syntax.toml",
+        text: "name = \"x\"\n\n[proxy\nlisten = \"127.0.0.1:0\"\n",
+        line: 3,
+        column: Some(7),
+        key: "",
+    },
+];
+
+#[test]
+fn check_locates_each_error_at_file_line_column_and_key() {
+    let dir = TempDir::new("check-bad");
+    for bad in BAD {
+        let path = dir.write(bad.name, bad.text);
+        let out = check(&[&path]);
+        assert_eq!(out.code(), Some(2), "{}: stderr:\n{}", bad.name, out.stderr);
+        let first = out.stderr.lines().next().unwrap_or_default();
+        let prefix = format!("{}:{}:", path.display(), bad.line);
+        let rest = first
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{}: expected {prefix:?}…, got {first:?}", bad.name));
+        let (column, rest) = rest
+            .split_once(": ")
+            .unwrap_or_else(|| panic!("{}: no column in {first:?}", bad.name));
+        let column: usize = column
+            .parse()
+            .unwrap_or_else(|_| panic!("{}: bad column in {first:?}", bad.name));
+        if let Some(expected) = bad.column {
+            assert_eq!(column, expected, "{}: {first:?}", bad.name);
+        }
+        if !bad.key.is_empty() {
+            assert!(
+                rest.starts_with(&format!("{}: ", bad.key)),
+                "{}: expected key {:?} in {first:?}",
+                bad.name,
+                bad.key
+            );
+        }
+        assert!(out.stdout.is_empty(), "{}: {}", bad.name, out.stdout);
+    }
+}
+
+#[test]
+fn check_reports_each_bad_file_once_and_lists_the_good_ones() {
+    let dir = TempDir::new("check-many");
+    let good = dir.write("good.toml", "[[rule]]\nfault.refuse = {}\n");
+    let unit = dir.write("bad-unit.toml", BAD[1].text);
+    let shipped = PathBuf::from(SCENARIOS).join("demo-tcp.toml");
+    let unknown = dir.write("unknown-key.toml", BAD[0].text);
+    let out = check(&[&good, &unit, &shipped, &unknown]);
+    assert_eq!(
+        out.code(),
+        Some(2),
+        "one bad file makes the whole check fail"
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("{}: ok (1 rules)", good.display())),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("{}: ok", shipped.display())),
+        "{}",
+        out.stdout
+    );
+    let errors: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(errors.len(), 2, "one line per bad file:\n{}", out.stderr);
+    assert!(errors[0].starts_with(&format!("{}:3:25: ", unit.display())));
+    assert!(errors[1].starts_with(&format!("{}:6:11: ", unknown.display())));
+}
+
+#[test]
+fn check_reports_a_syntax_error_on_one_line() {
+    let dir = TempDir::new("check-syntax");
+    let syntax = dir.write("syntax.toml", BAD[5].text);
+    let unit = dir.write("bad-unit.toml", BAD[1].text);
+    let out = check(&[&syntax, &unit]);
+    assert_eq!(out.code(), Some(2));
+    let errors: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(errors.len(), 2, "one line per bad file:\n{}", out.stderr);
+    assert!(errors[0].starts_with(&format!("{}:3:7: ", syntax.display())));
+    assert!(errors[1].starts_with(&format!("{}:3:25: ", unit.display())));
+}
+
+#[test]
+fn check_names_a_missing_file() {
+    let dir = TempDir::new("check-missing");
+    let missing = dir.path().join("no-such-scenario.toml");
+    let out = check(&[&missing]);
+    assert_eq!(out.code(), Some(2), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains(&missing.display().to_string()),
+        "{}",
+        out.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// run
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn run_relays_with_flags_over_the_file_and_prints_a_summary_on_sigterm() {
+    let dir = TempDir::new("run");
+    // The file names a listen address that is taken and an upstream that is down: only the
+    // flags make this run work.
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (_dead, dead) = dead_port();
+    let echo = TcpListener::bind("127.0.0.1:0").expect("bind the echo upstream");
+    let echo_addr = echo.local_addr().expect("echo address");
+    let echoed = echo_once(echo);
+    let scenario = dir.write(
+        "cli-run.toml",
+        &format!(
+            "name = \"cli-run\"\nseed = 1\n\n[proxy]\nlisten = \"{}\"\nupstream = \"{dead}\"\n",
+            taken.local_addr().expect("taken address")
+        ),
+    );
+
+    let process = Process::spawn(Command::new(BIN).arg("run").arg(&scenario).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &echo_addr.to_string(),
+        "--seed",
+        "42",
+    ]));
+    let addr = listening_address(&process.wait_for_stderr("listening on"));
+    assert_ne!(addr.port(), 0, "the real port is printed");
+    let payload: Vec<u8> = (0..5000u32).map(|i| (i % 253) as u8).collect();
+    let back = round_trip(addr, &payload);
+    assert_eq!(back, payload, "echoed through the binary");
+    let echoed = echoed
+        .join()
+        .expect("echo thread")
+        .expect("the echo served the flag's upstream");
+    assert_eq!(echoed, payload.len() as u64);
+
+    process.terminate();
+    let out = process.wait();
+    assert_eq!(out.code(), Some(0), "stderr:\n{}", out.stderr);
+    let n = payload.len();
+    for expected in [
+        "scenario \"cli-run\", seed 42".to_string(),
+        "connections: 1 (0 upstream failures)".to_string(),
+        format!("bytes: client->upstream {n}, upstream->client {n}"),
+        "rules: none (pass-through)".to_string(),
+    ] {
+        assert!(
+            out.stdout.contains(&expected),
+            "stdout lacks {expected:?}:\n{}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn run_on_a_listen_address_in_use_exits_1_and_says_so() {
+    let dir = TempDir::new("run-in-use");
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("taken address");
+    let (_dead, dead) = dead_port();
+    let scenario = dir.write("s.toml", "name = \"in-use\"\n");
+    let out = Process::spawn(Command::new(BIN).arg("run").arg(&scenario).args([
+        "--listen",
+        &addr.to_string(),
+        "--upstream",
+        &dead.to_string(),
+    ]))
+    .wait();
+    assert_eq!(out.code(), Some(1), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("cannot listen on {addr}")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn run_with_a_missing_scenario_fails_naming_the_path() {
+    let dir = TempDir::new("run-missing");
+    let missing = dir.path().join("nowhere.toml");
+    let (_dead, dead) = dead_port();
+    let out = Process::spawn(Command::new(BIN).arg("run").arg(&missing).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &dead.to_string(),
+    ]))
+    .wait();
+    assert!(out.code().is_some_and(|c| c != 0), "exit {:?}", out.status);
+    assert!(
+        out.stderr.contains(&missing.display().to_string()),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn help_of_every_subcommand_explains_scenarios() {
+    let top = faultline(&["--help"]);
+    assert_eq!(top.code(), Some(0));
+    for sub in ["run", "check", "demo"] {
+        assert!(
+            top.stdout.contains(sub),
+            "--help lists {sub}:\n{}",
+            top.stdout
+        );
+        let out = faultline(&[sub, "--help"]);
+        assert_eq!(out.code(), Some(0), "{sub} --help: {}", out.stderr);
+        assert!(
+            out.stdout.to_lowercase().contains("scenario"),
+            "{sub} --help says what it does with scenarios:\n{}",
+            out.stdout
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// demo
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn demo_runs_four_connections_and_writes_a_capture_in_the_cwd() {
+    let dir = TempDir::new("demo");
+    let started = Instant::now();
+    let out = Process::spawn(Command::new(BIN).arg("demo").current_dir(dir.path())).wait();
+    assert!(
+        started.elapsed() < LIMIT,
+        "the demo took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.code(), Some(0), "stderr:\n{}", out.stderr);
+    for expected in ["connection 4", "connections: 4", "reset"] {
+        assert!(
+            out.stdout.contains(expected),
+            "stdout lacks {expected:?}:\n{}",
+            out.stdout
+        );
+    }
+    let capture = out
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("capture: "))
+        .and_then(|rest| rest.split(" (").next())
+        .unwrap_or_else(|| panic!("no capture line:\n{}", out.stdout));
+    assert!(capture.ends_with(".pcapng"), "{capture}");
+    let file = dir.path().join(capture);
+    let size = fs::metadata(&file)
+        .unwrap_or_else(|e| panic!("{} was not written: {e}", file.display()))
+        .len();
+    assert!(size > 0, "{} is empty", file.display());
+    assert!(
+        file.starts_with(dir.path().join("captures")),
+        "{}",
+        file.display()
+    );
+}

@@ -322,11 +322,39 @@ mod helpers {
         }
     }
 
+    /// Connects to `proxy`. `Err` carries what the client saw when the connection was reset
+    /// before `connect` returned: the kernel completed the handshake, the proxy reset it at once,
+    /// and the socket's pending error surfaced from `connect` itself.
+    pub async fn connect(proxy: SocketAddr) -> Result<TcpStream, Received> {
+        match TcpStream::connect(proxy).await {
+            Ok(stream) => Ok(stream),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Err(Received {
+                bytes: Vec::new(),
+                ending: Ending::Reset,
+            }),
+            Err(e) => panic!("cannot connect to the proxy at {proxy}: {e}"),
+        }
+    }
+
+    /// Connects to `proxy` and reads until the end without sending anything.
+    pub async fn connect_and_read(proxy: SocketAddr) -> Received {
+        match connect(proxy).await {
+            Ok(mut stream) => read_all(&mut stream).await,
+            Err(seen) => seen,
+        }
+    }
+
     /// Connects to `proxy`, sends `data` and half-closes while reading everything back.
     pub async fn exchange(proxy: SocketAddr, data: &[u8]) -> Exchange {
-        let stream = TcpStream::connect(proxy)
-            .await
-            .expect("connect to the proxy");
+        let stream = match connect(proxy).await {
+            Ok(stream) => stream,
+            Err(received) => {
+                return Exchange {
+                    written: Err(io::ErrorKind::ConnectionReset.into()),
+                    received,
+                }
+            }
+        };
         let (mut read, mut write) = stream.into_split();
         let writer = async {
             write.write_all(data).await?;
@@ -872,13 +900,9 @@ async fn refuse_resets_the_client_without_ever_connecting_upstream() {
         )
         .await;
 
-        let mut client = TcpStream::connect(running.local_addr)
-            .await
-            .expect("the kernel accepts the connection");
-        let seen = read_all(&mut client).await;
+        let seen = connect_and_read(running.local_addr).await;
         assert!(seen.bytes.is_empty(), "{seen:?}");
         assert_eq!(seen.ending, Ending::Reset, "the client sees a RST");
-        drop(client);
         // A served connection afterwards: had the refused one reached the upstream, it would
         // have been accepted first.
         assert!(served(running.local_addr, 2).await);
@@ -914,10 +938,7 @@ async fn an_unreachable_upstream_resets_clients_and_the_proxy_keeps_serving() {
         let running = start_proxy(PASS_THROUGH, dead, 1).await;
 
         for n in 1..=2 {
-            let mut client = TcpStream::connect(running.local_addr)
-                .await
-                .expect("the proxy accepts");
-            let seen = read_all(&mut client).await;
+            let seen = connect_and_read(running.local_addr).await;
             assert!(seen.bytes.is_empty(), "connection {n}: {seen:?}");
             assert_eq!(seen.ending, Ending::Reset, "connection {n} is reset");
         }
@@ -1096,7 +1117,10 @@ fn open_fds() -> usize {
 
 /// Established (non-listening) TCP sockets owned by this process with an end on one of `ports`:
 /// precise even while other tests open and close descriptors in parallel.
-fn our_sockets_on(ports: &[u16]) -> usize {
+///
+/// `/proc/net/tcp` is generated page by page while sockets come and go, so one read may list a
+/// socket twice or skip it: sockets are counted once by inode, over the union of a few reads.
+fn our_sockets_on(ports: &[u16]) -> Vec<String> {
     let ours: HashSet<u64> = std::fs::read_dir("/proc/self/fd")
         .expect("list /proc/self/fd")
         .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
@@ -1114,31 +1138,36 @@ fn our_sockets_on(ports: &[u16]) -> usize {
             .next()
             .and_then(|hex| u16::from_str_radix(hex, 16).ok())
     };
-    ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|table| std::fs::read_to_string(table).ok())
-        .map(|table| {
-            table
-                .lines()
-                .skip(1)
-                .filter(|line| {
-                    let fields: Vec<&str> = line.split_whitespace().collect();
-                    let (Some(local), Some(remote), Some(state), Some(inode)) =
-                        (fields.get(1), fields.get(2), fields.get(3), fields.get(9))
-                    else {
-                        return false;
-                    };
-                    let listening = *state == "0A";
-                    !listening
-                        && inode.parse().is_ok_and(|i: u64| ours.contains(&i))
-                        && [port(local), port(remote)]
-                            .into_iter()
-                            .flatten()
-                            .any(|p| ports.contains(&p))
-                })
-                .count()
-        })
-        .sum()
+    let mut found = std::collections::HashMap::new();
+    for _ in 0..3 {
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let Ok(table) = std::fs::read_to_string(table) else {
+                continue;
+            };
+            for line in table.lines().skip(1) {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let (Some(local), Some(remote), Some(state), Some(inode)) =
+                    (fields.get(1), fields.get(2), fields.get(3), fields.get(9))
+                else {
+                    continue;
+                };
+                let Ok(inode) = inode.parse::<u64>() else {
+                    continue;
+                };
+                let listening = *state == "0A";
+                if !listening
+                    && ours.contains(&inode)
+                    && [port(local), port(remote)]
+                        .into_iter()
+                        .flatten()
+                        .any(|p| ports.contains(&p))
+                {
+                    found.insert(inode, line.trim().to_string());
+                }
+            }
+        }
+    }
+    found.into_values().collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1151,14 +1180,16 @@ async fn a_thousand_connections_leak_no_task_and_no_descriptor() {
         let running = start_proxy(PASS_THROUGH, upstream.addr, 1).await;
         let proxy = running.local_addr;
         let ports = [proxy.port(), upstream.addr.port()];
-        assert_eq!(our_sockets_on(&ports), 0);
+        let sockets = our_sockets_on(&ports);
+        assert!(sockets.is_empty(), "{sockets:#?}");
 
         // The socket count sees an open connection: client, both proxy legs, the echo's end.
         let mut held = TcpStream::connect(proxy).await.expect("connect");
         held.write_all(b"x").await.expect("send");
         let mut one = [0u8; 1];
         held.read_exact(&mut one).await.expect("echo");
-        assert_eq!(our_sockets_on(&ports), 4);
+        let sockets = our_sockets_on(&ports);
+        assert_eq!(sockets.len(), 4, "{sockets:#?}");
         drop(held);
 
         for batch in 0..CONNECTIONS / PARALLEL {
@@ -1179,13 +1210,14 @@ async fn a_thousand_connections_leak_no_task_and_no_descriptor() {
 
         wait_idle(&running).await;
         let deadline = Instant::now() + Duration::from_secs(5);
-        while our_sockets_on(&ports) > 0 && Instant::now() < deadline {
+        let mut sockets = our_sockets_on(&ports);
+        while !sockets.is_empty() && Instant::now() < deadline {
             sleep(Duration::from_millis(20)).await;
+            sockets = our_sockets_on(&ports);
         }
-        assert_eq!(
-            our_sockets_on(&ports),
-            0,
-            "sockets of finished connections are still open"
+        assert!(
+            sockets.is_empty(),
+            "sockets of finished connections are still open: {sockets:#?}"
         );
         let summary = stop(running).await;
         drop(upstream);
