@@ -41,8 +41,12 @@ pub enum Step {
     /// Consume the next `len` bytes of the chunk without relaying them (a request faultline
     /// answers itself never reaches the upstream).
     Skip { len: usize },
-    /// Stop relaying, answer the client with these bytes, then close the connection.
+    /// Write these bytes (an answer from faultline itself) to the destination, then close the
+    /// connection.
     Answer { bytes: Vec<u8>, mark: Mark },
+    /// Stop relaying this direction and wake the other one: faultline owes the client an answer
+    /// (or a close) once the responses before it are done.
+    Park,
 }
 
 impl Step {

@@ -30,6 +30,8 @@ pub struct Http1Conversation {
     unanswered: VecDeque<RequestContext>,
     deferred_request_events: Vec<FrameEvent<RequestHead>>,
     failure: Option<HttpError>,
+    /// The first response-side failure, which stops response framing for good.
+    response_failure: Option<HttpError>,
 }
 
 impl Default for Http1Conversation {
@@ -52,6 +54,7 @@ impl Http1Conversation {
             unanswered: VecDeque::new(),
             deferred_request_events: Vec::new(),
             failure: None,
+            response_failure: None,
         }
     }
 
@@ -73,6 +76,30 @@ impl Http1Conversation {
         self.settle(result.map(|()| events))
     }
 
+    /// Like [`feed_request`](Self::feed_request), but also returns the events found before an
+    /// error in the same chunk, so a proxy can still relay (and answer) the good requests that
+    /// shared a read with the bad bytes after them. After a request-side error, responses to the
+    /// requests already framed can still be fed.
+    pub fn feed_request_partial(
+        &mut self,
+        chunk: &[u8],
+    ) -> (Vec<FrameEvent<RequestHead>>, Option<HttpError>) {
+        if let Err(e) = self.check() {
+            return (Vec::new(), Some(e));
+        }
+        let mut events = mem::take(&mut self.deferred_request_events);
+        let unanswered = &mut self.unanswered;
+        let result = self.requests.feed(
+            chunk,
+            &mut |head| decide_request(head, unanswered),
+            &mut events,
+        );
+        match self.settle(result) {
+            Ok(()) => (events, None),
+            Err(e) => (events, Some(e)),
+        }
+    }
+
     /// The client closed its sending half. Errors when it stopped inside a head or a body.
     pub fn request_eof(&mut self) -> Result<Vec<FrameEvent<RequestHead>>, HttpError> {
         self.check()?;
@@ -87,7 +114,7 @@ impl Http1Conversation {
         &mut self,
         chunk: &[u8],
     ) -> Result<Vec<FrameEvent<ResponseHead>>, HttpError> {
-        self.check()?;
+        self.check_responses()?;
         let mut events = Vec::new();
         let Self {
             requests,
@@ -140,7 +167,7 @@ impl Http1Conversation {
     /// The upstream closed its sending half: ends a close-delimited body with `MessageEnd`, and
     /// errors when a Content-Length or chunked body (or a head) was cut short, saying how much was missing.
     pub fn response_eof(&mut self) -> Result<Vec<FrameEvent<ResponseHead>>, HttpError> {
-        self.check()?;
+        self.check_responses()?;
         let mut events = Vec::new();
         let result = self.responses.eof(&mut events);
         self.settle(result.map(|()| events))
@@ -179,11 +206,26 @@ impl Http1Conversation {
         }
     }
 
+    /// Responses stay readable after a request-side error: the requests framed before it are
+    /// still owed their answers.
+    fn check_responses(&self) -> Result<(), HttpError> {
+        match (&self.response_failure, &self.failure) {
+            (Some(e), _) => Err(e.clone()),
+            (None, Some(e)) if e.direction == Direction::UpstreamToClient => Err(e.clone()),
+            _ => Ok(()),
+        }
+    }
+
     /// Remembers an error so later calls return it again.
     fn settle<T>(&mut self, result: Result<T, HttpError>) -> Result<T, HttpError> {
         if let Err(e) = &result {
             tracing::debug!(direction = %e.direction, offset = e.offset, error = %e.kind, "HTTP/1 framing lost");
-            self.failure = Some(e.clone());
+            if self.failure.is_none() {
+                self.failure = Some(e.clone());
+            }
+            if e.direction == Direction::UpstreamToClient && self.response_failure.is_none() {
+                self.response_failure = Some(e.clone());
+            }
         }
         result
     }
@@ -337,7 +379,9 @@ mod tests {
                 Some(e),
                 "error repeats"
             );
-            assert_eq!(conv.response_eof().as_ref().err(), Some(e), "error repeats");
+            if e.direction == Direction::UpstreamToClient {
+                assert_eq!(conv.response_eof().as_ref().err(), Some(e), "error repeats");
+            }
             return Outcome {
                 requests: vec![],
                 responses: vec![],
@@ -899,17 +943,43 @@ mod tests {
                 max_headers: 4,
                 max_chunk_line: 16,
             });
-            let mut failed = None;
+            // The first failure sticks for requests; responses keep going after a request-side
+            // failure (the requests framed before it are still owed answers) until they fail
+            // themselves, and then that failure sticks for them.
+            let mut failed: Option<HttpError> = None;
+            let mut response_failed: Option<HttpError> = None;
             for _ in 0..rng.below(30) {
                 let piece = pieces[rng.below(10) as usize];
-                let result = match rng.below(7) {
+                let op = rng.below(7);
+                let request_side = matches!(op, 0..=2) || (op == 6 && rng.below(2) == 0);
+                let result = match op {
                     0..=2 => conv.feed_request(piece).err(),
                     3..=5 => conv.feed_response(piece).err(),
-                    _ if rng.below(2) == 0 => conv.request_eof().err(),
+                    _ if request_side => conv.request_eof().err(),
                     _ => conv.response_eof().err(),
                 };
-                if let Some(first) = &failed {
-                    assert_eq!(result.as_ref(), Some(first), "a failure is permanent");
+                if request_side {
+                    if let Some(first) = &failed {
+                        assert_eq!(result.as_ref(), Some(first), "a failure is permanent");
+                    }
+                } else {
+                    let sticky = response_failed.clone().or_else(|| {
+                        failed
+                            .clone()
+                            .filter(|e| e.direction == Direction::UpstreamToClient)
+                    });
+                    if let Some(first) = &sticky {
+                        assert_eq!(
+                            result.as_ref(),
+                            Some(first),
+                            "a response failure is permanent"
+                        );
+                    }
+                    if let Some(e) = &result {
+                        if e.direction == Direction::UpstreamToClient {
+                            response_failed = response_failed.or(Some(e.clone()));
+                        }
+                    }
                 }
                 failed = failed.or(result);
             }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info, warn, Instrument};
 
@@ -22,7 +23,7 @@ use crate::capture::Leg;
 use crate::direction::Direction;
 use crate::fault::plan::{EndHow, Mark, Step};
 use crate::fault::{ConnectionFault, DirectionPlanner};
-use crate::scenario::schema::Protocol;
+use crate::scenario::schema::{Mode, Protocol};
 use crate::seed::{self, Purpose};
 
 /// How long to wait for the upstream to accept a connection.
@@ -47,6 +48,9 @@ pub struct ConnectionShared {
     /// Whether the peer of each leg (client, upstream) already shut down its write half, so a
     /// clean close does not record its FIN twice.
     peer_finished: [AtomicBool; 2],
+    /// Rung by the request side when faultline owes the client an answer, so the response side
+    /// sends it as soon as the responses before it are done.
+    pub answer_ready: Notify,
 }
 
 impl ConnectionShared {
@@ -78,6 +82,15 @@ impl ConnectionShared {
         self.peer_finished[leg_index(leg)].load(Relaxed)
     }
 
+    /// The answer faultline owes the client next, once the responses before it are done.
+    pub fn take_ready_answer(&self) -> Option<(Vec<u8>, Mark)> {
+        let session = self.http.as_ref()?;
+        match session.lock() {
+            Ok(mut s) => s.take_ready_answer(),
+            Err(poisoned) => poisoned.into_inner().take_ready_answer(),
+        }
+    }
+
     /// The HTTP rule engine's plan for a chunk, or `None` when HTTP rules do not apply (any
     /// more) to this connection.
     pub fn plan_http(
@@ -91,7 +104,7 @@ impl ConnectionShared {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if !session.is_active() {
+        if !session.is_active(direction) {
             return None;
         }
         Some(session.plan(
@@ -130,17 +143,19 @@ pub async fn serve(client: TcpStream, client_addr: SocketAddr, id: u64, run: Arc
             .filter(|&i| run.scenario.rules[i].is_http())
             .collect();
         let strict = run.scenario.protocol == Protocol::Http;
-        let http =
-            (run.scenario.protocol != Protocol::Tcp && (strict || !armed.is_empty())).then(|| {
-                let rng = seed::stream(run.seed, Purpose::FaultTiming, &[id, u64::MAX]);
-                Mutex::new(HttpSession::new(armed, strict, rng))
-            });
+        let forward = run.scenario.mode == Mode::Forward;
+        let wanted = strict || forward || !armed.is_empty();
+        let http = (run.scenario.protocol != Protocol::Tcp && wanted).then(|| {
+            let rng = seed::stream(run.seed, Purpose::FaultTiming, &[id, u64::MAX]);
+            Mutex::new(HttpSession::new(armed, strict, rng))
+        });
         let conn = ConnectionShared {
             id,
             run,
             tap,
             http,
             peer_finished: [AtomicBool::new(false), AtomicBool::new(false)],
+            answer_ready: Notify::new(),
         };
         proxy_connection(client, client_addr, &matched, &conn).await;
         debug!("closed");
@@ -323,20 +338,13 @@ async fn proxy_connection(
                 close_cleanly(&mut client, Leg::Client, conn)
             );
         }
-        Outcome::Answer(bytes, comment) => {
-            use tokio::io::AsyncWriteExt;
-            if client.write_all(&bytes).await.is_ok() {
-                conn.relayed(
-                    Direction::UpstreamToClient,
-                    &Bytes::from(bytes),
-                    Some(comment.clone()),
-                )
-                .await;
-            }
+        Outcome::Answered => {
             if !upstream_fin_sent {
                 tap.proxy_fin(Leg::Upstream, None).await;
             }
-            tap.proxy_fin(Leg::Client, Some(comment)).await;
+            if !client_fin_sent {
+                tap.proxy_fin(Leg::Client, None).await;
+            }
             let _ = tokio::join!(
                 close_cleanly(&mut upstream, Leg::Upstream, conn),
                 close_cleanly(&mut client, Leg::Client, conn)
@@ -373,12 +381,15 @@ async fn open_upstream(
         return match forward::route(client, own).await {
             Ok(routed) => {
                 debug!(target = %routed.target, tunnel = routed.tunnel, "forward proxy routed");
-                if routed.tunnel {
-                    if let Some(session) = &conn.http {
-                        match session.lock() {
-                            Ok(mut s) => s.deactivate(),
-                            Err(poisoned) => poisoned.into_inner().deactivate(),
-                        }
+                if let Some(session) = &conn.http {
+                    let mut session = match session.lock() {
+                        Ok(guard) => guard,
+                        Err(poisoned) => poisoned.into_inner(),
+                    };
+                    if routed.tunnel {
+                        session.deactivate();
+                    } else {
+                        session.set_route(routed.target.clone());
                     }
                 }
                 // What the router read is on the client leg already: record it now, replayed
@@ -505,8 +516,8 @@ enum Outcome {
     Done,
     Shutdown,
     Fault(EndHow, String),
-    /// faultline answers the client itself, then closes.
-    Answer(Vec<u8>, String),
+    /// faultline answered the client itself (the pump wrote it); close both legs.
+    Answered,
     /// The peer on `leg` failed (reset, or the socket broke).
     PeerFailed {
         leg: Leg,
@@ -524,7 +535,7 @@ impl Outcome {
         match end {
             PumpEnd::Finished => Outcome::Done,
             PumpEnd::Fault { how, comment } => Outcome::Fault(how, comment),
-            PumpEnd::Answer { bytes, comment } => Outcome::Answer(bytes, comment),
+            PumpEnd::Answered => Outcome::Answered,
             PumpEnd::SourceFailed(error) => Outcome::PeerFailed { leg: source, error },
             PumpEnd::DestinationFailed(error) => Outcome::PeerFailed {
                 leg: destination,

@@ -162,8 +162,16 @@ fn is_self(addr: SocketAddr, own: SocketAddr) -> bool {
             || (addr.ip().is_loopback() && own.ip().is_loopback()))
 }
 
+/// The same origin written two ways (`Host` vs `host:80`) compares equal.
+pub fn same_origin(a: &str, b: &str) -> bool {
+    match (split_host_port(a, 80), split_host_port(b, 80)) {
+        (Some((ha, pa)), Some((hb, pb))) => ha.eq_ignore_ascii_case(&hb) && pa == pb,
+        _ => a.eq_ignore_ascii_case(b),
+    }
+}
+
 /// `host:port` of an absolute-form `http://host:port/path` target.
-fn authority_of(target: &str) -> Option<String> {
+pub fn authority_of(target: &str) -> Option<String> {
     let rest = target.strip_prefix("http://").or_else(|| {
         target
             .get(..7)

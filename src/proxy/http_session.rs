@@ -79,18 +79,21 @@ impl BodyFault {
 struct MessageState {
     payload_seen: u64,
     faults: Vec<BodyFault>,
-    /// Bytes up to the message end are swallowed, then this answer is sent.
-    answer_at_end: Option<(Vec<u8>, Mark)>,
+    /// Bytes up to the message end are swallowed (faultline answers this request itself).
+    swallow_to_end: bool,
     /// Bytes wait until this instant (a stall with a duration).
     delay_until: Option<Instant>,
 }
 
-/// What a forwarded request left for its response.
+/// What a request left for its response.
 #[derive(Debug, Default)]
 struct Pending {
     response_rules: Vec<usize>,
     drop_response: Option<Mark>,
     label: String,
+    /// faultline answers this request itself (empty bytes: it only closes), once the responses
+    /// before it are done; the upstream never sees it.
+    answer: Option<(Vec<u8>, Mark)>,
 }
 
 /// Builds the steps for one chunk, front to back, at absolute stream offsets.
@@ -177,7 +180,10 @@ impl ChunkPlan {
 pub struct HttpSession {
     conv: Http1Conversation,
     strict: bool,
-    active: bool,
+    requests_active: bool,
+    responses_active: bool,
+    /// Forward proxy: the origin this connection was routed to.
+    route: Option<String>,
     /// HTTP rules whose connection-level keys matched this connection.
     armed: Vec<usize>,
     pending: VecDeque<Pending>,
@@ -194,7 +200,9 @@ impl HttpSession {
         HttpSession {
             conv: Http1Conversation::new(),
             strict,
-            active: true,
+            requests_active: true,
+            responses_active: true,
+            route: None,
             armed,
             pending: VecDeque::new(),
             request: MessageState::default(),
@@ -204,14 +212,32 @@ impl HttpSession {
         }
     }
 
-    /// Whether HTTP tracking still runs (false after a tunnel or a fallback to raw TCP).
-    pub fn is_active(&self) -> bool {
-        self.active
+    /// Whether HTTP tracking still runs for `direction` (false after a tunnel or a fallback to
+    /// raw TCP).
+    pub fn is_active(&self, direction: Direction) -> bool {
+        match direction {
+            Direction::ClientToUpstream => self.requests_active,
+            Direction::UpstreamToClient => self.responses_active,
+        }
     }
 
-    /// Stops HTTP tracking for good (the connection became a CONNECT tunnel).
+    /// Stops HTTP tracking for good (the connection became a CONNECT tunnel, or is not HTTP).
     pub fn deactivate(&mut self) {
-        self.active = false;
+        self.requests_active = false;
+        self.responses_active = false;
+    }
+
+    /// Forward proxy: requests for another origin than `authority` must not reach this upstream.
+    pub fn set_route(&mut self, authority: String) {
+        self.route = Some(authority);
+    }
+
+    /// The answer faultline owes the client next, if every response before it is done.
+    pub fn take_ready_answer(&mut self) -> Option<(Vec<u8>, Mark)> {
+        if self.pending.front().is_some_and(|p| p.answer.is_some()) {
+            return self.pending.pop_front().and_then(|p| p.answer);
+        }
+        None
     }
 
     /// Plans a chunk of `direction` that arrived at `arrival`.
@@ -223,7 +249,7 @@ impl HttpSession {
         scenario: &Scenario,
         counters: &HttpRunState,
     ) -> Vec<Step> {
-        if !self.active {
+        if !self.is_active(direction) {
             return vec![Step::send(chunk.len(), arrival)];
         }
         match direction {
@@ -240,17 +266,20 @@ impl HttpSession {
         counters: &HttpRunState,
     ) -> Vec<Step> {
         let start = self.conv.request_offset();
-        let events = match self.conv.feed_request(chunk) {
-            Ok(events) => events,
-            Err(e) => return self.malformed(e.to_string(), chunk.len(), arrival),
-        };
+        let (events, error) = self.conv.feed_request_partial(chunk);
+        if error.is_some() && !self.strict {
+            warn!(direction = %Direction::ClientToUpstream, error = ?error.map(|e| e.to_string()), "not HTTP/1 after all; relaying the rest as raw TCP");
+            self.deactivate();
+            return vec![Step::send(chunk.len(), arrival)];
+        }
         let mut plan = ChunkPlan::new(
             start,
             chunk.len(),
             arrival,
             self.request.delay_until,
-            self.request.answer_at_end.is_some(),
+            self.request.swallow_to_end,
         );
+        let mut last_end = start;
         for event in events {
             match event {
                 FrameEvent::Head {
@@ -275,23 +304,34 @@ impl HttpSession {
                     );
                 }
                 FrameEvent::MessageEnd { end } => {
-                    if let Some((bytes, mark)) = self.request.answer_at_end.take() {
-                        plan.advance(end);
-                        plan.skipping = false;
-                        plan.stop(end, Step::Answer { bytes, mark });
-                        self.active = false;
-                    }
                     plan.advance(end);
+                    last_end = end;
+                    if self.request.swallow_to_end {
+                        plan.skipping = false;
+                        self.park(&mut plan, end);
+                    }
                     self.request = MessageState::default();
                     plan.not_before = arrival;
                 }
-                FrameEvent::Tunnel { .. } => self.active = false,
+                FrameEvent::Tunnel { .. } => self.deactivate(),
             }
             if plan.finished {
                 break;
             }
         }
+        if let Some(error) = error {
+            if !plan.finished {
+                return self.malformed(error.to_string(), plan, last_end);
+            }
+        }
         plan.finish()
+    }
+
+    /// Stops relaying requests at `at`: faultline owes the client an answer (already queued in
+    /// `pending`), sent once the responses before it are done.
+    fn park(&mut self, plan: &mut ChunkPlan, at: u64) {
+        plan.stop(at, Step::Park);
+        self.requests_active = false;
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -315,6 +355,27 @@ impl HttpSession {
             attempt,
         };
         let label = format!("{} {} (attempt {attempt})", head.method, head.target);
+        if let Some(route) = &self.route {
+            let origin = crate::proxy::forward::authority_of(&head.target);
+            if let Some(origin) = origin.filter(|o| !crate::proxy::forward::same_origin(o, route)) {
+                let note = format!(
+                    "{label} is for {origin}, but this connection goes to {route}: closed after the earlier responses so the client reconnects"
+                );
+                self.pending.push_back(Pending {
+                    label,
+                    answer: Some((
+                        Vec::new(),
+                        Mark {
+                            rule: usize::MAX,
+                            note,
+                        },
+                    )),
+                    ..Pending::default()
+                });
+                self.park(plan, head_start);
+                return;
+            }
+        }
         let body_len = match body {
             BodyKind::None => Some(0),
             BodyKind::Length(n) => Some(n),
@@ -336,6 +397,7 @@ impl HttpSession {
                         &label,
                         head_start,
                         body_len,
+                        head.expects_continue(),
                         plan,
                         arrival,
                         &mut pending,
@@ -363,6 +425,7 @@ impl HttpSession {
                     &label,
                     head_start,
                     body_len,
+                    head.expects_continue(),
                     plan,
                     arrival,
                     &mut pending,
@@ -386,6 +449,7 @@ impl HttpSession {
         label: &str,
         head_start: u64,
         body_len: Option<u64>,
+        expects_continue: bool,
         plan: &mut ChunkPlan,
         arrival: Instant,
         pending: &mut Pending,
@@ -399,22 +463,15 @@ impl HttpSession {
                         respond.status
                     ),
                 };
-                match respond.after {
-                    RespondAfter::RequestHead => {
-                        plan.stop(
-                            head_start,
-                            Step::Answer {
-                                bytes: respond.response_bytes(),
-                                mark,
-                            },
-                        );
-                        self.active = false;
-                    }
-                    RespondAfter::RequestBody => {
-                        plan.advance(head_start);
-                        plan.skipping = true;
-                        self.request.answer_at_end = Some((respond.response_bytes(), mark));
-                    }
+                pending.answer = Some((respond.response_bytes(), mark));
+                // A client waiting for `100 Continue` sends no body: answering at once is what
+                // RFC 9110 §10.1.1 allows a server that will not read the body.
+                if respond.after == RespondAfter::RequestHead || expects_continue {
+                    self.park(plan, head_start);
+                } else {
+                    plan.advance(head_start);
+                    plan.skipping = true;
+                    self.request.swallow_to_end = true;
                 }
             }
             Fault::DropResponse(_) => {
@@ -595,7 +652,7 @@ impl HttpSession {
             Ok(events) => events,
             Err(e) => {
                 warn!(direction = %Direction::UpstreamToClient, error = %e, "response is not valid HTTP/1; relaying the rest as raw bytes");
-                self.active = false;
+                self.deactivate();
                 return vec![Step::send(chunk.len(), arrival)];
             }
         };
@@ -679,11 +736,14 @@ impl HttpSession {
                     plan.advance(end);
                     if !self.response_is_interim {
                         self.pending.pop_front();
+                        if let Some((bytes, mark)) = self.take_ready_answer() {
+                            plan.stop(end, Step::Answer { bytes, mark });
+                        }
                     }
                     self.response = MessageState::default();
                     plan.not_before = arrival;
                 }
-                FrameEvent::Tunnel { .. } => self.active = false,
+                FrameEvent::Tunnel { .. } => self.deactivate(),
             }
             if plan.finished {
                 break;
@@ -692,29 +752,32 @@ impl HttpSession {
         plan.finish()
     }
 
-    /// A request that is not HTTP/1: fall back to raw bytes (auto) or answer 400 (strict).
-    fn malformed(&mut self, error: String, len: usize, arrival: Instant) -> Vec<Step> {
-        self.active = false;
-        if self.strict {
-            warn!(direction = %Direction::ClientToUpstream, %error, "malformed HTTP request; answering 400 and closing");
-            let body = format!("400 Bad Request: faultline could not parse the request: {error}\n");
-            let bytes = format!(
-                "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .into_bytes();
-            return vec![
-                Step::Skip { len },
-                Step::Answer {
-                    bytes,
-                    mark: Mark {
-                        rule: usize::MAX,
-                        note: format!("answered 400 to a malformed request ({error})"),
-                    },
+    /// Strict HTTP met bytes that are not a request: the complete requests before them are
+    /// relayed, the rest is swallowed, and the client gets `400 Bad Request` after the responses
+    /// it is owed.
+    fn malformed(&mut self, error: String, mut plan: ChunkPlan, last_end: u64) -> Vec<Step> {
+        warn!(direction = %Direction::ClientToUpstream, %error, "malformed HTTP request; answering 400 and closing");
+        let body = format!("400 Bad Request: faultline could not parse the request: {error}\n");
+        let bytes = format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes();
+        self.pending.push_back(Pending {
+            label: "a malformed request".to_string(),
+            answer: Some((
+                bytes,
+                Mark {
+                    rule: usize::MAX,
+                    note: format!("answered 400 to a malformed request ({error})"),
                 },
-            ];
-        }
-        warn!(direction = %Direction::ClientToUpstream, %error, "not HTTP/1 after all; relaying the rest as raw TCP");
-        vec![Step::send(len, arrival)]
+            )),
+            ..Pending::default()
+        });
+        plan.advance(last_end);
+        plan.skipping = true;
+        let end = plan.end;
+        self.park(&mut plan, end);
+        plan.finish()
     }
 }

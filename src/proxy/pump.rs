@@ -31,9 +31,9 @@ pub enum PumpEnd {
     /// A fault ends the connection; everything planned before it was written. `comment` names
     /// the rule and what it did, for the capture.
     Fault { how: EndHow, comment: String },
-    /// faultline answers the client itself (an HTTP `respond` rule or a malformed request);
-    /// nothing more is relayed in this direction.
-    Answer { bytes: Vec<u8>, comment: String },
+    /// faultline wrote its own answer to the destination (an HTTP `respond` rule, a malformed
+    /// request, a forward-proxy request for another origin); the connection closes.
+    Answered,
     /// Reading from the source failed (typically the peer reset).
     SourceFailed(io::Error),
     /// Writing to the destination failed.
@@ -57,6 +57,7 @@ enum Queued {
         bytes: Vec<u8>,
         mark: Mark,
     },
+    Park,
 }
 
 /// Relays `direction` from `source` to `destination` until EOF, a fault or an error. `replay`
@@ -82,6 +83,8 @@ where
     let mut closed_by_plan = false;
     let mut holding = false;
     let mut replay = (!replay.is_empty()).then_some(replay);
+    // Only the direction toward the client delivers faultline's own answers.
+    let owes_answers = direction == Direction::UpstreamToClient && conn.http.is_some();
 
     loop {
         // Execute every step whose time has come.
@@ -113,7 +116,16 @@ where
                 }
                 Some(Queued::Answer { bytes, mark }) => {
                     let comment = conn.fault_fired(&mark);
-                    return PumpEnd::Answer { bytes, comment };
+                    if let Err(e) = destination.write_all(&bytes).await {
+                        return PumpEnd::DestinationFailed(e);
+                    }
+                    conn.relayed(direction, &Bytes::from(bytes), Some(comment))
+                        .await;
+                    return PumpEnd::Answered;
+                }
+                Some(Queued::Park) => {
+                    conn.answer_ready.notify_one();
+                    holding = true;
                 }
                 Some(Queued::Hold { mark }) => {
                     let comment = conn.fault_fired(&mark);
@@ -153,6 +165,13 @@ where
             tokio::select! {
                 biased;
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => None,
+            () = conn.answer_ready.notified(), if owes_answers && !closed_by_plan => {
+                if let Some((bytes, mark)) = conn.take_ready_answer() {
+                    closed_by_plan = true;
+                    queue.push_back(Queued::Answer { bytes, mark });
+                }
+                None
+            }
                 result = source.read_buf(&mut buf), if can_read => Some(result),
                 else => {
                     // Held for good (stall without duration): keep both sockets open until the
@@ -222,6 +241,11 @@ where
                 Step::Answer { bytes, mark } => {
                     closed_by_plan = true;
                     queue.push_back(Queued::Answer { bytes, mark });
+                    break;
+                }
+                Step::Park => {
+                    closed_by_plan = true;
+                    queue.push_back(Queued::Park);
                     break;
                 }
             }
