@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::inspect::LegFilter;
 use crate::scenario::schema::UpstreamSpec;
 
 /// faultline: a transparent TCP chaos proxy that makes network failures happen on purpose,
@@ -30,9 +31,18 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Show faultline's main job end to end on built-in defaults, with no setup: a built-in
-    /// upstream, a built-in client and a shipped scenario.
-    Demo,
+    /// Show faultline's main job end to end on built-in defaults, with no setup: the built-in
+    /// store, built-in upload clients and a shipped scenario; ends with the inspection verdicts.
+    Demo {
+        /// Tell the TCP story instead (echo connections reset, truncated, slowed).
+        #[arg(long)]
+        tcp: bool,
+    },
+    /// Read a capture back: reassemble flows, list HTTP exchanges, compare retried uploads byte
+    /// for byte and check bodies against content addresses in their URLs. Exit 0 when clean, 1
+    /// when corruption or a content-address mismatch is found, 2 when the capture cannot be read.
+    #[command(after_long_help = crate::inspect::SCHEMA)]
+    Inspect(InspectArgs),
     /// Run the built-in HTTP store on its own: PUT/POST store the body at the path under DIR,
     /// GET/HEAD serve it. A valid DVC HTTP remote; never writes outside DIR; atomic writes.
     ServeStore {
@@ -68,4 +78,21 @@ pub struct RunArgs {
     /// Do not capture, even if the scenario asks for it.
     #[arg(long)]
     pub no_capture: bool,
+    /// When the proxy stops, inspect the capture it wrote (as `faultline inspect`) and exit 1
+    /// if it shows corruption.
+    #[arg(long)]
+    pub inspect: bool,
+}
+
+/// Arguments of `faultline inspect`.
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// A pcap or pcapng file (faultline's own, or any capture of plain TCP).
+    pub capture: PathBuf,
+    /// Print the report as JSON (schema in `--help`).
+    #[arg(long)]
+    pub json: bool,
+    /// Which legs of a faultline capture to read: client, upstream or both.
+    #[arg(long, default_value = "both")]
+    pub leg: LegFilter,
 }

@@ -8,6 +8,7 @@
 //! - [`proxy`]: accept loop, connections and pumps: the only code that waits and writes.
 //! - [`http`]: HTTP/1.x message framing over raw bytes (never re-serializes).
 //! - [`capture`]: synthesized TCP flows of both legs, written as pcapng/pcap.
+//! - [`inspect`]: reads captures back and says which retry differed from which attempt.
 //! - [`builtin`]: upstreams faultline can start itself (`builtin:echo`); [`store`] is the
 //!   built-in HTTP store (`builtin:store`, `faultline serve-store`).
 //! - [`demo`]: the end-to-end demonstration behind `faultline demo`.
@@ -20,6 +21,7 @@ pub mod demo;
 pub mod direction;
 pub mod fault;
 pub mod http;
+pub mod inspect;
 pub mod proxy;
 pub mod scenario;
 pub mod seed;

@@ -12,6 +12,8 @@ use tracing_subscriber::EnvFilter;
 
 use faultline::capture::expand_path_template;
 use faultline::cli::{Cli, Command, RunArgs};
+use faultline::demo::Story;
+use faultline::inspect::{inspect_path, InspectOptions, LegFilter};
 use faultline::proxy::{self, RunPlan};
 use faultline::scenario::schema::{Mode, UpstreamSpec};
 use faultline::scenario::{Scenario, ScenarioError, DEFAULT_LISTEN};
@@ -20,7 +22,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo speaks for itself on stdout; its logs stay quiet unless RUST_LOG asks.
     let default_level = match cli.command {
-        Command::Demo => "faultline=warn",
+        Command::Demo { .. } => "faultline=warn",
         _ => "faultline=info",
     };
     tracing_subscriber::fmt()
@@ -34,16 +36,26 @@ fn main() -> ExitCode {
         Command::Run(args) => runtime()
             .and_then(|rt| rt.block_on(run(args)))
             .unwrap_or_else(report),
+        Command::Inspect(args) => inspect(&args.capture, args.json, args.leg),
         Command::ServeStore { dir, listen } => runtime()
             .and_then(|rt| rt.block_on(serve_store(dir, listen)))
             .unwrap_or_else(report),
-        Command::Demo => runtime()
-            .and_then(|rt| {
-                rt.block_on(faultline::demo::run())
-                    .map_err(anyhow::Error::from)
-            })
-            .map(|()| ExitCode::SUCCESS)
-            .unwrap_or_else(report),
+        Command::Demo { tcp } => {
+            let story = if tcp { Story::Tcp } else { Story::Http };
+            runtime()
+                .and_then(|rt| {
+                    rt.block_on(faultline::demo::run(story))
+                        .map_err(anyhow::Error::from)
+                })
+                .map(|showed| {
+                    if showed {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                })
+                .unwrap_or_else(report)
+        }
     }
 }
 
@@ -136,13 +148,40 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     let summary = running.wait().await;
     println!("faultline: scenario \"{}\", seed {}", scenario.name, seed);
     print!("{summary}");
-    match summary
+    let capture_failed = summary
         .capture
         .as_ref()
-        .and_then(|c| c.write_error.as_ref())
-    {
-        Some(_) => Ok(ExitCode::from(1)),
-        None => Ok(ExitCode::SUCCESS),
+        .is_some_and(|c| c.write_error.is_some());
+    if capture_failed {
+        return Ok(ExitCode::from(1));
+    }
+    match (&summary.capture, args.inspect) {
+        (Some(capture), true) => {
+            println!();
+            Ok(inspect(&capture.path, false, LegFilter::Both))
+        }
+        (None, true) => {
+            eprintln!("faultline: --inspect needs a capture (--capture PATH or [proxy] capture)");
+            Ok(ExitCode::from(2))
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn inspect(capture: &std::path::Path, json: bool, leg: LegFilter) -> ExitCode {
+    match inspect_path(capture, &InspectOptions { leg }) {
+        Ok(report) => {
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.render_text());
+            }
+            ExitCode::from(report.exit_code())
+        }
+        Err(e) => {
+            eprintln!("faultline: {e}");
+            ExitCode::from(e.exit_code())
+        }
     }
 }
 

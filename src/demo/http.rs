@@ -42,7 +42,11 @@ pub struct ClientRun {
 pub async fn run() -> Result<Vec<ClientRun>, DemoError> {
     let scenario = Scenario::from_toml(DEMO_SCENARIO, "scenarios/demo-http.toml", "demo-http")?;
     let files = demo_files();
-    println!("faultline demo: scenario \"{}\" (seed {})", scenario.name, scenario.seed.unwrap_or(7));
+    println!(
+        "faultline demo: scenario \"{}\" (seed {})",
+        scenario.name,
+        scenario.seed.unwrap_or(7)
+    );
     println!("  {}", scenario.description.as_deref().unwrap_or_default());
     println!(
         "  {} files ({}) uploaded with PUT to a DVC-style remote (/files/md5/XX/…) on the built-in store",
@@ -90,7 +94,10 @@ async fn client_run(
     scenario.name = format!("{}-{label}", scenario.name);
     scenario.store = Some(store_dir.display().to_string());
     let capture = expand_path_template(
-        scenario.capture.as_deref().unwrap_or("captures/{name}-{time}.pcapng"),
+        scenario
+            .capture
+            .as_deref()
+            .unwrap_or("captures/{name}-{time}.pcapng"),
         &scenario.name,
         SystemTime::now(),
         std::process::id(),
@@ -108,7 +115,10 @@ async fn client_run(
     .await?;
     let mut uploads = Vec::new();
     for (path, data) in files {
-        uploads.push((path.clone(), upload(running.local_addr, path, data, style).await));
+        uploads.push((
+            path.clone(),
+            upload(running.local_addr, path, data, style).await,
+        ));
     }
     running.shutdown();
     let summary = running.wait().await;
@@ -117,16 +127,25 @@ async fn client_run(
         .map(|(path, _)| {
             let on_disk = store_dir.join(path.trim_start_matches('/'));
             match std::fs::read(&on_disk) {
-                Ok(bytes) => (path.clone(), Some(bytes.len()), matches_md5_path(path, &bytes)),
+                Ok(bytes) => (
+                    path.clone(),
+                    Some(bytes.len()),
+                    matches_md5_path(path, &bytes),
+                ),
                 Err(_) => (path.clone(), None, false),
             }
         })
         .collect();
     let _ = std::fs::remove_dir_all(&store_dir);
     let capture = summary.capture.map(|c| c.path).unwrap_or(capture);
-    let inspection = inspect_path(&capture, &InspectOptions { leg: LegFilter::Client })
-        .map(|report| (report.render_text(), report.exit_code() != 0))
-        .map_err(|e| e.to_string());
+    let inspection = inspect_path(
+        &capture,
+        &InspectOptions {
+            leg: LegFilter::Client,
+        },
+    )
+    .map(|report| (report.render_text(), report.exit_code() != 0))
+    .map_err(|e| e.to_string());
     Ok(ClientRun {
         style,
         uploads,
@@ -149,7 +168,9 @@ fn print_run(run: &ClientRun) {
     match run.style {
         RetryStyle::Rewind => println!("client 1 rewinds its body before retrying (correct):"),
         RetryStyle::ContinueReader => {
-            println!("client 2 retries from wherever its body reader stopped (the bug in the reports):")
+            println!(
+                "client 2 retries from wherever its body reader stopped (the bug in the reports):"
+            )
         }
     }
     for ((path, attempts), (_, stored, ok)) in run.uploads.iter().zip(&run.stored) {
@@ -171,7 +192,10 @@ fn print_run(run: &ClientRun) {
     println!("  capture: {}", run.capture.display());
     match &run.inspection {
         Ok((text, _)) => {
-            let verdict = text.lines().filter(|l| l.starts_with("OK") || l.starts_with("CORRUPT") || l.trim_start().starts_with("attempt") || l.contains("offset")).take(8);
+            let verdict = text
+                .lines()
+                .filter(|l| l.starts_with("OK") || l.starts_with("CORRUPT"))
+                .take(8);
             for line in verdict {
                 println!("  inspect: {line}");
             }

@@ -544,10 +544,15 @@ fn help_of_every_subcommand_explains_scenarios() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn demo_runs_four_connections_and_writes_a_capture_in_the_cwd() {
+fn tcp_demo_runs_four_connections_and_writes_a_capture_in_the_cwd() {
     let dir = TempDir::new("demo");
     let started = Instant::now();
-    let out = Process::spawn(Command::new(BIN).arg("demo").current_dir(dir.path())).wait();
+    let out = Process::spawn(
+        Command::new(BIN)
+            .args(["demo", "--tcp"])
+            .current_dir(dir.path()),
+    )
+    .wait();
     assert!(
         started.elapsed() < LIMIT,
         "the demo took {:?}",
@@ -578,4 +583,42 @@ fn demo_runs_four_connections_and_writes_a_capture_in_the_cwd() {
         "{}",
         file.display()
     );
+}
+
+/// The default demo tells the HTTP story: the rewinding client's capture inspects clean, the
+/// other's shows corruption, both captures land in ./captures, well within 15 s.
+#[test]
+fn http_demo_tells_a_clean_retry_from_a_corrupt_one() {
+    let dir = TempDir::new("demo-http");
+    let started = Instant::now();
+    let out = Process::spawn(Command::new(BIN).arg("demo").current_dir(dir.path())).wait();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(15), "the demo took {took:?}");
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let (clean, corrupt) = out
+        .stdout
+        .split_once("client 2 retries")
+        .unwrap_or_else(|| panic!("no second client:\n{}", out.stdout));
+    assert!(
+        clean.contains("inspect: OK:"),
+        "first client not clean:\n{clean}"
+    );
+    assert!(!clean.contains("CORRUPT"), "first client:\n{clean}");
+    assert!(
+        corrupt.contains("inspect: CORRUPT:"),
+        "second client:\n{corrupt}"
+    );
+    assert!(corrupt.contains("empty body"), "second client:\n{corrupt}");
+    let captures: Vec<_> = fs::read_dir(dir.path().join("captures"))
+        .expect("captures folder")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pcapng"))
+        .collect();
+    assert_eq!(captures.len(), 2, "one capture per client");
 }

@@ -5,6 +5,7 @@ mod capture;
 mod capture_writer;
 mod cli;
 mod http;
+mod inspect;
 mod store;
 mod support;
 mod tcp;

@@ -1,0 +1,445 @@
+//! Groups attempts of the same request and compares each attempt's body with the first, byte for byte.
+//!
+//! Pure: bodies are read through [`BodySource`] (a slice in tests, a spill file when inspecting), so
+//! a difference is found at its exact offset without holding two whole bodies in memory.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use serde::Serialize;
+
+/// Bytes shown on each side of a difference.
+pub const EXCERPT_LEN: usize = 16;
+/// Block size used to walk bodies.
+const BLOCK: usize = 256 * 1024;
+/// Bytes of a later attempt searched for inside the first attempt when looking for a shift.
+const PROBE_LEN: usize = 32;
+/// Candidate shift offsets verified before giving up (repetitive bodies match everywhere).
+const MAX_CANDIDATES: usize = 64;
+
+/// A body that can be read at any offset: a slice, or bytes spilled to a file.
+pub trait BodySource {
+    /// Total length in bytes.
+    fn len(&self) -> u64;
+    /// Fills `buf` with the bytes at `offset..offset + buf.len()`; that range lies inside the body.
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+}
+
+impl BodySource for &[u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let src = self
+            .get(start..start + buf.len())
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+/// Up to [`EXCERPT_LEN`] bytes at an offset, as hex and as ASCII (`.` for non-printable bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Excerpt {
+    /// Space-separated lowercase hex bytes.
+    pub hex: String,
+    /// The same bytes, printable ASCII kept, others shown as `.`.
+    pub ascii: String,
+}
+
+impl Excerpt {
+    /// Formats `bytes` (at most [`EXCERPT_LEN`] are shown).
+    pub fn of(bytes: &[u8]) -> Excerpt {
+        let bytes = &bytes[..bytes.len().min(EXCERPT_LEN)];
+        Excerpt {
+            hex: bytes
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            ascii: bytes
+                .iter()
+                .map(|&b| {
+                    if (0x20..0x7f).contains(&b) {
+                        b as char
+                    } else {
+                        '.'
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// How one attempt's body relates to the first attempt's body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum BodyComparison {
+    /// Same length, same bytes.
+    Identical,
+    /// This attempt sent no body bytes; the first sent `first_len`.
+    Empty {
+        /// Length of the first attempt's body.
+        first_len: u64,
+    },
+    /// This attempt's bytes are the first `len` bytes of the first attempt (shorter, otherwise equal).
+    PrefixOfFirst {
+        /// Length of the first attempt's body.
+        first_len: u64,
+        /// Length of this attempt's body.
+        len: u64,
+    },
+    /// The first attempt is a shorter prefix of this one (it was cut short; this one went further).
+    ExtendsFirst {
+        /// Length of the first attempt's body.
+        first_len: u64,
+        /// Length of this attempt's body.
+        len: u64,
+    },
+    /// The bytes differ at `offset`.
+    Differs {
+        /// First differing offset.
+        offset: u64,
+        /// Length of the first attempt's body.
+        first_len: u64,
+        /// Length of this attempt's body.
+        len: u64,
+        /// First attempt's bytes at `offset`.
+        first_excerpt: Excerpt,
+        /// This attempt's bytes at `offset`.
+        excerpt: Excerpt,
+        /// When this attempt equals the first attempt's bytes starting at this offset (> 0): the
+        /// retry re-sent a slice instead of seeking back to the start.
+        shifted_from: Option<u64>,
+    },
+}
+
+impl BodyComparison {
+    /// True unless the bodies are identical or one is a clean prefix-extension of a cut first attempt.
+    pub fn is_difference(&self) -> bool {
+        !matches!(
+            self,
+            BodyComparison::Identical | BodyComparison::ExtendsFirst { .. }
+        )
+    }
+
+    /// One human sentence about attempt number `n` (1-based) against attempt 1.
+    pub fn describe(&self, n: usize) -> String {
+        match self {
+            BodyComparison::Identical => format!("attempt {n} is identical to attempt 1"),
+            BodyComparison::Empty { first_len } => {
+                format!("attempt {n} has an empty body (attempt 1 had {first_len} bytes)")
+            }
+            BodyComparison::PrefixOfFirst { first_len, len } => format!(
+                "attempt {n} is attempt 1's first {len} of {first_len} bytes (differs at offset {len}: body ends early)"
+            ),
+            BodyComparison::ExtendsFirst { first_len, len } => format!(
+                "attempt 1 ({first_len} bytes) is a prefix of attempt {n} ({len} bytes)"
+            ),
+            BodyComparison::Differs {
+                offset,
+                first_len,
+                len,
+                first_excerpt,
+                excerpt,
+                shifted_from,
+            } => {
+                let mut s = format!(
+                    "attempt {n} differs from attempt 1 at offset {offset} (lengths {first_len} vs {len}; attempt 1: {} |{}|, attempt {n}: {} |{}|)",
+                    first_excerpt.hex, first_excerpt.ascii, excerpt.hex, excerpt.ascii
+                );
+                if let Some(k) = shifted_from {
+                    s.push_str(&format!(
+                        "; attempt {n} equals attempt 1 from offset {k}: the retry did not seek back to the start"
+                    ));
+                }
+                s
+            }
+        }
+    }
+}
+
+/// Compares `other` with `first` byte for byte (see [`BodyComparison`]).
+pub fn compare(
+    first: &mut dyn BodySource,
+    other: &mut dyn BodySource,
+) -> io::Result<BodyComparison> {
+    let (first_len, len) = (first.len(), other.len());
+    if len == 0 {
+        return Ok(if first_len == 0 {
+            BodyComparison::Identical
+        } else {
+            BodyComparison::Empty { first_len }
+        });
+    }
+    let common = first_len.min(len);
+    match first_difference(first, 0, other, 0, common)? {
+        None if first_len == len => Ok(BodyComparison::Identical),
+        None if len < first_len => Ok(BodyComparison::PrefixOfFirst { first_len, len }),
+        None => Ok(BodyComparison::ExtendsFirst { first_len, len }),
+        Some(offset) => {
+            let first_excerpt = excerpt(first, offset)?;
+            let excerpt = excerpt(other, offset)?;
+            Ok(BodyComparison::Differs {
+                offset,
+                first_len,
+                len,
+                first_excerpt,
+                excerpt,
+                shifted_from: find_shift(first, other)?,
+            })
+        }
+    }
+}
+
+fn excerpt(body: &mut dyn BodySource, offset: u64) -> io::Result<Excerpt> {
+    let n = (body.len().saturating_sub(offset)).min(EXCERPT_LEN as u64) as usize;
+    let mut buf = vec![0; n];
+    body.read_at(offset, &mut buf)?;
+    Ok(Excerpt::of(&buf))
+}
+
+/// Offset (relative to the compared ranges) of the first differing byte among `len` bytes.
+fn first_difference(
+    a: &mut dyn BodySource,
+    a_from: u64,
+    b: &mut dyn BodySource,
+    b_from: u64,
+    len: u64,
+) -> io::Result<Option<u64>> {
+    let mut ba = vec![0; BLOCK];
+    let mut bb = vec![0; BLOCK];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(BLOCK as u64) as usize;
+        a.read_at(a_from + done, &mut ba[..n])?;
+        b.read_at(b_from + done, &mut bb[..n])?;
+        if let Some(i) = ba[..n].iter().zip(&bb[..n]).position(|(x, y)| x != y) {
+            return Ok(Some(done + i as u64));
+        }
+        done += n as u64;
+    }
+    Ok(None)
+}
+
+/// Finds `k > 0` with `other == first[k..k + other.len()]`: the suffix alignment is tried first
+/// (the usual "resumed from where the last attempt was cut" bug), then positions where `other`'s
+/// first bytes occur in `first`, at most [`MAX_CANDIDATES`] of them.
+pub fn find_shift(
+    first: &mut dyn BodySource,
+    other: &mut dyn BodySource,
+) -> io::Result<Option<u64>> {
+    let (first_len, len) = (first.len(), other.len());
+    if len == 0 || len >= first_len {
+        return Ok(None);
+    }
+    let suffix = first_len - len;
+    if first_difference(first, suffix, other, 0, len)?.is_none() {
+        return Ok(Some(suffix));
+    }
+    let probe_len = (len as usize).min(PROBE_LEN);
+    let mut probe = vec![0; probe_len];
+    other.read_at(0, &mut probe)?;
+    let last_start = first_len - len; // a shift must leave room for all of `other`
+    let mut candidates = 0;
+    let mut block = vec![0; BLOCK + probe_len];
+    let mut start = 1u64;
+    while start <= last_start {
+        let n = ((first_len - start) as usize).min(block.len());
+        first.read_at(start, &mut block[..n])?;
+        let window = &block[..n];
+        for (i, w) in window.windows(probe_len).enumerate() {
+            let k = start + i as u64;
+            if k > last_start || i >= BLOCK {
+                break;
+            }
+            if w == probe.as_slice() && k != suffix {
+                if first_difference(first, k, other, 0, len)?.is_none() {
+                    return Ok(Some(k));
+                }
+                candidates += 1;
+                if candidates >= MAX_CANDIDATES {
+                    return Ok(None);
+                }
+            }
+        }
+        start += BLOCK as u64;
+    }
+    Ok(None)
+}
+
+/// Groups item indices by key, each group ordered by time (then index), groups ordered by their
+/// first attempt's time. Items are `(key, time, index)`.
+pub fn group_by_key<K: Ord>(items: impl IntoIterator<Item = (K, u64, usize)>) -> Vec<Vec<usize>> {
+    let mut groups: BTreeMap<K, Vec<(u64, usize)>> = BTreeMap::new();
+    for (key, time, index) in items {
+        groups.entry(key).or_default().push((time, index));
+    }
+    let mut out: Vec<Vec<(u64, usize)>> = groups
+        .into_values()
+        .map(|mut g| {
+            g.sort_unstable();
+            g
+        })
+        .collect();
+    out.sort_by_key(|g| g[0]);
+    out.into_iter()
+        .map(|g| g.into_iter().map(|(_, i)| i).collect())
+        .collect()
+}
+
+/// When a retry is exactly as long as the part of the first attempt that never crossed, the client
+/// most likely resumed from where attempt 1 was cut instead of starting over. Returns that cut offset.
+pub fn resumed_from_cut(first_received: u64, first_expected: Option<u64>, len: u64) -> Option<u64> {
+    let expected = first_expected?;
+    (first_received > 0 && first_received < expected && len == expected - first_received)
+        .then_some(first_received)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmp(a: &[u8], b: &[u8]) -> BodyComparison {
+        compare(&mut &a[..], &mut &b[..]).expect("slices never fail")
+    }
+
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn identical_empty_and_prefixes() {
+        assert_eq!(cmp(b"abc", b"abc"), BodyComparison::Identical);
+        assert_eq!(cmp(b"", b""), BodyComparison::Identical);
+        assert_eq!(cmp(b"abc", b""), BodyComparison::Empty { first_len: 3 });
+        assert_eq!(
+            cmp(b"abc", b"ab"),
+            BodyComparison::PrefixOfFirst {
+                first_len: 3,
+                len: 2
+            }
+        );
+        assert_eq!(
+            cmp(b"ab", b"abc"),
+            BodyComparison::ExtendsFirst {
+                first_len: 2,
+                len: 3
+            }
+        );
+        assert!(!cmp(b"ab", b"abc").is_difference());
+        assert!(cmp(b"abc", b"").is_difference());
+        assert!(cmp(b"abc", b"")
+            .describe(2)
+            .contains("attempt 2 has an empty body"));
+    }
+
+    #[test]
+    fn difference_offset_and_excerpts() {
+        let a = b"0123456789abcdefXYZ";
+        let b = b"0123456789abcdefxyz!";
+        match cmp(a, b) {
+            BodyComparison::Differs {
+                offset,
+                first_excerpt,
+                excerpt,
+                shifted_from,
+                len,
+                ..
+            } => {
+                assert_eq!((offset, len, shifted_from), (16, 20, None));
+                assert_eq!(first_excerpt.hex, "58 59 5a");
+                assert_eq!(excerpt.ascii, "xyz!");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(Excerpt::of(&[0, b'A', 0xff]).ascii, ".A.");
+        assert_eq!(Excerpt::of(&[7; 40]).hex.split(' ').count(), EXCERPT_LEN);
+    }
+
+    #[test]
+    fn detects_a_retry_that_resumed_mid_body() {
+        let first = noise(3 * BLOCK + 1000, 7);
+        for k in [1usize, 8192, BLOCK - 3, BLOCK + 5, 2 * BLOCK] {
+            // the suffix case, as when a client does not seek back
+            let c = cmp(&first, &first[k..]);
+            assert!(
+                matches!(c, BodyComparison::Differs { offset: 0, shifted_from: Some(s), .. } if s == k as u64),
+                "{k}: {c:?}"
+            );
+            // a slice in the middle (not a suffix)
+            let c = cmp(&first, &first[k..k + 5000]);
+            assert!(
+                matches!(c, BodyComparison::Differs { shifted_from: Some(s), .. } if s == k as u64),
+                "{k}: {c:?}"
+            );
+        }
+        let d = cmp(&first, &first[8192..]).describe(2);
+        assert!(
+            d.contains("attempt 2 equals attempt 1 from offset 8192: the retry did not seek back"),
+            "{d}"
+        );
+        let mut changed = first[100..].to_vec();
+        changed[50] ^= 1;
+        assert!(matches!(
+            cmp(&first, &changed),
+            BodyComparison::Differs {
+                shifted_from: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn repetitive_bodies_do_not_explode() {
+        let first = vec![0u8; 2 * BLOCK];
+        let mut other = vec![0u8; BLOCK];
+        other[BLOCK - 1] = 1;
+        assert!(matches!(
+            cmp(&first, &other),
+            BodyComparison::Differs {
+                shifted_from: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            cmp(&first, &first[..BLOCK]),
+            BodyComparison::PrefixOfFirst { .. }
+        ));
+    }
+
+    #[test]
+    fn groups_by_key_in_time_order() {
+        let groups = group_by_key(vec![
+            ("b", 5, 0),
+            ("a", 9, 1),
+            ("b", 1, 2),
+            ("a", 3, 3),
+            ("c", 4, 4),
+        ]);
+        assert_eq!(groups, vec![vec![2, 0], vec![3, 1], vec![4]]);
+    }
+
+    #[test]
+    fn resumed_from_cut_needs_exact_remaining_length() {
+        assert_eq!(
+            resumed_from_cut(5_242_880, Some(10_000_000), 4_757_120),
+            Some(5_242_880)
+        );
+        assert_eq!(
+            resumed_from_cut(5_242_880, Some(10_000_000), 10_000_000),
+            None
+        );
+        assert_eq!(resumed_from_cut(0, Some(10), 10), None);
+        assert_eq!(resumed_from_cut(5, None, 5), None);
+    }
+}

@@ -1,0 +1,508 @@
+//! Follows the HTTP/1 exchanges of one reassembled flow and records what each request and response carried.
+
+use std::collections::VecDeque;
+
+use md5::{Digest, Md5};
+use serde::Serialize;
+use sha2::Sha256;
+
+use super::body_store::{MemoryUse, RetainedBody};
+use super::http::{
+    looks_like_http1_request, BodyKind, Detection, Direction, FrameEvent, Http1Conversation,
+    RequestHead, ResponseHead,
+};
+use super::reassembly::{FlowInfo, StreamConsumer};
+
+/// Methods whose request bodies are retained for byte-for-byte comparison between attempts.
+pub const UPLOAD_METHODS: [&str; 3] = ["PUT", "POST", "PATCH"];
+
+/// Which leg of a faultline connection a flow was captured on (pcapng interface name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Leg {
+    /// Interface "client leg": client ↔ proxy.
+    Client,
+    /// Interface "upstream leg": proxy ↔ upstream.
+    Upstream,
+    /// Any other interface, or a classic pcap.
+    Unknown,
+}
+
+impl Leg {
+    /// From a pcapng interface name as faultline writes it.
+    pub fn from_interface(name: Option<&str>) -> Leg {
+        match name {
+            Some("client leg") => Leg::Client,
+            Some("upstream leg") => Leg::Upstream,
+            _ => Leg::Unknown,
+        }
+    }
+
+    /// `client`, `upstream` or `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Leg::Client => "client",
+            Leg::Upstream => "upstream",
+            Leg::Unknown => "unknown",
+        }
+    }
+}
+
+/// What the request body was, as it crossed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RequestBody {
+    /// Payload bytes received (chunked transfer coding removed).
+    pub length: u64,
+    /// Content-Length, when the request declared one (0 for a request without a body).
+    pub expected: Option<u64>,
+    /// True for `Transfer-Encoding: chunked`.
+    pub chunked: bool,
+    /// True when the message ended as its framing says (all Content-Length bytes, or the last chunk).
+    pub complete: bool,
+    /// What cut an incomplete body: "connection reset", "connection closed", "capture gap",
+    /// "capture ended", or an HTTP framing error; `null` when complete.
+    pub cut_by: Option<String>,
+    /// MD5 of the payload bytes received, lowercase hex.
+    pub md5: String,
+    /// SHA-256 of the payload bytes received, lowercase hex.
+    pub sha256: String,
+}
+
+/// How the request was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A final response head arrived (see `status`).
+    Status,
+    /// The connection ended without a response.
+    NoResponse,
+    /// The connection was reset before a response arrived.
+    ConnectionReset,
+}
+
+/// The response to one request.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponseInfo {
+    /// Whether and how the request was answered.
+    pub outcome: Outcome,
+    /// Final status code (1xx interim responses are skipped), when `outcome` is `status`.
+    pub status: Option<u16>,
+    /// Response body payload bytes received.
+    pub body_length: u64,
+    /// True when the response message ended as its framing says.
+    pub complete: bool,
+}
+
+/// A fault annotation (pcapng packet comment) that touched this exchange.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FaultNote {
+    /// The comment text, e.g. `faultline: rule "x" reset client->upstream after 65536 bytes`.
+    pub text: String,
+    /// `client->upstream` or `upstream->client`: the direction of the annotated packet.
+    pub direction: String,
+    /// Stream offset of the annotated packet in that direction.
+    pub offset: u64,
+    /// `message` when the offset lies inside this exchange's request or response, `flow` when it
+    /// could only be tied to the connection.
+    pub scope: &'static str,
+}
+
+/// One request and its response, as one flow carried them.
+#[derive(Debug, Serialize)]
+pub struct Exchange {
+    /// Index in the report's `exchanges` list (0-based, in time order of request heads).
+    pub id: usize,
+    /// Capture leg.
+    pub leg: Leg,
+    /// Flow id (see `flows`).
+    pub flow: u64,
+    /// Request head time, nanoseconds since the Unix epoch.
+    pub time_ns: u64,
+    /// Request method.
+    pub method: String,
+    /// Request target as sent.
+    pub target: String,
+    /// The request body.
+    pub request: RequestBody,
+    /// The response.
+    pub response: ResponseInfo,
+    /// Fault comments that touched this exchange.
+    pub faults: Vec<FaultNote>,
+    /// Stream offsets `[start, end)` of the request message (end absent when it never ended).
+    #[serde(skip)]
+    pub(crate) request_range: (u64, Option<u64>),
+    #[serde(skip)]
+    pub(crate) response_range: Option<(u64, Option<u64>)>,
+    /// The retained body of an upload (PUT/POST/PATCH), for comparison; dropped after the report.
+    #[serde(skip)]
+    pub(crate) body: Option<RetainedBody>,
+}
+
+impl Exchange {
+    /// True for PUT/POST/PATCH.
+    pub fn is_upload(&self) -> bool {
+        UPLOAD_METHODS.contains(&self.method.as_str())
+    }
+
+    /// True for a 2xx final status.
+    pub fn succeeded(&self) -> bool {
+        self.response
+            .status
+            .is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tracking {
+    Undecided,
+    Http,
+    NotHttp,
+    Stopped,
+}
+
+/// The running body hashes of the request currently being received.
+struct Hashers {
+    md5: Md5,
+    sha256: Sha256,
+}
+
+/// The HTTP view of one flow, fed by the reassembler; [`FlowHttp::finish`] yields its exchanges.
+pub struct FlowHttp {
+    leg: Leg,
+    flow: u64,
+    conversation: Http1Conversation,
+    tracking: Tracking,
+    exchanges: Vec<Exchange>,
+    current_request: Option<usize>,
+    hashers: Option<Hashers>,
+    awaiting: VecDeque<usize>,
+    current_response: Option<usize>,
+    comments: Vec<(Direction, u64, String)>,
+    reset: bool,
+    closed: [bool; 2],
+    warnings: Vec<String>,
+    memory: MemoryUse,
+}
+
+/// What a finished flow contributes to the report.
+pub struct FlowOutcome {
+    /// Its exchanges, with faults assigned.
+    pub exchanges: Vec<Exchange>,
+    /// True when the flow carried HTTP/1.
+    pub http: bool,
+    /// Problems worth a line in the report (framing lost, gaps).
+    pub warnings: Vec<String>,
+    /// Fault comments seen on the flow.
+    pub faults: Vec<String>,
+}
+
+impl FlowHttp {
+    /// A tracker for a new flow; `memory` accounts retained upload bodies.
+    pub fn new(info: &FlowInfo, memory: MemoryUse) -> Self {
+        FlowHttp {
+            leg: Leg::from_interface(info.interface.as_deref()),
+            flow: info.id,
+            conversation: Http1Conversation::new(),
+            tracking: Tracking::Undecided,
+            exchanges: Vec::new(),
+            current_request: None,
+            hashers: None,
+            awaiting: VecDeque::new(),
+            current_response: None,
+            comments: Vec::new(),
+            reset: false,
+            closed: [false; 2],
+            warnings: Vec::new(),
+            memory,
+        }
+    }
+
+    fn stop(&mut self, why: String, cut_by: &str) {
+        if self.tracking == Tracking::Http {
+            self.warnings.push(format!("flow {}: {why}", self.flow));
+        }
+        if self.exchanges.is_empty() {
+            self.tracking = Tracking::NotHttp;
+        } else {
+            self.tracking = Tracking::Stopped;
+        }
+        self.cut_current(cut_by);
+    }
+
+    fn cut_current(&mut self, why: &str) {
+        if let Some(i) = self.current_request.take() {
+            let ex = &mut self.exchanges[i];
+            ex.request.cut_by.get_or_insert_with(|| why.to_string());
+            Self::seal_hashes(ex, self.hashers.take());
+        }
+    }
+
+    fn seal_hashes(ex: &mut Exchange, hashers: Option<Hashers>) {
+        if let Some(h) = hashers {
+            ex.request.md5 = hex::encode(h.md5.finalize());
+            ex.request.sha256 = hex::encode(h.sha256.finalize());
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        events: Vec<FrameEvent<RequestHead>>,
+        chunk: &[u8],
+        chunk_start: u64,
+        ts: u64,
+    ) {
+        for event in events {
+            match event {
+                FrameEvent::Head {
+                    head, start, body, ..
+                } => {
+                    self.cut_current("HTTP framing");
+                    let (expected, chunked) = match body {
+                        BodyKind::Length(n) => (Some(n), false),
+                        BodyKind::Chunked => (None, true),
+                        BodyKind::None | BodyKind::UntilClose => (Some(0), false),
+                    };
+                    let upload = UPLOAD_METHODS.contains(&head.method.as_str());
+                    let index = self.exchanges.len();
+                    self.exchanges.push(Exchange {
+                        id: 0,
+                        leg: self.leg,
+                        flow: self.flow,
+                        time_ns: ts,
+                        method: head.method,
+                        target: head.target,
+                        request: RequestBody {
+                            expected,
+                            chunked,
+                            ..RequestBody::default()
+                        },
+                        response: ResponseInfo {
+                            outcome: Outcome::NoResponse,
+                            status: None,
+                            body_length: 0,
+                            complete: false,
+                        },
+                        faults: Vec::new(),
+                        request_range: (start, None),
+                        response_range: None,
+                        body: upload.then(|| RetainedBody::new(self.memory.clone())),
+                    });
+                    self.current_request = Some(index);
+                    self.hashers = Some(Hashers {
+                        md5: Md5::new(),
+                        sha256: Sha256::new(),
+                    });
+                    self.awaiting.push_back(index);
+                }
+                FrameEvent::Body(piece) => {
+                    let (Some(i), Some(bytes)) =
+                        (self.current_request, piece.bytes_in(chunk, chunk_start))
+                    else {
+                        continue;
+                    };
+                    let ex = &mut self.exchanges[i];
+                    ex.request.length += bytes.len() as u64;
+                    if let Some(h) = &mut self.hashers {
+                        h.md5.update(bytes);
+                        h.sha256.update(bytes);
+                    }
+                    if let Some(body) = &mut ex.body {
+                        body.append(bytes);
+                    }
+                }
+                FrameEvent::MessageEnd { end } => {
+                    if let Some(i) = self.current_request.take() {
+                        let ex = &mut self.exchanges[i];
+                        ex.request.complete = true;
+                        ex.request_range.1 = Some(end);
+                        Self::seal_hashes(ex, self.hashers.take());
+                    }
+                }
+                FrameEvent::Tunnel { .. } => self.tracking = Tracking::Stopped,
+            }
+        }
+    }
+
+    fn on_response(&mut self, events: Vec<FrameEvent<ResponseHead>>) {
+        for event in events {
+            match event {
+                FrameEvent::Head { head, start, .. } => {
+                    if head.is_interim() {
+                        continue;
+                    }
+                    self.current_response = self.awaiting.pop_front();
+                    if let Some(i) = self.current_response {
+                        let ex = &mut self.exchanges[i];
+                        ex.response.outcome = Outcome::Status;
+                        ex.response.status = Some(head.status);
+                        ex.response_range = Some((start, None));
+                    }
+                }
+                FrameEvent::Body(piece) => {
+                    if let Some(i) = self.current_response {
+                        self.exchanges[i].response.body_length += piece.len();
+                    }
+                }
+                FrameEvent::MessageEnd { end } => {
+                    if let Some(i) = self.current_response.take() {
+                        let ex = &mut self.exchanges[i];
+                        ex.response.complete = true;
+                        if let Some(range) = &mut ex.response_range {
+                            range.1 = Some(end);
+                        }
+                    }
+                }
+                FrameEvent::Tunnel { .. } => self.tracking = Tracking::Stopped,
+            }
+        }
+    }
+
+    /// Ends the flow: unanswered requests get their outcome, fault comments are tied to exchanges.
+    pub fn finish(mut self) -> FlowOutcome {
+        let cut = if self.reset {
+            "connection reset"
+        } else if self.closed[0] {
+            "connection closed"
+        } else {
+            "capture ended"
+        };
+        self.cut_current(cut);
+        for ex in &mut self.exchanges {
+            if ex.response.outcome != Outcome::Status && self.reset {
+                ex.response.outcome = Outcome::ConnectionReset;
+            }
+        }
+        let mut flow_faults = Vec::new();
+        for (dir, offset, text) in std::mem::take(&mut self.comments) {
+            let inside = |range: (u64, Option<u64>)| {
+                range.0 <= offset && range.1.is_none_or(|e| offset <= e)
+            };
+            let target = match dir {
+                Direction::ClientToUpstream => self
+                    .exchanges
+                    .iter()
+                    .rposition(|ex| inside(ex.request_range)),
+                Direction::UpstreamToClient => self
+                    .exchanges
+                    .iter()
+                    .rposition(|ex| ex.response_range.is_some_and(inside))
+                    .or_else(|| {
+                        self.exchanges
+                            .iter()
+                            .position(|ex| ex.response_range.is_none())
+                    }),
+            };
+            let note = FaultNote {
+                text: text.clone(),
+                direction: dir.to_string(),
+                offset,
+                scope: "message",
+            };
+            // One fault may mark several packets (both RSTs of a reset): note it once.
+            match target {
+                Some(i) if self.exchanges[i].faults.iter().any(|f| f.text == note.text) => {}
+                Some(i) => self.exchanges[i].faults.push(note),
+                None if flow_faults.iter().any(|f: &FaultNote| f.text == note.text) => {}
+                None => flow_faults.push(note),
+            }
+        }
+        let faults: Vec<String> = self
+            .exchanges
+            .iter()
+            .flat_map(|ex| ex.faults.iter().map(|f| f.text.clone()))
+            .chain(flow_faults.iter().map(|f| f.text.clone()))
+            .collect();
+        for ex in &mut self.exchanges {
+            for note in &flow_faults {
+                ex.faults.push(FaultNote {
+                    scope: "flow",
+                    ..note.clone()
+                });
+            }
+        }
+        FlowOutcome {
+            http: !self.exchanges.is_empty(),
+            exchanges: self.exchanges,
+            warnings: self.warnings,
+            faults,
+        }
+    }
+}
+
+impl StreamConsumer for FlowHttp {
+    fn data(&mut self, dir: Direction, offset: u64, bytes: &[u8], ts: u64) {
+        if self.tracking == Tracking::Undecided {
+            if dir == Direction::UpstreamToClient {
+                // The server spoke first: not HTTP/1 (or the request was never captured).
+                self.tracking = Tracking::NotHttp;
+                return;
+            }
+            self.tracking = match looks_like_http1_request(bytes) {
+                Detection::Http1 | Detection::NeedMore => Tracking::Http,
+                Detection::Http2 | Detection::NotHttp => Tracking::NotHttp,
+            };
+        }
+        if self.tracking != Tracking::Http {
+            return;
+        }
+        match dir {
+            Direction::ClientToUpstream => {
+                let start = self.conversation.request_offset();
+                if start != offset {
+                    return self.stop(
+                        format!("request stream jumped to offset {offset}"),
+                        "capture gap",
+                    );
+                }
+                match self.conversation.feed_request(bytes) {
+                    Ok(events) => self.on_request(events, bytes, start, ts),
+                    Err(e) => self.stop(e.to_string(), "HTTP framing error"),
+                }
+            }
+            Direction::UpstreamToClient => match self.conversation.feed_response(bytes) {
+                Ok(events) => self.on_response(events),
+                Err(e) => self.stop(e.to_string(), "HTTP framing error"),
+            },
+        }
+    }
+
+    fn fin(&mut self, dir: Direction, _offset: u64, ts: u64) {
+        let index = usize::from(dir == Direction::UpstreamToClient);
+        self.closed[index] = true;
+        if self.tracking != Tracking::Http {
+            return;
+        }
+        match dir {
+            Direction::ClientToUpstream => match self.conversation.request_eof() {
+                Ok(events) => self.on_request(events, &[], 0, ts),
+                Err(_) => self.cut_current("connection closed"),
+            },
+            Direction::UpstreamToClient => {
+                if let Ok(events) = self.conversation.response_eof() {
+                    self.on_response(events);
+                }
+            }
+        }
+    }
+
+    fn reset(&mut self, _dir: Direction, _offset: u64, _ts: u64) {
+        self.reset = true;
+        self.cut_current("connection reset");
+    }
+
+    fn gap(&mut self, dir: Direction, offset: u64, missing: u64) {
+        if self.tracking == Tracking::Http {
+            self.stop(
+                format!("{missing} bytes missing from the capture at {dir} offset {offset}; HTTP tracking stopped"),
+                "capture gap",
+            );
+        }
+    }
+
+    fn comment(&mut self, dir: Direction, offset: u64, text: &str, _ts: u64) {
+        // Bounded: a damaged capture could comment every packet.
+        if self.comments.len() < 10_000 {
+            self.comments.push((dir, offset, text.to_string()));
+        }
+    }
+}

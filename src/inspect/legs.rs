@@ -1,0 +1,174 @@
+//! Pairs each client-leg flow with its upstream-leg flow and names differences no fault explains.
+//!
+//! faultline relays bytes unchanged, so without a fault comment both legs of a connection must carry
+//! the same requests, bodies and responses. Pairing rule: client-leg flows in order of opening each
+//! take the earliest unpaired upstream-leg flow opened at or after them whose first request has the
+//! same method and target, or that carries no request at all (faultline answered the client itself,
+//! so nothing reached the upstream leg).
+
+use serde::Serialize;
+
+use super::attempts;
+use super::exchange::{Exchange, Leg};
+use super::report::FlowSummary;
+
+/// One proxied connection's two legs, compared exchange by exchange.
+#[derive(Debug, Clone, Serialize)]
+pub struct LegComparison {
+    /// Flow id on the client leg.
+    pub client_flow: u64,
+    /// Flow id on the upstream leg.
+    pub upstream_flow: u64,
+    /// Exchanges compared pairwise.
+    pub exchanges_compared: usize,
+    /// True when a fault comment touched either flow (differences are then expected).
+    pub faulted: bool,
+    /// Each difference, one sentence.
+    pub differences: Vec<String>,
+    /// True when bytes differ although both sides completed and no fault acted: a faultline bug.
+    pub faultline_bug: bool,
+}
+
+/// Pairs flows and compares them; `exchanges` is indexed by exchange id.
+pub fn compare_legs(flows: &[FlowSummary], exchanges: &mut [Exchange]) -> Vec<LegComparison> {
+    let first_request = |f: &FlowSummary| {
+        f.exchanges
+            .first()
+            .map(|&i| (exchanges[i].method.clone(), exchanges[i].target.clone()))
+    };
+    let mut upstream: Vec<(&FlowSummary, bool)> = flows
+        .iter()
+        .filter(|f| f.leg == Leg::Upstream)
+        .map(|f| (f, false))
+        .collect();
+    upstream.sort_by_key(|(u, _)| u.opened_ns);
+    let mut clients: Vec<&FlowSummary> = flows.iter().filter(|f| f.leg == Leg::Client).collect();
+    clients.sort_by_key(|c| c.opened_ns);
+    let mut pairs = Vec::new();
+    for c in clients {
+        let want = first_request(c);
+        let found = upstream
+            .iter_mut()
+            .filter(|(u, used)| !used && u.opened_ns >= c.opened_ns)
+            .find(|(u, _)| {
+                let got = first_request(u);
+                got == want || got.is_none() || want.is_none()
+            });
+        if let Some((u, used)) = found {
+            *used = true;
+            if !(c.exchanges.is_empty() && u.exchanges.is_empty()) {
+                pairs.push((c.clone(), (*u).clone()));
+            }
+        }
+    }
+    pairs
+        .into_iter()
+        .map(|(c, u)| compare_pair(&c, &u, exchanges))
+        .collect()
+}
+
+fn compare_pair(c: &FlowSummary, u: &FlowSummary, exchanges: &mut [Exchange]) -> LegComparison {
+    let mut differences = Vec::new();
+    let mut bug = false;
+    let n = c.exchanges.len().min(u.exchanges.len());
+    if c.exchanges.len() != u.exchanges.len() {
+        differences.push(format!(
+            "{} requests on the client leg, {} on the upstream leg",
+            c.exchanges.len(),
+            u.exchanges.len()
+        ));
+    }
+    for k in 0..n {
+        let (ci, ui) = (c.exchanges[k], u.exchanges[k]);
+        let (a, b) = (&exchanges[ci], &exchanges[ui]);
+        let what = format!("request {} ({} {})", k + 1, a.method, a.target);
+        if (a.method.as_str(), a.target.as_str()) != (b.method.as_str(), b.target.as_str()) {
+            differences.push(format!(
+                "{what}: upstream leg has {} {}",
+                b.method, b.target
+            ));
+            bug = true;
+            continue;
+        }
+        let (ra, rb) = (&a.request, &b.request);
+        if ra.complete && rb.complete && (ra.length != rb.length || ra.sha256 != rb.sha256) {
+            let mut s = format!(
+                "{what}: request bodies differ ({} bytes sha256 {} on the client leg, {} bytes sha256 {} upstream)",
+                ra.length, ra.sha256, rb.length, rb.sha256
+            );
+            if let Some(offset) = body_difference(exchanges, ci, ui) {
+                s.push_str(&format!(", first difference at offset {offset}"));
+            }
+            differences.push(s);
+            bug = true;
+        } else if ra.complete != rb.complete || ra.length != rb.length {
+            differences.push(format!(
+                "{what}: request body {} bytes ({}) on the client leg, {} bytes ({}) upstream",
+                ra.length,
+                if ra.complete {
+                    "complete"
+                } else {
+                    "incomplete"
+                },
+                rb.length,
+                if rb.complete {
+                    "complete"
+                } else {
+                    "incomplete"
+                },
+            ));
+        }
+        let (a, b) = (&exchanges[ci], &exchanges[ui]);
+        match (a.response.status, b.response.status) {
+            (Some(x), Some(y)) if x != y => {
+                differences.push(format!(
+                    "{what}: status {x} on the client leg, {y} upstream"
+                ));
+                bug = true;
+            }
+            (Some(_), Some(_))
+                if a.response.complete
+                    && b.response.complete
+                    && a.response.body_length != b.response.body_length =>
+            {
+                differences.push(format!(
+                    "{what}: response body {} bytes on the client leg, {} upstream",
+                    a.response.body_length, b.response.body_length
+                ));
+                bug = true;
+            }
+            (Some(_), Some(_)) => {}
+            (x, y) if x != y => differences.push(format!(
+                "{what}: response {} on the client leg, {} upstream",
+                x.map_or("none".to_string(), |s| s.to_string()),
+                y.map_or("none".to_string(), |s| s.to_string())
+            )),
+            _ => {}
+        }
+    }
+    let faulted = !c.faults.is_empty() || !u.faults.is_empty();
+    LegComparison {
+        client_flow: c.id,
+        upstream_flow: u.id,
+        exchanges_compared: n,
+        faulted,
+        faultline_bug: bug && !faulted,
+        differences,
+    }
+}
+
+fn body_difference(exchanges: &mut [Exchange], a: usize, b: usize) -> Option<u64> {
+    let mut first = exchanges[a].body.take()?;
+    let result = exchanges[b]
+        .body
+        .as_mut()
+        .and_then(|other| attempts::compare(&mut first, other).ok());
+    exchanges[a].body = Some(first);
+    match result? {
+        attempts::BodyComparison::Differs { offset, .. } => Some(offset),
+        attempts::BodyComparison::PrefixOfFirst { len, .. }
+        | attempts::BodyComparison::ExtendsFirst { first_len: len, .. } => Some(len),
+        attempts::BodyComparison::Empty { .. } => Some(0),
+        attempts::BodyComparison::Identical => None,
+    }
+}

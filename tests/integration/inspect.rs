@@ -1,0 +1,505 @@
+//! Integration tests: captures written by faultline's own capture writer, read back by `inspect`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use faultline::capture::{CaptureEvent, CaptureMeta, CaptureSink, Leg, LegKey, Side};
+use faultline::inspect::{inspect_bytes, inspect_path, InspectOptions, LegFilter, Report, Verdict};
+use md5::{Digest, Md5};
+
+/// Builds capture events for proxied connections: every byte crosses both legs unless a fault cuts it.
+struct Script {
+    events: Vec<CaptureEvent>,
+    clock: SystemTime,
+    noise: u64,
+    next_conn: u64,
+}
+
+/// What an attempt's upstream does after the request.
+enum Answer<'a> {
+    Status(u16),
+    /// The proxy resets both legs after this many request body bytes, with this fault comment.
+    ResetAfter(usize, &'a str),
+}
+
+impl Script {
+    fn new() -> Script {
+        Script {
+            events: Vec::new(),
+            clock: UNIX_EPOCH + Duration::from_secs(1_780_000_000),
+            noise: 0x2545_f491_4f6c_dd1d,
+            next_conn: 1,
+        }
+    }
+
+    fn tick(&mut self) -> SystemTime {
+        self.clock += Duration::from_micros(250);
+        self.clock
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                self.noise ^= self.noise << 13;
+                self.noise ^= self.noise >> 7;
+                self.noise ^= self.noise << 17;
+                self.noise as u8
+            })
+            .collect()
+    }
+
+    fn data(&mut self, key: LegKey, from: Side, bytes: &[u8], comment: Option<&str>) {
+        let at = self.tick();
+        self.events.push(CaptureEvent::Data {
+            key,
+            from,
+            bytes: Bytes::copy_from_slice(bytes),
+            at,
+            comment: comment.map(String::from),
+        });
+    }
+
+    /// One connection carrying one request with `body` and a declared Content-Length of `declared`.
+    fn attempt(&mut self, method: &str, target: &str, body: &[u8], answer: Answer<'_>) {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let port = 41_000 + conn as u16;
+        let c = LegKey {
+            conn,
+            leg: Leg::Client,
+        };
+        let u = LegKey {
+            conn,
+            leg: Leg::Upstream,
+        };
+        let addr = |s: String| s.parse::<SocketAddr>().expect("addr");
+        for (key, i, r) in [
+            (c, format!("127.0.0.1:{port}"), "127.0.0.1:3030".to_string()),
+            (
+                u,
+                format!("127.0.0.1:{}", port + 10_000),
+                "127.0.0.1:8080".to_string(),
+            ),
+        ] {
+            let at = self.tick();
+            self.events.push(CaptureEvent::Opened {
+                key,
+                initiator: addr(i),
+                responder: addr(r),
+                at,
+            });
+        }
+        let head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: store\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
+        match answer {
+            Answer::Status(status) => {
+                for piece in request.chunks(70_000) {
+                    self.data(c, Side::Initiator, piece, None);
+                    self.data(u, Side::Initiator, piece, None);
+                }
+                let response = format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\n\r\nok");
+                self.data(u, Side::Responder, response.as_bytes(), None);
+                self.data(c, Side::Responder, response.as_bytes(), None);
+                for (key, side) in [
+                    (c, Side::Initiator),
+                    (u, Side::Initiator),
+                    (u, Side::Responder),
+                    (c, Side::Responder),
+                ] {
+                    let at = self.tick();
+                    self.events.push(CaptureEvent::Fin {
+                        key,
+                        from: side,
+                        at,
+                        comment: None,
+                    });
+                }
+            }
+            Answer::ResetAfter(n, why) => {
+                let cut = request.len() - body.len() + n;
+                self.data(c, Side::Initiator, &request, None);
+                self.data(u, Side::Initiator, &request[..cut], None);
+                for (key, side) in [(u, Side::Initiator), (c, Side::Responder)] {
+                    let at = self.tick();
+                    self.events.push(CaptureEvent::Rst {
+                        key,
+                        from: side,
+                        at,
+                        comment: Some(why.to_string()),
+                    });
+                }
+            }
+        }
+        self.events.push(CaptureEvent::Closed { key: c });
+        self.events.push(CaptureEvent::Closed { key: u });
+    }
+
+    /// Writes the events through faultline's capture writer; the extension picks pcap or pcapng.
+    fn write(self, name: &str) -> PathBuf {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("inspect")
+            .join(name);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let (sink, handle) =
+                CaptureSink::start(&path, CaptureMeta::default()).expect("start capture");
+            for event in self.events {
+                sink.record(event).await;
+            }
+            drop(sink);
+            let summary = handle.finish().await;
+            assert!(summary.write_error.is_none(), "{:?}", summary.write_error);
+        });
+        path
+    }
+}
+
+fn md5_target(body: &[u8]) -> String {
+    let hex = hex::encode(Md5::digest(body));
+    format!("/files/md5/{}/{}", &hex[..2], &hex[2..])
+}
+
+fn inspect(path: &Path) -> Report {
+    inspect_path(path, &InspectOptions::default()).expect("readable capture")
+}
+
+#[test]
+fn clean_upload_with_matching_md5_exits_zero() {
+    let mut s = Script::new();
+    let body = s.bytes(100_000);
+    let target = md5_target(&body);
+    s.attempt("PUT", &target, &body, Answer::Status(201));
+    let report = inspect(&s.write("clean.pcapng"));
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    assert_eq!(report.verdict(), Verdict::Clean);
+    assert!(text.contains("OK: 1 uploads, none retried"), "{text}");
+    assert!(text.contains("matches"), "{text}");
+    assert_eq!(report.exchanges.len(), 2, "one exchange per leg");
+    assert!(report
+        .exchanges
+        .iter()
+        .all(|e| e.request.complete && e.request.length == 100_000));
+    assert_eq!(report.leg_comparisons.len(), 1);
+    assert!(
+        report.leg_comparisons[0].differences.is_empty(),
+        "{:?}",
+        report.leg_comparisons
+    );
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
+    assert_eq!(json["verdict"], "clean");
+    assert_eq!(json["content_checks"][0]["check"]["result"], "matches");
+    assert_eq!(json["exchanges"][0]["leg"], "client");
+    assert_eq!(json["exchanges"][0]["response"]["status"], 201);
+}
+
+#[test]
+fn retry_that_did_not_seek_back_is_corrupt() {
+    let mut s = Script::new();
+    let body = s.bytes(40_000);
+    s.attempt("PUT", "/upload/data.bin", &body, Answer::Status(500));
+    s.attempt(
+        "PUT",
+        "/upload/data.bin",
+        &body[8192..],
+        Answer::Status(201),
+    );
+    let report = inspect(&s.write("shifted.pcapng"));
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 1, "{text}");
+    assert!(
+        text.contains("attempt 2 equals attempt 1 from offset 8192: the retry did not seek back"),
+        "{text}"
+    );
+    assert!(
+        report
+            .verdict_line
+            .starts_with("CORRUPT: PUT /upload/data.bin"),
+        "{}",
+        report.verdict_line
+    );
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
+    assert_eq!(
+        json["attempt_groups"][0]["attempts"][1]["comparison"]["shifted_from"],
+        8192
+    );
+    assert_eq!(
+        json["attempt_groups"][0]["attempts"][1]["comparison"]["offset"],
+        0
+    );
+}
+
+#[test]
+fn empty_retry_body_is_named_and_reset_fault_is_attributed() {
+    let mut s = Script::new();
+    let body = s.bytes(200_000);
+    let why = r#"faultline: rule "die" reset client->upstream after 65536 bytes"#;
+    s.attempt("POST", "/api/blob", &body, Answer::ResetAfter(65_536, why));
+    s.attempt("POST", "/api/blob", b"", Answer::Status(201));
+    let report = inspect_path(
+        &s.write("empty.pcapng"),
+        &InspectOptions {
+            leg: LegFilter::Upstream,
+        },
+    )
+    .expect("read");
+    let text = report.render_text();
+    assert!(
+        text.contains("attempt 2 has an empty body (attempt 1 had 65536 bytes)"),
+        "{text}"
+    );
+    assert_eq!(
+        report.exit_code(),
+        1,
+        "an accepted empty retry is corruption: {text}"
+    );
+    let first = &report.exchanges[0];
+    assert_eq!(
+        (first.request.length, first.request.complete),
+        (65_536, false)
+    );
+    assert_eq!(first.request.cut_by.as_deref(), Some("connection reset"));
+    assert_eq!(first.faults.len(), 1, "{:?}", first.faults);
+    assert_eq!(
+        (first.faults[0].scope, first.faults[0].text.as_str()),
+        ("message", why)
+    );
+    assert!(report
+        .exchanges
+        .iter()
+        .all(|e| e.leg == faultline::inspect::Leg::Upstream));
+}
+
+#[test]
+fn content_address_mismatch_exits_one() {
+    let mut s = Script::new();
+    let body = s.bytes(5_000);
+    let other = s.bytes(5_000);
+    s.attempt("PUT", &md5_target(&other), &body, Answer::Status(201));
+    let report = inspect(&s.write("mismatch.pcap"));
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 1, "{text}");
+    assert!(text.contains("MISMATCH"), "{text}");
+    assert_eq!(report.capture.format, "pcap");
+    assert!(report
+        .exchanges
+        .iter()
+        .all(|e| e.leg == faultline::inspect::Leg::Unknown));
+}
+
+#[test]
+fn identical_retries_are_ok() {
+    let mut s = Script::new();
+    let body = s.bytes(30_000);
+    let target = md5_target(&body);
+    s.attempt(
+        "PUT",
+        &target,
+        &body,
+        Answer::ResetAfter(10_000, "faultline: rule \"r\" reset"),
+    );
+    s.attempt("PUT", &target, &body, Answer::Status(503));
+    s.attempt("PUT", &target, &body, Answer::Status(201));
+    let report = inspect_path(
+        &s.write("ok.pcapng"),
+        &InspectOptions {
+            leg: LegFilter::Client,
+        },
+    )
+    .expect("read");
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    assert!(
+        text.contains("OK: 1 uploads, 1 retried, all retries identical"),
+        "{text}"
+    );
+}
+
+// ---- hand-built classic pcap (microsecond magic, big-endian, Ethernet) ----
+
+fn frame(src_port: u16, dst_port: u16, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 12];
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = 40 + payload.len();
+    f.extend_from_slice(&[0x45, 0]);
+    f.extend_from_slice(&(total as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    if src_port != 80 {
+        // client -> server: addresses in that order
+    } else {
+        let n = f.len();
+        f[n - 8..n - 4].copy_from_slice(&[10, 0, 0, 2]);
+        f[n - 4..].copy_from_slice(&[10, 0, 0, 1]);
+    }
+    f.extend_from_slice(&src_port.to_be_bytes());
+    f.extend_from_slice(&dst_port.to_be_bytes());
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.extend_from_slice(&0u32.to_be_bytes());
+    f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+fn classic_pcap(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = 0xa1b2_c3d4u32.to_be_bytes().to_vec();
+    out.extend_from_slice(&2u16.to_be_bytes());
+    out.extend_from_slice(&4u16.to_be_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65_535u32.to_be_bytes());
+    out.extend_from_slice(&1u32.to_be_bytes());
+    for (i, f) in frames.iter().enumerate() {
+        out.extend_from_slice(&(1_780_000_000u32 + i as u32).to_be_bytes());
+        out.extend_from_slice(&(i as u32 * 10).to_be_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_be_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_be_bytes());
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+/// A PUT split into segments delivered out of order, with retransmissions and an overlap.
+fn reordered_capture() -> (Vec<u8>, Vec<u8>) {
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const FIN: u8 = 0x01;
+    let body: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut req = format!(
+        "PUT {} HTTP/1.1\r\nContent-Length: 3000\r\n\r\n",
+        md5_target(&body)
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    let isn = 0xffff_fa00u32; // sequence numbers wrap inside the request
+    let at = |off: usize| isn.wrapping_add(1).wrapping_add(off as u32);
+    let seg = |from: usize, to: usize| frame(5555, 80, at(from), ACK, &req[from..to]);
+    let mut corrupted_retx = req[1000..1500].to_vec();
+    corrupted_retx.iter_mut().for_each(|b| *b = b'!');
+    let frames = vec![
+        frame(5555, 80, isn, SYN, b""),
+        frame(80, 5555, 77, SYN | ACK, b""),
+        seg(0, 1000),
+        seg(2000, req.len()), // out of order
+        seg(0, 1000),         // retransmission
+        frame(5555, 80, at(1000), ACK, &req[1000..1500]),
+        frame(5555, 80, at(1000), ACK, &corrupted_retx), // a later copy never wins over the first
+        seg(1200, 2100),                                 // overlap fills the hole
+        frame(5555, 80, at(req.len()), FIN | ACK, b""),
+        frame(
+            80,
+            5555,
+            78,
+            ACK,
+            b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+        ),
+    ];
+    (classic_pcap(&frames), body)
+}
+
+#[test]
+fn hand_built_pcap_with_retransmissions_and_reordering_reassembles() {
+    let (file, body) = reordered_capture();
+    let report = inspect_bytes(&file, &InspectOptions::default()).expect("readable");
+    let text = report.render_text();
+    assert_eq!(report.exchanges.len(), 1, "{text}");
+    let ex = &report.exchanges[0];
+    assert_eq!(
+        (ex.request.length, ex.request.complete),
+        (3000, true),
+        "{text}"
+    );
+    assert_eq!(ex.request.md5, hex::encode(Md5::digest(&body)));
+    assert_eq!(ex.response.status, Some(201));
+    assert_eq!(report.exit_code(), 0, "{text}");
+    assert_eq!(report.content_checks.len(), 1);
+}
+
+#[test]
+fn truncations_and_garbage_never_panic() {
+    let (file, _) = reordered_capture();
+    let mut s = Script::new();
+    let body = s.bytes(3_000);
+    s.attempt("PUT", "/a", &body, Answer::Status(201));
+    let ng = std::fs::read(s.write("small.pcapng")).expect("read back");
+    for capture in [&file, &ng] {
+        for cut in 0..capture.len() {
+            match inspect_bytes(&capture[..cut], &InspectOptions::default()) {
+                Ok(report) => {
+                    let _ = report.render_text();
+                    let _ = report.to_json();
+                }
+                Err(e) => assert_eq!(e.exit_code(), 2),
+            }
+        }
+        let mut x = 0x1234_5678_9abc_def0u64;
+        for i in 0..2_000 {
+            let mut damaged = capture.clone();
+            for _ in 0..(1 + i % 4) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let at = (x as usize) % damaged.len();
+                damaged[at] = (x >> 32) as u8;
+            }
+            if let Ok(r) = inspect_bytes(&damaged, &InspectOptions::default()) {
+                let _ = r.render_text();
+            }
+        }
+    }
+    let mut x = 99u64;
+    let garbage: Vec<u8> = (0..100_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let err = inspect_bytes(&garbage, &InspectOptions::default()).expect_err("garbage header");
+    assert_eq!(err.exit_code(), 2);
+    assert!(inspect_path(
+        Path::new("/nonexistent/capture.pcapng"),
+        &InspectOptions::default()
+    )
+    .is_err_and(|e| e.to_string().contains("/nonexistent/capture.pcapng")));
+    let cut = &file[..file.len() - 3];
+    let r = inspect_bytes(cut, &InspectOptions::default()).expect("valid header");
+    assert!(r.capture.damage.is_some());
+}
+
+#[test]
+#[ignore = "throughput measurement: cargo test --release -- --ignored --nocapture"]
+fn throughput_on_a_200_mb_capture() {
+    let mut s = Script::new();
+    let body = s.bytes(10 * 1024 * 1024);
+    for i in 0..10 {
+        s.attempt(
+            "PUT",
+            &md5_target(&body),
+            &body,
+            Answer::Status(if i % 3 == 0 { 500 } else { 201 }),
+        );
+    }
+    let path = s.write("throughput.pcapng");
+    let size = std::fs::metadata(&path).expect("size").len();
+    let start = Instant::now();
+    let report = inspect(&path);
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "inspect: {:.1} MB in {secs:.2} s = {:.1} MB/s ({} exchanges, verdict {:?})",
+        size as f64 / 1e6,
+        size as f64 / 1e6 / secs,
+        report.exchanges.len(),
+        report.verdict()
+    );
+    assert_eq!(report.exit_code(), 0, "{}", report.verdict_line);
+}
