@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
-.PHONY: demo test lint bench build
+.PHONY: demo test lint bench build fuzz
 
 # Builds faultline and shows its main job on built-in defaults (no setup, loopback only).
 demo:
@@ -21,3 +21,12 @@ bench:
 
 build:
 	cargo build --release
+
+# Fuzz the scenario loader, the HTTP framer and the capture reader for FUZZ_SECONDS each
+# (cargo-fuzz on the stable toolchain, without sanitizers).
+FUZZ_SECONDS ?= 20
+fuzz:
+	command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	cd fuzz && for target in scenario http_framing capture_reader; do \
+		cargo fuzz run -s none $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done

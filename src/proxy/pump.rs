@@ -165,13 +165,13 @@ where
             tokio::select! {
                 biased;
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => None,
-            () = conn.answer_ready.notified(), if owes_answers && !closed_by_plan => {
-                if let Some((bytes, mark)) = conn.take_ready_answer() {
-                    closed_by_plan = true;
-                    queue.push_back(Queued::Answer { bytes, mark });
+                () = conn.answer_ready.notified(), if owes_answers && !closed_by_plan => {
+                    if let Some((bytes, mark)) = conn.take_ready_answer() {
+                        closed_by_plan = true;
+                        queue.push_back(Queued::Answer { bytes, mark });
+                    }
+                    None
                 }
-                None
-            }
                 result = source.read_buf(&mut buf), if can_read => Some(result),
                 else => {
                     // Held for good (stall without duration): keep both sockets open until the
