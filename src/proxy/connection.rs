@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, timeout, Instant};
@@ -17,6 +18,7 @@ use tracing::{debug, info, warn, Instrument};
 use super::http_session::HttpSession;
 use super::pump::{pump, PumpEnd};
 use super::socket::{abort, wait_delivered};
+use super::splice::splice_pump;
 use super::tap::Tap;
 use super::{forward, RunShared, Upstream};
 use crate::capture::Leg;
@@ -235,7 +237,7 @@ async fn proxy_connection(
     let outcome = {
         let (mut client_read, mut client_write) = client.split();
         let (mut upstream_read, mut upstream_write) = upstream.split();
-        let to_upstream = pump(
+        let to_upstream = relay(
             &mut client_read,
             &mut upstream_write,
             Direction::ClientToUpstream,
@@ -243,7 +245,7 @@ async fn proxy_connection(
             conn,
             replay,
         );
-        let to_client = pump(
+        let to_client = relay(
             &mut upstream_read,
             &mut client_write,
             Direction::UpstreamToClient,
@@ -365,6 +367,25 @@ async fn proxy_connection(
     }
     tap.closed(Leg::Client).await;
     tap.closed(Leg::Upstream).await;
+}
+
+/// Relays one direction: zero-copy with splice(2) when nothing needs to see its bytes (no
+/// fault, no HTTP rule, no capture), through the pump otherwise.
+async fn relay(
+    source: &mut ReadHalf<'_>,
+    destination: &mut WriteHalf<'_>,
+    direction: Direction,
+    planner: DirectionPlanner,
+    conn: &ConnectionShared,
+    replay: Bytes,
+) -> PumpEnd {
+    let untouched = planner.is_empty() && conn.http.is_none() && !conn.tap.is_recording();
+    if untouched && replay.is_empty() {
+        if let Some(end) = splice_pump(source, destination, direction, conn).await {
+            return end;
+        }
+    }
+    pump(source, destination, direction, planner, conn, replay).await
 }
 
 /// Connects the upstream leg: to the run's upstream, or (forward proxy) where the client's first

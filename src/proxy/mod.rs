@@ -9,6 +9,7 @@ pub mod forward;
 pub mod http_session;
 pub mod pump;
 pub mod socket;
+pub mod splice;
 pub mod stats;
 pub mod tap;
 

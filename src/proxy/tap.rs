@@ -25,6 +25,11 @@ impl Tap {
         Tap { sink, conn }
     }
 
+    /// Whether anything is recorded: without a capture, relays need not see the bytes.
+    pub fn is_recording(&self) -> bool {
+        self.sink.is_some()
+    }
+
     fn key(&self, leg: Leg) -> LegKey {
         LegKey {
             conn: self.conn,
