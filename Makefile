@@ -5,9 +5,11 @@
 demo:
 	cargo run --quiet -- demo
 
-# Installs what the tests need (tshark), then runs every test: unit, integration, real binary.
+# Installs what the tests need (tshark; dvc in a venv under target/), then runs every test: unit,
+# integration, the real binary, real curl and real dvc.
 test:
 	bash tests/install-deps.sh
+	bash tests/install-dvc.sh
 	cargo test --all-targets
 
 # Style gates that CI also runs.

@@ -75,6 +75,9 @@ pub struct RunArgs {
     /// {time} and {pid} are expanded). Overrides [proxy] capture.
     #[arg(long, value_name = "PATH", conflicts_with = "no_capture")]
     pub capture: Option<String>,
+    /// Folder where `builtin:store` keeps uploads. Overrides [proxy] store.
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
     /// Do not capture, even if the scenario asks for it.
     #[arg(long)]
     pub no_capture: bool,

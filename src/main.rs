@@ -90,7 +90,7 @@ fn check(files: &[PathBuf]) -> ExitCode {
 }
 
 async fn run(args: RunArgs) -> Result<ExitCode> {
-    let scenario = match Scenario::load(&args.scenario) {
+    let mut scenario = match Scenario::load(&args.scenario) {
         Ok(s) => s,
         Err(e @ ScenarioError::Invalid(_)) => {
             eprintln!("{e}");
@@ -116,6 +116,9 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     };
+    if let Some(store) = &args.store {
+        scenario.store = Some(store.display().to_string());
+    }
     let seed = args.seed.or(scenario.seed).unwrap_or_else(rand::random);
     let capture = match (
         args.no_capture,

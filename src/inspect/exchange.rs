@@ -382,10 +382,16 @@ impl FlowHttp {
                     .exchanges
                     .iter()
                     .rposition(|ex| inside(ex.request_range)),
+                // A note at the very end of a response (a RST sent right after it) is about the
+                // exchange still waiting for its response, not the one that just ended.
                 Direction::UpstreamToClient => self
                     .exchanges
                     .iter()
-                    .rposition(|ex| ex.response_range.is_some_and(inside))
+                    .rposition(|ex| {
+                        ex.response_range.is_some_and(|(start, end)| {
+                            start <= offset && end.is_none_or(|e| offset < e)
+                        })
+                    })
                     .or_else(|| {
                         self.exchanges
                             .iter()

@@ -4,6 +4,7 @@
 mod capture;
 mod capture_writer;
 mod cli;
+mod dvc;
 mod http;
 mod inspect;
 mod store;
