@@ -41,3 +41,8 @@ fi
 export FAULTLINE_BIN
 
 cargo bench --bench relay
+
+# Capture writer and inspect throughput (ignored tests, run in release): MB/s of payload written
+# to a pcapng file, and MB/s of capture read back by `faultline inspect`.
+cargo test --release --test integration -- --ignored --nocapture \
+    capture_writer::bulk_throughput inspect::throughput_on_a_200_mb_capture
