@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and is not part of the Rust toolchain: tshark (captures are
-# checked by Wireshark's own dissector, not only by our reader). Idempotent; runs as root here.
+# checked by Wireshark's own dissector, not only by our reader), curl and git (real clients; dvc
+# needs git). Idempotent; runs as root here. The dvc venv is tests/install-dvc.sh's job.
 set -euo pipefail
 
 need_apt=()
 command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v git >/dev/null 2>&1 || need_apt+=(git)
 
 if ((${#need_apt[@]})); then
     echo "installing: ${need_apt[*]}"
