@@ -14,6 +14,29 @@
 //! - [`demo`]: the end-to-end demonstration behind `faultline demo`.
 //! - [`direction`], [`seed`]: shared vocabulary (directions, reproducible random streams).
 
+/// `println!` for command output that may go to a closed pipe (`faultline inspect F | head`):
+/// a reader that went away is not an error worth a panic, so write errors are ignored.
+#[macro_export]
+macro_rules! say {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` counterpart of [`say!`].
+#[macro_export]
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod builtin;
 pub mod capture;
 pub mod cli;

@@ -75,7 +75,9 @@ fn check(files: &[PathBuf]) -> ExitCode {
     let mut bad = 0;
     for file in files {
         match Scenario::load(file) {
-            Ok(scenario) => println!("{}: ok ({} rules)", file.display(), scenario.rules.len()),
+            Ok(scenario) => {
+                faultline::say!("{}: ok ({} rules)", file.display(), scenario.rules.len())
+            }
             Err(e) => {
                 bad += 1;
                 eprintln!("{e}");
@@ -149,8 +151,8 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     wait_for_signal().await?;
     running.shutdown();
     let summary = running.wait().await;
-    println!("faultline: scenario \"{}\", seed {}", scenario.name, seed);
-    print!("{summary}");
+    faultline::say!("faultline: scenario \"{}\", seed {}", scenario.name, seed);
+    faultline::say_raw!("{summary}");
     let capture_failed = summary
         .capture
         .as_ref()
@@ -160,7 +162,7 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     }
     match (&summary.capture, args.inspect) {
         (Some(capture), true) => {
-            println!();
+            faultline::say!();
             Ok(inspect(&capture.path, false, LegFilter::Both))
         }
         (None, true) => {
@@ -175,9 +177,9 @@ fn inspect(capture: &std::path::Path, json: bool, leg: LegFilter) -> ExitCode {
     match inspect_path(capture, &InspectOptions { leg }) {
         Ok(report) => {
             if json {
-                println!("{}", report.to_json());
+                faultline::say!("{}", report.to_json());
             } else {
-                print!("{}", report.render_text());
+                faultline::say_raw!("{}", report.render_text());
             }
             ExitCode::from(report.exit_code())
         }

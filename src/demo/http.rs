@@ -2,19 +2,14 @@
 //! attempt fails" scenario to the built-in store; one rewinds before retrying, one does not. The
 //! store's contents and the capture inspection tell them apart.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::SystemTime;
 
 use md5::{Digest, Md5};
 use rand::{RngCore, SeedableRng};
 
 use super::upload_client::{upload, Attempt, RetryStyle};
 use super::DemoError;
-use crate::capture::expand_path_template;
 use crate::inspect::{inspect_path, InspectOptions, LegFilter};
-use crate::proxy::{self, RunPlan};
 use crate::scenario::Scenario;
 
 /// The shipped scenario this part of the demo runs.
@@ -42,13 +37,13 @@ pub struct ClientRun {
 pub async fn run() -> Result<Vec<ClientRun>, DemoError> {
     let scenario = Scenario::from_toml(DEMO_SCENARIO, "scenarios/demo-http.toml", "demo-http")?;
     let files = demo_files();
-    println!(
+    crate::say!(
         "faultline demo: scenario \"{}\" (seed {})",
         scenario.name,
         scenario.seed.unwrap_or(7)
     );
-    println!("  {}", scenario.description.as_deref().unwrap_or_default());
-    println!(
+    crate::say!("  {}", scenario.description.as_deref().unwrap_or_default());
+    crate::say!(
         "  {} files ({}) uploaded with PUT to a DVC-style remote (/files/md5/XX/…) on the built-in store",
         files.len(),
         FILE_SIZES.iter().map(|s| format!("{s} B")).collect::<Vec<_>>().join(", ")
@@ -93,26 +88,7 @@ async fn client_run(
     let mut scenario = scenario.clone();
     scenario.name = format!("{}-{label}", scenario.name);
     scenario.store = Some(store_dir.display().to_string());
-    let capture = expand_path_template(
-        scenario
-            .capture
-            .as_deref()
-            .unwrap_or("captures/{name}-{time}.pcapng"),
-        &scenario.name,
-        SystemTime::now(),
-        std::process::id(),
-    );
-    let upstream = scenario.upstream.clone().ok_or(DemoError::NoUpstream)?;
-    let seed = scenario.seed.unwrap_or(7);
-    let running = proxy::start(RunPlan {
-        scenario: Arc::new(scenario),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        upstream,
-        seed,
-        capture: Some(capture.clone()),
-        command_line: "faultline demo".to_string(),
-    })
-    .await?;
+    let running = super::start_proxy(scenario).await?;
     let mut uploads = Vec::new();
     for (path, data) in files {
         uploads.push((
@@ -137,7 +113,7 @@ async fn client_run(
         })
         .collect();
     let _ = std::fs::remove_dir_all(&store_dir);
-    let capture = summary.capture.map(|c| c.path).unwrap_or(capture);
+    let capture = summary.capture.map(|c| c.path).unwrap_or_default();
     let inspection = inspect_path(
         &capture,
         &InspectOptions {
@@ -164,11 +140,11 @@ fn matches_md5_path(path: &str, bytes: &[u8]) -> bool {
 }
 
 fn print_run(run: &ClientRun) {
-    println!();
+    crate::say!();
     match run.style {
-        RetryStyle::Rewind => println!("client 1 rewinds its body before retrying (correct):"),
+        RetryStyle::Rewind => crate::say!("client 1 rewinds its body before retrying (correct):"),
         RetryStyle::ContinueReader => {
-            println!(
+            crate::say!(
                 "client 2 retries from wherever its body reader stopped (the bug in the reports):"
             )
         }
@@ -182,14 +158,14 @@ fn print_run(run: &ClientRun) {
                 Err(e) => format!("attempt {} sent {} B -> {e}", i + 1, a.sent),
             })
             .collect();
-        println!("  PUT {}…  {}", short(path), tries.join("; "));
+        crate::say!("  PUT {}…  {}", short(path), tries.join("; "));
         match stored {
-            Some(len) if *ok => println!("    store holds {len} B, md5 matches the path: intact"),
-            Some(len) => println!("    store holds {len} B, md5 does NOT match the path: CORRUPT (and the client saw success)"),
-            None => println!("    store holds nothing"),
+            Some(len) if *ok => crate::say!("    store holds {len} B, md5 matches the path: intact"),
+            Some(len) => crate::say!("    store holds {len} B, md5 does NOT match the path: CORRUPT (and the client saw success)"),
+            None => crate::say!("    store holds nothing"),
         }
     }
-    println!("  capture: {}", run.capture.display());
+    crate::say!("  capture: {}", run.capture.display());
     match &run.inspection {
         Ok((text, _)) => {
             let verdict = text
@@ -197,10 +173,10 @@ fn print_run(run: &ClientRun) {
                 .filter(|l| l.starts_with("OK") || l.starts_with("CORRUPT"))
                 .take(8);
             for line in verdict {
-                println!("  inspect: {line}");
+                crate::say!("  inspect: {line}");
             }
         }
-        Err(e) => println!("  inspect failed: {e}"),
+        Err(e) => crate::say!("  inspect failed: {e}"),
     }
 }
 

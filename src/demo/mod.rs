@@ -6,8 +6,13 @@ pub mod http;
 pub mod tcp;
 pub mod upload_client;
 
-use crate::proxy::StartError;
-use crate::scenario::ScenarioError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::capture::expand_path_template;
+use crate::proxy::{self, RunPlan, Running, StartError};
+use crate::scenario::{Scenario, ScenarioError};
 
 /// Why the demo could not run.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +26,31 @@ pub enum DemoError {
     /// A demo scenario must name its upstream.
     #[error("the demo scenario has no upstream")]
     NoUpstream,
+}
+
+/// Starts a demo proxy on an ephemeral loopback port with the scenario's own upstream and a
+/// capture under `captures/` (the scenario's template), as `faultline run` would.
+async fn start_proxy(scenario: Scenario) -> Result<Running, DemoError> {
+    let upstream = scenario.upstream.clone().ok_or(DemoError::NoUpstream)?;
+    let capture = expand_path_template(
+        scenario
+            .capture
+            .as_deref()
+            .unwrap_or("captures/{name}-{time}.pcapng"),
+        &scenario.name,
+        SystemTime::now(),
+        std::process::id(),
+    );
+    let seed = scenario.seed.unwrap_or(7);
+    Ok(proxy::start(RunPlan {
+        scenario: Arc::new(scenario),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        upstream,
+        seed,
+        capture: Some(capture),
+        command_line: "faultline demo".to_string(),
+    })
+    .await?)
 }
 
 /// Which story the demo tells.
@@ -43,13 +73,13 @@ pub async fn run(story: Story) -> Result<bool, DemoError> {
                 let corrupt_found = matches!(&run.inspection, Ok((_, true)));
                 corrupt_found == (run.style == upload_client::RetryStyle::ContinueReader)
             });
-            println!();
+            crate::say!();
             if let Some(run) = runs.last() {
-                println!(
+                crate::say!(
                     "See the retries byte for byte: faultline inspect {}",
                     run.capture.display()
                 );
-                println!(
+                crate::say!(
                     "Or in Wireshark's terms: {}",
                     http::tshark_hint(&run.capture)
                 );

@@ -4,8 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use rand::{RngCore, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -13,8 +12,6 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::DemoError;
-use crate::capture::expand_path_template;
-use crate::proxy::{self, RunPlan};
 use crate::scenario::Scenario;
 
 /// The shipped scenario the demo runs.
@@ -42,37 +39,19 @@ pub struct ConnectionReport {
 
 /// Runs the demo and prints what happened.
 pub async fn run() -> Result<(), DemoError> {
-    let scenario = Arc::new(Scenario::from_toml(
-        DEMO_SCENARIO,
-        "scenarios/demo-tcp.toml",
-        "demo-tcp",
-    )?);
+    let scenario = Scenario::from_toml(DEMO_SCENARIO, "scenarios/demo-tcp.toml", "demo-tcp")?;
+    let running = super::start_proxy(scenario).await?;
+    let scenario = running.shared.scenario.clone();
+    let seed = running.shared.seed;
     let upstream = scenario.upstream.clone().ok_or(DemoError::NoUpstream)?;
-    let seed = scenario.seed.unwrap_or(7);
-    let capture = expand_path_template(
-        scenario
-            .capture
-            .as_deref()
-            .unwrap_or("captures/{name}-{time}.pcapng"),
-        &scenario.name,
-        SystemTime::now(),
-        std::process::id(),
-    );
-    let running = proxy::start(RunPlan {
-        scenario: scenario.clone(),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        upstream: upstream.clone(),
-        seed,
-        capture: Some(capture),
-        command_line: "faultline demo".to_string(),
-    })
-    .await?;
-    println!(
+    crate::say!(
         "faultline demo: scenario \"{}\" (seed {seed}), proxy on {} in front of {upstream} ({})",
-        scenario.name, running.local_addr, running.shared.upstream
+        scenario.name,
+        running.local_addr,
+        running.shared.upstream
     );
-    println!("{}", scenario.description.as_deref().unwrap_or_default());
-    println!();
+    crate::say!("{}", scenario.description.as_deref().unwrap_or_default());
+    crate::say!();
     for n in 1..=4u64 {
         let report = exchange(running.local_addr, n).await;
         let rule = scenario
@@ -82,8 +61,8 @@ pub async fn run() -> Result<(), DemoError> {
             .find(|(i, r)| r.matcher.matches_connection(n, seed, *i))
             .map(|(_, r)| format!("rule \"{}\"", r.name))
             .unwrap_or_else(|| "no rule (pass-through)".to_string());
-        println!("connection {n}: {rule}");
-        println!(
+        crate::say!("connection {n}: {rule}");
+        crate::say!(
             "  sent {} bytes, got {} back ({}), then {}{}",
             report.sent,
             report.received,
@@ -101,12 +80,12 @@ pub async fn run() -> Result<(), DemoError> {
     }
     running.shutdown();
     let summary = running.wait().await;
-    println!();
-    print!("{summary}");
+    crate::say!();
+    crate::say_raw!("{summary}");
     if let Some(capture) = &summary.capture {
-        println!();
-        println!("See both legs of every connection (two TCP conversations each):");
-        println!("  tshark -r {} -q -z conv,tcp", capture.path.display());
+        crate::say!();
+        crate::say!("See both legs of every connection (two TCP conversations each):");
+        crate::say!("  tshark -r {} -q -z conv,tcp", capture.path.display());
     }
     Ok(())
 }

@@ -524,31 +524,26 @@ impl HttpSession {
             }
             limit
         };
+        // reset and truncate differ only in how the connection ends.
+        let cut = match fault {
+            Fault::Reset(reset) => reset.after.map(|a| (a, EndHow::Reset, "reset")),
+            Fault::Truncate(truncate) => Some((truncate.after, EndHow::Finish, "truncated")),
+            _ => None,
+        };
+        if let Some((amount, how, verb)) = cut {
+            if let Some(limit) = limit_of(amount) {
+                message.faults.push(BodyFault::Cut {
+                    limit,
+                    how,
+                    mark: Mark {
+                        rule: i,
+                        note: format!("{verb} {direction} after {limit} bytes of {what}"),
+                    },
+                });
+            }
+            return;
+        }
         match fault {
-            Fault::Reset(reset) => {
-                if let Some(limit) = reset.after.and_then(limit_of) {
-                    message.faults.push(BodyFault::Cut {
-                        limit,
-                        how: EndHow::Reset,
-                        mark: Mark {
-                            rule: i,
-                            note: format!("reset {direction} after {limit} bytes of {what}"),
-                        },
-                    });
-                }
-            }
-            Fault::Truncate(truncate) => {
-                if let Some(limit) = limit_of(truncate.after) {
-                    message.faults.push(BodyFault::Cut {
-                        limit,
-                        how: EndHow::Finish,
-                        mark: Mark {
-                            rule: i,
-                            note: format!("truncated {direction} after {limit} bytes of {what}"),
-                        },
-                    });
-                }
-            }
             Fault::Stall(stall) => {
                 if let Some(limit) = limit_of(stall.after.unwrap_or(Amount::Bytes(0))) {
                     let duration = stall.duration.map(|d| d.0);
@@ -592,8 +587,10 @@ impl HttpSession {
                     },
                 );
             }
-            // Validation keeps these off HTTP rules.
-            Fault::Bandwidth(_)
+            // Handled above (reset, truncate); validation keeps the others off HTTP rules.
+            Fault::Reset(_)
+            | Fault::Truncate(_)
+            | Fault::Bandwidth(_)
             | Fault::Terminate(_)
             | Fault::Refuse(_)
             | Fault::Respond(_)
