@@ -8,9 +8,9 @@ use std::io::{self, BufRead, BufReader, ErrorKind};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
@@ -24,6 +24,8 @@ use faultline::proxy::{self, RunPlan, Running, StartError};
 use faultline::scenario::schema::UpstreamSpec;
 use faultline::scenario::Scenario;
 
+use crate::support::process;
+use crate::support::temp_dir::TempDir;
 use crate::support::tshark;
 
 /// Longest any single network step (an exchange, a drain, a process start) may take.
@@ -54,41 +56,8 @@ const TRUNCATE_COMMENT: &str =
 // ---------------------------------------------------------------------------------------------
 // Scratch space, bytes and sockets.
 
-/// A unique directory under the system temp dir, removed on drop (kept when the test failed, so
-/// the capture can be opened in Wireshark).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "faultline-capture-{tag}-{}-{}-{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).expect("create the test's temp dir");
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("test failed: keeping {} for inspection", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
+/// `len` reproducible random bytes from `StdRng`: not `support::random_bytes` (ChaCha8), which
+/// gives other bytes for the same seed.
 fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut bytes = vec![0; len];
     StdRng::seed_from_u64(seed).fill_bytes(&mut bytes);
@@ -999,30 +968,20 @@ impl ChildGuard {
 
     /// Waits for the exit, killing the process if it outlives `limit`.
     fn wait_for(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            if let Some(status) = self.0.try_wait().expect("poll the child") {
-                return status;
-            }
-            if std::time::Instant::now() >= deadline {
-                let _ = self.0.kill();
-                let _ = self.0.wait();
-                panic!(
-                    "faultline (pid {}) did not exit within {limit:?}",
-                    self.pid()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if let Some(status) = process::wait_within(&mut self.0, limit) {
+            return status;
         }
+        process::kill_if_running(&mut self.0);
+        panic!(
+            "faultline (pid {}) did not exit within {limit:?}",
+            self.pid()
+        );
     }
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
+        process::kill_if_running(&mut self.0);
     }
 }
 

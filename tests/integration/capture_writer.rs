@@ -1,10 +1,11 @@
 //! Scratch integration test: drives the capture writer with synthetic legs and checks the files with tshark.
 
 use crate::support;
+use crate::support::synthetic::{Clock, Noise};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use faultline::capture::{CaptureEvent, CaptureMeta, CaptureSink, Leg, LegKey, Side};
@@ -19,41 +20,31 @@ struct ExpectedLeg {
 /// Builds a deterministic event sequence and remembers what each leg carried.
 struct Script {
     events: Vec<CaptureEvent>,
-    clock: SystemTime,
+    clock: Clock,
     legs: Vec<ExpectedLeg>,
     rsts: usize,
     comments: Vec<String>,
-    noise: u64,
+    noise: Noise,
 }
 
 impl Script {
     fn new() -> Script {
         Script {
             events: Vec::new(),
-            // 2026-05-28: every frame.time_epoch must land in 2026.
-            clock: UNIX_EPOCH + Duration::from_secs(1_780_000_000),
+            clock: Clock::new(),
             legs: Vec::new(),
             rsts: 0,
             comments: Vec::new(),
-            noise: 0x2545_f491_4f6c_dd1d,
+            noise: Noise::new(),
         }
     }
 
     fn tick(&mut self) -> SystemTime {
-        self.clock += Duration::from_micros(250);
-        self.clock
+        self.clock.tick()
     }
 
     fn bytes(&mut self, len: usize) -> Bytes {
-        (0..len)
-            .map(|_| {
-                self.noise ^= self.noise << 13;
-                self.noise ^= self.noise >> 7;
-                self.noise ^= self.noise << 17;
-                self.noise as u8
-            })
-            .collect::<Vec<u8>>()
-            .into()
+        self.noise.bytes(len).into()
     }
 
     fn open(&mut self, conn: u64, leg: Leg, initiator: &str, responder: &str) -> LegKey {

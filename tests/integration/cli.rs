@@ -7,63 +7,20 @@ use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::support::process::{self, Finished};
+use crate::support::temp_dir::TempDir;
+
 const BIN: &str = env!("CARGO_BIN_EXE_faultline");
 const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
 /// Far above what any command needs: reaching it means a hang.
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// A fresh directory under the system temp dir, removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("faultline-cli-{}-{label}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("create a temp dir");
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// Writes `text` to `name` in the directory and returns its path.
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        fs::write(&path, text).expect("write a scenario file");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// What a finished process did.
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Finished {
-    fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
-}
 
 /// A running `faultline`: its output is drained by threads (so it never blocks on a full pipe),
 /// and stderr lines are also handed over as they come. Killed by PID if the test gives up.
@@ -127,26 +84,14 @@ impl Process {
 
     /// Sends SIGTERM, as a service manager would.
     fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
+        let status = process::sigterm(&self.child);
         assert!(status.success(), "kill -TERM failed: {status}");
     }
 
     /// Waits for the exit (bounded) and collects the output.
     fn wait(mut self) -> Finished {
-        let deadline = Instant::now() + LIMIT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("poll faultline") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "faultline did not exit within {LIMIT:?}"
-            );
-            thread::sleep(Duration::from_millis(20));
-        };
+        let status = process::wait_within(&mut self.child, LIMIT)
+            .unwrap_or_else(|| panic!("faultline did not exit within {LIMIT:?}"));
         let join = |handle: Option<JoinHandle<String>>| {
             handle
                 .map(|h| h.join().expect("output reader thread"))
@@ -162,10 +107,7 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        process::kill_if_running(&mut self.child);
     }
 }
 
@@ -621,4 +563,35 @@ fn http_demo_tells_a_clean_retry_from_a_corrupt_one() {
         .filter(|e| e.path().extension().is_some_and(|x| x == "pcapng"))
         .collect();
     assert_eq!(captures.len(), 2, "one capture per client");
+}
+
+/// `faultline inspect CAPTURE | head -1` must not panic when the reader goes away: output to a
+/// closed pipe is dropped quietly (regression: println! panicked with "Broken pipe").
+#[test]
+fn output_to_a_closed_pipe_is_not_a_panic() {
+    let dir = TempDir::new("epipe");
+    let mut child = Command::new(BIN)
+        .args(["demo", "--tcp"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn faultline demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut first = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("read the first line");
+    assert!(first.starts_with("faultline demo"), "{first:?}");
+    // The reader is gone now (the pipe's read end was dropped with the BufReader).
+    let stderr = child.stderr.take().expect("stderr");
+    let mut errors = String::new();
+    let started = Instant::now();
+    BufReader::new(stderr)
+        .read_to_string(&mut errors)
+        .expect("read stderr");
+    let status = child.wait().expect("wait for faultline");
+    assert!(started.elapsed() < LIMIT, "demo hung after its reader left");
+    assert!(!errors.contains("panicked"), "stderr:\n{errors}");
+    assert_eq!(status.code(), Some(0), "stderr:\n{errors}");
 }

@@ -24,15 +24,16 @@ use std::fmt;
 use std::fs::{self, File};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
-use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+
+use crate::support::process::{self, Finished};
+use crate::support::random_bytes;
+use crate::support::temp_dir::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_faultline");
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -57,23 +58,6 @@ fn ci() -> bool {
 // processes
 // ---------------------------------------------------------------------------------------------
 
-/// What a finished command did.
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Finished {
-    fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
-
-    fn output(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
 fn read_lossy(path: &Path) -> String {
     String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned()
 }
@@ -89,22 +73,14 @@ fn run_bounded(command: &mut Command, logs: &Path, label: &str, limit: Duration)
         .stderr(File::create(&err).expect("create a stderr file"))
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {label} ({command:?}): {e}"));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("poll a child") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{label} did not finish within {limit:?}; killed pid {}\nstdout:\n{}\nstderr:\n{}",
-                child.id(),
-                read_lossy(&out),
-                read_lossy(&err)
-            );
-        }
-        thread::sleep(Duration::from_millis(25));
+    let Some(status) = process::wait_within(&mut child, limit) else {
+        process::kill_if_running(&mut child);
+        panic!(
+            "{label} did not finish within {limit:?}; killed pid {}\nstdout:\n{}\nstderr:\n{}",
+            child.id(),
+            read_lossy(&out),
+            read_lossy(&err)
+        );
     };
     Finished {
         status,
@@ -165,23 +141,14 @@ impl Daemon {
     /// SIGTERM by PID, then a bounded wait; returns what it printed (the run summary on stdout).
     fn stop(mut self) -> Finished {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
+        let sent = process::sigterm(&self.child);
         assert!(sent.success(), "kill -TERM {pid} ({}) failed", self.label);
-        let deadline = Instant::now() + PROCESS_LIMIT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("poll faultline") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
+        let status = process::wait_within(&mut self.child, PROCESS_LIMIT).unwrap_or_else(|| {
+            panic!(
                 "{} (pid {pid}) did not exit within {PROCESS_LIMIT:?} of SIGTERM",
                 self.label
-            );
-            thread::sleep(Duration::from_millis(20));
-        };
+            )
+        });
         Finished {
             status,
             stdout: read_lossy(&self.stdout),
@@ -193,10 +160,7 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         // Only when a test panicked before stop(): SIGKILL by PID, never leave it running.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        process::kill_if_running(&mut self.child);
     }
 }
 
@@ -265,31 +229,6 @@ fn install() -> Result<Venv, String> {
 // the workspace and the store
 // ---------------------------------------------------------------------------------------------
 
-/// A fresh directory under the system temp dir; kept (and named) when the test fails.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("faultline-dvc-{}-{label}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("create a temp dir");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            eprintln!("kept {} (store/, repo/, capture, logs)", self.0.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
 /// One file tracked by dvc: its name in the workspace, its bytes and their md5.
 struct Payload {
     name: &'static str,
@@ -301,18 +240,12 @@ fn md5_hex(bytes: &[u8]) -> String {
     hex::encode(Md5::digest(bytes))
 }
 
-fn seeded(seed: u64, len: usize) -> Vec<u8> {
-    let mut bytes = vec![0; len];
-    ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut bytes);
-    bytes
-}
-
 /// A few bytes (below any fault's threshold), exactly one upload chunk, and two chunks and a bit.
 fn payloads() -> Vec<Payload> {
     [
         ("small.txt", b"hello dvc\n".to_vec()),
-        ("five.bin", seeded(5, CHUNK)),
-        ("twelve.bin", seeded(12, 12_000_000)),
+        ("five.bin", random_bytes(CHUNK, 5)),
+        ("twelve.bin", random_bytes(12_000_000, 12)),
     ]
     .into_iter()
     .map(|(name, bytes)| Payload {
@@ -492,13 +425,13 @@ impl Lab {
         let venv = venv()?;
         let tmp = TempDir::new(label);
         for dir in ["repo", "logs", "dvc-global", "dvc-system", "dvc-site-cache"] {
-            fs::create_dir_all(tmp.0.join(dir)).expect("create a lab dir");
+            fs::create_dir_all(tmp.path().join(dir)).expect("create a lab dir");
         }
         let mut store = Daemon::start(
             Command::new(BIN)
                 .args(["serve-store", "--listen", "127.0.0.1:0", "--dir"])
-                .arg(tmp.0.join("store")),
-            &tmp.0.join("logs"),
+                .arg(tmp.path().join("store")),
+            &tmp.path().join("logs"),
             "serve-store",
         );
         let store_addr = store.address();
@@ -528,11 +461,11 @@ impl Lab {
     }
 
     fn repo(&self) -> PathBuf {
-        self.tmp.0.join("repo")
+        self.tmp.path().join("repo")
     }
 
     fn store_dir(&self) -> PathBuf {
-        self.tmp.0.join("store")
+        self.tmp.path().join("store")
     }
 
     fn payload(&self, name: &str) -> &Payload {
@@ -545,7 +478,7 @@ impl Lab {
     /// `faultline run SCENARIO` in front of the store (reverse mode) or alone (forward mode).
     fn proxy(&self, scenario: &str, forward: bool) -> Proxy {
         let n = self.next();
-        let capture = self.tmp.0.join(format!("{scenario}-{n}.pcapng"));
+        let capture = self.tmp.path().join(format!("{scenario}-{n}.pcapng"));
         let mut command = Command::new(BIN);
         command
             .arg("run")
@@ -562,7 +495,7 @@ impl Lab {
         }
         let mut daemon = Daemon::start(
             &mut command,
-            &self.tmp.0.join("logs"),
+            &self.tmp.path().join("logs"),
             &format!("{n}-faultline-{scenario}"),
         );
         let addr = daemon.address();
@@ -604,9 +537,9 @@ impl Lab {
         }
         command
             .env("DVC_NO_ANALYTICS", "1")
-            .env("DVC_GLOBAL_CONFIG_DIR", self.tmp.0.join("dvc-global"))
-            .env("DVC_SYSTEM_CONFIG_DIR", self.tmp.0.join("dvc-system"))
-            .env("DVC_SITE_CACHE_DIR", self.tmp.0.join("dvc-site-cache"))
+            .env("DVC_GLOBAL_CONFIG_DIR", self.tmp.path().join("dvc-global"))
+            .env("DVC_SYSTEM_CONFIG_DIR", self.tmp.path().join("dvc-system"))
+            .env("DVC_SITE_CACHE_DIR", self.tmp.path().join("dvc-site-cache"))
             .env("PYTHONNOUSERSITE", "1");
         if self.aiohttp == Aiohttp::Buggy {
             command.env("PYTHONPATH", &self.venv.overlay);
@@ -618,7 +551,7 @@ impl Lab {
         let n = self.next();
         run_bounded(
             &mut self.command(args),
-            &self.tmp.0.join("logs"),
+            &self.tmp.path().join("logs"),
             &format!("{n}-python"),
             DVC_LIMIT,
         )
@@ -635,7 +568,12 @@ impl Lab {
             shown = format!("HTTP_PROXY=http://{proxy} ");
         }
         let label = format!("{n}-dvc-{}", args.first().copied().unwrap_or("dvc"));
-        let done = run_bounded(&mut command, &self.tmp.0.join("logs"), &label, DVC_LIMIT);
+        let done = run_bounded(
+            &mut command,
+            &self.tmp.path().join("logs"),
+            &label,
+            DVC_LIMIT,
+        );
         println!(
             "$ {shown}dvc {}\n  -> exit {:?}\n{}{}",
             args.join(" "),
@@ -749,7 +687,7 @@ fn check_inspect(lab: &Lab, capture: &Path, audit: &Audit) {
     let n = lab.next();
     let done = run_bounded(
         Command::new(BIN).args(["inspect", "--json"]).arg(capture),
-        &lab.tmp.0.join("logs"),
+        &lab.tmp.path().join("logs"),
         &format!("{n}-inspect"),
         PROCESS_LIMIT,
     );

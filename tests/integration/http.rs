@@ -14,7 +14,7 @@ mod helpers {
     use std::net::SocketAddr;
     use std::path::{Path, PathBuf};
     use std::process::{Command, ExitStatus, Stdio};
-    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::sync::atomic::Ordering::Relaxed;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -23,55 +23,28 @@ mod helpers {
     use faultline::scenario::schema::{Builtin, UpstreamSpec};
     use faultline::scenario::Scenario;
     use faultline::store::{self, StoreError};
-    use rand::{RngCore, SeedableRng};
-    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
     use tokio::sync::mpsc;
-    use tokio::task::{JoinHandle, JoinSet};
+    use tokio::task::JoinHandle;
     use tokio::time::{sleep, timeout, Instant};
     use tokio_util::sync::CancellationToken;
 
-    pub const KIB: usize = 1024;
-    pub const MIB: usize = 1024 * 1024;
+    pub use crate::support::reading::{read_all, Ending, Received};
+    use crate::support::running::{wait_idle, SETTLE_LIMIT};
+    pub use crate::support::temp_dir::TempDir;
+    use crate::support::upstream::serve;
+    pub use crate::support::upstream::{echo, Server};
+    pub use crate::support::{assert_same, bounded, random_bytes, KIB, MIB};
 
-    /// Far above what any test needs: reaching it means something hangs.
-    const TEST_LIMIT: Duration = Duration::from_secs(40);
-    /// How long connections may take to wind down after their clients are done.
-    const SETTLE_LIMIT: Duration = Duration::from_secs(10);
     /// How long one curl or tshark run may take.
     const TOOL_LIMIT: Duration = Duration::from_secs(30);
-
-    /// Runs a test body, failing it if it does not finish within [`TEST_LIMIT`].
-    pub async fn bounded<F: Future>(what: &str, body: F) -> F::Output {
-        timeout(TEST_LIMIT, body)
-            .await
-            .unwrap_or_else(|_| panic!("{what}: did not finish within {TEST_LIMIT:?}"))
-    }
 
     /// Awaits `future`, failing with `what` if it takes longer than [`SETTLE_LIMIT`].
     pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
         timeout(SETTLE_LIMIT, future)
             .await
             .unwrap_or_else(|_| panic!("{what}: nothing within {SETTLE_LIMIT:?}"))
-    }
-
-    /// `len` reproducible random bytes.
-    pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-        let mut data = vec![0u8; len];
-        rand_chacha::ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut data);
-        data
-    }
-
-    /// Compares two buffers without printing megabytes when they differ.
-    pub fn assert_same(expected: &[u8], got: &[u8], what: &str) {
-        if expected != got {
-            let first = expected.iter().zip(got).position(|(a, b)| a != b);
-            panic!(
-                "{what}: expected {} bytes, got {}; first differing offset {first:?}",
-                expected.len(),
-                got.len()
-            );
-        }
     }
 
     /// Polls `cond` every 10 ms until it holds, failing after [`SETTLE_LIMIT`].
@@ -87,33 +60,6 @@ mod helpers {
     }
 
     // ------------------------------------------------------------------------- directories
-
-    /// A unique directory under the system temp dir, removed on drop.
-    pub struct TestDir(PathBuf);
-
-    impl TestDir {
-        pub fn new(label: &str) -> Self {
-            static COUNTER: AtomicU64 = AtomicU64::new(0);
-            let n = COUNTER.fetch_add(1, Relaxed);
-            let path = std::env::temp_dir().join(format!(
-                "faultline-http-it-{}-{label}-{n}",
-                std::process::id()
-            ));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir_all(&path).expect("create the test directory");
-            TestDir(path)
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TestDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     /// Every file and directory below `dir`, relative, sorted.
     pub fn tree(dir: &Path) -> Vec<String> {
@@ -149,7 +95,7 @@ mod helpers {
 
     /// A proxy run, the address clients use, and the directory its store and captures live in.
     pub struct Harness {
-        pub dir: TestDir,
+        pub dir: TempDir,
         pub proxy: SocketAddr,
         running: Option<Running>,
     }
@@ -176,7 +122,7 @@ mod helpers {
             upstream: UpstreamSpec,
             capture: Option<&str>,
         ) -> Harness {
-            let dir = TestDir::new(label);
+            let dir = TempDir::new(label);
             let store_dir = dir.path().join("store");
             let text = format!(
                 "name = \"{label}\"\nseed = 7\n[proxy]\nstore = {:?}\n{proxy_keys}\n{rules}",
@@ -239,18 +185,7 @@ mod helpers {
         /// did (fired counts, bytes).
         pub async fn finish(&mut self) -> RunSummary {
             let running = self.running.take().expect("finish is called once");
-            let deadline = Instant::now() + SETTLE_LIMIT;
-            loop {
-                let active = running.shared.active.load(Relaxed);
-                if active == 0 {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{active} connection(s) still served {SETTLE_LIMIT:?} after their clients finished"
-                );
-                sleep(Duration::from_millis(5)).await;
-            }
+            wait_idle(&running).await;
             running.shutdown();
             within("the run stops after shutdown", running.wait()).await
         }
@@ -296,68 +231,6 @@ mod helpers {
     }
 
     // ------------------------------------------------------------------------- raw HTTP
-
-    /// How a read side ended.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Ending {
-        /// A clean FIN.
-        Eof,
-        /// ECONNRESET: the peer sent a RST.
-        Reset,
-        /// Any other error.
-        Failed(io::ErrorKind),
-    }
-
-    impl Ending {
-        pub fn of(error: &io::Error) -> Ending {
-            match error.kind() {
-                io::ErrorKind::ConnectionReset => Ending::Reset,
-                kind => Ending::Failed(kind),
-            }
-        }
-    }
-
-    /// Everything a side read, and how its reading ended.
-    pub struct Received {
-        pub bytes: Vec<u8>,
-        pub ending: Ending,
-    }
-
-    impl fmt::Debug for Received {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            let shown = &self.bytes[..self.bytes.len().min(200)];
-            write!(
-                f,
-                "{} bytes ({:?}…) then {:?}",
-                self.bytes.len(),
-                String::from_utf8_lossy(shown),
-                self.ending
-            )
-        }
-    }
-
-    /// Reads until EOF or an error.
-    pub async fn read_all<R: AsyncRead + Unpin>(source: &mut R) -> Received {
-        let mut bytes = Vec::new();
-        let mut buf = vec![0u8; 64 * KIB];
-        loop {
-            match source.read(&mut buf).await {
-                Ok(0) => {
-                    return Received {
-                        bytes,
-                        ending: Ending::Eof,
-                    }
-                }
-                Ok(n) => bytes.extend_from_slice(&buf[..n]),
-                Err(e) => {
-                    return Received {
-                        bytes,
-                        ending: Ending::of(&e),
-                    }
-                }
-            }
-        }
-    }
 
     /// A request as raw bytes: `Host: faultline.test` unless `headers` has a Host, and a
     /// Content-Length for a body (and for every PUT/POST).
@@ -627,53 +500,6 @@ mod helpers {
 
     // ------------------------------------------------------------------------- raw upstreams
 
-    /// A test upstream written here; dropping it stops it and every connection it serves.
-    pub struct RawUpstream {
-        pub addr: SocketAddr,
-        task: JoinHandle<()>,
-    }
-
-    impl Drop for RawUpstream {
-        fn drop(&mut self) {
-            self.task.abort();
-        }
-    }
-
-    impl RawUpstream {
-        pub fn spec(&self) -> UpstreamSpec {
-            UpstreamSpec::Address {
-                host: self.addr.ip().to_string(),
-                port: self.addr.port(),
-            }
-        }
-    }
-
-    async fn serve<F, Fut>(handler: F) -> RawUpstream
-    where
-        F: Fn(TcpStream) -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a test upstream");
-        let addr = listener.local_addr().expect("test upstream address");
-        let task = tokio::spawn(async move {
-            let mut connections = JoinSet::new();
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => {
-                            connections.spawn(handler(stream));
-                        }
-                        Err(_) => sleep(Duration::from_millis(10)).await,
-                    },
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                }
-            }
-        });
-        RawUpstream { addr, task }
-    }
-
     /// What a recording upstream saw on one connection.
     pub struct Recording {
         pub bytes: Vec<u8>,
@@ -698,7 +524,7 @@ mod helpers {
     /// connection ended. With `reply = Some((n, bytes))` it answers `bytes` once `n` bytes came.
     pub async fn recorder(
         reply: Option<(usize, &'static [u8])>,
-    ) -> (RawUpstream, mpsc::UnboundedReceiver<Recording>) {
+    ) -> (Server, mpsc::UnboundedReceiver<Recording>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let server = serve(move |mut stream| {
             let tx = tx.clone();
@@ -736,17 +562,6 @@ mod helpers {
         })
         .await;
         (server, rx)
-    }
-
-    /// An echo upstream that half-closes once its peer did.
-    pub async fn echo() -> RawUpstream {
-        serve(|mut stream| async move {
-            let (mut read, mut write) = stream.split();
-            if tokio::io::copy(&mut read, &mut write).await.is_ok() {
-                let _ = write.shutdown().await;
-            }
-        })
-        .await
     }
 
     // ------------------------------------------------------------------------- tools
@@ -2266,7 +2081,7 @@ async fn strict_http_answers_a_valid_request_before_the_400_for_garbage_after_it
 async fn forward_keep_alive_request_for_another_origin_reaches_that_origin() {
     bounded("forward keep-alive, two origins", async {
         let (mut h, first_origin) = forward_proxy("fwd-two-origins", "").await;
-        let other = TestDir::new("fwd-other-origin");
+        let other = TempDir::new("fwd-other-origin");
         let second_origin = OwnStore::start(other.path().join("store")).await;
         h.put_file("files/x", b"from the first origin");
         std::fs::create_dir_all(other.path().join("store/files")).expect("create dirs");

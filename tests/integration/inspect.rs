@@ -2,18 +2,20 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use faultline::capture::{CaptureEvent, CaptureMeta, CaptureSink, Leg, LegKey, Side};
 use faultline::inspect::{inspect_bytes, inspect_path, InspectOptions, LegFilter, Report, Verdict};
 use md5::{Digest, Md5};
 
+use crate::support::synthetic::{Clock, Noise};
+
 /// Builds capture events for proxied connections: every byte crosses both legs unless a fault cuts it.
 struct Script {
     events: Vec<CaptureEvent>,
-    clock: SystemTime,
-    noise: u64,
+    clock: Clock,
+    noise: Noise,
     next_conn: u64,
 }
 
@@ -28,26 +30,18 @@ impl Script {
     fn new() -> Script {
         Script {
             events: Vec::new(),
-            clock: UNIX_EPOCH + Duration::from_secs(1_780_000_000),
-            noise: 0x2545_f491_4f6c_dd1d,
+            clock: Clock::new(),
+            noise: Noise::new(),
             next_conn: 1,
         }
     }
 
     fn tick(&mut self) -> SystemTime {
-        self.clock += Duration::from_micros(250);
-        self.clock
+        self.clock.tick()
     }
 
     fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len)
-            .map(|_| {
-                self.noise ^= self.noise << 13;
-                self.noise ^= self.noise >> 7;
-                self.noise ^= self.noise << 17;
-                self.noise as u8
-            })
-            .collect()
+        self.noise.bytes(len)
     }
 
     fn data(&mut self, key: LegKey, from: Side, bytes: &[u8], comment: Option<&str>) {

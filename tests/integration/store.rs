@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use faultline::store::{self, StoreError};
@@ -11,34 +10,13 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::support::temp_dir::TempDir;
+
 // ---------------------------------------------------------------- support
-
-/// A unique directory under the system temp dir, removed on drop.
-struct TestDir(PathBuf);
-
-impl TestDir {
-    fn new(label: &str) -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "faultline-store-it-{}-{label}-{n}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create test dir");
-        Self(path)
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A running store on `127.0.0.1:0`, serving `<tmp>/store` inside its own test directory.
 struct Store {
-    tmp: TestDir,
+    tmp: TempDir,
     addr: SocketAddr,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<Result<(), StoreError>>>,
@@ -46,9 +24,9 @@ struct Store {
 
 impl Store {
     async fn start(label: &str) -> Self {
-        let tmp = TestDir::new(label);
+        let tmp = TempDir::new(label);
         let shutdown = CancellationToken::new();
-        let (addr, handle) = store::spawn_ephemeral(tmp.0.join("store"), shutdown.clone())
+        let (addr, handle) = store::spawn_ephemeral(tmp.path().join("store"), shutdown.clone())
             .await
             .expect("store starts");
         Self {
@@ -60,7 +38,7 @@ impl Store {
     }
 
     fn dir(&self) -> PathBuf {
-        self.tmp.0.join("store")
+        self.tmp.path().join("store")
     }
 
     async fn connect(&self) -> Conn {
@@ -478,7 +456,7 @@ async fn earlier_good_file_survives_a_cut_upload() {
 #[tokio::test]
 async fn path_traversal_is_refused_and_writes_nothing_outside() {
     let store = Store::start("traversal").await;
-    let outside = store.tmp.0.join("outside");
+    let outside = store.tmp.path().join("outside");
     std::fs::create_dir_all(&outside).expect("mkdir outside");
     std::fs::write(outside.join("secret"), b"secret").expect("write secret");
     #[cfg(unix)]
@@ -487,7 +465,7 @@ async fn path_traversal_is_refused_and_writes_nothing_outside() {
         std::os::unix::fs::symlink(outside.join("secret"), store.dir().join("file"))
             .expect("symlink file");
     }
-    let before_parent = tree(&store.tmp.0);
+    let before_parent = tree(store.tmp.path());
 
     let mut refused = vec![
         "/../x",
@@ -527,7 +505,7 @@ async fn path_traversal_is_refused_and_writes_nothing_outside() {
         }
     }
     assert_eq!(
-        tree(&store.tmp.0),
+        tree(store.tmp.path()),
         before_parent,
         "nothing was written anywhere"
     );
@@ -577,14 +555,14 @@ async fn shutdown_closes_idle_connections_and_returns() {
 
 #[tokio::test]
 async fn serve_takes_a_bound_listener() {
-    let tmp = TestDir::new("serve");
+    let tmp = TempDir::new("serve");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let shutdown = CancellationToken::new();
     let config = store::StoreConfig {
-        dir: tmp.0.join("nested/store"),
+        dir: tmp.path().join("nested/store"),
     };
     let task = tokio::spawn(store::serve(listener, config, shutdown.clone()));
     let mut conn = Conn {
@@ -593,7 +571,7 @@ async fn serve_takes_a_bound_listener() {
     };
     assert_eq!(conn.request("POST", "/f", b"data").await.status, 201);
     assert_eq!(
-        std::fs::read(tmp.0.join("nested/store/f")).expect("read"),
+        std::fs::read(tmp.path().join("nested/store/f")).expect("read"),
         b"data"
     );
     shutdown.cancel();

@@ -7,11 +7,8 @@
 mod helpers {
     //! Upstream servers, clients and proxy plumbing for the TCP tests: real sockets, no mocks.
 
-    use std::fmt;
-    use std::future::Future;
     use std::io;
     use std::net::SocketAddr;
-    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -19,171 +16,20 @@ mod helpers {
     use faultline::proxy::{self, RunPlan, Running};
     use faultline::scenario::schema::UpstreamSpec;
     use faultline::scenario::Scenario;
-    use rand::{RngCore, SeedableRng};
-    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
     use tokio::sync::mpsc;
-    use tokio::task::{JoinHandle, JoinSet};
-    use tokio::time::{sleep, timeout, Instant};
+    use tokio::time::{sleep, timeout};
 
-    pub const KIB: usize = 1024;
-    pub const MIB: usize = 1024 * 1024;
-
-    /// Far above what any test needs: reaching it means something hangs.
-    const TEST_LIMIT: Duration = Duration::from_secs(40);
-    /// How long connections may take to wind down after their clients are done.
-    const SETTLE_LIMIT: Duration = Duration::from_secs(10);
-
-    /// Runs a test body, failing it if it does not finish within [`TEST_LIMIT`].
-    pub async fn bounded<F: Future>(what: &str, body: F) -> F::Output {
-        timeout(TEST_LIMIT, body)
-            .await
-            .unwrap_or_else(|_| panic!("{what}: did not finish within {TEST_LIMIT:?}"))
-    }
-
-    /// `len` reproducible random bytes.
-    pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-        let mut data = vec![0u8; len];
-        rand_chacha::ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut data);
-        data
-    }
+    pub use crate::support::reading::{read_all, Ending, Received};
+    pub use crate::support::running::{wait_idle, SETTLE_LIMIT};
+    pub use crate::support::upstream::{echo, echo_connection, serve, serve_on, Server};
+    pub use crate::support::{assert_same, bounded, random_bytes, KIB, MIB};
 
     /// Byte `offset` of the endless stream sent by [`endless`] (period 251, a prime, so a
     /// dropped or repeated 1 KiB chunk shows).
     pub fn pattern_byte(offset: usize) -> u8 {
         (offset % 251) as u8
-    }
-
-    /// Compares two buffers without printing megabytes when they differ.
-    pub fn assert_same(expected: &[u8], got: &[u8], what: &str) {
-        if expected != got {
-            let first = expected.iter().zip(got).position(|(a, b)| a != b);
-            panic!(
-                "{what}: expected {} bytes, got {}; first differing offset {first:?}",
-                expected.len(),
-                got.len()
-            );
-        }
-    }
-
-    /// How a read side ended.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Ending {
-        /// A clean FIN.
-        Eof,
-        /// ECONNRESET: the peer sent a RST.
-        Reset,
-        /// Any other error.
-        Failed(io::ErrorKind),
-    }
-
-    impl Ending {
-        pub fn of(error: &io::Error) -> Ending {
-            match error.kind() {
-                io::ErrorKind::ConnectionReset => Ending::Reset,
-                kind => Ending::Failed(kind),
-            }
-        }
-    }
-
-    /// Everything one side read, and how its reading ended.
-    pub struct Received {
-        pub bytes: Vec<u8>,
-        pub ending: Ending,
-    }
-
-    impl fmt::Debug for Received {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "{} bytes then {:?}", self.bytes.len(), self.ending)
-        }
-    }
-
-    /// Reads until EOF or an error.
-    pub async fn read_all<R: AsyncRead + Unpin>(source: &mut R) -> Received {
-        let mut bytes = Vec::new();
-        let mut buf = vec![0u8; 64 * KIB];
-        loop {
-            match source.read(&mut buf).await {
-                Ok(0) => {
-                    return Received {
-                        bytes,
-                        ending: Ending::Eof,
-                    }
-                }
-                Ok(n) => bytes.extend_from_slice(&buf[..n]),
-                Err(e) => {
-                    return Received {
-                        bytes,
-                        ending: Ending::of(&e),
-                    }
-                }
-            }
-        }
-    }
-
-    /// A test upstream: its address and how many connections it accepted. Dropping it stops the
-    /// accept loop and every connection it serves.
-    pub struct Server {
-        pub addr: SocketAddr,
-        accepted: Arc<AtomicU64>,
-        task: JoinHandle<()>,
-    }
-
-    impl Server {
-        /// Connections accepted so far.
-        pub fn accepted(&self) -> u64 {
-            self.accepted.load(Relaxed)
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            self.task.abort();
-        }
-    }
-
-    /// Serves every connection of a fresh `127.0.0.1:0` listener with `handler`.
-    pub async fn serve<F, Fut>(handler: F) -> Server
-    where
-        F: Fn(TcpStream) -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a test upstream");
-        serve_on(listener, handler)
-    }
-
-    /// Serves every connection of `listener` with `handler`.
-    pub fn serve_on<F, Fut>(listener: TcpListener, handler: F) -> Server
-    where
-        F: Fn(TcpStream) -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let addr = listener.local_addr().expect("test upstream address");
-        let accepted = Arc::new(AtomicU64::new(0));
-        let counter = accepted.clone();
-        let task = tokio::spawn(async move {
-            // Owned by the accept task, so aborting it aborts every connection too.
-            let mut connections = JoinSet::new();
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => {
-                            counter.fetch_add(1, Relaxed);
-                            connections.spawn(handler(stream));
-                        }
-                        Err(_) => sleep(Duration::from_millis(10)).await,
-                    },
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                }
-            }
-        });
-        Server {
-            addr,
-            accepted,
-            task,
-        }
     }
 
     /// An upstream that records every byte of every connection and how it ended.
@@ -198,19 +44,6 @@ mod helpers {
         })
         .await;
         (server, rx)
-    }
-
-    /// Echoes a connection, then half-closes once the peer did.
-    pub async fn echo_connection(mut stream: TcpStream) {
-        let (mut read, mut write) = stream.split();
-        if tokio::io::copy(&mut read, &mut write).await.is_ok() {
-            let _ = write.shutdown().await;
-        }
-    }
-
-    /// An echo upstream.
-    pub async fn echo() -> Server {
-        serve(echo_connection).await
     }
 
     /// An upstream that sends `data` on every connection, then closes with a FIN (`close`) or
@@ -271,22 +104,6 @@ mod helpers {
         })
         .await
         .expect("the proxy starts")
-    }
-
-    /// Waits until the proxy serves no connection any more (every task ended).
-    pub async fn wait_idle(running: &Running) {
-        let deadline = Instant::now() + SETTLE_LIMIT;
-        loop {
-            let active = running.shared.active.load(Relaxed);
-            if active == 0 {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{active} connection(s) still served {SETTLE_LIMIT:?} after their clients finished"
-            );
-            sleep(Duration::from_millis(5)).await;
-        }
     }
 
     /// Stops the run at once (ending any connection still open) and returns its summary.
