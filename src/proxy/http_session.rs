@@ -98,10 +98,8 @@ struct Pending {
 
 /// Builds the steps for one chunk, front to back, at absolute stream offsets.
 struct ChunkPlan {
-    start: u64,
     pos: u64,
     end: u64,
-    arrival: Instant,
     not_before: Instant,
     skipping: bool,
     steps: Vec<Step>,
@@ -117,10 +115,8 @@ impl ChunkPlan {
         skipping: bool,
     ) -> Self {
         ChunkPlan {
-            start,
             pos: start,
             end: start + len as u64,
-            arrival,
             not_before: delay_until.map_or(arrival, |d| d.max(arrival)),
             skipping,
             steps: Vec::new(),
@@ -170,7 +166,6 @@ impl ChunkPlan {
     fn finish(mut self) -> Vec<Step> {
         let end = self.end;
         self.advance(end);
-        let _ = (self.start, self.arrival);
         self.steps
     }
 }

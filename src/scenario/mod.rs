@@ -299,7 +299,7 @@ fn rule_from(
     }
     let m = section.matcher;
     let explicit_direction = m.direction.is_some();
-    let http = http_match(&m, number, text, fault_span.start, invalid)?;
+    let http = http_match(&m, number, invalid)?;
     let is_http = http.is_some() || fault.is_http_only();
     let at_fault = |message: String| {
         let offset =
@@ -368,8 +368,6 @@ fn rule_from(
 fn http_match(
     m: &schema::MatchSection,
     number: usize,
-    text: &str,
-    rule_start: usize,
     invalid: &dyn Fn(usize, String, String) -> ScenarioError,
 ) -> Result<Option<HttpMatch>, ScenarioError> {
     let any = m.method.is_some()
@@ -397,7 +395,6 @@ fn http_match(
         }
         None => None,
     };
-    let _ = (text, rule_start);
     Ok(Some(HttpMatch {
         methods: m.method.as_ref().map(|l| l.0.clone()),
         path: m.path.as_deref().map(Glob::new),
