@@ -274,6 +274,9 @@ async fn proxy_connection(
                                 break Outcome::Done;
                             }
                         }
+                        // Requests stopped; the answer owed to the client comes from the other pump.
+                        PumpEnd::Parked if client_done => break Outcome::Done,
+                        PumpEnd::Parked => {}
                         other => break Outcome::from_pump(other, Leg::Client),
                     }
                 }
@@ -554,7 +557,7 @@ impl Outcome {
             Leg::Upstream => Leg::Client,
         };
         match end {
-            PumpEnd::Finished => Outcome::Done,
+            PumpEnd::Finished | PumpEnd::Parked => Outcome::Done,
             PumpEnd::Fault { how, comment } => Outcome::Fault(how, comment),
             PumpEnd::Answered => Outcome::Answered,
             PumpEnd::SourceFailed(error) => Outcome::PeerFailed { leg: source, error },

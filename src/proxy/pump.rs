@@ -31,6 +31,9 @@ pub enum PumpEnd {
     /// A fault ends the connection; everything planned before it was written. `comment` names
     /// the rule and what it did, for the capture.
     Fault { how: EndHow, comment: String },
+    /// The request side stopped: faultline owes the client an answer, which the response side
+    /// sends once the responses before it are done.
+    Parked,
     /// faultline wrote its own answer to the destination (an HTTP `respond` rule, a malformed
     /// request, a forward-proxy request for another origin); the connection closes.
     Answered,
@@ -125,7 +128,7 @@ where
                 }
                 Some(Queued::Park) => {
                     conn.answer_ready.notify_one();
-                    holding = true;
+                    return PumpEnd::Parked;
                 }
                 Some(Queued::Hold { mark }) => {
                     let comment = conn.fault_fired(&mark);
@@ -136,6 +139,14 @@ where
             }
         }
 
+        if eof && queue.is_empty() && owes_answers && !closed_by_plan {
+            // The upstream closed, but an answer from faultline may still be owed: send it first.
+            if let Some((bytes, mark)) = conn.take_ready_answer() {
+                closed_by_plan = true;
+                queue.push_back(Queued::Answer { bytes, mark });
+                continue;
+            }
+        }
         if eof && queue.is_empty() {
             return match destination.shutdown().await {
                 Ok(()) => {

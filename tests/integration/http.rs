@@ -2154,3 +2154,36 @@ fault.respond = { status = 500 }
     })
     .await;
 }
+
+/// An upstream that hangs up without answering a forwarded request must not leave the connection
+/// hanging while faultline owes the client an answer for the next, pipelined request (regression:
+/// the parked request side waited forever and the connection task never ended).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_connection_ends_when_the_upstream_hangs_up() {
+    bounded("respond behind a request the upstream never answers", async {
+        let upstream = crate::support::upstream::serve(|mut stream: tokio::net::TcpStream| async move {
+            let mut buf = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
+            let _ = stream.shutdown().await;
+        })
+        .await;
+        let mut h = Harness::start(
+            "parked-upstream-gone",
+            "",
+            "[[rule]]\nmatch = { path = \"/2\" }\nfault.respond = { status = 503, after = \"request-head\" }\n",
+            upstream.spec(),
+            None,
+        )
+        .await;
+        let mut client = Client::connect(h.proxy).await;
+        client
+            .send(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        // No response can come for /1, so none may come for /2 either: the connection just ends.
+        let seen = within("the connection ends", client.rest()).await;
+        assert!(seen.bytes.is_empty(), "nothing may overtake the lost response: {seen:?}");
+        // And the connection task is gone (finish waits for every connection to end).
+        h.finish().await;
+    })
+    .await;
+}
