@@ -383,29 +383,17 @@ impl HttpSession {
         let armed = std::mem::take(&mut self.armed);
         for &i in &armed {
             let rule = &scenario.rules[i];
-            let Some(http) = &rule.matcher.http else {
-                // An HTTP-only fault without HTTP keys applies to every request.
-                if rule.fault.is_http_only() {
-                    self.fire_on_request(
-                        i,
-                        rule,
-                        &label,
-                        head_start,
-                        body_len,
-                        head.expects_continue(),
-                        plan,
-                        arrival,
-                        &mut pending,
-                    );
+            // A rule without HTTP keys (an HTTP-only fault such as respond) applies to every request.
+            if let Some(http) = &rule.matcher.http {
+                if !http.matches_request(&facts, |name| head.header(name)) {
+                    continue;
                 }
-                continue;
-            };
-            if !http.matches_request(&facts, |name| head.header(name)) {
-                continue;
-            }
-            let ordinal = counters.request_matches[i].fetch_add(1, Relaxed) + 1;
-            if let Some(wanted) = &http.request {
-                if !wanted.contains(&ordinal) {
+                let ordinal = counters.request_matches[i].fetch_add(1, Relaxed) + 1;
+                if http
+                    .request
+                    .as_ref()
+                    .is_some_and(|wanted| !wanted.contains(&ordinal))
+                {
                     continue;
                 }
             }
