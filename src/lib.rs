@@ -12,7 +12,8 @@
 //! - [`builtin`]: upstreams faultline can start itself (`builtin:echo`); [`store`] is the
 //!   built-in HTTP store (`builtin:store`, `faultline serve-store`).
 //! - [`demo`]: the end-to-end demonstration behind `faultline demo`.
-//! - [`direction`], [`seed`]: shared vocabulary (directions, reproducible random streams).
+//! - [`direction`], [`seed`], [`utc`]: shared vocabulary (directions, reproducible random
+//!   streams, calendar dates).
 
 /// `println!` for command output that may go to a closed pipe (`faultline inspect F | head`):
 /// a reader that went away is not an error worth a panic, so write errors are ignored.
@@ -49,3 +50,4 @@ pub mod proxy;
 pub mod scenario;
 pub mod seed;
 pub mod store;
+pub mod utc;
