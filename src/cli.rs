@@ -1,12 +1,13 @@
-//! Command-line definitions (clap): what the user typed, nothing more.
+//! Command-line definitions (clap): what the user typed, nothing more. Part of the binary, not the
+//! library: the library never sees clap.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::inspect::LegFilter;
-use crate::scenario::schema::UpstreamSpec;
+use faultline::inspect::LegFilter;
+use faultline::scenario::schema::UpstreamSpec;
 
 /// faultline: a transparent TCP chaos proxy that makes network failures happen on purpose,
 /// reproducibly, driven by scenario files.
@@ -41,7 +42,7 @@ pub enum Command {
     /// Read a capture back: reassemble flows, list HTTP exchanges, compare retried uploads byte
     /// for byte and check bodies against content addresses in their URLs. Exit 0 when clean, 1
     /// when corruption or a content-address mismatch is found, 2 when the capture cannot be read.
-    #[command(after_long_help = crate::inspect::SCHEMA)]
+    #[command(after_long_help = faultline::inspect::SCHEMA)]
     Inspect(InspectArgs),
     /// Run the built-in HTTP store on its own: PUT/POST store the body at the path under DIR,
     /// GET/HEAD serve it. A valid DVC HTTP remote; never writes outside DIR; atomic writes.

@@ -1,4 +1,5 @@
-//! Which way bytes flow through the proxy, named the same in code, logs and scenario files.
+//! Which way bytes flow through the proxy and which TCP connection they cross, named the same in
+//! code, logs, captures and scenario files.
 
 use std::fmt;
 
@@ -59,5 +60,65 @@ impl DirectionMatch {
             DirectionMatch::ClientToUpstream => direction == Direction::ClientToUpstream,
             DirectionMatch::UpstreamToClient => direction == Direction::UpstreamToClient,
         }
+    }
+}
+
+/// Which of the two TCP connections of a proxied connection something happened on.
+///
+/// Every proxied connection has two legs; the capture keeps them as two separate TCP flows (and two
+/// pcapng interfaces) so each can be followed on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Leg {
+    /// client↔proxy.
+    Client,
+    /// proxy↔upstream.
+    Upstream,
+}
+
+impl Leg {
+    /// The other leg of the same connection.
+    pub fn other(self) -> Leg {
+        match self {
+            Leg::Client => Leg::Upstream,
+            Leg::Upstream => Leg::Client,
+        }
+    }
+
+    /// A small stable number for per-leg arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Leg::Client => 0,
+            Leg::Upstream => 1,
+        }
+    }
+
+    /// `client` or `upstream`, as JSON and command-line flags spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Leg::Client => "client",
+            Leg::Upstream => "upstream",
+        }
+    }
+
+    /// The leg `direction` reads from.
+    pub fn source_of(direction: Direction) -> Leg {
+        match direction {
+            Direction::ClientToUpstream => Leg::Client,
+            Direction::UpstreamToClient => Leg::Upstream,
+        }
+    }
+
+    /// The leg `direction` writes to.
+    pub fn destination_of(direction: Direction) -> Leg {
+        Leg::source_of(direction).other()
+    }
+}
+
+impl fmt::Display for Leg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Leg::Client => "client leg",
+            Leg::Upstream => "upstream leg",
+        })
     }
 }

@@ -2,7 +2,6 @@
 //! reproducibly, so data-losing retry bugs can be shown byte for byte.
 //!
 //! Crate map (data flows one way, top to bottom):
-//! - [`cli`]: what the user typed (clap definitions only).
 //! - [`scenario`]: scenario files: schema, units, validation with `FILE:LINE:COL`, matching.
 //! - [`fault`]: pure faults that turn "bytes arrived" into a plan; no I/O.
 //! - [`proxy`]: accept loop, connections and pumps: the only code that waits and writes.
@@ -12,8 +11,8 @@
 //! - [`builtin`]: upstreams faultline can start itself (`builtin:echo`); [`store`] is the
 //!   built-in HTTP store (`builtin:store`, `faultline serve-store`).
 //! - [`demo`]: the end-to-end demonstration behind `faultline demo`.
-//! - [`direction`], [`seed`], [`utc`]: shared vocabulary (directions, reproducible random
-//!   streams, calendar dates).
+//! - [`direction`], [`units`], [`seed`], [`utc`]: shared vocabulary (directions and legs, sizes
+//!   and durations, reproducible random streams, calendar dates).
 
 /// `println!` for command output that may go to a closed pipe (`faultline inspect F | head`):
 /// a reader that went away is not an error worth a panic, so write errors are ignored.
@@ -40,7 +39,6 @@ macro_rules! say_raw {
 
 pub mod builtin;
 pub mod capture;
-pub mod cli;
 pub mod demo;
 pub mod direction;
 pub mod fault;
@@ -50,4 +48,5 @@ pub mod proxy;
 pub mod scenario;
 pub mod seed;
 pub mod store;
+pub mod units;
 pub mod utc;

@@ -6,12 +6,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+mod cli;
+
 use anyhow::{Context, Result};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+use cli::{Cli, Command, RunArgs};
 use faultline::capture::expand_path_template;
-use faultline::cli::{Cli, Command, RunArgs};
 use faultline::demo::Story;
 use faultline::inspect::{inspect_path, InspectOptions, LegFilter};
 use faultline::proxy::{self, RunPlan};

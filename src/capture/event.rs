@@ -6,26 +6,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-/// Which of the two TCP connections of a proxied connection an event belongs to.
-///
-/// Every proxied connection has two legs; the capture keeps them as two separate TCP flows (and two
-/// pcapng interfaces) so each can be followed on its own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Leg {
-    /// client↔proxy.
-    Client,
-    /// proxy↔upstream.
-    Upstream,
-}
-
-impl fmt::Display for Leg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Leg::Client => "client leg",
-            Leg::Upstream => "upstream leg",
-        })
-    }
-}
+pub use crate::direction::Leg;
 
 /// Who sent a packet on a leg, so sequence numbers advance on the right side.
 ///

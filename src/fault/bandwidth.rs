@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use super::plan::{Mark, Step};
 use super::StreamFault;
 use crate::direction::Direction;
-use crate::scenario::units::Rate;
+use crate::units::Rate;
 
 /// `fault.bandwidth = { rate = "256KiB/s" }`: a slow link, for timeouts that only trigger on
 /// large transfers.

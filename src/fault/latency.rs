@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::plan::{Mark, Step};
 use super::StreamFault;
 use crate::direction::Direction;
-use crate::scenario::units::Span;
+use crate::units::Span;
 
 /// `fault.latency = { delay = "250ms", jitter = "50ms" }`: a one-way delay measured from each
 /// chunk's arrival, so it adds latency without throttling throughput (it is not cumulative).

@@ -170,9 +170,8 @@ impl Fault {
 
     /// Whether a parameter is a percentage of a body, which only an HTTP rule can resolve.
     pub fn uses_percentage(&self) -> bool {
-        let percent = |a: Option<crate::scenario::units::Amount>| {
-            matches!(a, Some(crate::scenario::units::Amount::Percent(_)))
-        };
+        let percent =
+            |a: Option<crate::units::Amount>| matches!(a, Some(crate::units::Amount::Percent(_)));
         match self {
             Fault::Reset(r) => percent(r.after),
             Fault::Truncate(t) => percent(Some(t.after)),
@@ -256,8 +255,8 @@ impl DirectionPlanner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::units::{Amount, Span};
     use crate::seed::{stream, Purpose};
+    use crate::units::{Amount, Span};
 
     #[test]
     fn faults_compose_in_rule_order() {

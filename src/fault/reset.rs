@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::FaultError;
-use crate::scenario::units::{Amount, Span};
+use crate::units::{Amount, Span};
 
 /// `fault.reset = { after = "64KiB" }` or `fault.reset = { at = "2s" }`: the abrupt failure
 /// (ECONNRESET) that HTTP libraries most often retry wrongly.

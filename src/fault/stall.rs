@@ -6,7 +6,7 @@ use tokio::time::Instant;
 use super::plan::{split_at_limit, Mark, Step};
 use super::StreamFault;
 use crate::direction::Direction;
-use crate::scenario::units::{Amount, Span};
+use crate::units::{Amount, Span};
 
 /// `fault.stall = { after = "1MiB", duration = "10s" }`: a hung upload or download, the case that
 /// exercises a client's read and idle timeouts. Without `duration` the stall lasts forever.

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::plan::EndHow;
-use crate::scenario::units::Span;
+use crate::units::Span;
 
 /// How `terminate` ends the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

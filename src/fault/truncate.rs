@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::scenario::units::Amount;
+use crate::units::Amount;
 
 /// `fault.truncate = { after = "100KiB" }`: the short-body case, where the peer sees a clean EOF
 /// and must notice by itself that bytes are missing.

@@ -1,28 +1,8 @@
 //! The one error type of HTTP/1 framing: what was malformed, in which direction, at which stream offset.
 
-use std::fmt;
-
 use thiserror::Error;
 
-/// Which byte stream of a connection an error or event belongs to.
-///
-/// Named after the house vocabulary: requests travel `client->upstream`, responses `upstream->client`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// The client's bytes: request heads and request bodies.
-    ClientToUpstream,
-    /// The upstream's bytes: response heads and response bodies.
-    UpstreamToClient,
-}
-
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Direction::ClientToUpstream => "client->upstream",
-            Direction::UpstreamToClient => "upstream->client",
-        })
-    }
-}
+pub use crate::direction::Direction;
 
 /// Framing of one direction went wrong; the conversation stops tracking and returns this error again
 /// on every later call, so the proxy can fall back to relaying raw bytes without HTTP awareness.

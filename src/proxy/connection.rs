@@ -76,12 +76,12 @@ impl ConnectionShared {
 
     /// The source of `direction` shut down its write half: record its FIN once.
     pub async fn source_finished(&self, direction: Direction) {
-        self.peer_finished[leg_index(source_leg(direction))].store(true, Relaxed);
+        self.peer_finished[Leg::source_of(direction).index()].store(true, Relaxed);
         self.tap.source_fin(direction).await;
     }
 
     fn peer_has_finished(&self, leg: Leg) -> bool {
-        self.peer_finished[leg_index(leg)].load(Relaxed)
+        self.peer_finished[leg.index()].load(Relaxed)
     }
 
     /// The answer faultline owes the client next, once the responses before it are done.
@@ -484,21 +484,6 @@ async fn open_upstream(
             tap.closed(Leg::Client).await;
             Err(Unrouted::Reset)
         }
-    }
-}
-
-/// The leg a direction reads from.
-fn source_leg(direction: Direction) -> Leg {
-    match direction {
-        Direction::ClientToUpstream => Leg::Client,
-        Direction::UpstreamToClient => Leg::Upstream,
-    }
-}
-
-fn leg_index(leg: Leg) -> usize {
-    match leg {
-        Leg::Client => 0,
-        Leg::Upstream => 1,
     }
 }
 

@@ -17,8 +17,8 @@ use crate::fault::plan::{EndHow, Mark, Step};
 use crate::fault::respond::RespondAfter;
 use crate::fault::Fault;
 use crate::http::{BodyKind, FrameEvent, Http1Conversation, RequestHead};
-use crate::scenario::units::Amount;
 use crate::scenario::{RequestFacts, Scenario};
+use crate::units::Amount;
 
 /// Run-wide HTTP counters: attempts of each method + target, and matches of each rule, so
 /// `attempt = 1` and `request = 2` mean the same thing on every connection of the run.

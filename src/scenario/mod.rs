@@ -7,7 +7,6 @@
 pub mod error;
 pub mod glob;
 pub mod schema;
-pub mod units;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,7 +20,7 @@ use schema::{ConnectionSet, Mode, Protocol, RuleSection, ScenarioFile, UpstreamS
 use crate::direction::DirectionMatch;
 use crate::fault::Fault;
 use crate::seed::{self, Purpose};
-use units::Probability;
+use crate::units::Probability;
 
 /// The listen address used when neither the file nor `--listen` gives one.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3030";

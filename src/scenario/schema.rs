@@ -9,9 +9,9 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::units::Probability;
 use crate::direction::DirectionMatch;
 use crate::fault::Fault;
+use crate::units::Probability;
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]

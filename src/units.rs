@@ -1,4 +1,4 @@
-//! Typed units for scenario values (sizes, durations, rates, probabilities), parsed once at load.
+//! Typed units for scenario and fault values (sizes, durations, rates, probabilities), parsed once at load.
 //!
 //! Units live in types so that a rule can never confuse "64" bytes with "64" milliseconds: every
 //! value in a scenario file carries its unit in the string (`"64KiB"`, `"250ms"`, `"1MiB/s"`), and
