@@ -3,7 +3,8 @@
 //!
 //! Crate map (data flows one way, top to bottom):
 //! - [`scenario`]: scenario files: schema, units, validation with `FILE:LINE:COL`, matching.
-//! - [`fault`]: pure faults that turn "bytes arrived" into a plan; no I/O.
+//! - [`session`]: protocol sessions (HTTP/1): map framing to payload streams, arm rules; pure.
+//! - [`fault`]: the one fault engine: pure rewriters that turn "bytes arrived" into a plan.
 //! - [`proxy`]: accept loop, connections and pumps: the only code that waits and writes.
 //! - [`http`]: HTTP/1.x message framing over raw bytes (never re-serializes).
 //! - [`capture`]: synthesized TCP flows of both legs, written as pcapng/pcap.
@@ -47,6 +48,7 @@ pub mod inspect;
 pub mod proxy;
 pub mod scenario;
 pub mod seed;
+pub mod session;
 pub mod store;
 pub mod units;
 pub mod utc;

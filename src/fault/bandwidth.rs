@@ -1,4 +1,4 @@
-//! The `bandwidth` fault: pace one direction to a byte rate.
+//! The `bandwidth` fault: pace a payload stream to a byte rate.
 
 use std::time::Duration;
 
@@ -6,8 +6,8 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::plan::{Mark, Step};
+use super::scope::Scope;
 use super::StreamFault;
-use crate::direction::Direction;
 use crate::units::Rate;
 
 /// `fault.bandwidth = { rate = "256KiB/s" }`: a slow link, for timeouts that only trigger on
@@ -34,16 +34,16 @@ const MAX_PIECE: u64 = 256 * 1024;
 
 impl Pacing {
     /// Starts pacing for rule `rule` on `direction`.
-    pub fn new(params: &Bandwidth, rule: usize, direction: Direction) -> Self {
+    pub fn new(params: &Bandwidth, rule: usize, scope: &Scope) -> Self {
         let rate = params.rate.0.max(1);
         Pacing {
             rate,
             quantum: (rate / PIECES_PER_SECOND).clamp(1, MAX_PIECE) as usize,
             next_free: None,
-            mark: Some(Mark {
+            mark: Some(Mark::rule(
                 rule,
-                note: format!("bandwidth limited to {rate} bytes/s on {direction}"),
-            }),
+                format!("bandwidth limited to {rate} bytes/s on {}", scope.subject()),
+            )),
         }
     }
 
@@ -61,6 +61,7 @@ impl StreamFault for Pacing {
                     mut len,
                     not_before,
                     mut mark,
+                    role,
                 } => {
                     while len > 0 {
                         let piece = len.min(self.quantum);
@@ -74,9 +75,29 @@ impl StreamFault for Pacing {
                             len: piece,
                             not_before: start,
                             mark: mark.take().or_else(|| self.mark.take()),
+                            role,
                         });
                         len -= piece;
                     }
+                }
+                // Bytes faultline made go out whole, in their turn on the link.
+                Step::Insert {
+                    bytes,
+                    not_before,
+                    mark,
+                    role,
+                } => {
+                    let start = match self.next_free {
+                        Some(free) => free.max(not_before),
+                        None => not_before,
+                    };
+                    self.next_free = Some(start + self.transfer_time(bytes.len()));
+                    out.push(Step::Insert {
+                        bytes,
+                        not_before: start,
+                        mark,
+                        role,
+                    });
                 }
                 other => out.push(other),
             }
@@ -88,13 +109,14 @@ impl StreamFault for Pacing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::direction::Direction;
     use crate::fault::plan::sent_len;
 
     #[test]
     fn pieces_are_spaced_by_the_rate() {
         let t0 = Instant::now();
         let params = Bandwidth { rate: Rate(1000) };
-        let mut pacing = Pacing::new(&params, 0, Direction::UpstreamToClient);
+        let mut pacing = Pacing::new(&params, 0, &Scope::direction(Direction::UpstreamToClient));
         let plan = pacing.apply(vec![Step::send(100, t0)], t0);
         assert_eq!(sent_len(&plan), 100);
         assert_eq!(plan.len(), 5, "1000 B/s in 20-byte pieces");
@@ -116,7 +138,7 @@ mod tests {
         let mut pacing = Pacing::new(
             &Bandwidth { rate: Rate(1000) },
             0,
-            Direction::UpstreamToClient,
+            &Scope::direction(Direction::UpstreamToClient),
         );
         pacing.apply(vec![Step::send(20, t0)], t0);
         let later = t0 + Duration::from_secs(10);

@@ -1,56 +1,57 @@
-//! Ending a connection once a direction has relayed an exact number of bytes (shared by `reset`
-//! and `truncate`, which differ only in how the connection ends).
+//! Ending a connection once a payload stream has relayed an exact number of bytes (shared by
+//! `reset` and `truncate`, which differ only in how the connection ends).
 
 use tokio::time::Instant;
 
 use super::plan::{split_at_limit, EndHow, Mark, Step};
+use super::scope::Scope;
 use super::StreamFault;
-use crate::direction::Direction;
 
-/// Relays exactly `limit` bytes of one direction, then ends the connection with `how`.
+/// Relays exactly `limit` payload bytes of one stream, then ends the connection with `how`.
 #[derive(Debug)]
 pub struct CutAfter {
     limit: u64,
     counted: u64,
     how: EndHow,
-    rule: usize,
-    direction: Direction,
-    done: bool,
+    mark: Option<Mark>,
 }
 
 impl CutAfter {
-    /// A cut for rule number `rule` (0-based) on `direction`.
-    pub fn new(limit: u64, how: EndHow, rule: usize, direction: Direction) -> Self {
+    /// A cut for rule number `rule` (0-based) after `limit` bytes of `scope`.
+    pub fn new(limit: u64, how: EndHow, rule: usize, scope: &Scope) -> Self {
+        let verb = match how {
+            EndHow::Reset => "reset",
+            EndHow::Finish => "truncated",
+        };
         CutAfter {
             limit,
             counted: 0,
             how,
-            rule,
-            direction,
-            done: false,
+            mark: Some(Mark::rule(
+                rule,
+                format!(
+                    "{verb} {} after {limit} bytes{}",
+                    scope.direction,
+                    scope.counted_suffix()
+                ),
+            )),
         }
     }
 }
 
 impl StreamFault for CutAfter {
     fn apply(&mut self, steps: Vec<Step>, _arrival: Instant) -> Vec<Step> {
-        if self.done {
+        let Some(mark) = self.mark.take() else {
             return steps;
-        }
+        };
         let (mut before, rest) = split_at_limit(steps, &mut self.counted, self.limit);
         if rest.is_some() {
-            self.done = true;
-            let verb = match self.how {
-                EndHow::Reset => "reset",
-                EndHow::Finish => "truncated",
-            };
             before.push(Step::End {
                 how: self.how,
-                mark: Mark {
-                    rule: self.rule,
-                    note: format!("{verb} {} after {} bytes", self.direction, self.limit),
-                },
+                mark,
             });
+        } else {
+            self.mark = Some(mark);
         }
         before
     }
@@ -59,12 +60,15 @@ impl StreamFault for CutAfter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fault::plan::sent_len;
+    use crate::direction::Direction;
+    use crate::fault::plan::{sent_len, Role};
+    use crate::fault::scope::MessageScope;
 
     #[test]
     fn relays_exactly_the_limit_across_chunks_then_ends() {
         let now = Instant::now();
-        let mut cut = CutAfter::new(100, EndHow::Reset, 0, Direction::ClientToUpstream);
+        let scope = Scope::direction(Direction::ClientToUpstream);
+        let mut cut = CutAfter::new(100, EndHow::Reset, 0, &scope);
         let first = cut.apply(vec![Step::send(60, now)], now);
         assert_eq!(sent_len(&first), 60);
         assert!(!first.iter().any(|s| matches!(s, Step::End { .. })));
@@ -74,15 +78,18 @@ mod tests {
             Some(Step::End { how, mark }) => {
                 assert_eq!(*how, EndHow::Reset);
                 assert_eq!(mark.note, "reset client->upstream after 100 bytes");
+                assert_eq!(mark.rule, Some(0));
             }
             other => panic!("expected an End step, got {other:?}"),
         }
+        assert_eq!(sent_len(&cut.apply(vec![Step::send(5, now)], now)), 5);
     }
 
     #[test]
     fn a_limit_of_zero_ends_before_any_byte() {
         let now = Instant::now();
-        let mut cut = CutAfter::new(0, EndHow::Finish, 3, Direction::UpstreamToClient);
+        let scope = Scope::direction(Direction::UpstreamToClient);
+        let mut cut = CutAfter::new(0, EndHow::Finish, 3, &scope);
         let plan = cut.apply(vec![Step::send(10, now)], now);
         assert_eq!(sent_len(&plan), 0);
         assert!(matches!(
@@ -92,5 +99,35 @@ mod tests {
                 ..
             }]
         ));
+    }
+
+    #[test]
+    fn in_a_message_only_body_payload_counts() {
+        let now = Instant::now();
+        let scope = Scope::message(
+            Direction::ClientToUpstream,
+            MessageScope {
+                name: "PUT /x (attempt 1)".into(),
+                body: "the body of PUT /x (attempt 1)".into(),
+                body_len: Some(10),
+            },
+        );
+        let mut cut = CutAfter::new(4, EndHow::Finish, 1, &scope);
+        let plan = cut.apply(
+            vec![
+                Step::send_as(50, now, Role::Head),
+                Step::send_as(3, now, Role::Framing),
+                Step::send_as(10, now, Role::Payload),
+            ],
+            now,
+        );
+        assert_eq!(sent_len(&plan), 57);
+        match plan.last() {
+            Some(Step::End { mark, .. }) => assert_eq!(
+                mark.note,
+                "truncated client->upstream after 4 bytes of the body of PUT /x (attempt 1)"
+            ),
+            other => panic!("expected an End step, got {other:?}"),
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! The `latency` fault: delay each chunk of one direction by a fixed time plus seeded jitter.
+//! The `latency` fault: delay each chunk of a payload stream by a fixed time plus seeded jitter.
 
 use std::time::Duration;
 
@@ -8,8 +8,8 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::plan::{Mark, Step};
+use super::scope::Scope;
 use super::StreamFault;
-use crate::direction::Direction;
 use crate::units::Span;
 
 /// `fault.latency = { delay = "250ms", jitter = "50ms" }`: a one-way delay measured from each
@@ -35,20 +35,22 @@ pub struct Delaying {
 
 impl Delaying {
     /// Starts delaying for rule `rule` on `direction`, with its own random stream.
-    pub fn new(params: &Latency, rule: usize, direction: Direction, rng: ChaCha8Rng) -> Self {
+    pub fn new(params: &Latency, rule: usize, scope: &Scope, rng: ChaCha8Rng) -> Self {
         let jitter = params.jitter.map(|j| j.0).unwrap_or_default();
         Delaying {
             delay: params.delay.0,
             jitter,
             rng,
             last: None,
-            mark: Some(Mark {
+            mark: Some(Mark::rule(
                 rule,
-                note: format!(
-                    "latency {:?} (+ jitter up to {:?}) on {direction}",
-                    params.delay.0, jitter
+                format!(
+                    "latency {:?} (+ jitter up to {:?}) on {}",
+                    params.delay.0,
+                    jitter,
+                    scope.subject()
                 ),
-            }),
+            )),
         }
     }
 
@@ -63,37 +65,32 @@ impl Delaying {
 }
 
 impl StreamFault for Delaying {
-    fn apply(&mut self, steps: Vec<Step>, arrival: Instant) -> Vec<Step> {
+    fn apply(&mut self, mut steps: Vec<Step>, arrival: Instant) -> Vec<Step> {
         let deadline = arrival + self.sample();
-        steps
-            .into_iter()
-            .map(|step| match step {
-                Step::Send {
-                    len,
-                    not_before,
-                    mark,
-                } => {
-                    // TCP keeps order: jitter can never let a chunk overtake an earlier one.
-                    let mut at = not_before.max(deadline);
-                    if let Some(last) = self.last {
-                        at = at.max(last);
-                    }
-                    self.last = Some(at);
-                    Step::Send {
-                        len,
-                        not_before: at,
-                        mark: mark.or_else(|| self.mark.take()),
-                    }
+        for step in &mut steps {
+            let Some(not_before) = step.not_before_mut() else {
+                continue;
+            };
+            let mut at = (*not_before).max(deadline);
+            if let Some(last) = self.last {
+                at = at.max(last);
+            }
+            self.last = Some(at);
+            *not_before = at;
+            if let Some(mark) = step.mark_mut() {
+                if mark.is_none() {
+                    *mark = self.mark.take();
                 }
-                other => other,
-            })
-            .collect()
+            }
+        }
+        steps
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::direction::Direction;
     use crate::seed::{stream, Purpose};
 
     fn latency(delay_ms: u64, jitter_ms: Option<u64>) -> Latency {
@@ -117,7 +114,12 @@ mod tests {
     fn each_chunk_is_delayed_from_its_own_arrival() {
         let t0 = Instant::now();
         let rng = stream(1, Purpose::FaultTiming, &[]);
-        let mut fault = Delaying::new(&latency(100, None), 0, Direction::UpstreamToClient, rng);
+        let mut fault = Delaying::new(
+            &latency(100, None),
+            0,
+            &Scope::direction(Direction::UpstreamToClient),
+            rng,
+        );
         let a = fault.apply(vec![Step::send(10, t0)], t0);
         let t1 = t0 + Duration::from_millis(500);
         let b = fault.apply(vec![Step::send(10, t1)], t1);
@@ -131,7 +133,12 @@ mod tests {
     fn jitter_stays_in_bounds_and_never_reorders() {
         let t0 = Instant::now();
         let rng = stream(9, Purpose::FaultTiming, &[]);
-        let mut fault = Delaying::new(&latency(10, Some(50)), 0, Direction::ClientToUpstream, rng);
+        let mut fault = Delaying::new(
+            &latency(10, Some(50)),
+            0,
+            &Scope::direction(Direction::ClientToUpstream),
+            rng,
+        );
         let mut previous = t0;
         for i in 0..200u64 {
             let arrival = t0 + Duration::from_millis(i);
@@ -149,8 +156,12 @@ mod tests {
         let t0 = Instant::now();
         let run = || {
             let rng = stream(42, Purpose::FaultTiming, &[3]);
-            let mut fault =
-                Delaying::new(&latency(0, Some(1000)), 0, Direction::ClientToUpstream, rng);
+            let mut fault = Delaying::new(
+                &latency(0, Some(1000)),
+                0,
+                &Scope::direction(Direction::ClientToUpstream),
+                rng,
+            );
             (0..10)
                 .map(|_| not_before(&fault.apply(vec![Step::send(1, t0)], t0))[0])
                 .collect::<Vec<_>>()

@@ -1,10 +1,15 @@
 //! Faults: what a rule does to traffic, as pure plan rewriters that never touch a socket or a clock.
 //!
+//! This is the one fault engine. A fault acts on a payload stream with offsets — a TCP direction,
+//! an HTTP/1 message, an HTTP/2 stream — described by a [`Scope`]; protocol sessions only map
+//! their framing to such streams and back to raw offsets, they never implement a fault themselves.
+//!
 //! Adding a fault means one file here, one variant of [`Fault`], one arm in each `match` below
 //! (the compiler lists them), unit tests in the file, a scenario in `scenarios/` and an integration
 //! test.
 
 pub mod bandwidth;
+pub mod chain;
 pub mod cut;
 pub mod drop_response;
 pub mod latency;
@@ -12,6 +17,7 @@ pub mod plan;
 pub mod refuse;
 pub mod reset;
 pub mod respond;
+pub mod scope;
 pub mod stall;
 pub mod terminate;
 pub mod truncate;
@@ -22,8 +28,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::direction::Direction;
+pub use chain::FaultChain;
 use plan::{EndHow, Mark, Step};
+pub use scope::{MessageScope, Scope, Unresolved};
 
 /// A fault whose behaviour depends on the bytes of one direction. It sees every chunk of that
 /// direction, in order, and rewrites the plan for it.
@@ -125,17 +132,14 @@ impl Fault {
     pub fn connection_fault(&self, rule: usize) -> Option<ConnectionFault> {
         match self {
             Fault::Refuse(_) => Some(ConnectionFault::Refuse {
-                mark: Mark {
-                    rule,
-                    note: "refused: client leg reset before connecting upstream".to_string(),
-                },
+                mark: Mark::rule(rule, "refused: client leg reset before connecting upstream"),
             }),
             Fault::Terminate(t) => Some(ConnectionFault::EndAfter {
                 after: t.after.0,
                 how: t.how.into(),
-                mark: Mark {
+                mark: Mark::rule(
                     rule,
-                    note: format!(
+                    format!(
                         "terminated with {} after {:?}",
                         match t.how {
                             terminate::TerminateHow::Rst => "RST",
@@ -143,15 +147,15 @@ impl Fault {
                         },
                         t.after.0
                     ),
-                },
+                ),
             }),
             Fault::Reset(reset::Reset { at: Some(at), .. }) => Some(ConnectionFault::EndAfter {
                 after: at.0,
                 how: EndHow::Reset,
-                mark: Mark {
+                mark: Mark::rule(
                     rule,
-                    note: format!("reset at {:?} after the connection opened", at.0),
-                },
+                    format!("reset at {:?} after the connection opened", at.0),
+                ),
             }),
             Fault::Reset(_)
             | Fault::Truncate(_)
@@ -185,76 +189,48 @@ impl Fault {
         self.connection_fault(0).is_some()
     }
 
-    /// A fresh per-direction instance of this fault for rule number `rule`, or `None` for
-    /// connection-wide faults. `rng` is the rule's own seeded stream for this connection and
-    /// direction.
+    /// A fresh instance of this fault for rule number `rule` (0-based) acting on `scope`, or
+    /// `Ok(None)` for faults that are not byte-stream rewriters (connection-wide faults, and the
+    /// HTTP answers the protocol session handles). `rng` is the rule's own seeded stream for this
+    /// scope. Fails when a percentage cannot be resolved in the scope.
     pub fn stream_fault(
         &self,
         rule: usize,
-        direction: Direction,
+        scope: &Scope,
         rng: ChaCha8Rng,
-    ) -> Option<Box<dyn StreamFault>> {
-        match self {
+    ) -> Result<Option<Box<dyn StreamFault>>, Unresolved> {
+        let fault: Box<dyn StreamFault> = match self {
             Fault::Reset(reset::Reset {
                 after: Some(after), ..
-            }) => Some(Box::new(cut::CutAfter::new(
-                after.of(None)?,
+            }) => Box::new(cut::CutAfter::new(
+                scope.resolve(*after)?,
                 EndHow::Reset,
                 rule,
-                direction,
-            ))),
-            Fault::Truncate(t) => Some(Box::new(cut::CutAfter::new(
-                t.after.of(None)?,
+                scope,
+            )),
+            Fault::Truncate(t) => Box::new(cut::CutAfter::new(
+                scope.resolve(t.after)?,
                 EndHow::Finish,
                 rule,
-                direction,
-            ))),
-            Fault::Latency(l) => Some(Box::new(latency::Delaying::new(l, rule, direction, rng))),
-            Fault::Bandwidth(b) => Some(Box::new(bandwidth::Pacing::new(b, rule, direction))),
-            Fault::Stall(s) => Some(Box::new(stall::Stalling::new(s, rule, direction))),
+                scope,
+            )),
+            Fault::Latency(l) => Box::new(latency::Delaying::new(l, rule, scope, rng)),
+            Fault::Bandwidth(b) => Box::new(bandwidth::Pacing::new(b, rule, scope)),
+            Fault::Stall(s) => Box::new(stall::Stalling::new(s, rule, scope)?),
             Fault::Reset(_)
             | Fault::Terminate(_)
             | Fault::Refuse(_)
             | Fault::Respond(_)
-            | Fault::DropResponse(_) => None,
-        }
-    }
-}
-
-/// The faults acting on one direction of one connection, applied in rule order.
-#[derive(Debug, Default)]
-pub struct DirectionPlanner {
-    faults: Vec<Box<dyn StreamFault>>,
-}
-
-impl DirectionPlanner {
-    /// A planner applying `faults` in order (the scenario's rule order).
-    pub fn new(faults: Vec<Box<dyn StreamFault>>) -> Self {
-        DirectionPlanner { faults }
-    }
-
-    /// No fault on this direction: the pump can relay without asking.
-    pub fn is_empty(&self) -> bool {
-        self.faults.is_empty()
-    }
-
-    /// The plan for a chunk of `len` bytes that arrived at `arrival`.
-    pub fn plan(&mut self, len: usize, arrival: Instant) -> Vec<Step> {
-        self.apply(vec![Step::send(len, arrival)], arrival)
-    }
-
-    /// Applies the direction's faults to a plan already shaped by HTTP rules.
-    pub fn apply(&mut self, mut steps: Vec<Step>, arrival: Instant) -> Vec<Step> {
-        for fault in &mut self.faults {
-            steps = fault.apply(steps, arrival);
-        }
-        steps
+            | Fault::DropResponse(_) => return Ok(None),
+        };
+        Ok(Some(fault))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::direction::Direction;
     use crate::seed::{stream, Purpose};
     use crate::units::{Amount, Span};
 
@@ -270,11 +246,15 @@ mod tests {
             at: None,
         });
         let rng = || stream(0, Purpose::FaultTiming, &[]);
-        let dir = Direction::ClientToUpstream;
-        let mut planner = DirectionPlanner::new(vec![
-            latency.stream_fault(0, dir, rng()).expect("stream fault"),
-            reset.stream_fault(1, dir, rng()).expect("stream fault"),
-        ]);
+        let scope = Scope::direction(Direction::ClientToUpstream);
+        let instance = |fault: &Fault, rule| {
+            fault
+                .stream_fault(rule, &scope, rng())
+                .expect("bytes resolve")
+                .expect("a stream fault")
+        };
+        let mut planner =
+            FaultChain::for_direction(vec![instance(&latency, 0), instance(&reset, 1)]);
         let plan = planner.plan(80, t0);
         match plan.as_slice() {
             [Step::Send {
@@ -286,7 +266,7 @@ mod tests {
                 mark,
             }] => {
                 assert_eq!(*not_before, t0 + Duration::from_millis(100));
-                assert_eq!(mark.rule, 1);
+                assert_eq!(mark.rule, Some(1));
             }
             other => panic!("unexpected plan {other:?}"),
         }

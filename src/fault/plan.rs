@@ -1,19 +1,41 @@
 //! The plan vocabulary: what a pump must do with the bytes it just read, decided by pure faults.
 //!
-//! A plan is a list of [`Step`]s over one chunk: send the next `len` bytes not before an instant,
-//! close the connection (FIN or RST), or hold the direction. Faults rewrite plans; only the pump
-//! executes them, which keeps every fault testable without sockets or clocks.
+//! A plan is a list of [`Step`]s over one chunk of one payload stream (a TCP direction, an HTTP/1
+//! message, an HTTP/2 stream): send the next `len` bytes not before an instant, skip them, write
+//! bytes faultline made, close the connection (FIN or RST), or hold the direction. Faults rewrite
+//! plans; only the pump executes them, which keeps every fault testable without sockets or clocks.
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
-/// Why a step exists: the rule that acted and a sentence saying what it did. It becomes a log line,
-/// a rule counter in the exit summary and (with captures) a packet comment.
+/// Why a step exists: the rule that acted (or faultline itself) and a sentence saying what it
+/// did. It becomes a log line, a rule counter in the exit summary and (with captures) a packet
+/// comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mark {
-    /// Index of the rule in the scenario, in file order (0-based).
-    pub rule: usize,
+    /// Index of the rule in the scenario, in file order (0-based); `None` when faultline acted on
+    /// its own (a strict-mode `400`, a forward-proxy request for another origin).
+    pub rule: Option<usize>,
     /// What happened, e.g. `reset client->upstream after 65536 bytes`.
     pub note: String,
+}
+
+impl Mark {
+    /// A mark left by rule number `rule` (0-based).
+    pub fn rule(rule: usize, note: impl Into<String>) -> Mark {
+        Mark {
+            rule: Some(rule),
+            note: note.into(),
+        }
+    }
+
+    /// A mark left by faultline itself, not by any rule.
+    pub fn proxy(note: impl Into<String>) -> Mark {
+        Mark {
+            rule: None,
+            note: note.into(),
+        }
+    }
 }
 
 /// How a fault ends a connection.
@@ -25,6 +47,24 @@ pub enum EndHow {
     Finish,
 }
 
+/// What a byte of a payload stream is to the faults that count bytes (`after = SIZE`).
+///
+/// A plain TCP direction is all payload. Inside a message, the protocol session tells the faults
+/// which bytes are the message's payload, so "reset after 1 MiB of the body" counts body bytes
+/// only, and a limit of zero acts right after the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// Counted by byte limits. Every byte of a plain TCP direction.
+    #[default]
+    Payload,
+    /// A message head (HTTP/1 head, HTTP/2 HEADERS): it comes before payload offset 0, so it is
+    /// relayed even when a limit of 0 acts.
+    Head,
+    /// Framing inside a message (chunk-size lines, CRLFs, trailers, frame headers, padding):
+    /// relayed along with the payload around it, never counted.
+    Framing,
+}
+
 /// One instruction for the pump.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -33,14 +73,23 @@ pub enum Step {
         len: usize,
         not_before: Instant,
         mark: Option<Mark>,
+        role: Role,
     },
+    /// Write bytes faultline made (a rewritten request line, an injected HTTP/2 frame) at this
+    /// point of the stream, not before `not_before`. They take the place of no chunk bytes.
+    Insert {
+        bytes: Bytes,
+        not_before: Instant,
+        mark: Option<Mark>,
+        role: Role,
+    },
+    /// Consume the next `len` bytes of the chunk without relaying them (a request faultline
+    /// answers itself never reaches the upstream).
+    Skip { len: usize },
     /// End the whole connection now, after everything before this step was written.
     End { how: EndHow, mark: Mark },
     /// Stop relaying this direction for good while keeping both sockets open.
     Hold { mark: Mark },
-    /// Consume the next `len` bytes of the chunk without relaying them (a request faultline
-    /// answers itself never reaches the upstream).
-    Skip { len: usize },
     /// Write these bytes (an answer from faultline itself) to the destination, then close the
     /// connection.
     Answer { bytes: Vec<u8>, mark: Mark },
@@ -50,17 +99,62 @@ pub enum Step {
 }
 
 impl Step {
-    /// A plain send of `len` bytes that may go out at `at`.
+    /// A plain send of `len` payload bytes that may go out at `at`.
     pub fn send(len: usize, at: Instant) -> Step {
         Step::Send {
             len,
             not_before: at,
             mark: None,
+            role: Role::Payload,
+        }
+    }
+
+    /// A send of `len` bytes playing `role` in their message.
+    pub fn send_as(len: usize, at: Instant, role: Role) -> Step {
+        Step::Send {
+            len,
+            not_before: at,
+            mark: None,
+            role,
+        }
+    }
+
+    /// The instant a step that writes bytes may go out; `None` for steps that write nothing of
+    /// the stream. Timing faults (latency, stall, bandwidth) move it, never earlier.
+    pub fn not_before_mut(&mut self) -> Option<&mut Instant> {
+        match self {
+            Step::Send { not_before, .. } | Step::Insert { not_before, .. } => Some(not_before),
+            _ => None,
+        }
+    }
+
+    /// The mark slot of a step that writes bytes, so a fault can ride its note on the first
+    /// bytes it shaped.
+    pub fn mark_mut(&mut self) -> Option<&mut Option<Mark>> {
+        match self {
+            Step::Send { mark, .. } | Step::Insert { mark, .. } => Some(mark),
+            _ => None,
+        }
+    }
+
+    /// Whether the pump stops relaying this direction after the step.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Step::End { .. } | Step::Hold { .. } | Step::Answer { .. } | Step::Park
+        )
+    }
+
+    /// Bytes of the chunk this step accounts for (sent or skipped).
+    pub fn chunk_len(&self) -> usize {
+        match self {
+            Step::Send { len, .. } | Step::Skip { len } => *len,
+            _ => 0,
         }
     }
 }
 
-/// Bytes in the Send steps of a plan: what the plan will write.
+/// Bytes of the chunk the Send steps of a plan will write.
 pub fn sent_len(steps: &[Step]) -> usize {
     steps
         .iter()
@@ -71,29 +165,52 @@ pub fn sent_len(steps: &[Step]) -> usize {
         .sum()
 }
 
-/// Splits a plan where a byte counter reaches `limit`.
+/// Gives every byte-writing step the payload role: a fault on a whole TCP direction counts every
+/// byte, whatever the protocol session said about it.
+pub fn all_payload(mut steps: Vec<Step>) -> Vec<Step> {
+    for step in &mut steps {
+        if let Step::Send { role, .. } | Step::Insert { role, .. } = step {
+            *role = Role::Payload;
+        }
+    }
+    steps
+}
+
+/// Splits a plan where a counter of payload bytes reaches `limit`.
 ///
-/// `counted` is how many bytes this fault has already seen pass in earlier plans; it is advanced
-/// by the bytes kept. Returns the steps up to and including byte number `limit`, and `Some(rest)`
-/// when the limit was reached inside (or exactly at the end of) this plan; `rest` holds the steps
-/// after the limit, with a Send split in two when the limit falls inside it. Non-Send steps are
-/// kept in order on the side where they stand.
+/// `counted` is how many payload bytes this fault has already seen pass in earlier plans; it is
+/// advanced by the payload bytes kept. Returns the steps up to and including payload byte number
+/// `limit`, and `Some(rest)` when the limit was reached inside (or exactly at the end of) this
+/// plan; `rest` holds the steps after the limit, with a Send split in two when the limit falls
+/// inside it. Head bytes always come before the limit (a limit of 0 acts right after the head);
+/// framing bytes count for nothing and fall on the side where they stand. Other steps are kept
+/// in order on the side where they stand.
 pub fn split_at_limit(
     steps: Vec<Step>,
     counted: &mut u64,
     limit: u64,
 ) -> (Vec<Step>, Option<Vec<Step>>) {
-    if *counted >= limit {
-        return (Vec::new(), Some(steps));
-    }
     let mut before = Vec::with_capacity(steps.len() + 1);
     let mut iter = steps.into_iter();
     while let Some(step) = iter.next() {
+        let reached = *counted >= limit;
         match step {
+            Step::Send {
+                role: Role::Head, ..
+            }
+            | Step::Insert {
+                role: Role::Head, ..
+            } => before.push(step),
+            Step::Send { .. } | Step::Insert { .. } if reached => {
+                let mut rest = vec![step];
+                rest.extend(iter);
+                return (before, Some(rest));
+            }
             Step::Send {
                 len,
                 not_before,
                 mark,
+                role: Role::Payload,
             } => {
                 let room = limit - *counted;
                 if (len as u64) < room {
@@ -102,25 +219,26 @@ pub fn split_at_limit(
                         len,
                         not_before,
                         mark,
+                        role: Role::Payload,
                     });
                     continue;
                 }
                 // The limit falls inside or at the end of this send.
                 let head = room as usize;
                 *counted = limit;
-                if head > 0 {
-                    before.push(Step::Send {
-                        len: head,
-                        not_before,
-                        mark: mark.clone(),
-                    });
-                }
+                before.push(Step::Send {
+                    len: head,
+                    not_before,
+                    mark: mark.clone(),
+                    role: Role::Payload,
+                });
                 let mut rest = Vec::new();
                 if len > head {
                     rest.push(Step::Send {
                         len: len - head,
                         not_before,
-                        mark: if head == 0 { mark } else { None },
+                        mark: None,
+                        role: Role::Payload,
                     });
                 }
                 rest.extend(iter);
@@ -190,5 +308,52 @@ mod tests {
         let (before, rest) = split_at_limit(vec![Step::send(5, now)], &mut counted, 0);
         assert!(before.is_empty());
         assert_eq!(lens(&rest.expect("reached")), vec![5]);
+    }
+
+    #[test]
+    fn a_zero_limit_in_a_message_acts_right_after_the_head() {
+        let now = Instant::now();
+        let mut counted = 0;
+        let plan = vec![
+            Step::send_as(100, now, Role::Head),
+            Step::send_as(5, now, Role::Framing),
+            Step::send_as(10, now, Role::Payload),
+        ];
+        let (before, rest) = split_at_limit(plan, &mut counted, 0);
+        assert_eq!(lens(&before), vec![100]);
+        assert_eq!(lens(&rest.expect("reached")), vec![5, 10]);
+        let mut counted = 0;
+        let (before, rest) =
+            split_at_limit(vec![Step::send_as(100, now, Role::Head)], &mut counted, 0);
+        assert_eq!(lens(&before), vec![100]);
+        assert_eq!(
+            rest,
+            Some(Vec::new()),
+            "a body-less message ends at its head"
+        );
+    }
+
+    #[test]
+    fn framing_is_not_counted_and_the_cut_follows_the_last_payload_byte() {
+        let now = Instant::now();
+        let mut counted = 0;
+        let plan = vec![
+            Step::send_as(3, now, Role::Framing),
+            Step::send_as(4, now, Role::Payload),
+            Step::send_as(2, now, Role::Framing),
+            Step::send_as(3, now, Role::Framing),
+            Step::send_as(4, now, Role::Payload),
+        ];
+        let (before, rest) = split_at_limit(plan, &mut counted, 6);
+        assert_eq!(lens(&before), vec![3, 4, 2, 3, 2]);
+        assert_eq!(lens(&rest.expect("reached")), vec![2]);
+        assert_eq!(counted, 6);
+    }
+
+    #[test]
+    fn all_payload_forgets_message_roles() {
+        let now = Instant::now();
+        let steps = all_payload(vec![Step::send_as(3, now, Role::Head)]);
+        assert_eq!(steps, vec![Step::send(3, now)]);
     }
 }

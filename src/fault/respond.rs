@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::FaultError;
+use crate::http::answer::{closing_answer, reason_phrase};
 
 /// When faultline answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -69,51 +70,19 @@ impl Respond {
 
     /// The exact bytes faultline sends: status line, headers, `Connection: close`, body.
     pub fn response_bytes(&self) -> Vec<u8> {
-        let reason = reason_phrase(self.status);
-        let body = self
-            .body
-            .clone()
-            .unwrap_or_else(|| format!("{} {reason} (injected by faultline)\n", self.status));
-        let mut out = format!("HTTP/1.1 {} {reason}\r\n", self.status);
-        for (name, value) in &self.headers {
-            out.push_str(&format!("{name}: {value}\r\n"));
-        }
-        out.push_str(&format!(
-            "Content-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        ));
-        out.push_str(&body);
-        out.into_bytes()
-    }
-}
-
-/// Reason phrases of the statuses scenarios use; others get a generic phrase.
-pub fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        413 => "Content Too Large",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        507 => "Insufficient Storage",
-        508 => "Loop Detected",
-        _ => match status / 100 {
-            1 => "Informational",
-            2 => "Success",
-            3 => "Redirection",
-            4 => "Client Error",
-            _ => "Server Error",
-        },
+        let body = self.body.clone().unwrap_or_else(|| {
+            format!(
+                "{} {} (injected by faultline)\n",
+                self.status,
+                reason_phrase(self.status)
+            )
+        });
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        closing_answer(self.status, &headers, body.as_bytes())
     }
 }
 

@@ -1,11 +1,11 @@
-//! The `stall` fault: stop relaying one direction mid-stream while keeping both sockets open.
+//! The `stall` fault: stop relaying a payload stream mid-way while keeping both sockets open.
 
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::plan::{split_at_limit, Mark, Step};
+use super::scope::{Scope, Unresolved};
 use super::StreamFault;
-use crate::direction::Direction;
 use crate::units::{Amount, Span};
 
 /// `fault.stall = { after = "1MiB", duration = "10s" }`: a hung upload or download, the case that
@@ -20,53 +20,64 @@ pub struct Stall {
     pub duration: Option<Span>,
 }
 
+/// Where a stall instance is.
 #[derive(Debug)]
 enum Phase {
+    /// Counting bytes toward the limit.
     Relaying,
+    /// Bytes wait until `until`; `mark` rides on the first of them.
     Paused { until: Instant, mark: Option<Mark> },
+    /// Stalled for good: nothing more is relayed.
     Holding,
 }
 
-/// Per-direction stall state.
+/// One stall on one payload stream.
 #[derive(Debug)]
 pub struct Stalling {
     limit: u64,
     counted: u64,
     duration: Option<std::time::Duration>,
     rule: usize,
-    direction: Direction,
+    note: String,
     phase: Phase,
 }
 
 impl Stalling {
-    /// Starts counting bytes toward the stall of rule `rule` on `direction`.
-    pub fn new(params: &Stall, rule: usize, direction: Direction) -> Self {
-        Stalling {
-            limit: params.after.and_then(|a| a.of(None)).unwrap_or(0),
+    /// A stall for rule number `rule` on `scope`; fails when `after` is a percentage of a body of
+    /// unknown length.
+    pub fn new(params: &Stall, rule: usize, scope: &Scope) -> Result<Self, Unresolved> {
+        let limit = scope.resolve(params.after.unwrap_or(Amount::Bytes(0)))?;
+        let duration = params.duration.map(|d| d.0);
+        let how_long = match duration {
+            Some(d) => format!("for {d:?}"),
+            None => "forever".to_string(),
+        };
+        Ok(Stalling {
+            limit,
             counted: 0,
-            duration: params.duration.map(|d| d.0),
+            duration,
             rule,
-            direction,
+            note: format!(
+                "stalled {} {how_long} after {limit} bytes{}",
+                scope.direction,
+                scope.counted_suffix()
+            ),
             phase: Phase::Relaying,
-        }
+        })
     }
 
-    fn delay_until(steps: Vec<Step>, until: Instant, mark: &mut Option<Mark>) -> Vec<Step> {
+    fn delay_until(mut steps: Vec<Step>, until: Instant, mark: &mut Option<Mark>) -> Vec<Step> {
+        for step in &mut steps {
+            if let Some(at) = step.not_before_mut() {
+                *at = (*at).max(until);
+            }
+            if let Some(own) = step.mark_mut() {
+                if own.is_none() {
+                    *own = mark.take();
+                }
+            }
+        }
         steps
-            .into_iter()
-            .map(|step| match step {
-                Step::Send {
-                    len,
-                    not_before,
-                    mark: own,
-                } => Step::Send {
-                    len,
-                    not_before: not_before.max(until),
-                    mark: own.or_else(|| mark.take()),
-                },
-                other => other,
-            })
-            .collect()
     }
 }
 
@@ -86,29 +97,16 @@ impl StreamFault for Stalling {
                 let Some(rest) = rest else {
                     return before;
                 };
+                let mark = Mark::rule(self.rule, std::mem::take(&mut self.note));
                 match self.duration {
                     None => {
                         self.phase = Phase::Holding;
-                        before.push(Step::Hold {
-                            mark: Mark {
-                                rule: self.rule,
-                                note: format!(
-                                    "stalled {} forever after {} bytes",
-                                    self.direction, self.limit
-                                ),
-                            },
-                        });
+                        before.push(Step::Hold { mark });
                         before
                     }
                     Some(duration) => {
                         let until = arrival + duration;
-                        let mut mark = Some(Mark {
-                            rule: self.rule,
-                            note: format!(
-                                "stalled {} for {duration:?} after {} bytes",
-                                self.direction, self.limit
-                            ),
-                        });
+                        let mut mark = Some(mark);
                         before.extend(Self::delay_until(rest, until, &mut mark));
                         self.phase = Phase::Paused { until, mark };
                         before
@@ -122,6 +120,7 @@ impl StreamFault for Stalling {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::direction::Direction;
     use crate::fault::plan::sent_len;
     use std::time::Duration;
 
@@ -135,7 +134,12 @@ mod tests {
     #[test]
     fn bytes_after_the_limit_wait_for_the_duration() {
         let t0 = Instant::now();
-        let mut fault = Stalling::new(&stall(10, Some(2)), 0, Direction::ClientToUpstream);
+        let mut fault = Stalling::new(
+            &stall(10, Some(2)),
+            0,
+            &Scope::direction(Direction::ClientToUpstream),
+        )
+        .expect("bytes resolve");
         let plan = fault.apply(vec![Step::send(30, t0)], t0);
         assert_eq!(sent_len(&plan), 30);
         match plan.as_slice() {
@@ -143,10 +147,12 @@ mod tests {
                 len: 10,
                 not_before: a,
                 mark: None,
+                ..
             }, Step::Send {
                 len: 20,
                 not_before: b,
                 mark: Some(_),
+                ..
             }] => {
                 assert_eq!(*a, t0);
                 assert_eq!(*b, t0 + Duration::from_secs(2));
@@ -166,7 +172,12 @@ mod tests {
     #[test]
     fn a_stall_without_duration_holds_forever() {
         let t0 = Instant::now();
-        let mut fault = Stalling::new(&stall(4, None), 1, Direction::UpstreamToClient);
+        let mut fault = Stalling::new(
+            &stall(4, None),
+            1,
+            &Scope::direction(Direction::UpstreamToClient),
+        )
+        .expect("bytes resolve");
         let plan = fault.apply(vec![Step::send(10, t0)], t0);
         assert_eq!(sent_len(&plan), 4);
         assert!(matches!(plan.last(), Some(Step::Hold { .. })));
@@ -176,7 +187,12 @@ mod tests {
     #[test]
     fn a_stall_at_a_chunk_boundary_marks_the_first_delayed_chunk() {
         let t0 = Instant::now();
-        let mut fault = Stalling::new(&stall(10, Some(1)), 0, Direction::ClientToUpstream);
+        let mut fault = Stalling::new(
+            &stall(10, Some(1)),
+            0,
+            &Scope::direction(Direction::ClientToUpstream),
+        )
+        .expect("bytes resolve");
         let first = fault.apply(vec![Step::send(10, t0)], t0);
         assert_eq!(sent_len(&first), 10);
         let next = fault.apply(vec![Step::send(3, t0)], t0);

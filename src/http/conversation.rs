@@ -183,6 +183,17 @@ impl Http1Conversation {
         self.responses.offset()
     }
 
+    /// Bytes of an incomplete request head at the end of what was fed (0 outside a head): a
+    /// proxy that wants to decide on whole heads holds them back until the head completes.
+    pub fn request_head_pending(&self) -> usize {
+        self.requests.pending_head_bytes()
+    }
+
+    /// Bytes of an incomplete response head at the end of what was fed (0 outside a head).
+    pub fn response_head_pending(&self) -> usize {
+        self.responses.pending_head_bytes()
+    }
+
     /// Requests whose final response has not started yet (pipelining depth).
     pub fn unanswered_requests(&self) -> usize {
         self.unanswered.len()

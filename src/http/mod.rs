@@ -5,6 +5,8 @@
 //! so faults can act on raw offsets ("reset after half the body") and captures can be read back
 //! message by message. It does no I/O, keeps no clock, and never copies body bytes.
 
+pub mod answer;
+pub mod authority;
 mod body;
 mod chunked;
 mod conversation;
@@ -15,6 +17,7 @@ mod framing;
 mod head_buffer;
 mod headers;
 mod limits;
+pub mod origin_form;
 mod request;
 mod response;
 mod stream;

@@ -109,6 +109,15 @@ impl<H: ParseHead> MessageStream<H> {
         self.pos
     }
 
+    /// Bytes of a head still incomplete: the tail of what was fed, waiting for the rest of the
+    /// head (0 when the stream is not inside a head).
+    pub fn pending_head_bytes(&self) -> usize {
+        match self.state {
+            State::Head => self.head.len(),
+            _ => 0,
+        }
+    }
+
     /// True once the stream carries raw tunnel bytes.
     pub fn is_tunnel(&self) -> bool {
         matches!(self.state, State::Tunnel)

@@ -15,7 +15,6 @@ use tokio::sync::Notify;
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info, warn, Instrument};
 
-use super::http_session::HttpSession;
 use super::pump::{pump, PumpEnd};
 use super::socket::{abort, wait_delivered};
 use super::splice::splice_pump;
@@ -23,10 +22,11 @@ use super::tap::Tap;
 use super::{forward, RunShared, Upstream};
 use crate::capture::Leg;
 use crate::direction::Direction;
-use crate::fault::plan::{EndHow, Mark, Step};
-use crate::fault::{ConnectionFault, DirectionPlanner};
+use crate::fault::plan::{EndHow, Mark};
+use crate::fault::{ConnectionFault, FaultChain, Scope};
 use crate::scenario::schema::{Mode, Protocol};
 use crate::seed::{self, Purpose};
+use crate::session::{Http1Session, RunView, SessionPlan};
 
 /// How long to wait for the upstream to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,8 +45,9 @@ pub struct ConnectionShared {
     pub run: Arc<RunShared>,
     /// Where this connection's traffic is recorded.
     pub tap: Tap,
-    /// The HTTP rule engine, when HTTP rules (or strict HTTP) apply to this connection.
-    pub http: Option<Mutex<HttpSession>>,
+    /// The HTTP session, when HTTP rules (or strict HTTP, or forward mode) apply to this
+    /// connection; both pumps share it because responses are matched to their requests.
+    pub http: Option<Mutex<Http1Session>>,
     /// Whether the peer of each leg (client, upstream) already shut down its write half, so a
     /// clean close does not record its FIN twice.
     peer_finished: [AtomicBool; 2],
@@ -59,10 +60,13 @@ impl ConnectionShared {
     /// A fault took effect: count it, say so once at info naming the rule, and return the
     /// sentence that marks it in the capture.
     pub fn fault_fired(&self, mark: &Mark) -> String {
-        if let Some(stats) = self.run.stats.rules.get(mark.rule) {
+        let rule = mark
+            .rule
+            .and_then(|i| Some((i, self.run.scenario.rules.get(i)?)));
+        if let Some(stats) = rule.and_then(|(i, _)| self.run.stats.rules.get(i)) {
             stats.fired.fetch_add(1, Relaxed);
         }
-        match self.run.scenario.rules.get(mark.rule) {
+        match rule.map(|(_, rule)| rule) {
             Some(rule) => {
                 info!(rule = %rule.name, "fault: {}", mark.note);
                 format!("faultline: rule \"{}\" {}", rule.name, mark.note)
@@ -93,14 +97,14 @@ impl ConnectionShared {
         }
     }
 
-    /// The HTTP rule engine's plan for a chunk, or `None` when HTTP rules do not apply (any
-    /// more) to this connection.
+    /// The HTTP session's plan for a chunk, or `None` when HTTP rules do not apply (any more) to
+    /// this connection.
     pub fn plan_http(
         &self,
         direction: Direction,
         chunk: &[u8],
         arrival: Instant,
-    ) -> Option<Vec<Step>> {
+    ) -> Option<SessionPlan> {
         let session = self.http.as_ref()?;
         let mut session = match session.lock() {
             Ok(guard) => guard,
@@ -109,13 +113,11 @@ impl ConnectionShared {
         if !session.is_active(direction) {
             return None;
         }
-        Some(session.plan(
-            direction,
-            chunk,
-            arrival,
-            &self.run.scenario,
-            &self.run.http,
-        ))
+        let run = RunView {
+            scenario: &self.run.scenario,
+            counters: &self.run.counters,
+        };
+        Some(session.plan(direction, chunk, arrival, run))
     }
 
     /// Bytes were written to the destination of `direction`.
@@ -147,10 +149,8 @@ pub async fn serve(client: TcpStream, client_addr: SocketAddr, id: u64, run: Arc
         let strict = run.scenario.protocol == Protocol::Http;
         let forward = run.scenario.mode == Mode::Forward;
         let wanted = strict || forward || !armed.is_empty();
-        let http = (run.scenario.protocol != Protocol::Tcp && wanted).then(|| {
-            let rng = seed::stream(run.seed, Purpose::FaultTiming, &[id, u64::MAX]);
-            Mutex::new(HttpSession::new(armed, strict, rng))
-        });
+        let http = (run.scenario.protocol != Protocol::Tcp && wanted)
+            .then(|| Mutex::new(Http1Session::new(armed, strict, run.seed, id)));
         let conn = ConnectionShared {
             id,
             run,
@@ -215,6 +215,7 @@ async fn proxy_connection(
     debug!(upstream = ?upstream.peer_addr().ok(), "upstream connected");
 
     let planner_for = |direction: Direction| {
+        let scope = Scope::direction(direction);
         let faults = matched
             .iter()
             .filter(|&&i| !run.scenario.rules[i].is_http())
@@ -225,10 +226,16 @@ async fn proxy_connection(
                     Purpose::FaultTiming,
                     &[conn.id, i as u64, direction.index() as u64],
                 );
-                run.scenario.rules[i].fault.stream_fault(i, direction, rng)
+                // Whole-direction amounts are plain sizes (percentages need an HTTP rule, checked
+                // at load), so they always resolve.
+                run.scenario.rules[i]
+                    .fault
+                    .stream_fault(i, &scope, rng)
+                    .ok()
+                    .flatten()
             })
             .collect();
-        DirectionPlanner::new(faults)
+        FaultChain::for_direction(faults)
     };
 
     // Whether each pump finished, i.e. faultline already sent its FIN on that pump's destination.
@@ -378,7 +385,7 @@ async fn relay(
     source: &mut ReadHalf<'_>,
     destination: &mut WriteHalf<'_>,
     direction: Direction,
-    planner: DirectionPlanner,
+    planner: FaultChain,
     conn: &ConnectionShared,
     replay: Bytes,
 ) -> PumpEnd {

@@ -13,6 +13,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{lookup_host, TcpStream};
 use tokio::time::timeout;
 
+use crate::http::authority::{authority_of, split_host_port};
 use crate::http::RequestHead;
 
 /// Largest request head faultline waits for before routing.
@@ -50,14 +51,8 @@ pub struct Refusal {
 
 impl Refusal {
     fn new(status: u16, reason: String) -> Self {
-        let phrase = crate::fault::respond::reason_phrase(status);
-        let body = format!("{status} {phrase}: {reason}\n");
         Refusal {
-            response: format!(
-                "HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .into_bytes(),
+            response: crate::http::answer::plain_answer(status, &reason),
             reason,
         }
     }
@@ -162,69 +157,9 @@ fn is_self(addr: SocketAddr, own: SocketAddr) -> bool {
             || (addr.ip().is_loopback() && own.ip().is_loopback()))
 }
 
-/// The same origin written two ways (`Host` vs `host:80`) compares equal.
-pub fn same_origin(a: &str, b: &str) -> bool {
-    match (split_host_port(a, 80), split_host_port(b, 80)) {
-        (Some((ha, pa)), Some((hb, pb))) => ha.eq_ignore_ascii_case(&hb) && pa == pb,
-        _ => a.eq_ignore_ascii_case(b),
-    }
-}
-
-/// `host:port` of an absolute-form `http://host:port/path` target.
-pub fn authority_of(target: &str) -> Option<String> {
-    let rest = target.strip_prefix("http://").or_else(|| {
-        target
-            .get(..7)
-            .filter(|p| p.eq_ignore_ascii_case("http://"))
-            .map(|_| &target[7..])
-    })?;
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    // Drop credentials, if any.
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    (!authority.is_empty()).then(|| authority.to_string())
-}
-
-/// Splits `host:port`, `[v6]:port` or `host` (default port).
-fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
-    if let Some(rest) = authority.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => default_port,
-            None => return None,
-        };
-        return Some((host.to_string(), port));
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => Some((host.to_string(), port.parse().ok()?)),
-        Some(_) => None,
-        None => Some((authority.to_string(), default_port)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn absolute_form_targets_give_their_authority() {
-        assert_eq!(
-            authority_of("http://127.0.0.1:8080/files/x"),
-            Some("127.0.0.1:8080".into())
-        );
-        assert_eq!(authority_of("http://user:pw@host/x?y"), Some("host".into()));
-        assert_eq!(authority_of("/origin/form"), None);
-        assert_eq!(authority_of("https://host/x"), None);
-    }
-
-    #[test]
-    fn host_and_port_split_with_defaults_and_v6() {
-        assert_eq!(split_host_port("h:81", 80), Some(("h".into(), 81)));
-        assert_eq!(split_host_port("h", 80), Some(("h".into(), 80)));
-        assert_eq!(split_host_port("[::1]:9", 80), Some(("::1".into(), 9)));
-        assert_eq!(split_host_port("h:x", 80), None);
-    }
 
     #[test]
     fn own_address_is_recognised_on_loopback_and_wildcard() {

@@ -6,7 +6,6 @@
 
 pub mod connection;
 pub mod forward;
-pub mod http_session;
 pub mod pump;
 pub mod socket;
 pub mod splice;
@@ -31,8 +30,8 @@ use crate::builtin;
 use crate::capture::{CaptureError, CaptureMeta, CaptureSink, CaptureWriterHandle};
 use crate::scenario::schema::{Builtin, Mode, UpstreamSpec};
 use crate::scenario::Scenario;
+use crate::session::RunCounters;
 use crate::store;
-use http_session::HttpRunState;
 use stats::{RunStats, RunSummary};
 
 /// Where upstream legs connect, once built-ins are started.
@@ -88,7 +87,7 @@ pub struct RunShared {
     /// Where connections record what crossed their sockets, when capturing.
     pub capture: Option<CaptureSink>,
     /// Run-wide HTTP counters (attempts, request ordinals per rule).
-    pub http: HttpRunState,
+    pub counters: RunCounters,
 }
 
 /// Why a run could not start.
@@ -255,7 +254,7 @@ pub async fn start_on(
     };
     let shared = Arc::new(RunShared {
         stats: RunStats::new(plan.scenario.rules.len()),
-        http: HttpRunState::new(plan.scenario.rules.len()),
+        counters: RunCounters::new(plan.scenario.rules.len()),
         scenario: plan.scenario,
         seed: plan.seed,
         upstream,

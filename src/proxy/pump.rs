@@ -15,7 +15,7 @@ use tokio::time::{sleep_until, Instant};
 use super::connection::ConnectionShared;
 use crate::direction::Direction;
 use crate::fault::plan::{EndHow, Mark, Step};
-use crate::fault::DirectionPlanner;
+use crate::fault::FaultChain;
 
 /// Bytes asked of the kernel per read: large reads keep syscalls per byte low on bulk transfers.
 const READ_CHUNK: usize = 256 * 1024;
@@ -70,7 +70,7 @@ pub async fn pump<R, W>(
     source: &mut R,
     destination: &mut W,
     direction: Direction,
-    mut planner: DirectionPlanner,
+    mut planner: FaultChain,
     conn: &ConnectionShared,
     replay: Bytes,
 ) -> PumpEnd
@@ -86,6 +86,9 @@ where
     let mut closed_by_plan = false;
     let mut holding = false;
     let mut replay = (!replay.is_empty()).then_some(replay);
+    // Bytes read but not planned yet: the HTTP session holds back an incomplete head until it
+    // is whole, and they are planned again, first, with the next chunk.
+    let mut carry = Bytes::new();
     // Only the direction toward the client delivers faultline's own answers.
     let owes_answers = direction == Direction::UpstreamToClient && conn.http.is_some();
 
@@ -197,21 +200,44 @@ where
             Ok(0) => {
                 eof = true;
                 conn.source_finished(direction).await;
+                if !carry.is_empty() && !closed_by_plan {
+                    // The source ended inside a held-back head: relay it as it came.
+                    let arrival = Instant::now();
+                    let held = std::mem::take(&mut carry);
+                    let steps = planner.plan(held.len(), arrival);
+                    closed_by_plan = enqueue(&mut queue, &mut queued_bytes, held, steps);
+                }
                 continue;
             }
             Ok(n) => n,
             Err(e) => return PumpEnd::SourceFailed(e),
         };
-        let mut chunk = buf.split_to(n).freeze();
-        conn.tap.received(direction, &chunk).await;
+        let fresh = buf.split_to(n).freeze();
+        conn.tap.received(direction, &fresh).await;
+        let chunk = if carry.is_empty() {
+            fresh
+        } else {
+            let mut joined = BytesMut::with_capacity(carry.len() + fresh.len());
+            joined.extend_from_slice(&carry);
+            joined.extend_from_slice(&fresh);
+            carry = Bytes::new();
+            joined.freeze()
+        };
 
         let arrival = Instant::now();
         let steps = match conn.plan_http(direction, &chunk, arrival) {
-            Some(steps) => planner.apply(steps, arrival),
-            None if !planner.is_empty() => planner.plan(n, arrival),
+            Some(session) => {
+                let covered = chunk.len() - session.deferred.min(chunk.len());
+                let mut chunk = chunk;
+                carry = chunk.split_off(covered);
+                let steps = planner.apply(session.steps, arrival);
+                closed_by_plan = enqueue(&mut queue, &mut queued_bytes, chunk, steps);
+                continue;
+            }
+            None if !planner.is_empty() => planner.plan(chunk.len(), arrival),
             None => {
                 // Nothing to decide: relay as soon as possible.
-                queued_bytes += n;
+                queued_bytes += chunk.len();
                 queue.push_back(Queued::Send {
                     bytes: chunk,
                     not_before: None,
@@ -220,46 +246,68 @@ where
                 continue;
             }
         };
-        for step in steps {
-            match step {
-                Step::Send {
-                    len,
-                    not_before,
+        closed_by_plan = enqueue(&mut queue, &mut queued_bytes, chunk, steps);
+    }
+}
+
+/// Queues the steps of a plan over `chunk`; returns whether a step ended relaying in this
+/// direction (nothing more is read then).
+fn enqueue(
+    queue: &mut VecDeque<Queued>,
+    queued_bytes: &mut usize,
+    mut chunk: Bytes,
+    steps: Vec<Step>,
+) -> bool {
+    for step in steps {
+        match step {
+            Step::Send {
+                len,
+                not_before,
+                mark,
+                ..
+            } => {
+                let len = len.min(chunk.len());
+                *queued_bytes += len;
+                queue.push_back(Queued::Send {
+                    bytes: chunk.split_to(len),
+                    not_before: Some(not_before),
                     mark,
-                } => {
-                    let len = len.min(chunk.len());
-                    queued_bytes += len;
-                    queue.push_back(Queued::Send {
-                        bytes: chunk.split_to(len),
-                        not_before: Some(not_before),
-                        mark,
-                    });
-                }
-                Step::End { how, mark } => {
-                    closed_by_plan = true;
-                    queue.push_back(Queued::End { how, mark });
-                    break;
-                }
-                Step::Hold { mark } => {
-                    closed_by_plan = true;
-                    queue.push_back(Queued::Hold { mark });
-                    break;
-                }
-                Step::Skip { len } => {
-                    let len = len.min(chunk.len());
-                    drop(chunk.split_to(len));
-                }
-                Step::Answer { bytes, mark } => {
-                    closed_by_plan = true;
-                    queue.push_back(Queued::Answer { bytes, mark });
-                    break;
-                }
-                Step::Park => {
-                    closed_by_plan = true;
-                    queue.push_back(Queued::Park);
-                    break;
-                }
+                });
+            }
+            Step::Insert {
+                bytes,
+                not_before,
+                mark,
+                ..
+            } => {
+                *queued_bytes += bytes.len();
+                queue.push_back(Queued::Send {
+                    bytes,
+                    not_before: Some(not_before),
+                    mark,
+                });
+            }
+            Step::Skip { len } => {
+                let len = len.min(chunk.len());
+                drop(chunk.split_to(len));
+            }
+            Step::End { how, mark } => {
+                queue.push_back(Queued::End { how, mark });
+                return true;
+            }
+            Step::Hold { mark } => {
+                queue.push_back(Queued::Hold { mark });
+                return true;
+            }
+            Step::Answer { bytes, mark } => {
+                queue.push_back(Queued::Answer { bytes, mark });
+                return true;
+            }
+            Step::Park => {
+                queue.push_back(Queued::Park);
+                return true;
             }
         }
     }
+    false
 }

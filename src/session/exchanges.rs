@@ -1,0 +1,75 @@
+//! The requests of one connection still waiting for their responses, in order, with what each
+//! left for its response: rules to arm on it, a response to drop, or an answer faultline owes
+//! the client in its place.
+
+use std::collections::VecDeque;
+
+use crate::fault::plan::Mark;
+
+/// What a request left for its response.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// How the request is named in notes: `PUT /x (attempt 1)`.
+    pub label: String,
+    /// Rules that act on the response, once its status is known.
+    pub response_rules: Vec<usize>,
+    /// Reset the client before the first byte of the response.
+    pub drop_response: Option<Mark>,
+    /// faultline answers this request itself (empty bytes: it only closes), once the responses
+    /// before it are done; the upstream never sees it.
+    pub answer: Option<(Vec<u8>, Mark)>,
+}
+
+/// Requests in the order they were sent; responses answer them front to back (HTTP/1
+/// pipelining).
+#[derive(Debug, Default)]
+pub struct Exchanges {
+    queue: VecDeque<Pending>,
+}
+
+impl Exchanges {
+    /// A request was sent (or will be answered by faultline).
+    pub fn push(&mut self, pending: Pending) {
+        self.queue.push_back(pending);
+    }
+
+    /// The request the next response answers.
+    pub fn front_mut(&mut self) -> Option<&mut Pending> {
+        self.queue.front_mut()
+    }
+
+    /// The response to the oldest request is complete.
+    pub fn answered(&mut self) {
+        self.queue.pop_front();
+    }
+
+    /// The answer faultline owes the client next, if every response before it is done.
+    pub fn take_ready_answer(&mut self) -> Option<(Vec<u8>, Mark)> {
+        if self.queue.front().is_some_and(|p| p.answer.is_some()) {
+            return self.queue.pop_front().and_then(|p| p.answer);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_waits_for_the_responses_before_it() {
+        let mut exchanges = Exchanges::default();
+        exchanges.push(Pending::default());
+        exchanges.push(Pending {
+            answer: Some((b"x".to_vec(), Mark::rule(0, "answered"))),
+            ..Pending::default()
+        });
+        assert!(exchanges.take_ready_answer().is_none());
+        exchanges.answered();
+        assert_eq!(
+            exchanges.take_ready_answer().map(|(bytes, _)| bytes),
+            Some(b"x".to_vec())
+        );
+        assert!(exchanges.front_mut().is_none());
+    }
+}

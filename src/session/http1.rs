@@ -1,0 +1,473 @@
+//! The HTTP/1 session of one connection: follows both directions' messages with the framer and
+//! maps them onto the fault engine — each message's head, framing and payload become classified
+//! byte ranges that its armed rules' fault chain shapes — plus the answers faultline gives in
+//! place of a request. It implements no fault itself.
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use super::arming::{arm_request, arm_response, RunCounters};
+use super::exchanges::{Exchanges, Pending};
+use super::message::{MessageFaults, RuleStreams};
+use super::offsets::ChunkPlan;
+use super::SessionPlan;
+use crate::direction::Direction;
+use crate::fault::plan::{EndHow, Mark, Role, Step};
+use crate::fault::respond::RespondAfter;
+use crate::fault::{Fault, MessageScope, Scope};
+use crate::http::answer::plain_answer;
+use crate::http::authority::{authority_of, same_origin};
+use crate::http::origin_form::rewrite_for_origin;
+use crate::http::{BodyKind, FrameEvent, Http1Conversation, HttpError, RequestHead};
+use crate::scenario::{RequestFacts, Scenario};
+
+/// What a session consults on every chunk: the run's scenario and its counters.
+#[derive(Debug, Clone, Copy)]
+pub struct RunView<'a> {
+    /// The validated scenario.
+    pub scenario: &'a Scenario,
+    /// Attempts and request ordinals across the run.
+    pub counters: &'a RunCounters,
+}
+
+/// The HTTP view of one connection.
+#[derive(Debug)]
+pub struct Http1Session {
+    conv: Http1Conversation,
+    strict: bool,
+    /// Whether HTTP tracking still runs, per direction (false after a tunnel or a fallback to
+    /// raw TCP, and for requests once faultline owes the client an answer).
+    active: [bool; 2],
+    /// Forward proxy: the origin this connection was routed to.
+    route: Option<String>,
+    /// HTTP rules whose connection-level keys matched this connection.
+    candidates: Vec<usize>,
+    exchanges: Exchanges,
+    request: MessageFaults,
+    response: MessageFaults,
+    response_is_interim: bool,
+    /// Bytes of each direction covered by plans so far (the framer may have seen more: a head
+    /// held back until it is complete).
+    planned: [u64; 2],
+    streams: RuleStreams,
+}
+
+impl Http1Session {
+    /// A session for connection number `connection` of a run seeded with `seed`, on which the
+    /// HTTP rules `candidates` matched; `strict` answers malformed requests with 400 instead of
+    /// falling back to raw TCP.
+    pub fn new(candidates: Vec<usize>, strict: bool, seed: u64, connection: u64) -> Self {
+        Http1Session {
+            conv: Http1Conversation::new(),
+            strict,
+            active: [true, true],
+            route: None,
+            candidates,
+            exchanges: Exchanges::default(),
+            request: MessageFaults::default(),
+            response: MessageFaults::default(),
+            response_is_interim: false,
+            planned: [0, 0],
+            streams: RuleStreams::new(seed, connection),
+        }
+    }
+
+    /// Whether HTTP tracking still runs for `direction`.
+    pub fn is_active(&self, direction: Direction) -> bool {
+        self.active[direction.index()]
+    }
+
+    /// Stops HTTP tracking for good (the connection became a CONNECT tunnel, or is not HTTP).
+    pub fn deactivate(&mut self) {
+        self.active = [false, false];
+    }
+
+    /// Forward proxy: requests go to `authority`; they are rewritten to origin-form, and
+    /// requests for another origin must not reach this upstream.
+    pub fn set_route(&mut self, authority: String) {
+        self.route = Some(authority);
+    }
+
+    /// The answer faultline owes the client next, if every response before it is done.
+    pub fn take_ready_answer(&mut self) -> Option<(Vec<u8>, Mark)> {
+        self.exchanges.take_ready_answer()
+    }
+
+    /// Plans a chunk of `direction` that arrived at `arrival`. The chunk starts with the bytes
+    /// the previous plan of this direction deferred.
+    pub fn plan(
+        &mut self,
+        direction: Direction,
+        chunk: &[u8],
+        arrival: Instant,
+        run: RunView<'_>,
+    ) -> SessionPlan {
+        if !self.is_active(direction) {
+            return SessionPlan::relay(chunk.len(), arrival);
+        }
+        let plan = match direction {
+            Direction::ClientToUpstream => self.plan_requests(chunk, arrival, run),
+            Direction::UpstreamToClient => self.plan_responses(chunk, arrival, run),
+        };
+        self.planned[direction.index()] += (chunk.len() - plan.deferred) as u64;
+        plan
+    }
+
+    /// The part of `chunk` the framer has not seen yet (the start was fed when it was deferred).
+    fn unfed(chunk: &[u8], planned: u64, fed: u64) -> &[u8] {
+        let seen = usize::try_from(fed.saturating_sub(planned)).unwrap_or(usize::MAX);
+        chunk.get(seen..).unwrap_or_default()
+    }
+
+    fn plan_requests(&mut self, chunk: &[u8], arrival: Instant, run: RunView<'_>) -> SessionPlan {
+        let start = self.planned[0];
+        let fresh = Self::unfed(chunk, start, self.conv.request_offset());
+        let (events, error) = self.conv.feed_request_partial(fresh);
+        if error.is_some() && !self.strict {
+            warn!(direction = %Direction::ClientToUpstream, error = ?error.map(|e| e.to_string()), "not HTTP/1 after all; relaying the rest as raw TCP");
+            self.deactivate();
+            return SessionPlan::relay(chunk.len(), arrival);
+        }
+        let mut plan = ChunkPlan::new(start, chunk.len(), arrival);
+        let mut last_end = start;
+        for event in events {
+            match event {
+                FrameEvent::Head {
+                    head,
+                    start: head_start,
+                    end: head_end,
+                    body,
+                } => {
+                    plan.flush(self.request.chain.as_mut());
+                    plan.relay(head_start, Role::Payload);
+                    plan.flush(None);
+                    self.request = MessageFaults::default();
+                    let raw = chunk_slice(chunk, start, head_start, head_end);
+                    let view = HeadView {
+                        head: &head,
+                        raw,
+                        end: head_end,
+                        body,
+                    };
+                    self.on_request_head(view, &mut plan, run);
+                }
+                FrameEvent::Body(piece) => {
+                    if self.request.swallow {
+                        plan.skip(piece.raw.end);
+                    } else {
+                        plan.relay(piece.raw.start, Role::Framing);
+                        plan.relay(piece.raw.end, Role::Payload);
+                    }
+                }
+                FrameEvent::MessageEnd { end } => {
+                    last_end = end;
+                    if self.request.swallow {
+                        plan.skip(end);
+                        self.park(&mut plan);
+                    } else {
+                        plan.relay(end, Role::Framing);
+                        plan.flush(self.request.chain.as_mut());
+                    }
+                    self.request = MessageFaults::default();
+                }
+                FrameEvent::Tunnel { start: tunnel } => {
+                    plan.relay(tunnel, Role::Framing);
+                    plan.flush(self.request.chain.as_mut());
+                    self.request = MessageFaults::default();
+                    self.deactivate();
+                }
+            }
+            if plan.is_finished() {
+                break;
+            }
+        }
+        if let Some(error) = error {
+            if !plan.is_finished() {
+                return self.malformed(error, plan, last_end);
+            }
+        }
+        self.finish(plan, Direction::ClientToUpstream)
+    }
+
+    /// Plans the rest of the chunk: the bytes of an incomplete head are deferred until it is
+    /// whole (rules decide on whole heads); anything else belongs to the current message.
+    fn finish(&mut self, mut plan: ChunkPlan, direction: Direction) -> SessionPlan {
+        let (pending, message) = match direction {
+            Direction::ClientToUpstream => (self.conv.request_head_pending(), &mut self.request),
+            Direction::UpstreamToClient => (self.conv.response_head_pending(), &mut self.response),
+        };
+        let deferred = if self.active[direction.index()] {
+            pending
+        } else {
+            0
+        };
+        let keep_until = plan.end().saturating_sub(deferred as u64);
+        if message.swallow {
+            plan.skip(keep_until);
+        } else {
+            plan.relay(keep_until, Role::Framing);
+        }
+        plan.flush(message.chain.as_mut());
+        plan.finish(deferred)
+    }
+
+    /// Stops relaying requests here: faultline owes the client an answer (already queued),
+    /// sent once the responses before it are done.
+    fn park(&mut self, plan: &mut ChunkPlan) {
+        plan.stop(Step::Park);
+        self.active[0] = false;
+    }
+
+    /// Arms the rules for a request whose head just completed and plans its head.
+    fn on_request_head(&mut self, view: HeadView<'_>, plan: &mut ChunkPlan, run: RunView<'_>) {
+        let HeadView {
+            head,
+            raw,
+            end: head_end,
+            body,
+        } = view;
+        let attempt = run
+            .counters
+            .attempt(&format!("{} {}", head.method, head.target));
+        let label = format!("{} {} (attempt {attempt})", head.method, head.target);
+        if let Some(route) = &self.route {
+            if let Some(origin) = authority_of(&head.target).filter(|o| !same_origin(o, route)) {
+                let note = format!(
+                    "{label} is for {origin}, but this connection goes to {route}: closed after the earlier responses so the client reconnects"
+                );
+                self.exchanges.push(Pending {
+                    label,
+                    answer: Some((Vec::new(), Mark::proxy(note))),
+                    ..Pending::default()
+                });
+                self.park(plan);
+                return;
+            }
+        }
+        let facts = RequestFacts {
+            method: &head.method,
+            path: head.path(),
+            query: head.query(),
+            host: head.host(),
+            attempt,
+        };
+        let armed = arm_request(
+            run.scenario,
+            &self.candidates,
+            &facts,
+            |name| head.header(name),
+            run.counters,
+        );
+        let mut pending = Pending {
+            label: label.clone(),
+            response_rules: armed.on_response,
+            ..Pending::default()
+        };
+        let mut byte_rules = Vec::new();
+        let mut answer_after = None;
+        for &i in &armed.on_request {
+            match &run.scenario.rules[i].fault {
+                Fault::Respond(respond) if pending.answer.is_none() => {
+                    let note = format!(
+                        "answered {} to {label} without forwarding it",
+                        respond.status
+                    );
+                    pending.answer = Some((respond.response_bytes(), Mark::rule(i, note)));
+                    // A client waiting for `100 Continue` sends no body: answering at once is what
+                    // RFC 9110 §10.1.1 allows a server that will not read the body.
+                    answer_after = Some(if head.expects_continue() {
+                        RespondAfter::RequestHead
+                    } else {
+                        respond.after
+                    });
+                }
+                Fault::Respond(_) => {}
+                Fault::DropResponse(_) => {
+                    pending.drop_response = Some(Mark::rule(
+                        i,
+                        format!("forwarded {label}, then reset the client before its response"),
+                    ));
+                }
+                _ => byte_rules.push(i),
+            }
+        }
+        self.exchanges.push(pending);
+        match answer_after {
+            Some(RespondAfter::RequestHead) => return self.park(plan),
+            Some(RespondAfter::RequestBody) => {
+                self.request = MessageFaults::swallowed();
+                plan.skip(head_end);
+                return;
+            }
+            None => {}
+        }
+        let scope = Scope::message(
+            Direction::ClientToUpstream,
+            MessageScope {
+                body: format!("the body of {label}"),
+                name: label,
+                body_len: body_len(body),
+            },
+        );
+        self.request = MessageFaults::armed(run.scenario, &byte_rules, &scope, &mut self.streams);
+        let rewritten = match (&self.route, raw) {
+            (Some(route), Some(raw)) => rewrite_for_origin(raw, route),
+            _ => None,
+        };
+        match rewritten {
+            Some(bytes) => {
+                plan.skip(head_end);
+                plan.insert(Bytes::from(bytes), Role::Head);
+            }
+            None => {
+                if self.route.is_some() && head.is_absolute_form() {
+                    debug!("forward request head not in this chunk; relayed unchanged");
+                }
+                plan.relay(head_end, Role::Head);
+            }
+        }
+    }
+
+    fn plan_responses(&mut self, chunk: &[u8], arrival: Instant, run: RunView<'_>) -> SessionPlan {
+        let start = self.planned[1];
+        let fresh = Self::unfed(chunk, start, self.conv.response_offset());
+        let events = match self.conv.feed_response(fresh) {
+            Ok(events) => events,
+            Err(e) => {
+                warn!(direction = %Direction::UpstreamToClient, error = %e, "response is not valid HTTP/1; relaying the rest as raw bytes");
+                self.deactivate();
+                return SessionPlan::relay(chunk.len(), arrival);
+            }
+        };
+        let mut plan = ChunkPlan::new(start, chunk.len(), arrival);
+        for event in events {
+            match event {
+                FrameEvent::Head {
+                    head,
+                    start: head_start,
+                    end: head_end,
+                    body,
+                } => {
+                    plan.flush(self.response.chain.as_mut());
+                    plan.relay(head_start, Role::Payload);
+                    plan.flush(None);
+                    self.response = MessageFaults::default();
+                    self.response_is_interim = head.is_interim();
+                    if self.response_is_interim {
+                        plan.relay(head_end, Role::Head);
+                        plan.flush(None);
+                        continue;
+                    }
+                    let (rules, drop, label) = match self.exchanges.front_mut() {
+                        Some(p) => (
+                            std::mem::take(&mut p.response_rules),
+                            p.drop_response.take(),
+                            p.label.clone(),
+                        ),
+                        None => (Vec::new(), None, "an unknown request".to_string()),
+                    };
+                    if let Some(mark) = drop {
+                        plan.stop(Step::End {
+                            how: EndHow::Reset,
+                            mark,
+                        });
+                        break;
+                    }
+                    let rules = arm_response(run.scenario, &rules, head.status);
+                    let label = format!("{label} (status {})", head.status);
+                    let scope = Scope::message(
+                        Direction::UpstreamToClient,
+                        MessageScope {
+                            name: format!("the response to {label}"),
+                            body: format!("the response body to {label}"),
+                            body_len: body_len(body),
+                        },
+                    );
+                    self.response =
+                        MessageFaults::armed(run.scenario, &rules, &scope, &mut self.streams);
+                    plan.relay(head_end, Role::Head);
+                }
+                FrameEvent::Body(piece) => {
+                    plan.relay(piece.raw.start, Role::Framing);
+                    plan.relay(piece.raw.end, Role::Payload);
+                }
+                FrameEvent::MessageEnd { end } => {
+                    plan.relay(end, Role::Framing);
+                    plan.flush(self.response.chain.as_mut());
+                    self.response = MessageFaults::default();
+                    if !self.response_is_interim {
+                        self.exchanges.answered();
+                        if let Some((bytes, mark)) = self.exchanges.take_ready_answer() {
+                            plan.stop(Step::Answer { bytes, mark });
+                        }
+                    }
+                }
+                FrameEvent::Tunnel { start: tunnel } => {
+                    plan.relay(tunnel, Role::Framing);
+                    plan.flush(self.response.chain.as_mut());
+                    self.response = MessageFaults::default();
+                    self.deactivate();
+                }
+            }
+            if plan.is_finished() {
+                break;
+            }
+        }
+        self.finish(plan, Direction::UpstreamToClient)
+    }
+
+    /// Strict HTTP met bytes that are not a request: the complete requests before them are
+    /// relayed, the rest is swallowed, and the client gets `400 Bad Request` after the responses
+    /// it is owed.
+    fn malformed(&mut self, error: HttpError, mut plan: ChunkPlan, last_end: u64) -> SessionPlan {
+        warn!(direction = %Direction::ClientToUpstream, %error, "malformed HTTP request; answering 400 and closing");
+        let bytes = plain_answer(
+            400,
+            &format!("faultline could not parse the request: {error}"),
+        );
+        self.exchanges.push(Pending {
+            label: "a malformed request".to_string(),
+            answer: Some((
+                bytes,
+                Mark::proxy(format!("answered 400 to a malformed request ({error})")),
+            )),
+            ..Pending::default()
+        });
+        plan.relay(last_end, Role::Framing);
+        plan.flush(self.request.chain.as_mut());
+        self.request = MessageFaults::default();
+        let end = plan.end();
+        plan.skip(end);
+        self.park(&mut plan);
+        plan.finish(0)
+    }
+}
+
+/// A request head as the framer reported it.
+struct HeadView<'a> {
+    head: &'a RequestHead,
+    /// Its raw bytes, when the chunk holds all of them.
+    raw: Option<&'a [u8]>,
+    /// Absolute offset just past it.
+    end: u64,
+    /// How its body is delimited.
+    body: BodyKind,
+}
+
+/// The payload length a body's framing announces.
+fn body_len(body: BodyKind) -> Option<u64> {
+    match body {
+        BodyKind::None => Some(0),
+        BodyKind::Length(n) => Some(n),
+        BodyKind::Chunked | BodyKind::UntilClose => None,
+    }
+}
+
+/// The raw bytes `[from, to)` of a chunk that starts at absolute offset `chunk_start`, when the
+/// chunk holds all of them.
+fn chunk_slice(chunk: &[u8], chunk_start: u64, from: u64, to: u64) -> Option<&[u8]> {
+    let from = usize::try_from(from.checked_sub(chunk_start)?).ok()?;
+    let to = usize::try_from(to.checked_sub(chunk_start)?).ok()?;
+    chunk.get(from..to)
+}
