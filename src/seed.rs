@@ -24,6 +24,18 @@ fn splitmix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A stable 64-bit key for a piece of text (FNV-1a, the same on every platform and Rust
+/// version, unlike std's hasher): rules are keyed by their own text, so inserting a rule
+/// before another does not shift the other's random streams the way an index would.
+pub fn key_of(text: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in text {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
 /// A ChaCha8 stream (portable across platforms and rand versions, unlike `StdRng`) for one
 /// decision keyed by `(seed, purpose, parts…)`.
 pub fn stream(seed: u64, purpose: Purpose, parts: &[u64]) -> ChaCha8Rng {
@@ -48,5 +60,12 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_ne!(a, d);
+    }
+
+    #[test]
+    fn text_keys_are_stable() {
+        assert_eq!(key_of(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(key_of(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(key_of(b"rule 1"), key_of(b"rule 2"));
     }
 }

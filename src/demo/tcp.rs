@@ -58,7 +58,7 @@ pub async fn run() -> Result<(), DemoError> {
             .rules
             .iter()
             .enumerate()
-            .find(|(i, r)| r.matcher.matches_connection(n, seed, *i))
+            .find(|(_, r)| r.matcher.matches_connection(n, seed, r.key))
             .map(|(_, r)| format!("rule \"{}\"", r.name))
             .unwrap_or_else(|| "no rule (pass-through)".to_string());
         crate::say!("connection {n}: {rule}");

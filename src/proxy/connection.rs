@@ -138,7 +138,7 @@ pub async fn serve(client: TcpStream, client_addr: SocketAddr, id: u64, run: Arc
             .rules
             .iter()
             .enumerate()
-            .filter(|(i, rule)| rule.matcher.matches_connection(id, run.seed, *i))
+            .filter(|(_, rule)| rule.matcher.matches_connection(id, run.seed, rule.key))
             .map(|(i, _)| i)
             .collect();
         let armed: Vec<usize> = matched
@@ -224,7 +224,7 @@ async fn proxy_connection(
                 let rng = seed::stream(
                     run.seed,
                     Purpose::FaultTiming,
-                    &[conn.id, i as u64, direction.index() as u64],
+                    &[conn.id, run.scenario.rules[i].key, direction.index() as u64],
                 );
                 // Whole-direction amounts are plain sizes (percentages need an HTTP rule, checked
                 // at load), so they always resolve.

@@ -11,6 +11,7 @@ pub mod socket;
 pub mod splice;
 pub mod stats;
 pub mod tap;
+pub mod task_guard;
 
 use std::fmt;
 use std::io;
@@ -88,6 +89,26 @@ pub struct RunShared {
     pub capture: Option<CaptureSink>,
     /// Run-wide HTTP counters (attempts, request ordinals per rule).
     pub counters: RunCounters,
+}
+
+impl RunShared {
+    /// A run with an empty scenario, upstream `builtin:echo`'s placeholder address and no
+    /// capture, for unit tests of what connections share.
+    #[cfg(test)]
+    pub fn for_tests() -> Arc<RunShared> {
+        let scenario =
+            Arc::new(Scenario::from_toml("", "test.toml", "test").expect("an empty scenario"));
+        Arc::new(RunShared {
+            stats: RunStats::new(0),
+            counters: RunCounters::new(0),
+            scenario,
+            seed: 0,
+            upstream: Upstream::Socket(SocketAddr::from(([127, 0, 0, 1], 9))),
+            shutdown: CancellationToken::new(),
+            active: AtomicU64::new(0),
+            capture: None,
+        })
+    }
 }
 
 /// Why a run could not start.
@@ -292,12 +313,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<RunShared>) {
             Ok((stream, client_addr)) => {
                 ordinal += 1;
                 shared.stats.connections.fetch_add(1, Relaxed);
-                shared.active.fetch_add(1, Relaxed);
-                let shared = shared.clone();
-                tracker.spawn(async move {
-                    connection::serve(stream, client_addr, ordinal, shared.clone()).await;
-                    shared.active.fetch_sub(1, Relaxed);
-                });
+                let serve = connection::serve(stream, client_addr, ordinal, shared.clone());
+                tracker.spawn(task_guard::guarded(ordinal, shared.clone(), serve));
             }
             Err(e) => {
                 // Out of file descriptors and similar: keep serving, but do not spin.

@@ -14,6 +14,8 @@ pub struct RunStats {
     pub connections: AtomicU64,
     /// Connections whose upstream could not be reached.
     pub upstream_failures: AtomicU64,
+    /// Connection tasks that panicked (a bug: caught at the task boundary, logged, counted).
+    pub panics: AtomicU64,
     /// Bytes written toward the upstream and toward the client.
     pub bytes: [AtomicU64; 2],
     /// Per rule, in scenario order.
@@ -35,6 +37,7 @@ impl RunStats {
         RunStats {
             connections: AtomicU64::new(0),
             upstream_failures: AtomicU64::new(0),
+            panics: AtomicU64::new(0),
             bytes: [AtomicU64::new(0), AtomicU64::new(0)],
             rules: (0..rules).map(|_| RuleStats::default()).collect(),
         }
@@ -50,6 +53,7 @@ impl RunStats {
         RunSummary {
             connections: self.connections.load(Relaxed),
             upstream_failures: self.upstream_failures.load(Relaxed),
+            panics: self.panics.load(Relaxed),
             client_to_upstream: self.bytes[0].load(Relaxed),
             upstream_to_client: self.bytes[1].load(Relaxed),
             rules: scenario
@@ -75,6 +79,8 @@ pub struct RunSummary {
     pub connections: u64,
     /// Connections whose upstream could not be reached.
     pub upstream_failures: u64,
+    /// Connection tasks that panicked (caught; zero unless faultline has a bug).
+    pub panics: u64,
     /// Bytes written to the upstream.
     pub client_to_upstream: u64,
     /// Bytes written to the client.
@@ -110,6 +116,13 @@ impl fmt::Display for RunSummary {
             "bytes: client->upstream {}, upstream->client {}",
             self.client_to_upstream, self.upstream_to_client
         )?;
+        if self.panics > 0 {
+            writeln!(
+                f,
+                "BUG: {} connection task(s) panicked (caught; see the log and please report it)",
+                self.panics
+            )?;
+        }
         if self.rules.is_empty() {
             writeln!(f, "rules: none (pass-through)")?;
         }

@@ -14,7 +14,7 @@ use std::path::Path;
 use rand::Rng;
 
 pub use error::{Located, ScenarioError};
-use glob::Glob;
+use glob::{Case, Glob};
 use schema::{ConnectionSet, Mode, Protocol, RuleSection, ScenarioFile, UpstreamSpec};
 
 use crate::direction::DirectionMatch;
@@ -55,12 +55,17 @@ pub struct Scenario {
 pub struct Rule {
     /// Human name, used in logs, the summary and capture comments.
     pub name: String,
+    /// Identity of the rule in random streams: a hash of its own text (plus its rank among
+    /// identical rules), so adding or moving another rule never changes this rule's draws.
+    pub key: u64,
     /// When it applies.
     pub matcher: Match,
     /// Whether the file gave `direction` (HTTP rules pick a default from the other keys).
     pub explicit_direction: bool,
     /// What it does.
     pub fault: Fault,
+    /// The hash of the rule's text alone, to rank identical rules.
+    key_base: u64,
 }
 
 /// The connection-level conditions of a rule; all given keys must hold.
@@ -182,10 +187,10 @@ impl Rule {
 }
 
 impl Match {
-    /// Whether the rule numbered `rule` (0-based) applies to connection number `ordinal`
-    /// (1-based) in a run seeded with `seed`. Pure: the probability draw comes from the stream
-    /// keyed by (seed, connection, rule), so the decision replays exactly.
-    pub fn matches_connection(&self, ordinal: u64, seed: u64, rule: usize) -> bool {
+    /// Whether the rule whose key is `rule` applies to connection number `ordinal` (1-based) in
+    /// a run seeded with `seed`. Pure: the probability draw comes from the stream keyed by
+    /// (seed, connection, rule), so the decision replays exactly.
+    pub fn matches_connection(&self, ordinal: u64, seed: u64, rule: u64) -> bool {
         if let Some(set) = &self.connections {
             if !set.contains(&ordinal) {
                 return false;
@@ -197,7 +202,7 @@ impl Match {
             }
         }
         if let Some(p) = self.probability {
-            let draw: f64 = seed::stream(seed, Purpose::RuleMatch, &[ordinal, rule as u64]).gen();
+            let draw: f64 = seed::stream(seed, Purpose::RuleMatch, &[ordinal, rule]).gen();
             if draw >= p.value() {
                 return false;
             }
@@ -252,10 +257,15 @@ impl Scenario {
         })?;
 
         let protocol = file.proxy.protocol.unwrap_or_default();
-        let mut rules = Vec::with_capacity(file.rules.len());
+        let mut rules: Vec<Rule> = Vec::with_capacity(file.rules.len());
         for (index, section) in file.rules.into_iter().enumerate() {
             let span = section.span();
-            let rule = rule_from(section, index, text, &invalid)?;
+            let own_text = text.get(span.clone()).unwrap_or_default().trim();
+            let base = seed::key_of(own_text.as_bytes());
+            let twins = rules.iter().filter(|r| r.key_base == base).count() as u64;
+            let mut rule = rule_from(section, index, text, &invalid)?;
+            rule.key_base = base;
+            rule.key = seed::key_of(&[base.to_le_bytes(), twins.to_le_bytes()].concat());
             if rule.is_http() && protocol == Protocol::Tcp {
                 return Err(invalid(
                     span.start,
@@ -360,6 +370,8 @@ fn rule_from(
         },
         explicit_direction,
         fault,
+        key: 0,
+        key_base: 0,
     })
 }
 
@@ -394,17 +406,32 @@ fn http_match(
         }
         None => None,
     };
+    let glob = |key: &str, value: &toml::Spanned<String>, case: Case| {
+        Glob::new(value.get_ref(), case).map_err(|message| {
+            invalid(
+                value.span().start,
+                format!("rule[{number}].match.{key}"),
+                message,
+            )
+        })
+    };
+    let optional = |key: &str, value: &Option<toml::Spanned<String>>, case: Case| {
+        value.as_ref().map(|v| glob(key, v, case)).transpose()
+    };
+    let mut headers = Vec::new();
+    for (name, value) in m.header.iter().flatten() {
+        let key = format!("header.{name}");
+        headers.push((
+            name.to_ascii_lowercase(),
+            glob(&key, value, Case::Sensitive)?,
+        ));
+    }
     Ok(Some(HttpMatch {
         methods: m.method.as_ref().map(|l| l.0.clone()),
-        path: m.path.as_deref().map(Glob::new),
-        query: m.query.as_deref().map(Glob::new),
-        host: m.host.as_deref().map(Glob::new),
-        headers: m
-            .header
-            .iter()
-            .flatten()
-            .map(|(name, value)| (name.to_ascii_lowercase(), Glob::new(value)))
-            .collect(),
+        path: optional("path", &m.path, Case::Sensitive)?,
+        query: optional("query", &m.query, Case::Sensitive)?,
+        host: optional("host", &m.host, Case::Insensitive)?,
+        headers,
         request: m.request.as_ref().map(|s| s.0.clone()),
         attempt: m.attempt.as_ref().map(|s| s.0.clone()),
         status,
@@ -531,9 +558,40 @@ fault.refuse = {}
     }
 
     #[test]
+    fn bad_globs_point_at_the_pattern() {
+        let e =
+            error_of("[[rule]]\nmatch = { path = \"/a/[b\" }\nfault.respond = { status = 500 }\n");
+        assert_eq!(e.key, "rule[1].match.path");
+        assert_eq!((e.line, e.column), (2, 18));
+        assert!(e.message.contains("/a/[b"), "{}", e.message);
+    }
+
+    #[test]
     fn syntax_errors_have_a_position() {
         let e = error_of("name = \"x\"\n[proxy\n");
         assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn adding_a_rule_does_not_change_another_rules_draws() {
+        let coin = "[[rule]]\nmatch = { probability = 0.5 }\nfault.refuse = {}\n";
+        let other =
+            "[[rule]]\nmatch = { probability = 0.5 }\nfault.latency = { delay = \"1ms\" }\n";
+        let alone = Scenario::from_toml(coin, "a.toml", "a").expect("valid");
+        let crowded =
+            Scenario::from_toml(&format!("{other}{coin}{coin}"), "b.toml", "b").expect("valid");
+        let draws = |rule: &Rule| {
+            (1..=64)
+                .map(|c| rule.matcher.matches_connection(c, 9, rule.key))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draws(&alone.rules[0]), draws(&crowded.rules[1]));
+        assert_ne!(
+            draws(&crowded.rules[1]),
+            draws(&crowded.rules[2]),
+            "identical rules still draw apart"
+        );
+        assert_ne!(draws(&crowded.rules[0]), draws(&crowded.rules[1]));
     }
 
     #[test]

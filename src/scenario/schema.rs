@@ -209,13 +209,13 @@ pub struct MatchSection {
     /// HTTP request method(s), e.g. `"PUT"` or `["POST", "PUT"]`.
     pub method: Option<StringList>,
     /// Glob on the request path (`/files/**`).
-    pub path: Option<String>,
+    pub path: Option<Spanned<String>>,
     /// Glob on the query string (without `?`).
-    pub query: Option<String>,
+    pub query: Option<Spanned<String>>,
     /// Glob on the Host header (or the absolute-form authority).
-    pub host: Option<String>,
+    pub host: Option<Spanned<String>>,
     /// Header name → glob on its value; every listed header must match.
-    pub header: Option<std::collections::BTreeMap<String, String>>,
+    pub header: Option<std::collections::BTreeMap<String, Spanned<String>>>,
     /// 1-based ordinal(s) among the requests of the run that matched the other keys.
     pub request: Option<ConnectionSet>,
     /// The nth time this method + target was seen in the run (`attempt = 1`: first tries).

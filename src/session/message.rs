@@ -19,7 +19,7 @@ use crate::seed::{self, Purpose};
 pub struct RuleStreams {
     seed: u64,
     connection: u64,
-    streams: HashMap<(usize, Direction), ChaCha8Rng>,
+    streams: HashMap<(u64, Direction), ChaCha8Rng>,
 }
 
 impl RuleStreams {
@@ -32,14 +32,17 @@ impl RuleStreams {
         }
     }
 
-    /// A fresh stream for the next message rule `rule` arms on in `direction`.
-    pub fn next(&mut self, rule: usize, direction: Direction) -> ChaCha8Rng {
+    /// A fresh stream for the next message the rule keyed `rule` (its [`Rule::key`]) arms on
+    /// in `direction`.
+    ///
+    /// [`Rule::key`]: crate::scenario::Rule::key
+    pub fn next(&mut self, rule: u64, direction: Direction) -> ChaCha8Rng {
         let (seed, connection) = (self.seed, self.connection);
         let parent = self.streams.entry((rule, direction)).or_insert_with(|| {
             seed::stream(
                 seed,
                 Purpose::FaultTiming,
-                &[connection, rule as u64, direction.index() as u64],
+                &[connection, rule, direction.index() as u64],
             )
         });
         ChaCha8Rng::seed_from_u64(parent.gen())
@@ -70,7 +73,7 @@ impl MessageFaults {
             let Some(rule) = scenario.rules.get(i) else {
                 continue;
             };
-            let rng = streams.next(i, scope.direction);
+            let rng = streams.next(rule.key, scope.direction);
             match rule.fault.stream_fault(i, scope, rng) {
                 Ok(Some(fault)) => faults.push(fault),
                 Ok(None) => {}

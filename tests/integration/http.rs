@@ -2187,3 +2187,136 @@ async fn a_parked_connection_ends_when_the_upstream_hangs_up() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 10. The one fault engine: compositions and head handling
+// ---------------------------------------------------------------------------------------------
+
+/// Regression: a truncate at 100 and a stall at 50 both crossed by one read used to panic the
+/// connection task (index arithmetic over triggered body faults) and leak the `active` count.
+/// Now the faults compose in rule order: 50 bytes, the pause, 50 more, then the FIN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncate_and_a_stall_crossed_in_one_read_compose() {
+    bounded("truncate 100 + stall 50 in one read", async {
+        let (upstream, mut recordings) = recorder(None).await;
+        let mut h = Harness::start(
+            "truncate-and-stall",
+            "",
+            r#"
+[[rule]]
+match = { method = "PUT" }
+fault.truncate = { after = 100 }
+[[rule]]
+match = { method = "PUT" }
+fault.stall = { after = 50, duration = "300ms" }
+"#,
+            upstream.spec(),
+            None,
+        )
+        .await;
+        let put = request("PUT", "/files/both", &[], &random_bytes(1000, 31));
+        let head = head_len(&put);
+        let mut client = Client::connect(h.proxy).await;
+        client.send(&put).await;
+        let got = within("the upstream's recording", recordings.recv())
+            .await
+            .expect("a recording");
+        assert_eq!(got.ending, Ending::Eof, "truncate ends with a FIN: {got:?}");
+        assert_same(&put[..head + 100], &got.bytes, "head and 100 body bytes");
+        let pause = got
+            .reads
+            .iter()
+            .position(|(_, total)| *total == head + 50)
+            .unwrap_or_else(|| panic!("no pause at head + 50: {got:?}"));
+        let gap = got.reads[pause + 1].0 - got.reads[pause].0;
+        assert!(
+            gap >= Duration::from_millis(250),
+            "the stall held the rest {gap:?}"
+        );
+        drop(client);
+        let summary = h.finish().await;
+        assert_eq!(summary.panics, 0, "{summary:?}");
+        assert_eq!(summary.rules[0].fired, 1, "{summary:?}");
+        assert_eq!(summary.rules[1].fired, 1, "{summary:?}");
+    })
+    .await;
+}
+
+/// A head that arrives in pieces is held back until it is whole, so a `respond` decided on
+/// it never lets a partial request reach the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_split_across_writes_never_reaches_the_upstream_half_sent() {
+    bounded("split head answered by faultline", async {
+        let (upstream, mut recordings) = recorder(None).await;
+        let mut h = Harness::start(
+            "split-head",
+            "",
+            r#"
+[[rule]]
+match = { path = "/refused" }
+fault.respond = { status = 503, after = "request-head" }
+"#,
+            upstream.spec(),
+            None,
+        )
+        .await;
+        let put = request("PUT", "/refused", &[], b"0123456789");
+        let mut client = Client::connect(h.proxy).await;
+        client.send(&put[..7]).await;
+        eventually("the upstream leg is open", || upstream.accepted() == 1).await;
+        // Nothing observable says the proxy has read the first piece (it must not relay it), so
+        // a pause makes the two writes two reads; were they merged, the test would only be
+        // weaker, never wrong.
+        sleep(Duration::from_millis(50)).await;
+        client.send(&put[7..]).await;
+        let answer = client.response().await;
+        assert!(injected(&answer, 503), "{answer:?}");
+        drop(client);
+        let got = within("the upstream's recording", recordings.recv())
+            .await
+            .expect("a recording");
+        assert!(
+            got.bytes.is_empty(),
+            "nothing reached the upstream: {got:?}"
+        );
+        h.finish().await;
+    })
+    .await;
+}
+
+/// Forward mode sends origin-form upstream with a Host from the target (a plain origin server
+/// need not understand absolute-form), even when the head arrives in pieces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_mode_sends_origin_form_and_the_targets_host_upstream() {
+    bounded("forward origin-form", async {
+        const REPLY: &[u8] = b"HTTP/1.1 204 No Content\r\n\r\n";
+        let (origin, mut recordings) = recorder(Some((1, REPLY))).await;
+        let mut h = Harness::start(
+            "fwd-origin-form",
+            "mode = \"forward\"",
+            "",
+            UpstreamSpec::PerRequest,
+            None,
+        )
+        .await;
+        let authority = origin.addr.to_string();
+        let sent = format!(
+            "PUT http://{authority}/files/x?v=1 HTTP/1.1\r\nHost: stale.example\r\nX-Keep: yes\r\nContent-Length: 3\r\n\r\nabc"
+        );
+        let wanted = format!(
+            "PUT /files/x?v=1 HTTP/1.1\r\nHost: {authority}\r\nX-Keep: yes\r\nContent-Length: 3\r\n\r\nabc"
+        );
+        let mut client = Client::connect(h.proxy).await;
+        client.send(&sent.as_bytes()[..30]).await;
+        client.send(&sent.as_bytes()[30..]).await;
+        let answer = client.response().await;
+        assert_eq!(answer.status, 204, "{answer:?}");
+        drop(client);
+        let got = within("the origin's recording", recordings.recv())
+            .await
+            .expect("a recording");
+        assert_eq!(String::from_utf8_lossy(&got.bytes), wanted);
+        h.finish().await;
+    })
+    .await;
+}
