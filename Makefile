@@ -29,6 +29,6 @@ build:
 FUZZ_SECONDS ?= 20
 fuzz:
 	command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
-	cd fuzz && for target in scenario http_framing capture_reader; do \
+	cd fuzz && for target in scenario http_framing capture_reader session; do \
 		cargo fuzz run -s none $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done

@@ -29,10 +29,9 @@ use tracing::{info, warn};
 
 use crate::builtin;
 use crate::capture::{CaptureError, CaptureMeta, CaptureSink, CaptureWriterHandle};
-use crate::scenario::schema::{Builtin, Mode, UpstreamSpec};
+use crate::scenario::schema::{Mode, UpstreamSpec};
 use crate::scenario::Scenario;
 use crate::session::RunCounters;
-use crate::store;
 use stats::{RunStats, RunSummary};
 
 /// Where upstream legs connect, once built-ins are started.
@@ -122,12 +121,8 @@ pub enum StartError {
         source: io::Error,
     },
     /// A built-in upstream could not start.
-    #[error("cannot start built-in upstream {name}: {source}")]
-    Builtin {
-        name: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Builtin(#[from] builtin::BuiltinError),
     /// The upstream is the proxy itself: every connection would open another one.
     #[error("upstream {0} is faultline's own listen address; that would loop forever")]
     Loop(SocketAddr),
@@ -217,36 +212,11 @@ pub async fn start_on(
     let upstream = match &plan.upstream {
         _ if plan.scenario.mode == Mode::Forward => Upstream::PerRequest,
         UpstreamSpec::PerRequest => Upstream::PerRequest,
-        UpstreamSpec::Builtin(Builtin::Echo) => {
-            let (addr, task) = builtin::echo::spawn(shutdown.clone())
-                .await
-                .map_err(|source| StartError::Builtin {
-                    name: "builtin:echo".into(),
-                    source,
-                })?;
-            builtins.push(task);
-            Upstream::Socket(addr)
-        }
-        UpstreamSpec::Builtin(Builtin::Store) => {
-            let dir = match &plan.scenario.store {
-                Some(dir) => PathBuf::from(dir),
-                None => {
-                    std::env::temp_dir().join(format!("faultline-store-{}", std::process::id()))
-                }
-            };
-            let (addr, task) = store::spawn_ephemeral(dir.clone(), shutdown.clone())
-                .await
-                .map_err(|e| StartError::Builtin {
-                    name: "builtin:store".into(),
-                    source: io::Error::other(e.to_string()),
-                })?;
-            info!(dir = %dir.display(), %addr, "builtin:store serving");
-            builtins.push(tokio::spawn(async move {
-                if let Ok(Err(e)) = task.await {
-                    warn!(error = %e, "builtin:store stopped with an error");
-                }
-            }));
-            Upstream::Socket(addr)
+        UpstreamSpec::Builtin(builtin) => {
+            let dir = plan.scenario.store.as_ref().map(PathBuf::from);
+            let started = builtin::start(*builtin, dir, shutdown.clone()).await?;
+            builtins.push(started.task);
+            Upstream::Socket(started.addr)
         }
         UpstreamSpec::Address { host, port } => match host.parse() {
             Ok(ip) => Upstream::Socket(SocketAddr::new(ip, *port)),

@@ -9,6 +9,7 @@
 //! fuzzed without sockets.
 
 pub mod arming;
+pub mod conformance;
 pub mod exchanges;
 pub mod http1;
 pub mod message;

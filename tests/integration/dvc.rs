@@ -3,9 +3,9 @@
 //!
 //! DVC comes from `tests/install-dvc.sh`, which the first test here runs (idempotent, a few seconds
 //! once installed): one venv with dvc 3.67.1, dvc-http 2.32.0 and the current aiohttp 3.14.5, plus
-//! an overlay holding aiohttp 3.14.3 alone, put first on PYTHONPATH for the buggy case. Under
-//! `CI=true` a venv that cannot be installed fails every test here; elsewhere they return early,
-//! loudly.
+//! an overlay holding aiohttp 3.14.3 alone, put first on PYTHONPATH for the buggy case. A venv
+//! that cannot be installed fails every test here, everywhere: `make test` installs it, and a
+//! test that skips in silence proves nothing.
 //!
 //! Each test has its own temp dir: `store/` (served by `faultline serve-store` on 127.0.0.1:0),
 //! `repo/` (a `dvc init --no-scm` workspace with a 10-byte file, an exact 5 MiB file and a
@@ -49,10 +49,6 @@ const CHUNK: usize = 5 * 1024 * 1024;
 /// body, and the current one, which reports the reset.
 const BUGGY_AIOHTTP: &str = "3.14.3";
 const CURRENT_AIOHTTP: &str = "3.14.5";
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
 
 // ---------------------------------------------------------------------------------------------
 // processes
@@ -174,21 +170,14 @@ struct Venv {
     overlay: PathBuf,
 }
 
-/// Runs tests/install-dvc.sh once per test process; `None` (outside CI only) when it failed.
-fn venv() -> Option<&'static Venv> {
+/// Runs tests/install-dvc.sh once per test process; a failed install fails the test.
+fn venv() -> &'static Venv {
     static VENV: OnceLock<Result<Venv, String>> = OnceLock::new();
     match VENV.get_or_init(install) {
-        Ok(venv) => Some(venv),
-        Err(why) if ci() => {
-            panic!("dvc is required under CI=true, and installing it failed: {why}")
-        }
-        Err(why) => {
-            eprintln!(
-                "\n!!!!!!!! dvc tests NOT RUN: installing dvc failed (CI=true makes this a failure)\n\
-                 !!!!!!!! {why}\n!!!!!!!! fix it, then: bash tests/install-dvc.sh\n"
-            );
-            None
-        }
+        Ok(venv) => venv,
+        Err(why) => panic!(
+            "dvc is required and installing it failed: {why}\nfix it, then: bash tests/install-dvc.sh"
+        ),
     }
 }
 
@@ -419,10 +408,9 @@ struct Lab {
 }
 
 impl Lab {
-    /// Starts the store and makes a workspace with the payloads `dvc add`ed (no remote yet);
-    /// `None` when dvc is not installed and this is not CI.
-    fn new(label: &str, aiohttp: Aiohttp) -> Option<Lab> {
-        let venv = venv()?;
+    /// Starts the store and makes a workspace with the payloads `dvc add`ed (no remote yet).
+    fn new(label: &str, aiohttp: Aiohttp) -> Lab {
+        let venv = venv();
         let tmp = TempDir::new(label);
         for dir in ["repo", "logs", "dvc-global", "dvc-system", "dvc-site-cache"] {
             fs::create_dir_all(tmp.path().join(dir)).expect("create a lab dir");
@@ -457,7 +445,7 @@ impl Lab {
         let mut add = vec!["add", "-q"];
         add.extend(lab.payloads.iter().map(|p| p.name));
         lab.ok(&add);
-        Some(lab)
+        lab
     }
 
     fn repo(&self) -> PathBuf {
@@ -747,9 +735,7 @@ fn check_inspect(lab: &Lab, capture: &Path, audit: &Audit) {
 /// so the push fails and nothing corrupt is stored; the second push goes through.
 #[test]
 fn post_answered_500_fails_the_push_and_stores_nothing_corrupt() {
-    let Some(lab) = Lab::new("post-500", Aiohttp::Current) else {
-        return;
-    };
+    let lab = Lab::new("post-500", Aiohttp::Current);
     let proxy = lab.proxy("dvc-first-attempt-500", false);
     lab.remote(&proxy.url(), "POST");
 
@@ -790,9 +776,7 @@ fn post_answered_500_fails_the_push_and_stores_nothing_corrupt() {
 /// bytes into the workspace.
 #[test]
 fn put_reset_with_aiohttp_3_14_3_stores_corrupt_objects_and_push_succeeds() {
-    let Some(lab) = Lab::new("put-reset-buggy", Aiohttp::Buggy) else {
-        return;
-    };
+    let lab = Lab::new("put-reset-buggy", Aiohttp::Buggy);
     let proxy = lab.proxy("dvc-put-reset-mid-body", false);
     lab.remote(&proxy.url(), "PUT");
 
@@ -866,9 +850,7 @@ fn put_reset_with_aiohttp_3_14_3_stores_corrupt_objects_and_push_succeeds() {
 /// corrupt is stored, and the second push (unfaulted second attempts) stores everything intact.
 #[test]
 fn put_reset_with_current_aiohttp_fails_the_push_and_stores_nothing_corrupt() {
-    let Some(lab) = Lab::new("put-reset-current", Aiohttp::Current) else {
-        return;
-    };
+    let lab = Lab::new("put-reset-current", Aiohttp::Current);
     let proxy = lab.proxy("dvc-put-reset-mid-body", false);
     lab.remote(&proxy.url(), "PUT");
 
@@ -907,9 +889,7 @@ fn put_reset_with_current_aiohttp_fails_the_push_and_stores_nothing_corrupt() {
 /// no short file into the workspace or its cache.
 #[test]
 fn pull_of_truncated_downloads_fails_and_keeps_no_short_file() {
-    let Some(lab) = Lab::new("pull-truncated", Aiohttp::Current) else {
-        return;
-    };
+    let lab = Lab::new("pull-truncated", Aiohttp::Current);
     let proxy = lab.proxy("dvc-pull-truncated", false);
     lab.remote(&proxy.url(), "POST");
     lab.ok(&["push"]); // uploads are not faulted by this scenario
@@ -952,9 +932,7 @@ fn pull_of_truncated_downloads_fails_and_keeps_no_short_file() {
 /// in front of a remote with a path prefix reproduces the same corruption.
 #[test]
 fn forward_proxy_put_reset_with_aiohttp_3_14_3_stores_corrupt_objects() {
-    let Some(lab) = Lab::new("forward-put-reset", Aiohttp::Buggy) else {
-        return;
-    };
+    let lab = Lab::new("forward-put-reset", Aiohttp::Buggy);
     let proxy = lab.proxy("dvc-forward-put-reset", true);
     lab.remote(&format!("http://{}/dvc-remote", lab.store_addr), "PUT");
 
