@@ -129,43 +129,55 @@ fn split_number(text: &str) -> Option<(f64, &str)> {
     Some((value, unit.trim()))
 }
 
+/// The size units faultline accepts, for error messages.
+const SIZE_UNITS: &str =
+    "B, KB, KiB, MB, MiB, GB, GiB, TB, TiB (any case: KB = 1000 bytes, KiB = 1024)";
+
+/// Bytes per unit of a size unit, in any case (`mb`, `MB`, `Mb` are all megabytes: sizes in
+/// scenario files are never bits).
+fn size_multiplier(unit: &str) -> Option<u64> {
+    Some(match unit.to_ascii_lowercase().as_str() {
+        "" | "b" | "byte" | "bytes" => 1,
+        "k" | "kb" => 1_000,
+        "ki" | "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mi" | "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gi" | "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "ti" | "tib" => 1 << 40,
+        _ => return None,
+    })
+}
+
+/// A whole number of bytes from `value` units of `multiplier` bytes.
+fn whole_bytes(value: f64, multiplier: f64) -> Option<u64> {
+    let bytes = value * multiplier;
+    (bytes.fract() == 0.0 && bytes >= 0.0 && bytes <= u64::MAX as f64).then_some(bytes as u64)
+}
+
 /// Parses a size such as `"64KiB"`; decimal (`KB`) and binary (`KiB`) prefixes both exist in the
-/// wild, so both are accepted and mean what they say.
+/// wild, so both are accepted, in any case, and mean what they say.
 pub fn parse_size(text: &str) -> Result<ByteSize, String> {
-    let bad = || {
-        format!("invalid size {text:?}: expected a number with a unit, like \"64KiB\", \"1MB\" or \"512B\"")
-    };
+    let bad = || format!("invalid size {text:?}: expected a number with a unit: {SIZE_UNITS}");
     let (value, unit) = split_number(text).ok_or_else(bad)?;
-    let multiplier: u64 = match unit {
-        "" | "B" | "b" => 1,
-        "K" | "KB" | "kB" | "kb" => 1_000,
-        "KiB" | "Ki" => 1 << 10,
-        "M" | "MB" => 1_000_000,
-        "MiB" | "Mi" => 1 << 20,
-        "G" | "GB" => 1_000_000_000,
-        "GiB" | "Gi" => 1 << 30,
-        _ => return Err(bad()),
-    };
-    let bytes = value * multiplier as f64;
-    if bytes.fract() != 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!(
-            "invalid size {text:?}: not a whole number of bytes"
-        ));
-    }
-    Ok(ByteSize(bytes as u64))
+    let multiplier = size_multiplier(unit).ok_or_else(bad)?;
+    whole_bytes(value, multiplier as f64)
+        .map(ByteSize)
+        .ok_or_else(|| format!("invalid size {text:?}: not a whole number of bytes"))
 }
 
 /// Parses a duration such as `"250ms"`; a bare number is rejected because its unit would be a guess.
 pub fn parse_duration(text: &str) -> Result<Span, String> {
     let bad = || {
-        format!("invalid duration {text:?}: expected a number with a unit, like \"250ms\", \"30s\" or \"2m\"")
+        format!("invalid duration {text:?}: expected a number with a unit: ns, us, ms, s, m (minutes), h, like \"250ms\" or \"30s\"")
     };
     let (value, unit) = split_number(text).ok_or_else(bad)?;
     let seconds = match unit {
         "ns" => value / 1e9,
         "us" | "µs" => value / 1e6,
         "ms" => value / 1e3,
-        "s" => value,
+        "s" | "sec" => value,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
         _ => return Err(bad()),
@@ -176,15 +188,42 @@ pub fn parse_duration(text: &str) -> Result<Span, String> {
     Ok(Span(Duration::from_secs_f64(seconds)))
 }
 
-/// Parses a rate such as `"256KiB/s"`; zero is rejected (use `stall` to stop traffic).
+/// Parses a rate: a size per second (`"256KiB/s"`, `"1MB/s"`) or a bit rate as networks write it
+/// (`"8mbit/s"`, `"100Mbps"`, decimal prefixes); zero is rejected (use `stall` to stop traffic).
 pub fn parse_rate(text: &str) -> Result<Rate, String> {
-    let size = text.trim().strip_suffix("/s").ok_or_else(|| {
-        format!("invalid rate {text:?}: expected a size per second, like \"256KiB/s\"")
-    })?;
-    let ByteSize(bytes) = parse_size(size)?;
+    let bad = || {
+        format!("invalid rate {text:?}: expected a size per second (\"256KiB/s\", \"1MB/s\") or bits per second (\"8mbit/s\", \"100Mbps\")")
+    };
+    let trimmed = text.trim();
+    let lower = trimmed.to_ascii_lowercase();
+    let bytes = if let Some(bits) = lower
+        .strip_suffix("bit/s")
+        .or_else(|| lower.strip_suffix("bps"))
+    {
+        let (value, prefix) = split_number(bits).ok_or_else(bad)?;
+        let per_second: f64 = match prefix {
+            "" => 1.0,
+            "k" => 1e3,
+            "m" => 1e6,
+            "g" => 1e9,
+            _ => return Err(bad()),
+        };
+        let bits = value * per_second;
+        if !bits.is_finite() || bits < 0.0 {
+            return Err(bad());
+        }
+        (bits / 8.0).floor() as u64
+    } else {
+        let size = trimmed.strip_suffix("/s").ok_or_else(bad)?;
+        let (value, unit) = split_number(size).ok_or_else(bad)?;
+        let multiplier = size_multiplier(unit).ok_or_else(bad)?;
+        whole_bytes(value, multiplier as f64).ok_or_else(|| {
+            format!("invalid rate {text:?}: not a whole number of bytes per second")
+        })?
+    };
     if bytes == 0 {
         return Err(format!(
-            "invalid rate {text:?}: must be greater than zero (use the stall fault to stop traffic)"
+            "invalid rate {text:?}: must be at least one byte per second (use the stall fault to stop traffic)"
         ));
     }
     Ok(Rate(bytes))
@@ -293,6 +332,16 @@ mod tests {
     }
 
     #[test]
+    fn size_units_are_read_in_any_case() {
+        assert_eq!(parse_size("64kb"), Ok(ByteSize(64_000)));
+        assert_eq!(parse_size("1mb"), Ok(ByteSize(1_000_000)));
+        assert_eq!(parse_size("64kib"), Ok(ByteSize(65_536)));
+        assert_eq!(parse_size("2GIB"), Ok(ByteSize(2 << 30)));
+        let e = parse_size("3 furlongs").expect_err("unknown unit");
+        assert!(e.contains("KiB") && e.contains("any case"), "{e}");
+    }
+
+    #[test]
     fn sizes_reject_unknown_units_and_fractions_of_bytes() {
         assert!(parse_size("64 parsecs").is_err());
         assert!(parse_size("KiB").is_err());
@@ -318,7 +367,13 @@ mod tests {
     #[test]
     fn rates_are_sizes_per_second_and_positive() {
         assert_eq!(parse_rate("256KiB/s"), Ok(Rate(262_144)));
-        assert!(parse_rate("256KiB").is_err());
+        assert_eq!(parse_rate("1mb/s"), Ok(Rate(1_000_000)));
+        assert_eq!(parse_rate("8mbit/s"), Ok(Rate(1_000_000)));
+        assert_eq!(parse_rate("100Mbps"), Ok(Rate(12_500_000)));
+        let e = parse_rate("256KiB").expect_err("not a rate");
+        assert!(e.starts_with("invalid rate"), "{e}");
+        let e = parse_rate("1 parsec/s").expect_err("not a rate");
+        assert!(e.starts_with("invalid rate"), "{e}");
         assert!(parse_rate("0B/s").is_err());
     }
 

@@ -831,10 +831,10 @@ async fn probability_decisions_replay_with_the_same_seed() {
             async move {
                 let running = start_proxy(SCENARIO, upstream, seed).await;
                 let refused = refused_among(running.local_addr, CONNECTIONS).await;
-                // The decisions are the documented pure function of (seed, connection, rule).
+                // The decisions are the documented pure function of (seed, connection, rule key).
                 let rule = &running.shared.scenario.rules[0];
                 let predicted: Vec<u64> = (1..=CONNECTIONS)
-                    .filter(|&n| rule.matcher.matches_connection(n, seed, 0))
+                    .filter(|&n| rule.matcher.matches_connection(n, seed, rule.key))
                     .collect();
                 let summary = finish(running).await;
                 assert_eq!(refused, predicted, "seed {seed}");
