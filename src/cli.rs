@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use faultline::inspect::LegFilter;
-use faultline::scenario::schema::UpstreamSpec;
+use faultline::scenario::schema::{ListenAddr, UpstreamSpec};
 
 /// faultline: a transparent TCP chaos proxy that makes network failures happen on purpose,
 /// reproducibly, driven by scenario files.
@@ -51,7 +51,7 @@ pub enum Command {
         #[arg(long)]
         dir: PathBuf,
         /// Address to listen on (port 0 picks a free port; the real address is printed).
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, default_value = "127.0.0.1:8080", value_parser = listen_addr)]
         listen: SocketAddr,
     },
 }
@@ -61,9 +61,9 @@ pub enum Command {
 pub struct RunArgs {
     /// The scenario file (TOML); see scenarios/README.md for the schema.
     pub scenario: PathBuf,
-    /// Address to listen on, e.g. 127.0.0.1:3030 (port 0 picks a free port; the real address
-    /// is printed). Overrides [proxy] listen.
-    #[arg(long)]
+    /// Address to listen on, e.g. 127.0.0.1:3030 or localhost:3030 (port 0 picks a free port;
+    /// the real address is printed). Overrides [proxy] listen.
+    #[arg(long, value_parser = listen_addr)]
     pub listen: Option<SocketAddr>,
     /// Upstream HOST:PORT, builtin:echo or builtin:store. Overrides [proxy] upstream.
     #[arg(long)]
@@ -99,4 +99,9 @@ pub struct InspectArgs {
     /// Which legs of a faultline capture to read: client, upstream or both.
     #[arg(long, default_value = "both")]
     pub leg: LegFilter,
+}
+
+/// `--listen`: an address or a name that resolves, as in scenario files.
+fn listen_addr(text: &str) -> Result<SocketAddr, String> {
+    text.parse::<ListenAddr>().map(|l| l.0)
 }

@@ -78,7 +78,12 @@ fn check(files: &[PathBuf]) -> ExitCode {
     for file in files {
         match Scenario::load(file) {
             Ok(scenario) => {
-                faultline::say!("{}: ok ({} rules)", file.display(), scenario.rules.len())
+                let n = scenario.rules.len();
+                let rules = if n == 1 { "rule" } else { "rules" };
+                faultline::say!("{}: ok ({n} {rules})", file.display());
+                for warning in scenario.warnings() {
+                    eprintln!("{}: warning: {warning}", file.display());
+                }
             }
             Err(e) => {
                 bad += 1;
@@ -147,13 +152,16 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     })
     .await?;
     eprintln!(
-        "faultline: listening on {}, upstream {}, scenario \"{}\", seed {} (Ctrl-C to stop)",
+        "faultline: listening on {}, upstream {}, scenario \"{}\", --seed {} (Ctrl-C to stop)",
         running.local_addr, running.shared.upstream, scenario.name, seed
     );
     wait_for_signal().await?;
     running.shutdown();
     let summary = running.wait().await;
-    faultline::say!("faultline: scenario \"{}\", seed {}", scenario.name, seed);
+    faultline::say!(
+        "faultline: scenario \"{}\", --seed {seed} (replays this run)",
+        scenario.name
+    );
     faultline::say_raw!("{summary}");
     let capture_failed = summary
         .capture

@@ -212,7 +212,9 @@ async fn proxy_connection(
     };
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
-    debug!(upstream = ?upstream.peer_addr().ok(), "upstream connected");
+    if let Ok(peer) = upstream.peer_addr() {
+        debug!(upstream = %peer, "upstream connected");
+    }
 
     let planner_for = |direction: Direction| {
         let scope = Scope::direction(direction);

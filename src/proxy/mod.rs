@@ -175,7 +175,10 @@ impl Running {
         for builtin in self.builtins {
             let _ = builtin.await;
         }
-        let mut summary = self.shared.stats.snapshot(&self.shared.scenario);
+        let mut summary = self
+            .shared
+            .stats
+            .snapshot(&self.shared.scenario, &self.shared.counters);
         // Every connection has ended; the last sink clone goes with `shared`.
         let writer = self.capture_writer;
         drop(self.shared);

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::capture::CaptureSummary;
 use crate::direction::Direction;
 use crate::scenario::Scenario;
+use crate::session::RunCounters;
 
 /// Counters shared by every connection of a run; lock-free so the data path never waits on them.
 #[derive(Debug)]
@@ -49,7 +50,7 @@ impl RunStats {
     }
 
     /// A plain copy of the counters, for the summary and for tests.
-    pub fn snapshot(&self, scenario: &Scenario) -> RunSummary {
+    pub fn snapshot(&self, scenario: &Scenario, counters: &RunCounters) -> RunSummary {
         RunSummary {
             connections: self.connections.load(Relaxed),
             upstream_failures: self.upstream_failures.load(Relaxed),
@@ -60,7 +61,10 @@ impl RunStats {
                 .rules
                 .iter()
                 .zip(&self.rules)
-                .map(|(rule, s)| RuleSummary {
+                .enumerate()
+                .map(|(i, (rule, s))| RuleSummary {
+                    named: rule.has_own_name(),
+                    requests: rule.is_http().then(|| counters.armed(i)),
                     name: rule.name.clone(),
                     fault: rule.fault.name(),
                     matched: s.matched.load(Relaxed),
@@ -96,12 +100,25 @@ pub struct RunSummary {
 pub struct RuleSummary {
     /// Rule name.
     pub name: String,
+    /// Whether the scenario named the rule (or the name is the default `rule N (FAULT)`).
+    pub named: bool,
+    /// HTTP rules: the requests it matched and acted on (or on their responses).
+    pub requests: Option<u64>,
     /// Fault name.
     pub fault: &'static str,
     /// Connections matched.
     pub matched: u64,
     /// Times fired.
     pub fired: u64,
+}
+
+/// `1 request`, `2 requests`.
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 impl fmt::Display for RunSummary {
@@ -127,15 +144,20 @@ impl fmt::Display for RunSummary {
             writeln!(f, "rules: none (pass-through)")?;
         }
         for (i, rule) in self.rules.iter().enumerate() {
-            writeln!(
-                f,
-                "rule {} \"{}\" ({}): matched {} connection(s), fired {} time(s)",
-                i + 1,
-                rule.name,
-                rule.fault,
-                rule.matched,
-                rule.fired
-            )?;
+            let title = if rule.named {
+                format!("rule {} \"{}\" ({})", i + 1, rule.name, rule.fault)
+            } else {
+                format!("rule {} ({})", i + 1, rule.fault)
+            };
+            let scope = match rule.requests {
+                Some(requests) => format!(
+                    "matched {} on {}",
+                    plural(requests, "request"),
+                    plural(rule.matched, "connection")
+                ),
+                None => format!("matched {}", plural(rule.matched, "connection")),
+            };
+            writeln!(f, "{title}: {scope}, fired {}", plural(rule.fired, "time"))?;
         }
         if let Some(capture) = &self.capture {
             writeln!(

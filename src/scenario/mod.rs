@@ -66,6 +66,8 @@ pub struct Rule {
     pub fault: Fault,
     /// The hash of the rule's text alone, to rank identical rules.
     key_base: u64,
+    /// Whether the file gave `name`.
+    named: bool,
 }
 
 /// The connection-level conditions of a rule; all given keys must hold.
@@ -168,6 +170,11 @@ impl HttpMatch {
 }
 
 impl Rule {
+    /// Whether the scenario gave the rule a name (else it is called `rule N (FAULT)`).
+    pub fn has_own_name(&self) -> bool {
+        self.named
+    }
+
     /// Whether the rule acts on HTTP messages rather than on whole directions.
     pub fn is_http(&self) -> bool {
         self.matcher.http.is_some() || self.fault.is_http_only()
@@ -253,6 +260,7 @@ impl Scenario {
                 Some(field) if !key.ends_with(field) => format!("{key}.{field}"),
                 _ => key,
             };
+            let message = explain(&key, &message, text);
             invalid(offset, key, message)
         })?;
 
@@ -287,6 +295,23 @@ impl Scenario {
             store: file.proxy.store,
             rules,
         })
+    }
+}
+
+impl Scenario {
+    /// What `faultline run` will still need or what looks unintended, one sentence each: valid
+    /// files `check` accepts with a warning (exit 0) instead of a bare `ok`.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.upstream.is_none() && self.mode != Mode::Forward {
+            warnings.push(
+                "no upstream: `run` will need [proxy] upstream = \"HOST:PORT\" (or builtin:echo, builtin:store) or --upstream HOST:PORT".to_string(),
+            );
+        }
+        if self.rules.is_empty() {
+            warnings.push("no rules: every connection will be relayed unchanged".to_string());
+        }
+        warnings
     }
 }
 
@@ -358,6 +383,7 @@ fn rule_from(
         }
     }
     Ok(Rule {
+        named: section.name.is_some(),
         name: section
             .name
             .unwrap_or_else(|| format!("rule {number} ({})", fault.name())),
@@ -472,6 +498,49 @@ fn locate_within(text: &str, start: usize, needle: &str) -> Option<usize> {
         .map(|i| start + body_start + i)
 }
 
+/// The fault names a rule may use, for messages.
+const FAULT_NAMES: &str =
+    "reset, truncate, terminate, latency, bandwidth, stall, refuse, respond, drop_response";
+
+/// Says what to write instead, where serde's own message only says what it wanted.
+fn explain(key: &str, message: &str, text: &str) -> String {
+    let is_rule_fault = key.starts_with("rule[") && key.ends_with("].fault");
+    if key == "rule" && message.contains("expected a sequence") {
+        return "each rule is a table in an array: write [[rule]] (double brackets), not [rule]"
+            .to_string();
+    }
+    if is_rule_fault && message.contains("more than 1 element") {
+        let names = rule_number(key)
+            .and_then(|n| fault_names_of(text, n))
+            .map(|names| format!(" (found {})", names.join(", ")))
+            .unwrap_or_default();
+        return format!(
+            "a rule has exactly one fault{names}: give each fault its own [[rule]] table"
+        );
+    }
+    if (is_rule_fault && message.contains("found 0 elements"))
+        || (key.starts_with("rule[") && message == "missing field `fault`")
+    {
+        return format!(
+            "a rule needs a fault: add fault.NAME = {{ … }} with NAME one of {FAULT_NAMES}"
+        );
+    }
+    message.to_string()
+}
+
+/// The 1-based rule number in a key like `rule[2].fault`.
+fn rule_number(key: &str) -> Option<usize> {
+    key.strip_prefix("rule[")?.split(']').next()?.parse().ok()
+}
+
+/// The `fault.NAME` keys of rule number `n` (1-based), read loosely from the text.
+fn fault_names_of(text: &str, n: usize) -> Option<Vec<String>> {
+    let table: toml::Table = toml::from_str(text).ok()?;
+    let rule = table.get("rule")?.as_array()?.get(n.checked_sub(1)?)?;
+    let faults = rule.get("fault")?.as_table()?;
+    Some(faults.keys().map(|k| format!("fault.{k}")).collect())
+}
+
 /// The field named by serde's "unknown field `x`, expected …" message.
 fn unknown_field(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("unknown field `")?;
@@ -564,6 +633,23 @@ fault.refuse = {}
         assert_eq!(e.key, "rule[1].match.path");
         assert_eq!((e.line, e.column), (2, 18));
         assert!(e.message.contains("/a/[b"), "{}", e.message);
+    }
+
+    #[test]
+    fn messages_say_what_to_write_instead() {
+        let e = error_of("[rule]\nfault.refuse = {}\n");
+        assert!(e.message.contains("[[rule]]"), "{}", e.message);
+        let e = error_of("[[rule]]\nfault.refuse = {}\nfault.truncate = { after = 1 }\n");
+        assert!(
+            e.message.contains("fault.refuse, fault.truncate")
+                && e.message.contains("own [[rule]]"),
+            "{}",
+            e.message
+        );
+        let e = error_of("[[rule]]\nmatch = { connection = 1 }\n");
+        assert!(e.message.contains("needs a fault"), "{}", e.message);
+        let e = error_of("[[rule]]\nfault = {}\n");
+        assert!(e.message.contains("needs a fault"), "{}", e.message);
     }
 
     #[test]

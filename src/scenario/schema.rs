@@ -80,14 +80,37 @@ pub enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenAddr(pub SocketAddr);
 
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+
+    /// `IP:PORT`, or `HOST:PORT` for a name that resolves (`localhost:3030`), taking its first
+    /// IPv4 address when it has one, as `--upstream` accepts names too.
+    fn from_str(text: &str) -> Result<Self, String> {
+        if let Ok(addr) = text.parse() {
+            return Ok(ListenAddr(addr));
+        }
+        let bad = |why: String| {
+            format!("invalid listen address {text:?}: {why}; expected IP:PORT or HOST:PORT such as \"127.0.0.1:3030\", \"[::1]:3030\" or \"localhost:3030\"")
+        };
+        use std::net::ToSocketAddrs;
+        let addrs: Vec<SocketAddr> = text
+            .to_socket_addrs()
+            .map_err(|e| bad(e.to_string()))?
+            .collect();
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or_else(|| addrs.first())
+            .copied()
+            .map(ListenAddr)
+            .ok_or_else(|| bad("the name has no address".to_string()))
+    }
+}
+
 impl<'de> Deserialize<'de> for ListenAddr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        text.parse().map(ListenAddr).map_err(|_| {
-            de::Error::custom(format!(
-                "invalid listen address {text:?}: expected IP:PORT such as \"127.0.0.1:3030\" or \"[::1]:3030\""
-            ))
-        })
+        text.parse().map_err(de::Error::custom)
     }
 }
 

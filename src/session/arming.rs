@@ -14,6 +14,7 @@ use crate::scenario::{RequestFacts, Scenario};
 pub struct RunCounters {
     attempts: Mutex<HashMap<String, u64>>,
     request_matches: Vec<AtomicU64>,
+    armed: Vec<AtomicU64>,
 }
 
 impl RunCounters {
@@ -22,7 +23,13 @@ impl RunCounters {
         RunCounters {
             attempts: Mutex::new(HashMap::new()),
             request_matches: (0..rules).map(|_| AtomicU64::new(0)).collect(),
+            armed: (0..rules).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// Requests rule `rule` was armed on (it matched them and acted on them or their response).
+    pub fn armed(&self, rule: usize) -> u64 {
+        self.armed.get(rule).map_or(0, |n| n.load(Relaxed))
     }
 
     /// Records one more sighting of the request identified by `key` (method and target for
@@ -83,6 +90,9 @@ pub fn arm_request<'h>(
             {
                 continue;
             }
+        }
+        if let Some(n) = counters.armed.get(i) {
+            n.fetch_add(1, Relaxed);
         }
         let http_only = rule.fault.is_http_only();
         let direction = rule.http_direction(rule.explicit_direction);

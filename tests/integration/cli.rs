@@ -319,7 +319,7 @@ fn check_reports_each_bad_file_once_and_lists_the_good_ones() {
     );
     assert!(
         out.stdout
-            .contains(&format!("{}: ok (1 rules)", good.display())),
+            .contains(&format!("{}: ok (1 rule)", good.display())),
         "{}",
         out.stdout
     );
@@ -328,10 +328,43 @@ fn check_reports_each_bad_file_once_and_lists_the_good_ones() {
         "{}",
         out.stdout
     );
-    let errors: Vec<&str> = out.stderr.lines().collect();
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.contains(": warning: "))
+        .collect();
     assert_eq!(errors.len(), 2, "one line per bad file:\n{}", out.stderr);
     assert!(errors[0].starts_with(&format!("{}:3:25: ", unit.display())));
     assert!(errors[1].starts_with(&format!("{}:6:11: ", unknown.display())));
+}
+
+#[test]
+fn check_warns_about_what_run_will_need() {
+    let dir = TempDir::new("check-warn");
+    let empty = dir.write("empty.toml", "");
+    let out = check(&[&empty]);
+    assert_eq!(out.code(), Some(0), "a valid file is ok: {}", out.stderr);
+    assert!(
+        out.stdout
+            .contains(&format!("{}: ok (0 rules)", empty.display())),
+        "{}",
+        out.stdout
+    );
+    let upstream = format!("{}: warning: no upstream", empty.display());
+    let rules = format!("{}: warning: no rules", empty.display());
+    assert!(out.stderr.contains(&upstream), "{}", out.stderr);
+    assert!(out.stderr.contains(&rules), "{}", out.stderr);
+    let run = Command::new(BIN)
+        .arg("run")
+        .arg(&empty)
+        .output()
+        .expect("run faultline");
+    assert_eq!(
+        run.status.code(),
+        Some(2),
+        "run refuses what check warned about"
+    );
+    assert!(String::from_utf8_lossy(&run.stderr).contains("no upstream"));
 }
 
 #[test]
@@ -406,7 +439,7 @@ fn run_relays_with_flags_over_the_file_and_prints_a_summary_on_sigterm() {
     assert_eq!(out.code(), Some(0), "stderr:\n{}", out.stderr);
     let n = payload.len();
     for expected in [
-        "scenario \"cli-run\", seed 42".to_string(),
+        "scenario \"cli-run\", --seed 42".to_string(),
         "connections: 1 (0 upstream failures)".to_string(),
         format!("bytes: client->upstream {n}, upstream->client {n}"),
         "rules: none (pass-through)".to_string(),
