@@ -1,16 +1,18 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
 .PHONY: demo test lint bench build fuzz
 
-# Builds faultline and shows its main job on built-in defaults (no setup, loopback only).
+# Builds faultline (cargo shows its progress: the first build takes a minute or two) and shows
+# its main job on built-in defaults (no setup, loopback only).
 demo:
-	cargo run --quiet -- demo
+	cargo build
+	./target/debug/faultline demo
 
 # Installs what the tests need (tshark; dvc in a venv under target/), then runs every test: unit,
 # integration, the real binary, real curl and real dvc.
 test:
 	bash tests/install-deps.sh
 	bash tests/install-dvc.sh
-	cargo test --all-targets
+	cargo test --lib --bins --tests
 
 # Style gates that CI also runs.
 lint:

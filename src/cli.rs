@@ -12,11 +12,37 @@ use faultline::scenario::schema::{ListenAddr, UpstreamSpec};
 /// faultline: a transparent TCP chaos proxy that makes network failures happen on purpose,
 /// reproducibly, driven by scenario files.
 #[derive(Debug, Parser)]
-#[command(name = "faultline", version, about, long_about = None)]
+#[command(
+    name = "faultline",
+    version,
+    about,
+    long_about = None,
+    after_help = "Logging: -v/-q raise or lower the level; RUST_LOG (e.g. RUST_LOG=faultline=debug) overrides both."
+)]
 pub struct Cli {
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The log filter for `faultline`'s own logs: the command's usual level moved by -v/-q.
+    pub fn log_level(&self) -> &'static str {
+        const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+        let usual: i32 = match self.command {
+            // The demo speaks for itself on stdout; its logs stay quiet unless asked.
+            Command::Demo { .. } => 1,
+            _ => 2,
+        };
+        let level = (usual + i32::from(self.verbose) - i32::from(self.quiet)).clamp(0, 4);
+        LEVELS[level as usize]
+    }
 }
 
 /// The subcommands.
@@ -44,6 +70,14 @@ pub enum Command {
     /// when corruption or a content-address mismatch is found, 2 when the capture cannot be read.
     #[command(after_long_help = faultline::inspect::SCHEMA)]
     Inspect(InspectArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout, e.g.
+    /// `faultline completions bash > ~/.local/share/bash-completion/completions/faultline`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, e.g. `faultline man | man -l -`.
+    Man,
     /// Run the built-in HTTP store on its own: PUT/POST store the body at the path under DIR,
     /// GET/HEAD serve it. A valid DVC HTTP remote; never writes outside DIR; atomic writes.
     ServeStore {

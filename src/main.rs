@@ -22,11 +22,7 @@ use faultline::scenario::{Scenario, ScenarioError, DEFAULT_LISTEN};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The demo speaks for itself on stdout; its logs stay quiet unless RUST_LOG asks.
-    let default_level = match cli.command {
-        Command::Demo { .. } => "faultline=warn",
-        _ => "faultline=info",
-    };
+    let default_level = format!("faultline={}", cli.log_level());
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
@@ -35,6 +31,19 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Check { files } => check(&files),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "faultline", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => report(anyhow::Error::from(e).context("cannot write the man page")),
+            }
+        }
         Command::Run(args) => runtime()
             .and_then(|rt| rt.block_on(run(args)))
             .unwrap_or_else(report),

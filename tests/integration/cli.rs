@@ -628,3 +628,57 @@ fn output_to_a_closed_pipe_is_not_a_panic() {
     assert!(!errors.contains("panicked"), "stderr:\n{errors}");
     assert_eq!(status.code(), Some(0), "stderr:\n{errors}");
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_line_definition() {
+    let bash = Command::new(BIN)
+        .args(["completions", "bash"])
+        .output()
+        .expect("run faultline");
+    assert!(bash.status.success());
+    let script = String::from_utf8_lossy(&bash.stdout);
+    assert!(
+        script.contains("_faultline") && script.contains("inspect"),
+        "{script}"
+    );
+    let man = Command::new(BIN)
+        .arg("man")
+        .output()
+        .expect("run faultline");
+    assert!(man.status.success());
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(page.contains(".TH faultline 1"), "{page}");
+    let help = Command::new(BIN)
+        .arg("--help")
+        .output()
+        .expect("run faultline");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("RUST_LOG") && help.contains("--verbose"),
+        "{help}"
+    );
+}
+
+#[test]
+fn quiet_silences_the_info_lines_and_verbose_adds_debug_ones() {
+    let dir = TempDir::new("verbosity");
+    let scenario = dir.write("s.toml", "[proxy]\nupstream = \"builtin:echo\"\n");
+    let lines = |flag: &str| {
+        let process = Process::spawn(Command::new(BIN).arg("run").arg(&scenario).args([
+            "--listen",
+            "127.0.0.1:0",
+            flag,
+        ]));
+        let addr = listening_address(&process.wait_for_stderr("listening on"));
+        drop(std::net::TcpStream::connect(addr).expect("connect"));
+        if flag == "-v" {
+            process.wait_for_stderr("DEBUG");
+        }
+        process.terminate();
+        process.wait().stderr
+    };
+    let quiet = lines("-q");
+    assert!(!quiet.contains("INFO"), "{quiet}");
+    let verbose = lines("-v");
+    assert!(verbose.contains("DEBUG"), "{verbose}");
+}
