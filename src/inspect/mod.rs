@@ -157,7 +157,10 @@ fn inspect_reader<R: Read>(
         };
         segments += 1;
         table.segment(
-            p.interface,
+            reassembly::CapturedOn {
+                section: p.section,
+                interface: p.interface,
+            },
             p.ts_nanos,
             &segment,
             p.comment,
@@ -172,6 +175,7 @@ fn inspect_reader<R: Read>(
             FileFormat::Pcap => "pcap",
             FileFormat::Pcapng => "pcapng",
         },
+        sections: reader.sections(),
         packets: reader.packets(),
         tcp_segments: segments,
         damage: reader.damage().map(str::to_owned),

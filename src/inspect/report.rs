@@ -19,7 +19,7 @@ pub const SCHEMA: &str = r#"faultline inspect --json (schema_version 1): one JSO
   verdict_line     "OK: ..." or the first "CORRUPT: ..." line
   findings         ["CORRUPT: ..."]              every corruption found
   summary          {exchanges, uploads, retried, retries_differing}
-  capture          {path, format: "pcap"|"pcapng", packets, tcp_segments, damage: null|"why reading stopped"}
+  capture          {path, format: "pcap"|"pcapng", sections, packets, tcp_segments, damage: null|"why reading stopped"}
   leg_filter       "client" | "upstream" | "both"
   warnings         ["..."]                       framing lost, capture gaps
   flows            [{id, leg, client: "ip:port", server: "ip:port", opened_ns, saw_syn, http, exchanges: [exchange id], faults: ["comment"]}]
@@ -54,6 +54,8 @@ pub struct CaptureInfo {
     pub path: String,
     /// `pcap` or `pcapng`.
     pub format: &'static str,
+    /// pcapng sections read (1 for classic pcap; more for merged or concatenated captures).
+    pub sections: u32,
     /// Packet records read.
     pub packets: u64,
     /// Records that decoded to a TCP segment (on the selected legs).
