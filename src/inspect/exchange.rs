@@ -11,42 +11,12 @@ use super::http::{
     looks_like_http1_request, BodyKind, Detection, Direction, FrameEvent, Http1Conversation,
     RequestHead, ResponseHead,
 };
+use super::leg;
 use super::reassembly::{FlowInfo, StreamConsumer};
+use crate::direction::Leg;
 
 /// Methods whose request bodies are retained for byte-for-byte comparison between attempts.
 pub const UPLOAD_METHODS: [&str; 3] = ["PUT", "POST", "PATCH"];
-
-/// Which leg of a faultline connection a flow was captured on (pcapng interface name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Leg {
-    /// Interface "client leg": client ↔ proxy.
-    Client,
-    /// Interface "upstream leg": proxy ↔ upstream.
-    Upstream,
-    /// Any other interface, or a classic pcap.
-    Unknown,
-}
-
-impl Leg {
-    /// From a pcapng interface name as faultline writes it.
-    pub fn from_interface(name: Option<&str>) -> Leg {
-        match name {
-            Some("client leg") => Leg::Client,
-            Some("upstream leg") => Leg::Upstream,
-            _ => Leg::Unknown,
-        }
-    }
-
-    /// `client`, `upstream` or `unknown`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Leg::Client => "client",
-            Leg::Upstream => "upstream",
-            Leg::Unknown => "unknown",
-        }
-    }
-}
 
 /// What the request body was, as it crossed.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -112,8 +82,9 @@ pub struct FaultNote {
 pub struct Exchange {
     /// Index in the report's `exchanges` list (0-based, in time order of request heads).
     pub id: usize,
-    /// Capture leg.
-    pub leg: Leg,
+    /// Capture leg (`None`: not a faultline leg, "unknown" in JSON).
+    #[serde(serialize_with = "leg::serialize")]
+    pub leg: Option<Leg>,
     /// Flow id (see `flows`).
     pub flow: u64,
     /// Request head time, nanoseconds since the Unix epoch.
@@ -168,7 +139,7 @@ struct Hashers {
 
 /// The HTTP view of one flow, fed by the reassembler; [`FlowHttp::finish`] yields its exchanges.
 pub struct FlowHttp {
-    leg: Leg,
+    leg: Option<Leg>,
     flow: u64,
     conversation: Http1Conversation,
     tracking: Tracking,
@@ -200,7 +171,7 @@ impl FlowHttp {
     /// A tracker for a new flow; `memory` accounts retained upload bodies.
     pub fn new(info: &FlowInfo, memory: MemoryUse) -> Self {
         FlowHttp {
-            leg: Leg::from_interface(info.interface.as_deref()),
+            leg: leg::of_interface(info.interface.as_deref()),
             flow: info.id,
             conversation: Http1Conversation::new(),
             tracking: Tracking::Undecided,

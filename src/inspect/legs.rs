@@ -9,8 +9,9 @@
 use serde::Serialize;
 
 use super::attempts;
-use super::exchange::{Exchange, Leg};
+use super::exchange::Exchange;
 use super::report::FlowSummary;
+use crate::direction::Leg;
 
 /// One proxied connection's two legs, compared exchange by exchange.
 #[derive(Debug, Clone, Serialize)]
@@ -38,11 +39,14 @@ pub fn compare_legs(flows: &[FlowSummary], exchanges: &mut [Exchange]) -> Vec<Le
     };
     let mut upstream: Vec<(&FlowSummary, bool)> = flows
         .iter()
-        .filter(|f| f.leg == Leg::Upstream)
+        .filter(|f| f.leg == Some(Leg::Upstream))
         .map(|f| (f, false))
         .collect();
     upstream.sort_by_key(|(u, _)| u.opened_ns);
-    let mut clients: Vec<&FlowSummary> = flows.iter().filter(|f| f.leg == Leg::Client).collect();
+    let mut clients: Vec<&FlowSummary> = flows
+        .iter()
+        .filter(|f| f.leg == Some(Leg::Client))
+        .collect();
     clients.sort_by_key(|c| c.opened_ns);
     let mut pairs = Vec::new();
     for c in clients {

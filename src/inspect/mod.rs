@@ -4,12 +4,14 @@
 //! streams per flow) → `exchange` (HTTP/1 exchanges, upload bodies kept by `body_store`) →
 //! `attempts` / `content_address` / `legs` (verdicts) → `report` (text and JSON).
 
+use crate::direction::Leg;
 use crate::http;
 
 mod attempts;
 mod body_store;
 mod content_address;
 mod exchange;
+mod leg;
 mod legs;
 mod packet;
 mod pcap_reader;
@@ -25,7 +27,7 @@ use thiserror::Error;
 
 pub use attempts::{BodyComparison, Excerpt};
 pub use content_address::{AddressCheck, ContentAddress, HashAlgo, Scheme};
-pub use exchange::{Exchange, FaultNote, Leg, Outcome, RequestBody, ResponseInfo};
+pub use exchange::{Exchange, FaultNote, Outcome, RequestBody, ResponseInfo};
 pub use pcap_reader::{FileFormat, FormatError};
 pub use report::{
     Attempt, AttemptGroup, CaptureInfo, ContentCheck, FlowSummary, LegComparison, Report, Summary,
@@ -64,11 +66,11 @@ impl FromStr for LegFilter {
 }
 
 impl LegFilter {
-    fn admits(self, leg: Leg) -> bool {
+    fn admits(self, leg: Option<Leg>) -> bool {
         match self {
             LegFilter::Both => true,
-            LegFilter::Client => leg == Leg::Client,
-            LegFilter::Upstream => leg == Leg::Upstream,
+            LegFilter::Client => leg == Some(Leg::Client),
+            LegFilter::Upstream => leg == Some(Leg::Upstream),
         }
     }
 
@@ -149,7 +151,7 @@ fn inspect_reader<R: Read>(
     let mut done =
         |info: reassembly::FlowInfo, flow: FlowHttp| finished.push((info, flow.finish()));
     while let Some(p) = reader.next_packet() {
-        if !options.leg.admits(Leg::from_interface(p.interface)) {
+        if !options.leg.admits(leg::of_interface(p.interface)) {
             continue;
         }
         let Some(segment) = packet::decode(p.linktype, p.data) else {

@@ -4,10 +4,12 @@ use serde::Serialize;
 
 use super::attempts::{self, BodyComparison};
 use super::content_address::{self, AddressCheck, ContentAddress};
-use super::exchange::{Exchange, FlowOutcome, Leg, Outcome};
+use super::exchange::{Exchange, FlowOutcome, Outcome};
+use super::leg;
 pub use super::legs::LegComparison;
 use super::reassembly::FlowInfo;
 use super::LegFilter;
+use crate::direction::Leg;
 
 /// JSON schema version; bumped only for incompatible changes (fields may be added within a version).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -69,8 +71,9 @@ pub struct CaptureInfo {
 pub struct FlowSummary {
     /// Flow id, in order of first packet.
     pub id: u64,
-    /// Capture leg.
-    pub leg: Leg,
+    /// Capture leg (`None`: not a faultline leg, "unknown" in JSON).
+    #[serde(serialize_with = "leg::serialize")]
+    pub leg: Option<Leg>,
     /// Connecting side, `ip:port`.
     pub client: String,
     /// Accepting side, `ip:port`.
@@ -113,8 +116,9 @@ pub struct Attempt {
 /// Attempts of the same request (same leg, method and target), in time order.
 #[derive(Debug, Clone, Serialize)]
 pub struct AttemptGroup {
-    /// Capture leg.
-    pub leg: Leg,
+    /// Capture leg (`None`: not a faultline leg, "unknown" in JSON).
+    #[serde(serialize_with = "leg::serialize")]
+    pub leg: Option<Leg>,
     /// Request method.
     pub method: String,
     /// Request target.
@@ -196,7 +200,7 @@ pub(crate) fn build(
         warnings.extend(outcome.warnings);
         flows.push(FlowSummary {
             id: info.id,
-            leg: Leg::from_interface(info.interface.as_deref()),
+            leg: leg::of_interface(info.interface.as_deref()),
             client: info.client.to_string(),
             server: info.server.to_string(),
             opened_ns: info.opened_ns,
@@ -368,7 +372,7 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
                     "CORRUPT: {} {} ({} leg): attempt {number} (exchange {id}, flow {}, status {}) was accepted but {}",
                     ex.method,
                     ex.target,
-                    ex.leg.as_str(),
+                    leg::name(ex.leg),
                     ex.flow,
                     ex.response.status.unwrap_or_default(),
                     description
@@ -443,7 +447,7 @@ fn check_addresses(exchanges: &[Exchange], findings: &mut Vec<String>) -> Vec<Co
                 "CORRUPT: {} {} ({} leg, exchange {}, {}): {what}",
                 ex.method,
                 ex.target,
-                ex.leg.as_str(),
+                leg::name(ex.leg),
                 ex.id,
                 response_text(ex)
             ));
@@ -555,7 +559,7 @@ impl Report {
                     "{:>4}  {:<27} {:<8} {:>4}  {:<6} {:<44} {:>22}  {:<16} {:>10}  {}",
                     ex.id,
                     format_time(ex.time_ns),
-                    ex.leg.as_str(),
+                    leg::name(ex.leg),
                     ex.flow,
                     ex.method,
                     truncate(&ex.target, 44),
@@ -574,7 +578,7 @@ impl Report {
                     "  {} {} ({} leg), {} attempts",
                     g.method,
                     g.target,
-                    g.leg.as_str(),
+                    leg::name(g.leg),
                     g.attempts.len()
                 );
                 for a in &g.attempts {

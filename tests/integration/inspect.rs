@@ -272,7 +272,7 @@ fn empty_retry_body_is_named_and_reset_fault_is_attributed() {
     assert!(report
         .exchanges
         .iter()
-        .all(|e| e.leg == faultline::inspect::Leg::Upstream));
+        .all(|e| e.leg == Some(faultline::direction::Leg::Upstream)));
 }
 
 #[test]
@@ -286,10 +286,7 @@ fn content_address_mismatch_exits_one() {
     assert_eq!(report.exit_code(), 1, "{text}");
     assert!(text.contains("MISMATCH"), "{text}");
     assert_eq!(report.capture.format, "pcap");
-    assert!(report
-        .exchanges
-        .iter()
-        .all(|e| e.leg == faultline::inspect::Leg::Unknown));
+    assert!(report.exchanges.iter().all(|e| e.leg.is_none()));
 }
 
 #[test]
