@@ -42,7 +42,7 @@ pub enum Command {
     /// Read a capture back: reassemble flows, list HTTP exchanges, compare retried uploads byte
     /// for byte and check bodies against content addresses in their URLs. Exit 0 when clean, 1
     /// when corruption or a content-address mismatch is found, 2 when the capture cannot be read.
-    #[command(after_long_help = faultline::inspect::SCHEMA)]
+    #[command(after_long_help = faultline::inspect::schema::help())]
     Inspect(InspectArgs),
     /// Run the built-in HTTP store on its own: PUT/POST store the body at the path under DIR,
     /// GET/HEAD serve it. A valid DVC HTTP remote; never writes outside DIR; atomic writes.

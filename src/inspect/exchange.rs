@@ -115,6 +115,15 @@ impl Exchange {
         UPLOAD_METHODS.contains(&self.method.as_str())
     }
 
+    /// "status N", "connection reset" or "no response".
+    pub fn response_text(&self) -> String {
+        match (self.response.outcome, self.response.status) {
+            (Outcome::Status, Some(s)) => format!("status {s}"),
+            (Outcome::ConnectionReset, _) => "connection reset".into(),
+            _ => "no response".into(),
+        }
+    }
+
     /// True for a 2xx final status.
     pub fn succeeded(&self) -> bool {
         self.response

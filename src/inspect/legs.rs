@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::attempts;
 use super::exchange::Exchange;
-use super::report::FlowSummary;
+use super::model::FlowSummary;
 use crate::direction::Leg;
 
 /// One proxied connection's two legs, compared exchange by exchange.

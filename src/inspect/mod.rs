@@ -2,21 +2,26 @@
 //!
 //! Data flows one way: `pcap_reader` (records) → `packet` (TCP segments) → `reassembly` (ordered
 //! streams per flow) → `exchange` (HTTP/1 exchanges, upload bodies kept by `body_store`) →
-//! `attempts` / `content_address` / `legs` (verdicts) → `report` (text and JSON).
+//! `attempts` / `content_address` / `legs` (comparisons) → `analysis` (findings, verdict) →
+//! `model` (the report) → `text` / `json` (rendering; `schema` documents the JSON).
 
 use crate::direction::Leg;
 use crate::http;
 
+mod analysis;
 mod attempts;
 mod body_store;
 mod content_address;
 mod exchange;
+mod json;
 mod leg;
 mod legs;
+mod model;
 mod packet;
 mod pcap_reader;
 mod reassembly;
-mod report;
+pub mod schema;
+mod text;
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -28,11 +33,11 @@ use thiserror::Error;
 pub use attempts::{BodyComparison, Excerpt};
 pub use content_address::{AddressCheck, ContentAddress, HashAlgo, Scheme};
 pub use exchange::{Exchange, FaultNote, Outcome, RequestBody, ResponseInfo};
-pub use pcap_reader::{FileFormat, FormatError};
-pub use report::{
+pub use model::{
     Attempt, AttemptGroup, CaptureInfo, ContentCheck, FlowSummary, LegComparison, Report, Summary,
-    Verdict, SCHEMA,
+    Verdict, SCHEMA_VERSION,
 };
+pub use pcap_reader::{FileFormat, FormatError};
 
 use body_store::MemoryUse;
 use exchange::FlowHttp;
@@ -182,5 +187,5 @@ fn inspect_reader<R: Read>(
         tcp_segments: segments,
         damage: reader.damage().map(str::to_owned),
     };
-    Ok(report::build(capture, options.leg, finished))
+    Ok(analysis::build(capture, options.leg, finished))
 }
