@@ -61,16 +61,21 @@ pub(crate) fn build(
     for ex in &mut exchanges {
         ex.body = None;
     }
-    let mut upload_keys: Vec<(&str, &str)> = exchanges
+    let mut upload_keys: Vec<(&str, String)> = exchanges
         .iter()
         .filter(|e| e.is_upload())
-        .map(|e| (e.method.as_str(), e.target.as_str()))
+        .map(|e| (e.method.as_str(), e.resource()))
         .collect();
     upload_keys.sort_unstable();
     upload_keys.dedup();
-    let mut retried: Vec<(&str, &str)> = attempt_groups
+    let mut retried: Vec<(&str, String)> = attempt_groups
         .iter()
-        .map(|g| (g.method.as_str(), g.target.as_str()))
+        .map(|g| {
+            (
+                g.method.as_str(),
+                exchanges[g.attempts[0].exchange].resource(),
+            )
+        })
         .collect();
     retried.sort_unstable();
     retried.dedup();
@@ -124,7 +129,7 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
     let keys = exchanges
         .iter()
         .filter(|e| e.is_upload())
-        .map(|e| ((e.leg, e.method.clone(), e.target.clone()), e.time_ns, e.id));
+        .map(|e| ((e.leg, e.method.clone(), e.resource()), e.time_ns, e.id));
     let mut out = Vec::new();
     for group in attempts::group_by_key(keys.collect::<Vec<_>>()) {
         if group.len() < 2 {
@@ -279,4 +284,91 @@ fn check_addresses(exchanges: &[Exchange], findings: &mut Vec<String>) -> Vec<Co
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::direction::Leg;
+    use crate::inspect::legs::tests::exchange;
+
+    fn finished(flow: u64, leg: &str, exchanges: Vec<Exchange>) -> (FlowInfo, FlowOutcome) {
+        (
+            FlowInfo {
+                id: flow,
+                interface: Some(leg.into()),
+                client: "127.0.0.1:1".parse().expect("addr"),
+                server: "127.0.0.1:2".parse().expect("addr"),
+                opened_ns: flow,
+                saw_syn: true,
+            },
+            FlowOutcome {
+                exchanges,
+                http: true,
+                warnings: Vec::new(),
+                faults: Vec::new(),
+            },
+        )
+    }
+
+    fn capture() -> CaptureInfo {
+        CaptureInfo {
+            path: "x".into(),
+            format: "pcapng",
+            sections: 1,
+            packets: 0,
+            tcp_segments: 0,
+            damage: None,
+        }
+    }
+
+    #[test]
+    fn attempts_group_by_resource_whatever_the_target_form() {
+        // Two attempts on the upstream leg, one sent in each form (a client that switched from a
+        // proxy to a direct connection, or faultline's origin-form forwarding next to a replay).
+        let report = build(
+            capture(),
+            LegFilter::Both,
+            vec![
+                finished(
+                    1,
+                    "upstream leg",
+                    vec![exchange(
+                        0,
+                        Leg::Upstream,
+                        1,
+                        "PUT",
+                        "http://h:8080/x",
+                        None,
+                    )],
+                ),
+                finished(
+                    2,
+                    "upstream leg",
+                    vec![exchange(1, Leg::Upstream, 2, "PUT", "/x", Some("H:8080"))],
+                ),
+                finished(
+                    3,
+                    "upstream leg",
+                    vec![exchange(
+                        2,
+                        Leg::Upstream,
+                        3,
+                        "PUT",
+                        "/x",
+                        Some("other:8080"),
+                    )],
+                ),
+            ],
+        );
+        assert_eq!(
+            report.attempt_groups.len(),
+            1,
+            "{:?}",
+            report.attempt_groups
+        );
+        assert_eq!(report.attempt_groups[0].attempts.len(), 2);
+        assert_eq!(report.summary.uploads, 2, "h:8080/x and other:8080/x");
+        assert_eq!(report.summary.retried, 1);
+    }
 }

@@ -8,11 +8,12 @@ use sha2::Sha256;
 
 use super::body_store::{MemoryUse, RetainedBody};
 use super::http::{
-    looks_like_http1_request, BodyKind, Detection, Direction, FrameEvent, Http1Conversation,
-    RequestHead, ResponseHead,
+    looks_like_http1_request, BodyKind, Detection, Direction, FrameEvent, HeaderFields,
+    Http1Conversation, RequestHead, ResponseHead,
 };
 use super::leg;
 use super::reassembly::{FlowInfo, StreamConsumer};
+use super::target;
 use crate::direction::Leg;
 
 /// Methods whose request bodies are retained for byte-for-byte comparison between attempts.
@@ -93,6 +94,8 @@ pub struct Exchange {
     pub method: String,
     /// Request target as sent.
     pub target: String,
+    /// The Host header, when the request had one.
+    pub host: Option<String>,
     /// The request body.
     pub request: RequestBody,
     /// The response.
@@ -115,6 +118,12 @@ impl Exchange {
         UPLOAD_METHODS.contains(&self.method.as_str())
     }
 
+    /// The resource the request acts on, the same for its absolute and origin forms (see
+    /// [`target::resource`]): what leg comparison and attempt grouping compare.
+    pub fn resource(&self) -> String {
+        target::resource(&self.target, self.host.as_deref())
+    }
+
     /// "status N", "connection reset" or "no response".
     pub fn response_text(&self) -> String {
         match (self.response.outcome, self.response.status) {
@@ -130,6 +139,14 @@ impl Exchange {
             .status
             .is_some_and(|s| (200..300).contains(&s))
     }
+}
+
+/// The first `name` header's value (case-insensitive name), as text, trimmed.
+pub(crate) fn header(headers: &HeaderFields, name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| String::from_utf8_lossy(v).trim().to_string())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +260,7 @@ impl FlowHttp {
                         BodyKind::None | BodyKind::UntilClose => (Some(0), false),
                     };
                     let upload = UPLOAD_METHODS.contains(&head.method.as_str());
+                    let host = header(&head.headers, "host");
                     let index = self.exchanges.len();
                     self.exchanges.push(Exchange {
                         id: 0,
@@ -251,6 +269,7 @@ impl FlowHttp {
                         time_ns: ts,
                         method: head.method,
                         target: head.target,
+                        host,
                         request: RequestBody {
                             expected,
                             chunked,

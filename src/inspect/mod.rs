@@ -21,6 +21,7 @@ mod packet;
 mod pcap_reader;
 mod reassembly;
 pub mod schema;
+mod target;
 mod text;
 
 use std::fs::File;

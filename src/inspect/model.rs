@@ -86,7 +86,8 @@ pub struct Attempt {
     pub corrupt: bool,
 }
 
-/// Attempts of the same request (same leg, method and target), in time order.
+/// Attempts of the same request (same leg, method and resource: absolute-form and origin-form
+/// targets of one request are the same), in time order.
 #[derive(Debug, Clone, Serialize)]
 pub struct AttemptGroup {
     /// Capture leg (`None`: not a faultline leg, "unknown" in JSON).

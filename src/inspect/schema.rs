@@ -137,6 +137,7 @@ const EXCHANGE: Ty = Ty::Object(&[
     f("time_ns", Ty::Count),
     f("method", Ty::Text),
     f("target", Ty::Text),
+    f("host", OPT_TEXT),
     f("request", REQUEST),
     f("response", RESPONSE),
     f("faults", Ty::List(&FAULT)),
