@@ -10,6 +10,7 @@ demo:
 test:
 	bash tests/install-deps.sh
 	bash tests/install-dvc.sh
+	bash tests/install-annex.sh
 	cargo test --all-targets
 
 # Style gates that CI also runs.
