@@ -68,7 +68,7 @@ pub enum Command {
     /// Read a capture back: reassemble flows, list HTTP exchanges, compare retried uploads byte
     /// for byte and check bodies against content addresses in their URLs. Exit 0 when clean, 1
     /// when corruption or a content-address mismatch is found, 2 when the capture cannot be read.
-    #[command(after_long_help = faultline::inspect::SCHEMA)]
+    #[command(after_long_help = faultline::inspect::schema::help())]
     Inspect(InspectArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout, e.g.
     /// `faultline completions bash > ~/.local/share/bash-completion/completions/faultline`.

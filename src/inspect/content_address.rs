@@ -114,14 +114,10 @@ fn algo_for(len: usize) -> Option<HashAlgo> {
 /// The path of a request target: query and fragment dropped, scheme and authority of an
 /// absolute-form target dropped.
 fn path_of(target: &str) -> &str {
-    let t = target.split(['?', '#']).next().unwrap_or("");
-    match t.find("://") {
-        Some(i) => {
-            let rest = &t[i + 3..];
-            rest.find('/').map_or("", |j| &rest[j..])
-        }
-        None => t,
-    }
+    super::target::origin_form(target)
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
 }
 
 /// Finds the content address in a request target, if it has one (see the module docs for layouts).

@@ -8,45 +8,16 @@ use sha2::Sha256;
 
 use super::body_store::{MemoryUse, RetainedBody};
 use super::http::{
-    looks_like_http1_request, BodyKind, Detection, Direction, FrameEvent, Http1Conversation,
-    RequestHead, ResponseHead,
+    looks_like_http1_request, BodyKind, Detection, Direction, FrameEvent, HeaderFields,
+    Http1Conversation, RequestHead, ResponseHead,
 };
+use super::leg;
 use super::reassembly::{FlowInfo, StreamConsumer};
+use super::target;
+use crate::direction::Leg;
 
 /// Methods whose request bodies are retained for byte-for-byte comparison between attempts.
 pub const UPLOAD_METHODS: [&str; 3] = ["PUT", "POST", "PATCH"];
-
-/// Which leg of a faultline connection a flow was captured on (pcapng interface name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Leg {
-    /// Interface "client leg": client ↔ proxy.
-    Client,
-    /// Interface "upstream leg": proxy ↔ upstream.
-    Upstream,
-    /// Any other interface, or a classic pcap.
-    Unknown,
-}
-
-impl Leg {
-    /// From a pcapng interface name as faultline writes it.
-    pub fn from_interface(name: Option<&str>) -> Leg {
-        match name {
-            Some("client leg") => Leg::Client,
-            Some("upstream leg") => Leg::Upstream,
-            _ => Leg::Unknown,
-        }
-    }
-
-    /// `client`, `upstream` or `unknown`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Leg::Client => "client",
-            Leg::Upstream => "upstream",
-            Leg::Unknown => "unknown",
-        }
-    }
-}
 
 /// What the request body was, as it crossed.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -112,8 +83,9 @@ pub struct FaultNote {
 pub struct Exchange {
     /// Index in the report's `exchanges` list (0-based, in time order of request heads).
     pub id: usize,
-    /// Capture leg.
-    pub leg: Leg,
+    /// Capture leg (`None`: not a faultline leg, "unknown" in JSON).
+    #[serde(serialize_with = "leg::serialize")]
+    pub leg: Option<Leg>,
     /// Flow id (see `flows`).
     pub flow: u64,
     /// Request head time, nanoseconds since the Unix epoch.
@@ -122,6 +94,8 @@ pub struct Exchange {
     pub method: String,
     /// Request target as sent.
     pub target: String,
+    /// The Host header, when the request had one.
+    pub host: Option<String>,
     /// The request body.
     pub request: RequestBody,
     /// The response.
@@ -144,12 +118,35 @@ impl Exchange {
         UPLOAD_METHODS.contains(&self.method.as_str())
     }
 
+    /// The resource the request acts on, the same for its absolute and origin forms (see
+    /// [`target::resource`]): what leg comparison and attempt grouping compare.
+    pub fn resource(&self) -> String {
+        target::resource(&self.target, self.host.as_deref())
+    }
+
+    /// "status N", "connection reset" or "no response".
+    pub fn response_text(&self) -> String {
+        match (self.response.outcome, self.response.status) {
+            (Outcome::Status, Some(s)) => format!("status {s}"),
+            (Outcome::ConnectionReset, _) => "connection reset".into(),
+            _ => "no response".into(),
+        }
+    }
+
     /// True for a 2xx final status.
     pub fn succeeded(&self) -> bool {
         self.response
             .status
             .is_some_and(|s| (200..300).contains(&s))
     }
+}
+
+/// The first `name` header's value (case-insensitive name), as text, trimmed.
+pub(crate) fn header(headers: &HeaderFields, name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| String::from_utf8_lossy(v).trim().to_string())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,7 +165,7 @@ struct Hashers {
 
 /// The HTTP view of one flow, fed by the reassembler; [`FlowHttp::finish`] yields its exchanges.
 pub struct FlowHttp {
-    leg: Leg,
+    leg: Option<Leg>,
     flow: u64,
     conversation: Http1Conversation,
     tracking: Tracking,
@@ -200,7 +197,7 @@ impl FlowHttp {
     /// A tracker for a new flow; `memory` accounts retained upload bodies.
     pub fn new(info: &FlowInfo, memory: MemoryUse) -> Self {
         FlowHttp {
-            leg: Leg::from_interface(info.interface.as_deref()),
+            leg: leg::of_interface(info.interface.as_deref()),
             flow: info.id,
             conversation: Http1Conversation::new(),
             tracking: Tracking::Undecided,
@@ -263,6 +260,7 @@ impl FlowHttp {
                         BodyKind::None | BodyKind::UntilClose => (Some(0), false),
                     };
                     let upload = UPLOAD_METHODS.contains(&head.method.as_str());
+                    let host = header(&head.headers, "host");
                     let index = self.exchanges.len();
                     self.exchanges.push(Exchange {
                         id: 0,
@@ -271,6 +269,7 @@ impl FlowHttp {
                         time_ns: ts,
                         method: head.method,
                         target: head.target,
+                        host,
                         request: RequestBody {
                             expected,
                             chunked,

@@ -3,14 +3,16 @@
 //! faultline relays bytes unchanged, so without a fault comment both legs of a connection must carry
 //! the same requests, bodies and responses. Pairing rule: client-leg flows in order of opening each
 //! take the earliest unpaired upstream-leg flow opened at or after them whose first request has the
-//! same method and target, or that carries no request at all (faultline answered the client itself,
+//! same method and resource (absolute-form and origin-form targets of one request match, see
+//! `target`), or that carries no request at all (faultline answered the client itself,
 //! so nothing reached the upstream leg).
 
 use serde::Serialize;
 
 use super::attempts;
-use super::exchange::{Exchange, Leg};
-use super::report::FlowSummary;
+use super::exchange::Exchange;
+use super::model::FlowSummary;
+use crate::direction::Leg;
 
 /// One proxied connection's two legs, compared exchange by exchange.
 #[derive(Debug, Clone, Serialize)]
@@ -34,15 +36,18 @@ pub fn compare_legs(flows: &[FlowSummary], exchanges: &mut [Exchange]) -> Vec<Le
     let first_request = |f: &FlowSummary| {
         f.exchanges
             .first()
-            .map(|&i| (exchanges[i].method.clone(), exchanges[i].target.clone()))
+            .map(|&i| (exchanges[i].method.clone(), exchanges[i].resource()))
     };
     let mut upstream: Vec<(&FlowSummary, bool)> = flows
         .iter()
-        .filter(|f| f.leg == Leg::Upstream)
+        .filter(|f| f.leg == Some(Leg::Upstream))
         .map(|f| (f, false))
         .collect();
     upstream.sort_by_key(|(u, _)| u.opened_ns);
-    let mut clients: Vec<&FlowSummary> = flows.iter().filter(|f| f.leg == Leg::Client).collect();
+    let mut clients: Vec<&FlowSummary> = flows
+        .iter()
+        .filter(|f| f.leg == Some(Leg::Client))
+        .collect();
     clients.sort_by_key(|c| c.opened_ns);
     let mut pairs = Vec::new();
     for c in clients {
@@ -82,7 +87,7 @@ fn compare_pair(c: &FlowSummary, u: &FlowSummary, exchanges: &mut [Exchange]) ->
         let (ci, ui) = (c.exchanges[k], u.exchanges[k]);
         let (a, b) = (&exchanges[ci], &exchanges[ui]);
         let what = format!("request {} ({} {})", k + 1, a.method, a.target);
-        if (a.method.as_str(), a.target.as_str()) != (b.method.as_str(), b.target.as_str()) {
+        if (&a.method, a.resource()) != (&b.method, b.resource()) {
             differences.push(format!(
                 "{what}: upstream leg has {} {}",
                 b.method, b.target
@@ -170,5 +175,103 @@ fn body_difference(exchanges: &mut [Exchange], a: usize, b: usize) -> Option<u64
         | attempts::BodyComparison::ExtendsFirst { first_len: len, .. } => Some(len),
         attempts::BodyComparison::Empty { .. } => Some(0),
         attempts::BodyComparison::Identical => None,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::inspect::exchange::{Outcome, RequestBody, ResponseInfo};
+
+    /// A complete exchange with a 201 answer and a 3-byte body hashed as "h".
+    pub(crate) fn exchange(
+        id: usize,
+        leg: Leg,
+        flow: u64,
+        method: &str,
+        target: &str,
+        host: Option<&str>,
+    ) -> Exchange {
+        Exchange {
+            id,
+            leg: Some(leg),
+            flow,
+            time_ns: id as u64,
+            method: method.into(),
+            target: target.into(),
+            host: host.map(Into::into),
+            request: RequestBody {
+                length: 3,
+                expected: Some(3),
+                complete: true,
+                md5: "h".into(),
+                sha256: "h".into(),
+                ..RequestBody::default()
+            },
+            response: ResponseInfo {
+                outcome: Outcome::Status,
+                status: Some(201),
+                body_length: 0,
+                complete: true,
+            },
+            faults: Vec::new(),
+            request_range: (0, None),
+            response_range: None,
+            body: None,
+        }
+    }
+
+    fn flow(id: u64, leg: Leg, exchanges: Vec<usize>) -> FlowSummary {
+        FlowSummary {
+            id,
+            leg: Some(leg),
+            client: "127.0.0.1:1".into(),
+            server: "127.0.0.1:2".into(),
+            opened_ns: id,
+            saw_syn: true,
+            http: true,
+            exchanges,
+            faults: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn forward_mode_absolute_form_matches_origin_form_with_host() {
+        let mut exchanges = vec![
+            exchange(0, Leg::Client, 1, "PUT", "http://h:8080/x", Some("h:8080")),
+            exchange(1, Leg::Upstream, 2, "PUT", "/x", Some("h:8080")),
+        ];
+        let flows = [
+            flow(1, Leg::Client, vec![0]),
+            flow(2, Leg::Upstream, vec![1]),
+        ];
+        let compared = compare_legs(&flows, &mut exchanges);
+        assert_eq!(compared.len(), 1);
+        assert!(compared[0].differences.is_empty(), "{compared:?}");
+        assert!(!compared[0].faultline_bug);
+    }
+
+    #[test]
+    fn another_authority_or_path_upstream_is_still_a_difference() {
+        for (target, host) in [("/x", "other:8080"), ("/y", "h:8080")] {
+            let mut exchanges = vec![
+                exchange(0, Leg::Client, 1, "PUT", "http://h:8080/x", None),
+                exchange(1, Leg::Upstream, 2, "PUT", target, Some(host)),
+                exchange(2, Leg::Client, 1, "PUT", "http://h:8080/z", None),
+                exchange(3, Leg::Upstream, 2, "PUT", "/z", Some("h:8080")),
+            ];
+            // the pair is made on a flow with no first request in common: force it by order
+            let flows = [
+                flow(1, Leg::Client, vec![2, 0]),
+                flow(2, Leg::Upstream, vec![3, 1]),
+            ];
+            let compared = compare_legs(&flows, &mut exchanges);
+            assert_eq!(compared.len(), 1, "{target} {host}");
+            assert!(compared[0].faultline_bug, "{compared:?}");
+            assert!(
+                compared[0].differences[0].contains(&format!("upstream leg has PUT {target}")),
+                "{compared:?}"
+            );
+        }
     }
 }

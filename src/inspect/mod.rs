@@ -2,19 +2,27 @@
 //!
 //! Data flows one way: `pcap_reader` (records) → `packet` (TCP segments) → `reassembly` (ordered
 //! streams per flow) → `exchange` (HTTP/1 exchanges, upload bodies kept by `body_store`) →
-//! `attempts` / `content_address` / `legs` (verdicts) → `report` (text and JSON).
+//! `attempts` / `content_address` / `legs` (comparisons) → `analysis` (findings, verdict) →
+//! `model` (the report) → `text` / `json` (rendering; `schema` documents the JSON).
 
+use crate::direction::Leg;
 use crate::http;
 
+mod analysis;
 mod attempts;
 mod body_store;
 mod content_address;
 mod exchange;
+mod json;
+mod leg;
 mod legs;
+mod model;
 mod packet;
 mod pcap_reader;
 mod reassembly;
-mod report;
+pub mod schema;
+mod target;
+mod text;
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -25,12 +33,12 @@ use thiserror::Error;
 
 pub use attempts::{BodyComparison, Excerpt};
 pub use content_address::{AddressCheck, ContentAddress, HashAlgo, Scheme};
-pub use exchange::{Exchange, FaultNote, Leg, Outcome, RequestBody, ResponseInfo};
-pub use pcap_reader::{FileFormat, FormatError};
-pub use report::{
+pub use exchange::{Exchange, FaultNote, Outcome, RequestBody, ResponseInfo};
+pub use model::{
     Attempt, AttemptGroup, CaptureInfo, ContentCheck, FlowSummary, LegComparison, Report, Summary,
-    Verdict, SCHEMA,
+    Verdict, SCHEMA_VERSION,
 };
+pub use pcap_reader::{FileFormat, FormatError};
 
 use body_store::MemoryUse;
 use exchange::FlowHttp;
@@ -64,11 +72,11 @@ impl FromStr for LegFilter {
 }
 
 impl LegFilter {
-    fn admits(self, leg: Leg) -> bool {
+    fn admits(self, leg: Option<Leg>) -> bool {
         match self {
             LegFilter::Both => true,
-            LegFilter::Client => leg == Leg::Client,
-            LegFilter::Upstream => leg == Leg::Upstream,
+            LegFilter::Client => leg == Some(Leg::Client),
+            LegFilter::Upstream => leg == Some(Leg::Upstream),
         }
     }
 
@@ -149,7 +157,7 @@ fn inspect_reader<R: Read>(
     let mut done =
         |info: reassembly::FlowInfo, flow: FlowHttp| finished.push((info, flow.finish()));
     while let Some(p) = reader.next_packet() {
-        if !options.leg.admits(Leg::from_interface(p.interface)) {
+        if !options.leg.admits(leg::of_interface(p.interface)) {
             continue;
         }
         let Some(segment) = packet::decode(p.linktype, p.data) else {
@@ -157,7 +165,10 @@ fn inspect_reader<R: Read>(
         };
         segments += 1;
         table.segment(
-            p.interface,
+            reassembly::CapturedOn {
+                section: p.section,
+                interface: p.interface,
+            },
             p.ts_nanos,
             &segment,
             p.comment,
@@ -172,9 +183,10 @@ fn inspect_reader<R: Read>(
             FileFormat::Pcap => "pcap",
             FileFormat::Pcapng => "pcapng",
         },
+        sections: reader.sections(),
         packets: reader.packets(),
         tcp_segments: segments,
         damage: reader.damage().map(str::to_owned),
     };
-    Ok(report::build(capture, options.leg, finished))
+    Ok(analysis::build(capture, options.leg, finished))
 }

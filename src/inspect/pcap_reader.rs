@@ -1,31 +1,42 @@
-//! Streams packets out of a classic pcap or pcapng file, one record at a time, tolerating damage.
+//! Streams packets out of a classic pcap or pcapng file, every section of it, one record at a time, tolerating damage.
 //!
-//! Memory is one record (bounded by [`MAX_RECORD`]) plus the interface table. Damage after a valid
-//! header never panics and never errors: the reader stops and [`CaptureReader::damage`] says where
-//! and why, so whatever was read before still counts as evidence.
+//! Framing is the `pcap-file` crate's: records, blocks, section headers (each with its own byte
+//! order), interface descriptions. This file adds what inspect needs on top: a stream that never
+//! stops at a section boundary (merged or concatenated captures are read to their end), interface
+//! names and timestamp resolutions per section, packet comments, and damage that is reported, not
+//! raised. pcap-file reports timestamps in raw interface units and keeps a simple packet's padding,
+//! so both are corrected here from the interface description.
+//!
+//! Memory is pcap-file's read buffer ([`READ_BUFFER`]) plus the interface table. Damage after a
+//! valid header never panics and never errors: the reader stops and [`CaptureReader::damage`] says
+//! where and why, so whatever was read before still counts as evidence (a capture whose last record
+//! was cut by `kill -9` yields every complete packet).
 
-use std::io::{self, Read};
-use std::ops::Range;
+use std::cell::Cell;
+use std::io::{self, Chain, Cursor, Read};
+use std::rc::Rc;
 
+use byteorder_slice::{BigEndian, LittleEndian};
+use pcap_file::pcap::PcapReader;
+use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
+use pcap_file::pcapng::blocks::packet::PacketOption;
+use pcap_file::pcapng::{Block, PcapNgReader};
+use pcap_file::{Endianness, PcapError, TsResolution};
 use thiserror::Error;
 
-/// Largest record (pcap packet or pcapng block) accepted. Real packets are far smaller; a larger
-/// length field means the file is damaged, and refusing it keeps memory bounded.
-pub const MAX_RECORD: usize = 64 * 1024 * 1024;
+/// pcap-file's read buffer: a record (pcap packet or pcapng block) must fit in it. Real packets are
+/// far smaller; a larger length field means the file is damaged, and refusing it bounds memory.
+pub const READ_BUFFER: usize = 8_000_000;
 
-const PCAP_MICROS: u32 = 0xa1b2_c3d4;
-const PCAP_NANOS: u32 = 0xa1b2_3c4d;
 const PCAPNG_SHB: u32 = 0x0A0D_0D0A;
 const PCAPNG_BOM: u32 = 0x1A2B_3C4D;
-const BLOCK_IDB: u32 = 1;
-const BLOCK_OPB: u32 = 2;
-const BLOCK_SPB: u32 = 3;
-const BLOCK_EPB: u32 = 6;
-const OPT_END: u16 = 0;
-const OPT_COMMENT: u16 = 1;
-const IF_NAME: u16 = 2;
-const IF_TSRESOL: u16 = 9;
-const IF_TSOFFSET: u16 = 14;
+const PCAP_MAGICS: [u32; 2] = [0xa1b2_c3d4, 0xa1b2_3c4d];
+
+/// Interfaces kept per section: a damaged file declaring millions must not exhaust memory.
+const MAX_INTERFACES: usize = 65_536;
 
 /// The capture's header could not be read: this is not a capture we understand (exit status 2).
 #[derive(Debug, Error)]
@@ -42,6 +53,9 @@ pub enum FormatError {
     /// A pcapng section header with an impossible byte-order magic or length.
     #[error("damaged pcapng section header: {0}")]
     BadSectionHeader(String),
+    /// A classic pcap file header that cannot be used.
+    #[error("damaged pcap file header: {0}")]
+    BadPcapHeader(String),
 }
 
 /// Which of the two file formats the capture uses.
@@ -58,6 +72,9 @@ pub enum FileFormat {
 pub struct Packet<'a> {
     /// Capture time, nanoseconds since the Unix epoch.
     pub ts_nanos: u64,
+    /// pcapng section the packet belongs to (0 for the first; always 0 in classic pcap). A TCP
+    /// flow never continues into another section: each is a capture of its own.
+    pub section: u32,
     /// pcapng interface name (`if_name`), e.g. faultline's "client leg"; `None` in classic pcap.
     pub interface: Option<&'a str>,
     /// pcapng packet comment(s) (`opt_comment`, several joined by "; ").
@@ -77,450 +94,36 @@ struct Interface {
     offset_secs: i64,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Endian {
-    Little,
-    Big,
-}
-
-impl Endian {
-    fn u16(self, b: &[u8]) -> u16 {
-        let a = [b[0], b[1]];
-        match self {
-            Endian::Little => u16::from_le_bytes(a),
-            Endian::Big => u16::from_be_bytes(a),
-        }
-    }
-    fn u32(self, b: &[u8]) -> u32 {
-        let a = [b[0], b[1], b[2], b[3]];
-        match self {
-            Endian::Little => u32::from_le_bytes(a),
-            Endian::Big => u32::from_be_bytes(a),
-        }
-    }
-}
-
-#[derive(Debug)]
-enum Kind {
-    Pcap { nanos: bool, linktype: u32 },
-    Pcapng { interfaces: Vec<Interface> },
-}
-
-/// Where the current packet lies in the reader's buffers.
-struct Ready {
-    ts_nanos: u64,
-    interface: Option<usize>,
-    linktype: u32,
-    data: Range<usize>,
-    has_comment: bool,
-}
-
-/// A streaming reader over any `Read` (wrap files in a `BufReader`).
-pub struct CaptureReader<R> {
-    input: R,
-    endian: Endian,
-    kind: Kind,
-    buf: Vec<u8>,
-    comment: String,
-    position: u64,
-    damage: Option<String>,
-    done: bool,
-    packets: u64,
-}
-
-/// Outcome of trying to read exactly `n` bytes.
-enum Fill {
-    Full,
-    /// Clean end of file: nothing at all was read.
-    End,
-    /// Some bytes, then end of file.
-    Cut(usize),
-}
-
-fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<Fill> {
-    let mut got = 0;
-    while got < buf.len() {
-        match input.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(match got {
-        n if n == buf.len() => Fill::Full,
-        0 => Fill::End,
-        n => Fill::Cut(n),
-    })
-}
-
-impl<R: Read> CaptureReader<R> {
-    /// Reads and checks the file header (pcap) or first section header (pcapng).
-    pub fn new(mut input: R) -> Result<Self, FormatError> {
-        let mut head = [0u8; 24];
-        let got = match read_full(&mut input, &mut head[..4])? {
-            Fill::Full => 4,
-            Fill::End => 0,
-            Fill::Cut(n) => n,
-        };
-        if got < 4 {
-            return Err(FormatError::TooShort(got));
-        }
-        let magic_le = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-        let magic_be = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-        let mut reader = CaptureReader {
-            input,
-            endian: Endian::Little,
-            kind: Kind::Pcapng {
-                interfaces: Vec::new(),
-            },
-            buf: Vec::new(),
-            comment: String::new(),
-            position: 4,
-            damage: None,
-            done: false,
-            packets: 0,
-        };
-        if magic_le == PCAPNG_SHB {
-            reader.section_header()?;
-            return Ok(reader);
-        }
-        let (endian, nanos) = match (magic_le, magic_be) {
-            (PCAP_MICROS, _) => (Endian::Little, false),
-            (PCAP_NANOS, _) => (Endian::Little, true),
-            (_, PCAP_MICROS) => (Endian::Big, false),
-            (_, PCAP_NANOS) => (Endian::Big, true),
-            _ => return Err(FormatError::UnknownMagic(hex::encode(&head[..4]))),
-        };
-        match read_full(&mut reader.input, &mut head[4..])? {
-            Fill::Full => {}
-            Fill::End => return Err(FormatError::TooShort(4)),
-            Fill::Cut(n) => return Err(FormatError::TooShort(4 + n)),
-        }
-        reader.position = 24;
-        reader.endian = endian;
-        // The upper bits of the link-type field carry FCS information in some writers.
-        let linktype = endian.u32(&head[20..24]) & 0x0fff_ffff;
-        reader.kind = Kind::Pcap { nanos, linktype };
-        Ok(reader)
-    }
-
-    /// The file format found in the header.
-    pub fn format(&self) -> FileFormat {
-        match self.kind {
-            Kind::Pcap { .. } => FileFormat::Pcap,
-            Kind::Pcapng { .. } => FileFormat::Pcapng,
-        }
-    }
-
-    /// Why reading stopped early (a cut last record, an impossible length, an I/O error), if it did.
-    pub fn damage(&self) -> Option<&str> {
-        self.damage.as_deref()
-    }
-
-    /// Packets returned so far.
-    pub fn packets(&self) -> u64 {
-        self.packets
-    }
-
-    /// The next packet, or `None` at the end of the file or at the first damage (see [`Self::damage`]).
-    pub fn next_packet(&mut self) -> Option<Packet<'_>> {
-        let ready = self.advance()?;
-        self.packets += 1;
-        let interface = match (&self.kind, ready.interface) {
-            (Kind::Pcapng { interfaces }, Some(i)) => {
-                interfaces.get(i).and_then(|i| i.name.as_deref())
-            }
-            _ => None,
-        };
-        Some(Packet {
-            ts_nanos: ready.ts_nanos,
-            interface,
-            comment: ready.has_comment.then_some(self.comment.as_str()),
-            linktype: ready.linktype,
-            data: self.buf.get(ready.data).unwrap_or_default(),
-        })
-    }
-
-    fn stop(&mut self, why: String) -> Option<Ready> {
-        self.done = true;
-        self.damage = Some(why);
-        None
-    }
-
-    /// Reads `n` bytes into `buf`; on a short read records damage naming `what`.
-    fn fill(&mut self, n: usize, what: &str) -> Option<bool> {
-        self.buf.clear();
-        self.buf.resize(n, 0);
-        let at = self.position;
-        match read_full(&mut self.input, &mut self.buf) {
-            Ok(Fill::Full) => {
-                self.position += n as u64;
-                Some(true)
-            }
-            Ok(Fill::End) => {
-                self.done = true;
-                Some(false)
-            }
-            Ok(Fill::Cut(got)) => {
-                self.stop(format!(
-                    "capture cut inside a {what} at byte {at}: {got} of {n} bytes present"
-                ));
-                None
-            }
-            Err(e) => {
-                self.stop(format!("read error at byte {at}: {e}"));
-                None
-            }
-        }
-    }
-
-    fn advance(&mut self) -> Option<Ready> {
-        while !self.done {
-            let ready = match self.kind {
-                Kind::Pcap { nanos, linktype } => return self.pcap_record(nanos, linktype),
-                Kind::Pcapng { .. } => self.pcapng_block(),
-            };
-            match ready {
-                Ok(Some(r)) => return Some(r),
-                Ok(None) => continue,
-                Err(()) => return None,
-            }
-        }
-        None
-    }
-
-    fn pcap_record(&mut self, nanos: bool, linktype: u32) -> Option<Ready> {
-        if !self.fill(16, "pcap record header")? {
-            return None;
-        }
-        let e = self.endian;
-        let secs = u64::from(e.u32(&self.buf[0..4]));
-        let frac = u64::from(e.u32(&self.buf[4..8]));
-        let caplen = e.u32(&self.buf[8..12]) as usize;
-        if caplen > MAX_RECORD {
-            let at = self.position - 16;
-            return self.stop(format!(
-                "impossible packet length {caplen} at byte {at}: the file is damaged"
-            ));
-        }
-        let ts_nanos = secs.saturating_mul(1_000_000_000).saturating_add(if nanos {
-            frac
-        } else {
-            frac.saturating_mul(1000)
-        });
-        if !self.fill(caplen, "pcap packet")? {
-            return self.stop("capture cut after a pcap record header".into());
-        }
-        Some(Ready {
-            ts_nanos,
-            interface: None,
-            linktype,
-            data: 0..caplen,
-            has_comment: false,
-        })
-    }
-
-    /// Reads the rest of a section header block after its type; resets the interface table.
-    fn section_header(&mut self) -> Result<(), FormatError> {
-        let mut head = [0u8; 8];
-        match read_full(&mut self.input, &mut head)? {
-            Fill::Full => {}
-            Fill::End => return Err(FormatError::TooShort(self.position as usize)),
-            Fill::Cut(n) => return Err(FormatError::TooShort(self.position as usize + n)),
-        }
-        self.endian = match (
-            u32::from_le_bytes([head[4], head[5], head[6], head[7]]),
-            u32::from_be_bytes([head[4], head[5], head[6], head[7]]),
-        ) {
-            (PCAPNG_BOM, _) => Endian::Little,
-            (_, PCAPNG_BOM) => Endian::Big,
-            _ => {
-                return Err(FormatError::BadSectionHeader(format!(
-                    "byte-order magic {}",
-                    hex::encode(&head[4..])
-                )))
-            }
-        };
-        let len = self.endian.u32(&head[..4]) as usize;
-        if len < 28 || len % 4 != 0 || len > MAX_RECORD {
-            return Err(FormatError::BadSectionHeader(format!("block length {len}")));
-        }
-        self.position += 8;
-        let rest = len - 12;
-        self.buf.clear();
-        self.buf.resize(rest, 0);
-        match read_full(&mut self.input, &mut self.buf)? {
-            Fill::Full => {}
-            _ => return Err(FormatError::BadSectionHeader("cut before its end".into())),
-        }
-        self.position += rest as u64;
-        self.kind = Kind::Pcapng {
-            interfaces: Vec::new(),
-        };
-        Ok(())
-    }
-
-    /// One pcapng block: `Ok(Some)` for a packet, `Ok(None)` for anything else, `Err` to stop.
-    fn pcapng_block(&mut self) -> Result<Option<Ready>, ()> {
-        let start = self.position;
-        let Some(present) = self.fill(8, "pcapng block header") else {
-            return Err(());
-        };
-        if !present {
-            return Err(());
-        }
-        let e = self.endian;
-        let block_type = e.u32(&self.buf[0..4]);
-        if block_type == PCAPNG_SHB {
-            return match self.section_header() {
-                Ok(()) => Ok(None),
-                Err(err) => {
-                    self.stop(format!("damaged section header at byte {start}: {err}"));
-                    Err(())
-                }
-            };
-        }
-        let len = e.u32(&self.buf[4..8]) as usize;
-        if len < 12 || len % 4 != 0 || len > MAX_RECORD {
-            self.stop(format!(
-                "impossible block length {len} at byte {start}: the file is damaged"
-            ));
-            return Err(());
-        }
-        let Some(true) = self.fill(len - 8, "pcapng block") else {
-            if self.damage.is_none() {
-                self.stop(format!("capture cut after a block header at byte {start}"));
-            }
-            return Err(());
-        };
-        let body_len = len - 12;
-        if e.u32(&self.buf[body_len..]) as usize != len {
-            self.stop(format!(
-                "block at byte {start}: trailing length does not match: the file is damaged"
-            ));
-            return Err(());
-        }
-        Ok(match block_type {
-            BLOCK_IDB => {
-                self.interface(body_len);
-                None
-            }
-            BLOCK_EPB => self.enhanced_packet(body_len, false),
-            BLOCK_OPB => self.enhanced_packet(body_len, true),
-            BLOCK_SPB => self.simple_packet(body_len),
-            _ => None,
-        })
-    }
-
-    fn interface(&mut self, body_len: usize) {
-        let e = self.endian;
-        let body = &self.buf[..body_len];
-        if body.len() < 8 {
-            return;
-        }
+impl Interface {
+    fn from_block(idb: &InterfaceDescriptionBlock<'_>) -> Interface {
         let mut iface = Interface {
             name: None,
-            linktype: u32::from(e.u16(&body[0..2])),
+            linktype: u32::from(idb.linktype),
             resolution: (10, 6),
             offset_secs: 0,
         };
-        for (code, value) in options(e, &body[8..]) {
-            match code {
-                IF_NAME => iface.name = Some(String::from_utf8_lossy(value).into_owned()),
-                IF_TSRESOL if !value.is_empty() => {
-                    let v = value[0];
+        for option in &idb.options {
+            match option {
+                InterfaceDescriptionOption::IfName(name) => iface.name = Some(name.to_string()),
+                InterfaceDescriptionOption::IfTsResol(v) => {
                     iface.resolution = if v & 0x80 != 0 {
                         (2, v & 0x7f)
                     } else {
-                        (10, v)
+                        (10, *v)
                     };
                 }
-                IF_TSOFFSET if value.len() == 8 => {
-                    let raw = match e {
-                        Endian::Little => i64::from_le_bytes(value.try_into().unwrap_or_default()),
-                        Endian::Big => i64::from_be_bytes(value.try_into().unwrap_or_default()),
-                    };
-                    iface.offset_secs = raw;
+                InterfaceDescriptionOption::IfTsOffset(secs) => {
+                    iface.offset_secs = i64::from_ne_bytes(secs.to_ne_bytes());
                 }
                 _ => {}
             }
         }
-        if let Kind::Pcapng { interfaces } = &mut self.kind {
-            // Bounded: a damaged file declaring millions of interfaces must not exhaust memory.
-            if interfaces.len() < 65_536 {
-                interfaces.push(iface);
-            }
-        }
+        iface
     }
 
-    fn enhanced_packet(&mut self, body_len: usize, obsolete: bool) -> Option<Ready> {
-        let e = self.endian;
-        let body = &self.buf[..body_len];
-        if body.len() < 20 {
-            return None;
-        }
-        let interface = if obsolete {
-            usize::from(e.u16(&body[0..2]))
-        } else {
-            e.u32(&body[0..4]) as usize
-        };
-        let units = (u64::from(e.u32(&body[4..8])) << 32) | u64::from(e.u32(&body[8..12]));
-        let caplen = e.u32(&body[12..16]) as usize;
-        let data_end = 20usize.checked_add(caplen)?;
-        if data_end > body.len() {
-            return None;
-        }
-        let opts_start = (data_end + 3) & !3;
-        self.comment.clear();
-        let mut has_comment = false;
-        if opts_start <= body.len() {
-            for (code, value) in options(e, &body[opts_start..]) {
-                if code == OPT_COMMENT {
-                    if has_comment {
-                        self.comment.push_str("; ");
-                    }
-                    self.comment.push_str(&String::from_utf8_lossy(value));
-                    has_comment = true;
-                }
-            }
-        }
-        let (linktype, ts_nanos) = self.interface_time(interface, units)?;
-        Some(Ready {
-            ts_nanos,
-            interface: Some(interface),
-            linktype,
-            data: 20..data_end,
-            has_comment,
-        })
-    }
-
-    fn simple_packet(&mut self, body_len: usize) -> Option<Ready> {
-        let body = &self.buf[..body_len];
-        if body.len() < 4 {
-            return None;
-        }
-        let orig = self.endian.u32(&body[0..4]) as usize;
-        let end = 4 + orig.min(body.len() - 4);
-        let (linktype, _) = self.interface_time(0, 0)?;
-        self.comment.clear();
-        Some(Ready {
-            ts_nanos: 0,
-            interface: Some(0),
-            linktype,
-            data: 4..end,
-            has_comment: false,
-        })
-    }
-
-    /// Link type and the timestamp in nanoseconds for `units` on interface `index`;
-    /// `None` for a packet naming an interface that was never described.
-    fn interface_time(&self, index: usize, units: u64) -> Option<(u32, u64)> {
-        let Kind::Pcapng { interfaces } = &self.kind else {
-            return None;
-        };
-        let iface = interfaces.get(index)?;
-        let (base, exp) = iface.resolution;
+    /// `units` of this interface's resolution, plus its offset, in nanoseconds since the epoch.
+    fn nanos(&self, units: u64) -> u64 {
+        let (base, exp) = self.resolution;
         let units = u128::from(units);
         let nanos = if base == 10 {
             if exp <= 9 {
@@ -531,35 +134,370 @@ impl<R: Read> CaptureReader<R> {
         } else {
             units * 1_000_000_000 / 2u128.checked_pow(u32::from(exp)).unwrap_or(u128::MAX)
         };
-        let offset = i128::from(iface.offset_secs) * 1_000_000_000;
-        let nanos = (nanos as i128)
+        let offset = i128::from(self.offset_secs) * 1_000_000_000;
+        (nanos as i128)
             .saturating_add(offset)
-            .clamp(0, i128::from(u64::MAX));
-        Some((iface.linktype, nanos as u64))
+            .clamp(0, i128::from(u64::MAX)) as u64
     }
 }
 
-/// Iterates the (code, value) options of a pcapng block, stopping at `opt_endofopt` or damage.
-fn options(e: Endian, mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    std::iter::from_fn(move || {
-        if b.len() < 4 {
-            return None;
+/// Bytes handed to pcap-file so far, and whether the input has ended: tells a cut last record
+/// (the input ended) from a record too large for the read buffer (it did not).
+#[derive(Debug, Default)]
+struct Tally {
+    bytes: Cell<u64>,
+    ended: Cell<bool>,
+}
+
+/// The input as pcap-file reads it: the magic already read, then the rest, counted.
+struct Counted<R> {
+    inner: Chain<Cursor<Vec<u8>>, R>,
+    tally: Rc<Tally>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.tally.bytes.set(self.tally.bytes.get() + n as u64);
+        if n == 0 && !buf.is_empty() {
+            self.tally.ended.set(true);
         }
-        let code = e.u16(&b[0..2]);
-        let len = usize::from(e.u16(&b[2..4]));
-        if code == OPT_END || 4 + len > b.len() {
-            return None;
+        Ok(n)
+    }
+}
+
+enum Source<R: Read> {
+    Pcap {
+        reader: PcapReader<Counted<R>>,
+        nanos: bool,
+        linktype: u32,
+    },
+    Pcapng {
+        reader: PcapNgReader<Counted<R>>,
+    },
+}
+
+/// Where reading stands, apart from the pcap-file reader (so both can be borrowed at once).
+#[derive(Debug, Default)]
+struct Progress {
+    /// Bytes of complete records (and headers) consumed.
+    position: u64,
+    packets: u64,
+    section: u32,
+    damage: Option<String>,
+    done: bool,
+    comment: String,
+    /// The current packet's bytes: copied out of pcap-file's buffer, so that no borrow of the
+    /// reader outlives one step (one copy of each packet, as the hand-written reader made).
+    data: Vec<u8>,
+}
+
+impl Progress {
+    fn stop(&mut self, why: String) {
+        self.done = true;
+        self.damage = Some(why);
+    }
+
+    /// Records why pcap-file could not give the record starting at `self.position`.
+    fn fail(&mut self, what: &str, error: PcapError, tally: &Tally) {
+        let at = self.position;
+        let why = match error {
+            PcapError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                if tally.ended.get() {
+                    let present = tally.bytes.get().saturating_sub(at);
+                    format!(
+                        "capture cut inside a {what} at byte {at}: the file ends {present} bytes later"
+                    )
+                } else {
+                    format!(
+                        "{what} at byte {at} is larger than {READ_BUFFER} bytes: the file is damaged"
+                    )
+                }
+            }
+            PcapError::IoError(e) => format!("read error at byte {at}: {e}"),
+            PcapError::Utf8Error(_) | PcapError::FromUtf8Error(_) => {
+                format!("damaged {what} at byte {at}: a name or comment is not UTF-8")
+            }
+            other => format!("damaged {what} at byte {at}: {other}"),
+        };
+        self.stop(why);
+    }
+}
+
+/// A streaming reader over any `Read` (wrap files in a `BufReader`).
+pub struct CaptureReader<R: Read> {
+    source: Source<R>,
+    tally: Rc<Tally>,
+    progress: Progress,
+    /// The current section's interfaces (pcapng).
+    interfaces: Vec<Interface>,
+}
+
+/// Outcome of trying to read exactly `n` bytes.
+enum Fill {
+    Full,
+    /// Some bytes (possibly none), then end of file.
+    Short(usize),
+}
+
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<Fill> {
+    let mut got = 0;
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) => return Ok(Fill::Short(got)),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
-        let value = &b[4..4 + len];
-        let next = (4 + len + 3) & !3;
-        b = b.get(next..).unwrap_or_default();
-        Some((code, value))
-    })
+    }
+    Ok(Fill::Full)
+}
+
+/// A header error from pcap-file, in this module's words.
+fn header_error(error: PcapError, tally: &Tally, pcapng: bool) -> FormatError {
+    match error {
+        PcapError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            FormatError::TooShort(tally.bytes.get() as usize)
+        }
+        PcapError::IoError(e) => FormatError::Io(e),
+        other if pcapng => FormatError::BadSectionHeader(other.to_string()),
+        other => FormatError::BadPcapHeader(other.to_string()),
+    }
+}
+
+impl<R: Read> CaptureReader<R> {
+    /// Reads and checks the file header (pcap) or first section header (pcapng).
+    pub fn new(mut input: R) -> Result<Self, FormatError> {
+        let mut head = vec![0u8; 4];
+        if let Fill::Short(got) = read_full(&mut input, &mut head)? {
+            return Err(FormatError::TooShort(got));
+        }
+        let magic = [head[0], head[1], head[2], head[3]];
+        let le = u32::from_le_bytes(magic);
+        let be = u32::from_be_bytes(magic);
+        let mut position = 24; // a classic pcap file header
+        if le == PCAPNG_SHB {
+            // Length and byte-order magic, to count the first section header's bytes.
+            head.resize(12, 0);
+            if let Fill::Short(got) = read_full(&mut input, &mut head[4..])? {
+                return Err(FormatError::TooShort(4 + got));
+            }
+            position = section_header_len(&head);
+        }
+        let tally = Rc::new(Tally::default());
+        let counted = Counted {
+            inner: Cursor::new(head).chain(input),
+            tally: tally.clone(),
+        };
+        let source = if le == PCAPNG_SHB {
+            let reader = PcapNgReader::new(counted).map_err(|e| header_error(e, &tally, true))?;
+            Source::Pcapng { reader }
+        } else if PCAP_MAGICS.contains(&le) || PCAP_MAGICS.contains(&be) {
+            let reader = PcapReader::new(counted).map_err(|e| header_error(e, &tally, false))?;
+            let header = reader.header();
+            Source::Pcap {
+                nanos: header.ts_resolution == TsResolution::NanoSecond,
+                // The upper bits of the link-type field carry FCS information in some writers.
+                linktype: u32::from(header.datalink) & 0x0fff_ffff,
+                reader,
+            }
+        } else {
+            return Err(FormatError::UnknownMagic(hex::encode(magic)));
+        };
+        Ok(CaptureReader {
+            source,
+            tally,
+            progress: Progress {
+                position,
+                ..Progress::default()
+            },
+            interfaces: Vec::new(),
+        })
+    }
+
+    /// The file format found in the header.
+    pub fn format(&self) -> FileFormat {
+        match self.source {
+            Source::Pcap { .. } => FileFormat::Pcap,
+            Source::Pcapng { .. } => FileFormat::Pcapng,
+        }
+    }
+
+    /// Why reading stopped early (a cut last record, an impossible length, an I/O error), if it did.
+    pub fn damage(&self) -> Option<&str> {
+        self.progress.damage.as_deref()
+    }
+
+    /// Packets returned so far.
+    pub fn packets(&self) -> u64 {
+        self.progress.packets
+    }
+
+    /// pcapng sections seen so far (1 for a classic pcap).
+    pub fn sections(&self) -> u32 {
+        self.progress.section + 1
+    }
+
+    /// The next packet, or `None` at the end of the file or at the first damage (see [`Self::damage`]).
+    pub fn next_packet(&mut self) -> Option<Packet<'_>> {
+        let progress = &mut self.progress;
+        let interfaces = &mut self.interfaces;
+        let tally = &*self.tally;
+        while !progress.done {
+            // (interface index, timestamp units or nanoseconds, link type); the bytes go to
+            // `progress.data`, so no borrow of the reader leaves this step.
+            let (interface, when, linktype) = match &mut self.source {
+                Source::Pcap {
+                    reader,
+                    nanos,
+                    linktype,
+                } => {
+                    let raw = match reader.next_raw_packet() {
+                        None => {
+                            progress.done = true;
+                            return None;
+                        }
+                        Some(Err(e)) => {
+                            progress.fail("pcap record", e, tally);
+                            return None;
+                        }
+                        Some(Ok(raw)) => raw,
+                    };
+                    progress.position += 16 + u64::from(raw.incl_len);
+                    let frac = u64::from(raw.ts_frac);
+                    let ts_nanos = u64::from(raw.ts_sec)
+                        .saturating_mul(1_000_000_000)
+                        .saturating_add(if *nanos {
+                            frac
+                        } else {
+                            frac.saturating_mul(1000)
+                        });
+                    progress.data.clear();
+                    progress.data.extend_from_slice(&raw.data);
+                    (None, ts_nanos, *linktype)
+                }
+                Source::Pcapng { reader } => {
+                    let big = reader.section().endianness == Endianness::Big;
+                    let raw = match reader.next_raw_block() {
+                        None => {
+                            progress.done = true;
+                            return None;
+                        }
+                        Some(Err(e)) => {
+                            progress.fail("pcapng block", e, tally);
+                            return None;
+                        }
+                        Some(Ok(raw)) => raw,
+                    };
+                    let start = progress.position;
+                    progress.position += u64::from(raw.initial_len);
+                    // pcap-file has already switched sections for a section header; any other
+                    // block is in the byte order of the section it belongs to.
+                    let parsed = if big {
+                        raw.try_into_block::<BigEndian>()
+                    } else {
+                        raw.try_into_block::<LittleEndian>()
+                    };
+                    let block = match parsed {
+                        Ok(block) => block,
+                        Err(e) => {
+                            progress.position = start;
+                            progress.fail("pcapng block", e, tally);
+                            return None;
+                        }
+                    };
+                    progress.comment.clear();
+                    let (index, units, data) = match &block {
+                        Block::SectionHeader(_) => {
+                            progress.section += 1;
+                            interfaces.clear();
+                            continue;
+                        }
+                        Block::InterfaceDescription(idb) => {
+                            if interfaces.len() < MAX_INTERFACES {
+                                interfaces.push(Interface::from_block(idb));
+                            }
+                            continue;
+                        }
+                        Block::EnhancedPacket(epb) => {
+                            for option in &epb.options {
+                                if let EnhancedPacketOption::Comment(text) = option {
+                                    add_comment(&mut progress.comment, text);
+                                }
+                            }
+                            let units = u64::try_from(epb.timestamp.as_nanos()).unwrap_or(u64::MAX);
+                            (epb.interface_id as usize, units, &epb.data[..])
+                        }
+                        Block::Packet(pb) => {
+                            for option in &pb.options {
+                                if let PacketOption::Comment(text) = option {
+                                    add_comment(&mut progress.comment, text);
+                                }
+                            }
+                            (usize::from(pb.interface_id), pb.timestamp, &pb.data[..])
+                        }
+                        Block::SimplePacket(spb) => {
+                            // The block's body is the packet plus padding: keep the packet.
+                            let len = (spb.original_len as usize).min(spb.data.len());
+                            (0, 0, &spb.data[..len])
+                        }
+                        _ => continue,
+                    };
+                    // A packet naming an interface that was never described is skipped.
+                    let Some(iface) = interfaces.get(index) else {
+                        continue;
+                    };
+                    progress.data.clear();
+                    progress.data.extend_from_slice(data);
+                    (Some(index), iface.nanos(units), iface.linktype)
+                }
+            };
+            progress.packets += 1;
+            let progress = &*progress;
+            return Some(Packet {
+                ts_nanos: when,
+                section: progress.section,
+                interface: interface.and_then(|i| interfaces.get(i)?.name.as_deref()),
+                comment: (!progress.comment.is_empty()).then_some(progress.comment.as_str()),
+                linktype,
+                data: &progress.data,
+            });
+        }
+        None
+    }
+}
+
+fn add_comment(all: &mut String, text: &str) {
+    if !all.is_empty() {
+        all.push_str("; ");
+    }
+    all.push_str(text);
+}
+
+/// A section header's total length from its first 12 bytes (type, length, byte-order magic).
+fn section_header_len(head: &[u8]) -> u64 {
+    let field = |b: &[u8]| [b[0], b[1], b[2], b[3]];
+    let (len, bom) = (field(&head[4..8]), field(&head[8..12]));
+    if u32::from_le_bytes(bom) == PCAPNG_BOM {
+        u64::from(u32::from_le_bytes(len))
+    } else {
+        u64::from(u32::from_be_bytes(len))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PCAP_MICROS: u32 = 0xa1b2_c3d4;
+    const PCAP_NANOS: u32 = 0xa1b2_3c4d;
+    const BLOCK_IDB: u32 = 1;
+    const BLOCK_SPB: u32 = 3;
+    const BLOCK_EPB: u32 = 6;
+    const OPT_END: u16 = 0;
+    const OPT_COMMENT: u16 = 1;
+    const IF_NAME: u16 = 2;
+    const IF_TSRESOL: u16 = 9;
 
     fn pcap(endian_big: bool, nanos: bool, records: &[(u32, u32, &[u8])]) -> Vec<u8> {
         let w32 = |v: u32| {
@@ -736,26 +674,56 @@ mod tests {
     }
 
     #[test]
-    fn microsecond_default_and_power_of_two_resolutions() {
-        let file = pcapng(false);
-        let mut r = CaptureReader::new(&file[..]).expect("header");
-        if let Kind::Pcapng { interfaces } = &mut r.kind {
-            interfaces.push(Interface {
-                name: None,
-                linktype: 1,
-                resolution: (10, 6),
-                offset_secs: 1,
-            });
-            interfaces.push(Interface {
-                name: None,
-                linktype: 1,
-                resolution: (2, 1),
-                offset_secs: 0,
-            });
+    fn microsecond_default_power_of_two_resolutions_and_offsets() {
+        let iface = |resolution, offset_secs| Interface {
+            name: None,
+            linktype: 1,
+            resolution,
+            offset_secs,
+        };
+        assert_eq!(iface((10, 6), 1).nanos(3), 1_000_003_000);
+        assert_eq!(iface((2, 1), 0).nanos(3), 1_500_000_000);
+        assert_eq!(iface((10, 12), 0).nanos(3_000), 3);
+        assert_eq!(iface((10, 9), -5).nanos(3), 0, "clamped at the epoch");
+    }
+
+    #[test]
+    fn every_section_of_a_concatenation_is_read_in_either_byte_order() {
+        for (first, second) in [(false, false), (false, true), (true, false)] {
+            let mut file = pcapng(first);
+            file.extend(pcapng(second));
+            let mut r = CaptureReader::new(&file[..]).expect("header");
+            let mut seen = Vec::new();
+            while let Some(p) = r.next_packet() {
+                seen.push((p.section, p.interface.map(str::to_owned), p.data.to_vec()));
+            }
+            assert!(r.damage().is_none(), "{:?}", r.damage());
+            assert_eq!(r.sections(), 2);
+            assert_eq!(seen.len(), 4, "{seen:?}");
+            assert_eq!(seen[2].0, 1);
+            assert_eq!(seen[2].1.as_deref(), Some("client leg"));
+            assert_eq!(seen[3].2, b"abc");
         }
-        // The header alone was read: only the two interfaces pushed here exist.
-        assert_eq!(r.interface_time(0, 3), Some((1, 1_000_003_000)));
-        assert_eq!(r.interface_time(1, 3), Some((1, 1_500_000_000)));
-        assert_eq!(r.interface_time(2, 3), None);
+    }
+
+    #[test]
+    fn a_cut_last_block_keeps_every_complete_packet_and_names_the_byte() {
+        let mut file = pcapng(false);
+        let whole = file.len();
+        file.extend(pcapng(false));
+        file.truncate(file.len() - 5);
+        let mut r = CaptureReader::new(&file[..]).expect("header");
+        let mut n = 0;
+        while r.next_packet().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 3, "both packets of section 1, the EPB of section 2");
+        let damage = r.damage().expect("damage");
+        assert!(damage.contains("cut"), "{damage}");
+        let spb_at = file.len() + 5 - 20;
+        assert!(
+            damage.contains(&format!("at byte {spb_at}")),
+            "{damage} (first section: {whole} bytes)"
+        );
     }
 }

@@ -31,6 +31,16 @@ pub struct FlowInfo {
     pub saw_syn: bool,
 }
 
+/// Where a segment was captured: a flow never spans two pcapng sections (each is a capture of its
+/// own, e.g. in `cat a.pcapng b.pcapng`) nor two interfaces (faultline's two legs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CapturedOn<'a> {
+    /// pcapng section (0 in classic pcap).
+    pub section: u32,
+    /// pcapng interface name, if any.
+    pub interface: Option<&'a str>,
+}
+
 /// Receives a flow's streams in order. `offset`s are absolute in the direction's byte stream.
 pub trait StreamConsumer {
     /// In-order bytes of one direction, starting at `offset`.
@@ -182,6 +192,7 @@ impl DirState {
 /// The two endpoints of a flow, ordered so both directions map to the same key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct TupleKey {
+    section: u32,
     interface: Option<String>,
     low: SocketAddr,
     high: SocketAddr,
@@ -226,7 +237,7 @@ impl<C: StreamConsumer> FlowTable<C> {
     /// once both directions ended (FIN each way) or it was reset, so its memory can be released.
     pub fn segment(
         &mut self,
-        interface: Option<&str>,
+        on: CapturedOn<'_>,
         ts: u64,
         seg: &TcpSegment<'_>,
         comment: Option<&str>,
@@ -240,7 +251,8 @@ impl<C: StreamConsumer> FlowTable<C> {
             (seg.dst, seg.src)
         };
         let key = TupleKey {
-            interface: interface.map(str::to_owned),
+            section: on.section,
+            interface: on.interface.map(str::to_owned),
             low,
             high,
         };
@@ -265,7 +277,7 @@ impl<C: StreamConsumer> FlowTable<C> {
                 };
                 let info = FlowInfo {
                     id: self.next_id,
-                    interface: interface.map(str::to_owned),
+                    interface: on.interface.map(str::to_owned),
                     client,
                     server,
                     opened_ns: ts,
@@ -425,7 +437,7 @@ mod tests {
         for (i, s) in segs.iter().enumerate() {
             let comment = (s.payload == b"NOTE").then_some("note");
             table.segment(
-                None,
+                CapturedOn::default(),
                 i as u64,
                 s,
                 comment,

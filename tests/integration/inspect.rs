@@ -10,6 +10,7 @@ use faultline::inspect::{inspect_bytes, inspect_path, InspectOptions, LegFilter,
 use md5::{Digest, Md5};
 
 use crate::support::synthetic::{Clock, Noise};
+use crate::support::tshark;
 
 /// Builds capture events for proxied connections: every byte crosses both legs unless a fault cuts it.
 struct Script {
@@ -271,7 +272,7 @@ fn empty_retry_body_is_named_and_reset_fault_is_attributed() {
     assert!(report
         .exchanges
         .iter()
-        .all(|e| e.leg == faultline::inspect::Leg::Upstream));
+        .all(|e| e.leg == Some(faultline::direction::Leg::Upstream)));
 }
 
 #[test]
@@ -285,10 +286,7 @@ fn content_address_mismatch_exits_one() {
     assert_eq!(report.exit_code(), 1, "{text}");
     assert!(text.contains("MISMATCH"), "{text}");
     assert_eq!(report.capture.format, "pcap");
-    assert!(report
-        .exchanges
-        .iter()
-        .all(|e| e.leg == faultline::inspect::Leg::Unknown));
+    assert!(report.exchanges.iter().all(|e| e.leg.is_none()));
 }
 
 #[test]
@@ -496,4 +494,85 @@ fn throughput_on_a_200_mb_capture() {
         report.verdict()
     );
     assert_eq!(report.exit_code(), 0, "{}", report.verdict_line);
+}
+
+/// Regression (issue 8): a pcapng file holding several sections, here two faultline captures
+/// concatenated as `cat a.pcapng b.pcapng` does, is read to its end: inspect sees the flows and
+/// exchanges of both, and tshark counts the same packets and TCP connections.
+#[test]
+fn concatenated_captures_are_read_completely_and_tshark_agrees() {
+    let mut a = Script::new();
+    let body = a.bytes(20_000);
+    a.attempt("PUT", &md5_target(&body), &body, Answer::Status(201));
+    let a = a.write("cat-a.pcapng");
+    let mut b = Script::new();
+    b.next_conn = 7; // other ports: the same 4-tuples would be told apart by section anyway
+    let body = b.bytes(30_000);
+    b.attempt("PUT", "/upload/b.bin", &body, Answer::Status(500));
+    b.attempt("PUT", "/upload/b.bin", &body, Answer::Status(201));
+    let b = b.write("cat-b.pcapng");
+    let mut joined = std::fs::read(&a).expect("read a");
+    joined.extend(std::fs::read(&b).expect("read b"));
+    let path = a.with_file_name("cat-a-b.pcapng");
+    std::fs::write(&path, &joined).expect("write the concatenation");
+
+    let (alone_a, alone_b, report) = (inspect(&a), inspect(&b), inspect(&path));
+    let text = report.render_text();
+    assert!(report.capture.damage.is_none(), "{text}");
+    assert_eq!(report.capture.sections, 2, "{text}");
+    assert_eq!(
+        report.capture.packets,
+        alone_a.capture.packets + alone_b.capture.packets
+    );
+    assert_eq!(
+        report.flows.len(),
+        6,
+        "two legs of three connections: {text}"
+    );
+    assert_eq!(report.exchanges.len(), 6, "{text}");
+    assert_eq!(
+        report.attempt_groups.len(),
+        2,
+        "b's retry on each leg: {text}"
+    );
+    assert_eq!(
+        report.content_checks.len(),
+        2,
+        "a's upload on each leg: {text}"
+    );
+    assert!(report.exchanges.iter().any(|e| e.target == "/upload/b.bin"));
+    assert_eq!(report.exit_code(), 0, "{text}");
+
+    let (frames, status) = tshark::packet_count(&path);
+    assert!(
+        status.success(),
+        "tshark read the concatenation with errors"
+    );
+    assert_eq!(
+        frames as u64, report.capture.packets,
+        "tshark's frame count"
+    );
+    let streams: std::collections::BTreeSet<String> =
+        tshark::fields(&path, Some("tcp"), &["tcp.stream"])
+            .into_iter()
+            .flatten()
+            .collect();
+    assert_eq!(streams.len(), report.flows.len(), "tshark's TCP streams");
+    let requests = tshark::fields(
+        &path,
+        Some("http.request"),
+        &["http.request.method", "http.request.uri"],
+    );
+    let mut seen: Vec<String> = report
+        .exchanges
+        .iter()
+        .map(|e| format!("{} {}", e.method, e.target))
+        .collect();
+    let mut theirs: Vec<String> = requests.iter().map(|r| r.join(" ")).collect();
+    seen.sort();
+    theirs.sort();
+    assert_eq!(
+        theirs, seen,
+        "tshark's HTTP requests (decoded on both ports)"
+    );
 }

@@ -7,6 +7,7 @@ mod cli;
 mod dvc;
 mod http;
 mod inspect;
+mod inspect_schema;
 mod store;
 mod support;
 mod tcp;

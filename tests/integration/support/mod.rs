@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: real tools and real servers, never mocks.
 
+pub mod daemon;
 pub mod process;
 pub mod reading;
 pub mod running;

@@ -1,0 +1,374 @@
+//! Turns finished flows into the report: attempt groups and their byte comparisons, content-address checks, leg comparisons, findings and the verdict.
+
+use super::attempts::{self, BodyComparison};
+use super::content_address::{self, AddressCheck};
+use super::exchange::{Exchange, FlowOutcome};
+use super::leg;
+use super::model::{
+    Attempt, AttemptGroup, CaptureInfo, ContentCheck, FlowSummary, Report, Summary, Verdict,
+    SCHEMA_VERSION,
+};
+use super::reassembly::FlowInfo;
+use super::LegFilter;
+
+/// Assembles the report; compares retained bodies, then drops them.
+pub(crate) fn build(
+    capture: CaptureInfo,
+    leg_filter: LegFilter,
+    finished: Vec<(FlowInfo, FlowOutcome)>,
+) -> Report {
+    let mut warnings = Vec::new();
+    if let Some(d) = &capture.damage {
+        warnings.push(format!("capture damaged, reading stopped: {d}"));
+    }
+    let mut flows = Vec::new();
+    let mut exchanges = Vec::new();
+    for (info, outcome) in finished {
+        warnings.extend(outcome.warnings);
+        flows.push(FlowSummary {
+            id: info.id,
+            leg: leg::of_interface(info.interface.as_deref()),
+            client: info.client.to_string(),
+            server: info.server.to_string(),
+            opened_ns: info.opened_ns,
+            saw_syn: info.saw_syn,
+            http: outcome.http,
+            exchanges: Vec::new(),
+            faults: outcome.faults,
+        });
+        exchanges.extend(outcome.exchanges);
+    }
+    flows.sort_by_key(|f| f.id);
+    exchanges.sort_by_key(|e| (e.time_ns, e.flow));
+    for (id, ex) in exchanges.iter_mut().enumerate() {
+        ex.id = id;
+        if let Ok(i) = flows.binary_search_by_key(&ex.flow, |f| f.id) {
+            flows[i].exchanges.push(id);
+        }
+    }
+    let mut findings = Vec::new();
+    let attempt_groups = compare_attempts(&mut exchanges, &mut findings);
+    let content_checks = check_addresses(&exchanges, &mut findings);
+    let leg_comparisons = super::legs::compare_legs(&flows, &mut exchanges);
+    for lc in leg_comparisons.iter().filter(|l| l.faultline_bug) {
+        findings.push(format!(
+            "CORRUPT: faultline bug: client leg flow {} and upstream leg flow {} differ with no fault acting: {}",
+            lc.client_flow,
+            lc.upstream_flow,
+            lc.differences.join("; ")
+        ));
+    }
+    for ex in &mut exchanges {
+        ex.body = None;
+    }
+    let mut upload_keys: Vec<(&str, String)> = exchanges
+        .iter()
+        .filter(|e| e.is_upload())
+        .map(|e| (e.method.as_str(), e.resource()))
+        .collect();
+    upload_keys.sort_unstable();
+    upload_keys.dedup();
+    let mut retried: Vec<(&str, String)> = attempt_groups
+        .iter()
+        .map(|g| {
+            (
+                g.method.as_str(),
+                exchanges[g.attempts[0].exchange].resource(),
+            )
+        })
+        .collect();
+    retried.sort_unstable();
+    retried.dedup();
+    let summary = Summary {
+        exchanges: exchanges.len(),
+        uploads: upload_keys.len(),
+        retried: retried.len(),
+        retries_differing: attempt_groups
+            .iter()
+            .flat_map(|g| &g.attempts)
+            .filter(|a| a.comparison.as_ref().is_some_and(|c| c.is_difference()))
+            .count(),
+    };
+    let verdict = if findings.is_empty() {
+        Verdict::Clean
+    } else {
+        Verdict::Corrupt
+    };
+    let verdict_line = match findings.first() {
+        Some(first) if findings.len() == 1 => first.clone(),
+        Some(first) => format!("{first} (and {} more)", findings.len() - 1),
+        None => {
+            let retries = match (summary.retried, summary.retries_differing) {
+                (0, _) => "none retried".to_string(),
+                (n, 0) => format!("{n} retried, all retries identical"),
+                (n, d) => {
+                    format!("{n} retried, {d} retries differed but none was accepted with 2xx")
+                }
+            };
+            format!("OK: {} uploads, {retries}", summary.uploads)
+        }
+    };
+    Report {
+        schema_version: SCHEMA_VERSION,
+        verdict,
+        verdict_line,
+        findings,
+        summary,
+        capture,
+        leg_filter: leg_filter.as_str(),
+        warnings,
+        flows,
+        exchanges,
+        attempt_groups,
+        content_checks,
+        leg_comparisons,
+    }
+}
+
+fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> Vec<AttemptGroup> {
+    let keys = exchanges
+        .iter()
+        .filter(|e| e.is_upload())
+        .map(|e| ((e.leg, e.method.clone(), e.resource()), e.time_ns, e.id));
+    let mut out = Vec::new();
+    for group in attempts::group_by_key(keys.collect::<Vec<_>>()) {
+        if group.len() < 2 {
+            continue;
+        }
+        let first_id = group[0];
+        let mut first_body = exchanges[first_id].body.take();
+        let (first_len, first_expected) = {
+            let f = &exchanges[first_id];
+            (f.request.length, f.request.expected)
+        };
+        let mut list = Vec::new();
+        for (n, &id) in group.iter().enumerate() {
+            let number = n + 1;
+            let ex = &mut exchanges[id];
+            let mut attempt = Attempt {
+                number,
+                exchange: id,
+                status: ex.response.status,
+                length: ex.request.length,
+                complete: ex.request.complete,
+                comparison: None,
+                description: String::new(),
+                not_compared: None,
+                corrupt: false,
+            };
+            if number == 1 {
+                attempt.description = format!("attempt 1: {}", describe_exchange(ex));
+                list.push(attempt);
+                continue;
+            }
+            let why_not = match (&mut first_body, &mut ex.body) {
+                (Some(a), Some(b)) => match a.incomplete_copy().or(b.incomplete_copy()) {
+                    Some(why) => Some(why),
+                    None => match attempts::compare(a, b) {
+                        Ok(c) => {
+                            attempt.comparison = Some(c);
+                            None
+                        }
+                        Err(e) => Some(format!("cannot read retained body: {e}")),
+                    },
+                },
+                _ => Some("body not retained".to_string()),
+            };
+            attempt.not_compared = why_not;
+            let mut description = match (&attempt.comparison, &attempt.not_compared) {
+                (Some(c), _) => c.describe(number),
+                (None, Some(why)) => format!("attempt {number} not compared: {why}"),
+                (None, None) => String::new(),
+            };
+            if let Some(BodyComparison::Differs {
+                shifted_from: None, ..
+            }) = &attempt.comparison
+            {
+                if let Some(cut) =
+                    attempts::resumed_from_cut(first_len, first_expected, ex.request.length)
+                {
+                    description.push_str(&format!(
+                        "; its length is exactly what attempt 1 never sent (attempt 1 was cut at {cut} of {} bytes): the retry likely resumed from offset {cut} instead of starting over",
+                        first_expected.unwrap_or_default()
+                    ));
+                }
+            }
+            attempt.corrupt = ex.succeeded()
+                && attempt
+                    .comparison
+                    .as_ref()
+                    .is_some_and(|c| c.is_difference());
+            attempt.description = format!("{description} [{}]", describe_exchange(ex));
+            if attempt.corrupt {
+                findings.push(format!(
+                    "CORRUPT: {} {} ({} leg): attempt {number} (exchange {id}, flow {}, status {}) was accepted but {}",
+                    ex.method,
+                    ex.target,
+                    leg::name(ex.leg),
+                    ex.flow,
+                    ex.response.status.unwrap_or_default(),
+                    description
+                ));
+            }
+            list.push(attempt);
+        }
+        exchanges[first_id].body = first_body;
+        let f = &exchanges[first_id];
+        out.push(AttemptGroup {
+            leg: f.leg,
+            method: f.method.clone(),
+            target: f.target.clone(),
+            attempts: list,
+        });
+    }
+    out
+}
+
+fn describe_exchange(ex: &Exchange) -> String {
+    let body = if ex.request.complete {
+        format!("{} bytes", ex.request.length)
+    } else {
+        format!(
+            "{} of {} bytes, cut by {}",
+            ex.request.length,
+            ex.request
+                .expected
+                .map_or("?".to_string(), |e| e.to_string()),
+            ex.request.cut_by.as_deref().unwrap_or("?")
+        )
+    };
+    format!(
+        "exchange {}, flow {}, {body}, {}",
+        ex.id,
+        ex.flow,
+        ex.response_text()
+    )
+}
+
+fn check_addresses(exchanges: &[Exchange], findings: &mut Vec<String>) -> Vec<ContentCheck> {
+    let mut out = Vec::new();
+    for ex in exchanges {
+        if !matches!(ex.method.as_str(), "PUT" | "POST") || !ex.request.complete {
+            continue;
+        }
+        let Some(address) = content_address::parse_target(&ex.target) else {
+            continue;
+        };
+        let check = address.check(ex.request.length, &ex.request.md5, &ex.request.sha256);
+        let rejected = ex.response.status.is_some() && !ex.succeeded();
+        let corrupt = check.is_mismatch() && !rejected;
+        if corrupt {
+            let what = match &check {
+                AddressCheck::DigestMismatch { expected, actual } => {
+                    format!("content MISMATCH: target says {expected}, body hashes to {actual}")
+                }
+                AddressCheck::SizeMismatch { expected, actual } => {
+                    format!("size MISMATCH: target says {expected} bytes, body has {actual}")
+                }
+                AddressCheck::Matches => String::new(),
+            };
+            findings.push(format!(
+                "CORRUPT: {} {} ({} leg, exchange {}, {}): {what}",
+                ex.method,
+                ex.target,
+                leg::name(ex.leg),
+                ex.id,
+                ex.response_text()
+            ));
+        }
+        out.push(ContentCheck {
+            exchange: ex.id,
+            address,
+            check,
+            corrupt,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::direction::Leg;
+    use crate::inspect::legs::tests::exchange;
+
+    fn finished(flow: u64, leg: &str, exchanges: Vec<Exchange>) -> (FlowInfo, FlowOutcome) {
+        (
+            FlowInfo {
+                id: flow,
+                interface: Some(leg.into()),
+                client: "127.0.0.1:1".parse().expect("addr"),
+                server: "127.0.0.1:2".parse().expect("addr"),
+                opened_ns: flow,
+                saw_syn: true,
+            },
+            FlowOutcome {
+                exchanges,
+                http: true,
+                warnings: Vec::new(),
+                faults: Vec::new(),
+            },
+        )
+    }
+
+    fn capture() -> CaptureInfo {
+        CaptureInfo {
+            path: "x".into(),
+            format: "pcapng",
+            sections: 1,
+            packets: 0,
+            tcp_segments: 0,
+            damage: None,
+        }
+    }
+
+    #[test]
+    fn attempts_group_by_resource_whatever_the_target_form() {
+        // Two attempts on the upstream leg, one sent in each form (a client that switched from a
+        // proxy to a direct connection, or faultline's origin-form forwarding next to a replay).
+        let report = build(
+            capture(),
+            LegFilter::Both,
+            vec![
+                finished(
+                    1,
+                    "upstream leg",
+                    vec![exchange(
+                        0,
+                        Leg::Upstream,
+                        1,
+                        "PUT",
+                        "http://h:8080/x",
+                        None,
+                    )],
+                ),
+                finished(
+                    2,
+                    "upstream leg",
+                    vec![exchange(1, Leg::Upstream, 2, "PUT", "/x", Some("H:8080"))],
+                ),
+                finished(
+                    3,
+                    "upstream leg",
+                    vec![exchange(
+                        2,
+                        Leg::Upstream,
+                        3,
+                        "PUT",
+                        "/x",
+                        Some("other:8080"),
+                    )],
+                ),
+            ],
+        );
+        assert_eq!(
+            report.attempt_groups.len(),
+            1,
+            "{:?}",
+            report.attempt_groups
+        );
+        assert_eq!(report.attempt_groups[0].attempts.len(), 2);
+        assert_eq!(report.summary.uploads, 2, "h:8080/x and other:8080/x");
+        assert_eq!(report.summary.retried, 1);
+    }
+}

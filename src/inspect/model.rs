@@ -1,0 +1,174 @@
+//! The report `faultline inspect` produces, as the serde types behind `--json` (see [`super::schema`]).
+
+use serde::Serialize;
+
+use super::attempts::BodyComparison;
+use super::content_address::{AddressCheck, ContentAddress};
+use super::exchange::Exchange;
+use super::leg;
+pub use super::legs::LegComparison;
+use crate::direction::Leg;
+
+/// JSON schema version; bumped only for incompatible changes (fields may be added within a version).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Whether the capture shows corruption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// No corruption found (exit status 0).
+    Clean,
+    /// At least one corrupt retry, content-address mismatch or faultline bug (exit status 1).
+    Corrupt,
+}
+
+/// Where the evidence came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptureInfo {
+    /// The capture file as given.
+    pub path: String,
+    /// `pcap` or `pcapng`.
+    pub format: &'static str,
+    /// pcapng sections read (1 for classic pcap; more for merged or concatenated captures).
+    pub sections: u32,
+    /// Packet records read.
+    pub packets: u64,
+    /// Records that decoded to a TCP segment (on the selected legs).
+    pub tcp_segments: u64,
+    /// Why reading stopped before the end of the file (a cut or damaged record), if it did.
+    pub damage: Option<String>,
+}
+
+/// One TCP flow.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowSummary {
+    /// Flow id, in order of first packet.
+    pub id: u64,
+    /// Capture leg (`None`: not a faultline leg, "unknown" in JSON).
+    #[serde(serialize_with = "leg::serialize")]
+    pub leg: Option<Leg>,
+    /// Connecting side, `ip:port`.
+    pub client: String,
+    /// Accepting side, `ip:port`.
+    pub server: String,
+    /// First packet time, ns since the epoch.
+    pub opened_ns: u64,
+    /// True when its SYN was captured.
+    pub saw_syn: bool,
+    /// True when it carried HTTP/1.
+    pub http: bool,
+    /// Ids of its exchanges.
+    pub exchanges: Vec<usize>,
+    /// Fault comments on its packets.
+    pub faults: Vec<String>,
+}
+
+/// One attempt of a retried request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    /// 1-based attempt number, in time order.
+    pub number: usize,
+    /// Exchange id.
+    pub exchange: usize,
+    /// Final status, if any.
+    pub status: Option<u16>,
+    /// Body bytes received.
+    pub length: u64,
+    /// True when the body was complete.
+    pub complete: bool,
+    /// Comparison with attempt 1 (`null` for attempt 1).
+    pub comparison: Option<BodyComparison>,
+    /// One sentence for humans.
+    pub description: String,
+    /// Why the bodies could not be compared, if they could not.
+    pub not_compared: Option<String>,
+    /// True when this attempt differs from attempt 1 and was answered 2xx.
+    pub corrupt: bool,
+}
+
+/// Attempts of the same request (same leg, method and resource: absolute-form and origin-form
+/// targets of one request are the same), in time order.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptGroup {
+    /// Capture leg (`None`: not a faultline leg, "unknown" in JSON).
+    #[serde(serialize_with = "leg::serialize")]
+    pub leg: Option<Leg>,
+    /// Request method.
+    pub method: String,
+    /// Request target.
+    pub target: String,
+    /// Two or more attempts.
+    pub attempts: Vec<Attempt>,
+}
+
+/// A complete upload checked against the content address in its target.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContentCheck {
+    /// Exchange id.
+    pub exchange: usize,
+    /// What the target promises.
+    pub address: ContentAddress,
+    /// What the body was.
+    pub check: AddressCheck,
+    /// True for a mismatch the server did not reject (status 2xx or no status).
+    pub corrupt: bool,
+}
+
+/// Counts behind the verdict line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// HTTP exchanges.
+    pub exchanges: usize,
+    /// Distinct uploads (PUT/POST/PATCH method + target).
+    pub uploads: usize,
+    /// Distinct uploads sent more than once on some leg.
+    pub retried: usize,
+    /// Retries whose body differs from their first attempt.
+    pub retries_differing: usize,
+}
+
+/// Everything `faultline inspect` found.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// See [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Clean or corrupt.
+    pub verdict: Verdict,
+    /// The verdict line.
+    pub verdict_line: String,
+    /// Every corruption, one line each.
+    pub findings: Vec<String>,
+    /// Counts.
+    pub summary: Summary,
+    /// The capture.
+    pub capture: CaptureInfo,
+    /// Legs inspected.
+    pub leg_filter: &'static str,
+    /// Non-fatal problems.
+    pub warnings: Vec<String>,
+    /// TCP flows.
+    pub flows: Vec<FlowSummary>,
+    /// HTTP exchanges in time order.
+    pub exchanges: Vec<Exchange>,
+    /// Retried requests.
+    pub attempt_groups: Vec<AttemptGroup>,
+    /// Content-address checks.
+    pub content_checks: Vec<ContentCheck>,
+    /// Client leg vs upstream leg.
+    pub leg_comparisons: Vec<LegComparison>,
+}
+
+impl Report {
+    /// Clean or corrupt.
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
+    }
+
+    /// 0 when clean, 1 when corruption or a content-address mismatch was found.
+    pub fn exit_code(&self) -> u8 {
+        match self.verdict {
+            Verdict::Clean => 0,
+            Verdict::Corrupt => 1,
+        }
+    }
+}
