@@ -158,6 +158,7 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
         seed,
         capture,
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        live_rules: false,
     })
     .await?;
     eprintln!(

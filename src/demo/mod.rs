@@ -49,6 +49,7 @@ async fn start_proxy(scenario: Scenario) -> Result<Running, DemoError> {
         seed,
         capture: Some(capture),
         command_line: "faultline demo".to_string(),
+        live_rules: false,
     })
     .await?)
 }

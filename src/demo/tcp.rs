@@ -41,7 +41,7 @@ pub struct ConnectionReport {
 pub async fn run() -> Result<(), DemoError> {
     let scenario = Scenario::from_toml(DEMO_SCENARIO, "scenarios/demo-tcp.toml", "demo-tcp")?;
     let running = super::start_proxy(scenario).await?;
-    let scenario = running.shared.scenario.clone();
+    let scenario = running.shared.rules.current();
     let seed = running.shared.seed;
     let upstream = scenario.upstream.clone().ok_or(DemoError::NoUpstream)?;
     crate::say!(

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::plan::{Mark, Step};
+use super::plan::{Mark, RuleId, Step};
 use super::scope::Scope;
 use super::StreamFault;
 use crate::units::Rate;
@@ -34,7 +34,7 @@ const MAX_PIECE: u64 = 256 * 1024;
 
 impl Pacing {
     /// Starts pacing for rule `rule` on `direction`.
-    pub fn new(params: &Bandwidth, rule: usize, scope: &Scope) -> Self {
+    pub fn new(params: &Bandwidth, rule: &RuleId, scope: &Scope) -> Self {
         let rate = params.rate.0.max(1);
         Pacing {
             rate,
@@ -116,7 +116,11 @@ mod tests {
     fn pieces_are_spaced_by_the_rate() {
         let t0 = Instant::now();
         let params = Bandwidth { rate: Rate(1000) };
-        let mut pacing = Pacing::new(&params, 0, &Scope::direction(Direction::UpstreamToClient));
+        let mut pacing = Pacing::new(
+            &params,
+            &RuleId::new(0, "r"),
+            &Scope::direction(Direction::UpstreamToClient),
+        );
         let plan = pacing.apply(vec![Step::send(100, t0)], t0);
         assert_eq!(sent_len(&plan), 100);
         assert_eq!(plan.len(), 5, "1000 B/s in 20-byte pieces");
@@ -137,7 +141,7 @@ mod tests {
         let t0 = Instant::now();
         let mut pacing = Pacing::new(
             &Bandwidth { rate: Rate(1000) },
-            0,
+            &RuleId::new(0, "r"),
             &Scope::direction(Direction::UpstreamToClient),
         );
         pacing.apply(vec![Step::send(20, t0)], t0);

@@ -6,17 +6,18 @@ use tokio::time::Instant;
 use super::plan::{all_payload, Step};
 use super::StreamFault;
 
-/// Faults applied in order (the scenario's rule order) to every plan of one payload stream.
+/// Faults applied in order (the scenario's rule order) to every plan of one payload stream,
+/// each kept with the key of the rule that armed it.
 #[derive(Debug, Default)]
 pub struct FaultChain {
-    faults: Vec<Box<dyn StreamFault>>,
+    faults: Vec<(u64, Box<dyn StreamFault>)>,
     /// A whole-direction chain counts every byte, whatever the protocol session said about it.
     counts_every_byte: bool,
 }
 
 impl FaultChain {
     /// The chain of a whole direction: its faults count every byte relayed.
-    pub fn for_direction(faults: Vec<Box<dyn StreamFault>>) -> Self {
+    pub fn for_direction(faults: Vec<(u64, Box<dyn StreamFault>)>) -> Self {
         FaultChain {
             faults,
             counts_every_byte: true,
@@ -24,7 +25,7 @@ impl FaultChain {
     }
 
     /// The chain of one message: its faults count the message's payload bytes only.
-    pub fn for_message(faults: Vec<Box<dyn StreamFault>>) -> Self {
+    pub fn for_message(faults: Vec<(u64, Box<dyn StreamFault>)>) -> Self {
         FaultChain {
             faults,
             counts_every_byte: false,
@@ -34,6 +35,24 @@ impl FaultChain {
     /// No fault on this stream: plans pass unchanged.
     pub fn is_empty(&self) -> bool {
         self.faults.is_empty()
+    }
+
+    /// The rule set changed: the chain becomes the faults of the rules keyed `wanted`, in that
+    /// order. A rule that was already in the chain keeps its instance (a cut keeps counting, a
+    /// stall stays stalled); `make` builds the instance of a rule that is new here.
+    pub fn rearm(
+        &mut self,
+        wanted: &[u64],
+        mut make: impl FnMut(u64) -> Option<Box<dyn StreamFault>>,
+    ) {
+        let mut old = std::mem::take(&mut self.faults);
+        for &key in wanted {
+            if let Some(at) = old.iter().position(|(k, _)| *k == key) {
+                self.faults.push(old.swap_remove(at));
+            } else if let Some(fault) = make(key) {
+                self.faults.push((key, fault));
+            }
+        }
     }
 
     /// The plan for a chunk of `len` payload bytes that arrived at `arrival`.
@@ -51,9 +70,47 @@ impl FaultChain {
         } else {
             steps
         };
-        for fault in &mut self.faults {
+        for (_, fault) in &mut self.faults {
             steps = fault.apply(steps, arrival);
         }
         steps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::direction::Direction;
+    use crate::fault::plan::{sent_len, RuleId};
+    use crate::fault::scope::Scope;
+    use crate::fault::truncate::Truncate;
+    use crate::fault::Fault;
+    use crate::seed::{stream, Purpose};
+    use crate::units::Amount;
+
+    fn truncate(key: u64, after: u64) -> Box<dyn StreamFault> {
+        Fault::Truncate(Truncate {
+            after: Amount::Bytes(after),
+        })
+        .stream_fault(
+            &RuleId::new(key, "t"),
+            &Scope::direction(Direction::ClientToUpstream),
+            stream(0, Purpose::FaultTiming, &[]),
+        )
+        .expect("resolves")
+        .expect("a stream fault")
+    }
+
+    #[test]
+    fn rearming_keeps_the_state_of_rules_that_stay() {
+        let now = Instant::now();
+        let mut chain = FaultChain::for_direction(vec![(1, truncate(1, 10))]);
+        assert_eq!(sent_len(&chain.plan(6, now)), 6);
+        chain.rearm(&[2, 1], |key| Some(truncate(key, 100)));
+        // Rule 1 already counted 6 bytes: 4 more reach its limit of 10.
+        let plan = chain.plan(6, now);
+        assert_eq!(sent_len(&plan), 4);
+        chain.rearm(&[], |_| None);
+        assert!(chain.is_empty());
     }
 }

@@ -3,7 +3,7 @@
 
 use tokio::time::Instant;
 
-use super::plan::{split_at_limit, EndHow, Mark, Step};
+use super::plan::{split_at_limit, EndHow, Mark, RuleId, Step};
 use super::scope::Scope;
 use super::StreamFault;
 
@@ -17,8 +17,8 @@ pub struct CutAfter {
 }
 
 impl CutAfter {
-    /// A cut for rule number `rule` (0-based) after `limit` bytes of `scope`.
-    pub fn new(limit: u64, how: EndHow, rule: usize, scope: &Scope) -> Self {
+    /// A cut for `rule` after `limit` bytes of `scope`.
+    pub fn new(limit: u64, how: EndHow, rule: &RuleId, scope: &Scope) -> Self {
         let verb = match how {
             EndHow::Reset => "reset",
             EndHow::Finish => "truncated",
@@ -68,7 +68,7 @@ mod tests {
     fn relays_exactly_the_limit_across_chunks_then_ends() {
         let now = Instant::now();
         let scope = Scope::direction(Direction::ClientToUpstream);
-        let mut cut = CutAfter::new(100, EndHow::Reset, 0, &scope);
+        let mut cut = CutAfter::new(100, EndHow::Reset, &RuleId::new(0, "r"), &scope);
         let first = cut.apply(vec![Step::send(60, now)], now);
         assert_eq!(sent_len(&first), 60);
         assert!(!first.iter().any(|s| matches!(s, Step::End { .. })));
@@ -78,7 +78,7 @@ mod tests {
             Some(Step::End { how, mark }) => {
                 assert_eq!(*how, EndHow::Reset);
                 assert_eq!(mark.note, "reset client->upstream after 100 bytes");
-                assert_eq!(mark.rule, Some(0));
+                assert_eq!(mark.rule, Some(RuleId::new(0, "r")));
             }
             other => panic!("expected an End step, got {other:?}"),
         }
@@ -89,7 +89,7 @@ mod tests {
     fn a_limit_of_zero_ends_before_any_byte() {
         let now = Instant::now();
         let scope = Scope::direction(Direction::UpstreamToClient);
-        let mut cut = CutAfter::new(0, EndHow::Finish, 3, &scope);
+        let mut cut = CutAfter::new(0, EndHow::Finish, &RuleId::new(3, "r"), &scope);
         let plan = cut.apply(vec![Step::send(10, now)], now);
         assert_eq!(sent_len(&plan), 0);
         assert!(matches!(
@@ -112,7 +112,7 @@ mod tests {
                 body_len: Some(10),
             },
         );
-        let mut cut = CutAfter::new(4, EndHow::Finish, 1, &scope);
+        let mut cut = CutAfter::new(4, EndHow::Finish, &RuleId::new(1, "r"), &scope);
         let plan = cut.apply(
             vec![
                 Step::send_as(50, now, Role::Head),

@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::plan::{Mark, Step};
+use super::plan::{Mark, RuleId, Step};
 use super::scope::Scope;
 use super::StreamFault;
 use crate::units::Span;
@@ -35,7 +35,7 @@ pub struct Delaying {
 
 impl Delaying {
     /// Starts delaying for rule `rule` on `direction`, with its own random stream.
-    pub fn new(params: &Latency, rule: usize, scope: &Scope, rng: ChaCha8Rng) -> Self {
+    pub fn new(params: &Latency, rule: &RuleId, scope: &Scope, rng: ChaCha8Rng) -> Self {
         let jitter = params.jitter.map(|j| j.0).unwrap_or_default();
         Delaying {
             delay: params.delay.0,
@@ -116,7 +116,7 @@ mod tests {
         let rng = stream(1, Purpose::FaultTiming, &[]);
         let mut fault = Delaying::new(
             &latency(100, None),
-            0,
+            &RuleId::new(0, "r"),
             &Scope::direction(Direction::UpstreamToClient),
             rng,
         );
@@ -135,7 +135,7 @@ mod tests {
         let rng = stream(9, Purpose::FaultTiming, &[]);
         let mut fault = Delaying::new(
             &latency(10, Some(50)),
-            0,
+            &RuleId::new(0, "r"),
             &Scope::direction(Direction::ClientToUpstream),
             rng,
         );
@@ -158,7 +158,7 @@ mod tests {
             let rng = stream(42, Purpose::FaultTiming, &[3]);
             let mut fault = Delaying::new(
                 &latency(0, Some(1000)),
-                0,
+                &RuleId::new(0, "r"),
                 &Scope::direction(Direction::ClientToUpstream),
                 rng,
             );

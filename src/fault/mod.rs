@@ -29,7 +29,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 pub use chain::FaultChain;
-use plan::{EndHow, Mark, Step};
+use plan::{EndHow, Mark, RuleId, Step};
 pub use scope::{MessageScope, Scope, Unresolved};
 
 /// A fault whose behaviour depends on the bytes of one direction. It sees every chunk of that
@@ -128,8 +128,8 @@ impl Fault {
         }
     }
 
-    /// The connection-wide action of this fault for rule number `rule`, if it is one.
-    pub fn connection_fault(&self, rule: usize) -> Option<ConnectionFault> {
+    /// The connection-wide action of this fault for `rule`, if it is one.
+    pub fn connection_fault(&self, rule: &RuleId) -> Option<ConnectionFault> {
         match self {
             Fault::Refuse(_) => Some(ConnectionFault::Refuse {
                 mark: Mark::rule(rule, "refused: client leg reset before connecting upstream"),
@@ -186,16 +186,16 @@ impl Fault {
 
     /// Whether the fault acts on the connection as a whole (so `direction` is meaningless).
     pub fn is_connection_wide(&self) -> bool {
-        self.connection_fault(0).is_some()
+        self.connection_fault(&RuleId::new(0, "")).is_some()
     }
 
-    /// A fresh instance of this fault for rule number `rule` (0-based) acting on `scope`, or
+    /// A fresh instance of this fault for `rule` acting on `scope`, or
     /// `Ok(None)` for faults that are not byte-stream rewriters (connection-wide faults, and the
     /// HTTP answers the protocol session handles). `rng` is the rule's own seeded stream for this
     /// scope. Fails when a percentage cannot be resolved in the scope.
     pub fn stream_fault(
         &self,
-        rule: usize,
+        rule: &RuleId,
         scope: &Scope,
         rng: ChaCha8Rng,
     ) -> Result<Option<Box<dyn StreamFault>>, Unresolved> {
@@ -247,14 +247,14 @@ mod tests {
         });
         let rng = || stream(0, Purpose::FaultTiming, &[]);
         let scope = Scope::direction(Direction::ClientToUpstream);
-        let instance = |fault: &Fault, rule| {
+        let instance = |fault: &Fault, key| {
             fault
-                .stream_fault(rule, &scope, rng())
+                .stream_fault(&RuleId::new(key, "r"), &scope, rng())
                 .expect("bytes resolve")
                 .expect("a stream fault")
         };
         let mut planner =
-            FaultChain::for_direction(vec![instance(&latency, 0), instance(&reset, 1)]);
+            FaultChain::for_direction(vec![(0, instance(&latency, 0)), (1, instance(&reset, 1))]);
         let plan = planner.plan(80, t0);
         match plan.as_slice() {
             [Step::Send {
@@ -266,7 +266,7 @@ mod tests {
                 mark,
             }] => {
                 assert_eq!(*not_before, t0 + Duration::from_millis(100));
-                assert_eq!(mark.rule, Some(1));
+                assert_eq!(mark.rule.as_ref().map(|r| r.key), Some(1));
             }
             other => panic!("unexpected plan {other:?}"),
         }

@@ -5,26 +5,49 @@
 //! bytes faultline made, close the connection (FIN or RST), or hold the direction. Faults rewrite
 //! plans; only the pump executes them, which keeps every fault testable without sockets or clocks.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use tokio::time::Instant;
+
+/// The rule a mark names: its stable key (the hash of its own text, see `scenario::Rule::key`)
+/// and its name. A rule set can change while a connection runs (`faultline serve`), so marks
+/// carry who made them rather than an index into whichever rule set is current.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RuleId {
+    /// Stable identity: counters are kept per key.
+    pub key: u64,
+    /// Shown in logs, the summary and capture comments.
+    pub name: Arc<str>,
+}
+
+impl RuleId {
+    /// The rule keyed `key` named `name`.
+    pub fn new(key: u64, name: &str) -> RuleId {
+        RuleId {
+            key,
+            name: Arc::from(name),
+        }
+    }
+}
 
 /// Why a step exists: the rule that acted (or faultline itself) and a sentence saying what it
 /// did. It becomes a log line, a rule counter in the exit summary and (with captures) a packet
 /// comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mark {
-    /// Index of the rule in the scenario, in file order (0-based); `None` when faultline acted on
-    /// its own (a strict-mode `400`, a forward-proxy request for another origin).
-    pub rule: Option<usize>,
+    /// The rule that acted; `None` when faultline acted on its own (a strict-mode `400`, a
+    /// forward-proxy request for another origin).
+    pub rule: Option<RuleId>,
     /// What happened, e.g. `reset client->upstream after 65536 bytes`.
     pub note: String,
 }
 
 impl Mark {
-    /// A mark left by rule number `rule` (0-based).
-    pub fn rule(rule: usize, note: impl Into<String>) -> Mark {
+    /// A mark left by `rule`.
+    pub fn rule(rule: &RuleId, note: impl Into<String>) -> Mark {
         Mark {
-            rule: Some(rule),
+            rule: Some(rule.clone()),
             note: note.into(),
         }
     }

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::plan::{split_at_limit, Mark, Step};
+use super::plan::{split_at_limit, Mark, RuleId, Step};
 use super::scope::{Scope, Unresolved};
 use super::StreamFault;
 use crate::units::{Amount, Span};
@@ -37,15 +37,15 @@ pub struct Stalling {
     limit: u64,
     counted: u64,
     duration: Option<std::time::Duration>,
-    rule: usize,
+    rule: RuleId,
     note: String,
     phase: Phase,
 }
 
 impl Stalling {
-    /// A stall for rule number `rule` on `scope`; fails when `after` is a percentage of a body of
-    /// unknown length.
-    pub fn new(params: &Stall, rule: usize, scope: &Scope) -> Result<Self, Unresolved> {
+    /// A stall for `rule` on `scope`; fails when `after` is a percentage of a body of unknown
+    /// length.
+    pub fn new(params: &Stall, rule: &RuleId, scope: &Scope) -> Result<Self, Unresolved> {
         let limit = scope.resolve(params.after.unwrap_or(Amount::Bytes(0)))?;
         let duration = params.duration.map(|d| d.0);
         let how_long = match duration {
@@ -56,7 +56,7 @@ impl Stalling {
             limit,
             counted: 0,
             duration,
-            rule,
+            rule: rule.clone(),
             note: format!(
                 "stalled {} {how_long} after {limit} bytes{}",
                 scope.direction,
@@ -97,7 +97,7 @@ impl StreamFault for Stalling {
                 let Some(rest) = rest else {
                     return before;
                 };
-                let mark = Mark::rule(self.rule, std::mem::take(&mut self.note));
+                let mark = Mark::rule(&self.rule, std::mem::take(&mut self.note));
                 match self.duration {
                     None => {
                         self.phase = Phase::Holding;
@@ -136,7 +136,7 @@ mod tests {
         let t0 = Instant::now();
         let mut fault = Stalling::new(
             &stall(10, Some(2)),
-            0,
+            &RuleId::new(0, "r"),
             &Scope::direction(Direction::ClientToUpstream),
         )
         .expect("bytes resolve");
@@ -174,7 +174,7 @@ mod tests {
         let t0 = Instant::now();
         let mut fault = Stalling::new(
             &stall(4, None),
-            1,
+            &RuleId::new(0, "r"),
             &Scope::direction(Direction::UpstreamToClient),
         )
         .expect("bytes resolve");
@@ -189,7 +189,7 @@ mod tests {
         let t0 = Instant::now();
         let mut fault = Stalling::new(
             &stall(10, Some(1)),
-            0,
+            &RuleId::new(0, "r"),
             &Scope::direction(Direction::ClientToUpstream),
         )
         .expect("bytes resolve");

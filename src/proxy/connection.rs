@@ -1,6 +1,7 @@
 //! One proxied connection: decide which rules apply, connect upstream, run both pumps, and end
 //! both legs the way the outcome demands (half-close, FIN or RST).
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
@@ -15,6 +16,7 @@ use tokio::sync::Notify;
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info, warn, Instrument};
 
+use super::live_rules::ConnectionRules;
 use super::pump::{pump, PumpEnd};
 use super::socket::{abort, wait_delivered};
 use super::splice::splice_pump;
@@ -23,9 +25,8 @@ use super::{forward, RunShared, Upstream};
 use crate::capture::Leg;
 use crate::direction::Direction;
 use crate::fault::plan::{EndHow, Mark};
-use crate::fault::{ConnectionFault, FaultChain, Scope};
 use crate::scenario::schema::{Mode, Protocol};
-use crate::seed::{self, Purpose};
+use crate::scenario::Scenario;
 use crate::session::{Http1Session, RunView, SessionPlan};
 
 /// How long to wait for the upstream to accept a connection.
@@ -60,13 +61,10 @@ impl ConnectionShared {
     /// A fault took effect: count it, say so once at info naming the rule, and return the
     /// sentence that marks it in the capture.
     pub fn fault_fired(&self, mark: &Mark) -> String {
-        let rule = mark
-            .rule
-            .and_then(|i| Some((i, self.run.scenario.rules.get(i)?)));
-        if let Some(stats) = rule.and_then(|(i, _)| self.run.stats.rules.get(i)) {
-            stats.fired.fetch_add(1, Relaxed);
+        if let Some(rule) = &mark.rule {
+            self.run.stats.rule(rule.key).fired.fetch_add(1, Relaxed);
         }
-        match rule.map(|(_, rule)| rule) {
+        match &mark.rule {
             Some(rule) => {
                 info!(rule = %rule.name, "fault: {}", mark.note);
                 format!("faultline: rule \"{}\" {}", rule.name, mark.note)
@@ -97,13 +95,14 @@ impl ConnectionShared {
         }
     }
 
-    /// The HTTP session's plan for a chunk, or `None` when HTTP rules do not apply (any more) to
-    /// this connection.
+    /// The HTTP session's plan for a chunk under `scenario`, or `None` when HTTP rules do not
+    /// apply (any more) to this connection.
     pub fn plan_http(
         &self,
         direction: Direction,
         chunk: &[u8],
         arrival: Instant,
+        scenario: &Arc<Scenario>,
     ) -> Option<SessionPlan> {
         let session = self.http.as_ref()?;
         let mut session = match session.lock() {
@@ -114,7 +113,7 @@ impl ConnectionShared {
             return None;
         }
         let run = RunView {
-            scenario: &self.run.scenario,
+            scenario,
             counters: &self.run.counters,
         };
         Some(session.plan(direction, chunk, arrival, run))
@@ -132,25 +131,16 @@ pub async fn serve(client: TcpStream, client_addr: SocketAddr, id: u64, run: Arc
     let span = tracing::info_span!("conn", id, client = %client_addr);
     async move {
         let tap = Tap::new(run.capture.clone(), id);
-        // Connection-level keys (ordinal, every, probability) are decided once, at accept.
-        let matched: Vec<usize> = run
-            .scenario
-            .rules
-            .iter()
-            .enumerate()
-            .filter(|(_, rule)| rule.matcher.matches_connection(id, run.seed, rule.key))
-            .map(|(i, _)| i)
-            .collect();
-        let armed: Vec<usize> = matched
-            .iter()
-            .copied()
-            .filter(|&i| run.scenario.rules[i].is_http())
-            .collect();
-        let strict = run.scenario.protocol == Protocol::Http;
-        let forward = run.scenario.mode == Mode::Forward;
-        let wanted = strict || forward || !armed.is_empty();
-        let http = (run.scenario.protocol != Protocol::Tcp && wanted)
-            .then(|| Mutex::new(Http1Session::new(armed, strict, run.seed, id)));
+        // Connection-level keys (ordinal, every, probability) are decided at accept, and again
+        // for the new rules whenever the rule book is replaced.
+        let rules = ConnectionRules::new(id, run.seed, run.rules.watch());
+        let scenario = rules.scenario().clone();
+        let strict = scenario.protocol == Protocol::Http;
+        let forward = scenario.mode == Mode::Forward;
+        let wanted =
+            strict || forward || rules.matched().iter().any(|&i| scenario.rules[i].is_http());
+        let http = (scenario.protocol != Protocol::Tcp && wanted)
+            .then(|| Mutex::new(Http1Session::new(strict, run.seed, id)));
         let conn = ConnectionShared {
             id,
             run,
@@ -159,7 +149,7 @@ pub async fn serve(client: TcpStream, client_addr: SocketAddr, id: u64, run: Arc
             peer_finished: [AtomicBool::new(false), AtomicBool::new(false)],
             answer_ready: Notify::new(),
         };
-        proxy_connection(client, client_addr, &matched, &conn).await;
+        proxy_connection(client, client_addr, rules, &conn).await;
         debug!("closed");
     }
     .instrument(span)
@@ -169,7 +159,7 @@ pub async fn serve(client: TcpStream, client_addr: SocketAddr, id: u64, run: Arc
 async fn proxy_connection(
     mut client: TcpStream,
     client_addr: SocketAddr,
-    matched: &[usize],
+    mut rules: ConnectionRules,
     conn: &ConnectionShared,
 ) {
     let run = &conn.run;
@@ -177,30 +167,18 @@ async fn proxy_connection(
     if let Ok(local) = client.local_addr() {
         tap.opened(Leg::Client, client_addr, local).await;
     }
-    for &i in matched {
-        run.stats.rules[i].matched.fetch_add(1, Relaxed);
+    let mut counted: HashSet<u64> = HashSet::new();
+    count_matches(&rules, &mut counted, run);
+    if let Some(mark) = rules.refusal() {
+        let comment = conn.fault_fired(&mark);
+        tap.proxy_rst(Leg::Client, Some(comment)).await;
+        tap.closed(Leg::Client).await;
+        abort(client);
+        return;
     }
-
-    let mut end_timer: Option<(Instant, EndHow, Mark)> = None;
     let opened = Instant::now();
-    for &i in matched {
-        match run.scenario.rules[i].fault.connection_fault(i) {
-            Some(ConnectionFault::Refuse { mark }) => {
-                let comment = conn.fault_fired(&mark);
-                tap.proxy_rst(Leg::Client, Some(comment)).await;
-                tap.closed(Leg::Client).await;
-                abort(client);
-                return;
-            }
-            Some(ConnectionFault::EndAfter { after, how, mark }) => {
-                let at = opened + after;
-                if end_timer.as_ref().is_none_or(|(t, _, _)| at < *t) {
-                    end_timer = Some((at, how, mark));
-                }
-            }
-            None => {}
-        }
-    }
+    let mut timer_since = HashMap::new();
+    let mut end_timer = rules.end_timer(&mut timer_since, opened);
 
     let (mut upstream, replay) = match open_upstream(&mut client, conn).await {
         Ok(opened) => opened,
@@ -216,30 +194,6 @@ async fn proxy_connection(
         debug!(upstream = %peer, "upstream connected");
     }
 
-    let planner_for = |direction: Direction| {
-        let scope = Scope::direction(direction);
-        let faults = matched
-            .iter()
-            .filter(|&&i| !run.scenario.rules[i].is_http())
-            .filter(|&&i| run.scenario.rules[i].matcher.direction.includes(direction))
-            .filter_map(|&i| {
-                let rng = seed::stream(
-                    run.seed,
-                    Purpose::FaultTiming,
-                    &[conn.id, run.scenario.rules[i].key, direction.index() as u64],
-                );
-                // Whole-direction amounts are plain sizes (percentages need an HTTP rule, checked
-                // at load), so they always resolve.
-                run.scenario.rules[i]
-                    .fault
-                    .stream_fault(i, &scope, rng)
-                    .ok()
-                    .flatten()
-            })
-            .collect();
-        FaultChain::for_direction(faults)
-    };
-
     // Whether each pump finished, i.e. faultline already sent its FIN on that pump's destination.
     let mut upstream_fin_sent = false;
     let mut client_fin_sent = false;
@@ -250,7 +204,7 @@ async fn proxy_connection(
             &mut client_read,
             &mut upstream_write,
             Direction::ClientToUpstream,
-            planner_for(Direction::ClientToUpstream),
+            rules.clone(),
             conn,
             replay,
         );
@@ -258,18 +212,11 @@ async fn proxy_connection(
             &mut upstream_read,
             &mut client_write,
             Direction::UpstreamToClient,
-            planner_for(Direction::UpstreamToClient),
+            rules.clone(),
             conn,
             Bytes::new(),
         );
         tokio::pin!(to_upstream, to_client);
-        let timer = async {
-            match &end_timer {
-                Some((at, _, _)) => sleep_until(*at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(timer);
         let mut upstream_done = false;
         let mut client_done = false;
         loop {
@@ -301,11 +248,16 @@ async fn proxy_connection(
                         other => break Outcome::from_pump(other, Leg::Upstream),
                     }
                 }
-                () = &mut timer => {
+                () = sleep_until_timer(&end_timer) => {
                     if let Some((_, how, mark)) = &end_timer {
                         let comment = conn.fault_fired(mark);
                         break Outcome::Fault(*how, comment);
                     }
+                }
+                () = rules.changed() => {
+                    rules.refresh();
+                    count_matches(&rules, &mut counted, run);
+                    end_timer = rules.end_timer(&mut timer_since, Instant::now());
                 }
                 () = run.shutdown.cancelled() => break Outcome::Shutdown,
             }
@@ -381,23 +333,47 @@ async fn proxy_connection(
     tap.closed(Leg::Upstream).await;
 }
 
+/// Counts each rule that selects this connection once (its `matched` counter), also the rules
+/// a replaced rule book adds.
+fn count_matches(rules: &ConnectionRules, counted: &mut HashSet<u64>, run: &RunShared) {
+    for &i in rules.matched() {
+        let key = rules.scenario().rules[i].key;
+        if counted.insert(key) {
+            run.stats.rule(key).matched.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Sleeps until the connection-wide timer, or forever without one.
+async fn sleep_until_timer(timer: &Option<(Instant, EndHow, Mark)>) {
+    match timer {
+        Some((at, _, _)) => sleep_until(*at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Relays one direction: zero-copy with splice(2) when nothing needs to see its bytes (no
-/// fault, no HTTP rule, no capture), through the pump otherwise.
+/// fault, no HTTP rule, no capture, and rules that cannot change during the run), through the
+/// pump otherwise.
 async fn relay(
     source: &mut ReadHalf<'_>,
     destination: &mut WriteHalf<'_>,
     direction: Direction,
-    planner: FaultChain,
+    rules: ConnectionRules,
     conn: &ConnectionShared,
     replay: Bytes,
 ) -> PumpEnd {
-    let untouched = planner.is_empty() && conn.http.is_none() && !conn.tap.is_recording();
+    let chain = rules.direction_chain(direction, None);
+    let untouched = chain.is_empty()
+        && conn.http.is_none()
+        && !conn.tap.is_recording()
+        && !conn.run.rules_can_change;
     if untouched && replay.is_empty() {
         if let Some(end) = splice_pump(source, destination, direction, conn).await {
             return end;
         }
     }
-    pump(source, destination, direction, planner, conn, replay).await
+    pump(source, destination, direction, rules, chain, conn, replay).await
 }
 
 /// Connects the upstream leg: to the run's upstream, or (forward proxy) where the client's first

@@ -6,7 +6,9 @@
 
 pub mod connection;
 pub mod forward;
+pub mod live_rules;
 pub mod pump;
+pub mod rule_book;
 pub mod socket;
 pub mod splice;
 pub mod stats;
@@ -32,6 +34,7 @@ use crate::capture::{CaptureError, CaptureMeta, CaptureSink, CaptureWriterHandle
 use crate::scenario::schema::{Mode, UpstreamSpec};
 use crate::scenario::Scenario;
 use crate::session::RunCounters;
+use rule_book::RuleBook;
 use stats::{RunStats, RunSummary};
 
 /// Where upstream legs connect, once built-ins are started.
@@ -72,8 +75,11 @@ impl fmt::Display for Upstream {
 /// Everything connections of one run share. Immutable but for counters.
 #[derive(Debug)]
 pub struct RunShared {
-    /// The validated scenario.
-    pub scenario: Arc<Scenario>,
+    /// The rules in force (fixed for `faultline run`, swapped by the control API).
+    pub rules: RuleBook,
+    /// Whether `rules` may be replaced during the run: then every direction goes through the
+    /// pump, which follows replacements, instead of splice(2), which cannot.
+    pub rules_can_change: bool,
     /// The effective seed (flag > file > random).
     pub seed: u64,
     /// Where upstream legs go.
@@ -98,9 +104,10 @@ impl RunShared {
         let scenario =
             Arc::new(Scenario::from_toml("", "test.toml", "test").expect("an empty scenario"));
         Arc::new(RunShared {
-            stats: RunStats::new(0),
-            counters: RunCounters::new(0),
-            scenario,
+            stats: RunStats::new(),
+            counters: RunCounters::new(),
+            rules: RuleBook::new(scenario),
+            rules_can_change: false,
             seed: 0,
             upstream: Upstream::Socket(SocketAddr::from(([127, 0, 0, 1], 9))),
             shutdown: CancellationToken::new(),
@@ -146,6 +153,8 @@ pub struct RunPlan {
     pub capture: Option<PathBuf>,
     /// The command line, for the capture's section comment.
     pub command_line: String,
+    /// Whether the rule book may be replaced during the run (`faultline serve`).
+    pub live_rules: bool,
 }
 
 /// A run in progress.
@@ -178,7 +187,7 @@ impl Running {
         let mut summary = self
             .shared
             .stats
-            .snapshot(&self.shared.scenario, &self.shared.counters);
+            .snapshot(&self.shared.rules.current(), &self.shared.counters);
         // Every connection has ended; the last sink clone goes with `shared`.
         let writer = self.capture_writer;
         drop(self.shared);
@@ -247,9 +256,10 @@ pub async fn start_on(
         None => (None, None),
     };
     let shared = Arc::new(RunShared {
-        stats: RunStats::new(plan.scenario.rules.len()),
-        counters: RunCounters::new(plan.scenario.rules.len()),
-        scenario: plan.scenario,
+        stats: RunStats::new(),
+        counters: RunCounters::new(),
+        rules: RuleBook::new(plan.scenario),
+        rules_can_change: plan.live_rules,
         seed: plan.seed,
         upstream,
         shutdown,
@@ -259,9 +269,9 @@ pub async fn start_on(
     info!(
         listen = %local_addr,
         upstream = %shared.upstream,
-        scenario = %shared.scenario.name,
+        scenario = %shared.rules.current().name,
         seed = shared.seed,
-        rules = shared.scenario.rules.len(),
+        rules = shared.rules.current().rules.len(),
         "proxy started"
     );
     let accept_loop = tokio::spawn(accept_loop(listener, shared.clone()));

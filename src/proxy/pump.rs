@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant};
 
 use super::connection::ConnectionShared;
+use super::live_rules::ConnectionRules;
 use crate::direction::Direction;
 use crate::fault::plan::{EndHow, Mark, Step};
 use crate::fault::FaultChain;
@@ -70,6 +71,7 @@ pub async fn pump<R, W>(
     source: &mut R,
     destination: &mut W,
     direction: Direction,
+    mut rules: ConnectionRules,
     mut planner: FaultChain,
     conn: &ConnectionShared,
     replay: Bytes,
@@ -225,7 +227,10 @@ where
         };
 
         let arrival = Instant::now();
-        let steps = match conn.plan_http(direction, &chunk, arrival) {
+        if rules.refresh() {
+            planner = rules.direction_chain(direction, Some(planner));
+        }
+        let steps = match conn.plan_http(direction, &chunk, arrival, rules.scenario()) {
             Some(session) => {
                 let covered = chunk.len() - session.deferred.min(chunk.len());
                 let mut chunk = chunk;

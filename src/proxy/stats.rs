@@ -1,7 +1,9 @@
 //! Run-wide counters (connections, bytes per direction, rule activity) and the exit summary.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 use crate::capture::CaptureSummary;
 use crate::direction::Direction;
@@ -19,8 +21,9 @@ pub struct RunStats {
     pub panics: AtomicU64,
     /// Bytes written toward the upstream and toward the client.
     pub bytes: [AtomicU64; 2],
-    /// Per rule, in scenario order.
-    pub rules: Vec<RuleStats>,
+    /// Per rule, by the rule's key: the rule set may change during a run (`faultline serve`),
+    /// and a rule keeps its counters for as long as it exists under the same text.
+    rules: Mutex<HashMap<u64, Arc<RuleStats>>>,
 }
 
 /// How often one rule applied.
@@ -32,16 +35,31 @@ pub struct RuleStats {
     pub fired: AtomicU64,
 }
 
+impl Default for RunStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl RunStats {
-    /// Zeroed counters for a scenario with `rules` rules.
-    pub fn new(rules: usize) -> Self {
+    /// Zeroed counters.
+    pub fn new() -> Self {
         RunStats {
             connections: AtomicU64::new(0),
             upstream_failures: AtomicU64::new(0),
             panics: AtomicU64::new(0),
             bytes: [AtomicU64::new(0), AtomicU64::new(0)],
-            rules: (0..rules).map(|_| RuleStats::default()).collect(),
+            rules: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The counters of the rule keyed `key`.
+    pub fn rule(&self, key: u64) -> Arc<RuleStats> {
+        let mut rules = match self.rules.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        rules.entry(key).or_default().clone()
     }
 
     /// Counts bytes written in `direction`.
@@ -60,15 +78,16 @@ impl RunStats {
             rules: scenario
                 .rules
                 .iter()
-                .zip(&self.rules)
-                .enumerate()
-                .map(|(i, (rule, s))| RuleSummary {
-                    named: rule.has_own_name(),
-                    requests: rule.is_http().then(|| counters.armed(i)),
-                    name: rule.name.clone(),
-                    fault: rule.fault.name(),
-                    matched: s.matched.load(Relaxed),
-                    fired: s.fired.load(Relaxed),
+                .map(|rule| {
+                    let s = self.rule(rule.key);
+                    RuleSummary {
+                        named: rule.has_own_name(),
+                        requests: rule.is_http().then(|| counters.armed(rule.key)),
+                        name: rule.name.clone(),
+                        fault: rule.fault.name(),
+                        matched: s.matched.load(Relaxed),
+                        fired: s.fired.load(Relaxed),
+                    }
                 })
                 .collect(),
             capture: None,

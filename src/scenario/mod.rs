@@ -18,6 +18,7 @@ use glob::{Case, Glob};
 use schema::{ConnectionSet, Mode, Protocol, RuleSection, ScenarioFile, UpstreamSpec};
 
 use crate::direction::DirectionMatch;
+use crate::fault::plan::RuleId;
 use crate::fault::Fault;
 use crate::seed::{self, Purpose};
 use crate::units::Probability;
@@ -55,9 +56,12 @@ pub struct Scenario {
 pub struct Rule {
     /// Human name, used in logs, the summary and capture comments.
     pub name: String,
-    /// Identity of the rule in random streams: a hash of its own text (plus its rank among
-    /// identical rules), so adding or moving another rule never changes this rule's draws.
+    /// Identity of the rule in random streams and counters: a hash of its own text (plus its
+    /// rank among identical rules), so adding or moving another rule never changes this rule's
+    /// draws.
     pub key: u64,
+    /// The key and name, as the marks of the faults it arms carry them.
+    pub id: RuleId,
     /// When it applies.
     pub matcher: Match,
     /// Whether the file gave `direction` (HTTP rules pick a default from the other keys).
@@ -274,6 +278,7 @@ impl Scenario {
             let mut rule = rule_from(section, index, text, &invalid)?;
             rule.key_base = base;
             rule.key = seed::key_of(&[base.to_le_bytes(), twins.to_le_bytes()].concat());
+            rule.id = RuleId::new(rule.key, &rule.name);
             if rule.is_http() && protocol == Protocol::Tcp {
                 return Err(invalid(
                     span.start,
@@ -299,6 +304,22 @@ impl Scenario {
 }
 
 impl Scenario {
+    /// The rule keyed `key` and its place in this scenario.
+    pub fn rule_by_key(&self, key: u64) -> Option<(usize, &Rule)> {
+        self.rules.iter().enumerate().find(|(_, r)| r.key == key)
+    }
+
+    /// The rules whose connection-level keys (ordinal, every, seeded probability) select
+    /// connection number `ordinal` of a run seeded with `seed`, in rule order.
+    pub fn rules_for_connection(&self, ordinal: u64, seed: u64) -> Vec<usize> {
+        self.rules
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| rule.matcher.matches_connection(ordinal, seed, rule.key))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     /// What `faultline run` will still need or what looks unintended, one sentence each: valid
     /// files `check` accepts with a warning (exit 0) instead of a bare `ok`.
     pub fn warnings(&self) -> Vec<String> {
@@ -398,6 +419,7 @@ fn rule_from(
         fault,
         key: 0,
         key_base: 0,
+        id: RuleId::new(0, ""),
     })
 }
 

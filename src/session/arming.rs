@@ -2,7 +2,6 @@
 //! from the scenario's keys and the run's counters (attempts, request ordinals).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use crate::direction::Direction;
@@ -13,23 +12,47 @@ use crate::scenario::{RequestFacts, Scenario};
 #[derive(Debug)]
 pub struct RunCounters {
     attempts: Mutex<HashMap<String, u64>>,
-    request_matches: Vec<AtomicU64>,
-    armed: Vec<AtomicU64>,
+    /// Per rule key: requests that matched the rule's keys (for `request = N`).
+    request_matches: Mutex<HashMap<u64, u64>>,
+    /// Per rule key: requests the rule was armed on.
+    armed: Mutex<HashMap<u64, u64>>,
+}
+
+/// Adds one to `key`'s count in `counts` and returns the new count.
+fn bump(counts: &Mutex<HashMap<u64, u64>>, key: u64) -> u64 {
+    let mut counts = match counts.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let n = counts.entry(key).or_insert(0);
+    *n += 1;
+    *n
+}
+
+impl Default for RunCounters {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl RunCounters {
-    /// Counters for a scenario with `rules` rules.
-    pub fn new(rules: usize) -> Self {
+    /// Zeroed counters.
+    pub fn new() -> Self {
         RunCounters {
             attempts: Mutex::new(HashMap::new()),
-            request_matches: (0..rules).map(|_| AtomicU64::new(0)).collect(),
-            armed: (0..rules).map(|_| AtomicU64::new(0)).collect(),
+            request_matches: Mutex::new(HashMap::new()),
+            armed: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Requests rule `rule` was armed on (it matched them and acted on them or their response).
-    pub fn armed(&self, rule: usize) -> u64 {
-        self.armed.get(rule).map_or(0, |n| n.load(Relaxed))
+    /// Requests the rule keyed `key` was armed on (it matched them and acted on them or their
+    /// response).
+    pub fn armed(&self, key: u64) -> u64 {
+        let armed = match self.armed.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        armed.get(&key).copied().unwrap_or(0)
     }
 
     /// Records one more sighting of the request identified by `key` (method and target for
@@ -44,22 +67,20 @@ impl RunCounters {
         *n
     }
 
-    /// Records one more request matching rule `rule`'s other keys and returns its ordinal
-    /// (1-based) among them.
-    fn nth_match(&self, rule: usize) -> u64 {
-        self.request_matches
-            .get(rule)
-            .map_or(0, |n| n.fetch_add(1, Relaxed) + 1)
+    /// Records one more request matching the other keys of the rule keyed `key` and returns its
+    /// ordinal (1-based) among them.
+    fn nth_match(&self, key: u64) -> u64 {
+        bump(&self.request_matches, key)
     }
 }
 
-/// The rules one request armed.
+/// The rules one request armed, by key (the rule set may change before the response comes).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Armed {
     /// Rules acting on the request itself (its bytes, or an answer in its place), in rule order.
-    pub on_request: Vec<usize>,
+    pub on_request: Vec<u64>,
     /// Rules acting on its response, once the response head shows its status.
-    pub on_response: Vec<usize>,
+    pub on_response: Vec<u64>,
 }
 
 /// Decides which of `candidates` (the HTTP rules whose connection-level keys matched this
@@ -82,7 +103,7 @@ pub fn arm_request<'h>(
             if !http.matches_request(facts, &header) {
                 continue;
             }
-            let ordinal = counters.nth_match(i);
+            let ordinal = counters.nth_match(rule.key);
             if http
                 .request
                 .as_ref()
@@ -91,28 +112,27 @@ pub fn arm_request<'h>(
                 continue;
             }
         }
-        if let Some(n) = counters.armed.get(i) {
-            n.fetch_add(1, Relaxed);
-        }
+        bump(&counters.armed, rule.key);
         let http_only = rule.fault.is_http_only();
         let direction = rule.http_direction(rule.explicit_direction);
         if direction.includes(Direction::UpstreamToClient) && !http_only {
-            armed.on_response.push(i);
+            armed.on_response.push(rule.key);
         }
         if direction.includes(Direction::ClientToUpstream) || http_only {
-            armed.on_request.push(i);
+            armed.on_request.push(rule.key);
         }
     }
     armed
 }
 
-/// The rules of `on_response` whose `status` key (if any) accepts `status`.
-pub fn arm_response(scenario: &Scenario, on_response: &[usize], status: u16) -> Vec<usize> {
+/// The rules of `on_response` (keys) still in `scenario` whose `status` key (if any) accepts
+/// `status`.
+pub fn arm_response(scenario: &Scenario, on_response: &[u64], status: u16) -> Vec<u64> {
     on_response
         .iter()
         .copied()
-        .filter(|&i| {
-            scenario.rules.get(i).is_some_and(|rule| {
+        .filter(|&key| {
+            scenario.rule_by_key(key).is_some_and(|(_, rule)| {
                 rule.matcher
                     .http
                     .as_ref()
@@ -142,7 +162,7 @@ mod tests {
 
     #[test]
     fn attempts_count_per_key_across_the_run() {
-        let counters = RunCounters::new(0);
+        let counters = RunCounters::new();
         assert_eq!(counters.attempt("PUT /a"), 1);
         assert_eq!(counters.attempt("PUT /b"), 1);
         assert_eq!(counters.attempt("PUT /a"), 2);
@@ -162,16 +182,17 @@ fault.truncate = { after = 10 }
 fault.respond = { status = 503 }
 "#,
         );
-        let counters = RunCounters::new(s.rules.len());
+        let counters = RunCounters::new();
         let all = [0, 1, 2];
+        let key = |i: usize| s.rules[i].key;
         let no_header = |_: &str| None;
         let first = arm_request(&s, &all, &facts("PUT", "/files/a", 1), no_header, &counters);
-        assert_eq!(first.on_request, vec![2], "PUT 1 is not request 2");
-        assert_eq!(first.on_response, vec![1]);
+        assert_eq!(first.on_request, vec![key(2)], "PUT 1 is not request 2");
+        assert_eq!(first.on_response, vec![key(1)]);
         let second = arm_request(&s, &all, &facts("PUT", "/x", 1), no_header, &counters);
-        assert_eq!(second.on_request, vec![0, 2]);
+        assert_eq!(second.on_request, vec![key(0), key(2)]);
         assert!(second.on_response.is_empty());
-        assert_eq!(arm_response(&s, &[1], 500), vec![1]);
-        assert!(arm_response(&s, &[1], 200).is_empty());
+        assert_eq!(arm_response(&s, &[key(1)], 500), vec![key(1)]);
+        assert!(arm_response(&s, &[key(1)], 200).is_empty());
     }
 }

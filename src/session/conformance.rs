@@ -9,6 +9,7 @@
 //! names a real rule.
 
 use std::fmt;
+use std::sync::Arc;
 
 use tokio::time::Instant;
 
@@ -41,8 +42,7 @@ pub struct DirectionOutcome {
     pub ended_by: Option<String>,
 }
 
-/// Drives a fresh HTTP/1 session (every rule of `scenario` a candidate, as on a connection that
-/// matched them all) over `requests` then `responses`, each already split into the chunks the
+/// Drives a fresh HTTP/1 session (connection 1 of a run seeded with 1) over `requests` then `responses`, each already split into the chunks the
 /// pump would read, and checks every plan.
 pub fn drive(
     scenario: &Scenario,
@@ -50,15 +50,13 @@ pub fn drive(
     requests: &[&[u8]],
     responses: &[&[u8]],
 ) -> Result<[DirectionOutcome; 2], Violation> {
-    let candidates: Vec<usize> = (0..scenario.rules.len())
-        .filter(|&i| scenario.rules[i].is_http())
-        .collect();
-    let counters = RunCounters::new(scenario.rules.len());
+    let counters = RunCounters::new();
+    let scenario = Arc::new(scenario.clone());
     let run = RunView {
-        scenario,
+        scenario: &scenario,
         counters: &counters,
     };
-    let mut session = Http1Session::new(candidates, strict, 1, 1);
+    let mut session = Http1Session::new(strict, 1, 1);
     let answers_allowed = strict
         || scenario
             .rules
@@ -80,7 +78,7 @@ pub fn drive(
             let arrival = Instant::now();
             let plan = session.plan(direction, &chunk, arrival, run);
             let at = || format!("{direction} chunk {n} ({} bytes)", chunk.len());
-            let covered = check_plan(&plan, chunk.len(), arrival, scenario, answers_allowed, out)
+            let covered = check_plan(&plan, chunk.len(), arrival, &scenario, answers_allowed, out)
                 .map_err(|why| Violation(format!("{}: {why}: {plan:?}", at())))?;
             if out.ended_by.is_none() {
                 carry = chunk[covered..].to_vec();
@@ -149,9 +147,11 @@ fn check_plan(
             }
         };
         if let Some(mark) = mark {
-            match mark.rule {
-                Some(rule) if rule >= scenario.rules.len() => {
-                    return Err(format!("step {i} names rule {rule}, which does not exist"))
+            match &mark.rule {
+                Some(rule) if scenario.rule_by_key(rule.key).is_none() => {
+                    return Err(format!(
+                        "step {i} names rule {rule:?}, which does not exist"
+                    ))
                 }
                 None if !answers_allowed => {
                     return Err(format!("step {i} is faultline's own without a reason"))

@@ -11,8 +11,8 @@ use crate::fault::plan::Mark;
 pub struct Pending {
     /// How the request is named in notes: `PUT /x (attempt 1)`.
     pub label: String,
-    /// Rules that act on the response, once its status is known.
-    pub response_rules: Vec<usize>,
+    /// Rules (keys) that act on the response, once its status is known.
+    pub response_rules: Vec<u64>,
     /// Reset the client before the first byte of the response.
     pub drop_response: Option<Mark>,
     /// faultline answers this request itself (empty bytes: it only closes), once the responses
@@ -61,7 +61,7 @@ mod tests {
         let mut exchanges = Exchanges::default();
         exchanges.push(Pending::default());
         exchanges.push(Pending {
-            answer: Some((b"x".to_vec(), Mark::rule(0, "answered"))),
+            answer: Some((b"x".to_vec(), Mark::proxy("answered"))),
             ..Pending::default()
         });
         assert!(exchanges.take_ready_answer().is_none());

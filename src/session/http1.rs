@@ -3,6 +3,8 @@
 //! byte ranges that its armed rules' fault chain shapes — plus the answers faultline gives in
 //! place of a request. It implements no fault itself.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -25,8 +27,8 @@ use crate::scenario::{RequestFacts, Scenario};
 /// What a session consults on every chunk: the run's scenario and its counters.
 #[derive(Debug, Clone, Copy)]
 pub struct RunView<'a> {
-    /// The validated scenario.
-    pub scenario: &'a Scenario,
+    /// The scenario in force now (it may be replaced between two chunks).
+    pub scenario: &'a Arc<Scenario>,
     /// Attempts and request ordinals across the run.
     pub counters: &'a RunCounters,
 }
@@ -41,8 +43,12 @@ pub struct Http1Session {
     active: [bool; 2],
     /// Forward proxy: the origin this connection was routed to.
     route: Option<String>,
-    /// HTTP rules whose connection-level keys matched this connection.
+    /// HTTP rules whose connection-level keys matched this connection, and the scenario they
+    /// were chosen from (chosen again when it is replaced).
     candidates: Vec<usize>,
+    candidates_from: Option<Arc<Scenario>>,
+    seed: u64,
+    connection: u64,
     exchanges: Exchanges,
     request: MessageFaults,
     response: MessageFaults,
@@ -54,16 +60,18 @@ pub struct Http1Session {
 }
 
 impl Http1Session {
-    /// A session for connection number `connection` of a run seeded with `seed`, on which the
-    /// HTTP rules `candidates` matched; `strict` answers malformed requests with 400 instead of
-    /// falling back to raw TCP.
-    pub fn new(candidates: Vec<usize>, strict: bool, seed: u64, connection: u64) -> Self {
+    /// A session for connection number `connection` of a run seeded with `seed`; `strict`
+    /// answers malformed requests with 400 instead of falling back to raw TCP.
+    pub fn new(strict: bool, seed: u64, connection: u64) -> Self {
         Http1Session {
             conv: Http1Conversation::new(),
             strict,
             active: [true, true],
             route: None,
-            candidates,
+            candidates: Vec::new(),
+            candidates_from: None,
+            seed,
+            connection,
             exchanges: Exchanges::default(),
             request: MessageFaults::default(),
             response: MessageFaults::default(),
@@ -105,6 +113,19 @@ impl Http1Session {
     ) -> SessionPlan {
         if !self.is_active(direction) {
             return SessionPlan::relay(chunk.len(), arrival);
+        }
+        if !self
+            .candidates_from
+            .as_ref()
+            .is_some_and(|from| Arc::ptr_eq(from, run.scenario))
+        {
+            let scenario = run.scenario;
+            self.candidates = scenario
+                .rules_for_connection(self.connection, self.seed)
+                .into_iter()
+                .filter(|&i| scenario.rules[i].is_http())
+                .collect();
+            self.candidates_from = Some(scenario.clone());
         }
         let plan = match direction {
             Direction::ClientToUpstream => self.plan_requests(chunk, arrival, run),
@@ -266,14 +287,17 @@ impl Http1Session {
         };
         let mut byte_rules = Vec::new();
         let mut answer_after = None;
-        for &i in &armed.on_request {
-            match &run.scenario.rules[i].fault {
+        for &key in &armed.on_request {
+            let Some((_, rule)) = run.scenario.rule_by_key(key) else {
+                continue;
+            };
+            match &rule.fault {
                 Fault::Respond(respond) if pending.answer.is_none() => {
                     let note = format!(
                         "answered {} to {label} without forwarding it",
                         respond.status
                     );
-                    pending.answer = Some((respond.response_bytes(), Mark::rule(i, note)));
+                    pending.answer = Some((respond.response_bytes(), Mark::rule(&rule.id, note)));
                     // A client waiting for `100 Continue` sends no body: answering at once is what
                     // RFC 9110 §10.1.1 allows a server that will not read the body.
                     answer_after = Some(if head.expects_continue() {
@@ -285,11 +309,11 @@ impl Http1Session {
                 Fault::Respond(_) => {}
                 Fault::DropResponse(_) => {
                     pending.drop_response = Some(Mark::rule(
-                        i,
+                        &rule.id,
                         format!("forwarded {label}, then reset the client before its response"),
                     ));
                 }
-                _ => byte_rules.push(i),
+                _ => byte_rules.push(key),
             }
         }
         self.exchanges.push(pending);

@@ -59,23 +59,23 @@ pub struct MessageFaults {
 }
 
 impl MessageFaults {
-    /// The chain for `rules` acting on the message described by `scope`. A rule whose amount
-    /// cannot be resolved for this message (a percentage of a body without Content-Length) is
-    /// skipped with a warning rather than guessed.
+    /// The chain for the rules keyed `rules` acting on the message described by `scope`. A rule
+    /// whose amount cannot be resolved for this message (a percentage of a body without
+    /// Content-Length) is skipped with a warning rather than guessed.
     pub fn armed(
         scenario: &Scenario,
-        rules: &[usize],
+        rules: &[u64],
         scope: &Scope,
         streams: &mut RuleStreams,
     ) -> MessageFaults {
         let mut faults = Vec::new();
-        for &i in rules {
-            let Some(rule) = scenario.rules.get(i) else {
+        for &key in rules {
+            let Some((_, rule)) = scenario.rule_by_key(key) else {
                 continue;
             };
             let rng = streams.next(rule.key, scope.direction);
-            match rule.fault.stream_fault(i, scope, rng) {
-                Ok(Some(fault)) => faults.push(fault),
+            match rule.fault.stream_fault(&rule.id, scope, rng) {
+                Ok(Some(fault)) => faults.push((key, fault)),
                 Ok(None) => {}
                 Err(unresolved) => {
                     let what = scope

@@ -160,7 +160,7 @@ impl ChunkPlan {
 mod tests {
     use super::*;
     use crate::direction::Direction;
-    use crate::fault::plan::{EndHow, Mark};
+    use crate::fault::plan::{EndHow, Mark, RuleId};
     use crate::fault::scope::Scope;
     use crate::fault::truncate::Truncate;
     use crate::fault::Fault;
@@ -173,10 +173,13 @@ mod tests {
         });
         let scope = Scope::direction(Direction::ClientToUpstream);
         let rng = stream(0, Purpose::FaultTiming, &[]);
-        FaultChain::for_message(vec![fault
-            .stream_fault(0, &scope, rng)
-            .expect("resolves")
-            .expect("a stream fault")])
+        FaultChain::for_message(vec![(
+            0,
+            fault
+                .stream_fault(&RuleId::new(0, "t"), &scope, rng)
+                .expect("resolves")
+                .expect("a stream fault"),
+        )])
     }
 
     #[test]

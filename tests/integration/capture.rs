@@ -230,6 +230,7 @@ fn plan(scenario: &str, listen: &str, upstream: SocketAddr, capture: PathBuf) ->
         seed: 7,
         capture: Some(capture),
         command_line: "test".into(),
+        live_rules: false,
     }
 }
 

@@ -137,6 +137,7 @@ mod helpers {
                 seed: 7,
                 capture: capture.map(|name| dir.path().join(name)),
                 command_line: String::new(),
+                live_rules: false,
             })
             .await
             .expect("the proxy starts");

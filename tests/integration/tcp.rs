@@ -101,6 +101,7 @@ mod helpers {
             seed,
             capture: None,
             command_line: String::new(),
+            live_rules: false,
         })
         .await
         .expect("the proxy starts")
@@ -211,6 +212,7 @@ mod helpers {
 }
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -221,6 +223,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::{sleep, timeout, Instant};
 
+use faultline::proxy::{self, RunPlan};
+use faultline::scenario::schema::UpstreamSpec;
+use faultline::scenario::Scenario;
 use helpers::*;
 
 const PASS_THROUGH: &str = "name = \"pass-through\"\n";
@@ -832,7 +837,8 @@ async fn probability_decisions_replay_with_the_same_seed() {
                 let running = start_proxy(SCENARIO, upstream, seed).await;
                 let refused = refused_among(running.local_addr, CONNECTIONS).await;
                 // The decisions are the documented pure function of (seed, connection, rule key).
-                let rule = &running.shared.scenario.rules[0];
+                let scenario = running.shared.rules.current();
+                let rule = &scenario.rules[0];
                 let predicted: Vec<u64> = (1..=CONNECTIONS)
                     .filter(|&n| rule.matcher.matches_connection(n, seed, rule.key))
                     .collect();
@@ -1052,6 +1058,65 @@ async fn a_thousand_connections_leak_no_task_and_no_descriptor() {
             fds_after <= fds_before + 10,
             "{fds_before} descriptors before, {fds_after} after"
         );
+    })
+    .await;
+}
+
+/// One 4-byte echo round trip on `client`.
+async fn round_trip(client: &mut TcpStream) -> Duration {
+    let started = Instant::now();
+    client.write_all(b"ping").await.expect("send");
+    let mut back = [0u8; 4];
+    client.read_exact(&mut back).await.expect("echo");
+    assert_eq!(&back, b"ping");
+    started.elapsed()
+}
+
+/// A rule book replaced while a connection is open (what `faultline serve` does when a toxic is
+/// added or removed) acts on that connection's next bytes; removing the rule lifts it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_rule_book_acts_on_open_connections() {
+    bounded("live rules", async {
+        let upstream = echo().await;
+        let scenario = Scenario::from_toml("", "live.toml", "live").expect("valid");
+        let running = proxy::start(RunPlan {
+            scenario: Arc::new(scenario),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            upstream: UpstreamSpec::Address {
+                host: upstream.addr.ip().to_string(),
+                port: upstream.addr.port(),
+            },
+            seed: 3,
+            capture: None,
+            command_line: String::new(),
+            live_rules: true,
+        })
+        .await
+        .expect("the proxy starts");
+        let mut client = TcpStream::connect(running.local_addr).await.expect("connect");
+        let before = round_trip(&mut client).await;
+        let slow = Scenario::from_toml(
+            "[[rule]]\nmatch = { direction = \"upstream->client\" }\nfault.latency = { delay = \"300ms\" }\n",
+            "live.toml",
+            "live",
+        )
+        .expect("valid");
+        running.shared.rules.replace(Arc::new(slow));
+        let during = round_trip(&mut client).await;
+        assert!(
+            during >= Duration::from_millis(300),
+            "the new latency acts on the open connection: {before:?} then {during:?}"
+        );
+        let empty = Scenario::from_toml("", "live.toml", "live").expect("valid");
+        running.shared.rules.replace(Arc::new(empty));
+        let after = round_trip(&mut client).await;
+        assert!(
+            after < Duration::from_millis(300),
+            "removing the rule lifts it: {after:?}"
+        );
+        drop(client);
+        let summary = finish(running).await;
+        assert_eq!(summary.connections, 1);
     })
     .await;
 }

@@ -1,0 +1,193 @@
+//! One connection's view of the rule book: which rules select it (decided by the seeded,
+//! per-connection keys), the fault chain of each direction, and the connection-wide timers —
+//! rebuilt when the book is replaced, keeping the state of every rule that stayed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::direction::Direction;
+use crate::fault::plan::{EndHow, Mark};
+use crate::fault::{ConnectionFault, FaultChain, Scope};
+use crate::scenario::Scenario;
+use crate::seed::{self, Purpose};
+
+/// The rules in force for connection number `id`, following the rule book.
+#[derive(Debug, Clone)]
+pub struct ConnectionRules {
+    id: u64,
+    seed: u64,
+    book: watch::Receiver<Arc<Scenario>>,
+    scenario: Arc<Scenario>,
+    matched: Vec<usize>,
+}
+
+impl ConnectionRules {
+    /// The rules of the book's current scenario that select connection `id` of a run seeded
+    /// with `seed`.
+    pub fn new(id: u64, seed: u64, mut book: watch::Receiver<Arc<Scenario>>) -> Self {
+        let scenario = book.borrow_and_update().clone();
+        let matched = scenario.rules_for_connection(id, seed);
+        ConnectionRules {
+            id,
+            seed,
+            book,
+            scenario,
+            matched,
+        }
+    }
+
+    /// The scenario these rules come from.
+    pub fn scenario(&self) -> &Arc<Scenario> {
+        &self.scenario
+    }
+
+    /// Indices (in [`scenario`](Self::scenario)) of the rules that select this connection.
+    pub fn matched(&self) -> &[usize] {
+        &self.matched
+    }
+
+    /// Takes the book's newest scenario if it was replaced since the last look; returns whether
+    /// it was. Cheap when nothing changed (one atomic load).
+    pub fn refresh(&mut self) -> bool {
+        if !self.book.has_changed().unwrap_or(false) {
+            return false;
+        }
+        self.scenario = self.book.borrow_and_update().clone();
+        self.matched = self.scenario.rules_for_connection(self.id, self.seed);
+        true
+    }
+
+    /// Waits until the book is replaced (forever when it never will be).
+    pub async fn changed(&mut self) {
+        if self.book.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Keys of the byte-stream rules acting on the whole of `direction`, in rule order.
+    fn direction_keys(&self, direction: Direction) -> Vec<u64> {
+        self.matched
+            .iter()
+            .map(|&i| &self.scenario.rules[i])
+            .filter(|rule| !rule.is_http() && rule.matcher.direction.includes(direction))
+            .map(|rule| rule.key)
+            .collect()
+    }
+
+    /// The fault chain of `direction`, or `chain` brought in step with the current rules (rules
+    /// that stayed keep their instance and its state).
+    pub fn direction_chain(&self, direction: Direction, chain: Option<FaultChain>) -> FaultChain {
+        let mut chain = chain.unwrap_or_else(|| FaultChain::for_direction(Vec::new()));
+        let scope = Scope::direction(direction);
+        chain.rearm(&self.direction_keys(direction), |key| {
+            let (_, rule) = self.scenario.rule_by_key(key)?;
+            let rng = seed::stream(
+                self.seed,
+                Purpose::FaultTiming,
+                &[self.id, key, direction.index() as u64],
+            );
+            // Whole-direction amounts are plain sizes (percentages need an HTTP rule, checked at
+            // load), so they always resolve.
+            rule.fault
+                .stream_fault(&rule.id, &scope, rng)
+                .ok()
+                .flatten()
+        });
+        chain
+    }
+
+    /// Whether a rule that selects this connection refuses it outright.
+    pub fn refusal(&self) -> Option<Mark> {
+        self.matched.iter().find_map(|&i| {
+            let rule = &self.scenario.rules[i];
+            match rule.fault.connection_fault(&rule.id) {
+                Some(ConnectionFault::Refuse { mark }) => Some(mark),
+                _ => None,
+            }
+        })
+    }
+
+    /// The earliest connection-wide end (terminate, reset.at) among the current rules. Each
+    /// rule's time counts from when it came into force for this connection: the connection's
+    /// opening for the rules it started with, the replacement for rules added later (`since`
+    /// remembers those instants by rule key).
+    pub fn end_timer(
+        &self,
+        since: &mut HashMap<u64, Instant>,
+        now: Instant,
+    ) -> Option<(Instant, EndHow, Mark)> {
+        let mut earliest: Option<(Instant, EndHow, Mark)> = None;
+        for &i in &self.matched {
+            let rule = &self.scenario.rules[i];
+            let Some(ConnectionFault::EndAfter { after, how, mark }) =
+                rule.fault.connection_fault(&rule.id)
+            else {
+                continue;
+            };
+            let start = *since.entry(rule.key).or_insert(now);
+            let at = start + after;
+            if earliest.as_ref().is_none_or(|(t, _, _)| at < *t) {
+                earliest = Some((at, how, mark));
+            }
+        }
+        earliest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::plan::{sent_len, Step};
+    use std::time::Duration;
+
+    fn scenario(text: &str) -> Arc<Scenario> {
+        Arc::new(Scenario::from_toml(text, "t.toml", "t").expect("valid"))
+    }
+
+    #[test]
+    fn a_replaced_book_rearms_chains_and_keeps_what_stayed() {
+        let cut = "[[rule]]\nmatch = { direction = \"client->upstream\" }\nfault.truncate = { after = 10 }\n";
+        let (book, rx) = watch::channel(scenario(cut));
+        let mut rules = ConnectionRules::new(1, 7, rx);
+        let now = Instant::now();
+        let mut chain = rules.direction_chain(Direction::ClientToUpstream, None);
+        assert_eq!(sent_len(&chain.plan(6, now)), 6);
+        assert!(!rules.refresh());
+        let latency = "[[rule]]\nfault.latency = { delay = \"1s\" }\n";
+        book.send_replace(scenario(&format!("{latency}{cut}")));
+        assert!(rules.refresh());
+        let mut chain = rules.direction_chain(Direction::ClientToUpstream, Some(chain));
+        let plan = chain.plan(6, now);
+        assert_eq!(sent_len(&plan), 4, "the cut kept counting");
+        assert!(
+            matches!(&plan[0], Step::Send { not_before, .. } if *not_before == now + Duration::from_secs(1))
+        );
+        book.send_replace(scenario(""));
+        assert!(rules.refresh());
+        let mut chain = rules.direction_chain(Direction::ClientToUpstream, Some(chain));
+        assert!(chain.is_empty());
+        assert_eq!(sent_len(&chain.plan(6, now)), 6);
+    }
+
+    #[test]
+    fn timers_count_from_when_their_rule_came_into_force() {
+        let terminate = "[[rule]]\nfault.terminate = { after = \"10s\" }\n";
+        let (book, rx) = watch::channel(scenario(""));
+        let mut rules = ConnectionRules::new(1, 7, rx);
+        let opened = Instant::now();
+        let mut since = HashMap::new();
+        assert!(rules.end_timer(&mut since, opened).is_none());
+        book.send_replace(scenario(terminate));
+        rules.refresh();
+        let later = opened + Duration::from_secs(5);
+        let (at, how, _) = rules.end_timer(&mut since, later).expect("a timer");
+        assert_eq!((at, how), (later + Duration::from_secs(10), EndHow::Reset));
+        let (again, _, _) = rules
+            .end_timer(&mut since, later + Duration::from_secs(1))
+            .expect("a timer");
+        assert_eq!(again, at, "the start is remembered");
+    }
+}
