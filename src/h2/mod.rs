@@ -14,8 +14,10 @@
 
 pub mod build;
 pub mod control;
+pub mod conversation;
 pub mod error;
 pub mod error_code;
+pub mod flow;
 pub mod frame;
 pub mod grpc_status;
 pub mod headers;
@@ -24,10 +26,16 @@ pub mod hpack_encode;
 pub mod hpack_table;
 mod huffman;
 pub mod reader;
+pub mod settings;
+pub mod stream;
+pub mod tracker;
 
 pub use control::Control;
+pub use conversation::{Conversation, DecodedBlock, Fed};
 pub use error::{FrameError, H2Error};
 pub use error_code::ErrorCode;
 pub use frame::{FrameHeader, FrameType, StreamId};
 pub use headers::{HeaderField, HeaderList};
 pub use reader::{BlockKind, FrameReader, HeaderBlock, Piece, PieceKind};
+pub use stream::{Stream, StreamState};
+pub use tracker::{BlockRole, Tracker};
