@@ -13,19 +13,23 @@
 //! ([`protobuf`], [`bytestream`], [`resource_name`]).
 
 pub mod build;
+pub mod bytestream;
 pub mod control;
 pub mod conversation;
 pub mod error;
 pub mod error_code;
 pub mod flow;
 pub mod frame;
+pub mod grpc;
 pub mod grpc_status;
 pub mod headers;
 pub mod hpack;
 pub mod hpack_encode;
 pub mod hpack_table;
 mod huffman;
+pub mod protobuf;
 pub mod reader;
+pub mod resource_name;
 pub mod settings;
 pub mod stream;
 pub mod tracker;
