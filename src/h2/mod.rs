@@ -29,6 +29,8 @@ pub mod hpack_table;
 mod huffman;
 pub mod protobuf;
 pub mod reader;
+#[cfg(test)]
+mod real_traffic_tests;
 pub mod resource_name;
 pub mod settings;
 pub mod stream;
