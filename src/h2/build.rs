@@ -11,7 +11,7 @@ use super::frame::{
 };
 use super::grpc_status::encode_message;
 use super::headers::HeaderList;
-use super::hpack_encode::encode_block;
+use super::hpack_encode::encode_block_with;
 
 fn header(kind: FrameType, flags: u8, stream: StreamId, length: usize) -> [u8; HEADER_LEN] {
     FrameHeader {
@@ -67,15 +67,35 @@ pub fn settings_ack() -> [u8; HEADER_LEN] {
     header(FrameType::Settings, FLAG_ACK, StreamId::CONNECTION, 0)
 }
 
+/// How an injected header block must be framed for its receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockLimits {
+    /// The receiver's SETTINGS_MAX_FRAME_SIZE.
+    pub max_frame_size: u32,
+    /// A dynamic table size update the block must start with (see
+    /// [`super::hpack_encode::encode_size_update`]), or `None`.
+    pub size_update: Option<usize>,
+}
+
+impl Default for BlockLimits {
+    fn default() -> BlockLimits {
+        BlockLimits {
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            size_update: None,
+        }
+    }
+}
+
 /// A HEADERS frame (plus CONTINUATIONs if needed) carrying `headers` encoded with literals
-/// without indexing, each frame at most `max_frame_size` bytes of payload.
+/// without indexing, each frame at most `limits.max_frame_size` bytes of payload.
 pub fn headers(
     stream: StreamId,
     headers: &HeaderList,
     end_stream: bool,
-    max_frame_size: u32,
+    limits: BlockLimits,
 ) -> Vec<u8> {
-    let block = encode_block(headers);
+    let block = encode_block_with(headers, limits.size_update);
+    let max_frame_size = limits.max_frame_size;
     let max = (max_frame_size.max(DEFAULT_MAX_FRAME_SIZE)) as usize;
     let mut chunks = block.chunks(max).peekable();
     let mut out = Vec::with_capacity(block.len() + HEADER_LEN);
@@ -110,7 +130,7 @@ pub fn grpc_trailers_only(
     stream: StreamId,
     status: u32,
     message: &str,
-    max_frame_size: u32,
+    limits: BlockLimits,
 ) -> Vec<u8> {
     let status = status.to_string();
     let message = encode_message(message);
@@ -123,7 +143,7 @@ pub fn grpc_trailers_only(
         list.fields
             .extend(HeaderList::from_pairs([("grpc-message", message.as_str())]).fields);
     }
-    headers(stream, &list, true, max_frame_size)
+    headers(stream, &list, true, limits)
 }
 
 #[cfg(test)]
@@ -183,7 +203,12 @@ mod tests {
 
     #[test]
     fn trailers_only_answer_decodes_and_ends_the_stream() {
-        let bytes = grpc_trailers_only(StreamId(3), 14, "injected by faultline", 16_384);
+        let bytes = grpc_trailers_only(
+            StreamId(3),
+            14,
+            "injected by faultline",
+            BlockLimits::default(),
+        );
         let kinds = read_all(&bytes);
         let PieceKind::Header(head) = kinds[0] else {
             panic!("header first")
@@ -211,7 +236,7 @@ mod tests {
     fn big_blocks_are_split_into_continuations() {
         let value = "v".repeat(40_000);
         let list = HeaderList::from_pairs([("x-big", value.as_str())]);
-        let bytes = headers(StreamId(1), &list, false, 16_384);
+        let bytes = headers(StreamId(1), &list, false, BlockLimits::default());
         let kinds = read_all(&bytes);
         let frame_kinds: Vec<_> = kinds
             .iter()

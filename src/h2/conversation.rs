@@ -241,7 +241,12 @@ mod tests {
             (":authority", "cas"),
             ("content-type", "application/grpc"),
         ]);
-        client.extend(build::headers(StreamId(1), &request, false, 16_384));
+        client.extend(build::headers(
+            StreamId(1),
+            &request,
+            false,
+            build::BlockLimits::default(),
+        ));
         client.extend(build::data_header(StreamId(1), 3, true));
         client.extend(b"abc");
         let fed = conversation.feed(UP, &client).expect("valid");
@@ -259,7 +264,7 @@ mod tests {
             StreamId(1),
             5,
             "not found",
-            16_384,
+            build::BlockLimits::default(),
         ));
         let fed = conversation.feed(DOWN, &server).expect("valid");
         assert_eq!(fed.blocks[0].role, BlockRole::Response);

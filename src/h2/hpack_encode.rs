@@ -44,6 +44,27 @@ pub fn encode_literal(name: &[u8], value: &[u8], out: &mut Vec<u8>) {
     encode_string(value, out);
 }
 
+/// Appends a dynamic table size update (RFC 7541 §6.3). An injected block must start with one
+/// when the receiver lowered SETTINGS_HEADER_TABLE_SIZE below the table's current maximum and the
+/// real encoder has not yet sent its own update: some decoders (nghttp2) refuse a block without it.
+/// Shrinking to the advertised size evicts exactly what the real encoder's later update will.
+pub fn encode_size_update(size: usize, out: &mut Vec<u8>) {
+    encode_integer(size, 5, 0x20, out);
+}
+
+/// Encodes a whole header list as one block of literals without indexing, optionally preceded
+/// by a dynamic table size update.
+pub fn encode_block_with(headers: &HeaderList, size_update: Option<usize>) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(size) = size_update {
+        encode_size_update(size, &mut out);
+    }
+    for field in &headers.fields {
+        encode_literal(&field.name, &field.value, &mut out);
+    }
+    out
+}
+
 /// Encodes a whole header list as one block of literals without indexing.
 pub fn encode_block(headers: &HeaderList) -> Vec<u8> {
     let mut out = Vec::new();
@@ -103,5 +124,18 @@ mod tests {
         assert_eq!(decoded.headers, headers);
         assert!(!decoded.touches_table);
         assert!(decoder.table().is_empty());
+    }
+
+    #[test]
+    fn a_leading_size_update_shrinks_the_receivers_table() {
+        let mut decoder = Decoder::new();
+        decoder
+            .decode(&[0x40, 0x01, b'k', 0x01, b'v'])
+            .expect("insert");
+        let block = encode_block_with(&HeaderList::from_pairs([(":status", "200")]), Some(0));
+        let decoded = decoder.decode(&block).expect("valid");
+        assert!(decoded.touches_table);
+        assert!(decoder.table().is_empty());
+        assert_eq!(decoder.table().max_size(), 0);
     }
 }
