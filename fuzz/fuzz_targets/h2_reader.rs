@@ -69,7 +69,11 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
             }
-            assert_eq!(labelled[d] - base, fed.consumed as u64, "each consumed byte labelled once");
+            assert_eq!(
+                labelled[d] - base,
+                fed.consumed as u64,
+                "each consumed byte labelled once"
+            );
             assert_eq!(conversation.reader(direction).offset(), labelled[d]);
             pending[d].drain(..fed.consumed);
         }
