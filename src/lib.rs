@@ -7,6 +7,7 @@
 //! - [`fault`]: the one fault engine: pure rewriters that turn "bytes arrived" into a plan.
 //! - [`proxy`]: accept loop, connections and pumps: the only code that waits and writes.
 //! - [`http`]: HTTP/1.x message framing over raw bytes (never re-serializes).
+//! - [`h2`]: HTTP/2 frames, read-only HPACK, streams, gRPC and ByteStream messages (pure, no I/O).
 //! - [`capture`]: synthesized TCP flows of both legs, written as pcapng/pcap.
 //! - [`inspect`]: reads captures back and says which retry differed from which attempt.
 //! - [`builtin`]: upstreams faultline can start itself (`builtin:echo`); [`store`] is the
@@ -43,6 +44,7 @@ pub mod capture;
 pub mod demo;
 pub mod direction;
 pub mod fault;
+pub mod h2;
 pub mod http;
 pub mod inspect;
 pub mod proxy;

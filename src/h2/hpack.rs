@@ -1,0 +1,440 @@
+//! Read-only HPACK decoding (RFC 7541), one decoder per direction, so rules can see headers that pass untouched.
+//!
+//! Why hand-written rather than a crate: `hpack` (0.3) panics on one hostile byte
+//! (RUSTSEC-2023-0085), `httlib-hpack` 0.1.3 panics on a one-byte block (`[0x4e]`, found by a
+//! random-input run), `loona-hpack` 0.4.3 is correct but builds a 257-entry hash map for every
+//! Huffman string (~35 µs per string measured, several per gRPC call: more than the whole latency
+//! budget of an h2 rule), and the HPACK code of `h2` is private. Decoding is small (integers,
+//! strings, two tables), the fuzz target drives it with arbitrary bytes, and tests cover RFC 7541
+//! Appendix C and real grpcio/curl traffic.
+
+use thiserror::Error;
+
+use super::headers::{HeaderField, HeaderList};
+use super::hpack_table::DynamicTable;
+use super::huffman;
+
+/// SETTINGS_HEADER_TABLE_SIZE before a peer says otherwise.
+pub const DEFAULT_TABLE_SIZE: usize = 4096;
+
+/// The largest dynamic table faultline will mirror, whatever a peer advertises: bounds memory per
+/// connection direction. Real stacks advertise 4 KiB–64 KiB.
+pub const MAX_TABLE_SIZE: usize = 16 << 20;
+
+/// Decoded header lists larger than this (RFC 9113 list size) keep decoding, so the table stays in
+/// sync, but stop storing fields: a hostile block of one-byte references to a large entry must not
+/// grow memory without bound.
+pub const DEFAULT_MAX_LIST_SIZE: usize = 1 << 20;
+
+/// Why a header block could not be decoded. Any of these is a COMPRESSION_ERROR at a real peer,
+/// which then closes the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum HpackError {
+    /// An integer or string runs past the end of the block.
+    #[error("header block ends inside a field")]
+    Truncated,
+    /// An integer needs more than 32 bits.
+    #[error("integer too large")]
+    IntegerOverflow,
+    /// An index names no static or dynamic entry.
+    #[error("index {0} names no table entry")]
+    BadIndex(usize),
+    /// A Huffman string has EOS inside or invalid padding.
+    #[error("invalid Huffman-coded string")]
+    BadHuffman,
+    /// A dynamic table size update exceeds what the receiving peer allowed.
+    #[error("dynamic table size update to {size} exceeds the allowed {max}")]
+    TableSizeTooLarge {
+        /// Requested size.
+        size: usize,
+        /// Allowed size.
+        max: usize,
+    },
+    /// A dynamic table size update after the first field of a block (RFC 7541 §4.2).
+    #[error("dynamic table size update after a header field")]
+    LateTableSizeUpdate,
+}
+
+/// A decoded block.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Decoded {
+    /// The fields, in order (possibly cut short, see `truncated`).
+    pub headers: HeaderList,
+    /// Whether the block changed the dynamic table (an insertion or a size update). A block that
+    /// did cannot be dropped without desynchronizing the receiver's decoder.
+    pub touches_table: bool,
+    /// Whether fields were left out because the list exceeded the decoder's list size limit.
+    pub truncated: bool,
+}
+
+/// One direction's HPACK decoder: mirrors the dynamic table the receiving peer keeps.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    table: DynamicTable,
+    /// Largest size update accepted: the largest SETTINGS_HEADER_TABLE_SIZE the receiver advertised.
+    allowed: usize,
+    max_list_size: usize,
+}
+
+impl Default for Decoder {
+    fn default() -> Decoder {
+        Decoder::new()
+    }
+}
+
+impl Decoder {
+    /// A decoder with RFC defaults (4096-byte table).
+    pub fn new() -> Decoder {
+        Decoder {
+            table: DynamicTable::new(DEFAULT_TABLE_SIZE),
+            allowed: DEFAULT_TABLE_SIZE,
+            max_list_size: DEFAULT_MAX_LIST_SIZE,
+        }
+    }
+
+    /// Sets the list size beyond which fields are no longer stored.
+    pub fn with_max_list_size(mut self, size: usize) -> Decoder {
+        self.max_list_size = size;
+        self
+    }
+
+    /// The receiving peer advertised SETTINGS_HEADER_TABLE_SIZE = `size`. Like the frame size,
+    /// the allowance only grows (an encoder may still use the old one until it sees the SETTINGS)
+    /// and is capped at [`MAX_TABLE_SIZE`]. The table itself changes only with size updates.
+    pub fn allow_table_size(&mut self, size: u32) {
+        let size = (size as usize).min(MAX_TABLE_SIZE);
+        self.allowed = self.allowed.max(size);
+    }
+
+    /// The dynamic table as it stands.
+    pub fn table(&self) -> &DynamicTable {
+        &self.table
+    }
+
+    /// Decodes one complete header block, updating the dynamic table as the receiver does.
+    pub fn decode(&mut self, block: &[u8]) -> Result<Decoded, HpackError> {
+        let mut decoded = Decoded::default();
+        let mut list_size = 0usize;
+        let mut pos = 0;
+        let mut seen_field = false;
+        while pos < block.len() {
+            let first = block[pos];
+            if first & 0x80 != 0 {
+                // Indexed field (§6.1).
+                let (index, used) = integer(&block[pos..], 7)?;
+                pos += used;
+                let (name, value) = self.entry(index)?;
+                seen_field = true;
+                store(
+                    &mut decoded,
+                    &mut list_size,
+                    self.max_list_size,
+                    name,
+                    value,
+                );
+            } else if first & 0xe0 == 0x20 {
+                // Dynamic table size update (§6.3).
+                if seen_field {
+                    return Err(HpackError::LateTableSizeUpdate);
+                }
+                let (size, used) = integer(&block[pos..], 5)?;
+                pos += used;
+                if size > self.allowed {
+                    return Err(HpackError::TableSizeTooLarge {
+                        size,
+                        max: self.allowed,
+                    });
+                }
+                self.table.set_max_size(size);
+                decoded.touches_table = true;
+            } else {
+                // Literal with incremental indexing (01), without indexing (0000), never indexed (0001).
+                let indexing = first & 0xc0 == 0x40;
+                let prefix = if indexing { 6 } else { 4 };
+                let (index, used) = integer(&block[pos..], prefix)?;
+                pos += used;
+                let name = if index == 0 {
+                    let (name, used) = string(&block[pos..])?;
+                    pos += used;
+                    name
+                } else {
+                    self.entry(index)?.0.to_vec()
+                };
+                let (value, used) = string(&block[pos..])?;
+                pos += used;
+                seen_field = true;
+                store(
+                    &mut decoded,
+                    &mut list_size,
+                    self.max_list_size,
+                    &name,
+                    &value,
+                );
+                if indexing {
+                    self.table.insert(name, value);
+                    decoded.touches_table = true;
+                }
+            }
+        }
+        Ok(decoded)
+    }
+
+    fn entry(&self, index: usize) -> Result<(&[u8], &[u8]), HpackError> {
+        self.table.get(index).ok_or(HpackError::BadIndex(index))
+    }
+}
+
+/// Appends a field unless the list outgrew its limit.
+fn store(decoded: &mut Decoded, list_size: &mut usize, max: usize, name: &[u8], value: &[u8]) {
+    *list_size = list_size.saturating_add(name.len() + value.len() + 32);
+    if *list_size > max {
+        decoded.truncated = true;
+        return;
+    }
+    decoded.headers.fields.push(HeaderField {
+        name: name.to_vec(),
+        value: value.to_vec(),
+    });
+}
+
+/// Reads an integer with an N-bit prefix (RFC 7541 §5.1): (value, bytes used).
+pub(crate) fn integer(buf: &[u8], prefix_bits: u8) -> Result<(usize, usize), HpackError> {
+    let first = *buf.first().ok_or(HpackError::Truncated)?;
+    let max_prefix = (1u32 << prefix_bits) - 1;
+    let mut value = u32::from(first) & max_prefix;
+    if value < max_prefix {
+        return Ok((value as usize, 1));
+    }
+    let mut shift = 0u32;
+    for (i, &byte) in buf[1..].iter().enumerate() {
+        // Five continuation bytes hold 35 bits: anything longer cannot be a 32-bit value.
+        if i >= 5 {
+            return Err(HpackError::IntegerOverflow);
+        }
+        let part = u64::from(byte & 0x7f) << shift;
+        let total = u64::from(value) + part;
+        value = u32::try_from(total).map_err(|_| HpackError::IntegerOverflow)?;
+        shift += 7;
+        if byte & 0x80 == 0 {
+            return Ok((value as usize, i + 2));
+        }
+    }
+    Err(HpackError::Truncated)
+}
+
+/// Reads a string literal (RFC 7541 §5.2): (decoded bytes, bytes used).
+fn string(buf: &[u8]) -> Result<(Vec<u8>, usize), HpackError> {
+    let huffman_coded = buf.first().ok_or(HpackError::Truncated)? & 0x80 != 0;
+    let (len, used) = integer(buf, 7)?;
+    let raw = buf
+        .get(used..used.checked_add(len).ok_or(HpackError::Truncated)?)
+        .ok_or(HpackError::Truncated)?;
+    if huffman_coded {
+        let mut out = Vec::new();
+        huffman::decode(raw, &mut out)?;
+        Ok((out, used + len))
+    } else {
+        Ok((raw.to_vec(), used + len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(text: &str) -> Vec<u8> {
+        hex::decode(text.replace([' ', '\n'], "")).expect("hex")
+    }
+
+    fn pairs(decoded: &Decoded) -> Vec<(String, String)> {
+        decoded
+            .headers
+            .fields
+            .iter()
+            .map(|f| {
+                (
+                    String::from_utf8_lossy(&f.name).into_owned(),
+                    String::from_utf8_lossy(&f.value).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn owned(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn integers_follow_rfc_7541_c1() {
+        assert_eq!(integer(&[0b0000_1010], 5), Ok((10, 1)));
+        assert_eq!(
+            integer(&[0b0001_1111, 0b1001_1010, 0b0000_1010], 5),
+            Ok((1337, 3))
+        );
+        assert_eq!(integer(&[42], 8), Ok((42, 1)));
+        assert_eq!(integer(&[0x1f], 5), Err(HpackError::Truncated));
+        assert_eq!(
+            integer(&[0x1f, 0xff, 0xff, 0xff, 0xff, 0x7f], 5),
+            Err(HpackError::IntegerOverflow)
+        );
+        assert_eq!(
+            integer(&[0x1f, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01], 5),
+            Err(HpackError::IntegerOverflow)
+        );
+        assert_eq!(integer(&[], 5), Err(HpackError::Truncated));
+    }
+
+    /// RFC 7541 C.4: three requests with Huffman coding, sharing one dynamic table.
+    #[test]
+    fn rfc_7541_c4_requests_with_huffman() {
+        let mut decoder = Decoder::new();
+        let first = decoder
+            .decode(&hex("8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff"))
+            .expect("valid");
+        assert_eq!(
+            pairs(&first),
+            owned(&[
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/"),
+                (":authority", "www.example.com")
+            ])
+        );
+        assert!(first.touches_table);
+        assert_eq!(decoder.table().size(), 57);
+
+        let second = decoder
+            .decode(&hex("8286 84be 5886 a8eb 1064 9cbf"))
+            .expect("valid");
+        assert_eq!(
+            pairs(&second),
+            owned(&[
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/"),
+                (":authority", "www.example.com"),
+                ("cache-control", "no-cache")
+            ])
+        );
+        let third = decoder
+            .decode(&hex(
+                "8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf",
+            ))
+            .expect("valid");
+        assert_eq!(
+            pairs(&third),
+            owned(&[
+                (":method", "GET"),
+                (":scheme", "https"),
+                (":path", "/index.html"),
+                (":authority", "www.example.com"),
+                ("custom-key", "custom-value")
+            ])
+        );
+        assert_eq!(decoder.table().size(), 164);
+    }
+
+    /// RFC 7541 C.5.1-C.5.3: responses with a 256-byte table, forcing evictions.
+    #[test]
+    fn rfc_7541_c5_responses_with_evictions() {
+        let mut decoder = Decoder::new();
+        // The receiver advertised 256 and the encoder said so with a size update.
+        let mut first = hex("3fe1 01");
+        first.extend(hex(
+            "4803 3330 3258 0770 7269 7661 7465 611d 4d6f 6e2c 2032 3120 4f63 7420 3230
+             3133 2032 303a 3133 3a32 3120 474d 546e 1768 7474 7073 3a2f 2f77 7777 2e65
+             7861 6d70 6c65 2e63 6f6d",
+        ));
+        let decoded = decoder.decode(&first).expect("valid");
+        assert_eq!(decoded.headers.status(), Some(302));
+        assert_eq!(decoder.table().size(), 222);
+
+        let second = decoder.decode(&hex("4803 3330 37c1 c0bf")).expect("valid");
+        assert_eq!(second.headers.status(), Some(307));
+        assert_eq!(
+            second.headers.get_str("location").as_deref(),
+            Some("https://www.example.com")
+        );
+        assert_eq!(decoder.table().size(), 222);
+        assert_eq!(decoder.table().len(), 4);
+
+        let third = decoder
+            .decode(&hex(
+                "88c1 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 3133 2032 303a 3133 3a32 3220
+                 474d 54c0 5a04 677a 6970 7738 666f 6f3d 4153 444a 4b48 514b 425a 584f 5157
+                 454f 5049 5541 5851 5745 4f49 553b 206d 6178 2d61 6765 3d33 3630 303b 2076
+                 6572 7369 6f6e 3d31",
+            ))
+            .expect("valid");
+        assert_eq!(third.headers.status(), Some(200));
+        assert_eq!(
+            third.headers.get_str("content-encoding").as_deref(),
+            Some("gzip")
+        );
+        assert_eq!(decoder.table().size(), 215);
+    }
+
+    #[test]
+    fn a_size_update_above_the_allowance_is_refused_until_allowed() {
+        let mut decoder = Decoder::new();
+        // Size update to 8192 (0x3f e1 3f).
+        let update = [0x3f, 0xe1, 0x3f, 0x82];
+        assert_eq!(
+            decoder.decode(&update),
+            Err(HpackError::TableSizeTooLarge {
+                size: 8192,
+                max: 4096
+            })
+        );
+        decoder.allow_table_size(8192);
+        assert!(decoder.decode(&update).expect("allowed").touches_table);
+        assert_eq!(decoder.table().max_size(), 8192);
+    }
+
+    #[test]
+    fn literal_without_indexing_leaves_the_table_alone() {
+        let mut decoder = Decoder::new();
+        // Literal without indexing, new name "a" value "b"; then never-indexed with indexed name 31.
+        let decoded = decoder
+            .decode(&[0x00, 0x01, b'a', 0x01, b'b', 0x1f, 0x10, 0x01, b'x'])
+            .expect("valid");
+        assert!(!decoded.touches_table);
+        assert_eq!(pairs(&decoded), owned(&[("a", "b"), ("content-type", "x")]));
+        assert!(decoder.table().is_empty());
+    }
+
+    #[test]
+    fn malformed_blocks_are_errors_not_panics() {
+        let mut decoder = Decoder::new();
+        assert_eq!(decoder.decode(&[0x80]), Err(HpackError::BadIndex(0)));
+        assert_eq!(decoder.decode(&[0xbe]), Err(HpackError::BadIndex(62)));
+        assert_eq!(decoder.decode(&[0x3f]), Err(HpackError::Truncated));
+        assert_eq!(decoder.decode(&[0x4e]), Err(HpackError::Truncated));
+        assert_eq!(
+            decoder.decode(&[0x40, 0x05, b'a']),
+            Err(HpackError::Truncated)
+        );
+        assert_eq!(
+            decoder.decode(&[0x82, 0x20]),
+            Err(HpackError::LateTableSizeUpdate)
+        );
+        assert_eq!(
+            decoder.decode(&[0x40, 0x81, 0x00, 0x00]),
+            Err(HpackError::BadHuffman)
+        );
+    }
+
+    #[test]
+    fn huge_lists_stop_storing_but_keep_the_table_in_sync() {
+        let mut decoder = Decoder::new().with_max_list_size(100);
+        let mut block = vec![0x40, 0x01, b'k', 0x01, b'v']; // insert k: v (34 bytes)
+        block.extend(std::iter::repeat_n(0xbe, 10)); // ten references to it
+        block.extend([0x40, 0x01, b'z', 0x01, b'w']); // another insertion after the cut
+        let decoded = decoder.decode(&block).expect("valid");
+        assert!(decoded.truncated);
+        assert_eq!(decoded.headers.fields.len(), 2);
+        assert_eq!(decoder.table().len(), 2);
+    }
+}
