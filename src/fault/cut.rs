@@ -20,8 +20,11 @@ impl CutAfter {
     /// A cut for `rule` after `limit` bytes of `scope`.
     pub fn new(limit: u64, how: EndHow, rule: &RuleId, scope: &Scope) -> Self {
         let verb = match how {
-            EndHow::Reset => "reset",
-            EndHow::Finish => "truncated",
+            EndHow::Reset => "reset".to_string(),
+            EndHow::Finish => "truncated".to_string(),
+            EndHow::ResetStream { code } => {
+                format!("reset the stream ({}) on", crate::h2::ErrorCode(code))
+            }
         };
         CutAfter {
             limit,

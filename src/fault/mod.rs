@@ -12,11 +12,14 @@ pub mod bandwidth;
 pub mod chain;
 pub mod cut;
 pub mod drop_response;
+pub mod goaway;
+pub mod grpc_status;
 pub mod latency;
 pub mod plan;
 pub mod refuse;
 pub mod reset;
 pub mod respond;
+pub mod rst_stream;
 pub mod scope;
 pub mod stall;
 pub mod terminate;
@@ -63,6 +66,12 @@ pub enum Fault {
     Respond(respond::Respond),
     /// Forward an HTTP request, then reset the client before any response byte.
     DropResponse(drop_response::DropResponse),
+    /// End one HTTP/2 stream with RST_STREAM, after bytes or time; the connection lives on.
+    RstStream(rst_stream::RstStream),
+    /// Send an HTTP/2 GOAWAY to the client, gracefully or not.
+    Goaway(goaway::Goaway),
+    /// Answer a gRPC call with a trailers-only status from faultline.
+    GrpcStatus(grpc_status::GrpcStatus),
 }
 
 /// A fault parameter that is well-typed but meaningless (e.g. both `after` and `at`); the loader
@@ -110,6 +119,9 @@ impl Fault {
             Fault::Refuse(_) => "refuse",
             Fault::Respond(_) => "respond",
             Fault::DropResponse(_) => "drop_response",
+            Fault::RstStream(_) => "rst_stream",
+            Fault::Goaway(_) => "goaway",
+            Fault::GrpcStatus(_) => "grpc_status",
         }
     }
 
@@ -118,7 +130,10 @@ impl Fault {
         match self {
             Fault::Reset(reset) => reset.validate(),
             Fault::Respond(respond) => respond.validate(),
-            Fault::DropResponse(_)
+            Fault::RstStream(r) => r.validate(),
+            Fault::Goaway(g) => g.validate(),
+            Fault::GrpcStatus(_)
+            | Fault::DropResponse(_)
             | Fault::Truncate(_)
             | Fault::Terminate(_)
             | Fault::Latency(_)
@@ -163,13 +178,29 @@ impl Fault {
             | Fault::Bandwidth(_)
             | Fault::Stall(_)
             | Fault::Respond(_)
-            | Fault::DropResponse(_) => None,
+            | Fault::DropResponse(_)
+            | Fault::RstStream(_)
+            | Fault::Goaway(_)
+            | Fault::GrpcStatus(_) => None,
         }
     }
 
-    /// Whether the fault only makes sense on HTTP messages.
+    /// Whether the fault acts on a request/response pair as a whole (an answer in its place, a
+    /// dropped response), so `direction` means nothing for it.
     pub fn is_http_only(&self) -> bool {
-        matches!(self, Fault::Respond(_) | Fault::DropResponse(_))
+        matches!(
+            self,
+            Fault::Respond(_) | Fault::DropResponse(_) | Fault::GrpcStatus(_)
+        )
+    }
+
+    /// Whether the fault only exists in HTTP/2 (streams, GOAWAY, gRPC status): a protocol
+    /// session arms it even without HTTP keys, and it never fires on HTTP/1 or plain TCP.
+    pub fn is_h2_only(&self) -> bool {
+        matches!(
+            self,
+            Fault::RstStream(_) | Fault::Goaway(_) | Fault::GrpcStatus(_)
+        )
     }
 
     /// Whether a parameter is a percentage of a body, which only an HTTP rule can resolve.
@@ -180,6 +211,7 @@ impl Fault {
             Fault::Reset(r) => percent(r.after),
             Fault::Truncate(t) => percent(Some(t.after)),
             Fault::Stall(s) => percent(s.after),
+            Fault::RstStream(r) => percent(r.after),
             _ => false,
         }
     }
@@ -217,11 +249,24 @@ impl Fault {
             Fault::Latency(l) => Box::new(latency::Delaying::new(l, rule, scope, rng)),
             Fault::Bandwidth(b) => Box::new(bandwidth::Pacing::new(b, rule, scope)),
             Fault::Stall(s) => Box::new(stall::Stalling::new(s, rule, scope)?),
+            Fault::RstStream(rst_stream::RstStream {
+                after: Some(after),
+                code,
+                ..
+            }) => Box::new(cut::CutAfter::new(
+                scope.resolve(*after)?,
+                EndHow::ResetStream { code: code.0 .0 },
+                rule,
+                scope,
+            )),
             Fault::Reset(_)
             | Fault::Terminate(_)
             | Fault::Refuse(_)
             | Fault::Respond(_)
-            | Fault::DropResponse(_) => return Ok(None),
+            | Fault::DropResponse(_)
+            | Fault::RstStream(_)
+            | Fault::Goaway(_)
+            | Fault::GrpcStatus(_) => return Ok(None),
         };
         Ok(Some(fault))
     }

@@ -61,13 +61,20 @@ impl Mark {
     }
 }
 
-/// How a fault ends a connection.
+/// How a fault ends what it acts on: the connection, or (inside an HTTP/2 session) one stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndHow {
-    /// Abort both legs with a TCP RST (SO_LINGER 0).
+    /// Abort both legs with a TCP RST (SO_LINGER 0); on an HTTP/2 stream, RST_STREAM(CANCEL)
+    /// to both peers.
     Reset,
-    /// Close both legs cleanly with a FIN.
+    /// Close both legs cleanly with a FIN; on an HTTP/2 stream, END_STREAM at the cut.
     Finish,
+    /// End only the HTTP/2 stream, with RST_STREAM carrying this RFC 9113 error code to both
+    /// peers. Outside an HTTP/2 session there is no stream to end: it resets the connection.
+    ResetStream {
+        /// The error code.
+        code: u32,
+    },
 }
 
 /// What a byte of a payload stream is to the faults that count bytes (`after = SIZE`).

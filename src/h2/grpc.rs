@@ -216,6 +216,12 @@ impl MessageAssembler {
         &self.reader
     }
 
+    /// The kept body bytes of the message still being assembled (a long first message is
+    /// often enough to identify a call: protobuf writes its leading fields first).
+    pub fn partial(&self) -> Option<&[u8]> {
+        self.current.as_ref().map(|m| m.body.as_slice())
+    }
+
     /// Feeds payload bytes at stream payload offset `at`; returns the messages they completed.
     pub fn feed(&mut self, at: u64, bytes: &[u8]) -> Result<Vec<Message>, GrpcError> {
         let mut parts = Vec::new();

@@ -27,7 +27,8 @@ use crate::direction::Direction;
 use crate::fault::plan::{EndHow, Mark};
 use crate::scenario::schema::{Mode, Protocol};
 use crate::scenario::Scenario;
-use crate::session::{Http1Session, RunView, SessionPlan};
+use crate::session::detect::Setup;
+use crate::session::{RunView, Session, SessionPlan};
 
 /// How long to wait for the upstream to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,15 +47,21 @@ pub struct ConnectionShared {
     pub run: Arc<RunShared>,
     /// Where this connection's traffic is recorded.
     pub tap: Tap,
-    /// The HTTP session, when HTTP rules (or strict HTTP, or forward mode) apply to this
-    /// connection; both pumps share it because responses are matched to their requests.
-    pub http: Option<Mutex<Http1Session>>,
+    /// The protocol session (HTTP/1 or HTTP/2), when HTTP rules (or strict HTTP, or forward
+    /// mode) apply to this connection; both pumps share it because responses are matched to
+    /// their requests and HTTP/2 frames for one peer come out of the other direction.
+    pub http: Option<Mutex<Session>>,
     /// Whether the peer of each leg (client, upstream) already shut down its write half, so a
     /// clean close does not record its FIN twice.
     peer_finished: [AtomicBool; 2],
     /// Rung by the request side when faultline owes the client an answer, so the response side
     /// sends it as soon as the responses before it are done.
     pub answer_ready: Notify,
+    /// Rung for a direction whose receiver is owed frames (HTTP/2): its pump plans even with
+    /// no new bytes, at the next frame boundary.
+    pub wake: [Notify; 2],
+    /// Rung when the session's next timer may have changed (HTTP/2 `at = DURATION` faults).
+    pub timers: Notify,
 }
 
 impl ConnectionShared {
@@ -116,7 +123,44 @@ impl ConnectionShared {
             scenario,
             counters: &self.run.counters,
         };
-        Some(session.plan(direction, chunk, arrival, run))
+        let before = session.next_deadline(scenario);
+        let plan = session.plan(direction, chunk, arrival, run);
+        for receiver in Direction::ALL {
+            if receiver != direction && session.wants_flush(receiver) {
+                self.wake[receiver.index()].notify_one();
+            }
+        }
+        if session.next_deadline(scenario) != before {
+            self.timers.notify_one();
+        }
+        Some(plan)
+    }
+
+    /// The next instant the protocol session has a timer due (HTTP/2 `at = DURATION` faults).
+    pub fn session_deadline(&self, scenario: &Scenario) -> Option<Instant> {
+        let session = self.http.as_ref()?;
+        let session = match session.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        session.next_deadline(scenario)
+    }
+
+    /// Fires the session's timers due at `now` and wakes the directions owed frames.
+    pub fn session_tick(&self, now: Instant, scenario: &Scenario) {
+        let Some(session) = self.http.as_ref() else {
+            return;
+        };
+        let mut session = match session.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        session.tick(now, scenario);
+        for direction in Direction::ALL {
+            if session.wants_flush(direction) {
+                self.wake[direction.index()].notify_one();
+            }
+        }
     }
 
     /// Bytes were written to the destination of `direction`.
@@ -139,8 +183,15 @@ pub async fn serve(client: TcpStream, client_addr: SocketAddr, id: u64, run: Arc
         let forward = scenario.mode == Mode::Forward;
         let wanted =
             strict || forward || rules.matched().iter().any(|&i| scenario.rules[i].is_http());
-        let http = (scenario.protocol != Protocol::Tcp && wanted)
-            .then(|| Mutex::new(Http1Session::new(strict, run.seed, id)));
+        let setup = Setup {
+            protocol: scenario.protocol,
+            forward,
+            seed: run.seed,
+            connection: id,
+            opened: Instant::now(),
+        };
+        let http =
+            (scenario.protocol != Protocol::Tcp && wanted).then(|| Mutex::new(Session::new(setup)));
         let conn = ConnectionShared {
             id,
             run,
@@ -148,6 +199,8 @@ pub async fn serve(client: TcpStream, client_addr: SocketAddr, id: u64, run: Arc
             http,
             peer_finished: [AtomicBool::new(false), AtomicBool::new(false)],
             answer_ready: Notify::new(),
+            wake: [Notify::new(), Notify::new()],
+            timers: Notify::new(),
         };
         proxy_connection(client, client_addr, rules, &conn).await;
         debug!("closed");
@@ -220,6 +273,7 @@ async fn proxy_connection(
         let mut upstream_done = false;
         let mut client_done = false;
         loop {
+            let session_timer = conn.session_deadline(rules.scenario());
             tokio::select! {
                 end = &mut to_upstream, if !upstream_done => {
                     upstream_done = true;
@@ -254,6 +308,10 @@ async fn proxy_connection(
                         break Outcome::Fault(*how, comment);
                     }
                 }
+                () = sleep_until_instant(session_timer) => {
+                    conn.session_tick(Instant::now(), rules.scenario());
+                }
+                () = conn.timers.notified() => {}
                 () = rules.changed() => {
                     rules.refresh();
                     count_matches(&rules, &mut counted, run);
@@ -275,7 +333,7 @@ async fn proxy_connection(
                 tap.proxy_fin(Leg::Client, note()).await;
             }
         }
-        Outcome::Fault(EndHow::Reset, comment) => {
+        Outcome::Fault(EndHow::Reset | EndHow::ResetStream { .. }, comment) => {
             let (left_up, left_client) = tokio::join!(
                 wait_delivered(&upstream, DELIVERY_LIMIT),
                 wait_delivered(&client, DELIVERY_LIMIT)
@@ -341,6 +399,14 @@ fn count_matches(rules: &ConnectionRules, counted: &mut HashSet<u64>, run: &RunS
         if counted.insert(key) {
             run.stats.rule(key).matched.fetch_add(1, Relaxed);
         }
+    }
+}
+
+/// Sleeps until `at`, or forever without it.
+async fn sleep_until_instant(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -93,6 +93,7 @@ where
     let mut carry = Bytes::new();
     // Only the direction toward the client delivers faultline's own answers.
     let owes_answers = direction == Direction::UpstreamToClient && conn.http.is_some();
+    let has_session = conn.http.is_some();
 
     loop {
         // Execute every step whose time has come.
@@ -174,6 +175,7 @@ where
         if can_read && buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
+        let mut woken = false;
         let read = if let Some(replayed) = replay.take() {
             buf.extend_from_slice(&replayed);
             Some(Ok(replayed.len()))
@@ -181,6 +183,10 @@ where
             tokio::select! {
                 biased;
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => None,
+                () = conn.wake[direction.index()].notified(), if has_session && !closed_by_plan && !eof => {
+                    woken = true;
+                    None
+                }
                 () = conn.answer_ready.notified(), if owes_answers && !closed_by_plan => {
                     if let Some((bytes, mark)) = conn.take_ready_answer() {
                         closed_by_plan = true;
@@ -197,6 +203,21 @@ where
                 }
             }
         };
+        if woken {
+            // The session owes this direction's receiver frames: plan what is held, if anything.
+            let held = std::mem::take(&mut carry);
+            let arrival = Instant::now();
+            if let Some(session) = conn.plan_http(direction, &held, arrival, rules.scenario()) {
+                let covered = held.len() - session.deferred.min(held.len());
+                let mut held = held;
+                carry = held.split_off(covered);
+                let steps = planner.apply(session.steps, arrival);
+                closed_by_plan = enqueue(&mut queue, &mut queued_bytes, held, steps);
+            } else {
+                carry = held;
+            }
+            continue;
+        }
         let Some(result) = read else { continue };
         let n = match result {
             Ok(0) => {

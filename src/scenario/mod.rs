@@ -179,9 +179,10 @@ impl Rule {
         self.named
     }
 
-    /// Whether the rule acts on HTTP messages rather than on whole directions.
+    /// Whether the rule acts on HTTP messages (HTTP/1 messages, HTTP/2 streams) rather than on
+    /// whole directions: a protocol session arms it.
     pub fn is_http(&self) -> bool {
-        self.matcher.http.is_some() || self.fault.is_http_only()
+        self.matcher.http.is_some() || self.fault.is_http_only() || self.fault.is_h2_only()
     }
 
     /// Which HTTP message(s) an HTTP rule acts on: the request (`client->upstream`, the default),

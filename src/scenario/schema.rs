@@ -42,7 +42,7 @@ pub struct ProxySection {
     /// Capture file template (`{name}`, `{time}`, `{pid}`); `.pcap` writes classic libpcap,
     /// anything else pcapng. Absent: no capture unless `--capture` asks.
     pub capture: Option<String>,
-    /// How to read the traffic: `auto` (default), `http` or `tcp`.
+    /// How to read the traffic: `auto` (default), `http`, `h2` or `tcp`.
     pub protocol: Option<Protocol>,
     /// `reverse` (default: every connection goes to `upstream`) or `forward` (an HTTP proxy:
     /// clients say where to go with absolute-form requests or CONNECT).
@@ -56,11 +56,15 @@ pub struct ProxySection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
-    /// Detect HTTP/1.x from the first bytes; anything else (or malformed HTTP) is relayed as TCP.
+    /// Detect HTTP/1.x or HTTP/2 (the client preface) from the first bytes; anything else (or a
+    /// peer breaking the protocol) is relayed as TCP.
     #[default]
     Auto,
     /// HTTP/1.x only: malformed requests get `400 Bad Request`.
     Http,
+    /// HTTP/2 with prior knowledge (h2c, gRPC without TLS): a client that does not start with the
+    /// preface is relayed as TCP.
+    H2,
     /// Bytes only: HTTP rules never apply.
     Tcp,
 }

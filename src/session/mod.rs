@@ -1,6 +1,6 @@
 //! Protocol sessions: the layer between a protocol's framing and the one fault engine.
 //!
-//! A session follows one connection's messages (HTTP/1 today, HTTP/2 streams next), decides
+//! A session follows one connection's messages (HTTP/1 messages, HTTP/2 streams), decides
 //! which rules act on each message ([`arming`]), builds each message's fault chain
 //! ([`message`]), and maps the message's head, framing and payload back to raw byte ranges of
 //! the chunk the pump read ([`offsets`]). It owns no fault logic: cuts, stalls and delays are
@@ -10,16 +10,24 @@
 
 pub mod arming;
 pub mod conformance;
+pub mod detect;
 pub mod exchanges;
+pub mod h2;
+pub mod h2_call;
+pub mod h2_cut;
 pub mod http1;
 pub mod message;
 pub mod offsets;
 
 use tokio::time::Instant;
 
+use crate::direction::Direction;
 use crate::fault::plan::Step;
+use crate::scenario::schema::Protocol;
+use crate::scenario::Scenario;
 
 pub use arming::RunCounters;
+pub use h2::H2Session;
 pub use http1::{Http1Session, RunView};
 
 /// A session's plan for one chunk.
@@ -41,3 +49,138 @@ impl SessionPlan {
         }
     }
 }
+
+/// The protocol session of one connection, chosen once from the client's first bytes (and
+/// the scenario's `protocol`): HTTP/1, HTTP/2, or none.
+#[derive(Debug)]
+pub enum Session {
+    /// Waiting for the client's first bytes.
+    Detecting(detect::Detecting),
+    /// HTTP/1.x.
+    Http1(Box<Http1Session>),
+    /// HTTP/2 (prior knowledge).
+    H2(Box<H2Session>),
+    /// Not a protocol faultline follows: the bytes pass as they are.
+    Raw,
+}
+
+impl Session {
+    /// The session for a connection of `protocol`: forward proxies and strict HTTP speak
+    /// HTTP/1 from the start, `h2` HTTP/2, `auto` waits for the first bytes.
+    pub fn new(setup: detect::Setup) -> Session {
+        if setup.forward || setup.protocol == Protocol::Http {
+            return Session::Http1(Box::new(Http1Session::new(
+                setup.protocol == Protocol::Http,
+                setup.seed,
+                setup.connection,
+            )));
+        }
+        if setup.protocol == Protocol::H2 {
+            return Session::H2(Box::new(H2Session::new(
+                setup.seed,
+                setup.connection,
+                setup.opened,
+                Vec::new(),
+            )));
+        }
+        Session::Detecting(detect::Detecting::new(setup))
+    }
+
+    /// Whether the session still looks at `direction`.
+    pub fn is_active(&self, direction: Direction) -> bool {
+        match self {
+            Session::Detecting(_) => true,
+            Session::Http1(s) => s.is_active(direction),
+            Session::H2(s) => s.is_active(),
+            Session::Raw => false,
+        }
+    }
+
+    /// Stops following the protocol (a CONNECT tunnel).
+    pub fn deactivate(&mut self) {
+        match self {
+            Session::Http1(s) => s.deactivate(),
+            _ => *self = Session::Raw,
+        }
+    }
+
+    /// Forward proxy: the origin this connection goes to.
+    pub fn set_route(&mut self, authority: String) {
+        if let Session::Http1(s) = self {
+            s.set_route(authority);
+        }
+    }
+
+    /// The HTTP/1 answer faultline owes the client next, if its turn has come.
+    pub fn take_ready_answer(&mut self) -> Option<(Vec<u8>, crate::fault::plan::Mark)> {
+        match self {
+            Session::Http1(s) => s.take_ready_answer(),
+            _ => None,
+        }
+    }
+
+    /// Whether frames wait for `direction`'s receiver (its pump should plan, even with no new
+    /// bytes).
+    pub fn wants_flush(&self, direction: Direction) -> bool {
+        match self {
+            Session::H2(s) => s.wants_flush(direction),
+            _ => false,
+        }
+    }
+
+    /// The next instant a session timer is due.
+    pub fn next_deadline(&self, scenario: &Scenario) -> Option<Instant> {
+        match self {
+            Session::H2(s) => s.next_deadline(scenario),
+            _ => None,
+        }
+    }
+
+    /// Fires the timers due at `now`.
+    pub fn tick(&mut self, now: Instant, scenario: &Scenario) {
+        if let Session::H2(s) = self {
+            s.tick(now, scenario);
+        }
+    }
+
+    /// Plans a chunk of `direction` (starting with what the previous plan held back).
+    pub fn plan(
+        &mut self,
+        direction: Direction,
+        chunk: &[u8],
+        arrival: Instant,
+        run: RunView<'_>,
+    ) -> SessionPlan {
+        if let Session::Detecting(detecting) = self {
+            match detecting.decide(direction, chunk) {
+                detect::Decision::Wait => {
+                    return SessionPlan {
+                        steps: Vec::new(),
+                        deferred: chunk.len(),
+                    }
+                }
+                detect::Decision::Relay => return SessionPlan::relay(chunk.len(), arrival),
+                detect::Decision::Become(chosen) => {
+                    let mut session = match chosen {
+                        detect::Chosen::Http1 => {
+                            Session::Http1(Box::new(detecting.http1(run, arrival)))
+                        }
+                        detect::Chosen::H2 => match detecting.h2() {
+                            Some(h2) => Session::H2(Box::new(h2)),
+                            None => Session::Raw,
+                        },
+                        detect::Chosen::Raw => Session::Raw,
+                    };
+                    std::mem::swap(self, &mut session);
+                }
+            }
+        }
+        match self {
+            Session::Detecting(_) | Session::Raw => SessionPlan::relay(chunk.len(), arrival),
+            Session::Http1(s) => s.plan(direction, chunk, arrival, run),
+            Session::H2(s) => s.plan(direction, chunk, arrival, run),
+        }
+    }
+}
+#[cfg(test)]
+mod h2_tests;

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::SessionPlan;
-use crate::fault::plan::{Role, Step};
+use crate::fault::plan::{Mark, Role, Step};
 use crate::fault::FaultChain;
 
 /// The plan of one chunk under construction, front to back, at absolute stream offsets.
@@ -76,6 +76,49 @@ impl ChunkPlan {
             }
         }
         self.batch.push(Step::send_as(len, self.arrival, role));
+    }
+
+    /// Relays the bytes up to absolute offset `to` not before `not_before`, carrying `mark`:
+    /// bytes whose timing a fault chain already decided.
+    pub fn relay_at(&mut self, to: u64, not_before: Instant, mark: Option<Mark>) {
+        let len = self.advance(to);
+        if len == 0 || self.finished {
+            return;
+        }
+        self.batch.push(Step::Send {
+            len,
+            not_before: not_before.max(self.arrival),
+            mark,
+            role: Role::Payload,
+        });
+    }
+
+    /// Writes `bytes` made by faultline at the current position not before `not_before`,
+    /// carrying `mark` (empty bytes with a mark: a note with no bytes of its own).
+    pub fn insert_at(&mut self, bytes: Bytes, not_before: Instant, mark: Option<Mark>) {
+        if self.finished || (bytes.is_empty() && mark.is_none()) {
+            return;
+        }
+        self.batch.push(Step::Insert {
+            bytes,
+            not_before: not_before.max(self.arrival),
+            mark,
+            role: Role::Framing,
+        });
+    }
+
+    /// The batched steps, for a chain the caller applies itself; the batch is left empty.
+    pub fn take_batch(&mut self) -> Vec<Step> {
+        std::mem::take(&mut self.batch)
+    }
+
+    /// Appends steps a chain returned (after flushing the batch); a terminal step finishes
+    /// the plan.
+    pub fn push_steps(&mut self, steps: Vec<Step>) {
+        self.flush(None);
+        if !self.finished {
+            self.push_all(steps);
+        }
     }
 
     /// Consumes the bytes up to absolute offset `to` without relaying them.

@@ -1,0 +1,83 @@
+//! The `grpc_status` fault: answer a matched gRPC call from faultline with a trailers-only
+//! response carrying a gRPC status (`UNAVAILABLE on the first attempt of each call`), and cancel
+//! it upstream.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+use crate::h2::grpc_status::{status_code, status_name};
+
+/// `fault.grpc_status = { code = 14, message = "injected by faultline" }` (or `code = "UNAVAILABLE"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcStatus {
+    /// gRPC status code, 1–16 (0, OK, would not be a failure), by number or name.
+    pub code: GrpcCode,
+    /// `grpc-message` (default: the status name and "(injected by faultline)").
+    pub message: Option<String>,
+}
+
+/// A gRPC status code that is a failure (1–16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcCode(pub u32);
+
+impl GrpcStatus {
+    /// The message faultline sends.
+    pub fn message_text(&self) -> String {
+        self.message.clone().unwrap_or_else(|| {
+            format!(
+                "{} (injected by faultline)",
+                status_name(self.code.0).unwrap_or("UNKNOWN")
+            )
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for GrpcCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct CodeVisitor;
+        fn checked<E: de::Error>(code: i64) -> Result<GrpcCode, E> {
+            if (1..=16).contains(&code) {
+                Ok(GrpcCode(code as u32))
+            } else {
+                Err(E::custom(format!(
+                    "gRPC status {code} is not a failure: use 1-16 (e.g. 14 = UNAVAILABLE)"
+                )))
+            }
+        }
+        impl Visitor<'_> for CodeVisitor {
+            type Value = GrpcCode;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a gRPC status code (1-16) or its name, like 14 or \"UNAVAILABLE\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<GrpcCode, E> {
+                checked(v)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<GrpcCode, E> {
+                checked(i64::try_from(v).unwrap_or(-1))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<GrpcCode, E> {
+                let code = status_code(v)
+                    .ok_or_else(|| E::custom(format!("unknown gRPC status name {v:?}")))?;
+                checked(i64::from(code))
+            }
+        }
+        d.deserialize_any(CodeVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_by_number_or_name_and_only_failures() {
+        let g: GrpcStatus = toml::from_str("code = 14").expect("valid");
+        assert_eq!(g.code, GrpcCode(14));
+        assert!(g.message_text().starts_with("UNAVAILABLE"));
+        let g: GrpcStatus = toml::from_str("code = \"NOT_FOUND\"\nmessage = \"x\"").expect("valid");
+        assert_eq!((g.code, g.message_text().as_str()), (GrpcCode(5), "x"));
+        assert!(toml::from_str::<GrpcStatus>("code = 0").is_err());
+        assert!(toml::from_str::<GrpcStatus>("code = 17").is_err());
+    }
+}

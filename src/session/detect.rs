@@ -1,0 +1,118 @@
+//! Which protocol a connection speaks, decided once from the client's first bytes: the HTTP/2
+//! client preface, an HTTP/1 request line, or neither. Bytes the upstream sends before the
+//! client spoke (an HTTP/2 server's SETTINGS) are relayed at once and kept, so the chosen
+//! session can read them afterwards.
+
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use super::{H2Session, Http1Session, RunView};
+use crate::direction::Direction;
+use crate::http::{looks_like_http1_request, Detection};
+use crate::scenario::schema::Protocol;
+
+/// Upstream bytes kept while waiting for the client (an HTTP/2 server's first frames fit in
+/// a few hundred bytes); a server that says more before the client spoke is not HTTP.
+const EARLY_UPSTREAM_LIMIT: usize = 64 * 1024;
+
+/// What a connection's session is set up from.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    /// The scenario's `protocol`.
+    pub protocol: Protocol,
+    /// Forward-proxy mode (always HTTP/1).
+    pub forward: bool,
+    /// The run's seed.
+    pub seed: u64,
+    /// The connection's ordinal.
+    pub connection: u64,
+    /// When the connection opened.
+    pub opened: Instant,
+}
+
+/// The session before the client's first bytes.
+#[derive(Debug)]
+pub struct Detecting {
+    setup: Setup,
+    early_upstream: Vec<u8>,
+    overflowed: bool,
+}
+
+/// What the session does with a chunk while detecting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Hold the client's bytes: too few to tell.
+    Wait,
+    /// Relay (upstream bytes before the client spoke).
+    Relay,
+    /// The protocol is known.
+    Become(Chosen),
+}
+
+/// The protocol a connection turned out to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chosen {
+    /// HTTP/1.x.
+    Http1,
+    /// HTTP/2 with prior knowledge.
+    H2,
+    /// Something else: relayed as bytes.
+    Raw,
+}
+
+impl Detecting {
+    /// Waiting for the first bytes of a connection set up as `setup`.
+    pub fn new(setup: Setup) -> Self {
+        Detecting {
+            setup,
+            early_upstream: Vec::new(),
+            overflowed: false,
+        }
+    }
+
+    /// Looks at a chunk of `direction` (client chunks start with what an earlier `Wait` held).
+    pub fn decide(&mut self, direction: Direction, chunk: &[u8]) -> Decision {
+        if direction == Direction::UpstreamToClient {
+            if self.early_upstream.len() + chunk.len() <= EARLY_UPSTREAM_LIMIT {
+                self.early_upstream.extend_from_slice(chunk);
+            } else {
+                self.overflowed = true;
+            }
+            return Decision::Relay;
+        }
+        match looks_like_http1_request(chunk) {
+            Detection::NeedMore => Decision::Wait,
+            Detection::Http2 => Decision::Become(Chosen::H2),
+            Detection::Http1 => Decision::Become(Chosen::Http1),
+            Detection::NotHttp => {
+                debug!("the client does not speak HTTP; relaying bytes as they are");
+                Decision::Become(Chosen::Raw)
+            }
+        }
+    }
+
+    /// The HTTP/1 session, having read what the upstream said before the client spoke.
+    pub fn http1(&mut self, run: RunView<'_>, arrival: Instant) -> Http1Session {
+        let mut session = Http1Session::new(false, self.setup.seed, self.setup.connection);
+        if !self.early_upstream.is_empty() {
+            let early = std::mem::take(&mut self.early_upstream);
+            // Already relayed: only the session's view of the stream advances.
+            let _ = session.plan(Direction::UpstreamToClient, &early, arrival, run);
+        }
+        session
+    }
+
+    /// The HTTP/2 session, or `None` when too much came from the upstream first to follow it.
+    pub fn h2(&mut self) -> Option<H2Session> {
+        if self.overflowed {
+            warn!("the upstream sent more than 64 KiB before the HTTP/2 client spoke; relaying the connection as raw bytes");
+            return None;
+        }
+        Some(H2Session::new(
+            self.setup.seed,
+            self.setup.connection,
+            self.setup.opened,
+            std::mem::take(&mut self.early_upstream),
+        ))
+    }
+}

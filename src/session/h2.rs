@@ -1,0 +1,1161 @@
+//! The HTTP/2 session of one connection: labels every byte with the frame reader, decides rules
+//! per stream, and maps each stream's DATA onto the one fault engine — a stream is a payload
+//! stream like an HTTP/1 body — then turns what the faults did into HTTP/2: a cut frame gets a
+//! rewritten header, an ended stream gets RST_STREAM to both peers, discarded DATA has its
+//! connection flow-control credit returned so sibling streams never starve. Frames faultline
+//! passes on are never re-serialized; frames it writes use HPACK literals without indexing.
+//!
+//! Frames meant for the *sender* of a direction (credit, RST_STREAM, GOAWAY, answers) wait in
+//! the other direction's outbox and go out at that direction's next frame boundary; the caller
+//! wakes an idle direction when its outbox fills (`wants_flush`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use tracing::warn;
+
+use super::arming::{arm_request, arm_response};
+use super::h2_call::{attempt_key, CallHead, FIRST_MESSAGE_LIMIT};
+use super::h2_cut::{fate_of, FrameFate, FrameLayout};
+use super::message::{MessageFaults, RuleStreams};
+use super::offsets::ChunkPlan;
+use super::{RunView, SessionPlan};
+use crate::direction::Direction;
+use crate::fault::plan::{EndHow, Mark, Role, Step};
+use crate::fault::{Fault, FaultChain, MessageScope, Scope};
+use crate::h2::build::{self, BlockLimits};
+use crate::h2::flow::credit_for;
+use crate::h2::grpc::MessageAssembler;
+use crate::h2::{
+    BlockRole, Conversation, DecodedBlock, ErrorCode, FrameHeader, FrameType, HeaderList, Piece,
+    PieceKind, StreamId,
+};
+use crate::http::answer::reason_phrase;
+use crate::scenario::{RequestFacts, Scenario};
+
+/// A piece of a chunk, with the header block it completed (if it did).
+#[derive(Debug, Clone)]
+struct Labelled {
+    piece: Piece,
+    block: Option<DecodedBlock>,
+}
+
+impl Labelled {
+    fn end(&self) -> u64 {
+        self.piece.start + self.piece.len as u64
+    }
+}
+
+/// Something faultline owes the receiver of a direction.
+#[derive(Debug, Clone)]
+enum Owed {
+    /// A frame it made, with the mark of the rule that made it (if it is the fault's first sign).
+    Frame(Bytes, Option<Mark>),
+    /// Close the connection cleanly once the frames before are written (GOAWAY, not graceful).
+    Close(Mark),
+}
+
+/// What the session does with the rest of a DATA or unknown frame that began in an earlier
+/// chunk, and how many of its bytes are still to come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ongoing {
+    Relay(usize),
+    Skip(usize),
+}
+
+/// What faultline decided for one stream.
+#[derive(Debug)]
+struct StreamRules {
+    head: CallHead,
+    request: HeaderList,
+    label: String,
+    /// Rules decided (at the request headers, or at the first gRPC message).
+    armed: bool,
+    /// A gRPC call waits for its first request message before rules decide.
+    first_message: Option<MessageAssembler>,
+    /// Client payload offset fed to `first_message` so far.
+    first_fed: u64,
+    /// The first request message, once assembled.
+    first_body: Option<Vec<u8>>,
+    /// Fault chains per direction (request: client->upstream, response: upstream->client).
+    chains: [Option<FaultChain>; 2],
+    /// Rules (keys) waiting for the response headers.
+    response_rules: Vec<u64>,
+    /// Later frames of the stream in this direction are dropped (faultline ended the stream).
+    discard: [bool; 2],
+    /// Reset the client instead of relaying the response.
+    drop_response: Option<Mark>,
+    /// When the stream opened, for `rst_stream.at`.
+    opened: Instant,
+    /// A reset due at an instant (`rst_stream.at`).
+    timer: Option<(Instant, ErrorCode, Mark)>,
+}
+
+/// The HTTP/2 view of one connection.
+#[derive(Debug)]
+pub struct H2Session {
+    conv: Conversation,
+    failed: bool,
+    planned: [u64; 2],
+    /// Bytes the reader still has to see before the next chunk: relayed while the protocol was
+    /// being detected.
+    prefix: [Vec<u8>; 2],
+    /// Pieces read but not planned yet (a DATA frame a chain must see whole, a first gRPC
+    /// message rules wait for); their bytes start the next chunk.
+    held: [Vec<Labelled>; 2],
+    ongoing: [Option<Ongoing>; 2],
+    /// Frames relayed so far per direction: nothing is inserted before a peer's first frame.
+    frames_seen: [u64; 2],
+    outbox: [Vec<Owed>; 2],
+    streams: HashMap<StreamId, StreamRules>,
+    candidates: Vec<usize>,
+    candidates_from: Option<Arc<Scenario>>,
+    seed: u64,
+    connection: u64,
+    rule_streams: RuleStreams,
+    opened: Instant,
+    goaways_fired: HashSet<u64>,
+}
+
+impl H2Session {
+    /// A session for connection number `connection` of a run seeded with `seed`, opened at
+    /// `opened`. `relayed_upstream` holds upstream bytes already relayed before the protocol was
+    /// known (a server's SETTINGS may come first): the session reads them before anything else.
+    pub fn new(seed: u64, connection: u64, opened: Instant, relayed_upstream: Vec<u8>) -> Self {
+        let planned_upstream = relayed_upstream.len() as u64;
+        H2Session {
+            conv: Conversation::new(),
+            failed: false,
+            planned: [0, planned_upstream],
+            prefix: [Vec::new(), relayed_upstream],
+            held: [Vec::new(), Vec::new()],
+            ongoing: [None, None],
+            frames_seen: [0, 0],
+            outbox: [Vec::new(), Vec::new()],
+            streams: HashMap::new(),
+            candidates: Vec::new(),
+            candidates_from: None,
+            seed,
+            connection,
+            rule_streams: RuleStreams::new(seed, connection),
+            opened,
+            goaways_fired: HashSet::new(),
+        }
+    }
+
+    /// Whether the session still follows the connection (false once a peer broke HTTP/2).
+    pub fn is_active(&self) -> bool {
+        !self.failed
+    }
+
+    /// Whether faultline owes the receiver of `direction` frames that wait for that direction's
+    /// next plan: the caller wakes its pump.
+    pub fn wants_flush(&self, direction: Direction) -> bool {
+        !self.failed && !self.outbox[direction.index()].is_empty()
+    }
+
+    /// The next instant a timer of the session is due (`rst_stream.at`, `goaway.at`).
+    pub fn next_deadline(&self, scenario: &Scenario) -> Option<Instant> {
+        if self.failed {
+            return None;
+        }
+        let streams = self
+            .streams
+            .values()
+            .filter_map(|s| s.timer.as_ref().map(|(at, _, _)| *at));
+        let goaways = self.goaway_rules(scenario).filter_map(|(key, g, _)| {
+            (!self.goaways_fired.contains(&key))
+                .then_some(g.at.map(|at| self.opened + at.0))
+                .flatten()
+        });
+        streams.chain(goaways).min()
+    }
+
+    /// Fires the timers due at `now`: their frames go to the outboxes.
+    pub fn tick(&mut self, now: Instant, scenario: &Scenario) {
+        if self.failed {
+            return;
+        }
+        let due: Vec<(StreamId, ErrorCode, Mark)> = self
+            .streams
+            .iter_mut()
+            .filter_map(|(id, s)| {
+                let fire = s.timer.as_ref().is_some_and(|(at, _, _)| *at <= now);
+                fire.then(|| s.timer.take())
+                    .flatten()
+                    .map(|(_, code, mark)| (*id, code, mark))
+            })
+            .collect();
+        for (id, code, mark) in due {
+            self.reset_both(id, code, mark);
+        }
+        let goaways: Vec<(u64, crate::fault::goaway::Goaway, Mark)> = self
+            .goaway_rules(scenario)
+            .filter(|(key, g, _)| {
+                !self.goaways_fired.contains(key)
+                    && g.at.is_some_and(|at| self.opened + at.0 <= now)
+            })
+            .map(|(key, g, mark)| (key, g.clone(), mark))
+            .collect();
+        for (key, goaway, mark) in goaways {
+            self.fire_goaway(key, &goaway, mark);
+        }
+    }
+
+    /// Plans a chunk of `direction` (it starts with the bytes this direction's previous plan
+    /// held back).
+    pub fn plan(
+        &mut self,
+        direction: Direction,
+        chunk: &[u8],
+        arrival: Instant,
+        run: RunView<'_>,
+    ) -> SessionPlan {
+        if self.failed {
+            return SessionPlan::relay(chunk.len(), arrival);
+        }
+        self.refresh_candidates(run.scenario);
+        let d = direction.index();
+        let held = std::mem::take(&mut self.held[d]);
+        let held_len: usize = held
+            .iter()
+            .filter(|l| l.piece.start >= self.planned[d])
+            .map(|l| l.piece.len)
+            .sum();
+        let fresh = chunk.get(held_len..).unwrap_or_default();
+        let prefix = std::mem::take(&mut self.prefix[d]);
+        let fed = if prefix.is_empty() {
+            self.conv.feed(direction, fresh)
+        } else {
+            let mut input = prefix.clone();
+            input.extend_from_slice(fresh);
+            self.conv.feed(direction, &input)
+        };
+        let fed = match fed {
+            Ok(fed) => fed,
+            Err(error) => {
+                warn!(%direction, %error, "not HTTP/2 after all; relaying the rest of the connection as raw bytes");
+                self.failed = true;
+                return SessionPlan::relay(chunk.len(), arrival);
+            }
+        };
+        let input_len = prefix.len() + fresh.len();
+        let unread = input_len - fed.consumed;
+        if fed.consumed < prefix.len() {
+            self.prefix[d] = prefix[fed.consumed..].to_vec();
+        }
+        let unread_in_chunk = unread.min(fresh.len());
+        let mut blocks: HashMap<usize, DecodedBlock> =
+            fed.blocks.into_iter().map(|b| (b.piece, b)).collect();
+        let mut pieces = held;
+        pieces.extend(
+            fed.pieces
+                .into_iter()
+                .enumerate()
+                .map(|(i, piece)| Labelled {
+                    piece,
+                    block: blocks.remove(&i),
+                }),
+        );
+
+        let start = self.planned[d];
+        let mut plan = ChunkPlan::new(start, chunk.len(), arrival);
+        let kept = self.walk(direction, &pieces, chunk, start, &mut plan, run);
+        let mut deferred = unread_in_chunk;
+        if let Some(from) = kept {
+            let held_again: Vec<Labelled> = pieces[from..].to_vec();
+            deferred += held_again
+                .iter()
+                .filter(|l| l.piece.start >= start)
+                .map(|l| l.piece.len)
+                .sum::<usize>();
+            self.held[d] = held_again;
+        } else if self.ongoing[d].is_none() {
+            // A frame boundary: what is owed to this direction's receiver goes out now.
+            self.flush_outbox(direction, &mut plan);
+        }
+        let covered = plan.end().saturating_sub(deferred as u64);
+        plan.relay(covered, Role::Framing);
+        let result = plan.finish(deferred);
+        self.planned[d] += (chunk.len() - result.deferred) as u64;
+        self.conv.tracker_mut().prune_closed();
+        result
+    }
+
+    /// Rules whose connection keys select this connection, chosen again when the scenario is
+    /// replaced.
+    fn refresh_candidates(&mut self, scenario: &Arc<Scenario>) {
+        if self
+            .candidates_from
+            .as_ref()
+            .is_some_and(|from| Arc::ptr_eq(from, scenario))
+        {
+            return;
+        }
+        self.candidates = scenario
+            .rules_for_connection(self.connection, self.seed)
+            .into_iter()
+            .filter(|&i| scenario.rules[i].is_http())
+            .collect();
+        self.candidates_from = Some(scenario.clone());
+    }
+
+    fn goaway_rules<'s>(
+        &'s self,
+        scenario: &'s Scenario,
+    ) -> impl Iterator<Item = (u64, &'s crate::fault::goaway::Goaway, Mark)> + 's {
+        self.candidates.iter().filter_map(move |&i| {
+            let rule = scenario.rules.get(i)?;
+            match &rule.fault {
+                Fault::Goaway(g) if rule.matcher.http.is_none() => {
+                    let note = format!(
+                        "GOAWAY ({}{}) sent to the client",
+                        g.code.0,
+                        if g.graceful {
+                            ", graceful"
+                        } else {
+                            ", then closed"
+                        }
+                    );
+                    Some((rule.key, g, Mark::rule(&rule.id, note)))
+                }
+                _ => None,
+            }
+        })
+    }
+
+    /// Walks the labelled pieces of one chunk, planning each; returns the index from which
+    /// pieces must be held back, if any.
+    fn walk(
+        &mut self,
+        direction: Direction,
+        pieces: &[Labelled],
+        chunk: &[u8],
+        start: u64,
+        plan: &mut ChunkPlan,
+        run: RunView<'_>,
+    ) -> Option<usize> {
+        let d = direction.index();
+        let mut i = 0;
+        while i < pieces.len() {
+            if plan.is_finished() {
+                return None;
+            }
+            let piece = &pieces[i].piece;
+            match &piece.kind {
+                PieceKind::Preface => {
+                    plan.relay(pieces[i].end(), Role::Framing);
+                    i += 1;
+                }
+                PieceKind::Header(header) => {
+                    self.ongoing[d] = None;
+                    if self.frames_seen[d] > 0 {
+                        self.flush_outbox(direction, plan);
+                    }
+                    self.frames_seen[d] += 1;
+                    let frame_end = frame_extent(pieces, i, header);
+                    match header.kind {
+                        FrameType::Data => {
+                            match self
+                                .plan_data(direction, pieces, i, header, chunk, start, plan, run)
+                            {
+                                DataPlan::Done(next) => i = next,
+                                DataPlan::Hold => return Some(i),
+                            }
+                        }
+                        FrameType::Headers | FrameType::PushPromise => {
+                            let Some(last) = block_end(pieces, i) else {
+                                // A block is a unit: the reader never splits one across calls.
+                                plan.relay(pieces[i].end(), Role::Framing);
+                                i += 1;
+                                continue;
+                            };
+                            self.plan_block(direction, pieces, i, last, plan, run);
+                            i = last + 1;
+                        }
+                        _ => match frame_end {
+                            Some(last) => {
+                                plan.relay(pieces[last].end(), Role::Framing);
+                                i = last + 1;
+                            }
+                            None => {
+                                let left = frame_left(pieces, i, header);
+                                self.ongoing[d] = Some(Ongoing::Relay(left));
+                                plan.relay(pieces[pieces.len() - 1].end(), Role::Framing);
+                                i = pieces.len();
+                            }
+                        },
+                    }
+                }
+                // The rest of a frame that began in an earlier chunk.
+                _ => {
+                    let len = piece.len;
+                    self.ongoing[d] = match self.ongoing[d] {
+                        Some(Ongoing::Skip(left)) => {
+                            plan.skip(pieces[i].end());
+                            (left > len).then(|| Ongoing::Skip(left - len))
+                        }
+                        Some(Ongoing::Relay(left)) => {
+                            plan.relay(pieces[i].end(), Role::Framing);
+                            (left > len).then(|| Ongoing::Relay(left - len))
+                        }
+                        None => {
+                            plan.relay(pieces[i].end(), Role::Framing);
+                            None
+                        }
+                    };
+                    i += 1;
+                }
+            }
+        }
+        None
+    }
+
+    /// Plans the DATA frame whose header is piece `i`.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_data(
+        &mut self,
+        direction: Direction,
+        pieces: &[Labelled],
+        i: usize,
+        header: &FrameHeader,
+        chunk: &[u8],
+        start: u64,
+        plan: &mut ChunkPlan,
+        run: RunView<'_>,
+    ) -> DataPlan {
+        let d = direction.index();
+        let id = header.stream;
+        let last = frame_extent(pieces, i, header);
+        if self.streams.get(&id).is_some_and(|s| s.discard[d]) {
+            self.owe_credit(direction, credit_for(header, 0), None);
+            return self.skip_frame(direction, pieces, i, last, plan);
+        }
+        // A gRPC call's rules wait for its first request message.
+        if direction == Direction::ClientToUpstream
+            && self.streams.get(&id).is_some_and(|s| !s.armed)
+        {
+            let Some(last) = last else {
+                return DataPlan::Hold;
+            };
+            let complete = self.feed_first_message(id, pieces, i, last, chunk, start);
+            if !complete && !header.ends_stream() {
+                return DataPlan::Hold;
+            }
+            let body = self.streams.get_mut(&id).and_then(|s| {
+                s.first_body.take().or_else(|| {
+                    s.first_message
+                        .as_ref()
+                        .and_then(|a| a.partial().map(<[u8]>::to_vec))
+                })
+            });
+            if self.arm(id, body.as_deref(), run) {
+                // The request headers went upstream earlier: cancel the call there.
+                let cancel = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
+                plan.insert_at(cancel, plan.arrival(), None);
+            }
+            if self.streams.get(&id).is_some_and(|s| s.discard[d]) {
+                self.owe_credit(direction, credit_for(header, 0), None);
+                return self.skip_frame(direction, pieces, i, Some(last), plan);
+            }
+        }
+        let has_chain = self.streams.get(&id).is_some_and(|s| s.chains[d].is_some());
+        if !has_chain {
+            return match last {
+                Some(last) => {
+                    plan.relay(pieces[last].end(), Role::Framing);
+                    DataPlan::Done(last + 1)
+                }
+                None => {
+                    self.ongoing[d] = Some(Ongoing::Relay(frame_left(pieces, i, header)));
+                    plan.relay(pieces[pieces.len() - 1].end(), Role::Framing);
+                    DataPlan::Done(pieces.len())
+                }
+            };
+        }
+        let Some(last) = last else {
+            return DataPlan::Hold;
+        };
+        let layout = layout_of(pieces, i, last);
+        let frame_start = pieces[i].piece.start;
+        let arrival = plan.arrival();
+        let input = vec![
+            Step::send_as(layout.head, arrival, Role::Framing),
+            Step::send_as(layout.payload, arrival, Role::Payload),
+            Step::send_as(layout.padding, arrival, Role::Framing),
+        ]
+        .into_iter()
+        .filter(|s| s.chunk_len() > 0)
+        .collect();
+        let Some(chain) = self.streams.get_mut(&id).and_then(|s| s.chains[d].as_mut()) else {
+            return DataPlan::Done(last + 1);
+        };
+        let output = chain.apply(input, arrival);
+        match fate_of(layout, output, arrival) {
+            FrameFate::Whole(steps) => {
+                // Timing and marks from the chain, bytes as they came.
+                plan.flush(None);
+                let mut at = frame_start;
+                for step in steps {
+                    let len = step.chunk_len() as u64;
+                    if len == 0 {
+                        continue;
+                    }
+                    let (not_before, mark) = match step {
+                        Step::Send {
+                            not_before, mark, ..
+                        } => (not_before, mark),
+                        _ => (arrival, None),
+                    };
+                    at += len;
+                    plan.relay_at(at, not_before, mark);
+                }
+            }
+            FrameFate::Cut {
+                kept,
+                not_before,
+                marks,
+                end,
+                mark,
+            } => {
+                plan.skip(frame_start + layout.head as u64);
+                let end_stream = end == Some(EndHow::Finish);
+                let mut first_mark = marks.into_iter().next();
+                let rewrite = kept > 0 || end_stream;
+                // The end's mark rides on the rewritten header when the stream ends there (FIN,
+                // stall), on the RST_STREAM otherwise.
+                let header_carries_end = rewrite && matches!(end, Some(EndHow::Finish) | None);
+                if rewrite {
+                    let rewritten = build::data_header(id, kept as u32, end_stream);
+                    let mark = if header_carries_end {
+                        Some(mark.clone())
+                    } else {
+                        first_mark.take()
+                    };
+                    plan.insert_at(Bytes::copy_from_slice(&rewritten), not_before, mark);
+                }
+                let payload_start = frame_start + layout.head as u64;
+                plan.relay_at(payload_start + kept as u64, not_before, first_mark);
+                plan.skip(pieces[last].end());
+                self.owe_credit(direction, credit_for(header, kept as u32), None);
+                self.end_stream(direction, id, end, mark, plan, header_carries_end);
+            }
+        }
+        DataPlan::Done(last + 1)
+    }
+
+    /// Skips the frame starting at piece `i` (and its continuation in later chunks).
+    fn skip_frame(
+        &mut self,
+        direction: Direction,
+        pieces: &[Labelled],
+        _i: usize,
+        last: Option<usize>,
+        plan: &mut ChunkPlan,
+    ) -> DataPlan {
+        match last {
+            Some(last) => {
+                plan.skip(pieces[last].end());
+                DataPlan::Done(last + 1)
+            }
+            None => {
+                let left = frame_left_after(pieces, _i);
+                self.ongoing[direction.index()] = Some(Ongoing::Skip(left));
+                plan.skip(pieces[pieces.len() - 1].end());
+                DataPlan::Done(pieces.len())
+            }
+        }
+    }
+
+    /// After a chain ended stream `id` in `direction` (`end`; `None`: stalled for good).
+    fn end_stream(
+        &mut self,
+        direction: Direction,
+        id: StreamId,
+        end: Option<EndHow>,
+        mark: Mark,
+        plan: &mut ChunkPlan,
+        mark_used: bool,
+    ) {
+        let d = direction.index();
+        let other = other(direction);
+        match end {
+            Some(EndHow::Finish) => {
+                // The receiver saw END_STREAM; the sender is told to stop.
+                self.owe(other, build::rst_stream(id, ErrorCode::CANCEL), None);
+                if let Some(s) = self.streams.get_mut(&id) {
+                    s.discard[d] = true;
+                }
+            }
+            Some(EndHow::Reset) | Some(EndHow::ResetStream { .. }) => {
+                let code = match end {
+                    Some(EndHow::ResetStream { code }) => ErrorCode(code),
+                    _ => ErrorCode::CANCEL,
+                };
+                let frame = Bytes::from(build::rst_stream(id, code));
+                plan.insert_at(frame, plan.arrival(), (!mark_used).then_some(mark.clone()));
+                self.owe(other, build::rst_stream(id, code), None);
+                if let Some(s) = self.streams.get_mut(&id) {
+                    s.discard = [true, true];
+                }
+            }
+            None => {
+                if !mark_used {
+                    plan.insert_at(Bytes::new(), plan.arrival(), Some(mark));
+                }
+                if let Some(s) = self.streams.get_mut(&id) {
+                    s.discard[d] = true;
+                }
+            }
+        }
+    }
+
+    /// Feeds the client payload of `id` in pieces `i..=last` to its first-message assembler;
+    /// returns whether the first message is complete.
+    fn feed_first_message(
+        &mut self,
+        id: StreamId,
+        pieces: &[Labelled],
+        i: usize,
+        last: usize,
+        chunk: &[u8],
+        start: u64,
+    ) -> bool {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return true;
+        };
+        let Some(assembler) = stream.first_message.as_mut() else {
+            return true;
+        };
+        let mut complete = false;
+        for labelled in &pieces[i..=last] {
+            let PieceKind::Data { offset, .. } = labelled.piece.kind else {
+                continue;
+            };
+            let end = offset + labelled.piece.len as u64;
+            if end <= stream.first_fed {
+                continue;
+            }
+            let skip = stream.first_fed.saturating_sub(offset) as usize;
+            let from = labelled.piece.start.checked_sub(start).map(|f| f as usize);
+            let Some(bytes) = from.and_then(|f| chunk.get(f + skip..f + labelled.piece.len)) else {
+                continue;
+            };
+            stream.first_fed = end;
+            match assembler.feed(offset + skip as u64, bytes) {
+                Ok(done) => {
+                    if let Some(message) = done.into_iter().next() {
+                        stream.first_body = Some(message.body);
+                        complete = true;
+                        break;
+                    }
+                }
+                Err(_) => {
+                    complete = true;
+                    break;
+                }
+            }
+        }
+        complete || stream.first_fed >= FIRST_MESSAGE_LIMIT as u64
+    }
+
+    /// Plans the header block in pieces `i..=last`.
+    fn plan_block(
+        &mut self,
+        direction: Direction,
+        pieces: &[Labelled],
+        i: usize,
+        last: usize,
+        plan: &mut ChunkPlan,
+        run: RunView<'_>,
+    ) {
+        let d = direction.index();
+        let Some(block) = pieces[i..=last].iter().find_map(|l| l.block.clone()) else {
+            plan.relay(pieces[last].end(), Role::Head);
+            return;
+        };
+        let id = block.stream;
+        let end = pieces[last].end();
+        let may_skip = !block.touches_table;
+        match (direction, block.role) {
+            (Direction::ClientToUpstream, BlockRole::Request) => {
+                let head = CallHead::of(&block.headers);
+                let waits = head.grpc && !block.end_stream;
+                self.streams.insert(
+                    id,
+                    StreamRules {
+                        label: head.label(),
+                        head,
+                        request: block.headers.clone(),
+                        armed: false,
+                        first_message: waits.then(|| MessageAssembler::new(FIRST_MESSAGE_LIMIT)),
+                        first_fed: 0,
+                        first_body: None,
+                        chains: [None, None],
+                        response_rules: Vec::new(),
+                        discard: [false, false],
+                        drop_response: None,
+                        opened: plan.arrival(),
+                        timer: None,
+                    },
+                );
+                let answered = !waits && self.arm(id, None, run);
+                self.check_goaway_count(run.scenario);
+                if answered && may_skip {
+                    // The upstream never hears of the call.
+                    plan.skip(end);
+                } else {
+                    self.relay_block(direction, id, end, plan);
+                    if answered {
+                        let cancel = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
+                        plan.insert_at(cancel, plan.arrival(), None);
+                    }
+                }
+            }
+            (Direction::UpstreamToClient, BlockRole::Response) => {
+                if self.streams.get(&id).is_some_and(|s| !s.armed) && self.arm(id, None, run) {
+                    let cancel = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
+                    self.owe(Direction::ClientToUpstream, cancel.to_vec(), None);
+                }
+                let status = block.headers.status().unwrap_or(0);
+                let mut dropped = None;
+                if let Some(stream) = self.streams.get_mut(&id) {
+                    if let Some(mark) = stream.drop_response.take() {
+                        dropped = Some(mark);
+                    } else if !stream.discard[d] {
+                        let rules = arm_response(run.scenario, &stream.response_rules, status);
+                        let label = format!("the response to {} (status {status})", stream.label);
+                        let scope = Scope::message(
+                            direction,
+                            MessageScope {
+                                body: format!("the response body to {}", &stream.label),
+                                name: label,
+                                body_len: content_length(&block.headers),
+                            },
+                        );
+                        let faults = MessageFaults::armed(
+                            run.scenario,
+                            &rules,
+                            &scope,
+                            &mut self.rule_streams,
+                        );
+                        stream.chains[d] = faults.chain;
+                    }
+                }
+                if let Some(mark) = dropped {
+                    if may_skip {
+                        plan.skip(end);
+                    } else {
+                        plan.relay(end, Role::Head);
+                    }
+                    self.reset_both_now(direction, id, ErrorCode::CANCEL, mark, plan);
+                    return;
+                }
+                if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
+                    plan.skip(end);
+                } else {
+                    self.relay_block(direction, id, end, plan);
+                }
+            }
+            _ => {
+                if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
+                    plan.skip(end);
+                } else {
+                    plan.relay(end, Role::Head);
+                }
+            }
+        }
+    }
+
+    /// Relays a header block through the stream's chain in this direction (a latency rule
+    /// delays it; a limit of zero acts right after it).
+    fn relay_block(&mut self, direction: Direction, id: StreamId, end: u64, plan: &mut ChunkPlan) {
+        let d = direction.index();
+        plan.flush(None);
+        plan.relay(end, Role::Head);
+        let has_chain = self.streams.get(&id).is_some_and(|s| s.chains[d].is_some());
+        if !has_chain {
+            return;
+        }
+        let arrival = plan.arrival();
+        let steps = plan.take_batch();
+        let Some(chain) = self.streams.get_mut(&id).and_then(|s| s.chains[d].as_mut()) else {
+            return;
+        };
+        let output = chain.apply(steps, arrival);
+        let mut ended = None;
+        let mut kept = Vec::new();
+        for step in output {
+            match step {
+                Step::End { how, mark } => {
+                    ended = Some((Some(how), mark));
+                    break;
+                }
+                Step::Hold { mark } => {
+                    ended = Some((None, mark));
+                    break;
+                }
+                other => kept.push(other),
+            }
+        }
+        plan.push_steps(kept);
+        if let Some((end, mark)) = ended {
+            // A limit of zero: the stream ends right after its headers.
+            let end_stream = end == Some(EndHow::Finish);
+            if end_stream {
+                let frame = Bytes::copy_from_slice(&build::data_header(id, 0, true));
+                plan.insert_at(frame, arrival, Some(mark.clone()));
+            }
+            self.end_stream(direction, id, end, mark, plan, end_stream);
+        }
+    }
+
+    /// Decides the rules of stream `id`: `first` is its first request message (gRPC). Returns
+    /// whether faultline answered the call itself (the caller keeps or cancels it upstream).
+    fn arm(&mut self, id: StreamId, first: Option<&[u8]>, run: RunView<'_>) -> bool {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return false;
+        };
+        stream.armed = true;
+        stream.first_message = None;
+        let attempt = run.counters.attempt(&attempt_key(&stream.head, first));
+        let label = format!("{} (attempt {attempt})", stream.head.label());
+        stream.label = label.clone();
+        let facts = RequestFacts {
+            method: &stream.head.method,
+            path: stream.head.path(),
+            query: stream.head.query(),
+            host: stream.head.authority.as_deref(),
+            attempt,
+        };
+        let request = stream.request.clone();
+        let armed = arm_request(
+            run.scenario,
+            &self.candidates,
+            &facts,
+            |name| request.get(name),
+            run.counters,
+        );
+        stream.response_rules = armed.on_response;
+        let mut byte_rules = Vec::new();
+        let mut answer: Option<(Vec<u8>, Mark)> = None;
+        for key in armed.on_request {
+            let Some((_, rule)) = run.scenario.rule_by_key(key) else {
+                continue;
+            };
+            match &rule.fault {
+                Fault::GrpcStatus(g) if answer.is_none() => {
+                    let frames = build::grpc_trailers_only(
+                        id,
+                        g.code.0,
+                        &g.message_text(),
+                        BlockLimits::default(),
+                    );
+                    let note = format!(
+                        "answered {label} with grpc-status {} from faultline and cancelled it upstream",
+                        g.code.0
+                    );
+                    answer = Some((frames, Mark::rule(&rule.id, note)));
+                }
+                Fault::Respond(r) if answer.is_none() => {
+                    let body = r.body.clone().unwrap_or_else(|| {
+                        format!(
+                            "{} {} (injected by faultline)\n",
+                            r.status,
+                            reason_phrase(r.status)
+                        )
+                    });
+                    let length = body.len().to_string();
+                    let status = r.status.to_string();
+                    let mut list = HeaderList::from_pairs([
+                        (":status", status.as_str()),
+                        ("content-type", "text/plain"),
+                        ("content-length", length.as_str()),
+                    ]);
+                    for (name, value) in &r.headers {
+                        let lower = name.to_ascii_lowercase();
+                        list.fields.extend(
+                            HeaderList::from_pairs([(lower.as_str(), value.as_str())]).fields,
+                        );
+                    }
+                    let mut frames =
+                        build::headers(id, &list, body.is_empty(), BlockLimits::default());
+                    if !body.is_empty() {
+                        frames.extend_from_slice(&build::data_header(id, body.len() as u32, true));
+                        frames.extend_from_slice(body.as_bytes());
+                    }
+                    let note = format!("answered {} to {label} without forwarding it", r.status);
+                    answer = Some((frames, Mark::rule(&rule.id, note)));
+                }
+                Fault::GrpcStatus(_) | Fault::Respond(_) | Fault::Goaway(_) => {}
+                Fault::DropResponse(_) => {
+                    stream.drop_response = Some(Mark::rule(
+                        &rule.id,
+                        format!(
+                            "forwarded {label}, then reset the client's stream before its response"
+                        ),
+                    ));
+                }
+                Fault::RstStream(r) if r.at.is_some() => {
+                    if let Some(at) = r.at {
+                        let note = format!(
+                            "reset the stream of {label} ({}) {:?} after it opened",
+                            r.code.0, at.0
+                        );
+                        stream.timer =
+                            Some((stream.opened + at.0, r.code.0, Mark::rule(&rule.id, note)));
+                    }
+                }
+                _ => byte_rules.push(key),
+            }
+        }
+        let scope = Scope::message(
+            Direction::ClientToUpstream,
+            MessageScope {
+                body: format!("the body of {label}"),
+                name: label,
+                body_len: content_length(&request),
+            },
+        );
+        let faults =
+            MessageFaults::armed(run.scenario, &byte_rules, &scope, &mut self.rule_streams);
+        stream.chains[Direction::ClientToUpstream.index()] = faults.chain;
+        let Some((frames, mark)) = answer else {
+            return false;
+        };
+        let client_open = !self
+            .conv
+            .tracker()
+            .stream(id)
+            .is_some_and(|s| s.ended[Direction::ClientToUpstream.index()]);
+        self.owe(Direction::UpstreamToClient, frames, Some(mark));
+        if client_open {
+            // RFC 9113 §8.1: a complete response before the request is complete ends the
+            // client's half with RST_STREAM(NO_ERROR).
+            self.owe(
+                Direction::UpstreamToClient,
+                build::rst_stream(id, ErrorCode::NO_ERROR),
+                None,
+            );
+        }
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.discard = [true, true];
+        }
+        true
+    }
+
+    /// Resets stream `id` toward both peers from the planning of `direction` (RST_STREAM in
+    /// this plan toward its receiver, the other one owed to its sender).
+    fn reset_both_now(
+        &mut self,
+        direction: Direction,
+        id: StreamId,
+        code: ErrorCode,
+        mark: Mark,
+        plan: &mut ChunkPlan,
+    ) {
+        let frame = Bytes::from(build::rst_stream(id, code));
+        plan.insert_at(frame, plan.arrival(), Some(mark));
+        self.owe(other(direction), build::rst_stream(id, code), None);
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.discard = [true, true];
+        }
+    }
+
+    /// Resets stream `id` toward both peers through the outboxes (a timer fired).
+    fn reset_both(&mut self, id: StreamId, code: ErrorCode, mark: Mark) {
+        if self
+            .conv
+            .tracker()
+            .stream(id)
+            .is_some_and(|s| s.is_closed())
+        {
+            return;
+        }
+        self.owe(
+            Direction::UpstreamToClient,
+            build::rst_stream(id, code),
+            Some(mark),
+        );
+        self.owe(
+            Direction::ClientToUpstream,
+            build::rst_stream(id, code),
+            None,
+        );
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.discard = [true, true];
+        }
+    }
+
+    /// `goaway.after_streams`: fires once enough streams were opened.
+    fn check_goaway_count(&mut self, scenario: &Scenario) {
+        let opened = self.conv.tracker().opened();
+        let due: Vec<(u64, crate::fault::goaway::Goaway, Mark)> = self
+            .goaway_rules(scenario)
+            .filter(|(key, g, _)| {
+                !self.goaways_fired.contains(key) && g.after_streams.is_some_and(|n| opened >= n)
+            })
+            .map(|(key, g, mark)| (key, g.clone(), mark))
+            .collect();
+        for (key, goaway, mark) in due {
+            self.fire_goaway(key, &goaway, mark);
+        }
+    }
+
+    fn fire_goaway(&mut self, key: u64, goaway: &crate::fault::goaway::Goaway, mark: Mark) {
+        self.goaways_fired.insert(key);
+        let last = self.conv.tracker().highest_client_stream();
+        let code = goaway.code.0;
+        self.owe(
+            Direction::UpstreamToClient,
+            build::goaway(last, code, b"faultline"),
+            Some(mark.clone()),
+        );
+        if !goaway.graceful {
+            let pushed = self.conv.tracker().highest_pushed_stream();
+            self.owe(
+                Direction::ClientToUpstream,
+                build::goaway(pushed, code, b"faultline"),
+                None,
+            );
+            self.outbox[Direction::UpstreamToClient.index()].push(Owed::Close(mark));
+        }
+    }
+
+    /// Returns `credit` bytes of connection window to the sender of `direction`.
+    fn owe_credit(&mut self, direction: Direction, credit: u64, mark: Option<Mark>) {
+        if credit > 0 {
+            self.owe(
+                other(direction),
+                build::window_updates(StreamId::CONNECTION, credit),
+                mark,
+            );
+        }
+    }
+
+    /// Queues `frame` for the receiver of `direction`.
+    fn owe(&mut self, direction: Direction, frame: Vec<u8>, mark: Option<Mark>) {
+        self.outbox[direction.index()].push(Owed::Frame(Bytes::from(frame), mark));
+    }
+
+    /// Writes what the receiver of `direction` is owed, here (a frame boundary).
+    fn flush_outbox(&mut self, direction: Direction, plan: &mut ChunkPlan) {
+        let d = direction.index();
+        if self.frames_seen[d] == 0 || self.outbox[d].is_empty() {
+            return;
+        }
+        plan.flush(None);
+        for owed in std::mem::take(&mut self.outbox[d]) {
+            match owed {
+                Owed::Frame(bytes, mark) => {
+                    if bytes.is_empty() {
+                        // A note with no frame of its own (a stall): it rides on nothing.
+                        if let Some(mark) = mark {
+                            plan.insert_at(Bytes::new(), plan.arrival(), Some(mark));
+                        }
+                    } else {
+                        plan.insert_at(bytes, plan.arrival(), mark);
+                    }
+                }
+                Owed::Close(mark) => {
+                    plan.stop(Step::End {
+                        how: EndHow::Finish,
+                        mark,
+                    });
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// How planning a DATA frame went.
+enum DataPlan {
+    /// Planned; continue at this piece.
+    Done(usize),
+    /// The frame (and everything after it) waits for more bytes.
+    Hold,
+}
+
+fn other(direction: Direction) -> Direction {
+    match direction {
+        Direction::ClientToUpstream => Direction::UpstreamToClient,
+        Direction::UpstreamToClient => Direction::ClientToUpstream,
+    }
+}
+
+/// The index of the last piece of the frame whose header is piece `i`, when all of it is here.
+fn frame_extent(pieces: &[Labelled], i: usize, header: &FrameHeader) -> Option<usize> {
+    let mut left = header.length as usize;
+    if left == 0 {
+        return Some(i);
+    }
+    for (j, labelled) in pieces.iter().enumerate().skip(i + 1) {
+        if matches!(
+            labelled.piece.kind,
+            PieceKind::Header(_) | PieceKind::Preface
+        ) {
+            return None;
+        }
+        left = left.saturating_sub(labelled.piece.len);
+        if left == 0 {
+            return Some(j);
+        }
+    }
+    None
+}
+
+/// Bytes of the frame whose header is piece `i` not yet in `pieces`.
+fn frame_left(pieces: &[Labelled], i: usize, header: &FrameHeader) -> usize {
+    let here: usize = pieces[i + 1..].iter().map(|l| l.piece.len).sum();
+    (header.length as usize).saturating_sub(here)
+}
+
+/// Bytes still to come of the frame whose header is piece `i` (its header says how many).
+fn frame_left_after(pieces: &[Labelled], i: usize) -> usize {
+    match &pieces[i].piece.kind {
+        PieceKind::Header(header) => frame_left(pieces, i, header),
+        _ => 0,
+    }
+}
+
+/// The index of the last piece of the header block that starts at piece `i`: its completing
+/// fragment and the padding of that fragment's frame.
+fn block_end(pieces: &[Labelled], i: usize) -> Option<usize> {
+    let (mut last, _) = pieces
+        .iter()
+        .enumerate()
+        .skip(i)
+        .find(|(_, l)| matches!(&l.piece.kind, PieceKind::Fragment { block: Some(_), .. }))?;
+    while pieces
+        .get(last + 1)
+        .is_some_and(|l| matches!(l.piece.kind, PieceKind::Padding))
+    {
+        last += 1;
+    }
+    Some(last)
+}
+
+/// Header, payload and padding bytes of the DATA frame in pieces `i..=last`.
+fn layout_of(pieces: &[Labelled], i: usize, last: usize) -> FrameLayout {
+    let mut layout = FrameLayout {
+        head: 0,
+        payload: 0,
+        padding: 0,
+    };
+    for labelled in &pieces[i..=last] {
+        match labelled.piece.kind {
+            PieceKind::Header(_) | PieceKind::Fields => layout.head += labelled.piece.len,
+            PieceKind::Data { .. } => layout.payload += labelled.piece.len,
+            _ => layout.padding += labelled.piece.len,
+        }
+    }
+    layout
+}
+
+/// `content-length` of a header list, for percentages.
+fn content_length(headers: &HeaderList) -> Option<u64> {
+    headers.get_str("content-length")?.trim().parse().ok()
+}
