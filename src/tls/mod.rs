@@ -10,7 +10,8 @@
 //!
 //! Files, one concept each:
 //! - [`ca_dir`]: where the CA lives; [`ca`]: creating, loading and describing it;
-//!   [`trust_vars`]: the environment variables that make common clients trust it.
+//!   [`trust_vars`]: the environment variables that make common clients trust it;
+//!   [`ca_report`]: what `faultline ca init` and `ca show` print.
 //! - [`leaf`]: minting leaf certificates; [`leaf_cache`]: keeping them for the run.
 //! - [`client_hello`]: SNI and ALPN from the first bytes; [`replay`]: giving peeked bytes back.
 //! - [`server_config`]: the client-facing rustls config; [`client_config`]: the upstream-facing
@@ -22,6 +23,7 @@
 
 pub mod ca;
 pub mod ca_dir;
+pub mod ca_report;
 pub mod client_config;
 pub mod client_hello;
 pub mod error;

@@ -10,3 +10,4 @@ mod inspect;
 mod store;
 mod support;
 mod tcp;
+mod tls;
