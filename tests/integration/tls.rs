@@ -757,3 +757,79 @@ async fn upstream_certificates_are_verified_and_failures_classified() {
     })
     .await;
 }
+
+// ----------------------------------------------------------------------------- other clients
+
+/// Python's ssl module: verifies against `ca` only, for `name`, offers `alpn`, sends one request
+/// and prints `TLSVERSION ALPN STATUS-LINE`.
+const PYTHON_CLIENT: &str = r#"
+import socket, ssl, sys
+ca, port, name, alpn = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.set_alpn_protocols(alpn.split(","))
+with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+    with ctx.wrap_socket(raw, server_hostname=name) as tls:
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while b"\r\n" not in data:
+            chunk = tls.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        print(tls.version(), tls.selected_alpn_protocol(), data.split(b"\r\n")[0].decode())
+"#;
+
+/// Node's tls module, the same way (`servername` only for DNS names, as Node itself does).
+const NODE_CLIENT: &str = r#"
+const [ca, port, name, alpn] = process.argv.slice(1);
+const tls = require("tls"), fs = require("fs"), net = require("net");
+const options = { host: "127.0.0.1", port: +port, ca: fs.readFileSync(ca), ALPNProtocols: alpn.split(","),
+  checkServerIdentity: (host, cert) => tls.checkServerIdentity(name, cert) };
+if (!net.isIP(name)) options.servername = name;
+const s = tls.connect(options, () => {
+  s.write("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+});
+let data = "";
+s.on("data", (d) => { data += d; });
+s.on("end", () => { console.log(s.getProtocol(), s.alpnProtocol, data.split("\r\n")[0]); });
+s.on("error", (e) => { console.error(e.message); process.exit(1); });
+setTimeout(() => { console.error("timeout"); process.exit(2); }, 20000).unref();
+"#;
+
+#[tokio::test]
+async fn python_and_node_accept_minted_leaves_for_names_and_ips() {
+    bounded("python and node through interception", async {
+        let tmp = TempDir::new("tls-clients");
+        let pki = UpstreamPki::new(tmp.path());
+        let (interceptor, ca_pem) =
+            interceptor(tmp.path(), UpstreamTrust::File(pki.pem_path.clone()));
+        let (upstream, _upstream_task) =
+            tls_upstream(pki.server(&[NAME, "127.0.0.1"], None), &[b"http/1.1"]).await;
+        let (proxy, _seen, _proxy_task) = intercepting_proxy(interceptor, upstream).await;
+        let port = proxy.port().to_string();
+        let ca = ca_pem.display().to_string();
+        for (tool, script) in [("python3", PYTHON_CLIENT), ("node", NODE_CLIENT)] {
+            for name in [NAME, "127.0.0.1"] {
+                let mut command = Command::new(tool);
+                for var in ["SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS"] {
+                    command.env_remove(var);
+                }
+                let flag = if tool == "node" { "-e" } else { "-c" };
+                command.args([flag, script, &ca, &port, name, "h2,http/1.1"]);
+                let what = format!("{tool} to {name}");
+                let out = tokio::task::spawn_blocking(move || run_tool(command, &what))
+                    .await
+                    .unwrap();
+                assert_eq!(out.code(), Some(0), "{tool} to {name}: {}", out.output());
+                let fields: Vec<&str> = out.stdout.split_whitespace().collect();
+                assert_eq!(
+                    fields,
+                    ["TLSv1.3", "http/1.1", "HTTP/1.1", "200", "OK"],
+                    "{tool} to {name}: {}",
+                    out.output()
+                );
+            }
+        }
+    })
+    .await;
+}
