@@ -24,11 +24,12 @@ bench:
 build:
 	cargo build --release
 
-# Fuzz the scenario loader, the HTTP framer and the capture reader for FUZZ_SECONDS each
+# Fuzz the scenario loader, the HTTP framer, the capture reader and the TLS ClientHello peek for
+# FUZZ_SECONDS each
 # (cargo-fuzz on the stable toolchain, without sanitizers).
 FUZZ_SECONDS ?= 20
 fuzz:
 	command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
-	cd fuzz && for target in scenario http_framing capture_reader; do \
+	cd fuzz && for target in scenario http_framing capture_reader tls_client_hello; do \
 		cargo fuzz run -s none $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
