@@ -17,7 +17,8 @@
 //! - [`server_config`]: the client-facing rustls config; [`client_config`]: the upstream-facing
 //!   one; [`no_verify`]: the loud verifier behind `upstream_verify = false`.
 //! - [`intercept`]: the two handshakes in the order ALPN mirroring needs.
-//! - [`upstream_failure`]: why an upstream handshake failed, and the `502` that says so.
+//! - [`upstream_failure`]: why an upstream handshake failed, and the `502` that says so;
+//!   [`client_failure`]: why a client's handshake with faultline failed.
 //! - [`keylog`]: the NSS key log of both legs; [`section`]: the `[proxy.tls]` scenario section.
 //! - [`provider`]: the one crypto provider and protocol versions everything uses; [`error`].
 
@@ -25,6 +26,7 @@ pub mod ca;
 pub mod ca_dir;
 pub mod ca_report;
 pub mod client_config;
+pub mod client_failure;
 pub mod client_hello;
 pub mod error;
 pub mod intercept;
@@ -40,6 +42,7 @@ pub mod trust_vars;
 pub mod upstream_failure;
 
 pub use ca::CertificateAuthority;
+pub use client_failure::{ClientFailure, ClientFailureKind};
 pub use client_hello::{peek_client_hello, ClientHelloInfo, Peek};
 pub use error::TlsError;
 pub use intercept::Interceptor;

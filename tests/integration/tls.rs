@@ -18,9 +18,9 @@ use faultline::tls::ca_dir::CaDir;
 use faultline::tls::intercept::{fallback_name, upstream_server_name};
 use faultline::tls::provider::{provider, VERSIONS};
 use faultline::tls::{
-    bad_gateway_response, peek_client_hello, CertificateAuthority, ClientHelloInfo, Interceptor,
-    LeafMinter, LeafName, NssKeyLog, Peek, Replay, TlsSettings, UpstreamFailure,
-    UpstreamFailureKind, UpstreamTrust,
+    bad_gateway_response, peek_client_hello, CertificateAuthority, ClientFailure,
+    ClientFailureKind, ClientHelloInfo, Interceptor, LeafMinter, LeafName, NssKeyLog, Peek, Replay,
+    TlsSettings, UpstreamFailure, UpstreamFailureKind, UpstreamTrust,
 };
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::pem::PemObject;
@@ -413,16 +413,29 @@ struct Seen {
     client_alpn: Option<Vec<u8>>,
 }
 
+/// A running interception loop: where it listens, what its connections saw, why clients
+/// refused it. Stopped when dropped.
+struct Proxy {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    refused: tokio::sync::mpsc::UnboundedReceiver<ClientFailure>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// The interception sequence the proxy will run, on a `127.0.0.1:0` listener forwarding to
 /// `upstream`: peek the ClientHello, TLS to the upstream with the client's ALPN list, finish the
 /// client's handshake with the upstream's choice, relay plaintext both ways.
-async fn intercepting_proxy(
-    interceptor: Interceptor,
-    upstream: SocketAddr,
-) -> (SocketAddr, Arc<Mutex<Vec<Seen>>>, JoinHandle<()>) {
+async fn intercepting_proxy(interceptor: Interceptor, upstream: SocketAddr) -> Proxy {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
+    let (record_refusal, refused) = tokio::sync::mpsc::unbounded_channel();
     let record = seen.clone();
     let task = tokio::spawn(async move {
         loop {
@@ -431,6 +444,7 @@ async fn intercepting_proxy(
             };
             let interceptor = interceptor.clone();
             let record = record.clone();
+            let record_refusal = record_refusal.clone();
             tokio::spawn(async move {
                 let mut peeked = Vec::new();
                 let hello = loop {
@@ -465,7 +479,11 @@ async fn intercepting_proxy(
                     .await;
                 let mut client_tls = match client_tls {
                     Ok(tls) => tls,
-                    Err(_) => return, // a client that does not trust the CA
+                    Err(e) => {
+                        // The one line the proxy will log for this connection.
+                        let _ = record_refusal.send(ClientFailure::from_io(&e));
+                        return;
+                    }
                 };
                 record.lock().unwrap().push(Seen {
                     hello,
@@ -477,7 +495,12 @@ async fn intercepting_proxy(
             });
         }
     });
-    (addr, seen, task)
+    Proxy {
+        addr,
+        seen,
+        refused,
+        task,
+    }
 }
 
 /// A faultline CA in `dir` and an interceptor trusting `upstream_ca` for upstreams.
@@ -520,9 +543,8 @@ async fn curl_trusts_minted_leaves_and_gets_the_alpn_the_upstream_chose() {
             (both, false, "--http1.1", "1.1"),
         ];
         for (upstream, by_name, flag, version) in cases {
-            let (proxy, seen, _proxy_task) =
-                intercepting_proxy(interceptor.clone(), upstream).await;
-            let port = proxy.port();
+            let proxy = intercepting_proxy(interceptor.clone(), upstream).await;
+            let port = proxy.addr.port();
             let host = if by_name {
                 NAME.to_string()
             } else {
@@ -557,7 +579,7 @@ async fn curl_trusts_minted_leaves_and_gets_the_alpn_the_upstream_chose() {
             };
             assert_eq!(out.stdout, format!("{expected_body}{version}"), "{what}");
 
-            let seen = seen.lock().unwrap().clone();
+            let seen = proxy.seen.lock().unwrap().clone();
             assert_eq!(seen.len(), 1, "{what}: {seen:?}");
             let seen = &seen[0];
             let offered: Vec<Vec<u8>> = if flag == "--http2" {
@@ -612,20 +634,23 @@ async fn a_client_that_does_not_trust_the_ca_fails_its_handshake_and_nothing_pan
         let (interceptor, _) = interceptor(tmp.path(), UpstreamTrust::File(pki.pem_path.clone()));
         let (upstream, _upstream_task) =
             tls_upstream(pki.server(&["127.0.0.1"], None), &[b"http/1.1"]).await;
-        let (proxy, seen, proxy_task) = intercepting_proxy(interceptor, upstream).await;
+        let mut proxy = intercepting_proxy(interceptor, upstream).await;
         // Trusting the upstream's CA (not faultline's) must not be enough.
         let out = curl(
             vec![
                 "--cacert".into(),
                 pki.pem_path.display().to_string(),
-                format!("https://127.0.0.1:{}/", proxy.port()),
+                format!("https://127.0.0.1:{}/", proxy.addr.port()),
             ],
             None,
         )
         .await;
         assert_eq!(out.code(), Some(60), "curl: {}", out.output());
-        assert!(seen.lock().unwrap().is_empty());
-        assert!(!proxy_task.is_finished(), "the accept loop must survive");
+        let refusal = proxy.refused.recv().await.expect("the refusal is reported");
+        assert_eq!(refusal.kind, ClientFailureKind::Untrusted, "{refusal}");
+        assert!(refusal.detail.contains("faultline ca init"), "{refusal}");
+        assert!(proxy.seen.lock().unwrap().is_empty());
+        assert!(!proxy.task.is_finished(), "the accept loop must survive");
     })
     .await;
 }
@@ -805,8 +830,8 @@ async fn python_and_node_accept_minted_leaves_for_names_and_ips() {
             interceptor(tmp.path(), UpstreamTrust::File(pki.pem_path.clone()));
         let (upstream, _upstream_task) =
             tls_upstream(pki.server(&[NAME, "127.0.0.1"], None), &[b"http/1.1"]).await;
-        let (proxy, _seen, _proxy_task) = intercepting_proxy(interceptor, upstream).await;
-        let port = proxy.port().to_string();
+        let proxy = intercepting_proxy(interceptor, upstream).await;
+        let port = proxy.addr.port().to_string();
         let ca = ca_pem.display().to_string();
         for (tool, script) in [("python3", PYTHON_CLIENT), ("node", NODE_CLIENT)] {
             for name in [NAME, "127.0.0.1"] {
