@@ -411,6 +411,7 @@ struct Seen {
     hello: ClientHelloInfo,
     upstream_alpn: Option<Vec<u8>>,
     client_alpn: Option<Vec<u8>>,
+    client_tls: Option<rustls::ProtocolVersion>,
 }
 
 /// A running interception loop: where it listens, what its connections saw, why clients
@@ -489,6 +490,7 @@ async fn intercepting_proxy(interceptor: Interceptor, upstream: SocketAddr) -> P
                     hello,
                     upstream_alpn: chosen,
                     client_alpn: client_tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec),
+                    client_tls: client_tls.get_ref().1.protocol_version(),
                 });
                 let mut upstream_tls = upstream_tls;
                 let _ = tokio::io::copy_bidirectional(&mut client_tls, &mut upstream_tls).await;
@@ -535,14 +537,16 @@ async fn curl_trusts_minted_leaves_and_gets_the_alpn_the_upstream_chose() {
         let (both, _both_task) = tls_upstream(identity(), &[b"h2", b"http/1.1"]).await;
         let (h1_only, _h1_task) = tls_upstream(identity(), &[b"http/1.1"]).await;
 
-        let cases: [(SocketAddr, bool, &str, &str); 4] = [
-            // upstream, by name?, curl flag, the HTTP version curl must end up with
-            (both, true, "--http2", "2"),
-            (h1_only, true, "--http2", "1.1"),
-            (both, false, "--http2", "2"),
-            (both, false, "--http1.1", "1.1"),
+        let cases: [(SocketAddr, bool, &str, &str, &str); 5] = [
+            // upstream, by name?, curl flag, highest TLS version, the HTTP version curl must end
+            // up with
+            (both, true, "--http2", "1.3", "2"),
+            (h1_only, true, "--http2", "1.3", "1.1"),
+            (both, false, "--http2", "1.3", "2"),
+            (both, false, "--http1.1", "1.3", "1.1"),
+            (both, true, "--http2", "1.2", "2"),
         ];
-        for (upstream, by_name, flag, version) in cases {
+        for (upstream, by_name, flag, tls_max, version) in cases {
             let proxy = intercepting_proxy(interceptor.clone(), upstream).await;
             let port = proxy.addr.port();
             let host = if by_name {
@@ -555,6 +559,8 @@ async fn curl_trusts_minted_leaves_and_gets_the_alpn_the_upstream_chose() {
                 "--cacert".to_string(),
                 ca_pem.display().to_string(),
                 flag.to_string(),
+                "--tls-max".into(),
+                tls_max.into(),
                 "--write-out".into(),
                 "%{http_version}".into(),
             ];
@@ -564,7 +570,7 @@ async fn curl_trusts_minted_leaves_and_gets_the_alpn_the_upstream_chose() {
             args.push(format!("https://{host}:{port}/"));
             let out = curl(args, Some(&curl_keys)).await;
             let what = format!(
-                "curl {flag} to {host} via an upstream offering {}",
+                "curl {flag} --tls-max {tls_max} to {host} via an upstream offering {}",
                 if upstream == both {
                     "h2,http/1.1"
                 } else {
@@ -599,6 +605,16 @@ async fn curl_trusts_minted_leaves_and_gets_the_alpn_the_upstream_chose() {
             assert_eq!(
                 seen.upstream_alpn, seen.client_alpn,
                 "{what}: ALPN mirrored"
+            );
+            let expected_tls = if tls_max == "1.2" {
+                rustls::ProtocolVersion::TLSv1_2
+            } else {
+                rustls::ProtocolVersion::TLSv1_3
+            };
+            assert_eq!(
+                seen.client_tls,
+                Some(expected_tls),
+                "{what}: client leg TLS version"
             );
 
             // curl's own key log of the client leg is in faultline's key log, line for line:
