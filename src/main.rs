@@ -231,6 +231,10 @@ fn ca(command: CaCommand) -> ExitCode {
             match CaCertificate::read(&dir.cert_path()) {
                 Ok(cert) => {
                     faultline::say_raw!("{}", ca_report::show_report(&dir, &cert));
+                    // Interception will refuse this CA; say so now rather than at `run`.
+                    if let Err(e) = faultline::tls::ca::check_key_private(&dir.key_path()) {
+                        eprintln!("faultline: warning: {e}");
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

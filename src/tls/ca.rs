@@ -101,14 +101,7 @@ impl CertificateAuthority {
             });
         }
         let certificate = CaCertificate::read(&cert_path)?;
-        let meta = fs::metadata(&key_path).map_err(|e| TlsError::io(&key_path, e))?;
-        let mode = meta.mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            return Err(TlsError::CaKeyExposed {
-                path: key_path,
-                mode,
-            });
-        }
+        check_key_private(&key_path)?;
         let key_pem = fs::read_to_string(&key_path).map_err(|e| TlsError::io(&key_path, e))?;
         let key = KeyPair::from_pem(&key_pem).map_err(|e| TlsError::CaInvalid {
             path: key_path.clone(),
@@ -224,6 +217,20 @@ pub fn random_serial() -> SerialNumber {
     bytes[0] &= 0x7f;
     bytes[0] |= 0x01;
     SerialNumber::from_slice(&bytes)
+}
+
+/// Refuses a key file that group or others can access in any way (the error names the file and
+/// the `chmod 600` that fixes it); also fails when the file cannot be examined.
+pub fn check_key_private(path: &Path) -> Result<(), TlsError> {
+    let meta = fs::metadata(path).map_err(|e| TlsError::io(path, e))?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(TlsError::CaKeyExposed {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
 }
 
 fn exists(path: &Path) -> Result<bool, TlsError> {

@@ -235,6 +235,10 @@ fn a_ca_key_others_can_read_is_refused_with_the_chmod_to_run() {
         "{}",
         out.output()
     );
+    // `ca show` still describes it, and warns.
+    let show = faultline(&dir, &["ca", "show"]);
+    assert_eq!(show.code(), Some(0), "{}", show.output());
+    assert!(show.stderr.contains("chmod 600"), "{}", show.output());
     // The library refuses it the same way when loading the CA for interception.
     let err =
         CertificateAuthority::load(&CaDir::new(&dir), time::OffsetDateTime::now_utc()).unwrap_err();
