@@ -74,3 +74,49 @@ impl ServerCertVerifier for NoVerify {
             .supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+    use std::sync::Mutex;
+
+    /// Collects what the fmt subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn any_certificate_is_accepted_with_one_warning_naming_the_server() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let verifier = NoVerify::new(crate::tls::provider::provider());
+        let garbage = CertificateDer::from(vec![1, 2, 3]);
+        let name = ServerName::try_from("up.test").unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            verifier
+                .verify_server_cert(&garbage, &[], &name, &[], UnixTime::now())
+                .unwrap();
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains("WARN") && text.contains("up.test") && text.contains("NOT verified"),
+            "{text}"
+        );
+        assert!(!verifier.supported_verify_schemes().is_empty());
+    }
+}
