@@ -27,11 +27,12 @@ bench:
 build:
 	cargo build --release
 
-# Fuzz the scenario loader, the HTTP framer, the capture reader and the HTTP/2 reader for FUZZ_SECONDS each
+# Fuzz the scenario loader, the HTTP framer, the capture reader, the engine through the HTTP/1
+# session, the HTTP/2 reader and the TLS ClientHello peek for FUZZ_SECONDS each
 # (cargo-fuzz on the stable toolchain, without sanitizers).
 FUZZ_SECONDS ?= 20
 fuzz:
 	command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
-	cd fuzz && for target in scenario http_framing capture_reader session h2_reader; do \
+	cd fuzz && for target in scenario http_framing capture_reader session h2_reader tls_client_hello; do \
 		cargo fuzz run -s none $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done

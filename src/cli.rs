@@ -88,6 +88,25 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080", value_parser = listen_addr)]
         listen: SocketAddr,
     },
+    /// Manage the CA whose certificates intercepted clients are shown (`[proxy.tls] intercept`).
+    /// It lives in $FAULTLINE_CA_DIR, else $XDG_DATA_HOME/faultline/ca, else
+    /// ~/.local/share/faultline/ca.
+    Ca {
+        /// What to do with the CA.
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+}
+
+/// `faultline ca` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create the CA (ECDSA P-256, valid 10 years) unless one exists, then print its path,
+    /// fingerprint and the `export` lines that make common clients trust it. Idempotent.
+    Init,
+    /// Print the CA certificate's path, subject, SHA-256 fingerprint and validity; exit 2 when
+    /// there is no CA yet.
+    Show,
 }
 
 /// Arguments of `faultline run`. Flags override the scenario file, which overrides defaults.

@@ -13,6 +13,7 @@
 //! - [`builtin`]: upstreams faultline can start itself (`builtin:echo`); [`store`] is the
 //!   built-in HTTP store (`builtin:store`, `faultline serve-store`).
 //! - [`demo`]: the end-to-end demonstration behind `faultline demo`.
+//! - [`tls`]: TLS interception: the CA, minted leaves, ClientHello peeking, key log.
 //! - [`direction`], [`units`], [`seed`], [`utc`]: shared vocabulary (directions and legs, sizes
 //!   and durations, reproducible random streams, calendar dates).
 
@@ -52,5 +53,6 @@ pub mod scenario;
 pub mod seed;
 pub mod session;
 pub mod store;
+pub mod tls;
 pub mod units;
 pub mod utc;

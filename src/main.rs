@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, RunArgs};
+use cli::{CaCommand, Cli, Command, RunArgs};
 use faultline::capture::expand_path_template;
 use faultline::demo::Story;
 use faultline::inspect::{inspect_path, InspectOptions, LegFilter};
@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         Command::ServeStore { dir, listen } => runtime()
             .and_then(|rt| rt.block_on(serve_store(dir, listen)))
             .unwrap_or_else(report),
+        Command::Ca { command } => ca(command),
         Command::Demo { tcp } => {
             let story = if tcp { Story::Tcp } else { Story::Http };
             runtime()
@@ -206,6 +207,59 @@ fn inspect(capture: &std::path::Path, json: bool, leg: LegFilter) -> ExitCode {
         Err(e) => {
             eprintln!("faultline: {e}");
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn ca(command: CaCommand) -> ExitCode {
+    use faultline::tls::ca::CaCertificate;
+    use faultline::tls::ca_dir::CaDir;
+    use faultline::tls::{ca_report, CertificateAuthority};
+    let dir = match CaDir::from_env() {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("faultline: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        CaCommand::Init => {
+            match CertificateAuthority::init(&dir, time::OffsetDateTime::now_utc()) {
+                Ok((ca, created)) => {
+                    faultline::say_raw!(
+                        "{}",
+                        ca_report::init_report(&dir, ca.certificate(), created)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("faultline: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        CaCommand::Show => {
+            if !dir.cert_path().exists() {
+                eprintln!(
+                    "faultline: no CA in {}: run `faultline ca init` first",
+                    dir.dir().display()
+                );
+                return ExitCode::from(2);
+            }
+            match CaCertificate::read(&dir.cert_path()) {
+                Ok(cert) => {
+                    faultline::say_raw!("{}", ca_report::show_report(&dir, &cert));
+                    // Interception will refuse this CA; say so now rather than at `run`.
+                    if let Err(e) = faultline::tls::ca::check_key_private(&dir.key_path()) {
+                        eprintln!("faultline: warning: {e}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("faultline: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
     }
 }

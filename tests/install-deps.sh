@@ -8,6 +8,9 @@ need_apt=()
 command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
+# Python's ssl and Node's tls check minted leaf certificates as those clients do (tests/integration/tls.rs).
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 
 if ((${#need_apt[@]})); then
     echo "installing: ${need_apt[*]}"

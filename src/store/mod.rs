@@ -23,7 +23,7 @@ pub mod file_body;
 pub mod handler;
 pub mod paths;
 #[cfg(test)]
-mod test_dir;
+pub(crate) mod test_dir;
 
 pub use error::StoreError;
 

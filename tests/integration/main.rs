@@ -11,3 +11,4 @@ mod inspect_schema;
 mod store;
 mod support;
 mod tcp;
+mod tls;

@@ -1,0 +1,71 @@
+//! What `faultline ca init` and `faultline ca show` print: the certificate path, its SHA-256
+//! fingerprint and validity, and (for init) the `export` lines that make clients trust it.
+//!
+//! `ca init` prints only `#` comments and `export` lines on stdout, so its output can be pasted
+//! into a shell or given to `eval "$(faultline ca init)"` as it is.
+
+use crate::tls::ca::{CaCertificate, Created};
+use crate::tls::ca_dir::CaDir;
+use crate::tls::trust_vars::export_lines;
+
+/// The text of `faultline ca init` for `cert` in `dir`.
+pub fn init_report(dir: &CaDir, cert: &CaCertificate, created: Created) -> String {
+    let what = match created {
+        Created::New => "created a new CA in",
+        Created::Existing => "kept the existing CA in",
+    };
+    format!(
+        "# faultline: {what} {}\n\
+         # certificate: {}\n\
+         # SHA-256 fingerprint: {}\n\
+         # valid until {}\n\
+         # Make the clients that go through faultline trust it (paste these lines, or run\n\
+         # eval \"$(faultline ca init)\"); the key {} stays private.\n\
+         {}",
+        dir.dir().display(),
+        cert.path.display(),
+        cert.fingerprint(),
+        cert.not_after.date(),
+        dir.key_path().display(),
+        export_lines(&cert.path)
+    )
+}
+
+/// The text of `faultline ca show` for `cert`.
+pub fn show_report(dir: &CaDir, cert: &CaCertificate) -> String {
+    format!(
+        "certificate: {}\nkey: {}\nsubject: {}\nSHA-256 fingerprint: {}\nvalid: {} to {}\n",
+        cert.path.display(),
+        dir.key_path().display(),
+        cert.subject,
+        cert.fingerprint(),
+        cert.not_before.date(),
+        cert.not_after.date()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_dir::TestDir;
+    use crate::tls::CertificateAuthority;
+
+    #[test]
+    fn init_output_is_only_comments_and_exports() {
+        let tmp = TestDir::new("ca-report");
+        let dir = CaDir::new(tmp.path());
+        let (ca, created) =
+            CertificateAuthority::init(&dir, time::OffsetDateTime::now_utc()).unwrap();
+        let text = init_report(&dir, ca.certificate(), created);
+        assert!(
+            text.lines()
+                .all(|l| l.starts_with('#') || l.starts_with("export ")),
+            "{text}"
+        );
+        assert!(text.contains(&ca.certificate().fingerprint()));
+        assert!(text.contains("created a new CA"));
+        let shown = show_report(&dir, ca.certificate());
+        assert!(shown.contains(&format!("certificate: {}\n", dir.cert_path().display())));
+        assert!(shown.contains("SHA-256 fingerprint: "));
+    }
+}
