@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info, warn, Instrument};
 
+use super::leg_stream::{FinishWrite, LegStream};
 use super::live_rules::ConnectionRules;
 use super::pump::{pump, PumpEnd};
 use super::socket::{abort, wait_delivered};
@@ -26,9 +27,15 @@ use crate::capture::Leg;
 use crate::direction::Direction;
 use crate::fault::plan::{EndHow, Mark};
 use crate::scenario::schema::{Mode, Protocol};
-use crate::scenario::Scenario;
+use crate::scenario::{ConnectionFacts, Scenario};
 use crate::session::detect::Setup;
 use crate::session::{RunView, Session, SessionPlan};
+use crate::tls::client_hello::MAX_CLIENT_HELLO;
+use crate::tls::intercept::{error_alpn, fallback_name, upstream_server_name};
+use crate::tls::{
+    bad_gateway_response, peek_client_hello, ClientFailure, ClientHelloInfo, Interceptor, LeafName,
+    Peek, Replay,
+};
 
 /// How long to wait for the upstream to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -170,24 +177,42 @@ impl ConnectionShared {
     }
 }
 
+/// How long a client may take to send its ClientHello when rules need it (a rule with `sni`,
+/// TLS interception) before the connection goes on without it.
+const CLIENT_HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Serves one accepted client until both directions are done or a fault ends it.
-pub async fn serve(client: TcpStream, client_addr: SocketAddr, id: u64, run: Arc<RunShared>) {
+pub async fn serve(mut client: TcpStream, client_addr: SocketAddr, id: u64, run: Arc<RunShared>) {
     let span = tracing::info_span!("conn", id, client = %client_addr);
     async move {
         let tap = Tap::new(run.capture.clone(), id);
-        // Connection-level keys (ordinal, every, probability) are decided at accept, and again
-        // for the new rules whenever the rule book is replaced.
-        let rules = ConnectionRules::new(id, run.seed, run.rules.watch());
-        let scenario = rules.scenario().clone();
-        let strict = scenario.protocol == Protocol::Http;
+        if let Ok(local) = client.local_addr() {
+            tap.opened(Leg::Client, client_addr, local).await;
+        }
+        let scenario = run.rules.current();
         let forward = scenario.mode == Mode::Forward;
+        // A ClientHello is read first when a rule looks at its server name or TLS is
+        // intercepted (forward mode reads its request first; TLS comes inside CONNECT).
+        let (peeked, hello) = if scenario.needs_client_hello() && !forward {
+            read_client_hello(&mut client).await
+        } else {
+            (Bytes::new(), None)
+        };
+        let facts = ConnectionFacts {
+            ordinal: id,
+            sni: hello.as_ref().and_then(|h| h.server_name.clone()),
+        };
+        // Connection-level keys (ordinal, every, probability, sni) are decided now, and again
+        // for the new rules whenever the rule book is replaced.
+        let rules = ConnectionRules::new(facts.clone(), run.seed, run.rules.watch());
+        let strict = scenario.protocol == Protocol::Http;
         let wanted =
             strict || forward || rules.matched().iter().any(|&i| scenario.rules[i].is_http());
         let setup = Setup {
             protocol: scenario.protocol,
             forward,
             seed: run.seed,
-            connection: id,
+            facts,
             opened: Instant::now(),
         };
         let http =
@@ -202,24 +227,58 @@ pub async fn serve(client: TcpStream, client_addr: SocketAddr, id: u64, run: Arc
             wake: [Notify::new(), Notify::new()],
             timers: Notify::new(),
         };
-        proxy_connection(client, client_addr, rules, &conn).await;
+        let first = FirstBytes { peeked, hello };
+        proxy_connection(client, first, rules, &conn).await;
         debug!("closed");
     }
     .instrument(span)
     .await
 }
 
+/// What was read from the client before relaying started.
+struct FirstBytes {
+    /// The bytes read to see the ClientHello (relayed first, or replayed into TLS).
+    peeked: Bytes,
+    /// The ClientHello they hold, when the connection is TLS.
+    hello: Option<ClientHelloInfo>,
+}
+
+/// Reads until the first bytes say whether the client speaks TLS (bounded in time and size).
+async fn read_client_hello(client: &mut TcpStream) -> (Bytes, Option<ClientHelloInfo>) {
+    let mut buf = bytes::BytesMut::with_capacity(4096);
+    let reading = async {
+        loop {
+            match peek_client_hello(&buf) {
+                Peek::Tls(info) => return Some(info),
+                Peek::NotTls => return None,
+                Peek::Malformed(why) => {
+                    debug!(
+                        why,
+                        "TLS records, but no ClientHello faultline can read; relayed as bytes"
+                    );
+                    return None;
+                }
+                Peek::NeedMore if buf.len() >= MAX_CLIENT_HELLO => return None,
+                Peek::NeedMore => {}
+            }
+            match client.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    };
+    let hello = timeout(CLIENT_HELLO_TIMEOUT, reading).await.unwrap_or(None);
+    (buf.freeze(), hello)
+}
+
 async fn proxy_connection(
     mut client: TcpStream,
-    client_addr: SocketAddr,
+    first: FirstBytes,
     mut rules: ConnectionRules,
     conn: &ConnectionShared,
 ) {
     let run = &conn.run;
     let tap = &conn.tap;
-    if let Ok(local) = client.local_addr() {
-        tap.opened(Leg::Client, client_addr, local).await;
-    }
     let mut counted: HashSet<u64> = HashSet::new();
     count_matches(&rules, &mut counted, run);
     if let Some(mark) = rules.refusal() {
@@ -233,7 +292,7 @@ async fn proxy_connection(
     let mut timer_since = HashMap::new();
     let mut end_timer = rules.end_timer(&mut timer_since, opened);
 
-    let (mut upstream, replay) = match open_upstream(&mut client, conn).await {
+    let (upstream, replay) = match open_upstream(&mut client, conn).await {
         Ok(opened) => opened,
         Err(Unrouted::Reset) => {
             abort(client);
@@ -246,81 +305,102 @@ async fn proxy_connection(
     if let Ok(peer) = upstream.peer_addr() {
         debug!(upstream = %peer, "upstream connected");
     }
-
-    // Whether each pump finished, i.e. faultline already sent its FIN on that pump's destination.
-    let mut upstream_fin_sent = false;
-    let mut client_fin_sent = false;
-    let outcome = {
-        let (mut client_read, mut client_write) = client.split();
-        let (mut upstream_read, mut upstream_write) = upstream.split();
-        let to_upstream = relay(
-            &mut client_read,
-            &mut upstream_write,
-            Direction::ClientToUpstream,
-            rules.clone(),
-            conn,
-            replay,
-        );
-        let to_client = relay(
-            &mut upstream_read,
-            &mut client_write,
-            Direction::UpstreamToClient,
-            rules.clone(),
-            conn,
-            Bytes::new(),
-        );
-        tokio::pin!(to_upstream, to_client);
-        let mut upstream_done = false;
-        let mut client_done = false;
-        loop {
-            let session_timer = conn.session_deadline(rules.scenario());
-            tokio::select! {
-                end = &mut to_upstream, if !upstream_done => {
-                    upstream_done = true;
-                    match end {
-                        PumpEnd::Finished => {
-                            upstream_fin_sent = true;
-                            if client_done {
-                                break Outcome::Done;
-                            }
-                        }
-                        // Requests stopped; the answer owed to the client comes from the other pump.
-                        PumpEnd::Parked if client_done => break Outcome::Done,
-                        PumpEnd::Parked => {}
-                        other => break Outcome::from_pump(other, Leg::Client),
-                    }
-                }
-                end = &mut to_client, if !client_done => {
-                    client_done = true;
-                    match end {
-                        PumpEnd::Finished => {
-                            client_fin_sent = true;
-                            if upstream_done {
-                                break Outcome::Done;
-                            }
-                        }
-                        other => break Outcome::from_pump(other, Leg::Upstream),
-                    }
-                }
-                () = sleep_until_timer(&end_timer) => {
-                    if let Some((_, how, mark)) = &end_timer {
-                        let comment = conn.fault_fired(mark);
-                        break Outcome::Fault(*how, comment);
-                    }
-                }
-                () = sleep_until_instant(session_timer) => {
-                    conn.session_tick(Instant::now(), rules.scenario());
-                }
-                () = conn.timers.notified() => {}
-                () = rules.changed() => {
-                    rules.refresh();
-                    count_matches(&rules, &mut counted, run);
-                    end_timer = rules.end_timer(&mut timer_since, Instant::now());
-                }
-                () = run.shutdown.cancelled() => break Outcome::Shutdown,
+    let intercepting = run.tls.as_ref().zip(first.hello.as_ref());
+    let (mut client, mut upstream, replay) = match intercepting {
+        Some((interceptor, hello)) => {
+            match intercept(client, upstream, first.peeked, hello, interceptor, conn).await {
+                Some((client, upstream)) => (client, upstream, replay),
+                None => return,
             }
         }
+        None => {
+            let replay = if first.peeked.is_empty() {
+                replay
+            } else {
+                let mut joined = bytes::BytesMut::from(&first.peeked[..]);
+                joined.extend_from_slice(&replay);
+                joined.freeze()
+            };
+            (LegStream::Plain(client), LegStream::Plain(upstream), replay)
+        }
     };
+
+    // Whether each pump finished, i.e. faultline already sent its FIN on that pump's destination.
+    let mut ends = PumpEnds::default();
+    let mut timers = Timers {
+        end_timer: &mut end_timer,
+        since: &mut timer_since,
+        counted: &mut counted,
+    };
+    let outcome = match (&mut client, &mut upstream) {
+        (LegStream::Plain(client), LegStream::Plain(upstream)) => {
+            let (mut client_read, mut client_write) = client.split();
+            let (mut upstream_read, mut upstream_write) = upstream.split();
+            let to_upstream = relay(
+                &mut client_read,
+                &mut upstream_write,
+                Direction::ClientToUpstream,
+                rules.clone(),
+                conn,
+                replay,
+            );
+            let to_client = relay(
+                &mut upstream_read,
+                &mut client_write,
+                Direction::UpstreamToClient,
+                rules.clone(),
+                conn,
+                Bytes::new(),
+            );
+            drive(
+                to_upstream,
+                to_client,
+                &mut rules,
+                &mut timers,
+                &mut ends,
+                conn,
+            )
+            .await
+        }
+        (client, upstream) => {
+            // TLS on at least one leg: the pumps see plaintext (splice never applies).
+            let (mut client_read, mut client_write) = tokio::io::split(client);
+            let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
+            let up_chain = rules.direction_chain(Direction::ClientToUpstream, None);
+            let down_chain = rules.direction_chain(Direction::UpstreamToClient, None);
+            let to_upstream = pump(
+                &mut client_read,
+                &mut upstream_write,
+                Direction::ClientToUpstream,
+                rules.clone(),
+                up_chain,
+                conn,
+                replay,
+            );
+            let to_client = pump(
+                &mut upstream_read,
+                &mut client_write,
+                Direction::UpstreamToClient,
+                rules.clone(),
+                down_chain,
+                conn,
+                Bytes::new(),
+            );
+            drive(
+                to_upstream,
+                to_client,
+                &mut rules,
+                &mut timers,
+                &mut ends,
+                conn,
+            )
+            .await
+        }
+    };
+    let PumpEnds {
+        upstream_fin_sent,
+        client_fin_sent,
+    } = ends;
 
     match outcome {
         Outcome::Done => {}
@@ -334,9 +414,10 @@ async fn proxy_connection(
             }
         }
         Outcome::Fault(EndHow::Reset | EndHow::ResetStream { .. }, comment) => {
+            let _ = tokio::join!(upstream.flush(), client.flush());
             let (left_up, left_client) = tokio::join!(
-                wait_delivered(&upstream, DELIVERY_LIMIT),
-                wait_delivered(&client, DELIVERY_LIMIT)
+                wait_delivered(upstream.socket(), DELIVERY_LIMIT),
+                wait_delivered(client.socket(), DELIVERY_LIMIT)
             );
             if left_up + left_client > 0 {
                 warn!(
@@ -347,8 +428,8 @@ async fn proxy_connection(
             }
             tap.proxy_rst(Leg::Upstream, Some(comment.clone())).await;
             tap.proxy_rst(Leg::Client, Some(comment)).await;
-            abort(upstream);
-            abort(client);
+            upstream.abort();
+            client.abort();
         }
         Outcome::Fault(EndHow::Finish, comment) => {
             if !upstream_fin_sent {
@@ -357,9 +438,10 @@ async fn proxy_connection(
             if !client_fin_sent {
                 tap.proxy_fin(Leg::Client, Some(comment)).await;
             }
+            // A cut: for TLS legs a FIN without close_notify, as the network would cut it.
             let _ = tokio::join!(
-                close_cleanly(&mut upstream, Leg::Upstream, conn),
-                close_cleanly(&mut client, Leg::Client, conn)
+                close_cleanly(&mut upstream, Leg::Upstream, conn, false),
+                close_cleanly(&mut client, Leg::Client, conn, false)
             );
         }
         Outcome::Answered => {
@@ -370,8 +452,8 @@ async fn proxy_connection(
                 tap.proxy_fin(Leg::Client, None).await;
             }
             let _ = tokio::join!(
-                close_cleanly(&mut upstream, Leg::Upstream, conn),
-                close_cleanly(&mut client, Leg::Client, conn)
+                close_cleanly(&mut upstream, Leg::Upstream, conn, true),
+                close_cleanly(&mut client, Leg::Client, conn, true)
             );
         }
         Outcome::PeerFailed { leg, error } => {
@@ -383,12 +465,194 @@ async fn proxy_connection(
             };
             tap.peer_rst(leg).await;
             tap.proxy_rst(other, None).await;
-            abort(upstream);
-            abort(client);
+            upstream.abort();
+            client.abort();
         }
     }
     tap.closed(Leg::Client).await;
     tap.closed(Leg::Upstream).await;
+}
+
+/// Which pumps ended by sending their FIN (so the endings do not record it twice).
+#[derive(Debug, Default)]
+struct PumpEnds {
+    upstream_fin_sent: bool,
+    client_fin_sent: bool,
+}
+
+/// The connection-wide timers and counters the connection task keeps while pumps run.
+struct Timers<'a> {
+    end_timer: &'a mut Option<(Instant, EndHow, Mark)>,
+    since: &'a mut HashMap<u64, Instant>,
+    counted: &'a mut HashSet<u64>,
+}
+
+/// Runs both pumps until the connection is over: both directions done, a fault, a peer's
+/// failure, a timer or shutdown. Also follows rule-book replacements and session timers.
+async fn drive<A, B>(
+    to_upstream: A,
+    to_client: B,
+    rules: &mut ConnectionRules,
+    timers: &mut Timers<'_>,
+    ends: &mut PumpEnds,
+    conn: &ConnectionShared,
+) -> Outcome
+where
+    A: std::future::Future<Output = PumpEnd>,
+    B: std::future::Future<Output = PumpEnd>,
+{
+    let run = &conn.run;
+    tokio::pin!(to_upstream, to_client);
+    let mut upstream_done = false;
+    let mut client_done = false;
+    loop {
+        let session_timer = conn.session_deadline(rules.scenario());
+        tokio::select! {
+            end = &mut to_upstream, if !upstream_done => {
+                upstream_done = true;
+                match end {
+                    PumpEnd::Finished => {
+                        ends.upstream_fin_sent = true;
+                        if client_done {
+                            return Outcome::Done;
+                        }
+                    }
+                    // Requests stopped; the answer owed to the client comes from the other pump.
+                    PumpEnd::Parked if client_done => return Outcome::Done,
+                    PumpEnd::Parked => {}
+                    other => return Outcome::from_pump(other, Leg::Client),
+                }
+            }
+            end = &mut to_client, if !client_done => {
+                client_done = true;
+                match end {
+                    PumpEnd::Finished => {
+                        ends.client_fin_sent = true;
+                        if upstream_done {
+                            return Outcome::Done;
+                        }
+                    }
+                    other => return Outcome::from_pump(other, Leg::Upstream),
+                }
+            }
+            () = sleep_until_timer(timers.end_timer) => {
+                if let Some((_, how, mark)) = timers.end_timer.as_ref() {
+                    let comment = conn.fault_fired(mark);
+                    return Outcome::Fault(*how, comment);
+                }
+            }
+            () = sleep_until_instant(session_timer) => {
+                conn.session_tick(Instant::now(), rules.scenario());
+            }
+            () = conn.timers.notified() => {}
+            () = rules.changed() => {
+                rules.refresh();
+                count_matches(rules, timers.counted, run);
+                *timers.end_timer = rules.end_timer(timers.since, Instant::now());
+            }
+            () = run.shutdown.cancelled() => return Outcome::Shutdown,
+        }
+    }
+}
+
+/// Terminates the client's TLS and opens TLS to the upstream, in the order ALPN mirroring needs
+/// (the upstream chooses among the client's protocols first). Returns the two plaintext legs,
+/// or `None` when the connection was dealt with: the client got a `502` naming why the upstream
+/// failed, or its own handshake failed (one log line each).
+async fn intercept(
+    client: TcpStream,
+    upstream: TcpStream,
+    peeked: Bytes,
+    hello: &ClientHelloInfo,
+    interceptor: &Interceptor,
+    conn: &ConnectionShared,
+) -> Option<(LegStream, LegStream)> {
+    let tap = &conn.tap;
+    let upstream_name = conn.run.upstream.to_string();
+    let host = match &conn.run.upstream {
+        Upstream::Socket(addr) => addr.ip().to_string(),
+        Upstream::HostPort { host, .. } => host.clone(),
+        Upstream::PerRequest => upstream_name.clone(),
+    };
+    let local_ip = client
+        .local_addr()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+    let fallback = fallback_name(hello, LeafName::Ip(local_ip));
+    let Some(server_name) = upstream_server_name(&host, hello.server_name.as_deref()) else {
+        warn!(side = "upstream", upstream = %upstream_name, "no name to verify the upstream's certificate against; closing");
+        abort(upstream);
+        abort(client);
+        tap.closed(Leg::Client).await;
+        tap.closed(Leg::Upstream).await;
+        return None;
+    };
+    match interceptor
+        .connect_upstream(upstream, server_name, &hello.alpn)
+        .await
+    {
+        Ok(up) => {
+            let chosen = up.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+            match interceptor
+                .accept_client(Replay::new(peeked, client), fallback, chosen.as_deref())
+                .await
+            {
+                Ok(down) => {
+                    debug!(
+                        sni = ?hello.server_name,
+                        alpn = ?chosen.as_deref().map(String::from_utf8_lossy),
+                        "TLS intercepted"
+                    );
+                    Some((
+                        LegStream::ClientTls(Box::new(down)),
+                        LegStream::UpstreamTls(Box::new(up)),
+                    ))
+                }
+                Err(e) => {
+                    let failure = ClientFailure::from_io(&e);
+                    warn!(side = "client", "{failure}");
+                    abort(up.into_inner().0);
+                    tap.closed(Leg::Client).await;
+                    tap.closed(Leg::Upstream).await;
+                    None
+                }
+            }
+        }
+        Err(failure) => {
+            warn!(side = "upstream", upstream = %upstream_name, reason = failure.reason(), "{failure}");
+            conn.run.stats.upstream_failures.fetch_add(1, Relaxed);
+            let alpn = error_alpn(hello);
+            match interceptor
+                .accept_client(Replay::new(peeked, client), fallback, alpn)
+                .await
+            {
+                Ok(down) => {
+                    let mut down = LegStream::ClientTls(Box::new(down));
+                    if alpn != Some(b"h2".as_slice()) {
+                        let answer = bad_gateway_response(&upstream_name, &failure);
+                        if down.write_all(&answer).await.is_ok() {
+                            let note = format!(
+                                "faultline: upstream {upstream_name} failed TLS ({}): answered 502",
+                                failure.reason()
+                            );
+                            conn.relayed(
+                                Direction::UpstreamToClient,
+                                &Bytes::from(answer),
+                                Some(note),
+                            )
+                            .await;
+                        }
+                    }
+                    tap.proxy_fin(Leg::Client, None).await;
+                    close_cleanly(&mut down, Leg::Client, conn, true).await;
+                }
+                Err(e) => warn!(side = "client", "{}", ClientFailure::from_io(&e)),
+            }
+            tap.closed(Leg::Client).await;
+            tap.closed(Leg::Upstream).await;
+            None
+        }
+    }
 }
 
 /// Counts each rule that selects this connection once (its `matched` counter), also the rules
@@ -505,7 +769,7 @@ async fn open_upstream(
                 )
                 .await;
                 tap.proxy_fin(Leg::Client, None).await;
-                close_cleanly(client, Leg::Client, conn).await;
+                close_cleanly(client, Leg::Client, conn, true).await;
                 tap.closed(Leg::Client).await;
                 Err(Unrouted::Answered)
             }
@@ -549,11 +813,15 @@ enum Unrouted {
 /// Sends a FIN, then reads and discards until the peer closes too (bounded), because closing a
 /// socket with unread bytes makes the kernel send a RST instead. What the peer sends meanwhile
 /// crossed the leg, so it is recorded.
-async fn close_cleanly(stream: &mut TcpStream, leg: Leg, conn: &ConnectionShared) {
-    use tokio::io::AsyncWriteExt;
+async fn close_cleanly<S: FinishWrite>(
+    stream: &mut S,
+    leg: Leg,
+    conn: &ConnectionShared,
+    notify: bool,
+) {
     let tap = &conn.tap;
     let shutdown = &conn.run.shutdown;
-    let _ = stream.shutdown().await;
+    let _ = stream.finish_write(notify).await;
     let mut sink = bytes::BytesMut::with_capacity(64 * 1024);
     let drain = async {
         loop {

@@ -11,13 +11,13 @@ use tokio::time::Instant;
 use crate::direction::Direction;
 use crate::fault::plan::{EndHow, Mark};
 use crate::fault::{ConnectionFault, FaultChain, Scope};
-use crate::scenario::Scenario;
+use crate::scenario::{ConnectionFacts, Scenario};
 use crate::seed::{self, Purpose};
 
 /// The rules in force for connection number `id`, following the rule book.
 #[derive(Debug, Clone)]
 pub struct ConnectionRules {
-    id: u64,
+    facts: ConnectionFacts,
     seed: u64,
     book: watch::Receiver<Arc<Scenario>>,
     scenario: Arc<Scenario>,
@@ -25,18 +25,27 @@ pub struct ConnectionRules {
 }
 
 impl ConnectionRules {
-    /// The rules of the book's current scenario that select connection `id` of a run seeded
-    /// with `seed`.
-    pub fn new(id: u64, seed: u64, mut book: watch::Receiver<Arc<Scenario>>) -> Self {
+    /// The rules of the book's current scenario that select the connection `facts` describe,
+    /// in a run seeded with `seed`.
+    pub fn new(
+        facts: ConnectionFacts,
+        seed: u64,
+        mut book: watch::Receiver<Arc<Scenario>>,
+    ) -> Self {
         let scenario = book.borrow_and_update().clone();
-        let matched = scenario.rules_for_connection(id, seed);
+        let matched = scenario.rules_for_connection(&facts, seed);
         ConnectionRules {
-            id,
+            facts,
             seed,
             book,
             scenario,
             matched,
         }
+    }
+
+    /// The connection these rules are for.
+    pub fn facts(&self) -> &ConnectionFacts {
+        &self.facts
     }
 
     /// The scenario these rules come from.
@@ -56,7 +65,7 @@ impl ConnectionRules {
             return false;
         }
         self.scenario = self.book.borrow_and_update().clone();
-        self.matched = self.scenario.rules_for_connection(self.id, self.seed);
+        self.matched = self.scenario.rules_for_connection(&self.facts, self.seed);
         true
     }
 
@@ -87,7 +96,7 @@ impl ConnectionRules {
             let rng = seed::stream(
                 self.seed,
                 Purpose::FaultTiming,
-                &[self.id, key, direction.index() as u64],
+                &[self.facts.ordinal, key, direction.index() as u64],
             );
             // Whole-direction amounts are plain sizes (percentages need an HTTP rule, checked at
             // load), so they always resolve.
@@ -151,7 +160,7 @@ mod tests {
     fn a_replaced_book_rearms_chains_and_keeps_what_stayed() {
         let cut = "[[rule]]\nmatch = { direction = \"client->upstream\" }\nfault.truncate = { after = 10 }\n";
         let (book, rx) = watch::channel(scenario(cut));
-        let mut rules = ConnectionRules::new(1, 7, rx);
+        let mut rules = ConnectionRules::new(ConnectionFacts::ordinal(1), 7, rx);
         let now = Instant::now();
         let mut chain = rules.direction_chain(Direction::ClientToUpstream, None);
         assert_eq!(sent_len(&chain.plan(6, now)), 6);
@@ -176,7 +185,7 @@ mod tests {
     fn timers_count_from_when_their_rule_came_into_force() {
         let terminate = "[[rule]]\nfault.terminate = { after = \"10s\" }\n";
         let (book, rx) = watch::channel(scenario(""));
-        let mut rules = ConnectionRules::new(1, 7, rx);
+        let mut rules = ConnectionRules::new(ConnectionFacts::ordinal(1), 7, rx);
         let opened = Instant::now();
         let mut since = HashMap::new();
         assert!(rules.end_timer(&mut since, opened).is_none());

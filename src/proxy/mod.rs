@@ -6,6 +6,7 @@
 
 pub mod connection;
 pub mod forward;
+pub mod leg_stream;
 pub mod live_rules;
 pub mod pump;
 pub mod rule_book;
@@ -34,6 +35,7 @@ use crate::capture::{CaptureError, CaptureMeta, CaptureSink, CaptureWriterHandle
 use crate::scenario::schema::{Mode, UpstreamSpec};
 use crate::scenario::Scenario;
 use crate::session::RunCounters;
+use crate::tls::Interceptor;
 use rule_book::RuleBook;
 use stats::{RunStats, RunSummary};
 
@@ -94,6 +96,8 @@ pub struct RunShared {
     pub capture: Option<CaptureSink>,
     /// Run-wide HTTP counters (attempts, request ordinals per rule).
     pub counters: RunCounters,
+    /// TLS interception (`[proxy.tls] intercept = true`): the CA, leaves, both rustls configs.
+    pub tls: Option<Interceptor>,
 }
 
 impl RunShared {
@@ -113,6 +117,7 @@ impl RunShared {
             shutdown: CancellationToken::new(),
             active: AtomicU64::new(0),
             capture: None,
+            tls: None,
         })
     }
 }
@@ -136,6 +141,9 @@ pub enum StartError {
     /// The capture file cannot be written.
     #[error(transparent)]
     Capture(#[from] CaptureError),
+    /// TLS interception cannot start (no CA, a CA key others can read, a bad upstream_ca…).
+    #[error("TLS interception: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// What to run: the scenario plus the values flags may override.
@@ -255,7 +263,12 @@ pub async fn start_on(
         }
         None => (None, None),
     };
+    let tls = match plan.scenario.tls.as_ref().filter(|t| t.intercept) {
+        Some(settings) => Some(interceptor(settings, plan.capture.is_some())?),
+        None => None,
+    };
     let shared = Arc::new(RunShared {
+        tls,
         stats: RunStats::new(),
         counters: RunCounters::new(),
         rules: RuleBook::new(plan.scenario),
@@ -282,6 +295,34 @@ pub async fn start_on(
         builtins,
         capture_writer,
     })
+}
+
+/// Loads the CA and builds what intercepted connections share; every failure here is the
+/// user's to fix (run `faultline ca init`, `chmod 600` the key, fix `upstream_ca`).
+fn interceptor(
+    settings: &crate::tls::TlsSettings,
+    capturing: bool,
+) -> Result<Interceptor, crate::tls::TlsError> {
+    use crate::tls::ca_dir::CaDir;
+    use crate::tls::{keylog, CaptureTls, CertificateAuthority, LeafMinter, NssKeyLog};
+    let dir = CaDir::from_env()?;
+    let ca = CertificateAuthority::load(&dir, time::OffsetDateTime::now_utc())?;
+    let keylog_file = keylog::keylog_path(
+        settings.keylog.as_deref(),
+        std::env::var_os("SSLKEYLOGFILE"),
+    );
+    let for_capture = capturing && settings.capture_tls == CaptureTls::Raw;
+    let keylog = Arc::new(NssKeyLog::open(keylog_file.as_deref(), for_capture)?);
+    let minter = LeafMinter::new(ca, &crate::tls::provider::provider())?;
+    info!(
+        ca = %dir.cert_path().display(),
+        keylog = ?keylog.path(),
+        "intercepting TLS"
+    );
+    if settings.upstream_trust == crate::tls::UpstreamTrust::NoVerify {
+        warn!("upstream_verify = false: upstream certificates are NOT verified");
+    }
+    Interceptor::new(minter, settings, keylog)
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<RunShared>) {

@@ -114,7 +114,12 @@ where
                 Some(Queued::Send { bytes, mark, .. }) => {
                     queued_bytes -= bytes.len();
                     let comment = mark.map(|mark| conn.fault_fired(&mark));
-                    if let Err(e) = destination.write_all(&bytes).await {
+                    // Flushing is free on a socket and pushes a TLS leg's records out now.
+                    let written = match destination.write_all(&bytes).await {
+                        Ok(()) => destination.flush().await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = written {
                         return PumpEnd::DestinationFailed(e);
                     }
                     conn.relayed(direction, &bytes, comment).await;
@@ -125,7 +130,11 @@ where
                 }
                 Some(Queued::Answer { bytes, mark }) => {
                     let comment = conn.fault_fired(&mark);
-                    if let Err(e) = destination.write_all(&bytes).await {
+                    let written = match destination.write_all(&bytes).await {
+                        Ok(()) => destination.flush().await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = written {
                         return PumpEnd::DestinationFailed(e);
                     }
                     conn.relayed(direction, &Bytes::from(bytes), Some(comment))

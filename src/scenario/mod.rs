@@ -47,6 +47,8 @@ pub struct Scenario {
     pub mode: Mode,
     /// Folder for `builtin:store`, if given.
     pub store: Option<String>,
+    /// `[proxy.tls]`, validated; `None` when absent.
+    pub tls: Option<crate::tls::TlsSettings>,
     /// Rules in file order.
     pub rules: Vec<Rule>,
 }
@@ -83,6 +85,8 @@ pub struct Match {
     pub every: Option<u64>,
     /// Chance per connection.
     pub probability: Option<Probability>,
+    /// Glob on the TLS server name (SNI) the client asked for.
+    pub sni: Option<Glob>,
     /// Direction(s) stream faults act on.
     pub direction: DirectionMatch,
     /// HTTP conditions; `Some` makes the rule act on HTTP messages instead of whole directions.
@@ -198,11 +202,39 @@ impl Rule {
     }
 }
 
+/// What connection-level keys look at: the connection's ordinal and, for TLS, the server name
+/// the client asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionFacts {
+    /// 1-based ordinal among accepted connections.
+    pub ordinal: u64,
+    /// The ClientHello's server name (lowercase), when the connection is TLS and sent one.
+    pub sni: Option<String>,
+}
+
+impl ConnectionFacts {
+    /// Connection number `ordinal`, not known to be TLS.
+    pub fn ordinal(ordinal: u64) -> Self {
+        ConnectionFacts { ordinal, sni: None }
+    }
+}
+
 impl Match {
     /// Whether the rule whose key is `rule` applies to connection number `ordinal` (1-based) in
     /// a run seeded with `seed`. Pure: the probability draw comes from the stream keyed by
     /// (seed, connection, rule), so the decision replays exactly.
     pub fn matches_connection(&self, ordinal: u64, seed: u64, rule: u64) -> bool {
+        self.matches(&ConnectionFacts::ordinal(ordinal), seed, rule)
+    }
+
+    /// Like [`matches_connection`](Self::matches_connection), also checking `sni`.
+    pub fn matches(&self, facts: &ConnectionFacts, seed: u64, rule: u64) -> bool {
+        if let Some(glob) = &self.sni {
+            if !facts.sni.as_deref().is_some_and(|sni| glob.matches(sni)) {
+                return false;
+            }
+        }
+        let ordinal = facts.ordinal;
         if let Some(set) = &self.connections {
             if !set.contains(&ordinal) {
                 return false;
@@ -270,6 +302,14 @@ impl Scenario {
         })?;
 
         let protocol = file.proxy.protocol.unwrap_or_default();
+        let tls = match &file.proxy.tls {
+            Some(section) => Some(
+                section
+                    .validate()
+                    .map_err(|e| invalid(e.span.start, e.key.to_string(), e.message.clone()))?,
+            ),
+            None => None,
+        };
         let mut rules: Vec<Rule> = Vec::with_capacity(file.rules.len());
         for (index, section) in file.rules.into_iter().enumerate() {
             let span = section.span();
@@ -299,6 +339,7 @@ impl Scenario {
             protocol: file.proxy.protocol.unwrap_or_default(),
             mode: file.proxy.mode.unwrap_or_default(),
             store: file.proxy.store,
+            tls,
             rules,
         })
     }
@@ -310,15 +351,22 @@ impl Scenario {
         self.rules.iter().enumerate().find(|(_, r)| r.key == key)
     }
 
-    /// The rules whose connection-level keys (ordinal, every, seeded probability) select
-    /// connection number `ordinal` of a run seeded with `seed`, in rule order.
-    pub fn rules_for_connection(&self, ordinal: u64, seed: u64) -> Vec<usize> {
+    /// The rules whose connection-level keys (ordinal, every, seeded probability, sni) select
+    /// the connection described by `facts` in a run seeded with `seed`, in rule order.
+    pub fn rules_for_connection(&self, facts: &ConnectionFacts, seed: u64) -> Vec<usize> {
         self.rules
             .iter()
             .enumerate()
-            .filter(|(_, rule)| rule.matcher.matches_connection(ordinal, seed, rule.key))
+            .filter(|(_, rule)| rule.matcher.matches(facts, seed, rule.key))
             .map(|(i, _)| i)
             .collect()
+    }
+
+    /// Whether a connection's ClientHello must be read before rules decide (a rule with `sni`,
+    /// or TLS interception).
+    pub fn needs_client_hello(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.intercept)
+            || self.rules.iter().any(|r| r.matcher.sni.is_some())
     }
 
     /// What `faultline run` will still need or what looks unintended, one sentence each: valid
@@ -413,6 +461,20 @@ fn rule_from(
             connections: m.connection.map(|ConnectionSet(v)| v),
             every: m.every.map(|n| n.get()),
             probability: m.probability,
+            sni: match &m.sni {
+                Some(pattern) => Some(
+                    Glob::new(&pattern.get_ref().to_ascii_lowercase(), Case::Insensitive).map_err(
+                        |message| {
+                            invalid(
+                                pattern.span().start,
+                                format!("rule[{number}].match.sni"),
+                                message,
+                            )
+                        },
+                    )?,
+                ),
+                None => None,
+            },
             direction: m.direction.map(|d| d.into_inner()).unwrap_or_default(),
             http,
         },

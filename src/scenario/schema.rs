@@ -50,6 +50,8 @@ pub struct ProxySection {
     /// Directory `builtin:store` keeps uploads in (default: a fresh folder under the system
     /// temp dir, printed at start).
     pub store: Option<String>,
+    /// `[proxy.tls]`: TLS interception.
+    pub tls: Option<crate::tls::TlsSection>,
 }
 
 /// How faultline reads a connection's bytes.
@@ -231,6 +233,8 @@ pub struct MatchSection {
     pub every: Option<NonZeroU64>,
     /// Chance per connection, drawn from the seeded stream of (connection, rule).
     pub probability: Option<Probability>,
+    /// Glob on the TLS server name (SNI) of the ClientHello, with or without interception.
+    pub sni: Option<Spanned<String>>,
     /// Which direction stream faults act on; `both` when absent.
     pub direction: Option<Spanned<DirectionMatch>>,
     /// HTTP request method(s), e.g. `"PUT"` or `["POST", "PUT"]`.

@@ -56,7 +56,7 @@ pub fn drive(
         scenario: &scenario,
         counters: &counters,
     };
-    let mut session = Http1Session::new(strict, 1, 1);
+    let mut session = Http1Session::new(strict, 1, crate::scenario::ConnectionFacts::ordinal(1));
     let answers_allowed = strict
         || scenario
             .rules

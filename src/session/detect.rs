@@ -10,13 +10,14 @@ use super::{H2Session, Http1Session, RunView};
 use crate::direction::Direction;
 use crate::http::{looks_like_http1_request, Detection};
 use crate::scenario::schema::Protocol;
+use crate::scenario::ConnectionFacts;
 
 /// Upstream bytes kept while waiting for the client (an HTTP/2 server's first frames fit in
 /// a few hundred bytes); a server that says more before the client spoke is not HTTP.
 const EARLY_UPSTREAM_LIMIT: usize = 64 * 1024;
 
 /// What a connection's session is set up from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Setup {
     /// The scenario's `protocol`.
     pub protocol: Protocol,
@@ -24,8 +25,8 @@ pub struct Setup {
     pub forward: bool,
     /// The run's seed.
     pub seed: u64,
-    /// The connection's ordinal.
-    pub connection: u64,
+    /// The connection's ordinal and SNI.
+    pub facts: ConnectionFacts,
     /// When the connection opened.
     pub opened: Instant,
 }
@@ -93,7 +94,7 @@ impl Detecting {
 
     /// The HTTP/1 session, having read what the upstream said before the client spoke.
     pub fn http1(&mut self, run: RunView<'_>, arrival: Instant) -> Http1Session {
-        let mut session = Http1Session::new(false, self.setup.seed, self.setup.connection);
+        let mut session = Http1Session::new(false, self.setup.seed, self.setup.facts.clone());
         if !self.early_upstream.is_empty() {
             let early = std::mem::take(&mut self.early_upstream);
             // Already relayed: only the session's view of the stream advances.
@@ -110,7 +111,7 @@ impl Detecting {
         }
         Some(H2Session::new(
             self.setup.seed,
-            self.setup.connection,
+            self.setup.facts.clone(),
             self.setup.opened,
             std::mem::take(&mut self.early_upstream),
         ))

@@ -33,7 +33,7 @@ use crate::h2::{
     PieceKind, StreamId,
 };
 use crate::http::answer::reason_phrase;
-use crate::scenario::{RequestFacts, Scenario};
+use crate::scenario::{ConnectionFacts, RequestFacts, Scenario};
 
 /// A piece of a chunk, with the header block it completed (if it did).
 #[derive(Debug, Clone)]
@@ -113,17 +113,22 @@ pub struct H2Session {
     candidates: Vec<usize>,
     candidates_from: Option<Arc<Scenario>>,
     seed: u64,
-    connection: u64,
+    facts: ConnectionFacts,
     rule_streams: RuleStreams,
     opened: Instant,
     goaways_fired: HashSet<u64>,
 }
 
 impl H2Session {
-    /// A session for connection number `connection` of a run seeded with `seed`, opened at
+    /// A session for the connection `facts` describe, in a run seeded with `seed`, opened at
     /// `opened`. `relayed_upstream` holds upstream bytes already relayed before the protocol was
     /// known (a server's SETTINGS may come first): the session reads them before anything else.
-    pub fn new(seed: u64, connection: u64, opened: Instant, relayed_upstream: Vec<u8>) -> Self {
+    pub fn new(
+        seed: u64,
+        facts: ConnectionFacts,
+        opened: Instant,
+        relayed_upstream: Vec<u8>,
+    ) -> Self {
         let planned_upstream = relayed_upstream.len() as u64;
         H2Session {
             conv: Conversation::new(),
@@ -138,8 +143,8 @@ impl H2Session {
             candidates: Vec::new(),
             candidates_from: None,
             seed,
-            connection,
-            rule_streams: RuleStreams::new(seed, connection),
+            rule_streams: RuleStreams::new(seed, facts.ordinal),
+            facts,
             opened,
             goaways_fired: HashSet::new(),
         }
@@ -295,7 +300,7 @@ impl H2Session {
             return;
         }
         self.candidates = scenario
-            .rules_for_connection(self.connection, self.seed)
+            .rules_for_connection(&self.facts, self.seed)
             .into_iter()
             .filter(|&i| scenario.rules[i].is_http())
             .collect();

@@ -85,7 +85,7 @@ fn replay(recording: &[u8], rules: &str, piece: usize) -> Output {
         protocol: Protocol::Auto,
         forward: false,
         seed: 1,
-        connection: 1,
+        facts: crate::scenario::ConnectionFacts::ordinal(1),
         opened: now,
     });
     let mut out = Output {

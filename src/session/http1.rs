@@ -22,7 +22,7 @@ use crate::http::answer::plain_answer;
 use crate::http::authority::{authority_of, same_origin};
 use crate::http::origin_form::rewrite_for_origin;
 use crate::http::{BodyKind, FrameEvent, Http1Conversation, HttpError, RequestHead};
-use crate::scenario::{RequestFacts, Scenario};
+use crate::scenario::{ConnectionFacts, RequestFacts, Scenario};
 
 /// What a session consults on every chunk: the run's scenario and its counters.
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +48,7 @@ pub struct Http1Session {
     candidates: Vec<usize>,
     candidates_from: Option<Arc<Scenario>>,
     seed: u64,
-    connection: u64,
+    facts: ConnectionFacts,
     exchanges: Exchanges,
     request: MessageFaults,
     response: MessageFaults,
@@ -60,9 +60,9 @@ pub struct Http1Session {
 }
 
 impl Http1Session {
-    /// A session for connection number `connection` of a run seeded with `seed`; `strict`
+    /// A session for the connection `facts` describe, in a run seeded with `seed`; `strict`
     /// answers malformed requests with 400 instead of falling back to raw TCP.
-    pub fn new(strict: bool, seed: u64, connection: u64) -> Self {
+    pub fn new(strict: bool, seed: u64, facts: ConnectionFacts) -> Self {
         Http1Session {
             conv: Http1Conversation::new(),
             strict,
@@ -71,13 +71,13 @@ impl Http1Session {
             candidates: Vec::new(),
             candidates_from: None,
             seed,
-            connection,
             exchanges: Exchanges::default(),
             request: MessageFaults::default(),
             response: MessageFaults::default(),
             response_is_interim: false,
             planned: [0, 0],
-            streams: RuleStreams::new(seed, connection),
+            streams: RuleStreams::new(seed, facts.ordinal),
+            facts,
         }
     }
 
@@ -121,7 +121,7 @@ impl Http1Session {
         {
             let scenario = run.scenario;
             self.candidates = scenario
-                .rules_for_connection(self.connection, self.seed)
+                .rules_for_connection(&self.facts, self.seed)
                 .into_iter()
                 .filter(|&i| scenario.rules[i].is_http())
                 .collect();

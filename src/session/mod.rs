@@ -72,13 +72,13 @@ impl Session {
             return Session::Http1(Box::new(Http1Session::new(
                 setup.protocol == Protocol::Http,
                 setup.seed,
-                setup.connection,
+                setup.facts,
             )));
         }
         if setup.protocol == Protocol::H2 {
             return Session::H2(Box::new(H2Session::new(
                 setup.seed,
-                setup.connection,
+                setup.facts,
                 setup.opened,
                 Vec::new(),
             )));

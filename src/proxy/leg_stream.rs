@@ -1,0 +1,130 @@
+//! One leg's byte stream as the pumps see it: a plain TCP socket, or TLS that faultline
+//! terminated (the client leg) or opened (the upstream leg) over one — so faults act on
+//! plaintext — with the TCP socket underneath still reachable for the endings a fault needs
+//! (RST, a FIN without close_notify, waiting until the peer took what was written).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::{client, server};
+
+use super::socket::abort;
+use crate::tls::Replay;
+
+/// A leg's stream.
+#[derive(Debug)]
+pub enum LegStream {
+    /// Plain TCP (also TLS that faultline does not intercept: its records are just bytes).
+    Plain(TcpStream),
+    /// The client leg with TLS terminated by faultline (the peeked ClientHello replayed first).
+    ClientTls(Box<server::TlsStream<Replay<TcpStream>>>),
+    /// The upstream leg with TLS opened by faultline.
+    UpstreamTls(Box<client::TlsStream<TcpStream>>),
+}
+
+impl LegStream {
+    /// The TCP socket under the leg.
+    pub fn socket(&self) -> &TcpStream {
+        match self {
+            LegStream::Plain(tcp) => tcp,
+            LegStream::ClientTls(tls) => tls.get_ref().0.get_ref(),
+            LegStream::UpstreamTls(tls) => tls.get_ref().0,
+        }
+    }
+
+    /// Whether the leg carries plain TCP (so splice(2) may move its bytes).
+    pub fn is_plain(&self) -> bool {
+        matches!(self, LegStream::Plain(_))
+    }
+
+    /// Closes the leg with a TCP RST (SO_LINGER 0), whatever runs above TCP.
+    pub fn abort(self) {
+        match self {
+            LegStream::Plain(tcp) => abort(tcp),
+            LegStream::ClientTls(tls) => {
+                let (replay, _) = tls.into_inner();
+                abort(replay.into_parts().1);
+            }
+            LegStream::UpstreamTls(tls) => abort(tls.into_inner().0),
+        }
+    }
+
+    /// Ends the leg's sending side. With `notify` a TLS leg first says close_notify (a clean
+    /// close, as a server answering `Connection: close` does); without it only the TCP FIN goes
+    /// out, which is how a connection cut by the network looks to TLS.
+    pub async fn finish(&mut self, notify: bool) -> io::Result<()> {
+        match self {
+            LegStream::Plain(tcp) => tcp.shutdown().await,
+            tls if notify => tls.shutdown().await,
+            tls => {
+                let _ = tls.flush().await;
+                socket2::SockRef::from(tls.socket()).shutdown(std::net::Shutdown::Write)
+            }
+        }
+    }
+}
+
+/// Ending a stream's sending side, for what closes a leg: a plain socket or a [`LegStream`].
+pub trait FinishWrite: AsyncRead + AsyncWrite + Unpin {
+    /// Sends a FIN (after close_notify on TLS when `notify`).
+    fn finish_write(&mut self, notify: bool) -> impl std::future::Future<Output = io::Result<()>>;
+}
+
+impl FinishWrite for TcpStream {
+    async fn finish_write(&mut self, _notify: bool) -> io::Result<()> {
+        self.shutdown().await
+    }
+}
+
+impl FinishWrite for LegStream {
+    async fn finish_write(&mut self, notify: bool) -> io::Result<()> {
+        self.finish(notify).await
+    }
+}
+
+impl AsyncRead for LegStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            LegStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            LegStream::ClientTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            LegStream::UpstreamTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for LegStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            LegStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            LegStream::ClientTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            LegStream::UpstreamTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            LegStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            LegStream::ClientTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            LegStream::UpstreamTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            LegStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            LegStream::ClientTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            LegStream::UpstreamTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
