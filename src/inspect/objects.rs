@@ -1,0 +1,418 @@
+//! Stitches the transfers of each content-addressed object into the object and checks it against its address.
+//!
+//! An object may cross in pieces: a download cut at N and resumed with `Range: bytes=N-` (a 206
+//! whose `Content-Range` says where it starts) or p2phttp `offset=N`, on another connection or
+//! not; a p2phttp `put` resumed at the server's `putoffset`; git-annex chunk keys (`-S…-C<n>`),
+//! each a slice of one object. Pieces are laid in time order the way a client (or a server, for
+//! uploads) keeps them: the bytes before a resume offset stay, the piece's bytes follow. Where a
+//! resume overlaps bytes already there, they must be the same bytes: if not, the resume does not
+//! continue the object and the offset is named. Once the pieces cover the whole object, its digest
+//! is computed over them and compared with the address.
+//!
+//! Plain uploads sent whole in one request are `content_checks` (and their retries
+//! `attempt_groups`); every other object is checked here: every download, p2phttp `put`s, chunked
+//! and resumed uploads.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::attempts::BodySource;
+use super::content_address::{self, AddressCheck, ContentAddress};
+use super::digest::Hasher;
+use super::exchange::Exchange;
+use super::leg;
+use super::p2phttp::{self, P2pRequest};
+use crate::direction::Leg;
+
+/// Block size for reading retained bodies.
+const BLOCK: usize = 256 * 1024;
+
+/// Which way an object crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transfer {
+    /// Request bodies (PUT, POST, p2phttp `put`).
+    Upload,
+    /// Response bodies (GET 200/206, p2phttp `get`).
+    Download,
+}
+
+/// One exchange's part of an object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Piece {
+    /// Exchange id.
+    pub exchange: usize,
+    /// Where its bytes start in the object.
+    pub offset: u64,
+    /// Content bytes it carried.
+    pub length: u64,
+    /// True when it carried all it announced.
+    pub complete: bool,
+}
+
+/// One object, stitched from its pieces and checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectCheck {
+    /// Capture leg.
+    #[serde(serialize_with = "leg::serialize")]
+    pub leg: Option<Leg>,
+    /// Upload or download.
+    pub transfer: Transfer,
+    /// The object's address (chunk fields dropped for chunked objects).
+    pub address: ContentAddress,
+    /// Its pieces, in time order.
+    pub pieces: Vec<Piece>,
+    /// Bytes of the object the pieces make up.
+    pub length: u64,
+    /// True when the pieces cover the whole object and the last one completed.
+    pub complete: bool,
+    /// The whole object against its address (`null` while incomplete).
+    pub check: Option<AddressCheck>,
+    /// Resumes that did not continue the object, gaps, incomplete ends: one sentence each.
+    pub problems: Vec<String>,
+    /// True for a mismatch (a download, or an upload the server accepted) or a resume whose
+    /// bytes differ from the ones before it.
+    pub corrupt: bool,
+}
+
+/// What one exchange contributes.
+struct Spec {
+    exchange: usize,
+    offset: u64,
+    length: u64,
+    complete: bool,
+    accepted: bool,
+    download: bool,
+}
+
+/// Whether an upload was accepted: a p2phttp `put` says `stored`, anything else answers 2xx.
+pub fn accepted(ex: &Exchange) -> bool {
+    match P2pRequest::of(ex) {
+        Some(p) if p.operation == "put" => p.stored(ex).unwrap_or(false),
+        _ => ex.succeeded(),
+    }
+}
+
+/// `bytes N-M/T` → (N, T when known).
+fn content_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let rest = value.trim().strip_prefix("bytes")?.trim();
+    let (range, total) = rest.split_once('/')?;
+    let start = range.split_once('-')?.0.trim().parse().ok()?;
+    Some((start, total.trim().parse().ok()))
+}
+
+/// The object address and piece of `ex`, if it carries a content-addressed body; `whole` is
+/// true for a plain upload sent in one request (checked by `content_checks` instead).
+fn piece_of(ex: &Exchange) -> Option<(ContentAddress, Spec, bool, Option<u64>)> {
+    let address = content_address::parse_target(&ex.target)?;
+    let p2p = P2pRequest::of(ex);
+    let chunk_offset = address.chunk.map_or(0, |c| c.offset());
+    if ex.method == "GET" && ex.response_body.is_some() {
+        let mut offset = p2p.as_ref().map_or(0, |p| p.offset);
+        let mut total = None;
+        if ex.response.status == Some(206) {
+            let (start, t) = ex
+                .response_header("content-range")
+                .and_then(content_range)?;
+            offset = start;
+            total = t;
+        }
+        let announced = p2phttp::data_length(ex, true);
+        let body = ex.response.body_length;
+        let length = announced.map_or(body, |n| n.min(body));
+        let complete = ex.response.complete && announced.is_none_or(|n| body >= n);
+        let spec = Spec {
+            exchange: ex.id,
+            offset: chunk_offset + offset,
+            length,
+            complete,
+            accepted: true,
+            download: true,
+        };
+        return Some((address.object(), spec, false, total));
+    }
+    if ex.is_upload() && ex.body.is_some() {
+        let p2p_put = p2p.as_ref().is_some_and(|p| p.operation == "put");
+        let offset = p2p.as_ref().map_or(0, |p| p.offset);
+        let announced = p2phttp::data_length(ex, false).filter(|_| p2p_put);
+        let body = ex.request.length;
+        let length = announced.map_or(body, |n| n.min(body));
+        let complete = ex.request.complete && announced.is_none_or(|n| body >= n);
+        let whole = !p2p_put && address.chunk.is_none();
+        let spec = Spec {
+            exchange: ex.id,
+            offset: chunk_offset + offset,
+            length,
+            complete,
+            accepted: accepted(ex),
+            download: false,
+        };
+        return Some((address.object(), spec, whole, None));
+    }
+    None
+}
+
+/// A stretch of the object: `len` bytes of exchange `exchange`'s body from `from`.
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    exchange: usize,
+    from: u64,
+    len: u64,
+}
+
+fn body(exchanges: &mut [Exchange], id: usize, download: bool) -> Option<&mut dyn BodySource> {
+    let ex = exchanges.get_mut(id)?;
+    let b = if download {
+        ex.response_body.as_mut()?
+    } else {
+        ex.body.as_mut()?
+    };
+    Some(b as &mut dyn BodySource)
+}
+
+/// Reads the object's bytes `[at, at + buf.len())` from its segments.
+fn read_object(
+    exchanges: &mut [Exchange],
+    segs: &[Seg],
+    download: bool,
+    mut at: u64,
+    buf: &mut [u8],
+) -> Option<()> {
+    let mut filled = 0usize;
+    let mut start = 0u64;
+    for seg in segs {
+        let end = start + seg.len;
+        while filled < buf.len() && at >= start && at < end {
+            let n = ((end - at) as usize).min(buf.len() - filled);
+            body(exchanges, seg.exchange, download)?
+                .read_at(seg.from + (at - start), &mut buf[filled..filled + n])
+                .ok()?;
+            filled += n;
+            at += n as u64;
+        }
+        start = end;
+    }
+    (filled == buf.len()).then_some(())
+}
+
+/// Stitches and checks every object that is not a plain whole upload; returns them in order of
+/// their first piece, with a finding for each corrupt one.
+pub fn check_objects(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> Vec<ObjectCheck> {
+    type Group = (ContentAddress, Vec<Spec>, bool, Option<u64>);
+    let mut groups: BTreeMap<(Option<Leg>, Transfer, String), Group> = BTreeMap::new();
+    let mut order = Vec::new();
+    for ex in exchanges.iter() {
+        let Some((address, spec, whole, total)) = piece_of(ex) else {
+            continue;
+        };
+        let transfer = if spec.download {
+            Transfer::Download
+        } else {
+            Transfer::Upload
+        };
+        let key = (ex.leg, transfer, address.name());
+        let entry = groups.entry(key.clone()).or_insert_with(|| {
+            order.push(key);
+            (address, Vec::new(), true, None)
+        });
+        entry.2 &= whole;
+        entry.3 = total.or(entry.3);
+        entry.1.push(spec);
+    }
+    let mut out = Vec::new();
+    for key in order {
+        let Some((address, specs, whole, total)) = groups.remove(&key) else {
+            continue;
+        };
+        if whole {
+            continue;
+        }
+        let (leg, transfer, _) = key;
+        out.push(stitch(
+            exchanges, leg, transfer, address, specs, total, findings,
+        ));
+    }
+    out
+}
+
+fn stitch(
+    exchanges: &mut [Exchange],
+    leg: Option<Leg>,
+    transfer: Transfer,
+    address: ContentAddress,
+    specs: Vec<Spec>,
+    total: Option<u64>,
+    findings: &mut Vec<String>,
+) -> ObjectCheck {
+    let download = transfer == Transfer::Download;
+    let mut segs: Vec<Seg> = Vec::new();
+    let mut len = 0u64;
+    let mut gap = false;
+    let mut problems = Vec::new();
+    let mut corrupt = false;
+    for spec in &specs {
+        if spec.offset > len {
+            problems.push(format!(
+                "exchange {} starts at offset {} but only {len} bytes came before it: bytes {len}..{} never crossed here",
+                spec.exchange, spec.offset, spec.offset
+            ));
+            gap = true;
+        } else if spec.offset > 0 && spec.offset < len {
+            let overlap = (len - spec.offset).min(spec.length);
+            if let Some(at) = overlap_difference(
+                exchanges,
+                &segs,
+                download,
+                spec.offset,
+                spec.exchange,
+                overlap,
+            ) {
+                problems.push(format!(
+                    "the resume at offset {} (exchange {}) does not continue the earlier bytes: they differ at offset {at}",
+                    spec.offset, spec.exchange
+                ));
+                corrupt = true;
+            }
+        }
+        // Keep the bytes before the piece's offset, then the piece.
+        let mut kept = 0u64;
+        segs.retain_mut(|seg| {
+            if kept >= spec.offset {
+                return false;
+            }
+            seg.len = seg.len.min(spec.offset - kept);
+            kept += seg.len;
+            true
+        });
+        if spec.offset > kept {
+            segs.clear(); // a gap: what follows cannot be read as one object
+        }
+        segs.push(Seg {
+            exchange: spec.exchange,
+            from: 0,
+            len: spec.length,
+        });
+        len = spec.offset + spec.length;
+    }
+    let last = specs.last();
+    let expected = address.size.or(total);
+    let complete =
+        !gap && last.is_some_and(|s| s.complete) && expected.is_none_or(|size| size == len);
+    if !gap && last.is_some_and(|s| !s.complete) {
+        problems.push(format!(
+            "the last piece (exchange {}) ended early: {len} bytes of the object crossed",
+            last.map_or(0, |s| s.exchange)
+        ));
+    }
+    let check = complete.then(|| {
+        let digest = digest_of(exchanges, &segs, download, &address, len);
+        address.check(len, digest.as_deref())
+    });
+    let accepted = last.is_some_and(|s| s.accepted);
+    if check.as_ref().is_some_and(|c| c.is_mismatch()) && (download || accepted) {
+        corrupt = true;
+    }
+    let pieces: Vec<Piece> = specs
+        .iter()
+        .map(|s| Piece {
+            exchange: s.exchange,
+            offset: s.offset,
+            length: s.length,
+            complete: s.complete,
+        })
+        .collect();
+    if corrupt {
+        let ids: Vec<String> = pieces.iter().map(|p| p.exchange.to_string()).collect();
+        let mut why: Vec<String> = problems.clone();
+        if let Some(c) = check.as_ref().filter(|c| c.is_mismatch()) {
+            why.push(match c {
+                AddressCheck::DigestMismatch { expected, actual } => format!(
+                    "content MISMATCH: the address says {expected}, the {len} bytes {} hash to {actual}",
+                    if download { "received" } else { "stored" }
+                ),
+                AddressCheck::SizeMismatch { expected, actual } => {
+                    format!("size MISMATCH: the address says {expected} bytes, {actual} crossed")
+                }
+                _ => String::new(),
+            });
+        }
+        findings.push(format!(
+            "CORRUPT: {} of {} ({} leg, exchanges {}): {}",
+            if download { "download" } else { "upload" },
+            address.name(),
+            leg::name(leg),
+            ids.join(", "),
+            why.join("; ")
+        ));
+    }
+    ObjectCheck {
+        leg,
+        transfer,
+        address,
+        pieces,
+        length: len,
+        complete,
+        check,
+        problems,
+        corrupt,
+    }
+}
+
+/// First offset (in the object) where `overlap` bytes of exchange `id`'s body differ from the
+/// object's bytes from `offset` on.
+fn overlap_difference(
+    exchanges: &mut [Exchange],
+    segs: &[Seg],
+    download: bool,
+    offset: u64,
+    id: usize,
+    overlap: u64,
+) -> Option<u64> {
+    let mut old = vec![0u8; BLOCK];
+    let mut new = vec![0u8; BLOCK];
+    let mut done = 0u64;
+    while done < overlap {
+        let n = ((overlap - done) as usize).min(BLOCK);
+        read_object(exchanges, segs, download, offset + done, &mut old[..n])?;
+        body(exchanges, id, download)?
+            .read_at(done, &mut new[..n])
+            .ok()?;
+        if let Some(i) = old[..n].iter().zip(&new[..n]).position(|(a, b)| a != b) {
+            return Some(offset + done + i as u64);
+        }
+        done += n as u64;
+    }
+    None
+}
+
+fn digest_of(
+    exchanges: &mut [Exchange],
+    segs: &[Seg],
+    download: bool,
+    address: &ContentAddress,
+    len: u64,
+) -> Option<String> {
+    let mut hasher = Hasher::new(address.algo)?;
+    let mut buf = vec![0u8; BLOCK];
+    let mut at = 0u64;
+    while at < len {
+        let n = ((len - at) as usize).min(BLOCK);
+        read_object(exchanges, segs, download, at, &mut buf[..n])?;
+        hasher.update(&buf[..n]);
+        at += n as u64;
+    }
+    Some(hasher.finish_hex())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_values() {
+        assert_eq!(content_range("bytes 100-199/300"), Some((100, Some(300))));
+        assert_eq!(content_range("bytes 100-199/*"), Some((100, None)));
+        assert_eq!(content_range("items 1-2/3"), None);
+    }
+}
