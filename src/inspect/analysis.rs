@@ -214,7 +214,7 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
                     ));
                 }
             }
-            attempt.corrupt = ex.succeeded()
+            attempt.corrupt = objects::accepted(ex)
                 && attempt
                     .comparison
                     .as_ref()

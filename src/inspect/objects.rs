@@ -134,6 +134,9 @@ fn piece_of(ex: &Exchange) -> Option<(ContentAddress, Spec, bool, Option<u64>)> 
     }
     if ex.is_upload() && ex.body.is_some() {
         let p2p_put = p2p.as_ref().is_some_and(|p| p.operation == "put");
+        if p2p.is_some() && !p2p_put {
+            return None; // checkpresent, putoffset, lockcontent…: no object bytes
+        }
         let offset = p2p.as_ref().map_or(0, |p| p.offset);
         let announced = p2phttp::data_length(ex, false).filter(|_| p2p_put);
         let body = ex.request.length;
@@ -153,12 +156,19 @@ fn piece_of(ex: &Exchange) -> Option<(ContentAddress, Spec, bool, Option<u64>)> 
     None
 }
 
-/// A stretch of the object: `len` bytes of exchange `exchange`'s body from `from`.
+/// `len` bytes of the object from `start`: exchange `exchange`'s body bytes from `from`.
 #[derive(Debug, Clone, Copy)]
 struct Seg {
+    start: u64,
     exchange: usize,
     from: u64,
     len: u64,
+}
+
+impl Seg {
+    fn end(&self) -> u64 {
+        self.start + self.len
+    }
 }
 
 fn body(exchanges: &mut [Exchange], id: usize, download: bool) -> Option<&mut dyn BodySource> {
@@ -171,29 +181,17 @@ fn body(exchanges: &mut [Exchange], id: usize, download: bool) -> Option<&mut dy
     Some(b as &mut dyn BodySource)
 }
 
-/// Reads the object's bytes `[at, at + buf.len())` from its segments.
-fn read_object(
+/// Reads `buf.len()` bytes of segment `seg` from object offset `at` (inside the segment).
+fn read_seg(
     exchanges: &mut [Exchange],
-    segs: &[Seg],
+    seg: &Seg,
     download: bool,
-    mut at: u64,
+    at: u64,
     buf: &mut [u8],
 ) -> Option<()> {
-    let mut filled = 0usize;
-    let mut start = 0u64;
-    for seg in segs {
-        let end = start + seg.len;
-        while filled < buf.len() && at >= start && at < end {
-            let n = ((end - at) as usize).min(buf.len() - filled);
-            body(exchanges, seg.exchange, download)?
-                .read_at(seg.from + (at - start), &mut buf[filled..filled + n])
-                .ok()?;
-            filled += n;
-            at += n as u64;
-        }
-        start = end;
-    }
-    (filled == buf.len()).then_some(())
+    body(exchanges, seg.exchange, download)?
+        .read_at(seg.from + (at - seg.start), buf)
+        .ok()
 }
 
 /// Stitches and checks every object that is not a plain whole upload; returns them in order of
@@ -236,6 +234,8 @@ pub fn check_objects(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> 
     out
 }
 
+/// Lays the pieces over each other in time order, as the receiving side writes them: a piece
+/// overwrites the bytes at its offsets (and, when it completed, ends the object there).
 fn stitch(
     exchanges: &mut [Exchange],
     leg: Option<Leg>,
@@ -247,62 +247,84 @@ fn stitch(
 ) -> ObjectCheck {
     let download = transfer == Transfer::Download;
     let mut segs: Vec<Seg> = Vec::new();
-    let mut len = 0u64;
-    let mut gap = false;
     let mut problems = Vec::new();
-    let mut corrupt = false;
+    let mut differs = false;
     for spec in &specs {
-        if spec.offset > len {
+        let (start, end) = (spec.offset, spec.offset + spec.length);
+        let covered = segs.last().map_or(0, Seg::end);
+        if start > covered && segs.iter().all(|s| s.end() < start) {
             problems.push(format!(
-                "exchange {} starts at offset {} but only {len} bytes came before it: bytes {len}..{} never crossed here",
-                spec.exchange, spec.offset, spec.offset
+                "exchange {} starts at offset {start} but only {covered} bytes came before it: bytes {covered}..{start} never crossed here",
+                spec.exchange
             ));
-            gap = true;
-        } else if spec.offset > 0 && spec.offset < len {
-            let overlap = (len - spec.offset).min(spec.length);
-            if let Some(at) = overlap_difference(
-                exchanges,
-                &segs,
-                download,
-                spec.offset,
-                spec.exchange,
-                overlap,
-            ) {
-                problems.push(format!(
-                    "the resume at offset {} (exchange {}) does not continue the earlier bytes: they differ at offset {at}",
-                    spec.offset, spec.exchange
-                ));
-                corrupt = true;
+        }
+        if let Some(at) = overlap_difference(exchanges, &segs, download, spec) {
+            let what = if start > 0 {
+                "the resume at offset"
+            } else {
+                "the retry from offset"
+            };
+            problems.push(format!(
+                "{what} {start} (exchange {}) does not continue the earlier bytes: they differ at offset {at}",
+                spec.exchange
+            ));
+            differs = true;
+        }
+        // Overwrite [start, end); a completed piece also ends the object at `end`.
+        let mut next = Vec::with_capacity(segs.len() + 2);
+        for seg in segs {
+            if seg.end() <= start || (seg.start >= end && !spec.complete) {
+                next.push(seg);
+                continue;
+            }
+            if seg.start < start {
+                next.push(Seg {
+                    len: start - seg.start,
+                    ..seg
+                });
+            }
+            if seg.end() > end && !spec.complete {
+                next.push(Seg {
+                    start: end,
+                    from: seg.from + (end - seg.start),
+                    len: seg.end() - end,
+                    ..seg
+                });
             }
         }
-        // Keep the bytes before the piece's offset, then the piece.
-        let mut kept = 0u64;
-        segs.retain_mut(|seg| {
-            if kept >= spec.offset {
-                return false;
-            }
-            seg.len = seg.len.min(spec.offset - kept);
-            kept += seg.len;
-            true
-        });
-        if spec.offset > kept {
-            segs.clear(); // a gap: what follows cannot be read as one object
+        if spec.length > 0 {
+            next.push(Seg {
+                start,
+                exchange: spec.exchange,
+                from: 0,
+                len: spec.length,
+            });
         }
-        segs.push(Seg {
-            exchange: spec.exchange,
-            from: 0,
-            len: spec.length,
-        });
-        len = spec.offset + spec.length;
+        next.sort_by_key(|s| s.start);
+        segs = next;
     }
+    let len = segs.last().map_or(0, Seg::end);
+    let holes = {
+        let mut at = 0;
+        segs.iter().any(|s| {
+            let hole = s.start > at;
+            at = s.end();
+            hole
+        })
+    };
     let last = specs.last();
     let expected = address.size.or(total);
-    let complete =
-        !gap && last.is_some_and(|s| s.complete) && expected.is_none_or(|size| size == len);
-    if !gap && last.is_some_and(|s| !s.complete) {
+    let complete = !holes
+        && match expected {
+            Some(size) => {
+                size == len && last.is_some_and(|s| s.complete || s.offset + s.length < size)
+            }
+            None => last.is_some_and(|s| s.complete),
+        };
+    if !complete && !holes {
         problems.push(format!(
-            "the last piece (exchange {}) ended early: {len} bytes of the object crossed",
-            last.map_or(0, |s| s.exchange)
+            "incomplete: {len} of {} bytes crossed",
+            expected.map_or("?".into(), |e| e.to_string())
         ));
     }
     let check = complete.then(|| {
@@ -310,9 +332,12 @@ fn stitch(
         address.check(len, digest.as_deref())
     });
     let accepted = last.is_some_and(|s| s.accepted);
-    if check.as_ref().is_some_and(|c| c.is_mismatch()) && (download || accepted) {
-        corrupt = true;
-    }
+    let mismatch = check.as_ref().is_some_and(|c| c.is_mismatch());
+    let corrupt = if download {
+        mismatch || differs
+    } else {
+        accepted && (mismatch || differs)
+    };
     let pieces: Vec<Piece> = specs
         .iter()
         .map(|s| Piece {
@@ -328,11 +353,11 @@ fn stitch(
         if let Some(c) = check.as_ref().filter(|c| c.is_mismatch()) {
             why.push(match c {
                 AddressCheck::DigestMismatch { expected, actual } => format!(
-                    "content MISMATCH: the address says {expected}, the {len} bytes {} hash to {actual}",
+                    "content MISMATCH: the key says {expected}, the {len} bytes {} hash to {actual}",
                     if download { "received" } else { "stored" }
                 ),
                 AddressCheck::SizeMismatch { expected, actual } => {
-                    format!("size MISMATCH: the address says {expected} bytes, {actual} crossed")
+                    format!("size MISMATCH: the key says {expected} bytes, {actual} crossed")
                 }
                 _ => String::new(),
             });
@@ -359,29 +384,30 @@ fn stitch(
     }
 }
 
-/// First offset (in the object) where `overlap` bytes of exchange `id`'s body differ from the
-/// object's bytes from `offset` on.
+/// The first object offset where `spec`'s bytes differ from bytes already laid there.
 fn overlap_difference(
     exchanges: &mut [Exchange],
     segs: &[Seg],
     download: bool,
-    offset: u64,
-    id: usize,
-    overlap: u64,
+    spec: &Spec,
 ) -> Option<u64> {
+    let (start, end) = (spec.offset, spec.offset + spec.length);
     let mut old = vec![0u8; BLOCK];
     let mut new = vec![0u8; BLOCK];
-    let mut done = 0u64;
-    while done < overlap {
-        let n = ((overlap - done) as usize).min(BLOCK);
-        read_object(exchanges, segs, download, offset + done, &mut old[..n])?;
-        body(exchanges, id, download)?
-            .read_at(done, &mut new[..n])
-            .ok()?;
-        if let Some(i) = old[..n].iter().zip(&new[..n]).position(|(a, b)| a != b) {
-            return Some(offset + done + i as u64);
+    for seg in segs {
+        let (from, to) = (seg.start.max(start), seg.end().min(end));
+        let mut at = from;
+        while at < to {
+            let n = ((to - at) as usize).min(BLOCK);
+            read_seg(exchanges, seg, download, at, &mut old[..n])?;
+            body(exchanges, spec.exchange, download)?
+                .read_at(at - start, &mut new[..n])
+                .ok()?;
+            if let Some(i) = old[..n].iter().zip(&new[..n]).position(|(a, b)| a != b) {
+                return Some(at + i as u64);
+            }
+            at += n as u64;
         }
-        done += n as u64;
     }
     None
 }
@@ -395,14 +421,21 @@ fn digest_of(
 ) -> Option<String> {
     let mut hasher = Hasher::new(address.algo)?;
     let mut buf = vec![0u8; BLOCK];
-    let mut at = 0u64;
-    while at < len {
-        let n = ((len - at) as usize).min(BLOCK);
-        read_object(exchanges, segs, download, at, &mut buf[..n])?;
-        hasher.update(&buf[..n]);
-        at += n as u64;
+    let mut hashed = 0u64;
+    for seg in segs {
+        if seg.start != hashed {
+            return None;
+        }
+        let mut at = seg.start;
+        while at < seg.end() {
+            let n = ((seg.end() - at) as usize).min(BLOCK);
+            read_seg(exchanges, seg, download, at, &mut buf[..n])?;
+            hasher.update(&buf[..n]);
+            at += n as u64;
+        }
+        hashed = seg.end();
     }
-    Some(hasher.finish_hex())
+    (hashed == len).then(|| hasher.finish_hex())
 }
 
 #[cfg(test)]
