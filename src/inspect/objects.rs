@@ -9,6 +9,8 @@
 //! continue the object and the offset is named. Once the pieces cover the whole object, its digest
 //! is computed over them and compared with the address.
 //!
+//! Upload pieces answered with an HTTP error are left out: the server discarded them.
+//!
 //! Plain uploads sent whole in one request are `content_checks` (and their retries
 //! `attempt_groups`); every other object is checked here: every download, p2phttp `put`s, chunked
 //! and resumed uploads.
@@ -136,6 +138,12 @@ fn piece_of(ex: &Exchange) -> Option<(ContentAddress, Spec, bool, Option<u64>)> 
         let p2p_put = p2p.as_ref().is_some_and(|p| p.operation == "put");
         if p2p.is_some() && !p2p_put {
             return None; // checkpresent, putoffset, lockcontent…: no object bytes
+        }
+        if ex.response.status.is_some_and(|s| !(200..300).contains(&s)) {
+            // An error answer: the server threw these bytes away (git-annex's p2phttp server
+            // answers 500 to a put it could not use, and `putoffset` then shows it kept nothing
+            // of it). A reset or a `{"stored":false}` leaves what arrived in place.
+            return None;
         }
         let offset = p2p.as_ref().map_or(0, |p| p.offset);
         let announced = p2phttp::data_length(ex, false).filter(|_| p2p_put);
