@@ -496,4 +496,68 @@ mod tests {
         assert_eq!(report.summary.uploads, 2, "h:8080/x and other:8080/x");
         assert_eq!(report.summary.retried, 1);
     }
+
+    const KEY: &str =
+        "SHA256E-s10--f6bfd632e56d745c5b6ec8db52bf92b11c2666a1fe18d80cf4023bb32541f338.bin";
+
+    fn p2p(id: usize, op: &str, answer: &str) -> Exchange {
+        let target = format!("/git-annex/u/v4/{op}?key={KEY}&clientuuid=c");
+        let mut ex = exchange(id, Leg::Upstream, 1, "POST", &target, Some("h"));
+        ex.request.length = 0;
+        ex.response_text = answer.as_bytes().to_vec();
+        ex
+    }
+
+    #[test]
+    fn a_short_put_the_server_stored_and_a_dropped_lock_are_findings() {
+        let mut put = p2p(0, "put", r#"{"stored":true}"#);
+        put.request.length = 4;
+        put.request_headers
+            .push(("x-git-annex-data-length".into(), "10".into()));
+        let lock = p2p(1, "lockcontent", r#"{"locked":true,"lockid":"l"}"#);
+        let mut keep = exchange(
+            2,
+            Leg::Upstream,
+            1,
+            "POST",
+            "/git-annex/u/v4/keeplocked?lockid=l",
+            None,
+        );
+        keep.request.complete = false;
+        keep.request.cut_by = Some("connection reset".into());
+        keep.response.status = None;
+        let report = build(
+            capture(),
+            LegFilter::Both,
+            vec![finished(1, "upstream leg", vec![put, lock, keep])],
+        );
+        let findings = report.findings.join("\n");
+        assert!(
+            findings.contains("server accepted an incomplete body")
+                && findings.contains("4 of 10 bytes arrived"),
+            "{findings}"
+        );
+        assert!(
+            findings.contains(&format!(
+                "p2phttp lockcontent of {KEY} dropped mid-connection"
+            )),
+            "{findings}"
+        );
+        assert_eq!(report.p2phttp.len(), 3);
+        assert_eq!(report.p2phttp[0].operation, "put");
+    }
+
+    #[test]
+    fn a_short_put_the_server_refused_is_no_finding() {
+        let mut put = p2p(0, "put", r#"{"stored":false}"#);
+        put.request.length = 4;
+        put.request_headers
+            .push(("x-git-annex-data-length".into(), "10".into()));
+        let report = build(
+            capture(),
+            LegFilter::Both,
+            vec![finished(1, "upstream leg", vec![put])],
+        );
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+    }
 }

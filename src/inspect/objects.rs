@@ -449,11 +449,106 @@ fn digest_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inspect::body_store::{MemoryUse, RetainedBody};
+    use crate::inspect::legs::tests::exchange;
+    use sha2::{Digest, Sha256};
+
+    fn retained(bytes: &[u8]) -> RetainedBody {
+        let mut body = RetainedBody::new(MemoryUse::default());
+        body.append(bytes);
+        body
+    }
+
+    /// A GET of `target` answered `status` with `bytes` (a 206 says where they start).
+    fn download(
+        id: usize,
+        target: &str,
+        status: u16,
+        at: u64,
+        total: u64,
+        bytes: &[u8],
+    ) -> Exchange {
+        let mut ex = exchange(id, Leg::Client, id as u64, "GET", target, Some("h"));
+        ex.request.length = 0;
+        ex.response.status = Some(status);
+        ex.response.body_length = bytes.len() as u64;
+        if status == 206 {
+            let range = format!("bytes {at}-{}/{total}", at + bytes.len() as u64 - 1);
+            ex.response_headers.push(("content-range".into(), range));
+        }
+        ex.response_body = Some(retained(bytes));
+        ex
+    }
+
+    fn object(n: usize) -> (Vec<u8>, String) {
+        let bytes: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+        let key = format!("SHA256E-s{n}--{}.bin", hex::encode(Sha256::digest(&bytes)));
+        (bytes, key)
+    }
 
     #[test]
     fn content_range_values() {
         assert_eq!(content_range("bytes 100-199/300"), Some((100, Some(300))));
         assert_eq!(content_range("bytes 100-199/*"), Some((100, None)));
         assert_eq!(content_range("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn a_range_resume_on_another_connection_is_one_object() {
+        let (bytes, key) = object(10_000);
+        let target = format!("/annex/objects/{key}");
+        let mut cut = download(0, &target, 200, 0, 0, &bytes[..4_000]);
+        cut.response.complete = false;
+        let mut exchanges = vec![
+            cut,
+            download(1, &target, 206, 3_000, 10_000, &bytes[3_000..]),
+        ];
+        let mut findings = Vec::new();
+        let objects = check_objects(&mut exchanges, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].check, Some(AddressCheck::Matches), "{objects:?}");
+        assert_eq!(objects[0].length, 10_000);
+    }
+
+    #[test]
+    fn a_resume_that_does_not_continue_the_bytes_is_corrupt_with_the_offset() {
+        let (bytes, key) = object(10_000);
+        let target = format!("/annex/objects/{key}");
+        let mut other = bytes[3_000..].to_vec();
+        other[1_500] ^= 1; // object offset 4_500: beyond the overlap, caught by the digest
+        other[500] ^= 1; // object offset 3_500: inside the overlap with the first piece
+        let mut cut = download(0, &target, 200, 0, 0, &bytes[..4_000]);
+        cut.response.complete = false;
+        let mut exchanges = vec![cut, download(1, &target, 206, 3_000, 10_000, &other)];
+        let mut findings = Vec::new();
+        let objects = check_objects(&mut exchanges, &mut findings);
+        assert!(objects[0].corrupt);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].contains(&format!("CORRUPT: download of {key}"))
+                && findings[0].contains("the resume at offset 3000 (exchange 1) does not continue the earlier bytes: they differ at offset 3500")
+                && findings[0].contains("content MISMATCH"),
+            "{findings:?}"
+        );
+    }
+
+    #[test]
+    fn chunks_make_up_their_object() {
+        let (bytes, key) = object(250);
+        let (fields, name) = key.split_once("--").expect("key");
+        let mut exchanges: Vec<Exchange> = (0..3)
+            .map(|c| {
+                let chunk = format!("{fields}-S100-C{}--{name}", c + 1);
+                let end = ((c + 1) * 100).min(250);
+                download(c, &format!("/dav/{chunk}"), 200, 0, 0, &bytes[c * 100..end])
+            })
+            .collect();
+        let mut findings = Vec::new();
+        let objects = check_objects(&mut exchanges, &mut findings);
+        assert_eq!(objects.len(), 1, "{objects:?}");
+        assert_eq!(objects[0].address.key.as_deref(), Some(key.as_str()));
+        assert_eq!(objects[0].check, Some(AddressCheck::Matches));
+        assert!(findings.is_empty());
     }
 }
