@@ -3,7 +3,7 @@
 use super::attempts::{self, BodyComparison, BodySource};
 use super::content_address::{self, AddressCheck, HashAlgo};
 use super::digest::Hasher;
-use super::exchange::{Exchange, FlowOutcome};
+use super::exchange::{Exchange, FlowOutcome, Outcome};
 use super::leg;
 use super::model::{
     Attempt, AttemptGroup, CaptureInfo, ContentCheck, FlowSummary, Report, Summary, Verdict,
@@ -380,14 +380,16 @@ fn incomplete_accepted(exchanges: &[Exchange], findings: &mut Vec<String>) {
 }
 
 /// p2phttp requests named in the report; a `keeplocked` that ended before the client unlocked
-/// (its body cut, or no answer) means the server dropped the lock while the client relied on it.
+/// (its body cut by a reset or close, or the connection reset before the answer; not the capture
+/// ending) means the server dropped the lock while the client relied on it.
 fn p2phttp_requests(exchanges: &[Exchange], findings: &mut Vec<String>) -> Vec<P2pRequest> {
     let mut out = Vec::new();
     for ex in exchanges {
         let Some(request) = P2pRequest::of(ex) else {
             continue;
         };
-        if request.operation == "keeplocked" && (cut_for_real(ex) || ex.response.status.is_none()) {
+        let dropped = cut_for_real(ex) || ex.response.outcome == Outcome::ConnectionReset;
+        if request.operation == "keeplocked" && dropped {
             let lock = exchanges[..ex.id]
                 .iter()
                 .rev()
