@@ -676,3 +676,53 @@ fault.truncate = { after = "100KiB" }
     assert_eq!(resumed["response"]["status"], 206);
     assert_eq!(resumed["request"]["range"], "bytes=102400-");
 }
+
+/// `git annex drop` relies on the server's lock (`lockcontent`, then a `keeplocked` request held
+/// open) while it drops its own copy. Every keeplocked connection reset after 8 bytes of its body:
+/// inspect names the lock dropped mid-connection, whatever git-annex made of it.
+#[test]
+fn p2phttp_lock_dropped_mid_connection_is_named() {
+    let lab = Lab::new("annex-lock");
+    let (server, p2p) = lab.p2phttp();
+    let rules = lab.tmp.write(
+        "lock-reset.toml",
+        r#"name = "annex-p2phttp-lock-reset"
+seed = 7
+[[rule]]
+name = "keeplocked reset after 8 bytes"
+match = { method = "POST", path = "/git-annex/*/v*/keeplocked" }
+fault.reset = { after = "8B" }
+"#,
+    );
+    let client = lab.client(None);
+    lab.ok(&client, "git", &["annex", "get", "-q", "small.txt"]);
+    let proxy = lab.proxy(&rules, p2p);
+    let url = format!("annex+http://{}/git-annex/", proxy.addr);
+    lab.ok(&client, "git", &["config", "remote.origin.annexurl", &url]);
+    let key = lab.key(&client, "small.txt");
+    let drop = lab.run(&client, "git", &["annex", "drop", "small.txt"]);
+    println!("git annex drop with the lock reset: exit {:?}", drop.code());
+    let capture = proxy.stop();
+    server.stop();
+
+    let (json, code) = inspect(&lab, &capture);
+    let all = findings(&json);
+    assert_eq!(code, Some(1), "{all:#?}");
+    assert!(
+        all.iter().any(
+            |f| f.contains(&format!("lockcontent of {key} dropped mid-connection"))
+                && f.contains("client leg")
+        ),
+        "{all:#?}"
+    );
+    let ops: Vec<&str> = json["p2phttp"]
+        .as_array()
+        .expect("p2phttp")
+        .iter()
+        .filter_map(|p| p["operation"].as_str())
+        .collect();
+    assert!(
+        ops.contains(&"lockcontent") && ops.contains(&"keeplocked"),
+        "{ops:?}"
+    );
+}
