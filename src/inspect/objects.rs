@@ -243,7 +243,7 @@ pub fn check_objects(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> 
 }
 
 /// Lays the pieces over each other in time order, as the receiving side writes them: a piece
-/// overwrites the bytes at its offsets (and, when it completed, ends the object there).
+/// overwrites the bytes at its offsets.
 fn stitch(
     exchanges: &mut [Exchange],
     leg: Option<Leg>,
@@ -278,10 +278,11 @@ fn stitch(
             ));
             differs = true;
         }
-        // Overwrite [start, end); a completed piece also ends the object at `end`.
+        // Overwrite [start, end). A piece never ends the object: a chunk or a resumed range
+        // completes without being the object's last bytes.
         let mut next = Vec::with_capacity(segs.len() + 2);
         for seg in segs {
-            if seg.end() <= start || (seg.start >= end && !spec.complete) {
+            if seg.end() <= start || seg.start >= end {
                 next.push(seg);
                 continue;
             }
@@ -291,7 +292,7 @@ fn stitch(
                     ..seg
                 });
             }
-            if seg.end() > end && !spec.complete {
+            if seg.end() > end {
                 next.push(Seg {
                     start: end,
                     from: seg.from + (end - seg.start),

@@ -726,3 +726,112 @@ fault.reset = { after = "8B" }
         "{ops:?}"
     );
 }
+
+/// A chunked WebDAV remote (`chunk=100KiB`): the object crosses as three chunk keys
+/// (`…-S102400-C1--…`), each PUT to a temporary name and MOVEd; inspect stitches the chunks of the
+/// upload and of the download back into the object, whose check matches. Then one byte of chunk 2
+/// is flipped on the WebDAV server: git-annex refuses the download, and inspect names the key.
+#[test]
+fn webdav_chunks_make_up_the_object_and_a_corrupt_chunk_is_named() {
+    let lab = Lab::new("annex-chunks");
+    let dav_root = lab.dir("dav");
+    fs::create_dir_all(&dav_root).expect("dav root");
+    let (dav, dav_addr) = lab.wsgidav(&dav_root);
+    let rules = lab
+        .tmp
+        .write("no-faults.toml", "name = \"annex-no-faults\"\nseed = 7\n");
+    let proxy = lab.proxy(&rules, dav_addr);
+    let client = lab.client(None);
+    let url = format!("url=http://{}/chunked", proxy.addr);
+    lab.ok(
+        &client,
+        "git",
+        &[
+            "annex",
+            "initremote",
+            "dav",
+            "type=webdav",
+            &url,
+            "encryption=none",
+            "chunk=100KiB",
+        ],
+    );
+    let key = lab.key(&client, "big.bin");
+    lab.ok(&client, "git", &["annex", "get", "-q", "big.bin"]);
+    lab.ok(&client, "git", &["annex", "copy", "--to", "dav", "big.bin"]);
+    lab.ok(&client, "git", &["annex", "drop", "big.bin"]);
+    lab.ok(
+        &client,
+        "git",
+        &["annex", "get", "--from", "dav", "big.bin"],
+    );
+    lab.ok(&client, "git", &["annex", "drop", "big.bin"]);
+    // Flip a byte of chunk 2 where wsgidav keeps it, then download again.
+    let (fields, name) = key.split_once("--").expect("a key");
+    let chunk2 = format!("{fields}-S102400-C2--{name}");
+    let stored = find_file(&dav_root, &chunk2).expect("chunk 2 on the WebDAV server");
+    let mut bytes = fs::read(&stored).expect("read chunk 2");
+    bytes[100] ^= 0x80;
+    fs::write(&stored, &bytes).expect("corrupt chunk 2");
+    let get = lab.run(
+        &client,
+        "git",
+        &["annex", "get", "--from", "dav", "big.bin"],
+    );
+    assert!(!get.status.success(), "git-annex must refuse the object");
+    let capture = proxy.stop();
+    dav.stop();
+
+    let (json, code) = inspect(&lab, &capture);
+    let all = findings(&json);
+    assert_eq!(code, Some(1), "{all:#?}");
+    let client_leg: Vec<_> = objects(&json, &key)
+        .into_iter()
+        .filter(|o| o["leg"] == "client")
+        .collect();
+    let upload = client_leg
+        .iter()
+        .find(|o| o["transfer"] == "upload")
+        .expect("the chunked upload");
+    assert_eq!(upload["check"]["result"], "matches", "{upload:#}");
+    assert_eq!(
+        upload["pieces"].as_array().map(Vec::len),
+        Some(3),
+        "{upload:#}"
+    );
+    // Both downloads of the key on this leg make one object: the second one's chunk 2 differs
+    // from the first one's at the flipped byte, and the whole no longer matches the key.
+    let download = client_leg
+        .iter()
+        .find(|o| o["transfer"] == "download")
+        .expect("the downloads");
+    assert_eq!(
+        download["pieces"].as_array().map(Vec::len),
+        Some(6),
+        "{download:#}"
+    );
+    assert_eq!(download["corrupt"], true, "{download:#}");
+    assert!(
+        all.iter()
+            .any(|f| f.contains(&format!("download of {key} (client leg"))
+                && f.contains("they differ at offset 102500")
+                && f.contains("MISMATCH")),
+        "{all:#?}"
+    );
+}
+
+/// The file named `name` somewhere under `root`.
+fn find_file(root: &Path, name: &str) -> Option<PathBuf> {
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if entry.file_name().to_string_lossy() == name {
+                return Some(path);
+            }
+        }
+    }
+    None
+}
