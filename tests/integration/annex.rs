@@ -26,6 +26,7 @@ use crate::support::daemon::{free_port, run_bounded, Daemon, FAULTLINE};
 use crate::support::process::Finished;
 use crate::support::random_bytes;
 use crate::support::temp_dir::TempDir;
+use crate::support::tshark;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// Far above what one git-annex command takes here (under a second): reaching it means a hang.
@@ -640,6 +641,7 @@ fault.truncate = { after = "100KiB" }
 "#,
     );
     let proxy = lab.proxy(&rules, dav_addr);
+    let proxy_port = proxy.addr.port();
     let client = lab.client(None);
     let web = format!("http://{}/server/.git", proxy.addr);
     lab.ok(&client, "git", &["remote", "add", "web", &web]);
@@ -675,6 +677,51 @@ fault.truncate = { after = "100KiB" }
     let resumed = &json["exchanges"][pieces[1]["exchange"].as_u64().expect("id") as usize];
     assert_eq!(resumed["response"]["status"], 206);
     assert_eq!(resumed["request"]["range"], "bytes=102400-");
+
+    // tshark, decoding HTTP on both legs' ports, sees the same requests and the resume.
+    let decode: Vec<String> = [proxy_port, dav_addr.port()]
+        .iter()
+        .map(|p| format!("tcp.port=={p},http"))
+        .collect();
+    let seen = tshark::run(
+        &capture,
+        &[
+            "-d",
+            &decode[0],
+            "-d",
+            &decode[1],
+            "-Y",
+            "http.request",
+            "-T",
+            "fields",
+            "-e",
+            "http.request.method",
+            "-e",
+            "http.request.line",
+        ],
+    )
+    .stdout;
+    let requests: Vec<&str> = seen.lines().collect();
+    assert_eq!(
+        requests.len(),
+        json["exchanges"].as_array().map_or(0, Vec::len),
+        "tshark's HTTP requests: {requests:#?}"
+    );
+    let ranged = json["exchanges"]
+        .as_array()
+        .expect("exchanges")
+        .iter()
+        .filter(|e| e["request"]["range"] == "bytes=102400-")
+        .count();
+    assert!(ranged >= 2, "the resume on each leg");
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|r| r.starts_with("GET\t") && r.contains("Range: bytes=102400-"))
+            .count(),
+        ranged,
+        "tshark's requests with the resume's Range: {requests:#?}"
+    );
 }
 
 /// `git annex drop` relies on the server's lock (`lockcontent`, then a `keeplocked` request held
