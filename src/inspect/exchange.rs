@@ -403,8 +403,13 @@ impl FlowHttp {
                         ex.response.content_range = header(&head.headers, "content-range");
                         ex.response_headers = kept(&head.headers);
                         ex.response_range = Some((start, None));
+                        // A compressed body (Content-Encoding) is not the addressed content:
+                        // it is not kept, so it is never checked against the address.
+                        let encoded = header(&head.headers, "content-encoding")
+                            .is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
                         if ex.method == "GET"
                             && matches!(head.status, 200 | 206)
+                            && !encoded
                             && content_address::parse_target(&ex.target).is_some()
                         {
                             ex.response_body = Some(RetainedBody::new(self.memory.clone()));
