@@ -1,7 +1,7 @@
-//! `faultline inspect`: reads a capture back and says whether retried uploads and stored content are intact.
+//! `faultline inspect`: reads a capture back and says which object crossed wrong, at which byte: retried uploads, downloads, content addresses.
 //!
 //! Data flows one way: `pcap_reader` (records) → `packet` (TCP segments) → `reassembly` (ordered
-//! streams per flow) → `exchange` (HTTP/1 exchanges, upload bodies kept by `body_store`) →
+//! streams per flow) → `exchange` (HTTP/1 exchanges, upload and download bodies kept by `body_store`) →
 //! `attempts` / `content_address` / `legs` (comparisons) → `analysis` (findings, verdict) →
 //! `model` (the report) → `text` / `json` (rendering; `schema` documents the JSON).
 

@@ -1,4 +1,4 @@
-//! Stitches the transfers of each content-addressed object into the object and checks it against its address.
+//! Checks each content-addressed object whole, stitched from the pieces it crossed in (resumes, chunks).
 //!
 //! An object may cross in pieces: a download cut at N and resumed with `Range: bytes=N-` (a 206
 //! whose `Content-Range` says where it starts) or p2phttp `offset=N`, on another connection or

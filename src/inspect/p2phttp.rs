@@ -1,4 +1,4 @@
-//! Recognizes git-annex p2phttp requests (API versions v0–v4) and reads their JSON answers.
+//! Names git-annex p2phttp requests (API versions v0–v4): operation, key, offset, JSON answer.
 //!
 //! As git-annex 10.20261026 speaks it (seen on the wire): `POST /git-annex/<server uuid>/v4/<op>?
 //! key=KEY&clientuuid=…` for `checkpresent`, `putoffset`, `put` (`offset=N`, the data in the body,
