@@ -1,13 +1,19 @@
-//! Fuzzes the whole inspection pipeline (reader, decoder, reassembly, HTTP, report) on arbitrary bytes.
+//! Fuzzes the whole inspection pipeline (reader, decoder, reassembly, HTTP, objects, report) on arbitrary bytes.
 #![no_main]
 
-use faultline::inspect::{inspect_bytes, InspectOptions};
+use std::collections::BTreeSet;
+
+use faultline::inspect::{inspect_bytes, schema, InspectOptions};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(report) = inspect_bytes(data, &InspectOptions::default()) {
         let _ = report.render_text();
-        let _ = report.to_json();
         assert!(report.exit_code() <= 1);
+        // Whatever the input, the JSON keeps to the documented schema.
+        let json: serde_json::Value =
+            serde_json::from_str(&report.to_json()).expect("to_json is valid JSON");
+        let problems = schema::violations(&json, &mut BTreeSet::new());
+        assert!(problems.is_empty(), "{problems:?}");
     }
 });

@@ -1,14 +1,18 @@
 //! Turns finished flows into the report: attempt groups and their byte comparisons, content-address checks, leg comparisons, findings and the verdict.
 
-use super::attempts::{self, BodyComparison};
-use super::content_address::{self, AddressCheck};
-use super::exchange::{Exchange, FlowOutcome};
+use super::attempts::{self, BodyComparison, BodySource};
+use super::content_address::{self, AddressCheck, HashAlgo};
+use super::digest::Hasher;
+use super::exchange::{Exchange, FlowOutcome, Outcome};
 use super::leg;
 use super::model::{
     Attempt, AttemptGroup, CaptureInfo, ContentCheck, FlowSummary, Report, Summary, Verdict,
     SCHEMA_VERSION,
 };
+use super::objects;
+use super::p2phttp::{self, P2pRequest};
 use super::reassembly::FlowInfo;
+use super::webdav;
 use super::LegFilter;
 
 /// Assembles the report; compares retained bodies, then drops them.
@@ -48,7 +52,11 @@ pub(crate) fn build(
     }
     let mut findings = Vec::new();
     let attempt_groups = compare_attempts(&mut exchanges, &mut findings);
-    let content_checks = check_addresses(&exchanges, &mut findings);
+    let content_checks = check_addresses(&mut exchanges, &mut findings);
+    let objects = objects::check_objects(&mut exchanges, &mut findings);
+    incomplete_accepted(&exchanges, &mut findings);
+    let p2phttp = p2phttp_requests(&exchanges, &mut findings);
+    let webdav_moves = webdav::follow_moves(&exchanges, &mut findings);
     let leg_comparisons = super::legs::compare_legs(&flows, &mut exchanges);
     for lc in leg_comparisons.iter().filter(|l| l.faultline_bug) {
         findings.push(format!(
@@ -60,10 +68,12 @@ pub(crate) fn build(
     }
     for ex in &mut exchanges {
         ex.body = None;
+        ex.response_body = None;
     }
     let mut upload_keys: Vec<(&str, String)> = exchanges
         .iter()
         .filter(|e| e.is_upload())
+        .filter(|e| P2pRequest::of(e).is_none_or(|p| p.operation == "put"))
         .map(|e| (e.method.as_str(), e.resource()))
         .collect();
     upload_keys.sort_unstable();
@@ -88,6 +98,10 @@ pub(crate) fn build(
             .flat_map(|g| &g.attempts)
             .filter(|a| a.comparison.as_ref().is_some_and(|c| c.is_difference()))
             .count(),
+        downloads: objects
+            .iter()
+            .filter(|o| o.transfer == objects::Transfer::Download)
+            .count(),
     };
     let verdict = if findings.is_empty() {
         Verdict::Clean
@@ -105,7 +119,11 @@ pub(crate) fn build(
                     format!("{n} retried, {d} retries differed but none was accepted with 2xx")
                 }
             };
-            format!("OK: {} uploads, {retries}", summary.uploads)
+            let downloads = match summary.downloads {
+                0 => String::new(),
+                n => format!(", {n} downloads checked"),
+            };
+            format!("OK: {} uploads, {retries}{downloads}", summary.uploads)
         }
     };
     Report {
@@ -122,6 +140,9 @@ pub(crate) fn build(
         attempt_groups,
         content_checks,
         leg_comparisons,
+        objects,
+        p2phttp,
+        webdav_moves,
     }
 }
 
@@ -193,7 +214,7 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
                     ));
                 }
             }
-            attempt.corrupt = ex.succeeded()
+            attempt.corrupt = objects::accepted(ex)
                 && attempt
                     .comparison
                     .as_ref()
@@ -245,16 +266,43 @@ fn describe_exchange(ex: &Exchange) -> String {
     )
 }
 
-fn check_addresses(exchanges: &[Exchange], findings: &mut Vec<String>) -> Vec<ContentCheck> {
+/// The digest of a complete request body with `algo`: the running md5/sha256, or the retained body
+/// read again for any other algorithm.
+fn request_digest(ex: &mut Exchange, algo: HashAlgo) -> Option<String> {
+    match algo {
+        HashAlgo::Md5 => return Some(ex.request.md5.clone()),
+        HashAlgo::Sha256 => return Some(ex.request.sha256.clone()),
+        _ => {}
+    }
+    let body = ex.body.as_mut().filter(|b| b.incomplete_copy().is_none())?;
+    let mut hasher = Hasher::new(algo)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut at = 0u64;
+    while at < body.len() {
+        let n = ((body.len() - at) as usize).min(buf.len());
+        body.read_at(at, &mut buf[..n]).ok()?;
+        hasher.update(&buf[..n]);
+        at += n as u64;
+    }
+    Some(hasher.finish_hex())
+}
+
+/// Plain uploads sent whole (PUT/POST, complete) against the address in their target. p2phttp
+/// `put`s and chunk keys are objects (see `objects`), checked with their other pieces.
+fn check_addresses(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> Vec<ContentCheck> {
     let mut out = Vec::new();
-    for ex in exchanges {
+    for ex in exchanges.iter_mut() {
         if !matches!(ex.method.as_str(), "PUT" | "POST") || !ex.request.complete {
             continue;
         }
         let Some(address) = content_address::parse_target(&ex.target) else {
             continue;
         };
-        let check = address.check(ex.request.length, &ex.request.md5, &ex.request.sha256);
+        if address.chunk.is_some() || P2pRequest::of(ex).is_some() {
+            continue;
+        }
+        let digest = request_digest(ex, address.algo);
+        let check = address.check(ex.request.length, digest.as_deref());
         let rejected = ex.response.status.is_some() && !ex.succeeded();
         let corrupt = check.is_mismatch() && !rejected;
         if corrupt {
@@ -265,7 +313,7 @@ fn check_addresses(exchanges: &[Exchange], findings: &mut Vec<String>) -> Vec<Co
                 AddressCheck::SizeMismatch { expected, actual } => {
                     format!("size MISMATCH: target says {expected} bytes, body has {actual}")
                 }
-                AddressCheck::Matches => String::new(),
+                _ => String::new(),
             };
             findings.push(format!(
                 "CORRUPT: {} {} ({} leg, exchange {}, {}): {what}",
@@ -282,6 +330,85 @@ fn check_addresses(exchanges: &[Exchange], findings: &mut Vec<String>) -> Vec<Co
             check,
             corrupt,
         });
+    }
+    out
+}
+
+/// Why a cut counts as evidence that the body really arrived short (not that the capture ended).
+fn cut_for_real(ex: &Exchange) -> bool {
+    !ex.request.complete
+        && ex
+            .request
+            .cut_by
+            .as_deref()
+            .is_some_and(|c| c != "capture ended" && c != "capture gap")
+}
+
+/// Uploads that arrived short (cut by a reset or close, or a p2phttp `put` with less data than it
+/// announced) and were accepted anyway (2xx, p2phttp `stored`): the server kept a truncated object.
+fn incomplete_accepted(exchanges: &[Exchange], findings: &mut Vec<String>) {
+    for ex in exchanges.iter().filter(|e| e.is_upload()) {
+        let p2p_put = P2pRequest::of(ex).filter(|p| p.operation == "put");
+        let announced = p2p_put
+            .as_ref()
+            .and_then(|_| p2phttp::data_length(ex, false))
+            .or(ex.request.expected);
+        let short = cut_for_real(ex)
+            || (ex.request.complete && announced.is_some_and(|n| ex.request.length < n));
+        if !short || !objects::accepted(ex) {
+            continue;
+        }
+        let answer = match &p2p_put {
+            Some(p) => format!("answered {}", p.answer.as_deref().unwrap_or("?")),
+            None => ex.response_text(),
+        };
+        findings.push(format!(
+            "CORRUPT: server accepted an incomplete body: {} {} ({} leg, exchange {}, flow {}): {} of {} bytes arrived{}, {answer}",
+            ex.method,
+            ex.target,
+            leg::name(ex.leg),
+            ex.id,
+            ex.flow,
+            ex.request.length,
+            announced.map_or("?".into(), |n| n.to_string()),
+            ex.request
+                .cut_by
+                .as_deref()
+                .map_or(String::new(), |c| format!(" (cut by {c})")),
+        ));
+    }
+}
+
+/// p2phttp requests named in the report; a `keeplocked` that ended before the client unlocked
+/// (its body cut by a reset or close, or the connection reset before the answer; not the capture
+/// ending) means the server dropped the lock while the client relied on it.
+fn p2phttp_requests(exchanges: &[Exchange], findings: &mut Vec<String>) -> Vec<P2pRequest> {
+    let mut out = Vec::new();
+    for ex in exchanges {
+        let Some(request) = P2pRequest::of(ex) else {
+            continue;
+        };
+        let dropped = cut_for_real(ex) || ex.response.outcome == Outcome::ConnectionReset;
+        if request.operation == "keeplocked" && dropped {
+            let lock = exchanges[..ex.id]
+                .iter()
+                .rev()
+                .filter_map(P2pRequest::of)
+                .find(|p| p.operation == "lockcontent")
+                .and_then(|p| p.key);
+            findings.push(format!(
+                "CORRUPT: p2phttp lockcontent of {} dropped mid-connection ({} leg, keeplocked exchange {}, flow {}): {} before the client unlocked; the content was not locked while the client relied on it",
+                lock.as_deref().unwrap_or("?"),
+                leg::name(ex.leg),
+                ex.id,
+                ex.flow,
+                ex.request
+                    .cut_by
+                    .as_deref()
+                    .unwrap_or("the connection ended"),
+            ));
+        }
+        out.push(request);
     }
     out
 }
@@ -370,5 +497,69 @@ mod tests {
         assert_eq!(report.attempt_groups[0].attempts.len(), 2);
         assert_eq!(report.summary.uploads, 2, "h:8080/x and other:8080/x");
         assert_eq!(report.summary.retried, 1);
+    }
+
+    const KEY: &str =
+        "SHA256E-s10--f6bfd632e56d745c5b6ec8db52bf92b11c2666a1fe18d80cf4023bb32541f338.bin";
+
+    fn p2p(id: usize, op: &str, answer: &str) -> Exchange {
+        let target = format!("/git-annex/u/v4/{op}?key={KEY}&clientuuid=c");
+        let mut ex = exchange(id, Leg::Upstream, 1, "POST", &target, Some("h"));
+        ex.request.length = 0;
+        ex.response_text = answer.as_bytes().to_vec();
+        ex
+    }
+
+    #[test]
+    fn a_short_put_the_server_stored_and_a_dropped_lock_are_findings() {
+        let mut put = p2p(0, "put", r#"{"stored":true}"#);
+        put.request.length = 4;
+        put.request_headers
+            .push(("x-git-annex-data-length".into(), "10".into()));
+        let lock = p2p(1, "lockcontent", r#"{"locked":true,"lockid":"l"}"#);
+        let mut keep = exchange(
+            2,
+            Leg::Upstream,
+            1,
+            "POST",
+            "/git-annex/u/v4/keeplocked?lockid=l",
+            None,
+        );
+        keep.request.complete = false;
+        keep.request.cut_by = Some("connection reset".into());
+        keep.response.status = None;
+        let report = build(
+            capture(),
+            LegFilter::Both,
+            vec![finished(1, "upstream leg", vec![put, lock, keep])],
+        );
+        let findings = report.findings.join("\n");
+        assert!(
+            findings.contains("server accepted an incomplete body")
+                && findings.contains("4 of 10 bytes arrived"),
+            "{findings}"
+        );
+        assert!(
+            findings.contains(&format!(
+                "p2phttp lockcontent of {KEY} dropped mid-connection"
+            )),
+            "{findings}"
+        );
+        assert_eq!(report.p2phttp.len(), 3);
+        assert_eq!(report.p2phttp[0].operation, "put");
+    }
+
+    #[test]
+    fn a_short_put_the_server_refused_is_no_finding() {
+        let mut put = p2p(0, "put", r#"{"stored":false}"#);
+        put.request.length = 4;
+        put.request_headers
+            .push(("x-git-annex-data-length".into(), "10".into()));
+        let report = build(
+            capture(),
+            LegFilter::Both,
+            vec![finished(1, "upstream leg", vec![put])],
+        );
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
     }
 }

@@ -1,4 +1,4 @@
-//! Keeps upload bodies for byte-for-byte comparison: in memory while small, spilled to a temporary file beyond.
+//! Keeps bodies (uploads, content-addressed downloads) for byte-for-byte comparison: in memory while small, spilled to a temporary file beyond.
 //!
 //! Bounds: a body stays in memory up to [`SPILL_AT`] bytes and only while all retained bodies together
 //! hold less than [`MEMORY_BUDGET`]; past either, it moves to an unlinked temporary file (disk, not

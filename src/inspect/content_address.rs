@@ -1,24 +1,20 @@
-//! Finds a content address (md5/sha256 digest, optional size) in a request target and checks a body against it.
+//! Finds a content address (digest, size) in a request target and checks a body against it.
 //!
-//! Recognized layouts (the last match in the path wins):
+//! Recognized layouts, first match wins:
+//! - git-annex keys anywhere in the target (see `annex_key`): a `key=` query parameter (p2phttp),
+//!   a whole path segment (`…/SHA256E-s1234--<hex>.ext`, p2phttp `…/v4/key/KEY`), or the tail of a
+//!   segment (WebDAV `git-annex-webdav-tmp-KEY`). Every backend git-annex lists; the `-s` size is
+//!   checked too. A chunk key (`-S<size>-C<n>`) addresses a slice of its object: its own length is
+//!   checked here, its bytes with the whole object (`objects`).
+//! - CAS: `blobs/<64hex>/<size>` (sha256 and size, the Bazel remote cache layout).
 //! - DVC: the hex digest split after two characters over two path segments
 //!   (`/files/md5/99/4e368ae5a22a6db1943a397e7c4308`, `/99/4e36…`), or whole in one segment;
 //!   32 hex digits are md5, 64 are sha256; a `.dir` suffix (DVC directory manifests) is allowed.
-//! - git-annex keys: `SHA256E-s1234--<64hex>.ext`, `SHA256-s1234--<64hex>`, `MD5E-s1234--<32hex>.ext`,
-//!   `MD5-…`; the `-sN` size is checked too. Chunked keys (`-S…-C…`) address a chunk, not the body.
-//! - CAS: `blobs/<64hex>/<size>` (sha256 and size, the Bazel remote cache layout).
 
 use serde::Serialize;
 
-/// Digest algorithm of a content address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HashAlgo {
-    /// 128-bit MD5, 32 hex digits.
-    Md5,
-    /// SHA-256, 64 hex digits.
-    Sha256,
-}
+use super::annex_key::{self, Chunk};
+pub use super::digest::HashAlgo;
 
 /// Which naming scheme the address was found in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -35,14 +31,20 @@ pub enum Scheme {
 /// A digest (and maybe a size) the target promises the body has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ContentAddress {
-    /// Digest algorithm.
+    /// Digest algorithm (`none` for git-annex keys without a digest, e.g. WORM).
     pub algo: HashAlgo,
-    /// Expected digest, lowercase hex.
+    /// Expected digest, lowercase hex (empty when `algo` is `none`).
     pub digest: String,
-    /// Expected size in bytes, when the scheme carries one.
+    /// Expected size of the whole object in bytes, when the scheme carries one.
     pub size: Option<u64>,
     /// Naming scheme.
     pub scheme: Scheme,
+    /// The git-annex key as written in the target.
+    pub key: Option<String>,
+    /// The git-annex backend (`SHA256E`).
+    pub backend: Option<String>,
+    /// For a git-annex chunk key: which slice of the object this is.
+    pub chunk: Option<Chunk>,
 }
 
 /// Result of checking a body against its address.
@@ -65,36 +67,104 @@ pub enum AddressCheck {
         /// Bytes sent.
         actual: u64,
     },
+    /// The size matches (or is not given) but the digest could not be recomputed.
+    NotChecked {
+        /// Why (an algorithm no crate implements, a key without a digest).
+        reason: String,
+    },
 }
 
 impl AddressCheck {
-    /// True for any mismatch.
+    /// True for a size or digest mismatch.
     pub fn is_mismatch(&self) -> bool {
-        !matches!(self, AddressCheck::Matches)
+        matches!(
+            self,
+            AddressCheck::DigestMismatch { .. } | AddressCheck::SizeMismatch { .. }
+        )
+    }
+
+    /// One phrase: "matches", "MISMATCH: …", "not checked: …".
+    pub fn describe(&self) -> String {
+        match self {
+            AddressCheck::Matches => "matches".into(),
+            AddressCheck::DigestMismatch { expected, actual } => {
+                format!("MISMATCH: expected {expected}, actual {actual}")
+            }
+            AddressCheck::SizeMismatch { expected, actual } => {
+                format!("MISMATCH: expected {expected} bytes, actual {actual}")
+            }
+            AddressCheck::NotChecked { reason } => format!("not checked: {reason}"),
+        }
     }
 }
 
 impl ContentAddress {
-    /// Compares a body's length and digests (lowercase hex) with the address. Size is checked first:
-    /// when it is wrong the digest is necessarily wrong too, and the size says more.
-    pub fn check(&self, len: u64, md5_hex: &str, sha256_hex: &str) -> AddressCheck {
-        if let Some(expected) = self.size.filter(|&s| s != len) {
+    /// The length a body with this address must have: the chunk's for a chunk key, else the
+    /// object's size.
+    pub fn expected_len(&self) -> Option<u64> {
+        match (self.chunk, self.size) {
+            (Some(chunk), Some(size)) => Some(chunk.len(size)),
+            (Some(_), None) => None,
+            (None, size) => size,
+        }
+    }
+
+    /// The address with its chunk fields dropped: the whole object its chunks make up.
+    pub fn object(&self) -> ContentAddress {
+        let key = self
+            .key
+            .as_deref()
+            .and_then(annex_key::parse)
+            .map(|k| k.object_key());
+        ContentAddress {
+            chunk: None,
+            key: key.or_else(|| self.key.clone()),
+            ..self.clone()
+        }
+    }
+
+    /// How this address names itself in findings: the git-annex key, or the algorithm and digest.
+    pub fn name(&self) -> String {
+        match &self.key {
+            Some(key) => key.clone(),
+            None => format!("{} {}", self.algo.name(), self.digest),
+        }
+    }
+
+    /// Compares a body of `len` bytes whose digest with [`Self::algo`] is `actual` (`None` when it
+    /// cannot be computed). Size is checked first: when it is wrong the digest is necessarily
+    /// wrong too, and the size says more. A chunk's digest is the whole object's: only its
+    /// length is checked here.
+    pub fn check(&self, len: u64, actual: Option<&str>) -> AddressCheck {
+        if let Some(expected) = self.expected_len().filter(|&s| s != len) {
             return AddressCheck::SizeMismatch {
                 expected,
                 actual: len,
             };
         }
-        let actual = match self.algo {
-            HashAlgo::Md5 => md5_hex,
-            HashAlgo::Sha256 => sha256_hex,
-        };
-        if actual.eq_ignore_ascii_case(&self.digest) {
-            AddressCheck::Matches
-        } else {
-            AddressCheck::DigestMismatch {
+        if let Some(chunk) = self.chunk {
+            return AddressCheck::NotChecked {
+                reason: format!(
+                    "chunk {} of {}: its bytes are checked with the whole object",
+                    chunk.number,
+                    self.object().name()
+                ),
+            };
+        }
+        if let Some(reason) = self.algo.not_checked() {
+            return AddressCheck::NotChecked {
+                reason: format!("{}: {reason}", self.backend.as_deref().unwrap_or("address")),
+            };
+        }
+        match actual {
+            Some(actual) if actual.eq_ignore_ascii_case(&self.digest) => AddressCheck::Matches,
+            Some(actual) => AddressCheck::DigestMismatch {
                 expected: self.digest.clone(),
                 actual: actual.to_ascii_lowercase(),
-            }
+            },
+            None => AddressCheck::NotChecked {
+                reason: "the body was not kept".into(),
+            },
         }
     }
 }
@@ -120,16 +190,60 @@ fn path_of(target: &str) -> &str {
         .unwrap_or("")
 }
 
+/// `%XX` escapes decoded (invalid escapes kept as they are); `+` kept.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(hex, 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The first value of query parameter `name`, percent-decoded.
+pub fn query_param(target: &str, name: &str) -> Option<String> {
+    let query = target.split_once('?')?.1.split('#').next()?;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+fn annex(key: annex_key::AnnexKey) -> ContentAddress {
+    ContentAddress {
+        algo: key.algo,
+        digest: key.digest,
+        size: key.size,
+        scheme: Scheme::GitAnnex,
+        key: Some(key.text),
+        backend: Some(key.backend),
+        chunk: key.chunk,
+    }
+}
+
 /// Finds the content address in a request target, if it has one (see the module docs for layouts).
 pub fn parse_target(target: &str) -> Option<ContentAddress> {
-    let segments: Vec<&str> = path_of(target)
+    if let Some(key) = query_param(target, "key").and_then(|k| annex_key::parse(&k)) {
+        return Some(annex(key));
+    }
+    let segments: Vec<String> = path_of(target)
         .split('/')
         .filter(|s| !s.is_empty())
+        .map(percent_decode)
         .collect();
-    if let Some(last) = segments.last() {
-        if let Some(a) = git_annex_key(last) {
-            return Some(a);
-        }
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if let Some(key) = segments.iter().rev().find_map(|s| annex_key::find_in(s)) {
+        return Some(annex(key));
     }
     for i in (0..segments.len()).rev() {
         if let Some(a) = cas(&segments, i) {
@@ -153,13 +267,20 @@ pub fn parse_target(target: &str) -> Option<ContentAddress> {
     None
 }
 
-fn dvc(algo: HashAlgo, digest: String) -> ContentAddress {
+fn plain(algo: HashAlgo, digest: String, size: Option<u64>, scheme: Scheme) -> ContentAddress {
     ContentAddress {
         algo,
         digest: digest.to_ascii_lowercase(),
-        size: None,
-        scheme: Scheme::Dvc,
+        size,
+        scheme,
+        key: None,
+        backend: None,
+        chunk: None,
     }
+}
+
+fn dvc(algo: HashAlgo, digest: String) -> ContentAddress {
+    plain(algo, digest, None, Scheme::Dvc)
 }
 
 fn cas(segments: &[&str], i: usize) -> Option<ContentAddress> {
@@ -172,51 +293,12 @@ fn cas(segments: &[&str], i: usize) -> Option<ContentAddress> {
         return None;
     }
     let size = segments.get(i + 2)?.parse().ok()?;
-    Some(ContentAddress {
-        algo: HashAlgo::Sha256,
-        digest: digest.to_ascii_lowercase(),
-        size: Some(size),
-        scheme: Scheme::Cas,
-    })
-}
-
-/// Parses `BACKEND-sSIZE[-mMTIME]--NAME`, where NAME is the hex digest (plus an extension for `E` backends).
-fn git_annex_key(segment: &str) -> Option<ContentAddress> {
-    let (fields, name) = segment.split_once("--")?;
-    let mut parts = fields.split('-');
-    let backend = parts.next()?;
-    let (algo, with_ext) = match backend {
-        "SHA256" => (HashAlgo::Sha256, false),
-        "SHA256E" => (HashAlgo::Sha256, true),
-        "MD5" => (HashAlgo::Md5, false),
-        "MD5E" => (HashAlgo::Md5, true),
-        _ => return None,
-    };
-    let mut size = None;
-    for field in parts {
-        match field.as_bytes().first()? {
-            b's' => size = Some(field[1..].parse().ok()?),
-            b'm' => {}
-            // A chunk of a larger object (S = chunk size, C = chunk number): not this body's address.
-            b'S' | b'C' => return None,
-            _ => return None,
-        }
-    }
-    let hex_len = match algo {
-        HashAlgo::Md5 => 32,
-        HashAlgo::Sha256 => 64,
-    };
-    let digest = name.get(..hex_len)?;
-    let rest = &name[hex_len..];
-    if !is_hex(digest) || !(rest.is_empty() || (with_ext && rest.starts_with('.'))) {
-        return None;
-    }
-    Some(ContentAddress {
-        algo,
-        digest: digest.to_ascii_lowercase(),
-        size,
-        scheme: Scheme::GitAnnex,
-    })
+    Some(plain(
+        HashAlgo::Sha256,
+        digest.to_string(),
+        Some(size),
+        Scheme::Cas,
+    ))
 }
 
 #[cfg(test)]
@@ -259,11 +341,29 @@ mod tests {
             parse_target(&format!("/SHA256-s10--{SHA}.ext")).is_none(),
             "no ext without E"
         );
-        assert!(
-            parse_target(&format!("/SHA256E-s10-S5-C1--{SHA}")).is_none(),
-            "chunk key"
-        );
-        assert!(parse_target(&format!("/WORM-s10--{MD5}")).is_none());
+        let chunk = parse_target(&format!("/SHA256E-s10-S5-C2--{SHA}")).expect("chunk key");
+        assert_eq!(chunk.expected_len(), Some(5));
+        assert!(matches!(
+            chunk.check(5, None),
+            AddressCheck::NotChecked { .. }
+        ));
+        assert!(chunk.check(4, None).is_mismatch());
+        assert_eq!(chunk.object().key, Some(format!("SHA256E-s10--{SHA}")));
+        let worm = parse_target("/WORM-s10-m1--name.txt").expect("worm");
+        assert_eq!(worm.algo, HashAlgo::None);
+        assert!(matches!(
+            worm.check(10, None),
+            AddressCheck::NotChecked { .. }
+        ));
+        let p2p = parse_target(&format!(
+            "/git-annex/u/v4/put?key=SHA256E-s4--{SHA}.t%78t&clientuuid=c&offset=0"
+        ))
+        .expect("key= parameter");
+        assert_eq!(p2p.key, Some(format!("SHA256E-s4--{SHA}.txt")));
+        let tmp = parse_target(&format!("/dav/tmp/git-annex-webdav-tmp-SHA256E-s4--{SHA}"))
+            .expect("webdav temporary name");
+        assert_eq!(tmp.size, Some(4));
+        assert_eq!(percent_decode("a%2Fb%zz%4"), "a/b%zz%4");
     }
 
     #[test]
@@ -280,9 +380,9 @@ mod tests {
     #[test]
     fn check_reports_size_then_digest() {
         let a = parse_target(&format!("/SHA256E-s4--{SHA}.txt")).expect("key");
-        assert_eq!(a.check(4, "", SHA), AddressCheck::Matches);
+        assert_eq!(a.check(4, Some(SHA)), AddressCheck::Matches);
         assert_eq!(
-            a.check(5, "", SHA),
+            a.check(5, Some(SHA)),
             AddressCheck::SizeMismatch {
                 expected: 4,
                 actual: 5
@@ -290,9 +390,9 @@ mod tests {
         );
         let bad = "00".repeat(32);
         assert!(matches!(
-            a.check(4, "", &bad),
+            a.check(4, Some(&bad)),
             AddressCheck::DigestMismatch { .. }
         ));
-        assert!(a.check(4, "", &bad).is_mismatch());
+        assert!(a.check(4, Some(&bad)).is_mismatch());
     }
 }

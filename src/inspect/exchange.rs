@@ -7,6 +7,7 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use super::body_store::{MemoryUse, RetainedBody};
+use super::content_address;
 use super::http::{
     looks_like_http1_request, BodyKind, Detection, Direction, FrameEvent, HeaderFields,
     Http1Conversation, RequestHead, ResponseHead,
@@ -37,6 +38,8 @@ pub struct RequestBody {
     pub md5: String,
     /// SHA-256 of the payload bytes received, lowercase hex.
     pub sha256: String,
+    /// The `Range` header (a resumed download asks for `bytes=N-`).
+    pub range: Option<String>,
 }
 
 /// How the request was answered.
@@ -62,6 +65,8 @@ pub struct ResponseInfo {
     pub body_length: u64,
     /// True when the response message ended as its framing says.
     pub complete: bool,
+    /// The `Content-Range` header of a partial response (`bytes N-M/T`).
+    pub content_range: Option<String>,
 }
 
 /// A fault annotation (pcapng packet comment) that touched this exchange.
@@ -110,7 +115,32 @@ pub struct Exchange {
     /// The retained body of an upload (PUT/POST/PATCH), for comparison; dropped after the report.
     #[serde(skip)]
     pub(crate) body: Option<RetainedBody>,
+    /// The retained response body of a download of a content-addressed object (GET 200/206).
+    #[serde(skip)]
+    pub(crate) response_body: Option<RetainedBody>,
+    /// Request headers the analysis reads (see [`KEPT_HEADERS`]), names lowercase.
+    #[serde(skip)]
+    pub(crate) request_headers: Vec<(String, String)>,
+    /// Response headers the analysis reads (see [`KEPT_HEADERS`]), names lowercase.
+    #[serde(skip)]
+    pub(crate) response_headers: Vec<(String, String)>,
+    /// The first [`RESPONSE_TEXT`] bytes of the response body (p2phttp answers in JSON).
+    #[serde(skip)]
+    pub(crate) response_text: Vec<u8>,
 }
+
+/// Headers kept for the analysis: resumes, WebDAV moves, p2phttp data lengths, JSON answers.
+pub const KEPT_HEADERS: [&str; 6] = [
+    "range",
+    "content-range",
+    "destination",
+    "x-git-annex-data-length",
+    "content-type",
+    "content-length",
+];
+
+/// Bytes of each response body kept as text (p2phttp's JSON answers are far smaller).
+pub const RESPONSE_TEXT: usize = 1024;
 
 impl Exchange {
     /// True for PUT/POST/PATCH.
@@ -133,12 +163,35 @@ impl Exchange {
         }
     }
 
+    /// A kept request header (`name` lowercase).
+    pub(crate) fn request_header(&self, name: &str) -> Option<&str> {
+        self.request_headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A kept response header (`name` lowercase).
+    pub(crate) fn response_header(&self, name: &str) -> Option<&str> {
+        self.response_headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// True for a 2xx final status.
     pub fn succeeded(&self) -> bool {
         self.response
             .status
             .is_some_and(|s| (200..300).contains(&s))
     }
+}
+
+fn kept(headers: &HeaderFields) -> Vec<(String, String)> {
+    KEPT_HEADERS
+        .iter()
+        .filter_map(|name| header(headers, name).map(|v| (name.to_string(), v)))
+        .collect()
 }
 
 /// The first `name` header's value (case-insensitive name), as text, trimmed.
@@ -261,6 +314,8 @@ impl FlowHttp {
                     };
                     let upload = UPLOAD_METHODS.contains(&head.method.as_str());
                     let host = header(&head.headers, "host");
+                    let request_headers = kept(&head.headers);
+                    let range = header(&head.headers, "range");
                     let index = self.exchanges.len();
                     self.exchanges.push(Exchange {
                         id: 0,
@@ -273,6 +328,7 @@ impl FlowHttp {
                         request: RequestBody {
                             expected,
                             chunked,
+                            range,
                             ..RequestBody::default()
                         },
                         response: ResponseInfo {
@@ -280,11 +336,16 @@ impl FlowHttp {
                             status: None,
                             body_length: 0,
                             complete: false,
+                            content_range: None,
                         },
                         faults: Vec::new(),
                         request_range: (start, None),
                         response_range: None,
                         body: upload.then(|| RetainedBody::new(self.memory.clone())),
+                        response_body: None,
+                        request_headers,
+                        response_headers: Vec::new(),
+                        response_text: Vec::new(),
                     });
                     self.current_request = Some(index);
                     self.hashers = Some(Hashers {
@@ -322,7 +383,12 @@ impl FlowHttp {
         }
     }
 
-    fn on_response(&mut self, events: Vec<FrameEvent<ResponseHead>>) {
+    fn on_response(
+        &mut self,
+        events: Vec<FrameEvent<ResponseHead>>,
+        chunk: &[u8],
+        chunk_start: u64,
+    ) {
         for event in events {
             match event {
                 FrameEvent::Head { head, start, .. } => {
@@ -334,12 +400,34 @@ impl FlowHttp {
                         let ex = &mut self.exchanges[i];
                         ex.response.outcome = Outcome::Status;
                         ex.response.status = Some(head.status);
+                        ex.response.content_range = header(&head.headers, "content-range");
+                        ex.response_headers = kept(&head.headers);
                         ex.response_range = Some((start, None));
+                        // A compressed body (Content-Encoding) is not the addressed content:
+                        // it is not kept, so it is never checked against the address.
+                        let encoded = header(&head.headers, "content-encoding")
+                            .is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
+                        if ex.method == "GET"
+                            && matches!(head.status, 200 | 206)
+                            && !encoded
+                            && content_address::parse_target(&ex.target).is_some()
+                        {
+                            ex.response_body = Some(RetainedBody::new(self.memory.clone()));
+                        }
                     }
                 }
                 FrameEvent::Body(piece) => {
                     if let Some(i) = self.current_response {
-                        self.exchanges[i].response.body_length += piece.len();
+                        let ex = &mut self.exchanges[i];
+                        ex.response.body_length += piece.len();
+                        if let Some(bytes) = piece.bytes_in(chunk, chunk_start) {
+                            let room = RESPONSE_TEXT.saturating_sub(ex.response_text.len());
+                            ex.response_text
+                                .extend_from_slice(&bytes[..bytes.len().min(room)]);
+                            if let Some(body) = &mut ex.response_body {
+                                body.append(bytes);
+                            }
+                        }
                     }
                 }
                 FrameEvent::MessageEnd { end } => {
@@ -464,10 +552,13 @@ impl StreamConsumer for FlowHttp {
                     Err(e) => self.stop(e.to_string(), "HTTP framing error"),
                 }
             }
-            Direction::UpstreamToClient => match self.conversation.feed_response(bytes) {
-                Ok(events) => self.on_response(events),
-                Err(e) => self.stop(e.to_string(), "HTTP framing error"),
-            },
+            Direction::UpstreamToClient => {
+                let start = self.conversation.response_offset();
+                match self.conversation.feed_response(bytes) {
+                    Ok(events) => self.on_response(events, bytes, start),
+                    Err(e) => self.stop(e.to_string(), "HTTP framing error"),
+                }
+            }
         }
     }
 
@@ -484,7 +575,7 @@ impl StreamConsumer for FlowHttp {
             },
             Direction::UpstreamToClient => {
                 if let Ok(events) = self.conversation.response_eof() {
-                    self.on_response(events);
+                    self.on_response(events, &[], 0);
                 }
             }
         }

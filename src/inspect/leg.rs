@@ -1,4 +1,4 @@
-//! Which leg of a faultline connection a capture interface recorded, and how reports name it.
+//! The leg of a faultline connection a capture interface recorded, as reports name it.
 //!
 //! The crate has one leg type, [`crate::direction::Leg`]. A capture may also hold flows that are
 //! on no faultline leg (classic pcap has no interfaces; a foreign pcapng names its own): those are

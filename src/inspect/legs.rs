@@ -213,11 +213,16 @@ pub(crate) mod tests {
                 status: Some(201),
                 body_length: 0,
                 complete: true,
+                content_range: None,
             },
             faults: Vec::new(),
             request_range: (0, None),
             response_range: None,
             body: None,
+            response_body: None,
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
+            response_text: Vec::new(),
         }
     }
 

@@ -1,7 +1,7 @@
-//! `faultline inspect`: reads a capture back and says whether retried uploads and stored content are intact.
+//! `faultline inspect`: reads a capture back and says which object crossed wrong, at which byte: retried uploads, downloads, content addresses.
 //!
 //! Data flows one way: `pcap_reader` (records) → `packet` (TCP segments) → `reassembly` (ordered
-//! streams per flow) → `exchange` (HTTP/1 exchanges, upload bodies kept by `body_store`) →
+//! streams per flow) → `exchange` (HTTP/1 exchanges, upload and download bodies kept by `body_store`) →
 //! `attempts` / `content_address` / `legs` (comparisons) → `analysis` (findings, verdict) →
 //! `model` (the report) → `text` / `json` (rendering; `schema` documents the JSON).
 
@@ -9,20 +9,25 @@ use crate::direction::Leg;
 use crate::http;
 
 mod analysis;
+mod annex_key;
 mod attempts;
 mod body_store;
 mod content_address;
+mod digest;
 mod exchange;
 mod json;
 mod leg;
 mod legs;
 mod model;
+mod objects;
+mod p2phttp;
 mod packet;
 mod pcap_reader;
 mod reassembly;
 pub mod schema;
 mod target;
 mod text;
+mod webdav;
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -31,13 +36,15 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+pub use annex_key::Chunk;
 pub use attempts::{BodyComparison, Excerpt};
 pub use content_address::{AddressCheck, ContentAddress, HashAlgo, Scheme};
 pub use exchange::{Exchange, FaultNote, Outcome, RequestBody, ResponseInfo};
 pub use model::{
-    Attempt, AttemptGroup, CaptureInfo, ContentCheck, FlowSummary, LegComparison, Report, Summary,
-    Verdict, SCHEMA_VERSION,
+    Attempt, AttemptGroup, CaptureInfo, ContentCheck, FlowSummary, LegComparison, Move,
+    ObjectCheck, P2pRequest, Report, Summary, Verdict, SCHEMA_VERSION,
 };
+pub use objects::{Piece, Transfer};
 pub use pcap_reader::{FileFormat, FormatError};
 
 use body_store::MemoryUse;

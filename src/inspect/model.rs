@@ -7,6 +7,9 @@ use super::content_address::{AddressCheck, ContentAddress};
 use super::exchange::Exchange;
 use super::leg;
 pub use super::legs::LegComparison;
+pub use super::objects::ObjectCheck;
+pub use super::p2phttp::P2pRequest;
+pub use super::webdav::Move;
 use crate::direction::Leg;
 
 /// JSON schema version; bumped only for incompatible changes (fields may be added within a version).
@@ -125,6 +128,8 @@ pub struct Summary {
     pub retried: usize,
     /// Retries whose body differs from their first attempt.
     pub retries_differing: usize,
+    /// Downloaded content-addressed objects checked (see `objects`).
+    pub downloads: usize,
 }
 
 /// Everything `faultline inspect` found.
@@ -156,6 +161,13 @@ pub struct Report {
     pub content_checks: Vec<ContentCheck>,
     /// Client leg vs upstream leg.
     pub leg_comparisons: Vec<LegComparison>,
+    /// Content-addressed objects stitched from their pieces (downloads, resumed, chunked and
+    /// p2phttp uploads) and checked whole.
+    pub objects: Vec<ObjectCheck>,
+    /// git-annex p2phttp requests.
+    pub p2phttp: Vec<P2pRequest>,
+    /// WebDAV MOVE/COPY and the uploads they moved.
+    pub webdav_moves: Vec<Move>,
 }
 
 impl Report {

@@ -80,6 +80,7 @@ const SUMMARY: Ty = Ty::Object(&[
     f("uploads", Ty::Count),
     f("retried", Ty::Count),
     f("retries_differing", Ty::Count),
+    f("downloads", Ty::Count),
 ]);
 
 const CAPTURE: Ty = Ty::Object(&[
@@ -111,6 +112,7 @@ const REQUEST: Ty = Ty::Object(&[
     f("cut_by", OPT_TEXT),
     f("md5", Ty::Text),
     f("sha256", Ty::Text),
+    f("range", OPT_TEXT),
 ]);
 
 const RESPONSE: Ty = Ty::Object(&[
@@ -121,6 +123,7 @@ const RESPONSE: Ty = Ty::Object(&[
     f("status", OPT_COUNT),
     f("body_length", Ty::Count),
     f("complete", Ty::Flag),
+    f("content_range", OPT_TEXT),
 ]);
 
 const FAULT: Ty = Ty::Object(&[
@@ -185,11 +188,46 @@ const ATTEMPT_GROUP: Ty = Ty::Object(&[
     f("attempts", Ty::List(&ATTEMPT)),
 ]);
 
+const ALGOS: &[&str] = &[
+    "md5",
+    "sha1",
+    "sha224",
+    "sha256",
+    "sha384",
+    "sha512",
+    "sha3_224",
+    "sha3_256",
+    "sha3_384",
+    "sha3_512",
+    "skein256",
+    "skein512",
+    "blake2b160",
+    "blake2b224",
+    "blake2b256",
+    "blake2b384",
+    "blake2b512",
+    "blake2bp512",
+    "blake2s160",
+    "blake2s224",
+    "blake2s256",
+    "blake2sp224",
+    "blake2sp256",
+    "blake3_256",
+    "xxh3",
+    "none",
+];
+
 const ADDRESS: Ty = Ty::Object(&[
-    f("algo", Ty::Word(&["md5", "sha256"])),
+    f("algo", Ty::Word(ALGOS)),
     f("digest", Ty::Text),
     f("size", OPT_COUNT),
     f("scheme", Ty::Word(&["dvc", "git-annex", "cas"])),
+    f("key", OPT_TEXT),
+    f("backend", OPT_TEXT),
+    f(
+        "chunk",
+        Ty::Nullable(&Ty::Object(&[f("size", Ty::Count), f("number", Ty::Count)])),
+    ),
 ]);
 
 const MISMATCH: &[Field] = &[f("expected", Ty::Text), f("actual", Ty::Text)];
@@ -201,6 +239,7 @@ const ADDRESS_CHECK: Ty = Ty::Tagged(
         v("matches", &[]),
         v("digest_mismatch", MISMATCH),
         v("size_mismatch", SIZE_MISMATCH),
+        v("not_checked", &[f("reason", Ty::Text)]),
     ],
 );
 
@@ -218,6 +257,44 @@ const LEG_COMPARISON: Ty = Ty::Object(&[
     f("faulted", Ty::Flag),
     f("differences", TEXTS),
     f("faultline_bug", Ty::Flag),
+]);
+
+const PIECE: Ty = Ty::Object(&[
+    f("exchange", Ty::Count),
+    f("offset", Ty::Count),
+    f("length", Ty::Count),
+    f("complete", Ty::Flag),
+]);
+
+const OBJECT: Ty = Ty::Object(&[
+    f("leg", LEG),
+    f("transfer", Ty::Word(&["upload", "download"])),
+    f("address", ADDRESS),
+    f("pieces", Ty::List(&PIECE)),
+    f("length", Ty::Count),
+    f("complete", Ty::Flag),
+    f("check", Ty::Nullable(&ADDRESS_CHECK)),
+    f("problems", TEXTS),
+    f("corrupt", Ty::Flag),
+]);
+
+const P2PHTTP: Ty = Ty::Object(&[
+    f("exchange", Ty::Count),
+    f("version", Ty::Count),
+    f("operation", Ty::Text),
+    f("key", OPT_TEXT),
+    f("offset", Ty::Count),
+    f("answer", OPT_TEXT),
+]);
+
+const MOVE: Ty = Ty::Object(&[
+    f("exchange", Ty::Count),
+    f("method", Ty::Word(&["MOVE", "COPY"])),
+    f("source", Ty::Text),
+    f("destination", Ty::Text),
+    f("status", OPT_COUNT),
+    f("upload", OPT_COUNT),
+    f("upload_complete", Ty::Nullable(&Ty::Flag)),
 ]);
 
 /// The whole `--json` object.
@@ -279,6 +356,21 @@ pub const REPORT: &[Field] = &[
         Ty::List(&LEG_COMPARISON),
         "client leg vs upstream leg of each proxied connection",
     ),
+    d(
+        "objects",
+        Ty::List(&OBJECT),
+        "downloads, resumed/chunked/p2phttp uploads: pieces stitched, the whole checked",
+    ),
+    d(
+        "p2phttp",
+        Ty::List(&P2PHTTP),
+        "git-annex p2phttp requests: operation, key, offset, JSON answer",
+    ),
+    d(
+        "webdav_moves",
+        Ty::List(&MOVE),
+        "WebDAV MOVE/COPY and the upload whose bytes they put in place",
+    ),
 ];
 
 /// The schema as `faultline inspect --help` shows it.
@@ -338,19 +430,19 @@ fn fields_inline(fields: &[Field]) -> String {
         .join(", ")
 }
 
-/// Splits `text` at ", " or " | " boundaries into lines of at most about `width` characters.
+/// Splits `text` after a `,` or `|` into lines of at most about `width` characters.
 fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = String::new();
-    for piece in text.split_inclusive(", ") {
+    for piece in text.split_inclusive([',', '|']) {
         if !line.is_empty() && line.len() + piece.len() > width {
-            lines.push(line.trim_end().to_string());
+            lines.push(line.trim().to_string());
             line = String::new();
         }
         line.push_str(piece);
     }
     if !line.trim().is_empty() {
-        lines.push(line.trim_end().to_string());
+        lines.push(line.trim().to_string());
     }
     lines
 }

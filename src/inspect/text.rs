@@ -1,8 +1,8 @@
 //! Renders the report as the human text table `faultline inspect` prints by default.
 
-use super::content_address::{AddressCheck, HashAlgo};
 use super::leg;
 use super::model::{LegComparison, Report};
+use super::objects::Transfer;
 
 /// `2026-05-28T12:34:56.789012Z` from nanoseconds since the epoch (UTC, proleptic Gregorian).
 pub fn format_time(ns: u64) -> String {
@@ -115,25 +115,92 @@ impl Report {
             let _ = writeln!(s, "\ncontent addresses:");
             for cc in &self.content_checks {
                 let ex = &self.exchanges[cc.exchange];
-                let result = match &cc.check {
-                    AddressCheck::Matches => "matches".to_string(),
-                    AddressCheck::DigestMismatch { expected, actual } => {
-                        format!("MISMATCH: expected {expected}, actual {actual}")
-                    }
-                    AddressCheck::SizeMismatch { expected, actual } => {
-                        format!("MISMATCH: expected {expected} bytes, actual {actual}")
-                    }
-                };
-                let algo = match cc.address.algo {
-                    HashAlgo::Md5 => "md5",
-                    HashAlgo::Sha256 => "sha256",
-                };
+                let result = cc.check.describe();
+                let algo = cc.address.algo.name();
                 let _ = writeln!(
                     s,
                     "  #{} {} {} ({algo}): {result}",
                     ex.id, ex.method, ex.target
                 );
             }
+        }
+        if !self.objects.is_empty() {
+            let _ = writeln!(s, "\nobjects (stitched from their pieces, checked whole):");
+            for o in &self.objects {
+                let pieces: Vec<String> = o
+                    .pieces
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "#{} @{}+{}{}",
+                            p.exchange,
+                            p.offset,
+                            p.length,
+                            if p.complete { "" } else { " CUT" }
+                        )
+                    })
+                    .collect();
+                let result = match &o.check {
+                    Some(c) => c.describe(),
+                    None => format!("incomplete ({} bytes)", o.length),
+                };
+                let mark = if o.corrupt { "CORRUPT " } else { "" };
+                let _ = writeln!(
+                    s,
+                    "  {mark}{} {} ({} leg, {}): {result} [{}]",
+                    match o.transfer {
+                        Transfer::Upload => "upload",
+                        Transfer::Download => "download",
+                    },
+                    o.address.name(),
+                    leg::name(o.leg),
+                    o.address.algo.name(),
+                    pieces.join(", ")
+                );
+                for p in &o.problems {
+                    let _ = writeln!(s, "    {p}");
+                }
+            }
+        }
+        if !self.p2phttp.is_empty() {
+            let _ = writeln!(s, "\ngit-annex p2phttp:");
+            for p in &self.p2phttp {
+                let ex = &self.exchanges[p.exchange];
+                let offset = if p.offset > 0 {
+                    format!(" offset {}", p.offset)
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    s,
+                    "  #{} v{} {}{offset} {} ({} leg): {}",
+                    p.exchange,
+                    p.version,
+                    p.operation,
+                    p.key.as_deref().unwrap_or("-"),
+                    leg::name(ex.leg),
+                    p.answer.clone().unwrap_or_else(|| ex.response_text())
+                );
+            }
+        }
+        if !self.webdav_moves.is_empty() {
+            let _ = writeln!(s, "\nWebDAV moves:");
+        }
+        for m in &self.webdav_moves {
+            let _ = writeln!(
+                s,
+                "  #{} {} {} -> {} (status {}), upload {}",
+                m.exchange,
+                m.method,
+                m.source,
+                m.destination,
+                m.status.map_or("none".into(), |c| c.to_string()),
+                match (m.upload, m.upload_complete) {
+                    (Some(u), Some(true)) => format!("#{u} complete"),
+                    (Some(u), _) => format!("#{u} INCOMPLETE"),
+                    (None, _) => "not in the capture".into(),
+                }
+            );
         }
         let compared: Vec<&LegComparison> = self
             .leg_comparisons

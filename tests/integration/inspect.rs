@@ -135,6 +135,75 @@ impl Script {
         self.events.push(CaptureEvent::Closed { key: u });
     }
 
+    /// One connection carrying `GET target` answered `status` with `headers` and `body`, on both
+    /// legs; with `cut`, both legs close (FIN) after that many body bytes.
+    fn download(
+        &mut self,
+        target: &str,
+        status: u16,
+        headers: &str,
+        body: &[u8],
+        cut: Option<usize>,
+    ) {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let port = 41_000 + conn as u16;
+        let c = LegKey {
+            conn,
+            leg: Leg::Client,
+        };
+        let u = LegKey {
+            conn,
+            leg: Leg::Upstream,
+        };
+        let addr = |s: String| s.parse::<SocketAddr>().expect("addr");
+        for (key, i, r) in [
+            (c, format!("127.0.0.1:{port}"), "127.0.0.1:3030".to_string()),
+            (
+                u,
+                format!("127.0.0.1:{}", port + 10_000),
+                "127.0.0.1:8080".to_string(),
+            ),
+        ] {
+            let at = self.tick();
+            self.events.push(CaptureEvent::Opened {
+                key,
+                initiator: addr(i),
+                responder: addr(r),
+                at,
+            });
+        }
+        let request = format!("GET {target} HTTP/1.1\r\nHost: store\r\n\r\n");
+        self.data(c, Side::Initiator, request.as_bytes(), None);
+        self.data(u, Side::Initiator, request.as_bytes(), None);
+        let mut response = format!(
+            "HTTP/1.1 {status} X\r\nContent-Length: {}\r\n{headers}\r\n",
+            body.len()
+        )
+        .into_bytes();
+        response.extend_from_slice(&body[..cut.unwrap_or(body.len())]);
+        for piece in response.chunks(70_000) {
+            self.data(u, Side::Responder, piece, None);
+            self.data(c, Side::Responder, piece, None);
+        }
+        for (key, side) in [
+            (c, Side::Initiator),
+            (u, Side::Initiator),
+            (u, Side::Responder),
+            (c, Side::Responder),
+        ] {
+            let at = self.tick();
+            self.events.push(CaptureEvent::Fin {
+                key,
+                from: side,
+                at,
+                comment: None,
+            });
+        }
+        self.events.push(CaptureEvent::Closed { key: c });
+        self.events.push(CaptureEvent::Closed { key: u });
+    }
+
     /// Writes the events through faultline's capture writer; the extension picks pcap or pcapng.
     fn write(self, name: &str) -> PathBuf {
         let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -575,4 +644,74 @@ fn concatenated_captures_are_read_completely_and_tshark_agrees() {
         theirs, seen,
         "tshark's HTTP requests (decoded on both ports)"
     );
+}
+
+/// A download whose bytes do not match the md5 in its path is corrupt on both legs, named by its
+/// target; the same download compressed (Content-Encoding) is not the addressed content and is not
+/// checked.
+#[test]
+fn downloads_are_checked_against_their_address_unless_compressed() {
+    let mut s = Script::new();
+    let body = s.bytes(50_000);
+    let mut served = body.clone();
+    served[12_345] ^= 1;
+    let target = md5_target(&body);
+    s.download(&target, 200, "", &served, None);
+    let report = inspect(&s.write("download-corrupt.pcapng"));
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 1, "{text}");
+    let md5 = hex::encode(Md5::digest(&body));
+    assert_eq!(report.findings.len(), 2, "one per leg: {text}");
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| f.contains(&format!("download of md5 {md5}")) && f.contains("MISMATCH")),
+        "{text}"
+    );
+    assert_eq!(report.summary.downloads, 2);
+
+    let mut s = Script::new();
+    s.download(&target, 200, "Content-Encoding: gzip\r\n", &served, None);
+    let report = inspect(&s.write("download-gzip.pcapng"));
+    assert_eq!(report.exit_code(), 0, "{}", report.render_text());
+    assert!(report.objects.is_empty());
+}
+
+/// A download cut after 20,000 bytes and resumed with `Range: bytes=20000-` on a new connection is
+/// one object: its check matches when the 206 continues the bytes, and when the 206 carries other
+/// bytes the finding names the object.
+#[test]
+fn a_download_resumed_with_range_is_checked_as_one_object() {
+    for corrupt in [false, true] {
+        let mut s = Script::new();
+        let body = s.bytes(50_000);
+        let target = md5_target(&body);
+        s.download(&target, 200, "", &body, Some(20_000));
+        let mut rest = body[20_000..].to_vec();
+        if corrupt {
+            rest[5] ^= 1;
+        }
+        s.download(
+            &target,
+            206,
+            "Content-Range: bytes 20000-49999/50000\r\n",
+            &rest,
+            None,
+        );
+        let report = inspect(&s.write(&format!("range-{corrupt}.pcapng")));
+        let text = report.render_text();
+        assert_eq!(report.objects.len(), 2, "one per leg: {text}");
+        for o in &report.objects {
+            assert_eq!(o.pieces.len(), 2, "{text}");
+            assert_eq!((o.pieces[1].offset, o.length), (20_000, 50_000), "{text}");
+        }
+        if corrupt {
+            assert_eq!(report.exit_code(), 1, "{text}");
+            assert!(text.contains("content MISMATCH"), "{text}");
+        } else {
+            assert_eq!(report.exit_code(), 0, "{text}");
+            assert!(text.contains("2 downloads checked"), "{text}");
+        }
+    }
 }

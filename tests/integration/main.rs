@@ -1,6 +1,7 @@
 //! The integration test binary: real listeners on 127.0.0.1:0, real upstreams, real clients and
 //! tshark. One binary (as ripgrep does) so the crate links once.
 
+mod annex;
 mod capture;
 mod capture_writer;
 mod cli;

@@ -1,0 +1,555 @@
+//! Checks each content-addressed object whole, stitched from the pieces it crossed in (resumes, chunks).
+//!
+//! An object may cross in pieces: a download cut at N and resumed with `Range: bytes=N-` (a 206
+//! whose `Content-Range` says where it starts) or p2phttp `offset=N`, on another connection or
+//! not; a p2phttp `put` resumed at the server's `putoffset`; git-annex chunk keys (`-S…-C<n>`),
+//! each a slice of one object. Pieces are laid in time order the way a client (or a server, for
+//! uploads) keeps them: the bytes before a resume offset stay, the piece's bytes follow. Where a
+//! resume overlaps bytes already there, they must be the same bytes: if not, the resume does not
+//! continue the object and the offset is named. Once the pieces cover the whole object, its digest
+//! is computed over them and compared with the address.
+//!
+//! Upload pieces answered with an HTTP error are left out: the server discarded them.
+//!
+//! Plain uploads sent whole in one request are `content_checks` (and their retries
+//! `attempt_groups`); every other object is checked here: every download, p2phttp `put`s, chunked
+//! and resumed uploads.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::attempts::BodySource;
+use super::content_address::{self, AddressCheck, ContentAddress};
+use super::digest::Hasher;
+use super::exchange::Exchange;
+use super::leg;
+use super::p2phttp::{self, P2pRequest};
+use crate::direction::Leg;
+
+/// Block size for reading retained bodies.
+const BLOCK: usize = 256 * 1024;
+
+/// Which way an object crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transfer {
+    /// Request bodies (PUT, POST, p2phttp `put`).
+    Upload,
+    /// Response bodies (GET 200/206, p2phttp `get`).
+    Download,
+}
+
+/// One exchange's part of an object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Piece {
+    /// Exchange id.
+    pub exchange: usize,
+    /// Where its bytes start in the object.
+    pub offset: u64,
+    /// Content bytes it carried.
+    pub length: u64,
+    /// True when it carried all it announced.
+    pub complete: bool,
+}
+
+/// One object, stitched from its pieces and checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectCheck {
+    /// Capture leg.
+    #[serde(serialize_with = "leg::serialize")]
+    pub leg: Option<Leg>,
+    /// Upload or download.
+    pub transfer: Transfer,
+    /// The object's address (chunk fields dropped for chunked objects).
+    pub address: ContentAddress,
+    /// Its pieces, in time order.
+    pub pieces: Vec<Piece>,
+    /// Bytes of the object the pieces make up.
+    pub length: u64,
+    /// True when the pieces cover the whole object and the last one completed.
+    pub complete: bool,
+    /// The whole object against its address (`null` while incomplete).
+    pub check: Option<AddressCheck>,
+    /// Resumes that did not continue the object, gaps, incomplete ends: one sentence each.
+    pub problems: Vec<String>,
+    /// True for a mismatch (a download, or an upload the server accepted) or a resume whose
+    /// bytes differ from the ones before it.
+    pub corrupt: bool,
+}
+
+/// What one exchange contributes.
+struct Spec {
+    exchange: usize,
+    offset: u64,
+    length: u64,
+    complete: bool,
+    accepted: bool,
+    download: bool,
+}
+
+/// Whether an upload was accepted: a p2phttp `put` says `stored`, anything else answers 2xx.
+pub fn accepted(ex: &Exchange) -> bool {
+    match P2pRequest::of(ex) {
+        Some(p) if p.operation == "put" => p.stored(ex).unwrap_or(false),
+        _ => ex.succeeded(),
+    }
+}
+
+/// `bytes N-M/T` → (N, T when known).
+fn content_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let rest = value.trim().strip_prefix("bytes")?.trim();
+    let (range, total) = rest.split_once('/')?;
+    let start = range.split_once('-')?.0.trim().parse().ok()?;
+    Some((start, total.trim().parse().ok()))
+}
+
+/// The object address and piece of `ex`, if it carries a content-addressed body; `whole` is
+/// true for a plain upload sent in one request (checked by `content_checks` instead).
+fn piece_of(ex: &Exchange) -> Option<(ContentAddress, Spec, bool, Option<u64>)> {
+    let address = content_address::parse_target(&ex.target)?;
+    let p2p = P2pRequest::of(ex);
+    let chunk_offset = address.chunk.map_or(0, |c| c.offset());
+    if ex.method == "GET" && ex.response_body.is_some() {
+        let mut offset = p2p.as_ref().map_or(0, |p| p.offset);
+        let mut total = None;
+        if ex.response.status == Some(206) {
+            let (start, t) = ex
+                .response_header("content-range")
+                .and_then(content_range)?;
+            offset = start;
+            total = t;
+        }
+        let announced = p2phttp::data_length(ex, true);
+        let body = ex.response.body_length;
+        let length = announced.map_or(body, |n| n.min(body));
+        let complete = ex.response.complete && announced.is_none_or(|n| body >= n);
+        let spec = Spec {
+            exchange: ex.id,
+            offset: chunk_offset + offset,
+            length,
+            complete,
+            accepted: true,
+            download: true,
+        };
+        return Some((address.object(), spec, false, total));
+    }
+    if ex.is_upload() && ex.body.is_some() {
+        let p2p_put = p2p.as_ref().is_some_and(|p| p.operation == "put");
+        if p2p.is_some() && !p2p_put {
+            return None; // checkpresent, putoffset, lockcontent…: no object bytes
+        }
+        if ex.response.status.is_some_and(|s| !(200..300).contains(&s)) {
+            // An error answer: the server threw these bytes away (git-annex's p2phttp server
+            // answers 500 to a put it could not use, and `putoffset` then shows it kept nothing
+            // of it). A reset or a `{"stored":false}` leaves what arrived in place.
+            return None;
+        }
+        let offset = p2p.as_ref().map_or(0, |p| p.offset);
+        let announced = p2phttp::data_length(ex, false).filter(|_| p2p_put);
+        let body = ex.request.length;
+        let length = announced.map_or(body, |n| n.min(body));
+        let complete = ex.request.complete && announced.is_none_or(|n| body >= n);
+        let whole = !p2p_put && address.chunk.is_none();
+        let spec = Spec {
+            exchange: ex.id,
+            offset: chunk_offset + offset,
+            length,
+            complete,
+            accepted: accepted(ex),
+            download: false,
+        };
+        return Some((address.object(), spec, whole, None));
+    }
+    None
+}
+
+/// `len` bytes of the object from `start`: exchange `exchange`'s body bytes from `from`.
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    start: u64,
+    exchange: usize,
+    from: u64,
+    len: u64,
+}
+
+impl Seg {
+    fn end(&self) -> u64 {
+        self.start + self.len
+    }
+}
+
+fn body(exchanges: &mut [Exchange], id: usize, download: bool) -> Option<&mut dyn BodySource> {
+    let ex = exchanges.get_mut(id)?;
+    let b = if download {
+        ex.response_body.as_mut()?
+    } else {
+        ex.body.as_mut()?
+    };
+    Some(b as &mut dyn BodySource)
+}
+
+/// Reads `buf.len()` bytes of segment `seg` from object offset `at` (inside the segment).
+fn read_seg(
+    exchanges: &mut [Exchange],
+    seg: &Seg,
+    download: bool,
+    at: u64,
+    buf: &mut [u8],
+) -> Option<()> {
+    body(exchanges, seg.exchange, download)?
+        .read_at(seg.from + (at - seg.start), buf)
+        .ok()
+}
+
+/// Stitches and checks every object that is not a plain whole upload; returns them in order of
+/// their first piece, with a finding for each corrupt one.
+pub fn check_objects(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> Vec<ObjectCheck> {
+    type Group = (ContentAddress, Vec<Spec>, bool, Option<u64>);
+    let mut groups: BTreeMap<(Option<Leg>, Transfer, String), Group> = BTreeMap::new();
+    let mut order = Vec::new();
+    for ex in exchanges.iter() {
+        let Some((address, spec, whole, total)) = piece_of(ex) else {
+            continue;
+        };
+        let transfer = if spec.download {
+            Transfer::Download
+        } else {
+            Transfer::Upload
+        };
+        let key = (ex.leg, transfer, address.name());
+        let entry = groups.entry(key.clone()).or_insert_with(|| {
+            order.push(key);
+            (address, Vec::new(), true, None)
+        });
+        entry.2 &= whole;
+        entry.3 = total.or(entry.3);
+        entry.1.push(spec);
+    }
+    let mut out = Vec::new();
+    for key in order {
+        let Some((address, specs, whole, total)) = groups.remove(&key) else {
+            continue;
+        };
+        if whole {
+            continue;
+        }
+        let (leg, transfer, _) = key;
+        out.push(stitch(
+            exchanges, leg, transfer, address, specs, total, findings,
+        ));
+    }
+    out
+}
+
+/// Lays the pieces over each other in time order, as the receiving side writes them: a piece
+/// overwrites the bytes at its offsets.
+fn stitch(
+    exchanges: &mut [Exchange],
+    leg: Option<Leg>,
+    transfer: Transfer,
+    address: ContentAddress,
+    specs: Vec<Spec>,
+    total: Option<u64>,
+    findings: &mut Vec<String>,
+) -> ObjectCheck {
+    let download = transfer == Transfer::Download;
+    let mut segs: Vec<Seg> = Vec::new();
+    let mut problems = Vec::new();
+    let mut differs = false;
+    for spec in &specs {
+        let (start, end) = (spec.offset, spec.offset + spec.length);
+        let covered = segs.last().map_or(0, Seg::end);
+        if start > covered && segs.iter().all(|s| s.end() < start) {
+            problems.push(format!(
+                "exchange {} starts at offset {start} but only {covered} bytes came before it: bytes {covered}..{start} never crossed here",
+                spec.exchange
+            ));
+        }
+        if let Some(at) = overlap_difference(exchanges, &segs, download, spec) {
+            let what = if start > 0 {
+                "the resume at offset"
+            } else {
+                "the retry from offset"
+            };
+            problems.push(format!(
+                "{what} {start} (exchange {}) does not continue the earlier bytes: they differ at offset {at}",
+                spec.exchange
+            ));
+            differs = true;
+        }
+        // Overwrite [start, end). A piece never ends the object: a chunk or a resumed range
+        // completes without being the object's last bytes.
+        let mut next = Vec::with_capacity(segs.len() + 2);
+        for seg in segs {
+            if seg.end() <= start || seg.start >= end {
+                next.push(seg);
+                continue;
+            }
+            if seg.start < start {
+                next.push(Seg {
+                    len: start - seg.start,
+                    ..seg
+                });
+            }
+            if seg.end() > end {
+                next.push(Seg {
+                    start: end,
+                    from: seg.from + (end - seg.start),
+                    len: seg.end() - end,
+                    ..seg
+                });
+            }
+        }
+        if spec.length > 0 {
+            next.push(Seg {
+                start,
+                exchange: spec.exchange,
+                from: 0,
+                len: spec.length,
+            });
+        }
+        next.sort_by_key(|s| s.start);
+        segs = next;
+    }
+    let len = segs.last().map_or(0, Seg::end);
+    let holes = {
+        let mut at = 0;
+        segs.iter().any(|s| {
+            let hole = s.start > at;
+            at = s.end();
+            hole
+        })
+    };
+    let last = specs.last();
+    let expected = address.size.or(total);
+    let complete = !holes
+        && match expected {
+            Some(size) => {
+                size == len && last.is_some_and(|s| s.complete || s.offset + s.length < size)
+            }
+            None => last.is_some_and(|s| s.complete),
+        };
+    if !complete && !holes {
+        problems.push(format!(
+            "incomplete: {len} of {} bytes crossed",
+            expected.map_or("?".into(), |e| e.to_string())
+        ));
+    }
+    let check = complete.then(|| {
+        let digest = digest_of(exchanges, &segs, download, &address, len);
+        address.check(len, digest.as_deref())
+    });
+    let accepted = last.is_some_and(|s| s.accepted);
+    let mismatch = check.as_ref().is_some_and(|c| c.is_mismatch());
+    let corrupt = if download {
+        mismatch || differs
+    } else {
+        accepted && (mismatch || differs)
+    };
+    let pieces: Vec<Piece> = specs
+        .iter()
+        .map(|s| Piece {
+            exchange: s.exchange,
+            offset: s.offset,
+            length: s.length,
+            complete: s.complete,
+        })
+        .collect();
+    if corrupt {
+        let ids: Vec<String> = pieces.iter().map(|p| p.exchange.to_string()).collect();
+        let mut why: Vec<String> = problems.clone();
+        if let Some(c) = check.as_ref().filter(|c| c.is_mismatch()) {
+            why.push(match c {
+                AddressCheck::DigestMismatch { expected, actual } => format!(
+                    "content MISMATCH: the key says {expected}, the {len} bytes {} hash to {actual}",
+                    if download { "received" } else { "stored" }
+                ),
+                AddressCheck::SizeMismatch { expected, actual } => {
+                    format!("size MISMATCH: the key says {expected} bytes, {actual} crossed")
+                }
+                _ => String::new(),
+            });
+        }
+        findings.push(format!(
+            "CORRUPT: {} of {} ({} leg, exchanges {}): {}",
+            if download { "download" } else { "upload" },
+            address.name(),
+            leg::name(leg),
+            ids.join(", "),
+            why.join("; ")
+        ));
+    }
+    ObjectCheck {
+        leg,
+        transfer,
+        address,
+        pieces,
+        length: len,
+        complete,
+        check,
+        problems,
+        corrupt,
+    }
+}
+
+/// The first object offset where `spec`'s bytes differ from bytes already laid there.
+fn overlap_difference(
+    exchanges: &mut [Exchange],
+    segs: &[Seg],
+    download: bool,
+    spec: &Spec,
+) -> Option<u64> {
+    let (start, end) = (spec.offset, spec.offset + spec.length);
+    let mut old = vec![0u8; BLOCK];
+    let mut new = vec![0u8; BLOCK];
+    for seg in segs {
+        let (from, to) = (seg.start.max(start), seg.end().min(end));
+        let mut at = from;
+        while at < to {
+            let n = ((to - at) as usize).min(BLOCK);
+            read_seg(exchanges, seg, download, at, &mut old[..n])?;
+            body(exchanges, spec.exchange, download)?
+                .read_at(at - start, &mut new[..n])
+                .ok()?;
+            if let Some(i) = old[..n].iter().zip(&new[..n]).position(|(a, b)| a != b) {
+                return Some(at + i as u64);
+            }
+            at += n as u64;
+        }
+    }
+    None
+}
+
+fn digest_of(
+    exchanges: &mut [Exchange],
+    segs: &[Seg],
+    download: bool,
+    address: &ContentAddress,
+    len: u64,
+) -> Option<String> {
+    let mut hasher = Hasher::new(address.algo)?;
+    let mut buf = vec![0u8; BLOCK];
+    let mut hashed = 0u64;
+    for seg in segs {
+        if seg.start != hashed {
+            return None;
+        }
+        let mut at = seg.start;
+        while at < seg.end() {
+            let n = ((seg.end() - at) as usize).min(BLOCK);
+            read_seg(exchanges, seg, download, at, &mut buf[..n])?;
+            hasher.update(&buf[..n]);
+            at += n as u64;
+        }
+        hashed = seg.end();
+    }
+    (hashed == len).then(|| hasher.finish_hex())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inspect::body_store::{MemoryUse, RetainedBody};
+    use crate::inspect::legs::tests::exchange;
+    use sha2::{Digest, Sha256};
+
+    fn retained(bytes: &[u8]) -> RetainedBody {
+        let mut body = RetainedBody::new(MemoryUse::default());
+        body.append(bytes);
+        body
+    }
+
+    /// A GET of `target` answered `status` with `bytes` (a 206 says where they start).
+    fn download(
+        id: usize,
+        target: &str,
+        status: u16,
+        at: u64,
+        total: u64,
+        bytes: &[u8],
+    ) -> Exchange {
+        let mut ex = exchange(id, Leg::Client, id as u64, "GET", target, Some("h"));
+        ex.request.length = 0;
+        ex.response.status = Some(status);
+        ex.response.body_length = bytes.len() as u64;
+        if status == 206 {
+            let range = format!("bytes {at}-{}/{total}", at + bytes.len() as u64 - 1);
+            ex.response_headers.push(("content-range".into(), range));
+        }
+        ex.response_body = Some(retained(bytes));
+        ex
+    }
+
+    fn object(n: usize) -> (Vec<u8>, String) {
+        let bytes: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+        let key = format!("SHA256E-s{n}--{}.bin", hex::encode(Sha256::digest(&bytes)));
+        (bytes, key)
+    }
+
+    #[test]
+    fn content_range_values() {
+        assert_eq!(content_range("bytes 100-199/300"), Some((100, Some(300))));
+        assert_eq!(content_range("bytes 100-199/*"), Some((100, None)));
+        assert_eq!(content_range("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn a_range_resume_on_another_connection_is_one_object() {
+        let (bytes, key) = object(10_000);
+        let target = format!("/annex/objects/{key}");
+        let mut cut = download(0, &target, 200, 0, 0, &bytes[..4_000]);
+        cut.response.complete = false;
+        let mut exchanges = vec![
+            cut,
+            download(1, &target, 206, 3_000, 10_000, &bytes[3_000..]),
+        ];
+        let mut findings = Vec::new();
+        let objects = check_objects(&mut exchanges, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].check, Some(AddressCheck::Matches), "{objects:?}");
+        assert_eq!(objects[0].length, 10_000);
+    }
+
+    #[test]
+    fn a_resume_that_does_not_continue_the_bytes_is_corrupt_with_the_offset() {
+        let (bytes, key) = object(10_000);
+        let target = format!("/annex/objects/{key}");
+        let mut other = bytes[3_000..].to_vec();
+        other[1_500] ^= 1; // object offset 4_500: beyond the overlap, caught by the digest
+        other[500] ^= 1; // object offset 3_500: inside the overlap with the first piece
+        let mut cut = download(0, &target, 200, 0, 0, &bytes[..4_000]);
+        cut.response.complete = false;
+        let mut exchanges = vec![cut, download(1, &target, 206, 3_000, 10_000, &other)];
+        let mut findings = Vec::new();
+        let objects = check_objects(&mut exchanges, &mut findings);
+        assert!(objects[0].corrupt);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].contains(&format!("CORRUPT: download of {key}"))
+                && findings[0].contains("the resume at offset 3000 (exchange 1) does not continue the earlier bytes: they differ at offset 3500")
+                && findings[0].contains("content MISMATCH"),
+            "{findings:?}"
+        );
+    }
+
+    #[test]
+    fn chunks_make_up_their_object() {
+        let (bytes, key) = object(250);
+        let (fields, name) = key.split_once("--").expect("key");
+        let mut exchanges: Vec<Exchange> = (0..3)
+            .map(|c| {
+                let chunk = format!("{fields}-S100-C{}--{name}", c + 1);
+                let end = ((c + 1) * 100).min(250);
+                download(c, &format!("/dav/{chunk}"), 200, 0, 0, &bytes[c * 100..end])
+            })
+            .collect();
+        let mut findings = Vec::new();
+        let objects = check_objects(&mut exchanges, &mut findings);
+        assert_eq!(objects.len(), 1, "{objects:?}");
+        assert_eq!(objects[0].address.key.as_deref(), Some(key.as_str()));
+        assert_eq!(objects[0].check, Some(AddressCheck::Matches));
+        assert!(findings.is_empty());
+    }
+}
