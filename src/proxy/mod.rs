@@ -305,7 +305,10 @@ fn interceptor(
 ) -> Result<Interceptor, crate::tls::TlsError> {
     use crate::tls::ca_dir::CaDir;
     use crate::tls::{keylog, CaptureTls, CertificateAuthority, LeafMinter, NssKeyLog};
-    let dir = CaDir::from_env()?;
+    let dir = match &settings.ca_dir {
+        Some(dir) => CaDir::new(dir.clone()),
+        None => CaDir::from_env()?,
+    };
     let ca = CertificateAuthority::load(&dir, time::OffsetDateTime::now_utc())?;
     let keylog_file = keylog::keylog_path(
         settings.keylog.as_deref(),

@@ -43,6 +43,9 @@ pub struct TlsSection {
     /// decrypted bytes of each leg as ordinary TCP conversations) or `"raw"` (the TLS records as
     /// they crossed each socket, with the session keys embedded in the pcapng).
     pub capture_tls: Option<Spanned<CaptureTls>>,
+    /// The folder of the CA (`ca.pem`, `ca-key.pem`) for this scenario. Default:
+    /// `$FAULTLINE_CA_DIR`, else the user data dir (`faultline ca init` says which).
+    pub ca_dir: Option<Spanned<String>>,
 }
 
 /// `capture_tls`: what the capture holds for intercepted connections.
@@ -80,6 +83,8 @@ pub struct TlsSettings {
     pub keylog: Option<PathBuf>,
     /// What the capture records of intercepted connections.
     pub capture_tls: CaptureTls,
+    /// The CA folder the scenario names, if it names one.
+    pub ca_dir: Option<PathBuf>,
 }
 
 /// A validation error: the key (`proxy.tls.…`), its byte span in the file, and the message.
@@ -113,6 +118,7 @@ impl TlsSection {
                     "proxy.tls.capture_tls",
                     self.capture_tls.as_ref().map(Spanned::span),
                 ),
+                ("proxy.tls.ca_dir", self.ca_dir.as_ref().map(Spanned::span)),
             ];
             if let Some((key, Some(span))) = needs_intercept.into_iter().find(|(_, s)| s.is_some())
             {
@@ -153,6 +159,10 @@ impl TlsSection {
             Some(path) => Some(non_empty("proxy.tls.keylog", path)?),
             None => None,
         };
+        let ca_dir = match &self.ca_dir {
+            Some(path) => Some(non_empty("proxy.tls.ca_dir", path)?),
+            None => None,
+        };
         Ok(TlsSettings {
             intercept,
             upstream_trust,
@@ -162,6 +172,7 @@ impl TlsSection {
                 .as_ref()
                 .map(|c| *c.get_ref())
                 .unwrap_or_default(),
+            ca_dir,
         })
     }
 }
@@ -206,6 +217,7 @@ mod tests {
                 upstream_trust: UpstreamTrust::File("up.pem".into()),
                 keylog: Some("keys.log".into()),
                 capture_tls: CaptureTls::Raw,
+                ca_dir: None,
             }
         );
     }

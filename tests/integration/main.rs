@@ -13,3 +13,4 @@ mod store;
 mod support;
 mod tcp;
 mod tls;
+mod tls_proxy;

@@ -40,7 +40,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_faultline");
 /// Far above what any tool run here needs: reaching it means a hang.
 const TOOL_LIMIT: Duration = Duration::from_secs(30);
 /// The name curl asks for (resolved to 127.0.0.1 with `--resolve`).
-const NAME: &str = "s3.faultline.test";
+pub(crate) const NAME: &str = "s3.faultline.test";
 
 // ----------------------------------------------------------------------------- tools
 
@@ -84,7 +84,7 @@ fn faultline(ca_dir: &Path, args: &[&str]) -> Finished {
 
 /// curl with `args`, its proxy and CA-bundle variables removed so only the flags decide; with
 /// `keylog`, curl (through OpenSSL) writes its session secrets there (`SSLKEYLOGFILE`).
-async fn curl(args: Vec<String>, keylog: Option<&Path>) -> Finished {
+pub(crate) async fn curl(args: Vec<String>, keylog: Option<&Path>) -> Finished {
     let keylog = keylog.map(Path::to_path_buf);
     tokio::task::spawn_blocking(move || {
         let mut command = Command::new("curl");
@@ -248,13 +248,13 @@ fn a_ca_key_others_can_read_is_refused_with_the_chmod_to_run() {
 // ----------------------------------------------------------------------------- test PKI
 
 /// A CA made by the test for its TLS upstreams (as a test would make one for nginx).
-struct UpstreamPki {
+pub(crate) struct UpstreamPki {
     issuer: Issuer<'static, KeyPair>,
-    pem_path: PathBuf,
+    pub(crate) pem_path: PathBuf,
 }
 
 impl UpstreamPki {
-    fn new(dir: &Path) -> UpstreamPki {
+    pub(crate) fn new(dir: &Path) -> UpstreamPki {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -271,7 +271,7 @@ impl UpstreamPki {
     }
 
     /// A server identity for `names`, valid from `not_before` to `not_after`, signed by this CA.
-    fn server(
+    pub(crate) fn server(
         &self,
         names: &[&str],
         validity: Option<(time::OffsetDateTime, time::OffsetDateTime)>,
@@ -373,7 +373,7 @@ async fn answer_h2<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, body: &str
 
 /// A TLS upstream on `127.0.0.1:0` offering `alpn` with `identity`; answers each connection in
 /// the protocol negotiated (`h2` or HTTP/1.1) with a body naming that protocol.
-async fn tls_upstream(
+pub(crate) async fn tls_upstream(
     identity: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
     alpn: &[&[u8]],
 ) -> (SocketAddr, JoinHandle<()>) {

@@ -1,0 +1,203 @@
+//! TLS interception through the real proxy: real curl trusting faultline's CA in front of real
+//! TLS upstreams (HTTP/1.1 and h2, ALPN mirrored), HTTP rules acting on the plaintext, a
+//! plaintext capture `inspect` reads, an upstream faultline cannot trust answered with a 502,
+//! and the `sni` key choosing connections without interception.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use faultline::inspect::{inspect_path, InspectOptions, LegFilter};
+use faultline::proxy::{self, RunPlan, Running};
+use faultline::scenario::schema::UpstreamSpec;
+use faultline::scenario::Scenario;
+use faultline::tls::ca_dir::CaDir;
+use faultline::tls::CertificateAuthority;
+
+use crate::support::running::wait_idle;
+use crate::support::temp_dir::TempDir;
+use crate::support::{bounded, TEST_LIMIT};
+use crate::tls::{curl, tls_upstream, UpstreamPki, NAME};
+
+/// A faultline CA in `dir/ca`; returns the folder and the certificate clients trust.
+fn faultline_ca(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let ca_dir = CaDir::new(dir.join("ca"));
+    CertificateAuthority::init(&ca_dir, time::OffsetDateTime::now_utc()).expect("a CA");
+    (ca_dir.dir().to_path_buf(), ca_dir.cert_path())
+}
+
+/// The proxy in front of `upstream` with `tls` as its `[proxy.tls]` keys and `rules`.
+async fn start(tls: &str, rules: &str, upstream: SocketAddr, capture: Option<&Path>) -> Running {
+    let text = format!("name = \"tls\"\nseed = 3\n[proxy.tls]\n{tls}\n{rules}");
+    let scenario = Scenario::from_toml(&text, "tls.toml", "tls").expect("a valid scenario");
+    proxy::start(RunPlan {
+        scenario: Arc::new(scenario),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        upstream: UpstreamSpec::Address {
+            host: upstream.ip().to_string(),
+            port: upstream.port(),
+        },
+        seed: 3,
+        capture: capture.map(Path::to_path_buf),
+        command_line: String::new(),
+        live_rules: false,
+    })
+    .await
+    .expect("the proxy starts")
+}
+
+/// curl through `proxy` to `https://NAME:port/path` trusting `ca`, with extra `flags`; returns
+/// (exit code, stdout).
+async fn fetch(proxy: SocketAddr, ca: &Path, path: &str, flags: &[&str]) -> (Option<i32>, String) {
+    let port = proxy.port();
+    let mut args = vec![
+        "--cacert".to_string(),
+        ca.display().to_string(),
+        "--resolve".into(),
+        format!("{NAME}:{port}:127.0.0.1"),
+        "--write-out".into(),
+        " %{http_code} %{http_version}".into(),
+    ];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    args.push(format!("https://{NAME}:{port}{path}"));
+    let out = curl(args, None).await;
+    (out.code(), out.stdout)
+}
+
+async fn finish(running: Running) -> faultline::proxy::stats::RunSummary {
+    wait_idle(&running).await;
+    running.shutdown();
+    tokio::time::timeout(TEST_LIMIT, running.wait())
+        .await
+        .expect("the run stops")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intercepted_https_reaches_the_upstream_and_http_rules_act_on_plaintext() {
+    bounded("interception through the proxy", async {
+        let tmp = TempDir::new("tls-proxy");
+        let (ca_dir, ca_pem) = faultline_ca(tmp.path());
+        let pki = UpstreamPki::new(tmp.path());
+        let (upstream, _task) = tls_upstream(
+            pki.server(&[NAME, "127.0.0.1"], None),
+            &[b"h2", b"http/1.1"],
+        )
+        .await;
+        let capture = tmp.path().join("tls.pcapng");
+        let running = start(
+            &format!(
+                "intercept = true\nupstream_ca = {:?}\nca_dir = {:?}\n",
+                pki.pem_path.display().to_string(),
+                ca_dir.display().to_string()
+            ),
+            "[[rule]]\nmatch = { path = \"/blocked\" }\nfault.respond = { status = 503 }\n",
+            upstream,
+            Some(&capture),
+        )
+        .await;
+        let proxy = running.local_addr;
+
+        let (code, out) = fetch(proxy, &ca_pem, "/", &["--http1.1"]).await;
+        assert_eq!(code, Some(0), "{out}");
+        assert_eq!(out, "upstream spoke http/1.1\n 200 1.1");
+        let (code, out) = fetch(proxy, &ca_pem, "/", &["--http2"]).await;
+        assert_eq!(code, Some(0), "{out}");
+        assert_eq!(
+            out, "upstream spoke h2\n 200 2",
+            "h2 stays h2 through faultline"
+        );
+
+        // HTTP rules see the plaintext, in HTTP/1.1 and in HTTP/2.
+        let (code, out) = fetch(proxy, &ca_pem, "/blocked", &["--http1.1"]).await;
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.ends_with(" 503 1.1"), "{out}");
+        let (code, out) = fetch(proxy, &ca_pem, "/blocked", &["--http2"]).await;
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.ends_with(" 503 2"), "{out}");
+
+        let summary = finish(running).await;
+        assert_eq!(summary.rules[0].fired, 2, "{summary:?}");
+        assert_eq!(summary.panics, 0);
+
+        // The capture holds the plaintext: inspect reads the HTTP/1.1 requests directly.
+        let report = inspect_path(
+            &capture,
+            &InspectOptions {
+                leg: LegFilter::Both,
+            },
+        )
+        .expect("the capture reads");
+        let json = report.to_json();
+        assert!(json.contains("/blocked"), "{json}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_faultline_cannot_trust_gets_the_client_a_502_naming_why() {
+    bounded("untrusted upstream", async {
+        let tmp = TempDir::new("tls-proxy-502");
+        let (ca_dir, ca_pem) = faultline_ca(tmp.path());
+        let pki = UpstreamPki::new(tmp.path());
+        let (upstream, _task) =
+            tls_upstream(pki.server(&[NAME, "127.0.0.1"], None), &[b"http/1.1"]).await;
+        // No upstream_ca: the system roots do not know the test's CA.
+        let running = start(
+            &format!(
+                "intercept = true\nca_dir = {:?}\n",
+                ca_dir.display().to_string()
+            ),
+            "",
+            upstream,
+            None,
+        )
+        .await;
+        let (code, out) = fetch(running.local_addr, &ca_pem, "/", &["--http1.1"]).await;
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.ends_with(" 502 1.1"), "{out}");
+        assert!(
+            out.to_lowercase().contains("issuer"),
+            "the reason is named: {out}"
+        );
+        let summary = finish(running).await;
+        assert_eq!(summary.upstream_failures, 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sni_selects_connections_without_interception() {
+    bounded("sni without interception", async {
+        let tmp = TempDir::new("tls-proxy-sni");
+        let pki = UpstreamPki::new(tmp.path());
+        let (upstream, _task) =
+            tls_upstream(pki.server(&[NAME, "127.0.0.1"], None), &[b"http/1.1"]).await;
+        let running = start(
+            "",
+            "[[rule]]\nmatch = { sni = \"*.FAULTLINE.test\" }\nfault.refuse = {}\n",
+            upstream,
+            None,
+        )
+        .await;
+        let port = running.local_addr.port();
+        // By name: the SNI matches, the connection is refused.
+        let (code, out) = fetch(running.local_addr, &pki.pem_path, "/", &["--http1.1"]).await;
+        assert_ne!(code, Some(0), "refused by SNI: {out}");
+        // By address: no SNI, the TLS passes through untouched to the upstream.
+        let out = curl(
+            vec![
+                "--cacert".into(),
+                pki.pem_path.display().to_string(),
+                "--http1.1".into(),
+                format!("https://127.0.0.1:{port}/"),
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(out.code(), Some(0), "{}", out.output());
+        assert_eq!(out.stdout, "upstream spoke http/1.1\n");
+        let summary = finish(running).await;
+        assert_eq!((summary.rules[0].matched, summary.rules[0].fired), (1, 1));
+    })
+    .await;
+}
