@@ -143,6 +143,29 @@ impl ConnectionShared {
         Some(plan)
     }
 
+    /// The connection's protocol starts over (TLS intercepted inside a CONNECT tunnel): a fresh
+    /// session detects what the client speaks inside.
+    pub fn restart_session(&self, hello: Option<&ClientHelloInfo>) {
+        let Some(session) = self.http.as_ref() else {
+            return;
+        };
+        let mut session = match session.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let scenario = self.run.rules.current();
+        *session = Session::new(Setup {
+            protocol: scenario.protocol,
+            forward: false,
+            seed: self.run.seed,
+            facts: ConnectionFacts {
+                ordinal: self.id,
+                sni: hello.and_then(|h| h.server_name.clone()),
+            },
+            opened: Instant::now(),
+        });
+    }
+
     /// The next instant the protocol session has a timer due (HTTP/2 `at = DURATION` faults).
     pub fn session_deadline(&self, scenario: &Scenario) -> Option<Instant> {
         let session = self.http.as_ref()?;
@@ -194,7 +217,7 @@ pub async fn serve(mut client: TcpStream, client_addr: SocketAddr, id: u64, run:
         // A ClientHello is read first when a rule looks at its server name or TLS is
         // intercepted (forward mode reads its request first; TLS comes inside CONNECT).
         let (peeked, hello) = if scenario.needs_client_hello() && !forward {
-            read_client_hello(&mut client).await
+            read_client_hello(&mut client, &[]).await
         } else {
             (Bytes::new(), None)
         };
@@ -243,9 +266,14 @@ struct FirstBytes {
     hello: Option<ClientHelloInfo>,
 }
 
-/// Reads until the first bytes say whether the client speaks TLS (bounded in time and size).
-async fn read_client_hello(client: &mut TcpStream) -> (Bytes, Option<ClientHelloInfo>) {
+/// Reads until the first bytes (after `already`, read earlier) say whether the client speaks
+/// TLS (bounded in time and size).
+async fn read_client_hello(
+    client: &mut TcpStream,
+    already: &[u8],
+) -> (Bytes, Option<ClientHelloInfo>) {
     let mut buf = bytes::BytesMut::with_capacity(4096);
+    buf.extend_from_slice(already);
     let reading = async {
         loop {
             match peek_client_hello(&buf) {
@@ -292,7 +320,11 @@ async fn proxy_connection(
     let mut timer_since = HashMap::new();
     let mut end_timer = rules.end_timer(&mut timer_since, opened);
 
-    let (upstream, replay) = match open_upstream(&mut client, conn).await {
+    let Opened {
+        upstream,
+        mut replay,
+        tunnel,
+    } = match open_upstream(&mut client, conn).await {
         Ok(opened) => opened,
         Err(Unrouted::Reset) => {
             abort(client);
@@ -300,6 +332,14 @@ async fn proxy_connection(
         }
         Err(Unrouted::Answered) => return,
     };
+    let mut first = first;
+    if let (Some(target), Some(_)) = (&tunnel, &run.tls) {
+        // A CONNECT tunnel: the client's TLS starts now, inside it.
+        let (peeked, hello) = read_client_hello(&mut client, &replay).await;
+        replay = Bytes::new();
+        first = FirstBytes { peeked, hello };
+        debug!(%target, tls = first.hello.is_some(), "inside a CONNECT tunnel");
+    }
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
     if let Ok(peer) = upstream.peer_addr() {
@@ -308,8 +348,27 @@ async fn proxy_connection(
     let intercepting = run.tls.as_ref().zip(first.hello.as_ref());
     let (mut client, mut upstream, replay) = match intercepting {
         Some((interceptor, hello)) => {
-            match intercept(client, upstream, first.peeked, hello, interceptor, conn).await {
-                Some((client, upstream)) => (client, upstream, replay),
+            let destination = match &tunnel {
+                Some(target) => Destination::named(target),
+                None => Destination::of(&run.upstream),
+            };
+            let legs = intercept(
+                client,
+                upstream,
+                first.peeked,
+                hello,
+                interceptor,
+                &destination,
+                conn,
+            )
+            .await;
+            match legs {
+                Some((client, upstream)) => {
+                    if tunnel.is_some() {
+                        conn.restart_session(first.hello.as_ref());
+                    }
+                    (client, upstream, replay)
+                }
                 None => return,
             }
         }
@@ -473,6 +532,45 @@ async fn proxy_connection(
     tap.closed(Leg::Upstream).await;
 }
 
+/// Where an intercepted connection's upstream TLS goes, as certificates name it.
+struct Destination {
+    /// The host verified against the upstream's certificate (a name, or an IP).
+    host: String,
+    /// How logs and the 502 name the upstream (`host:port`).
+    label: String,
+    /// The name minted for a client that sent no SNI (the CONNECT host), if any.
+    leaf: Option<String>,
+}
+
+impl Destination {
+    /// The run's upstream.
+    fn of(upstream: &Upstream) -> Destination {
+        let host = match upstream {
+            Upstream::Socket(addr) => addr.ip().to_string(),
+            Upstream::HostPort { host, .. } => host.clone(),
+            Upstream::PerRequest => upstream.to_string(),
+        };
+        Destination {
+            host,
+            label: upstream.to_string(),
+            leaf: None,
+        }
+    }
+
+    /// A CONNECT target (`host:port`).
+    fn named(target: &str) -> Destination {
+        let host = match crate::http::authority::split_host_port(target, 443) {
+            Some((host, _)) => host,
+            None => target.to_string(),
+        };
+        Destination {
+            leaf: Some(host.clone()),
+            host,
+            label: target.to_string(),
+        }
+    }
+}
+
 /// Which pumps ended by sending their FIN (so the endings do not record it twice).
 #[derive(Debug, Default)]
 struct PumpEnds {
@@ -565,20 +663,23 @@ async fn intercept(
     peeked: Bytes,
     hello: &ClientHelloInfo,
     interceptor: &Interceptor,
+    destination: &Destination,
     conn: &ConnectionShared,
 ) -> Option<(LegStream, LegStream)> {
     let tap = &conn.tap;
-    let upstream_name = conn.run.upstream.to_string();
-    let host = match &conn.run.upstream {
-        Upstream::Socket(addr) => addr.ip().to_string(),
-        Upstream::HostPort { host, .. } => host.clone(),
-        Upstream::PerRequest => upstream_name.clone(),
-    };
+    let upstream_name = destination.label.clone();
+    let host = destination.host.clone();
     let local_ip = client
         .local_addr()
         .map(|a| a.ip())
         .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
-    let fallback = fallback_name(hello, LeafName::Ip(local_ip));
+    // A client without SNI gets a leaf for where it said it goes: the CONNECT host, or the
+    // address it connected to.
+    let destination_leaf = match &destination.leaf {
+        Some(name) => LeafName::parse(name).unwrap_or(LeafName::Ip(local_ip)),
+        None => LeafName::Ip(local_ip),
+    };
+    let fallback = fallback_name(hello, destination_leaf);
     let Some(server_name) = upstream_server_name(&host, hello.server_name.as_deref()) else {
         warn!(side = "upstream", upstream = %upstream_name, "no name to verify the upstream's certificate against; closing");
         abort(upstream);
@@ -712,7 +813,7 @@ async fn relay(
 async fn open_upstream(
     client: &mut TcpStream,
     conn: &ConnectionShared,
-) -> Result<(TcpStream, Bytes), Unrouted> {
+) -> Result<Opened, Unrouted> {
     let run = &conn.run;
     let tap = &conn.tap;
     if run.upstream == Upstream::PerRequest {
@@ -754,7 +855,11 @@ async fn open_upstream(
                     conn.relayed(Direction::UpstreamToClient, &Bytes::from(reply), Some(note))
                         .await;
                 }
-                Ok((routed.upstream, routed.replay))
+                Ok(Opened {
+                    upstream: routed.upstream,
+                    replay: routed.replay,
+                    tunnel: routed.tunnel.then_some(routed.target),
+                })
             }
             Err(refusal) => {
                 use tokio::io::AsyncWriteExt;
@@ -788,7 +893,11 @@ async fn open_upstream(
             if let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) {
                 tap.opened(Leg::Upstream, local, peer).await;
             }
-            Ok((stream, Bytes::new()))
+            Ok(Opened {
+                upstream: stream,
+                replay: Bytes::new(),
+                tunnel: None,
+            })
         }
         Err(e) => {
             warn!(side = "upstream", upstream = %upstream_addr, error = %e, "cannot connect to upstream; resetting the client leg");
@@ -800,6 +909,15 @@ async fn open_upstream(
             Err(Unrouted::Reset)
         }
     }
+}
+
+/// An upstream leg just opened.
+struct Opened {
+    upstream: TcpStream,
+    /// Client bytes already read that must be relayed first.
+    replay: Bytes,
+    /// Forward mode `CONNECT host:port`: the tunnel's target (the 200 was sent).
+    tunnel: Option<String>,
 }
 
 /// How a client whose upstream could not be opened was dealt with.

@@ -201,3 +201,61 @@ async fn sni_selects_connections_without_interception() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_proxy_clients_are_intercepted_inside_connect() {
+    bounded("CONNECT interception", async {
+        let tmp = TempDir::new("tls-proxy-connect");
+        let (ca_dir, ca_pem) = faultline_ca(tmp.path());
+        let pki = UpstreamPki::new(tmp.path());
+        let (upstream, _task) = tls_upstream(
+            pki.server(&["localhost", "127.0.0.1"], None),
+            &[b"h2", b"http/1.1"],
+        )
+        .await;
+        let text = format!(
+            "name = \"connect\"\nseed = 3\n[proxy]\nmode = \"forward\"\n[proxy.tls]\nintercept = true\nupstream_ca = {:?}\nca_dir = {:?}\n[[rule]]\nmatch = {{ path = \"/blocked\" }}\nfault.respond = {{ status = 503 }}\n",
+            pki.pem_path.display().to_string(),
+            ca_dir.display().to_string()
+        );
+        let scenario = Scenario::from_toml(&text, "c.toml", "c").expect("valid");
+        let running = proxy::start(RunPlan {
+            scenario: Arc::new(scenario),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            upstream: UpstreamSpec::PerRequest,
+            seed: 3,
+            capture: None,
+            command_line: String::new(),
+            live_rules: false,
+        })
+        .await
+        .expect("the proxy starts");
+        let via = format!("http://127.0.0.1:{}", running.local_addr.port());
+        for (path, flag, wanted) in [
+            ("/", "--http1.1", " 200 1.1"),
+            ("/blocked", "--http1.1", " 503 1.1"),
+            ("/", "--http2", " 200 2"),
+            ("/blocked", "--http2", " 503 2"),
+        ] {
+            let out = curl(
+                vec![
+                    "--proxy".into(),
+                    via.clone(),
+                    "--cacert".into(),
+                    ca_pem.display().to_string(),
+                    flag.into(),
+                    "--write-out".into(),
+                    " %{http_code} %{http_version}".into(),
+                    format!("https://localhost:{}{path}", upstream.port()),
+                ],
+                None,
+            )
+            .await;
+            assert_eq!(out.code(), Some(0), "{path} {flag}: {}", out.output());
+            assert!(out.stdout.ends_with(wanted), "{path} {flag}: {}", out.stdout);
+        }
+        let summary = finish(running).await;
+        assert_eq!(summary.rules[0].fired, 2, "{summary:?}");
+    })
+    .await;
+}
