@@ -1,6 +1,7 @@
 //! The faultline binary: parse the command line, set up logging, run, map the outcome to an exit
 //! status (0 ok, 1 runtime failure, 2 invalid input). All logic lives in the library.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use cli::{CaCommand, Cli, Command, RunArgs};
 use faultline::capture::expand_path_template;
 use faultline::demo::Story;
 use faultline::inspect::{inspect_path, InspectOptions, LegFilter};
+use faultline::proxy::status::{LogWriter, Status, StatusShown};
 use faultline::proxy::{self, RunPlan};
 use faultline::scenario::schema::{Mode, UpstreamSpec};
 use faultline::scenario::{Scenario, ScenarioError, DEFAULT_LISTEN};
@@ -23,11 +25,13 @@ use faultline::scenario::{Scenario, ScenarioError, DEFAULT_LISTEN};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = format!("faultline={}", cli.log_level());
+    let status_shown = StatusShown::default();
+    let log_writer = LogWriter::new(status_shown.clone());
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(move || log_writer.clone())
         .init();
     match cli.command {
         Command::Check { files } => check(&files),
@@ -45,7 +49,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Run(args) => runtime()
-            .and_then(|rt| rt.block_on(run(args)))
+            .and_then(|rt| rt.block_on(run(args, status_shown)))
             .unwrap_or_else(report),
         Command::Inspect(args) => inspect(&args.capture, args.json, args.leg),
         Command::ServeStore { dir, listen } => runtime()
@@ -108,7 +112,7 @@ fn check(files: &[PathBuf]) -> ExitCode {
     }
 }
 
-async fn run(args: RunArgs) -> Result<ExitCode> {
+async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     let mut scenario = match Scenario::load(&args.scenario) {
         Ok(s) => s,
         Err(e @ ScenarioError::Invalid(_)) => {
@@ -151,6 +155,7 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
             std::process::id(),
         )),
     };
+    let capture_path = capture.clone();
     let scenario = Arc::new(scenario);
     let running = proxy::start(RunPlan {
         scenario: scenario.clone(),
@@ -166,7 +171,29 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
         "faultline: listening on {}, upstream {}, scenario \"{}\", --seed {} (Ctrl-C to stop)",
         running.local_addr, running.shared.upstream, scenario.name, seed
     );
-    wait_for_signal().await?;
+    // A live status line on a terminal, redrawn at most 4 times a second; none otherwise.
+    let status_task = std::io::stderr().is_terminal().then(|| {
+        let shared = running.shared.clone();
+        let shown = status_shown.clone();
+        let capture = capture_path.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let size = capture
+                    .as_ref()
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map(|m| m.len());
+                shown.draw(&Status::of(&shared, size));
+            }
+        })
+    });
+    let stopped = wait_for_signal().await;
+    if let Some(task) = status_task {
+        task.abort();
+        status_shown.clear();
+    }
+    stopped?;
     running.shutdown();
     let summary = running.wait().await;
     faultline::say!(

@@ -13,6 +13,7 @@ pub mod rule_book;
 pub mod socket;
 pub mod splice;
 pub mod stats;
+pub mod status;
 pub mod tap;
 pub mod task_guard;
 

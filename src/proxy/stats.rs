@@ -53,6 +53,15 @@ impl RunStats {
         }
     }
 
+    /// Faults fired by every rule so far.
+    pub fn fired_total(&self) -> u64 {
+        let rules = match self.rules.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        rules.values().map(|r| r.fired.load(Relaxed)).sum()
+    }
+
     /// The counters of the rule keyed `key`.
     pub fn rule(&self, key: u64) -> Arc<RuleStats> {
         let mut rules = match self.rules.lock() {

@@ -29,6 +29,7 @@ struct Process {
     stdout: Option<JoinHandle<String>>,
     stderr: Option<JoinHandle<String>>,
     stderr_lines: mpsc::Receiver<String>,
+    stdout_chunks: mpsc::Receiver<String>,
 }
 
 impl Process {
@@ -41,10 +42,18 @@ impl Process {
             .expect("spawn faultline");
         let mut stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
+        let (chunks, stdout_chunks) = mpsc::channel();
         let stdout = thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stdout.read_to_string(&mut text);
-            text
+            let mut text = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                text.extend_from_slice(&buf[..n]);
+                let _ = chunks.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+            String::from_utf8_lossy(&text).into_owned()
         });
         let (tx, stderr_lines) = mpsc::channel();
         let stderr = thread::spawn(move || {
@@ -61,6 +70,26 @@ impl Process {
             stdout: Some(stdout),
             stderr: Some(stderr),
             stderr_lines,
+            stdout_chunks,
+        }
+    }
+
+    /// Stdout up to (and including the chunk with) `needle`; fails if the process stays
+    /// silent or ends first. Reads chunks, not lines: a status line has no newline.
+    fn wait_for_stdout(&self, needle: &str) -> String {
+        let deadline = Instant::now() + LIMIT;
+        let mut seen = String::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout_chunks.recv_timeout(left) {
+                Ok(chunk) => {
+                    seen.push_str(&chunk);
+                    if seen.contains(needle) {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("faultline printed no {needle:?} on stdout: {seen}"),
+            }
         }
     }
 
@@ -681,4 +710,34 @@ fn quiet_silences_the_info_lines_and_verbose_adds_debug_ones() {
     assert!(!quiet.contains("INFO"), "{quiet}");
     let verbose = lines("-v");
     assert!(verbose.contains("DEBUG"), "{verbose}");
+}
+
+/// On a terminal, `run` keeps one live status line; `script` gives it a real pseudo-terminal.
+#[test]
+fn run_on_a_terminal_draws_a_live_status_line_and_none_on_a_pipe() {
+    let dir = TempDir::new("status-line");
+    let scenario = dir.write("s.toml", "[proxy]\nupstream = \"builtin:echo\"\n");
+    let command = format!("{BIN} run {} --listen 127.0.0.1:0", scenario.display());
+    let process = Process::spawn(Command::new("script").args(["-qec", &command, "/dev/null"]));
+    // script puts the terminal's output (stderr included) on its stdout.
+    let seen = process.wait_for_stdout("(Ctrl-C to stop)");
+    let line = seen
+        .lines()
+        .find(|l| l.contains("listening on "))
+        .expect("the listening line");
+    drop(std::net::TcpStream::connect(listening_address(line)).expect("connect"));
+    process.wait_for_stdout("0 open / 1 connections");
+    process.terminate();
+    let _ = process.wait();
+    // The same run on a pipe has no status line (the other tests read its stderr plainly).
+    let plain = Process::spawn(
+        Command::new(BIN)
+            .arg("run")
+            .arg(&scenario)
+            .args(["--listen", "127.0.0.1:0"]),
+    );
+    let _ = plain.wait_for_stderr("listening on");
+    plain.terminate();
+    let out = plain.wait();
+    assert!(!out.stderr.contains(" open / "), "{}", out.stderr);
 }

@@ -1,0 +1,145 @@
+//! The live status line `faultline run` draws on a terminal: connections open and in total,
+//! bytes each way, faults fired, capture size — redrawn at most four times a second, and never
+//! when stderr is not a terminal (logs and CI output stay plain).
+
+use std::fmt;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+
+use super::RunShared;
+
+/// What the status line shows, read from a run's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// Connections being served.
+    pub open: u64,
+    /// Connections accepted.
+    pub total: u64,
+    /// Bytes written toward the upstream.
+    pub up: u64,
+    /// Bytes written toward the client.
+    pub down: u64,
+    /// Faults that took effect.
+    pub fired: u64,
+    /// Bytes of capture on disk, when capturing.
+    pub capture: Option<u64>,
+}
+
+impl Status {
+    /// The counters of `run` now; `capture` is the capture file's size so far.
+    pub fn of(run: &RunShared, capture: Option<u64>) -> Status {
+        Status {
+            open: run.active.load(Relaxed),
+            total: run.stats.connections.load(Relaxed),
+            up: run.stats.bytes[0].load(Relaxed),
+            down: run.stats.bytes[1].load(Relaxed),
+            fired: run.stats.fired_total(),
+            capture,
+        }
+    }
+}
+
+/// `1.5 MiB`, `800 B`.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} open / {} connections · client->upstream {} · upstream->client {} · {} fault{} fired",
+            self.open,
+            self.total,
+            size(self.up),
+            size(self.down),
+            self.fired,
+            if self.fired == 1 { "" } else { "s" }
+        )?;
+        if let Some(capture) = self.capture {
+            write!(f, " · capture {}", size(capture))?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a status line is on screen, so log lines clear it before they print (the next
+/// redraw brings it back).
+#[derive(Debug, Clone, Default)]
+pub struct StatusShown(Arc<AtomicBool>);
+
+impl StatusShown {
+    /// Draws `status` over the current line of stderr.
+    pub fn draw(&self, status: &Status) {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[2K{status}");
+        let _ = err.flush();
+        self.0.store(true, Relaxed);
+    }
+
+    /// Clears the line (before a log line, and at the end of the run).
+    pub fn clear(&self) {
+        if self.0.swap(false, Relaxed) {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+        }
+    }
+}
+
+/// A stderr writer for logs that clears the status line first.
+#[derive(Debug, Clone, Default)]
+pub struct LogWriter {
+    shown: StatusShown,
+}
+
+impl LogWriter {
+    /// Log lines that make room for `shown`'s status line.
+    pub fn new(shown: StatusShown) -> Self {
+        LogWriter { shown }
+    }
+}
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.shown.clear();
+        std::io::stderr().write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_says_what_moved() {
+        let status = Status {
+            open: 2,
+            total: 40,
+            up: 1536,
+            down: 5 * 1024 * 1024,
+            fired: 1,
+            capture: Some(800),
+        };
+        assert_eq!(
+            status.to_string(),
+            "2 open / 40 connections · client->upstream 1.5 KiB · upstream->client 5.0 MiB · 1 fault fired · capture 800 B"
+        );
+    }
+}
