@@ -160,10 +160,7 @@ impl Http1Session {
                     end: head_end,
                     body,
                 } => {
-                    plan.flush(self.request.chain.as_mut());
-                    plan.relay(head_start, Role::Payload);
-                    plan.flush(None);
-                    self.request = MessageFaults::default();
+                    start_message(&mut plan, &mut self.request, head_start);
                     let raw = chunk_slice(chunk, start, head_start, head_end);
                     let view = HeadView {
                         head: &head,
@@ -373,10 +370,7 @@ impl Http1Session {
                     end: head_end,
                     body,
                 } => {
-                    plan.flush(self.response.chain.as_mut());
-                    plan.relay(head_start, Role::Payload);
-                    plan.flush(None);
-                    self.response = MessageFaults::default();
+                    start_message(&mut plan, &mut self.response, head_start);
                     self.response_is_interim = head.is_interim();
                     if self.response_is_interim {
                         plan.relay(head_end, Role::Head);
@@ -477,6 +471,15 @@ struct HeadView<'a> {
     end: u64,
     /// How its body is delimited.
     body: BodyKind,
+}
+
+/// A new message's head starts at `head_start`: what was planned of the previous message goes
+/// through that message's chain, and the new one starts with no faults until rules arm it.
+fn start_message(plan: &mut ChunkPlan, previous: &mut MessageFaults, head_start: u64) {
+    plan.flush(previous.chain.as_mut());
+    plan.relay(head_start, Role::Payload);
+    plan.flush(None);
+    *previous = MessageFaults::default();
 }
 
 /// The payload length a body's framing announces.
