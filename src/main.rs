@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, RunArgs};
+use cli::{Cli, Command, LogFormat, RunArgs};
 use faultline::capture::expand_path_template;
 use faultline::demo::Story;
 use faultline::inspect::{inspect_path, InspectOptions, LegFilter};
@@ -27,12 +27,7 @@ fn main() -> ExitCode {
         Command::Demo { .. } => "faultline=warn",
         _ => "faultline=info",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(cli.log_format, default_level);
     match cli.command {
         Command::Check { files } => check(&files),
         Command::Run(args) => runtime()
@@ -61,6 +56,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr: colored text only when stderr is a terminal and `NO_COLOR` is unset or
+/// empty (no escape codes in files, pipes and journald), or JSON lines for machines.
+fn init_logging(format: LogFormat, default_level: &str) {
+    use std::io::IsTerminal;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let ansi = std::io::stderr().is_terminal() && !no_color;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(ansi).init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -68,9 +80,26 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Prints the error and its causes once each: a cause whose text the message before it already
+/// quotes (e.g. "cannot listen on ADDR: Address in use" and then "Address in use") is not repeated.
 fn report(error: anyhow::Error) -> ExitCode {
-    eprintln!("faultline: error: {error:#}");
+    eprintln!("faultline: error: {}", error_chain(&error));
     ExitCode::from(1)
+}
+
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 fn check(files: &[PathBuf]) -> ExitCode {
@@ -94,6 +123,7 @@ fn check(files: &[PathBuf]) -> ExitCode {
 }
 
 async fn run(args: RunArgs) -> Result<ExitCode> {
+    faultline::proxy::fd_limit::raise();
     let mut scenario = match Scenario::load(&args.scenario) {
         Ok(s) => s,
         Err(e @ ScenarioError::Invalid(_)) => {
