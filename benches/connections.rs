@@ -406,7 +406,7 @@ async fn run() -> Result<bool> {
         mib(after_idle.rss_kib),
         mib(after_short.peak_rss_kib),
     );
-    let accept_warnings = faultline.log_lines_with("accept failed");
+    let accept_warnings = faultline.log_lines_with("clients wait in the listen backlog");
     println!("accept-failure warnings: {accept_warnings}");
     let no_fd_left = after_short.fds <= base.fds + POOL_FDS;
     let no_thread_left = after_short.threads <= base.threads;

@@ -176,11 +176,13 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
     })
     .await?;
+    // Watch for SIGTERM before saying we listen: a supervisor may stop us right after.
+    let stop = stop_signal()?;
     eprintln!(
         "faultline: listening on {}, upstream {}, scenario \"{}\", seed {} (Ctrl-C to stop)",
         running.local_addr, running.shared.upstream, scenario.name, seed
     );
-    wait_for_signal().await?;
+    stop.await;
     running.shutdown();
     let summary = running.wait().await;
     faultline::say!("faultline: scenario \"{}\", seed {}", scenario.name, seed);
@@ -246,6 +248,19 @@ async fn serve_store(dir: PathBuf, listen: std::net::SocketAddr) -> Result<ExitC
         ended = &mut server => ended.context("store task")??,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM, registered now (not at the first poll), as a future to await later.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 async fn wait_for_signal() -> Result<()> {

@@ -4,7 +4,14 @@
 //! Distributions ship a soft limit of 1024 for compatibility with `select(2)`, which faultline never
 //! uses; the hard limit (often 20,000 to 1,048,576) is what an administrator actually granted.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 use tracing::{debug, warn};
+
+/// The soft limit after [`raise`]; 0 until then (a library user who never called it: no check).
+static SOFT_LIMIT: AtomicU64 = AtomicU64::new(0);
+/// fds kept free beyond two per connection: pooled or busy splice pipes, the capture file, DNS.
+const RESERVE: u64 = 32;
 
 /// The soft and hard `RLIMIT_NOFILE` after [`raise`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +35,7 @@ pub fn raise() -> Option<FdLimit> {
     };
     if soft >= hard {
         debug!(soft, hard, "open-file limit already at its hard limit");
+        SOFT_LIMIT.store(soft, Relaxed);
         return Some(FdLimit { soft, hard });
     }
     match rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard) {
@@ -37,13 +45,36 @@ pub fn raise() -> Option<FdLimit> {
                 to = hard,
                 "raised the open-file soft limit to the hard limit"
             );
+            SOFT_LIMIT.store(hard, Relaxed);
             Some(FdLimit { soft: hard, hard })
         }
         Err(e) => {
             warn!(soft, hard, error = %e, "cannot raise the open-file soft limit; fewer connections fit");
+            SOFT_LIMIT.store(soft, Relaxed);
             Some(FdLimit { soft, hard })
         }
     }
+}
+
+/// fds open in this process now (Linux: entries of /proc/self/fd); 0 when unknown.
+pub fn open_now() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count() as u64)
+}
+
+/// Whether one more connection (client leg + upstream leg: 2 fds) fits under the limit, given
+/// `active` connections and the `baseline` fds open before any connection. Accepting a client
+/// whose upstream leg then cannot be opened would reset it; leaving it in the listen backlog
+/// lets it be served as soon as another connection ends.
+pub fn another_connection_fits(active: u64, baseline: u64) -> bool {
+    match SOFT_LIMIT.load(Relaxed) {
+        0 => true,
+        limit => baseline + RESERVE + 2 * (active + 1) <= limit,
+    }
+}
+
+/// The soft limit [`raise`] left in force, 0 when it was never called.
+pub fn soft_limit() -> u64 {
+    SOFT_LIMIT.load(Relaxed)
 }
 
 #[cfg(test)]

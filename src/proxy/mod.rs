@@ -294,19 +294,28 @@ const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(1);
 
 /// Accepts clients until shutdown, one tracked task per connection, then waits for every task.
 ///
-/// A failed accept (typically EMFILE: out of file descriptors) leaves the client waiting in the
-/// listen backlog; the loop backs off (5 ms doubling to 200 ms, reset by the next success) instead of
-/// spinning, and warns at most once per second with the number of failures since the last warning.
+/// When another connection's two fds would not fit under the open-file limit, or an accept fails
+/// (typically EMFILE), clients wait in the listen backlog: the loop backs off (5 ms doubling to
+/// 200 ms, reset by the next success) instead of spinning, and warns at most once per second with
+/// the number of failures since the last warning.
 async fn accept_loop(listener: TcpListener, shared: Arc<RunShared>) {
     let tracker = TaskTracker::new();
     let mut ordinal = 0u64;
     let mut backoff = ACCEPT_BACKOFF_MIN;
     let mut failures = 0u64;
     let mut last_warning: Option<tokio::time::Instant> = None;
+    let baseline = fd_limit::open_now();
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = shared.shutdown.cancelled() => break,
+        let accepted = if fd_limit::another_connection_fits(shared.active.load(Relaxed), baseline) {
+            tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = shared.shutdown.cancelled() => break,
+            }
+        } else {
+            Err(io::Error::other(format!(
+                "open-file limit {} reached",
+                fd_limit::soft_limit()
+            )))
         };
         match accepted {
             Ok((stream, client_addr)) => {
@@ -330,7 +339,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<RunShared>) {
                         failures,
                         active = shared.active.load(Relaxed),
                         retry_in = ?backoff,
-                        "accept failed; clients wait in the listen backlog"
+                        "not accepting; clients wait in the listen backlog"
                     );
                     last_warning = Some(now);
                     failures = 0;

@@ -7,6 +7,7 @@ mod cli;
 mod dvc;
 mod http;
 mod inspect;
+mod scale;
 mod store;
 mod support;
 mod tcp;
