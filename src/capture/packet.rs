@@ -201,11 +201,11 @@ mod tests {
     }
 
     fn naive_sum(data: &[u8]) -> u16 {
-        let mut acc: u32 = 0;
+        let mut acc: u64 = 0;
         for pair in data.chunks(2) {
-            acc += (u32::from(pair[0]) << 8) | u32::from(*pair.get(1).unwrap_or(&0));
+            acc += (u64::from(pair[0]) << 8) | u64::from(*pair.get(1).unwrap_or(&0));
         }
-        fold(u64::from(acc))
+        fold(acc)
     }
 
     #[test]
@@ -217,6 +217,26 @@ mod tests {
                 naive_sum(&data[..len]),
                 "len {len}"
             );
+        }
+    }
+
+    #[test]
+    fn fast_sum_matches_naive_sum_on_large_and_all_ones_payloads() {
+        let mut state = 0x1234_5678u32;
+        let noise: Vec<u8> = (0..200_003)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state as u8
+            })
+            .collect();
+        let ones = vec![0xFFu8; 65_495];
+        for data in [&noise[..], &ones[..]] {
+            assert_eq!(fold(sum_words(data, 0)), naive_sum(data));
+            // Split at an even offset, as a header and its payload are.
+            let (a, b) = data.split_at(20);
+            assert_eq!(fold(add(sum_words(a, 0), sum_words(b, 0))), naive_sum(data));
         }
     }
 
