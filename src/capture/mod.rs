@@ -8,6 +8,7 @@
 //! - `flow`: per-leg TCP state, pure. `packet`: IP/TCP bytes and checksums.
 //! - `pcapng`, `pcap`: file formats. `writer`: the task that batches and writes.
 
+mod batch;
 mod error;
 pub mod event;
 mod flow;
@@ -21,4 +22,6 @@ mod writer;
 pub use error::CaptureError;
 pub use event::{CaptureEvent, Leg, LegKey, Side};
 pub use path::expand_path_template;
-pub use sink::{CaptureFormat, CaptureMeta, CaptureSink, CaptureSummary, CaptureWriterHandle};
+pub use sink::{
+    CaptureFormat, CaptureMeta, CaptureSink, CaptureSummary, CaptureWriterHandle, QUEUE_BUDGET,
+};
