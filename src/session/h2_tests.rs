@@ -41,6 +41,8 @@ struct Output {
     input: [Vec<u8>; 2],
     ended: [Option<Step>; 2],
     marks: Vec<String>,
+    /// Bytes faultline wrote without a mark (nothing in the capture would say why).
+    unmarked: Vec<Vec<u8>>,
 }
 
 /// Applies a plan over `chunk` like the pump: returns the carried tail.
@@ -59,6 +61,9 @@ fn apply(plan: SessionPlan, chunk: &[u8], out: &mut Output, d: usize) -> Vec<u8>
             Step::Insert { bytes, mark, .. } => {
                 out.bytes[d].extend_from_slice(&bytes);
                 out.events.push((d, bytes.to_vec()));
+                if mark.is_none() && !bytes.is_empty() {
+                    out.unmarked.push(bytes.to_vec());
+                }
                 out.marks.extend(mark.map(|m| m.note));
             }
             terminal => {
@@ -94,6 +99,7 @@ fn replay(recording: &[u8], rules: &str, piece: usize) -> Output {
         input: [Vec::new(), Vec::new()],
         ended: [None, None],
         marks: Vec::new(),
+        unmarked: Vec::new(),
     };
     let mut carry: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     for (direction, record) in records(recording) {
@@ -261,4 +267,51 @@ fault.grpc_status = { code = 14, message = "try again" }
         .filter(|s| s.grpc_status() == Some(14))
         .count();
     assert_eq!(answered, 1, "one call answered UNAVAILABLE");
+}
+
+#[test]
+fn every_frame_faultline_writes_carries_a_mark_and_credit_is_merged() {
+    for rules in [
+        r#"
+[[rule]]
+match = { path = "/google.bytestream.ByteStream/Read", request = 1, direction = "upstream->client" }
+fault.rst_stream = { after = "1KiB", code = "CANCEL" }
+"#,
+        r#"
+[[rule]]
+match = { path = "/google.bytestream.ByteStream/Read", request = 1, direction = "upstream->client" }
+fault.truncate = { after = 1500 }
+"#,
+        r#"
+[[rule]]
+match = { path = "/google.bytestream.ByteStream/*", attempt = 1 }
+fault.grpc_status = { code = 14 }
+"#,
+    ] {
+        let out = replay(GRPCIO, rules, 1000);
+        assert!(
+            out.unmarked.is_empty(),
+            "{} frame(s) without a mark under {rules}: {:?}",
+            out.unmarked.len(),
+            out.unmarked
+        );
+        let (frames, _) = reread(&out);
+        let credits = frames
+            .iter()
+            .filter(|(d, stream, kind)| {
+                *d == Direction::ClientToUpstream
+                    && stream.is_connection()
+                    && matches!(kind, PieceKind::Control(Control::WindowUpdate { .. }))
+            })
+            .count();
+        let credit_notes = out
+            .marks
+            .iter()
+            .filter(|m| m.starts_with("WINDOW_UPDATE"))
+            .count();
+        assert!(
+            credit_notes <= credits,
+            "each credit note is one WINDOW_UPDATE: {credit_notes} notes, {credits} frames"
+        );
+    }
 }
