@@ -23,7 +23,8 @@ use super::message::{MessageFaults, RuleStreams};
 use super::offsets::ChunkPlan;
 use super::{RunView, SessionPlan};
 use crate::direction::Direction;
-use crate::fault::plan::{EndHow, Mark, Role, Step};
+use crate::fault::plan::{EndHow, Mark, Role, RuleId, Step};
+use crate::fault::rst_stream::RstStream;
 use crate::fault::{Fault, FaultChain, MessageScope, Scope};
 use crate::h2::build::{self, BlockLimits};
 use crate::h2::flow::credit_for;
@@ -284,8 +285,19 @@ impl H2Session {
         plan.relay(covered, Role::Framing);
         let result = plan.finish(deferred);
         self.planned[d] += (chunk.len() - result.deferred) as u64;
-        self.conv.tracker_mut().prune_closed();
+        self.prune_closed();
         result
+    }
+
+    /// Forgets streams that ended (so a long connection stays small, and a timer of a stream that
+    /// ended by itself never fires), except those faultline ended: their late frames are still
+    /// dropped.
+    fn prune_closed(&mut self) {
+        let tracker = self.conv.tracker_mut();
+        tracker.prune_closed();
+        let tracker = self.conv.tracker();
+        self.streams
+            .retain(|id, s| s.discard.iter().any(|&d| d) || tracker.stream(*id).is_some());
     }
 
     /// Rules whose connection keys select this connection, chosen again when the scenario is
@@ -755,6 +767,19 @@ impl H2Session {
                         dropped = Some(mark);
                     } else if !stream.discard[d] {
                         let rules = arm_response(run.scenario, &stream.response_rules, status);
+                        // A time has no direction: `rst_stream.at` on a response rule counts
+                        // from when the stream opened, like one on the request.
+                        if stream.timer.is_none() {
+                            stream.timer = rules.iter().find_map(|&key| {
+                                let (_, rule) = run.scenario.rule_by_key(key)?;
+                                match &rule.fault {
+                                    Fault::RstStream(r) => {
+                                        reset_timer(&rule.id, r, &stream.label, stream.opened)
+                                    }
+                                    _ => None,
+                                }
+                            });
+                        }
                         let label = format!("the response to {} (status {status})", stream.label);
                         let scope = Scope::message(
                             direction,
@@ -927,14 +952,7 @@ impl H2Session {
                     ));
                 }
                 Fault::RstStream(r) if r.at.is_some() => {
-                    if let Some(at) = r.at {
-                        let note = format!(
-                            "reset the stream of {label} ({}) {:?} after it opened",
-                            r.code.0, at.0
-                        );
-                        stream.timer =
-                            Some((stream.opened + at.0, r.code.0, Mark::rule(&rule.id, note)));
-                    }
+                    stream.timer = reset_timer(&rule.id, r, &label, stream.opened);
                 }
                 _ => byte_rules.push(key),
             }
@@ -998,14 +1016,19 @@ impl H2Session {
         }
     }
 
-    /// Resets stream `id` toward both peers through the outboxes (a timer fired).
+    /// Resets stream `id` toward both peers through the outboxes (a timer fired), unless it
+    /// already ended or faultline already ended it.
     fn reset_both(&mut self, id: StreamId, code: ErrorCode, mark: Mark) {
-        if self
+        let open = self
             .conv
             .tracker()
             .stream(id)
-            .is_some_and(|s| s.is_closed())
-        {
+            .is_some_and(|s| !s.is_closed());
+        let ended_by_faultline = self
+            .streams
+            .get(&id)
+            .is_some_and(|s| s.discard == [true, true]);
+        if !open || ended_by_faultline {
             return;
         }
         let upstream_note = follow_up(&mark, rst_note(id, code, Direction::ClientToUpstream));
@@ -1128,6 +1151,22 @@ enum DataPlan {
     Done(usize),
     /// The frame (and everything after it) waits for more bytes.
     Hold,
+}
+
+/// When and how an `rst_stream.at` rule resets the stream labelled `label` that opened at
+/// `opened` (`None` for `rst_stream.after`).
+fn reset_timer(
+    rule: &RuleId,
+    fault: &RstStream,
+    label: &str,
+    opened: Instant,
+) -> Option<(Instant, ErrorCode, Mark)> {
+    let at = fault.at?;
+    let note = format!(
+        "reset the stream of {label} ({}) {:?} after it opened",
+        fault.code.0, at.0
+    );
+    Some((opened + at.0, fault.code.0, Mark::rule(rule, note)))
 }
 
 /// The receiver of `direction`, as notes name it.

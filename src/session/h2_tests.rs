@@ -79,6 +79,17 @@ fn apply(plan: SessionPlan, chunk: &[u8], out: &mut Output, d: usize) -> Vec<u8>
 /// Replays `recording` through a fresh auto-detecting session under `rules`, re-chunking each
 /// record into pieces of `piece` bytes.
 fn replay(recording: &[u8], rules: &str, piece: usize) -> Output {
+    replay_records(recording, rules, piece, usize::MAX).0
+}
+
+/// Like [`replay`], for the first `limit` records only; also returns the session, the scenario
+/// and the instant every chunk arrived at.
+fn replay_records(
+    recording: &[u8],
+    rules: &str,
+    piece: usize,
+    limit: usize,
+) -> (Output, Session, Arc<Scenario>, Instant) {
     let scenario = Arc::new(Scenario::from_toml(rules, "t.toml", "t").expect("valid"));
     let counters = RunCounters::new();
     let run = RunView {
@@ -102,7 +113,7 @@ fn replay(recording: &[u8], rules: &str, piece: usize) -> Output {
         unmarked: Vec::new(),
     };
     let mut carry: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    for (direction, record) in records(recording) {
+    for (direction, record) in records(recording).into_iter().take(limit) {
         let d = direction.index();
         out.input[d].extend_from_slice(&record);
         for part in record.chunks(piece) {
@@ -124,7 +135,7 @@ fn replay(recording: &[u8], rules: &str, piece: usize) -> Output {
             }
         }
     }
-    out
+    (out, session, scenario, now)
 }
 
 /// Both directions' output re-read, in the order it was written, by a fresh conversation:
@@ -313,5 +324,37 @@ fault.grpc_status = { code = 14 }
             credit_notes <= credits,
             "each credit note is one WINDOW_UPDATE: {credit_notes} notes, {credits} frames"
         );
+    }
+}
+
+#[test]
+fn a_reset_at_a_time_arms_on_a_response_rule_and_never_fires_after_the_stream_ended() {
+    let total = records(GRPCIO).len();
+    for direction in ["client->upstream", "upstream->client", "both"] {
+        let rules = format!(
+            r#"
+[[rule]]
+match = {{ path = "/google.bytestream.ByteStream/Read", request = 1, direction = "{direction}" }}
+fault.rst_stream = {{ at = "1s" }}
+"#
+        );
+        // While the read is open, a timer is due one second after it opened.
+        let armed = (1..total).any(|limit| {
+            let (_, session, scenario, now) = replay_records(GRPCIO, &rules, usize::MAX, limit);
+            session.next_deadline(&scenario) == Some(now + std::time::Duration::from_secs(1))
+        });
+        assert!(armed, "direction {direction}: the timer was never armed");
+        // Once the read ended by itself, nothing is due and a late tick sends nothing.
+        let (out, mut session, scenario, now) =
+            replay_records(GRPCIO, &rules, usize::MAX, usize::MAX);
+        assert!(out.marks.is_empty(), "{:?}", out.marks);
+        assert_eq!(session.next_deadline(&scenario), None, "{direction}");
+        session.tick(now + std::time::Duration::from_secs(2), &scenario);
+        for d in Direction::ALL {
+            assert!(
+                !session.wants_flush(d),
+                "{direction}: a reset after the end"
+            );
+        }
     }
 }
