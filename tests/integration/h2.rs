@@ -626,20 +626,30 @@ fault.rst_stream = {{ after = "300KiB" }}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rst_stream_at_a_time_resets_a_slow_read_and_the_connection_carries_the_resume() {
+async fn rst_stream_at_a_time_resets_slow_reads_whichever_direction_the_rule_names() {
     bounded("rst_stream at a time", async {
         let dir = TempDir::new("h2-rst-at");
-        // 16 messages of 64 KiB, 40 ms apart: the read takes about 640 ms.
-        let mut server = GrpcServer::start(dir.path(), &["--blobs", "1", "--pace-ms", "40"]);
+        // 16 messages of 64 KiB, 40 ms apart: each read takes about 640 ms.
+        let mut server = GrpcServer::start(
+            dir.path(),
+            &["--blobs", "2", "--barrier", "2", "--pace-ms", "40"],
+        );
+        // A time has no direction: the rule that names the download's direction (as a user
+        // cutting downloads would write it) fires as well as the one that does not.
         let mut proxy = Proxy::start(
             server.spec(),
             "",
             &format!(
                 r#"
 [[rule]]
-name = "slow reads are cut at 200ms"
-match = {{ path = "{READ}", attempt = 1 }}
+name = "first read cut at 200ms"
+match = {{ path = "{READ}", request = 1 }}
 fault.rst_stream = {{ at = "200ms", code = "INTERNAL_ERROR" }}
+
+[[rule]]
+name = "second read cut at 300ms"
+match = {{ path = "{READ}", request = 2, direction = "upstream->client" }}
+fault.rst_stream = {{ at = "300ms", code = "INTERNAL_ERROR" }}
 "#
             ),
             None,
@@ -648,25 +658,27 @@ fault.rst_stream = {{ at = "200ms", code = "INTERNAL_ERROR" }}
         let rounds = read(
             dir.path(),
             proxy.addr,
-            &["--blobs", "1", "--mode", "resume"],
+            &["--blobs", "2", "--mode", "resume"],
         )
         .await;
         assert_eq!(
             proxy.connections(),
             1,
-            "the resume used the same connection"
+            "the resumes used the same connection"
         );
         let summary = proxy.finish().await;
         server.stop();
-        assert_eq!(fired(&summary, "slow reads are cut at 200ms"), 1);
-        let blob = &rounds[0][0];
-        assert!(blob.verified, "{blob:?}");
-        assert_eq!(blob.attempts.len(), 2, "{blob:?}");
-        assert_eq!(blob.attempts[0].status, "INTERNAL");
-        assert!(
-            blob.attempts[0].bytes > 0 && blob.attempts[0].bytes < 1024 * 1024,
-            "{blob:?}"
-        );
+        assert_eq!(fired(&summary, "first read cut at 200ms"), 1);
+        assert_eq!(fired(&summary, "second read cut at 300ms"), 1);
+        for blob in &rounds[0] {
+            assert!(blob.verified, "{blob:?}");
+            assert_eq!(blob.attempts.len(), 2, "{blob:?}");
+            assert_eq!(blob.attempts[0].status, "INTERNAL");
+            assert!(
+                blob.attempts[0].bytes > 0 && blob.attempts[0].bytes < 1024 * 1024,
+                "{blob:?}"
+            );
+        }
     })
     .await;
 }
