@@ -215,6 +215,21 @@ mod helpers {
             let text = format!("name = \"h2-test\"\nseed = 7\n[proxy]\n{proxy_keys}\n{rules}");
             let scenario = Scenario::from_toml(&text, "h2-test.toml", "h2-test")
                 .unwrap_or_else(|e| panic!("valid test scenario: {e}\n{text}"));
+            Proxy::start_scenario(scenario, upstream, capture).await
+        }
+
+        /// A shipped scenario file (`scenarios/NAME`), its upstream replaced by `upstream`.
+        pub async fn shipped(name: &str, upstream: UpstreamSpec) -> Proxy {
+            let path = Path::new(REPO).join("scenarios").join(name);
+            let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+            Proxy::start_scenario(scenario, upstream, None).await
+        }
+
+        async fn start_scenario(
+            scenario: Scenario,
+            upstream: UpstreamSpec,
+            capture: Option<PathBuf>,
+        ) -> Proxy {
             let running = proxy::start(RunPlan {
                 scenario: Arc::new(scenario),
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -679,6 +694,39 @@ fault.rst_stream = {{ at = "300ms", code = "INTERNAL_ERROR" }}
                 "{blob:?}"
             );
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_grpc_scenarios_do_what_they_say_to_grpcio() {
+    bounded("shipped gRPC scenarios", async {
+        let dir = TempDir::new("h2-shipped");
+        // grpc-reset-one-stream: three 2 MiB blobs read at once, the second Read cut at 1 MiB.
+        let size = (2 * 1024 * 1024).to_string();
+        let blobs = ["--blobs", "3", "--size", size.as_str()];
+        let mut args = blobs.to_vec();
+        args.extend(["--barrier", "3"]);
+        let mut server = GrpcServer::start(dir.path(), &args);
+        let mut proxy = Proxy::shipped("grpc-reset-one-stream.toml", server.spec()).await;
+        let rounds = read(dir.path(), proxy.addr, &blobs).await;
+        let summary = proxy.finish().await;
+        server.stop();
+        assert_eq!(summary.connections, 1);
+        assert_eq!(summary.rules[0].fired, 1);
+        assert!(rounds[0].iter().all(|b| b.verified), "{rounds:?}");
+        let resumed: Vec<_> = rounds[0].iter().filter(|b| b.attempts.len() == 2).collect();
+        assert_eq!(resumed.len(), 1, "{rounds:?}");
+        assert_eq!(resumed[0].attempts[1].offset, resumed[0].attempts[0].bytes);
+
+        // grpc-unavailable-first-attempt: grpcio's retry policy gets every blob on attempt 2.
+        let mut server = GrpcServer::start(dir.path(), &["--blobs", "2"]);
+        let mut proxy = Proxy::shipped("grpc-unavailable-first-attempt.toml", server.spec()).await;
+        let rounds = read(dir.path(), proxy.addr, &["--blobs", "2", "--retry-policy"]).await;
+        let summary = proxy.finish().await;
+        server.stop();
+        assert_eq!(summary.rules[0].fired, 2);
+        assert!(rounds[0].iter().all(|b| b.verified), "{rounds:?}");
     })
     .await;
 }
@@ -1360,4 +1408,31 @@ async fn an_hpack_error_from_the_server_is_relayed_as_tcp_with_one_warning() {
         assert_relayed_raw_with_one_warning(&exchange, &client, &server, "upstream->client");
     })
     .await;
+}
+
+// ------------------------------------------------------------------------------ check
+
+#[test]
+fn check_warns_in_one_line_about_an_http2_rule_that_can_never_fire() {
+    let dir = TempDir::new("h2-check");
+    let file = dir.write(
+        "http1-only.toml",
+        "[proxy]\nupstream = \"127.0.0.1:9\"\nprotocol = \"http\"\n[[rule]]\nname = \"cut reads\"\nmatch = { path = \"/google.bytestream.ByteStream/Read\" }\nfault.rst_stream = { after = \"1MiB\" }\n",
+    );
+    let out = std::process::Command::new(crate::support::daemon::FAULTLINE)
+        .arg("check")
+        .arg(&file)
+        .output()
+        .expect("run faultline check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].starts_with(&format!(
+            "{}: warning: rule \"cut reads\": rst_stream",
+            file.display()
+        )) && warnings[0].contains("never fire"),
+        "{stderr}"
+    );
 }
