@@ -52,8 +52,12 @@ fn main() -> ExitCode {
             .and_then(|rt| rt.block_on(serve_store(dir, listen)))
             .unwrap_or_else(report),
         Command::Ca { command } => ca(command),
-        Command::Demo { tcp } => {
-            let story = if tcp { Story::Tcp } else { Story::Http };
+        Command::Demo { tcp, grpc } => {
+            let story = match (tcp, grpc) {
+                (true, _) => Story::Tcp,
+                (_, true) => Story::Grpc,
+                _ => Story::Http,
+            };
             runtime()
                 .and_then(|rt| {
                     rt.block_on(faultline::demo::run(story))

@@ -1436,3 +1436,81 @@ fn check_warns_in_one_line_about_an_http2_rule_that_can_never_fire() {
         "{stderr}"
     );
 }
+
+// ------------------------------------------------------------------------------ demo
+
+/// `faultline demo --grpc`: the resuming reader's blobs all verify, the restarting reader's reset
+/// blob is corrupt, each on one connection where the rule fired once; both captures land in
+/// ./captures and tshark reads the reset in them.
+#[test]
+fn grpc_demo_tells_a_resumed_read_from_a_restarted_one() {
+    let dir = TempDir::new("demo-grpc");
+    let started = std::time::Instant::now();
+    let out = crate::support::daemon::run_bounded(
+        std::process::Command::new(crate::support::daemon::FAULTLINE)
+            .args(["demo", "--grpc"])
+            .current_dir(dir.path()),
+        dir.path(),
+        "demo",
+        std::time::Duration::from_secs(60),
+    );
+    let took = started.elapsed();
+    assert_eq!(out.code(), Some(0), "{}", out.output());
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "the demo took {took:?}"
+    );
+    let (resumer, restarter) = out
+        .stdout
+        .split_once("reader 2 restarts")
+        .unwrap_or_else(|| panic!("no second reader:\n{}", out.stdout));
+    assert_eq!(resumer.matches(": intact").count(), 3, "{resumer}");
+    assert!(resumer.contains("Read 2 from "), "{resumer}");
+    assert!(!resumer.contains("CORRUPT"), "{resumer}");
+    assert_eq!(restarter.matches(": intact").count(), 2, "{restarter}");
+    assert!(
+        restarter.contains("does NOT match the resource name: CORRUPT"),
+        "{restarter}"
+    );
+    assert!(out.stdout.contains("inspect does not read HTTP/2 yet"));
+    let mut captures: Vec<_> = std::fs::read_dir(dir.path().join("captures"))
+        .expect("captures folder")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcapng"))
+        .collect();
+    captures.sort();
+    assert_eq!(captures.len(), 2, "one capture per reader");
+    // The closing hint is a tshark command that shows the reset stream with its comment.
+    let hint = out
+        .stdout
+        .lines()
+        .last()
+        .expect("a hint")
+        .trim()
+        .to_string();
+    let args: Vec<String> = hint
+        .split(' ')
+        .skip(3) // tshark -r FILE
+        .map(|a| a.trim_matches('\'').to_string())
+        .collect();
+    // Re-join the quoted display filter, which holds spaces.
+    let filter_at = args.iter().position(|a| a == "-Y").expect("-Y") + 1;
+    let filter_end = args.iter().position(|a| a == "-T").expect("-T");
+    let mut tshark_args: Vec<String> = args[..filter_at].to_vec();
+    tshark_args.push(args[filter_at..filter_end].join(" "));
+    tshark_args.extend(args[filter_end..].iter().cloned());
+    let capture = dir
+        .path()
+        .join(hint.split(' ').nth(2).expect("the capture"));
+    let rows = crate::support::tshark::run(
+        &capture,
+        &tshark_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .stdout;
+    assert!(
+        rows.lines()
+            .any(|l| l.contains("\t8\t") && l.contains("reset the stream (CANCEL)")),
+        "RST_STREAM(CANCEL) with the rule's comment:\n{rows}"
+    );
+}
