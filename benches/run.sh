@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the relay benchmark (benches/relay.rs): faultline vs socat vs haproxy vs a direct connection.
+# Runs the relay benchmark (benches/relay.rs): faultline vs socat vs haproxy vs a direct connection,
+# then the HTTP/2 benchmark (benches/h2.rs): a gRPC-style stream and unary calls through faultline.
 #
 # Installs socat and haproxy if missing (apt-get update only when the plain install fails, to stay fast
 # and offline-friendly), builds faultline in release mode and runs `cargo bench --bench relay` with
@@ -41,6 +42,9 @@ fi
 export FAULTLINE_BIN
 
 cargo bench --bench relay
+
+# HTTP/2: a gRPC-style stream and unary calls, direct vs faultline with no rule vs an armed h2 rule.
+cargo bench --bench h2
 
 # Capture writer and inspect throughput (ignored tests, run in release): MB/s of payload written
 # to a pcapng file, and MB/s of capture read back by `faultline inspect`.
