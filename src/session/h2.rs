@@ -1085,7 +1085,9 @@ impl H2Session {
                 build::goaway(pushed, code, b"faultline"),
                 note,
             );
-            self.outbox[Direction::UpstreamToClient.index()].push(Owed::Close(mark));
+            // The GOAWAY above carries the rule's mark (and counts it); the close is its sequel.
+            let close = follow_up(&mark, "connection closed after the GOAWAY".to_string());
+            self.outbox[Direction::UpstreamToClient.index()].push(Owed::Close(close));
         }
     }
 

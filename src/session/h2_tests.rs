@@ -358,3 +358,21 @@ fault.rst_stream = {{ at = "1s" }}
         }
     }
 }
+
+#[test]
+fn a_goaway_that_closes_counts_its_rule_once() {
+    let out = replay(
+        GRPCIO,
+        "[[rule]]\nfault.goaway = { after_streams = 1, graceful = false }\n",
+        usize::MAX,
+    );
+    let goaways = out.marks.iter().filter(|m| m.starts_with("GOAWAY")).count();
+    assert_eq!(goaways, 2, "one GOAWAY to each peer: {:?}", out.marks);
+    match &out.ended[Direction::UpstreamToClient.index()] {
+        Some(Step::End { mark, .. }) => assert!(
+            mark.rule.is_none() && mark.note.contains("closed after the GOAWAY"),
+            "the close is a follow-up, not a second firing: {mark:?}"
+        ),
+        other => panic!("the connection closes after the GOAWAY: {other:?}"),
+    }
+}
