@@ -799,6 +799,41 @@ fault.goaway = { after_streams = 2 }
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goaway_that_closes_fails_the_reads_in_flight_and_they_succeed_on_a_new_connection() {
+    bounded("GOAWAY, then close", async {
+        let dir = TempDir::new("h2-goaway-hard");
+        let mut server = GrpcServer::start(dir.path(), &["--barrier", "2", "--blobs", "2"]);
+        let mut proxy = Proxy::start(
+            server.spec(),
+            "",
+            r#"
+[[rule]]
+name = "first connection dies"
+match = { connection = 1 }
+fault.goaway = { after_streams = 2, graceful = false, code = "INTERNAL_ERROR" }
+"#,
+            None,
+        )
+        .await;
+        let rounds = read(dir.path(), proxy.addr, &["--blobs", "2"]).await;
+        let summary = proxy.finish().await;
+        server.stop();
+        assert_eq!(summary.connections, 2, "the reads went to a new connection");
+        assert_eq!(
+            fired(&summary, "first connection dies"),
+            1,
+            "one GOAWAY, counted once"
+        );
+        for blob in &rounds[0] {
+            assert!(blob.verified, "{blob:?}");
+            let statuses: Vec<&str> = blob.attempts.iter().map(|a| a.status.as_str()).collect();
+            assert_eq!(statuses, ["UNAVAILABLE", "OK"], "{blob:?}");
+        }
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------- grpcio: grpc_status
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
