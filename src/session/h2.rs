@@ -92,6 +92,9 @@ struct StreamRules {
     discard: [bool; 2],
     /// Reset the client instead of relaying the response.
     drop_response: Option<Mark>,
+    /// A stall without end froze the stream toward the receiver of this direction (its mark):
+    /// nothing of it reaches that receiver any more, not even its end.
+    stalled: [Option<Mark>; 2],
     /// When the stream opened, for `rst_stream.at`.
     opened: Instant,
     /// A reset due at an instant (`rst_stream.at`).
@@ -638,11 +641,12 @@ impl H2Session {
                 }
             }
             None => {
-                if !mark_used {
-                    plan.insert_at(Bytes::new(), plan.arrival(), Some(mark));
-                }
                 if let Some(s) = self.streams.get_mut(&id) {
                     s.discard[d] = true;
+                    s.stalled[d] = Some(mark.clone());
+                }
+                if !mark_used {
+                    plan.insert_at(Bytes::new(), plan.arrival(), Some(mark));
                 }
             }
         }
@@ -732,6 +736,7 @@ impl H2Session {
                         chains: [None, None],
                         response_rules: Vec::new(),
                         discard: [false, false],
+                        stalled: [None, None],
                         drop_response: None,
                         opened: plan.arrival(),
                         timer: None,
@@ -810,6 +815,7 @@ impl H2Session {
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
                     plan.skip(end);
                 } else {
+                    self.reset_stalled_before_block(direction, id, plan);
                     self.relay_block(direction, id, end, plan);
                 }
             }
@@ -817,10 +823,36 @@ impl H2Session {
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
                     plan.skip(end);
                 } else {
+                    self.reset_stalled_before_block(direction, id, plan);
                     plan.relay(end, Role::Head);
                 }
             }
         }
+    }
+
+    /// A header block of a stream stalled for good toward this direction's receiver must still
+    /// reach it when it changes the receiver's HPACK table, but trailers with END_STREAM would end
+    /// the stall as a success (grpc-status 0 after a cut body). So the receiver gets
+    /// RST_STREAM(CANCEL) first: it decodes the block (tables stay in sync) and ignores it.
+    fn reset_stalled_before_block(
+        &mut self,
+        direction: Direction,
+        id: StreamId,
+        plan: &mut ChunkPlan,
+    ) {
+        let d = direction.index();
+        let Some(mark) = self.streams.get_mut(&id).and_then(|s| s.stalled[d].take()) else {
+            return;
+        };
+        let note = follow_up(
+            &mark,
+            format!(
+                "{} before a header block of the stalled stream that must reach it (HPACK) and would end it",
+                rst_note(id, ErrorCode::CANCEL, direction)
+            ),
+        );
+        let frame = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
+        plan.insert_at(frame, plan.arrival(), Some(note));
     }
 
     /// Relays a header block through the stream's chain in this direction (a latency rule

@@ -376,3 +376,89 @@ fn a_goaway_that_closes_counts_its_rule_once() {
         other => panic!("the connection closes after the GOAWAY: {other:?}"),
     }
 }
+
+/// What the client was sent per stream, in order: DATA bytes, RST_STREAM, and header blocks
+/// with END_STREAM (the call's end, e.g. grpc-status trailers).
+#[derive(Debug, Default)]
+struct ToClient {
+    data: BTreeMap<StreamId, usize>,
+    /// (stream, what) in the order the client got them: "rst" or "end".
+    events: Vec<(StreamId, &'static str)>,
+}
+
+/// What the client was sent, reading `events` (direction index, bytes) in the order they were
+/// written: each direction's SETTINGS raise the limits of the other.
+fn to_client(events: &[(usize, Vec<u8>)]) -> ToClient {
+    let mut conversation = Conversation::new();
+    let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut stream = [StreamId(0), StreamId(0)];
+    let mut seen = ToClient::default();
+    for (d, bytes) in events {
+        let direction = Direction::ALL[*d];
+        pending[*d].extend_from_slice(bytes);
+        let fed = conversation
+            .feed(direction, &pending[*d])
+            .unwrap_or_else(|e| panic!("{direction} must be valid HTTP/2: {e}"));
+        pending[*d].drain(..fed.consumed);
+        if direction != Direction::UpstreamToClient {
+            continue;
+        }
+        for (i, piece) in fed.pieces.iter().enumerate() {
+            match &piece.kind {
+                PieceKind::Header(header) => stream[*d] = header.stream,
+                PieceKind::Data { .. } => *seen.data.entry(stream[*d]).or_default() += piece.len,
+                PieceKind::Control(Control::RstStream { .. }) => {
+                    seen.events.push((stream[*d], "rst"))
+                }
+                _ => {}
+            }
+            if let Some(block) = fed.blocks.iter().find(|b| b.piece == i) {
+                if block.end_stream {
+                    seen.events.push((block.stream, "end"));
+                }
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn a_stream_stalled_for_good_never_ends_as_a_success_for_the_client() {
+    let recorded: Vec<(usize, Vec<u8>)> = records(GRPCIO)
+        .into_iter()
+        .map(|(d, bytes)| (d.index(), bytes))
+        .collect();
+    let sent = to_client(&recorded);
+    for request in [1, 2] {
+        let out = replay(
+            GRPCIO,
+            &format!(
+                r#"
+[[rule]]
+match = {{ path = "/google.bytestream.ByteStream/Read", request = {request}, direction = "upstream->client" }}
+fault.stall = {{ after = "1KiB" }}
+"#
+            ),
+            usize::MAX,
+        );
+        let got = to_client(&out.events);
+        let cut: Vec<StreamId> = got
+            .data
+            .iter()
+            .filter(|(id, n)| sent.data.get(id).is_some_and(|all| all > n))
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(cut.len(), 1, "read {request}: one stream stalled: {got:?}");
+        let events: Vec<&str> = got
+            .events
+            .iter()
+            .filter(|(id, _)| *id == cut[0])
+            .map(|(_, what)| *what)
+            .collect();
+        // Either nothing more (the stall holds) or a reset before the end it must still see.
+        assert!(
+            events.is_empty() || events.first() == Some(&"rst"),
+            "read {request}: the stalled stream's end reached the client as a success: {events:?}"
+        );
+    }
+}
