@@ -15,12 +15,13 @@ tests/install-grpc.sh.
         messages of a Read (a slow stream).
 
     bytestream.py read --target HOST:PORT [--blobs K --size S] [--mode resume|restart]
-                       [--attempts N] [--retry-policy] [--rounds R]
+                       [--attempts N] [--retry-policy] [--rounds R] [--deadline SECONDS]
         Reads the K blobs concurrently on one channel (one TCP connection), R rounds in a row.
         A Read that fails is tried again, up to N attempts: `resume` asks for read_offset = the
         bytes it already has (correct), `restart` asks for offset 0 and appends what comes to what
         it had (a client bug). --retry-policy enables grpcio's own retries of UNAVAILABLE.
-        Prints one JSON object on stdout: per blob, each attempt (offset, status, bytes) and
+        Each Read has a deadline (default 20 s). Prints one JSON object on stdout: per blob, each
+        attempt (offset, status, bytes, seconds) and
         whether the assembled bytes match the sha256 and size in the resource name. Exit 0 when
         every blob verifies, 1 otherwise.
 
@@ -221,8 +222,11 @@ class Reader:
             got = 0
             status = "OK"
             detail = ""
+            started = time.monotonic()
             try:
-                for message in self.call(read_request(self.name, offset), timeout=LIMIT_SECONDS):
+                for message in self.call(
+                    read_request(self.name, offset), timeout=self.args.deadline
+                ):
                     data = parse(message).get(10, b"")
                     self.have += data
                     got += len(data)
@@ -230,7 +234,13 @@ class Reader:
                 status = error.code().name
                 detail = error.details() or ""
             self.attempts.append(
-                {"offset": offset, "status": status, "bytes": got, "detail": detail}
+                {
+                    "offset": offset,
+                    "status": status,
+                    "bytes": got,
+                    "detail": detail,
+                    "seconds": round(time.monotonic() - started, 3),
+                }
             )
             if status == "OK":
                 break
@@ -301,6 +311,7 @@ def main():
     r.add_argument("--attempts", type=int, default=3)
     r.add_argument("--retry-policy", action="store_true")
     r.add_argument("--rounds", type=int, default=1)
+    r.add_argument("--deadline", type=float, default=LIMIT_SECONDS)
     args = parser.parse_args()
     return serve(args) if args.command == "serve" else read(args)
 

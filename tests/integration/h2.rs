@@ -137,6 +137,7 @@ mod helpers {
         pub offset: u64,
         pub status: String,
         pub bytes: u64,
+        pub seconds: f64,
     }
 
     /// One blob a reader read.
@@ -187,6 +188,7 @@ mod helpers {
                                 offset: a["offset"].as_u64().expect("offset"),
                                 status: a["status"].as_str().expect("status").to_string(),
                                 bytes: a["bytes"].as_u64().expect("bytes"),
+                                seconds: a["seconds"].as_f64().expect("seconds"),
                             })
                             .collect(),
                     })
@@ -727,6 +729,82 @@ async fn the_shipped_grpc_scenarios_do_what_they_say_to_grpcio() {
         server.stop();
         assert_eq!(summary.rules[0].fired, 2);
         assert!(rounds[0].iter().all(|b| b.verified), "{rounds:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_stalled_for_good_fails_and_never_ends_as_a_success_while_its_sibling_completes() {
+    bounded("stall without end on one stream", async {
+        let dir = TempDir::new("h2-stall-forever");
+        let mut server = GrpcServer::start(dir.path(), &["--barrier", "2", "--blobs", "2"]);
+        let mut proxy = Proxy::start(
+            server.spec(),
+            "",
+            &format!(
+                r#"
+[[rule]]
+name = "one read frozen"
+match = {{ path = "{READ}", request = 1, direction = "upstream->client" }}
+fault.stall = {{ after = "100KiB" }}
+"#
+            ),
+            None,
+        )
+        .await;
+        // Its server's trailers may have to reach the client (they change its HPACK table): then
+        // faultline resets the stream first, else the read waits for its 2 s deadline.
+        let rounds = read(dir.path(), proxy.addr, &["--blobs", "2", "--deadline", "2"]).await;
+        let summary = proxy.finish().await;
+        server.stop();
+        assert_eq!(summary.connections, 1);
+        assert_eq!(fired(&summary, "one read frozen"), 1);
+        let frozen: Vec<_> = rounds[0].iter().filter(|b| b.attempts.len() > 1).collect();
+        assert_eq!(frozen.len(), 1, "{rounds:?}");
+        let first = &frozen[0].attempts[0];
+        assert!(
+            ["CANCELLED", "DEADLINE_EXCEEDED"].contains(&first.status.as_str()),
+            "the frozen read failed, it did not end as a success: {first:?}"
+        );
+        assert!(first.bytes < 100 * 1024, "{first:?}");
+        assert!(rounds[0].iter().all(|b| b.verified), "{rounds:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_stall_on_one_stream_delays_its_sibling_too_tcp_order() {
+    bounded("timed stall on one stream", async {
+        let dir = TempDir::new("h2-stall-timed");
+        let mut server = GrpcServer::start(dir.path(), &["--barrier", "2", "--blobs", "2"]);
+        let mut proxy = Proxy::start(
+            server.spec(),
+            "",
+            &format!(
+                r#"
+[[rule]]
+name = "one read paused"
+match = {{ path = "{READ}", request = 1, direction = "upstream->client" }}
+fault.stall = {{ after = "100KiB", duration = "600ms" }}
+"#
+            ),
+            None,
+        )
+        .await;
+        let rounds = read(dir.path(), proxy.addr, &["--blobs", "2"]).await;
+        let summary = proxy.finish().await;
+        server.stop();
+        assert_eq!(fired(&summary, "one read paused"), 1);
+        for blob in &rounds[0] {
+            assert!(blob.verified, "{blob:?}");
+            assert_eq!(blob.attempts.len(), 1, "{blob:?}");
+            // Both ends wait: the sibling's later frames queue behind the paused one's on the
+            // one TCP connection (documented head-of-line blocking).
+            assert!(
+                blob.attempts[0].seconds >= 0.55,
+                "both reads last the stall: {blob:?}"
+            );
+        }
     })
     .await;
 }
