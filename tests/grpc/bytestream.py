@@ -10,7 +10,7 @@ tests/install-grpc.sh.
         Prints "listening on 127.0.0.1:PORT" on stderr, then serves Read, Write and
         QueryWriteStatus until SIGTERM. Every call is logged on stderr, one line each
         ("read BLOB offset=K limit=L sent=N status=S"). --ignore-offset serves every Read from
-        byte 0 (a server bug); --barrier N holds the first N Reads until N are open at once, so
+        byte 0 (a server bug); a Write is committed only with finish_write; --barrier N holds the first N Reads until N are open at once, so
         they really run concurrently on one connection; --pace-ms N sleeps N ms between two
         messages of a Read (a slow stream).
 
@@ -25,6 +25,12 @@ tests/install-grpc.sh.
         whether the assembled bytes match the sha256 and size in the resource name. Exit 0 when
         every blob verifies, 1 otherwise.
 
+    bytestream.py write --target HOST:PORT [--blobs K --size S] [--attempts N] [--piece P]
+        Uploads each blob with Write in P-byte requests (write_offset in order, finish_write on
+        the last), a fresh upload id per attempt, starting again at 0 after a failure. Prints
+        {"writes": [{resource, attempts: [{status, committed}]}]}. The server logs each Write it
+        completed with whether the bytes match the digest and size in the name.
+
 Blobs are reproducible: blob i of size S is random.Random(i).randbytes(S), named
 "main/blobs/{sha256}/{S}" as REAPI does.
 """
@@ -36,6 +42,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from concurrent import futures
 
 import grpc
@@ -167,13 +174,23 @@ class ByteStream:
             log(f"read {name} offset={offset} limit={limit} sent={sent} status={status}")
 
     def write(self, requests, context):
-        name, total = None, bytearray()
+        name, total, finished = None, bytearray(), False
+        # A cancelled call may end grpcio's request iterator quietly: only finish_write says
+        # the client sent everything.
         for request in requests:
             fields = parse(request)
             name = name or fields.get(1, b"").decode()
+            if fields.get(2, 0) != len(total):
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "write_offset out of order")
             total += fields.get(10, b"")
+            finished = bool(fields.get(3, 0))
+        if not finished:
+            log(f"write {name} bytes={len(total)} unfinished")
+            context.abort(grpc.StatusCode.ABORTED, "the upload ended without finish_write")
         self.uploads[name] = bytes(total)
-        log(f"write {name} bytes={len(total)}")
+        digest, size = name.split("/")[-2:]
+        intact = hashlib.sha256(total).hexdigest() == digest and len(total) == int(size)
+        log(f"write {name} bytes={len(total)} intact={intact}")
         return field_varint(1, len(total))
 
     def query_write_status(self, request, context):
@@ -293,10 +310,45 @@ def read(args):
     return 0 if ok else 1
 
 
+def write(args):
+    """Uploads each blob with Write (one after the other), a fresh upload id per attempt,
+    restarting at 0 after a failure; reports each attempt's status."""
+    wanted = blobs(args.blobs, args.size)
+    report = []
+    with grpc.insecure_channel(args.target) as channel:
+        call = channel.stream_unary(WRITE)
+        for name, data in wanted.items():
+            digest_size = name.split("/blobs/", 1)[1]
+            attempts = []
+            for _ in range(args.attempts):
+                upload = f"main/uploads/{uuid.uuid4()}/blobs/{digest_size}"
+
+                def requests():
+                    for at in range(0, len(data), args.piece):
+                        piece = data[at : at + args.piece]
+                        last = at + len(piece) == len(data)
+                        yield (
+                            (field_bytes(1, upload.encode()) if at == 0 else b"")
+                            + field_varint(2, at)
+                            + field_varint(3, 1 if last else 0)
+                            + field_bytes(10, piece)
+                        )
+
+                try:
+                    committed = parse(call(requests(), timeout=args.deadline)).get(1, 0)
+                    attempts.append({"status": "OK", "committed": committed})
+                    break
+                except grpc.RpcError as error:
+                    attempts.append({"status": error.code().name, "committed": 0})
+            report.append({"resource": name, "attempts": attempts})
+    print(json.dumps({"writes": report}))
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("serve", "read"):
+    for name in ("serve", "read", "write"):
         p = sub.add_parser(name)
         p.add_argument("--blobs", type=int, default=3)
         p.add_argument("--size", type=int, default=1024 * 1024)
@@ -312,8 +364,13 @@ def main():
     r.add_argument("--retry-policy", action="store_true")
     r.add_argument("--rounds", type=int, default=1)
     r.add_argument("--deadline", type=float, default=LIMIT_SECONDS)
+    w = sub.choices["write"]
+    w.add_argument("--target", required=True)
+    w.add_argument("--attempts", type=int, default=3)
+    w.add_argument("--piece", type=int, default=64 * 1024)
+    w.add_argument("--deadline", type=float, default=LIMIT_SECONDS)
     args = parser.parse_args()
-    return serve(args) if args.command == "serve" else read(args)
+    return {"serve": serve, "read": read, "write": write}[args.command](args)
 
 
 if __name__ == "__main__":

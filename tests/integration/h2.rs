@@ -114,11 +114,14 @@ mod helpers {
             }
         }
 
+        /// Stops the server (SIGTERM, bounded) and returns its log (one line per call).
+        pub fn stop_log(&mut self) -> String {
+            self.daemon.take().expect("stopped once").stop().stderr
+        }
+
         /// Stops the server (SIGTERM, bounded) and returns the Reads it served, in order.
         pub fn stop(&mut self) -> Vec<ServedRead> {
-            let finished = self.daemon.take().expect("stopped once").stop();
-            finished
-                .stderr
+            self.stop_log()
                 .lines()
                 .filter_map(|line| {
                     let rest = line.strip_prefix("read ")?;
@@ -805,6 +808,90 @@ fault.stall = {{ after = "100KiB", duration = "600ms" }}
                 "both reads last the stall: {blob:?}"
             );
         }
+    })
+    .await;
+}
+
+/// One Write the server completed: its upload name, and whether the bytes match the digest and
+/// size in the name (`None`: it refused the upload, which had no finish_write).
+fn served_writes(log: &str) -> Vec<(String, Option<bool>)> {
+    log.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("write ")?;
+            let name = rest.split(' ').next()?.to_string();
+            let intact = if rest.ends_with(" unfinished") {
+                None
+            } else {
+                Some(rest.ends_with("intact=True"))
+            };
+            Some((name, intact))
+        })
+        .collect()
+}
+
+/// Runs `bytestream.py write` through `proxy` for `blobs` blobs; the statuses of each blob's
+/// attempts.
+async fn grpc_write(
+    dir: &std::path::Path,
+    target: std::net::SocketAddr,
+    blobs: &str,
+) -> Vec<Vec<String>> {
+    let mut command = std::process::Command::new(helpers::python());
+    command
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grpc/bytestream.py"))
+        .args(["write", "--target", &target.to_string(), "--blobs", blobs]);
+    let dir = dir.to_path_buf();
+    let done = tokio::task::spawn_blocking(move || {
+        crate::support::daemon::run_bounded(
+            &mut command,
+            &dir,
+            "grpc-writer",
+            std::time::Duration::from_secs(60),
+        )
+    })
+    .await
+    .expect("the writer's task");
+    let report: serde_json::Value = serde_json::from_str(done.stdout.trim())
+        .unwrap_or_else(|e| panic!("no report from the writer ({e}):\n{}", done.output()));
+    report["writes"]
+        .as_array()
+        .expect("writes")
+        .iter()
+        .map(|w| {
+            w["attempts"]
+                .as_array()
+                .expect("attempts")
+                .iter()
+                .map(|a| a["status"].as_str().expect("status").to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_reset_mid_write_is_attempt_1_only_and_its_retry_is_stored_whole() {
+    bounded("rst_stream on a Write", async {
+        let dir = TempDir::new("h2-write-reset");
+        let rules = r#"
+[[rule]]
+name = "first upload of each blob reset"
+match = { path = "/google.bytestream.ByteStream/Write", attempt = 1, direction = "client->upstream" }
+fault.rst_stream = { after = "300KiB" }
+"#;
+        // A careful server: a Write counts only with finish_write.
+        let mut server = GrpcServer::start(dir.path(), &["--blobs", "2"]);
+        let mut proxy = Proxy::start(server.spec(), "", rules, None).await;
+        let statuses = grpc_write(dir.path(), proxy.addr, "2").await;
+        let summary = proxy.finish().await;
+        let log = server.stop_log();
+        // A resumed Write has a new upload id and is still attempt 2 of the same blob.
+        assert_eq!(fired(&summary, "first upload of each blob reset"), 2);
+        assert_eq!(statuses, [["CANCELLED", "OK"], ["CANCELLED", "OK"]]);
+        let writes = served_writes(&log);
+        let stored: Vec<_> = writes.iter().filter(|(_, w)| w.is_some()).collect();
+        assert_eq!(stored.len(), 2, "{writes:?}");
+        assert!(stored.iter().all(|(_, w)| *w == Some(true)), "{writes:?}");
+
     })
     .await;
 }
