@@ -16,10 +16,12 @@ tests/install-grpc.sh.
 
     bytestream.py read --target HOST:PORT [--blobs K --size S] [--mode resume|restart]
                        [--attempts N] [--retry-policy] [--rounds R] [--deadline SECONDS]
+                       [--no-bdp]
         Reads the K blobs concurrently on one channel (one TCP connection), R rounds in a row.
         A Read that fails is tried again, up to N attempts: `resume` asks for read_offset = the
         bytes it already has (correct), `restart` asks for offset 0 and appends what comes to what
-        it had (a client bug). --retry-policy enables grpcio's own retries of UNAVAILABLE.
+        it had (a client bug). --retry-policy enables grpcio's own retries of UNAVAILABLE;
+        --no-bdp keeps grpcio's flow-control windows at their initial 64 KiB.
         Each Read has a deadline (default 20 s). Prints one JSON object on stdout: per blob, each
         attempt (offset, status, bytes, seconds) and
         whether the assembled bytes match the sha256 and size in the resource name. Exit 0 when
@@ -294,6 +296,9 @@ RETRY_POLICY = json.dumps(
 
 def read(args):
     options = [("grpc.enable_retries", 1 if args.retry_policy else 0)]
+    if args.no_bdp:
+        # Windows stay at their initial 64 KiB: credit faultline withholds would starve the rest.
+        options.append(("grpc.http2.bdp_probe", 0))
     if args.retry_policy:
         options.append(("grpc.service_config", RETRY_POLICY))
     wanted = blobs(args.blobs, args.size)
@@ -364,6 +369,7 @@ def main():
     r.add_argument("--retry-policy", action="store_true")
     r.add_argument("--rounds", type=int, default=1)
     r.add_argument("--deadline", type=float, default=LIMIT_SECONDS)
+    r.add_argument("--no-bdp", action="store_true")
     w = sub.choices["write"]
     w.add_argument("--target", required=True)
     w.add_argument("--attempts", type=int, default=3)

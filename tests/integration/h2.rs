@@ -546,6 +546,64 @@ fault.rst_stream = {{ after = "256KiB", code = "CANCEL" }}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_data_is_credited_back_so_siblings_never_starve_on_small_windows() {
+    bounded("credit for dropped DATA", async {
+        let dir = TempDir::new("h2-credit");
+        let size = (4 * 1024 * 1024).to_string();
+        let mut server = GrpcServer::start(
+            dir.path(),
+            &["--barrier", "4", "--blobs", "4", "--size", size.as_str()],
+        );
+        // Two of four 4 MiB reads reset early. Without BDP probing grpcio's windows stay at
+        // 64 KiB: the DATA faultline drops after the resets would use up the server's
+        // connection window for good unless faultline returns it (WINDOW_UPDATE), and the other
+        // reads would stall until their deadline.
+        let mut proxy = Proxy::start(
+            server.spec(),
+            "",
+            &format!(
+                r#"
+[[rule]]
+name = "two reads reset"
+match = {{ path = "{READ}", request = [1, 3], direction = "upstream->client" }}
+fault.rst_stream = {{ after = "16KiB" }}
+"#
+            ),
+            None,
+        )
+        .await;
+        let rounds = read(
+            dir.path(),
+            proxy.addr,
+            &[
+                "--blobs",
+                "4",
+                "--size",
+                size.as_str(),
+                "--no-bdp",
+                "--deadline",
+                "5",
+            ],
+        )
+        .await;
+        let summary = proxy.finish().await;
+        server.stop();
+        assert_eq!(fired(&summary, "two reads reset"), 2);
+        assert_eq!(summary.connections, 1);
+        for blob in &rounds[0] {
+            assert!(blob.verified, "{blob:?}");
+            assert!(
+                blob.attempts
+                    .iter()
+                    .all(|a| a.status != "DEADLINE_EXCEEDED"),
+                "nothing starved: {blob:?}"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_restarts_at_zero_after_a_reset_assembles_a_corrupt_blob() {
     bounded("restart-at-0 reader", async {
         let dir = TempDir::new("h2-restart");
