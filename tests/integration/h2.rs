@@ -301,7 +301,9 @@ mod helpers {
         /// HTTP/2 frame types whose last byte is in this segment (tshark's reassembly).
         pub types: Vec<u8>,
         pub stream_ids: Vec<u32>,
-        pub end_stream: Vec<bool>,
+        /// Flags of each frame (`http2.flags`, present on every frame, unlike the per-type
+        /// flag fields, so the lists line up with `types`).
+        pub flags: Vec<u8>,
         pub comment: String,
     }
 
@@ -335,7 +337,7 @@ mod helpers {
             "tcp.payload",
             "http2.type",
             "http2.streamid",
-            "http2.flags.end_stream",
+            "http2.flags",
             "frame.comment",
         ] {
             args.extend(["-e", field]);
@@ -357,7 +359,10 @@ mod helpers {
                     payload: hex::decode(col(4).replace(':', "")).expect("hex payload"),
                     types: list(5).iter().map(|t| t.parse().expect("type")).collect(),
                     stream_ids: list(6).iter().map(|t| t.parse().expect("id")).collect(),
-                    end_stream: list(7).iter().map(|t| *t == "1" || *t == "True").collect(),
+                    flags: list(7)
+                        .iter()
+                        .map(|t| u8::from_str_radix(t.trim_start_matches("0x"), 16).expect("flags"))
+                        .collect(),
                     comment: col(8).to_string(),
                 }
             })
@@ -1002,19 +1007,21 @@ fault.goaway = { after_streams = 2 }
             goaway.comment.contains("first connection goes away"),
             "{goaway:?}"
         );
-        let trailers: Vec<u64> = to_client
+        // (frame number, stream) of every HEADERS frame with END_STREAM: the reads' trailers.
+        let trailers: Vec<(u64, u32)> = to_client
             .iter()
-            .filter(|s| {
+            .flat_map(|s| {
                 s.types
                     .iter()
-                    .zip(&s.end_stream)
-                    .any(|(t, end)| *t == HEADERS && *end)
+                    .zip(&s.flags)
+                    .zip(&s.stream_ids)
+                    .filter(|((t, flags), _)| **t == HEADERS && **flags & 0x1 != 0)
+                    .map(|(_, id)| (s.frame, *id))
             })
-            .map(|s| s.frame)
             .collect();
         assert_eq!(trailers.len(), 2, "both reads ended with trailers");
         assert!(
-            trailers.iter().all(|&f| f > goaway.frame),
+            trailers.iter().all(|&(f, _)| f > goaway.frame),
             "GOAWAY (frame {}) came while both reads were in flight (trailers {trailers:?})",
             goaway.frame
         );
