@@ -943,7 +943,8 @@ fault.rst_stream = { after = "300KiB" }
 "#;
         // A careful server: a Write counts only with finish_write.
         let mut server = GrpcServer::start(dir.path(), &["--blobs", "2"]);
-        let mut proxy = Proxy::start(server.spec(), "", rules, None).await;
+        let capture = dir.path().join("write.pcapng");
+        let mut proxy = Proxy::start(server.spec(), "", rules, Some(capture.clone())).await;
         let statuses = grpc_write(dir.path(), proxy.addr, "2").await;
         let summary = proxy.finish().await;
         let log = server.stop_log();
@@ -955,6 +956,30 @@ fault.rst_stream = { after = "300KiB" }
         assert_eq!(stored.len(), 2, "{writes:?}");
         assert!(stored.iter().all(|(_, w)| *w == Some(true)), "{writes:?}");
 
+        // The cut DATA frame went to the server under a rewritten, commented header, and every
+        // other byte faultline made (RST_STREAM both ways, credit to the client) is commented.
+        let up = server.addr.port();
+        let proxy_port = proxy.addr.port();
+        let ports = [proxy_port, up];
+        assert_eq!(http2_problems(&capture, &ports), Vec::<String>::new());
+        let segs = segments(&capture, &ports);
+        assert!(
+            segs.iter()
+                .any(|s| s.dst == up && s.comment.contains("DATA frame of stream")),
+            "the rewritten DATA header is commented"
+        );
+        assert_injected_bytes_are_commented(
+            &segs,
+            |s| s.dst == proxy_port,
+            |s| s.dst == up,
+            "client->upstream",
+        );
+        assert_injected_bytes_are_commented(
+            &segs,
+            |s| s.src == up,
+            |s| s.src == proxy_port,
+            "upstream->client",
+        );
     })
     .await;
 }
