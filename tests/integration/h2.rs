@@ -1650,6 +1650,24 @@ async fn a_bad_preface_after_a_valid_start_is_relayed_as_tcp_with_one_warning() 
         )
         .await;
         assert_relayed_raw_with_one_warning(&exchange, &client, &server, "client->upstream");
+        // Auto-detected, the same bytes are not HTTP/2 (nor HTTP/1) from the start: relayed
+        // untouched, with nothing to warn about.
+        let exchange = bad_peers::exchange(
+            dir.path(),
+            &bad_peer_scenario("auto"),
+            client.clone(),
+            server.clone(),
+        )
+        .await;
+        crate::support::assert_same(&client, &exchange.upstream_got, "auto: client bytes");
+        crate::support::assert_same(&server, &exchange.client_got, "auto: upstream bytes");
+        assert!(
+            !exchange.stderr.contains("WARN")
+                && !exchange.stderr.contains("BUG")
+                && !exchange.stderr.contains("panicked"),
+            "{}",
+            exchange.stderr
+        );
     })
     .await;
 }
