@@ -1,12 +1,13 @@
-//! HTTP/2 through the real proxy, against real HTTP/2 stacks: grpcio ByteStream servers and
-//! readers (tests/grpc/bytestream.py in the venv tests/install-grpc.sh makes), curl with
-//! `--http2-prior-knowledge` against an h2 (hyperium) server, raw peers that break HTTP/2, and
-//! the captures read back by tshark's own http2 dissector.
+//! HTTP/2 through the real proxy, against real HTTP/2 stacks: grpcio ByteStream servers,
+//! readers and writers (tests/grpc/bytestream.py in the venv tests/install-grpc.sh makes), curl
+//! with `--http2-prior-knowledge` and hyperium's h2 client against an h2 (hyperium) server, raw
+//! peers that break HTTP/2, and the captures read back by tshark's own http2 dissector; then
+//! `faultline check`'s warning for HTTP/2 rules that cannot fire and `faultline demo --grpc`.
 //!
 //! The proxy runs in-process (`proxy::start` on 127.0.0.1:0) so the tests read its counters
-//! (connections accepted, rules fired); the bad-peer tests run the real binary, whose stderr
-//! carries the one warning they look for. grpcio missing fails every gRPC test here: `make test`
-//! installs it, and a test that skips proves nothing.
+//! (connections accepted, rules fired); the bad-peer, check and demo tests run the real binary.
+//! grpcio missing fails every gRPC test here: `make test` installs it, and a test that skips
+//! proves nothing. Each test bounds every wait; the whole file runs in about 10 s.
 
 mod helpers {
     //! The grpcio venv, the Python ByteStream server and readers, the in-process proxy, and tshark
