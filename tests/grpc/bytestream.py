@@ -16,12 +16,13 @@ tests/install-grpc.sh.
 
     bytestream.py read --target HOST:PORT [--blobs K --size S] [--mode resume|restart]
                        [--attempts N] [--retry-policy] [--rounds R] [--deadline SECONDS]
-                       [--no-bdp]
+                       [--no-bdp] [--pause-ms N]
         Reads the K blobs concurrently on one channel (one TCP connection), R rounds in a row.
         A Read that fails is tried again, up to N attempts: `resume` asks for read_offset = the
         bytes it already has (correct), `restart` asks for offset 0 and appends what comes to what
         it had (a client bug). --retry-policy enables grpcio's own retries of UNAVAILABLE;
-        --no-bdp keeps grpcio's flow-control windows at their initial 64 KiB.
+        --no-bdp keeps grpcio's flow-control windows at their initial 64 KiB; --pause-ms N
+        waits N ms between rounds (the channel idle).
         Each Read has a deadline (default 20 s). Prints one JSON object on stdout: per blob, each
         attempt (offset, status, bytes, seconds) and
         whether the assembled bytes match the sha256 and size in the resource name. Exit 0 when
@@ -305,7 +306,9 @@ def read(args):
     rounds = []
     with grpc.insecure_channel(args.target, options=options) as channel:
         call = channel.unary_stream(READ)
-        for _ in range(args.rounds):
+        for round_number in range(args.rounds):
+            if round_number:
+                time.sleep(args.pause_ms / 1000)
             readers = [Reader(call, name, data, args) for name, data in wanted.items()]
             with futures.ThreadPoolExecutor(max_workers=len(readers)) as pool:
                 done = list(pool.map(Reader.run, readers))
@@ -370,6 +373,7 @@ def main():
     r.add_argument("--rounds", type=int, default=1)
     r.add_argument("--deadline", type=float, default=LIMIT_SECONDS)
     r.add_argument("--no-bdp", action="store_true")
+    r.add_argument("--pause-ms", type=int, default=0)
     w = sub.choices["write"]
     w.add_argument("--target", required=True)
     w.add_argument("--attempts", type=int, default=3)

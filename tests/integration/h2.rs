@@ -1090,6 +1090,68 @@ fault.goaway = { after_streams = 2, graceful = false, code = "INTERNAL_ERROR" }
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goaway_at_a_time_reaches_an_idle_client_and_its_next_reads_use_a_new_connection() {
+    bounded("GOAWAY on a timer", async {
+        let dir = TempDir::new("h2-goaway-at");
+        let mut server = GrpcServer::start(dir.path(), &["--blobs", "1"]);
+        let capture = dir.path().join("goaway-at.pcapng");
+        let mut proxy = Proxy::start(
+            server.spec(),
+            "",
+            r#"
+[[rule]]
+name = "first connection ages out"
+match = { connection = 1 }
+fault.goaway = { at = "400ms" }
+"#,
+            Some(capture.clone()),
+        )
+        .await;
+        // One read, the channel idle for 1 s (nothing flows when the timer fires: the session
+        // must wake the pump toward the client itself), then another read.
+        let rounds = read(
+            dir.path(),
+            proxy.addr,
+            &["--blobs", "1", "--rounds", "2", "--pause-ms", "1000"],
+        )
+        .await;
+        assert_eq!(
+            proxy.connections(),
+            2,
+            "the second read used a new connection"
+        );
+        let summary = proxy.finish().await;
+        server.stop();
+        assert_eq!(fired(&summary, "first connection ages out"), 1);
+        for blob in rounds.iter().flatten() {
+            assert!(blob.verified, "{blob:?}");
+            assert_eq!(blob.attempts.len(), 1, "{blob:?}");
+        }
+        // The GOAWAY left at 400 ms, before the client's second read, not with it.
+        let rows = crate::support::tshark::fields(
+            &capture,
+            Some(&format!(
+                "tcp.srcport == {} && tcp.len > 0",
+                proxy.addr.port()
+            )),
+            &["tcp.stream", "frame.time_relative", "frame.comment"],
+        );
+        let goaway: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.get(2).is_some_and(|c| c.contains("GOAWAY")))
+            .map(|r| r[1].parse().expect("a time"))
+            .collect();
+        assert_eq!(goaway.len(), 1, "{rows:?}");
+        assert!(
+            (0.35..0.9).contains(&goaway[0]),
+            "GOAWAY at {} s after the capture began, not when the next read came",
+            goaway[0]
+        );
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------- grpcio: grpc_status
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
