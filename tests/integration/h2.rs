@@ -1557,6 +1557,55 @@ fault.rst_stream = { after = 12, code = "REFUSED_STREAM" }
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followed_streams_leave_in_the_segments_they_came_in() {
+    bounded("no split writes", async {
+        let dir = TempDir::new("h2-segments");
+        let capture = dir.path().join("segments.pcapng");
+        let server = h2_server::start().await;
+        // Armed on every stream, never firing: the session splits each chunk at frame and
+        // message boundaries, and the pump must still write what it read in one piece.
+        let mut proxy = Proxy::start(
+            server.spec(),
+            "",
+            r#"
+[[rule]]
+name = "armed"
+match = { path = "/**", direction = "both" }
+fault.rst_stream = { after = "1GiB" }
+"#,
+            Some(capture.clone()),
+        )
+        .await;
+        let tcp = tokio::net::TcpStream::connect(proxy.addr)
+            .await
+            .expect("connect");
+        let (mut client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+        let driver = tokio::spawn(connection);
+        for i in 0..30 {
+            let got = h2_request(&mut client, "POST", &format!("/call/{i}"), &[], b"ping").await;
+            assert_eq!(got.as_ref().map(|(s, _)| *s), Ok(200), "{got:?}");
+        }
+        drop(client);
+        driver.abort();
+        let summary = proxy.finish().await;
+        assert_eq!(fired(&summary, "armed"), 0);
+        let ports = [proxy.addr.port(), server.addr.port()];
+        let segs = segments(&capture, &ports);
+        let count = |f: &dyn Fn(&helpers::Segment) -> bool| segs.iter().filter(|s| f(s)).count();
+        let up = server.addr.port();
+        let from_server = count(&|s| s.src == up);
+        let to_client = count(&|s| s.src == proxy.addr.port());
+        let from_client = count(&|s| s.dst == proxy.addr.port());
+        let to_server = count(&|s| s.dst == up);
+        assert!(
+            to_client <= from_server && to_server <= from_client,
+            "faultline split what it read: {from_server} segments from the server became {to_client} to the client, {from_client} from the client became {to_server} to the server"
+        );
+    })
+    .await;
+}
+
 // ----------------------------------------------------------------------------- bad peers
 
 mod bad_peers {
