@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the relay benchmark (benches/relay.rs: faultline, with and without capture, vs socat vs haproxy vs a
-# direct connection) and the connection-scale benchmark (benches/connections.rs).
+# direct connection), the connection-scale benchmark (benches/connections.rs) and the HTTP/2
+# benchmark (benches/h2.rs: a gRPC-style stream and unary calls through faultline).
 #
 # Installs socat and haproxy if missing (apt-get update only when the plain install fails, to stay fast
 # and offline-friendly), builds faultline in release mode and runs `cargo bench --bench relay` with
@@ -50,6 +51,9 @@ BENCH_CAPTURE="${BENCH_CAPTURE:-1}" cargo bench --bench relay
 # 9,000 idle connections under a stock soft fd limit, 10,000 short ones, and the memory of a 10 GB
 # capture (see the doc comment of benches/connections.rs).
 cargo bench --bench connections
+
+# HTTP/2: a gRPC-style stream and unary calls, direct vs faultline with no rule vs an armed h2 rule.
+cargo bench --bench h2
 
 # Capture writer and inspect throughput (ignored tests, run in release): MB/s of payload written
 # to a pcapng file, and MB/s of capture read back by `faultline inspect`.

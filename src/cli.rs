@@ -77,6 +77,10 @@ pub enum Command {
         /// Tell the TCP story instead (echo connections reset, truncated, slowed).
         #[arg(long)]
         tcp: bool,
+        /// Tell the gRPC story instead: one ByteStream Read reset on a shared HTTP/2 connection,
+        /// read again by a resuming and a restarting reader.
+        #[arg(long, conflicts_with = "tcp")]
+        grpc: bool,
     },
     /// Read a capture back: reassemble flows, list HTTP exchanges, compare retried uploads byte
     /// for byte and check bodies against content addresses in their URLs. Exit 0 when clean, 1

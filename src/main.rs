@@ -26,7 +26,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = format!("faultline={}", cli.log_level());
     let status_shown = StatusShown::default();
-    init_logging(cli.log_format, &default_level, LogWriter::new(status_shown.clone()));
+    init_logging(
+        cli.log_format,
+        &default_level,
+        LogWriter::new(status_shown.clone()),
+    );
     match cli.command {
         Command::Check { files } => check(&files),
         Command::Completions { shell } => {
@@ -50,8 +54,12 @@ fn main() -> ExitCode {
             .and_then(|rt| rt.block_on(serve_store(dir, listen)))
             .unwrap_or_else(report),
         Command::Ca { command } => ca(command),
-        Command::Demo { tcp } => {
-            let story = if tcp { Story::Tcp } else { Story::Http };
+        Command::Demo { tcp, grpc } => {
+            let story = match (tcp, grpc) {
+                (true, _) => Story::Tcp,
+                (_, true) => Story::Grpc,
+                _ => Story::Http,
+            };
             runtime()
                 .and_then(|rt| {
                     rt.block_on(faultline::demo::run(story))

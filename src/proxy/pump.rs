@@ -287,13 +287,51 @@ where
 
 /// Queues the steps of a plan over `chunk`; returns whether a step ended relaying in this
 /// direction (nothing more is read then).
+///
+/// Adjacent unmarked sends of the chunk due at the same instant are queued as one write: a
+/// protocol session splits a chunk at frame and message boundaries, and writing each piece on
+/// its own would send one TCP segment per HTTP/2 frame (TCP_NODELAY) where the peer sent one.
 fn enqueue(
     queue: &mut VecDeque<Queued>,
     queued_bytes: &mut usize,
     mut chunk: Bytes,
     steps: Vec<Step>,
 ) -> bool {
+    // Unmarked bytes at the front of `chunk` due at one instant, not split off yet.
+    let mut pending: Option<(usize, Instant)> = None;
+    let flush = |pending: &mut Option<(usize, Instant)>,
+                 chunk: &mut Bytes,
+                 queue: &mut VecDeque<Queued>,
+                 queued_bytes: &mut usize| {
+        if let Some((len, at)) = pending.take() {
+            *queued_bytes += len;
+            queue.push_back(Queued::Send {
+                bytes: chunk.split_to(len),
+                not_before: Some(at),
+                mark: None,
+            });
+        }
+    };
     for step in steps {
+        if let Step::Send {
+            len,
+            not_before,
+            mark: None,
+            ..
+        } = step
+        {
+            let held = pending.map_or(0, |(held, _)| held);
+            let len = len.min(chunk.len() - held);
+            match &mut pending {
+                Some((held, at)) if *at == not_before => *held += len,
+                _ => {
+                    flush(&mut pending, &mut chunk, queue, queued_bytes);
+                    pending = Some((len, not_before));
+                }
+            }
+            continue;
+        }
+        flush(&mut pending, &mut chunk, queue, queued_bytes);
         match step {
             Step::Send {
                 len,
@@ -344,5 +382,68 @@ fn enqueue(
             }
         }
     }
+    flush(&mut pending, &mut chunk, queue, queued_bytes);
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sends(queue: &VecDeque<Queued>) -> Vec<(Vec<u8>, bool)> {
+        queue
+            .iter()
+            .map(|q| match q {
+                Queued::Send { bytes, mark, .. } => (bytes.to_vec(), mark.is_some()),
+                _ => (b"(other)".to_vec(), false),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn adjacent_unmarked_sends_due_together_are_one_write() {
+        let now = Instant::now();
+        let later = now + std::time::Duration::from_millis(5);
+        let mut queue = VecDeque::new();
+        let mut queued = 0;
+        let steps = vec![
+            Step::send(2, now),
+            Step::send(3, now),
+            Step::Skip { len: 1 },
+            Step::send(1, now),
+            Step::send(1, later),
+            Step::Send {
+                len: 1,
+                not_before: later,
+                mark: Some(Mark::proxy("a note")),
+                role: crate::fault::plan::Role::Payload,
+            },
+            Step::Insert {
+                bytes: Bytes::from_static(b"X"),
+                not_before: later,
+                mark: None,
+                role: crate::fault::plan::Role::Framing,
+            },
+            Step::send(2, later),
+        ];
+        let ended = enqueue(
+            &mut queue,
+            &mut queued,
+            Bytes::from_static(b"abcdefghij"),
+            steps,
+        );
+        assert!(!ended);
+        assert_eq!(
+            sends(&queue),
+            vec![
+                (b"abcde".to_vec(), false),
+                (b"g".to_vec(), false),
+                (b"h".to_vec(), false),
+                (b"i".to_vec(), true),
+                (b"X".to_vec(), false),
+                (b"j".to_vec(), false),
+            ]
+        );
+        assert_eq!(queued, 10);
+    }
 }

@@ -381,7 +381,43 @@ impl Scenario {
         if self.rules.is_empty() {
             warnings.push("no rules: every connection will be relayed unchanged".to_string());
         }
+        for rule in &self.rules {
+            warnings.extend(self.never_acts(rule));
+        }
         warnings
+    }
+
+    /// Why `rule` can never act (or a key of it never applies) under this scenario's protocol
+    /// and mode, as one sentence: `check` warns instead of the rule silently firing 0 times.
+    fn never_acts(&self, rule: &Rule) -> Option<String> {
+        let fault = rule.fault.name();
+        let name = &rule.name;
+        if rule.fault.is_h2_only() {
+            let reads = if self.mode == Mode::Forward {
+                Some("mode = \"forward\" reads HTTP/1")
+            } else if self.protocol == Protocol::Http {
+                Some("[proxy] protocol = \"http\" reads HTTP/1 only")
+            } else {
+                None
+            };
+            if let Some(reads) = reads {
+                return Some(format!(
+                    "rule \"{name}\": {fault} acts on HTTP/2 streams, but {reads}: it will never fire (use protocol = \"h2\" or \"auto\")"
+                ));
+            }
+        }
+        let http = rule.matcher.http.as_ref()?;
+        if matches!(rule.fault, Fault::Goaway(_)) {
+            return Some(format!(
+                "rule \"{name}\": goaway acts on a whole HTTP/2 connection, so its HTTP keys never match and it will never fire: choose connections with connection, every or probability"
+            ));
+        }
+        if rule.fault.is_http_only() && http.status.is_some() {
+            return Some(format!(
+                "rule \"{name}\": {fault} acts before any response exists, so `status` is ignored: it acts whatever the status"
+            ));
+        }
+        None
     }
 }
 
@@ -735,6 +771,47 @@ fault.refuse = {}
         assert!(e.message.contains("needs a fault"), "{}", e.message);
         let e = error_of("[[rule]]\nfault = {}\n");
         assert!(e.message.contains("needs a fault"), "{}", e.message);
+    }
+
+    #[test]
+    fn rules_that_can_never_act_under_the_protocol_are_warned_about_once_each() {
+        let warnings = |text: &str| {
+            Scenario::from_toml(
+                &format!("[proxy]\nupstream = \"127.0.0.1:9\"\n{text}"),
+                "w.toml",
+                "w",
+            )
+            .expect("valid")
+            .warnings()
+        };
+        let rst =
+            "[[rule]]\nname = \"r\"\nmatch = { path = \"/x\" }\nfault.rst_stream = { after = 1 }\n";
+        assert!(warnings(rst).is_empty(), "{:?}", warnings(rst));
+        let http = warnings(&format!("protocol = \"http\"\n{rst}"));
+        assert_eq!(http.len(), 1, "{http:?}");
+        assert!(
+            http[0].starts_with("rule \"r\": rst_stream acts on HTTP/2 streams")
+                && http[0].contains("protocol = \"http\""),
+            "{http:?}"
+        );
+        let forward = warnings(&format!("mode = \"forward\"\n{rst}"));
+        assert!(forward[0].contains("forward"), "{forward:?}");
+        let goaway =
+            warnings("[[rule]]\nmatch = { path = \"/x\" }\nfault.goaway = { after_streams = 1 }\n");
+        assert_eq!(goaway.len(), 1);
+        assert!(goaway[0].contains("never fire"), "{goaway:?}");
+        assert!(
+            warnings("[[rule]]\nmatch = { connection = 1 }\nfault.goaway = { at = \"1s\" }\n")
+                .is_empty()
+        );
+        let status =
+            warnings("[[rule]]\nmatch = { status = 500 }\nfault.grpc_status = { code = 14 }\n");
+        assert_eq!(status.len(), 1);
+        assert!(status[0].contains("`status` is ignored"), "{status:?}");
+        assert!(
+            warnings("[[rule]]\nmatch = { status = 500 }\nfault.truncate = { after = 1 }\n")
+                .is_empty()
+        );
     }
 
     #[test]

@@ -23,7 +23,8 @@ use super::message::{MessageFaults, RuleStreams};
 use super::offsets::ChunkPlan;
 use super::{RunView, SessionPlan};
 use crate::direction::Direction;
-use crate::fault::plan::{EndHow, Mark, Role, Step};
+use crate::fault::plan::{EndHow, Mark, Role, RuleId, Step};
+use crate::fault::rst_stream::RstStream;
 use crate::fault::{Fault, FaultChain, MessageScope, Scope};
 use crate::h2::build::{self, BlockLimits};
 use crate::h2::flow::credit_for;
@@ -51,8 +52,12 @@ impl Labelled {
 /// Something faultline owes the receiver of a direction.
 #[derive(Debug, Clone)]
 enum Owed {
-    /// A frame it made, with the mark of the rule that made it (if it is the fault's first sign).
-    Frame(Bytes, Option<Mark>),
+    /// A frame it made, with its mark: the rule's own when it is the fault's first sign, a
+    /// follow-up note otherwise, so every injected frame is commented in the capture.
+    Frame(Bytes, Mark),
+    /// Connection-window credit for DATA faultline dropped, merged until the next flush (one
+    /// WINDOW_UPDATE instead of one per dropped frame): bytes and the streams they came from.
+    Credit(u64, Vec<StreamId>),
     /// Close the connection cleanly once the frames before are written (GOAWAY, not graceful).
     Close(Mark),
 }
@@ -87,6 +92,9 @@ struct StreamRules {
     discard: [bool; 2],
     /// Reset the client instead of relaying the response.
     drop_response: Option<Mark>,
+    /// A stall without end froze the stream toward the receiver of this direction (its mark):
+    /// nothing of it reaches that receiver any more, not even its end.
+    stalled: [Option<Mark>; 2],
     /// When the stream opened, for `rst_stream.at`.
     opened: Instant,
     /// A reset due at an instant (`rst_stream.at`).
@@ -299,8 +307,19 @@ impl H2Session {
         plan.relay(covered, Role::Framing);
         let result = plan.finish(deferred);
         self.planned[d] += (chunk.len() - result.deferred) as u64;
-        self.conv.tracker_mut().prune_closed();
+        self.prune_closed();
         result
+    }
+
+    /// Forgets streams that ended (so a long connection stays small, and a timer of a stream that
+    /// ended by itself never fires), except those faultline ended: their late frames are still
+    /// dropped.
+    fn prune_closed(&mut self) {
+        let tracker = self.conv.tracker_mut();
+        tracker.prune_closed();
+        let tracker = self.conv.tracker();
+        self.streams
+            .retain(|id, s| s.discard.iter().any(|&d| d) || tracker.stream(*id).is_some());
     }
 
     /// Rules whose connection keys select this connection, chosen again when the scenario is
@@ -449,7 +468,7 @@ impl H2Session {
         let id = header.stream;
         let last = frame_extent(pieces, i, header);
         if self.streams.get(&id).is_some_and(|s| s.discard[d]) {
-            self.owe_credit(direction, credit_for(header, 0), None);
+            self.owe_credit(direction, credit_for(header, 0), id);
             return self.skip_frame(direction, pieces, i, last, plan);
         }
         // A gRPC call's rules wait for its first request message.
@@ -470,13 +489,14 @@ impl H2Session {
                         .and_then(|a| a.partial().map(<[u8]>::to_vec))
                 })
             });
-            if self.arm(id, body.as_deref(), run) {
+            if let Some(answer) = self.arm(id, body.as_deref(), run) {
                 // The request headers went upstream earlier: cancel the call there.
                 let cancel = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
-                plan.insert_at(cancel, plan.arrival(), None);
+                let note = cancelled_upstream(id, &answer);
+                plan.insert_at(cancel, plan.arrival(), Some(note));
             }
             if self.streams.get(&id).is_some_and(|s| s.discard[d]) {
-                self.owe_credit(direction, credit_for(header, 0), None);
+                self.owe_credit(direction, credit_for(header, 0), id);
                 return self.skip_frame(direction, pieces, i, Some(last), plan);
             }
         }
@@ -548,17 +568,29 @@ impl H2Session {
                 let header_carries_end = rewrite && matches!(end, Some(EndHow::Finish) | None);
                 if rewrite {
                     let rewritten = build::data_header(id, kept as u32, end_stream);
-                    let mark = if header_carries_end {
-                        Some(mark.clone())
+                    let header_mark = if header_carries_end {
+                        mark.clone()
                     } else {
-                        first_mark.take()
+                        first_mark.take().unwrap_or_else(|| {
+                            follow_up(
+                                &mark,
+                                format!(
+                                    "DATA frame of stream {} rewritten to its first {kept} of {} payload bytes",
+                                    id.0, layout.payload
+                                ),
+                            )
+                        })
                     };
-                    plan.insert_at(Bytes::copy_from_slice(&rewritten), not_before, mark);
+                    plan.insert_at(
+                        Bytes::copy_from_slice(&rewritten),
+                        not_before,
+                        Some(header_mark),
+                    );
                 }
                 let payload_start = frame_start + layout.head as u64;
                 plan.relay_at(payload_start + kept as u64, not_before, first_mark);
                 plan.skip(pieces[last].end());
-                self.owe_credit(direction, credit_for(header, kept as u32), None);
+                self.owe_credit(direction, credit_for(header, kept as u32), id);
                 self.end_stream(direction, id, end, mark, plan, header_carries_end);
             }
         }
@@ -603,7 +635,8 @@ impl H2Session {
         match end {
             Some(EndHow::Finish) => {
                 // The receiver saw END_STREAM; the sender is told to stop.
-                self.owe(other, build::rst_stream(id, ErrorCode::CANCEL), None);
+                let note = follow_up(&mark, rst_note(id, ErrorCode::CANCEL, other));
+                self.owe(other, build::rst_stream(id, ErrorCode::CANCEL), note);
                 if let Some(s) = self.streams.get_mut(&id) {
                     s.discard[d] = true;
                 }
@@ -614,18 +647,25 @@ impl H2Session {
                     _ => ErrorCode::CANCEL,
                 };
                 let frame = Bytes::from(build::rst_stream(id, code));
-                plan.insert_at(frame, plan.arrival(), (!mark_used).then_some(mark.clone()));
-                self.owe(other, build::rst_stream(id, code), None);
+                let here = if mark_used {
+                    follow_up(&mark, rst_note(id, code, direction))
+                } else {
+                    mark.clone()
+                };
+                plan.insert_at(frame, plan.arrival(), Some(here));
+                let there = follow_up(&mark, rst_note(id, code, other));
+                self.owe(other, build::rst_stream(id, code), there);
                 if let Some(s) = self.streams.get_mut(&id) {
                     s.discard = [true, true];
                 }
             }
             None => {
-                if !mark_used {
-                    plan.insert_at(Bytes::new(), plan.arrival(), Some(mark));
-                }
                 if let Some(s) = self.streams.get_mut(&id) {
                     s.discard[d] = true;
+                    s.stalled[d] = Some(mark.clone());
+                }
+                if !mark_used {
+                    plan.insert_at(Bytes::new(), plan.arrival(), Some(mark));
                 }
             }
         }
@@ -715,28 +755,34 @@ impl H2Session {
                         chains: [None, None],
                         response_rules: Vec::new(),
                         discard: [false, false],
+                        stalled: [None, None],
                         drop_response: None,
                         opened: plan.arrival(),
                         timer: None,
                     },
                 );
-                let answered = !waits && self.arm(id, None, run);
+                let answered = if waits { None } else { self.arm(id, None, run) };
                 self.check_goaway_count(run.scenario);
-                if answered && may_skip {
+                match answered {
                     // The upstream never hears of the call.
-                    plan.skip(end);
-                } else {
-                    self.relay_block(direction, id, end, plan);
-                    if answered {
-                        let cancel = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
-                        plan.insert_at(cancel, plan.arrival(), None);
+                    Some(_) if may_skip => plan.skip(end),
+                    answered => {
+                        self.relay_block(direction, id, end, plan);
+                        if let Some(answer) = answered {
+                            let cancel = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
+                            let note = cancelled_upstream(id, &answer);
+                            plan.insert_at(cancel, plan.arrival(), Some(note));
+                        }
                     }
                 }
             }
             (Direction::UpstreamToClient, BlockRole::Response) => {
-                if self.streams.get(&id).is_some_and(|s| !s.armed) && self.arm(id, None, run) {
-                    let cancel = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
-                    self.owe(Direction::ClientToUpstream, cancel.to_vec(), None);
+                if self.streams.get(&id).is_some_and(|s| !s.armed) {
+                    if let Some(answer) = self.arm(id, None, run) {
+                        let cancel = build::rst_stream(id, ErrorCode::CANCEL);
+                        let note = cancelled_upstream(id, &answer);
+                        self.owe(Direction::ClientToUpstream, cancel, note);
+                    }
                 }
                 let status = block.headers.status().unwrap_or(0);
                 let mut dropped = None;
@@ -745,6 +791,19 @@ impl H2Session {
                         dropped = Some(mark);
                     } else if !stream.discard[d] {
                         let rules = arm_response(run.scenario, &stream.response_rules, status);
+                        // A time has no direction: `rst_stream.at` on a response rule counts
+                        // from when the stream opened, like one on the request.
+                        if stream.timer.is_none() {
+                            stream.timer = rules.iter().find_map(|&key| {
+                                let (_, rule) = run.scenario.rule_by_key(key)?;
+                                match &rule.fault {
+                                    Fault::RstStream(r) => {
+                                        reset_timer(&rule.id, r, &stream.label, stream.opened)
+                                    }
+                                    _ => None,
+                                }
+                            });
+                        }
                         let label = format!("the response to {} (status {status})", stream.label);
                         let scope = Scope::message(
                             direction,
@@ -775,6 +834,7 @@ impl H2Session {
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
                     plan.skip(end);
                 } else {
+                    self.reset_stalled_before_block(direction, id, plan);
                     self.relay_block(direction, id, end, plan);
                 }
             }
@@ -782,10 +842,36 @@ impl H2Session {
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
                     plan.skip(end);
                 } else {
+                    self.reset_stalled_before_block(direction, id, plan);
                     plan.relay(end, Role::Head);
                 }
             }
         }
+    }
+
+    /// A header block of a stream stalled for good toward this direction's receiver must still
+    /// reach it when it changes the receiver's HPACK table, but trailers with END_STREAM would end
+    /// the stall as a success (grpc-status 0 after a cut body). So the receiver gets
+    /// RST_STREAM(CANCEL) first: it decodes the block (tables stay in sync) and ignores it.
+    fn reset_stalled_before_block(
+        &mut self,
+        direction: Direction,
+        id: StreamId,
+        plan: &mut ChunkPlan,
+    ) {
+        let d = direction.index();
+        let Some(mark) = self.streams.get_mut(&id).and_then(|s| s.stalled[d].take()) else {
+            return;
+        };
+        let note = follow_up(
+            &mark,
+            format!(
+                "{} before a header block of the stalled stream that must reach it (HPACK) and would end it",
+                rst_note(id, ErrorCode::CANCEL, direction)
+            ),
+        );
+        let frame = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
+        plan.insert_at(frame, plan.arrival(), Some(note));
     }
 
     /// Relays a header block through the stream's chain in this direction (a latency rule
@@ -832,11 +918,10 @@ impl H2Session {
     }
 
     /// Decides the rules of stream `id`: `first` is its first request message (gRPC). Returns
-    /// whether faultline answered the call itself (the caller keeps or cancels it upstream).
-    fn arm(&mut self, id: StreamId, first: Option<&[u8]>, run: RunView<'_>) -> bool {
-        let Some(stream) = self.streams.get_mut(&id) else {
-            return false;
-        };
+    /// the mark of faultline's own answer when it answered the call itself (the caller keeps or
+    /// cancels it upstream).
+    fn arm(&mut self, id: StreamId, first: Option<&[u8]>, run: RunView<'_>) -> Option<Mark> {
+        let stream = self.streams.get_mut(&id)?;
         stream.armed = true;
         stream.first_message = None;
         let attempt = run.counters.attempt(&attempt_key(&stream.head, first));
@@ -918,14 +1003,7 @@ impl H2Session {
                     ));
                 }
                 Fault::RstStream(r) if r.at.is_some() => {
-                    if let Some(at) = r.at {
-                        let note = format!(
-                            "reset the stream of {label} ({}) {:?} after it opened",
-                            r.code.0, at.0
-                        );
-                        stream.timer =
-                            Some((stream.opened + at.0, r.code.0, Mark::rule(&rule.id, note)));
-                    }
+                    stream.timer = reset_timer(&rule.id, r, &label, stream.opened);
                 }
                 _ => byte_rules.push(key),
             }
@@ -941,28 +1019,33 @@ impl H2Session {
         let faults =
             MessageFaults::armed(run.scenario, &byte_rules, &scope, &mut self.rule_streams);
         stream.chains[Direction::ClientToUpstream.index()] = faults.chain;
-        let Some((frames, mark)) = answer else {
-            return false;
-        };
+        let (frames, mark) = answer?;
         let client_open = !self
             .conv
             .tracker()
             .stream(id)
             .is_some_and(|s| s.ended[Direction::ClientToUpstream.index()]);
-        self.owe(Direction::UpstreamToClient, frames, Some(mark));
+        self.owe(Direction::UpstreamToClient, frames, mark.clone());
         if client_open {
             // RFC 9113 §8.1: a complete response before the request is complete ends the
             // client's half with RST_STREAM(NO_ERROR).
+            let note = follow_up(
+                &mark,
+                format!(
+                    "{} after the answer: the request had not ended",
+                    rst_note(id, ErrorCode::NO_ERROR, Direction::UpstreamToClient)
+                ),
+            );
             self.owe(
                 Direction::UpstreamToClient,
                 build::rst_stream(id, ErrorCode::NO_ERROR),
-                None,
+                note,
             );
         }
         if let Some(s) = self.streams.get_mut(&id) {
             s.discard = [true, true];
         }
-        true
+        Some(mark)
     }
 
     /// Resets stream `id` toward both peers from the planning of `direction` (RST_STREAM in
@@ -976,32 +1059,39 @@ impl H2Session {
         plan: &mut ChunkPlan,
     ) {
         let frame = Bytes::from(build::rst_stream(id, code));
+        let there = follow_up(&mark, rst_note(id, code, other(direction)));
         plan.insert_at(frame, plan.arrival(), Some(mark));
-        self.owe(other(direction), build::rst_stream(id, code), None);
+        self.owe(other(direction), build::rst_stream(id, code), there);
         if let Some(s) = self.streams.get_mut(&id) {
             s.discard = [true, true];
         }
     }
 
-    /// Resets stream `id` toward both peers through the outboxes (a timer fired).
+    /// Resets stream `id` toward both peers through the outboxes (a timer fired), unless it
+    /// already ended or faultline already ended it.
     fn reset_both(&mut self, id: StreamId, code: ErrorCode, mark: Mark) {
-        if self
+        let open = self
             .conv
             .tracker()
             .stream(id)
-            .is_some_and(|s| s.is_closed())
-        {
+            .is_some_and(|s| !s.is_closed());
+        let ended_by_faultline = self
+            .streams
+            .get(&id)
+            .is_some_and(|s| s.discard == [true, true]);
+        if !open || ended_by_faultline {
             return;
         }
+        let upstream_note = follow_up(&mark, rst_note(id, code, Direction::ClientToUpstream));
         self.owe(
             Direction::UpstreamToClient,
             build::rst_stream(id, code),
-            Some(mark),
+            mark,
         );
         self.owe(
             Direction::ClientToUpstream,
             build::rst_stream(id, code),
-            None,
+            upstream_note,
         );
         if let Some(s) = self.streams.get_mut(&id) {
             s.discard = [true, true];
@@ -1030,32 +1120,47 @@ impl H2Session {
         self.owe(
             Direction::UpstreamToClient,
             build::goaway(last, code, b"faultline"),
-            Some(mark.clone()),
+            mark.clone(),
         );
         if !goaway.graceful {
             let pushed = self.conv.tracker().highest_pushed_stream();
+            let note = follow_up(
+                &mark,
+                format!(
+                    "GOAWAY ({}, last stream {}) sent to the upstream too",
+                    code, pushed.0
+                ),
+            );
             self.owe(
                 Direction::ClientToUpstream,
                 build::goaway(pushed, code, b"faultline"),
-                None,
+                note,
             );
-            self.outbox[Direction::UpstreamToClient.index()].push(Owed::Close(mark));
+            // The GOAWAY above carries the rule's mark (and counts it); the close is its sequel.
+            let close = follow_up(&mark, "connection closed after the GOAWAY".to_string());
+            self.outbox[Direction::UpstreamToClient.index()].push(Owed::Close(close));
         }
     }
 
-    /// Returns `credit` bytes of connection window to the sender of `direction`.
-    fn owe_credit(&mut self, direction: Direction, credit: u64, mark: Option<Mark>) {
-        if credit > 0 {
-            self.owe(
-                other(direction),
-                build::window_updates(StreamId::CONNECTION, credit),
-                mark,
-            );
+    /// Returns `credit` bytes of connection window, for DATA of stream `id` faultline dropped,
+    /// to the sender of `direction` (merged with credit already waiting there).
+    fn owe_credit(&mut self, direction: Direction, credit: u64, id: StreamId) {
+        if credit == 0 {
+            return;
+        }
+        let outbox = &mut self.outbox[other(direction).index()];
+        if let Some(Owed::Credit(bytes, streams)) = outbox.last_mut() {
+            *bytes += credit;
+            if !streams.contains(&id) {
+                streams.push(id);
+            }
+        } else {
+            outbox.push(Owed::Credit(credit, vec![id]));
         }
     }
 
     /// Queues `frame` for the receiver of `direction`.
-    fn owe(&mut self, direction: Direction, frame: Vec<u8>, mark: Option<Mark>) {
+    fn owe(&mut self, direction: Direction, frame: Vec<u8>, mark: Mark) {
         self.outbox[direction.index()].push(Owed::Frame(Bytes::from(frame), mark));
     }
 
@@ -1069,14 +1174,17 @@ impl H2Session {
         for owed in std::mem::take(&mut self.outbox[d]) {
             match owed {
                 Owed::Frame(bytes, mark) => {
-                    if bytes.is_empty() {
-                        // A note with no frame of its own (a stall): it rides on nothing.
-                        if let Some(mark) = mark {
-                            plan.insert_at(Bytes::new(), plan.arrival(), Some(mark));
-                        }
-                    } else {
-                        plan.insert_at(bytes, plan.arrival(), mark);
-                    }
+                    plan.insert_at(bytes, plan.arrival(), Some(mark));
+                }
+                Owed::Credit(credit, streams) => {
+                    let ids: Vec<String> = streams.iter().map(|s| s.0.to_string()).collect();
+                    let note = format!(
+                        "WINDOW_UPDATE +{credit} on the connection to the {}: credit for DATA of stream {} that faultline dropped",
+                        peer(direction),
+                        ids.join(", ")
+                    );
+                    let frames = build::window_updates(StreamId::CONNECTION, credit);
+                    plan.insert_at(Bytes::from(frames), plan.arrival(), Some(Mark::proxy(note)));
                 }
                 Owed::Close(mark) => {
                     plan.stop(Step::End {
@@ -1096,6 +1204,61 @@ enum DataPlan {
     Done(usize),
     /// The frame (and everything after it) waits for more bytes.
     Hold,
+}
+
+/// When and how an `rst_stream.at` rule resets the stream labelled `label` that opened at
+/// `opened` (`None` for `rst_stream.after`).
+fn reset_timer(
+    rule: &RuleId,
+    fault: &RstStream,
+    label: &str,
+    opened: Instant,
+) -> Option<(Instant, ErrorCode, Mark)> {
+    let at = fault.at?;
+    let note = format!(
+        "reset the stream of {label} ({}) {:?} after it opened",
+        fault.code.0, at.0
+    );
+    Some((opened + at.0, fault.code.0, Mark::rule(rule, note)))
+}
+
+/// The receiver of `direction`, as notes name it.
+fn peer(direction: Direction) -> &'static str {
+    match direction {
+        Direction::ClientToUpstream => "upstream",
+        Direction::UpstreamToClient => "client",
+    }
+}
+
+/// `RST_STREAM(CODE) on stream N to the PEER`, for notes.
+fn rst_note(id: StreamId, code: ErrorCode, toward: Direction) -> String {
+    format!(
+        "RST_STREAM({code}) on stream {} to the {}",
+        id.0,
+        peer(toward)
+    )
+}
+
+/// The mark of a frame faultline writes because of the fault marked `because` (the other
+/// peer's RST_STREAM, a rewritten DATA header): it comments the frame in the capture without
+/// counting the rule a second time.
+fn follow_up(because: &Mark, what: String) -> Mark {
+    match &because.rule {
+        Some(rule) => Mark::proxy(format!("{what} (rule \"{}\")", rule.name)),
+        None => Mark::proxy(what),
+    }
+}
+
+/// The note of the RST_STREAM(CANCEL) that withdraws a call faultline answered from the
+/// upstream.
+fn cancelled_upstream(id: StreamId, answer: &Mark) -> Mark {
+    follow_up(
+        answer,
+        format!(
+            "{}: faultline answered the call itself",
+            rst_note(id, ErrorCode::CANCEL, Direction::ClientToUpstream)
+        ),
+    )
 }
 
 fn other(direction: Direction) -> Direction {

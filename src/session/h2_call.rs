@@ -7,6 +7,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::h2::bytestream::{Method, QueryWriteStatusRequest, ReadRequest, WriteRequest};
+use crate::h2::protobuf;
 use crate::h2::resource_name::ResourceName;
 use crate::h2::HeaderList;
 
@@ -67,18 +68,34 @@ pub fn attempt_key(head: &CallHead, first: Option<&[u8]>) -> String {
     format!("grpc {} {}", head.target, hex::encode(&digest[..16]))
 }
 
-/// `instance hash size` of the blob a ByteStream request names, when it names one.
+/// `instance hash size` of the blob a ByteStream request names, when it names one. `first` may
+/// be cut at [`FIRST_MESSAGE_LIMIT`] (a Write's first request carries up to a chunk of data
+/// after the name): then the name is read from the fields before the cut.
 pub fn bytestream_blob(path: &str, first: &[u8]) -> Option<String> {
-    let name = match Method::from_path(path)? {
-        Method::Read => ReadRequest::parse(first).ok()?.resource_name,
-        Method::Write => WriteRequest::parse(first).ok()?.resource_name,
-        Method::QueryWriteStatus => QueryWriteStatusRequest::parse(first).ok()?.resource_name,
+    let parsed = match Method::from_path(path)? {
+        Method::Read => ReadRequest::parse(first).map(|r| r.resource_name),
+        Method::Write => WriteRequest::parse(first).map(|r| r.resource_name),
+        Method::QueryWriteStatus => QueryWriteStatusRequest::parse(first).map(|r| r.resource_name),
     };
+    let name = parsed.ok().or_else(|| leading_resource_name(first))?;
     let resource = ResourceName::parse(&name).ok()?;
     Some(format!(
         "{} {} {}",
         resource.instance_name, resource.hash, resource.size
     ))
+}
+
+/// `resource_name` (field 1) from the complete fields at the front of a message cut short:
+/// protobuf encoders write fields in number order, so the name comes before the data.
+fn leading_resource_name(message: &[u8]) -> Option<String> {
+    protobuf::fields(message)
+        .map_while(Result::ok)
+        .find_map(|(number, value)| match (number, value) {
+            (1, protobuf::Value::Bytes { bytes, .. }) => {
+                Some(String::from_utf8_lossy(bytes).into_owned())
+            }
+            _ => None,
+        })
 }
 
 #[cfg(test)]
@@ -111,6 +128,28 @@ mod tests {
             first.starts_with("/google.bytestream.ByteStream/Read main 9f86"),
             "{first}"
         );
+    }
+
+    #[test]
+    fn a_resumed_write_is_the_same_blob_even_when_its_first_message_is_cut() {
+        let head = grpc_head("/google.bytestream.ByteStream/Write");
+        let digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let first = |upload: &str| {
+            let request = WriteRequest {
+                resource_name: format!("main/uploads/{upload}/blobs/{digest}/1048576"),
+                write_offset: 0,
+                finish_write: false,
+                data: 0..0,
+            };
+            // 64 KiB of data after the name: the session keeps only FIRST_MESSAGE_LIMIT bytes.
+            let mut body = request.encode(&[7u8; 64 * 1024]);
+            body.truncate(FIRST_MESSAGE_LIMIT);
+            body
+        };
+        let one = attempt_key(&head, Some(&first("0b6e4c1a-one")));
+        let two = attempt_key(&head, Some(&first("77aa0e3c-two")));
+        assert_eq!(one, two, "a new upload id is attempt 2 of the same blob");
+        assert!(one.contains(digest), "{one}");
     }
 
     #[test]

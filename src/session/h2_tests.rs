@@ -41,6 +41,8 @@ struct Output {
     input: [Vec<u8>; 2],
     ended: [Option<Step>; 2],
     marks: Vec<String>,
+    /// Bytes faultline wrote without a mark (nothing in the capture would say why).
+    unmarked: Vec<Vec<u8>>,
 }
 
 /// Applies a plan over `chunk` like the pump: returns the carried tail.
@@ -59,6 +61,9 @@ fn apply(plan: SessionPlan, chunk: &[u8], out: &mut Output, d: usize) -> Vec<u8>
             Step::Insert { bytes, mark, .. } => {
                 out.bytes[d].extend_from_slice(&bytes);
                 out.events.push((d, bytes.to_vec()));
+                if mark.is_none() && !bytes.is_empty() {
+                    out.unmarked.push(bytes.to_vec());
+                }
                 out.marks.extend(mark.map(|m| m.note));
             }
             terminal => {
@@ -74,6 +79,17 @@ fn apply(plan: SessionPlan, chunk: &[u8], out: &mut Output, d: usize) -> Vec<u8>
 /// Replays `recording` through a fresh auto-detecting session under `rules`, re-chunking each
 /// record into pieces of `piece` bytes.
 fn replay(recording: &[u8], rules: &str, piece: usize) -> Output {
+    replay_records(recording, rules, piece, usize::MAX).0
+}
+
+/// Like [`replay`], for the first `limit` records only; also returns the session, the scenario
+/// and the instant every chunk arrived at.
+fn replay_records(
+    recording: &[u8],
+    rules: &str,
+    piece: usize,
+    limit: usize,
+) -> (Output, Session, Arc<Scenario>, Instant) {
     let scenario = Arc::new(Scenario::from_toml(rules, "t.toml", "t").expect("valid"));
     let counters = RunCounters::new();
     let run = RunView {
@@ -94,9 +110,10 @@ fn replay(recording: &[u8], rules: &str, piece: usize) -> Output {
         input: [Vec::new(), Vec::new()],
         ended: [None, None],
         marks: Vec::new(),
+        unmarked: Vec::new(),
     };
     let mut carry: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    for (direction, record) in records(recording) {
+    for (direction, record) in records(recording).into_iter().take(limit) {
         let d = direction.index();
         out.input[d].extend_from_slice(&record);
         for part in record.chunks(piece) {
@@ -118,7 +135,7 @@ fn replay(recording: &[u8], rules: &str, piece: usize) -> Output {
             }
         }
     }
-    out
+    (out, session, scenario, now)
 }
 
 /// Both directions' output re-read, in the order it was written, by a fresh conversation:
@@ -263,8 +280,191 @@ fault.grpc_status = { code = 14, message = "try again" }
     assert_eq!(answered, 1, "one call answered UNAVAILABLE");
 }
 
+#[test]
+fn every_frame_faultline_writes_carries_a_mark_and_credit_is_merged() {
+    for rules in [
+        r#"
+[[rule]]
+match = { path = "/google.bytestream.ByteStream/Read", request = 1, direction = "upstream->client" }
+fault.rst_stream = { after = "1KiB", code = "CANCEL" }
+"#,
+        r#"
+[[rule]]
+match = { path = "/google.bytestream.ByteStream/Read", request = 1, direction = "upstream->client" }
+fault.truncate = { after = 1500 }
+"#,
+        r#"
+[[rule]]
+match = { path = "/google.bytestream.ByteStream/*", attempt = 1 }
+fault.grpc_status = { code = 14 }
+"#,
+    ] {
+        let out = replay(GRPCIO, rules, 1000);
+        assert!(
+            out.unmarked.is_empty(),
+            "{} frame(s) without a mark under {rules}: {:?}",
+            out.unmarked.len(),
+            out.unmarked
+        );
+        let (frames, _) = reread(&out);
+        let credits = frames
+            .iter()
+            .filter(|(d, stream, kind)| {
+                *d == Direction::ClientToUpstream
+                    && stream.is_connection()
+                    && matches!(kind, PieceKind::Control(Control::WindowUpdate { .. }))
+            })
+            .count();
+        let credit_notes = out
+            .marks
+            .iter()
+            .filter(|m| m.starts_with("WINDOW_UPDATE"))
+            .count();
+        assert!(
+            credit_notes <= credits,
+            "each credit note is one WINDOW_UPDATE: {credit_notes} notes, {credits} frames"
+        );
+    }
+}
+
+#[test]
+fn a_reset_at_a_time_arms_on_a_response_rule_and_never_fires_after_the_stream_ended() {
+    let total = records(GRPCIO).len();
+    for direction in ["client->upstream", "upstream->client", "both"] {
+        let rules = format!(
+            r#"
+[[rule]]
+match = {{ path = "/google.bytestream.ByteStream/Read", request = 1, direction = "{direction}" }}
+fault.rst_stream = {{ at = "1s" }}
+"#
+        );
+        // While the read is open, a timer is due one second after it opened.
+        let armed = (1..total).any(|limit| {
+            let (_, session, scenario, now) = replay_records(GRPCIO, &rules, usize::MAX, limit);
+            session.next_deadline(&scenario) == Some(now + std::time::Duration::from_secs(1))
+        });
+        assert!(armed, "direction {direction}: the timer was never armed");
+        // Once the read ended by itself, nothing is due and a late tick sends nothing.
+        let (out, mut session, scenario, now) =
+            replay_records(GRPCIO, &rules, usize::MAX, usize::MAX);
+        assert!(out.marks.is_empty(), "{:?}", out.marks);
+        assert_eq!(session.next_deadline(&scenario), None, "{direction}");
+        session.tick(now + std::time::Duration::from_secs(2), &scenario);
+        for d in Direction::ALL {
+            assert!(
+                !session.wants_flush(d),
+                "{direction}: a reset after the end"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_goaway_that_closes_counts_its_rule_once() {
+    let out = replay(
+        GRPCIO,
+        "[[rule]]\nfault.goaway = { after_streams = 1, graceful = false }\n",
+        usize::MAX,
+    );
+    let goaways = out.marks.iter().filter(|m| m.starts_with("GOAWAY")).count();
+    assert_eq!(goaways, 2, "one GOAWAY to each peer: {:?}", out.marks);
+    match &out.ended[Direction::UpstreamToClient.index()] {
+        Some(Step::End { mark, .. }) => assert!(
+            mark.rule.is_none() && mark.note.contains("closed after the GOAWAY"),
+            "the close is a follow-up, not a second firing: {mark:?}"
+        ),
+        other => panic!("the connection closes after the GOAWAY: {other:?}"),
+    }
+}
+
+/// What the client was sent per stream, in order: DATA bytes, RST_STREAM, and header blocks
+/// with END_STREAM (the call's end, e.g. grpc-status trailers).
+#[derive(Debug, Default)]
+struct ToClient {
+    data: BTreeMap<StreamId, usize>,
+    /// (stream, what) in the order the client got them: "rst" or "end".
+    events: Vec<(StreamId, &'static str)>,
+}
+
+/// What the client was sent, reading `events` (direction index, bytes) in the order they were
+/// written: each direction's SETTINGS raise the limits of the other.
+fn to_client(events: &[(usize, Vec<u8>)]) -> ToClient {
+    let mut conversation = Conversation::new();
+    let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut stream = [StreamId(0), StreamId(0)];
+    let mut seen = ToClient::default();
+    for (d, bytes) in events {
+        let direction = Direction::ALL[*d];
+        pending[*d].extend_from_slice(bytes);
+        let fed = conversation
+            .feed(direction, &pending[*d])
+            .unwrap_or_else(|e| panic!("{direction} must be valid HTTP/2: {e}"));
+        pending[*d].drain(..fed.consumed);
+        if direction != Direction::UpstreamToClient {
+            continue;
+        }
+        for (i, piece) in fed.pieces.iter().enumerate() {
+            match &piece.kind {
+                PieceKind::Header(header) => stream[*d] = header.stream,
+                PieceKind::Data { .. } => *seen.data.entry(stream[*d]).or_default() += piece.len,
+                PieceKind::Control(Control::RstStream { .. }) => {
+                    seen.events.push((stream[*d], "rst"))
+                }
+                _ => {}
+            }
+            if let Some(block) = fed.blocks.iter().find(|b| b.piece == i) {
+                if block.end_stream {
+                    seen.events.push((block.stream, "end"));
+                }
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn a_stream_stalled_for_good_never_ends_as_a_success_for_the_client() {
+    let recorded: Vec<(usize, Vec<u8>)> = records(GRPCIO)
+        .into_iter()
+        .map(|(d, bytes)| (d.index(), bytes))
+        .collect();
+    let sent = to_client(&recorded);
+    for request in [1, 2] {
+        let out = replay(
+            GRPCIO,
+            &format!(
+                r#"
+[[rule]]
+match = {{ path = "/google.bytestream.ByteStream/Read", request = {request}, direction = "upstream->client" }}
+fault.stall = {{ after = "1KiB" }}
+"#
+            ),
+            usize::MAX,
+        );
+        let got = to_client(&out.events);
+        let cut: Vec<StreamId> = got
+            .data
+            .iter()
+            .filter(|(id, n)| sent.data.get(id).is_some_and(|all| all > n))
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(cut.len(), 1, "read {request}: one stream stalled: {got:?}");
+        let events: Vec<&str> = got
+            .events
+            .iter()
+            .filter(|(id, _)| *id == cut[0])
+            .map(|(_, what)| *what)
+            .collect();
+        // Either nothing more (the stall holds) or a reset before the end it must still see.
+        assert!(
+            events.is_empty() || events.first() == Some(&"rst"),
+            "read {request}: the stalled stream's end reached the client as a success: {events:?}"
+        );
+    }
+}
+
 /// Replays `(direction, bytes)` records through a fresh auto session under `rules`.
-fn replay_records(records: Vec<(Direction, Vec<u8>)>, rules: &str) -> Output {
+fn replay_list(records: Vec<(Direction, Vec<u8>)>, rules: &str) -> Output {
     let mut raw = Vec::new();
     for (direction, bytes) in records {
         raw.push(if direction == Direction::ClientToUpstream {
@@ -300,7 +500,7 @@ fn an_accepted_h2c_upgrade_hands_the_connection_to_the_http2_session() {
         (":path", "/x"),
     ]);
     client.extend(headers(StreamId(3), &request, true, BlockLimits::default()));
-    let out = replay_records(
+    let out = replay_list(
         vec![
             (Direction::ClientToUpstream, upgrade.clone()),
             (Direction::UpstreamToClient, switched.clone()),

@@ -6,6 +6,7 @@ mod capture;
 mod capture_writer;
 mod cli;
 mod dvc;
+mod h2;
 mod http;
 mod inspect;
 mod inspect_schema;
