@@ -242,22 +242,41 @@ pub fn check_objects(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> 
     out
 }
 
-/// Lays the pieces over each other in time order, as the receiving side writes them: a piece
-/// overwrites the bytes at its offsets.
-fn stitch(
-    exchanges: &mut [Exchange],
-    leg: Option<Leg>,
-    transfer: Transfer,
-    address: ContentAddress,
-    specs: Vec<Spec>,
-    total: Option<u64>,
-    findings: &mut Vec<String>,
-) -> ObjectCheck {
-    let download = transfer == Transfer::Download;
+/// The pieces laid over each other in time order.
+struct Layout {
+    /// The object's bytes: which exchange holds each run.
+    segs: Vec<Seg>,
+    /// Gaps and pieces that do not continue the bytes before them, in time order.
+    problems: Vec<String>,
+    /// Indices (into the specs) of the pieces whose bytes differ from those laid before them.
+    discontinuous: Vec<usize>,
+}
+
+impl Layout {
+    fn len(&self) -> u64 {
+        self.segs.last().map_or(0, Seg::end)
+    }
+
+    fn has_holes(&self) -> bool {
+        let mut at = 0;
+        self.segs.iter().any(|s| {
+            let hole = s.start > at;
+            at = s.end();
+            hole
+        })
+    }
+}
+
+/// Lays `specs` (except the `skipped` indices) over each other in time order, as the receiving
+/// side writes them: a piece overwrites the bytes at its offsets.
+fn lay(exchanges: &mut [Exchange], specs: &[Spec], skipped: &[usize], download: bool) -> Layout {
     let mut segs: Vec<Seg> = Vec::new();
     let mut problems = Vec::new();
-    let mut differs = false;
-    for spec in &specs {
+    let mut discontinuous = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        if skipped.contains(&i) {
+            continue;
+        }
         let (start, end) = (spec.offset, spec.offset + spec.length);
         let covered = segs.last().map_or(0, Seg::end);
         if start > covered && segs.iter().all(|s| s.end() < start) {
@@ -267,16 +286,12 @@ fn stitch(
             ));
         }
         if let Some(at) = overlap_difference(exchanges, &segs, download, spec) {
-            let what = if start > 0 {
-                "the resume at offset"
-            } else {
-                "the retry from offset"
-            };
             problems.push(format!(
-                "{what} {start} (exchange {}) does not continue the earlier bytes: they differ at offset {at}",
+                "{} (exchange {}) does not continue the earlier bytes: they differ at offset {at}",
+                resume_phrase(start),
                 spec.exchange
             ));
-            differs = true;
+            discontinuous.push(i);
         }
         // Overwrite [start, end). A piece never ends the object: a chunk or a resumed range
         // completes without being the object's last bytes.
@@ -312,34 +327,94 @@ fn stitch(
         next.sort_by_key(|s| s.start);
         segs = next;
     }
-    let len = segs.last().map_or(0, Seg::end);
-    let holes = {
-        let mut at = 0;
-        segs.iter().any(|s| {
-            let hole = s.start > at;
-            at = s.end();
-            hole
-        })
-    };
+    Layout {
+        segs,
+        problems,
+        discontinuous,
+    }
+}
+
+/// Stitches one object from its pieces and checks it against its address.
+///
+/// Where a piece's bytes do not continue the bytes before it and the server refused that piece
+/// (an upload answered without `stored`, or cut), the server may have dropped its bytes or kept
+/// them: git-annex's p2phttp server does either, depending on whether the refused request
+/// overlapped the one before it. The object is laid both ways; if it verifies only without the
+/// refused pieces, that is what the server stored, and it is said.
+fn stitch(
+    exchanges: &mut [Exchange],
+    leg: Option<Leg>,
+    transfer: Transfer,
+    address: ContentAddress,
+    specs: Vec<Spec>,
+    total: Option<u64>,
+    findings: &mut Vec<String>,
+) -> ObjectCheck {
+    let download = transfer == Transfer::Download;
     let last = specs.last();
     let expected = address.size.or(total);
-    let complete = !holes
-        && match expected {
-            Some(size) => {
-                size == len && last.is_some_and(|s| s.complete || s.offset + s.length < size)
+    let checked = |exchanges: &mut [Exchange], layout: &Layout| {
+        let len = layout.len();
+        let complete = !layout.has_holes()
+            && match expected {
+                Some(size) => {
+                    size == len && last.is_some_and(|s| s.complete || s.offset + s.length < size)
+                }
+                None => last.is_some_and(|s| s.complete),
+            };
+        let check = complete.then(|| {
+            let digest = digest_of(exchanges, &layout.segs, download, &address, len);
+            address.check(len, digest.as_deref())
+        });
+        (complete, check)
+    };
+    let mut layout = lay(exchanges, &specs, &[], download);
+    let (mut complete, mut check) = checked(exchanges, &layout);
+    let mut dropped = Vec::new();
+    if !download && !matches!(check, Some(AddressCheck::Matches)) {
+        let refused: Vec<usize> = layout
+            .discontinuous
+            .iter()
+            .copied()
+            .filter(|&i| !specs[i].accepted && Some(i) != specs.len().checked_sub(1))
+            .collect();
+        if !refused.is_empty() {
+            let without = lay(exchanges, &specs, &refused, download);
+            let (c, k) = checked(exchanges, &without);
+            if matches!(k, Some(AddressCheck::Matches)) {
+                (layout, complete, check, dropped) = (without, c, k, refused);
             }
-            None => last.is_some_and(|s| s.complete),
-        };
-    if !complete && !holes {
+        }
+    }
+    let len = layout.len();
+    let mut problems = Vec::new();
+    let verified = matches!(check, Some(AddressCheck::Matches));
+    let differs = if verified {
+        // The stitched object hashes to its address, so its bytes are the truth: name the pieces
+        // that carried other bytes (the server replaced or dropped them), not the ones that
+        // disagreed with them.
+        problems.extend(wrong_pieces(exchanges, &layout.segs, download, &specs));
+        if !dropped.is_empty() {
+            let ids: Vec<String> = dropped
+                .iter()
+                .map(|&i| specs[i].exchange.to_string())
+                .collect();
+            problems.push(format!(
+                "the object verifies only without the bytes of refused exchange {}: the server dropped them",
+                ids.join(", ")
+            ));
+        }
+        false
+    } else {
+        problems.extend(layout.problems.iter().cloned());
+        !layout.discontinuous.is_empty()
+    };
+    if !complete && !layout.has_holes() {
         problems.push(format!(
             "incomplete: {len} of {} bytes crossed",
             expected.map_or("?".into(), |e| e.to_string())
         ));
     }
-    let check = complete.then(|| {
-        let digest = digest_of(exchanges, &segs, download, &address, len);
-        address.check(len, digest.as_deref())
-    });
     let accepted = last.is_some_and(|s| s.accepted);
     let mismatch = check.as_ref().is_some_and(|c| c.is_mismatch());
     let corrupt = if download {
@@ -391,6 +466,93 @@ fn stitch(
         problems,
         corrupt,
     }
+}
+
+fn resume_phrase(start: u64) -> String {
+    if start > 0 {
+        format!("the resume at offset {start}")
+    } else {
+        "the retry from offset 0".into()
+    }
+}
+
+/// Bytes of a piece looked up in the verified object to say where they really belong.
+const NEEDLE: usize = 64;
+
+/// One sentence for each piece whose bytes differ from the verified object `segs`, in time order.
+///
+/// A client that resends the rest of a consumed body under offset 0 (an HTTP library retrying a
+/// streamed request on a fresh connection) leaves exactly this: the bytes are the object's, from
+/// the wrong offset. Where the piece's first bytes occur in the object, that offset is named.
+fn wrong_pieces(
+    exchanges: &mut [Exchange],
+    segs: &[Seg],
+    download: bool,
+    specs: &[Spec],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for spec in specs {
+        let Some(at) = overlap_difference(exchanges, segs, download, spec) else {
+            continue;
+        };
+        let mut sentence = format!(
+            "{} (exchange {}) carried other bytes than the object's: they differ at offset {at}",
+            resume_phrase(spec.offset),
+            spec.exchange
+        );
+        let mut needle = vec![0u8; (spec.length.min(NEEDLE as u64)) as usize];
+        let found = body(exchanges, spec.exchange, download)
+            .and_then(|b| b.read_at(0, &mut needle).ok())
+            .and_then(|()| find_in_object(exchanges, segs, download, &needle));
+        if let Some(from) = found.filter(|&from| from != spec.offset) {
+            sentence.push_str(&format!(
+                "; they are the object's bytes from offset {from}, sent as offset {}",
+                spec.offset
+            ));
+        }
+        out.push(sentence);
+    }
+    out
+}
+
+/// The one offset of `needle` in the object laid out by `segs` (without holes); `None` when it
+/// is not there or there more than once (a repeating object says nothing about where a piece
+/// came from).
+fn find_in_object(
+    exchanges: &mut [Exchange],
+    segs: &[Seg],
+    download: bool,
+    needle: &[u8],
+) -> Option<u64> {
+    if needle.is_empty() {
+        return None;
+    }
+    let finder = memchr::memmem::Finder::new(needle);
+    // A window of the object: the last `needle.len() - 1` bytes of the previous block, then a
+    // block, so a match across a block boundary is found.
+    let keep = needle.len() - 1;
+    let mut window: Vec<u8> = Vec::with_capacity(BLOCK + keep);
+    let mut window_start = 0u64;
+    let mut buf = vec![0u8; BLOCK];
+    let mut found = None;
+    for seg in segs {
+        let mut at = seg.start;
+        while at < seg.end() {
+            let n = ((seg.end() - at) as usize).min(BLOCK);
+            read_seg(exchanges, seg, download, at, &mut buf[..n])?;
+            window.extend_from_slice(&buf[..n]);
+            for i in finder.find_iter(&window) {
+                if found.replace(window_start + i as u64).is_some() {
+                    return None;
+                }
+            }
+            let drop = window.len().saturating_sub(keep);
+            window.drain(..drop);
+            window_start += drop as u64;
+            at += n as u64;
+        }
+    }
+    found
 }
 
 /// The first object offset where `spec`'s bytes differ from bytes already laid there.
@@ -482,7 +644,14 @@ mod tests {
     }
 
     fn object(n: usize) -> (Vec<u8>, String) {
-        let bytes: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+        // Not periodic, so a run of its bytes sits at one offset only.
+        let mut state = 0x2545_f491_u32;
+        let bytes: Vec<u8> = (0..n)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (state >> 24) as u8
+            })
+            .collect();
         let key = format!("SHA256E-s{n}--{}.bin", hex::encode(Sha256::digest(&bytes)));
         (bytes, key)
     }
@@ -529,6 +698,105 @@ mod tests {
         assert!(
             findings[0].contains(&format!("CORRUPT: download of {key}"))
                 && findings[0].contains("the resume at offset 3000 (exchange 1) does not continue the earlier bytes: they differ at offset 3500")
+                && findings[0].contains("content MISMATCH"),
+            "{findings:?}"
+        );
+    }
+
+    /// http-client's hidden retry: the rest of a consumed body sent again as offset 0, then a
+    /// whole retry that verifies. The object is sound; the resent piece is named, with where its
+    /// bytes really belong, and the good retry is not blamed for disagreeing with it.
+    #[test]
+    fn a_piece_from_the_wrong_offset_is_named_where_the_object_verifies() {
+        let (bytes, key) = object(10_000);
+        let target = format!("/annex/objects/{key}");
+        let mut cut = download(0, &target, 200, 0, 0, &bytes[..4_000]);
+        cut.response.complete = false;
+        let mut resent = download(1, &target, 200, 0, 0, &bytes[6_000..]);
+        resent.response.complete = false;
+        let mut exchanges = vec![cut, resent, download(2, &target, 200, 0, 0, &bytes)];
+        let mut findings = Vec::new();
+        let objects = check_objects(&mut exchanges, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(objects[0].check, Some(AddressCheck::Matches));
+        assert!(!objects[0].corrupt);
+        assert_eq!(
+            objects[0].problems,
+            vec![
+                "the retry from offset 0 (exchange 1) carried other bytes than the object's: \
+                 they differ at offset 0; they are the object's bytes from offset 6000, sent as offset 0"
+                    .to_string()
+            ]
+        );
+    }
+
+    /// A p2phttp `put` of `bytes` at `offset`, announcing `announced` bytes; `stored` is the
+    /// server's answer (`None`: the connection was reset before one).
+    fn put(
+        id: usize,
+        key: &str,
+        offset: u64,
+        announced: u64,
+        bytes: &[u8],
+        stored: Option<bool>,
+    ) -> Exchange {
+        let target = format!("/git-annex/u/v4/put?key={key}&offset={offset}");
+        let mut ex = exchange(id, Leg::Upstream, id as u64, "POST", &target, Some("h"));
+        ex.request.length = bytes.len() as u64;
+        ex.request.complete = stored.is_some();
+        ex.request_headers
+            .push(("x-git-annex-data-length".into(), announced.to_string()));
+        ex.body = Some(retained(bytes));
+        ex.response.status = stored.map(|_| 200);
+        if let Some(stored) = stored {
+            ex.response_text = format!(r#"{{"plusuuids":[],"stored":{stored}}}"#).into_bytes();
+        }
+        ex
+    }
+
+    /// git-annex's p2phttp server refused a put that resent the tail of the file as offset 0 and
+    /// kept the bytes it had; the resume from its `putoffset` verifies only without the refused
+    /// piece, and inspect says so instead of crying corruption.
+    #[test]
+    fn a_refused_piece_the_server_dropped_is_left_out_when_that_verifies() {
+        let (bytes, key) = object(10_000);
+        let mut exchanges = vec![
+            put(0, &key, 0, 10_000, &bytes[..4_000], None),
+            put(1, &key, 0, 10_000, &bytes[8_000..], Some(false)),
+            put(2, &key, 4_000, 6_000, &bytes[4_000..], Some(true)),
+        ];
+        let mut findings = Vec::new();
+        let objects = check_objects(&mut exchanges, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(objects[0].check, Some(AddressCheck::Matches), "{objects:?}");
+        assert_eq!(
+            objects[0].problems,
+            vec![
+                "the retry from offset 0 (exchange 1) carried other bytes than the object's: \
+                 they differ at offset 0; they are the object's bytes from offset 8000, sent as offset 0"
+                    .to_string(),
+                "the object verifies only without the bytes of refused exchange 1: the server dropped them"
+                    .to_string(),
+            ]
+        );
+    }
+
+    /// The same refused piece, but the server kept its bytes and accepted the resume: the object
+    /// it stored is wrong, and the piece is named.
+    #[test]
+    fn a_refused_piece_the_object_needs_stays_corrupt() {
+        let (bytes, key) = object(10_000);
+        let mut exchanges = vec![
+            put(0, &key, 0, 10_000, &bytes[..4_000], None),
+            put(1, &key, 0, 10_000, &bytes[5_000..], Some(false)),
+            put(2, &key, 5_000, 5_000, &bytes[5_000..], Some(true)),
+        ];
+        let mut findings = Vec::new();
+        let objects = check_objects(&mut exchanges, &mut findings);
+        assert!(objects[0].corrupt, "{objects:?}");
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].contains("the retry from offset 0 (exchange 1) does not continue the earlier bytes: they differ at offset 0")
                 && findings[0].contains("content MISMATCH"),
             "{findings:?}"
         );
