@@ -16,6 +16,7 @@ pub mod stats;
 pub mod status;
 pub mod tap;
 pub mod task_guard;
+pub mod tls_alert;
 
 use std::fmt;
 use std::io;

@@ -766,3 +766,101 @@ async fn an_upstream_that_is_not_tls_gets_the_client_a_502_saying_so() {
     .await
     .expect("bounded");
 }
+
+// ----------------------------------------------------------------------------- tls_alert
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_alert_fails_real_tls_stacks_mid_transfer_in_both_directions() {
+    tokio::time::timeout(SLOW_TEST_LIMIT, async {
+        let world = World::new("tls-alert").await;
+        let payload = random_bytes(1024 * 1024, 9);
+        fs::create_dir_all(world.store_dir.join("dl")).unwrap();
+        fs::write(world.store_dir.join("dl/blob"), &payload).unwrap();
+        let upload = world.path().join("upload.bin");
+        fs::write(&upload, &payload).unwrap();
+        let nginx_errors = || fs::read_to_string(world.path().join("nginx/error.log")).unwrap();
+
+        // Downloads: curl (OpenSSL) is the peer that meets the failure, in TLS 1.3 and 1.2.
+        let downloads = [
+            ("bad_record_mac", "1.3", "bad record mac"),
+            // OpenSSL 3 names a failed GCM tag in TLS 1.2 by its provider's error (and sends
+            // bad_record_mac to the peer all the same).
+            ("bad_record_mac", "1.2", "cipher operation failed"),
+            ("internal_error", "1.3", "alert internal error"),
+            ("decode_error", "1.2", "alert decode error"),
+        ];
+        for (alert, tls_max, says) in downloads {
+            let running = world
+                .proxy(
+                    false,
+                    &format!("[[rule]]\nmatch = {{ direction = \"upstream->client\" }}\nfault.tls_alert = {{ after = \"64KiB\", alert = \"{alert}\" }}\n"),
+                    None,
+                )
+                .await;
+            let out = curl(
+                vec![
+                    "--cacert".into(),
+                    world.ca_pem.display().to_string(),
+                    "--http1.1".into(),
+                    "--tls-max".into(),
+                    tls_max.into(),
+                    "--output".into(),
+                    "/dev/null".into(),
+                    "--write-out".into(),
+                    "%{size_download}".into(),
+                    format!("https://{HOST}:{}/dl/blob", running.local_addr.port()),
+                ],
+                None,
+            )
+            .await;
+            let what = format!("{alert} to curl over TLS {tls_max}");
+            println!("{what}: curl said {:?}", out.stderr.trim());
+            assert_eq!(out.code(), Some(56), "{what}: {}", out.output());
+            assert!(out.stderr.contains(says), "{what}: {}", out.stderr);
+            let got: usize = out.stdout.trim().parse().unwrap();
+            assert!(got < 64 * 1024, "{what}: the body stopped within the first 64 KiB ({got})");
+            let summary = finish(running).await;
+            assert_eq!(summary.rules[0].fired, 1, "{what}: {summary:?}");
+            assert_eq!(summary.panics, 0);
+        }
+
+        // Uploads: nginx (OpenSSL) is the peer that meets the failure, and logs it.
+        let uploads = [
+            ("bad_record_mac", "decryption failed or bad record mac"),
+            ("decode_error", "alert decode error"),
+        ];
+        for (alert, says) in uploads {
+            let running = world
+                .proxy(
+                    false,
+                    &format!("[[rule]]\nmatch = {{ direction = \"client->upstream\" }}\nfault.tls_alert = {{ after = \"64KiB\", alert = \"{alert}\" }}\n"),
+                    None,
+                )
+                .await;
+            let out = curl(
+                vec![
+                    "--cacert".into(),
+                    world.ca_pem.display().to_string(),
+                    "--http1.1".into(),
+                    "--upload-file".into(),
+                    upload.display().to_string(),
+                    format!("https://{HOST}:{}/up/{alert}", running.local_addr.port()),
+                ],
+                None,
+            )
+            .await;
+            assert_ne!(out.code(), Some(0), "{alert} upload: {}", out.output());
+            let summary = finish(running).await;
+            assert_eq!(summary.rules[0].fired, 1, "{alert} upload: {summary:?}");
+            let log = nginx_errors();
+            assert!(log.contains(says), "nginx did not report {says:?}:\n{log}");
+            for line in log.lines().filter(|l| l.contains(says)) {
+                println!("{alert} to nginx: nginx logged {line:?}");
+            }
+            assert!(!world.store_dir.join(format!("up/{alert}")).exists(), "nothing stored");
+        }
+        world.stop();
+    })
+    .await
+    .expect("bounded");
+}
