@@ -42,6 +42,9 @@ export FAULTLINE_BIN
 
 cargo bench --bench relay
 
+# TLS interception (issue 11): `faultline run` intercepting vs direct TLS, bulk and handshakes.
+cargo bench --bench tls
+
 # Capture writer and inspect throughput (ignored tests, run in release): MB/s of payload written
 # to a pcapng file, and MB/s of capture read back by `faultline inspect`.
 cargo test --release --test integration -- --ignored --nocapture \

@@ -51,7 +51,12 @@ pub fn tls13_keys(suite: Suite, traffic_secret: &[u8]) -> RecordKeys {
 
 /// The traffic secret after a KeyUpdate (RFC 8446 §7.2).
 pub fn tls13_next_secret(suite: Suite, traffic_secret: &[u8]) -> Vec<u8> {
-    expand_label(suite.hash, traffic_secret, "traffic upd", suite.hash.output_len())
+    expand_label(
+        suite.hash,
+        traffic_secret,
+        "traffic upd",
+        suite.hash.output_len(),
+    )
 }
 
 /// TLS 1.2's PRF: P_hash(secret, label ‖ seed) (RFC 5246 §5), `len` bytes.
