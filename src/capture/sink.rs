@@ -118,6 +118,16 @@ impl CaptureSink {
         path: &Path,
         meta: CaptureMeta,
     ) -> Result<(CaptureSink, CaptureWriterHandle), CaptureError> {
+        Self::start_embedding(path, meta, None)
+    }
+
+    /// [`start`](Self::start), embedding what `secrets` logs (TLS key log lines) as Decryption
+    /// Secrets Blocks ahead of the packets they decrypt (`capture_tls = "raw"`; pcapng only).
+    pub fn start_embedding(
+        path: &Path,
+        meta: CaptureMeta,
+        secrets: Option<Arc<dyn super::secrets::SecretsSource>>,
+    ) -> Result<(CaptureSink, CaptureWriterHandle), CaptureError> {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| CaptureError::NoRuntime {
                 path: path.to_path_buf(),
@@ -132,16 +142,36 @@ impl CaptureSink {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::start_with(&runtime, path, meta, Box::new(file), CHANNEL_CAPACITY)
+        Self::start_with_secrets(
+            &runtime,
+            path,
+            meta,
+            Box::new(file),
+            CHANNEL_CAPACITY,
+            secrets,
+        )
     }
 
     /// `start` with any output and channel capacity, so tests can inject full disks and tiny channels.
+    #[cfg(test)]
     pub(crate) fn start_with(
+        runtime: &tokio::runtime::Handle,
+        path: &Path,
+        meta: CaptureMeta,
+        output: Output,
+        capacity: usize,
+    ) -> Result<(CaptureSink, CaptureWriterHandle), CaptureError> {
+        Self::start_with_secrets(runtime, path, meta, output, capacity, None)
+    }
+
+    /// `start_with`, embedding `secrets` (see [`start_embedding`](Self::start_embedding)).
+    pub(crate) fn start_with_secrets(
         runtime: &tokio::runtime::Handle,
         path: &Path,
         meta: CaptureMeta,
         mut output: Output,
         capacity: usize,
+        secrets: Option<Arc<dyn super::secrets::SecretsSource>>,
     ) -> Result<(CaptureSink, CaptureWriterHandle), CaptureError> {
         let format = CaptureFormat::from_path(path);
         let mut header = Vec::new();
@@ -164,7 +194,10 @@ impl CaptureSink {
                 source,
             })?;
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let writer = Writer::new(path.to_path_buf(), format, output, header.len() as u64);
+        let mut writer = Writer::new(path.to_path_buf(), format, output, header.len() as u64);
+        if format == CaptureFormat::Pcapng {
+            writer.embed_secrets(secrets);
+        }
         let task = runtime.spawn(writer.run(rx));
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),

@@ -47,6 +47,8 @@ pub(crate) struct Writer {
     spare: Vec<u8>,
     in_flight: Option<InFlight>,
     stats: WriterStats,
+    /// TLS key log lines to embed ahead of the packets they decrypt (`secrets.rs`).
+    secrets: Option<std::sync::Arc<dyn super::secrets::SecretsSource>>,
 }
 
 /// A batch being written on the blocking pool; it hands back the output and the emptied buffer.
@@ -79,7 +81,16 @@ impl Writer {
                 file_bytes: header_bytes,
                 ..WriterStats::default()
             },
+            secrets: None,
         }
+    }
+
+    /// Embeds what `source` logs as Decryption Secrets Blocks (pcapng only).
+    pub(crate) fn embed_secrets(
+        &mut self,
+        source: Option<std::sync::Arc<dyn super::secrets::SecretsSource>>,
+    ) {
+        self.secrets = source;
     }
 
     /// Consumes events until every sender is gone, then writes what is pending.
@@ -110,6 +121,13 @@ impl Writer {
 
     /// Appends the event's records to the batch; true when one carries a comment (flush now).
     fn encode(&mut self, event: CaptureEvent) -> bool {
+        if let Some(source) = &self.secrets {
+            // Secrets logged before this event was recorded go in ahead of its packets.
+            let lines = source.take_unwritten();
+            if !lines.is_empty() {
+                super::secrets::decryption_secrets_block(&mut self.pending, &lines);
+            }
+        }
         self.records.clear();
         if let Err(e) = self.flows.apply(event, &mut self.records) {
             if self.stats.events_ignored == 0 {

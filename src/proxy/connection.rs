@@ -19,6 +19,7 @@ use tracing::{debug, info, warn, Instrument};
 use super::leg_stream::{FinishWrite, LegStream};
 use super::live_rules::ConnectionRules;
 use super::pump::{pump, PumpEnd};
+use super::record_tap::RecordTap;
 use super::socket::{abort, wait_delivered};
 use super::splice::splice_pump;
 use super::tap::Tap;
@@ -699,6 +700,16 @@ async fn intercept(
         tap.closed(Leg::Upstream).await;
         return None;
     };
+    // capture_tls = "raw": record taps under both TLS sessions note the ciphertext; the
+    // ClientHello already read crossed the client leg first.
+    let raw = interceptor.raw_capture();
+    let up_recorder = raw.then(|| tap.raw_recorder(Leg::Upstream)).flatten();
+    let client_recorder = raw.then(|| tap.raw_recorder(Leg::Client)).flatten();
+    if let Some(recorder) = &client_recorder {
+        recorder.read(&peeked);
+    }
+    let upstream = RecordTap::new(upstream, up_recorder);
+    let client = RecordTap::new(client, client_recorder);
     match interceptor
         .connect_upstream(upstream, server_name, &hello.alpn)
         .await
@@ -723,7 +734,7 @@ async fn intercept(
                 Err(e) => {
                     let failure = ClientFailure::from_io(&e);
                     warn!(side = "client", "{failure}");
-                    abort(up.into_inner().0);
+                    abort(up.into_inner().0.into_inner());
                     tap.closed(Leg::Client).await;
                     tap.closed(Leg::Upstream).await;
                     None

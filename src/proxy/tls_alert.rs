@@ -10,6 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::leg_stream::LegStream;
+use super::record_tap::RecordTap;
 use crate::fault::tls_alert::AlertName;
 use crate::tls::record_keys::{content_type, RecordKeys};
 use crate::tls::suite::TlsVersion;
@@ -29,15 +30,19 @@ pub enum AlertSent {
     NoTls,
 }
 
-/// Fails `leg`'s TLS session with `alert` and returns the TCP socket under it (the caller ends
-/// it like a cut: FIN, no close_notify). Bytes the pump already planned were written and flushed
-/// before the fault's step, so the session holds nothing unsent.
+/// Fails `leg`'s TLS session with `alert` and returns the TCP socket under it, still behind its
+/// record tap (a raw capture records the alert, and the peer's answer the caller drains); the
+/// caller ends it like a cut: FIN, no close_notify. Bytes the pump already planned were written
+/// and flushed before the fault's step, so the session holds nothing unsent.
 ///
 /// Errors: writing to the socket failed, or rustls would not give out the session's keys; the
 /// socket is returned either way.
-pub async fn fail_leg(leg: LegStream, alert: AlertName) -> (TcpStream, io::Result<AlertSent>) {
+pub async fn fail_leg(
+    leg: LegStream,
+    alert: AlertName,
+) -> (RecordTap<TcpStream>, io::Result<AlertSent>) {
     match leg {
-        LegStream::Plain(tcp) => (tcp, Ok(AlertSent::NoTls)),
+        LegStream::Plain(tcp) => (RecordTap::new(tcp, None), Ok(AlertSent::NoTls)),
         LegStream::ClientTls(mut tls) => {
             let prepared = if alert.is_corruption() {
                 corrupt_next_record(&mut **tls.get_mut().1)
@@ -81,7 +86,7 @@ pub async fn fail_leg(leg: LegStream, alert: AlertName) -> (TcpStream, io::Resul
 }
 
 async fn write(
-    tcp: &mut TcpStream,
+    tcp: &mut RecordTap<TcpStream>,
     record: io::Result<Vec<u8>>,
     alert: AlertName,
 ) -> io::Result<AlertSent> {

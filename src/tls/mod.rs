@@ -43,7 +43,7 @@ pub mod provider;
 pub mod record_keys;
 pub mod replay;
 #[cfg(test)]
-mod rustls_agreement;
+pub(crate) mod rustls_agreement;
 pub mod section;
 pub mod server_config;
 pub mod server_hello;

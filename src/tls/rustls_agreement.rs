@@ -42,14 +42,51 @@ impl Log {
     }
 }
 
-/// One finished handshake: both ends, the key log and every byte the server sent.
-struct Session {
-    client: ClientConnection,
-    server: ServerConnection,
+/// One finished handshake: both ends, the key log, every byte the server sent, and the
+/// transcript of both directions in the order they crossed (true: client to server).
+pub(crate) struct Session {
+    pub(crate) client: ClientConnection,
+    pub(crate) server: ServerConnection,
     log: Arc<Log>,
     server_bytes: Vec<u8>,
+    pub(crate) transcript: Vec<(bool, Vec<u8>)>,
     suite: Suite,
-    version: TlsVersion,
+    pub(crate) version: TlsVersion,
+}
+
+impl Session {
+    /// The key log as NSS key log text.
+    pub(crate) fn key_log_text(&self) -> String {
+        self.log
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(label, random, secret)| {
+                format!("{label} {} {}\n", hex::encode(random), hex::encode(secret))
+            })
+            .collect()
+    }
+
+    /// Moves what the client wrote to the server (recorded in the transcript).
+    pub(crate) fn client_to_server(&mut self) {
+        let mut wire = Vec::new();
+        while self.client.wants_write() {
+            self.client.write_tls(&mut wire).unwrap();
+        }
+        feed_server(&mut self.server, &wire);
+        self.transcript.push((true, wire));
+    }
+
+    /// Moves what the server wrote to the client (recorded in the transcript).
+    pub(crate) fn server_to_client(&mut self) {
+        let mut wire = Vec::new();
+        while self.server.wants_write() {
+            self.server.write_tls(&mut wire).unwrap();
+        }
+        feed_client(&mut self.client, &wire);
+        self.transcript.push((false, wire));
+    }
 }
 
 fn identity() -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
@@ -60,7 +97,7 @@ fn identity() -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
     )
 }
 
-fn handshake(suite: rustls::SupportedCipherSuite) -> Session {
+pub(crate) fn handshake(suite: rustls::SupportedCipherSuite) -> Session {
     let only = Arc::new(CryptoProvider {
         cipher_suites: vec![suite],
         ..(*provider()).clone()
@@ -97,18 +134,21 @@ fn handshake(suite: rustls::SupportedCipherSuite) -> Session {
     .unwrap();
     let mut server = ServerConnection::new(Arc::new(server_config)).unwrap();
     let mut server_bytes = Vec::new();
+    let mut transcript = Vec::new();
     for _ in 0..20 {
         let mut to_server = Vec::new();
         while client.wants_write() {
             client.write_tls(&mut to_server).unwrap();
         }
         feed_server(&mut server, &to_server);
+        transcript.push((true, to_server));
         let mut to_client = Vec::new();
         while server.wants_write() {
             server.write_tls(&mut to_client).unwrap();
         }
         server_bytes.extend_from_slice(&to_client);
         feed_client(&mut client, &to_client);
+        transcript.push((false, to_client));
         if !client.is_handshaking()
             && !server.is_handshaking()
             && !client.wants_write()
@@ -120,6 +160,7 @@ fn handshake(suite: rustls::SupportedCipherSuite) -> Session {
                 server,
                 log,
                 server_bytes,
+                transcript,
                 suite: Suite::by_id(id).expect("a known suite"),
                 version,
             };
@@ -176,7 +217,7 @@ fn client_keys_from_log(session: &Session) -> RecordKeys {
 
 /// Every suite the provider offers that an ECDSA certificate can serve (the TLS 1.2 RSA suites
 /// differ from their ECDSA twins only in authentication, not in record protection).
-fn every_suite() -> Vec<rustls::SupportedCipherSuite> {
+pub(crate) fn every_suite() -> Vec<rustls::SupportedCipherSuite> {
     provider()
         .cipher_suites
         .iter()

@@ -864,3 +864,196 @@ async fn tls_alert_fails_real_tls_stacks_mid_transfer_in_both_directions() {
     .await
     .expect("bounded");
 }
+
+// ----------------------------------------------------------------------------- capture_tls = "raw"
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_captures_hold_the_tls_records_and_decrypt_themselves() {
+    use crate::support::tshark;
+    tokio::time::timeout(SLOW_TEST_LIMIT, async {
+        let world = World::new("tls-raw").await;
+        let object = random_bytes(300 * 1024 + 7, 13);
+        let md5 = md5_hex(&object);
+        let path = format!("/raw/files/md5/{}/{}", &md5[..2], &md5[2..]);
+        let upload = world.path().join("object.bin");
+        fs::write(&upload, &object).unwrap();
+        let capture = world.path().join("raw.pcapng");
+        let running = world
+            .proxy(false, "capture_tls = \"raw\"\n", Some(&capture))
+            .await;
+        let url = format!("https://{HOST}:{}{path}", running.local_addr.port());
+        let ca = world.ca_pem.display().to_string();
+        // An upload over HTTP/1.1 and TLS 1.3, a download over TLS 1.2, one over h2.
+        for (what, flags) in [
+            (
+                "PUT",
+                vec!["--http1.1", "--upload-file", upload.to_str().unwrap()],
+            ),
+            ("GET 1.2", vec!["--http1.1", "--tls-max", "1.2"]),
+            ("GET h2", vec!["--http2"]),
+        ] {
+            let mut args: Vec<String> = vec!["--cacert".into(), ca.clone(), "--fail".into()];
+            args.extend(flags.iter().map(|f| f.to_string()));
+            args.extend(["--output".into(), "/dev/null".into(), url.clone()]);
+            let out = curl(args, None).await;
+            assert_eq!(out.code(), Some(0), "{what}: {}", out.output());
+        }
+        let summary = finish(running).await;
+        assert_eq!(summary.panics, 0);
+
+        // What crossed the sockets is TLS: the client leg starts with the ClientHello record.
+        let (from_client, _) = tshark::follow_raw(&capture, 0);
+        assert_eq!(
+            &from_client[..3],
+            &[0x16, 3, 1],
+            "a TLS record, not plaintext"
+        );
+
+        // tshark decrypts in one pass with no key file: every request on both legs.
+        let requests = tshark::fields(
+            &capture,
+            Some("http.request || http2.headers.method"),
+            &[
+                "frame.interface_name",
+                "http.request.method",
+                "http2.headers.method",
+            ],
+        );
+        let seen: Vec<String> = requests
+            .iter()
+            .map(|r| r.join(" ").trim().to_string())
+            .collect();
+        println!("tshark -Y 'http.request || http2.headers.method' (no key file): {seen:#?}");
+        for leg in ["client leg", "upstream leg"] {
+            for method in ["PUT", "GET"] {
+                assert!(
+                    seen.iter()
+                        .any(|s| s.starts_with(leg) && s.contains(method)),
+                    "tshark did not decrypt a {method} on the {leg}: {seen:?}"
+                );
+            }
+            assert!(
+                requests
+                    .iter()
+                    .any(|r| r[0] == leg && r.get(2).is_some_and(|m| m == "GET")),
+                "no h2 GET decrypted on the {leg}: {seen:?}"
+            );
+        }
+        let undecrypted = tshark::fields(&capture, None, &["_ws.col.Info"])
+            .into_iter()
+            .filter(|r| r.join(" ").contains("Application Data"))
+            .count();
+        assert_eq!(undecrypted, 0, "records tshark could not decrypt");
+
+        // inspect decrypts the same records with the same embedded keys: the upload and the
+        // HTTP/1.1 download are checked against their md5 path on both legs.
+        let report = inspect_json(&capture);
+        assert_eq!(report["verdict"], "clean", "{report:#}");
+        let exchanges = report["exchanges"].as_array().unwrap();
+        for leg in ["client", "upstream"] {
+            for method in ["PUT", "GET"] {
+                assert!(
+                    exchanges.iter().any(|e| e["leg"] == leg
+                        && e["method"] == method
+                        && e["target"] == path.as_str()),
+                    "inspect did not decrypt the {method} on the {leg} leg: {report:#}"
+                );
+            }
+        }
+        let checks = report["content_checks"].as_array().unwrap();
+        assert!(checks.len() >= 2, "{report:#}");
+        assert!(checks.iter().all(|c| c["corrupt"] == false), "{report:#}");
+        let warnings = report["warnings"].as_array().unwrap();
+        assert!(
+            warnings.is_empty(),
+            "a clean raw capture decrypts without warnings: {warnings:?}"
+        );
+        world.stop();
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_record_in_a_raw_capture_is_its_own_warning_never_corruption() {
+    tokio::time::timeout(SLOW_TEST_LIMIT, async {
+        let world = World::new("tls-raw-alert").await;
+        let object = random_bytes(200 * 1024, 17);
+        let md5 = md5_hex(&object);
+        let path = format!("/raw/files/md5/{}/{}", &md5[..2], &md5[2..]);
+        fs::create_dir_all(world.store_dir.join(format!("raw/files/md5/{}", &md5[..2]))).unwrap();
+        fs::write(world.store_dir.join(&path[1..]), &object).unwrap();
+        let capture = world.path().join("alert.pcapng");
+        let running = world
+            .proxy(
+                false,
+                "capture_tls = \"raw\"\n[[rule]]\nmatch = { direction = \"upstream->client\" }\nfault.tls_alert = { after = \"64KiB\" }\n",
+                Some(&capture),
+            )
+            .await;
+        let out = curl(
+            vec![
+                "--cacert".into(),
+                world.ca_pem.display().to_string(),
+                "--http1.1".into(),
+                "--output".into(),
+                "/dev/null".into(),
+                format!("https://{HOST}:{}{path}", running.local_addr.port()),
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(out.code(), Some(56), "{}", out.output());
+        finish(running).await;
+        let report = inspect_json(&capture);
+        let warnings: Vec<&str> = report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|w| w.as_str())
+            .collect();
+        println!("inspect: {}\nwarnings: {warnings:#?}", report["verdict_line"]);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("client leg") && w.contains("undecryptable record")),
+            "{warnings:?}"
+        );
+        // The client's own answer to the corrupt record is in the capture too.
+        assert!(
+            warnings.iter().any(|w| w.contains("bad_record_mac")),
+            "{warnings:?}"
+        );
+        assert_ne!(report["verdict"], "corrupt", "{report:#}");
+        world.stop();
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_raw_tls_capture_refuses_classic_pcap_at_start() {
+    let tmp = TempDir::new("tls-raw-pcap");
+    let (ca_dir, _) = faultline_ca(tmp.path());
+    let text = format!(
+        "name = \"raw-pcap\"\n[proxy.tls]\nintercept = true\ncapture_tls = \"raw\"\nca_dir = {:?}\n",
+        ca_dir.display().to_string()
+    );
+    let scenario = Scenario::from_toml(&text, "r.toml", "r").expect("valid");
+    let started = proxy::start(RunPlan {
+        scenario: Arc::new(scenario),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        upstream: UpstreamSpec::Address {
+            host: "127.0.0.1".into(),
+            port: 9,
+        },
+        seed: 1,
+        capture: Some(tmp.path().join("x.pcap")),
+        command_line: String::new(),
+        live_rules: false,
+    })
+    .await;
+    let err = started.expect_err("refused").to_string();
+    assert!(err.contains("needs a pcapng capture"), "{err}");
+    assert!(!tmp.path().join("x.pcap").exists(), "no file was started");
+}
