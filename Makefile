@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
-.PHONY: demo test lint bench build fuzz
+.PHONY: demo test lint bench build fuzz soak
 
 # Builds faultline (cargo shows its progress: the first build takes a minute or two) and shows
 # its main job on built-in defaults (no setup, loopback only).
@@ -20,9 +20,16 @@ lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 
-# Throughput and round-trip latency vs a direct connection, socat and haproxy (see benches/RESULTS.md).
+# Throughput and round-trip latency vs a direct connection, socat and haproxy, with and without
+# capture; 9,000 idle connections under `ulimit -Sn 1024`; capture memory (see benches/RESULTS.md).
 bench:
 	bash benches/run.sh
+
+# Mixed traffic with random faults at 1,000 connections/s for SOAK_MINUTES (default 30); checks
+# byte-exactness, no panics, flat fds and memory; plots benches/soak.png. Not part of `make test`.
+SOAK_MINUTES ?= 30
+soak:
+	SOAK_MINUTES=$(SOAK_MINUTES) bash benches/soak.sh
 
 build:
 	cargo build --release

@@ -3,9 +3,11 @@
 //! Four paths run on loopback, one after the other within a round (direct, faultline, socat, haproxy, then
 //! again), so slow drifts of the machine (thermal, other load) spread over all paths instead of biasing one.
 //! Each path gets the same two measurements:
-//! - **bulk**: one connection sends `BENCH_BULK_MIB` MiB (default 512) in 256 KiB writes; the upstream
-//!   discards them and answers one byte once it has them all. MB/s (10^6 bytes) = payload / time until
-//!   that byte arrives, so the number covers delivery, not just filling socket buffers.
+//! - **bulk**, four rows: `BENCH_BULK_MIB` MiB (default 512) in 256 KiB writes over 1 and over 4
+//!   parallel connections, in each direction. Upload (client->upstream): the upstream discards the bytes
+//!   and answers one byte once it has them all. Download (upstream->client): the upstream sends the bytes
+//!   and the client reads them all. MB/s (10^6 bytes) = payload / time until the last byte arrived, so the
+//!   number covers delivery, not just filling socket buffers.
 //! - **round trip**: one connection, TCP_NODELAY on both ends, `BENCH_RTT_ITERS` (default 20000) 64-byte
 //!   requests each echoed as a 64-byte response; p50 and p99 of the per-iteration latency.
 //!
@@ -15,7 +17,7 @@
 //! relays, so its own side is the simplest and most predictable code possible, identical for every path.
 //!
 //! Other environment: `FAULTLINE_BIN` (the faultline path is skipped without it), `BENCH_CAPTURE=1` (adds a
-//! `faultline+capture` row run with `--capture`), `FAULTLINE_EXTRA_ARGS` (whitespace-separated flags; adds a
+//! `faultline+capture` row run with `--capture`, written under `BENCH_CAPTURE_DIR`, default `/dev/shm`), `FAULTLINE_EXTRA_ARGS` (whitespace-separated flags; adds a
 //! `faultline+extra` row). socat and haproxy are skipped when not on `PATH`; `benches/run.sh` installs them.
 
 use std::collections::VecDeque;
@@ -38,6 +40,7 @@ const MSG: usize = 64;
 const HEADER: usize = 9;
 const MODE_BULK: u8 = b'B';
 const MODE_RTT: u8 = b'R';
+const MODE_DOWNLOAD: u8 = b'D';
 /// The byte the upstream answers once the whole bulk payload has arrived.
 const BULK_DONE: u8 = 0x06;
 /// Every blocking socket operation gives up after this, so a stalled relay fails the run instead of hanging.
@@ -56,6 +59,14 @@ const MAX_UPSTREAM_CONNECTIONS: usize = 100_000;
 const TAIL_LINES: usize = 30;
 
 fn main() -> ExitCode {
+    // `cargo test --all-targets` runs bench binaries without `--bench`: a measurement is not a test.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "{} is a benchmark: run it with `make bench`, `make soak` or cargo bench",
+            env!("CARGO_CRATE_NAME")
+        );
+        return ExitCode::SUCCESS;
+    }
     match run() {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -90,11 +101,13 @@ fn run() -> Result<bool> {
             }
             match measure_path(*path, &config, &tmp, upstream.addr) {
                 Ok(sample) => {
+                    let rows: Vec<String> =
+                        sample.mbps.iter().map(|m| format!("{m:>8.1}")).collect();
                     println!(
-                        "round {round}/{} {:<18} {:>9.1} MB/s  p50 {:>7.1} µs  p99 {:>7.1} µs",
+                        "round {round}/{} {:<18} MB/s {}  p50 {:>7.1} µs  p99 {:>7.1} µs",
                         config.rounds,
                         path.name(),
-                        sample.mbps,
+                        rows.join(" "),
                         sample.p50_us,
                         sample.p99_us
                     );
@@ -155,6 +168,9 @@ struct Config {
     faultline_bin: Option<PathBuf>,
     extra_args: Vec<String>,
     capture: bool,
+    /// Where `faultline+capture` writes its capture: a RAM file system when there is one, so the
+    /// row measures faultline rather than the disk (see benches/RESULTS.md).
+    capture_dir: PathBuf,
 }
 
 impl Config {
@@ -181,6 +197,11 @@ impl Config {
                 .map(str::to_owned)
                 .collect(),
             capture: std::env::var("BENCH_CAPTURE").is_ok_and(|v| v == "1"),
+            capture_dir: match std::env::var_os("BENCH_CAPTURE_DIR") {
+                Some(dir) => PathBuf::from(dir),
+                None if std::path::Path::new("/dev/shm").is_dir() => PathBuf::from("/dev/shm"),
+                None => std::env::temp_dir(),
+            },
         })
     }
 
@@ -260,9 +281,35 @@ fn find_on_path(tool: &str) -> Option<PathBuf> {
 /// One round's numbers for one path.
 #[derive(Clone, Copy, Debug)]
 struct Sample {
-    mbps: f64,
+    /// MB/s of each bulk row, in [`BULK_ROWS`] order.
+    mbps: [f64; BULK_ROWS.len()],
     p50_us: f64,
     p99_us: f64,
+}
+
+/// Which way bulk bytes flow.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Flow {
+    /// client->upstream.
+    Upload,
+    /// upstream->client.
+    Download,
+}
+
+/// The bulk rows: direction and number of parallel connections.
+const BULK_ROWS: [(Flow, u64); 4] = [
+    (Flow::Upload, 1),
+    (Flow::Upload, 4),
+    (Flow::Download, 1),
+    (Flow::Download, 4),
+];
+
+fn row_name(row: (Flow, u64)) -> String {
+    let way = match row.0 {
+        Flow::Upload => "client->upstream",
+        Flow::Download => "upstream->client",
+    };
+    format!("{way} x{}", row.1)
 }
 
 /// Starts the path's relay, runs bulk then round trip through it, and stops it.
@@ -275,7 +322,9 @@ fn measure_path(
     tmp: &TempDir,
     upstream: SocketAddr,
 ) -> Result<Sample> {
-    let capture_file = tmp.path.join("bench.pcapng");
+    let capture_file = config
+        .capture_dir
+        .join(format!("bench-{}.pcapng", std::process::id()));
     let mut relay = match path {
         PathKind::Direct => None,
         PathKind::Faultline => Some(start_faultline(config, tmp, upstream, &[])?),
@@ -291,8 +340,13 @@ fn measure_path(
     };
     let target = relay.as_ref().map_or(upstream, |r| r.addr);
 
-    let measured = measure_bulk(target, config.bulk_bytes())
-        .and_then(|mbps| Ok((mbps, measure_rtt(target, config.rtt_iters)?)));
+    let measured = (|| -> Result<_> {
+        let mut mbps = [0.0; BULK_ROWS.len()];
+        for (slot, (flow, streams)) in mbps.iter_mut().zip(BULK_ROWS) {
+            *slot = measure_bulk(target, config.bulk_bytes(), flow, streams)?;
+        }
+        Ok((mbps, measure_rtt(target, config.rtt_iters)?))
+    })();
     let stopped = relay.as_mut().map_or(Ok(()), RelayProcess::stop);
     let (mbps, (p50_us, p99_us)) = match (measured, stopped) {
         (Ok(m), Ok(())) => m,
@@ -337,11 +391,36 @@ fn header(mode: u8, count: u64) -> [u8; HEADER] {
     header
 }
 
-/// Sends `bytes` of payload and returns MB/s measured up to the upstream's one-byte acknowledgement.
-fn measure_bulk(addr: SocketAddr, bytes: u64) -> Result<f64> {
-    let mut stream = connect(addr)?;
-    let chunk = vec![0xA5u8; CHUNK];
+/// Moves `bytes` of payload in total over `streams` parallel connections in `flow`'s direction and
+/// returns MB/s measured until the last byte arrived on every connection.
+fn measure_bulk(addr: SocketAddr, bytes: u64, flow: Flow, streams: u64) -> Result<f64> {
+    let share = bytes / streams;
+    let mut connections = Vec::new();
+    for _ in 0..streams {
+        connections.push(connect(addr)?);
+    }
     let start = Instant::now();
+    let workers: Vec<JoinHandle<Result<()>>> = connections
+        .into_iter()
+        .map(|stream| {
+            thread::spawn(move || match flow {
+                Flow::Upload => upload(stream, addr, share),
+                Flow::Download => download(stream, addr, share),
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker
+            .join()
+            .map_err(|_| BenchError("bulk: a client thread panicked".into()))??;
+    }
+    let elapsed = start.elapsed();
+    Ok((share * streams) as f64 / elapsed.as_secs_f64() / 1e6)
+}
+
+/// Sends `bytes` and waits for the upstream's one-byte acknowledgement.
+fn upload(mut stream: TcpStream, addr: SocketAddr, bytes: u64) -> Result<()> {
+    let chunk = vec![0xA5u8; CHUNK];
     stream
         .write_all(&header(MODE_BULK, bytes))
         .context(|| format!("bulk: send header to {addr}"))?;
@@ -360,14 +439,39 @@ fn measure_bulk(addr: SocketAddr, bytes: u64) -> Result<f64> {
     stream
         .read_exact(&mut done)
         .context(|| format!("bulk: wait for the upstream's acknowledgement through {addr}"))?;
-    let elapsed = start.elapsed();
     if done[0] != BULK_DONE {
         return fail(format!(
             "bulk: acknowledgement through {addr} was {:#04x}, expected {BULK_DONE:#04x}",
             done[0]
         ));
     }
-    Ok(bytes as f64 / elapsed.as_secs_f64() / 1e6)
+    Ok(())
+}
+
+/// Asks the upstream for `bytes` and reads them all.
+fn download(mut stream: TcpStream, addr: SocketAddr, bytes: u64) -> Result<()> {
+    stream
+        .write_all(&header(MODE_DOWNLOAD, bytes))
+        .context(|| format!("bulk: send header to {addr}"))?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut left = bytes;
+    while left > 0 {
+        let want = left.min(CHUNK as u64) as usize;
+        let n = stream.read(&mut buf[..want]).context(|| {
+            format!(
+                "bulk: read from {addr} after {} of {bytes} bytes",
+                bytes - left
+            )
+        })?;
+        if n == 0 {
+            return fail(format!(
+                "bulk: {addr} closed after {} of {bytes} bytes",
+                bytes - left
+            ));
+        }
+        left -= n as u64;
+    }
+    Ok(())
 }
 
 /// Runs `iters` timed 64-byte exchanges (after untimed warm-up ones) and returns (p50, p99) in µs.
@@ -529,6 +633,18 @@ fn serve(mut stream: TcpStream) -> Result<()> {
             stream
                 .write_all(&[BULK_DONE])
                 .context(|| "bulk: send acknowledgement")
+        }
+        MODE_DOWNLOAD => {
+            let chunk = vec![0x5Au8; CHUNK];
+            let mut left = count;
+            while left > 0 {
+                let n = left.min(CHUNK as u64) as usize;
+                stream
+                    .write_all(&chunk[..n])
+                    .context(|| "download: write")?;
+                left -= n as u64;
+            }
+            Ok(())
         }
         MODE_RTT => {
             let mut msg = [0u8; MSG];
@@ -907,15 +1023,21 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-/// Prints the median table and one `RESULT` line per path that completed at least one round.
+/// Prints the median table (one line per path and bulk row) and one `RESULT` line per path and row.
 fn print_summary(paths: &[PathKind], samples: &[Vec<Sample>], config: &Config) {
     let medians: Vec<Option<Sample>> = samples
         .iter()
         .map(|s| {
-            (!s.is_empty()).then(|| Sample {
-                mbps: median(s.iter().map(|x| x.mbps).collect()),
-                p50_us: median(s.iter().map(|x| x.p50_us).collect()),
-                p99_us: median(s.iter().map(|x| x.p99_us).collect()),
+            (!s.is_empty()).then(|| {
+                let mut mbps = [0.0; BULK_ROWS.len()];
+                for (row, slot) in mbps.iter_mut().enumerate() {
+                    *slot = median(s.iter().map(|x| x.mbps[row]).collect());
+                }
+                Sample {
+                    mbps,
+                    p50_us: median(s.iter().map(|x| x.p50_us).collect()),
+                    p99_us: median(s.iter().map(|x| x.p99_us).collect()),
+                }
             })
         })
         .collect();
@@ -926,38 +1048,58 @@ fn print_summary(paths: &[PathKind], samples: &[Vec<Sample>], config: &Config) {
 
     println!();
     println!(
-        "{:<18} {:>6} {:>10} {:>8} {:>9} {:>9} {:>12}",
-        "path", "rounds", "MB/s", "ratio", "p50 µs", "p99 µs", "+p50 µs"
+        "{:<18} {:<20} {:>6} {:>10} {:>8}",
+        "path", "bulk row", "rounds", "MB/s", "ratio"
     );
     let mut results = Vec::new();
     for ((path, m), s) in paths.iter().zip(&medians).zip(samples) {
         let Some(m) = m else {
-            println!("{:<18} {:>6} (no completed round)", path.name(), 0);
+            println!("{:<18} (no completed round)", path.name());
             continue;
         };
-        let (ratio, added) = direct.map_or((f64::NAN, f64::NAN), |d| {
-            (m.mbps / d.mbps, m.p50_us - d.p50_us)
-        });
+        for (row, spec) in BULK_ROWS.iter().enumerate() {
+            let ratio = direct.map_or(f64::NAN, |d| m.mbps[row] / d.mbps[row]);
+            println!(
+                "{:<18} {:<20} {:>6} {:>10.1} {:>8.3}",
+                path.name(),
+                row_name(*spec),
+                s.len(),
+                m.mbps[row],
+                ratio
+            );
+            results.push(format!(
+                "RESULT path={} row=\"{}\" mbps={:.1} ratio={:.3} rounds={} bulk_mib={}",
+                path.name(),
+                row_name(*spec),
+                m.mbps[row],
+                ratio,
+                s.len(),
+                config.bulk_mib,
+            ));
+        }
+    }
+    println!();
+    println!(
+        "{:<18} {:>6} {:>9} {:>9} {:>12}",
+        "path", "rounds", "p50 µs", "p99 µs", "+p50 µs"
+    );
+    for ((path, m), s) in paths.iter().zip(&medians).zip(samples) {
+        let Some(m) = m else { continue };
+        let added = direct.map_or(f64::NAN, |d| m.p50_us - d.p50_us);
         println!(
-            "{:<18} {:>6} {:>10.1} {:>8.3} {:>9.1} {:>9.1} {:>12.1}",
+            "{:<18} {:>6} {:>9.1} {:>9.1} {:>12.1}",
             path.name(),
             s.len(),
-            m.mbps,
-            ratio,
             m.p50_us,
             m.p99_us,
             added
         );
         results.push(format!(
-            "RESULT path={} mbps={:.1} ratio={:.3} p50_us={:.1} p99_us={:.1} added_p50_us={:.1} rounds={} bulk_mib={} rtt_iters={}",
+            "RESULT path={} rtt p50_us={:.1} p99_us={:.1} added_p50_us={:.1} rtt_iters={}",
             path.name(),
-            m.mbps,
-            ratio,
             m.p50_us,
             m.p99_us,
             added,
-            s.len(),
-            config.bulk_mib,
             config.rtt_iters
         ));
     }

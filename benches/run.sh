@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the relay benchmark (benches/relay.rs): faultline vs socat vs haproxy vs a direct connection.
+# Runs the relay benchmark (benches/relay.rs: faultline, with and without capture, vs socat vs haproxy vs a
+# direct connection) and the connection-scale benchmark (benches/connections.rs).
 #
 # Installs socat and haproxy if missing (apt-get update only when the plain install fails, to stay fast
 # and offline-friendly), builds faultline in release mode and runs `cargo bench --bench relay` with
@@ -40,7 +41,15 @@ if [ -z "${FAULTLINE_BIN:-}" ]; then
 fi
 export FAULTLINE_BIN
 
-cargo bench --bench relay
+# Both benches hold both ends of thousands of connections: lift this shell's soft fd limit (faultline
+# itself is started under `ulimit -Sn 1024` by the connections bench, to show it raises its own).
+ulimit -Sn "$(ulimit -Hn)"
+
+BENCH_CAPTURE="${BENCH_CAPTURE:-1}" cargo bench --bench relay
+
+# 9,000 idle connections under a stock soft fd limit, 10,000 short ones, and the memory of a 10 GB
+# capture (see the doc comment of benches/connections.rs).
+cargo bench --bench connections
 
 # TLS interception (issue 11): `faultline run` intercepting vs direct TLS, bulk and handshakes.
 cargo bench --bench tls

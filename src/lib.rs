@@ -1,6 +1,10 @@
 //! faultline: a transparent TCP chaos proxy that makes network failures happen on purpose,
 //! reproducibly, so data-losing retry bugs can be shown byte for byte.
 //!
+//! Linux only: zero-copy relaying uses splice(2), exact resets use `SIOCOUTQ`, and the behaviour
+//! of half-closes and resets is tested on Linux. Elsewhere the crate builds (the Linux-only parts
+//! are gated by `cfg(target_os = "linux")` with a fallback) but is not supported.
+//!
 //! Crate map (data flows one way, top to bottom):
 //! - [`scenario`]: scenario files: schema, units, validation with `FILE:LINE:COL`, matching.
 //! - [`session`]: protocol sessions (HTTP/1): map framing to payload streams, arm rules; pure.

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{CaCommand, Cli, Command, RunArgs};
+use cli::{CaCommand, Cli, Command, LogFormat, RunArgs};
 use faultline::capture::expand_path_template;
 use faultline::demo::Story;
 use faultline::inspect::{inspect_path, InspectOptions, LegFilter};
@@ -26,13 +26,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = format!("faultline={}", cli.log_level());
     let status_shown = StatusShown::default();
-    let log_writer = LogWriter::new(status_shown.clone());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(move || log_writer.clone())
-        .init();
+    init_logging(
+        cli.log_format,
+        &default_level,
+        LogWriter::new(status_shown.clone()),
+    );
     match cli.command {
         Command::Check { files } => check(&files),
         Command::Completions { shell } => {
@@ -75,6 +73,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr: colored text only when stderr is a terminal and `NO_COLOR` is unset or
+/// empty (no escape codes in files, pipes and journald), or JSON lines for machines.
+/// Log lines clear the live status line first (`writer`), so the two never share a line.
+fn init_logging(format: LogFormat, default_level: &str, writer: LogWriter) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let ansi = std::io::stderr().is_terminal() && !no_color;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(move || writer.clone());
+    match format {
+        LogFormat::Text => builder.with_ansi(ansi).init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -82,9 +97,26 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Prints the error and its causes once each: a cause whose text the message before it already
+/// quotes (e.g. "cannot listen on ADDR: Address in use" and then "Address in use") is not repeated.
 fn report(error: anyhow::Error) -> ExitCode {
-    eprintln!("faultline: error: {error:#}");
+    eprintln!("faultline: error: {}", error_chain(&error));
     ExitCode::from(1)
+}
+
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 fn check(files: &[PathBuf]) -> ExitCode {
@@ -113,6 +145,7 @@ fn check(files: &[PathBuf]) -> ExitCode {
 }
 
 async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
+    faultline::proxy::fd_limit::raise();
     let mut scenario = match Scenario::load(&args.scenario) {
         Ok(s) => s,
         Err(e @ ScenarioError::Invalid(_)) => {
@@ -167,6 +200,8 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         live_rules: false,
     })
     .await?;
+    // Watch for SIGTERM before saying we listen: a supervisor may stop us right after.
+    let stop = stop_signal()?;
     eprintln!(
         "faultline: listening on {}, upstream {}, scenario \"{}\", --seed {} (Ctrl-C to stop)",
         running.local_addr, running.shared.upstream, scenario.name, seed
@@ -188,12 +223,11 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
             }
         })
     });
-    let stopped = wait_for_signal().await;
+    stop.await;
     if let Some(task) = status_task {
         task.abort();
         status_shown.clear();
     }
-    stopped?;
     running.shutdown();
     let summary = running.wait().await;
     faultline::say!(
@@ -315,6 +349,19 @@ async fn serve_store(dir: PathBuf, listen: std::net::SocketAddr) -> Result<ExitC
         ended = &mut server => ended.context("store task")??,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM, registered now (not at the first poll), as a future to await later.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 async fn wait_for_signal() -> Result<()> {

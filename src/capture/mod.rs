@@ -9,6 +9,7 @@
 //! - `pcapng`, `pcap`: file formats. `writer`: the task that batches and writes.
 //! - `secrets`: TLS key log lines as pcapng Decryption Secrets Blocks (`capture_tls = "raw"`).
 
+mod batch;
 mod error;
 pub mod event;
 mod flow;
@@ -24,4 +25,6 @@ pub use error::CaptureError;
 pub use event::{CaptureEvent, Leg, LegKey, Side};
 pub use path::expand_path_template;
 pub use secrets::SecretsSource;
-pub use sink::{CaptureFormat, CaptureMeta, CaptureSink, CaptureSummary, CaptureWriterHandle};
+pub use sink::{
+    CaptureFormat, CaptureMeta, CaptureSink, CaptureSummary, CaptureWriterHandle, QUEUE_BUDGET,
+};

@@ -2,6 +2,7 @@
 //!
 //! Classic pcap has no interfaces, directions or comments: those exist only in pcapng captures.
 
+use super::batch::Batch;
 use super::flow::Record;
 
 /// Nanosecond-resolution magic, written in our (little-endian) byte order.
@@ -21,16 +22,20 @@ pub(crate) fn file_header(out: &mut Vec<u8>) {
     out.extend_from_slice(&LINKTYPE_RAW.to_le_bytes());
 }
 
-/// One record: 16-byte header (seconds, nanoseconds, lengths) then the IP packet.
-pub(crate) fn packet(out: &mut Vec<u8>, record: &Record) {
+/// One record: 16-byte header (seconds, nanoseconds, lengths) then the IP packet, whose payload
+/// goes into the batch by reference; `payload_sum` is its checksum sum.
+pub(crate) fn packet(batch: &mut Batch, record: &Record, payload_sum: u64) {
     let len = record.packet.len() as u32;
     let secs = (record.at_nanos / 1_000_000_000) as u32;
     let nanos = (record.at_nanos % 1_000_000_000) as u32;
-    out.extend_from_slice(&secs.to_le_bytes());
-    out.extend_from_slice(&nanos.to_le_bytes());
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&len.to_le_bytes());
-    record.packet.write_to(out);
+    let mut head = Vec::with_capacity(16 + 60);
+    head.extend_from_slice(&secs.to_le_bytes());
+    head.extend_from_slice(&nanos.to_le_bytes());
+    head.extend_from_slice(&len.to_le_bytes());
+    head.extend_from_slice(&len.to_le_bytes());
+    record.packet.write_headers(&mut head, payload_sum);
+    batch.put(&head);
+    batch.payload(&record.packet.payload);
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! Every function appends one complete block to a buffer, so the writer can hand whole records to the
 //! file in one `write_all` and a killed process leaves at worst one truncated trailing block.
 
+use super::batch::Batch;
 use super::event::Leg;
 use super::flow::{PacketDirection, Record};
 
@@ -82,27 +83,55 @@ pub(crate) fn interfaces(out: &mut Vec<u8>) {
     }
 }
 
-/// One enhanced packet block: nanosecond timestamp, direction flags, optional fault comment.
-pub(crate) fn packet(out: &mut Vec<u8>, record: &Record) {
-    let len = record.packet.len() as u32;
-    block(out, EPB, |out| {
-        out.extend_from_slice(&interface_id(record.leg).to_le_bytes());
-        out.extend_from_slice(&((record.at_nanos >> 32) as u32).to_le_bytes());
-        out.extend_from_slice(&(record.at_nanos as u32).to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes());
-        record.packet.write_to(out);
-        pad4(out);
-        let direction: u32 = match record.direction {
-            PacketDirection::Inbound => 0b01,
-            PacketDirection::Outbound => 0b10,
-        };
-        option(out, EPB_FLAGS, &direction.to_le_bytes());
-        if let Some(comment) = &record.comment {
-            option(out, OPT_COMMENT, comment.as_bytes());
-        }
-        option(out, OPT_END, &[]);
-    });
+/// Length of an option holding `value_len` bytes, padding included.
+fn option_len(value_len: usize) -> usize {
+    4 + value_len.min(usize::from(u16::MAX) - 3).next_multiple_of(4)
+}
+
+/// One enhanced packet block: nanosecond timestamp, direction flags, optional fault comment. The
+/// payload goes into the batch by reference; `payload_sum` is its checksum sum (see `packet`).
+pub(crate) fn packet(batch: &mut Batch, record: &Record, payload_sum: u64) {
+    let packet = &record.packet;
+    let len = packet.len();
+    let comment = record.comment.as_deref().map(str::as_bytes);
+    // Block type, total length, interface, timestamp (2), captured and original length; the
+    // packet padded to 4; flags; comment; end of options; total length again.
+    let total = 28
+        + len.next_multiple_of(4)
+        + option_len(4)
+        + comment.map_or(0, |c| option_len(c.len()))
+        + 4
+        + 4;
+    let mut head = Vec::with_capacity(28 + 60);
+    head.extend_from_slice(&EPB.to_le_bytes());
+    head.extend_from_slice(&(total as u32).to_le_bytes());
+    head.extend_from_slice(&interface_id(record.leg).to_le_bytes());
+    head.extend_from_slice(&((record.at_nanos >> 32) as u32).to_le_bytes());
+    head.extend_from_slice(&(record.at_nanos as u32).to_le_bytes());
+    head.extend_from_slice(&(len as u32).to_le_bytes());
+    head.extend_from_slice(&(len as u32).to_le_bytes());
+    packet.write_headers(&mut head, payload_sum);
+    batch.put(&head);
+    batch.payload(&packet.payload);
+    let padding = len.next_multiple_of(4) - len;
+    batch.put(&[0; 3][..padding]);
+    // Options are padded relative to the start of `tail`, which is 4-aligned in the block.
+    let mut tail = Vec::with_capacity(32 + comment.map_or(0, <[u8]>::len));
+    let direction: u32 = match record.direction {
+        PacketDirection::Inbound => 0b01,
+        PacketDirection::Outbound => 0b10,
+    };
+    option(&mut tail, EPB_FLAGS, &direction.to_le_bytes());
+    if let Some(comment) = comment {
+        option(&mut tail, OPT_COMMENT, comment);
+    }
+    option(&mut tail, OPT_END, &[]);
+    tail.extend_from_slice(&(total as u32).to_le_bytes());
+    debug_assert_eq!(
+        head.len() + packet.payload.len() + padding + tail.len(),
+        total
+    );
+    batch.put(&tail);
 }
 
 #[cfg(test)]
@@ -139,6 +168,35 @@ mod tests {
         interfaces(&mut out);
         assert_eq!(blocks(&out), vec![SHB, IDB, IDB]);
         assert_eq!(u32_at(&out, 8), BYTE_ORDER_MAGIC);
+    }
+
+    #[test]
+    fn packet_blocks_are_well_formed_with_and_without_comments() {
+        use crate::capture::event::Leg;
+        use crate::capture::packet::{flags, payload_sum, TcpPacket};
+        for (payload_len, comment) in [(0, None), (5, Some("odd")), (4000, Some("fault: x"))] {
+            let payload = bytes::Bytes::from(vec![9u8; payload_len]);
+            let record = Record {
+                leg: Leg::Upstream,
+                direction: PacketDirection::Outbound,
+                at_nanos: 1_790_000_000_000_000_000,
+                packet: TcpPacket {
+                    src: "127.0.0.1:1".parse().expect("addr"),
+                    dst: "127.0.0.1:2".parse().expect("addr"),
+                    seq: 1,
+                    ack: 2,
+                    flags: flags::ACK,
+                    ip_id: 3,
+                    payload: payload.clone(),
+                },
+                comment: comment.map(String::from),
+            };
+            let mut batch = Batch::default();
+            packet(&mut batch, &record, payload_sum(&payload));
+            let bytes: Vec<u8> = batch.take().concat();
+            assert_eq!(blocks(&bytes), vec![EPB]);
+            assert_eq!(u32_at(&bytes, 20) as usize, 40 + payload_len);
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -15,8 +15,25 @@ use super::event::CaptureEvent;
 use super::writer::{Output, Writer, WriterStats};
 use super::{pcap, pcapng};
 
-/// Events buffered between the pumps and the writer before `record` has to wait.
-const CHANNEL_CAPACITY: usize = 4096;
+/// Memory the capture may hold between the pumps and the file: payload bytes of events queued for
+/// the writer, being encoded, or being written, plus [`EVENT_OVERHEAD`] per event. When it is
+/// used up, `record` waits (block, never drop). 64 MiB keeps the writer busy through bursts, and is
+/// what a capture adds to faultline's resident size at most; it is returned when the burst is over.
+pub const QUEUE_BUDGET: usize = 64 << 20;
+/// What an event costs the budget beyond its payload: the event itself and its packets' headers.
+const EVENT_OVERHEAD: usize = 256;
+
+/// The budget units `event` holds from `record` until the writer has written it: never more than
+/// the whole budget (`budget_size`), so one huge event waits for an empty queue instead of forever.
+pub(crate) fn event_cost(event: &CaptureEvent, budget_size: usize) -> usize {
+    let payload = match event {
+        CaptureEvent::Data { bytes, .. } => bytes.len(),
+        _ => 0,
+    };
+    (payload + EVENT_OVERHEAD)
+        .min(budget_size)
+        .min(u32::MAX as usize)
+}
 
 /// File format of a capture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +106,10 @@ pub struct CaptureSummary {
 #[derive(Debug)]
 struct Shared {
     path: PathBuf,
+    /// Permits are bytes of [`QUEUE_BUDGET`]; `record` takes, the writer gives back.
+    budget: Arc<Semaphore>,
+    /// The budget's size: an event larger than it takes all of it rather than waiting forever.
+    budget_size: usize,
     backpressure_waits: AtomicU64,
     warned_backpressure: AtomicBool,
     warned_gone: AtomicBool,
@@ -97,7 +118,7 @@ struct Shared {
 /// Cheap, cloneable handle every connection holds to record what crossed its sockets.
 #[derive(Clone, Debug)]
 pub struct CaptureSink {
-    tx: mpsc::Sender<CaptureEvent>,
+    tx: mpsc::UnboundedSender<CaptureEvent>,
     shared: Arc<Shared>,
 }
 
@@ -142,26 +163,19 @@ impl CaptureSink {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::start_with_secrets(
-            &runtime,
-            path,
-            meta,
-            Box::new(file),
-            CHANNEL_CAPACITY,
-            secrets,
-        )
+        Self::start_with_secrets(&runtime, path, meta, Box::new(file), QUEUE_BUDGET, secrets)
     }
 
-    /// `start` with any output and channel capacity, so tests can inject full disks and tiny channels.
+    /// `start` with any output and memory budget, so tests can inject full disks and tiny budgets.
     #[cfg(test)]
     pub(crate) fn start_with(
         runtime: &tokio::runtime::Handle,
         path: &Path,
         meta: CaptureMeta,
         output: Output,
-        capacity: usize,
+        budget: usize,
     ) -> Result<(CaptureSink, CaptureWriterHandle), CaptureError> {
-        Self::start_with_secrets(runtime, path, meta, output, capacity, None)
+        Self::start_with_secrets(runtime, path, meta, output, budget, None)
     }
 
     /// `start_with`, embedding `secrets` (see [`start_embedding`](Self::start_embedding)).
@@ -170,7 +184,7 @@ impl CaptureSink {
         path: &Path,
         meta: CaptureMeta,
         mut output: Output,
-        capacity: usize,
+        budget: usize,
         secrets: Option<Arc<dyn super::secrets::SecretsSource>>,
     ) -> Result<(CaptureSink, CaptureWriterHandle), CaptureError> {
         let format = CaptureFormat::from_path(path);
@@ -193,14 +207,25 @@ impl CaptureSink {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        let mut writer = Writer::new(path.to_path_buf(), format, output, header.len() as u64);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let budget_size = budget.clamp(1, u32::MAX as usize);
+        let semaphore = Arc::new(Semaphore::new(budget_size));
+        let mut writer = Writer::new(
+            path.to_path_buf(),
+            format,
+            output,
+            header.len() as u64,
+            semaphore.clone(),
+            budget_size,
+        );
         if format == CaptureFormat::Pcapng {
             writer.embed_secrets(secrets);
         }
         let task = runtime.spawn(writer.run(rx));
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
+            budget: semaphore,
+            budget_size,
             backpressure_waits: AtomicU64::new(0),
             warned_backpressure: AtomicBool::new(false),
             warned_gone: AtomicBool::new(false),
@@ -221,16 +246,31 @@ impl CaptureSink {
 
     /// Hands an event to the writer. Never drops events.
     ///
-    /// Policy: `try_send` on a bounded channel (4096 events). When it is full the writer is behind: we
-    /// count a backpressure wait, warn once, and await room. We block rather than drop because a capture
-    /// with holes is worthless evidence; the cost is that a slow disk slows the proxy. The only case an
-    /// event is lost is a writer task that no longer exists (it panicked), logged once.
+    /// Policy: each event takes its payload size (plus a small overhead) from a memory budget of
+    /// [`QUEUE_BUDGET`] bytes, which the writer gives back once the event is written. When the
+    /// budget is used up the writer is behind: we count a backpressure wait, warn once, and await
+    /// room. We block rather than drop because a capture with holes is worthless evidence; the cost
+    /// is that a slow disk slows the proxy, while memory stays bounded. The only case an event is
+    /// lost is a writer task that no longer exists (it panicked), logged once.
     pub async fn record(&self, event: CaptureEvent) {
-        let event = match self.tx.try_send(event) {
-            Ok(()) => return,
-            Err(TrySendError::Full(event)) => event,
-            Err(TrySendError::Closed(_)) => return self.writer_gone(),
-        };
+        let cost = event_cost(&event, self.shared.budget_size) as u32;
+        match self.shared.budget.try_acquire_many(cost) {
+            Ok(permit) => permit.forget(),
+            Err(_) => {
+                self.waited();
+                // The semaphore is never closed; an error would only mean no budget to return.
+                if let Ok(permit) = self.shared.budget.acquire_many(cost).await {
+                    permit.forget();
+                }
+            }
+        }
+        if self.tx.send(event).is_err() {
+            self.writer_gone();
+        }
+    }
+
+    /// Counts a wait for the writer and warns the first time.
+    fn waited(&self) {
         self.shared
             .backpressure_waits
             .fetch_add(1, Ordering::Relaxed);
@@ -243,9 +283,6 @@ impl CaptureSink {
                 path = %self.shared.path.display(),
                 "capture: writer is behind, traffic waits for it (reported once; see the capture summary)"
             );
-        }
-        if self.tx.send(event).await.is_err() {
-            self.writer_gone();
         }
     }
 

@@ -1,21 +1,33 @@
 //! The writer task: turns events into records, batches them, and writes and flushes the file.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use bytes::Bytes;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use super::batch::{self, Batch};
 use super::event::CaptureEvent;
 use super::flow::{FlowTable, Record};
-use super::sink::CaptureFormat;
+use super::packet::payload_sum;
+use super::sink::{event_cost, CaptureFormat};
 use super::{pcap, pcapng};
 
 /// Pending bytes that trigger a write even before the flush deadline: large enough to amortize the
-/// hop to the blocking pool, small enough to bound memory.
-const BATCH_BYTES: usize = 1 << 20;
+/// hop to the blocking pool and the `writev`, small enough that encoding and writing overlap.
+const BATCH_BYTES: usize = 2 << 20;
+/// Recent data events whose segment checksums are remembered. The two legs of a connection carry
+/// the very same `Bytes` (read from one socket, written to the other) a moment apart, so the second
+/// leg's checksums cost nothing.
+const SUM_CACHE: usize = 8;
+/// Payload bytes processed since the last trim after which an idle writer returns freed memory to
+/// the operating system (see [`release_memory`]).
+const TRIM_AFTER: u64 = 64 << 20;
 /// Longest time a record waits in memory: what a SIGKILL can lose at most.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
@@ -40,22 +52,30 @@ pub(crate) struct Writer {
     output: Option<Output>,
     flows: FlowTable,
     records: Vec<Record>,
-    pending: Vec<u8>,
+    pending: Batch,
     pending_packets: u64,
     pending_payload: u64,
-    /// The buffer of the previous write, reused for the next batch.
-    spare: Vec<u8>,
+    /// Budget units (see `sink::event_cost`) of the events in `pending`, returned once written.
+    pending_cost: usize,
+    /// Segment checksum sums of recent data events, by the address and length of their bytes.
+    sums: VecDeque<(Bytes, Vec<u64>)>,
     in_flight: Option<InFlight>,
+    /// The sink's memory budget: permits go back once an event's bytes are on their way to disk.
+    budget: Arc<Semaphore>,
+    budget_size: usize,
+    /// Payload bytes since memory was last returned to the OS.
+    since_trim: u64,
     stats: WriterStats,
     /// TLS key log lines to embed ahead of the packets they decrypt (`secrets.rs`).
     secrets: Option<std::sync::Arc<dyn super::secrets::SecretsSource>>,
 }
 
-/// A batch being written on the blocking pool; it hands back the output and the emptied buffer.
+/// A batch being written on the blocking pool; it hands back the output.
 struct InFlight {
-    job: JoinHandle<(Output, Vec<u8>, io::Result<()>)>,
+    job: JoinHandle<(Output, io::Result<usize>)>,
     packets: u64,
     payload: u64,
+    cost: usize,
 }
 
 impl Writer {
@@ -65,6 +85,8 @@ impl Writer {
         format: CaptureFormat,
         output: Output,
         header_bytes: u64,
+        budget: Arc<Semaphore>,
+        budget_size: usize,
     ) -> Writer {
         Writer {
             path,
@@ -72,11 +94,15 @@ impl Writer {
             output: Some(output),
             flows: FlowTable::default(),
             records: Vec::new(),
-            pending: Vec::with_capacity(BATCH_BYTES + 128 * 1024),
+            pending: Batch::default(),
             pending_packets: 0,
             pending_payload: 0,
-            spare: Vec::with_capacity(BATCH_BYTES + 128 * 1024),
+            pending_cost: 0,
+            sums: VecDeque::with_capacity(SUM_CACHE),
             in_flight: None,
+            budget,
+            budget_size,
+            since_trim: 0,
             stats: WriterStats {
                 file_bytes: header_bytes,
                 ..WriterStats::default()
@@ -97,20 +123,38 @@ impl Writer {
     ///
     /// Flushes at least every `FLUSH_EVERY` while data is pending, and right after any event that
     /// carries a fault comment, so a killed proxy leaves a capture readable up to its last fault.
-    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<CaptureEvent>) -> WriterStats {
+    /// After a burst, once a whole tick passed without events, freed memory goes back to the OS.
+    pub(crate) async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<CaptureEvent>,
+    ) -> WriterStats {
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut busy = false;
         loop {
             tokio::select! {
                 event = rx.recv() => match event {
                     Some(event) => {
-                        if self.encode(event) || self.pending.len() >= BATCH_BYTES {
+                        busy = true;
+                        // Half the budget in one batch means pumps are about to wait: write now.
+                        if self.encode(event)
+                            || self.pending.len() >= BATCH_BYTES
+                            || self.pending_cost * 2 >= self.budget_size
+                        {
                             self.flush().await;
                         }
                     }
                     None => break,
                 },
-                _ = tick.tick() => self.flush().await,
+                _ = tick.tick() => {
+                    self.flush().await;
+                    if !busy && self.since_trim >= TRIM_AFTER {
+                        self.settle().await;
+                        self.since_trim = 0;
+                        release_memory();
+                    }
+                    busy = false;
+                }
             }
         }
         self.flush().await;
@@ -125,10 +169,17 @@ impl Writer {
             // Secrets logged before this event was recorded go in ahead of its packets.
             let lines = source.take_unwritten();
             if !lines.is_empty() {
-                super::secrets::decryption_secrets_block(&mut self.pending, &lines);
+                let mut block = Vec::with_capacity(lines.len() + 24);
+                super::secrets::decryption_secrets_block(&mut block, &lines);
+                self.pending.put(&block);
             }
         }
         self.records.clear();
+        self.pending_cost += event_cost(&event, self.budget_size);
+        let data = match &event {
+            CaptureEvent::Data { bytes, .. } if !bytes.is_empty() => Some(bytes.clone()),
+            _ => None,
+        };
         if let Err(e) = self.flows.apply(event, &mut self.records) {
             if self.stats.events_ignored == 0 {
                 warn!(path = %self.path.display(), error = %e, "capture: ignoring event (reported once)");
@@ -136,17 +187,49 @@ impl Writer {
             self.stats.events_ignored += 1;
             return false;
         }
+        let sums = data.map(|bytes| self.segment_sums(bytes));
+        let mut sums = sums.iter().flatten();
         let mut commented = false;
         for record in &self.records {
+            let payload = &record.packet.payload;
+            let sum = match payload.is_empty() {
+                true => 0,
+                false => sums.next().copied().unwrap_or_else(|| payload_sum(payload)),
+            };
             match self.format {
-                CaptureFormat::Pcapng => pcapng::packet(&mut self.pending, record),
-                CaptureFormat::Pcap => pcap::packet(&mut self.pending, record),
+                CaptureFormat::Pcapng => pcapng::packet(&mut self.pending, record, sum),
+                CaptureFormat::Pcap => pcap::packet(&mut self.pending, record, sum),
             }
             commented |= record.comment.is_some();
             self.pending_packets += 1;
-            self.pending_payload += record.packet.payload.len() as u64;
+            self.pending_payload += payload.len() as u64;
+            self.since_trim += payload.len() as u64;
         }
         commented
+    }
+
+    /// Checksum sums of the segments `records` split `bytes` into, in order: remembered when the
+    /// same bytes were just written for the other leg, computed (and remembered) otherwise.
+    fn segment_sums(&mut self, bytes: Bytes) -> Vec<u64> {
+        let same =
+            |cached: &Bytes| cached.as_ptr() == bytes.as_ptr() && cached.len() == bytes.len();
+        if let Some(at) = self.sums.iter().position(|(cached, _)| same(cached)) {
+            if let Some((_, sums)) = self.sums.remove(at) {
+                return sums;
+            }
+        }
+        let sums: Vec<u64> = self
+            .records
+            .iter()
+            .map(|r| &r.packet.payload)
+            .filter(|p| !p.is_empty())
+            .map(|p| payload_sum(p))
+            .collect();
+        if self.sums.len() == SUM_CACHE {
+            self.sums.pop_front();
+        }
+        self.sums.push_back((bytes, sums.clone()));
+        sums
     }
 
     /// Starts writing the pending batch on the blocking pool (file I/O must not stall a runtime
@@ -154,26 +237,36 @@ impl Writer {
     /// At most one write is in flight: a new batch first waits for the previous one.
     async fn flush(&mut self) {
         if self.pending.is_empty() {
+            // Events that produced no bytes (ignored ones) still give their budget back.
+            self.budget
+                .add_permits(std::mem::take(&mut self.pending_cost));
             return;
         }
         self.settle().await;
         let (packets, payload) = (self.pending_packets, self.pending_payload);
+        let cost = std::mem::take(&mut self.pending_cost);
         self.pending_packets = 0;
         self.pending_payload = 0;
+        let pieces = self.pending.take();
         let Some(mut output) = self.output.take() else {
             self.stats.packets_lost += packets;
-            self.pending.clear();
+            self.budget.add_permits(cost);
             return;
         };
-        let buf = std::mem::replace(&mut self.pending, std::mem::take(&mut self.spare));
+        let budget = self.budget.clone();
         let job = tokio::task::spawn_blocking(move || {
-            let result = output.write_all(&buf).and_then(|()| output.flush());
-            (output, buf, result)
+            let result = batch::write_all(&mut output, &pieces);
+            // The bytes are in the file (or lost to an error): their budget is free again, now
+            // rather than when the writer next looks, so waiting pumps resume at once.
+            drop(pieces);
+            budget.add_permits(cost);
+            (output, result)
         });
         self.in_flight = Some(InFlight {
             job,
             packets,
             payload,
+            cost,
         });
     }
 
@@ -186,24 +279,24 @@ impl Writer {
             job,
             packets,
             payload,
+            cost,
         }) = self.in_flight.take()
         else {
             return;
         };
-        match job.await {
-            Ok((output, mut buf, Ok(()))) => {
+        let result = job.await;
+        if result.is_err() {
+            // The write thread died before giving the budget back.
+            self.budget.add_permits(cost);
+        }
+        match result {
+            Ok((output, Ok(written))) => {
                 self.stats.packets_written += packets;
                 self.stats.payload_bytes += payload;
-                self.stats.file_bytes += buf.len() as u64;
-                buf.clear();
-                self.spare = buf;
+                self.stats.file_bytes += written as u64;
                 self.output = Some(output);
             }
-            Ok((_, mut buf, Err(e))) => {
-                self.fail(packets, e.to_string());
-                buf.clear();
-                self.spare = buf;
-            }
+            Ok((_, Err(e))) => self.fail(packets, e.to_string()),
             Err(e) => self.fail(packets, format!("writer thread failed: {e}")),
         }
     }
@@ -216,5 +309,17 @@ impl Writer {
         );
         self.stats.packets_lost += packets;
         self.stats.write_error.get_or_insert(error);
+    }
+}
+
+/// Hands memory freed after a burst back to the operating system. glibc keeps freed chunks in its
+/// arenas for reuse, so without this a process that once queued a burst of capture data would keep
+/// that resident size for good. Elsewhere (musl, other systems) the allocator's own policy applies.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas and returns free pages; it has no
+    // preconditions and touches no memory the program still uses.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

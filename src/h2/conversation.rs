@@ -78,6 +78,14 @@ impl Conversation {
         }
     }
 
+    /// A connection that switched from HTTP/1.1 with `Upgrade: h2c`: the client starts with the
+    /// preface, the server with SETTINGS, and stream 1 is the upgraded request (`request`).
+    pub fn upgraded(request: HeaderList) -> Conversation {
+        let mut conversation = Conversation::new();
+        conversation.tracker.open_upgraded(request);
+        conversation
+    }
+
     /// The stream tracker.
     pub fn tracker(&self) -> &Tracker {
         &self.tracker

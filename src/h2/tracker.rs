@@ -154,6 +154,15 @@ impl Tracker {
             .or_insert_with(|| Stream::new(id, windows))
     }
 
+    /// Stream 1 of a connection upgraded from HTTP/1.1 (`Upgrade: h2c`, RFC 7540 §3.2): it
+    /// carries the upgraded request, whose headers came as HTTP/1 (`request`), and the client's
+    /// half is already closed; the server answers on it in HTTP/2.
+    pub fn open_upgraded(&mut self, request: HeaderList) {
+        let stream = self.open(StreamId(1), 0);
+        stream.request = Some(request);
+        stream.ended[Direction::ClientToUpstream.index()] = true;
+    }
+
     /// A complete header block travelled in `direction`; returns what it was for its stream.
     pub fn on_block(
         &mut self,

@@ -5,9 +5,12 @@
 //! cancellation token, so tests bind `127.0.0.1:0` and stop a run without signals.
 
 pub mod connection;
+pub mod fd_limit;
 pub mod forward;
 pub mod leg_stream;
 pub mod live_rules;
+#[cfg(target_os = "linux")]
+pub mod pipe_pool;
 pub mod pump;
 pub mod record_tap;
 pub mod rule_book;
@@ -343,25 +346,67 @@ fn interceptor(
     Interceptor::new(minter, settings, keylog)
 }
 
+/// Longest pause after a failed accept. Failures (out of file descriptors, out of memory) clear when
+/// connections end, so the loop retries soon but never spins.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(200);
+/// First pause after a failed accept; doubles on each failure in a row up to the cap.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+/// At most one accept-failure warning per this interval; the rest are counted into the next one.
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(1);
+
+/// Accepts clients until shutdown, one tracked task per connection, then waits for every task.
+///
+/// When another connection's two fds would not fit under the open-file limit, or an accept fails
+/// (typically EMFILE), clients wait in the listen backlog: the loop backs off (5 ms doubling to
+/// 200 ms, reset by the next success) instead of spinning, and warns at most once per second with
+/// the number of failures since the last warning.
 async fn accept_loop(listener: TcpListener, shared: Arc<RunShared>) {
     let tracker = TaskTracker::new();
     let mut ordinal = 0u64;
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut failures = 0u64;
+    let mut last_warning: Option<tokio::time::Instant> = None;
+    let baseline = fd_limit::open_now();
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = shared.shutdown.cancelled() => break,
+        let accepted = if fd_limit::another_connection_fits(shared.active.load(Relaxed), baseline) {
+            tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = shared.shutdown.cancelled() => break,
+            }
+        } else {
+            Err(io::Error::other(format!(
+                "open-file limit {} reached",
+                fd_limit::soft_limit()
+            )))
         };
         match accepted {
             Ok((stream, client_addr)) => {
+                backoff = ACCEPT_BACKOFF_MIN;
                 ordinal += 1;
                 shared.stats.connections.fetch_add(1, Relaxed);
                 let serve = connection::serve(stream, client_addr, ordinal, shared.clone());
                 tracker.spawn(task_guard::guarded(ordinal, shared.clone(), serve));
             }
             Err(e) => {
-                // Out of file descriptors and similar: keep serving, but do not spin.
-                warn!(side = "client", error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                failures += 1;
+                let now = tokio::time::Instant::now();
+                if last_warning.is_none_or(|at| now.duration_since(at) >= ACCEPT_WARN_EVERY) {
+                    warn!(
+                        side = "client",
+                        error = %e,
+                        failures,
+                        active = shared.active.load(Relaxed),
+                        retry_in = ?backoff,
+                        "not accepting; clients wait in the listen backlog"
+                    );
+                    last_warning = Some(now);
+                    failures = 0;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shared.shutdown.cancelled() => break,
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
             }
         }
     }

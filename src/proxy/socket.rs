@@ -2,6 +2,7 @@
 //! until written bytes have left our send queue.
 
 use std::io;
+#[cfg(target_os = "linux")]
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ pub fn abort(stream: TcpStream) {
 }
 
 /// Bytes written to `stream` that the peer's kernel has not acknowledged yet (Linux SIOCOUTQ).
+#[cfg(target_os = "linux")]
 pub fn unacknowledged(stream: &TcpStream) -> io::Result<usize> {
     let mut value: libc::c_int = 0;
     // SAFETY: the fd is a valid, open TCP socket owned by `stream` for the duration of the call,
@@ -28,6 +30,12 @@ pub fn unacknowledged(stream: &TcpStream) -> io::Result<usize> {
         return Err(io::Error::last_os_error());
     }
     Ok(usize::try_from(value).unwrap_or(0))
+}
+
+/// Not Linux: no portable way to ask; reports nothing pending, so a reset does not wait.
+#[cfg(not(target_os = "linux"))]
+pub fn unacknowledged(_stream: &TcpStream) -> io::Result<usize> {
+    Ok(0)
 }
 
 /// Waits (at most `limit`) until everything written to `stream` reached the peer, so a reset

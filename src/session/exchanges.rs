@@ -18,6 +18,9 @@ pub struct Pending {
     /// faultline answers this request itself (empty bytes: it only closes), once the responses
     /// before it are done; the upstream never sees it.
     pub answer: Option<(Vec<u8>, Mark)>,
+    /// The request asked to switch to HTTP/2 (`Upgrade: h2c`): its headers, as stream 1 will
+    /// carry them if the server agrees.
+    pub h2c: Option<crate::h2::HeaderList>,
 }
 
 /// Requests in the order they were sent; responses answer them front to back (HTTP/1

@@ -150,6 +150,20 @@ impl H2Session {
         }
     }
 
+    /// A session for a connection that just switched from HTTP/1.1 with `Upgrade: h2c`: the
+    /// client starts with the preface, the server with SETTINGS, and stream 1 carries the
+    /// upgraded request (`request`, decided by the HTTP/1 session: its rules do not apply again).
+    pub fn upgraded(
+        seed: u64,
+        facts: ConnectionFacts,
+        opened: Instant,
+        request: HeaderList,
+    ) -> Self {
+        let mut session = H2Session::new(seed, facts, opened, Vec::new());
+        session.conv = Conversation::upgraded(request);
+        session
+    }
+
     /// Whether the session still follows the connection (false once a peer broke HTTP/2).
     pub fn is_active(&self) -> bool {
         !self.failed

@@ -262,3 +262,86 @@ fault.grpc_status = { code = 14, message = "try again" }
         .count();
     assert_eq!(answered, 1, "one call answered UNAVAILABLE");
 }
+
+/// Replays `(direction, bytes)` records through a fresh auto session under `rules`.
+fn replay_records(records: Vec<(Direction, Vec<u8>)>, rules: &str) -> Output {
+    let mut raw = Vec::new();
+    for (direction, bytes) in records {
+        raw.push(if direction == Direction::ClientToUpstream {
+            0
+        } else {
+            1
+        });
+        raw.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        raw.extend_from_slice(&bytes);
+    }
+    replay(&raw, rules, usize::MAX)
+}
+
+#[test]
+fn an_accepted_h2c_upgrade_hands_the_connection_to_the_http2_session() {
+    use crate::h2::build::{headers, settings_ack, BlockLimits};
+    use crate::h2::frame::PREFACE;
+    use crate::h2::HeaderList;
+    let settings = [0u8, 0, 0, 4, 0, 0, 0, 0, 0];
+    let upgrade = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n".to_vec();
+    let mut switched =
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".to_vec();
+    switched.extend_from_slice(&settings);
+    let status = HeaderList::from_pairs([(":status", "200")]);
+    switched.extend(headers(StreamId(1), &status, true, BlockLimits::default()));
+    let mut client = PREFACE.to_vec();
+    client.extend_from_slice(&settings);
+    client.extend_from_slice(&settings_ack());
+    let request = HeaderList::from_pairs([
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "h"),
+        (":path", "/x"),
+    ]);
+    client.extend(headers(StreamId(3), &request, true, BlockLimits::default()));
+    let out = replay_records(
+        vec![
+            (Direction::ClientToUpstream, upgrade.clone()),
+            (Direction::UpstreamToClient, switched.clone()),
+            (Direction::ClientToUpstream, client.clone()),
+            (Direction::UpstreamToClient, settings_ack().to_vec()),
+        ],
+        "[[rule]]\nmatch = { path = \"/x\" }\nfault.respond = { status = 503 }\n",
+    );
+    assert!(
+        out.marks.iter().any(|m| m.contains("answered 503")),
+        "the rule acted on HTTP/2 stream 3 after the upgrade: {:?}",
+        out.marks
+    );
+    // The upstream never heard of stream 3 (its request block touched no HPACK table).
+    let client_h2_without_stream_3 = PREFACE.len() + 2 * settings.len();
+    assert_eq!(
+        out.bytes[0].len(),
+        upgrade.len() + client_h2_without_stream_3
+    );
+    // What the client received parses as the 101 then HTTP/2 with a 503 on stream 3.
+    let to_client = &out.bytes[1];
+    assert!(to_client.starts_with(b"HTTP/1.1 101"));
+    let h2_start = switched.len()
+        - settings.len()
+        - headers(StreamId(1), &status, true, BlockLimits::default()).len();
+    assert!(
+        client.starts_with(&out.bytes[0][upgrade.len()..]),
+        "the client's HTTP/2 reached the upstream as sent, up to the answered request"
+    );
+    // Read as the client sees its own connection: its request, then what came back.
+    let mut conversation = crate::h2::Conversation::upgraded(HeaderList::default());
+    conversation
+        .feed(Direction::ClientToUpstream, &client)
+        .expect("the client's HTTP/2");
+    conversation
+        .feed(Direction::UpstreamToClient, &to_client[h2_start..])
+        .expect("valid HTTP/2 toward the client");
+    let answered = conversation
+        .tracker()
+        .streams()
+        .find(|s| s.id == StreamId(3))
+        .and_then(|s| s.status());
+    assert_eq!(answered, Some(503));
+}

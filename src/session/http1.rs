@@ -56,6 +56,10 @@ pub struct Http1Session {
     /// Bytes of each direction covered by plans so far (the framer may have seen more: a head
     /// held back until it is complete).
     planned: [u64; 2],
+    /// The server agreed to `Upgrade: h2c`: the upgraded request (stream 1's), and where each
+    /// direction's HTTP/2 bytes start once the framer says so.
+    h2c: Option<crate::h2::HeaderList>,
+    h2c_at: [Option<u64>; 2],
     streams: RuleStreams,
 }
 
@@ -76,6 +80,8 @@ impl Http1Session {
             response: MessageFaults::default(),
             response_is_interim: false,
             planned: [0, 0],
+            h2c: None,
+            h2c_at: [None, None],
             streams: RuleStreams::new(seed, facts.ordinal),
             facts,
         }
@@ -100,6 +106,28 @@ impl Http1Session {
     /// The answer faultline owes the client next, if every response before it is done.
     pub fn take_ready_answer(&mut self) -> Option<(Vec<u8>, Mark)> {
         self.exchanges.take_ready_answer()
+    }
+
+    /// Whether `direction` reached the point where the connection speaks HTTP/2 after an
+    /// `Upgrade: h2c` the server accepted: the last plan stopped there and held the rest back.
+    pub fn switched_to_h2(&self, direction: Direction) -> bool {
+        self.h2c_at[direction.index()].is_some()
+    }
+
+    /// The HTTP/2 session that takes over after an accepted `Upgrade: h2c`, opened at `opened`.
+    pub fn h2c_session(&self, opened: Instant) -> Option<super::H2Session> {
+        let request = self.h2c.clone()?;
+        Some(super::H2Session::upgraded(
+            self.seed,
+            self.facts.clone(),
+            opened,
+            request,
+        ))
+    }
+
+    /// The upgraded request (stream 1 of the HTTP/2 connection), once the server accepted it.
+    pub fn upgraded_request(&self) -> Option<&crate::h2::HeaderList> {
+        self.h2c.as_ref()
     }
 
     /// Plans a chunk of `direction` that arrived at `arrival`. The chunk starts with the bytes
@@ -160,10 +188,7 @@ impl Http1Session {
                     end: head_end,
                     body,
                 } => {
-                    plan.flush(self.request.chain.as_mut());
-                    plan.relay(head_start, Role::Payload);
-                    plan.flush(None);
-                    self.request = MessageFaults::default();
+                    start_message(&mut plan, &mut self.request, head_start);
                     let raw = chunk_slice(chunk, start, head_start, head_end);
                     let view = HeadView {
                         head: &head,
@@ -196,6 +221,13 @@ impl Http1Session {
                     plan.relay(tunnel, Role::Framing);
                     plan.flush(self.request.chain.as_mut());
                     self.request = MessageFaults::default();
+                    if self.h2c.is_some() {
+                        // HTTP/2 from here: the rest of the chunk is the HTTP/2 session's.
+                        self.h2c_at[0] = Some(tunnel);
+                        self.active[0] = false;
+                        let rest = plan.end().saturating_sub(tunnel) as usize;
+                        return plan.finish(rest);
+                    }
                     self.deactivate();
                 }
             }
@@ -283,6 +315,9 @@ impl Http1Session {
         let mut pending = Pending {
             label: label.clone(),
             response_rules: armed.on_response,
+            h2c: head
+                .has_token("upgrade", "h2c")
+                .then(|| upgraded_request(head)),
             ..Pending::default()
         };
         let mut byte_rules = Vec::new();
@@ -373,10 +408,7 @@ impl Http1Session {
                     end: head_end,
                     body,
                 } => {
-                    plan.flush(self.response.chain.as_mut());
-                    plan.relay(head_start, Role::Payload);
-                    plan.flush(None);
-                    self.response = MessageFaults::default();
+                    start_message(&mut plan, &mut self.response, head_start);
                     self.response_is_interim = head.is_interim();
                     if self.response_is_interim {
                         plan.relay(head_end, Role::Head);
@@ -384,11 +416,16 @@ impl Http1Session {
                         continue;
                     }
                     let (rules, drop, label) = match self.exchanges.front_mut() {
-                        Some(p) => (
-                            std::mem::take(&mut p.response_rules),
-                            p.drop_response.take(),
-                            p.label.clone(),
-                        ),
+                        Some(p) => {
+                            if head.status == 101 && head.has_token("upgrade", "h2c") {
+                                self.h2c = p.h2c.take();
+                            }
+                            (
+                                std::mem::take(&mut p.response_rules),
+                                p.drop_response.take(),
+                                p.label.clone(),
+                            )
+                        }
                         None => (Vec::new(), None, "an unknown request".to_string()),
                     };
                     if let Some(mark) = drop {
@@ -431,6 +468,12 @@ impl Http1Session {
                     plan.relay(tunnel, Role::Framing);
                     plan.flush(self.response.chain.as_mut());
                     self.response = MessageFaults::default();
+                    if self.h2c.is_some() {
+                        self.h2c_at[1] = Some(tunnel);
+                        self.active[1] = false;
+                        let rest = plan.end().saturating_sub(tunnel) as usize;
+                        return plan.finish(rest);
+                    }
                     self.deactivate();
                 }
             }
@@ -468,6 +511,36 @@ impl Http1Session {
     }
 }
 
+/// The request that asked for `Upgrade: h2c`, as HTTP/2 stream 1 carries it: pseudo-headers
+/// from the request line and Host, the other fields lowercased, minus the hop-by-hop ones the
+/// upgrade consumed.
+fn upgraded_request(head: &RequestHead) -> crate::h2::HeaderList {
+    let authority = head.host().unwrap_or_default().to_string();
+    let mut list = crate::h2::HeaderList::from_pairs([
+        (":method", head.method.as_str()),
+        (":scheme", "http"),
+        (":authority", authority.as_str()),
+        (":path", head.target.as_str()),
+    ]);
+    const HOP: [&str; 5] = [
+        "connection",
+        "upgrade",
+        "http2-settings",
+        "host",
+        "keep-alive",
+    ];
+    for (name, value) in &head.headers {
+        let name = name.to_ascii_lowercase();
+        if !HOP.contains(&name.as_str()) {
+            list.fields.push(crate::h2::HeaderField {
+                name: name.into_bytes(),
+                value: value.clone(),
+            });
+        }
+    }
+    list
+}
+
 /// A request head as the framer reported it.
 struct HeadView<'a> {
     head: &'a RequestHead,
@@ -477,6 +550,15 @@ struct HeadView<'a> {
     end: u64,
     /// How its body is delimited.
     body: BodyKind,
+}
+
+/// A new message's head starts at `head_start`: what was planned of the previous message goes
+/// through that message's chain, and the new one starts with no faults until rules arm it.
+fn start_message(plan: &mut ChunkPlan, previous: &mut MessageFaults, head_start: u64) {
+    plan.flush(previous.chain.as_mut());
+    plan.relay(head_start, Role::Payload);
+    plan.flush(None);
+    *previous = MessageFaults::default();
 }
 
 /// The payload length a body's framing announces.

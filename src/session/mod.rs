@@ -58,8 +58,11 @@ pub enum Session {
     Detecting(detect::Detecting),
     /// HTTP/1.x.
     Http1(Box<Http1Session>),
-    /// HTTP/2 (prior knowledge).
+    /// HTTP/2 (prior knowledge, TLS ALPN `h2`, or after an accepted `Upgrade: h2c`).
     H2(Box<H2Session>),
+    /// Switching from HTTP/1.1 to HTTP/2 (`Upgrade: h2c`): one direction already speaks HTTP/2,
+    /// the other has not reached the switch yet.
+    Upgrading(Box<Upgrading>),
     /// Not a protocol faultline follows: the bytes pass as they are.
     Raw,
 }
@@ -92,6 +95,7 @@ impl Session {
             Session::Detecting(_) => true,
             Session::Http1(s) => s.is_active(direction),
             Session::H2(s) => s.is_active(),
+            Session::Upgrading(u) => u.h2.is_active(),
             Session::Raw => false,
         }
     }
@@ -124,6 +128,9 @@ impl Session {
     pub fn wants_flush(&self, direction: Direction) -> bool {
         match self {
             Session::H2(s) => s.wants_flush(direction),
+            Session::Upgrading(u) => {
+                u.http1.switched_to_h2(direction) && u.h2.wants_flush(direction)
+            }
             _ => false,
         }
     }
@@ -132,14 +139,17 @@ impl Session {
     pub fn next_deadline(&self, scenario: &Scenario) -> Option<Instant> {
         match self {
             Session::H2(s) => s.next_deadline(scenario),
+            Session::Upgrading(u) => u.h2.next_deadline(scenario),
             _ => None,
         }
     }
 
     /// Fires the timers due at `now`.
     pub fn tick(&mut self, now: Instant, scenario: &Scenario) {
-        if let Session::H2(s) = self {
-            s.tick(now, scenario);
+        match self {
+            Session::H2(s) => s.tick(now, scenario),
+            Session::Upgrading(u) => u.h2.tick(now, scenario),
+            _ => {}
         }
     }
 
@@ -175,12 +185,69 @@ impl Session {
                 }
             }
         }
-        match self {
+        let plan = match self {
             Session::Detecting(_) | Session::Raw => SessionPlan::relay(chunk.len(), arrival),
-            Session::Http1(s) => s.plan(direction, chunk, arrival, run),
             Session::H2(s) => s.plan(direction, chunk, arrival, run),
+            Session::Http1(s) => {
+                let plan = s.plan(direction, chunk, arrival, run);
+                if !s.switched_to_h2(direction) {
+                    return plan;
+                }
+                let Some(h2) = s.h2c_session(arrival) else {
+                    return plan;
+                };
+                let Session::Http1(http1) = std::mem::replace(self, Session::Raw) else {
+                    return plan;
+                };
+                let mut upgrading = Box::new(Upgrading { http1: *http1, h2 });
+                let rest = &chunk[chunk.len() - plan.deferred..];
+                let after = upgrading.h2.plan(direction, rest, arrival, run);
+                *self = Session::Upgrading(upgrading);
+                return joined(plan, after);
+            }
+            Session::Upgrading(u) => {
+                if u.http1.switched_to_h2(direction) {
+                    u.h2.plan(direction, chunk, arrival, run)
+                } else {
+                    let plan = u.http1.plan(direction, chunk, arrival, run);
+                    if u.http1.switched_to_h2(direction) {
+                        let rest = &chunk[chunk.len() - plan.deferred..];
+                        let after = u.h2.plan(direction, rest, arrival, run);
+                        joined(plan, after)
+                    } else {
+                        plan
+                    }
+                }
+            }
+        };
+        // Both directions speak HTTP/2 now: the HTTP/1 session has nothing left to do.
+        if let Session::Upgrading(u) = self {
+            if Direction::ALL.iter().all(|d| u.http1.switched_to_h2(*d)) {
+                let Session::Upgrading(u) = std::mem::replace(self, Session::Raw) else {
+                    return plan;
+                };
+                *self = Session::H2(Box::new(u.h2));
+            }
         }
+        plan
     }
+}
+
+/// A connection switching from HTTP/1.1 to HTTP/2 (`Upgrade: h2c`).
+#[derive(Debug)]
+pub struct Upgrading {
+    http1: Http1Session,
+    h2: H2Session,
+}
+
+/// The plan of the HTTP/1 part of a chunk followed by the HTTP/2 plan of its rest.
+fn joined(mut first: SessionPlan, then: SessionPlan) -> SessionPlan {
+    if first.steps.iter().any(Step::is_terminal) {
+        return first;
+    }
+    first.steps.extend(then.steps);
+    first.deferred = then.deferred;
+    first
 }
 #[cfg(test)]
 mod h2_tests;

@@ -21,17 +21,17 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::fs::{self, File};
+use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use md5::{Digest, Md5};
 
-use crate::support::process::{self, Finished};
+use crate::support::daemon::{run_bounded, Daemon};
+use crate::support::process::Finished;
 use crate::support::random_bytes;
 use crate::support::temp_dir::TempDir;
 
@@ -53,112 +53,6 @@ const CURRENT_AIOHTTP: &str = "3.14.5";
 // ---------------------------------------------------------------------------------------------
 // processes
 // ---------------------------------------------------------------------------------------------
-
-fn read_lossy(path: &Path) -> String {
-    String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned()
-}
-
-/// Runs `command` with stdout and stderr in `LOGS/LABEL.{stdout,stderr}` (files, so no pipe can
-/// fill up), killing it by PID after `limit`.
-fn run_bounded(command: &mut Command, logs: &Path, label: &str, limit: Duration) -> Finished {
-    let out = logs.join(format!("{label}.stdout"));
-    let err = logs.join(format!("{label}.stderr"));
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(File::create(&out).expect("create a stdout file"))
-        .stderr(File::create(&err).expect("create a stderr file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {label} ({command:?}): {e}"));
-    let Some(status) = process::wait_within(&mut child, limit) else {
-        process::kill_if_running(&mut child);
-        panic!(
-            "{label} did not finish within {limit:?}; killed pid {}\nstdout:\n{}\nstderr:\n{}",
-            child.id(),
-            read_lossy(&out),
-            read_lossy(&err)
-        );
-    };
-    Finished {
-        status,
-        stdout: read_lossy(&out),
-        stderr: read_lossy(&err),
-    }
-}
-
-/// A long-running faultline process (`serve-store` or `run`), output in files, stopped by PID.
-struct Daemon {
-    label: String,
-    child: Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-impl Daemon {
-    fn start(command: &mut Command, logs: &Path, label: &str) -> Daemon {
-        let stdout = logs.join(format!("{label}.stdout"));
-        let stderr = logs.join(format!("{label}.stderr"));
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).expect("create a stdout file"))
-            .stderr(File::create(&stderr).expect("create a stderr file"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {label}: {e}"));
-        Daemon {
-            label: label.to_string(),
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// The address in the `listening on ADDR,` line faultline prints on stderr once it accepts.
-    fn address(&mut self) -> SocketAddr {
-        let deadline = Instant::now() + PROCESS_LIMIT;
-        loop {
-            let text = read_lossy(&self.stderr);
-            if let Some((_, rest)) = text.split_once("listening on ") {
-                let addr = rest.split([',', ' ', '\n']).next().unwrap_or_default();
-                return addr
-                    .parse()
-                    .unwrap_or_else(|e| panic!("{}: bad address {addr:?}: {e}", self.label));
-            }
-            if let Some(status) = self.child.try_wait().expect("poll faultline") {
-                panic!("{} exited ({status}) before listening:\n{text}", self.label);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} printed no address within {PROCESS_LIMIT:?}:\n{text}",
-                self.label
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGTERM by PID, then a bounded wait; returns what it printed (the run summary on stdout).
-    fn stop(mut self) -> Finished {
-        let pid = self.child.id().to_string();
-        let sent = process::sigterm(&self.child);
-        assert!(sent.success(), "kill -TERM {pid} ({}) failed", self.label);
-        let status = process::wait_within(&mut self.child, PROCESS_LIMIT).unwrap_or_else(|| {
-            panic!(
-                "{} (pid {pid}) did not exit within {PROCESS_LIMIT:?} of SIGTERM",
-                self.label
-            )
-        });
-        Finished {
-            status,
-            stdout: read_lossy(&self.stdout),
-            stderr: read_lossy(&self.stderr),
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // Only when a test panicked before stop(): SIGKILL by PID, never leave it running.
-        process::kill_if_running(&mut self.child);
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // the venv
@@ -422,7 +316,7 @@ impl Lab {
             &tmp.path().join("logs"),
             "serve-store",
         );
-        let store_addr = store.address();
+        let store_addr = store.faultline_address();
         let lab = Lab {
             tmp,
             venv,
@@ -486,7 +380,7 @@ impl Lab {
             &self.tmp.path().join("logs"),
             &format!("{n}-faultline-{scenario}"),
         );
-        let addr = daemon.address();
+        let addr = daemon.faultline_address();
         println!(
             "faultline run {scenario}: listening on {addr}, capture {}",
             capture.display()

@@ -1972,10 +1972,7 @@ async fn forward_origin_form_request_gets_400() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_shows_both_attempts_on_the_client_leg_and_one_upstream() {
-    if tshark::tshark().is_none() {
-        eprintln!("tshark is not installed: skipping");
-        return;
-    }
+    tshark::tshark();
     bounded("capture of a retried upload", async {
         let mut h = Harness::start(
             "capture-retry",

@@ -1,0 +1,353 @@
+//! Production behaviour of the real binary under resource limits and in logs: the open-file limit
+//! raised at start, 2 fds per idle connection, accept back-off when fds run out, plain or JSON
+//! logs, and a listen error said once.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::support::process::{kill_if_running, sigterm, wait_within};
+use crate::support::temp_dir::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_faultline");
+/// Far above what any step needs: reaching it means a hang.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// An echo upstream on 127.0.0.1:0 with a thread per connection (a test opens a few dozen).
+fn echo_upstream() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind echo upstream");
+    let addr = listener.local_addr().expect("echo address");
+    thread::spawn(move || {
+        for stream in listener.incoming().take(1000) {
+            let Ok(mut stream) = stream else { continue };
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// faultline started through `bash -c "ulimit …; exec faultline …"`, stderr collected.
+struct Proxy {
+    child: Child,
+    addr: Option<std::net::SocketAddr>,
+    stderr: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+impl Proxy {
+    fn start(ulimit: &str, args: &[&str], envs: &[(&str, &str)]) -> Proxy {
+        let dir = TempDir::new("scale");
+        let scenario = dir.path().join("s.toml");
+        std::fs::write(
+            &scenario,
+            "[proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:1\"\n",
+        )
+        .expect("write scenario");
+        let mut command = Command::new("bash");
+        command
+            .arg("-c")
+            .arg(format!("{ulimit} exec \"$0\" \"$@\""))
+            .arg(BIN)
+            .arg("run")
+            .arg(&scenario)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        command.env_remove("NO_COLOR");
+        let mut child = command.spawn().expect("spawn faultline");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let text = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let kept = text.clone();
+        let reader = thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut kept) = kept.lock() {
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + LIMIT;
+        let mut addr = None;
+        while Instant::now() < deadline {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("listening on ").nth(1) {
+                        addr = rest.split([',', ' ']).next().and_then(|a| a.parse().ok());
+                        break;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        }
+        Proxy {
+            child,
+            addr,
+            stderr: text,
+            reader: Some(reader),
+            _dir: dir,
+        }
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+            .unwrap_or_else(|| panic!("faultline did not listen:\n{}", self.stderr()))
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .expect("read /proc/PID/fd")
+            .count()
+    }
+
+    /// SIGTERM, wait, and return everything it wrote on stderr.
+    fn stop(mut self) -> String {
+        sigterm(&self.child);
+        let status = wait_within(&mut self.child, LIMIT);
+        kill_if_running(&mut self.child);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "faultline did not exit cleanly: {status:?}\n{}",
+            self.stderr()
+        );
+        self.stderr()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        kill_if_running(&mut self.child);
+    }
+}
+
+fn echo_through(stream: &mut TcpStream, message: &[u8]) {
+    stream.set_read_timeout(Some(LIMIT)).expect("timeout");
+    stream.write_all(message).expect("write through faultline");
+    let mut back = vec![0u8; message.len()];
+    stream
+        .read_exact(&mut back)
+        .expect("echo through faultline");
+    assert_eq!(back, message);
+}
+
+#[test]
+fn the_soft_fd_limit_is_raised_and_an_idle_connection_costs_two_fds() {
+    let upstream = echo_upstream();
+    let proxy = Proxy::start(
+        "ulimit -Sn 256 &&",
+        &[
+            "--upstream",
+            &upstream.to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[(
+            "RUST_LOG",
+            "faultline=info,faultline::proxy::fd_limit=debug",
+        )],
+    );
+    let addr = proxy.addr();
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", proxy.child.id())).expect("limits");
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("open files line")
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .collect();
+    assert_eq!(
+        open_files[0], open_files[1],
+        "soft raised to hard: {limits}"
+    );
+    assert!(
+        proxy
+            .stderr()
+            .contains("raised the open-file soft limit to the hard limit"),
+        "{}",
+        proxy.stderr()
+    );
+    // One connection first, so the pipe pool holds what a burst of data needs.
+    let mut first = TcpStream::connect(addr).expect("connect");
+    echo_through(&mut first, b"warm up");
+    let before = proxy.fds();
+    let mut idle = Vec::new();
+    for i in 0..50u8 {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        echo_through(&mut stream, &[i; 16]);
+        idle.push(stream);
+    }
+    let per_connection = (proxy.fds() - before) as f64 / 50.0;
+    // Each exchange may leave one more pipe (two fds) in the pool; 50 connections bound that.
+    assert!(
+        per_connection <= 2.0 + 4.0 / 50.0,
+        "{per_connection} fds per idle connection"
+    );
+    for stream in &mut idle {
+        echo_through(stream, b"still here");
+    }
+    drop(idle);
+    proxy.stop();
+}
+
+#[test]
+fn out_of_fds_the_accept_loop_backs_off_warns_once_a_second_and_recovers() {
+    let upstream = echo_upstream();
+    // Hard and soft 80: faultline cannot raise it; a dozen connections fit beside its reserve.
+    let proxy = Proxy::start(
+        "ulimit -n 80 &&",
+        &[
+            "--upstream",
+            &upstream.to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[("RUST_LOG", "faultline=warn")],
+    );
+    let addr = proxy.addr();
+    let mut served = Vec::new();
+    // Connect more clients than fit, one at a time. Each served one holds 2 fds; once another
+    // would not fit, the next clients wait in the listen backlog (none is accepted and reset).
+    let started = Instant::now();
+    let mut waiting = Vec::new();
+    let mut reset = 0;
+    for i in 0..40u8 {
+        let mut stream = TcpStream::connect(addr).expect("connect (kernel backlog)");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        let mut back = [0u8; 8];
+        match stream
+            .write_all(&[i; 8])
+            .and_then(|()| stream.read_exact(&mut back))
+        {
+            Ok(()) => served.push(stream),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => waiting.push((i, stream)),
+            Err(_) => reset += 1,
+        }
+    }
+    assert!(
+        !served.is_empty() && !waiting.is_empty() && reset == 0,
+        "served {}, waiting {}, reset {reset}",
+        served.len(),
+        waiting.len()
+    );
+    // Let the loop fail for a few seconds, then free fds: every waiting client is served.
+    while started.elapsed() < Duration::from_secs(3) {
+        thread::sleep(Duration::from_millis(100));
+    }
+    let failing_for = started.elapsed();
+    drop(served);
+    // Each client from the backlog is served once fds are free, and leaves room for the next.
+    for (i, mut stream) in waiting {
+        stream.set_read_timeout(Some(LIMIT)).expect("timeout");
+        let mut back = [0u8; 8];
+        stream
+            .read_exact(&mut back)
+            .expect("a client from the backlog is served once fds are free");
+        assert_eq!(back, [i; 8]);
+    }
+    let stderr = proxy.stop();
+    let warnings = stderr.matches("clients wait in the listen backlog").count();
+    let seconds = failing_for.as_secs_f64().ceil() as usize + 2;
+    assert!(
+        (1..=seconds).contains(&warnings),
+        "{warnings} backlog warnings in ~{seconds} s:\n{stderr}"
+    );
+    assert!(stderr.contains("failures="), "{stderr}");
+}
+
+#[test]
+fn logs_are_plain_off_a_terminal_and_json_on_request() {
+    let upstream = echo_upstream();
+    let proxy = Proxy::start(
+        "",
+        &[
+            "--upstream",
+            &upstream.to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[("RUST_LOG", "faultline=info")],
+    );
+    let text = proxy.stop();
+    assert!(text.contains("proxy started"), "{text}");
+    assert!(!text.contains('\u{1b}'), "escape codes in a pipe: {text:?}");
+
+    let proxy = Proxy::start(
+        "",
+        &[
+            "--upstream",
+            &upstream.to_string(),
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ],
+        &[("RUST_LOG", "faultline=info")],
+    );
+    let text = proxy.stop();
+    let logs: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        logs.iter()
+            .any(|l| l["fields"]["message"] == "proxy started" && l["level"] == "INFO"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_listen_address_in_use_is_reported_once() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("address").to_string();
+    let dir = TempDir::new("scale-listen");
+    let scenario: PathBuf = dir.path().join("s.toml");
+    std::fs::write(&scenario, "[proxy]\nupstream = \"127.0.0.1:1\"\n").expect("scenario");
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg(&scenario)
+        .args(["--listen", &addr])
+        .output()
+        .expect("run faultline");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.matches("in use").count(),
+        1,
+        "the OS error appears once: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+}
