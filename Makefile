@@ -7,7 +7,7 @@ demo:
 	cargo build
 	./target/debug/faultline demo
 
-# Installs what the tests need (tshark; dvc, git-annex, wsgidav and grpcio in venvs under target/), then runs
+# Installs what the tests need (tshark, nginx, fcgiwrap; dvc, git-annex, wsgidav and grpcio in venvs under target/), then runs
 # every test: unit, integration, the real binary, real curl, dvc and git-annex.
 test:
 	bash tests/install-deps.sh

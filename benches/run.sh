@@ -54,6 +54,8 @@ cargo bench --bench connections
 
 # HTTP/2: a gRPC-style stream and unary calls, direct vs faultline with no rule vs an armed h2 rule.
 cargo bench --bench h2
+# TLS interception (issue 11): `faultline run` intercepting vs direct TLS, bulk and handshakes.
+cargo bench --bench tls
 
 # Capture writer and inspect throughput (ignored tests, run in release): MB/s of payload written
 # to a pcapng file, and MB/s of capture read back by `faultline inspect`.

@@ -1,19 +1,26 @@
-//! TLS interception cost, measured on the building blocks before the proxy wires them in: bulk
-//! throughput and handshake latency through the interception sequence (peek the ClientHello, TLS
-//! to the upstream with the client's ALPN, client handshake with a cached minted leaf, relay),
-//! against a direct TLS connection to the same upstream.
+//! TLS interception cost: bulk throughput and handshake latency through interception, against a
+//! direct TLS connection to the same upstream, in two forms.
 //!
-//! Everything runs in one process on loopback: a rustls client, the interception loop (the
-//! `faultline::tls` parts and `copy_bidirectional`, as the proxy will use them) and a rustls
-//! upstream, on one tokio runtime with 2 worker threads. So the numbers are the crypto and
-//! relaying cost of interception, not the proxy's pump; `make bench` gets the real row once
-//! the proxy intercepts.
+//! - **faultline run** (the `make bench` row, issue 11): the real binary (`FAULTLINE_BIN`, else
+//!   the one cargo built for this bench) with `[proxy.tls] intercept = true` in front of a rustls
+//!   upstream, its own process and runtime, no capture, no rules: the pump relaying plaintext
+//!   between the two TLS legs.
+//! - **building blocks**: the interception sequence of `faultline::tls` (peek the ClientHello,
+//!   TLS to the upstream with the client's ALPN, client handshake with a cached minted leaf,
+//!   `copy_bidirectional`) run in this process, on the bench's own 2-thread runtime: the crypto
+//!   and relaying cost without the proxy's pump.
+//!
+//! Client and upstream are rustls in this process (one 2-thread runtime), TLS 1.3.
 //! - **bulk**: one connection sends `BENCH_TLS_MIB` MiB (default 256) in 64 KiB writes; the
-//!   upstream discards them and answers one byte; MB/s = payload / time to that byte.
-//! - **handshake**: `BENCH_TLS_HANDSHAKES` (default 300) new connections, each a full TLS 1.3
-//!   handshake (no resumption) completed and one byte echoed; p50 and p99.
+//!   upstream discards them and answers one byte; MB/s = payload / time to that byte. Done in
+//!   `BENCH_TLS_ROUNDS` rounds (default 5), every path once per round; the table shows medians,
+//!   the ratio is the median of the per-round ratios to direct TLS (robust to load drifts).
+//! - **handshake**: `BENCH_TLS_HANDSHAKES` (default 300) new connections per path, each a full
+//!   TLS 1.3 handshake (no resumption) completed and one byte echoed; p50 and p99. The paths
+//!   alternate connection by connection, so load drifts hit them alike. The leaf is minted once
+//!   (a warm-up connection) and cached from then on.
 //!
-//! Run: `cargo bench --bench tls`.
+//! Run: `cargo bench --bench tls` (`make bench` runs it with the release binary).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,6 +50,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> Result<(), Error> {
     let mib: usize = env_number("BENCH_TLS_MIB", 256);
+    let rounds: usize = env_number("BENCH_TLS_ROUNDS", 5).max(1);
     let handshakes: usize = env_number("BENCH_TLS_HANDSHAKES", 300);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -52,7 +60,7 @@ fn main() -> Result<(), Error> {
         let tmp = std::env::temp_dir().join(format!("faultline-bench-tls-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)?;
-        let result = bench(&tmp, mib, handshakes).await;
+        let result = bench(&tmp, mib, rounds, handshakes).await;
         let _ = std::fs::remove_dir_all(&tmp);
         result
     })
@@ -65,7 +73,12 @@ fn env_number(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-async fn bench(tmp: &std::path::Path, mib: usize, handshakes: usize) -> Result<(), Error> {
+async fn bench(
+    tmp: &std::path::Path,
+    mib: usize,
+    rounds: usize,
+    handshakes: usize,
+) -> Result<(), Error> {
     // The upstream's own CA and certificate, trusted by faultline (upstream_ca) and by the client
     // of the direct path.
     let up_key = KeyPair::generate()?;
@@ -96,48 +109,139 @@ async fn bench(tmp: &std::path::Path, mib: usize, handshakes: usize) -> Result<(
         &settings,
         Arc::new(NssKeyLog::open(None, false)?),
     )?;
-    let proxy = intercepting_proxy(interceptor, upstream).await?;
+    let blocks = intercepting_proxy(interceptor, upstream).await?;
+    let mut real = RealProxy::start(tmp, &ca_dir, upstream)?;
 
     let direct_client = client_config(up_ca.der().clone())?;
     let proxied_client = client_config(faultline_ca)?;
+    // (label, address, client config)
+    let paths = [
+        ("direct TLS", upstream, &direct_client),
+        ("faultline run (intercepting)", real.addr, &proxied_client),
+        ("building blocks (in process)", blocks, &proxied_client),
+    ];
 
     // Warm up: mint the leaf (cached from then on) and fill the allocators.
-    handshake(proxy, &proxied_client).await?;
-    handshake(upstream, &direct_client).await?;
-
-    let bytes = mib * 1024 * 1024;
-    let direct_bulk = bulk(upstream, &direct_client, bytes).await?;
-    let proxied_bulk = bulk(proxy, &proxied_client, bytes).await?;
-    let mut direct_hs = Vec::new();
-    let mut proxied_hs = Vec::new();
-    for _ in 0..handshakes {
-        direct_hs.push(handshake(upstream, &direct_client).await?);
-        proxied_hs.push(handshake(proxy, &proxied_client).await?);
+    for (_, addr, config) in &paths {
+        handshake(*addr, config).await?;
     }
-    direct_hs.sort();
-    proxied_hs.sort();
+
+    // Bulk in rounds, the paths one after the other within each round, so the machine's load
+    // drifts hit all of them; each path's ratio is the median of its per-round ratios.
+    let bytes = mib * 1024 * 1024;
+    let mut per_round: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    for _ in 0..rounds {
+        for (i, (_, addr, config)) in paths.iter().enumerate() {
+            per_round[i].push(bulk(*addr, config, bytes).await?);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let rates: Vec<f64> = per_round.iter().map(|r| median(r.clone())).collect();
+    let ratios: Vec<f64> = per_round
+        .iter()
+        .map(|r| median(r.iter().zip(&per_round[0]).map(|(p, d)| p / d).collect()))
+        .collect();
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); paths.len()];
+    for _ in 0..handshakes {
+        for (i, (_, addr, config)) in paths.iter().enumerate() {
+            times[i].push(handshake(*addr, config).await?);
+        }
+    }
+    real.stop();
+    for t in &mut times {
+        t.sort();
+    }
     let pct =
         |v: &[Duration], p: f64| v[((v.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3;
     println!("| path | MB/s | ratio | handshake p50 ms | p99 ms | added p50 ms |");
     println!("|---|---:|---:|---:|---:|---:|");
+    for (i, (label, _, _)) in paths.iter().enumerate() {
+        println!(
+            "| {label} | {:.1} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            rates[i],
+            ratios[i],
+            pct(&times[i], 0.5),
+            pct(&times[i], 0.99),
+            pct(&times[i], 0.5) - pct(&times[0], 0.5)
+        );
+    }
     println!(
-        "| direct TLS | {direct_bulk:.1} | 1.000 | {:.3} | {:.3} | 0 |",
-        pct(&direct_hs, 0.5),
-        pct(&direct_hs, 0.99)
-    );
-    println!(
-        "| intercepted | {proxied_bulk:.1} | {:.3} | {:.3} | {:.3} | {:.3} |",
-        proxied_bulk / direct_bulk,
-        pct(&proxied_hs, 0.5),
-        pct(&proxied_hs, 0.99),
-        pct(&proxied_hs, 0.5) - pct(&direct_hs, 0.5)
-    );
-    println!(
-        "RESULT tls bulk_ratio={:.3} handshake_added_p50_ms={:.3}",
-        proxied_bulk / direct_bulk,
-        pct(&proxied_hs, 0.5) - pct(&direct_hs, 0.5)
+        "RESULT tls faultline_bulk_ratio={:.3} faultline_handshake_added_p50_ms={:.3} blocks_bulk_ratio={:.3} blocks_handshake_added_p50_ms={:.3}",
+        ratios[1],
+        pct(&times[1], 0.5) - pct(&times[0], 0.5),
+        ratios[2],
+        pct(&times[2], 0.5) - pct(&times[0], 0.5)
     );
     Ok(())
+}
+
+/// `faultline run` intercepting in front of the upstream: a child process, stopped by PID.
+struct RealProxy {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl RealProxy {
+    fn start(
+        tmp: &std::path::Path,
+        ca_dir: &CaDir,
+        upstream: SocketAddr,
+    ) -> Result<RealProxy, Error> {
+        let bin = std::env::var("FAULTLINE_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_faultline").to_string());
+        let scenario = tmp.join("bench-tls.toml");
+        std::fs::write(
+            &scenario,
+            format!(
+                "name = \"bench-tls\"\n[proxy.tls]\nintercept = true\nupstream_ca = {:?}\nca_dir = {:?}\n",
+                tmp.join("upstream-ca.pem").display().to_string(),
+                ca_dir.dir().display().to_string()
+            ),
+        )?;
+        let log = tmp.join("faultline.stderr");
+        let mut child = std::process::Command::new(&bin)
+            .arg("run")
+            .arg(&scenario)
+            .args(["--listen", "127.0.0.1:0", "--upstream"])
+            .arg(upstream.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .map_err(|e| format!("cannot start {bin}: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some((_, rest)) = text.split_once("listening on ") {
+                let addr = rest.split([',', ' ', '\n']).next().unwrap_or_default();
+                return Ok(RealProxy {
+                    child,
+                    addr: addr.parse()?,
+                });
+            }
+            if child.try_wait()?.is_some() || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("faultline run did not start:\n{text}").into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        // SIGKILL by PID is enough for a bench: nothing of it is read afterwards.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RealProxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 fn client_config(root: CertificateDer<'static>) -> Result<Arc<ClientConfig>, Error> {

@@ -7,6 +7,7 @@
 //! - `event`: what the proxy reports. `sink`: start, record, finish. `path`: capture file names.
 //! - `flow`: per-leg TCP state, pure. `packet`: IP/TCP bytes and checksums.
 //! - `pcapng`, `pcap`: file formats. `writer`: the task that batches and writes.
+//! - `secrets`: TLS key log lines as pcapng Decryption Secrets Blocks (`capture_tls = "raw"`).
 
 mod batch;
 mod error;
@@ -16,12 +17,14 @@ mod packet;
 pub mod path;
 mod pcap;
 mod pcapng;
+pub mod secrets;
 pub mod sink;
 mod writer;
 
 pub use error::CaptureError;
 pub use event::{CaptureEvent, Leg, LegKey, Side};
 pub use path::expand_path_template;
+pub use secrets::SecretsSource;
 pub use sink::{
     CaptureFormat, CaptureMeta, CaptureSink, CaptureSummary, CaptureWriterHandle, QUEUE_BUDGET,
 };

@@ -139,6 +139,16 @@ impl CaptureSink {
         path: &Path,
         meta: CaptureMeta,
     ) -> Result<(CaptureSink, CaptureWriterHandle), CaptureError> {
+        Self::start_embedding(path, meta, None)
+    }
+
+    /// [`start`](Self::start), embedding what `secrets` logs (TLS key log lines) as Decryption
+    /// Secrets Blocks ahead of the packets they decrypt (`capture_tls = "raw"`; pcapng only).
+    pub fn start_embedding(
+        path: &Path,
+        meta: CaptureMeta,
+        secrets: Option<Arc<dyn super::secrets::SecretsSource>>,
+    ) -> Result<(CaptureSink, CaptureWriterHandle), CaptureError> {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| CaptureError::NoRuntime {
                 path: path.to_path_buf(),
@@ -153,16 +163,29 @@ impl CaptureSink {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::start_with(&runtime, path, meta, Box::new(file), QUEUE_BUDGET)
+        Self::start_with_secrets(&runtime, path, meta, Box::new(file), QUEUE_BUDGET, secrets)
     }
 
     /// `start` with any output and memory budget, so tests can inject full disks and tiny budgets.
+    #[cfg(test)]
     pub(crate) fn start_with(
+        runtime: &tokio::runtime::Handle,
+        path: &Path,
+        meta: CaptureMeta,
+        output: Output,
+        budget: usize,
+    ) -> Result<(CaptureSink, CaptureWriterHandle), CaptureError> {
+        Self::start_with_secrets(runtime, path, meta, output, budget, None)
+    }
+
+    /// `start_with`, embedding `secrets` (see [`start_embedding`](Self::start_embedding)).
+    pub(crate) fn start_with_secrets(
         runtime: &tokio::runtime::Handle,
         path: &Path,
         meta: CaptureMeta,
         mut output: Output,
         budget: usize,
+        secrets: Option<Arc<dyn super::secrets::SecretsSource>>,
     ) -> Result<(CaptureSink, CaptureWriterHandle), CaptureError> {
         let format = CaptureFormat::from_path(path);
         let mut header = Vec::new();
@@ -187,7 +210,7 @@ impl CaptureSink {
         let (tx, rx) = mpsc::unbounded_channel();
         let budget_size = budget.clamp(1, u32::MAX as usize);
         let semaphore = Arc::new(Semaphore::new(budget_size));
-        let writer = Writer::new(
+        let mut writer = Writer::new(
             path.to_path_buf(),
             format,
             output,
@@ -195,6 +218,9 @@ impl CaptureSink {
             semaphore.clone(),
             budget_size,
         );
+        if format == CaptureFormat::Pcapng {
+            writer.embed_secrets(secrets);
+        }
         let task = runtime.spawn(writer.run(rx));
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),

@@ -66,6 +66,8 @@ pub(crate) struct Writer {
     /// Payload bytes since memory was last returned to the OS.
     since_trim: u64,
     stats: WriterStats,
+    /// TLS key log lines to embed ahead of the packets they decrypt (`secrets.rs`).
+    secrets: Option<std::sync::Arc<dyn super::secrets::SecretsSource>>,
 }
 
 /// A batch being written on the blocking pool; it hands back the output.
@@ -105,7 +107,16 @@ impl Writer {
                 file_bytes: header_bytes,
                 ..WriterStats::default()
             },
+            secrets: None,
         }
+    }
+
+    /// Embeds what `source` logs as Decryption Secrets Blocks (pcapng only).
+    pub(crate) fn embed_secrets(
+        &mut self,
+        source: Option<std::sync::Arc<dyn super::secrets::SecretsSource>>,
+    ) {
+        self.secrets = source;
     }
 
     /// Consumes events until every sender is gone, then writes what is pending.
@@ -154,6 +165,15 @@ impl Writer {
 
     /// Appends the event's records to the batch; true when one carries a comment (flush now).
     fn encode(&mut self, event: CaptureEvent) -> bool {
+        if let Some(source) = &self.secrets {
+            // Secrets logged before this event was recorded go in ahead of its packets.
+            let lines = source.take_unwritten();
+            if !lines.is_empty() {
+                let mut block = Vec::with_capacity(lines.len() + 24);
+                super::secrets::decryption_secrets_block(&mut block, &lines);
+                self.pending.put(&block);
+            }
+        }
         self.records.clear();
         self.pending_cost += event_cost(&event, self.budget_size);
         let data = match &event {

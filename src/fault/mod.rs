@@ -23,6 +23,7 @@ pub mod rst_stream;
 pub mod scope;
 pub mod stall;
 pub mod terminate;
+pub mod tls_alert;
 pub mod truncate;
 
 use std::time::Duration;
@@ -72,6 +73,8 @@ pub enum Fault {
     Goaway(goaway::Goaway),
     /// Answer a gRPC call with a trailers-only status from faultline.
     GrpcStatus(grpc_status::GrpcStatus),
+    /// Fail an intercepted TLS leg at the record layer after bytes: a corrupt record or an alert.
+    TlsAlert(tls_alert::TlsAlert),
 }
 
 /// A fault parameter that is well-typed but meaningless (e.g. both `after` and `at`); the loader
@@ -122,6 +125,7 @@ impl Fault {
             Fault::RstStream(_) => "rst_stream",
             Fault::Goaway(_) => "goaway",
             Fault::GrpcStatus(_) => "grpc_status",
+            Fault::TlsAlert(_) => "tls_alert",
         }
     }
 
@@ -139,7 +143,8 @@ impl Fault {
             | Fault::Latency(_)
             | Fault::Bandwidth(_)
             | Fault::Stall(_)
-            | Fault::Refuse(_) => Ok(()),
+            | Fault::Refuse(_)
+            | Fault::TlsAlert(_) => Ok(()),
         }
     }
 
@@ -181,7 +186,8 @@ impl Fault {
             | Fault::DropResponse(_)
             | Fault::RstStream(_)
             | Fault::Goaway(_)
-            | Fault::GrpcStatus(_) => None,
+            | Fault::GrpcStatus(_)
+            | Fault::TlsAlert(_) => None,
         }
     }
 
@@ -247,6 +253,7 @@ impl Fault {
                 scope,
             )),
             Fault::Latency(l) => Box::new(latency::Delaying::new(l, rule, scope, rng)),
+            Fault::TlsAlert(t) => Box::new(tls_alert::AlertAfter::new(t, rule, scope)),
             Fault::Bandwidth(b) => Box::new(bandwidth::Pacing::new(b, rule, scope)),
             Fault::Stall(s) => Box::new(stall::Stalling::new(s, rule, scope)?),
             Fault::RstStream(rst_stream::RstStream {

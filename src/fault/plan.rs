@@ -41,6 +41,11 @@ pub struct Mark {
     pub rule: Option<RuleId>,
     /// What happened, e.g. `reset client->upstream after 65536 bytes`.
     pub note: String,
+    /// On the `End` step of a `tls_alert` fault: the alert the destination leg's TLS record
+    /// layer fails with before the connection ends. The plan vocabulary has no TLS (sessions
+    /// never see it: the fault acts on whole directions only), so the mark carries it to the
+    /// pump, the one place that holds the leg's TLS session.
+    pub tls_alert: Option<super::tls_alert::AlertName>,
 }
 
 impl Mark {
@@ -49,6 +54,7 @@ impl Mark {
         Mark {
             rule: Some(rule.clone()),
             note: note.into(),
+            tls_alert: None,
         }
     }
 
@@ -57,7 +63,14 @@ impl Mark {
         Mark {
             rule: None,
             note: note.into(),
+            tls_alert: None,
         }
+    }
+
+    /// The same mark, asking the pump to fail the destination leg with `alert`.
+    pub fn with_tls_alert(mut self, alert: super::tls_alert::AlertName) -> Mark {
+        self.tls_alert = Some(alert);
+        self
     }
 }
 

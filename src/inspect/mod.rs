@@ -4,6 +4,8 @@
 //! streams per flow) → `exchange` (HTTP/1 exchanges, upload and download bodies kept by `body_store`) →
 //! `attempts` / `content_address` / `legs` (comparisons) → `analysis` (findings, verdict) →
 //! `model` (the report) → `text` / `json` (rendering; `schema` documents the JSON).
+//! TLS flows of raw captures pass `tls_flow` (keys from the capture's Decryption Secrets Blocks,
+//! `tls_keys`) between `reassembly` and `exchange`, so the HTTP inside is checked the same way.
 
 use crate::direction::Leg;
 use crate::http;
@@ -27,6 +29,8 @@ mod reassembly;
 pub mod schema;
 mod target;
 mod text;
+mod tls_flow;
+mod tls_keys;
 mod webdav;
 
 use std::fs::File;
@@ -51,6 +55,7 @@ use body_store::MemoryUse;
 use exchange::FlowHttp;
 use pcap_reader::CaptureReader;
 use reassembly::FlowTable;
+use tls_flow::TlsLayer;
 
 /// Which legs of a faultline capture to inspect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -157,13 +162,24 @@ fn inspect_reader<R: Read>(
         source,
     })?;
     let memory = MemoryUse::default();
-    let mut table: FlowTable<FlowHttp> = FlowTable::new();
+    // TLS flows of raw captures are decrypted with the keys the capture embeds (tls_flow.rs).
+    let keys = tls_keys::TlsKeys::default();
+    let mut table: FlowTable<TlsLayer<FlowHttp>> = FlowTable::new();
     let mut finished = Vec::new();
     let mut segments = 0u64;
-    let mut make = |info: &reassembly::FlowInfo| FlowHttp::new(info, memory.clone());
-    let mut done =
-        |info: reassembly::FlowInfo, flow: FlowHttp| finished.push((info, flow.finish()));
+    let mut make = |info: &reassembly::FlowInfo| {
+        TlsLayer::new(FlowHttp::new(info, memory.clone()), keys.clone(), info)
+    };
+    let mut done = |info: reassembly::FlowInfo, flow: TlsLayer<FlowHttp>| {
+        let (flow, tls_warnings) = flow.finish();
+        let mut outcome = flow.finish();
+        outcome.warnings.extend(tls_warnings);
+        finished.push((info, outcome))
+    };
     while let Some(p) = reader.next_packet() {
+        if !p.secrets.is_empty() {
+            keys.add(p.secrets);
+        }
         if !options.leg.admits(leg::of_interface(p.interface)) {
             continue;
         }

@@ -83,6 +83,9 @@ pub struct Packet<'a> {
     pub linktype: u32,
     /// The captured bytes (possibly shorter than on the wire, if a snap length applied).
     pub data: &'a [u8],
+    /// TLS key log text from the Decryption Secrets Blocks read since the previous packet
+    /// (pcapng DSB, secrets type TLSK), for the TLS flows they decrypt; empty without one.
+    pub secrets: &'a [u8],
 }
 
 #[derive(Debug, Clone)]
@@ -190,6 +193,8 @@ struct Progress {
     /// The current packet's bytes: copied out of pcap-file's buffer, so that no borrow of the
     /// reader outlives one step (one copy of each packet, as the hand-written reader made).
     data: Vec<u8>,
+    /// Key log text of the Decryption Secrets Blocks since the previous packet.
+    secrets: Vec<u8>,
 }
 
 impl Progress {
@@ -343,6 +348,7 @@ impl<R: Read> CaptureReader<R> {
         let progress = &mut self.progress;
         let interfaces = &mut self.interfaces;
         let tally = &*self.tally;
+        progress.secrets.clear();
         while !progress.done {
             // (interface index, timestamp units or nanoseconds, link type); the bytes go to
             // `progress.data`, so no borrow of the reader leaves this step.
@@ -441,6 +447,14 @@ impl<R: Read> CaptureReader<R> {
                             let len = (spb.original_len as usize).min(spb.data.len());
                             (0, 0, &spb.data[..len])
                         }
+                        Block::Unknown(unknown) if unknown.type_ == DECRYPTION_SECRETS => {
+                            if let Some(text) = tls_key_log(&unknown.value, big) {
+                                if progress.secrets.len() + text.len() <= MAX_SECRETS {
+                                    progress.secrets.extend_from_slice(text);
+                                }
+                            }
+                            continue;
+                        }
                         _ => continue,
                     };
                     // A packet naming an interface that was never described is skipped.
@@ -461,10 +475,34 @@ impl<R: Read> CaptureReader<R> {
                 comment: (!progress.comment.is_empty()).then_some(progress.comment.as_str()),
                 linktype,
                 data: &progress.data,
+                secrets: &progress.secrets,
             });
         }
         None
     }
+}
+
+/// pcapng block type of a Decryption Secrets Block.
+const DECRYPTION_SECRETS: u32 = 0x0000_000A;
+/// Key log text kept between two packets at most (a real capture holds a few hundred bytes).
+const MAX_SECRETS: usize = 16 * 1024 * 1024;
+
+/// The NSS key log text of a Decryption Secrets Block body (secrets type "TLSK"), in the byte
+/// order of its section; `None` for other secrets types or a body cut short.
+fn tls_key_log(body: &[u8], big: bool) -> Option<&[u8]> {
+    let word = |at: usize| -> Option<u32> {
+        let bytes: [u8; 4] = body.get(at..at + 4)?.try_into().ok()?;
+        Some(if big {
+            u32::from_be_bytes(bytes)
+        } else {
+            u32::from_le_bytes(bytes)
+        })
+    };
+    if word(0)? != 0x544C_534B {
+        return None;
+    }
+    let len = usize::try_from(word(4)?).ok()?;
+    body.get(8..8usize.checked_add(len)?)
 }
 
 fn add_comment(all: &mut String, text: &str) {

@@ -19,6 +19,7 @@ use tracing::{debug, info, warn, Instrument};
 use super::leg_stream::{FinishWrite, LegStream};
 use super::live_rules::ConnectionRules;
 use super::pump::{pump, PumpEnd};
+use super::record_tap::RecordTap;
 use super::socket::{abort, wait_delivered};
 use super::splice::splice_pump;
 use super::tap::Tap;
@@ -515,6 +516,17 @@ async fn proxy_connection(
                 close_cleanly(&mut client, Leg::Client, conn, true)
             );
         }
+        Outcome::TlsAlert {
+            leg,
+            alert,
+            comment,
+        } => {
+            let (failing, other) = match leg {
+                Leg::Client => (client, upstream),
+                Leg::Upstream => (upstream, client),
+            };
+            end_with_tls_alert(failing, other, leg, alert, comment, conn).await;
+        }
         Outcome::PeerFailed { leg, error } => {
             // A transparent proxy mirrors an abort: the other peer sees a reset too.
             debug!(%leg, error = %error, "a peer failed; resetting both legs");
@@ -688,6 +700,16 @@ async fn intercept(
         tap.closed(Leg::Upstream).await;
         return None;
     };
+    // capture_tls = "raw": record taps under both TLS sessions note the ciphertext; the
+    // ClientHello already read crossed the client leg first.
+    let raw = interceptor.raw_capture();
+    let up_recorder = raw.then(|| tap.raw_recorder(Leg::Upstream)).flatten();
+    let client_recorder = raw.then(|| tap.raw_recorder(Leg::Client)).flatten();
+    if let Some(recorder) = &client_recorder {
+        recorder.read(&peeked);
+    }
+    let upstream = RecordTap::new(upstream, up_recorder);
+    let client = RecordTap::new(client, client_recorder);
     match interceptor
         .connect_upstream(upstream, server_name, &hello.alpn)
         .await
@@ -712,7 +734,7 @@ async fn intercept(
                 Err(e) => {
                     let failure = ClientFailure::from_io(&e);
                     warn!(side = "client", "{failure}");
-                    abort(up.into_inner().0);
+                    abort(up.into_inner().0.into_inner());
                     tap.closed(Leg::Client).await;
                     tap.closed(Leg::Upstream).await;
                     None
@@ -928,6 +950,55 @@ enum Unrouted {
     Answered,
 }
 
+/// Ends a connection whose `failing` leg gets a `tls_alert` fault: the corrupt record or alert
+/// goes out on it (`proxy::tls_alert`), then it is cut (FIN, no close_notify) and drained of what
+/// its peer answers (its own alert: TLS records, not plaintext, so they are not recorded as
+/// data), while the `other` leg is cut as a `truncate` would.
+async fn end_with_tls_alert(
+    failing: LegStream,
+    mut other: LegStream,
+    leg: Leg,
+    alert: crate::fault::tls_alert::AlertName,
+    comment: String,
+    conn: &ConnectionShared,
+) {
+    let tap = &conn.tap;
+    let other_leg = match leg {
+        Leg::Client => Leg::Upstream,
+        Leg::Upstream => Leg::Client,
+    };
+    let (mut tcp, sent) = super::tls_alert::fail_leg(failing, alert).await;
+    match sent {
+        Ok(sent) => debug!(%leg, alert = alert.name(), ?sent, "TLS alert fault executed"),
+        Err(e) => {
+            warn!(%leg, alert = alert.name(), error = %e, "the TLS alert fault could not be sent; the leg is only cut")
+        }
+    }
+    tap.proxy_fin(leg, Some(comment.clone())).await;
+    tap.proxy_fin(other_leg, Some(comment)).await;
+    let drain_failing = async {
+        let _ = tcp.shutdown().await;
+        let mut sink = vec![0u8; 16 * 1024];
+        let reading = async {
+            loop {
+                match tcp.read(&mut sink).await {
+                    Ok(0) => return tap.peer_fin(leg).await,
+                    Ok(_) => {}
+                    Err(_) => return tap.peer_rst(leg).await,
+                }
+            }
+        };
+        tokio::select! {
+            _ = timeout(LINGER_LIMIT, reading) => {}
+            () = conn.run.shutdown.cancelled() => {}
+        }
+    };
+    let _ = tokio::join!(
+        drain_failing,
+        close_cleanly(&mut other, other_leg, conn, false)
+    );
+}
+
 /// Sends a FIN, then reads and discards until the peer closes too (bounded), because closing a
 /// socket with unread bytes makes the kernel send a RST instead. What the peer sends meanwhile
 /// crossed the leg, so it is recorded.
@@ -969,6 +1040,12 @@ enum Outcome {
         leg: Leg,
         error: std::io::Error,
     },
+    /// A `tls_alert` fault: `leg`'s TLS fails with `alert`, then both legs are cut.
+    TlsAlert {
+        leg: Leg,
+        alert: crate::fault::tls_alert::AlertName,
+        comment: String,
+    },
 }
 
 impl Outcome {
@@ -986,6 +1063,11 @@ impl Outcome {
             PumpEnd::DestinationFailed(error) => Outcome::PeerFailed {
                 leg: destination,
                 error,
+            },
+            PumpEnd::TlsAlert { alert, comment } => Outcome::TlsAlert {
+                leg: destination,
+                alert,
+                comment,
             },
         }
     }

@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::{client, server};
 
+use super::record_tap::RecordTap;
 use super::socket::abort;
 use crate::tls::Replay;
 
@@ -19,10 +20,11 @@ use crate::tls::Replay;
 pub enum LegStream {
     /// Plain TCP (also TLS that faultline does not intercept: its records are just bytes).
     Plain(TcpStream),
-    /// The client leg with TLS terminated by faultline (the peeked ClientHello replayed first).
-    ClientTls(Box<server::TlsStream<Replay<TcpStream>>>),
+    /// The client leg with TLS terminated by faultline (the peeked ClientHello replayed first;
+    /// the record tap notes the ciphertext for raw captures).
+    ClientTls(Box<server::TlsStream<Replay<RecordTap<TcpStream>>>>),
     /// The upstream leg with TLS opened by faultline.
-    UpstreamTls(Box<client::TlsStream<TcpStream>>),
+    UpstreamTls(Box<client::TlsStream<RecordTap<TcpStream>>>),
 }
 
 impl LegStream {
@@ -30,8 +32,8 @@ impl LegStream {
     pub fn socket(&self) -> &TcpStream {
         match self {
             LegStream::Plain(tcp) => tcp,
-            LegStream::ClientTls(tls) => tls.get_ref().0.get_ref(),
-            LegStream::UpstreamTls(tls) => tls.get_ref().0,
+            LegStream::ClientTls(tls) => tls.get_ref().0.get_ref().get_ref(),
+            LegStream::UpstreamTls(tls) => tls.get_ref().0.get_ref(),
         }
     }
 
@@ -46,9 +48,9 @@ impl LegStream {
             LegStream::Plain(tcp) => abort(tcp),
             LegStream::ClientTls(tls) => {
                 let (replay, _) = tls.into_inner();
-                abort(replay.into_parts().1);
+                abort(replay.into_parts().1.into_inner());
             }
-            LegStream::UpstreamTls(tls) => abort(tls.into_inner().0),
+            LegStream::UpstreamTls(tls) => abort(tls.into_inner().0.into_inner()),
         }
     }
 

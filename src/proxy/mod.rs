@@ -12,6 +12,7 @@ pub mod live_rules;
 #[cfg(target_os = "linux")]
 pub mod pipe_pool;
 pub mod pump;
+pub mod record_tap;
 pub mod rule_book;
 pub mod socket;
 pub mod splice;
@@ -19,11 +20,12 @@ pub mod stats;
 pub mod status;
 pub mod tap;
 pub mod task_guard;
+pub mod tls_alert;
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -255,6 +257,10 @@ pub async fn start_on(
             return Err(StartError::Loop(addr));
         }
     }
+    let tls = match plan.scenario.tls.as_ref().filter(|t| t.intercept) {
+        Some(settings) => Some(interceptor(settings, plan.capture.as_deref())?),
+        None => None,
+    };
     let (capture, capture_writer) = match &plan.capture {
         Some(path) => {
             let meta = CaptureMeta {
@@ -262,14 +268,15 @@ pub async fn start_on(
                 seed: plan.seed,
                 command_line: plan.command_line.clone(),
             };
-            let (sink, writer) = CaptureSink::start(path, meta)?;
+            // capture_tls = "raw": the key log goes into the capture, ahead of the records.
+            let secrets = tls
+                .as_ref()
+                .filter(|t| t.raw_capture())
+                .map(|t| t.keylog().clone() as Arc<dyn crate::capture::SecretsSource>);
+            let (sink, writer) = CaptureSink::start_embedding(path, meta, secrets)?;
             (Some(sink), Some(writer))
         }
         None => (None, None),
-    };
-    let tls = match plan.scenario.tls.as_ref().filter(|t| t.intercept) {
-        Some(settings) => Some(interceptor(settings, plan.capture.is_some())?),
-        None => None,
     };
     let shared = Arc::new(RunShared {
         tls,
@@ -305,7 +312,7 @@ pub async fn start_on(
 /// user's to fix (run `faultline ca init`, `chmod 600` the key, fix `upstream_ca`).
 fn interceptor(
     settings: &crate::tls::TlsSettings,
-    capturing: bool,
+    capture: Option<&Path>,
 ) -> Result<Interceptor, crate::tls::TlsError> {
     use crate::tls::ca_dir::CaDir;
     use crate::tls::{keylog, CaptureTls, CertificateAuthority, LeafMinter, NssKeyLog};
@@ -318,7 +325,14 @@ fn interceptor(
         settings.keylog.as_deref(),
         std::env::var_os("SSLKEYLOGFILE"),
     );
-    let for_capture = capturing && settings.capture_tls == CaptureTls::Raw;
+    let for_capture = capture.is_some() && settings.capture_tls == CaptureTls::Raw;
+    if let Some(path) = capture.filter(|_| for_capture) {
+        if crate::capture::CaptureFormat::from_path(path) == crate::capture::CaptureFormat::Pcap {
+            return Err(crate::tls::TlsError::RawNeedsPcapng {
+                path: path.to_path_buf(),
+            });
+        }
+    }
     let keylog = Arc::new(NssKeyLog::open(keylog_file.as_deref(), for_capture)?);
     let minter = LeafMinter::new(ca, &crate::tls::provider::provider())?;
     info!(

@@ -42,6 +42,12 @@ pub enum PumpEnd {
     SourceFailed(io::Error),
     /// Writing to the destination failed.
     DestinationFailed(io::Error),
+    /// A `tls_alert` fault ends the connection: the destination leg's TLS fails with `alert`
+    /// (everything planned before it was written).
+    TlsAlert {
+        alert: crate::fault::tls_alert::AlertName,
+        comment: String,
+    },
 }
 
 enum Queued {
@@ -126,6 +132,9 @@ where
                 }
                 Some(Queued::End { how, mark }) => {
                     let comment = conn.fault_fired(&mark);
+                    if let Some(alert) = mark.tls_alert {
+                        return PumpEnd::TlsAlert { alert, comment };
+                    }
                     return PumpEnd::Fault { how, comment };
                 }
                 Some(Queued::Answer { bytes, mark }) => {

@@ -5,24 +5,78 @@
 //! connection differ exactly where a fault held bytes back or cut the stream.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use super::record_tap::{RawEvents, RawRecorder};
 use crate::capture::{CaptureEvent, CaptureSink, Leg, LegKey, Side};
 use crate::direction::Direction;
 
 /// One connection's view of the capture sink; every method is a no-op without a capture.
+///
+/// A leg whose TLS is recorded raw (`capture_tls = "raw"`, see `record_tap`) gets its bytes from
+/// its record tap, which queues them; every method here first releases that queue, so the
+/// capture keeps each leg's events in the order they happened. The plaintext the pumps report
+/// for such a leg is not recorded; a fault's note rides on the ciphertext that carried it.
 #[derive(Debug, Clone)]
 pub struct Tap {
     sink: Option<CaptureSink>,
     conn: u64,
+    raw: Option<Arc<RawEvents>>,
 }
 
 impl Tap {
     /// A tap for connection `conn`.
     pub fn new(sink: Option<CaptureSink>, conn: u64) -> Self {
-        Tap { sink, conn }
+        let raw = sink.is_some().then(Arc::default);
+        Tap { sink, conn, raw }
+    }
+
+    /// Records `leg` raw from now on: the returned recorder goes to the leg's record tap. `None`
+    /// without a capture.
+    pub fn raw_recorder(&self, leg: Leg) -> Option<RawRecorder> {
+        self.raw.as_ref().map(|raw| raw.recorder(leg))
+    }
+
+    /// Records every queued raw event, in order. `attach`: a note for the last queued bytes
+    /// faultline wrote on that leg (the ciphertext that carried the bytes a fault shaped);
+    /// returned when there were none.
+    async fn release_raw(&self, attach: Option<(Leg, String)>) -> Option<String> {
+        let Some(raw) = self.raw.as_ref().filter(|raw| raw.any_raw()) else {
+            return attach.map(|(_, note)| note);
+        };
+        let _in_order = raw.releasing.lock().await;
+        let events = raw.take();
+        let mut note_at = attach.as_ref().and_then(|(leg, _)| {
+            events
+                .iter()
+                .rposition(|e| e.leg == *leg && e.from == proxy_side(*leg))
+        });
+        let mut note = attach.map(|(_, note)| note);
+        for (i, event) in events.into_iter().enumerate() {
+            let comment = if note_at == Some(i) {
+                note_at = None;
+                note.take()
+            } else {
+                None
+            };
+            self.record(CaptureEvent::Data {
+                key: self.key(event.leg),
+                from: event.from,
+                bytes: event.bytes,
+                at: event.at,
+                comment,
+            })
+            .await;
+        }
+        note
+    }
+
+    /// Whether `leg` is recorded raw (its plaintext is not recorded).
+    fn is_raw(&self, leg: Leg) -> bool {
+        self.raw.as_ref().is_some_and(|raw| raw.is_raw(leg))
     }
 
     /// Whether anything is recorded: without a capture, relays need not see the bytes.
@@ -48,6 +102,7 @@ impl Tap {
         if self.sink.is_none() {
             return;
         }
+        self.release_raw(None).await;
         self.record(CaptureEvent::Opened {
             key: self.key(leg),
             initiator,
@@ -84,6 +139,25 @@ impl Tap {
         if self.sink.is_none() {
             return;
         }
+        if self.is_raw(leg) {
+            // Plaintext of a raw leg: its ciphertext is what the capture holds.
+            let attach = comment
+                .filter(|_| from == proxy_side(leg))
+                .map(|c| (leg, c));
+            let unattached = self.release_raw(attach).await;
+            if let Some(note) = unattached {
+                self.record(CaptureEvent::Data {
+                    key: self.key(leg),
+                    from,
+                    bytes: Bytes::new(),
+                    at: SystemTime::now(),
+                    comment: Some(note),
+                })
+                .await;
+            }
+            return;
+        }
+        self.release_raw(None).await;
         self.record(CaptureEvent::Data {
             key: self.key(leg),
             from,
@@ -120,6 +194,7 @@ impl Tap {
         if self.sink.is_none() {
             return;
         }
+        self.release_raw(None).await;
         self.record(CaptureEvent::Fin {
             key: self.key(leg),
             from,
@@ -143,6 +218,7 @@ impl Tap {
         if self.sink.is_none() {
             return;
         }
+        self.release_raw(None).await;
         self.record(CaptureEvent::Rst {
             key: self.key(leg),
             from,
@@ -157,6 +233,7 @@ impl Tap {
         if self.sink.is_none() {
             return;
         }
+        self.release_raw(None).await;
         self.record(CaptureEvent::Closed { key: self.key(leg) })
             .await;
     }

@@ -320,6 +320,16 @@ impl Scenario {
             rule.key_base = base;
             rule.key = seed::key_of(&[base.to_le_bytes(), twins.to_le_bytes()].concat());
             rule.id = RuleId::new(rule.key, &rule.name);
+            if matches!(rule.fault, Fault::TlsAlert(_))
+                && !tls.as_ref().is_some_and(|t| t.intercept)
+            {
+                let offset = locate_within(text, span.start, "tls_alert").unwrap_or(span.start);
+                return Err(invalid(
+                    offset,
+                    format!("rule[{}].fault.tls_alert", index + 1),
+                    "tls_alert needs [proxy.tls] intercept = true: without interception there is no TLS session of faultline's to fail".to_string(),
+                ));
+            }
             if rule.is_http() && protocol == Protocol::Tcp {
                 return Err(invalid(
                     span.start,
@@ -461,6 +471,12 @@ fn rule_from(
     if matches!(fault, Fault::Bandwidth(_)) && http.is_some() {
         return Err(at_fault(
             "bandwidth paces whole directions; remove the HTTP keys from this rule's match"
+                .to_string(),
+        ));
+    }
+    if matches!(fault, Fault::TlsAlert(_)) && http.is_some() {
+        return Err(at_fault(
+            "tls_alert fails a TLS leg as a whole; remove the HTTP keys from this rule's match"
                 .to_string(),
         ));
     }
@@ -737,6 +753,26 @@ fault.refuse = {}
         );
         assert_eq!(e.key, "rule[1].match.direction");
         assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn tls_alert_needs_interception_and_a_whole_direction() {
+        let e = error_of("[[rule]]\nfault.tls_alert = { after = \"1KiB\" }\n");
+        assert_eq!((e.key.as_str(), e.line), ("rule[1].fault.tls_alert", 2));
+        assert!(e.message.contains("intercept = true"), "{}", e.message);
+        let intercepting = "[proxy.tls]\nintercept = true\n";
+        let e = error_of(&format!(
+            "{intercepting}[[rule]]\nmatch = {{ path = \"/x\" }}\nfault.tls_alert = {{}}\n"
+        ));
+        assert_eq!(e.key, "rule[1].fault.tls_alert");
+        assert!(e.message.contains("remove the HTTP keys"), "{}", e.message);
+        let s = Scenario::from_toml(
+            &format!("{intercepting}[[rule]]\nmatch = {{ direction = \"upstream->client\" }}\nfault.tls_alert = {{ after = \"1MiB\", alert = \"internal_error\" }}\n"),
+            "s.toml",
+            "s",
+        )
+        .expect("valid");
+        assert_eq!(s.rules[0].name, "rule 1 (tls_alert)");
     }
 
     #[test]

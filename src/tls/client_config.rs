@@ -45,6 +45,9 @@ pub fn upstream_client_config(
     if let Some(keylog) = keylog {
         config.key_log = keylog;
     }
+    // The `tls_alert` fault seals a real alert with the leg's traffic key, which only
+    // `dangerous_extract_secrets` gives out (once, when the leg ends anyway).
+    config.enable_secret_extraction = true;
     Ok(config)
 }
 

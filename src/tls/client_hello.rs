@@ -51,6 +51,9 @@ pub struct ClientHelloInfo {
     pub offers_tls13: bool,
     /// How many bytes from the start of the connection the records holding the hello take.
     pub len: usize,
+    /// The client random: what the NSS key log names the session by (`inspect` finds a raw
+    /// capture's keys with it).
+    pub random: [u8; 32],
 }
 
 impl ClientHelloInfo {
@@ -133,7 +136,7 @@ pub fn peek_client_hello(bytes: &[u8]) -> Peek {
 fn parse_body(body: &[u8]) -> Result<ClientHelloInfo, &'static str> {
     let mut r = Reader(body);
     r.take(2).ok_or("no client version")?;
-    r.take(32).ok_or("no client random")?;
+    let random = r.take(32).ok_or("no client random")?;
     let session_id = r.vec8().ok_or("a truncated session id")?;
     if session_id.len() > 32 {
         return Err("a session id longer than 32 bytes");
@@ -146,7 +149,10 @@ fn parse_body(body: &[u8]) -> Result<ClientHelloInfo, &'static str> {
     if compression.is_empty() {
         return Err("no compression method");
     }
-    let mut info = ClientHelloInfo::default();
+    let mut info = ClientHelloInfo {
+        random: <[u8; 32]>::try_from(random).unwrap_or_default(),
+        ..ClientHelloInfo::default()
+    };
     if r.0.is_empty() {
         return Ok(info); // a hello without extensions (old clients): no SNI, no ALPN
     }

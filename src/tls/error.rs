@@ -90,6 +90,12 @@ pub enum TlsError {
     /// rustls refused a configuration.
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
+    /// `capture_tls = "raw"` with a classic pcap capture, which cannot carry the keys.
+    #[error("capture_tls = \"raw\" needs a pcapng capture (it embeds the TLS keys), but {path} is classic pcap: name it .pcapng, or use capture_tls = \"plaintext\"")]
+    RawNeedsPcapng {
+        /// The capture file.
+        path: PathBuf,
+    },
 }
 
 impl TlsError {

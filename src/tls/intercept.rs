@@ -39,6 +39,7 @@ pub struct Interceptor {
     upstream: Arc<rustls::ClientConfig>,
     minter: Arc<LeafMinter>,
     keylog: Arc<NssKeyLog>,
+    raw_capture: bool,
 }
 
 impl Interceptor {
@@ -62,6 +63,7 @@ impl Interceptor {
             upstream: Arc::new(upstream),
             minter,
             keylog,
+            raw_capture: settings.capture_tls == crate::tls::CaptureTls::Raw,
         })
     }
 
@@ -73,6 +75,12 @@ impl Interceptor {
     /// The key log both legs write to (the capture writer drains it for `capture_tls = "raw"`).
     pub fn keylog(&self) -> &Arc<NssKeyLog> {
         &self.keylog
+    }
+
+    /// Whether captures hold the TLS records as they crossed (`capture_tls = "raw"`) rather
+    /// than the decrypted bytes.
+    pub fn raw_capture(&self) -> bool {
+        self.raw_capture
     }
 
     /// Opens TLS over `stream` (a connected upstream socket) for `server_name`, offering `alpn`

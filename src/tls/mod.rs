@@ -21,6 +21,10 @@
 //!   [`client_failure`]: why a client's handshake with faultline failed.
 //! - [`keylog`]: the NSS key log of both legs; [`section`]: the `[proxy.tls]` scenario section.
 //! - [`provider`]: the one crypto provider and protocol versions everything uses; [`error`].
+//! - [`suite`]: the AEAD cipher suites faultline seals and opens records for; [`key_schedule`]:
+//!   key-log secrets to record keys (TLS 1.3 HKDF, TLS 1.2 PRF); [`record_keys`]: sealing and
+//!   opening one record (the `tls_alert` fault's alerts, `inspect`'s decryption);
+//!   [`server_hello`]: the server random, suite and version a recorded session needs.
 
 pub mod ca;
 pub mod ca_dir;
@@ -30,14 +34,20 @@ pub mod client_failure;
 pub mod client_hello;
 pub mod error;
 pub mod intercept;
+pub mod key_schedule;
 pub mod keylog;
 pub mod leaf;
 pub mod leaf_cache;
 pub mod no_verify;
 pub mod provider;
+pub mod record_keys;
 pub mod replay;
+#[cfg(test)]
+pub(crate) mod rustls_agreement;
 pub mod section;
 pub mod server_config;
+pub mod server_hello;
+pub mod suite;
 pub mod trust_vars;
 pub mod upstream_failure;
 

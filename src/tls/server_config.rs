@@ -82,6 +82,9 @@ impl ClientFacing {
         if let Some(keylog) = keylog {
             base.key_log = keylog;
         }
+        // The `tls_alert` fault seals a real alert with the leg's traffic key, which only
+        // `dangerous_extract_secrets` gives out (once, when the leg ends anyway).
+        base.enable_secret_extraction = true;
         Ok(ClientFacing {
             base: Arc::new(base),
             minter,

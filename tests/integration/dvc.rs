@@ -59,13 +59,13 @@ const CURRENT_AIOHTTP: &str = "3.14.5";
 // ---------------------------------------------------------------------------------------------
 
 /// The installed DVC: the venv's python, and the folder holding aiohttp 3.14.3 alone.
-struct Venv {
-    python: PathBuf,
+pub(crate) struct Venv {
+    pub(crate) python: PathBuf,
     overlay: PathBuf,
 }
 
 /// Runs tests/install-dvc.sh once per test process; a failed install fails the test.
-fn venv() -> &'static Venv {
+pub(crate) fn venv() -> &'static Venv {
     static VENV: OnceLock<Result<Venv, String>> = OnceLock::new();
     match VENV.get_or_init(install) {
         Ok(venv) => venv,

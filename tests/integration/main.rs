@@ -15,4 +15,5 @@ mod store;
 mod support;
 mod tcp;
 mod tls;
+mod tls_clients;
 mod tls_proxy;

@@ -270,6 +270,26 @@ impl UpstreamPki {
         }
     }
 
+    /// A server certificate and key for `names`, signed by this CA, written as PEM files
+    /// `LABEL.pem` and `LABEL-key.pem` in `dir` (for servers configured by file, like nginx).
+    pub(crate) fn server_pem_files(
+        &self,
+        names: &[&str],
+        dir: &Path,
+        label: &str,
+    ) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let cert_path = dir.join(format!("{label}.pem"));
+        let key_path = dir.join(format!("{label}-key.pem"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path)
+    }
+
     /// A server identity for `names`, valid from `not_before` to `not_after`, signed by this CA.
     pub(crate) fn server(
         &self,

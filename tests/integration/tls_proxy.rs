@@ -20,14 +20,19 @@ use crate::support::{bounded, TEST_LIMIT};
 use crate::tls::{curl, tls_upstream, UpstreamPki, NAME};
 
 /// A faultline CA in `dir/ca`; returns the folder and the certificate clients trust.
-fn faultline_ca(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn faultline_ca(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let ca_dir = CaDir::new(dir.join("ca"));
     CertificateAuthority::init(&ca_dir, time::OffsetDateTime::now_utc()).expect("a CA");
     (ca_dir.dir().to_path_buf(), ca_dir.cert_path())
 }
 
 /// The proxy in front of `upstream` with `tls` as its `[proxy.tls]` keys and `rules`.
-async fn start(tls: &str, rules: &str, upstream: SocketAddr, capture: Option<&Path>) -> Running {
+pub(crate) async fn start(
+    tls: &str,
+    rules: &str,
+    upstream: SocketAddr,
+    capture: Option<&Path>,
+) -> Running {
     let text = format!("name = \"tls\"\nseed = 3\n[proxy.tls]\n{tls}\n{rules}");
     let scenario = Scenario::from_toml(&text, "tls.toml", "tls").expect("a valid scenario");
     proxy::start(RunPlan {
@@ -64,7 +69,7 @@ async fn fetch(proxy: SocketAddr, ca: &Path, path: &str, flags: &[&str]) -> (Opt
     (out.code(), out.stdout)
 }
 
-async fn finish(running: Running) -> faultline::proxy::stats::RunSummary {
+pub(crate) async fn finish(running: Running) -> faultline::proxy::stats::RunSummary {
     wait_idle(&running).await;
     running.shutdown();
     tokio::time::timeout(TEST_LIMIT, running.wait())

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: real tools and real servers, never mocks.
 
 pub mod daemon;
+pub mod nginx;
 pub mod process;
 pub mod reading;
 pub mod running;
