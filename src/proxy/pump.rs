@@ -239,6 +239,14 @@ where
                     let steps = planner.plan(held.len(), arrival);
                     closed_by_plan = enqueue(&mut queue, &mut queued_bytes, held, steps);
                 }
+                if !closed_by_plan {
+                    // Faults may act on the end itself (slow_close delays it, reset_peer resets).
+                    if rules.refresh() {
+                        planner = rules.direction_chain(direction, Some(planner));
+                    }
+                    let steps = planner.finish(Instant::now());
+                    closed_by_plan = enqueue(&mut queue, &mut queued_bytes, Bytes::new(), steps);
+                }
                 continue;
             }
             Ok(n) => n,
