@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -254,6 +255,7 @@ where
         };
         let fresh = buf.split_to(n).freeze();
         conn.tap.received(direction, &fresh).await;
+        conn.run.stats.received[direction.index()].fetch_add(n as u64, Relaxed);
         let chunk = if carry.is_empty() {
             fresh
         } else {
