@@ -185,6 +185,9 @@ async fn route(
             )
         }
         (["faultline", "proxies", name, "scenario"], &M::PUT) => {
+            if let Err(e) = api.registry.lock().await.proxy(name) {
+                return error(&e);
+            }
             let text = match scenario_body::scenario_text(body, content_type) {
                 Ok(text) => text,
                 Err(e) => return error(&e),

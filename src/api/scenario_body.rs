@@ -3,14 +3,16 @@
 
 use super::error::ApiError;
 
-/// The scenario text of a body. JSON is recognised by its content type or its leading `{`;
+/// The scenario text of a body. JSON is recognised by its leading `{` (unless the content type
+/// says TOML);
 /// its syntax errors name the line and column, and the TOML it becomes is validated (and
 /// located) like a file.
 pub fn scenario_text(body: &[u8], content_type: Option<&str>) -> Result<String, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| ApiError::new(400, format!("the scenario is not UTF-8 text: {e}")))?;
+    // A TOML document never starts with `{`; an explicit TOML content type wins anyway.
     let json =
-        content_type.is_some_and(|t| t.contains("json")) || text.trim_start().starts_with('{');
+        !content_type.is_some_and(|t| t.contains("toml")) && text.trim_start().starts_with('{');
     if !json {
         return Ok(text.to_string());
     }
