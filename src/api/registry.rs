@@ -226,23 +226,19 @@ impl Registry {
         parse_upstream(&upstream)?;
         let was_enabled = proxy.enabled();
         if proxy.differs(&listen, &upstream).await? {
-            let old = (
-                proxy.requested_listen().to_string(),
-                proxy.listen().to_string(),
-                proxy.upstream().to_string(),
-            );
+            let (old_listen, old_upstream) =
+                (proxy.listen().to_string(), proxy.upstream().to_string());
             proxy.readdress(listen, upstream).await?;
             if enabled {
                 if let Err(e) = proxy.start(&ctx).await {
-                    // Put the old address back, as it was.
-                    proxy.readdress(old.1, old.2).await?;
+                    // Put the old address (the port it had) back, as it was.
+                    proxy.readdress(old_listen, old_upstream).await?;
                     if was_enabled {
                         proxy.start(&ctx).await?;
                     }
                     return Err(e);
                 }
             }
-            let _ = old.0;
         } else if enabled && !proxy.enabled() {
             proxy.start(&ctx).await?;
         } else if !enabled {

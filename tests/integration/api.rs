@@ -623,3 +623,73 @@ fn scenario_files_and_a_populate_config_become_proxies() {
         finished.stderr
     );
 }
+
+#[test]
+fn slicer_slow_close_and_timeout_act_on_real_traffic() {
+    let dir = TempDir::new("api-faults");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "f", upstream.server.addr);
+    let connect = || {
+        let stream = TcpStream::connect(proxy).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream
+    };
+    let add = |body: &str| {
+        let (status, answer) = http(api, "POST", "/proxies/f/toxics", body);
+        assert_eq!(status, 200, "{answer}");
+    };
+    // slicer: 40 bytes leave in 10-byte pieces 30 ms apart, every byte intact.
+    add(r#"{"type":"slicer","attributes":{"average_size":10,"size_variation":0,"delay":30000}}"#);
+    let mut stream = connect();
+    let payload: Vec<u8> = (0..40u8).collect();
+    let started = Instant::now();
+    stream.write_all(&payload).expect("write");
+    let mut back = Vec::new();
+    let mut buf = [0u8; 64];
+    while back.len() < payload.len() {
+        let n = stream.read(&mut buf).expect("read");
+        assert!(n > 0, "closed early after {} bytes", back.len());
+        back.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(back, payload);
+    assert!(
+        started.elapsed() >= Duration::from_millis(90),
+        "four pieces, three gaps of 30 ms: {:?}",
+        started.elapsed()
+    );
+    drop(stream);
+    http(api, "POST", "/reset", "");
+    // slow_close: the echo's FIN reaches the client 300 ms after the echo sent it.
+    add(r#"{"type":"slow_close","attributes":{"delay":300}}"#);
+    let mut stream = connect();
+    stream.write_all(b"abc").expect("write");
+    stream.shutdown(Shutdown::Write).expect("half-close");
+    let closed_at = Instant::now();
+    let mut back = Vec::new();
+    stream.read_to_end(&mut back).expect("read to the end");
+    assert_eq!(back, b"abc");
+    assert!(
+        closed_at.elapsed() >= Duration::from_millis(300),
+        "the close came after {:?}",
+        closed_at.elapsed()
+    );
+    http(api, "POST", "/reset", "");
+    // timeout: what the client sends is swallowed, and 300 ms after the toxic came in force the
+    // connection closes.
+    let mut stream = connect();
+    add(r#"{"type":"timeout","stream":"upstream","attributes":{"timeout":300}}"#);
+    let added = Instant::now();
+    stream.write_all(b"never echoed").expect("write");
+    let mut back = Vec::new();
+    let _ = stream.read_to_end(&mut back);
+    assert_eq!(back, b"", "nothing reached the echo");
+    let after = added.elapsed();
+    assert!(
+        after >= Duration::from_millis(250) && after < Duration::from_secs(5),
+        "closed after {after:?}"
+    );
+    daemon.stop();
+}
