@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 use faultline::api::{server, Api};
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A keep-alive HTTP/1.1 client: one request, its status.
@@ -107,7 +110,9 @@ fn main() {
             api.clone(),
             tokio_util::sync::CancellationToken::new(),
         ));
-        let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("echo");
+        let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("echo");
         let echo_addr = echo.local_addr().expect("addr");
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = echo.accept().await {
@@ -121,7 +126,8 @@ fn main() {
     });
     let mut admin = Client::new(api_addr);
     let mut listen = |name: &str| -> SocketAddr {
-        let body = format!(r#"{{"name":"{name}","listen":"127.0.0.1:0","upstream":"{echo_addr}"}}"#);
+        let body =
+            format!(r#"{{"name":"{name}","listen":"127.0.0.1:0","upstream":"{echo_addr}"}}"#);
         assert_eq!(admin.call("POST", "/proxies", &body), 201);
         let mut c = Client::new(api_addr);
         let _ = c.call("GET", &format!("/proxies/{name}"), "");
@@ -253,12 +259,38 @@ fn main() {
     println!("| measure | value |");
     println!("|---|---:|");
     println!("| API calls/s asked | {rate} |");
-    println!("| API calls/s achieved | {achieved:.0} ({} calls, {errors} failed) |", calls.len());
-    println!("| API call p50 / p99 / max ms | {} / {} / {} |", ms(percentile(&calls, 0.5)), ms(percentile(&calls, 0.99)), ms(*calls.last().unwrap_or(&Duration::ZERO)));
-    println!("| traffic RTT p50 / p99 ms, no API load | {} / {} ({} round trips) |", ms(percentile(&before, 0.5)), ms(percentile(&before, 0.99)), before.len());
-    println!("| traffic RTT p50 / p99 ms, under API load | {} / {} ({} round trips) |", ms(percentile(&during, 0.5)), ms(percentile(&during, 0.99)), during.len());
-    println!("| add toxic → in force p50 / max ms | {} / {} |", ms(percentile(&add_times, 0.5)), ms(*add_times.last().unwrap_or(&Duration::ZERO)));
-    println!("| remove toxic → lifted p50 / max ms | {} / {} |", ms(percentile(&remove_times, 0.5)), ms(*remove_times.last().unwrap_or(&Duration::ZERO)));
+    println!(
+        "| API calls/s achieved | {achieved:.0} ({} calls, {errors} failed) |",
+        calls.len()
+    );
+    println!(
+        "| API call p50 / p99 / max ms | {} / {} / {} |",
+        ms(percentile(&calls, 0.5)),
+        ms(percentile(&calls, 0.99)),
+        ms(*calls.last().unwrap_or(&Duration::ZERO))
+    );
+    println!(
+        "| traffic RTT p50 / p99 ms, no API load | {} / {} ({} round trips) |",
+        ms(percentile(&before, 0.5)),
+        ms(percentile(&before, 0.99)),
+        before.len()
+    );
+    println!(
+        "| traffic RTT p50 / p99 ms, under API load | {} / {} ({} round trips) |",
+        ms(percentile(&during, 0.5)),
+        ms(percentile(&during, 0.99)),
+        during.len()
+    );
+    println!(
+        "| add toxic → in force p50 / max ms | {} / {} |",
+        ms(percentile(&add_times, 0.5)),
+        ms(*add_times.last().unwrap_or(&Duration::ZERO))
+    );
+    println!(
+        "| remove toxic → lifted p50 / max ms | {} / {} |",
+        ms(percentile(&remove_times, 0.5)),
+        ms(*remove_times.last().unwrap_or(&Duration::ZERO))
+    );
     println!("| next chunk not under the new rules | {missed} of 40 |");
     runtime.block_on(api.shutdown());
 }
