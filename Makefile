@@ -14,6 +14,7 @@ test:
 	bash tests/install-dvc.sh
 	bash tests/install-annex.sh
 	bash tests/install-grpc.sh
+	bash tests/install-toxiproxy-clients.sh
 	cargo test --lib --bins --tests
 
 # Style gates that CI also runs.

@@ -61,3 +61,6 @@ cargo bench --bench tls
 # to a pcapng file, and MB/s of capture read back by `faultline inspect`.
 cargo test --release --test integration -- --ignored --nocapture \
     capture_writer::bulk_throughput inspect::throughput_on_a_200_mb_capture
+
+# The control API under load (benches/api.rs, issue 14).
+cargo bench --bench api

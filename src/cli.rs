@@ -105,6 +105,10 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080", value_parser = listen_addr)]
         listen: SocketAddr,
     },
+    /// Run a control API that Toxiproxy's clients drive unchanged (proxies, toxics, populate,
+    /// reset, metrics) plus faultline's own routes under /faultline/ (scenarios, summaries,
+    /// captures, events), until Ctrl-C or SIGTERM. See docs/api.md.
+    Serve(ServeArgs),
     /// Manage the CA whose certificates intercepted clients are shown (`[proxy.tls] intercept`).
     /// It lives in $FAULTLINE_CA_DIR, else $XDG_DATA_HOME/faultline/ca, else
     /// ~/.local/share/faultline/ca.
@@ -156,6 +160,30 @@ pub struct RunArgs {
     /// if it shows corruption.
     #[arg(long)]
     pub inspect: bool,
+}
+
+/// Arguments of `faultline serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Scenario files: each becomes a proxy named by its scenario, listening where it says (a
+    /// free loopback port when it does not), its rules in force.
+    pub scenarios: Vec<PathBuf>,
+    /// Where the API listens: localhost means 127.0.0.1 and [::1]; port 0 picks a free port (the
+    /// real address is printed).
+    #[arg(long, value_name = "HOST:PORT", default_value = "localhost:8474")]
+    pub api: String,
+    /// Proxies to create at start, in Toxiproxy's populate format (a JSON array of
+    /// {name, listen, upstream, enabled}).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Capture template for proxies whose scenario names none ({name} is the proxy's name;
+    /// {time}, {pid} as in `run`).
+    #[arg(long, value_name = "PATH")]
+    pub capture: Option<String>,
+    /// Base seed: each proxy's seed derives from it and the proxy's name (a scenario's own seed
+    /// wins). Without it each proxy gets a random seed, shown in its summary.
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 /// Arguments of `faultline inspect`.

@@ -44,6 +44,7 @@ macro_rules! say_raw {
     }};
 }
 
+pub mod api;
 pub mod builtin;
 pub mod capture;
 pub mod demo;

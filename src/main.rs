@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{CaCommand, Cli, Command, LogFormat, RunArgs};
+use cli::{CaCommand, Cli, Command, LogFormat, RunArgs, ServeArgs};
 use faultline::capture::expand_path_template;
 use faultline::demo::Story;
 use faultline::inspect::{inspect_path, InspectOptions, LegFilter};
@@ -54,6 +54,9 @@ fn main() -> ExitCode {
             .and_then(|rt| rt.block_on(serve_store(dir, listen)))
             .unwrap_or_else(report),
         Command::Ca { command } => ca(command),
+        Command::Serve(args) => runtime()
+            .and_then(|rt| rt.block_on(serve(args)))
+            .unwrap_or_else(report),
         Command::Demo { tcp, grpc } => {
             let story = match (tcp, grpc) {
                 (true, _) => Story::Tcp,
@@ -366,6 +369,77 @@ fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
             _ = int.recv() => {}
         }
     })
+}
+
+async fn serve(args: ServeArgs) -> Result<ExitCode> {
+    use faultline::api::{server, Api};
+    let api = Arc::new(Api::new(
+        args.capture.clone(),
+        args.seed,
+        std::env::args().collect::<Vec<_>>().join(" "),
+    ));
+    let listeners = server::bind(&args.api).await?;
+    for path in &args.scenarios {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read scenario {}", path.display()))?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".to_string());
+        let added = api
+            .registry
+            .lock()
+            .await
+            .add_scenario(text, &path.display().to_string(), &stem)
+            .await;
+        if let Err(e) = added {
+            eprintln!("faultline: {}", e.message);
+            api.shutdown().await;
+            return Ok(ExitCode::from(2));
+        }
+    }
+    if let Some(config) = &args.config {
+        let body = std::fs::read(config)
+            .with_context(|| format!("cannot read config {}", config.display()))?;
+        let (status, answer) = api.registry.lock().await.populate(&body).await;
+        if status >= 400 {
+            eprintln!("faultline: {}: {answer}", config.display());
+            api.shutdown().await;
+            return Ok(ExitCode::from(2));
+        }
+    }
+    // Watch the signals before saying where the API is: a SIGTERM right after must stop us.
+    let stop = stop_signal()?;
+    let addrs: Vec<String> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect();
+    eprintln!(
+        "faultline serve: listening on {} (Toxiproxy API and /faultline/; Ctrl-C to stop)",
+        addrs.join(", ")
+    );
+    for proxy in api.registry.lock().await.proxies() {
+        eprintln!(
+            "faultline serve: proxy {:?} on {} -> {}{}",
+            proxy.name,
+            proxy.listen(),
+            proxy.upstream(),
+            if proxy.enabled() { "" } else { " (disabled)" }
+        );
+    }
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(server::serve(listeners, api.clone(), shutdown.clone()));
+    stop.await;
+    shutdown.cancel();
+    api.shutdown().await;
+    if let Err(e) = server.await {
+        eprintln!("faultline: API task ended abnormally: {e}");
+    }
+    for proxy in api.registry.lock().await.proxies() {
+        faultline::say!("proxy \"{}\": {}", proxy.name, proxy.summary_json());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn wait_for_signal() -> Result<()> {

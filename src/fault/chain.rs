@@ -60,6 +60,16 @@ impl FaultChain {
         self.apply(vec![Step::send(len, arrival)], arrival)
     }
 
+    /// The plan for the end of the stream (its source closed at `at`): what faults do before
+    /// the end is passed on, in rule order; empty when none cares.
+    pub fn finish(&mut self, at: Instant) -> Vec<Step> {
+        let mut steps = Vec::new();
+        for (_, fault) in &mut self.faults {
+            steps = fault.at_end(steps, at);
+        }
+        steps
+    }
+
     /// Applies the chain's faults, in order, to a plan for a chunk that arrived at `arrival`.
     pub fn apply(&mut self, steps: Vec<Step>, arrival: Instant) -> Vec<Step> {
         if self.faults.is_empty() {

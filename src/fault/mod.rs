@@ -18,11 +18,15 @@ pub mod latency;
 pub mod plan;
 pub mod refuse;
 pub mod reset;
+pub mod reset_peer;
 pub mod respond;
 pub mod rst_stream;
 pub mod scope;
+pub mod slicer;
+pub mod slow_close;
 pub mod stall;
 pub mod terminate;
+pub mod timeout;
 pub mod tls_alert;
 pub mod truncate;
 
@@ -42,6 +46,14 @@ pub trait StreamFault: Send + std::fmt::Debug {
     /// Rewrites `steps` for a chunk that arrived at `arrival`. Must be deterministic given its
     /// inputs and its own seeded state.
     fn apply(&mut self, steps: Vec<Step>, arrival: Instant) -> Vec<Step>;
+
+    /// The source of the stream ended (EOF) at `at`: rewrites the plan for the end, which the
+    /// pump carries out before it passes the end on (a delayed close, a reset the end
+    /// triggers). Most faults leave it as it is.
+    fn at_end(&mut self, steps: Vec<Step>, at: Instant) -> Vec<Step> {
+        let _ = at;
+        steps
+    }
 }
 
 /// What a rule does, written `fault.NAME = { … }` in a scenario (externally tagged, so a TOML
@@ -75,6 +87,14 @@ pub enum Fault {
     GrpcStatus(grpc_status::GrpcStatus),
     /// Fail an intercepted TLS leg at the record layer after bytes: a corrupt record or an alert.
     TlsAlert(tls_alert::TlsAlert),
+    /// Hold back the close of a direction (Toxiproxy's `slow_close`).
+    SlowClose(slow_close::SlowClose),
+    /// Drop a direction's bytes, and close the connection after a time (Toxiproxy's `timeout`).
+    Timeout(timeout::Timeout),
+    /// Reset a while after a direction's first data, dropping it (Toxiproxy's `reset_peer`).
+    ResetPeer(reset_peer::ResetPeer),
+    /// Cut chunks into small pieces sent apart (Toxiproxy's `slicer`).
+    Slicer(slicer::Slicer),
 }
 
 /// A fault parameter that is well-typed but meaningless (e.g. both `after` and `at`); the loader
@@ -126,6 +146,10 @@ impl Fault {
             Fault::Goaway(_) => "goaway",
             Fault::GrpcStatus(_) => "grpc_status",
             Fault::TlsAlert(_) => "tls_alert",
+            Fault::SlowClose(_) => "slow_close",
+            Fault::Timeout(_) => "timeout",
+            Fault::ResetPeer(_) => "reset_peer",
+            Fault::Slicer(_) => "slicer",
         }
     }
 
@@ -136,6 +160,8 @@ impl Fault {
             Fault::Respond(respond) => respond.validate(),
             Fault::RstStream(r) => r.validate(),
             Fault::Goaway(g) => g.validate(),
+            Fault::Slicer(s) => s.validate(),
+            Fault::SlowClose(_) | Fault::Timeout(_) | Fault::ResetPeer(_) => Ok(()),
             Fault::GrpcStatus(_)
             | Fault::DropResponse(_)
             | Fault::Truncate(_)
@@ -177,6 +203,19 @@ impl Fault {
                     format!("reset at {:?} after the connection opened", at.0),
                 ),
             }),
+            Fault::Timeout(timeout::Timeout { after: Some(after) }) => {
+                Some(ConnectionFault::EndAfter {
+                    after: after.0,
+                    how: EndHow::Finish,
+                    mark: Mark::rule(
+                        rule,
+                        format!(
+                            "timeout: closed with FIN {:?} after it came in force",
+                            after.0
+                        ),
+                    ),
+                })
+            }
             Fault::Reset(_)
             | Fault::Truncate(_)
             | Fault::Latency(_)
@@ -188,6 +227,9 @@ impl Fault {
             | Fault::Goaway(_)
             | Fault::GrpcStatus(_)
             | Fault::TlsAlert(_) => None,
+            Fault::SlowClose(_) | Fault::Timeout(_) | Fault::ResetPeer(_) | Fault::Slicer(_) => {
+                None
+            }
         }
     }
 
@@ -223,8 +265,9 @@ impl Fault {
     }
 
     /// Whether the fault acts on the connection as a whole (so `direction` is meaningless).
+    /// `timeout` has a connection-wide timer but drops the bytes of its direction.
     pub fn is_connection_wide(&self) -> bool {
-        self.connection_fault(&RuleId::new(0, "")).is_some()
+        self.connection_fault(&RuleId::new(0, "")).is_some() && !matches!(self, Fault::Timeout(_))
     }
 
     /// A fresh instance of this fault for `rule` acting on `scope`, or
@@ -266,6 +309,10 @@ impl Fault {
                 rule,
                 scope,
             )),
+            Fault::SlowClose(s) => Box::new(slow_close::ClosingSlowly::new(s, rule, scope)),
+            Fault::Timeout(_) => Box::new(timeout::Dropping::new(rule, scope)),
+            Fault::ResetPeer(r) => Box::new(reset_peer::ResettingPeer::new(r, rule, scope)),
+            Fault::Slicer(s) => Box::new(slicer::Slicing::new(s, rule, scope, rng)),
             Fault::Reset(_)
             | Fault::Terminate(_)
             | Fault::Refuse(_)

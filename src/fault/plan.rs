@@ -197,6 +197,17 @@ impl Step {
     }
 }
 
+/// A step that writes nothing and holds the steps after it until `at` (a delayed close or
+/// reset); a `mark` rides on it as a note.
+pub fn pause_until(at: Instant, mark: Option<Mark>) -> Step {
+    Step::Insert {
+        bytes: Bytes::new(),
+        not_before: at,
+        mark,
+        role: Role::Payload,
+    }
+}
+
 /// Bytes of the chunk the Send steps of a plan will write.
 pub fn sent_len(steps: &[Step]) -> usize {
     steps

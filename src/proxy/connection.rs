@@ -79,6 +79,11 @@ impl ConnectionShared {
         if let Some(rule) = &mark.rule {
             self.run.stats.rule(rule.key).fired.fetch_add(1, Relaxed);
         }
+        self.run.events.emit(|| super::events::RunEvent::Fired {
+            connection: self.id,
+            rule: mark.rule.as_ref().map(|r| r.name.to_string()),
+            note: mark.note.clone(),
+        });
         match &mark.rule {
             Some(rule) => {
                 info!(rule = %rule.name, "fault: {}", mark.note);
@@ -656,7 +661,6 @@ where
             }
             () = conn.timers.notified() => {}
             () = rules.changed() => {
-                rules.refresh();
                 count_matches(rules, timers.counted, run);
                 *timers.end_timer = rules.end_timer(timers.since, Instant::now());
             }

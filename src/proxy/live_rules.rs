@@ -64,16 +64,23 @@ impl ConnectionRules {
         if !self.book.has_changed().unwrap_or(false) {
             return false;
         }
-        self.scenario = self.book.borrow_and_update().clone();
-        self.matched = self.scenario.rules_for_connection(&self.facts, self.seed);
+        self.adopt_newest();
         true
     }
 
-    /// Waits until the book is replaced (forever when it never will be).
+    /// Waits until the book is replaced (forever when it never will be), then takes the newest
+    /// scenario. (`watch::Receiver::changed` marks the value seen, so a [`refresh`](Self::refresh)
+    /// after it would find nothing new: this adopts the scenario itself.)
     pub async fn changed(&mut self) {
         if self.book.changed().await.is_err() {
             std::future::pending::<()>().await;
         }
+        self.adopt_newest();
+    }
+
+    fn adopt_newest(&mut self) {
+        self.scenario = self.book.borrow_and_update().clone();
+        self.matched = self.scenario.rules_for_connection(&self.facts, self.seed);
     }
 
     /// Keys of the byte-stream rules acting on the whole of `direction`, in rule order.
@@ -198,5 +205,20 @@ mod tests {
             .end_timer(&mut since, later + Duration::from_secs(1))
             .expect("a timer");
         assert_eq!(again, at, "the start is remembered");
+    }
+
+    /// Regression: the connection task waits on `changed()` and then reads the rules; the wait
+    /// used to mark the new book seen without adopting it, so a timeout added through the API
+    /// to an open connection never armed.
+    #[tokio::test]
+    async fn waiting_for_a_change_adopts_the_new_rules() {
+        let terminate = "[[rule]]\nfault.terminate = { after = \"1s\" }\n";
+        let (book, rx) = watch::channel(scenario(""));
+        let mut rules = ConnectionRules::new(ConnectionFacts::ordinal(1), 7, rx);
+        book.send_replace(scenario(terminate));
+        rules.changed().await;
+        let mut since = HashMap::new();
+        assert!(rules.end_timer(&mut since, Instant::now()).is_some());
+        assert!(!rules.refresh(), "nothing newer left to take");
     }
 }

@@ -5,6 +5,7 @@
 //! cancellation token, so tests bind `127.0.0.1:0` and stop a run without signals.
 
 pub mod connection;
+pub mod events;
 pub mod fd_limit;
 pub mod forward;
 pub mod leg_stream;
@@ -104,6 +105,8 @@ pub struct RunShared {
     pub counters: RunCounters,
     /// TLS interception (`[proxy.tls] intercept = true`): the CA, leaves, both rustls configs.
     pub tls: Option<Interceptor>,
+    /// Connections opened and closed, faults fired, for whoever listens (`faultline serve`).
+    pub events: events::RunEvents,
 }
 
 impl RunShared {
@@ -124,6 +127,7 @@ impl RunShared {
             active: AtomicU64::new(0),
             capture: None,
             tls: None,
+            events: events::RunEvents::default(),
         })
     }
 }
@@ -289,6 +293,7 @@ pub async fn start_on(
         shutdown,
         active: AtomicU64::new(0),
         capture,
+        events: events::RunEvents::default(),
     });
     info!(
         listen = %local_addr,
@@ -384,6 +389,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<RunShared>) {
                 backoff = ACCEPT_BACKOFF_MIN;
                 ordinal += 1;
                 shared.stats.connections.fetch_add(1, Relaxed);
+                shared.events.emit(|| events::RunEvent::Opened {
+                    connection: ordinal,
+                    client: client_addr,
+                });
                 let serve = connection::serve(stream, client_addr, ordinal, shared.clone());
                 tracker.spawn(task_guard::guarded(ordinal, shared.clone(), serve));
             }

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -248,6 +249,14 @@ where
                     let steps = planner.plan(held.len(), arrival);
                     closed_by_plan = enqueue(&mut queue, &mut queued_bytes, held, steps);
                 }
+                if !closed_by_plan {
+                    // Faults may act on the end itself (slow_close delays it, reset_peer resets).
+                    if rules.refresh() {
+                        planner = rules.direction_chain(direction, Some(planner));
+                    }
+                    let steps = planner.finish(Instant::now());
+                    closed_by_plan = enqueue(&mut queue, &mut queued_bytes, Bytes::new(), steps);
+                }
                 continue;
             }
             Ok(n) => n,
@@ -255,6 +264,7 @@ where
         };
         let fresh = buf.split_to(n).freeze();
         conn.tap.received(direction, &fresh).await;
+        conn.run.stats.received[direction.index()].fetch_add(n as u64, Relaxed);
         let chunk = if carry.is_empty() {
             fresh
         } else {

@@ -21,6 +21,9 @@ pub struct RunStats {
     pub panics: AtomicU64,
     /// Bytes written toward the upstream and toward the client.
     pub bytes: [AtomicU64; 2],
+    /// Bytes read from the client and from the upstream by pumps (what faults saw, before
+    /// they dropped or held any): the API's metrics report both.
+    pub received: [AtomicU64; 2],
     /// Per rule, by the rule's key: the rule set may change during a run (`faultline serve`),
     /// and a rule keeps its counters for as long as it exists under the same text.
     rules: Mutex<HashMap<u64, Arc<RuleStats>>>,
@@ -49,6 +52,7 @@ impl RunStats {
             upstream_failures: AtomicU64::new(0),
             panics: AtomicU64::new(0),
             bytes: [AtomicU64::new(0), AtomicU64::new(0)],
+            received: [AtomicU64::new(0), AtomicU64::new(0)],
             rules: Mutex::new(HashMap::new()),
         }
     }

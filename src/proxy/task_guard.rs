@@ -46,6 +46,8 @@ pub async fn guarded(
         run.stats.panics.fetch_add(1, Relaxed);
         error!(conn = id, panic = %panic_message(&panic), "connection task panicked; its sockets are closed and the run goes on");
     }
+    run.events
+        .emit(|| super::events::RunEvent::Closed { connection: id });
 }
 
 /// The text a panic carried, when it carried text.

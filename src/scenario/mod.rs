@@ -480,6 +480,12 @@ fn rule_from(
                 .to_string(),
         ));
     }
+    if matches!(fault, Fault::Timeout(_)) && http.is_some() {
+        return Err(at_fault(
+            "timeout acts on whole directions; remove the HTTP keys from this rule's match"
+                .to_string(),
+        ));
+    }
     if let Some(direction) = &m.direction {
         if fault.is_http_only() {
             return Err(invalid(

@@ -2,6 +2,7 @@
 //! tshark. One binary (as ripgrep does) so the crate links once.
 
 mod annex;
+mod api;
 mod capture;
 mod capture_writer;
 mod cli;

@@ -1,0 +1,487 @@
+//! One proxy of `faultline serve`: Toxiproxy's fields (name, listen, upstream, enabled), its
+//! toxics and faultline scenario, its seed, and the run that serves it while it is enabled.
+//!
+//! The proxy's rules are one scenario: the base scenario (a file given to `serve`, or one `PUT`
+//! through `/faultline/`) followed by one `[[rule]]` per toxic. Changing toxics or rules swaps the
+//! run's rule book (open connections follow at their next chunk); changing what a rule book
+//! cannot carry (seed, capture, protocol, listen, upstream) restarts the run.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::error::ApiError;
+use super::events::ApiEvent;
+use super::toxic::{json_string, Toxic};
+use crate::capture::expand_path_template;
+use crate::direction::Direction;
+use crate::proxy::stats::RunSummary;
+use crate::proxy::{self, RunPlan, Running, StartError};
+use crate::scenario::schema::UpstreamSpec;
+use crate::scenario::Scenario;
+
+/// What every proxy of one `faultline serve` shares.
+#[derive(Debug, Clone)]
+pub struct ServeContext {
+    /// Where runs' events go (the `/faultline/events` stream).
+    pub events: broadcast::Sender<ApiEvent>,
+    /// Capture template for proxies whose scenario names none (`serve --capture`).
+    pub default_capture: Option<String>,
+    /// The command line, for captures' section comments.
+    pub command_line: String,
+}
+
+/// A proxy's run while it is enabled.
+#[derive(Debug)]
+struct ProxyRun {
+    running: Running,
+    capture: Option<PathBuf>,
+    seed: u64,
+}
+
+/// One proxy.
+#[derive(Debug)]
+pub struct ManagedProxy {
+    /// Unique name.
+    pub name: String,
+    /// The listen address as reported: the bound address once started.
+    listen: String,
+    /// The listen address as the client gave it (`localhost:0`).
+    requested_listen: String,
+    /// The upstream as the client gave it.
+    upstream: String,
+    upstream_spec: UpstreamSpec,
+    /// Toxics in the order they were added.
+    toxics: Vec<Toxic>,
+    /// The base scenario's TOML text (may be empty): rules and settings from a file or a PUT.
+    base: String,
+    /// The seed used when the base scenario gives none.
+    default_seed: u64,
+    run: Option<ProxyRun>,
+    /// The summary of the last run that ended, for `/summary` while disabled.
+    last_summary: Option<RunSummary>,
+}
+
+/// Parses an upstream as Toxiproxy's clients write it (`host:port`; faultline's built-ins too).
+pub fn parse_upstream(text: &str) -> Result<UpstreamSpec, ApiError> {
+    text.parse::<UpstreamSpec>().map_err(ApiError::bad_body)
+}
+
+/// Resolves a listen address: `IP:PORT`, `HOST:PORT` (first IPv4 address of the name) or
+/// `:PORT`/empty, which faultline binds on loopback (Toxiproxy would bind every interface).
+pub async fn resolve_listen(text: &str) -> Result<SocketAddr, ApiError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let bad = |why: &str| {
+        ApiError::bad_body(format!(
+            "listen {text:?}: {why}; expected HOST:PORT such as \"127.0.0.1:0\" or \"localhost:8080\""
+        ))
+    };
+    let (host, port) = text.rsplit_once(':').ok_or_else(|| bad("missing port"))?;
+    let port: u16 = port.parse().map_err(|_| bad("invalid port"))?;
+    if host.is_empty() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| bad(&e.to_string()))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| bad("the name has no address"))
+}
+
+/// The text of the scenario made of `base` and one rule per toxic, in order.
+fn compose_text(base: &str, toxics: &[Toxic]) -> String {
+    let mut text = base.to_string();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    for toxic in toxics {
+        text.push_str(&toxic.rule_toml());
+    }
+    text
+}
+
+/// The base scenario's settings a rule book swap cannot change: everything but the rules and
+/// the names.
+fn settings_of(text: &str) -> Option<toml::Table> {
+    let mut table: toml::Table = text.parse().ok()?;
+    table.remove("rule");
+    table.remove("name");
+    table.remove("description");
+    Some(table)
+}
+
+/// The base text without its rules (what `POST /reset` keeps).
+fn without_rules(text: &str) -> String {
+    match text.parse::<toml::Table>() {
+        Ok(mut table) => {
+            table.remove("rule");
+            toml::to_string(&table).unwrap_or_default()
+        }
+        Err(_) => String::new(),
+    }
+}
+
+impl ManagedProxy {
+    /// A stopped proxy (start it with [`start`](Self::start)).
+    pub fn new(
+        name: String,
+        listen: String,
+        upstream: String,
+        upstream_spec: UpstreamSpec,
+        base: String,
+        default_seed: u64,
+    ) -> Self {
+        ManagedProxy {
+            name,
+            requested_listen: listen.clone(),
+            listen,
+            upstream,
+            upstream_spec,
+            toxics: Vec::new(),
+            base,
+            default_seed,
+            run: None,
+            last_summary: None,
+        }
+    }
+
+    /// Whether it is listening.
+    pub fn enabled(&self) -> bool {
+        self.run.is_some()
+    }
+
+    /// The listen address as Toxiproxy reports it.
+    pub fn listen(&self) -> &str {
+        &self.listen
+    }
+
+    /// The upstream as given.
+    pub fn upstream(&self) -> &str {
+        &self.upstream
+    }
+
+    /// The toxics, as Toxiproxy lists them: upstream ones first, then downstream ones.
+    pub fn toxics(&self) -> Vec<&Toxic> {
+        let mut listed: Vec<&Toxic> = self
+            .toxics
+            .iter()
+            .filter(|t| t.direction == Direction::ClientToUpstream)
+            .collect();
+        listed.extend(
+            self.toxics
+                .iter()
+                .filter(|t| t.direction == Direction::UpstreamToClient),
+        );
+        listed
+    }
+
+    /// The toxic named `name`.
+    pub fn toxic(&self, name: &str) -> Option<&Toxic> {
+        self.toxics.iter().find(|t| t.name == name)
+    }
+
+    /// Toxiproxy's JSON of the proxy with its toxics.
+    pub fn to_json(&self) -> String {
+        let toxics: Vec<String> = self.toxics().iter().map(|t| t.to_json()).collect();
+        format!(
+            "{{\"name\":{},\"listen\":{},\"upstream\":{},\"enabled\":{},\"Logger\":{{}},\"toxics\":[{}]}}",
+            json_string(&self.name),
+            json_string(&self.listen),
+            json_string(&self.upstream),
+            self.enabled(),
+            toxics.join(",")
+        )
+    }
+
+    /// The scenario in force with `base` and `toxics`: base rules first, then one rule per toxic.
+    fn compose(&self, base: &str, toxics: &[Toxic]) -> Result<Scenario, ApiError> {
+        let text = compose_text(base, toxics);
+        Scenario::from_toml(&text, &format!("proxy {}", self.name), &self.name).map_err(|e| {
+            ApiError::new(
+                500,
+                format!(
+                    "internal error: the rules of proxy {} do not load: {e}",
+                    self.name
+                ),
+            )
+        })
+    }
+
+    /// Puts `toxics` in force (on open connections too); nothing changes when they do not load.
+    pub fn set_toxics(&mut self, toxics: Vec<Toxic>) -> Result<(), ApiError> {
+        let scenario = self.compose(&self.base, &toxics)?;
+        self.toxics = toxics;
+        if let Some(run) = &self.run {
+            run.running.shared.rules.replace(Arc::new(scenario));
+        }
+        Ok(())
+    }
+
+    /// The toxics, for a caller that edits a copy and puts it back with `set_toxics`.
+    pub fn toxics_in_order(&self) -> Vec<Toxic> {
+        self.toxics.clone()
+    }
+
+    /// Replaces the base scenario (already validated by the caller). Rules are swapped live; a
+    /// change of settings (seed, capture, protocol, …) restarts the run. Returns whether it did.
+    pub async fn set_base(&mut self, base: String, ctx: &ServeContext) -> Result<bool, ApiError> {
+        let scenario = self.compose(&base, &self.toxics)?;
+        let restart = self.run.is_some() && settings_of(&base) != settings_of(&self.base);
+        self.base = base;
+        if restart {
+            self.stop().await;
+            self.start(ctx).await?;
+        } else if let Some(run) = &self.run {
+            run.running.shared.rules.replace(Arc::new(scenario));
+        }
+        Ok(restart)
+    }
+
+    /// `POST /reset` for this proxy: no toxics, no rules (settings stay), enabled.
+    pub async fn reset(&mut self, ctx: &ServeContext) -> Result<(), ApiError> {
+        self.toxics.clear();
+        let base = without_rules(&self.base);
+        self.set_base(base, ctx).await?;
+        if self.run.is_none() {
+            self.start(ctx).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `listen`/`upstream` name another address than the proxy's (then an update
+    /// restarts it, as Toxiproxy's does).
+    pub async fn differs(&self, listen: &str, upstream: &str) -> Result<bool, ApiError> {
+        if upstream != self.upstream {
+            return Ok(true);
+        }
+        if listen == self.requested_listen || listen == self.listen {
+            return Ok(false);
+        }
+        let wanted = resolve_listen(listen).await?;
+        Ok(self.listen.parse::<SocketAddr>().ok() != Some(wanted))
+    }
+
+    /// Moves the proxy to `listen` and `upstream` (stopping it first if it runs).
+    pub async fn readdress(&mut self, listen: String, upstream: String) -> Result<(), ApiError> {
+        let spec = parse_upstream(&upstream)?;
+        resolve_listen(&listen).await?;
+        self.stop().await;
+        self.requested_listen = listen.clone();
+        self.listen = listen;
+        self.upstream = upstream;
+        self.upstream_spec = spec;
+        Ok(())
+    }
+
+    /// Starts listening (a no-op when it already does). The listen address is the one last
+    /// reported, so a re-enabled proxy comes back on the same port.
+    pub async fn start(&mut self, ctx: &ServeContext) -> Result<(), ApiError> {
+        if self.run.is_some() {
+            return Ok(());
+        }
+        let scenario = self.compose(&self.base, &self.toxics)?;
+        let addr = resolve_listen(&self.listen).await?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            let status = if e.kind() == std::io::ErrorKind::AddrInUse {
+                409
+            } else {
+                400
+            };
+            ApiError::new(status, format!("listen tcp {addr}: bind: {e}"))
+        })?;
+        let seed = scenario.seed.unwrap_or(self.default_seed);
+        let capture = scenario
+            .capture
+            .clone()
+            .or_else(|| ctx.default_capture.clone())
+            .map(|template| {
+                expand_path_template(
+                    &template,
+                    &scenario.name,
+                    SystemTime::now(),
+                    std::process::id(),
+                )
+            });
+        let plan = RunPlan {
+            listen: addr,
+            upstream: self.upstream_spec.clone(),
+            seed,
+            capture: capture.clone(),
+            command_line: format!("{} (proxy {})", ctx.command_line, self.name),
+            live_rules: true,
+            scenario: Arc::new(scenario),
+        };
+        let running = proxy::start_on(listener, plan, CancellationToken::new())
+            .await
+            .map_err(|e| match e {
+                StartError::Listen { .. } => ApiError::new(409, e.to_string()),
+                other => ApiError::bad_body(other),
+            })?;
+        self.listen = running.local_addr.to_string();
+        info!(proxy = %self.name, listen = %self.listen, upstream = %self.upstream, seed, "proxy enabled");
+        super::events::forward(self.name.clone(), &running.shared, ctx.events.clone());
+        self.run = Some(ProxyRun {
+            running,
+            capture,
+            seed,
+        });
+        Ok(())
+    }
+
+    /// Stops listening and ends every connection (a no-op when stopped); waits until the
+    /// listener is closed, the connections are gone and the capture is flushed.
+    pub async fn stop(&mut self) {
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        run.running.shutdown();
+        let summary = run.running.wait().await;
+        if let Some(error) = summary
+            .capture
+            .as_ref()
+            .and_then(|c| c.write_error.as_ref())
+        {
+            warn!(proxy = %self.name, %error, "the capture of this proxy is incomplete");
+        }
+        info!(proxy = %self.name, "proxy disabled");
+        self.last_summary = Some(summary);
+    }
+
+    /// The run serving the proxy, if enabled.
+    pub fn running(&self) -> Option<&Running> {
+        self.run.as_ref().map(|r| &r.running)
+    }
+
+    /// The capture file of the current run (or `None` when not capturing).
+    pub fn capture_path(&self) -> Option<&PathBuf> {
+        self.run.as_ref().and_then(|r| r.capture.as_ref())
+    }
+
+    /// `GET /faultline/proxies/{name}/summary`: the counters `faultline run` prints, as JSON
+    /// (the current run's, or the last one's while disabled) plus the text `run` would print.
+    pub fn summary_json(&self) -> String {
+        let (summary, seed) = match &self.run {
+            Some(run) => {
+                let shared = &run.running.shared;
+                (
+                    Some(
+                        shared
+                            .stats
+                            .snapshot(&shared.rules.current(), &shared.counters),
+                    ),
+                    Some(run.seed),
+                )
+            }
+            None => (self.last_summary.clone(), None),
+        };
+        let seed = seed.unwrap_or_else(|| {
+            Scenario::from_toml(&self.base, "base", &self.name)
+                .ok()
+                .and_then(|s| s.seed)
+                .unwrap_or(self.default_seed)
+        });
+        let capture = self
+            .capture_path()
+            .map(|p| json_string(&p.display().to_string()))
+            .unwrap_or_else(|| "null".to_string());
+        let Some(summary) = summary else {
+            return format!(
+                "{{\"proxy\":{},\"enabled\":false,\"seed\":{seed},\"capture\":null,\"connections\":0,\"active\":0,\"upstream_failures\":0,\"panics\":0,\"bytes\":{{\"client->upstream\":0,\"upstream->client\":0}},\"rules\":[],\"text\":\"\"}}",
+                json_string(&self.name)
+            );
+        };
+        let active = self
+            .running()
+            .map(|r| r.shared.active.load(std::sync::atomic::Ordering::Relaxed))
+            .unwrap_or(0);
+        let rules: Vec<String> = summary
+            .rules
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"name\":{},\"fault\":\"{}\",\"matched\":{},\"fired\":{},\"requests\":{}}}",
+                    json_string(&r.name),
+                    r.fault,
+                    r.matched,
+                    r.fired,
+                    r.requests
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "null".to_string())
+                )
+            })
+            .collect();
+        format!(
+            "{{\"proxy\":{},\"enabled\":{},\"seed\":{seed},\"capture\":{capture},\"connections\":{},\"active\":{active},\"upstream_failures\":{},\"panics\":{},\"bytes\":{{\"client->upstream\":{},\"upstream->client\":{}}},\"rules\":[{}],\"text\":{}}}",
+            json_string(&self.name),
+            self.enabled(),
+            summary.connections,
+            summary.upstream_failures,
+            summary.panics,
+            summary.client_to_upstream,
+            summary.upstream_to_client,
+            rules.join(","),
+            json_string(&summary.to_string())
+        )
+    }
+
+    /// The scenario in force, as TOML: the base scenario, then one rule per toxic.
+    pub fn scenario_text(&self) -> String {
+        compose_text(&self.base, &self.toxics)
+    }
+
+    /// The base scenario's text.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The listen address as the client asked for it.
+    pub fn requested_listen(&self) -> &str {
+        &self.requested_listen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_ignore_rules_and_names() {
+        let a = "name = \"a\"\nseed = 1\n[[rule]]\nfault.refuse = {}\n";
+        let b = "name = \"b\"\nseed = 1\n";
+        assert_eq!(settings_of(a), settings_of(b));
+        assert_ne!(settings_of(a), settings_of("seed = 2\n"));
+        assert_eq!(without_rules(a).trim(), "name = \"a\"\nseed = 1");
+    }
+
+    #[tokio::test]
+    async fn listen_addresses_resolve_on_loopback() {
+        assert_eq!(
+            resolve_listen("localhost:0").await.expect("resolves").ip(),
+            std::net::IpAddr::from([127, 0, 0, 1])
+        );
+        assert_eq!(
+            resolve_listen(":8080").await.expect("loopback").to_string(),
+            "127.0.0.1:8080"
+        );
+        assert!(resolve_listen("localhost").await.is_err());
+        assert!(resolve_listen("localhost:99999").await.is_err());
+    }
+}

@@ -1,0 +1,445 @@
+//! The proxies of `faultline serve` and every operation Toxiproxy's API performs on them, with
+//! Toxiproxy's checks in Toxiproxy's order; a failed operation changes nothing it did not say.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+use super::proxy::{parse_upstream, resolve_listen, ManagedProxy, ServeContext};
+use super::toxic::{check_name, json_kind, Toxic};
+use crate::scenario::Scenario;
+
+/// What a request gets back: a status and a JSON body (empty for 204).
+pub type Answer = Result<(u16, String), ApiError>;
+
+/// Every proxy, by name.
+#[derive(Debug)]
+pub struct Registry {
+    proxies: BTreeMap<String, ManagedProxy>,
+    ctx: ServeContext,
+    /// `serve --seed`: each proxy's seed derives from it and the proxy's name; random without.
+    seed: Option<u64>,
+}
+
+/// A proxy's fields in a create or populate body.
+struct ProxyInput {
+    name: String,
+    listen: String,
+    upstream: String,
+    enabled: Option<bool>,
+}
+
+fn object_of(value: Value, what: &str) -> Result<Map<String, Value>, ApiError> {
+    match value {
+        Value::Object(object) => Ok(object),
+        Value::Null => Ok(Map::new()),
+        other => Err(ApiError::bad_body(format!(
+            "{what} must be a JSON object, got {}",
+            json_kind(&other)
+        ))),
+    }
+}
+
+fn string_of(object: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(ApiError::bad_body(format!(
+            "{key} must be a string, got {}",
+            json_kind(other)
+        ))),
+    }
+}
+
+fn bool_of(object: &Map<String, Value>, key: &str) -> Result<Option<bool>, ApiError> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(ApiError::bad_body(format!(
+            "{key} must be true or false, got {}",
+            json_kind(other)
+        ))),
+    }
+}
+
+impl ProxyInput {
+    fn parse(object: &Map<String, Value>) -> Result<ProxyInput, ApiError> {
+        Ok(ProxyInput {
+            name: string_of(object, "name")?.unwrap_or_default(),
+            listen: string_of(object, "listen")?.unwrap_or_default(),
+            upstream: string_of(object, "upstream")?.unwrap_or_default(),
+            enabled: bool_of(object, "enabled")?,
+        })
+    }
+
+    /// Toxiproxy's required fields, then faultline's checks (an addressable name, an upstream
+    /// that parses, a listen address that resolves), so nothing starts from bad input.
+    async fn check(&self, at: Option<usize>) -> Result<(), ApiError> {
+        let suffix = at
+            .map(|i| format!(" at proxy {}", i + 1))
+            .unwrap_or_default();
+        if self.name.is_empty() {
+            return Err(ApiError::missing(format!("name{suffix}")));
+        }
+        if self.upstream.is_empty() {
+            return Err(ApiError::missing(format!("upstream{suffix}")));
+        }
+        check_name("proxy", &self.name)?;
+        parse_upstream(&self.upstream)?;
+        resolve_listen(&self.listen).await?;
+        Ok(())
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(ApiError::bad_body)
+}
+
+impl Registry {
+    /// No proxies yet.
+    pub fn new(ctx: ServeContext, seed: Option<u64>) -> Self {
+        Registry {
+            proxies: BTreeMap::new(),
+            ctx,
+            seed,
+        }
+    }
+
+    fn seed_for(&self, name: &str) -> u64 {
+        match self.seed {
+            Some(base) => {
+                crate::seed::key_of(&[base.to_le_bytes().as_slice(), name.as_bytes()].concat())
+            }
+            None => rand::random(),
+        }
+    }
+
+    fn get(&self, name: &str) -> Result<&ManagedProxy, ApiError> {
+        self.proxies.get(name).ok_or_else(ApiError::proxy_not_found)
+    }
+
+    fn get_mut(&mut self, name: &str) -> Result<&mut ManagedProxy, ApiError> {
+        self.proxies
+            .get_mut(name)
+            .ok_or_else(ApiError::proxy_not_found)
+    }
+
+    /// The proxies, by name.
+    pub fn proxies(&self) -> impl Iterator<Item = &ManagedProxy> {
+        self.proxies.values()
+    }
+
+    /// The proxy named `name`.
+    pub fn proxy(&self, name: &str) -> Result<&ManagedProxy, ApiError> {
+        self.get(name)
+    }
+
+    /// `GET /proxies`: an object keyed by name.
+    pub fn index(&self) -> Answer {
+        let entries: Vec<String> = self
+            .proxies
+            .values()
+            .map(|p| format!("{}:{}", super::toxic::json_string(&p.name), p.to_json()))
+            .collect();
+        Ok((200, format!("{{{}}}", entries.join(","))))
+    }
+
+    /// `POST /proxies`.
+    pub async fn create(&mut self, body: &[u8]) -> Answer {
+        let object = object_of(parse_json(body)?, "the proxy")?;
+        let input = ProxyInput::parse(&object)?;
+        input.check(None).await?;
+        if self.proxies.contains_key(&input.name) {
+            return Err(ApiError::proxy_exists());
+        }
+        let proxy = self.add(input, String::new()).await?;
+        Ok((201, proxy.to_json()))
+    }
+
+    /// Adds (and, unless `enabled` is false, starts) a proxy whose input was checked.
+    async fn add(&mut self, input: ProxyInput, base: String) -> Result<&ManagedProxy, ApiError> {
+        let spec = parse_upstream(&input.upstream)?;
+        let seed = self.seed_for(&input.name);
+        let mut proxy = ManagedProxy::new(
+            input.name.clone(),
+            input.listen,
+            input.upstream,
+            spec,
+            base,
+            seed,
+        );
+        if input.enabled.unwrap_or(true) {
+            proxy.start(&self.ctx).await?;
+        }
+        let name = input.name;
+        self.proxies.insert(name.clone(), proxy);
+        self.get(&name)
+    }
+
+    /// A proxy made from a scenario file given to `serve`: named by the scenario, listening where
+    /// it says (a free loopback port when it does not), its rules in force.
+    pub async fn add_scenario(&mut self, text: String, origin: &str, stem: &str) -> Answer {
+        let scenario = Scenario::from_toml(&text, origin, stem)
+            .map_err(|e| ApiError::new(400, e.to_string()))?;
+        let Some(upstream) = &scenario.upstream else {
+            return Err(ApiError::new(
+                400,
+                format!("{origin}: no upstream: set [proxy] upstream (serve has no --upstream)"),
+            ));
+        };
+        let input = ProxyInput {
+            name: scenario.name.clone(),
+            listen: scenario
+                .listen
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "127.0.0.1:0".to_string()),
+            upstream: upstream.to_string(),
+            enabled: Some(true),
+        };
+        input.check(None).await?;
+        if self.proxies.contains_key(&input.name) {
+            return Err(ApiError::new(
+                409,
+                format!("{origin}: a proxy named {:?} already exists", input.name),
+            ));
+        }
+        let proxy = self.add(input, text).await?;
+        Ok((201, proxy.to_json()))
+    }
+
+    /// `GET /proxies/{name}`.
+    pub fn show(&self, name: &str) -> Answer {
+        Ok((200, self.get(name)?.to_json()))
+    }
+
+    /// `POST|PATCH /proxies/{name}`: fields default to the proxy's; a new address restarts it;
+    /// `enabled` starts or stops it. A start that fails puts the old address back.
+    pub async fn update(&mut self, name: &str, body: &[u8]) -> Answer {
+        let ctx = self.ctx.clone();
+        let proxy = self.get_mut(name)?;
+        let object = object_of(parse_json(body)?, "the proxy")?;
+        let listen = string_of(&object, "listen")?.unwrap_or_else(|| proxy.listen().to_string());
+        let upstream =
+            string_of(&object, "upstream")?.unwrap_or_else(|| proxy.upstream().to_string());
+        let enabled = bool_of(&object, "enabled")?.unwrap_or(proxy.enabled());
+        parse_upstream(&upstream)?;
+        let was_enabled = proxy.enabled();
+        if proxy.differs(&listen, &upstream).await? {
+            let (old_listen, old_upstream) =
+                (proxy.listen().to_string(), proxy.upstream().to_string());
+            proxy.readdress(listen, upstream).await?;
+            if enabled {
+                if let Err(e) = proxy.start(&ctx).await {
+                    // Put the old address (the port it had) back, as it was.
+                    proxy.readdress(old_listen, old_upstream).await?;
+                    if was_enabled {
+                        proxy.start(&ctx).await?;
+                    }
+                    return Err(e);
+                }
+            }
+        } else if enabled && !proxy.enabled() {
+            proxy.start(&ctx).await?;
+        } else if !enabled {
+            proxy.stop().await;
+        }
+        Ok((200, proxy.to_json()))
+    }
+
+    /// `DELETE /proxies/{name}`: stops it (closing its connections) and forgets it.
+    pub async fn delete(&mut self, name: &str) -> Answer {
+        let proxy = self.get_mut(name)?;
+        proxy.stop().await;
+        self.proxies.remove(name);
+        Ok((204, String::new()))
+    }
+
+    /// `POST /populate` (and `serve --config`): every entry is checked first; then each proxy is
+    /// kept when it already exists with the same address, replaced otherwise, created when new.
+    /// Answers `{"proxies":[…]}` (Toxiproxy's `null` for none), with the error's fields first
+    /// when one stopped it half-way.
+    pub async fn populate(&mut self, body: &[u8]) -> (u16, String) {
+        let mut done: Vec<String> = Vec::new();
+        let result = self.populate_inner(body, &mut done).await;
+        let proxies: Vec<String> = done
+            .iter()
+            .filter_map(|n| self.proxies.get(n))
+            .map(|p| p.to_json())
+            .collect();
+        let list = if proxies.is_empty() {
+            "null".to_string()
+        } else {
+            format!("[{}]", proxies.join(","))
+        };
+        match result {
+            Ok(()) => (201, format!("{{\"proxies\":{list}}}")),
+            Err(e) => (
+                e.status,
+                format!(
+                    "{{\"error\":{},\"status\":{},\"proxies\":{list}}}",
+                    super::toxic::json_string(&e.message),
+                    e.status
+                ),
+            ),
+        }
+    }
+
+    async fn populate_inner(
+        &mut self,
+        body: &[u8],
+        done: &mut Vec<String>,
+    ) -> Result<(), ApiError> {
+        let inputs = match parse_json(body)? {
+            Value::Array(items) => items,
+            Value::Null => Vec::new(),
+            other => {
+                return Err(ApiError::bad_body(format!(
+                    "expected an array of proxies, got {}",
+                    json_kind(&other)
+                )))
+            }
+        };
+        let mut parsed = Vec::with_capacity(inputs.len());
+        for (i, item) in inputs.into_iter().enumerate() {
+            let input = ProxyInput::parse(&object_of(item, "each proxy")?)?;
+            input.check(Some(i)).await?;
+            parsed.push(input);
+        }
+        for input in parsed {
+            let name = input.name.clone();
+            if let Some(existing) = self.proxies.get_mut(&name) {
+                if !existing.differs(&input.listen, &input.upstream).await? {
+                    done.push(name);
+                    continue;
+                }
+                existing.stop().await;
+                self.proxies.remove(&name);
+            }
+            self.add(input, String::new()).await?;
+            done.push(name);
+        }
+        Ok(())
+    }
+
+    /// `POST /reset`: every proxy enabled, without toxics or rules.
+    pub async fn reset(&mut self) -> Answer {
+        for proxy in self.proxies.values_mut() {
+            proxy.reset(&self.ctx).await?;
+        }
+        Ok((204, String::new()))
+    }
+
+    /// `GET /proxies/{name}/toxics`.
+    pub fn toxics(&self, name: &str) -> Answer {
+        let toxics: Vec<String> = self
+            .get(name)?
+            .toxics()
+            .iter()
+            .map(|t| t.to_json())
+            .collect();
+        Ok((200, format!("[{}]", toxics.join(","))))
+    }
+
+    /// `POST /proxies/{name}/toxics` (200, as Toxiproxy answers).
+    pub fn add_toxic(&mut self, name: &str, body: &[u8]) -> Answer {
+        let proxy = self.get_mut(name)?;
+        let toxic = Toxic::from_create(body)?;
+        if proxy.toxic(&toxic.name).is_some() {
+            return Err(ApiError::toxic_exists());
+        }
+        let json = toxic.to_json();
+        let mut toxics = proxy.toxics_in_order();
+        toxics.push(toxic);
+        proxy.set_toxics(toxics)?;
+        Ok((200, json))
+    }
+
+    /// `GET /proxies/{name}/toxics/{toxic}`.
+    pub fn toxic(&self, name: &str, toxic: &str) -> Answer {
+        let toxic = self
+            .get(name)?
+            .toxic(toxic)
+            .ok_or_else(ApiError::toxic_not_found)?;
+        Ok((200, toxic.to_json()))
+    }
+
+    /// `POST|PATCH /proxies/{name}/toxics/{toxic}`.
+    pub fn update_toxic(&mut self, name: &str, toxic: &str, body: &[u8]) -> Answer {
+        let proxy = self.get_mut(name)?;
+        let current = proxy.toxic(toxic).ok_or_else(ApiError::toxic_not_found)?;
+        let next = current.updated(body)?;
+        let json = next.to_json();
+        let toxics = proxy
+            .toxics_in_order()
+            .into_iter()
+            .map(|t| if t.name == toxic { next.clone() } else { t })
+            .collect();
+        proxy.set_toxics(toxics)?;
+        Ok((200, json))
+    }
+
+    /// `DELETE /proxies/{name}/toxics/{toxic}`.
+    pub fn remove_toxic(&mut self, name: &str, toxic: &str) -> Answer {
+        let proxy = self.get_mut(name)?;
+        proxy.toxic(toxic).ok_or_else(ApiError::toxic_not_found)?;
+        let toxics = proxy
+            .toxics_in_order()
+            .into_iter()
+            .filter(|t| t.name != toxic)
+            .collect();
+        proxy.set_toxics(toxics)?;
+        Ok((204, String::new()))
+    }
+
+    /// `PUT /faultline/proxies/{name}/scenario`: validated exactly as `faultline check` does
+    /// (errors name the line, column and key); `[proxy] listen`/`upstream`, when given, must
+    /// be the proxy's own (they change through `POST /proxies/{name}`).
+    pub async fn put_scenario(&mut self, name: &str, text: String) -> Answer {
+        let ctx = self.ctx.clone();
+        let proxy = self.get_mut(name)?;
+        let scenario = Scenario::from_toml(&text, "scenario", name)
+            .map_err(|e| ApiError::new(400, e.to_string()))?;
+        if let Some(upstream) = &scenario.upstream {
+            if parse_upstream(proxy.upstream())? != *upstream {
+                return Err(ApiError::new(
+                    400,
+                    format!(
+                        "[proxy] upstream = \"{upstream}\" is not this proxy's upstream ({}); change it with POST /proxies/{name}",
+                        proxy.upstream()
+                    ),
+                ));
+            }
+        }
+        if let Some(listen) = scenario.listen {
+            let own = proxy.listen().parse().ok();
+            let asked = resolve_listen(proxy.requested_listen()).await.ok();
+            if Some(listen) != own && Some(listen) != asked {
+                return Err(ApiError::new(
+                    400,
+                    format!(
+                        "[proxy] listen = \"{listen}\" is not this proxy's listen address ({}); change it with POST /proxies/{name}",
+                        proxy.listen()
+                    ),
+                ));
+            }
+        }
+        let rules = scenario.rules.len();
+        let restarted = proxy.set_base(text, &ctx).await?;
+        Ok((
+            200,
+            format!(
+                "{{\"proxy\":{},\"rules\":{rules},\"toxics\":{},\"restarted\":{restarted}}}",
+                super::toxic::json_string(name),
+                proxy.toxics().len()
+            ),
+        ))
+    }
+
+    /// Stops every proxy (when `serve` ends); each capture is flushed and closed.
+    pub async fn stop_all(&mut self) {
+        for proxy in self.proxies.values_mut() {
+            proxy.stop().await;
+        }
+    }
+}

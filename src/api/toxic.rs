@@ -1,0 +1,542 @@
+//! A Toxiproxy toxic: its JSON (as Toxiproxy's clients send and read it), its checks, and the
+//! faultline rule it becomes.
+//!
+//! Each toxic is one `[[rule]]` of the proxy's scenario, written as TOML text and loaded like any
+//! scenario, so a toxic is validated and keyed (counters, random streams, state kept across rule
+//! book swaps) exactly as a rule in a file would be.
+
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+use crate::direction::Direction;
+
+/// Longest duration a toxic may ask for, in milliseconds (a year, as scenario files allow).
+const MAX_MS: i64 = 365 * 24 * 3600 * 1000;
+
+/// What a toxic does, with Toxiproxy's attributes (integers, in Toxiproxy's units).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToxicKind {
+    /// `latency` ms, `jitter` ms: each chunk waits latency ± jitter.
+    Latency { latency: i64, jitter: i64 },
+    /// `rate` KB/s (1 KB = 1000 bytes); 0 stops the stream.
+    Bandwidth { rate: i64 },
+    /// `delay` ms between the source's close and the destination's.
+    SlowClose { delay: i64 },
+    /// `timeout` ms until the connection closes, dropping data meanwhile; 0: never closes.
+    Timeout { timeout: i64 },
+    /// `timeout` ms between the first data and a reset.
+    ResetPeer { timeout: i64 },
+    /// Pieces of `average_size` ± `size_variation` bytes, `delay` µs apart.
+    Slicer {
+        average_size: i64,
+        size_variation: i64,
+        delay: i64,
+    },
+    /// Close after `bytes` bytes.
+    LimitData { bytes: i64 },
+}
+
+impl ToxicKind {
+    /// Every type name Toxiproxy knows, for messages.
+    pub const TYPES: [&'static str; 7] = [
+        "latency",
+        "bandwidth",
+        "slow_close",
+        "timeout",
+        "reset_peer",
+        "slicer",
+        "limit_data",
+    ];
+
+    /// The zero-valued toxic of a type name (Toxiproxy starts from zeroes too), or `None` for a
+    /// type it does not know.
+    pub fn of_type(name: &str) -> Option<ToxicKind> {
+        Some(match name {
+            "latency" => ToxicKind::Latency {
+                latency: 0,
+                jitter: 0,
+            },
+            "bandwidth" => ToxicKind::Bandwidth { rate: 0 },
+            "slow_close" => ToxicKind::SlowClose { delay: 0 },
+            "timeout" => ToxicKind::Timeout { timeout: 0 },
+            "reset_peer" => ToxicKind::ResetPeer { timeout: 0 },
+            "slicer" => ToxicKind::Slicer {
+                average_size: 0,
+                size_variation: 0,
+                delay: 0,
+            },
+            "limit_data" => ToxicKind::LimitData { bytes: 0 },
+            _ => return None,
+        })
+    }
+
+    /// The type name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ToxicKind::Latency { .. } => "latency",
+            ToxicKind::Bandwidth { .. } => "bandwidth",
+            ToxicKind::SlowClose { .. } => "slow_close",
+            ToxicKind::Timeout { .. } => "timeout",
+            ToxicKind::ResetPeer { .. } => "reset_peer",
+            ToxicKind::Slicer { .. } => "slicer",
+            ToxicKind::LimitData { .. } => "limit_data",
+        }
+    }
+
+    /// The attributes in Toxiproxy's field order, with a mutable slot each.
+    fn fields_mut(&mut self) -> Vec<(&'static str, &mut i64)> {
+        match self {
+            ToxicKind::Latency { latency, jitter } => {
+                vec![("latency", latency), ("jitter", jitter)]
+            }
+            ToxicKind::Bandwidth { rate } => vec![("rate", rate)],
+            ToxicKind::SlowClose { delay } => vec![("delay", delay)],
+            ToxicKind::Timeout { timeout } | ToxicKind::ResetPeer { timeout } => {
+                vec![("timeout", timeout)]
+            }
+            ToxicKind::Slicer {
+                average_size,
+                size_variation,
+                delay,
+            } => vec![
+                ("average_size", average_size),
+                ("size_variation", size_variation),
+                ("delay", delay),
+            ],
+            ToxicKind::LimitData { bytes } => vec![("bytes", bytes)],
+        }
+    }
+
+    /// The attributes in Toxiproxy's field order.
+    pub fn fields(&self) -> Vec<(&'static str, i64)> {
+        let mut copy = self.clone();
+        copy.fields_mut()
+            .into_iter()
+            .map(|(name, value)| (name, *value))
+            .collect()
+    }
+
+    /// Sets the attributes `value` gives (a JSON object; other keys are ignored and absent ones
+    /// keep their value, as Toxiproxy decodes into the toxic it has), then checks the result.
+    pub fn set_attributes(&mut self, value: &Value) -> Result<(), ApiError> {
+        let object = match value {
+            Value::Null => return self.check(),
+            Value::Object(object) => object,
+            other => {
+                return Err(ApiError::bad_body(format!(
+                    "attributes must be an object, got {}",
+                    json_kind(other)
+                )))
+            }
+        };
+        let kind = self.type_name();
+        for (name, slot) in self.fields_mut() {
+            let Some(given) = object.get(name) else {
+                continue;
+            };
+            *slot = match given {
+                Value::Number(n) => n.as_i64().ok_or_else(|| {
+                    ApiError::bad_body(format!(
+                        "attributes.{name} of a {kind} toxic must be a whole number that fits in 64 bits, got {n}"
+                    ))
+                })?,
+                Value::Null => *slot,
+                other => {
+                    return Err(ApiError::bad_body(format!(
+                        "attributes.{name} of a {kind} toxic must be a number, got {}",
+                        json_kind(other)
+                    )))
+                }
+            };
+        }
+        self.check()
+    }
+
+    /// Rejects values Toxiproxy would take but that mean nothing (negative times and sizes) or
+    /// that it would choke on (a slicer without a size never stops cutting).
+    fn check(&self) -> Result<(), ApiError> {
+        let kind = self.type_name();
+        for (name, value) in self.fields() {
+            let max = match (self, name) {
+                (ToxicKind::Slicer { .. }, "delay") => MAX_MS.saturating_mul(1000),
+                (ToxicKind::Slicer { .. }, _) | (ToxicKind::LimitData { .. }, _) => i64::MAX,
+                (ToxicKind::Bandwidth { .. }, _) => i64::MAX / 1000,
+                _ => MAX_MS,
+            };
+            if value < 0 {
+                return Err(ApiError::bad_body(format!(
+                    "attributes.{name} of a {kind} toxic must not be negative, got {value}"
+                )));
+            }
+            if value > max {
+                return Err(ApiError::bad_body(format!(
+                    "attributes.{name} of a {kind} toxic is too large: {value} (at most {max})"
+                )));
+            }
+        }
+        if let ToxicKind::Slicer { average_size, .. } = self {
+            if *average_size < 1 {
+                return Err(ApiError::bad_body(
+                    "attributes.average_size of a slicer toxic must be at least 1 (pieces of 0 bytes never end)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `fault.NAME = { … }` line of the rule this toxic becomes.
+    fn fault_toml(&self) -> String {
+        match *self {
+            ToxicKind::Latency { latency, jitter } => {
+                // Toxiproxy draws latency ± jitter; faultline draws delay + U(0, jitter).
+                let low = (latency - jitter).max(0);
+                let high = latency + jitter;
+                if high > low {
+                    format!(
+                        "fault.latency = {{ delay = \"{low}ms\", jitter = \"{}ms\" }}",
+                        high - low
+                    )
+                } else {
+                    format!("fault.latency = {{ delay = \"{low}ms\" }}")
+                }
+            }
+            // Toxiproxy's rate 0 never lets a byte through.
+            ToxicKind::Bandwidth { rate: 0 } => "fault.stall = {}".to_string(),
+            ToxicKind::Bandwidth { rate } => {
+                format!("fault.bandwidth = {{ rate = \"{rate}KB/s\" }}")
+            }
+            ToxicKind::SlowClose { delay } => {
+                format!("fault.slow_close = {{ delay = \"{delay}ms\" }}")
+            }
+            ToxicKind::Timeout { timeout: 0 } => "fault.timeout = {}".to_string(),
+            ToxicKind::Timeout { timeout } => {
+                format!("fault.timeout = {{ after = \"{timeout}ms\" }}")
+            }
+            ToxicKind::ResetPeer { timeout } => {
+                format!("fault.reset_peer = {{ timeout = \"{timeout}ms\" }}")
+            }
+            ToxicKind::Slicer {
+                average_size,
+                size_variation,
+                delay,
+            } => format!(
+                "fault.slicer = {{ average_size = {average_size}, size_variation = {size_variation}, delay = \"{delay}us\" }}"
+            ),
+            ToxicKind::LimitData { bytes } => format!("fault.truncate = {{ after = {bytes} }}"),
+        }
+    }
+}
+
+/// One toxic of a proxy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Toxic {
+    /// Unique within its proxy; defaults to `{type}_{stream}`.
+    pub name: String,
+    /// The stream as the client wrote it (`upstream`, `downstream`, any case).
+    pub stream: String,
+    /// The direction `stream` names: `upstream` is client->upstream.
+    pub direction: Direction,
+    /// Share of connections it acts on, drawn per connection from the proxy's seed.
+    pub toxicity: f32,
+    /// What it does.
+    pub kind: ToxicKind,
+}
+
+/// Longest toxic or proxy name accepted: names are path segments of the API.
+pub const MAX_NAME: usize = 256;
+
+/// Rejects names the API could not address (a `/`, control characters, empty, too long).
+pub fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
+    if name.len() > MAX_NAME {
+        return Err(ApiError::bad_body(format!(
+            "{what} name is {} bytes long; at most {MAX_NAME}",
+            name.len()
+        )));
+    }
+    if name.contains('/') {
+        return Err(ApiError::bad_body(format!(
+            "{what} name {name:?} contains '/': it could not be addressed in a URL path"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::bad_body(format!(
+            "{what} name {name:?} contains control characters"
+        )));
+    }
+    Ok(())
+}
+
+impl Toxic {
+    /// A toxic from the body of `POST /proxies/{proxy}/toxics`, checked in Toxiproxy's order:
+    /// the body, the stream, the type, then the attributes. The caller checks the name is free.
+    pub fn from_create(body: &[u8]) -> Result<Toxic, ApiError> {
+        let value: Value = serde_json::from_slice(body).map_err(ApiError::bad_body)?;
+        let object = match value {
+            Value::Object(object) => object,
+            Value::Null => Map::new(),
+            other => {
+                return Err(ApiError::bad_body(format!(
+                    "expected a JSON object, got {}",
+                    json_kind(&other)
+                )))
+            }
+        };
+        let kind_name = string_field(&object, "type")?.unwrap_or_default();
+        let stream = string_field(&object, "stream")?.unwrap_or_else(|| "downstream".to_string());
+        let toxicity = match object.get("toxicity") {
+            None | Some(Value::Null) => 1.0,
+            Some(value) => toxicity_of(value)?,
+        };
+        let direction = match stream.to_ascii_lowercase().as_str() {
+            "upstream" => Direction::ClientToUpstream,
+            "downstream" => Direction::UpstreamToClient,
+            _ => return Err(ApiError::invalid_stream()),
+        };
+        let name = match string_field(&object, "name")? {
+            Some(name) if !name.is_empty() => name,
+            _ => format!("{kind_name}_{stream}"),
+        };
+        let mut kind = ToxicKind::of_type(&kind_name).ok_or_else(ApiError::invalid_toxic_type)?;
+        check_name("toxic", &name)?;
+        kind.set_attributes(object.get("attributes").unwrap_or(&Value::Null))?;
+        Ok(Toxic {
+            name,
+            stream,
+            direction,
+            toxicity,
+            kind,
+        })
+    }
+
+    /// This toxic updated by the body of `POST|PATCH /proxies/{proxy}/toxics/{toxic}`: only
+    /// `attributes` and `toxicity` change, as in Toxiproxy.
+    pub fn updated(&self, body: &[u8]) -> Result<Toxic, ApiError> {
+        let value: Value = serde_json::from_slice(body).map_err(ApiError::bad_body)?;
+        let mut next = self.clone();
+        let object = match value {
+            Value::Object(object) => object,
+            Value::Null => return Ok(next),
+            other => {
+                return Err(ApiError::bad_body(format!(
+                    "expected a JSON object, got {}",
+                    json_kind(&other)
+                )))
+            }
+        };
+        if let Some(value) = object.get("toxicity") {
+            if !value.is_null() {
+                next.toxicity = toxicity_of(value)?;
+            }
+        }
+        next.kind
+            .set_attributes(object.get("attributes").unwrap_or(&Value::Null))?;
+        Ok(next)
+    }
+
+    /// Toxiproxy's JSON of the toxic, byte for byte:
+    /// `{"attributes":{…},"name":…,"type":…,"stream":…,"toxicity":…}`.
+    pub fn to_json(&self) -> String {
+        let attributes: Vec<String> = self
+            .kind
+            .fields()
+            .into_iter()
+            .map(|(name, value)| format!("\"{name}\":{value}"))
+            .collect();
+        format!(
+            "{{\"attributes\":{{{}}},\"name\":{},\"type\":\"{}\",\"stream\":{},\"toxicity\":{}}}",
+            attributes.join(","),
+            json_string(&self.name),
+            self.kind.type_name(),
+            json_string(&self.stream),
+            go_float32(self.toxicity)
+        )
+    }
+
+    /// The `[[rule]]` this toxic becomes in the proxy's scenario.
+    pub fn rule_toml(&self) -> String {
+        let name = toml::Value::String(self.name.clone());
+        let mut matcher = format!("direction = \"{}\"", self.direction);
+        if self.toxicity < 1.0 {
+            matcher.push_str(&format!(", probability = {:?}", f64::from(self.toxicity)));
+        }
+        format!(
+            "[[rule]]\nname = {name}\nmatch = {{ {matcher} }}\n{}\n",
+            self.kind.fault_toml()
+        )
+    }
+}
+
+/// A string field of the body, or `None` when absent or null.
+fn string_field(object: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(ApiError::bad_body(format!(
+            "{key} must be a string, got {}",
+            json_kind(other)
+        ))),
+    }
+}
+
+/// `toxicity`: a number in 0..=1.
+fn toxicity_of(value: &Value) -> Result<f32, ApiError> {
+    let Some(number) = value.as_f64() else {
+        return Err(ApiError::bad_body(format!(
+            "toxicity must be a number, got {}",
+            json_kind(value)
+        )));
+    };
+    if !(0.0..=1.0).contains(&number) {
+        return Err(ApiError::bad_body(format!(
+            "toxicity must be between 0 and 1 (the share of connections), got {number}"
+        )));
+    }
+    Ok(number as f32)
+}
+
+/// What kind of JSON value it is, for messages.
+pub fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A JSON string literal.
+pub fn json_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_string())
+}
+
+/// A float32 as Go's encoding/json writes it: shortest form, no `.0` on whole numbers, an
+/// exponent below 1e-6.
+pub fn go_float32(value: f32) -> String {
+    if value == value.trunc() && value.abs() < 1e21 {
+        return format!("{}", value as i64);
+    }
+    if value.abs() < 1e-6 {
+        let text = format!("{value:e}");
+        // Go writes at least two exponent digits: 1e-07.
+        return match text.split_once("e-") {
+            Some((mantissa, exp)) if exp.len() < 2 => format!("{mantissa}e-0{exp}"),
+            _ => text,
+        };
+    }
+    format!("{value}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Scenario;
+
+    fn create(body: &str) -> Result<Toxic, ApiError> {
+        Toxic::from_create(body.as_bytes())
+    }
+
+    #[test]
+    fn defaults_are_toxiproxys() {
+        let toxic = create(r#"{"type":"latency","attributes":{"latency":100}}"#).expect("valid");
+        assert_eq!(toxic.name, "latency_downstream");
+        assert_eq!(toxic.direction, Direction::UpstreamToClient);
+        assert_eq!(
+            toxic.to_json(),
+            r#"{"attributes":{"latency":100,"jitter":0},"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":1}"#
+        );
+        let up =
+            create(r#"{"type":"limit_data","stream":"UpStream","toxicity":0.5}"#).expect("valid");
+        assert_eq!(up.name, "limit_data_UpStream");
+        assert_eq!(up.direction, Direction::ClientToUpstream);
+        assert!(up
+            .to_json()
+            .ends_with(r#""stream":"UpStream","toxicity":0.5}"#));
+    }
+
+    #[test]
+    fn errors_come_in_toxiproxys_order() {
+        assert_eq!(create("{").map_err(|e| e.status), Err(400));
+        assert_eq!(
+            create(r#"{"type":"nope","stream":"sideways"}"#),
+            Err(ApiError::invalid_stream())
+        );
+        assert_eq!(
+            create(r#"{"type":"nope"}"#),
+            Err(ApiError::invalid_toxic_type())
+        );
+        let negative = create(r#"{"type":"latency","attributes":{"latency":-5}}"#);
+        assert!(negative.is_err_and(|e| e.status == 400 && e.message.contains("negative")));
+        let absurd = create(r#"{"type":"timeout","attributes":{"timeout":1e300}}"#);
+        assert!(absurd.is_err_and(|e| e.status == 400));
+        let text = create(r#"{"type":"latency","attributes":{"latency":"fast"}}"#);
+        assert!(text.is_err_and(|e| e.message.contains("must be a number")));
+        assert!(create(r#"{"type":"latency","toxicity":2}"#).is_err());
+        assert!(create(r#"{"type":"latency","name":"a/b"}"#).is_err());
+        assert!(create(r#"{"type":"slicer","attributes":{"average_size":0}}"#).is_err());
+    }
+
+    #[test]
+    fn updates_change_attributes_and_toxicity_only() {
+        let toxic =
+            create(r#"{"type":"latency","attributes":{"latency":100,"jitter":5}}"#).expect("valid");
+        let next = toxic
+            .updated(br#"{"attributes":{"jitter":7},"toxicity":0.25,"name":"x"}"#)
+            .expect("valid");
+        assert_eq!(next.name, toxic.name);
+        assert_eq!(
+            next.kind,
+            ToxicKind::Latency {
+                latency: 100,
+                jitter: 7
+            }
+        );
+        assert_eq!(next.toxicity, 0.25);
+    }
+
+    #[test]
+    fn every_type_becomes_a_valid_rule() {
+        for kind in ToxicKind::TYPES {
+            for attributes in [
+                "{}",
+                r#"{"latency":10,"jitter":20,"rate":0,"delay":5,"timeout":0,"average_size":3,"size_variation":1,"bytes":0}"#,
+                r#"{"latency":30,"jitter":20,"rate":100,"delay":5,"timeout":100,"average_size":3,"bytes":10}"#,
+            ] {
+                let body = format!(
+                    r#"{{"type":"{kind}","stream":"upstream","toxicity":0.3,"attributes":{attributes}}}"#
+                );
+                let Ok(toxic) = create(&body) else {
+                    assert_eq!(kind, "slicer", "{body}");
+                    continue;
+                };
+                let text = toxic.rule_toml();
+                let scenario = Scenario::from_toml(&text, "t", "t")
+                    .unwrap_or_else(|e| panic!("{kind}: {e}\n{text}"));
+                assert_eq!(scenario.rules[0].name, toxic.name);
+            }
+        }
+    }
+
+    #[test]
+    fn latency_keeps_toxiproxys_range() {
+        let toxic = create(r#"{"type":"latency","attributes":{"latency":100,"jitter":20}}"#)
+            .expect("valid");
+        assert!(
+            toxic
+                .rule_toml()
+                .contains("fault.latency = { delay = \"80ms\", jitter = \"40ms\" }"),
+            "{}",
+            toxic.rule_toml()
+        );
+    }
+
+    #[test]
+    fn floats_are_written_as_go_writes_them() {
+        assert_eq!(go_float32(1.0), "1");
+        assert_eq!(go_float32(0.0), "0");
+        assert_eq!(go_float32(0.1), "0.1");
+        assert_eq!(go_float32(0.5), "0.5");
+        assert_eq!(go_float32(1e-7), "1e-07");
+    }
+}

@@ -1,0 +1,693 @@
+//! `faultline serve` driven like a user would: the real binary on 127.0.0.1:0, Toxiproxy's real
+//! clients (Node and Python, installed by tests/install-toxiproxy-clients.sh: a missing one fails
+//! the test), raw HTTP for bad input and for faultline's own routes, real traffic through the
+//! proxies it creates.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::daemon::{run_bounded, Daemon, FAULTLINE};
+use crate::support::temp_dir::TempDir;
+use crate::support::tshark;
+use crate::support::upstream::{echo, Server};
+
+/// How long one client script may run.
+const CLIENT_LIMIT: Duration = Duration::from_secs(90);
+
+/// An echo upstream on its own runtime (these tests block: they drive a separate process).
+struct Echo {
+    server: Server,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn echo_upstream() -> Echo {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime for the echo upstream");
+    let server = runtime.block_on(echo());
+    Echo {
+        server,
+        _runtime: runtime,
+    }
+}
+
+/// `faultline serve --api 127.0.0.1:0 ARGS…` and the API's address.
+fn serve(dir: &TempDir, label: &str, args: &[&str]) -> (Daemon, SocketAddr) {
+    let mut command = Command::new(FAULTLINE);
+    command.args(["serve", "--api", "127.0.0.1:0"]).args(args);
+    let mut daemon = Daemon::start(&mut command, dir.path(), label);
+    let api = daemon.faultline_address();
+    (daemon, api)
+}
+
+/// One HTTP/1.1 request (Connection: close); the status and the body.
+fn http(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(api).expect("connect to the API");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {api}\r\nUser-Agent: faultline-test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send a request");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read the answer");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, body.to_string())
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
+}
+
+/// Creates a proxy to `upstream` on a free port; returns where it listens.
+fn create_proxy(api: SocketAddr, name: &str, upstream: SocketAddr) -> SocketAddr {
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies",
+        &format!(r#"{{"name":"{name}","listen":"127.0.0.1:0","upstream":"{upstream}"}}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    json(&body)["listen"]
+        .as_str()
+        .expect("listen")
+        .parse()
+        .expect("an address")
+}
+
+/// Writes `payload` through `proxy` and reads until the echo (or the proxy) ends the stream.
+fn echo_through(proxy: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(proxy).expect("connect to the proxy");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(payload).expect("write");
+    stream.shutdown(Shutdown::Write).expect("half-close");
+    let mut back = Vec::new();
+    let _ = stream.read_to_end(&mut back);
+    back
+}
+
+/// One exchange on an open connection: writes `n` bytes, waits for them back; how long it took.
+fn exchange(stream: &mut TcpStream, n: usize) -> Duration {
+    let started = Instant::now();
+    stream.write_all(&vec![b'x'; n]).expect("write");
+    let mut back = vec![0u8; n];
+    stream.read_exact(&mut back).expect("read the echo");
+    started.elapsed()
+}
+
+fn clients_dir() -> PathBuf {
+    let root = std::env::var_os("FAULTLINE_TOXIPROXY_CLIENTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/toxiproxy-clients")
+        });
+    assert!(
+        root.join("node/node_modules/toxiproxy-node-client").is_dir()
+            && root.join("venv/bin/python").is_file(),
+        "the Toxiproxy clients are not installed in {}: run `bash tests/install-toxiproxy-clients.sh` (make test does)",
+        root.display()
+    );
+    root
+}
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/integration/clients")
+        .join(name)
+}
+
+#[test]
+fn the_node_client_drives_serve_and_its_toxics_act_on_traffic() {
+    let clients = clients_dir();
+    let dir = TempDir::new("api-node");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let finished = run_bounded(
+        Command::new("node")
+            .arg(script("toxiproxy_node.js"))
+            .env("NODE_PATH", clients.join("node/node_modules"))
+            .env("API", format!("http://{api}"))
+            .env("UPSTREAM", upstream.server.addr.to_string()),
+        dir.path(),
+        "node",
+        CLIENT_LIMIT,
+    );
+    assert!(
+        finished.status.success() && finished.stdout.contains("ok"),
+        "the Node client failed:\n{}\nserve:\n{}",
+        finished.output(),
+        daemon.output()
+    );
+    let stopped = daemon.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
+}
+
+#[test]
+fn the_python_client_drives_serve_and_its_toxics_act_on_traffic() {
+    let clients = clients_dir();
+    let dir = TempDir::new("api-python");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let finished = run_bounded(
+        Command::new(clients.join("venv/bin/python"))
+            .arg(script("toxiproxy_python.py"))
+            .env("API_HOST", api.ip().to_string())
+            .env("API_PORT", api.port().to_string())
+            .env("UPSTREAM", upstream.server.addr.to_string()),
+        dir.path(),
+        "python",
+        CLIENT_LIMIT,
+    );
+    assert!(
+        finished.status.success() && finished.stdout.contains("ok"),
+        "the Python client failed:\n{}\nserve:\n{}",
+        finished.output(),
+        daemon.output()
+    );
+    let stopped = daemon.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
+}
+
+#[test]
+fn bad_input_gets_a_4xx_with_a_message_and_changes_nothing() {
+    let dir = TempDir::new("api-bad");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "p", upstream.server.addr);
+    let (_, toxic) = http(
+        api,
+        "POST",
+        "/proxies/p/toxics",
+        r#"{"type":"latency","attributes":{"latency":1}}"#,
+    );
+    let before = http(api, "GET", "/proxies", "");
+    let long = "n".repeat(10 * 1024);
+    let cases: Vec<(&str, String, String, u16)> = vec![
+        ("POST", "/proxies".into(), "{not json".into(), 400),
+        ("POST", "/proxies".into(), r#"["an array"]"#.into(), 400),
+        (
+            "POST",
+            "/proxies".into(),
+            r#"{"listen":"127.0.0.1:0","upstream":"127.0.0.1:1"}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/proxies".into(),
+            r#"{"name":"q","listen":"127.0.0.1:0"}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/proxies".into(),
+            r#"{"name":"a/b","listen":"127.0.0.1:0","upstream":"127.0.0.1:1"}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/proxies".into(),
+            format!(r#"{{"name":"{long}","listen":"127.0.0.1:0","upstream":"127.0.0.1:1"}}"#),
+            400,
+        ),
+        (
+            "POST",
+            "/proxies".into(),
+            format!(r#"{{"name":"q","listen":"{proxy}","upstream":"127.0.0.1:1"}}"#),
+            409,
+        ),
+        (
+            "POST",
+            "/proxies".into(),
+            r#"{"name":"q","listen":"nowhere","upstream":"127.0.0.1:1"}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/proxies".into(),
+            r#"{"name":"q","listen":"127.0.0.1:0","upstream":"no port"}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/proxies".into(),
+            r#"{"name":"p","listen":"127.0.0.1:0","upstream":"127.0.0.1:1"}"#.into(),
+            409,
+        ),
+        (
+            "POST",
+            "/proxies/p".into(),
+            r#"{"enabled":"yes"}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/proxies/p".into(),
+            format!(r#"{{"listen":"{api}"}}"#),
+            409,
+        ),
+        ("POST", "/proxies/p/toxics".into(), "{".into(), 400),
+        (
+            "POST",
+            "/proxies/p/toxics".into(),
+            r#"{"type":"teleport"}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/proxies/p/toxics".into(),
+            r#"{"type":"latency","stream":"sideways"}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/proxies/p/toxics".into(),
+            r#"{"type":"latency","attributes":{"latency":-1}}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/proxies/p/toxics".into(),
+            r#"{"type":"latency","attributes":{"latency":1e30}}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/proxies/p/toxics".into(),
+            r#"{"type":"bandwidth","attributes":{"rate":99999999999999999}}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/proxies/p/toxics".into(),
+            r#"{"type":"latency","toxicity":7}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/proxies/p/toxics".into(),
+            r#"{"type":"slicer","attributes":{"average_size":0}}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/proxies/p/toxics".into(),
+            r#"{"type":"latency"}"#.into(),
+            409,
+        ),
+        (
+            "POST",
+            "/proxies/p/toxics/latency_downstream".into(),
+            r#"{"attributes":{"jitter":-3}}"#.into(),
+            400,
+        ),
+        ("POST", "/proxies/p/toxics/nope".into(), "{}".into(), 404),
+        (
+            "DELETE",
+            "/proxies/p/toxics/nope".into(),
+            String::new(),
+            404,
+        ),
+        ("GET", "/proxies/nope".into(), String::new(), 404),
+        ("DELETE", "/proxies/nope".into(), String::new(), 404),
+        ("GET", "/proxies/nope/toxics".into(), String::new(), 404),
+        (
+            "POST",
+            "/populate".into(),
+            r#"[{"name":"x","upstream":"127.0.0.1:1"},{"name":"y"}]"#.into(),
+            400,
+        ),
+        ("POST", "/populate".into(), r#"{"name":"x"}"#.into(), 400),
+        (
+            "PUT",
+            "/faultline/proxies/p/scenario".into(),
+            "[[rule]]\nfault.reset = { after = \"64 parsecs\" }\n".into(),
+            400,
+        ),
+        (
+            "PUT",
+            "/faultline/proxies/p/scenario".into(),
+            "[proxy]\nupstream = \"127.0.0.1:9\"\n".into(),
+            400,
+        ),
+        (
+            "PUT",
+            "/faultline/proxies/nope/scenario".into(),
+            String::new(),
+            404,
+        ),
+        (
+            "GET",
+            "/faultline/proxies/p/capture".into(),
+            String::new(),
+            404,
+        ),
+        ("GET", "/no/such/route".into(), String::new(), 404),
+    ];
+    for (method, path, body, want) in &cases {
+        let (status, answer) = http(api, method, path, body);
+        assert_eq!(status, *want, "{method} {path} {body:.80}: {answer}");
+        if *want != 404 || path.starts_with("/proxies") {
+            let error = json(&answer);
+            assert_eq!(error["status"], *want, "{answer}");
+            assert!(
+                error["error"].as_str().is_some_and(|m| !m.is_empty()),
+                "{answer}"
+            );
+        }
+    }
+    let (status, answer) = http(
+        api,
+        "PUT",
+        "/faultline/proxies/p/scenario",
+        "[[rule]]\nfault.reset = { after = \"64 parsecs\" }\n",
+    );
+    assert_eq!(status, 400);
+    assert!(
+        json(&answer)["error"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("scenario:2:25: rule[1].fault.reset.after:")),
+        "errors say line, column and key as `check` does: {answer}"
+    );
+    assert_eq!(http(api, "GET", "/proxies", ""), before, "nothing changed");
+    assert_eq!(
+        http(api, "GET", "/proxies/p/toxics/latency_downstream", "").1,
+        toxic
+    );
+    assert_eq!(echo_through(proxy, b"still works"), b"still works");
+    // A browser cannot drive the API (Toxiproxy refuses them too: no cross-site requests).
+    let mut stream = TcpStream::connect(api).expect("connect");
+    stream
+        .write_all(b"POST /reset HTTP/1.1\r\nHost: x\r\nUser-Agent: Mozilla/5.0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    daemon.stop();
+}
+
+#[test]
+fn toxics_act_on_open_connections_at_once_and_disabling_closes_them() {
+    let dir = TempDir::new("api-live");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "live", upstream.server.addr);
+    let mut open = TcpStream::connect(proxy).expect("connect");
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    assert!(exchange(&mut open, 10) < Duration::from_millis(250));
+    let (status, _) = http(
+        api,
+        "POST",
+        "/proxies/live/toxics",
+        r#"{"type":"latency","stream":"upstream","attributes":{"latency":250}}"#,
+    );
+    assert_eq!(status, 200);
+    let slowed = exchange(&mut open, 10);
+    assert!(
+        slowed >= Duration::from_millis(250),
+        "the toxic acts on the connection opened before it: {slowed:?}"
+    );
+    let (status, _) = http(api, "DELETE", "/proxies/live/toxics/latency_upstream", "");
+    assert_eq!(status, 204);
+    let lifted = exchange(&mut open, 10);
+    assert!(lifted < Duration::from_millis(250), "{lifted:?}");
+    // limit_data added on an open connection counts from when it came in force.
+    let (status, _) = http(
+        api,
+        "POST",
+        "/proxies/live/toxics",
+        r#"{"type":"limit_data","stream":"downstream","attributes":{"bytes":15}}"#,
+    );
+    assert_eq!(status, 200);
+    open.write_all(&[b'y'; 40]).expect("write");
+    let mut back = Vec::new();
+    let _ = open.read_to_end(&mut back);
+    assert_eq!(back.len(), 15, "cut at exactly 15 bytes");
+    http(api, "POST", "/reset", "");
+    // Disabling the proxy ends its open connections and closes its listener.
+    let mut open = TcpStream::connect(proxy).expect("connect");
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    exchange(&mut open, 5);
+    let (status, body) = http(api, "POST", "/proxies/live", r#"{"enabled":false}"#);
+    assert_eq!(
+        (status, json(&body)["enabled"].clone()),
+        (200, false.into())
+    );
+    let mut rest = Vec::new();
+    let ended = open.read_to_end(&mut rest);
+    assert!(
+        ended.is_err() || rest.is_empty(),
+        "the connection was ended"
+    );
+    assert!(TcpStream::connect(proxy).is_err(), "the listener is closed");
+    let (_, body) = http(api, "POST", "/proxies/live", r#"{"enabled":true}"#);
+    assert_eq!(json(&body)["listen"], proxy.to_string(), "back on its port");
+    assert_eq!(echo_through(proxy, b"again"), b"again");
+    daemon.stop();
+}
+
+#[test]
+fn faultline_routes_scenario_summary_events_and_a_readable_capture() {
+    let dir = TempDir::new("api-faultline");
+    let upstream = echo_upstream();
+    let template = dir.path().join("{name}.pcapng").display().to_string();
+    let (daemon, api) = serve(&dir, "serve", &["--capture", &template, "--seed", "7"]);
+    let proxy = create_proxy(api, "cap", upstream.server.addr);
+    // The event stream, read raw as any SSE client would.
+    let mut events = TcpStream::connect(api).expect("connect");
+    events
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    events
+        .write_all(b"GET /faultline/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("subscribe");
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains(": faultline events") {
+        let n = events.read(&mut buf).expect("the stream starts");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    // A scenario in JSON: what the client receives ends after 4 bytes.
+    let (status, body) = http(
+        api,
+        "PUT",
+        "/faultline/proxies/cap/scenario",
+        r#"{"rule":[{"name":"cut","match":{"direction":"upstream->client"},"fault":{"truncate":{"after":4}}}]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["restarted"], false);
+    assert_eq!(echo_through(proxy, b"abcdefgh"), b"abcd");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(seen.contains("connection_opened")
+        && seen.contains("rule_fired")
+        && seen.contains("connection_closed"))
+    {
+        assert!(Instant::now() < deadline, "events missing: {seen}");
+        let n = events.read(&mut buf).expect("events");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let fired = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(json)
+        .find(|e| e["type"] == "rule_fired")
+        .expect("a rule_fired event");
+    assert_eq!(
+        (fired["proxy"].as_str(), fired["rule"].as_str()),
+        (Some("cap"), Some("cut"))
+    );
+    let (_, summary) = http(api, "GET", "/faultline/proxies/cap/summary", "");
+    let summary = json(&summary);
+    assert_eq!(summary["connections"], 1);
+    assert_eq!(summary["rules"][0]["fired"], 1);
+    let (_, again) = http(api, "GET", "/faultline/proxies/cap/summary", "");
+    assert_eq!(json(&again)["seed"], summary["seed"], "one seed per proxy");
+    // The capture so far, while the proxy still runs: whole blocks, readable.
+    let (status, _) = http(api, "GET", "/faultline/proxies/cap/capture", "");
+    assert_eq!(status, 200);
+    let mut stream = TcpStream::connect(api).expect("connect");
+    stream
+        .write_all(
+            b"GET /faultline/proxies/cap/capture HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .expect("request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let at = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    let copy = dir.path().join("copy.pcapng");
+    std::fs::write(&copy, &raw[at..]).expect("save");
+    let inspected = run_bounded(
+        Command::new(FAULTLINE).arg("inspect").arg(&copy),
+        dir.path(),
+        "inspect",
+        Duration::from_secs(30),
+    );
+    assert_eq!(inspected.code(), Some(0), "{}", inspected.output());
+    let (packets, status) = tshark::packet_count(&copy);
+    assert!(
+        status.success() && packets > 0,
+        "tshark reads {packets} packets"
+    );
+    let metrics = http(api, "GET", "/metrics", "").1;
+    assert!(
+        metrics.contains("toxiproxy_proxy_sent_bytes_total{direction=\"upstream\"")
+            && metrics.contains("faultline_rule_fired_total{proxy=\"cap\",rule=\"cut\"} 1"),
+        "{metrics}"
+    );
+    daemon.stop();
+}
+
+#[test]
+fn scenario_files_and_a_populate_config_become_proxies() {
+    let dir = TempDir::new("api-files");
+    let upstream = echo_upstream();
+    let scenario = dir.write(
+        "cut.toml",
+        &format!(
+            "name = \"from-file\"\n[proxy]\nupstream = \"{}\"\n[[rule]]\nmatch = {{ direction = \"upstream->client\" }}\nfault.truncate = {{ after = 3 }}\n",
+            upstream.server.addr
+        ),
+    );
+    let config = dir.write(
+        "proxies.json",
+        &format!(
+            r#"[{{"name":"from-config","listen":"127.0.0.1:0","upstream":"{}"}}]"#,
+            upstream.server.addr
+        ),
+    );
+    let (daemon, api) = serve(
+        &dir,
+        "serve",
+        &[
+            scenario.to_str().expect("utf-8"),
+            "--config",
+            config.to_str().expect("utf-8"),
+        ],
+    );
+    let proxies = json(&http(api, "GET", "/proxies", "").1);
+    let names: Vec<&String> = proxies.as_object().expect("an object").keys().collect();
+    assert_eq!(names, ["from-config", "from-file"]);
+    let listen: SocketAddr = proxies["from-file"]["listen"]
+        .as_str()
+        .and_then(|l| l.parse().ok())
+        .expect("an address");
+    assert_eq!(
+        echo_through(listen, b"abcdef"),
+        b"abc",
+        "the file's rule acts"
+    );
+    http(api, "POST", "/reset", "");
+    assert_eq!(
+        echo_through(listen, b"abcdef"),
+        b"abcdef",
+        "reset removed the rules"
+    );
+    let stopped = daemon.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
+    let bad = dir.write("bad.toml", "[[rule]]\nfault.nope = {}\n");
+    let finished = run_bounded(
+        Command::new(FAULTLINE)
+            .args(["serve", "--api", "127.0.0.1:0"])
+            .arg(&bad),
+        dir.path(),
+        "bad",
+        Duration::from_secs(30),
+    );
+    assert_eq!(finished.code(), Some(2), "{}", finished.output());
+    assert!(
+        finished.stderr.contains("bad.toml:2:"),
+        "{}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn slicer_slow_close_and_timeout_act_on_real_traffic() {
+    let dir = TempDir::new("api-faults");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "f", upstream.server.addr);
+    let connect = || {
+        let stream = TcpStream::connect(proxy).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream
+    };
+    let add = |body: &str| {
+        let (status, answer) = http(api, "POST", "/proxies/f/toxics", body);
+        assert_eq!(status, 200, "{answer}");
+    };
+    // slicer: 40 bytes leave in 10-byte pieces 30 ms apart, every byte intact.
+    add(r#"{"type":"slicer","attributes":{"average_size":10,"size_variation":0,"delay":30000}}"#);
+    let mut stream = connect();
+    let payload: Vec<u8> = (0..40u8).collect();
+    let started = Instant::now();
+    stream.write_all(&payload).expect("write");
+    let mut back = Vec::new();
+    let mut buf = [0u8; 64];
+    while back.len() < payload.len() {
+        let n = stream.read(&mut buf).expect("read");
+        assert!(n > 0, "closed early after {} bytes", back.len());
+        back.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(back, payload);
+    assert!(
+        started.elapsed() >= Duration::from_millis(90),
+        "four pieces, three gaps of 30 ms: {:?}",
+        started.elapsed()
+    );
+    drop(stream);
+    http(api, "POST", "/reset", "");
+    // slow_close: the echo's FIN reaches the client 300 ms after the echo sent it.
+    add(r#"{"type":"slow_close","attributes":{"delay":300}}"#);
+    let mut stream = connect();
+    stream.write_all(b"abc").expect("write");
+    stream.shutdown(Shutdown::Write).expect("half-close");
+    let closed_at = Instant::now();
+    let mut back = Vec::new();
+    stream.read_to_end(&mut back).expect("read to the end");
+    assert_eq!(back, b"abc");
+    assert!(
+        closed_at.elapsed() >= Duration::from_millis(300),
+        "the close came after {:?}",
+        closed_at.elapsed()
+    );
+    http(api, "POST", "/reset", "");
+    // timeout: what the client sends is swallowed, and 300 ms after the toxic came in force the
+    // connection closes.
+    let mut stream = connect();
+    add(r#"{"type":"timeout","stream":"upstream","attributes":{"timeout":300}}"#);
+    let added = Instant::now();
+    stream.write_all(b"never echoed").expect("write");
+    let mut back = Vec::new();
+    let _ = stream.read_to_end(&mut back);
+    assert_eq!(back, b"", "nothing reached the echo");
+    let after = added.elapsed();
+    assert!(
+        after >= Duration::from_millis(250) && after < Duration::from_secs(5),
+        "closed after {after:?}"
+    );
+    daemon.stop();
+}
