@@ -138,12 +138,40 @@ impl H2Session {
         relayed_upstream: Vec<u8>,
     ) -> Self {
         let planned_upstream = relayed_upstream.len() as u64;
+        // The conversation reads the early bytes now, not at the upstream's next chunk: the
+        // server's SETTINGS (say, a larger maximum frame size) govern what the client sends
+        // next, and the client's next chunk may come first. Their pieces wait in `held`, as
+        // pieces already relayed, for the upstream direction's next plan.
+        let mut conv = Conversation::new();
+        let mut failed = false;
+        let mut early_pieces = Vec::new();
+        let mut unread = Vec::new();
+        match conv.feed(Direction::UpstreamToClient, &relayed_upstream) {
+            Ok(fed) => {
+                let mut blocks: HashMap<usize, DecodedBlock> =
+                    fed.blocks.into_iter().map(|b| (b.piece, b)).collect();
+                early_pieces = fed
+                    .pieces
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, piece)| Labelled {
+                        piece,
+                        block: blocks.remove(&i),
+                    })
+                    .collect();
+                unread = relayed_upstream[fed.consumed..].to_vec();
+            }
+            Err(error) => {
+                warn!(%error, "the upstream's first bytes are not HTTP/2; relaying the connection as raw bytes");
+                failed = true;
+            }
+        }
         H2Session {
-            conv: Conversation::new(),
-            failed: false,
+            conv,
+            failed,
             planned: [0, planned_upstream],
-            prefix: [Vec::new(), relayed_upstream],
-            held: [Vec::new(), Vec::new()],
+            prefix: [Vec::new(), unread],
+            held: [Vec::new(), early_pieces],
             ongoing: [None, None],
             frames_seen: [0, 0],
             outbox: [Vec::new(), Vec::new()],

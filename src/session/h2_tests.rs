@@ -545,3 +545,54 @@ fn an_accepted_h2c_upgrade_hands_the_connection_to_the_http2_session() {
         .and_then(|s| s.status());
     assert_eq!(answered, Some(503));
 }
+
+/// Regression: grpcio's server sends its SETTINGS (a 4 MiB maximum frame size) the moment it
+/// accepts, before the client's preface. Those bytes are relayed while the protocol is being
+/// detected; the session must read them before the client's next chunk, or a client DATA frame
+/// above 16 KiB looks oversized and the connection falls back to raw bytes (and rules stop).
+#[test]
+fn server_settings_sent_before_the_client_spoke_govern_the_client_frames() {
+    use crate::h2::build::{data_header, headers, settings_ack, BlockLimits};
+    use crate::h2::frame::PREFACE;
+    use crate::h2::HeaderList;
+    // SETTINGS_MAX_FRAME_SIZE (0x5) = 4 MiB.
+    let server_settings = [0u8, 0, 6, 4, 0, 0, 0, 0, 0, 0, 5, 0, 0x40, 0, 0];
+    let mut client = PREFACE.to_vec();
+    client.extend_from_slice(&[0u8, 0, 0, 4, 0, 0, 0, 0, 0]);
+    client.extend_from_slice(&settings_ack());
+    let request = HeaderList::from_pairs([
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":authority", "h"),
+        (":path", "/up"),
+    ]);
+    client.extend(headers(
+        StreamId(1),
+        &request,
+        false,
+        BlockLimits::default(),
+    ));
+    let body = vec![7u8; 32 * 1024];
+    client.extend_from_slice(&data_header(StreamId(1), body.len() as u32, true));
+    client.extend_from_slice(&body);
+    let out = replay_list(
+        vec![
+            (Direction::UpstreamToClient, server_settings.to_vec()),
+            (Direction::ClientToUpstream, client.clone()),
+        ],
+        "[[rule]]\nmatch = { path = \"/up\" }\nfault.truncate = { after = \"1000\" }\n",
+    );
+    assert!(
+        out.marks.iter().any(|m| m.contains("truncate")),
+        "the rule still acted on the 32 KiB frame: {:?}",
+        out.marks
+    );
+    assert!(
+        out.bytes[0].len() < client.len(),
+        "the DATA was cut, not relayed raw"
+    );
+    // The client got the server's SETTINGS once, then what faultline owed it (credit for the
+    // dropped DATA, RST_STREAM); nothing of the early bytes twice.
+    assert!(out.bytes[1].starts_with(&server_settings));
+    assert!(!out.bytes[1][server_settings.len()..].starts_with(&server_settings[..9]));
+}
