@@ -11,10 +11,13 @@ use crate::http;
 mod analysis;
 mod annex_key;
 mod attempts;
+mod blobs;
 mod body_store;
 mod content_address;
 mod digest;
 mod exchange;
+mod flow_views;
+mod h2_flow;
 mod json;
 mod leg;
 mod legs;
@@ -45,10 +48,12 @@ pub use model::{
     ObjectCheck, P2pRequest, Report, Summary, Verdict, SCHEMA_VERSION,
 };
 pub use objects::{Piece, Transfer};
+pub use blobs::{BlobCall, BlobCheck};
+pub use h2_flow::{GoawayNote, H2Connection, H2Stream, ResetNote};
 pub use pcap_reader::{FileFormat, FormatError};
 
 use body_store::MemoryUse;
-use exchange::FlowHttp;
+use flow_views::FlowViews;
 use pcap_reader::CaptureReader;
 use reassembly::FlowTable;
 
@@ -157,12 +162,16 @@ fn inspect_reader<R: Read>(
         source,
     })?;
     let memory = MemoryUse::default();
-    let mut table: FlowTable<FlowHttp> = FlowTable::new();
+    let mut table: FlowTable<FlowViews> = FlowTable::new();
     let mut finished = Vec::new();
+    let mut h2_flows = Vec::new();
     let mut segments = 0u64;
-    let mut make = |info: &reassembly::FlowInfo| FlowHttp::new(info, memory.clone());
-    let mut done =
-        |info: reassembly::FlowInfo, flow: FlowHttp| finished.push((info, flow.finish()));
+    let mut make = |info: &reassembly::FlowInfo| FlowViews::new(info, memory.clone());
+    let mut done = |info: reassembly::FlowInfo, flow: FlowViews| {
+        let (http, h2) = flow.finish(&info);
+        h2_flows.extend(h2);
+        finished.push((info, http));
+    };
     while let Some(p) = reader.next_packet() {
         if !options.leg.admits(leg::of_interface(p.interface)) {
             continue;
@@ -195,5 +204,10 @@ fn inspect_reader<R: Read>(
         tcp_segments: segments,
         damage: reader.damage().map(str::to_owned),
     };
-    Ok(analysis::build(capture, options.leg, finished))
+    Ok(analysis::build_with_h2(
+        capture,
+        options.leg,
+        finished,
+        h2_flows,
+    ))
 }
