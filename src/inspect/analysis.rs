@@ -2,10 +2,10 @@
 
 use super::attempts::{self, BodyComparison, BodySource};
 use super::blobs::{self, BlobCheck};
-use super::h2_flow::{H2Connection, H2Outcome, H2Stream};
 use super::content_address::{self, AddressCheck, HashAlgo};
 use super::digest::Hasher;
 use super::exchange::{Exchange, FlowOutcome, Outcome};
+use super::h2_flow::{H2Connection, H2Outcome, H2Stream};
 use super::leg;
 use super::model::{
     Attempt, AttemptGroup, CaptureInfo, ContentCheck, FlowSummary, Report, Summary, Verdict,
@@ -71,7 +71,8 @@ pub(crate) fn build_with_h2(
     incomplete_accepted(&exchanges, &mut findings);
     let p2phttp = p2phttp_requests(&exchanges, &mut findings);
     let webdav_moves = webdav::follow_moves(&exchanges, &mut findings);
-    let (h2_connections, h2_streams, bytestream) = h2_evidence(h2_flows, &mut warnings, &mut findings);
+    let (h2_connections, h2_streams, bytestream) =
+        h2_evidence(h2_flows, &mut warnings, &mut findings);
     let leg_comparisons = super::legs::compare_legs(&flows, &mut exchanges);
     for lc in leg_comparisons.iter().filter(|l| l.faultline_bug) {
         findings.push(format!(

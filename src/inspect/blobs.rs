@@ -304,7 +304,11 @@ fn functions(name: &ResourceName) -> (Result<Vec<DigestFunction>, String>, Strin
             }
         }
         DigestGuess::Ambiguous(list) => {
-            let label = list.iter().map(function_name).collect::<Vec<_>>().join(" or ");
+            let label = list
+                .iter()
+                .map(function_name)
+                .collect::<Vec<_>>()
+                .join(" or ");
             (Ok(list), label)
         }
         DigestGuess::Unknown => (
@@ -413,7 +417,10 @@ impl Blob {
             size: self.name.size,
             compressor: self.name.compressor.clone(),
             digest_function: label,
-            calls: members.iter().map(|&i| Self::call_summary(&calls[i])).collect(),
+            calls: members
+                .iter()
+                .map(|&i| Self::call_summary(&calls[i]))
+                .collect(),
             length: 0,
             complete: false,
             check: None,
@@ -650,7 +657,9 @@ impl Blob {
         out.committed_size = committed;
         self.verify(calls, &stitch, &mut out);
         let accepted = accepted.unwrap_or(false);
-        if accepted && self.name.compressor.is_none() && committed.is_some_and(|c| c != self.name.size)
+        if accepted
+            && self.name.compressor.is_none()
+            && committed.is_some_and(|c| c != self.name.size)
         {
             out.problems.push(format!(
                 "the server reported committed_size {} for a blob of {} bytes",

@@ -215,7 +215,14 @@ pub struct Call {
 }
 
 impl Call {
-    fn new(flow: u64, leg: Option<Leg>, stream: u32, opened_ns: u64, method: Method, memory: MemoryUse) -> Call {
+    fn new(
+        flow: u64,
+        leg: Option<Leg>,
+        stream: u32,
+        opened_ns: u64,
+        method: Method,
+        memory: MemoryUse,
+    ) -> Call {
         Call {
             flow,
             leg,
@@ -307,9 +314,8 @@ impl Call {
             (Method::Write, false) => WriteResponse::parse(body).map(|w| {
                 self.committed_size = Some(w.committed_size);
             }),
-            (Method::QueryWriteStatus, true) => {
-                QueryWriteStatusRequest::parse(body).map(|q| self.resource_name = Some(q.resource_name))
-            }
+            (Method::QueryWriteStatus, true) => QueryWriteStatusRequest::parse(body)
+                .map(|q| self.resource_name = Some(q.resource_name)),
             (Method::QueryWriteStatus, false) => QueryWriteStatusResponse::parse(body).map(|q| {
                 self.committed_size = Some(q.committed_size);
                 self.write_complete = Some(q.complete);

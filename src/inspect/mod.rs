@@ -18,6 +18,8 @@ mod digest;
 mod exchange;
 mod flow_views;
 mod h2_flow;
+#[cfg(test)]
+mod h2_tests;
 mod json;
 mod leg;
 mod legs;
@@ -41,15 +43,15 @@ use thiserror::Error;
 
 pub use annex_key::Chunk;
 pub use attempts::{BodyComparison, Excerpt};
+pub use blobs::{BlobCall, BlobCheck};
 pub use content_address::{AddressCheck, ContentAddress, HashAlgo, Scheme};
 pub use exchange::{Exchange, FaultNote, Outcome, RequestBody, ResponseInfo};
+pub use h2_flow::{GoawayNote, H2Connection, H2Stream, ResetNote};
 pub use model::{
     Attempt, AttemptGroup, CaptureInfo, ContentCheck, FlowSummary, LegComparison, Move,
     ObjectCheck, P2pRequest, Report, Summary, Verdict, SCHEMA_VERSION,
 };
 pub use objects::{Piece, Transfer};
-pub use blobs::{BlobCall, BlobCheck};
-pub use h2_flow::{GoawayNote, H2Connection, H2Stream, ResetNote};
 pub use pcap_reader::{FileFormat, FormatError};
 
 use body_store::MemoryUse;

@@ -3,15 +3,15 @@
 use serde::Serialize;
 
 use super::attempts::BodyComparison;
+pub use super::blobs::BlobCheck;
 use super::content_address::{AddressCheck, ContentAddress};
 use super::exchange::Exchange;
+pub use super::h2_flow::{H2Connection, H2Stream};
 use super::leg;
 pub use super::legs::LegComparison;
 pub use super::objects::ObjectCheck;
 pub use super::p2phttp::P2pRequest;
 pub use super::webdav::Move;
-pub use super::blobs::BlobCheck;
-pub use super::h2_flow::{H2Connection, H2Stream};
 use crate::direction::Leg;
 
 /// JSON schema version; bumped only for incompatible changes (fields may be added within a version).

@@ -266,7 +266,7 @@ impl Report {
             if let Some(r) = &st.reset {
                 notes.push(format!("RST_STREAM {} ({})", r.code, r.by));
             }
-            if let Some(m) = &st.grpc_message {
+            if let Some(m) = st.grpc_message.as_ref().filter(|m| !m.is_empty()) {
                 notes.push(format!("grpc-message {m:?}"));
             }
             notes.extend(
@@ -308,7 +308,10 @@ impl Report {
             }
         }
         if !self.bytestream.is_empty() {
-            let _ = writeln!(s, "\nByteStream blobs (calls stitched by offset, checked whole):");
+            let _ = writeln!(
+                s,
+                "\nByteStream blobs (calls stitched by offset, checked whole):"
+            );
         }
         for b in &self.bytestream {
             let calls: Vec<String> = b
