@@ -7,12 +7,13 @@ demo:
 	cargo build
 	./target/debug/faultline demo
 
-# Installs what the tests need (tshark; dvc, git-annex and wsgidav in venvs under target/), then runs
+# Installs what the tests need (tshark; dvc, git-annex, wsgidav and grpcio in venvs under target/), then runs
 # every test: unit, integration, the real binary, real curl, dvc and git-annex.
 test:
 	bash tests/install-deps.sh
 	bash tests/install-dvc.sh
 	bash tests/install-annex.sh
+	bash tests/install-grpc-inspect.sh
 	cargo test --lib --bins --tests
 
 # Style gates that CI also runs.

@@ -429,7 +429,8 @@ pub struct FlowH2 {
     notes: BTreeMap<StreamId, StreamNotes>,
     extra_streams: u64,
     goaways: Vec<GoawayNote>,
-    recent: [VecDeque<(u64, StreamId)>; 2],
+    /// (start, end, stream) of recent frames per direction.
+    recent: [VecDeque<(u64, u64, StreamId)>; 2],
     comments: Vec<(Direction, u64, String)>,
     error: Option<String>,
     memory: MemoryUse,
@@ -500,7 +501,8 @@ impl FlowH2 {
                     if recent.len() == RECENT_FRAMES {
                         recent.pop_front();
                     }
-                    recent.push_back((piece.start, header.stream));
+                    let end = piece.start + piece.len as u64 + u64::from(header.length);
+                    recent.push_back((piece.start, end, header.stream));
                 }
                 PieceKind::Data { stream, offset } => {
                     self.data(direction, *stream, *offset, &buf[at..at + piece.len]);
@@ -619,13 +621,15 @@ impl FlowH2 {
                 self.flow, self.extra_streams
             ));
         }
-        // Fault comments: the frame that started at or before the commented packet.
+        // Fault comments: the frame the commented packet starts in (a comment past the last
+        // frame, such as the end of the run, is about the connection, not a stream).
         for (direction, offset, text) in std::mem::take(&mut self.comments) {
             let stream = self.recent[direction.index()]
                 .iter()
                 .rev()
-                .find(|(start, _)| *start <= offset)
-                .map(|(_, s)| *s);
+                .find(|(start, end, _)| *start <= offset && offset < *end)
+                .map(|(_, _, s)| *s)
+                .filter(|s| !s.is_connection());
             if let Some(notes) = stream.and_then(|s| self.notes.get_mut(&s)) {
                 if !notes.faults.contains(&text) {
                     notes.faults.push(text);

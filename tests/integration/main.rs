@@ -8,6 +8,7 @@ mod cli;
 mod dvc;
 mod http;
 mod inspect;
+mod inspect_grpc;
 mod inspect_schema;
 mod store;
 mod support;
