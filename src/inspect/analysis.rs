@@ -5,7 +5,8 @@ use super::blobs::{self, BlobCheck};
 use super::content_address::{self, AddressCheck, HashAlgo};
 use super::digest::Hasher;
 use super::exchange::{Exchange, FlowOutcome, Outcome};
-use super::h2_flow::{H2Connection, H2Outcome, H2Stream};
+use super::h2_flow::H2Outcome;
+use super::h2_model::{H2Connection, H2Stream};
 use super::leg;
 use super::model::{
     Attempt, AttemptGroup, CaptureInfo, ContentCheck, FlowSummary, Report, Summary, Verdict,

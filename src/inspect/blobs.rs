@@ -22,9 +22,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::attempts::BodySource;
+use super::bytestream_call::{Call, Placement};
 use super::content_address::AddressCheck;
 use super::digest::{HashAlgo, Hasher};
-use super::h2_flow::{Call, Placement};
 use super::leg;
 use super::objects::Transfer;
 use crate::direction::Leg;

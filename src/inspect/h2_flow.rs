@@ -1,10 +1,12 @@
-//! One TCP flow read as HTTP/2: the client preface detected, both directions fed to one `h2::Conversation` in capture order, streams and their gRPC messages kept.
+//! One TCP flow read as HTTP/2: the client preface (or an h2c upgrade) detected, both directions fed to one `h2::Conversation` in capture order, streams and their gRPC messages kept.
 //!
 //! The reassembler hands over each direction's bytes in the order the packets were captured, so
 //! feeding them straight to one [`Conversation`] keeps the two directions interleaved as they
 //! crossed: a SETTINGS frame of one peer raises the frame size and HPACK table limits of the other
 //! before the frames that use them. Before the client's first bytes decide the protocol, the
-//! server's bytes (an eager server SETTINGS) wait in a bounded queue.
+//! server's bytes (an eager server SETTINGS) wait in a bounded queue; an HTTP/1.1 request with
+//! `Upgrade: h2c` is followed to the server's 101 ([`super::h2c_upgrade`]) and HTTP/2 starts
+//! after it, the upgraded request being stream 1.
 //!
 //! Per stream the flow keeps what `inspect` reports (headers, status, trailers, resets, DATA
 //! and gRPC message counts, fault comments) and, for `google.bytestream` calls, the evidence the
@@ -14,21 +16,20 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use serde::Serialize;
-
-use super::body_store::{MemoryUse, RetainedBody};
+use super::body_store::MemoryUse;
+use super::bytestream_call::Call;
+use super::h2_model::{fields, GoawayNote, H2Connection, H2Stream, ResetNote, MAX_VALUE};
+use super::h2c_upgrade::{Step, Upgrade};
 use super::leg;
 use super::reassembly::{FlowInfo, StreamConsumer};
 use crate::direction::{Direction, Leg};
-use crate::h2::bytestream::{
-    Method, QueryWriteStatusRequest, QueryWriteStatusResponse, ReadRequest, ReadResponse,
-    WriteRequest, WriteResponse,
-};
+use crate::h2::bytestream::Method;
 use crate::h2::control::Control;
 use crate::h2::frame::{StreamId, PREFACE};
 use crate::h2::grpc::{MessagePart, MessageReader};
 use crate::h2::grpc_status::status_name;
 use crate::h2::{BlockRole, Conversation, HeaderList, PieceKind};
+use crate::http::{looks_like_http1_request, Detection};
 
 /// Server bytes held while the client has not yet shown the preface.
 const MAX_QUEUED: usize = 1 << 20;
@@ -36,301 +37,10 @@ const MAX_QUEUED: usize = 1 << 20;
 const MAX_MESSAGE: usize = 64 << 20;
 /// Streams reported per connection; later ones are counted, not listed.
 const MAX_STREAMS: usize = 10_000;
-/// Header fields kept per header list, and characters per value.
-const MAX_FIELDS: usize = 64;
-const MAX_VALUE: usize = 1024;
 /// Recent frame starts remembered per direction to tie a packet comment to its stream.
 const RECENT_FRAMES: usize = 256;
 /// GOAWAY frames reported per connection.
 const MAX_GOAWAYS: usize = 16;
-
-/// One header field as reported (values lossy UTF-8, long ones shortened).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Field {
-    /// Field name.
-    pub name: String,
-    /// Field value.
-    pub value: String,
-}
-
-fn fields(list: Option<&HeaderList>) -> Vec<Field> {
-    let Some(list) = list else {
-        return Vec::new();
-    };
-    list.fields
-        .iter()
-        .take(MAX_FIELDS)
-        .map(|f| {
-            let mut value = String::from_utf8_lossy(&f.value).into_owned();
-            if value.chars().count() > MAX_VALUE {
-                value = value.chars().take(MAX_VALUE).collect::<String>() + "…";
-            }
-            Field {
-                name: String::from_utf8_lossy(&f.name).into_owned(),
-                value,
-            }
-        })
-        .collect()
-}
-
-/// A RST_STREAM, by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ResetNote {
-    /// The direction it travelled (`upstream->client`: the server, or faultline toward the
-    /// client, reset the stream).
-    pub by: String,
-    /// RFC 9113 error code name (`CANCEL`), or `0x…` for an undefined code.
-    pub code: String,
-}
-
-/// A GOAWAY, by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GoawayNote {
-    /// The direction it travelled.
-    pub by: String,
-    /// Highest stream id its sender processed.
-    pub last_stream: u32,
-    /// RFC 9113 error code name.
-    pub code: String,
-    /// Debug data (lossy UTF-8).
-    pub debug: String,
-}
-
-/// One HTTP/2 stream of a connection.
-#[derive(Debug, Clone, Serialize)]
-pub struct H2Stream {
-    /// The TCP flow.
-    pub flow: u64,
-    /// Capture leg.
-    #[serde(serialize_with = "leg::serialize")]
-    pub leg: Option<Leg>,
-    /// The stream id.
-    pub stream: u32,
-    /// When its request headers crossed, ns since the epoch.
-    pub opened_ns: u64,
-    /// `:method`.
-    pub method: Option<String>,
-    /// `:path`.
-    pub path: Option<String>,
-    /// `:authority` (or `host`).
-    pub authority: Option<String>,
-    /// Response `:status`.
-    pub status: Option<u16>,
-    /// Request header fields.
-    pub request_headers: Vec<Field>,
-    /// Final response header fields.
-    pub response_headers: Vec<Field>,
-    /// Response trailers (where gRPC puts its status).
-    pub trailers: Vec<Field>,
-    /// `grpc-status` (trailers, or a trailers-only response).
-    pub grpc_status: Option<u32>,
-    /// Its name (`UNAVAILABLE`).
-    pub grpc_status_name: Option<String>,
-    /// `grpc-message`, percent-decoded.
-    pub grpc_message: Option<String>,
-    /// DATA payload bytes sent by the client.
-    pub request_bytes: u64,
-    /// DATA payload bytes sent by the server.
-    pub response_bytes: u64,
-    /// Complete gRPC messages the client sent (0 for a non-gRPC stream).
-    pub request_messages: u64,
-    /// Complete gRPC messages the server sent.
-    pub response_messages: u64,
-    /// The client ended its side (END_STREAM).
-    pub request_ended: bool,
-    /// The server ended its side.
-    pub response_ended: bool,
-    /// RST_STREAM, if the stream was reset.
-    pub reset: Option<ResetNote>,
-    /// Fault comments on its frames.
-    pub faults: Vec<String>,
-}
-
-/// One HTTP/2 connection (a flow that started with the client preface).
-#[derive(Debug, Clone, Serialize)]
-pub struct H2Connection {
-    /// The TCP flow.
-    pub flow: u64,
-    /// Capture leg.
-    #[serde(serialize_with = "leg::serialize")]
-    pub leg: Option<Leg>,
-    /// Streams opened by requests.
-    pub streams: u64,
-    /// GOAWAY frames, in order.
-    pub goaways: Vec<GoawayNote>,
-    /// Why decoding stopped early (an HTTP/2 violation, a capture gap), if it did.
-    pub error: Option<String>,
-}
-
-/// Where `len` bytes of a ByteStream call's kept data belong in the blob.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Placement {
-    /// Offset in the blob.
-    pub at: u64,
-    /// Offset in the call's kept data.
-    pub from: u64,
-    /// Length.
-    pub len: u64,
-}
-
-/// What one `google.bytestream` call carried, for the blob checks.
-#[derive(Debug)]
-pub struct Call {
-    /// The flow and stream it crossed on.
-    pub flow: u64,
-    /// Capture leg.
-    pub leg: Option<Leg>,
-    /// The stream id.
-    pub stream: u32,
-    /// When it opened.
-    pub opened_ns: u64,
-    /// Read, Write or QueryWriteStatus.
-    pub method: Method,
-    /// The resource name (Write: from its first request, the only one that must carry it).
-    pub resource_name: Option<String>,
-    /// `read_offset` (Read) or the first `write_offset` (Write).
-    pub offset: i64,
-    /// `read_limit` (Read; 0 = no limit).
-    pub limit: i64,
-    /// Data bytes of complete messages: ReadResponse.data (Read) or WriteRequest.data (Write).
-    pub data: RetainedBody,
-    /// Where the kept data lie in the blob.
-    pub placements: Vec<Placement>,
-    /// Data-carrying bytes of a message that never completed (not delivered).
-    pub partial: u64,
-    /// `committed_size` of a WriteResponse or QueryWriteStatusResponse.
-    pub committed_size: Option<i64>,
-    /// `complete` of a QueryWriteStatusResponse.
-    pub write_complete: Option<bool>,
-    /// A WriteRequest with `finish_write` was sent.
-    pub finish_write: bool,
-    /// `grpc-status`, when the call got one.
-    pub grpc_status: Option<u32>,
-    /// RST_STREAM code name, when reset.
-    pub reset: Option<String>,
-    /// The response ended normally (END_STREAM from the server).
-    pub response_ended: bool,
-    /// Messages that could not be read (compressed, not protobuf, too large): one sentence each.
-    pub problems: Vec<String>,
-}
-
-impl Call {
-    fn new(
-        flow: u64,
-        leg: Option<Leg>,
-        stream: u32,
-        opened_ns: u64,
-        method: Method,
-        memory: MemoryUse,
-    ) -> Call {
-        Call {
-            flow,
-            leg,
-            stream,
-            opened_ns,
-            method,
-            resource_name: None,
-            offset: 0,
-            limit: 0,
-            data: RetainedBody::new(memory),
-            placements: Vec::new(),
-            partial: 0,
-            committed_size: None,
-            write_complete: None,
-            finish_write: false,
-            grpc_status: None,
-            reset: None,
-            response_ended: false,
-            problems: Vec::new(),
-        }
-    }
-
-    /// Bytes of kept data.
-    pub fn kept(&self) -> u64 {
-        self.placements.iter().map(|p| p.len).sum()
-    }
-
-    /// Whether the call ended with `grpc-status: 0` and no reset.
-    pub fn ok(&self) -> bool {
-        self.grpc_status == Some(0) && self.reset.is_none()
-    }
-
-    fn place(&mut self, at: u64, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        let from = self.data_len();
-        self.data.append(bytes);
-        let len = bytes.len() as u64;
-        match self.placements.last_mut() {
-            Some(last) if last.at + last.len == at && last.from + last.len == from => {
-                last.len += len
-            }
-            _ => self.placements.push(Placement { at, from, len }),
-        }
-    }
-
-    fn data_len(&self) -> u64 {
-        self.placements.last().map_or(0, |p| p.from + p.len)
-    }
-
-    /// One complete message of `direction`.
-    fn message(&mut self, direction: Direction, index: u64, compressed: bool, body: &[u8]) {
-        if compressed {
-            if self.problems.len() < 8 {
-                self.problems.push(format!(
-                    "message {index} ({direction}) is gRPC-compressed: its bytes are not checked"
-                ));
-            }
-            return;
-        }
-        let up = direction == Direction::ClientToUpstream;
-        let parsed = match (self.method, up) {
-            (Method::Read, true) => ReadRequest::parse(body).map(|r| {
-                if index == 0 {
-                    self.resource_name = Some(r.resource_name);
-                    self.offset = r.read_offset;
-                    self.limit = r.read_limit;
-                }
-            }),
-            (Method::Read, false) => ReadResponse::parse(body).map(|r| {
-                let at = u64::try_from(self.offset).unwrap_or(0) + self.data_len();
-                self.place(at, &body[r.data]);
-            }),
-            (Method::Write, true) => WriteRequest::parse(body).map(|w| {
-                if index == 0 {
-                    self.resource_name = Some(w.resource_name.clone());
-                    self.offset = w.write_offset;
-                }
-                self.finish_write |= w.finish_write;
-                match u64::try_from(w.write_offset) {
-                    Ok(at) => self.place(at, &body[w.data]),
-                    Err(_) => self.problems.push(format!(
-                        "message {index} has a negative write_offset {}",
-                        w.write_offset
-                    )),
-                }
-            }),
-            (Method::Write, false) => WriteResponse::parse(body).map(|w| {
-                self.committed_size = Some(w.committed_size);
-            }),
-            (Method::QueryWriteStatus, true) => QueryWriteStatusRequest::parse(body)
-                .map(|q| self.resource_name = Some(q.resource_name)),
-            (Method::QueryWriteStatus, false) => QueryWriteStatusResponse::parse(body).map(|q| {
-                self.committed_size = Some(q.committed_size);
-                self.write_complete = Some(q.complete);
-            }),
-        };
-        if let Err(e) = parsed {
-            if self.problems.len() < 8 {
-                self.problems.push(format!(
-                    "message {index} ({direction}) is not a ByteStream message: {e}"
-                ));
-            }
-        }
-    }
-}
-
 /// Reads the gRPC messages of one stream in one direction, keeping bodies only when asked.
 #[derive(Debug, Default)]
 struct Messages {
@@ -411,6 +121,8 @@ struct StreamNotes {
 enum State {
     /// The client has not shown enough bytes yet.
     Undecided,
+    /// An HTTP/1.1 request asked for `Upgrade: h2c`; waiting for the server's 101.
+    Upgrading,
     /// Preface seen: HTTP/2.
     H2,
     /// Not HTTP/2 (or decoding stopped).
@@ -434,6 +146,8 @@ pub struct FlowH2 {
     comments: Vec<(Direction, u64, String)>,
     error: Option<String>,
     memory: MemoryUse,
+    /// The HTTP/1 exchange before an h2c upgrade (only while `Upgrading`).
+    upgrade: Option<Box<Upgrade>>,
 }
 
 /// What a finished HTTP/2 flow contributes to the report.
@@ -467,6 +181,81 @@ impl FlowH2 {
             comments: Vec::new(),
             error: None,
             memory,
+            upgrade: None,
+        }
+    }
+
+    /// The client's first bytes decide: the preface (HTTP/2 with prior knowledge), an HTTP/1
+    /// request (maybe an h2c upgrade), or anything else (not HTTP/2).
+    fn decide(&mut self) {
+        let client: Vec<u8> = self
+            .queued
+            .iter()
+            .filter(|(d, _, _)| *d == Direction::ClientToUpstream)
+            .flat_map(|(_, b, _)| b.iter().copied())
+            .take(PREFACE.len())
+            .collect();
+        let n = client.len();
+        if n == 0 {
+            return;
+        }
+        if client[..] == PREFACE[..n] {
+            if n == PREFACE.len() {
+                self.state = State::H2;
+                for (d, b, t) in std::mem::take(&mut self.queued) {
+                    if self.state == State::H2 {
+                        self.feed(d, &b, t);
+                    }
+                }
+            }
+            return;
+        }
+        if looks_like_http1_request(&client) == Detection::NotHttp {
+            self.give_up();
+            return;
+        }
+        self.state = State::Upgrading;
+        self.upgrade = Some(Box::new(Upgrade::new()));
+        for (d, b, t) in self.queued.clone() {
+            if self.state == State::Upgrading {
+                self.follow_upgrade(d, &b, t);
+            }
+        }
+    }
+
+    fn give_up(&mut self) {
+        self.state = State::Off;
+        self.queued = Vec::new();
+        self.upgrade = None;
+    }
+
+    /// Feeds the HTTP/1 exchange that may upgrade; switches to HTTP/2 once the 101 says where
+    /// it starts in each direction, replaying the held bytes from there.
+    fn follow_upgrade(&mut self, direction: Direction, bytes: &[u8], ts: u64) {
+        let Some(up) = self.upgrade.as_mut() else {
+            return self.give_up();
+        };
+        let (starts, request, switched_ns) = match up.feed(direction, bytes, ts) {
+            Step::Wait => return,
+            Step::NotH2c => return self.give_up(),
+            Step::Switched {
+                starts,
+                request,
+                switched_ns,
+            } => (starts, request, switched_ns),
+        };
+        self.upgrade = None;
+        self.state = State::H2;
+        self.conversation = Conversation::upgraded(request.clone());
+        self.open(StreamId(1), &request, switched_ns);
+        let mut seen = [0u64; 2];
+        for (d, b, t) in std::mem::take(&mut self.queued) {
+            let i = d.index();
+            let skip = starts[i].saturating_sub(seen[i]).min(b.len() as u64) as usize;
+            seen[i] += b.len() as u64;
+            if skip < b.len() && self.state == State::H2 {
+                self.feed(d, &b[skip..], t);
+            }
         }
     }
 
@@ -712,30 +501,16 @@ impl StreamConsumer for FlowH2 {
         match self.state {
             State::Off => {}
             State::H2 => self.feed(dir, bytes, ts),
-            State::Undecided => {
+            State::Undecided | State::Upgrading => {
                 self.queued_bytes += bytes.len();
                 self.queued.push((dir, bytes.to_vec(), ts));
-                let client: Vec<u8> = self
-                    .queued
-                    .iter()
-                    .filter(|(d, _, _)| *d == Direction::ClientToUpstream)
-                    .flat_map(|(_, b, _)| b.iter().copied())
-                    .take(PREFACE.len())
-                    .collect();
-                let n = client.len();
-                if client[..] != PREFACE[..n] {
-                    self.state = State::Off;
-                    self.queued = Vec::new();
-                } else if n == PREFACE.len() {
-                    self.state = State::H2;
-                    for (d, b, t) in std::mem::take(&mut self.queued) {
-                        if self.state == State::H2 {
-                            self.feed(d, &b, t);
-                        }
-                    }
-                } else if self.queued_bytes > MAX_QUEUED {
-                    self.state = State::Off;
-                    self.queued = Vec::new();
+                if self.queued_bytes > MAX_QUEUED {
+                    return self.give_up();
+                }
+                if self.state == State::Undecided {
+                    self.decide();
+                } else {
+                    self.follow_upgrade(dir, bytes, ts);
                 }
             }
         }
@@ -750,9 +525,8 @@ impl StreamConsumer for FlowH2 {
             self.stop(format!(
                 "{missing} bytes missing from the capture at {dir} offset {offset}; HTTP/2 decoding stopped"
             ));
-        } else if self.state == State::Undecided {
-            self.state = State::Off;
-            self.queued = Vec::new();
+        } else if self.state != State::Off {
+            self.give_up();
         }
     }
 

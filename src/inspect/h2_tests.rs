@@ -612,3 +612,59 @@ fn goaway_codes_are_named_and_broken_http2_is_a_warning() {
         .iter()
         .any(|w| w.contains("HTTP/2 decoding stopped")));
 }
+
+#[test]
+fn an_h2c_upgrade_is_followed_to_http2_with_the_request_as_stream_1() {
+    let request = "GET /status HTTP/1.1\r\nHost: cas:8080\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nUser-Agent: curl/8\r\n\r\n";
+    let mut conn = Conn::new();
+    // Conn::new() starts with the server's SETTINGS then the client's preface: put the HTTP/1
+    // exchange in front, the 101 before the server's first frame.
+    let mut chunks = vec![(UP, request.as_bytes().to_vec())];
+    let mut switched =
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".to_vec();
+    switched.extend(&conn.chunks[0].1);
+    chunks.push((DOWN, switched));
+    chunks.push(conn.chunks[1].clone());
+    conn.chunks = chunks;
+    let head = HeaderList::from_pairs([(":status", "200"), ("content-type", "text/plain")]);
+    conn.send(
+        DOWN,
+        build::headers(StreamId(1), &head, false, BlockLimits::default()),
+    );
+    let mut data = build::data_header(StreamId(1), 2, true).to_vec();
+    data.extend(b"ok");
+    conn.send(DOWN, data);
+    // A second request on the upgraded connection, as HTTP/2 (stream 3).
+    conn.next = 3;
+    let s = conn.call("/next", &[], false);
+    conn.trailers(s, 0);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    assert_eq!(report.h2_streams.len(), 2, "{text}");
+    let first = &report.h2_streams[0];
+    assert_eq!(first.stream, 1);
+    assert_eq!(first.method.as_deref(), Some("GET"));
+    assert_eq!(first.path.as_deref(), Some("/status"));
+    assert_eq!(first.authority.as_deref(), Some("cas:8080"));
+    assert_eq!((first.status, first.response_bytes), (Some(200), 2));
+    assert!(first.request_ended && first.response_ended);
+    assert!(first.request_headers.iter().any(|f| f.name == "user-agent"));
+    assert!(!first.request_headers.iter().any(|f| f.name == "upgrade"));
+    assert_eq!(report.h2_streams[1].path.as_deref(), Some("/next"));
+    assert!(
+        report.flows[0].h2 && report.flows[0].http,
+        "both views: {text}"
+    );
+    assert!(report.h2_connections[0].error.is_none());
+
+    // A refused upgrade stays HTTP/1.
+    let report = inspect(vec![vec![
+        (UP, request.as_bytes().to_vec()),
+        (
+            DOWN,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        ),
+    ]]);
+    assert!(report.h2_connections.is_empty() && !report.flows[0].h2);
+}

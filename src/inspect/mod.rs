@@ -13,13 +13,16 @@ mod annex_key;
 mod attempts;
 mod blobs;
 mod body_store;
+mod bytestream_call;
 mod content_address;
 mod digest;
 mod exchange;
 mod flow_views;
 mod h2_flow;
+mod h2_model;
 #[cfg(test)]
 mod h2_tests;
+mod h2c_upgrade;
 mod json;
 mod leg;
 mod legs;
@@ -46,7 +49,7 @@ pub use attempts::{BodyComparison, Excerpt};
 pub use blobs::{BlobCall, BlobCheck};
 pub use content_address::{AddressCheck, ContentAddress, HashAlgo, Scheme};
 pub use exchange::{Exchange, FaultNote, Outcome, RequestBody, ResponseInfo};
-pub use h2_flow::{GoawayNote, H2Connection, H2Stream, ResetNote};
+pub use h2_model::{GoawayNote, H2Connection, H2Stream, ResetNote};
 pub use model::{
     Attempt, AttemptGroup, CaptureInfo, ContentCheck, FlowSummary, LegComparison, Move,
     ObjectCheck, P2pRequest, Report, Summary, Verdict, SCHEMA_VERSION,

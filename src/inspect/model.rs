@@ -6,7 +6,7 @@ use super::attempts::BodyComparison;
 pub use super::blobs::BlobCheck;
 use super::content_address::{AddressCheck, ContentAddress};
 use super::exchange::Exchange;
-pub use super::h2_flow::{H2Connection, H2Stream};
+pub use super::h2_model::{H2Connection, H2Stream};
 use super::leg;
 pub use super::legs::LegComparison;
 pub use super::objects::ObjectCheck;
