@@ -513,8 +513,8 @@ impl Blob {
         let mut out = self.empty(calls, members, label);
         let mut stitch = Stitch::default();
         let mut differs = false;
-        // A cut stream: (call, offset where its delivered bytes stopped).
-        let mut cut: Option<(usize, u64)> = None;
+        // Cut streams: (call, offset where its delivered bytes stopped).
+        let mut cuts: Vec<(usize, u64)> = Vec::new();
         // Reads whose first bytes equal the blob's first bytes: (call, offset).
         let mut from_zero: Vec<(usize, u64)> = Vec::new();
         for &i in members {
@@ -533,9 +533,20 @@ impl Blob {
                 continue;
             };
             let len = calls[i].kept();
-            if let Some((j, stop)) = cut.filter(|&(_, stop)| offset > 0 && offset > stop) {
+            // A resume past every byte that ever arrived here: the bytes in between never
+            // crossed (which client resumed is not in the capture, so several clients on the
+            // same blob never make this a finding as long as one of them got those bytes).
+            let have = stitch.contiguous();
+            if offset > have && !cuts.is_empty() {
+                let (j, stop) = cuts
+                    .iter()
+                    .rev()
+                    .find(|(_, stop)| *stop == have)
+                    .or(cuts.last())
+                    .copied()
+                    .unwrap_or_default();
                 out.problems.push(format!(
-                    "the resume at offset {offset} ({}) does not continue where {} stopped at offset {stop}: bytes {stop}..{offset} never arrived",
+                    "the resume at offset {offset} ({}) does not continue where {} stopped at offset {stop}: bytes {have}..{offset} never arrived",
                     at_call(&calls[i]),
                     at_call(&calls[j]),
                 ));
@@ -582,11 +593,9 @@ impl Blob {
                 ));
                 differs = true;
             }
-            cut = if call.ok() && call.response_ended {
-                None
-            } else {
-                Some((i, offset + len))
-            };
+            if !(call.ok() && call.response_ended) {
+                cuts.push((i, offset + len));
+            }
         }
         self.verify(calls, &stitch, &mut out);
         let mismatch = out.check.as_ref().is_some_and(AddressCheck::is_mismatch);

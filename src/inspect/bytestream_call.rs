@@ -96,9 +96,10 @@ impl Call {
         self.placements.iter().map(|p| p.len).sum()
     }
 
-    /// Whether the call ended with `grpc-status: 0` and no reset.
+    /// Whether the call ended with `grpc-status: 0` and no reset (but NO_ERROR).
     pub fn ok(&self) -> bool {
-        self.grpc_status == Some(0) && self.reset.is_none()
+        // A server may end a finished call with RST_STREAM(NO_ERROR) (RFC 9113 §8.1).
+        self.grpc_status == Some(0) && self.reset.as_deref().is_none_or(|c| c == "NO_ERROR")
     }
 
     fn place(&mut self, at: u64, bytes: &[u8]) {

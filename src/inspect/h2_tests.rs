@@ -668,3 +668,49 @@ fn an_h2c_upgrade_is_followed_to_http2_with_the_request_as_stream_1() {
     ]]);
     assert!(report.h2_connections.is_empty() && !report.flows[0].h2);
 }
+
+#[test]
+fn what_a_capture_cannot_attribute_is_no_finding() {
+    let (bytes, name) = blob(30_000);
+    let mut conn = Conn::new();
+    // Client A is cut at 10000; client B reads the whole blob; a resume at 15000 may be A's
+    // (wrong) or another client's range read: the bytes before it did cross, so no finding.
+    cut_read(&mut conn, &name, &bytes, 5_000, 2);
+    read_call(&mut conn, &name, 0, &bytes, 7_000);
+    read_call(&mut conn, &name, 15_000, &bytes[15_000..], 7_000);
+    // A server that ends a finished call with RST_STREAM(NO_ERROR) completed it.
+    let s = read_call(&mut conn, &name, 0, &bytes, 10_000);
+    conn.reset(s, DOWN, ErrorCode::NO_ERROR);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    let b = &report.bytestream[0];
+    assert_eq!(b.check, Some(AddressCheck::Matches), "{text}");
+    assert!(
+        b.calls[3].complete && b.calls[3].reset.as_deref() == Some("NO_ERROR"),
+        "{:?}",
+        b.calls[3]
+    );
+}
+
+/// Real traffic with seeded random corruption and truncation: inspect never panics, and a
+/// corrupted flow is at worst a warning.
+#[test]
+fn corrupted_recordings_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let original = records(GRPCIO);
+    for _ in 0..100 {
+        let mut chunks = original.clone();
+        for _ in 0..rng.gen_range(1..4) {
+            let i = rng.gen_range(0..chunks.len());
+            let chunk = &mut chunks[i].1;
+            let at = rng.gen_range(0..chunk.len());
+            chunk[at] = rng.gen();
+        }
+        chunks.truncate(rng.gen_range(1..=chunks.len()));
+        let report = inspect(vec![chunks]);
+        let _ = report.render_text();
+        let _ = report.to_json();
+    }
+}
