@@ -4,6 +4,11 @@
 //! streams per flow) → `exchange` (HTTP/1 exchanges, upload and download bodies kept by `body_store`) →
 //! `attempts` / `content_address` / `legs` (comparisons) → `analysis` (findings, verdict) →
 //! `model` (the report) → `text` / `json` (rendering; `schema` documents the JSON).
+//!
+//! HTTP/2 runs beside HTTP/1 on every flow (`flow_views`): `h2_flow` (client preface or
+//! `h2c_upgrade`, one `h2::Conversation` fed in capture order) → `h2_model` (streams, GOAWAYs)
+//! and `bytestream_call` (ByteStream calls) → `blobs` (each blob's Reads or Writes stitched by
+//! offset across streams and connections, checked against its resource name).
 
 use crate::direction::Leg;
 use crate::http;
