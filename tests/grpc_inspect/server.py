@@ -20,6 +20,11 @@ import grpc
 from common import blob, field_bytes, field_varint, parse, read_name
 
 
+def blob_of(upload):
+    """`{instance}/uploads/{uuid}/blobs/{hash}/{size}` -> `{instance}/blobs/{hash}/{size}`."""
+    return upload.split("/uploads/")[0] + "/blobs/" + upload.split("/blobs/")[-1]
+
+
 class ByteStream:
     def __init__(self, blobs, chunk, ignore_offset):
         self.blobs = {read_name(b): b for b in blobs}
@@ -55,11 +60,12 @@ class ByteStream:
                 with self.lock:
                     stored = self.uploads.setdefault(name, bytearray())
                     if offset > len(stored):
-                        context.abort(grpc.StatusCode.OUT_OF_RANGE, f"write_offset {offset} > {len(stored)}")
+                        message = f"write_offset {offset} > {len(stored)}"
+                        context.abort(grpc.StatusCode.OUT_OF_RANGE, message)
                     del stored[offset:]
                     stored += fields.get(10, b"")
                     if fields.get(3, 0):
-                        self.blobs[name.split("/uploads/")[0] + "/blobs/" + name.split("/blobs/")[1]] = bytes(stored)
+                        self.blobs[blob_of(name)] = bytes(stored)
         except grpc.RpcError:
             pass  # the stream was cut: what arrived stays committed
         finally:
@@ -77,7 +83,7 @@ class ByteStream:
             # answer once it has (bounded), so committed_size is what really arrived.
             self.lock.wait_for(lambda: not self.active.get(name), timeout=10)
             size = len(self.uploads.get(name, b""))
-            complete = name.split("/uploads/")[0] + "/blobs/" + name.split("/blobs/")[-1] in self.blobs
+            complete = blob_of(name) in self.blobs
         return field_varint(1, size) + field_varint(2, 1 if complete else 0)
 
 
