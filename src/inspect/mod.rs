@@ -16,6 +16,7 @@ use crate::http;
 mod analysis;
 mod annex_key;
 mod attempts;
+mod blob_layout;
 mod blobs;
 mod body_store;
 mod bytestream_call;
