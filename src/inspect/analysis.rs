@@ -1,9 +1,12 @@
 //! Turns finished flows into the report: attempt groups and their byte comparisons, content-address checks, leg comparisons, findings and the verdict.
 
 use super::attempts::{self, BodyComparison, BodySource};
+use super::blobs::{self, BlobCheck};
 use super::content_address::{self, AddressCheck, HashAlgo};
 use super::digest::Hasher;
 use super::exchange::{Exchange, FlowOutcome, Outcome};
+use super::h2_flow::H2Outcome;
+use super::h2_model::{H2Connection, H2Stream};
 use super::leg;
 use super::model::{
     Attempt, AttemptGroup, CaptureInfo, ContentCheck, FlowSummary, Report, Summary, Verdict,
@@ -15,11 +18,22 @@ use super::reassembly::FlowInfo;
 use super::webdav;
 use super::LegFilter;
 
-/// Assembles the report; compares retained bodies, then drops them.
+/// Assembles a report of HTTP/1 flows only (tests).
+#[cfg(test)]
 pub(crate) fn build(
     capture: CaptureInfo,
     leg_filter: LegFilter,
     finished: Vec<(FlowInfo, FlowOutcome)>,
+) -> Report {
+    build_with_h2(capture, leg_filter, finished, Vec::new())
+}
+
+/// Assembles the report; compares retained bodies, then drops them.
+pub(crate) fn build_with_h2(
+    capture: CaptureInfo,
+    leg_filter: LegFilter,
+    finished: Vec<(FlowInfo, FlowOutcome)>,
+    h2_flows: Vec<H2Outcome>,
 ) -> Report {
     let mut warnings = Vec::new();
     if let Some(d) = &capture.damage {
@@ -39,6 +53,7 @@ pub(crate) fn build(
             http: outcome.http,
             exchanges: Vec::new(),
             faults: outcome.faults,
+            h2: h2_flows.iter().any(|h| h.connection.flow == info.id),
         });
         exchanges.extend(outcome.exchanges);
     }
@@ -57,6 +72,8 @@ pub(crate) fn build(
     incomplete_accepted(&exchanges, &mut findings);
     let p2phttp = p2phttp_requests(&exchanges, &mut findings);
     let webdav_moves = webdav::follow_moves(&exchanges, &mut findings);
+    let (h2_connections, h2_streams, bytestream) =
+        h2_evidence(h2_flows, &mut warnings, &mut findings);
     let leg_comparisons = super::legs::compare_legs(&flows, &mut exchanges);
     for lc in leg_comparisons.iter().filter(|l| l.faultline_bug) {
         findings.push(format!(
@@ -102,6 +119,8 @@ pub(crate) fn build(
             .iter()
             .filter(|o| o.transfer == objects::Transfer::Download)
             .count(),
+        h2_streams: h2_streams.len(),
+        blobs: bytestream.len(),
     };
     let verdict = if findings.is_empty() {
         Verdict::Clean
@@ -123,7 +142,11 @@ pub(crate) fn build(
                 0 => String::new(),
                 n => format!(", {n} downloads checked"),
             };
-            format!("OK: {} uploads, {retries}{downloads}", summary.uploads)
+            format!(
+                "OK: {} uploads, {retries}{downloads}{}",
+                summary.uploads,
+                h2_phrase(&summary, &bytestream)
+            )
         }
     };
     Report {
@@ -143,7 +166,47 @@ pub(crate) fn build(
         objects,
         p2phttp,
         webdav_moves,
+        h2_connections,
+        h2_streams,
+        bytestream,
     }
+}
+
+/// HTTP/2 connections and streams in time order, and the ByteStream blobs their calls make up.
+fn h2_evidence(
+    h2_flows: Vec<H2Outcome>,
+    warnings: &mut Vec<String>,
+    findings: &mut Vec<String>,
+) -> (Vec<H2Connection>, Vec<H2Stream>, Vec<BlobCheck>) {
+    let mut connections = Vec::new();
+    let mut streams = Vec::new();
+    let mut calls = Vec::new();
+    for flow in h2_flows {
+        warnings.extend(flow.warnings);
+        connections.push(flow.connection);
+        streams.extend(flow.streams);
+        calls.extend(flow.calls);
+    }
+    connections.sort_by_key(|c| c.flow);
+    streams.sort_by_key(|s| (s.opened_ns, s.flow, s.stream));
+    let blobs = blobs::check_blobs(calls, findings);
+    (connections, streams, blobs)
+}
+
+/// `, 5 HTTP/2 streams, 2 ByteStream blobs verified` for the verdict line (empty without HTTP/2).
+fn h2_phrase(summary: &Summary, blobs: &[BlobCheck]) -> String {
+    if summary.h2_streams == 0 {
+        return String::new();
+    }
+    let verified = blobs
+        .iter()
+        .filter(|b| b.check == Some(AddressCheck::Matches))
+        .count();
+    let blobs = match (blobs.len(), verified) {
+        (0, _) => String::new(),
+        (n, v) => format!(", {n} ByteStream blobs ({v} verified whole)"),
+    };
+    format!(", {} HTTP/2 streams{blobs}", summary.h2_streams)
 }
 
 fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> Vec<AttemptGroup> {

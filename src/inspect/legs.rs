@@ -237,6 +237,7 @@ pub(crate) mod tests {
             http: true,
             exchanges,
             faults: Vec::new(),
+            h2: false,
         }
     }
 

@@ -5,7 +5,13 @@
 //! `attempts` / `content_address` / `legs` (comparisons) → `analysis` (findings, verdict) →
 //! `model` (the report) → `text` / `json` (rendering; `schema` documents the JSON).
 //! TLS flows of raw captures pass `tls_flow` (keys from the capture's Decryption Secrets Blocks,
-//! `tls_keys`) between `reassembly` and `exchange`, so the HTTP inside is checked the same way.
+//! `tls_keys`) between `reassembly` and the protocol views, so the HTTP inside is checked the
+//! same way.
+//!
+//! HTTP/2 runs beside HTTP/1 on every flow (`flow_views`): `h2_flow` (client preface or
+//! `h2c_upgrade`, one `h2::Conversation` fed in capture order) → `h2_model` (streams, GOAWAYs)
+//! and `bytestream_call` (ByteStream calls) → `blobs` (each blob's Reads or Writes stitched by
+//! offset across streams and connections, checked against its resource name).
 
 use crate::direction::Leg;
 use crate::http;
@@ -13,10 +19,19 @@ use crate::http;
 mod analysis;
 mod annex_key;
 mod attempts;
+mod blob_layout;
+mod blobs;
 mod body_store;
+mod bytestream_call;
 mod content_address;
 mod digest;
 mod exchange;
+mod flow_views;
+mod h2_flow;
+mod h2_model;
+#[cfg(test)]
+mod h2_tests;
+mod h2c_upgrade;
 mod json;
 mod leg;
 mod legs;
@@ -42,8 +57,10 @@ use thiserror::Error;
 
 pub use annex_key::Chunk;
 pub use attempts::{BodyComparison, Excerpt};
+pub use blobs::{BlobCall, BlobCheck};
 pub use content_address::{AddressCheck, ContentAddress, HashAlgo, Scheme};
 pub use exchange::{Exchange, FaultNote, Outcome, RequestBody, ResponseInfo};
+pub use h2_model::{GoawayNote, H2Connection, H2Stream, ResetNote};
 pub use model::{
     Attempt, AttemptGroup, CaptureInfo, ContentCheck, FlowSummary, LegComparison, Move,
     ObjectCheck, P2pRequest, Report, Summary, Verdict, SCHEMA_VERSION,
@@ -52,7 +69,7 @@ pub use objects::{Piece, Transfer};
 pub use pcap_reader::{FileFormat, FormatError};
 
 use body_store::MemoryUse;
-use exchange::FlowHttp;
+use flow_views::FlowViews;
 use pcap_reader::CaptureReader;
 use reassembly::FlowTable;
 use tls_flow::TlsLayer;
@@ -164,17 +181,19 @@ fn inspect_reader<R: Read>(
     let memory = MemoryUse::default();
     // TLS flows of raw captures are decrypted with the keys the capture embeds (tls_flow.rs).
     let keys = tls_keys::TlsKeys::default();
-    let mut table: FlowTable<TlsLayer<FlowHttp>> = FlowTable::new();
+    let mut table: FlowTable<TlsLayer<FlowViews>> = FlowTable::new();
     let mut finished = Vec::new();
+    let mut h2_flows = Vec::new();
     let mut segments = 0u64;
     let mut make = |info: &reassembly::FlowInfo| {
-        TlsLayer::new(FlowHttp::new(info, memory.clone()), keys.clone(), info)
+        TlsLayer::new(FlowViews::new(info, memory.clone()), keys.clone(), info)
     };
-    let mut done = |info: reassembly::FlowInfo, flow: TlsLayer<FlowHttp>| {
+    let mut done = |info: reassembly::FlowInfo, flow: TlsLayer<FlowViews>| {
         let (flow, tls_warnings) = flow.finish();
-        let mut outcome = flow.finish();
-        outcome.warnings.extend(tls_warnings);
-        finished.push((info, outcome))
+        let (mut http, h2) = flow.finish(&info);
+        http.warnings.extend(tls_warnings);
+        h2_flows.extend(h2);
+        finished.push((info, http));
     };
     while let Some(p) = reader.next_packet() {
         if !p.secrets.is_empty() {
@@ -211,5 +230,10 @@ fn inspect_reader<R: Read>(
         tcp_segments: segments,
         damage: reader.damage().map(str::to_owned),
     };
-    Ok(analysis::build(capture, options.leg, finished))
+    Ok(analysis::build_with_h2(
+        capture,
+        options.leg,
+        finished,
+        h2_flows,
+    ))
 }

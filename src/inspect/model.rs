@@ -3,8 +3,10 @@
 use serde::Serialize;
 
 use super::attempts::BodyComparison;
+pub use super::blobs::BlobCheck;
 use super::content_address::{AddressCheck, ContentAddress};
 use super::exchange::Exchange;
+pub use super::h2_model::{H2Connection, H2Stream};
 use super::leg;
 pub use super::legs::LegComparison;
 pub use super::objects::ObjectCheck;
@@ -64,6 +66,8 @@ pub struct FlowSummary {
     pub exchanges: Vec<usize>,
     /// Fault comments on its packets.
     pub faults: Vec<String>,
+    /// True when it carried HTTP/2 (see `h2_connections`).
+    pub h2: bool,
 }
 
 /// One attempt of a retried request.
@@ -130,6 +134,10 @@ pub struct Summary {
     pub retries_differing: usize,
     /// Downloaded content-addressed objects checked (see `objects`).
     pub downloads: usize,
+    /// HTTP/2 streams (see `h2_streams`).
+    pub h2_streams: usize,
+    /// ByteStream blobs whose calls were stitched (see `bytestream`).
+    pub blobs: usize,
 }
 
 /// Everything `faultline inspect` found.
@@ -168,6 +176,12 @@ pub struct Report {
     pub p2phttp: Vec<P2pRequest>,
     /// WebDAV MOVE/COPY and the uploads they moved.
     pub webdav_moves: Vec<Move>,
+    /// HTTP/2 connections: stream counts, GOAWAYs, decoding errors.
+    pub h2_connections: Vec<H2Connection>,
+    /// HTTP/2 streams in time order: headers, status, trailers, gRPC status, resets.
+    pub h2_streams: Vec<H2Stream>,
+    /// ByteStream blobs: Reads and Writes of one resource stitched by offset, checked whole.
+    pub bytestream: Vec<BlobCheck>,
 }
 
 impl Report {

@@ -81,6 +81,8 @@ const SUMMARY: Ty = Ty::Object(&[
     f("retried", Ty::Count),
     f("retries_differing", Ty::Count),
     f("downloads", Ty::Count),
+    f("h2_streams", Ty::Count),
+    f("blobs", Ty::Count),
 ]);
 
 const CAPTURE: Ty = Ty::Object(&[
@@ -102,6 +104,7 @@ const FLOW: Ty = Ty::Object(&[
     f("http", Ty::Flag),
     f("exchanges", Ty::List(&Ty::Count)),
     f("faults", TEXTS),
+    f("h2", Ty::Flag),
 ]);
 
 const REQUEST: Ty = Ty::Object(&[
@@ -297,6 +300,82 @@ const MOVE: Ty = Ty::Object(&[
     f("upload_complete", Ty::Nullable(&Ty::Flag)),
 ]);
 
+const H2_FIELDS: Ty = Ty::List(&Ty::Object(&[f("name", Ty::Text), f("value", Ty::Text)]));
+
+const H2_RESET: Ty = Ty::Object(&[f("by", DIRECTION), f("code", Ty::Text)]);
+
+const H2_STREAM: Ty = Ty::Object(&[
+    f("flow", Ty::Count),
+    f("leg", LEG),
+    f("stream", Ty::Count),
+    f("opened_ns", Ty::Count),
+    f("method", OPT_TEXT),
+    f("path", OPT_TEXT),
+    f("authority", OPT_TEXT),
+    f("status", OPT_COUNT),
+    f("request_headers", H2_FIELDS),
+    f("response_headers", H2_FIELDS),
+    f("trailers", H2_FIELDS),
+    f("grpc_status", OPT_COUNT),
+    f("grpc_status_name", OPT_TEXT),
+    f("grpc_message", OPT_TEXT),
+    f("request_bytes", Ty::Count),
+    f("response_bytes", Ty::Count),
+    f("request_messages", Ty::Count),
+    f("response_messages", Ty::Count),
+    f("request_ended", Ty::Flag),
+    f("response_ended", Ty::Flag),
+    f("reset", Ty::Nullable(&H2_RESET)),
+    f("faults", TEXTS),
+]);
+
+const H2_GOAWAY: Ty = Ty::Object(&[
+    f("by", DIRECTION),
+    f("last_stream", Ty::Count),
+    f("code", Ty::Text),
+    f("debug", Ty::Text),
+]);
+
+const H2_CONNECTION: Ty = Ty::Object(&[
+    f("flow", Ty::Count),
+    f("leg", LEG),
+    f("streams", Ty::Count),
+    f("goaways", Ty::List(&H2_GOAWAY)),
+    f("error", OPT_TEXT),
+]);
+
+const BLOB_CALL: Ty = Ty::Object(&[
+    f("flow", Ty::Count),
+    f("stream", Ty::Count),
+    f("method", Ty::Word(&["Read", "Write", "QueryWriteStatus"])),
+    f("offset", Ty::Count),
+    f("length", Ty::Count),
+    f("limit", OPT_COUNT),
+    f("complete", Ty::Flag),
+    f("grpc_status", OPT_COUNT),
+    f("reset", OPT_TEXT),
+    f("committed_size", OPT_COUNT),
+]);
+
+const BLOB: Ty = Ty::Object(&[
+    f("leg", LEG),
+    f("transfer", Ty::Word(&["upload", "download"])),
+    f("resource", Ty::Text),
+    f("instance_name", Ty::Text),
+    f("hash", Ty::Text),
+    f("size", Ty::Count),
+    f("compressor", OPT_TEXT),
+    f("digest_function", Ty::Text),
+    f("calls", Ty::List(&BLOB_CALL)),
+    f("length", Ty::Count),
+    f("complete", Ty::Flag),
+    f("check", Ty::Nullable(&ADDRESS_CHECK)),
+    f("matched", OPT_TEXT),
+    f("committed_size", OPT_COUNT),
+    f("problems", TEXTS),
+    f("corrupt", Ty::Flag),
+]);
+
 /// The whole `--json` object.
 pub const REPORT: &[Field] = &[
     d(
@@ -370,6 +449,21 @@ pub const REPORT: &[Field] = &[
         "webdav_moves",
         Ty::List(&MOVE),
         "WebDAV MOVE/COPY and the upload whose bytes they put in place",
+    ),
+    d(
+        "h2_connections",
+        Ty::List(&H2_CONNECTION),
+        "HTTP/2 connections: streams, GOAWAY codes by name, why decoding stopped",
+    ),
+    d(
+        "h2_streams",
+        Ty::List(&H2_STREAM),
+        "HTTP/2 streams in time order: headers, status, trailers, gRPC status, RST_STREAM code",
+    ),
+    d(
+        "bytestream",
+        Ty::List(&BLOB),
+        "ByteStream blobs: Reads/Writes of a resource stitched by offset, checked against its name",
     ),
 ];
 

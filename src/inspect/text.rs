@@ -35,9 +35,13 @@ impl Report {
         let mut s = String::new();
         let c = &self.capture;
         let http_flows = self.flows.iter().filter(|f| f.http).count();
+        let h2_flows = match self.flows.iter().filter(|f| f.h2).count() {
+            0 => String::new(),
+            n => format!(", {n} HTTP/2"),
+        };
         let _ = writeln!(
             s,
-            "capture {} ({}, {} packets, {} flows, {} HTTP, legs: {})",
+            "capture {} ({}, {} packets, {} flows, {} HTTP{h2_flows}, legs: {})",
             c.path,
             c.format,
             c.packets,
@@ -202,6 +206,7 @@ impl Report {
                 }
             );
         }
+        self.render_h2(&mut s);
         let compared: Vec<&LegComparison> = self
             .leg_comparisons
             .iter()
@@ -237,6 +242,120 @@ impl Report {
         }
         let _ = writeln!(s, "{}", self.findings.first().unwrap_or(&self.verdict_line));
         s
+    }
+}
+
+impl Report {
+    /// HTTP/2 streams, GOAWAYs and ByteStream blobs (nothing when the capture has no HTTP/2).
+    fn render_h2(&self, s: &mut String) {
+        use std::fmt::Write;
+        if !self.h2_streams.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nHTTP/2 streams:\n{:>4}  {:<8} {:>6}  {:<6} {:<44} {:>6}  {:<20} {:>10} {:>10}  reset / faults",
+                "flow", "leg", "stream", "method", "path", "status", "grpc-status", "req bytes", "resp bytes"
+            );
+        }
+        for st in &self.h2_streams {
+            let grpc = match (&st.grpc_status, &st.grpc_status_name) {
+                (Some(code), Some(name)) => format!("{code} {name}"),
+                (Some(code), None) => code.to_string(),
+                _ => "-".into(),
+            };
+            let mut notes: Vec<String> = Vec::new();
+            if let Some(r) = &st.reset {
+                notes.push(format!("RST_STREAM {} ({})", r.code, r.by));
+            }
+            if let Some(m) = st.grpc_message.as_ref().filter(|m| !m.is_empty()) {
+                notes.push(format!("grpc-message {m:?}"));
+            }
+            notes.extend(
+                st.faults
+                    .iter()
+                    .map(|f| f.trim_start_matches("faultline: ").to_string()),
+            );
+            let _ = writeln!(
+                s,
+                "{:>4}  {:<8} {:>6}  {:<6} {:<44} {:>6}  {:<20} {:>10} {:>10}  {}",
+                st.flow,
+                leg::name(st.leg),
+                st.stream,
+                st.method.as_deref().unwrap_or("-"),
+                truncate(st.path.as_deref().unwrap_or("-"), 44),
+                st.status.map_or("-".into(), |c| c.to_string()),
+                grpc,
+                st.request_bytes,
+                st.response_bytes,
+                notes.join("; ")
+            );
+        }
+        for c in &self.h2_connections {
+            for g in &c.goaways {
+                let _ = writeln!(
+                    s,
+                    "  flow {} ({} leg): GOAWAY {} ({}), last stream {}{}",
+                    c.flow,
+                    leg::name(c.leg),
+                    g.code,
+                    g.by,
+                    g.last_stream,
+                    if g.debug.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", debug {:?}", g.debug)
+                    }
+                );
+            }
+        }
+        if !self.bytestream.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nByteStream blobs (calls stitched by offset, checked whole):"
+            );
+        }
+        for b in &self.bytestream {
+            let calls: Vec<String> = b
+                .calls
+                .iter()
+                .map(|c| {
+                    let end = match (&c.reset, c.grpc_status) {
+                        (Some(code), _) => format!(" RST {code}"),
+                        (None, Some(0)) => String::new(),
+                        (None, Some(status)) => format!(
+                            " {}",
+                            crate::h2::grpc_status::status_name(status)
+                                .map_or(status.to_string(), str::to_owned)
+                        ),
+                        (None, None) => " unfinished".into(),
+                    };
+                    format!(
+                        "{} s{}/f{} @{}+{}{end}",
+                        c.method, c.stream, c.flow, c.offset, c.length
+                    )
+                })
+                .collect();
+            let result = match (&b.check, &b.matched) {
+                (Some(c), Some(f)) => format!("{} ({f})", c.describe()),
+                (Some(c), None) => c.describe(),
+                (None, _) => format!("incomplete ({} bytes)", b.length),
+            };
+            let mark = if b.corrupt { "CORRUPT " } else { "" };
+            let _ = writeln!(
+                s,
+                "  {mark}{} {} ({} leg, {}): {result} [{}]",
+                match b.transfer {
+                    Transfer::Upload => "write",
+                    Transfer::Download => "read",
+                },
+                b.resource,
+                leg::name(b.leg),
+                b.digest_function,
+                calls.join(", ")
+            );
+            for p in &b.problems {
+                let _ = writeln!(s, "    {p}");
+            }
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 //! grpcio missing fails every gRPC test here: `make test` installs it, and a test that skips
 //! proves nothing. Each test bounds every wait; the whole file runs in about 10 s.
 
-mod helpers {
+pub(crate) mod helpers {
     //! The grpcio venv, the Python ByteStream server and readers, the in-process proxy, and tshark
     //! views of HTTP/2 captures.
 

@@ -10,6 +10,7 @@ mod dvc;
 mod h2;
 mod http;
 mod inspect;
+mod inspect_grpc;
 mod inspect_schema;
 mod scale;
 mod store;

@@ -1,0 +1,153 @@
+//! A ByteStream blob as laid so far from its calls' kept data: non-overlapping segments, read back, compared and hashed.
+
+use super::attempts::BodySource;
+use super::bytestream_call::{Call, Placement};
+use super::digest::{HashAlgo, Hasher};
+
+/// Block size for reading kept data.
+const BLOCK: usize = 256 * 1024;
+
+/// `len` blob bytes from `start`: call `call`'s kept data from `from`.
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    start: u64,
+    call: usize,
+    from: u64,
+    len: u64,
+}
+
+impl Seg {
+    fn end(&self) -> u64 {
+        self.start + self.len
+    }
+}
+
+/// The blob as laid so far: non-overlapping segments in offset order.
+#[derive(Debug, Default)]
+pub struct Stitch {
+    segs: Vec<Seg>,
+}
+
+impl Stitch {
+    pub fn end(&self) -> u64 {
+        self.segs.last().map_or(0, Seg::end)
+    }
+
+    /// End of the bytes laid contiguously from offset 0.
+    pub fn contiguous(&self) -> u64 {
+        let mut at = 0;
+        for seg in &self.segs {
+            if seg.start > at {
+                break;
+            }
+            at = at.max(seg.end());
+        }
+        at
+    }
+
+    /// Reads `buf.len()` laid bytes at `at`; `None` when any of them is missing.
+    pub fn read(&self, calls: &mut [Call], at: u64, buf: &mut [u8]) -> Option<()> {
+        let end = at + buf.len() as u64;
+        let mut filled = at;
+        for seg in &self.segs {
+            if seg.end() <= filled || seg.start >= end {
+                continue;
+            }
+            if seg.start > filled {
+                return None;
+            }
+            let to = seg.end().min(end);
+            let out = &mut buf[(filled - at) as usize..(to - at) as usize];
+            calls[seg.call]
+                .data
+                .read_at(seg.from + (filled - seg.start), out)
+                .ok()?;
+            filled = to;
+        }
+        (filled == end).then_some(())
+    }
+
+    /// The first blob offset where `place` of call `call` differs from bytes laid there.
+    pub fn difference(&self, calls: &mut [Call], call: usize, place: Placement) -> Option<u64> {
+        let (start, end) = (place.at, place.at + place.len);
+        let mut old = vec![0u8; BLOCK];
+        let mut new = vec![0u8; BLOCK];
+        for seg in &self.segs {
+            let (from, to) = (seg.start.max(start), seg.end().min(end));
+            let mut at = from;
+            while at < to {
+                let n = ((to - at) as usize).min(BLOCK);
+                calls[seg.call]
+                    .data
+                    .read_at(seg.from + (at - seg.start), &mut old[..n])
+                    .ok()?;
+                calls[call]
+                    .data
+                    .read_at(place.from + (at - start), &mut new[..n])
+                    .ok()?;
+                if let Some(i) = old[..n].iter().zip(&new[..n]).position(|(a, b)| a != b) {
+                    return Some(at + i as u64);
+                }
+                at += n as u64;
+            }
+        }
+        None
+    }
+
+    /// Lays `place` of call `call` over whatever is there.
+    pub fn lay(&mut self, call: usize, place: Placement) {
+        let (start, end) = (place.at, place.at + place.len);
+        self.cut(start, end);
+        if place.len > 0 {
+            self.segs.push(Seg {
+                start,
+                call,
+                from: place.from,
+                len: place.len,
+            });
+        }
+        self.segs.sort_by_key(|s| s.start);
+    }
+
+    /// Drops laid bytes in `[start, end)`.
+    pub fn cut(&mut self, start: u64, end: u64) {
+        let mut next = Vec::with_capacity(self.segs.len() + 2);
+        for seg in self.segs.drain(..) {
+            if seg.end() <= start || seg.start >= end {
+                next.push(seg);
+                continue;
+            }
+            if seg.start < start {
+                next.push(Seg {
+                    len: start - seg.start,
+                    ..seg
+                });
+            }
+            if seg.end() > end {
+                next.push(Seg {
+                    start: end,
+                    from: seg.from + (end - seg.start),
+                    len: seg.end() - end,
+                    ..seg
+                });
+            }
+        }
+        self.segs = next;
+    }
+
+    /// The digest of the laid bytes `[0, len)` with each of `algos`.
+    pub fn digests(&self, calls: &mut [Call], algos: &[HashAlgo], len: u64) -> Option<Vec<String>> {
+        let mut hashers: Vec<Hasher> = algos.iter().filter_map(|a| Hasher::new(*a)).collect();
+        let mut buf = vec![0u8; BLOCK];
+        let mut at = 0;
+        while at < len {
+            let n = ((len - at) as usize).min(BLOCK);
+            self.read(calls, at, &mut buf[..n])?;
+            for h in &mut hashers {
+                h.update(&buf[..n]);
+            }
+            at += n as u64;
+        }
+        Some(hashers.into_iter().map(Hasher::finish_hex).collect())
+    }
+}

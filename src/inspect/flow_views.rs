@@ -1,0 +1,58 @@
+//! One flow's consumer for the reassembler: the HTTP/1 view and the HTTP/2 view side by side, each deciding for itself whether the flow is its protocol.
+//!
+//! Both views see every byte in capture order; at most one of them recognises the flow (an
+//! HTTP/1 request line, or the HTTP/2 client preface), the other lets the bytes pass.
+
+use super::body_store::MemoryUse;
+use super::exchange::{FlowHttp, FlowOutcome};
+use super::h2_flow::{FlowH2, H2Outcome};
+use super::reassembly::{FlowInfo, StreamConsumer};
+use crate::direction::Direction;
+
+/// The views of one flow.
+pub struct FlowViews {
+    http: FlowHttp,
+    h2: FlowH2,
+}
+
+impl FlowViews {
+    /// Views of a new flow; retained bodies are accounted in `memory`.
+    pub fn new(info: &FlowInfo, memory: MemoryUse) -> FlowViews {
+        FlowViews {
+            http: FlowHttp::new(info, memory.clone()),
+            h2: FlowH2::new(info, memory),
+        }
+    }
+
+    /// Ends the flow: what the HTTP/1 view found, and the HTTP/2 connection if it was one.
+    pub fn finish(self, info: &FlowInfo) -> (FlowOutcome, Option<H2Outcome>) {
+        (self.http.finish(), self.h2.finish(info))
+    }
+}
+
+impl StreamConsumer for FlowViews {
+    fn data(&mut self, dir: Direction, offset: u64, bytes: &[u8], ts_ns: u64) {
+        self.http.data(dir, offset, bytes, ts_ns);
+        self.h2.data(dir, offset, bytes, ts_ns);
+    }
+
+    fn fin(&mut self, dir: Direction, offset: u64, ts_ns: u64) {
+        self.http.fin(dir, offset, ts_ns);
+        self.h2.fin(dir, offset, ts_ns);
+    }
+
+    fn reset(&mut self, dir: Direction, offset: u64, ts_ns: u64) {
+        self.http.reset(dir, offset, ts_ns);
+        self.h2.reset(dir, offset, ts_ns);
+    }
+
+    fn gap(&mut self, dir: Direction, offset: u64, missing: u64) {
+        self.http.gap(dir, offset, missing);
+        self.h2.gap(dir, offset, missing);
+    }
+
+    fn comment(&mut self, dir: Direction, offset: u64, text: &str, ts_ns: u64) {
+        self.http.comment(dir, offset, text, ts_ns);
+        self.h2.comment(dir, offset, text, ts_ns);
+    }
+}

@@ -1,0 +1,538 @@
+//! One TCP flow read as HTTP/2: the client preface (or an h2c upgrade) detected, both directions fed to one `h2::Conversation` in capture order, streams and their gRPC messages kept.
+//!
+//! The reassembler hands over each direction's bytes in the order the packets were captured, so
+//! feeding them straight to one [`Conversation`] keeps the two directions interleaved as they
+//! crossed: a SETTINGS frame of one peer raises the frame size and HPACK table limits of the other
+//! before the frames that use them. Before the client's first bytes decide the protocol, the
+//! server's bytes (an eager server SETTINGS) wait in a bounded queue; an HTTP/1.1 request with
+//! `Upgrade: h2c` is followed to the server's 101 ([`super::h2c_upgrade`]) and HTTP/2 starts
+//! after it, the upgraded request being stream 1.
+//!
+//! Per stream the flow keeps what `inspect` reports (headers, status, trailers, resets, DATA
+//! and gRPC message counts, fault comments) and, for `google.bytestream` calls, the evidence the
+//! blob checks need ([`Call`]): the request, and the data bytes of every *complete* message
+//! (a gRPC receiver delivers whole messages only, so the bytes of a message cut by RST_STREAM
+//! never reached the application).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::body_store::MemoryUse;
+use super::bytestream_call::Call;
+use super::h2_model::{fields, GoawayNote, H2Connection, H2Stream, ResetNote, MAX_VALUE};
+use super::h2c_upgrade::{Step, Upgrade};
+use super::leg;
+use super::reassembly::{FlowInfo, StreamConsumer};
+use crate::direction::{Direction, Leg};
+use crate::h2::bytestream::Method;
+use crate::h2::control::Control;
+use crate::h2::frame::{StreamId, PREFACE};
+use crate::h2::grpc::{MessagePart, MessageReader};
+use crate::h2::grpc_status::status_name;
+use crate::h2::{BlockRole, Conversation, HeaderList, PieceKind};
+use crate::http::{looks_like_http1_request, Detection};
+
+/// Server bytes held while the client has not yet shown the preface.
+const MAX_QUEUED: usize = 1 << 20;
+/// Largest gRPC message body kept to parse a ByteStream message (gRPC's default limit is 4 MiB).
+const MAX_MESSAGE: usize = 64 << 20;
+/// Streams reported per connection; later ones are counted, not listed.
+const MAX_STREAMS: usize = 10_000;
+/// Recent frame starts remembered per direction to tie a packet comment to its stream.
+const RECENT_FRAMES: usize = 256;
+/// GOAWAY frames reported per connection.
+const MAX_GOAWAYS: usize = 16;
+/// Reads the gRPC messages of one stream in one direction, keeping bodies only when asked.
+#[derive(Debug, Default)]
+struct Messages {
+    reader: MessageReader,
+    keep: bool,
+    body: Vec<u8>,
+    compressed: bool,
+    too_large: bool,
+    complete: u64,
+    /// The framing broke (not gRPC, or bytes missing): later bytes are not read.
+    broken: Option<String>,
+}
+
+impl Messages {
+    /// Feeds payload bytes at stream offset `at`; returns the messages they completed (index,
+    /// compressed, body — empty when bodies are not kept or the message was too large).
+    fn feed(&mut self, at: u64, bytes: &[u8]) -> Vec<(u64, bool, Vec<u8>, bool)> {
+        let mut done = Vec::new();
+        if self.broken.is_some() {
+            return done;
+        }
+        let mut parts = Vec::new();
+        if let Err(e) = self.reader.feed(at, bytes, &mut parts) {
+            self.broken = Some(e.to_string());
+            return done;
+        }
+        for part in parts {
+            match part {
+                MessagePart::Start {
+                    compressed, length, ..
+                } => {
+                    self.body.clear();
+                    self.compressed = compressed;
+                    self.too_large = length as usize > MAX_MESSAGE;
+                }
+                MessagePart::Body { range, .. } => {
+                    if self.keep && !self.too_large {
+                        self.body.extend_from_slice(&bytes[range]);
+                    }
+                }
+                MessagePart::End { index } => {
+                    self.complete += 1;
+                    done.push((
+                        index,
+                        self.compressed,
+                        std::mem::take(&mut self.body),
+                        self.too_large,
+                    ));
+                }
+            }
+        }
+        done
+    }
+
+    /// Body bytes of a message begun and not finished.
+    fn pending(&self) -> u64 {
+        if self.reader.at_boundary() {
+            0
+        } else {
+            self.body.len() as u64
+        }
+    }
+}
+
+/// What this flow knows of one stream beyond the tracker's record.
+#[derive(Debug)]
+struct StreamNotes {
+    opened_ns: u64,
+    grpc: bool,
+    messages: [Messages; 2],
+    call: Option<Call>,
+    faults: Vec<String>,
+    /// A RST_STREAM crossed: later DATA (in flight) never reaches an application.
+    reset: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum State {
+    /// The client has not shown enough bytes yet.
+    Undecided,
+    /// An HTTP/1.1 request asked for `Upgrade: h2c`; waiting for the server's 101.
+    Upgrading,
+    /// Preface seen: HTTP/2.
+    H2,
+    /// Not HTTP/2 (or decoding stopped).
+    Off,
+}
+
+/// The HTTP/2 view of one flow, fed by the reassembler; [`FlowH2::finish`] yields what it found.
+pub struct FlowH2 {
+    flow: u64,
+    leg: Option<Leg>,
+    state: State,
+    queued: Vec<(Direction, Vec<u8>, u64)>,
+    queued_bytes: usize,
+    conversation: Conversation,
+    pending: [Vec<u8>; 2],
+    notes: BTreeMap<StreamId, StreamNotes>,
+    extra_streams: u64,
+    goaways: Vec<GoawayNote>,
+    /// (start, end, stream) of recent frames per direction.
+    recent: [VecDeque<(u64, u64, StreamId)>; 2],
+    comments: Vec<(Direction, u64, String)>,
+    error: Option<String>,
+    memory: MemoryUse,
+    /// The HTTP/1 exchange before an h2c upgrade (only while `Upgrading`).
+    upgrade: Option<Box<Upgrade>>,
+}
+
+/// What a finished HTTP/2 flow contributes to the report.
+#[derive(Debug)]
+pub struct H2Outcome {
+    /// The connection.
+    pub connection: H2Connection,
+    /// Its streams, by id.
+    pub streams: Vec<H2Stream>,
+    /// Its ByteStream calls.
+    pub calls: Vec<Call>,
+    /// Problems worth a line in the report.
+    pub warnings: Vec<String>,
+}
+
+impl FlowH2 {
+    /// A reader for a new flow; ByteStream data is retained against `memory`.
+    pub fn new(info: &FlowInfo, memory: MemoryUse) -> FlowH2 {
+        FlowH2 {
+            flow: info.id,
+            leg: leg::of_interface(info.interface.as_deref()),
+            state: State::Undecided,
+            queued: Vec::new(),
+            queued_bytes: 0,
+            conversation: Conversation::new(),
+            pending: [Vec::new(), Vec::new()],
+            notes: BTreeMap::new(),
+            extra_streams: 0,
+            goaways: Vec::new(),
+            recent: [VecDeque::new(), VecDeque::new()],
+            comments: Vec::new(),
+            error: None,
+            memory,
+            upgrade: None,
+        }
+    }
+
+    /// The client's first bytes decide: the preface (HTTP/2 with prior knowledge), an HTTP/1
+    /// request (maybe an h2c upgrade), or anything else (not HTTP/2).
+    fn decide(&mut self) {
+        let client: Vec<u8> = self
+            .queued
+            .iter()
+            .filter(|(d, _, _)| *d == Direction::ClientToUpstream)
+            .flat_map(|(_, b, _)| b.iter().copied())
+            .take(PREFACE.len())
+            .collect();
+        let n = client.len();
+        if n == 0 {
+            return;
+        }
+        if client[..] == PREFACE[..n] {
+            if n == PREFACE.len() {
+                self.state = State::H2;
+                for (d, b, t) in std::mem::take(&mut self.queued) {
+                    if self.state == State::H2 {
+                        self.feed(d, &b, t);
+                    }
+                }
+            }
+            return;
+        }
+        if looks_like_http1_request(&client) == Detection::NotHttp {
+            self.give_up();
+            return;
+        }
+        self.state = State::Upgrading;
+        self.upgrade = Some(Box::new(Upgrade::new()));
+        for (d, b, t) in self.queued.clone() {
+            if self.state == State::Upgrading {
+                self.follow_upgrade(d, &b, t);
+            }
+        }
+    }
+
+    fn give_up(&mut self) {
+        self.state = State::Off;
+        self.queued = Vec::new();
+        self.upgrade = None;
+    }
+
+    /// Feeds the HTTP/1 exchange that may upgrade; switches to HTTP/2 once the 101 says where
+    /// it starts in each direction, replaying the held bytes from there.
+    fn follow_upgrade(&mut self, direction: Direction, bytes: &[u8], ts: u64) {
+        let Some(up) = self.upgrade.as_mut() else {
+            return self.give_up();
+        };
+        let (starts, request, switched_ns) = match up.feed(direction, bytes, ts) {
+            Step::Wait => return,
+            Step::NotH2c => return self.give_up(),
+            Step::Switched {
+                starts,
+                request,
+                switched_ns,
+            } => (starts, request, switched_ns),
+        };
+        self.upgrade = None;
+        self.state = State::H2;
+        self.conversation = Conversation::upgraded(request.clone());
+        self.open(StreamId(1), &request, switched_ns);
+        let mut seen = [0u64; 2];
+        for (d, b, t) in std::mem::take(&mut self.queued) {
+            let i = d.index();
+            let skip = starts[i].saturating_sub(seen[i]).min(b.len() as u64) as usize;
+            seen[i] += b.len() as u64;
+            if skip < b.len() && self.state == State::H2 {
+                self.feed(d, &b[skip..], t);
+            }
+        }
+    }
+
+    /// Whether the flow turned out to be HTTP/2.
+    pub fn is_h2(&self) -> bool {
+        self.state == State::H2 || self.error.is_some()
+    }
+
+    fn stop(&mut self, why: String) {
+        if self.error.is_none() {
+            self.error = Some(why);
+        }
+        self.state = State::Off;
+        self.pending = [Vec::new(), Vec::new()];
+    }
+
+    fn feed(&mut self, direction: Direction, bytes: &[u8], ts: u64) {
+        let d = direction.index();
+        let mut buf = std::mem::take(&mut self.pending[d]);
+        buf.extend_from_slice(bytes);
+        let fed = match self.conversation.feed(direction, &buf) {
+            Ok(fed) => fed,
+            Err(e) => return self.stop(format!("HTTP/2 decoding stopped: {e}")),
+        };
+        let base = self.conversation.reader(direction).offset() - fed.consumed as u64;
+        let mut blocks = fed.blocks.iter().peekable();
+        for (index, piece) in fed.pieces.iter().enumerate() {
+            let at = (piece.start - base) as usize;
+            match &piece.kind {
+                PieceKind::Header(header) => {
+                    let recent = &mut self.recent[d];
+                    if recent.len() == RECENT_FRAMES {
+                        recent.pop_front();
+                    }
+                    let end = piece.start + piece.len as u64 + u64::from(header.length);
+                    recent.push_back((piece.start, end, header.stream));
+                }
+                PieceKind::Data { stream, offset } => {
+                    self.data(direction, *stream, *offset, &buf[at..at + piece.len]);
+                }
+                PieceKind::Control(control) => self.control(direction, index, &fed.pieces, control),
+                _ => {}
+            }
+            while let Some(block) = blocks.next_if(|b| b.piece == index) {
+                if block.role == BlockRole::Request {
+                    self.open(block.stream, &block.headers, ts);
+                }
+            }
+        }
+        buf.drain(..fed.consumed);
+        self.pending[d] = buf;
+    }
+
+    fn open(&mut self, stream: StreamId, headers: &HeaderList, ts: u64) {
+        if self.notes.len() >= MAX_STREAMS {
+            self.extra_streams += 1;
+            return;
+        }
+        let method = headers.path().as_deref().and_then(Method::from_path);
+        let grpc = headers.is_grpc();
+        let call = method
+            .filter(|_| grpc)
+            .map(|m| Call::new(self.flow, self.leg, stream.0, ts, m, self.memory.clone()));
+        let keep = call.is_some();
+        let mut messages: [Messages; 2] = Default::default();
+        for m in &mut messages {
+            m.keep = keep;
+        }
+        self.notes.insert(
+            stream,
+            StreamNotes {
+                opened_ns: ts,
+                grpc,
+                messages,
+                call,
+                faults: Vec::new(),
+                reset: false,
+            },
+        );
+    }
+
+    fn data(&mut self, direction: Direction, stream: StreamId, offset: u64, bytes: &[u8]) {
+        let Some(notes) = self.notes.get_mut(&stream) else {
+            return;
+        };
+        if !notes.grpc || notes.reset {
+            return;
+        }
+        let done = notes.messages[direction.index()].feed(offset, bytes);
+        let Some(call) = &mut notes.call else {
+            return;
+        };
+        for (index, compressed, body, too_large) in done {
+            if too_large {
+                if call.problems.len() < 8 {
+                    call.problems.push(format!(
+                        "message {index} ({direction}) is larger than {MAX_MESSAGE} bytes: not read"
+                    ));
+                }
+                continue;
+            }
+            call.message(direction, index, compressed, &body);
+        }
+    }
+
+    fn control(
+        &mut self,
+        direction: Direction,
+        index: usize,
+        pieces: &[crate::h2::Piece],
+        control: &Control,
+    ) {
+        let stream = pieces[..index].iter().rev().find_map(|p| match p.kind {
+            PieceKind::Header(h) => Some(h.stream),
+            _ => None,
+        });
+        match control {
+            Control::RstStream { .. } => {
+                if let Some(notes) = stream.and_then(|s| self.notes.get_mut(&s)) {
+                    notes.reset = true;
+                }
+            }
+            Control::Goaway {
+                last_stream,
+                code,
+                debug,
+            } if self.goaways.len() < MAX_GOAWAYS => {
+                self.goaways.push(GoawayNote {
+                    by: direction.to_string(),
+                    last_stream: last_stream.0,
+                    code: code.to_string(),
+                    debug: String::from_utf8_lossy(&debug[..debug.len().min(MAX_VALUE)])
+                        .into_owned(),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends the flow: streams from the tracker joined with what this flow kept.
+    pub fn finish(mut self, info: &FlowInfo) -> Option<H2Outcome> {
+        if !self.is_h2() {
+            return None;
+        }
+        let mut warnings = Vec::new();
+        if let Some(e) = &self.error {
+            warnings.push(format!("flow {}: {e}", self.flow));
+        }
+        if self.extra_streams > 0 {
+            warnings.push(format!(
+                "flow {}: {} more HTTP/2 streams not listed (limit {MAX_STREAMS})",
+                self.flow, self.extra_streams
+            ));
+        }
+        // Fault comments: the frame the commented packet starts in (a comment past the last
+        // frame, such as the end of the run, is about the connection, not a stream).
+        for (direction, offset, text) in std::mem::take(&mut self.comments) {
+            let stream = self.recent[direction.index()]
+                .iter()
+                .rev()
+                .find(|(start, end, _)| *start <= offset && offset < *end)
+                .map(|(_, _, s)| *s)
+                .filter(|s| !s.is_connection());
+            if let Some(notes) = stream.and_then(|s| self.notes.get_mut(&s)) {
+                if !notes.faults.contains(&text) {
+                    notes.faults.push(text);
+                }
+            }
+        }
+        let tracker = self.conversation.tracker();
+        let mut streams = Vec::new();
+        let mut calls = Vec::new();
+        for (id, mut notes) in std::mem::take(&mut self.notes) {
+            let Some(record) = tracker.stream(id) else {
+                continue;
+            };
+            let up = Direction::ClientToUpstream.index();
+            let down = Direction::UpstreamToClient.index();
+            let request = record.request.as_ref();
+            let reset = record.reset.map(|r| ResetNote {
+                by: r.by.to_string(),
+                code: r.code.to_string(),
+            });
+            let grpc_status = record.grpc_status();
+            if let Some(mut call) = notes.call.take() {
+                call.grpc_status = grpc_status;
+                call.reset = reset.as_ref().map(|r| r.code.clone());
+                call.response_ended = record.ended[down];
+                call.partial = notes.messages[down].pending() + notes.messages[up].pending();
+                for (d, m) in notes.messages.iter().enumerate() {
+                    if let Some(why) = &m.broken {
+                        call.problems.push(format!(
+                            "{} gRPC framing unreadable: {why}",
+                            Direction::ALL[d]
+                        ));
+                    }
+                }
+                calls.push(call);
+            }
+            streams.push(H2Stream {
+                flow: self.flow,
+                leg: self.leg,
+                stream: id.0,
+                opened_ns: notes.opened_ns,
+                method: request.and_then(HeaderList::method),
+                path: request.and_then(HeaderList::path),
+                authority: request.and_then(HeaderList::authority),
+                status: record.status(),
+                request_headers: fields(request),
+                response_headers: fields(record.response.as_ref()),
+                trailers: fields(record.response_trailers.as_ref()),
+                grpc_status,
+                grpc_status_name: grpc_status.and_then(status_name).map(str::to_owned),
+                grpc_message: record.grpc_message(),
+                request_bytes: record.data_bytes[up],
+                response_bytes: record.data_bytes[down],
+                request_messages: notes.messages[up].complete,
+                response_messages: notes.messages[down].complete,
+                request_ended: record.ended[up],
+                response_ended: record.ended[down],
+                reset,
+                faults: notes.faults,
+            });
+        }
+        let connection = H2Connection {
+            flow: info.id,
+            leg: self.leg,
+            streams: streams.len() as u64 + self.extra_streams,
+            goaways: self.goaways,
+            error: self.error,
+        };
+        Some(H2Outcome {
+            connection,
+            streams,
+            calls,
+            warnings,
+        })
+    }
+}
+
+impl StreamConsumer for FlowH2 {
+    fn data(&mut self, dir: Direction, _offset: u64, bytes: &[u8], ts: u64) {
+        match self.state {
+            State::Off => {}
+            State::H2 => self.feed(dir, bytes, ts),
+            State::Undecided | State::Upgrading => {
+                self.queued_bytes += bytes.len();
+                self.queued.push((dir, bytes.to_vec(), ts));
+                if self.queued_bytes > MAX_QUEUED {
+                    return self.give_up();
+                }
+                if self.state == State::Undecided {
+                    self.decide();
+                } else {
+                    self.follow_upgrade(dir, bytes, ts);
+                }
+            }
+        }
+    }
+
+    fn fin(&mut self, _dir: Direction, _offset: u64, _ts: u64) {}
+
+    fn reset(&mut self, _dir: Direction, _offset: u64, _ts: u64) {}
+
+    fn gap(&mut self, dir: Direction, offset: u64, missing: u64) {
+        if self.state == State::H2 {
+            self.stop(format!(
+                "{missing} bytes missing from the capture at {dir} offset {offset}; HTTP/2 decoding stopped"
+            ));
+        } else if self.state != State::Off {
+            self.give_up();
+        }
+    }
+
+    fn comment(&mut self, dir: Direction, offset: u64, text: &str, _ts: u64) {
+        if self.state != State::Off && self.comments.len() < 10_000 {
+            self.comments.push((dir, offset, text.to_string()));
+        }
+    }
+}

@@ -1,0 +1,716 @@
+//! Tests of inspect's HTTP/2 evidence: the real grpcio and curl recordings, and synthetic ByteStream conversations (resumes, ignored offsets, writes) fed through the flow views.
+
+use sha2::{Digest, Sha256};
+
+use super::analysis;
+use super::body_store::MemoryUse;
+use super::content_address::AddressCheck;
+use super::flow_views::FlowViews;
+use super::model::{CaptureInfo, Report};
+use super::reassembly::{FlowInfo, StreamConsumer};
+use super::LegFilter;
+use crate::direction::Direction;
+use crate::h2::build::{self, BlockLimits};
+use crate::h2::bytestream::{
+    QueryWriteStatusResponse, ReadRequest, ReadResponse, WriteRequest, WriteResponse,
+};
+use crate::h2::frame::{FrameHeader, FrameType, StreamId, PREFACE};
+use crate::h2::grpc::frame_message;
+use crate::h2::{ErrorCode, HeaderList};
+
+const GRPCIO: &[u8] = include_bytes!("../../tests/fixtures/h2/grpcio-bytestream.h2rec");
+const CURL: &[u8] = include_bytes!("../../tests/fixtures/h2/curl-grpc-query.h2rec");
+
+const UP: Direction = Direction::ClientToUpstream;
+const DOWN: Direction = Direction::UpstreamToClient;
+
+/// Splits a `.h2rec` recording into (direction, chunk) records.
+fn records(mut raw: &[u8]) -> Vec<(Direction, Vec<u8>)> {
+    let mut out = Vec::new();
+    while !raw.is_empty() {
+        let direction = if raw[0] == 0 { UP } else { DOWN };
+        let len = u32::from_be_bytes(raw[1..5].try_into().expect("4 bytes")) as usize;
+        out.push((direction, raw[5..5 + len].to_vec()));
+        raw = &raw[5 + len..];
+    }
+    out
+}
+
+fn info(id: u64) -> FlowInfo {
+    FlowInfo {
+        id,
+        interface: Some("client leg".into()),
+        client: "127.0.0.1:40000".parse().expect("addr"),
+        server: "127.0.0.1:50051".parse().expect("addr"),
+        opened_ns: id * 1_000_000,
+        saw_syn: true,
+    }
+}
+
+/// Feeds each flow's chunks (in order, both directions interleaved as given) and builds the
+/// report; flows run one after the other in time.
+fn inspect(flows: Vec<Vec<(Direction, Vec<u8>)>>) -> Report {
+    let memory = MemoryUse::default();
+    let mut finished = Vec::new();
+    let mut h2 = Vec::new();
+    let mut ts = 1_000_000_000u64;
+    for (n, chunks) in flows.into_iter().enumerate() {
+        let info = info(n as u64 + 1);
+        let mut views = FlowViews::new(&info, memory.clone());
+        let mut offsets = [0u64; 2];
+        for (direction, chunk) in chunks {
+            ts += 1000;
+            views.data(direction, offsets[direction.index()], &chunk, ts);
+            offsets[direction.index()] += chunk.len() as u64;
+        }
+        let (http, flow) = views.finish(&info);
+        h2.extend(flow);
+        finished.push((info, http));
+    }
+    let capture = CaptureInfo {
+        path: "test".into(),
+        format: "pcapng",
+        sections: 1,
+        packets: 0,
+        tcp_segments: 0,
+        damage: None,
+    };
+    analysis::build_with_h2(capture, LegFilter::Both, finished, h2)
+}
+
+#[test]
+fn the_grpcio_recording_gives_streams_statuses_and_a_verified_blob() {
+    let report = inspect(vec![records(GRPCIO)]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    assert_eq!(report.h2_streams.len(), 5, "{text}");
+    assert!(report.flows[0].h2 && !report.flows[0].http);
+    let not_found: Vec<_> = report
+        .h2_streams
+        .iter()
+        .filter(|s| s.grpc_status == Some(5))
+        .collect();
+    assert_eq!(not_found.len(), 1, "{text}");
+    assert_eq!(not_found[0].grpc_status_name.as_deref(), Some("NOT_FOUND"));
+    assert!(not_found[0]
+        .grpc_message
+        .as_deref()
+        .is_some_and(|m| m.contains("no blob")));
+    assert!(report.h2_streams.iter().all(|s| s.status == Some(200)
+        && s.method.as_deref() == Some("POST")
+        && s.request_ended
+        && s.response_ended
+        && s.reset.is_none()));
+    let read = report
+        .h2_streams
+        .iter()
+        .find(|s| {
+            s.path.as_deref() == Some("/google.bytestream.ByteStream/Read")
+                && s.response_bytes > 100_000
+        })
+        .expect("the whole read");
+    assert_eq!(read.request_messages, 1);
+    assert!(read.response_messages >= 4, "{read:?}");
+    assert!(read
+        .trailers
+        .iter()
+        .any(|f| f.name == "grpc-status" && f.value == "0"));
+
+    // Reads: the whole read and the range read laid together verify; the missing blob is
+    // its own (empty, incomplete) group. Write: three requests, committed 100000.
+    let reads: Vec<_> = report
+        .bytestream
+        .iter()
+        .filter(|b| b.transfer == super::Transfer::Download)
+        .collect();
+    assert_eq!(reads.len(), 2, "{text}");
+    let blob = reads.iter().find(|b| b.size == 100_000).expect("the blob");
+    assert_eq!(blob.check, Some(AddressCheck::Matches), "{text}");
+    assert_eq!(blob.matched.as_deref(), Some("sha256"));
+    assert_eq!(blob.digest_function, "sha256 or blake3");
+    assert_eq!(blob.instance_name, "main");
+    assert_eq!(blob.calls.len(), 2);
+    assert!(!blob.corrupt && blob.problems.is_empty(), "{text}");
+    let write = report
+        .bytestream
+        .iter()
+        .find(|b| b.transfer == super::Transfer::Upload)
+        .expect("the write");
+    assert_eq!(write.check, Some(AddressCheck::Matches), "{text}");
+    assert_eq!(write.committed_size, Some(100_000));
+    assert_eq!(write.calls.len(), 2, "Write and QueryWriteStatus: {text}");
+    assert!(
+        text.contains("HTTP/2 streams:") && text.contains("5 NOT_FOUND"),
+        "{text}"
+    );
+    assert!(
+        report.verdict_line.contains("5 HTTP/2 streams"),
+        "{}",
+        report.verdict_line
+    );
+}
+
+#[test]
+fn the_curl_recording_is_one_stream_with_its_headers() {
+    let report = inspect(vec![records(CURL)]);
+    assert_eq!(report.exit_code(), 0);
+    assert_eq!(report.h2_streams.len(), 1);
+    let stream = &report.h2_streams[0];
+    assert_eq!(stream.stream, 1);
+    assert!(stream
+        .request_headers
+        .iter()
+        .any(|f| f.name == "user-agent" && f.value.starts_with("curl/")));
+    assert_eq!(stream.grpc_status, Some(0));
+    assert_eq!(stream.grpc_status_name.as_deref(), Some("OK"));
+    assert_eq!((stream.request_messages, stream.response_messages), (1, 1));
+}
+
+#[test]
+fn every_chunking_of_the_recording_gives_the_same_streams() {
+    // Split every record into 7-byte pieces: frames, prefixes and messages then cross reads.
+    let fine: Vec<(Direction, Vec<u8>)> = records(GRPCIO)
+        .into_iter()
+        .flat_map(|(d, chunk)| chunk.chunks(7).map(|c| (d, c.to_vec())).collect::<Vec<_>>())
+        .collect();
+    let report = inspect(vec![fine]);
+    assert_eq!(report.exit_code(), 0, "{}", report.render_text());
+    assert_eq!(report.h2_streams.len(), 5);
+    assert_eq!(
+        report
+            .bytestream
+            .iter()
+            .filter(|b| b.check == Some(AddressCheck::Matches))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn a_flow_that_is_not_http2_is_left_alone() {
+    let report = inspect(vec![vec![
+        (UP, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+        (
+            DOWN,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        ),
+    ]]);
+    assert!(report.h2_streams.is_empty() && report.h2_connections.is_empty());
+    assert!(!report.flows[0].h2 && report.flows[0].http);
+}
+
+/// A synthetic HTTP/2 connection: the client's and the server's frames, in the order given.
+struct Conn {
+    chunks: Vec<(Direction, Vec<u8>)>,
+    next: u32,
+}
+
+fn grpc_request(path: &str) -> HeaderList {
+    HeaderList::from_pairs([
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "cas"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ])
+}
+
+impl Conn {
+    fn new() -> Conn {
+        let settings = FrameHeader {
+            length: 0,
+            kind: FrameType::Settings,
+            flags: 0,
+            stream: StreamId(0),
+        }
+        .to_bytes()
+        .to_vec();
+        let mut client = PREFACE.to_vec();
+        client.extend(&settings);
+        Conn {
+            chunks: vec![(DOWN, settings.clone()), (UP, client)],
+            next: 1,
+        }
+    }
+
+    fn send(&mut self, direction: Direction, bytes: Vec<u8>) {
+        self.chunks.push((direction, bytes));
+    }
+
+    /// Opens a call and sends its request messages (END_STREAM after them when `end`).
+    fn call(&mut self, path: &str, messages: &[Vec<u8>], end: bool) -> StreamId {
+        let s = StreamId(self.next);
+        self.next += 2;
+        let block = build::headers(s, &grpc_request(path), false, BlockLimits::default());
+        self.send(UP, block);
+        for (i, m) in messages.iter().enumerate() {
+            let framed = frame_message(m);
+            let last = end && i + 1 == messages.len();
+            let mut frame = build::data_header(s, framed.len() as u32, last).to_vec();
+            frame.extend(framed);
+            self.send(UP, frame);
+        }
+        s
+    }
+
+    fn respond(&mut self, s: StreamId, messages: &[Vec<u8>]) {
+        let head =
+            HeaderList::from_pairs([(":status", "200"), ("content-type", "application/grpc")]);
+        self.send(
+            DOWN,
+            build::headers(s, &head, false, BlockLimits::default()),
+        );
+        for m in messages {
+            let framed = frame_message(m);
+            let mut frame = build::data_header(s, framed.len() as u32, false).to_vec();
+            frame.extend(framed);
+            self.send(DOWN, frame);
+        }
+    }
+
+    /// Only the first `n` bytes of one more framed message (the stream is then cut).
+    fn respond_partial(&mut self, s: StreamId, message: &[u8], n: usize) {
+        let framed = frame_message(message);
+        let mut frame = build::data_header(s, n as u32, false).to_vec();
+        frame.extend(&framed[..n]);
+        self.send(DOWN, frame);
+    }
+
+    fn trailers(&mut self, s: StreamId, status: u32) {
+        let status = status.to_string();
+        let list = HeaderList::from_pairs([("grpc-status", status.as_str())]);
+        self.send(DOWN, build::headers(s, &list, true, BlockLimits::default()));
+    }
+
+    fn reset(&mut self, s: StreamId, direction: Direction, code: ErrorCode) {
+        self.send(direction, build::rst_stream(s, code));
+    }
+}
+
+fn blob(n: usize) -> (Vec<u8>, String) {
+    let bytes: Vec<u8> = (0..n).map(|i| (i * 7 + i / 251) as u8).collect();
+    let name = format!("inst/a/blobs/{}/{n}", hex::encode(Sha256::digest(&bytes)));
+    (bytes, name)
+}
+
+fn read_request(name: &str, offset: i64) -> Vec<u8> {
+    ReadRequest {
+        resource_name: name.into(),
+        read_offset: offset,
+        read_limit: 0,
+    }
+    .encode()
+}
+
+const READ: &str = "/google.bytestream.ByteStream/Read";
+const WRITE: &str = "/google.bytestream.ByteStream/Write";
+const QUERY: &str = "/google.bytestream.ByteStream/QueryWriteStatus";
+
+/// A Read of `bytes` from `offset`, in messages of `chunk` bytes, ended OK.
+fn read_call(conn: &mut Conn, name: &str, offset: usize, bytes: &[u8], chunk: usize) -> StreamId {
+    let s = conn.call(READ, &[read_request(name, offset as i64)], true);
+    let messages: Vec<Vec<u8>> = bytes.chunks(chunk).map(ReadResponse::encode).collect();
+    conn.respond(s, &messages);
+    conn.trailers(s, 0);
+    s
+}
+
+/// A Read cut by RST_STREAM(CANCEL) toward the client after `whole` complete messages of
+/// `chunk` bytes and part of one more.
+fn cut_read(conn: &mut Conn, name: &str, bytes: &[u8], chunk: usize, whole: usize) -> StreamId {
+    let s = conn.call(READ, &[read_request(name, 0)], true);
+    let messages: Vec<Vec<u8>> = bytes[..whole * chunk]
+        .chunks(chunk)
+        .map(ReadResponse::encode)
+        .collect();
+    conn.respond(s, &messages);
+    conn.respond_partial(
+        s,
+        &ReadResponse::encode(&bytes[whole * chunk..(whole + 1) * chunk]),
+        100,
+    );
+    conn.reset(s, DOWN, ErrorCode::CANCEL);
+    s
+}
+
+#[test]
+fn a_read_cut_and_resumed_on_another_connection_verifies() {
+    let (bytes, name) = blob(50_000);
+    let mut first = Conn::new();
+    // Two sibling reads on the first connection: one cut, one whole.
+    cut_read(&mut first, &name, &bytes, 8_000, 3);
+    read_call(&mut first, &name, 0, &bytes, 16_000);
+    let mut second = Conn::new();
+    read_call(&mut second, &name, 24_000, &bytes[24_000..], 10_000);
+    let report = inspect(vec![first.chunks, second.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    let b = &report.bytestream[0];
+    assert_eq!(b.calls.len(), 3);
+    assert_eq!(b.calls[0].reset.as_deref(), Some("CANCEL"));
+    assert_eq!(b.calls[0].length, 24_000, "only complete messages count");
+    assert_eq!(b.check, Some(AddressCheck::Matches), "{text}");
+    assert_eq!(b.resource, format!("inst/a/blobs/{}/50000", &b.hash));
+    let reset = report
+        .h2_streams
+        .iter()
+        .find_map(|s| s.reset.as_ref())
+        .expect("a reset stream");
+    assert_eq!(
+        (reset.code.as_str(), reset.by.as_str()),
+        ("CANCEL", "upstream->client")
+    );
+    assert!(
+        text.contains("RST_STREAM CANCEL (upstream->client)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_resume_only_after_the_cut_verifies_and_a_late_resume_is_corrupt_at_its_offset() {
+    let (bytes, name) = blob(40_000);
+    let mut conn = Conn::new();
+    cut_read(&mut conn, &name, &bytes, 5_000, 2);
+    read_call(&mut conn, &name, 10_000, &bytes[10_000..], 7_000);
+    let report = inspect(vec![conn.chunks]);
+    assert_eq!(report.exit_code(), 0, "{}", report.render_text());
+
+    // The client claims 15000 bytes but the cut stream delivered 10000.
+    let mut conn = Conn::new();
+    cut_read(&mut conn, &name, &bytes, 5_000, 2);
+    read_call(&mut conn, &name, 15_000, &bytes[15_000..], 7_000);
+    let report = inspect(vec![conn.chunks]);
+    assert_eq!(report.exit_code(), 1);
+    let line = &report.findings[0];
+    assert!(
+        line.contains("ByteStream Read of inst/a/blobs/")
+            && line.contains("the resume at offset 15000 (stream 3 (flow 1)) does not continue where stream 1 (flow 1) stopped at offset 10000"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_server_that_ignored_read_offset_is_corrupt_with_the_offset() {
+    let (bytes, name) = blob(30_000);
+    let mut conn = Conn::new();
+    cut_read(&mut conn, &name, &bytes, 4_000, 3);
+    // The resume asks for 12000, the server sends the blob from 0 again.
+    read_call(&mut conn, &name, 12_000, &bytes[..18_000], 4_000);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 1, "{text}");
+    assert!(
+        report.findings[0].contains("the Read at offset 12000 (stream 3 (flow 1)) ignored read_offset: its bytes are the blob's bytes from offset 0")
+            && report.findings[0].contains("content MISMATCH"),
+        "{text}"
+    );
+    // Whole blob sent from 0: then also too long.
+    let mut conn = Conn::new();
+    cut_read(&mut conn, &name, &bytes, 4_000, 3);
+    read_call(&mut conn, &name, 12_000, &bytes, 4_000);
+    let report = inspect(vec![conn.chunks]);
+    assert_eq!(report.exit_code(), 1);
+    assert!(
+        report.findings[0].contains("ignored read_offset")
+            && report.findings[0]
+                .contains("size MISMATCH: the name says 30000 bytes, 42000 crossed"),
+        "{:?}",
+        report.findings
+    );
+}
+
+#[test]
+fn overlapping_reads_with_other_bytes_are_corrupt_at_the_first_differing_byte() {
+    let (bytes, name) = blob(20_000);
+    let mut other = bytes.clone();
+    other[12_345] ^= 0x40;
+    let mut conn = Conn::new();
+    read_call(&mut conn, &name, 0, &bytes, 6_000);
+    read_call(&mut conn, &name, 10_000, &other[10_000..], 6_000);
+    let report = inspect(vec![conn.chunks]);
+    assert_eq!(report.exit_code(), 1);
+    assert!(
+        report.findings[0].contains("the Read at offset 10000 (stream 3 (flow 1)) does not continue the earlier bytes: they differ at offset 12345"),
+        "{:?}",
+        report.findings
+    );
+}
+
+#[test]
+fn a_read_answered_ok_too_short_is_corrupt_and_compressed_or_partial_reads_are_not_checked() {
+    let (bytes, name) = blob(9_000);
+    let mut conn = Conn::new();
+    read_call(&mut conn, &name, 0, &bytes[..5_000], 4_000);
+    let report = inspect(vec![conn.chunks]);
+    assert_eq!(report.exit_code(), 1);
+    assert!(
+        report.findings[0]
+            .contains("answered OK after 5000 bytes from offset 0: the blob has 4000 more"),
+        "{:?}",
+        report.findings
+    );
+
+    let compressed = name.replace("blobs/", "compressed-blobs/zstd/");
+    let mut conn = Conn::new();
+    read_call(
+        &mut conn,
+        &compressed,
+        0,
+        b"whatever zstd made of it",
+        4_000,
+    );
+    // A range read is not a resume and is not checked whole.
+    let s = conn.call(
+        READ,
+        &[ReadRequest {
+            resource_name: name.clone(),
+            read_offset: 100,
+            read_limit: 50,
+        }
+        .encode()],
+        true,
+    );
+    conn.respond(s, &[ReadResponse::encode(&bytes[100..150])]);
+    conn.trailers(s, 0);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    let z = report
+        .bytestream
+        .iter()
+        .find(|b| b.compressor.is_some())
+        .expect("compressed");
+    assert!(
+        matches!(&z.check, Some(AddressCheck::NotChecked { reason }) if reason.contains("compressed-blobs/zstd")),
+        "{text}"
+    );
+    let range = report
+        .bytestream
+        .iter()
+        .find(|b| b.compressor.is_none())
+        .expect("range");
+    assert!(
+        range.check.is_none() && !range.complete && !range.corrupt,
+        "{text}"
+    );
+}
+
+fn write_request(name: &str, offset: usize, data: &[u8], finish: bool) -> Vec<u8> {
+    WriteRequest {
+        resource_name: name.into(),
+        write_offset: offset as i64,
+        finish_write: finish,
+        data: 0..0,
+    }
+    .encode(data)
+}
+
+#[test]
+fn a_write_resumed_after_query_write_status_verifies_and_a_wrong_one_is_corrupt() {
+    let (bytes, read_name) = blob(30_000);
+    let upload =
+        |id: &str| read_name.replace("inst/a/blobs", &format!("inst/a/uploads/{id}/blobs"));
+    for corrupt in [false, true] {
+        let mut sent = bytes.clone();
+        if corrupt {
+            sent[20_001] ^= 1;
+        }
+        let mut conn = Conn::new();
+        // First Write: two messages, then the stream is reset (faultline cut it).
+        let first = conn.call(
+            WRITE,
+            &[
+                write_request(&upload("u1"), 0, &sent[..10_000], false),
+                write_request("", 10_000, &sent[10_000..15_000], false),
+            ],
+            false,
+        );
+        conn.reset(first, UP, ErrorCode::CANCEL);
+        let q = conn.call(
+            QUERY,
+            &[crate::h2::bytestream::QueryWriteStatusRequest {
+                resource_name: upload("u1"),
+            }
+            .encode()],
+            true,
+        );
+        conn.respond(
+            q,
+            &[QueryWriteStatusResponse {
+                committed_size: 10_000,
+                complete: false,
+            }
+            .encode()],
+        );
+        conn.trailers(q, 0);
+        let second = conn.call(
+            WRITE,
+            &[
+                write_request(&upload("u2"), 10_000, &sent[10_000..25_000], false),
+                write_request("", 25_000, &sent[25_000..], true),
+            ],
+            true,
+        );
+        conn.respond(
+            second,
+            &[WriteResponse {
+                committed_size: 30_000,
+            }
+            .encode()],
+        );
+        conn.trailers(second, 0);
+        let report = inspect(vec![conn.chunks]);
+        let text = report.render_text();
+        let w = &report.bytestream[0];
+        assert_eq!(w.calls.len(), 3, "{text}");
+        assert_eq!(w.committed_size, Some(30_000));
+        assert_eq!(w.resource, read_name, "upload ids do not split the blob");
+        if corrupt {
+            assert_eq!(report.exit_code(), 1, "{text}");
+            assert!(
+                report.findings[0].starts_with("CORRUPT: ByteStream Write of inst/a/blobs/")
+                    && report.findings[0].contains("content MISMATCH"),
+                "{text}"
+            );
+        } else {
+            assert_eq!(report.exit_code(), 0, "{text}");
+            assert_eq!(w.check, Some(AddressCheck::Matches), "{text}");
+        }
+    }
+}
+
+#[test]
+fn goaway_codes_are_named_and_broken_http2_is_a_warning() {
+    let (bytes, name) = blob(1_000);
+    let mut conn = Conn::new();
+    read_call(&mut conn, &name, 0, &bytes, 1_000);
+    conn.send(
+        DOWN,
+        build::goaway(StreamId(1), ErrorCode::NO_ERROR, b"bye"),
+    );
+    // Then garbage: a frame longer than the default maximum.
+    conn.send(DOWN, vec![0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 1]);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    let c = &report.h2_connections[0];
+    assert_eq!(c.goaways[0].code, "NO_ERROR");
+    assert_eq!(c.goaways[0].debug, "bye");
+    assert!(
+        c.error
+            .as_deref()
+            .is_some_and(|e| e.contains("HTTP/2 decoding stopped")),
+        "{c:?}"
+    );
+    assert!(
+        text.contains("GOAWAY NO_ERROR (upstream->client), last stream 1"),
+        "{text}"
+    );
+    assert!(report
+        .warnings
+        .iter()
+        .any(|w| w.contains("HTTP/2 decoding stopped")));
+}
+
+#[test]
+fn an_h2c_upgrade_is_followed_to_http2_with_the_request_as_stream_1() {
+    let request = "GET /status HTTP/1.1\r\nHost: cas:8080\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nUser-Agent: curl/8\r\n\r\n";
+    let mut conn = Conn::new();
+    // Conn::new() starts with the server's SETTINGS then the client's preface: put the HTTP/1
+    // exchange in front, the 101 before the server's first frame.
+    let mut chunks = vec![(UP, request.as_bytes().to_vec())];
+    let mut switched =
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".to_vec();
+    switched.extend(&conn.chunks[0].1);
+    chunks.push((DOWN, switched));
+    chunks.push(conn.chunks[1].clone());
+    conn.chunks = chunks;
+    let head = HeaderList::from_pairs([(":status", "200"), ("content-type", "text/plain")]);
+    conn.send(
+        DOWN,
+        build::headers(StreamId(1), &head, false, BlockLimits::default()),
+    );
+    let mut data = build::data_header(StreamId(1), 2, true).to_vec();
+    data.extend(b"ok");
+    conn.send(DOWN, data);
+    // A second request on the upgraded connection, as HTTP/2 (stream 3).
+    conn.next = 3;
+    let s = conn.call("/next", &[], false);
+    conn.trailers(s, 0);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    assert_eq!(report.h2_streams.len(), 2, "{text}");
+    let first = &report.h2_streams[0];
+    assert_eq!(first.stream, 1);
+    assert_eq!(first.method.as_deref(), Some("GET"));
+    assert_eq!(first.path.as_deref(), Some("/status"));
+    assert_eq!(first.authority.as_deref(), Some("cas:8080"));
+    assert_eq!((first.status, first.response_bytes), (Some(200), 2));
+    assert!(first.request_ended && first.response_ended);
+    assert!(first.request_headers.iter().any(|f| f.name == "user-agent"));
+    assert!(!first.request_headers.iter().any(|f| f.name == "upgrade"));
+    assert_eq!(report.h2_streams[1].path.as_deref(), Some("/next"));
+    assert!(
+        report.flows[0].h2 && report.flows[0].http,
+        "both views: {text}"
+    );
+    assert!(report.h2_connections[0].error.is_none());
+
+    // A refused upgrade stays HTTP/1.
+    let report = inspect(vec![vec![
+        (UP, request.as_bytes().to_vec()),
+        (
+            DOWN,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        ),
+    ]]);
+    assert!(report.h2_connections.is_empty() && !report.flows[0].h2);
+}
+
+#[test]
+fn what_a_capture_cannot_attribute_is_no_finding() {
+    let (bytes, name) = blob(30_000);
+    let mut conn = Conn::new();
+    // Client A is cut at 10000; client B reads the whole blob; a resume at 15000 may be A's
+    // (wrong) or another client's range read: the bytes before it did cross, so no finding.
+    cut_read(&mut conn, &name, &bytes, 5_000, 2);
+    read_call(&mut conn, &name, 0, &bytes, 7_000);
+    read_call(&mut conn, &name, 15_000, &bytes[15_000..], 7_000);
+    // A server that ends a finished call with RST_STREAM(NO_ERROR) completed it.
+    let s = read_call(&mut conn, &name, 0, &bytes, 10_000);
+    conn.reset(s, DOWN, ErrorCode::NO_ERROR);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    let b = &report.bytestream[0];
+    assert_eq!(b.check, Some(AddressCheck::Matches), "{text}");
+    assert!(
+        b.calls[3].complete && b.calls[3].reset.as_deref() == Some("NO_ERROR"),
+        "{:?}",
+        b.calls[3]
+    );
+}
+
+/// Real traffic with seeded random corruption and truncation: inspect never panics, and a
+/// corrupted flow is at worst a warning.
+#[test]
+fn corrupted_recordings_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let original = records(GRPCIO);
+    for _ in 0..100 {
+        let mut chunks = original.clone();
+        for _ in 0..rng.gen_range(1..4) {
+            let i = rng.gen_range(0..chunks.len());
+            let chunk = &mut chunks[i].1;
+            let at = rng.gen_range(0..chunk.len());
+            chunk[at] = rng.gen();
+        }
+        chunks.truncate(rng.gen_range(1..=chunks.len()));
+        let report = inspect(vec![chunks]);
+        let _ = report.render_text();
+        let _ = report.to_json();
+    }
+}
