@@ -317,7 +317,7 @@ impl Http1Session {
             response_rules: armed.on_response,
             h2c: head
                 .has_token("upgrade", "h2c")
-                .then(|| upgraded_request(head)),
+                .then(|| crate::h2::headers::upgraded_request(head)),
             ..Pending::default()
         };
         let mut byte_rules = Vec::new();
@@ -509,36 +509,6 @@ impl Http1Session {
         self.park(&mut plan);
         plan.finish(0)
     }
-}
-
-/// The request that asked for `Upgrade: h2c`, as HTTP/2 stream 1 carries it: pseudo-headers
-/// from the request line and Host, the other fields lowercased, minus the hop-by-hop ones the
-/// upgrade consumed.
-fn upgraded_request(head: &RequestHead) -> crate::h2::HeaderList {
-    let authority = head.host().unwrap_or_default().to_string();
-    let mut list = crate::h2::HeaderList::from_pairs([
-        (":method", head.method.as_str()),
-        (":scheme", "http"),
-        (":authority", authority.as_str()),
-        (":path", head.target.as_str()),
-    ]);
-    const HOP: [&str; 5] = [
-        "connection",
-        "upgrade",
-        "http2-settings",
-        "host",
-        "keep-alive",
-    ];
-    for (name, value) in &head.headers {
-        let name = name.to_ascii_lowercase();
-        if !HOP.contains(&name.as_str()) {
-            list.fields.push(crate::h2::HeaderField {
-                name: name.into_bytes(),
-                value: value.clone(),
-            });
-        }
-    }
-    list
 }
 
 /// A request head as the framer reported it.

@@ -125,8 +125,9 @@ impl World {
             "inspect_client.py {args:?}: {}",
             done.output()
         );
-        serde_json::from_str(done.stdout.trim())
-            .unwrap_or_else(|e| panic!("inspect_client.py printed no JSON ({e}): {}", done.output()))
+        serde_json::from_str(done.stdout.trim()).unwrap_or_else(|e| {
+            panic!("inspect_client.py printed no JSON ({e}): {}", done.output())
+        })
     }
 
     /// `faultline inspect --json`, then the text report: the JSON, the exit code, the text.
