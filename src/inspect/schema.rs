@@ -215,6 +215,9 @@ const ALGOS: &[&str] = &[
     "blake3_256",
     "xxh3",
     "none",
+    "crc32",
+    "crc32c",
+    "crc64nvme",
 ];
 
 const ADDRESS: Ty = Ty::Object(&[
