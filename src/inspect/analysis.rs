@@ -12,6 +12,7 @@ use super::model::{
 use super::objects;
 use super::p2phttp::{self, P2pRequest};
 use super::reassembly::FlowInfo;
+use super::s3;
 use super::webdav;
 use super::LegFilter;
 
@@ -52,8 +53,12 @@ pub(crate) fn build(
     }
     let mut findings = Vec::new();
     let attempt_groups = compare_attempts(&mut exchanges, &mut findings);
-    let content_checks = check_addresses(&mut exchanges, &mut findings);
-    let objects = objects::check_objects(&mut exchanges, &mut findings);
+    let mut content_checks = check_addresses(&mut exchanges, &mut findings);
+    let mut objects = objects::check_objects(&mut exchanges, &mut findings);
+    let s3 = s3::analyse(&mut exchanges, &mut findings);
+    content_checks.extend(s3.checks);
+    objects.extend(s3.objects);
+    warnings.extend(s3.warnings);
     incomplete_accepted(&exchanges, &mut findings);
     let p2phttp = p2phttp_requests(&exchanges, &mut findings);
     let webdav_moves = webdav::follow_moves(&exchanges, &mut findings);
@@ -143,6 +148,9 @@ pub(crate) fn build(
         objects,
         p2phttp,
         webdav_moves,
+        s3: s3.requests,
+        expectations: Vec::new(),
+        paths: s3.paths,
     }
 }
 

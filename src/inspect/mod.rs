@@ -11,20 +11,29 @@ use crate::http;
 mod analysis;
 mod annex_key;
 mod attempts;
+mod aws_chunked;
 mod body_store;
 mod content_address;
 mod digest;
 mod exchange;
+mod expectations;
 mod json;
 mod leg;
 mod legs;
+mod manifest;
 mod model;
 mod objects;
 mod p2phttp;
 mod packet;
 mod pcap_reader;
 mod reassembly;
+mod s3;
+mod s3_checksum;
+mod s3_content;
+mod s3_multipart;
+mod s3_request;
 pub mod schema;
+mod stored;
 mod target;
 mod text;
 mod webdav;
@@ -40,9 +49,11 @@ pub use annex_key::Chunk;
 pub use attempts::{BodyComparison, Excerpt};
 pub use content_address::{AddressCheck, ContentAddress, HashAlgo, Scheme};
 pub use exchange::{Exchange, FaultNote, Outcome, RequestBody, ResponseInfo};
+pub use manifest::{Entry, Manifest, ManifestError};
 pub use model::{
-    Attempt, AttemptGroup, CaptureInfo, ContentCheck, FlowSummary, LegComparison, Move,
-    ObjectCheck, P2pRequest, Report, Summary, Verdict, SCHEMA_VERSION,
+    Attempt, AttemptGroup, CaptureInfo, ContentCheck, Expectation, ExpectationResult, FlowSummary,
+    LegComparison, Move, ObjectCheck, Operation, P2pRequest, Report, S3Request, Style, Summary,
+    Verdict, SCHEMA_VERSION,
 };
 pub use objects::{Piece, Transfer};
 pub use pcap_reader::{FileFormat, FormatError};

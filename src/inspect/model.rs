@@ -5,10 +5,13 @@ use serde::Serialize;
 use super::attempts::BodyComparison;
 use super::content_address::{AddressCheck, ContentAddress};
 use super::exchange::Exchange;
+pub use super::expectations::{Expectation, ExpectationResult};
 use super::leg;
 pub use super::legs::LegComparison;
 pub use super::objects::ObjectCheck;
 pub use super::p2phttp::P2pRequest;
+pub use super::s3_request::{Operation, S3Request, Style};
+use super::stored::PathState;
 pub use super::webdav::Move;
 use crate::direction::Leg;
 
@@ -168,6 +171,13 @@ pub struct Report {
     pub p2phttp: Vec<P2pRequest>,
     /// WebDAV MOVE/COPY and the uploads they moved.
     pub webdav_moves: Vec<Move>,
+    /// S3 requests, named (operation, bucket, key, upload id, part, answer).
+    pub s3: Vec<S3Request>,
+    /// `--expect`: each manifest line against what the capture shows was stored (empty without).
+    pub expectations: Vec<Expectation>,
+    /// What each path holds at the end of the capture, for `--expect`.
+    #[serde(skip)]
+    pub(crate) paths: Vec<PathState>,
 }
 
 impl Report {

@@ -1,0 +1,261 @@
+//! The audit behind `--expect`: compares what each manifest path should hold with what the capture shows was stored there.
+//!
+//! For each path, the leg closest to the server is read (upstream, else an unlabelled capture's,
+//! else the client leg) and its last write answered 2xx is what the server holds (see `stored`):
+//! a plain upload's body as it arrived, an S3 upload's decoded object bytes, a multipart object
+//! assembled from its acknowledged parts, a copy's source, nothing after a delete. Its size is
+//! compared first (it says the most), then the digest when the manifest gives one. A path never
+//! written with success, deleted, or holding other bytes is CORRUPT. When a later write got no
+//! answer, the server may hold it instead: if every candidate matches the path is fine, if none
+//! does it is corrupt, and otherwise the audit says it cannot tell (`unconfirmed`).
+
+use serde::Serialize;
+
+use super::digest::HashAlgo;
+use super::leg;
+use super::manifest::{Entry, Manifest};
+use super::model::{Report, Verdict};
+use super::stored::{Holding, PathState};
+use crate::direction::Leg;
+
+/// How a path compares with its manifest line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpectationResult {
+    /// Size (and digest, if given) as expected.
+    Matches,
+    /// Another size was stored.
+    SizeMismatch,
+    /// The size is right, the bytes are not.
+    DigestMismatch,
+    /// No write of the path was answered 2xx in the capture.
+    NeverStored,
+    /// The last acknowledged write deleted it.
+    Deleted,
+    /// A write got no answer and the candidates disagree: the capture cannot tell.
+    Unconfirmed,
+    /// Stored, but its bytes are not in the capture (not retained, a copy of an unknown source).
+    NotChecked,
+}
+
+/// One manifest line against the capture.
+#[derive(Debug, Clone, Serialize)]
+pub struct Expectation {
+    /// The path (percent-decoded).
+    pub path: String,
+    /// Its manifest line.
+    pub line: usize,
+    /// The size the manifest expects.
+    pub expected_size: u64,
+    /// The digest the manifest expects, lowercase hex.
+    pub expected_digest: Option<String>,
+    /// `md5` or `sha256` (by the digest's length), when a digest is given.
+    pub digest_algo: Option<HashAlgo>,
+    /// The comparison.
+    pub result: ExpectationResult,
+    /// The leg read.
+    #[serde(serialize_with = "leg::serialize")]
+    pub leg: Option<Leg>,
+    /// The stored size, when known.
+    pub stored_size: Option<u64>,
+    /// The stored bytes' digest with `digest_algo`, when known.
+    pub stored_digest: Option<String>,
+    /// The write that stored it (or the last write tried).
+    pub exchange: Option<usize>,
+    /// That write: `PutObject`, `CompleteMultipartUpload`, `CopyObject`, `DeleteObject`, `PUT`, `POST`, `DELETE`.
+    pub how: Option<String>,
+    /// True for a size or digest mismatch, a path never stored or deleted.
+    pub corrupt: bool,
+    /// One sentence.
+    pub description: String,
+}
+
+impl Report {
+    /// `--expect`: audits what the capture shows was stored against `manifest`. Fills
+    /// `expectations`, adds a finding for each corrupt path and updates the verdict.
+    pub fn audit(&mut self, manifest: &Manifest) {
+        audit(self, manifest);
+    }
+}
+
+fn audit(report: &mut Report, manifest: &Manifest) {
+    let mut findings = Vec::new();
+    for entry in &manifest.entries {
+        let e = expect(report, entry);
+        if e.corrupt {
+            findings.push(format!("CORRUPT: {}: {}", e.path, e.description));
+        }
+        report.expectations.push(e);
+    }
+    report.findings.extend(findings);
+    if report.findings.is_empty() {
+        let matched = report
+            .expectations
+            .iter()
+            .filter(|e| e.result == ExpectationResult::Matches)
+            .count();
+        report.verdict_line.push_str(&format!(
+            ", {matched} of {} expected objects stored as listed",
+            report.expectations.len()
+        ));
+    } else {
+        report.verdict = Verdict::Corrupt;
+        report.verdict_line = match report.findings.len() {
+            1 => report.findings[0].clone(),
+            n => format!("{} (and {} more)", report.findings[0], n - 1),
+        };
+    }
+}
+
+/// The state of `path` on the leg closest to the server.
+fn state_of<'a>(paths: &'a [PathState], path: &str) -> Option<&'a PathState> {
+    let rank = |l: Option<Leg>| match l {
+        Some(Leg::Upstream) => 0,
+        None => 1,
+        Some(Leg::Client) => 2,
+    };
+    paths
+        .iter()
+        .filter(|s| s.path == path)
+        .min_by_key(|s| rank(s.leg))
+}
+
+/// One candidate against the entry: the result and the stored size/digest.
+fn compare(h: &Holding, entry: &Entry) -> (ExpectationResult, Option<u64>, Option<String>) {
+    if h.deleted {
+        return (ExpectationResult::Deleted, None, None);
+    }
+    let Some(c) = &h.content else {
+        return (ExpectationResult::NotChecked, None, None);
+    };
+    let digest = entry.digest.as_ref().and_then(|(algo, _)| match algo {
+        HashAlgo::Md5 => c.md5.clone(),
+        _ => c.sha256.clone(),
+    });
+    if c.length != entry.size {
+        return (ExpectationResult::SizeMismatch, Some(c.length), digest);
+    }
+    let result = match (&entry.digest, &digest) {
+        (None, _) => ExpectationResult::Matches,
+        (Some((_, want)), Some(got)) if want == got => ExpectationResult::Matches,
+        (Some(_), Some(_)) => ExpectationResult::DigestMismatch,
+        (Some(_), None) => ExpectationResult::NotChecked,
+    };
+    (result, Some(c.length), digest)
+}
+
+fn expect(report: &Report, entry: &Entry) -> Expectation {
+    let mut e = Expectation {
+        path: entry.path.clone(),
+        line: entry.line,
+        expected_size: entry.size,
+        expected_digest: entry.digest.as_ref().map(|d| d.1.clone()),
+        digest_algo: entry.digest.as_ref().map(|d| d.0),
+        result: ExpectationResult::NeverStored,
+        leg: None,
+        stored_size: None,
+        stored_digest: None,
+        exchange: None,
+        how: None,
+        corrupt: true,
+        description: String::new(),
+    };
+    let answer = |id: usize| {
+        report
+            .exchanges
+            .get(id)
+            .map_or("?".to_string(), |x| x.response_text())
+    };
+    let Some(state) = state_of(&report.paths, &entry.path) else {
+        e.description = format!(
+            "never stored, expected {} bytes: no write of this path in the capture",
+            entry.size
+        );
+        return e;
+    };
+    e.leg = state.leg;
+    let candidates: Vec<&Holding> = state.confirmed.iter().chain(&state.unconfirmed).collect();
+    if candidates.is_empty() {
+        let last = state.writes.last().copied();
+        e.exchange = last;
+        e.description = format!(
+            "never stored, expected {} bytes: {} write{} in the capture ({} leg), none answered 2xx (the last, exchange {}: {})",
+            entry.size,
+            state.writes.len(),
+            if state.writes.len() == 1 { "" } else { "s" },
+            leg::name(state.leg),
+            last.map_or("?".into(), |l| l.to_string()),
+            last.map_or("?".into(), answer),
+        );
+        return e;
+    }
+    let results: Vec<_> = candidates.iter().map(|h| compare(h, entry)).collect();
+    let shown = 0; // the confirmed write, or the first unanswered one
+    let (result, size, digest) = results[shown].clone();
+    let holding = candidates[shown];
+    e.stored_size = size;
+    e.stored_digest = digest;
+    e.exchange = Some(holding.exchange);
+    e.how = Some(holding.how.to_string());
+    let all_match = results.iter().all(|r| r.0 == ExpectationResult::Matches);
+    let none_match = results.iter().all(|r| {
+        !matches!(
+            r.0,
+            ExpectationResult::Matches | ExpectationResult::NotChecked
+        )
+    });
+    let unanswered = candidates.len() - usize::from(state.confirmed.is_some());
+    e.result = if all_match {
+        ExpectationResult::Matches
+    } else if none_match {
+        result
+    } else if unanswered > 0 {
+        ExpectationResult::Unconfirmed
+    } else {
+        ExpectationResult::NotChecked
+    };
+    e.corrupt = matches!(
+        e.result,
+        ExpectationResult::SizeMismatch
+            | ExpectationResult::DigestMismatch
+            | ExpectationResult::Deleted
+    );
+    let by = format!(
+        "{} exchange {}, {} leg, {}",
+        holding.how,
+        holding.exchange,
+        leg::name(state.leg),
+        answer(holding.exchange)
+    );
+    let algo = entry.digest.as_ref().map_or("", |d| d.0.name());
+    e.description = match e.result {
+        ExpectationResult::Matches => format!("{} bytes as expected ({by})", entry.size),
+        ExpectationResult::SizeMismatch => format!(
+            "stored {} bytes, expected {} ({by})",
+            e.stored_size.unwrap_or_default(),
+            entry.size
+        ),
+        ExpectationResult::DigestMismatch => format!(
+            "stored {} bytes hashing to {} ({algo}), expected {} ({by})",
+            entry.size,
+            e.stored_digest.as_deref().unwrap_or("?"),
+            e.expected_digest.as_deref().unwrap_or("?")
+        ),
+        ExpectationResult::Deleted => format!("deleted, expected {} bytes ({by})", entry.size),
+        ExpectationResult::Unconfirmed => format!(
+            "cannot tell: {unanswered} later write{} got no answer and what each would leave differs ({by})",
+            if unanswered == 1 { "" } else { "s" }
+        ),
+        ExpectationResult::NotChecked => format!(
+            "stored, but its bytes are not in the capture ({by})"
+        ),
+        ExpectationResult::NeverStored => String::new(),
+    };
+    if unanswered > 0 && e.result != ExpectationResult::Unconfirmed {
+        e.description.push_str(&format!(
+            "; {unanswered} later write{} got no answer",
+            if unanswered == 1 { "" } else { "s" }
+        ));
+    }
+    e
+}
