@@ -119,7 +119,7 @@ pub(crate) fn build(
         None => {
             let retries = match (summary.retried, summary.retries_differing) {
                 (0, _) => "none retried".to_string(),
-                (n, 0) => format!("{n} retried, all retries identical"),
+                (n, 0) => retries_without_difference(&attempt_groups, n),
                 (n, d) => {
                     format!("{n} retried, {d} retries differed but none was accepted with 2xx")
                 }
@@ -166,9 +166,9 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
         }
         let first_id = group[0];
         let mut first_body = exchanges[first_id].body.take();
-        let (first_len, first_expected) = {
+        let (first_len, first_expected, first_complete) = {
             let f = &exchanges[first_id];
-            (f.request.length, f.request.expected)
+            (f.request.length, f.request.expected, f.request.complete)
         };
         let mut list = Vec::new();
         for (n, &id) in group.iter().enumerate() {
@@ -205,6 +205,9 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
             };
             attempt.not_compared = why_not;
             let mut description = match (&attempt.comparison, &attempt.not_compared) {
+                (Some(c), _) if !first_complete && !c.is_difference() => {
+                    cut_then(first_len, number, ex.request.complete, ex.request.length)
+                }
                 (Some(c), _) => c.describe(number),
                 (None, Some(why)) => format!("attempt {number} not compared: {why}"),
                 (None, None) => String::new(),
@@ -251,6 +254,91 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
         });
     }
     out
+}
+
+/// A retry after a cut attempt 1 that sent the same bytes: said as what happened, not as
+/// "identical" (attempt 1 never sent them all).
+fn cut_then(first_len: u64, number: usize, complete: bool, len: u64) -> String {
+    if complete {
+        format!(
+            "attempt 1 was cut after {first_len} bytes; attempt {number} complete ({len} bytes, the same bytes up to the cut)"
+        )
+    } else {
+        format!(
+            "attempt 1 was cut after {first_len} bytes; attempt {number} was cut after {len} bytes (the same bytes up to there)"
+        )
+    }
+}
+
+/// The verdict's words for `n` retried uploads none of whose retries differed: identical
+/// retries, or retries after a cut attempt 1 (named with the cut, as the leg closest to the server
+/// saw it).
+fn retries_without_difference(groups: &[AttemptGroup], n: usize) -> String {
+    let rank = |g: &AttemptGroup| match g.leg {
+        Some(crate::direction::Leg::Upstream) => 0,
+        None => 1,
+        Some(crate::direction::Leg::Client) => 2,
+    };
+    let mut by_request: Vec<&AttemptGroup> = Vec::new();
+    for g in groups {
+        match by_request.iter_mut().find(|o| {
+            o.method == g.method
+                && super::target::origin_form(&o.target) == super::target::origin_form(&g.target)
+        }) {
+            Some(o) if rank(g) < rank(o) => *o = g,
+            Some(_) => {}
+            None => by_request.push(g),
+        }
+    }
+    let cut: Vec<&AttemptGroup> = by_request
+        .iter()
+        .copied()
+        .filter(|g| g.attempts.first().is_some_and(|a| !a.complete))
+        .collect();
+    match cut.as_slice() {
+        [] => format!("{n} retried, all retries identical"),
+        [g] if n == 1 => {
+            let last = g.attempts.last().expect("a group has attempts");
+            format!(
+                "1 retried: {}",
+                cut_then(
+                    g.attempts[0].length,
+                    last.number,
+                    last.complete,
+                    last.length
+                )
+            )
+        }
+        cut => {
+            let whole = cut
+                .iter()
+                .filter(|g| g.attempts.last().is_some_and(|a| a.complete))
+                .count();
+            let (lo, hi) = cut
+                .iter()
+                .map(|g| g.attempts[0].length)
+                .fold((u64::MAX, 0), |(lo, hi), l| (lo.min(l), hi.max(l)));
+            let after = if lo == hi {
+                format!("{lo}")
+            } else {
+                format!("{lo}-{hi}")
+            };
+            let mut s = if whole == n {
+                format!(
+                    "{n} retried: each cut on attempt 1 (after {after} bytes), then sent complete"
+                )
+            } else {
+                format!(
+                    "{n} retried: {} cut on attempt 1 (after {after} bytes), {whole} of them then sent complete",
+                    cut.len()
+                )
+            };
+            if cut.len() < n {
+                s.push_str(&format!(", {} retried identical", n - cut.len()));
+            }
+            s
+        }
+    }
 }
 
 fn describe_exchange(ex: &Exchange) -> String {

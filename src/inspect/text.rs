@@ -1,5 +1,7 @@
 //! Renders the report as the human text table `faultline inspect` prints by default.
 
+use super::content_address::Scheme;
+use super::exchange::Outcome;
 use super::leg;
 use super::model::{LegComparison, Report};
 use super::objects::Transfer;
@@ -78,6 +80,17 @@ impl Report {
                     .map(|f| f.text.trim_start_matches("faultline: ").to_string())
                     .collect::<Vec<_>>()
                     .join("; ");
+                // A response cut short says so here too, not only in --json.
+                let response_bytes =
+                    if ex.response.outcome == Outcome::Status && !ex.response.complete {
+                        format!(
+                            "{}/{} CUT",
+                            ex.response.body_length,
+                            ex.response_header("content-length").unwrap_or("?")
+                        )
+                    } else {
+                        ex.response.body_length.to_string()
+                    };
                 let _ = writeln!(
                     s,
                     "{:>4}  {:<27} {:<8} {:>4}  {:<6} {:<44} {:>22}  {:<16} {:>10}  {}",
@@ -89,7 +102,7 @@ impl Report {
                     truncate(&ex.target, 44),
                     body,
                     ex.response_text(),
-                    ex.response.body_length,
+                    response_bytes,
                     faults
                 );
             }
@@ -116,7 +129,10 @@ impl Report {
             for cc in &self.content_checks {
                 let ex = &self.exchanges[cc.exchange];
                 let result = cc.check.describe();
-                let algo = cc.address.algo.name();
+                let algo = match (cc.address.scheme, &cc.address.backend) {
+                    (Scheme::S3, Some(source)) => format!("{}, {source}", cc.address.algo.name()),
+                    _ => cc.address.algo.name().to_string(),
+                };
                 let _ = writeln!(
                     s,
                     "  #{} {} {} ({algo}): {result}",
@@ -201,6 +217,13 @@ impl Report {
                     (None, _) => "not in the capture".into(),
                 }
             );
+        }
+        if !self.expectations.is_empty() {
+            let _ = writeln!(s, "\nexpected objects (--expect):");
+            for e in &self.expectations {
+                let mark = if e.corrupt { "CORRUPT " } else { "" };
+                let _ = writeln!(s, "  {mark}{} (line {}): {}", e.path, e.line, e.description);
+            }
         }
         let compared: Vec<&LegComparison> = self
             .leg_comparisons
