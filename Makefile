@@ -13,6 +13,7 @@ test:
 	bash tests/install-deps.sh
 	bash tests/install-dvc.sh
 	bash tests/install-annex.sh
+	bash tests/install-s3.sh
 	cargo test --lib --bins --tests
 
 # Style gates that CI also runs.

@@ -166,9 +166,14 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
         }
         let first_id = group[0];
         let mut first_body = exchanges[first_id].body.take();
-        let (first_len, first_expected, first_complete) = {
+        let (first_len, first_expected, first_complete, first_status) = {
             let f = &exchanges[first_id];
-            (f.request.length, f.request.expected, f.request.complete)
+            (
+                f.request.length,
+                f.request.expected,
+                f.request.complete,
+                f.response.status,
+            )
         };
         let mut list = Vec::new();
         for (n, &id) in group.iter().enumerate() {
@@ -205,9 +210,12 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
             };
             attempt.not_compared = why_not;
             let mut description = match (&attempt.comparison, &attempt.not_compared) {
-                (Some(c), _) if !first_complete && !c.is_difference() => {
-                    cut_then(first_len, number, ex.request.complete, ex.request.length)
-                }
+                (Some(c), _) if !first_complete && !c.is_difference() => cut_then(
+                    &unfinished(first_status, first_len),
+                    number,
+                    ex.request.complete,
+                    ex.request.length,
+                ),
                 (Some(c), _) => c.describe(number),
                 (None, Some(why)) => format!("attempt {number} not compared: {why}"),
                 (None, None) => String::new(),
@@ -256,23 +264,33 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
     out
 }
 
-/// A retry after a cut attempt 1 that sent the same bytes: said as what happened, not as
+/// What happened to an attempt whose body never went whole: answered before it was all sent (a
+/// 503 to `Expect: 100-continue`, a 413), or cut.
+fn unfinished(status: Option<u16>, len: u64) -> String {
+    match status {
+        Some(s) if len == 0 => format!("answered {s} before its body was sent"),
+        Some(s) => format!("answered {s} after {len} bytes of its body"),
+        None => format!("cut after {len} bytes"),
+    }
+}
+
+/// A retry after an unfinished attempt 1 that sent the same bytes: said as what happened, not as
 /// "identical" (attempt 1 never sent them all).
-fn cut_then(first_len: u64, number: usize, complete: bool, len: u64) -> String {
+fn cut_then(first: &str, number: usize, complete: bool, len: u64) -> String {
     if complete {
         format!(
-            "attempt 1 was cut after {first_len} bytes; attempt {number} complete ({len} bytes, the same bytes up to the cut)"
+            "attempt 1 was {first}; attempt {number} complete ({len} bytes, the same bytes up to there)"
         )
     } else {
         format!(
-            "attempt 1 was cut after {first_len} bytes; attempt {number} was cut after {len} bytes (the same bytes up to there)"
+            "attempt 1 was {first}; attempt {number} was cut after {len} bytes (the same bytes up to there)"
         )
     }
 }
 
 /// The verdict's words for `n` retried uploads none of whose retries differed: identical
-/// retries, or retries after a cut attempt 1 (named with the cut, as the leg closest to the server
-/// saw it).
+/// retries, or retries after an unfinished attempt 1 (named as the leg closest to the server saw
+/// them).
 fn retries_without_difference(groups: &[AttemptGroup], n: usize) -> String {
     let rank = |g: &AttemptGroup| match g.leg {
         Some(crate::direction::Leg::Upstream) => 0,
@@ -295,18 +313,14 @@ fn retries_without_difference(groups: &[AttemptGroup], n: usize) -> String {
         .copied()
         .filter(|g| g.attempts.first().is_some_and(|a| !a.complete))
         .collect();
+    let first = |g: &AttemptGroup| unfinished(g.attempts[0].status, g.attempts[0].length);
     match cut.as_slice() {
         [] => format!("{n} retried, all retries identical"),
         [g] if n == 1 => {
             let last = g.attempts.last().expect("a group has attempts");
             format!(
                 "1 retried: {}",
-                cut_then(
-                    g.attempts[0].length,
-                    last.number,
-                    last.complete,
-                    last.length
-                )
+                cut_then(&first(g), last.number, last.complete, last.length)
             )
         }
         cut => {
@@ -314,22 +328,21 @@ fn retries_without_difference(groups: &[AttemptGroup], n: usize) -> String {
                 .iter()
                 .filter(|g| g.attempts.last().is_some_and(|a| a.complete))
                 .count();
-            let (lo, hi) = cut
-                .iter()
-                .map(|g| g.attempts[0].length)
-                .fold((u64::MAX, 0), |(lo, hi), l| (lo.min(l), hi.max(l)));
-            let after = if lo == hi {
-                format!("{lo}")
+            let phrase = first(cut[0]);
+            let what = if cut.iter().all(|g| first(g) == phrase) {
+                phrase
             } else {
-                format!("{lo}-{hi}")
+                let (lo, hi) = cut
+                    .iter()
+                    .map(|g| g.attempts[0].length)
+                    .fold((u64::MAX, 0), |(lo, hi), l| (lo.min(l), hi.max(l)));
+                format!("cut after {lo} to {hi} bytes")
             };
             let mut s = if whole == n {
-                format!(
-                    "{n} retried: each cut on attempt 1 (after {after} bytes), then sent complete"
-                )
+                format!("{n} retried: attempt 1 of each was {what}, then sent complete")
             } else {
                 format!(
-                    "{n} retried: {} cut on attempt 1 (after {after} bytes), {whole} of them then sent complete",
+                    "{n} retried: attempt 1 of {} was {what}, {whole} of them then sent complete",
                     cut.len()
                 )
             };
