@@ -19,7 +19,7 @@ use super::leg;
 use super::objects::{ObjectCheck, Piece, Transfer};
 use super::s3_checksum;
 use super::s3_content::{self, Content};
-use super::s3_request::{unquote, Operation, S3Request};
+use super::s3_request::{element, unescape, unquote, Operation, S3Request};
 
 /// Largest CompleteMultipartUpload body read (10,000 parts of ~100 bytes each fit).
 const MAX_COMPLETE_BODY: u64 = 4 * 1024 * 1024;
@@ -136,7 +136,7 @@ fn assemble_one(
         }
     }
     let computed = whole.then(|| s3_checksum::multipart_etag(&md5s)).flatten();
-    let answered = complete_etag(&exchanges[id]);
+    let answered = req.etag.clone();
     let no_answer = req.status.is_none();
     let check = match (&computed, &answered) {
         _ if !whole => None,
@@ -152,6 +152,11 @@ fn assemble_one(
             reason: if no_answer {
                 "CompleteMultipartUpload got no answer: whether S3 assembled the object is unknown"
                     .into()
+            } else if !exchanges[id].response.complete {
+                format!(
+                    "CompleteMultipartUpload was answered {} but the answer was cut before its ETag",
+                    exchanges[id].response_text()
+                )
             } else {
                 format!(
                     "CompleteMultipartUpload was answered {} without an ETag",
@@ -260,33 +265,6 @@ fn parse_listing(xml: &str) -> Vec<Listed> {
         rest = &after[end..];
     }
     out
-}
-
-/// The text of the first `<name>…</name>` in `xml`.
-fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
-    let open = format!("<{name}>");
-    let close = format!("</{name}>");
-    let start = xml.find(&open)? + open.len();
-    let len = xml[start..].find(&close)?;
-    Some(&xml[start..start + len])
-}
-
-/// XML's predefined entities and numeric quotes, as S3 escapes ETags (`&quot;`, `&#34;`).
-fn unescape(text: &str) -> String {
-    text.replace("&quot;", "\"")
-        .replace("&#34;", "\"")
-        .replace("&#x22;", "\"")
-        .replace("&apos;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-/// The ETag in a CompleteMultipartUpload answer's XML (the ETag header is absent there).
-fn complete_etag(ex: &Exchange) -> Option<String> {
-    let text = String::from_utf8_lossy(&ex.response_text);
-    let result = text.find("<CompleteMultipartUploadResult")?;
-    element(&text[result..], "ETag").map(|e| unquote(&unescape(e)))
 }
 
 #[cfg(test)]
