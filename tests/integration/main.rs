@@ -9,6 +9,7 @@ mod dvc;
 mod http;
 mod inspect;
 mod inspect_schema;
+mod s3;
 mod store;
 mod support;
 mod tcp;
