@@ -271,13 +271,19 @@ fn check_read(
     } else {
         "GET"
     };
+    let leg_name = leg::name(ex.leg);
     let Some(agreeing) = candidates.iter().position(agrees) else {
         let last = &candidates[0];
         let c = last
             .content
-            .as_ref()
+            .clone()
             .expect("a disagreeing candidate has content");
         let size_differs = r.reported_size.is_some_and(|s| s != c.length);
+        let etags = format!(
+            "ETag {}, the uploaded bytes make {}",
+            r.etag.as_deref().unwrap_or("?"),
+            c.etag.as_deref().unwrap_or("?")
+        );
         let detail = if size_differs {
             format!(
                 "s3 returned size {} for {}, uploaded {}",
@@ -286,17 +292,17 @@ fn check_read(
                 c.length
             )
         } else {
-            format!(
-                "s3 returned ETag {} for {}, the uploaded bytes make {}",
-                r.etag.as_deref().unwrap_or("?"),
-                r.path,
-                c.etag.as_deref().unwrap_or("?")
-            )
+            match differing_offset(exchanges, r, &c) {
+                Some(offset) => format!(
+                    "s3 returned other bytes for {} than were uploaded: they differ at offset {offset} ({etags})",
+                    r.path
+                ),
+                None => format!("s3 returned {etags} for {}", r.path),
+            }
         };
         findings.push(format!(
-            "CORRUPT: {detail} ({what} exchange {}, {} leg; {} exchange {}{})",
+            "CORRUPT: {detail} ({what} exchange {}, {leg_name} leg; {} exchange {}{})",
             r.exchange,
-            leg::name(ex.leg),
             last.how,
             last.exchange,
             if candidates.len() > 1 {
@@ -319,29 +325,37 @@ fn check_read(
     let Some(content) = holding.content.as_ref().filter(|c| c.readable) else {
         return;
     };
-    let start = if r.status == Some(206) {
-        exchanges[r.exchange]
-            .response_header("content-range")
-            .and_then(|v| v.trim().strip_prefix("bytes"))
-            .and_then(|v| v.trim().split('-').next())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-    } else {
-        Some(0)
-    };
-    let Some(start) = start else { return };
-    let got = exchanges[r.exchange].response.body_length;
-    if start + got > content.length || exchanges[r.exchange].response_body.is_none() {
-        return;
-    }
-    let spans = content.spans.clone();
-    if let Ok(Some(offset)) = s3_content::first_difference(exchanges, &spans, r.exchange, start) {
+    if let Some(offset) = differing_offset(exchanges, r, content) {
         findings.push(format!(
-            "CORRUPT: s3 returned other bytes for {} than were uploaded: they differ at offset {offset} (GET exchange {}, {} leg; {} exchange {})",
+            "CORRUPT: s3 returned other bytes for {} than were uploaded: they differ at offset {offset} (GET exchange {}, {leg_name} leg; {} exchange {})",
             r.path,
             r.exchange,
-            leg::name(exchanges[r.exchange].leg),
             holding.how,
             holding.exchange
         ));
     }
+}
+
+/// The first object offset where a GET's body differs from `content` (both readable, the body
+/// inside the object); `None` when they agree or cannot be compared.
+fn differing_offset(exchanges: &mut [Exchange], r: &S3Request, content: &Content) -> Option<u64> {
+    if r.operation != Operation::GetObject || !content.readable {
+        return None;
+    }
+    let ex = &exchanges[r.exchange];
+    let start = if r.status == Some(206) {
+        ex.response_header("content-range")
+            .and_then(|v| v.trim().strip_prefix("bytes"))
+            .and_then(|v| v.trim().split('-').next())
+            .and_then(|v| v.trim().parse::<u64>().ok())?
+    } else {
+        0
+    };
+    let got = ex.response.body_length;
+    if start + got > content.length || ex.response_body.is_none() {
+        return None;
+    }
+    s3_content::first_difference(exchanges, &content.spans, r.exchange, start)
+        .ok()
+        .flatten()
 }

@@ -470,7 +470,11 @@ fn tshark_agrees(capture: &Path, ports: &[u16], json: &serde_json::Value) {
         .iter()
         .filter(|e| e["request"]["complete"] == true)
         .count();
-    assert_eq!(seen.lines().count(), whole, "tshark's HTTP requests: {seen}");
+    assert_eq!(
+        seen.lines().count(),
+        whole,
+        "tshark's HTTP requests: {seen}"
+    );
     let problems = tshark::expert_problems(capture);
     assert!(problems.is_empty(), "tshark expert problems: {problems:#?}");
 }
@@ -642,4 +646,281 @@ fn proxy_port(json: &serde_json::Value) -> u16 {
         .and_then(|s| s.rsplit(':').next())
         .and_then(|p| p.parse().ok())
         .expect("a client leg flow")
+}
+
+/// The AWS CLI with faultline as its HTTP_PROXY (forward mode), the resets of `s3-reset-put`:
+/// `aws s3 cp` of 10,000,000 bytes (two parts: the CLI's 8 MiB chunks) and `aws s3api
+/// put-object`. The client leg carries absolute-form targets, the upstream leg origin-form; both
+/// name the same S3 objects, moto holds the right bytes, and inspect and the audit agree.
+#[test]
+fn aws_cli_through_forward_mode_resets_are_rewound_and_audited() {
+    let lab = Lab::new("s3-forward");
+    let (moto, moto_addr) = lab.moto();
+    lab.boto3(moto_addr, &[["mb", "bkt", "-", "-"]]);
+    let forward = lab.tmp.write(
+        "s3-forward-reset-put.toml",
+        &fs::read_to_string(scenario("s3-reset-put"))
+            .expect("read s3-reset-put")
+            .replace("[proxy]\n", "[proxy]\nmode = \"forward\"\n")
+            .replace("upstream = \"127.0.0.1:5000\"\n", ""),
+    );
+    let proxy = lab.proxy(&forward, None);
+    let (big, big_bytes) = lab.file("cli.bin", 10_000_000, 4);
+    let (small, small_bytes) = lab.file("small.bin", 200_000, 5);
+    let endpoint = format!("http://{moto_addr}");
+    let cp = lab.run(
+        "aws",
+        &[
+            "--endpoint-url",
+            &endpoint,
+            "s3",
+            "cp",
+            big.to_str().expect("utf-8"),
+            "s3://bkt/dir/cli.bin",
+            "--only-show-errors",
+        ],
+        Some(proxy.addr),
+    );
+    assert!(cp.status.success(), "aws s3 cp:\n{}", cp.output());
+    let put = lab.run(
+        "aws",
+        &[
+            "--endpoint-url",
+            &endpoint,
+            "s3api",
+            "put-object",
+            "--bucket",
+            "bkt",
+            "--key",
+            "small.bin",
+            "--body",
+            small.to_str().expect("utf-8"),
+        ],
+        Some(proxy.addr),
+    );
+    assert!(
+        put.status.success(),
+        "aws s3api put-object:\n{}",
+        put.output()
+    );
+    assert!(
+        put.stdout.contains(&md5_hex(&small_bytes)),
+        "the CLI printed the ETag: {}",
+        put.stdout
+    );
+    let capture = proxy.stop();
+    ground_truth(&lab, moto_addr, "dir/cli.bin", &big_bytes);
+    ground_truth(&lab, moto_addr, "small.bin", &small_bytes);
+    moto.stop();
+
+    let manifest = lab.manifest(
+        "manifest.txt",
+        &format!(
+            "/bkt/dir/cli.bin 10000000 {}\n/bkt/small.bin 200000 {}\n",
+            md5_hex(&big_bytes),
+            sha256_hex(&small_bytes)
+        ),
+    );
+    let (json, code, text) = lab.inspect(&capture, Some(&manifest));
+    assert_eq!(code, Some(0), "{:?}\n{text}", findings(&json));
+    let exchanges = list(&json, "exchanges");
+    assert!(
+        exchanges
+            .iter()
+            .filter(|e| e["leg"] == "client")
+            .all(|e| e["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(&format!("http://{moto_addr}/bkt/")))),
+        "absolute-form on the client leg"
+    );
+    for r in list(&json, "s3") {
+        assert_eq!(r["style"], "path", "{r:#}");
+        assert!(
+            r["path"] == "/bkt/dir/cli.bin" || r["path"] == "/bkt/small.bin",
+            "{r:#}"
+        );
+    }
+    for leg in ["client", "upstream"] {
+        let object = multipart(&json, "/bkt/dir/cli.bin", leg);
+        assert_eq!(object["check"]["result"], "matches", "{object:#}");
+        assert_eq!(object["pieces"].as_array().map(Vec::len), Some(2));
+        assert_eq!(object["pieces"][1]["offset"], 8 * MIB);
+    }
+    let checks = s3_checks(&json);
+    assert!(!checks.is_empty());
+    assert!(
+        checks.iter().all(|c| c["check"]["result"] == "matches"),
+        "{checks:#?}"
+    );
+    // Parts and the put on both legs: none without its S3 checks.
+    let checked: BTreeSet<u64> = checks
+        .iter()
+        .filter_map(|c| c["exchange"].as_u64())
+        .collect();
+    let whole_puts = exchanges
+        .iter()
+        .filter(|e| e["method"] == "PUT" && e["request"]["complete"] == true)
+        .count();
+    assert_eq!(checked.len(), whole_puts, "{checked:?}");
+    let expectations = list(&json, "expectations");
+    assert!(
+        expectations.iter().all(|e| e["result"] == "matches"),
+        "{expectations:#?}"
+    );
+}
+
+/// The shipped throttling, cut-download and lost-Complete scenarios with boto3 against one moto:
+/// botocore retries the throttled PUT (a 503 answered before the body, per `Expect:
+/// 100-continue`), download_file fetches a cut download again, upload_file retries a Complete
+/// whose answer was lost (moto answers the retry 200). Every object is right in moto; inspect is
+/// clean and says what happened.
+#[test]
+fn boto3_throttled_cut_and_uncommitted_runs_end_clean_and_say_what_happened() {
+    let lab = Lab::new("s3-scenarios");
+    let (moto, moto_addr) = lab.moto();
+    lab.boto3(moto_addr, &[["mb", "bkt", "-", "-"]]);
+    let (file, bytes) = lab.file("file.bin", 3_000_000, 6);
+    let (big, big_bytes) = lab.file("big.bin", MULTIPART, 7);
+    let file_s = file.to_str().expect("utf-8").to_string();
+    let big_s = big.to_str().expect("utf-8").to_string();
+
+    // 503 SlowDown on attempt 1 of each PUT.
+    let proxy = lab.proxy(&scenario("s3-503-slowdown-first-attempt"), Some(moto_addr));
+    let done = lab.boto3(proxy.addr, &[["put", "bkt", "throttled.bin", &file_s]]);
+    assert_eq!(done[0]["retries"], 1, "botocore retried the 503: {done:?}");
+    let capture = proxy.stop();
+    ground_truth(&lab, moto_addr, "throttled.bin", &bytes);
+    let (json, code, _) = lab.inspect(&capture, None);
+    assert_eq!(code, Some(0), "{:?}", findings(&json));
+    assert!(
+        json["verdict_line"].as_str().is_some_and(|v| v
+            .contains("attempt 1 was answered 503 before its body was sent; attempt 2 complete")),
+        "{}",
+        json["verdict_line"]
+    );
+
+    // The first GET of the object cut after 1 MiB: download_file fetches it again.
+    lab.boto3(moto_addr, &[["put", "bkt", "cut.bin", &file_s]]);
+    let proxy = lab.proxy(&scenario("s3-truncate-get"), Some(moto_addr));
+    let out = lab.dir("files/downloaded.bin");
+    lab.boto3(
+        proxy.addr,
+        &[["download", "bkt", "cut.bin", out.to_str().expect("utf-8")]],
+    );
+    assert!(
+        fs::read(&out).expect("downloaded") == bytes,
+        "the download is whole"
+    );
+    let capture = proxy.stop();
+    let (json, code, text) = lab.inspect(&capture, None);
+    assert_eq!(code, Some(0), "{:?}", findings(&json));
+    let gets: Vec<&serde_json::Value> = list(&json, "exchanges")
+        .iter()
+        .filter(|e| e["method"] == "GET" && e["leg"] == "client")
+        .collect();
+    assert_eq!(gets.len(), 2, "the cut GET and the one that followed");
+    assert_eq!(gets[0]["response"]["complete"], false);
+    assert_eq!(gets[0]["response"]["body_length"], MIB);
+    assert!(
+        text.contains(&format!("{MIB}/3000000 CUT")),
+        "the cut response is marked in the table:\n{text}"
+    );
+    let get_checks: Vec<&serde_json::Value> = s3_checks(&json)
+        .into_iter()
+        .filter(|c| c["exchange"] == gets[1]["id"])
+        .collect();
+    assert!(
+        get_checks.iter().any(|c| c["address"]["backend"] == "ETag")
+            && get_checks.iter().all(|c| c["check"]["result"] == "matches"),
+        "the whole download checked against its ETag: {get_checks:#?}"
+    );
+
+    // The answer to the first CompleteMultipartUpload dropped: upload_file retries it.
+    let proxy = lab.proxy(&scenario("s3-drop-complete-multipart"), Some(moto_addr));
+    lab.boto3(proxy.addr, &[["upload", "bkt", "big.bin", &big_s]]);
+    let capture = proxy.stop();
+    ground_truth(&lab, moto_addr, "big.bin", &big_bytes);
+    moto.stop();
+    let manifest = lab.manifest("m.txt", &format!("/bkt/big.bin {MULTIPART}\n"));
+    let (json, code, _) = lab.inspect(&capture, Some(&manifest));
+    assert_eq!(code, Some(0), "{:?}", findings(&json));
+    let completes: Vec<&serde_json::Value> = list(&json, "s3")
+        .iter()
+        .filter(|r| r["operation"] == "CompleteMultipartUpload")
+        .collect();
+    assert_eq!(
+        completes.len(),
+        4,
+        "two attempts on each leg: {completes:#?}"
+    );
+    let lost = &json["exchanges"][completes[0]["exchange"].as_u64().expect("id") as usize];
+    assert_eq!(lost["response"]["outcome"], "connection_reset", "{lost:#}");
+    let client_objects: Vec<&serde_json::Value> = list(&json, "objects")
+        .iter()
+        .filter(|o| o["leg"] == "client" && o["address"]["key"] == "/bkt/big.bin")
+        .collect();
+    assert_eq!(client_objects.len(), 2, "{client_objects:#?}");
+    assert_eq!(client_objects[0]["check"]["result"], "not_checked");
+    assert!(client_objects[0]["check"]["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("got no answer")));
+    assert_eq!(client_objects[1]["check"]["result"], "matches");
+    assert_eq!(list(&json, "expectations")[0]["result"], "matches");
+}
+
+/// An object overwritten behind faultline's back (straight to moto): a later HEAD through
+/// faultline reports another size than the upload the capture shows, a finding; and a GET with
+/// the other bytes names the offset where they differ.
+#[test]
+fn a_head_or_get_reporting_other_bytes_than_uploaded_is_corrupt() {
+    let lab = Lab::new("s3-head");
+    let (moto, moto_addr) = lab.moto();
+    lab.boto3(moto_addr, &[["mb", "bkt", "-", "-"]]);
+    let (first, _) = lab.file("first.bin", 100_000, 8);
+    let mut other = random_bytes(100_000, 8);
+    other[70_000] ^= 0xff;
+    let changed = lab.dir("files/changed.bin");
+    fs::write(&changed, &other).expect("write");
+    let (short, _) = lab.file("short.bin", 60_000, 9);
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let proxy = lab.proxy(&scenario("s3-reset-put"), Some(moto_addr));
+    lab.boto3(
+        proxy.addr,
+        &[
+            ["put", "bkt", "sized.bin", &s(&first)],
+            ["put", "bkt", "flipped.bin", &s(&first)],
+        ],
+    );
+    lab.boto3(
+        moto_addr,
+        &[
+            ["put", "bkt", "sized.bin", &s(&short)],
+            ["put", "bkt", "flipped.bin", &s(&changed)],
+        ],
+    );
+    let read = lab.dir("files/read.bin");
+    lab.boto3(
+        proxy.addr,
+        &[
+            ["head", "bkt", "sized.bin", "-"],
+            ["get", "bkt", "flipped.bin", &s(&read)],
+        ],
+    );
+    let capture = proxy.stop();
+    moto.stop();
+    let (json, code, _) = lab.inspect(&capture, None);
+    assert_eq!(code, Some(1));
+    let found = findings(&json);
+    assert!(
+        found.iter().any(|f| f.starts_with(
+            "CORRUPT: s3 returned size 60000 for /bkt/sized.bin, uploaded 100000 (HEAD exchange"
+        )),
+        "{found:#?}"
+    );
+    assert!(
+        found.iter().any(|f| f.starts_with(
+            "CORRUPT: s3 returned other bytes for /bkt/flipped.bin than were uploaded: they differ at offset 70000"
+        )),
+        "{found:#?}"
+    );
 }
