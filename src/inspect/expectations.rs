@@ -259,3 +259,113 @@ fn expect(report: &Report, entry: &Entry) -> Expectation {
     }
     e
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inspect::exchange::{Exchange, FlowOutcome};
+    use crate::inspect::model::CaptureInfo;
+    use crate::inspect::reassembly::FlowInfo;
+    use crate::inspect::s3::tests::s3_exchange;
+    use crate::inspect::LegFilter;
+
+    fn report(exchanges: Vec<Exchange>) -> Report {
+        let info = FlowInfo {
+            id: 1,
+            interface: Some("upstream leg".into()),
+            client: "127.0.0.1:1".parse().expect("addr"),
+            server: "127.0.0.1:2".parse().expect("addr"),
+            opened_ns: 0,
+            saw_syn: true,
+        };
+        let outcome = FlowOutcome {
+            exchanges,
+            http: true,
+            warnings: Vec::new(),
+            faults: Vec::new(),
+        };
+        let capture = CaptureInfo {
+            path: "x".into(),
+            format: "pcapng",
+            sections: 1,
+            packets: 0,
+            tcp_segments: 0,
+            damage: None,
+        };
+        crate::inspect::analysis::build(capture, LegFilter::Both, vec![(info, outcome)])
+    }
+
+    fn plain(id: usize, method: &str, target: &str, body: &[u8], status: Option<u16>) -> Exchange {
+        let mut ex = s3_exchange(id, method, target, body, &[], status, None);
+        ex.request_headers.clear(); // not S3: a DVC remote or the built-in store
+        ex
+    }
+
+    #[test]
+    fn each_line_is_compared_with_the_last_acknowledged_write() {
+        let five = vec![5u8; 5];
+        let mut r = report(vec![
+            plain(0, "PUT", "/files/md5/ab/c", &five, Some(201)),
+            plain(1, "PUT", "/store/zero.bin", b"", Some(201)),
+            plain(2, "PUT", "/store/gone.bin", &five, Some(201)),
+            plain(3, "DELETE", "/store/gone.bin", b"", Some(204)),
+            plain(4, "PUT", "/store/refused.bin", &five, Some(500)),
+            s3_exchange(5, "PUT", "/bkt/my%20key", &five, &[], Some(200), None),
+            s3_exchange(6, "PUT", "/bkt/maybe", &five, &[], Some(200), None),
+            s3_exchange(7, "PUT", "/bkt/maybe", b"12345678", &[], None, None),
+        ]);
+        let md5_five = hex::encode(<md5::Md5 as md5::Digest>::digest(&five));
+        let text = format!(
+            "/files/md5/ab/c 5 {md5_five}\n/store/zero.bin 5000000\n/store/gone.bin 5\n\
+             /store/refused.bin 5\n/store/never.bin 1\n/bkt/my%20key 5 {}\n/bkt/maybe 5\n",
+            "0".repeat(64)
+        );
+        let manifest = Manifest::parse("m", text.as_bytes()).expect("manifest");
+        r.audit(&manifest);
+        let results: Vec<(&str, ExpectationResult, bool)> = r
+            .expectations
+            .iter()
+            .map(|e| (e.path.as_str(), e.result, e.corrupt))
+            .collect();
+        use ExpectationResult::*;
+        assert_eq!(
+            results,
+            vec![
+                ("/files/md5/ab/c", Matches, false),
+                ("/store/zero.bin", SizeMismatch, true),
+                ("/store/gone.bin", Deleted, true),
+                ("/store/refused.bin", NeverStored, true),
+                ("/store/never.bin", NeverStored, true),
+                ("/bkt/my key", DigestMismatch, true),
+                ("/bkt/maybe", Unconfirmed, false),
+            ]
+        );
+        assert_eq!(r.verdict, Verdict::Corrupt);
+        let f = &r.findings;
+        assert!(
+            f.contains(&"CORRUPT: /store/zero.bin: stored 0 bytes, expected 5000000 (PUT exchange 1, upstream leg, status 201)".to_string()),
+            "{f:#?}"
+        );
+        assert!(
+            f.iter().any(|l| l.starts_with("CORRUPT: /store/refused.bin: never stored, expected 5 bytes: 1 write in the capture (upstream leg), none answered 2xx (the last, exchange 4: status 500)")),
+            "{f:#?}"
+        );
+        assert_eq!(
+            r.verdict_line,
+            format!("{} (and {} more)", f[0], f.len() - 1)
+        );
+    }
+
+    #[test]
+    fn a_clean_audit_says_so_in_the_verdict() {
+        let mut r = report(vec![plain(0, "PUT", "/a", b"abc", Some(201))]);
+        r.audit(&Manifest::parse("m", b"/a 3\n").expect("manifest"));
+        assert_eq!(r.verdict, Verdict::Clean);
+        assert!(
+            r.verdict_line
+                .ends_with(", 1 of 1 expected objects stored as listed"),
+            "{}",
+            r.verdict_line
+        );
+    }
+}

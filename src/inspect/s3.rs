@@ -267,3 +267,315 @@ fn download_checks(
         });
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::direction::Leg;
+    use crate::inspect::aws_chunked::tests::encode;
+    use crate::inspect::body_store::{MemoryUse, RetainedBody};
+    use crate::inspect::legs::tests::exchange;
+    use base64::Engine;
+    use md5::{Digest, Md5};
+    use sha2::Sha256;
+
+    pub(crate) fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    pub(crate) fn crc32(bytes: &[u8]) -> String {
+        let mut h = crate::inspect::digest::Hasher::new(HashAlgo::Crc32).expect("crc32");
+        h.update(bytes);
+        b64(&hex::decode(h.finish_hex()).expect("hex"))
+    }
+
+    /// An S3 request on the upstream leg whose body (`body`) arrived whole, answered `status`
+    /// (`None`: no answer) with `etag`.
+    pub(crate) fn s3_exchange(
+        id: usize,
+        method: &str,
+        target: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+        status: Option<u16>,
+        etag: Option<&str>,
+    ) -> Exchange {
+        let mut ex = exchange(id, Leg::Upstream, id as u64, method, target, Some("h:9000"));
+        ex.request.length = body.len() as u64;
+        ex.request.expected = Some(body.len() as u64);
+        ex.request.md5 = hex::encode(Md5::digest(body));
+        ex.request.sha256 = hex::encode(Sha256::digest(body));
+        let mut retained = RetainedBody::new(MemoryUse::default());
+        retained.append(body);
+        ex.body = Some(retained);
+        ex.request_headers = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        if !headers.iter().any(|(n, _)| *n == "x-amz-content-sha256") {
+            ex.request_headers
+                .push(("x-amz-content-sha256".into(), "UNSIGNED-PAYLOAD".into()));
+        }
+        ex.response.status = status;
+        if status.is_none() {
+            ex.response.outcome = crate::inspect::Outcome::ConnectionReset;
+        }
+        if let Some(e) = etag {
+            ex.response_headers
+                .push(("etag".into(), format!("\"{e}\"")));
+        }
+        ex
+    }
+
+    fn md5_hex(bytes: &[u8]) -> String {
+        hex::encode(Md5::digest(bytes))
+    }
+
+    #[test]
+    fn a_checksum_that_does_not_match_is_corrupt_unless_s3_refused_it() {
+        let body = b"hello s3".to_vec();
+        let crc_of_other = crc32(b"hello S3");
+        let headers = [("x-amz-checksum-crc32", crc_of_other.as_str())];
+        let mut exchanges = vec![
+            s3_exchange(
+                0,
+                "PUT",
+                "/bkt/a",
+                &body,
+                &headers,
+                Some(200),
+                Some(&md5_hex(&body)),
+            ),
+            s3_exchange(1, "PUT", "/bkt/b", &body, &headers, Some(400), None),
+        ];
+        let mut findings = Vec::new();
+        let s3 = analyse(&mut exchanges, &mut findings);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].starts_with("CORRUPT: s3 PutObject /bkt/a (upstream leg, exchange 0, status 200): x-amz-checksum-crc32 says"),
+            "{findings:?}"
+        );
+        let refused: Vec<&ContentCheck> = s3.checks.iter().filter(|c| c.exchange == 1).collect();
+        assert_eq!(refused.len(), 1);
+        assert!(refused[0].check.is_mismatch() && !refused[0].corrupt);
+        let etag = s3
+            .checks
+            .iter()
+            .find(|c| c.address.backend.as_deref() == Some("ETag"))
+            .expect("the answered ETag is checked");
+        assert_eq!(etag.check, crate::inspect::AddressCheck::Matches);
+    }
+
+    #[test]
+    fn an_answered_etag_other_than_the_bytes_is_corrupt() {
+        let body = vec![7u8; 1000];
+        let mut exchanges = vec![s3_exchange(
+            0,
+            "PUT",
+            "/bkt/a",
+            &body,
+            &[],
+            Some(200),
+            Some(&md5_hex(b"other")),
+        )];
+        let mut findings = Vec::new();
+        analyse(&mut exchanges, &mut findings);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(findings[0].contains("S3 answered ETag"), "{findings:?}");
+    }
+
+    #[test]
+    fn aws_chunked_bodies_are_decoded_and_their_trailers_checked() {
+        let data: Vec<u8> = (0..150_000u32).map(|i| (i % 253) as u8).collect();
+        let crc = crc32(&data);
+        let raw = encode(&data, 65_536, true, &[("x-amz-checksum-crc32", &crc)]);
+        let len = data.len().to_string();
+        let headers = [
+            (
+                "x-amz-content-sha256",
+                "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+            ),
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-decoded-content-length", len.as_str()),
+            ("x-amz-trailer", "x-amz-checksum-crc32"),
+        ];
+        let mut exchanges = vec![s3_exchange(
+            0,
+            "PUT",
+            "/bkt/streamed",
+            &raw,
+            &headers,
+            Some(200),
+            Some(&md5_hex(&data)),
+        )];
+        let mut findings = Vec::new();
+        let s3 = analyse(&mut exchanges, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+        let sources: Vec<(&str, bool)> = s3
+            .checks
+            .iter()
+            .map(|c| {
+                (
+                    c.address.backend.as_deref().unwrap_or(""),
+                    c.check == crate::inspect::AddressCheck::Matches,
+                )
+            })
+            .collect();
+        assert_eq!(
+            sources,
+            vec![("x-amz-checksum-crc32 trailer", true), ("ETag", true)]
+        );
+        let state = &s3.paths[0];
+        let stored = state
+            .confirmed
+            .as_ref()
+            .and_then(|h| h.content.as_ref())
+            .expect("stored");
+        assert_eq!(stored.length, 150_000);
+        assert_eq!(stored.md5.as_deref(), Some(md5_hex(&data).as_str()));
+
+        // The same body announcing another decoded length: S3 stored something it should not have.
+        let headers = [
+            ("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+            ("x-amz-decoded-content-length", "200000"),
+        ];
+        let mut exchanges = vec![s3_exchange(
+            0,
+            "PUT",
+            "/bkt/s",
+            &raw,
+            &headers,
+            Some(200),
+            None,
+        )];
+        let mut findings = Vec::new();
+        analyse(&mut exchanges, &mut findings);
+        assert!(
+            findings.iter().any(|f| {
+                f.contains(
+                "aws-chunked body decodes to 150000 bytes, x-amz-decoded-content-length says 200000"
+            )
+            }),
+            "{findings:?}"
+        );
+    }
+
+    /// Part 1 sent twice (the first answered 500 with other bytes), part 2 once; the Complete
+    /// lists both: the object is the acknowledged parts, in listing order.
+    fn multipart_run(answered: &str) -> (Vec<Exchange>, Vec<u8>, String) {
+        let p1: Vec<u8> = vec![1u8; 5_000];
+        let p2: Vec<u8> = vec![2u8; 3_000];
+        let q = |n: u32| format!("/bkt/obj?uploadId=U1&partNumber={n}");
+        let listing = format!(
+            "<CompleteMultipartUpload><Part><ETag>\"{}\"</ETag><PartNumber>1</PartNumber></Part><Part><ETag>\"{}\"</ETag><PartNumber>2</PartNumber></Part></CompleteMultipartUpload>",
+            md5_hex(&p1),
+            md5_hex(&p2)
+        );
+        let mut complete = s3_exchange(
+            4,
+            "POST",
+            "/bkt/obj?uploadId=U1",
+            listing.as_bytes(),
+            &[],
+            Some(200),
+            None,
+        );
+        complete.response_text = format!(
+            "<CompleteMultipartUploadResult><Bucket>bkt</Bucket><Key>obj</Key><ETag>&quot;{answered}&quot;</ETag></CompleteMultipartUploadResult>"
+        )
+        .into_bytes();
+        let exchanges = vec![
+            s3_exchange(0, "POST", "/bkt/obj?uploads", b"", &[], Some(200), None),
+            s3_exchange(1, "PUT", &q(1), &[9u8; 5_000], &[], Some(500), None),
+            s3_exchange(2, "PUT", &q(2), &p2, &[], Some(200), Some(&md5_hex(&p2))),
+            s3_exchange(3, "PUT", &q(1), &p1, &[], Some(200), Some(&md5_hex(&p1))),
+            complete,
+        ];
+        let parts = [md5_hex(&p1), md5_hex(&p2)];
+        let etag = crate::inspect::s3_checksum::multipart_etag(&parts).expect("etag");
+        let mut whole = p1;
+        whole.extend(p2);
+        (exchanges, whole, etag)
+    }
+
+    #[test]
+    fn multipart_objects_are_the_acknowledged_parts_in_listing_order() {
+        let (mut exchanges, whole, etag) = multipart_run("placeholder");
+        exchanges[4].response_text = String::from_utf8_lossy(&exchanges[4].response_text)
+            .replace("placeholder", &etag)
+            .into_bytes();
+        let mut findings = Vec::new();
+        let s3 = analyse(&mut exchanges, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(s3.objects.len(), 1);
+        let o = &s3.objects[0];
+        assert_eq!(
+            o.check,
+            Some(crate::inspect::AddressCheck::Matches),
+            "{o:?}"
+        );
+        let pieces: Vec<(usize, u64, u64)> = o
+            .pieces
+            .iter()
+            .map(|p| (p.exchange, p.offset, p.length))
+            .collect();
+        assert_eq!(pieces, vec![(3, 0, 5_000), (2, 5_000, 3_000)]);
+        let stored = s3
+            .paths
+            .iter()
+            .find(|p| p.path == "/bkt/obj")
+            .expect("the object");
+        let content = stored
+            .confirmed
+            .as_ref()
+            .and_then(|h| h.content.as_ref())
+            .expect("bytes");
+        assert_eq!(content.length, 8_000);
+        assert_eq!(content.md5.as_deref(), Some(md5_hex(&whole).as_str()));
+    }
+
+    #[test]
+    fn a_multipart_etag_other_than_the_parts_make_is_corrupt() {
+        let (mut exchanges, _, etag) = multipart_run("0123456789abcdef0123456789abcdef-2");
+        let mut findings = Vec::new();
+        analyse(&mut exchanges, &mut findings);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].starts_with("CORRUPT: s3 multipart upload of /bkt/obj (upstream leg, CompleteMultipartUpload exchange 4, status 200): S3 answered ETag 0123456789abcdef0123456789abcdef-2, the acknowledged parts (exchanges 3, 2) make")
+                && findings[0].contains(&etag),
+            "{findings:?}"
+        );
+    }
+
+    #[test]
+    fn an_unanswered_write_that_a_head_shows_is_what_the_path_holds() {
+        let a = vec![1u8; 100];
+        let b = vec![2u8; 200];
+        let mut head = s3_exchange(2, "HEAD", "/bkt/k", b"", &[], Some(200), Some(&md5_hex(&b)));
+        head.response_headers
+            .push(("content-length".into(), "200".into()));
+        let mut exchanges = vec![
+            s3_exchange(0, "PUT", "/bkt/k", &a, &[], Some(200), Some(&md5_hex(&a))),
+            s3_exchange(1, "PUT", "/bkt/k", &b, &[], None, None),
+            head,
+        ];
+        let mut findings = Vec::new();
+        let s3 = analyse(&mut exchanges, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+        let state = &s3.paths[0];
+        assert_eq!(state.confirmed.as_ref().map(|h| h.exchange), Some(1));
+        assert!(state.unconfirmed.is_empty());
+        // A HEAD reporting neither candidate is a finding.
+        exchanges[2].response_headers = vec![
+            ("content-length".into(), "50".into()),
+            ("etag".into(), format!("\"{}\"", md5_hex(b"x"))),
+        ];
+        let mut findings = Vec::new();
+        analyse(&mut exchanges, &mut findings);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].starts_with("CORRUPT: s3 returned size 50 for /bkt/k, uploaded 100 (HEAD exchange 2, upstream leg; PutObject exchange 0, and 1 unanswered later writes)"),
+            "{findings:?}"
+        );
+    }
+}
