@@ -47,7 +47,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 
 MIB = 1024 * 1024
-s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"])
+s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"], verify=os.environ.get("S3_CA"))
 parts = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_concurrency=1)
 args = sys.argv[1:]
 while args:
@@ -240,13 +240,26 @@ impl Lab {
     /// boto3 operations (see [`CLIENT`]) against `endpoint`; they must succeed. Returns one JSON
     /// value per operation.
     fn boto3(&self, endpoint: SocketAddr, ops: &[[&str; 4]]) -> Vec<serde_json::Value> {
+        self.boto3_at(&format!("http://{endpoint}"), None, ops)
+    }
+
+    /// [`Lab::boto3`] against an endpoint URL, trusting `ca` (a PEM file) when given.
+    fn boto3_at(
+        &self,
+        endpoint: &str,
+        ca: Option<&Path>,
+        ops: &[[&str; 4]],
+    ) -> Vec<serde_json::Value> {
         let script = self.dir("client.py");
         let mut args = vec![script.to_str().expect("utf-8 path")];
         for op in ops {
             args.extend_from_slice(op);
         }
         let mut command = self.command("python", &args, None);
-        command.env("S3_ENDPOINT", format!("http://{endpoint}"));
+        command.env("S3_ENDPOINT", endpoint);
+        if let Some(ca) = ca {
+            command.env("S3_CA", ca);
+        }
         let label = self.label(&format!("boto3-{}", ops[0][0]));
         let done = run_bounded(&mut command, &self.logs(), &label, COMMAND_LIMIT);
         println!(
@@ -263,14 +276,21 @@ impl Lab {
 
     /// `moto_server` on 127.0.0.1, port 0: the port it bound is read from its output.
     fn moto(&self) -> (Daemon, SocketAddr) {
+        self.moto_with(&[])
+    }
+
+    /// `moto_server` with extra arguments (`-s`: HTTPS with a certificate it makes up).
+    fn moto_with(&self, extra: &[&str]) -> (Daemon, SocketAddr) {
+        let mut args = vec!["-H", "127.0.0.1", "-p", "0"];
+        args.extend_from_slice(extra);
         let mut daemon = Daemon::start(
-            &mut self.command("moto_server", &["-H", "127.0.0.1", "-p", "0"], None),
+            &mut self.command("moto_server", &args, None),
             &self.logs(),
             &self.label("moto"),
         );
-        let text = daemon.wait_printed("Running on http://127.0.0.1:");
+        let text = daemon.wait_printed("://127.0.0.1:");
         let port = text
-            .split("Running on http://127.0.0.1:")
+            .split("://127.0.0.1:")
             .nth(1)
             .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
             .and_then(|p| p.parse::<u16>().ok())
@@ -289,6 +309,7 @@ impl Lab {
         let capture = self.tmp.path().join(format!("{stem}.pcapng"));
         let mut command = Command::new(FAULTLINE);
         command
+            .env("FAULTLINE_CA_DIR", self.dir("ca"))
             .arg("run")
             .arg(scenario)
             .args(["--listen", "127.0.0.1:0", "--capture"])
@@ -922,5 +943,89 @@ fn a_head_or_get_reporting_other_bytes_than_uploaded_is_corrupt() {
             "CORRUPT: s3 returned other bytes for /bkt/flipped.bin than were uploaded: they differ at offset 70000"
         )),
         "{found:#?}"
+    );
+}
+
+/// boto3 over HTTPS (TLS intercepted by faultline, moto serving HTTPS): botocore streams each
+/// upload aws-chunked (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`) with its CRC-32 in a trailer. inspect
+/// decodes the bodies, checks every trailer and ETag, assembles the multipart object, and the
+/// audit finds both objects, through the resets of `s3-reset-put`.
+#[test]
+fn boto3_over_https_streams_aws_chunked_with_trailers_that_inspect_decodes() {
+    let lab = Lab::new("s3-tls");
+    let init = run_bounded(
+        Command::new(FAULTLINE)
+            .env("FAULTLINE_CA_DIR", lab.dir("ca"))
+            .args(["ca", "init"]),
+        &lab.logs(),
+        &lab.label("ca-init"),
+        COMMAND_LIMIT,
+    );
+    assert!(
+        init.status.success(),
+        "faultline ca init: {}",
+        init.output()
+    );
+    let (moto, moto_addr) = lab.moto_with(&["-s"]);
+    let tls = lab.tmp.write(
+        "s3-tls-reset-put.toml",
+        &fs::read_to_string(scenario("s3-reset-put"))
+            .expect("read s3-reset-put")
+            .replace(
+                "\n[[rule]]",
+                "\n[proxy.tls]\nintercept = true\nupstream_verify = false\n\n[[rule]]",
+            ),
+    );
+    let proxy = lab.proxy(&tls, Some(moto_addr));
+    let (one, one_bytes) = lab.file("one.bin", 300_000, 10);
+    let (big, big_bytes) = lab.file("big.bin", MULTIPART, 11);
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let done = lab.boto3_at(
+        &format!("https://{}", proxy.addr),
+        Some(&lab.dir("ca/ca.pem")),
+        &[
+            ["mb", "bkt", "-", "-"],
+            ["put", "bkt", "one.bin", &s(&one)],
+            ["upload", "bkt", "big.bin", &s(&big)],
+        ],
+    );
+    assert_eq!(done[1]["retries"], 1, "{done:?}");
+    let capture = proxy.stop();
+    moto.stop();
+    let manifest = lab.manifest(
+        "m.txt",
+        &format!(
+            "/bkt/one.bin 300000 {}\n/bkt/big.bin {MULTIPART} {}\n",
+            sha256_hex(&one_bytes),
+            md5_hex(&big_bytes)
+        ),
+    );
+    let (json, code, text) = lab.inspect(&capture, Some(&manifest));
+    assert_eq!(code, Some(0), "{:?}\n{text}", findings(&json));
+    let checks = s3_checks(&json);
+    let trailers = checks
+        .iter()
+        .filter(|c| c["address"]["backend"] == "x-amz-checksum-crc32 trailer")
+        .count();
+    assert_eq!(
+        trailers, 8,
+        "a put and three parts on two legs: {checks:#?}"
+    );
+    assert!(
+        checks.iter().all(|c| c["check"]["result"] == "matches"),
+        "{checks:#?}"
+    );
+    for leg in ["client", "upstream"] {
+        assert_eq!(
+            multipart(&json, "/bkt/big.bin", leg)["check"]["result"],
+            "matches"
+        );
+    }
+    assert!(
+        list(&json, "expectations")
+            .iter()
+            .all(|e| e["result"] == "matches"),
+        "{:#}",
+        json["expectations"]
     );
 }
