@@ -578,4 +578,54 @@ pub(crate) mod tests {
             "{findings:?}"
         );
     }
+
+    #[test]
+    fn copies_carry_their_source_and_deletes_empty_a_path() {
+        let a = vec![3u8; 700];
+        let copy_etag = md5_hex(&a);
+        let mut copy = s3_exchange(
+            1,
+            "PUT",
+            "/bkt/dst",
+            b"",
+            &[("x-amz-copy-source", "/bkt/src%20x")],
+            Some(200),
+            None,
+        );
+        copy.response_text =
+            format!("<CopyObjectResult><ETag>&quot;{copy_etag}&quot;</ETag></CopyObjectResult>")
+                .into_bytes();
+        let mut head = s3_exchange(2, "HEAD", "/bkt/dst", b"", &[], Some(200), Some(&copy_etag));
+        head.response_headers
+            .push(("content-length".into(), "700".into()));
+        let mut exchanges = vec![
+            s3_exchange(
+                0,
+                "PUT",
+                "/bkt/src%20x",
+                &a,
+                &[],
+                Some(200),
+                Some(&md5_hex(&a)),
+            ),
+            copy,
+            head,
+            s3_exchange(3, "DELETE", "/bkt/src%20x", b"", &[], Some(204), None),
+        ];
+        let mut findings = Vec::new();
+        let s3 = analyse(&mut exchanges, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(s3.requests[1].operation, Operation::CopyObject);
+        let of = |path: &str| {
+            s3.paths
+                .iter()
+                .find(|p| p.path == path)
+                .and_then(|p| p.confirmed.clone())
+                .expect(path)
+        };
+        let dst = of("/bkt/dst");
+        assert_eq!(dst.how, "CopyObject");
+        assert_eq!(dst.content.map(|c| c.length), Some(700));
+        assert!(of("/bkt/src x").deleted);
+    }
 }

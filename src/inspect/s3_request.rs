@@ -119,7 +119,7 @@ pub struct S3Request {
     pub upload_id: Option<String>,
     /// The part number of an `UploadPart`.
     pub part_number: Option<u32>,
-    /// `x-amz-copy-source` of a copy, percent-decoded.
+    /// `x-amz-copy-source` of a copy (`BUCKET/KEY`), version dropped, percent-decoded.
     pub copy_source: Option<String>,
     /// The request's `Range` header.
     pub range: Option<String>,
@@ -168,7 +168,7 @@ impl S3Request {
         };
         let copy_source = ex
             .request_header("x-amz-copy-source")
-            .map(|s| percent_decode(s.trim_start_matches('/')));
+            .map(|s| percent_decode(s.split('?').next().unwrap_or("").trim_start_matches('/')));
         let subresource = params
             .iter()
             .any(|(n, _)| !PLAIN_PARAMS.contains(&n.as_str()));
@@ -338,6 +338,13 @@ fn virtual_host_bucket(authority: &str) -> Option<String> {
     if let Some(bucket) = host.strip_suffix(".localhost") {
         return (!bucket.is_empty()).then(|| bucket.to_string());
     }
+    // Only S3's own endpoints (and LocalStack's): `x.s3-y.example.com` is some other service.
+    if !["amazonaws.com", "amazonaws.com.cn", "localstack.cloud"]
+        .iter()
+        .any(|d| host.ends_with(&format!(".{d}")))
+    {
+        return None;
+    }
     let mut search = 0;
     while let Some(i) = host[search..].find(".s3") {
         let at = search + i;
@@ -480,7 +487,12 @@ mod tests {
         }
         let forward = op("PUT", "http://bkt.s3.amazonaws.com/dir/my%20file.txt", "x");
         assert_eq!(forward.path, path.path);
-        for host in ["s3.amazonaws.com", "minio.example:9000", "localhost:5000"] {
+        for host in [
+            "s3.amazonaws.com",
+            "minio.example:9000",
+            "localhost:5000",
+            "my.s3-bucket.example.com",
+        ] {
             assert_eq!(op("PUT", "/bkt/k", host).style, Style::Path, "{host}");
         }
     }
