@@ -133,11 +133,18 @@ impl Report {
                     (Scheme::S3, Some(source)) => format!("{}, {source}", cc.address.algo.name()),
                     _ => cc.address.algo.name().to_string(),
                 };
-                let _ = writeln!(
-                    s,
-                    "  #{} {} {} ({algo}): {result}",
-                    ex.id, ex.method, ex.target
-                );
+                // An S3 check names the operation and the object, not the long signed target.
+                let what = match self.s3.iter().find(|r| r.exchange == cc.exchange) {
+                    Some(r) if cc.address.scheme == Scheme::S3 => format!(
+                        "{} {}{}",
+                        r.operation.name(),
+                        r.path,
+                        r.part_number
+                            .map_or(String::new(), |n| format!(" part {n}"))
+                    ),
+                    _ => format!("{} {}", ex.method, ex.target),
+                };
+                let _ = writeln!(s, "  #{} {what} ({algo}): {result}", ex.id);
             }
         }
         if !self.objects.is_empty() {
