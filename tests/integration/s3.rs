@@ -1029,3 +1029,102 @@ fn boto3_over_https_streams_aws_chunked_with_trailers_that_inspect_decodes() {
         json["expectations"]
     );
 }
+
+/// The audit is not S3's alone: through `http-first-attempt-fails` to faultline's built-in store
+/// (curl PUTs, attempt 1 of each answered 500), each path's last upload answered 2xx is what the
+/// manifest is held to; the store's files are the ground truth.
+#[test]
+fn the_audit_reads_plain_http_uploads_to_the_built_in_store_too() {
+    let lab = Lab::new("audit-store");
+    let store = lab.dir("store");
+    let capture = lab.dir("store.pcapng");
+    let mut daemon = Daemon::start(
+        Command::new(FAULTLINE)
+            .arg("run")
+            .arg(scenario("http-first-attempt-fails"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "builtin:store",
+                "--store",
+            ])
+            .arg(&store)
+            .arg("--capture")
+            .arg(&capture),
+        &lab.logs(),
+        &lab.label("faultline-store"),
+    );
+    let addr = daemon.faultline_address();
+    let (data, data_bytes) = lab.file("data.bin", 100_000, 12);
+    let (empty, _) = lab.file("empty.bin", 0, 13);
+    let put = |file: &Path, path: &str| {
+        let done = lab.run(
+            "curl",
+            &[
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                "Expect:",
+                "-X",
+                "PUT",
+                "--data-binary",
+                &format!("@{}", file.display()),
+                &format!("http://{addr}{path}"),
+            ],
+            None,
+        );
+        done.stdout.trim().to_string()
+    };
+    for (file, path) in [(&data, "/data/my%20data.bin"), (&empty, "/data/empty.bin")] {
+        assert_eq!(put(file, path), "500", "attempt 1");
+        assert!(put(file, path).starts_with('2'), "attempt 2");
+    }
+    let done = daemon.stop();
+    assert!(done.status.success(), "{}", done.output());
+    assert!(fs::read(store.join("data/my data.bin")).expect("stored") == data_bytes);
+    assert_eq!(
+        fs::read(store.join("data/empty.bin"))
+            .expect("stored")
+            .len(),
+        0
+    );
+
+    let manifest = lab.manifest(
+        "m.txt",
+        &format!(
+            "/data/my%20data.bin 100000 {}\n/data/empty.bin 5000000\n/data/never.bin 1\n",
+            md5_hex(&data_bytes)
+        ),
+    );
+    let (json, code, text) = lab.inspect(&capture, Some(&manifest));
+    assert_eq!(code, Some(1), "{text}");
+    let results: Vec<(&str, &str)> = list(&json, "expectations")
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap_or(""),
+                e["result"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            ("/data/my data.bin", "matches"),
+            ("/data/empty.bin", "size_mismatch"),
+            ("/data/never.bin", "never_stored"),
+        ]
+    );
+    let found = findings(&json);
+    assert!(
+        found.iter().any(|f| f.starts_with(
+            "CORRUPT: /data/empty.bin: stored 0 bytes, expected 5000000 (PUT exchange"
+        )),
+        "{found:#?}"
+    );
+    assert!(list(&json, "s3").is_empty(), "plain HTTP is not S3");
+}
