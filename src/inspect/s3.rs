@@ -335,7 +335,11 @@ pub(crate) mod tests {
     fn a_checksum_that_does_not_match_is_corrupt_unless_s3_refused_it() {
         let body = b"hello s3".to_vec();
         let crc_of_other = crc32(b"hello S3");
-        let headers = [("x-amz-checksum-crc32", crc_of_other.as_str())];
+        let md5 = b64(&Md5::digest(&body));
+        let headers = [
+            ("x-amz-checksum-crc32", crc_of_other.as_str()),
+            ("content-md5", md5.as_str()),
+        ];
         let mut exchanges = vec![
             s3_exchange(
                 0,
@@ -356,8 +360,10 @@ pub(crate) mod tests {
             "{findings:?}"
         );
         let refused: Vec<&ContentCheck> = s3.checks.iter().filter(|c| c.exchange == 1).collect();
-        assert_eq!(refused.len(), 1);
+        assert_eq!(refused.len(), 2, "{refused:#?}");
         assert!(refused[0].check.is_mismatch() && !refused[0].corrupt);
+        assert_eq!(refused[1].address.backend.as_deref(), Some("Content-MD5"));
+        assert_eq!(refused[1].check, crate::inspect::AddressCheck::Matches);
         let etag = s3
             .checks
             .iter()
