@@ -856,6 +856,52 @@ fn boto3_throttled_cut_and_uncommitted_runs_end_clean_and_say_what_happened() {
         "the whole download checked against its ETag: {get_checks:#?}"
     );
 
+    // A single-part object above the multipart threshold: download_file fetches it in 5 MiB
+    // ranges, the first one cut and fetched again; inspect stitches the ranges and checks the
+    // whole against the ETag (the MD5 of a single-part object).
+    lab.boto3(moto_addr, &[["put", "bkt", "ranged.bin", &big_s]]);
+    let proxy = lab.proxy(&scenario("s3-truncate-get"), Some(moto_addr));
+    let out = lab.dir("files/ranged.bin");
+    lab.boto3(
+        proxy.addr,
+        &[[
+            "download",
+            "bkt",
+            "ranged.bin",
+            out.to_str().expect("utf-8"),
+        ]],
+    );
+    assert!(
+        fs::read(&out).expect("downloaded") == big_bytes,
+        "the ranged download is whole"
+    );
+    let capture = proxy.stop();
+    let (json, code, _) = lab.inspect(&capture, None);
+    assert_eq!(code, Some(0), "{:?}", findings(&json));
+    let ranged: Vec<&serde_json::Value> = list(&json, "objects")
+        .iter()
+        .filter(|o| o["address"]["key"] == "/bkt/ranged.bin")
+        .collect();
+    assert_eq!(ranged.len(), 2, "one object on each leg: {ranged:#?}");
+    for o in &ranged {
+        assert_eq!(o["address"]["scheme"], "s3", "{o:#}");
+        assert_eq!(o["address"]["digest"], md5_hex(&big_bytes), "{o:#}");
+        assert_eq!(o["check"]["result"], "matches", "{o:#}");
+        assert_eq!(o["length"], MULTIPART);
+    }
+    let client = ranged
+        .iter()
+        .find(|o| o["leg"] == "client")
+        .expect("client leg");
+    let pieces = client["pieces"].as_array().expect("pieces");
+    assert_eq!(
+        pieces.len(),
+        4,
+        "3 ranges and the cut one again: {client:#}"
+    );
+    assert_eq!(pieces[0]["complete"], false);
+    assert_eq!(pieces[0]["length"], MIB);
+
     // The answer to the first CompleteMultipartUpload dropped: upload_file retries it.
     let proxy = lab.proxy(&scenario("s3-drop-complete-multipart"), Some(moto_addr));
     lab.boto3(proxy.addr, &[["upload", "bkt", "big.bin", &big_s]]);
