@@ -15,6 +15,7 @@ test:
 	bash tests/install-annex.sh
 	bash tests/install-grpc.sh
 	bash tests/install-toxiproxy-clients.sh
+	bash tests/install-s3.sh
 	cargo test --lib --bins --tests
 
 # Style gates that CI also runs.

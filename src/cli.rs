@@ -197,6 +197,11 @@ pub struct InspectArgs {
     /// Which legs of a faultline capture to read: client, upstream or both.
     #[arg(long, default_value = "both")]
     pub leg: LegFilter,
+    /// Audit: compare what MANIFEST says should be stored (`PATH SIZE [DIGEST]` a line, `#`
+    /// comments; DIGEST hex md5 or sha256) with the last successful upload of each PATH in the
+    /// capture. A malformed line exits 2 with `MANIFEST:LINE: message`.
+    #[arg(long, value_name = "MANIFEST")]
+    pub expect: Option<PathBuf>,
 }
 
 /// `--listen`: an address or a name that resolves, as in scenario files.

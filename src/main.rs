@@ -16,7 +16,7 @@ use tracing_subscriber::EnvFilter;
 use cli::{CaCommand, Cli, Command, LogFormat, RunArgs, ServeArgs};
 use faultline::capture::expand_path_template;
 use faultline::demo::Story;
-use faultline::inspect::{inspect_path, InspectOptions, LegFilter};
+use faultline::inspect::{inspect_path, InspectOptions, LegFilter, Manifest};
 use faultline::proxy::status::{LogWriter, Status, StatusShown};
 use faultline::proxy::{self, RunPlan};
 use faultline::scenario::schema::{Mode, UpstreamSpec};
@@ -49,7 +49,9 @@ fn main() -> ExitCode {
         Command::Run(args) => runtime()
             .and_then(|rt| rt.block_on(run(args, status_shown)))
             .unwrap_or_else(report),
-        Command::Inspect(args) => inspect(&args.capture, args.json, args.leg),
+        Command::Inspect(args) => {
+            inspect_expecting(&args.capture, args.json, args.leg, args.expect.as_deref())
+        }
         Command::ServeStore { dir, listen } => runtime()
             .and_then(|rt| rt.block_on(serve_store(dir, listen)))
             .unwrap_or_else(report),
@@ -263,8 +265,29 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
 }
 
 fn inspect(capture: &std::path::Path, json: bool, leg: LegFilter) -> ExitCode {
+    inspect_expecting(capture, json, leg, None)
+}
+
+/// `faultline inspect`, with `--expect MANIFEST` read first (a bad manifest exits 2 before the
+/// capture is read: `MANIFEST:LINE: message`).
+fn inspect_expecting(
+    capture: &std::path::Path,
+    json: bool,
+    leg: LegFilter,
+    expect: Option<&std::path::Path>,
+) -> ExitCode {
+    let expect = match expect.map(Manifest::load).transpose() {
+        Ok(manifest) => manifest,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     match inspect_path(capture, &InspectOptions { leg }) {
-        Ok(report) => {
+        Ok(mut report) => {
+            if let Some(manifest) = &expect {
+                report.audit(manifest);
+            }
             if json {
                 faultline::say!("{}", report.to_json());
             } else {

@@ -6,11 +6,14 @@ use super::attempts::BodyComparison;
 pub use super::blobs::BlobCheck;
 use super::content_address::{AddressCheck, ContentAddress};
 use super::exchange::Exchange;
+pub use super::expectations::{Expectation, ExpectationResult};
 pub use super::h2_model::{H2Connection, H2Stream};
 use super::leg;
 pub use super::legs::LegComparison;
 pub use super::objects::ObjectCheck;
 pub use super::p2phttp::P2pRequest;
+pub use super::s3_request::{Operation, S3Request, Style};
+use super::stored::PathState;
 pub use super::webdav::Move;
 use crate::direction::Leg;
 
@@ -182,6 +185,13 @@ pub struct Report {
     pub h2_streams: Vec<H2Stream>,
     /// ByteStream blobs: Reads and Writes of one resource stitched by offset, checked whole.
     pub bytestream: Vec<BlobCheck>,
+    /// S3 requests, named (operation, bucket, key, upload id, part, answer).
+    pub s3: Vec<S3Request>,
+    /// `--expect`: each manifest line against what the capture shows was stored (empty without).
+    pub expectations: Vec<Expectation>,
+    /// What each path holds at the end of the capture, for `--expect`.
+    #[serde(skip)]
+    pub(crate) paths: Vec<PathState>,
 }
 
 impl Report {
