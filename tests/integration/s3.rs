@@ -47,7 +47,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 
 MIB = 1024 * 1024
-s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"], verify=os.environ.get("S3_CA"))
+s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"])
 parts = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_concurrency=1)
 args = sys.argv[1:]
 while args:
@@ -257,9 +257,11 @@ impl Lab {
         }
         let mut command = self.command("python", &args, None);
         command.env("S3_ENDPOINT", endpoint);
-        if let Some(ca) = ca {
-            command.env("S3_CA", ca);
-        }
+        // Trust comes the way `faultline ca init` tells users: the AWS_CA_BUNDLE variable.
+        match ca {
+            Some(ca) => command.env("AWS_CA_BUNDLE", ca),
+            None => command.env_remove("AWS_CA_BUNDLE"),
+        };
         let label = self.label(&format!("boto3-{}", ops[0][0]));
         let done = run_bounded(&mut command, &self.logs(), &label, COMMAND_LIMIT);
         println!(
