@@ -50,6 +50,7 @@ mod s3_content;
 mod s3_multipart;
 mod s3_request;
 pub mod schema;
+mod segments;
 mod stored;
 mod target;
 mod text;

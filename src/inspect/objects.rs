@@ -29,6 +29,7 @@ use super::leg;
 use super::p2phttp::{self, P2pRequest};
 use super::s3_checksum;
 use super::s3_request::{Operation, S3Request};
+use super::segments::{self, Seg};
 use crate::direction::Leg;
 
 /// Block size for reading retained bodies.
@@ -218,21 +219,6 @@ fn s3_download_piece(ex: &Exchange) -> Option<(ContentAddress, Spec, bool, Optio
     Some((address, spec, whole, size))
 }
 
-/// `len` bytes of the object from `start`: exchange `exchange`'s body bytes from `from`.
-#[derive(Debug, Clone, Copy)]
-struct Seg {
-    start: u64,
-    exchange: usize,
-    from: u64,
-    len: u64,
-}
-
-impl Seg {
-    fn end(&self) -> u64 {
-        self.start + self.len
-    }
-}
-
 fn body(exchanges: &mut [Exchange], id: usize, download: bool) -> Option<&mut dyn BodySource> {
     let ex = exchanges.get_mut(id)?;
     let b = if download {
@@ -251,7 +237,7 @@ fn read_seg(
     at: u64,
     buf: &mut [u8],
 ) -> Option<()> {
-    body(exchanges, seg.exchange, download)?
+    body(exchanges, seg.source, download)?
         .read_at(seg.from + (at - seg.start), buf)
         .ok()
 }
@@ -333,7 +319,7 @@ fn lay(exchanges: &mut [Exchange], specs: &[Spec], skipped: &[usize], download: 
         if skipped.contains(&i) {
             continue;
         }
-        let (start, end) = (spec.offset, spec.offset + spec.length);
+        let start = spec.offset;
         let covered = segs.last().map_or(0, Seg::end);
         if start > covered && segs.iter().all(|s| s.end() < start) {
             problems.push(format!(
@@ -351,37 +337,15 @@ fn lay(exchanges: &mut [Exchange], specs: &[Spec], skipped: &[usize], download: 
         }
         // Overwrite [start, end). A piece never ends the object: a chunk or a resumed range
         // completes without being the object's last bytes.
-        let mut next = Vec::with_capacity(segs.len() + 2);
-        for seg in segs {
-            if seg.end() <= start || seg.start >= end {
-                next.push(seg);
-                continue;
-            }
-            if seg.start < start {
-                next.push(Seg {
-                    len: start - seg.start,
-                    ..seg
-                });
-            }
-            if seg.end() > end {
-                next.push(Seg {
-                    start: end,
-                    from: seg.from + (end - seg.start),
-                    len: seg.end() - end,
-                    ..seg
-                });
-            }
-        }
-        if spec.length > 0 {
-            next.push(Seg {
+        segments::lay(
+            &mut segs,
+            Seg {
                 start,
-                exchange: spec.exchange,
+                source: spec.exchange,
                 from: 0,
                 len: spec.length,
-            });
-        }
-        next.sort_by_key(|s| s.start);
-        segs = next;
+            },
+        );
     }
     Layout {
         segs,
