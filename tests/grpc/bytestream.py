@@ -6,29 +6,33 @@ so no generated code and no protobuf package are needed: grpcio alone, from
 tests/install-grpc.sh.
 
     bytestream.py serve [--ignore-offset] [--chunk N] [--barrier N] [--pace-ms N]
-                        [--blobs K --size S]
+                        [--blobs K --size S] [--tls-cert PEM --tls-key PEM]
         Prints "listening on 127.0.0.1:PORT" on stderr, then serves Read, Write and
         QueryWriteStatus until SIGTERM. Every call is logged on stderr, one line each
         ("read BLOB offset=K limit=L sent=N status=S"). --ignore-offset serves every Read from
         byte 0 (a server bug); a Write is committed only with finish_write; --barrier N holds the first N Reads until N are open at once, so
         they really run concurrently on one connection; --pace-ms N sleeps N ms between two
-        messages of a Read (a slow stream).
+        messages of a Read (a slow stream); --tls-cert and --tls-key serve TLS (grpcio's
+        ssl_server_credentials, ALPN h2) instead of cleartext HTTP/2.
 
     bytestream.py read --target HOST:PORT [--blobs K --size S] [--mode resume|restart]
                        [--attempts N] [--retry-policy] [--rounds R] [--deadline SECONDS]
-                       [--no-bdp] [--pause-ms N]
+                       [--no-bdp] [--pause-ms N] [--root-cert PEM [--server-name NAME]]
         Reads the K blobs concurrently on one channel (one TCP connection), R rounds in a row.
         A Read that fails is tried again, up to N attempts: `resume` asks for read_offset = the
         bytes it already has (correct), `restart` asks for offset 0 and appends what comes to what
         it had (a client bug). --retry-policy enables grpcio's own retries of UNAVAILABLE;
         --no-bdp keeps grpcio's flow-control windows at their initial 64 KiB; --pause-ms N
-        waits N ms between rounds (the channel idle).
+        waits N ms between rounds (the channel idle). --root-cert speaks TLS trusting only
+        that certificate (grpc.ssl_channel_credentials); --server-name is the name the
+        certificate is checked against and sent as SNI (the target stays an address).
         Each Read has a deadline (default 20 s). Prints one JSON object on stdout: per blob, each
         attempt (offset, status, bytes, seconds) and
         whether the assembled bytes match the sha256 and size in the resource name. Exit 0 when
         every blob verifies, 1 otherwise.
 
     bytestream.py write --target HOST:PORT [--blobs K --size S] [--attempts N] [--piece P]
+                        [--root-cert PEM [--server-name NAME]]
         Uploads each blob with Write in P-byte requests (write_offset in order, finish_write on
         the last), a fresh upload id per attempt, starting again at 0 after a failure. Prints
         {"writes": [{resource, attempts: [{status, committed}]}]}. The server logs each Write it
@@ -166,7 +170,12 @@ def serve(args):
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    port = server.add_insecure_port("127.0.0.1:0")
+    if args.tls_cert:
+        with open(args.tls_cert, "rb") as cert, open(args.tls_key, "rb") as key:
+            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -249,6 +258,18 @@ RETRY_POLICY = json.dumps(
 )
 
 
+def channel(args, options=()):
+    """A channel to --target: TLS trusting --root-cert alone when given, cleartext otherwise."""
+    options = list(options)
+    if not args.root_cert:
+        return grpc.insecure_channel(args.target, options=options)
+    with open(args.root_cert, "rb") as pem:
+        credentials = grpc.ssl_channel_credentials(root_certificates=pem.read())
+    if args.server_name:
+        options.append(("grpc.ssl_target_name_override", args.server_name))
+    return grpc.secure_channel(args.target, credentials, options=options)
+
+
 def read(args):
     options = [("grpc.enable_retries", 1 if args.retry_policy else 0)]
     if args.no_bdp:
@@ -258,8 +279,8 @@ def read(args):
         options.append(("grpc.service_config", RETRY_POLICY))
     wanted = blobs(args.blobs, args.size)
     rounds = []
-    with grpc.insecure_channel(args.target, options=options) as channel:
-        call = channel.unary_stream(READ)
+    with channel(args, options) as chan:
+        call = chan.unary_stream(READ)
         for round_number in range(args.rounds):
             if round_number:
                 time.sleep(args.pause_ms / 1000)
@@ -277,8 +298,8 @@ def write(args):
     restarting at 0 after a failure; reports each attempt's status."""
     wanted = blobs(args.blobs, args.size)
     report = []
-    with grpc.insecure_channel(args.target) as channel:
-        call = channel.stream_unary(WRITE)
+    with channel(args) as chan:
+        call = chan.stream_unary(WRITE)
         for name, data in wanted.items():
             digest_size = name.split("/blobs/", 1)[1]
             attempts = []
@@ -319,6 +340,8 @@ def main():
     s.add_argument("--chunk", type=int, default=64 * 1024)
     s.add_argument("--barrier", type=int, default=0)
     s.add_argument("--pace-ms", type=int, default=0)
+    s.add_argument("--tls-cert")
+    s.add_argument("--tls-key")
     r = sub.choices["read"]
     r.add_argument("--target", required=True)
     r.add_argument("--mode", choices=("resume", "restart"), default="resume")
@@ -333,7 +356,12 @@ def main():
     w.add_argument("--attempts", type=int, default=3)
     w.add_argument("--piece", type=int, default=64 * 1024)
     w.add_argument("--deadline", type=float, default=LIMIT_SECONDS)
+    for client in (r, w):
+        client.add_argument("--root-cert")
+        client.add_argument("--server-name")
     args = parser.parse_args()
+    if args.command == "serve" and bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
     return {"serve": serve, "read": read, "write": write}[args.command](args)
 
 

@@ -1095,8 +1095,10 @@ async fn a_replaced_rule_book_acts_on_open_connections() {
         .expect("the proxy starts");
         let mut client = TcpStream::connect(running.local_addr).await.expect("connect");
         let before = round_trip(&mut client).await;
+        // 2 s: a round trip under it proves the rule gone even on a busy machine (latency
+        // numbers themselves are the benches' job).
         let slow = Scenario::from_toml(
-            "[[rule]]\nmatch = { direction = \"upstream->client\" }\nfault.latency = { delay = \"300ms\" }\n",
+            "[[rule]]\nmatch = { direction = \"upstream->client\" }\nfault.latency = { delay = \"2s\" }\n",
             "live.toml",
             "live",
         )
@@ -1104,15 +1106,15 @@ async fn a_replaced_rule_book_acts_on_open_connections() {
         running.shared.rules.replace(Arc::new(slow));
         let during = round_trip(&mut client).await;
         assert!(
-            during >= Duration::from_millis(300),
+            during >= Duration::from_secs(2),
             "the new latency acts on the open connection: {before:?} then {during:?}"
         );
         let empty = Scenario::from_toml("", "live.toml", "live").expect("valid");
         running.shared.rules.replace(Arc::new(empty));
         let after = round_trip(&mut client).await;
         assert!(
-            after < Duration::from_millis(300),
-            "removing the rule lifts it: {after:?}"
+            after < Duration::from_secs(2),
+            "removing the rule lifts it: {before:?}, {during:?}, then {after:?}"
         );
         drop(client);
         let summary = finish(running).await;

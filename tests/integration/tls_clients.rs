@@ -1,12 +1,14 @@
 //! TLS interception with real clients and real TLS servers, all through the real proxy: Python's
-//! `requests` (`REQUESTS_CA_BUNDLE`) and `ssl` (`SSL_CERT_FILE`), curl over h2, dvc with an
+//! `requests` (`REQUESTS_CA_BUNDLE`) and `ssl` (`SSL_CERT_FILE`), curl over h2, grpcio with TLS
+//! roots against a grpcio server that speaks TLS itself, dvc with an
 //! `https://` remote through `HTTPS_PROXY`, and git's smart HTTP over HTTPS (`GIT_SSL_CAINFO`),
 //! against nginx (`listen … ssl http2`, certificate made by the test) in front of the built-in
 //! store and `git http-backend`. Then bad input through the real binary: a client that does not
 //! trust the CA, a plain-HTTP client on an intercepting listener, an upstream that is not TLS.
 //!
 //! Every tool is required: a missing one fails its test (`make test` installs nginx and fcgiwrap
-//! with `tests/install-deps.sh`, dvc and requests with `tests/install-dvc.sh`).
+//! with `tests/install-deps.sh`, dvc and requests with `tests/install-dvc.sh`, grpcio with
+//! `tests/install-grpc.sh`).
 
 use std::fs;
 use std::net::SocketAddr;
@@ -410,6 +412,156 @@ async fn curl_speaks_h2_to_nginx_through_interception_and_http2_rules_see_it() {
             );
         }
         world.stop();
+    })
+    .await
+    .expect("bounded");
+}
+
+// ----------------------------------------------------------------------------- grpcio over TLS
+
+/// A real grpcio ByteStream server that speaks TLS itself (its certificate from the test's
+/// upstream CA), a real grpcio reader trusting only faultline's CA, faultline intercepting in
+/// between with a raw capture: ALPN h2 is mirrored, an `rst_stream` rule acts on the decrypted
+/// HTTP/2, the resuming reader verifies every blob, and tshark decrypts the capture with the keys
+/// it carries and finds the RST_STREAM on both legs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcio_with_tls_roots_is_reset_on_decrypted_h2_and_resumes_to_verified_blobs() {
+    use crate::h2::helpers::{fired, read, GrpcServer, Proxy, ServedRead};
+    use crate::support::tshark;
+    tokio::time::timeout(SLOW_TEST_LIMIT, async {
+        let tmp = TempDir::new("tls-grpcio");
+        let (ca_dir, ca_pem) = faultline_ca(tmp.path());
+        let pki = UpstreamPki::new(tmp.path());
+        let (cert, key) = pki.server_pem_files(&[HOST, "127.0.0.1"], tmp.path(), "grpc");
+        let (cert, key) = (cert.display().to_string(), key.display().to_string());
+        let mut server = GrpcServer::start(
+            tmp.path(),
+            &["--barrier", "3", "--blobs", "3", "--tls-cert", &cert, "--tls-key", &key],
+        );
+        let capture = tmp.path().join("grpc-tls.pcapng");
+        let tls = format!(
+            "\n[proxy.tls]\nintercept = true\ncapture_tls = \"raw\"\nupstream_ca = {:?}\nca_dir = {:?}\n",
+            pki.pem_path.display().to_string(),
+            ca_dir.display().to_string()
+        );
+        let mut proxy = Proxy::start(
+            server.spec(),
+            &tls,
+            r#"
+[[rule]]
+name = "second read is reset"
+match = { path = "/google.bytestream.ByteStream/Read", request = 2, direction = "upstream->client" }
+fault.rst_stream = { after = "256KiB", code = "CANCEL" }
+"#,
+            Some(capture.clone()),
+        )
+        .await;
+        // The target is the proxy's address; the name checked (and sent as SNI) is HOST.
+        let ca = ca_pem.display().to_string();
+        let rounds = read(
+            tmp.path(),
+            proxy.addr,
+            &["--blobs", "3", "--mode", "resume", "--root-cert", &ca, "--server-name", HOST],
+        )
+        .await;
+        assert_eq!(proxy.connections(), 1, "one TLS connection carried every Read");
+        let summary = proxy.finish().await;
+        let served = server.stop();
+        assert_eq!(summary.panics, 0);
+        assert_eq!(summary.upstream_failures, 0, "{summary:?}");
+        assert_eq!(fired(&summary, "second read is reset"), 1, "{summary:?}");
+
+        let blobs = &rounds[0];
+        assert_eq!(blobs.len(), 3);
+        assert!(
+            blobs.iter().all(|b| b.verified),
+            "every blob verifies against its sha256: {blobs:?}"
+        );
+        let reset: Vec<_> = blobs.iter().filter(|b| b.attempts.len() > 1).collect();
+        assert_eq!(reset.len(), 1, "exactly one read was reset: {blobs:?}");
+        let (first, second) = (&reset[0].attempts[0], &reset[0].attempts[1]);
+        assert_eq!(first.status, "CANCELLED", "{reset:?}");
+        assert!(first.bytes > 0 && first.bytes < 256 * 1024, "{first:?}");
+        assert_eq!(
+            (second.offset, second.status.as_str()),
+            (first.bytes, "OK"),
+            "the reader resumed where its bytes stopped"
+        );
+        assert!(
+            served.contains(&ServedRead {
+                resource: reset[0].resource.clone(),
+                offset: first.bytes
+            }),
+            "the TLS server saw the resumed Read at read_offset {}: {served:?}",
+            first.bytes
+        );
+
+        // The capture: TLS on the wire, ALPN h2 chosen by the server and mirrored to the client
+        // (in the ServerHello for TLS 1.2, in EncryptedExtensions, decrypted, for TLS 1.3).
+        let (from_client, _) = tshark::follow_raw(&capture, 0);
+        assert_eq!(&from_client[..3], &[0x16, 3, 1], "a TLS record, not plaintext");
+        let alpn = tshark::fields(
+            &capture,
+            Some("(tls.handshake.type == 2 || tls.handshake.type == 8) && tls.handshake.extensions_alpn_str"),
+            &["frame.interface_name", "tls.handshake.extensions_alpn_str"],
+        );
+        println!("the server's ALPN choice per leg: {alpn:?}");
+        for leg in ["client leg", "upstream leg"] {
+            assert!(
+                alpn.iter().any(|r| r[0] == leg && r.get(1).is_some_and(|p| p == "h2")),
+                "no server choosing h2 on the {leg}: {alpn:?}"
+            );
+        }
+        // tshark decrypts with the embedded keys alone: the Reads' HEADERS and one RST_STREAM on
+        // each leg, for the same stream.
+        let frames = tshark::fields(
+            &capture,
+            Some("http2"),
+            &[
+                "frame.interface_name",
+                "http2.type",
+                "http2.streamid",
+                "http2.headers.path",
+            ],
+        );
+        let resets = |leg: &str| -> Vec<String> {
+            frames
+                .iter()
+                .filter(|r| r[0] == leg)
+                .flat_map(|r| {
+                    let types: Vec<&str> = r[1].split(',').collect();
+                    let ids: Vec<&str> = r[2].split(',').collect();
+                    types
+                        .into_iter()
+                        .zip(ids)
+                        .filter(|(t, _)| *t == "3")
+                        .map(|(_, id)| id.to_string())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let (client_resets, upstream_resets) = (resets("client leg"), resets("upstream leg"));
+        assert_eq!(client_resets.len(), 1, "one RST_STREAM to the client: {frames:?}");
+        assert_eq!(upstream_resets, client_resets, "the server is told about the same stream");
+        for leg in ["client leg", "upstream leg"] {
+            let reads: usize = frames
+                .iter()
+                .filter(|r| r[0] == leg)
+                .filter_map(|r| r.get(3))
+                .map(|paths| paths.matches("ByteStream/Read").count())
+                .sum();
+            assert_eq!(reads, 4, "three Reads and the resumed one, decrypted on the {leg}");
+        }
+        let undecrypted = tshark::fields(&capture, None, &["_ws.col.Info"])
+            .into_iter()
+            .filter(|r| r.join(" ").contains("Application Data"))
+            .count();
+        assert_eq!(undecrypted, 0, "records tshark could not decrypt");
+        let comments = tshark::packet_comments(&capture);
+        assert!(
+            comments.iter().any(|c| c.contains("second read is reset")),
+            "the fault is marked: {comments:?}"
+        );
     })
     .await
     .expect("bounded");

@@ -1,6 +1,6 @@
 //! TLS interception through the real proxy: real curl trusting faultline's CA in front of real
 //! TLS upstreams (HTTP/1.1 and h2, ALPN mirrored), HTTP rules acting on the plaintext, a
-//! plaintext capture `inspect` reads, an upstream faultline cannot trust answered with a 502,
+//! plaintext capture `inspect` and tshark read, an upstream faultline cannot trust answered with a 502,
 //! and the `sni` key choosing connections without interception.
 
 use std::net::SocketAddr;
@@ -16,6 +16,7 @@ use faultline::tls::CertificateAuthority;
 
 use crate::support::running::wait_idle;
 use crate::support::temp_dir::TempDir;
+use crate::support::tshark;
 use crate::support::{bounded, TEST_LIMIT};
 use crate::tls::{curl, tls_upstream, UpstreamPki, NAME};
 
@@ -134,8 +135,86 @@ async fn intercepted_https_reaches_the_upstream_and_http_rules_act_on_plaintext(
         .expect("the capture reads");
         let json = report.to_json();
         assert!(json.contains("/blocked"), "{json}");
+
+        // tshark reads the same plaintext capture as HTTP on both ports (no keys needed: there
+        // is no TLS in it), HTTP/2 found by its connection preface.
+        let ports = [proxy.port(), upstream.port()];
+        let requests = plaintext_requests(&capture, &ports);
+        println!("tshark on the plaintext capture: {requests:#?}");
+        let has = |leg: &str, method: &str, path: &str| {
+            requests
+                .iter()
+                .any(|r| r.0 == leg && r.1 == method && r.2 == path)
+        };
+        for leg in ["client leg", "upstream leg"] {
+            assert!(has(leg, "GET", "/"), "no HTTP/1.1 GET / on the {leg}");
+            assert!(has(leg, "GET h2", "/"), "no HTTP/2 GET / on the {leg}");
+        }
+        assert!(
+            has("client leg", "GET", "/blocked"),
+            "the client's HTTP/1.1 /blocked"
+        );
+        assert!(
+            has("client leg", "GET h2", "/blocked"),
+            "the client's HTTP/2 /blocked"
+        );
+        assert!(
+            !has("upstream leg", "GET", "/blocked"),
+            "an HTTP/1.1 request faultline answered never reaches the upstream"
+        );
+        let undecoded = tshark::fields(&capture, Some("tls"), &["frame.number"]);
+        assert!(
+            undecoded.is_empty(),
+            "TLS records in a plaintext capture: {undecoded:?}"
+        );
     })
     .await;
+}
+
+/// Every HTTP request tshark decodes in a plaintext capture, as (leg, method, path): HTTP/1.x
+/// requests as `GET`, HTTP/2 ones as `GET h2`. `ports` are decoded as HTTP, whose dissector
+/// hands a connection starting with the HTTP/2 preface to the http2 dissector.
+pub(crate) fn plaintext_requests(capture: &Path, ports: &[u16]) -> Vec<(String, String, String)> {
+    let decode: Vec<String> = ports
+        .iter()
+        .flat_map(|p| ["-d".to_string(), format!("tcp.port=={p},http")])
+        .collect();
+    let mut args: Vec<&str> = decode.iter().map(String::as_str).collect();
+    args.extend([
+        "-Y",
+        "http.request || http2.headers.method",
+        "-T",
+        "fields",
+        "-E",
+        "separator=/t",
+    ]);
+    for field in [
+        "frame.interface_name",
+        "http.request.method",
+        "http.request.uri",
+        "http2.headers.method",
+        "http2.headers.path",
+    ] {
+        args.extend(["-e", field]);
+    }
+    let out = tshark::run(capture, &args);
+    let mut requests = Vec::new();
+    for line in out.stdout.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let col = |i: usize| cols.get(i).copied().unwrap_or("");
+        let leg = col(0).to_string();
+        for (method, path) in col(1).split(',').zip(col(2).split(',')) {
+            if !method.is_empty() {
+                requests.push((leg.clone(), method.to_string(), path.to_string()));
+            }
+        }
+        for (method, path) in col(3).split(',').zip(col(4).split(',')) {
+            if !method.is_empty() {
+                requests.push((leg.clone(), format!("{method} h2"), path.to_string()));
+            }
+        }
+    }
+    requests
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
