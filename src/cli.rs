@@ -197,6 +197,14 @@ pub struct InspectArgs {
     /// Which legs of a faultline capture to read: client, upstream or both.
     #[arg(long, default_value = "both")]
     pub leg: LegFilter,
+    /// Print a GitHub-ready Markdown summary (verdict, findings, checks, replay command) to paste
+    /// into an issue, instead of the text report.
+    #[arg(long, conflicts_with = "json")]
+    pub markdown: bool,
+    /// Also write the report as one self-contained HTML page to FILE (timelines per connection,
+    /// attempts with their bytes, content checks, replay command; opens offline).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// `--listen`: an address or a name that resolves, as in scenario files.

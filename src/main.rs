@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         Command::Run(args) => runtime()
             .and_then(|rt| rt.block_on(run(args, status_shown)))
             .unwrap_or_else(report),
-        Command::Inspect(args) => inspect(&args.capture, args.json, args.leg),
+        Command::Inspect(args) => inspect_to(&args),
         Command::ServeStore { dir, listen } => runtime()
             .and_then(|rt| rt.block_on(serve_store(dir, listen)))
             .unwrap_or_else(report),
@@ -260,6 +260,37 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         }
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// `faultline inspect`: the text, JSON or Markdown report on stdout, and the HTML page when asked.
+fn inspect_to(args: &cli::InspectArgs) -> ExitCode {
+    let report = match inspect_path(&args.capture, &InspectOptions { leg: args.leg }) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("faultline: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    if let Some(path) = &args.html {
+        if let Err(e) = std::fs::write(path, report.render_html()) {
+            eprintln!(
+                "faultline: cannot write the HTML report {}: {e}",
+                path.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
+    if args.json {
+        faultline::say!("{}", report.to_json());
+    } else if args.markdown {
+        faultline::say_raw!("{}", report.render_markdown());
+    } else {
+        faultline::say_raw!("{}", report.render_text());
+    }
+    if let Some(path) = &args.html {
+        eprintln!("faultline: HTML report written to {}", path.display());
+    }
+    ExitCode::from(report.exit_code())
 }
 
 fn inspect(capture: &std::path::Path, json: bool, leg: LegFilter) -> ExitCode {

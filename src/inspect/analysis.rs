@@ -169,6 +169,8 @@ pub(crate) fn build_with_h2(
         h2_connections,
         h2_streams,
         bytestream,
+        run: None,
+        timelines: Vec::new(),
     }
 }
 

@@ -32,18 +32,24 @@ mod h2_model;
 #[cfg(test)]
 mod h2_tests;
 mod h2c_upgrade;
+mod hexdump;
+mod html;
+mod html_timeline;
 mod json;
 mod leg;
 mod legs;
+mod markdown;
 mod model;
 mod objects;
 mod p2phttp;
 mod packet;
 mod pcap_reader;
 mod reassembly;
+mod run_info;
 pub mod schema;
 mod target;
 mod text;
+mod timeline;
 mod tls_flow;
 mod tls_keys;
 mod webdav;
@@ -67,6 +73,8 @@ pub use model::{
 };
 pub use objects::{Piece, Transfer};
 pub use pcap_reader::{FileFormat, FormatError};
+pub use run_info::RunInfo;
+pub use timeline::{EventKind, FlowTimeline, TimelineEvent};
 
 use body_store::MemoryUse;
 use flow_views::FlowViews;
@@ -185,11 +193,13 @@ fn inspect_reader<R: Read>(
     let mut finished = Vec::new();
     let mut h2_flows = Vec::new();
     let mut segments = 0u64;
+    let mut timelines = Vec::new();
     let mut make = |info: &reassembly::FlowInfo| {
         TlsLayer::new(FlowViews::new(info, memory.clone()), keys.clone(), info)
     };
     let mut done = |info: reassembly::FlowInfo, flow: TlsLayer<FlowViews>| {
-        let (flow, tls_warnings) = flow.finish();
+        let (mut flow, tls_warnings) = flow.finish();
+        timelines.push(flow.take_timeline());
         let (mut http, h2) = flow.finish(&info);
         http.warnings.extend(tls_warnings);
         h2_flows.extend(h2);
@@ -230,10 +240,9 @@ fn inspect_reader<R: Read>(
         tcp_segments: segments,
         damage: reader.damage().map(str::to_owned),
     };
-    Ok(analysis::build_with_h2(
-        capture,
-        options.leg,
-        finished,
-        h2_flows,
-    ))
+    let mut report = analysis::build_with_h2(capture, options.leg, finished, h2_flows);
+    report.run = RunInfo::from_section_comments(reader.section_comments());
+    timelines.sort_by_key(|t| t.flow);
+    report.timelines = timelines;
+    Ok(report)
 }

@@ -465,7 +465,20 @@ pub const REPORT: &[Field] = &[
         Ty::List(&BLOB),
         "ByteStream blobs: Reads/Writes of a resource stitched by offset, checked against its name",
     ),
+    d(
+        "run",
+        Ty::Nullable(&RUN),
+        "the faultline run that wrote the capture (pcapng section comment); null for other captures",
+    ),
 ];
+
+const RUN: Ty = Ty::Object(&[
+    f("faultline_version", Ty::Text),
+    f("scenario", Ty::Text),
+    f("seed", Ty::Count),
+    f("command", Ty::Text),
+    f("replay", Ty::Text),
+]);
 
 /// The schema as `faultline inspect --help` shows it.
 pub fn help() -> String {
