@@ -32,16 +32,22 @@ pub fn bytes_of(excerpt: &Excerpt) -> Vec<u8> {
         .collect()
 }
 
-/// Both excerpts at `offset`, position by position.
-pub fn align(offset: u64, first: &Excerpt, other: &Excerpt) -> Vec<Cell> {
+/// The common bytes `before` the offset, then both excerpts at `offset`, position by position.
+pub fn align(offset: u64, before: &Excerpt, first: &Excerpt, other: &Excerpt) -> Vec<Cell> {
+    let common = bytes_of(before);
+    let start = offset.saturating_sub(common.len() as u64);
     let (a, b) = (bytes_of(first), bytes_of(other));
-    (0..a.len().max(b.len()))
-        .map(|i| Cell {
-            offset: offset + i as u64,
-            first: a.get(i).copied(),
-            other: b.get(i).copied(),
-        })
-        .collect()
+    let shared = common.iter().enumerate().map(|(i, &c)| Cell {
+        offset: start + i as u64,
+        first: Some(c),
+        other: Some(c),
+    });
+    let at = (0..a.len().max(b.len())).map(|i| Cell {
+        offset: offset + i as u64,
+        first: a.get(i).copied(),
+        other: b.get(i).copied(),
+    });
+    shared.chain(at).collect()
 }
 
 /// `b` as shown in the ASCII column: printable ASCII kept, `.` otherwise.
@@ -61,14 +67,15 @@ mod tests {
     fn aligns_and_marks_differences_and_missing_bytes() {
         let cells = align(
             100,
+            &Excerpt::of(b"xy"),
             &Excerpt::of(b"abcd"),
             &Excerpt::of(&[b'a', 0xff, b'c']),
         );
-        assert_eq!(cells.len(), 4);
-        assert_eq!(cells[1].offset, 101);
+        assert_eq!(cells.len(), 6);
+        assert_eq!((cells[0].offset, cells[3].offset), (98, 101));
         let differs: Vec<bool> = cells.iter().map(Cell::differs).collect();
-        assert_eq!(differs, [false, true, false, true]);
-        assert_eq!(cells[3].other, None);
+        assert_eq!(differs, [false, false, false, true, false, true]);
+        assert_eq!(cells[5].other, None);
         assert_eq!((printable(b'a'), printable(0xff)), ('a', '.'));
     }
 }

@@ -48,7 +48,8 @@ ol.findings li{margin:6px 0;color:var(--bad);overflow-wrap:anywhere}
 pre,code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em}
 pre.replay{background:var(--bg);border:1px solid var(--line);padding:10px;white-space:pre-wrap;overflow-wrap:anywhere}
 .hex td{font-family:ui-monospace,monospace;padding:2px 4px;text-align:center}.hex td.diff{background:#ffebe9;color:var(--bad);font-weight:bold}
-.hex th{font-weight:normal;color:var(--mute)}
+.hex th{font-weight:normal;color:var(--mute);font-size:.8em}.hex th.at{color:var(--bad);font-weight:bold}.hex td.at{outline:2px solid var(--bad)}
+.hex{width:auto}
 svg.timeline{border:1px solid var(--line);border-radius:6px;background:#fff;margin:8px 0}
 svg text{font-size:10px;fill:#1f2328}svg .lane-label{font-weight:bold;font-size:12px}svg .lane-sub,svg .dir{fill:var(--mute)}
 svg .dir{text-anchor:end;font-size:9px}svg .life{stroke:#8c959f;stroke-width:2}
@@ -227,6 +228,7 @@ impl Report {
                 first_excerpt,
                 excerpt,
                 shifted_from,
+                before,
                 ..
             }) = &a.comparison
             {
@@ -245,7 +247,8 @@ impl Report {
                 hex_table(
                     s,
                     a.number,
-                    &hexdump::align(*offset, first_excerpt, excerpt),
+                    *offset,
+                    &hexdump::align(*offset, before, first_excerpt, excerpt),
                 );
                 s.push_str("</div>");
             }
@@ -538,10 +541,11 @@ impl Report {
 }
 
 /// The bytes of both attempts at the first difference: offset, hex, ASCII; differing bytes marked.
-fn hex_table(s: &mut String, number: usize, cells: &[Cell]) {
+fn hex_table(s: &mut String, number: usize, at: u64, cells: &[Cell]) {
     let _ = write!(s, r#"<table class="hex"><tr><th>offset</th>"#);
     for c in cells {
-        let _ = write!(s, "<th>{}</th>", c.offset);
+        let mark = if c.offset == at { r#" class="at""# } else { "" };
+        let _ = write!(s, "<th{mark}>{}</th>", c.offset);
     }
     s.push_str("<th>ASCII</th></tr>");
     for (name, pick) in [
@@ -552,7 +556,11 @@ fn hex_table(s: &mut String, number: usize, cells: &[Cell]) {
         let mut ascii = String::new();
         for c in cells {
             let byte = if pick == 0 { c.first } else { c.other };
-            let class = if c.differs() { r#" class="diff""# } else { "" };
+            let class = match (c.differs(), c.offset == at) {
+                (true, _) => r#" class="diff""#,
+                (false, true) => r#" class="at""#,
+                (false, false) => "",
+            };
             match byte {
                 Some(b) => {
                     let _ = write!(s, "<td{class}>{b:02x}</td>");

@@ -167,6 +167,7 @@ const COMPARISON: Ty = Ty::Tagged(
                 f("first_excerpt", EXCERPT),
                 f("excerpt", EXCERPT),
                 f("shifted_from", OPT_COUNT),
+                f("before", EXCERPT),
             ],
         ),
     ],

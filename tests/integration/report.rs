@@ -228,6 +228,10 @@ fn html_report_of_a_real_capture_in_headless_chromium() {
     for expected in [
         format!(r#"data-offset="{STALE_AT}""#),
         format!(r#"<strong class="offset">{STALE_AT}</strong>"#),
+        format!(r#"<th class="at">{STALE_AT}</th>"#),
+        format!("<th>{}</th>", STALE_AT - 16),
+        // the stale buffer's first byte, where attempt 2 differs: 's'
+        r#"<td class="diff">73</td>"#.to_string(),
         format!(r#"<td class="version">{}</td>"#, env!("CARGO_PKG_VERSION")),
         r#"<td class="seed">11</td>"#.to_string(),
         "--seed 11</pre>".to_string(),
