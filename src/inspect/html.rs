@@ -42,12 +42,12 @@ h1{margin:0;font-size:1.6em}h2{border-bottom:1px solid var(--line);padding-botto
 .verdict p{margin:6px 0 0;font-size:1.05em;overflow-wrap:anywhere}
 table{border-collapse:collapse;width:100%;font-size:.9em;margin:8px 0}
 th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:var(--bg)}td.nowrap{white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:var(--bg);white-space:nowrap}td.nowrap,td.num{white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .corrupt-mark{color:var(--bad);font-weight:bold}.ok-mark{color:var(--ok)}
 ol.findings li{margin:6px 0;color:var(--bad);overflow-wrap:anywhere}
 pre,code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em}
 pre.replay{background:var(--bg);border:1px solid var(--line);padding:10px;white-space:pre-wrap;overflow-wrap:anywhere}
-.hex td{font-family:ui-monospace,monospace;padding:2px 4px;text-align:center}.hex td.diff{background:#ffebe9;color:var(--bad);font-weight:bold}
+.hex td{font-family:ui-monospace,monospace;padding:2px 4px;text-align:center;overflow-wrap:normal;white-space:pre}.hex td.diff{background:#ffebe9;color:var(--bad);font-weight:bold}
 .hex th{font-weight:normal;color:var(--mute);font-size:.8em}.hex th.at{color:var(--bad);font-weight:bold}.hex td.at{outline:2px solid var(--bad)}
 .hex{width:auto}
 svg.timeline{border:1px solid var(--line);border-radius:6px;background:#fff;margin:8px 0}
@@ -277,7 +277,7 @@ impl Report {
             };
             let _ = write!(
                 s,
-                r#"<tr class="check"><td>{} {} <small>({})</small></td><td>{}</td><td class="nowrap">exchange {}</td><td>{}{}</td></tr>"#,
+                r#"<tr class="check"><td>{} {} <small>({})</small></td><td class="nowrap">{}</td><td class="nowrap">exchange {}</td><td>{}{}</td></tr>"#,
                 escape(&ex.method),
                 escape(&ex.target),
                 cc.address.algo.name(),
@@ -312,7 +312,7 @@ impl Report {
                 .collect();
             let _ = write!(
                 s,
-                r#"<tr class="object"><td>{} {} <small>({})</small></td><td>{}</td><td>{}</td><td>{}{}{problems}</td></tr>"#,
+                r#"<tr class="object"><td>{} {} <small>({})</small></td><td class="nowrap">{}</td><td>{}</td><td>{}{}{problems}</td></tr>"#,
                 match o.transfer {
                     Transfer::Upload => "upload",
                     Transfer::Download => "download",
@@ -355,7 +355,7 @@ impl Report {
                 .collect();
             let _ = write!(
                 s,
-                r#"<tr class="blob"><td>ByteStream {} {} <small>({})</small></td><td>{}</td><td>{}</td><td>{}{}{problems}</td></tr>"#,
+                r#"<tr class="blob"><td>ByteStream {} {} <small>({})</small></td><td class="nowrap">{}</td><td>{}</td><td>{}{}{problems}</td></tr>"#,
                 match b.transfer {
                     Transfer::Upload => "write",
                     Transfer::Download => "read",
@@ -540,39 +540,52 @@ impl Report {
     }
 }
 
-/// The bytes of both attempts at the first difference: offset, hex, ASCII; differing bytes marked.
+/// The bytes of both attempts at the first difference, as a hexdump: the bytes before it (the
+/// same in both) on one line, then each attempt's bytes from the offset on; differing bytes marked.
 fn hex_table(s: &mut String, number: usize, at: u64, cells: &[Cell]) {
-    let _ = write!(s, r#"<table class="hex"><tr><th>offset</th>"#);
-    for c in cells {
-        let mark = if c.offset == at { r#" class="at""# } else { "" };
-        let _ = write!(s, "<th{mark}>{}</th>", c.offset);
+    let (before, after): (Vec<&Cell>, Vec<&Cell>) = cells.iter().partition(|c| c.offset < at);
+    let columns = before.len().max(after.len()).max(1);
+    let _ = write!(
+        s,
+        r#"<table class="hex"><tr><th>offset</th><th>bytes of</th>"#
+    );
+    for i in 0..columns {
+        let _ = write!(s, "<th>+{i:x}</th>");
     }
     s.push_str("<th>ASCII</th></tr>");
-    for (name, pick) in [
-        ("attempt 1".to_string(), 0usize),
-        (format!("attempt {number}"), 1),
-    ] {
-        let _ = write!(s, "<tr><th>{}</th>", escape(&name));
-        let mut ascii = String::new();
-        for c in cells {
-            let byte = if pick == 0 { c.first } else { c.other };
-            let class = match (c.differs(), c.offset == at) {
-                (true, _) => r#" class="diff""#,
-                (false, true) => r#" class="at""#,
-                (false, false) => "",
-            };
-            match byte {
-                Some(b) => {
-                    let _ = write!(s, "<td{class}>{b:02x}</td>");
-                    ascii.push(hexdump::printable(b));
-                }
-                None => {
-                    let _ = write!(s, "<td{class}>··</td>");
+    let line =
+        |s: &mut String, offset: u64, at_line: bool, who: &str, row: &[(Option<u8>, bool)]| {
+            let mark = if at_line { r#" class="at""# } else { "" };
+            let _ = write!(s, "<tr><th{mark}>{offset}</th><th>{}</th>", escape(who));
+            let mut ascii = String::new();
+            for i in 0..columns {
+                let (byte, differs) = row.get(i).copied().unwrap_or((None, false));
+                let class = match (differs, at_line && i == 0) {
+                    (true, _) => r#" class="diff""#,
+                    (false, true) => r#" class="at""#,
+                    (false, false) => "",
+                };
+                match byte {
+                    Some(b) => {
+                        let _ = write!(s, "<td{class}>{b:02x}</td>");
+                        ascii.push(hexdump::printable(b));
+                    }
+                    None if i < row.len() => {
+                        let _ = write!(s, "<td{class}>··</td>");
+                    }
+                    None => s.push_str("<td></td>"),
                 }
             }
-        }
-        let _ = write!(s, "<td><code>{}</code></td></tr>", escape(&ascii));
+            let _ = write!(s, "<td><code>{}</code></td></tr>", escape(&ascii));
+        };
+    if let Some(first) = before.first() {
+        let row: Vec<(Option<u8>, bool)> = before.iter().map(|c| (c.first, false)).collect();
+        line(s, first.offset, false, "both attempts", &row);
     }
+    let first: Vec<(Option<u8>, bool)> = after.iter().map(|c| (c.first, c.differs())).collect();
+    line(s, at, true, "attempt 1", &first);
+    let other: Vec<(Option<u8>, bool)> = after.iter().map(|c| (c.other, c.differs())).collect();
+    line(s, at, true, &format!("attempt {number}"), &other);
     s.push_str("</table>");
 }
 
