@@ -189,15 +189,23 @@ fn inspect_reader<R: Read>(
     let memory = MemoryUse::default();
     // TLS flows of raw captures are decrypted with the keys the capture embeds (tls_flow.rs).
     let keys = tls_keys::TlsKeys::default();
-    let mut table: FlowTable<TlsLayer<FlowViews>> = FlowTable::new();
+    // Flows of legs left out by `--leg` are still numbered (their consumer is `None`), so a flow
+    // keeps its number whichever legs are inspected.
+    let mut table: FlowTable<Option<TlsLayer<FlowViews>>> = FlowTable::new();
     let mut finished = Vec::new();
     let mut h2_flows = Vec::new();
     let mut segments = 0u64;
     let mut timelines = Vec::new();
     let mut make = |info: &reassembly::FlowInfo| {
-        TlsLayer::new(FlowViews::new(info, memory.clone()), keys.clone(), info)
+        let admitted = options
+            .leg
+            .admits(leg::of_interface(info.interface.as_deref()));
+        admitted.then(|| TlsLayer::new(FlowViews::new(info, memory.clone()), keys.clone(), info))
     };
-    let mut done = |info: reassembly::FlowInfo, flow: TlsLayer<FlowViews>| {
+    let mut done = |info: reassembly::FlowInfo, flow: Option<TlsLayer<FlowViews>>| {
+        let Some(flow) = flow else {
+            return;
+        };
         let (mut flow, tls_warnings) = flow.finish();
         timelines.push(flow.take_timeline());
         let (mut http, h2) = flow.finish(&info);
@@ -209,13 +217,11 @@ fn inspect_reader<R: Read>(
         if !p.secrets.is_empty() {
             keys.add(p.secrets);
         }
-        if !options.leg.admits(leg::of_interface(p.interface)) {
-            continue;
-        }
+        let admitted = options.leg.admits(leg::of_interface(p.interface));
         let Some(segment) = packet::decode(p.linktype, p.data) else {
             continue;
         };
-        segments += 1;
+        segments += u64::from(admitted);
         table.segment(
             reassembly::CapturedOn {
                 section: p.section,

@@ -276,3 +276,94 @@ fn html_report_of_a_real_capture_in_headless_chromium() {
         "the screenshot has the window's width"
     );
 }
+
+/// Issue 15: one numbering everywhere. A flow keeps its number whichever legs `--leg` selects,
+/// and the command the demo suggests prints the exchange and flow numbers the demo printed.
+#[test]
+fn flow_numbers_do_not_depend_on_leg_and_the_demo_agrees_with_inspect() {
+    let dir = TempDir::new("report-numbers");
+    let (_, capture) = recorded_run(&dir);
+    let json = |leg: &str| -> serde_json::Value {
+        let out = run_bounded(
+            Command::new(FAULTLINE)
+                .arg("inspect")
+                .arg(&capture)
+                .args(["--json", "--leg", leg]),
+            dir.path(),
+            &format!("inspect-{leg}"),
+            LIMIT,
+        );
+        serde_json::from_str(&out.stdout).expect("JSON")
+    };
+    let flows = |v: &serde_json::Value, leg: &str| -> Vec<(u64, String)> {
+        v["flows"]
+            .as_array()
+            .expect("flows")
+            .iter()
+            .filter(|f| f["leg"] == leg)
+            .map(|f| {
+                (
+                    f["id"].as_u64().expect("id"),
+                    f["client"].as_str().expect("client").to_string(),
+                )
+            })
+            .collect()
+    };
+    let both = json("both");
+    for leg in ["client", "upstream"] {
+        let alone = flows(&json(leg), leg);
+        assert!(!alone.is_empty(), "{leg} flows");
+        assert_eq!(alone, flows(&both, leg), "{leg} flows keep their numbers");
+    }
+    let ids: Vec<u64> = both["flows"]
+        .as_array()
+        .expect("flows")
+        .iter()
+        .filter_map(|f| f["id"].as_u64())
+        .collect();
+    assert_eq!(ids.first(), Some(&1), "flows count from 1");
+
+    let demo = run_bounded(
+        Command::new(FAULTLINE).arg("demo").current_dir(dir.path()),
+        dir.path(),
+        "demo",
+        LIMIT,
+    );
+    assert_eq!(demo.code(), Some(0), "{}", demo.output());
+    let hint = demo
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("See the retries byte for byte: "))
+        .unwrap_or_else(|| panic!("no inspect hint:\n{}", demo.stdout));
+    let words: Vec<&str> = hint
+        .split(" (")
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(words.first(), Some(&"faultline"), "{hint}");
+    let suggested = run_bounded(
+        Command::new(FAULTLINE)
+            .args(&words[1..])
+            .current_dir(dir.path()),
+        dir.path(),
+        "suggested",
+        LIMIT,
+    );
+    let verdicts: Vec<&str> = demo
+        .stdout
+        .split("client 2 retries")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("inspect: "))
+        .collect();
+    assert!(!verdicts.is_empty(), "{}", demo.stdout);
+    for line in verdicts {
+        assert!(
+            line.contains("exchange") && suggested.stdout.contains(line),
+            "the demo printed {line:?}; `{hint}` printed:\n{}",
+            suggested.stdout
+        );
+    }
+}
