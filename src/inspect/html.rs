@@ -590,7 +590,7 @@ fn hex_table(s: &mut String, number: usize, at: u64, cells: &[Cell]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -600,5 +600,76 @@ mod tests {
             "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
         );
         assert_eq!(escape("a\u{0}b"), "a\u{fffd}b");
+    }
+
+    /// A report of one client-leg flow whose request target carries markup, with a fault and a
+    /// reset on its timeline, from a capture without faultline's section comment.
+    pub(crate) fn hostile_report() -> Report {
+        use crate::direction::Direction;
+        use crate::inspect::analysis;
+        use crate::inspect::exchange::FlowOutcome;
+        use crate::inspect::legs::tests::exchange;
+        use crate::inspect::model::CaptureInfo;
+        use crate::inspect::reassembly::FlowInfo;
+        use crate::inspect::timeline::{EventKind, FlowTimeline};
+        use crate::inspect::LegFilter;
+        let mut ex = exchange(0, Leg::Client, 1, "PUT", "/<script>x</script>", None);
+        ex.request_range = (0, Some(100));
+        let flow = FlowInfo {
+            id: 1,
+            interface: Some("client leg".into()),
+            client: "127.0.0.1:1".parse().expect("addr"),
+            server: "127.0.0.1:2".parse().expect("addr"),
+            opened_ns: 0,
+            saw_syn: true,
+        };
+        let outcome = FlowOutcome {
+            exchanges: vec![ex],
+            http: true,
+            warnings: vec!["<img src=x>".into()],
+            faults: Vec::new(),
+        };
+        let capture = CaptureInfo {
+            path: "<i>.pcapng".into(),
+            format: "pcapng",
+            sections: 1,
+            packets: 3,
+            tcp_segments: 3,
+            damage: None,
+        };
+        let mut report = analysis::build(capture, LegFilter::Both, vec![(flow, outcome)]);
+        let mut t = FlowTimeline::new(1, 0);
+        let up = Direction::ClientToUpstream;
+        t.data(up, 0, 100, 10);
+        t.event(
+            up,
+            50,
+            20,
+            EventKind::Fault(r#"faultline: rule "r<1>" reset client->upstream"#.into()),
+        );
+        t.event(up, 100, 30, EventKind::Reset);
+        report.timelines = vec![t];
+        report
+    }
+
+    #[test]
+    fn a_hostile_capture_renders_as_text_with_its_timeline() {
+        let html = hostile_report().render_html();
+        for expected in [
+            "PUT /&lt;script&gt;x&lt;/script&gt;",
+            r#"<g class="fault" data-rule="r&lt;1&gt;">"#,
+            r#"<g class="rst">"#,
+            r#"<g class="request" data-exchange="0">"#,
+            "&lt;img src=x&gt;",
+            "&lt;i&gt;.pcapng",
+            "not recorded: the capture has no faultline section comment",
+        ] {
+            assert!(html.contains(expected), "no {expected:?} in:\n{html}");
+        }
+        assert!(
+            !html.contains("<script>x") && !html.contains("<img"),
+            "{html}"
+        );
+        assert_eq!(html.matches("<script>").count(), 1, "the page's own script");
     }
 }

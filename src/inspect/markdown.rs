@@ -266,6 +266,20 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_capture_stays_text_and_names_no_run() {
+        let md = crate::inspect::html::tests::hostile_report().render_markdown();
+        assert!(md.starts_with("### ✅ faultline inspect: clean\n"), "{md}");
+        for expected in [
+            "| run | not a faultline capture (no section comment) |",
+            "| 0 | client | 1 | PUT /\\<script\\>x\\</script\\> | 3 | status 201 |",
+            "- \\<img src=x\\>",
+        ] {
+            assert!(md.contains(expected), "no {expected:?} in:\n{md}");
+        }
+        assert!(!md.contains("Replay"), "no run, no replay command:\n{md}");
+    }
+
+    #[test]
     fn a_code_block_fence_outgrows_backticks_inside() {
         assert_eq!(
             code_block("sh", "faultline demo"),
