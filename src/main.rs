@@ -203,7 +203,7 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         upstream,
         seed,
         capture,
-        command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        command_line: command_line(),
         live_rules: false,
     })
     .await?;
@@ -404,11 +404,7 @@ fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
 
 async fn serve(args: ServeArgs) -> Result<ExitCode> {
     use faultline::api::{server, Api};
-    let api = Arc::new(Api::new(
-        args.capture.clone(),
-        args.seed,
-        std::env::args().collect::<Vec<_>>().join(" "),
-    ));
+    let api = Arc::new(Api::new(args.capture.clone(), args.seed, command_line()));
     let listeners = server::bind(&args.api).await?;
     for path in &args.scenarios {
         let text = std::fs::read_to_string(path)
@@ -481,4 +477,13 @@ async fn wait_for_signal() -> Result<()> {
         _ = term.recv() => {}
     }
     Ok(())
+}
+
+/// The command line as typed, shell-quoted (a path with a space stays one word), for the capture's
+/// section comment and the replay command `faultline inspect` prints.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    shlex::try_join(args.iter().map(String::as_str)).unwrap_or_else(|_| args.join(" "))
 }

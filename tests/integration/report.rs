@@ -58,8 +58,9 @@ fn status_of(response: &[u8]) -> String {
 /// stops the proxy with SIGTERM and returns the scenario and capture paths.
 fn recorded_run(dir: &TempDir) -> (PathBuf, PathBuf) {
     let capture = dir.path().join("report.pcapng");
+    // A space in the path: the replay command must quote it to paste as typed.
     let scenario = dir.write(
-        "report.toml",
+        "report scenario.toml",
         &format!(
             "name = {SCENARIO_NAME:?}\nseed = 11\n[proxy]\nupstream = \"builtin:store\"\nstore = {:?}\n\n[[rule]]\nname = {RULE_NAME:?}\nmatch = {{ method = [\"PUT\"], attempt = 1 }}\nfault.respond = {{ status = 500 }}\n",
             dir.path().join("store").display().to_string()
@@ -131,7 +132,7 @@ fn markdown_summary_of_a_real_capture() {
         "GET /\\<script\\>alert(1)\\</script\\>".to_string(),
         format!(
             "```sh\nfaultline run {} --listen 127.0.0.1:0 --capture {} --seed 11\n```",
-            scenario.display(),
+            shlex::try_quote(&scenario.display().to_string()).expect("quotable"),
             capture.display()
         ),
     ] {
