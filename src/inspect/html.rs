@@ -58,7 +58,7 @@ svg .response rect{fill:#8250df;opacity:.35}svg .response path{fill:#8250df}
 svg .fin line{stroke:#1f2328;stroke-width:2}svg .rst path{stroke:var(--bad);stroke-width:2.5}svg .rst text{fill:var(--bad);font-weight:bold}
 svg .fault path{fill:#bf8700;stroke:#7d4e00}svg .fault text{fill:#7d4e00;font-weight:bold}
 svg .mark{font-size:9px}svg .gap rect{fill:#6e7781}svg .rst-stream text{fill:var(--bad)}
-svg .axis line{stroke:#8c959f}svg .axis text{fill:var(--mute)}
+svg .axis line{stroke:#8c959f}svg .separator{stroke:#d0d7de;stroke-dasharray:4 3}svg .axis text{fill:var(--mute)}
 .legend span{margin-right:14px;color:var(--mute);font-size:.85em}
 button{font:inherit;font-size:.85em;padding:2px 10px;cursor:pointer}
 footer{margin-top:40px;color:var(--mute);font-size:.85em}
@@ -372,13 +372,37 @@ impl Report {
     }
 
     /// Connections as pairs of flows: each client-leg flow with the upstream-leg flow the leg
-    /// comparison matched to it, then every flow left alone.
+    /// comparison matched to it (HTTP/1), else with the first upstream-leg flow opened after it
+    /// and before the next client-leg flow (faultline connects upstream right after accepting),
+    /// then every flow left alone.
     fn connections(&self) -> Vec<Vec<&FlowSummary>> {
         let find = |id: u64| self.flows.iter().find(|f| f.id == id);
         let mut used = Vec::new();
         let mut out = Vec::new();
         for lc in &self.leg_comparisons {
             if let (Some(c), Some(u)) = (find(lc.client_flow), find(lc.upstream_flow)) {
+                used.extend([c.id, u.id]);
+                out.push(vec![c, u]);
+            }
+        }
+        let mut clients: Vec<&FlowSummary> = self
+            .flows
+            .iter()
+            .filter(|f| f.leg == Some(Leg::Client))
+            .collect();
+        clients.sort_by_key(|f| f.opened_ns);
+        for (i, c) in clients.iter().enumerate() {
+            if used.contains(&c.id) {
+                continue;
+            }
+            let next = clients.get(i + 1).map_or(u64::MAX, |n| n.opened_ns);
+            let upstream = self
+                .flows
+                .iter()
+                .filter(|u| u.leg == Some(Leg::Upstream) && !used.contains(&u.id))
+                .filter(|u| (c.opened_ns..next).contains(&u.opened_ns))
+                .min_by_key(|u| u.opened_ns);
+            if let Some(u) = upstream {
                 used.extend([c.id, u.id]);
                 out.push(vec![c, u]);
             }

@@ -57,6 +57,66 @@ fn cut(text: &str) -> String {
     }
 }
 
+/// Rows of text at fixed heights: a label takes the first row where it does not overlap the
+/// previous one, or is left out (its marker keeps the full text as a tooltip).
+struct Bands {
+    /// Each row's y offset from the marker's row, and where its last label ends.
+    rows: Vec<(f64, f64)>,
+}
+
+impl Bands {
+    fn new(offsets: &[f64]) -> Bands {
+        Bands {
+            rows: offsets.iter().map(|&dy| (dy, f64::MIN)).collect(),
+        }
+    }
+
+    /// Where a label of `text` next to a marker at `x` goes: `(x, anchor, dy)`, or `None`.
+    /// Near the right edge a label runs leftwards so it stays inside the drawing.
+    fn place(&mut self, x: f64, text: &str) -> Option<(f64, &'static str, f64)> {
+        let width = text.chars().count() as f64 * 5.8 + 4.0;
+        let (tx, anchor, start, end) = if x + 9.0 + width > WIDTH - RIGHT {
+            (x - 7.0, "end", x - 7.0 - width, x - 7.0)
+        } else {
+            (x + 9.0, "start", x + 9.0, x + 9.0 + width)
+        };
+        let row = self.rows.iter_mut().find(|(_, last)| start > *last)?;
+        row.1 = end;
+        Some((tx, anchor, row.0))
+    }
+}
+
+/// The label rows of one lane.
+struct Labels {
+    requests: Bands,
+    responses: Bands,
+    faults_up: Bands,
+    faults_down: Bands,
+}
+
+impl Labels {
+    fn new() -> Labels {
+        Labels {
+            requests: Bands::new(&[-10.0]),
+            responses: Bands::new(&[18.0]),
+            faults_up: Bands::new(&[-24.0, -34.0, -44.0]),
+            faults_down: Bands::new(&[32.0, 42.0]),
+        }
+    }
+}
+
+/// `<text>` for a label placed by `bands` next to a marker at (`x`, `y`); empty when it does not fit.
+fn label(bands: &mut Bands, x: f64, y: f64, text: &str) -> String {
+    match bands.place(x, text) {
+        Some((tx, anchor, dy)) => format!(
+            r#"<text x="{tx:.1}" y="{:.1}" text-anchor="{anchor}">{}</text>"#,
+            y + dy,
+            escape(text)
+        ),
+        None => String::new(),
+    }
+}
+
 /// A span of time mapped onto the drawing's x axis.
 struct Scale {
     start: u64,
@@ -127,7 +187,14 @@ pub fn render(id: &str, legs: &[LegView<'_>]) -> String {
         ))
     );
     for (i, view) in legs.iter().enumerate() {
-        lane(&mut s, &scale, LANE * i as f64, view);
+        let top = LANE * i as f64;
+        if i > 0 {
+            let _ = write!(
+                s,
+                r#"<line class="separator" x1="0" y1="{top}" x2="{WIDTH}" y2="{top}"/>"#
+            );
+        }
+        lane(&mut s, &scale, top, view);
     }
     axis(&mut s, &scale, LANE * legs.len() as f64);
     s.push_str("</svg>");
@@ -186,8 +253,9 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
         leg = leg::name(view.flow.leg),
         flow = view.flow.id,
     );
+    let mut labels = Labels::new();
     for ex in &view.exchanges {
-        exchange(s, scale, mid, t, ex);
+        exchange(s, scale, mid, t, ex, &mut labels);
     }
     for st in &view.streams {
         let x = scale.x(st.opened_ns);
@@ -198,31 +266,33 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
             st.method.as_deref().unwrap_or("-"),
             st.path.as_deref().unwrap_or("-")
         );
+        let text = label(&mut labels.requests, x, y, &cut(&what));
         let _ = write!(
             s,
-            r#"<g class="request h2"><title>{}</title><path d="M{x:.1} {:.1} l7 5 l-7 5 z"/><text x="{:.1}" y="{:.1}">{}</text></g>"#,
+            r#"<g class="request h2"><title>{}</title><path d="M{x:.1} {:.1} l7 5 l-7 5 z"/>{text}</g>"#,
             escape(&what),
             y - 5.0,
-            x + 9.0,
-            y - 7.0,
-            escape(&cut(&what))
         );
         if let Some(r) = &st.reset {
+            let down = row(mid, Direction::UpstreamToClient);
+            let text = label(
+                &mut labels.responses,
+                x,
+                down,
+                &format!("RST_STREAM {}", r.code),
+            );
             let _ = write!(
                 s,
-                r#"<g class="rst-stream"><title>{}</title><text x="{:.1}" y="{:.1}">RST_STREAM {}</text></g>"#,
+                r#"<g class="rst-stream"><title>{}</title>{text}</g>"#,
                 escape(&format!(
                     "stream {} reset {} by {}",
                     st.stream, r.code, r.by
                 )),
-                x + 9.0,
-                row(mid, Direction::UpstreamToClient) + 14.0,
-                escape(&r.code)
             );
         }
     }
     let mut labelled: Vec<&str> = Vec::new();
-    for (n, event) in t.events.iter().enumerate() {
+    for event in &t.events {
         let x = scale.x(event.ns);
         let y = row(mid, event.direction);
         match &event.kind {
@@ -267,23 +337,11 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
                     String::new()
                 } else {
                     labelled.push(rule);
-                    // Fault labels get their own band, outside the message labels; near the
-                    // right edge they run leftwards so they stay inside the drawing.
-                    let dy = if event.direction == Direction::ClientToUpstream {
-                        -24.0 - 10.0 * (n % 2) as f64
-                    } else {
-                        32.0 + 10.0 * (n % 2) as f64
+                    let bands = match event.direction {
+                        Direction::ClientToUpstream => &mut labels.faults_up,
+                        Direction::UpstreamToClient => &mut labels.faults_down,
                     };
-                    let (tx, anchor) = if x > WIDTH - 220.0 {
-                        (x - 7.0, "end")
-                    } else {
-                        (x + 7.0, "start")
-                    };
-                    format!(
-                        r#"<text x="{tx:.1}" y="{:.1}" text-anchor="{anchor}">⚡ {}</text>"#,
-                        y + dy,
-                        escape(&cut(rule))
-                    )
+                    label(bands, x, y, &format!("⚡ {}", cut(rule)))
                 };
                 let _ = write!(
                     s,
@@ -301,7 +359,14 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
     s.push_str("</g>");
 }
 
-fn exchange(s: &mut String, scale: &Scale, mid: f64, t: &FlowTimeline, ex: &Exchange) {
+fn exchange(
+    s: &mut String,
+    scale: &Scale,
+    mid: f64,
+    t: &FlowTimeline,
+    ex: &Exchange,
+    labels: &mut Labels,
+) {
     let up = Direction::ClientToUpstream;
     let down = Direction::UpstreamToClient;
     let start = ex.time_ns;
@@ -321,17 +386,20 @@ fn exchange(s: &mut String, scale: &Scale, mid: f64, t: &FlowTimeline, ex: &Exch
         ex.request.length,
         if ex.request.complete { "" } else { ", cut" }
     );
+    let text = label(
+        &mut labels.requests,
+        x,
+        y,
+        &cut(&format!("{} {}", ex.method, ex.target)),
+    );
     let _ = write!(
         s,
-        r#"<g class="request" data-exchange="{}"><title>{}</title><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="6"/><path d="M{x:.1} {:.1} l7 5 l-7 5 z"/><text x="{:.1}" y="{:.1}">{}</text></g>"#,
+        r#"<g class="request" data-exchange="{}"><title>{}</title><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="6"/><path d="M{x:.1} {:.1} l7 5 l-7 5 z"/>{text}</g>"#,
         ex.id,
         escape(&what),
         y - 3.0,
         (xe - x).max(1.0),
         y - 5.0,
-        x + 9.0,
-        y - 10.0,
-        escape(&cut(&format!("{} {}", ex.method, ex.target)))
     );
     let Some((rstart, rend)) = ex.response_range else {
         return;
@@ -345,9 +413,10 @@ fn exchange(s: &mut String, scale: &Scale, mid: f64, t: &FlowTimeline, ex: &Exch
         .max(at);
     let (x, xe) = (scale.x(at), scale.x(until));
     let y = row(mid, down);
+    let text = label(&mut labels.responses, x, y, &ex.response_text());
     let _ = write!(
         s,
-        r#"<g class="response" data-exchange="{}"><title>{}</title><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="6"/><path d="M{:.1} {:.1} l-7 5 l7 5 z"/><text x="{:.1}" y="{:.1}">{}</text></g>"#,
+        r#"<g class="response" data-exchange="{}"><title>{}</title><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="6"/><path d="M{:.1} {:.1} l-7 5 l7 5 z"/>{text}</g>"#,
         ex.id,
         escape(&format!(
             "exchange {}: {} ({} body bytes)",
@@ -359,9 +428,6 @@ fn exchange(s: &mut String, scale: &Scale, mid: f64, t: &FlowTimeline, ex: &Exch
         (xe - x).max(1.0),
         x + 7.0,
         y - 5.0,
-        x + 9.0,
-        y + 18.0,
-        escape(&ex.response_text())
     );
 }
 
@@ -376,6 +442,17 @@ mod tests {
             "reset <b>"
         );
         assert_eq!(rule_name("something else"), "something else");
+    }
+
+    #[test]
+    fn labels_take_free_rows_or_are_left_out() {
+        let mut bands = Bands::new(&[-10.0, -20.0]);
+        assert_eq!(bands.place(200.0, "abc"), Some((209.0, "start", -10.0)));
+        assert_eq!(bands.place(205.0, "abc"), Some((214.0, "start", -20.0)));
+        assert_eq!(bands.place(210.0, "abc"), None, "both rows taken here");
+        assert_eq!(bands.place(400.0, "abc"), Some((409.0, "start", -10.0)));
+        let (x, anchor, _) = bands.place(WIDTH - RIGHT, "abc").expect("room");
+        assert_eq!((x, anchor), (WIDTH - RIGHT - 7.0, "end"), "kept inside");
     }
 
     #[test]
