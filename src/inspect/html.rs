@@ -676,6 +676,79 @@ pub(crate) mod tests {
         report
     }
 
+    /// Two attempts of one PUT on the client leg: the retry re-sent the first attempt's bytes from
+    /// offset 1000 on and was accepted (the shifted-slice bug).
+    pub(crate) fn shifted_retry_report() -> Report {
+        use crate::inspect::analysis;
+        use crate::inspect::body_store::{MemoryUse, RetainedBody};
+        use crate::inspect::exchange::FlowOutcome;
+        use crate::inspect::legs::tests::exchange;
+        use crate::inspect::model::CaptureInfo;
+        use crate::inspect::reassembly::FlowInfo;
+        use crate::inspect::LegFilter;
+        let body: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+        let attempt = |id: usize, flow: u64, bytes: &[u8]| {
+            let mut ex = exchange(id, Leg::Client, flow, "PUT", "/upload/x.bin", None);
+            let mut kept = RetainedBody::new(MemoryUse::default());
+            kept.append(bytes);
+            ex.body = Some(kept);
+            ex.request.length = bytes.len() as u64;
+            ex.request.expected = Some(bytes.len() as u64);
+            ex.time_ns = flow * 1_000_000;
+            (
+                FlowInfo {
+                    id: flow,
+                    interface: Some("client leg".into()),
+                    client: "127.0.0.1:1".parse().expect("addr"),
+                    server: "127.0.0.1:2".parse().expect("addr"),
+                    opened_ns: flow * 1_000_000,
+                    saw_syn: true,
+                },
+                FlowOutcome {
+                    exchanges: vec![ex],
+                    http: true,
+                    warnings: Vec::new(),
+                    faults: Vec::new(),
+                },
+            )
+        };
+        let capture = CaptureInfo {
+            path: "x.pcapng".into(),
+            format: "pcapng",
+            sections: 1,
+            packets: 0,
+            tcp_segments: 0,
+            damage: None,
+        };
+        analysis::build(
+            capture,
+            LegFilter::Both,
+            vec![attempt(0, 1, &body), attempt(1, 2, &body[1000..])],
+        )
+    }
+
+    #[test]
+    fn a_shifted_retry_shows_its_offset_the_shift_and_both_attempts_bytes() {
+        let report = shifted_retry_report();
+        assert_eq!(report.verdict, Verdict::Corrupt, "{:?}", report.findings);
+        let html = report.render_html();
+        for expected in [
+            r#"<div class="difference" data-offset="0">"#,
+            r#"<span class="shifted">it equals attempt 1 from offset <strong>1000</strong>"#,
+            r#"<th class="at">0</th><th>attempt 1</th><td class="diff">00</td>"#,
+            r#"<th class="at">0</th><th>attempt 2</th><td class="diff">"#,
+            r#"<span class="corrupt-mark">CORRUPT</span>"#,
+        ] {
+            assert!(html.contains(expected), "no {expected:?} in:\n{html}");
+        }
+        let md = report.render_markdown();
+        assert!(
+            md.contains("| PUT /upload/x.bin | client | 2 | 1 | 201 | 3096 | **CORRUPT** attempt 2 differs from attempt 1 at offset 0"),
+            "{md}"
+        );
+        assert!(md.contains("equals attempt 1 from offset 1000"), "{md}");
+    }
+
     #[test]
     fn a_hostile_capture_renders_as_text_with_its_timeline() {
         let html = hostile_report().render_html();
