@@ -8,7 +8,7 @@
 use crate::direction::Direction;
 
 /// Data marks kept per direction before thinning.
-pub const MAX_MARKS: usize = 2048;
+pub const MAX_MARKS: usize = 1024;
 /// Events (FIN, RST, gap, fault comment) kept per flow.
 pub const MAX_EVENTS: usize = 1000;
 
