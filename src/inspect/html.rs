@@ -496,7 +496,7 @@ impl Report {
             notes.extend(st.faults.iter().cloned());
             let _ = write!(
                 s,
-                r#"<tr><td class="num">{}</td><td>{}</td><td class="num">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>"#,
+                r#"<tr><td class="num">{}</td><td class="nowrap">{}</td><td class="num">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>"#,
                 st.flow,
                 leg::name(st.leg),
                 st.stream,
@@ -547,7 +547,7 @@ impl Report {
             };
             let _ = write!(
                 s,
-                r#"<tr class="{leg_class}"><td class="num">{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td>{} {}</td><td class="num">{}</td><td>{} ({} bytes)</td><td>{}</td></tr>"#,
+                r#"<tr class="{leg_class}"><td class="num">{}</td><td class="nowrap">{}</td><td class="nowrap">{}</td><td class="num">{}</td><td>{} {}</td><td class="num">{}</td><td>{} ({} bytes)</td><td>{}</td></tr>"#,
                 ex.id,
                 format_time(ex.time_ns),
                 leg::name(ex.leg),
