@@ -16,6 +16,7 @@ test:
 	bash tests/install-grpc.sh
 	bash tests/install-toxiproxy-clients.sh
 	bash tests/install-chromium.sh
+	bash tests/install-s3.sh
 	cargo test --lib --bins --tests
 
 # Style gates that CI also runs.
@@ -41,8 +42,9 @@ build:
 # session, the HTTP/2 reader and the TLS ClientHello peek for FUZZ_SECONDS each
 # (cargo-fuzz on the stable toolchain, without sanitizers).
 FUZZ_SECONDS ?= 20
+CARGO_FUZZ_VERSION = 0.13.2
 fuzz:
-	command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	cargo fuzz --version 2>/dev/null | grep -qx 'cargo-fuzz $(CARGO_FUZZ_VERSION)' || cargo install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked
 	cd fuzz && for target in scenario http_framing capture_reader session h2_reader tls_client_hello; do \
 		cargo fuzz run -s none $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done

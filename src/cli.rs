@@ -160,6 +160,12 @@ pub struct RunArgs {
     /// if it shows corruption.
     #[arg(long)]
     pub inspect: bool,
+    /// With --inspect: audit the capture against MANIFEST, as `faultline inspect --expect`.
+    #[arg(long, value_name = "MANIFEST", requires = "inspect")]
+    pub expect: Option<PathBuf>,
+    /// With --inspect: also write the HTML report to FILE, as `faultline inspect --html`.
+    #[arg(long, value_name = "FILE", requires = "inspect")]
+    pub html: Option<PathBuf>,
 }
 
 /// Arguments of `faultline serve`.
@@ -205,6 +211,11 @@ pub struct InspectArgs {
     /// attempts with their bytes, content checks, replay command; opens offline).
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Audit: compare what MANIFEST says should be stored (`PATH SIZE [DIGEST]` a line, `#`
+    /// comments; DIGEST hex md5 or sha256) with the last successful upload of each PATH in the
+    /// capture. A malformed line exits 2 with `MANIFEST:LINE: message`.
+    #[arg(long, value_name = "MANIFEST")]
+    pub expect: Option<PathBuf>,
 }
 
 /// `--listen`: an address or a name that resolves, as in scenario files.

@@ -16,7 +16,7 @@ use tracing_subscriber::EnvFilter;
 use cli::{CaCommand, Cli, Command, LogFormat, RunArgs, ServeArgs};
 use faultline::capture::expand_path_template;
 use faultline::demo::Story;
-use faultline::inspect::{inspect_path, InspectOptions, LegFilter};
+use faultline::inspect::{inspect_path, InspectOptions, LegFilter, Manifest};
 use faultline::proxy::status::{LogWriter, Status, StatusShown};
 use faultline::proxy::{self, RunPlan};
 use faultline::scenario::schema::{Mode, UpstreamSpec};
@@ -161,6 +161,11 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
+    // A bad manifest is said before the run, not after it.
+    if let Some(Err(e)) = args.expect.as_deref().map(Manifest::load) {
+        eprintln!("{e}");
+        return Ok(ExitCode::from(2));
+    }
     let listen = match args.listen.or(scenario.listen) {
         Some(addr) => addr,
         None => DEFAULT_LISTEN.parse().context("default listen address")?,
@@ -252,7 +257,14 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     match (&summary.capture, args.inspect) {
         (Some(capture), true) => {
             faultline::say!();
-            Ok(inspect(&capture.path, false, LegFilter::Both))
+            Ok(inspect_to(&cli::InspectArgs {
+                capture: capture.path.clone(),
+                json: false,
+                leg: LegFilter::Both,
+                markdown: false,
+                html: args.html.clone(),
+                expect: args.expect.clone(),
+            }))
         }
         (None, true) => {
             eprintln!("faultline: --inspect needs a capture (--capture PATH or [proxy] capture)");
@@ -263,14 +275,26 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
 }
 
 /// `faultline inspect`: the text, JSON or Markdown report on stdout, and the HTML page when asked.
+/// `--expect MANIFEST` is read first: a bad manifest exits 2 (`MANIFEST:LINE: message`) before
+/// the capture is read.
 fn inspect_to(args: &cli::InspectArgs) -> ExitCode {
-    let report = match inspect_path(&args.capture, &InspectOptions { leg: args.leg }) {
+    let expect = match args.expect.as_deref().map(Manifest::load).transpose() {
+        Ok(manifest) => manifest,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut report = match inspect_path(&args.capture, &InspectOptions { leg: args.leg }) {
         Ok(report) => report,
         Err(e) => {
             eprintln!("faultline: {e}");
             return ExitCode::from(e.exit_code());
         }
     };
+    if let Some(manifest) = &expect {
+        report.audit(manifest);
+    }
     if let Some(path) = &args.html {
         if let Err(e) = std::fs::write(path, report.render_html()) {
             eprintln!(
@@ -291,23 +315,6 @@ fn inspect_to(args: &cli::InspectArgs) -> ExitCode {
         eprintln!("faultline: HTML report written to {}", path.display());
     }
     ExitCode::from(report.exit_code())
-}
-
-fn inspect(capture: &std::path::Path, json: bool, leg: LegFilter) -> ExitCode {
-    match inspect_path(capture, &InspectOptions { leg }) {
-        Ok(report) => {
-            if json {
-                faultline::say!("{}", report.to_json());
-            } else {
-                faultline::say_raw!("{}", report.render_text());
-            }
-            ExitCode::from(report.exit_code())
-        }
-        Err(e) => {
-            eprintln!("faultline: {e}");
-            ExitCode::from(e.exit_code())
-        }
-    }
 }
 
 fn ca(command: CaCommand) -> ExitCode {

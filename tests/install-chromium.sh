@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs headless Chromium for the HTML report's browser test (tests/integration/report_html.rs:
-# `--dump-dom` and `--screenshot` of `faultline inspect --html`). Idempotent; runs as root here.
+# Installs headless Chromium for the HTML report's browser test (tests/integration/report.rs:
+# `--dump-dom` and `--screenshot` of `faultline inspect --html`). Idempotent; needs root (apt-get), like tests/install-deps.sh.
 set -euo pipefail
 
 if ! command -v chromium >/dev/null 2>&1; then

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::bytestream_client::{read_all, BlobRead, ReadStyle};
 use super::bytestream_server::{self, ServedRead};
 use super::DemoError;
+use crate::inspect::{inspect_path, InspectOptions, LegFilter, Report};
 use crate::scenario::schema::UpstreamSpec;
 use crate::scenario::Scenario;
 
@@ -44,6 +45,8 @@ pub struct ReaderRun {
     pub capture: PathBuf,
     /// The proxy's and the server's ports, for tshark's `-d tcp.port==N,http2`.
     pub ports: (u16, u16),
+    /// `faultline inspect` of the capture's client leg (or why it failed).
+    pub inspection: Result<Report, String>,
 }
 
 impl ReaderRun {
@@ -140,14 +143,23 @@ async fn reader_run(
     let served = server.served();
     stop.cancel();
     let _ = server.task.await;
+    let capture = summary.capture.map(|c| c.path).unwrap_or_default();
+    let inspection = inspect_path(
+        &capture,
+        &InspectOptions {
+            leg: LegFilter::Client,
+        },
+    )
+    .map_err(|e| e.to_string());
     Ok(ReaderRun {
         style,
         reads,
         served,
         connections: summary.connections,
         fired: summary.rules.iter().map(|r| r.fired).sum(),
-        capture: summary.capture.map(|c| c.path).unwrap_or_default(),
+        capture,
         ports,
+        inspection,
     })
 }
 
@@ -212,6 +224,36 @@ fn print_run(run: &ReaderRun) {
         run.fired,
         run.capture.display()
     );
+    match &run.inspection {
+        Ok(report) => {
+            for blob in &report.bytestream {
+                for problem in &blob.problems {
+                    crate::say!("  inspect: {}…: {problem}", short(&blob.resource));
+                }
+            }
+            let text = report.render_text();
+            let verdict = text
+                .lines()
+                .filter(|l| l.starts_with("OK") || l.starts_with("CORRUPT"));
+            for line in verdict {
+                crate::say!("  inspect: {line}");
+            }
+        }
+        Err(e) => crate::say!("  inspect failed: {e}"),
+    }
+}
+
+/// Whether inspect judged the run as it should: the wire carried every blob intact both times
+/// (the restarting reader's corruption is its own), and the restart from 0 is noted.
+pub fn inspected_as_expected(run: &ReaderRun) -> bool {
+    let Ok(report) = &run.inspection else {
+        return false;
+    };
+    let noted = report
+        .bytestream
+        .iter()
+        .any(|b| b.problems.iter().any(|p| p.contains("starts over")));
+    report.exit_code() == 0 && noted == (run.style == ReadStyle::RestartAtZero)
 }
 
 fn short(resource: &str) -> &str {

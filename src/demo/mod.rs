@@ -82,12 +82,15 @@ pub async fn run(story: Story) -> Result<bool, DemoError> {
                 run.fired == 1
                     && run.connections == 1
                     && run.all_intact() == (run.style == bytestream_client::ReadStyle::Resume)
+                    && grpc::inspected_as_expected(run)
             });
             crate::say!();
-            crate::say!("faultline inspect does not read HTTP/2 yet: the verdicts above are the readers' own");
-            crate::say!("sha256 checks and the Reads the server was asked for. The captures hold every frame;");
+            crate::say!("inspect reads each blob off the wire and checks it against its resource name: both");
+            crate::say!("times the server's bytes were intact, so reader 2's corruption is its own, and inspect");
+            crate::say!("names the Read that restarted from 0 after the reset.");
             if let Some(run) = runs.last() {
-                crate::say!("the reset and faultline's comments in Wireshark's terms:");
+                crate::say!("See it: faultline inspect {}", run.capture.display());
+                crate::say!("The reset and faultline's comments in Wireshark's terms:");
                 crate::say!("  {}", grpc::tshark_hint(run));
             }
             Ok(expected)

@@ -136,6 +136,37 @@ impl HeaderList {
     }
 }
 
+/// The request that asked for `Upgrade: h2c`, as HTTP/2 stream 1 carries it (RFC 7540 §3.2):
+/// pseudo-headers from the request line and Host, the other fields lowercased, minus the
+/// hop-by-hop ones the upgrade consumed. The proxy's session and `inspect` both read an
+/// upgraded stream 1 through it.
+pub fn upgraded_request(head: &crate::http::RequestHead) -> HeaderList {
+    let authority = head.host().unwrap_or_default().to_string();
+    let mut list = HeaderList::from_pairs([
+        (":method", head.method.as_str()),
+        (":scheme", "http"),
+        (":authority", authority.as_str()),
+        (":path", head.target.as_str()),
+    ]);
+    const HOP: [&str; 5] = [
+        "connection",
+        "upgrade",
+        "http2-settings",
+        "host",
+        "keep-alive",
+    ];
+    for (name, value) in &head.headers {
+        let name = name.to_ascii_lowercase();
+        if !HOP.contains(&name.as_str()) {
+            list.fields.push(HeaderField {
+                name: name.into_bytes(),
+                value: value.clone(),
+            });
+        }
+    }
+    list
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ use super::model::{
 use super::objects;
 use super::p2phttp::{self, P2pRequest};
 use super::reassembly::FlowInfo;
+use super::s3;
 use super::webdav;
 use super::LegFilter;
 
@@ -67,8 +68,12 @@ pub(crate) fn build_with_h2(
     }
     let mut findings = Vec::new();
     let attempt_groups = compare_attempts(&mut exchanges, &mut findings);
-    let content_checks = check_addresses(&mut exchanges, &mut findings);
-    let objects = objects::check_objects(&mut exchanges, &mut findings);
+    let mut content_checks = check_addresses(&mut exchanges, &mut findings);
+    let mut objects = objects::check_objects(&mut exchanges, &mut findings);
+    let s3 = s3::analyse(&mut exchanges, &mut findings);
+    content_checks.extend(s3.checks);
+    objects.extend(s3.objects);
+    warnings.extend(s3.warnings);
     incomplete_accepted(&exchanges, &mut findings);
     let p2phttp = p2phttp_requests(&exchanges, &mut findings);
     let webdav_moves = webdav::follow_moves(&exchanges, &mut findings);
@@ -133,7 +138,7 @@ pub(crate) fn build_with_h2(
         None => {
             let retries = match (summary.retried, summary.retries_differing) {
                 (0, _) => "none retried".to_string(),
-                (n, 0) => format!("{n} retried, all retries identical"),
+                (n, 0) => retries_without_difference(&attempt_groups, n),
                 (n, d) => {
                     format!("{n} retried, {d} retries differed but none was accepted with 2xx")
                 }
@@ -171,6 +176,9 @@ pub(crate) fn build_with_h2(
         bytestream,
         run: None,
         timelines: Vec::new(),
+        s3: s3.requests,
+        expectations: Vec::new(),
+        paths: s3.paths,
     }
 }
 
@@ -223,9 +231,14 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
         }
         let first_id = group[0];
         let mut first_body = exchanges[first_id].body.take();
-        let (first_len, first_expected) = {
+        let (first_len, first_expected, first_complete, first_status) = {
             let f = &exchanges[first_id];
-            (f.request.length, f.request.expected)
+            (
+                f.request.length,
+                f.request.expected,
+                f.request.complete,
+                f.response.status,
+            )
         };
         let mut list = Vec::new();
         for (n, &id) in group.iter().enumerate() {
@@ -262,6 +275,12 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
             };
             attempt.not_compared = why_not;
             let mut description = match (&attempt.comparison, &attempt.not_compared) {
+                (Some(c), _) if !first_complete && !c.is_difference() => cut_then(
+                    &unfinished(first_status, first_len),
+                    number,
+                    ex.request.complete,
+                    ex.request.length,
+                ),
                 (Some(c), _) => c.describe(number),
                 (None, Some(why)) => format!("attempt {number} not compared: {why}"),
                 (None, None) => String::new(),
@@ -308,6 +327,96 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
         });
     }
     out
+}
+
+/// What happened to an attempt whose body never went whole: answered before it was all sent (a
+/// 503 to `Expect: 100-continue`, a 413), or cut.
+fn unfinished(status: Option<u16>, len: u64) -> String {
+    match status {
+        Some(s) if len == 0 => format!("answered {s} before its body was sent"),
+        Some(s) => format!("answered {s} after {len} bytes of its body"),
+        None => format!("cut after {len} bytes"),
+    }
+}
+
+/// A retry after an unfinished attempt 1 that sent the same bytes: said as what happened, not as
+/// "identical" (attempt 1 never sent them all).
+fn cut_then(first: &str, number: usize, complete: bool, len: u64) -> String {
+    if complete {
+        format!(
+            "attempt 1 was {first}; attempt {number} complete ({len} bytes, the same bytes up to there)"
+        )
+    } else {
+        format!(
+            "attempt 1 was {first}; attempt {number} was cut after {len} bytes (the same bytes up to there)"
+        )
+    }
+}
+
+/// The verdict's words for `n` retried uploads none of whose retries differed: identical
+/// retries, or retries after an unfinished attempt 1 (named as the leg closest to the server saw
+/// them).
+fn retries_without_difference(groups: &[AttemptGroup], n: usize) -> String {
+    let rank = |g: &AttemptGroup| match g.leg {
+        Some(crate::direction::Leg::Upstream) => 0,
+        None => 1,
+        Some(crate::direction::Leg::Client) => 2,
+    };
+    let mut by_request: Vec<&AttemptGroup> = Vec::new();
+    for g in groups {
+        match by_request.iter_mut().find(|o| {
+            o.method == g.method
+                && super::target::origin_form(&o.target) == super::target::origin_form(&g.target)
+        }) {
+            Some(o) if rank(g) < rank(o) => *o = g,
+            Some(_) => {}
+            None => by_request.push(g),
+        }
+    }
+    let cut: Vec<&AttemptGroup> = by_request
+        .iter()
+        .copied()
+        .filter(|g| g.attempts.first().is_some_and(|a| !a.complete))
+        .collect();
+    let first = |g: &AttemptGroup| unfinished(g.attempts[0].status, g.attempts[0].length);
+    match cut.as_slice() {
+        [] => format!("{n} retried, all retries identical"),
+        [g] if n == 1 => {
+            let last = g.attempts.last().expect("a group has attempts");
+            format!(
+                "1 retried: {}",
+                cut_then(&first(g), last.number, last.complete, last.length)
+            )
+        }
+        cut => {
+            let whole = cut
+                .iter()
+                .filter(|g| g.attempts.last().is_some_and(|a| a.complete))
+                .count();
+            let phrase = first(cut[0]);
+            let what = if cut.iter().all(|g| first(g) == phrase) {
+                phrase
+            } else {
+                let (lo, hi) = cut
+                    .iter()
+                    .map(|g| g.attempts[0].length)
+                    .fold((u64::MAX, 0), |(lo, hi), l| (lo.min(l), hi.max(l)));
+                format!("cut after {lo} to {hi} bytes")
+            };
+            let mut s = if whole == n {
+                format!("{n} retried: attempt 1 of each was {what}, then sent complete")
+            } else {
+                format!(
+                    "{n} retried: attempt 1 of {} was {what}, {whole} of them then sent complete",
+                    cut.len()
+                )
+            };
+            if cut.len() < n {
+                s.push_str(&format!(", {} retried identical", n - cut.len()));
+            }
+            s
+        }
+    }
 }
 
 fn describe_exchange(ex: &Exchange) -> String {

@@ -3,24 +3,10 @@
 use super::attempts::BodySource;
 use super::bytestream_call::{Call, Placement};
 use super::digest::{HashAlgo, Hasher};
+use super::segments::{self, Seg};
 
 /// Block size for reading kept data.
 const BLOCK: usize = 256 * 1024;
-
-/// `len` blob bytes from `start`: call `call`'s kept data from `from`.
-#[derive(Debug, Clone, Copy)]
-struct Seg {
-    start: u64,
-    call: usize,
-    from: u64,
-    len: u64,
-}
-
-impl Seg {
-    fn end(&self) -> u64 {
-        self.start + self.len
-    }
-}
 
 /// The blob as laid so far: non-overlapping segments in offset order.
 #[derive(Debug, Default)]
@@ -58,7 +44,7 @@ impl Stitch {
             }
             let to = seg.end().min(end);
             let out = &mut buf[(filled - at) as usize..(to - at) as usize];
-            calls[seg.call]
+            calls[seg.source]
                 .data
                 .read_at(seg.from + (filled - seg.start), out)
                 .ok()?;
@@ -77,7 +63,7 @@ impl Stitch {
             let mut at = from;
             while at < to {
                 let n = ((to - at) as usize).min(BLOCK);
-                calls[seg.call]
+                calls[seg.source]
                     .data
                     .read_at(seg.from + (at - seg.start), &mut old[..n])
                     .ok()?;
@@ -94,45 +80,20 @@ impl Stitch {
         None
     }
 
-    /// Lays `place` of call `call` over whatever is there.
+    /// Lays `place` of call `call` over whatever is there (the segments' source is the call).
     pub fn lay(&mut self, call: usize, place: Placement) {
-        let (start, end) = (place.at, place.at + place.len);
-        self.cut(start, end);
-        if place.len > 0 {
-            self.segs.push(Seg {
-                start,
-                call,
-                from: place.from,
-                len: place.len,
-            });
-        }
-        self.segs.sort_by_key(|s| s.start);
+        let piece = Seg {
+            start: place.at,
+            source: call,
+            from: place.from,
+            len: place.len,
+        };
+        segments::lay(&mut self.segs, piece);
     }
 
     /// Drops laid bytes in `[start, end)`.
     pub fn cut(&mut self, start: u64, end: u64) {
-        let mut next = Vec::with_capacity(self.segs.len() + 2);
-        for seg in self.segs.drain(..) {
-            if seg.end() <= start || seg.start >= end {
-                next.push(seg);
-                continue;
-            }
-            if seg.start < start {
-                next.push(Seg {
-                    len: start - seg.start,
-                    ..seg
-                });
-            }
-            if seg.end() > end {
-                next.push(Seg {
-                    start: end,
-                    from: seg.from + (end - seg.start),
-                    len: seg.end() - end,
-                    ..seg
-                });
-            }
-        }
-        self.segs = next;
+        segments::cut(&mut self.segs, start, end);
     }
 
     /// The digest of the laid bytes `[0, len)` with each of `algos`.

@@ -406,6 +406,26 @@ impl Blob {
                 ));
                 differs = true;
             }
+            // A Read from 0 opened on the connection after a Read there was reset: a retry that
+            // is correct only if the client dropped what it had. The wire cannot show what the
+            // client kept, so this is a note for whoever reads the report, not a finding.
+            if offset == 0 && have > 0 {
+                let cut_here = cuts.iter().rev().find(|(j, stop)| {
+                    *stop > 0
+                        && calls[*j].flow == calls[i].flow
+                        && calls[*j]
+                            .reset_ns
+                            .is_some_and(|reset| reset <= calls[i].opened_ns)
+                });
+                if let Some(&(j, stop)) = cut_here {
+                    out.problems.push(format!(
+                        "the Read from offset 0 ({}) starts over after {} was cut at offset {stop}: correct if the client dropped those {stop} bytes; a client that appends them would hold {} bytes",
+                        at_call(&calls[i]),
+                        at_call(&calls[j]),
+                        stop + self.name.size,
+                    ));
+                }
+            }
             let place = Placement {
                 at: offset,
                 from: 0,

@@ -53,6 +53,8 @@ pub struct Call {
     pub grpc_status: Option<u32>,
     /// RST_STREAM code name, when reset.
     pub reset: Option<String>,
+    /// When the first RST_STREAM of the call crossed.
+    pub reset_ns: Option<u64>,
     /// The response ended normally (END_STREAM from the server).
     pub response_ended: bool,
     /// Messages that could not be read (compressed, not protobuf, too large): one sentence each.
@@ -86,6 +88,7 @@ impl Call {
             finish_write: false,
             grpc_status: None,
             reset: None,
+            reset_ns: None,
             response_ended: false,
             problems: Vec::new(),
         }

@@ -26,6 +26,9 @@ pub enum Scheme {
     GitAnnex,
     /// `blobs/<sha256>/<size>`.
     Cas,
+    /// S3's own integrity data (Content-MD5, x-amz-checksum-*, ETag): `key` is `/BUCKET/KEY`,
+    /// `backend` the header (or trailer) that said it.
+    S3,
 }
 
 /// A digest (and maybe a size) the target promises the body has.

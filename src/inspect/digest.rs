@@ -44,13 +44,19 @@ pub enum HashAlgo {
     Blake3_256,
     /// XXH3, 64 bits.
     Xxh3,
+    /// CRC-32 (ISO-HDLC, zlib's), as S3's `x-amz-checksum-crc32`.
+    Crc32,
+    /// CRC-32C (Castagnoli, iSCSI), as S3's `x-amz-checksum-crc32c`.
+    Crc32c,
+    /// CRC-64/NVME, as S3's `x-amz-checksum-crc64nvme`.
+    Crc64nvme,
     /// No digest: the address names the content without hashing it (git-annex WORM, URL keys).
     None,
 }
 
 impl HashAlgo {
     /// Every algorithm, for the schema's list of names.
-    pub const ALL: [HashAlgo; 26] = [
+    pub const ALL: [HashAlgo; 29] = [
         HashAlgo::Md5,
         HashAlgo::Sha1,
         HashAlgo::Sha224,
@@ -77,6 +83,9 @@ impl HashAlgo {
         HashAlgo::Blake3_256,
         HashAlgo::Xxh3,
         HashAlgo::None,
+        HashAlgo::Crc32,
+        HashAlgo::Crc32c,
+        HashAlgo::Crc64nvme,
     ];
 
     /// The name in JSON and text (`sha256`, `sha3_256`, `blake2b160`, `none`).
@@ -107,6 +116,9 @@ impl HashAlgo {
             HashAlgo::Blake2sp256 => "blake2sp256",
             HashAlgo::Blake3_256 => "blake3_256",
             HashAlgo::Xxh3 => "xxh3",
+            HashAlgo::Crc32 => "crc32",
+            HashAlgo::Crc32c => "crc32c",
+            HashAlgo::Crc64nvme => "crc64nvme",
             HashAlgo::None => "none",
         }
     }
@@ -134,7 +146,8 @@ impl HashAlgo {
             | HashAlgo::Skein512
             | HashAlgo::Blake2b512
             | HashAlgo::Blake2bp512 => 512,
-            HashAlgo::Xxh3 => 64,
+            HashAlgo::Xxh3 | HashAlgo::Crc64nvme => 64,
+            HashAlgo::Crc32 | HashAlgo::Crc32c => 32,
             HashAlgo::None => 0,
         };
         bits / 4
@@ -160,7 +173,20 @@ pub enum Hasher {
     Blake3(Box<blake3::Hasher>),
     /// XXH3 64-bit.
     Xxh3(Box<xxhash_rust::xxh3::Xxh3>),
+    /// CRC-32 or CRC-32C (the `crc` crate, slice-by-16 tables).
+    Crc32(crc::Digest<'static, u32, crc::Table<16>>),
+    /// CRC-64/NVME.
+    Crc64(crc::Digest<'static, u64, crc::Table<16>>),
 }
+
+/// S3's CRCs from one crate (`crc`, its catalog names the exact parameters S3 documents), with
+/// slice-by-16 tables: S3 bodies are hashed once each, so table-driven speed is enough.
+static CRC32: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);
+static CRC32C: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
+static CRC64NVME: crc::Crc<u64, crc::Table<16>> =
+    crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_NVME);
 
 impl Hasher {
     /// A hasher for `algo`; `None` when no crate implements it (see [`HashAlgo::not_checked`]).
@@ -188,6 +214,9 @@ impl Hasher {
             HashAlgo::Blake2s256 => Box::new(blake2::Blake2s256::default()),
             HashAlgo::Blake3_256 => return Some(Hasher::Blake3(Box::default())),
             HashAlgo::Xxh3 => return Some(Hasher::Xxh3(Box::default())),
+            HashAlgo::Crc32 => return Some(Hasher::Crc32(CRC32.digest())),
+            HashAlgo::Crc32c => return Some(Hasher::Crc32(CRC32C.digest())),
+            HashAlgo::Crc64nvme => return Some(Hasher::Crc64(CRC64NVME.digest())),
             HashAlgo::Blake2bp512
             | HashAlgo::Blake2sp224
             | HashAlgo::Blake2sp256
@@ -204,6 +233,8 @@ impl Hasher {
                 h.update(bytes);
             }
             Hasher::Xxh3(h) => h.update(bytes),
+            Hasher::Crc32(h) => h.update(bytes),
+            Hasher::Crc64(h) => h.update(bytes),
         }
     }
 
@@ -213,6 +244,8 @@ impl Hasher {
             Hasher::Dyn(d) => hex::encode(d.finalize()),
             Hasher::Blake3(h) => h.finalize().to_hex().to_string(),
             Hasher::Xxh3(h) => format!("{:016x}", h.digest()),
+            Hasher::Crc32(h) => format!("{:08x}", h.finalize()),
+            Hasher::Crc64(h) => format!("{:016x}", h.finalize()),
         }
     }
 }
@@ -254,6 +287,26 @@ mod tests {
         (HashAlgo::Blake2b384, "fc64332c0d3273e797d9adec2898619c393e66fc84fac232cc15d45c379c1fca08aec10f66fb5df89c16af1872f2c3aa"),
         (HashAlgo::Blake2b512, "ddca289eea9b8094285e47587bfc6acb67e924abbd8792ae1c76bee2c540c63ccabd52aadd7e7754f1f2fb57b99d44f4ea1202f5b8e607c2f535ca215e1a2f4f"),
     ];
+
+    /// The catalog check values: the CRC of "123456789".
+    #[test]
+    fn s3_crcs_agree_with_their_catalog_check_values() {
+        assert_eq!(
+            hex_of(HashAlgo::Crc32, b"123456789").as_deref(),
+            Some("cbf43926")
+        );
+        assert_eq!(
+            hex_of(HashAlgo::Crc32c, b"123456789").as_deref(),
+            Some("e3069283")
+        );
+        assert_eq!(
+            hex_of(HashAlgo::Crc64nvme, b"123456789").as_deref(),
+            Some("ae8b14860a799888")
+        );
+        for algo in [HashAlgo::Crc32, HashAlgo::Crc32c, HashAlgo::Crc64nvme] {
+            assert_eq!(hex_of(algo, b"").map(|h| h.len()), Some(algo.hex_len()));
+        }
+    }
 
     #[test]
     fn every_implemented_algorithm_agrees_with_git_annex() {

@@ -14,6 +14,7 @@ use super::http::{
 };
 use super::leg;
 use super::reassembly::{FlowInfo, StreamConsumer};
+use super::s3_request;
 use super::target;
 use crate::direction::Leg;
 
@@ -129,15 +130,26 @@ pub struct Exchange {
     pub(crate) response_text: Vec<u8>,
 }
 
-/// Headers kept for the analysis: resumes, WebDAV moves, p2phttp data lengths, JSON answers.
-pub const KEPT_HEADERS: [&str; 6] = [
+/// Headers kept for the analysis: resumes, WebDAV moves, p2phttp data lengths, JSON answers,
+/// S3's integrity data (`content-md5`, `etag`, `content-encoding` for aws-chunked).
+pub const KEPT_HEADERS: [&str; 9] = [
     "range",
     "content-range",
     "destination",
     "x-git-annex-data-length",
     "content-type",
     "content-length",
+    "content-md5",
+    "etag",
+    "content-encoding",
 ];
+
+/// Header name prefixes kept too: S3's `x-amz-*` (checksums, decoded lengths, copy sources,
+/// encryption) and `x-amzn-*` (request ids that tell an S3 answer).
+pub const KEPT_PREFIXES: [&str; 1] = ["x-amz"];
+
+/// At most this many prefixed headers are kept per message (a hostile peer could send thousands).
+const KEPT_PREFIXED_MAX: usize = 64;
 
 /// Bytes of each response body kept as text (p2phttp's JSON answers are far smaller).
 pub const RESPONSE_TEXT: usize = 1024;
@@ -188,10 +200,23 @@ impl Exchange {
 }
 
 fn kept(headers: &HeaderFields) -> Vec<(String, String)> {
-    KEPT_HEADERS
+    let mut out: Vec<(String, String)> = KEPT_HEADERS
         .iter()
         .filter_map(|name| header(headers, name).map(|v| (name.to_string(), v)))
-        .collect()
+        .collect();
+    let prefixed = headers.iter().filter(|(n, _)| {
+        KEPT_PREFIXES.iter().any(|p| {
+            n.get(..p.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(p))
+        })
+    });
+    out.extend(prefixed.take(KEPT_PREFIXED_MAX).map(|(n, v)| {
+        (
+            n.to_ascii_lowercase(),
+            String::from_utf8_lossy(v).trim().to_string(),
+        )
+    }));
+    out
 }
 
 /// The first `name` header's value (case-insensitive name), as text, trimmed.
@@ -410,7 +435,8 @@ impl FlowHttp {
                         if ex.method == "GET"
                             && matches!(head.status, 200 | 206)
                             && !encoded
-                            && content_address::parse_target(&ex.target).is_some()
+                            && (content_address::parse_target(&ex.target).is_some()
+                                || s3_request::is_s3(ex))
                         {
                             ex.response_body = Some(RetainedBody::new(self.memory.clone()));
                         }

@@ -115,6 +115,8 @@ struct StreamNotes {
     faults: Vec<String>,
     /// A RST_STREAM crossed: later DATA (in flight) never reaches an application.
     reset: bool,
+    /// When the first RST_STREAM crossed.
+    reset_ns: Option<u64>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -296,7 +298,9 @@ impl FlowH2 {
                 PieceKind::Data { stream, offset } => {
                     self.data(direction, *stream, *offset, &buf[at..at + piece.len]);
                 }
-                PieceKind::Control(control) => self.control(direction, index, &fed.pieces, control),
+                PieceKind::Control(control) => {
+                    self.control(direction, index, &fed.pieces, control, ts)
+                }
                 _ => {}
             }
             while let Some(block) = blocks.next_if(|b| b.piece == index) {
@@ -333,6 +337,7 @@ impl FlowH2 {
                 call,
                 faults: Vec::new(),
                 reset: false,
+                reset_ns: None,
             },
         );
     }
@@ -367,6 +372,7 @@ impl FlowH2 {
         index: usize,
         pieces: &[crate::h2::Piece],
         control: &Control,
+        ts: u64,
     ) {
         let stream = pieces[..index].iter().rev().find_map(|p| match p.kind {
             PieceKind::Header(h) => Some(h.stream),
@@ -376,6 +382,7 @@ impl FlowH2 {
             Control::RstStream { .. } => {
                 if let Some(notes) = stream.and_then(|s| self.notes.get_mut(&s)) {
                     notes.reset = true;
+                    notes.reset_ns.get_or_insert(ts);
                 }
             }
             Control::Goaway {
@@ -443,6 +450,7 @@ impl FlowH2 {
             if let Some(mut call) = notes.call.take() {
                 call.grpc_status = grpc_status;
                 call.reset = reset.as_ref().map(|r| r.code.clone());
+                call.reset_ns = notes.reset_ns;
                 call.response_ended = record.ended[down];
                 call.partial = notes.messages[down].pending() + notes.messages[up].pending();
                 for (d, m) in notes.messages.iter().enumerate() {

@@ -714,3 +714,42 @@ fn corrupted_recordings_never_panic() {
         let _ = report.to_json();
     }
 }
+
+#[test]
+fn a_read_restarted_from_0_after_a_reset_is_noted_and_a_sibling_is_not() {
+    let (bytes, name) = blob(50_000);
+    // The retry opens after the reset: noted (a client that appends would hold too much).
+    let mut conn = Conn::new();
+    cut_read(&mut conn, &name, &bytes, 8_000, 3);
+    read_call(&mut conn, &name, 0, &bytes, 16_000);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(
+        report.exit_code(),
+        0,
+        "the wire carried the blob whole: {text}"
+    );
+    let note = &report.bytestream[0].problems;
+    assert_eq!(note.len(), 1, "{text}");
+    assert!(
+        note[0].contains("the Read from offset 0 (stream 3 (flow 1)) starts over after stream 1 (flow 1) was cut at offset 24000")
+            && note[0].contains("would hold 74000 bytes"),
+        "{note:?}"
+    );
+    assert!(text.contains(&note[0]), "the note is in the text report");
+
+    // Opened before the reset (a concurrent sibling): nothing to say.
+    let mut conn = Conn::new();
+    let sibling = conn.call(READ, &[read_request(&name, 0)], true);
+    cut_read(&mut conn, &name, &bytes, 8_000, 3);
+    let messages: Vec<Vec<u8>> = bytes.chunks(16_000).map(ReadResponse::encode).collect();
+    conn.respond(sibling, &messages);
+    conn.trailers(sibling, 0);
+    let report = inspect(vec![conn.chunks]);
+    assert_eq!(report.exit_code(), 0, "{}", report.render_text());
+    assert!(
+        report.bytestream[0].problems.is_empty(),
+        "{:?}",
+        report.bytestream[0].problems
+    );
+}

@@ -2,7 +2,7 @@
 
 use crate::direction::Direction;
 use crate::h2::HeaderList;
-use crate::http::{FrameEvent, Http1Conversation, RequestHead};
+use crate::http::{FrameEvent, Http1Conversation};
 
 /// What the exchange says so far.
 #[derive(Debug, PartialEq, Eq)]
@@ -32,36 +32,6 @@ pub struct Upgrade {
     starts: [Option<u64>; 2],
     /// When the 101 crossed.
     switched_ns: u64,
-}
-
-/// The request that asked for `Upgrade: h2c`, as HTTP/2 stream 1 carries it (RFC 7540 §3.2):
-/// pseudo-headers from the request line and Host, the other fields lowercased, minus the
-/// hop-by-hop ones the upgrade consumed.
-fn upgraded_request(head: &RequestHead) -> HeaderList {
-    let authority = head.host().unwrap_or_default().to_string();
-    let mut list = HeaderList::from_pairs([
-        (":method", head.method.as_str()),
-        (":scheme", "http"),
-        (":authority", authority.as_str()),
-        (":path", head.target.as_str()),
-    ]);
-    const HOP: [&str; 5] = [
-        "connection",
-        "upgrade",
-        "http2-settings",
-        "host",
-        "keep-alive",
-    ];
-    for (name, value) in &head.headers {
-        let name = name.to_ascii_lowercase();
-        if !HOP.contains(&name.as_str()) {
-            list.fields.push(crate::h2::HeaderField {
-                name: name.into_bytes(),
-                value: value.clone(),
-            });
-        }
-    }
-    list
 }
 
 impl Upgrade {
@@ -111,7 +81,7 @@ impl Upgrade {
                     if self.request.is_some() || !head.has_token("upgrade", "h2c") {
                         ok = false;
                     } else {
-                        self.request = Some(upgraded_request(&head));
+                        self.request = Some(crate::h2::headers::upgraded_request(&head));
                     }
                 }
                 FrameEvent::Tunnel { start } => self.starts[0] = Some(start),

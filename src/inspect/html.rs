@@ -96,6 +96,7 @@ impl Report {
         self.html_run(&mut s);
         self.html_attempts(&mut s);
         self.html_checks(&mut s);
+        self.html_expectations(&mut s);
         self.html_timelines(&mut s);
         self.html_h2(&mut s);
         self.html_exchanges(&mut s);
@@ -254,6 +255,34 @@ impl Report {
             }
         }
         s.push_str("</div>");
+    }
+
+    /// `--expect`: each manifest line against what the capture shows was stored.
+    fn html_expectations(&self, s: &mut String) {
+        if self.expectations.is_empty() {
+            return;
+        }
+        let _ = write!(
+            s,
+            r#"<section id="expectations"><h2>Expected objects (--expect)</h2><p>Each manifest line against the last successful upload of its path in the capture.</p><table><tr><th>path</th><th>line</th><th>expected bytes</th><th>stored bytes</th><th>result</th></tr>"#
+        );
+        for e in &self.expectations {
+            let _ = write!(
+                s,
+                r#"<tr class="expectation"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>"#,
+                escape(&e.path),
+                e.line,
+                e.expected_size,
+                e.stored_size.map_or("-".to_string(), |n| n.to_string()),
+                if e.corrupt {
+                    r#"<span class="corrupt-mark">CORRUPT</span> "#
+                } else {
+                    ""
+                },
+                escape(&e.description)
+            );
+        }
+        s.push_str("</table></section>\n");
     }
 
     fn html_checks(&self, s: &mut String) {

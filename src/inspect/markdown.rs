@@ -79,6 +79,7 @@ impl Report {
         self.markdown_findings(&mut s);
         self.markdown_attempts(&mut s);
         self.markdown_checks(&mut s);
+        self.markdown_expectations(&mut s);
         self.markdown_exchanges(&mut s);
         if !self.warnings.is_empty() {
             let _ = writeln!(
@@ -187,6 +188,29 @@ impl Report {
             );
         }
         let _ = writeln!(s, "\n</details>");
+    }
+
+    /// `--expect`: each manifest line against what the capture shows was stored.
+    fn markdown_expectations(&self, s: &mut String) {
+        if self.expectations.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\n#### Expected objects (`--expect`)\n\n| path | line | expected bytes | stored bytes | result |\n|---|---:|---:|---:|---|"
+        );
+        for e in &self.expectations {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {}{} |",
+                escape(&e.path),
+                e.line,
+                e.expected_size,
+                e.stored_size.map_or("-".to_string(), |n| n.to_string()),
+                if e.corrupt { "**CORRUPT** " } else { "" },
+                escape(&e.description)
+            );
+        }
     }
 
     fn markdown_checks(&self, s: &mut String) {

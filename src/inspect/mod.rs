@@ -19,6 +19,7 @@ use crate::http;
 mod analysis;
 mod annex_key;
 mod attempts;
+mod aws_chunked;
 mod blob_layout;
 mod blobs;
 mod body_store;
@@ -26,6 +27,7 @@ mod bytestream_call;
 mod content_address;
 mod digest;
 mod exchange;
+mod expectations;
 mod flow_views;
 mod h2_flow;
 mod h2_model;
@@ -38,6 +40,7 @@ mod html_timeline;
 mod json;
 mod leg;
 mod legs;
+mod manifest;
 mod markdown;
 mod model;
 mod objects;
@@ -46,7 +49,14 @@ mod packet;
 mod pcap_reader;
 mod reassembly;
 mod run_info;
+mod s3;
+mod s3_checksum;
+mod s3_content;
+mod s3_multipart;
+mod s3_request;
 pub mod schema;
+mod segments;
+mod stored;
 mod target;
 mod text;
 mod timeline;
@@ -67,9 +77,11 @@ pub use blobs::{BlobCall, BlobCheck};
 pub use content_address::{AddressCheck, ContentAddress, HashAlgo, Scheme};
 pub use exchange::{Exchange, FaultNote, Outcome, RequestBody, ResponseInfo};
 pub use h2_model::{GoawayNote, H2Connection, H2Stream, ResetNote};
+pub use manifest::{Entry, Manifest, ManifestError};
 pub use model::{
-    Attempt, AttemptGroup, CaptureInfo, ContentCheck, FlowSummary, LegComparison, Move,
-    ObjectCheck, P2pRequest, Report, Summary, Verdict, SCHEMA_VERSION,
+    Attempt, AttemptGroup, CaptureInfo, ContentCheck, Expectation, ExpectationResult, FlowSummary,
+    LegComparison, Move, ObjectCheck, Operation, P2pRequest, Report, S3Request, Style, Summary,
+    Verdict, SCHEMA_VERSION,
 };
 pub use objects::{Piece, Transfer};
 pub use pcap_reader::{FileFormat, FormatError};

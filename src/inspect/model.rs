@@ -6,12 +6,15 @@ use super::attempts::BodyComparison;
 pub use super::blobs::BlobCheck;
 use super::content_address::{AddressCheck, ContentAddress};
 use super::exchange::Exchange;
+pub use super::expectations::{Expectation, ExpectationResult};
 pub use super::h2_model::{H2Connection, H2Stream};
 use super::leg;
 pub use super::legs::LegComparison;
 pub use super::objects::ObjectCheck;
 pub use super::p2phttp::P2pRequest;
 pub use super::run_info::RunInfo;
+pub use super::s3_request::{Operation, S3Request, Style};
+use super::stored::PathState;
 pub use super::timeline::FlowTimeline;
 pub use super::webdav::Move;
 use crate::direction::Leg;
@@ -190,6 +193,13 @@ pub struct Report {
     /// When things happened on each flow, in flow order (drawn by `--html`, not in `--json`).
     #[serde(skip)]
     pub timelines: Vec<FlowTimeline>,
+    /// S3 requests, named (operation, bucket, key, upload id, part, answer).
+    pub s3: Vec<S3Request>,
+    /// `--expect`: each manifest line against what the capture shows was stored (empty without).
+    pub expectations: Vec<Expectation>,
+    /// What each path holds at the end of the capture, for `--expect`.
+    #[serde(skip)]
+    pub(crate) paths: Vec<PathState>,
 }
 
 impl Report {

@@ -13,18 +13,23 @@
 //!
 //! Plain uploads sent whole in one request are `content_checks` (and their retries
 //! `attempt_groups`); every other object is checked here: every download, p2phttp `put`s, chunked
-//! and resumed uploads.
+//! and resumed uploads. S3 GETs of a single-part object are pieces of the object their ETag
+//! names (ranged and resumed downloads); a whole S3 GET alone is `s3`'s, S3 multipart uploads
+//! are assembled by `s3_multipart`.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::attempts::BodySource;
-use super::content_address::{self, AddressCheck, ContentAddress};
-use super::digest::Hasher;
+use super::content_address::{self, AddressCheck, ContentAddress, Scheme};
+use super::digest::{HashAlgo, Hasher};
 use super::exchange::Exchange;
 use super::leg;
 use super::p2phttp::{self, P2pRequest};
+use super::s3_checksum;
+use super::s3_request::{Operation, S3Request};
+use super::segments::{self, Seg};
 use crate::direction::Leg;
 
 /// Block size for reading retained bodies.
@@ -107,7 +112,9 @@ fn content_range(value: &str) -> Option<(u64, Option<u64>)> {
 /// The object address and piece of `ex`, if it carries a content-addressed body; `whole` is
 /// true for a plain upload sent in one request (checked by `content_checks` instead).
 fn piece_of(ex: &Exchange) -> Option<(ContentAddress, Spec, bool, Option<u64>)> {
-    let address = content_address::parse_target(&ex.target)?;
+    let Some(address) = content_address::parse_target(&ex.target) else {
+        return s3_download_piece(ex);
+    };
     let p2p = P2pRequest::of(ex);
     let chunk_offset = address.chunk.map_or(0, |c| c.offset());
     if ex.method == "GET" && ex.response_body.is_some() {
@@ -164,19 +171,52 @@ fn piece_of(ex: &Exchange) -> Option<(ContentAddress, Spec, bool, Option<u64>)> 
     None
 }
 
-/// `len` bytes of the object from `start`: exchange `exchange`'s body bytes from `from`.
-#[derive(Debug, Clone, Copy)]
-struct Seg {
-    start: u64,
-    exchange: usize,
-    from: u64,
-    len: u64,
-}
-
-impl Seg {
-    fn end(&self) -> u64 {
-        self.start + self.len
+/// A GetObject of a single-part S3 object as a piece of the object its ETag (the MD5 of its
+/// bytes) names, so ranged downloads (s3transfer fetches big objects in 8 MiB ranges) and resumes
+/// after a cut are checked whole. A whole 200 is `whole`: `s3` checks it on its own, and it is
+/// stitched only beside a cut or ranged piece. A multipart ETag (`…-N`), or one SSE-KMS/SSE-C
+/// makes something else than an MD5, names no digest: such GETs are no pieces.
+fn s3_download_piece(ex: &Exchange) -> Option<(ContentAddress, Spec, bool, Option<u64>)> {
+    let r = S3Request::of(ex)?;
+    if r.operation != Operation::GetObject
+        || r.part_number.is_some()
+        || ex.response_body.is_none()
+        || s3_checksum::etag_is_not_md5(&ex.request_headers, &ex.response_headers)
+    {
+        return None;
     }
+    let md5 = r.etag.as_deref().and_then(s3_checksum::etag_md5)?;
+    let (offset, size) = match r.status {
+        Some(206) => ex
+            .response_header("content-range")
+            .and_then(content_range)?,
+        Some(200) => (
+            0,
+            ex.response_header("content-length")
+                .and_then(|v| v.trim().parse::<u64>().ok()),
+        ),
+        _ => return None,
+    };
+    let address = ContentAddress {
+        algo: HashAlgo::Md5,
+        digest: md5,
+        size,
+        scheme: Scheme::S3,
+        key: Some(r.path.clone()),
+        backend: Some("ETag".into()),
+        chunk: None,
+    };
+    let complete = ex.response.complete;
+    let spec = Spec {
+        exchange: ex.id,
+        offset,
+        length: ex.response.body_length,
+        complete,
+        accepted: true,
+        download: true,
+    };
+    let whole = r.status == Some(200) && complete;
+    Some((address, spec, whole, size))
 }
 
 fn body(exchanges: &mut [Exchange], id: usize, download: bool) -> Option<&mut dyn BodySource> {
@@ -197,7 +237,7 @@ fn read_seg(
     at: u64,
     buf: &mut [u8],
 ) -> Option<()> {
-    body(exchanges, seg.exchange, download)?
+    body(exchanges, seg.source, download)?
         .read_at(seg.from + (at - seg.start), buf)
         .ok()
 }
@@ -206,7 +246,9 @@ fn read_seg(
 /// their first piece, with a finding for each corrupt one.
 pub fn check_objects(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> Vec<ObjectCheck> {
     type Group = (ContentAddress, Vec<Spec>, bool, Option<u64>);
-    let mut groups: BTreeMap<(Option<Leg>, Transfer, String), Group> = BTreeMap::new();
+    // The digest is in the key: an S3 key overwritten between two downloads names two objects.
+    type Key = (Option<Leg>, Transfer, String, String);
+    let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
     let mut order = Vec::new();
     for ex in exchanges.iter() {
         let Some((address, spec, whole, total)) = piece_of(ex) else {
@@ -217,7 +259,7 @@ pub fn check_objects(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> 
         } else {
             Transfer::Upload
         };
-        let key = (ex.leg, transfer, address.name());
+        let key = (ex.leg, transfer, address.name(), address.digest.clone());
         let entry = groups.entry(key.clone()).or_insert_with(|| {
             order.push(key);
             (address, Vec::new(), true, None)
@@ -234,7 +276,7 @@ pub fn check_objects(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> 
         if whole {
             continue;
         }
-        let (leg, transfer, _) = key;
+        let (leg, transfer, _, _) = key;
         out.push(stitch(
             exchanges, leg, transfer, address, specs, total, findings,
         ));
@@ -277,7 +319,7 @@ fn lay(exchanges: &mut [Exchange], specs: &[Spec], skipped: &[usize], download: 
         if skipped.contains(&i) {
             continue;
         }
-        let (start, end) = (spec.offset, spec.offset + spec.length);
+        let start = spec.offset;
         let covered = segs.last().map_or(0, Seg::end);
         if start > covered && segs.iter().all(|s| s.end() < start) {
             problems.push(format!(
@@ -295,37 +337,15 @@ fn lay(exchanges: &mut [Exchange], specs: &[Spec], skipped: &[usize], download: 
         }
         // Overwrite [start, end). A piece never ends the object: a chunk or a resumed range
         // completes without being the object's last bytes.
-        let mut next = Vec::with_capacity(segs.len() + 2);
-        for seg in segs {
-            if seg.end() <= start || seg.start >= end {
-                next.push(seg);
-                continue;
-            }
-            if seg.start < start {
-                next.push(Seg {
-                    len: start - seg.start,
-                    ..seg
-                });
-            }
-            if seg.end() > end {
-                next.push(Seg {
-                    start: end,
-                    from: seg.from + (end - seg.start),
-                    len: seg.end() - end,
-                    ..seg
-                });
-            }
-        }
-        if spec.length > 0 {
-            next.push(Seg {
+        segments::lay(
+            &mut segs,
+            Seg {
                 start,
-                exchange: spec.exchange,
+                source: spec.exchange,
                 from: 0,
                 len: spec.length,
-            });
-        }
-        next.sort_by_key(|s| s.start);
-        segs = next;
+            },
+        );
     }
     Layout {
         segs,
@@ -436,10 +456,13 @@ fn stitch(
         let mut why: Vec<String> = problems.clone();
         if let Some(c) = check.as_ref().filter(|c| c.is_mismatch()) {
             why.push(match c {
-                AddressCheck::DigestMismatch { expected, actual } => format!(
-                    "content MISMATCH: the key says {expected}, the {len} bytes {} hash to {actual}",
+                AddressCheck::DigestMismatch { expected, actual } => {
+                    format!(
+                    "content MISMATCH: the {} says {expected}, the {len} bytes {} hash to {actual}",
+                    if address.scheme == Scheme::S3 { "ETag" } else { "key" },
                     if download { "received" } else { "stored" }
-                ),
+                )
+                }
                 AddressCheck::SizeMismatch { expected, actual } => {
                     format!("size MISMATCH: the key says {expected} bytes, {actual} crossed")
                 }
@@ -819,5 +842,84 @@ mod tests {
         assert_eq!(objects[0].address.key.as_deref(), Some(key.as_str()));
         assert_eq!(objects[0].check, Some(AddressCheck::Matches));
         assert!(findings.is_empty());
+    }
+
+    /// A GetObject answered with `etag`: an S3 download (SigV4 headers on the request).
+    fn s3_get(id: usize, status: u16, at: u64, total: u64, bytes: &[u8], etag: &str) -> Exchange {
+        let mut ex = download(id, "/bkt/big.bin", status, at, total, bytes);
+        ex.request_headers
+            .push(("x-amz-content-sha256".into(), "UNSIGNED-PAYLOAD".into()));
+        ex.response_headers
+            .push(("etag".into(), format!("\"{etag}\"")));
+        if status == 200 {
+            ex.response_headers
+                .push(("content-length".into(), total.to_string()));
+        }
+        ex
+    }
+
+    #[test]
+    fn s3_ranged_downloads_are_checked_whole_against_a_single_part_etag() {
+        let (bytes, _) = object(30_000);
+        let etag = hex::encode(md5::Md5::digest(&bytes));
+        let mut other = bytes.clone();
+        other[25_000] ^= 1;
+        let other_etag = hex::encode(md5::Md5::digest(&other));
+        let mut cut = s3_get(4, 200, 0, 30_000, &bytes[..5_000], &etag);
+        cut.response.complete = false;
+        let mut exchanges = vec![
+            // s3transfer's ranges, answered out of order.
+            s3_get(0, 206, 10_000, 30_000, &bytes[10_000..20_000], &etag),
+            s3_get(1, 206, 0, 30_000, &bytes[..10_000], &etag),
+            s3_get(2, 206, 20_000, 30_000, &bytes[20_000..], &etag),
+            // Overwritten since: another object, whose second range came back damaged.
+            s3_get(3, 206, 0, 30_000, &other[..20_000], &other_etag),
+            s3_get(5, 206, 20_000, 30_000, &bytes[20_000..], &other_etag),
+            // A cut whole GET, resumed with a Range.
+            cut,
+            s3_get(6, 206, 5_000, 30_000, &bytes[5_000..], &etag),
+            // A whole GET alone (checked by `s3`), and a multipart ETag (no digest): no objects.
+            s3_get(7, 200, 0, 30_000, &bytes, &etag),
+            s3_get(
+                8,
+                206,
+                0,
+                30_000,
+                &bytes,
+                "0123456789abcdef0123456789abcdef-3",
+            ),
+        ];
+        for (i, ex) in exchanges.iter_mut().enumerate() {
+            ex.id = i;
+            match i {
+                5 | 6 => ex.target = "/bkt/resumed.bin".into(),
+                7 => ex.target = "/bkt/whole.bin".into(),
+                _ => {}
+            }
+        }
+        let mut findings = Vec::new();
+        let objects = check_objects(&mut exchanges, &mut findings);
+        let got: Vec<(Vec<usize>, Option<&AddressCheck>, bool)> = objects
+            .iter()
+            .map(|o| {
+                (
+                    o.pieces.iter().map(|p| p.exchange).collect(),
+                    o.check.as_ref(),
+                    o.corrupt,
+                )
+            })
+            .collect();
+        assert_eq!(got.len(), 3, "{objects:#?}");
+        assert_eq!(got[0], (vec![0, 1, 2], Some(&AddressCheck::Matches), false));
+        assert_eq!(got[1].0, vec![3, 4]);
+        assert!(got[1].2 && got[1].1.is_some_and(|c| c.is_mismatch()));
+        assert_eq!(got[2], (vec![5, 6], Some(&AddressCheck::Matches), false));
+        assert_eq!(objects[0].address.scheme, Scheme::S3);
+        assert_eq!(objects[0].address.key.as_deref(), Some("/bkt/big.bin"));
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].starts_with("CORRUPT: download of /bkt/big.bin (client leg, exchanges 3, 4): content MISMATCH: the ETag says"),
+            "{findings:?}"
+        );
     }
 }

@@ -219,13 +219,16 @@ const ALGOS: &[&str] = &[
     "blake3_256",
     "xxh3",
     "none",
+    "crc32",
+    "crc32c",
+    "crc64nvme",
 ];
 
 const ADDRESS: Ty = Ty::Object(&[
     f("algo", Ty::Word(ALGOS)),
     f("digest", Ty::Text),
     f("size", OPT_COUNT),
-    f("scheme", Ty::Word(&["dvc", "git-annex", "cas"])),
+    f("scheme", Ty::Word(&["dvc", "git-annex", "cas", "s3"])),
     f("key", OPT_TEXT),
     f("backend", OPT_TEXT),
     f(
@@ -377,6 +380,70 @@ const BLOB: Ty = Ty::Object(&[
     f("corrupt", Ty::Flag),
 ]);
 
+const S3_OPERATIONS: &[&str] = &[
+    "PutObject",
+    "CopyObject",
+    "GetObject",
+    "HeadObject",
+    "DeleteObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "UploadPartCopy",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+    "ListParts",
+    "DeleteObjects",
+    "CreateBucket",
+    "DeleteBucket",
+    "HeadBucket",
+    "ListObjects",
+    "Other",
+];
+
+const S3_REQUEST: Ty = Ty::Object(&[
+    f("exchange", Ty::Count),
+    f("operation", Ty::Word(S3_OPERATIONS)),
+    f("style", Ty::Word(&["path", "virtual-host"])),
+    f("bucket", OPT_TEXT),
+    f("key", OPT_TEXT),
+    f("path", Ty::Text),
+    f("upload_id", OPT_TEXT),
+    f("part_number", OPT_COUNT),
+    f("copy_source", OPT_TEXT),
+    f("range", OPT_TEXT),
+    f("status", OPT_COUNT),
+    f("error", OPT_TEXT),
+    f("etag", OPT_TEXT),
+    f("reported_size", OPT_COUNT),
+]);
+
+const EXPECTATION: Ty = Ty::Object(&[
+    f("path", Ty::Text),
+    f("line", Ty::Count),
+    f("expected_size", Ty::Count),
+    f("expected_digest", OPT_TEXT),
+    f("digest_algo", Ty::Nullable(&Ty::Word(&["md5", "sha256"]))),
+    f(
+        "result",
+        Ty::Word(&[
+            "matches",
+            "size_mismatch",
+            "digest_mismatch",
+            "never_stored",
+            "deleted",
+            "unconfirmed",
+            "not_checked",
+        ]),
+    ),
+    f("leg", LEG),
+    f("stored_size", OPT_COUNT),
+    f("stored_digest", OPT_TEXT),
+    f("exchange", OPT_COUNT),
+    f("how", OPT_TEXT),
+    f("corrupt", Ty::Flag),
+    f("description", Ty::Text),
+]);
+
 /// The whole `--json` object.
 pub const REPORT: &[Field] = &[
     d(
@@ -465,6 +532,16 @@ pub const REPORT: &[Field] = &[
         "bytestream",
         Ty::List(&BLOB),
         "ByteStream blobs: Reads/Writes of a resource stitched by offset, checked against its name",
+    ),
+    d(
+        "s3",
+        Ty::List(&S3_REQUEST),
+        "S3 requests named (their checks: content_checks/objects, scheme \"s3\")",
+    ),
+    d(
+        "expectations",
+        Ty::List(&EXPECTATION),
+        "--expect MANIFEST: each line against the last successful upload of its PATH",
     ),
     d(
         "run",
@@ -712,6 +789,18 @@ fn check(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn s3_operations_and_algorithms_are_all_documented() {
+        let names: Vec<&str> = super::super::s3_request::Operation::ALL
+            .iter()
+            .map(|o| o.name())
+            .collect();
+        assert_eq!(names, S3_OPERATIONS);
+        for algo in super::super::digest::HashAlgo::ALL {
+            assert!(ALGOS.contains(&algo.name()), "{algo:?}");
+        }
+    }
 
     #[test]
     fn help_names_every_top_level_field_and_nested_ones() {

@@ -1,5 +1,7 @@
 //! Renders the report as the human text table `faultline inspect` prints by default.
 
+use super::content_address::Scheme;
+use super::exchange::Outcome;
 use super::leg;
 use super::model::{LegComparison, Report};
 use super::objects::Transfer;
@@ -82,6 +84,17 @@ impl Report {
                     .map(|f| f.text.trim_start_matches("faultline: ").to_string())
                     .collect::<Vec<_>>()
                     .join("; ");
+                // A response cut short says so here too, not only in --json.
+                let response_bytes =
+                    if ex.response.outcome == Outcome::Status && !ex.response.complete {
+                        format!(
+                            "{}/{} CUT",
+                            ex.response.body_length,
+                            ex.response_header("content-length").unwrap_or("?")
+                        )
+                    } else {
+                        ex.response.body_length.to_string()
+                    };
                 let _ = writeln!(
                     s,
                     "{:>4}  {:<27} {:<8} {:>4}  {:<6} {:<44} {:>22}  {:<16} {:>10}  {}",
@@ -93,7 +106,7 @@ impl Report {
                     truncate(&ex.target, 44),
                     body,
                     ex.response_text(),
-                    ex.response.body_length,
+                    response_bytes,
                     faults
                 );
             }
@@ -120,12 +133,22 @@ impl Report {
             for cc in &self.content_checks {
                 let ex = &self.exchanges[cc.exchange];
                 let result = cc.check.describe();
-                let algo = cc.address.algo.name();
-                let _ = writeln!(
-                    s,
-                    "  #{} {} {} ({algo}): {result}",
-                    ex.id, ex.method, ex.target
-                );
+                let algo = match (cc.address.scheme, &cc.address.backend) {
+                    (Scheme::S3, Some(source)) => format!("{}, {source}", cc.address.algo.name()),
+                    _ => cc.address.algo.name().to_string(),
+                };
+                // An S3 check names the operation and the object, not the long signed target.
+                let what = match self.s3.iter().find(|r| r.exchange == cc.exchange) {
+                    Some(r) if cc.address.scheme == Scheme::S3 => format!(
+                        "{} {}{}",
+                        r.operation.name(),
+                        r.path,
+                        r.part_number
+                            .map_or(String::new(), |n| format!(" part {n}"))
+                    ),
+                    _ => format!("{} {}", ex.method, ex.target),
+                };
+                let _ = writeln!(s, "  #{} {what} ({algo}): {result}", ex.id);
             }
         }
         if !self.objects.is_empty() {
@@ -207,6 +230,13 @@ impl Report {
             );
         }
         self.render_h2(&mut s);
+        if !self.expectations.is_empty() {
+            let _ = writeln!(s, "\nexpected objects (--expect):");
+            for e in &self.expectations {
+                let mark = if e.corrupt { "CORRUPT " } else { "" };
+                let _ = writeln!(s, "  {mark}{} (line {}): {}", e.path, e.line, e.description);
+            }
+        }
         let compared: Vec<&LegComparison> = self
             .leg_comparisons
             .iter()

@@ -117,3 +117,95 @@ impl Detecting {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::h2::frame::PREFACE;
+    use crate::session::RunCounters;
+
+    fn detecting() -> Detecting {
+        Detecting::new(Setup {
+            protocol: Protocol::Auto,
+            forward: false,
+            seed: 1,
+            facts: ConnectionFacts::ordinal(1),
+            opened: Instant::now(),
+        })
+    }
+
+    #[test]
+    fn the_client_first_bytes_decide_and_too_few_wait() {
+        let mut d = detecting();
+        assert_eq!(
+            d.decide(Direction::ClientToUpstream, b"PRI * HT"),
+            Decision::Wait
+        );
+        assert_eq!(
+            d.decide(Direction::ClientToUpstream, PREFACE),
+            Decision::Become(Chosen::H2)
+        );
+        assert_eq!(d.decide(Direction::ClientToUpstream, b"GE"), Decision::Wait);
+        assert_eq!(
+            d.decide(Direction::ClientToUpstream, b"GET / HTTP/1.1\r\n"),
+            Decision::Become(Chosen::Http1)
+        );
+        assert_eq!(
+            d.decide(Direction::ClientToUpstream, b"\x16\x03\x01\x02\x00"),
+            Decision::Become(Chosen::Raw)
+        );
+    }
+
+    /// A server that speaks first (an HTTP/2 server's SETTINGS) is relayed at once; the session
+    /// chosen later reads those bytes before anything else.
+    #[test]
+    fn upstream_bytes_before_the_client_are_relayed_and_kept_for_the_session() {
+        let mut d = detecting();
+        let settings = [0u8, 0, 0, 4, 0, 0, 0, 0, 0];
+        assert_eq!(
+            d.decide(Direction::UpstreamToClient, &settings),
+            Decision::Relay
+        );
+        assert_eq!(
+            d.decide(Direction::ClientToUpstream, PREFACE),
+            Decision::Become(Chosen::H2)
+        );
+        assert!(d.h2().is_some());
+        assert!(d.early_upstream.is_empty(), "handed to the session");
+    }
+
+    #[test]
+    fn more_than_64_kib_before_the_client_spoke_is_not_followed_as_http2() {
+        let mut d = detecting();
+        let chunk = vec![0u8; 40 * 1024];
+        assert_eq!(
+            d.decide(Direction::UpstreamToClient, &chunk),
+            Decision::Relay
+        );
+        assert_eq!(
+            d.decide(Direction::UpstreamToClient, &chunk),
+            Decision::Relay
+        );
+        assert!(d.h2().is_none());
+    }
+
+    #[test]
+    fn the_http1_session_reads_what_the_upstream_said_first() {
+        let mut d = detecting();
+        let banner = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(
+            d.decide(Direction::UpstreamToClient, banner),
+            Decision::Relay
+        );
+        let scenario = std::sync::Arc::new(
+            crate::scenario::Scenario::from_toml("", "t.toml", "t").expect("valid"),
+        );
+        let counters = RunCounters::new();
+        let run = RunView {
+            scenario: &scenario,
+            counters: &counters,
+        };
+        let _session = d.http1(run, Instant::now());
+        assert!(d.early_upstream.is_empty(), "read by the HTTP/1 session");
+    }
+}

@@ -317,7 +317,7 @@ impl Http1Session {
             response_rules: armed.on_response,
             h2c: head
                 .has_token("upgrade", "h2c")
-                .then(|| upgraded_request(head)),
+                .then(|| crate::h2::headers::upgraded_request(head)),
             ..Pending::default()
         };
         let mut byte_rules = Vec::new();
@@ -511,36 +511,6 @@ impl Http1Session {
     }
 }
 
-/// The request that asked for `Upgrade: h2c`, as HTTP/2 stream 1 carries it: pseudo-headers
-/// from the request line and Host, the other fields lowercased, minus the hop-by-hop ones the
-/// upgrade consumed.
-fn upgraded_request(head: &RequestHead) -> crate::h2::HeaderList {
-    let authority = head.host().unwrap_or_default().to_string();
-    let mut list = crate::h2::HeaderList::from_pairs([
-        (":method", head.method.as_str()),
-        (":scheme", "http"),
-        (":authority", authority.as_str()),
-        (":path", head.target.as_str()),
-    ]);
-    const HOP: [&str; 5] = [
-        "connection",
-        "upgrade",
-        "http2-settings",
-        "host",
-        "keep-alive",
-    ];
-    for (name, value) in &head.headers {
-        let name = name.to_ascii_lowercase();
-        if !HOP.contains(&name.as_str()) {
-            list.fields.push(crate::h2::HeaderField {
-                name: name.into_bytes(),
-                value: value.clone(),
-            });
-        }
-    }
-    list
-}
-
 /// A request head as the framer reported it.
 struct HeadView<'a> {
     head: &'a RequestHead,
@@ -576,4 +546,106 @@ fn chunk_slice(chunk: &[u8], chunk_start: u64, from: u64, to: u64) -> Option<&[u
     let from = usize::try_from(from.checked_sub(chunk_start)?).ok()?;
     let to = usize::try_from(to.checked_sub(chunk_start)?).ok()?;
     chunk.get(from..to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::RunView;
+
+    fn scenario(text: &str) -> Arc<Scenario> {
+        Arc::new(Scenario::from_toml(text, "t.toml", "t").expect("valid"))
+    }
+
+    /// What one plan did to its chunk: bytes written (sent and inserted), and whether it parked.
+    fn apply(plan: &SessionPlan, chunk: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        let mut at = 0;
+        let mut parked = false;
+        for step in &plan.steps {
+            match step {
+                Step::Send { len, .. } => {
+                    out.extend_from_slice(&chunk[at..at + len]);
+                    at += len;
+                }
+                Step::Insert { bytes, .. } => out.extend_from_slice(bytes),
+                Step::Skip { len } => at += len,
+                Step::Park => parked = true,
+                _ => {}
+            }
+        }
+        (out, parked)
+    }
+
+    fn plan_requests(
+        session: &mut Http1Session,
+        rules: &Arc<Scenario>,
+        chunk: &[u8],
+    ) -> SessionPlan {
+        let counters = RunCounters::new();
+        let run = RunView {
+            scenario: rules,
+            counters: &counters,
+        };
+        session.plan(Direction::ClientToUpstream, chunk, Instant::now(), run)
+    }
+
+    #[test]
+    fn a_request_faultline_answers_never_reaches_the_upstream() {
+        let rules =
+            scenario("[[rule]]\nmatch = { path = \"/x\" }\nfault.respond = { status = 503 }\n");
+        let mut session = Http1Session::new(false, 1, ConnectionFacts::ordinal(1));
+        let request = b"PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc";
+        let plan = plan_requests(&mut session, &rules, request);
+        let (sent, parked) = apply(&plan, request);
+        assert!(sent.is_empty(), "{:?}", String::from_utf8_lossy(&sent));
+        assert!(parked, "requests stop until the answer is out");
+        let (answer, mark) = session.take_ready_answer().expect("an answer owed");
+        assert!(answer.starts_with(b"HTTP/1.1 503 "));
+        assert!(mark.note.contains("503"), "{}", mark.note);
+    }
+
+    #[test]
+    fn an_incomplete_head_is_deferred_until_it_is_whole() {
+        let rules = scenario("");
+        let mut session = Http1Session::new(false, 1, ConnectionFacts::ordinal(1));
+        let head = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
+        let plan = plan_requests(&mut session, &rules, &head[..10]);
+        assert_eq!(plan.deferred, 10, "rules decide on whole heads");
+        let plan = plan_requests(&mut session, &rules, head);
+        assert_eq!(plan.deferred, 0);
+        assert_eq!(apply(&plan, head).0, head, "relayed byte for byte");
+    }
+
+    #[test]
+    fn forward_mode_sends_origin_form_and_parks_a_request_for_another_origin() {
+        let rules = scenario("");
+        let mut session = Http1Session::new(false, 1, ConnectionFacts::ordinal(1));
+        session.set_route("a.test:80".to_string());
+        let first = b"GET http://a.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n";
+        let (sent, _) = apply(&plan_requests(&mut session, &rules, first), first);
+        assert!(
+            sent.starts_with(b"GET /x HTTP/1.1\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(&sent)
+        );
+        let other = b"GET http://b.test/y HTTP/1.1\r\nHost: b.test\r\n\r\n";
+        let (sent, parked) = apply(&plan_requests(&mut session, &rules, other), other);
+        assert!(sent.is_empty() && parked);
+    }
+
+    #[test]
+    fn a_malformed_request_falls_back_to_raw_bytes_or_gets_a_400_when_strict() {
+        let rules = scenario("");
+        let garbage = b"GET / HTTP/1.1\r\nContent-Length: nope\r\n\r\n";
+        let mut lenient = Http1Session::new(false, 1, ConnectionFacts::ordinal(1));
+        let (sent, _) = apply(&plan_requests(&mut lenient, &rules, garbage), garbage);
+        assert_eq!(sent, garbage, "relayed as raw TCP");
+        assert!(!lenient.is_active(Direction::ClientToUpstream));
+        let mut strict = Http1Session::new(true, 1, ConnectionFacts::ordinal(1));
+        let (_, parked) = apply(&plan_requests(&mut strict, &rules, garbage), garbage);
+        assert!(parked);
+        let (answer, _) = strict.take_ready_answer().expect("a 400");
+        assert!(answer.starts_with(b"HTTP/1.1 400 "));
+    }
 }

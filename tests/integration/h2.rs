@@ -1892,7 +1892,26 @@ fn grpc_demo_tells_a_resumed_read_from_a_restarted_one() {
         restarter.contains("does NOT match the resource name: CORRUPT"),
         "{restarter}"
     );
-    assert!(out.stdout.contains("inspect does not read HTTP/2 yet"));
+    // inspect reads both captures: the wire carried every blob whole, and the restarting
+    // reader's retry from 0 is named with the size an appending client ends up holding.
+    assert_eq!(resumer.matches("inspect: OK").count(), 1, "{resumer}");
+    assert!(!resumer.contains("starts over"), "{resumer}");
+    assert_eq!(restarter.matches("inspect: OK").count(), 1, "{restarter}");
+    let appended = restarter
+        .lines()
+        .find(|l| l.contains("starts over after"))
+        .unwrap_or_else(|| panic!("no restart note:\n{restarter}"));
+    let held: String = appended
+        .rsplit("would hold ")
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert!(
+        restarter.contains(&format!("assembled {held} B, sha256 does NOT match")),
+        "inspect's size for an appending client is what reader 2 assembled: {restarter}"
+    );
     let mut captures: Vec<_> = std::fs::read_dir(dir.path().join("captures"))
         .expect("captures folder")
         .filter_map(Result::ok)

@@ -1,6 +1,6 @@
 //! `faultline inspect` on captures of real gRPC: the built faultline (`protocol = "auto"`, an
-//! `rst_stream` rule) in front of a real grpcio ByteStream server (tests/grpc_inspect/server.py)
-//! with real grpcio clients (client.py) that resume what a reset stream cut. Inspect must verify
+//! `rst_stream` rule) in front of a real grpcio ByteStream server (tests/grpc/inspect_server.py)
+//! with real grpcio clients (inspect_client.py) that resume what a reset stream cut. Inspect must verify
 //! the stitched blob (exit 0), catch a server that ignored `read_offset` (exit 1, resource and
 //! offset named), verify a resumed Write, and agree with tshark's http2 dissector on the streams.
 //!
@@ -31,7 +31,7 @@ fn python() -> PathBuf {
 }
 
 fn script(name: &str) -> PathBuf {
-    Path::new(REPO).join("tests/grpc_inspect").join(name)
+    Path::new(REPO).join("tests/grpc").join(name)
 }
 
 struct World {
@@ -73,7 +73,7 @@ impl World {
     fn start(&self, server_args: &[&str], rules: &str) -> Run {
         let mut server = Daemon::start(
             Command::new(&self.python)
-                .arg(script("server.py"))
+                .arg(script("inspect_server.py"))
                 .args(server_args),
             &self.logs(),
             &self.label("server"),
@@ -110,11 +110,11 @@ impl World {
         }
     }
 
-    /// client.py with `args`; its JSON line.
+    /// inspect_client.py with `args`; its JSON line.
     fn client(&self, args: &[&str]) -> Value {
         let done = run_bounded(
             Command::new(&self.python)
-                .arg(script("client.py"))
+                .arg(script("inspect_client.py"))
                 .args(args),
             &self.logs(),
             &self.label("client"),
@@ -122,11 +122,12 @@ impl World {
         );
         assert!(
             done.status.success(),
-            "client.py {args:?}: {}",
+            "inspect_client.py {args:?}: {}",
             done.output()
         );
-        serde_json::from_str(done.stdout.trim())
-            .unwrap_or_else(|e| panic!("client.py printed no JSON ({e}): {}", done.output()))
+        serde_json::from_str(done.stdout.trim()).unwrap_or_else(|e| {
+            panic!("inspect_client.py printed no JSON ({e}): {}", done.output())
+        })
     }
 
     /// `faultline inspect --json`, then the text report: the JSON, the exit code, the text.

@@ -13,6 +13,7 @@ mod inspect;
 mod inspect_grpc;
 mod inspect_schema;
 mod report;
+mod s3;
 mod scale;
 mod store;
 mod support;

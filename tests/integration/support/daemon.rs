@@ -97,6 +97,20 @@ impl Daemon {
         }
     }
 
+    /// Waits until the daemon has printed `needle` (stdout or stderr) and returns all it printed:
+    /// for servers that print the address they bound (e.g. `moto_server -p 0`).
+    pub fn wait_printed(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + START_LIMIT;
+        loop {
+            let text = self.output();
+            if text.contains(needle) {
+                return text;
+            }
+            self.assert_alive(deadline, &format!("printed no {needle:?}"));
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until `addr` accepts TCP connections (for servers that print no address).
     pub fn wait_accepting(&mut self, addr: SocketAddr) {
         let deadline = Instant::now() + START_LIMIT;

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """grpcio ByteStream clients for faultline's inspect tests; print one JSON line of what happened.
 
-    client.py read ADDR SEED:SIZE --parallel N   # N concurrent Reads of one blob on one channel;
+    inspect_client.py read ADDR SEED:SIZE --parallel N   # N concurrent Reads of one blob on one channel;
                                                  # a failed Read resumes with read_offset = bytes it has
-    client.py write ADDR SEED:SIZE --chunk BYTES --pace MS
+    inspect_client.py write ADDR SEED:SIZE --chunk BYTES --pace MS
                                                  # Write in messages of BYTES, one every MS (a slow
                                                  # uploader); a failed Write asks QueryWriteStatus
                                                  # and resumes at committed_size
@@ -20,7 +20,8 @@ import uuid
 
 import grpc
 
-from common import blob, field_bytes, field_varint, parse, read_name, upload_name
+from blobs import blob, read_name, upload_name
+from protobuf import field_bytes, field_varint, parse
 
 DEADLINE = 30
 ATTEMPTS = 4

@@ -1,21 +1,6 @@
-"""What the ByteStream test server and clients share: reproducible blobs, REAPI resource names and
-the few protobuf fields of google.bytestream, encoded by hand (grpcio alone, no generated code)."""
-import hashlib
-import random
-
-
-def blob(seed, size):
-    """`size` reproducible bytes for `seed` (the server and the clients derive the same blob)."""
-    return random.Random(seed).randbytes(size)
-
-
-def read_name(data, instance="ci/cas"):
-    return f"{instance}/blobs/{hashlib.sha256(data).hexdigest()}/{len(data)}"
-
-
-def upload_name(data, upload_id, instance="ci/cas"):
-    return f"{instance}/uploads/{upload_id}/blobs/{hashlib.sha256(data).hexdigest()}/{len(data)}"
-
+"""The few protobuf wire-format pieces the gRPC test programs need (ByteStream's messages have a
+handful of scalar and bytes fields), so grpcio alone suffices: no generated code, no protobuf
+package."""
 
 def varint(value):
     out = bytearray()
@@ -46,7 +31,7 @@ def read_varint(data, pos):
 
 
 def parse(message):
-    """proto3 fields as {number: value} (the last occurrence wins)."""
+    """proto3 fields as {number: value} (last one wins): enough for ByteStream messages."""
     fields, pos = {}, 0
     while pos < len(message):
         key, pos = read_varint(message, pos)
@@ -58,5 +43,5 @@ def parse(message):
             fields[number] = message[pos : pos + length]
             pos += length
         else:
-            raise ValueError(f"wire type {wire}")
+            raise ValueError(f"unexpected wire type {wire}")
     return fields

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A google.bytestream.ByteStream server on grpcio for faultline's inspect tests.
 
-    server.py --blob SEED:SIZE [--blob ...] [--ignore-read-offset] [--chunk BYTES]
+    inspect_server.py --blob SEED:SIZE [--blob ...] [--ignore-read-offset] [--chunk BYTES]
 
 Serves the given reproducible blobs under `ci/cas/blobs/{sha256}/{size}` and every blob written to
 it. Read answers in messages of --chunk bytes; with --ignore-read-offset it answers every Read
@@ -17,7 +17,8 @@ from concurrent import futures
 
 import grpc
 
-from common import blob, field_bytes, field_varint, parse, read_name
+from blobs import blob, read_name
+from protobuf import field_bytes, field_varint, parse
 
 
 def blob_of(upload):

@@ -1,0 +1,415 @@
+//! The audit behind `--expect`: compares what each manifest path should hold with what the capture shows was stored there.
+//!
+//! For each path, the leg closest to the server is read (upstream, else an unlabelled capture's,
+//! else the client leg) and its last write answered 2xx is what the server holds (see `stored`):
+//! a plain upload's body as it arrived, an S3 upload's decoded object bytes, a multipart object
+//! assembled from its acknowledged parts, a copy's source, nothing after a delete. Its size is
+//! compared first (it says the most), then the digest when the manifest gives one. A path never
+//! written with success, deleted, or holding other bytes is CORRUPT. When a later write got no
+//! answer, the server may hold it instead: if every candidate matches the path is fine, if none
+//! does it is corrupt, and otherwise the audit says it cannot tell (`unconfirmed`).
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::digest::HashAlgo;
+use super::leg;
+use super::manifest::{Entry, Manifest};
+use super::model::{Report, Verdict};
+use super::stored::{Holding, PathState};
+use crate::direction::Leg;
+
+/// How a path compares with its manifest line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpectationResult {
+    /// Size (and digest, if given) as expected.
+    Matches,
+    /// Another size was stored.
+    SizeMismatch,
+    /// The size is right, the bytes are not.
+    DigestMismatch,
+    /// No write of the path was answered 2xx in the capture.
+    NeverStored,
+    /// The last acknowledged write deleted it.
+    Deleted,
+    /// A write got no answer and the candidates disagree: the capture cannot tell.
+    Unconfirmed,
+    /// Stored, but its bytes are not in the capture (not retained, a copy of an unknown source).
+    NotChecked,
+}
+
+/// One manifest line against the capture.
+#[derive(Debug, Clone, Serialize)]
+pub struct Expectation {
+    /// The path (percent-decoded).
+    pub path: String,
+    /// Its manifest line.
+    pub line: usize,
+    /// The size the manifest expects.
+    pub expected_size: u64,
+    /// The digest the manifest expects, lowercase hex.
+    pub expected_digest: Option<String>,
+    /// `md5` or `sha256` (by the digest's length), when a digest is given.
+    pub digest_algo: Option<HashAlgo>,
+    /// The comparison.
+    pub result: ExpectationResult,
+    /// The leg read.
+    #[serde(serialize_with = "leg::serialize")]
+    pub leg: Option<Leg>,
+    /// The stored size, when known.
+    pub stored_size: Option<u64>,
+    /// The stored bytes' digest with `digest_algo`, when known.
+    pub stored_digest: Option<String>,
+    /// The write that stored it (or the last write tried).
+    pub exchange: Option<usize>,
+    /// That write: `PutObject`, `CompleteMultipartUpload`, `CopyObject`, `DeleteObject`, `PUT`, `POST`, `DELETE`.
+    pub how: Option<String>,
+    /// True for a size or digest mismatch, a path never stored or deleted.
+    pub corrupt: bool,
+    /// One sentence.
+    pub description: String,
+}
+
+impl Report {
+    /// `--expect`: audits what the capture shows was stored against `manifest`. Fills
+    /// `expectations`, adds a finding for each corrupt path and updates the verdict.
+    pub fn audit(&mut self, manifest: &Manifest) {
+        audit(self, manifest);
+    }
+}
+
+fn audit(report: &mut Report, manifest: &Manifest) {
+    let mut findings = Vec::new();
+    let states = states_by_path(&report.paths);
+    let mut expectations = Vec::with_capacity(manifest.entries.len());
+    for entry in &manifest.entries {
+        let e = expect(report, states.get(entry.path.as_str()).copied(), entry);
+        if e.corrupt {
+            findings.push(format!("CORRUPT: {}: {}", e.path, e.description));
+        }
+        expectations.push(e);
+    }
+    report.expectations.extend(expectations);
+    report.findings.extend(findings);
+    if report.findings.is_empty() {
+        let matched = report
+            .expectations
+            .iter()
+            .filter(|e| e.result == ExpectationResult::Matches)
+            .count();
+        report.verdict_line.push_str(&format!(
+            ", {matched} of {} expected objects stored as listed",
+            report.expectations.len()
+        ));
+    } else {
+        report.verdict = Verdict::Corrupt;
+        report.verdict_line = match report.findings.len() {
+            1 => report.findings[0].clone(),
+            n => format!("{} (and {} more)", report.findings[0], n - 1),
+        };
+    }
+}
+
+/// The state of each path on the leg closest to the server (one pass: a manifest and a capture
+/// can each name millions of paths).
+fn states_by_path(paths: &[PathState]) -> HashMap<&str, &PathState> {
+    let rank = |l: Option<Leg>| match l {
+        Some(Leg::Upstream) => 0,
+        None => 1,
+        Some(Leg::Client) => 2,
+    };
+    let mut closest: HashMap<&str, &PathState> = HashMap::new();
+    for state in paths {
+        let slot = closest.entry(state.path.as_str()).or_insert(state);
+        if rank(state.leg) < rank(slot.leg) {
+            *slot = state;
+        }
+    }
+    closest
+}
+
+/// One candidate against the entry: the result and the stored size/digest.
+fn compare(h: &Holding, entry: &Entry) -> (ExpectationResult, Option<u64>, Option<String>) {
+    if h.deleted {
+        return (ExpectationResult::Deleted, None, None);
+    }
+    let Some(c) = &h.content else {
+        return (ExpectationResult::NotChecked, None, None);
+    };
+    let digest = entry.digest.as_ref().and_then(|(algo, _)| match algo {
+        HashAlgo::Md5 => c.md5.clone(),
+        _ => c.sha256.clone(),
+    });
+    if c.length != entry.size {
+        return (ExpectationResult::SizeMismatch, Some(c.length), digest);
+    }
+    let result = match (&entry.digest, &digest) {
+        (None, _) => ExpectationResult::Matches,
+        (Some((_, want)), Some(got)) if want == got => ExpectationResult::Matches,
+        (Some(_), Some(_)) => ExpectationResult::DigestMismatch,
+        (Some(_), None) => ExpectationResult::NotChecked,
+    };
+    (result, Some(c.length), digest)
+}
+
+fn expect(report: &Report, state: Option<&PathState>, entry: &Entry) -> Expectation {
+    let mut e = Expectation {
+        path: entry.path.clone(),
+        line: entry.line,
+        expected_size: entry.size,
+        expected_digest: entry.digest.as_ref().map(|d| d.1.clone()),
+        digest_algo: entry.digest.as_ref().map(|d| d.0),
+        result: ExpectationResult::NeverStored,
+        leg: None,
+        stored_size: None,
+        stored_digest: None,
+        exchange: None,
+        how: None,
+        corrupt: true,
+        description: String::new(),
+    };
+    let answer = |id: usize| {
+        report
+            .exchanges
+            .get(id)
+            .map_or("?".to_string(), |x| x.response_text())
+    };
+    let Some(state) = state else {
+        e.description = format!(
+            "never stored, expected {} bytes: no write of this path in the capture",
+            entry.size
+        );
+        return e;
+    };
+    e.leg = state.leg;
+    let candidates: Vec<&Holding> = state.confirmed.iter().chain(&state.unconfirmed).collect();
+    if candidates.is_empty() {
+        let last = state.writes.last().copied();
+        e.exchange = last;
+        e.description = format!(
+            "never stored, expected {} bytes: {} write{} in the capture ({} leg), none answered 2xx (the last, exchange {}: {})",
+            entry.size,
+            state.writes.len(),
+            if state.writes.len() == 1 { "" } else { "s" },
+            leg::name(state.leg),
+            last.map_or("?".into(), |l| l.to_string()),
+            last.map_or("?".into(), answer),
+        );
+        return e;
+    }
+    let results: Vec<_> = candidates.iter().map(|h| compare(h, entry)).collect();
+    let shown = 0; // the confirmed write, or the first unanswered one
+    let (result, size, digest) = results[shown].clone();
+    let holding = candidates[shown];
+    e.stored_size = size;
+    e.stored_digest = digest;
+    e.exchange = Some(holding.exchange);
+    e.how = Some(holding.how.to_string());
+    let all_match = results.iter().all(|r| r.0 == ExpectationResult::Matches);
+    let none_match = results.iter().all(|r| {
+        !matches!(
+            r.0,
+            ExpectationResult::Matches | ExpectationResult::NotChecked
+        )
+    });
+    let unanswered = candidates.len() - usize::from(state.confirmed.is_some());
+    e.result = if all_match {
+        ExpectationResult::Matches
+    } else if none_match {
+        result
+    } else if unanswered > 0 {
+        ExpectationResult::Unconfirmed
+    } else {
+        ExpectationResult::NotChecked
+    };
+    e.corrupt = matches!(
+        e.result,
+        ExpectationResult::SizeMismatch
+            | ExpectationResult::DigestMismatch
+            | ExpectationResult::Deleted
+    );
+    let by = format!(
+        "{} exchange {}, {} leg, {}",
+        holding.how,
+        holding.exchange,
+        leg::name(state.leg),
+        answer(holding.exchange)
+    );
+    let algo = entry.digest.as_ref().map_or("", |d| d.0.name());
+    e.description = match e.result {
+        ExpectationResult::Matches => format!("{} bytes as expected ({by})", entry.size),
+        ExpectationResult::SizeMismatch => format!(
+            "stored {} bytes, expected {} ({by})",
+            e.stored_size.unwrap_or_default(),
+            entry.size
+        ),
+        ExpectationResult::DigestMismatch => format!(
+            "stored {} bytes hashing to {} ({algo}), expected {} ({by})",
+            entry.size,
+            e.stored_digest.as_deref().unwrap_or("?"),
+            e.expected_digest.as_deref().unwrap_or("?")
+        ),
+        ExpectationResult::Deleted => format!("deleted, expected {} bytes ({by})", entry.size),
+        ExpectationResult::Unconfirmed => format!(
+            "cannot tell: {unanswered} later write{} got no answer and what each would leave differs ({by})",
+            if unanswered == 1 { "" } else { "s" }
+        ),
+        ExpectationResult::NotChecked => format!(
+            "stored, but its bytes are not in the capture ({by})"
+        ),
+        ExpectationResult::NeverStored => String::new(),
+    };
+    if unanswered > 0 && e.result != ExpectationResult::Unconfirmed {
+        e.description.push_str(&format!(
+            "; {unanswered} later write{} got no answer",
+            if unanswered == 1 { "" } else { "s" }
+        ));
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inspect::exchange::{Exchange, FlowOutcome};
+    use crate::inspect::model::CaptureInfo;
+    use crate::inspect::reassembly::FlowInfo;
+    use crate::inspect::s3::tests::s3_exchange;
+    use crate::inspect::LegFilter;
+
+    fn report(exchanges: Vec<Exchange>) -> Report {
+        let info = FlowInfo {
+            id: 1,
+            interface: Some("upstream leg".into()),
+            client: "127.0.0.1:1".parse().expect("addr"),
+            server: "127.0.0.1:2".parse().expect("addr"),
+            opened_ns: 0,
+            saw_syn: true,
+        };
+        let outcome = FlowOutcome {
+            exchanges,
+            http: true,
+            warnings: Vec::new(),
+            faults: Vec::new(),
+        };
+        let capture = CaptureInfo {
+            path: "x".into(),
+            format: "pcapng",
+            sections: 1,
+            packets: 0,
+            tcp_segments: 0,
+            damage: None,
+        };
+        crate::inspect::analysis::build(capture, LegFilter::Both, vec![(info, outcome)])
+    }
+
+    fn plain(id: usize, method: &str, target: &str, body: &[u8], status: Option<u16>) -> Exchange {
+        let mut ex = s3_exchange(id, method, target, body, &[], status, None);
+        ex.request_headers.clear(); // not S3: a DVC remote or the built-in store
+        ex
+    }
+
+    #[test]
+    fn each_line_is_compared_with_the_last_acknowledged_write() {
+        let five = vec![5u8; 5];
+        let mut r = report(vec![
+            plain(0, "PUT", "/files/md5/ab/c", &five, Some(201)),
+            plain(1, "PUT", "/store/zero.bin", b"", Some(201)),
+            plain(2, "PUT", "/store/gone.bin", &five, Some(201)),
+            plain(3, "DELETE", "/store/gone.bin", b"", Some(204)),
+            plain(4, "PUT", "/store/refused.bin", &five, Some(500)),
+            s3_exchange(5, "PUT", "/bkt/my%20key", &five, &[], Some(200), None),
+            s3_exchange(6, "PUT", "/bkt/maybe", &five, &[], Some(200), None),
+            s3_exchange(7, "PUT", "/bkt/maybe", b"12345678", &[], None, None),
+        ]);
+        let md5_five = hex::encode(<md5::Md5 as md5::Digest>::digest(&five));
+        let text = format!(
+            "/files/md5/ab/c 5 {md5_five}\n/store/zero.bin 5000000\n/store/gone.bin 5\n\
+             /store/refused.bin 5\n/store/never.bin 1\n/bkt/my%20key 5 {}\n/bkt/maybe 5\n",
+            "0".repeat(64)
+        );
+        let manifest = Manifest::parse("m", text.as_bytes()).expect("manifest");
+        r.audit(&manifest);
+        let results: Vec<(&str, ExpectationResult, bool)> = r
+            .expectations
+            .iter()
+            .map(|e| (e.path.as_str(), e.result, e.corrupt))
+            .collect();
+        use ExpectationResult::*;
+        assert_eq!(
+            results,
+            vec![
+                ("/files/md5/ab/c", Matches, false),
+                ("/store/zero.bin", SizeMismatch, true),
+                ("/store/gone.bin", Deleted, true),
+                ("/store/refused.bin", NeverStored, true),
+                ("/store/never.bin", NeverStored, true),
+                ("/bkt/my key", DigestMismatch, true),
+                ("/bkt/maybe", Unconfirmed, false),
+            ]
+        );
+        assert_eq!(r.verdict, Verdict::Corrupt);
+        let f = &r.findings;
+        assert!(
+            f.contains(&"CORRUPT: /store/zero.bin: stored 0 bytes, expected 5000000 (PUT exchange 1, upstream leg, status 201)".to_string()),
+            "{f:#?}"
+        );
+        assert!(
+            f.iter().any(|l| l.starts_with("CORRUPT: /store/refused.bin: never stored, expected 5 bytes: 1 write in the capture (upstream leg), none answered 2xx (the last, exchange 4: status 500)")),
+            "{f:#?}"
+        );
+        assert_eq!(
+            r.verdict_line,
+            format!("{} (and {} more)", f[0], f.len() - 1)
+        );
+    }
+
+    #[test]
+    fn a_clean_audit_says_so_in_the_verdict() {
+        let mut r = report(vec![plain(0, "PUT", "/a", b"abc", Some(201))]);
+        r.audit(&Manifest::parse("m", b"/a 3\n").expect("manifest"));
+        assert_eq!(r.verdict, Verdict::Clean);
+        assert!(
+            r.verdict_line
+                .ends_with(", 1 of 1 expected objects stored as listed"),
+            "{}",
+            r.verdict_line
+        );
+    }
+
+    /// Auditing a whole bucket: each manifest line finds its path at once (it once scanned
+    /// every path the capture wrote, for each line: minutes here).
+    #[test]
+    fn an_audit_of_many_paths_stays_linear() {
+        let mut r = report(vec![plain(0, "PUT", "/bkt/0", b"abc", Some(201))]);
+        let template = r.paths[0].clone();
+        let n = 150_000;
+        r.paths.extend((1..n).map(|i| PathState {
+            path: format!("/bkt/{i}"),
+            leg: if i % 2 == 0 { Some(Leg::Client) } else { None },
+            ..template.clone()
+        }));
+        let text: String = (0..n).map(|i| format!("/bkt/{i} 3\n")).collect();
+        let manifest = Manifest::parse("m", text.as_bytes()).expect("manifest");
+        let started = std::time::Instant::now();
+        r.audit(&manifest);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{:?} for {n} paths",
+            started.elapsed()
+        );
+        assert_eq!(r.expectations.len(), n);
+        assert!(
+            r.expectations
+                .iter()
+                .all(|e| e.result == ExpectationResult::Matches),
+            "{:?}",
+            r.expectations
+                .iter()
+                .find(|e| e.result != ExpectationResult::Matches)
+        );
+        assert_eq!(r.expectations[2].leg, Some(Leg::Client));
+    }
+}

@@ -1,0 +1,366 @@
+//! Follows what each path holds as the capture goes (uploads answered 2xx, multipart completions, copies, deletes), and checks what S3's HEAD and GET report against it.
+//!
+//! Every leg is followed on its own: the upstream leg is what the server received, the client leg
+//! what the client sent. A write is *confirmed* by its 2xx answer; a write whose body arrived whole
+//! but whose answer never came (a reset, a dropped response: "did it commit?") is *unconfirmed*:
+//! the server may hold it or what was there before. A later HEAD or GET that reports one of the
+//! candidates settles it; one that reports none of them is a finding:
+//! "s3 returned size X for KEY, uploaded Y".
+//!
+//! Paths: S3 objects are `/BUCKET/KEY` whatever the addressing style (see `s3_request`); any other
+//! HTTP upload (DVC, faultline's built-in store) is named by its request path, query dropped,
+//! percent-decoded. S3's DeleteObjects (a key list in a POST body) is not followed.
+
+use std::collections::BTreeMap;
+
+use super::content_address::percent_decode;
+use super::exchange::Exchange;
+use super::leg;
+use super::p2phttp::P2pRequest;
+use super::s3_checksum;
+use super::s3_content::{self, Content};
+use super::s3_multipart::Assembled;
+use super::s3_request::{Operation, S3Request};
+use super::target;
+use crate::direction::Leg;
+
+/// One write that left a path holding something.
+#[derive(Debug, Clone)]
+pub struct Holding {
+    /// The write's exchange.
+    pub exchange: usize,
+    /// `PutObject`, `CompleteMultipartUpload`, `CopyObject`, `DeleteObject`, `PUT`, `POST`, `DELETE`.
+    pub how: &'static str,
+    /// The bytes, when the capture shows them (`None` for a delete or bytes not in the capture).
+    pub content: Option<Content>,
+    /// True for a delete.
+    pub deleted: bool,
+}
+
+/// What one path holds on one leg at the end of the capture.
+#[derive(Debug, Clone)]
+pub struct PathState {
+    /// The leg.
+    pub leg: Option<Leg>,
+    /// `/BUCKET/KEY` or the request path.
+    pub path: String,
+    /// What the last acknowledged write left.
+    pub confirmed: Option<Holding>,
+    /// Later writes whose answer never came: the server may hold any of these instead.
+    pub unconfirmed: Vec<Holding>,
+    /// Every write to the path, whatever its outcome (exchange ids).
+    pub writes: Vec<usize>,
+}
+
+/// The path a plain (non-S3) HTTP request names: its path, query dropped, percent-decoded.
+pub fn plain_path(ex: &Exchange) -> String {
+    let origin = target::origin_form(&ex.target);
+    percent_decode(origin.split(['?', '#']).next().unwrap_or(""))
+}
+
+/// Follows every path through the capture; `uploads[id]` is the content of S3 upload exchange `id`.
+pub fn follow(
+    exchanges: &mut [Exchange],
+    requests: &[Option<S3Request>],
+    uploads: &[Option<Content>],
+    assembled: &[Assembled],
+    findings: &mut Vec<String>,
+) -> Vec<PathState> {
+    let mut states: BTreeMap<(Option<Leg>, String), PathState> = BTreeMap::new();
+    for id in 0..exchanges.len() {
+        let leg_of = exchanges[id].leg;
+        let (path, write) = match &requests[id] {
+            Some(r) => match s3_write(r, id, uploads, assembled, &states, leg_of) {
+                Some(w) => (r.path.clone(), Some(w)),
+                None => {
+                    if matches!(r.operation, Operation::HeadObject | Operation::GetObject) {
+                        if let Some(state) = states.get_mut(&(leg_of, r.path.clone())) {
+                            check_read(exchanges, r, state, findings);
+                        }
+                    }
+                    continue;
+                }
+            },
+            None => match plain_write(&exchanges[id]) {
+                Some(w) => (plain_path(&exchanges[id]), Some(w)),
+                None => continue,
+            },
+        };
+        let Some((holding, outcome)) = write else {
+            continue;
+        };
+        let state = states
+            .entry((leg_of, path.clone()))
+            .or_insert_with(|| PathState {
+                leg: leg_of,
+                path,
+                confirmed: None,
+                unconfirmed: Vec::new(),
+                writes: Vec::new(),
+            });
+        state.writes.push(id);
+        match outcome {
+            Outcome::Confirmed => {
+                state.confirmed = Some(holding);
+                state.unconfirmed.clear();
+            }
+            Outcome::Unconfirmed => state.unconfirmed.push(holding),
+            Outcome::Failed => {}
+        }
+    }
+    states.into_values().collect()
+}
+
+/// How a write ended.
+enum Outcome {
+    /// Answered 2xx (and no `<Error>` body).
+    Confirmed,
+    /// Its body arrived whole, its answer never came.
+    Unconfirmed,
+    /// Refused, or cut before its body was whole without a 2xx.
+    Failed,
+}
+
+fn outcome(ex: &Exchange, succeeded: bool) -> Outcome {
+    if succeeded {
+        Outcome::Confirmed
+    } else if ex.response.status.is_none() && ex.request.complete {
+        Outcome::Unconfirmed
+    } else {
+        Outcome::Failed
+    }
+}
+
+/// A write an S3 request makes (`None` for reads and everything else).
+fn s3_write(
+    r: &S3Request,
+    id: usize,
+    uploads: &[Option<Content>],
+    assembled: &[Assembled],
+    states: &BTreeMap<(Option<Leg>, String), PathState>,
+    leg_of: Option<Leg>,
+) -> Option<(Holding, Outcome)> {
+    let ex_outcome = |complete: bool| {
+        if r.succeeded() {
+            Outcome::Confirmed
+        } else if r.status.is_none() && complete {
+            Outcome::Unconfirmed
+        } else {
+            Outcome::Failed
+        }
+    };
+    let (how, content, deleted, complete) = match r.operation {
+        Operation::PutObject => ("PutObject", uploads[id].clone(), false, true),
+        Operation::CompleteMultipartUpload => {
+            let a = assembled.iter().find(|a| a.complete == id);
+            (
+                "CompleteMultipartUpload",
+                a.and_then(|a| a.content.clone()),
+                false,
+                a.is_some(),
+            )
+        }
+        Operation::CopyObject => {
+            let source = format!("/{}", r.copy_source.as_deref().unwrap_or(""));
+            // The copy has the source's bytes, and the ETag S3 answered for it (a copy of a
+            // multipart object is no longer multipart).
+            let content = states
+                .get(&(leg_of, source))
+                .and_then(|s| s.confirmed.as_ref())
+                .filter(|h| !h.deleted)
+                .and_then(|h| h.content.clone())
+                .map(|c| Content {
+                    etag: r.etag.clone(),
+                    ..c
+                });
+            ("CopyObject", content, false, true)
+        }
+        Operation::DeleteObject => ("DeleteObject", None, true, true),
+        _ => return None,
+    };
+    let mut outcome = ex_outcome(complete);
+    if r.operation == Operation::PutObject && uploads[id].is_none() {
+        outcome = Outcome::Failed;
+    }
+    Some((
+        Holding {
+            exchange: id,
+            how,
+            content,
+            deleted,
+        },
+        outcome,
+    ))
+}
+
+/// A write a plain HTTP request makes: PUT/POST uploads and DELETEs (not git-annex p2phttp).
+fn plain_write(ex: &Exchange) -> Option<(Holding, Outcome)> {
+    if P2pRequest::of(ex).is_some() {
+        return None;
+    }
+    let (how, deleted) = match ex.method.as_str() {
+        "PUT" => ("PUT", false),
+        "POST" => ("POST", false),
+        "DELETE" => ("DELETE", true),
+        _ => return None,
+    };
+    let content = (!deleted).then(|| Content {
+        spans: if ex.request.length > 0 {
+            vec![s3_content::Span {
+                exchange: ex.id,
+                from: 0,
+                len: ex.request.length,
+            }]
+        } else {
+            Vec::new()
+        },
+        length: ex.request.length,
+        md5: Some(ex.request.md5.clone()),
+        sha256: Some(ex.request.sha256.clone()),
+        etag: Some(ex.request.md5.clone()),
+        readable: ex
+            .body
+            .as_ref()
+            .is_some_and(|b| b.incomplete_copy().is_none()),
+    });
+    Some((
+        Holding {
+            exchange: ex.id,
+            how,
+            content,
+            deleted,
+        },
+        outcome(ex, ex.succeeded()),
+    ))
+}
+
+/// A HEAD or GET of an object whose writes the capture shows: its size, ETag and (for a GET) its
+/// bytes must be one of the candidates'.
+fn check_read(
+    exchanges: &mut [Exchange],
+    r: &S3Request,
+    state: &mut PathState,
+    findings: &mut Vec<String>,
+) {
+    if !matches!(r.status, Some(200 | 206)) || r.part_number.is_some() {
+        return; // a part's size, or no object
+    }
+    if target::origin_form(&exchanges[r.exchange].target).contains("versionId=") {
+        return; // another version than the last write
+    }
+    let candidates: Vec<Holding> = state
+        .confirmed
+        .iter()
+        .chain(&state.unconfirmed)
+        .filter(|h| !h.deleted)
+        .cloned()
+        .collect();
+    if candidates.is_empty() {
+        return;
+    }
+    let ex = &exchanges[r.exchange];
+    let etag_meaningful = !s3_checksum::etag_is_not_md5(&ex.request_headers, &ex.response_headers);
+    let agrees = |h: &Holding| match &h.content {
+        None => true,
+        Some(c) => {
+            r.reported_size.is_none_or(|s| s == c.length)
+                && (!etag_meaningful
+                    || match (&r.etag, &c.etag) {
+                        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                        _ => true,
+                    })
+        }
+    };
+    let what = if r.operation == Operation::HeadObject {
+        "HEAD"
+    } else {
+        "GET"
+    };
+    let leg_name = leg::name(ex.leg);
+    let Some(agreeing) = candidates.iter().position(agrees) else {
+        let last = &candidates[0];
+        // Only a candidate with known bytes can disagree.
+        let Some(c) = last.content.clone() else {
+            return;
+        };
+        let size_differs = r.reported_size.is_some_and(|s| s != c.length);
+        let etags = format!(
+            "ETag {}, the uploaded bytes make {}",
+            r.etag.as_deref().unwrap_or("?"),
+            c.etag.as_deref().unwrap_or("?")
+        );
+        let detail = if size_differs {
+            format!(
+                "s3 returned size {} for {}, uploaded {}",
+                r.reported_size.unwrap_or_default(),
+                r.path,
+                c.length
+            )
+        } else {
+            match differing_offset(exchanges, r, &c) {
+                Some(offset) => format!(
+                    "s3 returned other bytes for {} than were uploaded: they differ at offset {offset} ({etags})",
+                    r.path
+                ),
+                None => format!("s3 returned {etags} for {}", r.path),
+            }
+        };
+        findings.push(format!(
+            "CORRUPT: {detail} ({what} exchange {}, {leg_name} leg; {} exchange {}{})",
+            r.exchange,
+            last.how,
+            last.exchange,
+            if candidates.len() > 1 {
+                format!(", and {} unanswered later writes", candidates.len() - 1)
+            } else {
+                String::new()
+            }
+        ));
+        return;
+    };
+    let holding = candidates[agreeing].clone();
+    if state.confirmed.as_ref().map(|h| h.exchange) != Some(holding.exchange) {
+        // The server shows an unanswered write took effect.
+        state.confirmed = Some(holding.clone());
+        state.unconfirmed.clear();
+    }
+    if r.operation != Operation::GetObject {
+        return;
+    }
+    let Some(content) = holding.content.as_ref().filter(|c| c.readable) else {
+        return;
+    };
+    if let Some(offset) = differing_offset(exchanges, r, content) {
+        findings.push(format!(
+            "CORRUPT: s3 returned other bytes for {} than were uploaded: they differ at offset {offset} (GET exchange {}, {leg_name} leg; {} exchange {})",
+            r.path,
+            r.exchange,
+            holding.how,
+            holding.exchange
+        ));
+    }
+}
+
+/// The first object offset where a GET's body differs from `content` (both readable, the body
+/// inside the object); `None` when they agree or cannot be compared.
+fn differing_offset(exchanges: &mut [Exchange], r: &S3Request, content: &Content) -> Option<u64> {
+    if r.operation != Operation::GetObject || !content.readable {
+        return None;
+    }
+    let ex = &exchanges[r.exchange];
+    let start = if r.status == Some(206) {
+        ex.response_header("content-range")
+            .and_then(|v| v.trim().strip_prefix("bytes"))
+            .and_then(|v| v.trim().split('-').next())
+            .and_then(|v| v.trim().parse::<u64>().ok())?
+    } else {
+        0
+    };
+    let got = ex.response.body_length;
+    if start + got > content.length || ex.response_body.is_none() {
+        return None;
+    }
+    s3_content::first_difference(exchanges, &content.spans, r.exchange, start)
+        .ok()
+        .flatten()
+}

@@ -1,0 +1,1178 @@
+//! boto3 and the AWS CLI through `faultline run` against a real S3 API (moto's server): uploads
+//! reset on attempt 1 and rewound by botocore, multipart objects assembled from their acknowledged
+//! parts, throttling, cut downloads, a Complete whose answer is lost, forward mode (HTTP_PROXY);
+//! each verified by reading the objects back from moto directly (ground truth) and by `faultline
+//! inspect --json` (S3 checks, objects, attempts) and `--expect MANIFEST` (the audit) on the run's
+//! capture.
+//!
+//! moto 5.2.5 (`moto_server`), boto3 1.44.8 and the AWS CLI 1.46.3 come from
+//! `tests/install-s3.sh`, which the first test here runs (idempotent, a second once installed);
+//! when it fails, every test here fails. Each test has its own temp dir (HOME, AWS config files
+//! that do not exist, the files uploaded, the capture and every command's output in `logs/`).
+//! moto and faultline listen on 127.0.0.1:0 and print the port they got; every process is stopped
+//! by PID.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use faultline::inspect::schema;
+use md5::{Digest, Md5};
+use sha2::Sha256;
+
+use crate::support::daemon::{run_bounded, Daemon, FAULTLINE};
+use crate::support::process::Finished;
+use crate::support::random_bytes;
+use crate::support::temp_dir::TempDir;
+use crate::support::tshark;
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+/// Far above what one client command takes here (a few seconds): reaching it means a hang.
+const COMMAND_LIMIT: Duration = Duration::from_secs(120);
+/// A first install downloads 65 wheels (moto[server] brings cfn-lint, sympy, …).
+const INSTALL_LIMIT: Duration = Duration::from_secs(15 * 60);
+/// 5 MiB parts (S3's minimum) for boto3's upload_file: three parts, the last one short.
+const MULTIPART: usize = 11_000_000;
+const MIB: usize = 1024 * 1024;
+
+/// faultline's S3 test client: boto3 against `S3_ENDPOINT`, operations given as
+/// `OP BUCKET KEY PATH` groups, one JSON line printed per operation.
+const CLIENT: &str = r#"
+import json, os, sys
+import boto3
+from boto3.s3.transfer import TransferConfig
+
+MIB = 1024 * 1024
+s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"])
+parts = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_concurrency=1)
+args = sys.argv[1:]
+while args:
+    op, bucket, key, path = args[:4]
+    args = args[4:]
+    meta = {}
+    if op == "mb":
+        meta = s3.create_bucket(Bucket=bucket)
+    elif op == "put":
+        with open(path, "rb") as f:
+            meta = s3.put_object(Bucket=bucket, Key=key, Body=f.read())
+    elif op == "upload":
+        s3.upload_file(path, bucket, key, Config=parts)
+    elif op == "get":
+        answer = s3.get_object(Bucket=bucket, Key=key)
+        with open(path, "wb") as f:
+            f.write(answer["Body"].read())
+        meta = answer
+    elif op == "download":
+        s3.download_file(bucket, key, path, Config=parts)
+    elif op == "head":
+        meta = s3.head_object(Bucket=bucket, Key=key)
+    else:
+        sys.exit("unknown operation " + op)
+    print(json.dumps({
+        "op": op,
+        "key": key,
+        "retries": meta.get("ResponseMetadata", {}).get("RetryAttempts"),
+        "etag": meta.get("ETag"),
+        "length": meta.get("ContentLength"),
+    }), flush=True)
+"#;
+
+/// `<venv>/bin`, holding moto_server, aws and the python that imports boto3; installs them on
+/// first use, and fails the test (never skips it) when that is not possible.
+fn tools() -> &'static Path {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let installed = BIN.get_or_init(|| {
+        let repo = Path::new(REPO);
+        let venv = match std::env::var_os("FAULTLINE_S3_VENV") {
+            Some(dir) => repo.join(dir),
+            None => repo.join("target/s3-venv"),
+        };
+        let logs = std::env::temp_dir();
+        let label = format!("faultline-install-s3-{}", std::process::id());
+        let done = run_bounded(
+            Command::new("bash")
+                .arg(repo.join("tests/install-s3.sh"))
+                .env("FAULTLINE_S3_VENV", &venv)
+                .current_dir(repo),
+            &logs,
+            &label,
+            INSTALL_LIMIT,
+        );
+        let _ = fs::remove_file(logs.join(format!("{label}.stdout")));
+        let _ = fs::remove_file(logs.join(format!("{label}.stderr")));
+        println!("$ bash tests/install-s3.sh\n{}", done.output());
+        if done.status.success() {
+            Ok(venv.join("bin"))
+        } else {
+            Err(done.output())
+        }
+    });
+    match installed {
+        Ok(bin) => bin,
+        Err(why) => panic!(
+            "moto, boto3 and the AWS CLI are required (make test installs them): tests/install-s3.sh failed:\n{why}"
+        ),
+    }
+}
+
+/// One test's files, servers and commands.
+struct Lab {
+    tmp: TempDir,
+    bin: &'static Path,
+    n: std::cell::Cell<u32>,
+}
+
+/// A running `faultline run` and where its capture goes.
+struct Proxy {
+    daemon: Daemon,
+    addr: SocketAddr,
+    capture: PathBuf,
+}
+
+impl Lab {
+    fn new(label: &str) -> Lab {
+        let bin = tools();
+        let tmp = TempDir::new(label);
+        for dir in ["home", "logs", "files"] {
+            fs::create_dir_all(tmp.path().join(dir)).expect("create a lab dir");
+        }
+        fs::write(tmp.path().join("client.py"), CLIENT).expect("write the client");
+        Lab {
+            tmp,
+            bin,
+            n: std::cell::Cell::new(0),
+        }
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    fn logs(&self) -> PathBuf {
+        self.dir("logs")
+    }
+
+    fn label(&self, what: &str) -> String {
+        self.n.set(self.n.get() + 1);
+        let what: String = what
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .take(40)
+            .collect();
+        format!("{:02}-{what}", self.n.get())
+    }
+
+    /// A file of `len` seeded bytes under `files/`.
+    fn file(&self, name: &str, len: usize, seed: u64) -> (PathBuf, Vec<u8>) {
+        let bytes = random_bytes(len, seed);
+        let path = self.dir("files").join(name);
+        fs::write(&path, &bytes).expect("write a file to upload");
+        (path, bytes)
+    }
+
+    /// `program ARGS` with the venv first on PATH, HOME in the lab, test credentials, no AWS
+    /// configuration and no proxy unless `proxy` is given (then HTTP_PROXY/http_proxy).
+    fn command(&self, program: &str, args: &[&str], proxy: Option<SocketAddr>) -> Command {
+        let path = format!(
+            "{}:{}",
+            self.bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut command = Command::new(program);
+        command.args(args).current_dir(self.tmp.path());
+        for var in [
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+            "NO_PROXY",
+            "no_proxy",
+            "AWS_PROFILE",
+            "AWS_ENDPOINT_URL",
+            "AWS_SESSION_TOKEN",
+        ] {
+            command.env_remove(var);
+        }
+        command
+            .env("PATH", path)
+            .env("HOME", self.dir("home"))
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", self.dir("home/no-aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.dir("home/no-aws-credentials"),
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_PAGER", "");
+        if let Some(proxy) = proxy {
+            let url = format!("http://{proxy}");
+            command.env("HTTP_PROXY", &url).env("http_proxy", &url);
+        }
+        command
+    }
+
+    /// Runs a command to its end (bounded), printing it with its exit status and output.
+    fn run(&self, program: &str, args: &[&str], proxy: Option<SocketAddr>) -> Finished {
+        let label = self.label(&format!("{program}-{}", args.join("-")));
+        let done = run_bounded(
+            &mut self.command(program, args, proxy),
+            &self.logs(),
+            &label,
+            COMMAND_LIMIT,
+        );
+        println!(
+            "$ {program} {}\n  -> exit {:?}\n{}",
+            args.join(" "),
+            done.code(),
+            indent(&done.output())
+        );
+        done
+    }
+
+    /// boto3 operations (see [`CLIENT`]) against `endpoint`; they must succeed. Returns one JSON
+    /// value per operation.
+    fn boto3(&self, endpoint: SocketAddr, ops: &[[&str; 4]]) -> Vec<serde_json::Value> {
+        self.boto3_at(&format!("http://{endpoint}"), None, ops)
+    }
+
+    /// [`Lab::boto3`] against an endpoint URL, trusting `ca` (a PEM file) when given.
+    fn boto3_at(
+        &self,
+        endpoint: &str,
+        ca: Option<&Path>,
+        ops: &[[&str; 4]],
+    ) -> Vec<serde_json::Value> {
+        let script = self.dir("client.py");
+        let mut args = vec![script.to_str().expect("utf-8 path")];
+        for op in ops {
+            args.extend_from_slice(op);
+        }
+        let mut command = self.command("python", &args, None);
+        command.env("S3_ENDPOINT", endpoint);
+        // Trust comes the way `faultline ca init` tells users: the AWS_CA_BUNDLE variable.
+        match ca {
+            Some(ca) => command.env("AWS_CA_BUNDLE", ca),
+            None => command.env_remove("AWS_CA_BUNDLE"),
+        };
+        let label = self.label(&format!("boto3-{}", ops[0][0]));
+        let done = run_bounded(&mut command, &self.logs(), &label, COMMAND_LIMIT);
+        println!(
+            "$ boto3 {ops:?} via {endpoint}\n  -> exit {:?}\n{}",
+            done.code(),
+            indent(&done.output())
+        );
+        assert!(done.status.success(), "boto3 failed:\n{}", done.output());
+        done.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    }
+
+    /// `moto_server` on 127.0.0.1, port 0: the port it bound is read from its output.
+    fn moto(&self) -> (Daemon, SocketAddr) {
+        self.moto_with(&[])
+    }
+
+    /// `moto_server` with extra arguments (`-s`: HTTPS with a certificate it makes up).
+    fn moto_with(&self, extra: &[&str]) -> (Daemon, SocketAddr) {
+        let mut args = vec!["-H", "127.0.0.1", "-p", "0"];
+        args.extend_from_slice(extra);
+        let mut daemon = Daemon::start(
+            &mut self.command("moto_server", &args, None),
+            &self.logs(),
+            &self.label("moto"),
+        );
+        let text = daemon.wait_printed("://127.0.0.1:");
+        let port = text
+            .split("://127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("moto printed no port:\n{text}"));
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        daemon.wait_accepting(addr);
+        (daemon, addr)
+    }
+
+    /// `faultline run SCENARIO --listen 127.0.0.1:0 [--upstream MOTO] --capture …`.
+    fn proxy(&self, scenario: &Path, upstream: Option<SocketAddr>) -> Proxy {
+        let stem = scenario
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let capture = self.tmp.path().join(format!("{stem}.pcapng"));
+        let mut command = Command::new(FAULTLINE);
+        command
+            .env("FAULTLINE_CA_DIR", self.dir("ca"))
+            .arg("run")
+            .arg(scenario)
+            .args(["--listen", "127.0.0.1:0", "--capture"])
+            .arg(&capture);
+        if let Some(up) = upstream {
+            command.arg("--upstream").arg(up.to_string());
+        }
+        let mut daemon = Daemon::start(
+            &mut command,
+            &self.logs(),
+            &self.label(&format!("faultline-{stem}")),
+        );
+        let addr = daemon.faultline_address();
+        Proxy {
+            daemon,
+            addr,
+            capture,
+        }
+    }
+
+    /// `faultline inspect --json [--expect MANIFEST] CAPTURE` and the text report: the JSON (schema
+    /// checked), the exit code and the text.
+    fn inspect(
+        &self,
+        capture: &Path,
+        manifest: Option<&Path>,
+    ) -> (serde_json::Value, Option<i32>, String) {
+        let mut args: Vec<&str> = vec!["inspect"];
+        if let Some(m) = manifest {
+            args.extend(["--expect", m.to_str().expect("utf-8 path")]);
+        }
+        let capture = capture.to_str().expect("utf-8 path");
+        let json_run = run_bounded(
+            Command::new(FAULTLINE)
+                .args(&args)
+                .args(["--json", capture]),
+            &self.logs(),
+            &self.label("inspect-json"),
+            COMMAND_LIMIT,
+        );
+        let json: serde_json::Value = serde_json::from_str(&json_run.stdout).unwrap_or_else(|e| {
+            panic!("inspect printed no JSON ({e}):\n{}", json_run.output());
+        });
+        let text = run_bounded(
+            Command::new(FAULTLINE).args(&args).arg(capture),
+            &self.logs(),
+            &self.label("inspect-text"),
+            COMMAND_LIMIT,
+        );
+        println!(
+            "$ faultline {} {capture}\n  -> exit {:?}\n{}",
+            args.join(" "),
+            text.code(),
+            indent(&text.stdout)
+        );
+        assert_eq!(
+            text.code(),
+            json_run.code(),
+            "text and JSON agree on the verdict"
+        );
+        let problems = schema::violations(&json, &mut BTreeSet::new());
+        assert!(
+            problems.is_empty(),
+            "--json departs from the documented schema:\n{}",
+            problems.join("\n")
+        );
+        (json, json_run.code(), text.stdout)
+    }
+
+    /// A manifest file holding `text`.
+    fn manifest(&self, name: &str, text: &str) -> PathBuf {
+        self.tmp.write(name, text)
+    }
+}
+
+impl Proxy {
+    /// SIGTERM; faultline must exit 0; returns the capture.
+    fn stop(self) -> PathBuf {
+        let done = self.daemon.stop();
+        assert!(
+            done.status.success(),
+            "faultline run exited with {}:\n{}",
+            done.status,
+            done.output()
+        );
+        self.capture
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("    {l}\n"))
+        .collect()
+}
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(REPO)
+        .join("scenarios")
+        .join(format!("{name}.toml"))
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    hex::encode(Md5::digest(bytes))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn list<'a>(json: &'a serde_json::Value, field: &str) -> &'a Vec<serde_json::Value> {
+    json[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("{field} is not a list"))
+}
+
+fn findings(json: &serde_json::Value) -> Vec<String> {
+    list(json, "findings")
+        .iter()
+        .filter_map(|f| f.as_str().map(String::from))
+        .collect()
+}
+
+/// The S3 content checks of the report.
+fn s3_checks(json: &serde_json::Value) -> Vec<&serde_json::Value> {
+    list(json, "content_checks")
+        .iter()
+        .filter(|c| c["address"]["scheme"] == "s3")
+        .collect()
+}
+
+/// The multipart objects of `path` in the report, by leg.
+fn multipart<'a>(json: &'a serde_json::Value, path: &str, leg: &str) -> &'a serde_json::Value {
+    list(json, "objects")
+        .iter()
+        .find(|o| o["address"]["key"] == path && o["leg"] == leg)
+        .unwrap_or_else(|| panic!("no {leg} leg object {path}: {:#}", json["objects"]))
+}
+
+/// Reads `key` back from moto itself (not through faultline) and compares it with `want`.
+fn ground_truth(lab: &Lab, moto: SocketAddr, key: &str, want: &[u8]) {
+    let out = lab
+        .dir("files")
+        .join(format!("moto-{}", key.replace('/', "-")));
+    lab.boto3(moto, &[["get", "bkt", key, out.to_str().expect("utf-8")]]);
+    let got = fs::read(&out).expect("read back");
+    assert!(
+        got == want,
+        "moto holds {} bytes for {key} (md5 {}), uploaded {} (md5 {})",
+        got.len(),
+        md5_hex(&got),
+        want.len(),
+        md5_hex(want)
+    );
+}
+
+/// tshark decodes the same whole HTTP requests inspect found, on both ports, and sees no
+/// problem in the capture but the injected resets.
+fn tshark_agrees(capture: &Path, ports: &[u16], json: &serde_json::Value) {
+    let mut args: Vec<String> = Vec::new();
+    for p in ports {
+        args.push("-d".into());
+        args.push(format!("tcp.port=={p},http"));
+    }
+    for a in [
+        "-Y",
+        "http.request",
+        "-T",
+        "fields",
+        "-e",
+        "http.request.method",
+    ] {
+        args.push(a.into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let seen = tshark::run(capture, &args).stdout;
+    // tshark shows a request once its body is whole: the reset attempts are not among them.
+    let whole = list(json, "exchanges")
+        .iter()
+        .filter(|e| e["request"]["complete"] == true)
+        .count();
+    assert_eq!(
+        seen.lines().count(),
+        whole,
+        "tshark's HTTP requests: {seen}"
+    );
+    let problems = tshark::expert_problems(capture);
+    assert!(problems.is_empty(), "tshark expert problems: {problems:#?}");
+}
+
+/// put_object and upload_file (three 5 MiB parts) through `s3-reset-put`: attempt 1 of each PUT
+/// is reset after 64 KiB of its body. botocore rewinds and sends each again, whole: moto holds the
+/// right bytes, every S3 check matches, the multipart object is assembled from the parts S3
+/// acknowledged, and the audit finds each object as listed, except a 0-byte put the manifest says
+/// holds 5,000,000 bytes.
+#[test]
+fn boto3_put_and_multipart_reset_on_attempt_1_are_rewound_and_audited() {
+    let lab = Lab::new("s3-reset-put");
+    let (moto, moto_addr) = lab.moto();
+    let proxy = lab.proxy(&scenario("s3-reset-put"), Some(moto_addr));
+    let (one, one_bytes) = lab.file("one.bin", 300_000, 1);
+    let (big, big_bytes) = lab.file("big.bin", MULTIPART, 2);
+    let (zero, _) = lab.file("zero.bin", 0, 3);
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let (one_s, big_s, zero_s) = (s(&one), s(&big), s(&zero));
+    let done = lab.boto3(
+        proxy.addr,
+        &[
+            ["mb", "bkt", "-", "-"],
+            ["put", "bkt", "one.bin", &one_s],
+            ["upload", "bkt", "big.bin", &big_s],
+            ["put", "bkt", "zero.bin", &zero_s],
+        ],
+    );
+    assert_eq!(
+        done[1]["retries"], 1,
+        "botocore retried the reset put: {done:?}"
+    );
+    assert_eq!(done[1]["etag"], format!("\"{}\"", md5_hex(&one_bytes)));
+    let capture = proxy.stop();
+    ground_truth(&lab, moto_addr, "one.bin", &one_bytes);
+    ground_truth(&lab, moto_addr, "big.bin", &big_bytes);
+    ground_truth(&lab, moto_addr, "zero.bin", b"");
+    moto.stop();
+
+    let (json, code, text) = lab.inspect(&capture, None);
+    assert_eq!(code, Some(0), "{:?}", findings(&json));
+    // Every complete PutObject and UploadPart, on both legs, checked with S3's own data.
+    let checks = s3_checks(&json);
+    let sources: BTreeSet<&str> = checks
+        .iter()
+        .filter_map(|c| c["address"]["backend"].as_str())
+        .collect();
+    for source in ["x-amz-checksum-crc32", "x-amz-content-sha256", "ETag"] {
+        assert!(
+            sources.contains(source),
+            "{source} not checked: {sources:?}"
+        );
+    }
+    assert!(
+        checks.iter().all(|c| c["check"]["result"] == "matches"),
+        "{checks:#?}"
+    );
+    // 1 put + 3 parts, complete, on 2 legs, 3 checks each; the 0-byte put: crc32, sha256, ETag.
+    assert_eq!(checks.len(), (4 * 2 + 2) * 3, "{checks:#?}");
+    for leg in ["client", "upstream"] {
+        let object = multipart(&json, "/bkt/big.bin", leg);
+        assert_eq!(object["check"]["result"], "matches", "{object:#}");
+        assert_eq!(object["length"], MULTIPART);
+        assert_eq!(object["pieces"].as_array().map(Vec::len), Some(3));
+        assert_eq!(object["pieces"][2]["offset"], 10 * MIB);
+    }
+    let operations: BTreeSet<&str> = list(&json, "s3")
+        .iter()
+        .filter_map(|r| r["operation"].as_str())
+        .collect();
+    for op in [
+        "CreateBucket",
+        "PutObject",
+        "CreateMultipartUpload",
+        "UploadPart",
+        "CompleteMultipartUpload",
+    ] {
+        assert!(operations.contains(op), "{op}: {operations:?}");
+    }
+    // Attempt 1 of each PUT was cut; said so, not "identical".
+    let groups = list(&json, "attempt_groups");
+    assert_eq!(groups.len(), 8, "4 PUTs retried on 2 legs");
+    assert!(groups
+        .iter()
+        .all(|g| g["attempts"][0]["complete"] == false && g["attempts"][1]["complete"] == true));
+    assert!(
+        text.contains("attempt 1 was cut after 65536 bytes; attempt 2 complete"),
+        "{text}"
+    );
+    assert!(
+        json["verdict_line"]
+            .as_str()
+            .is_some_and(|v| v.contains("attempt 1 of each was cut after 65536 bytes")),
+        "{}",
+        json["verdict_line"]
+    );
+    tshark_agrees(&capture, &[proxy_port(&json), moto_addr.port()], &json);
+
+    // The audit: what the bucket must hold.
+    let good = lab.manifest(
+        "good.txt",
+        &format!(
+            "# the bucket after the upload\n/bkt/one.bin {} {}\n/bkt/big.bin {MULTIPART} {}  # multipart\n",
+            one_bytes.len(),
+            md5_hex(&one_bytes),
+            sha256_hex(&big_bytes)
+        ),
+    );
+    let (json, code, text) = lab.inspect(&capture, Some(&good));
+    assert_eq!(code, Some(0), "{:?}\n{text}", findings(&json));
+    let expectations = list(&json, "expectations");
+    assert_eq!(expectations.len(), 2);
+    for e in expectations {
+        assert_eq!(e["result"], "matches", "{e:#}");
+        assert_eq!(e["leg"], "upstream");
+    }
+    assert_eq!(expectations[1]["how"], "CompleteMultipartUpload");
+    assert_eq!(expectations[1]["stored_digest"], sha256_hex(&big_bytes));
+    assert!(
+        text.contains("2 of 2 expected objects stored as listed"),
+        "{text}"
+    );
+
+    let missing = lab.manifest(
+        "zero.txt",
+        &format!("/bkt/big.bin {MULTIPART}\n/bkt/zero.bin 5000000\n"),
+    );
+    let (json, code, text) = lab.inspect(&capture, Some(&missing));
+    assert_eq!(code, Some(1), "{text}");
+    let found = findings(&json);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("CORRUPT: /bkt/zero.bin: stored 0 bytes, expected 5000000"),
+        "{found:?}"
+    );
+    assert!(text.contains("CORRUPT /bkt/zero.bin (line 2)"), "{text}");
+    assert_eq!(list(&json, "expectations")[1]["result"], "size_mismatch");
+
+    // A malformed manifest: its path and line, exit 2, no report.
+    let bad = lab.manifest(
+        "bad.txt",
+        "/bkt/one.bin 300000\n/bkt/big.bin eleven-million\n",
+    );
+    let done = run_bounded(
+        Command::new(FAULTLINE)
+            .args(["inspect", "--expect"])
+            .arg(&bad)
+            .arg(&capture),
+        &lab.logs(),
+        &lab.label("inspect-bad-manifest"),
+        COMMAND_LIMIT,
+    );
+    assert_eq!(done.code(), Some(2), "{}", done.output());
+    assert!(done.stdout.is_empty(), "{}", done.stdout);
+    assert!(
+        done.stderr
+            .starts_with(&format!("{}:2: SIZE \"eleven-million\"", bad.display())),
+        "{}",
+        done.stderr
+    );
+}
+
+/// The port faultline listened on, from the client leg's flows.
+fn proxy_port(json: &serde_json::Value) -> u16 {
+    list(json, "flows")
+        .iter()
+        .find(|f| f["leg"] == "client")
+        .and_then(|f| f["server"].as_str())
+        .and_then(|s| s.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("a client leg flow")
+}
+
+/// The AWS CLI with faultline as its HTTP_PROXY (forward mode), the resets of `s3-reset-put`:
+/// `aws s3 cp` of 10,000,000 bytes (two parts: the CLI's 8 MiB chunks) and `aws s3api
+/// put-object`. The client leg carries absolute-form targets, the upstream leg origin-form; both
+/// name the same S3 objects, moto holds the right bytes, and inspect and the audit agree.
+#[test]
+fn aws_cli_through_forward_mode_resets_are_rewound_and_audited() {
+    let lab = Lab::new("s3-forward");
+    let (moto, moto_addr) = lab.moto();
+    lab.boto3(moto_addr, &[["mb", "bkt", "-", "-"]]);
+    let forward = lab.tmp.write(
+        "s3-forward-reset-put.toml",
+        &fs::read_to_string(scenario("s3-reset-put"))
+            .expect("read s3-reset-put")
+            .replace("[proxy]\n", "[proxy]\nmode = \"forward\"\n")
+            .replace("upstream = \"127.0.0.1:5000\"\n", ""),
+    );
+    let proxy = lab.proxy(&forward, None);
+    let (big, big_bytes) = lab.file("cli.bin", 10_000_000, 4);
+    let (small, small_bytes) = lab.file("small.bin", 200_000, 5);
+    let endpoint = format!("http://{moto_addr}");
+    let cp = lab.run(
+        "aws",
+        &[
+            "--endpoint-url",
+            &endpoint,
+            "s3",
+            "cp",
+            big.to_str().expect("utf-8"),
+            "s3://bkt/dir/cli.bin",
+            "--only-show-errors",
+        ],
+        Some(proxy.addr),
+    );
+    assert!(cp.status.success(), "aws s3 cp:\n{}", cp.output());
+    let put = lab.run(
+        "aws",
+        &[
+            "--endpoint-url",
+            &endpoint,
+            "s3api",
+            "put-object",
+            "--bucket",
+            "bkt",
+            "--key",
+            "small.bin",
+            "--body",
+            small.to_str().expect("utf-8"),
+        ],
+        Some(proxy.addr),
+    );
+    assert!(
+        put.status.success(),
+        "aws s3api put-object:\n{}",
+        put.output()
+    );
+    assert!(
+        put.stdout.contains(&md5_hex(&small_bytes)),
+        "the CLI printed the ETag: {}",
+        put.stdout
+    );
+    let capture = proxy.stop();
+    ground_truth(&lab, moto_addr, "dir/cli.bin", &big_bytes);
+    ground_truth(&lab, moto_addr, "small.bin", &small_bytes);
+    moto.stop();
+
+    let manifest = lab.manifest(
+        "manifest.txt",
+        &format!(
+            "/bkt/dir/cli.bin 10000000 {}\n/bkt/small.bin 200000 {}\n",
+            md5_hex(&big_bytes),
+            sha256_hex(&small_bytes)
+        ),
+    );
+    let (json, code, text) = lab.inspect(&capture, Some(&manifest));
+    assert_eq!(code, Some(0), "{:?}\n{text}", findings(&json));
+    let exchanges = list(&json, "exchanges");
+    assert!(
+        exchanges
+            .iter()
+            .filter(|e| e["leg"] == "client")
+            .all(|e| e["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(&format!("http://{moto_addr}/bkt/")))),
+        "absolute-form on the client leg"
+    );
+    for r in list(&json, "s3") {
+        assert_eq!(r["style"], "path", "{r:#}");
+        assert!(
+            r["path"] == "/bkt/dir/cli.bin" || r["path"] == "/bkt/small.bin",
+            "{r:#}"
+        );
+    }
+    for leg in ["client", "upstream"] {
+        let object = multipart(&json, "/bkt/dir/cli.bin", leg);
+        assert_eq!(object["check"]["result"], "matches", "{object:#}");
+        assert_eq!(object["pieces"].as_array().map(Vec::len), Some(2));
+        assert_eq!(object["pieces"][1]["offset"], 8 * MIB);
+    }
+    let checks = s3_checks(&json);
+    assert!(!checks.is_empty());
+    assert!(
+        checks.iter().all(|c| c["check"]["result"] == "matches"),
+        "{checks:#?}"
+    );
+    // Parts and the put on both legs: none without its S3 checks.
+    let checked: BTreeSet<u64> = checks
+        .iter()
+        .filter_map(|c| c["exchange"].as_u64())
+        .collect();
+    let whole_puts = exchanges
+        .iter()
+        .filter(|e| e["method"] == "PUT" && e["request"]["complete"] == true)
+        .count();
+    assert_eq!(checked.len(), whole_puts, "{checked:?}");
+    let expectations = list(&json, "expectations");
+    assert!(
+        expectations.iter().all(|e| e["result"] == "matches"),
+        "{expectations:#?}"
+    );
+}
+
+/// The shipped throttling, cut-download and lost-Complete scenarios with boto3 against one moto:
+/// botocore retries the throttled PUT (a 503 answered before the body, per `Expect:
+/// 100-continue`), download_file fetches a cut download again, upload_file retries a Complete
+/// whose answer was lost (moto answers the retry 200). Every object is right in moto; inspect is
+/// clean and says what happened.
+#[test]
+fn boto3_throttled_cut_and_uncommitted_runs_end_clean_and_say_what_happened() {
+    let lab = Lab::new("s3-scenarios");
+    let (moto, moto_addr) = lab.moto();
+    lab.boto3(moto_addr, &[["mb", "bkt", "-", "-"]]);
+    let (file, bytes) = lab.file("file.bin", 3_000_000, 6);
+    let (big, big_bytes) = lab.file("big.bin", MULTIPART, 7);
+    let file_s = file.to_str().expect("utf-8").to_string();
+    let big_s = big.to_str().expect("utf-8").to_string();
+
+    // 503 SlowDown on attempt 1 of each PUT.
+    let proxy = lab.proxy(&scenario("s3-503-slowdown-first-attempt"), Some(moto_addr));
+    let done = lab.boto3(proxy.addr, &[["put", "bkt", "throttled.bin", &file_s]]);
+    assert_eq!(done[0]["retries"], 1, "botocore retried the 503: {done:?}");
+    let capture = proxy.stop();
+    ground_truth(&lab, moto_addr, "throttled.bin", &bytes);
+    let (json, code, _) = lab.inspect(&capture, None);
+    assert_eq!(code, Some(0), "{:?}", findings(&json));
+    assert!(
+        json["verdict_line"].as_str().is_some_and(|v| v
+            .contains("attempt 1 was answered 503 before its body was sent; attempt 2 complete")),
+        "{}",
+        json["verdict_line"]
+    );
+
+    // The first GET of the object cut after 1 MiB: download_file fetches it again.
+    lab.boto3(moto_addr, &[["put", "bkt", "cut.bin", &file_s]]);
+    let proxy = lab.proxy(&scenario("s3-truncate-get"), Some(moto_addr));
+    let out = lab.dir("files/downloaded.bin");
+    lab.boto3(
+        proxy.addr,
+        &[["download", "bkt", "cut.bin", out.to_str().expect("utf-8")]],
+    );
+    assert!(
+        fs::read(&out).expect("downloaded") == bytes,
+        "the download is whole"
+    );
+    let capture = proxy.stop();
+    let (json, code, text) = lab.inspect(&capture, None);
+    assert_eq!(code, Some(0), "{:?}", findings(&json));
+    let gets: Vec<&serde_json::Value> = list(&json, "exchanges")
+        .iter()
+        .filter(|e| e["method"] == "GET" && e["leg"] == "client")
+        .collect();
+    assert_eq!(gets.len(), 2, "the cut GET and the one that followed");
+    assert_eq!(gets[0]["response"]["complete"], false);
+    assert_eq!(gets[0]["response"]["body_length"], MIB);
+    assert!(
+        text.contains(&format!("{MIB}/3000000 CUT")),
+        "the cut response is marked in the table:\n{text}"
+    );
+    let get_checks: Vec<&serde_json::Value> = s3_checks(&json)
+        .into_iter()
+        .filter(|c| c["exchange"] == gets[1]["id"])
+        .collect();
+    assert!(
+        get_checks.iter().any(|c| c["address"]["backend"] == "ETag")
+            && get_checks.iter().all(|c| c["check"]["result"] == "matches"),
+        "the whole download checked against its ETag: {get_checks:#?}"
+    );
+
+    // A single-part object above the multipart threshold: download_file fetches it in 5 MiB
+    // ranges, the first one cut and fetched again; inspect stitches the ranges and checks the
+    // whole against the ETag (the MD5 of a single-part object).
+    lab.boto3(moto_addr, &[["put", "bkt", "ranged.bin", &big_s]]);
+    let proxy = lab.proxy(&scenario("s3-truncate-get"), Some(moto_addr));
+    let out = lab.dir("files/ranged.bin");
+    lab.boto3(
+        proxy.addr,
+        &[[
+            "download",
+            "bkt",
+            "ranged.bin",
+            out.to_str().expect("utf-8"),
+        ]],
+    );
+    assert!(
+        fs::read(&out).expect("downloaded") == big_bytes,
+        "the ranged download is whole"
+    );
+    let capture = proxy.stop();
+    let (json, code, _) = lab.inspect(&capture, None);
+    assert_eq!(code, Some(0), "{:?}", findings(&json));
+    let ranged: Vec<&serde_json::Value> = list(&json, "objects")
+        .iter()
+        .filter(|o| o["address"]["key"] == "/bkt/ranged.bin")
+        .collect();
+    assert_eq!(ranged.len(), 2, "one object on each leg: {ranged:#?}");
+    for o in &ranged {
+        assert_eq!(o["address"]["scheme"], "s3", "{o:#}");
+        assert_eq!(o["address"]["digest"], md5_hex(&big_bytes), "{o:#}");
+        assert_eq!(o["check"]["result"], "matches", "{o:#}");
+        assert_eq!(o["length"], MULTIPART);
+    }
+    let client = ranged
+        .iter()
+        .find(|o| o["leg"] == "client")
+        .expect("client leg");
+    let pieces = client["pieces"].as_array().expect("pieces");
+    assert_eq!(
+        pieces.len(),
+        4,
+        "3 ranges and the cut one again: {client:#}"
+    );
+    assert_eq!(pieces[0]["complete"], false);
+    assert_eq!(pieces[0]["length"], MIB);
+
+    // The answer to the first CompleteMultipartUpload dropped: upload_file retries it.
+    let proxy = lab.proxy(&scenario("s3-drop-complete-multipart"), Some(moto_addr));
+    lab.boto3(proxy.addr, &[["upload", "bkt", "big.bin", &big_s]]);
+    let capture = proxy.stop();
+    ground_truth(&lab, moto_addr, "big.bin", &big_bytes);
+    moto.stop();
+    let manifest = lab.manifest("m.txt", &format!("/bkt/big.bin {MULTIPART}\n"));
+    let (json, code, _) = lab.inspect(&capture, Some(&manifest));
+    assert_eq!(code, Some(0), "{:?}", findings(&json));
+    let completes: Vec<&serde_json::Value> = list(&json, "s3")
+        .iter()
+        .filter(|r| r["operation"] == "CompleteMultipartUpload")
+        .collect();
+    assert_eq!(
+        completes.len(),
+        4,
+        "two attempts on each leg: {completes:#?}"
+    );
+    let lost = &json["exchanges"][completes[0]["exchange"].as_u64().expect("id") as usize];
+    assert_eq!(lost["response"]["outcome"], "connection_reset", "{lost:#}");
+    let client_objects: Vec<&serde_json::Value> = list(&json, "objects")
+        .iter()
+        .filter(|o| o["leg"] == "client" && o["address"]["key"] == "/bkt/big.bin")
+        .collect();
+    assert_eq!(client_objects.len(), 2, "{client_objects:#?}");
+    assert_eq!(client_objects[0]["check"]["result"], "not_checked");
+    assert!(client_objects[0]["check"]["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("got no answer")));
+    assert_eq!(client_objects[1]["check"]["result"], "matches");
+    assert_eq!(list(&json, "expectations")[0]["result"], "matches");
+}
+
+/// An object overwritten behind faultline's back (straight to moto): a later HEAD through
+/// faultline reports another size than the upload the capture shows, a finding; and a GET with
+/// the other bytes names the offset where they differ.
+#[test]
+fn a_head_or_get_reporting_other_bytes_than_uploaded_is_corrupt() {
+    let lab = Lab::new("s3-head");
+    let (moto, moto_addr) = lab.moto();
+    lab.boto3(moto_addr, &[["mb", "bkt", "-", "-"]]);
+    let (first, _) = lab.file("first.bin", 100_000, 8);
+    let mut other = random_bytes(100_000, 8);
+    other[70_000] ^= 0xff;
+    let changed = lab.dir("files/changed.bin");
+    fs::write(&changed, &other).expect("write");
+    let (short, _) = lab.file("short.bin", 60_000, 9);
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let proxy = lab.proxy(&scenario("s3-reset-put"), Some(moto_addr));
+    lab.boto3(
+        proxy.addr,
+        &[
+            ["put", "bkt", "sized.bin", &s(&first)],
+            ["put", "bkt", "flipped.bin", &s(&first)],
+        ],
+    );
+    lab.boto3(
+        moto_addr,
+        &[
+            ["put", "bkt", "sized.bin", &s(&short)],
+            ["put", "bkt", "flipped.bin", &s(&changed)],
+        ],
+    );
+    let read = lab.dir("files/read.bin");
+    lab.boto3(
+        proxy.addr,
+        &[
+            ["head", "bkt", "sized.bin", "-"],
+            ["get", "bkt", "flipped.bin", &s(&read)],
+        ],
+    );
+    let capture = proxy.stop();
+    moto.stop();
+    let (json, code, _) = lab.inspect(&capture, None);
+    assert_eq!(code, Some(1));
+    let found = findings(&json);
+    assert!(
+        found.iter().any(|f| f.starts_with(
+            "CORRUPT: s3 returned size 60000 for /bkt/sized.bin, uploaded 100000 (HEAD exchange"
+        )),
+        "{found:#?}"
+    );
+    assert!(
+        found.iter().any(|f| f.starts_with(
+            "CORRUPT: s3 returned other bytes for /bkt/flipped.bin than were uploaded: they differ at offset 70000"
+        )),
+        "{found:#?}"
+    );
+}
+
+/// boto3 over HTTPS (TLS intercepted by faultline, moto serving HTTPS): botocore streams each
+/// upload aws-chunked (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`) with its CRC-32 in a trailer. inspect
+/// decodes the bodies, checks every trailer and ETag, assembles the multipart object, and the
+/// audit finds both objects, through the resets of `s3-reset-put`.
+#[test]
+fn boto3_over_https_streams_aws_chunked_with_trailers_that_inspect_decodes() {
+    let lab = Lab::new("s3-tls");
+    let init = run_bounded(
+        Command::new(FAULTLINE)
+            .env("FAULTLINE_CA_DIR", lab.dir("ca"))
+            .args(["ca", "init"]),
+        &lab.logs(),
+        &lab.label("ca-init"),
+        COMMAND_LIMIT,
+    );
+    assert!(
+        init.status.success(),
+        "faultline ca init: {}",
+        init.output()
+    );
+    let (moto, moto_addr) = lab.moto_with(&["-s"]);
+    let tls = lab.tmp.write(
+        "s3-tls-reset-put.toml",
+        &fs::read_to_string(scenario("s3-reset-put"))
+            .expect("read s3-reset-put")
+            .replace(
+                "\n[[rule]]",
+                "\n[proxy.tls]\nintercept = true\nupstream_verify = false\n\n[[rule]]",
+            ),
+    );
+    let proxy = lab.proxy(&tls, Some(moto_addr));
+    let (one, one_bytes) = lab.file("one.bin", 300_000, 10);
+    let (big, big_bytes) = lab.file("big.bin", MULTIPART, 11);
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let done = lab.boto3_at(
+        &format!("https://{}", proxy.addr),
+        Some(&lab.dir("ca/ca.pem")),
+        &[
+            ["mb", "bkt", "-", "-"],
+            ["put", "bkt", "one.bin", &s(&one)],
+            ["upload", "bkt", "big.bin", &s(&big)],
+        ],
+    );
+    assert_eq!(done[1]["retries"], 1, "{done:?}");
+    let capture = proxy.stop();
+    moto.stop();
+    let manifest = lab.manifest(
+        "m.txt",
+        &format!(
+            "/bkt/one.bin 300000 {}\n/bkt/big.bin {MULTIPART} {}\n",
+            sha256_hex(&one_bytes),
+            md5_hex(&big_bytes)
+        ),
+    );
+    let (json, code, text) = lab.inspect(&capture, Some(&manifest));
+    assert_eq!(code, Some(0), "{:?}\n{text}", findings(&json));
+    let checks = s3_checks(&json);
+    let trailers = checks
+        .iter()
+        .filter(|c| c["address"]["backend"] == "x-amz-checksum-crc32 trailer")
+        .count();
+    assert_eq!(
+        trailers, 8,
+        "a put and three parts on two legs: {checks:#?}"
+    );
+    assert!(
+        checks.iter().all(|c| c["check"]["result"] == "matches"),
+        "{checks:#?}"
+    );
+    for leg in ["client", "upstream"] {
+        assert_eq!(
+            multipart(&json, "/bkt/big.bin", leg)["check"]["result"],
+            "matches"
+        );
+    }
+    assert!(
+        list(&json, "expectations")
+            .iter()
+            .all(|e| e["result"] == "matches"),
+        "{:#}",
+        json["expectations"]
+    );
+}
+
+/// The audit is not S3's alone: through `http-first-attempt-fails` to faultline's built-in store
+/// (curl PUTs, attempt 1 of each answered 500), each path's last upload answered 2xx is what the
+/// manifest is held to; the store's files are the ground truth.
+#[test]
+fn the_audit_reads_plain_http_uploads_to_the_built_in_store_too() {
+    let lab = Lab::new("audit-store");
+    let store = lab.dir("store");
+    let capture = lab.dir("store.pcapng");
+    let mut daemon = Daemon::start(
+        Command::new(FAULTLINE)
+            .arg("run")
+            .arg(scenario("http-first-attempt-fails"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "builtin:store",
+                "--store",
+            ])
+            .arg(&store)
+            .arg("--capture")
+            .arg(&capture),
+        &lab.logs(),
+        &lab.label("faultline-store"),
+    );
+    let addr = daemon.faultline_address();
+    let (data, data_bytes) = lab.file("data.bin", 100_000, 12);
+    let (empty, _) = lab.file("empty.bin", 0, 13);
+    let put = |file: &Path, path: &str| {
+        let done = lab.run(
+            "curl",
+            &[
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                "Expect:",
+                "-X",
+                "PUT",
+                "--data-binary",
+                &format!("@{}", file.display()),
+                &format!("http://{addr}{path}"),
+            ],
+            None,
+        );
+        done.stdout.trim().to_string()
+    };
+    for (file, path) in [(&data, "/data/my%20data.bin"), (&empty, "/data/empty.bin")] {
+        assert_eq!(put(file, path), "500", "attempt 1");
+        assert!(put(file, path).starts_with('2'), "attempt 2");
+    }
+    let done = daemon.stop();
+    assert!(done.status.success(), "{}", done.output());
+    assert!(fs::read(store.join("data/my data.bin")).expect("stored") == data_bytes);
+    assert_eq!(
+        fs::read(store.join("data/empty.bin"))
+            .expect("stored")
+            .len(),
+        0
+    );
+
+    let manifest = lab.manifest(
+        "m.txt",
+        &format!(
+            "/data/my%20data.bin 100000 {}\n/data/empty.bin 5000000\n/data/never.bin 1\n",
+            md5_hex(&data_bytes)
+        ),
+    );
+    let (json, code, text) = lab.inspect(&capture, Some(&manifest));
+    assert_eq!(code, Some(1), "{text}");
+    let results: Vec<(&str, &str)> = list(&json, "expectations")
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap_or(""),
+                e["result"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            ("/data/my data.bin", "matches"),
+            ("/data/empty.bin", "size_mismatch"),
+            ("/data/never.bin", "never_stored"),
+        ]
+    );
+    let found = findings(&json);
+    assert!(
+        found.iter().any(|f| f.starts_with(
+            "CORRUPT: /data/empty.bin: stored 0 bytes, expected 5000000 (PUT exchange"
+        )),
+        "{found:#?}"
+    );
+    assert!(list(&json, "s3").is_empty(), "plain HTTP is not S3");
+}
