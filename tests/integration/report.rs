@@ -54,6 +54,12 @@ fn status_of(response: &[u8]) -> String {
         .to_string()
 }
 
+/// The path `recorded_run` uploads to: the md5 of its body, DVC style.
+fn markdown_upload_path() -> String {
+    let hex = hex::encode(Md5::digest(random_bytes(4096, 15)));
+    format!("/files/md5/{}/{}", &hex[..2], &hex[2..])
+}
+
 /// Runs `faultline run` with the scenario, makes the corrupt retry and the `<script>` request,
 /// stops the proxy with SIGTERM and returns the scenario and capture paths.
 fn recorded_run(dir: &TempDir) -> (PathBuf, PathBuf) {
@@ -106,11 +112,23 @@ fn recorded_run(dir: &TempDir) -> (PathBuf, PathBuf) {
 fn markdown_summary_of_a_real_capture() {
     let dir = TempDir::new("report-md");
     let (scenario, capture) = recorded_run(&dir);
+    // The audit too: the upload's path should hold the body attempt 1 sent (md5 of the path),
+    // and a path never uploaded.
+    let stored_path = markdown_upload_path();
+    let manifest = dir.write(
+        "manifest.txt",
+        &format!(
+            "# what the store should hold\n{stored_path} 4096 {}\n/files/md5/00/never 10\n",
+            stored_path.replace("/files/md5/", "").replace('/', "")
+        ),
+    );
     let out = run_bounded(
         Command::new(FAULTLINE)
             .arg("inspect")
             .arg(&capture)
-            .arg("--markdown"),
+            .arg("--markdown")
+            .arg("--expect")
+            .arg(&manifest),
         dir.path(),
         "inspect-md",
         LIMIT,
@@ -130,6 +148,9 @@ fn markdown_summary_of_a_real_capture() {
         format!("differs from attempt 1 at offset {STALE_AT}"),
         "content MISMATCH".to_string(),
         "GET /\\<script\\>alert(1)\\</script\\>".to_string(),
+        "#### Expected objects (`--expect`)".to_string(),
+        format!("| {stored_path} | 2 | 4096 | 4096 | **CORRUPT** "),
+        "| /files/md5/00/never | 3 | 10 | - | **CORRUPT** ".to_string(),
         format!(
             "```sh\nfaultline run {} --listen 127.0.0.1:0 --capture {} --seed 11\n```",
             shlex::try_quote(&scenario.display().to_string()).expect("quotable"),
