@@ -7,7 +7,7 @@ demo:
 	cargo build
 	./target/debug/faultline demo
 
-# Installs what the tests need (tshark, nginx, fcgiwrap; dvc, git-annex, wsgidav and grpcio in venvs under target/), then runs
+# Installs what the tests need (tshark, nginx, fcgiwrap, chromium; dvc, git-annex, wsgidav and grpcio in venvs under target/), then runs
 # every test: unit, integration, the real binary, real curl, dvc and git-annex.
 test:
 	bash tests/install-deps.sh
@@ -15,6 +15,7 @@ test:
 	bash tests/install-annex.sh
 	bash tests/install-grpc.sh
 	bash tests/install-toxiproxy-clients.sh
+	bash tests/install-chromium.sh
 	bash tests/install-s3.sh
 	cargo test --lib --bins --tests
 

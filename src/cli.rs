@@ -160,6 +160,12 @@ pub struct RunArgs {
     /// if it shows corruption.
     #[arg(long)]
     pub inspect: bool,
+    /// With --inspect: audit the capture against MANIFEST, as `faultline inspect --expect`.
+    #[arg(long, value_name = "MANIFEST", requires = "inspect")]
+    pub expect: Option<PathBuf>,
+    /// With --inspect: also write the HTML report to FILE, as `faultline inspect --html`.
+    #[arg(long, value_name = "FILE", requires = "inspect")]
+    pub html: Option<PathBuf>,
 }
 
 /// Arguments of `faultline serve`.
@@ -197,6 +203,14 @@ pub struct InspectArgs {
     /// Which legs of a faultline capture to read: client, upstream or both.
     #[arg(long, default_value = "both")]
     pub leg: LegFilter,
+    /// Print a GitHub-ready Markdown summary (verdict, findings, checks, replay command) to paste
+    /// into an issue, instead of the text report.
+    #[arg(long, conflicts_with = "json")]
+    pub markdown: bool,
+    /// Also write the report as one self-contained HTML page to FILE (timelines per connection,
+    /// attempts with their bytes, content checks, replay command; opens offline).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Audit: compare what MANIFEST says should be stored (`PATH SIZE [DIGEST]` a line, `#`
     /// comments; DIGEST hex md5 or sha256) with the last successful upload of each PATH in the
     /// capture. A malformed line exits 2 with `MANIFEST:LINE: message`.

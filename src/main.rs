@@ -49,9 +49,7 @@ fn main() -> ExitCode {
         Command::Run(args) => runtime()
             .and_then(|rt| rt.block_on(run(args, status_shown)))
             .unwrap_or_else(report),
-        Command::Inspect(args) => {
-            inspect_expecting(&args.capture, args.json, args.leg, args.expect.as_deref())
-        }
+        Command::Inspect(args) => inspect_to(&args),
         Command::ServeStore { dir, listen } => runtime()
             .and_then(|rt| rt.block_on(serve_store(dir, listen)))
             .unwrap_or_else(report),
@@ -163,6 +161,11 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
+    // A bad manifest is said before the run, not after it.
+    if let Some(Err(e)) = args.expect.as_deref().map(Manifest::load) {
+        eprintln!("{e}");
+        return Ok(ExitCode::from(2));
+    }
     let listen = match args.listen.or(scenario.listen) {
         Some(addr) => addr,
         None => DEFAULT_LISTEN.parse().context("default listen address")?,
@@ -205,7 +208,7 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         upstream,
         seed,
         capture,
-        command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        command_line: command_line(),
         live_rules: false,
     })
     .await?;
@@ -254,7 +257,14 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     match (&summary.capture, args.inspect) {
         (Some(capture), true) => {
             faultline::say!();
-            Ok(inspect(&capture.path, false, LegFilter::Both))
+            Ok(inspect_to(&cli::InspectArgs {
+                capture: capture.path.clone(),
+                json: false,
+                leg: LegFilter::Both,
+                markdown: false,
+                html: args.html.clone(),
+                expect: args.expect.clone(),
+            }))
         }
         (None, true) => {
             eprintln!("faultline: --inspect needs a capture (--capture PATH or [proxy] capture)");
@@ -264,42 +274,47 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     }
 }
 
-fn inspect(capture: &std::path::Path, json: bool, leg: LegFilter) -> ExitCode {
-    inspect_expecting(capture, json, leg, None)
-}
-
-/// `faultline inspect`, with `--expect MANIFEST` read first (a bad manifest exits 2 before the
-/// capture is read: `MANIFEST:LINE: message`).
-fn inspect_expecting(
-    capture: &std::path::Path,
-    json: bool,
-    leg: LegFilter,
-    expect: Option<&std::path::Path>,
-) -> ExitCode {
-    let expect = match expect.map(Manifest::load).transpose() {
+/// `faultline inspect`: the text, JSON or Markdown report on stdout, and the HTML page when asked.
+/// `--expect MANIFEST` is read first: a bad manifest exits 2 (`MANIFEST:LINE: message`) before
+/// the capture is read.
+fn inspect_to(args: &cli::InspectArgs) -> ExitCode {
+    let expect = match args.expect.as_deref().map(Manifest::load).transpose() {
         Ok(manifest) => manifest,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
     };
-    match inspect_path(capture, &InspectOptions { leg }) {
-        Ok(mut report) => {
-            if let Some(manifest) = &expect {
-                report.audit(manifest);
-            }
-            if json {
-                faultline::say!("{}", report.to_json());
-            } else {
-                faultline::say_raw!("{}", report.render_text());
-            }
-            ExitCode::from(report.exit_code())
-        }
+    let mut report = match inspect_path(&args.capture, &InspectOptions { leg: args.leg }) {
+        Ok(report) => report,
         Err(e) => {
             eprintln!("faultline: {e}");
-            ExitCode::from(e.exit_code())
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    if let Some(manifest) = &expect {
+        report.audit(manifest);
+    }
+    if let Some(path) = &args.html {
+        if let Err(e) = std::fs::write(path, report.render_html()) {
+            eprintln!(
+                "faultline: cannot write the HTML report {}: {e}",
+                path.display()
+            );
+            return ExitCode::from(2);
         }
     }
+    if args.json {
+        faultline::say!("{}", report.to_json());
+    } else if args.markdown {
+        faultline::say_raw!("{}", report.render_markdown());
+    } else {
+        faultline::say_raw!("{}", report.render_text());
+    }
+    if let Some(path) = &args.html {
+        eprintln!("faultline: HTML report written to {}", path.display());
+    }
+    ExitCode::from(report.exit_code())
 }
 
 fn ca(command: CaCommand) -> ExitCode {
@@ -396,11 +411,7 @@ fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
 
 async fn serve(args: ServeArgs) -> Result<ExitCode> {
     use faultline::api::{server, Api};
-    let api = Arc::new(Api::new(
-        args.capture.clone(),
-        args.seed,
-        std::env::args().collect::<Vec<_>>().join(" "),
-    ));
+    let api = Arc::new(Api::new(args.capture.clone(), args.seed, command_line()));
     let listeners = server::bind(&args.api).await?;
     for path in &args.scenarios {
         let text = std::fs::read_to_string(path)
@@ -473,4 +484,13 @@ async fn wait_for_signal() -> Result<()> {
         _ = term.recv() => {}
     }
     Ok(())
+}
+
+/// The command line as typed, shell-quoted (a path with a space stays one word), for the capture's
+/// section comment and the replay command `faultline inspect` prints.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    shlex::try_join(args.iter().map(String::as_str)).unwrap_or_else(|_| args.join(" "))
 }

@@ -103,8 +103,9 @@ pub async fn run(story: Story) -> Result<bool, DemoError> {
             });
             crate::say!();
             if let Some(run) = runs.last() {
+                // The same legs as the verdicts above, so every exchange and flow number agrees.
                 crate::say!(
-                    "See the retries byte for byte: faultline inspect {}",
+                    "See the retries byte for byte: faultline inspect {} --leg client (--html report.html draws them)",
                     run.capture.display()
                 );
                 crate::say!(

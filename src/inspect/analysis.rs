@@ -174,6 +174,8 @@ pub(crate) fn build_with_h2(
         h2_connections,
         h2_streams,
         bytestream,
+        run: None,
+        timelines: Vec::new(),
         s3: s3.requests,
         expectations: Vec::new(),
         paths: s3.paths,

@@ -112,6 +112,9 @@ pub enum BodyComparison {
         /// When this attempt equals the first attempt's bytes starting at this offset (> 0): the
         /// retry re-sent a slice instead of seeking back to the start.
         shifted_from: Option<u64>,
+        /// The bytes just before `offset` (up to [`EXCERPT_LEN`]), the same in both attempts:
+        /// the context a hex view shows in front of the difference.
+        before: Excerpt,
     },
 }
 
@@ -144,6 +147,7 @@ impl BodyComparison {
                 first_excerpt,
                 excerpt,
                 shifted_from,
+                ..
             } => {
                 let mut s = format!(
                     "attempt {n} differs from attempt 1 at offset {offset} (lengths {first_len} vs {len}; attempt 1: {} |{}|, attempt {n}: {} |{}|)",
@@ -181,6 +185,12 @@ pub fn compare(
         Some(offset) => {
             let first_excerpt = excerpt(first, offset)?;
             let excerpt = excerpt(other, offset)?;
+            let before = {
+                let start = offset.saturating_sub(EXCERPT_LEN as u64);
+                let mut buf = vec![0; (offset - start) as usize];
+                first.read_at(start, &mut buf)?;
+                Excerpt::of(&buf)
+            };
             Ok(BodyComparison::Differs {
                 offset,
                 first_len,
@@ -188,6 +198,7 @@ pub fn compare(
                 first_excerpt,
                 excerpt,
                 shifted_from: find_shift(first, other)?,
+                before,
             })
         }
     }
@@ -354,11 +365,13 @@ mod tests {
                 excerpt,
                 shifted_from,
                 len,
+                before,
                 ..
             } => {
                 assert_eq!((offset, len, shifted_from), (16, 20, None));
                 assert_eq!(first_excerpt.hex, "58 59 5a");
                 assert_eq!(excerpt.ascii, "xyz!");
+                assert_eq!(before.ascii, "0123456789abcdef");
             }
             other => panic!("{other:?}"),
         }

@@ -7,12 +7,14 @@ use super::body_store::MemoryUse;
 use super::exchange::{FlowHttp, FlowOutcome};
 use super::h2_flow::{FlowH2, H2Outcome};
 use super::reassembly::{FlowInfo, StreamConsumer};
+use super::timeline::{EventKind, FlowTimeline};
 use crate::direction::Direction;
 
 /// The views of one flow.
 pub struct FlowViews {
     http: FlowHttp,
     h2: FlowH2,
+    timeline: FlowTimeline,
 }
 
 impl FlowViews {
@@ -21,7 +23,13 @@ impl FlowViews {
         FlowViews {
             http: FlowHttp::new(info, memory.clone()),
             h2: FlowH2::new(info, memory),
+            timeline: FlowTimeline::new(info.id, info.opened_ns),
         }
+    }
+
+    /// The flow's timing so far (taken before [`Self::finish`]; the HTML report draws it).
+    pub fn take_timeline(&mut self) -> FlowTimeline {
+        std::mem::take(&mut self.timeline)
     }
 
     /// Ends the flow: what the HTTP/1 view found, and the HTTP/2 connection if it was one.
@@ -34,25 +42,33 @@ impl StreamConsumer for FlowViews {
     fn data(&mut self, dir: Direction, offset: u64, bytes: &[u8], ts_ns: u64) {
         self.http.data(dir, offset, bytes, ts_ns);
         self.h2.data(dir, offset, bytes, ts_ns);
+        self.timeline.data(dir, offset, bytes.len() as u64, ts_ns);
     }
 
     fn fin(&mut self, dir: Direction, offset: u64, ts_ns: u64) {
         self.http.fin(dir, offset, ts_ns);
         self.h2.fin(dir, offset, ts_ns);
+        self.timeline.event(dir, offset, ts_ns, EventKind::Fin);
     }
 
     fn reset(&mut self, dir: Direction, offset: u64, ts_ns: u64) {
         self.http.reset(dir, offset, ts_ns);
         self.h2.reset(dir, offset, ts_ns);
+        self.timeline.event(dir, offset, ts_ns, EventKind::Reset);
     }
 
     fn gap(&mut self, dir: Direction, offset: u64, missing: u64) {
         self.http.gap(dir, offset, missing);
         self.h2.gap(dir, offset, missing);
+        let at = self.timeline.last_ns;
+        self.timeline
+            .event(dir, offset, at, EventKind::Gap { missing });
     }
 
     fn comment(&mut self, dir: Direction, offset: u64, text: &str, ts_ns: u64) {
         self.http.comment(dir, offset, text, ts_ns);
         self.h2.comment(dir, offset, text, ts_ns);
+        self.timeline
+            .event(dir, offset, ts_ns, EventKind::Fault(text.to_string()));
     }
 }

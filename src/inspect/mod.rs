@@ -34,16 +34,21 @@ mod h2_model;
 #[cfg(test)]
 mod h2_tests;
 mod h2c_upgrade;
+mod hexdump;
+mod html;
+mod html_timeline;
 mod json;
 mod leg;
 mod legs;
 mod manifest;
+mod markdown;
 mod model;
 mod objects;
 mod p2phttp;
 mod packet;
 mod pcap_reader;
 mod reassembly;
+mod run_info;
 mod s3;
 mod s3_checksum;
 mod s3_content;
@@ -54,6 +59,7 @@ mod segments;
 mod stored;
 mod target;
 mod text;
+mod timeline;
 mod tls_flow;
 mod tls_keys;
 mod webdav;
@@ -79,6 +85,8 @@ pub use model::{
 };
 pub use objects::{Piece, Transfer};
 pub use pcap_reader::{FileFormat, FormatError};
+pub use run_info::RunInfo;
+pub use timeline::{EventKind, FlowTimeline, TimelineEvent};
 
 use body_store::MemoryUse;
 use flow_views::FlowViews;
@@ -193,15 +201,25 @@ fn inspect_reader<R: Read>(
     let memory = MemoryUse::default();
     // TLS flows of raw captures are decrypted with the keys the capture embeds (tls_flow.rs).
     let keys = tls_keys::TlsKeys::default();
-    let mut table: FlowTable<TlsLayer<FlowViews>> = FlowTable::new();
+    // Flows of legs left out by `--leg` are still numbered (their consumer is `None`), so a flow
+    // keeps its number whichever legs are inspected.
+    let mut table: FlowTable<Option<TlsLayer<FlowViews>>> = FlowTable::new();
     let mut finished = Vec::new();
     let mut h2_flows = Vec::new();
     let mut segments = 0u64;
+    let mut timelines = Vec::new();
     let mut make = |info: &reassembly::FlowInfo| {
-        TlsLayer::new(FlowViews::new(info, memory.clone()), keys.clone(), info)
+        let admitted = options
+            .leg
+            .admits(leg::of_interface(info.interface.as_deref()));
+        admitted.then(|| TlsLayer::new(FlowViews::new(info, memory.clone()), keys.clone(), info))
     };
-    let mut done = |info: reassembly::FlowInfo, flow: TlsLayer<FlowViews>| {
-        let (flow, tls_warnings) = flow.finish();
+    let mut done = |info: reassembly::FlowInfo, flow: Option<TlsLayer<FlowViews>>| {
+        let Some(flow) = flow else {
+            return;
+        };
+        let (mut flow, tls_warnings) = flow.finish();
+        timelines.push(flow.take_timeline());
         let (mut http, h2) = flow.finish(&info);
         http.warnings.extend(tls_warnings);
         h2_flows.extend(h2);
@@ -211,13 +229,11 @@ fn inspect_reader<R: Read>(
         if !p.secrets.is_empty() {
             keys.add(p.secrets);
         }
-        if !options.leg.admits(leg::of_interface(p.interface)) {
-            continue;
-        }
+        let admitted = options.leg.admits(leg::of_interface(p.interface));
         let Some(segment) = packet::decode(p.linktype, p.data) else {
             continue;
         };
-        segments += 1;
+        segments += u64::from(admitted);
         table.segment(
             reassembly::CapturedOn {
                 section: p.section,
@@ -242,10 +258,9 @@ fn inspect_reader<R: Read>(
         tcp_segments: segments,
         damage: reader.damage().map(str::to_owned),
     };
-    Ok(analysis::build_with_h2(
-        capture,
-        options.leg,
-        finished,
-        h2_flows,
-    ))
+    let mut report = analysis::build_with_h2(capture, options.leg, finished, h2_flows);
+    report.run = RunInfo::from_section_comments(reader.section_comments());
+    timelines.sort_by_key(|t| t.flow);
+    report.timelines = timelines;
+    Ok(report)
 }

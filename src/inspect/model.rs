@@ -12,8 +12,10 @@ use super::leg;
 pub use super::legs::LegComparison;
 pub use super::objects::ObjectCheck;
 pub use super::p2phttp::P2pRequest;
+pub use super::run_info::RunInfo;
 pub use super::s3_request::{Operation, S3Request, Style};
 use super::stored::PathState;
+pub use super::timeline::FlowTimeline;
 pub use super::webdav::Move;
 use crate::direction::Leg;
 
@@ -185,6 +187,12 @@ pub struct Report {
     pub h2_streams: Vec<H2Stream>,
     /// ByteStream blobs: Reads and Writes of one resource stitched by offset, checked whole.
     pub bytestream: Vec<BlobCheck>,
+    /// The faultline run that wrote the capture (version, scenario, seed, command, replay), from
+    /// its pcapng section comment; `null` for other captures.
+    pub run: Option<RunInfo>,
+    /// When things happened on each flow, in flow order (drawn by `--html`, not in `--json`).
+    #[serde(skip)]
+    pub timelines: Vec<FlowTimeline>,
     /// S3 requests, named (operation, bucket, key, upload id, part, answer).
     pub s3: Vec<S3Request>,
     /// `--expect`: each manifest line against what the capture shows was stored (empty without).

@@ -23,6 +23,7 @@ use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
 use pcap_file::pcapng::blocks::packet::PacketOption;
+use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{Endianness, PcapError, TsResolution};
 use thiserror::Error;
@@ -195,6 +196,22 @@ struct Progress {
     data: Vec<u8>,
     /// Key log text of the Decryption Secrets Blocks since the previous packet.
     secrets: Vec<u8>,
+    /// Section header comments (`opt_comment`), in file order, at most [`MAX_SECTION_COMMENTS`].
+    section_comments: Vec<String>,
+}
+
+/// Section comments kept: a damaged or hostile file may declare a section per block.
+const MAX_SECTION_COMMENTS: usize = 64;
+
+/// Keeps the comments of a section header (faultline writes `faultline VERSION; scenario ...`).
+fn keep_section_comments(all: &mut Vec<String>, shb: &SectionHeaderBlock<'_>) {
+    for option in &shb.options {
+        if let SectionHeaderOption::Comment(text) = option {
+            if all.len() < MAX_SECTION_COMMENTS {
+                all.push(text.to_string());
+            }
+        }
+    }
 }
 
 impl Progress {
@@ -290,12 +307,14 @@ impl<R: Read> CaptureReader<R> {
             position = section_header_len(&head);
         }
         let tally = Rc::new(Tally::default());
+        let mut section_comments = Vec::new();
         let counted = Counted {
             inner: Cursor::new(head).chain(input),
             tally: tally.clone(),
         };
         let source = if le == PCAPNG_SHB {
             let reader = PcapNgReader::new(counted).map_err(|e| header_error(e, &tally, true))?;
+            keep_section_comments(&mut section_comments, reader.section());
             Source::Pcapng { reader }
         } else if PCAP_MAGICS.contains(&le) || PCAP_MAGICS.contains(&be) {
             let reader = PcapReader::new(counted).map_err(|e| header_error(e, &tally, false))?;
@@ -314,6 +333,7 @@ impl<R: Read> CaptureReader<R> {
             tally,
             progress: Progress {
                 position,
+                section_comments,
                 ..Progress::default()
             },
             interfaces: Vec::new(),
@@ -336,6 +356,12 @@ impl<R: Read> CaptureReader<R> {
     /// Packets returned so far.
     pub fn packets(&self) -> u64 {
         self.progress.packets
+    }
+
+    /// The comments of the pcapng section headers read so far, in file order (none in classic
+    /// pcap): faultline names its version, scenario, seed and command line there.
+    pub fn section_comments(&self) -> &[String] {
+        &self.progress.section_comments
     }
 
     /// pcapng sections seen so far (1 for a classic pcap).
@@ -414,7 +440,8 @@ impl<R: Read> CaptureReader<R> {
                     };
                     progress.comment.clear();
                     let (index, units, data) = match &block {
-                        Block::SectionHeader(_) => {
+                        Block::SectionHeader(shb) => {
+                            keep_section_comments(&mut progress.section_comments, shb);
                             progress.section += 1;
                             interfaces.clear();
                             continue;
@@ -762,6 +789,53 @@ mod tests {
         assert!(
             damage.contains(&format!("at byte {spb_at}")),
             "{damage} (first section: {whole} bytes)"
+        );
+    }
+}
+
+#[cfg(test)]
+mod section_comment_tests {
+    use super::*;
+
+    /// A little-endian section header block carrying `comment`, then nothing else.
+    fn section(comment: &str) -> Vec<u8> {
+        let mut body = PCAPNG_BOM.to_le_bytes().to_vec();
+        body.extend_from_slice(&1u16.to_le_bytes());
+        body.extend_from_slice(&0u16.to_le_bytes());
+        body.extend_from_slice(&[0xff; 8]);
+        body.extend_from_slice(&1u16.to_le_bytes()); // opt_comment
+        body.extend_from_slice(&(comment.len() as u16).to_le_bytes());
+        body.extend_from_slice(comment.as_bytes());
+        while body.len() % 4 != 0 {
+            body.push(0);
+        }
+        body.extend_from_slice(&[0, 0, 0, 0]); // opt_endofopt
+        let len = body.len() as u32 + 12;
+        let mut out = PCAPNG_SHB.to_le_bytes().to_vec();
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&len.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn section_comments_of_every_section_are_kept_in_order() {
+        let mut file = section("faultline 0.1.0; scenario a; seed 7; command: faultline demo");
+        file.extend(section("second"));
+        let mut r = CaptureReader::new(&file[..]).expect("header");
+        assert_eq!(
+            r.section_comments().len(),
+            1,
+            "the first, read with the header"
+        );
+        while r.next_packet().is_some() {}
+        assert!(r.damage().is_none(), "{:?}", r.damage());
+        assert_eq!(
+            r.section_comments(),
+            [
+                "faultline 0.1.0; scenario a; seed 7; command: faultline demo".to_string(),
+                "second".to_string()
+            ]
         );
     }
 }

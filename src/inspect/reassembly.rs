@@ -55,6 +55,36 @@ pub trait StreamConsumer {
     fn comment(&mut self, dir: Direction, offset: u64, text: &str, ts_ns: u64);
 }
 
+/// A flow nobody reads (`None`) is still reassembled and numbered, its bytes dropped: `inspect
+/// --leg` numbers flows as a full inspection does.
+impl<C: StreamConsumer> StreamConsumer for Option<C> {
+    fn data(&mut self, dir: Direction, offset: u64, bytes: &[u8], ts_ns: u64) {
+        if let Some(c) = self {
+            c.data(dir, offset, bytes, ts_ns);
+        }
+    }
+    fn fin(&mut self, dir: Direction, offset: u64, ts_ns: u64) {
+        if let Some(c) = self {
+            c.fin(dir, offset, ts_ns);
+        }
+    }
+    fn reset(&mut self, dir: Direction, offset: u64, ts_ns: u64) {
+        if let Some(c) = self {
+            c.reset(dir, offset, ts_ns);
+        }
+    }
+    fn gap(&mut self, dir: Direction, offset: u64, missing: u64) {
+        if let Some(c) = self {
+            c.gap(dir, offset, missing);
+        }
+    }
+    fn comment(&mut self, dir: Direction, offset: u64, text: &str, ts_ns: u64) {
+        if let Some(c) = self {
+            c.comment(dir, offset, text, ts_ns);
+        }
+    }
+}
+
 /// One direction's reassembly state.
 #[derive(Debug, Default)]
 struct DirState {

@@ -167,6 +167,7 @@ const COMPARISON: Ty = Ty::Tagged(
                 f("first_excerpt", EXCERPT),
                 f("excerpt", EXCERPT),
                 f("shifted_from", OPT_COUNT),
+                f("before", EXCERPT),
             ],
         ),
     ],
@@ -542,7 +543,20 @@ pub const REPORT: &[Field] = &[
         Ty::List(&EXPECTATION),
         "--expect MANIFEST: each line against the last successful upload of its PATH",
     ),
+    d(
+        "run",
+        Ty::Nullable(&RUN),
+        "the faultline run that wrote the capture (pcapng section comment); null for other captures",
+    ),
 ];
+
+const RUN: Ty = Ty::Object(&[
+    f("faultline_version", Ty::Text),
+    f("scenario", Ty::Text),
+    f("seed", Ty::Count),
+    f("command", Ty::Text),
+    f("replay", Ty::Text),
+]);
 
 /// The schema as `faultline inspect --help` shows it.
 pub fn help() -> String {

@@ -12,6 +12,7 @@ mod http;
 mod inspect;
 mod inspect_grpc;
 mod inspect_schema;
+mod report;
 mod s3;
 mod scale;
 mod store;

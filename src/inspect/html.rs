@@ -1,0 +1,801 @@
+//! Renders the report as one self-contained HTML page (`faultline inspect --html FILE`) for a bug report: verdict first, timelines, attempts with their bytes, content checks, the run and its replay command.
+//!
+//! Self-contained: inline CSS, inline SVG, one small inline script (copy the replay command); no
+//! external resource, enforced by a Content-Security-Policy of `default-src 'none'`, so the page
+//! opens offline and a capture cannot make it fetch anything. A capture is untrusted input: every
+//! text that comes from it goes through [`escape`].
+
+use std::fmt::Write;
+
+use super::attempts::BodyComparison;
+use super::hexdump::{self, Cell};
+use super::html_timeline::{self, LegView};
+use super::leg;
+use super::model::{AttemptGroup, FlowSummary, Report, Verdict};
+use super::objects::Transfer;
+use super::text::format_time;
+use crate::direction::Leg;
+
+/// `text` as HTML text or a quoted attribute value.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = r#"
+:root{--ok:#1a7f37;--bad:#cf222e;--mute:#57606a;--line:#d0d7de;--bg:#f6f8fa;font-family:system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2328}
+body{margin:0 auto;max-width:1100px;padding:0 16px 48px}
+h1{margin:0;font-size:1.6em}h2{border-bottom:1px solid var(--line);padding-bottom:4px;margin-top:32px}
+.verdict{margin:16px 0;padding:16px 20px;border-radius:8px;color:#fff}
+.verdict.clean{background:var(--ok)}.verdict.corrupt{background:var(--bad)}
+.verdict p{margin:6px 0 0;font-size:1.05em;overflow-wrap:anywhere}
+table{border-collapse:collapse;width:100%;font-size:.9em;margin:8px 0}
+th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th{background:var(--bg);white-space:nowrap}td.nowrap,td.num{white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.corrupt-mark{color:var(--bad);font-weight:bold}.ok-mark{color:var(--ok)}
+ol.findings li{margin:6px 0;color:var(--bad);overflow-wrap:anywhere}
+pre,code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em}
+pre.replay{background:var(--bg);border:1px solid var(--line);padding:10px;white-space:pre-wrap;overflow-wrap:anywhere}
+.hex td{font-family:ui-monospace,monospace;padding:2px 4px;text-align:center;overflow-wrap:normal;white-space:pre}.hex td.diff{background:#ffebe9;color:var(--bad);font-weight:bold}
+.hex th{font-weight:normal;color:var(--mute);font-size:.8em}.hex th.at{color:var(--bad);font-weight:bold}.hex td.at{outline:2px solid var(--bad)}
+.hex{width:auto}
+svg.timeline{border:1px solid var(--line);border-radius:6px;background:#fff;margin:8px 0}
+svg text{font-size:10px;fill:#1f2328}svg .lane-label{font-weight:bold;font-size:12px}svg .lane-sub,svg .dir{fill:var(--mute)}
+svg .dir{text-anchor:end;font-size:9px}svg .life{stroke:#8c959f;stroke-width:2}
+svg .request rect{fill:#0969da;opacity:.35}svg .request path{fill:#0969da}
+svg .response rect{fill:#8250df;opacity:.35}svg .response path{fill:#8250df}
+svg .fin line{stroke:#1f2328;stroke-width:2}svg .rst path{stroke:var(--bad);stroke-width:2.5}svg .rst text{fill:var(--bad);font-weight:bold}
+svg .fault path{fill:#bf8700;stroke:#7d4e00}svg .fault text{fill:#7d4e00;font-weight:bold}
+svg .mark{font-size:9px}svg .gap rect{fill:#6e7781}svg .rst-stream text{fill:var(--bad)}
+svg .axis line{stroke:#8c959f}svg .separator{stroke:#d0d7de;stroke-dasharray:4 3}svg .axis text{fill:var(--mute)}
+.legend span{margin-right:14px;color:var(--mute);font-size:.85em}
+button{font:inherit;font-size:.85em;padding:2px 10px;cursor:pointer}
+footer{margin-top:40px;color:var(--mute);font-size:.85em}
+"#;
+
+const SCRIPT: &str = r#"
+document.querySelectorAll('button[data-copy]').forEach(function(b){b.addEventListener('click',function(){
+var t=document.getElementById(b.getAttribute('data-copy')).textContent;
+if(navigator.clipboard){navigator.clipboard.writeText(t).then(function(){b.textContent='copied';});}});});
+"#;
+
+impl Report {
+    /// The self-contained HTML page.
+    pub fn render_html(&self) -> String {
+        let mut s = String::new();
+        let (class, word) = match self.verdict {
+            Verdict::Clean => ("clean", "Clean"),
+            Verdict::Corrupt => ("corrupt", "CORRUPT"),
+        };
+        let _ = write!(
+            s,
+            r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="faultline {}">
+<title>faultline inspect: {word} — {}</title><style>{STYLE}</style></head><body>
+<header id="verdict" class="verdict {class}"><h1>{word}</h1><p>{}</p></header>
+"#,
+            env!("CARGO_PKG_VERSION"),
+            escape(&self.capture.path),
+            escape(&self.verdict_line)
+        );
+        self.html_findings(&mut s);
+        self.html_run(&mut s);
+        self.html_attempts(&mut s);
+        self.html_checks(&mut s);
+        self.html_expectations(&mut s);
+        self.html_timelines(&mut s);
+        self.html_h2(&mut s);
+        self.html_exchanges(&mut s);
+        if !self.warnings.is_empty() {
+            let _ = write!(s, r#"<section id="warnings"><h2>Warnings</h2><ul>"#);
+            for w in &self.warnings {
+                let _ = write!(s, "<li>{}</li>", escape(w));
+            }
+            s.push_str("</ul></section>\n");
+        }
+        let _ = write!(
+            s,
+            "<footer>Written by <code>faultline inspect</code> {} from {} ({}, {} packets, {} TCP segments, legs: {}). <code>--json</code> has every field.</footer>\n<script>{SCRIPT}</script></body></html>\n",
+            env!("CARGO_PKG_VERSION"),
+            escape(&self.capture.path),
+            self.capture.format,
+            self.capture.packets,
+            self.capture.tcp_segments,
+            self.leg_filter
+        );
+        s
+    }
+
+    fn html_findings(&self, s: &mut String) {
+        if self.findings.is_empty() {
+            return;
+        }
+        let _ = write!(
+            s,
+            r#"<section id="findings"><h2>Findings</h2><ol class="findings">"#
+        );
+        for f in &self.findings {
+            let _ = write!(s, "<li>{}</li>", escape(f));
+        }
+        s.push_str("</ol></section>\n");
+    }
+
+    fn html_run(&self, s: &mut String) {
+        let _ = write!(s, r#"<section id="run"><h2>Run</h2><table>"#);
+        let c = &self.capture;
+        let _ = write!(
+            s,
+            "<tr><th>capture</th><td>{} ({}, {} packets, {} flows, {} sections)</td></tr>",
+            escape(&c.path),
+            c.format,
+            c.packets,
+            self.flows.len(),
+            c.sections
+        );
+        if let Some(d) = &c.damage {
+            let _ = write!(s, "<tr><th>damage</th><td>{}</td></tr>", escape(d));
+        }
+        match &self.run {
+            Some(run) => {
+                let _ = write!(
+                    s,
+                    r#"<tr><th>faultline</th><td class="version">{}</td></tr><tr><th>scenario</th><td class="scenario">{}</td></tr><tr><th>seed</th><td class="seed">{}</td></tr><tr><th>command</th><td><code>{}</code></td></tr></table>
+<p>Replay the run (same scenario, same seed: the same faults at the same bytes):</p><pre class="replay" id="replay">{}</pre><button type="button" data-copy="replay">copy</button>"#,
+                    escape(&run.faultline_version),
+                    escape(&run.scenario),
+                    run.seed,
+                    escape(&run.command),
+                    escape(&run.replay)
+                );
+            }
+            None => {
+                s.push_str("<tr><th>run</th><td>not recorded: the capture has no faultline section comment</td></tr></table>");
+            }
+        }
+        s.push_str("</section>\n");
+    }
+
+    fn html_attempts(&self, s: &mut String) {
+        if self.attempt_groups.is_empty() {
+            return;
+        }
+        let _ = write!(
+            s,
+            r#"<section id="attempts"><h2>Retried requests</h2><p>Attempts of the same request (method and resource) on one leg, each compared byte for byte with attempt 1.</p>"#
+        );
+        for g in &self.attempt_groups {
+            self.html_group(s, g);
+        }
+        s.push_str("</section>\n");
+    }
+
+    fn html_group(&self, s: &mut String, g: &AttemptGroup) {
+        let _ = write!(
+            s,
+            r#"<div class="attempt-group"><h3>{} {} <small>({} leg, {} attempts)</small></h3><table><tr><th>attempt</th><th>exchange</th><th>flow</th><th>status</th><th>body bytes</th><th>against attempt 1</th></tr>"#,
+            escape(&g.method),
+            escape(&g.target),
+            leg::name(g.leg),
+            g.attempts.len()
+        );
+        for a in &g.attempts {
+            let flow = self
+                .exchanges
+                .get(a.exchange)
+                .map_or("?".to_string(), |e| e.flow.to_string());
+            let against = if a.number == 1 {
+                "-".to_string()
+            } else {
+                match (&a.comparison, &a.not_compared) {
+                    (Some(c), _) => c.describe(a.number),
+                    (None, Some(why)) => format!("not compared: {why}"),
+                    (None, None) => "-".into(),
+                }
+            };
+            let mark = if a.corrupt {
+                r#"<span class="corrupt-mark">CORRUPT</span> "#
+            } else {
+                ""
+            };
+            let _ = write!(
+                s,
+                r#"<tr><td class="num">{}</td><td class="num">{}</td><td class="num">{flow}</td><td>{}</td><td class="num">{}{}</td><td>{mark}{}</td></tr>"#,
+                a.number,
+                a.exchange,
+                a.status.map_or("none".into(), |c| c.to_string()),
+                a.length,
+                if a.complete { "" } else { " (cut)" },
+                escape(&against)
+            );
+        }
+        s.push_str("</table>");
+        for a in &g.attempts {
+            if let Some(BodyComparison::Differs {
+                offset,
+                first_excerpt,
+                excerpt,
+                shifted_from,
+                before,
+                ..
+            }) = &a.comparison
+            {
+                let _ = write!(
+                    s,
+                    r#"<div class="difference" data-offset="{offset}"><p>Attempt {} first differs from attempt 1 at offset <strong class="offset">{offset}</strong>"#,
+                    a.number
+                );
+                if let Some(k) = shifted_from {
+                    let _ = write!(
+                        s,
+                        r#"; <span class="shifted">it equals attempt 1 from offset <strong>{k}</strong>: the retry re-sent a slice instead of seeking back to the start</span>"#
+                    );
+                }
+                s.push_str(".</p>");
+                hex_table(
+                    s,
+                    a.number,
+                    *offset,
+                    &hexdump::align(*offset, before, first_excerpt, excerpt),
+                );
+                s.push_str("</div>");
+            }
+        }
+        s.push_str("</div>");
+    }
+
+    /// `--expect`: each manifest line against what the capture shows was stored.
+    fn html_expectations(&self, s: &mut String) {
+        if self.expectations.is_empty() {
+            return;
+        }
+        let _ = write!(
+            s,
+            r#"<section id="expectations"><h2>Expected objects (--expect)</h2><p>Each manifest line against the last successful upload of its path in the capture.</p><table><tr><th>path</th><th>line</th><th>expected bytes</th><th>stored bytes</th><th>result</th></tr>"#
+        );
+        for e in &self.expectations {
+            let _ = write!(
+                s,
+                r#"<tr class="expectation"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>"#,
+                escape(&e.path),
+                e.line,
+                e.expected_size,
+                e.stored_size.map_or("-".to_string(), |n| n.to_string()),
+                if e.corrupt {
+                    r#"<span class="corrupt-mark">CORRUPT</span> "#
+                } else {
+                    ""
+                },
+                escape(&e.description)
+            );
+        }
+        s.push_str("</table></section>\n");
+    }
+
+    fn html_checks(&self, s: &mut String) {
+        if self.content_checks.is_empty() && self.objects.is_empty() && self.bytestream.is_empty() {
+            return;
+        }
+        let _ = write!(
+            s,
+            r#"<section id="checks"><h2>Content checks</h2><p>Each object against the integrity data its protocol carries (DVC md5 paths, git-annex keys, CAS digests).</p><table><tr><th>object</th><th>leg</th><th>pieces</th><th>result</th></tr>"#
+        );
+        let mark = |corrupt: bool| {
+            if corrupt {
+                r#"<span class="corrupt-mark">CORRUPT</span> "#
+            } else {
+                ""
+            }
+        };
+        for cc in &self.content_checks {
+            let Some(ex) = self.exchanges.get(cc.exchange) else {
+                continue;
+            };
+            let _ = write!(
+                s,
+                r#"<tr class="check"><td>{} {} <small>({})</small></td><td class="nowrap">{}</td><td class="nowrap">exchange {}</td><td>{}{}</td></tr>"#,
+                escape(&ex.method),
+                escape(&ex.target),
+                cc.address.algo.name(),
+                leg::name(ex.leg),
+                ex.id,
+                mark(cc.corrupt),
+                escape(&cc.check.describe())
+            );
+        }
+        for o in &self.objects {
+            let pieces: Vec<String> = o
+                .pieces
+                .iter()
+                .map(|p| {
+                    format!(
+                        "exchange {} @{}+{}{}",
+                        p.exchange,
+                        p.offset,
+                        p.length,
+                        if p.complete { "" } else { " cut" }
+                    )
+                })
+                .collect();
+            let result = o
+                .check
+                .as_ref()
+                .map_or(format!("incomplete ({} bytes)", o.length), |c| c.describe());
+            let problems: String = o
+                .problems
+                .iter()
+                .map(|p| format!("<br>{}", escape(p)))
+                .collect();
+            let _ = write!(
+                s,
+                r#"<tr class="object"><td>{} {} <small>({})</small></td><td class="nowrap">{}</td><td>{}</td><td>{}{}{problems}</td></tr>"#,
+                match o.transfer {
+                    Transfer::Upload => "upload",
+                    Transfer::Download => "download",
+                },
+                escape(&o.address.name()),
+                o.address.algo.name(),
+                leg::name(o.leg),
+                escape(&pieces.join(", ")),
+                mark(o.corrupt),
+                escape(&result)
+            );
+        }
+        for b in &self.bytestream {
+            let calls: Vec<String> = b
+                .calls
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} flow {} stream {} @{}+{}{}",
+                        c.method,
+                        c.flow,
+                        c.stream,
+                        c.offset,
+                        c.length,
+                        c.reset
+                            .as_deref()
+                            .map_or(String::new(), |r| format!(" RST {r}"))
+                    )
+                })
+                .collect();
+            let result = match (&b.check, &b.matched) {
+                (Some(c), Some(f)) => format!("{} ({f})", c.describe()),
+                (Some(c), None) => c.describe(),
+                (None, _) => format!("incomplete ({} bytes)", b.length),
+            };
+            let problems: String = b
+                .problems
+                .iter()
+                .map(|p| format!("<br>{}", escape(p)))
+                .collect();
+            let _ = write!(
+                s,
+                r#"<tr class="blob"><td>ByteStream {} {} <small>({})</small></td><td class="nowrap">{}</td><td>{}</td><td>{}{}{problems}</td></tr>"#,
+                match b.transfer {
+                    Transfer::Upload => "write",
+                    Transfer::Download => "read",
+                },
+                escape(&b.resource),
+                escape(&b.digest_function),
+                leg::name(b.leg),
+                escape(&calls.join(", ")),
+                mark(b.corrupt),
+                escape(&result)
+            );
+        }
+        s.push_str("</table></section>\n");
+    }
+
+    /// Connections as pairs of flows: each client-leg flow with the upstream-leg flow the leg
+    /// comparison matched to it (HTTP/1), else with the first upstream-leg flow opened after it
+    /// and before the next client-leg flow (faultline connects upstream right after accepting),
+    /// then every flow left alone.
+    fn connections(&self) -> Vec<Vec<&FlowSummary>> {
+        let find = |id: u64| self.flows.iter().find(|f| f.id == id);
+        let mut used = Vec::new();
+        let mut out = Vec::new();
+        for lc in &self.leg_comparisons {
+            if let (Some(c), Some(u)) = (find(lc.client_flow), find(lc.upstream_flow)) {
+                used.extend([c.id, u.id]);
+                out.push(vec![c, u]);
+            }
+        }
+        let mut clients: Vec<&FlowSummary> = self
+            .flows
+            .iter()
+            .filter(|f| f.leg == Some(Leg::Client))
+            .collect();
+        clients.sort_by_key(|f| f.opened_ns);
+        for (i, c) in clients.iter().enumerate() {
+            if used.contains(&c.id) {
+                continue;
+            }
+            let next = clients.get(i + 1).map_or(u64::MAX, |n| n.opened_ns);
+            let upstream = self
+                .flows
+                .iter()
+                .filter(|u| u.leg == Some(Leg::Upstream) && !used.contains(&u.id))
+                .filter(|u| (c.opened_ns..next).contains(&u.opened_ns))
+                .min_by_key(|u| u.opened_ns);
+            if let Some(u) = upstream {
+                used.extend([c.id, u.id]);
+                out.push(vec![c, u]);
+            }
+        }
+        for f in &self.flows {
+            if !used.contains(&f.id) {
+                out.push(vec![f]);
+            }
+        }
+        out.sort_by_key(|c| c.iter().map(|f| f.opened_ns).min());
+        out
+    }
+
+    fn html_timelines(&self, s: &mut String) {
+        let connections = self.connections();
+        if connections.is_empty() {
+            return;
+        }
+        let _ = write!(
+            s,
+            r#"<section id="timelines"><h2>Connections</h2><p class="legend"><span>▶ request (bar: its body)</span><span>◀ response</span><span>⚡ fault, named by its rule</span><span>✕ RST</span><span>| FIN</span><span>time from the connection's first packet</span></p>"#
+        );
+        for legs in connections {
+            let views: Vec<LegView<'_>> = legs
+                .iter()
+                .filter_map(|f| {
+                    let timeline = self.timelines.iter().find(|t| t.flow == f.id)?;
+                    Some(LegView {
+                        flow: f,
+                        timeline,
+                        exchanges: f
+                            .exchanges
+                            .iter()
+                            .filter_map(|&i| self.exchanges.get(i))
+                            .collect(),
+                        streams: self
+                            .h2_streams
+                            .iter()
+                            .filter(|st| st.flow == f.id)
+                            .collect(),
+                    })
+                })
+                .collect();
+            if views.is_empty() {
+                continue;
+            }
+            let title: Vec<String> = legs
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{} leg flow {} ({} → {})",
+                        leg::name(f.leg),
+                        f.id,
+                        f.client,
+                        f.server
+                    )
+                })
+                .collect();
+            let id = format!(
+                "connection-{}",
+                legs.iter()
+                    .map(|f| f.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join("-")
+            );
+            let opened = legs.iter().map(|f| f.opened_ns).min().unwrap_or(0);
+            let _ = write!(
+                s,
+                r#"<div class="connection"><h3>{}</h3><p><small>opened {}</small></p>{}</div>"#,
+                escape(&title.join(" · ")),
+                format_time(opened),
+                html_timeline::render(&id, &views)
+            );
+        }
+        s.push_str("</section>\n");
+    }
+
+    fn html_h2(&self, s: &mut String) {
+        if self.h2_streams.is_empty() {
+            return;
+        }
+        let _ = write!(
+            s,
+            r#"<section id="h2"><h2>HTTP/2 streams</h2><table><tr><th>flow</th><th>leg</th><th>stream</th><th>method</th><th>path</th><th>status</th><th>grpc-status</th><th>req bytes</th><th>resp bytes</th><th>reset / faults</th></tr>"#
+        );
+        for st in &self.h2_streams {
+            let mut notes: Vec<String> = Vec::new();
+            if let Some(r) = &st.reset {
+                notes.push(format!("RST_STREAM {} ({})", r.code, r.by));
+            }
+            notes.extend(st.faults.iter().cloned());
+            let _ = write!(
+                s,
+                r#"<tr><td class="num">{}</td><td class="nowrap">{}</td><td class="num">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>"#,
+                st.flow,
+                leg::name(st.leg),
+                st.stream,
+                escape(st.method.as_deref().unwrap_or("-")),
+                escape(st.path.as_deref().unwrap_or("-")),
+                st.status.map_or("-".into(), |c| c.to_string()),
+                escape(&match (&st.grpc_status, &st.grpc_status_name) {
+                    (Some(code), Some(name)) => format!("{code} {name}"),
+                    (Some(code), None) => code.to_string(),
+                    _ => "-".into(),
+                }),
+                st.request_bytes,
+                st.response_bytes,
+                escape(&notes.join("; "))
+            );
+        }
+        s.push_str("</table></section>\n");
+    }
+
+    fn html_exchanges(&self, s: &mut String) {
+        if self.exchanges.is_empty() {
+            return;
+        }
+        let _ = write!(
+            s,
+            r#"<section id="exchanges"><h2>HTTP exchanges</h2><table><tr><th>#</th><th>time (UTC)</th><th>leg</th><th>flow</th><th>request</th><th>body bytes</th><th>response</th><th>faults</th></tr>"#
+        );
+        for ex in &self.exchanges {
+            let faults: Vec<String> = ex
+                .faults
+                .iter()
+                .map(|f| f.text.trim_start_matches("faultline: ").to_string())
+                .collect();
+            let body = if ex.request.complete {
+                ex.request.length.to_string()
+            } else {
+                format!(
+                    "{} of {} (cut by {})",
+                    ex.request.length,
+                    ex.request.expected.map_or("?".into(), |e| e.to_string()),
+                    ex.request.cut_by.as_deref().unwrap_or("?")
+                )
+            };
+            let leg_class = match ex.leg {
+                Some(Leg::Client) => "client",
+                Some(Leg::Upstream) => "upstream",
+                None => "unknown",
+            };
+            let _ = write!(
+                s,
+                r#"<tr class="{leg_class}"><td class="num">{}</td><td class="nowrap">{}</td><td class="nowrap">{}</td><td class="num">{}</td><td>{} {}</td><td class="num">{}</td><td>{} ({} bytes)</td><td>{}</td></tr>"#,
+                ex.id,
+                format_time(ex.time_ns),
+                leg::name(ex.leg),
+                ex.flow,
+                escape(&ex.method),
+                escape(&ex.target),
+                escape(&body),
+                escape(&ex.response_text()),
+                ex.response.body_length,
+                escape(&faults.join("; "))
+            );
+        }
+        s.push_str("</table></section>\n");
+    }
+}
+
+/// The bytes of both attempts at the first difference, as a hexdump: the bytes before it (the
+/// same in both) on one line, then each attempt's bytes from the offset on; differing bytes marked.
+fn hex_table(s: &mut String, number: usize, at: u64, cells: &[Cell]) {
+    let (before, after): (Vec<&Cell>, Vec<&Cell>) = cells.iter().partition(|c| c.offset < at);
+    let columns = before.len().max(after.len()).max(1);
+    let _ = write!(
+        s,
+        r#"<table class="hex"><tr><th>offset</th><th>bytes of</th>"#
+    );
+    for i in 0..columns {
+        let _ = write!(s, "<th>+{i:x}</th>");
+    }
+    s.push_str("<th>ASCII</th></tr>");
+    let line =
+        |s: &mut String, offset: u64, at_line: bool, who: &str, row: &[(Option<u8>, bool)]| {
+            let mark = if at_line { r#" class="at""# } else { "" };
+            let _ = write!(s, "<tr><th{mark}>{offset}</th><th>{}</th>", escape(who));
+            let mut ascii = String::new();
+            for i in 0..columns {
+                let (byte, differs) = row.get(i).copied().unwrap_or((None, false));
+                let class = match (differs, at_line && i == 0) {
+                    (true, _) => r#" class="diff""#,
+                    (false, true) => r#" class="at""#,
+                    (false, false) => "",
+                };
+                match byte {
+                    Some(b) => {
+                        let _ = write!(s, "<td{class}>{b:02x}</td>");
+                        ascii.push(hexdump::printable(b));
+                    }
+                    None if i < row.len() => {
+                        let _ = write!(s, "<td{class}>··</td>");
+                    }
+                    None => s.push_str("<td></td>"),
+                }
+            }
+            let _ = write!(s, "<td><code>{}</code></td></tr>", escape(&ascii));
+        };
+    if let Some(first) = before.first() {
+        let row: Vec<(Option<u8>, bool)> = before.iter().map(|c| (c.first, false)).collect();
+        line(s, first.offset, false, "both attempts", &row);
+    }
+    let first: Vec<(Option<u8>, bool)> = after.iter().map(|c| (c.first, c.differs())).collect();
+    line(s, at, true, "attempt 1", &first);
+    let other: Vec<(Option<u8>, bool)> = after.iter().map(|c| (c.other, c.differs())).collect();
+    line(s, at, true, &format!("attempt {number}"), &other);
+    s.push_str("</table>");
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(
+            escape(r#"<script>alert("x")</script> & 'y'"#),
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
+        );
+        assert_eq!(escape("a\u{0}b"), "a\u{fffd}b");
+    }
+
+    /// A report of one client-leg flow whose request target carries markup, with a fault and a
+    /// reset on its timeline, from a capture without faultline's section comment.
+    pub(crate) fn hostile_report() -> Report {
+        use crate::direction::Direction;
+        use crate::inspect::analysis;
+        use crate::inspect::exchange::FlowOutcome;
+        use crate::inspect::legs::tests::exchange;
+        use crate::inspect::model::CaptureInfo;
+        use crate::inspect::reassembly::FlowInfo;
+        use crate::inspect::timeline::{EventKind, FlowTimeline};
+        use crate::inspect::LegFilter;
+        let mut ex = exchange(0, Leg::Client, 1, "PUT", "/<script>x</script>", None);
+        ex.request_range = (0, Some(100));
+        let flow = FlowInfo {
+            id: 1,
+            interface: Some("client leg".into()),
+            client: "127.0.0.1:1".parse().expect("addr"),
+            server: "127.0.0.1:2".parse().expect("addr"),
+            opened_ns: 0,
+            saw_syn: true,
+        };
+        let outcome = FlowOutcome {
+            exchanges: vec![ex],
+            http: true,
+            warnings: vec!["<img src=x>".into()],
+            faults: Vec::new(),
+        };
+        let capture = CaptureInfo {
+            path: "<i>.pcapng".into(),
+            format: "pcapng",
+            sections: 1,
+            packets: 3,
+            tcp_segments: 3,
+            damage: None,
+        };
+        let mut report = analysis::build(capture, LegFilter::Both, vec![(flow, outcome)]);
+        let mut t = FlowTimeline::new(1, 0);
+        let up = Direction::ClientToUpstream;
+        t.data(up, 0, 100, 10);
+        t.event(
+            up,
+            50,
+            20,
+            EventKind::Fault(r#"faultline: rule "r<1>" reset client->upstream"#.into()),
+        );
+        t.event(up, 100, 30, EventKind::Reset);
+        report.timelines = vec![t];
+        report
+    }
+
+    /// Two attempts of one PUT on the client leg: the retry re-sent the first attempt's bytes from
+    /// offset 1000 on and was accepted (the shifted-slice bug).
+    pub(crate) fn shifted_retry_report() -> Report {
+        use crate::inspect::analysis;
+        use crate::inspect::body_store::{MemoryUse, RetainedBody};
+        use crate::inspect::exchange::FlowOutcome;
+        use crate::inspect::legs::tests::exchange;
+        use crate::inspect::model::CaptureInfo;
+        use crate::inspect::reassembly::FlowInfo;
+        use crate::inspect::LegFilter;
+        let body: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+        let attempt = |id: usize, flow: u64, bytes: &[u8]| {
+            let mut ex = exchange(id, Leg::Client, flow, "PUT", "/upload/x.bin", None);
+            let mut kept = RetainedBody::new(MemoryUse::default());
+            kept.append(bytes);
+            ex.body = Some(kept);
+            ex.request.length = bytes.len() as u64;
+            ex.request.expected = Some(bytes.len() as u64);
+            ex.time_ns = flow * 1_000_000;
+            (
+                FlowInfo {
+                    id: flow,
+                    interface: Some("client leg".into()),
+                    client: "127.0.0.1:1".parse().expect("addr"),
+                    server: "127.0.0.1:2".parse().expect("addr"),
+                    opened_ns: flow * 1_000_000,
+                    saw_syn: true,
+                },
+                FlowOutcome {
+                    exchanges: vec![ex],
+                    http: true,
+                    warnings: Vec::new(),
+                    faults: Vec::new(),
+                },
+            )
+        };
+        let capture = CaptureInfo {
+            path: "x.pcapng".into(),
+            format: "pcapng",
+            sections: 1,
+            packets: 0,
+            tcp_segments: 0,
+            damage: None,
+        };
+        analysis::build(
+            capture,
+            LegFilter::Both,
+            vec![attempt(0, 1, &body), attempt(1, 2, &body[1000..])],
+        )
+    }
+
+    #[test]
+    fn a_shifted_retry_shows_its_offset_the_shift_and_both_attempts_bytes() {
+        let report = shifted_retry_report();
+        assert_eq!(report.verdict, Verdict::Corrupt, "{:?}", report.findings);
+        let html = report.render_html();
+        for expected in [
+            r#"<div class="difference" data-offset="0">"#,
+            r#"<span class="shifted">it equals attempt 1 from offset <strong>1000</strong>"#,
+            r#"<th class="at">0</th><th>attempt 1</th><td class="diff">00</td>"#,
+            r#"<th class="at">0</th><th>attempt 2</th><td class="diff">"#,
+            r#"<span class="corrupt-mark">CORRUPT</span>"#,
+        ] {
+            assert!(html.contains(expected), "no {expected:?} in:\n{html}");
+        }
+        let md = report.render_markdown();
+        assert!(
+            md.contains("| PUT /upload/x.bin | client | 2 | 1 | 201 | 3096 | **CORRUPT** attempt 2 differs from attempt 1 at offset 0"),
+            "{md}"
+        );
+        assert!(md.contains("equals attempt 1 from offset 1000"), "{md}");
+    }
+
+    #[test]
+    fn a_hostile_capture_renders_as_text_with_its_timeline() {
+        let html = hostile_report().render_html();
+        for expected in [
+            "PUT /&lt;script&gt;x&lt;/script&gt;",
+            r#"<g class="fault" data-rule="r&lt;1&gt;">"#,
+            r#"<g class="rst">"#,
+            r#"<g class="request" data-exchange="0">"#,
+            "&lt;img src=x&gt;",
+            "&lt;i&gt;.pcapng",
+            "not recorded: the capture has no faultline section comment",
+        ] {
+            assert!(html.contains(expected), "no {expected:?} in:\n{html}");
+        }
+        assert!(
+            !html.contains("<script>x") && !html.contains("<img"),
+            "{html}"
+        );
+        assert_eq!(html.matches("<script>").count(), 1, "the page's own script");
+    }
+}

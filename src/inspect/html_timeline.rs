@@ -1,0 +1,468 @@
+//! Draws one connection as an inline SVG timeline: its client leg and upstream leg on one time axis, with requests, responses, FIN/RST and every fault marker named by its rule.
+//!
+//! Each leg is a lane with two rows: `client->upstream` above its line (requests, uploads) and
+//! `upstream->client` below (responses). Times come from the flow's [`FlowTimeline`]; message
+//! starts and ends are the arrival times of the bytes at their stream offsets. All text comes
+//! from the capture and is escaped with [`super::html::escape`].
+
+use std::fmt::Write;
+
+use super::exchange::Exchange;
+use super::h2_model::H2Stream;
+use super::html::escape;
+use super::leg;
+use super::model::FlowSummary;
+use super::timeline::{EventKind, FlowTimeline};
+use crate::direction::Direction;
+
+/// Drawing width in SVG user units.
+const WIDTH: f64 = 1000.0;
+/// Left margin for the lane labels.
+const LEFT: f64 = 180.0;
+/// Right margin.
+const RIGHT: f64 = 20.0;
+/// Height of one leg's lane.
+const LANE: f64 = 124.0;
+/// Height of the time axis.
+const AXIS: f64 = 34.0;
+/// Characters of a label before it is cut (the full text is in the marker's tooltip).
+const LABEL: usize = 28;
+
+/// One leg of a connection as drawn: its flow, timing and messages.
+pub struct LegView<'a> {
+    /// The flow.
+    pub flow: &'a FlowSummary,
+    /// Its timing.
+    pub timeline: &'a FlowTimeline,
+    /// Its HTTP/1 exchanges.
+    pub exchanges: Vec<&'a Exchange>,
+    /// Its HTTP/2 streams.
+    pub streams: Vec<&'a H2Stream>,
+}
+
+/// The rule name in a fault comment (`faultline: rule "NAME" reset …`), else the comment.
+pub fn rule_name(comment: &str) -> &str {
+    comment
+        .split_once("rule \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map_or(comment, |(name, _)| name)
+}
+
+fn cut(text: &str) -> String {
+    if text.chars().count() <= LABEL {
+        text.to_string()
+    } else {
+        let head: String = text.chars().take(LABEL - 1).collect();
+        format!("{head}…")
+    }
+}
+
+/// Rows of text at fixed heights: a label takes the first row where it does not overlap the
+/// previous one, or is left out (its marker keeps the full text as a tooltip).
+struct Bands {
+    /// Each row's y offset from the marker's row, and where its last label ends.
+    rows: Vec<(f64, f64)>,
+}
+
+impl Bands {
+    fn new(offsets: &[f64]) -> Bands {
+        Bands {
+            rows: offsets.iter().map(|&dy| (dy, f64::MIN)).collect(),
+        }
+    }
+
+    /// Where a label of `text` next to a marker at `x` goes: `(x, anchor, dy)`, or `None`.
+    /// Near the right edge a label runs leftwards so it stays inside the drawing.
+    fn place(&mut self, x: f64, text: &str) -> Option<(f64, &'static str, f64)> {
+        let width = text.chars().count() as f64 * 5.8 + 4.0;
+        let (tx, anchor, start, end) = if x + 9.0 + width > WIDTH - RIGHT {
+            (x - 7.0, "end", x - 7.0 - width, x - 7.0)
+        } else {
+            (x + 9.0, "start", x + 9.0, x + 9.0 + width)
+        };
+        let row = self.rows.iter_mut().find(|(_, last)| start > *last)?;
+        row.1 = end;
+        Some((tx, anchor, row.0))
+    }
+}
+
+/// The label rows of one lane.
+struct Labels {
+    requests: Bands,
+    responses: Bands,
+    faults_up: Bands,
+    faults_down: Bands,
+}
+
+impl Labels {
+    fn new() -> Labels {
+        Labels {
+            requests: Bands::new(&[-10.0]),
+            responses: Bands::new(&[18.0]),
+            faults_up: Bands::new(&[-24.0, -34.0, -44.0]),
+            faults_down: Bands::new(&[32.0, 42.0]),
+        }
+    }
+}
+
+/// `<text>` for a label placed by `bands` next to a marker at (`x`, `y`); empty when it does not fit.
+fn label(bands: &mut Bands, x: f64, y: f64, text: &str) -> String {
+    match bands.place(x, text) {
+        Some((tx, anchor, dy)) => format!(
+            r#"<text x="{tx:.1}" y="{:.1}" text-anchor="{anchor}">{}</text>"#,
+            y + dy,
+            escape(text)
+        ),
+        None => String::new(),
+    }
+}
+
+/// A span of time mapped onto the drawing's x axis.
+struct Scale {
+    start: u64,
+    span: u64,
+}
+
+impl Scale {
+    fn x(&self, ns: u64) -> f64 {
+        let rel = ns.saturating_sub(self.start) as f64 / self.span as f64;
+        LEFT + rel.clamp(0.0, 1.0) * (WIDTH - LEFT - RIGHT)
+    }
+}
+
+/// `1.5 ms`, `250 µs`, `2 s`: a relative time for axis labels.
+pub fn format_span(ns: u64) -> String {
+    let (value, unit) = if ns >= 1_000_000_000 {
+        (ns as f64 / 1e9, "s")
+    } else if ns >= 1_000_000 {
+        (ns as f64 / 1e6, "ms")
+    } else if ns >= 1_000 {
+        (ns as f64 / 1e3, "µs")
+    } else {
+        (ns as f64, "ns")
+    };
+    let text = format!("{value:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text} {unit}")
+}
+
+/// A tick step of 1, 2 or 5 × 10^k nanoseconds giving at most about 8 ticks over `span`.
+fn tick_step(span: u64) -> u64 {
+    let rough = (span / 8).max(1);
+    let mut step = 1u64;
+    loop {
+        for m in [1, 2, 5] {
+            if step.saturating_mul(m) >= rough {
+                return step.saturating_mul(m);
+            }
+        }
+        step = step.saturating_mul(10);
+    }
+}
+
+/// The SVG of one connection (one or two legs). `id` names it for links from the findings.
+pub fn render(id: &str, legs: &[LegView<'_>]) -> String {
+    let start = legs.iter().map(|l| l.timeline.opened_ns).min().unwrap_or(0);
+    let end = legs
+        .iter()
+        .map(|l| l.timeline.last_ns)
+        .max()
+        .unwrap_or(start);
+    let scale = Scale {
+        start,
+        span: end.saturating_sub(start).max(1),
+    };
+    let height = LANE * legs.len() as f64 + AXIS;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg class="timeline" id="{}" role="img" viewBox="0 0 {WIDTH} {height}" width="100%" xmlns="http://www.w3.org/2000/svg"><title>{}</title>"#,
+        escape(id),
+        escape(&format!(
+            "timeline of {}",
+            legs.iter()
+                .map(|l| format!("{} leg flow {}", leg::name(l.flow.leg), l.flow.id))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ))
+    );
+    for (i, view) in legs.iter().enumerate() {
+        let top = LANE * i as f64;
+        if i > 0 {
+            let _ = write!(
+                s,
+                r#"<line class="separator" x1="0" y1="{top}" x2="{WIDTH}" y2="{top}"/>"#
+            );
+        }
+        lane(&mut s, &scale, top, view);
+    }
+    axis(&mut s, &scale, LANE * legs.len() as f64);
+    s.push_str("</svg>");
+    s
+}
+
+fn axis(s: &mut String, scale: &Scale, top: f64) {
+    let y = top + 8.0;
+    let _ = write!(
+        s,
+        r#"<g class="axis"><line x1="{LEFT}" y1="{y}" x2="{}" y2="{y}"/>"#,
+        WIDTH - RIGHT
+    );
+    let step = tick_step(scale.span);
+    let mut t = 0u64;
+    while t <= scale.span {
+        let x = scale.x(scale.start + t);
+        let _ = write!(
+            s,
+            r#"<line x1="{x:.1}" y1="{y}" x2="{x:.1}" y2="{}"/><text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            y + 5.0,
+            y + 18.0,
+            escape(&format_span(t))
+        );
+        t = match t.checked_add(step) {
+            Some(next) => next,
+            None => break,
+        };
+    }
+    s.push_str("</g>");
+}
+
+/// The y of a direction's row inside a lane whose line is at `mid`.
+fn row(mid: f64, dir: Direction) -> f64 {
+    match dir {
+        Direction::ClientToUpstream => mid - 16.0,
+        Direction::UpstreamToClient => mid + 16.0,
+    }
+}
+
+fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
+    let t = view.timeline;
+    let mid = top + LANE / 2.0;
+    let (x0, x1) = (scale.x(t.opened_ns), scale.x(t.last_ns));
+    let _ = write!(
+        s,
+        r#"<g class="lane" data-leg="{leg}" data-flow="{flow}"><text class="lane-label" x="6" y="{:.1}">{leg} leg</text><text class="lane-sub" x="6" y="{:.1}">flow {flow} · {} ↑ / {} ↓ bytes</text><text class="dir" x="{:.1}" y="{:.1}">client→upstream</text><text class="dir" x="{:.1}" y="{:.1}">upstream→client</text><line class="life" x1="{x0:.1}" y1="{mid}" x2="{x1:.1}" y2="{mid}"/>"#,
+        mid - 4.0,
+        mid + 10.0,
+        t.bytes[0],
+        t.bytes[1],
+        LEFT - 4.0,
+        row(mid, Direction::ClientToUpstream) + 3.0,
+        LEFT - 4.0,
+        row(mid, Direction::UpstreamToClient) + 3.0,
+        leg = leg::name(view.flow.leg),
+        flow = view.flow.id,
+    );
+    let mut labels = Labels::new();
+    for ex in &view.exchanges {
+        exchange(s, scale, mid, t, ex, &mut labels);
+    }
+    for st in &view.streams {
+        let x = scale.x(st.opened_ns);
+        let y = row(mid, Direction::ClientToUpstream);
+        let what = format!(
+            "stream {} {} {}",
+            st.stream,
+            st.method.as_deref().unwrap_or("-"),
+            st.path.as_deref().unwrap_or("-")
+        );
+        let text = label(&mut labels.requests, x, y, &cut(&what));
+        let _ = write!(
+            s,
+            r#"<g class="request h2"><title>{}</title><path d="M{x:.1} {:.1} l7 5 l-7 5 z"/>{text}</g>"#,
+            escape(&what),
+            y - 5.0,
+        );
+        if let Some(r) = &st.reset {
+            let down = row(mid, Direction::UpstreamToClient);
+            let text = label(
+                &mut labels.responses,
+                x,
+                down,
+                &format!("RST_STREAM {}", r.code),
+            );
+            let _ = write!(
+                s,
+                r#"<g class="rst-stream"><title>{}</title>{text}</g>"#,
+                escape(&format!(
+                    "stream {} reset {} by {}",
+                    st.stream, r.code, r.by
+                )),
+            );
+        }
+    }
+    let mut labelled: Vec<&str> = Vec::new();
+    for event in &t.events {
+        let x = scale.x(event.ns);
+        let y = row(mid, event.direction);
+        match &event.kind {
+            EventKind::Fin => {
+                let _ = write!(
+                    s,
+                    r#"<g class="fin"><title>FIN {} at offset {}</title><line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}"/><text class="mark" x="{:.1}" y="{:.1}">FIN</text></g>"#,
+                    event.direction,
+                    event.offset,
+                    y - 6.0,
+                    y + 6.0,
+                    x + 3.0,
+                    y + 3.0
+                );
+            }
+            EventKind::Reset => {
+                let _ = write!(
+                    s,
+                    r#"<g class="rst"><title>RST {} at offset {}</title><path d="M{:.1} {:.1} l10 10 m0 -10 l-10 10"/><text class="mark" x="{:.1}" y="{:.1}">RST</text></g>"#,
+                    event.direction,
+                    event.offset,
+                    x - 5.0,
+                    y - 5.0,
+                    x + 7.0,
+                    y + 3.0
+                );
+            }
+            EventKind::Gap { missing } => {
+                let _ = write!(
+                    s,
+                    r#"<g class="gap"><title>{missing} bytes missing from the capture at {} offset {}</title><rect x="{:.1}" y="{:.1}" width="4" height="10"/></g>"#,
+                    event.direction,
+                    event.offset,
+                    x - 2.0,
+                    y - 5.0
+                );
+            }
+            EventKind::Fault(text) => {
+                let rule = rule_name(text);
+                // One fault marks several packets (both RSTs of a reset): label it once.
+                let label = if labelled.contains(&rule) {
+                    String::new()
+                } else {
+                    labelled.push(rule);
+                    let bands = match event.direction {
+                        Direction::ClientToUpstream => &mut labels.faults_up,
+                        Direction::UpstreamToClient => &mut labels.faults_down,
+                    };
+                    label(bands, x, y, &format!("⚡ {}", cut(rule)))
+                };
+                let _ = write!(
+                    s,
+                    r#"<g class="fault" data-rule="{}"><title>{}</title><path d="M{x:.1} {:.1} l6 6 l-6 6 l-6 -6 z"/>{label}</g>"#,
+                    escape(rule),
+                    escape(&format!(
+                        "{} ({} offset {})",
+                        text, event.direction, event.offset
+                    )),
+                    y - 6.0,
+                );
+            }
+        }
+    }
+    s.push_str("</g>");
+}
+
+fn exchange(
+    s: &mut String,
+    scale: &Scale,
+    mid: f64,
+    t: &FlowTimeline,
+    ex: &Exchange,
+    labels: &mut Labels,
+) {
+    let up = Direction::ClientToUpstream;
+    let down = Direction::UpstreamToClient;
+    let start = ex.time_ns;
+    let end = ex
+        .request_range
+        .1
+        .and_then(|e| t.time_before(up, e))
+        .unwrap_or(start)
+        .max(start);
+    let (x, xe) = (scale.x(start), scale.x(end));
+    let y = row(mid, up);
+    let what = format!(
+        "exchange {}: {} {} ({} body bytes{})",
+        ex.id,
+        ex.method,
+        ex.target,
+        ex.request.length,
+        if ex.request.complete { "" } else { ", cut" }
+    );
+    let text = label(
+        &mut labels.requests,
+        x,
+        y,
+        &cut(&format!("{} {}", ex.method, ex.target)),
+    );
+    let _ = write!(
+        s,
+        r#"<g class="request" data-exchange="{}"><title>{}</title><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="6"/><path d="M{x:.1} {:.1} l7 5 l-7 5 z"/>{text}</g>"#,
+        ex.id,
+        escape(&what),
+        y - 3.0,
+        (xe - x).max(1.0),
+        y - 5.0,
+    );
+    let Some((rstart, rend)) = ex.response_range else {
+        return;
+    };
+    let Some(at) = t.time_at(down, rstart) else {
+        return;
+    };
+    let until = rend
+        .and_then(|e| t.time_before(down, e))
+        .unwrap_or(at)
+        .max(at);
+    let (x, xe) = (scale.x(at), scale.x(until));
+    let y = row(mid, down);
+    let text = label(&mut labels.responses, x, y, &ex.response_text());
+    let _ = write!(
+        s,
+        r#"<g class="response" data-exchange="{}"><title>{}</title><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="6"/><path d="M{:.1} {:.1} l-7 5 l7 5 z"/>{text}</g>"#,
+        ex.id,
+        escape(&format!(
+            "exchange {}: {} ({} body bytes)",
+            ex.id,
+            ex.response_text(),
+            ex.response.body_length
+        )),
+        y - 3.0,
+        (xe - x).max(1.0),
+        x + 7.0,
+        y - 5.0,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_names_come_out_of_fault_comments() {
+        assert_eq!(
+            rule_name(r#"faultline: rule "reset <b>" reset client->upstream after 10 bytes"#),
+            "reset <b>"
+        );
+        assert_eq!(rule_name("something else"), "something else");
+    }
+
+    #[test]
+    fn labels_take_free_rows_or_are_left_out() {
+        let mut bands = Bands::new(&[-10.0, -20.0]);
+        assert_eq!(bands.place(200.0, "abc"), Some((209.0, "start", -10.0)));
+        assert_eq!(bands.place(205.0, "abc"), Some((214.0, "start", -20.0)));
+        assert_eq!(bands.place(210.0, "abc"), None, "both rows taken here");
+        assert_eq!(bands.place(400.0, "abc"), Some((409.0, "start", -10.0)));
+        let (x, anchor, _) = bands.place(WIDTH - RIGHT, "abc").expect("room");
+        assert_eq!((x, anchor), (WIDTH - RIGHT - 7.0, "end"), "kept inside");
+    }
+
+    #[test]
+    fn ticks_and_spans_read_well() {
+        assert_eq!(tick_step(8_000_000), 1_000_000);
+        assert_eq!(tick_step(15_000_000), 2_000_000);
+        assert_eq!(tick_step(1), 1);
+        assert_eq!(format_span(1_500_000), "1.5 ms");
+        assert_eq!(format_span(0), "0 ns");
+        assert_eq!(format_span(2_000_000_000), "2 s");
+        assert_eq!(format_span(250_000), "250 µs");
+    }
+}

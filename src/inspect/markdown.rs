@@ -1,0 +1,316 @@
+//! Renders the report as a GitHub-ready Markdown summary (`faultline inspect --markdown`) to paste into an issue.
+//!
+//! Verdict first, then the run (faultline version, scenario, seed), the findings as a table, the
+//! retried uploads and content checks, and the command that replays the run. Everything that
+//! comes from the capture (targets, comments, the recorded command) is untrusted text: it is
+//! escaped so it can neither break the table nor become HTML or a link on GitHub.
+
+use std::fmt::Write;
+
+use super::leg;
+use super::model::{Report, Verdict};
+use super::objects::Transfer;
+
+/// `text` safe inside a Markdown paragraph or table cell: one line, CommonMark's active ASCII
+/// punctuation backslash-escaped (so `<script>` stays text and `|` stays in its cell).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\r' | '\n' | '\t' => out.push(' '),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '&' | '!' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A fenced code block holding `text` verbatim: the fence is longer than any backtick run inside.
+pub fn code_block(lang: &str, text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!("{fence}{lang}\n{text}\n{fence}\n")
+}
+
+impl Report {
+    /// The Markdown summary for a bug report.
+    pub fn render_markdown(&self) -> String {
+        let mut s = String::new();
+        let (icon, word) = match self.verdict {
+            Verdict::Clean => ("✅", "clean"),
+            Verdict::Corrupt => ("❌", "CORRUPT"),
+        };
+        let _ = writeln!(s, "### {icon} faultline inspect: {word}\n");
+        let _ = writeln!(s, "**{}**\n", escape(&self.verdict_line));
+        let c = &self.capture;
+        let _ = writeln!(s, "| | |\n|---|---|");
+        let _ = writeln!(
+            s,
+            "| capture | {} ({}, {} packets, {} flows, legs: {}) |",
+            escape(&c.path),
+            c.format,
+            c.packets,
+            self.flows.len(),
+            self.leg_filter
+        );
+        match &self.run {
+            Some(run) => {
+                let _ = writeln!(s, "| faultline | {} |", escape(&run.faultline_version));
+                let _ = writeln!(s, "| scenario | {} |", escape(&run.scenario));
+                let _ = writeln!(s, "| seed | {} |", run.seed);
+            }
+            None => {
+                let _ = writeln!(s, "| run | not a faultline capture (no section comment) |");
+            }
+        }
+        let sum = &self.summary;
+        let _ = writeln!(
+            s,
+            "| evidence | {} exchanges, {} uploads ({} retried, {} retries differing), {} downloads, {} HTTP/2 streams, {} ByteStream blobs |",
+            sum.exchanges, sum.uploads, sum.retried, sum.retries_differing, sum.downloads, sum.h2_streams, sum.blobs
+        );
+        if let Some(d) = &c.damage {
+            let _ = writeln!(s, "| damage | {} |", escape(d));
+        }
+        self.markdown_findings(&mut s);
+        self.markdown_attempts(&mut s);
+        self.markdown_checks(&mut s);
+        self.markdown_expectations(&mut s);
+        self.markdown_exchanges(&mut s);
+        if !self.warnings.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n<details><summary>{} warnings</summary>\n",
+                self.warnings.len()
+            );
+            for w in &self.warnings {
+                let _ = writeln!(s, "- {}", escape(w));
+            }
+            let _ = writeln!(s, "\n</details>");
+        }
+        if let Some(run) = &self.run {
+            let _ = writeln!(s, "\n#### Replay\n");
+            s.push_str(&code_block("sh", &run.replay));
+        }
+        let _ = writeln!(
+            s,
+            "\n<sub>Written by faultline inspect {}: `--json` has every detail, `--html FILE` draws each connection's timeline.</sub>",
+            env!("CARGO_PKG_VERSION")
+        );
+        s
+    }
+
+    fn markdown_findings(&self, s: &mut String) {
+        if self.findings.is_empty() {
+            return;
+        }
+        let _ = writeln!(s, "\n#### Findings\n\n| # | finding |\n|---:|---|");
+        for (i, f) in self.findings.iter().enumerate() {
+            let _ = writeln!(s, "| {} | {} |", i + 1, escape(f));
+        }
+    }
+
+    fn markdown_attempts(&self, s: &mut String) {
+        if self.attempt_groups.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\n#### Retried requests\n\n| request | leg | attempt | exchange | status | body bytes | against attempt 1 |\n|---|---|---:|---:|---|---:|---|"
+        );
+        for g in &self.attempt_groups {
+            for a in &g.attempts {
+                let against = match (&a.comparison, &a.not_compared) {
+                    _ if a.number == 1 => "-".to_string(),
+                    (Some(c), _) => c.describe(a.number),
+                    (None, Some(why)) => format!("not compared: {why}"),
+                    (None, None) => "-".into(),
+                };
+                let mark = if a.corrupt { "**CORRUPT** " } else { "" };
+                let _ = writeln!(
+                    s,
+                    "| {} {} | {} | {} | {} | {} | {}{} | {mark}{} |",
+                    escape(&g.method),
+                    escape(&g.target),
+                    leg::name(g.leg),
+                    a.number,
+                    a.exchange,
+                    a.status.map_or("none".into(), |c| c.to_string()),
+                    a.length,
+                    if a.complete { "" } else { " (cut)" },
+                    escape(&against)
+                );
+            }
+        }
+    }
+
+    /// Every exchange, folded away (GitHub renders `<details>`): the context behind the findings.
+    fn markdown_exchanges(&self, s: &mut String) {
+        if self.exchanges.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\n<details><summary>{} HTTP exchanges</summary>\n\n| # | leg | flow | request | body bytes | response | faults |\n|---:|---|---:|---|---:|---|---|",
+            self.exchanges.len()
+        );
+        for ex in &self.exchanges {
+            let body = if ex.request.complete {
+                ex.request.length.to_string()
+            } else {
+                format!(
+                    "{} of {} (cut by {})",
+                    ex.request.length,
+                    ex.request.expected.map_or("?".into(), |e| e.to_string()),
+                    ex.request.cut_by.as_deref().unwrap_or("?")
+                )
+            };
+            let faults: Vec<&str> = ex
+                .faults
+                .iter()
+                .map(|f| f.text.trim_start_matches("faultline: "))
+                .collect();
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} {} | {} | {} | {} |",
+                ex.id,
+                leg::name(ex.leg),
+                ex.flow,
+                escape(&ex.method),
+                escape(&ex.target),
+                escape(&body),
+                escape(&ex.response_text()),
+                escape(&faults.join("; "))
+            );
+        }
+        let _ = writeln!(s, "\n</details>");
+    }
+
+    /// `--expect`: each manifest line against what the capture shows was stored.
+    fn markdown_expectations(&self, s: &mut String) {
+        if self.expectations.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\n#### Expected objects (`--expect`)\n\n| path | line | expected bytes | stored bytes | result |\n|---|---:|---:|---:|---|"
+        );
+        for e in &self.expectations {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {}{} |",
+                escape(&e.path),
+                e.line,
+                e.expected_size,
+                e.stored_size.map_or("-".to_string(), |n| n.to_string()),
+                if e.corrupt { "**CORRUPT** " } else { "" },
+                escape(&e.description)
+            );
+        }
+    }
+
+    fn markdown_checks(&self, s: &mut String) {
+        let objects = self.objects.iter().map(|o| {
+            let what = match o.transfer {
+                Transfer::Upload => "upload",
+                Transfer::Download => "download",
+            };
+            let result = o
+                .check
+                .as_ref()
+                .map_or(format!("incomplete ({} bytes)", o.length), |c| c.describe());
+            (
+                o.corrupt,
+                format!("{what} {}", o.address.name()),
+                o.leg,
+                result,
+            )
+        });
+        let checks = self.content_checks.iter().filter_map(|cc| {
+            let ex = self.exchanges.get(cc.exchange)?;
+            Some((
+                cc.corrupt,
+                format!("{} {} ({})", ex.method, ex.target, cc.address.algo.name()),
+                ex.leg,
+                cc.check.describe(),
+            ))
+        });
+        let blobs = self.bytestream.iter().map(|b| {
+            let what = match b.transfer {
+                Transfer::Upload => "write",
+                Transfer::Download => "read",
+            };
+            let result = b
+                .check
+                .as_ref()
+                .map_or(format!("incomplete ({} bytes)", b.length), |c| c.describe());
+            (
+                b.corrupt,
+                format!("ByteStream {what} {}", b.resource),
+                b.leg,
+                result,
+            )
+        });
+        let rows: Vec<_> = checks.chain(objects).chain(blobs).collect();
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\n#### Content checks\n\n| object | leg | result |\n|---|---|---|"
+        );
+        for (corrupt, what, leg, result) in rows {
+            let mark = if corrupt { "**CORRUPT** " } else { "" };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {mark}{} |",
+                escape(&what),
+                leg::name(leg),
+                escape(&result)
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untrusted_text_stays_text_in_one_cell() {
+        assert_eq!(
+            escape("PUT /<script>x|y</script>\n`a`"),
+            "PUT /\\<script\\>x\\|y\\</script\\> \\`a\\`"
+        );
+        assert_eq!(escape("a_b*c [l](u) &amp;"), "a\\_b\\*c \\[l\\](u) \\&amp;");
+    }
+
+    #[test]
+    fn a_hostile_capture_stays_text_and_names_no_run() {
+        let md = crate::inspect::html::tests::hostile_report().render_markdown();
+        assert!(md.starts_with("### ✅ faultline inspect: clean\n"), "{md}");
+        for expected in [
+            "| run | not a faultline capture (no section comment) |",
+            "| 0 | client | 1 | PUT /\\<script\\>x\\</script\\> | 3 | status 201 |",
+            "- \\<img src=x\\>",
+        ] {
+            assert!(md.contains(expected), "no {expected:?} in:\n{md}");
+        }
+        assert!(!md.contains("Replay"), "no run, no replay command:\n{md}");
+    }
+
+    #[test]
+    fn a_code_block_fence_outgrows_backticks_inside() {
+        assert_eq!(
+            code_block("sh", "faultline demo"),
+            "```sh\nfaultline demo\n```\n"
+        );
+        let tricky = code_block("sh", "a ```` b");
+        assert!(tricky.starts_with("`````sh\n"), "{tricky}");
+        assert!(tricky.ends_with("\n`````\n"), "{tricky}");
+    }
+}

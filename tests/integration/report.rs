@@ -1,0 +1,391 @@
+//! `faultline inspect --markdown` and `--html` on a capture the built binary wrote in front of
+//! `builtin:store`, the HTML page loaded by headless Chromium (DOM and screenshot).
+//!
+//! The run: a rule answers the first attempt of each PUT with 500; the client retries with a
+//! stale buffer (16 bytes at offset 1000 overwritten), which the store accepts: a corrupt retry
+//! at a known offset and a content-address mismatch. The scenario and rule names and one request
+//! target carry `<script>` so the reports must show capture-derived text as text.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use md5::{Digest, Md5};
+
+use crate::support::daemon::{run_bounded, Daemon, FAULTLINE};
+use crate::support::random_bytes;
+use crate::support::temp_dir::TempDir;
+
+/// For one inspect or one Chromium run; reaching it means a hang (the process is killed by PID).
+const LIMIT: Duration = Duration::from_secs(60);
+/// Where the stale buffer overwrote the retry's body.
+const STALE_AT: usize = 1000;
+const SCENARIO_NAME: &str = "report <script>alert(1)</script>";
+const RULE_NAME: &str = "first PUT answered <b>500</b>";
+
+/// One request on a fresh connection; returns the raw response (the connection is closed by
+/// `Connection: close` or by faultline's own answer).
+fn exchange(proxy: SocketAddr, method: &str, target: &str, body: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(proxy).expect("connect to faultline");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: report.test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send the head");
+    stream.write_all(body).expect("send the body");
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .expect("the response, then the close");
+    response
+}
+
+fn status_of(response: &[u8]) -> String {
+    String::from_utf8_lossy(response)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The path `recorded_run` uploads to: the md5 of its body, DVC style.
+fn markdown_upload_path() -> String {
+    let hex = hex::encode(Md5::digest(random_bytes(4096, 15)));
+    format!("/files/md5/{}/{}", &hex[..2], &hex[2..])
+}
+
+/// Runs `faultline run` with the scenario, makes the corrupt retry and the `<script>` request,
+/// stops the proxy with SIGTERM and returns the scenario and capture paths.
+fn recorded_run(dir: &TempDir) -> (PathBuf, PathBuf) {
+    let capture = dir.path().join("report.pcapng");
+    // A space in the path: the replay command must quote it to paste as typed.
+    let scenario = dir.write(
+        "report scenario.toml",
+        &format!(
+            "name = {SCENARIO_NAME:?}\nseed = 11\n[proxy]\nupstream = \"builtin:store\"\nstore = {:?}\n\n[[rule]]\nname = {RULE_NAME:?}\nmatch = {{ method = [\"PUT\"], attempt = 1 }}\nfault.respond = {{ status = 500 }}\n",
+            dir.path().join("store").display().to_string()
+        ),
+    );
+    let mut proxy = Daemon::start(
+        Command::new(FAULTLINE)
+            .arg("run")
+            .arg(&scenario)
+            .args(["--listen", "127.0.0.1:0", "--capture"])
+            .arg(&capture),
+        dir.path(),
+        "proxy",
+    );
+    let addr = proxy.faultline_address();
+    let body = random_bytes(4096, 15);
+    let target = format!("/files/md5/{}", {
+        let hex = hex::encode(Md5::digest(&body));
+        format!("{}/{}", &hex[..2], &hex[2..])
+    });
+    let first = exchange(addr, "PUT", &target, &body);
+    assert!(status_of(&first).contains(" 500 "), "{}", status_of(&first));
+    let mut stale = body.clone();
+    stale[STALE_AT..STALE_AT + 16].copy_from_slice(b"stale buffer!!!!");
+    assert_ne!(
+        stale[STALE_AT], body[STALE_AT],
+        "the bodies differ at {STALE_AT}"
+    );
+    let second = exchange(addr, "PUT", &target, &stale);
+    assert!(
+        status_of(&second).contains(" 201 "),
+        "{}",
+        status_of(&second)
+    );
+    let probe = exchange(addr, "GET", "/<script>alert(1)</script>", b"");
+    assert!(!probe.is_empty(), "the probe was answered");
+    let stopped = proxy.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
+    (scenario, capture)
+}
+
+#[test]
+fn markdown_summary_of_a_real_capture() {
+    let dir = TempDir::new("report-md");
+    let (scenario, capture) = recorded_run(&dir);
+    // The audit too: the upload's path should hold the body attempt 1 sent (md5 of the path),
+    // and a path never uploaded.
+    let stored_path = markdown_upload_path();
+    let manifest = dir.write(
+        "manifest.txt",
+        &format!(
+            "# what the store should hold\n{stored_path} 4096 {}\n/files/md5/00/never 10\n",
+            stored_path.replace("/files/md5/", "").replace('/', "")
+        ),
+    );
+    let out = run_bounded(
+        Command::new(FAULTLINE)
+            .arg("inspect")
+            .arg(&capture)
+            .arg("--markdown")
+            .arg("--expect")
+            .arg(&manifest),
+        dir.path(),
+        "inspect-md",
+        LIMIT,
+    );
+    assert_eq!(out.code(), Some(1), "corrupt:\n{}", out.output());
+    let md = out.stdout;
+    let first = md.lines().next().unwrap_or_default();
+    assert_eq!(
+        first, "### ❌ faultline inspect: CORRUPT",
+        "verdict first:\n{md}"
+    );
+    for expected in [
+        format!("| faultline | {} |", env!("CARGO_PKG_VERSION")),
+        "| scenario | report \\<script\\>alert(1)\\</script\\> |".to_string(),
+        "| seed | 11 |".to_string(),
+        "#### Findings".to_string(),
+        format!("differs from attempt 1 at offset {STALE_AT}"),
+        "content MISMATCH".to_string(),
+        "GET /\\<script\\>alert(1)\\</script\\>".to_string(),
+        "#### Expected objects (`--expect`)".to_string(),
+        format!("| {stored_path} | 2 | 4096 | 4096 | **CORRUPT** "),
+        "| /files/md5/00/never | 3 | 10 | - | **CORRUPT** ".to_string(),
+        format!(
+            "```sh\nfaultline run {} --listen 127.0.0.1:0 --capture {} --seed 11\n```",
+            shlex::try_quote(&scenario.display().to_string()).expect("quotable"),
+            capture.display()
+        ),
+    ] {
+        assert!(md.contains(&expected), "no {expected:?} in:\n{md}");
+    }
+    assert!(
+        !md.contains("<script>") && !md.contains("<b>"),
+        "capture text must not become HTML on GitHub:\n{md}"
+    );
+}
+
+/// The Chromium binary; the test fails (never skips) when it is missing.
+fn chromium() -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("chromium"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "chromium is not installed: run `bash tests/install-chromium.sh` (`make test` does)"
+            )
+        })
+}
+
+/// Headless Chromium with a fresh profile and no network of its own, on `page`, with `args`
+/// (`--dump-dom`, `--screenshot=...`); bounded by [`LIMIT`], killed by PID past it.
+fn headless(dir: &Path, label: &str, page: &Path, args: &[&str]) -> String {
+    let profile = dir.join(format!("profile-{label}"));
+    fs::create_dir_all(&profile).expect("a fresh profile dir");
+    let out = run_bounded(
+        Command::new(chromium())
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(args)
+            .arg(format!("file://{}", page.display())),
+        dir,
+        label,
+        LIMIT,
+    );
+    assert!(out.status.success(), "chromium {label}: {}", out.output());
+    out.stdout
+}
+
+#[test]
+fn html_report_of_a_real_capture_in_headless_chromium() {
+    let dir = TempDir::new("report-html");
+    let (_, capture) = recorded_run(&dir);
+    let page = dir.path().join("report.html");
+    let out = run_bounded(
+        Command::new(FAULTLINE)
+            .arg("inspect")
+            .arg(&capture)
+            .arg("--html")
+            .arg(&page),
+        dir.path(),
+        "inspect-html",
+        LIMIT,
+    );
+    assert_eq!(out.code(), Some(1), "corrupt:\n{}", out.output());
+    let html = fs::read_to_string(&page).expect("the HTML report was written");
+    for external in ["src=", "href=", "url(", "@import"] {
+        assert!(
+            !html.contains(external),
+            "{external} in a self-contained page"
+        );
+    }
+    let dom = headless(dir.path(), "dom", &page, &["--dump-dom"]);
+    let verdict = dom
+        .find(r#"<header id="verdict" class="verdict corrupt"><h1>CORRUPT</h1>"#)
+        .unwrap_or_else(|| panic!("no CORRUPT verdict in the DOM:\n{dom}"));
+    for section in [
+        "findings",
+        "run",
+        "attempts",
+        "checks",
+        "timelines",
+        "exchanges",
+    ] {
+        let at = dom
+            .find(&format!(r#"<section id="{section}">"#))
+            .unwrap_or_else(|| panic!("no {section} section in the DOM"));
+        assert!(verdict < at, "the verdict comes before {section}");
+    }
+    for expected in [
+        format!(r#"data-offset="{STALE_AT}""#),
+        format!(r#"<strong class="offset">{STALE_AT}</strong>"#),
+        format!(r#"<th class="at">{STALE_AT}</th>"#),
+        format!("<th>{}</th>", STALE_AT - 16),
+        // the stale buffer's first byte, where attempt 2 differs: 's'
+        r#"<td class="diff">73</td>"#.to_string(),
+        format!(r#"<td class="version">{}</td>"#, env!("CARGO_PKG_VERSION")),
+        r#"<td class="seed">11</td>"#.to_string(),
+        "--seed 11</pre>".to_string(),
+        r#"<svg class="timeline""#.to_string(),
+        r#"<g class="lane" data-leg="client""#.to_string(),
+        r#"<g class="lane" data-leg="upstream""#.to_string(),
+        r#"<g class="fault" data-rule="first PUT answered &lt;b&gt;500&lt;/b&gt;">"#.to_string(),
+        "⚡ first PUT answered &lt;b&gt;5".to_string(),
+        r#"<title>faultline: rule "first PUT answered &lt;b&gt;500&lt;/b&gt;""#.to_string(),
+        r#"<g class="response""#.to_string(),
+        "FIN".to_string(),
+        "report &lt;script&gt;alert(1)&lt;/script&gt;".to_string(),
+        "GET /&lt;script&gt;alert(1)&lt;/script&gt;".to_string(),
+    ] {
+        assert!(
+            dom.contains(&expected),
+            "no {expected:?} in the DOM:\n{dom}"
+        );
+    }
+    assert_eq!(
+        dom.matches("<script").count(),
+        1,
+        "only the page's own script is a script element"
+    );
+    assert!(!dom.contains("<b>500</b>"), "a rule name became markup");
+    let shot = dir.path().join("report.png");
+    headless(
+        dir.path(),
+        "screenshot",
+        &page,
+        &[
+            "--window-size=1280,2000",
+            &format!("--screenshot={}", shot.display()),
+        ],
+    );
+    let png = fs::read(&shot).expect("chromium wrote the screenshot");
+    assert!(png.len() > 10_000, "a {}-byte screenshot", png.len());
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+    assert_eq!(
+        u32::from_be_bytes([png[16], png[17], png[18], png[19]]),
+        1280,
+        "the screenshot has the window's width"
+    );
+}
+
+/// Issue 15: one numbering everywhere. A flow keeps its number whichever legs `--leg` selects,
+/// and the command the demo suggests prints the exchange and flow numbers the demo printed.
+#[test]
+fn flow_numbers_do_not_depend_on_leg_and_the_demo_agrees_with_inspect() {
+    let dir = TempDir::new("report-numbers");
+    let (_, capture) = recorded_run(&dir);
+    let json = |leg: &str| -> serde_json::Value {
+        let out = run_bounded(
+            Command::new(FAULTLINE)
+                .arg("inspect")
+                .arg(&capture)
+                .args(["--json", "--leg", leg]),
+            dir.path(),
+            &format!("inspect-{leg}"),
+            LIMIT,
+        );
+        serde_json::from_str(&out.stdout).expect("JSON")
+    };
+    let flows = |v: &serde_json::Value, leg: &str| -> Vec<(u64, String)> {
+        v["flows"]
+            .as_array()
+            .expect("flows")
+            .iter()
+            .filter(|f| f["leg"] == leg)
+            .map(|f| {
+                (
+                    f["id"].as_u64().expect("id"),
+                    f["client"].as_str().expect("client").to_string(),
+                )
+            })
+            .collect()
+    };
+    let both = json("both");
+    for leg in ["client", "upstream"] {
+        let alone = flows(&json(leg), leg);
+        assert!(!alone.is_empty(), "{leg} flows");
+        assert_eq!(alone, flows(&both, leg), "{leg} flows keep their numbers");
+    }
+    let ids: Vec<u64> = both["flows"]
+        .as_array()
+        .expect("flows")
+        .iter()
+        .filter_map(|f| f["id"].as_u64())
+        .collect();
+    assert_eq!(ids.first(), Some(&1), "flows count from 1");
+
+    let demo = run_bounded(
+        Command::new(FAULTLINE).arg("demo").current_dir(dir.path()),
+        dir.path(),
+        "demo",
+        LIMIT,
+    );
+    assert_eq!(demo.code(), Some(0), "{}", demo.output());
+    let hint = demo
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("See the retries byte for byte: "))
+        .unwrap_or_else(|| panic!("no inspect hint:\n{}", demo.stdout));
+    let words: Vec<&str> = hint
+        .split(" (")
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(words.first(), Some(&"faultline"), "{hint}");
+    let suggested = run_bounded(
+        Command::new(FAULTLINE)
+            .args(&words[1..])
+            .current_dir(dir.path()),
+        dir.path(),
+        "suggested",
+        LIMIT,
+    );
+    let verdicts: Vec<&str> = demo
+        .stdout
+        .split("client 2 retries")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("inspect: "))
+        .collect();
+    assert!(!verdicts.is_empty(), "{}", demo.stdout);
+    for line in verdicts {
+        assert!(
+            line.contains("exchange") && suggested.stdout.contains(line),
+            "the demo printed {line:?}; `{hint}` printed:\n{}",
+            suggested.stdout
+        );
+    }
+}
