@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -417,6 +418,7 @@ async fn proxy_connection(
                 conn,
                 Bytes::new(),
             );
+            tokio::pin!(to_upstream, to_client);
             drive(
                 to_upstream,
                 to_client,
@@ -433,7 +435,8 @@ async fn proxy_connection(
             let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
             let up_chain = rules.direction_chain(Direction::ClientToUpstream, None);
             let down_chain = rules.direction_chain(Direction::UpstreamToClient, None);
-            let to_upstream = pump(
+            // Boxed: only TLS connections pay for two pumps and their state.
+            let mut to_upstream = Box::pin(pump(
                 &mut client_read,
                 &mut upstream_write,
                 Direction::ClientToUpstream,
@@ -441,8 +444,8 @@ async fn proxy_connection(
                 up_chain,
                 conn,
                 replay,
-            );
-            let to_client = pump(
+            ));
+            let mut to_client = Box::pin(pump(
                 &mut upstream_read,
                 &mut client_write,
                 Direction::UpstreamToClient,
@@ -450,16 +453,15 @@ async fn proxy_connection(
                 down_chain,
                 conn,
                 Bytes::new(),
-            );
-            // Boxed: only TLS connections pay for two pumps and their state.
-            Box::pin(drive(
-                to_upstream,
-                to_client,
+            ));
+            drive(
+                to_upstream.as_mut(),
+                to_client.as_mut(),
                 &mut rules,
                 &mut timers,
                 &mut ends,
                 conn,
-            ))
+            )
             .await
         }
     };
@@ -605,9 +607,12 @@ struct Timers<'a> {
 
 /// Runs both pumps until the connection is over: both directions done, a fault, a peer's
 /// failure, a timer or shutdown. Also follows rule-book replacements and session timers.
+///
+/// The pumps come pinned by the caller: passed by value, each would be stored twice in this
+/// future's state (as an argument and as the pinned local), which an idle connection pays for.
 async fn drive<A, B>(
-    to_upstream: A,
-    to_client: B,
+    mut to_upstream: Pin<&mut A>,
+    mut to_client: Pin<&mut B>,
     rules: &mut ConnectionRules,
     timers: &mut Timers<'_>,
     ends: &mut PumpEnds,
@@ -618,7 +623,6 @@ where
     B: std::future::Future<Output = PumpEnd>,
 {
     let run = &conn.run;
-    tokio::pin!(to_upstream, to_client);
     let mut upstream_done = false;
     let mut client_done = false;
     loop {
