@@ -41,30 +41,13 @@ const BIG: usize = 300_000;
 fn tools() -> &'static Path {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let installed = BIN.get_or_init(|| {
-        let repo = Path::new(REPO);
-        let venv = match std::env::var_os("FAULTLINE_ANNEX_VENV") {
-            Some(dir) => repo.join(dir),
-            None => repo.join("target/annex-venv"),
-        };
-        let logs = std::env::temp_dir();
-        let label = format!("faultline-install-annex-{}", std::process::id());
-        let done = run_bounded(
-            Command::new("bash")
-                .arg(repo.join("tests/install-annex.sh"))
-                .env("FAULTLINE_ANNEX_VENV", &venv)
-                .current_dir(repo),
-            &logs,
-            &label,
+        crate::support::venv::install(
+            "install-annex.sh",
+            "FAULTLINE_ANNEX_VENV",
+            "annex-venv",
             INSTALL_LIMIT,
-        );
-        let _ = fs::remove_file(logs.join(format!("{label}.stdout")));
-        let _ = fs::remove_file(logs.join(format!("{label}.stderr")));
-        println!("$ bash tests/install-annex.sh\n{}", done.output());
-        if done.status.success() {
-            Ok(venv.join("bin"))
-        } else {
-            Err(done.output())
-        }
+        )
+        .map(|venv| venv.join("bin"))
     });
     match installed {
         Ok(bin) => bin,

@@ -76,32 +76,12 @@ pub(crate) fn venv() -> &'static Venv {
 }
 
 fn install() -> Result<Venv, String> {
-    let repo = Path::new(REPO);
-    let dir = match std::env::var_os("FAULTLINE_DVC_VENV") {
-        Some(dir) => repo.join(dir), // an absolute path replaces `repo`
-        None => repo.join("target/dvc-venv"),
-    };
-    let logs = std::env::temp_dir();
-    let label = format!("faultline-install-dvc-{}", std::process::id());
-    let done = run_bounded(
-        Command::new("bash")
-            .arg(repo.join("tests/install-dvc.sh"))
-            .env("FAULTLINE_DVC_VENV", &dir)
-            .current_dir(repo),
-        &logs,
-        &label,
+    let dir = crate::support::venv::install(
+        "install-dvc.sh",
+        "FAULTLINE_DVC_VENV",
+        "dvc-venv",
         INSTALL_LIMIT,
-    );
-    let _ = fs::remove_file(logs.join(format!("{label}.stdout")));
-    let _ = fs::remove_file(logs.join(format!("{label}.stderr")));
-    println!("$ bash tests/install-dvc.sh\n{}", done.output());
-    if !done.status.success() {
-        return Err(format!(
-            "tests/install-dvc.sh exited with {}:\n{}",
-            done.status,
-            done.output()
-        ));
-    }
+    )?;
     Ok(Venv {
         python: dir.join("bin/python"),
         overlay: dir.join(format!("aiohttp-{BUGGY_AIOHTTP}")),

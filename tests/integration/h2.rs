@@ -53,30 +53,13 @@ pub(crate) mod helpers {
     }
 
     fn install() -> Result<PathBuf, String> {
-        let repo = Path::new(REPO);
-        let venv = match std::env::var_os("FAULTLINE_GRPC_VENV") {
-            Some(dir) => repo.join(dir),
-            None => repo.join("target/grpc-venv"),
-        };
-        let logs = TempDir::new("install-grpc");
-        let done = run_bounded(
-            Command::new("bash")
-                .arg(repo.join("tests/install-grpc.sh"))
-                .env("FAULTLINE_GRPC_VENV", &venv)
-                .current_dir(repo),
-            logs.path(),
-            "install-grpc",
+        crate::support::venv::install(
+            "install-grpc.sh",
+            "FAULTLINE_GRPC_VENV",
+            "grpc-venv",
             INSTALL_LIMIT,
-        );
-        println!("$ bash tests/install-grpc.sh\n{}", done.output());
-        if !done.status.success() {
-            return Err(format!(
-                "tests/install-grpc.sh exited with {}:\n{}",
-                done.status,
-                done.output()
-            ));
-        }
-        Ok(venv.join("bin/python"))
+        )
+        .map(|venv| venv.join("bin/python"))
     }
 
     fn program() -> PathBuf {

@@ -86,30 +86,13 @@ while args:
 fn tools() -> &'static Path {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let installed = BIN.get_or_init(|| {
-        let repo = Path::new(REPO);
-        let venv = match std::env::var_os("FAULTLINE_S3_VENV") {
-            Some(dir) => repo.join(dir),
-            None => repo.join("target/s3-venv"),
-        };
-        let logs = std::env::temp_dir();
-        let label = format!("faultline-install-s3-{}", std::process::id());
-        let done = run_bounded(
-            Command::new("bash")
-                .arg(repo.join("tests/install-s3.sh"))
-                .env("FAULTLINE_S3_VENV", &venv)
-                .current_dir(repo),
-            &logs,
-            &label,
+        crate::support::venv::install(
+            "install-s3.sh",
+            "FAULTLINE_S3_VENV",
+            "s3-venv",
             INSTALL_LIMIT,
-        );
-        let _ = fs::remove_file(logs.join(format!("{label}.stdout")));
-        let _ = fs::remove_file(logs.join(format!("{label}.stderr")));
-        println!("$ bash tests/install-s3.sh\n{}", done.output());
-        if done.status.success() {
-            Ok(venv.join("bin"))
-        } else {
-            Err(done.output())
-        }
+        )
+        .map(|venv| venv.join("bin"))
     });
     match installed {
         Ok(bin) => bin,

@@ -9,6 +9,7 @@ pub mod synthetic;
 pub mod temp_dir;
 pub mod tshark;
 pub mod upstream;
+pub mod venv;
 
 use std::future::Future;
 use std::time::Duration;
