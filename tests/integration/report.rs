@@ -389,3 +389,77 @@ fn flow_numbers_do_not_depend_on_leg_and_the_demo_agrees_with_inspect() {
         );
     }
 }
+
+/// `faultline run --inspect --expect MANIFEST --html FILE`: when the proxy stops, the capture is
+/// audited and the page written; a bad manifest is refused before the run starts.
+#[test]
+fn run_inspect_audits_the_capture_when_the_proxy_stops() {
+    let dir = TempDir::new("run-inspect-expect");
+    let scenario = dir.write(
+        "store.toml",
+        &format!(
+            "name = \"audit\"\n[proxy]\nupstream = \"builtin:store\"\nstore = {:?}\n",
+            dir.path().join("store").display().to_string()
+        ),
+    );
+    let capture = dir.path().join("audit.pcapng");
+    let html = dir.path().join("audit.html");
+
+    let bad = dir.write("bad.txt", "/files/a five\n");
+    let refused = run_bounded(
+        Command::new(FAULTLINE)
+            .arg("run")
+            .arg(&scenario)
+            .args(["--listen", "127.0.0.1:0", "--inspect", "--expect"])
+            .arg(&bad)
+            .arg("--capture")
+            .arg(&capture),
+        dir.path(),
+        "run-bad-manifest",
+        LIMIT,
+    );
+    assert_eq!(refused.code(), Some(2), "{}", refused.output());
+    assert!(
+        refused.stderr.contains("bad.txt:1:"),
+        "FILE:LINE names the bad line: {}",
+        refused.stderr
+    );
+    assert!(!capture.exists(), "nothing ran");
+
+    let manifest = dir.write("manifest.txt", "/files/a 5\n/files/b 3\n");
+    let mut proxy = Daemon::start(
+        Command::new(FAULTLINE)
+            .arg("run")
+            .arg(&scenario)
+            .args(["--listen", "127.0.0.1:0", "--inspect", "--expect"])
+            .arg(&manifest)
+            .arg("--html")
+            .arg(&html)
+            .arg("--capture")
+            .arg(&capture),
+        dir.path(),
+        "run-inspect",
+    );
+    let addr = proxy.faultline_address();
+    let answer = exchange(addr, "PUT", "/files/a", b"hello");
+    assert!(
+        status_of(&answer).contains(" 201 "),
+        "{}",
+        status_of(&answer)
+    );
+    let stopped = proxy.stop();
+    assert_eq!(
+        stopped.status.code(),
+        Some(1),
+        "/files/b was never stored:\n{}",
+        stopped.output()
+    );
+    assert!(
+        stopped.stdout.contains("expected objects (--expect):")
+            && stopped.stdout.contains("CORRUPT /files/b (line 2)"),
+        "{}",
+        stopped.stdout
+    );
+    let page = fs::read_to_string(&html).expect("the HTML report was written");
+    assert!(page.contains("Expected objects (--expect)") && page.contains("/files/b"));
+}
