@@ -1,4 +1,5 @@
-//! Fuzzes the whole inspection pipeline (reader, decoder, reassembly, HTTP, objects, report) on arbitrary bytes.
+//! Fuzzes the whole inspection pipeline (reader, decoder, reassembly, HTTP, objects, report and
+//! its text, Markdown and HTML renderings) on arbitrary bytes.
 #![no_main]
 
 use std::collections::BTreeSet;
@@ -9,6 +10,10 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(report) = inspect_bytes(data, &InspectOptions::default()) {
         let _ = report.render_text();
+        let _ = report.render_markdown();
+        let html = report.render_html();
+        // Capture bytes never become markup: the page has the one script faultline writes.
+        assert_eq!(html.matches("<script").count(), 1, "{html}");
         assert!(report.exit_code() <= 1);
         // Whatever the input, the JSON keeps to the documented schema.
         let json: serde_json::Value =
