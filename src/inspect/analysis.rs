@@ -147,11 +147,13 @@ pub(crate) fn build_with_h2(
                 0 => String::new(),
                 n => format!(", {n} downloads checked"),
             };
-            format!(
-                "OK: {} uploads, {retries}{downloads}{}",
-                summary.uploads,
-                h2_phrase(&summary, &bytestream)
-            )
+            let h2 = h2_phrase(&summary, &bytestream);
+            if summary.exchanges == 0 && !h2.is_empty() {
+                // HTTP/2 only: nothing to say about HTTP/1 uploads.
+                format!("OK: {}", h2.trim_start_matches(", "))
+            } else {
+                format!("OK: {} uploads, {retries}{downloads}{h2}", summary.uploads)
+            }
         }
     };
     Report {
