@@ -422,7 +422,7 @@ impl Blob {
                         "the Read from offset 0 ({}) starts over after {} was cut at offset {stop}: correct if the client dropped those {stop} bytes; a client that appends them would hold {} bytes",
                         at_call(&calls[i]),
                         at_call(&calls[j]),
-                        stop + self.name.size,
+                        stop.saturating_add(self.name.size),
                     ));
                 }
             }
