@@ -93,6 +93,7 @@ fn audit(report: &mut Report, manifest: &Manifest) {
     }
     report.expectations.extend(expectations);
     report.findings.extend(findings);
+    report.warnings.extend(unlisted(&states, manifest));
     if report.findings.is_empty() {
         let matched = report
             .expectations
@@ -110,6 +111,52 @@ fn audit(report: &mut Report, manifest: &Manifest) {
             n => format!("{} (and {} more)", report.findings[0], n - 1),
         };
     }
+}
+
+/// At most this many paths stored but not listed are named one by one; the rest are counted.
+const UNLISTED_NAMED: usize = 20;
+
+/// Paths the capture shows were stored (an acknowledged write that was not a delete) that the
+/// manifest does not list: not wrong in themselves, but an upload that landed under the wrong
+/// path (a proxy's absolute-form target stored as a folder, a key built wrongly) shows up only
+/// here. Sorted by path, so the lines are the same on every run.
+fn unlisted(states: &HashMap<&str, &PathState>, manifest: &Manifest) -> Vec<String> {
+    let listed: std::collections::HashSet<&str> =
+        manifest.entries.iter().map(|e| e.path.as_str()).collect();
+    let mut stored: Vec<(&str, Option<u64>, usize)> = states
+        .iter()
+        .filter(|(path, _)| !listed.contains(*path))
+        .filter_map(|(path, state)| {
+            let held = state.confirmed.as_ref().filter(|h| !h.deleted)?;
+            Some((
+                *path,
+                held.content.as_ref().map(|c| c.length),
+                held.exchange,
+            ))
+        })
+        .collect();
+    stored.sort_unstable();
+    let mut lines: Vec<String> = stored
+        .iter()
+        .take(UNLISTED_NAMED)
+        .map(|(path, length, exchange)| {
+            let size = length.map_or("bytes not in the capture".to_string(), |n| {
+                format!("{n} bytes")
+            });
+            format!(
+                "--expect: {path} was stored ({size}, exchange {exchange}) but {} does not list it",
+                manifest.file
+            )
+        })
+        .collect();
+    if stored.len() > UNLISTED_NAMED {
+        lines.push(format!(
+            "--expect: {} more paths stored but not listed in {}",
+            stored.len() - UNLISTED_NAMED,
+            manifest.file
+        ));
+    }
+    lines
 }
 
 /// The state of each path on the leg closest to the server (one pass: a manifest and a capture
@@ -381,6 +428,25 @@ mod tests {
 
     /// Auditing a whole bucket: each manifest line finds its path at once (it once scanned
     /// every path the capture wrote, for each line: minutes here).
+    /// An upload stored under a path the manifest does not list (say, a key built wrongly) is
+    /// named, not a finding: deleted and refused writes are not "stored".
+    #[test]
+    fn paths_stored_but_not_listed_are_named_as_warnings() {
+        let mut r = report(vec![
+            plain(0, "PUT", "/a", b"abc", Some(201)),
+            plain(1, "PUT", "/http:/h/a", b"abc", Some(201)),
+            plain(2, "PUT", "/gone", b"abc", Some(201)),
+            plain(3, "DELETE", "/gone", b"", Some(204)),
+            plain(4, "PUT", "/refused", b"abc", Some(500)),
+        ]);
+        r.audit(&Manifest::parse("m.txt", b"/a 3\n").expect("manifest"));
+        assert_eq!(r.verdict, Verdict::Clean);
+        assert_eq!(
+            r.warnings,
+            ["--expect: /http:/h/a was stored (3 bytes, exchange 1) but m.txt does not list it"]
+        );
+    }
+
     #[test]
     fn an_audit_of_many_paths_stays_linear() {
         let mut r = report(vec![plain(0, "PUT", "/bkt/0", b"abc", Some(201))]);
