@@ -52,7 +52,7 @@ pub struct CaptureInfo {
 /// One TCP flow.
 #[derive(Debug, Clone, Serialize)]
 pub struct FlowSummary {
-    /// Flow id, in order of first packet.
+    /// Flow id, in order of first packet, from 0: tshark's `tcp.stream` of the conversation.
     pub id: u64,
     /// Capture leg (`None`: not a faultline leg, "unknown" in JSON).
     #[serde(serialize_with = "leg::serialize")]

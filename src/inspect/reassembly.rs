@@ -17,7 +17,8 @@ pub const MAX_PENDING: usize = 16 * 1024 * 1024;
 /// What a flow is, as far as the capture tells.
 #[derive(Debug, Clone)]
 pub struct FlowInfo {
-    /// Sequential id in order of first appearance (1-based).
+    /// Sequential id in order of first appearance, from 0: Wireshark's `tcp.stream` index of the
+    /// same conversation, so `tshark -Y 'tcp.stream == N'` shows flow N.
     pub id: u64,
     /// pcapng interface name of its packets, if any.
     pub interface: Option<String>,
@@ -258,7 +259,7 @@ impl<C: StreamConsumer> FlowTable<C> {
     pub fn new() -> Self {
         FlowTable {
             flows: HashMap::new(),
-            next_id: 1,
+            next_id: 0,
             last_ts: 0,
         }
     }
@@ -523,7 +524,7 @@ mod tests {
         assert_eq!(flows.len(), 2);
         assert_eq!(flows[0].1.streams[0], b"one");
         assert_eq!(flows[0].1.events, vec!["rst client->upstream 3"]);
-        assert_eq!(flows[1].0.id, 2);
+        assert_eq!(flows[1].0.id, 1);
         assert_eq!(flows[1].1.streams[0], b"twoNOTE");
         assert_eq!(flows[1].1.events, vec!["comment client->upstream 3 note"]);
     }

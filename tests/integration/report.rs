@@ -300,7 +300,8 @@ fn html_report_of_a_real_capture_in_headless_chromium() {
 }
 
 /// Issue 15: one numbering everywhere. A flow keeps its number whichever legs `--leg` selects,
-/// and the command the demo suggests prints the exchange and flow numbers the demo printed.
+/// it is tshark's `tcp.stream` index (exchanges count from 0 too), and the command the demo
+/// suggests prints the exchange and flow numbers the demo printed.
 #[test]
 fn flow_numbers_do_not_depend_on_leg_and_the_demo_agrees_with_inspect() {
     let dir = TempDir::new("report-numbers");
@@ -337,13 +338,29 @@ fn flow_numbers_do_not_depend_on_leg_and_the_demo_agrees_with_inspect() {
         assert!(!alone.is_empty(), "{leg} flows");
         assert_eq!(alone, flows(&both, leg), "{leg} flows keep their numbers");
     }
-    let ids: Vec<u64> = both["flows"]
-        .as_array()
-        .expect("flows")
-        .iter()
-        .filter_map(|f| f["id"].as_u64())
-        .collect();
-    assert_eq!(ids.first(), Some(&1), "flows count from 1");
+    // Flow N is tshark's `tcp.stream == N`: the same conversation, found by its client's
+    // address in the SYN.
+    let streams: std::collections::BTreeMap<String, u64> = crate::support::tshark::fields(
+        &capture,
+        Some("tcp.flags.syn == 1 && tcp.flags.ack == 0"),
+        &["ip.src", "tcp.srcport", "tcp.stream"],
+    )
+    .into_iter()
+    .map(|row| {
+        let stream = row[2].parse().expect("tcp.stream");
+        (format!("{}:{}", row[0], row[1]), stream)
+    })
+    .collect();
+    let flows_both = both["flows"].as_array().expect("flows");
+    assert_eq!(flows_both.len(), streams.len(), "one flow per TCP stream");
+    for flow in flows_both {
+        let client = flow["client"].as_str().expect("client");
+        assert_eq!(
+            flow["id"].as_u64(),
+            streams.get(client).copied(),
+            "flow {client} is tshark's tcp.stream of the same conversation"
+        );
+    }
 
     let demo = run_bounded(
         Command::new(FAULTLINE).arg("demo").current_dir(dir.path()),
