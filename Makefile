@@ -39,12 +39,13 @@ build:
 	cargo build --release
 
 # Fuzz the scenario loader, the HTTP framer, the capture reader, the engine through the HTTP/1
-# session, the HTTP/2 reader and the TLS ClientHello peek for FUZZ_SECONDS each
+# session, the HTTP/2 reader, the TLS ClientHello peek, the control API's bodies and the --expect
+# manifest parser for FUZZ_SECONDS each
 # (cargo-fuzz on the stable toolchain, without sanitizers).
 FUZZ_SECONDS ?= 20
 CARGO_FUZZ_VERSION = 0.13.2
 fuzz:
 	cargo fuzz --version 2>/dev/null | grep -qx 'cargo-fuzz $(CARGO_FUZZ_VERSION)' || cargo install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked
-	cd fuzz && for target in scenario http_framing capture_reader session h2_reader tls_client_hello; do \
+	cd fuzz && for target in scenario http_framing capture_reader session h2_reader tls_client_hello api_body manifest; do \
 		cargo fuzz run -s none $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
