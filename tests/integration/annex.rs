@@ -17,7 +17,6 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use faultline::inspect::schema;
@@ -27,6 +26,7 @@ use crate::support::process::Finished;
 use crate::support::random_bytes;
 use crate::support::temp_dir::TempDir;
 use crate::support::tshark;
+use crate::support::venv::Tool;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// Far above what one git-annex command takes here (under a second): reaching it means a hang.
@@ -38,29 +38,21 @@ const BIG: usize = 300_000;
 
 /// `<venv>/bin`, holding git-annex and wsgidav; installs them on first use, and fails the test
 /// (never skips it) when that is not possible.
-fn tools() -> &'static Path {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let installed = BIN.get_or_init(|| {
-        crate::support::venv::install(
-            "install-annex.sh",
-            "FAULTLINE_ANNEX_VENV",
-            "annex-venv",
-            INSTALL_LIMIT,
-        )
-        .map(|venv| venv.join("bin"))
-    });
-    match installed {
-        Ok(bin) => bin,
-        Err(why) => panic!(
-            "git-annex and wsgidav are required (make test installs them): tests/install-annex.sh failed:\n{why}"
-        ),
-    }
+fn tools() -> PathBuf {
+    static ANNEX: Tool = Tool::new(
+        "install-annex.sh",
+        "FAULTLINE_ANNEX_VENV",
+        "annex-venv",
+        "git-annex and wsgidav are",
+        INSTALL_LIMIT,
+    );
+    ANNEX.venv().join("bin")
 }
 
 /// One test's repositories, servers and commands.
 struct Lab {
     tmp: TempDir,
-    bin: &'static Path,
+    bin: PathBuf,
     n: std::cell::Cell<u32>,
     big: Vec<u8>,
 }

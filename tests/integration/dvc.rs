@@ -25,7 +25,6 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use md5::{Digest, Md5};
@@ -65,27 +64,19 @@ pub(crate) struct Venv {
 }
 
 /// Runs tests/install-dvc.sh once per test process; a failed install fails the test.
-pub(crate) fn venv() -> &'static Venv {
-    static VENV: OnceLock<Result<Venv, String>> = OnceLock::new();
-    match VENV.get_or_init(install) {
-        Ok(venv) => venv,
-        Err(why) => panic!(
-            "dvc is required and installing it failed: {why}\nfix it, then: bash tests/install-dvc.sh"
-        ),
-    }
-}
-
-fn install() -> Result<Venv, String> {
-    let dir = crate::support::venv::install(
+pub(crate) fn venv() -> Venv {
+    static DVC: crate::support::venv::Tool = crate::support::venv::Tool::new(
         "install-dvc.sh",
         "FAULTLINE_DVC_VENV",
         "dvc-venv",
+        "dvc is",
         INSTALL_LIMIT,
-    )?;
-    Ok(Venv {
+    );
+    let dir = DVC.venv();
+    Venv {
         python: dir.join("bin/python"),
         overlay: dir.join(format!("aiohttp-{BUGGY_AIOHTTP}")),
-    })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -274,7 +265,7 @@ struct Lab {
     // Dropped first (fields drop in order): a store never outlives its folder.
     store: Option<Daemon>,
     tmp: TempDir,
-    venv: &'static Venv,
+    venv: Venv,
     aiohttp: Aiohttp,
     store_addr: SocketAddr,
     payloads: Vec<Payload>,

@@ -17,7 +17,7 @@ pub(crate) mod helpers {
     use std::path::{Path, PathBuf};
     use std::process::Command;
     use std::sync::atomic::Ordering::Relaxed;
-    use std::sync::{Arc, OnceLock};
+    use std::sync::Arc;
     use std::time::Duration;
 
     use faultline::proxy::stats::RunSummary;
@@ -42,24 +42,15 @@ pub(crate) mod helpers {
 
     /// The venv's python, installing grpcio once per test process; a failed install fails the
     /// test that asked.
-    pub fn python() -> &'static Path {
-        static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-        match PYTHON.get_or_init(install) {
-            Ok(python) => python,
-            Err(why) => panic!(
-                "grpcio is required and installing it failed: {why}\nfix it, then: bash tests/install-grpc.sh"
-            ),
-        }
-    }
-
-    fn install() -> Result<PathBuf, String> {
-        crate::support::venv::install(
+    pub fn python() -> PathBuf {
+        static GRPC: crate::support::venv::Tool = crate::support::venv::Tool::new(
             "install-grpc.sh",
             "FAULTLINE_GRPC_VENV",
             "grpc-venv",
+            "grpcio is",
             INSTALL_LIMIT,
-        )
-        .map(|venv| venv.join("bin/python"))
+        );
+        GRPC.venv().join("bin/python")
     }
 
     fn program() -> PathBuf {

@@ -17,7 +17,6 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use faultline::inspect::schema;
@@ -29,6 +28,7 @@ use crate::support::process::Finished;
 use crate::support::random_bytes;
 use crate::support::temp_dir::TempDir;
 use crate::support::tshark;
+use crate::support::venv::Tool;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// Far above what one client command takes here (a few seconds): reaching it means a hang.
@@ -83,29 +83,21 @@ while args:
 
 /// `<venv>/bin`, holding moto_server, aws and the python that imports boto3; installs them on
 /// first use, and fails the test (never skips it) when that is not possible.
-fn tools() -> &'static Path {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let installed = BIN.get_or_init(|| {
-        crate::support::venv::install(
-            "install-s3.sh",
-            "FAULTLINE_S3_VENV",
-            "s3-venv",
-            INSTALL_LIMIT,
-        )
-        .map(|venv| venv.join("bin"))
-    });
-    match installed {
-        Ok(bin) => bin,
-        Err(why) => panic!(
-            "moto, boto3 and the AWS CLI are required (make test installs them): tests/install-s3.sh failed:\n{why}"
-        ),
-    }
+fn tools() -> PathBuf {
+    static S3: Tool = Tool::new(
+        "install-s3.sh",
+        "FAULTLINE_S3_VENV",
+        "s3-venv",
+        "moto, boto3 and the AWS CLI are",
+        INSTALL_LIMIT,
+    );
+    S3.venv().join("bin")
 }
 
 /// One test's files, servers and commands.
 struct Lab {
     tmp: TempDir,
-    bin: &'static Path,
+    bin: PathBuf,
     n: std::cell::Cell<u32>,
 }
 

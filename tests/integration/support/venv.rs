@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::daemon::run_bounded;
@@ -13,7 +14,7 @@ const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// Runs `tests/{script}` with the venv directory in `env_var` (its value if set, relative to the
 /// repository unless absolute, else `target/{default_dir}`), bounded by `limit`; returns the venv
 /// directory, or the script's output when it failed.
-pub fn install(
+fn install(
     script: &str,
     env_var: &str,
     default_dir: &str,
@@ -43,5 +44,51 @@ pub fn install(
             done.status,
             done.output()
         ))
+    }
+}
+
+/// A venv of real clients, installed once per test process by the first test that asks.
+pub struct Tool {
+    script: &'static str,
+    env_var: &'static str,
+    default_dir: &'static str,
+    /// What the tests need from it, for the failure message.
+    needs: &'static str,
+    limit: Duration,
+    installed: OnceLock<Result<PathBuf, String>>,
+}
+
+impl Tool {
+    /// The venv `tests/{script}` makes (see [`install`]); `needs` names what it holds.
+    pub const fn new(
+        script: &'static str,
+        env_var: &'static str,
+        default_dir: &'static str,
+        needs: &'static str,
+        limit: Duration,
+    ) -> Tool {
+        Tool {
+            script,
+            env_var,
+            default_dir,
+            needs,
+            limit,
+            installed: OnceLock::new(),
+        }
+    }
+
+    /// The venv's directory, installing it on first use; a failed install fails the test that
+    /// asked (never a skip).
+    pub fn venv(&'static self) -> &'static Path {
+        let installed = self
+            .installed
+            .get_or_init(|| install(self.script, self.env_var, self.default_dir, self.limit));
+        match installed {
+            Ok(venv) => venv,
+            Err(why) => panic!(
+                "{} required (make test installs them), and installing failed: {why}\nfix it, then: bash tests/{}",
+                self.needs, self.script
+            ),
+        }
     }
 }
