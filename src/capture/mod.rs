@@ -10,6 +10,7 @@
 //! - `secrets`: TLS key log lines as pcapng Decryption Secrets Blocks (`capture_tls = "raw"`).
 
 mod batch;
+mod budget;
 mod error;
 pub mod event;
 mod flow;

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use super::budget::Budget;
 use super::error::CaptureError;
 use super::event::CaptureEvent;
 use super::writer::{Output, Writer, WriterStats};
@@ -106,10 +107,8 @@ pub struct CaptureSummary {
 #[derive(Debug)]
 struct Shared {
     path: PathBuf,
-    /// Permits are bytes of [`QUEUE_BUDGET`]; `record` takes, the writer gives back.
-    budget: Arc<Semaphore>,
-    /// The budget's size: an event larger than it takes all of it rather than waiting forever.
-    budget_size: usize,
+    /// Bytes of [`QUEUE_BUDGET`]: `record` takes, the writer gives back.
+    budget: Arc<Budget>,
     backpressure_waits: AtomicU64,
     warned_backpressure: AtomicBool,
     warned_gone: AtomicBool,
@@ -208,15 +207,13 @@ impl CaptureSink {
                 source,
             })?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let budget_size = budget.clamp(1, u32::MAX as usize);
-        let semaphore = Arc::new(Semaphore::new(budget_size));
+        let budget = Arc::new(Budget::new(budget));
         let mut writer = Writer::new(
             path.to_path_buf(),
             format,
             output,
             header.len() as u64,
-            semaphore.clone(),
-            budget_size,
+            budget.clone(),
         );
         if format == CaptureFormat::Pcapng {
             writer.embed_secrets(secrets);
@@ -224,8 +221,7 @@ impl CaptureSink {
         let task = runtime.spawn(writer.run(rx));
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
-            budget: semaphore,
-            budget_size,
+            budget,
             backpressure_waits: AtomicU64::new(0),
             warned_backpressure: AtomicBool::new(false),
             warned_gone: AtomicBool::new(false),
@@ -252,20 +248,40 @@ impl CaptureSink {
     /// room. We block rather than drop because a capture with holes is worthless evidence; the cost
     /// is that a slow disk slows the proxy, while memory stays bounded. The only case an event is
     /// lost is a writer task that no longer exists (it panicked), logged once.
+    ///
+    /// The event is queued before the wait, so dropping this future (a connection ending drops
+    /// its pumps wherever they wait) loses nothing; see [`Budget`].
     pub async fn record(&self, event: CaptureEvent) {
-        let cost = event_cost(&event, self.shared.budget_size) as u32;
-        match self.shared.budget.try_acquire_many(cost) {
-            Ok(permit) => permit.forget(),
-            Err(_) => {
-                self.waited();
-                // The semaphore is never closed; an error would only mean no budget to return.
-                if let Ok(permit) = self.shared.budget.acquire_many(cost).await {
-                    permit.forget();
-                }
-            }
-        }
+        let owed = self.enqueue(event);
+        self.pay(owed).await;
+    }
+
+    /// Queues `events` for the writer now, in order; returns what they still owe the budget, to
+    /// [`pay`](Self::pay) next. Callers that must keep events in order across tasks queue under
+    /// their own lock and pay after releasing it.
+    pub fn enqueue_all(&self, events: impl IntoIterator<Item = CaptureEvent>) -> usize {
+        events.into_iter().map(|event| self.enqueue(event)).sum()
+    }
+
+    /// Queues `event` for the writer now; returns what it still owes the budget.
+    fn enqueue(&self, event: CaptureEvent) -> usize {
+        let cost = event_cost(&event, self.shared.budget.size());
+        let owed = if self.shared.budget.try_take(cost) {
+            0
+        } else {
+            cost
+        };
         if self.tx.send(event).is_err() {
             self.writer_gone();
+        }
+        owed
+    }
+
+    /// Waits until the writer has room for what queued events still owe (backpressure).
+    pub async fn pay(&self, owed: usize) {
+        if owed > 0 {
+            self.waited();
+            self.shared.budget.take(owed).await;
         }
     }
 
@@ -333,6 +349,7 @@ impl CaptureWriterHandle {
 mod tests {
     use super::*;
     use crate::capture::event::{Leg, LegKey, Side};
+    use std::future::Future;
     use std::io;
     use std::sync::Mutex;
     use std::time::SystemTime;
@@ -411,6 +428,42 @@ mod tests {
         );
         assert_eq!(summary.payload_bytes, 500 * 4);
         assert_eq!(summary.write_error, None);
+    }
+
+    #[tokio::test]
+    async fn an_event_whose_recorder_is_dropped_while_waiting_is_still_written() {
+        let disk = Disk {
+            bytes: Arc::default(),
+            limit: usize::MAX,
+        };
+        let runtime = tokio::runtime::Handle::current();
+        let (sink, handle) = CaptureSink::start_with(
+            &runtime,
+            Path::new("mem.pcapng"),
+            CaptureMeta::default(),
+            Box::new(disk),
+            1,
+        )
+        .expect("start");
+        let mut cancelled = 0;
+        for event in events(300) {
+            // Every recorder gives up at its first wait, as a pump does when its connection
+            // ends: the event must be written all the same.
+            let mut record = std::pin::pin!(sink.record(event));
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if record.as_mut().poll(&mut cx).is_pending() {
+                cancelled += 1;
+            }
+        }
+        assert!(cancelled > 0, "a budget of 1 byte makes recorders wait");
+        drop(sink);
+        let summary = handle.finish().await;
+        assert_eq!(
+            summary.packets_written,
+            3 + 300 * 2,
+            "handshake + data and its ACK, none lost"
+        );
+        assert_eq!(summary.payload_bytes, 300 * 4);
     }
 
     #[tokio::test]

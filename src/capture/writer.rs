@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::batch::{self, Batch};
+use super::budget::Budget;
 use super::event::CaptureEvent;
 use super::flow::{FlowTable, Record};
 use super::packet::payload_sum;
@@ -61,8 +62,7 @@ pub(crate) struct Writer {
     sums: VecDeque<(Bytes, Vec<u64>)>,
     in_flight: Option<InFlight>,
     /// The sink's memory budget: permits go back once an event's bytes are on their way to disk.
-    budget: Arc<Semaphore>,
-    budget_size: usize,
+    budget: Arc<Budget>,
     /// Payload bytes since memory was last returned to the OS.
     since_trim: u64,
     stats: WriterStats,
@@ -85,8 +85,7 @@ impl Writer {
         format: CaptureFormat,
         output: Output,
         header_bytes: u64,
-        budget: Arc<Semaphore>,
-        budget_size: usize,
+        budget: Arc<Budget>,
     ) -> Writer {
         Writer {
             path,
@@ -101,7 +100,6 @@ impl Writer {
             sums: VecDeque::with_capacity(SUM_CACHE),
             in_flight: None,
             budget,
-            budget_size,
             since_trim: 0,
             stats: WriterStats {
                 file_bytes: header_bytes,
@@ -139,7 +137,7 @@ impl Writer {
                         // Half the budget in one batch means pumps are about to wait: write now.
                         if self.encode(event)
                             || self.pending.len() >= BATCH_BYTES
-                            || self.pending_cost * 2 >= self.budget_size
+                            || self.pending_cost * 2 >= self.budget.size()
                         {
                             self.flush().await;
                         }
@@ -175,7 +173,7 @@ impl Writer {
             }
         }
         self.records.clear();
-        self.pending_cost += event_cost(&event, self.budget_size);
+        self.pending_cost += event_cost(&event, self.budget.size());
         let data = match &event {
             CaptureEvent::Data { bytes, .. } if !bytes.is_empty() => Some(bytes.clone()),
             _ => None,
@@ -239,7 +237,7 @@ impl Writer {
         if self.pending.is_empty() {
             // Events that produced no bytes (ignored ones) still give their budget back.
             self.budget
-                .add_permits(std::mem::take(&mut self.pending_cost));
+                .give_back(std::mem::take(&mut self.pending_cost));
             return;
         }
         self.settle().await;
@@ -250,7 +248,7 @@ impl Writer {
         let pieces = self.pending.take();
         let Some(mut output) = self.output.take() else {
             self.stats.packets_lost += packets;
-            self.budget.add_permits(cost);
+            self.budget.give_back(cost);
             return;
         };
         let budget = self.budget.clone();
@@ -259,7 +257,7 @@ impl Writer {
             // The bytes are in the file (or lost to an error): their budget is free again, now
             // rather than when the writer next looks, so waiting pumps resume at once.
             drop(pieces);
-            budget.add_permits(cost);
+            budget.give_back(cost);
             (output, result)
         });
         self.in_flight = Some(InFlight {
@@ -287,7 +285,7 @@ impl Writer {
         let result = job.await;
         if result.is_err() {
             // The write thread died before giving the budget back.
-            self.budget.add_permits(cost);
+            self.budget.give_back(cost);
         }
         match result {
             Ok((output, Ok(written))) => {

@@ -121,15 +121,11 @@ where
                 Some(Queued::Send { bytes, mark, .. }) => {
                     queued_bytes -= bytes.len();
                     let comment = mark.map(|mark| conn.fault_fired(&mark));
-                    // Flushing is free on a socket and pushes a TLS leg's records out now.
-                    let written = match destination.write_all(&bytes).await {
-                        Ok(()) => destination.flush().await,
-                        Err(e) => Err(e),
-                    };
-                    if let Err(e) = written {
+                    if let Err(e) =
+                        write_recorded(destination, direction, bytes, comment, conn).await
+                    {
                         return PumpEnd::DestinationFailed(e);
                     }
-                    conn.relayed(direction, &bytes, comment).await;
                 }
                 Some(Queued::End { how, mark }) => {
                     let comment = conn.fault_fired(&mark);
@@ -140,15 +136,12 @@ where
                 }
                 Some(Queued::Answer { bytes, mark }) => {
                     let comment = conn.fault_fired(&mark);
-                    let written = match destination.write_all(&bytes).await {
-                        Ok(()) => destination.flush().await,
-                        Err(e) => Err(e),
-                    };
-                    if let Err(e) = written {
+                    let bytes = Bytes::from(bytes);
+                    if let Err(e) =
+                        write_recorded(destination, direction, bytes, Some(comment), conn).await
+                    {
                         return PumpEnd::DestinationFailed(e);
                     }
-                    conn.relayed(direction, &Bytes::from(bytes), Some(comment))
-                        .await;
                     return PumpEnd::Answered;
                 }
                 Some(Queued::Park) => {
@@ -302,6 +295,41 @@ where
         };
         closed_by_plan = enqueue(&mut queue, &mut queued_bytes, chunk, steps);
     }
+}
+
+/// Writes `bytes` to `destination` and records each piece the moment the destination took it,
+/// so the capture holds every byte that reached the peer even when this future is dropped
+/// between two partial writes (a connection ending drops its pumps wherever they wait).
+/// `comment` rides on the last piece: the one that completes the step a fault shaped. Flushing
+/// is free on a socket and pushes a TLS leg's records out now.
+async fn write_recorded<W>(
+    destination: &mut W,
+    direction: Direction,
+    mut rest: Bytes,
+    mut comment: Option<String>,
+    conn: &ConnectionShared,
+) -> std::io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    if rest.is_empty() {
+        conn.relayed(direction, &rest, comment).await;
+        return Ok(());
+    }
+    while !rest.is_empty() {
+        let n = destination.write(&rest).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let piece = rest.split_to(n);
+        let note = if rest.is_empty() {
+            comment.take()
+        } else {
+            None
+        };
+        conn.relayed(direction, &piece, note).await;
+    }
+    destination.flush().await
 }
 
 /// Queues the steps of a plan over `chunk`; returns whether a step ended relaying in this

@@ -31,7 +31,7 @@ pub struct RawEvents {
     /// Which legs are recorded raw (their plaintext is then not recorded).
     raw: [AtomicBool; 2],
     /// Held while releasing, so two pumps releasing at once keep each leg's bytes in order.
-    pub(super) releasing: tokio::sync::Mutex<()>,
+    pub(super) releasing: Mutex<()>,
 }
 
 /// Bytes that crossed a leg's socket.

@@ -5,7 +5,7 @@
 //! connection differ exactly where a fault held bytes back or cut the stream.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -40,38 +40,59 @@ impl Tap {
         self.raw.as_ref().map(|raw| raw.recorder(leg))
     }
 
-    /// Records every queued raw event, in order. `attach`: a note for the last queued bytes
-    /// faultline wrote on that leg (the ciphertext that carried the bytes a fault shaped);
-    /// returned when there were none.
-    async fn release_raw(&self, attach: Option<(Leg, String)>) -> Option<String> {
-        let Some(raw) = self.raw.as_ref().filter(|raw| raw.any_raw()) else {
-            return attach.map(|(_, note)| note);
+    /// Queues every raw event taken so far, in order (`attach`: a note for the last bytes
+    /// faultline wrote on that leg, the ciphertext that carried the bytes a fault shaped), then
+    /// the event `own` makes of a note that found no such bytes; then waits for the capture's
+    /// budget. Nothing is awaited before every event is queued, so a pump dropped while this
+    /// waits (a connection ending drops its pumps wherever they are) loses none of them.
+    async fn record_with(
+        &self,
+        attach: Option<(Leg, String)>,
+        own: impl FnOnce(Option<String>) -> Option<CaptureEvent>,
+    ) {
+        let Some(sink) = &self.sink else {
+            return;
         };
-        let _in_order = raw.releasing.lock().await;
-        let events = raw.take();
-        let mut note_at = attach.as_ref().and_then(|(leg, _)| {
-            events
-                .iter()
-                .rposition(|e| e.leg == *leg && e.from == proxy_side(*leg))
-        });
-        let mut note = attach.map(|(_, note)| note);
-        for (i, event) in events.into_iter().enumerate() {
-            let comment = if note_at == Some(i) {
-                note_at = None;
-                note.take()
-            } else {
-                None
-            };
-            self.record(CaptureEvent::Data {
-                key: self.key(event.leg),
-                from: event.from,
-                bytes: event.bytes,
-                at: event.at,
-                comment,
-            })
-            .await;
-        }
-        note
+        let Some(raw) = self.raw.as_ref().filter(|raw| raw.any_raw()) else {
+            let owed = sink.enqueue_all(own(attach.map(|(_, note)| note)));
+            sink.pay(owed).await;
+            return;
+        };
+        let owed = {
+            // Taking and queueing under one lock keeps each leg's bytes in order across pumps.
+            let _in_order = raw.releasing.lock().unwrap_or_else(PoisonError::into_inner);
+            let taken = raw.take();
+            let mut note_at = attach.as_ref().and_then(|(leg, _)| {
+                taken
+                    .iter()
+                    .rposition(|e| e.leg == *leg && e.from == proxy_side(*leg))
+            });
+            let mut note = attach.map(|(_, note)| note);
+            let mut events = Vec::with_capacity(taken.len() + 1);
+            for (i, event) in taken.into_iter().enumerate() {
+                let comment = if note_at == Some(i) {
+                    note_at = None;
+                    note.take()
+                } else {
+                    None
+                };
+                events.push(CaptureEvent::Data {
+                    key: self.key(event.leg),
+                    from: event.from,
+                    bytes: event.bytes,
+                    at: event.at,
+                    comment,
+                });
+            }
+            events.extend(own(note));
+            sink.enqueue_all(events)
+        };
+        sink.pay(owed).await;
+    }
+
+    /// Records `event` after the raw events queued before it.
+    async fn record(&self, event: CaptureEvent) {
+        self.record_with(None, |_| Some(event)).await;
     }
 
     /// Whether `leg` is recorded raw (its plaintext is not recorded).
@@ -91,18 +112,11 @@ impl Tap {
         }
     }
 
-    async fn record(&self, event: CaptureEvent) {
-        if let Some(sink) = &self.sink {
-            sink.record(event).await;
-        }
-    }
-
     /// A leg was established: `initiator` connected to `responder`.
     pub async fn opened(&self, leg: Leg, initiator: SocketAddr, responder: SocketAddr) {
         if self.sink.is_none() {
             return;
         }
-        self.release_raw(None).await;
         self.record(CaptureEvent::Opened {
             key: self.key(leg),
             initiator,
@@ -144,20 +158,19 @@ impl Tap {
             let attach = comment
                 .filter(|_| from == proxy_side(leg))
                 .map(|c| (leg, c));
-            let unattached = self.release_raw(attach).await;
-            if let Some(note) = unattached {
-                self.record(CaptureEvent::Data {
-                    key: self.key(leg),
+            let key = self.key(leg);
+            self.record_with(attach, |unattached| {
+                unattached.map(|note| CaptureEvent::Data {
+                    key,
                     from,
                     bytes: Bytes::new(),
                     at: SystemTime::now(),
                     comment: Some(note),
                 })
-                .await;
-            }
+            })
+            .await;
             return;
         }
-        self.release_raw(None).await;
         self.record(CaptureEvent::Data {
             key: self.key(leg),
             from,
@@ -194,7 +207,6 @@ impl Tap {
         if self.sink.is_none() {
             return;
         }
-        self.release_raw(None).await;
         self.record(CaptureEvent::Fin {
             key: self.key(leg),
             from,
@@ -218,7 +230,6 @@ impl Tap {
         if self.sink.is_none() {
             return;
         }
-        self.release_raw(None).await;
         self.record(CaptureEvent::Rst {
             key: self.key(leg),
             from,
@@ -233,7 +244,6 @@ impl Tap {
         if self.sink.is_none() {
             return;
         }
-        self.release_raw(None).await;
         self.record(CaptureEvent::Closed { key: self.key(leg) })
             .await;
     }

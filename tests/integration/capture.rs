@@ -1152,3 +1152,84 @@ async fn a_capture_survives_sigkill_up_to_the_last_flush() {
     );
     assert!(up.len() <= sent.len(), "{} > {}", up.len(), sent.len());
 }
+
+// ---------------------------------------------------------------------------------------------
+// A connection ended by a timer while a pump is in the middle of a write.
+
+const TERMINATE_MID_WRITE: &str = r#"
+[[rule]]
+name = "end mid-upload"
+fault.terminate = { after = "300ms", how = "fin" }
+"#;
+
+/// A timer ends the connection while the upload's pump is blocked in the middle of a write to an
+/// upstream that reads slowly. The bytes the upstream got before the FIN are exactly the bytes the
+/// capture's upstream leg holds: a write cut short by the end still records what it delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_ended_mid_write_records_every_byte_the_upstream_got() {
+    tshark::tshark();
+    let dir = TempDir::new("terminate-mid-write");
+    let path = dir.path().join("t.pcapng");
+    // A small receive buffer and a slow reader keep faultline's writes partial and waiting.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind the slow upstream");
+    let listener = socket.listen(8).expect("listen");
+    let upstream = listener.local_addr().expect("upstream address");
+    let slow_reader = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut got = Vec::new();
+        let mut buf = vec![0; 8 * 1024];
+        loop {
+            sleep(Duration::from_millis(2)).await;
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+    let running = proxy::start(plan(
+        TERMINATE_MID_WRITE,
+        "127.0.0.1:0",
+        upstream,
+        path.clone(),
+    ))
+    .await
+    .expect("start the proxy");
+    let upload = random_bytes(32 << 20, 31);
+    let client = timeout(STEP, client_exchange(running.local_addr, &upload))
+        .await
+        .expect("the client's exchange ends in time");
+    let got = timeout(STEP, slow_reader)
+        .await
+        .expect("the upstream reads to the end in time")
+        .expect("the upstream task");
+    wait_idle(&running).await;
+    running.shutdown();
+    timeout(STEP, running.wait())
+        .await
+        .expect("the run drains in time");
+    assert!(
+        !got.is_empty() && got.len() < client.sent,
+        "the upload was cut by the timer: upstream got {} of {} sent",
+        got.len(),
+        client.sent
+    );
+    same_bytes("upstream received", &got, &upload[..got.len()]);
+
+    let map = streams(&path);
+    let upstream_leg = map
+        .iter()
+        .find(|((_, responder), _)| *responder == upstream)
+        .map(|(_, stream)| *stream)
+        .expect("the upstream leg's SYN is in the capture");
+    let (captured, _) = tshark::follow_raw(&path, upstream_leg);
+    assert_eq!(
+        captured.len(),
+        got.len(),
+        "the capture's upstream leg holds every byte the upstream got, no more"
+    );
+    same_bytes("captured upstream leg", &captured, &got);
+}
