@@ -2,9 +2,9 @@
 # Installs what tests/integration/s3.rs drives through faultline: a real S3 API (moto 5.2.5's
 # server, `moto_server`), boto3 1.44.8 and the AWS CLI 1.46.3 (`aws`, which carries its own
 # botocore), every package pinned (the lock below), in one Python venv. Plus awscrt 0.38.0 (the pin
-# of botocore's `crt` extra): botocore computes CRC32C and CRC64NVME checksums only through it. The
-# tests set BOTO_DISABLE_CRT=true except where they ask for those checksums, so every other run is
-# the pure-Python botocore most users have.
+# of botocore's `crt` extra): botocore computes CRC32C, CRC64NVME and XXHASH checksums only through
+# it. The tests set BOTO_DISABLE_CRT=true except where they ask for those checksums, so every other
+# run is the pure-Python botocore most users have.
 #
 #   venv: $FAULTLINE_S3_VENV, default <repo>/target/s3-venv
 #         (moto_server, aws and the venv's python, which imports boto3, end up in <venv>/bin)

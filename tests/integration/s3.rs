@@ -7,7 +7,7 @@
 //! capture.
 //!
 //! moto 5.2.5 (`moto_server`), boto3 1.44.8, the AWS CLI 1.46.3 and awscrt 0.38.0 (botocore's
-//! CRC32C and CRC64NVME; off, by BOTO_DISABLE_CRT, unless a test asks for it) come from
+//! CRC32C, CRC64NVME and XXHASH*; off, by BOTO_DISABLE_CRT, unless a test asks for it) come from
 //! `tests/install-s3.sh`, which the first test here runs (idempotent, a second once installed);
 //! when it fails, every test here fails. Each test has its own temp dir (HOME, AWS config files
 //! that do not exist, the files uploaded, the capture and every command's output in `logs/`).
@@ -64,6 +64,13 @@ def checksum(algo, data):
         if algo == "CRC32C":
             return checksums.crc32c(data).to_bytes(4, "big")
         return checksums.crc64nvme(data).to_bytes(8, "big")
+    if algo.startswith("XXHASH"):
+        from awscrt.checksums import XXHash
+        new = {"XXHASH64": XXHash.new_xxhash64, "XXHASH3": XXHash.new_xxhash3_64,
+               "XXHASH128": XXHash.new_xxhash3_128}[algo]
+        h = new()
+        h.update(data)
+        return h.finalize()
     return hashlib.new(algo.lower(), data).digest()
 
 args = sys.argv[1:]
@@ -137,8 +144,8 @@ struct Lab {
     tmp: TempDir,
     bin: PathBuf,
     n: std::cell::Cell<u32>,
-    /// Whether botocore may use awscrt (BOTO_DISABLE_CRT unset): only for CRC32C and CRC64NVME,
-    /// which botocore computes only through it; every other run is pure-Python botocore.
+    /// Whether botocore may use awscrt (BOTO_DISABLE_CRT unset): only for CRC32C, CRC64NVME and
+    /// XXHASH*, which botocore computes only through it; every other run is pure-Python botocore.
     crt: bool,
 }
 
@@ -972,7 +979,7 @@ fn boto3_throttled_cut_and_uncommitted_runs_end_clean_and_say_what_happened() {
 }
 
 /// The flexible checksums boto3 offers (`ChecksumAlgorithm`), each on its own put_object through
-/// faultline, with awscrt (botocore computes CRC32C and CRC64NVME only through it). inspect
+/// faultline, with awscrt (botocore computes CRC32C, CRC64NVME and XXHASH* only through it). inspect
 /// checks every object on both legs with S3's own value for its algorithm, the value botocore
 /// sent and moto echoed. The same algorithms on uploads whose checksum was taken of other bytes
 /// (a file that changed under the client; real S3 would refuse them with BadDigest, moto stores
@@ -981,12 +988,15 @@ fn boto3_throttled_cut_and_uncommitted_runs_end_clean_and_say_what_happened() {
 /// audit says the object was never stored.
 #[test]
 fn boto3_flexible_checksums_are_checked_per_algorithm_and_a_cut_upload_is_caught() {
-    const ALGOS: [(&str, &str); 5] = [
+    // boto3's name, and inspect's name of the algorithm (x-amz-checksum-NAME says which).
+    const ALGOS: [(&str, &str); 7] = [
         ("CRC32", "crc32"),
         ("CRC32C", "crc32c"),
         ("CRC64NVME", "crc64nvme"),
         ("SHA1", "sha1"),
         ("SHA256", "sha256"),
+        ("SHA512", "sha512"),
+        ("XXHASH3", "xxh3"),
     ];
     let lab = Lab::with_crt("s3-checksums");
     let (moto, moto_addr) = lab.moto();
@@ -1018,6 +1028,14 @@ fn boto3_flexible_checksums_are_checked_per_algorithm_and_a_cut_upload_is_caught
         ]);
         files.push(bytes);
     }
+    // An algorithm inspect does not compute: said in a warning.
+    let (xx64, _) = lab.file("XXHASH64.bin", 1_000, 31);
+    ops.push([
+        "put-XXHASH64".into(),
+        "bkt".into(),
+        "XXHASH64.bin".into(),
+        xx64.to_str().expect("utf-8").into(),
+    ]);
     let (cut, _) = lab.file("cut.bin", 50_000, 30);
     ops.push([
         "tryput".into(),
@@ -1063,7 +1081,7 @@ fn boto3_flexible_checksums_are_checked_per_algorithm_and_a_cut_upload_is_caught
             base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sent)
                 .expect("base64"),
         );
-        let header = format!("x-amz-checksum-{name}");
+        let header = format!("x-amz-checksum-{}", algo.to_ascii_lowercase());
         for (key, result, digest) in [
             (format!("/bkt/{algo}.bin"), "matches", Some(sent)),
             (format!("/bkt/stale-{algo}.bin"), "digest_mismatch", None),
@@ -1115,6 +1133,18 @@ fn boto3_flexible_checksums_are_checked_per_algorithm_and_a_cut_upload_is_caught
             );
         }
     }
+    let unchecked: Vec<&serde_json::Value> = list(&json, "warnings")
+        .iter()
+        .filter(|w| {
+            w.as_str().is_some_and(|w| {
+                w.starts_with("s3 PutObject /bkt/XXHASH64.bin (")
+                    && w.ends_with(
+                        "x-amz-checksum-xxhash64 not checked: inspect does not compute it",
+                    )
+            })
+        })
+        .collect();
+    assert_eq!(unchecked.len(), 2, "one per leg: {:#}", json["warnings"]);
     // The cut upload: boto3 sent each attempt whole (its checks match on the client leg), moto got
     // 1,000 bytes of each (never checked) and refused them.
     let cut_puts: Vec<&serde_json::Value> = exchanges
