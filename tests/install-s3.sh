@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what tests/integration/s3.rs drives through faultline: a real S3 API (moto 5.2.5's
 # server, `moto_server`), boto3 1.44.8 and the AWS CLI 1.46.3 (`aws`, which carries its own
-# botocore), every package pinned (the lock below), in one Python venv.
+# botocore), every package pinned (the lock below), in one Python venv. Plus awscrt 0.38.0 (the pin
+# of botocore's `crt` extra): botocore computes CRC32C, CRC64NVME and XXHASH checksums only through
+# it. The tests set BOTO_DISABLE_CRT=true except where they ask for those checksums, so every other
+# run is the pure-Python botocore most users have.
 #
 #   venv: $FAULTLINE_S3_VENV, default <repo>/target/s3-venv
 #         (moto_server, aws and the venv's python, which imports boto3, end up in <venv>/bin)
@@ -16,13 +19,14 @@ venv="${FAULTLINE_S3_VENV:-$repo/target/s3-venv}"
 python="${FAULTLINE_PYTHON:-python3}"
 
 # Everything `pip install "moto[server]==5.2.5" boto3==1.44.8 awscli==1.46.3` resolved to when this
-# was written. Installed with --no-deps so no resolver runs and nothing floats.
+# was written, and awscrt. Installed with --no-deps so no resolver runs and nothing floats.
 lock="$(
     cat <<'LOCK'
 annotated-types==0.8.0
 antlr4-python3-runtime==4.13.2
 attrs==26.1.0
 aws-xray-sdk==2.15.0
+awscrt==0.38.0
 awscli==1.46.3
 blinker==1.9.0
 boto3==1.44.8
@@ -88,7 +92,7 @@ LOCK
 )"
 stamp_value="$(printf '%s\n' "$lock" | sha256sum | cut -d' ' -f1)"
 stamp="$venv/.faultline-s3-stamp"
-want="moto 5.2.5 boto3 1.44.8 aws-cli/1.46.3"
+want="moto 5.2.5 boto3 1.44.8 aws-cli/1.46.3 awscrt 0.38.0"
 
 command -v "$python" >/dev/null 2>&1 || {
     echo "install-s3: $python not found (set FAULTLINE_PYTHON)" >&2
@@ -99,13 +103,15 @@ mkdir -p "$(dirname "$venv")"
 exec 9>"$venv.lock"
 flock 9
 
-# What the venv holds: "moto VERSION boto3 VERSION aws-cli/VERSION", from the programs themselves.
+# What the venv holds: "moto VERSION boto3 VERSION aws-cli/VERSION awscrt VERSION", from the programs
+# themselves.
 versions() {
-    local py aws
+    local py aws crt
     py="$("$venv/bin/python" -c 'import moto.server, boto3; print("moto", moto.__version__, "boto3", boto3.__version__)' 2>/dev/null)" || return 0
     "$venv/bin/moto_server" --help >/dev/null 2>&1 || return 0
     aws="$("$venv/bin/aws" --version 2>&1)" || return 0
-    echo "$py ${aws%% *}"
+    crt="$("$venv/bin/python" -c 'import awscrt; print("awscrt", awscrt.__version__)' 2>/dev/null)" || return 0
+    echo "$py ${aws%% *} $crt"
 }
 
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$stamp_value" && "$(versions)" == "$want" ]]; then

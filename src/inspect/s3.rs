@@ -634,4 +634,89 @@ pub(crate) mod tests {
         assert_eq!(dst.content.map(|c| c.length), Some(700));
         assert!(of("/bkt/src x").deleted);
     }
+
+    /// A GET of `/bkt/k` answered 206 with `bytes` from `at` of a `total`-byte object whose ETag
+    /// is `etag`; `complete = false`: the connection was cut after them.
+    fn ranged_get(
+        id: usize,
+        at: u64,
+        total: u64,
+        bytes: &[u8],
+        etag: &str,
+        complete: bool,
+    ) -> Exchange {
+        let mut ex = s3_exchange(id, "GET", "/bkt/k", b"", &[], Some(206), Some(etag));
+        let end = at + bytes.len() as u64 - 1;
+        ex.response_headers
+            .push(("content-range".into(), format!("bytes {at}-{end}/{total}")));
+        ex.response.body_length = bytes.len() as u64;
+        ex.response.complete = complete;
+        let mut body = RetainedBody::new(MemoryUse::default());
+        body.append(bytes);
+        ex.response_body = Some(body);
+        ex
+    }
+
+    #[test]
+    fn a_download_stitched_across_attempts_is_one_finding_per_leg() {
+        // Uploaded A; the server now serves B (one byte other at 2,000) with B's ETag. The
+        // client fetched it in two ranges, the first cut at 5,000 bytes and fetched again.
+        let a: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut b = a.clone();
+        b[2_000] ^= 0xff;
+        let etag = md5_hex(&b);
+        // The upload of `put` and the reads, on `leg`.
+        let run = |put: &[u8], leg: Leg| {
+            let mut run = vec![
+                s3_exchange(0, "PUT", "/bkt/k", put, &[], Some(200), Some(&md5_hex(put))),
+                ranged_get(0, 0, 20_000, &b[..5_000], &etag, false),
+                ranged_get(0, 0, 20_000, &b[..10_000], &etag, true),
+                ranged_get(0, 10_000, 20_000, &b[10_000..], &etag, true),
+            ];
+            for ex in &mut run {
+                ex.leg = Some(leg);
+            }
+            run
+        };
+        let numbered = |mut exchanges: Vec<Exchange>| {
+            for (i, ex) in exchanges.iter_mut().enumerate() {
+                ex.id = i;
+            }
+            exchanges
+        };
+        let mut exchanges = numbered(
+            run(&a, Leg::Upstream)
+                .into_iter()
+                .chain(run(&a, Leg::Client))
+                .collect(),
+        );
+        let mut findings = Vec::new();
+        analyse(&mut exchanges, &mut findings);
+        assert_eq!(findings.len(), 2, "{findings:#?}");
+        let reads = [
+            "GET exchanges 1, 2, 3, upstream leg; PutObject exchange 0)",
+            "GET exchanges 5, 6, 7, client leg; PutObject exchange 4)",
+        ];
+        for (finding, reads) in findings.iter().zip(reads) {
+            assert!(
+                finding.starts_with("CORRUPT: s3 returned other bytes for /bkt/k than were uploaded: they differ at offset 2000 (ETag ")
+                    && finding.ends_with(reads),
+                "{findings:#?}"
+            );
+        }
+        // B uploaded on the client leg: its reads agree.
+        let mut exchanges = numbered(
+            run(&a, Leg::Upstream)
+                .into_iter()
+                .chain(run(&b, Leg::Client))
+                .collect(),
+        );
+        let mut findings = Vec::new();
+        analyse(&mut exchanges, &mut findings);
+        assert_eq!(
+            findings.len(),
+            1,
+            "the upstream leg's reads only: {findings:#?}"
+        );
+    }
 }

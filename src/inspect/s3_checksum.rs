@@ -37,9 +37,15 @@ pub fn checksum_algo(header: &str) -> Option<HashAlgo> {
         "crc64nvme" => Some(HashAlgo::Crc64nvme),
         "sha1" => Some(HashAlgo::Sha1),
         "sha256" => Some(HashAlgo::Sha256),
+        "sha512" => Some(HashAlgo::Sha512),
+        "md5" => Some(HashAlgo::Md5),
+        "xxhash3" => Some(HashAlgo::Xxh3),
         _ => None, // x-amz-checksum-algorithm, -type, -mode name things, they carry no digest
     }
 }
+
+/// S3 checksums whose algorithm inspect does not compute: said, never silently left unchecked.
+const NOT_COMPUTED: [&str; 2] = ["x-amz-checksum-xxhash64", "x-amz-checksum-xxhash128"];
 
 /// Base64 of `algo`'s digest bytes → lowercase hex; `None` when it is not exactly that.
 pub fn base64_digest(value: &str, algo: HashAlgo) -> Option<String> {
@@ -80,11 +86,17 @@ pub fn request_claims(
             }
         } else if let Some(algo) = checksum_algo(name) {
             push_checksum(name, value, algo, "", &mut claims, &mut problems);
+        } else if NOT_COMPUTED.contains(&name.to_ascii_lowercase().as_str()) {
+            problems.push(format!("{name} not checked: inspect does not compute it"));
         }
     }
     for (name, value) in trailers {
         if let Some(algo) = checksum_algo(name) {
             push_checksum(name, value, algo, " trailer", &mut claims, &mut problems);
+        } else if NOT_COMPUTED.contains(&name.to_ascii_lowercase().as_str()) {
+            problems.push(format!(
+                "{name} trailer not checked: inspect does not compute it"
+            ));
         }
     }
     (claims, problems)
@@ -160,6 +172,7 @@ mod tests {
                 ("x-amz-checksum-crc32", "r58+jQ=="),
                 ("x-amz-checksum-algorithm", "CRC32"),
                 ("x-amz-checksum-crc64nvme", "not base64!"),
+                ("x-amz-checksum-xxhash64", "AAAAAAAAAAA="),
             ]),
             &h(&[(
                 "x-amz-checksum-sha256",
@@ -186,8 +199,21 @@ mod tests {
                 ),
             ]
         );
-        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("x-amz-checksum-crc64nvme"));
+        assert_eq!(
+            problems[1],
+            "x-amz-checksum-xxhash64 not checked: inspect does not compute it"
+        );
+        assert_eq!(
+            checksum_algo("x-amz-checksum-SHA512"),
+            Some(HashAlgo::Sha512)
+        );
+        assert_eq!(checksum_algo("x-amz-checksum-md5"), Some(HashAlgo::Md5));
+        assert_eq!(
+            checksum_algo("x-amz-checksum-xxhash3"),
+            Some(HashAlgo::Xxh3)
+        );
     }
 
     #[test]

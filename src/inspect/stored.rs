@@ -5,7 +5,8 @@
 //! but whose answer never came (a reset, a dropped response: "did it commit?") is *unconfirmed*:
 //! the server may hold it or what was there before. A later HEAD or GET that reports one of the
 //! candidates settles it; one that reports none of them is a finding:
-//! "s3 returned size X for KEY, uploaded Y".
+//! "s3 returned size X for KEY, uploaded Y". The reads of one download (ranges, a cut range
+//! fetched again) are one finding naming them all.
 //!
 //! Paths: S3 objects are `/BUCKET/KEY` whatever the addressing style (see `s3_request`); any other
 //! HTTP upload (DVC, faultline's built-in store) is named by its request path, query dropped,
@@ -67,6 +68,7 @@ pub fn follow(
     findings: &mut Vec<String>,
 ) -> Vec<PathState> {
     let mut states: BTreeMap<(Option<Leg>, String), PathState> = BTreeMap::new();
+    let mut wrong_reads: Vec<WrongRead> = Vec::new();
     for id in 0..exchanges.len() {
         let leg_of = exchanges[id].leg;
         let (path, write) = match &requests[id] {
@@ -75,7 +77,9 @@ pub fn follow(
                 None => {
                     if matches!(r.operation, Operation::HeadObject | Operation::GetObject) {
                         if let Some(state) = states.get_mut(&(leg_of, r.path.clone())) {
-                            check_read(exchanges, r, state, findings);
+                            if let Some(wrong) = check_read(exchanges, r, state) {
+                                merge(&mut wrong_reads, wrong);
+                            }
                         }
                     }
                     continue;
@@ -108,7 +112,90 @@ pub fn follow(
             Outcome::Failed => {}
         }
     }
+    findings.extend(wrong_reads.iter().map(WrongRead::finding));
     states.into_values().collect()
+}
+
+/// A HEAD or GET that showed something other than the write the path should hold.
+///
+/// The reads of one download (s3transfer's ranges, a cut range fetched again, a resume) all show
+/// the same wrong object: they are one finding naming every read and the first offset where any
+/// of them differs, not one finding per range.
+#[derive(Debug)]
+struct WrongRead {
+    /// Reads that agree on this are one finding: leg, path, HEAD/GET, the write they contradict,
+    /// and what the server reported (size, ETag).
+    key: (
+        Option<Leg>,
+        String,
+        &'static str,
+        usize,
+        Option<u64>,
+        Option<String>,
+    ),
+    /// The reads (exchange ids).
+    reads: Vec<usize>,
+    /// The first object offset where a read's bytes differ from the write's.
+    offset: Option<u64>,
+    /// What was reported against what was uploaded, without the offset and the exchanges.
+    what: Wrong,
+    /// The leg's name.
+    leg_name: &'static str,
+    /// `PutObject exchange N[, and M unanswered later writes]`.
+    write: String,
+}
+
+/// How a read contradicted the write.
+#[derive(Debug)]
+enum Wrong {
+    /// Another size: (reported, uploaded).
+    Size(u64, u64),
+    /// Another ETag than the uploaded bytes make (`ETag X, the uploaded bytes make Y`).
+    Etag(String),
+    /// The ETag agrees, the bytes do not.
+    Bytes,
+}
+
+impl WrongRead {
+    fn finding(&self) -> String {
+        let path = &self.key.1;
+        let detail = match (&self.what, self.offset) {
+            (Wrong::Size(reported, uploaded), _) => {
+                format!("s3 returned size {reported} for {path}, uploaded {uploaded}")
+            }
+            (Wrong::Etag(etags), Some(offset)) => format!(
+                "s3 returned other bytes for {path} than were uploaded: they differ at offset {offset} ({etags})"
+            ),
+            (Wrong::Etag(etags), None) => format!("s3 returned {etags} for {path}"),
+            (Wrong::Bytes, offset) => format!(
+                "s3 returned other bytes for {path} than were uploaded: they differ at offset {}",
+                offset.map_or("?".into(), |o| o.to_string())
+            ),
+        };
+        let reads: Vec<String> = self.reads.iter().map(|r| r.to_string()).collect();
+        format!(
+            "CORRUPT: {detail} ({} exchange{} {}, {} leg; {})",
+            self.key.2,
+            if reads.len() > 1 { "s" } else { "" },
+            reads.join(", "),
+            self.leg_name,
+            self.write
+        )
+    }
+}
+
+/// Adds `wrong` to the finding of earlier reads of the same wrong object, or as a new one.
+fn merge(all: &mut Vec<WrongRead>, wrong: WrongRead) {
+    match all.iter_mut().find(|w| w.key == wrong.key) {
+        Some(w) => {
+            w.reads.extend(wrong.reads);
+            w.offset = match (w.offset, wrong.offset) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        None => all.push(wrong),
+    }
 }
 
 /// How a write ended.
@@ -235,18 +322,17 @@ fn plain_write(ex: &Exchange) -> Option<(Holding, Outcome)> {
 }
 
 /// A HEAD or GET of an object whose writes the capture shows: its size, ETag and (for a GET) its
-/// bytes must be one of the candidates'.
+/// bytes must be one of the candidates'. Returns how it did not.
 fn check_read(
     exchanges: &mut [Exchange],
     r: &S3Request,
     state: &mut PathState,
-    findings: &mut Vec<String>,
-) {
+) -> Option<WrongRead> {
     if !matches!(r.status, Some(200 | 206)) || r.part_number.is_some() {
-        return; // a part's size, or no object
+        return None; // a part's size, or no object
     }
     if target::origin_form(&exchanges[r.exchange].target).contains("versionId=") {
-        return; // another version than the last write
+        return None; // another version than the last write
     }
     let candidates: Vec<Holding> = state
         .confirmed
@@ -256,7 +342,7 @@ fn check_read(
         .cloned()
         .collect();
     if candidates.is_empty() {
-        return;
+        return None;
     }
     let ex = &exchanges[r.exchange];
     let etag_meaningful = !s3_checksum::etag_is_not_md5(&ex.request_headers, &ex.response_headers);
@@ -277,46 +363,46 @@ fn check_read(
         "GET"
     };
     let leg_name = leg::name(ex.leg);
+    let wrong =
+        |holding: &Holding, what_wrong: Wrong, offset: Option<u64>, later: usize| WrongRead {
+            key: (
+                state.leg,
+                r.path.clone(),
+                what,
+                holding.exchange,
+                r.reported_size,
+                r.etag.clone(),
+            ),
+            reads: vec![r.exchange],
+            offset,
+            what: what_wrong,
+            leg_name,
+            write: format!(
+                "{} exchange {}{}",
+                holding.how,
+                holding.exchange,
+                if later > 0 {
+                    format!(", and {later} unanswered later writes")
+                } else {
+                    String::new()
+                }
+            ),
+        };
     let Some(agreeing) = candidates.iter().position(agrees) else {
         let last = &candidates[0];
         // Only a candidate with known bytes can disagree.
-        let Some(c) = last.content.clone() else {
-            return;
-        };
-        let size_differs = r.reported_size.is_some_and(|s| s != c.length);
+        let c = last.content.clone()?;
+        let later = candidates.len() - 1;
+        if let Some(reported) = r.reported_size.filter(|&s| s != c.length) {
+            return Some(wrong(last, Wrong::Size(reported, c.length), None, later));
+        }
         let etags = format!(
             "ETag {}, the uploaded bytes make {}",
             r.etag.as_deref().unwrap_or("?"),
             c.etag.as_deref().unwrap_or("?")
         );
-        let detail = if size_differs {
-            format!(
-                "s3 returned size {} for {}, uploaded {}",
-                r.reported_size.unwrap_or_default(),
-                r.path,
-                c.length
-            )
-        } else {
-            match differing_offset(exchanges, r, &c) {
-                Some(offset) => format!(
-                    "s3 returned other bytes for {} than were uploaded: they differ at offset {offset} ({etags})",
-                    r.path
-                ),
-                None => format!("s3 returned {etags} for {}", r.path),
-            }
-        };
-        findings.push(format!(
-            "CORRUPT: {detail} ({what} exchange {}, {leg_name} leg; {} exchange {}{})",
-            r.exchange,
-            last.how,
-            last.exchange,
-            if candidates.len() > 1 {
-                format!(", and {} unanswered later writes", candidates.len() - 1)
-            } else {
-                String::new()
-            }
-        ));
-        return;
+        let offset = differing_offset(exchanges, r, &c);
+        return Some(wrong(last, Wrong::Etag(etags), offset, later));
     };
     let holding = candidates[agreeing].clone();
     if state.confirmed.as_ref().map(|h| h.exchange) != Some(holding.exchange) {
@@ -325,20 +411,11 @@ fn check_read(
         state.unconfirmed.clear();
     }
     if r.operation != Operation::GetObject {
-        return;
+        return None;
     }
-    let Some(content) = holding.content.as_ref().filter(|c| c.readable) else {
-        return;
-    };
-    if let Some(offset) = differing_offset(exchanges, r, content) {
-        findings.push(format!(
-            "CORRUPT: s3 returned other bytes for {} than were uploaded: they differ at offset {offset} (GET exchange {}, {leg_name} leg; {} exchange {})",
-            r.path,
-            r.exchange,
-            holding.how,
-            holding.exchange
-        ));
-    }
+    let content = holding.content.as_ref().filter(|c| c.readable)?;
+    let offset = differing_offset(exchanges, r, content)?;
+    Some(wrong(&holding, Wrong::Bytes, Some(offset), 0))
 }
 
 /// The first object offset where a GET's body differs from `content` (both readable, the body

@@ -1,11 +1,13 @@
 //! boto3 and the AWS CLI through `faultline run` against a real S3 API (moto's server): uploads
 //! reset on attempt 1 and rewound by botocore, multipart objects assembled from their acknowledged
-//! parts, throttling, cut downloads, a Complete whose answer is lost, forward mode (HTTP_PROXY);
+//! parts, throttling, cut downloads, a Complete whose answer is lost, forward mode (HTTP_PROXY),
+//! each flexible checksum algorithm;
 //! each verified by reading the objects back from moto directly (ground truth) and by `faultline
 //! inspect --json` (S3 checks, objects, attempts) and `--expect MANIFEST` (the audit) on the run's
 //! capture.
 //!
-//! moto 5.2.5 (`moto_server`), boto3 1.44.8 and the AWS CLI 1.46.3 come from
+//! moto 5.2.5 (`moto_server`), boto3 1.44.8, the AWS CLI 1.46.3 and awscrt 0.38.0 (botocore's
+//! CRC32C, CRC64NVME and XXHASH*; off, by BOTO_DISABLE_CRT, unless a test asks for it) come from
 //! `tests/install-s3.sh`, which the first test here runs (idempotent, a second once installed);
 //! when it fails, every test here fails. Each test has its own temp dir (HOME, AWS config files
 //! that do not exist, the files uploaded, the capture and every command's output in `logs/`).
@@ -40,25 +42,66 @@ const MULTIPART: usize = 11_000_000;
 const MIB: usize = 1024 * 1024;
 
 /// faultline's S3 test client: boto3 against `S3_ENDPOINT`, operations given as
-/// `OP BUCKET KEY PATH` groups, one JSON line printed per operation.
+/// `OP BUCKET KEY PATH` groups, one JSON line printed per operation. `put-ALGO`: put_object with
+/// `ChecksumAlgorithm=ALGO`; `stale-ALGO`: put_object with the ALGO checksum of other bytes (the
+/// file's last byte flipped: a file that changed after its checksum was taken); `tryput`: a
+/// put_object with 2 attempts at most whose failure is printed, not raised.
 const CLIENT: &str = r#"
-import json, os, sys
+import base64, hashlib, json, os, sys, zlib
 import boto3
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
 
 MIB = 1024 * 1024
 s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"])
 parts = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_concurrency=1)
+
+def checksum(algo, data):
+    if algo == "CRC32":
+        return zlib.crc32(data).to_bytes(4, "big")
+    if algo in ("CRC32C", "CRC64NVME"):
+        from awscrt import checksums
+        if algo == "CRC32C":
+            return checksums.crc32c(data).to_bytes(4, "big")
+        return checksums.crc64nvme(data).to_bytes(8, "big")
+    if algo.startswith("XXHASH"):
+        from awscrt.checksums import XXHash
+        new = {"XXHASH64": XXHash.new_xxhash64, "XXHASH3": XXHash.new_xxhash3_64,
+               "XXHASH128": XXHash.new_xxhash3_128}[algo]
+        h = new()
+        h.update(data)
+        return h.finalize()
+    return hashlib.new(algo.lower(), data).digest()
+
 args = sys.argv[1:]
 while args:
     op, bucket, key, path = args[:4]
     args = args[4:]
     meta = {}
+    error = None
     if op == "mb":
         meta = s3.create_bucket(Bucket=bucket)
     elif op == "put":
         with open(path, "rb") as f:
             meta = s3.put_object(Bucket=bucket, Key=key, Body=f.read())
+    elif op.startswith("put-"):
+        with open(path, "rb") as f:
+            meta = s3.put_object(Bucket=bucket, Key=key, Body=f.read(), ChecksumAlgorithm=op[4:])
+    elif op.startswith("stale-"):
+        algo = op[6:]
+        with open(path, "rb") as f:
+            data = f.read()
+        other = data[:-1] + bytes([data[-1] ^ 0xFF])
+        claimed = base64.b64encode(checksum(algo, other)).decode()
+        meta = s3.put_object(Bucket=bucket, Key=key, Body=data, **{"Checksum" + algo: claimed})
+    elif op == "tryput":
+        once = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"],
+                            config=Config(retries={"total_max_attempts": 2}))
+        with open(path, "rb") as f:
+            try:
+                meta = once.put_object(Bucket=bucket, Key=key, Body=f.read())
+            except Exception as e:
+                error = f"{type(e).__name__}: {e}"
     elif op == "upload":
         s3.upload_file(path, bucket, key, Config=parts)
     elif op == "get":
@@ -78,6 +121,8 @@ while args:
         "retries": meta.get("ResponseMetadata", {}).get("RetryAttempts"),
         "etag": meta.get("ETag"),
         "length": meta.get("ContentLength"),
+        "checksums": {k[8:]: v for k, v in meta.items() if k.startswith("Checksum") and k != "ChecksumType"},
+        "error": error,
     }), flush=True)
 "#;
 
@@ -99,6 +144,9 @@ struct Lab {
     tmp: TempDir,
     bin: PathBuf,
     n: std::cell::Cell<u32>,
+    /// Whether botocore may use awscrt (BOTO_DISABLE_CRT unset): only for CRC32C, CRC64NVME and
+    /// XXHASH*, which botocore computes only through it; every other run is pure-Python botocore.
+    crt: bool,
 }
 
 /// A running `faultline run` and where its capture goes.
@@ -120,6 +168,15 @@ impl Lab {
             tmp,
             bin,
             n: std::cell::Cell::new(0),
+            crt: false,
+        }
+    }
+
+    /// A lab whose boto3 and moto use awscrt.
+    fn with_crt(label: &str) -> Lab {
+        Lab {
+            crt: true,
+            ..Lab::new(label)
         }
     }
 
@@ -150,7 +207,8 @@ impl Lab {
     }
 
     /// `program ARGS` with the venv first on PATH, HOME in the lab, test credentials, no AWS
-    /// configuration and no proxy unless `proxy` is given (then HTTP_PROXY/http_proxy).
+    /// configuration, botocore without awscrt unless the lab is [`Lab::with_crt`], and no proxy
+    /// unless `proxy` is given (then HTTP_PROXY/http_proxy).
     fn command(&self, program: &str, args: &[&str], proxy: Option<SocketAddr>) -> Command {
         let path = format!(
             "{}:{}",
@@ -171,8 +229,12 @@ impl Lab {
             "AWS_PROFILE",
             "AWS_ENDPOINT_URL",
             "AWS_SESSION_TOKEN",
+            "BOTO_DISABLE_CRT",
         ] {
             command.env_remove(var);
+        }
+        if !self.crt {
+            command.env("BOTO_DISABLE_CRT", "true");
         }
         command
             .env("PATH", path)
@@ -446,22 +508,26 @@ fn ground_truth(lab: &Lab, moto: SocketAddr, key: &str, want: &[u8]) {
 /// tshark decodes the same whole HTTP requests inspect found, on both ports, and sees no
 /// problem in the capture but the injected resets.
 fn tshark_agrees(capture: &Path, ports: &[u16], json: &serde_json::Value) {
-    let mut args: Vec<String> = Vec::new();
+    // The server ports decoded as HTTP, for the expert check too: tshark tries the server port
+    // first, then the lower and the higher port, so without this an ephemeral client port that
+    // Wireshark registers for another protocol (57000 is IRC, 34980 EtherCAT) decodes that
+    // connection's HTTP as that protocol, with "Malformed" warnings that say nothing about the
+    // capture (a flake; reproduced by giving boto3 port 57000).
+    let mut decode: Vec<String> = Vec::new();
     for p in ports {
-        args.push("-d".into());
-        args.push(format!("tcp.port=={p},http"));
+        decode.push("-d".into());
+        decode.push(format!("tcp.port=={p},http"));
     }
-    for a in [
+    let decode: Vec<&str> = decode.iter().map(String::as_str).collect();
+    let mut args: Vec<&str> = decode.clone();
+    args.extend([
         "-Y",
         "http.request",
         "-T",
         "fields",
         "-e",
         "http.request.method",
-    ] {
-        args.push(a.into());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ]);
     let seen = tshark::run(capture, &args).stdout;
     // tshark shows a request once its body is whole: the reset attempts are not among them.
     let whole = list(json, "exchanges")
@@ -473,7 +539,7 @@ fn tshark_agrees(capture: &Path, ports: &[u16], json: &serde_json::Value) {
         whole,
         "tshark's HTTP requests: {seen}"
     );
-    let problems = tshark::expert_problems(capture);
+    let problems = tshark::expert_problems_with(capture, &decode);
     assert!(problems.is_empty(), "tshark expert problems: {problems:#?}");
 }
 
@@ -910,6 +976,222 @@ fn boto3_throttled_cut_and_uncommitted_runs_end_clean_and_say_what_happened() {
         .is_some_and(|r| r.contains("got no answer")));
     assert_eq!(client_objects[1]["check"]["result"], "matches");
     assert_eq!(list(&json, "expectations")[0]["result"], "matches");
+}
+
+/// The flexible checksums boto3 offers (`ChecksumAlgorithm`), each on its own put_object through
+/// faultline, with awscrt (botocore computes CRC32C, CRC64NVME and XXHASH* only through it). inspect
+/// checks every object on both legs with S3's own value for its algorithm, the value botocore
+/// sent and moto echoed. The same algorithms on uploads whose checksum was taken of other bytes
+/// (a file that changed under the client; real S3 would refuse them with BadDigest, moto stores
+/// them): each is CORRUPT, naming its algorithm. And a rule cutting every attempt of one upload
+/// after 1,000 bytes of its body: boto3 gives up, inspect checks none of its cut bodies, and the
+/// audit says the object was never stored.
+#[test]
+fn boto3_flexible_checksums_are_checked_per_algorithm_and_a_cut_upload_is_caught() {
+    // boto3's name, and inspect's name of the algorithm (x-amz-checksum-NAME says which).
+    const ALGOS: [(&str, &str); 7] = [
+        ("CRC32", "crc32"),
+        ("CRC32C", "crc32c"),
+        ("CRC64NVME", "crc64nvme"),
+        ("SHA1", "sha1"),
+        ("SHA256", "sha256"),
+        ("SHA512", "sha512"),
+        ("XXHASH3", "xxh3"),
+    ];
+    let lab = Lab::with_crt("s3-checksums");
+    let (moto, moto_addr) = lab.moto();
+    lab.boto3(moto_addr, &[["mb", "bkt", "-", "-"]]);
+    let cut_scenario = lab.tmp.write(
+        "s3-checksums.toml",
+        "name = \"s3-checksums\"\nseed = 13\n\n[proxy]\n\n[[rule]]\n\
+         name = \"every attempt of cut.bin is cut after 1000 bytes of its body\"\n\
+         match = { method = \"PUT\", path = \"/bkt/cut.bin\" }\n\
+         fault.truncate = { after = \"1000B\" }\n",
+    );
+    let proxy = lab.proxy(&cut_scenario, Some(moto_addr));
+    let mut ops: Vec<[String; 4]> = Vec::new();
+    let mut files = Vec::new();
+    for (i, (algo, _)) in ALGOS.iter().enumerate() {
+        let (path, bytes) = lab.file(&format!("{algo}.bin"), 200_000 + i, 20 + i as u64);
+        let path = path.to_str().expect("utf-8").to_string();
+        ops.push([
+            format!("put-{algo}"),
+            "bkt".into(),
+            format!("{algo}.bin"),
+            path.clone(),
+        ]);
+        ops.push([
+            format!("stale-{algo}"),
+            "bkt".into(),
+            format!("stale-{algo}.bin"),
+            path,
+        ]);
+        files.push(bytes);
+    }
+    // An algorithm inspect does not compute: said in a warning.
+    let (xx64, _) = lab.file("XXHASH64.bin", 1_000, 31);
+    ops.push([
+        "put-XXHASH64".into(),
+        "bkt".into(),
+        "XXHASH64.bin".into(),
+        xx64.to_str().expect("utf-8").into(),
+    ]);
+    let (cut, _) = lab.file("cut.bin", 50_000, 30);
+    ops.push([
+        "tryput".into(),
+        "bkt".into(),
+        "cut.bin".into(),
+        cut.to_str().expect("utf-8").into(),
+    ]);
+    let ops: Vec<[&str; 4]> = ops
+        .iter()
+        .map(|[a, b, c, d]| [a.as_str(), b.as_str(), c.as_str(), d.as_str()])
+        .collect();
+    let done = lab.boto3(proxy.addr, &ops);
+    let capture = proxy.stop();
+    assert!(
+        done.last().is_some_and(|d| d["error"].is_string()),
+        "boto3 gave up on cut.bin: {done:?}"
+    );
+    for (i, (algo, _)) in ALGOS.iter().enumerate() {
+        ground_truth(&lab, moto_addr, &format!("{algo}.bin"), &files[i]);
+        ground_truth(&lab, moto_addr, &format!("stale-{algo}.bin"), &files[i]);
+    }
+    moto.stop();
+
+    let manifest = lab.manifest(
+        "m.txt",
+        &format!("/bkt/CRC32C.bin {}\n/bkt/cut.bin 50000\n", files[1].len()),
+    );
+    let (json, code, text) = lab.inspect(&capture, Some(&manifest));
+    assert_eq!(code, Some(1), "{text}");
+    let exchanges = list(&json, "exchanges");
+    let leg_of = |c: &serde_json::Value| {
+        let id = c["exchange"].as_u64().expect("exchange id") as usize;
+        exchanges[id]["leg"].as_str().expect("leg").to_string()
+    };
+    let checks = s3_checks(&json);
+    let found = findings(&json);
+    for (i, (algo, name)) in ALGOS.iter().enumerate() {
+        // What botocore sent (moto echoes it): base64 of the digest, as hex.
+        let sent = done[2 * i]["checksums"][algo]
+            .as_str()
+            .unwrap_or_else(|| panic!("boto3 reported no {algo} checksum: {:?}", done[2 * i]));
+        let sent = hex::encode(
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sent)
+                .expect("base64"),
+        );
+        let header = format!("x-amz-checksum-{}", algo.to_ascii_lowercase());
+        for (key, result, digest) in [
+            (format!("/bkt/{algo}.bin"), "matches", Some(sent)),
+            (format!("/bkt/stale-{algo}.bin"), "digest_mismatch", None),
+        ] {
+            let mine: Vec<&&serde_json::Value> = checks
+                .iter()
+                .filter(|c| {
+                    c["address"]["key"] == key.as_str()
+                        && c["address"]["backend"]
+                            .as_str()
+                            .is_some_and(|b| b.starts_with(&header))
+                })
+                .collect();
+            let legs: BTreeSet<String> = mine.iter().map(|c| leg_of(c)).collect();
+            assert_eq!(
+                mine.len(),
+                2,
+                "{key}: one {header} check per leg: {checks:#?}"
+            );
+            assert_eq!(legs.len(), 2, "{key}: {mine:#?}");
+            for c in &mine {
+                assert_eq!(c["address"]["algo"], *name, "{c:#}");
+                assert_eq!(c["check"]["result"], result, "{key}: {c:#}");
+                if let Some(d) = &digest {
+                    assert_eq!(c["address"]["digest"], d.as_str(), "{key}: {c:#}");
+                }
+            }
+            // Every other S3 check of the object (x-amz-content-sha256, ETag) matches: the bytes
+            // are right, only a stale checksum is wrong.
+            assert!(
+                checks
+                    .iter()
+                    .filter(|c| c["address"]["key"] == key.as_str() && !mine.contains(c))
+                    .all(|c| c["check"]["result"] == "matches"),
+                "{key}: {checks:#?}"
+            );
+            let corrupt = found
+                .iter()
+                .filter(|f| {
+                    f.starts_with(&format!("CORRUPT: s3 PutObject {key} ("))
+                        && f.contains(&format!("{header} says "))
+                        && f.ends_with(&format!("({name})"))
+                })
+                .count();
+            assert_eq!(
+                corrupt,
+                if result == "matches" { 0 } else { 2 },
+                "{key}: {found:#?}"
+            );
+        }
+    }
+    let unchecked: Vec<&serde_json::Value> = list(&json, "warnings")
+        .iter()
+        .filter(|w| {
+            w.as_str().is_some_and(|w| {
+                w.starts_with("s3 PutObject /bkt/XXHASH64.bin (")
+                    && w.ends_with(
+                        "x-amz-checksum-xxhash64 not checked: inspect does not compute it",
+                    )
+            })
+        })
+        .collect();
+    assert_eq!(unchecked.len(), 2, "one per leg: {:#}", json["warnings"]);
+    // The cut upload: boto3 sent each attempt whole (its checks match on the client leg), moto got
+    // 1,000 bytes of each (never checked) and refused them.
+    let cut_puts: Vec<&serde_json::Value> = exchanges
+        .iter()
+        .filter(|e| e["method"] == "PUT" && e["target"] == "/bkt/cut.bin")
+        .collect();
+    assert_eq!(cut_puts.len(), 4, "2 attempts on 2 legs: {cut_puts:#?}");
+    for e in &cut_puts {
+        let upstream = e["leg"] == "upstream";
+        assert_eq!(e["request"]["complete"], !upstream, "{e:#}");
+        if upstream {
+            assert_eq!(e["request"]["length"], 1000, "{e:#}");
+        }
+    }
+    let cut_checks: Vec<&&serde_json::Value> = checks
+        .iter()
+        .filter(|c| c["address"]["key"] == "/bkt/cut.bin")
+        .collect();
+    assert!(
+        !cut_checks.is_empty()
+            && cut_checks
+                .iter()
+                .all(|c| leg_of(c) == "client" && c["check"]["result"] == "matches"),
+        "{cut_checks:#?}"
+    );
+    let results: Vec<(&str, &str)> = list(&json, "expectations")
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap_or(""),
+                e["result"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            ("/bkt/CRC32C.bin", "matches"),
+            ("/bkt/cut.bin", "never_stored")
+        ]
+    );
+    assert_eq!(
+        found.len(),
+        2 * ALGOS.len() + 1,
+        "two per stale checksum, one for cut.bin: {found:#?}"
+    );
+    tshark_agrees(&capture, &[proxy_port(&json), moto_addr.port()], &json);
 }
 
 /// An object overwritten behind faultline's back (straight to moto): a later HEAD through

@@ -149,21 +149,21 @@ fn decode_hex(hex: &str, out: &mut Vec<u8>) {
 }
 
 /// Expert summaries of severity Warning or Error, except the "Connection reset (RST)" warning that
-/// every injected reset produces, with checksum validation on. Each entry is `GROUP PROTOCOL SUMMARY`.
+/// every injected reset produces, with checksum validation on. Each entry is `GROUP PROTOCOL SUMMARY
+/// xCOUNT in FRAMES`, FRAMES naming where (see `frames_with_message`).
 ///
 /// `extra` is passed to tshark, e.g. `["--disable-protocol", "http"]` when payloads are not HTTP but
 /// travel on a port tshark decodes as HTTP (8080): random bytes there give "Illegal characters" warnings.
 pub fn expert_problems_with(path: &Path, extra: &[&str]) -> Vec<String> {
-    let mut args = vec![
-        "-q",
-        "-z",
-        "expert",
+    let mut settings = vec![
         "-o",
         "tcp.check_checksum:TRUE",
         "-o",
         "ip.check_checksum:TRUE",
     ];
-    args.extend_from_slice(extra);
+    settings.extend_from_slice(extra);
+    let mut args = vec!["-q", "-z", "expert"];
+    args.extend_from_slice(&settings);
     let out = run(path, &args).stdout;
     let mut problems = Vec::new();
     let mut serious = false;
@@ -179,10 +179,51 @@ pub fn expert_problems_with(path: &Path, extra: &[&str]) -> Vec<String> {
         }
         let summary = cols[1..].join(" ");
         if !summary.ends_with("Connection reset (RST)") {
-            problems.push(format!("{} x{}", summary, cols[0]));
+            let frames = frames_with_message(path, &settings, &cols[3..].join(" "));
+            problems.push(format!("{} x{} in {frames}", summary, cols[0]));
         }
     }
     problems
+}
+
+/// Where an expert message was raised, so a failure says which streams and ports to look at
+/// (e.g. an ephemeral port that tshark decodes as another protocol): up to 5 frames as
+/// `frame N (tcp.stream S, SRC -> DST, PROTOCOLS)`. `settings`: the expert run's options.
+fn frames_with_message(path: &Path, settings: &[&str], message: &str) -> String {
+    let escaped = message.replace('\\', "\\\\").replace('"', "\\\"");
+    let filter = format!("_ws.expert.message == \"{escaped}\"");
+    let mut query = settings.to_vec();
+    query.extend(["-Y", &filter, "-T", "fields", "-E", "separator=/t"]);
+    for field in [
+        "frame.number",
+        "tcp.stream",
+        "tcp.srcport",
+        "tcp.dstport",
+        "frame.protocols",
+    ] {
+        query.extend(["-e", field]);
+    }
+    let out = run(path, &query).stdout;
+    let rows: Vec<String> = out
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split('\t').collect();
+            let at = |i: usize| f.get(i).copied().unwrap_or("?");
+            format!(
+                "frame {} (tcp.stream {}, {} -> {}, {})",
+                at(0),
+                at(1),
+                at(2),
+                at(3),
+                at(4)
+            )
+        })
+        .collect();
+    match rows.len() {
+        0 => "no frame tshark could filter".to_string(),
+        n if n > 5 => format!("{} and {} more", rows[..5].join(", "), n - 5),
+        _ => rows.join(", "),
+    }
 }
 
 /// `expert_problems_with` and no extra arguments.
