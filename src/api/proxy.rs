@@ -106,6 +106,36 @@ pub async fn resolve_listen(text: &str) -> Result<SocketAddr, ApiError> {
         .ok_or_else(|| bad("the name has no address"))
 }
 
+/// A listen address that cannot be bound, in Go's words (`listen tcp 127.0.0.1:8080: bind:
+/// address already in use`, as toxiproxy-server reports it). In use is 409 (Toxiproxy answers 500,
+/// which its Python client takes for success); any other failure is the request's, 400.
+fn listen_error(addr: SocketAddr, e: &std::io::Error) -> ApiError {
+    let status = if e.kind() == std::io::ErrorKind::AddrInUse {
+        409
+    } else {
+        400
+    };
+    ApiError::new(status, format!("listen tcp {addr}: bind: {}", go_errno(e)))
+}
+
+/// An OS error as Go writes it: the C library's text, lower case first, without Rust's
+/// ` (os error N)`.
+fn go_errno(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match e.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .unwrap_or(&text)
+            .to_string(),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
 /// The text of the scenario made of `base` and one rule per toxic, in order.
 fn compose_text(base: &str, toxics: &[Toxic]) -> String {
     let mut text = base.to_string();
@@ -299,14 +329,9 @@ impl ManagedProxy {
         }
         let scenario = self.compose(&self.base, &self.toxics)?;
         let addr = resolve_listen(&self.listen).await?;
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            let status = if e.kind() == std::io::ErrorKind::AddrInUse {
-                409
-            } else {
-                400
-            };
-            ApiError::new(status, format!("listen tcp {addr}: bind: {e}"))
-        })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| listen_error(addr, &e))?;
         let seed = scenario.seed.unwrap_or(self.default_seed);
         let capture = scenario
             .capture
@@ -332,7 +357,7 @@ impl ManagedProxy {
         let running = proxy::start_on(listener, plan, CancellationToken::new())
             .await
             .map_err(|e| match e {
-                StartError::Listen { .. } => ApiError::new(409, e.to_string()),
+                StartError::Listen { addr, source } => listen_error(addr, &source),
                 other => ApiError::bad_body(other),
             })?;
         self.listen = running.local_addr.to_string();
@@ -469,6 +494,19 @@ mod tests {
         assert_eq!(settings_of(a), settings_of(b));
         assert_ne!(settings_of(a), settings_of("seed = 2\n"));
         assert_eq!(without_rules(a).trim(), "name = \"a\"\nseed = 1");
+    }
+
+    #[test]
+    fn an_address_in_use_is_reported_in_gos_words() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = taken.local_addr().expect("addr");
+        let e = std::net::TcpListener::bind(addr).expect_err("in use");
+        let error = listen_error(addr, &e);
+        assert_eq!(error.status, 409);
+        assert_eq!(
+            error.message,
+            format!("listen tcp {addr}: bind: address already in use")
+        );
     }
 
     #[tokio::test]
