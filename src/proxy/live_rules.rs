@@ -21,6 +21,8 @@ pub struct ConnectionRules {
     seed: u64,
     book: watch::Receiver<Arc<Scenario>>,
     scenario: Arc<Scenario>,
+    /// The scenario before the last replacement: where an updated rule's old key is found.
+    previous: Option<Arc<Scenario>>,
     matched: Vec<usize>,
 }
 
@@ -39,6 +41,7 @@ impl ConnectionRules {
             seed,
             book,
             scenario,
+            previous: None,
             matched,
         }
     }
@@ -79,7 +82,8 @@ impl ConnectionRules {
     }
 
     fn adopt_newest(&mut self) {
-        self.scenario = self.book.borrow_and_update().clone();
+        let newest = self.book.borrow_and_update().clone();
+        self.previous = Some(std::mem::replace(&mut self.scenario, newest));
         self.matched = self.scenario.rules_for_connection(&self.facts, self.seed);
     }
 
@@ -93,12 +97,31 @@ impl ConnectionRules {
             .collect()
     }
 
+    /// The key, in the scenario before the last replacement, of the rule the rule keyed `key`
+    /// replaced: one of the same name and fault that the current scenario no longer has (the
+    /// same rule with new values, e.g. a toxic updated through the API).
+    fn replaced_key(&self, key: u64) -> Option<u64> {
+        let (_, rule) = self.scenario.rule_by_key(key)?;
+        let previous = self.previous.as_ref()?;
+        previous
+            .rules
+            .iter()
+            .find(|old| {
+                old.name == rule.name
+                    && std::mem::discriminant(&old.fault) == std::mem::discriminant(&rule.fault)
+                    && self.scenario.rule_by_key(old.key).is_none()
+            })
+            .map(|old| old.key)
+    }
+
     /// The fault chain of `direction`, or `chain` brought in step with the current rules (rules
-    /// that stayed keep their instance and its state).
+    /// that stayed keep their instance and its state; a rule updated in place, same name and
+    /// fault with new values, takes over its predecessor's count).
     pub fn direction_chain(&self, direction: Direction, chain: Option<FaultChain>) -> FaultChain {
         let mut chain = chain.unwrap_or_else(|| FaultChain::for_direction(Vec::new()));
         let scope = Scope::direction(direction);
-        chain.rearm(&self.direction_keys(direction), |key| {
+        let replaces = |key| self.replaced_key(key);
+        chain.rearm_replacing(&self.direction_keys(direction), replaces, |key| {
             let (_, rule) = self.scenario.rule_by_key(key)?;
             let rng = seed::stream(
                 self.seed,
@@ -185,6 +208,31 @@ mod tests {
         assert!(rules.refresh());
         let mut chain = rules.direction_chain(Direction::ClientToUpstream, Some(chain));
         assert!(chain.is_empty());
+        assert_eq!(sent_len(&chain.plan(6, now)), 6);
+    }
+
+    #[test]
+    fn an_updated_rule_keeps_counting_where_it_was() {
+        let cut = |after: u64| {
+            scenario(&format!(
+                "[[rule]]\nname = \"cut\"\nmatch = {{ direction = \"client->upstream\" }}\nfault.truncate = {{ after = {after} }}\n"
+            ))
+        };
+        let (book, rx) = watch::channel(cut(10));
+        let mut rules = ConnectionRules::new(ConnectionFacts::ordinal(1), 7, rx);
+        let now = Instant::now();
+        let mut chain = rules.direction_chain(Direction::ClientToUpstream, None);
+        assert_eq!(sent_len(&chain.plan(6, now)), 6);
+        book.send_replace(cut(8));
+        assert!(rules.refresh());
+        let mut chain = rules.direction_chain(Direction::ClientToUpstream, Some(chain));
+        assert_eq!(sent_len(&chain.plan(6, now)), 2, "6 counted of the new 8");
+        // Another rule by another name starts from zero.
+        book.send_replace(scenario(
+            "[[rule]]\nname = \"other\"\nmatch = { direction = \"client->upstream\" }\nfault.truncate = { after = 8 }\n",
+        ));
+        assert!(rules.refresh());
+        let mut chain = rules.direction_chain(Direction::ClientToUpstream, Some(chain));
         assert_eq!(sent_len(&chain.plan(6, now)), 6);
     }
 

@@ -771,6 +771,44 @@ fn answers_match_toxiproxy_server_byte_for_byte() {
     daemon.stop();
 }
 
+/// Updating a `limit_data` toxic keeps what it counted on open connections, as Toxiproxy's does
+/// (its state lives as long as the toxic): 6 of 10 bytes through, updated to 8, then 2 more pass
+/// and the connection ends.
+#[test]
+fn an_updated_limit_data_keeps_its_count_on_open_connections() {
+    let dir = TempDir::new("api-limit-update");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "p", upstream.server.addr);
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/p/toxics",
+        r#"{"name":"cap","type":"limit_data","stream":"downstream","attributes":{"bytes":10}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut stream = TcpStream::connect(proxy).expect("connect to the proxy");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    exchange(&mut stream, 6);
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/p/toxics/cap",
+        r#"{"attributes":{"bytes":8}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["attributes"]["bytes"], 8);
+    stream.write_all(b"abcdef").expect("write");
+    let mut back = Vec::new();
+    stream
+        .read_to_end(&mut back)
+        .expect("the proxy ends the stream");
+    assert_eq!(back, b"ab", "6 counted before the update, 8 allowed");
+    daemon.stop();
+}
+
 /// `GET PATH` on the API (Connection: close); the raw body bytes.
 fn get_raw(api: SocketAddr, path: &str) -> (u16, Vec<u8>) {
     let mut stream = TcpStream::connect(api).expect("connect to the API");
