@@ -107,14 +107,10 @@ async fn read_body(body: Incoming) -> Result<bytes::Bytes, ApiError> {
 
 /// Answers one request.
 pub async fn handle(api: &Api, request: Request<Incoming>) -> Response<ApiBody> {
-    // Toxiproxy refuses browsers, so a web page cannot drive the API (CSRF); so does faultline.
     let browser = request
         .headers()
         .get(USER_AGENT)
         .is_some_and(|ua| ua.as_bytes().starts_with(b"Mozilla/"));
-    if browser {
-        return plain(403, "User agent not allowed\n");
-    }
     let Some(path) = decode_path(request.uri().path()) else {
         return error(&ApiError::new(
             400,
@@ -125,6 +121,11 @@ pub async fn handle(api: &Api, request: Request<Incoming>) -> Response<ApiBody> 
     // Route variables match one or more characters (`[^/]+`): `/proxies/` names no proxy.
     if segments.iter().any(|s| s.is_empty()) {
         return plain(404, "404 page not found\n");
+    }
+    // Toxiproxy refuses browsers, so a web page cannot drive the API (CSRF); so does faultline.
+    // Like Toxiproxy's middleware, only on a route that answers the method (else 404 or 405).
+    if browser && methods(&segments).contains(&request.method().as_str()) {
+        return plain(403, "User agent not allowed\n");
     }
     let method = request.method().clone();
     let content_type = request
@@ -224,31 +225,25 @@ async fn route(
                 .insert("cache-control", HeaderValue::from_static("no-cache"));
             r
         }
-        _ if known_path(segments) => response(405, None, ApiBody::Full(None)),
+        _ if !methods(segments).is_empty() => response(405, None, ApiBody::Full(None)),
         _ => plain(404, "404 page not found\n"),
     }
 }
 
-/// Whether a path is a route with other methods (then the answer is 405, as gorilla/mux gives).
-fn known_path(segments: &[&str]) -> bool {
-    matches!(
-        segments,
+/// The methods a path's route answers; none for a path no route has. Another method on a known
+/// path is 405, as gorilla/mux answers.
+fn methods(segments: &[&str]) -> &'static [&'static str] {
+    match segments {
         ["version"]
-            | ["reset"]
-            | ["proxies"]
-            | ["populate"]
-            | ["metrics"]
-            | ["proxies", _]
-            | ["proxies", _, "toxics"]
-            | ["proxies", _, "toxics", _]
-            | ["faultline", "events"]
-            | [
-                "faultline",
-                "proxies",
-                _,
-                "scenario" | "summary" | "capture"
-            ]
-    )
+        | ["metrics"]
+        | ["faultline", "events"]
+        | ["faultline", "proxies", _, "summary" | "capture"] => &["GET"],
+        ["reset"] | ["populate"] => &["POST"],
+        ["proxies"] | ["proxies", _, "toxics"] => &["GET", "POST"],
+        ["proxies", _] | ["proxies", _, "toxics", _] => &["GET", "POST", "PATCH", "DELETE"],
+        ["faultline", "proxies", _, "scenario"] => &["GET", "PUT"],
+        _ => &[],
+    }
 }
 
 /// `GET /faultline/proxies/{name}/capture`: the whole blocks written so far.
@@ -328,7 +323,8 @@ mod tests {
 
     #[test]
     fn other_methods_on_known_paths_are_405() {
-        assert!(known_path(&["proxies", "x", "toxics"]));
-        assert!(!known_path(&["nope"]));
+        assert_eq!(methods(&["proxies", "x", "toxics"]), ["GET", "POST"]);
+        assert!(methods(&["nope"]).is_empty());
+        assert!(methods(&["proxies", "x", "toxics", "y", "z"]).is_empty());
     }
 }

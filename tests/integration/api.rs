@@ -747,6 +747,33 @@ fn answers_match_toxiproxy_server_byte_for_byte() {
     }
     let (status, _, body) = http_exact(api, "PUT", "/proxies", "{}");
     assert_eq!((status, body.as_str()), (405, ""));
+    // Browsers are refused on the routes (Toxiproxy's middleware runs on matched routes only).
+    for (method, path, want) in [
+        ("GET", "/proxies", "403"),
+        ("POST", "/reset", "403"),
+        ("GET", "/faultline/events", "403"),
+        ("GET", "/nope", "404"),
+        ("PUT", "/proxies", "405"),
+    ] {
+        let mut stream = TcpStream::connect(api).expect("connect");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: Mozilla/5.0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {want}")),
+            "{method} {path}: {answer}"
+        );
+        if want == "403" {
+            assert!(
+                answer.ends_with("\r\n\r\nUser agent not allowed\n"),
+                "{answer}"
+            );
+        }
+    }
     // Populate: the same address keeps the proxy as it is (toxics and all), another replaces it.
     let same = format!(r#"[{{"name":"p","listen":"{proxy}","upstream":"{up}"}}]"#);
     let (status, _, body) = http_exact(api, "POST", "/populate", &same);
