@@ -21,6 +21,7 @@ use super::events::ApiEvent;
 use super::toxic::{json_string, Toxic};
 use crate::capture::expand_path_template;
 use crate::direction::Direction;
+use crate::fault::plan::RuleId;
 use crate::proxy::stats::RunSummary;
 use crate::proxy::{self, RunPlan, Running, StartError};
 use crate::scenario::schema::UpstreamSpec;
@@ -66,6 +67,8 @@ pub struct ManagedProxy {
     run: Option<ProxyRun>,
     /// The summary of the last run that ended, for `/summary` while disabled.
     last_summary: Option<RunSummary>,
+    /// Toxics added so far: the next one's instance number.
+    instances: u64,
 }
 
 /// Parses an upstream as Toxiproxy's clients write it (`host:port`; faultline's built-ins too).
@@ -190,7 +193,14 @@ impl ManagedProxy {
             default_seed,
             run: None,
             last_summary: None,
+            instances: 0,
         }
+    }
+
+    /// A number for a toxic being added, never given before on this proxy.
+    pub fn new_instance(&mut self) -> u64 {
+        self.instances += 1;
+        self.instances
     }
 
     /// Whether it is listening.
@@ -241,18 +251,41 @@ impl ManagedProxy {
         )
     }
 
-    /// The scenario in force with `base` and `toxics`: base rules first, then one rule per toxic.
+    /// The scenario in force with `base` and `toxics`: base rules first, then one rule per toxic
+    /// (a `noop` has none). A toxic's rule is keyed by its text and its instance, and has the
+    /// instance as lineage: an updated toxic's new rule takes over the old one's state on open
+    /// connections, and one removed and added again (even with the very same values) is new.
     fn compose(&self, base: &str, toxics: &[Toxic]) -> Result<Scenario, ApiError> {
         let text = compose_text(base, toxics);
-        Scenario::from_toml(&text, &format!("proxy {}", self.name), &self.name).map_err(|e| {
-            ApiError::new(
-                500,
-                format!(
-                    "internal error: the rules of proxy {} do not load: {e}",
-                    self.name
-                ),
-            )
-        })
+        let mut scenario = Scenario::from_toml(&text, &format!("proxy {}", self.name), &self.name)
+            .map_err(|e| {
+                ApiError::new(
+                    500,
+                    format!(
+                        "internal error: the rules of proxy {} do not load: {e}",
+                        self.name
+                    ),
+                )
+            })?;
+        let with_rules: Vec<&Toxic> = toxics
+            .iter()
+            .filter(|t| !t.rule_toml().is_empty())
+            .collect();
+        let first = scenario.rules.len().saturating_sub(with_rules.len());
+        for (rule, toxic) in scenario.rules[first..].iter_mut().zip(with_rules) {
+            let key = crate::seed::key_of(
+                &[
+                    b"toxic".as_slice(),
+                    &toxic.instance.to_le_bytes(),
+                    &rule.key.to_le_bytes(),
+                ]
+                .concat(),
+            );
+            rule.key = key;
+            rule.id = RuleId::new(key, &rule.name);
+            scenario.lineage.insert(key, toxic.instance);
+        }
+        Ok(scenario)
     }
 
     /// Puts `toxics` in force (on open connections too); nothing changes when they do not load.

@@ -373,7 +373,8 @@ impl Registry {
     /// `POST /proxies/{name}/toxics` (200, as Toxiproxy answers).
     pub fn add_toxic(&mut self, name: &str, body: &[u8]) -> Answer {
         let proxy = self.get_mut(name)?;
-        let toxic = Toxic::from_create_among(body, |name| proxy.toxic(name).is_some())?;
+        let mut toxic = Toxic::from_create_among(body, |name| proxy.toxic(name).is_some())?;
+        toxic.instance = proxy.new_instance();
         let json = toxic.to_json();
         let mut toxics = proxy.toxics_in_order();
         toxics.push(toxic);

@@ -247,6 +247,10 @@ pub struct Toxic {
     pub toxicity: f32,
     /// What it does.
     pub kind: ToxicKind,
+    /// Which toxic of its proxy this is (set when it is added, kept by updates): its rules'
+    /// lineage, so an update keeps the toxic's state and a toxic removed and added again starts
+    /// afresh, as in Toxiproxy.
+    pub instance: u64,
 }
 
 /// Longest toxic or proxy name accepted: names are path segments of the API.
@@ -322,6 +326,7 @@ impl Toxic {
             direction,
             toxicity,
             kind,
+            instance: 0,
         })
     }
 

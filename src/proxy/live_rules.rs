@@ -98,25 +98,20 @@ impl ConnectionRules {
     }
 
     /// The key, in the scenario before the last replacement, of the rule the rule keyed `key`
-    /// replaced: one of the same name and fault that the current scenario no longer has (the
-    /// same rule with new values, e.g. a toxic updated through the API).
+    /// replaced: the one of the same lineage (the same toxic, updated), if any.
     fn replaced_key(&self, key: u64) -> Option<u64> {
-        let (_, rule) = self.scenario.rule_by_key(key)?;
+        let lineage = self.scenario.lineage.get(&key)?;
         let previous = self.previous.as_ref()?;
         previous
-            .rules
+            .lineage
             .iter()
-            .find(|old| {
-                old.name == rule.name
-                    && std::mem::discriminant(&old.fault) == std::mem::discriminant(&rule.fault)
-                    && self.scenario.rule_by_key(old.key).is_none()
-            })
-            .map(|old| old.key)
+            .find(|(old, of)| *of == lineage && **old != key)
+            .map(|(old, _)| *old)
     }
 
     /// The fault chain of `direction`, or `chain` brought in step with the current rules (rules
-    /// that stayed keep their instance and its state; a rule updated in place, same name and
-    /// fault with new values, takes over its predecessor's count).
+    /// that stayed keep their instance and its state; a rule of the same lineage as one that
+    /// went, an updated toxic, takes over its predecessor's count).
     pub fn direction_chain(&self, direction: Direction, chain: Option<FaultChain>) -> FaultChain {
         let mut chain = chain.unwrap_or_else(|| FaultChain::for_direction(Vec::new()));
         let scope = Scope::direction(direction);
@@ -213,24 +208,31 @@ mod tests {
 
     #[test]
     fn an_updated_rule_keeps_counting_where_it_was() {
-        let cut = |after: u64| {
-            scenario(&format!(
-                "[[rule]]\nname = \"cut\"\nmatch = {{ direction = \"client->upstream\" }}\nfault.truncate = {{ after = {after} }}\n"
-            ))
+        // Rules of lineage 1 (one toxic, updated), then one of lineage 2 (another toxic).
+        let cut = |after: u64, lineage: u64| {
+            let mut scenario = Scenario::from_toml(
+                &format!(
+                    "[[rule]]\nname = \"cut\"\nmatch = {{ direction = \"client->upstream\" }}\nfault.truncate = {{ after = {after} }}\n"
+                ),
+                "t.toml",
+                "t",
+            )
+            .expect("valid");
+            let key = scenario.rules[0].key;
+            scenario.lineage.insert(key, lineage);
+            Arc::new(scenario)
         };
-        let (book, rx) = watch::channel(cut(10));
+        let (book, rx) = watch::channel(cut(10, 1));
         let mut rules = ConnectionRules::new(ConnectionFacts::ordinal(1), 7, rx);
         let now = Instant::now();
         let mut chain = rules.direction_chain(Direction::ClientToUpstream, None);
         assert_eq!(sent_len(&chain.plan(6, now)), 6);
-        book.send_replace(cut(8));
+        book.send_replace(cut(8, 1));
         assert!(rules.refresh());
         let mut chain = rules.direction_chain(Direction::ClientToUpstream, Some(chain));
         assert_eq!(sent_len(&chain.plan(6, now)), 2, "6 counted of the new 8");
-        // Another rule by another name starts from zero.
-        book.send_replace(scenario(
-            "[[rule]]\nname = \"other\"\nmatch = { direction = \"client->upstream\" }\nfault.truncate = { after = 8 }\n",
-        ));
+        // Same name and fault, another lineage (removed and added again): from zero.
+        book.send_replace(cut(9, 2));
         assert!(rules.refresh());
         let mut chain = rules.direction_chain(Direction::ClientToUpstream, Some(chain));
         assert_eq!(sent_len(&chain.plan(6, now)), 6);

@@ -833,6 +833,24 @@ fn an_updated_limit_data_keeps_its_count_on_open_connections() {
         .read_to_end(&mut back)
         .expect("the proxy ends the stream");
     assert_eq!(back, b"ab", "6 counted before the update, 8 allowed");
+    // Removed and added again, the very same toxic, while a connection is idle: a new toxic,
+    // counting from zero on that connection, as in Toxiproxy.
+    let mut stream = TcpStream::connect(proxy).expect("connect to the proxy");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    exchange(&mut stream, 6);
+    let toxic =
+        r#"{"name":"cap","type":"limit_data","stream":"downstream","attributes":{"bytes":8}}"#;
+    assert_eq!(http(api, "DELETE", "/proxies/p/toxics/cap", "").0, 204);
+    assert_eq!(http(api, "POST", "/proxies/p/toxics", toxic).0, 200);
+    exchange(&mut stream, 6);
+    stream.write_all(b"abcdef").expect("write");
+    let mut back = Vec::new();
+    stream
+        .read_to_end(&mut back)
+        .expect("the proxy ends the stream");
+    assert_eq!(back, b"ab", "6 + 2 of the new toxic's 8");
     daemon.stop();
 }
 
