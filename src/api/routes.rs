@@ -71,13 +71,13 @@ fn answer(result: Answer) -> Response<ApiBody> {
 
 /// `%XX` escapes of a path decoded: Toxiproxy's router (gorilla/mux) matches the decoded path,
 /// so `/proxies/a%2Fb` is `/proxies/a/b`, a path no route has.
-fn decode_path(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
+fn decode_path(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = segment.get(i + 1..i + 3)?;
+            let hex = path.get(i + 1..i + 3)?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
