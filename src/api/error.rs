@@ -68,15 +68,14 @@ impl ApiError {
         ApiError::new(404, "toxic not found")
     }
 
-    /// The body Toxiproxy writes (`http.Error`: the JSON and a newline).
+    /// The body Toxiproxy writes (`http.Error`: the JSON, strings escaped as Go escapes them,
+    /// and a newline).
     pub fn body(&self) -> String {
-        let json = serde_json::to_string(self).unwrap_or_else(|_| {
-            format!(
-                "{{\"error\":\"internal error\",\"status\":{}}}",
-                self.status
-            )
-        });
-        format!("{json}\n")
+        format!(
+            "{{\"error\":{},\"status\":{}}}\n",
+            super::toxic::json_string(&self.message),
+            self.status
+        )
     }
 }
 
@@ -101,6 +100,10 @@ mod tests {
         assert_eq!(
             ApiError::missing("name").body(),
             "{\"error\":\"missing required field: name\",\"status\":400}\n"
+        );
+        assert_eq!(
+            ApiError::bad_body("invalid character '<'").body(),
+            "{\"error\":\"bad request body: invalid character '\\u003c'\",\"status\":400}\n"
         );
     }
 }

@@ -21,6 +21,7 @@ use super::events::ApiEvent;
 use super::toxic::{json_string, Toxic};
 use crate::capture::expand_path_template;
 use crate::direction::Direction;
+use crate::fault::plan::RuleId;
 use crate::proxy::stats::RunSummary;
 use crate::proxy::{self, RunPlan, Running, StartError};
 use crate::scenario::schema::UpstreamSpec;
@@ -66,6 +67,8 @@ pub struct ManagedProxy {
     run: Option<ProxyRun>,
     /// The summary of the last run that ended, for `/summary` while disabled.
     last_summary: Option<RunSummary>,
+    /// Toxics added so far: the next one's instance number.
+    instances: u64,
 }
 
 /// Parses an upstream as Toxiproxy's clients write it (`host:port`; faultline's built-ins too).
@@ -104,6 +107,36 @@ pub async fn resolve_listen(text: &str) -> Result<SocketAddr, ApiError> {
         .or_else(|| addrs.first())
         .copied()
         .ok_or_else(|| bad("the name has no address"))
+}
+
+/// A listen address that cannot be bound, in Go's words (`listen tcp 127.0.0.1:8080: bind:
+/// address already in use`, as toxiproxy-server reports it). In use is 409 (Toxiproxy answers 500,
+/// which its Python client takes for success); any other failure is the request's, 400.
+fn listen_error(addr: SocketAddr, e: &std::io::Error) -> ApiError {
+    let status = if e.kind() == std::io::ErrorKind::AddrInUse {
+        409
+    } else {
+        400
+    };
+    ApiError::new(status, format!("listen tcp {addr}: bind: {}", go_errno(e)))
+}
+
+/// An OS error as Go writes it: the C library's text, lower case first, without Rust's
+/// ` (os error N)`.
+fn go_errno(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match e.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .unwrap_or(&text)
+            .to_string(),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
 }
 
 /// The text of the scenario made of `base` and one rule per toxic, in order.
@@ -160,7 +193,14 @@ impl ManagedProxy {
             default_seed,
             run: None,
             last_summary: None,
+            instances: 0,
         }
+    }
+
+    /// A number for a toxic being added, never given before on this proxy.
+    pub fn new_instance(&mut self) -> u64 {
+        self.instances += 1;
+        self.instances
     }
 
     /// Whether it is listening.
@@ -211,18 +251,41 @@ impl ManagedProxy {
         )
     }
 
-    /// The scenario in force with `base` and `toxics`: base rules first, then one rule per toxic.
+    /// The scenario in force with `base` and `toxics`: base rules first, then one rule per toxic
+    /// (a `noop` has none). A toxic's rule is keyed by its text and its instance, and has the
+    /// instance as lineage: an updated toxic's new rule takes over the old one's state on open
+    /// connections, and one removed and added again (even with the very same values) is new.
     fn compose(&self, base: &str, toxics: &[Toxic]) -> Result<Scenario, ApiError> {
         let text = compose_text(base, toxics);
-        Scenario::from_toml(&text, &format!("proxy {}", self.name), &self.name).map_err(|e| {
-            ApiError::new(
-                500,
-                format!(
-                    "internal error: the rules of proxy {} do not load: {e}",
-                    self.name
-                ),
-            )
-        })
+        let mut scenario = Scenario::from_toml(&text, &format!("proxy {}", self.name), &self.name)
+            .map_err(|e| {
+                ApiError::new(
+                    500,
+                    format!(
+                        "internal error: the rules of proxy {} do not load: {e}",
+                        self.name
+                    ),
+                )
+            })?;
+        let with_rules: Vec<&Toxic> = toxics
+            .iter()
+            .filter(|t| !t.rule_toml().is_empty())
+            .collect();
+        let first = scenario.rules.len().saturating_sub(with_rules.len());
+        for (rule, toxic) in scenario.rules[first..].iter_mut().zip(with_rules) {
+            let key = crate::seed::key_of(
+                &[
+                    b"toxic".as_slice(),
+                    &toxic.instance.to_le_bytes(),
+                    &rule.key.to_le_bytes(),
+                ]
+                .concat(),
+            );
+            rule.key = key;
+            rule.id = RuleId::new(key, &rule.name);
+            scenario.lineage.insert(key, toxic.instance);
+        }
+        Ok(scenario)
     }
 
     /// Puts `toxics` in force (on open connections too); nothing changes when they do not load.
@@ -299,14 +362,9 @@ impl ManagedProxy {
         }
         let scenario = self.compose(&self.base, &self.toxics)?;
         let addr = resolve_listen(&self.listen).await?;
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            let status = if e.kind() == std::io::ErrorKind::AddrInUse {
-                409
-            } else {
-                400
-            };
-            ApiError::new(status, format!("listen tcp {addr}: bind: {e}"))
-        })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| listen_error(addr, &e))?;
         let seed = scenario.seed.unwrap_or(self.default_seed);
         let capture = scenario
             .capture
@@ -332,7 +390,7 @@ impl ManagedProxy {
         let running = proxy::start_on(listener, plan, CancellationToken::new())
             .await
             .map_err(|e| match e {
-                StartError::Listen { .. } => ApiError::new(409, e.to_string()),
+                StartError::Listen { addr, source } => listen_error(addr, &source),
                 other => ApiError::bad_body(other),
             })?;
         self.listen = running.local_addr.to_string();
@@ -469,6 +527,19 @@ mod tests {
         assert_eq!(settings_of(a), settings_of(b));
         assert_ne!(settings_of(a), settings_of("seed = 2\n"));
         assert_eq!(without_rules(a).trim(), "name = \"a\"\nseed = 1");
+    }
+
+    #[test]
+    fn an_address_in_use_is_reported_in_gos_words() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = taken.local_addr().expect("addr");
+        let e = std::net::TcpListener::bind(addr).expect_err("in use");
+        let error = listen_error(addr, &e);
+        assert_eq!(error.status, 409);
+        assert_eq!(
+            error.message,
+            format!("listen tcp {addr}: bind: address already in use")
+        );
     }
 
     #[tokio::test]

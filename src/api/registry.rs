@@ -76,6 +76,12 @@ impl ProxyInput {
     /// Toxiproxy's required fields, then faultline's checks (an addressable name, an upstream
     /// that parses, a listen address that resolves), so nothing starts from bad input.
     async fn check(&self, at: Option<usize>) -> Result<(), ApiError> {
+        self.required(at)?;
+        self.valid().await
+    }
+
+    /// Toxiproxy's checks: a name and an upstream (`missing required field: name at proxy N`).
+    fn required(&self, at: Option<usize>) -> Result<(), ApiError> {
         let suffix = at
             .map(|i| format!(" at proxy {}", i + 1))
             .unwrap_or_default();
@@ -85,6 +91,11 @@ impl ProxyInput {
         if self.upstream.is_empty() {
             return Err(ApiError::missing(format!("upstream{suffix}")));
         }
+        Ok(())
+    }
+
+    /// faultline's checks, beyond Toxiproxy's.
+    async fn valid(&self) -> Result<(), ApiError> {
         check_name("proxy", &self.name)?;
         parse_upstream(&self.upstream)?;
         resolve_listen(&self.listen).await?;
@@ -93,7 +104,7 @@ impl ProxyInput {
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(ApiError::bad_body)
+    super::toxic::decode_json(body)
 }
 
 impl Registry {
@@ -149,10 +160,13 @@ impl Registry {
     pub async fn create(&mut self, body: &[u8]) -> Answer {
         let object = object_of(parse_json(body)?, "the proxy")?;
         let input = ProxyInput::parse(&object)?;
-        input.check(None).await?;
+        input.required(None)?;
+        // Toxiproxy looks for the name before it tries the address: a taken name is 409 whatever
+        // the rest says.
         if self.proxies.contains_key(&input.name) {
             return Err(ApiError::proxy_exists());
         }
+        input.valid().await?;
         let proxy = self.add(input, String::new()).await?;
         Ok((201, proxy.to_json()))
     }
@@ -308,15 +322,30 @@ impl Registry {
         }
         for input in parsed {
             let name = input.name.clone();
+            let mut replaced = None;
             if let Some(existing) = self.proxies.get_mut(&name) {
                 if !existing.differs(&input.listen, &input.upstream).await? {
+                    // Toxiproxy keeps it as it is: its toxics, and enabled or not.
                     done.push(name);
                     continue;
                 }
+                let was_enabled = existing.enabled();
                 existing.stop().await;
-                self.proxies.remove(&name);
+                replaced = self.proxies.remove(&name).map(|p| (p, was_enabled));
             }
-            self.add(input, String::new()).await?;
+            if let Err(e) = self.add(input, String::new()).await {
+                // The replacement cannot start (its address is taken): the proxy it was to
+                // replace comes back as it was, toxics and all (Toxiproxy leaves it stopped).
+                if let Some((mut old, was_enabled)) = replaced {
+                    if was_enabled {
+                        if let Err(again) = old.start(&self.ctx).await {
+                            tracing::warn!(proxy = %name, error = %again.message, "populate: the proxy a failed replacement stopped cannot start again; it stays disabled");
+                        }
+                    }
+                    self.proxies.insert(name, old);
+                }
+                return Err(e);
+            }
             done.push(name);
         }
         Ok(())
@@ -344,10 +373,8 @@ impl Registry {
     /// `POST /proxies/{name}/toxics` (200, as Toxiproxy answers).
     pub fn add_toxic(&mut self, name: &str, body: &[u8]) -> Answer {
         let proxy = self.get_mut(name)?;
-        let toxic = Toxic::from_create(body)?;
-        if proxy.toxic(&toxic.name).is_some() {
-            return Err(ApiError::toxic_exists());
-        }
+        let mut toxic = Toxic::from_create_among(body, |name| proxy.toxic(name).is_some())?;
+        toxic.instance = proxy.new_instance();
         let json = toxic.to_json();
         let mut toxics = proxy.toxics_in_order();
         toxics.push(toxic);

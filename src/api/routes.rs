@@ -14,6 +14,10 @@ use super::{capture_file, events, metrics, scenario_body, Api};
 /// Largest request body read: every legitimate body is a few kilobytes.
 pub const MAX_BODY: usize = 1024 * 1024;
 
+/// Longest wait for a capture's writer to put what it holds in the file before
+/// `GET /faultline/proxies/{name}/capture` reads it.
+const CAPTURE_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The version `GET /version` reports: the Toxiproxy API faultline speaks (clients compare it
 /// to decide what the server supports).
 pub const TOXIPROXY_VERSION: &str = "2.12.0";
@@ -43,12 +47,18 @@ fn error(e: &ApiError) -> Response<ApiBody> {
     r
 }
 
+/// A plain-text answer as Go's `http.Error` (and so `http.NotFound`) writes it.
 fn plain(status: u16, text: &'static str) -> Response<ApiBody> {
-    response(
+    let mut r = response(
         status,
         Some("text/plain; charset=utf-8"),
         ApiBody::full(text),
-    )
+    );
+    r.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
 }
 
 fn answer(result: Answer) -> Response<ApiBody> {
@@ -59,14 +69,15 @@ fn answer(result: Answer) -> Response<ApiBody> {
     }
 }
 
-/// `%XX` escapes of a path segment decoded (as Toxiproxy's router matches decoded paths).
-fn decode_segment(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
+/// `%XX` escapes of a path decoded: Toxiproxy's router (gorilla/mux) matches the decoded path,
+/// so `/proxies/a%2Fb` is `/proxies/a/b`, a path no route has.
+fn decode_path(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = segment.get(i + 1..i + 3)?;
+            let hex = path.get(i + 1..i + 3)?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -96,28 +107,26 @@ async fn read_body(body: Incoming) -> Result<bytes::Bytes, ApiError> {
 
 /// Answers one request.
 pub async fn handle(api: &Api, request: Request<Incoming>) -> Response<ApiBody> {
-    // Toxiproxy refuses browsers, so a web page cannot drive the API (CSRF); so does faultline.
     let browser = request
         .headers()
         .get(USER_AGENT)
         .is_some_and(|ua| ua.as_bytes().starts_with(b"Mozilla/"));
-    if browser {
-        return plain(403, "User agent not allowed\n");
-    }
-    let path = request.uri().path().to_string();
-    let Some(segments) = path
-        .strip_prefix('/')
-        .unwrap_or(&path)
-        .split('/')
-        .map(decode_segment)
-        .collect::<Option<Vec<String>>>()
-    else {
+    let Some(path) = decode_path(request.uri().path()) else {
         return error(&ApiError::new(
             400,
             "the path is not valid percent-encoded UTF-8",
         ));
     };
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(&path).split('/').collect();
+    // Route variables match one or more characters (`[^/]+`): `/proxies/` names no proxy.
+    if segments.iter().any(|s| s.is_empty()) {
+        return plain(404, "404 page not found\n");
+    }
+    // Toxiproxy refuses browsers, so a web page cannot drive the API (CSRF); so does faultline.
+    // Like Toxiproxy's middleware, only on a route that answers the method (else 404 or 405).
+    if browser && methods(&segments).contains(&request.method().as_str()) {
+        return plain(403, "User agent not allowed\n");
+    }
     let method = request.method().clone();
     let content_type = request
         .headers()
@@ -216,42 +225,47 @@ async fn route(
                 .insert("cache-control", HeaderValue::from_static("no-cache"));
             r
         }
-        _ if known_path(segments) => response(405, None, ApiBody::Full(None)),
+        _ if !methods(segments).is_empty() => response(405, None, ApiBody::Full(None)),
         _ => plain(404, "404 page not found\n"),
     }
 }
 
-/// Whether a path is a route with other methods (then the answer is 405, as gorilla/mux gives).
-fn known_path(segments: &[&str]) -> bool {
-    matches!(
-        segments,
+/// The methods a path's route answers; none for a path no route has. Another method on a known
+/// path is 405, as gorilla/mux answers.
+fn methods(segments: &[&str]) -> &'static [&'static str] {
+    match segments {
         ["version"]
-            | ["reset"]
-            | ["proxies"]
-            | ["populate"]
-            | ["metrics"]
-            | ["proxies", _]
-            | ["proxies", _, "toxics"]
-            | ["proxies", _, "toxics", _]
-            | ["faultline", "events"]
-            | [
-                "faultline",
-                "proxies",
-                _,
-                "scenario" | "summary" | "capture"
-            ]
-    )
+        | ["metrics"]
+        | ["faultline", "events"]
+        | ["faultline", "proxies", _, "summary" | "capture"] => &["GET"],
+        ["reset"] | ["populate"] => &["POST"],
+        ["proxies"] | ["proxies", _, "toxics"] => &["GET", "POST"],
+        ["proxies", _] | ["proxies", _, "toxics", _] => &["GET", "POST", "PATCH", "DELETE"],
+        ["faultline", "proxies", _, "scenario"] => &["GET", "PUT"],
+        _ => &[],
+    }
 }
 
 /// `GET /faultline/proxies/{name}/capture`: the whole blocks written so far.
 async fn capture(api: &Api, name: &str) -> Response<ApiBody> {
-    let path = {
+    let (path, sink) = {
         let registry = api.registry.lock().await;
         match registry.proxy(name) {
-            Ok(proxy) => proxy.capture_path().cloned(),
+            Ok(proxy) => (
+                proxy.capture_path().cloned(),
+                proxy.running().and_then(|r| r.shared.capture.clone()),
+            ),
             Err(e) => return error(&e),
         }
     };
+    // What was relayed just before the request is in the file we hand out: the writer writes
+    // what it holds first (outside the registry's lock). A writer slower than the bound still
+    // leaves whole blocks, its own flush at most a second old.
+    if let Some(sink) = sink {
+        if !sink.flush(CAPTURE_FLUSH_WAIT).await {
+            tracing::warn!(proxy = name, "capture: the writer did not flush within {CAPTURE_FLUSH_WAIT:?}; handing out what is in the file");
+        }
+    }
     let Some(path) = path else {
         return error(&ApiError::new(
             404,
@@ -296,17 +310,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn segments_are_percent_decoded() {
-        assert_eq!(decode_segment("a%20b").as_deref(), Some("a b"));
-        assert_eq!(decode_segment("a%2Fb").as_deref(), Some("a/b"));
-        assert_eq!(decode_segment("%zz"), None);
-        assert_eq!(decode_segment("%ff"), None);
-        assert_eq!(decode_segment("%"), None);
+    fn paths_are_percent_decoded() {
+        assert_eq!(decode_path("a%20b").as_deref(), Some("a b"));
+        assert_eq!(
+            decode_path("/proxies/a%2Fb").as_deref(),
+            Some("/proxies/a/b")
+        );
+        assert_eq!(decode_path("%zz"), None);
+        assert_eq!(decode_path("%ff"), None);
+        assert_eq!(decode_path("%"), None);
     }
 
     #[test]
     fn other_methods_on_known_paths_are_405() {
-        assert!(known_path(&["proxies", "x", "toxics"]));
-        assert!(!known_path(&["nope"]));
+        assert_eq!(methods(&["proxies", "x", "toxics"]), ["GET", "POST"]);
+        assert!(methods(&["nope"]).is_empty());
+        assert!(methods(&["proxies", "x", "toxics", "y", "z"]).is_empty());
     }
 }

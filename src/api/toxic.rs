@@ -34,11 +34,13 @@ pub enum ToxicKind {
     },
     /// Close after `bytes` bytes.
     LimitData { bytes: i64 },
+    /// Passes everything through (Toxiproxy registers it as a type clients may create too).
+    Noop,
 }
 
 impl ToxicKind {
     /// Every type name Toxiproxy knows, for messages.
-    pub const TYPES: [&'static str; 7] = [
+    pub const TYPES: [&'static str; 8] = [
         "latency",
         "bandwidth",
         "slow_close",
@@ -46,6 +48,7 @@ impl ToxicKind {
         "reset_peer",
         "slicer",
         "limit_data",
+        "noop",
     ];
 
     /// The zero-valued toxic of a type name (Toxiproxy starts from zeroes too), or `None` for a
@@ -66,6 +69,7 @@ impl ToxicKind {
                 delay: 0,
             },
             "limit_data" => ToxicKind::LimitData { bytes: 0 },
+            "noop" => ToxicKind::Noop,
             _ => return None,
         })
     }
@@ -80,6 +84,7 @@ impl ToxicKind {
             ToxicKind::ResetPeer { .. } => "reset_peer",
             ToxicKind::Slicer { .. } => "slicer",
             ToxicKind::LimitData { .. } => "limit_data",
+            ToxicKind::Noop => "noop",
         }
     }
 
@@ -104,6 +109,7 @@ impl ToxicKind {
                 ("delay", delay),
             ],
             ToxicKind::LimitData { bytes } => vec![("bytes", bytes)],
+            ToxicKind::Noop => Vec::new(),
         }
     }
 
@@ -184,9 +190,9 @@ impl ToxicKind {
         Ok(())
     }
 
-    /// The `fault.NAME = { … }` line of the rule this toxic becomes.
-    fn fault_toml(&self) -> String {
-        match *self {
+    /// The `fault.NAME = { … }` line of the rule this toxic becomes (`None`: it becomes no rule).
+    fn fault_toml(&self) -> Option<String> {
+        Some(match *self {
             ToxicKind::Latency { latency, jitter } => {
                 // Toxiproxy draws latency ± jitter; faultline draws delay + U(0, jitter).
                 let low = (latency - jitter).max(0);
@@ -223,7 +229,8 @@ impl ToxicKind {
                 "fault.slicer = {{ average_size = {average_size}, size_variation = {size_variation}, delay = \"{delay}us\" }}"
             ),
             ToxicKind::LimitData { bytes } => format!("fault.truncate = {{ after = {bytes} }}"),
-        }
+            ToxicKind::Noop => return None,
+        })
     }
 }
 
@@ -240,6 +247,10 @@ pub struct Toxic {
     pub toxicity: f32,
     /// What it does.
     pub kind: ToxicKind,
+    /// Which toxic of its proxy this is (set when it is added, kept by updates): its rules'
+    /// lineage, so an update keeps the toxic's state and a toxic removed and added again starts
+    /// afresh, as in Toxiproxy.
+    pub instance: u64,
 }
 
 /// Longest toxic or proxy name accepted: names are path segments of the API.
@@ -267,10 +278,17 @@ pub fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
 }
 
 impl Toxic {
-    /// A toxic from the body of `POST /proxies/{proxy}/toxics`, checked in Toxiproxy's order:
-    /// the body, the stream, the type, then the attributes. The caller checks the name is free.
+    /// A toxic from the body of `POST /proxies/{proxy}/toxics` for a proxy without toxics (see
+    /// [`from_create_among`](Self::from_create_among)).
     pub fn from_create(body: &[u8]) -> Result<Toxic, ApiError> {
-        let value: Value = serde_json::from_slice(body).map_err(ApiError::bad_body)?;
+        Self::from_create_among(body, |_| false)
+    }
+
+    /// A toxic from the body of `POST /proxies/{proxy}/toxics`, checked in Toxiproxy's order:
+    /// the body, the stream, the type, whether the name is taken (`taken`: 409), then the
+    /// attributes.
+    pub fn from_create_among(body: &[u8], taken: impl Fn(&str) -> bool) -> Result<Toxic, ApiError> {
+        let value = decode_json(body)?;
         let object = match value {
             Value::Object(object) => object,
             Value::Null => Map::new(),
@@ -298,6 +316,9 @@ impl Toxic {
         };
         let mut kind = ToxicKind::of_type(&kind_name).ok_or_else(ApiError::invalid_toxic_type)?;
         check_name("toxic", &name)?;
+        if taken(&name) {
+            return Err(ApiError::toxic_exists());
+        }
         kind.set_attributes(object.get("attributes").unwrap_or(&Value::Null))?;
         Ok(Toxic {
             name,
@@ -305,13 +326,14 @@ impl Toxic {
             direction,
             toxicity,
             kind,
+            instance: 0,
         })
     }
 
     /// This toxic updated by the body of `POST|PATCH /proxies/{proxy}/toxics/{toxic}`: only
     /// `attributes` and `toxicity` change, as in Toxiproxy.
     pub fn updated(&self, body: &[u8]) -> Result<Toxic, ApiError> {
-        let value: Value = serde_json::from_slice(body).map_err(ApiError::bad_body)?;
+        let value = decode_json(body)?;
         let mut next = self.clone();
         let object = match value {
             Value::Object(object) => object,
@@ -352,17 +374,18 @@ impl Toxic {
         )
     }
 
-    /// The `[[rule]]` this toxic becomes in the proxy's scenario.
+    /// The `[[rule]]` this toxic becomes in the proxy's scenario (empty for a `noop` toxic,
+    /// which changes nothing).
     pub fn rule_toml(&self) -> String {
+        let Some(fault) = self.kind.fault_toml() else {
+            return String::new();
+        };
         let name = toml::Value::String(self.name.clone());
         let mut matcher = format!("direction = \"{}\"", self.direction);
         if self.toxicity < 1.0 {
             matcher.push_str(&format!(", probability = {:?}", f64::from(self.toxicity)));
         }
-        format!(
-            "[[rule]]\nname = {name}\nmatch = {{ {matcher} }}\n{}\n",
-            self.kind.fault_toml()
-        )
+        format!("[[rule]]\nname = {name}\nmatch = {{ {matcher} }}\n{fault}\n")
     }
 }
 
@@ -394,6 +417,20 @@ fn toxicity_of(value: &Value) -> Result<f32, ApiError> {
     Ok(number as f32)
 }
 
+/// A request body as Toxiproxy decodes it (Go's `json.Decoder`): the first JSON value, anything
+/// after it ignored; nothing at all is `bad request body: EOF`, a value cut short `unexpected EOF`.
+pub fn decode_json(body: &[u8]) -> Result<Value, ApiError> {
+    match serde_json::Deserializer::from_slice(body)
+        .into_iter::<Value>()
+        .next()
+    {
+        None => Err(ApiError::bad_body("EOF")),
+        Some(Ok(value)) => Ok(value),
+        Some(Err(e)) if e.is_eof() => Err(ApiError::bad_body(format!("unexpected EOF ({e})"))),
+        Some(Err(e)) => Err(ApiError::bad_body(e)),
+    }
+}
+
 /// What kind of JSON value it is, for messages.
 pub fn json_kind(value: &Value) -> &'static str {
     match value {
@@ -406,9 +443,26 @@ pub fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-/// A JSON string literal.
+/// A JSON string literal as Go's encoding/json writes it: `<`, `>`, `&`, U+2028 and U+2029
+/// escaped as `\u003c` and so on (its HTML-safe default), so bodies match toxiproxy-server's
+/// byte for byte.
 pub fn json_string(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_string())
+    let plain = serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_string());
+    if !plain.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
+        return plain;
+    }
+    let mut out = String::with_capacity(plain.len() + 16);
+    for c in plain.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A float32 as Go's encoding/json writes it: shortest form, no `.0` on whole numbers, an
@@ -475,6 +529,22 @@ mod tests {
         assert!(create(r#"{"type":"latency","toxicity":2}"#).is_err());
         assert!(create(r#"{"type":"latency","name":"a/b"}"#).is_err());
         assert!(create(r#"{"type":"slicer","attributes":{"average_size":0}}"#).is_err());
+        // A taken name is 409 before the attributes are looked at, as in Toxiproxy.
+        let taken = Toxic::from_create_among(
+            br#"{"type":"latency","attributes":{"latency":"fast"}}"#,
+            |name| name == "latency_downstream",
+        );
+        assert_eq!(taken, Err(ApiError::toxic_exists()));
+    }
+
+    #[test]
+    fn a_noop_toxic_is_toxiproxys_and_does_nothing() {
+        let toxic = create(r#"{"type":"noop","stream":"upstream"}"#).expect("valid");
+        assert_eq!(
+            toxic.to_json(),
+            r#"{"attributes":{},"name":"noop_upstream","type":"noop","stream":"upstream","toxicity":1}"#
+        );
+        assert_eq!(toxic.rule_toml(), "");
     }
 
     #[test]
@@ -511,6 +581,10 @@ mod tests {
                     continue;
                 };
                 let text = toxic.rule_toml();
+                if kind == "noop" {
+                    assert_eq!(text, "", "a noop toxic is no rule");
+                    continue;
+                }
                 let scenario = Scenario::from_toml(&text, "t", "t")
                     .unwrap_or_else(|e| panic!("{kind}: {e}\n{text}"));
                 assert_eq!(scenario.rules[0].name, toxic.name);
@@ -529,6 +603,28 @@ mod tests {
             "{}",
             toxic.rule_toml()
         );
+    }
+
+    #[test]
+    fn bodies_are_decoded_as_gos_json_decoder_does() {
+        assert_eq!(decode_json(b""), Err(ApiError::bad_body("EOF")));
+        assert_eq!(decode_json(b"  \n"), Err(ApiError::bad_body("EOF")));
+        assert!(decode_json(b"{\"a\":")
+            .is_err_and(|e| e.message.starts_with("bad request body: unexpected EOF")));
+        assert_eq!(
+            decode_json(b"{\"a\":1} trailing").expect("the first value"),
+            serde_json::json!({"a": 1})
+        );
+        assert!(decode_json(b"{nope").is_err_and(|e| e.status == 400));
+    }
+
+    #[test]
+    fn strings_are_escaped_as_go_escapes_them() {
+        assert_eq!(json_string("a<b>&c"), r#""a\u003cb\u003e\u0026c""#);
+        assert_eq!(json_string("q\"\n\u{2028}"), r#""q\"\n\u2028""#);
+        assert_eq!(json_string("plain"), r#""plain""#);
+        let back: String = serde_json::from_str(&json_string("<&>")).expect("JSON");
+        assert_eq!(back, "<&>");
     }
 
     #[test]

@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::budget::Budget;
 use super::error::CaptureError;
 use super::event::CaptureEvent;
-use super::writer::{Output, Writer, WriterStats};
+use super::writer::{FlushRequest, Output, Writer, WriterStats};
 use super::{pcap, pcapng};
 
 /// Memory the capture may hold between the pumps and the file: payload bytes of events queued for
@@ -118,6 +118,7 @@ struct Shared {
 #[derive(Clone, Debug)]
 pub struct CaptureSink {
     tx: mpsc::UnboundedSender<CaptureEvent>,
+    flushes: mpsc::UnboundedSender<FlushRequest>,
     shared: Arc<Shared>,
 }
 
@@ -207,6 +208,7 @@ impl CaptureSink {
                 source,
             })?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let (flushes, flush_rx) = mpsc::unbounded_channel();
         let budget = Arc::new(Budget::new(budget));
         let mut writer = Writer::new(
             path.to_path_buf(),
@@ -218,7 +220,7 @@ impl CaptureSink {
         if format == CaptureFormat::Pcapng {
             writer.embed_secrets(secrets);
         }
-        let task = runtime.spawn(writer.run(rx));
+        let task = runtime.spawn(writer.run(rx, flush_rx));
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
             budget,
@@ -230,6 +232,7 @@ impl CaptureSink {
         Ok((
             CaptureSink {
                 tx,
+                flushes,
                 shared: shared.clone(),
             },
             CaptureWriterHandle {
@@ -283,6 +286,18 @@ impl CaptureSink {
             self.waited();
             self.shared.budget.take(owed).await;
         }
+    }
+
+    /// Puts every event recorded so far in the file, waiting at most `limit` for it: true once
+    /// they are there, false when the writer took longer or is gone (the file then holds what
+    /// the writer put there on its own, at least once a second).
+    /// For readers of a capture still being written.
+    pub async fn flush(&self, limit: std::time::Duration) -> bool {
+        let (reply, answered) = oneshot::channel();
+        if self.flushes.send(reply).is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(limit, answered).await, Ok(Ok(())))
     }
 
     /// Counts a wait for the writer and warns the first time.
@@ -352,7 +367,7 @@ mod tests {
     use std::future::Future;
     use std::io;
     use std::sync::Mutex;
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
 
     /// In-memory output that starts failing like a full disk once `limit` bytes are written.
     #[derive(Clone)]
@@ -428,6 +443,61 @@ mod tests {
         );
         assert_eq!(summary.payload_bytes, 500 * 4);
         assert_eq!(summary.write_error, None);
+    }
+
+    /// A reader of the file asks for what was recorded so far and finds it there at once, long
+    /// before the writer's own once-a-second flush.
+    #[tokio::test]
+    async fn a_flush_puts_what_was_recorded_in_the_file_before_it_answers() {
+        let bytes: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let disk = Disk {
+            bytes: bytes.clone(),
+            limit: usize::MAX,
+        };
+        let runtime = tokio::runtime::Handle::current();
+        let (sink, handle) = CaptureSink::start_with(
+            &runtime,
+            Path::new("mem.pcapng"),
+            CaptureMeta::default(),
+            Box::new(disk),
+            QUEUE_BUDGET,
+        )
+        .expect("start");
+        let header = bytes.lock().expect("lock").len();
+        let mut all = events(3);
+        all.pop(); // keep the leg open: the capture is still being written
+        for event in all {
+            sink.record(event).await;
+        }
+        let started = std::time::Instant::now();
+        assert!(sink.flush(Duration::from_secs(5)).await, "answered");
+        assert!(started.elapsed() < Duration::from_millis(500));
+        let written = bytes.lock().expect("lock").clone();
+        assert!(written.len() > header, "the events are in the file");
+        let pings = written.windows(4).filter(|w| w == b"ping").count();
+        assert_eq!(pings, 3, "every payload recorded before the flush");
+        drop(sink);
+        assert_eq!(handle.finish().await.packets_written, 3 + 3 * 2);
+    }
+
+    #[tokio::test]
+    async fn a_flush_of_a_gone_writer_says_so() {
+        let disk = Disk {
+            bytes: Arc::default(),
+            limit: usize::MAX,
+        };
+        let runtime = tokio::runtime::Handle::current();
+        let (sink, handle) = CaptureSink::start_with(
+            &runtime,
+            Path::new("mem.pcapng"),
+            CaptureMeta::default(),
+            Box::new(disk),
+            QUEUE_BUDGET,
+        )
+        .expect("start");
+        handle.task.abort();
+        let _ = handle.finish().await;
+        assert!(!sink.flush(Duration::from_secs(5)).await);
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -31,6 +31,10 @@ const SUM_CACHE: usize = 8;
 const TRIM_AFTER: u64 = 64 << 20;
 /// Longest time a record waits in memory: what a SIGKILL can lose at most.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// A request to put everything recorded so far in the file; answered once it is there (or the
+/// output failed), so a reader of the file sees every event recorded before the request.
+pub(crate) type FlushRequest = oneshot::Sender<()>;
 
 /// The destination: a file in production, anything in tests (e.g. a writer that fails like a full disk).
 pub(crate) type Output = Box<dyn Write + Send>;
@@ -122,9 +126,14 @@ impl Writer {
     /// Flushes at least every `FLUSH_EVERY` while data is pending, and right after any event that
     /// carries a fault comment, so a killed proxy leaves a capture readable up to its last fault.
     /// After a burst, once a whole tick passed without events, freed memory goes back to the OS.
+    ///
+    /// A [`FlushRequest`] takes the events already queued (everything recorded before it was
+    /// sent: both channels are fed in program order), writes them and answers once they are in
+    /// the file, for readers of a capture still being written (`GET /faultline/proxies/{name}/capture`).
     pub(crate) async fn run(
         mut self,
         mut rx: mpsc::UnboundedReceiver<CaptureEvent>,
+        mut flushes: mpsc::UnboundedReceiver<FlushRequest>,
     ) -> WriterStats {
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -144,6 +153,18 @@ impl Writer {
                     }
                     None => break,
                 },
+                Some(reply) = flushes.recv() => {
+                    // Only what is queued now: pumps that keep recording cannot hold the answer.
+                    for _ in 0..rx.len() {
+                        let Ok(event) = rx.try_recv() else { break };
+                        busy = true;
+                        self.encode(event);
+                    }
+                    self.flush().await;
+                    self.settle().await;
+                    // The asker may have stopped waiting; nothing to do then.
+                    let _ = reply.send(());
+                }
                 _ = tick.tick() => {
                     self.flush().await;
                     if !busy && self.since_trim >= TRIM_AFTER {

@@ -40,16 +40,30 @@ impl FaultChain {
     /// The rule set changed: the chain becomes the faults of the rules keyed `wanted`, in that
     /// order. A rule that was already in the chain keeps its instance (a cut keeps counting, a
     /// stall stays stalled); `make` builds the instance of a rule that is new here.
-    pub fn rearm(
+    pub fn rearm(&mut self, wanted: &[u64], make: impl FnMut(u64) -> Option<Box<dyn StreamFault>>) {
+        self.rearm_replacing(wanted, |_| None, make);
+    }
+
+    /// [`rearm`](Self::rearm), where a rule new here that replaces one that was (`replaces(key)`
+    /// names the old rule's key: the same rule with new values) starts from the old instance's
+    /// count ([`StreamFault::resume_from`]).
+    pub fn rearm_replacing(
         &mut self,
         wanted: &[u64],
+        replaces: impl Fn(u64) -> Option<u64>,
         mut make: impl FnMut(u64) -> Option<Box<dyn StreamFault>>,
     ) {
         let mut old = std::mem::take(&mut self.faults);
         for &key in wanted {
             if let Some(at) = old.iter().position(|(k, _)| *k == key) {
                 self.faults.push(old.swap_remove(at));
-            } else if let Some(fault) = make(key) {
+            } else if let Some(mut fault) = make(key) {
+                let counted = replaces(key)
+                    .and_then(|was| old.iter().find(|(k, _)| *k == was))
+                    .and_then(|(_, previous)| previous.counted());
+                if let Some(counted) = counted {
+                    fault.resume_from(counted);
+                }
                 self.faults.push((key, fault));
             }
         }
@@ -122,5 +136,22 @@ mod tests {
         assert_eq!(sent_len(&plan), 4);
         chain.rearm(&[], |_| None);
         assert!(chain.is_empty());
+    }
+
+    #[test]
+    fn a_replacing_rule_takes_over_the_count_of_the_one_it_replaces() {
+        let now = Instant::now();
+        let mut chain = FaultChain::for_direction(vec![(1, truncate(1, 10))]);
+        assert_eq!(sent_len(&chain.plan(6, now)), 6);
+        // Rule 3 is rule 1 updated to a limit of 8: 6 counted, 2 to go.
+        chain.rearm_replacing(
+            &[3],
+            |key| (key == 3).then_some(1),
+            |key| Some(truncate(key, 8)),
+        );
+        assert_eq!(sent_len(&chain.plan(6, now)), 2);
+        // A new rule that replaces none counts from zero.
+        chain.rearm_replacing(&[4], |_| None, |key| Some(truncate(key, 8)));
+        assert_eq!(sent_len(&chain.plan(6, now)), 6);
     }
 }

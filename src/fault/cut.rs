@@ -58,6 +58,14 @@ impl StreamFault for CutAfter {
         }
         before
     }
+
+    fn counted(&self) -> Option<u64> {
+        Some(self.counted)
+    }
+
+    fn resume_from(&mut self, counted: u64) {
+        self.counted = counted;
+    }
 }
 
 #[cfg(test)]

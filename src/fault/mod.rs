@@ -54,6 +54,20 @@ pub trait StreamFault: Send + std::fmt::Debug {
         let _ = at;
         steps
     }
+
+    /// The payload bytes counted so far toward a limit (a cut's count): the state an updated
+    /// rule's new instance takes over (see [`resume_from`](Self::resume_from)). `None` for faults
+    /// that count nothing.
+    fn counted(&self) -> Option<u64> {
+        None
+    }
+
+    /// Starts from `counted` bytes already counted by the instance this one replaces (the same
+    /// rule with new values, e.g. a Toxiproxy `limit_data` toxic updated through the API, which
+    /// keeps its count as Toxiproxy's does). Faults that count nothing ignore it.
+    fn resume_from(&mut self, counted: u64) {
+        let _ = counted;
+    }
 }
 
 /// What a rule does, written `fault.NAME = { … }` in a scenario (externally tagged, so a TOML

@@ -21,6 +21,8 @@ pub struct ConnectionRules {
     seed: u64,
     book: watch::Receiver<Arc<Scenario>>,
     scenario: Arc<Scenario>,
+    /// The scenario before the last replacement: where an updated rule's old key is found.
+    previous: Option<Arc<Scenario>>,
     matched: Vec<usize>,
 }
 
@@ -39,6 +41,7 @@ impl ConnectionRules {
             seed,
             book,
             scenario,
+            previous: None,
             matched,
         }
     }
@@ -79,7 +82,8 @@ impl ConnectionRules {
     }
 
     fn adopt_newest(&mut self) {
-        self.scenario = self.book.borrow_and_update().clone();
+        let newest = self.book.borrow_and_update().clone();
+        self.previous = Some(std::mem::replace(&mut self.scenario, newest));
         self.matched = self.scenario.rules_for_connection(&self.facts, self.seed);
     }
 
@@ -93,12 +97,26 @@ impl ConnectionRules {
             .collect()
     }
 
+    /// The key, in the scenario before the last replacement, of the rule the rule keyed `key`
+    /// replaced: the one of the same lineage (the same toxic, updated), if any.
+    fn replaced_key(&self, key: u64) -> Option<u64> {
+        let lineage = self.scenario.lineage.get(&key)?;
+        let previous = self.previous.as_ref()?;
+        previous
+            .lineage
+            .iter()
+            .find(|(old, of)| *of == lineage && **old != key)
+            .map(|(old, _)| *old)
+    }
+
     /// The fault chain of `direction`, or `chain` brought in step with the current rules (rules
-    /// that stayed keep their instance and its state).
+    /// that stayed keep their instance and its state; a rule of the same lineage as one that
+    /// went, an updated toxic, takes over its predecessor's count).
     pub fn direction_chain(&self, direction: Direction, chain: Option<FaultChain>) -> FaultChain {
         let mut chain = chain.unwrap_or_else(|| FaultChain::for_direction(Vec::new()));
         let scope = Scope::direction(direction);
-        chain.rearm(&self.direction_keys(direction), |key| {
+        let replaces = |key| self.replaced_key(key);
+        chain.rearm_replacing(&self.direction_keys(direction), replaces, |key| {
             let (_, rule) = self.scenario.rule_by_key(key)?;
             let rng = seed::stream(
                 self.seed,
@@ -185,6 +203,38 @@ mod tests {
         assert!(rules.refresh());
         let mut chain = rules.direction_chain(Direction::ClientToUpstream, Some(chain));
         assert!(chain.is_empty());
+        assert_eq!(sent_len(&chain.plan(6, now)), 6);
+    }
+
+    #[test]
+    fn an_updated_rule_keeps_counting_where_it_was() {
+        // Rules of lineage 1 (one toxic, updated), then one of lineage 2 (another toxic).
+        let cut = |after: u64, lineage: u64| {
+            let mut scenario = Scenario::from_toml(
+                &format!(
+                    "[[rule]]\nname = \"cut\"\nmatch = {{ direction = \"client->upstream\" }}\nfault.truncate = {{ after = {after} }}\n"
+                ),
+                "t.toml",
+                "t",
+            )
+            .expect("valid");
+            let key = scenario.rules[0].key;
+            scenario.lineage.insert(key, lineage);
+            Arc::new(scenario)
+        };
+        let (book, rx) = watch::channel(cut(10, 1));
+        let mut rules = ConnectionRules::new(ConnectionFacts::ordinal(1), 7, rx);
+        let now = Instant::now();
+        let mut chain = rules.direction_chain(Direction::ClientToUpstream, None);
+        assert_eq!(sent_len(&chain.plan(6, now)), 6);
+        book.send_replace(cut(8, 1));
+        assert!(rules.refresh());
+        let mut chain = rules.direction_chain(Direction::ClientToUpstream, Some(chain));
+        assert_eq!(sent_len(&chain.plan(6, now)), 2, "6 counted of the new 8");
+        // Same name and fault, another lineage (removed and added again): from zero.
+        book.send_replace(cut(9, 2));
+        assert!(rules.refresh());
+        let mut chain = rules.direction_chain(Direction::ClientToUpstream, Some(chain));
         assert_eq!(sent_len(&chain.plan(6, now)), 6);
     }
 

@@ -51,6 +51,10 @@ pub struct Scenario {
     pub tls: Option<crate::tls::TlsSettings>,
     /// Rules in file order.
     pub rules: Vec<Rule>,
+    /// What a rule stands for across rule book swaps, by rule key: a control-API toxic's identity,
+    /// so the rule that replaces it when the toxic is updated takes over its state. Empty for
+    /// scenario files (a rule whose text changed is a new rule).
+    pub lineage: std::collections::HashMap<u64, u64>,
 }
 
 /// One rule: when and what.
@@ -351,6 +355,7 @@ impl Scenario {
             store: file.proxy.store,
             tls,
             rules,
+            lineage: std::collections::HashMap::new(),
         })
     }
 }

@@ -277,13 +277,13 @@ fn bad_input_gets_a_4xx_with_a_message_and_changes_nothing() {
         (
             "POST",
             "/proxies/p/toxics".into(),
-            r#"{"type":"latency","attributes":{"latency":-1}}"#.into(),
+            r#"{"name":"neg","type":"latency","attributes":{"latency":-1}}"#.into(),
             400,
         ),
         (
             "POST",
             "/proxies/p/toxics".into(),
-            r#"{"type":"latency","attributes":{"latency":1e30}}"#.into(),
+            r#"{"name":"huge","type":"latency","attributes":{"latency":1e30}}"#.into(),
             400,
         ),
         (
@@ -295,7 +295,7 @@ fn bad_input_gets_a_4xx_with_a_message_and_changes_nothing() {
         (
             "POST",
             "/proxies/p/toxics".into(),
-            r#"{"type":"latency","toxicity":7}"#.into(),
+            r#"{"name":"seven","type":"latency","toxicity":7}"#.into(),
             400,
         ),
         (
@@ -333,6 +333,16 @@ fn bad_input_gets_a_4xx_with_a_message_and_changes_nothing() {
             400,
         ),
         ("POST", "/populate".into(), r#"{"name":"x"}"#.into(), 400),
+        // Replacing p with a proxy whose address is taken: 409, and p comes back as it was.
+        (
+            "POST",
+            "/populate".into(),
+            format!(
+                r#"[{{"name":"p","listen":"{api}","upstream":"{}"}}]"#,
+                upstream.server.addr
+            ),
+            409,
+        ),
         (
             "PUT",
             "/faultline/proxies/p/scenario".into(),
@@ -564,6 +574,366 @@ fn faultline_routes_scenario_summary_events_and_a_readable_capture() {
             && metrics.contains("faultline_rule_fired_total{proxy=\"cap\",rule=\"cut\"} 1"),
         "{metrics}"
     );
+    daemon.stop();
+}
+
+/// One request; the status, the head (lower-cased) and the body, to compare byte for byte with
+/// what toxiproxy-server writes (api.go, proxy.go, toxic_collection.go of Toxiproxy 2.12.0).
+fn http_exact(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(api).expect("connect to the API");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {api}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send a request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// What toxiproxy-server answers, byte for byte where faultline keeps its behaviour: bodies,
+/// content types, error wording, escaping, the `noop` toxic, 409 before attributes, listen in use,
+/// and populate's keep / replace / restore.
+#[test]
+fn answers_match_toxiproxy_server_byte_for_byte() {
+    let dir = TempDir::new("api-exact");
+    let upstream = echo_upstream();
+    let up = upstream.server.addr;
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let (status, head, body) = http_exact(api, "GET", "/version", "");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "{\"version\": \"2.12.0\"}\n")
+    );
+    assert!(
+        head.contains("content-type: application/json;charset=utf-8"),
+        "{head}"
+    );
+    // Go's decoder: nothing is EOF; what follows the first value is ignored.
+    let (status, head, body) = http_exact(api, "POST", "/proxies", "");
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            400,
+            "{\"error\":\"bad request body: EOF\",\"status\":400}\n"
+        )
+    );
+    assert!(
+        head.contains("content-type: text/plain; charset=utf-8")
+            && head.contains("x-content-type-options: nosniff"),
+        "http.Error's headers: {head}"
+    );
+    // Strings are escaped as Go escapes them; the proxy carries "Logger" and its toxics.
+    let (status, _, body) = http_exact(
+        api,
+        "POST",
+        "/proxies",
+        &format!(
+            r#"{{"name":"a<b>&c","listen":"127.0.0.1:0","upstream":"{up}","enabled":false}} trailing"#
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body,
+        format!(
+            r#"{{"name":"a\u003cb\u003e\u0026c","listen":"127.0.0.1:0","upstream":"{up}","enabled":false,"Logger":{{}},"toxics":[]}}"#
+        )
+    );
+    let proxy = create_proxy(api, "p", up);
+    // A listen address in use: Go's words; 409 (Toxiproxy's 500 reads as success to its
+    // Python client).
+    let (status, _, body) = http_exact(
+        api,
+        "POST",
+        "/proxies",
+        &format!(r#"{{"name":"q","listen":"{proxy}","upstream":"{up}"}}"#),
+    );
+    assert_eq!(
+        (status, body),
+        (
+            409,
+            format!(
+                "{{\"error\":\"listen tcp {proxy}: bind: address already in use\",\"status\":409}}\n"
+            )
+        )
+    );
+    // A taken name is 409 whatever else the body says (Toxiproxy looks for it first).
+    let (status, _, _) = http_exact(
+        api,
+        "POST",
+        "/proxies",
+        r#"{"name":"p","listen":"nowhere","upstream":"no port"}"#,
+    );
+    assert_eq!(status, 409);
+    // Toxiproxy's noop toxic; the toxic create answers 200, not 201.
+    let (status, head, body) = http_exact(api, "POST", "/proxies/p/toxics", r#"{"type":"noop"}"#);
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            r#"{"attributes":{},"name":"noop_downstream","type":"noop","stream":"downstream","toxicity":1}"#
+        )
+    );
+    assert!(
+        head.contains("content-type: application/json\r\n"),
+        "{head}"
+    );
+    assert_eq!(echo_through(proxy, b"through noop"), b"through noop");
+    let (status, _, _) = http_exact(
+        api,
+        "POST",
+        "/proxies/p/toxics",
+        r#"{"type":"limit_data","stream":"upstream","attributes":{"bytes":"many"}}"#,
+    );
+    assert_eq!(status, 400);
+    http_exact(
+        api,
+        "POST",
+        "/proxies/p/toxics",
+        r#"{"type":"limit_data","stream":"upstream","attributes":{"bytes":5}}"#,
+    );
+    let (status, _, body) = http_exact(
+        api,
+        "POST",
+        "/proxies/p/toxics",
+        r#"{"type":"limit_data","stream":"upstream","attributes":{"bytes":"many"}}"#,
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (409, "{\"error\":\"toxic already exists\",\"status\":409}\n"),
+        "the name before the attributes"
+    );
+    // An update changes attributes and toxicity only; upstream toxics are listed first.
+    let (status, _, body) = http_exact(
+        api,
+        "PATCH",
+        "/proxies/p/toxics/limit_data_upstream",
+        r#"{"name":"renamed","type":"latency","stream":"downstream","toxicity":0.5,"attributes":{"bytes":7}}"#,
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            r#"{"attributes":{"bytes":7},"name":"limit_data_upstream","type":"limit_data","stream":"upstream","toxicity":0.5}"#
+        )
+    );
+    let (_, _, list) = http_exact(api, "GET", "/proxies/p/toxics", "");
+    let names: Vec<String> = json(&list)
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|t| t["name"].as_str().expect("a name").to_string())
+        .collect();
+    assert_eq!(names, ["limit_data_upstream", "noop_downstream"]);
+    // Routes match the decoded path, one or more characters per variable.
+    for path in ["/proxies/", "/proxies/a%2Fb/toxics/x/y", "/"] {
+        let (status, head, body) = http_exact(api, "GET", path, "");
+        assert_eq!(
+            (status, body.as_str()),
+            (404, "404 page not found\n"),
+            "{path}"
+        );
+        assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    }
+    let (status, _, body) = http_exact(api, "PUT", "/proxies", "{}");
+    assert_eq!((status, body.as_str()), (405, ""));
+    // Browsers are refused on the routes (Toxiproxy's middleware runs on matched routes only).
+    for (method, path, want) in [
+        ("GET", "/proxies", "403"),
+        ("POST", "/reset", "403"),
+        ("GET", "/faultline/events", "403"),
+        ("GET", "/nope", "404"),
+        ("PUT", "/proxies", "405"),
+    ] {
+        let mut stream = TcpStream::connect(api).expect("connect");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: Mozilla/5.0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {want}")),
+            "{method} {path}: {answer}"
+        );
+        if want == "403" {
+            assert!(
+                answer.ends_with("\r\n\r\nUser agent not allowed\n"),
+                "{answer}"
+            );
+        }
+    }
+    // Populate: the same address keeps the proxy as it is (toxics and all), another replaces it.
+    let same = format!(r#"[{{"name":"p","listen":"{proxy}","upstream":"{up}"}}]"#);
+    let (status, _, body) = http_exact(api, "POST", "/populate", &same);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        json(&body)["proxies"][0]["toxics"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let other = format!(r#"[{{"name":"p","listen":"{proxy}","upstream":"127.0.0.1:9"}}]"#);
+    let (status, _, body) = http_exact(api, "POST", "/populate", &other);
+    assert_eq!(status, 201, "{body}");
+    let replaced = &json(&body)["proxies"][0];
+    assert_eq!(
+        replaced["toxics"],
+        serde_json::json!([]),
+        "a new proxy: {body}"
+    );
+    assert_eq!(replaced["upstream"], "127.0.0.1:9");
+    // An empty populate lists no proxies as Go does: null.
+    let (status, _, body) = http_exact(api, "POST", "/populate", "[]");
+    assert_eq!((status, body.as_str()), (201, "{\"proxies\":null}"));
+    daemon.stop();
+}
+
+/// Updating a `limit_data` toxic keeps what it counted on open connections, as Toxiproxy's does
+/// (its state lives as long as the toxic): 6 of 10 bytes through, updated to 8, then 2 more pass
+/// and the connection ends.
+#[test]
+fn an_updated_limit_data_keeps_its_count_on_open_connections() {
+    let dir = TempDir::new("api-limit-update");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "p", upstream.server.addr);
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/p/toxics",
+        r#"{"name":"cap","type":"limit_data","stream":"downstream","attributes":{"bytes":10}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut stream = TcpStream::connect(proxy).expect("connect to the proxy");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    exchange(&mut stream, 6);
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/p/toxics/cap",
+        r#"{"attributes":{"bytes":8}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["attributes"]["bytes"], 8);
+    stream.write_all(b"abcdef").expect("write");
+    let mut back = Vec::new();
+    stream
+        .read_to_end(&mut back)
+        .expect("the proxy ends the stream");
+    assert_eq!(back, b"ab", "6 counted before the update, 8 allowed");
+    // Removed and added again, the very same toxic, while a connection is idle: a new toxic,
+    // counting from zero on that connection, as in Toxiproxy.
+    let mut stream = TcpStream::connect(proxy).expect("connect to the proxy");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    exchange(&mut stream, 6);
+    let toxic =
+        r#"{"name":"cap","type":"limit_data","stream":"downstream","attributes":{"bytes":8}}"#;
+    assert_eq!(http(api, "DELETE", "/proxies/p/toxics/cap", "").0, 204);
+    assert_eq!(http(api, "POST", "/proxies/p/toxics", toxic).0, 200);
+    exchange(&mut stream, 6);
+    stream.write_all(b"abcdef").expect("write");
+    let mut back = Vec::new();
+    stream
+        .read_to_end(&mut back)
+        .expect("the proxy ends the stream");
+    assert_eq!(back, b"ab", "6 + 2 of the new toxic's 8");
+    daemon.stop();
+}
+
+/// `GET PATH` on the API (Connection: close); the raw body bytes.
+fn get_raw(api: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(api).expect("connect to the API");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send a request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the answer");
+    let at = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    let head = String::from_utf8_lossy(&raw[..at]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, raw[at..].to_vec())
+}
+
+/// The capture fetched right after bytes crossed the proxy holds them: the API asks the writer
+/// to write what it holds first. No fault fired (faults flush on their own) and the writer's own
+/// flush comes once a second, so without that request the bytes would not be in the file yet.
+#[test]
+fn the_capture_so_far_holds_the_bytes_relayed_just_before_the_request() {
+    let dir = TempDir::new("api-capture-now");
+    let upstream = echo_upstream();
+    let template = dir.path().join("{name}.pcapng").display().to_string();
+    let (daemon, api) = serve(&dir, "serve", &["--capture", &template]);
+    let proxy = create_proxy(api, "now", upstream.server.addr);
+    let mut open = Vec::new();
+    for round in 0..4 {
+        // One request per connection, each left open: an HTTP request line, so faultline's own
+        // reader names it (as an exchange's target).
+        let request = format!("GET /marker-{round} HTTP/1.1\r\nHost: capture.test\r\n\r\n");
+        let mut stream = TcpStream::connect(proxy).expect("connect to the proxy");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream.write_all(request.as_bytes()).expect("write");
+        let mut back = vec![0u8; request.len()];
+        stream.read_exact(&mut back).expect("read the echo");
+        assert_eq!(back, request.as_bytes());
+        open.push(stream);
+        let (status, capture) = get_raw(api, "/faultline/proxies/now/capture");
+        assert_eq!(status, 200);
+        let copy = dir.path().join(format!("round-{round}.pcapng"));
+        std::fs::write(&copy, &capture).expect("save");
+        // faultline's reader: no damage, the request on both legs.
+        let report = faultline::inspect::inspect_bytes(
+            &capture,
+            &faultline::inspect::InspectOptions::default(),
+        )
+        .expect("a readable capture");
+        assert_eq!(report.capture.damage, None, "round {round}");
+        let target = format!("/marker-{round}");
+        let legs = report
+            .exchanges
+            .iter()
+            .filter(|e| e.target == target)
+            .count();
+        assert_eq!(legs, 2, "round {round}: {target} on both legs");
+        // tshark: both legs of the latest connection carry its bytes, both ways.
+        let streams = 2 * (round + 1);
+        let carrying = (0..streams)
+            .map(|n| tshark::follow_raw(&copy, n))
+            .filter(|(to_server, to_client)| {
+                to_server == request.as_bytes() && to_client == request.as_bytes()
+            })
+            .count();
+        assert_eq!(carrying, 2, "round {round}: tshark sees both legs");
+    }
+    drop(open);
     daemon.stop();
 }
 
