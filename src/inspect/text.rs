@@ -3,7 +3,7 @@
 use super::content_address::Scheme;
 use super::exchange::Outcome;
 use super::leg;
-use super::model::{LegComparison, Report};
+use super::model::{FlowSummary, LegComparison, Report};
 use super::objects::Transfer;
 
 /// `2026-05-28T12:34:56.789012Z` from nanoseconds since the epoch (UTC, proleptic Gregorian).
@@ -107,6 +107,34 @@ impl Report {
                     body,
                     ex.response_text(),
                     response_bytes,
+                    faults
+                );
+            }
+        }
+        // Flows that carried no HTTP are in no table above; a plain TCP capture (the TCP demo's)
+        // would otherwise show only a flow count, with nothing to match `tcp.stream == N` to.
+        let plain: Vec<&FlowSummary> = self.flows.iter().filter(|f| !f.http && !f.h2).collect();
+        if !plain.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nflows without HTTP (flow N is tshark's tcp.stream == N):"
+            );
+            for f in plain {
+                let faults = f
+                    .faults
+                    .iter()
+                    .map(|t| t.trim_start_matches("faultline: "))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let _ = writeln!(
+                    s,
+                    "  flow {:<3} {:<8} {} -> {}  opened {}{}{}",
+                    f.id,
+                    leg::name(f.leg),
+                    f.client,
+                    f.server,
+                    format_time(f.opened_ns),
+                    if faults.is_empty() { "" } else { "  faults: " },
                     faults
                 );
             }

@@ -563,7 +563,7 @@ fn tcp_demo_runs_four_connections_and_writes_a_capture_in_the_cwd() {
         started.elapsed()
     );
     assert_eq!(out.code(), Some(0), "stderr:\n{}", out.stderr);
-    for expected in ["connection 4", "connections: 4", "reset"] {
+    for expected in ["flow 6 (client leg) -> flow 7", "connections: 4", "reset"] {
         assert!(
             out.stdout.contains(expected),
             "stdout lacks {expected:?}:\n{}",
