@@ -260,7 +260,8 @@ fn html_report_of_a_real_capture_in_headless_chromium() {
         r#"<svg class="timeline""#.to_string(),
         r#"<g class="lane" data-leg="client""#.to_string(),
         r#"<g class="lane" data-leg="upstream""#.to_string(),
-        r#"<g class="fault" data-rule="first PUT answered &lt;b&gt;500&lt;/b&gt;">"#.to_string(),
+        r#"<g class="fault" data-rule="first PUT answered &lt;b&gt;500&lt;/b&gt;" data-ns=""#
+            .to_string(),
         "⚡ first PUT answered &lt;b&gt;5".to_string(),
         r#"<title>faultline: rule "first PUT answered &lt;b&gt;500&lt;/b&gt;""#.to_string(),
         r#"<g class="response""#.to_string(),
@@ -279,6 +280,34 @@ fn html_report_of_a_real_capture_in_headless_chromium() {
         "only the page's own script is a script element"
     );
     assert!(!dom.contains("<b>500</b>"), "a rule name became markup");
+    // Issue 15: a marker is drawn where its packet crossed, not at its exchange's start: the
+    // 500 is answered after the request body, so its fault marker is right of (or at) the
+    // request marker of the same lane, at the x its own time gives.
+    let attr = |tag: &str, name: &str| -> f64 {
+        let rest = tag.split(&format!(r#"{name}=""#)).nth(1).expect(name);
+        rest[..rest.find('"').expect("quote")]
+            .parse()
+            .expect("a number")
+    };
+    for lane in dom.split(r#"<g class="lane" "#).skip(1) {
+        let Some(fault) = lane.split(r#"<g class="fault" "#).nth(1) else {
+            continue;
+        };
+        let fault = &fault[..fault.find('>').expect("tag end")];
+        let request = lane
+            .split(r#"<g class="request" "#)
+            .nth(1)
+            .and_then(|r| r.split(r#"<path d="M"#).nth(1))
+            .and_then(|r| r.split(' ').next())
+            .and_then(|x| x.parse::<f64>().ok())
+            .expect("a request marker in a lane with a fault");
+        assert!(
+            attr(fault, "data-x") >= request,
+            "fault at {} before its request at {request}: {fault}",
+            attr(fault, "data-x")
+        );
+        assert!(attr(fault, "data-ns") > 0.0, "{fault}");
+    }
     let shot = dir.path().join("report.png");
     headless(
         dir.path(),
