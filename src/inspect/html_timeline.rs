@@ -12,6 +12,7 @@ use super::h2_model::{GoawayNote, H2Stream};
 use super::html::escape;
 use super::leg;
 use super::model::FlowSummary;
+use super::text::{comment_text, is_rule_fault};
 use super::timeline::{EventKind, FlowTimeline};
 use crate::direction::Direction;
 
@@ -382,6 +383,19 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
                     y - 5.0
                 );
             }
+            // A comment that names no rule (the FINs faultline sends when a run stops) is a
+            // note on the lane, not a ⚡ fault.
+            EventKind::Fault(text) if !is_rule_fault(text) => {
+                let note = comment_text(text);
+                let _ = write!(
+                    s,
+                    r#"<g class="note" data-ns="{}" data-x="{x:.1}"><title>{} ({} offset {})</title><circle cx="{x:.1}" cy="{y:.1}" r="3"/></g>"#,
+                    event.ns,
+                    escape(&note),
+                    event.direction,
+                    event.offset,
+                );
+            }
             EventKind::Fault(text) => {
                 let rule = rule_name(text);
                 // One fault marks several packets (both RSTs of a reset): label it once.
@@ -565,6 +579,12 @@ mod tests {
         );
         timeline.event(down, 20, end, EventKind::Reset);
         timeline.event(Direction::ClientToUpstream, 5, end, EventKind::Fin);
+        timeline.event(
+            Direction::ClientToUpstream,
+            5,
+            end,
+            EventKind::Fault("faultline: run stopped".into()),
+        );
         let stream = H2Stream {
             flow: 3,
             leg: Some(crate::direction::Leg::Client),
@@ -625,6 +645,9 @@ mod tests {
         assert_eq!(marker_xs(&svg, "fault"), vec![x(reset_at)]);
         assert_eq!(marker_xs(&svg, "rst"), vec![x(end)]);
         assert_eq!(marker_xs(&svg, "fin"), vec![x(end)]);
+        // The FIN note of a stopped run is no ⚡ fault.
+        assert_eq!(marker_xs(&svg, "note"), vec![x(end)]);
+        assert!(!svg.contains("⚡ faultline: run"), "{svg}");
         assert!(
             svg.contains(&format!(r#"<path d="M{:.1} "#, x(stream_at))),
             "request marker"

@@ -169,10 +169,10 @@ impl Report {
                     ex.request.cut_by.as_deref().unwrap_or("?")
                 )
             };
-            let faults: Vec<&str> = ex
+            let faults: Vec<String> = ex
                 .faults
                 .iter()
-                .map(|f| f.text.trim_start_matches("faultline: "))
+                .map(|f| super::text::comment_text(&f.text))
                 .collect();
             let _ = writeln!(
                 s,
