@@ -225,6 +225,7 @@ impl Report {
                 .map_or(format!("incomplete ({} bytes)", o.length), |c| c.describe());
             (
                 o.corrupt,
+                None,
                 format!("{what} {}", o.address.name()),
                 o.leg,
                 result,
@@ -234,6 +235,7 @@ impl Report {
             let ex = self.exchanges.get(cc.exchange)?;
             Some((
                 cc.corrupt,
+                Some(ex.id),
                 format!("{} {} ({})", ex.method, ex.target, cc.address.algo.name()),
                 ex.leg,
                 cc.check.describe(),
@@ -250,6 +252,7 @@ impl Report {
                 .map_or(format!("incomplete ({} bytes)", b.length), |c| c.describe());
             (
                 b.corrupt,
+                None,
                 format!("ByteStream {what} {}", b.resource),
                 b.leg,
                 result,
@@ -261,13 +264,15 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\n#### Content checks\n\n| object | leg | result |\n|---|---|---|"
+            "\n#### Content checks\n\n| exchange | object | leg | result |\n|---:|---|---|---|"
         );
-        for (corrupt, what, leg, result) in rows {
+        // Attempts of one upload check the same object: the exchange tells their rows apart.
+        for (corrupt, exchange, what, leg, result) in rows {
             let mark = if corrupt { "**CORRUPT** " } else { "" };
             let _ = writeln!(
                 s,
-                "| {} | {} | {mark}{} |",
+                "| {} | {} | {} | {mark}{} |",
+                exchange.map_or("-".to_string(), |id| id.to_string()),
                 escape(&what),
                 leg::name(leg),
                 escape(&result)

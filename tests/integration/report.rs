@@ -163,6 +163,30 @@ fn markdown_summary_of_a_real_capture() {
         !md.contains("<script>") && !md.contains("<b>"),
         "capture text must not become HTML on GitHub:\n{md}"
     );
+    // Issue 15: the two attempts' content checks name the same object; each row says its
+    // exchange, so the clean one and the corrupt one can be told apart.
+    let checks: Vec<&str> = md
+        .split("#### Content checks")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no content checks:\n{md}"))
+        .lines()
+        .skip(3)
+        .take_while(|l| l.starts_with('|'))
+        .filter(|l| l.contains("(md5)"))
+        .collect();
+    let exchanges: std::collections::BTreeSet<u64> = checks
+        .iter()
+        .map(|l| {
+            l.split('|')
+                .nth(1)
+                .unwrap_or_default()
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{l}: no exchange number"))
+        })
+        .collect();
+    assert!(checks.len() >= 2, "{md}");
+    assert_eq!(exchanges.len(), checks.len(), "one exchange per row:\n{md}");
 }
 
 /// The Chromium binary; the test fails (never skips) when it is missing.
