@@ -409,6 +409,18 @@ fn check_reports_a_syntax_error_on_one_line() {
     assert!(errors[1].starts_with(&format!("{}:3:25: ", unit.display())));
 }
 
+/// Issue 15: `run` on a missing scenario said "error:" and exited 1 where `check` exits 2 for the
+/// same file; both now say the same line and exit 2 (bad input).
+#[test]
+fn run_and_check_agree_on_a_missing_scenario() {
+    let dir = TempDir::new("run-missing");
+    let missing = dir.path().join("no-such-scenario.toml");
+    let checked = check(&[&missing]);
+    let run = Process::spawn(Command::new(BIN).arg("run").arg(&missing)).wait();
+    assert_eq!(run.code(), Some(2), "stderr:\n{}", run.stderr);
+    assert_eq!(run.stderr, checked.stderr);
+}
+
 #[test]
 fn check_names_a_missing_file() {
     let dir = TempDir::new("check-missing");
