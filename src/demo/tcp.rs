@@ -48,7 +48,7 @@ pub struct ConnectionReport {
 /// prints can be looked up in `inspect --json` or Wireshark as it is.
 pub async fn run() -> Result<(), DemoError> {
     let scenario = Scenario::from_toml(DEMO_SCENARIO, "scenarios/demo-tcp.toml", "demo-tcp")?;
-    let running = super::start_proxy(scenario).await?;
+    let running = super::start_proxy(scenario, super::Story::Tcp).await?;
     let scenario = running.shared.rules.current();
     let seed = running.shared.seed;
     let upstream = scenario.upstream.clone().ok_or(DemoError::NoUpstream)?;

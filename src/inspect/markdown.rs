@@ -81,6 +81,7 @@ impl Report {
         self.markdown_checks(&mut s);
         self.markdown_expectations(&mut s);
         self.markdown_exchanges(&mut s);
+        self.markdown_plain_flows(&mut s);
         if !self.warnings.is_empty() {
             let _ = writeln!(
                 s,
@@ -188,6 +189,35 @@ impl Report {
             );
         }
         let _ = writeln!(s, "\n</details>");
+    }
+
+    /// Flows that carried no HTTP (a plain TCP proxy's), with the faults on them: otherwise a
+    /// capture of TCP faults pastes as a bare "clean" with nothing to look at.
+    fn markdown_plain_flows(&self, s: &mut String) {
+        let plain: Vec<_> = self.flows.iter().filter(|f| !f.http && !f.h2).collect();
+        if plain.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\n#### Flows without HTTP\n\nFlow N is Wireshark's `tcp.stream == N`.\n\n| flow | leg | client | server | faults |\n|---:|---|---|---|---|"
+        );
+        for f in plain {
+            let faults: Vec<String> = f
+                .faults
+                .iter()
+                .map(|t| super::text::comment_text(t))
+                .collect();
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                f.id,
+                leg::name(f.leg),
+                escape(&f.client),
+                escape(&f.server),
+                escape(&faults.join("; "))
+            );
+        }
     }
 
     /// `--expect`: each manifest line against what the capture shows was stored.

@@ -573,6 +573,30 @@ fn tcp_demo_flow_numbers_are_inspects() {
             "{line}"
         );
     }
+    // The paste for a bug report lists the same flows with their faults, and replays the TCP demo.
+    let md = run_bounded(
+        Command::new(FAULTLINE)
+            .arg("inspect")
+            .arg(&capture)
+            .arg("--markdown"),
+        dir.path(),
+        "inspect-tcp-demo-md",
+        LIMIT,
+    );
+    assert!(
+        md.stdout.contains("#### Flows without HTTP"),
+        "{}",
+        md.stdout
+    );
+    for id in &printed {
+        let row = format!("| {id} | {} |", flow(*id)["leg"].as_str().expect("leg"));
+        assert!(md.stdout.contains(&row), "no {row:?}:\n{}", md.stdout);
+    }
+    assert!(
+        md.stdout.contains("```sh\nfaultline demo --tcp\n```"),
+        "{}",
+        md.stdout
+    );
     // The suggested tshark filter shows the first faulted connection's two legs.
     let filter = demo
         .stdout
