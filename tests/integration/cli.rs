@@ -493,6 +493,29 @@ fn run_relays_with_flags_over_the_file_and_prints_a_summary_on_sigterm() {
     }
 }
 
+/// Issue 15: `--listen localhost:PORT` was refused while `--upstream localhost:PORT` worked; both
+/// take a name now, and the proxy listens on loopback and relays.
+#[test]
+fn run_listens_on_localhost_by_name() {
+    let dir = TempDir::new("run-localhost");
+    let scenario = dir.write(
+        "echo.toml",
+        "name = \"by-name\"\n[proxy]\nupstream = \"builtin:echo\"\n",
+    );
+    let process = Process::spawn(Command::new(BIN).arg("run").arg(&scenario).args([
+        "--listen",
+        "localhost:0",
+        "--capture",
+        &dir.path().join("c.pcapng").display().to_string(),
+    ]));
+    let addr = listening_address(&process.wait_for_stderr("listening on"));
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+    assert_eq!(round_trip(addr, b"by name"), b"by name");
+    process.terminate();
+    let out = process.wait();
+    assert_eq!(out.code(), Some(0), "stderr:\n{}", out.stderr);
+}
+
 #[test]
 fn run_on_a_listen_address_in_use_exits_1_and_says_so() {
     let dir = TempDir::new("run-in-use");
