@@ -155,11 +155,11 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     faultline::proxy::fd_limit::raise();
     let mut scenario = match Scenario::load(&args.scenario) {
         Ok(s) => s,
-        Err(e @ ScenarioError::Invalid(_)) => {
+        // A missing or unreadable file is bad input, as `check` says (exit 2, same message).
+        Err(e @ (ScenarioError::Invalid(_) | ScenarioError::Read { .. })) => {
             eprintln!("{e}");
             return Ok(ExitCode::from(2));
         }
-        Err(e) => return Err(e.into()),
     };
     // A bad manifest is said before the run, not after it.
     if let Some(Err(e)) = args.expect.as_deref().map(Manifest::load) {

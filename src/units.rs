@@ -159,7 +159,15 @@ fn whole_bytes(value: f64, multiplier: f64) -> Option<u64> {
 /// Parses a size such as `"64KiB"`; decimal (`KB`) and binary (`KiB`) prefixes both exist in the
 /// wild, so both are accepted, in any case, and mean what they say.
 pub fn parse_size(text: &str) -> Result<ByteSize, String> {
-    let bad = || format!("invalid size {text:?}: expected a number with a unit: {SIZE_UNITS}");
+    let bad = || {
+        // A rate where a size belongs (`after = "1mbit/s"`) is a mix-up worth naming.
+        let rate = if text.contains('/') || text.to_ascii_lowercase().trim_end().ends_with("bps") {
+            "that is a rate (per second), not a size; "
+        } else {
+            ""
+        };
+        format!("invalid size {text:?}: {rate}expected a number with a unit: {SIZE_UNITS}")
+    };
     let (value, unit) = split_number(text).ok_or_else(bad)?;
     let multiplier = size_multiplier(unit).ok_or_else(bad)?;
     whole_bytes(value, multiplier as f64)
@@ -192,7 +200,16 @@ pub fn parse_duration(text: &str) -> Result<Span, String> {
 /// (`"8mbit/s"`, `"100Mbps"`, decimal prefixes); zero is rejected (use `stall` to stop traffic).
 pub fn parse_rate(text: &str) -> Result<Rate, String> {
     let bad = || {
-        format!("invalid rate {text:?}: expected a size per second (\"256KiB/s\", \"1MB/s\") or bits per second (\"8mbit/s\", \"100Mbps\")")
+        // A size where a rate belongs (`rate = "64kb"`): say what to add.
+        let hint = if parse_size(text).is_ok() {
+            format!(
+                "that is a size; a rate is per second, like \"{}/s\"; ",
+                text.trim()
+            )
+        } else {
+            String::new()
+        };
+        format!("invalid rate {text:?}: {hint}expected a size per second (\"256KiB/s\", \"1MB/s\") or bits per second (\"8mbit/s\", \"100Mbps\")")
     };
     let trimmed = text.trim();
     let lower = trimmed.to_ascii_lowercase();
@@ -320,6 +337,23 @@ impl<'de> Deserialize<'de> for Probability {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 15: `1mbit/s` where a size belongs was only "an invalid size"; `64kb` where a rate
+    /// belongs did not say that `/s` was missing.
+    #[test]
+    fn a_rate_for_a_size_and_a_size_for_a_rate_are_named() {
+        let size = parse_size("1mbit/s").expect_err("a rate is no size");
+        assert!(
+            size.contains("that is a rate (per second), not a size"),
+            "{size}"
+        );
+        let rate = parse_rate("64kb").expect_err("a size is no rate");
+        assert!(rate.contains(r#"like "64kb/s""#), "{rate}");
+        assert_eq!(parse_size("1mb").map(|b| b.0), Ok(1_000_000));
+        assert_eq!(parse_size("64kib").map(|b| b.0), Ok(65_536));
+        let plain = parse_size("12 apples").expect_err("no unit");
+        assert!(!plain.contains("rate"), "{plain}");
+    }
 
     #[test]
     fn sizes_accept_decimal_and_binary_prefixes() {

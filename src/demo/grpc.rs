@@ -134,7 +134,7 @@ async fn reader_run(
         host: server.addr.ip().to_string(),
         port: server.addr.port(),
     });
-    let running = super::start_proxy(scenario).await?;
+    let running = super::start_proxy(scenario, super::Story::Grpc).await?;
     let ports = (running.local_addr.port(), server.addr.port());
     let names: Vec<String> = blobs.iter().map(|(name, _)| name.clone()).collect();
     let reads = read_all(running.local_addr, &names, style).await;

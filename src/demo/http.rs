@@ -88,7 +88,7 @@ async fn client_run(
     let mut scenario = scenario.clone();
     scenario.name = format!("{}-{label}", scenario.name);
     scenario.store = Some(store_dir.display().to_string());
-    let running = super::start_proxy(scenario).await?;
+    let running = super::start_proxy(scenario, super::Story::Http).await?;
     let mut uploads = Vec::new();
     for (path, data) in files {
         uploads.push((

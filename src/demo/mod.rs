@@ -35,8 +35,9 @@ pub enum DemoError {
 }
 
 /// Starts a demo proxy on an ephemeral loopback port with the scenario's own upstream and a
-/// capture under `captures/` (the scenario's template), as `faultline run` would.
-async fn start_proxy(scenario: Scenario) -> Result<Running, DemoError> {
+/// capture under `captures/` (the scenario's template), as `faultline run` would. `story` is the
+/// demo's command line, recorded in the capture as the command that replays it.
+async fn start_proxy(scenario: Scenario, story: Story) -> Result<Running, DemoError> {
     let upstream = scenario.upstream.clone().ok_or(DemoError::NoUpstream)?;
     let capture = expand_path_template(
         scenario
@@ -54,7 +55,7 @@ async fn start_proxy(scenario: Scenario) -> Result<Running, DemoError> {
         upstream,
         seed,
         capture: Some(capture),
-        command_line: "faultline demo".to_string(),
+        command_line: story.command_line().to_string(),
         live_rules: false,
     })
     .await?)
@@ -69,6 +70,17 @@ pub enum Story {
     Tcp,
     /// ByteStream Reads over HTTP/2, one stream reset: a resuming and a restarting reader.
     Grpc,
+}
+
+impl Story {
+    /// The command that tells this story (the capture's replay command).
+    pub fn command_line(self) -> &'static str {
+        match self {
+            Story::Http => "faultline demo",
+            Story::Tcp => "faultline demo --tcp",
+            Story::Grpc => "faultline demo --grpc",
+        }
+    }
 }
 
 /// Runs the demo. Returns whether it showed what it should: for the HTTP story, a clean verdict

@@ -117,6 +117,8 @@ struct StreamNotes {
     reset: bool,
     /// When the first RST_STREAM crossed.
     reset_ns: Option<u64>,
+    /// When the server's last header block (final response or trailers) crossed.
+    answer_ns: Option<u64>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -306,6 +308,12 @@ impl FlowH2 {
             while let Some(block) = blocks.next_if(|b| b.piece == index) {
                 if block.role == BlockRole::Request {
                     self.open(block.stream, &block.headers, ts);
+                } else if direction == Direction::UpstreamToClient
+                    && matches!(block.role, BlockRole::Response | BlockRole::Trailers)
+                {
+                    if let Some(notes) = self.notes.get_mut(&block.stream) {
+                        notes.answer_ns = Some(ts);
+                    }
                 }
             }
         }
@@ -338,6 +346,7 @@ impl FlowH2 {
                 faults: Vec::new(),
                 reset: false,
                 reset_ns: None,
+                answer_ns: None,
             },
         );
     }
@@ -396,6 +405,7 @@ impl FlowH2 {
                     code: code.to_string(),
                     debug: String::from_utf8_lossy(&debug[..debug.len().min(MAX_VALUE)])
                         .into_owned(),
+                    at_ns: ts,
                 });
             }
             _ => {}
@@ -445,6 +455,7 @@ impl FlowH2 {
             let reset = record.reset.map(|r| ResetNote {
                 by: r.by.to_string(),
                 code: r.code.to_string(),
+                at_ns: notes.reset_ns,
             });
             let grpc_status = record.grpc_status();
             if let Some(mut call) = notes.call.take() {
@@ -478,6 +489,7 @@ impl FlowH2 {
                 grpc_status,
                 grpc_status_name: grpc_status.and_then(status_name).map(str::to_owned),
                 grpc_message: record.grpc_message(),
+                grpc_status_ns: grpc_status.and(notes.answer_ns),
                 request_bytes: record.data_bytes[up],
                 response_bytes: record.data_bytes[down],
                 request_messages: notes.messages[up].complete,

@@ -49,6 +49,9 @@ pub struct ResetNote {
     pub by: String,
     /// RFC 9113 error code name (`CANCEL`), or `0x…` for an undefined code.
     pub code: String,
+    /// When the first RST_STREAM of the stream crossed, ns since the epoch (so a timeline draws
+    /// it where it happened, not where the stream began); `None` if the frame was not seen.
+    pub at_ns: Option<u64>,
 }
 
 /// A GOAWAY, by name.
@@ -62,6 +65,8 @@ pub struct GoawayNote {
     pub code: String,
     /// Debug data (lossy UTF-8).
     pub debug: String,
+    /// When it crossed, ns since the epoch.
+    pub at_ns: u64,
 }
 
 /// One HTTP/2 stream of a connection.
@@ -96,6 +101,9 @@ pub struct H2Stream {
     pub grpc_status_name: Option<String>,
     /// `grpc-message`, percent-decoded.
     pub grpc_message: Option<String>,
+    /// When the header block carrying `grpc-status` crossed (trailers, or a trailers-only
+    /// response), ns since the epoch; `None` without a `grpc-status`.
+    pub grpc_status_ns: Option<u64>,
     /// DATA payload bytes sent by the client.
     pub request_bytes: u64,
     /// DATA payload bytes sent by the server.

@@ -57,7 +57,7 @@ svg .request rect{fill:#0969da;opacity:.35}svg .request path{fill:#0969da}
 svg .response rect{fill:#8250df;opacity:.35}svg .response path{fill:#8250df}
 svg .fin line{stroke:#1f2328;stroke-width:2}svg .rst path{stroke:var(--bad);stroke-width:2.5}svg .rst text{fill:var(--bad);font-weight:bold}
 svg .fault path{fill:#bf8700;stroke:#7d4e00}svg .fault text{fill:#7d4e00;font-weight:bold}
-svg .mark{font-size:9px}svg .gap rect{fill:#6e7781}svg .rst-stream text{fill:var(--bad)}
+svg .mark{font-size:9px}svg .gap rect{fill:#6e7781}svg .note circle{fill:#6e7781}svg .rst-stream text{fill:var(--bad)}svg .rst-stream path{fill:var(--bad)}svg .goaway path{fill:#8250df}svg .goaway text{fill:#8250df}svg .grpc-status path{fill:#0969da}svg .grpc-status text{fill:#0969da}
 svg .axis line{stroke:#8c959f}svg .separator{stroke:#d0d7de;stroke-dasharray:4 3}svg .axis text{fill:var(--mute)}
 .legend span{margin-right:14px;color:var(--mute);font-size:.85em}
 button{font:inherit;font-size:.85em;padding:2px 10px;cursor:pointer}
@@ -452,7 +452,7 @@ impl Report {
         }
         let _ = write!(
             s,
-            r#"<section id="timelines"><h2>Connections</h2><p class="legend"><span>▶ request (bar: its body)</span><span>◀ response</span><span>⚡ fault, named by its rule</span><span>✕ RST</span><span>| FIN</span><span>time from the connection's first packet</span></p>"#
+            r#"<section id="timelines"><h2>Connections</h2><p class="legend"><span>▶ request (bar: its body)</span><span>◀ response</span><span>⚡ fault, named by its rule</span><span>✕ RST</span><span>| FIN</span><span>◆ RST_STREAM, GOAWAY, grpc-status: where the frame crossed</span><span>time from the connection's first packet</span></p>"#
         );
         for legs in connections {
             let views: Vec<LegView<'_>> = legs
@@ -471,6 +471,12 @@ impl Report {
                             .h2_streams
                             .iter()
                             .filter(|st| st.flow == f.id)
+                            .collect(),
+                        goaways: self
+                            .h2_connections
+                            .iter()
+                            .filter(|c| c.flow == f.id)
+                            .flat_map(|c| &c.goaways)
                             .collect(),
                     })
                 })
@@ -522,7 +528,7 @@ impl Report {
             if let Some(r) = &st.reset {
                 notes.push(format!("RST_STREAM {} ({})", r.code, r.by));
             }
-            notes.extend(st.faults.iter().cloned());
+            notes.extend(st.faults.iter().map(|f| super::text::comment_text(f)));
             let _ = write!(
                 s,
                 r#"<tr><td class="num">{}</td><td class="nowrap">{}</td><td class="num">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>"#,
@@ -557,7 +563,7 @@ impl Report {
             let faults: Vec<String> = ex
                 .faults
                 .iter()
-                .map(|f| f.text.trim_start_matches("faultline: ").to_string())
+                .map(|f| super::text::comment_text(&f.text))
                 .collect();
             let body = if ex.request.complete {
                 ex.request.length.to_string()
@@ -783,8 +789,8 @@ pub(crate) mod tests {
         let html = hostile_report().render_html();
         for expected in [
             "PUT /&lt;script&gt;x&lt;/script&gt;",
-            r#"<g class="fault" data-rule="r&lt;1&gt;">"#,
-            r#"<g class="rst">"#,
+            r#"<g class="fault" data-rule="r&lt;1&gt;" data-ns="#,
+            r#"<g class="rst" data-ns="#,
             r#"<g class="request" data-exchange="0">"#,
             "&lt;img src=x&gt;",
             "&lt;i&gt;.pcapng",

@@ -8,10 +8,11 @@
 use std::fmt::Write;
 
 use super::exchange::Exchange;
-use super::h2_model::H2Stream;
+use super::h2_model::{GoawayNote, H2Stream};
 use super::html::escape;
 use super::leg;
 use super::model::FlowSummary;
+use super::text::{comment_text, is_rule_fault};
 use super::timeline::{EventKind, FlowTimeline};
 use crate::direction::Direction;
 
@@ -38,6 +39,8 @@ pub struct LegView<'a> {
     pub exchanges: Vec<&'a Exchange>,
     /// Its HTTP/2 streams.
     pub streams: Vec<&'a H2Stream>,
+    /// Its HTTP/2 GOAWAYs.
+    pub goaways: Vec<&'a GoawayNote>,
 }
 
 /// The rule name in a fault comment (`faultline: rule "NAME" reset …`), else the comment.
@@ -274,22 +277,69 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
             y - 5.0,
         );
         if let Some(r) = &st.reset {
-            let down = row(mid, Direction::UpstreamToClient);
-            let text = label(
-                &mut labels.responses,
-                x,
-                down,
-                &format!("RST_STREAM {}", r.code),
-            );
-            let _ = write!(
+            // Where the RST_STREAM crossed; the stream's start only when the frame's time is unknown.
+            let ns = r.at_ns.unwrap_or(st.opened_ns);
+            frame_marker(
                 s,
-                r#"<g class="rst-stream"><title>{}</title>{text}</g>"#,
-                escape(&format!(
-                    "stream {} reset {} by {}",
-                    st.stream, r.code, r.by
-                )),
+                scale,
+                mid,
+                &mut labels,
+                FrameMark {
+                    class: "rst-stream",
+                    ns,
+                    direction: direction_named(&r.by),
+                    label: format!("RST_STREAM {}", r.code),
+                    title: format!("stream {} reset {} by {}", st.stream, r.code, r.by),
+                },
             );
         }
+        if let (Some(code), Some(ns)) = (st.grpc_status, st.grpc_status_ns) {
+            let name = st.grpc_status_name.as_deref().unwrap_or("");
+            frame_marker(
+                s,
+                scale,
+                mid,
+                &mut labels,
+                FrameMark {
+                    class: "grpc-status",
+                    ns,
+                    direction: Direction::UpstreamToClient,
+                    label: format!("grpc-status {code} {name}").trim_end().to_string(),
+                    title: format!(
+                        "stream {} answered grpc-status {code} {name}{}",
+                        st.stream,
+                        st.grpc_message
+                            .as_deref()
+                            .map_or(String::new(), |m| format!(": {m}"))
+                    ),
+                },
+            );
+        }
+    }
+    for g in &view.goaways {
+        frame_marker(
+            s,
+            scale,
+            mid,
+            &mut labels,
+            FrameMark {
+                class: "goaway",
+                ns: g.at_ns,
+                direction: direction_named(&g.by),
+                label: format!("GOAWAY {}", g.code),
+                title: format!(
+                    "GOAWAY {} by {}, last stream {}{}",
+                    g.code,
+                    g.by,
+                    g.last_stream,
+                    if g.debug.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", g.debug)
+                    }
+                ),
+            },
+        );
     }
     let mut labelled: Vec<&str> = Vec::new();
     for event in &t.events {
@@ -299,7 +349,8 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
             EventKind::Fin => {
                 let _ = write!(
                     s,
-                    r#"<g class="fin"><title>FIN {} at offset {}</title><line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}"/><text class="mark" x="{:.1}" y="{:.1}">FIN</text></g>"#,
+                    r#"<g class="fin" data-ns="{}" data-x="{x:.1}"><title>FIN {} at offset {}</title><line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}"/><text class="mark" x="{:.1}" y="{:.1}">FIN</text></g>"#,
+                    event.ns,
                     event.direction,
                     event.offset,
                     y - 6.0,
@@ -311,7 +362,8 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
             EventKind::Reset => {
                 let _ = write!(
                     s,
-                    r#"<g class="rst"><title>RST {} at offset {}</title><path d="M{:.1} {:.1} l10 10 m0 -10 l-10 10"/><text class="mark" x="{:.1}" y="{:.1}">RST</text></g>"#,
+                    r#"<g class="rst" data-ns="{}" data-x="{x:.1}"><title>RST {} at offset {}</title><path d="M{:.1} {:.1} l10 10 m0 -10 l-10 10"/><text class="mark" x="{:.1}" y="{:.1}">RST</text></g>"#,
+                    event.ns,
                     event.direction,
                     event.offset,
                     x - 5.0,
@@ -323,11 +375,25 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
             EventKind::Gap { missing } => {
                 let _ = write!(
                     s,
-                    r#"<g class="gap"><title>{missing} bytes missing from the capture at {} offset {}</title><rect x="{:.1}" y="{:.1}" width="4" height="10"/></g>"#,
+                    r#"<g class="gap" data-ns="{}" data-x="{x:.1}"><title>{missing} bytes missing from the capture at {} offset {}</title><rect x="{:.1}" y="{:.1}" width="4" height="10"/></g>"#,
+                    event.ns,
                     event.direction,
                     event.offset,
                     x - 2.0,
                     y - 5.0
+                );
+            }
+            // A comment that names no rule (the FINs faultline sends when a run stops) is a
+            // note on the lane, not a ⚡ fault.
+            EventKind::Fault(text) if !is_rule_fault(text) => {
+                let note = comment_text(text);
+                let _ = write!(
+                    s,
+                    r#"<g class="note" data-ns="{}" data-x="{x:.1}"><title>{} ({} offset {})</title><circle cx="{x:.1}" cy="{y:.1}" r="3"/></g>"#,
+                    event.ns,
+                    escape(&note),
+                    event.direction,
+                    event.offset,
                 );
             }
             EventKind::Fault(text) => {
@@ -345,8 +411,9 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
                 };
                 let _ = write!(
                     s,
-                    r#"<g class="fault" data-rule="{}"><title>{}</title><path d="M{x:.1} {:.1} l6 6 l-6 6 l-6 -6 z"/>{label}</g>"#,
+                    r#"<g class="fault" data-rule="{}" data-ns="{}" data-x="{x:.1}"><title>{}</title><path d="M{x:.1} {:.1} l6 6 l-6 6 l-6 -6 z"/>{label}</g>"#,
                     escape(rule),
+                    event.ns,
                     escape(&format!(
                         "{} ({} offset {})",
                         text, event.direction, event.offset
@@ -357,6 +424,44 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
         }
     }
     s.push_str("</g>");
+}
+
+/// An HTTP/2 frame drawn where it crossed the wire.
+struct FrameMark {
+    class: &'static str,
+    ns: u64,
+    direction: Direction,
+    label: String,
+    title: String,
+}
+
+/// `client->upstream` or `upstream->client` as a [`Direction`] (an unknown name: the response row).
+fn direction_named(name: &str) -> Direction {
+    if name == Direction::ClientToUpstream.to_string() {
+        Direction::ClientToUpstream
+    } else {
+        Direction::UpstreamToClient
+    }
+}
+
+/// A diamond at the frame's own time on its direction's row, labelled if there is room; its
+/// `data-ns` and `data-x` say where it was put (for checks of the geometry).
+fn frame_marker(s: &mut String, scale: &Scale, mid: f64, labels: &mut Labels, mark: FrameMark) {
+    let x = scale.x(mark.ns);
+    let y = row(mid, mark.direction);
+    let bands = match mark.direction {
+        Direction::ClientToUpstream => &mut labels.faults_up,
+        Direction::UpstreamToClient => &mut labels.faults_down,
+    };
+    let text = label(bands, x, y, &cut(&mark.label));
+    let _ = write!(
+        s,
+        r#"<g class="{}" data-ns="{}" data-x="{x:.1}"><title>{}</title><path d="M{x:.1} {:.1} l5 5 l-5 5 l-5 -5 z"/>{text}</g>"#,
+        mark.class,
+        mark.ns,
+        escape(&mark.title),
+        y - 5.0,
+    );
 }
 
 fn exchange(
@@ -434,6 +539,127 @@ fn exchange(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `data-x` of every `<g class="CLASS" …>` marker in `svg`.
+    fn marker_xs(svg: &str, class: &str) -> Vec<f64> {
+        svg.split(&format!(r#"<g class="{class}""#))
+            .skip(1)
+            .map(|rest| {
+                let x = rest.split(r#"data-x=""#).nth(1).expect("data-x");
+                x[..x.find('"').expect("quote")].parse().expect("a number")
+            })
+            .collect()
+    }
+
+    /// Issue 15: a RST_STREAM was drawn at its stream's start. Every frame and fault marker sits
+    /// at the time it crossed, on the same axis as the stream's request marker.
+    #[test]
+    fn frame_and_fault_markers_sit_at_their_own_time() {
+        let (open, stream_at, status_at, reset_at, goaway_at, end) =
+            (1_000, 2_000, 6_000, 8_000, 10_000, 11_000);
+        let flow = FlowSummary {
+            id: 3,
+            leg: Some(crate::direction::Leg::Client),
+            client: "127.0.0.1:1".into(),
+            server: "127.0.0.1:2".into(),
+            opened_ns: open,
+            saw_syn: true,
+            http: false,
+            exchanges: Vec::new(),
+            faults: Vec::new(),
+            h2: true,
+        };
+        let mut timeline = FlowTimeline::new(3, open);
+        let down = Direction::UpstreamToClient;
+        timeline.event(
+            down,
+            10,
+            reset_at,
+            EventKind::Fault(r#"faultline: rule "cut" rst_stream CANCEL"#.into()),
+        );
+        timeline.event(down, 20, end, EventKind::Reset);
+        timeline.event(Direction::ClientToUpstream, 5, end, EventKind::Fin);
+        timeline.event(
+            Direction::ClientToUpstream,
+            5,
+            end,
+            EventKind::Fault("faultline: run stopped".into()),
+        );
+        let stream = H2Stream {
+            flow: 3,
+            leg: Some(crate::direction::Leg::Client),
+            stream: 1,
+            opened_ns: stream_at,
+            method: Some("POST".into()),
+            path: Some("/google.bytestream.ByteStream/Read".into()),
+            authority: None,
+            status: Some(200),
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
+            trailers: Vec::new(),
+            grpc_status: Some(14),
+            grpc_status_name: Some("UNAVAILABLE".into()),
+            grpc_message: None,
+            grpc_status_ns: Some(status_at),
+            request_bytes: 0,
+            response_bytes: 0,
+            request_messages: 0,
+            response_messages: 0,
+            request_ended: true,
+            response_ended: false,
+            reset: Some(super::super::h2_model::ResetNote {
+                by: down.to_string(),
+                code: "CANCEL".into(),
+                at_ns: Some(reset_at),
+            }),
+            faults: Vec::new(),
+        };
+        let goaway = GoawayNote {
+            by: down.to_string(),
+            last_stream: 1,
+            code: "NO_ERROR".into(),
+            debug: String::new(),
+            at_ns: goaway_at,
+        };
+        let svg = render(
+            "c",
+            &[LegView {
+                flow: &flow,
+                timeline: &timeline,
+                exchanges: Vec::new(),
+                streams: vec![&stream],
+                goaways: vec![&goaway],
+            }],
+        );
+        let x = |ns: u64| {
+            let at = LEFT + (ns - open) as f64 / (end - open) as f64 * (WIDTH - LEFT - RIGHT);
+            (at * 10.0).round() / 10.0
+        };
+        assert_eq!(marker_xs(&svg, "rst-stream"), vec![x(reset_at)], "{svg}");
+        assert!(
+            x(reset_at) > x(stream_at) + 100.0,
+            "not at the stream's start"
+        );
+        assert_eq!(marker_xs(&svg, "grpc-status"), vec![x(status_at)]);
+        assert_eq!(marker_xs(&svg, "goaway"), vec![x(goaway_at)]);
+        assert_eq!(marker_xs(&svg, "fault"), vec![x(reset_at)]);
+        assert_eq!(marker_xs(&svg, "rst"), vec![x(end)]);
+        assert_eq!(marker_xs(&svg, "fin"), vec![x(end)]);
+        // The FIN note of a stopped run is no ⚡ fault.
+        assert_eq!(marker_xs(&svg, "note"), vec![x(end)]);
+        assert!(!svg.contains("⚡ faultline: run"), "{svg}");
+        assert!(
+            svg.contains(&format!(r#"<path d="M{:.1} "#, x(stream_at))),
+            "request marker"
+        );
+        for text in [
+            "RST_STREAM CANCEL",
+            "grpc-status 14 UNAVAILABLE",
+            "GOAWAY NO_ERROR",
+        ] {
+            assert!(svg.contains(text), "{text} labelled:\n{svg}");
+        }
+    }
 
     #[test]
     fn rule_names_come_out_of_fault_comments() {

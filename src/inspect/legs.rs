@@ -77,8 +77,13 @@ fn compare_pair(c: &FlowSummary, u: &FlowSummary, exchanges: &mut [Exchange]) ->
     let mut bug = false;
     let n = c.exchanges.len().min(u.exchanges.len());
     if c.exchanges.len() != u.exchanges.len() {
+        let requests = if c.exchanges.len() == 1 {
+            "request"
+        } else {
+            "requests"
+        };
         differences.push(format!(
-            "{} requests on the client leg, {} on the upstream leg",
+            "{} {requests} on the client leg, {} on the upstream leg",
             c.exchanges.len(),
             u.exchanges.len()
         ));
@@ -279,5 +284,21 @@ pub(crate) mod tests {
                 "{compared:?}"
             );
         }
+    }
+
+    /// Issue 15 (summary wording): one request is not "1 requests".
+    #[test]
+    fn a_request_answered_by_faultline_alone_is_counted_in_words() {
+        let mut exchanges = vec![exchange(0, Leg::Client, 0, "PUT", "/x", Some("h"))];
+        let flows = [
+            flow(0, Leg::Client, vec![0]),
+            flow(1, Leg::Upstream, vec![]),
+        ];
+        let compared = compare_legs(&flows, &mut exchanges);
+        assert_eq!(compared.len(), 1, "{compared:?}");
+        assert_eq!(
+            compared[0].differences[0],
+            "1 request on the client leg, 0 on the upstream leg"
+        );
     }
 }

@@ -81,6 +81,7 @@ impl Report {
         self.markdown_checks(&mut s);
         self.markdown_expectations(&mut s);
         self.markdown_exchanges(&mut s);
+        self.markdown_plain_flows(&mut s);
         if !self.warnings.is_empty() {
             let _ = writeln!(
                 s,
@@ -169,10 +170,10 @@ impl Report {
                     ex.request.cut_by.as_deref().unwrap_or("?")
                 )
             };
-            let faults: Vec<&str> = ex
+            let faults: Vec<String> = ex
                 .faults
                 .iter()
-                .map(|f| f.text.trim_start_matches("faultline: "))
+                .map(|f| super::text::comment_text(&f.text))
                 .collect();
             let _ = writeln!(
                 s,
@@ -188,6 +189,35 @@ impl Report {
             );
         }
         let _ = writeln!(s, "\n</details>");
+    }
+
+    /// Flows that carried no HTTP (a plain TCP proxy's), with the faults on them: otherwise a
+    /// capture of TCP faults pastes as a bare "clean" with nothing to look at.
+    fn markdown_plain_flows(&self, s: &mut String) {
+        let plain: Vec<_> = self.flows.iter().filter(|f| !f.http && !f.h2).collect();
+        if plain.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\n#### Flows without HTTP\n\nFlow N is Wireshark's `tcp.stream == N`.\n\n| flow | leg | client | server | faults |\n|---:|---|---|---|---|"
+        );
+        for f in plain {
+            let faults: Vec<String> = f
+                .faults
+                .iter()
+                .map(|t| super::text::comment_text(t))
+                .collect();
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                f.id,
+                leg::name(f.leg),
+                escape(&f.client),
+                escape(&f.server),
+                escape(&faults.join("; "))
+            );
+        }
     }
 
     /// `--expect`: each manifest line against what the capture shows was stored.
@@ -225,6 +255,7 @@ impl Report {
                 .map_or(format!("incomplete ({} bytes)", o.length), |c| c.describe());
             (
                 o.corrupt,
+                None,
                 format!("{what} {}", o.address.name()),
                 o.leg,
                 result,
@@ -234,6 +265,7 @@ impl Report {
             let ex = self.exchanges.get(cc.exchange)?;
             Some((
                 cc.corrupt,
+                Some(ex.id),
                 format!("{} {} ({})", ex.method, ex.target, cc.address.algo.name()),
                 ex.leg,
                 cc.check.describe(),
@@ -250,6 +282,7 @@ impl Report {
                 .map_or(format!("incomplete ({} bytes)", b.length), |c| c.describe());
             (
                 b.corrupt,
+                None,
                 format!("ByteStream {what} {}", b.resource),
                 b.leg,
                 result,
@@ -261,13 +294,15 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\n#### Content checks\n\n| object | leg | result |\n|---|---|---|"
+            "\n#### Content checks\n\n| exchange | object | leg | result |\n|---:|---|---|---|"
         );
-        for (corrupt, what, leg, result) in rows {
+        // Attempts of one upload check the same object: the exchange tells their rows apart.
+        for (corrupt, exchange, what, leg, result) in rows {
             let mark = if corrupt { "**CORRUPT** " } else { "" };
             let _ = writeln!(
                 s,
-                "| {} | {} | {mark}{} |",
+                "| {} | {} | {} | {mark}{} |",
+                exchange.map_or("-".to_string(), |id| id.to_string()),
                 escape(&what),
                 leg::name(leg),
                 escape(&result)

@@ -306,7 +306,11 @@ const MOVE: Ty = Ty::Object(&[
 
 const H2_FIELDS: Ty = Ty::List(&Ty::Object(&[f("name", Ty::Text), f("value", Ty::Text)]));
 
-const H2_RESET: Ty = Ty::Object(&[f("by", DIRECTION), f("code", Ty::Text)]);
+const H2_RESET: Ty = Ty::Object(&[
+    f("by", DIRECTION),
+    f("code", Ty::Text),
+    f("at_ns", OPT_COUNT),
+]);
 
 const H2_STREAM: Ty = Ty::Object(&[
     f("flow", Ty::Count),
@@ -323,6 +327,7 @@ const H2_STREAM: Ty = Ty::Object(&[
     f("grpc_status", OPT_COUNT),
     f("grpc_status_name", OPT_TEXT),
     f("grpc_message", OPT_TEXT),
+    f("grpc_status_ns", OPT_COUNT),
     f("request_bytes", Ty::Count),
     f("response_bytes", Ty::Count),
     f("request_messages", Ty::Count),
@@ -338,6 +343,7 @@ const H2_GOAWAY: Ty = Ty::Object(&[
     f("last_stream", Ty::Count),
     f("code", Ty::Text),
     f("debug", Ty::Text),
+    f("at_ns", Ty::Count),
 ]);
 
 const H2_CONNECTION: Ty = Ty::Object(&[

@@ -3,8 +3,24 @@
 use super::content_address::Scheme;
 use super::exchange::Outcome;
 use super::leg;
-use super::model::{LegComparison, Report};
+use super::model::{FlowSummary, LegComparison, Report};
 use super::objects::Transfer;
+
+/// A capture comment as the reports show it: without the `faultline: ` prefix, and the note
+/// faultline puts on the FINs it sends when a run stops said as what it is, not as a fault.
+pub fn comment_text(comment: &str) -> String {
+    match comment.trim_start_matches("faultline: ") {
+        "run stopped" => "closed when the run stopped (not a fault)".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether a capture comment is a rule's fault (`faultline: rule "NAME" …`) rather than a note.
+pub fn is_rule_fault(comment: &str) -> bool {
+    comment
+        .trim_start_matches("faultline: ")
+        .starts_with("rule \"")
+}
 
 /// `2026-05-28T12:34:56.789012Z` from nanoseconds since the epoch (UTC, proleptic Gregorian).
 pub fn format_time(ns: u64) -> String {
@@ -81,7 +97,7 @@ impl Report {
                 let faults = ex
                     .faults
                     .iter()
-                    .map(|f| f.text.trim_start_matches("faultline: ").to_string())
+                    .map(|f| comment_text(&f.text))
                     .collect::<Vec<_>>()
                     .join("; ");
                 // A response cut short says so here too, not only in --json.
@@ -107,6 +123,34 @@ impl Report {
                     body,
                     ex.response_text(),
                     response_bytes,
+                    faults
+                );
+            }
+        }
+        // Flows that carried no HTTP are in no table above; a plain TCP capture (the TCP demo's)
+        // would otherwise show only a flow count, with nothing to match `tcp.stream == N` to.
+        let plain: Vec<&FlowSummary> = self.flows.iter().filter(|f| !f.http && !f.h2).collect();
+        if !plain.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nflows without HTTP (flow N is tshark's tcp.stream == N):"
+            );
+            for f in plain {
+                let faults = f
+                    .faults
+                    .iter()
+                    .map(|t| comment_text(t))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let _ = writeln!(
+                    s,
+                    "  flow {:<3} {:<8} {} -> {}  opened {}{}{}",
+                    f.id,
+                    leg::name(f.leg),
+                    f.client,
+                    f.server,
+                    format_time(f.opened_ns),
+                    if faults.is_empty() { "" } else { "  faults: " },
                     faults
                 );
             }
@@ -299,11 +343,7 @@ impl Report {
             if let Some(m) = st.grpc_message.as_ref().filter(|m| !m.is_empty()) {
                 notes.push(format!("grpc-message {m:?}"));
             }
-            notes.extend(
-                st.faults
-                    .iter()
-                    .map(|f| f.trim_start_matches("faultline: ").to_string()),
-            );
+            notes.extend(st.faults.iter().map(|f| comment_text(f)));
             let _ = writeln!(
                 s,
                 "{:>4}  {:<8} {:>6}  {:<6} {:<44} {:>6}  {:<20} {:>10} {:>10}  {}",
@@ -392,6 +432,20 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 15: the FIN comment of a stopped run read as a fault ("run stopped") in the
+    /// exchange tables.
+    #[test]
+    fn a_stopped_run_is_a_note_not_a_fault() {
+        assert!(!is_rule_fault("faultline: run stopped"));
+        assert_eq!(
+            comment_text("faultline: run stopped"),
+            "closed when the run stopped (not a fault)"
+        );
+        let fault = r#"faultline: rule "r" reset client->upstream after 3 bytes"#;
+        assert!(is_rule_fault(fault));
+        assert_eq!(comment_text(fault), &fault["faultline: ".len()..]);
+    }
 
     #[test]
     fn formats_utc_times() {

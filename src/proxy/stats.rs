@@ -181,9 +181,11 @@ impl fmt::Display for RunSummary {
             } else {
                 format!("rule {} ({})", i + 1, rule.fault)
             };
+            // An HTTP rule acts on requests; its connection count is where it was eligible (its
+            // connection-level conditions held), not where it acted.
             let scope = match rule.requests {
                 Some(requests) => format!(
-                    "matched {} on {}",
+                    "matched {} ({} eligible)",
                     plural(requests, "request"),
                     plural(rule.matched, "connection")
                 ),
@@ -216,5 +218,51 @@ impl fmt::Display for RunSummary {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15 (summary wording): an attempt-1 rule on six connections acted on three requests;
+    /// the summary must not read as if it matched the six connections or three on six.
+    #[test]
+    fn an_http_rule_counts_requests_and_says_where_it_was_eligible() {
+        let rule = |named: bool, requests: Option<u64>, matched: u64| RuleSummary {
+            name: if named {
+                "first try fails"
+            } else {
+                "rule 1 (respond)"
+            }
+            .into(),
+            named,
+            requests,
+            fault: "respond",
+            matched,
+            fired: 1,
+        };
+        let summary = RunSummary {
+            connections: 6,
+            upstream_failures: 0,
+            panics: 0,
+            client_to_upstream: 1,
+            upstream_to_client: 1,
+            rules: vec![rule(false, Some(3), 6), rule(true, None, 1)],
+            capture: None,
+        };
+        let text = summary.to_string();
+        assert!(
+            text.contains(
+                "rule 1 (respond): matched 3 requests (6 connections eligible), fired 1 time\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "rule 2 \"first try fails\" (respond): matched 1 connection, fired 1 time\n"
+            ),
+            "{text}"
+        );
     }
 }

@@ -409,6 +409,18 @@ fn check_reports_a_syntax_error_on_one_line() {
     assert!(errors[1].starts_with(&format!("{}:3:25: ", unit.display())));
 }
 
+/// Issue 15: `run` on a missing scenario said "error:" and exited 1 where `check` exits 2 for the
+/// same file; both now say the same line and exit 2 (bad input).
+#[test]
+fn run_and_check_agree_on_a_missing_scenario() {
+    let dir = TempDir::new("run-missing");
+    let missing = dir.path().join("no-such-scenario.toml");
+    let checked = check(&[&missing]);
+    let run = Process::spawn(Command::new(BIN).arg("run").arg(&missing)).wait();
+    assert_eq!(run.code(), Some(2), "stderr:\n{}", run.stderr);
+    assert_eq!(run.stderr, checked.stderr);
+}
+
 #[test]
 fn check_names_a_missing_file() {
     let dir = TempDir::new("check-missing");
@@ -479,6 +491,29 @@ fn run_relays_with_flags_over_the_file_and_prints_a_summary_on_sigterm() {
             out.stdout
         );
     }
+}
+
+/// Issue 15: `--listen localhost:PORT` was refused while `--upstream localhost:PORT` worked; both
+/// take a name now, and the proxy listens on loopback and relays.
+#[test]
+fn run_listens_on_localhost_by_name() {
+    let dir = TempDir::new("run-localhost");
+    let scenario = dir.write(
+        "echo.toml",
+        "name = \"by-name\"\n[proxy]\nupstream = \"builtin:echo\"\n",
+    );
+    let process = Process::spawn(Command::new(BIN).arg("run").arg(&scenario).args([
+        "--listen",
+        "localhost:0",
+        "--capture",
+        &dir.path().join("c.pcapng").display().to_string(),
+    ]));
+    let addr = listening_address(&process.wait_for_stderr("listening on"));
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+    assert_eq!(round_trip(addr, b"by name"), b"by name");
+    process.terminate();
+    let out = process.wait();
+    assert_eq!(out.code(), Some(0), "stderr:\n{}", out.stderr);
 }
 
 #[test]
@@ -563,7 +598,7 @@ fn tcp_demo_runs_four_connections_and_writes_a_capture_in_the_cwd() {
         started.elapsed()
     );
     assert_eq!(out.code(), Some(0), "stderr:\n{}", out.stderr);
-    for expected in ["connection 4", "connections: 4", "reset"] {
+    for expected in ["flow 6 (client leg) -> flow 7", "connections: 4", "reset"] {
         assert!(
             out.stdout.contains(expected),
             "stdout lacks {expected:?}:\n{}",

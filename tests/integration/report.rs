@@ -163,6 +163,30 @@ fn markdown_summary_of_a_real_capture() {
         !md.contains("<script>") && !md.contains("<b>"),
         "capture text must not become HTML on GitHub:\n{md}"
     );
+    // Issue 15: the two attempts' content checks name the same object; each row says its
+    // exchange, so the clean one and the corrupt one can be told apart.
+    let checks: Vec<&str> = md
+        .split("#### Content checks")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no content checks:\n{md}"))
+        .lines()
+        .skip(3)
+        .take_while(|l| l.starts_with('|'))
+        .filter(|l| l.contains("(md5)"))
+        .collect();
+    let exchanges: std::collections::BTreeSet<u64> = checks
+        .iter()
+        .map(|l| {
+            l.split('|')
+                .nth(1)
+                .unwrap_or_default()
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{l}: no exchange number"))
+        })
+        .collect();
+    assert!(checks.len() >= 2, "{md}");
+    assert_eq!(exchanges.len(), checks.len(), "one exchange per row:\n{md}");
 }
 
 /// The Chromium binary; the test fails (never skips) when it is missing.
@@ -260,7 +284,8 @@ fn html_report_of_a_real_capture_in_headless_chromium() {
         r#"<svg class="timeline""#.to_string(),
         r#"<g class="lane" data-leg="client""#.to_string(),
         r#"<g class="lane" data-leg="upstream""#.to_string(),
-        r#"<g class="fault" data-rule="first PUT answered &lt;b&gt;500&lt;/b&gt;">"#.to_string(),
+        r#"<g class="fault" data-rule="first PUT answered &lt;b&gt;500&lt;/b&gt;" data-ns=""#
+            .to_string(),
         "⚡ first PUT answered &lt;b&gt;5".to_string(),
         r#"<title>faultline: rule "first PUT answered &lt;b&gt;500&lt;/b&gt;""#.to_string(),
         r#"<g class="response""#.to_string(),
@@ -279,6 +304,34 @@ fn html_report_of_a_real_capture_in_headless_chromium() {
         "only the page's own script is a script element"
     );
     assert!(!dom.contains("<b>500</b>"), "a rule name became markup");
+    // Issue 15: a marker is drawn where its packet crossed, not at its exchange's start: the
+    // 500 is answered after the request body, so its fault marker is right of (or at) the
+    // request marker of the same lane, at the x its own time gives.
+    let attr = |tag: &str, name: &str| -> f64 {
+        let rest = tag.split(&format!(r#"{name}=""#)).nth(1).expect(name);
+        rest[..rest.find('"').expect("quote")]
+            .parse()
+            .expect("a number")
+    };
+    for lane in dom.split(r#"<g class="lane" "#).skip(1) {
+        let Some(fault) = lane.split(r#"<g class="fault" "#).nth(1) else {
+            continue;
+        };
+        let fault = &fault[..fault.find('>').expect("tag end")];
+        let request = lane
+            .split(r#"<g class="request" "#)
+            .nth(1)
+            .and_then(|r| r.split(r#"<path d="M"#).nth(1))
+            .and_then(|r| r.split(' ').next())
+            .and_then(|x| x.parse::<f64>().ok())
+            .expect("a request marker in a lane with a fault");
+        assert!(
+            attr(fault, "data-x") >= request,
+            "fault at {} before its request at {request}: {fault}",
+            attr(fault, "data-x")
+        );
+        assert!(attr(fault, "data-ns") > 0.0, "{fault}");
+    }
     let shot = dir.path().join("report.png");
     headless(
         dir.path(),
@@ -405,6 +458,162 @@ fn flow_numbers_do_not_depend_on_leg_and_the_demo_agrees_with_inspect() {
             suggested.stdout
         );
     }
+}
+
+/// Issue 15: the TCP demo names each connection by the flow numbers `inspect` gives its two legs
+/// (not a count of its own), and every fault it says the capture holds is on those flows.
+#[test]
+fn tcp_demo_flow_numbers_are_inspects() {
+    let dir = TempDir::new("report-tcp-demo");
+    let demo = run_bounded(
+        Command::new(FAULTLINE)
+            .args(["demo", "--tcp"])
+            .current_dir(dir.path()),
+        dir.path(),
+        "demo-tcp",
+        LIMIT,
+    );
+    assert_eq!(demo.code(), Some(0), "{}", demo.output());
+    assert!(
+        !demo.stdout.contains("connection 1"),
+        "a number of the demo's own:\n{}",
+        demo.stdout
+    );
+    let capture = demo
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("capture: "))
+        .and_then(|rest| rest.split(" (").next())
+        .map(|c| dir.path().join(c))
+        .unwrap_or_else(|| panic!("no capture line:\n{}", demo.stdout));
+    let out = run_bounded(
+        Command::new(FAULTLINE)
+            .arg("inspect")
+            .arg(&capture)
+            .arg("--json"),
+        dir.path(),
+        "inspect-tcp-demo",
+        LIMIT,
+    );
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let flows = json["flows"].as_array().expect("flows");
+    let flow = |id: u64| {
+        flows
+            .iter()
+            .find(|f| f["id"] == id)
+            .unwrap_or_else(|| panic!("the demo printed flow {id}; inspect has {flows:?}"))
+    };
+    let number = |word: &str| -> u64 {
+        word.parse()
+            .unwrap_or_else(|_| panic!("{word:?} is not a flow number:\n{}", demo.stdout))
+    };
+    // "flow C (client leg) -> flow U (upstream leg): rule \"NAME\"" then the connection's lines.
+    let mut printed = Vec::new();
+    let mut current: Option<(u64, u64)> = None;
+    for line in demo.stdout.lines() {
+        if let Some(rest) = line.strip_prefix("flow ") {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            assert_eq!(
+                words.get(1..5),
+                Some(&["(client", "leg)", "->", "flow"][..]),
+                "{line}"
+            );
+            let (c, u) = (number(words[0]), number(words[5]));
+            assert_eq!(flow(c)["leg"], "client", "{line}");
+            assert_eq!(flow(u)["leg"], "upstream", "{line}");
+            // The rule the demo names is the one whose fault comment inspect finds on its flows.
+            if let Some(rule) = line.split(": rule ").nth(1) {
+                let on_flows = [c, u].iter().any(|id| {
+                    flow(*id)["faults"]
+                        .as_array()
+                        .expect("faults")
+                        .iter()
+                        .any(|f| f.as_str().is_some_and(|f| f.contains(rule)))
+                });
+                assert!(on_flows, "{line}: no fault of {rule} on flows {c} and {u}");
+            }
+            printed.extend([c, u]);
+            current = Some((c, u));
+        } else if let Some(rest) = line.trim().strip_prefix("capture, flow") {
+            let (ids, text) = rest.split_once(": ").expect("capture, flows: text");
+            let ids = ids.trim_start_matches('s').trim();
+            for id in ids.split(" and ").map(number) {
+                let (c, u) = current.expect("a fault line under a connection");
+                assert!(id == c || id == u, "{line} is not about flow {c} or {u}");
+                let faults = flow(id)["faults"].as_array().expect("faults");
+                assert!(
+                    faults
+                        .iter()
+                        .any(|f| f.as_str().is_some_and(|f| f.ends_with(text))),
+                    "{line}: inspect has {faults:?} on flow {id}"
+                );
+            }
+        }
+    }
+    printed.sort_unstable();
+    let all: Vec<u64> = (0..flows.len() as u64).collect();
+    assert_eq!(printed, all, "every flow once:\n{}", demo.stdout);
+    assert_eq!(printed.len(), 8, "four connections, two legs each");
+    // The text report the demo points to lists the same flows, with their faults.
+    let text = run_bounded(
+        Command::new(FAULTLINE).arg("inspect").arg(&capture),
+        dir.path(),
+        "inspect-tcp-demo-text",
+        LIMIT,
+    );
+    for id in &printed {
+        let line = text
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("flow {id} ")))
+            .unwrap_or_else(|| panic!("flow {id} not in the text report:\n{}", text.stdout));
+        assert_eq!(
+            line.contains("faults: "),
+            !flow(*id)["faults"].as_array().expect("faults").is_empty(),
+            "{line}"
+        );
+    }
+    // The paste for a bug report lists the same flows with their faults, and replays the TCP demo.
+    let md = run_bounded(
+        Command::new(FAULTLINE)
+            .arg("inspect")
+            .arg(&capture)
+            .arg("--markdown"),
+        dir.path(),
+        "inspect-tcp-demo-md",
+        LIMIT,
+    );
+    assert!(
+        md.stdout.contains("#### Flows without HTTP"),
+        "{}",
+        md.stdout
+    );
+    for id in &printed {
+        let row = format!("| {id} | {} |", flow(*id)["leg"].as_str().expect("leg"));
+        assert!(md.stdout.contains(&row), "no {row:?}:\n{}", md.stdout);
+    }
+    assert!(
+        md.stdout.contains("```sh\nfaultline demo --tcp\n```"),
+        "{}",
+        md.stdout
+    );
+    // The suggested tshark filter shows the first faulted connection's two legs.
+    let filter = demo
+        .stdout
+        .lines()
+        .find_map(|l| l.split(" -Y '").nth(1))
+        .map(|f| f.trim_end_matches('\''))
+        .unwrap_or_else(|| panic!("no tshark hint:\n{}", demo.stdout));
+    assert_eq!(
+        filter, "tcp.stream == 2 || tcp.stream == 3",
+        "{}",
+        demo.stdout
+    );
+    let streams = crate::support::tshark::fields(&capture, Some(filter), &["tcp.stream"]);
+    assert!(
+        streams.iter().all(|r| r[0] == "2" || r[0] == "3") && !streams.is_empty(),
+        "{streams:?}"
+    );
 }
 
 /// `faultline run --inspect --expect MANIFEST --html FILE`: when the proxy stops, the capture is
