@@ -33,6 +33,18 @@ pub struct Delaying {
     mark: Option<Mark>,
 }
 
+/// The capture comment: the jitter is named only when there is one.
+fn note(delay: Duration, jitter: Duration, scope: &Scope) -> String {
+    if jitter.is_zero() {
+        format!("latency {delay:?} on {}", scope.subject())
+    } else {
+        format!(
+            "latency {delay:?} (+ jitter up to {jitter:?}) on {}",
+            scope.subject()
+        )
+    }
+}
+
 impl Delaying {
     /// Starts delaying for rule `rule` on `direction`, with its own random stream.
     pub fn new(params: &Latency, rule: &RuleId, scope: &Scope, rng: ChaCha8Rng) -> Self {
@@ -42,15 +54,7 @@ impl Delaying {
             jitter,
             rng,
             last: None,
-            mark: Some(Mark::rule(
-                rule,
-                format!(
-                    "latency {:?} (+ jitter up to {:?}) on {}",
-                    params.delay.0,
-                    jitter,
-                    scope.subject()
-                ),
-            )),
+            mark: Some(Mark::rule(rule, note(params.delay.0, jitter, scope))),
         }
     }
 
@@ -108,6 +112,20 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn the_capture_comment_names_jitter_only_when_there_is_one() {
+        let scope = Scope::direction(Direction::UpstreamToClient);
+        let plain = note(Duration::from_millis(200), Duration::ZERO, &scope);
+        assert!(plain.starts_with("latency 200ms on "), "{plain}");
+        assert!(!plain.contains("jitter"), "{plain}");
+        let jittered = note(
+            Duration::from_millis(200),
+            Duration::from_millis(50),
+            &scope,
+        );
+        assert!(jittered.contains("(+ jitter up to 50ms)"), "{jittered}");
     }
 
     #[test]
