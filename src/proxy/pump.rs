@@ -300,8 +300,10 @@ where
 /// Writes `bytes` to `destination` and records each piece the moment the destination took it,
 /// so the capture holds every byte that reached the peer even when this future is dropped
 /// between two partial writes (a connection ending drops its pumps wherever they wait).
-/// `comment` rides on the last piece: the one that completes the step a fault shaped. Flushing
-/// is free on a socket and pushes a TLS leg's records out now.
+/// `comment` rides on the first piece, where the step a fault shaped begins, as it does when
+/// one write takes it all (the capture puts an event's comment on its first packet); so it is
+/// recorded even if the write is cut short. Flushing is free on a socket and pushes a TLS leg's
+/// records out now.
 async fn write_recorded<W>(
     destination: &mut W,
     direction: Direction,
@@ -322,12 +324,7 @@ where
             return Err(std::io::ErrorKind::WriteZero.into());
         }
         let piece = rest.split_to(n);
-        let note = if rest.is_empty() {
-            comment.take()
-        } else {
-            None
-        };
-        conn.relayed(direction, &piece, note).await;
+        conn.relayed(direction, &piece, comment.take()).await;
     }
     destination.flush().await
 }
