@@ -6,7 +6,8 @@
 //!
 //! - `event`: what the proxy reports. `sink`: start, record, finish. `path`: capture file names.
 //! - `flow`: per-leg TCP state, pure. `packet`: IP/TCP bytes and checksums.
-//! - `pcapng`, `pcap`: file formats. `writer`: the task that batches and writes.
+//! - `pcapng`, `pcap`: file formats. `writer`: the task that batches and writes. `budget`: the
+//!   memory the queue may hold, exact even when a recorder stops waiting.
 //! - `secrets`: TLS key log lines as pcapng Decryption Secrets Blocks (`capture_tls = "raw"`).
 
 mod batch;
