@@ -163,6 +163,25 @@ pub fn parse(text: &str) -> Option<AnnexKey> {
     })
 }
 
+/// Parses a key as p2phttp carries it (`key=` and the `…/key/KEY` segment): as written, or
+/// base64 encoded as git-annex's servant API does for keys that are not UTF-8 text (wrapped in
+/// `[…]`; development versions of the API encoded every key, unwrapped).
+pub fn parse_p2phttp(text: &str) -> Option<AnnexKey> {
+    use base64::Engine;
+    if let Some(key) = parse(text) {
+        return Some(key);
+    }
+    if text.len() > 8192 {
+        return None;
+    }
+    let b64 = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    parse(&String::from_utf8_lossy(&bytes))
+}
+
 /// Finds a key inside `segment`: the whole of it, or its tail after a `-` or `_` (WebDAV
 /// temporary names `git-annex-webdav-tmp-KEY`, prefixes some servers add).
 pub fn find_in(segment: &str) -> Option<AnnexKey> {
@@ -299,6 +318,25 @@ mod tests {
                 "XFOO"
             ]
         );
+    }
+
+    #[test]
+    fn p2phttp_keys_plain_or_base64() {
+        use base64::Engine;
+        let key = format!("SHA256E-s12--{SHA}.txt");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&key);
+        for text in [key.clone(), b64.clone(), format!("[{b64}]")] {
+            assert_eq!(
+                parse_p2phttp(&text).map(|k| k.text),
+                Some(key.clone()),
+                "{text}"
+            );
+        }
+        assert!(
+            parse_p2phttp("[bm90IGEga2V5]").is_none(),
+            "base64 of no key"
+        );
+        assert!(parse_p2phttp("[%%%]").is_none());
     }
 
     #[test]

@@ -52,13 +52,19 @@ impl P2pRequest {
                 .map(|i| (i - 1, 0))?,
         };
         let op = *segments.get(v + 1)?;
+        // The key as text, decoded from base64 when git-annex sent it so.
+        let named = |raw: String| {
+            super::annex_key::parse_p2phttp(&raw)
+                .map(|k| k.text)
+                .unwrap_or(raw)
+        };
         let (operation, key) = if op == "key" {
             let key = segments
                 .get(v + 2)
-                .map(|k| super::content_address::percent_decode(k));
+                .map(|k| named(super::content_address::percent_decode(k)));
             ("get".to_string(), key)
         } else {
-            (op.to_string(), query_param(&ex.target, "key"))
+            (op.to_string(), query_param(&ex.target, "key").map(named))
         };
         let offset = query_param(&ex.target, "offset")
             .and_then(|o| o.parse().ok())
@@ -241,6 +247,18 @@ mod tests {
             assert_eq!((g.version, g.operation.as_str()), (0, "get"), "{target}");
             assert_eq!(g.key.as_deref(), Some(key));
         }
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(key);
+        let wrapped = exchange(
+            0,
+            Leg::Client,
+            1,
+            "POST",
+            &format!("/git-annex/d4b6/v4/checkpresent?key=%5B{b64}%5D"),
+            None,
+        );
+        let p = P2pRequest::of(&wrapped).expect("base64 key");
+        assert_eq!(p.key.as_deref(), Some(key), "named decoded");
         let g = P2pRequest::of(&exchange(
             0,
             Leg::Client,
