@@ -296,3 +296,66 @@ mod tests {
         }
     }
 }
+
+/// The whole report: a cut PUT answered 2xx and its MOVE are two findings.
+#[cfg(test)]
+mod report_tests {
+    use crate::direction::Leg;
+    use crate::inspect::analysis::build;
+    use crate::inspect::exchange::FlowOutcome;
+    use crate::inspect::legs::tests::exchange;
+    use crate::inspect::model::CaptureInfo;
+    use crate::inspect::reassembly::FlowInfo;
+    use crate::inspect::LegFilter;
+
+    #[test]
+    fn a_cut_upload_answered_2xx_and_moved_in_place_are_two_findings() {
+        let sha = "f6bfd632e56d745c5b6ec8db52bf92b11c2666a1fe18d80cf4023bb32541f338";
+        let tmp = format!("/dav/tmp/git-annex-webdav-tmp-SHA256E-s12--{sha}.txt");
+        let mut put = exchange(0, Leg::Upstream, 1, "PUT", &tmp, Some("dav"));
+        (put.request.length, put.request.expected) = (5, Some(12));
+        put.request.complete = false;
+        put.request.cut_by = Some("connection closed".into());
+        let mut mv = exchange(1, Leg::Upstream, 1, "MOVE", &tmp, Some("dav"));
+        mv.request_headers.push((
+            "destination".into(),
+            format!("http://dav/dav/ab/cd/SHA256E-s12--{sha}.txt"),
+        ));
+        let flow = FlowInfo {
+            id: 1,
+            interface: Some("upstream leg".into()),
+            client: "127.0.0.1:1".parse().expect("addr"),
+            server: "127.0.0.1:2".parse().expect("addr"),
+            opened_ns: 1,
+            saw_syn: true,
+        };
+        let outcome = FlowOutcome {
+            exchanges: vec![put, mv],
+            http: true,
+            warnings: Vec::new(),
+            faults: Vec::new(),
+        };
+        let capture = CaptureInfo {
+            path: "x".into(),
+            format: "pcapng",
+            sections: 1,
+            packets: 0,
+            tcp_segments: 0,
+            damage: None,
+        };
+        let report = build(capture, LegFilter::Both, vec![(flow, outcome)]);
+        let findings = report.findings.join("\n");
+        assert_eq!(report.findings.len(), 2, "{findings}");
+        assert!(
+            findings.contains("CORRUPT: server accepted an incomplete body: PUT")
+                && findings
+                    .contains("5 of 12 bytes arrived (cut by connection closed), status 201"),
+            "{findings}"
+        );
+        assert!(
+            findings
+                .contains("put an incomplete upload in place: PUT exchange 0 sent 5 of 12 bytes"),
+            "{findings}"
+        );
+    }
+}
