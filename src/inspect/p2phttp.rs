@@ -345,3 +345,64 @@ mod tests {
         );
     }
 }
+
+/// The report names a stored put with too little DATA (the hook in `analysis`).
+#[cfg(test)]
+mod report_tests {
+    use crate::direction::Leg;
+    use crate::inspect::analysis::build;
+    use crate::inspect::exchange::FlowOutcome;
+    use crate::inspect::legs::tests::exchange;
+    use crate::inspect::model::CaptureInfo;
+    use crate::inspect::reassembly::FlowInfo;
+    use crate::inspect::LegFilter;
+
+    #[test]
+    fn a_stored_put_with_too_little_data_is_a_finding_in_the_report() {
+        let key = "SHA256E-s10--f6bfd632e56d745c5b6ec8db52bf92b11c2666a1fe18d80cf4023bb32541f338";
+        let mut put = exchange(
+            0,
+            Leg::Client,
+            1,
+            "POST",
+            &format!("/git-annex/u/v4/put?key={key}&offset=0"),
+            Some("h"),
+        );
+        (put.request.length, put.request.expected) = (4, Some(4));
+        put.request_headers
+            .push(("x-git-annex-data-length".into(), "4".into()));
+        put.response.status = Some(200);
+        put.response_text = br#"{"plusuuids":[],"stored":true}"#.to_vec();
+        let flow = FlowInfo {
+            id: 1,
+            interface: Some("client leg".into()),
+            client: "127.0.0.1:1".parse().expect("addr"),
+            server: "127.0.0.1:2".parse().expect("addr"),
+            opened_ns: 1,
+            saw_syn: true,
+        };
+        let outcome = FlowOutcome {
+            exchanges: vec![put],
+            http: true,
+            warnings: Vec::new(),
+            faults: Vec::new(),
+        };
+        let capture = CaptureInfo {
+            path: "x".into(),
+            format: "pcapng",
+            sections: 1,
+            packets: 0,
+            tcp_segments: 0,
+            damage: None,
+        };
+        let report = build(capture, LegFilter::Both, vec![(flow, outcome)]);
+        assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+        assert!(
+            report.findings[0].starts_with(&format!(
+                "CORRUPT: p2phttp put of {key} (client leg, exchange 0, flow 1) carried DATA of 4 bytes at offset 0 but the key needs 10"
+            )),
+            "{:?}",
+            report.findings
+        );
+    }
+}
