@@ -564,6 +564,7 @@ fn p2phttp_requests(exchanges: &[Exchange], findings: &mut Vec<String>) -> Vec<P
         let Some(request) = P2pRequest::of(ex) else {
             continue;
         };
+        findings.extend(p2phttp::short_put(ex));
         let dropped = cut_for_real(ex) || ex.response.outcome == Outcome::ConnectionReset;
         if request.operation == "keeplocked" && dropped {
             let lock = exchanges[..ex.id]

@@ -163,6 +163,25 @@ pub fn parse(text: &str) -> Option<AnnexKey> {
     })
 }
 
+/// Parses a key as p2phttp carries it (`key=` and the `…/key/KEY` segment): as written, or
+/// base64 encoded as git-annex's servant API does for keys that are not UTF-8 text (wrapped in
+/// `[…]`; development versions of the API encoded every key, unwrapped).
+pub fn parse_p2phttp(text: &str) -> Option<AnnexKey> {
+    use base64::Engine;
+    if let Some(key) = parse(text) {
+        return Some(key);
+    }
+    if text.len() > 8192 {
+        return None;
+    }
+    let b64 = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    parse(&String::from_utf8_lossy(&bytes))
+}
+
 /// Finds a key inside `segment`: the whole of it, or its tail after a `-` or `_` (WebDAV
 /// temporary names `git-annex-webdav-tmp-KEY`, prefixes some servers add).
 pub fn find_in(segment: &str) -> Option<AnnexKey> {
@@ -237,6 +256,87 @@ mod tests {
             parse(&format!("SHA256E-s3-S1--{SHA}")).is_none(),
             "S without C"
         );
+    }
+
+    /// `git annex version` of the pinned git-annex 10.20261026, its "key/value backends" line.
+    const BACKENDS: &str = "SHA256E SHA256 SHA512E SHA512 SHA224E SHA224 SHA384E SHA384 \
+        SHA3_256E SHA3_256 SHA3_512E SHA3_512 SHA3_224E SHA3_224 SHA3_384E SHA3_384 SKEIN256E \
+        SKEIN256 SKEIN512E SKEIN512 BLAKE2B256E BLAKE2B256 BLAKE2B512E BLAKE2B512 BLAKE2B160E \
+        BLAKE2B160 BLAKE2B224E BLAKE2B224 BLAKE2B384E BLAKE2B384 BLAKE2BP512E BLAKE2BP512 \
+        BLAKE2S256E BLAKE2S256 BLAKE2S160E BLAKE2S160 BLAKE2S224E BLAKE2S224 BLAKE2SP256E \
+        BLAKE2SP256 BLAKE2SP224E BLAKE2SP224 BLAKE3_256E BLAKE3_256 XXH3E XXH3 SHA1E SHA1 MD5E \
+        MD5 WORM URL GITBUNDLE GITMANIFEST VURL X*";
+
+    /// Every backend git-annex lists parses, and is either checked (a hasher exists) or
+    /// reported "not checked" with its name in the reason: none is silently ignored.
+    #[test]
+    fn every_backend_git_annex_lists_is_checked_or_named_not_checked() {
+        use crate::inspect::content_address::{parse_target, AddressCheck};
+        use crate::inspect::digest::Hasher;
+        let mut not_checked = Vec::new();
+        for backend in BACKENDS.split_whitespace() {
+            let backend = backend.replace('*', "FOO"); // external: git-annex-backend-XFOO
+            let probe = parse(&format!("{backend}-s3--x")).or_else(|| {
+                // A hashing backend: find its digest length.
+                (8..=128)
+                    .step_by(8)
+                    .find_map(|n| parse(&format!("{backend}-s3--{}", "a".repeat(n))))
+            });
+            let key = probe.unwrap_or_else(|| panic!("{backend} does not parse"));
+            assert_eq!(key.backend, backend);
+            let address = parse_target(&format!("/annex/objects/{}", key.text))
+                .unwrap_or_else(|| panic!("{backend}: no address"));
+            let check = address.check(3, Some("0"));
+            match Hasher::new(key.algo) {
+                Some(_) => assert!(
+                    matches!(check, AddressCheck::DigestMismatch { .. }),
+                    "{backend}: {check:?}"
+                ),
+                None => {
+                    let AddressCheck::NotChecked { reason } = &check else {
+                        panic!("{backend} has no hasher but is not reported: {check:?}");
+                    };
+                    assert!(reason.contains(&backend), "{backend}: {reason}");
+                    not_checked.push(backend);
+                }
+            }
+        }
+        assert_eq!(
+            not_checked,
+            [
+                "BLAKE2BP512E",
+                "BLAKE2BP512",
+                "BLAKE2SP256E",
+                "BLAKE2SP256",
+                "BLAKE2SP224E",
+                "BLAKE2SP224",
+                "WORM",
+                "URL",
+                "GITBUNDLE",
+                "GITMANIFEST",
+                "VURL",
+                "XFOO"
+            ]
+        );
+    }
+
+    #[test]
+    fn p2phttp_keys_plain_or_base64() {
+        use base64::Engine;
+        let key = format!("SHA256E-s12--{SHA}.txt");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&key);
+        for text in [key.clone(), b64.clone(), format!("[{b64}]")] {
+            assert_eq!(
+                parse_p2phttp(&text).map(|k| k.text),
+                Some(key.clone()),
+                "{text}"
+            );
+        }
+        assert!(
+            parse_p2phttp("[bm90IGEga2V5]").is_none(),
+            "base64 of no key"
+        );
+        assert!(parse_p2phttp("[%%%]").is_none());
     }
 
     #[test]

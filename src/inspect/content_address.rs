@@ -236,7 +236,7 @@ fn annex(key: annex_key::AnnexKey) -> ContentAddress {
 
 /// Finds the content address in a request target, if it has one (see the module docs for layouts).
 pub fn parse_target(target: &str) -> Option<ContentAddress> {
-    if let Some(key) = query_param(target, "key").and_then(|k| annex_key::parse(&k)) {
+    if let Some(key) = query_param(target, "key").and_then(|k| annex_key::parse_p2phttp(&k)) {
         return Some(annex(key));
     }
     let segments: Vec<String> = path_of(target)
@@ -245,6 +245,14 @@ pub fn parse_target(target: &str) -> Option<ContentAddress> {
         .map(percent_decode)
         .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    // A p2phttp download: `…/git-annex/…/key/KEY`, the key possibly base64 encoded.
+    if segments.contains(&"git-annex") {
+        if let [.., "key", key] = segments.as_slice() {
+            if let Some(key) = annex_key::parse_p2phttp(key) {
+                return Some(annex(key));
+            }
+        }
+    }
     if let Some(key) = segments.iter().rev().find_map(|s| annex_key::find_in(s)) {
         return Some(annex(key));
     }
@@ -363,6 +371,14 @@ mod tests {
         ))
         .expect("key= parameter");
         assert_eq!(p2p.key, Some(format!("SHA256E-s4--{SHA}.txt")));
+        let b64 = "U0hBMjU2RS1zNC0tOWY4NmQwODE4ODRjN2Q2NTlhMmZlYWEwYzU1YWQwMTVhM2JmNGYxYjJiMGI4MjJjZDE1ZDZjMTViMGYwMGEwOC50eHQ=";
+        for target in [
+            format!("/git-annex/u/v4/put?key=%5B{}%5D", b64.replace('=', "%3D")),
+            format!("/git-annex/u/v4/key/[{b64}]?clientuuid=c"),
+        ] {
+            let a = parse_target(&target).expect("base64 p2phttp key");
+            assert_eq!(a.key, Some(format!("SHA256E-s4--{SHA}.txt")), "{target}");
+        }
         let tmp = parse_target(&format!("/dav/tmp/git-annex-webdav-tmp-SHA256E-s4--{SHA}"))
             .expect("webdav temporary name");
         assert_eq!(tmp.size, Some(4));

@@ -40,18 +40,31 @@ impl P2pRequest {
             .unwrap_or("");
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let at = segments.iter().position(|s| *s == "git-annex")?;
-        let (v, version) = (at + 1..=at + 2).find_map(|i| {
+        let versioned = (at + 1..=at + 2).find_map(|i| {
             let n = segments.get(i)?.strip_prefix('v')?.parse::<u32>().ok()?;
             Some((i, n))
-        })?;
+        });
+        // The unversioned `…/git-annex/[UUID/]key/KEY` is API v0's download.
+        let (v, version) = match versioned {
+            Some(found) => found,
+            None => (at + 1..=at + 2)
+                .find(|&i| segments.get(i) == Some(&"key") && segments.len() == i + 2)
+                .map(|i| (i - 1, 0))?,
+        };
         let op = *segments.get(v + 1)?;
+        // The key as text, decoded from base64 when git-annex sent it so.
+        let named = |raw: String| {
+            super::annex_key::parse_p2phttp(&raw)
+                .map(|k| k.text)
+                .unwrap_or(raw)
+        };
         let (operation, key) = if op == "key" {
             let key = segments
                 .get(v + 2)
-                .map(|k| super::content_address::percent_decode(k));
+                .map(|k| named(super::content_address::percent_decode(k)));
             ("get".to_string(), key)
         } else {
-            (op.to_string(), query_param(&ex.target, "key"))
+            (op.to_string(), query_param(&ex.target, "key").map(named))
         };
         let offset = query_param(&ex.target, "offset")
             .and_then(|o| o.parse().ok())
@@ -74,6 +87,45 @@ impl P2pRequest {
     pub fn stored(&self, ex: &Exchange) -> Option<bool> {
         json_answer(ex)?.get("stored")?.as_bool()
     }
+
+    /// The bytes the key still needs from this request's offset (its `-s` size, or its chunk's
+    /// length, minus the offset): what a `put` or `get` must carry. `None` when the key names no
+    /// size.
+    pub fn key_remaining(&self) -> Option<u64> {
+        let key = super::annex_key::parse(self.key.as_deref()?)?;
+        let size = key.size?;
+        let len = key.chunk.map_or(size, |c| c.len(size));
+        Some(len.saturating_sub(self.offset))
+    }
+}
+
+/// A `put` the server stored (`{"stored":true}`) whose DATA, as announced and as sent whole, is
+/// shorter than what the key still needs from its offset: the server kept an object it cannot
+/// have whole. (A body shorter than its own announced length is `incomplete_accepted`'s; this
+/// is the case that one cannot see, a client announcing too little.)
+pub fn short_put(ex: &Exchange) -> Option<String> {
+    let p = P2pRequest::of(ex).filter(|p| p.operation == "put")?;
+    if p.stored(ex) != Some(true) || !ex.request.complete {
+        return None;
+    }
+    let sent = ex.request.length;
+    let announced = data_length(ex, false).unwrap_or(sent);
+    if sent < announced {
+        return None; // the body arrived short of its own announcement: reported as such
+    }
+    let needed = p.key_remaining()?;
+    if announced >= needed {
+        return None;
+    }
+    Some(format!(
+        "CORRUPT: p2phttp put of {} ({} leg, exchange {}, flow {}) carried DATA of {announced} bytes at offset {} but the key needs {needed} from there; the server answered {}",
+        p.key.as_deref().unwrap_or("?"),
+        super::leg::name(ex.leg),
+        ex.id,
+        ex.flow,
+        p.offset,
+        p.answer.as_deref().unwrap_or("?"),
+    ))
 }
 
 /// The response body as JSON, when it is a JSON object.
@@ -147,5 +199,210 @@ mod tests {
         assert_eq!(P2pRequest::of(&old).map(|r| r.version), Some(2));
         let not = exchange(3, Leg::Client, 1, "GET", "/git-annex-stuff/v4/key/x", None);
         assert_eq!(P2pRequest::of(&not), None);
+    }
+
+    /// Every API version, with and without the server UUID, the unversioned v0 download, and
+    /// the key percent-encoded in the query.
+    #[test]
+    fn every_api_version_and_shape_names_its_key() {
+        let key =
+            "SHA256E-s8--7f8b1dfc466b6249f06cbe55c9174df2578e7754da793fded244ef5cba2a38f1.t+t";
+        let encoded = key.replace('+', "%2B");
+        for v in 0..=4u32 {
+            for prefix in ["/git-annex", "/git-annex/d4b6"] {
+                let get = exchange(
+                    0,
+                    Leg::Client,
+                    1,
+                    "GET",
+                    &format!("{prefix}/v{v}/key/{encoded}?clientuuid=c"),
+                    None,
+                );
+                let g = P2pRequest::of(&get).expect("get");
+                assert_eq!(
+                    (g.version, g.operation.as_str()),
+                    (v, "get"),
+                    "{prefix} v{v}"
+                );
+                assert_eq!(g.key.as_deref(), Some(key), "{prefix} v{v}");
+                let post = exchange(
+                    1,
+                    Leg::Client,
+                    1,
+                    "POST",
+                    &format!("{prefix}/v{v}/lockcontent?key={encoded}&clientuuid=c"),
+                    None,
+                );
+                let p = P2pRequest::of(&post).expect("lockcontent");
+                assert_eq!((p.version, p.operation.as_str()), (v, "lockcontent"));
+                assert_eq!(p.key.as_deref(), Some(key));
+            }
+        }
+        for target in [
+            format!("/git-annex/key/{key}"),
+            format!("/git-annex/d4b6/key/{key}?offset=5"),
+        ] {
+            let get = exchange(0, Leg::Client, 1, "GET", &target, None);
+            let g = P2pRequest::of(&get).expect("unversioned get");
+            assert_eq!((g.version, g.operation.as_str()), (0, "get"), "{target}");
+            assert_eq!(g.key.as_deref(), Some(key));
+        }
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(key);
+        let wrapped = exchange(
+            0,
+            Leg::Client,
+            1,
+            "POST",
+            &format!("/git-annex/d4b6/v4/checkpresent?key=%5B{b64}%5D"),
+            None,
+        );
+        let p = P2pRequest::of(&wrapped).expect("base64 key");
+        assert_eq!(p.key.as_deref(), Some(key), "named decoded");
+        let g = P2pRequest::of(&exchange(
+            0,
+            Leg::Client,
+            1,
+            "GET",
+            "/git-annex/d4b6/key",
+            None,
+        ));
+        assert_eq!(g, None, "no key segment");
+    }
+
+    fn put(offset: u64, announced: u64, sent: u64, answer: &str) -> Exchange {
+        let key = "SHA256E-s10--f6bfd632e56d745c5b6ec8db52bf92b11c2666a1fe18d80cf4023bb32541f338";
+        let mut ex = exchange(
+            0,
+            Leg::Upstream,
+            1,
+            "POST",
+            &format!("/git-annex/u/v4/put?key={key}&offset={offset}"),
+            None,
+        );
+        ex.request.length = sent;
+        ex.request_headers
+            .push(("x-git-annex-data-length".into(), announced.to_string()));
+        ex.response_text = answer.as_bytes().to_vec();
+        ex
+    }
+
+    /// The key's size minus the offset is what a put must carry; one the server stored with
+    /// less is a finding, a refused one or a whole resume is not.
+    #[test]
+    fn a_stored_put_with_less_data_than_the_key_needs_is_a_finding() {
+        let stored = r#"{"stored":true}"#;
+        let finding = short_put(&put(0, 4, 4, stored)).expect("short put stored");
+        assert!(
+            finding.contains("carried DATA of 4 bytes at offset 0 but the key needs 10"),
+            "{finding}"
+        );
+        assert!(
+            short_put(&put(2, 6, 6, stored)).is_some(),
+            "needs 8 from offset 2"
+        );
+        assert_eq!(short_put(&put(4, 6, 6, stored)), None, "a whole resume");
+        assert_eq!(short_put(&put(0, 10, 10, stored)), None, "whole");
+        assert_eq!(
+            short_put(&put(0, 4, 4, r#"{"stored":false}"#)),
+            None,
+            "refused"
+        );
+        assert_eq!(
+            short_put(&put(0, 10, 4, stored)),
+            None,
+            "short of its own announcement: incomplete_accepted names it"
+        );
+        let p = P2pRequest::of(&put(3, 7, 7, stored)).expect("put");
+        assert_eq!(p.key_remaining(), Some(7));
+    }
+
+    /// A chunk key's put needs the chunk's length, the last chunk's included.
+    #[test]
+    fn a_chunk_key_needs_its_chunk_length() {
+        let sha = "f6bfd632e56d745c5b6ec8db52bf92b11c2666a1fe18d80cf4023bb32541f338";
+        let last = exchange(
+            0,
+            Leg::Upstream,
+            1,
+            "POST",
+            &format!("/git-annex/u/v4/put?key=SHA256E-s250-S100-C3--{sha}"),
+            None,
+        );
+        let p = P2pRequest::of(&last).expect("put");
+        assert_eq!(p.key_remaining(), Some(50));
+        let middle = exchange(
+            0,
+            Leg::Upstream,
+            1,
+            "POST",
+            &format!("/git-annex/u/v4/put?key=SHA256E-s250-S100-C2--{sha}&offset=30"),
+            None,
+        );
+        assert_eq!(
+            P2pRequest::of(&middle).and_then(|p| p.key_remaining()),
+            Some(70)
+        );
+    }
+}
+
+/// The report names a stored put with too little DATA (the hook in `analysis`).
+#[cfg(test)]
+mod report_tests {
+    use crate::direction::Leg;
+    use crate::inspect::analysis::build;
+    use crate::inspect::exchange::FlowOutcome;
+    use crate::inspect::legs::tests::exchange;
+    use crate::inspect::model::CaptureInfo;
+    use crate::inspect::reassembly::FlowInfo;
+    use crate::inspect::LegFilter;
+
+    #[test]
+    fn a_stored_put_with_too_little_data_is_a_finding_in_the_report() {
+        let key = "SHA256E-s10--f6bfd632e56d745c5b6ec8db52bf92b11c2666a1fe18d80cf4023bb32541f338";
+        let mut put = exchange(
+            0,
+            Leg::Client,
+            1,
+            "POST",
+            &format!("/git-annex/u/v4/put?key={key}&offset=0"),
+            Some("h"),
+        );
+        (put.request.length, put.request.expected) = (4, Some(4));
+        put.request_headers
+            .push(("x-git-annex-data-length".into(), "4".into()));
+        put.response.status = Some(200);
+        put.response_text = br#"{"plusuuids":[],"stored":true}"#.to_vec();
+        let flow = FlowInfo {
+            id: 1,
+            interface: Some("client leg".into()),
+            client: "127.0.0.1:1".parse().expect("addr"),
+            server: "127.0.0.1:2".parse().expect("addr"),
+            opened_ns: 1,
+            saw_syn: true,
+        };
+        let outcome = FlowOutcome {
+            exchanges: vec![put],
+            http: true,
+            warnings: Vec::new(),
+            faults: Vec::new(),
+        };
+        let capture = CaptureInfo {
+            path: "x".into(),
+            format: "pcapng",
+            sections: 1,
+            packets: 0,
+            tcp_segments: 0,
+            damage: None,
+        };
+        let report = build(capture, LegFilter::Both, vec![(flow, outcome)]);
+        assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+        assert!(
+            report.findings[0].starts_with(&format!(
+                "CORRUPT: p2phttp put of {key} (client leg, exchange 0, flow 1) carried DATA of 4 bytes at offset 0 but the key needs 10"
+            )),
+            "{:?}",
+            report.findings
+        );
     }
 }
