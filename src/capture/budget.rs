@@ -56,7 +56,7 @@ impl Budget {
             budget: self,
             cost: now,
         };
-        // The semaphore is never closed; an error would only mean nothing to take.
+        // An error means the budget is closed (the writer is gone): nothing to wait for.
         if let Ok(permit) = self.permits.acquire_many(self.units(now)).await {
             permit.forget();
         }
@@ -84,6 +84,12 @@ impl Budget {
         if cost > 0 {
             self.permits.add_permits(cost);
         }
+    }
+
+    /// Nobody gives back any more (the writer is gone): every wait ends now and none starts, so
+    /// recorders go on without a budget instead of waiting forever.
+    pub(crate) fn close(&self) {
+        self.permits.close();
     }
 
     /// Bytes free now (for tests).

@@ -276,6 +276,7 @@ impl CaptureSink {
         };
         if self.tx.send(event).is_err() {
             self.writer_gone();
+            return 0;
         }
         owed
     }
@@ -318,6 +319,8 @@ impl CaptureSink {
     }
 
     fn writer_gone(&self) {
+        // It gives nothing back any more: waiting recorders (and later ones) must not wait.
+        self.shared.budget.close();
         if !self.shared.warned_gone.swap(true, Ordering::Relaxed) {
             warn!(path = %self.shared.path.display(), "capture: writer task is gone, events are lost");
         }
@@ -498,6 +501,37 @@ mod tests {
         handle.task.abort();
         let _ = handle.finish().await;
         assert!(!sink.flush(Duration::from_secs(5)).await);
+    }
+
+    /// A writer that is gone (it panicked) gives no budget back: recorders must not wait for it
+    /// forever, or every pump of the run hangs on its next event.
+    #[tokio::test]
+    async fn recorders_do_not_wait_for_a_gone_writer() {
+        let disk = Disk {
+            bytes: Arc::default(),
+            limit: usize::MAX,
+        };
+        let runtime = tokio::runtime::Handle::current();
+        let (sink, handle) = CaptureSink::start_with(
+            &runtime,
+            Path::new("mem.pcapng"),
+            CaptureMeta::default(),
+            Box::new(disk),
+            8,
+        )
+        .expect("start");
+        handle.task.abort();
+        let _ = handle.finish().await;
+        let recorded = tokio::time::timeout(Duration::from_secs(5), async {
+            for event in events(10) {
+                sink.record(event).await;
+            }
+        })
+        .await;
+        assert!(
+            recorded.is_ok(),
+            "a recorder waited for a writer that is gone"
+        );
     }
 
     #[tokio::test]

@@ -297,25 +297,45 @@ where
     }
 }
 
-/// Writes `bytes` to `destination` and records each piece the moment the destination took it,
-/// so the capture holds every byte that reached the peer even when this future is dropped
-/// between two partial writes (a connection ending drops its pumps wherever they wait).
-/// `comment` rides on the first piece, where the step a fault shaped begins, as it does when
-/// one write takes it all (the capture puts an event's comment on its first packet); so it is
-/// recorded even if the write is cut short. Flushing is free on a socket and pushes a TLS leg's
-/// records out now.
+/// Writes `bytes` to `destination` and records each piece the moment it left, so the capture
+/// holds every byte that reached the peer even when this future is dropped between two partial
+/// writes (a connection ending drops its pumps wherever they wait); see [`deliver`].
 async fn write_recorded<W>(
     destination: &mut W,
     direction: Direction,
-    mut rest: Bytes,
-    mut comment: Option<String>,
+    bytes: Bytes,
+    comment: Option<String>,
     conn: &ConnectionShared,
 ) -> std::io::Result<()>
 where
     W: AsyncWrite + Unpin,
 {
+    deliver(destination, bytes, comment, move |piece, note| async move {
+        conn.relayed(direction, &piece, note).await;
+    })
+    .await
+}
+
+/// Writes `rest` to `destination` piece by piece and hands each piece to `record` once it left.
+///
+/// A TLS leg's write() may only take the plaintext into its own buffer: a flush puts it on the
+/// socket, so a piece is recorded once flushed, and a capture never holds bytes a failed flush
+/// kept back (flushing is free on a socket, so a plain leg records in the same poll as its
+/// write). `comment` rides on the first piece: inspect places a fault where its commented
+/// segment starts, which must be the start of the bytes the fault shaped.
+async fn deliver<W, F, R>(
+    destination: &mut W,
+    mut rest: Bytes,
+    mut comment: Option<String>,
+    mut record: F,
+) -> std::io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+    F: FnMut(Bytes, Option<String>) -> R,
+    R: std::future::Future<Output = ()>,
+{
     if rest.is_empty() {
-        conn.relayed(direction, &rest, comment).await;
+        record(rest, comment).await;
         return Ok(());
     }
     while !rest.is_empty() {
@@ -323,10 +343,11 @@ where
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
+        destination.flush().await?;
         let piece = rest.split_to(n);
-        conn.relayed(direction, &piece, comment.take()).await;
+        record(piece, comment.take()).await;
     }
-    destination.flush().await
+    Ok(())
 }
 
 /// Queues the steps of a plan over `chunk`; returns whether a step ended relaying in this
@@ -489,5 +510,94 @@ mod tests {
             ]
         );
         assert_eq!(queued, 10);
+    }
+
+    /// A destination that takes at most `take` bytes per write and keeps them until a flush,
+    /// which fails when `flush_fails` (a TLS leg whose socket went away under its buffer).
+    struct Buffered {
+        took: Vec<u8>,
+        take: usize,
+        flush_fails: bool,
+    }
+
+    impl AsyncWrite for Buffered {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            let me = self.get_mut();
+            let n = buf.len().min(me.take);
+            me.took.extend_from_slice(&buf[..n]);
+            std::task::Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(match self.flush_fails {
+                true => Err(io::ErrorKind::BrokenPipe.into()),
+                false => Ok(()),
+            })
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    async fn delivered(
+        destination: &mut Buffered,
+        bytes: &'static [u8],
+    ) -> (io::Result<()>, Vec<(Vec<u8>, Option<String>)>) {
+        let mut recorded = Vec::new();
+        let result = deliver(
+            destination,
+            Bytes::from_static(bytes),
+            Some("fault".to_string()),
+            |piece, note| {
+                recorded.push((piece.to_vec(), note));
+                std::future::ready(())
+            },
+        )
+        .await;
+        (result, recorded)
+    }
+
+    #[tokio::test]
+    async fn a_partial_write_puts_the_fault_comment_where_the_shaped_bytes_start() {
+        let mut destination = Buffered {
+            took: Vec::new(),
+            take: 4,
+            flush_fails: false,
+        };
+        let (result, recorded) = delivered(&mut destination, b"abcdefghij").await;
+        assert!(result.is_ok());
+        assert_eq!(destination.took, b"abcdefghij");
+        assert_eq!(
+            recorded,
+            vec![
+                (b"abcd".to_vec(), Some("fault".to_string())),
+                (b"efgh".to_vec(), None),
+                (b"ij".to_vec(), None),
+            ],
+            "inspect reads the fault's offset from the start of its commented segment"
+        );
+    }
+
+    #[tokio::test]
+    async fn bytes_a_failed_flush_kept_back_are_not_recorded() {
+        let mut destination = Buffered {
+            took: Vec::new(),
+            take: usize::MAX,
+            flush_fails: true,
+        };
+        let (result, recorded) = delivered(&mut destination, b"abcdefghij").await;
+        assert!(result.is_err());
+        assert_eq!(recorded, Vec::new(), "nothing left for the peer");
     }
 }
