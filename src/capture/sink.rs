@@ -18,8 +18,10 @@ use super::{pcap, pcapng};
 
 /// Memory the capture may hold between the pumps and the file: payload bytes of events queued for
 /// the writer, being encoded, or being written, plus [`EVENT_OVERHEAD`] per event. When it is
-/// used up, `record` waits (block, never drop). 64 MiB keeps the writer busy through bursts, and is
-/// what a capture adds to faultline's resident size at most; it is returned when the burst is over.
+/// used up, `record` waits (block, never drop); the event it waits for is already queued, so a
+/// waiting recorder holds one event beyond the budget. 64 MiB keeps the writer busy through
+/// bursts, and is (with those waiting events) what a capture adds to faultline's resident size at
+/// most; it is returned when the burst is over.
 pub const QUEUE_BUDGET: usize = 64 << 20;
 /// What an event costs the budget beyond its payload: the event itself and its packets' headers.
 const EVENT_OVERHEAD: usize = 256;
@@ -290,15 +292,15 @@ impl CaptureSink {
     }
 
     /// Puts every event recorded so far in the file, waiting at most `limit` for it: true once
-    /// they are there, false when the writer took longer or is gone (the file then holds what
-    /// the writer put there on its own, at least once a second).
+    /// they are there, false when the writer took longer, is gone, or failed to write (the file
+    /// then holds what the writer put there on its own, at least once a second, up to an error).
     /// For readers of a capture still being written.
     pub async fn flush(&self, limit: std::time::Duration) -> bool {
         let (reply, answered) = oneshot::channel();
         if self.flushes.send(reply).is_err() {
             return false;
         }
-        matches!(tokio::time::timeout(limit, answered).await, Ok(Ok(())))
+        matches!(tokio::time::timeout(limit, answered).await, Ok(Ok(true)))
     }
 
     /// Counts a wait for the writer and warns the first time.
@@ -568,6 +570,34 @@ mod tests {
             "handshake + data and its ACK, none lost"
         );
         assert_eq!(summary.payload_bytes, 300 * 4);
+    }
+
+    #[tokio::test]
+    async fn a_flush_after_a_write_error_says_the_events_are_not_in_the_file() {
+        let disk = Disk {
+            bytes: Arc::default(),
+            limit: 2048,
+        };
+        let runtime = tokio::runtime::Handle::current();
+        let (sink, handle) = CaptureSink::start_with(
+            &runtime,
+            Path::new("mem.pcapng"),
+            CaptureMeta::default(),
+            Box::new(disk),
+            QUEUE_BUDGET,
+        )
+        .expect("the header fits");
+        let mut all = events(200);
+        all.pop(); // keep the leg open
+        for event in all {
+            sink.record(event).await;
+        }
+        assert!(
+            !sink.flush(Duration::from_secs(5)).await,
+            "the disk filled up: the events are not all in the file"
+        );
+        drop(sink);
+        assert!(handle.finish().await.write_error.is_some());
     }
 
     #[tokio::test]

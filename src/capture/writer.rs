@@ -32,9 +32,10 @@ const TRIM_AFTER: u64 = 64 << 20;
 /// Longest time a record waits in memory: what a SIGKILL can lose at most.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// A request to put everything recorded so far in the file; answered once it is there (or the
-/// output failed), so a reader of the file sees every event recorded before the request.
-pub(crate) type FlushRequest = oneshot::Sender<()>;
+/// A request to put everything recorded so far in the file; answered once it is there (true) or
+/// the output failed (false: the file holds what was written before the error), so a reader of
+/// the file sees every event recorded before the request, or learns that it cannot.
+pub(crate) type FlushRequest = oneshot::Sender<bool>;
 
 /// The destination: a file in production, anything in tests (e.g. a writer that fails like a full disk).
 pub(crate) type Output = Box<dyn Write + Send>;
@@ -163,7 +164,7 @@ impl Writer {
                     self.flush().await;
                     self.settle().await;
                     // The asker may have stopped waiting; nothing to do then.
-                    let _ = reply.send(());
+                    let _ = reply.send(self.output.is_some());
                 }
                 _ = tick.tick() => {
                     self.flush().await;

@@ -74,12 +74,21 @@ pub async fn run() -> Result<(), DemoError> {
     }
     running.shutdown();
     let summary = running.wait().await;
-    let flows = summary
-        .capture
-        .as_ref()
-        .and_then(|c| inspect_path(&c.path, &InspectOptions::default()).ok())
-        .map(|report| report.flows)
-        .unwrap_or_default();
+    // Without its capture read back the demo cannot name flows; it says why instead of
+    // reporting every connection as missing from the capture.
+    let flows = match summary.capture.as_ref() {
+        Some(capture) => match inspect_path(&capture.path, &InspectOptions::default()) {
+            Ok(report) => report.flows,
+            Err(e) => {
+                crate::say!(
+                    "cannot read the capture {} back: {e}",
+                    capture.path.display()
+                );
+                Vec::new()
+            }
+        },
+        None => Vec::new(),
+    };
     let mut taken = Vec::new();
     let mut example = None;
     for (report, rule) in &reports {
