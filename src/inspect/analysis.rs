@@ -591,10 +591,20 @@ fn p2phttp_requests(exchanges: &[Exchange], findings: &mut Vec<String>) -> Vec<P
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::direction::Leg;
     use crate::inspect::legs::tests::exchange;
+
+    /// The report of one capture holding one flow on `leg` ("client leg", "upstream leg") with
+    /// `exchanges`: for tests of analyses that need the whole report.
+    pub(crate) fn report_of(leg: &str, exchanges: Vec<Exchange>) -> Report {
+        build(
+            capture(),
+            LegFilter::Both,
+            vec![finished(1, leg, exchanges)],
+        )
+    }
 
     fn finished(flow: u64, leg: &str, exchanges: Vec<Exchange>) -> (FlowInfo, FlowOutcome) {
         (

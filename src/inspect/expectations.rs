@@ -320,36 +320,11 @@ fn expect(report: &Report, state: Option<&PathState>, entry: &Entry) -> Expectat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inspect::exchange::{Exchange, FlowOutcome};
-    use crate::inspect::model::CaptureInfo;
-    use crate::inspect::reassembly::FlowInfo;
+    use crate::inspect::exchange::Exchange;
     use crate::inspect::s3::tests::s3_exchange;
-    use crate::inspect::LegFilter;
 
     fn report(exchanges: Vec<Exchange>) -> Report {
-        let info = FlowInfo {
-            id: 1,
-            interface: Some("upstream leg".into()),
-            client: "127.0.0.1:1".parse().expect("addr"),
-            server: "127.0.0.1:2".parse().expect("addr"),
-            opened_ns: 0,
-            saw_syn: true,
-        };
-        let outcome = FlowOutcome {
-            exchanges,
-            http: true,
-            warnings: Vec::new(),
-            faults: Vec::new(),
-        };
-        let capture = CaptureInfo {
-            path: "x".into(),
-            format: "pcapng",
-            sections: 1,
-            packets: 0,
-            tcp_segments: 0,
-            damage: None,
-        };
-        crate::inspect::analysis::build(capture, LegFilter::Both, vec![(info, outcome)])
+        crate::inspect::analysis::tests::report_of("upstream leg", exchanges)
     }
 
     fn plain(id: usize, method: &str, target: &str, body: &[u8], status: Option<u16>) -> Exchange {

@@ -350,12 +350,8 @@ mod tests {
 #[cfg(test)]
 mod report_tests {
     use crate::direction::Leg;
-    use crate::inspect::analysis::build;
-    use crate::inspect::exchange::FlowOutcome;
+    use crate::inspect::analysis::tests::report_of;
     use crate::inspect::legs::tests::exchange;
-    use crate::inspect::model::CaptureInfo;
-    use crate::inspect::reassembly::FlowInfo;
-    use crate::inspect::LegFilter;
 
     #[test]
     fn a_stored_put_with_too_little_data_is_a_finding_in_the_report() {
@@ -373,29 +369,7 @@ mod report_tests {
             .push(("x-git-annex-data-length".into(), "4".into()));
         put.response.status = Some(200);
         put.response_text = br#"{"plusuuids":[],"stored":true}"#.to_vec();
-        let flow = FlowInfo {
-            id: 1,
-            interface: Some("client leg".into()),
-            client: "127.0.0.1:1".parse().expect("addr"),
-            server: "127.0.0.1:2".parse().expect("addr"),
-            opened_ns: 1,
-            saw_syn: true,
-        };
-        let outcome = FlowOutcome {
-            exchanges: vec![put],
-            http: true,
-            warnings: Vec::new(),
-            faults: Vec::new(),
-        };
-        let capture = CaptureInfo {
-            path: "x".into(),
-            format: "pcapng",
-            sections: 1,
-            packets: 0,
-            tcp_segments: 0,
-            damage: None,
-        };
-        let report = build(capture, LegFilter::Both, vec![(flow, outcome)]);
+        let report = report_of("client leg", vec![put]);
         assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
         assert!(
             report.findings[0].starts_with(&format!(

@@ -301,12 +301,8 @@ mod tests {
 #[cfg(test)]
 mod report_tests {
     use crate::direction::Leg;
-    use crate::inspect::analysis::build;
-    use crate::inspect::exchange::FlowOutcome;
+    use crate::inspect::analysis::tests::report_of;
     use crate::inspect::legs::tests::exchange;
-    use crate::inspect::model::CaptureInfo;
-    use crate::inspect::reassembly::FlowInfo;
-    use crate::inspect::LegFilter;
 
     #[test]
     fn a_cut_upload_answered_2xx_and_moved_in_place_are_two_findings() {
@@ -321,29 +317,7 @@ mod report_tests {
             "destination".into(),
             format!("http://dav/dav/ab/cd/SHA256E-s12--{sha}.txt"),
         ));
-        let flow = FlowInfo {
-            id: 1,
-            interface: Some("upstream leg".into()),
-            client: "127.0.0.1:1".parse().expect("addr"),
-            server: "127.0.0.1:2".parse().expect("addr"),
-            opened_ns: 1,
-            saw_syn: true,
-        };
-        let outcome = FlowOutcome {
-            exchanges: vec![put, mv],
-            http: true,
-            warnings: Vec::new(),
-            faults: Vec::new(),
-        };
-        let capture = CaptureInfo {
-            path: "x".into(),
-            format: "pcapng",
-            sections: 1,
-            packets: 0,
-            tcp_segments: 0,
-            damage: None,
-        };
-        let report = build(capture, LegFilter::Both, vec![(flow, outcome)]);
+        let report = report_of("upstream leg", vec![put, mv]);
         let findings = report.findings.join("\n");
         assert_eq!(report.findings.len(), 2, "{findings}");
         assert!(
