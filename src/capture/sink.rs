@@ -381,6 +381,19 @@ mod tests {
         limit: usize,
     }
 
+    /// A pcapng capture to the in-memory `disk` with a memory budget of `budget` bytes.
+    fn start(disk: Disk, budget: usize) -> (CaptureSink, CaptureWriterHandle) {
+        let runtime = tokio::runtime::Handle::current();
+        CaptureSink::start_with(
+            &runtime,
+            Path::new("mem.pcapng"),
+            CaptureMeta::default(),
+            Box::new(disk),
+            budget,
+        )
+        .expect("start")
+    }
+
     impl Write for Disk {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             let mut bytes = self
@@ -455,19 +468,13 @@ mod tests {
     #[tokio::test]
     async fn a_flush_puts_what_was_recorded_in_the_file_before_it_answers() {
         let bytes: Arc<Mutex<Vec<u8>>> = Arc::default();
-        let disk = Disk {
-            bytes: bytes.clone(),
-            limit: usize::MAX,
-        };
-        let runtime = tokio::runtime::Handle::current();
-        let (sink, handle) = CaptureSink::start_with(
-            &runtime,
-            Path::new("mem.pcapng"),
-            CaptureMeta::default(),
-            Box::new(disk),
+        let (sink, handle) = start(
+            Disk {
+                bytes: bytes.clone(),
+                limit: usize::MAX,
+            },
             QUEUE_BUDGET,
-        )
-        .expect("start");
+        );
         let header = bytes.lock().expect("lock").len();
         let mut all = events(3);
         all.pop(); // keep the leg open: the capture is still being written
@@ -487,19 +494,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_flush_of_a_gone_writer_says_so() {
-        let disk = Disk {
-            bytes: Arc::default(),
-            limit: usize::MAX,
-        };
-        let runtime = tokio::runtime::Handle::current();
-        let (sink, handle) = CaptureSink::start_with(
-            &runtime,
-            Path::new("mem.pcapng"),
-            CaptureMeta::default(),
-            Box::new(disk),
+        let (sink, handle) = start(
+            Disk {
+                bytes: Arc::default(),
+                limit: usize::MAX,
+            },
             QUEUE_BUDGET,
-        )
-        .expect("start");
+        );
         handle.task.abort();
         let _ = handle.finish().await;
         assert!(!sink.flush(Duration::from_secs(5)).await);
@@ -509,19 +510,13 @@ mod tests {
     /// forever, or every pump of the run hangs on its next event.
     #[tokio::test]
     async fn recorders_do_not_wait_for_a_gone_writer() {
-        let disk = Disk {
-            bytes: Arc::default(),
-            limit: usize::MAX,
-        };
-        let runtime = tokio::runtime::Handle::current();
-        let (sink, handle) = CaptureSink::start_with(
-            &runtime,
-            Path::new("mem.pcapng"),
-            CaptureMeta::default(),
-            Box::new(disk),
+        let (sink, handle) = start(
+            Disk {
+                bytes: Arc::default(),
+                limit: usize::MAX,
+            },
             8,
-        )
-        .expect("start");
+        );
         handle.task.abort();
         let _ = handle.finish().await;
         let recorded = tokio::time::timeout(Duration::from_secs(5), async {
@@ -538,19 +533,13 @@ mod tests {
 
     #[tokio::test]
     async fn an_event_whose_recorder_is_dropped_while_waiting_is_still_written() {
-        let disk = Disk {
-            bytes: Arc::default(),
-            limit: usize::MAX,
-        };
-        let runtime = tokio::runtime::Handle::current();
-        let (sink, handle) = CaptureSink::start_with(
-            &runtime,
-            Path::new("mem.pcapng"),
-            CaptureMeta::default(),
-            Box::new(disk),
+        let (sink, handle) = start(
+            Disk {
+                bytes: Arc::default(),
+                limit: usize::MAX,
+            },
             1,
-        )
-        .expect("start");
+        );
         let mut cancelled = 0;
         for event in events(300) {
             // Every recorder gives up at its first wait, as a pump does when its connection
@@ -574,19 +563,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_flush_after_a_write_error_says_the_events_are_not_in_the_file() {
-        let disk = Disk {
-            bytes: Arc::default(),
-            limit: 2048,
-        };
-        let runtime = tokio::runtime::Handle::current();
-        let (sink, handle) = CaptureSink::start_with(
-            &runtime,
-            Path::new("mem.pcapng"),
-            CaptureMeta::default(),
-            Box::new(disk),
+        let (sink, handle) = start(
+            Disk {
+                bytes: Arc::default(),
+                limit: 2048,
+            },
             QUEUE_BUDGET,
-        )
-        .expect("the header fits");
+        );
         let mut all = events(200);
         all.pop(); // keep the leg open
         for event in all {
