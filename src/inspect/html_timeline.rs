@@ -12,7 +12,7 @@ use super::h2_model::{GoawayNote, H2Stream};
 use super::html::escape;
 use super::leg;
 use super::model::FlowSummary;
-use super::text::{comment_text, is_rule_fault};
+use super::text::{comment_text, is_rule_fault, truncate};
 use super::timeline::{EventKind, FlowTimeline};
 use crate::direction::Direction;
 
@@ -49,15 +49,6 @@ pub fn rule_name(comment: &str) -> &str {
         .split_once("rule \"")
         .and_then(|(_, rest)| rest.split_once('"'))
         .map_or(comment, |(name, _)| name)
-}
-
-fn cut(text: &str) -> String {
-    if text.chars().count() <= LABEL {
-        text.to_string()
-    } else {
-        let head: String = text.chars().take(LABEL - 1).collect();
-        format!("{head}…")
-    }
 }
 
 /// Rows of text at fixed heights: a label takes the first row where it does not overlap the
@@ -269,7 +260,7 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
             st.method.as_deref().unwrap_or("-"),
             st.path.as_deref().unwrap_or("-")
         );
-        let text = label(&mut labels.requests, x, y, &cut(&what));
+        let text = label(&mut labels.requests, x, y, &truncate(&what, LABEL));
         let _ = write!(
             s,
             r#"<g class="request h2"><title>{}</title><path d="M{x:.1} {:.1} l7 5 l-7 5 z"/>{text}</g>"#,
@@ -407,7 +398,7 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
                         Direction::ClientToUpstream => &mut labels.faults_up,
                         Direction::UpstreamToClient => &mut labels.faults_down,
                     };
-                    label(bands, x, y, &format!("⚡ {}", cut(rule)))
+                    label(bands, x, y, &format!("⚡ {}", truncate(rule, LABEL)))
                 };
                 let _ = write!(
                     s,
@@ -453,7 +444,7 @@ fn frame_marker(s: &mut String, scale: &Scale, mid: f64, labels: &mut Labels, ma
         Direction::ClientToUpstream => &mut labels.faults_up,
         Direction::UpstreamToClient => &mut labels.faults_down,
     };
-    let text = label(bands, x, y, &cut(&mark.label));
+    let text = label(bands, x, y, &truncate(&mark.label, LABEL));
     let _ = write!(
         s,
         r#"<g class="{}" data-ns="{}" data-x="{x:.1}"><title>{}</title><path d="M{x:.1} {:.1} l5 5 l-5 5 l-5 -5 z"/>{text}</g>"#,
@@ -495,7 +486,7 @@ fn exchange(
         &mut labels.requests,
         x,
         y,
-        &cut(&format!("{} {}", ex.method, ex.target)),
+        &truncate(&format!("{} {}", ex.method, ex.target), LABEL),
     );
     let _ = write!(
         s,

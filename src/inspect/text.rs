@@ -37,7 +37,8 @@ pub fn format_time(ns: u64) -> String {
     )
 }
 
-fn truncate(s: &str, max: usize) -> String {
+/// `s` in at most `max` characters, an ellipsis ending what was cut.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
     } else {

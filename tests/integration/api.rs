@@ -45,15 +45,22 @@ fn serve(dir: &TempDir, label: &str, args: &[&str]) -> (Daemon, SocketAddr) {
     (daemon, api)
 }
 
-/// One HTTP/1.1 request (Connection: close); the status and the body.
-fn http(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+/// One HTTP/1.1 request (Connection: close) with the `extra` header lines; the status, the head
+/// and the body.
+fn request(
+    api: SocketAddr,
+    method: &str,
+    path: &str,
+    extra: &str,
+    body: &str,
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(api).expect("connect to the API");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {api}\r\nUser-Agent: faultline-test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {api}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .expect("send a request");
@@ -66,7 +73,14 @@ fn http(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) 
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status in {head:?}"));
-    (status, body.to_string())
+    (status, head.to_string(), body.to_string())
+}
+
+/// One JSON request as the clients send it; the status and the body.
+fn http(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let extra = "User-Agent: faultline-test\r\nContent-Type: application/json\r\n";
+    let (status, _, body) = request(api, method, path, extra, body);
+    (status, body)
 }
 
 fn json(text: &str) -> serde_json::Value {
@@ -577,28 +591,11 @@ fn faultline_routes_scenario_summary_events_and_a_readable_capture() {
     daemon.stop();
 }
 
-/// One request; the status, the head (lower-cased) and the body, to compare byte for byte with
-/// what toxiproxy-server writes (api.go, proxy.go, toxic_collection.go of Toxiproxy 2.12.0).
+/// One bare request; the status, the head (lower-cased) and the body, to compare byte for byte
+/// with what toxiproxy-server writes (api.go, proxy.go, toxic_collection.go of Toxiproxy 2.12.0).
 fn http_exact(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(api).expect("connect to the API");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {api}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send a request");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read the answer");
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    (status, head.to_ascii_lowercase(), body.to_string())
+    let (status, head, body) = request(api, method, path, "", body);
+    (status, head.to_ascii_lowercase(), body)
 }
 
 /// What toxiproxy-server answers, byte for byte where faultline keeps its behaviour: bodies,
