@@ -127,6 +127,38 @@ pub(crate) mod helpers {
         pub size: u64,
     }
 
+    /// Checks a round in which exactly one of `blobs` Reads was reset (CANCELLED after some
+    /// bytes, less than its 256 KiB) and resumed at the offset its bytes reached, the server
+    /// seeing that `read_offset` (`served`), and every blob verified.
+    pub fn one_read_reset_and_resumed(blobs: &[BlobRead], served: &[ServedRead]) {
+        assert_eq!(blobs.len(), 3);
+        assert!(
+            blobs.iter().all(|b| b.verified),
+            "every blob verifies against its sha256: {blobs:?}"
+        );
+        let reset: Vec<_> = blobs.iter().filter(|b| b.attempts.len() > 1).collect();
+        assert_eq!(reset.len(), 1, "exactly one read was reset: {blobs:?}");
+        let (first, second) = (&reset[0].attempts[0], &reset[0].attempts[1]);
+        assert_eq!(first.status, "CANCELLED", "{reset:?}");
+        assert!(
+            first.bytes > 0 && first.bytes < 256 * 1024,
+            "the first stream got data, less than the 256 KiB of DATA payload (framing counts): {first:?}"
+        );
+        assert_eq!(
+            (second.offset, second.status.as_str()),
+            (first.bytes, "OK"),
+            "the reader resumed where its bytes stopped"
+        );
+        assert!(
+            served.contains(&ServedRead {
+                resource: reset[0].resource.clone(),
+                offset: first.bytes
+            }),
+            "the server saw the resumed Read at read_offset {}: {served:?}",
+            first.bytes
+        );
+    }
+
     /// Runs `bytestream.py read --target ADDR ARGS` (in a blocking task: the proxy shares the
     /// runtime) and returns its rounds of blob reads; the reader's exit status is in `verified`.
     pub async fn read(dir: &Path, target: SocketAddr, args: &[&str]) -> Vec<Vec<BlobRead>> {
@@ -443,35 +475,8 @@ fault.rst_stream = {{ after = "256KiB", code = "CANCEL" }}
         let summary = proxy.finish().await;
         let served = server.stop();
 
-        let blobs = &rounds[0];
-        assert_eq!(blobs.len(), 3);
-        assert!(
-            blobs.iter().all(|b| b.verified),
-            "every blob verifies against its sha256: {blobs:?}"
-        );
-        let reset: Vec<_> = blobs.iter().filter(|b| b.attempts.len() > 1).collect();
-        assert_eq!(reset.len(), 1, "exactly one read was reset: {blobs:?}");
-        let first = &reset[0].attempts[0];
-        let second = &reset[0].attempts[1];
-        assert_eq!(first.status, "CANCELLED", "{reset:?}");
-        assert!(
-            first.bytes > 0 && first.bytes < 256 * 1024,
-            "the first stream got data, less than the 256 KiB of DATA payload (framing counts): {first:?}"
-        );
-        assert_eq!(
-            (second.offset, second.status.as_str()),
-            (first.bytes, "OK"),
-            "the reader resumed where its bytes stopped"
-        );
+        helpers::one_read_reset_and_resumed(&rounds[0], &served);
         assert_eq!(fired(&summary, "second read is reset"), 1);
-        assert!(
-            served.contains(&helpers::ServedRead {
-                resource: reset[0].resource.clone(),
-                offset: first.bytes
-            }),
-            "the server saw the resumed Read at read_offset {}: {served:?}",
-            first.bytes
-        );
 
         // The capture: tshark decodes both legs as HTTP/2 without complaint, the client got one
         // RST_STREAM(CANCEL) and so did the server, and every byte faultline made is commented.

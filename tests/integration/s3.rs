@@ -459,6 +459,19 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// The audit's verdicts: (path, result) per line of the manifest, in order.
+fn audit_results(json: &serde_json::Value) -> Vec<(&str, &str)> {
+    list(json, "expectations")
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap_or(""),
+                e["result"].as_str().unwrap_or(""),
+            )
+        })
+        .collect()
+}
+
 fn list<'a>(json: &'a serde_json::Value, field: &str) -> &'a Vec<serde_json::Value> {
     json[field]
         .as_array()
@@ -1170,15 +1183,7 @@ fn boto3_flexible_checksums_are_checked_per_algorithm_and_a_cut_upload_is_caught
                 .all(|c| leg_of(c) == "client" && c["check"]["result"] == "matches"),
         "{cut_checks:#?}"
     );
-    let results: Vec<(&str, &str)> = list(&json, "expectations")
-        .iter()
-        .map(|e| {
-            (
-                e["path"].as_str().unwrap_or(""),
-                e["result"].as_str().unwrap_or(""),
-            )
-        })
-        .collect();
+    let results = audit_results(&json);
     assert_eq!(
         results,
         vec![
@@ -1407,15 +1412,7 @@ fn the_audit_reads_plain_http_uploads_to_the_built_in_store_too() {
     );
     let (json, code, text) = lab.inspect(&capture, Some(&manifest));
     assert_eq!(code, Some(1), "{text}");
-    let results: Vec<(&str, &str)> = list(&json, "expectations")
-        .iter()
-        .map(|e| {
-            (
-                e["path"].as_str().unwrap_or(""),
-                e["result"].as_str().unwrap_or(""),
-            )
-        })
-        .collect();
+    let results = audit_results(&json);
     assert_eq!(
         results,
         vec![

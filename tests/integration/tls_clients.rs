@@ -426,7 +426,7 @@ async fn curl_speaks_h2_to_nginx_through_interception_and_http2_rules_see_it() {
 /// it carries and finds the RST_STREAM on both legs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcio_with_tls_roots_is_reset_on_decrypted_h2_and_resumes_to_verified_blobs() {
-    use crate::h2::helpers::{fired, read, GrpcServer, Proxy, ServedRead};
+    use crate::h2::helpers::{fired, one_read_reset_and_resumed, read, GrpcServer, Proxy};
     use crate::support::tshark;
     tokio::time::timeout(SLOW_TEST_LIMIT, async {
         let tmp = TempDir::new("tls-grpcio");
@@ -471,30 +471,7 @@ fault.rst_stream = { after = "256KiB", code = "CANCEL" }
         assert_eq!(summary.upstream_failures, 0, "{summary:?}");
         assert_eq!(fired(&summary, "second read is reset"), 1, "{summary:?}");
 
-        let blobs = &rounds[0];
-        assert_eq!(blobs.len(), 3);
-        assert!(
-            blobs.iter().all(|b| b.verified),
-            "every blob verifies against its sha256: {blobs:?}"
-        );
-        let reset: Vec<_> = blobs.iter().filter(|b| b.attempts.len() > 1).collect();
-        assert_eq!(reset.len(), 1, "exactly one read was reset: {blobs:?}");
-        let (first, second) = (&reset[0].attempts[0], &reset[0].attempts[1]);
-        assert_eq!(first.status, "CANCELLED", "{reset:?}");
-        assert!(first.bytes > 0 && first.bytes < 256 * 1024, "{first:?}");
-        assert_eq!(
-            (second.offset, second.status.as_str()),
-            (first.bytes, "OK"),
-            "the reader resumed where its bytes stopped"
-        );
-        assert!(
-            served.contains(&ServedRead {
-                resource: reset[0].resource.clone(),
-                offset: first.bytes
-            }),
-            "the TLS server saw the resumed Read at read_offset {}: {served:?}",
-            first.bytes
-        );
+        one_read_reset_and_resumed(&rounds[0], &served);
 
         // The capture: TLS on the wire, ALPN h2 chosen by the server and mirrored to the client
         // (in the ServerHello for TLS 1.2, in EncryptedExtensions, decrypted, for TLS 1.3).
