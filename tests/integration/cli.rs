@@ -605,12 +605,7 @@ fn tcp_demo_runs_four_connections_and_writes_a_capture_in_the_cwd() {
             out.stdout
         );
     }
-    let capture = out
-        .stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("capture: "))
-        .and_then(|rest| rest.split(" (").next())
-        .unwrap_or_else(|| panic!("no capture line:\n{}", out.stdout));
+    let capture = crate::support::demo_capture(&out.stdout);
     assert!(capture.ends_with(".pcapng"), "{capture}");
     let file = dir.path().join(capture);
     let size = fs::metadata(&file)

@@ -479,13 +479,7 @@ fn tcp_demo_flow_numbers_are_inspects() {
         "a number of the demo's own:\n{}",
         demo.stdout
     );
-    let capture = demo
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("capture: "))
-        .and_then(|rest| rest.split(" (").next())
-        .map(|c| dir.path().join(c))
-        .unwrap_or_else(|| panic!("no capture line:\n{}", demo.stdout));
+    let capture = dir.path().join(crate::support::demo_capture(&demo.stdout));
     let out = run_bounded(
         Command::new(FAULTLINE)
             .arg("inspect")

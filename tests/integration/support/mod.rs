@@ -50,3 +50,12 @@ pub fn assert_same(expected: &[u8], got: &[u8], what: &str) {
         );
     }
 }
+
+/// The capture file a `faultline demo` names on its `capture: FILE (…)` line.
+pub fn demo_capture(stdout: &str) -> &str {
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("capture: "))
+        .and_then(|rest| rest.split(" (").next())
+        .unwrap_or_else(|| panic!("no capture line:\n{stdout}"))
+}
