@@ -974,6 +974,11 @@ enum Unrouted {
 /// goes out on it (`proxy::tls_alert`), then it is cut (FIN, no close_notify) and drained of what
 /// its peer answers (its own alert: TLS records, not plaintext, so they are not recorded as
 /// data), while the `other` leg is cut as a `truncate` would.
+///
+/// After a corrupted record the FIN waits (bounded) for the peer's verdict, as on a wire that
+/// flipped a bit: nothing closes there. A FIN right behind the record let a peer that was busy
+/// elsewhere (nginx connecting to its upstream) see the close first and never read the record,
+/// so the failure the rule asked for never happened.
 async fn end_with_tls_alert(
     failing: LegStream,
     mut other: LegStream,
@@ -988,17 +993,42 @@ async fn end_with_tls_alert(
         Leg::Upstream => Leg::Client,
     };
     let (mut tcp, sent) = super::tls_alert::fail_leg(failing, alert).await;
+    let corrupted = matches!(sent, Ok(super::tls_alert::AlertSent::Corrupted(_)));
     match sent {
         Ok(sent) => debug!(%leg, alert = alert.name(), ?sent, "TLS alert fault executed"),
         Err(e) => {
             warn!(%leg, alert = alert.name(), error = %e, "the TLS alert fault could not be sent; the leg is only cut")
         }
     }
-    tap.proxy_fin(leg, Some(comment.clone())).await;
-    tap.proxy_fin(other_leg, Some(comment)).await;
+    tap.proxy_fin(other_leg, Some(comment.clone())).await;
     let drain_failing = async {
-        let _ = tcp.shutdown().await;
         let mut sink = vec![0u8; 16 * 1024];
+        // `Some(ended)` once the peer answered: `true` if that answer was its close.
+        let mut peer_ended = None;
+        if corrupted {
+            let verdict = async {
+                match tcp.read(&mut sink).await {
+                    Ok(0) => {
+                        tap.peer_fin(leg).await;
+                        true
+                    }
+                    Ok(_) => false,
+                    Err(_) => {
+                        tap.peer_rst(leg).await;
+                        true
+                    }
+                }
+            };
+            tokio::select! {
+                answered = timeout(LINGER_LIMIT, verdict) => peer_ended = answered.ok(),
+                () = conn.run.shutdown.cancelled() => {}
+            }
+        }
+        tap.proxy_fin(leg, Some(comment)).await;
+        let _ = tcp.shutdown().await;
+        if peer_ended == Some(true) {
+            return;
+        }
         let reading = async {
             loop {
                 match tcp.read(&mut sink).await {
