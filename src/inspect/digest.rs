@@ -44,6 +44,10 @@ pub enum HashAlgo {
     Blake3_256,
     /// XXH3, 64 bits.
     Xxh3,
+    /// XXH64 (seed 0), as S3's `x-amz-checksum-xxhash64`.
+    Xxh64,
+    /// XXH3, 128 bits, as S3's `x-amz-checksum-xxhash128`.
+    Xxh128,
     /// CRC-32 (ISO-HDLC, zlib's), as S3's `x-amz-checksum-crc32`.
     Crc32,
     /// CRC-32C (Castagnoli, iSCSI), as S3's `x-amz-checksum-crc32c`.
@@ -56,7 +60,7 @@ pub enum HashAlgo {
 
 impl HashAlgo {
     /// Every algorithm, for the schema's list of names.
-    pub const ALL: [HashAlgo; 29] = [
+    pub const ALL: [HashAlgo; 31] = [
         HashAlgo::Md5,
         HashAlgo::Sha1,
         HashAlgo::Sha224,
@@ -82,6 +86,8 @@ impl HashAlgo {
         HashAlgo::Blake2sp256,
         HashAlgo::Blake3_256,
         HashAlgo::Xxh3,
+        HashAlgo::Xxh64,
+        HashAlgo::Xxh128,
         HashAlgo::None,
         HashAlgo::Crc32,
         HashAlgo::Crc32c,
@@ -116,6 +122,8 @@ impl HashAlgo {
             HashAlgo::Blake2sp256 => "blake2sp256",
             HashAlgo::Blake3_256 => "blake3_256",
             HashAlgo::Xxh3 => "xxh3",
+            HashAlgo::Xxh64 => "xxh64",
+            HashAlgo::Xxh128 => "xxh128",
             HashAlgo::Crc32 => "crc32",
             HashAlgo::Crc32c => "crc32c",
             HashAlgo::Crc64nvme => "crc64nvme",
@@ -146,7 +154,8 @@ impl HashAlgo {
             | HashAlgo::Skein512
             | HashAlgo::Blake2b512
             | HashAlgo::Blake2bp512 => 512,
-            HashAlgo::Xxh3 | HashAlgo::Crc64nvme => 64,
+            HashAlgo::Xxh3 | HashAlgo::Xxh64 | HashAlgo::Crc64nvme => 64,
+            HashAlgo::Xxh128 => 128,
             HashAlgo::Crc32 | HashAlgo::Crc32c => 32,
             HashAlgo::None => 0,
         };
@@ -173,6 +182,10 @@ pub enum Hasher {
     Blake3(Box<blake3::Hasher>),
     /// XXH3 64-bit.
     Xxh3(Box<xxhash_rust::xxh3::Xxh3>),
+    /// XXH3 128-bit (same state as the 64-bit one, another finish).
+    Xxh128(Box<xxhash_rust::xxh3::Xxh3>),
+    /// XXH64, seed 0.
+    Xxh64(Box<xxhash_rust::xxh64::Xxh64>),
     /// CRC-32 or CRC-32C (the `crc` crate, slice-by-16 tables).
     Crc32(crc::Digest<'static, u32, crc::Table<16>>),
     /// CRC-64/NVME.
@@ -214,6 +227,10 @@ impl Hasher {
             HashAlgo::Blake2s256 => Box::new(blake2::Blake2s256::default()),
             HashAlgo::Blake3_256 => return Some(Hasher::Blake3(Box::default())),
             HashAlgo::Xxh3 => return Some(Hasher::Xxh3(Box::default())),
+            HashAlgo::Xxh128 => return Some(Hasher::Xxh128(Box::default())),
+            HashAlgo::Xxh64 => {
+                return Some(Hasher::Xxh64(Box::new(xxhash_rust::xxh64::Xxh64::new(0))))
+            }
             HashAlgo::Crc32 => return Some(Hasher::Crc32(CRC32.digest())),
             HashAlgo::Crc32c => return Some(Hasher::Crc32(CRC32C.digest())),
             HashAlgo::Crc64nvme => return Some(Hasher::Crc64(CRC64NVME.digest())),
@@ -232,7 +249,8 @@ impl Hasher {
             Hasher::Blake3(h) => {
                 h.update(bytes);
             }
-            Hasher::Xxh3(h) => h.update(bytes),
+            Hasher::Xxh3(h) | Hasher::Xxh128(h) => h.update(bytes),
+            Hasher::Xxh64(h) => h.update(bytes),
             Hasher::Crc32(h) => h.update(bytes),
             Hasher::Crc64(h) => h.update(bytes),
         }
@@ -244,6 +262,8 @@ impl Hasher {
             Hasher::Dyn(d) => hex::encode(d.finalize()),
             Hasher::Blake3(h) => h.finalize().to_hex().to_string(),
             Hasher::Xxh3(h) => format!("{:016x}", h.digest()),
+            Hasher::Xxh128(h) => format!("{:032x}", h.digest128()),
+            Hasher::Xxh64(h) => format!("{:016x}", h.digest()),
             Hasher::Crc32(h) => format!("{:08x}", h.finalize()),
             Hasher::Crc64(h) => format!("{:016x}", h.finalize()),
         }
@@ -305,6 +325,19 @@ mod tests {
         );
         for algo in [HashAlgo::Crc32, HashAlgo::Crc32c, HashAlgo::Crc64nvme] {
             assert_eq!(hex_of(algo, b"").map(|h| h.len()), Some(algo.hex_len()));
+        }
+    }
+
+    /// The reference implementation's digests of the empty input (xxhsum `-H1`, `-H2`, `-H3`).
+    #[test]
+    fn xxhashes_agree_with_the_reference_vectors() {
+        for (algo, empty) in [
+            (HashAlgo::Xxh64, "ef46db3751d8e999"),
+            (HashAlgo::Xxh3, "2d06800538d394c2"),
+            (HashAlgo::Xxh128, "99aa06d3014798d86001c324468d497f"),
+        ] {
+            assert_eq!(hex_of(algo, b"").as_deref(), Some(empty), "{algo:?}");
+            assert_eq!(empty.len(), algo.hex_len(), "{algo:?}");
         }
     }
 

@@ -218,6 +218,8 @@ const ALGOS: &[&str] = &[
     "blake2sp256",
     "blake3_256",
     "xxh3",
+    "xxh64",
+    "xxh128",
     "none",
     "crc32",
     "crc32c",
