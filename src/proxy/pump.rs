@@ -322,7 +322,9 @@ where
 /// socket, so a piece is recorded once flushed, and a capture never holds bytes a failed flush
 /// kept back (flushing is free on a socket, so a plain leg records in the same poll as its
 /// write). `comment` rides on the first piece: inspect places a fault where its commented
-/// segment starts, which must be the start of the bytes the fault shaped.
+/// segment starts, which must be the start of the bytes the fault shaped. When no piece left at
+/// all, the comment is still recorded, on no bytes: the fault acted and was counted, so the
+/// capture must say so.
 async fn deliver<W, F, R>(
     destination: &mut W,
     mut rest: Bytes,
@@ -339,13 +341,20 @@ where
         return Ok(());
     }
     while !rest.is_empty() {
-        let n = destination.write(&rest).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
+        let written = match destination.write(&rest).await {
+            Ok(0) => Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => destination.flush().await.map(|()| n),
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(n) => record(rest.split_to(n), comment.take()).await,
+            Err(e) => {
+                if comment.is_some() {
+                    record(Bytes::new(), comment).await;
+                }
+                return Err(e);
+            }
         }
-        destination.flush().await?;
-        let piece = rest.split_to(n);
-        record(piece, comment.take()).await;
     }
     Ok(())
 }
@@ -598,6 +607,10 @@ mod tests {
         };
         let (result, recorded) = delivered(&mut destination, b"abcdefghij").await;
         assert!(result.is_err());
-        assert_eq!(recorded, Vec::new(), "nothing left for the peer");
+        assert_eq!(
+            recorded,
+            vec![(Vec::new(), Some("fault".to_string()))],
+            "no byte left for the peer, but the fault that acted is marked"
+        );
     }
 }
