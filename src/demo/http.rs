@@ -29,8 +29,9 @@ pub struct ClientRun {
     pub stored: Vec<(String, Option<usize>, bool)>,
     /// The capture file.
     pub capture: PathBuf,
-    /// `faultline inspect` of that capture: its text and whether it found corruption.
-    pub inspection: Result<(String, bool), String>,
+    /// `faultline inspect` of that capture: its findings (or its OK line) and whether it found
+    /// corruption.
+    pub inspection: Result<(Vec<String>, bool), String>,
 }
 
 /// Runs both clients and prints the story.
@@ -120,7 +121,14 @@ async fn client_run(
             leg: LegFilter::Client,
         },
     )
-    .map(|report| (report.render_text(), report.exit_code() != 0))
+    .map(|report| {
+        let corrupt = report.exit_code() != 0;
+        let lines = match report.findings.is_empty() {
+            true => vec![report.verdict_line],
+            false => report.findings,
+        };
+        (lines, corrupt)
+    })
     .map_err(|e| e.to_string());
     Ok(ClientRun {
         style,
@@ -138,6 +146,9 @@ fn matches_md5_path(path: &str, bytes: &[u8]) -> bool {
     let prefix = segments.next().unwrap_or_default();
     hex::encode(Md5::digest(bytes)) == format!("{prefix}{rest}")
 }
+
+/// Findings printed per client; the rest are counted (inspect itself prints them all).
+const SHOWN_FINDINGS: usize = 8;
 
 fn print_run(run: &ClientRun) {
     crate::say!();
@@ -167,13 +178,19 @@ fn print_run(run: &ClientRun) {
     }
     crate::say!("  capture: {}", run.capture.display());
     match &run.inspection {
-        Ok((text, _)) => {
-            let verdict = text
-                .lines()
-                .filter(|l| l.starts_with("OK") || l.starts_with("CORRUPT"))
-                .take(8);
-            for line in verdict {
+        Ok((lines, _)) => {
+            // One file's findings together, in upload order (inspect lists them by kind).
+            let mut lines: Vec<&String> = lines.iter().collect();
+            lines.sort_by_key(|l| {
+                run.uploads
+                    .iter()
+                    .position(|(path, _)| l.contains(&format!(" {path} ")))
+            });
+            for line in lines.iter().take(SHOWN_FINDINGS) {
                 crate::say!("  inspect: {line}");
+            }
+            if lines.len() > SHOWN_FINDINGS {
+                crate::say!("  inspect: … and {} more", lines.len() - SHOWN_FINDINGS);
             }
         }
         Err(e) => crate::say!("  inspect failed: {e}"),

@@ -451,6 +451,19 @@ fn flow_numbers_do_not_depend_on_leg_and_the_demo_agrees_with_inspect() {
         .filter_map(|l| l.trim().strip_prefix("inspect: "))
         .collect();
     assert!(!verdicts.is_empty(), "{}", demo.stdout);
+    // One file's findings together: the path a line names never comes back after another's.
+    let paths: Vec<&str> = verdicts
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    let mut seen: Vec<&str> = Vec::new();
+    for path in &paths {
+        if seen.last() != Some(path) {
+            assert!(!seen.contains(path), "{path} split up: {verdicts:#?}");
+            seen.push(path);
+        }
+    }
+    assert_eq!(seen.len(), 3, "all three files: {verdicts:#?}");
     for line in verdicts {
         assert!(
             line.contains("exchange") && suggested.stdout.contains(line),
