@@ -200,6 +200,18 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
             std::process::id(),
         )),
     };
+    // --inspect reads the capture this run writes: without one, say so now, not after the run.
+    if args.inspect && capture.is_none() {
+        eprintln!(
+            "faultline: --inspect needs a capture: {}",
+            if args.no_capture {
+                "drop --no-capture"
+            } else {
+                "pass --capture PATH or set [proxy] capture in the scenario"
+            }
+        );
+        return Ok(ExitCode::from(2));
+    }
     let capture_path = capture.clone();
     let scenario = Arc::new(scenario);
     let running = proxy::start(RunPlan {

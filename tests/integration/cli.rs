@@ -558,6 +558,50 @@ fn run_with_a_missing_scenario_fails_naming_the_path() {
     );
 }
 
+/// `run --inspect` without a capture used to relay traffic until Ctrl-C and only then say it had
+/// nothing to inspect; it is refused before it listens (exit 2), naming the flag to change.
+#[test]
+fn run_inspect_without_a_capture_is_refused_before_listening() {
+    let (_dead, dead) = dead_port();
+    let scenario = format!("{SCENARIOS}/reset-second-connection.toml");
+    let no_capture = faultline(&[
+        "run",
+        &scenario,
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &dead.to_string(),
+        "--inspect",
+        "--no-capture",
+    ]);
+    assert_eq!(no_capture.code(), Some(2), "{}", no_capture.output());
+    assert!(
+        no_capture.stderr.contains("--inspect needs a capture")
+            && no_capture.stderr.contains("--no-capture")
+            && !no_capture.stderr.contains("listening on"),
+        "{}",
+        no_capture.stderr
+    );
+    // A scenario that names no capture: the hint is --capture.
+    let dir = TempDir::new("run-inspect-no-capture");
+    let bare = dir.write("bare.toml", "name = \"bare\"\n");
+    let bare_run = faultline(&[
+        "run",
+        &bare.display().to_string(),
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &dead.to_string(),
+        "--inspect",
+    ]);
+    assert_eq!(bare_run.code(), Some(2), "{}", bare_run.output());
+    assert!(
+        bare_run.stderr.contains("--capture PATH") && !bare_run.stderr.contains("listening on"),
+        "{}",
+        bare_run.stderr
+    );
+}
+
 #[test]
 fn help_of_every_subcommand_explains_scenarios() {
     let top = faultline(&["--help"]);
