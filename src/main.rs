@@ -483,7 +483,8 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         eprintln!("faultline: API task ended abnormally: {e}");
     }
     for proxy in api.registry.lock().await.proxies() {
-        faultline::say!("proxy \"{}\": {}", proxy.name, proxy.summary_json());
+        // One JSON object a line, as docs/api.md promises (it names its proxy): `jq` reads it.
+        faultline::say!("{}", proxy.summary_json());
     }
     Ok(ExitCode::SUCCESS)
 }
