@@ -602,6 +602,32 @@ fn run_inspect_without_a_capture_is_refused_before_listening() {
     );
 }
 
+/// The global -v/-q/--log-format were listed in the middle of each subcommand's own options
+/// (`run --help` showed `-v` between `--listen` and `--upstream`); they now have their own
+/// "Logging" heading after them.
+#[test]
+fn help_lists_the_logging_options_under_their_own_heading() {
+    for command in ["run", "inspect", "serve", "check"] {
+        let help = faultline(&[command, "--help"]);
+        assert_eq!(help.code(), Some(0), "{}", help.output());
+        let heading = help
+            .stdout
+            .find("\nLogging:\n")
+            .unwrap_or_else(|| panic!("{command} --help has no Logging heading:\n{}", help.stdout));
+        let (own, logging) = help.stdout.split_at(heading);
+        assert!(
+            !own.contains("--verbose") && !own.contains("--log-format"),
+            "{command}: {own}"
+        );
+        assert!(
+            logging.contains("--verbose")
+                && logging.contains("--quiet")
+                && logging.contains("--log-format"),
+            "{command}: {logging}"
+        );
+    }
+}
+
 #[test]
 fn help_of_every_subcommand_explains_scenarios() {
     let top = faultline(&["--help"]);
