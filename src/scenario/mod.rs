@@ -398,6 +398,7 @@ impl Scenario {
         }
         for rule in &self.rules {
             warnings.extend(self.never_acts(rule));
+            warnings.extend(lower_case_methods(rule));
         }
         warnings
     }
@@ -434,6 +435,20 @@ impl Scenario {
         }
         None
     }
+}
+
+/// `method = "put"` is valid (methods match exactly, and a server may define its own), but every
+/// client sends standard methods in upper case, so such a rule silently fires 0 times: say so.
+fn lower_case_methods(rule: &Rule) -> Option<String> {
+    let methods = rule.matcher.http.as_ref()?.methods.as_ref()?;
+    let lower = methods
+        .iter()
+        .find(|m| m.chars().any(|c| c.is_ascii_lowercase()))?;
+    Some(format!(
+        "rule \"{}\": method {lower:?} is matched exactly (case-sensitive), and clients send methods in upper case: write {:?} unless your client really sends {lower:?}",
+        rule.name,
+        lower.to_ascii_uppercase()
+    ))
 }
 
 fn rule_from(
@@ -859,6 +874,32 @@ fault.refuse = {}
             warnings("[[rule]]\nmatch = { status = 500 }\nfault.truncate = { after = 1 }\n")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_lower_case_method_is_warned_about() {
+        let warnings = |text: &str| {
+            Scenario::from_toml(
+                &format!("[proxy]\nupstream = \"127.0.0.1:9\"\n{text}"),
+                "w.toml",
+                "w",
+            )
+            .expect("valid")
+            .warnings()
+        };
+        let lower = warnings(
+            "[[rule]]\nname = \"r\"\nmatch = { method = [\"PUT\", \"post\"] }\nfault.reset = { after = 1 }\n",
+        );
+        assert_eq!(lower.len(), 1, "{lower:?}");
+        assert!(
+            lower[0].starts_with("rule \"r\": method \"post\" is matched exactly")
+                && lower[0].contains("write \"POST\""),
+            "{lower:?}"
+        );
+        assert!(warnings(
+            "[[rule]]\nmatch = { method = [\"PUT\", \"PROPFIND\"] }\nfault.reset = { after = 1 }\n"
+        )
+        .is_empty());
     }
 
     #[test]
