@@ -383,6 +383,15 @@ fn ca(command: CaCommand) -> ExitCode {
 }
 
 async fn serve_store(dir: PathBuf, listen: std::net::SocketAddr) -> Result<ExitCode> {
+    // The folder first: "listening on …, storing under DIR" must not be printed for a DIR that
+    // cannot exist (the store creates it too, as a library entry point).
+    if let Err(e) = tokio::fs::create_dir_all(&dir).await {
+        eprintln!(
+            "faultline: store: cannot create directory {}: {e}",
+            dir.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -628,6 +628,30 @@ fn help_lists_the_logging_options_under_their_own_heading() {
     }
 }
 
+/// `serve-store --dir` on a folder that cannot be created printed "listening on …, storing under
+/// DIR" and then failed; it now fails first, naming the folder, and never says it listens.
+#[test]
+fn serve_store_on_a_folder_it_cannot_create_fails_before_listening() {
+    let dir = TempDir::new("store-bad-dir");
+    let file = dir.write("a-file", "not a folder");
+    let inside = file.join("store");
+    let out = faultline(&[
+        "serve-store",
+        "--listen",
+        "127.0.0.1:0",
+        "--dir",
+        &inside.display().to_string(),
+    ]);
+    assert_eq!(out.code(), Some(2), "{}", out.output());
+    assert!(
+        out.stderr.contains("cannot create directory")
+            && out.stderr.contains(&inside.display().to_string())
+            && !out.output().contains("listening on"),
+        "{}",
+        out.output()
+    );
+}
+
 #[test]
 fn help_of_every_subcommand_explains_scenarios() {
     let top = faultline(&["--help"]);
