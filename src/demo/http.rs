@@ -168,11 +168,16 @@ fn print_run(run: &ClientRun) {
     crate::say!("  capture: {}", run.capture.display());
     match &run.inspection {
         Ok((text, _)) => {
-            let verdict = text
+            let mut verdict: Vec<&str> = text
                 .lines()
                 .filter(|l| l.starts_with("OK") || l.starts_with("CORRUPT"))
-                .take(8);
-            for line in verdict {
+                .collect();
+            // The report ends with its headline (the first finding) so that it is a terminal's
+            // last line; here it leads, and the others follow in the report's order.
+            if let Some(headline) = verdict.pop() {
+                verdict.insert(0, headline);
+            }
+            for line in verdict.into_iter().take(8) {
                 crate::say!("  inspect: {line}");
             }
         }

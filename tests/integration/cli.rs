@@ -652,6 +652,45 @@ fn serve_store_on_a_folder_it_cannot_create_fails_before_listening() {
     );
 }
 
+/// The HTTP demo listed inspect's findings with the headline (the first finding, which the text
+/// report prints last so a terminal ends on it) at the bottom: 2nd, 3rd, …, then 1st. They now
+/// come in the report's order, headline first, as `inspect --json` lists them.
+#[test]
+fn http_demo_lists_inspect_findings_in_the_reports_order() {
+    let dir = TempDir::new("demo-http-order");
+    let out = Process::spawn(Command::new(BIN).arg("demo").current_dir(dir.path())).wait();
+    assert_eq!(out.code(), Some(0), "{}", out.output());
+    let (_, corrupt) = out
+        .stdout
+        .split_once("client 2 retries")
+        .unwrap_or_else(|| panic!("no second client:\n{}", out.stdout));
+    let capture = corrupt
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("capture: "))
+        .unwrap_or_else(|| panic!("no capture line:\n{corrupt}"));
+    let printed: Vec<&str> = corrupt
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("inspect: "))
+        .collect();
+    let json = Process::spawn(
+        Command::new(BIN)
+            .args(["inspect", "--json", "--leg", "client", capture])
+            .current_dir(dir.path()),
+    )
+    .wait();
+    assert_eq!(json.code(), Some(1), "{}", json.output());
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let findings: Vec<&str> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f.as_str())
+        .take(8)
+        .collect();
+    assert!(findings.len() > 1, "{}", json.stdout);
+    assert_eq!(printed, findings, "{}", out.stdout);
+}
+
 #[test]
 fn help_of_every_subcommand_explains_scenarios() {
     let top = faultline(&["--help"]);
