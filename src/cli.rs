@@ -202,7 +202,8 @@ pub struct ServeArgs {
 /// Arguments of `faultline inspect`.
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// A pcap or pcapng file (faultline's own, or any capture of plain TCP).
+    /// A pcap or pcapng file (faultline's own, or any capture of plain TCP); one per run of
+    /// inspect (a `captures/NAME-*.pcapng` glob that matches two files is refused).
     pub capture: PathBuf,
     /// Print the report as JSON (schema in `--help`).
     #[arg(long)]
