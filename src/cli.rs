@@ -17,21 +17,28 @@ use faultline::scenario::schema::{ListenAddr, UpstreamSpec};
     version,
     about,
     long_about = None,
-    after_help = "Logging: -v/-q raise or lower the level; RUST_LOG (e.g. RUST_LOG=faultline=debug) overrides both."
+    after_help = "RUST_LOG (e.g. RUST_LOG=faultline=debug) overrides -v and -q."
 )]
 pub struct Cli {
     /// More log output (-v debug, -vv trace); RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Logging")]
     pub verbose: u8,
     /// Less log output (-q warnings only, -qq errors only); RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        action = clap::ArgAction::Count,
+        conflicts_with = "verbose",
+        help_heading = "Logging"
+    )]
     pub quiet: u8,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
     /// Log line format on stderr: text (colored only on a terminal, never with NO_COLOR set) or
     /// json (one object per line, for log collectors).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, help_heading = "Logging")]
     pub log_format: LogFormat,
 }
 
@@ -195,7 +202,8 @@ pub struct ServeArgs {
 /// Arguments of `faultline inspect`.
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// A pcap or pcapng file (faultline's own, or any capture of plain TCP).
+    /// A pcap or pcapng file (faultline's own, or any capture of plain TCP); one per run of
+    /// inspect (a `captures/NAME-*.pcapng` glob that matches two files is refused).
     pub capture: PathBuf,
     /// Print the report as JSON (schema in `--help`).
     #[arg(long)]

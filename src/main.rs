@@ -200,6 +200,18 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
             std::process::id(),
         )),
     };
+    // --inspect reads the capture this run writes: without one, say so now, not after the run.
+    if args.inspect && capture.is_none() {
+        eprintln!(
+            "faultline: --inspect needs a capture: {}",
+            if args.no_capture {
+                "drop --no-capture"
+            } else {
+                "pass --capture PATH or set [proxy] capture in the scenario"
+            }
+        );
+        return Ok(ExitCode::from(2));
+    }
     let capture_path = capture.clone();
     let scenario = Arc::new(scenario);
     let running = proxy::start(RunPlan {
@@ -371,6 +383,15 @@ fn ca(command: CaCommand) -> ExitCode {
 }
 
 async fn serve_store(dir: PathBuf, listen: std::net::SocketAddr) -> Result<ExitCode> {
+    // The folder first: "listening on …, storing under DIR" must not be printed for a DIR that
+    // cannot exist (the store creates it too, as a library entry point).
+    if let Err(e) = tokio::fs::create_dir_all(&dir).await {
+        eprintln!(
+            "faultline: store: cannot create directory {}: {e}",
+            dir.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -471,7 +492,8 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         eprintln!("faultline: API task ended abnormally: {e}");
     }
     for proxy in api.registry.lock().await.proxies() {
-        faultline::say!("proxy \"{}\": {}", proxy.name, proxy.summary_json());
+        // One JSON object a line, as docs/api.md promises (it names its proxy): `jq` reads it.
+        faultline::say!("{}", proxy.summary_json());
     }
     Ok(ExitCode::SUCCESS)
 }

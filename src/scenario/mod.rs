@@ -21,7 +21,7 @@ use crate::direction::DirectionMatch;
 use crate::fault::plan::RuleId;
 use crate::fault::Fault;
 use crate::seed::{self, Purpose};
-use crate::units::Probability;
+use crate::units::{Amount, Probability};
 
 /// The listen address used when neither the file nor `--listen` gives one.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3030";
@@ -398,6 +398,8 @@ impl Scenario {
         }
         for rule in &self.rules {
             warnings.extend(self.never_acts(rule));
+            warnings.extend(lower_case_methods(rule));
+            warnings.extend(body_fault_on_a_bodiless_request(rule));
         }
         warnings
     }
@@ -434,6 +436,49 @@ impl Scenario {
         }
         None
     }
+}
+
+/// `method = "put"` is valid (methods match exactly, and a server may define its own), but every
+/// client sends standard methods in upper case, so such a rule silently fires 0 times: say so.
+fn lower_case_methods(rule: &Rule) -> Option<String> {
+    let methods = rule.matcher.http.as_ref()?.methods.as_ref()?;
+    let lower = methods
+        .iter()
+        .find(|m| m.chars().any(|c| c.is_ascii_lowercase()))?;
+    Some(format!(
+        "rule \"{}\": method {lower:?} is matched exactly (case-sensitive), and clients send methods in upper case: write {:?} unless your client really sends {lower:?}",
+        rule.name,
+        lower.to_ascii_uppercase()
+    ))
+}
+
+/// `match = { method = "GET" }` with `fault.truncate = { after = "100KiB" }` reads as "cut
+/// downloads", but an HTTP rule acts on the request unless `status` or `direction` says
+/// otherwise, and a GET or HEAD request has no body to count: the rule never fires. Say so.
+fn body_fault_on_a_bodiless_request(rule: &Rule) -> Option<String> {
+    let http = rule.matcher.http.as_ref()?;
+    let methods = http.methods.as_ref()?;
+    if !methods.iter().all(|m| m == "GET" || m == "HEAD") {
+        return None;
+    }
+    if rule.http_direction(rule.explicit_direction) != DirectionMatch::ClientToUpstream {
+        return None;
+    }
+    let after = match &rule.fault {
+        Fault::Reset(r) => r.after,
+        Fault::Truncate(t) => Some(t.after),
+        Fault::Stall(s) => s.after,
+        _ => None,
+    }?;
+    if matches!(after, Amount::Bytes(0)) {
+        return None;
+    }
+    Some(format!(
+        "rule \"{}\": {} counts `after` in request body bytes here (an HTTP rule acts on the request unless `status` or `direction` says otherwise), and {} requests have no body: it will never fire. To act on the response add direction = \"upstream->client\" (or status = 200) to its match",
+        rule.name,
+        rule.fault.name(),
+        methods.join("/")
+    ))
 }
 
 fn rule_from(
@@ -859,6 +904,64 @@ fault.refuse = {}
             warnings("[[rule]]\nmatch = { status = 500 }\nfault.truncate = { after = 1 }\n")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_lower_case_method_is_warned_about() {
+        let warnings = |text: &str| {
+            Scenario::from_toml(
+                &format!("[proxy]\nupstream = \"127.0.0.1:9\"\n{text}"),
+                "w.toml",
+                "w",
+            )
+            .expect("valid")
+            .warnings()
+        };
+        let lower = warnings(
+            "[[rule]]\nname = \"r\"\nmatch = { method = [\"PUT\", \"post\"] }\nfault.reset = { after = 1 }\n",
+        );
+        assert_eq!(lower.len(), 1, "{lower:?}");
+        assert!(
+            lower[0].starts_with("rule \"r\": method \"post\" is matched exactly")
+                && lower[0].contains("write \"POST\""),
+            "{lower:?}"
+        );
+        assert!(warnings(
+            "[[rule]]\nmatch = { method = [\"PUT\", \"PROPFIND\"] }\nfault.reset = { after = 1 }\n"
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn a_body_fault_on_get_requests_is_warned_about() {
+        let warnings = |text: &str| {
+            Scenario::from_toml(
+                &format!("[proxy]\nupstream = \"127.0.0.1:9\"\n{text}"),
+                "w.toml",
+                "w",
+            )
+            .expect("valid")
+            .warnings()
+        };
+        let get = warnings(
+            "[[rule]]\nname = \"g\"\nmatch = { method = \"GET\" }\nfault.truncate = { after = \"100KiB\" }\n",
+        );
+        assert_eq!(get.len(), 1, "{get:?}");
+        assert!(
+            get[0].starts_with("rule \"g\": truncate counts `after` in request body bytes")
+                && get[0].contains("direction = \"upstream->client\""),
+            "{get:?}"
+        );
+        for fine in [
+            "match = { method = \"GET\", direction = \"upstream->client\" }\nfault.truncate = { after = 1 }",
+            "match = { method = \"GET\", status = 200 }\nfault.reset = { after = 1 }",
+            "match = { method = \"GET\" }\nfault.stall = { duration = \"1s\" }",
+            "match = { method = [\"GET\", \"PUT\"] }\nfault.truncate = { after = 1 }",
+            "match = { method = \"PUT\" }\nfault.truncate = { after = 1 }",
+        ] {
+            let text = format!("[[rule]]\n{fine}\n");
+            assert!(warnings(&text).is_empty(), "{text}: {:?}", warnings(&text));
+        }
     }
 
     #[test]

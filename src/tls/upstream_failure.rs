@@ -196,9 +196,19 @@ fn classify_certificate(error: &CertificateError) -> (UpstreamFailureKind, Strin
                 date_time(time)
             ),
         ),
+        // webpki reports a CA certificate served as the server's own (what `openssl req -x509`
+        // makes by default for a test server) only as this text inside `Other`.
+        CertificateError::Other(inner) if inner.to_string() == "CaUsedAsEndEntity" => (
+            K::OtherCertificate,
+            "the upstream presents a CA certificate (basicConstraints CA:TRUE) as its own \
+             certificate, which TLS clients refuse even when that CA is trusted: give the \
+             upstream a certificate signed by a CA (CA:FALSE) and set upstream_ca to that CA, \
+             or upstream_verify = false to accept it anyway"
+                .into(),
+        ),
         other => (
             K::OtherCertificate,
-            format!("the upstream's certificate was rejected: {other:?}"),
+            format!("the upstream's certificate was rejected ({other}); {fix}"),
         ),
     }
 }

@@ -1196,3 +1196,24 @@ fn toxicity_half_resets_some_connections_and_the_seed_says_which() {
     println!("seed 12: connections reset {other:?}");
     assert_ne!(other, first, "another seed draws another set");
 }
+
+/// docs/api.md: on SIGTERM "each proxy's summary is printed as one JSON line on stdout". It was
+/// `proxy "NAME": {…}`, which no JSON reader takes; each line is now the summary object alone
+/// (it names its proxy).
+#[test]
+fn serve_prints_one_json_summary_line_per_proxy_when_it_stops() {
+    let dir = TempDir::new("api-stop-summaries");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let first = create_proxy(api, "first", upstream.server.addr);
+    create_proxy(api, "second", upstream.server.addr);
+    assert_eq!(echo_through(first, b"hello"), b"hello");
+    let stopped = daemon.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
+    let mut summaries: Vec<serde_json::Value> = stopped.stdout.lines().map(json).collect();
+    summaries.sort_by_key(|s| s["proxy"].as_str().map(str::to_owned));
+    let names: Vec<_> = summaries.iter().map(|s| s["proxy"].clone()).collect();
+    assert_eq!(names, ["first", "second"], "{}", stopped.stdout);
+    assert_eq!(summaries[0]["connections"], 1, "{}", stopped.stdout);
+    assert_eq!(summaries[1]["connections"], 0, "{}", stopped.stdout);
+}

@@ -831,6 +831,43 @@ async fn upstream_certificates_are_verified_and_failures_classified() {
     .await;
 }
 
+/// A test upstream made with `openssl req -x509` serves its CA certificate (CA:TRUE) as its own;
+/// even with that certificate as `upstream_ca`, webpki refuses it. The reason read
+/// `Other(OtherError(CaUsedAsEndEntity))`; it now says what is wrong and what to do.
+#[tokio::test]
+async fn an_upstream_serving_a_ca_certificate_as_its_own_is_told_how_to_fix_it() {
+    bounded("CA certificate as the upstream's own", async {
+        let tmp = TempDir::new("tls-ca-as-leaf");
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["up.test".to_string()]).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        let pem_path = tmp.path().join("ca-as-leaf.pem");
+        std::fs::write(&pem_path, cert.pem()).unwrap();
+        let identity = (
+            vec![cert.der().clone()],
+            PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        );
+        let (verifying, _) = interceptor(tmp.path(), UpstreamTrust::File(pem_path));
+        let (addr, _task) = tls_upstream(identity, &[b"http/1.1"]).await;
+        let failure = connect_as(&verifying, addr, "up.test").await.unwrap_err();
+        assert_eq!(
+            failure.kind,
+            UpstreamFailureKind::OtherCertificate,
+            "{failure}"
+        );
+        assert!(failure.is_verification());
+        assert!(
+            failure.detail.contains("CA certificate")
+                && failure.detail.contains("upstream_ca")
+                && failure.detail.contains("upstream_verify = false")
+                && !failure.detail.contains("OtherError"),
+            "{failure}"
+        );
+    })
+    .await;
+}
+
 // ----------------------------------------------------------------------------- other clients
 
 /// Python's ssl module: verifies against `ca` only, for `name`, offers `alpn`, sends one request
