@@ -3,8 +3,9 @@
 //! files so no pipe can fill up; everything stopped by PID.
 #![allow(dead_code)] // shared by several test files; each uses only some helpers
 
+use std::collections::HashSet;
 use std::fs::{self, File};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -158,10 +159,131 @@ impl Drop for Daemon {
 }
 
 /// A free loopback port for a server that cannot be told to bind port 0: bound and released
-/// right away (another process could take it in between; the caller's start then fails loudly).
+/// right away. Another process can take it in between, so start such servers with
+/// [`Daemon::start_on_free_port`], which checks the listener is the server's and retries.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")
         .port()
+}
+
+/// How many free ports [`Daemon::start_on_free_port`] tries before failing the test.
+const PORT_ATTEMPTS: usize = 5;
+
+impl Daemon {
+    /// Starts a server that must be told its port (nginx, wsgidav) on a [`free_port`] and returns
+    /// it with the address it listens on, once it listens there itself. Were the port taken
+    /// between [`free_port`] and the server's bind (parallel tests, their clients' ephemeral
+    /// ports), the server exits with "Address already in use" and is started again on another
+    /// port, at most [`PORT_ATTEMPTS`] times; any other exit fails the test.
+    pub fn start_on_free_port(
+        logs: &Path,
+        label: &str,
+        mut command: impl FnMut(u16) -> Command,
+    ) -> (Daemon, SocketAddr) {
+        for attempt in 1..=PORT_ATTEMPTS {
+            let port = free_port();
+            let mut daemon = Daemon::start(&mut command(port), logs, label);
+            if let Some(addr) = daemon.wait_listening(Some(port)) {
+                return (daemon, addr);
+            }
+            let output = daemon.output();
+            assert!(
+                output
+                    .to_ascii_lowercase()
+                    .contains("address already in use"),
+                "{label} exited:\n{output}"
+            );
+            println!("{label}: port {port} was taken (attempt {attempt}), trying another");
+        }
+        panic!("{label}: {PORT_ATTEMPTS} free ports were all taken before it could bind one");
+    }
+
+    /// Waits until the daemon (or a process it started, as `git annex` starts `git-annex`) has a
+    /// listening TCP socket (on `port`, if given) and returns its address: for servers told to
+    /// bind port 0 that print no address, and to tell the server's own listener from another
+    /// process's on the same port. `None` when the daemon exited first.
+    pub fn wait_listening(&mut self, port: Option<u16>) -> Option<SocketAddr> {
+        let deadline = Instant::now() + START_LIMIT;
+        loop {
+            if self.child.try_wait().expect("poll a daemon").is_some() {
+                return None;
+            }
+            let ours = socket_inodes(&process_tree(self.child.id()));
+            if let Some(addr) = listeners()
+                .into_iter()
+                .find(|(addr, inode)| ours.contains(inode) && port.is_none_or(|p| addr.port() == p))
+                .map(|(addr, _)| addr)
+            {
+                return Some(addr);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} listened on no port {port:?} within {START_LIMIT:?}:\n{}",
+                self.label,
+                self.output()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// `pid` and every process below it (from `/proc/PID/task/TID/children`).
+fn process_tree(pid: u32) -> Vec<u32> {
+    let mut tree = vec![pid];
+    let mut next = 0;
+    while next < tree.len() {
+        let tasks = fs::read_dir(format!("/proc/{}/task", tree[next]));
+        next += 1;
+        for task in tasks.into_iter().flatten().flatten() {
+            let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            tree.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    tree
+}
+
+/// The inodes of the sockets the processes `pids` hold open.
+fn socket_inodes(pids: &[u32]) -> HashSet<u64> {
+    pids.iter()
+        .filter_map(|pid| fs::read_dir(format!("/proc/{pid}/fd")).ok())
+        .flatten()
+        .flatten()
+        .filter_map(|fd| fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            target
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Every listening IPv4 TCP socket on this host: its address and inode (`/proc/net/tcp`).
+fn listeners() -> Vec<(SocketAddr, u64)> {
+    let table = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode …
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.get(3) != Some(&"0A") {
+                return None; // not TCP_LISTEN
+            }
+            let (ip, port) = fields.get(1)?.split_once(':')?;
+            // The address is its network-order bytes printed as one native-endian u32.
+            let ip = Ipv4Addr::from(u32::from_str_radix(ip, 16).ok()?.to_ne_bytes());
+            let port = u16::from_str_radix(port, 16).ok()?;
+            let inode = fields.get(9)?.parse().ok()?;
+            Some((SocketAddr::from((ip, port)), inode))
+        })
+        .collect()
 }
