@@ -1047,15 +1047,19 @@ async fn a_thousand_connections_leak_no_task_and_no_descriptor() {
         assert_eq!(summary.connections, CONNECTIONS + 1);
         assert_eq!(summary.upstream_failures, 0);
 
-        // Other tests open descriptors in parallel: allow slack, and let theirs close.
+        // The count is the whole test process's: the test running beside this one may hold a
+        // proxy, a runtime, daemons' log files and pipes for longer than any wait here, more than
+        // a fixed 10 descriptors. A leak per connection leaves CONNECTIONS behind, so a tenth of
+        // that is slack enough for a neighbour and still catches it.
+        let slack = (CONNECTIONS / 10) as usize;
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut fds_after = open_fds();
-        while fds_after > fds_before + 10 && Instant::now() < deadline {
+        while fds_after > fds_before + slack && Instant::now() < deadline {
             sleep(Duration::from_millis(50)).await;
             fds_after = open_fds();
         }
         assert!(
-            fds_after <= fds_before + 10,
+            fds_after <= fds_before + slack,
             "{fds_before} descriptors before, {fds_after} after"
         );
     })
