@@ -1364,14 +1364,16 @@ fault.truncate = { after = 100 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_latency_delays_only_the_second_request() {
     bounded("keep-alive latency", async {
-        let delay = Duration::from_millis(500);
+        // Requests 1 and 3 must take less than the delay: a long one leaves a loaded machine
+        // room for them (300-500 ms margins are within a descheduled task's delay).
+        let delay = Duration::from_secs(1);
         let mut h = Harness::store(
             "keepalive-latency",
             "",
             r#"
 [[rule]]
 match = { method = "GET", request = 2 }
-fault.latency = { delay = "500ms" }
+fault.latency = { delay = "1s" }
 "#,
         )
         .await;
@@ -1482,14 +1484,15 @@ fault.truncate = { after = 10 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_latency_on_the_second_request_keeps_order() {
     bounded("pipelining with latency", async {
-        let delay = Duration::from_millis(300);
+        // Response 1 must come before the delay: a long one leaves a loaded machine room for it.
+        let delay = Duration::from_secs(1);
         let mut h = Harness::store(
             "pipeline-latency",
             "",
             r#"
 [[rule]]
 match = { request = 2 }
-fault.latency = { delay = "300ms" }
+fault.latency = { delay = "1s" }
 "#,
         )
         .await;
