@@ -23,6 +23,15 @@ fn read_lossy(path: &Path) -> String {
     String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned()
 }
 
+/// The whole lines of `path` so far: a line being written is left out, because writers print
+/// one in several write(2) calls (Rust's unbuffered stderr writes `127`, `.`, `0`, … of an
+/// address one by one), so a reader between two of them would see half an address.
+fn complete_lines(path: &Path) -> String {
+    let mut text = read_lossy(path);
+    text.truncate(text.rfind('\n').map_or(0, |end| end + 1));
+    text
+}
+
 /// Runs `command` with stdout and stderr in `LOGS/LABEL.{stdout,stderr}`, killing it by PID after
 /// `limit` (which fails the test).
 pub fn run_bounded(command: &mut Command, logs: &Path, label: &str, limit: Duration) -> Finished {
@@ -86,7 +95,7 @@ impl Daemon {
     pub fn faultline_address(&mut self) -> SocketAddr {
         let deadline = Instant::now() + START_LIMIT;
         loop {
-            let text = read_lossy(&self.stderr);
+            let text = complete_lines(&self.stderr);
             if let Some((_, rest)) = text.split_once("listening on ") {
                 let addr = rest.split([',', ' ', '\n']).next().unwrap_or_default();
                 return addr
@@ -98,12 +107,17 @@ impl Daemon {
         }
     }
 
-    /// Waits until the daemon has printed `needle` (stdout or stderr) and returns all it printed:
-    /// for servers that print the address they bound (e.g. `moto_server -p 0`).
+    /// Waits until the daemon has printed `needle` (stdout or stderr) on a whole line and returns
+    /// every whole line it printed: for servers that print the address they bound (e.g.
+    /// `moto_server -p 0`).
     pub fn wait_printed(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + START_LIMIT;
         loop {
-            let text = self.output();
+            let text = format!(
+                "{}{}",
+                complete_lines(&self.stdout),
+                complete_lines(&self.stderr)
+            );
             if text.contains(needle) {
                 return text;
             }
