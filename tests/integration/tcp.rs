@@ -529,9 +529,13 @@ fault.bandwidth = { rate = "256KiB/s" }
         assert_eq!(seen.received.ending, Ending::Eof);
         assert_same(&download, &seen.received.bytes, "paced download");
         let rate = download.len() as f64 / elapsed;
+        // Faster than the rate is the pacer's fault alone: +20 %. Slower is also the machine's:
+        // each read from the upstream is paced from when it arrived, so a late wake-up carries
+        // over, and on a loaded 2-core machine those add up; -1/3 still fails a pacer at half
+        // the rate.
         assert!(
-            (RATE * 0.8..=RATE * 1.2).contains(&rate),
-            "measured {:.0} KiB/s over {elapsed:.2} s, expected 256 KiB/s ± 20 %",
+            (RATE * 2.0 / 3.0..=RATE * 1.2).contains(&rate),
+            "measured {:.0} KiB/s over {elapsed:.2} s, expected 256 KiB/s, -33 % / +20 %",
             rate / 1024.0
         );
         finish(running).await;
