@@ -243,21 +243,33 @@ impl Daemon {
     }
 }
 
-/// `pid` and every process below it (from `/proc/PID/task/TID/children`).
+/// `pid` and every process below it, from each process's parent in `/proc/PID/stat` (the
+/// `children` files need a kernel option a CI machine may lack).
 fn process_tree(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let child: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
+            // PID (COMM) STATE PPID …, where COMM may hold spaces and parentheses.
+            let after_comm = &stat[stat.rfind(')')? + 1..];
+            let parent = after_comm.split_whitespace().nth(1)?.parse().ok()?;
+            Some((child, parent))
+        })
+        .collect();
     let mut tree = vec![pid];
     let mut next = 0;
     while next < tree.len() {
-        let tasks = fs::read_dir(format!("/proc/{}/task", tree[next]));
+        let parent = tree[next];
         next += 1;
-        for task in tasks.into_iter().flatten().flatten() {
-            let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            tree.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|c| c.parse::<u32>().ok()),
-            );
-        }
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
     }
     tree
 }
