@@ -226,10 +226,10 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     .await?;
     // Watch for SIGTERM before saying we listen: a supervisor may stop us right after.
     let stop = stop_signal()?;
-    eprintln!(
+    announce(format!(
         "faultline: listening on {}, upstream {}, scenario \"{}\", --seed {} (Ctrl-C to stop)",
         running.local_addr, running.shared.upstream, scenario.name, seed
-    );
+    ));
     // A live status line on a terminal, redrawn at most 4 times a second; none otherwise.
     let status_task = std::io::stderr().is_terminal().then(|| {
         let shared = running.shared.clone();
@@ -396,10 +396,10 @@ async fn serve_store(dir: PathBuf, listen: std::net::SocketAddr) -> Result<ExitC
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr().context("listener address")?;
-    eprintln!(
+    announce(format!(
         "faultline store: listening on {addr}, storing under {} (Ctrl-C to stop)",
         dir.display()
-    );
+    ));
     let shutdown = tokio_util::sync::CancellationToken::new();
     let mut server = tokio::spawn(faultline::store::serve(
         listener,
@@ -470,10 +470,10 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         .filter_map(|l| l.local_addr().ok())
         .map(|a| a.to_string())
         .collect();
-    eprintln!(
+    announce(format!(
         "faultline serve: listening on {} (Toxiproxy API and /faultline/; Ctrl-C to stop)",
         addrs.join(", ")
-    );
+    ));
     for proxy in api.registry.lock().await.proxies() {
         eprintln!(
             "faultline serve: proxy {:?} on {} -> {}{}",
@@ -515,4 +515,11 @@ fn command_line() -> String {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     shlex::try_join(args.iter().map(String::as_str)).unwrap_or_else(|_| args.join(" "))
+}
+
+/// Prints a `listening on ADDR` line in one write(2): `eprintln!` writes an address piece by
+/// piece (`127`, `.`, `0`, …), so a script polling the log between two pieces read half of it.
+fn announce(line: String) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }

@@ -373,13 +373,17 @@ mod tests {
         tx.send(Ok(Frame::data(Bytes::from_static(b"x"))))
             .await
             .expect("send");
-        // Wait until the temp file exists, then abort the upload mid-way.
-        for _ in 0..200 {
-            if !entries(dir.path()).is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        // The channel holds one frame: a second is accepted once the writer took the first, which
+        // it reads only after creating the temp file and its guard. (Waiting for the file to
+        // appear raced: the file exists a moment before the guard, and an abort in between
+        // leaves it behind.) Then abort the upload mid-way.
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            tx.send(Ok(Frame::data(Bytes::from_static(b"y")))),
+        )
+        .await
+        .expect("the writer takes the first frame")
+        .expect("send");
         assert_eq!(entries(dir.path()).len(), 1);
         task.abort();
         let _ = task.await;

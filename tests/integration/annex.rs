@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use faultline::inspect::schema;
 
-use crate::support::daemon::{free_port, run_bounded, Daemon, FAULTLINE};
+use crate::support::daemon::{run_bounded, Daemon, FAULTLINE};
 use crate::support::process::Finished;
 use crate::support::random_bytes;
 use crate::support::temp_dir::TempDir;
@@ -179,9 +179,9 @@ impl Lab {
         done
     }
 
-    /// `git annex p2phttp --wideopen` serving the server repository on a free loopback port.
+    /// `git annex p2phttp --wideopen` serving the server repository on 127.0.0.1, port 0: the
+    /// port it bound is read from the listening socket its `git-annex` process holds.
     fn p2phttp(&self) -> (Daemon, SocketAddr) {
-        let port = free_port().to_string();
         let mut daemon = Daemon::start(
             &mut self.command(
                 &self.dir("server"),
@@ -194,42 +194,38 @@ impl Lab {
                     "--bind",
                     "127.0.0.1",
                     "--port",
-                    &port,
+                    "0",
                 ],
             ),
             &self.logs(),
             &self.label("p2phttp"),
         );
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-        daemon.wait_accepting(addr);
+        let addr = daemon
+            .wait_listening(None)
+            .unwrap_or_else(|| panic!("p2phttp exited:\n{}", daemon.output()));
         (daemon, addr)
     }
 
-    /// wsgidav serving `root` read-write to anyone on a free loopback port.
+    /// wsgidav serving `root` read-write to anyone on a free loopback port (its `--port 0`
+    /// means its default, 8080), started again on another port if that one was taken.
     fn wsgidav(&self, root: &Path) -> (Daemon, SocketAddr) {
-        let port = free_port().to_string();
         let root = root.to_string_lossy().into_owned();
-        let mut daemon = Daemon::start(
-            &mut self.command(
+        Daemon::start_on_free_port(&self.logs(), &self.label("wsgidav"), |port| {
+            self.command(
                 self.tmp.path(),
                 "wsgidav",
                 &[
                     "--host",
                     "127.0.0.1",
                     "--port",
-                    &port,
+                    &port.to_string(),
                     "--root",
                     &root,
                     "--auth",
                     "anonymous",
                 ],
-            ),
-            &self.logs(),
-            &self.label("wsgidav"),
-        );
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-        daemon.wait_accepting(addr);
-        (daemon, addr)
+            )
+        })
     }
 
     /// `faultline run SCENARIO --listen 127.0.0.1:0 --upstream UPSTREAM --capture …`.

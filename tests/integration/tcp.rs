@@ -529,9 +529,13 @@ fault.bandwidth = { rate = "256KiB/s" }
         assert_eq!(seen.received.ending, Ending::Eof);
         assert_same(&download, &seen.received.bytes, "paced download");
         let rate = download.len() as f64 / elapsed;
+        // Faster than the rate is the pacer's fault alone: +20 %. Slower is also the machine's:
+        // each read from the upstream is paced from when it arrived, so a late wake-up carries
+        // over, and on a loaded 2-core machine those add up; -1/3 still fails a pacer at half
+        // the rate.
         assert!(
-            (RATE * 0.8..=RATE * 1.2).contains(&rate),
-            "measured {:.0} KiB/s over {elapsed:.2} s, expected 256 KiB/s ± 20 %",
+            (RATE * 2.0 / 3.0..=RATE * 1.2).contains(&rate),
+            "measured {:.0} KiB/s over {elapsed:.2} s, expected 256 KiB/s, -33 % / +20 %",
             rate / 1024.0
         );
         finish(running).await;
@@ -541,14 +545,14 @@ fault.bandwidth = { rate = "256KiB/s" }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stall_with_a_duration_holds_the_rest_back_for_that_long() {
-    bounded("stall 500ms", async {
+    bounded("stall 2s", async {
         let download = Arc::new(random_bytes(4 * KIB, 8));
         let upstream = source(download.clone(), true).await;
         let running = start_proxy(
             r#"
 [[rule]]
 match = { direction = "upstream->client" }
-fault.stall = { after = "1KiB", duration = "500ms" }
+fault.stall = { after = "1KiB", duration = "2s" }
 "#,
             upstream.addr,
             1,
@@ -587,13 +591,16 @@ fault.stall = { after = "1KiB", duration = "500ms" }
         let first_kib_at = first_kib_at.expect("the first KiB arrived");
         let rest_at = rest_at.expect("bytes after the first KiB arrived");
         assert!(
-            rest_at - started >= Duration::from_millis(500),
+            rest_at - started >= Duration::from_secs(2),
             "the rest came {:?} after connecting",
             rest_at - started
         );
-        // The stall starts when the proxy read the first KiB, a moment before the client did.
+        // The stall starts when the proxy relayed the first KiB, a moment before the client read
+        // it; on a loaded machine that moment can outlast a 50 ms margin (and a client read
+        // after the whole stall would see more than 1 KiB at once), so the stall is long and
+        // the margin a quarter of it.
         assert!(
-            rest_at - first_kib_at >= Duration::from_millis(450),
+            rest_at - first_kib_at >= Duration::from_millis(1500),
             "the rest came {:?} after the first KiB",
             rest_at - first_kib_at
         );
@@ -1047,15 +1054,19 @@ async fn a_thousand_connections_leak_no_task_and_no_descriptor() {
         assert_eq!(summary.connections, CONNECTIONS + 1);
         assert_eq!(summary.upstream_failures, 0);
 
-        // Other tests open descriptors in parallel: allow slack, and let theirs close.
+        // The count is the whole test process's: the test running beside this one may hold a
+        // proxy, a runtime, daemons' log files and pipes for longer than any wait here, more than
+        // a fixed 10 descriptors. A leak per connection leaves CONNECTIONS behind, so a tenth of
+        // that is slack enough for a neighbour and still catches it.
+        let slack = (CONNECTIONS / 10) as usize;
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut fds_after = open_fds();
-        while fds_after > fds_before + 10 && Instant::now() < deadline {
+        while fds_after > fds_before + slack && Instant::now() < deadline {
             sleep(Duration::from_millis(50)).await;
             fds_after = open_fds();
         }
         assert!(
-            fds_after <= fds_before + 10,
+            fds_after <= fds_before + slack,
             "{fds_before} descriptors before, {fds_after} after"
         );
     })

@@ -1,5 +1,5 @@
 //! Real TLS servers for the tests: nginx (`listen … ssl http2`, certificate made by the test) on a
-//! free loopback port, and fcgiwrap for the CGI programs nginx fronts (`git http-backend`). Both
+//! free loopback port (retried if taken), and fcgiwrap for the CGI programs nginx fronts (`git http-backend`). Both
 //! run in the foreground with every file in the test's folder, and are stopped by PID.
 #![allow(dead_code)] // shared by several test files; each uses only some helpers
 
@@ -10,7 +10,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::daemon::{free_port, Daemon, START_LIMIT};
+use super::daemon::{Daemon, START_LIMIT};
 
 /// `name` on PATH or in the sbin folders (daemons live there, and a non-root PATH may lack them);
 /// a missing tool fails the test: `tests/install-deps.sh` (run by `make test`) installs it.
@@ -39,36 +39,34 @@ impl Nginx {
     pub fn start(dir: &Path, cert: &Path, key: &Path, locations: &str) -> Nginx {
         let root = dir.join("nginx");
         fs::create_dir_all(root.join("tmp")).expect("create nginx's folder");
-        let port = free_port();
         let d = root.display();
-        // Single process, in the foreground: nothing to daemonize, no worker switching users.
-        let config = format!(
-            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/tmp/body;\n  \
-             proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n  \
-             uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n  \
-             client_max_body_size 0;\n  \
-             server {{\n    listen 127.0.0.1:{port} ssl http2;\n    \
-             ssl_certificate {cert};\n    ssl_certificate_key {key};\n{locations}\n  }}\n}}\n",
-            cert = cert.display(),
-            key = key.display(),
-        );
         let conf = root.join("nginx.conf");
-        fs::write(&conf, config).expect("write nginx.conf");
-        let mut daemon = Daemon::start(
-            Command::new(system_tool("nginx"))
+        // A fresh free port on each attempt; nginx exits if another process took it meanwhile.
+        let (daemon, addr) = Daemon::start_on_free_port(&root, "nginx", |port| {
+            // Single process, in the foreground: nothing to daemonize, no worker switching users.
+            let config = format!(
+                "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+                 events {{ worker_connections 256; }}\n\
+                 http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/tmp/body;\n  \
+                 proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n  \
+                 uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n  \
+                 client_max_body_size 0;\n  \
+                 server {{\n    listen 127.0.0.1:{port} ssl http2;\n    \
+                 ssl_certificate {cert};\n    ssl_certificate_key {key};\n{locations}\n  }}\n}}\n",
+                cert = cert.display(),
+                key = key.display(),
+            );
+            fs::write(&conf, config).expect("write nginx.conf");
+            let mut command = Command::new(system_tool("nginx"));
+            command
                 .arg("-p")
                 .arg(&root)
                 .arg("-e")
                 .arg(root.join("error.log"))
                 .arg("-c")
-                .arg(&conf),
-            &root,
-            "nginx",
-        );
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        daemon.wait_accepting(addr);
+                .arg(&conf);
+            command
+        });
         Nginx { addr, daemon }
     }
 
