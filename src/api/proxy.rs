@@ -65,10 +65,21 @@ pub struct ManagedProxy {
     /// The seed used when the base scenario gives none.
     default_seed: u64,
     run: Option<ProxyRun>,
-    /// The summary of the last run that ended, for `/summary` while disabled.
-    last_summary: Option<RunSummary>,
+    /// The last run that ended, for `/summary` while disabled and for the lines `serve` prints
+    /// when it stops.
+    ended: Option<EndedRun>,
     /// Toxics added so far: the next one's instance number.
     instances: u64,
+}
+
+/// A run that ended: what `/summary` and `serve`'s last lines report about it.
+#[derive(Debug)]
+struct EndedRun {
+    summary: RunSummary,
+    capture: Option<PathBuf>,
+    seed: u64,
+    /// Ended because `serve` stopped, not because the proxy was disabled.
+    by_shutdown: bool,
 }
 
 /// Parses an upstream as Toxiproxy's clients write it (`host:port`; faultline's built-ins too).
@@ -192,7 +203,7 @@ impl ManagedProxy {
             base,
             default_seed,
             run: None,
-            last_summary: None,
+            ended: None,
             instances: 0,
         }
     }
@@ -407,6 +418,16 @@ impl ManagedProxy {
     /// Stops listening and ends every connection (a no-op when stopped); waits until the
     /// listener is closed, the connections are gone and the capture is flushed.
     pub async fn stop(&mut self) {
+        self.stop_run(false).await;
+    }
+
+    /// Stops the proxy because `serve` ends: its summary still says it was enabled (the user
+    /// never disabled it), with the run's capture and seed.
+    pub async fn shut_down(&mut self) {
+        self.stop_run(true).await;
+    }
+
+    async fn stop_run(&mut self, by_shutdown: bool) {
         let Some(run) = self.run.take() else {
             return;
         };
@@ -420,7 +441,12 @@ impl ManagedProxy {
             warn!(proxy = %self.name, %error, "the capture of this proxy is incomplete");
         }
         info!(proxy = %self.name, "proxy disabled");
-        self.last_summary = Some(summary);
+        self.ended = Some(EndedRun {
+            summary,
+            capture: run.capture,
+            seed: run.seed,
+            by_shutdown,
+        });
     }
 
     /// The run serving the proxy, if enabled.
@@ -436,8 +462,8 @@ impl ManagedProxy {
     /// `GET /faultline/proxies/{name}/summary`: the counters `faultline run` prints, as JSON
     /// (the current run's, or the last one's while disabled) plus the text `run` would print.
     pub fn summary_json(&self) -> String {
-        let (summary, seed) = match &self.run {
-            Some(run) => {
+        let (summary, seed, capture, enabled) = match (&self.run, &self.ended) {
+            (Some(run), _) => {
                 let shared = &run.running.shared;
                 (
                     Some(
@@ -446,9 +472,17 @@ impl ManagedProxy {
                             .snapshot(&shared.rules.current(), &shared.counters),
                     ),
                     Some(run.seed),
+                    run.capture.as_ref(),
+                    true,
                 )
             }
-            None => (self.last_summary.clone(), None),
+            (None, Some(ended)) => (
+                Some(ended.summary.clone()),
+                Some(ended.seed),
+                ended.capture.as_ref(),
+                ended.by_shutdown,
+            ),
+            (None, None) => (None, None, None, false),
         };
         let seed = seed.unwrap_or_else(|| {
             Scenario::from_toml(&self.base, "base", &self.name)
@@ -456,8 +490,7 @@ impl ManagedProxy {
                 .and_then(|s| s.seed)
                 .unwrap_or(self.default_seed)
         });
-        let capture = self
-            .capture_path()
+        let capture = capture
             .map(|p| json_string(&p.display().to_string()))
             .unwrap_or_else(|| "null".to_string());
         let Some(summary) = summary else {
@@ -489,7 +522,7 @@ impl ManagedProxy {
         format!(
             "{{\"proxy\":{},\"enabled\":{},\"seed\":{seed},\"capture\":{capture},\"connections\":{},\"active\":{active},\"upstream_failures\":{},\"panics\":{},\"bytes\":{{\"client->upstream\":{},\"upstream->client\":{}}},\"rules\":[{}],\"text\":{}}}",
             json_string(&self.name),
-            self.enabled(),
+            enabled,
             summary.connections,
             summary.upstream_failures,
             summary.panics,

@@ -466,7 +466,7 @@ impl Registry {
     /// Stops every proxy (when `serve` ends); each capture is flushed and closed.
     pub async fn stop_all(&mut self) {
         for proxy in self.proxies.values_mut() {
-            proxy.stop().await;
+            proxy.shut_down().await;
         }
     }
 }

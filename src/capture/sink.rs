@@ -358,7 +358,7 @@ impl CaptureWriterHandle {
             packets = summary.packets_written,
             payload_bytes = summary.payload_bytes,
             backpressure_waits = summary.backpressure_waits,
-            error = summary.write_error.as_deref().unwrap_or("none"),
+            error = summary.write_error.as_deref(),
             "capture: finished"
         );
         summary

@@ -1207,16 +1207,47 @@ fn toxicity_half_resets_some_connections_and_the_seed_says_which() {
 fn serve_prints_one_json_summary_line_per_proxy_when_it_stops() {
     let dir = TempDir::new("api-stop-summaries");
     let upstream = echo_upstream();
-    let (daemon, api) = serve(&dir, "serve", &[]);
+    let template = dir.path().join("{name}.pcapng").display().to_string();
+    let (daemon, api) = serve(&dir, "serve", &["--capture", &template, "--seed", "11"]);
     let first = create_proxy(api, "first", upstream.server.addr);
     create_proxy(api, "second", upstream.server.addr);
+    create_proxy(api, "third", upstream.server.addr);
     assert_eq!(echo_through(first, b"hello"), b"hello");
+    let (status, body) = http(api, "POST", "/proxies/third", r#"{"enabled":false}"#);
+    assert_eq!(status, 200, "{body}");
+    let seeds: Vec<serde_json::Value> = ["first", "second", "third"]
+        .iter()
+        .map(|name| {
+            let (status, body) = http(
+                api,
+                "GET",
+                &format!("/faultline/proxies/{name}/summary"),
+                "",
+            );
+            assert_eq!(status, 200, "{body}");
+            json(&body)["seed"].clone()
+        })
+        .collect();
     let stopped = daemon.stop();
     assert!(stopped.status.success(), "{}", stopped.output());
     let mut summaries: Vec<serde_json::Value> = stopped.stdout.lines().map(json).collect();
     summaries.sort_by_key(|s| s["proxy"].as_str().map(str::to_owned));
     let names: Vec<_> = summaries.iter().map(|s| s["proxy"].clone()).collect();
-    assert_eq!(names, ["first", "second"], "{}", stopped.stdout);
+    assert_eq!(names, ["first", "second", "third"], "{}", stopped.stdout);
     assert_eq!(summaries[0]["connections"], 1, "{}", stopped.stdout);
     assert_eq!(summaries[1]["connections"], 0, "{}", stopped.stdout);
+    // Stopping serve is not disabling: the proxies the user left enabled say so, with the
+    // seed and capture of the run that just ended (the capture is on disk, whole).
+    for ((summary, enabled), seed) in summaries.iter().zip([true, true, false]).zip(&seeds) {
+        assert_eq!(summary["enabled"], enabled, "{summary}");
+        assert!(seed.is_u64(), "{seed}");
+        assert_eq!(&summary["seed"], seed, "{summary}");
+        let capture = summary["capture"].as_str().expect("a capture path");
+        let report = faultline::inspect::inspect_path(
+            std::path::Path::new(capture),
+            &faultline::inspect::InspectOptions::default(),
+        )
+        .expect("a readable capture");
+        assert_eq!(report.capture.damage, None, "{capture}");
+    }
 }
