@@ -299,6 +299,8 @@ impl Scenario {
             let key = match unknown_field(&message) {
                 Some(field) if key.is_empty() => field.to_string(),
                 Some(field) if !key.ends_with(field) => format!("{key}.{field}"),
+                // A value toml itself refused (an integer beyond i64): name its key.
+                None if key.is_empty() => key_of_value_at(text, offset).unwrap_or_default(),
                 _ => key,
             };
             let message = explain(&key, &message, text);
@@ -673,7 +675,33 @@ fn explain(key: &str, message: &str, text: &str) -> String {
             "a rule needs a fault: add fault.NAME = {{ … }} with NAME one of {FAULT_NAMES}"
         );
     }
+    if message == "number too large to fit in target type" {
+        let hint = if key == "seed" {
+            ""
+        } else {
+            " (write a size as a string, like \"16TiB\")"
+        };
+        return format!(
+            "integer too large: TOML integers are at most {}{hint}",
+            i64::MAX
+        );
+    }
     message.to_string()
+}
+
+/// The key written just before the value at byte `offset` (`after = 1…` gives `after`), for
+/// errors toml reports without a key path (it stops before serde sees the value).
+fn key_of_value_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    let before = before.trim_end().strip_suffix('=')?.trim_end();
+    let start = before
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"')))
+        .map(|(i, c)| i + c.len_utf8())
+        .unwrap_or(0);
+    let key = before[start..].trim_matches('"');
+    (!key.is_empty()).then(|| key.to_string())
 }
 
 /// The 1-based rule number in a key like `rule[2].fault`.
@@ -747,6 +775,20 @@ fault.refuse = {}
         let e = error_of("[[rule]]\nfault.reset = { after = \"64 parsecs\" }\n");
         assert_eq!(e.key, "rule[1].fault.reset.after");
         assert_eq!((e.line, e.column), (2, 25));
+    }
+
+    /// toml refuses an integer beyond i64 before serde sees it: the error named no key.
+    #[test]
+    fn an_integer_too_large_for_toml_names_its_key() {
+        let e = error_of("[[rule]]\nfault.reset = { after = 18446744073709551615 }\n");
+        assert_eq!(e.key, "after");
+        assert_eq!((e.line, e.column), (2, 25));
+        assert!(e.message.contains("integer too large"), "{}", e.message);
+        let e = error_of("seed = 18446744073709551616\n");
+        assert_eq!(e.key, "seed");
+        // A key after non-ASCII text is cut at a character boundary.
+        let e = error_of("[[rule]]\nmatch = { header = { \"é\" = 99999999999999999999 } }\n");
+        assert_eq!(e.line, 2);
     }
 
     #[test]
