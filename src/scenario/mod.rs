@@ -595,7 +595,7 @@ fn http_match(
         value.as_ref().map(|v| glob(key, v, case)).transpose()
     };
     let mut headers = Vec::new();
-    for (name, value) in m.header.iter().flatten() {
+    for (schema::HeaderName(name), value) in m.header.iter().flatten() {
         let key = format!("header.{name}");
         headers.push((
             name.to_ascii_lowercase(),
@@ -775,6 +775,35 @@ fault.refuse = {}
         let e = error_of("[[rule]]\nfault.reset = { after = \"64 parsecs\" }\n");
         assert_eq!(e.key, "rule[1].fault.reset.after");
         assert_eq!((e.line, e.column), (2, 25));
+    }
+
+    /// `header = { "" = "x" }` or a method `"GET /"` were accepted and the rule never matched.
+    #[test]
+    fn header_and_method_names_must_be_tokens() {
+        for (text, key) in [
+            (
+                "match = { header = { \"\" = \"x\" } }",
+                "rule[1].match.header",
+            ),
+            (
+                "match = { header = { \"content type\" = \"x\" } }",
+                "rule[1].match.header",
+            ),
+            ("match = { method = \"GET /\" }", "rule[1].match.method"),
+            (
+                "match = { method = [\"PUT\", \"\"] }",
+                "rule[1].match.method",
+            ),
+        ] {
+            let e = error_of(&format!(
+                "[[rule]]\n{text}\nfault.respond = {{ status = 500 }}\n"
+            ));
+            assert!(e.key.starts_with(key), "{text}: {e}");
+            assert!(e.message.contains("never match"), "{text}: {e}");
+            assert_eq!(e.line, 2, "{text}");
+        }
+        let ok = "[[rule]]\nmatch = { method = \"M-SEARCH\", header = { \"X-Amz-Date\" = \"*\" } }\nfault.respond = { status = 500 }\n";
+        Scenario::from_toml(ok, "ok.toml", "ok").expect("tokens are accepted");
     }
 
     /// toml refuses an integer beyond i64 before serde sees it: the error named no key.
