@@ -777,6 +777,19 @@ fault.refuse = {}
         assert_eq!((e.line, e.column), (2, 25));
     }
 
+    /// `store = ""` made builtin:store write into the current directory.
+    #[test]
+    fn empty_store_and_capture_paths_are_errors() {
+        for key in ["store", "capture"] {
+            let e = error_of(&format!("[proxy]\n{key} = \"\"\n"));
+            assert_eq!(e.key, format!("proxy.{key}"));
+            assert_eq!((e.line, e.column), (2, key.len() + 4));
+            assert!(e.message.contains("must name a path"), "{}", e.message);
+        }
+        let ok = Scenario::from_toml("[proxy]\nstore = \"s\"\n", "ok.toml", "ok").expect("valid");
+        assert_eq!(ok.store.as_deref(), Some("s"));
+    }
+
     /// `header = { "" = "x" }` or a method `"GET /"` were accepted and the rule never matched.
     #[test]
     fn header_and_method_names_must_be_tokens() {

@@ -41,6 +41,7 @@ pub struct ProxySection {
     pub upstream: Option<UpstreamSpec>,
     /// Capture file template (`{name}`, `{time}`, `{pid}`); `.pcap` writes classic libpcap,
     /// anything else pcapng. Absent: no capture unless `--capture` asks.
+    #[serde(default, deserialize_with = "non_empty_path")]
     pub capture: Option<String>,
     /// How to read the traffic: `auto` (default), `http`, `h2` or `tcp`.
     pub protocol: Option<Protocol>,
@@ -49,9 +50,22 @@ pub struct ProxySection {
     pub mode: Option<Mode>,
     /// Directory `builtin:store` keeps uploads in (default: a fresh folder under the system
     /// temp dir, printed at start).
+    #[serde(default, deserialize_with = "non_empty_path")]
     pub store: Option<String>,
     /// `[proxy.tls]`: TLS interception.
     pub tls: Option<crate::tls::TlsSection>,
+}
+
+/// A path key that, when written, names something: `store = ""` served uploads into the
+/// current directory and `capture = ""` failed only at start.
+fn non_empty_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let path = String::deserialize(d)?;
+    if path.trim().is_empty() {
+        return Err(de::Error::custom(
+            "must name a path (leave the key out for the default)",
+        ));
+    }
+    Ok(Some(path))
 }
 
 /// How faultline reads a connection's bytes.
