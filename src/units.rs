@@ -117,16 +117,72 @@ impl fmt::Display for Rate {
     }
 }
 
-/// Splits `"64KiB"` into `(64.0, "KiB")`; the number may have a fraction (`"1.5MiB"`).
-fn split_number(text: &str) -> Option<(f64, &str)> {
+/// Splits `"64KiB"` into `("64", "KiB")`, underscores removed; the number may have a fraction
+/// (`"1.5MiB"`).
+fn split_digits(text: &str) -> (String, &str) {
     let text = text.trim();
     let end = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(end);
     let number: String = number.chars().filter(|&c| c != '_').collect();
+    (number, unit.trim())
+}
+
+/// Splits `"250ms"` into `(250.0, "ms")`, for durations (which are not counted in whole units).
+fn split_number(text: &str) -> Option<(f64, &str)> {
+    let (number, unit) = split_digits(text);
     let value: f64 = number.parse().ok()?;
-    Some((value, unit.trim()))
+    Some((value, unit))
+}
+
+/// Why a decimal number of units is not a count of whole bytes (or bits).
+#[derive(Debug, PartialEq)]
+enum Scaled {
+    /// Not a decimal number at all.
+    Invalid,
+    /// More than fits in 64 bits.
+    TooLarge,
+}
+
+/// `number` (decimal digits with at most one `.`) times `multiplier`, computed exactly: f64
+/// arithmetic would silently turn `"9007199254740993B"` into 9007199254740992 bytes and
+/// `"18446744073709551616"` (2^64) into u64::MAX. Returns the whole part and whether the product
+/// was whole.
+fn scaled(number: &str, multiplier: u64) -> Result<(u64, bool), Scaled> {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !all_digits(whole) || !all_digits(fraction) {
+        return Err(Scaled::Invalid);
+    }
+    let fraction = fraction.trim_end_matches('0');
+    let whole_value: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| Scaled::TooLarge)?
+    };
+    if whole_value > u128::from(u64::MAX) {
+        return Err(Scaled::TooLarge);
+    }
+    let product = whole_value * u128::from(multiplier);
+    // The fraction's contribution, exactly, while it fits (2^64 × 10^12 < 2^128 above).
+    let (extra, exact) = if fraction.is_empty() {
+        (0, true)
+    } else {
+        match (
+            fraction.parse::<u128>().ok(),
+            10u128.checked_pow(fraction.len() as u32),
+        ) {
+            (Some(digits), Some(scale)) => match digits.checked_mul(u128::from(multiplier)) {
+                Some(n) => (n / scale, n % scale == 0),
+                None => (0, false),
+            },
+            // More significant digits than any unit can make whole: keep the whole part.
+            _ => (0, false),
+        }
+    };
+    let total = u64::try_from(product + extra).map_err(|_| Scaled::TooLarge)?;
+    Ok((total, exact))
 }
 
 /// The size units faultline accepts, for error messages.
@@ -150,10 +206,20 @@ fn size_multiplier(unit: &str) -> Option<u64> {
     })
 }
 
-/// A whole number of bytes from `value` units of `multiplier` bytes.
-fn whole_bytes(value: f64, multiplier: f64) -> Option<u64> {
-    let bytes = value * multiplier;
-    (bytes.fract() == 0.0 && bytes >= 0.0 && bytes <= u64::MAX as f64).then_some(bytes as u64)
+/// A whole number of bytes from `number` units of `multiplier` bytes, or why not.
+fn whole_bytes(text: &str, number: &str, multiplier: u64, per: &str) -> Result<u64, String> {
+    match scaled(number, multiplier) {
+        Ok((bytes, true)) => Ok(bytes),
+        Ok((_, false)) => Err(format!(
+            "invalid {per} {text:?}: not a whole number of bytes{}",
+            if per == "rate" { " per second" } else { "" }
+        )),
+        Err(Scaled::TooLarge) => Err(format!(
+            "invalid {per} {text:?}: too large (at most {} bytes)",
+            u64::MAX
+        )),
+        Err(Scaled::Invalid) => Err(format!("invalid {per} {text:?}: not a number")),
+    }
 }
 
 /// Parses a size such as `"64KiB"`; decimal (`KB`) and binary (`KiB`) prefixes both exist in the
@@ -168,11 +234,12 @@ pub fn parse_size(text: &str) -> Result<ByteSize, String> {
         };
         format!("invalid size {text:?}: {rate}expected a number with a unit: {SIZE_UNITS}")
     };
-    let (value, unit) = split_number(text).ok_or_else(bad)?;
+    let (number, unit) = split_digits(text);
     let multiplier = size_multiplier(unit).ok_or_else(bad)?;
-    whole_bytes(value, multiplier as f64)
-        .map(ByteSize)
-        .ok_or_else(|| format!("invalid size {text:?}: not a whole number of bytes"))
+    if scaled(&number, 1) == Err(Scaled::Invalid) {
+        return Err(bad());
+    }
+    whole_bytes(text, &number, multiplier, "size").map(ByteSize)
 }
 
 /// Parses a duration such as `"250ms"`; a bare number is rejected because its unit would be a guess.
@@ -217,26 +284,33 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
         .strip_suffix("bit/s")
         .or_else(|| lower.strip_suffix("bps"))
     {
-        let (value, prefix) = split_number(bits).ok_or_else(bad)?;
-        let per_second: f64 = match prefix {
-            "" => 1.0,
-            "k" => 1e3,
-            "m" => 1e6,
-            "g" => 1e9,
+        let (number, prefix) = split_digits(bits);
+        let per_second: u64 = match prefix {
+            "" => 1,
+            "k" => 1_000,
+            "m" => 1_000_000,
+            "g" => 1_000_000_000,
             _ => return Err(bad()),
         };
-        let bits = value * per_second;
-        if !bits.is_finite() || bits < 0.0 {
-            return Err(bad());
+        match scaled(&number, per_second) {
+            // Partial bits and bytes round down (then zero is refused below).
+            Ok((bits, _)) => bits / 8,
+            Err(Scaled::TooLarge) => {
+                return Err(format!(
+                    "invalid rate {text:?}: too large (at most {} bits per second)",
+                    u64::MAX
+                ))
+            }
+            Err(Scaled::Invalid) => return Err(bad()),
         }
-        (bits / 8.0).floor() as u64
     } else {
         let size = trimmed.strip_suffix("/s").ok_or_else(bad)?;
-        let (value, unit) = split_number(size).ok_or_else(bad)?;
+        let (number, unit) = split_digits(size);
         let multiplier = size_multiplier(unit).ok_or_else(bad)?;
-        whole_bytes(value, multiplier as f64).ok_or_else(|| {
-            format!("invalid rate {text:?}: not a whole number of bytes per second")
-        })?
+        if scaled(&number, 1) == Err(Scaled::Invalid) {
+            return Err(bad());
+        }
+        whole_bytes(text, &number, multiplier, "rate")?
     };
     if bytes == 0 {
         return Err(format!(
@@ -278,7 +352,15 @@ where
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
-        self.visit_i64(i64::try_from(v).unwrap_or(-1))
+        match i64::try_from(v) {
+            Ok(v) => self.visit_i64(v),
+            // Above i64::MAX: still a count of bytes, not "-1" in the message.
+            Err(_) if self.accepts_integer => (self.parse)(&v.to_string()).map_err(E::custom),
+            Err(_) => Err(E::custom(format!(
+                "expected {}, got the bare number {v}",
+                self.expecting
+            ))),
+        }
     }
 }
 
@@ -381,6 +463,37 @@ mod tests {
         assert!(parse_size("KiB").is_err());
         assert!(parse_size("1.5").is_err());
         assert!(parse_size("-3KiB").is_err());
+    }
+
+    /// Sizes were computed in f64: `"9007199254740993B"` silently lost a byte, and 2^64 bytes
+    /// (`"18446744073709551616"`, `"16777216TiB"`) became u64::MAX instead of an error.
+    #[test]
+    fn sizes_are_exact_and_never_saturate() {
+        assert_eq!(
+            parse_size("9007199254740993B"),
+            Ok(ByteSize(9_007_199_254_740_993))
+        );
+        assert_eq!(parse_size("18446744073709551615"), Ok(ByteSize(u64::MAX)));
+        for huge in [
+            "18446744073709551616",
+            "16777216TiB",
+            "17179869184GiB",
+            "99999999999999999999999999999999999999999999B",
+        ] {
+            let e = parse_size(huge).expect_err(huge);
+            assert!(e.contains("too large"), "{e}");
+        }
+        assert_eq!(parse_size("0.5KiB"), Ok(ByteSize(512)));
+        assert_eq!(parse_size(".5KiB"), Ok(ByteSize(512)));
+        assert_eq!(parse_size("1.000KB"), Ok(ByteSize(1000)));
+        assert!(parse_size("1.0001KB").is_err());
+        assert!(parse_size("1.2.3KB").is_err());
+        assert!(parse_size(".").is_err());
+        assert_eq!(parse_rate("18446744073709551615B/s"), Ok(Rate(u64::MAX)));
+        let e = parse_rate("99999999999999999999999Gbit/s").expect_err("2^64 bits/s and more");
+        assert!(e.contains("too large"), "{e}");
+        assert_eq!(parse_rate("1.5kbit/s"), Ok(Rate(187)));
+        assert!(parse_rate("7bps").is_err());
     }
 
     #[test]

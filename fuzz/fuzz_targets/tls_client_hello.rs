@@ -1,11 +1,14 @@
 //! The ClientHello peek must survive any bytes, and a verdict reached on a prefix must not change
-//! as more bytes arrive (the proxy decides on the first verdict that is not "need more").
+//! as more bytes arrive (the proxy decides on the first verdict that is not "need more"). The
+//! same bytes go to the ServerHello reader, which `inspect` runs on a capture's TLS records.
 #![no_main]
 
+use faultline::tls::server_hello::parse_server_hello;
 use faultline::tls::{peek_client_hello, Peek};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    let _ = parse_server_hello(data);
     let full = peek_client_hello(data);
     if let Peek::Tls(info) = &full {
         assert!(info.len <= data.len());

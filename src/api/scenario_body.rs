@@ -22,17 +22,48 @@ pub fn scenario_text(body: &[u8], content_type: Option<&str>) -> Result<String, 
             format!("scenario (JSON):{}:{}: {e}", e.line(), e.column()),
         )
     })?;
-    let table = toml::Value::try_from(&value).map_err(|e| {
-        ApiError::new(
-            400,
-            format!("scenario (JSON): cannot be a scenario: {e} (null has no TOML equivalent: leave the key out)"),
-        )
-    })?;
+    if let Some((key, why)) = untranslatable(&value, String::new()) {
+        return Err(ApiError::new(400, format!("scenario (JSON): {key}: {why}")));
+    }
+    let table = toml::Value::try_from(&value)
+        .map_err(|e| ApiError::new(400, format!("scenario (JSON): cannot be a scenario: {e}")))?;
     if !table.is_table() {
         return Err(ApiError::new(400, "scenario (JSON): expected an object"));
     }
     toml::to_string(&table)
         .map_err(|e| ApiError::new(400, format!("scenario (JSON): cannot be a scenario: {e}")))
+}
+
+/// The first value JSON has and TOML has not (`null`, an integer beyond i64), with its key
+/// (`rule[1].fault.reset.after`, rules counted from 1 as in scenario errors) and why.
+fn untranslatable(value: &serde_json::Value, key: String) -> Option<(String, String)> {
+    use serde_json::Value;
+    match value {
+        Value::Null => Some((
+            key,
+            "null has no TOML equivalent: leave the key out".to_string(),
+        )),
+        Value::Number(n) if n.is_u64() && n.as_i64().is_none() => Some((
+            key,
+            format!(
+                "{n} is too large: integers are at most {} (write a size as a string, like \"16TiB\")",
+                i64::MAX
+            ),
+        )),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| untranslatable(item, format!("{key}[{}]", i + 1))),
+        Value::Object(fields) => fields.iter().find_map(|(name, item)| {
+            let key = if key.is_empty() {
+                name.clone()
+            } else {
+                format!("{key}.{name}")
+            };
+            untranslatable(item, key)
+        }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -58,5 +89,27 @@ mod tests {
             Some("seed = 1\n")
         );
         assert!(scenario_text(&[0xff, 0xfe], None).is_err());
+    }
+
+    /// An integer beyond i64 was "u64 value was too large (null has no TOML equivalent: …)":
+    /// no key, and a hint about null that did not apply.
+    #[test]
+    fn values_toml_cannot_hold_name_their_key() {
+        let body = br#"{"rule": [{"fault": {"reset": {"after": 18446744073709551615}}}]}"#;
+        let e = scenario_text(body, None).expect_err("beyond i64");
+        assert!(
+            e.message.starts_with(
+                "scenario (JSON): rule[1].fault.reset.after: 18446744073709551615 is too large"
+            ),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("null"), "{}", e.message);
+        let body = br#"{"seed": 1, "proxy": {"capture": null}}"#;
+        let e = scenario_text(body, None).expect_err("null");
+        assert_eq!(
+            e.message,
+            "scenario (JSON): proxy.capture: null has no TOML equivalent: leave the key out"
+        );
     }
 }

@@ -691,7 +691,7 @@ mod tests {
                     Rq,
                     0,
                     K::InvalidHead {
-                        reason: "invalid token".into(),
+                        reason: "byte 0x00 at 0 where the request method belongs".into(),
                     },
                 ),
             ),

@@ -11,6 +11,8 @@ use crate::http::error::HttpErrorKind;
 pub(crate) struct HeadBuffer {
     buf: Vec<u8>,
     has_content: bool,
+    /// Where the content starts, after leading empty lines (valid when `has_content`).
+    content_at: usize,
 }
 
 impl HeadBuffer {
@@ -42,7 +44,12 @@ impl HeadBuffer {
                 // Checked before copying, so one huge chunk never inflates the buffer.
                 return Err(HttpErrorKind::HeadTooLarge { limit });
             }
-            self.has_content |= piece.iter().any(|b| !matches!(b, b'\r' | b'\n'));
+            if !self.has_content {
+                if let Some(at) = piece.iter().position(|b| !matches!(b, b'\r' | b'\n')) {
+                    self.has_content = true;
+                    self.content_at = self.buf.len() + at;
+                }
+            }
             self.buf.extend_from_slice(piece);
             taken += piece.len();
             if line_end.is_some() && self.has_content && self.ends_with_empty_line() {
@@ -54,6 +61,28 @@ impl HeadBuffer {
             }
         }
         Ok((taken, None))
+    }
+
+    /// How many bytes of a head's start [`Self::start`] shows: enough for any method or
+    /// `HTTP/`, and a bounded cost per chunk however long the head grows.
+    pub const START: usize = 32;
+
+    /// The first [`Self::START`] bytes buffered after the empty lines a head may follow.
+    pub fn start(&self) -> &[u8] {
+        if !self.has_content {
+            return &[];
+        }
+        let rest = self.buf.get(self.content_at..).unwrap_or_default();
+        &rest[..rest.len().min(Self::START)]
+    }
+
+    /// [`Self::start`] of a whole head `buf` (scans its leading empty lines).
+    pub fn start_of(buf: &[u8]) -> &[u8] {
+        let at = buf
+            .iter()
+            .position(|b| !matches!(b, b'\r' | b'\n'))
+            .unwrap_or(buf.len());
+        &buf[at..buf.len().min(at + Self::START)]
     }
 
     /// True when the buffer ends with `\n\n` or `\n\r\n`: an empty line after a line.
@@ -79,6 +108,19 @@ mod tests {
         assert_eq!(hb.push(b"\nBODY", 100, complete), Ok((1, Some(22))));
         assert_eq!(hb.len(), 0);
         assert!(hb.is_blank());
+    }
+
+    #[test]
+    fn the_start_skips_leading_empty_lines_and_is_bounded() {
+        let mut hb = HeadBuffer::default();
+        let never = |_: &[u8]| -> Result<Option<usize>, HttpErrorKind> { Ok(None) };
+        assert_eq!(hb.push(b"\r\n\r\n", 100, never), Ok((4, None)));
+        assert_eq!(hb.start(), b"");
+        assert_eq!(hb.push(b"\nGET /", 100, never), Ok((6, None)));
+        assert_eq!(hb.start(), b"GET /");
+        let long = [b'x'; 60];
+        assert_eq!(hb.push(&long, 100, never), Ok((60, None)));
+        assert_eq!(hb.start().len(), HeadBuffer::START);
     }
 
     #[test]

@@ -16,17 +16,53 @@ use crate::http::response::ResponseHead;
 pub(crate) trait ParseHead: Sized {
     /// `Ok(None)` while incomplete.
     fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Self>, HttpErrorKind>;
+
+    /// Rejects the first bytes of a head that cannot start one (`start`: at most
+    /// [`HeadBuffer::START`] bytes after leading empty lines). Heads are parsed once their blank
+    /// line arrives: without this, bytes that never bring one (a TLS ClientHello sent to a
+    /// plain HTTP port) were held, unanswered and unlogged, until the peer gave up.
+    fn check_start(start: &[u8]) -> Result<(), HttpErrorKind>;
 }
 
 impl ParseHead for RequestHead {
     fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Self>, HttpErrorKind> {
         RequestHead::parse(buf, max_headers)
     }
+
+    fn check_start(start: &[u8]) -> Result<(), HttpErrorKind> {
+        let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        let method = start.split(|&b| b == b' ').next().unwrap_or_default();
+        match method.iter().position(|&b| !tchar(b)) {
+            None => Ok(()),
+            Some(at) => Err(HttpErrorKind::InvalidHead {
+                reason: format!(
+                    "byte 0x{:02x} at {at} where the request method belongs{}",
+                    method[at],
+                    if start.first() == Some(&0x16) {
+                        " (a TLS handshake sent to a plain HTTP port?)"
+                    } else {
+                        ""
+                    }
+                ),
+            }),
+        }
+    }
 }
 
 impl ParseHead for ResponseHead {
     fn parse_head(buf: &[u8], max_headers: usize) -> Result<Option<Self>, HttpErrorKind> {
         ResponseHead::parse(buf, max_headers)
+    }
+
+    fn check_start(start: &[u8]) -> Result<(), HttpErrorKind> {
+        let n = start.len().min(5);
+        if start[..n] == b"HTTP/"[..n] {
+            Ok(())
+        } else {
+            Err(HttpErrorKind::InvalidHead {
+                reason: "a response does not start with \"HTTP/\"".into(),
+            })
+        }
     }
 }
 
@@ -143,9 +179,14 @@ impl<H: ParseHead> MessageStream<H> {
                     let (n, head) = self
                         .head
                         .push(rest, limits.max_head_bytes, |buf| {
+                            // The same verdict whether the head came whole or in pieces.
+                            H::check_start(HeadBuffer::start_of(buf))?;
                             H::parse_head(buf, limits.max_headers)
                         })
                         .map_err(|k| k.at(dir, start))?;
+                    if head.is_none() {
+                        H::check_start(self.head.start()).map_err(|k| k.at(dir, start))?;
+                    }
                     i += n;
                     self.pos += n as u64;
                     if let Some(head) = head {

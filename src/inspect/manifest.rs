@@ -109,6 +109,12 @@ impl Manifest {
             }
             let size = match size.parse::<u64>() {
                 Ok(n) if size.bytes().all(|b| b.is_ascii_digit()) => n,
+                Err(_) if size.bytes().all(|b| b.is_ascii_digit()) => {
+                    return Err(error(format!(
+                        "SIZE {size} is too large: at most {} bytes",
+                        u64::MAX
+                    )))
+                }
                 _ => {
                     return Err(error(format!(
                         "SIZE {size:?} is not a number of bytes (decimal digits only)"
@@ -199,6 +205,12 @@ mod tests {
             ("/a 12KB\n", 1, "SIZE \"12KB\" is not a number"),
             ("/a -1\n", 1, "SIZE \"-1\""),
             ("/a +1\n", 1, "SIZE \"+1\""),
+            // Digits only, yet it said "decimal digits only".
+            (
+                "/a 18446744073709551616\n",
+                1,
+                "SIZE 18446744073709551616 is too large",
+            ),
             ("/a 1 abc\n", 1, "DIGEST has 3 hex digits"),
             ("/a 1 xyz\n", 1, "not hexadecimal"),
             ("/a 1\n#\n/a 2\n", 3, "already listed on line 1"),

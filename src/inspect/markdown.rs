@@ -29,8 +29,19 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A fenced code block holding `text` verbatim: the fence is longer than any backtick run inside.
+/// A fenced code block holding `text` verbatim (but control characters, which a capture's
+/// section comment may carry, as U+FFFD): the fence is longer than any backtick run inside.
 pub fn code_block(lang: &str, text: &str) -> String {
+    let text: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect();
     let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest.max(2) + 1);
     format!("{fence}{lang}\n{text}\n{fence}\n")
@@ -344,6 +355,7 @@ mod tests {
             code_block("sh", "faultline demo"),
             "```sh\nfaultline demo\n```\n"
         );
+        assert_eq!(code_block("sh", "a\u{1b}[2J"), "```sh\na\u{fffd}[2J\n```\n");
         let tricky = code_block("sh", "a ```` b");
         assert!(tricky.starts_with("`````sh\n"), "{tricky}");
         assert!(tricky.ends_with("\n`````\n"), "{tricky}");

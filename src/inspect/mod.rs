@@ -225,9 +225,15 @@ fn inspect_reader<R: Read>(
         h2_flows.extend(h2);
         finished.push((info, http));
     };
+    // Packets per link type `decode` cannot read: said in the report, never skipped in silence.
+    let mut unsupported = std::collections::BTreeMap::new();
     while let Some(p) = reader.next_packet() {
         if !p.secrets.is_empty() {
             keys.add(p.secrets);
+        }
+        if !packet::is_supported(p.linktype) {
+            *unsupported.entry(p.linktype).or_insert(0u64) += 1;
+            continue;
         }
         let admitted = options.leg.admits(leg::of_interface(p.interface));
         let Some(segment) = packet::decode(p.linktype, p.data) else {
@@ -259,8 +265,47 @@ fn inspect_reader<R: Read>(
         damage: reader.damage().map(str::to_owned),
     };
     let mut report = analysis::build_with_h2(capture, options.leg, finished, h2_flows);
+    for (linktype, packets) in unsupported {
+        report.warnings.push(format!(
+            "{packets} packet(s) on link type {linktype} skipped: inspect reads Ethernet, raw IP, Linux cooked (SLL) and loopback captures"
+        ));
+    }
     report.run = RunInfo::from_section_comments(reader.section_comments());
     timelines.sort_by_key(|t| t.flow);
     report.timelines = timelines;
     Ok(report)
+}
+
+#[cfg(test)]
+mod link_type_tests {
+    use super::*;
+
+    /// A capture on a link type `inspect` cannot decode (802.11 here) said "OK: 0 uploads" and
+    /// nothing else.
+    #[test]
+    fn packets_on_a_link_type_inspect_cannot_read_are_a_warning() {
+        let mut pcap = Vec::new();
+        for word in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 105] {
+            pcap.extend_from_slice(&word.to_le_bytes());
+        }
+        for _ in 0..2 {
+            for word in [0u32, 0, 4, 4] {
+                pcap.extend_from_slice(&word.to_le_bytes());
+            }
+            pcap.extend_from_slice(b"wifi");
+        }
+        let report = inspect_bytes(&pcap, &InspectOptions::default()).expect("readable");
+        assert_eq!(report.capture.packets, 2);
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("2 packet(s) on link type 105 skipped")),
+            "{:?}",
+            report.warnings
+        );
+        assert!(report
+            .render_text()
+            .contains("warning: 2 packet(s) on link type 105"));
+    }
 }

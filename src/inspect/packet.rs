@@ -62,6 +62,21 @@ const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88A8;
 const PROTO_TCP: u8 = 6;
 
+/// Whether `decode` reads frames of `linktype` at all (any other link type, 802.11 say, is
+/// skipped whole, which the report must say).
+pub fn is_supported(linktype: u32) -> bool {
+    matches!(
+        linktype,
+        linktype::RAW
+            | linktype::IPV4
+            | linktype::IPV6
+            | linktype::ETHERNET
+            | linktype::LINUX_SLL
+            | linktype::NULL
+            | linktype::LOOP
+    )
+}
+
 /// Decodes a frame of link type `linktype`; `None` for anything that is not a whole, unfragmented
 /// IPv4/IPv6 TCP segment (ARP, UDP, IP fragments, damaged headers). Never panics on any input.
 pub fn decode(linktype: u32, frame: &[u8]) -> Option<TcpSegment<'_>> {

@@ -484,9 +484,19 @@ impl<R: Read> CaptureReader<R> {
                         }
                         _ => continue,
                     };
-                    // A packet naming an interface that was never described is skipped.
                     let Some(iface) = interfaces.get(index) else {
-                        continue;
+                        if interfaces.len() >= MAX_INTERFACES {
+                            // Beyond the interfaces kept: skipped, the file is not damaged.
+                            continue;
+                        }
+                        // tshark refuses such a file too; skipping its packets in silence made
+                        // a damaged capture read as a clean one.
+                        progress.position = start;
+                        progress.stop(format!(
+                            "damaged pcapng block at byte {start}: a packet names interface {index}, but its section describes {} interface(s)",
+                            interfaces.len()
+                        ));
+                        return None;
                     };
                     progress.data.clear();
                     progress.data.extend_from_slice(data);
@@ -719,6 +729,34 @@ mod tests {
             assert!(r.next_packet().is_none());
             assert!(r.damage().is_none(), "{:?}", r.damage());
         }
+    }
+
+    /// An EPB naming an interface no IDB described was skipped in silence: `inspect` said "OK"
+    /// for a file tshark calls damaged.
+    #[test]
+    fn a_packet_on_an_undescribed_interface_is_damage() {
+        let good = pcapng(false);
+        let mut epb = 7u32.to_le_bytes().to_vec();
+        epb.extend_from_slice(&[0; 8]);
+        epb.extend_from_slice(&1u32.to_le_bytes());
+        epb.extend_from_slice(&1u32.to_le_bytes());
+        epb.extend_from_slice(b"x");
+        let mut file = good.clone();
+        file.extend(block(false, BLOCK_EPB, &epb));
+        file.extend_from_slice(&good[28..]);
+        let mut r = CaptureReader::new(&file[..]).expect("header");
+        let mut n = 0;
+        while r.next_packet().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 2, "the packets before the bad block");
+        let damage = r.damage().expect("damage");
+        assert!(
+            damage.contains(&format!("at byte {}", good.len()))
+                && damage.contains("interface 7")
+                && damage.contains("describes 1 interface"),
+            "{damage}"
+        );
     }
 
     #[test]

@@ -316,8 +316,21 @@ impl Report {
             let _ = writeln!(s, "{f}");
         }
         let _ = writeln!(s, "{}", self.findings.first().unwrap_or(&self.verdict_line));
-        s
+        visible(s)
     }
+}
+
+/// `text` with every control character but the line feed shown as U+FFFD: packet comments,
+/// warnings and `--expect` paths (percent-decoded) come from files anyone can write, and the
+/// report goes to a terminal, which must not obey their escape sequences.
+fn visible(text: String) -> String {
+    let hidden = |c: char| c.is_control() && c != '\n';
+    if !text.chars().any(hidden) {
+        return text;
+    }
+    text.chars()
+        .map(|c| if hidden(c) { '\u{fffd}' } else { c })
+        .collect()
 }
 
 impl Report {
@@ -433,6 +446,29 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A manifest path `/a%1b%5b31m` (percent-decoded) or a packet comment holding ESC reached
+    /// the terminal as an escape sequence.
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        let mut report = crate::inspect::html::tests::hostile_report();
+        report
+            .warnings
+            .push("path /a\u{1b}[2J\u{1b}]0;title\u{7} and\ttab\r".into());
+        let text = report.render_text();
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(
+            text.contains("path /a\u{fffd}[2J\u{fffd}]0;title\u{fffd} and\u{fffd}tab\u{fffd}\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/<script>x</script>"),
+            "the rest is unchanged: {text}"
+        );
+    }
 
     /// Issue 15: the FIN comment of a stopped run read as a fault ("run stopped") in the
     /// exchange tables.

@@ -224,7 +224,7 @@ pub async fn serve(mut client: TcpStream, client_addr: SocketAddr, id: u64, run:
         // A ClientHello is read first when a rule looks at its server name or TLS is
         // intercepted (forward mode reads its request first; TLS comes inside CONNECT).
         let (peeked, hello) = if scenario.needs_client_hello() && !forward {
-            Box::pin(read_client_hello(&mut client, &[])).await
+            Box::pin(read_client_hello(&mut client, &[], run.tls.is_some())).await
         } else {
             (Bytes::new(), None)
         };
@@ -274,10 +274,12 @@ struct FirstBytes {
 }
 
 /// Reads until the first bytes (after `already`, read earlier) say whether the client speaks
-/// TLS (bounded in time and size).
+/// TLS (bounded in time and size). With `intercepting`, a ClientHello faultline cannot read is a
+/// warning: that connection escapes interception, so no rule sees its HTTP.
 async fn read_client_hello(
     client: &mut TcpStream,
     already: &[u8],
+    intercepting: bool,
 ) -> (Bytes, Option<ClientHelloInfo>) {
     let mut buf = bytes::BytesMut::with_capacity(4096);
     buf.extend_from_slice(already);
@@ -286,6 +288,13 @@ async fn read_client_hello(
             match peek_client_hello(&buf) {
                 Peek::Tls(info) => return Some(info),
                 Peek::NotTls => return None,
+                Peek::Malformed(why) if intercepting => {
+                    warn!(
+                        why,
+                        "TLS ClientHello faultline cannot read: not intercepted, relayed to the upstream unchanged (no rule sees its HTTP)"
+                    );
+                    return None;
+                }
                 Peek::Malformed(why) => {
                     debug!(
                         why,
@@ -342,7 +351,7 @@ async fn proxy_connection(
     let mut first = first;
     if let (Some(target), Some(_)) = (&tunnel, &run.tls) {
         // A CONNECT tunnel: the client's TLS starts now, inside it.
-        let (peeked, hello) = Box::pin(read_client_hello(&mut client, &replay)).await;
+        let (peeked, hello) = Box::pin(read_client_hello(&mut client, &replay, true)).await;
         replay = Bytes::new();
         first = FirstBytes { peeked, hello };
         debug!(%target, tls = first.hello.is_some(), "inside a CONNECT tunnel");

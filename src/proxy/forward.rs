@@ -149,12 +149,15 @@ async fn connect_any(addrs: &[SocketAddr]) -> io::Result<TcpStream> {
     Err(last)
 }
 
-/// Whether connecting to `addr` would reach faultline's own listener.
+/// Whether connecting to `addr` would reach faultline's own listener. Connecting to `0.0.0.0`
+/// or `::` reaches this host, and `::ffff:127.0.0.1` is 127.0.0.1: both are loopback here
+/// (`CONNECT 0.0.0.0:PORT` once tunnelled faultline into itself).
 fn is_self(addr: SocketAddr, own: SocketAddr) -> bool {
+    let ip = addr.ip().to_canonical();
+    let own_ip = own.ip().to_canonical();
+    let local = |ip: std::net::IpAddr| ip.is_loopback() || ip.is_unspecified();
     addr.port() == own.port()
-        && (addr.ip() == own.ip()
-            || (own.ip().is_unspecified())
-            || (addr.ip().is_loopback() && own.ip().is_loopback()))
+        && (ip == own_ip || own_ip.is_unspecified() || (local(ip) && local(own_ip)))
 }
 
 #[cfg(test)]
@@ -169,5 +172,18 @@ mod tests {
         assert!(!is_self("127.0.0.1:3031".parse().expect("addr"), own));
         let any: SocketAddr = "0.0.0.0:3030".parse().expect("addr");
         assert!(is_self("127.0.0.1:3030".parse().expect("addr"), any));
+        // Reached this host by other spellings, and were tunnelled into faultline itself.
+        for spelling in [
+            "0.0.0.0:3030",
+            "[::]:3030",
+            "[::ffff:127.0.0.1]:3030",
+            "[::1]:3030",
+        ] {
+            assert!(is_self(spelling.parse().expect("addr"), own), "{spelling}");
+        }
+        assert!(!is_self(
+            "[::ffff:10.0.0.1]:3030".parse().expect("addr"),
+            own
+        ));
     }
 }

@@ -299,6 +299,8 @@ impl Scenario {
             let key = match unknown_field(&message) {
                 Some(field) if key.is_empty() => field.to_string(),
                 Some(field) if !key.ends_with(field) => format!("{key}.{field}"),
+                // A value toml itself refused (an integer beyond i64): name its key.
+                None if key.is_empty() => key_of_value_at(text, offset).unwrap_or_default(),
                 _ => key,
             };
             let message = explain(&key, &message, text);
@@ -638,7 +640,7 @@ fn http_match(
         value.as_ref().map(|v| glob(key, v, case)).transpose()
     };
     let mut headers = Vec::new();
-    for (name, value) in m.header.iter().flatten() {
+    for (schema::HeaderName(name), value) in m.header.iter().flatten() {
         let key = format!("header.{name}");
         headers.push((
             name.to_ascii_lowercase(),
@@ -718,7 +720,33 @@ fn explain(key: &str, message: &str, text: &str) -> String {
             "a rule needs a fault: add fault.NAME = {{ … }} with NAME one of {FAULT_NAMES}"
         );
     }
+    if message == "number too large to fit in target type" {
+        let hint = if key == "seed" {
+            ""
+        } else {
+            " (write a size as a string, like \"16TiB\")"
+        };
+        return format!(
+            "integer too large: TOML integers are at most {}{hint}",
+            i64::MAX
+        );
+    }
     message.to_string()
+}
+
+/// The key written just before the value at byte `offset` (`after = 1…` gives `after`), for
+/// errors toml reports without a key path (it stops before serde sees the value).
+fn key_of_value_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    let before = before.trim_end().strip_suffix('=')?.trim_end();
+    let start = before
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"')))
+        .map(|(i, c)| i + c.len_utf8())
+        .unwrap_or(0);
+    let key = before[start..].trim_matches('"');
+    (!key.is_empty()).then(|| key.to_string())
 }
 
 /// The 1-based rule number in a key like `rule[2].fault`.
@@ -792,6 +820,62 @@ fault.refuse = {}
         let e = error_of("[[rule]]\nfault.reset = { after = \"64 parsecs\" }\n");
         assert_eq!(e.key, "rule[1].fault.reset.after");
         assert_eq!((e.line, e.column), (2, 25));
+    }
+
+    /// `store = ""` made builtin:store write into the current directory.
+    #[test]
+    fn empty_store_and_capture_paths_are_errors() {
+        for key in ["store", "capture"] {
+            let e = error_of(&format!("[proxy]\n{key} = \"\"\n"));
+            assert_eq!(e.key, format!("proxy.{key}"));
+            assert_eq!((e.line, e.column), (2, key.len() + 4));
+            assert!(e.message.contains("must name a path"), "{}", e.message);
+        }
+        let ok = Scenario::from_toml("[proxy]\nstore = \"s\"\n", "ok.toml", "ok").expect("valid");
+        assert_eq!(ok.store.as_deref(), Some("s"));
+    }
+
+    /// `header = { "" = "x" }` or a method `"GET /"` were accepted and the rule never matched.
+    #[test]
+    fn header_and_method_names_must_be_tokens() {
+        for (text, key) in [
+            (
+                "match = { header = { \"\" = \"x\" } }",
+                "rule[1].match.header",
+            ),
+            (
+                "match = { header = { \"content type\" = \"x\" } }",
+                "rule[1].match.header",
+            ),
+            ("match = { method = \"GET /\" }", "rule[1].match.method"),
+            (
+                "match = { method = [\"PUT\", \"\"] }",
+                "rule[1].match.method",
+            ),
+        ] {
+            let e = error_of(&format!(
+                "[[rule]]\n{text}\nfault.respond = {{ status = 500 }}\n"
+            ));
+            assert!(e.key.starts_with(key), "{text}: {e}");
+            assert!(e.message.contains("never match"), "{text}: {e}");
+            assert_eq!(e.line, 2, "{text}");
+        }
+        let ok = "[[rule]]\nmatch = { method = \"M-SEARCH\", header = { \"X-Amz-Date\" = \"*\" } }\nfault.respond = { status = 500 }\n";
+        Scenario::from_toml(ok, "ok.toml", "ok").expect("tokens are accepted");
+    }
+
+    /// toml refuses an integer beyond i64 before serde sees it: the error named no key.
+    #[test]
+    fn an_integer_too_large_for_toml_names_its_key() {
+        let e = error_of("[[rule]]\nfault.reset = { after = 18446744073709551615 }\n");
+        assert_eq!(e.key, "after");
+        assert_eq!((e.line, e.column), (2, 25));
+        assert!(e.message.contains("integer too large"), "{}", e.message);
+        let e = error_of("seed = 18446744073709551616\n");
+        assert_eq!(e.key, "seed");
+        // A key after non-ASCII text is cut at a character boundary.
+        let e = error_of("[[rule]]\nmatch = { header = { \"é\" = 99999999999999999999 } }\n");
+        assert_eq!(e.line, 2);
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub struct ProxySection {
     pub upstream: Option<UpstreamSpec>,
     /// Capture file template (`{name}`, `{time}`, `{pid}`); `.pcap` writes classic libpcap,
     /// anything else pcapng. Absent: no capture unless `--capture` asks.
+    #[serde(default, deserialize_with = "non_empty_path")]
     pub capture: Option<String>,
     /// How to read the traffic: `auto` (default), `http`, `h2` or `tcp`.
     pub protocol: Option<Protocol>,
@@ -49,9 +50,22 @@ pub struct ProxySection {
     pub mode: Option<Mode>,
     /// Directory `builtin:store` keeps uploads in (default: a fresh folder under the system
     /// temp dir, printed at start).
+    #[serde(default, deserialize_with = "non_empty_path")]
     pub store: Option<String>,
     /// `[proxy.tls]`: TLS interception.
     pub tls: Option<crate::tls::TlsSection>,
+}
+
+/// A path key that, when written, names something: `store = ""` served uploads into the
+/// current directory and `capture = ""` failed only at start.
+fn non_empty_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let path = String::deserialize(d)?;
+    if path.trim().is_empty() {
+        return Err(de::Error::custom(
+            "must name a path (leave the key out for the default)",
+        ));
+    }
+    Ok(Some(path))
 }
 
 /// How faultline reads a connection's bytes.
@@ -246,7 +260,7 @@ pub struct MatchSection {
     /// Glob on the Host header (or the absolute-form authority).
     pub host: Option<Spanned<String>>,
     /// Header name → glob on its value; every listed header must match.
-    pub header: Option<std::collections::BTreeMap<String, Spanned<String>>>,
+    pub header: Option<std::collections::BTreeMap<HeaderName, Spanned<String>>>,
     /// 1-based ordinal(s) among the requests of the run that matched the other keys.
     pub request: Option<ConnectionSet>,
     /// The nth time this method + target was seen in the run (`attempt = 1`: first tries).
@@ -255,9 +269,35 @@ pub struct MatchSection {
     pub status: Option<Spanned<ConnectionSet>>,
 }
 
-/// A string or a list of strings.
+/// A method name or a list of them (HTTP tokens).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StringList(pub Vec<String>);
+
+/// A header name in `match.header`: an HTTP token, so a typo such as `"content type"` or `""`
+/// is an error at load instead of a rule that silently never matches.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HeaderName(pub String);
+
+impl<'de> Deserialize<'de> for HeaderName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        token("header", &name).map_err(de::Error::custom)?;
+        Ok(HeaderName(name))
+    }
+}
+
+/// Checks that `value` is an HTTP token (RFC 9110 section 5.6.2), which every method and header
+/// name on the wire is: anything else could never match.
+fn token(kind: &str, value: &str) -> Result<(), String> {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if !value.is_empty() && value.bytes().all(tchar) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{value:?} is not an HTTP {kind} name: it would never match (a name is letters, digits and !#$%&'*+-.^_`|~, with no spaces or colon)"
+        ))
+    }
+}
 
 impl<'de> Deserialize<'de> for StringList {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -268,11 +308,13 @@ impl<'de> Deserialize<'de> for StringList {
                 f.write_str("a string or a list of strings")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<StringList, E> {
+                token("method", v).map_err(E::custom)?;
                 Ok(StringList(vec![v.to_string()]))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StringList, A::Error> {
                 let mut all = Vec::new();
                 while let Some(v) = seq.next_element::<String>()? {
+                    token("method", &v).map_err(de::Error::custom)?;
                     all.push(v);
                 }
                 if all.is_empty() {

@@ -648,4 +648,28 @@ mod tests {
         let (answer, _) = strict.take_ready_answer().expect("a 400");
         assert!(answer.starts_with(b"HTTP/1.1 400 "));
     }
+
+    /// A TLS ClientHello (no blank line ever comes) sent to a strict HTTP or forward-proxy port
+    /// was held unanswered, and unlogged, until the client gave up; its first byte says enough.
+    #[test]
+    fn bytes_that_cannot_start_a_request_are_refused_at_once() {
+        let rules = scenario("");
+        let hello = b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03";
+        let mut strict = Http1Session::new(true, 1, ConnectionFacts::ordinal(1));
+        let (_, parked) = apply(&plan_requests(&mut strict, &rules, hello), hello);
+        assert!(parked);
+        let (answer, _) = strict.take_ready_answer().expect("a 400 at once");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+        assert!(
+            answer.contains("TLS handshake sent to a plain HTTP port"),
+            "{answer}"
+        );
+        // What could still become a request waits for more.
+        for partial in [&b"\r\nGE"[..], b"M-SEARCH * HT", b"GET /a b"] {
+            let mut session = Http1Session::new(true, 1, ConnectionFacts::ordinal(1));
+            let _ = plan_requests(&mut session, &rules, partial);
+            assert!(session.take_ready_answer().is_none(), "{partial:?}");
+        }
+    }
 }

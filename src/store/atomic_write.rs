@@ -89,6 +89,12 @@ impl WriteError {
     pub fn is_client_fault(&self) -> bool {
         !matches!(self, WriteError::Io { .. })
     }
+
+    /// True when the path is longer than the filesystem takes (PATH_MAX): the client chose the
+    /// path, so it gets a 414, not a 500 from the OS.
+    pub fn is_name_too_long(&self) -> bool {
+        matches!(self, WriteError::Io { source, .. } if source.raw_os_error() == Some(libc::ENAMETOOLONG))
+    }
 }
 
 /// Writes `body` to `final_path` atomically, creating parent directories.
@@ -301,6 +307,17 @@ mod tests {
         tx.try_send(Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset")))
             .expect("capacity");
         ChannelBody(rx)
+    }
+
+    #[tokio::test]
+    async fn a_path_longer_than_the_filesystem_takes_is_named_as_such() {
+        let dir = TestDir::new("aw-long");
+        let path = dir.path().join("q/".repeat(3000)).join("f");
+        let e = write(&path, Full::new(Bytes::from_static(b"hi")), Some(2), IDLE)
+            .await
+            .expect_err("longer than PATH_MAX");
+        assert!(e.is_name_too_long(), "{e}");
+        assert!(entries(dir.path()).is_empty(), "nothing left behind");
     }
 
     #[tokio::test]

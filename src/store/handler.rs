@@ -153,7 +153,9 @@ impl Handler {
             }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "store discarded upload");
-                let status = if e.is_client_fault() {
+                let status = if e.is_name_too_long() {
+                    StatusCode::URI_TOO_LONG
+                } else if e.is_client_fault() {
                     StatusCode::BAD_REQUEST
                 } else {
                     StatusCode::INTERNAL_SERVER_ERROR
@@ -199,12 +201,21 @@ fn conflict(path: &StorePath, why: &str) -> Response<StoreBody> {
 }
 
 fn confine_failed(path: &StorePath, e: ConfineError) -> Response<StoreBody> {
-    let status = match e {
-        ConfineError::Symlink(_) => StatusCode::FORBIDDEN,
-        ConfineError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-    };
+    let status = confine_status(&e);
     tracing::warn!(path = %path.display(), error = %e, "store refused request");
     text(status, e.to_string())
+}
+
+/// A path longer than the filesystem takes (PATH_MAX; each segment is already at most 255 bytes)
+/// is the client's doing: 414, not a 500 from the OS.
+fn confine_status(e: &ConfineError) -> StatusCode {
+    match e {
+        ConfineError::Symlink(_) => StatusCode::FORBIDDEN,
+        ConfineError::Io { source, .. } if source.raw_os_error() == Some(libc::ENAMETOOLONG) => {
+            StatusCode::URI_TOO_LONG
+        }
+        ConfineError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
 fn text(status: StatusCode, message: String) -> Response<StoreBody> {
@@ -230,4 +241,30 @@ fn empty() -> StoreBody {
     http_body_util::Empty::new()
         .map_err(|never| match never {})
         .boxed_unsync()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `PUT /q/q/…/f` (3000 segments) was a 500 "File name too long" from the OS.
+    #[test]
+    fn a_path_too_long_for_the_filesystem_is_the_clients_fault() {
+        let io = |errno| ConfineError::Io {
+            path: PathBuf::from("q/q"),
+            source: io::Error::from_raw_os_error(errno),
+        };
+        assert_eq!(
+            confine_status(&io(libc::ENAMETOOLONG)),
+            StatusCode::URI_TOO_LONG
+        );
+        assert_eq!(
+            confine_status(&io(libc::EIO)),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            confine_status(&ConfineError::Symlink("/l".into())),
+            StatusCode::FORBIDDEN
+        );
+    }
 }

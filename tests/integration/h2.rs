@@ -1599,7 +1599,7 @@ fault.rst_stream = { after = "1GiB" }
 
 // ----------------------------------------------------------------------------- bad peers
 
-mod bad_peers {
+pub(crate) mod bad_peers {
     //! Raw peers that break HTTP/2 somewhere, through the real binary: the rest of the
     //! connection is relayed as bytes, byte for byte, with one warning.
 

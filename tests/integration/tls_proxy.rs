@@ -343,3 +343,60 @@ async fn https_proxy_clients_are_intercepted_inside_connect() {
     })
     .await;
 }
+
+/// A TLS 1.3-shaped ClientHello record naming `sni` (no key share: it only has to be read).
+fn client_hello_with_sni(sni: &[u8]) -> Vec<u8> {
+    let u16be = |n: usize| (n as u16).to_be_bytes();
+    let mut server_name = vec![0];
+    server_name.extend_from_slice(&u16be(sni.len()));
+    server_name.extend_from_slice(sni);
+    let mut list = u16be(server_name.len()).to_vec();
+    list.extend_from_slice(&server_name);
+    let mut extensions = vec![0, 0];
+    extensions.extend_from_slice(&u16be(list.len()));
+    extensions.extend_from_slice(&list);
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7; 32]);
+    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+    body.extend_from_slice(&u16be(extensions.len()));
+    body.extend_from_slice(&extensions);
+    let mut handshake = vec![1, 0];
+    handshake.extend_from_slice(&u16be(body.len()));
+    handshake.extend_from_slice(&body);
+    let mut record = vec![0x16, 3, 1];
+    record.extend_from_slice(&u16be(handshake.len()));
+    record.extend_from_slice(&handshake);
+    record
+}
+
+/// A ClientHello faultline cannot read (an SNI with a space) escaped interception with a
+/// debug line only: the user saw no rule act and no reason why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_hello_faultline_cannot_read_is_relayed_unchanged_with_a_warning() {
+    bounded("unreadable ClientHello", async {
+        let tmp = TempDir::new("tls-proxy-bad-hello");
+        let (ca_dir, _) = faultline_ca(tmp.path());
+        let scenario = format!(
+            "name = \"bad-hello\"\nseed = 1\n[proxy.tls]\nintercept = true\nca_dir = {:?}\n",
+            ca_dir.display().to_string()
+        );
+        let hello = client_hello_with_sni(b"a b");
+        let exchange = crate::h2::bad_peers::exchange(
+            tmp.path(),
+            &scenario,
+            hello.clone(),
+            b"the upstream's bytes".to_vec(),
+        )
+        .await;
+        crate::support::assert_same(&hello, &exchange.upstream_got, "the ClientHello upstream");
+        assert_eq!(exchange.client_got, b"the upstream's bytes");
+        let warnings: Vec<&str> = exchange
+            .stderr
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("ClientHello faultline cannot read"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{}", exchange.stderr);
+        assert!(warnings[0].contains("SNI host name"), "{}", warnings[0]);
+    })
+    .await;
+}
