@@ -18,6 +18,7 @@
 //!   built-in HTTP store (`builtin:store`, `faultline serve-store`).
 //! - [`demo`]: the end-to-end demonstration behind `faultline demo`.
 //! - [`tls`]: TLS interception: the CA, minted leaves, ClientHello peeking, key log.
+//! - [`plural`]: counted nouns in user-facing text (`1 upload`, `2 uploads`).
 //! - [`direction`], [`units`], [`seed`], [`utc`]: shared vocabulary (directions and legs, sizes
 //!   and durations, reproducible random streams, calendar dates).
 
@@ -53,6 +54,7 @@ pub mod fault;
 pub mod h2;
 pub mod http;
 pub mod inspect;
+pub mod plural;
 pub mod proxy;
 pub mod scenario;
 pub mod seed;

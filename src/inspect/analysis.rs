@@ -140,19 +140,25 @@ pub(crate) fn build_with_h2(
                 (0, _) => "none retried".to_string(),
                 (n, 0) => retries_without_difference(&attempt_groups, n),
                 (n, d) => {
-                    format!("{n} retried, {d} retries differed but none was accepted with 2xx")
+                    format!(
+                        "{n} retried, {} differed but none was accepted with 2xx",
+                        crate::plural::count_as(d, "retry", "retries")
+                    )
                 }
             };
             let downloads = match summary.downloads {
                 0 => String::new(),
-                n => format!(", {n} downloads checked"),
+                n => format!(", {} checked", crate::plural::count(n, "download")),
             };
             let h2 = h2_phrase(&summary, &bytestream);
             if summary.exchanges == 0 && !h2.is_empty() {
                 // HTTP/2 only: nothing to say about HTTP/1 uploads.
                 format!("OK: {}", h2.trim_start_matches(", "))
             } else {
-                format!("OK: {} uploads, {retries}{downloads}{h2}", summary.uploads)
+                format!(
+                    "OK: {}, {retries}{downloads}{h2}",
+                    crate::plural::count(summary.uploads, "upload")
+                )
             }
         }
     };
@@ -216,9 +222,15 @@ fn h2_phrase(summary: &Summary, blobs: &[BlobCheck]) -> String {
         .count();
     let blobs = match (blobs.len(), verified) {
         (0, _) => String::new(),
-        (n, v) => format!(", {n} ByteStream blobs ({v} verified whole)"),
+        (n, v) => format!(
+            ", {} ({v} verified whole)",
+            crate::plural::count(n, "ByteStream blob")
+        ),
     };
-    format!(", {} HTTP/2 streams{blobs}", summary.h2_streams)
+    format!(
+        ", {}{blobs}",
+        crate::plural::count(summary.h2_streams, "HTTP/2 stream")
+    )
 }
 
 fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> Vec<AttemptGroup> {

@@ -348,7 +348,7 @@ fn a_read_cut_and_resumed_on_another_connection_verifies() {
     assert_eq!(report.exit_code(), 0, "{text}");
     let b = &report.bytestream[0];
     assert_eq!(
-        report.verdict_line, "OK: 3 HTTP/2 streams, 1 ByteStream blobs (1 verified whole)",
+        report.verdict_line, "OK: 3 HTTP/2 streams, 1 ByteStream blob (1 verified whole)",
         "HTTP/2 only: no word about HTTP/1 uploads"
     );
     assert_eq!(b.calls.len(), 3);

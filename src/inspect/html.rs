@@ -15,6 +15,7 @@ use super::model::{AttemptGroup, FlowSummary, Report, Verdict};
 use super::objects::Transfer;
 use super::text::format_time;
 use crate::direction::Leg;
+use crate::plural::count;
 
 /// `text` as HTML text or a quoted attribute value.
 pub fn escape(text: &str) -> String {
@@ -109,12 +110,12 @@ impl Report {
         }
         let _ = write!(
             s,
-            "<footer>Written by <code>faultline inspect</code> {} from {} ({}, {} packets, {} TCP segments, legs: {}). <code>--json</code> has every field.</footer>\n<script>{SCRIPT}</script></body></html>\n",
+            "<footer>Written by <code>faultline inspect</code> {} from {} ({}, {}, {}, legs: {}). <code>--json</code> has every field.</footer>\n<script>{SCRIPT}</script></body></html>\n",
             env!("CARGO_PKG_VERSION"),
             escape(&self.capture.path),
             self.capture.format,
-            self.capture.packets,
-            self.capture.tcp_segments,
+            count(self.capture.packets, "packet"),
+            count(self.capture.tcp_segments, "TCP segment"),
             self.leg_filter
         );
         s
@@ -139,12 +140,12 @@ impl Report {
         let c = &self.capture;
         let _ = write!(
             s,
-            "<tr><th>capture</th><td>{} ({}, {} packets, {} flows, {} sections)</td></tr>",
+            "<tr><th>capture</th><td>{} ({}, {}, {}, {})</td></tr>",
             escape(&c.path),
             c.format,
-            c.packets,
-            self.flows.len(),
-            c.sections
+            count(c.packets, "packet"),
+            count(self.flows.len(), "flow"),
+            count(c.sections, "section")
         );
         if let Some(d) = &c.damage {
             let _ = write!(s, "<tr><th>damage</th><td>{}</td></tr>", escape(d));
@@ -333,7 +334,9 @@ impl Report {
             let result = o
                 .check
                 .as_ref()
-                .map_or(format!("incomplete ({} bytes)", o.length), |c| c.describe());
+                .map_or(format!("incomplete ({})", count(o.length, "byte")), |c| {
+                    c.describe()
+                });
             let problems: String = o
                 .problems
                 .iter()
@@ -375,7 +378,7 @@ impl Report {
             let result = match (&b.check, &b.matched) {
                 (Some(c), Some(f)) => format!("{} ({f})", c.describe()),
                 (Some(c), None) => c.describe(),
-                (None, _) => format!("incomplete ({} bytes)", b.length),
+                (None, _) => format!("incomplete ({})", count(b.length, "byte")),
             };
             let problems: String = b
                 .problems

@@ -10,6 +10,7 @@ use std::fmt::Write;
 use super::leg;
 use super::model::{Report, Verdict};
 use super::objects::Transfer;
+use crate::plural::{count, count_as};
 
 /// `text` safe inside a Markdown paragraph or table cell: one line, CommonMark's active ASCII
 /// punctuation backslash-escaped (so `<script>` stays text and `|` stays in its cell).
@@ -61,11 +62,11 @@ impl Report {
         let _ = writeln!(s, "| | |\n|---|---|");
         let _ = writeln!(
             s,
-            "| capture | {} ({}, {} packets, {} flows, legs: {}) |",
+            "| capture | {} ({}, {}, {}, legs: {}) |",
             escape(&c.path),
             c.format,
-            c.packets,
-            self.flows.len(),
+            count(c.packets, "packet"),
+            count(self.flows.len(), "flow"),
             self.leg_filter
         );
         match &self.run {
@@ -81,8 +82,14 @@ impl Report {
         let sum = &self.summary;
         let _ = writeln!(
             s,
-            "| evidence | {} exchanges, {} uploads ({} retried, {} retries differing), {} downloads, {} HTTP/2 streams, {} ByteStream blobs |",
-            sum.exchanges, sum.uploads, sum.retried, sum.retries_differing, sum.downloads, sum.h2_streams, sum.blobs
+            "| evidence | {}, {} ({} retried, {} differing), {}, {}, {} |",
+            count(sum.exchanges, "exchange"),
+            count(sum.uploads, "upload"),
+            sum.retried,
+            count_as(sum.retries_differing, "retry", "retries"),
+            count(sum.downloads, "download"),
+            count(sum.h2_streams, "HTTP/2 stream"),
+            count(sum.blobs, "ByteStream blob"),
         );
         if let Some(d) = &c.damage {
             let _ = writeln!(s, "| damage | {} |", escape(d));
@@ -96,8 +103,8 @@ impl Report {
         if !self.warnings.is_empty() {
             let _ = writeln!(
                 s,
-                "\n<details><summary>{} warnings</summary>\n",
-                self.warnings.len()
+                "\n<details><summary>{}</summary>\n",
+                count(self.warnings.len(), "warning")
             );
             for w in &self.warnings {
                 let _ = writeln!(s, "- {}", escape(w));
@@ -167,8 +174,8 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\n<details><summary>{} HTTP exchanges</summary>\n\n| # | leg | flow | request | body bytes | response | faults |\n|---:|---|---:|---|---:|---|---|",
-            self.exchanges.len()
+            "\n<details><summary>{}</summary>\n\n| # | leg | flow | request | body bytes | response | faults |\n|---:|---|---:|---|---:|---|---|",
+            count(self.exchanges.len(), "HTTP exchange")
         );
         for ex in &self.exchanges {
             let body = if ex.request.complete {
@@ -263,7 +270,9 @@ impl Report {
             let result = o
                 .check
                 .as_ref()
-                .map_or(format!("incomplete ({} bytes)", o.length), |c| c.describe());
+                .map_or(format!("incomplete ({})", count(o.length, "byte")), |c| {
+                    c.describe()
+                });
             (
                 o.corrupt,
                 None,
@@ -290,7 +299,9 @@ impl Report {
             let result = b
                 .check
                 .as_ref()
-                .map_or(format!("incomplete ({} bytes)", b.length), |c| c.describe());
+                .map_or(format!("incomplete ({})", count(b.length, "byte")), |c| {
+                    c.describe()
+                });
             (
                 b.corrupt,
                 None,

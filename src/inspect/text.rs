@@ -5,6 +5,7 @@ use super::exchange::Outcome;
 use super::leg;
 use super::model::{FlowSummary, LegComparison, Report};
 use super::objects::Transfer;
+use crate::plural::count;
 
 /// A capture comment as the reports show it: without the `faultline: ` prefix, and the note
 /// faultline puts on the FINs it sends when a run stops said as what it is, not as a fault.
@@ -60,11 +61,11 @@ impl Report {
         };
         let _ = writeln!(
             s,
-            "capture {} ({}, {} packets, {} flows, {} HTTP{h2_flows}, legs: {})",
+            "capture {} ({}, {}, {}, {} HTTP{h2_flows}, legs: {})",
             c.path,
             c.format,
-            c.packets,
-            self.flows.len(),
+            count(c.packets, "packet"),
+            count(self.flows.len(), "flow"),
             http_flows,
             self.leg_filter
         );
@@ -214,7 +215,7 @@ impl Report {
                     .collect();
                 let result = match &o.check {
                     Some(c) => c.describe(),
-                    None => format!("incomplete ({} bytes)", o.length),
+                    None => format!("incomplete ({})", count(o.length, "byte")),
                 };
                 let mark = if o.corrupt { "CORRUPT " } else { "" };
                 let _ = writeln!(
@@ -290,8 +291,8 @@ impl Report {
         if !self.leg_comparisons.is_empty() {
             let _ = writeln!(
                 s,
-                "\nlegs: {} connections compared, {} with differences",
-                self.leg_comparisons.len(),
+                "\nlegs: {} compared, {} with differences",
+                count(self.leg_comparisons.len(), "connection"),
                 compared.len()
             );
             for l in compared {
@@ -421,7 +422,7 @@ impl Report {
             let result = match (&b.check, &b.matched) {
                 (Some(c), Some(f)) => format!("{} ({f})", c.describe()),
                 (Some(c), None) => c.describe(),
-                (None, _) => format!("incomplete ({} bytes)", b.length),
+                (None, _) => format!("incomplete ({})", count(b.length, "byte")),
             };
             let mark = if b.corrupt { "CORRUPT " } else { "" };
             let _ = writeln!(

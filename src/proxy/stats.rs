@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::capture::CaptureSummary;
 use crate::direction::Direction;
+use crate::plural::count;
 use crate::scenario::Scenario;
 use crate::session::RunCounters;
 
@@ -144,21 +145,13 @@ pub struct RuleSummary {
     pub fired: u64,
 }
 
-/// `1 request`, `2 requests`.
-fn plural(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
 impl fmt::Display for RunSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "connections: {} ({} upstream failures)",
-            self.connections, self.upstream_failures
+            "connections: {} ({})",
+            self.connections,
+            count(self.upstream_failures, "upstream failure")
         )?;
         writeln!(
             f,
@@ -168,8 +161,8 @@ impl fmt::Display for RunSummary {
         if self.panics > 0 {
             writeln!(
                 f,
-                "BUG: {} connection task(s) panicked (caught; see the log and please report it)",
-                self.panics
+                "BUG: {} panicked (caught; see the log and please report it)",
+                count(self.panics, "connection task")
             )?;
         }
         if self.rules.is_empty() {
@@ -186,24 +179,24 @@ impl fmt::Display for RunSummary {
             let scope = match rule.requests {
                 Some(requests) => format!(
                     "matched {} ({} eligible)",
-                    plural(requests, "request"),
-                    plural(rule.matched, "connection")
+                    count(requests, "request"),
+                    count(rule.matched, "connection")
                 ),
-                None => format!("matched {}", plural(rule.matched, "connection")),
+                None => format!("matched {}", count(rule.matched, "connection")),
             };
-            writeln!(f, "{title}: {scope}, fired {}", plural(rule.fired, "time"))?;
+            writeln!(f, "{title}: {scope}, fired {}", count(rule.fired, "time"))?;
         }
         if let Some(capture) = &self.capture {
             writeln!(
                 f,
-                "capture: {} ({} packets, {} payload bytes{})",
+                "capture: {} ({}, {}{})",
                 capture.path.display(),
-                capture.packets_written,
-                capture.payload_bytes,
+                count(capture.packets_written, "packet"),
+                count(capture.payload_bytes, "payload byte"),
                 if capture.backpressure_waits > 0 {
                     format!(
-                        ", traffic waited for the writer {} times",
-                        capture.backpressure_waits
+                        ", traffic waited for the writer {}",
+                        count(capture.backpressure_waits, "time")
                     )
                 } else {
                     String::new()
@@ -212,8 +205,8 @@ impl fmt::Display for RunSummary {
             if let Some(error) = &capture.write_error {
                 writeln!(
                     f,
-                    "capture FAILED: {error} ({} packets lost)",
-                    capture.packets_lost
+                    "capture FAILED: {error} ({} lost)",
+                    count(capture.packets_lost, "packet")
                 )?;
             }
         }
@@ -224,6 +217,29 @@ impl fmt::Display for RunSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A count of one reads singular: `1 upstream failure`, `1 connection task panicked`.
+    #[test]
+    fn counts_of_one_are_singular() {
+        let summary = RunSummary {
+            connections: 1,
+            upstream_failures: 1,
+            panics: 1,
+            client_to_upstream: 0,
+            upstream_to_client: 0,
+            rules: Vec::new(),
+            capture: None,
+        };
+        let text = summary.to_string();
+        assert!(
+            text.starts_with("connections: 1 (1 upstream failure)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("BUG: 1 connection task panicked (caught;"),
+            "{text}"
+        );
+    }
 
     /// Issue 15 (summary wording): an attempt-1 rule on six connections acted on three requests;
     /// the summary must not read as if it matched the six connections or three on six.

@@ -247,7 +247,7 @@ fn clean_upload_with_matching_md5_exits_zero() {
     let text = report.render_text();
     assert_eq!(report.exit_code(), 0, "{text}");
     assert_eq!(report.verdict(), Verdict::Clean);
-    assert!(text.contains("OK: 1 uploads, none retried"), "{text}");
+    assert!(text.contains("OK: 1 upload, none retried"), "{text}");
     assert!(text.contains("matches"), "{text}");
     assert_eq!(report.exchanges.len(), 2, "one exchange per leg");
     assert!(report
@@ -381,7 +381,7 @@ fn identical_retries_are_ok() {
     let text = report.render_text();
     assert_eq!(report.exit_code(), 0, "{text}");
     assert!(
-        text.contains("OK: 1 uploads, 1 retried, all retries identical"),
+        text.contains("OK: 1 upload, 1 retried, all retries identical"),
         "{text}"
     );
 }
