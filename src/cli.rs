@@ -17,7 +17,15 @@ use faultline::scenario::schema::{ListenAddr, UpstreamSpec};
     version,
     about,
     long_about = None,
-    after_help = "RUST_LOG (e.g. RUST_LOG=faultline=debug) overrides -v and -q."
+    after_help = "RUST_LOG (e.g. RUST_LOG=faultline=debug) overrides -v and -q.",
+    after_long_help = "RUST_LOG (e.g. RUST_LOG=faultline=debug) overrides -v and -q.\n\n\
+Exit status:\n  \
+0  success (inspect: the capture is clean)\n  \
+1  findings (inspect, run --inspect: CORRUPT) or a runtime failure (listen address in use, \
+capture write error)\n  \
+2  invalid input or setup, found before anything runs: a bad scenario, manifest or argument, a \
+missing or unreadable file, no CA yet or a CA key others can read ([proxy.tls] intercept), a \
+capture folder that cannot be created"
 )]
 pub struct Cli {
     /// More log output (-v debug, -vv trace); RUST_LOG overrides.

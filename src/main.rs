@@ -107,8 +107,13 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Prints the error and its causes once each: a cause whose text the message before it already
 /// quotes (e.g. "cannot listen on ADDR: Address in use" and then "Address in use") is not repeated.
 fn report(error: anyhow::Error) -> ExitCode {
+    report_as(error, 1)
+}
+
+/// [`report`] with another exit status (2 for a setup the user must fix).
+fn report_as(error: anyhow::Error, code: u8) -> ExitCode {
     eprintln!("faultline: error: {}", error_chain(&error));
-    ExitCode::from(1)
+    ExitCode::from(code)
 }
 
 fn error_chain(error: &anyhow::Error) -> String {
@@ -214,7 +219,7 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     }
     let capture_path = capture.clone();
     let scenario = Arc::new(scenario);
-    let running = proxy::start(RunPlan {
+    let started = proxy::start(RunPlan {
         scenario: scenario.clone(),
         listen,
         upstream,
@@ -223,7 +228,14 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         command_line: command_line(),
         live_rules: false,
     })
-    .await?;
+    .await;
+    let running = match started {
+        Ok(running) => running,
+        // No CA, an exposed CA key, an uncreatable capture folder: the user's to fix before
+        // anything runs, like a bad scenario (exit 2); nothing was announced or accepted.
+        Err(e) if e.is_setup() => return Ok(report_as(e.into(), 2)),
+        Err(e) => return Err(e.into()),
+    };
     // Watch for SIGTERM before saying we listen: a supervisor may stop us right after.
     let stop = stop_signal()?;
     announce(format!(

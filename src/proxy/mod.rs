@@ -156,6 +156,24 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
 }
 
+impl StartError {
+    /// Whether the user must fix the setup before anything can run: no CA yet, a CA key others
+    /// can read, a bad `upstream_ca` or key log path, a capture path that cannot be created, an
+    /// upstream that is the proxy itself. Every `StartError` happens before the accept loop
+    /// starts, so these are invalid input like a bad scenario (the binary exits 2 for them);
+    /// the rest (the listen address in use, a built-in upstream that fails, a certificate rcgen
+    /// or rustls cannot make, no runtime) are runtime failures (exit 1).
+    pub fn is_setup(&self) -> bool {
+        use crate::tls::TlsError;
+        match self {
+            StartError::Listen { .. } | StartError::Builtin(_) => false,
+            StartError::Loop(_) => true,
+            StartError::Capture(e) => !matches!(e, CaptureError::NoRuntime { .. }),
+            StartError::Tls(e) => !matches!(e, TlsError::Mint { .. } | TlsError::Config(_)),
+        }
+    }
+}
+
 /// What to run: the scenario plus the values flags may override.
 #[derive(Debug, Clone)]
 pub struct RunPlan {

@@ -1001,8 +1001,10 @@ fn faultline_run(scenario: &Path, upstream: SocketAddr, capture: &Path) -> Child
     ChildGuard(child)
 }
 
+/// A capture folder that cannot be created is a setup the user must fix before anything runs:
+/// exit 2, as for a bad scenario (1 is for runtime failures and findings).
 #[test]
-fn the_binary_exits_1_naming_an_unwritable_capture_path() {
+fn the_binary_exits_2_naming_an_unwritable_capture_path() {
     let dir = TempDir::new("unwritable-bin");
     let scenario = dir.path().join("s.toml");
     std::fs::write(&scenario, "name = \"unwritable\"\n").expect("write the scenario");
@@ -1020,7 +1022,7 @@ fn the_binary_exits_1_naming_an_unwritable_capture_path() {
     });
     let status = child.wait_for(STEP);
     let stderr = reader.join().expect("stderr reader");
-    assert_eq!(status.code(), Some(1), "exit status; stderr: {stderr}");
+    assert_eq!(status.code(), Some(2), "exit status; stderr: {stderr}");
     assert!(
         stderr.contains(&blocker.display().to_string()),
         "stderr names the path: {stderr}"

@@ -697,6 +697,22 @@ fn http_demo_lists_inspect_findings_headline_first() {
     assert_eq!(printed, findings, "{}", out.stdout);
 }
 
+/// `--help` says what each exit status means, so scripts can tell findings (1) from a setup to
+/// fix (2).
+#[test]
+fn long_help_documents_the_exit_statuses() {
+    let out = faultline(&["--help"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    for line in [
+        "Exit status:",
+        "0  success",
+        "1  findings",
+        "2  invalid input or setup",
+    ] {
+        assert!(out.stdout.contains(line), "{line:?} in:\n{}", out.stdout);
+    }
+}
+
 #[test]
 fn help_of_every_subcommand_explains_scenarios() {
     let top = faultline(&["--help"]);

@@ -245,6 +245,59 @@ fn a_ca_key_others_can_read_is_refused_with_the_chmod_to_run() {
     assert!(err.to_string().contains("group or others"), "{err}");
 }
 
+/// Interception without a CA, or with a CA key others can read, is a setup the user must fix
+/// before anything runs: `run` refuses it before it listens, with exit 2 (as for a bad scenario,
+/// not 1 as for a runtime failure) and the command that fixes it.
+#[test]
+fn run_refuses_interception_without_a_usable_ca_with_exit_2_before_listening() {
+    let tmp = TempDir::new("run-unusable-ca");
+    let dir = tmp.path().join("ca");
+    let scenario = tmp.path().join("s.toml");
+    std::fs::write(&scenario, "name = \"tls\"\n[proxy.tls]\nintercept = true\n").unwrap();
+    let scenario = scenario.display().to_string();
+    let run = || {
+        faultline(
+            &dir,
+            &[
+                "run",
+                &scenario,
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "127.0.0.1:9",
+                "--no-capture",
+            ],
+        )
+    };
+
+    let no_ca = run();
+    assert_eq!(no_ca.code(), Some(2), "{}", no_ca.output());
+    assert!(
+        no_ca.stderr.contains("faultline ca init"),
+        "{}",
+        no_ca.output()
+    );
+    assert!(!no_ca.stderr.contains("listening on"), "{}", no_ca.output());
+
+    assert_eq!(faultline(&dir, &["ca", "init"]).code(), Some(0));
+    let key = dir.join("ca-key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let exposed = run();
+    assert_eq!(exposed.code(), Some(2), "{}", exposed.output());
+    assert!(
+        exposed
+            .stderr
+            .contains(&format!("chmod 600 {}", key.display())),
+        "{}",
+        exposed.output()
+    );
+    assert!(
+        !exposed.stderr.contains("listening on"),
+        "{}",
+        exposed.output()
+    );
+}
+
 // ----------------------------------------------------------------------------- test PKI
 
 /// A CA made by the test for its TLS upstreams (as a test would make one for nginx).
