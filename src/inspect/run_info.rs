@@ -49,26 +49,54 @@ impl RunInfo {
 
 /// `command` with the program named `faultline` (the recorded one may be a build path) and, for
 /// `faultline run` without `--seed`, the seed added so the same random draws happen again.
+///
+/// The recorded command is shell-quoted (`main.rs` joins the arguments with `shlex`), so it is
+/// split the same way; text that does not split (a capture from elsewhere) is split on spaces.
+/// The subcommand is the first word that is neither a global flag nor a global flag's value, so
+/// `faultline -v run s.toml` or `faultline --log-format json run s.toml` is a `run` too.
 fn replay_command(command: &str, seed: u64) -> String {
-    let (program, args) = command.split_once(' ').unwrap_or((command, ""));
-    let program = match program.rsplit('/').next() {
-        Some("faultline") => "faultline",
-        _ => program,
+    let words = shlex::split(command)
+        .unwrap_or_else(|| command.split_whitespace().map(str::to_string).collect());
+    let Some((program, args)) = words.split_first() else {
+        return command.to_string();
     };
-    let mut replay = if args.is_empty() {
-        program.to_string()
-    } else {
-        format!("{program} {args}")
+    // The arguments are replayed as recorded (their quoting untouched); only the program is
+    // renamed, its recorded (possibly quoted) form cut off the front.
+    let quoted = shlex::try_quote(program).map(|q| q.into_owned());
+    let (typed_program, rest) = match quoted {
+        Ok(q) if command.starts_with(&q) => command.split_at(q.len()),
+        _ => command.split_at(command.find(' ').unwrap_or(command.len())),
     };
-    let words: Vec<&str> = args.split_whitespace().collect();
-    let is_run = words.first() == Some(&"run");
-    let has_seed = words
+    let joined = match program.rsplit('/').next() {
+        Some("faultline") => format!("faultline{rest}"),
+        _ => format!("{typed_program}{rest}"),
+    };
+    let is_run = subcommand(args) == Some("run");
+    let has_seed = args
         .iter()
-        .any(|w| *w == "--seed" || w.starts_with("--seed="));
+        .take_while(|w| *w != "--")
+        .any(|w| w == "--seed" || w.starts_with("--seed="));
     if is_run && !has_seed {
-        replay.push_str(&format!(" --seed {seed}"));
+        format!("{joined} --seed {seed}")
+    } else {
+        joined
     }
-    replay
+}
+
+/// The first word of `args` that is not a global flag (`-v`, `-qq`, `--verbose`, `--log-format
+/// json`, `--log-format=json`): clap lets these come before the subcommand.
+fn subcommand(args: &[String]) -> Option<&str> {
+    /// Global flags that take their value as the next word.
+    const TAKES_VALUE: &[&str] = &["--log-format"];
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        if TAKES_VALUE.contains(&word.as_str()) {
+            words.next();
+        } else if !word.starts_with('-') {
+            return Some(word);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -110,6 +138,69 @@ mod tests {
             replay_command("./fl run a.toml", 1),
             "./fl run a.toml --seed 1"
         );
+    }
+
+    /// Global flags may come before the subcommand (`faultline -v run …`): it is still a `run`
+    /// whose replay needs the seed, and a seed named after them is still kept.
+    #[test]
+    fn global_flags_before_the_subcommand_still_make_a_run() {
+        for (typed, replay) in [
+            (
+                "faultline -v run s.toml",
+                "faultline -v run s.toml --seed 5",
+            ),
+            (
+                "faultline -vv run s.toml",
+                "faultline -vv run s.toml --seed 5",
+            ),
+            (
+                "faultline -q run s.toml",
+                "faultline -q run s.toml --seed 5",
+            ),
+            (
+                "faultline --verbose --quiet run s.toml",
+                "faultline --verbose --quiet run s.toml --seed 5",
+            ),
+            (
+                "faultline --log-format json run s.toml",
+                "faultline --log-format json run s.toml --seed 5",
+            ),
+            (
+                "faultline --log-format=json -v run s.toml",
+                "faultline --log-format=json -v run s.toml --seed 5",
+            ),
+            (
+                "/b/target/debug/faultline -v run s.toml --seed 3",
+                "faultline -v run s.toml --seed 3",
+            ),
+            (
+                "faultline -v inspect c.pcapng",
+                "faultline -v inspect c.pcapng",
+            ),
+            ("faultline --log-format run", "faultline --log-format run"),
+        ] {
+            assert_eq!(replay_command(typed, 5), replay, "{typed}");
+        }
+    }
+
+    /// Quoted words stay one word: a scenario path with a space is still the scenario, and a
+    /// quoted program path is still faultline.
+    #[test]
+    fn quoted_words_stay_whole() {
+        assert_eq!(
+            replay_command("'/my dir/faultline' -v run 'my scenario.toml'", 2),
+            "faultline -v run 'my scenario.toml' --seed 2"
+        );
+        assert_eq!(
+            replay_command("faultline run 'a --seed b.toml'", 2),
+            "faultline run 'a --seed b.toml' --seed 2"
+        );
+        // `main.rs` records `--seed=9` quoted, as shlex quotes `=`: still a named seed.
+        assert_eq!(
+            replay_command("faultline run s.toml '--seed=9'", 9),
+            "faultline run s.toml '--seed=9'"
+        );
+        assert_eq!(replay_command("", 2), "");
     }
 
     #[test]
