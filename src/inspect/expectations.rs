@@ -151,8 +151,8 @@ fn unlisted(states: &HashMap<&str, &PathState>, manifest: &Manifest) -> Vec<Stri
         .collect();
     if stored.len() > UNLISTED_NAMED {
         lines.push(format!(
-            "--expect: {} more paths stored but not listed in {}",
-            stored.len() - UNLISTED_NAMED,
+            "--expect: {} stored but not listed in {}",
+            crate::plural::count(stored.len() - UNLISTED_NAMED, "more path"),
             manifest.file
         ));
     }

@@ -15,6 +15,7 @@ use super::model::FlowSummary;
 use super::text::{comment_text, is_rule_fault, truncate};
 use super::timeline::{EventKind, FlowTimeline};
 use crate::direction::Direction;
+use crate::plural::count;
 
 /// Drawing width in SVG user units.
 const WIDTH: f64 = 1000.0;
@@ -475,11 +476,11 @@ fn exchange(
     let (x, xe) = (scale.x(start), scale.x(end));
     let y = row(mid, up);
     let what = format!(
-        "exchange {}: {} {} ({} body bytes{})",
+        "exchange {}: {} {} ({}{})",
         ex.id,
         ex.method,
         ex.target,
-        ex.request.length,
+        count(ex.request.length, "body byte"),
         if ex.request.complete { "" } else { ", cut" }
     );
     let text = label(
@@ -515,10 +516,10 @@ fn exchange(
         r#"<g class="response" data-exchange="{}"><title>{}</title><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="6"/><path d="M{:.1} {:.1} l-7 5 l7 5 z"/>{text}</g>"#,
         ex.id,
         escape(&format!(
-            "exchange {}: {} ({} body bytes)",
+            "exchange {}: {} ({})",
             ex.id,
             ex.response_text(),
-            ex.response.body_length
+            count(ex.response.body_length, "body byte")
         )),
         y - 3.0,
         (xe - x).max(1.0),
