@@ -367,6 +367,24 @@ fn check_reports_each_bad_file_once_and_lists_the_good_ones() {
     assert!(errors[1].starts_with(&format!("{}:6:11: ", unknown.display())));
 }
 
+/// One rule reads `ok (1 rule)`, not `ok (1 rules)`.
+#[test]
+fn check_counts_one_rule_in_the_singular() {
+    let dir = TempDir::new("check-one-rule");
+    let one = dir.write(
+        "one.toml",
+        "name = \"one\"\n[[rule]]\nfault.reset = { after = \"1KiB\" }\n",
+    );
+    let out = check(&[&one]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains(&format!("{}: ok (1 rule)\n", one.display())),
+        "{}",
+        out.stdout
+    );
+}
+
 #[test]
 fn check_warns_about_what_run_will_need() {
     let dir = TempDir::new("check-warn");
