@@ -1251,3 +1251,41 @@ fn serve_prints_one_json_summary_line_per_proxy_when_it_stops() {
         assert_eq!(report.capture.damage, None, "{capture}");
     }
 }
+
+/// A proxy name is the `{name}` of `serve --capture`: `../x` is refused (400, Toxiproxy's error
+/// shape) and `..` (a name the API accepts) writes its capture inside the template's folder;
+/// it used to be substituted unchanged, so `DIR/caps/{name}/c.pcapng` wrote `DIR/c.pcapng`.
+#[test]
+fn a_proxy_name_cannot_move_its_capture_out_of_the_folder() {
+    let dir = TempDir::new("api-capture-name");
+    let upstream = echo_upstream();
+    let caps = dir.path().join("caps");
+    let template = caps.join("{name}").join("c.pcapng").display().to_string();
+    let (daemon, api) = serve(&dir, "serve", &["--capture", &template]);
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies",
+        &format!(
+            r#"{{"name":"../x","listen":"127.0.0.1:0","upstream":"{}"}}"#,
+            upstream.server.addr
+        ),
+    );
+    assert_eq!(status, 400, "{body}");
+    let answer = json(&body);
+    assert_eq!(answer["status"], 400, "{body}");
+    assert!(answer["error"].is_string(), "{body}");
+    let proxy = create_proxy(api, "..", upstream.server.addr);
+    assert_eq!(echo_through(proxy, b"hello"), b"hello");
+    let stopped = daemon.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
+    let summary = json(stopped.stdout.lines().next().expect("a summary line"));
+    let capture = std::path::PathBuf::from(summary["capture"].as_str().expect("a capture path"));
+    assert!(
+        capture.starts_with(&caps) && !capture.components().any(|c| c.as_os_str() == ".."),
+        "{}",
+        capture.display()
+    );
+    assert!(capture.is_file(), "{}", capture.display());
+    assert!(!dir.path().join("c.pcapng").exists(), "the capture escaped");
+}
