@@ -1289,3 +1289,42 @@ fn a_proxy_name_cannot_move_its_capture_out_of_the_folder() {
     assert!(capture.is_file(), "{}", capture.display());
     assert!(!dir.path().join("c.pcapng").exists(), "the capture escaped");
 }
+
+/// A client that opens `/faultline/events` and then stops reading (its socket full: 650 KB
+/// queued when probed) neither slows the proxies nor holds up the stop, and serve still prints
+/// its summaries: events reach it through bounded queues that drop (`lagged`) rather than wait.
+#[test]
+fn an_events_client_that_stopped_reading_does_not_hold_up_the_stop() {
+    let dir = TempDir::new("api-stuck-events");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "p", upstream.server.addr);
+    // A small receive buffer, never read: the API's socket fills after a few events.
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket.set_recv_buffer_size(2048).expect("a small buffer");
+    socket.connect(&api.into()).expect("connect to the API");
+    let mut stuck: TcpStream = socket.into();
+    stuck
+        .write_all(b"GET /faultline/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("ask for events");
+    // Each connection is two events (~120 bytes): enough to fill both socket buffers and the
+    // stream's queue.
+    for _ in 0..3000 {
+        assert_eq!(echo_through(proxy, b"x"), b"x");
+    }
+    let started = Instant::now();
+    let stopped = daemon.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the stop took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stopped.stdout.contains("\"proxy\":\"p\""),
+        "{}",
+        stopped.stdout
+    );
+    drop(stuck);
+}
