@@ -481,3 +481,75 @@ async fn an_sni_rustls_refuses_is_answered_without_dialing_the_upstream() {
     })
     .await;
 }
+
+/// Inside a `CONNECT` tunnel the TCP leg is open before the ClientHello arrives; a refused SNI
+/// still gets its alert, and no TLS is started toward the upstream (it receives no byte).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sni_rustls_refuses_inside_connect_starts_no_upstream_tls() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use crate::support::upstream::serve;
+
+    bounded("refused SNI inside CONNECT", async {
+        let tmp = TempDir::new("tls-proxy-connect-refused-sni");
+        let (ca_dir, _) = faultline_ca(tmp.path());
+        // What the upstream read on each connection, once that connection ended.
+        let (tx, mut got) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        let upstream = serve(move |mut stream: TcpStream| {
+            let tx = tx.clone();
+            async move {
+                let mut buf = Vec::new();
+                let _ = stream.read_to_end(&mut buf).await;
+                let _ = tx.send(buf);
+            }
+        })
+        .await;
+        let text = format!(
+            "name = \"connect\"\nseed = 3\n[proxy]\nmode = \"forward\"\n[proxy.tls]\nintercept = true\nca_dir = {:?}\n",
+            ca_dir.display().to_string()
+        );
+        let scenario = Scenario::from_toml(&text, "c.toml", "c").expect("valid");
+        let running = proxy::start(RunPlan {
+            scenario: Arc::new(scenario),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            upstream: UpstreamSpec::PerRequest,
+            seed: 3,
+            capture: None,
+            command_line: String::new(),
+            live_rules: false,
+        })
+        .await
+        .expect("the proxy starts");
+        let mut client = TcpStream::connect(running.local_addr)
+            .await
+            .expect("connect");
+        let target = upstream.addr;
+        client
+            .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+            .await
+            .expect("CONNECT");
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            client.read_exact(&mut byte).await.expect("the CONNECT answer");
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+        client
+            .write_all(&client_hello_with_sni(b"a..b"))
+            .await
+            .expect("send the ClientHello");
+        let mut got_back = Vec::new();
+        let _ = client.read_to_end(&mut got_back).await;
+        assert_eq!(got_back.first(), Some(&0x15), "an alert record: {got_back:?}");
+        assert_eq!(got_back.get(5..7), Some(&[2, 47][..]), "{got_back:?}");
+        let summary = finish(running).await;
+        assert_eq!(summary.panics, 0);
+        assert_eq!(upstream.accepted(), 1, "the tunnel's TCP leg only");
+        // The tunnel's leg ended without a byte on it: no ClientHello of faultline's own.
+        let upstream_read = got.recv().await.expect("the upstream's connection ended");
+        assert!(upstream_read.is_empty(), "upstream TLS was started: {upstream_read:?}");
+    })
+    .await;
+}
