@@ -7,19 +7,34 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// and captures sort by start time in a directory listing.
 ///
 /// `{time}` is UTC in the basic ISO 8601 form `20261122T110512Z` (no `:` so the name is valid on every
-/// file system). Path separators in `name` become `_` so a scenario name cannot escape the directory.
-/// Unknown `{...}` placeholders are left as written.
+/// file system). Unknown `{...}` placeholders are left as written.
+///
+/// The name (a scenario file's `name`, or a proxy's name under `faultline serve`) is made safe
+/// first, see [`safe_name`]: whatever it holds, a capture stays in the folder the template names.
 pub fn expand_path_template(template: &str, name: &str, start: SystemTime, pid: u32) -> PathBuf {
-    let safe_name: String = name
-        .chars()
-        .map(|c| if c == '/' || c == '\\' { '_' } else { c })
-        .collect();
+    let safe_name = safe_name(name);
     PathBuf::from(
         template
             .replace("{name}", &safe_name)
             .replace("{time}", &utc_stamp(start))
             .replace("{pid}", &pid.to_string()),
     )
+}
+
+/// `name` as one piece of a file name: path separators (`/`, `\\`) and control characters become
+/// `_`, and so does a leading `.`, so the name can neither climb out of its folder (`..`, even
+/// with text of the template around it: the piece it fills then holds a `_`), nor hide the file,
+/// nor put a line break in it. `dvc/upload` becomes `dvc_upload`, `../../x` becomes `_._.._x`.
+pub fn safe_name(name: &str) -> String {
+    name.chars()
+        .enumerate()
+        .map(|(i, c)| match c {
+            '/' | '\\' => '_',
+            '.' if i == 0 => '_',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .collect()
 }
 
 /// `YYYYMMDDTHHMMSSZ` for `at`; times before 1970 are written as the epoch.
@@ -53,6 +68,48 @@ mod tests {
             path,
             PathBuf::from("captures/dvc_upload-20261122T110512Z-42.pcapng")
         );
+    }
+
+    #[test]
+    fn a_name_cannot_leave_the_folder_of_the_template() {
+        let at = UNIX_EPOCH;
+        for (name, expect) in [
+            ("../../x", "_._.._x"),
+            ("..", "_."),
+            (".", "_"),
+            (".hidden", "_hidden"),
+            ("a\\..\\b", "a_.._b"),
+            ("line\nbreak\u{7f}", "line_break_"),
+            ("a..b", "a..b"),
+            ("dvc upload: 1st", "dvc upload: 1st"),
+        ] {
+            assert_eq!(safe_name(name), expect, "{name:?}");
+        }
+        for template in [
+            "captures/{name}/c.pcapng",
+            "captures/{name}.pcapng",
+            "captures/.{name}/c",
+            "captures/{name}./c",
+        ] {
+            for name in ["..", ".", "../..", "/", "../x/.."] {
+                let path = expand_path_template(template, name, at, 1);
+                assert!(
+                    path.starts_with("captures")
+                        && path.components().all(|c| !matches!(
+                            c,
+                            std::path::Component::ParentDir | std::path::Component::RootDir
+                        )),
+                    "{template} with {name:?} gave {}",
+                    path.display()
+                );
+                assert_eq!(
+                    path.components().count(),
+                    template.split('/').count(),
+                    "{}",
+                    path.display()
+                );
+            }
+        }
     }
 
     #[test]

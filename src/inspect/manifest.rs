@@ -72,8 +72,11 @@ impl Manifest {
         Manifest::parse(&file, &bytes)
     }
 
-    /// Parses manifest text; `file` names it in errors.
+    /// Parses manifest text; `file` names it in errors. A UTF-8 byte order mark at the start
+    /// (what Notepad and other Windows editors write) is skipped: it would otherwise glue
+    /// itself to the first PATH, which then "does not start with /".
     pub fn parse(file: &str, bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let mut entries: Vec<Entry> = Vec::new();
         // PATH → its line: a bucket's manifest can hold millions of lines.
         let mut seen: HashMap<String, usize> = HashMap::new();
@@ -194,6 +197,18 @@ mod tests {
             m.entries[1].digest.as_ref().map(|d| d.1.as_str()),
             Some("d41d8cd98f00b204e9800998ecf8427e")
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_at_the_start_is_skipped() {
+        let manifest =
+            Manifest::parse("m.txt", "\u{FEFF}/a 1\r\n/b 2\r\n".as_bytes()).expect("a BOM is fine");
+        let paths: Vec<&str> = manifest.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["/a", "/b"]);
+        // Only at the start: anywhere else it is part of a PATH, which then is no request path.
+        let err =
+            Manifest::parse("m.txt", "/a 1\n\u{FEFF}/b 2\n".as_bytes()).expect_err("inner BOM");
+        assert!(err.to_string().starts_with("m.txt:2: "), "{err}");
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::scenario::{ConnectionFacts, Scenario};
 use crate::session::detect::Setup;
 use crate::session::{RunView, Session, SessionPlan};
 use crate::tls::client_hello::MAX_CLIENT_HELLO;
-use crate::tls::intercept::{error_alpn, fallback_name, upstream_server_name};
+use crate::tls::intercept::{error_alpn, fallback_name, refused_sni, upstream_server_name};
 use crate::tls::{
     bad_gateway_response, peek_client_hello, ClientFailure, ClientHelloInfo, Interceptor, LeafName,
     Peek, Replay,
@@ -336,6 +336,13 @@ async fn proxy_connection(
     let mut timer_since = HashMap::new();
     let mut end_timer = rules.end_timer(&mut timer_since, opened);
 
+    // A ClientHello rustls will refuse is answered before the upstream is dialed.
+    if let (Some(interceptor), Some(hello)) = (&run.tls, &first.hello) {
+        if let Some(sni) = refused_sni(hello) {
+            refuse_client_hello(client, first.peeked, sni, interceptor, conn).await;
+            return;
+        }
+    }
     let Opened {
         upstream,
         mut replay,
@@ -355,6 +362,15 @@ async fn proxy_connection(
         replay = Bytes::new();
         first = FirstBytes { peeked, hello };
         debug!(%target, tls = first.hello.is_some(), "inside a CONNECT tunnel");
+        if let (Some(interceptor), Some(hello)) = (&run.tls, &first.hello) {
+            if let Some(sni) = refused_sni(hello) {
+                // The tunnel's TCP leg is open already; no TLS is started on it.
+                abort(upstream);
+                tap.closed(Leg::Upstream).await;
+                refuse_client_hello(client, first.peeked, sni, interceptor, conn).await;
+                return;
+            }
+        }
     }
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
@@ -794,6 +810,48 @@ async fn intercept(
             None
         }
     }
+}
+
+/// Ends an intercepted client whose SNI rustls refuses (see
+/// [`refused_sni`]): one warning naming the name, then rustls' own
+/// `illegal_parameter` alert from the client handshake over the peeked bytes, and the close.
+/// Nothing is dialed for it: its handshake cannot succeed whatever the upstream says.
+async fn refuse_client_hello(
+    client: TcpStream,
+    peeked: Bytes,
+    sni: &str,
+    interceptor: &Interceptor,
+    conn: &ConnectionShared,
+) {
+    warn!(
+        side = "client",
+        sni,
+        "the client's TLS server name (SNI) is neither a DNS name nor an IP address, so TLS cannot be intercepted: refused with an illegal_parameter alert, no upstream connection opened"
+    );
+    let local_ip = client
+        .local_addr()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+    let recorder = interceptor
+        .raw_capture()
+        .then(|| conn.tap.raw_recorder(Leg::Client))
+        .flatten();
+    if let Some(recorder) = &recorder {
+        recorder.read(&peeked);
+    }
+    let client = RecordTap::new(client, recorder);
+    match interceptor
+        .accept_client(Replay::new(peeked, client), LeafName::Ip(local_ip), None)
+        .await
+    {
+        Ok(tls) => {
+            // Not reached with a rustls that refuses the name; never leave a session half-made.
+            debug!(sni, "the client handshake completed after all; closing it");
+            LegStream::ClientTls(Box::new(tls)).abort();
+        }
+        Err(e) => debug!(sni, "{}", ClientFailure::from_io(&e)),
+    }
+    conn.tap.closed(Leg::Client).await;
 }
 
 /// Counts each rule that selects this connection once (its `matched` counter), also the rules

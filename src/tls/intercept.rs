@@ -157,6 +157,18 @@ pub fn upstream_server_name(
     }
 }
 
+/// The client's SNI when rustls will refuse its ClientHello for it (`a..b`, `-`, `*`: neither a
+/// DNS name nor an IP literal, judged by the same `ServerName` parsing rustls applies), else
+/// `None`. Such a client can only get an `illegal_parameter` alert, so the proxy decides that
+/// before it dials the upstream: a connection opened then would only be thrown away.
+pub fn refused_sni(hello: &ClientHelloInfo) -> Option<&str> {
+    let sni = hello.server_name.as_deref()?;
+    match ServerName::try_from(sni) {
+        Ok(ServerName::DnsName(_) | ServerName::IpAddress(_)) => None,
+        _ => Some(sni),
+    }
+}
+
 /// What to mint for a client that sent no SNI rustls can use: the IP literal it put in SNI,
 /// else `destination` (the address it connected to, or the `CONNECT` host).
 pub fn fallback_name(hello: &ClientHelloInfo, destination: LeafName) -> LeafName {
@@ -214,6 +226,31 @@ mod tests {
         assert_eq!(
             fallback_name(&hello(Some("127.0.0.2")), dest),
             LeafName::Ip("127.0.0.2".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn sni_rustls_refuses_is_found_before_any_handshake() {
+        let hello = |sni: &str| ClientHelloInfo {
+            server_name: Some(sni.to_string()),
+            ..Default::default()
+        };
+        for bad in ["a..b", "-", "*", "*.example.test", ".a", "a-.b", "1.2.3"] {
+            assert_eq!(refused_sni(&hello(bad)), Some(bad), "{bad}");
+        }
+        for good in [
+            "up.test",
+            "a-b_c.example.",
+            "127.0.0.1",
+            "::1",
+            "xn--bcher-kva.test",
+        ] {
+            assert_eq!(refused_sni(&hello(good)), None, "{good}");
+        }
+        assert_eq!(
+            refused_sni(&ClientHelloInfo::default()),
+            None,
+            "no SNI at all"
         );
     }
 

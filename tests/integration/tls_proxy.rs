@@ -400,3 +400,156 @@ async fn a_client_hello_faultline_cannot_read_is_relayed_unchanged_with_a_warnin
     })
     .await;
 }
+
+/// A ClientHello whose SNI rustls refuses (`a..b`, `-`, `*`) first had faultline dial the
+/// upstream and finish TLS with it, then fail the client with "peer misbehaved:
+/// ServerNameMustContainOneHostName". Now the client gets rustls' `illegal_parameter` alert,
+/// one warning names the SNI, and the upstream never sees a connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sni_rustls_refuses_is_answered_without_dialing_the_upstream() {
+    use std::process::Command;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use crate::support::daemon::{Daemon, FAULTLINE};
+    use crate::support::upstream::{echo_connection, serve};
+
+    bounded("refused SNI", async {
+        let tmp = TempDir::new("tls-proxy-refused-sni");
+        let (ca_dir, _) = faultline_ca(tmp.path());
+        let upstream = serve(echo_connection).await;
+        let path = tmp.path().join("refused.toml");
+        let scenario = format!(
+            "name = \"refused-sni\"\nseed = 1\n[proxy.tls]\nintercept = true\nca_dir = {:?}\n",
+            ca_dir.display().to_string()
+        );
+        std::fs::write(&path, scenario).expect("write the scenario");
+        let mut daemon = Daemon::start(
+            Command::new(FAULTLINE)
+                .arg("run")
+                .arg(&path)
+                .args(["--listen", "127.0.0.1:0", "--upstream"])
+                .arg(upstream.addr.to_string()),
+            tmp.path(),
+            "faultline",
+        );
+        let addr = daemon.faultline_address();
+        let refused = ["a..b", "-", "*"];
+        for sni in refused {
+            let mut client = TcpStream::connect(addr).await.expect("connect");
+            client
+                .write_all(&client_hello_with_sni(sni.as_bytes()))
+                .await
+                .expect("send the ClientHello");
+            let mut got = Vec::new();
+            let _ = client.read_to_end(&mut got).await;
+            // A plaintext fatal alert record: illegal_parameter (47).
+            assert_eq!(got.first(), Some(&0x15), "{sni}: an alert record: {got:?}");
+            assert_eq!(got.get(5..7), Some(&[2, 47][..]), "{sni}: {got:?}");
+        }
+        // A connection of our own, accepted after any faultline opened before it (one listen
+        // queue, first in first out): once it is counted, the count says faultline's share.
+        let _own = TcpStream::connect(upstream.addr).await.expect("connect");
+        // Bounded by `bounded`; there is no event to await for another task's counter.
+        while upstream.accepted() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let finished = daemon.stop();
+        assert_eq!(
+            upstream.accepted(),
+            1,
+            "faultline dialed the upstream for a refused SNI:\n{}",
+            finished.stderr
+        );
+        let warnings: Vec<&str> = finished
+            .stderr
+            .lines()
+            .filter(|l| l.contains("WARN"))
+            .collect();
+        assert_eq!(warnings.len(), refused.len(), "{}", finished.stderr);
+        for (line, sni) in warnings.iter().zip(refused) {
+            assert!(
+                line.contains("neither a DNS name nor an IP address") && line.contains(sni),
+                "{line}"
+            );
+        }
+        assert!(
+            !finished.stderr.contains("ServerNameMustContainOneHostName"),
+            "{}",
+            finished.stderr
+        );
+    })
+    .await;
+}
+
+/// Inside a `CONNECT` tunnel the TCP leg is open before the ClientHello arrives; a refused SNI
+/// still gets its alert, and no TLS is started toward the upstream (it receives no byte).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sni_rustls_refuses_inside_connect_starts_no_upstream_tls() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use crate::support::upstream::serve;
+
+    bounded("refused SNI inside CONNECT", async {
+        let tmp = TempDir::new("tls-proxy-connect-refused-sni");
+        let (ca_dir, _) = faultline_ca(tmp.path());
+        // What the upstream read on each connection, once that connection ended.
+        let (tx, mut got) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        let upstream = serve(move |mut stream: TcpStream| {
+            let tx = tx.clone();
+            async move {
+                let mut buf = Vec::new();
+                let _ = stream.read_to_end(&mut buf).await;
+                let _ = tx.send(buf);
+            }
+        })
+        .await;
+        let text = format!(
+            "name = \"connect\"\nseed = 3\n[proxy]\nmode = \"forward\"\n[proxy.tls]\nintercept = true\nca_dir = {:?}\n",
+            ca_dir.display().to_string()
+        );
+        let scenario = Scenario::from_toml(&text, "c.toml", "c").expect("valid");
+        let running = proxy::start(RunPlan {
+            scenario: Arc::new(scenario),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            upstream: UpstreamSpec::PerRequest,
+            seed: 3,
+            capture: None,
+            command_line: String::new(),
+            live_rules: false,
+        })
+        .await
+        .expect("the proxy starts");
+        let mut client = TcpStream::connect(running.local_addr)
+            .await
+            .expect("connect");
+        let target = upstream.addr;
+        client
+            .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+            .await
+            .expect("CONNECT");
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            client.read_exact(&mut byte).await.expect("the CONNECT answer");
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+        client
+            .write_all(&client_hello_with_sni(b"a..b"))
+            .await
+            .expect("send the ClientHello");
+        let mut got_back = Vec::new();
+        let _ = client.read_to_end(&mut got_back).await;
+        assert_eq!(got_back.first(), Some(&0x15), "an alert record: {got_back:?}");
+        assert_eq!(got_back.get(5..7), Some(&[2, 47][..]), "{got_back:?}");
+        let summary = finish(running).await;
+        assert_eq!(summary.panics, 0);
+        assert_eq!(upstream.accepted(), 1, "the tunnel's TCP leg only");
+        // The tunnel's leg ended without a byte on it: no ClientHello of faultline's own.
+        let upstream_read = got.recv().await.expect("the upstream's connection ended");
+        assert!(upstream_read.is_empty(), "upstream TLS was started: {upstream_read:?}");
+    })
+    .await;
+}

@@ -86,6 +86,11 @@ impl Daemon {
         }
     }
 
+    /// Its process id (to read `/proc/PID/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything it printed so far (stdout then stderr).
     pub fn output(&self) -> String {
         format!("{}{}", read_lossy(&self.stdout), read_lossy(&self.stderr))
