@@ -779,6 +779,17 @@ fn unknown_field(message: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
+    /// What `check` warns about rules `text` (an upstream is given).
+    fn warnings(text: &str) -> Vec<String> {
+        Scenario::from_toml(
+            &format!("[proxy]\nupstream = \"127.0.0.1:9\"\n{text}"),
+            "w.toml",
+            "w",
+        )
+        .expect("valid")
+        .warnings()
+    }
+
     fn error_of(text: &str) -> Located {
         match Scenario::from_toml(text, "s.toml", "s") {
             Err(ScenarioError::Invalid(located)) => located,
@@ -958,15 +969,6 @@ fault.refuse = {}
 
     #[test]
     fn rules_that_can_never_act_under_the_protocol_are_warned_about_once_each() {
-        let warnings = |text: &str| {
-            Scenario::from_toml(
-                &format!("[proxy]\nupstream = \"127.0.0.1:9\"\n{text}"),
-                "w.toml",
-                "w",
-            )
-            .expect("valid")
-            .warnings()
-        };
         let rst =
             "[[rule]]\nname = \"r\"\nmatch = { path = \"/x\" }\nfault.rst_stream = { after = 1 }\n";
         assert!(warnings(rst).is_empty(), "{:?}", warnings(rst));
@@ -999,15 +1001,6 @@ fault.refuse = {}
 
     #[test]
     fn a_lower_case_method_is_warned_about() {
-        let warnings = |text: &str| {
-            Scenario::from_toml(
-                &format!("[proxy]\nupstream = \"127.0.0.1:9\"\n{text}"),
-                "w.toml",
-                "w",
-            )
-            .expect("valid")
-            .warnings()
-        };
         let lower = warnings(
             "[[rule]]\nname = \"r\"\nmatch = { method = [\"PUT\", \"post\"] }\nfault.reset = { after = 1 }\n",
         );
@@ -1025,15 +1018,6 @@ fault.refuse = {}
 
     #[test]
     fn a_body_fault_on_get_requests_is_warned_about() {
-        let warnings = |text: &str| {
-            Scenario::from_toml(
-                &format!("[proxy]\nupstream = \"127.0.0.1:9\"\n{text}"),
-                "w.toml",
-                "w",
-            )
-            .expect("valid")
-            .warnings()
-        };
         let get = warnings(
             "[[rule]]\nname = \"g\"\nmatch = { method = \"GET\" }\nfault.truncate = { after = \"100KiB\" }\n",
         );
