@@ -822,7 +822,13 @@ fault.stall = {{ after = "100KiB" }}
 async fn a_timed_stall_on_one_stream_delays_its_sibling_too_tcp_order() {
     bounded("timed stall on one stream", async {
         let dir = TempDir::new("h2-stall-timed");
-        let mut server = GrpcServer::start(dir.path(), &["--barrier", "2", "--blobs", "2"]);
+        // Paced (16 chunks, 20 ms apart: ~0.3 s a read) so the sibling is still streaming when
+        // the stall begins; unpaced, it could finish in 14 ms before the paused read reached
+        // 100 KiB (CI saw it) and no head-of-line blocking was left to see.
+        let mut server = GrpcServer::start(
+            dir.path(),
+            &["--barrier", "2", "--blobs", "2", "--pace-ms", "20"],
+        );
         let mut proxy = Proxy::start(
             server.spec(),
             "",
@@ -845,7 +851,8 @@ fault.stall = {{ after = "100KiB", duration = "600ms" }}
             assert!(blob.verified, "{blob:?}");
             assert_eq!(blob.attempts.len(), 1, "{blob:?}");
             // Both ends wait: the sibling's later frames queue behind the paused one's on the
-            // one TCP connection (documented head-of-line blocking).
+            // one TCP connection (documented head-of-line blocking). Paced alone, a read takes
+            // ~0.3 s.
             assert!(
                 blob.attempts[0].seconds >= 0.55,
                 "both reads last the stall: {blob:?}"
