@@ -103,12 +103,18 @@ fn create_proxy(api: SocketAddr, name: &str, upstream: SocketAddr) -> SocketAddr
         .expect("an address")
 }
 
-/// Writes `payload` through `proxy` and reads until the echo (or the proxy) ends the stream.
-fn echo_through(proxy: SocketAddr, payload: &[u8]) -> Vec<u8> {
-    let mut stream = TcpStream::connect(proxy).expect("connect to the proxy");
+/// A connection through `proxy` whose reads give up after 10 s (every wait bounded).
+fn connect(proxy: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(proxy).expect("connect to the proxy");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
+    stream
+}
+
+/// Writes `payload` through `proxy` and reads until the echo (or the proxy) ends the stream.
+fn echo_through(proxy: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let mut stream = connect(proxy);
     stream.write_all(payload).expect("write");
     stream.shutdown(Shutdown::Write).expect("half-close");
     let mut back = Vec::new();
@@ -431,9 +437,7 @@ fn toxics_act_on_open_connections_at_once_and_disabling_closes_them() {
     let upstream = echo_upstream();
     let (daemon, api) = serve(&dir, "serve", &[]);
     let proxy = create_proxy(api, "live", upstream.server.addr);
-    let mut open = TcpStream::connect(proxy).expect("connect");
-    open.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    let mut open = connect(proxy);
     // 2 s of latency: an exchange under it proves the toxic gone even on a busy machine
     // (latency numbers themselves are the benches' job).
     let latency = Duration::from_secs(2);
@@ -474,9 +478,7 @@ fn toxics_act_on_open_connections_at_once_and_disabling_closes_them() {
     assert_eq!(back.len(), 15, "cut at exactly 15 bytes");
     http(api, "POST", "/reset", "");
     // Disabling the proxy ends its open connections and closes its listener.
-    let mut open = TcpStream::connect(proxy).expect("connect");
-    open.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    let mut open = connect(proxy);
     exchange(&mut open, 5);
     let (status, body) = http(api, "POST", "/proxies/live", r#"{"enabled":false}"#);
     assert_eq!(
@@ -811,10 +813,7 @@ fn an_updated_limit_data_keeps_its_count_on_open_connections() {
         r#"{"name":"cap","type":"limit_data","stream":"downstream","attributes":{"bytes":10}}"#,
     );
     assert_eq!(status, 200, "{body}");
-    let mut stream = TcpStream::connect(proxy).expect("connect to the proxy");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    let mut stream = connect(proxy);
     exchange(&mut stream, 6);
     let (status, body) = http(
         api,
@@ -832,10 +831,7 @@ fn an_updated_limit_data_keeps_its_count_on_open_connections() {
     assert_eq!(back, b"ab", "6 counted before the update, 8 allowed");
     // Removed and added again, the very same toxic, while a connection is idle: a new toxic,
     // counting from zero on that connection, as in Toxiproxy.
-    let mut stream = TcpStream::connect(proxy).expect("connect to the proxy");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    let mut stream = connect(proxy);
     exchange(&mut stream, 6);
     let toxic =
         r#"{"name":"cap","type":"limit_data","stream":"downstream","attributes":{"bytes":8}}"#;
@@ -893,10 +889,7 @@ fn the_capture_so_far_holds_the_bytes_relayed_just_before_the_request() {
         // One request per connection, each left open: an HTTP request line, so faultline's own
         // reader names it (as an exchange's target).
         let request = format!("GET /marker-{round} HTTP/1.1\r\nHost: capture.test\r\n\r\n");
-        let mut stream = TcpStream::connect(proxy).expect("connect to the proxy");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
+        let mut stream = connect(proxy);
         stream.write_all(request.as_bytes()).expect("write");
         let mut back = vec![0u8; request.len()];
         stream.read_exact(&mut back).expect("read the echo");
@@ -1004,20 +997,13 @@ fn slicer_slow_close_and_timeout_act_on_real_traffic() {
     let upstream = echo_upstream();
     let (daemon, api) = serve(&dir, "serve", &[]);
     let proxy = create_proxy(api, "f", upstream.server.addr);
-    let connect = || {
-        let stream = TcpStream::connect(proxy).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        stream
-    };
     let add = |body: &str| {
         let (status, answer) = http(api, "POST", "/proxies/f/toxics", body);
         assert_eq!(status, 200, "{answer}");
     };
     // slicer: 40 bytes leave in 10-byte pieces 30 ms apart, every byte intact.
     add(r#"{"type":"slicer","attributes":{"average_size":10,"size_variation":0,"delay":30000}}"#);
-    let mut stream = connect();
+    let mut stream = connect(proxy);
     let payload: Vec<u8> = (0..40u8).collect();
     let started = Instant::now();
     stream.write_all(&payload).expect("write");
@@ -1038,7 +1024,7 @@ fn slicer_slow_close_and_timeout_act_on_real_traffic() {
     http(api, "POST", "/reset", "");
     // slow_close: the echo's FIN reaches the client 300 ms after the echo sent it.
     add(r#"{"type":"slow_close","attributes":{"delay":300}}"#);
-    let mut stream = connect();
+    let mut stream = connect(proxy);
     stream.write_all(b"abc").expect("write");
     stream.shutdown(Shutdown::Write).expect("half-close");
     let closed_at = Instant::now();
@@ -1053,7 +1039,7 @@ fn slicer_slow_close_and_timeout_act_on_real_traffic() {
     http(api, "POST", "/reset", "");
     // timeout: what the client sends is swallowed, and 300 ms after the toxic came in force the
     // connection closes.
-    let mut stream = connect();
+    let mut stream = connect(proxy);
     // Timed from before the request: the toxic comes in force while it is answered, and the
     // answer can reach a loaded test well after that (timed from the answer, the close came
     // early by however long that took).
@@ -1138,10 +1124,7 @@ fn timed_echo(proxy: SocketAddr, size: usize) -> Duration {
 fn reset_connections(proxy: SocketAddr, count: u64) -> Vec<u64> {
     (1..=count)
         .filter(|_| {
-            let mut stream = TcpStream::connect(proxy).expect("connect to the proxy");
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .expect("timeout");
+            let mut stream = connect(proxy);
             let _ = stream.write_all(b"ping");
             let _ = stream.shutdown(Shutdown::Write);
             let mut back = Vec::new();
