@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use super::RunShared;
+use crate::plural;
 
 /// What the status line shows, read from a run's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,13 +61,12 @@ impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} open / {} connections · client->upstream {} · upstream->client {} · {} fault{} fired",
+            "{} open / {} · client->upstream {} · upstream->client {} · {} fired",
             self.open,
-            self.total,
+            plural::count(self.total, "connection"),
             size(self.up),
             size(self.down),
-            self.fired,
-            if self.fired == 1 { "" } else { "s" }
+            plural::count(self.fired, "fault"),
         )?;
         if let Some(capture) = self.capture {
             write!(f, " · capture {}", size(capture))?;
@@ -140,6 +140,22 @@ mod tests {
         assert_eq!(
             status.to_string(),
             "2 open / 40 connections · client->upstream 1.5 KiB · upstream->client 5.0 MiB · 1 fault fired · capture 800 B"
+        );
+    }
+
+    #[test]
+    fn one_connection_and_no_fault_read_right() {
+        let status = Status {
+            open: 0,
+            total: 1,
+            up: 0,
+            down: 0,
+            fired: 0,
+            capture: None,
+        };
+        assert_eq!(
+            status.to_string(),
+            "0 open / 1 connection · client->upstream 0 B · upstream->client 0 B · 0 faults fired"
         );
     }
 }
