@@ -1,9 +1,10 @@
 //! The faultline binary: parse the command line, set up logging, run, map the outcome to an exit
 //! status (0 ok, 1 runtime failure, 2 invalid input). All logic lives in the library.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -11,6 +12,7 @@ mod cli;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::EnvFilter;
 
 use cli::{CaCommand, Cli, Command, LogFormat, RunArgs, ServeArgs};
@@ -24,6 +26,7 @@ use faultline::scenario::{Scenario, ScenarioError, DEFAULT_LISTEN};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    JSON_ERRORS.store(matches!(cli.log_format, LogFormat::Json), Relaxed);
     let default_level = format!("faultline={}", cli.log_level());
     let status_shown = StatusShown::default();
     init_logging(
@@ -34,16 +37,19 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { files } => check(&files),
         Command::Completions { shell } => {
+            // clap_complete panics on a failed write, so the script is made in memory first and
+            // written like the man page: a closed pipe (`| head`) is not an error.
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "faultline", &mut std::io::stdout());
-            ExitCode::SUCCESS
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "faultline", &mut script);
+            write_stdout(&script, "cannot write the completion script")
         }
         Command::Man => {
             let command = <Cli as clap::CommandFactory>::command();
-            match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-                Err(e) => report(anyhow::Error::from(e).context("cannot write the man page")),
+            let mut page = Vec::new();
+            match clap_mangen::Man::new(command).render(&mut page) {
+                Ok(()) => write_stdout(&page, "cannot write the man page"),
+                Err(e) => report(anyhow::Error::from(e).context("cannot render the man page")),
             }
         }
         Command::Run(args) => runtime()
@@ -110,10 +116,41 @@ fn report(error: anyhow::Error) -> ExitCode {
     report_as(error, 1)
 }
 
-/// [`report`] with another exit status (2 for a setup the user must fix).
+/// [`report`] with another exit status (2 for a setup the user must fix). With
+/// `--log-format json` the error is one JSON line shaped like the log lines before it (a machine
+/// reading stderr must not meet one line of text at the very end), whatever the log filter says.
 fn report_as(error: anyhow::Error, code: u8) -> ExitCode {
-    eprintln!("faultline: error: {}", error_chain(&error));
+    let text = error_chain(&error);
+    if JSON_ERRORS.load(Relaxed) {
+        let mut timestamp = String::new();
+        let _ = tracing_subscriber::fmt::time::SystemTime.format_time(
+            &mut tracing_subscriber::fmt::format::Writer::new(&mut timestamp),
+        );
+        let line = serde_json::json!({
+            "timestamp": timestamp,
+            "level": "ERROR",
+            "fields": { "message": format!("faultline: error: {text}"), "exit_code": code },
+            "target": "faultline",
+        });
+        eprintln!("{line}");
+    } else {
+        eprintln!("faultline: error: {text}");
+    }
     ExitCode::from(code)
+}
+
+/// Whether fatal errors are reported as JSON lines (`--log-format json`).
+static JSON_ERRORS: AtomicBool = AtomicBool::new(false);
+
+/// Writes a whole document (completion script, man page) to stdout; a reader that stopped early
+/// (`| head`) is not an error.
+fn write_stdout(bytes: &[u8], what: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => report(anyhow::Error::from(e).context(what.to_string())),
+    }
 }
 
 fn error_chain(error: &anyhow::Error) -> String {

@@ -891,6 +891,28 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
     );
 }
 
+/// `faultline completions bash | head -1` and `faultline man | head` must end quietly when the
+/// reader is gone (regression: clap_complete panicked with "failed to write completion file").
+#[test]
+fn documents_written_to_a_closed_pipe_end_quietly() {
+    for args in [
+        &["completions", "bash"][..],
+        &["completions", "zsh"],
+        &["man"],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = Command::new(BIN)
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("run faultline");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn quiet_silences_the_info_lines_and_verbose_adds_debug_ones() {
     let dir = TempDir::new("verbosity");

@@ -353,4 +353,24 @@ fn a_listen_address_in_use_is_reported_once() {
         stderr.contains(&format!("cannot listen on {addr}")),
         "{stderr}"
     );
+
+    // With `--log-format json` the fatal error is a JSON line too, not one line of text at the end.
+    let out = Command::new(BIN)
+        .args(["--log-format", "json", "run"])
+        .arg(&scenario)
+        .args(["--listen", &addr])
+        .output()
+        .expect("run faultline");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    let line: serde_json::Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(line["level"], "ERROR", "{stderr}");
+    assert_eq!(line["fields"]["exit_code"], 1, "{stderr}");
+    let message = line["fields"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
 }
