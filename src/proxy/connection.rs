@@ -525,28 +525,40 @@ async fn proxy_connection(
             client.abort();
         }
         Outcome::Fault(EndHow::Finish, comment) => {
-            if !upstream_fin_sent {
-                tap.proxy_fin(Leg::Upstream, Some(comment.clone())).await;
-            }
-            if !client_fin_sent {
-                tap.proxy_fin(Leg::Client, Some(comment)).await;
-            }
             // A cut: for TLS legs a FIN without close_notify, as the network would cut it.
             let _ = tokio::join!(
-                close_cleanly(&mut upstream, Leg::Upstream, conn, false),
-                close_cleanly(&mut client, Leg::Client, conn, false)
+                close_cleanly(
+                    &mut upstream,
+                    Leg::Upstream,
+                    conn,
+                    false,
+                    FinRecord::unless(upstream_fin_sent, Some(comment.clone()))
+                ),
+                close_cleanly(
+                    &mut client,
+                    Leg::Client,
+                    conn,
+                    false,
+                    FinRecord::unless(client_fin_sent, Some(comment))
+                )
             );
         }
         Outcome::Answered => {
-            if !upstream_fin_sent {
-                tap.proxy_fin(Leg::Upstream, None).await;
-            }
-            if !client_fin_sent {
-                tap.proxy_fin(Leg::Client, None).await;
-            }
             let _ = tokio::join!(
-                close_cleanly(&mut upstream, Leg::Upstream, conn, true),
-                close_cleanly(&mut client, Leg::Client, conn, true)
+                close_cleanly(
+                    &mut upstream,
+                    Leg::Upstream,
+                    conn,
+                    true,
+                    FinRecord::unless(upstream_fin_sent, None)
+                ),
+                close_cleanly(
+                    &mut client,
+                    Leg::Client,
+                    conn,
+                    true,
+                    FinRecord::unless(client_fin_sent, None)
+                )
             );
         }
         Outcome::TlsAlert {
@@ -800,8 +812,7 @@ async fn intercept(
                             .await;
                         }
                     }
-                    tap.proxy_fin(Leg::Client, None).await;
-                    close_cleanly(&mut down, Leg::Client, conn, true).await;
+                    close_cleanly(&mut down, Leg::Client, conn, true, FinRecord::Fin(None)).await;
                 }
                 Err(e) => warn!(side = "client", "{}", ClientFailure::from_io(&e)),
             }
@@ -982,8 +993,7 @@ async fn open_upstream(
                     Some(note),
                 )
                 .await;
-                tap.proxy_fin(Leg::Client, None).await;
-                close_cleanly(client, Leg::Client, conn, true).await;
+                close_cleanly(client, Leg::Client, conn, true, FinRecord::Fin(None)).await;
                 tap.closed(Leg::Client).await;
                 Err(Unrouted::Answered)
             }
@@ -1067,7 +1077,7 @@ async fn end_with_tls_alert(
             warn!(%leg, alert = alert.name(), error = %e, "the TLS alert fault could not be sent; the leg is only cut")
         }
     }
-    tap.proxy_fin(other_leg, Some(comment.clone())).await;
+    let other_fin = FinRecord::Fin(Some(comment.clone()));
     let drain_failing = async {
         let mut sink = vec![0u8; 16 * 1024];
         // `Some(ended)` once the peer answered: `true` if that answer was its close.
@@ -1112,22 +1122,47 @@ async fn end_with_tls_alert(
     };
     let _ = tokio::join!(
         drain_failing,
-        close_cleanly(&mut other, other_leg, conn, false)
+        close_cleanly(&mut other, other_leg, conn, false, other_fin)
     );
+}
+
+/// Whether [`close_cleanly`] records the FIN it sends.
+enum FinRecord {
+    /// The capture already holds this leg's FIN (the pump sent it, or the caller recorded it).
+    Recorded,
+    /// Record the FIN, with this comment, once the stream has written its last bytes.
+    Fin(Option<String>),
+}
+
+impl FinRecord {
+    /// `Fin(comment)` unless the pump already sent (and recorded) the FIN.
+    fn unless(fin_sent: bool, comment: Option<String>) -> Self {
+        if fin_sent {
+            FinRecord::Recorded
+        } else {
+            FinRecord::Fin(comment)
+        }
+    }
 }
 
 /// Sends a FIN, then reads and discards until the peer closes too (bounded), because closing a
 /// socket with unread bytes makes the kernel send a RST instead. What the peer sends meanwhile
-/// crossed the leg, so it is recorded.
+/// crossed the leg, so it is recorded. The FIN is recorded after the stream finished writing:
+/// a TLS leg's last records (flushed data, close_notify) go out before it, and a raw capture
+/// must show them in that order or the close_notify lands after the FIN and cannot be read.
 async fn close_cleanly<S: FinishWrite>(
     stream: &mut S,
     leg: Leg,
     conn: &ConnectionShared,
     notify: bool,
+    fin: FinRecord,
 ) {
     let tap = &conn.tap;
     let shutdown = &conn.run.shutdown;
     let _ = stream.finish_write(notify).await;
+    if let FinRecord::Fin(comment) = fin {
+        tap.proxy_fin(leg, comment).await;
+    }
     let mut sink = bytes::BytesMut::with_capacity(64 * 1024);
     let drain = async {
         loop {

@@ -1019,8 +1019,14 @@ async fn raw_captures_hold_the_tls_records_and_decrypt_themselves() {
         let upload = world.path().join("object.bin");
         fs::write(&upload, &object).unwrap();
         let capture = world.path().join("raw.pcapng");
+        // faultline answers one request itself: its close_notify must precede its FIN in the
+        // capture, or the last record of each leg cannot be decrypted.
         let running = world
-            .proxy(false, "capture_tls = \"raw\"\n", Some(&capture))
+            .proxy(
+                false,
+                "capture_tls = \"raw\"\n[[rule]]\nmatch = { path = \"/blocked\" }\nfault.respond = { status = 503 }\n",
+                Some(&capture),
+            )
             .await;
         let url = format!("https://{HOST}:{}{path}", running.local_addr.port());
         let ca = world.ca_pem.display().to_string();
@@ -1039,6 +1045,22 @@ async fn raw_captures_hold_the_tls_records_and_decrypt_themselves() {
             let out = curl(args, None).await;
             assert_eq!(out.code(), Some(0), "{what}: {}", out.output());
         }
+        let blocked = format!("https://{HOST}:{}/blocked", running.local_addr.port());
+        let out = curl(
+            vec![
+                "--cacert".into(),
+                ca.clone(),
+                "--http1.1".into(),
+                "--write-out".into(),
+                "%{http_code}".into(),
+                "--output".into(),
+                "/dev/null".into(),
+                blocked,
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(out.stdout, "503", "answered: {}", out.output());
         let summary = finish(running).await;
         assert_eq!(summary.panics, 0);
 
