@@ -31,6 +31,7 @@ pub mod protobuf;
 pub mod reader;
 #[cfg(test)]
 mod real_traffic_tests;
+pub mod refusing_server;
 pub mod resource_name;
 pub mod settings;
 pub mod stream;

@@ -28,6 +28,7 @@ use super::{forward, RunShared, Upstream};
 use crate::capture::Leg;
 use crate::direction::Direction;
 use crate::fault::plan::{EndHow, Mark};
+use crate::h2::refusing_server::RefusingServer;
 use crate::scenario::schema::{Mode, Protocol};
 use crate::scenario::{ConnectionFacts, Scenario};
 use crate::session::detect::Setup;
@@ -797,13 +798,16 @@ async fn intercept(
             {
                 Ok(down) => {
                     let mut down = LegStream::ClientTls(Box::new(down));
-                    if alpn != Some(b"h2".as_slice()) {
+                    let note = format!(
+                        "faultline: upstream {upstream_name} failed TLS ({}): answered 502",
+                        failure.reason()
+                    );
+                    if alpn == Some(b"h2".as_slice()) {
+                        let reason = format!("TLS to upstream {upstream_name} failed: {failure}");
+                        refuse_h2_client(&mut down, reason, note, conn).await;
+                    } else {
                         let answer = bad_gateway_response(&upstream_name, &failure);
                         if down.write_all(&answer).await.is_ok() {
-                            let note = format!(
-                                "faultline: upstream {upstream_name} failed TLS ({}): answered 502",
-                                failure.reason()
-                            );
                             conn.relayed(
                                 Direction::UpstreamToClient,
                                 &Bytes::from(answer),
@@ -821,6 +825,81 @@ async fn intercept(
             None
         }
     }
+}
+
+/// How long an HTTP/2 client whose upstream failed may take to send its first request.
+const H2_REFUSAL_FIRST_REQUEST: Duration = Duration::from_secs(5);
+/// How long after an answer faultline waits for requests sent alongside it before GOAWAY.
+const H2_REFUSAL_MORE_REQUESTS: Duration = Duration::from_millis(100);
+
+/// Answers an HTTP/2 client (ALPN `h2`, e.g. gRPC) whose upstream could not be reached over TLS:
+/// every request it sends gets the failure in its own terms (see [`RefusingServer`]), then
+/// GOAWAY. The bytes it sent crossed the client leg and are recorded; faultline's answers carry
+/// `note`. Bounded: a client that sends nothing is left after [`H2_REFUSAL_FIRST_REQUEST`].
+async fn refuse_h2_client(
+    down: &mut LegStream,
+    reason: String,
+    note: String,
+    conn: &ConnectionShared,
+) {
+    let mut server = RefusingServer::new(reason);
+    if !answer_h2(down, RefusingServer::preface(), &note, conn).await {
+        return;
+    }
+    let mut buf = bytes::BytesMut::with_capacity(16 * 1024);
+    loop {
+        let wait = if server.answered() == 0 {
+            H2_REFUSAL_FIRST_REQUEST
+        } else {
+            H2_REFUSAL_MORE_REQUESTS
+        };
+        buf.clear();
+        let read = tokio::select! {
+            read = timeout(wait, down.read_buf(&mut buf)) => read,
+            () = conn.run.shutdown.cancelled() => break,
+        };
+        match read {
+            Ok(Ok(n)) if n > 0 => {
+                let bytes = buf.split().freeze();
+                conn.tap.drained(Leg::Client, &bytes).await;
+                match server.feed(&bytes) {
+                    Ok(answer) => {
+                        if !answer_h2(down, answer, &note, conn).await {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        debug!(side = "client", error = %e, "not HTTP/2 after ALPN h2; closing");
+                        break;
+                    }
+                }
+            }
+            // The client's FIN or reset is recorded by the drain that closes the leg.
+            Ok(Ok(_)) | Err(_) => break,
+            Ok(Err(_)) => return,
+        }
+    }
+    answer_h2(down, server.goodbye(), &note, conn).await;
+}
+
+/// Writes frames faultline made to the client and records them with `note`; `false` when the
+/// client is gone.
+async fn answer_h2(
+    down: &mut LegStream,
+    frames: Vec<u8>,
+    note: &str,
+    conn: &ConnectionShared,
+) -> bool {
+    if frames.is_empty() {
+        return true;
+    }
+    if down.write_all(&frames).await.is_err() {
+        return false;
+    }
+    let frames = Bytes::from(frames);
+    conn.relayed(Direction::UpstreamToClient, &frames, Some(note.to_string()))
+        .await;
+    true
 }
 
 /// Ends an intercepted client whose SNI rustls refuses (see

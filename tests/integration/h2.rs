@@ -114,6 +114,8 @@ pub(crate) mod helpers {
     pub struct Attempt {
         pub offset: u64,
         pub status: String,
+        /// grpcio's `details()` of a failed attempt (empty when it succeeded).
+        pub detail: String,
         pub bytes: u64,
         pub seconds: f64,
     }
@@ -197,6 +199,7 @@ pub(crate) mod helpers {
                             .map(|a| Attempt {
                                 offset: a["offset"].as_u64().expect("offset"),
                                 status: a["status"].as_str().expect("status").to_string(),
+                                detail: a["detail"].as_str().expect("detail").to_string(),
                                 bytes: a["bytes"].as_u64().expect("bytes"),
                                 seconds: a["seconds"].as_f64().expect("seconds"),
                             })

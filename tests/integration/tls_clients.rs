@@ -549,6 +549,59 @@ fault.rst_stream = { after = "256KiB", code = "CANCEL" }
     .expect("bounded");
 }
 
+/// A gRPC client offers only ALPN h2, so it cannot read the HTTP/1.1 502 that tells other
+/// clients why the upstream failed: faultline answers its call in HTTP/2 instead, UNAVAILABLE with
+/// the reason, rather than closing the connection with nothing said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_client_whose_upstream_fails_tls_gets_unavailable_naming_the_reason() {
+    use crate::h2::helpers::{read, GrpcServer, Proxy};
+    tokio::time::timeout(SLOW_TEST_LIMIT, async {
+        let tmp = TempDir::new("tls-grpc-refused");
+        let (ca_dir, ca_pem) = faultline_ca(tmp.path());
+        let pki = UpstreamPki::new(tmp.path());
+        let (cert, key) = pki.server_pem_files(&[HOST, "127.0.0.1"], tmp.path(), "grpc");
+        let (cert, key) = (cert.display().to_string(), key.display().to_string());
+        let mut server = GrpcServer::start(
+            tmp.path(),
+            &["--blobs", "1", "--tls-cert", &cert, "--tls-key", &key],
+        );
+        // No upstream_ca: the system roots do not know the test's upstream CA.
+        let tls = format!(
+            "\n[proxy.tls]\nintercept = true\nca_dir = {:?}\n",
+            ca_dir.display().to_string()
+        );
+        let mut proxy = Proxy::start(server.spec(), &tls, "", None).await;
+        let ca = ca_pem.display().to_string();
+        let rounds = read(
+            tmp.path(),
+            proxy.addr,
+            &[
+                "--blobs",
+                "1",
+                "--attempts",
+                "1",
+                "--root-cert",
+                &ca,
+                "--server-name",
+                HOST,
+            ],
+        )
+        .await;
+        let summary = proxy.finish().await;
+        server.stop();
+        assert_eq!(summary.panics, 0);
+        assert_eq!(summary.upstream_failures, 1, "{summary:?}");
+        let attempt = &rounds[0][0].attempts[0];
+        assert_eq!(attempt.status, "UNAVAILABLE", "{attempt:?}");
+        assert!(
+            attempt.detail.contains("TLS to upstream") && attempt.detail.contains("unknown issuer"),
+            "the reason reaches the gRPC client: {attempt:?}"
+        );
+    })
+    .await
+    .expect("bounded");
+}
+
 // ----------------------------------------------------------------------------- dvc
 
 /// The dvc workspace's files: one small, one of two upload chunks and a bit.
