@@ -1,4 +1,4 @@
-//! Fuzzes the HTTP/2 frame reader, HPACK decoder, stream tracker and gRPC/ByteStream readers on arbitrary bytes.
+//! Fuzzes the HTTP/2 frame reader, HPACK decoder, stream tracker, refusing server and gRPC/ByteStream readers on arbitrary bytes.
 //!
 //! Beyond "no panic", it checks the property the proxy relies on: the frame reader labels every
 //! byte it consumes exactly once, in order, and what it does not consume is a deferred tail that
@@ -10,6 +10,7 @@ use faultline::h2::bytestream::{ReadRequest, ReadResponse, WriteRequest};
 use faultline::h2::frame::PREFACE;
 use faultline::h2::grpc::MessageAssembler;
 use faultline::h2::hpack::Decoder;
+use faultline::h2::refusing_server::RefusingServer;
 use faultline::h2::resource_name::ResourceName;
 use faultline::h2::{Conversation, PieceKind};
 use libfuzzer_sys::fuzz_target;
@@ -39,6 +40,14 @@ fuzz_target!(|data: &[u8]| {
     }
     client_bytes.extend_from_slice(client);
     let step = usize::from(control % 13) + 1;
+
+    // The server faultline speaks to an h2 client whose upstream failed answers any bytes.
+    let mut refusing = RefusingServer::new("fuzz");
+    for chunk in client_bytes.chunks(step) {
+        if refusing.feed(chunk).is_err() {
+            break;
+        }
+    }
 
     let mut conversation = Conversation::new();
     let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
