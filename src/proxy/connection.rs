@@ -10,17 +10,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info, warn, Instrument};
 
-use super::leg_stream::{FinishWrite, LegStream};
+use super::ending::{close_cleanly, end_with_tls_alert, FinRecord};
+use super::interception::{
+    intercept, read_client_hello, refuse_client_hello, Destination, FirstBytes,
+};
+use super::leg_stream::LegStream;
 use super::live_rules::ConnectionRules;
 use super::pump::{pump, PumpEnd};
-use super::record_tap::RecordTap;
 use super::socket::{abort, wait_delivered};
 use super::splice::splice_pump;
 use super::tap::Tap;
@@ -28,25 +31,17 @@ use super::{forward, RunShared, Upstream};
 use crate::capture::Leg;
 use crate::direction::Direction;
 use crate::fault::plan::{EndHow, Mark};
-use crate::h2::refusing_server::RefusingServer;
 use crate::scenario::schema::{Mode, Protocol};
 use crate::scenario::{ConnectionFacts, Scenario};
 use crate::session::detect::Setup;
 use crate::session::{RunView, Session, SessionPlan};
-use crate::tls::client_hello::MAX_CLIENT_HELLO;
-use crate::tls::intercept::{error_alpn, fallback_name, refused_sni, upstream_server_name};
-use crate::tls::{
-    bad_gateway_response, peek_client_hello, ClientFailure, ClientHelloInfo, Interceptor, LeafName,
-    Peek, Replay,
-};
+use crate::tls::intercept::refused_sni;
+use crate::tls::ClientHelloInfo;
 
 /// How long to wait for the upstream to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a reset waits for already-written bytes to reach the peer before it discards them.
 const DELIVERY_LIMIT: Duration = Duration::from_secs(2);
-/// How long a clean close keeps reading (and discarding) so that unread bytes do not turn the
-/// FIN into a RST.
-const LINGER_LIMIT: Duration = Duration::from_secs(2);
 
 /// What both pumps of one connection share: who it is, the run it belongs to, and its tap.
 #[derive(Debug)]
@@ -104,7 +99,7 @@ impl ConnectionShared {
         self.tap.source_fin(direction).await;
     }
 
-    fn peer_has_finished(&self, leg: Leg) -> bool {
+    pub(super) fn peer_has_finished(&self, leg: Leg) -> bool {
         self.peer_finished[leg.index()].load(Relaxed)
     }
 
@@ -208,10 +203,6 @@ impl ConnectionShared {
     }
 }
 
-/// How long a client may take to send its ClientHello when rules need it (a rule with `sni`,
-/// TLS interception) before the connection goes on without it.
-const CLIENT_HELLO_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Serves one accepted client until both directions are done or a fault ends it.
 pub async fn serve(mut client: TcpStream, client_addr: SocketAddr, id: u64, run: Arc<RunShared>) {
     let span = tracing::info_span!("conn", id, client = %client_addr);
@@ -264,56 +255,6 @@ pub async fn serve(mut client: TcpStream, client_addr: SocketAddr, id: u64, run:
     }
     .instrument(span)
     .await
-}
-
-/// What was read from the client before relaying started.
-struct FirstBytes {
-    /// The bytes read to see the ClientHello (relayed first, or replayed into TLS).
-    peeked: Bytes,
-    /// The ClientHello they hold, when the connection is TLS.
-    hello: Option<ClientHelloInfo>,
-}
-
-/// Reads until the first bytes (after `already`, read earlier) say whether the client speaks
-/// TLS (bounded in time and size). With `intercepting`, a ClientHello faultline cannot read is a
-/// warning: that connection escapes interception, so no rule sees its HTTP.
-async fn read_client_hello(
-    client: &mut TcpStream,
-    already: &[u8],
-    intercepting: bool,
-) -> (Bytes, Option<ClientHelloInfo>) {
-    let mut buf = bytes::BytesMut::with_capacity(4096);
-    buf.extend_from_slice(already);
-    let reading = async {
-        loop {
-            match peek_client_hello(&buf) {
-                Peek::Tls(info) => return Some(info),
-                Peek::NotTls => return None,
-                Peek::Malformed(why) if intercepting => {
-                    warn!(
-                        why,
-                        "TLS ClientHello faultline cannot read: not intercepted, relayed to the upstream unchanged (no rule sees its HTTP)"
-                    );
-                    return None;
-                }
-                Peek::Malformed(why) => {
-                    debug!(
-                        why,
-                        "TLS records, but no ClientHello faultline can read; relayed as bytes"
-                    );
-                    return None;
-                }
-                Peek::NeedMore if buf.len() >= MAX_CLIENT_HELLO => return None,
-                Peek::NeedMore => {}
-            }
-            match client.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {}
-            }
-        }
-    };
-    let hello = timeout(CLIENT_HELLO_TIMEOUT, reading).await.unwrap_or(None);
-    (buf.freeze(), hello)
 }
 
 async fn proxy_connection(
@@ -590,45 +531,6 @@ async fn proxy_connection(
     tap.closed(Leg::Upstream).await;
 }
 
-/// Where an intercepted connection's upstream TLS goes, as certificates name it.
-struct Destination {
-    /// The host verified against the upstream's certificate (a name, or an IP).
-    host: String,
-    /// How logs and the 502 name the upstream (`host:port`).
-    label: String,
-    /// The name minted for a client that sent no SNI (the CONNECT host), if any.
-    leaf: Option<String>,
-}
-
-impl Destination {
-    /// The run's upstream.
-    fn of(upstream: &Upstream) -> Destination {
-        let host = match upstream {
-            Upstream::Socket(addr) => addr.ip().to_string(),
-            Upstream::HostPort { host, .. } => host.clone(),
-            Upstream::PerRequest => upstream.to_string(),
-        };
-        Destination {
-            host,
-            label: upstream.to_string(),
-            leaf: None,
-        }
-    }
-
-    /// A CONNECT target (`host:port`).
-    fn named(target: &str) -> Destination {
-        let host = match crate::http::authority::split_host_port(target, 443) {
-            Some((host, _)) => host,
-            None => target.to_string(),
-        };
-        Destination {
-            leaf: Some(host.clone()),
-            host,
-            label: target.to_string(),
-        }
-    }
-}
-
 /// Which pumps ended by sending their FIN (so the endings do not record it twice).
 #[derive(Debug, Default)]
 struct PumpEnds {
@@ -710,238 +612,6 @@ where
             () = run.shutdown.cancelled() => return Outcome::Shutdown,
         }
     }
-}
-
-/// Terminates the client's TLS and opens TLS to the upstream, in the order ALPN mirroring needs
-/// (the upstream chooses among the client's protocols first). Returns the two plaintext legs,
-/// or `None` when the connection was dealt with: the client got a `502` naming why the upstream
-/// failed, or its own handshake failed (one log line each).
-async fn intercept(
-    client: TcpStream,
-    upstream: TcpStream,
-    peeked: Bytes,
-    hello: &ClientHelloInfo,
-    interceptor: &Interceptor,
-    destination: &Destination,
-    conn: &ConnectionShared,
-) -> Option<(LegStream, LegStream)> {
-    let tap = &conn.tap;
-    let upstream_name = destination.label.clone();
-    let host = destination.host.clone();
-    let local_ip = client
-        .local_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
-    // A client without SNI gets a leaf for where it said it goes: the CONNECT host, or the
-    // address it connected to.
-    let destination_leaf = match &destination.leaf {
-        Some(name) => LeafName::parse(name).unwrap_or(LeafName::Ip(local_ip)),
-        None => LeafName::Ip(local_ip),
-    };
-    let fallback = fallback_name(hello, destination_leaf);
-    let Some(server_name) = upstream_server_name(&host, hello.server_name.as_deref()) else {
-        warn!(side = "upstream", upstream = %upstream_name, "no name to verify the upstream's certificate against; closing");
-        abort(upstream);
-        abort(client);
-        tap.closed(Leg::Client).await;
-        tap.closed(Leg::Upstream).await;
-        return None;
-    };
-    // capture_tls = "raw": record taps under both TLS sessions note the ciphertext; the
-    // ClientHello already read crossed the client leg first.
-    let raw = interceptor.raw_capture();
-    let up_recorder = raw.then(|| tap.raw_recorder(Leg::Upstream)).flatten();
-    let client_recorder = raw.then(|| tap.raw_recorder(Leg::Client)).flatten();
-    if let Some(recorder) = &client_recorder {
-        recorder.read(&peeked);
-    }
-    let upstream = RecordTap::new(upstream, up_recorder);
-    let client = RecordTap::new(client, client_recorder);
-    match interceptor
-        .connect_upstream(upstream, server_name, &hello.alpn)
-        .await
-    {
-        Ok(up) => {
-            let chosen = up.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
-            match interceptor
-                .accept_client(Replay::new(peeked, client), fallback, chosen.as_deref())
-                .await
-            {
-                Ok(down) => {
-                    debug!(
-                        sni = ?hello.server_name,
-                        alpn = ?chosen.as_deref().map(String::from_utf8_lossy),
-                        "TLS intercepted"
-                    );
-                    Some((
-                        LegStream::ClientTls(Box::new(down)),
-                        LegStream::UpstreamTls(Box::new(up)),
-                    ))
-                }
-                Err(e) => {
-                    let failure = ClientFailure::from_io(&e);
-                    warn!(side = "client", "{failure}");
-                    abort(up.into_inner().0.into_inner());
-                    tap.closed(Leg::Client).await;
-                    tap.closed(Leg::Upstream).await;
-                    None
-                }
-            }
-        }
-        Err(failure) => {
-            warn!(side = "upstream", upstream = %upstream_name, reason = failure.reason(), "{failure}");
-            conn.run.stats.upstream_failures.fetch_add(1, Relaxed);
-            let alpn = error_alpn(hello);
-            match interceptor
-                .accept_client(Replay::new(peeked, client), fallback, alpn)
-                .await
-            {
-                Ok(down) => {
-                    let mut down = LegStream::ClientTls(Box::new(down));
-                    let note = format!(
-                        "faultline: upstream {upstream_name} failed TLS ({}): answered 502",
-                        failure.reason()
-                    );
-                    if alpn == Some(b"h2".as_slice()) {
-                        let reason = format!("TLS to upstream {upstream_name} failed: {failure}");
-                        refuse_h2_client(&mut down, reason, note, conn).await;
-                    } else {
-                        let answer = bad_gateway_response(&upstream_name, &failure);
-                        if down.write_all(&answer).await.is_ok() {
-                            conn.relayed(
-                                Direction::UpstreamToClient,
-                                &Bytes::from(answer),
-                                Some(note),
-                            )
-                            .await;
-                        }
-                    }
-                    close_cleanly(&mut down, Leg::Client, conn, true, FinRecord::Fin(None)).await;
-                }
-                Err(e) => warn!(side = "client", "{}", ClientFailure::from_io(&e)),
-            }
-            tap.closed(Leg::Client).await;
-            tap.closed(Leg::Upstream).await;
-            None
-        }
-    }
-}
-
-/// How long an HTTP/2 client whose upstream failed may take to send its first request.
-const H2_REFUSAL_FIRST_REQUEST: Duration = Duration::from_secs(5);
-/// How long after an answer faultline waits for requests sent alongside it before GOAWAY.
-const H2_REFUSAL_MORE_REQUESTS: Duration = Duration::from_millis(100);
-
-/// Answers an HTTP/2 client (ALPN `h2`, e.g. gRPC) whose upstream could not be reached over TLS:
-/// every request it sends gets the failure in its own terms (see [`RefusingServer`]), then
-/// GOAWAY. The bytes it sent crossed the client leg and are recorded; faultline's answers carry
-/// `note`. Bounded: a client that sends nothing is left after [`H2_REFUSAL_FIRST_REQUEST`].
-async fn refuse_h2_client(
-    down: &mut LegStream,
-    reason: String,
-    note: String,
-    conn: &ConnectionShared,
-) {
-    let mut server = RefusingServer::new(reason);
-    if !answer_h2(down, RefusingServer::preface(), &note, conn).await {
-        return;
-    }
-    let mut buf = bytes::BytesMut::with_capacity(16 * 1024);
-    loop {
-        let wait = if server.answered() == 0 {
-            H2_REFUSAL_FIRST_REQUEST
-        } else {
-            H2_REFUSAL_MORE_REQUESTS
-        };
-        buf.clear();
-        let read = tokio::select! {
-            read = timeout(wait, down.read_buf(&mut buf)) => read,
-            () = conn.run.shutdown.cancelled() => break,
-        };
-        match read {
-            Ok(Ok(n)) if n > 0 => {
-                let bytes = buf.split().freeze();
-                conn.tap.drained(Leg::Client, &bytes).await;
-                match server.feed(&bytes) {
-                    Ok(answer) => {
-                        if !answer_h2(down, answer, &note, conn).await {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        debug!(side = "client", error = %e, "not HTTP/2 after ALPN h2; closing");
-                        break;
-                    }
-                }
-            }
-            // The client's FIN or reset is recorded by the drain that closes the leg.
-            Ok(Ok(_)) | Err(_) => break,
-            Ok(Err(_)) => return,
-        }
-    }
-    answer_h2(down, server.goodbye(), &note, conn).await;
-}
-
-/// Writes frames faultline made to the client and records them with `note`; `false` when the
-/// client is gone.
-async fn answer_h2(
-    down: &mut LegStream,
-    frames: Vec<u8>,
-    note: &str,
-    conn: &ConnectionShared,
-) -> bool {
-    if frames.is_empty() {
-        return true;
-    }
-    if down.write_all(&frames).await.is_err() {
-        return false;
-    }
-    let frames = Bytes::from(frames);
-    conn.relayed(Direction::UpstreamToClient, &frames, Some(note.to_string()))
-        .await;
-    true
-}
-
-/// Ends an intercepted client whose SNI rustls refuses (see
-/// [`refused_sni`]): one warning naming the name, then rustls' own
-/// `illegal_parameter` alert from the client handshake over the peeked bytes, and the close.
-/// Nothing is dialed for it: its handshake cannot succeed whatever the upstream says.
-async fn refuse_client_hello(
-    client: TcpStream,
-    peeked: Bytes,
-    sni: &str,
-    interceptor: &Interceptor,
-    conn: &ConnectionShared,
-) {
-    warn!(
-        side = "client",
-        sni,
-        "the client's TLS server name (SNI) is neither a DNS name nor an IP address, so TLS cannot be intercepted: refused with an illegal_parameter alert, no upstream connection opened"
-    );
-    let local_ip = client
-        .local_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
-    let recorder = interceptor
-        .raw_capture()
-        .then(|| conn.tap.raw_recorder(Leg::Client))
-        .flatten();
-    if let Some(recorder) = &recorder {
-        recorder.read(&peeked);
-    }
-    let client = RecordTap::new(client, recorder);
-    match interceptor
-        .accept_client(Replay::new(peeked, client), LeafName::Ip(local_ip), None)
-        .await
-    {
-        Ok(tls) => {
-            // Not reached with a rustls that refuses the name; never leave a session half-made.
-            debug!(sni, "the client handshake completed after all; closing it");
-            LegStream::ClientTls(Box::new(tls)).abort();
-        }
-        Err(e) => debug!(sni, "{}", ClientFailure::from_io(&e)),
-    }
-    conn.tap.closed(Leg::Client).await;
 }
 
 /// Counts each rule that selects this connection once (its `matched` counter), also the rules
@@ -1124,140 +794,6 @@ enum Unrouted {
     Reset,
     /// The client got an HTTP answer and its leg is closed.
     Answered,
-}
-
-/// Ends a connection whose `failing` leg gets a `tls_alert` fault: the corrupt record or alert
-/// goes out on it (`proxy::tls_alert`), then it is cut (FIN, no close_notify) and drained of what
-/// its peer answers (its own alert: TLS records, not plaintext, so they are not recorded as
-/// data), while the `other` leg is cut as a `truncate` would.
-///
-/// After a corrupted record the FIN waits (bounded) for the peer's verdict, as on a wire that
-/// flipped a bit: nothing closes there. A FIN right behind the record let a peer that was busy
-/// elsewhere (nginx connecting to its upstream) see the close first and never read the record,
-/// so the failure the rule asked for never happened.
-async fn end_with_tls_alert(
-    failing: LegStream,
-    mut other: LegStream,
-    leg: Leg,
-    alert: crate::fault::tls_alert::AlertName,
-    comment: String,
-    conn: &ConnectionShared,
-) {
-    let tap = &conn.tap;
-    let other_leg = match leg {
-        Leg::Client => Leg::Upstream,
-        Leg::Upstream => Leg::Client,
-    };
-    let (mut tcp, sent) = super::tls_alert::fail_leg(failing, alert).await;
-    let corrupted = matches!(sent, Ok(super::tls_alert::AlertSent::Corrupted(_)));
-    match sent {
-        Ok(sent) => debug!(%leg, alert = alert.name(), ?sent, "TLS alert fault executed"),
-        Err(e) => {
-            warn!(%leg, alert = alert.name(), error = %e, "the TLS alert fault could not be sent; the leg is only cut")
-        }
-    }
-    let other_fin = FinRecord::Fin(Some(comment.clone()));
-    let drain_failing = async {
-        let mut sink = vec![0u8; 16 * 1024];
-        // `Some(ended)` once the peer answered: `true` if that answer was its close.
-        let mut peer_ended = None;
-        if corrupted {
-            let verdict = async {
-                match tcp.read(&mut sink).await {
-                    Ok(0) => {
-                        tap.peer_fin(leg).await;
-                        true
-                    }
-                    Ok(_) => false,
-                    Err(_) => {
-                        tap.peer_rst(leg).await;
-                        true
-                    }
-                }
-            };
-            tokio::select! {
-                answered = timeout(LINGER_LIMIT, verdict) => peer_ended = answered.ok(),
-                () = conn.run.shutdown.cancelled() => {}
-            }
-        }
-        tap.proxy_fin(leg, Some(comment)).await;
-        let _ = tcp.shutdown().await;
-        if peer_ended == Some(true) {
-            return;
-        }
-        let reading = async {
-            loop {
-                match tcp.read(&mut sink).await {
-                    Ok(0) => return tap.peer_fin(leg).await,
-                    Ok(_) => {}
-                    Err(_) => return tap.peer_rst(leg).await,
-                }
-            }
-        };
-        tokio::select! {
-            _ = timeout(LINGER_LIMIT, reading) => {}
-            () = conn.run.shutdown.cancelled() => {}
-        }
-    };
-    let _ = tokio::join!(
-        drain_failing,
-        close_cleanly(&mut other, other_leg, conn, false, other_fin)
-    );
-}
-
-/// Whether [`close_cleanly`] records the FIN it sends.
-enum FinRecord {
-    /// The capture already holds this leg's FIN (the pump sent it, or the caller recorded it).
-    Recorded,
-    /// Record the FIN, with this comment, once the stream has written its last bytes.
-    Fin(Option<String>),
-}
-
-impl FinRecord {
-    /// `Fin(comment)` unless the pump already sent (and recorded) the FIN.
-    fn unless(fin_sent: bool, comment: Option<String>) -> Self {
-        if fin_sent {
-            FinRecord::Recorded
-        } else {
-            FinRecord::Fin(comment)
-        }
-    }
-}
-
-/// Sends a FIN, then reads and discards until the peer closes too (bounded), because closing a
-/// socket with unread bytes makes the kernel send a RST instead. What the peer sends meanwhile
-/// crossed the leg, so it is recorded. The FIN is recorded after the stream finished writing:
-/// a TLS leg's last records (flushed data, close_notify) go out before it, and a raw capture
-/// must show them in that order or the close_notify lands after the FIN and cannot be read.
-async fn close_cleanly<S: FinishWrite>(
-    stream: &mut S,
-    leg: Leg,
-    conn: &ConnectionShared,
-    notify: bool,
-    fin: FinRecord,
-) {
-    let tap = &conn.tap;
-    let shutdown = &conn.run.shutdown;
-    let _ = stream.finish_write(notify).await;
-    if let FinRecord::Fin(comment) = fin {
-        tap.proxy_fin(leg, comment).await;
-    }
-    let mut sink = bytes::BytesMut::with_capacity(64 * 1024);
-    let drain = async {
-        loop {
-            sink.clear();
-            match stream.read_buf(&mut sink).await {
-                Ok(0) if conn.peer_has_finished(leg) => return,
-                Ok(0) => return tap.peer_fin(leg).await,
-                Ok(_) => tap.drained(leg, &sink.split().freeze()).await,
-                Err(_) => return tap.peer_rst(leg).await,
-            }
-        }
-    };
-    tokio::select! {
-        _ = timeout(LINGER_LIMIT, drain) => {}
-        () = shutdown.cancelled() => {}
-    }
 }
 
 enum Outcome {

@@ -5,9 +5,11 @@
 //! cancellation token, so tests bind `127.0.0.1:0` and stop a run without signals.
 
 pub mod connection;
+mod ending;
 pub mod events;
 pub mod fd_limit;
 pub mod forward;
+mod interception;
 pub mod leg_stream;
 pub mod live_rules;
 #[cfg(target_os = "linux")]
