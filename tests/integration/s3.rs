@@ -31,6 +31,7 @@ use crate::support::random_bytes;
 use crate::support::temp_dir::TempDir;
 use crate::support::tshark;
 use crate::support::venv::Tool;
+use crate::tls::UpstreamPki;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// Far above what one client command takes here (a few seconds): reaching it means a hang.
@@ -287,6 +288,18 @@ impl Lab {
         ca: Option<&Path>,
         ops: &[[&str; 4]],
     ) -> Vec<serde_json::Value> {
+        self.boto3_via(endpoint, ca, None, ops)
+    }
+
+    /// [`Lab::boto3_at`] with `https_proxy` as HTTPS_PROXY/https_proxy when given: botocore then
+    /// reaches an `https://` endpoint through a CONNECT tunnel, as a user's shell would send it.
+    fn boto3_via(
+        &self,
+        endpoint: &str,
+        ca: Option<&Path>,
+        https_proxy: Option<SocketAddr>,
+        ops: &[[&str; 4]],
+    ) -> Vec<serde_json::Value> {
         let script = self.dir("client.py");
         let mut args = vec![script.to_str().expect("utf-8 path")];
         for op in ops {
@@ -294,6 +307,10 @@ impl Lab {
         }
         let mut command = self.command("python", &args, None);
         command.env("S3_ENDPOINT", endpoint);
+        if let Some(proxy) = https_proxy {
+            let url = format!("http://{proxy}");
+            command.env("HTTPS_PROXY", &url).env("https_proxy", &url);
+        }
         // Trust comes the way `faultline ca init` tells users: the AWS_CA_BUNDLE variable.
         match ca {
             Some(ca) => command.env("AWS_CA_BUNDLE", ca),
@@ -422,6 +439,44 @@ impl Lab {
     fn manifest(&self, name: &str, text: &str) -> PathBuf {
         self.tmp.write(name, text)
     }
+
+    /// `faultline ca init` into `ca/`, the folder [`Lab::proxy`] gives faultline
+    /// (FAULTLINE_CA_DIR); returns the certificate clients are told to trust.
+    fn faultline_ca(&self) -> PathBuf {
+        let init = run_bounded(
+            Command::new(FAULTLINE)
+                .env("FAULTLINE_CA_DIR", self.dir("ca"))
+                .args(["ca", "init"]),
+            &self.logs(),
+            &self.label("ca-init"),
+            COMMAND_LIMIT,
+        );
+        assert!(
+            init.status.success(),
+            "faultline ca init: {}",
+            init.output()
+        );
+        self.dir("ca/ca.pem")
+    }
+}
+
+/// `s3-reset-put` written to the lab as `name`: in forward mode (no upstream: each request names
+/// its own) when `forward`, intercepting TLS with `tls_keys` added to its `[proxy.tls]` table when
+/// given.
+fn reset_put_variant(lab: &Lab, name: &str, forward: bool, tls_keys: Option<&str>) -> PathBuf {
+    let mut text = fs::read_to_string(scenario("s3-reset-put")).expect("read s3-reset-put");
+    if forward {
+        text = text
+            .replace("[proxy]\n", "[proxy]\nmode = \"forward\"\n")
+            .replace("upstream = \"127.0.0.1:5000\"\n", "");
+    }
+    if let Some(keys) = tls_keys {
+        text = text.replace(
+            "\n[[rule]]",
+            &format!("\n[proxy.tls]\nintercept = true\n{keys}\n[[rule]]"),
+        );
+    }
+    lab.tmp.write(name, &text)
 }
 
 impl Proxy {
@@ -503,10 +558,19 @@ fn multipart<'a>(json: &'a serde_json::Value, path: &str, leg: &str) -> &'a serd
 
 /// Reads `key` back from moto itself (not through faultline) and compares it with `want`.
 fn ground_truth(lab: &Lab, moto: SocketAddr, key: &str, want: &[u8]) {
+    ground_truth_at(lab, &format!("http://{moto}"), None, key, want);
+}
+
+/// [`ground_truth`] from moto at an endpoint URL, trusting `ca` when given (moto over TLS).
+fn ground_truth_at(lab: &Lab, endpoint: &str, ca: Option<&Path>, key: &str, want: &[u8]) {
     let out = lab
         .dir("files")
         .join(format!("moto-{}", key.replace('/', "-")));
-    lab.boto3(moto, &[["get", "bkt", key, out.to_str().expect("utf-8")]]);
+    lab.boto3_at(
+        endpoint,
+        ca,
+        &[["get", "bkt", key, out.to_str().expect("utf-8")]],
+    );
     let got = fs::read(&out).expect("read back");
     assert!(
         got == want,
@@ -734,13 +798,7 @@ fn aws_cli_through_forward_mode_resets_are_rewound_and_audited() {
     let lab = Lab::new("s3-forward");
     let (moto, moto_addr) = lab.moto();
     lab.boto3(moto_addr, &[["mb", "bkt", "-", "-"]]);
-    let forward = lab.tmp.write(
-        "s3-forward-reset-put.toml",
-        &fs::read_to_string(scenario("s3-reset-put"))
-            .expect("read s3-reset-put")
-            .replace("[proxy]\n", "[proxy]\nmode = \"forward\"\n")
-            .replace("upstream = \"127.0.0.1:5000\"\n", ""),
-    );
+    let forward = reset_put_variant(&lab, "s3-forward-reset-put.toml", true, None);
     let proxy = lab.proxy(&forward, None);
     let (big, big_bytes) = lab.file("cli.bin", 10_000_000, 4);
     let (small, small_bytes) = lab.file("small.bin", 200_000, 5);
@@ -1245,28 +1303,13 @@ fn a_head_or_get_reporting_other_bytes_than_uploaded_is_corrupt() {
 #[test]
 fn boto3_over_https_streams_aws_chunked_with_trailers_that_inspect_decodes() {
     let lab = Lab::new("s3-tls");
-    let init = run_bounded(
-        Command::new(FAULTLINE)
-            .env("FAULTLINE_CA_DIR", lab.dir("ca"))
-            .args(["ca", "init"]),
-        &lab.logs(),
-        &lab.label("ca-init"),
-        COMMAND_LIMIT,
-    );
-    assert!(
-        init.status.success(),
-        "faultline ca init: {}",
-        init.output()
-    );
+    let ca = lab.faultline_ca();
     let (moto, moto_addr) = lab.moto_with(&["-s"]);
-    let tls = lab.tmp.write(
+    let tls = reset_put_variant(
+        &lab,
         "s3-tls-reset-put.toml",
-        &fs::read_to_string(scenario("s3-reset-put"))
-            .expect("read s3-reset-put")
-            .replace(
-                "\n[[rule]]",
-                "\n[proxy.tls]\nintercept = true\nupstream_verify = false\n\n[[rule]]",
-            ),
+        false,
+        Some("upstream_verify = false\n"),
     );
     let proxy = lab.proxy(&tls, Some(moto_addr));
     let (one, one_bytes) = lab.file("one.bin", 300_000, 10);
@@ -1274,7 +1317,7 @@ fn boto3_over_https_streams_aws_chunked_with_trailers_that_inspect_decodes() {
     let s = |p: &Path| p.to_str().expect("utf-8").to_string();
     let done = lab.boto3_at(
         &format!("https://{}", proxy.addr),
-        Some(&lab.dir("ca/ca.pem")),
+        Some(&ca),
         &[
             ["mb", "bkt", "-", "-"],
             ["put", "bkt", "one.bin", &s(&one)],
@@ -1284,16 +1327,7 @@ fn boto3_over_https_streams_aws_chunked_with_trailers_that_inspect_decodes() {
     assert_eq!(done[1]["retries"], 1, "{done:?}");
     let capture = proxy.stop();
     moto.stop();
-    let manifest = lab.manifest(
-        "m.txt",
-        &format!(
-            "/bkt/one.bin 300000 {}\n/bkt/big.bin {MULTIPART} {}\n",
-            sha256_hex(&one_bytes),
-            md5_hex(&big_bytes)
-        ),
-    );
-    let (json, code, text) = lab.inspect(&capture, Some(&manifest));
-    assert_eq!(code, Some(0), "{:?}\n{text}", findings(&json));
+    let json = audit_one_and_big(&lab, &capture, &one_bytes, &big_bytes);
     let checks = s3_checks(&json);
     let trailers = checks
         .iter()
@@ -1303,22 +1337,147 @@ fn boto3_over_https_streams_aws_chunked_with_trailers_that_inspect_decodes() {
         trailers, 8,
         "a put and three parts on two legs: {checks:#?}"
     );
+    assert_eq!(
+        multipart(&json, "/bkt/big.bin", "client")["check"]["result"],
+        "matches"
+    );
+}
+
+/// The audit of a run that uploaded `one.bin` (put) and `big.bin` (multipart) to `bkt`:
+/// `inspect --expect` finds both as uploaded, every S3 check matches, and the multipart object
+/// assembled on the upstream leg matches its ETag. Returns inspect's JSON.
+fn audit_one_and_big(
+    lab: &Lab,
+    capture: &Path,
+    one_bytes: &[u8],
+    big_bytes: &[u8],
+) -> serde_json::Value {
+    let manifest = lab.manifest(
+        "m.txt",
+        &format!(
+            "/bkt/one.bin {} {}\n/bkt/big.bin {} {}\n",
+            one_bytes.len(),
+            sha256_hex(one_bytes),
+            big_bytes.len(),
+            md5_hex(big_bytes)
+        ),
+    );
+    let (json, code, text) = lab.inspect(capture, Some(&manifest));
+    assert_eq!(code, Some(0), "{:?}\n{text}", findings(&json));
+    let checks = s3_checks(&json);
+    assert!(!checks.is_empty(), "no S3 checks");
     assert!(
         checks.iter().all(|c| c["check"]["result"] == "matches"),
         "{checks:#?}"
     );
-    for leg in ["client", "upstream"] {
-        assert_eq!(
-            multipart(&json, "/bkt/big.bin", leg)["check"]["result"],
-            "matches"
-        );
-    }
+    assert_eq!(
+        multipart(&json, "/bkt/big.bin", "upstream")["check"]["result"],
+        "matches"
+    );
     assert!(
         list(&json, "expectations")
             .iter()
             .all(|e| e["result"] == "matches"),
         "{:#}",
         json["expectations"]
+    );
+    json
+}
+
+/// boto3 with faultline as its HTTPS_PROXY (forward mode: botocore opens a CONNECT tunnel, which
+/// faultline intercepts), trusting faultline's CA through AWS_CA_BUNDLE, against moto serving TLS
+/// with a certificate from the test's own CA that faultline verifies (`upstream_ca`;
+/// `upstream_verify` stays on). The resets of `s3-reset-put` act on the plaintext inside the
+/// tunnel: botocore rewinds each first PUT, moto holds the right bytes, and inspect checks the
+/// decrypted uploads of both legs against S3's own checksums and the manifest.
+#[test]
+fn boto3_through_https_proxy_is_intercepted_inside_connect_with_the_upstream_verified() {
+    let lab = Lab::new("s3-connect");
+    let ca = lab.faultline_ca();
+    let pki = UpstreamPki::new(lab.tmp.path());
+    let (cert, key) = pki.server_pem_files(&["localhost", "127.0.0.1"], lab.tmp.path(), "moto");
+    let (cert, key) = (cert.to_str().expect("utf-8"), key.to_str().expect("utf-8"));
+    let (moto, moto_addr) = lab.moto_with(&["-c", cert, "-k", key]);
+    let moto_url = format!("https://{moto_addr}");
+    let connect = reset_put_variant(
+        &lab,
+        "s3-connect-reset-put.toml",
+        true,
+        Some(&format!(
+            "upstream_ca = {:?}\n",
+            pki.pem_path.display().to_string()
+        )),
+    );
+    let proxy = lab.proxy(&connect, None);
+    let (one, one_bytes) = lab.file("one.bin", 300_000, 14);
+    let (big, big_bytes) = lab.file("big.bin", MULTIPART, 15);
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let done = lab.boto3_via(
+        &moto_url,
+        Some(&ca),
+        Some(proxy.addr),
+        &[
+            ["mb", "bkt", "-", "-"],
+            ["put", "bkt", "one.bin", &s(&one)],
+            ["upload", "bkt", "big.bin", &s(&big)],
+        ],
+    );
+    assert_eq!(
+        done[1]["retries"], 1,
+        "the reset PUT was sent again: {done:?}"
+    );
+    let capture = proxy.stop();
+    ground_truth_at(&lab, &moto_url, Some(&pki.pem_path), "one.bin", &one_bytes);
+    ground_truth_at(&lab, &moto_url, Some(&pki.pem_path), "big.bin", &big_bytes);
+    moto.stop();
+
+    let comments = tshark::packet_comments(&capture);
+    let resets = comments
+        .iter()
+        .filter(|c| c.contains("the first attempt of each PUT dies after 64 KiB"))
+        .count();
+    assert!(
+        resets >= 4,
+        "the put and three parts reset on attempt 1, inside the tunnel: {comments:#?}"
+    );
+    let json = audit_one_and_big(&lab, &capture, &one_bytes, &big_bytes);
+    // The client leg holds each CONNECT and then the plaintext inside its tunnel: tshark reads
+    // there the same requests as on the upstream leg. (inspect reads the client leg's CONNECT
+    // exchange only: it treats what follows a CONNECT 200 as an opaque tunnel.)
+    let ports = [proxy_port(&json), moto_addr.port()];
+    let mut args: Vec<String> = ports
+        .iter()
+        .flat_map(|p| ["-d".to_string(), format!("tcp.port=={p},http")])
+        .collect();
+    args.extend(
+        ["-Y", "http.request", "-T", "fields", "-e", "tcp.dstport"]
+            .into_iter()
+            .chain(["-e", "http.request.method", "-e", "http.request.uri"])
+            .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let rows = tshark::run(&capture, &args).stdout;
+    let sent_to = |port: u16| -> Vec<&str> {
+        let prefix = format!("{port}\t");
+        rows.lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .collect()
+    };
+    let (connects, inside): (Vec<&str>, Vec<&str>) = sent_to(ports[0])
+        .into_iter()
+        .partition(|r| r.starts_with("CONNECT\t"));
+    assert_eq!(
+        connects.len(),
+        list(&json, "flows")
+            .iter()
+            .filter(|f| f["leg"] == "client")
+            .count(),
+        "one CONNECT per connection: {rows}"
+    );
+    assert_eq!(
+        inside,
+        sent_to(ports[1]),
+        "the plaintext inside the tunnels, as the upstream leg carried it"
     );
 }
 

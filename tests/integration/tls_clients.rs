@@ -30,6 +30,7 @@ use crate::support::nginx::{Fcgiwrap, Nginx};
 use crate::support::process::Finished;
 use crate::support::random_bytes;
 use crate::support::temp_dir::TempDir;
+use crate::support::tshark;
 use crate::tls::{curl, UpstreamPki};
 use crate::tls_proxy::{faultline_ca, finish};
 
@@ -432,7 +433,6 @@ async fn curl_speaks_h2_to_nginx_through_interception_and_http2_rules_see_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcio_with_tls_roots_is_reset_on_decrypted_h2_and_resumes_to_verified_blobs() {
     use crate::h2::helpers::{fired, one_read_reset_and_resumed, read, GrpcServer, Proxy};
-    use crate::support::tshark;
     tokio::time::timeout(SLOW_TEST_LIMIT, async {
         let tmp = TempDir::new("tls-grpcio");
         let (ca_dir, ca_pem) = faultline_ca(tmp.path());
@@ -702,29 +702,50 @@ async fn dvc_pushes_and_pulls_an_https_remote_through_https_proxy() {
 
 // ----------------------------------------------------------------------------- git
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn git_clones_and_pushes_over_https_through_interception() {
-    tokio::time::timeout(SLOW_TEST_LIMIT, async {
-        let world = World::new("tls-git").await;
-        let logs = world.logs();
+/// git as a user who ran `faultline ca init` has it: its own HOME and identity, no system
+/// config, trusting faultline's CA through GIT_SSL_CAINFO.
+struct Git {
+    home: PathBuf,
+    ca_pem: PathBuf,
+    logs: PathBuf,
+}
+
+impl Git {
+    fn new(world: &World) -> Git {
         let home = world.path().join("home");
         fs::create_dir_all(&home).unwrap();
-        let git = |dir: &Path, args: &[&str]| {
-            let mut command = client_command("git");
-            command
-                .args(args)
-                .current_dir(dir)
-                .env("HOME", &home)
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_TERMINAL_PROMPT", "0")
-                .env("GIT_AUTHOR_NAME", "t")
-                .env("GIT_AUTHOR_EMAIL", "t@faultline.test")
-                .env("GIT_COMMITTER_NAME", "t")
-                .env("GIT_COMMITTER_EMAIL", "t@faultline.test")
-                .env("GIT_SSL_CAINFO", &world.ca_pem);
-            command
-        };
-        // The served repository: one commit, pushes allowed.
+        Git {
+            home,
+            ca_pem: world.ca_pem.clone(),
+            logs: world.logs(),
+        }
+    }
+
+    fn command(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut command = client_command("git");
+        command
+            .args(args)
+            .current_dir(dir)
+            .env("HOME", &self.home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@faultline.test")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@faultline.test")
+            .env("GIT_SSL_CAINFO", &self.ca_pem);
+        command
+    }
+
+    /// Runs `command`, which must succeed.
+    async fn ok(&self, command: Command, label: &str) -> Finished {
+        let out = tool(command, &self.logs, label).await;
+        assert_eq!(out.code(), Some(0), "{label}: {}", out.output());
+        out
+    }
+
+    /// The repository nginx serves at `/git/repo.git`: one commit ("first"), pushes allowed.
+    async fn served_repo(&self, world: &World) -> PathBuf {
         let bare = world.path().join("git/repo.git");
         let seed = world.path().join("seed");
         fs::create_dir_all(&seed).unwrap();
@@ -733,43 +754,16 @@ async fn git_clones_and_pushes_over_https_through_interception() {
             &["commit", "-q", "--allow-empty", "-m", "first"],
             &["clone", "-q", "--bare", ".", bare.to_str().unwrap()],
         ] {
-            let out = tool(git(&seed, args), &logs, "git-seed").await;
-            assert_eq!(out.code(), Some(0), "{}", out.output());
+            self.ok(self.command(&seed, args), "git-seed").await;
         }
-        let out = tool(
-            git(&bare, &["config", "http.receivepack", "true"]),
-            &logs,
-            "git-config",
-        )
-        .await;
-        assert_eq!(out.code(), Some(0), "{}", out.output());
+        let config = self.command(&bare, &["config", "http.receivepack", "true"]);
+        self.ok(config, "git-config").await;
+        bare
+    }
 
-        // The first ref advertisement is answered 503 by faultline, inside TLS (and inside h2
-        // when git's curl negotiates it): the first clone fails, the second goes through.
-        let running = world
-            .proxy(
-                false,
-                "[[rule]]\nmatch = { path = \"/git/repo.git/info/refs\", query = \"service=git-upload-pack\", attempt = 1 }\nfault.respond = { status = 503 }\n",
-                None,
-            )
-            .await;
-        let url = format!("https://{HOST}:{}/git/repo.git", running.local_addr.port());
-        let out = tool(
-            git(world.path(), &["clone", &url, "first"]),
-            &logs,
-            "git-clone-1",
-        )
-        .await;
-        assert_ne!(out.code(), Some(0), "{}", out.output());
-        assert!(out.stderr.contains("503"), "{}", out.stderr);
-        let out = tool(
-            git(world.path(), &["clone", &url, "work"]),
-            &logs,
-            "git-clone-2",
-        )
-        .await;
-        assert_eq!(out.code(), Some(0), "{}", out.output());
-        let work = world.path().join("work");
+    /// Commits 2 MiB in the clone `work` and pushes it (to its origin, through whatever proxy
+    /// its config names), then checks that `bare` holds both commits and the whole file.
+    async fn push_and_check(&self, work: &Path, bare: &Path) {
         let big = random_bytes(2 * 1024 * 1024, 3);
         fs::write(work.join("data.bin"), &big).unwrap();
         for args in [
@@ -777,21 +771,117 @@ async fn git_clones_and_pushes_over_https_through_interception() {
             &["commit", "-q", "-m", "second"],
             &["push", "-q", "origin", "main"],
         ] {
-            let out = tool(git(&work, args), &logs, "git-push").await;
-            assert_eq!(out.code(), Some(0), "git {args:?}: {}", out.output());
+            self.ok(self.command(work, args), "git-push").await;
         }
-        let out = tool(git(&bare, &["log", "--format=%s", "main"]), &logs, "git-log").await;
+        let out = self
+            .ok(
+                self.command(bare, &["log", "--format=%s", "main"]),
+                "git-log",
+            )
+            .await;
         assert_eq!(out.stdout, "second\nfirst\n");
+        let size = self.command(bare, &["cat-file", "-s", "main:data.bin"]);
+        let out = self.ok(size, "git-size").await;
+        assert_eq!(out.stdout.trim(), big.len().to_string());
+    }
+}
+
+/// faultline answers the first ref advertisement of a clone with 503, inside TLS (and inside h2
+/// when git's curl negotiates it).
+const GIT_FIRST_ADVERTISEMENT_503: &str = "[[rule]]\nmatch = { path = \"/git/repo.git/info/refs\", query = \"service=git-upload-pack\", attempt = 1 }\nfault.respond = { status = 503 }\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_clones_and_pushes_over_https_through_interception() {
+    tokio::time::timeout(SLOW_TEST_LIMIT, async {
+        let world = World::new("tls-git").await;
+        let git = Git::new(&world);
+        let bare = git.served_repo(&world).await;
+
+        // The first clone fails on the 503, the second goes through.
+        let running = world.proxy(false, GIT_FIRST_ADVERTISEMENT_503, None).await;
+        let url = format!("https://{HOST}:{}/git/repo.git", running.local_addr.port());
         let out = tool(
-            git(&bare, &["cat-file", "-s", "main:data.bin"]),
-            &logs,
-            "git-size",
+            git.command(world.path(), &["clone", &url, "first"]),
+            &git.logs,
+            "git-clone-1",
         )
         .await;
-        assert_eq!(out.stdout.trim(), big.len().to_string());
+        assert_ne!(out.code(), Some(0), "{}", out.output());
+        assert!(out.stderr.contains("503"), "{}", out.stderr);
+        let clone = git.command(world.path(), &["clone", &url, "work"]);
+        git.ok(clone, "git-clone-2").await;
+        let work = world.path().join("work");
+        git.push_and_check(&work, &bare).await;
         let summary = finish(running).await;
         assert_eq!(summary.rules[0].fired, 1, "{summary:?}");
         assert_eq!(summary.panics, 0);
+        world.stop();
+    })
+    .await
+    .expect("bounded");
+}
+
+/// The same through forward mode, git's URL untouched (nginx's own address): the clones find
+/// faultline through HTTPS_PROXY, the push through `git config http.proxy`; each CONNECT is
+/// intercepted and the rule acts on the plaintext inside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_clones_and_pushes_through_https_proxy_with_connect_intercepted() {
+    tokio::time::timeout(SLOW_TEST_LIMIT, async {
+        let world = World::new("tls-git-connect").await;
+        let git = Git::new(&world);
+        let bare = git.served_repo(&world).await;
+        let capture = world.path().join("git.pcapng");
+        let running = world
+            .proxy(true, GIT_FIRST_ADVERTISEMENT_503, Some(&capture))
+            .await;
+        let proxy_url = format!("http://{}", running.local_addr);
+        let url = format!("https://{HOST}:{}/git/repo.git", world.nginx_addr().port());
+        let via_env = |dir: &Path, args: &[&str]| {
+            let mut command = git.command(dir, args);
+            command.env("HTTPS_PROXY", &proxy_url);
+            command
+        };
+        let out = tool(
+            via_env(world.path(), &["clone", &url, "first"]),
+            &git.logs,
+            "git-clone-1",
+        )
+        .await;
+        assert_ne!(out.code(), Some(0), "{}", out.output());
+        assert!(out.stderr.contains("503"), "{}", out.stderr);
+        git.ok(
+            via_env(world.path(), &["clone", &url, "work"]),
+            "git-clone-2",
+        )
+        .await;
+        let work = world.path().join("work");
+        let config = git.command(&work, &["config", "http.proxy", &proxy_url]);
+        git.ok(config, "git-config-proxy").await;
+        git.push_and_check(&work, &bare).await;
+        let summary = finish(running).await;
+        assert_eq!(summary.rules[0].fired, 1, "{summary:?}");
+        assert_eq!(summary.panics, 0);
+        assert_eq!(summary.upstream_failures, 0);
+
+        // The push went through faultline too: its receive-pack reached nginx on an upstream
+        // leg, decrypted in the capture; the 503 is marked where faultline wrote it.
+        let report = inspect_json(&capture);
+        let text = report.to_string();
+        for wanted in [
+            "/git/repo.git/info/refs?service=git-upload-pack",
+            "/git/repo.git/info/refs?service=git-receive-pack",
+            "/git/repo.git/git-receive-pack",
+        ] {
+            assert!(
+                text.contains(wanted),
+                "{wanted} not in the capture: {report:#}"
+            );
+        }
+        let comments = tshark::packet_comments(&capture);
+        assert!(
+            comments.iter().any(|c| c.contains("answered 503")),
+            "the 503 is marked: {comments:?}"
+        );
         world.stop();
     })
     .await
