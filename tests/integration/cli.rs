@@ -951,7 +951,7 @@ fn run_on_a_terminal_draws_a_live_status_line_and_none_on_a_pipe() {
         .find(|l| l.contains("listening on "))
         .expect("the listening line");
     drop(std::net::TcpStream::connect(listening_address(line)).expect("connect"));
-    process.wait_for_stdout("0 open / 1 connections");
+    process.wait_for_stdout("0 open / 1 connection ·");
     process.terminate();
     let _ = process.wait();
     // The same run on a pipe has no status line (the other tests read its stderr plainly).
