@@ -1344,3 +1344,40 @@ fn a_thousand_proxies_cost_little_memory() {
     let stopped = daemon.stop();
     assert!(stopped.status.success(), "{}", stopped.output());
 }
+
+/// Issue 14: a JSON scenario's validation error named a place in the TOML faultline made of it
+/// (`scenario:5:9:` for a 4-line body). Through the real server and an HTTP client, the error
+/// names the line and column in the JSON the client sent, and the proxy keeps its scenario.
+#[test]
+fn json_scenario_errors_name_the_place_in_the_json_body() {
+    let dir = TempDir::new("api-json-errors");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    create_proxy(api, "j", upstream.server.addr);
+    let before = http(api, "GET", "/faultline/proxies/j/scenario", "");
+    let body = "{\"rule\": [\n  {\"name\": \"slow\",\n   \"fault\": {\"latency\": {\"delay\": \"fast\"}}}\n]}";
+    let (status, answer) = http(api, "PUT", "/faultline/proxies/j/scenario", body);
+    assert_eq!(status, 400, "{answer}");
+    let error = json(&answer)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.starts_with("scenario (JSON):3:35: rule[1].fault.latency.delay: "),
+        "the delay's place in the body: {error}"
+    );
+    // Line 3, column 35 of what was sent is the bad value.
+    let line = body.lines().nth(2).expect("line 3");
+    assert!(line[34..].starts_with("\"fast\""), "{line}");
+    assert_eq!(
+        http(api, "GET", "/faultline/proxies/j/scenario", ""),
+        before,
+        "nothing changed"
+    );
+    let good = "{\"rule\": [{\"name\": \"slow\", \"fault\": {\"latency\": {\"delay\": \"5ms\"}}}]}";
+    let (status, answer) = http(api, "PUT", "/faultline/proxies/j/scenario", good);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(json(&answer)["rules"], 1, "{answer}");
+    let stopped = daemon.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
+}
