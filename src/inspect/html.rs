@@ -85,17 +85,15 @@ fn html_replay(s: &mut String, run: &RunInfo) {
             )
         })
         .unwrap_or_default();
-    let _ = write!(
+    let _ = writeln!(
         s,
-        r#"<p>Replay the run (same scenario, same seed: the same faults at the same bytes):{save}</p><pre class="replay" id="replay">{}</pre><button type="button" data-copy="replay">copy</button>
-"#,
+        r#"<p>Replay the run (same scenario, same seed: the same faults at the same bytes):{save}</p><pre class="replay" id="replay">{}</pre><button type="button" data-copy="replay">copy</button>"#,
         escape(&run.replay)
     );
     if let Some(note) = &run.replay_note {
-        let _ = write!(
+        let _ = writeln!(
             s,
-            r#"<p class="replay-note"><strong>Note:</strong> {}</p>
-"#,
+            r#"<p class="replay-note"><strong>Note:</strong> {}</p>"#,
             escape(note)
         );
     }
@@ -111,10 +109,9 @@ fn html_replay(s: &mut String, run: &RunInfo) {
         } else {
             ""
         };
-        let _ = write!(
+        let _ = writeln!(
             s,
-            r#"<details class="scenario"><summary>scenario <code>{}</code> ({}{cut})</summary><pre class="replay" id="scenario-toml">{}</pre><button type="button" data-copy="scenario-toml">copy</button></details>
-"#,
+            r#"<details class="scenario"><summary>scenario <code>{}</code> ({}{cut})</summary><pre class="replay" id="scenario-toml">{}</pre><button type="button" data-copy="scenario-toml">copy</button></details>"#,
             escape(name),
             count(lines, "line"),
             escape(text)
@@ -203,10 +200,9 @@ impl Report {
         }
         match &self.run {
             Some(run) => {
-                let _ = write!(
+                let _ = writeln!(
                     s,
-                    r#"<tr><th>faultline</th><td class="version">{}</td></tr><tr><th>scenario</th><td class="scenario">{}</td></tr><tr><th>seed</th><td class="seed">{}</td></tr><tr><th>command</th><td><code>{}</code></td></tr></table>
-"#,
+                    r#"<tr><th>faultline</th><td class="version">{}</td></tr><tr><th>scenario</th><td class="scenario">{}</td></tr><tr><th>seed</th><td class="seed">{}</td></tr><tr><th>command</th><td><code>{}</code></td></tr></table>"#,
                     escape(&run.faultline_version),
                     escape(&run.scenario),
                     run.seed,

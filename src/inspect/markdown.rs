@@ -398,6 +398,42 @@ mod tests {
         assert!(!md.contains("Replay"), "no run, no replay command:\n{md}");
     }
 
+    /// A hostile scenario (backticks, markup, a hostile file name) stays text: the TOML in a
+    /// fence longer than its backticks, the name HTML-escaped inside `<summary>`, the note quoted.
+    #[test]
+    fn the_recorded_scenario_and_the_note_stay_text() {
+        let meta = crate::capture::CaptureMeta {
+            scenario: "up".into(),
+            seed: 3,
+            command_line: "faultline run '<b>.toml'".into(),
+            scenario_text: Some("name = \"```<script>\"\n".into()),
+            scenario_origin: "<b>.toml".into(),
+            live_rules: true,
+        };
+        let mut comments = vec![meta.section_comment()];
+        comments.extend(meta.scenario_comment());
+        let run = RunInfo::from_section_comments(&comments).expect("a run");
+        let mut md = String::new();
+        markdown_replay(&mut md, &run);
+        for expected in [
+            "Save the scenario below as **up.toml**, then run:",
+            "```sh\nfaultline run up.toml --seed 3\n```",
+            "> **Note:** This run was a faultline serve proxy",
+            "<summary>Scenario <code>up.toml</code> (1 line)</summary>",
+            "````toml\nname = \"```<script>\"\n````",
+        ] {
+            assert!(md.contains(expected), "no {expected:?} in:\n{md}");
+        }
+        let run = RunInfo {
+            scenario_file: None,
+            ..run
+        };
+        let mut md = String::new();
+        markdown_replay(&mut md, &run);
+        assert!(md.contains("<code>&lt;b&gt;.toml</code>"), "{md}");
+        assert!(!md.contains("Save the scenario"), "{md}");
+    }
+
     #[test]
     fn a_code_block_fence_outgrows_backticks_inside() {
         assert_eq!(
