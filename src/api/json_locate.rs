@@ -255,4 +255,25 @@ mod tests {
         }
         assert_eq!(locate("{\"é\": {\"ü\": 1}}", "é.ü"), 14);
     }
+
+    /// Many short texts of JSON's punctuation, seeded: every answer is a character boundary.
+    #[test]
+    fn random_json_like_text_never_panics() {
+        use rand::{Rng, SeedableRng};
+        use rand_chacha::ChaCha8Rng;
+        const PIECES: &[&str] = &[
+            "{", "}", "[", "]", "\"", "\\", ":", ",", " ", "\n", "a", "b", ".", "1", "é", "null",
+        ];
+        let mut rng = ChaCha8Rng::seed_from_u64(14);
+        for _ in 0..20_000 {
+            let len = rng.gen_range(0..24);
+            let json: String = (0..len)
+                .map(|_| PIECES[rng.gen_range(0..PIECES.len())])
+                .collect();
+            for key in ["a", "a.b", "a[1]", "[2].a", "b[1].a"] {
+                let offset = locate(&json, key);
+                assert!(json.is_char_boundary(offset), "{json:?} {key:?} {offset}");
+            }
+        }
+    }
 }
