@@ -1,9 +1,11 @@
 //! Fuzzes what `faultline serve` accepts from a client: a toxic's JSON body (create, then an
 //! update with the same bytes) and a scenario body. None may panic, and every toxic the API
 //! accepts must become a rule the scenario loader accepts (an accepted toxic never breaks the
-//! proxy's scenario).
+//! proxy's scenario). The JSON locator that places scenario errors in a JSON body answers an
+//! offset inside any text, for any key.
 #![no_main]
 
+use faultline::api::json_locate::locate;
 use faultline::api::scenario_body::scenario_text;
 use faultline::api::toxic::Toxic;
 use faultline::scenario::Scenario;
@@ -22,5 +24,11 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(text) = scenario_text(data, content_type) {
             let _ = Scenario::from_toml(&text, "body.toml", "body");
         }
+    }
+    // The first line is a key path, the rest the JSON text it is looked for in.
+    if let Ok(text) = std::str::from_utf8(data) {
+        let (key, json) = text.split_once('\n').unwrap_or(("rule[1].fault", text));
+        let offset = locate(json, key);
+        assert!(json.is_char_boundary(offset), "{offset} outside {json:?}");
     }
 });

@@ -7,12 +7,14 @@
 //! rule), [`proxy`] (one proxy and its run), [`registry`] (every operation on the proxies),
 //! [`routes`] (paths and methods), [`server`] (listeners, HTTP/1), [`body`] (response bodies),
 //! [`events`] (Server-Sent Events), [`metrics`] (Prometheus text), [`capture_file`] (the readable
-//! part of a capture being written), [`scenario_body`] (TOML or JSON scenarios). See docs/api.md.
+//! part of a capture being written), [`scenario_body`] (TOML or JSON scenarios), [`json_locate`] (a key's place in a JSON
+//! body). See docs/api.md.
 
 pub mod body;
 pub mod capture_file;
 pub mod error;
 pub mod events;
+pub mod json_locate;
 pub mod metrics;
 pub mod proxy;
 pub mod registry;

@@ -162,6 +162,27 @@ fn compose_text(base: &str, toxics: &[Toxic]) -> String {
     text
 }
 
+/// `text` (a proxy's composed scenario) with the proxy's own listen address, upstream and seed
+/// set, as one scenario file that `faultline run` replays alone; `text` unchanged when it does
+/// not parse (it always does: it was just validated) or the seed is beyond TOML's integers.
+fn replayable(text: &str, listen: SocketAddr, upstream: &str, seed: u64) -> String {
+    let Ok(mut table) = text.parse::<toml::Table>() else {
+        return text.to_string();
+    };
+    let Ok(seed) = i64::try_from(seed) else {
+        return text.to_string();
+    };
+    table.insert("seed".into(), toml::Value::Integer(seed));
+    let proxy = table
+        .entry("proxy")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(proxy) = proxy {
+        proxy.insert("listen".into(), toml::Value::String(listen.to_string()));
+        proxy.insert("upstream".into(), toml::Value::String(upstream.to_string()));
+    }
+    toml::to_string(&table).unwrap_or_else(|_| text.to_string())
+}
+
 /// The base scenario's settings a rule book swap cannot change: everything but the rules and
 /// the names.
 fn settings_of(text: &str) -> Option<toml::Table> {
@@ -371,12 +392,16 @@ impl ManagedProxy {
         if self.run.is_some() {
             return Ok(());
         }
-        let scenario = self.compose(&self.base, &self.toxics)?;
+        let mut scenario = self.compose(&self.base, &self.toxics)?;
         let addr = resolve_listen(&self.listen).await?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| listen_error(addr, &e))?;
         let seed = scenario.seed.unwrap_or(self.default_seed);
+        // The capture carries this text: with the proxy's address, upstream and seed in it,
+        // `faultline run` on the saved text alone replays the rules in force now.
+        let bound = listener.local_addr().unwrap_or(addr);
+        scenario.source = replayable(&scenario.source, bound, &self.upstream, seed);
         let capture = scenario
             .capture
             .clone()
@@ -394,7 +419,8 @@ impl ManagedProxy {
             upstream: self.upstream_spec.clone(),
             seed,
             capture: capture.clone(),
-            command_line: format!("{} (proxy {})", ctx.command_line, self.name),
+            // As typed, so it pastes into a shell; the proxy is named by the scenario's origin.
+            command_line: ctx.command_line.clone(),
             live_rules: true,
             scenario: Arc::new(scenario),
         };
@@ -560,6 +586,33 @@ mod tests {
         assert_eq!(settings_of(a), settings_of(b));
         assert_ne!(settings_of(a), settings_of("seed = 2\n"));
         assert_eq!(without_rules(a).trim(), "name = \"a\"\nseed = 1");
+    }
+
+    /// A serve capture's scenario replays with `faultline run` alone: the proxy's address,
+    /// upstream and seed are in it, and its rules (toxics included) load as they are.
+    #[test]
+    fn the_recorded_scenario_is_a_whole_scenario_file() {
+        let toxic = Toxic::from_create(
+            br#"{"name":"slow","type":"latency","stream":"downstream","attributes":{"latency":50}}"#,
+        )
+        .expect("a toxic");
+        let base = "name = \"up\"\n[proxy]\ncapture = \"c.pcapng\"\n[[rule]]\nfault.refuse = {}\n";
+        let text = compose_text(base, &[toxic]);
+        let listen: SocketAddr = "127.0.0.1:4567".parse().expect("addr");
+        let saved = replayable(&text, listen, "localhost:6379", 99);
+        let scenario = Scenario::from_toml(&saved, "saved.toml", "saved").expect("loads");
+        assert_eq!(scenario.seed, Some(99));
+        assert_eq!(scenario.listen, Some(listen));
+        assert_eq!(
+            scenario.upstream,
+            Some(parse_upstream("localhost:6379").expect("upstream"))
+        );
+        assert_eq!(scenario.capture.as_deref(), Some("c.pcapng"));
+        assert_eq!(scenario.rules.len(), 2);
+        assert_eq!(scenario.rules[1].fault.name(), "latency");
+        // Text that does not parse, or a seed TOML cannot hold, stays as it was.
+        assert_eq!(replayable("[[", listen, "x:1", 1), "[[");
+        assert_eq!(replayable(base, listen, "x:1", u64::MAX), base);
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! JSON (the same keys), turned into the TOML text the scenario loader validates.
 
 use super::error::ApiError;
+use crate::scenario::{Located, Scenario, ScenarioError};
 
 /// The scenario text of a body. JSON is recognised by its leading `{` (unless the content type
-/// says TOML);
-/// its syntax errors name the line and column, and the TOML it becomes is validated (and
-/// located) like a file.
+/// says TOML). A JSON body is validated here, as the TOML it becomes, and every error names the
+/// line and column in the JSON the client sent (`scenario (JSON):2:31: rule[1].fault.reset.after:
+/// …`): its syntax errors as serde_json finds them, the others at the value their key names
+/// ([`json_locate`](super::json_locate)).
 pub fn scenario_text(body: &[u8], content_type: Option<&str>) -> Result<String, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| ApiError::new(400, format!("the scenario is not UTF-8 text: {e}")))?;
@@ -19,20 +21,34 @@ pub fn scenario_text(body: &[u8], content_type: Option<&str>) -> Result<String, 
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         ApiError::new(
             400,
-            format!("scenario (JSON):{}:{}: {e}", e.line(), e.column()),
+            format!("{JSON_ORIGIN}:{}:{}: {e}", e.line(), e.column()),
         )
     })?;
+    let at = |key: String, message: String| {
+        let offset = super::json_locate::locate(text, &key);
+        ApiError::new(
+            400,
+            Located::at(JSON_ORIGIN, text, offset, key, message).to_string(),
+        )
+    };
     if let Some((key, why)) = untranslatable(&value, String::new()) {
-        return Err(ApiError::new(400, format!("scenario (JSON): {key}: {why}")));
+        return Err(at(key, why));
     }
     let table = toml::Value::try_from(&value)
-        .map_err(|e| ApiError::new(400, format!("scenario (JSON): cannot be a scenario: {e}")))?;
+        .map_err(|e| at(String::new(), format!("cannot be a scenario: {e}")))?;
     if !table.is_table() {
-        return Err(ApiError::new(400, "scenario (JSON): expected an object"));
+        return Err(at(String::new(), "expected an object".to_string()));
     }
-    toml::to_string(&table)
-        .map_err(|e| ApiError::new(400, format!("scenario (JSON): cannot be a scenario: {e}")))
+    let toml = toml::to_string(&table)
+        .map_err(|e| at(String::new(), format!("cannot be a scenario: {e}")))?;
+    match Scenario::from_toml(&toml, JSON_ORIGIN, "scenario") {
+        Err(ScenarioError::Invalid(e)) => Err(at(e.key, e.message)),
+        _ => Ok(toml),
+    }
 }
+
+/// How errors name a JSON body.
+const JSON_ORIGIN: &str = "scenario (JSON)";
 
 /// The first value JSON has and TOML has not (`null`, an integer beyond i64), with its key
 /// (`rule[1].fault.reset.after`, rules counted from 1 as in scenario errors) and why.
@@ -99,7 +115,7 @@ mod tests {
         let e = scenario_text(body, None).expect_err("beyond i64");
         assert!(
             e.message.starts_with(
-                "scenario (JSON): rule[1].fault.reset.after: 18446744073709551615 is too large"
+                "scenario (JSON):1:41: rule[1].fault.reset.after: 18446744073709551615 is too large"
             ),
             "{}",
             e.message
@@ -109,7 +125,35 @@ mod tests {
         let e = scenario_text(body, None).expect_err("null");
         assert_eq!(
             e.message,
-            "scenario (JSON): proxy.capture: null has no TOML equivalent: leave the key out"
+            "scenario (JSON):1:34: proxy.capture: null has no TOML equivalent: leave the key out"
+        );
+    }
+
+    /// Issue 14: a 4-line JSON body said `scenario:5:9: rule[1].fault.latency.delay: …`, a place
+    /// in the TOML faultline made of it. The error names the line and column in the JSON.
+    #[test]
+    fn validation_errors_name_the_place_in_the_json_body() {
+        let body = "{\"rule\": [\n  {\"name\": \"slow\",\n   \"fault\": {\"latency\": {\"delay\": \"fast\"}}}\n]}";
+        let e = scenario_text(body.as_bytes(), Some("application/json")).expect_err("bad delay");
+        assert!(
+            e.message
+                .starts_with("scenario (JSON):3:35: rule[1].fault.latency.delay: "),
+            "{}",
+            e.message
+        );
+        // An unknown field: its object. A second rule: counted from 1 as in the key.
+        let body = "{\"seed\": 2,\n \"rule\": [{\"fault\": {\"reset\": {}}},\n  {\"fault\": {\"reset\": {\"aftr\": 1}}}]}";
+        let e = scenario_text(body.as_bytes(), None).expect_err("unknown field");
+        assert!(e.message.starts_with("scenario (JSON):3:"), "{}", e.message);
+        assert!(e.message.contains("rule[2].fault"), "{}", e.message);
+        // Not an object a scenario can be: the top of the body.
+        let e = scenario_text(b"  {\"rule\": 3}", None).expect_err("rule not a list");
+        assert!(e.message.starts_with("scenario (JSON):1:"), "{}", e.message);
+        // A valid body still becomes its TOML, and TOML bodies are left to the caller.
+        assert!(scenario_text(br#"{"seed": 5}"#, None).is_ok());
+        assert_eq!(
+            scenario_text(b"seed = \"x\"\n", None).ok().as_deref(),
+            Some("seed = \"x\"\n")
         );
     }
 }

@@ -29,4 +29,5 @@ pub use path::expand_path_template;
 pub use secrets::SecretsSource;
 pub use sink::{
     CaptureFormat, CaptureMeta, CaptureSink, CaptureSummary, CaptureWriterHandle, QUEUE_BUDGET,
+    SCENARIO_COMMENT_TAG, SCENARIO_TEXT_LIMIT,
 };

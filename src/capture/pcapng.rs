@@ -56,14 +56,17 @@ fn block(out: &mut Vec<u8>, block_type: u32, body: impl FnOnce(&mut Vec<u8>)) {
     out[start + 4..start + 8].copy_from_slice(&total.to_le_bytes());
 }
 
-/// Section header block whose comment names the run (scenario, seed, command line).
-pub(crate) fn section_header(out: &mut Vec<u8>, comment: &str, user_appl: &str) {
+/// Section header block whose comments name the run (scenario, seed, command line) and carry
+/// its scenario text, one `opt_comment` each.
+pub(crate) fn section_header(out: &mut Vec<u8>, comments: &[String], user_appl: &str) {
     block(out, SHB, |out| {
         out.extend_from_slice(&BYTE_ORDER_MAGIC.to_le_bytes());
         out.extend_from_slice(&1u16.to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
         out.extend_from_slice(&u64::MAX.to_le_bytes()); // section length unknown
-        option(out, OPT_COMMENT, comment.as_bytes());
+        for comment in comments {
+            option(out, OPT_COMMENT, comment.as_bytes());
+        }
         option(out, SHB_USERAPPL, user_appl.as_bytes());
         option(out, OPT_END, &[]);
     });
@@ -162,11 +165,15 @@ mod tests {
         let mut out = Vec::new();
         section_header(
             &mut out,
-            "faultline 0.1.0; scenario x; seed 7; command: faultline run",
+            &["faultline 0.1.0; scenario x; seed 7; command: faultline run".to_string()],
             "faultline",
         );
         interfaces(&mut out);
         assert_eq!(blocks(&out), vec![SHB, IDB, IDB]);
+        // Two comments (the run, then its scenario text) in one well-formed block.
+        let mut two = Vec::new();
+        section_header(&mut two, &["a".to_string(), "b\nc".repeat(100)], "f");
+        assert_eq!(blocks(&two), vec![SHB]);
         assert_eq!(u32_at(&out, 8), BYTE_ORDER_MAGIC);
     }
 

@@ -58,8 +58,8 @@ impl CaptureFormat {
     }
 }
 
-/// Identifies the run in the capture itself (pcapng section comment), so a capture file found later
-/// still says which scenario and seed produced it.
+/// Identifies the run in the capture itself (pcapng section comments), so a capture file found
+/// later still says which scenario and seed produced it, and carries the scenario to replay it.
 #[derive(Clone, Debug, Default)]
 pub struct CaptureMeta {
     /// Scenario name.
@@ -68,7 +68,26 @@ pub struct CaptureMeta {
     pub seed: u64,
     /// The command line as typed, to rerun the same thing.
     pub command_line: String,
+    /// The scenario's TOML text as the run used it (its first [`SCENARIO_TEXT_LIMIT`] bytes), so
+    /// the capture replays without the original file; `None` records no text.
+    pub scenario_text: Option<String>,
+    /// Where that text came from: the file as `command_line` names it (the replay command swaps
+    /// it for the saved copy), or `proxy NAME` for `faultline serve`.
+    pub scenario_origin: String,
+    /// The rules may change during the run (`faultline serve`'s control API): the text is the
+    /// rule set when the capture started, which the report must say.
+    pub live_rules: bool,
 }
+
+/// Scenario text a capture keeps: a pcapng option holds at most 65,532 bytes, and 60 KiB of text
+/// with its header lines always fits; a longer scenario is cut, and the capture says so.
+pub const SCENARIO_TEXT_LIMIT: usize = 60 << 10;
+
+/// First line of the section comment that carries the scenario's text.
+pub const SCENARIO_COMMENT_TAG: &str = "faultline scenario";
+
+/// Characters of `scenario_origin` kept in the comment (it is one header line).
+const ORIGIN_LIMIT: usize = 1024;
 
 impl CaptureMeta {
     /// The section comment: `faultline VERSION; scenario NAME; seed N; command: ...`.
@@ -80,6 +99,47 @@ impl CaptureMeta {
             self.seed,
             self.command_line
         )
+    }
+
+    /// The second section comment, carrying the scenario's text after header lines and a blank
+    /// line (`None` without a text):
+    ///
+    /// ```text
+    /// faultline scenario
+    /// origin: scenarios/s2.toml
+    /// rules: live                      (faultline serve: the API may change them)
+    /// cut: 61440 of 70000 bytes        (only when the text was longer than the limit)
+    ///
+    /// name = "s2"
+    /// ...
+    /// ```
+    ///
+    /// A separate comment keeps the first one as older faultline versions read it.
+    pub fn scenario_comment(&self) -> Option<String> {
+        let text = self.scenario_text.as_deref()?;
+        let mut comment = format!("{SCENARIO_COMMENT_TAG}\n");
+        let origin: String = self
+            .scenario_origin
+            .chars()
+            .take(ORIGIN_LIMIT)
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .collect();
+        if !origin.is_empty() {
+            comment.push_str(&format!("origin: {origin}\n"));
+        }
+        if self.live_rules {
+            comment.push_str("rules: live\n");
+        }
+        let mut kept = text.len().min(SCENARIO_TEXT_LIMIT);
+        while !text.is_char_boundary(kept) {
+            kept -= 1;
+        }
+        if kept < text.len() {
+            comment.push_str(&format!("cut: {kept} of {} bytes\n", text.len()));
+        }
+        comment.push('\n');
+        comment.push_str(&text[..kept]);
+        Some(comment)
     }
 }
 
@@ -193,9 +253,12 @@ impl CaptureSink {
         let mut header = Vec::new();
         match format {
             CaptureFormat::Pcapng => {
+                let scenario = meta.scenario_comment();
+                let mut comments = vec![meta.section_comment()];
+                comments.extend(scenario);
                 pcapng::section_header(
                     &mut header,
-                    &meta.section_comment(),
+                    &comments,
                     concat!("faultline ", env!("CARGO_PKG_VERSION")),
                 );
                 pcapng::interfaces(&mut header);

@@ -13,6 +13,7 @@ use super::html_timeline::{self, LegView};
 use super::leg;
 use super::model::{AttemptGroup, FlowSummary, Report, Verdict};
 use super::objects::Transfer;
+use super::run_info::RunInfo;
 use super::text::format_time;
 use crate::direction::Leg;
 use crate::plural::count;
@@ -70,6 +71,53 @@ document.querySelectorAll('button[data-copy]').forEach(function(b){b.addEventLis
 var t=document.getElementById(b.getAttribute('data-copy')).textContent;
 if(navigator.clipboard){navigator.clipboard.writeText(t).then(function(){b.textContent='copied';});}});});
 "#;
+
+/// The replay command, and the scenario it reads (recorded in the capture) in a collapsed block
+/// with its own copy button, so the page alone replays the run from any directory.
+fn html_replay(s: &mut String, run: &RunInfo) {
+    let save = run
+        .scenario_file
+        .as_deref()
+        .map(|file| {
+            format!(
+                r#" save the scenario below as <code class="scenario-file">{}</code>, then run"#,
+                escape(file)
+            )
+        })
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        r#"<p>Replay the run (same scenario, same seed: the same faults at the same bytes):{save}</p><pre class="replay" id="replay">{}</pre><button type="button" data-copy="replay">copy</button>"#,
+        escape(&run.replay)
+    );
+    if let Some(note) = &run.replay_note {
+        let _ = writeln!(
+            s,
+            r#"<p class="replay-note"><strong>Note:</strong> {}</p>"#,
+            escape(note)
+        );
+    }
+    if let Some(text) = &run.scenario_toml {
+        let name = run
+            .scenario_file
+            .as_deref()
+            .or(run.scenario_origin.as_deref())
+            .unwrap_or("scenario");
+        let lines = text.lines().count();
+        let cut = if run.scenario_cut {
+            ", its first 60 KiB only"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            r#"<details class="scenario"><summary>scenario <code>{}</code> ({}{cut})</summary><pre class="replay" id="scenario-toml">{}</pre><button type="button" data-copy="scenario-toml">copy</button></details>"#,
+            escape(name),
+            count(lines, "line"),
+            escape(text)
+        );
+    }
+}
 
 impl Report {
     /// The self-contained HTML page.
@@ -152,16 +200,15 @@ impl Report {
         }
         match &self.run {
             Some(run) => {
-                let _ = write!(
+                let _ = writeln!(
                     s,
-                    r#"<tr><th>faultline</th><td class="version">{}</td></tr><tr><th>scenario</th><td class="scenario">{}</td></tr><tr><th>seed</th><td class="seed">{}</td></tr><tr><th>command</th><td><code>{}</code></td></tr></table>
-<p>Replay the run (same scenario, same seed: the same faults at the same bytes):</p><pre class="replay" id="replay">{}</pre><button type="button" data-copy="replay">copy</button>"#,
+                    r#"<tr><th>faultline</th><td class="version">{}</td></tr><tr><th>scenario</th><td class="scenario">{}</td></tr><tr><th>seed</th><td class="seed">{}</td></tr><tr><th>command</th><td><code>{}</code></td></tr></table>"#,
                     escape(&run.faultline_version),
                     escape(&run.scenario),
                     run.seed,
                     escape(&run.command),
-                    escape(&run.replay)
                 );
+                html_replay(s, run);
             }
             None => {
                 s.push_str("<tr><th>run</th><td>not recorded: the capture has no faultline section comment</td></tr></table>");

@@ -10,6 +10,7 @@ use std::fmt::Write;
 use super::leg;
 use super::model::{Report, Verdict};
 use super::objects::Transfer;
+use super::run_info::RunInfo;
 use crate::plural::{count, count_as};
 
 /// `text` safe inside a Markdown paragraph or table cell: one line, CommonMark's active ASCII
@@ -46,6 +47,44 @@ pub fn code_block(lang: &str, text: &str) -> String {
     let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest.max(2) + 1);
     format!("{fence}{lang}\n{text}\n{fence}\n")
+}
+
+/// The replay command, what it does not reproduce, and the scenario it reads (recorded in the
+/// capture) as a collapsed TOML block, so the pasted issue alone replays the run from anywhere.
+fn markdown_replay(s: &mut String, run: &RunInfo) {
+    let _ = writeln!(s, "\n#### Replay\n");
+    if let Some(file) = &run.scenario_file {
+        let _ = writeln!(
+            s,
+            "Save the scenario below as **{}**, then run:\n",
+            escape(file)
+        );
+    }
+    s.push_str(&code_block("sh", &run.replay));
+    if let Some(note) = &run.replay_note {
+        let _ = writeln!(s, "\n> **Note:** {}", escape(note));
+    }
+    if let Some(text) = &run.scenario_toml {
+        let name = run
+            .scenario_file
+            .as_deref()
+            .or(run.scenario_origin.as_deref())
+            .unwrap_or("scenario");
+        let cut = if run.scenario_cut {
+            ", its first 60 KiB only"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "\n<details><summary>Scenario <code>{}</code> ({}{cut})</summary>\n",
+            // Markdown is not read inside an HTML block: HTML's escaping, not Markdown's.
+            super::html::escape(name),
+            count(text.lines().count(), "line")
+        );
+        s.push_str(&code_block("toml", text.trim_end_matches('\n')));
+        let _ = writeln!(s, "\n</details>");
+    }
 }
 
 impl Report {
@@ -112,8 +151,7 @@ impl Report {
             let _ = writeln!(s, "\n</details>");
         }
         if let Some(run) = &self.run {
-            let _ = writeln!(s, "\n#### Replay\n");
-            s.push_str(&code_block("sh", &run.replay));
+            markdown_replay(&mut s, run);
         }
         let _ = writeln!(
             s,
@@ -358,6 +396,42 @@ mod tests {
             assert!(md.contains(expected), "no {expected:?} in:\n{md}");
         }
         assert!(!md.contains("Replay"), "no run, no replay command:\n{md}");
+    }
+
+    /// A hostile scenario (backticks, markup, a hostile file name) stays text: the TOML in a
+    /// fence longer than its backticks, the name HTML-escaped inside `<summary>`, the note quoted.
+    #[test]
+    fn the_recorded_scenario_and_the_note_stay_text() {
+        let meta = crate::capture::CaptureMeta {
+            scenario: "up".into(),
+            seed: 3,
+            command_line: "faultline run '<b>.toml'".into(),
+            scenario_text: Some("name = \"```<script>\"\n".into()),
+            scenario_origin: "<b>.toml".into(),
+            live_rules: true,
+        };
+        let mut comments = vec![meta.section_comment()];
+        comments.extend(meta.scenario_comment());
+        let run = RunInfo::from_section_comments(&comments).expect("a run");
+        let mut md = String::new();
+        markdown_replay(&mut md, &run);
+        for expected in [
+            "Save the scenario below as **up.toml**, then run:",
+            "```sh\nfaultline run up.toml --seed 3\n```",
+            "> **Note:** This run was a faultline serve proxy",
+            "<summary>Scenario <code>up.toml</code> (1 line)</summary>",
+            "````toml\nname = \"```<script>\"\n````",
+        ] {
+            assert!(md.contains(expected), "no {expected:?} in:\n{md}");
+        }
+        let run = RunInfo {
+            scenario_file: None,
+            ..run
+        };
+        let mut md = String::new();
+        markdown_replay(&mut md, &run);
+        assert!(md.contains("<code>&lt;b&gt;.toml</code>"), "{md}");
+        assert!(!md.contains("Save the scenario"), "{md}");
     }
 
     #[test]

@@ -1,11 +1,15 @@
-//! Which faultline run produced a capture, read back from the pcapng section comment, and the command that replays it.
+//! Which faultline run produced a capture, read back from the pcapng section comments, and the command that replays it.
 //!
 //! `capture::sink::CaptureMeta::section_comment` writes `faultline VERSION; scenario NAME; seed N;
-//! command: COMMAND LINE`. A bug report names these so a maintainer can rerun the same faults
-//! with the same random draws. The comment is capture-derived text: it is parsed leniently (a
-//! capture from another tool simply has no run) and never trusted for anything but display.
+//! command: COMMAND LINE`, and `scenario_comment` a second comment with the scenario's TOML text.
+//! A bug report names these so a maintainer can rerun the same faults with the same random draws,
+//! from anywhere: the replay command reads the scenario from the file the report tells them to
+//! save it as. The comments are capture-derived text: they are parsed leniently (a capture from
+//! another tool simply has no run) and never trusted for anything but display.
 
 use serde::Serialize;
+
+use crate::capture::SCENARIO_COMMENT_TAG;
 
 /// The run recorded in a faultline capture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -19,14 +23,83 @@ pub struct RunInfo {
     /// The command line as it was typed.
     pub command: String,
     /// The command that replays the run: the recorded one, `faultline` as the program, with
-    /// `--seed N` added to a `run` that did not name its seed.
+    /// `--seed N` added to a `run` that did not name its seed, and the scenario read from
+    /// [`scenario_file`](Self::scenario_file) when the capture carries its text.
     pub replay: String,
+    /// The scenario's TOML text the capture carries; `None` for captures of faultline versions
+    /// that recorded only its name.
+    pub scenario_toml: Option<String>,
+    /// Whether that text is only the scenario's beginning (the capture keeps 60 KiB).
+    pub scenario_cut: bool,
+    /// Where the scenario came from: the file as the command line named it, or `proxy NAME`
+    /// for `faultline serve`.
+    pub scenario_origin: Option<String>,
+    /// The file name `replay` reads the scenario from: save `scenario_toml` under it first.
+    /// `None` when `replay` needs no such file (it is the recorded command).
+    pub scenario_file: Option<String>,
+    /// What `replay` does not reproduce, when it cannot reproduce everything (rules changed over
+    /// `faultline serve`'s control API).
+    pub replay_note: Option<String>,
+}
+
+/// What `replay_note` says for a `faultline serve` capture with its scenario.
+pub const LIVE_RULES_NOTE: &str = "This run was a faultline serve proxy: the scenario is its rule \
+set when the capture started (its base scenario and the toxics then in force, with its address, \
+upstream and seed). Toxics and rules added, changed or removed over the control API after that \
+are not in it, so this command does not reproduce them, and a toxic's toxicity draws may differ; \
+every fault in the capture names the rule that fired it.";
+
+/// What `replay_note` says for a `faultline serve` capture of a version that recorded no scenario.
+pub const UNRECORDED_RULES_NOTE: &str = "This run was a faultline serve proxy whose rules came \
+from its control API, and this capture does not record them (it predates scenario recording): \
+this command starts the server again but does not reproduce the toxics or rules.";
+
+/// The scenario comment, parsed.
+struct RecordedScenario {
+    text: String,
+    origin: Option<String>,
+    live: bool,
+    cut: bool,
+}
+
+impl RecordedScenario {
+    fn parse(comment: &str) -> Option<RecordedScenario> {
+        let rest = comment
+            .strip_prefix(SCENARIO_COMMENT_TAG)?
+            .strip_prefix('\n')?;
+        let (head, text) = rest.split_once("\n\n").unwrap_or((rest, ""));
+        let mut scenario = RecordedScenario {
+            text: text.to_string(),
+            origin: None,
+            live: false,
+            cut: false,
+        };
+        for line in head.lines() {
+            if let Some(origin) = line.strip_prefix("origin: ") {
+                scenario.origin = Some(origin.to_string());
+            } else if line == "rules: live" {
+                scenario.live = true;
+            } else if line.starts_with("cut: ") {
+                scenario.cut = true;
+            }
+        }
+        Some(scenario)
+    }
 }
 
 impl RunInfo {
-    /// The run named by the first faultline section comment among `comments`, if any.
+    /// The run named by the first faultline section comment among `comments`, with the scenario
+    /// of the first scenario comment, if any.
     pub fn from_section_comments(comments: &[String]) -> Option<RunInfo> {
-        comments.iter().find_map(|c| RunInfo::parse(c))
+        let mut run = comments.iter().find_map(|c| RunInfo::parse(c))?;
+        if let Some(scenario) = comments.iter().find_map(|c| RecordedScenario::parse(c)) {
+            run.attach(scenario);
+        } else if let Some(serve) = old_serve_command(&run.command) {
+            // Older `serve` captures recorded `COMMAND (proxy NAME)`: not a shell command.
+            run.replay = replay_command(serve, run.seed);
+            run.replay_note = Some(UNRECORDED_RULES_NOTE.to_string());
+        }
+        Some(run)
     }
 
     /// Parses one section comment; `None` when it is not faultline's.
@@ -43,8 +116,100 @@ impl RunInfo {
             seed,
             replay: replay_command(&command, seed),
             command,
+            scenario_toml: None,
+            scenario_cut: false,
+            scenario_origin: None,
+            scenario_file: None,
+            replay_note: None,
         })
     }
+
+    /// Adds the recorded scenario, and makes the replay read it from the file the reader saves
+    /// it as: for `serve`, `faultline run FILE` (the text holds address, upstream and seed); for
+    /// `run`, the recorded command with the scenario's path swapped for FILE. Other commands
+    /// (`demo`) replay as recorded.
+    fn attach(&mut self, scenario: RecordedScenario) {
+        if scenario.live {
+            let file = save_as(None, &self.scenario);
+            self.replay = format!("faultline run {} --seed {}", quote(&file), self.seed);
+            self.scenario_file = Some(file);
+            self.replay_note = Some(LIVE_RULES_NOTE.to_string());
+        } else if let Some(origin) = scenario.origin.as_deref() {
+            let file = save_as(Some(origin), &self.scenario);
+            if let Some(command) = with_scenario_file(&self.command, origin, &file) {
+                self.replay = replay_command(&command, self.seed);
+                self.scenario_file = Some(file);
+            }
+        }
+        if scenario.cut && self.scenario_file.is_some() {
+            let cut = format!(
+                "the capture keeps only the scenario's first {} KiB: replay with the whole of it",
+                crate::capture::SCENARIO_TEXT_LIMIT >> 10
+            );
+            self.replay_note = Some(match self.replay_note.take() {
+                Some(note) => format!("{note} Also, {cut}."),
+                None => format!("{}{}.", cut[..1].to_uppercase(), &cut[1..]),
+            });
+        }
+        self.scenario_toml = Some(scenario.text);
+        self.scenario_cut = scenario.cut;
+        self.scenario_origin = scenario.origin;
+    }
+}
+
+/// The name to save the scenario as: the recorded file's own name (`../x/s2.toml` → `s2.toml`),
+/// else the scenario's name made a file name (`proxy up` → `up.toml`), else `scenario.toml`.
+fn save_as(origin: Option<&str>, name: &str) -> String {
+    if let Some(file) = origin
+        .and_then(|o| std::path::Path::new(o).file_name())
+        .and_then(|f| f.to_str())
+        .filter(|f| !f.is_empty() && !f.starts_with('.'))
+    {
+        return file.to_string();
+    }
+    let stem: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let stem = stem.trim_matches('-');
+    if stem.is_empty() {
+        "scenario.toml".to_string()
+    } else {
+        format!("{stem}.toml")
+    }
+}
+
+/// One word for a shell, quoted only when it needs it.
+fn quote(word: &str) -> String {
+    shlex::try_quote(word).map_or_else(|_| word.to_string(), |q| q.into_owned())
+}
+
+/// `command` (a `faultline run`) with its scenario argument `origin` replaced by `file`; `None`
+/// when the command is no `run` or names no such argument.
+fn with_scenario_file(command: &str, origin: &str, file: &str) -> Option<String> {
+    let mut words = shlex::split(command)?;
+    let args = words.get(1..)?;
+    if subcommand(args) != Some("run") {
+        return None;
+    }
+    let run_at = 1 + args.iter().position(|w| w == "run")?;
+    let at = run_at + 1 + words.get(run_at + 1..)?.iter().position(|w| w == origin)?;
+    words[at] = file.to_string();
+    shlex::try_join(words.iter().map(String::as_str)).ok()
+}
+
+/// The `faultline serve …` part of an older serve capture's `… (proxy NAME)` command.
+fn old_serve_command(command: &str) -> Option<&str> {
+    let (serve, proxy) = command.rsplit_once(" (proxy ")?;
+    proxy.strip_suffix(')')?;
+    let words = shlex::split(serve)?;
+    (subcommand(words.get(1..)?) == Some("serve")).then_some(serve)
 }
 
 /// `command` with the program named `faultline` (the recorded one may be a build path) and, for
@@ -111,6 +276,7 @@ mod tests {
             seed: 42,
             command_line: "/home/me/faultline/target/debug/faultline run s.toml --capture x.pcapng"
                 .into(),
+            ..CaptureMeta::default()
         };
         let run = RunInfo::parse(&meta.section_comment()).expect("a faultline comment");
         assert_eq!(run.faultline_version, env!("CARGO_PKG_VERSION"));
@@ -201,6 +367,125 @@ mod tests {
             "faultline run s.toml '--seed=9'"
         );
         assert_eq!(replay_command("", 2), "");
+    }
+
+    /// The comments a capture of `meta` carries, read back.
+    fn read_back(meta: &CaptureMeta) -> RunInfo {
+        let mut comments = vec![meta.section_comment()];
+        comments.extend(meta.scenario_comment());
+        RunInfo::from_section_comments(&comments).expect("a faultline run")
+    }
+
+    const TEXT: &str = "name = \"s2\"\n\n[[rule]]\nfault.refuse = {}\n";
+
+    /// Issue 15: the report gave `faultline run s2.toml --seed N` without s2.toml, and a
+    /// relative path without its directory. The capture carries the text, and the replay reads
+    /// it from the file the report says to save it as, wherever that is.
+    #[test]
+    fn a_run_replays_from_the_scenario_the_capture_carries() {
+        let meta = CaptureMeta {
+            scenario: "s2".into(),
+            seed: 42,
+            command_line: "/b/target/debug/faultline -v run ../x/s2.toml --capture ../x/c.pcapng"
+                .into(),
+            scenario_text: Some(TEXT.into()),
+            scenario_origin: "../x/s2.toml".into(),
+            live_rules: false,
+        };
+        let run = read_back(&meta);
+        assert_eq!(run.scenario_toml.as_deref(), Some(TEXT));
+        assert_eq!(run.scenario_file.as_deref(), Some("s2.toml"));
+        assert_eq!(run.scenario_origin.as_deref(), Some("../x/s2.toml"));
+        assert_eq!(
+            run.replay,
+            "faultline -v run s2.toml --capture ../x/c.pcapng --seed 42"
+        );
+        assert_eq!(run.command, meta.command_line);
+        assert_eq!((run.scenario_cut, run.replay_note), (false, None));
+        // A name with a space is saved as typed and quoted in the command.
+        let meta = CaptureMeta {
+            command_line: "faultline run '/my dir/a b.toml' --seed 3".into(),
+            scenario_origin: "/my dir/a b.toml".into(),
+            ..meta
+        };
+        let run = read_back(&meta);
+        assert_eq!(run.scenario_file.as_deref(), Some("a b.toml"));
+        assert_eq!(run.replay, "faultline run 'a b.toml' --seed 3");
+    }
+
+    /// `faultline serve` recorded `COMMAND (proxy up)`: a shell syntax error when pasted, and
+    /// the rules that came over the API nowhere. Now the capture carries the rule set and the
+    /// replay is a `faultline run` of it, with the note saying what it cannot reproduce.
+    #[test]
+    fn a_serve_proxy_replays_its_recorded_rules_with_a_note() {
+        let serve = "faultline serve --api 127.0.0.1:0 --capture '/tmp/c/{name}.pcapng'";
+        let meta = CaptureMeta {
+            scenario: "up".into(),
+            seed: 5,
+            command_line: serve.into(),
+            scenario_text: Some(TEXT.into()),
+            scenario_origin: "proxy up".into(),
+            live_rules: true,
+        };
+        let run = read_back(&meta);
+        assert_eq!(run.replay, "faultline run up.toml --seed 5");
+        assert_eq!(run.scenario_file.as_deref(), Some("up.toml"));
+        assert_eq!(run.replay_note.as_deref(), Some(LIVE_RULES_NOTE));
+        assert_eq!(run.command, serve);
+        // An older capture's `(proxy up)` is cut off, and the note says the rules are missing.
+        let old = CaptureMeta {
+            command_line: format!("{serve} (proxy up)"),
+            scenario_text: None,
+            ..meta
+        };
+        let run = read_back(&old);
+        assert_eq!(run.replay, serve);
+        assert!(shlex::split(&run.replay).is_some());
+        assert_eq!(run.replay_note.as_deref(), Some(UNRECORDED_RULES_NOTE));
+        assert_eq!(run.scenario_toml, None);
+    }
+
+    /// Past 60 KiB the text is cut at a character, the comment still fits one pcapng option, and
+    /// the report says the replay needs the whole file. A demo replays as recorded.
+    #[test]
+    fn long_scenarios_are_cut_and_say_so_and_other_commands_replay_as_recorded() {
+        let long = format!("{TEXT}# {}\n", "é".repeat(40_000));
+        let meta = CaptureMeta {
+            scenario: "s2".into(),
+            seed: 1,
+            command_line: "faultline run s2.toml".into(),
+            scenario_text: Some(long.clone()),
+            scenario_origin: "s2.toml".into(),
+            live_rules: false,
+        };
+        let comment = meta.scenario_comment().expect("a comment");
+        assert!(
+            comment.len() < usize::from(u16::MAX) - 3,
+            "{}",
+            comment.len()
+        );
+        let run = read_back(&meta);
+        assert!(run.scenario_cut);
+        let kept = run.scenario_toml.expect("text");
+        assert!(long.starts_with(&kept) && kept.len() <= crate::capture::SCENARIO_TEXT_LIMIT);
+        assert!(
+            run.replay_note
+                .as_deref()
+                .is_some_and(|n| n.contains("60 KiB")),
+            "{:?}",
+            run.replay_note
+        );
+        let demo = CaptureMeta {
+            command_line: "faultline demo".into(),
+            scenario_text: Some(TEXT.into()),
+            scenario_origin: "scenarios/demo-http.toml".into(),
+            ..meta
+        };
+        let run = read_back(&demo);
+        assert_eq!(run.replay, "faultline demo");
+        assert_eq!(run.scenario_file, None);
+        assert_eq!(run.scenario_toml.as_deref(), Some(TEXT));
+        assert_eq!(CaptureMeta::default().scenario_comment(), None);
     }
 
     #[test]

@@ -554,7 +554,7 @@ pub const REPORT: &[Field] = &[
     d(
         "run",
         Ty::Nullable(&RUN),
-        "the faultline run that wrote the capture (pcapng section comment); null for other captures",
+        "the faultline run that wrote the capture, its scenario text too (pcapng section comments)",
     ),
 ];
 
@@ -564,6 +564,11 @@ const RUN: Ty = Ty::Object(&[
     f("seed", Ty::Count),
     f("command", Ty::Text),
     f("replay", Ty::Text),
+    f("scenario_toml", OPT_TEXT),
+    f("scenario_cut", Ty::Flag),
+    f("scenario_origin", OPT_TEXT),
+    f("scenario_file", OPT_TEXT),
+    f("replay_note", OPT_TEXT),
 ]);
 
 /// The schema as `faultline inspect --help` shows it.

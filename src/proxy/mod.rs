@@ -291,6 +291,9 @@ pub async fn start_on(
                 scenario: plan.scenario.name.clone(),
                 seed: plan.seed,
                 command_line: plan.command_line.clone(),
+                scenario_text: Some(plan.scenario.source.clone()),
+                scenario_origin: plan.scenario.origin.clone(),
+                live_rules: plan.live_rules,
             };
             // capture_tls = "raw": the key log goes into the capture, ahead of the records.
             let secrets = tls

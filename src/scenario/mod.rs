@@ -55,6 +55,12 @@ pub struct Scenario {
     /// so the rule that replaces it when the toxic is updated takes over its state. Empty for
     /// scenario files (a rule whose text changed is a new rule).
     pub lineage: std::collections::HashMap<u64, u64>,
+    /// The TOML text it was validated from: captures carry it (pcapng section comment), so a bug
+    /// report holds the scenario itself and its replay command works without the original file.
+    pub source: String,
+    /// Where that text came from, as errors name it: the file as the command line gave it, or
+    /// what stands for one (`proxy NAME` for `faultline serve`).
+    pub origin: String,
 }
 
 /// One rule: when and what.
@@ -365,6 +371,8 @@ impl Scenario {
             tls,
             rules,
             lineage: std::collections::HashMap::new(),
+            source: text.to_string(),
+            origin: origin.to_string(),
         })
     }
 }

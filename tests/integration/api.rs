@@ -1344,3 +1344,130 @@ fn a_thousand_proxies_cost_little_memory() {
     let stopped = daemon.stop();
     assert!(stopped.status.success(), "{}", stopped.output());
 }
+
+/// Issue 14: a JSON scenario's validation error named a place in the TOML faultline made of it
+/// (`scenario:5:9:` for a 4-line body). Through the real server and an HTTP client, the error
+/// names the line and column in the JSON the client sent, and the proxy keeps its scenario.
+#[test]
+fn json_scenario_errors_name_the_place_in_the_json_body() {
+    let dir = TempDir::new("api-json-errors");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    create_proxy(api, "j", upstream.server.addr);
+    let before = http(api, "GET", "/faultline/proxies/j/scenario", "");
+    let body = "{\"rule\": [\n  {\"name\": \"slow\",\n   \"fault\": {\"latency\": {\"delay\": \"fast\"}}}\n]}";
+    let (status, answer) = http(api, "PUT", "/faultline/proxies/j/scenario", body);
+    assert_eq!(status, 400, "{answer}");
+    let error = json(&answer)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.starts_with("scenario (JSON):3:35: rule[1].fault.latency.delay: "),
+        "the delay's place in the body: {error}"
+    );
+    // Line 3, column 35 of what was sent is the bad value.
+    let line = body.lines().nth(2).expect("line 3");
+    assert!(line[34..].starts_with("\"fast\""), "{line}");
+    assert_eq!(
+        http(api, "GET", "/faultline/proxies/j/scenario", ""),
+        before,
+        "nothing changed"
+    );
+    let good = "{\"rule\": [{\"name\": \"slow\", \"fault\": {\"latency\": {\"delay\": \"5ms\"}}}]}";
+    let (status, answer) = http(api, "PUT", "/faultline/proxies/j/scenario", good);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(json(&answer)["rules"], 1, "{answer}");
+    let stopped = daemon.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
+}
+
+/// Issue 15: a `serve` capture's replay was `faultline serve … (proxy up)`, a shell syntax error
+/// that reproduced none of the API's rules. Now the capture carries the proxy's rule set as a
+/// whole scenario (address, upstream, seed), the replay is `faultline run` of it, the report says
+/// what API changes it cannot reproduce, and tshark still reads the capture.
+#[test]
+fn a_serve_capture_replays_its_recorded_scenario() {
+    let dir = TempDir::new("api-serve-replay");
+    let upstream = echo_upstream();
+    let template = dir.path().join("{name}.pcapng").display().to_string();
+    let (daemon, api) = serve(&dir, "serve", &["--capture", &template, "--seed", "7"]);
+    let proxy = create_proxy(api, "up", upstream.server.addr);
+    assert_eq!(echo_through(proxy, b"hello"), b"hello");
+    let seed = json(&http(api, "GET", "/faultline/proxies/up/summary", "").1)["seed"].clone();
+    let stopped = daemon.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
+    let capture = dir.path().join("up.pcapng");
+    let (packets, status) = tshark::packet_count(&capture);
+    assert!(status.success() && packets > 0, "tshark reads {packets}");
+    let section = tshark::section_comment(&capture).expect("a section comment");
+    assert!(section.contains("scenario up; seed"), "{section}");
+
+    let md = run_bounded(
+        Command::new(FAULTLINE)
+            .arg("inspect")
+            .arg(&capture)
+            .arg("--markdown"),
+        dir.path(),
+        "inspect-md",
+        Duration::from_secs(30),
+    );
+    assert_eq!(md.code(), Some(0), "{}", md.output());
+    let md = md.stdout;
+    for expected in [
+        "Save the scenario below as **up.toml**, then run:".to_string(),
+        format!("```sh\nfaultline run up.toml --seed {seed}\n```"),
+        "> **Note:** This run was a faultline serve proxy".to_string(),
+        "```toml\n".to_string(),
+        format!("listen = \"{proxy}\""),
+        format!("upstream = \"{}\"", upstream.server.addr),
+    ] {
+        assert!(md.contains(&expected), "no {expected:?} in:\n{md}");
+    }
+    // The saved scenario is one `faultline run` accepts, from a directory of its own.
+    let toml = md
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("the scenario block");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("mkdir");
+    std::fs::write(elsewhere.join("up.toml"), format!("{toml}\n")).expect("save");
+    let checked = run_bounded(
+        Command::new(FAULTLINE)
+            .args(["check", "up.toml"])
+            .current_dir(&elsewhere),
+        dir.path(),
+        "check",
+        Duration::from_secs(30),
+    );
+    assert_eq!(checked.code(), Some(0), "{}", checked.output());
+    // The recorded command is the one typed, which a shell can read.
+    let report = run_bounded(
+        Command::new(FAULTLINE)
+            .arg("inspect")
+            .arg(&capture)
+            .arg("--json"),
+        dir.path(),
+        "inspect-json",
+        Duration::from_secs(30),
+    );
+    let run = json(&report.stdout)["run"].clone();
+    let command = run["command"].as_str().expect("a command");
+    assert!(
+        command.ends_with(&format!(
+            "serve --api 127.0.0.1:0 --capture {template} --seed 7"
+        )) || shlex::split(command).is_some_and(|w| w.ends_with(&[
+            "--capture".to_string(),
+            template.clone(),
+            "--seed".to_string(),
+            "7".to_string()
+        ])),
+        "{command}"
+    );
+    assert!(shlex::split(command).is_some(), "{command}");
+    assert_eq!(run["scenario_file"], "up.toml");
+    assert!(run["replay_note"]
+        .as_str()
+        .is_some_and(|n| n.contains("control API")));
+}

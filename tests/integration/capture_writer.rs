@@ -210,6 +210,10 @@ fn meta() -> CaptureMeta {
         scenario: "capture-selftest".into(),
         seed: 7,
         command_line: "faultline run selftest.toml".into(),
+        // The scenario's text rides in a second section comment: tshark must still read it all.
+        scenario_text: Some("name = \"capture-selftest\"\n\n[[rule]]\nfault.refuse = {}\n".into()),
+        scenario_origin: "selftest.toml".into(),
+        live_rules: false,
     }
 }
 

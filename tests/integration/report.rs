@@ -151,18 +151,26 @@ fn markdown_summary_of_a_real_capture() {
         "#### Expected objects (`--expect`)".to_string(),
         format!("| {stored_path} | 2 | 4096 | 4096 | **CORRUPT** "),
         "| /files/md5/00/never | 3 | 10 | - | **CORRUPT** ".to_string(),
+        // Issue 15: the replay reads the scenario the report carries, saved under its own name,
+        // from wherever the reader saves it (the run named it by a path in another directory).
+        "Save the scenario below as **report scenario.toml**, then run:".to_string(),
         format!(
-            "```sh\nfaultline run {} --listen 127.0.0.1:0 --capture {} --seed 11\n```",
-            shlex::try_quote(&scenario.display().to_string()).expect("quotable"),
+            "```sh\nfaultline run 'report scenario.toml' --listen 127.0.0.1:0 --capture {} --seed 11\n```",
             capture.display()
         ),
+        "<details><summary>Scenario <code>report scenario.toml</code> (10 lines)</summary>"
+            .to_string(),
+        format!("```toml\n{}\n```", fs::read_to_string(&scenario).expect("scenario").trim_end()),
     ] {
         assert!(md.contains(&expected), "no {expected:?} in:\n{md}");
     }
+    // Code blocks show text verbatim on GitHub; everywhere else it must stay text.
+    let outside_code: String = md.split("\n```").step_by(2).collect::<Vec<_>>().join("\n");
     assert!(
-        !md.contains("<script>") && !md.contains("<b>"),
+        !outside_code.contains("<script>") && !outside_code.contains("<b>"),
         "capture text must not become HTML on GitHub:\n{md}"
     );
+    replay_from_elsewhere(&dir, &md);
     // Issue 15: the two attempts' content checks name the same object; each row says its
     // exchange, so the clean one and the corrupt one can be told apart.
     let checks: Vec<&str> = md
@@ -187,6 +195,44 @@ fn markdown_summary_of_a_real_capture() {
         .collect();
     assert!(checks.len() >= 2, "{md}");
     assert_eq!(exchanges.len(), checks.len(), "one exchange per row:\n{md}");
+}
+
+/// Saves the scenario a Markdown report carries under the name it gives, in a directory of its
+/// own, and runs the report's replay command there: it must start the proxy (then is stopped).
+fn replay_from_elsewhere(dir: &TempDir, md: &str) {
+    let toml = md
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .unwrap_or_else(|| panic!("no toml block:\n{md}"));
+    let replay = md
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .unwrap_or_else(|| panic!("no replay block:\n{md}"));
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir_all(&elsewhere).expect("a directory of its own");
+    fs::write(elsewhere.join("report scenario.toml"), format!("{toml}\n")).expect("save it");
+    let words = shlex::split(replay).unwrap_or_else(|| panic!("not a shell command: {replay}"));
+    assert_eq!(
+        words.first().map(String::as_str),
+        Some("faultline"),
+        "{replay}"
+    );
+    let mut proxy = Daemon::start(
+        Command::new(FAULTLINE)
+            .args(&words[1..])
+            .current_dir(&elsewhere),
+        dir.path(),
+        "replay",
+    );
+    let addr = proxy.faultline_address();
+    assert!(
+        TcpStream::connect(addr).is_ok(),
+        "the replayed proxy accepts"
+    );
+    let stopped = proxy.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
 }
 
 /// The Chromium binary; the test fails (never skips) when it is missing.
@@ -281,6 +327,8 @@ fn html_report_of_a_real_capture_in_headless_chromium() {
         format!(r#"<td class="version">{}</td>"#, env!("CARGO_PKG_VERSION")),
         r#"<td class="seed">11</td>"#.to_string(),
         "--seed 11</pre>".to_string(),
+        r#"save the scenario below as <code class="scenario-file">report scenario.toml</code>, then run"#.to_string(),
+        r#"<summary>scenario <code>report scenario.toml</code> (10 lines)</summary><pre class="replay" id="scenario-toml">name = "report &lt;script&gt;alert(1)&lt;/script&gt;""#.to_string(),
         r#"<svg class="timeline""#.to_string(),
         r#"<g class="lane" data-leg="client""#.to_string(),
         r#"<g class="lane" data-leg="upstream""#.to_string(),
