@@ -26,14 +26,18 @@ pub(crate) fn build(
     leg_filter: LegFilter,
     finished: Vec<(FlowInfo, FlowOutcome)>,
 ) -> Report {
-    build_with_h2(capture, leg_filter, finished, Vec::new())
+    build_with_h2(capture, leg_filter, finished, Vec::new(), Vec::new())
 }
 
-/// Assembles the report; compares retained bodies, then drops them.
+/// Assembles the report; compares retained bodies, then drops them. `hidden` holds the
+/// placeholders of the exchanges on legs `leg_filter` leaves out ([`Exchange::placeholder`]):
+/// numbered with the rest, so an exchange has the same number whichever legs are shown, and
+/// then dropped.
 pub(crate) fn build_with_h2(
     capture: CaptureInfo,
     leg_filter: LegFilter,
     finished: Vec<(FlowInfo, FlowOutcome)>,
+    hidden: Vec<Exchange>,
     h2_flows: Vec<H2Outcome>,
 ) -> Report {
     let mut warnings = Vec::new();
@@ -59,6 +63,11 @@ pub(crate) fn build_with_h2(
         exchanges.extend(outcome.exchanges);
     }
     flows.sort_by_key(|f| f.id);
+    // Numbered over every leg: a flow is on one leg and the sort is stable, so exchanges tied
+    // on (time, flow) keep their order within their flow whether or not placeholders are mixed
+    // in. Until the report is built, an exchange's number is also its index here: the analyses
+    // below look exchanges up by number, and placeholders give them nothing to act on.
+    exchanges.extend(hidden);
     exchanges.sort_by_key(|e| (e.time_ns, e.flow));
     for (id, ex) in exchanges.iter_mut().enumerate() {
         ex.id = id;
@@ -112,7 +121,7 @@ pub(crate) fn build_with_h2(
     retried.sort_unstable();
     retried.dedup();
     let summary = Summary {
-        exchanges: exchanges.len(),
+        exchanges: exchanges.iter().filter(|e| !e.is_placeholder()).count(),
         uploads: upload_keys.len(),
         retried: retried.len(),
         retries_differing: attempt_groups
@@ -162,6 +171,8 @@ pub(crate) fn build_with_h2(
             }
         }
     };
+    // From here on an exchange is found by its number (`id`), no longer by its index.
+    exchanges.retain(|e| !e.is_placeholder());
     Report {
         schema_version: SCHEMA_VERSION,
         verdict,
