@@ -45,10 +45,7 @@ impl FlowViews {
 
     /// Ends the flow: what the HTTP/1 view found, and the HTTP/2 connection if it was one.
     pub fn finish(self, info: &FlowInfo) -> (FlowOutcome, Option<H2Outcome>) {
-        (
-            self.http.finish(),
-            self.h2.and_then(|h2| h2.finish(info)),
-        )
+        (self.http.finish(), self.h2.and_then(|h2| h2.finish(info)))
     }
 }
 

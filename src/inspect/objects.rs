@@ -415,13 +415,10 @@ fn stitch(
         // disagreed with them.
         problems.extend(wrong_pieces(exchanges, &layout.segs, download, &specs));
         if !dropped.is_empty() {
-            let ids: Vec<String> = dropped
-                .iter()
-                .map(|&i| specs[i].exchange.to_string())
-                .collect();
+            let ids: Vec<usize> = dropped.iter().map(|&i| specs[i].exchange).collect();
             problems.push(format!(
-                "the object verifies only without the bytes of refused exchange {}: the server dropped them",
-                ids.join(", ")
+                "the object verifies only without the bytes of refused {}: the server dropped them",
+                crate::plural::named("exchange", &ids)
             ));
         }
         false
@@ -452,7 +449,7 @@ fn stitch(
         })
         .collect();
     if corrupt {
-        let ids: Vec<String> = pieces.iter().map(|p| p.exchange.to_string()).collect();
+        let ids: Vec<usize> = pieces.iter().map(|p| p.exchange).collect();
         let mut why: Vec<String> = problems.clone();
         if let Some(c) = check.as_ref().filter(|c| c.is_mismatch()) {
             why.push(match c {
@@ -470,11 +467,11 @@ fn stitch(
             });
         }
         findings.push(format!(
-            "CORRUPT: {} of {} ({} leg, exchanges {}): {}",
+            "CORRUPT: {} of {} ({} leg, {}): {}",
             if download { "download" } else { "upload" },
             address.name(),
             leg::name(leg),
-            ids.join(", "),
+            crate::plural::named("exchange", &ids),
             why.join("; ")
         ));
     }
