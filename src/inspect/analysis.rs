@@ -659,6 +659,73 @@ pub(crate) mod tests {
         }
     }
 
+    /// Issue 15: `--leg client` numbers each client exchange as a report of both legs does. The
+    /// upstream exchange, a placeholder there, takes its number and nothing else: no content
+    /// check, no attempt, no finding, not counted, not listed.
+    #[test]
+    fn a_leg_left_out_keeps_every_number_and_adds_nothing() {
+        const TARGET: &str = "/files/md5/d4/1d8cd98f00b204e9800998ecf8427e";
+        let client = |id, flow| exchange(id, Leg::Client, flow, "PUT", TARGET, None);
+        let both = build(
+            capture(),
+            LegFilter::Both,
+            vec![
+                finished(1, "client leg", vec![client(0, 1)]),
+                finished(
+                    2,
+                    "upstream leg",
+                    vec![exchange(1, Leg::Upstream, 2, "PUT", TARGET, None)],
+                ),
+                finished(3, "client leg", vec![client(2, 3)]),
+            ],
+        );
+        let placeholder = exchange(1, Leg::Upstream, 2, "PUT", TARGET, None).placeholder();
+        let only_client = build_with_h2(
+            capture(),
+            LegFilter::Client,
+            vec![
+                finished(1, "client leg", vec![client(0, 1)]),
+                finished(3, "client leg", vec![client(2, 3)]),
+            ],
+            vec![placeholder],
+            Vec::new(),
+        );
+        let ids = |r: &Report| r.exchanges.iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids(&both), [0, 1, 2]);
+        assert_eq!(ids(&only_client), [0, 2], "numbered as with both legs");
+        assert_eq!(only_client.summary.exchanges, 2);
+        assert_eq!(only_client.summary.uploads, 1);
+        let checked = |r: &Report| {
+            r.content_checks
+                .iter()
+                .map(|c| c.exchange)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(checked(&both), [0, 1, 2]);
+        assert_eq!(checked(&only_client), [0, 2]);
+        let attempts = |r: &Report| {
+            r.attempt_groups
+                .iter()
+                .map(|g| g.attempts.iter().map(|a| a.exchange).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(attempts(&only_client), [[0, 2]]);
+        assert_eq!(attempts(&only_client), attempts(&both));
+        let client_findings: Vec<&String> = both
+            .findings
+            .iter()
+            .filter(|f| f.contains("(client leg"))
+            .collect();
+        assert_eq!(client_findings.len(), 2, "{:#?}", both.findings);
+        assert_eq!(
+            only_client.findings.iter().collect::<Vec<_>>(),
+            client_findings,
+            "the same findings, numbers included"
+        );
+        assert_eq!(only_client.exchange(2).map(|e| e.flow), Some(3));
+        assert!(only_client.exchange(1).is_none());
+    }
+
     #[test]
     fn attempts_group_by_resource_whatever_the_target_form() {
         // Two attempts on the upstream leg, one sent in each form (a client that switched from a

@@ -494,7 +494,8 @@ pub const REPORT: &[Field] = &[
     d(
         "exchanges",
         Ty::List(&EXCHANGE),
-        "HTTP exchanges in time order (id = index)",
+        "HTTP exchanges in time order; id (what every \"exchange\" field names) numbers them \
+         over every leg, the same whatever --leg shows (so id = index only with --leg both)",
     ),
     d(
         "attempt_groups",
