@@ -723,6 +723,29 @@ mod tests {
         );
     }
 
+    /// A download in one piece that hashes wrong names its one exchange in the singular, as the
+    /// git-annex section of scenarios/README.md quotes it (it said "exchanges 2").
+    #[test]
+    fn a_corrupt_download_in_one_piece_names_one_exchange() {
+        let (mut bytes, key) = object(3_000);
+        bytes[1_000] ^= 1;
+        let target = format!("/annex/objects/{key}");
+        let mut exchanges = vec![
+            exchange(0, Leg::Client, 0, "GET", "/config", Some("h")),
+            exchange(1, Leg::Client, 1, "GET", "/other", Some("h")),
+            download(2, &target, 200, 0, 0, &bytes),
+        ];
+        let mut findings = Vec::new();
+        check_objects(&mut exchanges, &mut findings);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].starts_with(&format!(
+                "CORRUPT: download of {key} (client leg, exchange 2): content MISMATCH: the key says"
+            )),
+            "{findings:?}"
+        );
+    }
+
     /// http-client's hidden retry: the rest of a consumed body sent again as offset 0, then a
     /// whole retry that verifies. The object is sound; the resent piece is named, with where its
     /// bytes really belong, and the good retry is not blamed for disagreeing with it.
