@@ -299,7 +299,8 @@ pub struct FlowHttp {
     warnings: Vec<String>,
     memory: MemoryUse,
     /// False for a flow read only to number the exchanges of a leg `--leg` leaves out: no body
-    /// is kept, so such a flow costs no memory budget the inspected legs need.
+    /// is kept or hashed, so such a flow costs little time and no memory budget the inspected
+    /// legs need.
     retain: bool,
 }
 
@@ -428,7 +429,8 @@ impl FlowHttp {
                         response_text: Vec::new(),
                     });
                     self.current_request = Some(index);
-                    self.hashers = Some(Hashers {
+                    // A numbering-only flow's exchanges become placeholders: nothing to hash.
+                    self.hashers = self.retain.then(|| Hashers {
                         md5: Md5::new(),
                         sha256: Sha256::new(),
                     });
