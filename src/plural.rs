@@ -26,6 +26,18 @@ pub fn count_as(n: impl Display, singular: &str, plural: &str) -> String {
     }
 }
 
+/// `noun` and the items it names, the noun plural unless there is exactly one item:
+/// `named("exchange", &[2])` is `exchange 2`, `named("exchange", &[3, 4])` is `exchanges 3, 4`.
+pub fn named(noun: &str, items: &[impl Display]) -> String {
+    let list: Vec<String> = items.iter().map(ToString::to_string).collect();
+    let noun = if items.len() == 1 {
+        noun.to_string()
+    } else {
+        format!("{noun}s")
+    };
+    format!("{noun} {}", list.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,5 +50,11 @@ mod tests {
         assert_eq!(count(11u8, "blob"), "11 blobs");
         assert_eq!(count_as(1, "retry", "retries"), "1 retry");
         assert_eq!(count_as(21, "retry", "retries"), "21 retries");
+    }
+
+    #[test]
+    fn one_named_item_takes_the_singular() {
+        assert_eq!(named("exchange", &[2usize]), "exchange 2");
+        assert_eq!(named("exchange", &[3u64, 4]), "exchanges 3, 4");
     }
 }

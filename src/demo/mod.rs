@@ -115,7 +115,8 @@ pub async fn run(story: Story) -> Result<bool, DemoError> {
             });
             crate::say!();
             if let Some(run) = runs.last() {
-                // The same legs as the verdicts above, so every exchange and flow number agrees.
+                // The same legs as the verdicts above, so it prints them word for word; the
+                // exchange and flow numbers are the capture's own, the same in any report of it.
                 crate::say!(
                     "See the retries byte for byte: faultline inspect {} --leg client (--html report.html draws them)",
                     run.capture.display()

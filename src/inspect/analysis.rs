@@ -26,14 +26,18 @@ pub(crate) fn build(
     leg_filter: LegFilter,
     finished: Vec<(FlowInfo, FlowOutcome)>,
 ) -> Report {
-    build_with_h2(capture, leg_filter, finished, Vec::new())
+    build_with_h2(capture, leg_filter, finished, Vec::new(), Vec::new())
 }
 
-/// Assembles the report; compares retained bodies, then drops them.
+/// Assembles the report; compares retained bodies, then drops them. `hidden` holds the
+/// placeholders of the exchanges on legs `leg_filter` leaves out ([`Exchange::placeholder`]):
+/// numbered with the rest, so an exchange has the same number whichever legs are shown, and
+/// then dropped.
 pub(crate) fn build_with_h2(
     capture: CaptureInfo,
     leg_filter: LegFilter,
     finished: Vec<(FlowInfo, FlowOutcome)>,
+    hidden: Vec<Exchange>,
     h2_flows: Vec<H2Outcome>,
 ) -> Report {
     let mut warnings = Vec::new();
@@ -59,6 +63,11 @@ pub(crate) fn build_with_h2(
         exchanges.extend(outcome.exchanges);
     }
     flows.sort_by_key(|f| f.id);
+    // Numbered over every leg: a flow is on one leg and the sort is stable, so exchanges tied
+    // on (time, flow) keep their order within their flow whether or not placeholders are mixed
+    // in. Until the report is built, an exchange's number is also its index here: the analyses
+    // below look exchanges up by number, and placeholders give them nothing to act on.
+    exchanges.extend(hidden);
     exchanges.sort_by_key(|e| (e.time_ns, e.flow));
     for (id, ex) in exchanges.iter_mut().enumerate() {
         ex.id = id;
@@ -112,7 +121,7 @@ pub(crate) fn build_with_h2(
     retried.sort_unstable();
     retried.dedup();
     let summary = Summary {
-        exchanges: exchanges.len(),
+        exchanges: exchanges.iter().filter(|e| !e.is_placeholder()).count(),
         uploads: upload_keys.len(),
         retried: retried.len(),
         retries_differing: attempt_groups
@@ -162,6 +171,8 @@ pub(crate) fn build_with_h2(
             }
         }
     };
+    // From here on an exchange is found by its number (`id`), no longer by its index.
+    exchanges.retain(|e| !e.is_placeholder());
     Report {
         schema_version: SCHEMA_VERSION,
         verdict,
@@ -646,6 +657,73 @@ pub(crate) mod tests {
             tcp_segments: 0,
             damage: None,
         }
+    }
+
+    /// Issue 15: `--leg client` numbers each client exchange as a report of both legs does. The
+    /// upstream exchange, a placeholder there, takes its number and nothing else: no content
+    /// check, no attempt, no finding, not counted, not listed.
+    #[test]
+    fn a_leg_left_out_keeps_every_number_and_adds_nothing() {
+        const TARGET: &str = "/files/md5/d4/1d8cd98f00b204e9800998ecf8427e";
+        let client = |id, flow| exchange(id, Leg::Client, flow, "PUT", TARGET, None);
+        let both = build(
+            capture(),
+            LegFilter::Both,
+            vec![
+                finished(1, "client leg", vec![client(0, 1)]),
+                finished(
+                    2,
+                    "upstream leg",
+                    vec![exchange(1, Leg::Upstream, 2, "PUT", TARGET, None)],
+                ),
+                finished(3, "client leg", vec![client(2, 3)]),
+            ],
+        );
+        let placeholder = exchange(1, Leg::Upstream, 2, "PUT", TARGET, None).placeholder();
+        let only_client = build_with_h2(
+            capture(),
+            LegFilter::Client,
+            vec![
+                finished(1, "client leg", vec![client(0, 1)]),
+                finished(3, "client leg", vec![client(2, 3)]),
+            ],
+            vec![placeholder],
+            Vec::new(),
+        );
+        let ids = |r: &Report| r.exchanges.iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids(&both), [0, 1, 2]);
+        assert_eq!(ids(&only_client), [0, 2], "numbered as with both legs");
+        assert_eq!(only_client.summary.exchanges, 2);
+        assert_eq!(only_client.summary.uploads, 1);
+        let checked = |r: &Report| {
+            r.content_checks
+                .iter()
+                .map(|c| c.exchange)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(checked(&both), [0, 1, 2]);
+        assert_eq!(checked(&only_client), [0, 2]);
+        let attempts = |r: &Report| {
+            r.attempt_groups
+                .iter()
+                .map(|g| g.attempts.iter().map(|a| a.exchange).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(attempts(&only_client), [[0, 2]]);
+        assert_eq!(attempts(&only_client), attempts(&both));
+        let client_findings: Vec<&String> = both
+            .findings
+            .iter()
+            .filter(|f| f.contains("(client leg"))
+            .collect();
+        assert_eq!(client_findings.len(), 2, "{:#?}", both.findings);
+        assert_eq!(
+            only_client.findings.iter().collect::<Vec<_>>(),
+            client_findings,
+            "the same findings, numbers included"
+        );
+        assert_eq!(only_client.exchange(2).map(|e| e.flow), Some(3));
+        assert!(only_client.exchange(1).is_none());
     }
 
     #[test]

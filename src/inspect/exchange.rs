@@ -87,7 +87,10 @@ pub struct FaultNote {
 /// One request and its response, as one flow carried them.
 #[derive(Debug, Serialize)]
 pub struct Exchange {
-    /// Index in the report's `exchanges` list (0-based, in time order of request heads).
+    /// The exchange's number: its place among the HTTP/1 exchanges of every leg of the capture
+    /// (0-based, in time order of request heads), whichever legs `--leg` shows, so the same
+    /// request has the same number in every report of the capture. With `--leg both` it is also
+    /// the index in the report's `exchanges` list.
     pub id: usize,
     /// Capture leg (`None`: not a faultline leg, "unknown" in JSON).
     #[serde(serialize_with = "leg::serialize")]
@@ -191,6 +194,44 @@ impl Exchange {
             .map(|(_, v)| v.as_str())
     }
 
+    /// What stands in for this exchange when `--leg` leaves its leg out: its number, leg, flow
+    /// and time, and nothing an analysis acts on (no method, target, headers, body or answer), so
+    /// the exchanges shown keep the numbers they have in a report of every leg. Placeholders are
+    /// numbered with the rest and dropped before the report is rendered.
+    pub(crate) fn placeholder(self) -> Exchange {
+        Exchange {
+            id: self.id,
+            leg: self.leg,
+            flow: self.flow,
+            time_ns: self.time_ns,
+            method: String::new(),
+            target: String::new(),
+            host: None,
+            request: RequestBody::default(),
+            response: ResponseInfo {
+                outcome: Outcome::NoResponse,
+                status: None,
+                body_length: 0,
+                complete: false,
+                content_range: None,
+            },
+            faults: Vec::new(),
+            request_range: (0, None),
+            response_range: None,
+            body: None,
+            response_body: None,
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
+            response_text: Vec::new(),
+        }
+    }
+
+    /// True for a [`Self::placeholder`]: a real request always has a method (an HTTP token is
+    /// never empty).
+    pub(crate) fn is_placeholder(&self) -> bool {
+        self.method.is_empty()
+    }
+
     /// True for a 2xx final status.
     pub fn succeeded(&self) -> bool {
         self.response
@@ -257,6 +298,10 @@ pub struct FlowHttp {
     closed: [bool; 2],
     warnings: Vec<String>,
     memory: MemoryUse,
+    /// False for a flow read only to number the exchanges of a leg `--leg` leaves out: no body
+    /// is kept or hashed, so such a flow costs little time and no memory budget the inspected
+    /// legs need.
+    retain: bool,
 }
 
 /// What a finished flow contributes to the report.
@@ -289,6 +334,16 @@ impl FlowHttp {
             closed: [false; 2],
             warnings: Vec::new(),
             memory,
+            retain: true,
+        }
+    }
+
+    /// A tracker that keeps no body: the flow is on a leg `--leg` leaves out, read only so its
+    /// exchanges take their numbers (see [`Exchange::placeholder`]).
+    pub fn numbering_only(info: &FlowInfo, memory: MemoryUse) -> Self {
+        FlowHttp {
+            retain: false,
+            ..Self::new(info, memory)
         }
     }
 
@@ -366,14 +421,16 @@ impl FlowHttp {
                         faults: Vec::new(),
                         request_range: (start, None),
                         response_range: None,
-                        body: upload.then(|| RetainedBody::new(self.memory.clone())),
+                        body: (upload && self.retain)
+                            .then(|| RetainedBody::new(self.memory.clone())),
                         response_body: None,
                         request_headers,
                         response_headers: Vec::new(),
                         response_text: Vec::new(),
                     });
                     self.current_request = Some(index);
-                    self.hashers = Some(Hashers {
+                    // A numbering-only flow's exchanges become placeholders: nothing to hash.
+                    self.hashers = self.retain.then(|| Hashers {
                         md5: Md5::new(),
                         sha256: Sha256::new(),
                     });
@@ -432,7 +489,8 @@ impl FlowHttp {
                         // it is not kept, so it is never checked against the address.
                         let encoded = header(&head.headers, "content-encoding")
                             .is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
-                        if ex.method == "GET"
+                        if self.retain
+                            && ex.method == "GET"
                             && matches!(head.status, 200 | 206)
                             && !encoded
                             && (content_address::parse_target(&ex.target).is_some()

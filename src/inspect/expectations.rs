@@ -219,8 +219,7 @@ fn expect(report: &Report, state: Option<&PathState>, entry: &Entry) -> Expectat
     };
     let answer = |id: usize| {
         report
-            .exchanges
-            .get(id)
+            .exchange(id)
             .map_or("?".to_string(), |x| x.response_text())
     };
     let Some(state) = state else {

@@ -13,7 +13,8 @@ use crate::direction::Direction;
 /// The views of one flow.
 pub struct FlowViews {
     http: FlowHttp,
-    h2: FlowH2,
+    /// `None` on a flow read only to number its HTTP/1 exchanges ([`Self::numbering_only`]).
+    h2: Option<FlowH2>,
     timeline: FlowTimeline,
 }
 
@@ -22,7 +23,17 @@ impl FlowViews {
     pub fn new(info: &FlowInfo, memory: MemoryUse) -> FlowViews {
         FlowViews {
             http: FlowHttp::new(info, memory.clone()),
-            h2: FlowH2::new(info, memory),
+            h2: Some(FlowH2::new(info, memory)),
+            timeline: FlowTimeline::new(info.id, info.opened_ns),
+        }
+    }
+
+    /// Views of a flow on a leg `--leg` leaves out: its HTTP/1 exchanges are read (no body kept)
+    /// only so that every exchange shown keeps the number it has in a report of every leg.
+    pub fn numbering_only(info: &FlowInfo, memory: MemoryUse) -> FlowViews {
+        FlowViews {
+            http: FlowHttp::numbering_only(info, memory),
+            h2: None,
             timeline: FlowTimeline::new(info.id, info.opened_ns),
         }
     }
@@ -34,32 +45,40 @@ impl FlowViews {
 
     /// Ends the flow: what the HTTP/1 view found, and the HTTP/2 connection if it was one.
     pub fn finish(self, info: &FlowInfo) -> (FlowOutcome, Option<H2Outcome>) {
-        (self.http.finish(), self.h2.finish(info))
+        (self.http.finish(), self.h2.and_then(|h2| h2.finish(info)))
     }
 }
 
 impl StreamConsumer for FlowViews {
     fn data(&mut self, dir: Direction, offset: u64, bytes: &[u8], ts_ns: u64) {
         self.http.data(dir, offset, bytes, ts_ns);
-        self.h2.data(dir, offset, bytes, ts_ns);
+        if let Some(h2) = &mut self.h2 {
+            h2.data(dir, offset, bytes, ts_ns);
+        }
         self.timeline.data(dir, offset, bytes.len() as u64, ts_ns);
     }
 
     fn fin(&mut self, dir: Direction, offset: u64, ts_ns: u64) {
         self.http.fin(dir, offset, ts_ns);
-        self.h2.fin(dir, offset, ts_ns);
+        if let Some(h2) = &mut self.h2 {
+            h2.fin(dir, offset, ts_ns);
+        }
         self.timeline.event(dir, offset, ts_ns, EventKind::Fin);
     }
 
     fn reset(&mut self, dir: Direction, offset: u64, ts_ns: u64) {
         self.http.reset(dir, offset, ts_ns);
-        self.h2.reset(dir, offset, ts_ns);
+        if let Some(h2) = &mut self.h2 {
+            h2.reset(dir, offset, ts_ns);
+        }
         self.timeline.event(dir, offset, ts_ns, EventKind::Reset);
     }
 
     fn gap(&mut self, dir: Direction, offset: u64, missing: u64) {
         self.http.gap(dir, offset, missing);
-        self.h2.gap(dir, offset, missing);
+        if let Some(h2) = &mut self.h2 {
+            h2.gap(dir, offset, missing);
+        }
         let at = self.timeline.last_ns;
         self.timeline
             .event(dir, offset, at, EventKind::Gap { missing });
@@ -67,7 +86,9 @@ impl StreamConsumer for FlowViews {
 
     fn comment(&mut self, dir: Direction, offset: u64, text: &str, ts_ns: u64) {
         self.http.comment(dir, offset, text, ts_ns);
-        self.h2.comment(dir, offset, text, ts_ns);
+        if let Some(h2) = &mut self.h2 {
+            h2.comment(dir, offset, text, ts_ns);
+        }
         self.timeline
             .event(dir, offset, ts_ns, EventKind::Fault(text.to_string()));
     }

@@ -75,7 +75,7 @@ fn inspect(flows: Vec<Vec<(Direction, Vec<u8>)>>) -> Report {
         tcp_segments: 0,
         damage: None,
     };
-    analysis::build_with_h2(capture, LegFilter::Both, finished, h2)
+    analysis::build_with_h2(capture, LegFilter::Both, finished, Vec::new(), h2)
 }
 
 #[test]

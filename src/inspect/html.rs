@@ -242,8 +242,7 @@ impl Report {
         );
         for a in &g.attempts {
             let flow = self
-                .exchanges
-                .get(a.exchange)
+                .exchange(a.exchange)
                 .map_or("?".to_string(), |e| e.flow.to_string());
             let against = if a.number == 1 {
                 "-".to_string()
@@ -349,7 +348,7 @@ impl Report {
             }
         };
         for cc in &self.content_checks {
-            let Some(ex) = self.exchanges.get(cc.exchange) else {
+            let Some(ex) = self.exchange(cc.exchange) else {
                 continue;
             };
             let _ = write!(
@@ -515,7 +514,7 @@ impl Report {
                         exchanges: f
                             .exchanges
                             .iter()
-                            .filter_map(|&i| self.exchanges.get(i))
+                            .filter_map(|&i| self.exchange(i))
                             .collect(),
                         streams: self
                             .h2_streams

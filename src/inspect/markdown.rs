@@ -320,7 +320,7 @@ impl Report {
             )
         });
         let checks = self.content_checks.iter().filter_map(|cc| {
-            let ex = self.exchanges.get(cc.exchange)?;
+            let ex = self.exchange(cc.exchange)?;
             Some((
                 cc.corrupt,
                 Some(ex.id),

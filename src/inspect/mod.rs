@@ -201,24 +201,35 @@ fn inspect_reader<R: Read>(
     let memory = MemoryUse::default();
     // TLS flows of raw captures are decrypted with the keys the capture embeds (tls_flow.rs).
     let keys = tls_keys::TlsKeys::default();
-    // Flows of legs left out by `--leg` are still numbered (their consumer is `None`), so a flow
-    // keeps its number whichever legs are inspected.
-    let mut table: FlowTable<Option<TlsLayer<FlowViews>>> = FlowTable::new();
+    // Flows of legs left out by `--leg` are still read, so a flow keeps its number whichever
+    // legs are inspected, and so are their HTTP/1 request heads (no bodies, no HTTP/2): their
+    // exchanges become placeholders that keep every exchange's number the same too.
+    let mut table: FlowTable<TlsLayer<FlowViews>> = FlowTable::new();
     let mut finished = Vec::new();
+    let mut hidden = Vec::new();
     let mut h2_flows = Vec::new();
     let mut segments = 0u64;
     let mut timelines = Vec::new();
-    let mut make = |info: &reassembly::FlowInfo| {
-        let admitted = options
+    let admits = |info: &reassembly::FlowInfo| {
+        options
             .leg
-            .admits(leg::of_interface(info.interface.as_deref()));
-        admitted.then(|| TlsLayer::new(FlowViews::new(info, memory.clone()), keys.clone(), info))
+            .admits(leg::of_interface(info.interface.as_deref()))
     };
-    let mut done = |info: reassembly::FlowInfo, flow: Option<TlsLayer<FlowViews>>| {
-        let Some(flow) = flow else {
-            return;
+    let mut make = |info: &reassembly::FlowInfo| {
+        let views = if admits(info) {
+            FlowViews::new(info, memory.clone())
+        } else {
+            FlowViews::numbering_only(info, memory.clone())
         };
+        TlsLayer::new(views, keys.clone(), info)
+    };
+    let mut done = |info: reassembly::FlowInfo, flow: TlsLayer<FlowViews>| {
         let (mut flow, tls_warnings) = flow.finish();
+        if !admits(&info) {
+            let (http, _) = flow.finish(&info);
+            hidden.extend(http.exchanges.into_iter().map(Exchange::placeholder));
+            return;
+        }
         timelines.push(flow.take_timeline());
         let (mut http, h2) = flow.finish(&info);
         http.warnings.extend(tls_warnings);
@@ -264,7 +275,7 @@ fn inspect_reader<R: Read>(
         tcp_segments: segments,
         damage: reader.damage().map(str::to_owned),
     };
-    let mut report = analysis::build_with_h2(capture, options.leg, finished, h2_flows);
+    let mut report = analysis::build_with_h2(capture, options.leg, finished, hidden, h2_flows);
     for (linktype, packets) in unsupported {
         report.warnings.push(format!(
             "{packets} packet(s) on link type {linktype} skipped: inspect reads Ethernet, raw IP, Linux cooked (SLL) and loopback captures"

@@ -166,7 +166,8 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// TCP flows.
     pub flows: Vec<FlowSummary>,
-    /// HTTP exchanges in time order.
+    /// HTTP exchanges in time order, by number (`id`); with `--leg client` or `--leg upstream`
+    /// the other leg's numbers are missing, so look an exchange up with [`Report::exchange`].
     pub exchanges: Vec<Exchange>,
     /// Retried requests.
     pub attempt_groups: Vec<AttemptGroup>,
@@ -203,6 +204,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// The exchange numbered `id` (its `id`, which is its index only when every leg is shown).
+    pub fn exchange(&self, id: usize) -> Option<&Exchange> {
+        self.exchanges
+            .binary_search_by_key(&id, |e| e.id)
+            .ok()
+            .map(|i| &self.exchanges[i])
+    }
+
     /// Clean or corrupt.
     pub fn verdict(&self) -> Verdict {
         self.verdict

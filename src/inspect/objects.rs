@@ -415,13 +415,10 @@ fn stitch(
         // disagreed with them.
         problems.extend(wrong_pieces(exchanges, &layout.segs, download, &specs));
         if !dropped.is_empty() {
-            let ids: Vec<String> = dropped
-                .iter()
-                .map(|&i| specs[i].exchange.to_string())
-                .collect();
+            let ids: Vec<usize> = dropped.iter().map(|&i| specs[i].exchange).collect();
             problems.push(format!(
-                "the object verifies only without the bytes of refused exchange {}: the server dropped them",
-                ids.join(", ")
+                "the object verifies only without the bytes of refused {}: the server dropped them",
+                crate::plural::named("exchange", &ids)
             ));
         }
         false
@@ -452,7 +449,7 @@ fn stitch(
         })
         .collect();
     if corrupt {
-        let ids: Vec<String> = pieces.iter().map(|p| p.exchange.to_string()).collect();
+        let ids: Vec<usize> = pieces.iter().map(|p| p.exchange).collect();
         let mut why: Vec<String> = problems.clone();
         if let Some(c) = check.as_ref().filter(|c| c.is_mismatch()) {
             why.push(match c {
@@ -470,11 +467,11 @@ fn stitch(
             });
         }
         findings.push(format!(
-            "CORRUPT: {} of {} ({} leg, exchanges {}): {}",
+            "CORRUPT: {} of {} ({} leg, {}): {}",
             if download { "download" } else { "upload" },
             address.name(),
             leg::name(leg),
-            ids.join(", "),
+            crate::plural::named("exchange", &ids),
             why.join("; ")
         ));
     }
@@ -722,6 +719,29 @@ mod tests {
             findings[0].contains(&format!("CORRUPT: download of {key}"))
                 && findings[0].contains("the resume at offset 3000 (exchange 1) does not continue the earlier bytes: they differ at offset 3500")
                 && findings[0].contains("content MISMATCH"),
+            "{findings:?}"
+        );
+    }
+
+    /// A download in one piece that hashes wrong names its one exchange in the singular, as the
+    /// git-annex section of scenarios/README.md quotes it (it said "exchanges 2").
+    #[test]
+    fn a_corrupt_download_in_one_piece_names_one_exchange() {
+        let (mut bytes, key) = object(3_000);
+        bytes[1_000] ^= 1;
+        let target = format!("/annex/objects/{key}");
+        let mut exchanges = vec![
+            exchange(0, Leg::Client, 0, "GET", "/config", Some("h")),
+            exchange(1, Leg::Client, 1, "GET", "/other", Some("h")),
+            download(2, &target, 200, 0, 0, &bytes),
+        ];
+        let mut findings = Vec::new();
+        check_objects(&mut exchanges, &mut findings);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].starts_with(&format!(
+                "CORRUPT: download of {key} (client leg, exchange 2): content MISMATCH: the key says"
+            )),
             "{findings:?}"
         );
     }

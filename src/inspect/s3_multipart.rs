@@ -186,14 +186,14 @@ fn assemble_one(
         chunk: None,
     };
     if corrupt {
-        let ids: Vec<String> = pieces.iter().map(|p| p.exchange.to_string()).collect();
+        let ids: Vec<usize> = pieces.iter().map(|p| p.exchange).collect();
         findings.push(format!(
-            "CORRUPT: s3 multipart upload of {} ({} leg, CompleteMultipartUpload exchange {id}, {}): S3 answered ETag {}, the acknowledged parts (exchanges {}) make {}{}",
+            "CORRUPT: s3 multipart upload of {} ({} leg, CompleteMultipartUpload exchange {id}, {}): S3 answered ETag {}, the acknowledged parts ({}) make {}{}",
             req.path,
             leg::name(leg_of),
             exchanges[id].response_text(),
             answered.as_deref().unwrap_or("?"),
-            ids.join(", "),
+            crate::plural::named("exchange", &ids),
             computed.as_deref().unwrap_or("?"),
             if problems.is_empty() { String::new() } else { format!("; {}", problems.join("; ")) }
         ));

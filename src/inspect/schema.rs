@@ -494,7 +494,7 @@ pub const REPORT: &[Field] = &[
     d(
         "exchanges",
         Ty::List(&EXCHANGE),
-        "HTTP exchanges in time order (id = index)",
+        "HTTP exchanges in time order, by id (numbers: see above)",
     ),
     d(
         "attempt_groups",
@@ -576,7 +576,10 @@ pub fn help() -> String {
     let mut s = format!(
         "faultline inspect --json (schema_version {SCHEMA_VERSION}): one JSON object. Fields are \
          added, never renamed.\nTypes: n = integer, \"text\" = string, bool, null|T = may be null,\n  \
-         [T] = list, {{..}} = object, \"a\"|\"b\" = one of these strings.\n"
+         [T] = list, {{..}} = object, \"a\"|\"b\" = one of these strings.\n\
+         Numbers: an exchange's id (what every \"exchange\" field names) numbers the exchanges of\n  \
+         every leg in time order, so it is the same whatever --leg shows; with --leg client or\n  \
+         upstream the other leg's ids are missing from exchanges. A flow's id is tshark's tcp.stream.\n"
     );
     for field in REPORT {
         let _ = writeln!(s, "  {:<16} {}", field.name, field.doc);

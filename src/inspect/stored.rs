@@ -172,12 +172,10 @@ impl WrongRead {
                 offset.map_or("?".into(), |o| o.to_string())
             ),
         };
-        let reads: Vec<String> = self.reads.iter().map(|r| r.to_string()).collect();
         format!(
-            "CORRUPT: {detail} ({} exchange{} {}, {} leg; {})",
+            "CORRUPT: {detail} ({} {}, {} leg; {})",
             self.key.2,
-            if reads.len() > 1 { "s" } else { "" },
-            reads.join(", "),
+            crate::plural::named("exchange", &self.reads),
             self.leg_name,
             self.write
         )

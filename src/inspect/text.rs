@@ -177,7 +177,9 @@ impl Report {
         if !self.content_checks.is_empty() {
             let _ = writeln!(s, "\ncontent addresses:");
             for cc in &self.content_checks {
-                let ex = &self.exchanges[cc.exchange];
+                let Some(ex) = self.exchange(cc.exchange) else {
+                    continue;
+                };
                 let result = cc.check.describe();
                 let algo = match (cc.address.scheme, &cc.address.backend) {
                     (Scheme::S3, Some(source)) => format!("{}, {source}", cc.address.algo.name()),
@@ -238,7 +240,9 @@ impl Report {
         if !self.p2phttp.is_empty() {
             let _ = writeln!(s, "\ngit-annex p2phttp:");
             for p in &self.p2phttp {
-                let ex = &self.exchanges[p.exchange];
+                let Some(ex) = self.exchange(p.exchange) else {
+                    continue;
+                };
                 let offset = if p.offset > 0 {
                     format!(" offset {}", p.offset)
                 } else {

@@ -401,8 +401,9 @@ fn html_report_of_a_real_capture_in_headless_chromium() {
 }
 
 /// Issue 15: one numbering everywhere. A flow keeps its number whichever legs `--leg` selects,
-/// it is tshark's `tcp.stream` index (exchanges count from 0 too), and the command the demo
-/// suggests prints the exchange and flow numbers the demo printed.
+/// it is tshark's `tcp.stream` index, and the demo's findings, exchange and flow numbers included,
+/// are printed word for word by the `--leg client` command it suggests, by a plain `inspect` of
+/// every leg and by `--markdown` (exchange numbers: `exchange_numbers_do_not_depend_on_leg_or_format`).
 #[test]
 fn flow_numbers_do_not_depend_on_leg_and_the_demo_agrees_with_inspect() {
     let dir = TempDir::new("report-numbers");
@@ -512,12 +513,258 @@ fn flow_numbers_do_not_depend_on_leg_and_the_demo_agrees_with_inspect() {
         }
     }
     assert_eq!(seen.len(), 3, "all three files: {verdicts:#?}");
+    // The same capture read without `--leg` (every leg), as text and as Markdown: the demo's
+    // exchange numbers were the client leg's alone before issue 15 (exchange 3 here, 4 there).
+    let every_leg = |label: &str, extra: &[&str]| {
+        run_bounded(
+            Command::new(FAULTLINE)
+                .args(&words[1..3])
+                .args(extra)
+                .current_dir(dir.path()),
+            dir.path(),
+            label,
+            LIMIT,
+        )
+        .stdout
+    };
+    assert_eq!(words.get(3..), Some(&["--leg", "client"][..]), "{hint}");
+    let plain = every_leg("demo-inspect", &[]);
+    let markdown = every_leg("demo-inspect-md", &["--markdown"]);
     for line in verdicts {
         assert!(
             line.contains("exchange") && suggested.stdout.contains(line),
             "the demo printed {line:?}; `{hint}` printed:\n{}",
             suggested.stdout
         );
+        assert!(
+            plain.contains(line),
+            "the demo printed {line:?}; inspect of every leg printed:\n{plain}"
+        );
+        assert!(
+            markdown.contains(line),
+            "the demo printed {line:?}; --markdown printed:\n{markdown}"
+        );
+    }
+}
+
+/// One exchange as every report names it: leg, flow and method (one request per connection in
+/// `recorded_run`, so leg and flow alone tell the requests apart).
+type Request = (String, u64, String);
+
+/// The exchanges of a `--json` report by number.
+fn json_exchanges(report: &serde_json::Value) -> std::collections::BTreeMap<u64, Request> {
+    report["exchanges"]
+        .as_array()
+        .expect("exchanges")
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_u64().expect("id"),
+                (
+                    e["leg"].as_str().expect("leg").to_string(),
+                    e["flow"].as_u64().expect("flow"),
+                    e["method"].as_str().expect("method").to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A table row's number, leg, flow and request ("METHOD target") cells as a numbered request.
+fn row(label: &str, cells: &[&str]) -> (u64, Request) {
+    let number = |cell: &str| -> u64 {
+        cell.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{label}: {cell:?} is not a number in {cells:?}"))
+    };
+    let method = cells[3].split_whitespace().next().unwrap_or_default();
+    (
+        number(cells[0]),
+        (cells[1].trim().to_string(), number(cells[2]), method.into()),
+    )
+}
+
+/// Every sentence of `report` that names an exchange with its flow (`exchange N, flow F`) or
+/// its leg (`LEG leg, exchange N`) agrees with `numbered`; returns how many there were.
+fn check_mentions(
+    label: &str,
+    report: &str,
+    numbered: &std::collections::BTreeMap<u64, Request>,
+) -> usize {
+    let digits = |text: &str| -> Option<u64> {
+        let end = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        text[..end].parse().ok()
+    };
+    let mut mentions = 0;
+    for (at, _) in report.match_indices("exchange ") {
+        let after = &report[at + "exchange ".len()..];
+        let Some(n) = digits(after) else {
+            continue;
+        };
+        let request = numbered
+            .get(&n)
+            .unwrap_or_else(|| panic!("{label} names exchange {n}, which the capture lacks"));
+        if let Some(flow) = after
+            .split_once(", flow ")
+            .filter(|(number, _)| number.len() == n.to_string().len())
+            .and_then(|(_, rest)| digits(rest))
+        {
+            assert_eq!(flow, request.1, "{label}: exchange {n} is {request:?}");
+            mentions += 1;
+        }
+        for leg in ["client", "upstream"] {
+            if report[..at].ends_with(&format!("{leg} leg, ")) {
+                assert_eq!(leg, request.0, "{label}: exchange {n} is {request:?}");
+                mentions += 1;
+            }
+        }
+    }
+    mentions
+}
+
+/// Issue 15: an exchange's number is a property of the exchange. The real binary reads a real
+/// capture (a retry faultline answered itself on the client leg, so the legs' exchanges
+/// interleave) with and without `--leg`, as text, `--json`, `--markdown` and `--html`: the
+/// exchange numbered N is the same request in every one of them, the numbers a finding names
+/// point at that request, and a finding of one leg reads the same as in the report of both.
+#[test]
+fn exchange_numbers_do_not_depend_on_leg_or_format() {
+    let dir = TempDir::new("report-exchange-numbers");
+    let (_, capture) = recorded_run(&dir);
+    let inspect = |label: &str, args: &[&str]| {
+        let out = run_bounded(
+            Command::new(FAULTLINE)
+                .arg("inspect")
+                .arg(&capture)
+                .args(args),
+            dir.path(),
+            label,
+            LIMIT,
+        );
+        assert_eq!(out.code(), Some(1), "{label}: corrupt\n{}", out.output());
+        out.stdout
+    };
+    let json = |label: &str, args: &[&str]| -> serde_json::Value {
+        serde_json::from_str(&inspect(label, &[&["--json"], args].concat())).expect("JSON")
+    };
+    let all = json("json-every-leg", &[]);
+    let numbered = json_exchanges(&all);
+    let legs: Vec<&str> = numbered.values().map(|r| r.0.as_str()).collect();
+    assert!(
+        numbered.len() >= 4 && legs.contains(&"client") && legs.contains(&"upstream"),
+        "both legs' exchanges: {numbered:?}"
+    );
+    let first_upstream = legs
+        .iter()
+        .position(|l| *l == "upstream")
+        .expect("upstream");
+    assert!(
+        legs[first_upstream..].contains(&"client"),
+        "a client exchange after an upstream one, so numbering one leg alone would differ: {numbered:?}"
+    );
+    let all_findings = all["findings"].as_array().expect("findings");
+    for leg in ["both", "client", "upstream"] {
+        let filter = ["--leg", leg];
+        // "both" is the default: read without the flag, as a user would.
+        let filter: &[&str] = if leg == "both" { &[] } else { &filter };
+        let expected: std::collections::BTreeMap<u64, Request> = numbered
+            .iter()
+            .filter(|(_, r)| leg == "both" || r.0 == leg)
+            .map(|(n, r)| (*n, r.clone()))
+            .collect();
+
+        let report = json(&format!("json-{leg}"), filter);
+        assert_eq!(json_exchanges(&report), expected, "--json, legs: {leg}");
+        for group in report["attempt_groups"].as_array().expect("groups") {
+            for attempt in group["attempts"].as_array().expect("attempts") {
+                let n = attempt["exchange"].as_u64().expect("exchange");
+                assert_eq!(
+                    expected.get(&n).map(|r| r.0.as_str()),
+                    group["leg"].as_str(),
+                    "--json, legs: {leg}: attempt of exchange {n}"
+                );
+            }
+        }
+        for check in report["content_checks"].as_array().expect("checks") {
+            let n = check["exchange"].as_u64().expect("exchange");
+            assert!(
+                expected.contains_key(&n),
+                "--json, legs: {leg}: check of {n}"
+            );
+        }
+        for finding in report["findings"].as_array().expect("findings") {
+            assert!(
+                all_findings.contains(finding),
+                "--json, legs: {leg}: {finding} is not in the report of every leg: {all_findings:#?}"
+            );
+        }
+        let mut mentions = 0;
+        for finding in report["findings"].as_array().expect("findings") {
+            let finding = finding.as_str().expect("text");
+            mentions += check_mentions(&format!("--json {leg}"), finding, &numbered);
+        }
+
+        let text = inspect(&format!("text-{leg}"), filter);
+        let table: std::collections::BTreeMap<u64, Request> = text
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("#  time (UTC)"))
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .map(|l| {
+                let cells: Vec<&str> = l.split_whitespace().collect();
+                let request = format!("{} {}", cells[4], cells[5]);
+                row("text", &[cells[0], cells[2], cells[3], &request])
+            })
+            .collect();
+        assert_eq!(table, expected, "text, legs: {leg}:\n{text}");
+        mentions += check_mentions(&format!("text {leg}"), &text, &numbered);
+
+        let md = inspect(&format!("md-{leg}"), &[&["--markdown"], filter].concat());
+        let table: std::collections::BTreeMap<u64, Request> = md
+            .split("HTTP exchange")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no exchanges:\n{md}"))
+            .lines()
+            .skip_while(|l| !l.starts_with("| # |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| row("markdown", &l.split('|').skip(1).collect::<Vec<_>>()))
+            .collect();
+        assert_eq!(table, expected, "--markdown, legs: {leg}:\n{md}");
+        mentions += check_mentions(&format!("markdown {leg}"), &md, &numbered);
+
+        let page = dir.path().join(format!("numbers-{leg}.html"));
+        let path = page.display().to_string();
+        inspect(
+            &format!("html-{leg}"),
+            &[&["--html", &path], filter].concat(),
+        );
+        let html = fs::read_to_string(&page).expect("the HTML report was written");
+        let section = html
+            .split(r#"<section id="exchanges">"#)
+            .nth(1)
+            .and_then(|s| s.split("</section>").next())
+            .unwrap_or_else(|| panic!("no exchanges section:\n{html}"));
+        let table: std::collections::BTreeMap<u64, Request> = section
+            .split("<tr class=")
+            .skip(1)
+            .map(|r| {
+                let cells: Vec<&str> = r
+                    .split("<td")
+                    .skip(1)
+                    .map(|c| {
+                        let c = c.split_once('>').map_or("", |(_, c)| c);
+                        c.split("</td>").next().unwrap_or_default()
+                    })
+                    .collect();
+                row("html", &[cells[0], cells[2], cells[3], cells[4]])
+            })
+            .collect();
+        assert_eq!(table, expected, "--html, legs: {leg}:\n{section}");
+        mentions += check_mentions(&format!("html {leg}"), &html, &numbered);
+        assert!(mentions > 0, "legs {leg}: no finding names an exchange");
     }
 }
 
