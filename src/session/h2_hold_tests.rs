@@ -1,0 +1,438 @@
+//! Delaying one HTTP/2 stream by holding its frames: a latency rule on one stream while a
+//! sibling's DATA passes at once, the barriers where holding stops (a header block that changes
+//! the HPACK table, the cap), and the drain on a normal end. The session is driven as the pumps
+//! drive it, with the clock moved by hand: plans at arrival, ticks at the release instants,
+//! woken directions planning an empty chunk.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::h2::H2Session;
+use super::h2_hold::MAX_HELD_BYTES;
+use super::{RunCounters, RunView, SessionPlan};
+use crate::direction::Direction;
+use crate::fault::plan::Step;
+use crate::h2::build::{self, BlockLimits};
+use crate::h2::frame::{FLAG_END_HEADERS, FLAG_END_STREAM, PREFACE};
+use crate::h2::{Conversation, FrameHeader, FrameType, HeaderList, PieceKind, StreamId};
+use crate::scenario::{ConnectionFacts, Scenario};
+
+const UP: Direction = Direction::UpstreamToClient;
+const DOWN: Direction = Direction::ClientToUpstream;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn settings() -> Vec<u8> {
+    FrameHeader {
+        length: 0,
+        kind: FrameType::Settings,
+        flags: 0,
+        stream: StreamId(0),
+    }
+    .to_bytes()
+    .to_vec()
+}
+
+fn request(id: u32, path: &str) -> Vec<u8> {
+    let list = HeaderList::from_pairs([
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "example"),
+    ]);
+    build::headers(StreamId(id), &list, true, BlockLimits::default())
+}
+
+fn response(id: u32) -> Vec<u8> {
+    let list = HeaderList::from_pairs([(":status", "200")]);
+    build::headers(StreamId(id), &list, false, BlockLimits::default())
+}
+
+/// Trailers encoded without indexing: they leave the receiver's HPACK table as it is.
+fn trailers(id: u32) -> Vec<u8> {
+    let list = HeaderList::from_pairs([("grpc-status", "0")]);
+    build::headers(StreamId(id), &list, true, BlockLimits::default())
+}
+
+/// Trailers with incremental indexing: the receiver's table gains an entry.
+fn indexed_trailers(id: u32) -> Vec<u8> {
+    let mut block = vec![0x40, 11];
+    block.extend_from_slice(b"grpc-status");
+    block.extend_from_slice(&[1, b'0']);
+    let mut frame = FrameHeader {
+        length: block.len() as u32,
+        kind: FrameType::Headers,
+        flags: FLAG_END_HEADERS | FLAG_END_STREAM,
+        stream: StreamId(id),
+    }
+    .to_bytes()
+    .to_vec();
+    frame.extend_from_slice(&block);
+    frame
+}
+
+fn data(id: u32, byte: u8, len: usize, end: bool) -> Vec<u8> {
+    let mut frame = build::data_header(StreamId(id), len as u32, end).to_vec();
+    frame.extend(std::iter::repeat_n(byte, len));
+    frame
+}
+
+/// What one planned chunk wrote: each write with its earliest instant and its comment.
+#[derive(Debug, Clone)]
+struct Write {
+    bytes: Vec<u8>,
+    at: Instant,
+    note: Option<String>,
+}
+
+/// A session under `rules` and the instant it opened.
+struct Bench {
+    session: H2Session,
+    scenario: Arc<Scenario>,
+    counters: RunCounters,
+    t0: Instant,
+}
+
+impl Bench {
+    fn new(rules: &str) -> Bench {
+        let t0 = Instant::now();
+        Bench {
+            session: H2Session::new(1, ConnectionFacts::ordinal(1), t0, Vec::new()),
+            scenario: Arc::new(Scenario::from_toml(rules, "t.toml", "t").expect("valid")),
+            counters: RunCounters::new(),
+            t0,
+        }
+    }
+
+    /// Plans `chunk` of `direction` arriving at `at`; every byte must be planned (no tail).
+    fn plan(&mut self, direction: Direction, chunk: &[u8], at: Instant) -> Vec<Write> {
+        let run = RunView {
+            scenario: &self.scenario,
+            counters: &self.counters,
+        };
+        let plan = self.session.plan(direction, chunk, at, run);
+        writes(plan, chunk)
+    }
+
+    /// Fires the timers due at `at` and plans the woken `direction` with no new bytes.
+    fn tick(&mut self, direction: Direction, at: Instant) -> Vec<Write> {
+        self.session.tick(at, &self.scenario);
+        assert!(
+            self.session.wants_flush(direction),
+            "released frames wake the direction"
+        );
+        self.plan(direction, &[], at)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.session.next_deadline(&self.scenario)
+    }
+}
+
+fn writes(plan: SessionPlan, chunk: &[u8]) -> Vec<Write> {
+    assert_eq!(plan.deferred, 0, "whole frames in, nothing deferred");
+    let mut at = 0;
+    let mut out = Vec::new();
+    for step in plan.steps {
+        match step {
+            Step::Send {
+                len,
+                not_before,
+                mark,
+                ..
+            } => {
+                out.push(Write {
+                    bytes: chunk[at..at + len].to_vec(),
+                    at: not_before,
+                    note: mark.map(|m| m.note),
+                });
+                at += len;
+            }
+            Step::Skip { len } => at += len,
+            Step::Insert {
+                bytes,
+                not_before,
+                mark,
+                ..
+            } => out.push(Write {
+                bytes: bytes.to_vec(),
+                at: not_before,
+                note: mark.map(|m| m.note),
+            }),
+            other => panic!("no terminal step expected, got {other:?}"),
+        }
+    }
+    assert_eq!(at, chunk.len(), "every byte planned");
+    out
+}
+
+fn bytes_of(writes: &[Write]) -> Vec<u8> {
+    writes.iter().flat_map(|w| w.bytes.clone()).collect()
+}
+
+/// The (stream, payload byte) of each DATA piece in `bytes`, re-read as the client would.
+fn data_pieces(conversation: &mut Conversation, bytes: &[u8]) -> Vec<(StreamId, u8)> {
+    let fed = conversation.feed(UP, bytes).expect("valid HTTP/2");
+    assert_eq!(fed.consumed, bytes.len(), "output ends on a frame boundary");
+    let mut at = 0usize;
+    let mut out = Vec::new();
+    for piece in fed.pieces {
+        if let PieceKind::Data { stream, .. } = piece.kind {
+            out.push((stream, bytes[at]));
+        }
+        at += piece.len;
+    }
+    out
+}
+
+/// Opens streams 1 (`/slow`) and 3 (`/fast`) from the client.
+fn open_two(bench: &mut Bench) {
+    let mut hello = PREFACE.to_vec();
+    hello.extend(settings());
+    hello.extend(request(1, "/slow"));
+    hello.extend(request(3, "/fast"));
+    let t0 = bench.t0;
+    let out = bench.plan(DOWN, &hello, t0);
+    assert_eq!(bytes_of(&out), hello);
+}
+
+const LATENCY_ON_SLOW: &str = r#"
+[[rule]]
+name = "slow read"
+match = { path = "/slow", direction = "upstream->client" }
+fault.latency = { delay = "200ms" }
+"#;
+
+#[test]
+fn latency_on_one_stream_holds_its_frames_while_a_sibling_passes_at_once() {
+    let mut bench = Bench::new(LATENCY_ON_SLOW);
+    open_two(&mut bench);
+    let t0 = bench.t0;
+    let (d1a, d1c, t1) = (
+        data(1, b'a', 100, false),
+        data(1, b'c', 50, false),
+        trailers(1),
+    );
+    let (d3b, d3d) = (data(3, b'b', 100, false), data(3, b'd', 50, true));
+    let parts = [
+        settings(),
+        response(1),
+        d1a.clone(),
+        response(3),
+        d3b.clone(),
+        d1c.clone(),
+        d3d.clone(),
+        t1.clone(),
+    ];
+    let now = bench.plan(UP, &parts.concat(), t0);
+    // Stream 3 (and both response heads) leave at once; stream 1's DATA and trailers wait.
+    assert!(now.iter().all(|w| w.at == t0), "nothing delayed in place");
+    assert_eq!(
+        bytes_of(&now),
+        [settings(), response(1), response(3), d3b, d3d].concat()
+    );
+    assert!(now.iter().all(|w| w.note.is_none()), "{now:?}");
+    assert_eq!(bench.deadline(), Some(t0 + ms(200)));
+    assert!(!bench.session.wants_flush(UP));
+
+    // Not yet due: nothing is released.
+    bench.session.tick(t0 + ms(199), &bench.scenario);
+    assert!(!bench.session.wants_flush(UP));
+
+    let later = bench.tick(UP, t0 + ms(200));
+    // The same bytes, frame for frame, in the order stream 1 sent them.
+    assert_eq!(
+        later.iter().map(|w| w.bytes.clone()).collect::<Vec<_>>(),
+        vec![d1a, d1c, t1]
+    );
+    let notes: Vec<&str> = later.iter().filter_map(|w| w.note.as_deref()).collect();
+    assert_eq!(notes.len(), 3, "every released frame is marked: {notes:?}");
+    assert!(notes[0].starts_with("latency 200ms"), "{notes:?}");
+    assert!(
+        notes[1].contains("held 200ms") && notes[1].contains("rule \"slow read\""),
+        "{notes:?}"
+    );
+    assert!(
+        notes[2].starts_with("header block of stream 1"),
+        "{notes:?}"
+    );
+    assert_eq!(bench.deadline(), None);
+
+    // The client reads valid HTTP/2 with each stream's payload in order.
+    let mut client = Conversation::new();
+    let mut pieces = data_pieces(&mut client, &bytes_of(&now));
+    pieces.extend(data_pieces(&mut client, &bytes_of(&later)));
+    assert_eq!(
+        pieces,
+        vec![
+            (StreamId(3), b'b'),
+            (StreamId(3), b'd'),
+            (StreamId(1), b'a'),
+            (StreamId(1), b'c'),
+        ]
+    );
+}
+
+#[test]
+fn a_timed_stall_holds_one_stream_until_it_ends() {
+    let mut bench = Bench::new(
+        r#"
+[[rule]]
+match = { path = "/slow", direction = "upstream->client" }
+fault.stall = { after = "60B", duration = "1s" }
+"#,
+    );
+    open_two(&mut bench);
+    let t0 = bench.t0;
+    let first = data(1, b'a', 100, false);
+    let second = data(1, b'c', 10, true);
+    let sibling = data(3, b'b', 100, true);
+    let now = bench.plan(UP, &[response(1), first.clone(), response(3)].concat(), t0);
+    assert_eq!(bytes_of(&now), [response(1), response(3)].concat());
+    // Later frames of the stalled stream wait behind it; the sibling does not.
+    let mid = bench.plan(
+        UP,
+        &[second.clone(), sibling.clone()].concat(),
+        t0 + ms(500),
+    );
+    assert_eq!(bytes_of(&mid), sibling);
+    assert_eq!(bench.deadline(), Some(t0 + ms(1000)));
+    let later = bench.tick(UP, t0 + ms(1000));
+    assert_eq!(bytes_of(&later), [first, second].concat());
+    assert!(later[0]
+        .note
+        .as_deref()
+        .is_some_and(|n| n.starts_with("stalled")));
+}
+
+#[test]
+fn trailers_that_change_the_hpack_table_are_a_barrier() {
+    let mut bench = Bench::new(LATENCY_ON_SLOW);
+    open_two(&mut bench);
+    let t0 = bench.t0;
+    let d1 = data(1, b'a', 100, false);
+    let t1 = indexed_trailers(1);
+    let d3 = data(3, b'b', 100, true);
+    let steps = bench.plan(
+        UP,
+        &[response(1), response(3), d1.clone(), t1.clone(), d3.clone()].concat(),
+        t0,
+    );
+    // The held DATA leaves in place, before the trailers, not before its release; everything
+    // after it waits (head-of-line, as without holding).
+    let order: Vec<Vec<u8>> = steps.iter().map(|w| w.bytes.clone()).collect();
+    assert_eq!(
+        order.concat(),
+        [response(1), response(3), d1.clone(), t1, d3].concat()
+    );
+    let held = steps
+        .iter()
+        .position(|w| w.bytes == d1)
+        .expect("the held DATA is in the plan");
+    assert_eq!(steps[held].at, t0 + ms(200));
+    assert!(steps[..held].iter().all(|w| w.at == t0));
+    assert_eq!(bench.deadline(), None, "nothing left held");
+}
+
+#[test]
+fn a_table_changing_block_of_another_stream_releases_held_blocks_first() {
+    let mut bench = Bench::new(LATENCY_ON_SLOW);
+    open_two(&mut bench);
+    let t0 = bench.t0;
+    let d1 = data(1, b'a', 10, false);
+    let t1 = trailers(1);
+    let t3 = indexed_trailers(3);
+    let out = bench.plan(
+        UP,
+        &[response(1), response(3), d1.clone(), t1.clone(), t3.clone()].concat(),
+        t0,
+    );
+    assert_eq!(
+        bytes_of(&out),
+        [response(1), response(3), d1, t1, t3].concat()
+    );
+    let t3_at = out.last().map(|w| w.at);
+    assert_eq!(t3_at, Some(t0), "its own time; the queue before it waits");
+    // Stream 1's trailers were held behind its DATA, then released in place.
+    let trailers_at = out.iter().find(|w| w.bytes == trailers(1)).map(|w| w.at);
+    assert_eq!(trailers_at, Some(t0 + ms(200)));
+}
+
+#[test]
+fn over_the_cap_the_direction_waits_instead() {
+    let mut bench = Bench::new(LATENCY_ON_SLOW);
+    open_two(&mut bench);
+    let t0 = bench.t0;
+    let frame = data(1, b'a', 16_384, false);
+    let fit = MAX_HELD_BYTES / frame.len();
+    let mut input = response(1);
+    for _ in 0..=fit {
+        input.extend_from_slice(&frame);
+    }
+    let sibling = data(3, b'b', 10, true);
+    input.extend(response(3));
+    input.extend_from_slice(&sibling);
+    let out = bench.plan(UP, &input, t0);
+    // Every byte in the plan, in the order it came: the held frames left in place at the cap.
+    assert_eq!(bytes_of(&out), input);
+    let sib = out.iter().rposition(|w| w.bytes == sibling).expect("sent");
+    assert!(
+        out[..sib].iter().any(|w| w.at == t0 + ms(200)),
+        "the sibling waits behind the delayed frames"
+    );
+    // The frames under the cap were held (each marked as it left), the one over it was not.
+    let marked = out.iter().filter(|w| w.note.is_some()).count();
+    assert_eq!(marked, fit, "{fit} held frames");
+    assert_eq!(bench.deadline(), None);
+}
+
+#[test]
+fn a_normal_end_drains_what_is_held() {
+    let mut bench = Bench::new(LATENCY_ON_SLOW);
+    open_two(&mut bench);
+    let t0 = bench.t0;
+    let d1 = data(1, b'a', 100, true);
+    let out = bench.plan(UP, &[response(1), d1.clone()].concat(), t0);
+    assert_eq!(bytes_of(&out), response(1));
+    let drained = writes(bench.session.drain(UP, t0 + ms(10)), &[]);
+    assert_eq!(bytes_of(&drained), d1);
+    assert_eq!(drained[0].at, t0 + ms(200), "still not before its release");
+    assert_eq!(bench.deadline(), None);
+}
+
+#[test]
+fn a_stream_reset_while_held_drops_its_frames_and_returns_the_credit() {
+    let mut bench = Bench::new(
+        r#"
+[[rule]]
+match = { path = "/slow", direction = "upstream->client" }
+fault.latency = { delay = "200ms" }
+
+[[rule]]
+match = { path = "/slow" }
+fault.rst_stream = { at = "100ms" }
+"#,
+    );
+    open_two(&mut bench);
+    let t0 = bench.t0;
+    let out = bench.plan(UP, &[response(1), data(1, b'a', 100, false)].concat(), t0);
+    assert_eq!(bytes_of(&out), response(1));
+    bench.session.tick(t0 + ms(100), &bench.scenario);
+    let reset = bench.plan(UP, &[], t0 + ms(100));
+    assert_eq!(
+        bytes_of(&reset),
+        build::rst_stream(StreamId(1), crate::h2::ErrorCode::CANCEL)
+    );
+    bench.session.tick(t0 + ms(200), &bench.scenario);
+    assert!(!bench.session.wants_flush(UP), "the held DATA is dropped");
+    // The upstream gets its RST_STREAM and the credit of the dropped DATA.
+    let toward_upstream = bench.plan(DOWN, &[], t0 + ms(200));
+    let bytes = bytes_of(&toward_upstream);
+    let mut expected = build::rst_stream(StreamId(1), crate::h2::ErrorCode::CANCEL);
+    expected.extend(build::window_updates(StreamId::CONNECTION, 100));
+    assert_eq!(bytes, expected);
+}
