@@ -623,6 +623,7 @@ impl H2Session {
                         to: pieces[last].end(),
                         credit: credit_for(header, 0),
                         block: false,
+                        touches: false,
                     };
                     if self.hold(direction, frame, chunk, start, release, mark, plan) {
                         return DataPlan::Done(last + 1);
@@ -850,8 +851,12 @@ impl H2Session {
         let id = block.stream;
         let end = pieces[last].end();
         let may_skip = !block.touches_table;
-        if block.touches_table && self.delayed[d].holds_block() {
-            // The receiver must decode the held blocks before one that changes its HPACK table.
+        if (block.touches_table && self.delayed[d].holds_block())
+            || self.delayed[d].holds_touching_block()
+        {
+            // HPACK: a block that changes the receiver's table must not pass a held block, nor
+            // any block pass a held one that changed it. The held frames leave here (the
+            // direction waits for them, as without holding).
             let all = self.delayed[d].take_all();
             self.release_inline(direction, all, plan);
         }
@@ -861,6 +866,7 @@ impl H2Session {
             to: end,
             credit: 0,
             block: true,
+            touches: block.touches_table,
         };
         match (direction, block.role) {
             (Direction::ClientToUpstream, BlockRole::Request) => {
@@ -959,7 +965,7 @@ impl H2Session {
                 }
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
                     plan.skip(end);
-                } else if !self.block_behind_held(direction, span, may_skip, chunk, start, plan) {
+                } else if !self.block_behind_held(direction, span, chunk, start, plan) {
                     self.reset_stalled_before_block(direction, id, plan);
                     self.relay_block(direction, id, end, plan);
                 }
@@ -967,7 +973,7 @@ impl H2Session {
             _ => {
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
                     plan.skip(end);
-                } else if !self.block_behind_held(direction, span, may_skip, chunk, start, plan) {
+                } else if !self.block_behind_held(direction, span, chunk, start, plan) {
                     self.reset_stalled_before_block(direction, id, plan);
                     plan.relay(end, Role::Head);
                 }
@@ -1354,18 +1360,18 @@ impl H2Session {
             mark,
             credit: frame.credit,
             block: frame.block,
+            touches: frame.touches,
         });
         true
     }
 
-    /// A header block of a stream whose frames are held must follow them: held too when it
-    /// leaves the HPACK table as it is (`may_hold`), otherwise the held frames leave here and the
-    /// direction waits for them. Returns whether the block was held.
+    /// A header block of a stream whose frames are held must follow them: held too (a later
+    /// block that may not pass it is a barrier, see `plan_block`), or, over the cap, the held
+    /// frames leave here and the direction waits for them. Returns whether the block was held.
     fn block_behind_held(
         &mut self,
         direction: Direction,
         block: FrameSpan,
-        may_hold: bool,
         chunk: &[u8],
         start: u64,
         plan: &mut ChunkPlan,
@@ -1375,7 +1381,7 @@ impl H2Session {
             return false;
         }
         let arrival = plan.arrival();
-        if may_hold && self.hold(direction, block, chunk, start, arrival, None, plan) {
+        if self.hold(direction, block, chunk, start, arrival, None, plan) {
             return true;
         }
         let mine = self.delayed[d].take_stream(block.id);
@@ -1384,8 +1390,10 @@ impl H2Session {
     }
 
     /// Before a frame other than DATA or a header block (RST_STREAM, WINDOW_UPDATE, PRIORITY,
-    /// GOAWAY, …): the held frames of its stream leave first (a stream keeps its order), and
-    /// before GOAWAY, which may be followed by the end of the connection, every held frame.
+    /// GOAWAY, …): the held frames of its stream leave first (a stream keeps its order); before
+    /// GOAWAY, which may be followed by the end of the connection, every held frame; and before
+    /// SETTINGS while a header block is held (a SETTINGS ACK may oblige the sender's next block
+    /// to start with a table size update, which a held older block lacks).
     fn barrier_before_frame(
         &mut self,
         direction: Direction,
@@ -1396,7 +1404,9 @@ impl H2Session {
         if self.delayed[d].is_empty() {
             return;
         }
-        let frames = if header.kind == FrameType::Goaway {
+        let all = header.kind == FrameType::Goaway
+            || (header.kind == FrameType::Settings && self.delayed[d].holds_block());
+        let frames = if all {
             self.delayed[d].take_all()
         } else if !header.stream.is_connection() && self.delayed[d].holds(header.stream) {
             self.delayed[d].take_stream(header.stream)
@@ -1420,7 +1430,8 @@ impl H2Session {
         }
         plan.flush(None);
         for frame in frames {
-            if self.discards(direction, frame.stream) {
+            // A block that changes the receiver's HPACK table reaches it even on an ended stream.
+            if !frame.touches && self.discards(direction, frame.stream) {
                 self.owe_credit(direction, frame.credit, frame.stream);
             } else {
                 plan.insert_at(frame.bytes, frame.release, Some(frame.mark));
@@ -1434,7 +1445,7 @@ impl H2Session {
     fn release_due(&mut self, direction: Direction, now: Instant) {
         let d = direction.index();
         for frame in self.delayed[d].take_due(now) {
-            if self.discards(direction, frame.stream) {
+            if !frame.touches && self.discards(direction, frame.stream) {
                 self.owe_credit(direction, frame.credit, frame.stream);
             } else {
                 self.outbox[d].push(Owed::Frame(frame.bytes, frame.mark));
@@ -1515,6 +1526,8 @@ struct FrameSpan {
     /// Connection-window credit it owes when dropped (0 for a header block).
     credit: u64,
     block: bool,
+    /// A header block that changes the receiver's HPACK table.
+    touches: bool,
 }
 
 /// How planning a DATA frame went.

@@ -6,8 +6,9 @@
 //! every later frame of every stream (head-of-line blocking). Frames of different streams may be
 //! reordered, though, as long as each stream keeps its own order and HPACK state is not reordered,
 //! so the session takes a delayed stream's frames out of the byte stream and puts them back
-//! later. This module is the queue; the session decides what may be held (DATA, and header
-//! blocks that leave the HPACK table as it is) and where it must stop holding (a barrier).
+//! later. This module is the queue; the session decides what may be held (DATA, and the
+//! stream's header blocks while no other block would pass one that changes the HPACK table) and
+//! where it must stop holding (a barrier).
 
 use std::collections::VecDeque;
 
@@ -42,6 +43,9 @@ pub struct HeldFrame {
     pub credit: u64,
     /// A whole header block (HEADERS or PUSH_PROMISE with its CONTINUATIONs), not DATA.
     pub block: bool,
+    /// A header block that changes the receiver's HPACK table (incremental indexing, a size
+    /// update): every later block depends on it.
+    pub touches: bool,
 }
 
 /// The frames held in one direction, in the order they arrived.
@@ -49,8 +53,10 @@ pub struct HeldFrame {
 pub struct HeldFrames {
     frames: VecDeque<HeldFrame>,
     bytes: usize,
-    /// Held header blocks (each leaves the HPACK table unchanged).
+    /// Held header blocks.
     blocks: usize,
+    /// Held header blocks that change the HPACK table.
+    touching: usize,
 }
 
 impl HeldFrames {
@@ -73,6 +79,11 @@ impl HeldFrames {
     /// pass it.
     pub fn holds_block(&self) -> bool {
         self.blocks > 0
+    }
+
+    /// Whether a held header block changes the HPACK table: no later block may pass it.
+    pub fn holds_touching_block(&self) -> bool {
+        self.touching > 0
     }
 
     /// Whether `len` more bytes fit under [`MAX_HELD_BYTES`].
@@ -102,6 +113,7 @@ impl HeldFrames {
         }
         self.bytes += frame.bytes.len();
         self.blocks += usize::from(frame.block);
+        self.touching += usize::from(frame.touches);
         self.frames.push_back(frame);
     }
 
@@ -134,6 +146,7 @@ impl HeldFrames {
         self.frames = kept;
         self.bytes = self.frames.iter().map(|f| f.bytes.len()).sum();
         self.blocks = self.frames.iter().filter(|f| f.block).count();
+        self.touching = self.frames.iter().filter(|f| f.touches).count();
         taken
     }
 }
@@ -151,6 +164,7 @@ mod tests {
             mark: Mark::proxy("held"),
             credit: 1,
             block: false,
+            touches: false,
         }
     }
 
@@ -191,11 +205,14 @@ mod tests {
         let mut block = frame(7, t0, 2);
         block.credit = 0;
         block.block = true;
+        block.touches = true;
         held.push(block);
         assert!(held.holds_block());
+        assert!(held.holds_touching_block());
         assert!(!held.fits(MAX_HELD_BYTES - 19));
         assert_eq!(held.take_stream(StreamId(7)).len(), 1);
         assert!(!held.holds_block());
+        assert!(!held.holds_touching_block());
         assert!(held.holds(StreamId(5)));
         assert_eq!(held.take_all().len(), 1);
         assert!(!held.holds(StreamId(5)));
