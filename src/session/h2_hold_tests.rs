@@ -436,3 +436,223 @@ fault.rst_stream = { at = "100ms" }
     expected.extend(build::window_updates(StreamId::CONNECTION, 100));
     assert_eq!(bytes, expected);
 }
+
+/// One thing a stream carried, as its receiver decodes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Event {
+    Block(HeaderList),
+    Data(Vec<u8>),
+}
+
+/// The events of each stream in `bytes` (the upstream's side of a connection), decoded by a
+/// fresh receiver: header blocks through its own HPACK table, so a block moved across one that
+/// changed the table decodes differently.
+fn stream_events(bytes: &[u8]) -> std::collections::BTreeMap<u32, Vec<Event>> {
+    let mut conversation = Conversation::new();
+    let fed = conversation
+        .feed(UP, bytes)
+        .unwrap_or_else(|e| panic!("valid HTTP/2 toward the client: {e}"));
+    assert_eq!(fed.consumed, bytes.len(), "output ends on a frame boundary");
+    let mut blocks: std::collections::HashMap<usize, HeaderList> = fed
+        .blocks
+        .into_iter()
+        .map(|b| (b.piece, b.headers))
+        .collect();
+    let mut events: std::collections::BTreeMap<u32, Vec<Event>> = Default::default();
+    let mut frame_stream = 0;
+    let mut at = 0usize;
+    for (i, piece) in fed.pieces.iter().enumerate() {
+        match &piece.kind {
+            PieceKind::Header(header) => frame_stream = header.stream.0,
+            PieceKind::Data { stream, .. } => {
+                let payload = bytes[at..at + piece.len].to_vec();
+                let list = events.entry(stream.0).or_default();
+                match list.last_mut() {
+                    Some(Event::Data(previous)) => previous.extend(payload),
+                    _ => list.push(Event::Data(payload)),
+                }
+            }
+            _ => {}
+        }
+        if let Some(headers) = blocks.remove(&i) {
+            events
+                .entry(frame_stream)
+                .or_default()
+                .push(Event::Block(headers));
+        }
+        at += piece.len;
+    }
+    events
+}
+
+/// A tiny deterministic generator (the test must replay the same cases every run).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+/// A block that reads the newest entry of the receiver's dynamic table (indexed field 62).
+fn newest_entry_trailers(id: u32) -> Vec<u8> {
+    let mut frame = FrameHeader {
+        length: 1,
+        kind: FrameType::Headers,
+        flags: FLAG_END_HEADERS | FLAG_END_STREAM,
+        stream: StreamId(id),
+    }
+    .to_bytes()
+    .to_vec();
+    frame.push(0x80 | 62);
+    frame
+}
+
+/// Trailers that add `grpc-status: N` to the receiver's table.
+fn status_trailers(id: u32, n: u8) -> Vec<u8> {
+    let mut frame = indexed_trailers(id);
+    let last = frame.len() - 1;
+    frame[last] = b'0' + n;
+    frame
+}
+
+#[test]
+fn random_chunkings_and_clocks_keep_every_stream_whole_in_order_and_hpack_in_sync() {
+    let rules = r#"
+[[rule]]
+name = "slow"
+match = { path = "/slow*", direction = "upstream->client" }
+fault.latency = { delay = "50ms", jitter = "30ms" }
+
+[[rule]]
+name = "paused"
+match = { path = "/paused", direction = "upstream->client" }
+fault.stall = { after = "150B", duration = "70ms" }
+"#;
+    let paths = ["/slow1", "/fast", "/slow2", "/paused", "/fast2"];
+    let mut reordered = 0;
+    for seed in 0..200u64 {
+        let mut rng = Lcg(seed);
+        let mut bench = Bench::new(rules);
+        let mut hello = PREFACE.to_vec();
+        hello.extend(settings());
+        for (n, path) in paths.iter().enumerate() {
+            hello.extend(request(2 * n as u32 + 1, path));
+        }
+        let t0 = bench.t0;
+        bench.plan(DOWN, &hello, t0);
+
+        // The server's side: heads, DATA in random sizes, trailers that change the table or
+        // read it, all interleaved at random.
+        let mut queues: Vec<Vec<Vec<u8>>> = Vec::new();
+        for n in 0..paths.len() {
+            let id = 2 * n as u32 + 1;
+            let mut frames = vec![response(id)];
+            for k in 0..rng.below(5) {
+                let len = rng.below(120) as usize + 1;
+                frames.push(data(id, b'a' + (n as u8) * 5 + k as u8, len, false));
+            }
+            frames.push(Vec::new()); // trailers, chosen when they are sent
+            queues.push(frames);
+        }
+        let mut input = settings();
+        let mut touched = false;
+        while queues.iter().any(|q| !q.is_empty()) {
+            let n = rng.below(queues.len() as u64) as usize;
+            if queues[n].is_empty() {
+                continue;
+            }
+            let mut frame = queues[n].remove(0);
+            if frame.is_empty() {
+                let id = 2 * n as u32 + 1;
+                frame = match rng.below(3) {
+                    0 => trailers(id),
+                    1 if touched => newest_entry_trailers(id),
+                    _ => {
+                        touched = true;
+                        status_trailers(id, rng.below(10) as u8)
+                    }
+                };
+            }
+            input.extend(frame);
+        }
+
+        let mut output = Vec::new();
+        let mut now = t0;
+        let mut rest = input.as_slice();
+        let mut carry = Vec::new();
+        while !rest.is_empty() {
+            now += ms(rng.below(25));
+            if bench.deadline().is_some_and(|d| d <= now) {
+                bench.session.tick(now, &bench.scenario);
+                if bench.session.wants_flush(UP) {
+                    let run = RunView {
+                        scenario: &bench.scenario,
+                        counters: &bench.counters,
+                    };
+                    let plan = bench.session.plan(UP, &carry, now, run);
+                    carry = apply_up(plan, &carry, &mut output);
+                }
+            }
+            let n = (rng.below(200) as usize + 1).min(rest.len());
+            let mut chunk = std::mem::take(&mut carry);
+            chunk.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            let run = RunView {
+                scenario: &bench.scenario,
+                counters: &bench.counters,
+            };
+            let plan = bench.session.plan(UP, &chunk, now, run);
+            carry = apply_up(plan, &chunk, &mut output);
+        }
+        assert!(
+            carry.is_empty(),
+            "seed {seed}: whole frames in, nothing left over"
+        );
+        // The upstream closes: what is still held leaves before the FIN.
+        let drained = bench.session.drain(UP, now);
+        carry = apply_up(drained, &[], &mut output);
+        assert!(carry.is_empty());
+        assert_eq!(bench.deadline(), None, "seed {seed}: nothing left held");
+
+        assert_eq!(output.len(), input.len(), "seed {seed}: every byte, once");
+        reordered += usize::from(output != input);
+        assert_eq!(
+            stream_events(&output),
+            stream_events(&input),
+            "seed {seed}: each stream's frames, in order, decoded alike"
+        );
+    }
+    assert!(
+        reordered > 150,
+        "frames were held and passed: {reordered} of 200"
+    );
+}
+
+/// Applies a plan of the upstream's direction to `chunk`, appending what it wrote; returns the
+/// held-back tail.
+fn apply_up(plan: SessionPlan, chunk: &[u8], output: &mut Vec<u8>) -> Vec<u8> {
+    let deferred = plan.deferred;
+    let mut at = 0;
+    for step in plan.steps {
+        match step {
+            Step::Send { len, .. } => {
+                output.extend_from_slice(&chunk[at..at + len]);
+                at += len;
+            }
+            Step::Skip { len } => at += len,
+            Step::Insert { bytes, .. } => output.extend_from_slice(&bytes),
+            other => panic!("no terminal step expected, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        at + deferred,
+        chunk.len(),
+        "every byte planned or held back"
+    );
+    chunk[at..].to_vec()
+}
