@@ -26,6 +26,12 @@ use crate::h2::StreamId;
 /// stops holding and delays the whole direction instead, as a slow middlebox would.
 pub const MAX_HELD_BYTES: usize = 4 << 20;
 
+/// Most frames held per direction. The session looks through the held frames for every frame it
+/// plans (is its stream held? when does its stream's last held frame leave?), so a peer cutting
+/// its data into tiny DATA frames must not make that cost grow with the byte cap. 4096 frames is
+/// 64 MiB of default-sized (16 KiB) frames, so ordinary peers meet the byte cap first.
+pub const MAX_HELD_FRAMES: usize = 4096;
+
 /// One frame (or one whole header block) of a stream, held back.
 #[derive(Debug, Clone)]
 pub struct HeldFrame {
@@ -86,9 +92,10 @@ impl HeldFrames {
         self.touching > 0
     }
 
-    /// Whether `len` more bytes fit under [`MAX_HELD_BYTES`].
+    /// Whether one more frame of `len` bytes fits under [`MAX_HELD_BYTES`] and
+    /// [`MAX_HELD_FRAMES`].
     pub fn fits(&self, len: usize) -> bool {
-        self.bytes + len <= MAX_HELD_BYTES
+        self.bytes + len <= MAX_HELD_BYTES && self.frames.len() < MAX_HELD_FRAMES
     }
 
     /// The release instant of the last frame of `stream` held.
@@ -201,6 +208,13 @@ mod tests {
         let mut held = HeldFrames::default();
         assert!(held.fits(MAX_HELD_BYTES));
         assert!(!held.fits(MAX_HELD_BYTES + 1));
+        for _ in 0..MAX_HELD_FRAMES - 1 {
+            held.push(frame(9, t0, 0));
+        }
+        assert!(held.fits(1));
+        held.push(frame(9, t0, 0));
+        assert!(!held.fits(1), "the frame count is capped too");
+        held.take_stream(StreamId(9));
         held.push(frame(5, t0, 1));
         let mut block = frame(7, t0, 2);
         block.credit = 0;
