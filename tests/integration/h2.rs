@@ -934,6 +934,26 @@ fault.latency = {{ delay = "1500ms" }}
                 .any(|c| c.contains("held 1.5") && c.contains("rule \"one slow read\"")),
             "the released frames name the rule and the delay: {marks:?}"
         );
+
+        // inspect reads the reordered client leg like any other: every Read stitched and
+        // verified against its digest.
+        let inspected = crate::support::daemon::run_bounded(
+            std::process::Command::new(crate::support::daemon::FAULTLINE)
+                .args(["inspect", "--json"])
+                .arg(&capture),
+            dir.path(),
+            "inspect",
+            std::time::Duration::from_secs(60),
+        );
+        assert_eq!(inspected.code(), Some(0), "{}", inspected.output());
+        let report: serde_json::Value = serde_json::from_str(&inspected.stdout)
+            .unwrap_or_else(|e| panic!("inspect JSON ({e}): {}", inspected.output()));
+        let blobs = report["bytestream"].as_array().expect("bytestream");
+        assert_eq!(blobs.len(), 4, "two blobs on each leg: {report}");
+        for blob in blobs {
+            assert_eq!(blob["check"]["result"], "matches", "{blob}");
+            assert_eq!(blob["corrupt"], false, "{blob}");
+        }
     })
     .await;
 }
