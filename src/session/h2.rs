@@ -860,6 +860,11 @@ impl H2Session {
             let all = self.delayed[d].take_all();
             self.release_inline(direction, all, plan);
         }
+        // PUSH_PROMISE reserves a stream the server may use at once: it is never held.
+        let promise = matches!(
+            &pieces[i].piece.kind,
+            PieceKind::Header(h) if h.kind == FrameType::PushPromise
+        );
         let span = FrameSpan {
             id,
             from: pieces[i].piece.start,
@@ -965,7 +970,7 @@ impl H2Session {
                 }
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
                     plan.skip(end);
-                } else if !self.block_behind_held(direction, span, chunk, start, plan) {
+                } else if !self.block_behind_held(direction, span, !promise, chunk, start, plan) {
                     self.reset_stalled_before_block(direction, id, plan);
                     self.relay_block(direction, id, end, plan);
                 }
@@ -973,7 +978,7 @@ impl H2Session {
             _ => {
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
                     plan.skip(end);
-                } else if !self.block_behind_held(direction, span, chunk, start, plan) {
+                } else if !self.block_behind_held(direction, span, !promise, chunk, start, plan) {
                     self.reset_stalled_before_block(direction, id, plan);
                     plan.relay(end, Role::Head);
                 }
@@ -1365,13 +1370,15 @@ impl H2Session {
         true
     }
 
-    /// A header block of a stream whose frames are held must follow them: held too (a later
-    /// block that may not pass it is a barrier, see `plan_block`), or, over the cap, the held
-    /// frames leave here and the direction waits for them. Returns whether the block was held.
+    /// A header block of a stream whose frames are held must follow them: held too when
+    /// `may_hold` (a later block that may not pass it is a barrier, see `plan_block`), or else
+    /// (over the cap, a PUSH_PROMISE) the held frames leave here and the direction waits for
+    /// them. Returns whether the block was held.
     fn block_behind_held(
         &mut self,
         direction: Direction,
         block: FrameSpan,
+        may_hold: bool,
         chunk: &[u8],
         start: u64,
         plan: &mut ChunkPlan,
@@ -1381,7 +1388,7 @@ impl H2Session {
             return false;
         }
         let arrival = plan.arrival();
-        if self.hold(direction, block, chunk, start, arrival, None, plan) {
+        if may_hold && self.hold(direction, block, chunk, start, arrival, None, plan) {
             return true;
         }
         let mine = self.delayed[d].take_stream(block.id);

@@ -656,3 +656,41 @@ fn apply_up(plan: SessionPlan, chunk: &[u8], output: &mut Vec<u8>) -> Vec<u8> {
     );
     chunk[at..].to_vec()
 }
+
+#[test]
+fn an_upload_delayed_on_one_stream_leaves_the_other_uploads_flowing() {
+    let mut bench = Bench::new(
+        r#"
+[[rule]]
+name = "slow upload"
+match = { method = "POST", path = "/slow", direction = "client->upstream" }
+fault.latency = { delay = "300ms" }
+"#,
+    );
+    let t0 = bench.t0;
+    let post = |id: u32, path: &str| {
+        let list = HeaderList::from_pairs([
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", path),
+            (":authority", "example"),
+        ]);
+        build::headers(StreamId(id), &list, false, BlockLimits::default())
+    };
+    let mut hello = PREFACE.to_vec();
+    hello.extend(settings());
+    hello.extend(post(1, "/slow"));
+    hello.extend(post(3, "/fast"));
+    let slow = data(1, b's', 500, true);
+    let fast = data(3, b'f', 500, true);
+    let input = [hello.clone(), slow.clone(), fast.clone()].concat();
+    let now = bench.plan(DOWN, &input, t0);
+    assert_eq!(bytes_of(&now), [hello, fast].concat());
+    assert!(now.iter().all(|w| w.at == t0));
+    let later = bench.tick(DOWN, t0 + ms(300));
+    assert_eq!(bytes_of(&later), slow);
+    assert!(later[0]
+        .note
+        .as_deref()
+        .is_some_and(|n| n.starts_with("latency 300ms")));
+}
