@@ -958,6 +958,34 @@ fault.latency = {{ delay = "1500ms" }}
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_held_when_the_server_closes_reach_the_client_before_the_fin() {
+    bounded("held frames drained at the upstream's close", async {
+        let dir = TempDir::new("h2-hold-drain");
+        // The server answers and closes at once: the DATA faultline holds for the latency is
+        // still held when the upstream's FIN arrives, and must go out before it.
+        let mut client = bad_peers::PREFACE.to_vec();
+        client.extend(bad_peers::settings());
+        client.extend(bad_peers::get_request(1));
+        let mut server = bad_peers::settings();
+        server.extend(bad_peers::frame(1, 0x4, 1, &[0x88])); // :status 200
+        server.extend(bad_peers::frame(0, 0x1, 1, &[b'z'; 300]));
+        let scenario = "name = \"drain\"\nseed = 1\n[proxy]\nprotocol = \"h2\"\n[[rule]]\nmatch = { path = \"/\", direction = \"upstream->client\" }\nfault.latency = { delay = \"400ms\" }\n";
+        let started = std::time::Instant::now();
+        let exchange = bad_peers::exchange(dir.path(), scenario, client.clone(), server.clone()).await;
+        let took = started.elapsed();
+        crate::support::assert_same(&client, &exchange.upstream_got, "client bytes");
+        crate::support::assert_same(&server, &exchange.client_got, "every server byte, the held DATA too");
+        assert!(took >= std::time::Duration::from_millis(400), "the DATA waited: {took:?}");
+        assert!(
+            !exchange.stderr.contains("WARN") && !exchange.stderr.contains("panicked"),
+            "{}",
+            exchange.stderr
+        );
+    })
+    .await;
+}
+
 /// One Write the server completed: its upload name, and whether the bytes match the digest and
 /// size in the name (`None`: it refused the upload, which had no finish_write).
 fn served_writes(log: &str) -> Vec<(String, Option<bool>)> {
