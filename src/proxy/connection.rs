@@ -196,6 +196,17 @@ impl ConnectionShared {
         }
     }
 
+    /// What the protocol session still owes the receiver of `direction` now that its source
+    /// closed (HTTP/2 frames held by a delay): relayed before the FIN, so nothing is lost.
+    pub fn drain_session(&self, direction: Direction, now: Instant) -> Option<SessionPlan> {
+        let session = self.http.as_ref()?;
+        let mut session = match session.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        session.drain(direction, now)
+    }
+
     /// Bytes were written to the destination of `direction`.
     pub async fn relayed(&self, direction: Direction, bytes: &Bytes, comment: Option<String>) {
         self.run.stats.add_bytes(direction, bytes.len());

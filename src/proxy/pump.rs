@@ -235,6 +235,18 @@ where
             Ok(0) => {
                 eof = true;
                 conn.source_finished(direction).await;
+                if carry.is_empty() && !closed_by_plan {
+                    // Frames the session still holds for this receiver leave before the FIN.
+                    let now = Instant::now();
+                    let owed = conn
+                        .drain_session(direction, now)
+                        .filter(|s| !s.steps.is_empty());
+                    if let Some(session) = owed {
+                        let steps = planner.apply(session.steps, now);
+                        closed_by_plan =
+                            enqueue(&mut queue, &mut queued_bytes, Bytes::new(), steps);
+                    }
+                }
                 if !carry.is_empty() && !closed_by_plan {
                     // The source ended inside a held-back head: relay it as it came.
                     let arrival = Instant::now();

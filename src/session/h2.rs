@@ -8,6 +8,13 @@
 //! Frames meant for the *sender* of a direction (credit, RST_STREAM, GOAWAY, answers) wait in
 //! the other direction's outbox and go out at that direction's next frame boundary; the caller
 //! wakes an idle direction when its outbox fills (`wants_flush`).
+//!
+//! A fault that delays one stream (`latency`, a `stall` with a `duration`) does not delay the
+//! connection: the stream's frames are held ([`super::h2_hold`]) and put back, bytes unchanged,
+//! through the outbox once due, while the other streams' frames keep flowing. Where holding
+//! would reorder what must stay in order (a frame of the stream other than DATA that cannot be
+//! held, a header block that changes the HPACK table behind a held one, GOAWAY, the cap), the
+//! held frames leave in place and the direction waits for them, as a slow middlebox would.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -19,6 +26,7 @@ use tracing::warn;
 use super::arming::{arm_request, arm_response};
 use super::h2_call::{attempt_key, CallHead, FIRST_MESSAGE_LIMIT};
 use super::h2_cut::{fate_of, FrameFate, FrameLayout};
+use super::h2_hold::{HeldFrame, HeldFrames};
 use super::message::{MessageFaults, RuleStreams};
 use super::offsets::ChunkPlan;
 use super::{RunView, SessionPlan};
@@ -99,6 +107,13 @@ struct StreamRules {
     opened: Instant,
     /// A reset due at an instant (`rst_stream.at`).
     timer: Option<(Instant, ErrorCode, Mark)>,
+    /// The mark of the rule that delays the stream in this direction, for the notes of the
+    /// frames it holds (used through [`follow_up`], so the rule is counted once).
+    delayed_by: [Option<Mark>; 2],
+    /// The rule's own mark, taken off a header block that is not delayed (header blocks carry
+    /// HPACK state, so they are never held for a delay of their own): it rides on the first
+    /// frame the rule really delays.
+    pending_mark: [Option<Mark>; 2],
 }
 
 /// The HTTP/2 view of one connection.
@@ -117,6 +132,8 @@ pub struct H2Session {
     /// Frames relayed so far per direction: nothing is inserted before a peer's first frame.
     frames_seen: [u64; 2],
     outbox: [Vec<Owed>; 2],
+    /// Frames of delayed streams held back per direction, until their release.
+    delayed: [HeldFrames; 2],
     streams: HashMap<StreamId, StreamRules>,
     candidates: Vec<usize>,
     candidates_from: Option<Arc<Scenario>>,
@@ -175,6 +192,7 @@ impl H2Session {
             ongoing: [None, None],
             frames_seen: [0, 0],
             outbox: [Vec::new(), Vec::new()],
+            delayed: [HeldFrames::default(), HeldFrames::default()],
             streams: HashMap::new(),
             candidates: Vec::new(),
             candidates_from: None,
@@ -211,7 +229,8 @@ impl H2Session {
         !self.failed && !self.outbox[direction.index()].is_empty()
     }
 
-    /// The next instant a timer of the session is due (`rst_stream.at`, `goaway.at`).
+    /// The next instant a timer of the session is due (`rst_stream.at`, `goaway.at`, the
+    /// release of a held frame).
     pub fn next_deadline(&self, scenario: &Scenario) -> Option<Instant> {
         if self.failed {
             return None;
@@ -225,7 +244,8 @@ impl H2Session {
                 .then_some(g.at.map(|at| self.opened + at.0))
                 .flatten()
         });
-        streams.chain(goaways).min()
+        let held = self.delayed.iter().filter_map(HeldFrames::next_release);
+        streams.chain(goaways).chain(held).min()
     }
 
     /// Fires the timers due at `now`: their frames go to the outboxes.
@@ -257,6 +277,24 @@ impl H2Session {
         for (key, goaway, mark) in goaways {
             self.fire_goaway(key, &goaway, mark);
         }
+        for direction in Direction::ALL {
+            self.release_due(direction, now);
+        }
+    }
+
+    /// Everything still owed to the receiver of `direction` when its sender closed: the outbox
+    /// and the held frames, each not before its release (nothing held is lost on a normal
+    /// end). Empty when the sender stopped inside a frame (nothing may follow that).
+    pub fn drain(&mut self, direction: Direction, now: Instant) -> SessionPlan {
+        let d = direction.index();
+        let mut plan = ChunkPlan::new(self.planned[d], 0, now);
+        if self.failed || self.ongoing[d].is_some() || !self.held[d].is_empty() {
+            return plan.finish(0);
+        }
+        self.flush_outbox(direction, &mut plan);
+        let all = self.delayed[d].take_all();
+        self.release_inline(direction, all, &mut plan);
+        plan.finish(0)
     }
 
     /// Plans a chunk of `direction` (it starts with the bytes this direction's previous plan
@@ -272,6 +310,7 @@ impl H2Session {
             return SessionPlan::relay(chunk.len(), arrival);
         }
         self.refresh_candidates(run.scenario);
+        self.release_due(direction, arrival);
         let d = direction.index();
         let held = std::mem::take(&mut self.held[d]);
         let held_len: usize = held
@@ -438,21 +477,24 @@ impl H2Session {
                                 i += 1;
                                 continue;
                             };
-                            self.plan_block(direction, pieces, i, last, plan, run);
+                            self.plan_block(direction, pieces, i, last, chunk, start, plan, run);
                             i = last + 1;
                         }
-                        _ => match frame_end {
-                            Some(last) => {
-                                plan.relay(pieces[last].end(), Role::Framing);
-                                i = last + 1;
+                        _ => {
+                            self.barrier_before_frame(direction, header, plan);
+                            match frame_end {
+                                Some(last) => {
+                                    plan.relay(pieces[last].end(), Role::Framing);
+                                    i = last + 1;
+                                }
+                                None => {
+                                    let left = frame_left(pieces, i, header);
+                                    self.ongoing[d] = Some(Ongoing::Relay(left));
+                                    plan.relay(pieces[pieces.len() - 1].end(), Role::Framing);
+                                    i = pieces.len();
+                                }
                             }
-                            None => {
-                                let left = frame_left(pieces, i, header);
-                                self.ongoing[d] = Some(Ongoing::Relay(left));
-                                plan.relay(pieces[pieces.len() - 1].end(), Role::Framing);
-                                i = pieces.len();
-                            }
-                        },
+                        }
                     }
                 }
                 // The rest of a frame that began in an earlier chunk.
@@ -561,7 +603,44 @@ impl H2Session {
         };
         let output = chain.apply(input, arrival);
         match fate_of(layout, output, arrival) {
-            FrameFate::Whole(steps) => {
+            FrameFate::Whole(mut steps) => {
+                let release = steps
+                    .iter()
+                    .filter_map(|step| match step {
+                        Step::Send { not_before, .. } => Some(*not_before),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(arrival);
+                if release > arrival || self.delayed[d].holds(id) {
+                    let mark = steps.iter().find_map(|step| match step {
+                        Step::Send { mark, .. } => mark.clone(),
+                        _ => None,
+                    });
+                    let frame = FrameSpan {
+                        id,
+                        from: frame_start,
+                        to: pieces[last].end(),
+                        credit: credit_for(header, 0),
+                        block: false,
+                        touches: false,
+                    };
+                    if self.hold(direction, frame, chunk, start, release, mark, plan) {
+                        return DataPlan::Done(last + 1);
+                    }
+                    // Over the cap: what is held leaves here and the direction waits for it.
+                    let all = self.delayed[d].take_all();
+                    self.release_inline(direction, all, plan);
+                    let pending = self
+                        .streams
+                        .get_mut(&id)
+                        .and_then(|s| s.pending_mark[d].take());
+                    if let Some(slot) = steps.iter_mut().find_map(Step::mark_mut) {
+                        if slot.is_none() {
+                            *slot = pending;
+                        }
+                    }
+                }
                 // Timing and marks from the chain, bytes as they came.
                 plan.flush(None);
                 let mut at = frame_start;
@@ -587,6 +666,9 @@ impl H2Session {
                 end,
                 mark,
             } => {
+                // The stream's held frames come before its end.
+                let mine = self.delayed[d].take_stream(id);
+                self.release_inline(direction, mine, plan);
                 plan.skip(frame_start + layout.head as u64);
                 let end_stream = end == Some(EndHow::Finish);
                 let mut first_mark = marks.into_iter().next();
@@ -749,12 +831,15 @@ impl H2Session {
     }
 
     /// Plans the header block in pieces `i..=last`.
+    #[allow(clippy::too_many_arguments)]
     fn plan_block(
         &mut self,
         direction: Direction,
         pieces: &[Labelled],
         i: usize,
         last: usize,
+        chunk: &[u8],
+        start: u64,
         plan: &mut ChunkPlan,
         run: RunView<'_>,
     ) {
@@ -766,6 +851,28 @@ impl H2Session {
         let id = block.stream;
         let end = pieces[last].end();
         let may_skip = !block.touches_table;
+        if (block.touches_table && self.delayed[d].holds_block())
+            || self.delayed[d].holds_touching_block()
+        {
+            // HPACK: a block that changes the receiver's table must not pass a held block, nor
+            // any block pass a held one that changed it. The held frames leave here (the
+            // direction waits for them, as without holding).
+            let all = self.delayed[d].take_all();
+            self.release_inline(direction, all, plan);
+        }
+        // PUSH_PROMISE reserves a stream the server may use at once: it is never held.
+        let promise = matches!(
+            &pieces[i].piece.kind,
+            PieceKind::Header(h) if h.kind == FrameType::PushPromise
+        );
+        let span = FrameSpan {
+            id,
+            from: pieces[i].piece.start,
+            to: end,
+            credit: 0,
+            block: true,
+            touches: block.touches_table,
+        };
         match (direction, block.role) {
             (Direction::ClientToUpstream, BlockRole::Request) => {
                 let head = CallHead::of(&block.headers);
@@ -787,6 +894,8 @@ impl H2Session {
                         drop_response: None,
                         opened: plan.arrival(),
                         timer: None,
+                        delayed_by: [None, None],
+                        pending_mark: [None, None],
                     },
                 );
                 let answered = if waits { None } else { self.arm(id, None, run) };
@@ -861,7 +970,7 @@ impl H2Session {
                 }
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
                     plan.skip(end);
-                } else {
+                } else if !self.block_behind_held(direction, span, !promise, chunk, start, plan) {
                     self.reset_stalled_before_block(direction, id, plan);
                     self.relay_block(direction, id, end, plan);
                 }
@@ -869,7 +978,7 @@ impl H2Session {
             _ => {
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
                     plan.skip(end);
-                } else {
+                } else if !self.block_behind_held(direction, span, !promise, chunk, start, plan) {
                     self.reset_stalled_before_block(direction, id, plan);
                     plan.relay(end, Role::Head);
                 }
@@ -920,7 +1029,24 @@ impl H2Session {
         let output = chain.apply(steps, arrival);
         let mut ended = None;
         let mut kept = Vec::new();
-        for step in output {
+        for mut step in output {
+            // A header block is never delayed for its own sake on HTTP/2: it carries HPACK
+            // state, so delaying it would delay every stream. The stream's DATA is delayed (held)
+            // instead, and the rule's mark goes with the first frame it delays.
+            if let Step::Send {
+                not_before, mark, ..
+            } = &mut step
+            {
+                if *not_before > arrival {
+                    *not_before = arrival;
+                    if let Some(taken) = mark.take() {
+                        if let Some(s) = self.streams.get_mut(&id) {
+                            s.delayed_by[d].get_or_insert_with(|| taken.clone());
+                            s.pending_mark[d].get_or_insert(taken);
+                        }
+                    }
+                }
+            }
             match step {
                 Step::End { how, mark } => {
                     ended = Some((Some(how), mark));
@@ -1170,6 +1296,177 @@ impl H2Session {
         }
     }
 
+    /// Holds the frame (or header block) `frame` of `direction` until `release` (no earlier
+    /// than the stream's frames already held): its bytes leave the plan now and come back
+    /// unchanged through the outbox once due. `mark` is what the chain put on it. Returns false,
+    /// holding nothing, when its bytes are not all in this chunk or the cap is reached.
+    #[allow(clippy::too_many_arguments)]
+    fn hold(
+        &mut self,
+        direction: Direction,
+        frame: FrameSpan,
+        chunk: &[u8],
+        start: u64,
+        release: Instant,
+        mark: Option<Mark>,
+        plan: &mut ChunkPlan,
+    ) -> bool {
+        let d = direction.index();
+        let (Some(from), Some(to)) = (frame.from.checked_sub(start), frame.to.checked_sub(start))
+        else {
+            return false;
+        };
+        let Some(bytes) = chunk.get(from as usize..to as usize) else {
+            return false;
+        };
+        if !self.delayed[d].fits(bytes.len()) {
+            return false;
+        }
+        let arrival = plan.arrival();
+        let release = self.delayed[d]
+            .last_release(frame.id)
+            .map_or(release, |last| last.max(release));
+        let stream = self.streams.get_mut(&frame.id);
+        let mark = match (mark, stream) {
+            (Some(mark), Some(s)) => {
+                s.delayed_by[d].get_or_insert_with(|| mark.clone());
+                mark
+            }
+            (Some(mark), None) => mark,
+            (None, stream) => {
+                let (pending, by) = match stream {
+                    Some(s) => (s.pending_mark[d].take(), s.delayed_by[d].clone()),
+                    None => (None, None),
+                };
+                pending.unwrap_or_else(|| {
+                    let what = if frame.block {
+                        "header block"
+                    } else {
+                        "DATA frame"
+                    };
+                    let note = format!(
+                        "{what} of stream {} held {:?} by faultline while the connection's other streams flowed",
+                        frame.id.0,
+                        release.saturating_duration_since(arrival)
+                    );
+                    match by {
+                        Some(by) => follow_up(&by, note),
+                        None => Mark::proxy(note),
+                    }
+                })
+            }
+        };
+        plan.flush(None);
+        plan.skip(frame.to);
+        self.delayed[d].push(HeldFrame {
+            stream: frame.id,
+            bytes: Bytes::copy_from_slice(bytes),
+            release,
+            mark,
+            credit: frame.credit,
+            block: frame.block,
+            touches: frame.touches,
+        });
+        true
+    }
+
+    /// A header block of a stream whose frames are held must follow them: held too when
+    /// `may_hold` (a later block that may not pass it is a barrier, see `plan_block`), or else
+    /// (over the cap, a PUSH_PROMISE) the held frames leave here and the direction waits for
+    /// them. Returns whether the block was held.
+    fn block_behind_held(
+        &mut self,
+        direction: Direction,
+        block: FrameSpan,
+        may_hold: bool,
+        chunk: &[u8],
+        start: u64,
+        plan: &mut ChunkPlan,
+    ) -> bool {
+        let d = direction.index();
+        if !self.delayed[d].holds(block.id) {
+            return false;
+        }
+        let arrival = plan.arrival();
+        if may_hold && self.hold(direction, block, chunk, start, arrival, None, plan) {
+            return true;
+        }
+        let mine = self.delayed[d].take_stream(block.id);
+        self.release_inline(direction, mine, plan);
+        false
+    }
+
+    /// Before a frame other than DATA or a header block (RST_STREAM, WINDOW_UPDATE, PRIORITY,
+    /// GOAWAY, …): the held frames of its stream leave first (a stream keeps its order); before
+    /// GOAWAY, which may be followed by the end of the connection, every held frame; and before
+    /// SETTINGS while a header block is held (a SETTINGS ACK may oblige the sender's next block
+    /// to start with a table size update, which a held older block lacks).
+    fn barrier_before_frame(
+        &mut self,
+        direction: Direction,
+        header: &FrameHeader,
+        plan: &mut ChunkPlan,
+    ) {
+        let d = direction.index();
+        if self.delayed[d].is_empty() {
+            return;
+        }
+        let all = header.kind == FrameType::Goaway
+            || (header.kind == FrameType::Settings && self.delayed[d].holds_block());
+        let frames = if all {
+            self.delayed[d].take_all()
+        } else if !header.stream.is_connection() && self.delayed[d].holds(header.stream) {
+            self.delayed[d].take_stream(header.stream)
+        } else {
+            return;
+        };
+        self.release_inline(direction, frames, plan);
+    }
+
+    /// Held frames of `direction` leave here, in the plan, each not before its release: the
+    /// direction waits for them (the fallback where holding would break an order). Frames of a
+    /// stream faultline ended since are dropped and their credit returned.
+    fn release_inline(
+        &mut self,
+        direction: Direction,
+        frames: Vec<HeldFrame>,
+        plan: &mut ChunkPlan,
+    ) {
+        if frames.is_empty() {
+            return;
+        }
+        plan.flush(None);
+        for frame in frames {
+            // A block that changes the receiver's HPACK table reaches it even on an ended stream.
+            if !frame.touches && self.discards(direction, frame.stream) {
+                self.owe_credit(direction, frame.credit, frame.stream);
+            } else {
+                plan.insert_at(frame.bytes, frame.release, Some(frame.mark));
+            }
+        }
+    }
+
+    /// Moves the held frames of `direction` due at `now` to its outbox: they go out at the
+    /// direction's next frame boundary (frames of a stream faultline ended since are dropped and
+    /// their credit returned).
+    fn release_due(&mut self, direction: Direction, now: Instant) {
+        let d = direction.index();
+        for frame in self.delayed[d].take_due(now) {
+            if !frame.touches && self.discards(direction, frame.stream) {
+                self.owe_credit(direction, frame.credit, frame.stream);
+            } else {
+                self.outbox[d].push(Owed::Frame(frame.bytes, frame.mark));
+            }
+        }
+    }
+
+    /// Whether faultline drops the later frames of stream `id` in `direction`.
+    fn discards(&self, direction: Direction, id: StreamId) -> bool {
+        self.streams
+            .get(&id)
+            .is_some_and(|s| s.discard[direction.index()])
+    }
+
     /// Returns `credit` bytes of connection window, for DATA of stream `id` faultline dropped,
     /// to the sender of `direction` (merged with credit already waiting there).
     fn owe_credit(&mut self, direction: Direction, credit: u64, id: StreamId) {
@@ -1224,6 +1521,20 @@ impl H2Session {
             }
         }
     }
+}
+
+/// Where a frame (or a whole header block) lies in the direction's byte stream.
+#[derive(Debug, Clone, Copy)]
+struct FrameSpan {
+    id: StreamId,
+    /// Absolute offsets of its first byte and just past its last.
+    from: u64,
+    to: u64,
+    /// Connection-window credit it owes when dropped (0 for a header block).
+    credit: u64,
+    block: bool,
+    /// A header block that changes the receiver's HPACK table.
+    touches: bool,
 }
 
 /// How planning a DATA frame went.

@@ -15,6 +15,7 @@ pub mod exchanges;
 pub mod h2;
 pub mod h2_call;
 pub mod h2_cut;
+pub mod h2_hold;
 pub mod http1;
 pub mod message;
 pub mod offsets;
@@ -144,6 +145,18 @@ impl Session {
         }
     }
 
+    /// What the session still owes the receiver of `direction` once its sender closed (HTTP/2
+    /// frames held by a delay, the outbox), as steps of an empty chunk.
+    pub fn drain(&mut self, direction: Direction, now: Instant) -> Option<SessionPlan> {
+        match self {
+            Session::H2(s) => Some(s.drain(direction, now)),
+            Session::Upgrading(u) if u.http1.switched_to_h2(direction) => {
+                Some(u.h2.drain(direction, now))
+            }
+            _ => None,
+        }
+    }
+
     /// Fires the timers due at `now`.
     pub fn tick(&mut self, now: Instant, scenario: &Scenario) {
         match self {
@@ -249,5 +262,7 @@ fn joined(mut first: SessionPlan, then: SessionPlan) -> SessionPlan {
     first.deferred = then.deferred;
     first
 }
+#[cfg(test)]
+mod h2_hold_tests;
 #[cfg(test)]
 mod h2_tests;
