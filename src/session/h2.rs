@@ -851,6 +851,7 @@ impl H2Session {
         let id = block.stream;
         let end = pieces[last].end();
         let may_skip = !block.touches_table;
+        let ends_stream = block.end_stream;
         if (block.touches_table && self.delayed[d].holds_block())
             || self.delayed[d].holds_touching_block()
         {
@@ -904,7 +905,7 @@ impl H2Session {
                     // The upstream never hears of the call.
                     Some(_) if may_skip => plan.skip(end),
                     answered => {
-                        self.relay_block(direction, id, end, plan);
+                        self.relay_block(direction, id, end, ends_stream, plan);
                         if let Some(answer) = answered {
                             let cancel = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
                             let note = cancelled_upstream(id, &answer);
@@ -972,7 +973,7 @@ impl H2Session {
                     plan.skip(end);
                 } else if !self.block_behind_held(direction, span, !promise, chunk, start, plan) {
                     self.reset_stalled_before_block(direction, id, plan);
-                    self.relay_block(direction, id, end, plan);
+                    self.relay_block(direction, id, end, ends_stream, plan);
                 }
             }
             _ => {
@@ -1011,9 +1012,18 @@ impl H2Session {
         plan.insert_at(frame, plan.arrival(), Some(note));
     }
 
-    /// Relays a header block through the stream's chain in this direction (a latency rule
-    /// delays it; a limit of zero acts right after it).
-    fn relay_block(&mut self, direction: Direction, id: StreamId, end: u64, plan: &mut ChunkPlan) {
+    /// Relays a header block through the stream's chain in this direction (a limit of zero
+    /// acts right after it). A latency rule's delay moves to the stream's DATA, which is held
+    /// while other streams flow; a block that ends the stream (a GET, a trailers-only answer)
+    /// has no DATA to delay, so the block itself waits, and with it the direction (HPACK order).
+    fn relay_block(
+        &mut self,
+        direction: Direction,
+        id: StreamId,
+        end: u64,
+        ends_stream: bool,
+        plan: &mut ChunkPlan,
+    ) {
         let d = direction.index();
         plan.flush(None);
         plan.relay(end, Role::Head);
@@ -1037,7 +1047,7 @@ impl H2Session {
                 not_before, mark, ..
             } = &mut step
             {
-                if *not_before > arrival {
+                if *not_before > arrival && !ends_stream {
                     *not_before = arrival;
                     if let Some(taken) = mark.take() {
                         if let Some(s) = self.streams.get_mut(&id) {

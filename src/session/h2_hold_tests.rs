@@ -694,3 +694,40 @@ fault.latency = { delay = "300ms" }
         .as_deref()
         .is_some_and(|n| n.starts_with("latency 300ms")));
 }
+
+/// A request that is only a header block (a GET) has no DATA to hold: the latency falls on the
+/// block itself, and on the direction from there (HPACK order), as a slow middlebox would.
+#[test]
+fn latency_on_a_bodiless_request_delays_its_headers() {
+    let mut bench = Bench::new(
+        r#"
+[[rule]]
+name = "slow get"
+match = { path = "/slow", direction = "client->upstream" }
+fault.latency = { delay = "200ms" }
+"#,
+    );
+    let mut hello = PREFACE.to_vec();
+    hello.extend(settings());
+    let t0 = bench.t0;
+    let out = bench.plan(DOWN, &hello, t0);
+    assert_eq!(bytes_of(&out), hello);
+    let get = request(1, "/slow");
+    let out = bench.plan(DOWN, &get, t0);
+    assert_eq!(bytes_of(&out), get, "the request goes out unchanged");
+    let delayed: Vec<_> = out.iter().filter(|w| w.at >= t0 + ms(200)).collect();
+    assert!(
+        !delayed.is_empty(),
+        "the GET waits for its latency: {out:?}"
+    );
+    assert!(
+        delayed
+            .iter()
+            .any(|w| w.note.as_deref() == Some("latency 200ms on GET /slow (attempt 1)")),
+        "marked as the fault: {out:?}"
+    );
+    // A request with the rule not matching passes at once.
+    let other = request(3, "/fast");
+    let out = bench.plan(DOWN, &other, t0);
+    assert!(out.iter().all(|w| w.at <= t0), "{out:?}");
+}
