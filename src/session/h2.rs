@@ -1154,7 +1154,10 @@ impl H2Session {
                         frames.extend_from_slice(&build::data_header(id, body.len() as u32, true));
                         frames.extend_from_slice(body.as_bytes());
                     }
-                    let note = format!("answered {} to {label} without forwarding it", r.status);
+                    // Whether the upstream saw the request's headers depends on HPACK (a block
+                    // that changed the table must still reach it, then gets RST_STREAM(CANCEL));
+                    // that follow-up carries its own note, so this one claims only the answer.
+                    let note = format!("answered {} to {label} from faultline", r.status);
                     answer = Some((frames, Mark::rule(&rule.id, note)));
                 }
                 Fault::GrpcStatus(_) | Fault::Respond(_) | Fault::Goaway(_) => {}
