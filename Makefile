@@ -46,6 +46,6 @@ FUZZ_SECONDS ?= 20
 CARGO_FUZZ_VERSION = 0.13.2
 fuzz:
 	cargo fuzz --version 2>/dev/null | grep -qx 'cargo-fuzz $(CARGO_FUZZ_VERSION)' || cargo install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked
-	cd fuzz && for target in scenario http_framing capture_reader session h2_reader tls_client_hello api_body manifest; do \
+	cd fuzz && for target in scenario http_framing capture_reader session h2_session h2_reader tls_client_hello api_body manifest; do \
 		cargo fuzz run -s none $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done

@@ -14,6 +14,7 @@ pub mod detect;
 pub mod exchanges;
 pub mod h2;
 pub mod h2_call;
+pub mod h2_conformance;
 pub mod h2_cut;
 pub mod h2_hold;
 pub mod http1;

@@ -1,0 +1,489 @@
+//! What every HTTP/2 session plan must satisfy, checked by driving an [`H2Session`] over a whole
+//! random conversation as the pumps drive it: chunks of both directions interleaved, the clock
+//! moved, timers fired, woken directions planned with no bytes, and each direction drained when
+//! its sender closes. The fuzz target `h2_session` and a seeded unit test feed it random rule sets
+//! (every HTTP/2-capable fault) over random, mostly valid HTTP/2 (HPACK blocks that change the
+//! table and blocks that read it, DATA, trailers, resets, pings, GOAWAY, sometimes garbage).
+//!
+//! The invariants: no panic; every byte of a chunk is sent, skipped or held back exactly once
+//! (no byte twice, none lost from the plan's view) until a terminal step; nothing follows a
+//! terminal step; no empty sends; every mark names a real rule or none; and when the input was
+//! valid HTTP/2, what faultline writes toward each receiver is valid HTTP/2 too: frames whole,
+//! header blocks decodable by the receiver's own HPACK decoder (the tables stay in sync whatever
+//! faultline held, dropped or inserted).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::conformance::{Choices, Violation};
+use super::{H2Session, RunCounters, RunView, SessionPlan};
+use crate::direction::Direction;
+use crate::fault::plan::Step;
+use crate::h2::build::{self, BlockLimits};
+use crate::h2::frame::{FLAG_END_HEADERS, FLAG_END_STREAM, PREFACE};
+use crate::h2::{Conversation, ErrorCode, FrameHeader, FrameType, HeaderList, StreamId};
+use crate::scenario::{ConnectionFacts, Scenario};
+
+/// A scenario of up to four HTTP/2 rules from a menu covering every fault an HTTP/2 stream
+/// takes; `None` when the loader rejects the combination.
+pub fn random_scenario(choices: &mut Choices<'_>) -> Option<Scenario> {
+    const MATCHES: [&str; 8] = [
+        "path = \"/a\"",
+        "path = \"/b/**\"",
+        "method = \"POST\"",
+        "request = 2",
+        "attempt = 1",
+        "status = 200",
+        "path = \"/**\", direction = \"upstream->client\"",
+        "path = \"/**\", direction = \"client->upstream\"",
+    ];
+    const FAULTS: [&str; 13] = [
+        "fault.latency = { delay = \"3ms\" }",
+        "fault.latency = { delay = \"1ms\", jitter = \"2ms\" }",
+        "fault.stall = { after = 10, duration = \"4ms\" }",
+        "fault.stall = { after = 20 }",
+        "fault.rst_stream = { after = 8, code = \"CANCEL\" }",
+        "fault.rst_stream = { at = \"2ms\", code = \"INTERNAL_ERROR\" }",
+        "fault.truncate = { after = 5 }",
+        "fault.reset = { after = 3 }",
+        "fault.grpc_status = { code = 14, message = \"down\" }",
+        "fault.respond = { status = 503 }",
+        "fault.drop_response = {}",
+        "fault.bandwidth = { rate = \"1MiB/s\" }",
+        "fault.reset = { after = 0 }",
+    ];
+    let mut text = String::from("[proxy]\nprotocol = \"h2\"\n");
+    for _ in 0..choices.below(5) {
+        let matcher = choices.pick(&MATCHES);
+        let fault = choices.pick(&FAULTS);
+        text.push_str(&format!("[[rule]]\nmatch = {{ {matcher} }}\n{fault}\n"));
+    }
+    if choices.below(6) == 0 {
+        let graceful = choices.pick(&["true", "false"]);
+        text.push_str(&format!(
+            "[[rule]]\nfault.goaway = {{ after_streams = 1, graceful = {graceful} }}\n"
+        ));
+    }
+    Scenario::from_toml(&text, "fuzz.toml", "fuzz").ok()
+}
+
+fn frame(kind: FrameType, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = FrameHeader {
+        length: payload.len() as u32,
+        kind,
+        flags,
+        stream: StreamId(stream),
+    }
+    .to_bytes()
+    .to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A header block that adds `name: value` to the receiver's table (literal with incremental
+/// indexing, new name), then reads the newest entry back (indexed 62): a block that both
+/// changes and depends on the table.
+fn indexing_block(name: &str, value: &str) -> Vec<u8> {
+    let mut block = vec![0x40, name.len() as u8];
+    block.extend_from_slice(name.as_bytes());
+    block.push(value.len() as u8);
+    block.extend_from_slice(value.as_bytes());
+    block.push(0x80 | 62);
+    block
+}
+
+fn headers(stream: u32, list: &HeaderList, end_stream: bool, extra: Option<Vec<u8>>) -> Vec<u8> {
+    match extra {
+        None => build::headers(StreamId(stream), list, end_stream, BlockLimits::default()),
+        Some(indexing) => {
+            let mut block = crate::h2::hpack_encode::encode_block(list);
+            block.extend(indexing);
+            let flags = FLAG_END_HEADERS | if end_stream { FLAG_END_STREAM } else { 0 };
+            frame(FrameType::Headers, flags, stream, &block)
+        }
+    }
+}
+
+/// What header blocks do with the receivers' HPACK tables beyond their plain fields.
+struct TableUse {
+    /// Entries added so far per direction (each value unique: the counter).
+    added: [u32; 2],
+}
+
+impl TableUse {
+    /// Nothing, a new entry (read back in the same block), or a read of the newest entry
+    /// added earlier, with `x-expect` saying which value the receiver must find there: a
+    /// receiver whose table lost or gained an entry decodes another value (or fails).
+    fn pick(
+        &mut self,
+        choices: &mut Choices<'_>,
+        direction: Direction,
+        name: &str,
+        list: &mut HeaderList,
+    ) -> Option<Vec<u8>> {
+        let d = direction.index();
+        match choices.below(4) {
+            0 => {
+                self.added[d] += 1;
+                Some(indexing_block(name, &self.added[d].to_string()))
+            }
+            1 if self.added[d] > 0 => {
+                let expect = self.added[d].to_string();
+                list.fields
+                    .extend(HeaderList::from_pairs([("x-expect", expect.as_str())]).fields);
+                Some(vec![0x80 | 62])
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Both directions of a random conversation as (direction, bytes) events in crossing order,
+/// and whether every byte of it is valid HTTP/2.
+pub fn random_conversation(choices: &mut Choices<'_>) -> (Vec<(Direction, Vec<u8>)>, bool) {
+    let mut events = Vec::new();
+    let mut valid = true;
+    let mut hello = PREFACE.to_vec();
+    hello.extend(frame(FrameType::Settings, 0, 0, &[]));
+    events.push((Direction::ClientToUpstream, hello));
+    events.push((
+        Direction::UpstreamToClient,
+        frame(FrameType::Settings, 0, 0, &[]),
+    ));
+    // Streams the client opened, with whether each side has ended it.
+    let mut open: Vec<(u32, bool, bool)> = Vec::new();
+    let mut next_id = 1u32;
+    let mut table = TableUse { added: [0, 0] };
+    for _ in 0..choices.below(24) + 1 {
+        let pick = choices.below(12);
+        let live: Vec<usize> = (0..open.len()).collect();
+        let stream = (!live.is_empty()).then(|| live[choices.below(live.len())]);
+        match (pick, stream) {
+            (0..=2, _) if next_id < 40 => {
+                let path =
+                    choices.pick(&["/a", "/b/x", "/c", "/google.bytestream.ByteStream/Read"]);
+                let method = choices.pick(&["GET", "POST"]);
+                let mut list = HeaderList::from_pairs([
+                    (":method", method),
+                    (":scheme", "http"),
+                    (":path", path),
+                    (":authority", "h"),
+                ]);
+                if choices.below(2) == 0 {
+                    list.fields.extend(
+                        HeaderList::from_pairs([("content-type", "application/grpc")]).fields,
+                    );
+                }
+                let end = method == "GET" && choices.below(2) == 0;
+                let extra = table.pick(choices, Direction::ClientToUpstream, "x-req", &mut list);
+                events.push((
+                    Direction::ClientToUpstream,
+                    headers(next_id, &list, end, extra),
+                ));
+                open.push((next_id, end, false));
+                next_id += 2;
+            }
+            (3..=4, Some(i)) => {
+                let (id, client_done, server_done) = open[i];
+                let (direction, done) = if choices.below(2) == 0 {
+                    (Direction::ClientToUpstream, client_done)
+                } else {
+                    (Direction::UpstreamToClient, server_done)
+                };
+                if !done {
+                    let len = choices.below(5) * 9;
+                    let end = choices.below(3) == 0;
+                    let payload: Vec<u8> = (0..len).map(|n| n as u8).collect();
+                    let flags = if end { FLAG_END_STREAM } else { 0 };
+                    events.push((direction, frame(FrameType::Data, flags, id, &payload)));
+                    if end {
+                        match direction {
+                            Direction::ClientToUpstream => open[i].1 = true,
+                            Direction::UpstreamToClient => open[i].2 = true,
+                        }
+                    }
+                }
+            }
+            (5..=6, Some(i)) if !open[i].2 => {
+                let (id, ..) = open[i];
+                let status = choices.pick(&["200", "404"]);
+                let mut list = HeaderList::from_pairs([(":status", status)]);
+                let end = choices.below(4) == 0;
+                let extra = table.pick(choices, Direction::UpstreamToClient, "x-res", &mut list);
+                events.push((Direction::UpstreamToClient, headers(id, &list, end, extra)));
+                if end {
+                    open[i].2 = true;
+                }
+            }
+            (7, Some(i)) if !open[i].2 => {
+                let (id, ..) = open[i];
+                let mut list = HeaderList::from_pairs([("grpc-status", "0")]);
+                let extra = table.pick(choices, Direction::UpstreamToClient, "x-trl", &mut list);
+                events.push((Direction::UpstreamToClient, headers(id, &list, true, extra)));
+                open[i].2 = true;
+            }
+            (8, Some(i)) => {
+                let (id, ..) = open.remove(i);
+                let direction =
+                    *choices.pick(&[&Direction::ClientToUpstream, &Direction::UpstreamToClient]);
+                events.push((
+                    direction,
+                    build::rst_stream(StreamId(id), ErrorCode::CANCEL),
+                ));
+            }
+            (9, _) => {
+                let direction =
+                    *choices.pick(&[&Direction::ClientToUpstream, &Direction::UpstreamToClient]);
+                events.push((direction, frame(FrameType::Ping, 0, 0, b"pingpong")));
+                events.push((direction, build::window_updates(StreamId(0), 1000)));
+            }
+            (10, _) if choices.below(4) == 0 => {
+                valid = false;
+                let len = choices.below(12);
+                let garbage: Vec<u8> = (0..len).map(|_| choices.below(256) as u8).collect();
+                events.push((Direction::UpstreamToClient, garbage));
+            }
+            _ => {}
+        }
+    }
+    (events, valid)
+}
+
+/// One direction's output as its receiver gets it, and the plan bookkeeping.
+#[derive(Default)]
+struct Output {
+    bytes: Vec<u8>,
+    ended: bool,
+    carry: Vec<u8>,
+}
+
+/// Checks one plan over `chunk` and appends what it writes to `out`.
+fn apply(
+    plan: &SessionPlan,
+    chunk: &[u8],
+    scenario: &Scenario,
+    out: &mut Output,
+) -> Result<(), String> {
+    let mut covered = 0usize;
+    for (i, step) in plan.steps.iter().enumerate() {
+        if out.ended {
+            return Err(format!("step {i} follows the terminal step"));
+        }
+        let mark = match step {
+            Step::Send { len: 0, .. } => return Err(format!("step {i} sends nothing")),
+            Step::Send { len, mark, .. } => {
+                let end = covered + len;
+                let Some(bytes) = chunk.get(covered..end) else {
+                    return Err(format!(
+                        "step {i} sends past the chunk ({end} > {})",
+                        chunk.len()
+                    ));
+                };
+                out.bytes.extend_from_slice(bytes);
+                covered = end;
+                mark.as_ref()
+            }
+            Step::Skip { len } => {
+                covered += len;
+                None
+            }
+            Step::Insert { bytes, mark, .. } => {
+                out.bytes.extend_from_slice(bytes);
+                mark.as_ref()
+            }
+            Step::Answer { bytes, mark } => {
+                out.bytes.extend_from_slice(bytes);
+                out.ended = true;
+                Some(mark)
+            }
+            Step::End { mark, .. } | Step::Hold { mark } => {
+                out.ended = true;
+                Some(mark)
+            }
+            Step::Park => {
+                out.ended = true;
+                None
+            }
+        };
+        if let Some(rule) = mark.and_then(|m| m.rule.as_ref()) {
+            if scenario.rule_by_key(rule.key).is_none() {
+                return Err(format!(
+                    "step {i} names rule {rule:?}, which does not exist"
+                ));
+            }
+        }
+    }
+    if covered > chunk.len() {
+        return Err(format!(
+            "the plan covers {covered} bytes of {}",
+            chunk.len()
+        ));
+    }
+    if !out.ended && covered + plan.deferred != chunk.len() {
+        return Err(format!(
+            "the plan covers {covered} bytes and holds back {} of {}",
+            plan.deferred,
+            chunk.len()
+        ));
+    }
+    if !out.ended {
+        out.carry = chunk[covered..].to_vec();
+    }
+    Ok(())
+}
+
+/// Drives a fresh session over `events` (each split in chunks by `choices`, the clock moved by
+/// up to 4 ms between them) and checks every plan; then checks that each receiver's bytes are
+/// valid HTTP/2 when the input was. Returns what each direction's receiver got.
+pub fn drive(
+    scenario: &Scenario,
+    events: &[(Direction, Vec<u8>)],
+    valid: bool,
+    choices: &mut Choices<'_>,
+) -> Result<[Vec<u8>; 2], Violation> {
+    let scenario = Arc::new(scenario.clone());
+    let counters = RunCounters::new();
+    let run = RunView {
+        scenario: &scenario,
+        counters: &counters,
+    };
+    let t0 = Instant::now();
+    let mut now = t0;
+    let mut session = H2Session::new(1, ConnectionFacts::ordinal(1), t0, Vec::new());
+    let mut outputs = [Output::default(), Output::default()];
+    let fail =
+        |what: String| Violation(format!("{what} (scenario:\n{})", scenario_text(&scenario)));
+    for (n, (direction, bytes)) in events.iter().enumerate() {
+        let mut rest = bytes.as_slice();
+        while !rest.is_empty() {
+            let take = (choices.below(30) + 1).min(rest.len());
+            let (piece, tail) = rest.split_at(take);
+            rest = tail;
+            now += Duration::from_micros(choices.below(5) as u64 * 1000);
+            session.tick(now, &scenario);
+            for woken in Direction::ALL {
+                if woken != *direction
+                    && session.wants_flush(woken)
+                    && !outputs[woken.index()].ended
+                {
+                    // The pump plans what it holds back, if anything, with no new bytes.
+                    let out = &mut outputs[woken.index()];
+                    let chunk = std::mem::take(&mut out.carry);
+                    let plan = session.plan(woken, &chunk, now, run);
+                    apply(&plan, &chunk, &scenario, out)
+                        .map_err(|why| fail(format!("event {n}, {woken} woken: {why}")))?;
+                }
+            }
+            let out = &mut outputs[direction.index()];
+            if out.ended {
+                break;
+            }
+            let mut chunk = std::mem::take(&mut out.carry);
+            chunk.extend_from_slice(piece);
+            let plan = session.plan(*direction, &chunk, now, run);
+            apply(&plan, &chunk, &scenario, out)
+                .map_err(|why| fail(format!("event {n}, {direction}: {why}: {plan:?}")))?;
+        }
+    }
+    // The senders close: what is due goes out, then each direction drains what it holds.
+    for _ in 0..8 {
+        now += Duration::from_millis(5);
+        session.tick(now, &scenario);
+        for direction in Direction::ALL {
+            let out = &mut outputs[direction.index()];
+            if !out.ended && session.wants_flush(direction) {
+                let chunk = std::mem::take(&mut out.carry);
+                let plan = session.plan(direction, &chunk, now, run);
+                apply(&plan, &chunk, &scenario, out)
+                    .map_err(|why| fail(format!("after the end, {direction}: {why}")))?;
+            }
+        }
+    }
+    for direction in Direction::ALL {
+        let out = &mut outputs[direction.index()];
+        if out.ended {
+            continue;
+        }
+        // As the pump does: what the session holds goes out before the FIN when nothing is
+        // held back; a held-back tail goes out as it came.
+        let carry = std::mem::take(&mut out.carry);
+        if carry.is_empty() {
+            let plan = session.drain(direction, now);
+            apply(&plan, &[], &scenario, out)
+                .map_err(|why| fail(format!("draining {direction}: {why}")))?;
+        } else {
+            out.bytes.extend_from_slice(&carry);
+        }
+    }
+    if valid {
+        receivers_read(&outputs).map_err(|why| fail(format!("{why}; events: {events:?}")))?;
+    }
+    let [a, b] = outputs;
+    Ok([a.bytes, b.bytes])
+}
+
+fn scenario_text(scenario: &Scenario) -> String {
+    scenario
+        .rules
+        .iter()
+        .map(|r| format!("{:?}", r.fault))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Each receiver reads its bytes with its own frame reader and HPACK decoder: no error, and
+/// every block that reads the table finds the entry its sender meant (`x-expect`).
+fn receivers_read(outputs: &[Output; 2]) -> Result<(), String> {
+    let mut conversation = Conversation::new();
+    for direction in Direction::ALL {
+        let bytes = &outputs[direction.index()].bytes;
+        let fed = conversation.feed(direction, bytes).map_err(|e| {
+            format!("the receiver of {direction} cannot read what faultline wrote: {e}")
+        })?;
+        for block in fed.blocks {
+            let Some(expect) = block.headers.get("x-expect") else {
+                continue;
+            };
+            let found = ["x-req", "x-res", "x-trl"]
+                .iter()
+                .any(|name| block.headers.get(name) == Some(expect));
+            if !found {
+                return Err(format!(
+                    "the receiver of {direction} decoded stream {:?}'s block against another table: {:?}",
+                    block.stream, block.headers
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One whole case from fuzz input.
+pub fn run_case(data: &[u8]) -> Result<(), Violation> {
+    let mut choices = Choices::new(data);
+    let Some(scenario) = random_scenario(&mut choices) else {
+        return Ok(());
+    };
+    let (events, valid) = random_conversation(&mut choices);
+    drive(&scenario, &events, valid, &mut choices).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngCore, SeedableRng};
+
+    #[test]
+    fn random_rule_sets_over_random_http2_keep_every_invariant() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261129);
+        let mut data = vec![0u8; 512];
+        for case in 0..2000 {
+            rng.fill_bytes(&mut data);
+            if let Err(v) = run_case(&data) {
+                panic!("case {case} ({}): {v}", hex::encode(&data));
+            }
+        }
+    }
+}
