@@ -23,6 +23,14 @@ fn header(kind: FrameType, flags: u8, stream: StreamId, length: usize) -> [u8; H
     .to_bytes()
 }
 
+/// A whole frame: its 9-byte header, then `payload` as given (the caller keeps it within the
+/// receiver's maximum frame size).
+pub fn frame(kind: FrameType, flags: u8, stream: StreamId, payload: &[u8]) -> Vec<u8> {
+    let mut out = header(kind, flags, stream, payload.len()).to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
 /// RST_STREAM ending `stream` with `code`.
 pub fn rst_stream(stream: StreamId, code: ErrorCode) -> Vec<u8> {
     let mut out = header(FrameType::RstStream, 0, stream, 4).to_vec();

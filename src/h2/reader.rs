@@ -593,16 +593,7 @@ mod tests {
     use crate::h2::frame::FLAG_ACK;
 
     fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let mut out = FrameHeader {
-            length: payload.len() as u32,
-            kind: FrameType::from_u8(kind),
-            flags,
-            stream: StreamId(stream),
-        }
-        .to_bytes()
-        .to_vec();
-        out.extend_from_slice(payload);
-        out
+        crate::h2::build::frame(FrameType::from_u8(kind), flags, StreamId(stream), payload)
     }
 
     /// Feeds `bytes` in pieces of `step` bytes the way a pump would: the deferred tail is kept and

@@ -15,7 +15,7 @@ use super::control::Control;
 use super::conversation::Conversation;
 use super::error::H2Error;
 use super::error_code::ErrorCode;
-use super::frame::{FrameHeader, FrameType, StreamId, FLAG_ACK};
+use super::frame::{FrameType, StreamId, FLAG_ACK};
 use super::headers::HeaderList;
 use super::reader::PieceKind;
 use super::tracker::BlockRole;
@@ -50,14 +50,7 @@ impl RefusingServer {
     /// What the server sends first: its connection preface, an empty SETTINGS frame (every
     /// default kept).
     pub fn preface() -> Vec<u8> {
-        FrameHeader {
-            length: 0,
-            kind: FrameType::Settings,
-            flags: 0,
-            stream: StreamId::CONNECTION,
-        }
-        .to_bytes()
-        .to_vec()
+        build::frame(FrameType::Settings, 0, StreamId::CONNECTION, &[])
     }
 
     /// Reads what the client sent and returns what to write back: acknowledgements and one
@@ -133,16 +126,7 @@ impl RefusingServer {
 }
 
 fn ping_ack(data: &[u8; 8]) -> Vec<u8> {
-    let mut out = FrameHeader {
-        length: 8,
-        kind: FrameType::Ping,
-        flags: FLAG_ACK,
-        stream: StreamId::CONNECTION,
-    }
-    .to_bytes()
-    .to_vec();
-    out.extend_from_slice(data);
-    out
+    build::frame(FrameType::Ping, FLAG_ACK, StreamId::CONNECTION, data)
 }
 
 #[cfg(test)]
@@ -153,16 +137,7 @@ mod tests {
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
     fn frame(kind: FrameType, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let mut out = FrameHeader {
-            length: payload.len() as u32,
-            kind,
-            flags,
-            stream: StreamId(stream),
-        }
-        .to_bytes()
-        .to_vec();
-        out.extend_from_slice(payload);
-        out
+        build::frame(kind, flags, StreamId(stream), payload)
     }
 
     fn request(stream: u32, content_type: &str, end_stream: bool) -> Vec<u8> {

@@ -23,7 +23,7 @@ use crate::direction::Direction;
 use crate::fault::plan::Step;
 use crate::h2::build::{self, BlockLimits};
 use crate::h2::frame::{FLAG_END_HEADERS, FLAG_END_STREAM, PREFACE};
-use crate::h2::{Conversation, ErrorCode, FrameHeader, FrameType, HeaderList, StreamId};
+use crate::h2::{Conversation, ErrorCode, FrameType, HeaderList, StreamId};
 use crate::scenario::{ConnectionFacts, Scenario};
 
 /// A scenario of up to four HTTP/2 rules from a menu covering every fault an HTTP/2 stream
@@ -70,16 +70,7 @@ pub fn random_scenario(choices: &mut Choices<'_>) -> Option<Scenario> {
 }
 
 fn frame(kind: FrameType, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = FrameHeader {
-        length: payload.len() as u32,
-        kind,
-        flags,
-        stream: StreamId(stream),
-    }
-    .to_bytes()
-    .to_vec();
-    out.extend_from_slice(payload);
-    out
+    build::frame(kind, flags, StreamId(stream), payload)
 }
 
 /// A header block that adds `name: value` to the receiver's table (literal with incremental
