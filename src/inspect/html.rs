@@ -98,17 +98,8 @@ fn html_replay(s: &mut String, run: &RunInfo) {
         );
     }
     if let Some(text) = &run.scenario_toml {
-        let name = run
-            .scenario_file
-            .as_deref()
-            .or(run.scenario_origin.as_deref())
-            .unwrap_or("scenario");
+        let (name, cut) = run.scenario_label();
         let lines = text.lines().count();
-        let cut = if run.scenario_cut {
-            ", its first 60 KiB only"
-        } else {
-            ""
-        };
         let _ = writeln!(
             s,
             r#"<details class="scenario"><summary>scenario <code>{}</code> ({}{cut})</summary><pre class="replay" id="scenario-toml">{}</pre><button type="button" data-copy="scenario-toml">copy</button></details>"#,

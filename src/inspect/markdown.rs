@@ -65,16 +65,7 @@ fn markdown_replay(s: &mut String, run: &RunInfo) {
         let _ = writeln!(s, "\n> **Note:** {}", escape(note));
     }
     if let Some(text) = &run.scenario_toml {
-        let name = run
-            .scenario_file
-            .as_deref()
-            .or(run.scenario_origin.as_deref())
-            .unwrap_or("scenario");
-        let cut = if run.scenario_cut {
-            ", its first 60 KiB only"
-        } else {
-            ""
-        };
+        let (name, cut) = run.scenario_label();
         let _ = writeln!(
             s,
             "\n<details><summary>Scenario <code>{}</code> ({}{cut})</summary>\n",

@@ -88,6 +88,22 @@ impl RecordedScenario {
 }
 
 impl RunInfo {
+    /// What the reports call the recorded scenario (the name to save it as) and how much of it
+    /// they show: `(name, ", its first 60 KiB only")` when the capture holds only its start.
+    pub fn scenario_label(&self) -> (&str, &'static str) {
+        let name = self
+            .scenario_file
+            .as_deref()
+            .or(self.scenario_origin.as_deref())
+            .unwrap_or("scenario");
+        let cut = if self.scenario_cut {
+            ", its first 60 KiB only"
+        } else {
+            ""
+        };
+        (name, cut)
+    }
+
     /// The run named by the first faultline section comment among `comments`, with the scenario
     /// of the first scenario comment, if any.
     pub fn from_section_comments(comments: &[String]) -> Option<RunInfo> {
