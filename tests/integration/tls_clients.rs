@@ -1414,6 +1414,25 @@ async fn raw_forward_mode_captures_are_decrypted_inside_each_connect() {
                 "the h2 GET on the {leg} leg: {report:#}"
             );
         }
+        // The tunnels' exchanges keep their numbers whichever legs are inspected.
+        for leg in ["client", "upstream"] {
+            let out = Command::new(FAULTLINE)
+                .args(["inspect", "--json", "--leg", leg])
+                .arg(&capture)
+                .output()
+                .expect("run faultline inspect");
+            let one: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            let ids = |r: &serde_json::Value| -> Vec<(u64, String)> {
+                r["exchanges"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|e| e["leg"] == leg)
+                    .map(|e| (e["id"].as_u64().unwrap(), e["method"].to_string()))
+                    .collect()
+            };
+            assert_eq!(ids(&one), ids(&report), "--leg {leg}");
+        }
         world.stop();
     })
     .await
