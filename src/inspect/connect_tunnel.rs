@@ -38,12 +38,16 @@ enum Event {
 
 /// Follows one flow's CONNECT to its tunnel and reads what the tunnel carries.
 pub struct ConnectTunnel {
+    /// The flow, whose id and leg the inner connection's exchanges take.
     info: FlowInfo,
+    /// The capture's TLS keys, for a TLS tunnel of a raw capture.
     keys: TlsKeys,
     memory: MemoryUse,
     /// False on a flow read only for numbering (`--leg` leaves its leg out).
     retain: bool,
+    /// Events since the CONNECT, while its answer is awaited (outer offsets).
     held: Vec<(Direction, u64, Event)>,
+    /// Data bytes in `held`.
     held_bytes: usize,
     /// The inner connection and where it starts in the outer streams, once the 2xx crossed.
     inner: Option<(Box<TlsLayer<FlowViews>>, [u64; 2])>,
@@ -119,6 +123,7 @@ impl ConnectTunnel {
         }
     }
 
+    /// Bytes of `dir` at outer `offset`; `state` is what the flow's HTTP/1 view says after them.
     pub(crate) fn data(
         &mut self,
         state: TunnelState,
@@ -137,18 +142,22 @@ impl ConnectTunnel {
         self.event(state, dir, offset, Event::Data(bytes.to_vec(), ts));
     }
 
+    /// `dir` ended with a FIN at outer `offset`.
     pub(crate) fn fin(&mut self, state: TunnelState, dir: Direction, offset: u64, ts: u64) {
         self.event(state, dir, offset, Event::Fin(ts));
     }
 
+    /// The connection was reset.
     pub(crate) fn reset(&mut self, state: TunnelState, dir: Direction, offset: u64, ts: u64) {
         self.event(state, dir, offset, Event::Reset(ts));
     }
 
+    /// `missing` bytes of `dir` are not in the capture.
     pub(crate) fn gap(&mut self, state: TunnelState, dir: Direction, offset: u64, missing: u64) {
         self.event(state, dir, offset, Event::Gap(missing));
     }
 
+    /// A fault comment on the packet at outer `offset` of `dir`: the tunnel's when it lies inside.
     pub(crate) fn comment(
         &mut self,
         state: TunnelState,

@@ -374,7 +374,10 @@ impl FlowHttp {
         match (self.connect_answered, self.tunnel) {
             (true, [Some(client), Some(server)]) => TunnelState::Open([client, server]),
             (true, _) => TunnelState::Pending,
-            (false, _) if self.connect_pending => TunnelState::Pending,
+            // A flow whose HTTP/1 broke opens no tunnel.
+            (false, _) if self.connect_pending && self.tracking == Tracking::Http => {
+                TunnelState::Pending
+            }
             _ => TunnelState::None,
         }
     }

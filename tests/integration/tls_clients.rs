@@ -905,6 +905,39 @@ async fn git_clones_and_pushes_through_https_proxy_with_connect_intercepted() {
                 "{wanted} not in the capture: {report:#}"
             );
         }
+        // The client leg is read inside each CONNECT (git speaks h2 there): its requests, and
+        // the 503 faultline answered itself (on no upstream leg) with the fault that wrote it.
+        let streams = report["h2_streams"].as_array().unwrap();
+        let on_client = |path: &str| {
+            streams
+                .iter()
+                .filter(|s| s["leg"] == "client" && s["path"] == path)
+                .collect::<Vec<_>>()
+        };
+        for wanted in [
+            "/git/repo.git/info/refs?service=git-upload-pack",
+            "/git/repo.git/info/refs?service=git-receive-pack",
+            "/git/repo.git/git-receive-pack",
+        ] {
+            assert!(
+                !on_client(wanted).is_empty(),
+                "{wanted} not on the client leg: {report:#}"
+            );
+        }
+        let answered: Vec<_> = on_client("/git/repo.git/info/refs?service=git-upload-pack")
+            .into_iter()
+            .filter(|s| s["status"] == 503)
+            .collect();
+        assert_eq!(answered.len(), 1, "{report:#}");
+        assert!(
+            answered[0]["faults"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f.as_str().unwrap().contains("answered 503")),
+            "the 503's fault on its stream: {:#}",
+            answered[0]
+        );
         let comments = tshark::packet_comments(&capture);
         assert!(
             comments.iter().any(|c| c.contains("answered 503")),
