@@ -289,3 +289,36 @@ fn tls_inside_a_tunnel_without_any_key_stays_opaque_and_silent() {
         report.warnings
     );
 }
+
+#[test]
+fn garbage_inside_a_tunnel_in_any_chunking_never_panics_nor_finds_anything() {
+    // A small deterministic generator (xorshift): random tunnels, some starting like TLS.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let keys = TlsKeys::default();
+    keys.add(format!("CLIENT_RANDOM {} 00\n", "cd".repeat(32)).as_bytes());
+    for round in 0..200 {
+        let mut chunks = vec![(UP, CONNECT.to_vec()), (DOWN, ESTABLISHED.to_vec())];
+        for _ in 0..(next() % 6) {
+            let dir = if next() % 2 == 0 { UP } else { DOWN };
+            let mut bytes: Vec<u8> = (0..next() % 300).map(|_| next() as u8).collect();
+            if round % 3 == 0 && !bytes.is_empty() {
+                bytes[0] = 0x16;
+            }
+            chunks.push((dir, bytes));
+        }
+        let with_keys = if round % 2 == 0 {
+            keys.clone()
+        } else {
+            TlsKeys::default()
+        };
+        let report = inspect(&chunks, with_keys);
+        assert_eq!(report.exit_code(), 0, "{}", report.render_text());
+        assert!(report.findings.is_empty(), "{}", report.render_text());
+    }
+}
