@@ -8,7 +8,9 @@
 //! to a fresh [`TlsLayer`] over fresh [`FlowViews`] with offsets counted from the tunnel start in
 //! each direction, so the inner connection is detected and decrypted exactly like a flow that
 //! starts there (the model is `h2c_upgrade`, which continues after a 101 at known offsets). Its
-//! exchanges are ordinary exchanges of the same flow and leg.
+//! exchanges are ordinary exchanges of the same flow and leg, their offsets counted in the flow's
+//! streams again (a decrypted tunnel's in plaintext after the tunnel start, which the flow's
+//! timeline then counts too).
 //!
 //! Bytes that are none of these stay opaque, as before: no exchange, no warning. A 101 switch
 //! (WebSocket and the like) is not followed here; h2c has its own view.
@@ -18,6 +20,7 @@ use super::exchange::{FlowOutcome, TunnelState};
 use super::flow_views::FlowViews;
 use super::h2_flow::H2Outcome;
 use super::reassembly::{FlowInfo, StreamConsumer};
+use super::timeline::FlowTimeline;
 use super::tls_flow::TlsLayer;
 use super::tls_keys::TlsKeys;
 use crate::direction::Direction;
@@ -169,6 +172,17 @@ impl ConnectTunnel {
         self.event(state, dir, offset, Event::Comment(text.to_string(), ts));
     }
 
+    /// The tunnel's timing, for a flow whose tunnel was decrypted: its exchanges count
+    /// plaintext bytes after the tunnel start, so the flow's timeline must count them so too
+    /// ([`FlowTimeline::splice`]). `None` for a plain or no tunnel (the flow's own offsets hold).
+    pub fn take_timeline(&mut self) -> Option<([u64; 2], FlowTimeline)> {
+        let (inner, starts) = self.inner.as_mut()?;
+        if !inner.decrypted() {
+            return None;
+        }
+        Some((*starts, inner.inner_mut().take_timeline()))
+    }
+
     /// Ends the tunnel's connection. `None` when no tunnel opened or it carried nothing
     /// `inspect` reads (no exchange, no HTTP/2, no warning): the flow then reads as before.
     pub fn finish(self) -> Option<TunnelOutcome> {
@@ -184,16 +198,15 @@ impl ConnectTunnel {
             });
         }
         let (inner, starts) = self.inner?;
-        let decrypted = inner.decrypted();
         let (views, tls_warnings) = inner.finish();
         let (mut http, h2) = views.finish(&self.info);
         http.warnings.extend(tls_warnings);
         if http.exchanges.is_empty() && h2.is_none() && http.warnings.is_empty() {
             return None;
         }
-        // Offsets back in the outer streams, where the flow's timeline counts them; a decrypted
-        // tunnel keeps plaintext offsets, as any decrypted flow does.
-        let [up, down] = if decrypted { [0, 0] } else { starts };
+        // Offsets back in the outer streams, where the flow's timeline counts them (a decrypted
+        // tunnel counts plaintext after its start: see [`Self::take_timeline`]).
+        let [up, down] = starts;
         for ex in &mut http.exchanges {
             ex.request_range.0 += up;
             ex.request_range.1 = ex.request_range.1.map(|e| e + up);

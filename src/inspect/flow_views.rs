@@ -55,7 +55,11 @@ impl FlowViews {
 
     /// The flow's timing so far (taken before [`Self::finish`]; the HTML report draws it).
     pub fn take_timeline(&mut self) -> FlowTimeline {
-        std::mem::take(&mut self.timeline)
+        let mut timeline = std::mem::take(&mut self.timeline);
+        if let Some((starts, inner)) = self.tunnel.as_mut().and_then(|t| t.take_timeline()) {
+            timeline.splice(starts, &inner);
+        }
+        timeline
     }
 
     /// Ends the flow: what the HTTP/1 view found, and the HTTP/2 connection if it was one

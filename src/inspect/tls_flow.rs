@@ -110,6 +110,11 @@ impl<C: StreamConsumer> TlsLayer<C> {
         layer
     }
 
+    /// The consumer behind the layer.
+    pub(crate) fn inner_mut(&mut self) -> &mut C {
+        &mut self.inner
+    }
+
     /// True when the flow was TLS (its consumer saw plaintext offsets).
     pub(crate) fn decrypted(&self) -> bool {
         matches!(self.state, State::Tls(_))

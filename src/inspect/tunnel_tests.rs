@@ -87,6 +87,7 @@ fn inspect_with(
     }
     flow.fin(UP, offsets[0], ts + 1);
     flow.fin(DOWN, offsets[1], ts + 2);
+    let timeline = flow.inner_mut().take_timeline();
     let (views, tls_warnings) = flow.finish();
     let (mut http, h2) = views.finish(&info);
     http.warnings.extend(tls_warnings);
@@ -98,13 +99,15 @@ fn inspect_with(
         tcp_segments: 0,
         damage: None,
     };
-    analysis::build_with_h2(
+    let mut report = analysis::build_with_h2(
         capture,
         LegFilter::Both,
         vec![(info, http)],
         Vec::new(),
         h2.into_iter().collect(),
-    )
+    );
+    report.timelines = vec![timeline];
+    report
 }
 
 #[test]
@@ -260,10 +263,20 @@ fn tls_inside_a_tunnel_of_a_raw_capture_is_decrypted_with_its_keys() {
     assert_eq!(report.exit_code(), 0, "{text}");
     assert!(report.warnings.is_empty(), "{text}");
     assert_eq!(report.exchanges.len(), 2, "{text}");
-    assert_eq!(report.exchanges[1].method, "PUT");
-    assert_eq!(report.exchanges[1].response.status, Some(201));
+    let put = &report.exchanges[1];
+    assert_eq!(put.method, "PUT");
+    assert_eq!(put.response.status, Some(201));
     assert_eq!(report.content_checks.len(), 1, "{text}");
     assert_eq!(report.content_checks[0].check, AddressCheck::Matches);
+    // Its bytes count plaintext after the tunnel start, and the flow's timeline so too: the
+    // answer is found at the time its record crossed, after the request, not at the handshake.
+    assert_eq!(put.request_range.0, CONNECT.len() as u64);
+    let (start, _) = put.response_range.expect("answered");
+    assert_eq!(start, ESTABLISHED.len() as u64);
+    let timeline = &report.timelines[0];
+    let answered = timeline.time_at(DOWN, start).expect("a time");
+    assert!(answered > put.time_ns, "{answered} <= {}", put.time_ns);
+    assert_eq!(timeline.time_at(DOWN, 0), Some(1_000_002_000), "the 200");
 }
 
 #[test]
