@@ -1447,6 +1447,25 @@ async fn raw_forward_mode_captures_are_decrypted_inside_each_connect() {
                 "the h2 GET on the {leg} leg: {report:#}"
             );
         }
+        // The HTML report draws the client leg's PUT on its connection's timeline.
+        let html = world.path().join("raw-connect.html");
+        let out = Command::new(FAULTLINE)
+            .args(["inspect", "--html"])
+            .arg(&html)
+            .arg(&capture)
+            .output()
+            .expect("run faultline inspect --html");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let page = fs::read_to_string(&html).expect("the page");
+        let client_put = exchanges
+            .iter()
+            .find(|e| e["leg"] == "client" && e["method"] == "PUT")
+            .expect("the client leg PUT");
+        let drawn = format!(
+            "<g class=\"request\" data-exchange=\"{}\"",
+            client_put["id"]
+        );
+        assert!(page.contains(&drawn), "{drawn} not in the HTML report");
         // The tunnels' exchanges keep their numbers whichever legs are inspected.
         for leg in ["client", "upstream"] {
             let out = Command::new(FAULTLINE)
