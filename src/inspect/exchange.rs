@@ -302,6 +302,25 @@ pub struct FlowHttp {
     /// is kept or hashed, so such a flow costs little time and no memory budget the inspected
     /// legs need.
     retain: bool,
+    /// A CONNECT request waits for its answer (the bytes after it may be a tunnel).
+    connect_pending: bool,
+    /// A CONNECT was answered 2xx: the connection became its tunnel.
+    connect_answered: bool,
+    /// Where the tunnel starts per direction (client->upstream, upstream->client), after a
+    /// CONNECT 2xx or a 101.
+    tunnel: [Option<u64>; 2],
+}
+
+/// Whether the flow's HTTP/1 exchanges turned it into a CONNECT tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelState {
+    /// No CONNECT, a refused one, or a 101 switch (another protocol, not read as a tunnel).
+    None,
+    /// A CONNECT awaits its answer: the bytes after it may become the tunnel.
+    Pending,
+    /// A CONNECT was answered 2xx: the tunnel starts at these offsets (client->upstream,
+    /// upstream->client).
+    Open([u64; 2]),
 }
 
 /// What a finished flow contributes to the report.
@@ -335,6 +354,9 @@ impl FlowHttp {
             warnings: Vec::new(),
             memory,
             retain: true,
+            connect_pending: false,
+            connect_answered: false,
+            tunnel: [None, None],
         }
     }
 
@@ -344,6 +366,19 @@ impl FlowHttp {
         FlowHttp {
             retain: false,
             ..Self::new(info, memory)
+        }
+    }
+
+    /// Whether a CONNECT turned the flow into a tunnel, and where it starts.
+    pub fn tunnel_state(&self) -> TunnelState {
+        match (self.connect_answered, self.tunnel) {
+            (true, [Some(client), Some(server)]) => TunnelState::Open([client, server]),
+            (true, _) => TunnelState::Pending,
+            // A flow whose HTTP/1 broke opens no tunnel.
+            (false, _) if self.connect_pending && self.tracking == Tracking::Http => {
+                TunnelState::Pending
+            }
+            _ => TunnelState::None,
         }
     }
 
@@ -396,6 +431,7 @@ impl FlowHttp {
                     let host = header(&head.headers, "host");
                     let request_headers = kept(&head.headers);
                     let range = header(&head.headers, "range");
+                    self.connect_pending |= head.method.eq_ignore_ascii_case("CONNECT");
                     let index = self.exchanges.len();
                     self.exchanges.push(Exchange {
                         id: 0,
@@ -460,7 +496,10 @@ impl FlowHttp {
                         Self::seal_hashes(ex, self.hashers.take());
                     }
                 }
-                FrameEvent::Tunnel { .. } => self.tracking = Tracking::Stopped,
+                FrameEvent::Tunnel { start } => {
+                    self.tracking = Tracking::Stopped;
+                    self.tunnel[0] = Some(start);
+                }
             }
         }
     }
@@ -480,6 +519,10 @@ impl FlowHttp {
                     self.current_response = self.awaiting.pop_front();
                     if let Some(i) = self.current_response {
                         let ex = &mut self.exchanges[i];
+                        if ex.method.eq_ignore_ascii_case("CONNECT") {
+                            self.connect_pending = false;
+                            self.connect_answered = (200..300).contains(&head.status);
+                        }
                         ex.response.outcome = Outcome::Status;
                         ex.response.status = Some(head.status);
                         ex.response.content_range = header(&head.headers, "content-range");
@@ -523,9 +566,23 @@ impl FlowHttp {
                         }
                     }
                 }
-                FrameEvent::Tunnel { .. } => self.tracking = Tracking::Stopped,
+                FrameEvent::Tunnel { start } => {
+                    self.tracking = Tracking::Stopped;
+                    self.tunnel[1] = Some(start);
+                }
             }
         }
+    }
+
+    /// Ends the flow like [`Self::finish`], leaving out the fault comments inside the CONNECT
+    /// tunnel: the connection read inside it ([`super::connect_tunnel`]) ties them to its own
+    /// exchanges.
+    pub fn finish_before_tunnel(mut self) -> FlowOutcome {
+        if let TunnelState::Open(starts) = self.tunnel_state() {
+            self.comments
+                .retain(|(dir, offset, _)| *offset < starts[dir.index()]);
+        }
+        self.finish()
     }
 
     /// Ends the flow: unanswered requests get their outcome, fault comments are tied to exchanges.
@@ -615,6 +672,8 @@ impl StreamConsumer for FlowHttp {
                 return;
             }
             self.tracking = match looks_like_http1_request(bytes) {
+                // The HTTP/2 preface's first segment cut short ("PRI " is no HTTP/1 method).
+                Detection::NeedMore if bytes.starts_with(b"PRI ") => Tracking::NotHttp,
                 Detection::Http1 | Detection::NeedMore => Tracking::Http,
                 Detection::Http2 | Detection::NotHttp => Tracking::NotHttp,
             };
@@ -640,7 +699,14 @@ impl StreamConsumer for FlowHttp {
                 let start = self.conversation.response_offset();
                 match self.conversation.feed_response(bytes) {
                     Ok(events) => self.on_response(events, bytes, start),
-                    Err(e) => self.stop(e.to_string(), "HTTP framing error"),
+                    Err(e) => return self.stop(e.to_string(), "HTTP framing error"),
+                }
+                // The answer that opened a tunnel also settles where the request side's starts.
+                if self.conversation.is_tunnel() && self.tunnel[0].is_none() {
+                    let at = self.conversation.request_offset();
+                    if let Ok(events) = self.conversation.feed_request(&[]) {
+                        self.on_request(events, &[], at, ts);
+                    }
                 }
             }
         }

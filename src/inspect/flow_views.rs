@@ -1,9 +1,12 @@
 //! One flow's consumer for the reassembler: the HTTP/1 view and the HTTP/2 view side by side, each deciding for itself whether the flow is its protocol.
 //!
 //! Both views see every byte in capture order; at most one of them recognises the flow (an
-//! HTTP/1 request line, or the HTTP/2 client preface), the other lets the bytes pass.
+//! HTTP/1 request line, or the HTTP/2 client preface), the other lets the bytes pass. A flow
+//! whose CONNECT was answered 2xx goes on inside its tunnel ([`ConnectTunnel`]), whose exchanges
+//! join the flow's.
 
 use super::body_store::MemoryUse;
+use super::connect_tunnel::ConnectTunnel;
 use super::exchange::{FlowHttp, FlowOutcome};
 use super::h2_flow::{FlowH2, H2Outcome};
 use super::reassembly::{FlowInfo, StreamConsumer};
@@ -16,6 +19,8 @@ pub struct FlowViews {
     /// `None` on a flow read only to number its HTTP/1 exchanges ([`Self::numbering_only`]).
     h2: Option<FlowH2>,
     timeline: FlowTimeline,
+    /// The connection inside a CONNECT tunnel; `None` inside a tunnel (one level is read).
+    tunnel: Option<Box<ConnectTunnel>>,
 }
 
 impl FlowViews {
@@ -25,6 +30,7 @@ impl FlowViews {
             http: FlowHttp::new(info, memory.clone()),
             h2: Some(FlowH2::new(info, memory)),
             timeline: FlowTimeline::new(info.id, info.opened_ns),
+            tunnel: None,
         }
     }
 
@@ -35,23 +41,49 @@ impl FlowViews {
             http: FlowHttp::numbering_only(info, memory),
             h2: None,
             timeline: FlowTimeline::new(info.id, info.opened_ns),
+            tunnel: None,
+        }
+    }
+
+    /// These views, reading on inside a CONNECT tunnel with `tunnel`.
+    pub fn following_tunnels(self, tunnel: ConnectTunnel) -> FlowViews {
+        FlowViews {
+            tunnel: Some(Box::new(tunnel)),
+            ..self
         }
     }
 
     /// The flow's timing so far (taken before [`Self::finish`]; the HTML report draws it).
     pub fn take_timeline(&mut self) -> FlowTimeline {
-        std::mem::take(&mut self.timeline)
+        let mut timeline = std::mem::take(&mut self.timeline);
+        if let Some((starts, inner)) = self.tunnel.as_mut().and_then(|t| t.take_timeline()) {
+            timeline.splice(starts, &inner);
+        }
+        timeline
     }
 
-    /// Ends the flow: what the HTTP/1 view found, and the HTTP/2 connection if it was one.
+    /// Ends the flow: what the HTTP/1 view found, and the HTTP/2 connection if it was one
+    /// (the tunnel's exchanges and HTTP/2 connection are the flow's).
     pub fn finish(self, info: &FlowInfo) -> (FlowOutcome, Option<H2Outcome>) {
-        (self.http.finish(), self.h2.and_then(|h2| h2.finish(info)))
+        let h2 = self.h2.and_then(|h2| h2.finish(info));
+        let Some(inner) = self.tunnel.and_then(|t| t.finish()) else {
+            return (self.http.finish(), h2);
+        };
+        let mut http = self.http.finish_before_tunnel();
+        http.exchanges.extend(inner.http.exchanges);
+        http.http |= inner.http.http;
+        http.warnings.extend(inner.http.warnings);
+        http.faults.extend(inner.http.faults);
+        (http, h2.or(inner.h2))
     }
 }
 
 impl StreamConsumer for FlowViews {
     fn data(&mut self, dir: Direction, offset: u64, bytes: &[u8], ts_ns: u64) {
         self.http.data(dir, offset, bytes, ts_ns);
+        if let Some(tunnel) = &mut self.tunnel {
+            tunnel.data(self.http.tunnel_state(), dir, offset, bytes, ts_ns);
+        }
         if let Some(h2) = &mut self.h2 {
             h2.data(dir, offset, bytes, ts_ns);
         }
@@ -60,6 +92,9 @@ impl StreamConsumer for FlowViews {
 
     fn fin(&mut self, dir: Direction, offset: u64, ts_ns: u64) {
         self.http.fin(dir, offset, ts_ns);
+        if let Some(tunnel) = &mut self.tunnel {
+            tunnel.fin(self.http.tunnel_state(), dir, offset, ts_ns);
+        }
         if let Some(h2) = &mut self.h2 {
             h2.fin(dir, offset, ts_ns);
         }
@@ -68,6 +103,9 @@ impl StreamConsumer for FlowViews {
 
     fn reset(&mut self, dir: Direction, offset: u64, ts_ns: u64) {
         self.http.reset(dir, offset, ts_ns);
+        if let Some(tunnel) = &mut self.tunnel {
+            tunnel.reset(self.http.tunnel_state(), dir, offset, ts_ns);
+        }
         if let Some(h2) = &mut self.h2 {
             h2.reset(dir, offset, ts_ns);
         }
@@ -76,6 +114,9 @@ impl StreamConsumer for FlowViews {
 
     fn gap(&mut self, dir: Direction, offset: u64, missing: u64) {
         self.http.gap(dir, offset, missing);
+        if let Some(tunnel) = &mut self.tunnel {
+            tunnel.gap(self.http.tunnel_state(), dir, offset, missing);
+        }
         if let Some(h2) = &mut self.h2 {
             h2.gap(dir, offset, missing);
         }
@@ -86,6 +127,9 @@ impl StreamConsumer for FlowViews {
 
     fn comment(&mut self, dir: Direction, offset: u64, text: &str, ts_ns: u64) {
         self.http.comment(dir, offset, text, ts_ns);
+        if let Some(tunnel) = &mut self.tunnel {
+            tunnel.comment(self.http.tunnel_state(), dir, offset, text, ts_ns);
+        }
         if let Some(h2) = &mut self.h2 {
             h2.comment(dir, offset, text, ts_ns);
         }

@@ -24,6 +24,7 @@ mod blob_layout;
 mod blobs;
 mod body_store;
 mod bytestream_call;
+mod connect_tunnel;
 mod content_address;
 mod digest;
 mod exchange;
@@ -62,6 +63,8 @@ mod text;
 mod timeline;
 mod tls_flow;
 mod tls_keys;
+#[cfg(test)]
+mod tunnel_tests;
 mod webdav;
 
 use std::fs::File;
@@ -89,6 +92,7 @@ pub use run_info::RunInfo;
 pub use timeline::{EventKind, FlowTimeline, TimelineEvent};
 
 use body_store::MemoryUse;
+use connect_tunnel::ConnectTunnel;
 use flow_views::FlowViews;
 use pcap_reader::CaptureReader;
 use reassembly::FlowTable;
@@ -221,7 +225,8 @@ fn inspect_reader<R: Read>(
         } else {
             FlowViews::numbering_only(info, memory.clone())
         };
-        TlsLayer::new(views, keys.clone(), info)
+        let tunnel = ConnectTunnel::new(info, keys.clone(), memory.clone(), admits(info));
+        TlsLayer::new(views.following_tunnels(tunnel), keys.clone(), info)
     };
     let mut done = |info: reassembly::FlowInfo, flow: TlsLayer<FlowViews>| {
         let (mut flow, tls_warnings) = flow.finish();

@@ -113,6 +113,17 @@ impl FlowTimeline {
         }
     }
 
+    /// Counts each direction from `starts` on in `inner`'s offsets (shifted there) instead of
+    /// this flow's: a CONNECT tunnel decrypted from a raw capture numbers its exchanges' bytes in
+    /// plaintext after the tunnel start, and their times are found in the tunnel's own marks.
+    pub fn splice(&mut self, starts: [u64; 2], inner: &FlowTimeline) {
+        for (i, start) in starts.into_iter().enumerate() {
+            self.marks[i].retain(|&(offset, _)| offset < start);
+            let shifted = inner.marks[i].iter().map(|&(o, ns)| (o + start, ns));
+            self.marks[i].extend(shifted);
+        }
+    }
+
     /// When the byte at `offset` of `dir` arrived (the chunk that carried it, or the last mark
     /// before it after thinning); `None` before any data.
     pub fn time_at(&self, dir: Direction, offset: u64) -> Option<u64> {

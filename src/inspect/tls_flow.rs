@@ -39,6 +39,9 @@ pub(crate) struct TlsLayer<C> {
     /// "flow 3 (client leg)", for warnings.
     label: String,
     warnings: Vec<String>,
+    /// Inside a CONNECT tunnel: in a capture that holds no key at all, TLS passed through
+    /// faultline uninspected (no `intercept`), so its records stay opaque without a warning.
+    quiet_without_keys: bool,
 }
 
 #[derive(Debug)]
@@ -93,7 +96,28 @@ impl<C: StreamConsumer> TlsLayer<C> {
             state: State::Undecided,
             label: format!("flow {} ({leg} leg)", info.id),
             warnings: Vec::new(),
+            quiet_without_keys: false,
         }
+    }
+
+    /// The layer of the connection inside flow `info`'s CONNECT tunnel: the same decryption,
+    /// from the tunnel's first byte; a capture without any key leaves the tunnel opaque, silently.
+    pub(crate) fn in_tunnel(inner: C, keys: TlsKeys, info: &FlowInfo) -> TlsLayer<C> {
+        let mut layer = TlsLayer::new(inner, keys, info);
+        let leg = leg::name(leg::of_interface(info.interface.as_deref()));
+        layer.label = format!("flow {} ({leg} leg, inside its CONNECT tunnel)", info.id);
+        layer.quiet_without_keys = true;
+        layer
+    }
+
+    /// The consumer behind the layer.
+    pub(crate) fn inner_mut(&mut self) -> &mut C {
+        &mut self.inner
+    }
+
+    /// True when the flow was TLS (its consumer saw plaintext offsets).
+    pub(crate) fn decrypted(&self) -> bool {
+        matches!(self.state, State::Tls(_))
     }
 
     /// The HTTP consumer and what went wrong decrypting, for the report.
@@ -102,6 +126,9 @@ impl<C: StreamConsumer> TlsLayer<C> {
     }
 
     fn warn(&mut self, text: String) {
+        if self.quiet_without_keys && self.keys.is_empty() {
+            return;
+        }
         if self.warnings.len() < MAX_WARNINGS {
             self.warnings.push(format!("TLS {}: {text}", self.label));
         }

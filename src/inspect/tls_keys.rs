@@ -45,6 +45,12 @@ impl TlsKeys {
         }
     }
 
+    /// True while the capture has shown no secret at all (a plaintext capture, or a raw one
+    /// before its first Decryption Secrets Block).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.borrow().is_empty()
+    }
+
     /// The secret logged as `label` for the session with `client_random`.
     pub(crate) fn secret(&self, client_random: &[u8; 32], label: &str) -> Option<Vec<u8>> {
         self.0.borrow().get(client_random)?.get(label).cloned()

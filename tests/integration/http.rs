@@ -1931,6 +1931,82 @@ async fn forward_connect_opens_a_raw_tunnel() {
     .await;
 }
 
+/// curl's `--proxytunnel` sends plain HTTP inside a CONNECT tunnel: `inspect` reads on after the
+/// CONNECT's 200, so the client leg's upload is an exchange with its content check, not an opaque
+/// tunnel, and its number keeps to time order across both legs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_inside_a_connect_tunnel_is_read_by_inspect() {
+    use faultline::direction::Leg;
+    use faultline::inspect::{inspect_path, InspectOptions, LegFilter};
+    use md5::Digest;
+    bounded("HTTP inside CONNECT, inspected", async {
+        let mut h = Harness::start(
+            "fwd-tunnel-inspect",
+            "mode = \"forward\"",
+            "",
+            UpstreamSpec::PerRequest,
+            Some("tunnel.pcapng"),
+        )
+        .await;
+        let store = OwnStore::start(h.store_dir()).await;
+        let data = random_bytes(100 * KIB + 1, 151);
+        let md5 = format!("{:x}", md5::Md5::digest(&data));
+        let rel = format!("files/md5/{}/{}", &md5[..2], &md5[2..]);
+        let file = h.dir.path().join("up.bin");
+        std::fs::write(&file, &data).expect("write the upload file");
+        let up = curl(vec![
+            "-sS".into(),
+            "--proxytunnel".into(),
+            "-x".into(),
+            format!("http://{}", h.proxy),
+            "-T".into(),
+            file.display().to_string(),
+            "-w".into(),
+            "%{http_code}".into(),
+            "-o".into(),
+            "/dev/null".into(),
+            format!("http://{}/{rel}", store.addr),
+        ])
+        .await;
+        assert!(up.status.success(), "curl -p -T failed: {}", up.stderr);
+        assert_eq!(up.stdout.trim(), "201", "{}", up.stderr);
+        assert_same(&data, &h.stored(&rel).expect("stored"), "stored");
+        h.finish().await;
+
+        let report = inspect_path(
+            &h.dir.path().join("tunnel.pcapng"),
+            &InspectOptions {
+                leg: LegFilter::Both,
+            },
+        )
+        .expect("the capture reads");
+        let text = report.render_text();
+        assert_eq!(report.exit_code(), 0, "{text}");
+        assert!(report.warnings.is_empty(), "{text}");
+        let seen: Vec<(usize, Option<Leg>, &str)> = report
+            .exchanges
+            .iter()
+            .map(|e| (e.id, e.leg, e.method.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (0, Some(Leg::Client), "CONNECT"),
+                (1, Some(Leg::Client), "PUT"),
+                (2, Some(Leg::Upstream), "PUT"),
+            ],
+            "{text}"
+        );
+        assert_eq!(report.content_checks.len(), 2, "{text}");
+        assert!(report.content_checks.iter().all(|c| !c.corrupt), "{text}");
+        assert_eq!(
+            report.content_checks[0].exchange, 1,
+            "the client leg's PUT is checked: {text}"
+        );
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forward_request_for_faultline_itself_gets_508() {
     bounded("forward loop", async {

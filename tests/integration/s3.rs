@@ -1442,8 +1442,39 @@ fn boto3_through_https_proxy_is_intercepted_inside_connect_with_the_upstream_ver
     );
     let json = audit_one_and_big(&lab, &capture, &one_bytes, &big_bytes);
     // The client leg holds each CONNECT and then the plaintext inside its tunnel: tshark reads
-    // there the same requests as on the upstream leg. (inspect reads the client leg's CONNECT
-    // exchange only: it treats what follows a CONNECT 200 as an opaque tunnel.)
+    // there the same requests as on the upstream leg, and so does inspect, which checks them
+    // (S3 checksums, the multipart object) as it does the upstream leg's.
+    let exchanges = list(&json, "exchanges");
+    let leg_of = |check: &serde_json::Value| {
+        let id = check["exchange"].as_u64().expect("an exchange id") as usize;
+        exchanges[id]["leg"].as_str().expect("a leg").to_string()
+    };
+    let checks = s3_checks(&json);
+    let on = |leg: &str| checks.iter().filter(|c| leg_of(c) == leg).count();
+    assert!(
+        on("client") > 0,
+        "no S3 check on the client leg: {checks:#?}"
+    );
+    assert_eq!(on("client"), on("upstream"), "{checks:#?}");
+    assert_eq!(
+        multipart(&json, "/bkt/big.bin", "client")["check"]["result"],
+        "matches"
+    );
+    let requests_on = |leg: &str| {
+        let mut out: Vec<String> = exchanges
+            .iter()
+            .filter(|e| e["leg"] == leg && e["method"] != "CONNECT")
+            .map(|e| format!("{} {}", e["method"], e["target"]))
+            .collect();
+        // Parts go up in parallel: the legs' orders may differ.
+        out.sort_unstable();
+        out
+    };
+    assert_eq!(
+        requests_on("client"),
+        requests_on("upstream"),
+        "inspect reads inside the tunnels the requests the upstream leg carried"
+    );
     let ports = [proxy_port(&json), moto_addr.port()];
     let mut args: Vec<String> = ports
         .iter()

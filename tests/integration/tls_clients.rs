@@ -683,16 +683,44 @@ async fn dvc_pushes_and_pulls_an_https_remote_through_https_proxy() {
         assert_eq!(summary.panics, 0);
         assert_eq!(summary.upstream_failures, 0);
         // The capture holds the decrypted HTTP inside each CONNECT: inspect checks every object
-        // against its md5 path, uploads and downloads.
+        // against its md5 path, uploads and downloads, on the client leg (read inside each
+        // CONNECT tunnel) as on the upstream leg.
         let report = inspect_json(&capture);
         assert_eq!(report["verdict"], "clean", "{report:#}");
-        let text = report.to_string();
-        for (_, bytes) in &payloads {
+        let warnings = report["warnings"].as_array().unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let exchanges = report["exchanges"].as_array().unwrap();
+        let checks = report["content_checks"].as_array().unwrap();
+        for (name, bytes) in &payloads {
             let md5 = md5_hex(bytes);
-            assert!(
-                text.contains(&md5[2..]),
-                "{md5} not seen by inspect: {report:#}"
-            );
+            for leg in ["client", "upstream"] {
+                let of_object = |e: &&serde_json::Value| {
+                    e["leg"] == leg && e["target"].as_str().is_some_and(|t| t.ends_with(&md5[2..]))
+                };
+                let uploads: Vec<u64> = exchanges
+                    .iter()
+                    .filter(of_object)
+                    .filter(|e| e["method"] == "PUT" || e["method"] == "POST")
+                    .map(|e| e["id"].as_u64().unwrap())
+                    .collect();
+                assert!(
+                    !uploads.is_empty(),
+                    "no {leg} leg upload of {name}: {report:#}"
+                );
+                assert!(
+                    uploads.iter().all(|id| checks
+                        .iter()
+                        .any(|c| c["exchange"] == *id && c["check"]["result"] == "matches")),
+                    "{name}'s {leg} leg uploads {uploads:?} not checked: {report:#}"
+                );
+                assert!(
+                    exchanges
+                        .iter()
+                        .filter(of_object)
+                        .any(|e| e["method"] == "GET" && e["response"]["status"] == 200),
+                    "no {leg} leg download of {name}: {report:#}"
+                );
+            }
         }
         world.stop();
     })
@@ -877,6 +905,39 @@ async fn git_clones_and_pushes_through_https_proxy_with_connect_intercepted() {
                 "{wanted} not in the capture: {report:#}"
             );
         }
+        // The client leg is read inside each CONNECT (git speaks h2 there): its requests, and
+        // the 503 faultline answered itself (on no upstream leg) with the fault that wrote it.
+        let streams = report["h2_streams"].as_array().unwrap();
+        let on_client = |path: &str| {
+            streams
+                .iter()
+                .filter(|s| s["leg"] == "client" && s["path"] == path)
+                .collect::<Vec<_>>()
+        };
+        for wanted in [
+            "/git/repo.git/info/refs?service=git-upload-pack",
+            "/git/repo.git/info/refs?service=git-receive-pack",
+            "/git/repo.git/git-receive-pack",
+        ] {
+            assert!(
+                !on_client(wanted).is_empty(),
+                "{wanted} not on the client leg: {report:#}"
+            );
+        }
+        let answered: Vec<_> = on_client("/git/repo.git/info/refs?service=git-upload-pack")
+            .into_iter()
+            .filter(|s| s["status"] == 503)
+            .collect();
+        assert_eq!(answered.len(), 1, "{report:#}");
+        assert!(
+            answered[0]["faults"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f.as_str().unwrap().contains("answered 503")),
+            "the 503's fault on its stream: {:#}",
+            answered[0]
+        );
         let comments = tshark::packet_comments(&capture);
         assert!(
             comments.iter().any(|c| c.contains("answered 503")),
@@ -1274,6 +1335,156 @@ async fn raw_captures_hold_the_tls_records_and_decrypt_themselves() {
             warnings.is_empty(),
             "a clean raw capture decrypts without warnings: {warnings:?}"
         );
+        world.stop();
+    })
+    .await
+    .expect("bounded");
+}
+
+/// Forward mode with `capture_tls = "raw"`: the client leg holds the plaintext CONNECT, its 200
+/// and then the TLS records of the tunnel, the keys embedded. inspect reads on after the 200,
+/// decrypts the tunnel with those keys and checks the upload on the client leg as on the
+/// upstream leg; an h2 download inside another tunnel is an HTTP/2 stream of the client leg.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_forward_mode_captures_are_decrypted_inside_each_connect() {
+    tokio::time::timeout(SLOW_TEST_LIMIT, async {
+        let world = World::new("tls-raw-connect").await;
+        let object = random_bytes(200 * 1024 + 3, 19);
+        let md5 = md5_hex(&object);
+        let path = format!("/raw/files/md5/{}/{}", &md5[..2], &md5[2..]);
+        let upload = world.path().join("object.bin");
+        fs::write(&upload, &object).unwrap();
+        let capture = world.path().join("raw-connect.pcapng");
+        let running = world
+            .proxy(true, "capture_tls = \"raw\"\n", Some(&capture))
+            .await;
+        let via = format!("http://{}", running.local_addr);
+        let url = format!("https://{HOST}:{}{path}", world.nginx_addr().port());
+        let ca = world.ca_pem.display().to_string();
+        for (what, flags) in [
+            (
+                "PUT",
+                vec!["--http1.1", "--upload-file", upload.to_str().unwrap()],
+            ),
+            ("GET h2", vec!["--http2"]),
+        ] {
+            let mut args: Vec<String> = vec![
+                "--proxy".into(),
+                via.clone(),
+                "--cacert".into(),
+                ca.clone(),
+                "--fail".into(),
+            ];
+            args.extend(flags.iter().map(|f| f.to_string()));
+            args.extend(["--output".into(), "/dev/null".into(), url.clone()]);
+            let out = curl(args, None).await;
+            assert_eq!(out.code(), Some(0), "{what}: {}", out.output());
+        }
+        let summary = finish(running).await;
+        assert_eq!(summary.panics, 0);
+        assert!(
+            fs::read(world.store_dir.join(&path[1..])).unwrap() == object,
+            "stored whole"
+        );
+
+        // The client leg: the CONNECT in plaintext, then the tunnel's TLS records.
+        let (from_client, _) = crate::support::tshark::follow_raw(&capture, 0);
+        assert!(from_client.starts_with(b"CONNECT "), "a CONNECT first");
+        let tunnel = from_client
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("the CONNECT head ends")
+            + 4;
+        assert_eq!(&from_client[tunnel..tunnel + 3], &[0x16, 3, 1], "then TLS");
+
+        let report = inspect_json(&capture);
+        assert_eq!(report["verdict"], "clean", "{report:#}");
+        let warnings = report["warnings"].as_array().unwrap();
+        assert!(
+            warnings.is_empty(),
+            "the tunnels decrypt without warnings: {warnings:?}"
+        );
+        let exchanges = report["exchanges"].as_array().unwrap();
+        let on_client: Vec<String> = exchanges
+            .iter()
+            .filter(|e| e["leg"] == "client")
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["method"].as_str().unwrap(),
+                    e["target"].as_str().unwrap()
+                )
+            })
+            .collect();
+        let connect = format!("CONNECT {HOST}:{}", world.nginx_addr().port());
+        assert_eq!(
+            on_client,
+            vec![connect.clone(), format!("PUT {path}"), connect],
+            "{report:#}"
+        );
+        let checks = report["content_checks"].as_array().unwrap();
+        for leg in ["client", "upstream"] {
+            let put = exchanges
+                .iter()
+                .find(|e| e["leg"] == leg && e["method"] == "PUT")
+                .unwrap_or_else(|| panic!("no {leg} leg PUT: {report:#}"));
+            assert_eq!(put["response"]["status"], 201, "{put:#}");
+            assert_eq!(put["request"]["md5"], md5.as_str(), "{put:#}");
+            assert!(
+                checks
+                    .iter()
+                    .any(|c| c["exchange"] == put["id"] && c["check"]["result"] == "matches"),
+                "the {leg} leg PUT is checked against its md5 path: {report:#}"
+            );
+        }
+        let streams = report["h2_streams"].as_array().unwrap();
+        for leg in ["client", "upstream"] {
+            assert!(
+                streams.iter().any(|s| s["leg"] == leg
+                    && s["method"] == "GET"
+                    && s["path"] == path.as_str()
+                    && s["status"] == 200),
+                "the h2 GET on the {leg} leg: {report:#}"
+            );
+        }
+        // The HTML report draws the client leg's PUT on its connection's timeline.
+        let html = world.path().join("raw-connect.html");
+        let out = Command::new(FAULTLINE)
+            .args(["inspect", "--html"])
+            .arg(&html)
+            .arg(&capture)
+            .output()
+            .expect("run faultline inspect --html");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let page = fs::read_to_string(&html).expect("the page");
+        let client_put = exchanges
+            .iter()
+            .find(|e| e["leg"] == "client" && e["method"] == "PUT")
+            .expect("the client leg PUT");
+        let drawn = format!(
+            "<g class=\"request\" data-exchange=\"{}\"",
+            client_put["id"]
+        );
+        assert!(page.contains(&drawn), "{drawn} not in the HTML report");
+        // The tunnels' exchanges keep their numbers whichever legs are inspected.
+        for leg in ["client", "upstream"] {
+            let out = Command::new(FAULTLINE)
+                .args(["inspect", "--json", "--leg", leg])
+                .arg(&capture)
+                .output()
+                .expect("run faultline inspect");
+            let one: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            let ids = |r: &serde_json::Value| -> Vec<(u64, String)> {
+                r["exchanges"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|e| e["leg"] == leg)
+                    .map(|e| (e["id"].as_u64().unwrap(), e["method"].to_string()))
+                    .collect()
+            };
+            assert_eq!(ids(&one), ids(&report), "--leg {leg}");
+        }
         world.stop();
     })
     .await
