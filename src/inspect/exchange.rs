@@ -739,7 +739,10 @@ impl StreamConsumer for FlowHttp {
     fn gap(&mut self, dir: Direction, offset: u64, missing: u64) {
         if self.tracking == Tracking::Http {
             self.stop(
-                format!("{missing} bytes missing from the capture at {dir} offset {offset}; HTTP tracking stopped"),
+                format!(
+                    "{} missing from the capture at {dir} offset {offset}; HTTP tracking stopped",
+                    crate::plural::count(missing, "byte")
+                ),
                 "capture gap",
             );
         }

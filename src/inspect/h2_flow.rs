@@ -543,7 +543,8 @@ impl StreamConsumer for FlowH2 {
     fn gap(&mut self, dir: Direction, offset: u64, missing: u64) {
         if self.state == State::H2 {
             self.stop(format!(
-                "{missing} bytes missing from the capture at {dir} offset {offset}; HTTP/2 decoding stopped"
+                "{} missing from the capture at {dir} offset {offset}; HTTP/2 decoding stopped",
+                crate::plural::count(missing, "byte")
             ));
         } else if self.state != State::Off {
             self.give_up();

@@ -367,8 +367,9 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
             EventKind::Gap { missing } => {
                 let _ = write!(
                     s,
-                    r#"<g class="gap" data-ns="{}" data-x="{x:.1}"><title>{missing} bytes missing from the capture at {} offset {}</title><rect x="{:.1}" y="{:.1}" width="4" height="10"/></g>"#,
+                    r#"<g class="gap" data-ns="{}" data-x="{x:.1}"><title>{} missing from the capture at {} offset {}</title><rect x="{:.1}" y="{:.1}" width="4" height="10"/></g>"#,
                     event.ns,
+                    crate::plural::count(missing, "byte"),
                     event.direction,
                     event.offset,
                     x - 2.0,

@@ -542,7 +542,8 @@ impl<C: StreamConsumer> StreamConsumer for TlsLayer<C> {
                 state.stopped = true;
                 let plain = state.plain;
                 self.warn(format!(
-                    "{missing} bytes missing from the capture at offset {offset} of the {dir} stream; the rest of this direction is not decrypted"
+                    "{} missing from the capture at offset {offset} of the {dir} stream; the rest of this direction is not decrypted",
+                    crate::plural::count(missing, "byte")
                 ));
                 self.inner.gap(dir, plain, missing);
             }
