@@ -164,15 +164,16 @@ fn compose_text(base: &str, toxics: &[Toxic]) -> String {
 
 /// `text` (a proxy's composed scenario) with the proxy's own listen address, upstream and seed
 /// set, as one scenario file that `faultline run` replays alone; `text` unchanged when it does
-/// not parse (it always does: it was just validated) or the seed is beyond TOML's integers.
+/// not parse (it always does: it was just validated). A seed beyond TOML's integers (half of
+/// all random seeds) stays out of the file: the replay command's `--seed` carries it.
 fn replayable(text: &str, listen: SocketAddr, upstream: &str, seed: u64) -> String {
     let Ok(mut table) = text.parse::<toml::Table>() else {
         return text.to_string();
     };
-    let Ok(seed) = i64::try_from(seed) else {
-        return text.to_string();
+    match i64::try_from(seed) {
+        Ok(seed) => table.insert("seed".into(), toml::Value::Integer(seed)),
+        Err(_) => table.remove("seed"),
     };
-    table.insert("seed".into(), toml::Value::Integer(seed));
     let proxy = table
         .entry("proxy")
         .or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -610,9 +611,17 @@ mod tests {
         assert_eq!(scenario.capture.as_deref(), Some("c.pcapng"));
         assert_eq!(scenario.rules.len(), 2);
         assert_eq!(scenario.rules[1].fault.name(), "latency");
-        // Text that does not parse, or a seed TOML cannot hold, stays as it was.
+        // Text that does not parse stays as it was.
         assert_eq!(replayable("[[", listen, "x:1", 1), "[[");
-        assert_eq!(replayable(base, listen, "x:1", u64::MAX), base);
+        // A seed TOML cannot hold stays out (`--seed` carries it); listen and upstream do not.
+        let saved = replayable(&format!("seed = 5\n{base}"), listen, "x:1", u64::MAX);
+        let scenario = Scenario::from_toml(&saved, "saved.toml", "saved").expect("loads");
+        assert_eq!(scenario.seed, None);
+        assert_eq!(scenario.listen, Some(listen));
+        assert_eq!(
+            scenario.upstream,
+            Some(parse_upstream("x:1").expect("upstream"))
+        );
     }
 
     #[test]

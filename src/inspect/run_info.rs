@@ -67,14 +67,25 @@ impl RecordedScenario {
         let rest = comment
             .strip_prefix(SCENARIO_COMMENT_TAG)?
             .strip_prefix('\n')?;
-        let (head, text) = rest.split_once("\n\n").unwrap_or((rest, ""));
+        // Header lines up to the first empty one (there may be none), then the text as written.
+        let mut head = Vec::new();
+        let mut text = "";
+        let mut left = rest;
+        while let Some((line, after)) = left.split_once('\n') {
+            if line.is_empty() {
+                text = after;
+                break;
+            }
+            head.push(line);
+            left = after;
+        }
         let mut scenario = RecordedScenario {
             text: text.to_string(),
             origin: None,
             live: false,
             cut: false,
         };
-        for line in head.lines() {
+        for line in head {
             if let Some(origin) = line.strip_prefix("origin: ") {
                 scenario.origin = Some(origin.to_string());
             } else if line == "rules: live" {
@@ -502,6 +513,23 @@ mod tests {
         assert_eq!(run.scenario_file, None);
         assert_eq!(run.scenario_toml.as_deref(), Some(TEXT));
         assert_eq!(CaptureMeta::default().scenario_comment(), None);
+    }
+
+    #[test]
+    fn a_scenario_comment_without_header_lines_keeps_its_whole_text() {
+        let text = "name = \"s\"\n\n[[rule]]\nfault.reset = {}\n";
+        let comment = format!("{SCENARIO_COMMENT_TAG}\n\n{text}");
+        let parsed = RecordedScenario::parse(&comment).expect("a scenario comment");
+        assert_eq!(
+            parsed.text, text,
+            "the blank line inside the TOML is not the header's end"
+        );
+        assert_eq!(parsed.origin, None);
+        let comment = format!("{SCENARIO_COMMENT_TAG}\norigin: s.toml\nrules: live\n\n{text}");
+        let parsed = RecordedScenario::parse(&comment).expect("a scenario comment");
+        assert_eq!(parsed.text, text);
+        assert_eq!(parsed.origin.as_deref(), Some("s.toml"));
+        assert!(parsed.live);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::{timeout, Duration};
+use tokio::time::{timeout, Duration, Instant};
 use tracing::{debug, warn};
 
 use super::connection::ConnectionShared;
@@ -173,6 +173,10 @@ pub(super) async fn intercept(
                     );
                     if alpn == Some(b"h2".as_slice()) {
                         let reason = format!("TLS to upstream {upstream_name} failed: {failure}");
+                        let note = format!(
+                            "faultline: upstream {upstream_name} failed TLS ({}): answered over HTTP/2 (gRPC calls grpc-status 14, other requests 502)",
+                            failure.reason()
+                        );
                         refuse_h2_client(&mut down, reason, note, conn).await;
                     } else {
                         let answer = bad_gateway_response(&upstream_name, &failure);
@@ -196,6 +200,10 @@ pub(super) async fn intercept(
     }
 }
 
+/// How long faultline answers an HTTP/2 client whose upstream failed, however chatty it is
+/// (keepalive PINGs, a stream of calls), and how many of its requests: then GOAWAY.
+const H2_REFUSAL_LIMIT: Duration = Duration::from_secs(30);
+const H2_REFUSAL_MAX_REQUESTS: usize = 100;
 /// How long an HTTP/2 client whose upstream failed may take to send its first request.
 const H2_REFUSAL_FIRST_REQUEST: Duration = Duration::from_secs(5);
 /// How long after an answer faultline waits for requests sent alongside it before GOAWAY.
@@ -204,7 +212,8 @@ const H2_REFUSAL_MORE_REQUESTS: Duration = Duration::from_millis(100);
 /// Answers an HTTP/2 client (ALPN `h2`, e.g. gRPC) whose upstream could not be reached over TLS:
 /// every request it sends gets the failure in its own terms (see [`RefusingServer`]), then
 /// GOAWAY. The bytes it sent crossed the client leg and are recorded; faultline's answers carry
-/// `note`. Bounded: a client that sends nothing is left after [`H2_REFUSAL_FIRST_REQUEST`].
+/// `note`. Bounded: a client that sends nothing is left after [`H2_REFUSAL_FIRST_REQUEST`], any
+/// client after [`H2_REFUSAL_LIMIT`] or [`H2_REFUSAL_MAX_REQUESTS`] answers.
 async fn refuse_h2_client(
     down: &mut LegStream,
     reason: String,
@@ -216,7 +225,8 @@ async fn refuse_h2_client(
         return;
     }
     let mut buf = bytes::BytesMut::with_capacity(16 * 1024);
-    loop {
+    let deadline = Instant::now() + H2_REFUSAL_LIMIT;
+    while server.answered() < H2_REFUSAL_MAX_REQUESTS && Instant::now() < deadline {
         let wait = if server.answered() == 0 {
             H2_REFUSAL_FIRST_REQUEST
         } else {
@@ -262,7 +272,12 @@ async fn answer_h2(
     if frames.is_empty() {
         return true;
     }
-    if down.write_all(&frames).await.is_err() {
+    // A client that stops reading must not hold up the run's shutdown.
+    let written = tokio::select! {
+        written = down.write_all(&frames) => written.is_ok(),
+        () = conn.run.shutdown.cancelled() => false,
+    };
+    if !written {
         return false;
     }
     let frames = Bytes::from(frames);

@@ -235,8 +235,9 @@ where
             Ok(0) => {
                 eof = true;
                 conn.source_finished(direction).await;
-                if carry.is_empty() && !closed_by_plan {
-                    // Frames the session still holds for this receiver leave before the FIN.
+                if !closed_by_plan {
+                    // Frames the session still holds for this receiver leave before the FIN
+                    // (the session says when they cannot: the sender stopped inside a frame).
                     let now = Instant::now();
                     let owed = conn
                         .drain_session(direction, now)

@@ -63,6 +63,9 @@ enum Owed {
     /// A frame it made, with its mark: the rule's own when it is the fault's first sign, a
     /// follow-up note otherwise, so every injected frame is commented in the capture.
     Frame(Bytes, Mark),
+    /// A frame the sender wrote, held for a delay and now due: its bytes as they came, with the
+    /// comment of its stretch of held frames (on the first of them only).
+    Held(Bytes, Option<Mark>),
     /// Connection-window credit for DATA faultline dropped, merged until the next flush (one
     /// WINDOW_UPDATE instead of one per dropped frame): bytes and the streams they came from.
     Credit(u64, Vec<StreamId>),
@@ -218,15 +221,47 @@ impl H2Session {
         session
     }
 
-    /// Whether the session still follows the connection (false once a peer broke HTTP/2).
-    pub fn is_active(&self) -> bool {
-        !self.failed
+    /// Whether the session still plans `direction`: while it follows the connection, and after
+    /// a peer broke HTTP/2 until the frames it still holds for that direction went out.
+    pub fn is_active(&self, direction: Direction) -> bool {
+        !self.failed || self.holds_frames(direction)
+    }
+
+    /// Frames held for the receiver of `direction` (delayed, or released and not yet written).
+    fn holds_frames(&self, direction: Direction) -> bool {
+        let d = direction.index();
+        !self.delayed[d].is_empty()
+            || self.outbox[d]
+                .iter()
+                .any(|o| matches!(o, Owed::Frame(..) | Owed::Held(..)))
+    }
+
+    /// After a peer broke HTTP/2 the session no longer knows frame boundaries, but the frames it
+    /// held for a delay were skipped from earlier chunks and exist nowhere else: they go out now,
+    /// each not before its release, ahead of the raw bytes (they came before them). Credit and
+    /// closes owed are dropped: the connection is relayed as plain bytes from here.
+    fn spill_held(&mut self, direction: Direction, plan: &mut ChunkPlan) {
+        let d = direction.index();
+        let frames = self.delayed[d].take_all();
+        for owed in std::mem::take(&mut self.outbox[d]) {
+            match owed {
+                Owed::Frame(bytes, mark) => plan.insert_at(bytes, plan.arrival(), Some(mark)),
+                Owed::Held(bytes, mark) => plan.insert_at(bytes, plan.arrival(), mark),
+                Owed::Credit(..) | Owed::Close(_) => {}
+            }
+        }
+        for frame in frames {
+            plan.insert_at(frame.bytes, frame.release, frame.mark);
+        }
     }
 
     /// Whether faultline owes the receiver of `direction` frames that wait for that direction's
     /// next plan: the caller wakes its pump.
     pub fn wants_flush(&self, direction: Direction) -> bool {
-        !self.failed && !self.outbox[direction.index()].is_empty()
+        if self.failed {
+            return self.holds_frames(direction);
+        }
+        !self.outbox[direction.index()].is_empty()
     }
 
     /// The next instant a timer of the session is due (`rst_stream.at`, `goaway.at`, the
@@ -288,7 +323,17 @@ impl H2Session {
     pub fn drain(&mut self, direction: Direction, now: Instant) -> SessionPlan {
         let d = direction.index();
         let mut plan = ChunkPlan::new(self.planned[d], 0, now);
-        if self.failed || self.ongoing[d].is_some() || !self.held[d].is_empty() {
+        if self.failed {
+            self.spill_held(direction, &mut plan);
+            return plan.finish(0);
+        }
+        if self.ongoing[d].is_some() || !self.held[d].is_empty() {
+            // The sender stopped inside a frame (or one the session was still deciding on):
+            // anything written now would be read as the rest of that frame.
+            let held = self.delayed[d].bytes();
+            if held > 0 {
+                warn!(%direction, held, "the sender closed inside a frame: the frames held for a delay cannot follow it and are dropped");
+            }
             return plan.finish(0);
         }
         self.flush_outbox(direction, &mut plan);
@@ -307,7 +352,12 @@ impl H2Session {
         run: RunView<'_>,
     ) -> SessionPlan {
         if self.failed {
-            return SessionPlan::relay(chunk.len(), arrival);
+            let d = direction.index();
+            let mut plan = ChunkPlan::new(self.planned[d], chunk.len(), arrival);
+            self.spill_held(direction, &mut plan);
+            plan.relay(plan.end(), Role::Framing);
+            self.planned[d] += chunk.len() as u64;
+            return plan.finish(0);
         }
         self.refresh_candidates(run.scenario);
         self.release_due(direction, arrival);
@@ -332,7 +382,7 @@ impl H2Session {
             Err(error) => {
                 warn!(%direction, %error, "not HTTP/2 after all; relaying the rest of the connection as raw bytes");
                 self.failed = true;
-                return SessionPlan::relay(chunk.len(), arrival);
+                return self.plan(direction, chunk, arrival, run);
             }
         };
         let input_len = prefix.len() + fresh.len();
@@ -1339,19 +1389,25 @@ impl H2Session {
         let release = self.delayed[d]
             .last_release(frame.id)
             .map_or(release, |last| last.max(release));
+        // One comment per stretch of a stream's held frames, not one per frame: a long download
+        // under a latency would otherwise carry thousands.
+        let stretch_goes_on = self.delayed[d].holds(frame.id);
         let stream = self.streams.get_mut(&frame.id);
         let mark = match (mark, stream) {
             (Some(mark), Some(s)) => {
                 s.delayed_by[d].get_or_insert_with(|| mark.clone());
-                mark
+                Some(mark)
             }
-            (Some(mark), None) => mark,
+            (Some(mark), None) => Some(mark),
             (None, stream) => {
                 let (pending, by) = match stream {
                     Some(s) => (s.pending_mark[d].take(), s.delayed_by[d].clone()),
                     None => (None, None),
                 };
-                pending.unwrap_or_else(|| {
+                if pending.is_none() && stretch_goes_on {
+                    None
+                } else {
+                    Some(pending.unwrap_or_else(|| {
                     let what = if frame.block {
                         "header block"
                     } else {
@@ -1366,7 +1422,8 @@ impl H2Session {
                         Some(by) => follow_up(&by, note),
                         None => Mark::proxy(note),
                     }
-                })
+                    }))
+                }
             }
         };
         plan.flush(None);
@@ -1454,7 +1511,7 @@ impl H2Session {
             if !frame.touches && self.discards(direction, frame.stream) {
                 self.owe_credit(direction, frame.credit, frame.stream);
             } else {
-                plan.insert_at(frame.bytes, frame.release, Some(frame.mark));
+                plan.insert_at(frame.bytes, frame.release, frame.mark);
             }
         }
     }
@@ -1468,7 +1525,7 @@ impl H2Session {
             if !frame.touches && self.discards(direction, frame.stream) {
                 self.owe_credit(direction, frame.credit, frame.stream);
             } else {
-                self.outbox[d].push(Owed::Frame(frame.bytes, frame.mark));
+                self.outbox[d].push(Owed::Held(frame.bytes, frame.mark));
             }
         }
     }
@@ -1514,6 +1571,7 @@ impl H2Session {
                 Owed::Frame(bytes, mark) => {
                     plan.insert_at(bytes, plan.arrival(), Some(mark));
                 }
+                Owed::Held(bytes, mark) => plan.insert_at(bytes, plan.arrival(), mark),
                 Owed::Credit(credit, streams) => {
                     let ids: Vec<String> = streams.iter().map(|s| s.0.to_string()).collect();
                     let note = format!(

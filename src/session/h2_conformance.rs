@@ -12,6 +12,7 @@
 //! header blocks decodable by the receiver's own HPACK decoder (the tables stay in sync whatever
 //! faultline held, dropped or inserted).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,14 +22,16 @@ use super::conformance::{Choices, Violation};
 use super::{H2Session, RunCounters, RunView, SessionPlan};
 use crate::direction::Direction;
 use crate::fault::plan::Step;
+use crate::fault::Fault;
 use crate::h2::build::{self, BlockLimits};
 use crate::h2::frame::{FLAG_END_HEADERS, FLAG_END_STREAM, PREFACE};
-use crate::h2::{Conversation, ErrorCode, FrameType, HeaderList, StreamId};
+use crate::h2::{Conversation, ErrorCode, FrameType, HeaderList, PieceKind, StreamId};
 use crate::scenario::{ConnectionFacts, Scenario};
 
 /// A scenario of up to four HTTP/2 rules from a menu covering every fault an HTTP/2 stream
-/// takes; `None` when the loader rejects the combination.
-pub fn random_scenario(choices: &mut Choices<'_>) -> Option<Scenario> {
+/// takes (with `delays_only`, only the faults that delay); `None` when the loader rejects the
+/// combination.
+pub fn random_scenario(choices: &mut Choices<'_>, delays_only: bool) -> Option<Scenario> {
     const MATCHES: [&str; 8] = [
         "path = \"/a\"",
         "path = \"/b/**\"",
@@ -43,6 +46,7 @@ pub fn random_scenario(choices: &mut Choices<'_>) -> Option<Scenario> {
         "fault.latency = { delay = \"3ms\" }",
         "fault.latency = { delay = \"1ms\", jitter = \"2ms\" }",
         "fault.stall = { after = 10, duration = \"4ms\" }",
+        "fault.bandwidth = { rate = \"1MiB/s\" }",
         "fault.stall = { after = 20 }",
         "fault.rst_stream = { after = 8, code = \"CANCEL\" }",
         "fault.rst_stream = { at = \"2ms\", code = \"INTERNAL_ERROR\" }",
@@ -51,16 +55,21 @@ pub fn random_scenario(choices: &mut Choices<'_>) -> Option<Scenario> {
         "fault.grpc_status = { code = 14, message = \"down\" }",
         "fault.respond = { status = 503 }",
         "fault.drop_response = {}",
-        "fault.bandwidth = { rate = \"1MiB/s\" }",
         "fault.reset = { after = 0 }",
     ];
     let mut text = String::from("[proxy]\nprotocol = \"h2\"\n");
+    // The first four faults only delay.
+    let menu = if delays_only {
+        &FAULTS[..4]
+    } else {
+        &FAULTS[..]
+    };
     for _ in 0..choices.below(5) {
         let matcher = choices.pick(&MATCHES);
-        let fault = choices.pick(&FAULTS);
+        let fault = choices.pick(menu);
         text.push_str(&format!("[[rule]]\nmatch = {{ {matcher} }}\n{fault}\n"));
     }
-    if choices.below(6) == 0 {
+    if !delays_only && choices.below(6) == 0 {
         let graceful = choices.pick(&["true", "false"]);
         text.push_str(&format!(
             "[[rule]]\nfault.goaway = {{ after_streams = 1, graceful = {graceful} }}\n"
@@ -147,6 +156,7 @@ pub fn random_conversation(choices: &mut Choices<'_>) -> (Vec<(Direction, Vec<u8
     let mut open: Vec<(u32, bool, bool)> = Vec::new();
     let mut next_id = 1u32;
     let mut table = TableUse { added: [0, 0] };
+    let mut frames = 0usize;
     for _ in 0..choices.below(24) + 1 {
         let pick = choices.below(12);
         let live: Vec<usize> = (0..open.len()).collect();
@@ -186,7 +196,8 @@ pub fn random_conversation(choices: &mut Choices<'_>) -> (Vec<(Direction, Vec<u8
                 if !done {
                     let len = choices.below(5) * 9;
                     let end = choices.below(3) == 0;
-                    let payload: Vec<u8> = (0..len).map(|n| n as u8).collect();
+                    frames += 1;
+                    let payload: Vec<u8> = (0..len).map(|n| (n + frames * 7) as u8).collect();
                     let flags = if end { FLAG_END_STREAM } else { 0 };
                     events.push((direction, frame(FrameType::Data, flags, id, &payload)));
                     if end {
@@ -451,14 +462,78 @@ fn receivers_read(outputs: &[Output; 2]) -> Result<(), String> {
     Ok(())
 }
 
-/// One whole case from fuzz input.
+/// Whether every rule of `scenario` only delays (latency, a stall that ends, bandwidth): then
+/// nothing may be lost, added or reordered within a stream, whatever the session holds.
+fn only_delays(scenario: &Scenario) -> bool {
+    scenario.rules.iter().all(|r| match &r.fault {
+        Fault::Latency(_) | Fault::Bandwidth(_) => true,
+        Fault::Stall(stall) => stall.duration.is_some(),
+        _ => false,
+    })
+}
+
+/// Each stream's DATA payload in `direction`, read by a fresh receiver.
+fn payloads(bytes: &[u8], direction: Direction) -> Result<BTreeMap<u32, Vec<u8>>, String> {
+    let mut conversation = Conversation::new();
+    if direction == Direction::UpstreamToClient {
+        conversation
+            .feed(Direction::ClientToUpstream, PREFACE)
+            .map_err(|e| e.to_string())?;
+    }
+    let fed = conversation
+        .feed(direction, bytes)
+        .map_err(|e| e.to_string())?;
+    let mut out: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+    let mut at = 0usize;
+    for piece in fed.pieces {
+        if let PieceKind::Data { stream, .. } = piece.kind {
+            out.entry(stream.0)
+                .or_default()
+                .extend_from_slice(&bytes[at..at + piece.len]);
+        }
+        at += piece.len;
+    }
+    Ok(out)
+}
+
+/// One whole case from fuzz input. When the rules only delay, each receiver gets exactly the
+/// bytes its sender sent (held frames come back, none twice), and on valid HTTP/2 each stream's
+/// DATA arrives whole and in order.
 pub fn run_case(data: &[u8]) -> Result<(), Violation> {
     let mut choices = Choices::new(data);
-    let Some(scenario) = random_scenario(&mut choices) else {
+    let delays_only = choices.below(2) == 0;
+    let Some(scenario) = random_scenario(&mut choices, delays_only) else {
         return Ok(());
     };
     let (events, valid) = random_conversation(&mut choices);
-    drive(&scenario, &events, valid, &mut choices).map(|_| ())
+    let outputs = drive(&scenario, &events, valid, &mut choices)?;
+    if !only_delays(&scenario) {
+        return Ok(());
+    }
+    for direction in Direction::ALL {
+        let input: Vec<u8> = events
+            .iter()
+            .filter(|(d, _)| *d == direction)
+            .flat_map(|(_, bytes)| bytes.iter().copied())
+            .collect();
+        let output = &outputs[direction.index()];
+        if input.len() != output.len() {
+            return Err(Violation(format!(
+                "{direction}: delays only, yet {} bytes in and {} out",
+                input.len(),
+                output.len()
+            )));
+        }
+        if valid {
+            let (sent, got) = (payloads(&input, direction), payloads(output, direction));
+            if sent != got {
+                return Err(Violation(format!(
+                    "{direction}: a stream's DATA changed under delays only: {sent:?} became {got:?}"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -41,9 +41,10 @@ pub struct HeldFrame {
     pub bytes: Bytes,
     /// When it may leave.
     pub release: Instant,
-    /// The capture comment it carries when it leaves (the rule's own mark on the first frame a
-    /// rule delayed, a note naming the rule and the delay otherwise).
-    pub mark: Mark,
+    /// The capture comment it carries when it leaves: the rule's own mark on the first frame a
+    /// rule delayed, a note naming the rule and the delay on the first of a later stretch of the
+    /// stream's held frames, none on the frames that follow in a stretch.
+    pub mark: Option<Mark>,
     /// Connection-window credit the receiver never returns if the frame is dropped (the whole
     /// DATA payload with padding; 0 for a header block).
     pub credit: u64,
@@ -168,7 +169,7 @@ mod tests {
             stream: StreamId(stream),
             bytes: Bytes::from(vec![byte; 10]),
             release: at,
-            mark: Mark::proxy("held"),
+            mark: Some(Mark::proxy("held")),
             credit: 1,
             block: false,
             touches: false,

@@ -249,17 +249,14 @@ fn latency_on_one_stream_holds_its_frames_while_a_sibling_passes_at_once() {
         later.iter().map(|w| w.bytes.clone()).collect::<Vec<_>>(),
         vec![d1a, d1c, t1]
     );
-    let notes: Vec<&str> = later.iter().filter_map(|w| w.note.as_deref()).collect();
-    assert_eq!(notes.len(), 3, "every released frame is marked: {notes:?}");
+    // One comment for the stretch of held frames, on its first: the rule's own mark.
+    let notes: Vec<&str> = later
+        .iter()
+        .map(|w| w.note.as_deref().unwrap_or(""))
+        .collect();
+    assert_eq!(notes.len(), 3, "{notes:?}");
     assert!(notes[0].starts_with("latency 200ms"), "{notes:?}");
-    assert!(
-        notes[1].contains("held 200ms") && notes[1].contains("rule \"slow read\""),
-        "{notes:?}"
-    );
-    assert!(
-        notes[2].starts_with("header block of stream 1"),
-        "{notes:?}"
-    );
+    assert_eq!(notes[1..], ["", ""], "{notes:?}");
     assert_eq!(bench.deadline(), None);
 
     // The client reads valid HTTP/2 with each stream's payload in order.
@@ -384,9 +381,17 @@ fn over_the_cap_the_direction_waits_instead() {
         out[..sib].iter().any(|w| w.at == t0 + ms(200)),
         "the sibling waits behind the delayed frames"
     );
-    // The frames under the cap were held (each marked as it left), the one over it was not.
+    // The frames under the cap were held (the first of them marked), the one over it was not.
     let marked = out.iter().filter(|w| w.note.is_some()).count();
-    assert_eq!(marked, fit, "{fit} held frames");
+    assert_eq!(marked, 1, "one comment for the stretch");
+    let held = out
+        .iter()
+        .filter(|w| w.bytes == frame && w.at == t0 + ms(200))
+        .count();
+    assert!(
+        held >= fit,
+        "{fit} held frames, {held} released at their time"
+    );
     assert_eq!(bench.deadline(), None);
 }
 

@@ -96,8 +96,8 @@ impl Session {
         match self {
             Session::Detecting(_) => true,
             Session::Http1(s) => s.is_active(direction),
-            Session::H2(s) => s.is_active(),
-            Session::Upgrading(u) => u.h2.is_active(),
+            Session::H2(s) => s.is_active(direction),
+            Session::Upgrading(u) => u.h2.is_active(direction),
             Session::Raw => false,
         }
     }
