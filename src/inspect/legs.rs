@@ -44,14 +44,23 @@ pub fn compare_legs(flows: &[FlowSummary], exchanges: &mut [Exchange]) -> Vec<Le
         .map(|f| (f, false))
         .collect();
     upstream.sort_by_key(|(u, _)| u.opened_ns);
-    let mut clients: Vec<&FlowSummary> = flows
+    // A forward proxy answers CONNECT itself (the 200 opens the tunnel): that exchange never
+    // reaches the upstream leg, by design, so the client leg is compared without it.
+    let mut clients: Vec<FlowSummary> = flows
         .iter()
         .filter(|f| f.leg == Some(Leg::Client))
+        .map(|f| {
+            let mut relayed = f.clone();
+            relayed
+                .exchanges
+                .retain(|&i| exchanges.get(i).is_none_or(|e| e.method != "CONNECT"));
+            relayed
+        })
         .collect();
     clients.sort_by_key(|c| c.opened_ns);
     let mut pairs = Vec::new();
     for c in clients {
-        let want = first_request(c);
+        let want = first_request(&c);
         let found = upstream
             .iter_mut()
             .filter(|(u, used)| !used && u.opened_ns >= c.opened_ns)
@@ -62,7 +71,7 @@ pub fn compare_legs(flows: &[FlowSummary], exchanges: &mut [Exchange]) -> Vec<Le
         if let Some((u, used)) = found {
             *used = true;
             if !(c.exchanges.is_empty() && u.exchanges.is_empty()) {
-                pairs.push((c.clone(), (*u).clone()));
+                pairs.push((c, (*u).clone()));
             }
         }
     }
@@ -284,6 +293,25 @@ pub(crate) mod tests {
                 "{compared:?}"
             );
         }
+    }
+
+    /// Forward mode through CONNECT: the client leg carries the CONNECT and then the tunnel's
+    /// requests, the upstream leg only the tunnel's; the CONNECT is no difference.
+    #[test]
+    fn a_connect_answered_by_the_forward_proxy_is_no_difference() {
+        let mut exchanges = vec![
+            exchange(0, Leg::Client, 1, "CONNECT", "h:443", Some("h:443")),
+            exchange(1, Leg::Client, 1, "PUT", "/x", Some("h")),
+            exchange(2, Leg::Upstream, 2, "PUT", "/x", Some("h")),
+        ];
+        let flows = [
+            flow(1, Leg::Client, vec![0, 1]),
+            flow(2, Leg::Upstream, vec![2]),
+        ];
+        let compared = compare_legs(&flows, &mut exchanges);
+        assert_eq!(compared.len(), 1, "{compared:?}");
+        assert!(compared[0].differences.is_empty(), "{compared:?}");
+        assert_eq!(compared[0].exchanges_compared, 1);
     }
 
     /// Issue 15 (summary wording): one request is not "1 requests".

@@ -932,7 +932,11 @@ fault.latency = {{ delay = "1500ms" }}
             marks.iter().any(|c| c.contains("latency 1.5s")),
             "the rule's own mark: {marks:?}"
         );
-        assert_eq!(marks.len(), 1, "one comment for the held stretch: {marks:?}");
+        assert_eq!(
+            marks.len(),
+            1,
+            "one comment for the held stretch: {marks:?}"
+        );
 
         // inspect reads the reordered client leg like any other: every Read stitched and
         // verified against its digest.
