@@ -621,6 +621,25 @@ impl H2Session {
             }
         }
         let has_chain = self.streams.get(&id).is_some_and(|s| s.chains[d].is_some());
+        if !has_chain && self.delayed[d].holds(id) {
+            // The stream's earlier frames are held: this one queues behind them (no delay of
+            // its own), or, split across reads or over the cap, they leave here first.
+            if let Some(last) = last {
+                let frame = FrameSpan {
+                    id,
+                    from: pieces[i].piece.start,
+                    to: pieces[last].end(),
+                    credit: credit_for(header, 0),
+                    block: false,
+                    touches: false,
+                };
+                if self.hold(direction, frame, chunk, start, plan.arrival(), None, plan) {
+                    return DataPlan::Done(last + 1);
+                }
+            }
+            let mine = self.delayed[d].take_stream(id);
+            self.release_inline(direction, mine, plan);
+        }
         if !has_chain {
             return match last {
                 Some(last) => {
