@@ -70,6 +70,19 @@ pub struct ResponseInfo {
     pub content_range: Option<String>,
 }
 
+impl ResponseInfo {
+    /// No answer (yet): what a request starts with.
+    pub(crate) fn none() -> ResponseInfo {
+        ResponseInfo {
+            outcome: Outcome::NoResponse,
+            status: None,
+            body_length: 0,
+            complete: false,
+            content_range: None,
+        }
+    }
+}
+
 /// A fault annotation (pcapng packet comment) that touched this exchange.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FaultNote {
@@ -208,13 +221,7 @@ impl Exchange {
             target: String::new(),
             host: None,
             request: RequestBody::default(),
-            response: ResponseInfo {
-                outcome: Outcome::NoResponse,
-                status: None,
-                body_length: 0,
-                complete: false,
-                content_range: None,
-            },
+            response: ResponseInfo::none(),
             faults: Vec::new(),
             request_range: (0, None),
             response_range: None,
@@ -447,13 +454,7 @@ impl FlowHttp {
                             range,
                             ..RequestBody::default()
                         },
-                        response: ResponseInfo {
-                            outcome: Outcome::NoResponse,
-                            status: None,
-                            body_length: 0,
-                            complete: false,
-                            content_range: None,
-                        },
+                        response: ResponseInfo::none(),
                         faults: Vec::new(),
                         request_range: (start, None),
                         response_range: None,
