@@ -625,14 +625,7 @@ impl H2Session {
             // The stream's earlier frames are held: this one queues behind them (no delay of
             // its own), or, split across reads or over the cap, they leave here first.
             if let Some(last) = last {
-                let frame = FrameSpan {
-                    id,
-                    from: pieces[i].piece.start,
-                    to: pieces[last].end(),
-                    credit: credit_for(header, 0),
-                    block: false,
-                    touches: false,
-                };
+                let frame = FrameSpan::data(header, pieces[i].piece.start, pieces[last].end());
                 if self.hold(direction, frame, chunk, start, plan.arrival(), None, plan) {
                     return DataPlan::Done(last + 1);
                 }
@@ -686,14 +679,7 @@ impl H2Session {
                         Step::Send { mark, .. } => mark.clone(),
                         _ => None,
                     });
-                    let frame = FrameSpan {
-                        id,
-                        from: frame_start,
-                        to: pieces[last].end(),
-                        credit: credit_for(header, 0),
-                        block: false,
-                        touches: false,
-                    };
+                    let frame = FrameSpan::data(header, frame_start, pieces[last].end());
                     if self.hold(direction, frame, chunk, start, release, mark, plan) {
                         return DataPlan::Done(last + 1);
                     }
@@ -1625,6 +1611,21 @@ struct FrameSpan {
     block: bool,
     /// A header block that changes the receiver's HPACK table.
     touches: bool,
+}
+
+impl FrameSpan {
+    /// The DATA frame `header` opens, from `from` to `to`: it owes its whole payload as credit
+    /// when dropped.
+    fn data(header: &FrameHeader, from: u64, to: u64) -> FrameSpan {
+        FrameSpan {
+            id: header.stream,
+            from,
+            to,
+            credit: credit_for(header, 0),
+            block: false,
+            touches: false,
+        }
+    }
 }
 
 /// How planning a DATA frame went.
