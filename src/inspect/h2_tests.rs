@@ -67,14 +67,7 @@ fn inspect(flows: Vec<Vec<(Direction, Vec<u8>)>>) -> Report {
         h2.extend(flow);
         finished.push((info, http));
     }
-    let capture = CaptureInfo {
-        path: "test".into(),
-        format: "pcapng",
-        sections: 1,
-        packets: 0,
-        tcp_segments: 0,
-        damage: None,
-    };
+    let capture = CaptureInfo::for_tests();
     analysis::build_with_h2(capture, LegFilter::Both, finished, Vec::new(), h2)
 }
 

@@ -49,6 +49,21 @@ pub struct CaptureInfo {
     pub damage: Option<String>,
 }
 
+#[cfg(test)]
+impl CaptureInfo {
+    /// The capture of tests that feed flows by hand: one section, nothing read from a file.
+    pub(crate) fn for_tests() -> CaptureInfo {
+        CaptureInfo {
+            path: "test".into(),
+            format: "pcapng",
+            sections: 1,
+            packets: 0,
+            tcp_segments: 0,
+            damage: None,
+        }
+    }
+}
+
 /// One TCP flow.
 #[derive(Debug, Clone, Serialize)]
 pub struct FlowSummary {

@@ -91,14 +91,7 @@ fn inspect_with(
     let (views, tls_warnings) = flow.finish();
     let (mut http, h2) = views.finish(&info);
     http.warnings.extend(tls_warnings);
-    let capture = CaptureInfo {
-        path: "test".into(),
-        format: "pcapng",
-        sections: 1,
-        packets: 0,
-        tcp_segments: 0,
-        damage: None,
-    };
+    let capture = CaptureInfo::for_tests();
     let mut report = analysis::build_with_h2(
         capture,
         LegFilter::Both,
