@@ -319,7 +319,9 @@ impl H2Session {
 
     /// Everything still owed to the receiver of `direction` when its sender closed: the outbox
     /// and the held frames, each not before its release (nothing held is lost on a normal
-    /// end). Empty when the sender stopped inside a frame (nothing may follow that).
+    /// end, nor when the sender stopped inside a frame none of whose bytes went out yet: those
+    /// follow as they came). Empty when part of that frame already reached the receiver
+    /// (nothing may follow that).
     pub fn drain(&mut self, direction: Direction, now: Instant) -> SessionPlan {
         let d = direction.index();
         let mut plan = ChunkPlan::new(self.planned[d], 0, now);
@@ -327,9 +329,8 @@ impl H2Session {
             self.spill_held(direction, &mut plan);
             return plan.finish(0);
         }
-        if self.ongoing[d].is_some() || !self.held[d].is_empty() {
-            // The sender stopped inside a frame (or one the session was still deciding on):
-            // anything written now would be read as the rest of that frame.
+        if self.relayed_part_of_a_frame(direction) {
+            // Anything written now would be read as the rest of that frame.
             let held = self.delayed[d].bytes();
             if held > 0 {
                 warn!(%direction, held, "the sender closed inside a frame: the frames held for a delay cannot follow it and are dropped");
@@ -340,6 +341,14 @@ impl H2Session {
         let all = self.delayed[d].take_all();
         self.release_inline(direction, all, &mut plan);
         plan.finish(0)
+    }
+
+    /// Whether the receiver of `direction` got the start of a frame but not its end: the
+    /// sender stopped inside it, or the session is still deciding on the rest.
+    pub fn relayed_part_of_a_frame(&self, direction: Direction) -> bool {
+        let d = direction.index();
+        matches!(self.ongoing[d], Some(Ongoing::Relay(_)))
+            || self.held[d].iter().any(|l| l.piece.start < self.planned[d])
     }
 
     /// Plans a chunk of `direction` (it starts with the bytes this direction's previous plan
@@ -906,7 +915,6 @@ impl H2Session {
         let id = block.stream;
         let end = pieces[last].end();
         let may_skip = !block.touches_table;
-        let ends_stream = block.end_stream;
         if (block.touches_table && self.delayed[d].holds_block())
             || self.delayed[d].holds_touching_block()
         {
@@ -929,6 +937,14 @@ impl H2Session {
             block: true,
             touches: block.touches_table,
         };
+        let lone = block.end_stream.then(|| LoneBlock {
+            span,
+            bytes: if promise {
+                None
+            } else {
+                span.bytes_in(chunk, start)
+            },
+        });
         match (direction, block.role) {
             (Direction::ClientToUpstream, BlockRole::Request) => {
                 let head = CallHead::of(&block.headers);
@@ -960,7 +976,7 @@ impl H2Session {
                     // The upstream never hears of the call.
                     Some(_) if may_skip => plan.skip(end),
                     answered => {
-                        self.relay_block(direction, id, end, ends_stream, plan);
+                        self.relay_block(direction, id, end, lone, plan);
                         if let Some(answer) = answered {
                             let cancel = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
                             let note = cancelled_upstream(id, &answer);
@@ -1028,7 +1044,7 @@ impl H2Session {
                     plan.skip(end);
                 } else if !self.block_behind_held(direction, span, !promise, chunk, start, plan) {
                     self.reset_stalled_before_block(direction, id, plan);
-                    self.relay_block(direction, id, end, ends_stream, plan);
+                    self.relay_block(direction, id, end, lone, plan);
                 }
             }
             _ => {
@@ -1069,14 +1085,15 @@ impl H2Session {
 
     /// Relays a header block through the stream's chain in this direction (a limit of zero
     /// acts right after it). A latency rule's delay moves to the stream's DATA, which is held
-    /// while other streams flow; a block that ends the stream (a GET, a trailers-only answer)
-    /// has no DATA to delay, so the block itself waits, and with it the direction (HPACK order).
+    /// while other streams flow; a block that ends the stream (`lone`: a GET, a trailers-only
+    /// answer) has no DATA to delay, so the block itself is held, or, when its bytes are not
+    /// all at hand or over the cap, waits in place, and with it the direction (HPACK order).
     fn relay_block(
         &mut self,
         direction: Direction,
         id: StreamId,
         end: u64,
-        ends_stream: bool,
+        lone: Option<LoneBlock<'_>>,
         plan: &mut ChunkPlan,
     ) {
         let d = direction.index();
@@ -1092,6 +1109,17 @@ impl H2Session {
             return;
         };
         let output = chain.apply(steps, arrival);
+        let output = match lone {
+            Some(lone) => match self.hold_lone_block(direction, lone, output, arrival) {
+                Ok(skip) => {
+                    plan.push_steps(vec![skip]);
+                    return;
+                }
+                Err(output) => output,
+            },
+            None => output,
+        };
+        let ends_stream = lone.is_some();
         let mut ended = None;
         let mut kept = Vec::new();
         for mut step in output {
@@ -1134,6 +1162,49 @@ impl H2Session {
             }
             self.end_stream(direction, id, end, mark, plan, end_stream);
         }
+    }
+
+    /// Holds a header block that ends its stream when its chain delayed it (`output`) and
+    /// nothing else acts on it: returns the step that skips its bytes in the plan, or the
+    /// chain's steps unchanged when it is not delayed, cut, over the cap or not all at hand.
+    fn hold_lone_block(
+        &mut self,
+        direction: Direction,
+        lone: LoneBlock<'_>,
+        output: Vec<Step>,
+        arrival: Instant,
+    ) -> Result<Step, Vec<Step>> {
+        let mut release = arrival;
+        let mut mark = None;
+        let mut len = 0;
+        for step in &output {
+            match step {
+                Step::Send {
+                    len: sent,
+                    not_before,
+                    mark: with,
+                    ..
+                } => {
+                    release = release.max(*not_before);
+                    len += sent;
+                    if mark.is_none() {
+                        mark.clone_from(with);
+                    }
+                }
+                _ => return Err(output),
+            }
+        }
+        let Some(bytes) = lone.bytes else {
+            return Err(output);
+        };
+        if release <= arrival
+            || len != bytes.len()
+            || !self.delayed[direction.index()].fits(bytes.len())
+        {
+            return Err(output);
+        }
+        self.queue_held(direction, lone.span, bytes, release, mark, arrival);
+        Ok(Step::Skip { len })
     }
 
     /// Decides the rules of stream `id`: `first` is its first request message (gRPC). Returns
@@ -1380,17 +1451,31 @@ impl H2Session {
         plan: &mut ChunkPlan,
     ) -> bool {
         let d = direction.index();
-        let (Some(from), Some(to)) = (frame.from.checked_sub(start), frame.to.checked_sub(start))
-        else {
-            return false;
-        };
-        let Some(bytes) = chunk.get(from as usize..to as usize) else {
+        let Some(bytes) = frame.bytes_in(chunk, start) else {
             return false;
         };
         if !self.delayed[d].fits(bytes.len()) {
             return false;
         }
-        let arrival = plan.arrival();
+        plan.flush(None);
+        plan.skip(frame.to);
+        self.queue_held(direction, frame, bytes, release, mark, plan.arrival());
+        true
+    }
+
+    /// Queues `bytes`, the frame `frame` of `direction` read at `arrival` whose plan skipped
+    /// them, until `release` (no earlier than the stream's frames already held); `mark` is what
+    /// the chain put on it.
+    fn queue_held(
+        &mut self,
+        direction: Direction,
+        frame: FrameSpan,
+        bytes: &[u8],
+        release: Instant,
+        mark: Option<Mark>,
+        arrival: Instant,
+    ) {
+        let d = direction.index();
         let release = self.delayed[d]
             .last_release(frame.id)
             .map_or(release, |last| last.max(release));
@@ -1431,8 +1516,6 @@ impl H2Session {
                 }
             }
         };
-        plan.flush(None);
-        plan.skip(frame.to);
         self.delayed[d].push(HeldFrame {
             stream: frame.id,
             bytes: Bytes::copy_from_slice(bytes),
@@ -1442,7 +1525,6 @@ impl H2Session {
             block: frame.block,
             touches: frame.touches,
         });
-        true
     }
 
     /// A header block of a stream whose frames are held must follow them: held too when
@@ -1614,6 +1696,13 @@ struct FrameSpan {
 }
 
 impl FrameSpan {
+    /// Its bytes, when they are all in `chunk` (which starts at absolute offset `start`).
+    fn bytes_in(self, chunk: &[u8], start: u64) -> Option<&[u8]> {
+        let from = self.from.checked_sub(start)?;
+        let to = self.to.checked_sub(start)?;
+        chunk.get(from as usize..to as usize)
+    }
+
     /// The DATA frame `header` opens, from `from` to `to`: it owes its whole payload as credit
     /// when dropped.
     fn data(header: &FrameHeader, from: u64, to: u64) -> FrameSpan {
@@ -1626,6 +1715,15 @@ impl FrameSpan {
             touches: false,
         }
     }
+}
+
+/// A header block that ends its stream (a GET, a trailers-only answer): with no DATA to hold,
+/// a delay falls on the block itself.
+#[derive(Debug, Clone, Copy)]
+struct LoneBlock<'a> {
+    span: FrameSpan,
+    /// Its bytes, when they are all in the chunk and it may be held (not a PUSH_PROMISE).
+    bytes: Option<&'a [u8]>,
 }
 
 /// How planning a DATA frame went.

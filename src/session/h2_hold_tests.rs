@@ -75,6 +75,18 @@ fn indexed_trailers(id: u32) -> Vec<u8> {
     frame
 }
 
+/// A GET whose block also adds `x-trace: 1` to the receiver's HPACK table (incremental
+/// indexing).
+fn indexed_request(id: u32, path: &str) -> Vec<u8> {
+    let mut frame = request(id, path);
+    frame.extend_from_slice(&[0x40, 7]);
+    frame.extend_from_slice(b"x-trace");
+    frame.extend_from_slice(&[1, b'1']);
+    let length = (frame.len() - 9) as u32;
+    frame[..3].copy_from_slice(&length.to_be_bytes()[1..]);
+    frame
+}
+
 fn data(id: u32, byte: u8, len: usize, end: bool) -> Vec<u8> {
     let mut frame = build::data_header(StreamId(id), len as u32, end).to_vec();
     frame.extend(std::iter::repeat_n(byte, len));
@@ -700,10 +712,10 @@ fault.latency = { delay = "300ms" }
         .is_some_and(|n| n.starts_with("latency 300ms")));
 }
 
-/// A request that is only a header block (a GET) has no DATA to hold: the latency falls on the
-/// block itself, and on the direction from there (HPACK order), as a slow middlebox would.
+/// A request that is only a header block (a GET) has no DATA to hold: the latency holds the
+/// block itself, and a sibling request read after it passes at once.
 #[test]
-fn latency_on_a_bodiless_request_delays_its_headers() {
+fn latency_on_a_bodiless_request_holds_its_headers_while_siblings_pass() {
     let mut bench = Bench::new(
         r#"
 [[rule]]
@@ -719,20 +731,45 @@ fault.latency = { delay = "200ms" }
     assert_eq!(bytes_of(&out), hello);
     let get = request(1, "/slow");
     let out = bench.plan(DOWN, &get, t0);
-    assert_eq!(bytes_of(&out), get, "the request goes out unchanged");
-    let delayed: Vec<_> = out.iter().filter(|w| w.at >= t0 + ms(200)).collect();
-    assert!(
-        !delayed.is_empty(),
-        "the GET waits for its latency: {out:?}"
-    );
-    assert!(
-        delayed
-            .iter()
-            .any(|w| w.note.as_deref() == Some("latency 200ms on GET /slow (attempt 1)")),
-        "marked as the fault: {out:?}"
-    );
-    // A request with the rule not matching passes at once.
+    assert!(bytes_of(&out).is_empty(), "the GET is held: {out:?}");
     let other = request(3, "/fast");
-    let out = bench.plan(DOWN, &other, t0);
-    assert!(out.iter().all(|w| w.at <= t0), "{out:?}");
+    let out = bench.plan(DOWN, &other, t0 + ms(10));
+    assert_eq!(bytes_of(&out), other, "a sibling passes the held GET");
+    assert!(out.iter().all(|w| w.at <= t0 + ms(10)), "{out:?}");
+    assert_eq!(bench.deadline(), Some(t0 + ms(200)), "due at its time");
+    let later = bench.tick(DOWN, t0 + ms(200));
+    assert_eq!(bytes_of(&later), get, "the GET leaves unchanged");
+    assert_eq!(
+        later[0].note.as_deref(),
+        Some("latency 200ms on GET /slow (attempt 1)"),
+        "marked as the fault"
+    );
+}
+
+/// A bodiless request whose block changes the upstream's HPACK table still holds, but a later
+/// block may not pass it: the sibling waits behind it (HPACK order), as without holding.
+#[test]
+fn a_held_bodiless_request_that_indexes_headers_is_a_barrier_for_later_blocks() {
+    let mut bench = Bench::new(
+        r#"
+[[rule]]
+name = "slow get"
+match = { path = "/slow", direction = "client->upstream" }
+fault.latency = { delay = "200ms" }
+"#,
+    );
+    let mut hello = PREFACE.to_vec();
+    hello.extend(settings());
+    let t0 = bench.t0;
+    bench.plan(DOWN, &hello, t0);
+    let get = indexed_request(1, "/slow");
+    let out = bench.plan(DOWN, &get, t0);
+    assert!(bytes_of(&out).is_empty(), "the GET is held: {out:?}");
+    let other = request(3, "/fast");
+    let out = bench.plan(DOWN, &other, t0 + ms(10));
+    assert_eq!(bytes_of(&out), [get, other].concat(), "in HPACK order");
+    assert!(
+        out[0].at >= t0 + ms(200),
+        "the sibling waits behind it: {out:?}"
+    );
 }

@@ -1682,6 +1682,75 @@ fault.rst_stream = { after = 12, code = "REFUSED_STREAM" }
     .await;
 }
 
+/// A GET is only a header block, so a latency on it has no DATA to hold: faultline holds the
+/// block itself, and an upload already under way on the same connection keeps flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_get_leaves_an_upload_on_its_connection_flowing() {
+    bounded("delayed GET", async {
+        let server = h2_server::start().await;
+        let mut proxy = Proxy::start(
+            server.spec(),
+            "",
+            r#"
+[[rule]]
+name = "slow get"
+match = { path = "/slow", direction = "client->upstream" }
+fault.latency = { delay = "2s" }
+"#,
+            None,
+        )
+        .await;
+        let tcp = tokio::net::TcpStream::connect(proxy.addr)
+            .await
+            .expect("connect");
+        let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+        let driver = tokio::spawn(connection);
+        let upload = http::Request::builder()
+            .method("POST")
+            .uri("http://faultline.test/upload")
+            .body(())
+            .expect("a request");
+        let mut ready = client.clone().ready().await.expect("ready");
+        let (uploaded, mut body) = ready.send_request(upload, false).expect("POST sent");
+        let started = std::time::Instant::now();
+        let mut slow_client = client.clone();
+        let slow = tokio::spawn(async move {
+            let got = h2_request(&mut slow_client, "GET", "/slow", &[], b"").await;
+            (got, started.elapsed())
+        });
+        // The GET's block reaches faultline before the upload's DATA.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        body.send_data(bytes::Bytes::from_static(b"payload"), true)
+            .expect("POST body sent");
+        let response = uploaded.await.expect("POST answered");
+        let mut answer = response.into_body();
+        let mut text = Vec::new();
+        while let Some(chunk) = answer.data().await {
+            text.extend_from_slice(&chunk.expect("POST body"));
+        }
+        let upload_took = started.elapsed();
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.starts_with("POST /upload"), "{text}");
+        assert!(text.contains("(7 bytes in)"), "{text}");
+        assert!(
+            upload_took < std::time::Duration::from_millis(1500),
+            "the upload waited for the GET's latency: {upload_took:?}"
+        );
+        let (got, slow_took) = slow.await.expect("GET task");
+        let (status, body) = got.expect("the GET is answered");
+        assert_eq!(status, 200);
+        assert!(body.starts_with(b"GET /slow"));
+        assert!(
+            slow_took >= std::time::Duration::from_secs(2),
+            "{slow_took:?}"
+        );
+        driver.abort();
+        let summary = proxy.finish().await;
+        assert_eq!(fired(&summary, "slow get"), 1);
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followed_streams_leave_in_the_segments_they_came_in() {
     bounded("no split writes", async {
