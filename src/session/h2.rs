@@ -36,6 +36,7 @@ use crate::fault::rst_stream::RstStream;
 use crate::fault::{Fault, FaultChain, MessageScope, Scope};
 use crate::h2::build::{self, BlockLimits};
 use crate::h2::flow::credit_for;
+use crate::h2::frame::{FLAG_END_STREAM, HEADER_LEN};
 use crate::h2::grpc::MessageAssembler;
 use crate::h2::{
     BlockRole, Conversation, DecodedBlock, ErrorCode, FrameHeader, FrameType, HeaderList, Piece,
@@ -975,14 +976,15 @@ impl H2Session {
                 match answered {
                     // The upstream never hears of the call.
                     Some(_) if may_skip => plan.skip(end),
-                    answered => {
-                        self.relay_block(direction, id, end, lone, plan);
-                        if let Some(answer) = answered {
-                            let cancel = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
-                            let note = cancelled_upstream(id, &answer);
-                            plan.insert_at(cancel, plan.arrival(), Some(note));
-                        }
+                    Some(answer) => {
+                        // Its HPACK table must see the block, so the call reaches it, cancelled
+                        // at once.
+                        self.relay_answered_request(id, end, lone, &answer, plan);
+                        let cancel = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
+                        let note = cancelled_upstream(id, &answer);
+                        plan.insert_at(cancel, plan.arrival(), Some(note));
                     }
+                    None => self.relay_block(direction, id, end, lone, plan),
                 }
             }
             (Direction::UpstreamToClient, BlockRole::Response) => {
@@ -1032,12 +1034,16 @@ impl H2Session {
                     }
                 }
                 if let Some(mark) = dropped {
+                    // The reset goes first, so the client never learns the answer: a block
+                    // that must still reach it (HPACK) arrives on a stream it has closed, which
+                    // it decodes and ignores.
+                    plan.flush(None);
+                    self.reset_both_now(direction, id, ErrorCode::CANCEL, mark, plan);
                     if may_skip {
                         plan.skip(end);
                     } else {
                         plan.relay(end, Role::Head);
                     }
-                    self.reset_both_now(direction, id, ErrorCode::CANCEL, mark, plan);
                     return;
                 }
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
@@ -1162,6 +1168,43 @@ impl H2Session {
             }
             self.end_stream(direction, id, end, mark, plan, end_stream);
         }
+    }
+
+    /// Relays upstream the request block of a call faultline answered itself (the block
+    /// changes the upstream's HPACK table, so it cannot be left out). A request that ends with
+    /// its block (a GET) goes with END_STREAM cleared: a server answers a complete request at
+    /// once, and its answer, racing the RST_STREAM(CANCEL) that follows, would reach a client
+    /// whose stream faultline's answer already ended, which RFC 9113 §5.1 makes a connection
+    /// error (strict clients drop every stream). An incomplete request makes the server wait
+    /// for a body that never comes; only the flag byte differs, the HPACK block is the
+    /// client's own.
+    fn relay_answered_request(
+        &mut self,
+        id: StreamId,
+        end: u64,
+        lone: Option<LoneBlock<'_>>,
+        answer: &Mark,
+        plan: &mut ChunkPlan,
+    ) {
+        let headers = lone
+            .and_then(|l| l.bytes)
+            .filter(|b| b.len() >= HEADER_LEN && b[3] == FrameType::Headers.as_u8());
+        let Some(bytes) = headers else {
+            self.relay_block(Direction::ClientToUpstream, id, end, lone, plan);
+            return;
+        };
+        let mut open = bytes.to_vec();
+        open[4] &= !FLAG_END_STREAM;
+        let note = follow_up(
+            answer,
+            format!(
+                "request HEADERS of stream {} relayed with END_STREAM cleared (HPACK state), so the upstream waits instead of answering: faultline answered the call itself",
+                id.0
+            ),
+        );
+        plan.flush(None);
+        plan.insert_at(Bytes::from(open), plan.arrival(), Some(note));
+        plan.skip(end);
     }
 
     /// Holds a header block that ends its stream when its chain delayed it (`output`) and

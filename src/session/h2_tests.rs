@@ -10,7 +10,9 @@ use tokio::time::Instant;
 use super::{RunCounters, RunView, Session, SessionPlan};
 use crate::direction::Direction;
 use crate::fault::plan::Step;
-use crate::h2::{Control, Conversation, ErrorCode, PieceKind, StreamId};
+use crate::h2::build::{self, BlockLimits};
+use crate::h2::frame::{FLAG_END_HEADERS, FLAG_END_STREAM, PREFACE};
+use crate::h2::{Control, Conversation, ErrorCode, FrameType, HeaderList, PieceKind, StreamId};
 use crate::scenario::schema::Protocol;
 use crate::scenario::Scenario;
 use crate::session::detect::Setup;
@@ -595,4 +597,109 @@ fn server_settings_sent_before_the_client_spoke_govern_the_client_frames() {
     // dropped DATA, RST_STREAM); nothing of the early bytes twice.
     assert!(out.bytes[1].starts_with(&server_settings));
     assert!(!out.bytes[1][server_settings.len()..].starts_with(&server_settings[..9]));
+}
+
+/// The frames of `bytes` (one direction, whole frames), as (type, flags, stream).
+fn frames_of(mut bytes: &[u8]) -> Vec<(FrameType, u8, u32)> {
+    let mut frames = Vec::new();
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        let stream = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) & 0x7fff_ffff;
+        frames.push((FrameType::from_u8(bytes[3]), bytes[4], stream));
+        bytes = &bytes[(9 + len).min(bytes.len())..];
+    }
+    frames
+}
+
+/// A GET whose block adds `x-trace: 1` to the receiver's HPACK table, so faultline cannot
+/// leave it out.
+fn indexed_get(id: u32, path: &str) -> Vec<u8> {
+    let list = HeaderList::from_pairs([
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "example"),
+    ]);
+    let mut frame = build::headers(StreamId(id), &list, true, BlockLimits::default());
+    frame.extend_from_slice(&[0x40, 7]);
+    frame.extend_from_slice(b"x-trace");
+    frame.extend_from_slice(&[1, b'1']);
+    let length = (frame.len() - 9) as u32;
+    frame[..3].copy_from_slice(&length.to_be_bytes()[1..]);
+    frame
+}
+
+/// An empty SETTINGS frame.
+const SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+
+fn client_hello() -> Vec<u8> {
+    [&PREFACE[..], &SETTINGS[..]].concat()
+}
+
+/// A server answers a complete request at once, racing the cancel; its answer would reach a
+/// client whose stream faultline's own answer already ended (a connection error for strict
+/// clients). So the upstream gets the call incomplete, then cancelled.
+#[test]
+fn an_answered_get_reaches_the_upstream_incomplete_then_cancelled() {
+    let out = replay_list(
+        vec![
+            (
+                Direction::ClientToUpstream,
+                [client_hello(), indexed_get(1, "/teapot")].concat(),
+            ),
+            (Direction::UpstreamToClient, SETTINGS.to_vec()),
+        ],
+        "[[rule]]\nmatch = { path = \"/teapot\" }\nfault.respond = { status = 418 }\n",
+    );
+    let upstream = frames_of(&out.bytes[Direction::ClientToUpstream.index()][PREFACE.len()..]);
+    let on_stream: Vec<_> = upstream.iter().filter(|f| f.2 == 1).collect();
+    assert_eq!(on_stream.len(), 2, "{upstream:?}");
+    assert_eq!(on_stream[0].0, FrameType::Headers);
+    assert_eq!(on_stream[0].1 & FLAG_END_STREAM, 0, "END_STREAM cleared");
+    assert_eq!(on_stream[1].0, FrameType::RstStream);
+    assert!(
+        out.marks.iter().any(|m| m.contains("END_STREAM cleared")),
+        "{:?}",
+        out.marks
+    );
+    // The client gets faultline's whole answer.
+    let client = frames_of(&out.bytes[Direction::UpstreamToClient.index()]);
+    assert!(
+        client
+            .iter()
+            .any(|f| f.2 == 1 && f.1 & FLAG_END_STREAM != 0),
+        "{client:?}"
+    );
+}
+
+/// The point of `drop_response` is that the client never learns the answer: its stream is
+/// reset before the response block, which it still decodes (HPACK) but ignores.
+#[test]
+fn a_dropped_response_is_reset_before_its_header_block_reaches_the_client() {
+    // `:status 200` (static index 8), then `server: test` added to the client's table.
+    let mut response = vec![0, 0, 0, 1, FLAG_END_HEADERS, 0, 0, 0, 1, 0x88, 0x40, 6];
+    response.extend_from_slice(b"server");
+    response.extend_from_slice(&[4]);
+    response.extend_from_slice(b"test");
+    response[2] = (response.len() - 9) as u8;
+    let out = replay_list(
+        vec![
+            (
+                Direction::ClientToUpstream,
+                [client_hello(), indexed_get(1, "/put")].concat(),
+            ),
+            (
+                Direction::UpstreamToClient,
+                [SETTINGS.to_vec(), response].concat(),
+            ),
+        ],
+        "[[rule]]\nmatch = { path = \"/put\" }\nfault.drop_response = {}\n",
+    );
+    let client = frames_of(&out.bytes[Direction::UpstreamToClient.index()]);
+    let on_stream: Vec<_> = client.iter().filter(|f| f.2 == 1).map(|f| f.0).collect();
+    assert_eq!(
+        on_stream.first(),
+        Some(&FrameType::RstStream),
+        "reset first: {client:?}"
+    );
 }

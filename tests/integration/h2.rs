@@ -1682,6 +1682,84 @@ fault.rst_stream = { after = 12, code = "REFUSED_STREAM" }
     .await;
 }
 
+/// python-hyper's h2 treats a frame on a stream after its END_STREAM as a connection error, as
+/// RFC 9113 §5.1 says. The upstream must not answer a GET faultline answered (its answer would
+/// follow faultline's), and a dropped response must reach the client after the stream's reset:
+/// the strict client's connection survives both, and its next request succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strict_client_keeps_its_connection_through_answered_and_dropped_responses() {
+    bounded("strict h2 client", async {
+        let dir = TempDir::new("h2-strict-client");
+        let server = h2_server::start().await;
+        let mut proxy = Proxy::start(
+            server.spec(),
+            "",
+            r#"
+[[rule]]
+name = "teapot"
+match = { path = "/teapot" }
+fault.respond = { status = 418, body = "no tea" }
+
+[[rule]]
+name = "lost answer"
+match = { path = "/lost" }
+fault.drop_response = {}
+"#,
+            None,
+        )
+        .await;
+        let addr = proxy.addr;
+        let paths = ["/teapot", "/after-teapot", "/lost", "/after-lost"];
+        let mut command = std::process::Command::new(helpers::python());
+        command
+            .arg(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/h2c/strict_client.py"),
+            )
+            .arg(addr.ip().to_string())
+            .arg(addr.port().to_string())
+            .args(paths);
+        let finished = tokio::task::spawn_blocking({
+            let logs = dir.path().to_path_buf();
+            move || {
+                crate::support::daemon::run_bounded(
+                    &mut command,
+                    &logs,
+                    "strict-client",
+                    std::time::Duration::from_secs(60),
+                )
+            }
+        })
+        .await
+        .expect("the client's task");
+        // The server's bodies name the port, so their lengths vary: the statuses say enough.
+        let outcomes: Vec<&str> = finished
+            .stdout
+            .lines()
+            .map(|line| match line.split_once(" bytes=") {
+                Some((head, n)) if !line.starts_with("/teapot") && n != "0" => head,
+                _ => line,
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                "/teapot status=418 bytes=6",
+                "/after-teapot status=200",
+                "/lost reset=8",
+                "/after-lost status=200",
+            ],
+            "stderr: {}",
+            finished.stderr
+        );
+        assert!(finished.status.success());
+        assert_eq!(proxy.connections(), 1);
+        let summary = proxy.finish().await;
+        assert_eq!(fired(&summary, "teapot"), 1);
+        assert_eq!(fired(&summary, "lost answer"), 1);
+    })
+    .await;
+}
+
 /// A GET is only a header block, so a latency on it has no DATA to hold: faultline holds the
 /// block itself, and an upload already under way on the same connection keeps flowing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
