@@ -747,13 +747,23 @@ impl H2Session {
                         mark.clone()
                     } else {
                         first_mark.take().unwrap_or_else(|| {
-                            follow_up(
-                                &mark,
+                            let what = if kept == layout.payload {
+                                let padding = if layout.padding > 0 {
+                                    ", its padding dropped"
+                                } else {
+                                    ""
+                                };
+                                format!(
+                                    "DATA frame of stream {} kept whole ({kept} payload bytes{padding}) before the stream's end",
+                                    id.0
+                                )
+                            } else {
                                 format!(
                                     "DATA frame of stream {} rewritten to its first {kept} of {} payload bytes",
                                     id.0, layout.payload
-                                ),
-                            )
+                                )
+                            };
+                            follow_up(&mark, what)
                         })
                     };
                     plan.insert_at(

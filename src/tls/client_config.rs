@@ -12,11 +12,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
 
 use crate::tls::no_verify::NoVerify;
+use crate::tls::pinned_verify::PinnedOrWebPki;
 use crate::tls::provider::{provider, VERSIONS};
 use crate::tls::{NssKeyLog, TlsError, UpstreamTrust};
 
@@ -38,9 +40,22 @@ pub fn upstream_client_config(
         UpstreamTrust::SystemRoots => builder
             .with_root_certificates(system_roots(own_ca)?)
             .with_no_client_auth(),
-        UpstreamTrust::File(path) => builder
-            .with_root_certificates(roots_from_pem(path)?)
-            .with_no_client_auth(),
+        UpstreamTrust::File(path) => {
+            let pinned = certificates_from_pem(path)?;
+            let webpki = WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots(path, &pinned)?),
+                provider,
+            )
+            .build()
+            .map_err(|e| TlsError::UpstreamCa {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(PinnedOrWebPki::new(webpki, pinned)))
+                .with_no_client_auth()
+        }
     };
     if let Some(keylog) = keylog {
         config.key_log = keylog;
@@ -53,6 +68,11 @@ pub fn upstream_client_config(
 
 /// Every certificate in the PEM file `path` (an `upstream_ca`), as trust roots.
 pub fn roots_from_pem(path: &Path) -> Result<RootCertStore, TlsError> {
+    roots(path, &certificates_from_pem(path)?)
+}
+
+/// The certificates of the PEM file `path` (an `upstream_ca`): at least one.
+fn certificates_from_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bad = |reason: String| TlsError::UpstreamCa {
         path: path.to_path_buf(),
         reason,
@@ -64,11 +84,17 @@ pub fn roots_from_pem(path: &Path) -> Result<RootCertStore, TlsError> {
     if certs.is_empty() {
         return Err(bad("no CERTIFICATE block in the file".into()));
     }
+    Ok(certs)
+}
+
+/// `certs` (read from `path`) as trust roots.
+fn roots(path: &Path, certs: &[CertificateDer<'static>]) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in certs {
-        roots
-            .add(cert)
-            .map_err(|e| bad(format!("a certificate cannot be a trust root: {e}")))?;
+        roots.add(cert.clone()).map_err(|e| TlsError::UpstreamCa {
+            path: path.to_path_buf(),
+            reason: format!("a certificate cannot be a trust root: {e}"),
+        })?;
     }
     Ok(roots)
 }

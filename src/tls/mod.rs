@@ -39,6 +39,7 @@ pub mod keylog;
 pub mod leaf;
 pub mod leaf_cache;
 pub mod no_verify;
+pub mod pinned_verify;
 pub mod provider;
 pub mod record_keys;
 pub mod replay;

@@ -170,7 +170,11 @@ fn classify_certificate(error: &CertificateError) -> (UpstreamFailureKind, Strin
                 if presented.is_empty() {
                     "no name".to_string()
                 } else {
-                    presented.join(", ")
+                    presented
+                        .iter()
+                        .map(|name| unquoted(name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 },
                 expected.to_str()
             ),
@@ -201,9 +205,10 @@ fn classify_certificate(error: &CertificateError) -> (UpstreamFailureKind, Strin
         CertificateError::Other(inner) if inner.to_string() == "CaUsedAsEndEntity" => (
             K::OtherCertificate,
             "the upstream presents a CA certificate (basicConstraints CA:TRUE) as its own \
-             certificate, which TLS clients refuse even when that CA is trusted: give the \
-             upstream a certificate signed by a CA (CA:FALSE) and set upstream_ca to that CA, \
-             or upstream_verify = false to accept it anyway"
+             certificate, which faultline accepts only when that exact certificate is in \
+             upstream_ca (as curl --cacert does with a self-signed one): set upstream_ca to \
+             it, give the upstream a certificate signed by a CA (CA:FALSE), or set \
+             upstream_verify = false to accept it anyway"
                 .into(),
         ),
         other => (
@@ -237,6 +242,15 @@ pub fn bad_gateway_response(upstream: &str, failure: &UpstreamFailure) -> Vec<u8
         body.len()
     )
     .into_bytes()
+}
+
+/// A presented name as rustls spells it (`DnsName("other.test")`, Rust debug text) as users
+/// write it (`other.test`); other spellings stay as they are.
+fn unquoted(name: &str) -> &str {
+    match (name.find("(\""), name.rfind("\")")) {
+        (Some(open), Some(close)) if open + 2 <= close => &name[open + 2..close],
+        _ => name,
+    }
 }
 
 #[cfg(test)]
@@ -274,7 +288,10 @@ mod tests {
             },
         ));
         assert!(mismatch.detail.contains("up.test"), "{mismatch}");
-        assert!(mismatch.detail.contains("other.test"), "{mismatch}");
+        assert!(
+            mismatch.detail.contains("is for other.test, not up.test"),
+            "{mismatch}"
+        );
         let expired = UpstreamFailure::from_rustls(&rustls::Error::InvalidCertificate(
             CertificateError::ExpiredContext {
                 time: UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_780_000_000)),

@@ -343,6 +343,11 @@ impl UpstreamPki {
         (cert_path, key_path)
     }
 
+    /// The certificate `params` describe for `key`, signed by this CA.
+    pub(crate) fn sign(&self, params: CertificateParams, key: &KeyPair) -> CertificateDer<'static> {
+        params.signed_by(key, &self.issuer).unwrap().der().clone()
+    }
+
     /// A server identity for `names`, valid from `not_before` to `not_after`, signed by this CA.
     pub(crate) fn server(
         &self,
@@ -884,11 +889,13 @@ async fn upstream_certificates_are_verified_and_failures_classified() {
     .await;
 }
 
-/// A test upstream made with `openssl req -x509` serves its CA certificate (CA:TRUE) as its own;
-/// even with that certificate as `upstream_ca`, webpki refuses it. The reason read
-/// `Other(OtherError(CaUsedAsEndEntity))`; it now says what is wrong and what to do.
+/// A test upstream made with `openssl req -x509` serves its CA certificate (CA:TRUE) as its own.
+/// webpki refuses a CA certificate as an end entity; curl `--cacert` and Python accept it when
+/// it is the trust anchor itself, and so does faultline when that exact certificate is in
+/// `upstream_ca`, still checking the name. Trusted only through another root, it is refused
+/// with a reason that says what to do.
 #[tokio::test]
-async fn an_upstream_serving_a_ca_certificate_as_its_own_is_told_how_to_fix_it() {
+async fn a_self_signed_ca_certificate_pinned_in_upstream_ca_is_accepted_for_its_name() {
     bounded("CA certificate as the upstream's own", async {
         let tmp = TempDir::new("tls-ca-as-leaf");
         let key = KeyPair::generate().unwrap();
@@ -901,9 +908,31 @@ async fn an_upstream_serving_a_ca_certificate_as_its_own_is_told_how_to_fix_it()
             vec![cert.der().clone()],
             PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
         );
-        let (verifying, _) = interceptor(tmp.path(), UpstreamTrust::File(pem_path));
+        let (pinning, _) = interceptor(tmp.path(), UpstreamTrust::File(pem_path));
         let (addr, _task) = tls_upstream(identity, &[b"http/1.1"]).await;
-        let failure = connect_as(&verifying, addr, "up.test").await.unwrap_err();
+        assert_eq!(
+            connect_as(&pinning, addr, "up.test").await.unwrap(),
+            Some(b"http/1.1".to_vec())
+        );
+        let failure = connect_as(&pinning, addr, "other.test").await.unwrap_err();
+        assert_eq!(failure.kind, UpstreamFailureKind::NameMismatch, "{failure}");
+
+        // The same certificate, signed by a CA the upstream_ca file holds, served as a leaf.
+        let pki = UpstreamPki::new(tmp.path());
+        let mut params = CertificateParams::new(vec!["up.test".to_string()]).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let leaf_key = KeyPair::generate().unwrap();
+        let signed = pki.sign(params, &leaf_key);
+        let (through_ca, _) = interceptor(tmp.path(), UpstreamTrust::File(pki.pem_path.clone()));
+        let (addr, _task2) = tls_upstream(
+            (
+                vec![signed],
+                PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+            ),
+            &[b"http/1.1"],
+        )
+        .await;
+        let failure = connect_as(&through_ca, addr, "up.test").await.unwrap_err();
         assert_eq!(
             failure.kind,
             UpstreamFailureKind::OtherCertificate,
@@ -912,7 +941,9 @@ async fn an_upstream_serving_a_ca_certificate_as_its_own_is_told_how_to_fix_it()
         assert!(failure.is_verification());
         assert!(
             failure.detail.contains("CA certificate")
-                && failure.detail.contains("upstream_ca")
+                && failure
+                    .detail
+                    .contains("exact certificate is in upstream_ca")
                 && failure.detail.contains("upstream_verify = false")
                 && !failure.detail.contains("OtherError"),
             "{failure}"
