@@ -743,8 +743,12 @@ async fn open_upstream(
             }
             Err(refusal) => {
                 use tokio::io::AsyncWriteExt;
-                warn!(side = "upstream", reason = %refusal.reason, "forward proxy cannot route the request");
-                run.stats.upstream_failures.fetch_add(1, Relaxed);
+                if refusal.is_upstream_failure() {
+                    warn!(side = "upstream", reason = %refusal.reason, "forward proxy cannot route the request");
+                    run.stats.upstream_failures.fetch_add(1, Relaxed);
+                } else {
+                    warn!(side = "client", status = refusal.status, reason = %refusal.reason, "forward proxy refused the request");
+                }
                 let _ = client.write_all(&refusal.response).await;
                 let note = format!("faultline: forward proxy refused: {}", refusal.reason);
                 conn.relayed(

@@ -43,6 +43,9 @@ pub struct Routed {
 /// Why a client could not be routed, with the answer it gets.
 #[derive(Debug)]
 pub struct Refusal {
+    /// The answer's status: 4xx (and 508, a request for faultline itself) for the client's
+    /// own mistakes, 502 when the origin cannot be reached.
+    pub status: u16,
     /// Status line and body for the client.
     pub response: Vec<u8>,
     /// What happened, for logs and the capture.
@@ -52,9 +55,16 @@ pub struct Refusal {
 impl Refusal {
     fn new(status: u16, reason: String) -> Self {
         Refusal {
+            status,
             response: crate::http::answer::plain_answer(status, &reason),
             reason,
         }
+    }
+
+    /// Whether the origin failed (the run's upstream failures count it), not the client's
+    /// request.
+    pub fn is_upstream_failure(&self) -> bool {
+        matches!(self.status, 502..=504)
     }
 }
 

@@ -2026,6 +2026,10 @@ async fn forward_request_for_faultline_itself_gets_508() {
         }
         let summary = h.finish().await;
         assert_eq!(summary.connections, 2, "no connection looped back");
+        assert_eq!(
+            summary.upstream_failures, 0,
+            "the client's mistake, not the upstream's"
+        );
     })
     .await;
 }
@@ -2042,7 +2046,8 @@ async fn forward_origin_form_request_gets_400() {
         let rest = client.rest().await;
         assert_eq!(rest.ending, Ending::Eof, "closed after the 400: {rest:?}");
         drop(client);
-        h.finish().await;
+        let summary = h.finish().await;
+        assert_eq!(summary.upstream_failures, 0, "a client mistake");
     })
     .await;
 }
