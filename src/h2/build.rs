@@ -154,6 +154,26 @@ pub fn grpc_trailers_only(
     headers(stream, &list, true, limits)
 }
 
+/// A GET of `path` whose block also adds `x-trace: 1` to the receiver's HPACK table (literal
+/// with incremental indexing), as most real clients' blocks do: tests of what faultline may
+/// leave out, reorder or hold need a block that changes the table.
+#[cfg(test)]
+pub fn indexed_get(stream: StreamId, path: &str) -> Vec<u8> {
+    let list = HeaderList::from_pairs([
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "example"),
+    ]);
+    let mut frame = headers(stream, &list, true, BlockLimits::default());
+    frame.extend_from_slice(&[0x40, 7]);
+    frame.extend_from_slice(b"x-trace");
+    frame.extend_from_slice(&[1, b'1']);
+    let length = (frame.len() - HEADER_LEN) as u32;
+    frame[..3].copy_from_slice(&length.to_be_bytes()[1..]);
+    frame
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,18 +75,6 @@ fn indexed_trailers(id: u32) -> Vec<u8> {
     frame
 }
 
-/// A GET whose block also adds `x-trace: 1` to the receiver's HPACK table (incremental
-/// indexing).
-fn indexed_request(id: u32, path: &str) -> Vec<u8> {
-    let mut frame = request(id, path);
-    frame.extend_from_slice(&[0x40, 7]);
-    frame.extend_from_slice(b"x-trace");
-    frame.extend_from_slice(&[1, b'1']);
-    let length = (frame.len() - 9) as u32;
-    frame[..3].copy_from_slice(&length.to_be_bytes()[1..]);
-    frame
-}
-
 fn data(id: u32, byte: u8, len: usize, end: bool) -> Vec<u8> {
     let mut frame = build::data_header(StreamId(id), len as u32, end).to_vec();
     frame.extend(std::iter::repeat_n(byte, len));
@@ -712,10 +700,9 @@ fault.latency = { delay = "300ms" }
         .is_some_and(|n| n.starts_with("latency 300ms")));
 }
 
-/// A request that is only a header block (a GET) has no DATA to hold: the latency holds the
-/// block itself, and a sibling request read after it passes at once.
-#[test]
-fn latency_on_a_bodiless_request_holds_its_headers_while_siblings_pass() {
+/// A bench with a 200 ms latency on requests for `/slow`, the client's preface and SETTINGS
+/// already through.
+fn slow_get_bench() -> Bench {
     let mut bench = Bench::new(
         r#"
 [[rule]]
@@ -729,6 +716,15 @@ fault.latency = { delay = "200ms" }
     let t0 = bench.t0;
     let out = bench.plan(DOWN, &hello, t0);
     assert_eq!(bytes_of(&out), hello);
+    bench
+}
+
+/// A request that is only a header block (a GET) has no DATA to hold: the latency holds the
+/// block itself, and a sibling request read after it passes at once.
+#[test]
+fn latency_on_a_bodiless_request_holds_its_headers_while_siblings_pass() {
+    let mut bench = slow_get_bench();
+    let t0 = bench.t0;
     let get = request(1, "/slow");
     let out = bench.plan(DOWN, &get, t0);
     assert!(bytes_of(&out).is_empty(), "the GET is held: {out:?}");
@@ -750,19 +746,9 @@ fault.latency = { delay = "200ms" }
 /// block may not pass it: the sibling waits behind it (HPACK order), as without holding.
 #[test]
 fn a_held_bodiless_request_that_indexes_headers_is_a_barrier_for_later_blocks() {
-    let mut bench = Bench::new(
-        r#"
-[[rule]]
-name = "slow get"
-match = { path = "/slow", direction = "client->upstream" }
-fault.latency = { delay = "200ms" }
-"#,
-    );
-    let mut hello = PREFACE.to_vec();
-    hello.extend(settings());
+    let mut bench = slow_get_bench();
     let t0 = bench.t0;
-    bench.plan(DOWN, &hello, t0);
-    let get = indexed_request(1, "/slow");
+    let get = build::indexed_get(StreamId(1), "/slow");
     let out = bench.plan(DOWN, &get, t0);
     assert!(bytes_of(&out).is_empty(), "the GET is held: {out:?}");
     let other = request(3, "/fast");

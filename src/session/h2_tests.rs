@@ -10,9 +10,9 @@ use tokio::time::Instant;
 use super::{RunCounters, RunView, Session, SessionPlan};
 use crate::direction::Direction;
 use crate::fault::plan::Step;
-use crate::h2::build::{self, BlockLimits};
+use crate::h2::build;
 use crate::h2::frame::{FLAG_END_HEADERS, FLAG_END_STREAM, PREFACE};
-use crate::h2::{Control, Conversation, ErrorCode, FrameType, HeaderList, PieceKind, StreamId};
+use crate::h2::{Control, Conversation, ErrorCode, FrameType, PieceKind, StreamId};
 use crate::scenario::schema::Protocol;
 use crate::scenario::Scenario;
 use crate::session::detect::Setup;
@@ -611,24 +611,6 @@ fn frames_of(mut bytes: &[u8]) -> Vec<(FrameType, u8, u32)> {
     frames
 }
 
-/// A GET whose block adds `x-trace: 1` to the receiver's HPACK table, so faultline cannot
-/// leave it out.
-fn indexed_get(id: u32, path: &str) -> Vec<u8> {
-    let list = HeaderList::from_pairs([
-        (":method", "GET"),
-        (":scheme", "http"),
-        (":path", path),
-        (":authority", "example"),
-    ]);
-    let mut frame = build::headers(StreamId(id), &list, true, BlockLimits::default());
-    frame.extend_from_slice(&[0x40, 7]);
-    frame.extend_from_slice(b"x-trace");
-    frame.extend_from_slice(&[1, b'1']);
-    let length = (frame.len() - 9) as u32;
-    frame[..3].copy_from_slice(&length.to_be_bytes()[1..]);
-    frame
-}
-
 /// An empty SETTINGS frame.
 const SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
 
@@ -645,7 +627,7 @@ fn an_answered_get_reaches_the_upstream_incomplete_then_cancelled() {
         vec![
             (
                 Direction::ClientToUpstream,
-                [client_hello(), indexed_get(1, "/teapot")].concat(),
+                [client_hello(), build::indexed_get(StreamId(1), "/teapot")].concat(),
             ),
             (Direction::UpstreamToClient, SETTINGS.to_vec()),
         ],
@@ -686,7 +668,7 @@ fn a_dropped_response_is_reset_before_its_header_block_reaches_the_client() {
         vec![
             (
                 Direction::ClientToUpstream,
-                [client_hello(), indexed_get(1, "/put")].concat(),
+                [client_hello(), build::indexed_get(StreamId(1), "/put")].concat(),
             ),
             (
                 Direction::UpstreamToClient,
