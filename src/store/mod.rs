@@ -168,9 +168,13 @@ async fn serve_connection(stream: TcpStream, handler: Arc<Handler>, shutdown: Ca
         async move { Ok::<_, Infallible>(handler.handle(req).await) }
     });
     let mut builder = http1::Builder::new();
+    // A client may shut its write side once its request is sent (`nc -N`, some test
+    // harnesses) and still expects the answer, as nginx and Python's http.server give it;
+    // hyper would otherwise close the connection at that EOF without answering.
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        .half_close(true)
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);

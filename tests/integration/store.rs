@@ -364,6 +364,27 @@ async fn pipelined_requests_are_answered_in_order() {
     store.stop().await;
 }
 
+/// A client that shuts its write side once its request is sent still gets the answer (hyper
+/// closed such connections at the EOF without answering, about 4 times in 10).
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_is_answered() {
+    let store = Store::start("half-close").await;
+    let mut conn = store.connect().await;
+    assert_eq!(conn.request("PUT", "/h", b"half").await.status, 201);
+    for attempt in 1..=20 {
+        let mut conn = store.connect().await;
+        conn.send(b"GET /h HTTP/1.1\r\nHost: s\r\n\r\n").await;
+        conn.stream.shutdown().await.expect("half-close");
+        let got = conn.response(false).await;
+        assert_eq!(
+            (got.status, got.body.as_slice()),
+            (200, &b"half"[..]),
+            "attempt {attempt}"
+        );
+    }
+    store.stop().await;
+}
+
 #[tokio::test]
 async fn expect_100_continue_is_honoured() {
     let store = Store::start("expect").await;
