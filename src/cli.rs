@@ -138,11 +138,20 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {
     /// Create the CA (ECDSA P-256, valid 10 years) unless one exists, then print its path,
-    /// fingerprint and the `export` lines that make common clients trust it. Idempotent.
-    Init,
+    /// fingerprint and the `export` lines that make common clients trust it. Idempotent; an
+    /// existing folder others can enter is tightened to 0700.
+    Init {
+        /// The CA folder, e.g. the `ca_dir` a scenario names (overrides $FAULTLINE_CA_DIR).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Print the CA certificate's path, subject, SHA-256 fingerprint and validity; exit 2 when
     /// there is no CA yet.
-    Show,
+    Show {
+        /// The CA folder (overrides $FAULTLINE_CA_DIR).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Arguments of `faultline run`. Flags override the scenario file, which overrides defaults.

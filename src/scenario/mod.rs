@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod glob;
+pub mod preflight;
 pub mod schema;
 
 use std::net::SocketAddr;
@@ -276,7 +277,13 @@ impl Scenario {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "scenario".to_string());
-        Scenario::from_toml(&text, &path.display().to_string(), &stem)
+        let mut scenario = Scenario::from_toml(&text, &path.display().to_string(), &stem)?;
+        // Files the scenario names in [proxy.tls] sit next to it (its CA folder, its upstream's
+        // CA): they are found whatever the working directory (scenarios/README.md, "Paths").
+        if let (Some(tls), Some(folder)) = (scenario.tls.as_mut(), path.parent()) {
+            tls.resolve_against(folder);
+        }
+        Ok(scenario)
     }
 
     /// Validates scenario text; `origin` names it in errors, `default_name` is used when the text
@@ -413,6 +420,14 @@ impl Scenario {
         if self.rules.is_empty() {
             warnings.push("no rules: every connection will be relayed unchanged".to_string());
         }
+        warnings.extend(self.rule_warnings());
+        warnings
+    }
+
+    /// The warnings of [`warnings`](Self::warnings) about rules (one never fires, a key of it
+    /// is ignored): what `run` repeats at start, where the user is looking.
+    pub fn rule_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
         for rule in &self.rules {
             warnings.extend(self.never_acts(rule));
             warnings.extend(lower_case_methods(rule));

@@ -414,6 +414,96 @@ fn check_warns_about_what_run_will_need() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("no upstream"));
 }
 
+/// `check` passed files `run` refused (a .pcap capture with capture_tls = "raw", an upstream_ca
+/// that is missing), `keylog = "keys/kl.log"` failed in a missing folder, and `ca_dir`,
+/// `upstream_ca` and `keylog` were read from the working directory instead of the scenario's
+/// folder (`cd /tmp && faultline run /else/s.toml` found no CA).
+#[test]
+fn check_refuses_what_run_refuses_and_tls_paths_are_read_from_the_scenario_folder() {
+    let dir = TempDir::new("check-run-agree");
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).expect("mkdir");
+    let ca = faultline(&[
+        "ca",
+        "init",
+        "--dir",
+        &dir.path().join("ca").display().to_string(),
+    ]);
+    assert_eq!(ca.code(), Some(0), "{}", ca.stderr);
+    let tls = "[proxy.tls]\nintercept = true\nca_dir = \"ca\"\n";
+    let run = |scenario: &Path| {
+        Process::spawn(
+            Command::new(BIN)
+                .arg("run")
+                .arg(scenario)
+                .args(["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9"])
+                .env_remove("FAULTLINE_CA_DIR")
+                .current_dir(&elsewhere),
+        )
+    };
+
+    let pcap = dir.write(
+        "pcap.toml",
+        &format!("[proxy]\ncapture = \"caps/x.pcap\"\n{tls}capture_tls = \"raw\"\n"),
+    );
+    let missing_ca = dir.write(
+        "missing-ca.toml",
+        &format!("{tls}upstream_ca = \"up/none.pem\"\n"),
+    );
+    let checked = check(&[&pcap, &missing_ca]);
+    assert_eq!(checked.code(), Some(2), "{}", checked.stderr);
+    assert!(
+        checked.stderr.contains(&format!(
+            "{}:2:11: proxy.capture: capture_tls = \"raw\" needs a pcapng capture",
+            pcap.display()
+        )),
+        "{}",
+        checked.stderr
+    );
+    let none = dir.path().join("up/none.pem");
+    assert!(
+        checked.stderr.contains(&format!(
+            "{}:4:15: proxy.tls.upstream_ca: {}",
+            missing_ca.display(),
+            none.display()
+        )),
+        "{}",
+        checked.stderr
+    );
+    for (file, said) in [
+        (&pcap, "needs a pcapng capture".to_string()),
+        (&missing_ca, none.display().to_string()),
+    ] {
+        let out = run(file).wait();
+        assert_eq!(
+            out.code(),
+            Some(2),
+            "run {}: {}",
+            file.display(),
+            out.stderr
+        );
+        assert!(out.stderr.contains(&said), "{}", out.stderr);
+    }
+
+    let good = dir.write(
+        "good.toml",
+        &format!(
+            "{tls}keylog = \"keys/kl.log\"\n[[rule]]\nfault.latency = {{ delay = \"1ms\" }}\n"
+        ),
+    );
+    let checked = check(&[&good]);
+    assert_eq!(checked.code(), Some(0), "{}", checked.stderr);
+    let process = run(&good);
+    process.wait_for_stderr("listening on");
+    assert!(
+        dir.path().join("keys").is_dir(),
+        "the key log's folder is created next to the scenario"
+    );
+    process.terminate();
+    let out = process.wait();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+}
+
 #[test]
 fn check_reports_a_syntax_error_on_one_line() {
     let dir = TempDir::new("check-syntax");
