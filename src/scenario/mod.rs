@@ -441,19 +441,36 @@ impl Scenario {
     fn never_acts(&self, rule: &Rule) -> Option<String> {
         let fault = rule.fault.name();
         let name = &rule.name;
+        let intercept = self.tls.as_ref().is_some_and(|t| t.intercept);
         if rule.fault.is_h2_only() {
-            let reads = if self.mode == Mode::Forward {
-                Some("mode = \"forward\" reads HTTP/1")
-            } else if self.protocol == Protocol::Http {
-                Some("[proxy] protocol = \"http\" reads HTTP/1 only")
+            // Forward mode reads HTTP/1 from the client; HTTP/2 only reaches rules inside an
+            // intercepted CONNECT tunnel (README), whatever `protocol` says.
+            let reads = if self.mode == Mode::Forward && !intercept {
+                Some("mode = \"forward\" reads HTTP/1 and passes CONNECT tunnels through unread: add [proxy.tls] intercept = true so the HTTP/2 inside CONNECT reaches the rules")
+            } else if self.mode != Mode::Forward && self.protocol == Protocol::Http {
+                Some("[proxy] protocol = \"http\" reads HTTP/1 only: use protocol = \"h2\" or \"auto\"")
             } else {
                 None
             };
             if let Some(reads) = reads {
                 return Some(format!(
-                    "rule \"{name}\": {fault} acts on HTTP/2 streams, but {reads}: it will never fire (use protocol = \"h2\" or \"auto\")"
+                    "rule \"{name}\": {fault} acts on HTTP/2 streams, but {reads}; as written it will never fire"
                 ));
             }
+        }
+        if rule.matcher.sni.is_some()
+            && !intercept
+            && self.mode != Mode::Forward
+            && matches!(self.protocol, Protocol::H2 | Protocol::Http)
+        {
+            let protocol = if self.protocol == Protocol::H2 {
+                "h2"
+            } else {
+                "http"
+            };
+            return Some(format!(
+                "rule \"{name}\": sni matches the server name of a TLS ClientHello, but [proxy] protocol = \"{protocol}\" without [proxy.tls] intercept = true reads cleartext, which has none: it will never fire (add intercept = true, or use protocol = \"auto\" or \"tcp\" to select TLS connections passed through)"
+            ));
         }
         let http = rule.matcher.http.as_ref()?;
         if matches!(rule.fault, Fault::Goaway(_)) {
@@ -500,6 +517,7 @@ fn body_fault_on_a_bodiless_request(rule: &Rule) -> Option<String> {
         Fault::Reset(r) => r.after,
         Fault::Truncate(t) => Some(t.after),
         Fault::Stall(s) => s.after,
+        Fault::RstStream(r) => r.after,
         _ => None,
     }?;
     if matches!(after, Amount::Bytes(0)) {
@@ -1004,6 +1022,18 @@ fault.refuse = {}
         );
         let forward = warnings(&format!("mode = \"forward\"\n{rst}"));
         assert!(forward[0].contains("forward"), "{forward:?}");
+        // Forward mode reads HTTP/1 whatever `protocol` says: no advice to set what is set.
+        let forward_h2 = warnings(&format!("mode = \"forward\"\nprotocol = \"h2\"\n{rst}"));
+        assert_eq!(forward_h2.len(), 1, "{forward_h2:?}");
+        assert!(
+            forward_h2[0].contains("intercept = true") && !forward_h2[0].contains("use protocol"),
+            "{forward_h2:?}"
+        );
+        // HTTP/2 inside an intercepted CONNECT reaches every rule (README): nothing to warn.
+        let intercepted = warnings(&format!(
+            "mode = \"forward\"\n[proxy.tls]\nintercept = true\n{rst}"
+        ));
+        assert!(intercepted.is_empty(), "{intercepted:?}");
         let goaway =
             warnings("[[rule]]\nmatch = { path = \"/x\" }\nfault.goaway = { after_streams = 1 }\n");
         assert_eq!(goaway.len(), 1);
@@ -1020,6 +1050,30 @@ fault.refuse = {}
             warnings("[[rule]]\nmatch = { status = 500 }\nfault.truncate = { after = 1 }\n")
                 .is_empty()
         );
+    }
+
+    /// `sni` reads a TLS ClientHello: cleartext HTTP/2 (or HTTP/1) has none, so such a rule
+    /// never fired under protocol = "h2" without interception, silently.
+    #[test]
+    fn sni_without_tls_under_an_http_protocol_is_warned_about() {
+        let rule = "[[rule]]\nname = \"s\"\nmatch = { sni = \"*.example.com\" }\nfault.reset = { after = 1 }\n";
+        for protocol in ["h2", "http"] {
+            let got = warnings(&format!("protocol = \"{protocol}\"\n{rule}"));
+            assert_eq!(got.len(), 1, "{protocol}: {got:?}");
+            assert!(
+                got[0].starts_with("rule \"s\": sni matches")
+                    && got[0].contains(&format!("protocol = \"{protocol}\"")),
+                "{got:?}"
+            );
+        }
+        for fine in [
+            String::new(),
+            "protocol = \"tcp\"\n".to_string(),
+            "protocol = \"h2\"\n[proxy.tls]\nintercept = true\n".to_string(),
+        ] {
+            let text = format!("{fine}{rule}");
+            assert!(warnings(&text).is_empty(), "{text}: {:?}", warnings(&text));
+        }
     }
 
     #[test]
@@ -1050,7 +1104,18 @@ fault.refuse = {}
                 && get[0].contains("direction = \"upstream->client\""),
             "{get:?}"
         );
+        // rst_stream counts `after` in the stream's DATA in the rule's direction: the request's.
+        let rst = warnings(
+            "[[rule]]\nname = \"r\"\nmatch = { method = \"GET\", path = \"/x\" }\nfault.rst_stream = { after = \"1KiB\" }\n",
+        );
+        assert_eq!(rst.len(), 1, "{rst:?}");
+        assert!(
+            rst[0].starts_with("rule \"r\": rst_stream counts `after`"),
+            "{rst:?}"
+        );
         for fine in [
+            "match = { method = \"GET\", path = \"/x\" }\nfault.rst_stream = { at = \"1s\" }",
+            "match = { method = \"GET\", direction = \"upstream->client\" }\nfault.rst_stream = { after = 1 }",
             "match = { method = \"GET\", direction = \"upstream->client\" }\nfault.truncate = { after = 1 }",
             "match = { method = \"GET\", status = 200 }\nfault.reset = { after = 1 }",
             "match = { method = \"GET\" }\nfault.stall = { duration = \"1s\" }",

@@ -504,6 +504,39 @@ fn check_refuses_what_run_refuses_and_tls_paths_are_read_from_the_scenario_folde
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
 }
 
+/// `run` never repeated what `check` warns about a rule, so a user who skipped `check` saw a rule
+/// fire 0 times with no word why: the warning is said once at start.
+#[test]
+fn run_repeats_checks_rule_warnings_once_at_start() {
+    let dir = TempDir::new("run-warns");
+    let scenario = dir.write(
+        "warn.toml",
+        "[[rule]]\nname = \"cut\"\nmatch = { method = \"GET\", path = \"/x\" }\nfault.rst_stream = { after = \"1KiB\" }\n",
+    );
+    let checked = check(&[&scenario]);
+    assert_eq!(checked.code(), Some(0), "{}", checked.stderr);
+    let warning = "rule \"cut\": rst_stream counts `after` in request body bytes";
+    assert!(checked.stderr.contains(warning), "{}", checked.stderr);
+    let process = Process::spawn(Command::new(BIN).arg("run").arg(&scenario).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:9",
+        "--no-capture",
+    ]));
+    process.wait_for_stderr("listening on");
+    process.terminate();
+    let out = process.wait();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stderr.matches(warning).count(), 1, "{}", out.stderr);
+    let listening = out.stderr.find("listening on").expect("listening line");
+    assert!(
+        out.stderr.find(warning).is_some_and(|at| at < listening),
+        "said before the run starts:\n{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn check_reports_a_syntax_error_on_one_line() {
     let dir = TempDir::new("check-syntax");
