@@ -357,11 +357,17 @@ impl Scenario {
                 ));
             }
             if rule.is_http() && protocol == Protocol::Tcp {
-                return Err(invalid(
-                    span.start,
-                    format!("rule[{}]", index + 1),
-                    "this rule needs HTTP, but [proxy] protocol = \"tcp\"".to_string(),
-                ));
+                // Say which HTTP: following "needs HTTP" with protocol = "http" only moved an
+                // HTTP/2 fault from this error to a warning that it never fires.
+                let message = if rule.fault.is_h2_only() {
+                    format!(
+                        "{} acts on HTTP/2 streams, but [proxy] protocol = \"tcp\": use protocol = \"h2\" or \"auto\"",
+                        rule.fault.name()
+                    )
+                } else {
+                    "this rule needs HTTP, but [proxy] protocol = \"tcp\": use protocol = \"auto\", \"http\" or \"h2\"".to_string()
+                };
+                return Err(invalid(span.start, format!("rule[{}]", index + 1), message));
             }
             rules.push(rule);
         }
@@ -741,9 +747,8 @@ fn locate_within(text: &str, start: usize, needle: &str) -> Option<usize> {
         .map(|i| start + body_start + i)
 }
 
-/// The fault names a rule may use, for messages.
-const FAULT_NAMES: &str =
-    "reset, truncate, terminate, latency, bandwidth, stall, refuse, respond, drop_response";
+/// The fault names a rule may use, for messages (a unit test keeps it equal to the schema's).
+const FAULT_NAMES: &str = "reset, truncate, terminate, latency, bandwidth, stall, refuse, respond, drop_response, rst_stream, goaway, grpc_status, tls_alert, slow_close, timeout, reset_peer, slicer";
 
 /// Says what to write instead, where serde's own message only says what it wanted.
 fn explain(key: &str, message: &str, text: &str) -> String {
@@ -767,6 +772,14 @@ fn explain(key: &str, message: &str, text: &str) -> String {
         return format!(
             "a rule needs a fault: add fault.NAME = {{ … }} with NAME one of {FAULT_NAMES}"
         );
+    }
+    // `fault = "reset"`: serde reads a string as a variant without its table.
+    if let Some((_, name)) = key.rsplit_once("].fault.") {
+        if key.starts_with("rule[") && message.contains("unit variant") {
+            return format!(
+                "a fault is a table of its settings, not a string: write fault.{name} = {{}} (or fault.{name} = {{ … }} with its keys)"
+            );
+        }
     }
     if message == "number too large to fit in target type" {
         let hint = if key == "seed" {
@@ -1006,6 +1019,46 @@ fault.refuse = {}
         assert!(e.message.contains("needs a fault"), "{}", e.message);
         let e = error_of("[[rule]]\nfault = {}\n");
         assert!(e.message.contains("needs a fault"), "{}", e.message);
+    }
+
+    /// `fault = "reset"` said `invalid type: unit variant, expected newtype variant`; a rule with
+    /// no fault listed 9 of the faults; an HTTP/2 fault under protocol = "tcp" said "needs HTTP".
+    #[test]
+    fn fault_messages_say_what_to_write() {
+        let e = error_of("[[rule]]\nfault = \"reset\"\n");
+        assert_eq!(e.key, "rule[1].fault.reset");
+        assert!(
+            e.message.contains("write fault.reset = {}"),
+            "{}",
+            e.message
+        );
+
+        let unknown = error_of("[[rule]]\nfault.nope = {}\n").message;
+        let schema: Vec<&str> = unknown
+            .split("expected one of")
+            .nth(1)
+            .unwrap_or_else(|| panic!("serde lists the faults: {unknown}"))
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .collect();
+        let listed: Vec<&str> = FAULT_NAMES.split(", ").collect();
+        assert_eq!(listed, schema, "FAULT_NAMES is the schema's list");
+        let e = error_of("[[rule]]\nmatch = { connection = 1 }\n");
+        assert!(e.message.ends_with(FAULT_NAMES), "{}", e.message);
+
+        for fault in ["rst_stream = { after = 1 }", "grpc_status = { code = 14 }"] {
+            let e = error_of(&format!(
+                "[proxy]\nprotocol = \"tcp\"\n[[rule]]\nmatch = {{ path = \"/x\" }}\nfault.{fault}\n"
+            ));
+            assert!(
+                e.message.contains("HTTP/2") && e.message.contains("protocol = \"h2\""),
+                "{fault}: {}",
+                e.message
+            );
+        }
+        let e = error_of("[proxy]\nprotocol = \"tcp\"\n[[rule]]\nmatch = { path = \"/x\" }\nfault.respond = { status = 500 }\n");
+        assert!(e.message.contains("needs HTTP,"), "{}", e.message);
     }
 
     #[test]
