@@ -108,8 +108,12 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) to stdout, e.g. `faultline man | man -l -`.
-    Man,
+    /// Print the man page (roff) to stdout, e.g. `faultline man | man -l -`; with a subcommand,
+    /// its own page (`faultline man run`, `faultline man ca init`), as SEE ALSO names them.
+    Man {
+        /// The subcommand whose page to print (`run`, `ca init`, …); none: faultline(1).
+        subcommand: Vec<String>,
+    },
     /// Run the built-in HTTP store on its own: PUT/POST store the body at the path under DIR,
     /// GET/HEAD serve it. A valid DVC HTTP remote; never writes outside DIR; atomic writes.
     ServeStore {

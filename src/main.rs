@@ -44,10 +44,24 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut command, "faultline", &mut script);
             write_stdout(&script, "cannot write the completion script")
         }
-        Command::Man => {
-            let command = <Cli as clap::CommandFactory>::command();
+        Command::Man { subcommand } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            // Built, so each subcommand knows its page name (`faultline-run`) and usage line.
+            command.build();
+            let mut found = Some(&command);
+            for name in &subcommand {
+                found = found.and_then(|c| c.find_subcommand(name));
+            }
+            let Some(page_of) = found else {
+                eprintln!(
+                    "faultline: no subcommand `{}`: `faultline man` lists them under SUBCOMMANDS",
+                    subcommand.join(" ")
+                );
+                return ExitCode::from(2);
+            };
             let mut page = Vec::new();
-            match clap_mangen::Man::new(command).render(&mut page) {
+            let page_of = page_of.clone().version(env!("CARGO_PKG_VERSION"));
+            match clap_mangen::Man::new(page_of).render(&mut page) {
                 Ok(()) => write_stdout(&page, "cannot write the man page"),
                 Err(e) => report(anyhow::Error::from(e).context("cannot render the man page")),
             }

@@ -435,7 +435,7 @@ impl Http1Session {
                         });
                         break;
                     }
-                    let rules = arm_response(run.scenario, &rules, head.status);
+                    let rules = arm_response(run.scenario, &rules, head.status, run.counters);
                     let label = format!("{label} (status {})", head.status);
                     let scope = Scope::message(
                         Direction::UpstreamToClient,

@@ -1014,6 +1014,46 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
     );
 }
 
+/// `faultline man` names `faultline-run(1)` … under SUBCOMMANDS, but `faultline man run` was
+/// refused: every page it names can be printed.
+#[test]
+fn every_page_the_man_page_names_can_be_printed() {
+    let top = faultline(&["man"]);
+    assert_eq!(top.code(), Some(0), "{}", top.stderr);
+    let named: Vec<String> = top
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("faultline\\-")?.strip_suffix("(1)"))
+        .map(|name| name.replace("\\-", "-"))
+        .collect();
+    assert!(named.iter().any(|n| n == "run"), "{}", top.stdout);
+    for name in ["run", "check", "ca", "serve-store"] {
+        assert!(named.iter().any(|n| n == name), "{name}: {named:?}");
+        let page = faultline(&["man", name]);
+        assert_eq!(page.code(), Some(0), "man {name}: {}", page.stderr);
+        assert!(
+            page.stdout.contains(&format!(".TH faultline-{name} 1")),
+            "man {name}:\n{}",
+            page.stdout
+        );
+    }
+    let nested = faultline(&["man", "ca", "init"]);
+    assert_eq!(nested.code(), Some(0), "{}", nested.stderr);
+    assert!(
+        nested.stdout.contains(".TH faultline-ca-init 1"),
+        "{}",
+        nested.stdout
+    );
+    assert!(nested.stdout.contains("\\-\\-dir"), "{}", nested.stdout);
+    let unknown = faultline(&["man", "nope"]);
+    assert_eq!(unknown.code(), Some(2), "{}", unknown.stdout);
+    assert!(
+        unknown.stderr.contains("no subcommand `nope`"),
+        "{}",
+        unknown.stderr
+    );
+}
+
 /// `faultline completions bash | head -1` and `faultline man | head` must end quietly when the
 /// reader is gone (regression: clap_complete panicked with "failed to write completion file").
 #[test]
