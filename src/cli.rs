@@ -129,7 +129,7 @@ pub enum Command {
     /// captures, events), until Ctrl-C or SIGTERM. See docs/api.md.
     Serve(ServeArgs),
     /// Manage the CA whose certificates intercepted clients are shown (`[proxy.tls] intercept`).
-    /// It lives in $FAULTLINE_CA_DIR, else $XDG_DATA_HOME/faultline/ca, else
+    /// It lives in --dir DIR, else $FAULTLINE_CA_DIR, else $XDG_DATA_HOME/faultline/ca, else
     /// ~/.local/share/faultline/ca.
     Ca {
         /// What to do with the CA.

@@ -45,7 +45,7 @@ impl Scenario {
                 out.errors.push(error(
                     spans.tls.upstream_ca.as_ref(),
                     "proxy.tls.upstream_ca",
-                    format!("{message} (`run` refuses it; a relative path is read from the scenario's folder)"),
+                    format!("{message}: `run` will refuse it (a relative path in [proxy.tls] is read from the scenario's folder)"),
                 ));
             }
         }
