@@ -634,6 +634,61 @@ fn run_relays_with_flags_over_the_file_and_prints_a_summary_on_sigterm() {
     }
 }
 
+/// A `status = 404` rule's summary said `matched 4 requests` when one response was a 404: it
+/// counted every request that might have had the status. It counts the responses that had it.
+#[test]
+fn a_status_rule_counts_the_responses_that_had_the_status() {
+    let dir = TempDir::new("run-status-count");
+    let scenario = dir.write(
+        "status.toml",
+        "seed = 1\n[proxy]\nupstream = \"builtin:store\"\n[[rule]]\nname = \"slow 404\"\nmatch = { status = 404 }\nfault.latency = { delay = \"1ms\" }\n",
+    );
+    let store = dir.path().join("store");
+    let process = Process::spawn(Command::new(BIN).arg("run").arg(&scenario).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        &store.display().to_string(),
+        "--no-capture",
+    ]));
+    let addr = listening_address(&process.wait_for_stderr("listening on"));
+    // No half-close (hyper drops a request whose client half-closed early): the store closes
+    // after answering `Connection: close`.
+    let request = |head: &str| {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .expect("connect to faultline");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        stream.write_all(head.as_bytes()).expect("send the request");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).expect("read the answer");
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let get = "GET /a HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n";
+    let miss = request(get);
+    assert!(
+        miss.starts_with("HTTP/1.1 404"),
+        "the first GET misses: {miss:?}"
+    );
+    let put =
+        request("PUT /a HTTP/1.1\r\nHost: s\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
+    assert!(put.starts_with("HTTP/1.1 2"), "{put}");
+    for _ in 0..2 {
+        let hit = request(get);
+        assert!(hit.starts_with("HTTP/1.1 200"), "stored now: {hit:?}");
+    }
+    process.terminate();
+    let out = process.wait();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("rule 1 \"slow 404\" (latency): matched 1 request (4 connections eligible)"),
+        "{}",
+        out.stdout
+    );
+}
+
 /// Issue 15: `--listen localhost:PORT` was refused while `--upstream localhost:PORT` worked; both
 /// take a name now, and the proxy listens on loopback and relays.
 #[test]
