@@ -80,7 +80,9 @@ pub enum Command {
     /// (connections, bytes each direction, how often each rule fired).
     Run(RunArgs),
     /// Validate scenario files: exit 0 when all are valid, 2 with FILE:LINE:COL: key: message
-    /// for the first error of each bad file.
+    /// for the first error of each bad file, or for what `run` would refuse on this machine (a
+    /// missing or non-PEM upstream_ca, a .pcap capture with capture_tls = "raw"). Warnings
+    /// (a rule that never fires, no CA yet) keep exit 0.
     Check {
         /// Scenario files to check.
         #[arg(required = true)]
