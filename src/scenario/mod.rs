@@ -267,7 +267,9 @@ impl Match {
 }
 
 impl Scenario {
-    /// Reads and validates a scenario file.
+    /// Reads and validates a scenario file; relative `[proxy.tls]` paths (`ca_dir`,
+    /// `upstream_ca`, `keylog`) become relative to the file's folder. `capture` and `store` stay
+    /// relative to the working directory, like the `--capture` and `--store` flags.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
             path: path.to_path_buf(),
