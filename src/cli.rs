@@ -80,7 +80,9 @@ pub enum Command {
     /// (connections, bytes each direction, how often each rule fired).
     Run(RunArgs),
     /// Validate scenario files: exit 0 when all are valid, 2 with FILE:LINE:COL: key: message
-    /// for the first error of each bad file.
+    /// for the first error of each bad file, or for what `run` would refuse on this machine (a
+    /// missing or non-PEM upstream_ca, a .pcap capture with capture_tls = "raw"). Warnings
+    /// (a rule that never fires, no CA yet) keep exit 0.
     Check {
         /// Scenario files to check.
         #[arg(required = true)]
@@ -108,8 +110,12 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) to stdout, e.g. `faultline man | man -l -`.
-    Man,
+    /// Print the man page (roff) to stdout, e.g. `faultline man | man -l -`; with a subcommand,
+    /// its own page (`faultline man run`, `faultline man ca init`), as SEE ALSO names them.
+    Man {
+        /// The subcommand whose page to print (`run`, `ca init`, …); none: faultline(1).
+        subcommand: Vec<String>,
+    },
     /// Run the built-in HTTP store on its own: PUT/POST store the body at the path under DIR,
     /// GET/HEAD serve it. A valid DVC HTTP remote; never writes outside DIR; atomic writes.
     ServeStore {
@@ -125,7 +131,7 @@ pub enum Command {
     /// captures, events), until Ctrl-C or SIGTERM. See docs/api.md.
     Serve(ServeArgs),
     /// Manage the CA whose certificates intercepted clients are shown (`[proxy.tls] intercept`).
-    /// It lives in $FAULTLINE_CA_DIR, else $XDG_DATA_HOME/faultline/ca, else
+    /// It lives in --dir DIR, else $FAULTLINE_CA_DIR, else $XDG_DATA_HOME/faultline/ca, else
     /// ~/.local/share/faultline/ca.
     Ca {
         /// What to do with the CA.
@@ -138,11 +144,20 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {
     /// Create the CA (ECDSA P-256, valid 10 years) unless one exists, then print its path,
-    /// fingerprint and the `export` lines that make common clients trust it. Idempotent.
-    Init,
+    /// fingerprint and the `export` lines that make common clients trust it. Idempotent; an
+    /// existing folder others can enter is tightened to 0700.
+    Init {
+        /// The CA folder, e.g. the `ca_dir` a scenario names (overrides $FAULTLINE_CA_DIR).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Print the CA certificate's path, subject, SHA-256 fingerprint and validity; exit 2 when
     /// there is no CA yet.
-    Show,
+    Show {
+        /// The CA folder (overrides $FAULTLINE_CA_DIR).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Arguments of `faultline run`. Flags override the scenario file, which overrides defaults.

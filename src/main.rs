@@ -44,10 +44,24 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut command, "faultline", &mut script);
             write_stdout(&script, "cannot write the completion script")
         }
-        Command::Man => {
-            let command = <Cli as clap::CommandFactory>::command();
+        Command::Man { subcommand } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            // Built, so each subcommand knows its page name (`faultline-run`) and usage line.
+            command.build();
+            let mut found = Some(&command);
+            for name in &subcommand {
+                found = found.and_then(|c| c.find_subcommand(name));
+            }
+            let Some(page_of) = found else {
+                eprintln!(
+                    "faultline: no subcommand `{}`: `faultline man` lists them under SUBCOMMANDS",
+                    subcommand.join(" ")
+                );
+                return ExitCode::from(2);
+            };
             let mut page = Vec::new();
-            match clap_mangen::Man::new(command).render(&mut page) {
+            let page_of = page_of.clone().version(env!("CARGO_PKG_VERSION"));
+            match clap_mangen::Man::new(page_of).render(&mut page) {
                 Ok(()) => write_stdout(&page, "cannot write the man page"),
                 Err(e) => report(anyhow::Error::from(e).context("cannot render the man page")),
             }
@@ -173,10 +187,20 @@ fn check(files: &[PathBuf]) -> ExitCode {
     for file in files {
         match Scenario::load(file) {
             Ok(scenario) => {
+                // What `run` refuses at start fails the file here too (a missing upstream_ca, a
+                // .pcap capture with capture_tls = "raw").
+                let preflight = scenario.preflight();
+                if !preflight.errors.is_empty() {
+                    bad += 1;
+                    for error in &preflight.errors {
+                        eprintln!("{error}");
+                    }
+                    continue;
+                }
                 let n = scenario.rules.len();
                 let rules = if n == 1 { "rule" } else { "rules" };
                 faultline::say!("{}: ok ({n} {rules})", file.display());
-                for warning in scenario.warnings() {
+                for warning in scenario.warnings().into_iter().chain(preflight.warnings) {
                     eprintln!("{}: warning: {warning}", file.display());
                 }
             }
@@ -203,6 +227,11 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    // What `check` warns about a rule (it will never fire, a key is ignored) is said once here
+    // too: the user who skipped `check` sees it before wondering why nothing happened.
+    for warning in scenario.rule_warnings() {
+        tracing::warn!("{}: {warning}", args.scenario.display());
+    }
     // A bad manifest is said before the run, not after it.
     if let Some(Err(e)) = args.expect.as_deref().map(Manifest::load) {
         eprintln!("{e}");
@@ -382,36 +411,47 @@ fn ca(command: CaCommand) -> ExitCode {
     use faultline::tls::ca::CaCertificate;
     use faultline::tls::ca_dir::CaDir;
     use faultline::tls::{ca_report, CertificateAuthority};
-    let dir = match CaDir::from_env() {
+    let (CaCommand::Init { dir } | CaCommand::Show { dir }) = &command;
+    // Paths printed for `export` lines must hold in any folder: made absolute either way.
+    let dir = match dir {
+        Some(dir) => Ok(CaDir::new(dir).absolute()),
+        None => CaDir::from_env(),
+    };
+    let dir = match dir {
         Ok(dir) => dir,
         Err(e) => {
             eprintln!("faultline: {e}");
             return ExitCode::from(2);
         }
     };
+    // A CA the user must fix (an exposed key, half a CA, an unwritable folder) exits 2, as the
+    // top-level help says of every setup error; only a failure to make a certificate exits 1.
+    let failed = |e: faultline::tls::TlsError| {
+        eprintln!("faultline: {e}");
+        ExitCode::from(if e.is_setup() { 2 } else { 1 })
+    };
     match command {
-        CaCommand::Init => {
+        CaCommand::Init { .. } => {
             match CertificateAuthority::init(&dir, time::OffsetDateTime::now_utc()) {
                 Ok((ca, created)) => {
+                    let tightened = match faultline::tls::ca::tighten_folder(&dir) {
+                        Ok(tightened) => tightened,
+                        Err(e) => return failed(e),
+                    };
                     faultline::say_raw!(
                         "{}",
-                        ca_report::init_report(&dir, ca.certificate(), created)
+                        ca_report::init_report(&dir, ca.certificate(), created, tightened)
                     );
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("faultline: {e}");
-                    ExitCode::from(1)
-                }
+                Err(e) => failed(e),
             }
         }
-        CaCommand::Show => {
+        CaCommand::Show { .. } => {
             if !dir.cert_path().exists() {
-                eprintln!(
-                    "faultline: no CA in {}: run `faultline ca init` first",
-                    dir.dir().display()
-                );
-                return ExitCode::from(2);
+                return failed(faultline::tls::TlsError::CaMissing {
+                    dir: dir.dir().to_path_buf(),
+                });
             }
             match CaCertificate::read(&dir.cert_path()) {
                 Ok(cert) => {
@@ -422,10 +462,7 @@ fn ca(command: CaCommand) -> ExitCode {
                     }
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("faultline: {e}");
-                    ExitCode::from(1)
-                }
+                Err(e) => failed(e),
             }
         }
     }

@@ -83,6 +83,15 @@ impl Story {
     }
 }
 
+/// The gRPC story's closing command: the client leg, as the counts the demo printed (README
+/// says so); without `--leg client`, inspect also counts the upstream leg and shows other numbers.
+fn grpc_see_it(capture: &std::path::Path) -> String {
+    format!(
+        "See it: faultline inspect {} --leg client",
+        capture.display()
+    )
+}
+
 /// Runs the demo. Returns whether it showed what it should: for the HTTP story, a clean verdict
 /// for the rewinding client and corruption found for the other.
 pub async fn run(story: Story) -> Result<bool, DemoError> {
@@ -101,7 +110,7 @@ pub async fn run(story: Story) -> Result<bool, DemoError> {
             crate::say!("times the server's bytes were intact, so reader 2's corruption is its own, and inspect");
             crate::say!("names the Read that restarted from 0 after the reset.");
             if let Some(run) = runs.last() {
-                crate::say!("See it: faultline inspect {}", run.capture.display());
+                crate::say!("{}", grpc_see_it(&run.capture));
                 crate::say!("The reset and faultline's comments in Wireshark's terms:");
                 crate::say!("  {}", grpc::tshark_hint(run));
             }
@@ -128,5 +137,19 @@ pub async fn run(story: Story) -> Result<bool, DemoError> {
             }
             Ok(expected)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grpc_hint_reads_the_client_leg_like_the_demo() {
+        let line = grpc_see_it(std::path::Path::new("captures/g.pcapng"));
+        assert_eq!(
+            line,
+            "See it: faultline inspect captures/g.pcapng --leg client"
+        );
     }
 }

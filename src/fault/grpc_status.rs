@@ -57,8 +57,14 @@ impl<'de> Deserialize<'de> for GrpcCode {
                 checked(i64::try_from(v).unwrap_or(-1))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<GrpcCode, E> {
-                let code = status_code(v)
-                    .ok_or_else(|| E::custom(format!("unknown gRPC status name {v:?}")))?;
+                let code = status_code(v).ok_or_else(|| {
+                    // The failure names (1-16), so the user can pick one without the spec.
+                    let names: Vec<&str> = (1..=16).filter_map(status_name).collect();
+                    E::custom(format!(
+                        "unknown gRPC status name {v:?}: expected one of {} (or 1-16)",
+                        names.join(", ")
+                    ))
+                })?;
                 checked(i64::from(code))
             }
         }
@@ -69,6 +75,20 @@ impl<'de> Deserialize<'de> for GrpcCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_name_lists_the_names() {
+        let e = toml::from_str::<GrpcStatus>("code = \"UNAVAILABLEE\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"UNAVAILABLEE\"")
+                && e.contains("CANCELLED, UNKNOWN,")
+                && e.contains("UNAVAILABLE, DATA_LOSS, UNAUTHENTICATED"),
+            "{e}"
+        );
+        assert!(!e.contains("OK,"), "{e}");
+    }
 
     #[test]
     fn codes_by_number_or_name_and_only_failures() {

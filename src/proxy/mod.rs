@@ -365,7 +365,7 @@ fn interceptor(
     let minter = LeafMinter::new(ca, &crate::tls::provider::provider())?;
     info!(
         ca = %dir.cert_path().display(),
-        keylog = ?keylog.path(),
+        keylog = %keylog.path().map_or("none".into(), |p| p.display().to_string()),
         "intercepting TLS"
     );
     if settings.upstream_trust == crate::tls::UpstreamTrust::NoVerify {

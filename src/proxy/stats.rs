@@ -96,7 +96,11 @@ impl RunStats {
                     let s = self.rule(rule.key);
                     RuleSummary {
                         named: rule.has_own_name(),
-                        requests: rule.is_http().then(|| counters.armed(rule.key)),
+                        // goaway acts on a whole HTTP/2 connection: it matches connections,
+                        // never requests (its summary said "matched 9 requests").
+                        requests: (rule.is_http()
+                            && !matches!(rule.fault, crate::fault::Fault::Goaway(_)))
+                        .then(|| counters.armed(rule.key)),
                         name: rule.name.clone(),
                         fault: rule.fault.name(),
                         matched: s.matched.load(Relaxed),
@@ -237,6 +241,27 @@ mod tests {
         );
         assert!(
             text.contains("BUG: 1 connection task panicked (caught;"),
+            "{text}"
+        );
+    }
+
+    /// A goaway rule acts on whole HTTP/2 connections: its summary said `matched 9 requests (2
+    /// connections eligible)`, counting streams it never looked at.
+    #[test]
+    fn a_goaway_rule_counts_connections_not_requests() {
+        let s = Scenario::from_toml(
+            "[[rule]]\nmatch = { connection = [1, 2] }\nfault.goaway = { after_streams = 1 }\n",
+            "t.toml",
+            "t",
+        )
+        .expect("valid");
+        let stats = RunStats::new();
+        stats.rule(s.rules[0].key).matched.fetch_add(2, Relaxed);
+        let summary = stats.snapshot(&s, &RunCounters::new());
+        assert_eq!(summary.rules[0].requests, None);
+        let text = summary.to_string();
+        assert!(
+            text.contains("rule 1 (goaway): matched 2 connections, fired 0 times\n"),
             "{text}"
         );
     }

@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod glob;
+pub mod preflight;
 pub mod schema;
 
 use std::net::SocketAddr;
@@ -266,7 +267,9 @@ impl Match {
 }
 
 impl Scenario {
-    /// Reads and validates a scenario file.
+    /// Reads and validates a scenario file; relative `[proxy.tls]` paths (`ca_dir`,
+    /// `upstream_ca`, `keylog`) become relative to the file's folder. `capture` and `store` stay
+    /// relative to the working directory, like the `--capture` and `--store` flags.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
             path: path.to_path_buf(),
@@ -276,7 +279,13 @@ impl Scenario {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "scenario".to_string());
-        Scenario::from_toml(&text, &path.display().to_string(), &stem)
+        let mut scenario = Scenario::from_toml(&text, &path.display().to_string(), &stem)?;
+        // Files the scenario names in [proxy.tls] sit next to it (its CA folder, its upstream's
+        // CA): they are found whatever the working directory (scenarios/README.md, "Paths").
+        if let (Some(tls), Some(folder)) = (scenario.tls.as_mut(), path.parent()) {
+            tls.resolve_against(folder);
+        }
+        Ok(scenario)
     }
 
     /// Validates scenario text; `origin` names it in errors, `default_name` is used when the text
@@ -350,11 +359,17 @@ impl Scenario {
                 ));
             }
             if rule.is_http() && protocol == Protocol::Tcp {
-                return Err(invalid(
-                    span.start,
-                    format!("rule[{}]", index + 1),
-                    "this rule needs HTTP, but [proxy] protocol = \"tcp\"".to_string(),
-                ));
+                // Say which HTTP: following "needs HTTP" with protocol = "http" only moved an
+                // HTTP/2 fault from this error to a warning that it never fires.
+                let message = if rule.fault.is_h2_only() {
+                    format!(
+                        "{} acts on HTTP/2 streams, but [proxy] protocol = \"tcp\": use protocol = \"h2\" or \"auto\"",
+                        rule.fault.name()
+                    )
+                } else {
+                    "this rule needs HTTP, but [proxy] protocol = \"tcp\": use protocol = \"auto\", \"http\" or \"h2\"".to_string()
+                };
+                return Err(invalid(span.start, format!("rule[{}]", index + 1), message));
             }
             rules.push(rule);
         }
@@ -413,6 +428,14 @@ impl Scenario {
         if self.rules.is_empty() {
             warnings.push("no rules: every connection will be relayed unchanged".to_string());
         }
+        warnings.extend(self.rule_warnings());
+        warnings
+    }
+
+    /// The warnings of [`warnings`](Self::warnings) about rules (one never fires, a key of it
+    /// is ignored): what `run` repeats at start, where the user is looking.
+    pub fn rule_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
         for rule in &self.rules {
             warnings.extend(self.never_acts(rule));
             warnings.extend(lower_case_methods(rule));
@@ -426,19 +449,36 @@ impl Scenario {
     fn never_acts(&self, rule: &Rule) -> Option<String> {
         let fault = rule.fault.name();
         let name = &rule.name;
+        let intercept = self.tls.as_ref().is_some_and(|t| t.intercept);
         if rule.fault.is_h2_only() {
-            let reads = if self.mode == Mode::Forward {
-                Some("mode = \"forward\" reads HTTP/1")
-            } else if self.protocol == Protocol::Http {
-                Some("[proxy] protocol = \"http\" reads HTTP/1 only")
+            // Forward mode reads HTTP/1 from the client; HTTP/2 only reaches rules inside an
+            // intercepted CONNECT tunnel (README), whatever `protocol` says.
+            let reads = if self.mode == Mode::Forward && !intercept {
+                Some("mode = \"forward\" reads HTTP/1 and passes CONNECT tunnels through unread: add [proxy.tls] intercept = true so the HTTP/2 inside CONNECT reaches the rules")
+            } else if self.mode != Mode::Forward && self.protocol == Protocol::Http {
+                Some("[proxy] protocol = \"http\" reads HTTP/1 only: use protocol = \"h2\" or \"auto\"")
             } else {
                 None
             };
             if let Some(reads) = reads {
                 return Some(format!(
-                    "rule \"{name}\": {fault} acts on HTTP/2 streams, but {reads}: it will never fire (use protocol = \"h2\" or \"auto\")"
+                    "rule \"{name}\": {fault} acts on HTTP/2 streams, but {reads}; as written it will never fire"
                 ));
             }
+        }
+        if rule.matcher.sni.is_some()
+            && !intercept
+            && self.mode != Mode::Forward
+            && matches!(self.protocol, Protocol::H2 | Protocol::Http)
+        {
+            let protocol = if self.protocol == Protocol::H2 {
+                "h2"
+            } else {
+                "http"
+            };
+            return Some(format!(
+                "rule \"{name}\": sni matches the server name of a TLS ClientHello, but [proxy] protocol = \"{protocol}\" without [proxy.tls] intercept = true reads cleartext, which has none: it will never fire (add intercept = true, or use protocol = \"auto\" or \"tcp\" to select TLS connections passed through)"
+            ));
         }
         let http = rule.matcher.http.as_ref()?;
         if matches!(rule.fault, Fault::Goaway(_)) {
@@ -485,6 +525,7 @@ fn body_fault_on_a_bodiless_request(rule: &Rule) -> Option<String> {
         Fault::Reset(r) => r.after,
         Fault::Truncate(t) => Some(t.after),
         Fault::Stall(s) => s.after,
+        Fault::RstStream(r) => r.after,
         _ => None,
     }?;
     if matches!(after, Amount::Bytes(0)) {
@@ -708,9 +749,8 @@ fn locate_within(text: &str, start: usize, needle: &str) -> Option<usize> {
         .map(|i| start + body_start + i)
 }
 
-/// The fault names a rule may use, for messages.
-const FAULT_NAMES: &str =
-    "reset, truncate, terminate, latency, bandwidth, stall, refuse, respond, drop_response";
+/// The fault names a rule may use, for messages (a unit test keeps it equal to the schema's).
+const FAULT_NAMES: &str = "reset, truncate, terminate, latency, bandwidth, stall, refuse, respond, drop_response, rst_stream, goaway, grpc_status, tls_alert, slow_close, timeout, reset_peer, slicer";
 
 /// Says what to write instead, where serde's own message only says what it wanted.
 fn explain(key: &str, message: &str, text: &str) -> String {
@@ -734,6 +774,14 @@ fn explain(key: &str, message: &str, text: &str) -> String {
         return format!(
             "a rule needs a fault: add fault.NAME = {{ … }} with NAME one of {FAULT_NAMES}"
         );
+    }
+    // `fault = "reset"`: serde reads a string as a variant without its table.
+    if let Some((_, name)) = key.rsplit_once("].fault.") {
+        if key.starts_with("rule[") && message.contains("unit variant") {
+            return format!(
+                "a fault is a table of its settings, not a string: write fault.{name} = {{}} (or fault.{name} = {{ … }} with its keys)"
+            );
+        }
     }
     if message == "number too large to fit in target type" {
         let hint = if key == "seed" {
@@ -975,6 +1023,46 @@ fault.refuse = {}
         assert!(e.message.contains("needs a fault"), "{}", e.message);
     }
 
+    /// `fault = "reset"` said `invalid type: unit variant, expected newtype variant`; a rule with
+    /// no fault listed 9 of the faults; an HTTP/2 fault under protocol = "tcp" said "needs HTTP".
+    #[test]
+    fn fault_messages_say_what_to_write() {
+        let e = error_of("[[rule]]\nfault = \"reset\"\n");
+        assert_eq!(e.key, "rule[1].fault.reset");
+        assert!(
+            e.message.contains("write fault.reset = {}"),
+            "{}",
+            e.message
+        );
+
+        let unknown = error_of("[[rule]]\nfault.nope = {}\n").message;
+        let schema: Vec<&str> = unknown
+            .split("expected one of")
+            .nth(1)
+            .unwrap_or_else(|| panic!("serde lists the faults: {unknown}"))
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .collect();
+        let listed: Vec<&str> = FAULT_NAMES.split(", ").collect();
+        assert_eq!(listed, schema, "FAULT_NAMES is the schema's list");
+        let e = error_of("[[rule]]\nmatch = { connection = 1 }\n");
+        assert!(e.message.ends_with(FAULT_NAMES), "{}", e.message);
+
+        for fault in ["rst_stream = { after = 1 }", "grpc_status = { code = 14 }"] {
+            let e = error_of(&format!(
+                "[proxy]\nprotocol = \"tcp\"\n[[rule]]\nmatch = {{ path = \"/x\" }}\nfault.{fault}\n"
+            ));
+            assert!(
+                e.message.contains("HTTP/2") && e.message.contains("protocol = \"h2\""),
+                "{fault}: {}",
+                e.message
+            );
+        }
+        let e = error_of("[proxy]\nprotocol = \"tcp\"\n[[rule]]\nmatch = { path = \"/x\" }\nfault.respond = { status = 500 }\n");
+        assert!(e.message.contains("needs HTTP,"), "{}", e.message);
+    }
+
     #[test]
     fn rules_that_can_never_act_under_the_protocol_are_warned_about_once_each() {
         let rst =
@@ -989,6 +1077,18 @@ fault.refuse = {}
         );
         let forward = warnings(&format!("mode = \"forward\"\n{rst}"));
         assert!(forward[0].contains("forward"), "{forward:?}");
+        // Forward mode reads HTTP/1 whatever `protocol` says: no advice to set what is set.
+        let forward_h2 = warnings(&format!("mode = \"forward\"\nprotocol = \"h2\"\n{rst}"));
+        assert_eq!(forward_h2.len(), 1, "{forward_h2:?}");
+        assert!(
+            forward_h2[0].contains("intercept = true") && !forward_h2[0].contains("use protocol"),
+            "{forward_h2:?}"
+        );
+        // HTTP/2 inside an intercepted CONNECT reaches every rule (README): nothing to warn.
+        let intercepted = warnings(&format!(
+            "mode = \"forward\"\n[proxy.tls]\nintercept = true\n{rst}"
+        ));
+        assert!(intercepted.is_empty(), "{intercepted:?}");
         let goaway =
             warnings("[[rule]]\nmatch = { path = \"/x\" }\nfault.goaway = { after_streams = 1 }\n");
         assert_eq!(goaway.len(), 1);
@@ -1005,6 +1105,30 @@ fault.refuse = {}
             warnings("[[rule]]\nmatch = { status = 500 }\nfault.truncate = { after = 1 }\n")
                 .is_empty()
         );
+    }
+
+    /// `sni` reads a TLS ClientHello: cleartext HTTP/2 (or HTTP/1) has none, so such a rule
+    /// never fired under protocol = "h2" without interception, silently.
+    #[test]
+    fn sni_without_tls_under_an_http_protocol_is_warned_about() {
+        let rule = "[[rule]]\nname = \"s\"\nmatch = { sni = \"*.example.com\" }\nfault.reset = { after = 1 }\n";
+        for protocol in ["h2", "http"] {
+            let got = warnings(&format!("protocol = \"{protocol}\"\n{rule}"));
+            assert_eq!(got.len(), 1, "{protocol}: {got:?}");
+            assert!(
+                got[0].starts_with("rule \"s\": sni matches")
+                    && got[0].contains(&format!("protocol = \"{protocol}\"")),
+                "{got:?}"
+            );
+        }
+        for fine in [
+            String::new(),
+            "protocol = \"tcp\"\n".to_string(),
+            "protocol = \"h2\"\n[proxy.tls]\nintercept = true\n".to_string(),
+        ] {
+            let text = format!("{fine}{rule}");
+            assert!(warnings(&text).is_empty(), "{text}: {:?}", warnings(&text));
+        }
     }
 
     #[test]
@@ -1035,7 +1159,18 @@ fault.refuse = {}
                 && get[0].contains("direction = \"upstream->client\""),
             "{get:?}"
         );
+        // rst_stream counts `after` in the stream's DATA in the rule's direction: the request's.
+        let rst = warnings(
+            "[[rule]]\nname = \"r\"\nmatch = { method = \"GET\", path = \"/x\" }\nfault.rst_stream = { after = \"1KiB\" }\n",
+        );
+        assert_eq!(rst.len(), 1, "{rst:?}");
+        assert!(
+            rst[0].starts_with("rule \"r\": rst_stream counts `after`"),
+            "{rst:?}"
+        );
         for fine in [
+            "match = { method = \"GET\", path = \"/x\" }\nfault.rst_stream = { at = \"1s\" }",
+            "match = { method = \"GET\", direction = \"upstream->client\" }\nfault.rst_stream = { after = 1 }",
             "match = { method = \"GET\", direction = \"upstream->client\" }\nfault.truncate = { after = 1 }",
             "match = { method = \"GET\", status = 200 }\nfault.reset = { after = 1 }",
             "match = { method = \"GET\" }\nfault.stall = { duration = \"1s\" }",

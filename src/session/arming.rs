@@ -112,7 +112,10 @@ pub fn arm_request<'h>(
                 continue;
             }
         }
-        bump(&counters.armed, rule.key);
+        // A `status` rule matched only once its response shows that status: counted then.
+        if !waits_for_status(rule) {
+            bump(&counters.armed, rule.key);
+        }
         let http_only = rule.fault.is_http_only();
         let direction = rule.http_direction(rule.explicit_direction);
         if direction.includes(Direction::UpstreamToClient) && !http_only {
@@ -125,18 +128,37 @@ pub fn arm_request<'h>(
     armed
 }
 
+/// Whether the rule's `status` key decides, at the response, whether it matched.
+fn waits_for_status(rule: &crate::scenario::Rule) -> bool {
+    rule.matcher
+        .http
+        .as_ref()
+        .is_some_and(|h| h.status.is_some())
+}
+
 /// The rules of `on_response` (keys) still in `scenario` whose `status` key (if any) accepts
-/// `status`.
-pub fn arm_response(scenario: &Scenario, on_response: &[u64], status: u16) -> Vec<u64> {
+/// `status`; each `status` rule it keeps is counted as matched now (the summary's "matched N
+/// requests" is the responses that had the status, not the requests that might have).
+pub fn arm_response(
+    scenario: &Scenario,
+    on_response: &[u64],
+    status: u16,
+    counters: &RunCounters,
+) -> Vec<u64> {
     on_response
         .iter()
         .copied()
         .filter(|&key| {
             scenario.rule_by_key(key).is_some_and(|(_, rule)| {
-                rule.matcher
+                let accepted = rule
+                    .matcher
                     .http
                     .as_ref()
-                    .is_none_or(|h| h.matches_status(status))
+                    .is_none_or(|h| h.matches_status(status));
+                if accepted && waits_for_status(rule) {
+                    bump(&counters.armed, key);
+                }
+                accepted
             })
         })
         .collect()
@@ -192,7 +214,14 @@ fault.respond = { status = 503 }
         let second = arm_request(&s, &all, &facts("PUT", "/x", 1), no_header, &counters);
         assert_eq!(second.on_request, vec![key(0), key(2)]);
         assert!(second.on_response.is_empty());
-        assert_eq!(arm_response(&s, &[key(1)], 500), vec![key(1)]);
-        assert!(arm_response(&s, &[key(1)], 200).is_empty());
+        assert_eq!(
+            counters.armed(key(1)),
+            0,
+            "a status rule waits for the status"
+        );
+        assert_eq!(arm_response(&s, &[key(1)], 500, &counters), vec![key(1)]);
+        assert!(arm_response(&s, &[key(1)], 200, &counters).is_empty());
+        assert_eq!(counters.armed(key(1)), 1, "one response had the status");
+        assert_eq!(counters.armed(key(2)), 2);
     }
 }

@@ -1011,7 +1011,12 @@ impl H2Session {
                     if let Some(mark) = stream.drop_response.take() {
                         dropped = Some(mark);
                     } else if !stream.discard[d] {
-                        let rules = arm_response(run.scenario, &stream.response_rules, status);
+                        let rules = arm_response(
+                            run.scenario,
+                            &stream.response_rules,
+                            status,
+                            run.counters,
+                        );
                         // A time has no direction: `rst_stream.at` on a response rule counts
                         // from when the stream opened, like one on the request.
                         if stream.timer.is_none() {

@@ -174,7 +174,7 @@ impl Http1Session {
         let fresh = Self::unfed(chunk, start, self.conv.request_offset());
         let (events, error) = self.conv.feed_request_partial(fresh);
         if error.is_some() && !self.strict {
-            warn!(direction = %Direction::ClientToUpstream, error = ?error.map(|e| e.to_string()), "not HTTP/1 after all; relaying the rest as raw TCP");
+            warn!(direction = %Direction::ClientToUpstream, error = %error.map(|e| e.to_string()).unwrap_or_default(), "not HTTP/1 after all; relaying the rest as raw TCP");
             self.deactivate();
             return SessionPlan::relay(chunk.len(), arrival);
         }
@@ -435,7 +435,7 @@ impl Http1Session {
                         });
                         break;
                     }
-                    let rules = arm_response(run.scenario, &rules, head.status);
+                    let rules = arm_response(run.scenario, &rules, head.status, run.counters);
                     let label = format!("{label} (status {})", head.status);
                     let scope = Scope::message(
                         Direction::UpstreamToClient,

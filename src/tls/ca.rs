@@ -233,6 +233,36 @@ pub fn check_key_private(path: &Path) -> Result<(), TlsError> {
     Ok(())
 }
 
+/// Makes the CA folder 0700 when group or others may enter or list it (a folder made by hand,
+/// or by an older faultline, is often 0755): only its owner should even see the key's name.
+/// Returns the mode it had when it changed it, so `ca init` can say so.
+pub fn tighten_folder(dir: &CaDir) -> Result<Option<u32>, TlsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let folder = dir.dir();
+    let mode = fs::metadata(folder)
+        .map_err(|e| TlsError::io(folder, e))?
+        .mode()
+        & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    fs::set_permissions(folder, fs::Permissions::from_mode(0o700))
+        .map_err(|e| TlsError::io(folder, e))?;
+    Ok(Some(mode))
+}
+
+impl TlsError {
+    /// Whether the user must fix the setup (no CA, an exposed key, a bad file, a folder that
+    /// cannot be written): `faultline ca` and `run` exit 2 for these, as for invalid input; a
+    /// certificate that cannot be made or a concurrent `ca init` are runtime failures (exit 1).
+    pub fn is_setup(&self) -> bool {
+        !matches!(
+            self,
+            TlsError::Mint { .. } | TlsError::Config(_) | TlsError::CaRace { .. }
+        )
+    }
+}
+
 fn exists(path: &Path) -> Result<bool, TlsError> {
     match fs::symlink_metadata(path) {
         Ok(_) => Ok(true),

@@ -26,9 +26,19 @@ impl CaDir {
         CaDir { dir: dir.into() }
     }
 
-    /// The folder chosen by the process environment (see [`CaDir::from_vars`]).
+    /// The folder chosen by the process environment (see [`CaDir::from_vars`]), made absolute
+    /// against the working directory: `FAULTLINE_CA_DIR=relca` must not print
+    /// `export SSL_CERT_FILE='relca/ca.pem'`, which means another file in every other folder.
     pub fn from_env() -> Result<CaDir, TlsError> {
-        CaDir::from_vars(|name| std::env::var_os(name))
+        CaDir::from_vars(|name| std::env::var_os(name)).map(CaDir::absolute)
+    }
+
+    /// This folder as an absolute path (unchanged when the working directory is unknown).
+    pub fn absolute(self) -> CaDir {
+        match std::path::absolute(&self.dir) {
+            Ok(dir) => CaDir { dir },
+            Err(_) => self,
+        }
     }
 
     /// The folder chosen by `FAULTLINE_CA_DIR`, `XDG_DATA_HOME` and `HOME` as `var` reports them.

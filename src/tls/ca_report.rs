@@ -8,14 +8,24 @@ use crate::tls::ca::{CaCertificate, Created};
 use crate::tls::ca_dir::CaDir;
 use crate::tls::trust_vars::export_lines;
 
-/// The text of `faultline ca init` for `cert` in `dir`.
-pub fn init_report(dir: &CaDir, cert: &CaCertificate, created: Created) -> String {
+/// The text of `faultline ca init` for `cert` in `dir`; `tightened` is the mode the folder had
+/// when `ca init` made it 0700.
+pub fn init_report(
+    dir: &CaDir,
+    cert: &CaCertificate,
+    created: Created,
+    tightened: Option<u32>,
+) -> String {
     let what = match created {
         Created::New => "created a new CA in",
         Created::Existing => "kept the existing CA in",
     };
+    let tightened = tightened
+        .map(|mode| format!("# faultline: the folder was mode {mode:04o}; it is 0700 now (only you may list it)\n"))
+        .unwrap_or_default();
     format!(
         "# faultline: {what} {}\n\
+         {tightened}\
          # certificate: {}\n\
          # SHA-256 fingerprint: {}\n\
          # valid until {}\n\
@@ -56,7 +66,7 @@ mod tests {
         let dir = CaDir::new(tmp.path());
         let (ca, created) =
             CertificateAuthority::init(&dir, time::OffsetDateTime::now_utc()).unwrap();
-        let text = init_report(&dir, ca.certificate(), created);
+        let text = init_report(&dir, ca.certificate(), created, Some(0o755));
         assert!(
             text.lines()
                 .all(|l| l.starts_with('#') || l.starts_with("export ")),
@@ -64,6 +74,7 @@ mod tests {
         );
         assert!(text.contains(&ca.certificate().fingerprint()));
         assert!(text.contains("created a new CA"));
+        assert!(text.contains("mode 0755; it is 0700 now"), "{text}");
         let shown = show_report(&dir, ca.certificate());
         assert!(shown.contains(&format!("certificate: {}\n", dir.cert_path().display())));
         assert!(shown.contains("SHA-256 fingerprint: "));

@@ -11,8 +11,9 @@ pub enum TlsError {
     /// Neither `FAULTLINE_CA_DIR`, `XDG_DATA_HOME` nor `HOME` says where the CA lives.
     #[error("cannot tell where the CA lives: set FAULTLINE_CA_DIR (or HOME)")]
     NoCaDir,
-    /// The folder has no CA yet.
-    #[error("no CA in {dir}: run `faultline ca init` first")]
+    /// The folder has no CA yet. The command names the folder: a scenario's `ca_dir` is not
+    /// where a bare `faultline ca init` writes.
+    #[error("no CA in {}: run `faultline ca init --dir {}` first", dir.display(), shell_word(dir))]
     CaMissing {
         /// The CA folder.
         dir: PathBuf,
@@ -96,6 +97,14 @@ pub enum TlsError {
         /// The capture file.
         path: PathBuf,
     },
+}
+
+/// `path` as one shell word, for commands a message tells the user to run.
+fn shell_word(path: &std::path::Path) -> String {
+    let text = path.to_string_lossy();
+    shlex::try_quote(&text)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| text.into_owned())
 }
 
 impl TlsError {

@@ -34,10 +34,17 @@ pub struct NssKeyLog {
 impl NssKeyLog {
     /// A key log appending to `file` (created 0600: these are secrets), keeping lines in memory
     /// too when `for_capture` (a `capture_tls = "raw"` capture will embed them). With neither,
-    /// nothing is logged and rustls is told so.
+    /// nothing is logged and rustls is told so. A missing folder is created, as for captures
+    /// (`keylog = "keys/kl.log"` must not fail where `capture = "caps/x.pcapng"` works).
     pub fn open(file: Option<&Path>, for_capture: bool) -> Result<NssKeyLog, TlsError> {
         let file = match file {
             Some(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| TlsError::Keylog {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                }
                 let opened = OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -157,10 +164,24 @@ mod tests {
 
     #[test]
     fn an_unwritable_path_is_a_clear_error() {
-        let err = NssKeyLog::open(Some(Path::new("/nonexistent-dir/keys.log")), false).unwrap_err();
-        assert!(
-            err.to_string().contains("/nonexistent-dir/keys.log"),
-            "{err}"
-        );
+        let tmp = TestDir::new("keylog-blocked");
+        let blocker = tmp.path().join("a-file");
+        std::fs::write(&blocker, b"x").unwrap();
+        let path = blocker.join("keys.log");
+        let err = NssKeyLog::open(Some(&path), false).unwrap_err();
+        assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
+    }
+
+    /// `keylog = "keys/kl.log"` in a missing folder failed the run while a capture path's
+    /// folder is created: the key log's folder is created the same way.
+    #[test]
+    fn a_missing_folder_is_created() {
+        let tmp = TestDir::new("keylog-folder");
+        let path = tmp.path().join("keys/sub/kl.log");
+        let log = NssKeyLog::open(Some(&path), false).unwrap();
+        log.log("CLIENT_RANDOM", &[1; 32], &[2]);
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("CLIENT_RANDOM "));
     }
 }

@@ -16,7 +16,7 @@
 //! `FILE:LINE:COL: key: message` with the span given.
 
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -97,6 +97,29 @@ pub struct TlsSectionError {
     pub span: Range<usize>,
     /// What is wrong and how to fix it.
     pub message: String,
+}
+
+impl TlsSettings {
+    /// Makes the relative paths of the section (`upstream_ca`, `keylog`, `ca_dir`) relative to
+    /// `folder`, the scenario file's folder, so `faultline run /elsewhere/s.toml` finds the CA
+    /// and files that sit next to the scenario whatever the working directory. Absolute paths
+    /// are kept; an empty `folder` (a file in the working directory) changes nothing.
+    pub fn resolve_against(&mut self, folder: &Path) {
+        let resolve = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = folder.join(&*path);
+            }
+        };
+        if let UpstreamTrust::File(path) = &mut self.upstream_trust {
+            resolve(path);
+        }
+        if let Some(path) = &mut self.keylog {
+            resolve(path);
+        }
+        if let Some(path) = &mut self.ca_dir {
+            resolve(path);
+        }
+    }
 }
 
 impl TlsSection {
@@ -256,6 +279,24 @@ mod tests {
         assert_eq!(err.key, "proxy.tls.upstream_ca");
         let err = settings("intercept = true\nkeylog = \"\"\n").unwrap_err();
         assert_eq!(err.key, "proxy.tls.keylog");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_scenario_folder() {
+        let mut got = settings(
+            "intercept = true\nupstream_ca = \"up/ca.pem\"\nkeylog = \"/abs/k.log\"\nca_dir = \"ca\"\n",
+        )
+        .unwrap();
+        got.resolve_against(Path::new("/srv/scen"));
+        assert_eq!(
+            got.upstream_trust,
+            UpstreamTrust::File("/srv/scen/up/ca.pem".into())
+        );
+        assert_eq!(got.keylog, Some("/abs/k.log".into()));
+        assert_eq!(got.ca_dir, Some("/srv/scen/ca".into()));
+        let mut here = settings("intercept = true\nca_dir = \"ca\"\n").unwrap();
+        here.resolve_against(Path::new(""));
+        assert_eq!(here.ca_dir, Some("ca".into()));
     }
 
     #[test]

@@ -414,6 +414,129 @@ fn check_warns_about_what_run_will_need() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("no upstream"));
 }
 
+/// `check` passed files `run` refused (a .pcap capture with capture_tls = "raw", an upstream_ca
+/// that is missing), `keylog = "keys/kl.log"` failed in a missing folder, and `ca_dir`,
+/// `upstream_ca` and `keylog` were read from the working directory instead of the scenario's
+/// folder (`cd /tmp && faultline run /else/s.toml` found no CA).
+#[test]
+fn check_refuses_what_run_refuses_and_tls_paths_are_read_from_the_scenario_folder() {
+    let dir = TempDir::new("check-run-agree");
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).expect("mkdir");
+    let ca = faultline(&[
+        "ca",
+        "init",
+        "--dir",
+        &dir.path().join("ca").display().to_string(),
+    ]);
+    assert_eq!(ca.code(), Some(0), "{}", ca.stderr);
+    let tls = "[proxy.tls]\nintercept = true\nca_dir = \"ca\"\n";
+    let run = |scenario: &Path| {
+        Process::spawn(
+            Command::new(BIN)
+                .arg("run")
+                .arg(scenario)
+                .args(["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9"])
+                .env_remove("FAULTLINE_CA_DIR")
+                .current_dir(&elsewhere),
+        )
+    };
+
+    let pcap = dir.write(
+        "pcap.toml",
+        &format!("[proxy]\ncapture = \"caps/x.pcap\"\n{tls}capture_tls = \"raw\"\n"),
+    );
+    let missing_ca = dir.write(
+        "missing-ca.toml",
+        &format!("{tls}upstream_ca = \"up/none.pem\"\n"),
+    );
+    let checked = check(&[&pcap, &missing_ca]);
+    assert_eq!(checked.code(), Some(2), "{}", checked.stderr);
+    assert!(
+        checked.stderr.contains(&format!(
+            "{}:2:11: proxy.capture: capture_tls = \"raw\" needs a pcapng capture",
+            pcap.display()
+        )),
+        "{}",
+        checked.stderr
+    );
+    let none = dir.path().join("up/none.pem");
+    assert!(
+        checked.stderr.contains(&format!(
+            "{}:4:15: proxy.tls.upstream_ca: {}",
+            missing_ca.display(),
+            none.display()
+        )),
+        "{}",
+        checked.stderr
+    );
+    for (file, said) in [
+        (&pcap, "needs a pcapng capture".to_string()),
+        (&missing_ca, none.display().to_string()),
+    ] {
+        let out = run(file).wait();
+        assert_eq!(
+            out.code(),
+            Some(2),
+            "run {}: {}",
+            file.display(),
+            out.stderr
+        );
+        assert!(out.stderr.contains(&said), "{}", out.stderr);
+    }
+
+    let good = dir.write(
+        "good.toml",
+        &format!(
+            "{tls}keylog = \"keys/kl.log\"\n[[rule]]\nfault.latency = {{ delay = \"1ms\" }}\n"
+        ),
+    );
+    let checked = check(&[&good]);
+    assert_eq!(checked.code(), Some(0), "{}", checked.stderr);
+    let process = run(&good);
+    process.wait_for_stderr("listening on");
+    assert!(
+        dir.path().join("keys").is_dir(),
+        "the key log's folder is created next to the scenario"
+    );
+    process.terminate();
+    let out = process.wait();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+}
+
+/// `run` never repeated what `check` warns about a rule, so a user who skipped `check` saw a rule
+/// fire 0 times with no word why: the warning is said once at start.
+#[test]
+fn run_repeats_checks_rule_warnings_once_at_start() {
+    let dir = TempDir::new("run-warns");
+    let scenario = dir.write(
+        "warn.toml",
+        "[[rule]]\nname = \"cut\"\nmatch = { method = \"GET\", path = \"/x\" }\nfault.rst_stream = { after = \"1KiB\" }\n",
+    );
+    let checked = check(&[&scenario]);
+    assert_eq!(checked.code(), Some(0), "{}", checked.stderr);
+    let warning = "rule \"cut\": rst_stream counts `after` in request body bytes";
+    assert!(checked.stderr.contains(warning), "{}", checked.stderr);
+    let process = Process::spawn(Command::new(BIN).arg("run").arg(&scenario).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:9",
+        "--no-capture",
+    ]));
+    process.wait_for_stderr("listening on");
+    process.terminate();
+    let out = process.wait();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stderr.matches(warning).count(), 1, "{}", out.stderr);
+    let listening = out.stderr.find("listening on").expect("listening line");
+    assert!(
+        out.stderr.find(warning).is_some_and(|at| at < listening),
+        "said before the run starts:\n{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn check_reports_a_syntax_error_on_one_line() {
     let dir = TempDir::new("check-syntax");
@@ -509,6 +632,61 @@ fn run_relays_with_flags_over_the_file_and_prints_a_summary_on_sigterm() {
             out.stdout
         );
     }
+}
+
+/// A `status = 404` rule's summary said `matched 4 requests` when one response was a 404: it
+/// counted every request that might have had the status. It counts the responses that had it.
+#[test]
+fn a_status_rule_counts_the_responses_that_had_the_status() {
+    let dir = TempDir::new("run-status-count");
+    let scenario = dir.write(
+        "status.toml",
+        "seed = 1\n[proxy]\nupstream = \"builtin:store\"\n[[rule]]\nname = \"slow 404\"\nmatch = { status = 404 }\nfault.latency = { delay = \"1ms\" }\n",
+    );
+    let store = dir.path().join("store");
+    let process = Process::spawn(Command::new(BIN).arg("run").arg(&scenario).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        &store.display().to_string(),
+        "--no-capture",
+    ]));
+    let addr = listening_address(&process.wait_for_stderr("listening on"));
+    // No half-close (hyper drops a request whose client half-closed early): the store closes
+    // after answering `Connection: close`.
+    let request = |head: &str| {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .expect("connect to faultline");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        stream.write_all(head.as_bytes()).expect("send the request");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).expect("read the answer");
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let get = "GET /a HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n";
+    let miss = request(get);
+    assert!(
+        miss.starts_with("HTTP/1.1 404"),
+        "the first GET misses: {miss:?}"
+    );
+    let put =
+        request("PUT /a HTTP/1.1\r\nHost: s\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
+    assert!(put.starts_with("HTTP/1.1 2"), "{put}");
+    for _ in 0..2 {
+        let hit = request(get);
+        assert!(hit.starts_with("HTTP/1.1 200"), "stored now: {hit:?}");
+    }
+    process.terminate();
+    let out = process.wait();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("rule 1 \"slow 404\" (latency): matched 1 request (4 connections eligible)"),
+        "{}",
+        out.stdout
+    );
 }
 
 /// Issue 15: `--listen localhost:PORT` was refused while `--upstream localhost:PORT` worked; both
@@ -888,6 +1066,46 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
     assert!(
         help.contains("RUST_LOG") && help.contains("--verbose"),
         "{help}"
+    );
+}
+
+/// `faultline man` names `faultline-run(1)` … under SUBCOMMANDS, but `faultline man run` was
+/// refused: every page it names can be printed.
+#[test]
+fn every_page_the_man_page_names_can_be_printed() {
+    let top = faultline(&["man"]);
+    assert_eq!(top.code(), Some(0), "{}", top.stderr);
+    let named: Vec<String> = top
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("faultline\\-")?.strip_suffix("(1)"))
+        .map(|name| name.replace("\\-", "-"))
+        .collect();
+    assert!(named.iter().any(|n| n == "run"), "{}", top.stdout);
+    for name in ["run", "check", "ca", "serve-store"] {
+        assert!(named.iter().any(|n| n == name), "{name}: {named:?}");
+        let page = faultline(&["man", name]);
+        assert_eq!(page.code(), Some(0), "man {name}: {}", page.stderr);
+        assert!(
+            page.stdout.contains(&format!(".TH faultline-{name} 1")),
+            "man {name}:\n{}",
+            page.stdout
+        );
+    }
+    let nested = faultline(&["man", "ca", "init"]);
+    assert_eq!(nested.code(), Some(0), "{}", nested.stderr);
+    assert!(
+        nested.stdout.contains(".TH faultline-ca-init 1"),
+        "{}",
+        nested.stdout
+    );
+    assert!(nested.stdout.contains("\\-\\-dir"), "{}", nested.stdout);
+    let unknown = faultline(&["man", "nope"]);
+    assert_eq!(unknown.code(), Some(2), "{}", unknown.stdout);
+    assert!(
+        unknown.stderr.contains("no subcommand `nope`"),
+        "{}",
+        unknown.stderr
     );
 }
 

@@ -1,0 +1,201 @@
+//! What `faultline run` will refuse in a scenario that parses, found by `faultline check` first:
+//! files the scenario names that are missing or unusable, and combinations only a run met.
+//!
+//! Validation at load looks at the text alone (the control API loads scenarios with no file
+//! behind them); these checks look at the machine, so `check` runs them after a load succeeds and
+//! reports them as `run` would, located at the key that names the file.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::capture::CaptureFormat;
+use crate::scenario::{Located, Scenario};
+use crate::tls::{CaptureTls, TlsError, UpstreamTrust};
+
+/// What `run` would do with a valid scenario on this machine.
+#[derive(Debug, Default)]
+pub struct Preflight {
+    /// What `run` will refuse (exit 2): `check` fails the file for these.
+    pub errors: Vec<Located>,
+    /// What `run` will refuse unless the machine changes first (no CA yet): `check` warns.
+    pub warnings: Vec<String>,
+}
+
+impl Scenario {
+    /// Checks the files and combinations `run` refuses at start (see [`Preflight`]). Paths are
+    /// the resolved ones ([`Scenario::load`] makes `[proxy.tls]` paths relative to the file).
+    pub fn preflight(&self) -> Preflight {
+        let mut out = Preflight::default();
+        let Some(tls) = self.tls.as_ref().filter(|t| t.intercept) else {
+            return out;
+        };
+        let spans = Spans::of(&self.source);
+        let error = |span: Option<&Spanned<String>>, key: &str, message: String| {
+            let offset = span.map(|s| s.span().start).unwrap_or(0);
+            Located::at(&self.origin, &self.source, offset, key.to_string(), message)
+        };
+        if let UpstreamTrust::File(path) = &tls.upstream_trust {
+            if let Err(e) = crate::tls::client_config::roots_from_pem(path) {
+                let message = match e {
+                    TlsError::UpstreamCa { path, reason } => {
+                        format!("{}: {reason}", path.display())
+                    }
+                    other => other.to_string(),
+                };
+                out.errors.push(error(
+                    spans.tls.upstream_ca.as_ref(),
+                    "proxy.tls.upstream_ca",
+                    format!("{message}: `run` will refuse it (a relative path in [proxy.tls] is read from the scenario's folder)"),
+                ));
+            }
+        }
+        if let Some(path) = &tls.keylog {
+            if path.is_dir() {
+                out.errors.push(error(
+                    spans.tls.keylog.as_ref(),
+                    "proxy.tls.keylog",
+                    format!("{} is a folder: name a file in it", path.display()),
+                ));
+            }
+        }
+        if tls.capture_tls == CaptureTls::Raw {
+            let pcap = self.capture.as_deref().filter(|c| {
+                CaptureFormat::from_path(std::path::Path::new(c)) == CaptureFormat::Pcap
+            });
+            if let Some(capture) = pcap {
+                out.errors.push(error(
+                    spans.capture.as_ref(),
+                    "proxy.capture",
+                    TlsError::RawNeedsPcapng {
+                        path: capture.into(),
+                    }
+                    .to_string(),
+                ));
+            }
+        }
+        let dir = match &tls.ca_dir {
+            Some(dir) => Ok(crate::tls::ca_dir::CaDir::new(dir.clone())),
+            None => crate::tls::ca_dir::CaDir::from_env(),
+        };
+        let ca = dir.and_then(|dir| {
+            crate::tls::CertificateAuthority::load(&dir, time::OffsetDateTime::now_utc())
+        });
+        if let Err(e) = ca {
+            out.warnings.push(format!(
+                "`run` will refuse to intercept TLS until this is fixed: {e}"
+            ));
+        }
+        out
+    }
+}
+
+/// Where the keys preflight errors name are written, read loosely from the text (validation
+/// already refused anything else in it).
+#[derive(Debug, Default, Deserialize)]
+struct Spans {
+    #[serde(default)]
+    proxy: ProxySpans,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ProxySpans {
+    capture: Option<Spanned<String>>,
+    #[serde(default)]
+    tls: TlsSpans,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct TlsSpans {
+    upstream_ca: Option<Spanned<String>>,
+    keylog: Option<Spanned<String>>,
+}
+
+impl Spans {
+    fn of(text: &str) -> ProxySpans {
+        toml::from_str::<Spans>(text).unwrap_or_default().proxy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_dir::TestDir;
+
+    fn load(dir: &std::path::Path, text: &str) -> Scenario {
+        let path = dir.join("s.toml");
+        std::fs::write(&path, text).unwrap();
+        Scenario::load(&path).expect("valid")
+    }
+
+    /// `check` passed what `run` refused: a missing or non-PEM upstream_ca, and a classic pcap
+    /// capture with capture_tls = "raw".
+    #[test]
+    fn files_run_refuses_are_errors_at_their_key() {
+        let tmp = TestDir::new("preflight");
+        let ca = tmp.path().join("ca");
+        crate::tls::CertificateAuthority::init(
+            &crate::tls::ca_dir::CaDir::new(&ca),
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        let missing = load(
+            tmp.path(),
+            "[proxy]\ncapture = \"caps/x.pcap\"\n[proxy.tls]\nintercept = true\nca_dir = \"ca\"\nupstream_ca = \"up/none.pem\"\ncapture_tls = \"raw\"\n",
+        );
+        let got = missing.preflight();
+        assert!(got.warnings.is_empty(), "{:?}", got.warnings);
+        assert_eq!(got.errors.len(), 2, "{:?}", got.errors);
+        let ca_error = &got.errors[0];
+        assert_eq!(
+            (ca_error.key.as_str(), ca_error.line, ca_error.column),
+            ("proxy.tls.upstream_ca", 6, 15)
+        );
+        assert!(
+            ca_error
+                .message
+                .contains(&*tmp.path().join("up/none.pem").to_string_lossy()),
+            "{ca_error}"
+        );
+        let pcap = &got.errors[1];
+        assert_eq!((pcap.key.as_str(), pcap.line), ("proxy.capture", 2));
+        assert!(pcap.message.contains("needs a pcapng capture"), "{pcap}");
+
+        std::fs::write(tmp.path().join("not.pem"), "hello\n").unwrap();
+        let not_pem = load(
+            tmp.path(),
+            "[proxy.tls]\nintercept = true\nca_dir = \"ca\"\nupstream_ca = \"not.pem\"\n",
+        );
+        let got = not_pem.preflight();
+        assert_eq!(got.errors.len(), 1, "{:?}", got.errors);
+        assert!(
+            got.errors[0].message.contains("CERTIFICATE"),
+            "{}",
+            got.errors[0]
+        );
+
+        let fine = load(
+            tmp.path(),
+            "[proxy]\ncapture = \"caps/x.pcapng\"\n[proxy.tls]\nintercept = true\nca_dir = \"ca\"\nkeylog = \"keys/kl.log\"\ncapture_tls = \"raw\"\n",
+        );
+        let got = fine.preflight();
+        assert!(got.errors.is_empty() && got.warnings.is_empty(), "{got:?}");
+    }
+
+    #[test]
+    fn a_missing_ca_is_a_warning() {
+        let tmp = TestDir::new("preflight-ca");
+        let s = load(
+            tmp.path(),
+            "[proxy.tls]\nintercept = true\nca_dir = \"noca\"\n",
+        );
+        let got = s.preflight();
+        assert!(got.errors.is_empty(), "{:?}", got.errors);
+        assert_eq!(got.warnings.len(), 1);
+        assert!(
+            got.warnings[0].contains("faultline ca init")
+                && got.warnings[0].contains(&*tmp.path().join("noca").to_string_lossy()),
+            "{:?}",
+            got.warnings
+        );
+    }
+}
