@@ -1471,3 +1471,79 @@ fn a_serve_capture_replays_its_recorded_scenario() {
         .as_str()
         .is_some_and(|n| n.contains("control API")));
 }
+
+/// The `toxiproxy_proxy_{received,sent}_bytes_total` counter of `proxy`'s `direction`
+/// (`upstream`/`downstream`) from `GET /metrics`.
+fn metric(api: SocketAddr, which: &str, proxy: &str, direction: &str) -> u64 {
+    let (status, body) = http(api, "GET", "/metrics", "");
+    assert_eq!(status, 200, "{body}");
+    let name = format!("toxiproxy_proxy_{which}_bytes_total{{direction=\"{direction}\"");
+    body.lines()
+        .find(|line| line.starts_with(&name) && line.contains(&format!("proxy=\"{proxy}\"")))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {which} counter for {proxy} {direction} in {body}"))
+}
+
+/// Reads from `stream` into `into` until it holds `until` bytes; how long that took.
+fn read_until(stream: &mut TcpStream, into: &mut Vec<u8>, until: usize) -> Duration {
+    let started = Instant::now();
+    let mut buf = vec![0u8; 64 * 1024];
+    while into.len() < until {
+        let n = stream.read(&mut buf).expect("read the transfer");
+        assert!(n > 0, "the transfer ended after {} bytes", into.len());
+        into.extend_from_slice(&buf[..n]);
+    }
+    started.elapsed()
+}
+
+/// Regression: the bandwidth toxic planned each chunk's send time when it was read, and the
+/// pump read up to 4 MiB ahead of a 100 KB/s link, so a removed (or raised) limit left
+/// megabytes trickling out at the old rate for many seconds. Now the pump reads only 20 ms
+/// ahead of the link and takes up a rule change while it waits.
+#[test]
+fn removing_a_bandwidth_toxic_frees_an_open_transfer_at_once() {
+    let dir = TempDir::new("api-bandwidth-removed");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "bw", upstream.server.addr);
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/bw/toxics",
+        r#"{"type":"bandwidth","stream":"downstream","attributes":{"rate":100}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    const SIZE: usize = 2_000_000;
+    let payload: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    let mut stream = connect(proxy);
+    let mut writer = stream.try_clone().expect("a second handle");
+    let sent = payload.clone();
+    let writing = std::thread::spawn(move || {
+        writer.write_all(&sent).expect("write");
+        writer.shutdown(Shutdown::Write).expect("half-close");
+    });
+    let mut back = Vec::with_capacity(SIZE);
+    // 50 KB at 100 KB/s: half a second, by which time the echo has long offered the proxy all.
+    let paced = read_until(&mut stream, &mut back, 50_000);
+    let received = metric(api, "received", "bw", "downstream");
+    let relayed = metric(api, "sent", "bw", "downstream");
+    println!("50 KB paced in {paced:?}; the proxy read {received} and sent {relayed} bytes");
+    assert!(
+        received - relayed < 100_000,
+        "the proxy reads only a little ahead of a paced link: read {received}, sent {relayed}"
+    );
+    let (status, body) = http(api, "DELETE", "/proxies/bw/toxics/bandwidth_downstream", "");
+    assert_eq!(status, 204, "{body}");
+    // 500 KB more would take 5 s at the old rate; on loopback, unpaced, it takes milliseconds.
+    let freed = read_until(&mut stream, &mut back, 550_000);
+    println!("after the DELETE, the next 500 KB took {freed:?}");
+    assert!(
+        freed < Duration::from_millis(1500),
+        "the removed toxic still paced the transfer: 500 KB took {freed:?}"
+    );
+    let _ = read_until(&mut stream, &mut back, SIZE);
+    writing.join().expect("the writer thread");
+    assert!(back == payload, "every byte came back, in order");
+    daemon.stop();
+}
