@@ -20,6 +20,7 @@ use super::error::ApiError;
 use super::events::ApiEvent;
 use super::toxic::{json_string, Toxic};
 use crate::capture::expand_path_template;
+use crate::capture::path::claim_unused;
 use crate::direction::Direction;
 use crate::fault::plan::RuleId;
 use crate::proxy::stats::RunSummary;
@@ -414,7 +415,12 @@ impl ManagedProxy {
                     SystemTime::now(),
                     std::process::id(),
                 )
-            });
+            })
+            // "A new file per run": a restart within the same second, or another proxy whose
+            // name comes out alike in a file name, gets a numbered file.
+            .map(|path| claim_unused(&path))
+            .transpose()
+            .map_err(ApiError::bad_body)?;
         let plan = RunPlan {
             listen: addr,
             upstream: self.upstream_spec.clone(),

@@ -1547,3 +1547,69 @@ fn removing_a_bandwidth_toxic_frees_an_open_transfer_at_once() {
     assert!(back == payload, "every byte came back, in order");
     daemon.stop();
 }
+
+/// The files in `dir`, sorted by name, with their sizes.
+fn files_in(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|entry| {
+            let entry = entry.expect("a directory entry");
+            let len = entry.metadata().expect("metadata").len();
+            (entry.file_name().to_string_lossy().into_owned(), len)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Regression: a proxy restarted within the second of its `{time}` (or with a template without
+/// one) opened the same capture file again and truncated the earlier run's capture; two names
+/// made alike in a file name (`.hidden`, `_hidden`) shared one file. Now every run claims a
+/// file of its own, numbered when the name is taken.
+#[test]
+fn a_restarted_proxy_never_overwrites_an_earlier_capture() {
+    let dir = TempDir::new("api-capture-runs");
+    let upstream = echo_upstream();
+    let caps = dir.path().join("caps");
+    let template = caps.join("sv-{name}.pcapng").display().to_string();
+    let (daemon, api) = serve(&dir, "serve", &["--capture", &template]);
+    let proxy = create_proxy(api, "cap", upstream.server.addr);
+    let payload = vec![b'z'; 300_000];
+    assert_eq!(echo_through(proxy, &payload).len(), payload.len());
+    for enabled in [false, true, false, true] {
+        let (status, body) = http(
+            api,
+            "POST",
+            "/proxies/cap",
+            &format!(r#"{{"enabled":{enabled}}}"#),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    // A scenario change that restarts the proxy (a new seed) is a new run too.
+    let (status, body) = http(api, "PUT", "/faultline/proxies/cap/scenario", "seed = 99\n");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["restarted"], true, "{body}");
+    create_proxy(api, ".hidden", upstream.server.addr);
+    create_proxy(api, "_hidden", upstream.server.addr);
+    let stopped = daemon.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
+    let files = files_in(&caps);
+    let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "sv-_hidden-2.pcapng",
+            "sv-_hidden.pcapng",
+            "sv-cap-2.pcapng",
+            "sv-cap-3.pcapng",
+            "sv-cap-4.pcapng",
+            "sv-cap.pcapng",
+        ],
+        "one file per run"
+    );
+    let first = files.iter().find(|(name, _)| name == "sv-cap.pcapng");
+    assert!(
+        first.is_some_and(|(_, len)| *len > 2 * payload.len() as u64),
+        "the first run's capture holds its transfer: {files:?}"
+    );
+}
