@@ -124,6 +124,16 @@ pub async fn resolve_listen(text: &str) -> Result<SocketAddr, ApiError> {
 /// A listen address that cannot be bound, in Go's words (`listen tcp 127.0.0.1:8080: bind:
 /// address already in use`, as toxiproxy-server reports it). In use is 409 (Toxiproxy answers 500,
 /// which its Python client takes for success); any other failure is the request's, 400.
+/// Binds `listen` (resolved as [`resolve_listen`] does); a taken address is a 409, as
+/// Toxiproxy's answer.
+pub async fn bind_listen(listen: &str) -> Result<(SocketAddr, TcpListener), ApiError> {
+    let addr = resolve_listen(listen).await?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| listen_error(addr, &e))?;
+    Ok((addr, listener))
+}
+
 fn listen_error(addr: SocketAddr, e: &std::io::Error) -> ApiError {
     let status = if e.kind() == std::io::ErrorKind::AddrInUse {
         409
@@ -369,11 +379,17 @@ impl ManagedProxy {
         if upstream != self.upstream {
             return Ok(true);
         }
+        Ok(!self.listens_on(listen).await?)
+    }
+
+    /// Whether `listen` names the address the proxy listens on (as asked, as reported, or
+    /// once resolved).
+    pub async fn listens_on(&self, listen: &str) -> Result<bool, ApiError> {
         if listen == self.requested_listen || listen == self.listen {
-            return Ok(false);
+            return Ok(true);
         }
         let wanted = resolve_listen(listen).await?;
-        Ok(self.listen.parse::<SocketAddr>().ok() != Some(wanted))
+        Ok(self.listen.parse::<SocketAddr>().ok() == Some(wanted))
     }
 
     /// Moves the proxy to `listen` and `upstream` (stopping it first if it runs).
@@ -391,14 +407,29 @@ impl ManagedProxy {
     /// Starts listening (a no-op when it already does). The listen address is the one last
     /// reported, so a re-enabled proxy comes back on the same port.
     pub async fn start(&mut self, ctx: &ServeContext) -> Result<(), ApiError> {
+        self.start_bound(ctx, None).await
+    }
+
+    /// [`start`](Self::start) on `listener` when the caller bound it already: a move to another
+    /// address binds it before the old run stops, so a taken address (409) changes nothing.
+    pub async fn start_bound(
+        &mut self,
+        ctx: &ServeContext,
+        listener: Option<TcpListener>,
+    ) -> Result<(), ApiError> {
         if self.run.is_some() {
             return Ok(());
         }
         let mut scenario = self.compose(&self.base, &self.toxics)?;
-        let addr = resolve_listen(&self.listen).await?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| listen_error(addr, &e))?;
+        let (addr, listener) = match listener {
+            Some(listener) => {
+                let addr = listener
+                    .local_addr()
+                    .map_err(|e| ApiError::bad_body(format!("listen: {e}")))?;
+                (addr, listener)
+            }
+            None => bind_listen(&self.listen).await?,
+        };
         let seed = scenario.seed.unwrap_or(self.default_seed);
         // The capture carries this text: with the proxy's address, upstream and seed in it,
         // `faultline run` on the saved text alone replays the rules in force now.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
-use super::proxy::{parse_upstream, resolve_listen, ManagedProxy, ServeContext};
+use super::proxy::{bind_listen, parse_upstream, resolve_listen, ManagedProxy, ServeContext};
 use super::toxic::{check_name, json_kind, Toxic};
 use crate::scenario::Scenario;
 
@@ -240,11 +240,18 @@ impl Registry {
         parse_upstream(&upstream)?;
         let was_enabled = proxy.enabled();
         if proxy.differs(&listen, &upstream).await? {
+            // A new address is bound before the old run stops: when it is taken (409) the
+            // proxy, its connections, counters and capture stay as they are.
+            let listener = if enabled && !proxy.listens_on(&listen).await? {
+                Some(bind_listen(&listen).await?.1)
+            } else {
+                None
+            };
             let (old_listen, old_upstream) =
                 (proxy.listen().to_string(), proxy.upstream().to_string());
             proxy.readdress(listen, upstream).await?;
             if enabled {
-                if let Err(e) = proxy.start(&ctx).await {
+                if let Err(e) = proxy.start_bound(&ctx, listener).await {
                     // Put the old address (the port it had) back, as it was.
                     proxy.readdress(old_listen, old_upstream).await?;
                     if was_enabled {

@@ -1613,3 +1613,65 @@ fn a_restarted_proxy_never_overwrites_an_earlier_capture() {
         "the first run's capture holds its transfer: {files:?}"
     );
 }
+
+/// `GET /faultline/proxies/{name}/summary` as JSON.
+fn summary(api: SocketAddr, name: &str) -> serde_json::Value {
+    let (status, body) = http(
+        api,
+        "GET",
+        &format!("/faultline/proxies/{name}/summary"),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    json(&body)
+}
+
+/// Regression: a move to a taken address answered 409 but had stopped the proxy first (its
+/// connections closed, its counters back to zero, a new capture started) and then started it
+/// again on the old address. Now the new address is bound first and a failure changes nothing.
+#[test]
+fn a_move_to_a_taken_address_changes_nothing() {
+    let dir = TempDir::new("api-listen-taken");
+    let upstream = echo_upstream();
+    let caps = dir.path().join("caps");
+    let template = caps.join("{name}.pcapng").display().to_string();
+    let (daemon, api) = serve(&dir, "serve", &["--capture", &template]);
+    let proxy = create_proxy(api, "stay", upstream.server.addr);
+    let mut open = connect(proxy);
+    exchange(&mut open, 1000);
+    let before = summary(api, "stay");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a taken port");
+    let taken_addr = taken.local_addr().expect("its address");
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/stay",
+        &format!(r#"{{"listen":"{taken_addr}"}}"#),
+    );
+    assert_eq!(status, 409, "{body}");
+    exchange(&mut open, 1000);
+    let after = summary(api, "stay");
+    assert_eq!(after["connections"], 1, "the same run: {after}");
+    assert_eq!(after["active"], 1, "the connection is still open: {after}");
+    assert_eq!(after["capture"], before["capture"], "{after}");
+    let (_, body) = http(api, "GET", "/proxies/stay", "");
+    assert_eq!(json(&body)["listen"], proxy.to_string(), "{body}");
+    assert_eq!(
+        files_in(&caps).len(),
+        1,
+        "no new capture: {:?}",
+        files_in(&caps)
+    );
+    // Once free, the address takes it.
+    drop(taken);
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/stay",
+        &format!(r#"{{"listen":"{taken_addr}"}}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["listen"], taken_addr.to_string(), "{body}");
+    assert_eq!(echo_through(taken_addr, b"moved"), b"moved");
+    daemon.stop();
+}
