@@ -195,14 +195,33 @@ fn replayable(text: &str, listen: SocketAddr, upstream: &str, seed: u64) -> Stri
     toml::to_string(&table).unwrap_or_else(|_| text.to_string())
 }
 
-/// The base scenario's settings a rule book swap cannot change: everything but the rules and
-/// the names.
-fn settings_of(text: &str) -> Option<toml::Table> {
-    let mut table: toml::Table = text.parse().ok()?;
-    table.remove("rule");
-    table.remove("name");
-    table.remove("description");
-    Some(table)
+/// The settings of a base scenario that a rule book swap cannot change, as they take effect:
+/// the seed and capture template in force (the scenario's, else the proxy's), protocol, mode,
+/// store and TLS. `[proxy] listen`/`upstream` are not among them: a scenario may only restate
+/// the proxy's own (checked before), which changes nothing. So a body that spells a setting
+/// another way, or restates a default, does not restart the proxy.
+#[derive(Debug, PartialEq)]
+struct Settings {
+    seed: u64,
+    capture: Option<String>,
+    protocol: crate::scenario::schema::Protocol,
+    mode: crate::scenario::schema::Mode,
+    store: Option<String>,
+    tls: Option<crate::tls::TlsSettings>,
+}
+
+/// The [`Settings`] of base scenario `text`, with the proxy's `seed` and capture template
+/// `capture` where it names none; `None` when it does not load (a base always did, when set).
+fn settings_of(text: &str, seed: u64, capture: Option<&str>) -> Option<Settings> {
+    let scenario = Scenario::from_toml(text, "scenario", "settings").ok()?;
+    Some(Settings {
+        seed: scenario.seed.unwrap_or(seed),
+        capture: scenario.capture.or_else(|| capture.map(str::to_string)),
+        protocol: scenario.protocol,
+        mode: scenario.mode,
+        store: scenario.store,
+        tls: scenario.tls,
+    })
 }
 
 /// The base text without its rules (what `POST /reset` keeps).
@@ -351,7 +370,9 @@ impl ManagedProxy {
     /// change of settings (seed, capture, protocol, …) restarts the run. Returns whether it did.
     pub async fn set_base(&mut self, base: String, ctx: &ServeContext) -> Result<bool, ApiError> {
         let scenario = self.compose(&base, &self.toxics)?;
-        let restart = self.run.is_some() && settings_of(&base) != settings_of(&self.base);
+        let settings =
+            |text: &str| settings_of(text, self.default_seed, ctx.default_capture.as_deref());
+        let restart = self.run.is_some() && settings(&base) != settings(&self.base);
         self.base = base;
         if restart {
             self.stop().await;
@@ -621,8 +642,18 @@ mod tests {
     fn settings_ignore_rules_and_names() {
         let a = "name = \"a\"\nseed = 1\n[[rule]]\nfault.refuse = {}\n";
         let b = "name = \"b\"\nseed = 1\n";
-        assert_eq!(settings_of(a), settings_of(b));
-        assert_ne!(settings_of(a), settings_of("seed = 2\n"));
+        let settings = |text| settings_of(text, 1, None);
+        assert_eq!(settings(a), settings(b));
+        assert_ne!(settings(a), settings("seed = 2\n"));
+        // Effective values: the proxy's own seed restated, its own address restated, a
+        // default spelled out.
+        assert_eq!(settings(""), settings("seed = 1\n"));
+        assert_eq!(
+            settings(""),
+            settings("[proxy]\nlisten = \"127.0.0.1:9\"\nupstream = \"127.0.0.1:8\"\n")
+        );
+        assert_eq!(settings(""), settings("[proxy]\nmode = \"reverse\"\n"));
+        assert_ne!(settings(""), settings("[proxy]\ncapture = \"c.pcapng\"\n"));
         assert_eq!(without_rules(a).trim(), "name = \"a\"\nseed = 1");
     }
 

@@ -1675,3 +1675,34 @@ fn a_move_to_a_taken_address_changes_nothing() {
     assert_eq!(echo_through(taken_addr, b"moved"), b"moved");
     daemon.stop();
 }
+
+/// Regression: a scenario whose `[proxy] listen`/`upstream` restate the proxy's own address
+/// differed, as text, from the proxy's base (none), so the `PUT` restarted the proxy and closed
+/// its connections; the same body again did not. Settings are now compared as they take effect.
+#[test]
+fn a_scenario_restating_the_proxys_own_address_does_not_restart_it() {
+    let dir = TempDir::new("api-scenario-restates");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "same", upstream.server.addr);
+    let mut open = connect(proxy);
+    exchange(&mut open, 100);
+    let body = format!(
+        "[proxy]\nlisten = \"{proxy}\"\nupstream = \"{}\"\nmode = \"reverse\"\n\n[[rule]]\nname = \"slow\"\nfault.latency = {{ delay = \"1ms\" }}\n",
+        upstream.server.addr
+    );
+    for attempt in 1..=2 {
+        let (status, answer) = http(api, "PUT", "/faultline/proxies/same/scenario", &body);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(json(&answer)["restarted"], false, "PUT {attempt}: {answer}");
+        exchange(&mut open, 100);
+    }
+    let after = summary(api, "same");
+    assert_eq!(after["connections"], 1, "the same run: {after}");
+    assert_eq!(after["active"], 1, "the connection stayed open: {after}");
+    // A real change of settings still restarts it.
+    let (status, answer) = http(api, "PUT", "/faultline/proxies/same/scenario", "seed = 5\n");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(json(&answer)["restarted"], true, "{answer}");
+    daemon.stop();
+}
