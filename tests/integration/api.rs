@@ -1258,7 +1258,22 @@ fn a_proxy_name_cannot_move_its_capture_out_of_the_folder() {
     let answer = json(&body);
     assert_eq!(answer["status"], 400, "{body}");
     assert!(answer["error"].is_string(), "{body}");
-    let proxy = create_proxy(api, "..", upstream.server.addr);
+    // `.` and `..` are refused (clients resolve them away in a URL path); `...` is a name.
+    for dots in [".", ".."] {
+        let (status, body) = http(
+            api,
+            "POST",
+            "/proxies",
+            &format!(
+                r#"{{"name":"{dots}","listen":"127.0.0.1:0","upstream":"{}"}}"#,
+                upstream.server.addr
+            ),
+        );
+        assert_eq!(status, 400, "{dots}: {body}");
+    }
+    let (_, body) = http(api, "GET", "/proxies", "");
+    assert_eq!(json(&body), serde_json::json!({}), "nothing was created");
+    let proxy = create_proxy(api, "...", upstream.server.addr);
     assert_eq!(echo_through(proxy, b"hello"), b"hello");
     let stopped = daemon.stop();
     assert!(stopped.status.success(), "{}", stopped.output());
@@ -1591,6 +1606,9 @@ fn a_restarted_proxy_never_overwrites_an_earlier_capture() {
     assert_eq!(json(&body)["restarted"], true, "{body}");
     create_proxy(api, ".hidden", upstream.server.addr);
     create_proxy(api, "_hidden", upstream.server.addr);
+    // JSON `a\\b`: the name a\b, a file name piece a_b.
+    create_proxy(api, r"a\\b", upstream.server.addr);
+    create_proxy(api, "a_b", upstream.server.addr);
     let stopped = daemon.stop();
     assert!(stopped.status.success(), "{}", stopped.output());
     let files = files_in(&caps);
@@ -1600,6 +1618,8 @@ fn a_restarted_proxy_never_overwrites_an_earlier_capture() {
         [
             "sv-_hidden-2.pcapng",
             "sv-_hidden.pcapng",
+            "sv-a_b-2.pcapng",
+            "sv-a_b.pcapng",
             "sv-cap-2.pcapng",
             "sv-cap-3.pcapng",
             "sv-cap-4.pcapng",
