@@ -190,7 +190,10 @@ fn replayable(text: &str, listen: SocketAddr, upstream: &str, seed: u64) -> Stri
         .or_insert_with(|| toml::Value::Table(toml::Table::new()));
     if let toml::Value::Table(proxy) = proxy {
         proxy.insert("listen".into(), toml::Value::String(listen.to_string()));
-        proxy.insert("upstream".into(), toml::Value::String(upstream.to_string()));
+        // A forward proxy's "per request" is no upstream a file can name: `mode` says it.
+        if upstream.parse::<UpstreamSpec>().is_ok() {
+            proxy.insert("upstream".into(), toml::Value::String(upstream.to_string()));
+        }
     }
     toml::to_string(&table).unwrap_or_else(|_| text.to_string())
 }
@@ -415,7 +418,11 @@ impl ManagedProxy {
 
     /// Moves the proxy to `listen` and `upstream` (stopping it first if it runs).
     pub async fn readdress(&mut self, listen: String, upstream: String) -> Result<(), ApiError> {
-        let spec = parse_upstream(&upstream)?;
+        let spec = if upstream == self.upstream {
+            self.upstream_spec.clone()
+        } else {
+            parse_upstream(&upstream)?
+        };
         resolve_listen(&listen).await?;
         self.stop().await;
         self.requested_listen = listen.clone();

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::error::ApiError;
 use super::proxy::{bind_listen, parse_upstream, resolve_listen, ManagedProxy, ServeContext};
 use super::toxic::{check_name, json_kind, Toxic};
+use crate::scenario::schema::{Mode, UpstreamSpec};
 use crate::scenario::Scenario;
 
 /// What a request gets back: a status and a JSON body (empty for 204).
@@ -174,6 +175,17 @@ impl Registry {
     /// Adds (and, unless `enabled` is false, starts) a proxy whose input was checked.
     async fn add(&mut self, input: ProxyInput, base: String) -> Result<&ManagedProxy, ApiError> {
         let spec = parse_upstream(&input.upstream)?;
+        self.add_as(input, base, spec).await
+    }
+
+    /// [`add`](Self::add), forwarding to `spec` (what `input.upstream` says, or the
+    /// per-request upstream of a forward proxy, which no upstream text names).
+    async fn add_as(
+        &mut self,
+        input: ProxyInput,
+        base: String,
+        spec: UpstreamSpec,
+    ) -> Result<&ManagedProxy, ApiError> {
         let seed = self.seed_for(&input.name);
         let mut proxy = ManagedProxy::new(
             input.name.clone(),
@@ -196,11 +208,19 @@ impl Registry {
     pub async fn add_scenario(&mut self, text: String, origin: &str, stem: &str) -> Answer {
         let scenario = Scenario::from_toml(&text, origin, stem)
             .map_err(|e| ApiError::new(400, e.to_string()))?;
-        let Some(upstream) = &scenario.upstream else {
-            return Err(ApiError::new(
-                400,
-                format!("{origin}: no upstream: set [proxy] upstream (serve has no --upstream)"),
-            ));
+        // A forward proxy has no upstream of its own: each client names its target, as with
+        // `faultline run` (and as a `PUT` of a forward scenario does on any proxy).
+        let spec = match (&scenario.upstream, scenario.mode) {
+            (Some(upstream), _) => upstream.clone(),
+            (None, Mode::Forward) => UpstreamSpec::PerRequest,
+            (None, Mode::Reverse) => {
+                return Err(ApiError::new(
+                    400,
+                    format!(
+                        "{origin}: no upstream: set [proxy] upstream, or mode = \"forward\" (serve has no --upstream)"
+                    ),
+                ))
+            }
         };
         let input = ProxyInput {
             name: scenario.name.clone(),
@@ -208,17 +228,18 @@ impl Registry {
                 .listen
                 .map(|a| a.to_string())
                 .unwrap_or_else(|| "127.0.0.1:0".to_string()),
-            upstream: upstream.to_string(),
+            upstream: spec.to_string(),
             enabled: Some(true),
         };
-        input.check(None).await?;
+        check_name("proxy", &input.name)?;
+        resolve_listen(&input.listen).await?;
         if self.proxies.contains_key(&input.name) {
             return Err(ApiError::new(
                 409,
                 format!("{origin}: a proxy named {:?} already exists", input.name),
             ));
         }
-        let proxy = self.add(input, text).await?;
+        let proxy = self.add_as(input, text, spec).await?;
         Ok((201, proxy.to_json()))
     }
 
@@ -237,7 +258,10 @@ impl Registry {
         let upstream =
             string_of(&object, "upstream")?.unwrap_or_else(|| proxy.upstream().to_string());
         let enabled = bool_of(&object, "enabled")?.unwrap_or(proxy.enabled());
-        parse_upstream(&upstream)?;
+        if upstream != proxy.upstream() {
+            // (The one a forward proxy shows, "per request", is no address to give.)
+            parse_upstream(&upstream)?;
+        }
         let was_enabled = proxy.enabled();
         if proxy.differs(&listen, &upstream).await? {
             // A new address is bound before the old run stops: when it is taken (409) the

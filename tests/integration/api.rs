@@ -1726,3 +1726,70 @@ fn a_scenario_restating_the_proxys_own_address_does_not_restart_it() {
     assert_eq!(json(&answer)["restarted"], true, "{answer}");
     daemon.stop();
 }
+
+/// An HTTP upstream answering every request `200 ok` and closing (its own runtime).
+fn ok_upstream() -> Echo {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime for the HTTP upstream");
+    let server = runtime.block_on(crate::support::upstream::serve(|mut stream| async move {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            .await;
+        let _ = stream.shutdown().await;
+    }));
+    Echo {
+        server,
+        _runtime: runtime,
+    }
+}
+
+/// Regression: `serve FILE` refused a forward-mode scenario ("no upstream: set [proxy]
+/// upstream") although a forward proxy has none and `PUT …/scenario` takes the same text.
+#[test]
+fn serve_takes_a_forward_mode_scenario_file() {
+    let dir = TempDir::new("api-forward-file");
+    let upstream = ok_upstream();
+    let file = dir.path().join("fwd.toml");
+    std::fs::write(&file, "name = \"fwd\"\n[proxy]\nmode = \"forward\"\n").expect("write");
+    let (daemon, api) = serve(&dir, "serve", &[file.to_str().expect("a UTF-8 path")]);
+    let (status, body) = http(api, "GET", "/proxies/fwd", "");
+    assert_eq!(status, 200, "{body}");
+    let proxy: SocketAddr = json(&body)["listen"]
+        .as_str()
+        .expect("listen")
+        .parse()
+        .expect("an address");
+    let target = upstream.server.addr;
+    let mut stream = connect(proxy);
+    write!(
+        stream,
+        "GET http://{target}/x HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send a request");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"),
+        "{answer}"
+    );
+    // It stays a forward proxy through an update that keeps its (per-request) upstream.
+    let (status, body) = http(api, "POST", "/proxies/fwd", r#"{"enabled":false}"#);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(api, "POST", "/proxies/fwd", r#"{"enabled":true}"#);
+    assert_eq!(status, 200, "{body}");
+    let stopped = daemon.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
+}
