@@ -175,16 +175,18 @@ impl Registry {
     /// Adds (and, unless `enabled` is false, starts) a proxy whose input was checked.
     async fn add(&mut self, input: ProxyInput, base: String) -> Result<&ManagedProxy, ApiError> {
         let spec = parse_upstream(&input.upstream)?;
-        self.add_as(input, base, spec).await
+        self.add_as(input, base, spec, None).await
     }
 
     /// [`add`](Self::add), forwarding to `spec` (what `input.upstream` says, or the
-    /// per-request upstream of a forward proxy, which no upstream text names).
+    /// per-request upstream of a forward proxy, which no upstream text names), listening on
+    /// `listener` when the caller bound it already.
     async fn add_as(
         &mut self,
         input: ProxyInput,
         base: String,
         spec: UpstreamSpec,
+        listener: Option<tokio::net::TcpListener>,
     ) -> Result<&ManagedProxy, ApiError> {
         let seed = self.seed_for(&input.name);
         let mut proxy = ManagedProxy::new(
@@ -196,7 +198,7 @@ impl Registry {
             seed,
         );
         if input.enabled.unwrap_or(true) {
-            proxy.start(&self.ctx).await?;
+            proxy.start_bound(&self.ctx, listener).await?;
         }
         let name = input.name;
         self.proxies.insert(name.clone(), proxy);
@@ -239,7 +241,7 @@ impl Registry {
                 format!("{origin}: a proxy named {:?} already exists", input.name),
             ));
         }
-        let proxy = self.add_as(input, text, spec).await?;
+        let proxy = self.add_as(input, text, spec, None).await?;
         Ok((201, proxy.to_json()))
     }
 
@@ -353,18 +355,25 @@ impl Registry {
         }
         for input in parsed {
             let name = input.name.clone();
+            let spec = parse_upstream(&input.upstream)?;
             let mut replaced = None;
+            let mut listener = None;
             if let Some(existing) = self.proxies.get_mut(&name) {
                 if !existing.differs(&input.listen, &input.upstream).await? {
                     // Toxiproxy keeps it as it is: its toxics, and enabled or not.
                     done.push(name);
                     continue;
                 }
+                // A new address is bound before the proxy it replaces stops: when it is taken
+                // (409) that proxy keeps its connections, counters and capture.
+                if input.enabled.unwrap_or(true) && !existing.listens_on(&input.listen).await? {
+                    listener = Some(bind_listen(&input.listen).await?.1);
+                }
                 let was_enabled = existing.enabled();
                 existing.stop().await;
                 replaced = self.proxies.remove(&name).map(|p| (p, was_enabled));
             }
-            if let Err(e) = self.add(input, String::new()).await {
+            if let Err(e) = self.add_as(input, String::new(), spec, listener).await {
                 // The replacement cannot start (its address is taken): the proxy it was to
                 // replace comes back as it was, toxics and all (Toxiproxy leaves it stopped).
                 if let Some((mut old, was_enabled)) = replaced {

@@ -1670,6 +1670,18 @@ fn a_move_to_a_taken_address_changes_nothing() {
     );
     assert_eq!(status, 409, "{body}");
     exchange(&mut open, 1000);
+    // So does a populate that would move it there.
+    let (status, body) = http(
+        api,
+        "POST",
+        "/populate",
+        &format!(
+            r#"[{{"name":"stay","listen":"{taken_addr}","upstream":"{}"}}]"#,
+            upstream.server.addr
+        ),
+    );
+    assert_eq!(status, 409, "{body}");
+    exchange(&mut open, 1000);
     let after = summary(api, "stay");
     assert_eq!(after["connections"], 1, "the same run: {after}");
     assert_eq!(after["active"], 1, "the connection is still open: {after}");
