@@ -1512,23 +1512,10 @@ fn read_until(stream: &mut TcpStream, into: &mut Vec<u8>, until: usize) -> Durat
     started.elapsed()
 }
 
-/// Regression: the bandwidth toxic planned each chunk's send time when it was read, and the
-/// pump read up to 4 MiB ahead of a 100 KB/s link, so a removed (or raised) limit left
-/// megabytes trickling out at the old rate for many seconds. Now the pump reads only 20 ms
-/// ahead of the link and takes up a rule change while it waits.
-#[test]
-fn removing_a_bandwidth_toxic_frees_an_open_transfer_at_once() {
-    let dir = TempDir::new("api-bandwidth-removed");
-    let upstream = echo_upstream();
-    let (daemon, api) = serve(&dir, "serve", &[]);
-    let proxy = create_proxy(api, "bw", upstream.server.addr);
-    let (status, body) = http(
-        api,
-        "POST",
-        "/proxies/bw/toxics",
-        r#"{"type":"bandwidth","stream":"downstream","attributes":{"rate":100}}"#,
-    );
-    assert_eq!(status, 200, "{body}");
+/// Starts a 2 MB echo through `proxy`, whose downstream a 100 KB/s bandwidth toxic paces,
+/// reads 50 KB, checks the proxy read little ahead of them, runs `change` (a change of the
+/// toxic) and returns how long the next 500 KB took; then checks every byte came back.
+fn paced_transfer_after(api: SocketAddr, proxy: SocketAddr, change: impl FnOnce()) -> Duration {
     const SIZE: usize = 2_000_000;
     let payload: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
     let mut stream = connect(proxy);
@@ -1540,26 +1527,74 @@ fn removing_a_bandwidth_toxic_frees_an_open_transfer_at_once() {
     });
     let mut back = Vec::with_capacity(SIZE);
     // 50 KB at 100 KB/s: half a second, by which time the echo has long offered the proxy all.
+    let received_before = metric(api, "received", "bw", "downstream");
+    let sent_before = metric(api, "sent", "bw", "downstream");
     let paced = read_until(&mut stream, &mut back, 50_000);
-    let received = metric(api, "received", "bw", "downstream");
-    let relayed = metric(api, "sent", "bw", "downstream");
+    let received = metric(api, "received", "bw", "downstream") - received_before;
+    let relayed = metric(api, "sent", "bw", "downstream") - sent_before;
     println!("50 KB paced in {paced:?}; the proxy read {received} and sent {relayed} bytes");
+    assert!(
+        paced >= Duration::from_millis(250),
+        "50 KB at 100 KB/s took only {paced:?}"
+    );
     assert!(
         received - relayed < 100_000,
         "the proxy reads only a little ahead of a paced link: read {received}, sent {relayed}"
     );
-    let (status, body) = http(api, "DELETE", "/proxies/bw/toxics/bandwidth_downstream", "");
-    assert_eq!(status, 204, "{body}");
+    change();
     // 500 KB more would take 5 s at the old rate; on loopback, unpaced, it takes milliseconds.
     let freed = read_until(&mut stream, &mut back, 550_000);
+    let _ = read_until(&mut stream, &mut back, SIZE);
+    writing.join().expect("the writer thread");
+    assert!(back == payload, "every byte came back, in order");
+    freed
+}
+
+/// Regression: the bandwidth toxic planned each chunk's send time when it was read, and the
+/// pump read up to 4 MiB ahead of a 100 KB/s link, so a removed (or raised) limit left
+/// megabytes trickling out at the old rate for many seconds. Now the pump reads only 20 ms
+/// ahead of the link and takes up a rule change while it waits.
+#[test]
+fn removing_a_bandwidth_toxic_frees_an_open_transfer_at_once() {
+    let dir = TempDir::new("api-bandwidth-removed");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "bw", upstream.server.addr);
+    let add = || {
+        let (status, body) = http(
+            api,
+            "POST",
+            "/proxies/bw/toxics",
+            r#"{"type":"bandwidth","stream":"downstream","attributes":{"rate":100}}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+    };
+    add();
+    let freed = paced_transfer_after(api, proxy, || {
+        let (status, body) = http(api, "DELETE", "/proxies/bw/toxics/bandwidth_downstream", "");
+        assert_eq!(status, 204, "{body}");
+    });
     println!("after the DELETE, the next 500 KB took {freed:?}");
     assert!(
         freed < Duration::from_millis(1500),
         "the removed toxic still paced the transfer: 500 KB took {freed:?}"
     );
-    let _ = read_until(&mut stream, &mut back, SIZE);
-    writing.join().expect("the writer thread");
-    assert!(back == payload, "every byte came back, in order");
+    // The same for a limit raised (the toxic updated) rather than removed.
+    add();
+    let raised = paced_transfer_after(api, proxy, || {
+        let (status, body) = http(
+            api,
+            "POST",
+            "/proxies/bw/toxics/bandwidth_downstream",
+            r#"{"attributes":{"rate":100000}}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+    });
+    println!("after raising the rate to 100 MB/s, the next 500 KB took {raised:?}");
+    assert!(
+        raised < Duration::from_millis(1500),
+        "the raised limit did not reach the transfer: 500 KB took {raised:?}"
+    );
     daemon.stop();
 }
 
