@@ -490,12 +490,21 @@ impl ManagedProxy {
             live_rules: true,
             scenario: Arc::new(scenario),
         };
-        let running = proxy::start_on(listener, plan, CancellationToken::new())
-            .await
-            .map_err(|e| match e {
-                StartError::Listen { addr, source } => listen_error(addr, &source),
-                other => ApiError::bad_body(other),
-            })?;
+        let running = match proxy::start_on(listener, plan, CancellationToken::new()).await {
+            Ok(running) => running,
+            Err(e) => {
+                // The run never started: the empty file claimed for it goes too.
+                if let Some(path) = &capture {
+                    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                return Err(match e {
+                    StartError::Listen { addr, source } => listen_error(addr, &source),
+                    other => ApiError::bad_body(other),
+                });
+            }
+        };
         self.listen = running.local_addr.to_string();
         info!(proxy = %self.name, listen = %self.listen, upstream = %self.upstream, seed, "proxy enabled");
         super::events::forward(self.name.clone(), &running.shared, ctx.events.clone());

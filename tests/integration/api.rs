@@ -1639,6 +1639,17 @@ fn a_restarted_proxy_never_overwrites_an_earlier_capture() {
     let (status, body) = http(api, "PUT", "/faultline/proxies/cap/scenario", "seed = 99\n");
     assert_eq!(status, 200, "{body}");
     assert_eq!(json(&body)["restarted"], true, "{body}");
+    // A proxy whose upstream is its own address never starts (it would loop).
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies",
+        &format!(r#"{{"name":"loop","listen":"{free}","upstream":"{free}"}}"#),
+    );
+    assert_eq!(status, 400, "{body}");
     create_proxy(api, ".hidden", upstream.server.addr);
     create_proxy(api, "_hidden", upstream.server.addr);
     // JSON `a\\b`: the name a\b, a file name piece a_b.
@@ -1663,6 +1674,10 @@ fn a_restarted_proxy_never_overwrites_an_earlier_capture() {
         "one file per run"
     );
     let first = files.iter().find(|(name, _)| name == "sv-cap.pcapng");
+    assert!(
+        !names.iter().any(|name| name.starts_with("sv-loop")),
+        "a run that never started left no capture"
+    );
     assert!(
         first.is_some_and(|(_, len)| *len > 2 * payload.len() as u64),
         "the first run's capture holds its transfer: {files:?}"
