@@ -20,6 +20,7 @@ use super::error::ApiError;
 use super::events::ApiEvent;
 use super::toxic::{json_string, Toxic};
 use crate::capture::expand_path_template;
+use crate::capture::path::claim_unused;
 use crate::direction::Direction;
 use crate::fault::plan::RuleId;
 use crate::proxy::stats::RunSummary;
@@ -123,6 +124,16 @@ pub async fn resolve_listen(text: &str) -> Result<SocketAddr, ApiError> {
 /// A listen address that cannot be bound, in Go's words (`listen tcp 127.0.0.1:8080: bind:
 /// address already in use`, as toxiproxy-server reports it). In use is 409 (Toxiproxy answers 500,
 /// which its Python client takes for success); any other failure is the request's, 400.
+/// Binds `listen` (resolved as [`resolve_listen`] does); a taken address is a 409, as
+/// Toxiproxy's answer.
+pub async fn bind_listen(listen: &str) -> Result<(SocketAddr, TcpListener), ApiError> {
+    let addr = resolve_listen(listen).await?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| listen_error(addr, &e))?;
+    Ok((addr, listener))
+}
+
 fn listen_error(addr: SocketAddr, e: &std::io::Error) -> ApiError {
     let status = if e.kind() == std::io::ErrorKind::AddrInUse {
         409
@@ -179,19 +190,41 @@ fn replayable(text: &str, listen: SocketAddr, upstream: &str, seed: u64) -> Stri
         .or_insert_with(|| toml::Value::Table(toml::Table::new()));
     if let toml::Value::Table(proxy) = proxy {
         proxy.insert("listen".into(), toml::Value::String(listen.to_string()));
-        proxy.insert("upstream".into(), toml::Value::String(upstream.to_string()));
+        // A forward proxy's "per request" is no upstream a file can name: `mode` says it.
+        if upstream.parse::<UpstreamSpec>().is_ok() {
+            proxy.insert("upstream".into(), toml::Value::String(upstream.to_string()));
+        }
     }
     toml::to_string(&table).unwrap_or_else(|_| text.to_string())
 }
 
-/// The base scenario's settings a rule book swap cannot change: everything but the rules and
-/// the names.
-fn settings_of(text: &str) -> Option<toml::Table> {
-    let mut table: toml::Table = text.parse().ok()?;
-    table.remove("rule");
-    table.remove("name");
-    table.remove("description");
-    Some(table)
+/// The settings of a base scenario that a rule book swap cannot change, as they take effect:
+/// the seed and capture template in force (the scenario's, else the proxy's), protocol, mode,
+/// store and TLS. `[proxy] listen`/`upstream` are not among them: a scenario may only restate
+/// the proxy's own (checked before), which changes nothing. So a body that spells a setting
+/// another way, or restates a default, does not restart the proxy.
+#[derive(Debug, PartialEq)]
+struct Settings {
+    seed: u64,
+    capture: Option<String>,
+    protocol: crate::scenario::schema::Protocol,
+    mode: crate::scenario::schema::Mode,
+    store: Option<String>,
+    tls: Option<crate::tls::TlsSettings>,
+}
+
+/// The [`Settings`] of base scenario `text`, with the proxy's `seed` and capture template
+/// `capture` where it names none; `None` when it does not load (a base always did, when set).
+fn settings_of(text: &str, seed: u64, capture: Option<&str>) -> Option<Settings> {
+    let scenario = Scenario::from_toml(text, "scenario", "settings").ok()?;
+    Some(Settings {
+        seed: scenario.seed.unwrap_or(seed),
+        capture: scenario.capture.or_else(|| capture.map(str::to_string)),
+        protocol: scenario.protocol,
+        mode: scenario.mode,
+        store: scenario.store,
+        tls: scenario.tls,
+    })
 }
 
 /// The base text without its rules (what `POST /reset` keeps).
@@ -340,7 +373,9 @@ impl ManagedProxy {
     /// change of settings (seed, capture, protocol, …) restarts the run. Returns whether it did.
     pub async fn set_base(&mut self, base: String, ctx: &ServeContext) -> Result<bool, ApiError> {
         let scenario = self.compose(&base, &self.toxics)?;
-        let restart = self.run.is_some() && settings_of(&base) != settings_of(&self.base);
+        let settings =
+            |text: &str| settings_of(text, self.default_seed, ctx.default_capture.as_deref());
+        let restart = self.run.is_some() && settings(&base) != settings(&self.base);
         self.base = base;
         if restart {
             self.stop().await;
@@ -368,16 +403,26 @@ impl ManagedProxy {
         if upstream != self.upstream {
             return Ok(true);
         }
+        Ok(!self.listens_on(listen).await?)
+    }
+
+    /// Whether `listen` names the address the proxy listens on (as asked, as reported, or
+    /// once resolved).
+    pub async fn listens_on(&self, listen: &str) -> Result<bool, ApiError> {
         if listen == self.requested_listen || listen == self.listen {
-            return Ok(false);
+            return Ok(true);
         }
         let wanted = resolve_listen(listen).await?;
-        Ok(self.listen.parse::<SocketAddr>().ok() != Some(wanted))
+        Ok(self.listen.parse::<SocketAddr>().ok() == Some(wanted))
     }
 
     /// Moves the proxy to `listen` and `upstream` (stopping it first if it runs).
     pub async fn readdress(&mut self, listen: String, upstream: String) -> Result<(), ApiError> {
-        let spec = parse_upstream(&upstream)?;
+        let spec = if upstream == self.upstream {
+            self.upstream_spec.clone()
+        } else {
+            parse_upstream(&upstream)?
+        };
         resolve_listen(&listen).await?;
         self.stop().await;
         self.requested_listen = listen.clone();
@@ -390,14 +435,29 @@ impl ManagedProxy {
     /// Starts listening (a no-op when it already does). The listen address is the one last
     /// reported, so a re-enabled proxy comes back on the same port.
     pub async fn start(&mut self, ctx: &ServeContext) -> Result<(), ApiError> {
+        self.start_bound(ctx, None).await
+    }
+
+    /// [`start`](Self::start) on `listener` when the caller bound it already: a move to another
+    /// address binds it before the old run stops, so a taken address (409) changes nothing.
+    pub async fn start_bound(
+        &mut self,
+        ctx: &ServeContext,
+        listener: Option<TcpListener>,
+    ) -> Result<(), ApiError> {
         if self.run.is_some() {
             return Ok(());
         }
         let mut scenario = self.compose(&self.base, &self.toxics)?;
-        let addr = resolve_listen(&self.listen).await?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| listen_error(addr, &e))?;
+        let (addr, listener) = match listener {
+            Some(listener) => {
+                let addr = listener
+                    .local_addr()
+                    .map_err(|e| ApiError::bad_body(format!("listen: {e}")))?;
+                (addr, listener)
+            }
+            None => bind_listen(&self.listen).await?,
+        };
         let seed = scenario.seed.unwrap_or(self.default_seed);
         // The capture carries this text: with the proxy's address, upstream and seed in it,
         // `faultline run` on the saved text alone replays the rules in force now.
@@ -414,7 +474,12 @@ impl ManagedProxy {
                     SystemTime::now(),
                     std::process::id(),
                 )
-            });
+            })
+            // "A new file per run": a restart within the same second, or another proxy whose
+            // name comes out alike in a file name, gets a numbered file.
+            .map(|path| claim_unused(&path))
+            .transpose()
+            .map_err(ApiError::bad_body)?;
         let plan = RunPlan {
             listen: addr,
             upstream: self.upstream_spec.clone(),
@@ -425,12 +490,21 @@ impl ManagedProxy {
             live_rules: true,
             scenario: Arc::new(scenario),
         };
-        let running = proxy::start_on(listener, plan, CancellationToken::new())
-            .await
-            .map_err(|e| match e {
-                StartError::Listen { addr, source } => listen_error(addr, &source),
-                other => ApiError::bad_body(other),
-            })?;
+        let running = match proxy::start_on(listener, plan, CancellationToken::new()).await {
+            Ok(running) => running,
+            Err(e) => {
+                // The run never started: the empty file claimed for it goes too.
+                if let Some(path) = &capture {
+                    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                return Err(match e {
+                    StartError::Listen { addr, source } => listen_error(addr, &source),
+                    other => ApiError::bad_body(other),
+                });
+            }
+        };
         self.listen = running.local_addr.to_string();
         info!(proxy = %self.name, listen = %self.listen, upstream = %self.upstream, seed, "proxy enabled");
         super::events::forward(self.name.clone(), &running.shared, ctx.events.clone());
@@ -584,8 +658,18 @@ mod tests {
     fn settings_ignore_rules_and_names() {
         let a = "name = \"a\"\nseed = 1\n[[rule]]\nfault.refuse = {}\n";
         let b = "name = \"b\"\nseed = 1\n";
-        assert_eq!(settings_of(a), settings_of(b));
-        assert_ne!(settings_of(a), settings_of("seed = 2\n"));
+        let settings = |text| settings_of(text, 1, None);
+        assert_eq!(settings(a), settings(b));
+        assert_ne!(settings(a), settings("seed = 2\n"));
+        // Effective values: the proxy's own seed restated, its own address restated, a
+        // default spelled out.
+        assert_eq!(settings(""), settings("seed = 1\n"));
+        assert_eq!(
+            settings(""),
+            settings("[proxy]\nlisten = \"127.0.0.1:9\"\nupstream = \"127.0.0.1:8\"\n")
+        );
+        assert_eq!(settings(""), settings("[proxy]\nmode = \"reverse\"\n"));
+        assert_ne!(settings(""), settings("[proxy]\ncapture = \"c.pcapng\"\n"));
         assert_eq!(without_rules(a).trim(), "name = \"a\"\nseed = 1");
     }
 

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
-use super::proxy::{parse_upstream, resolve_listen, ManagedProxy, ServeContext};
+use super::proxy::{bind_listen, parse_upstream, resolve_listen, ManagedProxy, ServeContext};
 use super::toxic::{check_name, json_kind, Toxic};
+use crate::scenario::schema::{Mode, UpstreamSpec};
 use crate::scenario::Scenario;
 
 /// What a request gets back: a status and a JSON body (empty for 204).
@@ -174,6 +175,19 @@ impl Registry {
     /// Adds (and, unless `enabled` is false, starts) a proxy whose input was checked.
     async fn add(&mut self, input: ProxyInput, base: String) -> Result<&ManagedProxy, ApiError> {
         let spec = parse_upstream(&input.upstream)?;
+        self.add_as(input, base, spec, None).await
+    }
+
+    /// [`add`](Self::add), forwarding to `spec` (what `input.upstream` says, or the
+    /// per-request upstream of a forward proxy, which no upstream text names), listening on
+    /// `listener` when the caller bound it already.
+    async fn add_as(
+        &mut self,
+        input: ProxyInput,
+        base: String,
+        spec: UpstreamSpec,
+        listener: Option<tokio::net::TcpListener>,
+    ) -> Result<&ManagedProxy, ApiError> {
         let seed = self.seed_for(&input.name);
         let mut proxy = ManagedProxy::new(
             input.name.clone(),
@@ -184,7 +198,7 @@ impl Registry {
             seed,
         );
         if input.enabled.unwrap_or(true) {
-            proxy.start(&self.ctx).await?;
+            proxy.start_bound(&self.ctx, listener).await?;
         }
         let name = input.name;
         self.proxies.insert(name.clone(), proxy);
@@ -196,11 +210,19 @@ impl Registry {
     pub async fn add_scenario(&mut self, text: String, origin: &str, stem: &str) -> Answer {
         let scenario = Scenario::from_toml(&text, origin, stem)
             .map_err(|e| ApiError::new(400, e.to_string()))?;
-        let Some(upstream) = &scenario.upstream else {
-            return Err(ApiError::new(
-                400,
-                format!("{origin}: no upstream: set [proxy] upstream (serve has no --upstream)"),
-            ));
+        // A forward proxy has no upstream of its own: each client names its target, as with
+        // `faultline run` (and as a `PUT` of a forward scenario does on any proxy).
+        let spec = match (&scenario.upstream, scenario.mode) {
+            (Some(upstream), _) => upstream.clone(),
+            (None, Mode::Forward) => UpstreamSpec::PerRequest,
+            (None, Mode::Reverse) => {
+                return Err(ApiError::new(
+                    400,
+                    format!(
+                        "{origin}: no upstream: set [proxy] upstream, or mode = \"forward\" (serve has no --upstream)"
+                    ),
+                ))
+            }
         };
         let input = ProxyInput {
             name: scenario.name.clone(),
@@ -208,17 +230,18 @@ impl Registry {
                 .listen
                 .map(|a| a.to_string())
                 .unwrap_or_else(|| "127.0.0.1:0".to_string()),
-            upstream: upstream.to_string(),
+            upstream: spec.to_string(),
             enabled: Some(true),
         };
-        input.check(None).await?;
+        check_name("proxy", &input.name)?;
+        resolve_listen(&input.listen).await?;
         if self.proxies.contains_key(&input.name) {
             return Err(ApiError::new(
                 409,
                 format!("{origin}: a proxy named {:?} already exists", input.name),
             ));
         }
-        let proxy = self.add(input, text).await?;
+        let proxy = self.add_as(input, text, spec, None).await?;
         Ok((201, proxy.to_json()))
     }
 
@@ -237,14 +260,24 @@ impl Registry {
         let upstream =
             string_of(&object, "upstream")?.unwrap_or_else(|| proxy.upstream().to_string());
         let enabled = bool_of(&object, "enabled")?.unwrap_or(proxy.enabled());
-        parse_upstream(&upstream)?;
+        if upstream != proxy.upstream() {
+            // (The one a forward proxy shows, "per request", is no address to give.)
+            parse_upstream(&upstream)?;
+        }
         let was_enabled = proxy.enabled();
         if proxy.differs(&listen, &upstream).await? {
+            // A new address is bound before the old run stops: when it is taken (409) the
+            // proxy, its connections, counters and capture stay as they are.
+            let listener = if enabled && !proxy.listens_on(&listen).await? {
+                Some(bind_listen(&listen).await?.1)
+            } else {
+                None
+            };
             let (old_listen, old_upstream) =
                 (proxy.listen().to_string(), proxy.upstream().to_string());
             proxy.readdress(listen, upstream).await?;
             if enabled {
-                if let Err(e) = proxy.start(&ctx).await {
+                if let Err(e) = proxy.start_bound(&ctx, listener).await {
                     // Put the old address (the port it had) back, as it was.
                     proxy.readdress(old_listen, old_upstream).await?;
                     if was_enabled {
@@ -322,18 +355,25 @@ impl Registry {
         }
         for input in parsed {
             let name = input.name.clone();
+            let spec = parse_upstream(&input.upstream)?;
             let mut replaced = None;
+            let mut listener = None;
             if let Some(existing) = self.proxies.get_mut(&name) {
                 if !existing.differs(&input.listen, &input.upstream).await? {
                     // Toxiproxy keeps it as it is: its toxics, and enabled or not.
                     done.push(name);
                     continue;
                 }
+                // A new address is bound before the proxy it replaces stops: when it is taken
+                // (409) that proxy keeps its connections, counters and capture.
+                if input.enabled.unwrap_or(true) && !existing.listens_on(&input.listen).await? {
+                    listener = Some(bind_listen(&input.listen).await?.1);
+                }
                 let was_enabled = existing.enabled();
                 existing.stop().await;
                 replaced = self.proxies.remove(&name).map(|p| (p, was_enabled));
             }
-            if let Err(e) = self.add(input, String::new()).await {
+            if let Err(e) = self.add_as(input, String::new(), spec, listener).await {
                 // The replacement cannot start (its address is taken): the proxy it was to
                 // replace comes back as it was, toxics and all (Toxiproxy leaves it stopped).
                 if let Some((mut old, was_enabled)) = replaced {

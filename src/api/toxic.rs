@@ -274,6 +274,11 @@ pub fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
             "{what} name {name:?} contains control characters"
         )));
     }
+    if name == "." || name == ".." {
+        return Err(ApiError::bad_body(format!(
+            "{what} name {name:?} is a dot segment, which clients remove from URL paths: it could not be addressed"
+        )));
+    }
     Ok(())
 }
 
@@ -484,6 +489,17 @@ pub fn go_float32(value: f32) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_a_url_path_cannot_hold_are_refused() {
+        for bad in [".", "..", "a/b", "a\nb"] {
+            let error = super::check_name("proxy", bad).expect_err(bad);
+            assert_eq!(error.status, 400, "{bad:?}");
+        }
+        for good in ["...", ".hidden", "a..b", "a\\b"] {
+            assert!(super::check_name("proxy", good).is_ok(), "{good:?}");
+        }
+    }
+
     use super::*;
     use crate::scenario::Scenario;
 

@@ -1,7 +1,12 @@
 //! Expands capture path templates such as `captures/{name}-{time}.pcapng`.
 
-use std::path::PathBuf;
+use std::fs::OpenOptions;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How many numbered names [`claim_unused`] tries before it gives up.
+const MAX_SUFFIX: u32 = 10_000;
 
 /// Expands `{name}`, `{time}` and `{pid}` in a capture path template, so every run gets its own file
 /// and captures sort by start time in a directory listing.
@@ -19,6 +24,50 @@ pub fn expand_path_template(template: &str, name: &str, start: SystemTime, pid: 
             .replace("{time}", &utc_stamp(start))
             .replace("{pid}", &pid.to_string()),
     )
+}
+
+/// Claims the capture file `path` or, when a file is already there (a run restarted within the
+/// same second of `{time}`, or two names that [`safe_name`] makes alike), the first free one of
+/// `path` with `-2`, `-3`, … before its extension: a new run never overwrites an earlier
+/// capture. The file is created empty with `create_new`, so two runs racing for one name get
+/// two files; the capture writer then opens it. When the folder does not exist yet (nothing to
+/// overwrite) or cannot be written, `path` is returned as it is and opening it reports why.
+///
+/// Errors only when all [`MAX_SUFFIX`] names are taken.
+pub fn claim_unused(path: &Path) -> io::Result<PathBuf> {
+    for n in 1..=MAX_SUFFIX {
+        let candidate = if n == 1 {
+            path.to_path_buf()
+        } else {
+            numbered(path, n)
+        };
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&candidate)
+        {
+            Ok(_) => return Ok(candidate),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(_) => return Ok(path.to_path_buf()),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "{} and {MAX_SUFFIX} numbered variants of it already exist",
+            path.display()
+        ),
+    ))
+}
+
+/// `dir/stem-N.ext` for `dir/stem.ext` (`dir/stem-N` without an extension).
+fn numbered(path: &Path, n: u32) -> PathBuf {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{n}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{n}"),
+    };
+    path.with_file_name(name)
 }
 
 /// `name` as one piece of a file name: path separators (`/`, `\\`) and control characters become
@@ -110,6 +159,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_claimed_name_is_never_claimed_again() {
+        let scratch = crate::store::test_dir::TestDir::new("claim");
+        let dir = scratch.path();
+        let path = dir.join("sv-a-20261122T110512Z.pcapng");
+        std::fs::write(&path, b"an earlier run").expect("write");
+        let second = claim_unused(&path).expect("a free name");
+        let third = claim_unused(&path).expect("a free name");
+        assert_eq!(second, dir.join("sv-a-20261122T110512Z-2.pcapng"));
+        assert_eq!(third, dir.join("sv-a-20261122T110512Z-3.pcapng"));
+        assert_eq!(std::fs::read(&path).expect("read"), b"an earlier run");
+        assert_eq!(numbered(Path::new("caps/x"), 2), PathBuf::from("caps/x-2"));
+        // A folder that does not exist yet: nothing to overwrite, the writer creates it.
+        let missing = dir.join("not-yet/c.pcap");
+        assert_eq!(claim_unused(&missing).expect("as it is"), missing);
     }
 
     #[test]

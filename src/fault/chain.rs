@@ -4,7 +4,7 @@
 use tokio::time::Instant;
 
 use super::plan::{all_payload, Step};
-use super::StreamFault;
+use super::{ReadAhead, StreamFault};
 
 /// Faults applied in order (the scenario's rule order) to every plan of one payload stream,
 /// each kept with the key of the rule that armed it.
@@ -82,6 +82,15 @@ impl FaultChain {
             steps = fault.at_end(steps, at);
         }
         steps
+    }
+
+    /// How much the pump may read now: the strictest of the faults' allowances.
+    pub fn read_ahead(&self, now: Instant) -> ReadAhead {
+        self.faults
+            .iter()
+            .fold(ReadAhead::Any, |ahead, (_, fault)| {
+                ahead.and(fault.read_ahead(now))
+            })
     }
 
     /// Applies the chain's faults, in order, to a plan for a chunk that arrived at `arrival`.

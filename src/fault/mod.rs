@@ -68,6 +68,40 @@ pub trait StreamFault: Send + std::fmt::Debug {
     fn resume_from(&mut self, counted: u64) {
         let _ = counted;
     }
+
+    /// How much the pump may read now, given what this fault already planned: a fault that
+    /// paces the stream keeps what is read ahead of the link small, so a rule change reaches
+    /// the bytes still to come instead of finding them queued on the old schedule.
+    fn read_ahead(&self, now: Instant) -> ReadAhead {
+        let _ = now;
+        ReadAhead::Any
+    }
+}
+
+/// What a fault lets the pump read ahead of the bytes it already planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAhead {
+    /// As much as the pump likes (up to its high-water mark).
+    Any,
+    /// At most this many bytes now.
+    UpTo(usize),
+    /// Nothing before this instant.
+    Wait(Instant),
+}
+
+impl ReadAhead {
+    /// The stricter of two allowances: a wait beats any amount, the later wait and the smaller
+    /// amount win.
+    pub fn and(self, other: ReadAhead) -> ReadAhead {
+        use ReadAhead::{Any, UpTo, Wait};
+        match (self, other) {
+            (Wait(a), Wait(b)) => Wait(a.max(b)),
+            (Wait(a), _) | (_, Wait(a)) => Wait(a),
+            (UpTo(a), UpTo(b)) => UpTo(a.min(b)),
+            (UpTo(a), Any) | (Any, UpTo(a)) => UpTo(a),
+            (Any, Any) => Any,
+        }
+    }
 }
 
 /// What a rule does, written `fault.NAME = { … }` in a scenario (externally tagged, so a TOML

@@ -4,12 +4,15 @@
 //! Reading goes on while planned bytes wait for their instant (so a latency fault delays each
 //! chunk from its own arrival instead of adding up), but only while less than [`HIGH_WATER`]
 //! bytes are queued: backpressure reaches the sender as a full TCP window, never as memory growth.
+//! A fault that paces the stream (bandwidth) bounds that read-ahead further
+//! ([`FaultChain::read_ahead`]), and a rule change is taken up at once, even while not reading:
+//! a removed limit must not leave megabytes queued on its old schedule.
 
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::Ordering::Relaxed;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant};
 
@@ -17,7 +20,7 @@ use super::connection::ConnectionShared;
 use super::live_rules::ConnectionRules;
 use crate::direction::Direction;
 use crate::fault::plan::{EndHow, Mark, Step};
-use crate::fault::FaultChain;
+use crate::fault::{FaultChain, ReadAhead};
 
 /// Bytes asked of the kernel per read: large reads keep syscalls per byte low on bulk transfers.
 const READ_CHUNK: usize = 256 * 1024;
@@ -175,7 +178,13 @@ where
             };
         }
 
-        let can_read = !eof && !closed_by_plan && queued_bytes < HIGH_WATER;
+        let relaying = !eof && !closed_by_plan;
+        let (read_limit, read_again) = match planner.read_ahead(Instant::now()) {
+            ReadAhead::Any => (READ_CHUNK, None),
+            ReadAhead::UpTo(n) => (n.min(READ_CHUNK), None),
+            ReadAhead::Wait(at) => (0, relaying.then_some(at)),
+        };
+        let can_read = relaying && queued_bytes < HIGH_WATER && read_limit > 0;
         let deadline = match queue.front() {
             Some(Queued::Send {
                 not_before: Some(at),
@@ -183,15 +192,21 @@ where
             }) if !holding => Some(*at),
             _ => None,
         };
+        let deadline = match (deadline, read_again) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
 
         if can_read && buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
         let mut woken = false;
+        let mut rules_changed = false;
         let read = if let Some(replayed) = replay.take() {
             buf.extend_from_slice(&replayed);
             Some(Ok(replayed.len()))
         } else {
+            let mut room = (&mut buf).limit(read_limit);
             tokio::select! {
                 biased;
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => None,
@@ -206,7 +221,11 @@ where
                     }
                     None
                 }
-                result = source.read_buf(&mut buf), if can_read => Some(result),
+                () = rules.changed(), if relaying => {
+                    rules_changed = true;
+                    None
+                }
+                result = source.read_buf(&mut room), if can_read => Some(result),
                 else => {
                     // Held for good (stall without duration): keep both sockets open until the
                     // connection is ended by the other direction, a timer or shutdown.
@@ -215,6 +234,11 @@ where
                 }
             }
         };
+        if rules_changed {
+            // `changed` adopted the new rules already (a refresh would find nothing new).
+            planner = rules.direction_chain(direction, Some(planner));
+            continue;
+        }
         if woken {
             // The session owes this direction's receiver frames: plan what is held, if anything.
             let held = std::mem::take(&mut carry);

@@ -1258,7 +1258,22 @@ fn a_proxy_name_cannot_move_its_capture_out_of_the_folder() {
     let answer = json(&body);
     assert_eq!(answer["status"], 400, "{body}");
     assert!(answer["error"].is_string(), "{body}");
-    let proxy = create_proxy(api, "..", upstream.server.addr);
+    // `.` and `..` are refused (clients resolve them away in a URL path); `...` is a name.
+    for dots in [".", ".."] {
+        let (status, body) = http(
+            api,
+            "POST",
+            "/proxies",
+            &format!(
+                r#"{{"name":"{dots}","listen":"127.0.0.1:0","upstream":"{}"}}"#,
+                upstream.server.addr
+            ),
+        );
+        assert_eq!(status, 400, "{dots}: {body}");
+    }
+    let (_, body) = http(api, "GET", "/proxies", "");
+    assert_eq!(json(&body), serde_json::json!({}), "nothing was created");
+    let proxy = create_proxy(api, "...", upstream.server.addr);
     assert_eq!(echo_through(proxy, b"hello"), b"hello");
     let stopped = daemon.stop();
     assert!(stopped.status.success(), "{}", stopped.output());
@@ -1470,4 +1485,373 @@ fn a_serve_capture_replays_its_recorded_scenario() {
     assert!(run["replay_note"]
         .as_str()
         .is_some_and(|n| n.contains("control API")));
+}
+
+/// The `toxiproxy_proxy_{received,sent}_bytes_total` counter of `proxy`'s `direction`
+/// (`upstream`/`downstream`) from `GET /metrics`.
+fn metric(api: SocketAddr, which: &str, proxy: &str, direction: &str) -> u64 {
+    let (status, body) = http(api, "GET", "/metrics", "");
+    assert_eq!(status, 200, "{body}");
+    let name = format!("toxiproxy_proxy_{which}_bytes_total{{direction=\"{direction}\"");
+    body.lines()
+        .find(|line| line.starts_with(&name) && line.contains(&format!("proxy=\"{proxy}\"")))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {which} counter for {proxy} {direction} in {body}"))
+}
+
+/// Reads from `stream` into `into` until it holds `until` bytes; how long that took.
+fn read_until(stream: &mut TcpStream, into: &mut Vec<u8>, until: usize) -> Duration {
+    let started = Instant::now();
+    let mut buf = vec![0u8; 64 * 1024];
+    while into.len() < until {
+        let n = stream.read(&mut buf).expect("read the transfer");
+        assert!(n > 0, "the transfer ended after {} bytes", into.len());
+        into.extend_from_slice(&buf[..n]);
+    }
+    started.elapsed()
+}
+
+/// Starts a 2 MB echo through `proxy`, whose downstream a 100 KB/s bandwidth toxic paces,
+/// reads 50 KB, checks the proxy read little ahead of them, runs `change` (a change of the
+/// toxic) and returns how long the next 500 KB took; then checks every byte came back.
+fn paced_transfer_after(api: SocketAddr, proxy: SocketAddr, change: impl FnOnce()) -> Duration {
+    const SIZE: usize = 2_000_000;
+    let payload: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    let mut stream = connect(proxy);
+    let mut writer = stream.try_clone().expect("a second handle");
+    let sent = payload.clone();
+    let writing = std::thread::spawn(move || {
+        writer.write_all(&sent).expect("write");
+        writer.shutdown(Shutdown::Write).expect("half-close");
+    });
+    let mut back = Vec::with_capacity(SIZE);
+    // 50 KB at 100 KB/s: half a second, by which time the echo has long offered the proxy all.
+    let received_before = metric(api, "received", "bw", "downstream");
+    let sent_before = metric(api, "sent", "bw", "downstream");
+    let paced = read_until(&mut stream, &mut back, 50_000);
+    let received = metric(api, "received", "bw", "downstream") - received_before;
+    let relayed = metric(api, "sent", "bw", "downstream") - sent_before;
+    println!("50 KB paced in {paced:?}; the proxy read {received} and sent {relayed} bytes");
+    assert!(
+        paced >= Duration::from_millis(250),
+        "50 KB at 100 KB/s took only {paced:?}"
+    );
+    assert!(
+        received - relayed < 100_000,
+        "the proxy reads only a little ahead of a paced link: read {received}, sent {relayed}"
+    );
+    change();
+    // 500 KB more would take 5 s at the old rate; on loopback, unpaced, it takes milliseconds.
+    let freed = read_until(&mut stream, &mut back, 550_000);
+    let _ = read_until(&mut stream, &mut back, SIZE);
+    writing.join().expect("the writer thread");
+    assert!(back == payload, "every byte came back, in order");
+    freed
+}
+
+/// Regression: the bandwidth toxic planned each chunk's send time when it was read, and the
+/// pump read up to 4 MiB ahead of a 100 KB/s link, so a removed (or raised) limit left
+/// megabytes trickling out at the old rate for many seconds. Now the pump reads only 20 ms
+/// ahead of the link and takes up a rule change while it waits.
+#[test]
+fn removing_a_bandwidth_toxic_frees_an_open_transfer_at_once() {
+    let dir = TempDir::new("api-bandwidth-removed");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "bw", upstream.server.addr);
+    let add = || {
+        let (status, body) = http(
+            api,
+            "POST",
+            "/proxies/bw/toxics",
+            r#"{"type":"bandwidth","stream":"downstream","attributes":{"rate":100}}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+    };
+    add();
+    let freed = paced_transfer_after(api, proxy, || {
+        let (status, body) = http(api, "DELETE", "/proxies/bw/toxics/bandwidth_downstream", "");
+        assert_eq!(status, 204, "{body}");
+    });
+    println!("after the DELETE, the next 500 KB took {freed:?}");
+    assert!(
+        freed < Duration::from_millis(1500),
+        "the removed toxic still paced the transfer: 500 KB took {freed:?}"
+    );
+    // The same for a limit raised (the toxic updated) rather than removed.
+    add();
+    let raised = paced_transfer_after(api, proxy, || {
+        let (status, body) = http(
+            api,
+            "POST",
+            "/proxies/bw/toxics/bandwidth_downstream",
+            r#"{"attributes":{"rate":100000}}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+    });
+    println!("after raising the rate to 100 MB/s, the next 500 KB took {raised:?}");
+    assert!(
+        raised < Duration::from_millis(1500),
+        "the raised limit did not reach the transfer: 500 KB took {raised:?}"
+    );
+    daemon.stop();
+}
+
+/// The files in `dir`, sorted by name, with their sizes.
+fn files_in(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|entry| {
+            let entry = entry.expect("a directory entry");
+            let len = entry.metadata().expect("metadata").len();
+            (entry.file_name().to_string_lossy().into_owned(), len)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Regression: a proxy restarted within the second of its `{time}` (or with a template without
+/// one) opened the same capture file again and truncated the earlier run's capture; two names
+/// made alike in a file name (`.hidden`, `_hidden`) shared one file. Now every run claims a
+/// file of its own, numbered when the name is taken.
+#[test]
+fn a_restarted_proxy_never_overwrites_an_earlier_capture() {
+    let dir = TempDir::new("api-capture-runs");
+    let upstream = echo_upstream();
+    let caps = dir.path().join("caps");
+    let template = caps.join("sv-{name}.pcapng").display().to_string();
+    let (daemon, api) = serve(&dir, "serve", &["--capture", &template]);
+    let proxy = create_proxy(api, "cap", upstream.server.addr);
+    let payload = vec![b'z'; 300_000];
+    assert_eq!(echo_through(proxy, &payload).len(), payload.len());
+    for enabled in [false, true, false, true] {
+        let (status, body) = http(
+            api,
+            "POST",
+            "/proxies/cap",
+            &format!(r#"{{"enabled":{enabled}}}"#),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    // A scenario change that restarts the proxy (a new seed) is a new run too.
+    let (status, body) = http(api, "PUT", "/faultline/proxies/cap/scenario", "seed = 99\n");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["restarted"], true, "{body}");
+    // A proxy whose upstream is its own address never starts (it would loop).
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies",
+        &format!(r#"{{"name":"loop","listen":"{free}","upstream":"{free}"}}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+    create_proxy(api, ".hidden", upstream.server.addr);
+    create_proxy(api, "_hidden", upstream.server.addr);
+    // JSON `a\\b`: the name a\b, a file name piece a_b.
+    create_proxy(api, r"a\\b", upstream.server.addr);
+    create_proxy(api, "a_b", upstream.server.addr);
+    let stopped = daemon.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
+    let files = files_in(&caps);
+    let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "sv-_hidden-2.pcapng",
+            "sv-_hidden.pcapng",
+            "sv-a_b-2.pcapng",
+            "sv-a_b.pcapng",
+            "sv-cap-2.pcapng",
+            "sv-cap-3.pcapng",
+            "sv-cap-4.pcapng",
+            "sv-cap.pcapng",
+        ],
+        "one file per run"
+    );
+    let first = files.iter().find(|(name, _)| name == "sv-cap.pcapng");
+    assert!(
+        !names.iter().any(|name| name.starts_with("sv-loop")),
+        "a run that never started left no capture"
+    );
+    assert!(
+        first.is_some_and(|(_, len)| *len > 2 * payload.len() as u64),
+        "the first run's capture holds its transfer: {files:?}"
+    );
+}
+
+/// `GET /faultline/proxies/{name}/summary` as JSON.
+fn summary(api: SocketAddr, name: &str) -> serde_json::Value {
+    let (status, body) = http(
+        api,
+        "GET",
+        &format!("/faultline/proxies/{name}/summary"),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    json(&body)
+}
+
+/// Regression: a move to a taken address answered 409 but had stopped the proxy first (its
+/// connections closed, its counters back to zero, a new capture started) and then started it
+/// again on the old address. Now the new address is bound first and a failure changes nothing.
+#[test]
+fn a_move_to_a_taken_address_changes_nothing() {
+    let dir = TempDir::new("api-listen-taken");
+    let upstream = echo_upstream();
+    let caps = dir.path().join("caps");
+    let template = caps.join("{name}.pcapng").display().to_string();
+    let (daemon, api) = serve(&dir, "serve", &["--capture", &template]);
+    let proxy = create_proxy(api, "stay", upstream.server.addr);
+    let mut open = connect(proxy);
+    exchange(&mut open, 1000);
+    let before = summary(api, "stay");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a taken port");
+    let taken_addr = taken.local_addr().expect("its address");
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/stay",
+        &format!(r#"{{"listen":"{taken_addr}"}}"#),
+    );
+    assert_eq!(status, 409, "{body}");
+    exchange(&mut open, 1000);
+    // So does a populate that would move it there.
+    let (status, body) = http(
+        api,
+        "POST",
+        "/populate",
+        &format!(
+            r#"[{{"name":"stay","listen":"{taken_addr}","upstream":"{}"}}]"#,
+            upstream.server.addr
+        ),
+    );
+    assert_eq!(status, 409, "{body}");
+    exchange(&mut open, 1000);
+    let after = summary(api, "stay");
+    assert_eq!(after["connections"], 1, "the same run: {after}");
+    assert_eq!(after["active"], 1, "the connection is still open: {after}");
+    assert_eq!(after["capture"], before["capture"], "{after}");
+    let (_, body) = http(api, "GET", "/proxies/stay", "");
+    assert_eq!(json(&body)["listen"], proxy.to_string(), "{body}");
+    assert_eq!(
+        files_in(&caps).len(),
+        1,
+        "no new capture: {:?}",
+        files_in(&caps)
+    );
+    // Once free, the address takes it.
+    drop(taken);
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/stay",
+        &format!(r#"{{"listen":"{taken_addr}"}}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["listen"], taken_addr.to_string(), "{body}");
+    assert_eq!(echo_through(taken_addr, b"moved"), b"moved");
+    daemon.stop();
+}
+
+/// Regression: a scenario whose `[proxy] listen`/`upstream` restate the proxy's own address
+/// differed, as text, from the proxy's base (none), so the `PUT` restarted the proxy and closed
+/// its connections; the same body again did not. Settings are now compared as they take effect.
+#[test]
+fn a_scenario_restating_the_proxys_own_address_does_not_restart_it() {
+    let dir = TempDir::new("api-scenario-restates");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "same", upstream.server.addr);
+    let mut open = connect(proxy);
+    exchange(&mut open, 100);
+    let body = format!(
+        "[proxy]\nlisten = \"{proxy}\"\nupstream = \"{}\"\nmode = \"reverse\"\n\n[[rule]]\nname = \"slow\"\nfault.latency = {{ delay = \"1ms\" }}\n",
+        upstream.server.addr
+    );
+    for attempt in 1..=2 {
+        let (status, answer) = http(api, "PUT", "/faultline/proxies/same/scenario", &body);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(json(&answer)["restarted"], false, "PUT {attempt}: {answer}");
+        exchange(&mut open, 100);
+    }
+    let after = summary(api, "same");
+    assert_eq!(after["connections"], 1, "the same run: {after}");
+    assert_eq!(after["active"], 1, "the connection stayed open: {after}");
+    // A real change of settings still restarts it.
+    let (status, answer) = http(api, "PUT", "/faultline/proxies/same/scenario", "seed = 5\n");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(json(&answer)["restarted"], true, "{answer}");
+    daemon.stop();
+}
+
+/// An HTTP upstream answering every request `200 ok` and closing (its own runtime).
+fn ok_upstream() -> Echo {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime for the HTTP upstream");
+    let server = runtime.block_on(crate::support::upstream::serve(|mut stream| async move {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            .await;
+        let _ = stream.shutdown().await;
+    }));
+    Echo {
+        server,
+        _runtime: runtime,
+    }
+}
+
+/// Regression: `serve FILE` refused a forward-mode scenario ("no upstream: set [proxy]
+/// upstream") although a forward proxy has none and `PUT …/scenario` takes the same text.
+#[test]
+fn serve_takes_a_forward_mode_scenario_file() {
+    let dir = TempDir::new("api-forward-file");
+    let upstream = ok_upstream();
+    let file = dir.path().join("fwd.toml");
+    std::fs::write(&file, "name = \"fwd\"\n[proxy]\nmode = \"forward\"\n").expect("write");
+    let (daemon, api) = serve(&dir, "serve", &[file.to_str().expect("a UTF-8 path")]);
+    let (status, body) = http(api, "GET", "/proxies/fwd", "");
+    assert_eq!(status, 200, "{body}");
+    let proxy: SocketAddr = json(&body)["listen"]
+        .as_str()
+        .expect("listen")
+        .parse()
+        .expect("an address");
+    let target = upstream.server.addr;
+    let mut stream = connect(proxy);
+    write!(
+        stream,
+        "GET http://{target}/x HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send a request");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"),
+        "{answer}"
+    );
+    // It stays a forward proxy through an update that keeps its (per-request) upstream.
+    let (status, body) = http(api, "POST", "/proxies/fwd", r#"{"enabled":false}"#);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(api, "POST", "/proxies/fwd", r#"{"enabled":true}"#);
+    assert_eq!(status, 200, "{body}");
+    let stopped = daemon.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
 }
