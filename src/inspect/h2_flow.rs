@@ -37,8 +37,14 @@ const MAX_QUEUED: usize = 1 << 20;
 const MAX_MESSAGE: usize = 64 << 20;
 /// Streams reported per connection; later ones are counted, not listed.
 const MAX_STREAMS: usize = 10_000;
-/// Recent frame starts remembered per direction to tie a packet comment to its stream.
+/// Recent frames remembered per direction to tie a packet comment to its stream: a comment
+/// is resolved when it arrives (its packet's bytes have just been fed), so only the frames of
+/// the last few segments are needed.
 const RECENT_FRAMES: usize = 256;
+/// Fault comments kept per connection (a damaged capture could comment every packet).
+const MAX_COMMENTS: usize = 10_000;
+/// Fault comments waiting for their frame to be parsed, per direction.
+const MAX_WAITING: usize = 1024;
 /// GOAWAY frames reported per connection.
 const MAX_GOAWAYS: usize = 16;
 /// Reads the gRPC messages of one stream in one direction, keeping bodies only when asked.
@@ -145,9 +151,20 @@ pub struct FlowH2 {
     notes: BTreeMap<StreamId, StreamNotes>,
     extra_streams: u64,
     goaways: Vec<GoawayNote>,
-    /// (start, end, stream) of recent frames per direction.
+    /// (start, end, stream) of recent frames per direction, in TCP stream offsets.
     recent: [VecDeque<(u64, u64, StreamId)>; 2],
-    comments: Vec<(Direction, u64, String)>,
+    /// Comments (TCP stream offset, text) whose frame has not been parsed yet: its bytes wait
+    /// for a missing earlier segment, for the protocol to be decided, or for the rest of the
+    /// frame.
+    waiting: [VecDeque<(u64, String)>; 2],
+    /// Fault comments tied to their stream, resolved as they arrived (however many frames
+    /// follow them).
+    faults: BTreeMap<StreamId, Vec<String>>,
+    /// Fault comments counted against [`MAX_COMMENTS`].
+    comments: usize,
+    /// TCP stream offset of the conversation's first byte per direction (after an h2c
+    /// upgrade's HTTP/1 exchange; 0 otherwise).
+    origin: [u64; 2],
     error: Option<String>,
     memory: MemoryUse,
     /// The HTTP/1 exchange before an h2c upgrade (only while `Upgrading`).
@@ -182,7 +199,10 @@ impl FlowH2 {
             extra_streams: 0,
             goaways: Vec::new(),
             recent: [VecDeque::new(), VecDeque::new()],
-            comments: Vec::new(),
+            waiting: [VecDeque::new(), VecDeque::new()],
+            faults: BTreeMap::new(),
+            comments: 0,
+            origin: [0, 0],
             error: None,
             memory,
             upgrade: None,
@@ -252,6 +272,7 @@ impl FlowH2 {
         self.state = State::H2;
         self.conversation = Conversation::upgraded(request.clone());
         self.open(StreamId(1), &request, switched_ns);
+        self.origin = starts;
         let mut seen = [0u64; 2];
         for (d, b, t) in std::mem::take(&mut self.queued) {
             let i = d.index();
@@ -285,17 +306,15 @@ impl FlowH2 {
             Err(e) => return self.stop(format!("HTTP/2 decoding stopped: {e}")),
         };
         let base = self.conversation.reader(direction).offset() - fed.consumed as u64;
+        let origin = self.origin[d];
         let mut blocks = fed.blocks.iter().peekable();
         for (index, piece) in fed.pieces.iter().enumerate() {
             let at = (piece.start - base) as usize;
             match &piece.kind {
                 PieceKind::Header(header) => {
-                    let recent = &mut self.recent[d];
-                    if recent.len() == RECENT_FRAMES {
-                        recent.pop_front();
-                    }
-                    let end = piece.start + piece.len as u64 + u64::from(header.length);
-                    recent.push_back((piece.start, end, header.stream));
+                    let start = origin + piece.start;
+                    let end = start + piece.len as u64 + u64::from(header.length);
+                    self.frame(d, start, end, header.stream);
                 }
                 PieceKind::Data { stream, offset } => {
                     self.data(direction, *stream, *offset, &buf[at..at + piece.len]);
@@ -319,6 +338,46 @@ impl FlowH2 {
         }
         buf.drain(..fed.consumed);
         self.pending[d] = buf;
+    }
+
+    /// A frame of direction `d` spans TCP stream offsets `start..end`: remembered for comments
+    /// still to come, and the waiting comments that fall inside it are tied to `stream`.
+    fn frame(&mut self, d: usize, start: u64, end: u64, stream: StreamId) {
+        let recent = &mut self.recent[d];
+        if recent.len() == RECENT_FRAMES {
+            recent.pop_front();
+        }
+        recent.push_back((start, end, stream));
+        if self.waiting[d].is_empty() {
+            return;
+        }
+        let mut inside = Vec::new();
+        // Frames come in stream order: a comment before this frame lies in no frame (the
+        // preface), so it is about the connection.
+        self.waiting[d].retain_mut(|(offset, text)| {
+            if *offset < start {
+                false
+            } else if *offset < end {
+                inside.push(std::mem::take(text));
+                false
+            } else {
+                true
+            }
+        });
+        for text in inside {
+            self.attach(stream, text);
+        }
+    }
+
+    /// Records a fault comment on `stream` (none on the connection's stream 0).
+    fn attach(&mut self, stream: StreamId, text: String) {
+        if stream.is_connection() {
+            return;
+        }
+        let faults = self.faults.entry(stream).or_default();
+        if !faults.contains(&text) {
+            faults.push(text);
+        }
     }
 
     fn open(&mut self, stream: StreamId, headers: &HeaderList, ts: u64) {
@@ -427,19 +486,11 @@ impl FlowH2 {
                 self.flow, self.extra_streams
             ));
         }
-        // Fault comments: the frame the commented packet starts in (a comment past the last
-        // frame, such as the end of the run, is about the connection, not a stream).
-        for (direction, offset, text) in std::mem::take(&mut self.comments) {
-            let stream = self.recent[direction.index()]
-                .iter()
-                .rev()
-                .find(|(start, end, _)| *start <= offset && offset < *end)
-                .map(|(_, _, s)| *s)
-                .filter(|s| !s.is_connection());
-            if let Some(notes) = stream.and_then(|s| self.notes.get_mut(&s)) {
-                if !notes.faults.contains(&text) {
-                    notes.faults.push(text);
-                }
+        // Comments still waiting lie past the last frame (the end of the run, a TCP reset):
+        // they are about the connection, not a stream.
+        for (id, faults) in std::mem::take(&mut self.faults) {
+            if let Some(notes) = self.notes.get_mut(&id) {
+                notes.faults = faults;
             }
         }
         let tracker = self.conversation.tracker();
@@ -551,9 +602,26 @@ impl StreamConsumer for FlowH2 {
         }
     }
 
+    /// Ties the comment to the frame its packet starts in: one parsed already (the packet's
+    /// bytes were fed just before its comment), or, when the frame is still to be parsed, the
+    /// first frame that covers the offset.
     fn comment(&mut self, dir: Direction, offset: u64, text: &str, _ts: u64) {
-        if self.state != State::Off && self.comments.len() < 10_000 {
-            self.comments.push((dir, offset, text.to_string()));
+        if self.state == State::Off || self.comments >= MAX_COMMENTS {
+            return;
+        }
+        self.comments += 1;
+        let d = dir.index();
+        let found = self.recent[d]
+            .iter()
+            .rev()
+            .find(|(start, end, _)| *start <= offset && offset < *end)
+            .map(|(_, _, s)| *s);
+        match found {
+            Some(stream) => self.attach(stream, text.to_string()),
+            None if self.waiting[d].len() < MAX_WAITING => {
+                self.waiting[d].push_back((offset, text.to_string()))
+            }
+            None => {}
         }
     }
 }

@@ -50,6 +50,15 @@ fn info(id: u64) -> FlowInfo {
 /// Feeds each flow's chunks (in order, both directions interleaved as given) and builds the
 /// report; flows run one after the other in time.
 fn inspect(flows: Vec<Vec<(Direction, Vec<u8>)>>) -> Report {
+    inspect_commented(flows, &[])
+}
+
+/// Like [`inspect`], with packet comments: `(flow, chunk, text)` comments the packet that
+/// carried that chunk, delivered right after its bytes as the reassembler does.
+fn inspect_commented(
+    flows: Vec<Vec<(Direction, Vec<u8>)>>,
+    comments: &[(usize, usize, &str)],
+) -> Report {
     let memory = MemoryUse::default();
     let mut finished = Vec::new();
     let mut h2 = Vec::new();
@@ -58,10 +67,14 @@ fn inspect(flows: Vec<Vec<(Direction, Vec<u8>)>>) -> Report {
         let info = info(n as u64 + 1);
         let mut views = FlowViews::new(&info, memory.clone());
         let mut offsets = [0u64; 2];
-        for (direction, chunk) in chunks {
+        for (c, (direction, chunk)) in chunks.into_iter().enumerate() {
             ts += 1000;
-            views.data(direction, offsets[direction.index()], &chunk, ts);
+            let at = offsets[direction.index()];
+            views.data(direction, at, &chunk, ts);
             offsets[direction.index()] += chunk.len() as u64;
+            for (_, _, text) in comments.iter().filter(|(f, i, _)| (*f, *i) == (n, c)) {
+                views.comment(direction, at, text, ts);
+            }
         }
         let (http, flow) = views.finish(&info);
         h2.extend(flow);
@@ -749,4 +762,69 @@ fn a_read_restarted_from_0_after_a_reset_is_noted_and_a_sibling_is_not() {
         "{:?}",
         report.bytestream[0].problems
     );
+}
+
+fn ping() -> Vec<u8> {
+    build::frame(FrameType::Ping, 0, StreamId(0), &[0; 8])
+}
+
+/// A comment is tied to its stream however many frames follow it (the demo's reset stream was
+/// followed by 431 frames and lost its note).
+#[test]
+fn a_fault_comment_stays_on_its_stream_whatever_follows() {
+    let (bytes, name) = blob(20_000);
+    let mut conn = Conn::new();
+    let cut = cut_read(&mut conn, &name, &bytes, 5_000, 1);
+    let rst = conn.chunks.len() - 1;
+    // A busy sibling: 600 frames after the reset.
+    let s = conn.call(READ, &[read_request(&name, 0)], true);
+    let messages: Vec<Vec<u8>> = bytes.chunks(100).map(ReadResponse::encode).collect();
+    conn.respond(s, &messages[..199]);
+    let head = conn.chunks.len();
+    conn.respond(s, &messages[199..]);
+    conn.trailers(s, 0);
+    for _ in 0..400 {
+        conn.send(DOWN, ping());
+    }
+    let note = r#"faultline: rule "cut" rst_stream CANCEL upstream->client"#;
+    let sibling = "faultline: rule \"late\" latency";
+    let report = inspect_commented(vec![conn.chunks], &[(0, rst, note), (0, head, sibling)]);
+    let text = report.render_text();
+    let faults = |id: StreamId| {
+        report
+            .h2_streams
+            .iter()
+            .find(|st| st.stream == id.0)
+            .map(|st| st.faults.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(faults(cut), vec![note.to_string()], "{text}");
+    assert_eq!(faults(s), vec![sibling.to_string()], "{text}");
+}
+
+/// A comment on a packet whose frame is not whole yet (or whose earlier bytes come later) is
+/// tied once the frame is parsed; a comment past the last frame is about the connection.
+#[test]
+fn a_comment_before_its_frame_is_parsed_waits_for_it() {
+    let mut conn = Conn::new();
+    let s = conn.call(READ, &[read_request("inst/blobs/ab/1", 0)], true);
+    let mut rst = build::rst_stream(s, ErrorCode::CANCEL);
+    let tail = rst.split_off(5);
+    conn.send(DOWN, rst);
+    let first = conn.chunks.len() - 1;
+    conn.send(DOWN, tail);
+    conn.send(DOWN, ping());
+    let report = inspect_commented(
+        vec![conn.chunks.clone()],
+        &[
+            (0, first, "cut"),
+            (0, first + 1, "tail"),
+            (0, first + 2, "ping"),
+        ],
+    );
+    assert_eq!(report.h2_streams[0].faults, vec!["cut", "tail"]);
+    // The preface is decided only once the client's bytes come: the server's SETTINGS and the
+    // comment on it wait (and the SETTINGS frame is the connection's).
+    let report = inspect_commented(vec![conn.chunks], &[(0, 0, "settings")]);
+    assert!(report.h2_streams[0].faults.is_empty());
 }
