@@ -25,7 +25,7 @@ use super::reassembly::{FlowInfo, StreamConsumer};
 use crate::direction::{Direction, Leg};
 use crate::h2::bytestream::Method;
 use crate::h2::control::Control;
-use crate::h2::frame::{StreamId, PREFACE};
+use crate::h2::frame::{FrameType, StreamId, PREFACE};
 use crate::h2::grpc::{MessagePart, MessageReader};
 use crate::h2::grpc_status::status_name;
 use crate::h2::{BlockRole, Conversation, HeaderList, PieceKind};
@@ -123,9 +123,19 @@ struct StreamNotes {
     reset: bool,
     /// When the first RST_STREAM crossed.
     reset_ns: Option<u64>,
-    /// When the server's last header block (final response or trailers) crossed.
+    /// When the server's last header block (final response or trailers) crossed before the
+    /// reset.
     answer_ns: Option<u64>,
+    /// Header blocks that crossed after a RST_STREAM (the proxy forwarding the server's
+    /// trailers after resetting the stream toward the client): the receiver ignores them
+    /// (RFC 9113 §5.1), so they are no part of the call's status or end.
+    late: Vec<(BlockRole, HeaderList)>,
+    /// END_STREAM crossed after a RST_STREAM, per direction: the stream did not end that way.
+    ended_late: [bool; 2],
 }
+
+/// Late header blocks kept per stream.
+const MAX_LATE: usize = 4;
 
 #[derive(Debug, PartialEq, Eq)]
 enum State {
@@ -315,6 +325,11 @@ impl FlowH2 {
                     let start = origin + piece.start;
                     let end = start + piece.len as u64 + u64::from(header.length);
                     self.frame(d, start, end, header.stream);
+                    if header.kind == FrameType::Data && header.ends_stream() {
+                        if let Some(notes) = self.notes.get_mut(&header.stream) {
+                            notes.ended_late[d] |= notes.reset;
+                        }
+                    }
                 }
                 PieceKind::Data { stream, offset } => {
                     self.data(direction, *stream, *offset, &buf[at..at + piece.len]);
@@ -327,12 +342,20 @@ impl FlowH2 {
             while let Some(block) = blocks.next_if(|b| b.piece == index) {
                 if block.role == BlockRole::Request {
                     self.open(block.stream, &block.headers, ts);
+                    continue;
+                }
+                let Some(notes) = self.notes.get_mut(&block.stream) else {
+                    continue;
+                };
+                if notes.reset {
+                    notes.ended_late[d] |= block.end_stream;
+                    if notes.late.len() < MAX_LATE {
+                        notes.late.push((block.role, block.headers.clone()));
+                    }
                 } else if direction == Direction::UpstreamToClient
                     && matches!(block.role, BlockRole::Response | BlockRole::Trailers)
                 {
-                    if let Some(notes) = self.notes.get_mut(&block.stream) {
-                        notes.answer_ns = Some(ts);
-                    }
+                    notes.answer_ns = Some(ts);
                 }
             }
         }
@@ -406,6 +429,8 @@ impl FlowH2 {
                 reset: false,
                 reset_ns: None,
                 answer_ns: None,
+                late: Vec::new(),
+                ended_late: [false; 2],
             },
         );
     }
@@ -508,12 +533,37 @@ impl FlowH2 {
                 code: r.code.to_string(),
                 at_ns: notes.reset_ns,
             });
-            let grpc_status = record.grpc_status();
+            // What the receiver took: the blocks that crossed after the reset are left out.
+            let late = |role: BlockRole| notes.late.iter().any(|(r, _)| *r == role);
+            let response = record
+                .response
+                .as_ref()
+                .filter(|_| !late(BlockRole::Response));
+            let trailers = record
+                .response_trailers
+                .as_ref()
+                .filter(|_| !late(BlockRole::Trailers));
+            let grpc_status = trailers
+                .and_then(HeaderList::grpc_status)
+                .or_else(|| response.and_then(HeaderList::grpc_status));
+            let grpc_message = trailers
+                .and_then(HeaderList::grpc_message)
+                .or_else(|| response.and_then(HeaderList::grpc_message));
+            let ended = [
+                record.ended[up] && !notes.ended_late[up],
+                record.ended[down] && !notes.ended_late[down],
+            ];
+            let ignored_after_reset = notes
+                .late
+                .iter()
+                .flat_map(|(_, list)| fields(Some(list)))
+                .take(super::h2_model::MAX_FIELDS)
+                .collect();
             if let Some(mut call) = notes.call.take() {
                 call.grpc_status = grpc_status;
                 call.reset = reset.as_ref().map(|r| r.code.clone());
                 call.reset_ns = notes.reset_ns;
-                call.response_ended = record.ended[down];
+                call.response_ended = ended[down];
                 call.partial = notes.messages[down].pending() + notes.messages[up].pending();
                 for (d, m) in notes.messages.iter().enumerate() {
                     if let Some(why) = &m.broken {
@@ -533,20 +583,21 @@ impl FlowH2 {
                 method: request.and_then(HeaderList::method),
                 path: request.and_then(HeaderList::path),
                 authority: request.and_then(HeaderList::authority),
-                status: record.status(),
+                status: response.and_then(HeaderList::status),
                 request_headers: fields(request),
-                response_headers: fields(record.response.as_ref()),
-                trailers: fields(record.response_trailers.as_ref()),
+                response_headers: fields(response),
+                trailers: fields(trailers),
+                ignored_after_reset,
                 grpc_status,
                 grpc_status_name: grpc_status.and_then(status_name).map(str::to_owned),
-                grpc_message: record.grpc_message(),
+                grpc_message,
                 grpc_status_ns: grpc_status.and(notes.answer_ns),
                 request_bytes: record.data_bytes[up],
                 response_bytes: record.data_bytes[down],
                 request_messages: notes.messages[up].complete,
                 response_messages: notes.messages[down].complete,
-                request_ended: record.ended[up],
-                response_ended: record.ended[down],
+                request_ended: ended[up],
+                response_ended: ended[down],
                 reset,
                 faults: notes.faults,
             });

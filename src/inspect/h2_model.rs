@@ -95,6 +95,11 @@ pub struct H2Stream {
     pub response_headers: Vec<Field>,
     /// Response trailers (where gRPC puts its status).
     pub trailers: Vec<Field>,
+    /// Fields of header blocks that crossed after the stream's RST_STREAM (typically the
+    /// server's trailers, forwarded after faultline reset the stream toward the client): the
+    /// receiver ignores them (RFC 9113 §5.1), so they are not in `status`, `trailers`,
+    /// `grpc_status` or `response_ended`.
+    pub ignored_after_reset: Vec<Field>,
     /// `grpc-status` (trailers, or a trailers-only response).
     pub grpc_status: Option<u32>,
     /// Its name (`UNAVAILABLE`).

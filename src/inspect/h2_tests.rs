@@ -828,3 +828,39 @@ fn a_comment_before_its_frame_is_parsed_waits_for_it() {
     let report = inspect_commented(vec![conn.chunks], &[(0, 0, "settings")]);
     assert!(report.h2_streams[0].faults.is_empty());
 }
+
+/// faultline resets a stalled stream toward the client, then forwards the server's trailers
+/// (their HPACK must reach the client): the client ignores them, so the call was CANCELLED,
+/// not OK, and did not end.
+#[test]
+fn trailers_after_a_reset_are_not_the_calls_status() {
+    let (bytes, name) = blob(20_000);
+    let mut conn = Conn::new();
+    let s = cut_read(&mut conn, &name, &bytes, 5_000, 2);
+    conn.trailers(s, 0);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    let st = &report.h2_streams[0];
+    assert_eq!(st.reset.as_ref().map(|r| r.code.as_str()), Some("CANCEL"));
+    assert_eq!(st.grpc_status, None, "{text}");
+    assert_eq!(st.grpc_status_ns, None);
+    assert!(!st.response_ended && st.trailers.is_empty(), "{st:?}");
+    assert_eq!(
+        st.status,
+        Some(200),
+        "the response headers came before the reset"
+    );
+    assert!(
+        st.ignored_after_reset
+            .iter()
+            .any(|f| f.name == "grpc-status" && f.value == "0"),
+        "{st:?}"
+    );
+    let call = &report.bytestream[0].calls[0];
+    assert_eq!(call.grpc_status, None, "{call:?}");
+    assert!(!call.complete, "{call:?}");
+    assert!(!text.contains("0 OK"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
+    let problems = super::schema::violations(&json, &mut Default::default());
+    assert!(problems.is_empty(), "{problems:?}");
+}

@@ -590,6 +590,7 @@ mod tests {
             request_headers: Vec::new(),
             response_headers: Vec::new(),
             trailers: Vec::new(),
+            ignored_after_reset: Vec::new(),
             grpc_status: Some(14),
             grpc_status_name: Some("UNAVAILABLE".into()),
             grpc_message: None,

@@ -326,6 +326,11 @@ const H2_STREAM: Ty = Ty::Object(&[
     f("request_headers", H2_FIELDS),
     f("response_headers", H2_FIELDS),
     f("trailers", H2_FIELDS),
+    d(
+        "ignored_after_reset",
+        H2_FIELDS,
+        "header fields that crossed after the stream's RST_STREAM: ignored by the receiver, so not the call's status",
+    ),
     f("grpc_status", OPT_COUNT),
     f("grpc_status_name", OPT_TEXT),
     f("grpc_message", OPT_TEXT),
