@@ -864,3 +864,37 @@ fn trailers_after_a_reset_are_not_the_calls_status() {
     let problems = super::schema::violations(&json, &mut Default::default());
     assert!(problems.is_empty(), "{problems:?}");
 }
+
+/// `--markdown` lists the HTTP/2 streams with their outcome and the rule that reset one, its
+/// capture text escaped so a rule name can neither split the table nor become HTML.
+#[test]
+fn markdown_lists_streams_resets_goaways_and_rule_notes() {
+    let (bytes, name) = blob(20_000);
+    let mut conn = Conn::new();
+    read_call(&mut conn, &name, 0, &bytes, 10_000);
+    let cut = cut_read(&mut conn, &name, &bytes, 5_000, 2);
+    let rst = conn.chunks.len() - 1;
+    conn.trailers(cut, 0);
+    conn.send(DOWN, build::goaway(cut, ErrorCode::NO_ERROR, b"bye|<b>"));
+    let note = r#"faultline: rule "cut | <script>" reset the stream (CANCEL)"#;
+    let md = inspect_commented(vec![conn.chunks], &[(0, rst, note)]).render_markdown();
+    for expected in [
+        "<details open><summary>2 HTTP/2 streams on 1 connection, 1 reset, 1 with faults, 1 GOAWAY</summary>",
+        "| leg | flow | stream | request | status | grpc-status | bytes (request / response) | end | faults |",
+        "| client | 1 | 1 | POST /google.bytestream.ByteStream/Read | 200 | 0 OK | ",
+        " | ended |  |",
+        "| client | 1 | 3 | POST /google.bytestream.ByteStream/Read | 200 | - (grpc-status 0 came after the reset: ignored) | ",
+        " | RST\\_STREAM CANCEL (upstream-\\>client) | rule \"cut \\| \\<script\\>\" reset the stream (CANCEL) |",
+        "- flow 1 (client leg): GOAWAY NO\\_ERROR (upstream-\\>client), last stream 3, debug \"bye\\|\\<b\\>\"",
+    ] {
+        assert!(md.contains(expected), "no {expected:?} in:\n{md}");
+    }
+    // A capture without resets or faults folds its streams away.
+    let mut conn = Conn::new();
+    read_call(&mut conn, &name, 0, &bytes, 10_000);
+    let md = inspect(vec![conn.chunks]).render_markdown();
+    assert!(
+        md.contains("<details><summary>1 HTTP/2 stream on 1 connection</summary>"),
+        "{md}"
+    );
+}
