@@ -126,6 +126,10 @@ struct StreamNotes {
     /// When the server's last header block (final response or trailers) crossed before the
     /// reset.
     answer_ns: Option<u64>,
+    /// When the final response headers crossed (before any reset).
+    response_ns: Option<u64>,
+    /// When the server's last DATA or header block crossed before any reset.
+    response_last_ns: Option<u64>,
     /// Header blocks that crossed after a RST_STREAM (the proxy forwarding the server's
     /// trailers after resetting the stream toward the client): the receiver ignores them
     /// (RFC 9113 §5.1), so they are no part of the call's status or end.
@@ -332,6 +336,11 @@ impl FlowH2 {
                     }
                 }
                 PieceKind::Data { stream, offset } => {
+                    if direction == Direction::UpstreamToClient {
+                        if let Some(notes) = self.notes.get_mut(stream).filter(|n| !n.reset) {
+                            notes.response_last_ns = Some(ts);
+                        }
+                    }
                     self.data(direction, *stream, *offset, &buf[at..at + piece.len]);
                 }
                 PieceKind::Control(control) => {
@@ -352,10 +361,14 @@ impl FlowH2 {
                     if notes.late.len() < MAX_LATE {
                         notes.late.push((block.role, block.headers.clone()));
                     }
-                } else if direction == Direction::UpstreamToClient
-                    && matches!(block.role, BlockRole::Response | BlockRole::Trailers)
-                {
-                    notes.answer_ns = Some(ts);
+                } else if direction == Direction::UpstreamToClient {
+                    if block.role == BlockRole::Response {
+                        notes.response_ns.get_or_insert(ts);
+                    }
+                    if matches!(block.role, BlockRole::Response | BlockRole::Trailers) {
+                        notes.answer_ns = Some(ts);
+                    }
+                    notes.response_last_ns = Some(ts);
                 }
             }
         }
@@ -429,6 +442,8 @@ impl FlowH2 {
                 reset: false,
                 reset_ns: None,
                 answer_ns: None,
+                response_ns: None,
+                response_last_ns: None,
                 late: Vec::new(),
                 ended_late: [false; 2],
             },
@@ -592,6 +607,8 @@ impl FlowH2 {
                 grpc_status_name: grpc_status.and_then(status_name).map(str::to_owned),
                 grpc_message,
                 grpc_status_ns: grpc_status.and(notes.answer_ns),
+                response_ns: notes.response_ns,
+                response_last_ns: notes.response_last_ns,
                 request_bytes: record.data_bytes[up],
                 response_bytes: record.data_bytes[down],
                 request_messages: notes.messages[up].complete,

@@ -335,6 +335,16 @@ const H2_STREAM: Ty = Ty::Object(&[
     f("grpc_status_name", OPT_TEXT),
     f("grpc_message", OPT_TEXT),
     f("grpc_status_ns", OPT_COUNT),
+    d(
+        "response_ns",
+        OPT_COUNT,
+        "when the response headers crossed (before any reset)",
+    ),
+    d(
+        "response_last_ns",
+        OPT_COUNT,
+        "when the last response DATA or header block crossed before any reset",
+    ),
     f("request_bytes", Ty::Count),
     f("response_bytes", Ty::Count),
     f("request_messages", Ty::Count),
