@@ -648,10 +648,24 @@ fn an_h2c_upgrade_is_followed_to_http2_with_the_request_as_stream_1() {
     conn.next = 3;
     let s = conn.call("/next", &[], false);
     conn.trailers(s, 0);
-    let report = inspect(vec![conn.chunks]);
+    // Comments are tied by TCP offset, which counts the HTTP/1 exchange before HTTP/2.
+    let (data_chunk, trailers_chunk) = (4, conn.chunks.len() - 1);
+    let report = inspect_commented(
+        vec![conn.chunks],
+        &[
+            (0, data_chunk, "on the data"),
+            (0, trailers_chunk, "on the trailers"),
+        ],
+    );
     let text = report.render_text();
     assert_eq!(report.exit_code(), 0, "{text}");
     assert_eq!(report.h2_streams.len(), 2, "{text}");
+    assert_eq!(report.h2_streams[0].faults, vec!["on the data"], "{text}");
+    assert_eq!(
+        report.h2_streams[1].faults,
+        vec!["on the trailers"],
+        "{text}"
+    );
     let first = &report.h2_streams[0];
     assert_eq!(first.stream, 1);
     assert_eq!(first.method.as_deref(), Some("GET"));
