@@ -265,6 +265,7 @@ impl FlowH2 {
         self.state = State::Off;
         self.queued = Vec::new();
         self.upgrade = None;
+        self.waiting = [VecDeque::new(), VecDeque::new()];
     }
 
     /// Feeds the HTTP/1 exchange that may upgrade; switches to HTTP/2 once the 101 says where
