@@ -1,9 +1,10 @@
 //! Renders the report as a GitHub-ready Markdown summary (`faultline inspect --markdown`) to paste into an issue.
 //!
 //! Verdict first, then the run (faultline version, scenario, seed), the findings as a table, the
-//! retried uploads and content checks, the HTTP/2 streams, and the command that replays the run. Everything that
-//! comes from the capture (targets, comments, the recorded command) is untrusted text: it is
-//! escaped so it can neither break the table nor become HTML or a link on GitHub.
+//! retried uploads and content checks, the exchanges and HTTP/2 streams, and the command that
+//! replays the run. Everything that comes from the capture (targets, comments, the recorded
+//! command) is untrusted text: it is escaped so it can neither break the table nor become HTML or
+//! a link on GitHub.
 
 use std::fmt::Write;
 
