@@ -118,6 +118,9 @@ struct Labels {
     responses: Bands,
     faults_up: Bands,
     faults_down: Bands,
+    /// Frame labels drawn, with their marker's x: the same label next to one already drawn
+    /// (three streams ending `grpc-status 0 OK` together) is left to its tooltip.
+    frames: Vec<(f64, Direction, String)>,
 }
 
 impl Labels {
@@ -127,6 +130,7 @@ impl Labels {
             responses: Bands::new(&[19.0]),
             faults_up: Bands::new(&[-32.0, -42.0, -52.0]),
             faults_down: Bands::new(&[31.0, 41.0, 51.0]),
+            frames: Vec::new(),
         }
     }
 }
@@ -570,11 +574,24 @@ fn direction_named(name: &str) -> Direction {
 fn frame_marker(s: &mut String, scale: &Scale, mid: f64, labels: &mut Labels, mark: FrameMark) {
     let x = scale.x(mark.ns);
     let y = row(mid, mark.direction);
+    let shown = truncate(&mark.label, LABEL);
+    let near = text_width(&shown);
+    let repeated = labels
+        .frames
+        .iter()
+        .any(|(at, d, t)| *d == mark.direction && *t == shown && (at - x).abs() < near);
     let bands = match mark.direction {
         Direction::ClientToUpstream => &mut labels.faults_up,
         Direction::UpstreamToClient => &mut labels.faults_down,
     };
-    let text = label(bands, x, y, &truncate(&mark.label, LABEL));
+    let text = if repeated {
+        String::new()
+    } else {
+        label(bands, x, y, &shown)
+    };
+    if !text.is_empty() {
+        labels.frames.push((x, mark.direction, shown));
+    }
     let _ = write!(
         s,
         r#"<g class="{}" data-ns="{}" data-x="{x:.1}"><title>{}</title><path d="M{x:.1} {:.1} l5 5 l-5 5 l-5 -5 z"/>{text}</g>"#,
@@ -863,7 +880,7 @@ mod tests {
         let streams = [
             read_stream(1, 1_000, (5_000, 60_000)),
             read_stream(3, 1_100, (5_100, 40_000)),
-            read_stream(5, 1_200, (5_200, 70_000)),
+            read_stream(5, 1_200, (5_200, 62_000)),
             read_stream(7, 80_000, (81_000, 90_000)),
         ];
         let svg = render(
@@ -887,6 +904,9 @@ mod tests {
             assert!(svg.contains(expected), "no {expected:?} in:\n{svg}");
         }
         assert_eq!(svg.matches(r#"<g class="request h2""#).count(), 4);
+        // Streams 1 and 5 end `grpc-status 0 OK` close together: one label, two markers.
+        assert_eq!(svg.matches(r#"<g class="grpc-status""#).count(), 4);
+        assert_eq!(svg.matches(">grpc-status 0 OK</text>").count(), 3, "{svg}");
         assert_eq!(svg.matches(r#"<g class="response h2""#).count(), 4);
     }
 
