@@ -912,3 +912,34 @@ fn markdown_lists_streams_resets_goaways_and_rule_notes() {
         "{md}"
     );
 }
+
+/// A long capture pastes within an issue's size: the reset stream is listed even past the row
+/// limit, and what is left out is counted.
+#[test]
+fn markdown_keeps_the_reset_stream_of_many_and_counts_the_rest() {
+    let (bytes, name) = blob(1_000);
+    let mut conn = Conn::new();
+    for _ in 0..240 {
+        read_call(&mut conn, &name, 0, &bytes, 1_000);
+    }
+    let cut = cut_read(&mut conn, &name, &bytes, 500, 1);
+    for _ in 0..10 {
+        read_call(&mut conn, &name, 0, &bytes, 1_000);
+    }
+    let report = inspect(vec![conn.chunks]);
+    assert_eq!(report.h2_streams.len(), 251);
+    let md = report.render_markdown();
+    let rows = md
+        .lines()
+        .filter(|l| l.starts_with("| client | 1 | "))
+        .count();
+    assert_eq!(rows, 200, "{md}");
+    assert!(
+        md.contains(&format!("| client | 1 | {} | POST", cut.0)),
+        "the reset stream is listed: {md}"
+    );
+    assert!(
+        md.contains("\n51 more streams are left out here (`--json` lists every stream).\n"),
+        "{md}"
+    );
+}

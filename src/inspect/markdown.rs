@@ -14,6 +14,9 @@ use super::objects::Transfer;
 use super::run_info::RunInfo;
 use crate::plural::{count, count_as};
 
+/// HTTP/2 stream rows in the Markdown summary (GitHub caps an issue at 65536 characters).
+const MAX_STREAM_ROWS: usize = 200;
+
 /// `text` safe inside a Markdown paragraph or table cell: one line, CommonMark's active ASCII
 /// punctuation backslash-escaped (so `<script>` stays text and `|` stays in its cell).
 pub fn escape(text: &str) -> String {
@@ -289,7 +292,24 @@ impl Report {
                 "| leg | flow | stream | request | status | grpc-status | bytes (request / response) | end | faults |\n|---|---:|---:|---|---|---|---:|---|---|"
             );
         }
-        for st in &self.h2_streams {
+        // A pasted issue has a size limit: past MAX_STREAM_ROWS, the streams worth a look (reset,
+        // faulted, not OK) come first, in order, and the rest are counted.
+        let notable = |st: &&super::h2_model::H2Stream| {
+            st.reset.is_some() || !st.faults.is_empty() || st.grpc_status.is_some_and(|c| c != 0)
+        };
+        let mut shown: Vec<usize> = (0..self.h2_streams.len())
+            .filter(|&i| notable(&&self.h2_streams[i]))
+            .take(MAX_STREAM_ROWS)
+            .collect();
+        let room = MAX_STREAM_ROWS - shown.len();
+        shown.extend(
+            (0..self.h2_streams.len())
+                .filter(|&i| !notable(&&self.h2_streams[i]))
+                .take(room),
+        );
+        shown.sort_unstable();
+        let left_out = self.h2_streams.len() - shown.len();
+        for st in shown.iter().map(|&i| &self.h2_streams[i]) {
             let mut grpc = match (st.grpc_status, &st.grpc_status_name) {
                 (Some(code), Some(name)) => format!("{code} {name}"),
                 (Some(code), None) => code.to_string(),
@@ -333,6 +353,17 @@ impl Report {
                 st.response_bytes,
                 escape(&end),
                 escape(&faults.join("; "))
+            );
+        }
+        if left_out > 0 {
+            let _ = writeln!(
+                s,
+                "\n{left_out} more {} left out here (`--json` lists every stream).",
+                if left_out == 1 {
+                    "stream is"
+                } else {
+                    "streams are"
+                }
             );
         }
         let mut first = true;
