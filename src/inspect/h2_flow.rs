@@ -25,7 +25,7 @@ use super::reassembly::{FlowInfo, StreamConsumer};
 use crate::direction::{Direction, Leg};
 use crate::h2::bytestream::Method;
 use crate::h2::control::Control;
-use crate::h2::frame::{StreamId, PREFACE};
+use crate::h2::frame::{FrameType, StreamId, PREFACE};
 use crate::h2::grpc::{MessagePart, MessageReader};
 use crate::h2::grpc_status::status_name;
 use crate::h2::{BlockRole, Conversation, HeaderList, PieceKind};
@@ -37,8 +37,14 @@ const MAX_QUEUED: usize = 1 << 20;
 const MAX_MESSAGE: usize = 64 << 20;
 /// Streams reported per connection; later ones are counted, not listed.
 const MAX_STREAMS: usize = 10_000;
-/// Recent frame starts remembered per direction to tie a packet comment to its stream.
+/// Recent frames remembered per direction to tie a packet comment to its stream: a comment
+/// is resolved when it arrives (its packet's bytes have just been fed), so only the frames of
+/// the last few segments are needed.
 const RECENT_FRAMES: usize = 256;
+/// Fault comments kept per connection (a damaged capture could comment every packet).
+const MAX_COMMENTS: usize = 10_000;
+/// Fault comments waiting for their frame to be parsed, per direction.
+const MAX_WAITING: usize = 1024;
 /// GOAWAY frames reported per connection.
 const MAX_GOAWAYS: usize = 16;
 /// Reads the gRPC messages of one stream in one direction, keeping bodies only when asked.
@@ -117,9 +123,23 @@ struct StreamNotes {
     reset: bool,
     /// When the first RST_STREAM crossed.
     reset_ns: Option<u64>,
-    /// When the server's last header block (final response or trailers) crossed.
+    /// When the server's last header block (final response or trailers) crossed before the
+    /// reset.
     answer_ns: Option<u64>,
+    /// When the final response headers crossed (before any reset).
+    response_ns: Option<u64>,
+    /// When the server's last DATA or header block crossed before any reset.
+    response_last_ns: Option<u64>,
+    /// Header blocks that crossed after a RST_STREAM (the proxy forwarding the server's
+    /// trailers after resetting the stream toward the client): the receiver ignores them
+    /// (RFC 9113 §5.1), so they are no part of the call's status or end.
+    late: Vec<(BlockRole, HeaderList)>,
+    /// END_STREAM crossed after a RST_STREAM, per direction: the stream did not end that way.
+    ended_late: [bool; 2],
 }
+
+/// Late header blocks kept per stream.
+const MAX_LATE: usize = 4;
 
 #[derive(Debug, PartialEq, Eq)]
 enum State {
@@ -145,9 +165,20 @@ pub struct FlowH2 {
     notes: BTreeMap<StreamId, StreamNotes>,
     extra_streams: u64,
     goaways: Vec<GoawayNote>,
-    /// (start, end, stream) of recent frames per direction.
+    /// (start, end, stream) of recent frames per direction, in TCP stream offsets.
     recent: [VecDeque<(u64, u64, StreamId)>; 2],
-    comments: Vec<(Direction, u64, String)>,
+    /// Comments (TCP stream offset, text) whose frame has not been parsed yet: its bytes wait
+    /// for a missing earlier segment, for the protocol to be decided, or for the rest of the
+    /// frame.
+    waiting: [VecDeque<(u64, String)>; 2],
+    /// Fault comments tied to their stream, resolved as they arrived (however many frames
+    /// follow them).
+    faults: BTreeMap<StreamId, Vec<String>>,
+    /// Fault comments counted against [`MAX_COMMENTS`].
+    comments: usize,
+    /// TCP stream offset of the conversation's first byte per direction (after an h2c
+    /// upgrade's HTTP/1 exchange; 0 otherwise).
+    origin: [u64; 2],
     error: Option<String>,
     memory: MemoryUse,
     /// The HTTP/1 exchange before an h2c upgrade (only while `Upgrading`).
@@ -182,7 +213,10 @@ impl FlowH2 {
             extra_streams: 0,
             goaways: Vec::new(),
             recent: [VecDeque::new(), VecDeque::new()],
-            comments: Vec::new(),
+            waiting: [VecDeque::new(), VecDeque::new()],
+            faults: BTreeMap::new(),
+            comments: 0,
+            origin: [0, 0],
             error: None,
             memory,
             upgrade: None,
@@ -231,6 +265,7 @@ impl FlowH2 {
         self.state = State::Off;
         self.queued = Vec::new();
         self.upgrade = None;
+        self.waiting = [VecDeque::new(), VecDeque::new()];
     }
 
     /// Feeds the HTTP/1 exchange that may upgrade; switches to HTTP/2 once the 101 says where
@@ -252,6 +287,7 @@ impl FlowH2 {
         self.state = State::H2;
         self.conversation = Conversation::upgraded(request.clone());
         self.open(StreamId(1), &request, switched_ns);
+        self.origin = starts;
         let mut seen = [0u64; 2];
         for (d, b, t) in std::mem::take(&mut self.queued) {
             let i = d.index();
@@ -285,19 +321,27 @@ impl FlowH2 {
             Err(e) => return self.stop(format!("HTTP/2 decoding stopped: {e}")),
         };
         let base = self.conversation.reader(direction).offset() - fed.consumed as u64;
+        let origin = self.origin[d];
         let mut blocks = fed.blocks.iter().peekable();
         for (index, piece) in fed.pieces.iter().enumerate() {
             let at = (piece.start - base) as usize;
             match &piece.kind {
                 PieceKind::Header(header) => {
-                    let recent = &mut self.recent[d];
-                    if recent.len() == RECENT_FRAMES {
-                        recent.pop_front();
+                    let start = origin + piece.start;
+                    let end = start + piece.len as u64 + u64::from(header.length);
+                    self.frame(d, start, end, header.stream);
+                    if header.kind == FrameType::Data && header.ends_stream() {
+                        if let Some(notes) = self.notes.get_mut(&header.stream) {
+                            notes.ended_late[d] |= notes.reset;
+                        }
                     }
-                    let end = piece.start + piece.len as u64 + u64::from(header.length);
-                    recent.push_back((piece.start, end, header.stream));
                 }
                 PieceKind::Data { stream, offset } => {
+                    if direction == Direction::UpstreamToClient {
+                        if let Some(notes) = self.notes.get_mut(stream).filter(|n| !n.reset) {
+                            notes.response_last_ns = Some(ts);
+                        }
+                    }
                     self.data(direction, *stream, *offset, &buf[at..at + piece.len]);
                 }
                 PieceKind::Control(control) => {
@@ -308,17 +352,69 @@ impl FlowH2 {
             while let Some(block) = blocks.next_if(|b| b.piece == index) {
                 if block.role == BlockRole::Request {
                     self.open(block.stream, &block.headers, ts);
-                } else if direction == Direction::UpstreamToClient
-                    && matches!(block.role, BlockRole::Response | BlockRole::Trailers)
-                {
-                    if let Some(notes) = self.notes.get_mut(&block.stream) {
+                    continue;
+                }
+                let Some(notes) = self.notes.get_mut(&block.stream) else {
+                    continue;
+                };
+                if notes.reset {
+                    notes.ended_late[d] |= block.end_stream;
+                    if notes.late.len() < MAX_LATE {
+                        notes.late.push((block.role, block.headers.clone()));
+                    }
+                } else if direction == Direction::UpstreamToClient {
+                    if block.role == BlockRole::Response {
+                        notes.response_ns.get_or_insert(ts);
+                    }
+                    if matches!(block.role, BlockRole::Response | BlockRole::Trailers) {
                         notes.answer_ns = Some(ts);
                     }
+                    notes.response_last_ns = Some(ts);
                 }
             }
         }
         buf.drain(..fed.consumed);
         self.pending[d] = buf;
+    }
+
+    /// A frame of direction `d` spans TCP stream offsets `start..end`: remembered for comments
+    /// still to come, and the waiting comments that fall inside it are tied to `stream`.
+    fn frame(&mut self, d: usize, start: u64, end: u64, stream: StreamId) {
+        let recent = &mut self.recent[d];
+        if recent.len() == RECENT_FRAMES {
+            recent.pop_front();
+        }
+        recent.push_back((start, end, stream));
+        if self.waiting[d].is_empty() {
+            return;
+        }
+        let mut inside = Vec::new();
+        // Frames come in stream order: a comment before this frame lies in no frame (the
+        // preface), so it is about the connection.
+        self.waiting[d].retain_mut(|(offset, text)| {
+            if *offset < start {
+                false
+            } else if *offset < end {
+                inside.push(std::mem::take(text));
+                false
+            } else {
+                true
+            }
+        });
+        for text in inside {
+            self.attach(stream, text);
+        }
+    }
+
+    /// Records a fault comment on `stream` (none on the connection's stream 0).
+    fn attach(&mut self, stream: StreamId, text: String) {
+        if stream.is_connection() {
+            return;
+        }
+        let faults = self.faults.entry(stream).or_default();
+        if !faults.contains(&text) {
+            faults.push(text);
+        }
     }
 
     fn open(&mut self, stream: StreamId, headers: &HeaderList, ts: u64) {
@@ -347,6 +443,10 @@ impl FlowH2 {
                 reset: false,
                 reset_ns: None,
                 answer_ns: None,
+                response_ns: None,
+                response_last_ns: None,
+                late: Vec::new(),
+                ended_late: [false; 2],
             },
         );
     }
@@ -427,19 +527,11 @@ impl FlowH2 {
                 self.flow, self.extra_streams
             ));
         }
-        // Fault comments: the frame the commented packet starts in (a comment past the last
-        // frame, such as the end of the run, is about the connection, not a stream).
-        for (direction, offset, text) in std::mem::take(&mut self.comments) {
-            let stream = self.recent[direction.index()]
-                .iter()
-                .rev()
-                .find(|(start, end, _)| *start <= offset && offset < *end)
-                .map(|(_, _, s)| *s)
-                .filter(|s| !s.is_connection());
-            if let Some(notes) = stream.and_then(|s| self.notes.get_mut(&s)) {
-                if !notes.faults.contains(&text) {
-                    notes.faults.push(text);
-                }
+        // Comments still waiting lie past the last frame (the end of the run, a TCP reset):
+        // they are about the connection, not a stream.
+        for (id, faults) in std::mem::take(&mut self.faults) {
+            if let Some(notes) = self.notes.get_mut(&id) {
+                notes.faults = faults;
             }
         }
         let tracker = self.conversation.tracker();
@@ -457,12 +549,37 @@ impl FlowH2 {
                 code: r.code.to_string(),
                 at_ns: notes.reset_ns,
             });
-            let grpc_status = record.grpc_status();
+            // What the receiver took: the blocks that crossed after the reset are left out.
+            let late = |role: BlockRole| notes.late.iter().any(|(r, _)| *r == role);
+            let response = record
+                .response
+                .as_ref()
+                .filter(|_| !late(BlockRole::Response));
+            let trailers = record
+                .response_trailers
+                .as_ref()
+                .filter(|_| !late(BlockRole::Trailers));
+            let grpc_status = trailers
+                .and_then(HeaderList::grpc_status)
+                .or_else(|| response.and_then(HeaderList::grpc_status));
+            let grpc_message = trailers
+                .and_then(HeaderList::grpc_message)
+                .or_else(|| response.and_then(HeaderList::grpc_message));
+            let ended = [
+                record.ended[up] && !notes.ended_late[up],
+                record.ended[down] && !notes.ended_late[down],
+            ];
+            let ignored_after_reset = notes
+                .late
+                .iter()
+                .flat_map(|(_, list)| fields(Some(list)))
+                .take(super::h2_model::MAX_FIELDS)
+                .collect();
             if let Some(mut call) = notes.call.take() {
                 call.grpc_status = grpc_status;
                 call.reset = reset.as_ref().map(|r| r.code.clone());
                 call.reset_ns = notes.reset_ns;
-                call.response_ended = record.ended[down];
+                call.response_ended = ended[down];
                 call.partial = notes.messages[down].pending() + notes.messages[up].pending();
                 for (d, m) in notes.messages.iter().enumerate() {
                     if let Some(why) = &m.broken {
@@ -482,20 +599,23 @@ impl FlowH2 {
                 method: request.and_then(HeaderList::method),
                 path: request.and_then(HeaderList::path),
                 authority: request.and_then(HeaderList::authority),
-                status: record.status(),
+                status: response.and_then(HeaderList::status),
                 request_headers: fields(request),
-                response_headers: fields(record.response.as_ref()),
-                trailers: fields(record.response_trailers.as_ref()),
+                response_headers: fields(response),
+                trailers: fields(trailers),
+                ignored_after_reset,
                 grpc_status,
                 grpc_status_name: grpc_status.and_then(status_name).map(str::to_owned),
-                grpc_message: record.grpc_message(),
+                grpc_message,
                 grpc_status_ns: grpc_status.and(notes.answer_ns),
+                response_ns: notes.response_ns,
+                response_last_ns: notes.response_last_ns,
                 request_bytes: record.data_bytes[up],
                 response_bytes: record.data_bytes[down],
                 request_messages: notes.messages[up].complete,
                 response_messages: notes.messages[down].complete,
-                request_ended: record.ended[up],
-                response_ended: record.ended[down],
+                request_ended: ended[up],
+                response_ended: ended[down],
                 reset,
                 faults: notes.faults,
             });
@@ -551,9 +671,26 @@ impl StreamConsumer for FlowH2 {
         }
     }
 
+    /// Ties the comment to the frame its packet starts in: one parsed already (the packet's
+    /// bytes were fed just before its comment), or, when the frame is still to be parsed, the
+    /// first frame that covers the offset.
     fn comment(&mut self, dir: Direction, offset: u64, text: &str, _ts: u64) {
-        if self.state != State::Off && self.comments.len() < 10_000 {
-            self.comments.push((dir, offset, text.to_string()));
+        if self.state == State::Off || self.comments >= MAX_COMMENTS {
+            return;
+        }
+        self.comments += 1;
+        let d = dir.index();
+        let found = self.recent[d]
+            .iter()
+            .rev()
+            .find(|(start, end, _)| *start <= offset && offset < *end)
+            .map(|(_, _, s)| *s);
+        match found {
+            Some(stream) => self.attach(stream, text.to_string()),
+            None if self.waiting[d].len() < MAX_WAITING => {
+                self.waiting[d].push_back((offset, text.to_string()))
+            }
+            None => {}
         }
     }
 }

@@ -95,6 +95,11 @@ pub struct H2Stream {
     pub response_headers: Vec<Field>,
     /// Response trailers (where gRPC puts its status).
     pub trailers: Vec<Field>,
+    /// Fields of header blocks that crossed after the stream's RST_STREAM (typically the
+    /// server's trailers, forwarded after faultline reset the stream toward the client): the
+    /// receiver ignores them (RFC 9113 §5.1), so they are not in `status`, `trailers`,
+    /// `grpc_status` or `response_ended`.
+    pub ignored_after_reset: Vec<Field>,
     /// `grpc-status` (trailers, or a trailers-only response).
     pub grpc_status: Option<u32>,
     /// Its name (`UNAVAILABLE`).
@@ -104,6 +109,12 @@ pub struct H2Stream {
     /// When the header block carrying `grpc-status` crossed (trailers, or a trailers-only
     /// response), ns since the epoch; `None` without a `grpc-status`.
     pub grpc_status_ns: Option<u64>,
+    /// When the final response headers crossed, ns since the epoch (`None`: no response, or
+    /// only after a reset).
+    pub response_ns: Option<u64>,
+    /// When the last response DATA or header block crossed before any reset, ns since the
+    /// epoch: with `response_ns`, the span a timeline draws as the response.
+    pub response_last_ns: Option<u64>,
     /// DATA payload bytes sent by the client.
     pub request_bytes: u64,
     /// DATA payload bytes sent by the server.

@@ -50,6 +50,15 @@ fn info(id: u64) -> FlowInfo {
 /// Feeds each flow's chunks (in order, both directions interleaved as given) and builds the
 /// report; flows run one after the other in time.
 fn inspect(flows: Vec<Vec<(Direction, Vec<u8>)>>) -> Report {
+    inspect_commented(flows, &[])
+}
+
+/// Like [`inspect`], with packet comments: `(flow, chunk, text)` comments the packet that
+/// carried that chunk, delivered right after its bytes as the reassembler does.
+fn inspect_commented(
+    flows: Vec<Vec<(Direction, Vec<u8>)>>,
+    comments: &[(usize, usize, &str)],
+) -> Report {
     let memory = MemoryUse::default();
     let mut finished = Vec::new();
     let mut h2 = Vec::new();
@@ -58,10 +67,14 @@ fn inspect(flows: Vec<Vec<(Direction, Vec<u8>)>>) -> Report {
         let info = info(n as u64 + 1);
         let mut views = FlowViews::new(&info, memory.clone());
         let mut offsets = [0u64; 2];
-        for (direction, chunk) in chunks {
+        for (c, (direction, chunk)) in chunks.into_iter().enumerate() {
             ts += 1000;
-            views.data(direction, offsets[direction.index()], &chunk, ts);
+            let at = offsets[direction.index()];
+            views.data(direction, at, &chunk, ts);
             offsets[direction.index()] += chunk.len() as u64;
+            for (_, _, text) in comments.iter().filter(|(f, i, _)| (*f, *i) == (n, c)) {
+                views.comment(direction, at, text, ts);
+            }
         }
         let (http, flow) = views.finish(&info);
         h2.extend(flow);
@@ -635,10 +648,24 @@ fn an_h2c_upgrade_is_followed_to_http2_with_the_request_as_stream_1() {
     conn.next = 3;
     let s = conn.call("/next", &[], false);
     conn.trailers(s, 0);
-    let report = inspect(vec![conn.chunks]);
+    // Comments are tied by TCP offset, which counts the HTTP/1 exchange before HTTP/2.
+    let (data_chunk, trailers_chunk) = (4, conn.chunks.len() - 1);
+    let report = inspect_commented(
+        vec![conn.chunks],
+        &[
+            (0, data_chunk, "on the data"),
+            (0, trailers_chunk, "on the trailers"),
+        ],
+    );
     let text = report.render_text();
     assert_eq!(report.exit_code(), 0, "{text}");
     assert_eq!(report.h2_streams.len(), 2, "{text}");
+    assert_eq!(report.h2_streams[0].faults, vec!["on the data"], "{text}");
+    assert_eq!(
+        report.h2_streams[1].faults,
+        vec!["on the trailers"],
+        "{text}"
+    );
     let first = &report.h2_streams[0];
     assert_eq!(first.stream, 1);
     assert_eq!(first.method.as_deref(), Some("GET"));
@@ -748,5 +775,171 @@ fn a_read_restarted_from_0_after_a_reset_is_noted_and_a_sibling_is_not() {
         report.bytestream[0].problems.is_empty(),
         "{:?}",
         report.bytestream[0].problems
+    );
+}
+
+fn ping() -> Vec<u8> {
+    build::frame(FrameType::Ping, 0, StreamId(0), &[0; 8])
+}
+
+/// A comment is tied to its stream however many frames follow it (the demo's reset stream was
+/// followed by 431 frames and lost its note).
+#[test]
+fn a_fault_comment_stays_on_its_stream_whatever_follows() {
+    let (bytes, name) = blob(20_000);
+    let mut conn = Conn::new();
+    let cut = cut_read(&mut conn, &name, &bytes, 5_000, 1);
+    let rst = conn.chunks.len() - 1;
+    // A busy sibling: 600 frames after the reset.
+    let s = conn.call(READ, &[read_request(&name, 0)], true);
+    let messages: Vec<Vec<u8>> = bytes.chunks(100).map(ReadResponse::encode).collect();
+    conn.respond(s, &messages[..199]);
+    let head = conn.chunks.len();
+    conn.respond(s, &messages[199..]);
+    conn.trailers(s, 0);
+    for _ in 0..400 {
+        conn.send(DOWN, ping());
+    }
+    let note = r#"faultline: rule "cut" rst_stream CANCEL upstream->client"#;
+    let sibling = "faultline: rule \"late\" latency";
+    let report = inspect_commented(vec![conn.chunks], &[(0, rst, note), (0, head, sibling)]);
+    let text = report.render_text();
+    let faults = |id: StreamId| {
+        report
+            .h2_streams
+            .iter()
+            .find(|st| st.stream == id.0)
+            .map(|st| st.faults.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(faults(cut), vec![note.to_string()], "{text}");
+    assert_eq!(faults(s), vec![sibling.to_string()], "{text}");
+}
+
+/// A comment on a packet whose frame is not whole yet (or whose earlier bytes come later) is
+/// tied once the frame is parsed; a comment past the last frame is about the connection.
+#[test]
+fn a_comment_before_its_frame_is_parsed_waits_for_it() {
+    let mut conn = Conn::new();
+    let s = conn.call(READ, &[read_request("inst/blobs/ab/1", 0)], true);
+    let mut rst = build::rst_stream(s, ErrorCode::CANCEL);
+    let tail = rst.split_off(5);
+    conn.send(DOWN, rst);
+    let first = conn.chunks.len() - 1;
+    conn.send(DOWN, tail);
+    conn.send(DOWN, ping());
+    let report = inspect_commented(
+        vec![conn.chunks.clone()],
+        &[
+            (0, first, "cut"),
+            (0, first + 1, "tail"),
+            (0, first + 2, "ping"),
+        ],
+    );
+    assert_eq!(report.h2_streams[0].faults, vec!["cut", "tail"]);
+    // The preface is decided only once the client's bytes come: the server's SETTINGS and the
+    // comment on it wait (and the SETTINGS frame is the connection's).
+    let report = inspect_commented(vec![conn.chunks], &[(0, 0, "settings")]);
+    assert!(report.h2_streams[0].faults.is_empty());
+}
+
+/// faultline resets a stalled stream toward the client, then forwards the server's trailers
+/// (their HPACK must reach the client): the client ignores them, so the call was CANCELLED,
+/// not OK, and did not end.
+#[test]
+fn trailers_after_a_reset_are_not_the_calls_status() {
+    let (bytes, name) = blob(20_000);
+    let mut conn = Conn::new();
+    let s = cut_read(&mut conn, &name, &bytes, 5_000, 2);
+    conn.trailers(s, 0);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    let st = &report.h2_streams[0];
+    assert_eq!(st.reset.as_ref().map(|r| r.code.as_str()), Some("CANCEL"));
+    assert_eq!(st.grpc_status, None, "{text}");
+    assert_eq!(st.grpc_status_ns, None);
+    assert!(!st.response_ended && st.trailers.is_empty(), "{st:?}");
+    assert_eq!(
+        st.status,
+        Some(200),
+        "the response headers came before the reset"
+    );
+    assert!(
+        st.ignored_after_reset
+            .iter()
+            .any(|f| f.name == "grpc-status" && f.value == "0"),
+        "{st:?}"
+    );
+    let call = &report.bytestream[0].calls[0];
+    assert_eq!(call.grpc_status, None, "{call:?}");
+    assert!(!call.complete, "{call:?}");
+    assert!(!text.contains("0 OK"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
+    let problems = super::schema::violations(&json, &mut Default::default());
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
+/// `--markdown` lists the HTTP/2 streams with their outcome and the rule that reset one, its
+/// capture text escaped so a rule name can neither split the table nor become HTML.
+#[test]
+fn markdown_lists_streams_resets_goaways_and_rule_notes() {
+    let (bytes, name) = blob(20_000);
+    let mut conn = Conn::new();
+    read_call(&mut conn, &name, 0, &bytes, 10_000);
+    let cut = cut_read(&mut conn, &name, &bytes, 5_000, 2);
+    let rst = conn.chunks.len() - 1;
+    conn.trailers(cut, 0);
+    conn.send(DOWN, build::goaway(cut, ErrorCode::NO_ERROR, b"bye|<b>"));
+    let note = r#"faultline: rule "cut | <script>" reset the stream (CANCEL)"#;
+    let md = inspect_commented(vec![conn.chunks], &[(0, rst, note)]).render_markdown();
+    for expected in [
+        "<details open><summary>2 HTTP/2 streams on 1 connection, 1 reset, 1 with faults, 1 GOAWAY</summary>",
+        "| leg | flow | stream | request | status | grpc-status | bytes (request / response) | end | faults |",
+        "| client | 1 | 1 | POST /google.bytestream.ByteStream/Read | 200 | 0 OK | ",
+        " | ended |  |",
+        "| client | 1 | 3 | POST /google.bytestream.ByteStream/Read | 200 | - (grpc-status 0 came after the reset: ignored) | ",
+        " | RST\\_STREAM CANCEL (upstream-\\>client) | rule \"cut \\| \\<script\\>\" reset the stream (CANCEL) |",
+        "- flow 1 (client leg): GOAWAY NO\\_ERROR (upstream-\\>client), last stream 3, debug \"bye\\|\\<b\\>\"",
+    ] {
+        assert!(md.contains(expected), "no {expected:?} in:\n{md}");
+    }
+    // A capture without resets or faults folds its streams away.
+    let mut conn = Conn::new();
+    read_call(&mut conn, &name, 0, &bytes, 10_000);
+    let md = inspect(vec![conn.chunks]).render_markdown();
+    assert!(
+        md.contains("<details><summary>1 HTTP/2 stream on 1 connection</summary>"),
+        "{md}"
+    );
+}
+
+/// A long capture pastes within an issue's size: the reset stream is listed even past the row
+/// limit, and what is left out is counted.
+#[test]
+fn markdown_keeps_the_reset_stream_of_many_and_counts_the_rest() {
+    let (bytes, name) = blob(1_000);
+    let mut conn = Conn::new();
+    for _ in 0..240 {
+        read_call(&mut conn, &name, 0, &bytes, 1_000);
+    }
+    let cut = cut_read(&mut conn, &name, &bytes, 500, 1);
+    for _ in 0..10 {
+        read_call(&mut conn, &name, 0, &bytes, 1_000);
+    }
+    let report = inspect(vec![conn.chunks]);
+    assert_eq!(report.h2_streams.len(), 251);
+    let md = report.render_markdown();
+    let rows = md
+        .lines()
+        .filter(|l| l.starts_with("| client | 1 | "))
+        .count();
+    assert_eq!(rows, 200, "{md}");
+    assert!(
+        md.contains(&format!("| client | 1 | {} | POST", cut.0)),
+        "the reset stream is listed: {md}"
+    );
+    assert!(
+        md.contains("\n51 more streams are left out here (`--json` lists every stream).\n"),
+        "{md}"
     );
 }

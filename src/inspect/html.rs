@@ -44,7 +44,7 @@ h1{margin:0;font-size:1.6em}h2{border-bottom:1px solid var(--line);padding-botto
 .verdict p{margin:6px 0 0;font-size:1.05em;overflow-wrap:anywhere}
 table{border-collapse:collapse;width:100%;font-size:.9em;margin:8px 0}
 th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:var(--bg);white-space:nowrap}td.nowrap,td.num{white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:var(--bg);white-space:nowrap}td.nowrap,td.num{white-space:nowrap}td.faults{min-width:16em}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .corrupt-mark{color:var(--bad);font-weight:bold}.ok-mark{color:var(--ok)}
 ol.findings li{margin:6px 0;color:var(--bad);overflow-wrap:anywhere}
 pre,code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em}
@@ -492,7 +492,7 @@ impl Report {
         }
         let _ = write!(
             s,
-            r#"<section id="timelines"><h2>Connections</h2><p class="legend"><span>▶ request (bar: its body)</span><span>◀ response</span><span>⚡ fault, named by its rule</span><span>✕ RST</span><span>| FIN</span><span>◆ RST_STREAM, GOAWAY, grpc-status: where the frame crossed</span><span>time from the connection's first packet</span></p>"#
+            r#"<section id="timelines"><h2>Connections</h2><p class="legend"><span>▶ request (bar: its body)</span><span>◀ response (bar: until its last DATA)</span><span>⚡ fault, named by its rule</span><span>✕ RST</span><span>| FIN</span><span>◆ RST_STREAM, GOAWAY, grpc-status: where the frame crossed</span><span>time from the connection's first packet</span></p>"#
         );
         for legs in connections {
             let views: Vec<LegView<'_>> = legs
@@ -561,7 +561,7 @@ impl Report {
         }
         let _ = write!(
             s,
-            r#"<section id="h2"><h2>HTTP/2 streams</h2><table><tr><th>flow</th><th>leg</th><th>stream</th><th>method</th><th>path</th><th>status</th><th>grpc-status</th><th>req bytes</th><th>resp bytes</th><th>reset / faults</th></tr>"#
+            r#"<section id="h2"><h2>HTTP/2 streams</h2><table><tr><th>flow</th><th>stream</th><th>request</th><th>status</th><th>grpc-status</th><th>bytes ↑ / ↓</th><th>reset / faults</th></tr>"#
         );
         for st in &self.h2_streams {
             let mut notes: Vec<String> = Vec::new();
@@ -569,23 +569,42 @@ impl Report {
                 notes.push(format!("RST_STREAM {} ({})", r.code, r.by));
             }
             notes.extend(st.faults.iter().map(|f| super::text::comment_text(f)));
+            let mut grpc = match (&st.grpc_status, &st.grpc_status_name) {
+                (Some(code), Some(name)) => format!("{code} {name}"),
+                (Some(code), None) => code.to_string(),
+                _ => "-".into(),
+            };
+            if let Some(late) = st
+                .ignored_after_reset
+                .iter()
+                .find(|f| f.name == "grpc-status")
+            {
+                grpc += &format!(
+                    " (grpc-status {} came after the reset: ignored)",
+                    late.value
+                );
+            }
+            let path = st.path.as_deref().unwrap_or("-");
+            // A request of ordinary length stays on one line: the faults column wraps instead.
+            let request_class = if path.chars().count() <= 64 {
+                "request nowrap"
+            } else {
+                "request"
+            };
             let _ = write!(
                 s,
-                r#"<tr><td class="num">{}</td><td class="nowrap">{}</td><td class="num">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>"#,
+                r#"<tr data-leg="{leg}" data-stream="{}"><td class="nowrap">{} <small>{leg}</small></td><td class="num">{}</td><td class="{request_class}">{} {}</td><td>{}</td><td>{}</td><td class="num">{} / {}</td><td class="faults">{}</td></tr>"#,
+                st.stream,
                 st.flow,
-                leg::name(st.leg),
                 st.stream,
                 escape(st.method.as_deref().unwrap_or("-")),
-                escape(st.path.as_deref().unwrap_or("-")),
+                escape(path),
                 st.status.map_or("-".into(), |c| c.to_string()),
-                escape(&match (&st.grpc_status, &st.grpc_status_name) {
-                    (Some(code), Some(name)) => format!("{code} {name}"),
-                    (Some(code), None) => code.to_string(),
-                    _ => "-".into(),
-                }),
+                escape(&grpc),
                 st.request_bytes,
                 st.response_bytes,
-                escape(&notes.join("; "))
+                escape(&notes.join("; ")),
+                leg = leg::name(st.leg),
             );
         }
         s.push_str("</table></section>\n");

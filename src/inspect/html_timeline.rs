@@ -24,11 +24,13 @@ const LEFT: f64 = 180.0;
 /// Right margin.
 const RIGHT: f64 = 20.0;
 /// Height of one leg's lane.
-const LANE: f64 = 124.0;
+const LANE: f64 = 150.0;
 /// Height of the time axis.
 const AXIS: f64 = 34.0;
 /// Characters of a label before it is cut (the full text is in the marker's tooltip).
 const LABEL: usize = 28;
+/// Characters of a fault's rule name before it is cut: the rule is what the reader looks for.
+const FAULT_LABEL: usize = 40;
 
 /// One leg of a connection as drawn: its flow, timing and messages.
 pub struct LegView<'a> {
@@ -46,37 +48,66 @@ pub struct LegView<'a> {
 
 /// The rule name in a fault comment (`faultline: rule "NAME" reset …`), else the comment.
 pub fn rule_name(comment: &str) -> &str {
-    comment
-        .split_once("rule \"")
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map_or(comment, |(name, _)| name)
+    fault_rule(comment).unwrap_or(comment)
 }
 
-/// Rows of text at fixed heights: a label takes the first row where it does not overlap the
-/// previous one, or is left out (its marker keeps the full text as a tooltip).
+/// The rule a fault comment names: at its start (`rule "NAME" reset …`, HTTP/1 and TCP faults)
+/// or at its end (`RST_STREAM(CANCEL) on stream 3 to the upstream (rule "NAME")`, the HTTP/2
+/// session's frame-level notes); `None` for a note such as `run stopped`.
+pub fn fault_rule(comment: &str) -> Option<&str> {
+    let text = comment.trim_start_matches("faultline: ");
+    let rest = if is_rule_fault(comment) {
+        text.strip_prefix("rule \"")
+    } else {
+        text.rsplit_once("(rule \"").map(|(_, rest)| rest)
+    }?;
+    rest.split_once('"').map(|(name, _)| name)
+}
+
+/// Estimated width of `text` at the timeline's 10px font: capitals and digits run wider than
+/// lower case, so `RST_STREAM CANCEL` does not run into its neighbour, and a fault's label
+/// (`⚡ rule`) is bold.
+fn text_width(text: &str) -> f64 {
+    let bold = if text.starts_with('⚡') { 1.12 } else { 1.0 };
+    bold * text
+        .chars()
+        .map(|c| match c {
+            'A'..='Z' | '0'..='9' | '⚡' | '_' => 6.9,
+            'i' | 'l' | 'j' | 't' | 'f' | 'r' | '.' | ',' | ' ' | '/' | '|' | ':' => 3.6,
+            _ => 5.9,
+        })
+        .sum::<f64>()
+        + 6.0
+}
+
+/// Rows of text at fixed heights: a label takes the first row where it overlaps no label placed
+/// before it (in any order), or is left out (its marker keeps the full text as a tooltip).
 struct Bands {
-    /// Each row's y offset from the marker's row, and where its last label ends.
-    rows: Vec<(f64, f64)>,
+    /// Each row's y offset from the marker's row, and the spans its labels take.
+    rows: Vec<(f64, Vec<(f64, f64)>)>,
 }
 
 impl Bands {
     fn new(offsets: &[f64]) -> Bands {
         Bands {
-            rows: offsets.iter().map(|&dy| (dy, f64::MIN)).collect(),
+            rows: offsets.iter().map(|&dy| (dy, Vec::new())).collect(),
         }
     }
 
     /// Where a label of `text` next to a marker at `x` goes: `(x, anchor, dy)`, or `None`.
     /// Near the right edge a label runs leftwards so it stays inside the drawing.
     fn place(&mut self, x: f64, text: &str) -> Option<(f64, &'static str, f64)> {
-        let width = text.chars().count() as f64 * 5.8 + 4.0;
+        let width = text_width(text);
         let (tx, anchor, start, end) = if x + 9.0 + width > WIDTH - RIGHT {
             (x - 7.0, "end", x - 7.0 - width, x - 7.0)
         } else {
             (x + 9.0, "start", x + 9.0, x + 9.0 + width)
         };
-        let row = self.rows.iter_mut().find(|(_, last)| start > *last)?;
-        row.1 = end;
+        let row = self
+            .rows
+            .iter_mut()
+            .find(|(_, taken)| taken.iter().all(|&(a, b)| end <= a || start >= b))?;
+        row.1.push((start, end));
         Some((tx, anchor, row.0))
     }
 }
@@ -87,15 +118,19 @@ struct Labels {
     responses: Bands,
     faults_up: Bands,
     faults_down: Bands,
+    /// Frame labels drawn, with their marker's x: the same label next to one already drawn
+    /// (three streams ending `grpc-status 0 OK` together) is left to its tooltip.
+    frames: Vec<(f64, Direction, String)>,
 }
 
 impl Labels {
     fn new() -> Labels {
         Labels {
-            requests: Bands::new(&[-10.0]),
-            responses: Bands::new(&[18.0]),
-            faults_up: Bands::new(&[-24.0, -34.0, -44.0]),
-            faults_down: Bands::new(&[32.0, 42.0]),
+            requests: Bands::new(&[-10.0, -20.0]),
+            responses: Bands::new(&[19.0]),
+            faults_up: Bands::new(&[-32.0, -42.0, -52.0]),
+            faults_down: Bands::new(&[31.0, 41.0, 51.0]),
+            frames: Vec::new(),
         }
     }
 }
@@ -252,7 +287,92 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
     for ex in &view.exchanges {
         exchange(s, scale, mid, t, ex, &mut labels);
     }
-    for st in &view.streams {
+    // Events first: a fault's rule label takes its row before the frame labels around it.
+    let mut labelled: Vec<&str> = Vec::new();
+    for event in &t.events {
+        let x = scale.x(event.ns);
+        let y = row(mid, event.direction);
+        match &event.kind {
+            EventKind::Fin => {
+                let _ = write!(
+                    s,
+                    r#"<g class="fin" data-ns="{}" data-x="{x:.1}"><title>FIN {} at offset {}</title><line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}"/><text class="mark" x="{:.1}" y="{:.1}">FIN</text></g>"#,
+                    event.ns,
+                    event.direction,
+                    event.offset,
+                    y - 6.0,
+                    y + 6.0,
+                    x + 3.0,
+                    y + 3.0
+                );
+            }
+            EventKind::Reset => {
+                let _ = write!(
+                    s,
+                    r#"<g class="rst" data-ns="{}" data-x="{x:.1}"><title>RST {} at offset {}</title><path d="M{:.1} {:.1} l10 10 m0 -10 l-10 10"/><text class="mark" x="{:.1}" y="{:.1}">RST</text></g>"#,
+                    event.ns,
+                    event.direction,
+                    event.offset,
+                    x - 5.0,
+                    y - 5.0,
+                    x + 7.0,
+                    y + 3.0
+                );
+            }
+            EventKind::Gap { missing } => {
+                let _ = write!(
+                    s,
+                    r#"<g class="gap" data-ns="{}" data-x="{x:.1}"><title>{} missing from the capture at {} offset {}</title><rect x="{:.1}" y="{:.1}" width="4" height="10"/></g>"#,
+                    event.ns,
+                    crate::plural::count(missing, "byte"),
+                    event.direction,
+                    event.offset,
+                    x - 2.0,
+                    y - 5.0
+                );
+            }
+            // A comment that names no rule (the FINs faultline sends when a run stops) is a
+            // note on the lane, not a ⚡ fault.
+            EventKind::Fault(text) if fault_rule(text).is_none() => {
+                let note = comment_text(text);
+                let _ = write!(
+                    s,
+                    r#"<g class="note" data-ns="{}" data-x="{x:.1}"><title>{} ({} offset {})</title><circle cx="{x:.1}" cy="{y:.1}" r="3"/></g>"#,
+                    event.ns,
+                    escape(&note),
+                    event.direction,
+                    event.offset,
+                );
+            }
+            EventKind::Fault(text) => {
+                let rule = rule_name(text);
+                // One fault marks several packets (both RSTs of a reset): label it once.
+                let label = if labelled.contains(&rule) {
+                    String::new()
+                } else {
+                    labelled.push(rule);
+                    let bands = match event.direction {
+                        Direction::ClientToUpstream => &mut labels.faults_up,
+                        Direction::UpstreamToClient => &mut labels.faults_down,
+                    };
+                    label(bands, x, y, &format!("⚡ {}", truncate(rule, FAULT_LABEL)))
+                };
+                let _ = write!(
+                    s,
+                    r#"<g class="fault" data-rule="{}" data-ns="{}" data-x="{x:.1}"><title>{}</title><path d="M{x:.1} {:.1} l6 6 l-6 6 l-6 -6 z"/>{label}</g>"#,
+                    escape(rule),
+                    event.ns,
+                    escape(&format!(
+                        "{} ({} offset {})",
+                        text, event.direction, event.offset
+                    )),
+                    y - 6.0,
+                );
+            }
+        }
+    }
+    let stream_labels = stream_labels(scale, &view.streams);
+    for (st, group) in view.streams.iter().zip(stream_labels) {
         let x = scale.x(st.opened_ns);
         let y = row(mid, Direction::ClientToUpstream);
         let what = format!(
@@ -261,13 +381,15 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
             st.method.as_deref().unwrap_or("-"),
             st.path.as_deref().unwrap_or("-")
         );
-        let text = label(&mut labels.requests, x, y, &truncate(&what, LABEL));
+        let text = group.map_or(String::new(), |g| label(&mut labels.requests, x, y, &g));
         let _ = write!(
             s,
-            r#"<g class="request h2"><title>{}</title><path d="M{x:.1} {:.1} l7 5 l-7 5 z"/>{text}</g>"#,
+            r#"<g class="request h2" data-stream="{}"><title>{}</title><path d="M{x:.1} {:.1} l7 5 l-7 5 z"/>{text}</g>"#,
+            st.stream,
             escape(&what),
             y - 5.0,
         );
+        stream_response(s, scale, mid, st, &mut labels);
         if let Some(r) = &st.reset {
             // Where the RST_STREAM crossed; the stream's start only when the frame's time is unknown.
             let ns = r.at_ns.unwrap_or(st.opened_ns);
@@ -333,90 +455,100 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
             },
         );
     }
-    let mut labelled: Vec<&str> = Vec::new();
-    for event in &t.events {
-        let x = scale.x(event.ns);
-        let y = row(mid, event.direction);
-        match &event.kind {
-            EventKind::Fin => {
-                let _ = write!(
-                    s,
-                    r#"<g class="fin" data-ns="{}" data-x="{x:.1}"><title>FIN {} at offset {}</title><line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}"/><text class="mark" x="{:.1}" y="{:.1}">FIN</text></g>"#,
-                    event.ns,
-                    event.direction,
-                    event.offset,
-                    y - 6.0,
-                    y + 6.0,
-                    x + 3.0,
-                    y + 3.0
-                );
-            }
-            EventKind::Reset => {
-                let _ = write!(
-                    s,
-                    r#"<g class="rst" data-ns="{}" data-x="{x:.1}"><title>RST {} at offset {}</title><path d="M{:.1} {:.1} l10 10 m0 -10 l-10 10"/><text class="mark" x="{:.1}" y="{:.1}">RST</text></g>"#,
-                    event.ns,
-                    event.direction,
-                    event.offset,
-                    x - 5.0,
-                    y - 5.0,
-                    x + 7.0,
-                    y + 3.0
-                );
-            }
-            EventKind::Gap { missing } => {
-                let _ = write!(
-                    s,
-                    r#"<g class="gap" data-ns="{}" data-x="{x:.1}"><title>{} missing from the capture at {} offset {}</title><rect x="{:.1}" y="{:.1}" width="4" height="10"/></g>"#,
-                    event.ns,
-                    crate::plural::count(missing, "byte"),
-                    event.direction,
-                    event.offset,
-                    x - 2.0,
-                    y - 5.0
-                );
-            }
-            // A comment that names no rule (the FINs faultline sends when a run stops) is a
-            // note on the lane, not a ⚡ fault.
-            EventKind::Fault(text) if !is_rule_fault(text) => {
-                let note = comment_text(text);
-                let _ = write!(
-                    s,
-                    r#"<g class="note" data-ns="{}" data-x="{x:.1}"><title>{} ({} offset {})</title><circle cx="{x:.1}" cy="{y:.1}" r="3"/></g>"#,
-                    event.ns,
-                    escape(&note),
-                    event.direction,
-                    event.offset,
-                );
-            }
-            EventKind::Fault(text) => {
-                let rule = rule_name(text);
-                // One fault marks several packets (both RSTs of a reset): label it once.
-                let label = if labelled.contains(&rule) {
-                    String::new()
-                } else {
-                    labelled.push(rule);
-                    let bands = match event.direction {
-                        Direction::ClientToUpstream => &mut labels.faults_up,
-                        Direction::UpstreamToClient => &mut labels.faults_down,
-                    };
-                    label(bands, x, y, &format!("⚡ {}", truncate(rule, LABEL)))
-                };
-                let _ = write!(
-                    s,
-                    r#"<g class="fault" data-rule="{}" data-ns="{}" data-x="{x:.1}"><title>{}</title><path d="M{x:.1} {:.1} l6 6 l-6 6 l-6 -6 z"/>{label}</g>"#,
-                    escape(rule),
-                    event.ns,
-                    escape(&format!(
-                        "{} ({} offset {})",
-                        text, event.direction, event.offset
-                    )),
-                    y - 6.0,
-                );
-            }
+    s.push_str("</g>");
+}
+
+/// Characters of a stream group's label before it is cut.
+const STREAM_LABEL: usize = 40;
+/// Stream ids named in one group label before `+N`.
+const GROUP_IDS: usize = 4;
+
+/// What a stream asked for, short: `ByteStream/Read` for a gRPC path
+/// (`/google.bytestream.ByteStream/Read`), else `GET /path`.
+fn short_request(st: &H2Stream) -> String {
+    let path = st.path.as_deref().unwrap_or("-");
+    let grpc = path
+        .strip_prefix('/')
+        .and_then(|p| p.split_once('/'))
+        .filter(|(service, method)| !method.contains('/') && service.contains('.'));
+    match grpc {
+        Some((service, method)) => {
+            let service = service.rsplit('.').next().unwrap_or(service);
+            format!("{service}/{method}")
+        }
+        None => format!("{} {path}", st.method.as_deref().unwrap_or("-")),
+    }
+}
+
+/// One label per group of streams opened so close together that their labels would overlap
+/// (`streams 1, 3, 5 ByteStream/Read`), on the group's first stream; `None` for the others.
+/// Without grouping, only the first of three simultaneous requests was named.
+fn stream_labels(scale: &Scale, streams: &[&H2Stream]) -> Vec<Option<String>> {
+    let mut order: Vec<usize> = (0..streams.len()).collect();
+    order.sort_by_key(|&i| (streams[i].opened_ns, streams[i].stream));
+    let mut groups: Vec<(f64, Vec<usize>)> = Vec::new();
+    for i in order {
+        let x = scale.x(streams[i].opened_ns);
+        match groups.last_mut() {
+            Some((first, members)) if x - *first < 40.0 => members.push(i),
+            _ => groups.push((x, vec![i])),
         }
     }
-    s.push_str("</g>");
+    let mut out = vec![None; streams.len()];
+    for (_, members) in groups {
+        let ids: Vec<String> = members
+            .iter()
+            .take(GROUP_IDS)
+            .map(|&i| streams[i].stream.to_string())
+            .collect();
+        let more = members.len().saturating_sub(GROUP_IDS);
+        let mut text = if members.len() == 1 {
+            format!("stream {}", ids[0])
+        } else {
+            format!("streams {}", ids.join(", "))
+        };
+        if more > 0 {
+            text += &format!(" +{more}");
+        }
+        let what = short_request(streams[members[0]]);
+        if members.iter().all(|&i| short_request(streams[i]) == what) {
+            text += &format!(" {what}");
+        }
+        out[members[0]] = Some(truncate(&text, STREAM_LABEL));
+    }
+    out
+}
+
+/// The response of a stream: a ◀ where its headers crossed and a bar to its last DATA or
+/// trailers before any reset, labelled with its `:status`.
+fn stream_response(s: &mut String, scale: &Scale, mid: f64, st: &H2Stream, labels: &mut Labels) {
+    let Some(at) = st.response_ns else {
+        return;
+    };
+    let until = st.response_last_ns.unwrap_or(at).max(at);
+    let (x, xe) = (scale.x(at), scale.x(until));
+    let y = row(mid, Direction::UpstreamToClient);
+    let status = st.status.map_or("-".into(), |c| c.to_string());
+    let text = label(
+        &mut labels.responses,
+        x,
+        y,
+        &format!("stream {} · {status}", st.stream),
+    );
+    let _ = write!(
+        s,
+        r#"<g class="response h2" data-stream="{}"><title>{}</title><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="6"/><path d="M{:.1} {:.1} l-7 5 l7 5 z"/>{text}</g>"#,
+        st.stream,
+        escape(&format!(
+            "stream {}: status {status}, {}",
+            st.stream,
+            count(st.response_bytes, "DATA byte")
+        )),
+        y - 3.0,
+        (xe - x).max(1.0),
+        x + 7.0,
+        y - 5.0,
+    );
 }
 
 /// An HTTP/2 frame drawn where it crossed the wire.
@@ -442,11 +574,24 @@ fn direction_named(name: &str) -> Direction {
 fn frame_marker(s: &mut String, scale: &Scale, mid: f64, labels: &mut Labels, mark: FrameMark) {
     let x = scale.x(mark.ns);
     let y = row(mid, mark.direction);
+    let shown = truncate(&mark.label, LABEL);
+    let near = text_width(&shown);
+    let repeated = labels
+        .frames
+        .iter()
+        .any(|(at, d, t)| *d == mark.direction && *t == shown && (at - x).abs() < near);
     let bands = match mark.direction {
         Direction::ClientToUpstream => &mut labels.faults_up,
         Direction::UpstreamToClient => &mut labels.faults_down,
     };
-    let text = label(bands, x, y, &truncate(&mark.label, LABEL));
+    let text = if repeated {
+        String::new()
+    } else {
+        label(bands, x, y, &shown)
+    };
+    if !text.is_empty() {
+        labels.frames.push((x, mark.direction, shown));
+    }
     let _ = write!(
         s,
         r#"<g class="{}" data-ns="{}" data-x="{x:.1}"><title>{}</title><path d="M{x:.1} {:.1} l5 5 l-5 5 l-5 -5 z"/>{text}</g>"#,
@@ -590,10 +735,13 @@ mod tests {
             request_headers: Vec::new(),
             response_headers: Vec::new(),
             trailers: Vec::new(),
+            ignored_after_reset: Vec::new(),
             grpc_status: Some(14),
             grpc_status_name: Some("UNAVAILABLE".into()),
             grpc_message: None,
             grpc_status_ns: Some(status_at),
+            response_ns: Some(stream_at + 1_000),
+            response_last_ns: Some(status_at),
             request_bytes: 0,
             response_bytes: 0,
             request_messages: 0,
@@ -661,6 +809,105 @@ mod tests {
             "reset <b>"
         );
         assert_eq!(rule_name("something else"), "something else");
+        // The HTTP/2 session's frame-level notes name their rule at the end.
+        assert_eq!(
+            fault_rule(
+                r#"faultline: RST_STREAM(CANCEL) on stream 3 to the upstream (rule "cut (x)")"#
+            ),
+            Some("cut (x)")
+        );
+        assert_eq!(fault_rule("faultline: run stopped"), None);
+    }
+
+    fn read_stream(id: u32, opened_ns: u64, response: (u64, u64)) -> H2Stream {
+        H2Stream {
+            flow: 0,
+            leg: Some(crate::direction::Leg::Client),
+            stream: id,
+            opened_ns,
+            method: Some("POST".into()),
+            path: Some("/google.bytestream.ByteStream/Read".into()),
+            authority: None,
+            status: Some(200),
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
+            trailers: Vec::new(),
+            ignored_after_reset: Vec::new(),
+            grpc_status: Some(0),
+            grpc_status_name: Some("OK".into()),
+            grpc_message: None,
+            grpc_status_ns: Some(response.1),
+            response_ns: Some(response.0),
+            response_last_ns: Some(response.1),
+            request_bytes: 90,
+            response_bytes: 1000,
+            request_messages: 1,
+            response_messages: 1,
+            request_ended: true,
+            response_ended: true,
+            reset: None,
+            faults: Vec::new(),
+        }
+    }
+
+    /// The trial's gRPC timeline: three Reads opened at once were labelled "stream 1" only, no
+    /// HTTP/2 fault named its rule (the session's notes end with it), and responses had no marker.
+    #[test]
+    fn simultaneous_streams_share_a_label_and_h2_faults_name_their_rule() {
+        let flow = FlowSummary {
+            id: 0,
+            leg: Some(crate::direction::Leg::Client),
+            client: "127.0.0.1:1".into(),
+            server: "127.0.0.1:2".into(),
+            opened_ns: 0,
+            saw_syn: true,
+            http: false,
+            exchanges: Vec::new(),
+            faults: Vec::new(),
+            h2: true,
+        };
+        let mut timeline = FlowTimeline::new(0, 0);
+        timeline.event(
+            Direction::ClientToUpstream,
+            10,
+            40_000,
+            EventKind::Fault(
+                r#"faultline: RST_STREAM(CANCEL) on stream 3 to the upstream (rule "cut <b>")"#
+                    .into(),
+            ),
+        );
+        timeline.event(Direction::ClientToUpstream, 20, 100_000, EventKind::Fin);
+        let streams = [
+            read_stream(1, 1_000, (5_000, 60_000)),
+            read_stream(3, 1_100, (5_100, 40_000)),
+            read_stream(5, 1_200, (5_200, 62_000)),
+            read_stream(7, 80_000, (81_000, 90_000)),
+        ];
+        let svg = render(
+            "c",
+            &[LegView {
+                flow: &flow,
+                timeline: &timeline,
+                exchanges: Vec::new(),
+                streams: streams.iter().collect(),
+                goaways: Vec::new(),
+            }],
+        );
+        for expected in [
+            ">streams 1, 3, 5 ByteStream/Read</text>",
+            ">stream 7 ByteStream/Read</text>",
+            r#"<g class="fault" data-rule="cut &lt;b&gt;""#,
+            ">⚡ cut &lt;b&gt;</text>",
+            r#"<g class="response h2" data-stream="1"><title>stream 1: status 200, 1000 DATA bytes</title><rect"#,
+            r#"<g class="response h2" data-stream="7">"#,
+        ] {
+            assert!(svg.contains(expected), "no {expected:?} in:\n{svg}");
+        }
+        assert_eq!(svg.matches(r#"<g class="request h2""#).count(), 4);
+        // Streams 1 and 5 end `grpc-status 0 OK` close together: one label, two markers.
+        assert_eq!(svg.matches(r#"<g class="grpc-status""#).count(), 4);
+        assert_eq!(svg.matches(">grpc-status 0 OK</text>").count(), 3, "{svg}");
+        assert_eq!(svg.matches(r#"<g class="response h2""#).count(), 4);
     }
 
     #[test]
@@ -670,6 +917,8 @@ mod tests {
         assert_eq!(bands.place(205.0, "abc"), Some((214.0, "start", -20.0)));
         assert_eq!(bands.place(210.0, "abc"), None, "both rows taken here");
         assert_eq!(bands.place(400.0, "abc"), Some((409.0, "start", -10.0)));
+        // Placed out of time order, a label still takes the first row where it fits.
+        assert_eq!(bands.place(300.0, "abc"), Some((309.0, "start", -10.0)));
         let (x, anchor, _) = bands.place(WIDTH - RIGHT, "abc").expect("room");
         assert_eq!((x, anchor), (WIDTH - RIGHT - 7.0, "end"), "kept inside");
     }

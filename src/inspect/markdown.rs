@@ -1,9 +1,10 @@
 //! Renders the report as a GitHub-ready Markdown summary (`faultline inspect --markdown`) to paste into an issue.
 //!
 //! Verdict first, then the run (faultline version, scenario, seed), the findings as a table, the
-//! retried uploads and content checks, and the command that replays the run. Everything that
-//! comes from the capture (targets, comments, the recorded command) is untrusted text: it is
-//! escaped so it can neither break the table nor become HTML or a link on GitHub.
+//! retried uploads and content checks, the exchanges and HTTP/2 streams, and the command that
+//! replays the run. Everything that comes from the capture (targets, comments, the recorded
+//! command) is untrusted text: it is escaped so it can neither break the table nor become HTML or
+//! a link on GitHub.
 
 use std::fmt::Write;
 
@@ -12,6 +13,9 @@ use super::model::{Report, Verdict};
 use super::objects::Transfer;
 use super::run_info::RunInfo;
 use crate::plural::{count, count_as};
+
+/// HTTP/2 stream rows in the Markdown summary (GitHub caps an issue at 65536 characters).
+const MAX_STREAM_ROWS: usize = 200;
 
 /// `text` safe inside a Markdown paragraph or table cell: one line, CommonMark's active ASCII
 /// punctuation backslash-escaped (so `<script>` stays text and `|` stays in its cell).
@@ -129,6 +133,7 @@ impl Report {
         self.markdown_checks(&mut s);
         self.markdown_expectations(&mut s);
         self.markdown_exchanges(&mut s);
+        self.markdown_h2(&mut s);
         self.markdown_plain_flows(&mut s);
         if !self.warnings.is_empty() {
             let _ = writeln!(
@@ -234,6 +239,154 @@ impl Report {
                 escape(&ex.response_text()),
                 escape(&faults.join("; "))
             );
+        }
+        let _ = writeln!(s, "\n</details>");
+    }
+
+    /// Every HTTP/2 stream with its outcome (status, grpc-status, END_STREAM or RST_STREAM) and
+    /// the faults on it, then the GOAWAYs: folded away unless a stream was reset or carries a
+    /// fault, so a pasted report says which stream faultline reset and by which rule.
+    fn markdown_h2(&self, s: &mut String) {
+        if self.h2_streams.is_empty() && self.h2_connections.iter().all(|c| c.goaways.is_empty()) {
+            return;
+        }
+        let reset = self
+            .h2_streams
+            .iter()
+            .filter(|st| st.reset.is_some())
+            .count();
+        let faulted = self
+            .h2_streams
+            .iter()
+            .filter(|st| !st.faults.is_empty())
+            .count();
+        let goaways: usize = self.h2_connections.iter().map(|c| c.goaways.len()).sum();
+        let mut summary = format!(
+            "{} on {}",
+            count(self.h2_streams.len(), "HTTP/2 stream"),
+            count(self.h2_connections.len(), "connection")
+        );
+        for (n, what) in [
+            (reset, "reset"),
+            (faulted, "with faults"),
+            (goaways, "GOAWAY"),
+        ] {
+            if n > 0 {
+                let _ = write!(summary, ", {n} {what}");
+            }
+        }
+        let open = if reset + faulted + goaways > 0 {
+            " open"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "
+<details{open}><summary>{summary}</summary>
+"
+        );
+        if !self.h2_streams.is_empty() {
+            let _ = writeln!(
+                s,
+                "| leg | flow | stream | request | status | grpc-status | bytes (request / response) | end | faults |\n|---|---:|---:|---|---|---|---:|---|---|"
+            );
+        }
+        // A pasted issue has a size limit: past MAX_STREAM_ROWS, the streams worth a look (reset,
+        // faulted, not OK) come first, in order, and the rest are counted.
+        let notable = |st: &&super::h2_model::H2Stream| {
+            st.reset.is_some() || !st.faults.is_empty() || st.grpc_status.is_some_and(|c| c != 0)
+        };
+        let mut shown: Vec<usize> = (0..self.h2_streams.len())
+            .filter(|&i| notable(&&self.h2_streams[i]))
+            .take(MAX_STREAM_ROWS)
+            .collect();
+        let room = MAX_STREAM_ROWS - shown.len();
+        shown.extend(
+            (0..self.h2_streams.len())
+                .filter(|&i| !notable(&&self.h2_streams[i]))
+                .take(room),
+        );
+        shown.sort_unstable();
+        let left_out = self.h2_streams.len() - shown.len();
+        for st in shown.iter().map(|&i| &self.h2_streams[i]) {
+            let mut grpc = match (st.grpc_status, &st.grpc_status_name) {
+                (Some(code), Some(name)) => format!("{code} {name}"),
+                (Some(code), None) => code.to_string(),
+                (None, _) => "-".into(),
+            };
+            if let Some(m) = st.grpc_message.as_ref().filter(|m| !m.is_empty()) {
+                let _ = write!(grpc, ": {m}");
+            }
+            if let Some(late) = st
+                .ignored_after_reset
+                .iter()
+                .find(|f| f.name == "grpc-status")
+            {
+                let _ = write!(
+                    grpc,
+                    " (grpc-status {} came after the reset: ignored)",
+                    late.value
+                );
+            }
+            let end = match (&st.reset, st.response_ended) {
+                (Some(r), _) => format!("RST_STREAM {} ({})", r.code, r.by),
+                (None, true) => "ended".into(),
+                (None, false) => "not ended".into(),
+            };
+            let faults: Vec<String> = st
+                .faults
+                .iter()
+                .map(|f| super::text::comment_text(f))
+                .collect();
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} {} | {} | {} | {} / {} | {} | {} |",
+                leg::name(st.leg),
+                st.flow,
+                st.stream,
+                escape(st.method.as_deref().unwrap_or("-")),
+                escape(st.path.as_deref().unwrap_or("-")),
+                st.status.map_or("-".into(), |c| c.to_string()),
+                escape(&grpc),
+                st.request_bytes,
+                st.response_bytes,
+                escape(&end),
+                escape(&faults.join("; "))
+            );
+        }
+        if left_out > 0 {
+            let _ = writeln!(
+                s,
+                "\n{left_out} more {} left out here (`--json` lists every stream).",
+                if left_out == 1 {
+                    "stream is"
+                } else {
+                    "streams are"
+                }
+            );
+        }
+        let mut first = true;
+        for c in &self.h2_connections {
+            for g in &c.goaways {
+                if std::mem::take(&mut first) {
+                    s.push('\n');
+                }
+                let debug = if g.debug.is_empty() {
+                    String::new()
+                } else {
+                    format!(", debug \"{}\"", escape(&g.debug))
+                };
+                let _ = writeln!(
+                    s,
+                    "- flow {} ({} leg): GOAWAY {} ({}), last stream {}{debug}",
+                    c.flow,
+                    leg::name(c.leg),
+                    escape(&g.code),
+                    escape(&g.by),
+                    g.last_stream
+                );
+            }
         }
         let _ = writeln!(s, "\n</details>");
     }

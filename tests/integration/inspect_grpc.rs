@@ -405,3 +405,80 @@ fault.rst_stream = { after = "100KiB", code = "CANCEL" }
         assert_eq!(b["calls"][2]["offset"], resumed);
     }
 }
+
+/// A Read stalled for good toward the client: when the server's trailers come, faultline resets
+/// the stream toward the client and forwards the trailers after the RST_STREAM (their HPACK
+/// must reach it). The client ignores them and sees CANCELLED, so inspect must not report the
+/// client leg's call as `grpc-status 0 OK` ended (the trial's finding); the upstream leg's is.
+#[test]
+fn a_stalled_read_reset_before_its_trailers_is_not_ok_on_the_client_leg() {
+    let w = World::new("grpc-stall-trailers");
+    let run = w.start(
+        &["--blob", READ_BLOB],
+        r#"
+[[rule]]
+name = "stall the first read"
+match = { path = "/google.bytestream.ByteStream/Read", request = 1, direction = "upstream->client" }
+fault.stall = { after = "40KiB" }
+"#,
+    );
+    let addr = run.proxy_addr.to_string();
+    let client = w.client(&["read", &addr, READ_BLOB]);
+    let read = &client["reads"][0];
+    assert_eq!(
+        read["failures"],
+        serde_json::json!(["CANCELLED"]),
+        "{client}"
+    );
+    assert_eq!(read["verified"], true, "the resume completed it: {client}");
+    let (capture, _, _) = run.stop();
+    let (json, code, text) = w.inspect(&capture);
+    assert_eq!(code, Some(0), "{text}");
+    schema_clean(&json, &mut BTreeSet::new());
+    let streams = json["h2_streams"].as_array().expect("streams");
+    let stream = |leg: &str| {
+        streams
+            .iter()
+            .find(|s| s["leg"] == leg && s["stream"] == 1)
+            .unwrap_or_else(|| panic!("no {leg} stream 1: {text}"))
+    };
+    let cancelled = stream("client");
+    assert_eq!(cancelled["reset"]["code"], "CANCEL", "{cancelled}");
+    assert_eq!(cancelled["reset"]["by"], "upstream->client", "{cancelled}");
+    assert!(cancelled["grpc_status"].is_null(), "{cancelled}");
+    assert_eq!(cancelled["response_ended"], false, "{cancelled}");
+    assert!(
+        cancelled["ignored_after_reset"]
+            .as_array()
+            .expect("ignored_after_reset")
+            .iter()
+            .any(|f| f["name"] == "grpc-status" && f["value"] == "0"),
+        "the late trailers are still shown: {cancelled}"
+    );
+    assert!(
+        cancelled["faults"]
+            .as_array()
+            .expect("faults")
+            .iter()
+            .any(|f| f
+                .as_str()
+                .is_some_and(|f| f.contains("stall the first read"))),
+        "{cancelled}"
+    );
+    let served = stream("upstream");
+    assert_eq!(
+        served["grpc_status"], 0,
+        "the server did answer OK: {served}"
+    );
+    assert_eq!(served["response_ended"], true, "{served}");
+    let call = json["bytestream"]
+        .as_array()
+        .expect("blobs")
+        .iter()
+        .filter(|b| b["leg"] == "client")
+        .flat_map(|b| b["calls"].as_array().expect("calls"))
+        .find(|c| c["stream"] == 1)
+        .unwrap_or_else(|| panic!("no client call on stream 1: {text}"));
+    assert!(call["grpc_status"].is_null(), "{call}");
+    assert_eq!(call["complete"], false, "{call}");
+}

@@ -991,3 +991,92 @@ fn run_inspect_audits_the_capture_when_the_proxy_stops() {
     let page = fs::read_to_string(&html).expect("the HTML report was written");
     assert!(page.contains("Expected objects (--expect)") && page.contains("/files/b"));
 }
+
+/// The capture `faultline demo --grpc` writes for its restarting reader (in `dir`'s captures).
+fn grpc_demo_capture(dir: &TempDir) -> PathBuf {
+    let out = run_bounded(
+        Command::new(FAULTLINE)
+            .args(["demo", "--grpc"])
+            .current_dir(dir.path()),
+        dir.path(),
+        "demo-grpc",
+        LIMIT,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.output());
+    fs::read_dir(dir.path().join("captures"))
+        .expect("the demo's captures")
+        .map(|e| e.expect("an entry").path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("-restart-"))
+        })
+        .unwrap_or_else(|| panic!("no restart capture:\n{}", out.output()))
+}
+
+/// The trial of the gRPC demo: its reset stream carries the rule's notes in `--json` on both
+/// legs (they were lost to the 431 frames after the reset), `--markdown` names the rule next
+/// to the RST_STREAM, and the HTML timeline names the rule on the HTTP/2 fault, draws the
+/// responses and labels the three Reads opened together.
+#[test]
+fn the_grpc_demo_names_its_rule_in_every_report() {
+    const RULE: &str = "the second Read is reset after 1 MiB";
+    let dir = TempDir::new("report-grpc-demo");
+    let capture = grpc_demo_capture(&dir);
+    let inspect = |args: &[&str], label: &str| {
+        let out = run_bounded(
+            Command::new(FAULTLINE)
+                .arg("inspect")
+                .arg(&capture)
+                .args(args),
+            dir.path(),
+            label,
+            LIMIT,
+        );
+        assert_eq!(out.code(), Some(0), "{}", out.output());
+        out.stdout
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(&inspect(&["--json"], "inspect-json")).expect("JSON");
+    let streams = json["h2_streams"].as_array().expect("streams");
+    let reset: Vec<&serde_json::Value> = streams.iter().filter(|s| !s["reset"].is_null()).collect();
+    assert_eq!(reset.len(), 2, "one reset stream per leg: {streams:?}");
+    for s in &reset {
+        let faults = s["faults"].as_array().expect("faults");
+        assert!(
+            faults.iter().any(|f| f
+                .as_str()
+                .is_some_and(|f| f.contains(&format!("(rule \"{RULE}\")")))),
+            "the {} leg's reset stream {} has its rule's note: {s}",
+            s["leg"],
+            s["stream"]
+        );
+    }
+    let md = inspect(&["--markdown"], "inspect-markdown");
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| client | ") && l.contains("RST\\_STREAM CANCEL"))
+        .unwrap_or_else(|| panic!("no reset stream row in:\n{md}"));
+    assert!(row.contains(&format!("rule \"{RULE}\"")), "{row}");
+    assert!(
+        md.contains("<details open><summary>8 HTTP/2 streams on 2 connections, 2 reset"),
+        "{md}"
+    );
+
+    let page = dir.path().join("grpc.html");
+    inspect(
+        &["--html", page.to_str().expect("utf-8 path")],
+        "inspect-html",
+    );
+    let dom = headless(dir.path(), "grpc-dom", &page, &["--dump-dom"]);
+    for expected in [
+        format!(r#"<g class="fault" data-rule="{RULE}""#),
+        format!("⚡ {RULE}</text>"),
+        r#"<g class="response h2" data-stream="1">"#.to_string(),
+        r#"<td class="request nowrap">POST /google.bytestream.ByteStream/Read</td>"#.to_string(),
+    ] {
+        assert!(
+            dom.contains(&expected),
+            "no {expected:?} in the DOM:\n{dom}"
+        );
+    }
+}
