@@ -85,6 +85,9 @@ pub(crate) fn build_with_h2(
     warnings.extend(s3.warnings);
     incomplete_accepted(&exchanges, &mut findings);
     let p2phttp = p2phttp_requests(&exchanges, &mut findings);
+    findings.extend(p2phttp::dropped_locks(&mut exchanges, |ex| {
+        cut_for_real(ex) || ex.response.outcome == Outcome::ConnectionReset
+    }));
     let webdav_moves = webdav::follow_moves(&exchanges, &mut findings);
     let (h2_connections, h2_streams, bytestream) =
         h2_evidence(h2_flows, &mut warnings, &mut findings);
@@ -578,9 +581,7 @@ fn incomplete_accepted(exchanges: &[Exchange], findings: &mut Vec<String>) {
     }
 }
 
-/// p2phttp requests named in the report; a `keeplocked` that ended before the client unlocked
-/// (its body cut by a reset or close, or the connection reset before the answer; not the capture
-/// ending) means the server dropped the lock while the client relied on it.
+/// p2phttp requests named in the report (a `put` the server stored short is a finding).
 fn p2phttp_requests(exchanges: &[Exchange], findings: &mut Vec<String>) -> Vec<P2pRequest> {
     let mut out = Vec::new();
     for ex in exchanges {
@@ -588,26 +589,6 @@ fn p2phttp_requests(exchanges: &[Exchange], findings: &mut Vec<String>) -> Vec<P
             continue;
         };
         findings.extend(p2phttp::short_put(ex));
-        let dropped = cut_for_real(ex) || ex.response.outcome == Outcome::ConnectionReset;
-        if request.operation == "keeplocked" && dropped {
-            let lock = exchanges[..ex.id]
-                .iter()
-                .rev()
-                .filter_map(P2pRequest::of)
-                .find(|p| p.operation == "lockcontent")
-                .and_then(|p| p.key);
-            findings.push(format!(
-                "CORRUPT: p2phttp lockcontent of {} dropped mid-connection ({} leg, keeplocked exchange {}, flow {}): {} before the client unlocked; the content was not locked while the client relied on it",
-                lock.as_deref().unwrap_or("?"),
-                leg::name(ex.leg),
-                ex.id,
-                ex.flow,
-                ex.request
-                    .cut_by
-                    .as_deref()
-                    .unwrap_or("the connection ended"),
-            ));
-        }
         out.push(request);
     }
     out
@@ -824,6 +805,129 @@ pub(crate) mod tests {
         );
         assert_eq!(report.p2phttp.len(), 3);
         assert_eq!(report.p2phttp[0].operation, "put");
+    }
+
+    /// A keeplocked request: `body` as it crossed, cut by a reset unless `complete` (then only
+    /// its answer was lost to the reset).
+    fn keeplocked(
+        id: usize,
+        leg: Leg,
+        flow: u64,
+        lockid: &str,
+        body: &[u8],
+        complete: bool,
+    ) -> Exchange {
+        let target = format!("/git-annex/u/v4/keeplocked?lockid={lockid}&clientuuid=c");
+        let mut ex = exchange(id, leg, flow, "POST", &target, Some("h"));
+        let mut kept = crate::inspect::body_store::RetainedBody::new(Default::default());
+        kept.append(body);
+        ex.body = Some(kept);
+        ex.request.length = body.len() as u64;
+        ex.request.expected = None;
+        ex.request.complete = complete;
+        ex.request.cut_by = (!complete).then(|| "connection reset".into());
+        ex.response.outcome = Outcome::ConnectionReset;
+        ex.response.status = None;
+        ex
+    }
+
+    fn lock(id: usize, leg: Leg, flow: u64, key: &str, lockid: &str) -> Exchange {
+        let target = format!("/git-annex/u/v4/lockcontent?key={key}&clientuuid=c");
+        let mut ex = exchange(id, leg, flow, "POST", &target, Some("h"));
+        ex.response_text = format!(r#"{{"locked":true,"lockid":"{lockid}"}}"#).into_bytes();
+        ex
+    }
+
+    /// The shape of `git annex drop` with every keeplocked reset after 8 bytes of its body
+    /// (git-annex 10.20261026): the client sent `{"unlock":false}`, `{"unlock":true}` and the
+    /// last chunk in one segment before faultline's reset, so the upstream leg was cut after the
+    /// client unlocked; git-annex's HTTP client then resent the request (same lockid) on a new
+    /// connection, cut again. The client relied on no lock that was gone: no finding.
+    #[test]
+    fn a_keeplocked_reset_after_the_client_unlocked_is_no_finding() {
+        let both = br#"{"unlock":false}
+{"unlock":true}
+"#;
+        let report = build(
+            capture(),
+            LegFilter::Both,
+            vec![
+                finished(
+                    1,
+                    "client leg",
+                    vec![
+                        lock(0, Leg::Client, 1, KEY, "L"),
+                        keeplocked(2, Leg::Client, 1, "L", both, true),
+                    ],
+                ),
+                finished(
+                    2,
+                    "upstream leg",
+                    vec![
+                        lock(1, Leg::Upstream, 2, KEY, "L"),
+                        keeplocked(3, Leg::Upstream, 2, "L", b"{\"unlock", false),
+                    ],
+                ),
+                finished(
+                    3,
+                    "client leg",
+                    vec![keeplocked(
+                        4,
+                        Leg::Client,
+                        3,
+                        "L",
+                        b"{\"unlock\":false}\n",
+                        false,
+                    )],
+                ),
+                finished(
+                    4,
+                    "upstream leg",
+                    vec![keeplocked(5, Leg::Upstream, 4, "L", b"{\"unlock", false)],
+                ),
+            ],
+        );
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+    }
+
+    /// A keeplocked cut before `{"unlock":true}` crossed is a finding on both legs, and names the
+    /// key of the lockcontent that answered its lockid, not of a later lock of another key.
+    #[test]
+    fn a_keeplocked_cut_before_the_unlock_names_the_key_of_its_lockid() {
+        let other = KEY.replace("s10--f6", "s10--a6");
+        let report = build(
+            capture(),
+            LegFilter::Both,
+            vec![
+                finished(
+                    1,
+                    "client leg",
+                    vec![
+                        lock(0, Leg::Client, 1, KEY, "L"),
+                        lock(2, Leg::Client, 1, &other, "M"),
+                        keeplocked(4, Leg::Client, 1, "L", b"{\"unlock\":false}\n", false),
+                    ],
+                ),
+                finished(
+                    2,
+                    "upstream leg",
+                    vec![
+                        lock(1, Leg::Upstream, 2, KEY, "L"),
+                        lock(3, Leg::Upstream, 2, &other, "M"),
+                        keeplocked(5, Leg::Upstream, 2, "L", b"{\"unlock", false),
+                    ],
+                ),
+            ],
+        );
+        assert_eq!(report.findings.len(), 2, "{:?}", report.findings);
+        for (f, leg) in report.findings.iter().zip(["client leg", "upstream leg"]) {
+            assert!(
+                f.starts_with(&format!(
+                    "CORRUPT: p2phttp lockcontent of {KEY} dropped mid-connection ({leg}"
+                )),
+                "{f}"
+            );
+        }
     }
 
     #[test]
