@@ -156,7 +156,29 @@ fn compare_pair(c: &FlowSummary, u: &FlowSummary, exchanges: &mut [Exchange]) ->
                 ));
                 bug = true;
             }
-            (Some(_), Some(_)) => {}
+            (Some(_), Some(_))
+                if a.response.complete != b.response.complete
+                    || a.response.body_length != b.response.body_length =>
+            {
+                // A cut (a truncate, a reset mid-body) on either leg: expected under a fault,
+                // listed like a cut request body.
+                differences.push(format!(
+                    "{what}: response body {} bytes ({}) on the client leg, {} bytes ({}) upstream",
+                    a.response.body_length,
+                    completeness(a.response.complete),
+                    b.response.body_length,
+                    completeness(b.response.complete),
+                ));
+            }
+            (Some(_), Some(_)) => {
+                if let Some(offset) = response_difference(exchanges, ci, ui) {
+                    differences.push(format!(
+                        "{what}: response bodies of {} bytes differ, first at offset {offset}",
+                        exchanges[ci].response.body_length
+                    ));
+                    bug = true;
+                }
+            }
             (x, y) if x != y => differences.push(format!(
                 "{what}: response {} on the client leg, {} upstream",
                 x.map_or("none".to_string(), |s| s.to_string()),
@@ -173,6 +195,29 @@ fn compare_pair(c: &FlowSummary, u: &FlowSummary, exchanges: &mut [Exchange]) ->
         faulted,
         faultline_bug: bug && !faulted,
         differences,
+    }
+}
+
+fn completeness(complete: bool) -> &'static str {
+    if complete {
+        "complete"
+    } else {
+        "incomplete"
+    }
+}
+
+/// Where two complete response bodies of one length first differ, when both were retained (the
+/// downloads of content-addressed objects are).
+fn response_difference(exchanges: &mut [Exchange], a: usize, b: usize) -> Option<u64> {
+    let mut first = exchanges[a].response_body.take()?;
+    let result = exchanges[b]
+        .response_body
+        .as_mut()
+        .and_then(|other| attempts::compare(&mut first, other).ok());
+    exchanges[a].response_body = Some(first);
+    match result? {
+        attempts::BodyComparison::Differs { offset, .. } => Some(offset),
+        _ => None,
     }
 }
 
@@ -312,6 +357,60 @@ pub(crate) mod tests {
         assert_eq!(compared.len(), 1, "{compared:?}");
         assert!(compared[0].differences.is_empty(), "{compared:?}");
         assert_eq!(compared[0].exchanges_compared, 1);
+    }
+
+    /// A truncated download: the client leg's response body cut at 102,122 of 3,000,000 bytes,
+    /// the upstream leg's whole. Listed as a difference (a fault explains it), like a cut
+    /// request body; a complete response of another length is still a faultline bug.
+    #[test]
+    fn a_cut_response_body_is_a_difference() {
+        let mut exchanges = vec![
+            exchange(0, Leg::Client, 1, "GET", "/x", Some("h")),
+            exchange(1, Leg::Upstream, 2, "GET", "/x", Some("h")),
+        ];
+        exchanges[0].response.body_length = 102_122;
+        exchanges[0].response.complete = false;
+        exchanges[1].response.body_length = 3_000_000;
+        let flows = [
+            flow(1, Leg::Client, vec![0]),
+            flow(2, Leg::Upstream, vec![1]),
+        ];
+        let compared = compare_legs(&flows, &mut exchanges);
+        assert_eq!(
+            compared[0].differences,
+            ["request 1 (GET /x): response body 102122 bytes (incomplete) on the client leg, 3000000 bytes (complete) upstream"],
+        );
+        assert!(!compared[0].faultline_bug, "a cut is no bug by itself");
+
+        exchanges[0].response.complete = true;
+        let compared = compare_legs(&flows, &mut exchanges);
+        assert!(compared[0].faultline_bug, "{compared:?}");
+    }
+
+    /// Two whole responses of one length whose retained bytes differ.
+    #[test]
+    fn response_bytes_that_differ_are_a_difference() {
+        use crate::inspect::body_store::RetainedBody;
+        let mut exchanges = vec![
+            exchange(0, Leg::Client, 1, "GET", "/x", Some("h")),
+            exchange(1, Leg::Upstream, 2, "GET", "/x", Some("h")),
+        ];
+        for (ex, bytes) in exchanges.iter_mut().zip([b"abcd", b"abXd"]) {
+            let mut kept = RetainedBody::new(Default::default());
+            kept.append(bytes);
+            ex.response_body = Some(kept);
+            ex.response.body_length = 4;
+        }
+        let flows = [
+            flow(1, Leg::Client, vec![0]),
+            flow(2, Leg::Upstream, vec![1]),
+        ];
+        let compared = compare_legs(&flows, &mut exchanges);
+        assert_eq!(
+            compared[0].differences,
+            ["request 1 (GET /x): response bodies of 4 bytes differ, first at offset 2"],
+        );
+        assert!(compared[0].faultline_bug);
     }
 
     /// Issue 15 (summary wording): one request is not "1 requests".
