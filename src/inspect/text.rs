@@ -93,7 +93,8 @@ impl Report {
                     format!(
                         "{}/{} CUT",
                         ex.request.length,
-                        ex.request.expected.map_or("?".into(), |e| e.to_string())
+                        super::objects::stated_request_length(ex)
+                            .map_or("?".into(), |e| e.to_string())
                     )
                 };
                 let faults = ex
@@ -108,7 +109,8 @@ impl Report {
                         format!(
                             "{}/{} CUT",
                             ex.response.body_length,
-                            ex.response_header("content-length").unwrap_or("?")
+                            super::objects::stated_response_length(ex)
+                                .map_or("?".into(), |n| n.to_string())
                         )
                     } else {
                         ex.response.body_length.to_string()
