@@ -172,17 +172,13 @@ fn piece_of(ex: &Exchange) -> Option<(ContentAddress, Spec, bool, Option<u64>)> 
     let p2p = P2pRequest::of(ex);
     let chunk_offset = address.chunk.map_or(0, |c| c.offset());
     if ex.method == "GET" && ex.response_body.is_some() {
-        let mut offset = p2p.as_ref().map_or(0, |p| p.offset);
-        let mut total = None;
-        if ex.response.status == Some(206) {
-            let (start, t) = ex
-                .response_header("content-range")
-                .and_then(content_range)?;
-            offset = start;
-            total = t;
+        let (offset, total) = if ex.response.status == Some(206) {
+            ex.response_header("content-range")
+                .and_then(content_range)?
         } else {
-            total = stated_object_size(ex, offset);
-        }
+            let offset = p2p.as_ref().map_or(0, |p| p.offset);
+            (offset, stated_object_size(ex, offset))
+        };
         let announced = p2phttp::data_length(ex, true);
         let body = ex.response.body_length;
         let length = announced.map_or(body, |n| n.min(body));
