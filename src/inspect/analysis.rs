@@ -75,6 +75,7 @@ pub(crate) fn build_with_h2(
             flows[i].exchanges.push(id);
         }
     }
+    warnings.extend(super::legs::infer_legs(&mut flows, &mut exchanges));
     let mut findings = Vec::new();
     let attempt_groups = compare_attempts(&mut exchanges, &mut findings);
     let mut content_checks = check_addresses(&mut exchanges, &mut findings);
@@ -91,7 +92,21 @@ pub(crate) fn build_with_h2(
     let webdav_moves = webdav::follow_moves(&exchanges, &mut findings);
     let (h2_connections, h2_streams, bytestream) =
         h2_evidence(h2_flows, &mut warnings, &mut findings);
-    let leg_comparisons = super::legs::compare_legs(&flows, &mut exchanges);
+    let mut leg_comparisons = super::legs::compare_legs(&flows, &mut exchanges);
+    if capture.format == "pcap" {
+        // Classic pcap carries no packet comments: no fault is recorded, so a difference between
+        // the legs cannot be told from a faultline bug.
+        let unexplained: Vec<u64> = leg_comparisons
+            .iter_mut()
+            .filter_map(|l| std::mem::take(&mut l.faultline_bug).then_some(l.client_flow))
+            .collect();
+        if !unexplained.is_empty() {
+            warnings.push(format!(
+                "the legs of client {} differ, and a classic pcap records no faults to explain it (a pcapng capture would say whether a fault did)",
+                crate::plural::named("flow", &unexplained)
+            ));
+        }
+    }
     for lc in leg_comparisons.iter().filter(|l| l.faultline_bug) {
         findings.push(format!(
             "CORRUPT: faultline bug: client leg flow {} and upstream leg flow {} differ with no fault acting: {}",

@@ -81,6 +81,109 @@ pub fn compare_legs(flows: &[FlowSummary], exchanges: &mut [Exchange]) -> Vec<Le
         .collect()
 }
 
+/// How long after a flow's first request its upstream leg may open (faultline connects upstream
+/// at accept, or after it read the first bytes it decides on; the slack covers a slow upstream
+/// connect).
+const UPSTREAM_CONNECT_SLACK_NS: u64 = 2_000_000_000;
+
+/// Gives the flows of a capture that names no legs (classic pcap, which has no interfaces) the
+/// legs faultline recorded them on, when the flows show them: faultline relays a connection's
+/// bytes unchanged, so its client leg (client → listen address) is followed by an upstream leg
+/// to another server, opened no earlier than the client leg and at latest
+/// [`UPSTREAM_CONNECT_SLACK_NS`] after its first request, whose first request is the same
+/// (method and resource, Host included). Each such pair names its servers' roles: the client
+/// leg's server is a listen address, the upstream leg's an upstream. The inference is used only
+/// when it is consistent: no server in both roles, and every flow with a request paired or sent
+/// to a listen address (faultline answered it alone). Returns the warning that says what was
+/// inferred or why not; `None` when a flow already has a leg or nothing was paired.
+pub fn infer_legs(flows: &mut [FlowSummary], exchanges: &mut [Exchange]) -> Option<String> {
+    if flows.is_empty() || flows.iter().any(|f| f.leg.is_some()) {
+        return None;
+    }
+    let first = |f: &FlowSummary| {
+        let e = &exchanges[*f.exchanges.first()?];
+        Some((e.method.clone(), e.resource(), e.time_ns))
+    };
+    let mut order: Vec<usize> = (0..flows.len()).collect();
+    order.sort_by_key(|&i| flows[i].opened_ns);
+    let mut used = vec![false; flows.len()];
+    let mut pairs = Vec::new();
+    for &c in &order {
+        if used[c] {
+            continue;
+        }
+        let Some((method, resource, at)) = first(&flows[c]) else {
+            continue;
+        };
+        let found = order.iter().copied().find(|&u| {
+            let (cf, uf) = (&flows[c], &flows[u]);
+            !used[u]
+                && u != c
+                && uf.server != cf.server
+                && uf.opened_ns >= cf.opened_ns
+                && uf.opened_ns <= at.saturating_add(UPSTREAM_CONNECT_SLACK_NS)
+                && first(uf).is_some_and(|(m, r, t)| m == method && r == resource && t >= at)
+        });
+        if let Some(u) = found {
+            used[c] = true;
+            used[u] = true;
+            pairs.push((c, u));
+        }
+    }
+    if pairs.is_empty() {
+        return None;
+    }
+    let listen: std::collections::BTreeSet<String> = pairs
+        .iter()
+        .map(|&(c, _)| flows[c].server.clone())
+        .collect();
+    let upstream: std::collections::BTreeSet<String> = pairs
+        .iter()
+        .map(|&(_, u)| flows[u].server.clone())
+        .collect();
+    let mut legs = vec![None; flows.len()];
+    for &(c, u) in &pairs {
+        legs[c] = Some(Leg::Client);
+        legs[u] = Some(Leg::Upstream);
+    }
+    let mut unexplained = Vec::new();
+    for (i, f) in flows.iter().enumerate() {
+        if legs[i].is_some() {
+            continue;
+        }
+        if listen.contains(&f.server) {
+            legs[i] = Some(Leg::Client);
+        } else if upstream.contains(&f.server) {
+            legs[i] = Some(Leg::Upstream);
+        } else if !f.exchanges.is_empty() {
+            unexplained.push(f.id);
+        }
+    }
+    if let Some(both) = listen.intersection(&upstream).next() {
+        return Some(format!(
+            "the capture names no legs (classic pcap) and they cannot be told from its flows: {both} is the server of flows that look like client legs and of others that look like upstream legs; every flow is on leg unknown"
+        ));
+    }
+    if !unexplained.is_empty() {
+        return Some(format!(
+            "the capture names no legs (classic pcap) and they cannot be told from its flows: no pair of flows explains {}; every flow is on leg unknown",
+            crate::plural::named("flow", &unexplained)
+        ));
+    }
+    for (f, leg) in flows.iter_mut().zip(legs) {
+        f.leg = leg;
+        for &e in &f.exchanges {
+            exchanges[e].leg = leg;
+        }
+    }
+    Some(format!(
+        "the capture names no legs (classic pcap); they were inferred from its flows: a flow to {} followed by one to {} carrying the same first request is a client leg and its upstream leg ({} pairs)",
+        Vec::from_iter(listen).join(", "),
+        Vec::from_iter(upstream).join(", "),
+        pairs.len()
+    ))
+}
+
 fn compare_pair(c: &FlowSummary, u: &FlowSummary, exchanges: &mut [Exchange]) -> LegComparison {
     let mut differences = Vec::new();
     let mut bug = false;
@@ -411,6 +514,69 @@ pub(crate) mod tests {
             ["request 1 (GET /x): response bodies of 4 bytes differ, first at offset 2"],
         );
         assert!(compared[0].faultline_bug);
+    }
+
+    fn unnamed(id: u64, client: &str, server: &str, exchanges: Vec<usize>) -> FlowSummary {
+        FlowSummary {
+            leg: None,
+            client: client.into(),
+            server: server.into(),
+            ..flow(id, Leg::Client, exchanges)
+        }
+    }
+
+    /// Classic pcap: a flow to the listen address followed by one to the upstream carrying the
+    /// same request are a client leg and its upstream leg; a flow to the listen address that
+    /// faultline answered alone is a client leg too.
+    #[test]
+    fn legs_of_a_capture_that_names_none_are_inferred_from_the_flows() {
+        let mut exchanges: Vec<Exchange> = (0..5)
+            .map(|i| {
+                let mut e = exchange(i, Leg::Client, i as u64, "PUT", "/x", Some("h"));
+                e.leg = None;
+                e
+            })
+            .collect();
+        let mut flows = vec![
+            unnamed(0, "127.0.0.1:5000", "127.0.0.1:3030", vec![0]),
+            unnamed(1, "127.0.0.1:6000", "127.0.0.1:8080", vec![1]),
+            unnamed(2, "127.0.0.1:5001", "127.0.0.1:3030", vec![2]),
+            unnamed(3, "127.0.0.1:6001", "127.0.0.1:8080", vec![3]),
+            unnamed(4, "127.0.0.1:5002", "127.0.0.1:3030", vec![4]),
+        ];
+        let note = infer_legs(&mut flows, &mut exchanges).expect("a note");
+        assert!(note.contains("inferred"), "{note}");
+        let legs: Vec<_> = flows.iter().map(|f| f.leg).collect();
+        let (c, u) = (Some(Leg::Client), Some(Leg::Upstream));
+        assert_eq!(legs, [c, u, c, u, c]);
+        assert_eq!(exchanges[3].leg, u);
+        assert_eq!(compare_legs(&flows, &mut exchanges).len(), 2);
+    }
+
+    /// A server that would be a listen address for one pair and an upstream for another: no
+    /// sound answer, so every flow stays on leg unknown, and the warning says why.
+    #[test]
+    fn inconsistent_roles_leave_every_leg_unknown() {
+        let mut exchanges: Vec<Exchange> = (0..4)
+            .map(|i| {
+                let mut e = exchange(i, Leg::Client, i as u64, "PUT", "/x", Some("h"));
+                e.leg = None;
+                e
+            })
+            .collect();
+        let mut flows = vec![
+            unnamed(0, "127.0.0.1:5000", "127.0.0.1:3030", vec![0]),
+            unnamed(1, "127.0.0.1:6000", "127.0.0.1:8080", vec![1]),
+            unnamed(2, "127.0.0.1:5001", "127.0.0.1:8080", vec![2]),
+            unnamed(3, "127.0.0.1:6001", "127.0.0.1:9090", vec![3]),
+        ];
+        let note = infer_legs(&mut flows, &mut exchanges).expect("a note");
+        assert!(note.contains("cannot be told"), "{note}");
+        assert!(flows.iter().all(|f| f.leg.is_none()));
+        assert!(exchanges.iter().all(|e| e.leg.is_none()));
+        // A capture that names its legs is left alone.
+        let mut named = vec![flow(0, Leg::Client, vec![0])];
+        assert_eq!(infer_legs(&mut named, &mut exchanges), None);
     }
 
     /// Issue 15 (summary wording): one request is not "1 requests".

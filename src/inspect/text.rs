@@ -67,7 +67,11 @@ impl Report {
             count(c.packets, "packet"),
             count(self.flows.len(), "flow"),
             http_flows,
-            self.leg_filter
+            if !self.flows.is_empty() && self.flows.iter().all(|f| f.leg.is_none()) {
+                "none named"
+            } else {
+                self.leg_filter
+            }
         );
         for w in &self.warnings {
             let _ = writeln!(s, "warning: {w}");
@@ -306,6 +310,8 @@ impl Report {
                     "FAULTLINE BUG"
                 } else if l.faulted {
                     "explained by faults"
+                } else if self.capture.format == "pcap" {
+                    "no fault comments in a classic pcap"
                 } else {
                     "no fault, ends differ"
                 };
