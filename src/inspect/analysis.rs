@@ -167,9 +167,26 @@ pub(crate) fn build_with_h2(
                 (0, _) => "none retried".to_string(),
                 (n, 0) => retries_without_difference(&attempt_groups, n),
                 (n, d) => {
+                    // What the differing attempts were told: an error status, a reset, or a
+                    // 200 that refused them (p2phttp `{"stored":false}`).
+                    let mut answers: Vec<String> = attempt_groups
+                        .iter()
+                        .flat_map(|g| &g.attempts)
+                        .filter(|a| a.comparison.as_ref().is_some_and(|c| c.is_difference()))
+                        .map(|a| {
+                            let ex = &exchanges[a.exchange];
+                            match P2pRequest::of(ex).and_then(|p| p.answer) {
+                                Some(json) => format!("{} {json}", ex.response_text()),
+                                None => ex.response_text(),
+                            }
+                        })
+                        .collect();
+                    answers.sort();
+                    answers.dedup();
                     format!(
-                        "{n} retried, {} differed but none was accepted with 2xx",
-                        crate::plural::count_as(d, "retry", "retries")
+                        "{n} retried, {} differed and none of them was accepted (answered {})",
+                        crate::plural::count_as(d, "retry", "retries"),
+                        answers.join("; ")
                     )
                 }
             };
@@ -423,7 +440,38 @@ fn retries_without_difference(groups: &[AttemptGroup], n: usize) -> String {
         .collect();
     let first = |g: &AttemptGroup| unfinished(g.attempts[0].status, g.attempts[0].length);
     match cut.as_slice() {
-        [] => format!("{n} retried, all retries identical"),
+        [] => {
+            // Attempt 1 was whole, so a longer attempt that starts with its bytes is another
+            // body (a file that grew), not the same one again.
+            let extended: Vec<&AttemptGroup> = by_request
+                .iter()
+                .copied()
+                .filter(|g| {
+                    g.attempts
+                        .iter()
+                        .any(|a| matches!(a.comparison, Some(BodyComparison::ExtendsFirst { .. })))
+                })
+                .collect();
+            match extended.as_slice() {
+                [] => format!("{n} retried, all retries identical"),
+                [g] if n == 1 => {
+                    let longest = g
+                        .attempts
+                        .iter()
+                        .max_by_key(|a| a.length)
+                        .expect("a group has attempts");
+                    format!(
+                        "1 retried: attempt {} ({} bytes) extends the whole attempt 1 ({} bytes)",
+                        longest.number, longest.length, g.attempts[0].length
+                    )
+                }
+                ext => format!(
+                    "{n} retried: {} extended the whole attempt 1 with more bytes, {} identical",
+                    ext.len(),
+                    n.saturating_sub(ext.len())
+                ),
+            }
+        }
         [g] if n == 1 => {
             let last = g.attempts.last().expect("a group has attempts");
             format!(
@@ -943,6 +991,64 @@ pub(crate) mod tests {
                 "{f}"
             );
         }
+    }
+
+    /// Two whole PUTs to one path, 100 then 200 bytes, the first a prefix of the second: not
+    /// "all retries identical", which the detail line (attempt 1 is a prefix of attempt 2)
+    /// contradicted.
+    #[test]
+    fn a_retry_longer_than_a_whole_first_attempt_is_not_called_identical() {
+        let bodies: [Vec<u8>; 2] = [vec![5; 100], vec![5; 200]];
+        let puts = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let mut ex = exchange(i, Leg::Client, 1, "PUT", "/x", Some("h"));
+                let mut kept = crate::inspect::body_store::RetainedBody::new(Default::default());
+                kept.append(b);
+                ex.body = Some(kept);
+                (ex.request.length, ex.request.expected) = (b.len() as u64, Some(b.len() as u64));
+                ex
+            })
+            .collect();
+        let report = report_of("client leg", puts);
+        assert_eq!(
+            report.verdict_line,
+            "OK: 1 upload, 1 retried: attempt 2 (200 bytes) extends the whole attempt 1 (100 bytes)"
+        );
+    }
+
+    /// A p2phttp put reset mid-body, then retried with other bytes the server refused with
+    /// `200 {"stored":false}`: the verdict said "none was accepted with 2xx" of a 200; it says
+    /// what the differing retry was answered.
+    #[test]
+    fn a_differing_retry_refused_with_a_200_says_what_it_was_answered() {
+        let bodies: [&[u8]; 2] = [b"abcd", b"wxyz0123"];
+        let puts = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let mut ex = p2p(i, "put", r#"{"stored":false}"#);
+                let mut kept = crate::inspect::body_store::RetainedBody::new(Default::default());
+                kept.append(b);
+                ex.body = Some(kept);
+                ex.request.length = b.len() as u64;
+                ex.response.status = Some(200);
+                ex
+            })
+            .collect::<Vec<_>>();
+        let mut puts = puts;
+        puts[0].request.complete = false;
+        puts[0].request.cut_by = Some("connection reset".into());
+        puts[0].response.outcome = Outcome::ConnectionReset;
+        puts[0].response.status = None;
+        puts[0].response_text.clear();
+        let report = report_of("upstream leg", puts);
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+        assert_eq!(
+            report.verdict_line,
+            r#"OK: 1 upload, 1 retried, 1 retry differed and none of them was accepted (answered status 200 {"stored":false})"#
+        );
     }
 
     #[test]
