@@ -1032,7 +1032,7 @@ pub(crate) mod tests {
                 let mut kept = crate::inspect::body_store::RetainedBody::new(Default::default());
                 kept.append(b);
                 ex.body = Some(kept);
-                ex.request.length = b.len() as u64;
+                ex.request.length = b.len();
                 ex.response.status = Some(200);
                 ex
             })
