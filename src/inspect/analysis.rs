@@ -86,9 +86,15 @@ pub(crate) fn build_with_h2(
     warnings.extend(s3.warnings);
     incomplete_accepted(&exchanges, &mut findings);
     let p2phttp = p2phttp_requests(&exchanges, &mut findings);
-    findings.extend(p2phttp::dropped_locks(&mut exchanges, |ex| {
-        cut_for_real(ex) || ex.response.outcome == Outcome::ConnectionReset
-    }));
+    let client_hidden = exchanges
+        .iter()
+        .any(|e| e.is_placeholder() && e.leg == Some(crate::direction::Leg::Client));
+    findings.extend(p2phttp::dropped_locks(
+        &mut exchanges,
+        |ex| cut_for_real(ex) || ex.response.outcome == Outcome::ConnectionReset,
+        client_hidden,
+        &mut warnings,
+    ));
     let webdav_moves = webdav::follow_moves(&exchanges, &mut findings);
     let (h2_connections, h2_streams, bytestream) =
         h2_evidence(h2_flows, &mut warnings, &mut findings);
@@ -951,6 +957,40 @@ pub(crate) mod tests {
             ],
         );
         assert!(report.findings.is_empty(), "{:?}", report.findings);
+    }
+
+    /// `--leg upstream` on the capture of the test above: the upstream leg alone cannot show
+    /// that the client had unlocked, so its cut keeplocked is a warning, not a CORRUPT that the
+    /// report of both legs does not make.
+    #[test]
+    fn a_keeplocked_cut_upstream_with_the_client_leg_left_out_is_a_warning() {
+        let hidden = [
+            lock(0, Leg::Client, 1, KEY, "L"),
+            keeplocked(2, Leg::Client, 1, "L", b"{\"unlock\":true}\n", true),
+        ]
+        .map(Exchange::placeholder);
+        let report = build_with_h2(
+            capture(),
+            LegFilter::Upstream,
+            vec![finished(
+                2,
+                "upstream leg",
+                vec![
+                    lock(1, Leg::Upstream, 2, KEY, "L"),
+                    keeplocked(3, Leg::Upstream, 2, "L", b"{\"unlock", false),
+                ],
+            )],
+            hidden.into(),
+            Vec::new(),
+        );
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+        assert!(
+            report.warnings.iter().any(|w| w.starts_with(&format!(
+                "p2phttp lockcontent of {KEY}: keeplocked exchange 3 (upstream leg, flow 2) ended (connection reset) before the server saw"
+            ))),
+            "{:?}",
+            report.warnings
+        );
     }
 
     /// A keeplocked cut before `{"unlock":true}` crossed is a finding on both legs, and names the

@@ -156,8 +156,16 @@ fn unlocked(ex: &mut Exchange) -> bool {
 /// crossed the client leg, or a retry of a request that had already unlocked (git-annex's HTTP
 /// client resends a request whose reused connection died), drops nothing the client still needs.
 /// The lock's key comes from the `lockcontent` that answered that `lockid` (on the same leg when
-/// there is one).
-pub fn dropped_locks(exchanges: &mut [Exchange], ended: impl Fn(&Exchange) -> bool) -> Vec<String> {
+/// there is one). When `--leg upstream` hides the client leg (`client_hidden`), an upstream leg
+/// cut before the server saw the unlock cannot be judged (the client may have unlocked on the
+/// leg not shown): it is a warning that says so, not a finding, so the verdict is the same
+/// whichever legs are shown.
+pub fn dropped_locks(
+    exchanges: &mut [Exchange],
+    ended: impl Fn(&Exchange) -> bool,
+    client_hidden: bool,
+    warnings: &mut Vec<String>,
+) -> Vec<String> {
     struct Keep {
         index: usize,
         lockid: String,
@@ -208,6 +216,15 @@ pub fn dropped_locks(exchanges: &mut [Exchange], ended: impl Fn(&Exchange) -> bo
             .or_else(|| locks(false))
             .and_then(|p| p.key)
             .unwrap_or_else(|| format!("? (lockid {})", k.lockid));
+        if client_hidden && ex.leg == Some(crate::direction::Leg::Upstream) {
+            warnings.push(format!(
+                "p2phttp lockcontent of {key}: keeplocked exchange {} (upstream leg, flow {}) ended ({}) before the server saw {{\"unlock\":true}}; whether the client had unlocked shows on the client leg, which --leg leaves out",
+                ex.id,
+                ex.flow,
+                ex.request.cut_by.as_deref().unwrap_or("connection reset"),
+            ));
+            continue;
+        }
         findings.push(format!(
             "CORRUPT: p2phttp lockcontent of {key} dropped mid-connection ({} leg, keeplocked exchange {}, flow {}): {} before the client unlocked; the content was not locked while the client relied on it",
             super::leg::name(ex.leg),
