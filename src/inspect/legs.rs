@@ -161,12 +161,12 @@ pub fn infer_legs(flows: &mut [FlowSummary], exchanges: &mut [Exchange]) -> Opti
     }
     if let Some(both) = listen.intersection(&upstream).next() {
         return Some(format!(
-            "the capture names no legs (classic pcap) and they cannot be told from its flows: {both} is the server of flows that look like client legs and of others that look like upstream legs; every flow is on leg unknown"
+            "the capture names no legs (no faultline leg interfaces: a classic pcap has none) and they cannot be told from its flows: {both} is the server of flows that look like client legs and of others that look like upstream legs; every flow is on leg unknown"
         ));
     }
     if !unexplained.is_empty() {
         return Some(format!(
-            "the capture names no legs (classic pcap) and they cannot be told from its flows: no pair of flows explains {}; every flow is on leg unknown",
+            "the capture names no legs (no faultline leg interfaces: a classic pcap has none) and they cannot be told from its flows: no pair of flows explains {}; every flow is on leg unknown",
             crate::plural::named("flow", &unexplained)
         ));
     }
@@ -177,10 +177,10 @@ pub fn infer_legs(flows: &mut [FlowSummary], exchanges: &mut [Exchange]) -> Opti
         }
     }
     Some(format!(
-        "the capture names no legs (classic pcap); they were inferred from its flows: a flow to {} followed by one to {} carrying the same first request is a client leg and its upstream leg ({} pairs)",
+        "the capture names no legs (no faultline leg interfaces: a classic pcap has none); they were inferred from its flows: a flow to {} followed by one to {} carrying the same first request is a client leg and its upstream leg ({})",
         Vec::from_iter(listen).join(", "),
         Vec::from_iter(upstream).join(", "),
-        pairs.len()
+        crate::plural::count(pairs.len(), "pair")
     ))
 }
 
