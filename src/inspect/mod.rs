@@ -211,6 +211,13 @@ fn inspect_reader<R: Read>(
         path: path.to_path_buf(),
         source,
     })?;
+    if options.leg != LegFilter::Both && reader.format() == FileFormat::Pcap {
+        // Classic pcap has no interfaces: refused before reading a large file for nothing.
+        return Err(InspectError::NoLegs {
+            path: path.to_path_buf(),
+            leg: options.leg.as_str(),
+        });
+    }
     let memory = MemoryUse::default();
     // TLS flows of raw captures are decrypted with the keys the capture embeds (tls_flow.rs).
     let keys = tls_keys::TlsKeys::default();
