@@ -75,6 +75,7 @@ pub(crate) fn build_with_h2(
             flows[i].exchanges.push(id);
         }
     }
+    warnings.extend(super::legs::infer_legs(&mut flows, &mut exchanges));
     let mut findings = Vec::new();
     let attempt_groups = compare_attempts(&mut exchanges, &mut findings);
     let mut content_checks = check_addresses(&mut exchanges, &mut findings);
@@ -85,10 +86,33 @@ pub(crate) fn build_with_h2(
     warnings.extend(s3.warnings);
     incomplete_accepted(&exchanges, &mut findings);
     let p2phttp = p2phttp_requests(&exchanges, &mut findings);
+    let client_hidden = exchanges
+        .iter()
+        .any(|e| e.is_placeholder() && e.leg == Some(crate::direction::Leg::Client));
+    findings.extend(p2phttp::dropped_locks(
+        &mut exchanges,
+        |ex| cut_for_real(ex) || ex.response.outcome == Outcome::ConnectionReset,
+        client_hidden,
+        &mut warnings,
+    ));
     let webdav_moves = webdav::follow_moves(&exchanges, &mut findings);
     let (h2_connections, h2_streams, bytestream) =
         h2_evidence(h2_flows, &mut warnings, &mut findings);
-    let leg_comparisons = super::legs::compare_legs(&flows, &mut exchanges);
+    let mut leg_comparisons = super::legs::compare_legs(&flows, &mut exchanges);
+    if capture.format == "pcap" {
+        // Classic pcap carries no packet comments: no fault is recorded, so a difference between
+        // the legs cannot be told from a faultline bug.
+        let unexplained: Vec<u64> = leg_comparisons
+            .iter_mut()
+            .filter_map(|l| std::mem::take(&mut l.faultline_bug).then_some(l.client_flow))
+            .collect();
+        if !unexplained.is_empty() {
+            warnings.push(format!(
+                "the legs of client {} differ, and a classic pcap records no faults to explain it (a pcapng capture would say whether a fault did)",
+                crate::plural::named("flow", &unexplained)
+            ));
+        }
+    }
     for lc in leg_comparisons.iter().filter(|l| l.faultline_bug) {
         findings.push(format!(
             "CORRUPT: faultline bug: client leg flow {} and upstream leg flow {} differ with no fault acting: {}",
@@ -149,9 +173,26 @@ pub(crate) fn build_with_h2(
                 (0, _) => "none retried".to_string(),
                 (n, 0) => retries_without_difference(&attempt_groups, n),
                 (n, d) => {
+                    // What the differing attempts were told: an error status, a reset, or a
+                    // 200 that refused them (p2phttp `{"stored":false}`).
+                    let mut answers: Vec<String> = attempt_groups
+                        .iter()
+                        .flat_map(|g| &g.attempts)
+                        .filter(|a| a.comparison.as_ref().is_some_and(|c| c.is_difference()))
+                        .map(|a| {
+                            let ex = &exchanges[a.exchange];
+                            match P2pRequest::of(ex).and_then(|p| p.answer) {
+                                Some(json) => format!("{} {json}", ex.response_text()),
+                                None => ex.response_text(),
+                            }
+                        })
+                        .collect();
+                    answers.sort();
+                    answers.dedup();
                     format!(
-                        "{n} retried, {} differed but none was accepted with 2xx",
-                        crate::plural::count_as(d, "retry", "retries")
+                        "{n} retried, {} differed and none of them was accepted (answered {})",
+                        crate::plural::count_as(d, "retry", "retries"),
+                        answers.join("; ")
                     )
                 }
             };
@@ -405,7 +446,38 @@ fn retries_without_difference(groups: &[AttemptGroup], n: usize) -> String {
         .collect();
     let first = |g: &AttemptGroup| unfinished(g.attempts[0].status, g.attempts[0].length);
     match cut.as_slice() {
-        [] => format!("{n} retried, all retries identical"),
+        [] => {
+            // Attempt 1 was whole, so a longer attempt that starts with its bytes is another
+            // body (a file that grew), not the same one again.
+            let extended: Vec<&AttemptGroup> = by_request
+                .iter()
+                .copied()
+                .filter(|g| {
+                    g.attempts
+                        .iter()
+                        .any(|a| matches!(a.comparison, Some(BodyComparison::ExtendsFirst { .. })))
+                })
+                .collect();
+            match extended.as_slice() {
+                [] => format!("{n} retried, all retries identical"),
+                [g] if n == 1 => {
+                    let longest = g
+                        .attempts
+                        .iter()
+                        .max_by_key(|a| a.length)
+                        .expect("a group has attempts");
+                    format!(
+                        "1 retried: attempt {} ({} bytes) extends the whole attempt 1 ({} bytes)",
+                        longest.number, longest.length, g.attempts[0].length
+                    )
+                }
+                ext => format!(
+                    "{n} retried: {} extended the whole attempt 1 with more bytes, {} identical",
+                    ext.len(),
+                    n.saturating_sub(ext.len())
+                ),
+            }
+        }
         [g] if n == 1 => {
             let last = g.attempts.last().expect("a group has attempts");
             format!(
@@ -578,9 +650,7 @@ fn incomplete_accepted(exchanges: &[Exchange], findings: &mut Vec<String>) {
     }
 }
 
-/// p2phttp requests named in the report; a `keeplocked` that ended before the client unlocked
-/// (its body cut by a reset or close, or the connection reset before the answer; not the capture
-/// ending) means the server dropped the lock while the client relied on it.
+/// p2phttp requests named in the report (a `put` the server stored short is a finding).
 fn p2phttp_requests(exchanges: &[Exchange], findings: &mut Vec<String>) -> Vec<P2pRequest> {
     let mut out = Vec::new();
     for ex in exchanges {
@@ -588,26 +658,6 @@ fn p2phttp_requests(exchanges: &[Exchange], findings: &mut Vec<String>) -> Vec<P
             continue;
         };
         findings.extend(p2phttp::short_put(ex));
-        let dropped = cut_for_real(ex) || ex.response.outcome == Outcome::ConnectionReset;
-        if request.operation == "keeplocked" && dropped {
-            let lock = exchanges[..ex.id]
-                .iter()
-                .rev()
-                .filter_map(P2pRequest::of)
-                .find(|p| p.operation == "lockcontent")
-                .and_then(|p| p.key);
-            findings.push(format!(
-                "CORRUPT: p2phttp lockcontent of {} dropped mid-connection ({} leg, keeplocked exchange {}, flow {}): {} before the client unlocked; the content was not locked while the client relied on it",
-                lock.as_deref().unwrap_or("?"),
-                leg::name(ex.leg),
-                ex.id,
-                ex.flow,
-                ex.request
-                    .cut_by
-                    .as_deref()
-                    .unwrap_or("the connection ended"),
-            ));
-        }
         out.push(request);
     }
     out
@@ -824,6 +874,221 @@ pub(crate) mod tests {
         );
         assert_eq!(report.p2phttp.len(), 3);
         assert_eq!(report.p2phttp[0].operation, "put");
+    }
+
+    /// A keeplocked request: `body` as it crossed, cut by a reset unless `complete` (then only
+    /// its answer was lost to the reset).
+    fn keeplocked(
+        id: usize,
+        leg: Leg,
+        flow: u64,
+        lockid: &str,
+        body: &[u8],
+        complete: bool,
+    ) -> Exchange {
+        let target = format!("/git-annex/u/v4/keeplocked?lockid={lockid}&clientuuid=c");
+        let mut ex = exchange(id, leg, flow, "POST", &target, Some("h"));
+        let mut kept = crate::inspect::body_store::RetainedBody::new(Default::default());
+        kept.append(body);
+        ex.body = Some(kept);
+        ex.request.length = body.len() as u64;
+        ex.request.expected = None;
+        ex.request.complete = complete;
+        ex.request.cut_by = (!complete).then(|| "connection reset".into());
+        ex.response.outcome = Outcome::ConnectionReset;
+        ex.response.status = None;
+        ex
+    }
+
+    fn lock(id: usize, leg: Leg, flow: u64, key: &str, lockid: &str) -> Exchange {
+        let target = format!("/git-annex/u/v4/lockcontent?key={key}&clientuuid=c");
+        let mut ex = exchange(id, leg, flow, "POST", &target, Some("h"));
+        ex.response_text = format!(r#"{{"locked":true,"lockid":"{lockid}"}}"#).into_bytes();
+        ex
+    }
+
+    /// The shape of `git annex drop` with every keeplocked reset after 8 bytes of its body
+    /// (git-annex 10.20261026): the client sent `{"unlock":false}`, `{"unlock":true}` and the
+    /// last chunk in one segment before faultline's reset, so the upstream leg was cut after the
+    /// client unlocked; git-annex's HTTP client then resent the request (same lockid) on a new
+    /// connection, cut again. The client relied on no lock that was gone: no finding.
+    #[test]
+    fn a_keeplocked_reset_after_the_client_unlocked_is_no_finding() {
+        let both = br#"{"unlock":false}
+{"unlock":true}
+"#;
+        let report = build(
+            capture(),
+            LegFilter::Both,
+            vec![
+                finished(
+                    1,
+                    "client leg",
+                    vec![
+                        lock(0, Leg::Client, 1, KEY, "L"),
+                        keeplocked(2, Leg::Client, 1, "L", both, true),
+                    ],
+                ),
+                finished(
+                    2,
+                    "upstream leg",
+                    vec![
+                        lock(1, Leg::Upstream, 2, KEY, "L"),
+                        keeplocked(3, Leg::Upstream, 2, "L", b"{\"unlock", false),
+                    ],
+                ),
+                finished(
+                    3,
+                    "client leg",
+                    vec![keeplocked(
+                        4,
+                        Leg::Client,
+                        3,
+                        "L",
+                        b"{\"unlock\":false}\n",
+                        false,
+                    )],
+                ),
+                finished(
+                    4,
+                    "upstream leg",
+                    vec![keeplocked(5, Leg::Upstream, 4, "L", b"{\"unlock", false)],
+                ),
+            ],
+        );
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+    }
+
+    /// `--leg upstream` on the capture of the test above: the upstream leg alone cannot show
+    /// that the client had unlocked, so its cut keeplocked is a warning, not a CORRUPT that the
+    /// report of both legs does not make.
+    #[test]
+    fn a_keeplocked_cut_upstream_with_the_client_leg_left_out_is_a_warning() {
+        let hidden = [
+            lock(0, Leg::Client, 1, KEY, "L"),
+            keeplocked(2, Leg::Client, 1, "L", b"{\"unlock\":true}\n", true),
+        ]
+        .map(Exchange::placeholder);
+        let report = build_with_h2(
+            capture(),
+            LegFilter::Upstream,
+            vec![finished(
+                2,
+                "upstream leg",
+                vec![
+                    lock(1, Leg::Upstream, 2, KEY, "L"),
+                    keeplocked(3, Leg::Upstream, 2, "L", b"{\"unlock", false),
+                ],
+            )],
+            hidden.into(),
+            Vec::new(),
+        );
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+        assert!(
+            report.warnings.iter().any(|w| w.starts_with(&format!(
+                "p2phttp lockcontent of {KEY}: keeplocked exchange 3 (upstream leg, flow 2) ended (connection reset) before the server saw"
+            ))),
+            "{:?}",
+            report.warnings
+        );
+    }
+
+    /// A keeplocked cut before `{"unlock":true}` crossed is a finding on both legs, and names the
+    /// key of the lockcontent that answered its lockid, not of a later lock of another key.
+    #[test]
+    fn a_keeplocked_cut_before_the_unlock_names_the_key_of_its_lockid() {
+        let other = KEY.replace("s10--f6", "s10--a6");
+        let report = build(
+            capture(),
+            LegFilter::Both,
+            vec![
+                finished(
+                    1,
+                    "client leg",
+                    vec![
+                        lock(0, Leg::Client, 1, KEY, "L"),
+                        lock(2, Leg::Client, 1, &other, "M"),
+                        keeplocked(4, Leg::Client, 1, "L", b"{\"unlock\":false}\n", false),
+                    ],
+                ),
+                finished(
+                    2,
+                    "upstream leg",
+                    vec![
+                        lock(1, Leg::Upstream, 2, KEY, "L"),
+                        lock(3, Leg::Upstream, 2, &other, "M"),
+                        keeplocked(5, Leg::Upstream, 2, "L", b"{\"unlock", false),
+                    ],
+                ),
+            ],
+        );
+        assert_eq!(report.findings.len(), 2, "{:?}", report.findings);
+        for (f, leg) in report.findings.iter().zip(["client leg", "upstream leg"]) {
+            assert!(
+                f.starts_with(&format!(
+                    "CORRUPT: p2phttp lockcontent of {KEY} dropped mid-connection ({leg}"
+                )),
+                "{f}"
+            );
+        }
+    }
+
+    /// Two whole PUTs to one path, 100 then 200 bytes, the first a prefix of the second: not
+    /// "all retries identical", which the detail line (attempt 1 is a prefix of attempt 2)
+    /// contradicted.
+    #[test]
+    fn a_retry_longer_than_a_whole_first_attempt_is_not_called_identical() {
+        let bodies: [Vec<u8>; 2] = [vec![5; 100], vec![5; 200]];
+        let puts = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let mut ex = exchange(i, Leg::Client, 1, "PUT", "/x", Some("h"));
+                let mut kept = crate::inspect::body_store::RetainedBody::new(Default::default());
+                kept.append(b);
+                ex.body = Some(kept);
+                (ex.request.length, ex.request.expected) = (b.len() as u64, Some(b.len() as u64));
+                ex
+            })
+            .collect();
+        let report = report_of("client leg", puts);
+        assert_eq!(
+            report.verdict_line,
+            "OK: 1 upload, 1 retried: attempt 2 (200 bytes) extends the whole attempt 1 (100 bytes)"
+        );
+    }
+
+    /// A p2phttp put reset mid-body, then retried with other bytes the server refused with
+    /// `200 {"stored":false}`: the verdict said "none was accepted with 2xx" of a 200; it says
+    /// what the differing retry was answered.
+    #[test]
+    fn a_differing_retry_refused_with_a_200_says_what_it_was_answered() {
+        let bodies: [&[u8]; 2] = [b"abcd", b"wxyz0123"];
+        let puts = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let mut ex = p2p(i, "put", r#"{"stored":false}"#);
+                let mut kept = crate::inspect::body_store::RetainedBody::new(Default::default());
+                kept.append(b);
+                ex.body = Some(kept);
+                ex.request.length = b.len();
+                ex.response.status = Some(200);
+                ex
+            })
+            .collect::<Vec<_>>();
+        let mut puts = puts;
+        puts[0].request.complete = false;
+        puts[0].request.cut_by = Some("connection reset".into());
+        puts[0].response.outcome = Outcome::ConnectionReset;
+        puts[0].response.status = None;
+        puts[0].response_text.clear();
+        let report = report_of("upstream leg", puts);
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+        assert_eq!(
+            report.verdict_line,
+            r#"OK: 1 upload, 1 retried, 1 retry differed and none of them was accepted (answered status 200 {"stored":false})"#
+        );
     }
 
     #[test]

@@ -94,6 +94,7 @@ fn audit(report: &mut Report, manifest: &Manifest) {
     report.expectations.extend(expectations);
     report.findings.extend(findings);
     report.warnings.extend(unlisted(&states, manifest));
+    report.warnings.extend(manifest.warnings());
     if report.findings.is_empty() {
         let matched = report
             .expectations

@@ -81,6 +81,109 @@ pub fn compare_legs(flows: &[FlowSummary], exchanges: &mut [Exchange]) -> Vec<Le
         .collect()
 }
 
+/// How long after a flow's first request its upstream leg may open (faultline connects upstream
+/// at accept, or after it read the first bytes it decides on; the slack covers a slow upstream
+/// connect).
+const UPSTREAM_CONNECT_SLACK_NS: u64 = 2_000_000_000;
+
+/// Gives the flows of a capture that names no legs (classic pcap, which has no interfaces) the
+/// legs faultline recorded them on, when the flows show them: faultline relays a connection's
+/// bytes unchanged, so its client leg (client → listen address) is followed by an upstream leg
+/// to another server, opened no earlier than the client leg and at latest
+/// [`UPSTREAM_CONNECT_SLACK_NS`] after its first request, whose first request is the same
+/// (method and resource, Host included). Each such pair names its servers' roles: the client
+/// leg's server is a listen address, the upstream leg's an upstream. The inference is used only
+/// when it is consistent: no server in both roles, and every flow with a request paired or sent
+/// to a listen address (faultline answered it alone). Returns the warning that says what was
+/// inferred or why not; `None` when a flow already has a leg or nothing was paired.
+pub fn infer_legs(flows: &mut [FlowSummary], exchanges: &mut [Exchange]) -> Option<String> {
+    if flows.is_empty() || flows.iter().any(|f| f.leg.is_some()) {
+        return None;
+    }
+    let first = |f: &FlowSummary| {
+        let e = &exchanges[*f.exchanges.first()?];
+        Some((e.method.clone(), e.resource(), e.time_ns))
+    };
+    let mut order: Vec<usize> = (0..flows.len()).collect();
+    order.sort_by_key(|&i| flows[i].opened_ns);
+    let mut used = vec![false; flows.len()];
+    let mut pairs = Vec::new();
+    for &c in &order {
+        if used[c] {
+            continue;
+        }
+        let Some((method, resource, at)) = first(&flows[c]) else {
+            continue;
+        };
+        let found = order.iter().copied().find(|&u| {
+            let (cf, uf) = (&flows[c], &flows[u]);
+            !used[u]
+                && u != c
+                && uf.server != cf.server
+                && uf.opened_ns >= cf.opened_ns
+                && uf.opened_ns <= at.saturating_add(UPSTREAM_CONNECT_SLACK_NS)
+                && first(uf).is_some_and(|(m, r, t)| m == method && r == resource && t >= at)
+        });
+        if let Some(u) = found {
+            used[c] = true;
+            used[u] = true;
+            pairs.push((c, u));
+        }
+    }
+    if pairs.is_empty() {
+        return None;
+    }
+    let listen: std::collections::BTreeSet<String> = pairs
+        .iter()
+        .map(|&(c, _)| flows[c].server.clone())
+        .collect();
+    let upstream: std::collections::BTreeSet<String> = pairs
+        .iter()
+        .map(|&(_, u)| flows[u].server.clone())
+        .collect();
+    let mut legs = vec![None; flows.len()];
+    for &(c, u) in &pairs {
+        legs[c] = Some(Leg::Client);
+        legs[u] = Some(Leg::Upstream);
+    }
+    let mut unexplained = Vec::new();
+    for (i, f) in flows.iter().enumerate() {
+        if legs[i].is_some() {
+            continue;
+        }
+        if listen.contains(&f.server) {
+            legs[i] = Some(Leg::Client);
+        } else if upstream.contains(&f.server) {
+            legs[i] = Some(Leg::Upstream);
+        } else if !f.exchanges.is_empty() {
+            unexplained.push(f.id);
+        }
+    }
+    if let Some(both) = listen.intersection(&upstream).next() {
+        return Some(format!(
+            "the capture names no legs (no faultline leg interfaces: a classic pcap has none) and they cannot be told from its flows: {both} is the server of flows that look like client legs and of others that look like upstream legs; every flow is on leg unknown"
+        ));
+    }
+    if !unexplained.is_empty() {
+        return Some(format!(
+            "the capture names no legs (no faultline leg interfaces: a classic pcap has none) and they cannot be told from its flows: no pair of flows explains {}; every flow is on leg unknown",
+            crate::plural::named("flow", &unexplained)
+        ));
+    }
+    for (f, leg) in flows.iter_mut().zip(legs) {
+        f.leg = leg;
+        for &e in &f.exchanges {
+            exchanges[e].leg = leg;
+        }
+    }
+    Some(format!(
+        "the capture names no legs (no faultline leg interfaces: a classic pcap has none); they were inferred from its flows: a flow to {} followed by one to {} carrying the same first request is a client leg and its upstream leg ({})",
+        Vec::from_iter(listen).join(", "),
+        Vec::from_iter(upstream).join(", "),
+        crate::plural::count(pairs.len(), "pair")
+    ))
+}
+
 fn compare_pair(c: &FlowSummary, u: &FlowSummary, exchanges: &mut [Exchange]) -> LegComparison {
     let mut differences = Vec::new();
     let mut bug = false;
@@ -156,7 +259,29 @@ fn compare_pair(c: &FlowSummary, u: &FlowSummary, exchanges: &mut [Exchange]) ->
                 ));
                 bug = true;
             }
-            (Some(_), Some(_)) => {}
+            (Some(_), Some(_))
+                if a.response.complete != b.response.complete
+                    || a.response.body_length != b.response.body_length =>
+            {
+                // A cut (a truncate, a reset mid-body) on either leg: expected under a fault,
+                // listed like a cut request body.
+                differences.push(format!(
+                    "{what}: response body {} bytes ({}) on the client leg, {} bytes ({}) upstream",
+                    a.response.body_length,
+                    completeness(a.response.complete),
+                    b.response.body_length,
+                    completeness(b.response.complete),
+                ));
+            }
+            (Some(_), Some(_)) => {
+                if let Some(offset) = response_difference(exchanges, ci, ui) {
+                    differences.push(format!(
+                        "{what}: response bodies of {} bytes differ, first at offset {offset}",
+                        exchanges[ci].response.body_length
+                    ));
+                    bug = true;
+                }
+            }
             (x, y) if x != y => differences.push(format!(
                 "{what}: response {} on the client leg, {} upstream",
                 x.map_or("none".to_string(), |s| s.to_string()),
@@ -173,6 +298,29 @@ fn compare_pair(c: &FlowSummary, u: &FlowSummary, exchanges: &mut [Exchange]) ->
         faulted,
         faultline_bug: bug && !faulted,
         differences,
+    }
+}
+
+fn completeness(complete: bool) -> &'static str {
+    if complete {
+        "complete"
+    } else {
+        "incomplete"
+    }
+}
+
+/// Where two complete response bodies of one length first differ, when both were retained (the
+/// downloads of content-addressed objects are).
+fn response_difference(exchanges: &mut [Exchange], a: usize, b: usize) -> Option<u64> {
+    let mut first = exchanges[a].response_body.take()?;
+    let result = exchanges[b]
+        .response_body
+        .as_mut()
+        .and_then(|other| attempts::compare(&mut first, other).ok());
+    exchanges[a].response_body = Some(first);
+    match result? {
+        attempts::BodyComparison::Differs { offset, .. } => Some(offset),
+        _ => None,
     }
 }
 
@@ -312,6 +460,123 @@ pub(crate) mod tests {
         assert_eq!(compared.len(), 1, "{compared:?}");
         assert!(compared[0].differences.is_empty(), "{compared:?}");
         assert_eq!(compared[0].exchanges_compared, 1);
+    }
+
+    /// A truncated download: the client leg's response body cut at 102,122 of 3,000,000 bytes,
+    /// the upstream leg's whole. Listed as a difference (a fault explains it), like a cut
+    /// request body; a complete response of another length is still a faultline bug.
+    #[test]
+    fn a_cut_response_body_is_a_difference() {
+        let mut exchanges = vec![
+            exchange(0, Leg::Client, 1, "GET", "/x", Some("h")),
+            exchange(1, Leg::Upstream, 2, "GET", "/x", Some("h")),
+        ];
+        exchanges[0].response.body_length = 102_122;
+        exchanges[0].response.complete = false;
+        exchanges[1].response.body_length = 3_000_000;
+        let flows = [
+            flow(1, Leg::Client, vec![0]),
+            flow(2, Leg::Upstream, vec![1]),
+        ];
+        let compared = compare_legs(&flows, &mut exchanges);
+        assert_eq!(
+            compared[0].differences,
+            ["request 1 (GET /x): response body 102122 bytes (incomplete) on the client leg, 3000000 bytes (complete) upstream"],
+        );
+        assert!(!compared[0].faultline_bug, "a cut is no bug by itself");
+
+        exchanges[0].response.complete = true;
+        let compared = compare_legs(&flows, &mut exchanges);
+        assert!(compared[0].faultline_bug, "{compared:?}");
+    }
+
+    /// Two whole responses of one length whose retained bytes differ.
+    #[test]
+    fn response_bytes_that_differ_are_a_difference() {
+        use crate::inspect::body_store::RetainedBody;
+        let mut exchanges = vec![
+            exchange(0, Leg::Client, 1, "GET", "/x", Some("h")),
+            exchange(1, Leg::Upstream, 2, "GET", "/x", Some("h")),
+        ];
+        for (ex, bytes) in exchanges.iter_mut().zip([b"abcd", b"abXd"]) {
+            let mut kept = RetainedBody::new(Default::default());
+            kept.append(bytes);
+            ex.response_body = Some(kept);
+            ex.response.body_length = 4;
+        }
+        let flows = [
+            flow(1, Leg::Client, vec![0]),
+            flow(2, Leg::Upstream, vec![1]),
+        ];
+        let compared = compare_legs(&flows, &mut exchanges);
+        assert_eq!(
+            compared[0].differences,
+            ["request 1 (GET /x): response bodies of 4 bytes differ, first at offset 2"],
+        );
+        assert!(compared[0].faultline_bug);
+    }
+
+    fn unnamed(id: u64, client: &str, server: &str, exchanges: Vec<usize>) -> FlowSummary {
+        FlowSummary {
+            leg: None,
+            client: client.into(),
+            server: server.into(),
+            ..flow(id, Leg::Client, exchanges)
+        }
+    }
+
+    /// Classic pcap: a flow to the listen address followed by one to the upstream carrying the
+    /// same request are a client leg and its upstream leg; a flow to the listen address that
+    /// faultline answered alone is a client leg too.
+    #[test]
+    fn legs_of_a_capture_that_names_none_are_inferred_from_the_flows() {
+        let mut exchanges: Vec<Exchange> = (0..5)
+            .map(|i| {
+                let mut e = exchange(i, Leg::Client, i as u64, "PUT", "/x", Some("h"));
+                e.leg = None;
+                e
+            })
+            .collect();
+        let mut flows = vec![
+            unnamed(0, "127.0.0.1:5000", "127.0.0.1:3030", vec![0]),
+            unnamed(1, "127.0.0.1:6000", "127.0.0.1:8080", vec![1]),
+            unnamed(2, "127.0.0.1:5001", "127.0.0.1:3030", vec![2]),
+            unnamed(3, "127.0.0.1:6001", "127.0.0.1:8080", vec![3]),
+            unnamed(4, "127.0.0.1:5002", "127.0.0.1:3030", vec![4]),
+        ];
+        let note = infer_legs(&mut flows, &mut exchanges).expect("a note");
+        assert!(note.contains("inferred"), "{note}");
+        let legs: Vec<_> = flows.iter().map(|f| f.leg).collect();
+        let (c, u) = (Some(Leg::Client), Some(Leg::Upstream));
+        assert_eq!(legs, [c, u, c, u, c]);
+        assert_eq!(exchanges[3].leg, u);
+        assert_eq!(compare_legs(&flows, &mut exchanges).len(), 2);
+    }
+
+    /// A server that would be a listen address for one pair and an upstream for another: no
+    /// sound answer, so every flow stays on leg unknown, and the warning says why.
+    #[test]
+    fn inconsistent_roles_leave_every_leg_unknown() {
+        let mut exchanges: Vec<Exchange> = (0..4)
+            .map(|i| {
+                let mut e = exchange(i, Leg::Client, i as u64, "PUT", "/x", Some("h"));
+                e.leg = None;
+                e
+            })
+            .collect();
+        let mut flows = vec![
+            unnamed(0, "127.0.0.1:5000", "127.0.0.1:3030", vec![0]),
+            unnamed(1, "127.0.0.1:6000", "127.0.0.1:8080", vec![1]),
+            unnamed(2, "127.0.0.1:5001", "127.0.0.1:8080", vec![2]),
+            unnamed(3, "127.0.0.1:6001", "127.0.0.1:9090", vec![3]),
+        ];
+        let note = infer_legs(&mut flows, &mut exchanges).expect("a note");
+        assert!(note.contains("cannot be told"), "{note}");
+        assert!(flows.iter().all(|f| f.leg.is_none()));
+        assert!(exchanges.iter().all(|e| e.leg.is_none()));
+        // A capture that names its legs is left alone.
+        let mut named = vec![flow(0, Leg::Client, vec![0])];
+        assert_eq!(infer_legs(&mut named, &mut exchanges), None);
     }
 
     /// Issue 15 (summary wording): one request is not "1 requests".

@@ -119,9 +119,16 @@ impl Manifest {
                     )))
                 }
                 _ => {
+                    // `/bkt/a b.bin 100`: the space split PATH, so its second half is read as
+                    // SIZE.
+                    let hint = if fields.len() == 3 {
+                        " (if PATH has a space, write it as %20)"
+                    } else {
+                        ""
+                    };
                     return Err(error(format!(
-                        "SIZE {size:?} is not a number of bytes (decimal digits only)"
-                    )))
+                        "SIZE {size:?} is not a number of bytes (decimal digits only){hint}"
+                    )));
                 }
             };
             let digest = match digest {
@@ -157,11 +164,52 @@ impl Manifest {
             entries,
         })
     }
+
+    /// What the report must say about the manifest itself: one that lists nothing (empty, or
+    /// only comments) checks nothing, and an audit that passed it in silence would call a
+    /// bucket clean that it never looked at.
+    pub fn warnings(&self) -> Vec<String> {
+        if self.entries.is_empty() {
+            vec![format!(
+                "manifest {} lists no object (it is empty or holds only comments): nothing was checked against it",
+                self.file
+            )]
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `/bkt/a b.bin 100`: a space in PATH makes "b.bin" the SIZE; the error says how to write
+    /// the space, as the four-field case does.
+    #[test]
+    fn a_space_in_path_read_as_size_gets_the_percent_hint() {
+        let e = Manifest::parse("m", b"/bkt/a b.bin 100\n").expect_err("bad size");
+        assert_eq!(
+            e.to_string(),
+            r#"m:1: SIZE "b.bin" is not a number of bytes (decimal digits only) (if PATH has a space, write it as %20)"#
+        );
+        let e = Manifest::parse("m", b"/bkt/a b.bin\n").expect_err("bad size");
+        assert!(!e.to_string().contains("%20"), "{e}");
+    }
+
+    /// An empty or comment-only manifest parses (nothing in it is malformed) but checks
+    /// nothing: the report is told.
+    #[test]
+    fn a_manifest_listing_nothing_is_a_warning() {
+        for text in ["", "# only a comment\n\n   # another\n"] {
+            let m = Manifest::parse("m.txt", text.as_bytes()).expect("parses");
+            let w = m.warnings();
+            assert_eq!(w.len(), 1, "{text:?}");
+            assert!(w[0].starts_with("manifest m.txt lists no object"), "{w:?}");
+        }
+        let m = Manifest::parse("m.txt", b"/a 1\n").expect("parses");
+        assert!(m.warnings().is_empty());
+    }
 
     #[test]
     fn entries_comments_and_digests() {

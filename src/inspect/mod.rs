@@ -170,6 +170,15 @@ pub enum InspectError {
         /// What was wrong.
         source: FormatError,
     },
+    /// `--leg client` or `--leg upstream` on a capture that names no legs (classic pcap, or a
+    /// pcapng faultline did not write): nothing would be read, and saying "OK" would be a lie.
+    #[error("capture {path}: --leg {leg} needs a capture that names its legs (a pcapng faultline wrote); this one names none, so nothing would be inspected. Inspect it without --leg: the legs are then inferred from its flows when they show them")]
+    NoLegs {
+        /// The capture path.
+        path: PathBuf,
+        /// The leg asked for.
+        leg: &'static str,
+    },
 }
 
 impl InspectError {
@@ -202,6 +211,13 @@ fn inspect_reader<R: Read>(
         path: path.to_path_buf(),
         source,
     })?;
+    if options.leg != LegFilter::Both && reader.format() == FileFormat::Pcap {
+        // Classic pcap has no interfaces: refused before reading a large file for nothing.
+        return Err(InspectError::NoLegs {
+            path: path.to_path_buf(),
+            leg: options.leg.as_str(),
+        });
+    }
     let memory = MemoryUse::default();
     // TLS flows of raw captures are decrypted with the keys the capture embeds (tls_flow.rs).
     let keys = tls_keys::TlsKeys::default();
@@ -243,7 +259,9 @@ fn inspect_reader<R: Read>(
     };
     // Packets per link type `decode` cannot read: said in the report, never skipped in silence.
     let mut unsupported = std::collections::BTreeMap::new();
+    let mut named_legs = false;
     while let Some(p) = reader.next_packet() {
+        named_legs |= leg::of_interface(p.interface).is_some();
         if !p.secrets.is_empty() {
             keys.add(p.secrets);
         }
@@ -269,6 +287,12 @@ fn inspect_reader<R: Read>(
         );
     }
     table.finish_all(&mut done);
+    if options.leg != LegFilter::Both && !named_legs && reader.packets() > 0 {
+        return Err(InspectError::NoLegs {
+            path: path.to_path_buf(),
+            leg: options.leg.as_str(),
+        });
+    }
     let capture = CaptureInfo {
         path: path.display().to_string(),
         format: match reader.format() {
@@ -323,5 +347,18 @@ mod link_type_tests {
         assert!(report
             .render_text()
             .contains("warning: 2 packet(s) on link type 105"));
+        // Classic pcap names no legs: `--leg` would read nothing, so it is refused.
+        let refused = inspect_bytes(
+            &pcap,
+            &InspectOptions {
+                leg: LegFilter::Upstream,
+            },
+        )
+        .expect_err("no legs to pick from");
+        assert_eq!(refused.exit_code(), 2);
+        assert!(
+            refused.to_string().contains("--leg upstream needs"),
+            "{refused}"
+        );
     }
 }

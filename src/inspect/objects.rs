@@ -109,6 +109,60 @@ fn content_range(value: &str) -> Option<(u64, Option<u64>)> {
     Some((start, total.trim().parse().ok()))
 }
 
+/// The number of body bytes the response said it carries: p2phttp's `X-git-annex-data-length`,
+/// `Content-Length`, the span of a `Content-Range`, or what a p2phttp download's key still needs
+/// from its offset (the key's `-s` size). `None` when nothing states it (a chunked answer of
+/// a path that names no size). What a cut response is measured against.
+pub fn stated_response_length(ex: &Exchange) -> Option<u64> {
+    let header = |name| {
+        ex.response_header(name)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let p2p = P2pRequest::of(ex);
+    let span = || {
+        let value = ex.response_header("content-range")?;
+        let range = value
+            .trim()
+            .strip_prefix("bytes")?
+            .trim()
+            .split('/')
+            .next()?;
+        let (first, last) = range.split_once('-')?;
+        let (first, last): (u64, u64) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
+        last.checked_sub(first).map(|n| n + 1)
+    };
+    p2p.as_ref()
+        .and_then(|_| header("x-git-annex-data-length"))
+        .or_else(|| header("content-length"))
+        .or_else(span)
+        .or_else(|| {
+            p2p.filter(|p| p.operation == "get" && ex.response.status == Some(200))?
+                .key_remaining()
+        })
+}
+
+/// The number of body bytes the request said it carries: `Content-Length`, or for a p2phttp
+/// `put` (a chunked body) its `X-git-annex-data-length`, else what its key still needs from its
+/// offset. What a cut request is measured against.
+pub fn stated_request_length(ex: &Exchange) -> Option<u64> {
+    ex.request.expected.or_else(|| {
+        let put = P2pRequest::of(ex).filter(|p| p.operation == "put")?;
+        p2phttp::data_length(ex, false).or_else(|| put.key_remaining())
+    })
+}
+
+/// The size of the whole object a 200 answer to a GET states: its offset (a p2phttp resume)
+/// plus its stated length, unless a `Content-Encoding` makes the length that of other bytes.
+fn stated_object_size(ex: &Exchange, offset: u64) -> Option<u64> {
+    let encoded = ex
+        .response_header("content-encoding")
+        .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+    if encoded || ex.response.status != Some(200) {
+        return None;
+    }
+    Some(offset + stated_response_length(ex)?)
+}
+
 /// The object address and piece of `ex`, if it carries a content-addressed body; `whole` is
 /// true for a plain upload sent in one request (checked by `content_checks` instead).
 fn piece_of(ex: &Exchange) -> Option<(ContentAddress, Spec, bool, Option<u64>)> {
@@ -118,15 +172,13 @@ fn piece_of(ex: &Exchange) -> Option<(ContentAddress, Spec, bool, Option<u64>)> 
     let p2p = P2pRequest::of(ex);
     let chunk_offset = address.chunk.map_or(0, |c| c.offset());
     if ex.method == "GET" && ex.response_body.is_some() {
-        let mut offset = p2p.as_ref().map_or(0, |p| p.offset);
-        let mut total = None;
-        if ex.response.status == Some(206) {
-            let (start, t) = ex
-                .response_header("content-range")
-                .and_then(content_range)?;
-            offset = start;
-            total = t;
-        }
+        let (offset, total) = if ex.response.status == Some(206) {
+            ex.response_header("content-range")
+                .and_then(content_range)?
+        } else {
+            let offset = p2p.as_ref().map_or(0, |p| p.offset);
+            (offset, stated_object_size(ex, offset))
+        };
         let announced = p2phttp::data_length(ex, true);
         let body = ex.response.body_length;
         let length = announced.map_or(body, |n| n.min(body));
@@ -681,6 +733,77 @@ mod tests {
         assert_eq!(content_range("bytes 100-199/300"), Some((100, Some(300))));
         assert_eq!(content_range("bytes 100-199/*"), Some((100, None)));
         assert_eq!(content_range("items 1-2/3"), None);
+    }
+
+    /// A DVC download cut at 1 MiB of a 200 that said `Content-Length: 12000000` (the md5 path
+    /// names no size): the object is incomplete at 1048576 of 12000000 bytes, not "of ?".
+    #[test]
+    fn a_cut_download_is_measured_against_its_content_length() {
+        let bytes = vec![7u8; 1_048_576];
+        let target = "/files/md5/76/e97278d329d19142f5157733bdd13a";
+        let mut cut = download(0, target, 200, 0, 0, &bytes);
+        cut.response.complete = false;
+        cut.response_headers
+            .push(("content-length".into(), "12000000".into()));
+        assert_eq!(stated_response_length(&cut), Some(12_000_000));
+        let mut exchanges = vec![cut];
+        let mut findings = Vec::new();
+        let objects = check_objects(&mut exchanges, &mut findings);
+        assert_eq!(objects.len(), 1, "{objects:?}");
+        assert!(
+            objects[0]
+                .problems
+                .contains(&"incomplete: 1048576 of 12000000 bytes crossed".to_string()),
+            "{objects:?}"
+        );
+        // An encoded body's Content-Length is not the object's size.
+        exchanges[0]
+            .response_headers
+            .push(("content-encoding".into(), "gzip".into()));
+        let objects = check_objects(&mut exchanges, &mut Vec::new());
+        assert!(
+            objects[0]
+                .problems
+                .contains(&"incomplete: 1048576 of ? bytes crossed".to_string()),
+            "{objects:?}"
+        );
+    }
+
+    /// What a cut message is measured against: a 206's span, p2phttp's data length, else the
+    /// key's size from the offset; a put's data length or key size when chunked.
+    #[test]
+    fn stated_lengths_come_from_headers_or_the_key() {
+        let (bytes, key) = object(300_000);
+        let ranged = download(0, "/x", 206, 100, 1_000, &bytes[..50]);
+        assert_eq!(stated_response_length(&ranged), Some(50));
+        let get = download(
+            0,
+            &format!("/git-annex/u/v4/key/{key}?clientuuid=c&offset=102400"),
+            200,
+            0,
+            0,
+            &bytes[..10],
+        );
+        assert_eq!(
+            stated_response_length(&get),
+            Some(197_600),
+            "the key's -s300000"
+        );
+        let mut put = exchange(
+            0,
+            Leg::Client,
+            1,
+            "POST",
+            &format!("/git-annex/u/v4/put?key={key}&offset=0"),
+            Some("h"),
+        );
+        put.request.expected = None;
+        assert_eq!(stated_request_length(&put), Some(300_000));
+        put.request_headers
+            .push(("x-git-annex-data-length".into(), "400000".into()));
+        assert_eq!(stated_request_length(&put), Some(400_000));
+        let plain = exchange(1, Leg::Client, 1, "GET", "/x", Some("h"));
+        assert_eq!(stated_response_length(&plain), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 use serde::Serialize;
 
+use super::attempts::BodySource;
 use super::content_address::query_param;
 use super::exchange::Exchange;
 
@@ -126,6 +127,116 @@ pub fn short_put(ex: &Exchange) -> Option<String> {
         p.offset,
         p.answer.as_deref().unwrap_or("?"),
     ))
+}
+
+/// Bytes of a `keeplocked` body read for its unlock requests (git-annex sends a few dozen).
+const KEEPLOCKED_READ: u64 = 64 * 1024;
+
+/// True when a `keeplocked` request body carried `{"unlock":true}`: the client said it no longer
+/// relies on the lock. The body is a stream of JSON objects; a cut last object is ignored.
+fn unlocked(ex: &mut Exchange) -> bool {
+    let Some(body) = ex.body.as_mut() else {
+        return false;
+    };
+    let mut bytes = vec![0; body.len().min(KEEPLOCKED_READ) as usize];
+    if body.read_at(0, &mut bytes).is_err() {
+        return false;
+    }
+    serde_json::Deserializer::from_slice(&bytes)
+        .into_iter::<serde_json::Value>()
+        .map_while(Result::ok)
+        .any(|v| v.get("unlock").and_then(serde_json::Value::as_bool) == Some(true))
+}
+
+/// `keeplocked` requests that ended (their body cut by a reset or close, or the connection reset
+/// before the answer; not the capture ending: see `ended`) before the client unlocked: the server
+/// dropped the lock while the client relied on it. The client had unlocked when this request's
+/// body, or that of a `keeplocked` of the same `lockid` that began no later on the same leg or on
+/// the client leg, carried `{"unlock":true}`: an upstream leg cut after the client's unlock
+/// crossed the client leg, or a retry of a request that had already unlocked (git-annex's HTTP
+/// client resends a request whose reused connection died), drops nothing the client still needs.
+/// The lock's key comes from the `lockcontent` that answered that `lockid` (on the same leg when
+/// there is one). When `--leg upstream` hides the client leg (`client_hidden`), an upstream leg
+/// cut before the server saw the unlock cannot be judged (the client may have unlocked on the
+/// leg not shown): it is a warning that says so, not a finding, so the verdict is the same
+/// whichever legs are shown.
+pub fn dropped_locks(
+    exchanges: &mut [Exchange],
+    ended: impl Fn(&Exchange) -> bool,
+    client_hidden: bool,
+    warnings: &mut Vec<String>,
+) -> Vec<String> {
+    struct Keep {
+        index: usize,
+        lockid: String,
+        unlocked: bool,
+    }
+    let mut keeps = Vec::new();
+    for (index, ex) in exchanges.iter_mut().enumerate() {
+        if P2pRequest::of(ex).is_some_and(|p| p.operation == "keeplocked") {
+            let lockid = query_param(&ex.target, "lockid").unwrap_or_default();
+            keeps.push(Keep {
+                index,
+                lockid,
+                unlocked: unlocked(ex),
+            });
+        }
+    }
+    let mut findings = Vec::new();
+    for k in &keeps {
+        let ex = &exchanges[k.index];
+        if k.unlocked || !ended(ex) {
+            continue;
+        }
+        let unlocked_before = keeps.iter().any(|o| {
+            let other = &exchanges[o.index];
+            o.unlocked
+                && o.lockid == k.lockid
+                && other.time_ns <= ex.time_ns
+                && (other.leg == ex.leg || other.leg != Some(crate::direction::Leg::Upstream))
+        });
+        if unlocked_before {
+            continue;
+        }
+        let locks = |same_leg: bool| {
+            exchanges
+                .iter()
+                .filter(move |l| !same_leg || l.leg == ex.leg)
+                .filter_map(P2pRequest::of)
+                .filter(|p| p.operation == "lockcontent")
+                .find(|p| {
+                    p.answer
+                        .as_deref()
+                        .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
+                        .and_then(|v| v.get("lockid")?.as_str().map(str::to_owned))
+                        .is_some_and(|id| id == k.lockid)
+                })
+        };
+        let key = locks(true)
+            .or_else(|| locks(false))
+            .and_then(|p| p.key)
+            .unwrap_or_else(|| format!("? (lockid {})", k.lockid));
+        if client_hidden && ex.leg == Some(crate::direction::Leg::Upstream) {
+            warnings.push(format!(
+                "p2phttp lockcontent of {key}: keeplocked exchange {} (upstream leg, flow {}) ended ({}) before the server saw {{\"unlock\":true}}; whether the client had unlocked shows on the client leg, which --leg leaves out",
+                ex.id,
+                ex.flow,
+                ex.request.cut_by.as_deref().unwrap_or("connection reset"),
+            ));
+            continue;
+        }
+        findings.push(format!(
+            "CORRUPT: p2phttp lockcontent of {key} dropped mid-connection ({} leg, keeplocked exchange {}, flow {}): {} before the client unlocked; the content was not locked while the client relied on it",
+            super::leg::name(ex.leg),
+            ex.id,
+            ex.flow,
+            ex.request
+                .cut_by
+                .as_deref()
+                .unwrap_or("the connection ended"),
+        ));
+    }
+    findings
 }
 
 /// The response body as JSON, when it is a JSON object.

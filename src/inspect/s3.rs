@@ -63,13 +63,37 @@ pub fn analyse(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> S3Anal
     }
     let assembled = s3_multipart::assemble(exchanges, &requests, &uploads, findings);
     let paths = stored::follow(exchanges, &requests, &uploads, &assembled, findings);
+    let objects = assembled
+        .iter()
+        .filter(|a| !answered_later(exchanges, &requests, a.complete))
+        .map(|a| a.check.clone())
+        .collect();
     S3Analysis {
         requests: requests.into_iter().flatten().collect(),
         checks,
-        objects: assembled.into_iter().map(|a| a.check).collect(),
+        objects,
         paths,
         warnings,
     }
+}
+
+/// True when CompleteMultipartUpload `id` got no answer and a later one of the same upload (path
+/// and upload id) on the same leg was answered: the client retried it, and that answer says what
+/// S3 assembled, so the unanswered one's "whether S3 assembled the object is unknown" would
+/// contradict it.
+fn answered_later(exchanges: &[Exchange], requests: &[Option<S3Request>], id: usize) -> bool {
+    let Some(first) = requests[id].as_ref().filter(|r| r.status.is_none()) else {
+        return false;
+    };
+    requests.iter().enumerate().skip(id + 1).any(|(j, r)| {
+        r.as_ref().is_some_and(|r| {
+            r.operation == Operation::CompleteMultipartUpload
+                && r.status.is_some()
+                && r.path == first.path
+                && r.upload_id == first.upload_id
+                && exchanges[j].leg == exchanges[id].leg
+        })
+    })
 }
 
 fn address(claim: &Claim, path: &str) -> ContentAddress {
@@ -538,6 +562,43 @@ pub(crate) mod tests {
             .expect("bytes");
         assert_eq!(content.length, 8_000);
         assert_eq!(content.md5.as_deref(), Some(md5_hex(&whole).as_str()));
+    }
+
+    /// The first CompleteMultipartUpload's answer dropped, the client's retry of it answered
+    /// 200: the object is checked by the answered one, not also called "not checked: got no
+    /// answer" (which the retry's answer contradicts).
+    #[test]
+    fn a_complete_retried_and_answered_is_one_checked_object() {
+        use crate::inspect::attempts::BodySource;
+        let (mut exchanges, _, etag) = multipart_run("placeholder");
+        exchanges[4].response_text = String::from_utf8_lossy(&exchanges[4].response_text)
+            .replace("placeholder", &etag)
+            .into_bytes();
+        let mut dropped = s3_exchange(4, "POST", "/bkt/obj?uploadId=U1", b"", &[], None, None);
+        dropped.body = exchanges[4].body.take();
+        (dropped.request.length, dropped.request.expected) =
+            (exchanges[4].request.length, exchanges[4].request.expected);
+        let mut answered = std::mem::replace(&mut exchanges[4], dropped);
+        answered.id = 5;
+        answered.time_ns = 5;
+        let mut again = RetainedBody::new(MemoryUse::default());
+        let listing = {
+            let body = exchanges[4].body.as_mut().expect("listing");
+            let mut buf = vec![0; BodySource::len(body) as usize];
+            body.read_at(0, &mut buf).expect("read");
+            buf
+        };
+        again.append(&listing);
+        answered.body = Some(again);
+        exchanges.push(answered);
+        let mut findings = Vec::new();
+        let s3 = analyse(&mut exchanges, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(s3.objects.len(), 1, "{:?}", s3.objects);
+        assert_eq!(
+            s3.objects[0].check,
+            Some(crate::inspect::AddressCheck::Matches)
+        );
     }
 
     #[test]

@@ -67,7 +67,11 @@ impl Report {
             count(c.packets, "packet"),
             count(self.flows.len(), "flow"),
             http_flows,
-            self.leg_filter
+            if !self.flows.is_empty() && self.flows.iter().all(|f| f.leg.is_none()) {
+                "none named"
+            } else {
+                self.leg_filter
+            }
         );
         for w in &self.warnings {
             let _ = writeln!(s, "warning: {w}");
@@ -93,7 +97,8 @@ impl Report {
                     format!(
                         "{}/{} CUT",
                         ex.request.length,
-                        ex.request.expected.map_or("?".into(), |e| e.to_string())
+                        super::objects::stated_request_length(ex)
+                            .map_or("?".into(), |e| e.to_string())
                     )
                 };
                 let faults = ex
@@ -108,7 +113,8 @@ impl Report {
                         format!(
                             "{}/{} CUT",
                             ex.response.body_length,
-                            ex.response_header("content-length").unwrap_or("?")
+                            super::objects::stated_response_length(ex)
+                                .map_or("?".into(), |n| n.to_string())
                         )
                     } else {
                         ex.response.body_length.to_string()
@@ -304,6 +310,8 @@ impl Report {
                     "FAULTLINE BUG"
                 } else if l.faulted {
                     "explained by faults"
+                } else if self.capture.format == "pcap" {
+                    "no fault comments in a classic pcap"
                 } else {
                     "no fault, ends differ"
                 };

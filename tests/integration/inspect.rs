@@ -355,7 +355,69 @@ fn content_address_mismatch_exits_one() {
     assert_eq!(report.exit_code(), 1, "{text}");
     assert!(text.contains("MISMATCH"), "{text}");
     assert_eq!(report.capture.format, "pcap");
-    assert!(report.exchanges.iter().all(|e| e.leg.is_none()));
+    // Classic pcap names no legs; the two flows show them (see the next test).
+    assert_eq!(
+        report.exchanges.iter().map(|e| e.leg).collect::<Vec<_>>(),
+        [
+            Some(faultline::direction::Leg::Client),
+            Some(faultline::direction::Leg::Upstream)
+        ]
+    );
+}
+
+/// Classic pcap has no interfaces, so it names no legs: a reset upload and its retry showed as
+/// four attempts of one request on leg "unknown" (each leg's copy an attempt), and `--leg
+/// client` read nothing and said "OK: 0 uploads". The legs are inferred from the flows (a flow
+/// to the listen address followed by one to another server carrying the same request), and
+/// `--leg` on a capture that names no legs is refused (exit 2).
+#[test]
+fn classic_pcap_legs_are_inferred_and_a_leg_filter_is_refused() {
+    let mut s = Script::new();
+    let body = s.bytes(200_000);
+    let why = r#"faultline: rule "die" reset client->upstream after 65536 bytes"#;
+    s.attempt(
+        "PUT",
+        "/upload/data.bin",
+        &body,
+        Answer::ResetAfter(65_536, why),
+    );
+    s.attempt("PUT", "/upload/data.bin", &body, Answer::Status(201));
+    let path = s.write("legs.pcap");
+    let report = inspect(&path);
+    let text = report.render_text();
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("they were inferred from its flows")),
+        "{text}"
+    );
+    assert_eq!(report.attempt_groups.len(), 2, "one per leg: {text}");
+    let legs: Vec<_> = report.attempt_groups.iter().map(|g| g.leg).collect();
+    assert!(
+        legs.contains(&Some(faultline::direction::Leg::Client))
+            && legs.contains(&Some(faultline::direction::Leg::Upstream)),
+        "{text}"
+    );
+    assert!(
+        report.attempt_groups.iter().all(|g| g.attempts.len() == 2),
+        "{text}"
+    );
+    assert_eq!(report.leg_comparisons.len(), 2, "{text}");
+    let refused = inspect_path(
+        &path,
+        &InspectOptions {
+            leg: LegFilter::Client,
+        },
+    )
+    .expect_err("--leg client on a capture without legs");
+    assert_eq!(refused.exit_code(), 2);
+    assert!(
+        refused
+            .to_string()
+            .contains("--leg client needs a capture that names its legs"),
+        "{refused}"
+    );
 }
 
 #[test]

@@ -1040,12 +1040,10 @@ fn boto3_throttled_cut_and_uncommitted_runs_end_clean_and_say_what_happened() {
         .iter()
         .filter(|o| o["leg"] == "client" && o["address"]["key"] == "/bkt/big.bin")
         .collect();
-    assert_eq!(client_objects.len(), 2, "{client_objects:#?}");
-    assert_eq!(client_objects[0]["check"]["result"], "not_checked");
-    assert!(client_objects[0]["check"]["reason"]
-        .as_str()
-        .is_some_and(|r| r.contains("got no answer")));
-    assert_eq!(client_objects[1]["check"]["result"], "matches");
+    // The retried Complete's 200 says what S3 assembled: the lost one is no "not checked: got
+    // no answer" object beside it.
+    assert_eq!(client_objects.len(), 1, "{client_objects:#?}");
+    assert_eq!(client_objects[0]["check"]["result"], "matches");
     assert_eq!(list(&json, "expectations")[0]["result"], "matches");
 }
 
