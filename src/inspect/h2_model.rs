@@ -133,6 +133,17 @@ pub struct H2Stream {
     pub faults: Vec<String>,
 }
 
+impl H2Stream {
+    /// What a report says of a `grpc-status` that crossed after the stream's reset (ignored by
+    /// the receiver), if one did.
+    pub fn late_grpc_status(&self) -> Option<String> {
+        self.ignored_after_reset
+            .iter()
+            .find(|f| f.name == "grpc-status")
+            .map(|late| format!("grpc-status {} came after the reset: ignored", late.value))
+    }
+}
+
 /// One HTTP/2 connection (a flow that started with the client preface).
 #[derive(Debug, Clone, Serialize)]
 pub struct H2Connection {

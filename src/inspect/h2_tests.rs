@@ -874,6 +874,10 @@ fn trailers_after_a_reset_are_not_the_calls_status() {
     assert_eq!(call.grpc_status, None, "{call:?}");
     assert!(!call.complete, "{call:?}");
     assert!(!text.contains("0 OK"), "{text}");
+    assert!(
+        text.contains("grpc-status 0 came after the reset: ignored"),
+        "{text}"
+    );
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
     let problems = super::schema::violations(&json, &mut Default::default());
     assert!(problems.is_empty(), "{problems:?}");

@@ -574,15 +574,8 @@ impl Report {
                 (Some(code), None) => code.to_string(),
                 _ => "-".into(),
             };
-            if let Some(late) = st
-                .ignored_after_reset
-                .iter()
-                .find(|f| f.name == "grpc-status")
-            {
-                grpc += &format!(
-                    " (grpc-status {} came after the reset: ignored)",
-                    late.value
-                );
+            if let Some(late) = st.late_grpc_status() {
+                grpc += &format!(" ({late})");
             }
             let path = st.path.as_deref().unwrap_or("-");
             // A request of ordinary length stays on one line: the faults column wraps instead.

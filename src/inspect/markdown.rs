@@ -318,16 +318,8 @@ impl Report {
             if let Some(m) = st.grpc_message.as_ref().filter(|m| !m.is_empty()) {
                 let _ = write!(grpc, ": {m}");
             }
-            if let Some(late) = st
-                .ignored_after_reset
-                .iter()
-                .find(|f| f.name == "grpc-status")
-            {
-                let _ = write!(
-                    grpc,
-                    " (grpc-status {} came after the reset: ignored)",
-                    late.value
-                );
+            if let Some(late) = st.late_grpc_status() {
+                let _ = write!(grpc, " ({late})");
             }
             let end = match (&st.reset, st.response_ended) {
                 (Some(r), _) => format!("RST_STREAM {} ({})", r.code, r.by),

@@ -367,6 +367,7 @@ impl Report {
             if let Some(r) = &st.reset {
                 notes.push(format!("RST_STREAM {} ({})", r.code, r.by));
             }
+            notes.extend(st.late_grpc_status());
             if let Some(m) = st.grpc_message.as_ref().filter(|m| !m.is_empty()) {
                 notes.push(format!("grpc-message {m:?}"));
             }
