@@ -531,7 +531,12 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
             .registry
             .lock()
             .await
-            .add_scenario(text, &path.display().to_string(), &stem)
+            .add_scenario(
+                text,
+                &path.display().to_string(),
+                &stem,
+                path.parent().unwrap_or(std::path::Path::new("")),
+            )
             .await;
         if let Err(e) = added {
             eprintln!("faultline: {}", e.message);

@@ -63,6 +63,9 @@ pub struct ManagedProxy {
     toxics: Vec<Toxic>,
     /// The base scenario's TOML text (may be empty): rules and settings from a file or a PUT.
     base: String,
+    /// The folder of the scenario file `serve` was given, while that file is the base:
+    /// relative `[proxy.tls]` paths are read from there, as `run` and `check` read them.
+    folder: Option<std::path::PathBuf>,
     /// The seed used when the base scenario gives none.
     default_seed: u64,
     run: Option<ProxyRun>,
@@ -256,11 +259,17 @@ impl ManagedProxy {
             upstream_spec,
             toxics: Vec::new(),
             base,
+            folder: None,
             default_seed,
             run: None,
             ended: None,
             instances: 0,
         }
+    }
+
+    /// The base came from a scenario file in `folder` (see the field).
+    pub fn read_from(&mut self, folder: &std::path::Path) {
+        self.folder = Some(folder.to_path_buf());
     }
 
     /// A number for a toxic being added, never given before on this proxy.
@@ -351,6 +360,9 @@ impl ManagedProxy {
             rule.id = RuleId::new(key, &rule.name);
             scenario.lineage.insert(key, toxic.instance);
         }
+        if let (Some(tls), Some(folder)) = (scenario.tls.as_mut(), &self.folder) {
+            tls.resolve_against(folder);
+        }
         Ok(scenario)
     }
 
@@ -372,7 +384,15 @@ impl ManagedProxy {
     /// Replaces the base scenario (already validated by the caller). Rules are swapped live; a
     /// change of settings (seed, capture, protocol, …) restarts the run. Returns whether it did.
     pub async fn set_base(&mut self, base: String, ctx: &ServeContext) -> Result<bool, ApiError> {
-        let scenario = self.compose(&base, &self.toxics)?;
+        // A body sent over the API has no folder of its own.
+        let folder = self.folder.take();
+        let scenario = match self.compose(&base, &self.toxics) {
+            Ok(scenario) => scenario,
+            Err(e) => {
+                self.folder = folder;
+                return Err(e);
+            }
+        };
         let settings =
             |text: &str| settings_of(text, self.default_seed, ctx.default_capture.as_deref());
         let restart = self.run.is_some() && settings(&base) != settings(&self.base);

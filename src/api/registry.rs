@@ -175,7 +175,7 @@ impl Registry {
     /// Adds (and, unless `enabled` is false, starts) a proxy whose input was checked.
     async fn add(&mut self, input: ProxyInput, base: String) -> Result<&ManagedProxy, ApiError> {
         let spec = parse_upstream(&input.upstream)?;
-        self.add_as(input, base, spec, None).await
+        self.add_as(input, base, spec, None, None).await
     }
 
     /// [`add`](Self::add), forwarding to `spec` (what `input.upstream` says, or the
@@ -187,6 +187,7 @@ impl Registry {
         base: String,
         spec: UpstreamSpec,
         listener: Option<tokio::net::TcpListener>,
+        folder: Option<&std::path::Path>,
     ) -> Result<&ManagedProxy, ApiError> {
         let seed = self.seed_for(&input.name);
         let mut proxy = ManagedProxy::new(
@@ -197,6 +198,9 @@ impl Registry {
             base,
             seed,
         );
+        if let Some(folder) = folder {
+            proxy.read_from(folder);
+        }
         if input.enabled.unwrap_or(true) {
             proxy.start_bound(&self.ctx, listener).await?;
         }
@@ -206,8 +210,15 @@ impl Registry {
     }
 
     /// A proxy made from a scenario file given to `serve`: named by the scenario, listening where
-    /// it says (a free loopback port when it does not), its rules in force.
-    pub async fn add_scenario(&mut self, text: String, origin: &str, stem: &str) -> Answer {
+    /// it says (a free loopback port when it does not), its rules in force; relative
+    /// `[proxy.tls]` paths are read from the file's `folder`.
+    pub async fn add_scenario(
+        &mut self,
+        text: String,
+        origin: &str,
+        stem: &str,
+        folder: &std::path::Path,
+    ) -> Answer {
         let scenario = Scenario::from_toml(&text, origin, stem)
             .map_err(|e| ApiError::new(400, e.to_string()))?;
         // A forward proxy has no upstream of its own: each client names its target, as with
@@ -241,7 +252,7 @@ impl Registry {
                 format!("{origin}: a proxy named {:?} already exists", input.name),
             ));
         }
-        let proxy = self.add_as(input, text, spec, None).await?;
+        let proxy = self.add_as(input, text, spec, None, Some(folder)).await?;
         Ok((201, proxy.to_json()))
     }
 
@@ -373,7 +384,10 @@ impl Registry {
                 existing.stop().await;
                 replaced = self.proxies.remove(&name).map(|p| (p, was_enabled));
             }
-            if let Err(e) = self.add_as(input, String::new(), spec, listener).await {
+            if let Err(e) = self
+                .add_as(input, String::new(), spec, listener, None)
+                .await
+            {
                 // The replacement cannot start (its address is taken): the proxy it was to
                 // replace comes back as it was, toxics and all (Toxiproxy leaves it stopped).
                 if let Some((mut old, was_enabled)) = replaced {

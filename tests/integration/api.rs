@@ -1817,6 +1817,35 @@ fn ok_upstream() -> Echo {
     }
 }
 
+/// `serve FILE` reads the file's relative `[proxy.tls]` paths (here its CA folder) from the
+/// file's folder, as `run` and `check` do, whatever the working directory.
+#[test]
+fn serve_reads_a_scenario_files_tls_paths_from_its_folder() {
+    let dir = TempDir::new("api-tls-file");
+    let upstream = ok_upstream();
+    let ca = Command::new(FAULTLINE)
+        .args(["ca", "init", "--dir"])
+        .arg(dir.path().join("ca"))
+        .output()
+        .expect("faultline ca init");
+    assert!(ca.status.success(), "{ca:?}");
+    let file = dir.path().join("tls.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"tls\"\n[proxy]\nupstream = \"{}\"\n[proxy.tls]\nintercept = true\nca_dir = \"ca\"\n",
+            upstream.server.addr
+        ),
+    )
+    .expect("write");
+    let (daemon, api) = serve(&dir, "serve", &[file.to_str().expect("a UTF-8 path")]);
+    let (status, body) = http(api, "GET", "/proxies/tls", "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["enabled"], true, "{body}");
+    let stopped = daemon.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
+}
+
 /// Regression: `serve FILE` refused a forward-mode scenario ("no upstream: set [proxy]
 /// upstream") although a forward proxy has none and `PUT …/scenario` takes the same text.
 #[test]
