@@ -46,6 +46,20 @@ impl Exchanges {
         self.queue.pop_front();
     }
 
+    /// faultline answers the latest request itself after all: the upstream will not (it got
+    /// the request's head and part of its body). A request that already has an answer keeps
+    /// it, and `answer` follows it.
+    pub fn answer_latest(&mut self, answer: (Vec<u8>, Mark), label: String) {
+        match self.queue.back_mut() {
+            Some(latest) if latest.answer.is_none() => latest.answer = Some(answer),
+            _ => self.push(Pending {
+                label,
+                answer: Some(answer),
+                ..Pending::default()
+            }),
+        }
+    }
+
     /// The answer faultline owes the client next, if every response before it is done.
     pub fn take_ready_answer(&mut self) -> Option<(Vec<u8>, Mark)> {
         if self.queue.front().is_some_and(|p| p.answer.is_some()) {

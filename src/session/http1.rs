@@ -51,6 +51,9 @@ pub struct Http1Session {
     facts: ConnectionFacts,
     exchanges: Exchanges,
     request: MessageFaults,
+    /// A request's head was framed and its end not yet: its head went upstream (unless
+    /// faultline answers it), so a malformed body leaves the upstream waiting for the rest.
+    request_open: bool,
     response: MessageFaults,
     response_is_interim: bool,
     /// Bytes of each direction covered by plans so far (the framer may have seen more: a head
@@ -77,6 +80,7 @@ impl Http1Session {
             seed,
             exchanges: Exchanges::default(),
             request: MessageFaults::default(),
+            request_open: false,
             response: MessageFaults::default(),
             response_is_interim: false,
             planned: [0, 0],
@@ -189,6 +193,7 @@ impl Http1Session {
                     body,
                 } => {
                     start_message(&mut plan, &mut self.request, head_start);
+                    self.request_open = true;
                     let raw = chunk_slice(chunk, start, head_start, head_end);
                     let view = HeadView {
                         head: &head,
@@ -208,6 +213,7 @@ impl Http1Session {
                 }
                 FrameEvent::MessageEnd { end } => {
                     last_end = end;
+                    self.request_open = false;
                     if self.request.swallow {
                         plan.skip(end);
                         self.park(&mut plan);
@@ -493,14 +499,22 @@ impl Http1Session {
             400,
             &format!("faultline could not parse the request: {error}"),
         );
-        self.exchanges.push(Pending {
-            label: "a malformed request".to_string(),
-            answer: Some((
-                bytes,
-                Mark::proxy(format!("answered 400 to a malformed request ({error})")),
-            )),
-            ..Pending::default()
-        });
+        let answer = (
+            bytes,
+            Mark::proxy(format!("answered 400 to a malformed request ({error})")),
+        );
+        if self.request_open {
+            // The error is inside the body of a request whose head went upstream: the upstream
+            // waits for the rest of it and will never answer, so the 400 is that request's.
+            self.exchanges
+                .answer_latest(answer, "a malformed request".to_string());
+        } else {
+            self.exchanges.push(Pending {
+                label: "a malformed request".to_string(),
+                answer: Some(answer),
+                ..Pending::default()
+            });
+        }
         plan.relay(last_end, Role::Framing);
         plan.flush(self.request.chain.as_mut());
         self.request = MessageFaults::default();
@@ -647,6 +661,25 @@ mod tests {
         assert!(parked);
         let (answer, _) = strict.take_ready_answer().expect("a 400");
         assert!(answer.starts_with(b"HTTP/1.1 400 "));
+    }
+
+    /// A bad chunk size inside a request body whose head already went upstream: the upstream
+    /// waits for the rest of that body and never answers, so the 400 is that request's own and
+    /// goes out at once (it waited behind the upstream's answer, which never came).
+    #[test]
+    fn a_malformed_body_of_a_forwarded_request_is_answered_400_at_once() {
+        let rules = scenario("");
+        let head = b"PUT /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut strict = Http1Session::new(true, 1, ConnectionFacts::ordinal(1));
+        let (sent, parked) = apply(&plan_requests(&mut strict, &rules, head), head);
+        assert_eq!(sent, head, "the head goes upstream");
+        assert!(!parked);
+        let body = b"zz\r\nabc\r\n0\r\n\r\n";
+        let (sent, parked) = apply(&plan_requests(&mut strict, &rules, body), body);
+        assert!(sent.is_empty() && parked, "{sent:?}");
+        let (answer, _) = strict.take_ready_answer().expect("the 400, at once");
+        assert!(answer.starts_with(b"HTTP/1.1 400 "));
+        assert!(strict.take_ready_answer().is_none(), "one answer");
     }
 
     /// A TLS ClientHello (no blank line ever comes) sent to a strict HTTP or forward-proxy port

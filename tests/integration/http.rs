@@ -1772,9 +1772,17 @@ fault.respond = { status = 500 }
 async fn http_protocol_answers_garbage_with_400_and_closes() {
     bounded("strict HTTP", async {
         let mut h = Harness::store("strict-400", "protocol = \"http\"", "").await;
-        let garbage: [(&str, Vec<u8>); 2] = [
+        let garbage: [(&str, Vec<u8>); 3] = [
             ("HELLO", b"HELLO\r\n\r\n".to_vec()),
             ("binary", random_bytes(4 * KIB, 120)),
+            // The head goes upstream before the body turns out bad: the store waits for the
+            // rest of the body, so the 400 must not wait for its answer (it hung until the
+            // run stopped).
+            (
+                "bad chunk size",
+                b"PUT /files/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"
+                    .to_vec(),
+            ),
         ];
         for (what, data) in &garbage {
             let mut client = Client::connect(h.proxy).await;
@@ -1797,12 +1805,14 @@ async fn http_protocol_answers_garbage_with_400_and_closes() {
         assert_eq!(good.status, 201, "a good request is still served: {good:?}");
         assert_same(&body, &h.stored("files/good").expect("stored"), "stored");
         let summary = h.finish().await;
-        assert_eq!(summary.connections, 3);
+        assert_eq!(summary.connections, 4);
+        let forwarded_head = b"PUT /files/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert_eq!(
             summary.client_to_upstream,
-            request("PUT", "/files/good", &[], &body).len() as u64,
-            "garbage never reached the store"
+            (request("PUT", "/files/good", &[], &body).len() + forwarded_head.len()) as u64,
+            "garbage never reached the store (only the bad body's head did)"
         );
+        assert!(h.stored("files/c").is_none(), "nothing stored for the bad body");
     })
     .await;
 }
