@@ -107,6 +107,9 @@ impl Slicing {
     }
 }
 
+/// The least time between two pieces' instants, so each piece is its own write.
+const PIECE_SPACING: Duration = Duration::from_micros(1);
+
 impl StreamFault for Slicing {
     fn apply(&mut self, steps: Vec<Step>, _arrival: Instant) -> Vec<Step> {
         let mut out = Vec::with_capacity(steps.len());
@@ -123,7 +126,10 @@ impl StreamFault for Slicing {
                             Some(free) => free.max(not_before),
                             None => not_before,
                         };
-                        self.next_free = Some(start + self.delay);
+                        // At least a microsecond apart: the pump joins adjacent bytes due at
+                        // one instant into one write, which would undo the slicing when
+                        // `delay` is 0 (Toxiproxy's default).
+                        self.next_free = Some(start + self.delay.max(PIECE_SPACING));
                         out.push(Step::Send {
                             len: piece,
                             not_before: start,

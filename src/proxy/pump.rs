@@ -511,6 +511,39 @@ mod tests {
             .collect()
     }
 
+    /// A slicer with no delay (Toxiproxy's default) must still write each piece on its own:
+    /// a trial saw 1,000 bytes leave as 85 + 915.
+    #[test]
+    fn a_sliced_chunk_with_no_delay_is_one_write_per_piece() {
+        use crate::fault::plan::RuleId;
+        use crate::fault::scope::Scope;
+        use crate::fault::slicer::{Slicer, Slicing};
+        use crate::fault::StreamFault;
+        use crate::seed::{stream, Purpose};
+        use crate::units::ByteSize;
+        let now = Instant::now();
+        let mut slicing = Slicing::new(
+            &Slicer {
+                average_size: ByteSize(64),
+                size_variation: Some(ByteSize(32)),
+                delay: None,
+            },
+            &RuleId::new(0, "slices"),
+            &Scope::direction(Direction::ClientToUpstream),
+            stream(1, Purpose::FaultTiming, &[]),
+        );
+        let steps = slicing.apply(vec![Step::send(1000, now)], now);
+        let pieces = steps.len();
+        assert!(pieces >= 10, "{steps:?}");
+        let mut queue = VecDeque::new();
+        let mut queued = 0;
+        enqueue(&mut queue, &mut queued, Bytes::from(vec![7u8; 1000]), steps);
+        let writes = sends(&queue);
+        assert_eq!(writes.len(), pieces, "one write per piece");
+        assert!(writes.iter().all(|(bytes, _)| bytes.len() <= 96));
+        assert_eq!(queued, 1000);
+    }
+
     #[test]
     fn adjacent_unmarked_sends_due_together_are_one_write() {
         let now = Instant::now();

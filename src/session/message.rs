@@ -84,7 +84,7 @@ impl MessageFaults {
                         .map_or("this message", |m| m.body.as_str());
                     warn!(
                         rule = %rule.name,
-                        "{} of {what}: the body has no Content-Length; rule skipped",
+                        "{}: {what} has no Content-Length, so the share cannot be known; rule skipped",
                         unresolved.0
                     );
                 }
