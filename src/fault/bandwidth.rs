@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::plan::{Mark, RuleId, Step};
+use super::plan::{place_mark, Mark, RuleId, Step};
 use super::scope::Scope;
 use super::{ReadAhead, StreamFault};
 use crate::units::Rate;
@@ -91,7 +91,7 @@ impl StreamFault for Pacing {
                         out.push(Step::Send {
                             len: piece,
                             not_before: start,
-                            mark: mark.take().or_else(|| self.mark.take()),
+                            mark: mark.take(),
                             role,
                         });
                         len -= piece;
@@ -119,6 +119,7 @@ impl StreamFault for Pacing {
                 other => out.push(other),
             }
         }
+        place_mark(&mut out, &mut self.mark);
         out
     }
 

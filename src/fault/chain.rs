@@ -134,6 +134,46 @@ mod tests {
         .expect("a stream fault")
     }
 
+    fn latency(key: u64, ms: u64) -> Box<dyn StreamFault> {
+        use crate::fault::latency::Latency;
+        use crate::units::Span;
+        Fault::Latency(Latency {
+            delay: Span(std::time::Duration::from_millis(ms)),
+            jitter: None,
+        })
+        .stream_fault(
+            &RuleId::new(key, &format!("lat{ms}")),
+            &Scope::direction(Direction::UpstreamToClient),
+            stream(0, Purpose::FaultTiming, &[]),
+        )
+        .expect("resolves")
+        .expect("a stream fault")
+    }
+
+    /// A trial's reply delayed by both a 100 ms and a 300 ms rule was marked by the first
+    /// alone: the second never showed in the capture and never counted as fired.
+    #[test]
+    fn two_rules_shaping_one_chunk_are_both_recorded() {
+        let now = Instant::now();
+        let mut chain = FaultChain::for_direction(vec![(1, latency(1, 100)), (2, latency(2, 300))]);
+        let plan = chain.plan(100, now);
+        assert_eq!(sent_len(&plan), 100);
+        let rules: Vec<&str> = plan
+            .iter()
+            .filter_map(|s| match s {
+                Step::Send { mark, .. } | Step::Insert { mark, .. } => mark.as_ref(),
+                _ => None,
+            })
+            .filter_map(|m| m.rule.as_ref().map(|r| &*r.name))
+            .collect();
+        assert_eq!(rules, ["lat300", "lat100"], "{plan:?}");
+        // Both go out when the bytes do, 300 ms on.
+        assert!(plan
+            .iter()
+            .filter_map(Step::not_before)
+            .all(|at| at - now == std::time::Duration::from_millis(300)));
+    }
+
     #[test]
     fn rearming_keeps_the_state_of_rules_that_stay() {
         let now = Instant::now();

@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::plan::{Mark, RuleId, Step};
+use super::plan::{place_mark, Mark, RuleId, Step};
 use super::scope::Scope;
 use super::StreamFault;
 use crate::units::Span;
@@ -81,12 +81,8 @@ impl StreamFault for Delaying {
             }
             self.last = Some(at);
             *not_before = at;
-            if let Some(mark) = step.mark_mut() {
-                if mark.is_none() {
-                    *mark = self.mark.take();
-                }
-            }
         }
+        place_mark(&mut steps, &mut self.mark);
         steps
     }
 }

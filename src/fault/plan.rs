@@ -171,12 +171,30 @@ impl Step {
         }
     }
 
+    /// The instant a step that writes bytes may go out (see [`Step::not_before_mut`]).
+    pub fn not_before(&self) -> Option<Instant> {
+        match self {
+            Step::Send { not_before, .. } | Step::Insert { not_before, .. } => Some(*not_before),
+            _ => None,
+        }
+    }
+
     /// The mark slot of a step that writes bytes, so a fault can ride its note on the first
     /// bytes it shaped.
     pub fn mark_mut(&mut self) -> Option<&mut Option<Mark>> {
         match self {
             Step::Send { mark, .. } | Step::Insert { mark, .. } => Some(mark),
             _ => None,
+        }
+    }
+
+    /// A note of its own (no bytes) carrying `mark`, due at `not_before`.
+    pub fn note(mark: Mark, not_before: Instant) -> Step {
+        Step::Insert {
+            bytes: Bytes::new(),
+            not_before,
+            mark: Some(mark),
+            role: Role::Framing,
         }
     }
 
@@ -305,6 +323,30 @@ pub fn split_at_limit(
         (before, Some(Vec::new()))
     } else {
         (before, None)
+    }
+}
+
+/// Puts a fault's `mark` (taken, so it is placed once) on the first step of `steps` that
+/// writes bytes: on that step when it carries no mark yet, else on a note of its own just
+/// before it, due with it. Two rules shaping the same bytes are then both recorded in the
+/// capture and both counted as fired; one slot per step would keep only the first rule's.
+pub fn place_mark(steps: &mut Vec<Step>, mark: &mut Option<Mark>) {
+    if mark.is_none() {
+        return;
+    }
+    let Some(index) = steps.iter().position(|s| s.not_before().is_some()) else {
+        return;
+    };
+    let Some(at) = steps[index].not_before() else {
+        return;
+    };
+    match steps[index].mark_mut() {
+        Some(slot) if slot.is_none() => *slot = mark.take(),
+        _ => {
+            if let Some(mark) = mark.take() {
+                steps.insert(index, Step::note(mark, at));
+            }
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::plan::{Mark, RuleId, Step};
+use super::plan::{place_mark, Mark, RuleId, Step};
 use super::scope::Scope;
 use super::StreamFault;
 use crate::units::{ByteSize, Span};
@@ -133,7 +133,7 @@ impl StreamFault for Slicing {
                         out.push(Step::Send {
                             len: piece,
                             not_before: start,
-                            mark: mark.take().or_else(|| self.mark.take()),
+                            mark: mark.take(),
                             role,
                         });
                     }
@@ -141,6 +141,7 @@ impl StreamFault for Slicing {
                 other => out.push(other),
             }
         }
+        place_mark(&mut out, &mut self.mark);
         out
     }
 }

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::plan::{split_at_limit, Mark, RuleId, Step};
+use super::plan::{place_mark, split_at_limit, Mark, RuleId, Step};
 use super::scope::{Scope, Unresolved};
 use super::StreamFault;
 use crate::units::{Amount, Span};
@@ -71,12 +71,8 @@ impl Stalling {
             if let Some(at) = step.not_before_mut() {
                 *at = (*at).max(until);
             }
-            if let Some(own) = step.mark_mut() {
-                if own.is_none() {
-                    *own = mark.take();
-                }
-            }
         }
+        place_mark(&mut steps, mark);
         steps
     }
 }

@@ -124,6 +124,8 @@ fn check_plan(
                 out.skipped += *n as u64;
                 None
             }
+            // A note of a rule's own (no bytes): two rules shaped the same bytes.
+            Step::Insert { bytes, mark, .. } if bytes.is_empty() && mark.is_some() => mark.as_ref(),
             Step::Insert { bytes, mark, .. } => {
                 out.inserted += bytes.len() as u64;
                 return Err(format!(

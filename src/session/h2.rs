@@ -712,6 +712,18 @@ impl H2Session {
                 for step in steps {
                     let len = step.chunk_len() as u64;
                     if len == 0 {
+                        // A second rule's note on the same bytes (no bytes of its own).
+                        if let Step::Insert {
+                            bytes,
+                            not_before,
+                            mark: Some(mark),
+                            ..
+                        } = step
+                        {
+                            if bytes.is_empty() {
+                                plan.insert_at(bytes, not_before, Some(mark));
+                            }
+                        }
                         continue;
                     }
                     let (not_before, mark) = match step {

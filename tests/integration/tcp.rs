@@ -460,6 +460,48 @@ fault.truncate = { after = "100KiB" }
     .await;
 }
 
+/// Two rules that delay the same reply both act and both count: a trial saw the 300 ms rule
+/// reported as "fired 0 times" (its note had no packet to ride on) while it set the delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_latency_rules_on_one_reply_both_count_as_fired() {
+    bounded("two latencies", async {
+        let upstream = echo().await;
+        let running = start_proxy(
+            r#"
+[[rule]]
+name = "A100"
+match = { direction = "upstream->client" }
+fault.latency = { delay = "100ms" }
+
+[[rule]]
+name = "B300"
+match = { direction = "upstream->client" }
+fault.latency = { delay = "300ms" }
+"#,
+            upstream.addr,
+            1,
+        )
+        .await;
+        let mut client = TcpStream::connect(running.local_addr)
+            .await
+            .expect("connect to the proxy");
+        let started = Instant::now();
+        client.write_all(&[7u8; 100]).await.expect("send");
+        let mut pong = [0u8; 100];
+        client.read_exact(&mut pong).await.expect("read the echo");
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        drop(client);
+        let summary = finish(running).await;
+        let fired: Vec<(&str, u64)> = summary
+            .rules
+            .iter()
+            .map(|r| (r.name.as_str(), r.fired))
+            .collect();
+        assert_eq!(fired, [("A100", 1), ("B300", 1)]);
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_delays_every_round_trip_by_at_least_the_delay() {
     bounded("latency 200ms", async {
