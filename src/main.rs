@@ -135,22 +135,39 @@ fn report(error: anyhow::Error) -> ExitCode {
 /// reading stderr must not meet one line of text at the very end), whatever the log filter says.
 fn report_as(error: anyhow::Error, code: u8) -> ExitCode {
     let text = error_chain(&error);
-    if JSON_ERRORS.load(Relaxed) {
+    stderr_line(
+        "ERROR",
+        &format!("faultline: error: {text}"),
+        Some(serde_json::json!(code)),
+    );
+    ExitCode::from(code)
+}
+
+/// Writes `text` to stderr in one write(2), as a JSON line shaped like the log's under
+/// `--log-format json` (a machine reading stderr meets no line of plain text), whatever the
+/// log filter says; `exit_code` goes with a fatal error.
+fn stderr_line(level: &str, text: &str, exit_code: Option<serde_json::Value>) {
+    use std::io::Write as _;
+    let line = if JSON_ERRORS.load(Relaxed) {
         let mut timestamp = String::new();
         let _ = tracing_subscriber::fmt::time::SystemTime.format_time(
             &mut tracing_subscriber::fmt::format::Writer::new(&mut timestamp),
         );
-        let line = serde_json::json!({
+        let mut fields = serde_json::json!({ "message": text });
+        if let Some(code) = exit_code {
+            fields["exit_code"] = code;
+        }
+        serde_json::json!({
             "timestamp": timestamp,
-            "level": "ERROR",
-            "fields": { "message": format!("faultline: error: {text}"), "exit_code": code },
+            "level": level,
+            "fields": fields,
             "target": "faultline",
-        });
-        eprintln!("{line}");
+        })
+        .to_string()
     } else {
-        eprintln!("faultline: error: {text}");
-    }
-    ExitCode::from(code)
+        text.to_string()
+    };
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 
 /// Whether fatal errors are reported as JSON lines (`--log-format json`).
@@ -566,13 +583,13 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         addrs.join(", ")
     ));
     for proxy in api.registry.lock().await.proxies() {
-        eprintln!(
+        announce(format!(
             "faultline serve: proxy {:?} on {} -> {}{}",
             proxy.name,
             proxy.listen(),
             proxy.upstream(),
             if proxy.enabled() { "" } else { " (disabled)" }
-        );
+        ));
     }
     let shutdown = tokio_util::sync::CancellationToken::new();
     let server = tokio::spawn(server::serve(listeners, api.clone(), shutdown.clone()));
@@ -610,7 +627,7 @@ fn command_line() -> String {
 
 /// Prints a `listening on ADDR` line in one write(2): `eprintln!` writes an address piece by
 /// piece (`127`, `.`, `0`, …), so a script polling the log between two pieces read half of it.
+/// Under `--log-format json` it is a JSON line like the log's.
 fn announce(line: String) {
-    use std::io::Write as _;
-    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+    stderr_line("INFO", &line, None);
 }

@@ -317,11 +317,18 @@ fn logs_are_plain_off_a_terminal_and_json_on_request() {
         &[("RUST_LOG", "faultline=info")],
     );
     let text = proxy.stop();
+    // Every stderr line is JSON, the "listening on" banner too (a log collector met it as
+    // the one line of text).
     let logs: Vec<serde_json::Value> = text
         .lines()
-        .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
+    assert!(
+        logs.iter().any(|l| l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("faultline: listening on "))),
+        "{text}"
+    );
     assert!(
         logs.iter()
             .any(|l| l["fields"]["message"] == "proxy started" && l["level"] == "INFO"),
