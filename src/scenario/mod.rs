@@ -441,6 +441,7 @@ impl Scenario {
             warnings.extend(lower_case_methods(rule));
             warnings.extend(body_fault_on_a_bodiless_request(rule));
         }
+        warnings.extend(names_alike(&self.rules));
         warnings
     }
 
@@ -831,6 +832,32 @@ fn unknown_field(message: &str) -> Option<&str> {
     rest.split('`').next()
 }
 
+/// Rules logs, summaries and capture notes could not tell apart: two with one name, or one
+/// named with nothing.
+fn names_alike(rules: &[Rule]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let n = i + 1;
+        if rule.name.trim().is_empty() {
+            warnings.push(format!(
+                "rule {n} has an empty name: logs, the summary and capture notes would show nothing for it; give it a name or leave name out"
+            ));
+            continue;
+        }
+        match first.get(rule.name.as_str()) {
+            Some(&earlier) => warnings.push(format!(
+                "rules {earlier} and {n} are both named \"{}\": logs, the summary and capture notes name rules by name, so they could not be told apart; give each its own",
+                rule.name
+            )),
+            None => {
+                first.insert(&rule.name, n);
+            }
+        }
+    }
+    warnings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1146,6 +1173,20 @@ fault.refuse = {}
             "[[rule]]\nmatch = { method = [\"PUT\", \"PROPFIND\"] }\nfault.reset = { after = 1 }\n"
         )
         .is_empty());
+    }
+
+    #[test]
+    fn rules_that_share_a_name_or_have_none_are_warned_about() {
+        let rule = |name: &str| format!("[[rule]]\nname = \"{name}\"\nfault.refuse = {{}}\n");
+        let got = warnings(&[rule("a"), rule("b"), rule("a"), rule("")].concat());
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got[0].starts_with("rules 1 and 3 are both named \"a\""),
+            "{got:?}"
+        );
+        assert!(got[1].starts_with("rule 4 has an empty name"), "{got:?}");
+        // Unnamed rules get names of their own (`rule N (FAULT)`).
+        assert!(warnings("[[rule]]\nfault.refuse = {}\n[[rule]]\nfault.refuse = {}\n").is_empty());
     }
 
     #[test]
