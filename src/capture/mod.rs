@@ -14,7 +14,7 @@ mod batch;
 mod budget;
 mod error;
 pub mod event;
-mod flow;
+pub(crate) mod flow;
 mod packet;
 pub mod path;
 mod pcap;

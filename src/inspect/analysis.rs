@@ -46,11 +46,14 @@ pub(crate) fn build_with_h2(
     }
     let mut flows = Vec::new();
     let mut exchanges = Vec::new();
+    let ids = super::connection_id::ConnectionIds::up_to(finished.len() as u64 + 64);
     for (info, outcome) in finished {
         warnings.extend(outcome.warnings);
+        let on = leg::of_interface(info.interface.as_deref());
         flows.push(FlowSummary {
             id: info.id,
-            leg: leg::of_interface(info.interface.as_deref()),
+            leg: on,
+            connection: ids.of(info.client_isn, on),
             client: info.client.to_string(),
             server: info.server.to_string(),
             opened_ns: info.opened_ns,
@@ -688,6 +691,7 @@ pub(crate) mod tests {
                 server: "127.0.0.1:2".parse().expect("addr"),
                 opened_ns: flow,
                 saw_syn: true,
+                client_isn: None,
             },
             FlowOutcome {
                 exchanges,

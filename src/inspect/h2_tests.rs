@@ -44,6 +44,7 @@ fn info(id: u64) -> FlowInfo {
         server: "127.0.0.1:50051".parse().expect("addr"),
         opened_ns: id * 1_000_000,
         saw_syn: true,
+        client_isn: None,
     }
 }
 

@@ -733,6 +733,7 @@ pub(crate) mod tests {
             server: "127.0.0.1:2".parse().expect("addr"),
             opened_ns: 0,
             saw_syn: true,
+            client_isn: None,
         };
         let outcome = FlowOutcome {
             exchanges: vec![ex],
@@ -790,6 +791,7 @@ pub(crate) mod tests {
                     server: "127.0.0.1:2".parse().expect("addr"),
                     opened_ns: flow * 1_000_000,
                     saw_syn: true,
+                    client_isn: None,
                 },
                 FlowOutcome {
                     exchanges: vec![ex],

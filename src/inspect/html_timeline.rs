@@ -706,6 +706,7 @@ mod tests {
             exchanges: Vec::new(),
             faults: Vec::new(),
             h2: true,
+            connection: None,
         };
         let mut timeline = FlowTimeline::new(3, open);
         let down = Direction::UpstreamToClient;
@@ -865,6 +866,7 @@ mod tests {
             exchanges: Vec::new(),
             faults: Vec::new(),
             h2: true,
+            connection: None,
         };
         let mut timeline = FlowTimeline::new(0, 0);
         timeline.event(

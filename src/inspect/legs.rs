@@ -1,5 +1,8 @@
 //! Pairs each client-leg flow with its upstream-leg flow and names differences no fault explains.
 //!
+//! In faultline's own captures both legs name their connection (`connection_id`) and pair by
+//! it; the rule below is for flows that do not (no SYN captured, another tool's capture).
+//!
 //! faultline relays bytes unchanged, so without a fault comment both legs of a connection must carry
 //! the same requests, bodies and responses. Pairing rule: client-leg flows in order of opening each
 //! take the earliest unpaired upstream-leg flow opened at or after them whose first request has the
@@ -59,11 +62,29 @@ pub fn compare_legs(flows: &[FlowSummary], exchanges: &mut [Exchange]) -> Vec<Le
         .collect();
     clients.sort_by_key(|c| c.opened_ns);
     let mut pairs = Vec::new();
+    // faultline's own captures name each flow's connection: those legs pair exactly (a client
+    // that faultline refused, with no upstream leg, then takes no other connection's).
+    let mut by_connection = Vec::new();
     for c in clients {
+        let Some(conn) = c.connection else {
+            by_connection.push(c);
+            continue;
+        };
+        if let Some((u, used)) = upstream
+            .iter_mut()
+            .find(|(u, used)| !used && u.connection == Some(conn))
+        {
+            *used = true;
+            if !(c.exchanges.is_empty() && u.exchanges.is_empty()) {
+                pairs.push((c, (*u).clone()));
+            }
+        }
+    }
+    for c in by_connection {
         let want = first_request(&c);
         let found = upstream
             .iter_mut()
-            .filter(|(u, used)| !used && u.opened_ns >= c.opened_ns)
+            .filter(|(u, used)| !used && u.connection.is_none() && u.opened_ns >= c.opened_ns)
             .find(|(u, _)| {
                 let got = first_request(u);
                 got == want || got.is_none() || want.is_none()
@@ -400,7 +421,45 @@ pub(crate) mod tests {
             exchanges,
             faults: Vec::new(),
             h2: false,
+            connection: None,
         }
+    }
+
+    /// A trial's forward proxy refused one client (no upstream leg); every later client leg
+    /// was then compared with the next connection's upstream leg. faultline's captures name
+    /// each flow's connection, and legs pair by it.
+    #[test]
+    fn legs_pair_by_their_connection_when_the_capture_names_it() {
+        let mut exchanges = vec![
+            exchange(0, Leg::Client, 0, "GET", "/origin-form", Some("h:1")),
+            exchange(1, Leg::Client, 1, "GET", "http://h:1/x", Some("h:1")),
+            exchange(2, Leg::Upstream, 2, "GET", "/x", Some("h:1")),
+            exchange(3, Leg::Client, 3, "GET", "http://h:1/x", Some("h:1")),
+            exchange(4, Leg::Upstream, 4, "GET", "/x", Some("h:1")),
+        ];
+        let on = |id, leg, exchanges, conn| FlowSummary {
+            connection: Some(conn),
+            ..flow(id, leg, exchanges)
+        };
+        // The refused client's request was not parsed as one (it has no exchange), which let
+        // it take any later upstream leg by the timing rule.
+        let flows = [
+            on(0, Leg::Client, vec![], 1),
+            on(1, Leg::Client, vec![1], 2),
+            on(2, Leg::Upstream, vec![2], 2),
+            on(3, Leg::Client, vec![3], 3),
+            on(4, Leg::Upstream, vec![4], 3),
+        ];
+        let compared = compare_legs(&flows, &mut exchanges);
+        let pairs: Vec<(u64, u64)> = compared
+            .iter()
+            .map(|c| (c.client_flow, c.upstream_flow))
+            .collect();
+        assert_eq!(pairs, [(1, 2), (3, 4)], "{compared:?}");
+        assert!(
+            compared.iter().all(|c| c.differences.is_empty()),
+            "{compared:?}"
+        );
     }
 
     #[test]

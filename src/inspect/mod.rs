@@ -25,6 +25,7 @@ mod blobs;
 mod body_store;
 mod bytestream_call;
 mod connect_tunnel;
+mod connection_id;
 mod content_address;
 mod digest;
 mod exchange;

@@ -88,6 +88,9 @@ pub struct FlowSummary {
     pub faults: Vec<String>,
     /// True when it carried HTTP/2 (see `h2_connections`).
     pub h2: bool,
+    /// faultline's connection ordinal, when the flow's initial sequence number names it (see
+    /// `connection_id`): both legs of one connection share it.
+    pub connection: Option<u64>,
 }
 
 /// One attempt of a retried request.

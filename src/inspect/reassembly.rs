@@ -30,6 +30,9 @@ pub struct FlowInfo {
     pub opened_ns: u64,
     /// True when the SYN was captured (offsets then count from the real initial sequence number).
     pub saw_syn: bool,
+    /// The sequence number of the client's SYN, when it was captured: faultline derives it from
+    /// the connection and the leg, so it names the connection (see `connection_id`).
+    pub client_isn: Option<u32>,
 }
 
 /// Where a segment was captured: a flow never spans two pcapng sections (each is a capture of its
@@ -313,6 +316,7 @@ impl<C: StreamConsumer> FlowTable<C> {
                     server,
                     opened_ns: ts,
                     saw_syn: syn,
+                    client_isn: None,
                 };
                 self.next_id += 1;
                 let consumer = make(&info);
@@ -390,6 +394,7 @@ impl<C: StreamConsumer> FlowTable<C> {
             let [client, server] = &mut flow.dirs;
             client.flush(Direction::ClientToUpstream, ts, &mut consumer);
             server.flush(Direction::UpstreamToClient, ts, &mut consumer);
+            flow.info.client_isn = flow.client_syn;
             done(flow.info, consumer);
         }
     }

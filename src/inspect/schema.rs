@@ -105,6 +105,11 @@ const FLOW: Ty = Ty::Object(&[
     f("exchanges", Ty::List(&Ty::Count)),
     f("faults", TEXTS),
     f("h2", Ty::Flag),
+    d(
+        "connection",
+        OPT_COUNT,
+        "faultline's connection ordinal (as `connection = N` and the log's conn{id=N} count), from the flow's initial sequence number; null when the SYN was not captured or the capture is not faultline's",
+    ),
 ]);
 
 const REQUEST: Ty = Ty::Object(&[

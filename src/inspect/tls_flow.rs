@@ -600,6 +600,7 @@ mod tests {
             server: "127.0.0.1:2".parse().unwrap(),
             opened_ns: 0,
             saw_syn: true,
+            client_isn: None,
         }
     }
 

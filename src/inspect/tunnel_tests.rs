@@ -32,6 +32,7 @@ fn info() -> FlowInfo {
         server: "127.0.0.1:3030".parse().expect("addr"),
         opened_ns: 1_000_000_000,
         saw_syn: true,
+        client_isn: None,
     }
 }
 
