@@ -16,7 +16,7 @@
 //! held, a header block that changes the HPACK table behind a held one, GOAWAY, the cap), the
 //! held frames leave in place and the direction waits for them, as a slow middlebox would.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -36,8 +36,10 @@ use crate::fault::rst_stream::RstStream;
 use crate::fault::{Fault, FaultChain, MessageScope, Scope};
 use crate::h2::build::{self, BlockLimits};
 use crate::h2::flow::credit_for;
-use crate::h2::frame::{FLAG_END_STREAM, HEADER_LEN};
+use crate::h2::frame::{FLAG_ACK, FLAG_END_STREAM, HEADER_LEN};
 use crate::h2::grpc::MessageAssembler;
+use crate::h2::settings::HEADER_TABLE_SIZE;
+use crate::h2::Control;
 use crate::h2::{
     BlockRole, Conversation, DecodedBlock, ErrorCode, FrameHeader, FrameType, HeaderList, Piece,
     PieceKind, StreamId,
@@ -138,6 +140,12 @@ pub struct H2Session {
     outbox: [Vec<Owed>; 2],
     /// Frames of delayed streams held back per direction, until their release.
     delayed: [HeldFrames; 2],
+    /// Per direction, for each SETTINGS the other peer sent that this direction's sender has
+    /// not acknowledged yet, in order: whether it set SETTINGS_HEADER_TABLE_SIZE. Only the
+    /// acknowledgment of such a change obliges the sender's next header block to start with a
+    /// table size update, so only that SETTINGS ACK must not pass a held block. At most
+    /// `MAX_SETTINGS_OWED` are kept; an acknowledgment beyond them counts as a change.
+    settings_owed: [VecDeque<bool>; 2],
     streams: HashMap<StreamId, StreamRules>,
     candidates: Vec<usize>,
     candidates_from: Option<Arc<Scenario>>,
@@ -197,6 +205,7 @@ impl H2Session {
             frames_seen: [0, 0],
             outbox: [Vec::new(), Vec::new()],
             delayed: [HeldFrames::default(), HeldFrames::default()],
+            settings_owed: [VecDeque::new(), VecDeque::new()],
             streams: HashMap::new(),
             candidates: Vec::new(),
             candidates_from: None,
@@ -541,7 +550,12 @@ impl H2Session {
                             i = last + 1;
                         }
                         _ => {
-                            self.barrier_before_frame(direction, header, plan);
+                            let acks_table_resize = self.track_settings(
+                                direction,
+                                header,
+                                frame_end.map(|last| &pieces[i..=last]),
+                            );
+                            self.barrier_before_frame(direction, header, acks_table_resize, plan);
                             match frame_end {
                                 Some(last) => {
                                     plan.relay(pieces[last].end(), Role::Framing);
@@ -1623,15 +1637,57 @@ impl H2Session {
         false
     }
 
+    /// Follows SETTINGS in `direction` (the frame `header` opens, `pieces` when whole): a
+    /// SETTINGS that sets the header table size is owed an acknowledgment by the other peer;
+    /// returns whether this frame is the acknowledgment of such a change (true when it cannot
+    /// be told: the safe answer).
+    fn track_settings(
+        &mut self,
+        direction: Direction,
+        header: &FrameHeader,
+        pieces: Option<&[Labelled]>,
+    ) -> bool {
+        if header.kind != FrameType::Settings {
+            return false;
+        }
+        let d = direction.index();
+        // An empty SETTINGS (an ACK, or no values) says all in its header.
+        let settings = if header.length == 0 {
+            Some((header.flags & FLAG_ACK != 0, &[][..]))
+        } else {
+            pieces.and_then(|pieces| {
+                pieces.iter().find_map(|l| match &l.piece.kind {
+                    PieceKind::Control(Control::Settings { ack, values }) => {
+                        Some((*ack, values.as_slice()))
+                    }
+                    _ => None,
+                })
+            })
+        };
+        match settings {
+            Some((true, _)) => self.settings_owed[d].pop_front().unwrap_or(true),
+            Some((false, values)) => {
+                let owed = &mut self.settings_owed[other(direction).index()];
+                if owed.len() < MAX_SETTINGS_OWED {
+                    owed.push_back(values.iter().any(|&(id, _)| id == HEADER_TABLE_SIZE));
+                }
+                false
+            }
+            None => header.flags & FLAG_ACK != 0,
+        }
+    }
+
     /// Before a frame other than DATA or a header block (RST_STREAM, WINDOW_UPDATE, PRIORITY,
     /// GOAWAY, …): the held frames of its stream leave first (a stream keeps its order); before
     /// GOAWAY, which may be followed by the end of the connection, every held frame; and before
-    /// SETTINGS while a header block is held (a SETTINGS ACK may oblige the sender's next block
-    /// to start with a table size update, which a held older block lacks).
+    /// the SETTINGS ACK of a header table size change while a header block is held (it obliges
+    /// the sender's next block to start with a table size update, which a held older block
+    /// lacks).
     fn barrier_before_frame(
         &mut self,
         direction: Direction,
         header: &FrameHeader,
+        acks_table_resize: bool,
         plan: &mut ChunkPlan,
     ) {
         let d = direction.index();
@@ -1639,7 +1695,7 @@ impl H2Session {
             return;
         }
         let all = header.kind == FrameType::Goaway
-            || (header.kind == FrameType::Settings && self.delayed[d].holds_block());
+            || (acks_table_resize && self.delayed[d].holds_block());
         let frames = if all {
             self.delayed[d].take_all()
         } else if !header.stream.is_connection() && self.delayed[d].holds(header.stream) {
@@ -1795,6 +1851,10 @@ struct LoneBlock<'a> {
     /// Its bytes, when they are all in the chunk and it may be held (not a PUSH_PROMISE).
     bytes: Option<&'a [u8]>,
 }
+
+/// SETTINGS awaiting acknowledgment kept per direction (a peer sends a handful; one that sends
+/// SETTINGS and never acknowledges must not grow the session).
+const MAX_SETTINGS_OWED: usize = 64;
 
 /// How planning a DATA frame went.
 enum DataPlan {

@@ -15,7 +15,7 @@ use super::{RunCounters, RunView, SessionPlan};
 use crate::direction::Direction;
 use crate::fault::plan::Step;
 use crate::h2::build::{self, BlockLimits};
-use crate::h2::frame::{FLAG_END_HEADERS, FLAG_END_STREAM, PREFACE};
+use crate::h2::frame::{FLAG_ACK, FLAG_END_HEADERS, FLAG_END_STREAM, PREFACE};
 use crate::h2::{Conversation, FrameHeader, FrameType, HeaderList, PieceKind, StreamId};
 use crate::scenario::{ConnectionFacts, Scenario};
 
@@ -698,6 +698,60 @@ fault.latency = { delay = "300ms" }
         .note
         .as_deref()
         .is_some_and(|n| n.starts_with("latency 300ms")));
+}
+
+/// A SETTINGS frame setting the header table size (the receiver's encoder must then start its
+/// next block with a size update once it acknowledges), or an empty one.
+fn settings_with_table_size(size: Option<u32>) -> Vec<u8> {
+    let payload: Vec<u8> = size
+        .map(|v| [&[0u8, 1][..], &v.to_be_bytes()].concat())
+        .unwrap_or_default();
+    let mut frame = FrameHeader {
+        length: payload.len() as u32,
+        kind: FrameType::Settings,
+        flags: 0,
+        stream: StreamId(0),
+    }
+    .to_bytes()
+    .to_vec();
+    frame.extend(payload);
+    frame
+}
+
+fn settings_ack() -> Vec<u8> {
+    FrameHeader {
+        length: 0,
+        kind: FrameType::Settings,
+        flags: FLAG_ACK,
+        stream: StreamId(0),
+    }
+    .to_bytes()
+    .to_vec()
+}
+
+/// A client acknowledging the server's SETTINGS while its GET is held: the acknowledgment of
+/// ordinary settings passes at once (a flaky test showed an upload on the same connection
+/// waiting the whole latency behind it); one of a header table size change waits behind the
+/// held block, whose encoding predates it.
+#[test]
+fn only_the_ack_of_a_table_size_change_waits_for_a_held_block() {
+    for (size, waits) in [(None, false), (Some(8192), true)] {
+        let mut bench = slow_get_bench();
+        let t0 = bench.t0;
+        let server = settings_with_table_size(size);
+        assert_eq!(bytes_of(&bench.plan(UP, &server, t0)), server);
+        let get = build::indexed_get(StreamId(1), "/slow");
+        assert!(bytes_of(&bench.plan(DOWN, &get, t0)).is_empty(), "held");
+        let ack = settings_ack();
+        let out = bench.plan(DOWN, &ack, t0 + ms(10));
+        if waits {
+            assert_eq!(bytes_of(&out), [get, ack].concat(), "{size:?}");
+            assert!(out[0].at >= t0 + ms(200), "{out:?}");
+        } else {
+            assert_eq!(bytes_of(&out), ack, "{size:?}");
+            assert!(out.iter().all(|w| w.at <= t0 + ms(10)), "{out:?}");
+        }
+    }
 }
 
 /// A bench with a 200 ms latency on requests for `/slow`, the client's preface and SETTINGS
