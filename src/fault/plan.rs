@@ -273,6 +273,9 @@ pub fn split_at_limit(
             | Step::Insert {
                 role: Role::Head, ..
             } => before.push(step),
+            // A rule's note (see `place_mark`) has no bytes to count or cut: the bytes after it
+            // decide where the limit falls.
+            Step::Insert { ref bytes, .. } if bytes.is_empty() => before.push(step),
             Step::Send { .. } | Step::Insert { .. } if reached => {
                 let mut rest = vec![step];
                 rest.extend(iter);

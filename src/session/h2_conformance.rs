@@ -563,6 +563,18 @@ mod tests {
         run_case(&data).expect("invariants hold");
     }
 
+    /// Found by the fuzz target: a reset after 0 bytes of a GET's body under two latencies.
+    #[test]
+    fn fuzz_found_cases_keep_every_invariant() {
+        for case in [
+            "af580028003500dc0e5f0e00b300ffff000e0f0200a1a1a1a1a1afc6a1a1",
+            "af1800000000000000671f595d",
+        ] {
+            let data = hex::decode(case).expect("hex");
+            run_case(&data).unwrap_or_else(|v| panic!("{case}: {v}"));
+        }
+    }
+
     #[test]
     fn random_rule_sets_over_random_http2_keep_every_invariant() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261129);
