@@ -116,7 +116,7 @@ const UPSTREAM_CONNECT_SLACK_NS: u64 = 2_000_000_000;
 /// leg's server is a listen address, the upstream leg's an upstream. The inference is used only
 /// when it is consistent: no server in both roles, and every flow with a request paired or sent
 /// to a listen address (faultline answered it alone). Returns the warning that says what was
-/// inferred or why not; `None` when a flow already has a leg or nothing was paired.
+/// inferred or why not; `None` when a flow already has a leg (or there are no flows).
 pub fn infer_legs(flows: &mut [FlowSummary], exchanges: &mut [Exchange]) -> Option<String> {
     if flows.is_empty() || flows.iter().any(|f| f.leg.is_some()) {
         return None;
@@ -152,7 +152,10 @@ pub fn infer_legs(flows: &mut [FlowSummary], exchanges: &mut [Exchange]) -> Opti
         }
     }
     if pairs.is_empty() {
-        return None;
+        return Some(
+            "the capture names no legs (no faultline leg interfaces: a classic pcap has none) and they cannot be told from its flows: no HTTP request crossed two of them; every flow is on leg unknown (capture to .pcapng to keep them)"
+                .to_string(),
+        );
     }
     let listen: std::collections::BTreeSet<String> = pairs
         .iter()
@@ -582,6 +585,19 @@ pub(crate) mod tests {
             server: server.into(),
             ..flow(id, Leg::Client, exchanges)
         }
+    }
+
+    /// A classic pcap of plain TCP has nothing to tell its legs by: the report says so (the
+    /// README promises it) instead of leaving every flow unknown in silence.
+    #[test]
+    fn a_classic_pcap_of_plain_tcp_says_its_legs_are_unknown() {
+        let mut flows = [
+            unnamed(0, "127.0.0.1:5000", "127.0.0.1:3030", vec![]),
+            unnamed(1, "127.0.0.1:5001", "127.0.0.1:9000", vec![]),
+        ];
+        let note = infer_legs(&mut flows, &mut []).expect("a warning");
+        assert!(note.contains("every flow is on leg unknown"), "{note}");
+        assert!(flows.iter().all(|f| f.leg.is_none()));
     }
 
     /// Classic pcap: a flow to the listen address followed by one to the upstream carrying the
