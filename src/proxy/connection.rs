@@ -783,7 +783,11 @@ async fn open_upstream(
             })
         }
         Err(e) => {
-            warn!(side = "upstream", upstream = %upstream_addr, error = %e, "cannot connect to upstream; resetting the client leg");
+            // Every client of a dead upstream (or of a process out of file descriptors) fails
+            // the same way: one line a second says so, with how many it stands for.
+            if let Some(held_back) = run.upstream_warnings.failure(tokio::time::Instant::now()) {
+                warn!(side = "upstream", upstream = %upstream_addr, error = %e, held_back, "cannot connect to upstream; resetting the client leg");
+            }
             run.stats.upstream_failures.fetch_add(1, Relaxed);
             let note =
                 format!("faultline: upstream {upstream_addr} unreachable ({e}); client leg reset");

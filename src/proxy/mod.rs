@@ -24,6 +24,7 @@ pub mod status;
 pub mod tap;
 pub mod task_guard;
 pub mod tls_alert;
+pub mod warn_every;
 
 use std::fmt;
 use std::io;
@@ -109,6 +110,8 @@ pub struct RunShared {
     pub tls: Option<Interceptor>,
     /// Connections opened and closed, faults fired, for whoever listens (`faultline serve`).
     pub events: events::RunEvents,
+    /// Upstream connects that fail are warned about at most once a second.
+    pub upstream_warnings: warn_every::WarnEvery,
 }
 
 impl RunShared {
@@ -130,6 +133,7 @@ impl RunShared {
             capture: None,
             tls: None,
             events: events::RunEvents::default(),
+            upstream_warnings: warn_every::WarnEvery::new(UPSTREAM_WARN_EVERY),
         })
     }
 }
@@ -317,6 +321,7 @@ pub async fn start_on(
         active: AtomicU64::new(0),
         capture,
         events: events::RunEvents::default(),
+        upstream_warnings: warn_every::WarnEvery::new(UPSTREAM_WARN_EVERY),
     });
     info!(
         listen = %local_addr,
@@ -381,6 +386,9 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(200);
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 /// At most one accept-failure warning per this interval; the rest are counted into the next one.
 const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(1);
+
+/// The least time between two warnings about failed upstream connects.
+const UPSTREAM_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Accepts clients until shutdown, one tracked task per connection, then waits for every task.
 ///
