@@ -388,7 +388,7 @@ const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(1);
 
 /// The least time between two warnings about failed upstream connects.
-const UPSTREAM_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const UPSTREAM_WARN_EVERY: Duration = Duration::from_secs(1);
 
 /// Accepts clients until shutdown, one tracked task per connection, then waits for every task.
 ///
@@ -400,8 +400,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<RunShared>) {
     let tracker = TaskTracker::new();
     let mut ordinal = 0u64;
     let mut backoff = ACCEPT_BACKOFF_MIN;
-    let mut failures = 0u64;
-    let mut last_warning: Option<tokio::time::Instant> = None;
+    let warnings = warn_every::WarnEvery::new(ACCEPT_WARN_EVERY);
     let baseline = fd_limit::open_now();
     loop {
         let accepted = if fd_limit::another_connection_fits(shared.active.load(Relaxed), baseline) {
@@ -428,19 +427,15 @@ async fn accept_loop(listener: TcpListener, shared: Arc<RunShared>) {
                 tracker.spawn(task_guard::guarded(ordinal, shared.clone(), serve));
             }
             Err(e) => {
-                failures += 1;
-                let now = tokio::time::Instant::now();
-                if last_warning.is_none_or(|at| now.duration_since(at) >= ACCEPT_WARN_EVERY) {
+                if let Some(held_back) = warnings.failure(tokio::time::Instant::now()) {
                     warn!(
                         side = "client",
                         error = %e,
-                        failures,
+                        failures = held_back + 1,
                         active = shared.active.load(Relaxed),
                         retry_in = ?backoff,
                         "not accepting; clients wait in the listen backlog"
                     );
-                    last_warning = Some(now);
-                    failures = 0;
                 }
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
