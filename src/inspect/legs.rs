@@ -70,13 +70,25 @@ pub fn compare_legs(flows: &[FlowSummary], exchanges: &mut [Exchange]) -> Vec<Le
             by_connection.push(c);
             continue;
         };
-        if let Some((u, used)) = upstream
+        // A forward proxy whose kept-alive client moved to another origin opened one upstream
+        // leg per origin in turn: together, in order, they carry what the client leg did.
+        let mut merged: Option<FlowSummary> = None;
+        for (u, used) in upstream
             .iter_mut()
-            .find(|(u, used)| !used && u.connection == Some(conn))
+            .filter(|(u, used)| !used && u.connection == Some(conn))
         {
             *used = true;
+            match &mut merged {
+                None => merged = Some((*u).clone()),
+                Some(m) => {
+                    m.exchanges.extend_from_slice(&u.exchanges);
+                    m.faults.extend(u.faults.iter().cloned());
+                }
+            }
+        }
+        if let Some(u) = merged {
             if !(c.exchanges.is_empty() && u.exchanges.is_empty()) {
-                pairs.push((c, (*u).clone()));
+                pairs.push((c, u));
             }
         }
     }

@@ -23,7 +23,7 @@ use super::interception::{
 };
 use super::leg_stream::LegStream;
 use super::live_rules::ConnectionRules;
-use super::pump::{pump, PumpEnd};
+use super::pump::{pump, PumpEnd, Replay};
 use super::socket::{abort, wait_delivered};
 use super::splice::splice_pump;
 use super::tap::Tap;
@@ -109,6 +109,15 @@ impl ConnectionShared {
         match session.lock() {
             Ok(mut s) => s.take_ready_answer(),
             Err(poisoned) => poisoned.into_inner().take_ready_answer(),
+        }
+    }
+
+    /// Forward proxy: the origin the answer taken last hands the connection to, once.
+    pub fn take_reroute(&self) -> Option<String> {
+        let session = self.http.as_ref()?;
+        match session.lock() {
+            Ok(mut s) => s.take_reroute(),
+            Err(poisoned) => poisoned.into_inner().take_reroute(),
         }
     }
 
@@ -378,34 +387,55 @@ async fn proxy_connection(
     };
     let outcome = match (&mut client, &mut upstream) {
         (LegStream::Plain(client), LegStream::Plain(upstream)) => {
-            let (mut client_read, mut client_write) = client.split();
-            let (mut upstream_read, mut upstream_write) = upstream.split();
-            let to_upstream = relay(
-                &mut client_read,
-                &mut upstream_write,
-                Direction::ClientToUpstream,
-                rules.clone(),
-                conn,
-                replay,
-            );
-            let to_client = relay(
-                &mut upstream_read,
-                &mut client_write,
-                Direction::UpstreamToClient,
-                rules.clone(),
-                conn,
-                Bytes::new(),
-            );
-            tokio::pin!(to_upstream, to_client);
-            drive(
-                to_upstream,
-                to_client,
-                &mut rules,
-                &mut timers,
-                &mut ends,
-                conn,
-            )
-            .await
+            let mut replay = Replay::unrecorded(replay);
+            loop {
+                let outcome = {
+                    let (mut client_read, mut client_write) = client.split();
+                    let (mut upstream_read, mut upstream_write) = upstream.split();
+                    let to_upstream = relay(
+                        &mut client_read,
+                        &mut upstream_write,
+                        Direction::ClientToUpstream,
+                        rules.clone(),
+                        conn,
+                        replay,
+                    );
+                    let to_client = relay(
+                        &mut upstream_read,
+                        &mut client_write,
+                        Direction::UpstreamToClient,
+                        rules.clone(),
+                        conn,
+                        Replay::default(),
+                    );
+                    tokio::pin!(to_upstream, to_client);
+                    drive(
+                        to_upstream,
+                        to_client,
+                        &mut rules,
+                        &mut timers,
+                        &mut ends,
+                        conn,
+                    )
+                    .await
+                };
+                let rerouted = match (&outcome, ends.parked.take()) {
+                    (Outcome::Answered, Some(rest)) => {
+                        conn.take_reroute().map(|target| (target, rest))
+                    }
+                    _ => None,
+                };
+                let Some((target, rest)) = rerouted else {
+                    break outcome;
+                };
+                match Box::pin(move_to_origin(client, upstream, &target, &ends, conn)).await {
+                    Ok(()) => {
+                        ends = PumpEnds::default();
+                        replay = Replay::recorded(rest);
+                    }
+                    Err(outcome) => break outcome,
+                }
+            }
         }
         (client, upstream) => {
             // TLS on at least one leg: the pumps see plaintext (splice never applies).
@@ -421,7 +451,7 @@ async fn proxy_connection(
                 rules.clone(),
                 up_chain,
                 conn,
-                replay,
+                Replay::unrecorded(replay),
             ));
             let mut to_client = Box::pin(pump(
                 &mut upstream_read,
@@ -430,7 +460,7 @@ async fn proxy_connection(
                 rules.clone(),
                 down_chain,
                 conn,
-                Bytes::new(),
+                Replay::default(),
             ));
             drive(
                 to_upstream.as_mut(),
@@ -446,6 +476,7 @@ async fn proxy_connection(
     let PumpEnds {
         upstream_fin_sent,
         client_fin_sent,
+        ..
     } = ends;
 
     match outcome {
@@ -542,11 +573,74 @@ async fn proxy_connection(
     tap.closed(Leg::Upstream).await;
 }
 
-/// Which pumps ended by sending their FIN (so the endings do not record it twice).
+/// Which pumps ended by sending their FIN (so the endings do not record it twice), and what
+/// the request side read and did not relay when it parked.
 #[derive(Debug, Default)]
 struct PumpEnds {
     upstream_fin_sent: bool,
     client_fin_sent: bool,
+    parked: Option<Bytes>,
+}
+
+/// Forward proxy: a kept-alive client asked for another origin (`target`) and the responses
+/// before that request are done. Opens the new upstream leg, then closes the old one cleanly
+/// and makes the session follow the new origin; the caller relays the parked request there.
+/// When the origin cannot be reached, the client gets the refusal (a 502) as the answer to
+/// that request, as on a first request, and the connection closes.
+async fn move_to_origin(
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    target: &str,
+    ends: &PumpEnds,
+    conn: &ConnectionShared,
+) -> Result<(), Outcome> {
+    let own = client.local_addr().map_err(|error| Outcome::PeerFailed {
+        leg: Leg::Client,
+        error,
+    })?;
+    let fresh = match forward::connect_origin(target, own).await {
+        Ok(fresh) => fresh,
+        Err(refusal) => {
+            if refusal.is_upstream_failure() {
+                warn!(side = "upstream", reason = %refusal.reason, "forward proxy cannot route the request");
+                conn.run.stats.upstream_failures.fetch_add(1, Relaxed);
+            }
+            let note = format!("faultline: forward proxy refused: {}", refusal.reason);
+            let response = Bytes::from(refusal.response);
+            if let Err(error) = client.write_all(&response).await {
+                return Err(Outcome::PeerFailed {
+                    leg: Leg::Client,
+                    error,
+                });
+            }
+            conn.relayed(Direction::UpstreamToClient, &response, Some(note))
+                .await;
+            return Err(Outcome::Answered);
+        }
+    };
+    debug!(%target, "forward proxy moves the connection to another origin");
+    close_cleanly(
+        upstream,
+        Leg::Upstream,
+        conn,
+        true,
+        FinRecord::unless(ends.upstream_fin_sent, None),
+    )
+    .await;
+    conn.tap.closed(Leg::Upstream).await;
+    *upstream = fresh;
+    let _ = upstream.set_nodelay(true);
+    if let (Ok(local), Ok(peer)) = (upstream.local_addr(), upstream.peer_addr()) {
+        conn.tap.opened(Leg::Upstream, local, peer).await;
+    }
+    conn.peer_finished[Leg::Upstream.index()].store(false, Relaxed);
+    if let Some(session) = &conn.http {
+        match session.lock() {
+            Ok(mut s) => s.reroute(target.to_string()),
+            Err(poisoned) => poisoned.into_inner().reroute(target.to_string()),
+        }
+    }
+    Ok(())
 }
 
 /// The connection-wide timers and counters the connection task keeps while pumps run.
@@ -589,8 +683,8 @@ where
                         }
                     }
                     // Requests stopped; the answer owed to the client comes from the other pump.
-                    PumpEnd::Parked if client_done => return Outcome::Done,
-                    PumpEnd::Parked => {}
+                    PumpEnd::Parked { .. } if client_done => return Outcome::Done,
+                    PumpEnd::Parked { rest } => ends.parked = Some(rest),
                     other => return Outcome::from_pump(other, Leg::Client),
                 }
             }
@@ -661,7 +755,7 @@ async fn relay(
     direction: Direction,
     rules: ConnectionRules,
     conn: &ConnectionShared,
-    replay: Bytes,
+    replay: Replay,
 ) -> PumpEnd {
     let chain = rules.direction_chain(direction, None);
     let untouched = chain.is_empty()
@@ -842,7 +936,7 @@ impl Outcome {
             Leg::Upstream => Leg::Client,
         };
         match end {
-            PumpEnd::Finished | PumpEnd::Parked => Outcome::Done,
+            PumpEnd::Finished | PumpEnd::Parked { .. } => Outcome::Done,
             PumpEnd::Fault { how, comment } => Outcome::Fault(how, comment),
             PumpEnd::Answered => Outcome::Answered,
             PumpEnd::SourceFailed(error) => Outcome::PeerFailed { leg: source, error },

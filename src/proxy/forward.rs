@@ -116,18 +116,7 @@ pub async fn route(client: &mut TcpStream, own: SocketAddr) -> Result<Routed, Re
             )
         })?
     };
-    let (host, port) = split_host_port(&target, 80)
-        .ok_or_else(|| Refusal::new(400, format!("bad target authority {target:?}")))?;
-    let addrs: Vec<SocketAddr> = lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| Refusal::new(502, format!("cannot resolve {host}: {e}")))?
-        .collect();
-    if addrs.iter().any(|a| is_self(*a, own)) {
-        return Err(Refusal::new(508, format!("{target} is faultline itself")));
-    }
-    let upstream = connect_any(&addrs)
-        .await
-        .map_err(|e| Refusal::new(502, format!("cannot connect to {target}: {e}")))?;
+    let upstream = connect_origin(&target, own).await?;
 
     let mut replay = buf.freeze();
     let mut consumed = Bytes::new();
@@ -145,6 +134,23 @@ pub async fn route(client: &mut TcpStream, own: SocketAddr) -> Result<Routed, Re
         tunnel,
         reply,
     })
+}
+
+/// Connects to the origin `target` (`host:port`, port 80 when absent) a client named, unless it
+/// is faultline itself (`own`): also used when a kept-alive client asks for another origin.
+pub async fn connect_origin(target: &str, own: SocketAddr) -> Result<TcpStream, Refusal> {
+    let (host, port) = split_host_port(target, 80)
+        .ok_or_else(|| Refusal::new(400, format!("bad target authority {target:?}")))?;
+    let addrs: Vec<SocketAddr> = lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| Refusal::new(502, format!("cannot resolve {host}: {e}")))?
+        .collect();
+    if addrs.iter().any(|a| is_self(*a, own)) {
+        return Err(Refusal::new(508, format!("{target} is faultline itself")));
+    }
+    connect_any(&addrs)
+        .await
+        .map_err(|e| Refusal::new(502, format!("cannot connect to {target}: {e}")))
 }
 
 async fn connect_any(addrs: &[SocketAddr]) -> io::Result<TcpStream> {

@@ -37,8 +37,10 @@ pub enum PumpEnd {
     /// the rule and what it did, for the capture.
     Fault { how: EndHow, comment: String },
     /// The request side stopped: faultline owes the client an answer, which the response side
-    /// sends once the responses before it are done.
-    Parked,
+    /// sends once the responses before it are done. `rest` holds the bytes read from the
+    /// source from the stop on, not relayed: a forward proxy that moves the connection to
+    /// another origin relays them there.
+    Parked { rest: Bytes },
     /// faultline wrote its own answer to the destination (an HTTP `respond` rule, a malformed
     /// request, a forward-proxy request for another origin); the connection closes.
     Answered,
@@ -71,12 +73,48 @@ enum Queued {
         bytes: Vec<u8>,
         mark: Mark,
     },
-    Park,
+    Park {
+        /// The chunk's bytes from the stop on.
+        rest: Bytes,
+    },
 }
 
-/// Relays `direction` from `source` to `destination` until EOF, a fault or an error. `replay`
-/// holds bytes already read from `source` (while routing a forward-proxy request): they are
-/// relayed first, exactly as if just read.
+/// Bytes already read from a pump's source before it started, relayed first, exactly as if just
+/// read.
+#[derive(Debug, Default)]
+pub struct Replay {
+    bytes: Bytes,
+    /// The capture holds them already: an earlier pump of the connection read them (a request
+    /// parked until a forward proxy moved the connection to its origin).
+    recorded: bool,
+}
+
+impl Replay {
+    /// Bytes read while routing or peeking (a forward-proxy request head, a ClientHello), not
+    /// recorded yet.
+    pub fn unrecorded(bytes: Bytes) -> Self {
+        Replay {
+            bytes,
+            recorded: false,
+        }
+    }
+
+    /// Bytes an earlier pump read and recorded, and did not relay.
+    pub fn recorded(bytes: Bytes) -> Self {
+        Replay {
+            bytes,
+            recorded: true,
+        }
+    }
+
+    /// Whether there is nothing to replay.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// Relays `direction` from `source` to `destination` until EOF, a fault or an error, after
+/// the bytes `replay` holds.
 pub async fn pump<R, W>(
     source: &mut R,
     destination: &mut W,
@@ -84,7 +122,7 @@ pub async fn pump<R, W>(
     mut rules: ConnectionRules,
     mut planner: FaultChain,
     conn: &ConnectionShared,
-    replay: Bytes,
+    replay: Replay,
 ) -> PumpEnd
 where
     R: AsyncRead + Unpin,
@@ -97,7 +135,8 @@ where
     // Once an End or Hold is planned, nothing more is read in this direction.
     let mut closed_by_plan = false;
     let mut holding = false;
-    let mut replay = (!replay.is_empty()).then_some(replay);
+    let replay_recorded = replay.recorded;
+    let mut replay = (!replay.is_empty()).then_some(replay.bytes);
     // Bytes read but not planned yet: the HTTP session holds back an incomplete head until it
     // is whole, and they are planned again, first, with the next chunk.
     let mut carry = Bytes::new();
@@ -147,9 +186,16 @@ where
                     }
                     return PumpEnd::Answered;
                 }
-                Some(Queued::Park) => {
+                Some(Queued::Park { rest }) => {
                     conn.answer_ready.notify_one();
-                    return PumpEnd::Parked;
+                    let rest = if carry.is_empty() {
+                        rest
+                    } else {
+                        let mut joined = BytesMut::from(&rest[..]);
+                        joined.extend_from_slice(&carry);
+                        joined.freeze()
+                    };
+                    return PumpEnd::Parked { rest };
                 }
                 Some(Queued::Hold { mark }) => {
                     let comment = conn.fault_fired(&mark);
@@ -202,6 +248,8 @@ where
         }
         let mut woken = false;
         let mut rules_changed = false;
+        // Whether the bytes about to be read are in the capture already.
+        let read_recorded = replay.is_some() && replay_recorded;
         let read = if let Some(replayed) = replay.take() {
             buf.extend_from_slice(&replayed);
             Some(Ok(replayed.len()))
@@ -293,8 +341,10 @@ where
             Err(e) => return PumpEnd::SourceFailed(e),
         };
         let fresh = buf.split_to(n).freeze();
-        conn.tap.received(direction, &fresh).await;
-        conn.run.stats.received[direction.index()].fetch_add(n as u64, Relaxed);
+        if !read_recorded {
+            conn.tap.received(direction, &fresh).await;
+            conn.run.stats.received[direction.index()].fetch_add(n as u64, Relaxed);
+        }
         let chunk = if carry.is_empty() {
             fresh
         } else {
@@ -488,7 +538,7 @@ fn enqueue(
                 return true;
             }
             Step::Park => {
-                queue.push_back(Queued::Park);
+                queue.push_back(Queued::Park { rest: chunk });
                 return true;
             }
         }

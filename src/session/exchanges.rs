@@ -21,6 +21,9 @@ pub struct Pending {
     /// The request asked to switch to HTTP/2 (`Upgrade: h2c`): its headers, as stream 1 will
     /// carry them if the server agrees.
     pub h2c: Option<crate::h2::HeaderList>,
+    /// Forward proxy: the request is for another origin (`host:port`); once the responses
+    /// before it are done, the upstream leg is closed and one to this origin opened.
+    pub reroute: Option<String>,
 }
 
 /// Requests in the order they were sent; responses answer them front to back (HTTP/1
@@ -28,6 +31,8 @@ pub struct Pending {
 #[derive(Debug, Default)]
 pub struct Exchanges {
     queue: VecDeque<Pending>,
+    /// The origin the answer taken last hands the connection to (see [`Pending::reroute`]).
+    reroute: Option<String>,
 }
 
 impl Exchanges {
@@ -63,9 +68,16 @@ impl Exchanges {
     /// The answer faultline owes the client next, if every response before it is done.
     pub fn take_ready_answer(&mut self) -> Option<(Vec<u8>, Mark)> {
         if self.queue.front().is_some_and(|p| p.answer.is_some()) {
-            return self.queue.pop_front().and_then(|p| p.answer);
+            let pending = self.queue.pop_front()?;
+            self.reroute = pending.reroute;
+            return pending.answer;
         }
         None
+    }
+
+    /// The origin the last answer taken hands the connection to, once.
+    pub fn take_reroute(&mut self) -> Option<String> {
+        self.reroute.take()
     }
 }
 

@@ -112,6 +112,26 @@ impl Http1Session {
         self.exchanges.take_ready_answer()
     }
 
+    /// Forward proxy: the origin the answer taken last hands the connection to (a kept-alive
+    /// client asked for another origin), once.
+    pub fn take_reroute(&mut self) -> Option<String> {
+        self.exchanges.take_reroute()
+    }
+
+    /// Forward proxy: the connection goes to `authority` from now on, over a new upstream leg;
+    /// both directions start afresh at the request that asked for it (its head is planned
+    /// again, as the first bytes of the new leg).
+    pub fn reroute(&mut self, authority: String) {
+        self.conv = Http1Conversation::new();
+        self.active = [true, true];
+        self.route = Some(authority);
+        self.request = MessageFaults::default();
+        self.request_open = false;
+        self.response = MessageFaults::default();
+        self.response_is_interim = false;
+        self.planned = [0, 0];
+    }
+
     /// Whether `direction` reached the point where the connection speaks HTTP/2 after an
     /// `Upgrade: h2c` the server accepted: the last plan stopped there and held the rest back.
     pub fn switched_to_h2(&self, direction: Direction) -> bool {
@@ -286,24 +306,26 @@ impl Http1Session {
             end: head_end,
             body,
         } = view;
-        let attempt = run
-            .counters
-            .attempt(&format!("{} {}", head.method, head.target));
-        let label = format!("{} {} (attempt {attempt})", head.method, head.target);
         if let Some(route) = &self.route {
             if let Some(origin) = authority_of(&head.target).filter(|o| !same_origin(o, route)) {
-                let note = format!(
-                    "{label} is for {origin}, but this connection goes to {route}: closed after the earlier responses so the client reconnects"
-                );
+                // Not counted as an attempt here: the request is planned again, from its head,
+                // on the upstream leg to its own origin.
+                let label = format!("{} {}", head.method, head.target);
+                let note = format!("{label}: the upstream leg moves from {route} to {origin}");
                 self.exchanges.push(Pending {
                     label,
                     answer: Some((Vec::new(), Mark::proxy(note))),
+                    reroute: Some(origin),
                     ..Pending::default()
                 });
                 self.park(plan);
                 return;
             }
         }
+        let attempt = run
+            .counters
+            .attempt(&format!("{} {}", head.method, head.target));
+        let label = format!("{} {} (attempt {attempt})", head.method, head.target);
         let facts = RequestFacts {
             method: &head.method,
             path: head.path(),
@@ -632,7 +654,7 @@ mod tests {
     }
 
     #[test]
-    fn forward_mode_sends_origin_form_and_parks_a_request_for_another_origin() {
+    fn forward_mode_sends_origin_form_and_moves_to_another_origin_after_its_responses() {
         let rules = scenario("");
         let mut session = Http1Session::new(false, 1, ConnectionFacts::ordinal(1));
         session.set_route("a.test:80".to_string());
@@ -646,6 +668,32 @@ mod tests {
         let other = b"GET http://b.test/y HTTP/1.1\r\nHost: b.test\r\n\r\n";
         let (sent, parked) = apply(&plan_requests(&mut session, &rules, other), other);
         assert!(sent.is_empty() && parked);
+        assert!(
+            session.take_ready_answer().is_none(),
+            "after a.test's response"
+        );
+        let response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let counters = RunCounters::new();
+        let run = RunView {
+            scenario: &rules,
+            counters: &counters,
+        };
+        let plan = session.plan(Direction::UpstreamToClient, response, Instant::now(), run);
+        assert_eq!(apply(&plan, response).0, response);
+        match plan.steps.last() {
+            Some(Step::Answer { bytes, mark }) => {
+                assert!(bytes.is_empty(), "faultline writes nothing of its own");
+                assert!(mark.note.ends_with("to b.test"), "{}", mark.note);
+            }
+            other => panic!("the switch is due after the response: {other:?}"),
+        }
+        assert_eq!(session.take_reroute().as_deref(), Some("b.test"));
+        assert_eq!(session.take_reroute(), None, "once");
+        // The parked request is planned again, first on the new leg.
+        session.reroute("b.test".to_string());
+        let (sent, parked) = apply(&plan_requests(&mut session, &rules, other), other);
+        assert!(!parked);
+        assert_eq!(sent, b"GET /y HTTP/1.1\r\nHost: b.test\r\n\r\n");
     }
 
     #[test]

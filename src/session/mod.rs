@@ -117,6 +117,21 @@ impl Session {
         }
     }
 
+    /// Forward proxy: the origin the answer taken last hands the connection to, once.
+    pub fn take_reroute(&mut self) -> Option<String> {
+        match self {
+            Session::Http1(s) => s.take_reroute(),
+            _ => None,
+        }
+    }
+
+    /// Forward proxy: the connection continues to `authority` over a new upstream leg.
+    pub fn reroute(&mut self, authority: String) {
+        if let Session::Http1(s) = self {
+            s.reroute(authority);
+        }
+    }
+
     /// The HTTP/1 answer faultline owes the client next, if its turn has come.
     pub fn take_ready_answer(&mut self) -> Option<(Vec<u8>, crate::fault::plan::Mark)> {
         match self {

@@ -2171,10 +2171,24 @@ async fn strict_http_answers_a_valid_request_before_the_400_for_garbage_after_it
     .await;
 }
 
+/// A kept-alive client of a forward proxy may name another origin in its next request (Python's
+/// urllib3 pools plain-HTTP proxy connections per proxy, not per origin): faultline moves the
+/// connection to that origin, a new upstream leg, after the responses before it, and the
+/// capture shows each leg as its own flow that inspect pairs with the one client leg.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forward_keep_alive_request_for_another_origin_reaches_that_origin() {
+    use faultline::direction::Leg;
+    use faultline::inspect::{inspect_path, InspectOptions, LegFilter};
     bounded("forward keep-alive, two origins", async {
-        let (mut h, first_origin) = forward_proxy("fwd-two-origins", "").await;
+        let mut h = Harness::start(
+            "fwd-two-origins",
+            "mode = \"forward\"",
+            "",
+            UpstreamSpec::PerRequest,
+            Some("origins.pcapng"),
+        )
+        .await;
+        let first_origin = OwnStore::start(h.store_dir()).await;
         let other = TempDir::new("fwd-other-origin");
         let second_origin = OwnStore::start(other.path().join("store")).await;
         h.put_file("files/x", b"from the first origin");
@@ -2184,28 +2198,104 @@ async fn forward_keep_alive_request_for_another_origin_reaches_that_origin() {
             b"from the second origin",
         )
         .expect("write a store file");
+        let get = |origin: &OwnStore| {
+            let authority = origin.addr.to_string();
+            request(
+                "GET",
+                &format!("http://{authority}/files/x"),
+                &[("Host", &authority)],
+                b"",
+            )
+        };
         let mut client = Client::connect(h.proxy).await;
         let mut bodies = Vec::new();
+        // One at a time, then the last two pipelined: the second waits behind the first's
+        // response, on the other origin's leg.
         for origin in [&first_origin, &second_origin] {
-            let authority = origin.addr.to_string();
-            let target = format!("http://{authority}/files/x");
-            client
-                .send(&request("GET", &target, &[("Host", &authority)], b""))
-                .await;
-            match client.try_response().await {
-                Ok(response) => bodies.push(response.text()),
-                // Closing instead of answering lets the client retry on a new connection.
-                Err(seen) => bodies.push(format!("closed: {seen:?}")),
-            }
+            client.send(&get(origin)).await;
+            bodies.push(client.response().await.text());
         }
-        assert_eq!(bodies[0], "from the first origin");
-        assert_ne!(
-            bodies[1], "from the first origin",
-            "a request for {} was answered by {}",
-            second_origin.addr, first_origin.addr
+        let mut pipelined = get(&first_origin);
+        pipelined.extend_from_slice(&get(&second_origin));
+        client.send(&pipelined).await;
+        bodies.push(client.response().await.text());
+        bodies.push(client.response().await.text());
+        assert_eq!(
+            bodies,
+            [
+                "from the first origin",
+                "from the second origin",
+                "from the first origin",
+                "from the second origin"
+            ]
         );
         drop(client);
-        h.finish().await;
+        let summary = h.finish().await;
+        assert_eq!(summary.connections, 1);
+
+        let path = h.dir.path().join("origins.pcapng");
+        let report = inspect_path(
+            &path,
+            &InspectOptions {
+                leg: LegFilter::Both,
+            },
+        )
+        .expect("the capture reads");
+        let text = report.render_text();
+        assert_eq!(report.exit_code(), 0, "{text}");
+        assert!(report.warnings.is_empty(), "{text}");
+        let legs: Vec<(Option<Leg>, Option<u64>, usize)> = report
+            .flows
+            .iter()
+            .map(|f| (f.leg, f.connection, f.exchanges.len()))
+            .collect();
+        assert_eq!(
+            legs,
+            [
+                (Some(Leg::Client), Some(1), 4),
+                (Some(Leg::Upstream), Some(1), 1),
+                (Some(Leg::Upstream), Some(1), 1),
+                (Some(Leg::Upstream), Some(1), 1),
+                (Some(Leg::Upstream), Some(1), 1),
+            ],
+            "{text}"
+        );
+        let problems = tokio::task::spawn_blocking(move || tshark::expert_problems(&path))
+            .await
+            .expect("the tshark thread");
+        assert!(problems.is_empty(), "expert warnings: {problems:#?}");
+    })
+    .await;
+}
+
+/// The origin a kept-alive client moves to cannot be reached: that request gets the 502 a first
+/// request would, after the responses before it, and the connection closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_keep_alive_request_for_an_unreachable_origin_gets_502() {
+    bounded("forward keep-alive, unreachable second origin", async {
+        let (mut h, origin) = forward_proxy("fwd-unreachable-second", "").await;
+        h.put_file("files/x", b"reachable");
+        let gone = format!("127.0.0.1:{}", crate::support::daemon::free_port());
+        let mut pipelined = Vec::new();
+        for authority in [origin.addr.to_string(), gone.clone()] {
+            pipelined.extend_from_slice(&request(
+                "GET",
+                &format!("http://{authority}/files/x"),
+                &[("Host", &authority)],
+                b"",
+            ));
+        }
+        let mut client = Client::connect(h.proxy).await;
+        client.send(&pipelined).await;
+        let first = client.response().await;
+        assert_eq!((first.status, first.text()), (200, "reachable".to_string()));
+        let second = client.response().await;
+        assert_eq!(second.status, 502, "{second:?}");
+        assert!(second.text().contains(&gone), "{}", second.text());
+        assert!(client.try_response().await.is_err(), "then it closes");
+        drop(client);
+        let summary = h.finish().await;
+        assert_eq!(summary.upstream_failures, 1);
     })
     .await;
 }
