@@ -67,6 +67,13 @@ impl Mark {
         }
     }
 
+    /// The mark of something faultline does because `rule` fired already (a frame it writes in
+    /// consequence, the end of a stream a fault swallows): it names the rule in the capture
+    /// without counting it a second time.
+    pub fn follow_up(rule: &RuleId, what: impl Into<String>) -> Mark {
+        Mark::proxy(format!("{} (rule \"{}\")", what.into(), rule.name))
+    }
+
     /// The same mark, asking the pump to fail the destination leg with `alert`.
     pub fn with_tls_alert(mut self, alert: super::tls_alert::AlertName) -> Mark {
         self.tls_alert = Some(alert);

@@ -23,7 +23,10 @@ pub struct Timeout {
 /// The dropping half of one timeout on one payload stream (the close is a connection timer).
 #[derive(Debug)]
 pub struct Dropping {
+    /// The mark of the first drop; taken once it is planned.
     mark: Option<Mark>,
+    rule: RuleId,
+    subject: String,
 }
 
 impl Dropping {
@@ -34,6 +37,8 @@ impl Dropping {
                 rule,
                 format!("timeout: bytes of {} dropped", scope.subject()),
             )),
+            rule: rule.clone(),
+            subject: scope.subject(),
         }
     }
 }
@@ -53,6 +58,23 @@ impl StreamFault for Dropping {
             }
         }
         out
+    }
+
+    /// The end is dropped too: a peer that never answers never closes either (Toxiproxy's
+    /// timeout swallows the EOF), so the destination gets no FIN; the connection ends when
+    /// `after` runs out, or the other direction ends it. The end counts as the rule firing only
+    /// when no byte was dropped before it.
+    fn at_end(&mut self, mut steps: Vec<Step>, _at: Instant) -> Vec<Step> {
+        let what = format!("timeout: the end of {} dropped (no FIN)", self.subject);
+        let mark = match self.mark.take() {
+            Some(first) => Mark {
+                note: what,
+                ..first
+            },
+            None => Mark::follow_up(&self.rule, what),
+        };
+        steps.push(Step::Hold { mark });
+        steps
     }
 }
 
@@ -77,5 +99,32 @@ mod tests {
         ));
         let second = fault.apply(vec![Step::send(5, now), Step::send(7, now)], now);
         assert_eq!(second, vec![Step::Skip { len: 5 }, Step::Skip { len: 7 }]);
+        // The end is held back too; the rule fired already, so its note does not count again.
+        match fault.at_end(Vec::new(), now).as_slice() {
+            [Step::Hold { mark }] => {
+                assert!(mark.rule.is_none(), "{mark:?}");
+                assert!(mark.note.contains("(rule \"r\")"), "{}", mark.note);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_end_with_no_byte_before_it_is_the_firing() {
+        let now = Instant::now();
+        let mut fault = Dropping::new(
+            &RuleId::new(0, "r"),
+            &Scope::direction(Direction::ClientToUpstream),
+        );
+        match fault.at_end(Vec::new(), now).as_slice() {
+            [Step::Hold { mark }] => {
+                assert_eq!(
+                    mark.rule.as_ref().map(|r| r.name.to_string()),
+                    Some("r".into())
+                );
+                assert!(mark.note.contains("no FIN"), "{}", mark.note);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

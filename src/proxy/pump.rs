@@ -214,7 +214,7 @@ where
                 continue;
             }
         }
-        if eof && queue.is_empty() {
+        if eof && queue.is_empty() && !holding {
             return match destination.shutdown().await {
                 Ok(()) => {
                     conn.tap.destination_fin(direction).await;

@@ -1902,7 +1902,7 @@ fn rst_note(id: StreamId, code: ErrorCode, toward: Direction) -> String {
 /// counting the rule a second time.
 fn follow_up(because: &Mark, what: String) -> Mark {
     match &because.rule {
-        Some(rule) => Mark::proxy(format!("{what} (rule \"{}\")", rule.name)),
+        Some(rule) => Mark::follow_up(rule, what),
         None => Mark::proxy(what),
     }
 }

@@ -1037,8 +1037,8 @@ fn slicer_slow_close_and_timeout_act_on_real_traffic() {
         closed_at.elapsed()
     );
     http(api, "POST", "/reset", "");
-    // timeout: what the client sends is swallowed, and 300 ms after the toxic came in force the
-    // connection closes.
+    // timeout: what the client sends is swallowed, its FIN too (the echo would close at once),
+    // and 300 ms after the toxic came in force the connection closes.
     let mut stream = connect(proxy);
     // Timed from before the request: the toxic comes in force while it is answered, and the
     // answer can reach a loaded test well after that (timed from the answer, the close came
@@ -1046,6 +1046,9 @@ fn slicer_slow_close_and_timeout_act_on_real_traffic() {
     let adding = Instant::now();
     add(r#"{"type":"timeout","stream":"upstream","attributes":{"timeout":300}}"#);
     stream.write_all(b"never echoed").expect("write");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
     let mut back = Vec::new();
     let _ = stream.read_to_end(&mut back);
     assert_eq!(back, b"", "nothing reached the echo");
