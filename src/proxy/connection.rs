@@ -602,7 +602,9 @@ async fn move_to_origin(
         Ok(fresh) => fresh,
         Err(refusal) => {
             if refusal.is_upstream_failure() {
-                warn!(side = "upstream", reason = %refusal.reason, "forward proxy cannot route the request");
+                if let Some(held_back) = conn.run.upstream_warnings.failure(Instant::now()) {
+                    warn!(side = "upstream", reason = %refusal.reason, held_back, "forward proxy cannot route the request");
+                }
                 conn.run.stats.upstream_failures.fetch_add(1, Relaxed);
             }
             let note = format!("faultline: forward proxy refused: {}", refusal.reason);
@@ -838,7 +840,9 @@ async fn open_upstream(
             Err(refusal) => {
                 use tokio::io::AsyncWriteExt;
                 if refusal.is_upstream_failure() {
-                    warn!(side = "upstream", reason = %refusal.reason, "forward proxy cannot route the request");
+                    if let Some(held_back) = run.upstream_warnings.failure(Instant::now()) {
+                        warn!(side = "upstream", reason = %refusal.reason, held_back, "forward proxy cannot route the request");
+                    }
                     run.stats.upstream_failures.fetch_add(1, Relaxed);
                 } else {
                     warn!(side = "client", status = refusal.status, reason = %refusal.reason, "forward proxy refused the request");

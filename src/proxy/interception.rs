@@ -149,7 +149,9 @@ pub(super) async fn intercept(
                 }
                 Err(e) => {
                     let failure = ClientFailure::from_io(&e);
-                    warn!(side = "client", "{failure}");
+                    if let Some(held_back) = conn.run.client_tls_warnings.failure(Instant::now()) {
+                        warn!(side = "client", held_back, "{failure}");
+                    }
                     abort(up.into_inner().0.into_inner());
                     tap.closed(Leg::Client).await;
                     tap.closed(Leg::Upstream).await;
@@ -158,7 +160,9 @@ pub(super) async fn intercept(
             }
         }
         Err(failure) => {
-            warn!(side = "upstream", upstream = %upstream_name, reason = failure.reason(), "{failure}");
+            if let Some(held_back) = conn.run.upstream_warnings.failure(Instant::now()) {
+                warn!(side = "upstream", upstream = %upstream_name, reason = failure.reason(), held_back, "{failure}");
+            }
             conn.run.stats.upstream_failures.fetch_add(1, Relaxed);
             let alpn = error_alpn(hello);
             match interceptor
@@ -191,7 +195,11 @@ pub(super) async fn intercept(
                     }
                     close_cleanly(&mut down, Leg::Client, conn, true, FinRecord::Fin(None)).await;
                 }
-                Err(e) => warn!(side = "client", "{}", ClientFailure::from_io(&e)),
+                Err(e) => {
+                    if let Some(held_back) = conn.run.client_tls_warnings.failure(Instant::now()) {
+                        warn!(side = "client", held_back, "{}", ClientFailure::from_io(&e));
+                    }
+                }
             }
             tap.closed(Leg::Client).await;
             tap.closed(Leg::Upstream).await;

@@ -110,8 +110,11 @@ pub struct RunShared {
     pub tls: Option<Interceptor>,
     /// Connections opened and closed, faults fired, for whoever listens (`faultline serve`).
     pub events: events::RunEvents,
-    /// Upstream connects that fail are warned about at most once a second.
+    /// Upstream connects (and TLS handshakes) that fail are warned about at most once a second.
     pub upstream_warnings: warn_every::WarnEvery,
+    /// So are clients whose TLS handshake with faultline fails (a client that does not trust
+    /// faultline's CA fails every connection it retries).
+    pub client_tls_warnings: warn_every::WarnEvery,
 }
 
 impl RunShared {
@@ -134,6 +137,7 @@ impl RunShared {
             tls: None,
             events: events::RunEvents::default(),
             upstream_warnings: warn_every::WarnEvery::new(UPSTREAM_WARN_EVERY),
+            client_tls_warnings: warn_every::WarnEvery::new(UPSTREAM_WARN_EVERY),
         })
     }
 }
@@ -322,6 +326,7 @@ pub async fn start_on(
         capture,
         events: events::RunEvents::default(),
         upstream_warnings: warn_every::WarnEvery::new(UPSTREAM_WARN_EVERY),
+        client_tls_warnings: warn_every::WarnEvery::new(UPSTREAM_WARN_EVERY),
     });
     info!(
         listen = %local_addr,
