@@ -406,9 +406,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<RunShared>) {
     let mut ordinal = 0u64;
     let mut backoff = ACCEPT_BACKOFF_MIN;
     let warnings = warn_every::WarnEvery::new(ACCEPT_WARN_EVERY);
-    let baseline = fd_limit::open_now();
+    fd_limit::note_baseline();
     loop {
-        let accepted = if fd_limit::another_connection_fits(shared.active.load(Relaxed), baseline) {
+        let accepted = if fd_limit::another_connection_fits() {
             tokio::select! {
                 accepted = listener.accept() => accepted,
                 () = shared.shutdown.cancelled() => break,
@@ -428,8 +428,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<RunShared>) {
                     connection: ordinal,
                     client: client_addr,
                 });
+                // The client's socket and the upstream leg it will need, until the task ends.
+                let claim = fd_limit::FdClaim::new(2);
                 let serve = connection::serve(stream, client_addr, ordinal, shared.clone());
-                tracker.spawn(task_guard::guarded(ordinal, shared.clone(), serve));
+                tracker.spawn(task_guard::guarded(ordinal, shared.clone(), async move {
+                    serve.await;
+                    drop(claim);
+                }));
             }
             Err(e) => {
                 if let Some(held_back) = warnings.failure(tokio::time::Instant::now()) {

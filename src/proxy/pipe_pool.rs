@@ -26,10 +26,17 @@ pub struct Pipe {
     write: OwnedFd,
     /// Bytes spliced in and not yet spliced out.
     pub(crate) filled: usize,
+    /// Its two fds, counted against the open-file budget while it is open.
+    _claim: super::fd_limit::FdClaim,
 }
 
 impl Pipe {
     fn open() -> io::Result<Pipe> {
+        if !super::fd_limit::another_pipe_fits() {
+            return Err(io::Error::other(
+                "no fds to spare for a splice pipe under the open-file limit",
+            ));
+        }
         let mut fds: [RawFd; 2] = [-1, -1];
         // SAFETY: `fds` is a live array of two c_ints, exactly what pipe2 writes on success; on
         // failure nothing is written and we return before using it.
@@ -52,6 +59,7 @@ impl Pipe {
             read,
             write,
             filled: 0,
+            _claim: super::fd_limit::FdClaim::new(2),
         })
     }
 

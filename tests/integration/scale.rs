@@ -287,6 +287,88 @@ fn out_of_fds_the_accept_loop_backs_off_warns_once_a_second_and_recovers() {
     assert!(stderr.contains("failures="), "{stderr}");
 }
 
+/// Busy connections take splice pipes (two fds per moving direction) beyond the two sockets the
+/// accept check counts: they once used up the fds a newly accepted client's upstream leg needed,
+/// and that client was reset. Pipes now come out of the same budget and leave room for another
+/// connection (a connection without one relays through the pump): every client is served or
+/// waits in the backlog, none is reset.
+#[test]
+fn busy_connections_pipes_never_cost_a_new_client_its_upstream_leg() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let upstream = echo_upstream();
+    let proxy = Proxy::start(
+        "ulimit -n 80 &&",
+        &[
+            "--upstream",
+            &upstream.to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[("RUST_LOG", "faultline=warn")],
+    );
+    let addr = proxy.addr();
+    // Fourteen connections that keep both directions moving: their pipes alone (4 fds each)
+    // would take more fds than the reserve the accept check keeps.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut movers = Vec::new();
+    for _ in 0..14 {
+        let stream = TcpStream::connect(addr).expect("connect a busy client");
+        let mut reader = stream.try_clone().expect("clone");
+        let mut writer = stream;
+        let stop_writing = stop.clone();
+        movers.push(thread::spawn(move || {
+            let chunk = vec![7u8; 64 * 1024];
+            while !stop_writing.load(Ordering::Relaxed) {
+                if writer.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            let _ = writer.shutdown(std::net::Shutdown::Write);
+        }));
+        movers.push(thread::spawn(move || {
+            let mut sink = vec![0u8; 64 * 1024];
+            while let Ok(n) = reader.read(&mut sink) {
+                if n == 0 {
+                    break;
+                }
+            }
+        }));
+    }
+    thread::sleep(Duration::from_millis(300));
+    let mut served = Vec::new();
+    let mut waiting = 0;
+    let mut reset = 0;
+    for i in 0..30u8 {
+        let mut stream = TcpStream::connect(addr).expect("connect (kernel backlog)");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        let mut back = [0u8; 8];
+        match stream
+            .write_all(&[i; 8])
+            .and_then(|()| stream.read_exact(&mut back))
+        {
+            Ok(()) => served.push(stream),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => waiting += 1,
+            Err(_) => reset += 1,
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(served);
+    for mover in movers {
+        mover.join().expect("a mover thread");
+    }
+    let stderr = proxy.stop();
+    assert_eq!(
+        reset, 0,
+        "{reset} clients reset ({waiting} waiting in the backlog):\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("cannot connect to upstream"),
+        "an upstream leg found no fd:\n{stderr}"
+    );
+}
+
 /// Every client of a dead upstream fails the same way: a trial saw one warning per
 /// connection (41 in 1 ms). The first is logged, then at most one a second with a count.
 #[test]
