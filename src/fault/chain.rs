@@ -69,6 +69,12 @@ impl FaultChain {
         }
     }
 
+    /// The keys of the rules in the chain, in order: a chain whose keys changed lost or
+    /// replaced a rule.
+    pub fn keys(&self) -> Vec<u64> {
+        self.faults.iter().map(|(key, _)| *key).collect()
+    }
+
     /// The plan for a chunk of `len` payload bytes that arrived at `arrival`.
     pub fn plan(&mut self, len: usize, arrival: Instant) -> Vec<Step> {
         self.apply(vec![Step::send(len, arrival)], arrival)

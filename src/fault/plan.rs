@@ -46,15 +46,24 @@ pub struct Mark {
     /// never see it: the fault acts on whole directions only), so the mark carries it to the
     /// pump, the one place that holds the leg's TLS session.
     pub tls_alert: Option<super::tls_alert::AlertName>,
+    /// A follow-up's rule key ([`Mark::follow_up`]): the rule whose firing it continues, which
+    /// it does not count again. A hold lasts only while that rule is in force.
+    pub follows: Option<u64>,
 }
 
 impl Mark {
+    /// The key of the rule this mark stems from: its own rule, or the one it follows up.
+    pub fn rule_key(&self) -> Option<u64> {
+        self.rule.as_ref().map(|r| r.key).or(self.follows)
+    }
+
     /// A mark left by `rule`.
     pub fn rule(rule: &RuleId, note: impl Into<String>) -> Mark {
         Mark {
             rule: Some(rule.clone()),
             note: note.into(),
             tls_alert: None,
+            follows: None,
         }
     }
 
@@ -64,6 +73,7 @@ impl Mark {
             rule: None,
             note: note.into(),
             tls_alert: None,
+            follows: None,
         }
     }
 
@@ -71,7 +81,10 @@ impl Mark {
     /// consequence, the end of a stream a fault swallows): it names the rule in the capture
     /// without counting it a second time.
     pub fn follow_up(rule: &RuleId, what: impl Into<String>) -> Mark {
-        Mark::proxy(format!("{} (rule \"{}\")", what.into(), rule.name))
+        Mark {
+            follows: Some(rule.key),
+            ..Mark::proxy(format!("{} (rule \"{}\")", what.into(), rule.name))
+        }
     }
 
     /// The same mark, asking the pump to fail the destination leg with `alert`.

@@ -135,6 +135,8 @@ where
     // Once an End or Hold is planned, nothing more is read in this direction.
     let mut closed_by_plan = false;
     let mut holding = false;
+    // The rule whose hold is in force (`None`: faultline's own, or not known).
+    let mut held_by: Option<u64> = None;
     let replay_recorded = replay.recorded;
     let mut replay = (!replay.is_empty()).then_some(replay.bytes);
     // Bytes read but not planned yet: the HTTP session holds back an incomplete head until it
@@ -198,6 +200,7 @@ where
                     return PumpEnd::Parked { rest };
                 }
                 Some(Queued::Hold { mark }) => {
+                    held_by = mark.rule_key();
                     let comment = conn.fault_fired(&mark);
                     conn.tap.note(direction, comment).await;
                     holding = true;
@@ -269,7 +272,8 @@ where
                     }
                     None
                 }
-                () = rules.changed(), if relaying => {
+                // Also while held or delayed: a lifted rule releases what it holds.
+                () = rules.changed(), if !eof || !queue.is_empty() => {
                     rules_changed = true;
                     None
                 }
@@ -284,7 +288,24 @@ where
         };
         if rules_changed {
             // `changed` adopted the new rules already (a refresh would find nothing new).
+            let before = planner.keys();
             planner = rules.direction_chain(direction, Some(planner));
+            let now_in_force = planner.keys();
+            if before.iter().any(|key| !now_in_force.contains(key)) {
+                // A rule of this direction was lifted or replaced: what its old schedule still
+                // holds leaves now, as Toxiproxy's toxics hand their data on when interrupted.
+                // A hold is lifted when its own rule went, and only without a protocol session
+                // (whose framer planned the held bytes already).
+                let lifted = |key: Option<u64>| key.is_some_and(|k| !now_in_force.contains(&k));
+                let unhold = !has_session;
+                release(&mut queue, Instant::now(), |mark| {
+                    unhold && lifted(mark.rule_key())
+                });
+                if holding && unhold && lifted(held_by) {
+                    holding = false;
+                    closed_by_plan = queue.iter().any(Queued::ends_direction);
+                }
+            }
             continue;
         }
         if woken {
@@ -446,6 +467,32 @@ where
     Ok(())
 }
 
+impl Queued {
+    /// Whether this step ends relaying in its direction for good.
+    fn ends_direction(&self) -> bool {
+        matches!(
+            self,
+            Queued::End { .. } | Queued::Answer { .. } | Queued::Park { .. }
+        )
+    }
+}
+
+/// A rule of the direction was lifted or replaced: every queued write due later is due `now`
+/// (order kept), and the holds not reached yet whose mark `lifted` says went are dropped, so
+/// the bytes behind them follow (the caller lifts the one in force).
+fn release(queue: &mut VecDeque<Queued>, now: Instant, lifted: impl Fn(&Mark) -> bool) {
+    for queued in queue.iter_mut() {
+        if let Queued::Send {
+            not_before: Some(at),
+            ..
+        } = queued
+        {
+            *at = (*at).min(now);
+        }
+    }
+    queue.retain(|q| !matches!(q, Queued::Hold { mark } if lifted(mark)));
+}
+
 /// Queues the steps of a plan over `chunk`; returns whether a step ended relaying in this
 /// direction (nothing more is read then).
 ///
@@ -531,6 +578,16 @@ fn enqueue(
             }
             Step::Hold { mark } => {
                 queue.push_back(Queued::Hold { mark });
+                // The rest of the chunk waits behind the hold: a rule change that lifts it
+                // (see `release`) relays it, nothing is lost.
+                if !chunk.is_empty() {
+                    *queued_bytes += chunk.len();
+                    queue.push_back(Queued::Send {
+                        bytes: chunk,
+                        not_before: None,
+                        mark: None,
+                    });
+                }
                 return true;
             }
             Step::Answer { bytes, mark } => {
@@ -559,6 +616,40 @@ mod tests {
                 _ => (b"(other)".to_vec(), false),
             })
             .collect()
+    }
+
+    /// A lifted rule releases what it held; a rule still in force keeps its hold.
+    #[test]
+    fn a_release_frees_delayed_writes_and_only_the_lifted_rules_holds() {
+        use crate::fault::plan::RuleId;
+        let now = Instant::now();
+        let later = now + std::time::Duration::from_secs(60);
+        let (gone, kept) = (RuleId::new(1, "gone"), RuleId::new(2, "kept"));
+        let mut queue = VecDeque::new();
+        queue.push_back(Queued::Send {
+            bytes: Bytes::from_static(b"late"),
+            not_before: Some(later),
+            mark: None,
+        });
+        queue.push_back(Queued::Hold {
+            mark: Mark::rule(&gone, "stalled"),
+        });
+        queue.push_back(Queued::Hold {
+            mark: Mark::follow_up(&kept, "end held"),
+        });
+        release(&mut queue, now, |mark| mark.rule_key() == Some(1));
+        assert!(matches!(
+            queue.front(),
+            Some(Queued::Send { not_before: Some(at), .. }) if *at == now
+        ));
+        let holds: Vec<Option<u64>> = queue
+            .iter()
+            .filter_map(|q| match q {
+                Queued::Hold { mark } => Some(mark.rule_key()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(holds, vec![Some(2)]);
     }
 
     /// A slicer with no delay (Toxiproxy's default) must still write each piece on its own:

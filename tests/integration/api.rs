@@ -1601,6 +1601,89 @@ fn removing_a_bandwidth_toxic_frees_an_open_transfer_at_once() {
     daemon.stop();
 }
 
+/// A trial held 5 bytes behind a toxic and removed it: a `latency` of 5 s still delivered them
+/// 4.7 s later, and a `bandwidth` of rate 0 (a stall) never did, leaving the connection open for
+/// good. Toxiproxy's toxics hand their data on when interrupted; faultline's now release what a
+/// lifted or replaced rule still holds, at once, in order.
+#[test]
+fn data_a_removed_toxic_holds_is_delivered_at_once() {
+    let dir = TempDir::new("api-held-released");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "held", upstream.server.addr);
+    for (toxic, name) in [
+        (
+            r#"{"type":"latency","stream":"downstream","attributes":{"latency":5000}}"#,
+            "latency_downstream",
+        ),
+        (
+            r#"{"type":"bandwidth","stream":"upstream","attributes":{"rate":0}}"#,
+            "bandwidth_upstream",
+        ),
+        (
+            r#"{"type":"slicer","stream":"downstream","attributes":{"average_size":1,"delay":2000000}}"#,
+            "slicer_downstream",
+        ),
+    ] {
+        println!("{name}");
+        let mut stream = connect(proxy);
+        let (status, body) = http(api, "POST", "/proxies/held/toxics", toxic);
+        assert_eq!(status, 200, "{body}");
+        stream.write_all(b"hello").expect("write");
+        std::thread::sleep(Duration::from_millis(300));
+        let removed = Instant::now();
+        let (status, body) = http(api, "DELETE", &format!("/proxies/held/toxics/{name}"), "");
+        assert_eq!(status, 204, "{body}");
+        let mut back = Vec::new();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let waited = read_until(&mut stream, &mut back, 5);
+        assert_eq!(back, b"hello", "{name}");
+        let after = removed.elapsed();
+        assert!(
+            after < Duration::from_millis(1000),
+            "{name}: the held bytes came {after:?} after the toxic was removed ({waited:?} read)"
+        );
+        // The connection goes on unhindered.
+        let took = exchange(&mut stream, 1000);
+        assert!(
+            took < Duration::from_secs(1),
+            "{name}: then an echo took {took:?}"
+        );
+    }
+    // A slow_close holding the FIN: removing it lets the close through.
+    let mut stream = connect(proxy);
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/held/toxics",
+        r#"{"type":"slow_close","stream":"upstream","attributes":{"delay":20000}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    stream.shutdown(Shutdown::Write).expect("half-close");
+    std::thread::sleep(Duration::from_millis(300));
+    let removed = Instant::now();
+    let (status, body) = http(
+        api,
+        "DELETE",
+        "/proxies/held/toxics/slow_close_upstream",
+        "",
+    );
+    assert_eq!(status, 204, "{body}");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    assert!(
+        removed.elapsed() < Duration::from_millis(1000),
+        "the FIN a removed slow_close held came {:?} after the removal",
+        removed.elapsed()
+    );
+    daemon.stop();
+}
+
 /// The files in `dir`, sorted by name, with their sizes.
 fn files_in(dir: &std::path::Path) -> Vec<(String, u64)> {
     let mut files: Vec<(String, u64)> = std::fs::read_dir(dir)
