@@ -248,8 +248,10 @@ pub async fn serve(mut client: TcpStream, client_addr: SocketAddr, id: u64, run:
         // for the new rules whenever the rule book is replaced.
         let rules = ConnectionRules::new(facts.clone(), run.seed, run.rules.watch());
         let strict = scenario.protocol == Protocol::Http;
-        let wanted =
-            strict || forward || rules.matched().iter().any(|&i| scenario.rules[i].is_http());
+        let wanted = strict
+            || forward
+            || scenario.counts_attempts()
+            || rules.matched().iter().any(|&i| scenario.rules[i].is_http());
         let setup = Setup {
             protocol: scenario.protocol,
             forward,

@@ -409,6 +409,16 @@ impl Scenario {
             .collect()
     }
 
+    /// Whether a rule counts attempts (`attempt = N`): the nth time a method + target was seen
+    /// in the run counts requests on every connection, also those no HTTP rule selects, so
+    /// every connection is followed as HTTP (otherwise adding an unrelated rule, which makes
+    /// more connections followed, would change which attempt is which).
+    pub fn counts_attempts(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.matcher.http.as_ref().is_some_and(|h| h.attempt.is_some()))
+    }
+
     /// Whether a connection's ClientHello must be read before rules decide (a rule with `sni`,
     /// or TLS interception).
     pub fn needs_client_hello(&self) -> bool {

@@ -2171,6 +2171,34 @@ async fn strict_http_answers_a_valid_request_before_the_400_for_garbage_after_it
     .await;
 }
 
+/// `attempt` counts every request of the run, also on connections no HTTP rule selects: a
+/// trial's `every = 2` rule for first attempts answered the second connection's PUT (its
+/// attempt 2) because the first connection, not selected, was never followed as HTTP, and an
+/// unrelated rule that selected it changed the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_are_counted_on_connections_no_rule_selects() {
+    bounded("attempt with every", async {
+        let mut h = Harness::store(
+            "attempt-every",
+            "",
+            r#"
+[[rule]]
+match = { every = 2, method = "PUT", attempt = 1 }
+fault.respond = { status = 503 }
+"#,
+        )
+        .await;
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            let put = request("PUT", "/files/obj", &[], b"x");
+            statuses.push(one_request(h.proxy, &put).await.status);
+        }
+        assert_eq!(statuses, [201, 204, 204], "only attempt 1 is a first try");
+        h.finish().await;
+    })
+    .await;
+}
+
 /// A kept-alive client of a forward proxy may name another origin in its next request (Python's
 /// urllib3 pools plain-HTTP proxy connections per proxy, not per origin): faultline moves the
 /// connection to that origin, a new upstream leg, after the responses before it, and the
