@@ -103,13 +103,17 @@ pub fn arm_request<'h>(
             if !http.matches_request(facts, &header) {
                 continue;
             }
-            let ordinal = counters.nth_match(rule.key);
-            if http
-                .request
-                .as_ref()
-                .is_some_and(|wanted| !wanted.contains(&ordinal))
-            {
-                continue;
+            // With `status`, the nth request is among those whose response had the status:
+            // counted at the response ([`arm_response`]).
+            if !waits_for_status(rule) {
+                let ordinal = counters.nth_match(rule.key);
+                if http
+                    .request
+                    .as_ref()
+                    .is_some_and(|wanted| !wanted.contains(&ordinal))
+                {
+                    continue;
+                }
             }
         }
         // A `status` rule matched only once its response shows that status: counted then.
@@ -137,8 +141,9 @@ fn waits_for_status(rule: &crate::scenario::Rule) -> bool {
 }
 
 /// The rules of `on_response` (keys) still in `scenario` whose `status` key (if any) accepts
-/// `status`; each `status` rule it keeps is counted as matched now (the summary's "matched N
-/// requests" is the responses that had the status, not the requests that might have).
+/// `status` (and, with `request = N`, whose nth response with that status this is); each
+/// `status` rule it keeps is counted as matched now (the summary's "matched N requests" is the
+/// responses that had the status, not the requests that might have).
 pub fn arm_response(
     scenario: &Scenario,
     on_response: &[u64],
@@ -150,11 +155,20 @@ pub fn arm_response(
         .copied()
         .filter(|&key| {
             scenario.rule_by_key(key).is_some_and(|(_, rule)| {
-                let accepted = rule
+                let mut accepted = rule
                     .matcher
                     .http
                     .as_ref()
                     .is_none_or(|h| h.matches_status(status));
+                if accepted && waits_for_status(rule) {
+                    let ordinal = counters.nth_match(key);
+                    accepted = rule
+                        .matcher
+                        .http
+                        .as_ref()
+                        .and_then(|h| h.request.as_ref())
+                        .is_none_or(|wanted| wanted.contains(&ordinal));
+                }
                 if accepted && waits_for_status(rule) {
                     bump(&counters.armed, key);
                 }
@@ -223,5 +237,28 @@ fault.respond = { status = 503 }
         assert!(arm_response(&s, &[key(1)], 200, &counters).is_empty());
         assert_eq!(counters.armed(key(1)), 1, "one response had the status");
         assert_eq!(counters.armed(key(2)), 2);
+    }
+
+    /// `request = 2` with `status = 404` is the second 404, not whichever 404 answered the
+    /// second request: the ordinal counts the responses that had the status.
+    #[test]
+    fn the_nth_request_of_a_status_rule_counts_responses_with_the_status() {
+        let s = scenario(
+            r#"
+[[rule]]
+match = { method = "GET", status = 404, request = 2 }
+fault.truncate = { after = 5 }
+"#,
+        );
+        let counters = RunCounters::new();
+        let key = s.rules[0].key;
+        let mut cut = Vec::new();
+        for status in [200, 404, 200, 404, 404] {
+            let armed = arm_request(&s, &[0], &facts("GET", "/x", 1), |_| None, &counters);
+            assert_eq!(armed.on_response, vec![key]);
+            cut.push(!arm_response(&s, &armed.on_response, status, &counters).is_empty());
+        }
+        assert_eq!(cut, [false, false, false, true, false]);
+        assert_eq!(counters.armed(key), 1);
     }
 }
