@@ -41,6 +41,48 @@ impl Status {
     }
 }
 
+impl Status {
+    /// The line for a terminal `width` columns wide: the full sentence when it fits, else a
+    /// compact one, else the compact one cut. It stays shorter than the width, because a line
+    /// that reaches the last column wraps on many terminals, and `\r` with erase-line then
+    /// redraws below the old line instead of over it (an 80-column terminal filled with status
+    /// lines).
+    pub fn line(&self, width: usize) -> String {
+        let room = width.saturating_sub(1).max(1);
+        let full = self.to_string();
+        if full.chars().count() <= room {
+            return full;
+        }
+        let mut compact = format!(
+            "{} open/{} · up {} · down {} · {} fired",
+            self.open,
+            self.total,
+            size(self.up),
+            size(self.down),
+            self.fired
+        );
+        if let Some(capture) = self.capture {
+            compact.push_str(&format!(" · cap {}", size(capture)));
+        }
+        compact.chars().take(room).collect()
+    }
+}
+
+/// The width of the terminal stderr is, in columns; `None` when it is not a terminal or does
+/// not say.
+pub fn terminal_width() -> Option<usize> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` through the pointer, which points at a live,
+    // properly aligned local; on failure nothing is written and the return value says so.
+    let rc = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) };
+    (rc == 0 && size.ws_col > 0).then_some(usize::from(size.ws_col))
+}
+
 /// `1.5 MiB`, `800 B`.
 fn size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -83,8 +125,10 @@ pub struct StatusShown(Arc<AtomicBool>);
 impl StatusShown {
     /// Draws `status` over the current line of stderr.
     pub fn draw(&self, status: &Status) {
+        // A terminal that does not say its width (a bare pty) gets the whole line.
+        let line = status.line(terminal_width().unwrap_or(usize::MAX));
         let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[2K{status}");
+        let _ = write!(err, "\r\x1b[2K{line}");
         let _ = err.flush();
         self.0.store(true, Relaxed);
     }
@@ -141,6 +185,28 @@ mod tests {
             status.to_string(),
             "2 open / 40 connections · client->upstream 1.5 KiB · upstream->client 5.0 MiB · 1 fault fired · capture 800 B"
         );
+    }
+
+    #[test]
+    fn the_line_fits_a_narrow_terminal_without_reaching_its_last_column() {
+        let status = Status {
+            open: 0,
+            total: 0,
+            up: 0,
+            down: 0,
+            fired: 0,
+            capture: Some(12 * 1024),
+        };
+        let wide = status.line(200);
+        assert_eq!(wide, status.to_string());
+        let eighty = status.line(80);
+        assert!(eighty.chars().count() < 80, "{eighty}");
+        assert_eq!(
+            eighty,
+            "0 open/0 · up 0 B · down 0 B · 0 fired · cap 12.0 KiB"
+        );
+        let tiny = status.line(20);
+        assert_eq!(tiny.chars().count(), 19, "{tiny}");
     }
 
     #[test]
