@@ -156,10 +156,10 @@ pub struct FaultError {
 }
 
 impl FaultError {
-    fn new(key: &'static str, message: &str) -> Self {
+    fn new(key: &'static str, message: impl Into<String>) -> Self {
         FaultError {
             key,
-            message: message.to_string(),
+            message: message.into(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::FaultError;
-use crate::http::answer::{closing_answer, reason_phrase};
+use crate::http::answer::{closing_head, reason_phrase};
 
 /// When faultline answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -28,7 +28,7 @@ pub enum RespondAfter {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Respond {
-    /// Status code, 100–599.
+    /// Status code of a final answer, 200–599.
     pub status: u16,
     /// Response body (default: the status line's reason phrase).
     pub body: Option<String>,
@@ -43,10 +43,16 @@ pub struct Respond {
 impl Respond {
     /// The status must be a real HTTP status and headers must not break the framing we write.
     pub fn validate(&self) -> Result<(), FaultError> {
-        if !(100..=599).contains(&self.status) {
+        if !(200..=599).contains(&self.status) {
             return Err(FaultError::new(
                 "status",
-                "an HTTP status is between 100 and 599",
+                "faultline's answer is final: a status between 200 and 599 (a 1xx is not an answer)",
+            ));
+        }
+        if self.body.is_some() && !self.has_body() {
+            return Err(FaultError::new(
+                "body",
+                format!("a {} answer has no body; remove `body`", self.status),
             ));
         }
         for (name, value) in &self.headers {
@@ -57,33 +63,61 @@ impl Respond {
                     "Content-Length, Transfer-Encoding and Connection are set by faultline",
                 ));
             }
-            let multiline = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n');
-            if name.is_empty() || name.contains(':') || multiline(name) || multiline(value) {
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
                 return Err(FaultError::new(
                     "headers",
-                    "header names and values must be single-line text",
+                    format!(
+                        "{name:?} is not a header name: letters, digits and !#$%&'*+-.^_`|~ only (RFC 9110 §5.1)"
+                    ),
+                ));
+            }
+            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                return Err(FaultError::new(
+                    "headers",
+                    format!("the value of {name} must be one line of text"),
                 ));
             }
         }
         Ok(())
     }
 
-    /// The exact bytes faultline sends: status line, headers, `Connection: close`, body.
-    pub fn response_bytes(&self) -> Vec<u8> {
-        let body = self.body.clone().unwrap_or_else(|| {
-            format!(
-                "{} {} (injected by faultline)\n",
-                self.status,
-                reason_phrase(self.status)
-            )
-        });
+    /// Whether an answer with this status carries a body (204 and 304 never do).
+    fn has_body(&self) -> bool {
+        !matches!(self.status, 204 | 304)
+    }
+
+    /// The exact bytes faultline sends: status line, headers, `Content-Length` (none for a 204),
+    /// `Connection: close`, and the body unless the status has none or the request was a `HEAD`
+    /// (whose answer states the length of the body a GET would get, without it).
+    pub fn response_bytes(&self, head_request: bool) -> Vec<u8> {
+        let body = if self.has_body() {
+            self.body.clone().unwrap_or_else(|| {
+                format!(
+                    "{} {} (injected by faultline)\n",
+                    self.status,
+                    reason_phrase(self.status)
+                )
+            })
+        } else {
+            String::new()
+        };
         let headers: Vec<(&str, &str)> = self
             .headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        closing_answer(self.status, &headers, body.as_bytes())
+        let length = (self.status != 204).then_some(body.len());
+        let mut bytes = closing_head(self.status, &headers, length);
+        if !head_request {
+            bytes.extend_from_slice(body.as_bytes());
+        }
+        bytes
     }
+}
+
+/// A `tchar` of RFC 9110 §5.6.2, of which header names are made.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]
@@ -98,7 +132,7 @@ mod tests {
             headers: BTreeMap::from([("Retry-After".to_string(), "1".to_string())]),
             after: RespondAfter::RequestBody,
         };
-        let text = String::from_utf8(respond.response_bytes()).expect("utf8");
+        let text = String::from_utf8(respond.response_bytes(false)).expect("utf8");
         assert_eq!(
             text,
             "HTTP/1.1 500 Internal Server Error\r\nRetry-After: 1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno"
@@ -117,5 +151,49 @@ mod tests {
         respond.status = 503;
         respond.headers.insert("Content-Length".into(), "3".into());
         assert_eq!(respond.validate().map_err(|e| e.key), Err("headers"));
+    }
+
+    /// Found by a trial: a 204 went out with `Content-Length: 2` and a body, a HEAD got the
+    /// body, 101 passed as a final answer, and a header name with a space was sent.
+    #[test]
+    fn answers_keep_to_http_rules() {
+        let answer = |status: u16, body: Option<&str>| Respond {
+            status,
+            body: body.map(str::to_string),
+            headers: BTreeMap::new(),
+            after: RespondAfter::RequestBody,
+        };
+        let no_content = String::from_utf8(answer(204, None).response_bytes(false)).expect("utf8");
+        assert_eq!(
+            no_content,
+            "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+        );
+        let not_modified =
+            String::from_utf8(answer(304, None).response_bytes(false)).expect("utf8");
+        assert!(not_modified.ends_with("Content-Length: 0\r\nConnection: close\r\n\r\n"));
+        assert_eq!(
+            answer(204, Some("hi")).validate().map_err(|e| e.key),
+            Err("body")
+        );
+        let head =
+            String::from_utf8(answer(503, Some("hello")).response_bytes(true)).expect("utf8");
+        assert!(
+            head.ends_with("Content-Length: 5\r\nConnection: close\r\n\r\n"),
+            "{head}"
+        );
+        for status in [100, 101, 199] {
+            assert_eq!(
+                answer(status, None).validate().map_err(|e| e.key),
+                Err("status")
+            );
+        }
+        for bad in ["Bad Header", "", "x:y", "é"] {
+            let mut r = answer(500, None);
+            r.headers.insert(bad.to_string(), "v".to_string());
+            assert_eq!(r.validate().map_err(|e| e.key), Err("headers"), "{bad:?}");
+        }
+        assert!(String::from_utf8(answer(418, None).response_bytes(false))
+            .expect("utf8")
+            .starts_with("HTTP/1.1 418 I'm a teapot\r\n"));
     }
 }

@@ -605,6 +605,25 @@ fn rule_from(
                 .to_string(),
         ));
     }
+    if matches!(fault, Fault::SlowClose(_)) && http.is_some() {
+        // A message's end is not a close: the FIN it delays belongs to the whole direction.
+        return Err(at_fault(
+            "slow_close delays the close of a whole direction; remove the HTTP keys from this rule's match"
+                .to_string(),
+        ));
+    }
+    if let Some(name) = &section.name {
+        if name.chars().any(char::is_control) {
+            // Names go into log lines, the summary and capture comments, one line each.
+            let offset = locate_within(text, fault_span.start, "name").unwrap_or(fault_span.start);
+            return Err(invalid(
+                offset,
+                format!("rule[{number}].name"),
+                "a rule name is one line of text: no newlines, tabs or other control characters"
+                    .to_string(),
+            ));
+        }
+    }
     if let Some(direction) = &m.direction {
         if fault.is_http_only() {
             return Err(invalid(
@@ -924,6 +943,19 @@ fault.refuse = {}
         let e = error_of("[[rule]]\nmatch = { conection = 2 }\nfault.refuse = {}\n");
         assert_eq!((e.line, e.key.as_str()), (2, "rule[1].match.conection"));
         assert!(e.message.contains("unknown field"), "{}", e.message);
+    }
+
+    /// Found by a trial: `check` accepted both, and the first did nothing at run time, the
+    /// second broke the summary and the inspect table into two lines.
+    #[test]
+    fn a_slow_close_chosen_by_http_keys_and_a_multi_line_name_are_refused() {
+        let e = error_of(
+            "[[rule]]\nmatch = { method = \"GET\" }\nfault.slow_close = { delay = \"2s\" }\n",
+        );
+        assert_eq!(e.key, "rule[1].fault.slow_close");
+        assert!(e.message.contains("whole direction"), "{}", e.message);
+        let e = error_of("[[rule]]\nname = \"two\\nlines\"\nfault.refuse = {}\n");
+        assert_eq!((e.line, e.key.as_str()), (2, "rule[1].name"));
     }
 
     #[test]

@@ -360,7 +360,10 @@ impl Http1Session {
                         "answered {} to {label} without forwarding it",
                         respond.status
                     );
-                    pending.answer = Some((respond.response_bytes(), Mark::rule(&rule.id, note)));
+                    pending.answer = Some((
+                        respond.response_bytes(head.method == "HEAD"),
+                        Mark::rule(&rule.id, note),
+                    ));
                     // A client waiting for `100 Continue` sends no body: answering at once is what
                     // RFC 9110 §10.1.1 allows a server that will not read the body.
                     answer_after = Some(if head.expects_continue() {
