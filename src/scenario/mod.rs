@@ -164,7 +164,7 @@ impl HttpMatch {
             }
         }
         if let Some(glob) = &self.host {
-            if !facts.host.is_some_and(|h| glob.matches(h)) {
+            if !facts.host.is_some_and(|h| host_matches(glob, h)) {
                 return false;
             }
         }
@@ -186,6 +186,20 @@ impl HttpMatch {
     pub fn matches_status(&self, status: u16) -> bool {
         self.status.as_ref().is_none_or(|s| s.contains(&status))
     }
+}
+
+/// A `host` glob without a port (`"localhost"`, `"*.example"`) matches the host name whatever
+/// the port, as a user writing it means; one with a `:` matches the whole `host:port`. (Host
+/// carries the port whenever it is not the scheme's default, so `"localhost"` never matched a
+/// test server's `localhost:8080`.)
+fn host_matches(glob: &Glob, host: &str) -> bool {
+    if glob.matches(host) {
+        return true;
+    }
+    if glob.as_str().contains(':') {
+        return false;
+    }
+    crate::http::authority::split_host_port(host, 0).is_some_and(|(name, _)| glob.matches(&name))
 }
 
 impl Rule {
@@ -491,7 +505,29 @@ impl Scenario {
                 "rule \"{name}\": sni matches the server name of a TLS ClientHello, but [proxy] protocol = \"{protocol}\" without [proxy.tls] intercept = true reads cleartext, which has none: it will never fire (add intercept = true, or use protocol = \"auto\" or \"tcp\" to select TLS connections passed through)"
             ));
         }
+        if rule.matcher.probability.is_some_and(|p| p.value() == 0.0) {
+            return Some(format!(
+                "rule \"{name}\": probability = 0 selects no connection: it will never fire"
+            ));
+        }
         let http = rule.matcher.http.as_ref()?;
+        if let Some(path) = &http.path {
+            if !path.as_str().starts_with(['/', '*', '{', '[', '?']) {
+                return Some(format!(
+                    "rule \"{name}\": path {:?} never matches: request paths start with / (write \"/{}\")",
+                    path.as_str(),
+                    path.as_str()
+                ));
+            }
+        }
+        if http.status.is_some()
+            && rule.explicit_direction
+            && rule.matcher.direction == DirectionMatch::ClientToUpstream
+        {
+            return Some(format!(
+                "rule \"{name}\": status is known only from the response, but direction = \"client->upstream\" acts on the request: it will never fire (use \"upstream->client\" or \"both\")"
+            ));
+        }
         if matches!(rule.fault, Fault::Goaway(_)) {
             return Some(format!(
                 "rule \"{name}\": goaway acts on a whole HTTP/2 connection, so its HTTP keys never match and it will never fire: choose connections with connection, every or probability"
@@ -956,6 +992,44 @@ fault.refuse = {}
         assert!(e.message.contains("whole direction"), "{}", e.message);
         let e = error_of("[[rule]]\nname = \"two\\nlines\"\nfault.refuse = {}\n");
         assert_eq!((e.line, e.key.as_str()), (2, "rule[1].name"));
+    }
+
+    /// Rules a trial wrote that never act, which `check` passed in silence.
+    #[test]
+    fn rules_that_can_never_act_are_warned_about() {
+        let cases = [
+            (
+                "match = { probability = 0.0 }\nfault.refuse = {}",
+                "probability = 0",
+            ),
+            (
+                "match = { path = \"files/p1\" }\nfault.respond = { status = 503 }",
+                "start with /",
+            ),
+            (
+                "match = { status = 201, direction = \"client->upstream\" }\nfault.truncate = { after = 1 }",
+                "never fire",
+            ),
+        ];
+        for (rule, says) in cases {
+            let found = warnings(&format!("[[rule]]\n{rule}\n"));
+            assert!(found.iter().any(|w| w.contains(says)), "{rule}: {found:?}");
+        }
+        let quiet =
+            warnings("[[rule]]\nmatch = { path = \"/**/x\" }\nfault.respond = { status = 503 }\n");
+        assert!(quiet.is_empty(), "{quiet:?}");
+    }
+
+    #[test]
+    fn a_host_without_a_port_matches_whatever_the_port() {
+        let glob = |p: &str| Glob::new(p, Case::Insensitive).expect("glob");
+        assert!(host_matches(&glob("localhost"), "localhost:8080"));
+        assert!(host_matches(&glob("localhost"), "LOCALHOST"));
+        assert!(host_matches(&glob("*.example"), "a.example:443"));
+        assert!(!host_matches(&glob("localhost:*"), "other:80"));
+        assert!(host_matches(&glob("localhost:80*"), "localhost:8080"));
+        assert!(!host_matches(&glob("localhost:9"), "localhost:8080"));
+        assert!(!host_matches(&glob("other"), "localhost:8080"));
     }
 
     #[test]
