@@ -80,10 +80,20 @@ impl Scenario {
         let ca = dir.and_then(|dir| {
             crate::tls::CertificateAuthority::load(&dir, time::OffsetDateTime::now_utc())
         });
-        if let Err(e) = ca {
-            out.warnings.push(format!(
-                "`run` will refuse to intercept TLS until this is fixed: {e}"
-            ));
+        match ca {
+            Ok(_) => {}
+            // No CA yet: `faultline ca init` on this machine is the next step, not a mistake
+            // in the file.
+            Err(e @ (TlsError::CaMissing { .. } | TlsError::NoCaDir)) => out.warnings.push(
+                format!("`run` will refuse to intercept TLS until this is fixed: {e}"),
+            ),
+            // A CA that is there and unusable (a key others may read, a damaged or expired
+            // certificate): `run` refuses it, so `check` does too.
+            Err(e) => out.errors.push(error(
+                spans.tls.ca_dir.as_ref(),
+                "proxy.tls.ca_dir",
+                format!("{e}: `run` will refuse it"),
+            )),
         }
         out
     }
@@ -106,6 +116,7 @@ struct ProxySpans {
 
 #[derive(Debug, Default, Deserialize)]
 struct TlsSpans {
+    ca_dir: Option<Spanned<String>>,
     upstream_ca: Option<Spanned<String>>,
     keylog: Option<Spanned<String>>,
 }
@@ -179,6 +190,28 @@ mod tests {
         );
         let got = fine.preflight();
         assert!(got.errors.is_empty() && got.warnings.is_empty(), "{got:?}");
+    }
+
+    /// A trial's CA key readable by the group: `check` said ok, `run` refused it (exit 2).
+    #[test]
+    fn a_ca_run_refuses_is_an_error() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = TestDir::new("preflight-ca-open");
+        let ca = tmp.path().join("ca");
+        let dir = crate::tls::ca_dir::CaDir::new(&ca);
+        crate::tls::CertificateAuthority::init(&dir, time::OffsetDateTime::now_utc()).unwrap();
+        std::fs::set_permissions(dir.key_path(), std::fs::Permissions::from_mode(0o640)).unwrap();
+        let s = load(
+            tmp.path(),
+            "[proxy.tls]\nintercept = true\nca_dir = \"ca\"\n",
+        );
+        let got = s.preflight();
+        assert!(got.warnings.is_empty(), "{:?}", got.warnings);
+        assert_eq!(got.errors.len(), 1, "{:?}", got.errors);
+        assert_eq!(
+            (got.errors[0].key.as_str(), got.errors[0].line),
+            ("proxy.tls.ca_dir", 3)
+        );
     }
 
     #[test]
