@@ -65,6 +65,9 @@ struct Session {
     dead: Option<String>,
 }
 
+/// Record starts kept per direction for placing comments (a comment names a packet just read).
+const RECORD_STARTS_KEPT: usize = 256;
+
 #[derive(Debug, Default)]
 struct DirState {
     /// Bytes of the direction not yet cut into records.
@@ -73,6 +76,9 @@ struct DirState {
     offset: u64,
     /// Plaintext bytes handed on so far.
     plain: u64,
+    /// The latest records' stream offsets and the plaintext offset each began at (bounded):
+    /// where a comment on a ciphertext packet lands in the plaintext.
+    starts: std::collections::VecDeque<(u64, u64)>,
     /// Record keys once the direction is encrypted.
     keys: Option<RecordKeys>,
     /// TLS 1.3: the traffic secret `keys` come from (for KeyUpdate).
@@ -191,6 +197,10 @@ impl<C: StreamConsumer> TlsLayer<C> {
             let at = state.offset;
             state.buf.drain(..5 + len);
             state.offset += (5 + len) as u64;
+            if state.starts.len() == RECORD_STARTS_KEPT {
+                state.starts.pop_front();
+            }
+            state.starts.push_back((at, state.plain));
             self.record(dir, at, header, &payload, ts);
         }
     }
@@ -552,8 +562,23 @@ impl<C: StreamConsumer> StreamConsumer for TlsLayer<C> {
         self.inner.gap(dir, offset, missing);
     }
 
+    /// A comment names where its packet starts; the packet's records were decrypted already
+    /// (reassembly hands the data on first), so the plaintext cursor is past them: the comment
+    /// goes where the first record starting at or after the packet began in the plaintext. A
+    /// fault note then marks the frame it shaped, not the next one (a trial saw a stream's
+    /// RST_STREAM note land on another stream of a raw TLS capture).
     fn comment(&mut self, dir: Direction, offset: u64, text: &str, ts: u64) {
-        let at = self.plain_offset(dir, offset);
+        let at = match &self.state {
+            State::Tls(session) => {
+                let state = &session.dirs[dir.index()];
+                state
+                    .starts
+                    .iter()
+                    .find(|(start, _)| *start >= offset)
+                    .map_or(state.plain, |(_, plain)| *plain)
+            }
+            _ => offset,
+        };
         self.inner.comment(dir, at, text, ts);
     }
 }
@@ -571,6 +596,7 @@ mod tests {
         data: [Vec<u8>; 2],
         gaps: usize,
         fins: usize,
+        comments: Vec<(Direction, u64)>,
     }
 
     impl StreamConsumer for Collect {
@@ -589,7 +615,9 @@ mod tests {
         fn gap(&mut self, _: Direction, _: u64, _: u64) {
             self.gaps += 1;
         }
-        fn comment(&mut self, _: Direction, _: u64, _: &str, _: u64) {}
+        fn comment(&mut self, dir: Direction, offset: u64, _: &str, _: u64) {
+            self.comments.push((dir, offset));
+        }
     }
 
     fn info() -> FlowInfo {
@@ -673,6 +701,46 @@ mod tests {
             );
             assert_eq!(
                 got.data[1], b"HTTP/1.1 200 OK\r\nanswer after it",
+                "{suite:?}"
+            );
+        }
+    }
+
+    /// A comment on the packet that carries a record marks where that record's plaintext
+    /// starts, not where the plaintext stood after it was decrypted.
+    #[test]
+    fn a_comment_lands_where_its_packets_plaintext_starts() {
+        for suite in every_suite() {
+            let session = session_with_traffic(suite);
+            let keys = TlsKeys::default();
+            keys.add(session.key_log_text().as_bytes());
+            let mut layer = TlsLayer::new(Collect::default(), keys, &info());
+            let last_server = session
+                .transcript
+                .iter()
+                .rposition(|(to_server, b)| !to_server && !b.is_empty())
+                .expect("the server wrote");
+            let mut offsets = [0u64; 2];
+            for (i, (to_server, bytes)) in session.transcript.iter().enumerate() {
+                let dir = if *to_server {
+                    Direction::ClientToUpstream
+                } else {
+                    Direction::UpstreamToClient
+                };
+                let at = offsets[dir.index()];
+                layer.data(dir, at, bytes, 0);
+                offsets[dir.index()] += bytes.len() as u64;
+                if i == last_server {
+                    layer.comment(dir, at, "faultline: rule \"r\" latency", 0);
+                }
+            }
+            let (got, _) = layer.finish();
+            assert_eq!(
+                got.comments,
+                vec![(
+                    Direction::UpstreamToClient,
+                    b"HTTP/1.1 200 OK\r\n".len() as u64
+                )],
                 "{suite:?}"
             );
         }
