@@ -188,6 +188,38 @@ impl HttpMatch {
     }
 }
 
+/// Each `[[rule]]` of `text` in one canonical spelling (keys sorted, values as toml writes them),
+/// in file order; empty when the text does not parse as a table (validation reports why).
+fn canonical_rules(text: &str) -> Vec<String> {
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    match table.get("rule") {
+        Some(toml::Value::Array(rules)) => rules.iter().map(canonical_value).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `value` written with sorted keys and no layout of its own.
+fn canonical_value(value: &toml::Value) -> String {
+    match value {
+        toml::Value::Table(table) => {
+            let mut keys: Vec<&String> = table.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{k:?}={}", canonical_value(&table[k])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        toml::Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(canonical_value).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => other.to_string(),
+    }
+}
+
 /// A `host` glob without a port (`"localhost"`, `"*.example"`) matches the host name whatever
 /// the port, as a user writing it means; one with a `:` matches the whole `host:port`. (Host
 /// carries the port whenever it is not the scheme's default, so `"localhost"` never matched a
@@ -349,10 +381,15 @@ impl Scenario {
         // Rules with the same text seen so far, by text key: counted as they come, because a
         // scan of the earlier rules made loading quadratic (20,000 rules took 30 s).
         let mut seen: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+        let canonical = canonical_rules(text);
         for (index, section) in file.rules.into_iter().enumerate() {
             let span = section.span();
             let own_text = text.get(span.clone()).unwrap_or_default().trim();
-            let base = seed::key_of(own_text.as_bytes());
+            // A rule is identified by what it says, not how: the same rule written with inline
+            // tables, dotted keys or sub-tables, with other comments or spacing (or as a capture
+            // records it), draws the same.
+            let identity = canonical.get(index).map_or(own_text, String::as_str);
+            let base = seed::key_of(identity.as_bytes());
             let twins = {
                 let count = seen.entry(base).or_default();
                 *count += 1;
@@ -979,6 +1016,30 @@ fault.refuse = {}
         let e = error_of("[[rule]]\nmatch = { conection = 2 }\nfault.refuse = {}\n");
         assert_eq!((e.line, e.key.as_str()), (2, "rule[1].match.conection"));
         assert!(e.message.contains("unknown field"), "{}", e.message);
+    }
+
+    /// A trial's coin rule drew differently written three ways; a rule is its meaning.
+    #[test]
+    fn a_rules_key_does_not_depend_on_how_it_is_written() {
+        let key = |text: &str| {
+            Scenario::from_toml(text, "k.toml", "k")
+                .expect("valid")
+                .rules[0]
+                .key
+        };
+        let plain =
+            key("[[rule]]\nmatch = { probability = 0.5 }\nfault.truncate = { after = 5 }\n");
+        for spelling in [
+            "[[rule]]\nmatch.probability = 0.50\nfault.truncate = { after = 5 }\n",
+            "[[rule]]\nmatch = { probability = 0.5 } # coin\nfault.truncate = { after = 5 }\n",
+            "[[rule]]\n[rule.match]\nprobability = 0.5\n[rule.fault.truncate]\nafter = 5\n",
+        ] {
+            assert_eq!(key(spelling), plain, "{spelling}");
+        }
+        assert_ne!(
+            key("[[rule]]\nmatch = { probability = 0.5 }\nfault.truncate = { after = 6 }\n"),
+            plain
+        );
     }
 
     /// Found by a trial: `check` accepted both, and the first did nothing at run time, the
