@@ -635,8 +635,7 @@ fn rule_from(
     let fault = section.fault;
     let fault_key = format!("rule[{number}].fault.{}", fault.name());
     if let Err(e) = fault.validate() {
-        let offset =
-            locate_within(text, fault_span.start, fault.name()).unwrap_or(fault_span.start);
+        let offset = locate_fault_key(text, fault_span.start, fault.name(), e.key);
         return Err(invalid(offset, format!("{fault_key}.{}", e.key), e.message));
     }
     let m = section.matcher;
@@ -840,16 +839,32 @@ fn key_path(path: &serde_path_to_error::Path) -> String {
     out
 }
 
-/// The offset of the first `needle` after `start` and before the next table header, so a
-/// validation error of a rule points at its fault rather than at its `[[rule]]` line.
+/// The offset of the first `needle` after `start` and before the next `[[…]]` header (the
+/// rule's own sub-tables, `[rule.fault.respond]`, are searched too), so a validation error of
+/// a rule points at its fault rather than at its `[[rule]]` line.
 fn locate_within(text: &str, start: usize, needle: &str) -> Option<usize> {
     let rest = text.get(start..)?;
     let body_start = rest.find('\n').map(|i| i + 1).unwrap_or(rest.len());
     let body = rest.get(body_start..)?;
-    let end = body.find("\n[").unwrap_or(body.len());
+    let end = body.find("\n[[").unwrap_or(body.len());
     body.get(..end)?
         .find(needle)
         .map(|i| start + body_start + i)
+}
+
+/// Where a parameter `key` of the rule's fault `fault` is written: the first `key` after the
+/// fault's name (`fault.respond = { status = 99 }`, or `status = 99` under
+/// `[rule.fault.respond]`), else the fault's name, else the rule's start.
+fn locate_fault_key(text: &str, rule_start: usize, fault: &str, key: &str) -> usize {
+    let Some(at_fault) = locate_within(text, rule_start, fault) else {
+        return rule_start;
+    };
+    text.get(at_fault..)
+        .and_then(|rest| {
+            let end = rest.find("\n[[").unwrap_or(rest.len());
+            rest.get(..end)?.find(key)
+        })
+        .map_or(at_fault, |i| at_fault + i)
 }
 
 /// The fault names a rule may use, for messages (a unit test keeps it equal to the schema's).
@@ -1016,6 +1031,19 @@ fault.refuse = {}
         let e = error_of("[[rule]]\nmatch = { conection = 2 }\nfault.refuse = {}\n");
         assert_eq!((e.line, e.key.as_str()), (2, "rule[1].match.conection"));
         assert!(e.message.contains("unknown field"), "{}", e.message);
+    }
+
+    /// A trial's `[rule.fault.respond]` with `status = 99` was located at `[[rule]]`, five lines
+    /// above the key.
+    #[test]
+    fn a_fault_parameter_error_points_at_the_parameter_in_either_spelling() {
+        let e = error_of("[[rule]]\n[rule.match]\nmethod = \"GET\"\n[rule.fault.respond]\nbody = \"x\"\nstatus = 99\n");
+        assert_eq!(
+            (e.key.as_str(), e.line, e.column),
+            ("rule[1].fault.respond.status", 6, 1)
+        );
+        let e = error_of("[[rule]]\nfault.respond = { status = 99 }\n");
+        assert_eq!((e.line, e.column), (2, 19));
     }
 
     /// A trial's coin rule drew differently written three ways; a rule is its meaning.
