@@ -219,9 +219,9 @@ fn print_run(run: &ReaderRun) {
         .collect();
     crate::say!("  the server served: {}", served.join(", "));
     crate::say!(
-        "  faultline: {} connection(s), the rule fired {} time(s); capture: {}",
-        run.connections,
-        run.fired,
+        "  faultline: {}, the rule fired {}; capture: {}",
+        crate::plural::count(run.connections, "connection"),
+        crate::plural::count(run.fired, "time"),
         run.capture.display()
     );
     match &run.inspection {
