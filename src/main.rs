@@ -300,27 +300,6 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
-    // A capture is evidence: a run never overwrites an earlier one (a replay command names the
-    // capture it came from), it writes the first free `NAME-N.pcapng` beside it, as serve does.
-    let capture = match capture.map(|wanted| {
-        faultline::capture::path::claim_unused(&wanted).map(|claimed| (wanted, claimed))
-    }) {
-        None => None,
-        Some(Ok((wanted, claimed))) => {
-            if claimed != wanted {
-                tracing::warn!(
-                    exists = %wanted.display(),
-                    capture = %claimed.display(),
-                    "the capture file exists already; this run writes a new one beside it"
-                );
-            }
-            Some(claimed)
-        }
-        Some(Err(e)) => {
-            eprintln!("faultline: capture: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
     let capture_path = capture.clone();
     let scenario = Arc::new(scenario);
     let started = proxy::start(RunPlan {

@@ -634,43 +634,6 @@ fn run_relays_with_flags_over_the_file_and_prints_a_summary_on_sigterm() {
     }
 }
 
-/// The replay command a capture carries names that capture (`--capture PATH`, or the scenario's
-/// `capture`): replaying the run overwrote the evidence it came from (a trial's 7.7 MB capture
-/// became 1,412 bytes). A run writes beside an existing capture instead, and says where.
-#[test]
-fn a_run_never_overwrites_an_existing_capture() {
-    let dir = TempDir::new("run-capture-kept");
-    let scenario = dir.write(
-        "kept.toml",
-        "name = \"kept\"\nseed = 1\n[proxy]\nupstream = \"builtin:echo\"\n",
-    );
-    let capture = dir.path().join("evidence.pcapng");
-    std::fs::write(&capture, b"the earlier run's capture").expect("write");
-    let process = Process::spawn(Command::new(BIN).arg("run").arg(&scenario).args([
-        "--listen",
-        "127.0.0.1:0",
-        "--capture",
-        &capture.display().to_string(),
-    ]));
-    let addr = listening_address(&process.wait_for_stderr("listening on"));
-    assert_eq!(round_trip(addr, b"ping"), b"ping");
-    process.terminate();
-    let out = process.wait();
-    assert_eq!(out.code(), Some(0), "stderr:\n{}", out.stderr);
-    assert_eq!(
-        std::fs::read(&capture).expect("still there"),
-        b"the earlier run's capture"
-    );
-    let beside = dir.path().join("evidence-2.pcapng");
-    assert!(
-        std::fs::metadata(&beside).is_ok_and(|m| m.len() > 0),
-        "the new capture is written beside it:\n{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("evidence-2.pcapng"), "{}", out.stderr);
-    assert!(out.stdout.contains("capture: "), "{}", out.stdout);
-}
-
 /// A `status = 404` rule's summary said `matched 4 requests` when one response was a 404: it
 /// counted every request that might have had the status. It counts the responses that had it.
 #[test]
