@@ -405,12 +405,32 @@ impl Registry {
         Ok(())
     }
 
-    /// `POST /reset`: every proxy enabled, without toxics or rules.
+    /// `POST /reset`: every proxy without toxics or rules, and enabled. A proxy that cannot
+    /// start again (another proxy took its address while it was disabled) does not stop the
+    /// others: every proxy is reset, then the first failure is reported, with Toxiproxy's
+    /// status for it (500: its `ResetState` passes the listen error on as it is), naming the
+    /// proxies that stay disabled.
     pub async fn reset(&mut self) -> Answer {
+        let mut failed: Vec<(String, ApiError)> = Vec::new();
         for proxy in self.proxies.values_mut() {
-            proxy.reset(&self.ctx).await?;
+            if let Err(e) = proxy.reset(&self.ctx).await {
+                tracing::warn!(proxy = %proxy.name, error = %e.message, "reset: the proxy cannot start again; it stays disabled");
+                failed.push((proxy.name.clone(), e));
+            }
         }
-        Ok((204, String::new()))
+        let Some((_, first)) = failed.first() else {
+            return Ok((204, String::new()));
+        };
+        let names: Vec<&str> = failed.iter().map(|(name, _)| name.as_str()).collect();
+        Err(ApiError::new(
+            500,
+            format!(
+                "{}: every proxy's toxics and rules are removed, but {} {} could not be enabled again",
+                first.message,
+                if names.len() == 1 { "proxy" } else { "proxies" },
+                names.join(", "),
+            ),
+        ))
     }
 
     /// `GET /proxies/{name}/toxics`.

@@ -1970,3 +1970,65 @@ fn serve_takes_a_forward_mode_scenario_file() {
     let stopped = daemon.stop();
     assert!(stopped.status.success(), "{}", stopped.output());
 }
+
+/// Regression: `POST /reset` stopped at the first proxy that could not be enabled again
+/// (another proxy took its port while it was disabled) and answered 409, so the proxies after
+/// it in name order kept their toxics, and the Python client raised `ProxyExists`. Now every
+/// proxy is reset, those that can be are enabled, and the failure is a 500, as Toxiproxy's.
+#[test]
+fn a_reset_that_cannot_enable_one_proxy_still_resets_every_other() {
+    let dir = TempDir::new("api-reset-partial");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let a = create_proxy(api, "a", upstream.server.addr);
+    let z = create_proxy(api, "z", upstream.server.addr);
+    for name in ["a", "z"] {
+        let (status, body) = http(
+            api,
+            "POST",
+            &format!("/proxies/{name}/toxics"),
+            r#"{"type":"latency","attributes":{"latency":10}}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = http(api, "POST", "/proxies/a", r#"{"enabled":false}"#);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies",
+        &format!(
+            r#"{{"name":"m","listen":"{a}","upstream":"{}"}}"#,
+            upstream.server.addr
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = http(api, "POST", "/reset", "");
+    assert_eq!(status, 500, "{body}");
+    let error = json(&body);
+    assert_eq!(error["status"], 500, "{body}");
+    let message = error["error"].as_str().expect("a message");
+    assert!(
+        message.starts_with(&format!("listen tcp {a}: bind: address already in use"))
+            && message.ends_with("but proxy a could not be enabled again"),
+        "{message}"
+    );
+    let (_, body) = http(api, "GET", "/proxies", "");
+    let proxies = json(&body);
+    for name in ["a", "m", "z"] {
+        assert_eq!(proxies[name]["toxics"], serde_json::json!([]), "{body}");
+    }
+    assert_eq!(proxies["a"]["enabled"], false, "{body}");
+    assert_eq!(proxies["m"]["enabled"], true, "{body}");
+    assert_eq!(proxies["z"]["enabled"], true, "{body}");
+    assert_eq!(echo_through(z, b"after the reset"), b"after the reset");
+    assert_eq!(echo_through(a, b"m holds the port"), b"m holds the port");
+    // Once the port is free again, a reset enables `a` and answers 204.
+    let (status, body) = http(api, "DELETE", "/proxies/m", "");
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = http(api, "POST", "/reset", "");
+    assert_eq!(status, 204, "{body}");
+    let (_, body) = http(api, "GET", "/proxies/a", "");
+    assert_eq!(json(&body)["enabled"], true, "{body}");
+    daemon.stop();
+}
