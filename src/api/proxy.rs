@@ -230,6 +230,20 @@ fn settings_of(text: &str, seed: u64, capture: Option<&str>) -> Option<Settings>
     })
 }
 
+/// Makes each rule of `next` that replaces a rule of `current` of the same lineage (the same
+/// toxic, updated) count on from that rule's counters.
+fn carry_counters(current: &Scenario, next: &Scenario, stats: &crate::proxy::stats::RunStats) {
+    for (key, lineage) in &next.lineage {
+        if let Some((old, _)) = current
+            .lineage
+            .iter()
+            .find(|(old, of)| *of == lineage && *old != key)
+        {
+            stats.carry(*old, *key);
+        }
+    }
+}
+
 /// The base text without its rules (what `POST /reset` keeps).
 fn without_rules(text: &str) -> String {
     match text.parse::<toml::Table>() {
@@ -272,7 +286,7 @@ impl ManagedProxy {
         self.folder = Some(folder.to_path_buf());
     }
 
-    /// A number for a toxic being added, never given before on this proxy.
+    /// A number for a toxic being added or updated, never given before on this proxy.
     pub fn new_instance(&mut self) -> u64 {
         self.instances += 1;
         self.instances
@@ -327,9 +341,11 @@ impl ManagedProxy {
     }
 
     /// The scenario in force with `base` and `toxics`: base rules first, then one rule per toxic
-    /// (a `noop` has none). A toxic's rule is keyed by its text and its instance, and has the
-    /// instance as lineage: an updated toxic's new rule takes over the old one's state on open
-    /// connections, and one removed and added again (even with the very same values) is new.
+    /// (a `noop` has none). A toxic's rule is keyed by its text, its instance and its revision,
+    /// and has the instance as lineage: an updated toxic's new rule (a new key, even when no
+    /// value changed: an update restarts the toxic's timers) takes over the old one's state on
+    /// open connections, and one removed and added again (even with the very same values) is
+    /// new.
     fn compose(&self, base: &str, toxics: &[Toxic]) -> Result<Scenario, ApiError> {
         let text = compose_text(base, toxics);
         let mut scenario = Scenario::from_toml(&text, &format!("proxy {}", self.name), &self.name)
@@ -367,11 +383,16 @@ impl ManagedProxy {
     }
 
     /// Puts `toxics` in force (on open connections too); nothing changes when they do not load.
+    /// An updated toxic's rule has a new key; its counters (matched, fired) carry over to it, so
+    /// the summary and `/metrics` go on counting (Prometheus sees no counter reset).
     pub fn set_toxics(&mut self, toxics: Vec<Toxic>) -> Result<(), ApiError> {
         let scenario = self.compose(&self.base, &toxics)?;
         self.toxics = toxics;
         if let Some(run) = &self.run {
-            run.running.shared.rules.replace(Arc::new(scenario));
+            let shared = &run.running.shared;
+            // Before the new book is out, so no connection counts under a new key first.
+            carry_counters(&shared.rules.current(), &scenario, &shared.stats);
+            shared.rules.replace(Arc::new(scenario));
         }
         Ok(())
     }

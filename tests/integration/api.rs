@@ -2032,3 +2032,79 @@ fn a_reset_that_cannot_enable_one_proxy_still_resets_every_other() {
     assert_eq!(json(&body)["enabled"], true, "{body}");
     daemon.stop();
 }
+
+/// A rule's counter in `/metrics` (`faultline_rule_WHICH{proxy=…,rule=…}`).
+fn rule_metric(api: SocketAddr, which: &str, proxy: &str, rule: &str) -> u64 {
+    let (status, body) = http(api, "GET", "/metrics", "");
+    assert_eq!(status, 200, "{body}");
+    let name = format!("faultline_rule_{which}{{proxy=\"{proxy}\",rule=\"{rule}\"}} ");
+    body.lines()
+        .find_map(|line| line.strip_prefix(&name))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {which} counter for {proxy}/{rule} in {body}"))
+}
+
+/// Regression: updating a toxic gave its rule a new key, and the counters were kept by key,
+/// so `faultline_rule_fired_total` went from 3 to 0 (a counter reset to Prometheus) and the
+/// summary's matched and fired too. They carry over now, and a connection that both the old
+/// and the updated toxic selected counts once.
+#[test]
+fn an_updated_toxic_keeps_counting() {
+    let dir = TempDir::new("api-update-counters");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "c", upstream.server.addr);
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/c/toxics",
+        r#"{"type":"latency","attributes":{"latency":1}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..2 {
+        exchange(&mut connect(proxy), 10);
+    }
+    let mut open = connect(proxy);
+    exchange(&mut open, 10);
+    let fired = rule_metric(api, "fired_total", "c", "latency_downstream");
+    assert!(fired >= 3, "it delayed each connection: {fired}");
+    for update in [r#"{"attributes":{"latency":2}}"#, "{}"] {
+        let (status, body) = http(api, "POST", "/proxies/c/toxics/latency_downstream", update);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            rule_metric(api, "fired_total", "c", "latency_downstream"),
+            fired,
+            "after {update}"
+        );
+        let rule = &summary(api, "c")["rules"][0];
+        assert_eq!(rule["fired"], fired, "{rule}");
+        assert_eq!(rule["matched"], 3, "{rule}");
+    }
+    // The open connection goes on under the updated toxic, still one matched connection; a
+    // new one fires on top of the carried count.
+    exchange(&mut open, 10);
+    let mut second = connect(proxy);
+    exchange(&mut second, 10);
+    let after = rule_metric(api, "fired_total", "c", "latency_downstream");
+    assert!(after > fired, "{after} after {fired}");
+    assert_eq!(
+        rule_metric(api, "matched_connections_total", "c", "latency_downstream"),
+        4
+    );
+    // Removed and added again, it is a new toxic: from zero.
+    drop((open, second));
+    let (status, body) = http(api, "DELETE", "/proxies/c/toxics/latency_downstream", "");
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/c/toxics",
+        r#"{"type":"latency","attributes":{"latency":1}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        rule_metric(api, "fired_total", "c", "latency_downstream"),
+        0
+    );
+    daemon.stop();
+}
