@@ -368,6 +368,7 @@ impl ManagedProxy {
                 &[
                     b"toxic".as_slice(),
                     &toxic.instance.to_le_bytes(),
+                    &toxic.revision.to_le_bytes(),
                     &rule.key.to_le_bytes(),
                 ]
                 .concat(),

@@ -469,7 +469,8 @@ impl Registry {
     pub fn update_toxic(&mut self, name: &str, toxic: &str, body: &[u8]) -> Answer {
         let proxy = self.get_mut(name)?;
         let current = proxy.toxic(toxic).ok_or_else(ApiError::toxic_not_found)?;
-        let next = current.updated(body)?;
+        let mut next = current.updated(body)?;
+        next.revision = proxy.new_instance();
         let json = next.to_json();
         let toxics = proxy
             .toxics_in_order()

@@ -2108,3 +2108,44 @@ fn an_updated_toxic_keeps_counting() {
     );
     daemon.stop();
 }
+
+/// Regression: an update that changed no value (the same `timeout`, `{}`, `toxicity: 1`) kept
+/// the toxic's rule as it was, so a `timeout` toxic's timer went on from when it was added;
+/// the docs (and Toxiproxy) restart a toxic on every update.
+#[test]
+fn every_update_of_a_timeout_toxic_starts_its_timer_again() {
+    let dir = TempDir::new("api-timeout-restart");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "t", upstream.server.addr);
+    let mut stream = connect(proxy);
+    exchange(&mut stream, 10);
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/t/toxics",
+        r#"{"type":"timeout","stream":"upstream","attributes":{"timeout":800}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut last = Instant::now();
+    for update in [
+        r#"{"attributes":{"timeout":800}}"#,
+        "{}",
+        r#"{"toxicity":1}"#,
+    ] {
+        // Each update comes well within the timer it restarts.
+        std::thread::sleep(Duration::from_millis(400));
+        // Timed from before the request: the update is in force once it is answered.
+        last = Instant::now();
+        let (status, body) = http(api, "POST", "/proxies/t/toxics/timeout_upstream", update);
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut back = Vec::new();
+    let _ = stream.read_to_end(&mut back);
+    let after = last.elapsed();
+    assert!(
+        after >= Duration::from_millis(800) && after < Duration::from_secs(5),
+        "closed {after:?} after the last update"
+    );
+    daemon.stop();
+}
