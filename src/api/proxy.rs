@@ -602,6 +602,26 @@ impl ManagedProxy {
         self.run.as_ref().and_then(|r| r.capture.as_ref())
     }
 
+    /// The capture `GET /faultline/proxies/{name}/capture` hands out: the current run's while
+    /// enabled; while disabled, the last run's (complete: it was flushed when the run ended),
+    /// the file the summary names. Otherwise why there is none, as the 404's message.
+    pub fn capture_to_serve(&self) -> Result<&PathBuf, String> {
+        let name = &self.name;
+        let hint = "give its scenario [proxy] capture, or start serve with --capture";
+        match (&self.run, &self.ended) {
+            (Some(run), _) => run
+                .capture
+                .as_ref()
+                .ok_or_else(|| format!("proxy {name} is not capturing: {hint}")),
+            (None, Some(ended)) => ended.capture.as_ref().ok_or_else(|| {
+                format!("proxy {name} is disabled, and its last run was not capturing: {hint}")
+            }),
+            (None, None) => Err(format!(
+                "proxy {name} is disabled and has not run yet, so it has no capture: enable it with POST /proxies/{name} {{\"enabled\":true}}"
+            )),
+        }
+    }
+
     /// `GET /faultline/proxies/{name}/summary`: the counters `faultline run` prints, as JSON
     /// (the current run's, or the last one's while disabled) plus the text `run` would print.
     pub fn summary_json(&self) -> String {

@@ -2149,3 +2149,63 @@ fn every_update_of_a_timeout_toxic_starts_its_timer_again() {
     );
     daemon.stop();
 }
+
+/// Regression: the capture of a disabled proxy answered 404 "is not capturing: … start serve
+/// with --capture" although serve was started so and the summary named the capture. A disabled
+/// proxy hands out its last run's capture (the file the summary names, complete); one that has
+/// no capture says why in words that fit.
+#[test]
+fn a_disabled_proxy_hands_out_its_last_runs_capture() {
+    let dir = TempDir::new("api-capture-disabled");
+    let upstream = echo_upstream();
+    let caps = dir.path().join("caps");
+    let template = caps.join("{name}-{time}.pcapng").display().to_string();
+    let (daemon, api) = serve(&dir, "serve", &["--capture", &template]);
+    let proxy = create_proxy(api, "p3", upstream.server.addr);
+    assert_eq!(echo_through(proxy, b"before the stop"), b"before the stop");
+    let (status, body) = http(api, "POST", "/proxies/p3", r#"{"enabled":false}"#);
+    assert_eq!(status, 200, "{body}");
+    let named = summary(api, "p3")["capture"]
+        .as_str()
+        .expect("the summary names the capture")
+        .to_string();
+    let (status, capture) = get_raw(api, "/faultline/proxies/p3/capture");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&capture));
+    assert_eq!(
+        capture,
+        std::fs::read(&named).expect("the capture file"),
+        "the file the summary names, whole"
+    );
+    let copy = dir.path().join("p3.pcapng");
+    std::fs::write(&copy, &capture).expect("save");
+    let legs = (0..2)
+        .map(|n| tshark::follow_raw(&copy, n))
+        .filter(|(to_server, to_client)| {
+            to_server == b"before the stop" && to_client == b"before the stop"
+        })
+        .count();
+    assert_eq!(legs, 2, "tshark reads both legs");
+    // A proxy created disabled never ran: no capture, and the answer says so.
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies",
+        &format!(
+            r#"{{"name":"off","listen":"127.0.0.1:0","upstream":"{}","enabled":false}}"#,
+            upstream.server.addr
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = http(api, "GET", "/faultline/proxies/off/capture", "");
+    assert_eq!(status, 404, "{body}");
+    let message = json(&body)["error"]
+        .as_str()
+        .expect("a message")
+        .to_string();
+    assert!(
+        message.starts_with("proxy off is disabled and has not run yet")
+            && !message.contains("--capture"),
+        "{message}"
+    );
+    daemon.stop();
+}
