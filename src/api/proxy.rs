@@ -74,6 +74,8 @@ pub struct ManagedProxy {
     ended: Option<EndedRun>,
     /// Toxics added so far: the next one's instance number.
     instances: u64,
+    /// The scenario file given to `serve` that made the proxy, for messages.
+    source: Option<String>,
 }
 
 /// A run that ended: what `/summary` and `serve`'s last lines report about it.
@@ -278,12 +280,23 @@ impl ManagedProxy {
             run: None,
             ended: None,
             instances: 0,
+            source: None,
         }
     }
 
     /// The base came from a scenario file in `folder` (see the field).
     pub fn read_from(&mut self, folder: &std::path::Path) {
         self.folder = Some(folder.to_path_buf());
+    }
+
+    /// The proxy was made from the scenario file `origin` given to `serve`.
+    pub fn came_from(&mut self, origin: &str) {
+        self.source = Some(origin.to_string());
+    }
+
+    /// The scenario file given to `serve` that made the proxy, if one did.
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
     }
 
     /// A number for a toxic being added or updated, never given before on this proxy.

@@ -211,7 +211,9 @@ impl Registry {
 
     /// A proxy made from a scenario file given to `serve`: named by the scenario, listening where
     /// it says (a free loopback port when it does not), its rules in force; relative
-    /// `[proxy.tls]` paths are read from the file's `folder`.
+    /// `[proxy.tls]` paths are read from the file's `folder`. Every error names the file
+    /// (`origin`) and, once the scenario loaded, the proxy; it is 409 only when the listen
+    /// address is in use (serve exits 1 then, as `run` does; 2 for everything else).
     pub async fn add_scenario(
         &mut self,
         text: String,
@@ -244,15 +246,30 @@ impl Registry {
             upstream: spec.to_string(),
             enabled: Some(true),
         };
-        check_name("proxy", &input.name)?;
-        resolve_listen(&input.listen).await?;
-        if self.proxies.contains_key(&input.name) {
+        let name = input.name.clone();
+        let named = |e: ApiError| {
+            ApiError::new(e.status, format!("{origin}: proxy {name:?}: {}", e.message))
+        };
+        check_name("proxy", &input.name).map_err(named)?;
+        resolve_listen(&input.listen).await.map_err(named)?;
+        if let Some(other) = self.proxies.get(&input.name) {
             return Err(ApiError::new(
-                409,
-                format!("{origin}: a proxy named {:?} already exists", input.name),
+                400,
+                format!(
+                    "{origin}: a proxy named {:?} already exists, from scenario {}: rename one of them",
+                    input.name,
+                    other.source().unwrap_or("(unknown)")
+                ),
             ));
         }
-        let proxy = self.add_as(input, text, spec, None, Some(folder)).await?;
+        self.add_as(input, text, spec, None, Some(folder))
+            .await
+            .map_err(named)?;
+        let proxy = self
+            .proxies
+            .get_mut(&name)
+            .ok_or_else(ApiError::proxy_not_found)?;
+        proxy.came_from(origin);
         Ok((201, proxy.to_json()))
     }
 
@@ -319,7 +336,7 @@ impl Registry {
     /// when one stopped it half-way.
     pub async fn populate(&mut self, body: &[u8]) -> (u16, String) {
         let mut done: Vec<String> = Vec::new();
-        let result = self.populate_inner(body, &mut done).await;
+        let result = self.populate_inner(body, &mut done, &mut None).await;
         let proxies: Vec<String> = done
             .iter()
             .filter_map(|n| self.proxies.get(n))
@@ -343,10 +360,45 @@ impl Registry {
         }
     }
 
+    /// `serve --config FILE` (`origin`): [`populate`](Self::populate) at start. Unlike a
+    /// `/populate` request, an entry may not take the name of a proxy a scenario file given to
+    /// `serve` made: it would silently replace that proxy and its rules (two scenario files
+    /// with one name are refused too). Errors name the file and, when a proxy cannot start,
+    /// the proxy; 409 only when a listen address is in use (serve exits 1 then, 2 otherwise).
+    pub async fn populate_file(&mut self, body: &[u8], origin: &str) -> Result<(), ApiError> {
+        if let Ok(Value::Array(items)) = parse_json(body) {
+            for (i, item) in items.iter().enumerate() {
+                let Some(name) = item.get("name").and_then(Value::as_str) else {
+                    continue;
+                };
+                if let Some(source) = self.proxies.get(name).and_then(|p| p.source()) {
+                    return Err(ApiError::new(
+                        400,
+                        format!(
+                            "{origin}: a proxy named {name:?} (at proxy {}) already exists, from scenario {source}: rename one of them",
+                            i + 1
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut done = Vec::new();
+        let mut failing = None;
+        self.populate_inner(body, &mut done, &mut failing)
+            .await
+            .map_err(|e| {
+                let proxy = failing
+                    .map(|name| format!("proxy {name:?}: "))
+                    .unwrap_or_default();
+                ApiError::new(e.status, format!("{origin}: {proxy}{}", e.message))
+            })
+    }
+
     async fn populate_inner(
         &mut self,
         body: &[u8],
         done: &mut Vec<String>,
+        failing: &mut Option<String>,
     ) -> Result<(), ApiError> {
         let inputs = match parse_json(body)? {
             Value::Array(items) => items,
@@ -366,6 +418,7 @@ impl Registry {
         }
         for input in parsed {
             let name = input.name.clone();
+            *failing = Some(name.clone());
             let spec = parse_upstream(&input.upstream)?;
             let mut replaced = None;
             let mut listener = None;
@@ -402,6 +455,7 @@ impl Registry {
             }
             done.push(name);
         }
+        *failing = None;
         Ok(())
     }
 

@@ -2209,3 +2209,130 @@ fn a_disabled_proxy_hands_out_its_last_runs_capture() {
     );
     daemon.stop();
 }
+
+/// `faultline serve ARGS…` expected to stop at start; its output.
+fn serve_fails(dir: &TempDir, label: &str, args: &[&str]) -> crate::support::process::Finished {
+    run_bounded(
+        Command::new(FAULTLINE).args(["serve", "--api"]).args(args),
+        dir.path(),
+        label,
+        Duration::from_secs(30),
+    )
+}
+
+/// Regression: a missing scenario file, a missing `--config` file and an `--api` that is no
+/// address exited 1, although a bad file exits 2 (as `check` and `run` say); a scenario file
+/// whose listen address was taken said `listen tcp …: bind: address already in use` without
+/// naming the file or the proxy. Bad input exits 2 now, an address in use 1 (as in `run`),
+/// and every message names the file and the proxy.
+#[test]
+fn serve_exits_2_for_bad_input_and_names_what_it_cannot_start() {
+    let dir = TempDir::new("api-serve-exit");
+    let code = |out: &crate::support::process::Finished| out.code();
+    let missing = serve_fails(&dir, "missing-file", &["127.0.0.1:0", "nonexist.toml"]);
+    assert_eq!(code(&missing), Some(2), "{}", missing.output());
+    assert!(
+        missing
+            .stderr
+            .contains("faultline: nonexist.toml: cannot read scenario: "),
+        "{}",
+        missing.stderr
+    );
+    let missing = serve_fails(
+        &dir,
+        "missing-config",
+        &["127.0.0.1:0", "--config", "nonexist.json"],
+    );
+    assert_eq!(code(&missing), Some(2), "{}", missing.output());
+    assert!(
+        missing
+            .stderr
+            .contains("faultline: nonexist.json: cannot read config: "),
+        "{}",
+        missing.stderr
+    );
+    let nonsense = serve_fails(&dir, "api-nonsense", &["nonsense"]);
+    assert_eq!(code(&nonsense), Some(2), "{}", nonsense.output());
+    assert!(
+        nonsense.stderr.contains("--api \"nonsense\""),
+        "{}",
+        nonsense.stderr
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a taken port");
+    let addr = taken.local_addr().expect("its address");
+    let file = dir.write(
+        "taken.toml",
+        &format!("name = \"busy\"\n[proxy]\nlisten = \"{addr}\"\nupstream = \"127.0.0.1:9\"\n"),
+    );
+    let busy = serve_fails(
+        &dir,
+        "taken-file",
+        &["127.0.0.1:0", file.to_str().expect("utf-8")],
+    );
+    assert_eq!(code(&busy), Some(1), "{}", busy.output());
+    assert!(
+        busy.stderr.contains(&format!(
+            "faultline: {}: proxy \"busy\": listen tcp {addr}: bind: address already in use",
+            file.display()
+        )),
+        "{}",
+        busy.stderr
+    );
+    let config = dir.write(
+        "taken.json",
+        &format!(r#"[{{"name":"c1","listen":"{addr}","upstream":"127.0.0.1:9"}}]"#),
+    );
+    let busy = serve_fails(
+        &dir,
+        "taken-config",
+        &["127.0.0.1:0", "--config", config.to_str().expect("utf-8")],
+    );
+    assert_eq!(code(&busy), Some(1), "{}", busy.output());
+    assert!(
+        busy.stderr.contains(&format!(
+            "faultline: {}: proxy \"c1\": listen tcp {addr}: bind: address already in use",
+            config.display()
+        )),
+        "{}",
+        busy.stderr
+    );
+    drop(taken);
+}
+
+/// Regression: a `--config` entry named like a scenario file's proxy replaced that proxy (and
+/// its rules) with only an INFO line, while two scenario files with one name exit 2. Both are
+/// refused now, naming both sources.
+#[test]
+fn a_config_entry_cannot_take_a_scenario_files_proxy_name() {
+    let dir = TempDir::new("api-serve-dup");
+    let file = dir.write(
+        "dup.toml",
+        "name = \"dup\"\n[proxy]\nupstream = \"127.0.0.1:9\"\n",
+    );
+    let config = dir.write(
+        "dup.json",
+        r#"[{"name":"other","listen":"127.0.0.1:0","upstream":"127.0.0.1:9"},{"name":"dup","listen":"127.0.0.1:0","upstream":"127.0.0.1:9"}]"#,
+    );
+    let (file, config) = (
+        file.to_str().expect("utf-8"),
+        config.to_str().expect("utf-8"),
+    );
+    let out = serve_fails(&dir, "dup", &["127.0.0.1:0", "--config", config, file]);
+    assert_eq!(out.code(), Some(2), "{}", out.output());
+    assert!(
+        out.stderr.contains(&format!(
+            "faultline: {config}: a proxy named \"dup\" (at proxy 2) already exists, from scenario {file}"
+        )),
+        "{}",
+        out.stderr
+    );
+    let out = serve_fails(&dir, "dup-files", &["127.0.0.1:0", file, file]);
+    assert_eq!(out.code(), Some(2), "{}", out.output());
+    assert!(
+        out.stderr.contains(&format!(
+            "faultline: {file}: a proxy named \"dup\" already exists, from scenario {file}"
+        )),
+        "{}",
+        out.stderr
+    );
+}
