@@ -118,13 +118,17 @@ impl Registry {
         }
     }
 
+    /// A new proxy's seed: from `serve --seed` and the name, else random; below 2^63 either
+    /// way, so it fits a TOML integer and the scenario a capture records always says `seed =`
+    /// (as a scenario file's own seed, which TOML holds, always does).
     fn seed_for(&self, name: &str) -> u64 {
-        match self.seed {
+        let seed = match self.seed {
             Some(base) => {
                 crate::seed::key_of(&[base.to_le_bytes().as_slice(), name.as_bytes()].concat())
             }
             None => rand::random(),
-        }
+        };
+        seed & i64::MAX as u64
     }
 
     fn get(&self, name: &str) -> Result<&ManagedProxy, ApiError> {
