@@ -536,10 +536,25 @@ fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
 async fn serve(args: ServeArgs) -> Result<ExitCode> {
     use faultline::api::{server, Api};
     let api = Arc::new(Api::new(args.capture.clone(), args.seed, command_line()));
-    let listeners = server::bind(&args.api).await?;
+    // Bad input (an --api that is no address, a file that cannot be read or is not valid)
+    // exits 2, as `check` and `run` do; an address in use exits 1, as in `run`.
+    let listeners = match server::bind(&args.api).await {
+        Ok(listeners) => listeners,
+        Err(e @ server::BindError::Invalid(_)) => return Ok(report_as(e.into(), 2)),
+        Err(e) => return Err(e.into()),
+    };
+    let exit_for =
+        |e: &faultline::api::ApiError| ExitCode::from(if e.status == 409 { 1 } else { 2 });
     for path in &args.scenarios {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read scenario {}", path.display()))?;
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(source) => {
+                let path = path.clone();
+                eprintln!("faultline: {}", ScenarioError::Read { path, source });
+                api.shutdown().await;
+                return Ok(ExitCode::from(2));
+            }
+        };
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -558,17 +573,25 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         if let Err(e) = added {
             eprintln!("faultline: {}", e.message);
             api.shutdown().await;
-            return Ok(ExitCode::from(2));
+            return Ok(exit_for(&e));
         }
     }
     if let Some(config) = &args.config {
-        let body = std::fs::read(config)
-            .with_context(|| format!("cannot read config {}", config.display()))?;
-        let (status, answer) = api.registry.lock().await.populate(&body).await;
-        if status >= 400 {
-            eprintln!("faultline: {}: {answer}", config.display());
+        let populated = match std::fs::read(config) {
+            Ok(body) => {
+                let origin = config.display().to_string();
+                let mut registry = api.registry.lock().await;
+                registry.populate_file(&body, &origin).await
+            }
+            Err(e) => Err(faultline::api::ApiError::new(
+                400,
+                format!("{}: cannot read config: {e}", config.display()),
+            )),
+        };
+        if let Err(e) = populated {
+            eprintln!("faultline: {}", e.message);
             api.shutdown().await;
-            return Ok(ExitCode::from(2));
+            return Ok(exit_for(&e));
         }
     }
     // Watch the signals before saying where the API is: a SIGTERM right after must stop us.

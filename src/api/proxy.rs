@@ -74,6 +74,8 @@ pub struct ManagedProxy {
     ended: Option<EndedRun>,
     /// Toxics added so far: the next one's instance number.
     instances: u64,
+    /// The scenario file given to `serve` that made the proxy, for messages.
+    source: Option<String>,
 }
 
 /// A run that ended: what `/summary` and `serve`'s last lines report about it.
@@ -230,6 +232,20 @@ fn settings_of(text: &str, seed: u64, capture: Option<&str>) -> Option<Settings>
     })
 }
 
+/// Makes each rule of `next` that replaces a rule of `current` of the same lineage (the same
+/// toxic, updated) count on from that rule's counters.
+fn carry_counters(current: &Scenario, next: &Scenario, stats: &crate::proxy::stats::RunStats) {
+    for (key, lineage) in &next.lineage {
+        if let Some((old, _)) = current
+            .lineage
+            .iter()
+            .find(|(old, of)| *of == lineage && *old != key)
+        {
+            stats.carry(*old, *key);
+        }
+    }
+}
+
 /// The base text without its rules (what `POST /reset` keeps).
 fn without_rules(text: &str) -> String {
     match text.parse::<toml::Table>() {
@@ -264,6 +280,7 @@ impl ManagedProxy {
             run: None,
             ended: None,
             instances: 0,
+            source: None,
         }
     }
 
@@ -272,7 +289,17 @@ impl ManagedProxy {
         self.folder = Some(folder.to_path_buf());
     }
 
-    /// A number for a toxic being added, never given before on this proxy.
+    /// The proxy was made from the scenario file `origin` given to `serve`.
+    pub fn came_from(&mut self, origin: &str) {
+        self.source = Some(origin.to_string());
+    }
+
+    /// The scenario file given to `serve` that made the proxy, if one did.
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
+    }
+
+    /// A number for a toxic being added or updated, never given before on this proxy.
     pub fn new_instance(&mut self) -> u64 {
         self.instances += 1;
         self.instances
@@ -327,9 +354,11 @@ impl ManagedProxy {
     }
 
     /// The scenario in force with `base` and `toxics`: base rules first, then one rule per toxic
-    /// (a `noop` has none). A toxic's rule is keyed by its text and its instance, and has the
-    /// instance as lineage: an updated toxic's new rule takes over the old one's state on open
-    /// connections, and one removed and added again (even with the very same values) is new.
+    /// (a `noop` has none). A toxic's rule is keyed by its text, its instance and its revision,
+    /// and has the instance as lineage: an updated toxic's new rule (a new key, even when no
+    /// value changed: an update restarts the toxic's timers) takes over the old one's state on
+    /// open connections, and one removed and added again (even with the very same values) is
+    /// new.
     fn compose(&self, base: &str, toxics: &[Toxic]) -> Result<Scenario, ApiError> {
         let text = compose_text(base, toxics);
         let mut scenario = Scenario::from_toml(&text, &format!("proxy {}", self.name), &self.name)
@@ -352,6 +381,7 @@ impl ManagedProxy {
                 &[
                     b"toxic".as_slice(),
                     &toxic.instance.to_le_bytes(),
+                    &toxic.revision.to_le_bytes(),
                     &rule.key.to_le_bytes(),
                 ]
                 .concat(),
@@ -367,11 +397,16 @@ impl ManagedProxy {
     }
 
     /// Puts `toxics` in force (on open connections too); nothing changes when they do not load.
+    /// An updated toxic's rule has a new key; its counters (matched, fired) carry over to it, so
+    /// the summary and `/metrics` go on counting (Prometheus sees no counter reset).
     pub fn set_toxics(&mut self, toxics: Vec<Toxic>) -> Result<(), ApiError> {
         let scenario = self.compose(&self.base, &toxics)?;
         self.toxics = toxics;
         if let Some(run) = &self.run {
-            run.running.shared.rules.replace(Arc::new(scenario));
+            let shared = &run.running.shared;
+            // Before the new book is out, so no connection counts under a new key first.
+            carry_counters(&shared.rules.current(), &scenario, &shared.stats);
+            shared.rules.replace(Arc::new(scenario));
         }
         Ok(())
     }
@@ -578,6 +613,26 @@ impl ManagedProxy {
     /// The capture file of the current run (or `None` when not capturing).
     pub fn capture_path(&self) -> Option<&PathBuf> {
         self.run.as_ref().and_then(|r| r.capture.as_ref())
+    }
+
+    /// The capture `GET /faultline/proxies/{name}/capture` hands out: the current run's while
+    /// enabled; while disabled, the last run's (complete: it was flushed when the run ended),
+    /// the file the summary names. Otherwise why there is none, as the 404's message.
+    pub fn capture_to_serve(&self) -> Result<&PathBuf, String> {
+        let name = &self.name;
+        let hint = "give its scenario [proxy] capture, or start serve with --capture";
+        match (&self.run, &self.ended) {
+            (Some(run), _) => run
+                .capture
+                .as_ref()
+                .ok_or_else(|| format!("proxy {name} is not capturing: {hint}")),
+            (None, Some(ended)) => ended.capture.as_ref().ok_or_else(|| {
+                format!("proxy {name} is disabled, and its last run was not capturing: {hint}")
+            }),
+            (None, None) => Err(format!(
+                "proxy {name} is disabled and has not run yet, so it has no capture: enable it with POST /proxies/{name} {{\"enabled\":true}}"
+            )),
+        }
     }
 
     /// `GET /faultline/proxies/{name}/summary`: the counters `faultline run` prints, as JSON

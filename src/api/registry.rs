@@ -118,13 +118,17 @@ impl Registry {
         }
     }
 
+    /// A new proxy's seed: from `serve --seed` and the name, else random; below 2^63 either
+    /// way, so it fits a TOML integer and the scenario a capture records always says `seed =`
+    /// (as a scenario file's own seed, which TOML holds, always does).
     fn seed_for(&self, name: &str) -> u64 {
-        match self.seed {
+        let seed = match self.seed {
             Some(base) => {
                 crate::seed::key_of(&[base.to_le_bytes().as_slice(), name.as_bytes()].concat())
             }
             None => rand::random(),
-        }
+        };
+        seed & i64::MAX as u64
     }
 
     fn get(&self, name: &str) -> Result<&ManagedProxy, ApiError> {
@@ -211,7 +215,9 @@ impl Registry {
 
     /// A proxy made from a scenario file given to `serve`: named by the scenario, listening where
     /// it says (a free loopback port when it does not), its rules in force; relative
-    /// `[proxy.tls]` paths are read from the file's `folder`.
+    /// `[proxy.tls]` paths are read from the file's `folder`. Every error names the file
+    /// (`origin`) and, once the scenario loaded, the proxy; it is 409 only when the listen
+    /// address is in use (serve exits 1 then, as `run` does; 2 for everything else).
     pub async fn add_scenario(
         &mut self,
         text: String,
@@ -244,15 +250,30 @@ impl Registry {
             upstream: spec.to_string(),
             enabled: Some(true),
         };
-        check_name("proxy", &input.name)?;
-        resolve_listen(&input.listen).await?;
-        if self.proxies.contains_key(&input.name) {
+        let name = input.name.clone();
+        let named = |e: ApiError| {
+            ApiError::new(e.status, format!("{origin}: proxy {name:?}: {}", e.message))
+        };
+        check_name("proxy", &input.name).map_err(named)?;
+        resolve_listen(&input.listen).await.map_err(named)?;
+        if let Some(other) = self.proxies.get(&input.name) {
             return Err(ApiError::new(
-                409,
-                format!("{origin}: a proxy named {:?} already exists", input.name),
+                400,
+                format!(
+                    "{origin}: a proxy named {:?} already exists, from scenario {}: rename one of them",
+                    input.name,
+                    other.source().unwrap_or("(unknown)")
+                ),
             ));
         }
-        let proxy = self.add_as(input, text, spec, None, Some(folder)).await?;
+        self.add_as(input, text, spec, None, Some(folder))
+            .await
+            .map_err(named)?;
+        let proxy = self
+            .proxies
+            .get_mut(&name)
+            .ok_or_else(ApiError::proxy_not_found)?;
+        proxy.came_from(origin);
         Ok((201, proxy.to_json()))
     }
 
@@ -319,7 +340,7 @@ impl Registry {
     /// when one stopped it half-way.
     pub async fn populate(&mut self, body: &[u8]) -> (u16, String) {
         let mut done: Vec<String> = Vec::new();
-        let result = self.populate_inner(body, &mut done).await;
+        let result = self.populate_inner(body, &mut done, &mut None).await;
         let proxies: Vec<String> = done
             .iter()
             .filter_map(|n| self.proxies.get(n))
@@ -343,10 +364,45 @@ impl Registry {
         }
     }
 
+    /// `serve --config FILE` (`origin`): [`populate`](Self::populate) at start. Unlike a
+    /// `/populate` request, an entry may not take the name of a proxy a scenario file given to
+    /// `serve` made: it would silently replace that proxy and its rules (two scenario files
+    /// with one name are refused too). Errors name the file and, when a proxy cannot start,
+    /// the proxy; 409 only when a listen address is in use (serve exits 1 then, 2 otherwise).
+    pub async fn populate_file(&mut self, body: &[u8], origin: &str) -> Result<(), ApiError> {
+        if let Ok(Value::Array(items)) = parse_json(body) {
+            for (i, item) in items.iter().enumerate() {
+                let Some(name) = item.get("name").and_then(Value::as_str) else {
+                    continue;
+                };
+                if let Some(source) = self.proxies.get(name).and_then(|p| p.source()) {
+                    return Err(ApiError::new(
+                        400,
+                        format!(
+                            "{origin}: a proxy named {name:?} (at proxy {}) already exists, from scenario {source}: rename one of them",
+                            i + 1
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut done = Vec::new();
+        let mut failing = None;
+        self.populate_inner(body, &mut done, &mut failing)
+            .await
+            .map_err(|e| {
+                let proxy = failing
+                    .map(|name| format!("proxy {name:?}: "))
+                    .unwrap_or_default();
+                ApiError::new(e.status, format!("{origin}: {proxy}{}", e.message))
+            })
+    }
+
     async fn populate_inner(
         &mut self,
         body: &[u8],
         done: &mut Vec<String>,
+        failing: &mut Option<String>,
     ) -> Result<(), ApiError> {
         let inputs = match parse_json(body)? {
             Value::Array(items) => items,
@@ -366,6 +422,7 @@ impl Registry {
         }
         for input in parsed {
             let name = input.name.clone();
+            *failing = Some(name.clone());
             let spec = parse_upstream(&input.upstream)?;
             let mut replaced = None;
             let mut listener = None;
@@ -402,15 +459,36 @@ impl Registry {
             }
             done.push(name);
         }
+        *failing = None;
         Ok(())
     }
 
-    /// `POST /reset`: every proxy enabled, without toxics or rules.
+    /// `POST /reset`: every proxy without toxics or rules, and enabled. A proxy that cannot
+    /// start again (another proxy took its address while it was disabled) does not stop the
+    /// others: every proxy is reset, then the first failure is reported, with Toxiproxy's
+    /// status for it (500: its `ResetState` passes the listen error on as it is), naming the
+    /// proxies that stay disabled.
     pub async fn reset(&mut self) -> Answer {
+        let mut failed: Vec<(String, ApiError)> = Vec::new();
         for proxy in self.proxies.values_mut() {
-            proxy.reset(&self.ctx).await?;
+            if let Err(e) = proxy.reset(&self.ctx).await {
+                tracing::warn!(proxy = %proxy.name, error = %e.message, "reset: the proxy cannot start again; it stays disabled");
+                failed.push((proxy.name.clone(), e));
+            }
         }
-        Ok((204, String::new()))
+        let Some((_, first)) = failed.first() else {
+            return Ok((204, String::new()));
+        };
+        let names: Vec<&str> = failed.iter().map(|(name, _)| name.as_str()).collect();
+        Err(ApiError::new(
+            500,
+            format!(
+                "{}: every proxy's toxics and rules are removed, but {} {} could not be enabled again",
+                first.message,
+                if names.len() == 1 { "proxy" } else { "proxies" },
+                names.join(", "),
+            ),
+        ))
     }
 
     /// `GET /proxies/{name}/toxics`.
@@ -449,7 +527,8 @@ impl Registry {
     pub fn update_toxic(&mut self, name: &str, toxic: &str, body: &[u8]) -> Answer {
         let proxy = self.get_mut(name)?;
         let current = proxy.toxic(toxic).ok_or_else(ApiError::toxic_not_found)?;
-        let next = current.updated(body)?;
+        let mut next = current.updated(body)?;
+        next.revision = proxy.new_instance();
         let json = next.to_json();
         let toxics = proxy
             .toxics_in_order()

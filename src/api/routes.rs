@@ -246,13 +246,14 @@ fn methods(segments: &[&str]) -> &'static [&'static str] {
     }
 }
 
-/// `GET /faultline/proxies/{name}/capture`: the whole blocks written so far.
+/// `GET /faultline/proxies/{name}/capture`: the whole blocks written so far (of the last run's
+/// capture while the proxy is disabled).
 async fn capture(api: &Api, name: &str) -> Response<ApiBody> {
     let (path, sink) = {
         let registry = api.registry.lock().await;
         match registry.proxy(name) {
             Ok(proxy) => (
-                proxy.capture_path().cloned(),
+                proxy.capture_to_serve().cloned(),
                 proxy.running().and_then(|r| r.shared.capture.clone()),
             ),
             Err(e) => return error(&e),
@@ -266,11 +267,9 @@ async fn capture(api: &Api, name: &str) -> Response<ApiBody> {
             tracing::warn!(proxy = name, "capture: the writer did not flush within {CAPTURE_FLUSH_WAIT:?}; handing out what is in the file");
         }
     }
-    let Some(path) = path else {
-        return error(&ApiError::new(
-            404,
-            format!("proxy {name} is not capturing: give its scenario [proxy] capture, or start serve with --capture"),
-        ));
+    let path = match path {
+        Ok(path) => path,
+        Err(why) => return error(&ApiError::new(404, why)),
     };
     let opened = tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(&path)?;

@@ -251,6 +251,11 @@ pub struct Toxic {
     /// lineage, so an update keeps the toxic's state and a toxic removed and added again starts
     /// afresh, as in Toxiproxy.
     pub instance: u64,
+    /// Which update of the toxic this is (0 until its first update; then a number its proxy
+    /// never gave before): part of its rule's key, so every update, even one that changes no
+    /// value, restarts the toxic on open connections (its timers count from the update), as
+    /// Toxiproxy restarts a toxic it updates. The counters carry over (see `set_toxics`).
+    pub revision: u64,
 }
 
 /// Longest toxic or proxy name accepted: names are path segments of the API.
@@ -332,6 +337,7 @@ impl Toxic {
             toxicity,
             kind,
             instance: 0,
+            revision: 0,
         })
     }
 

@@ -728,7 +728,7 @@ where
 fn count_matches(rules: &ConnectionRules, counted: &mut HashSet<u64>, run: &RunShared) {
     for &i in rules.matched() {
         let key = rules.scenario().rules[i].key;
-        if counted.insert(key) {
+        if counted.insert(run.stats.counting_key(key)) {
             run.stats.rule(key).matched.fetch_add(1, Relaxed);
         }
     }

@@ -28,6 +28,9 @@ pub struct RunStats {
     /// Per rule, by the rule's key: the rule set may change during a run (`faultline serve`),
     /// and a rule keeps its counters for as long as it exists under the same text.
     rules: Mutex<HashMap<u64, Arc<RuleStats>>>,
+    /// Rules that count on under another key (a toxic updated over the API gets a new key):
+    /// by new key, the key whose counters it continues.
+    carried: Mutex<HashMap<u64, u64>>,
 }
 
 /// How often one rule applied.
@@ -55,6 +58,7 @@ impl RunStats {
             bytes: [AtomicU64::new(0), AtomicU64::new(0)],
             received: [AtomicU64::new(0), AtomicU64::new(0)],
             rules: Mutex::new(HashMap::new()),
+            carried: Mutex::new(HashMap::new()),
         }
     }
 
@@ -67,8 +71,31 @@ impl RunStats {
         rules.values().map(|r| r.fired.load(Relaxed)).sum()
     }
 
+    /// The rule keyed `to` replaces the one keyed `from` (the same toxic, updated): it counts
+    /// on from `from`'s counters, and a connection both selected counts once.
+    pub fn carry(&self, from: u64, to: u64) {
+        let origin = self.counting_key(from);
+        if origin != to {
+            let mut carried = match self.carried.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            carried.insert(to, origin);
+        }
+    }
+
+    /// The key whose counters the rule keyed `key` uses: its own, unless it replaced another.
+    pub fn counting_key(&self, key: u64) -> u64 {
+        let carried = match self.carried.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        carried.get(&key).copied().unwrap_or(key)
+    }
+
     /// The counters of the rule keyed `key`.
     pub fn rule(&self, key: u64) -> Arc<RuleStats> {
+        let key = self.counting_key(key);
         let mut rules = match self.rules.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),

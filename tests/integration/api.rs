@@ -1970,3 +1970,538 @@ fn serve_takes_a_forward_mode_scenario_file() {
     let stopped = daemon.stop();
     assert!(stopped.status.success(), "{}", stopped.output());
 }
+
+/// Regression: `POST /reset` stopped at the first proxy that could not be enabled again
+/// (another proxy took its port while it was disabled) and answered 409, so the proxies after
+/// it in name order kept their toxics, and the Python client raised `ProxyExists`. Now every
+/// proxy is reset, those that can be are enabled, and the failure is a 500, as Toxiproxy's.
+#[test]
+fn a_reset_that_cannot_enable_one_proxy_still_resets_every_other() {
+    let dir = TempDir::new("api-reset-partial");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let a = create_proxy(api, "a", upstream.server.addr);
+    let z = create_proxy(api, "z", upstream.server.addr);
+    for name in ["a", "z"] {
+        let (status, body) = http(
+            api,
+            "POST",
+            &format!("/proxies/{name}/toxics"),
+            r#"{"type":"latency","attributes":{"latency":10}}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = http(api, "POST", "/proxies/a", r#"{"enabled":false}"#);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies",
+        &format!(
+            r#"{{"name":"m","listen":"{a}","upstream":"{}"}}"#,
+            upstream.server.addr
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = http(api, "POST", "/reset", "");
+    assert_eq!(status, 500, "{body}");
+    let error = json(&body);
+    assert_eq!(error["status"], 500, "{body}");
+    let message = error["error"].as_str().expect("a message");
+    assert!(
+        message.starts_with(&format!("listen tcp {a}: bind: address already in use"))
+            && message.ends_with("but proxy a could not be enabled again"),
+        "{message}"
+    );
+    let (_, body) = http(api, "GET", "/proxies", "");
+    let proxies = json(&body);
+    for name in ["a", "m", "z"] {
+        assert_eq!(proxies[name]["toxics"], serde_json::json!([]), "{body}");
+    }
+    assert_eq!(proxies["a"]["enabled"], false, "{body}");
+    assert_eq!(proxies["m"]["enabled"], true, "{body}");
+    assert_eq!(proxies["z"]["enabled"], true, "{body}");
+    assert_eq!(echo_through(z, b"after the reset"), b"after the reset");
+    assert_eq!(echo_through(a, b"m holds the port"), b"m holds the port");
+    // Once the port is free again, a reset enables `a` and answers 204.
+    let (status, body) = http(api, "DELETE", "/proxies/m", "");
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = http(api, "POST", "/reset", "");
+    assert_eq!(status, 204, "{body}");
+    let (_, body) = http(api, "GET", "/proxies/a", "");
+    assert_eq!(json(&body)["enabled"], true, "{body}");
+    daemon.stop();
+}
+
+/// A rule's counter in `/metrics` (`faultline_rule_WHICH{proxy=…,rule=…}`).
+fn rule_metric(api: SocketAddr, which: &str, proxy: &str, rule: &str) -> u64 {
+    let (status, body) = http(api, "GET", "/metrics", "");
+    assert_eq!(status, 200, "{body}");
+    let name = format!("faultline_rule_{which}{{proxy=\"{proxy}\",rule=\"{rule}\"}} ");
+    body.lines()
+        .find_map(|line| line.strip_prefix(&name))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {which} counter for {proxy}/{rule} in {body}"))
+}
+
+/// Regression: updating a toxic gave its rule a new key, and the counters were kept by key,
+/// so `faultline_rule_fired_total` went from 3 to 0 (a counter reset to Prometheus) and the
+/// summary's matched and fired too. They carry over now, and a connection that both the old
+/// and the updated toxic selected counts once.
+#[test]
+fn an_updated_toxic_keeps_counting() {
+    let dir = TempDir::new("api-update-counters");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "c", upstream.server.addr);
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/c/toxics",
+        r#"{"type":"latency","attributes":{"latency":1}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..2 {
+        exchange(&mut connect(proxy), 10);
+    }
+    let mut open = connect(proxy);
+    exchange(&mut open, 10);
+    let fired = rule_metric(api, "fired_total", "c", "latency_downstream");
+    assert!(fired >= 3, "it delayed each connection: {fired}");
+    for update in [r#"{"attributes":{"latency":2}}"#, "{}"] {
+        let (status, body) = http(api, "POST", "/proxies/c/toxics/latency_downstream", update);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            rule_metric(api, "fired_total", "c", "latency_downstream"),
+            fired,
+            "after {update}"
+        );
+        let rule = &summary(api, "c")["rules"][0];
+        assert_eq!(rule["fired"], fired, "{rule}");
+        assert_eq!(rule["matched"], 3, "{rule}");
+    }
+    // The open connection goes on under the updated toxic, still one matched connection; a
+    // new one fires on top of the carried count.
+    exchange(&mut open, 10);
+    let mut second = connect(proxy);
+    exchange(&mut second, 10);
+    let after = rule_metric(api, "fired_total", "c", "latency_downstream");
+    assert!(after > fired, "{after} after {fired}");
+    assert_eq!(
+        rule_metric(api, "matched_connections_total", "c", "latency_downstream"),
+        4
+    );
+    // Removed and added again, it is a new toxic: from zero.
+    drop((open, second));
+    let (status, body) = http(api, "DELETE", "/proxies/c/toxics/latency_downstream", "");
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/c/toxics",
+        r#"{"type":"latency","attributes":{"latency":1}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        rule_metric(api, "fired_total", "c", "latency_downstream"),
+        0
+    );
+    daemon.stop();
+}
+
+/// Regression: an update that changed no value (the same `timeout`, `{}`, `toxicity: 1`) kept
+/// the toxic's rule as it was, so a `timeout` toxic's timer went on from when it was added;
+/// the docs (and Toxiproxy) restart a toxic on every update.
+#[test]
+fn every_update_of_a_timeout_toxic_starts_its_timer_again() {
+    let dir = TempDir::new("api-timeout-restart");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "t", upstream.server.addr);
+    let mut stream = connect(proxy);
+    exchange(&mut stream, 10);
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/t/toxics",
+        r#"{"type":"timeout","stream":"upstream","attributes":{"timeout":800}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut last = Instant::now();
+    for update in [
+        r#"{"attributes":{"timeout":800}}"#,
+        "{}",
+        r#"{"toxicity":1}"#,
+    ] {
+        // Each update comes well within the timer it restarts.
+        std::thread::sleep(Duration::from_millis(400));
+        // Timed from before the request: the update is in force once it is answered.
+        last = Instant::now();
+        let (status, body) = http(api, "POST", "/proxies/t/toxics/timeout_upstream", update);
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut back = Vec::new();
+    let _ = stream.read_to_end(&mut back);
+    let after = last.elapsed();
+    assert!(
+        after >= Duration::from_millis(800) && after < Duration::from_secs(5),
+        "closed {after:?} after the last update"
+    );
+    daemon.stop();
+}
+
+/// Regression: the capture of a disabled proxy answered 404 "is not capturing: … start serve
+/// with --capture" although serve was started so and the summary named the capture. A disabled
+/// proxy hands out its last run's capture (the file the summary names, complete); one that has
+/// no capture says why in words that fit.
+#[test]
+fn a_disabled_proxy_hands_out_its_last_runs_capture() {
+    let dir = TempDir::new("api-capture-disabled");
+    let upstream = echo_upstream();
+    let caps = dir.path().join("caps");
+    let template = caps.join("{name}-{time}.pcapng").display().to_string();
+    let (daemon, api) = serve(&dir, "serve", &["--capture", &template]);
+    let proxy = create_proxy(api, "p3", upstream.server.addr);
+    assert_eq!(echo_through(proxy, b"before the stop"), b"before the stop");
+    let (status, body) = http(api, "POST", "/proxies/p3", r#"{"enabled":false}"#);
+    assert_eq!(status, 200, "{body}");
+    let named = summary(api, "p3")["capture"]
+        .as_str()
+        .expect("the summary names the capture")
+        .to_string();
+    let (status, capture) = get_raw(api, "/faultline/proxies/p3/capture");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&capture));
+    assert_eq!(
+        capture,
+        std::fs::read(&named).expect("the capture file"),
+        "the file the summary names, whole"
+    );
+    let copy = dir.path().join("p3.pcapng");
+    std::fs::write(&copy, &capture).expect("save");
+    let legs = (0..2)
+        .map(|n| tshark::follow_raw(&copy, n))
+        .filter(|(to_server, to_client)| {
+            to_server == b"before the stop" && to_client == b"before the stop"
+        })
+        .count();
+    assert_eq!(legs, 2, "tshark reads both legs");
+    // A proxy created disabled never ran: no capture, and the answer says so.
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies",
+        &format!(
+            r#"{{"name":"off","listen":"127.0.0.1:0","upstream":"{}","enabled":false}}"#,
+            upstream.server.addr
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = http(api, "GET", "/faultline/proxies/off/capture", "");
+    assert_eq!(status, 404, "{body}");
+    let message = json(&body)["error"]
+        .as_str()
+        .expect("a message")
+        .to_string();
+    assert!(
+        message.starts_with("proxy off is disabled and has not run yet")
+            && !message.contains("--capture"),
+        "{message}"
+    );
+    daemon.stop();
+}
+
+/// `faultline serve ARGS…` expected to stop at start; its output.
+fn serve_fails(dir: &TempDir, label: &str, args: &[&str]) -> crate::support::process::Finished {
+    run_bounded(
+        Command::new(FAULTLINE).args(["serve", "--api"]).args(args),
+        dir.path(),
+        label,
+        Duration::from_secs(30),
+    )
+}
+
+/// Regression: a missing scenario file, a missing `--config` file and an `--api` that is no
+/// address exited 1, although a bad file exits 2 (as `check` and `run` say); a scenario file
+/// whose listen address was taken said `listen tcp …: bind: address already in use` without
+/// naming the file or the proxy. Bad input exits 2 now, an address in use 1 (as in `run`),
+/// and every message names the file and the proxy.
+#[test]
+fn serve_exits_2_for_bad_input_and_names_what_it_cannot_start() {
+    let dir = TempDir::new("api-serve-exit");
+    let code = |out: &crate::support::process::Finished| out.code();
+    let missing = serve_fails(&dir, "missing-file", &["127.0.0.1:0", "nonexist.toml"]);
+    assert_eq!(code(&missing), Some(2), "{}", missing.output());
+    assert!(
+        missing
+            .stderr
+            .contains("faultline: nonexist.toml: cannot read scenario: "),
+        "{}",
+        missing.stderr
+    );
+    let missing = serve_fails(
+        &dir,
+        "missing-config",
+        &["127.0.0.1:0", "--config", "nonexist.json"],
+    );
+    assert_eq!(code(&missing), Some(2), "{}", missing.output());
+    assert!(
+        missing
+            .stderr
+            .contains("faultline: nonexist.json: cannot read config: "),
+        "{}",
+        missing.stderr
+    );
+    let nonsense = serve_fails(&dir, "api-nonsense", &["nonsense"]);
+    assert_eq!(code(&nonsense), Some(2), "{}", nonsense.output());
+    assert!(
+        nonsense.stderr.contains("--api \"nonsense\""),
+        "{}",
+        nonsense.stderr
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a taken port");
+    let addr = taken.local_addr().expect("its address");
+    let file = dir.write(
+        "taken.toml",
+        &format!("name = \"busy\"\n[proxy]\nlisten = \"{addr}\"\nupstream = \"127.0.0.1:9\"\n"),
+    );
+    let busy = serve_fails(
+        &dir,
+        "taken-file",
+        &["127.0.0.1:0", file.to_str().expect("utf-8")],
+    );
+    assert_eq!(code(&busy), Some(1), "{}", busy.output());
+    assert!(
+        busy.stderr.contains(&format!(
+            "faultline: {}: proxy \"busy\": listen tcp {addr}: bind: address already in use",
+            file.display()
+        )),
+        "{}",
+        busy.stderr
+    );
+    let config = dir.write(
+        "taken.json",
+        &format!(r#"[{{"name":"c1","listen":"{addr}","upstream":"127.0.0.1:9"}}]"#),
+    );
+    let busy = serve_fails(
+        &dir,
+        "taken-config",
+        &["127.0.0.1:0", "--config", config.to_str().expect("utf-8")],
+    );
+    assert_eq!(code(&busy), Some(1), "{}", busy.output());
+    assert!(
+        busy.stderr.contains(&format!(
+            "faultline: {}: proxy \"c1\": listen tcp {addr}: bind: address already in use",
+            config.display()
+        )),
+        "{}",
+        busy.stderr
+    );
+    drop(taken);
+}
+
+/// Regression: a `--config` entry named like a scenario file's proxy replaced that proxy (and
+/// its rules) with only an INFO line, while two scenario files with one name exit 2. Both are
+/// refused now, naming both sources.
+#[test]
+fn a_config_entry_cannot_take_a_scenario_files_proxy_name() {
+    let dir = TempDir::new("api-serve-dup");
+    let file = dir.write(
+        "dup.toml",
+        "name = \"dup\"\n[proxy]\nupstream = \"127.0.0.1:9\"\n",
+    );
+    let config = dir.write(
+        "dup.json",
+        r#"[{"name":"other","listen":"127.0.0.1:0","upstream":"127.0.0.1:9"},{"name":"dup","listen":"127.0.0.1:0","upstream":"127.0.0.1:9"}]"#,
+    );
+    let (file, config) = (
+        file.to_str().expect("utf-8"),
+        config.to_str().expect("utf-8"),
+    );
+    let out = serve_fails(&dir, "dup", &["127.0.0.1:0", "--config", config, file]);
+    assert_eq!(out.code(), Some(2), "{}", out.output());
+    assert!(
+        out.stderr.contains(&format!(
+            "faultline: {config}: a proxy named \"dup\" (at proxy 2) already exists, from scenario {file}"
+        )),
+        "{}",
+        out.stderr
+    );
+    let out = serve_fails(&dir, "dup-files", &["127.0.0.1:0", file, file]);
+    assert_eq!(out.code(), Some(2), "{}", out.output());
+    assert!(
+        out.stderr.contains(&format!(
+            "faultline: {file}: a proxy named \"dup\" already exists, from scenario {file}"
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
+/// docs/api.md's curl examples, run in order against a real `serve` (started with `--capture`,
+/// as the capture example says): every request is answered 2xx but the one the docs show
+/// failing (a 400 placed in the JSON body). Regression: the first block ended by deleting the
+/// proxy the second block drives, so all of the second block's requests were 404.
+#[test]
+fn the_docs_curl_examples_run_in_order() {
+    let dir = TempDir::new("api-docs-curl");
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md"))
+        .expect("docs/api.md");
+    let blocks: Vec<&str> = docs
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("\n```").next())
+        .filter(|block| block.contains("curl -s"))
+        .collect();
+    assert_eq!(blocks.len(), 2, "two blocks of curl examples");
+    let template = dir
+        .path()
+        .join("{name}-{time}.pcapng")
+        .display()
+        .to_string();
+    let (daemon, api) = serve(&dir, "serve", &["--capture", &template]);
+    let examples: String = blocks
+        .join("\n")
+        .lines()
+        .filter(|line| !line.starts_with("api="))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let script = format!(
+        "api=http://{api}\ncurl() {{ command curl --max-time 2 -w '\\nSTATUS %{{http_code}} %{{url_effective}}\\n' \"$@\"; }}\n{examples}"
+    );
+    let bin = std::path::Path::new(FAULTLINE)
+        .parent()
+        .expect("the binary's folder");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = run_bounded(
+        Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(dir.path())
+            .env("PATH", path),
+        dir.path(),
+        "examples",
+        Duration::from_secs(60),
+    );
+    let statuses: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("STATUS "))
+        .collect();
+    let requests = examples.matches("curl -s").count();
+    assert_eq!(statuses.len(), requests, "{}", out.output());
+    let failed: Vec<&&str> = statuses.iter().filter(|s| !s.starts_with('2')).collect();
+    assert_eq!(
+        failed.len(),
+        1,
+        "only the documented mistake fails: {failed:?}\n{}",
+        out.output()
+    );
+    assert!(failed[0].starts_with("400 "), "{failed:?}");
+    assert!(
+        out.stdout
+            .contains("scenario (JSON):2:39: rule[1].fault.latency.delay"),
+        "{}",
+        out.output()
+    );
+    assert!(!out.stderr.contains("faultline: error"), "{}", out.output());
+    daemon.stop();
+}
+
+/// docs/api.md says what serve prints and answers; these are the places a trial found it did
+/// not: where an unknown JSON field's error points (its value, not the object holding it),
+/// the startup lines (`proxy "NAME" on ADDR -> UPSTREAM`, ` (disabled)`), and the `seed` of the
+/// scenario a capture records (left out for the half of random seeds beyond TOML's integers).
+#[test]
+fn the_docs_say_what_serve_prints_and_records() {
+    let dir = TempDir::new("api-docs-agree");
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md"))
+        .expect("docs/api.md");
+    let upstream = echo_upstream();
+    let config = dir.write(
+        "proxies.json",
+        &format!(
+            r#"[{{"name":"cfgp","listen":"127.0.0.1:0","upstream":"{0}","enabled":false}},{{"name":"on","listen":"127.0.0.1:0","upstream":"{0}"}}]"#,
+            upstream.server.addr
+        ),
+    );
+    let template = dir.path().join("{name}.pcapng").display().to_string();
+    let (daemon, api) = serve(
+        &dir,
+        "serve",
+        &[
+            "--capture",
+            &template,
+            "--config",
+            config.to_str().expect("utf-8"),
+        ],
+    );
+    // An unknown field: at its value, as the docs' own example says.
+    let (status, body) = http(
+        api,
+        "PUT",
+        "/faultline/proxies/on/scenario",
+        r#"{"seed":1,"bogus":1}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    let message = json(&body)["error"]
+        .as_str()
+        .expect("a message")
+        .to_string();
+    let documented = "`scenario (JSON):1:19: bogus: unknown field …`";
+    assert!(docs.contains(documented), "the docs changed");
+    assert!(
+        message.starts_with("scenario (JSON):1:19: bogus: unknown field"),
+        "{message}"
+    );
+    // Random seeds all fit a TOML integer, so the recorded scenario always has one.
+    for n in 0..16 {
+        create_proxy(api, &format!("s{n}"), upstream.server.addr);
+        let seed = summary(api, &format!("s{n}"))["seed"].clone();
+        assert!(
+            seed.as_i64().is_some(),
+            "s{n}: seed {seed} beyond TOML's integers"
+        );
+    }
+    let on: SocketAddr = json(&http(api, "GET", "/proxies/on", "").1)["listen"]
+        .as_str()
+        .and_then(|l| l.parse().ok())
+        .expect("an address");
+    assert_eq!(echo_through(on, b"seeded"), b"seeded");
+    let seed = summary(api, "on")["seed"].clone();
+    let stopped = daemon.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
+    assert!(
+        docs.contains("`faultline serve: proxy \"NAME\" on ADDR -> UPSTREAM`")
+            && docs.contains("` (disabled)`"),
+        "the docs changed"
+    );
+    for (name, tail) in [("cfgp", " (disabled)"), ("on", "")] {
+        let line = stopped
+            .stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("faultline serve: proxy \"{name}\" on ")))
+            .unwrap_or_else(|| panic!("no line for {name}: {}", stopped.stderr));
+        assert!(
+            line.ends_with(&format!(" -> {}{tail}", upstream.server.addr)),
+            "{line}"
+        );
+    }
+    let md = run_bounded(
+        Command::new(FAULTLINE)
+            .arg("inspect")
+            .arg(dir.path().join("on.pcapng"))
+            .arg("--markdown"),
+        dir.path(),
+        "inspect-md",
+        Duration::from_secs(30),
+    );
+    assert_eq!(md.code(), Some(0), "{}", md.output());
+    assert!(
+        md.stdout.contains(&format!("\nseed = {seed}\n")),
+        "no seed = {seed} in:\n{}",
+        md.stdout
+    );
+}
