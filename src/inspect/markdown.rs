@@ -89,6 +89,7 @@ impl Report {
         let (icon, word) = match self.verdict {
             Verdict::Clean => ("✅", "clean"),
             Verdict::Corrupt => ("❌", "CORRUPT"),
+            Verdict::Inconclusive => ("⚠️", "INCONCLUSIVE"),
         };
         let _ = writeln!(s, "### {icon} faultline inspect: {word}\n");
         let _ = writeln!(s, "**{}**\n", escape(&self.verdict_line));

@@ -24,6 +24,8 @@ mod blob_layout;
 mod blobs;
 mod body_store;
 mod bytestream_call;
+#[cfg(test)]
+mod capture_loss_tests;
 mod connect_tunnel;
 mod connection_id;
 mod content_address;
@@ -261,8 +263,10 @@ fn inspect_reader<R: Read>(
     // Packets per link type `decode` cannot read: said in the report, never skipped in silence.
     let mut unsupported = std::collections::BTreeMap::new();
     let mut named_legs = false;
+    let mut truncated_packets = 0u64;
     while let Some(p) = reader.next_packet() {
         named_legs |= leg::of_interface(p.interface).is_some();
+        truncated_packets += u64::from(p.truncated);
         if !p.secrets.is_empty() {
             keys.add(p.secrets);
         }
@@ -304,6 +308,7 @@ fn inspect_reader<R: Read>(
         packets: reader.packets(),
         tcp_segments: segments,
         damage: reader.damage().map(str::to_owned),
+        truncated_packets,
     };
     let mut report = analysis::build_with_h2(capture, options.leg, finished, hidden, h2_flows);
     for (linktype, packets) in unsupported {

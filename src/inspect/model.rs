@@ -30,6 +30,10 @@ pub enum Verdict {
     Clean,
     /// At least one corrupt retry, content-address mismatch or faultline bug (exit status 1).
     Corrupt,
+    /// Nothing corrupt in what the capture holds, but it is missing payload (packets cut by a
+    /// snap length, bytes the capture missed where HTTP was being read): it cannot show the
+    /// transfers clean (exit status 3).
+    Inconclusive,
 }
 
 /// Where the evidence came from.
@@ -47,6 +51,8 @@ pub struct CaptureInfo {
     pub tcp_segments: u64,
     /// Why reading stopped before the end of the file (a cut or damaged record), if it did.
     pub damage: Option<String>,
+    /// Packet records captured shorter than they crossed the wire (a snap length cut them).
+    pub truncated_packets: u64,
 }
 
 #[cfg(test)]
@@ -60,6 +66,7 @@ impl CaptureInfo {
             packets: 0,
             tcp_segments: 0,
             damage: None,
+            truncated_packets: 0,
         }
     }
 }
@@ -235,11 +242,13 @@ impl Report {
         self.verdict
     }
 
-    /// 0 when clean, 1 when corruption or a content-address mismatch was found.
+    /// 0 when clean, 1 when corruption or a content-address mismatch was found, 3 when the
+    /// capture misses payload and nothing corrupt was found in the rest.
     pub fn exit_code(&self) -> u8 {
         match self.verdict {
             Verdict::Clean => 0,
             Verdict::Corrupt => 1,
+            Verdict::Inconclusive => 3,
         }
     }
 }

@@ -83,6 +83,21 @@ pub struct ObjectCheck {
     pub corrupt: bool,
 }
 
+/// Rewords `object`'s "incomplete: N of M bytes crossed" when the capture missed bytes of its
+/// transfer: the capture holds N, the rest may well have crossed.
+pub(crate) fn capture_missed(object: &mut ObjectCheck) {
+    for problem in &mut object.problems {
+        let held = problem
+            .strip_prefix("incomplete: ")
+            .and_then(|p| p.strip_suffix(" bytes crossed"));
+        if let Some(held) = held {
+            *problem = format!(
+                "incomplete in the capture: it holds {held} bytes (the capture missed bytes of the transfer, not the connection)"
+            );
+        }
+    }
+}
+
 /// What one exchange contributes.
 struct Spec {
     exchange: usize,

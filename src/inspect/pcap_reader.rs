@@ -84,6 +84,9 @@ pub struct Packet<'a> {
     pub linktype: u32,
     /// The captured bytes (possibly shorter than on the wire, if a snap length applied).
     pub data: &'a [u8],
+    /// True when fewer bytes were captured than crossed the wire (the record's original length
+    /// is larger: a snap length cut it), so some of its payload is missing.
+    pub truncated: bool,
     /// TLS key log text from the Decryption Secrets Blocks read since the previous packet
     /// (pcapng DSB, secrets type TLSK), for the TLS flows they decrypt; empty without one.
     pub secrets: &'a [u8],
@@ -378,7 +381,7 @@ impl<R: Read> CaptureReader<R> {
         while !progress.done {
             // (interface index, timestamp units or nanoseconds, link type); the bytes go to
             // `progress.data`, so no borrow of the reader leaves this step.
-            let (interface, when, linktype) = match &mut self.source {
+            let (interface, when, linktype, original) = match &mut self.source {
                 Source::Pcap {
                     reader,
                     nanos,
@@ -406,7 +409,7 @@ impl<R: Read> CaptureReader<R> {
                         });
                     progress.data.clear();
                     progress.data.extend_from_slice(&raw.data);
-                    (None, ts_nanos, *linktype)
+                    (None, ts_nanos, *linktype, u64::from(raw.orig_len))
                 }
                 Source::Pcapng { reader } => {
                     let big = reader.section().endianness == Endianness::Big;
@@ -439,7 +442,7 @@ impl<R: Read> CaptureReader<R> {
                         }
                     };
                     progress.comment.clear();
-                    let (index, units, data) = match &block {
+                    let (index, units, data, original) = match &block {
                         Block::SectionHeader(shb) => {
                             keep_section_comments(&mut progress.section_comments, shb);
                             progress.section += 1;
@@ -459,7 +462,8 @@ impl<R: Read> CaptureReader<R> {
                                 }
                             }
                             let units = u64::try_from(epb.timestamp.as_nanos()).unwrap_or(u64::MAX);
-                            (epb.interface_id as usize, units, &epb.data[..])
+                            let original = u64::from(epb.original_len);
+                            (epb.interface_id as usize, units, &epb.data[..], original)
                         }
                         Block::Packet(pb) => {
                             for option in &pb.options {
@@ -467,12 +471,18 @@ impl<R: Read> CaptureReader<R> {
                                     add_comment(&mut progress.comment, text);
                                 }
                             }
-                            (usize::from(pb.interface_id), pb.timestamp, &pb.data[..])
+                            let original = u64::from(pb.original_len);
+                            (
+                                usize::from(pb.interface_id),
+                                pb.timestamp,
+                                &pb.data[..],
+                                original,
+                            )
                         }
                         Block::SimplePacket(spb) => {
                             // The block's body is the packet plus padding: keep the packet.
                             let len = (spb.original_len as usize).min(spb.data.len());
-                            (0, 0, &spb.data[..len])
+                            (0, 0, &spb.data[..len], u64::from(spb.original_len))
                         }
                         Block::Unknown(unknown) if unknown.type_ == DECRYPTION_SECRETS => {
                             if let Some(text) = tls_key_log(&unknown.value, big) {
@@ -500,7 +510,7 @@ impl<R: Read> CaptureReader<R> {
                     };
                     progress.data.clear();
                     progress.data.extend_from_slice(data);
-                    (Some(index), iface.nanos(units), iface.linktype)
+                    (Some(index), iface.nanos(units), iface.linktype, original)
                 }
             };
             progress.packets += 1;
@@ -512,6 +522,7 @@ impl<R: Read> CaptureReader<R> {
                 comment: (!progress.comment.is_empty()).then_some(progress.comment.as_str()),
                 linktype,
                 data: &progress.data,
+                truncated: original > progress.data.len() as u64,
                 secrets: &progress.secrets,
             });
         }
