@@ -48,6 +48,7 @@ mod manifest;
 mod markdown;
 mod model;
 mod objects;
+mod output_path;
 mod p2phttp;
 mod packet;
 mod pcap_reader;
@@ -90,6 +91,7 @@ pub use model::{
     Verdict, SCHEMA_VERSION,
 };
 pub use objects::{Piece, Transfer};
+pub use output_path::refuse_overwriting_inputs;
 pub use pcap_reader::{FileFormat, FormatError};
 pub use run_info::RunInfo;
 pub use timeline::{EventKind, FlowTimeline, TimelineEvent};
@@ -181,6 +183,19 @@ pub enum InspectError {
         path: PathBuf,
         /// The leg asked for.
         leg: &'static str,
+    },
+    /// A report file (`--html FILE`) that is one of the inputs: writing it would destroy the
+    /// evidence, so nothing is written.
+    #[error("{flag} {output}: that file is the {role} being inspected ({input}); writing the report there would overwrite it. Choose another file")]
+    OutputIsInput {
+        /// The report path given.
+        output: PathBuf,
+        /// The option that names it.
+        flag: &'static str,
+        /// What the input is: "capture", "manifest".
+        role: &'static str,
+        /// The input path given.
+        input: PathBuf,
     },
 }
 
