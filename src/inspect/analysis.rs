@@ -289,6 +289,7 @@ pub(crate) fn build_with_h2(
         h2_streams,
         bytestream,
         run: None,
+        other_runs: Vec::new(),
         timelines: Vec::new(),
         s3: s3.requests,
         expectations: Vec::new(),

@@ -201,6 +201,21 @@ impl Report {
                     escape(&run.command),
                 );
                 html_replay(s, run);
+                if !self.other_runs.is_empty() {
+                    s.push_str(r#"<p>The capture holds more runs (a section each); replay them apart:</p><table class="other-runs">"#);
+                    for (i, other) in self.other_runs.iter().enumerate() {
+                        let _ = write!(
+                            s,
+                            r#"<tr><th>run {}</th><td>faultline {}, scenario {}, seed {}: <code>{}</code></td></tr>"#,
+                            i + 2,
+                            escape(&other.faultline_version),
+                            escape(&other.scenario),
+                            other.seed,
+                            escape(&other.replay),
+                        );
+                    }
+                    s.push_str("</table>");
+                }
             }
             None => {
                 s.push_str("<tr><th>run</th><td>not recorded: the capture has no faultline section comment</td></tr></table>");

@@ -109,6 +109,17 @@ impl Report {
                 let _ = writeln!(s, "| faultline | {} |", escape(&run.faultline_version));
                 let _ = writeln!(s, "| scenario | {} |", escape(&run.scenario));
                 let _ = writeln!(s, "| seed | {} |", run.seed);
+                for (i, other) in self.other_runs.iter().enumerate() {
+                    let _ = writeln!(
+                        s,
+                        "| run {} | faultline {}, scenario {}, seed {}; replay: {} |",
+                        i + 2,
+                        escape(&other.faultline_version),
+                        escape(&other.scenario),
+                        other.seed,
+                        escape(&other.replay)
+                    );
+                }
             }
             None => {
                 let _ = writeln!(s, "| run | not a faultline capture (no section comment) |");

@@ -331,10 +331,42 @@ fn inspect_reader<R: Read>(
             "{packets} packet(s) on link type {linktype} skipped: inspect reads Ethernet, raw IP, Linux cooked (SLL) and loopback captures"
         ));
     }
-    report.run = RunInfo::from_section_comments(reader.section_comments());
+    let comments = reader.section_comments();
+    let mut runs = RunInfo::runs_from_section_comments(comments).into_iter();
+    report.run = runs.next();
+    report.other_runs = runs.collect();
+    report.warnings.extend(several_runs(&report, comments));
     timelines.sort_by_key(|t| t.flow);
     report.timelines = timelines;
     Ok(report)
+}
+
+/// The warning for a capture that holds several runs (or was merged from several captures), whose
+/// run block would otherwise name only the first without a word.
+fn several_runs(report: &Report, comments: &[String]) -> Option<String> {
+    let named = |run: &RunInfo| format!("scenario {:?} seed {}", run.scenario, run.seed);
+    if !report.other_runs.is_empty() {
+        let all: Vec<String> = report
+            .run
+            .iter()
+            .chain(&report.other_runs)
+            .map(named)
+            .collect();
+        return Some(format!(
+            "the capture holds {} faultline runs ({}): the run block names the first, the others are listed after it; flows and findings are those of all of them",
+            all.len(),
+            all.join("; ")
+        ));
+    }
+    let files = RunInfo::merged_files(comments);
+    (files.len() > 1).then(|| {
+        format!(
+            "the capture was merged from {} files by mergecap ({}), which keeps only the first file's section comments: the run block names {}, the runs of the others are not recorded; flows and findings are those of all of them",
+            files.len(),
+            files.join(", "),
+            report.run.as_ref().map_or("no run".to_string(), named)
+        )
+    })
 }
 
 #[cfg(test)]

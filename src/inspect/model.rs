@@ -216,6 +216,9 @@ pub struct Report {
     /// The faultline run that wrote the capture (version, scenario, seed, command, replay), from
     /// its pcapng section comment; `null` for other captures.
     pub run: Option<RunInfo>,
+    /// The other runs a concatenated capture holds (`cat a.pcapng b.pcapng`: a section each),
+    /// after `run`, in file order; empty for the capture of one run.
+    pub other_runs: Vec<RunInfo>,
     /// When things happened on each flow, in flow order (drawn by `--html`, not in `--json`).
     #[serde(skip)]
     pub timelines: Vec<FlowTimeline>,

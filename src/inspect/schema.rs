@@ -577,6 +577,11 @@ pub const REPORT: &[Field] = &[
         Ty::Nullable(&RUN),
         "the faultline run that wrote the capture, its scenario text too (pcapng section comments)",
     ),
+    d(
+        "other_runs",
+        Ty::List(&RUN),
+        "more runs of a concatenated capture (a pcapng section each), after run",
+    ),
 ];
 
 const RUN: Ty = Ty::Object(&[
