@@ -95,7 +95,11 @@ pub(crate) fn build_with_h2(
             flows[i].exchanges.push(id);
         }
     }
-    warnings.extend(super::legs::infer_legs(&mut flows, &mut exchanges));
+    warnings.extend(super::legs::infer_legs(
+        &mut flows,
+        &mut exchanges,
+        capture.format,
+    ));
     let mut findings = Vec::new();
     let attempt_groups = compare_attempts(&mut exchanges, &mut findings);
     let mut content_checks = check_addresses(&mut exchanges, &mut findings);

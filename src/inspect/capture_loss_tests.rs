@@ -30,7 +30,7 @@ fn frame(to_server: bool, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
 
 /// A classic pcap (little-endian, microseconds, Ethernet) of `frames`, each captured at most
 /// `snap` bytes of (its original length kept in the record, as a snap length leaves it).
-fn pcap(frames: &[Vec<u8>], snap: usize) -> Vec<u8> {
+pub(crate) fn pcap(frames: &[Vec<u8>], snap: usize) -> Vec<u8> {
     let mut out = Vec::new();
     for word in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, snap as u32, 1] {
         out.extend_from_slice(&word.to_le_bytes());
@@ -52,7 +52,7 @@ fn pcap(frames: &[Vec<u8>], snap: usize) -> Vec<u8> {
 
 /// One PUT of 3000 bytes answered 201, its body in three segments; `drop` leaves segment
 /// `drop` (0..3) out of the capture.
-fn put(drop: Option<usize>) -> Vec<Vec<u8>> {
+pub(crate) fn put(drop: Option<usize>) -> Vec<Vec<u8>> {
     let body: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
     let mut request = b"PUT /files/md5/ab/cdef HTTP/1.1\r\nContent-Length: 3000\r\n\r\n".to_vec();
     request.extend_from_slice(&body);

@@ -156,7 +156,7 @@ impl Report {
             self.capture.format,
             count(self.capture.packets, "packet"),
             count(self.capture.tcp_segments, "TCP segment"),
-            self.leg_filter
+            self.legs_shown()
         );
         s
     }
@@ -218,7 +218,11 @@ impl Report {
                 }
             }
             None => {
-                s.push_str("<tr><th>run</th><td>not recorded: the capture has no faultline section comment</td></tr></table>");
+                let _ = write!(
+                    s,
+                    "<tr><th>run</th><td>{}</td></tr></table>",
+                    self.no_run_text()
+                );
             }
         }
         s.push_str("</section>\n");

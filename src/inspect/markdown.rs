@@ -114,7 +114,7 @@ impl Report {
             c.format,
             count(c.packets, "packet"),
             count(self.flows.len(), "flow"),
-            self.leg_filter
+            self.legs_shown()
         );
         match &self.run {
             Some(run) => {
@@ -134,7 +134,7 @@ impl Report {
                 }
             }
             None => {
-                let _ = writeln!(s, "| run | not a faultline capture (no section comment) |");
+                let _ = writeln!(s, "| run | {} |", self.no_run_text());
             }
         }
         let sum = &self.summary;
@@ -617,7 +617,7 @@ mod tests {
         let md = crate::inspect::html::tests::hostile_report().render_markdown();
         assert!(md.starts_with("### ✅ faultline inspect: clean\n"), "{md}");
         for expected in [
-            "| run | not a faultline capture (no section comment) |",
+            "| run | not recorded: the capture has no faultline section comment (another tool wrote it) |",
             "| 0 | client | 1 | PUT /\\<script\\>x\\</script\\> | 3 | status 201 |",
             "- \\<img src=x\\>",
         ] {
@@ -721,5 +721,24 @@ mod tests {
             "{md}"
         );
         assert!(report.render_text().contains("/files/0500"));
+    }
+
+    /// A classic pcap of one flow: the text said "legs: none named" and the Markdown "legs:
+    /// both", and the Markdown called it "not a faultline capture" though faultline writes .pcap
+    /// too. Both now say the same, in the words of the format.
+    #[test]
+    fn text_and_markdown_agree_on_the_legs_and_the_run_of_a_classic_pcap() {
+        use crate::inspect::capture_loss_tests::{pcap, put};
+        let report = crate::inspect::inspect_bytes(&pcap(&put(None), 65_535), &Default::default())
+            .expect("readable");
+        let (text, md) = (report.render_text(), report.render_markdown());
+        assert_eq!(report.capture.format, "pcap");
+        assert!(text.contains(", legs: none named)"), "{text}");
+        assert!(md.contains(", legs: none named) |"), "{md}");
+        assert!(
+            md.contains("| run | not recorded: a classic pcap has no section comment (a .pcapng capture records the run) |"),
+            "{md}"
+        );
+        assert!(text.contains("a classic pcap has none"), "{text}");
     }
 }

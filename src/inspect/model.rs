@@ -240,6 +240,26 @@ impl Report {
             .map(|i| &self.exchanges[i])
     }
 
+    /// The legs the capture line names: "none named" when no flow is on a leg (neither named by
+    /// the capture nor inferred), else the legs inspected; the same in every format.
+    pub fn legs_shown(&self) -> &'static str {
+        if !self.flows.is_empty() && self.flows.iter().all(|f| f.leg.is_none()) {
+            "none named"
+        } else {
+            self.leg_filter
+        }
+    }
+
+    /// What the report says when the capture records no faultline run, in its format's words: a
+    /// classic pcap cannot record one, a pcapng without faultline's comment is another tool's.
+    pub fn no_run_text(&self) -> &'static str {
+        if self.capture.format == "pcap" {
+            "not recorded: a classic pcap has no section comment (a .pcapng capture records the run)"
+        } else {
+            "not recorded: the capture has no faultline section comment (another tool wrote it)"
+        }
+    }
+
     /// Clean or corrupt.
     pub fn verdict(&self) -> Verdict {
         self.verdict
