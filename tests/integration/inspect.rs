@@ -846,3 +846,79 @@ fn a_capture_of_two_runs_names_both_or_says_it_cannot() {
     );
     assert_eq!(report.exchanges.len(), 4, "{text}");
 }
+
+/// Runs `editcap ARGS` (installed with tshark by tests/install-deps.sh); panics when it fails.
+fn editcap(args: &[&std::ffi::OsStr]) {
+    let out = std::process::Command::new("editcap")
+        .args(args)
+        .output()
+        .expect("editcap (installed with tshark by tests/install-deps.sh)");
+    assert!(
+        out.status.success(),
+        "editcap {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The black-box repro: two identical 400000-byte uploads to one md5 path, then one data packet
+/// of the second upload's client leg deleted with editcap. inspect said "CORRUPT: ... attempt 2
+/// is attempt 1's first N of 400000 bytes (... body ends early)" of an exchange it called "cut
+/// by capture gap". Now that attempt is not compared, and the verdict is INCONCLUSIVE (exit 3),
+/// not OK. The same capture cut by `editcap -s 200` is INCONCLUSIVE too, never "OK: 0 uploads".
+#[test]
+fn bytes_the_capture_missed_are_never_corruption_nor_clean() {
+    let mut s = Script::new();
+    let body = s.bytes(400_000);
+    let target = md5_target(&body);
+    s.attempt("PUT", &target, &body, Answer::Status(201));
+    s.attempt("PUT", &target, &body, Answer::Status(200));
+    let whole = s.write("gap.pcapng");
+    assert_eq!(inspect(&whole).exit_code(), 0, "the whole capture is clean");
+    let frames = tshark::fields(
+        &whole,
+        Some("tcp.stream==2 and tcp.len>1000"),
+        &["frame.number"],
+    );
+    let second = frames.get(1).and_then(|f| f.first()).expect("data packets");
+    let gap = whole.with_file_name("gap-1.pcapng");
+    editcap(&[
+        whole.as_os_str(),
+        gap.as_os_str(),
+        std::ffi::OsStr::new(second),
+    ]);
+    let report = inspect(&gap);
+    let text = report.render_text();
+    assert!(report.findings.is_empty(), "{text}");
+    assert_eq!(report.verdict(), Verdict::Inconclusive, "{text}");
+    assert_eq!(report.exit_code(), 3);
+    let client = report
+        .attempt_groups
+        .iter()
+        .find(|g| g.leg == Some(faultline::direction::Leg::Client))
+        .expect("the client leg's retries");
+    let why = client.attempts[1].not_compared.as_deref().unwrap_or("");
+    assert!(why.starts_with("capture gap"), "{text}");
+    assert!(
+        report
+            .verdict_line
+            .starts_with("INCONCLUSIVE: the capture is missing payload (bytes missing on flow 2)"),
+        "{text}"
+    );
+
+    let snapped = whole.with_file_name("gap-snap.pcapng");
+    editcap(&[
+        std::ffi::OsStr::new("-s"),
+        std::ffi::OsStr::new("200"),
+        whole.as_os_str(),
+        snapped.as_os_str(),
+    ]);
+    let report = inspect(&snapped);
+    let text = report.render_text();
+    assert!(report.capture.truncated_packets > 0, "{text}");
+    assert_eq!(report.verdict(), Verdict::Inconclusive, "{text}");
+    assert!(!report.verdict_line.starts_with("OK"), "{text}");
+    assert!(
+        text.contains("packets captured shorter than they crossed the wire"),
+        "{text}"
+    );
+}
