@@ -120,7 +120,7 @@ pub(crate) fn build_with_h2(
         &mut warnings,
     ));
     let webdav_moves = webdav::follow_moves(&exchanges, &mut findings);
-    let (h2_connections, h2_streams, bytestream) =
+    let (h2_connections, h2_streams, mut bytestream) =
         h2_evidence(h2_flows, &mut warnings, &mut findings);
     let mut leg_comparisons = super::legs::compare_legs(&flows, &mut exchanges);
     if capture.format == "pcap" {
@@ -208,7 +208,16 @@ pub(crate) fn build_with_h2(
                 .is_some_and(|e| missed.binary_search(&e.flow).is_ok())
         });
         if on_missed {
-            objects::capture_missed(object);
+            objects::capture_missed(&mut object.problems);
+        }
+    }
+    for blob in bytestream.iter_mut().filter(|b| !b.complete) {
+        if blob
+            .calls
+            .iter()
+            .any(|c| missed.binary_search(&c.flow).is_ok())
+        {
+            objects::capture_missed(&mut blob.problems);
         }
     }
     let missing = missing_payload(capture.truncated_packets, &missed);
