@@ -189,7 +189,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_capture: bool,
     /// When the proxy stops, inspect the capture it wrote (as `faultline inspect`) and exit 1
-    /// if it shows corruption.
+    /// if it shows corruption (3 if it misses payload, as `faultline inspect`).
     #[arg(long)]
     pub inspect: bool,
     /// With --inspect: audit the capture against MANIFEST, as `faultline inspect --expect`.
