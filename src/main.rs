@@ -385,6 +385,14 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
 /// `--expect MANIFEST` is read first: a bad manifest exits 2 (`MANIFEST:LINE: message`) before
 /// the capture is read.
 fn inspect_to(args: &cli::InspectArgs) -> ExitCode {
+    if let Some(html) = &args.html {
+        let mut inputs = vec![("capture", args.capture.as_path())];
+        inputs.extend(args.expect.as_deref().map(|m| ("manifest", m)));
+        if let Err(e) = faultline::inspect::refuse_overwriting_inputs(html, "--html", &inputs) {
+            eprintln!("faultline: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    }
     let expect = match args.expect.as_deref().map(Manifest::load).transpose() {
         Ok(manifest) => manifest,
         Err(e) => {

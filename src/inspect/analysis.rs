@@ -44,11 +44,28 @@ pub(crate) fn build_with_h2(
     if let Some(d) = &capture.damage {
         warnings.push(format!("capture damaged, reading stopped: {d}"));
     }
+    if capture.truncated_packets > 0 {
+        warnings.push(format!(
+            "{} captured shorter than {} crossed the wire (a snap length cut {}): their payload is missing, so bodies cannot be checked; capture without a snap length (tcpdump -s 0, or faultline's own --capture)",
+            crate::plural::count(capture.truncated_packets, "packet"),
+            if capture.truncated_packets == 1 { "it" } else { "they" },
+            if capture.truncated_packets == 1 { "it" } else { "them" },
+        ));
+    }
+    // Flows whose HTTP the capture missed bytes of: nothing found there is no evidence of clean.
+    let mut missed: Vec<u64> = h2_flows
+        .iter()
+        .filter(|h| h.capture_missed)
+        .map(|h| h.connection.flow)
+        .collect();
     let mut flows = Vec::new();
     let mut exchanges = Vec::new();
     let ids = super::connection_id::ConnectionIds::up_to(finished.len() as u64 + 64);
     for (info, outcome) in finished {
         warnings.extend(outcome.warnings);
+        if outcome.capture_missed {
+            missed.push(info.id);
+        }
         let on = leg::of_interface(info.interface.as_deref());
         flows.push(FlowSummary {
             id: info.id,
@@ -78,7 +95,11 @@ pub(crate) fn build_with_h2(
             flows[i].exchanges.push(id);
         }
     }
-    warnings.extend(super::legs::infer_legs(&mut flows, &mut exchanges));
+    warnings.extend(super::legs::infer_legs(
+        &mut flows,
+        &mut exchanges,
+        capture.format,
+    ));
     let mut findings = Vec::new();
     let attempt_groups = compare_attempts(&mut exchanges, &mut findings);
     let mut content_checks = check_addresses(&mut exchanges, &mut findings);
@@ -99,7 +120,7 @@ pub(crate) fn build_with_h2(
         &mut warnings,
     ));
     let webdav_moves = webdav::follow_moves(&exchanges, &mut findings);
-    let (h2_connections, h2_streams, bytestream) =
+    let (h2_connections, h2_streams, mut bytestream) =
         h2_evidence(h2_flows, &mut warnings, &mut findings);
     let mut leg_comparisons = super::legs::compare_legs(&flows, &mut exchanges);
     if capture.format == "pcap" {
@@ -163,10 +184,47 @@ pub(crate) fn build_with_h2(
         h2_streams: h2_streams.len(),
         blobs: bytestream.len(),
     };
-    let verdict = if findings.is_empty() {
-        Verdict::Clean
-    } else {
-        Verdict::Corrupt
+    // Attempts left uncompared because the capture ended inside their body count too.
+    missed.extend(
+        attempt_groups
+            .iter()
+            .flat_map(|g| &g.attempts)
+            .filter(|a| a.comparison.is_none() && a.number > 1)
+            .filter(|a| {
+                exchanges[a.exchange]
+                    .request
+                    .cut_by
+                    .as_deref()
+                    .is_some_and(capture_missed)
+            })
+            .map(|a| exchanges[a.exchange].flow),
+    );
+    missed.sort_unstable();
+    missed.dedup();
+    for object in objects.iter_mut().filter(|o| !o.complete) {
+        let on_missed = object.pieces.iter().any(|p| {
+            exchanges
+                .get(p.exchange)
+                .is_some_and(|e| missed.binary_search(&e.flow).is_ok())
+        });
+        if on_missed {
+            objects::capture_missed(&mut object.problems);
+        }
+    }
+    for blob in bytestream.iter_mut().filter(|b| !b.complete) {
+        if blob
+            .calls
+            .iter()
+            .any(|c| missed.binary_search(&c.flow).is_ok())
+        {
+            objects::capture_missed(&mut blob.problems);
+        }
+    }
+    let missing = missing_payload(capture.truncated_packets, &missed);
+    let verdict = match (findings.is_empty(), &missing) {
+        (false, _) => Verdict::Corrupt,
+        (true, Some(_)) => Verdict::Inconclusive,
+        (true, None) => Verdict::Clean,
     };
     let verdict_line = match findings.first() {
         Some(first) if findings.len() == 1 => first.clone(),
@@ -204,14 +262,20 @@ pub(crate) fn build_with_h2(
                 n => format!(", {} checked", crate::plural::count(n, "download")),
             };
             let h2 = h2_phrase(&summary, &bytestream);
-            if summary.exchanges == 0 && !h2.is_empty() {
+            let counts = if summary.exchanges == 0 && !h2.is_empty() {
                 // HTTP/2 only: nothing to say about HTTP/1 uploads.
-                format!("OK: {}", h2.trim_start_matches(", "))
+                h2.trim_start_matches(", ").to_string()
             } else {
                 format!(
-                    "OK: {}, {retries}{downloads}{h2}",
+                    "{}, {retries}{downloads}{h2}",
                     crate::plural::count(summary.uploads, "upload")
                 )
+            };
+            match &missing {
+                Some(why) => format!(
+                    "INCONCLUSIVE: {why}, so it cannot show the transfers clean; nothing corrupt in what it holds: {counts}"
+                ),
+                None => format!("OK: {counts}"),
             }
         }
     };
@@ -238,11 +302,33 @@ pub(crate) fn build_with_h2(
         h2_streams,
         bytestream,
         run: None,
+        other_runs: Vec::new(),
         timelines: Vec::new(),
         s3: s3.requests,
         expectations: Vec::new(),
         paths: s3.paths,
     }
+}
+
+/// Why the capture cannot show its transfers clean, if it cannot: `truncated` packets cut by a
+/// snap length, and the flows whose HTTP it missed bytes of.
+fn missing_payload(truncated: u64, missed: &[u64]) -> Option<String> {
+    let mut why = Vec::new();
+    if truncated > 0 {
+        why.push(format!(
+            "{} cut by a snap length",
+            crate::plural::count(truncated, "packet")
+        ));
+    }
+    const NAMED: usize = 10;
+    if !missed.is_empty() {
+        let mut flows = crate::plural::named("flow", &missed[..missed.len().min(NAMED)]);
+        if missed.len() > NAMED {
+            flows.push_str(&format!(" and {} more", missed.len() - NAMED));
+        }
+        why.push(format!("bytes missing on {flows}"));
+    }
+    (!why.is_empty()).then(|| format!("the capture is missing payload ({})", why.join("; ")))
 }
 
 /// HTTP/2 connections and streams in time order, and the ByteStream blobs their calls make up.
@@ -300,13 +386,14 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
         }
         let first_id = group[0];
         let mut first_body = exchanges[first_id].body.take();
-        let (first_len, first_expected, first_complete, first_status) = {
+        let (first_len, first_expected, first_complete, first_status, first_cut_by) = {
             let f = &exchanges[first_id];
             (
                 f.request.length,
                 f.request.expected,
                 f.request.complete,
                 f.response.status,
+                f.request.cut_by.clone(),
             )
         };
         let mut list = Vec::new();
@@ -342,7 +429,29 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
                 },
                 _ => Some("body not retained".to_string()),
             };
-            attempt.not_compared = why_not;
+            // A body the capture missed part of (a gap, or the capture ended) was not seen whole:
+            // only bytes that differ where both bodies were captured are evidence; a shorter or
+            // longer body is the capture's doing, not the client's.
+            let missed = [first_cut_by.as_deref(), ex.request.cut_by.as_deref()]
+                .into_iter()
+                .flatten()
+                .find(|c| capture_missed(c));
+            if let Some(missed) = missed {
+                if !matches!(attempt.comparison, Some(BodyComparison::Differs { .. })) {
+                    let held = match attempt.comparison.take() {
+                        Some(BodyComparison::Identical | BodyComparison::PrefixOfFirst { .. })
+                        | Some(BodyComparison::ExtendsFirst { .. }) => format!(
+                            " (the capture missed part of a body; the {} bytes both attempts hold are the same)",
+                            first_len.min(ex.request.length)
+                        ),
+                        _ => " (the capture missed part of a body)".to_string(),
+                    };
+                    attempt.not_compared = Some(format!("{missed}{held}"));
+                }
+            }
+            if why_not.is_some() {
+                attempt.not_compared = why_not;
+            }
             let mut description = match (&attempt.comparison, &attempt.not_compared) {
                 (Some(c), _) if !first_complete && !c.is_difference() => cut_then(
                     &unfinished(first_status, first_len),
@@ -442,6 +551,27 @@ fn retries_without_difference(groups: &[AttemptGroup], n: usize) -> String {
             None => by_request.push(g),
         }
     }
+    // A retry left uncompared (the capture missed part of a body, a copy was not kept) is
+    // neither identical nor a resend after a cut: said apart.
+    let uncompared = |g: &AttemptGroup| g.attempts.iter().skip(1).any(|a| a.comparison.is_none());
+    let skipped = by_request.iter().filter(|g| uncompared(g)).count();
+    if skipped > 0 {
+        let rest = n.saturating_sub(skipped);
+        by_request.retain(|g| !uncompared(g));
+        return if by_request.is_empty() || rest == 0 {
+            format!("{n} retried, not compared")
+        } else {
+            format!(
+                "{}; {skipped} more retried, not compared",
+                compared_retries(by_request, rest)
+            )
+        };
+    }
+    compared_retries(by_request, n)
+}
+
+/// [`retries_without_difference`] of the requests whose retries were all compared.
+fn compared_retries(by_request: Vec<&AttemptGroup>, n: usize) -> String {
     let cut: Vec<&AttemptGroup> = by_request
         .iter()
         .copied()
@@ -615,7 +745,13 @@ fn cut_for_real(ex: &Exchange) -> bool {
             .request
             .cut_by
             .as_deref()
-            .is_some_and(|c| c != "capture ended" && c != "capture gap")
+            .is_some_and(|c| !capture_missed(c))
+}
+
+/// True when `cut_by` says the capture, not the connection, lost the rest of a body: a gap in
+/// the captured bytes, or the capture ending.
+fn capture_missed(cut_by: &str) -> bool {
+    cut_by == "capture gap" || cut_by == "capture ended"
 }
 
 /// Uploads that arrived short (cut by a reset or close, or a p2phttp `put` with less data than it
@@ -698,6 +834,7 @@ pub(crate) mod tests {
                 http: true,
                 warnings: Vec::new(),
                 faults: Vec::new(),
+                capture_missed: false,
             },
         )
     }
@@ -710,6 +847,7 @@ pub(crate) mod tests {
             packets: 0,
             tcp_segments: 0,
             damage: None,
+            truncated_packets: 0,
         }
     }
 
@@ -1092,6 +1230,69 @@ pub(crate) mod tests {
         assert_eq!(
             report.verdict_line,
             r#"OK: 1 upload, 1 retried, 1 retry differed and none of them was accepted (answered status 200 {"stored":false})"#
+        );
+    }
+
+    /// Two PUTs of one body, the second accepted: `bodies` are what the capture holds of each,
+    /// the second cut by a capture gap.
+    fn retry_cut_by_a_gap(bodies: [Vec<u8>; 2]) -> Report {
+        let puts = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let mut ex = exchange(i, Leg::Client, 1, "PUT", "/x", Some("h"));
+                let mut kept = crate::inspect::body_store::RetainedBody::new(Default::default());
+                kept.append(b);
+                ex.body = Some(kept);
+                (ex.request.length, ex.request.expected) = (b.len() as u64, Some(400));
+                ex
+            })
+            .collect::<Vec<_>>();
+        let mut puts = puts;
+        puts[1].request.complete = false;
+        puts[1].request.cut_by = Some("capture gap".into());
+        report_of("client leg", puts)
+    }
+
+    /// An identical retry whose client leg lost a packet to the capture: it was called CORRUPT
+    /// ("attempt 2 is attempt 1's first 100 of 400 bytes ... body ends early") though the
+    /// exchange itself said "cut by capture gap". The capture, not the client, cut it short.
+    #[test]
+    fn a_retry_the_capture_missed_bytes_of_is_not_compared() {
+        let report = retry_cut_by_a_gap([vec![5; 400], vec![5; 100]]);
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+        // Not clean either: the capture missed bytes of the retry.
+        assert_eq!(report.verdict, Verdict::Inconclusive);
+        assert_eq!(
+            report.verdict_line,
+            "INCONCLUSIVE: the capture is missing payload (bytes missing on flow 1), so it cannot show the transfers clean; nothing corrupt in what it holds: 1 upload, 1 retried, not compared"
+        );
+        let attempt = &report.attempt_groups[0].attempts[1];
+        assert!(!attempt.corrupt);
+        assert_eq!(attempt.comparison, None);
+        let why = attempt.not_compared.as_deref().unwrap_or_default();
+        assert!(why.starts_with("capture gap"), "{why}");
+        assert!(
+            attempt
+                .description
+                .starts_with("attempt 2 not compared: capture gap"),
+            "{}",
+            attempt.description
+        );
+        assert_eq!(report.summary.retries_differing, 0);
+    }
+
+    /// Bytes that differ before the gap were captured on both attempts: still corruption.
+    #[test]
+    fn a_retry_differing_before_a_capture_gap_is_still_corrupt() {
+        let mut second = vec![5; 100];
+        second[50] = 6;
+        let report = retry_cut_by_a_gap([vec![5; 400], second]);
+        assert_eq!(report.verdict, Verdict::Corrupt, "{:?}", report.findings);
+        assert!(
+            report.findings[0].contains("differs from attempt 1 at offset 50"),
+            "{:?}",
+            report.findings
         );
     }
 

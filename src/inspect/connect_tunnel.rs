@@ -193,6 +193,7 @@ impl ConnectTunnel {
                     http: false,
                     warnings: vec![why],
                     faults: Vec::new(),
+                    capture_missed: false,
                 },
                 h2: None,
             });

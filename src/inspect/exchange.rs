@@ -316,6 +316,8 @@ pub struct FlowHttp {
     /// Where the tunnel starts per direction (client->upstream, upstream->client), after a
     /// CONNECT 2xx or a 101.
     tunnel: [Option<u64>; 2],
+    /// HTTP tracking stopped at bytes the capture missed (see [`FlowOutcome::capture_missed`]).
+    capture_missed: bool,
 }
 
 /// Whether the flow's HTTP/1 exchanges turned it into a CONNECT tunnel.
@@ -340,6 +342,9 @@ pub struct FlowOutcome {
     pub warnings: Vec<String>,
     /// Fault comments seen on the flow.
     pub faults: Vec<String>,
+    /// True when HTTP tracking stopped because the capture missed bytes of the flow: what the
+    /// capture holds of it cannot show its transfers whole.
+    pub capture_missed: bool,
 }
 
 impl FlowHttp {
@@ -364,6 +369,7 @@ impl FlowHttp {
             connect_pending: false,
             connect_answered: false,
             tunnel: [None, None],
+            capture_missed: false,
         }
     }
 
@@ -392,6 +398,7 @@ impl FlowHttp {
     fn stop(&mut self, why: String, cut_by: &str) {
         if self.tracking == Tracking::Http {
             self.warnings.push(format!("flow {}: {why}", self.flow));
+            self.capture_missed |= cut_by == "capture gap";
         }
         if self.exchanges.is_empty() {
             self.tracking = Tracking::NotHttp;
@@ -660,6 +667,7 @@ impl FlowHttp {
             exchanges: self.exchanges,
             warnings: self.warnings,
             faults,
+            capture_missed: self.capture_missed,
         }
     }
 }

@@ -74,6 +74,7 @@ impl FlowViews {
         http.http |= inner.http.http;
         http.warnings.extend(inner.http.warnings);
         http.faults.extend(inner.http.faults);
+        http.capture_missed |= inner.http.capture_missed;
         (http, h2.or(inner.h2))
     }
 }

@@ -183,6 +183,8 @@ pub struct FlowH2 {
     memory: MemoryUse,
     /// The HTTP/1 exchange before an h2c upgrade (only while `Upgrading`).
     upgrade: Option<Box<Upgrade>>,
+    /// Decoding stopped at bytes the capture missed (see [`H2Outcome::capture_missed`]).
+    capture_missed: bool,
 }
 
 /// What a finished HTTP/2 flow contributes to the report.
@@ -196,6 +198,9 @@ pub struct H2Outcome {
     pub calls: Vec<Call>,
     /// Problems worth a line in the report.
     pub warnings: Vec<String>,
+    /// True when decoding stopped at bytes the capture missed: what the capture holds of the
+    /// connection cannot show its transfers whole.
+    pub capture_missed: bool,
 }
 
 impl FlowH2 {
@@ -220,6 +225,7 @@ impl FlowH2 {
             error: None,
             memory,
             upgrade: None,
+            capture_missed: false,
         }
     }
 
@@ -632,6 +638,7 @@ impl FlowH2 {
             streams,
             calls,
             warnings,
+            capture_missed: self.capture_missed,
         })
     }
 }
@@ -662,6 +669,7 @@ impl StreamConsumer for FlowH2 {
 
     fn gap(&mut self, dir: Direction, offset: u64, missing: u64) {
         if self.state == State::H2 {
+            self.capture_missed = true;
             self.stop(format!(
                 "{} missing from the capture at {dir} offset {offset}; HTTP/2 decoding stopped",
                 crate::plural::count(missing, "byte")

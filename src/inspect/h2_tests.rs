@@ -948,3 +948,46 @@ fn markdown_keeps_the_reset_stream_of_many_and_counts_the_rest() {
         "{md}"
     );
 }
+
+/// A ByteStream Read whose connection lost bytes to the capture (a gap toward the client): the
+/// blob said "incomplete: N of M bytes crossed" and the verdict OK. The capture missed them:
+/// the blob says so and the verdict is INCONCLUSIVE.
+#[test]
+fn a_blob_the_capture_missed_bytes_of_is_inconclusive() {
+    let (bytes, name) = blob(50_000);
+    let mut conn = Conn::new();
+    read_call(&mut conn, &name, 0, &bytes, 10_000);
+    let info = info(1);
+    let mut views = FlowViews::new(&info, MemoryUse::default());
+    let mut offsets = [0u64; 2];
+    let mut dropped = false;
+    for (n, (direction, chunk)) in conn.chunks.into_iter().enumerate() {
+        let at = offsets[direction.index()];
+        offsets[direction.index()] += chunk.len() as u64;
+        // The first large chunk toward the client (a DATA frame) never reached the capture.
+        if direction == DOWN && chunk.len() > 5_000 && !std::mem::replace(&mut dropped, true) {
+            views.gap(direction, at, chunk.len() as u64);
+            continue;
+        }
+        views.data(direction, at, &chunk, 1_000_000_000 + n as u64);
+    }
+    assert!(dropped, "a chunk to drop");
+    let (http, h2) = views.finish(&info);
+    let report = analysis::build_with_h2(
+        CaptureInfo::for_tests(),
+        LegFilter::Both,
+        vec![(info, http)],
+        Vec::new(),
+        h2.into_iter().collect(),
+    );
+    let text = report.render_text();
+    assert_eq!(report.verdict, super::Verdict::Inconclusive, "{text}");
+    assert_eq!(report.exit_code(), 3);
+    let problems = &report.bytestream[0].problems;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("incomplete in the capture: it holds ")),
+        "{problems:?}"
+    );
+}

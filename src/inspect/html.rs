@@ -40,7 +40,7 @@ const STYLE: &str = r#"
 body{margin:0 auto;max-width:1100px;padding:0 16px 48px}
 h1{margin:0;font-size:1.6em}h2{border-bottom:1px solid var(--line);padding-bottom:4px;margin-top:32px}
 .verdict{margin:16px 0;padding:16px 20px;border-radius:8px;color:#fff}
-.verdict.clean{background:var(--ok)}.verdict.corrupt{background:var(--bad)}
+.verdict.clean{background:var(--ok)}.verdict.corrupt{background:var(--bad)}.verdict.inconclusive{background:#8a6d00}
 .verdict p{margin:6px 0 0;font-size:1.05em;overflow-wrap:anywhere}
 table{border-collapse:collapse;width:100%;font-size:.9em;margin:8px 0}
 th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
@@ -117,6 +117,7 @@ impl Report {
         let (class, word) = match self.verdict {
             Verdict::Clean => ("clean", "Clean"),
             Verdict::Corrupt => ("corrupt", "CORRUPT"),
+            Verdict::Inconclusive => ("inconclusive", "INCONCLUSIVE"),
         };
         let _ = write!(
             s,
@@ -155,7 +156,7 @@ impl Report {
             self.capture.format,
             count(self.capture.packets, "packet"),
             count(self.capture.tcp_segments, "TCP segment"),
-            self.leg_filter
+            self.legs_shown()
         );
         s
     }
@@ -200,9 +201,28 @@ impl Report {
                     escape(&run.command),
                 );
                 html_replay(s, run);
+                if !self.other_runs.is_empty() {
+                    s.push_str(r#"<p>The capture holds more runs (a section each); replay them apart:</p><table class="other-runs">"#);
+                    for (i, other) in self.other_runs.iter().enumerate() {
+                        let _ = write!(
+                            s,
+                            r#"<tr><th>run {}</th><td>faultline {}, scenario {}, seed {}: <code>{}</code></td></tr>"#,
+                            i + 2,
+                            escape(&other.faultline_version),
+                            escape(&other.scenario),
+                            other.seed,
+                            escape(&other.replay),
+                        );
+                    }
+                    s.push_str("</table>");
+                }
             }
             None => {
-                s.push_str("<tr><th>run</th><td>not recorded: the capture has no faultline section comment</td></tr></table>");
+                let _ = write!(
+                    s,
+                    "<tr><th>run</th><td>{}</td></tr></table>",
+                    self.no_run_text()
+                );
             }
         }
         s.push_str("</section>\n");
@@ -740,6 +760,7 @@ pub(crate) mod tests {
             http: true,
             warnings: vec!["<img src=x>".into()],
             faults: Vec::new(),
+            capture_missed: false,
         };
         let capture = CaptureInfo {
             path: "<i>.pcapng".into(),
@@ -748,6 +769,7 @@ pub(crate) mod tests {
             packets: 3,
             tcp_segments: 3,
             damage: None,
+            truncated_packets: 0,
         };
         let mut report = analysis::build(capture, LegFilter::Both, vec![(flow, outcome)]);
         let mut t = FlowTimeline::new(1, 0);
@@ -798,6 +820,7 @@ pub(crate) mod tests {
                     http: true,
                     warnings: Vec::new(),
                     faults: Vec::new(),
+                    capture_missed: false,
                 },
             )
         };
@@ -808,6 +831,7 @@ pub(crate) mod tests {
             packets: 0,
             tcp_segments: 0,
             damage: None,
+            truncated_packets: 0,
         };
         analysis::build(
             capture,

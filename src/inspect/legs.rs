@@ -129,10 +129,27 @@ const UPSTREAM_CONNECT_SLACK_NS: u64 = 2_000_000_000;
 /// when it is consistent: no server in both roles, and every flow with a request paired or sent
 /// to a listen address (faultline answered it alone). Returns the warning that says what was
 /// inferred or why not; `None` when a flow already has a leg (or there are no flows).
-pub fn infer_legs(flows: &mut [FlowSummary], exchanges: &mut [Exchange]) -> Option<String> {
+pub fn infer_legs(
+    flows: &mut [FlowSummary],
+    exchanges: &mut [Exchange],
+    format: &str,
+) -> Option<String> {
     if flows.is_empty() || flows.iter().any(|f| f.leg.is_some()) {
         return None;
     }
+    // Why the capture names none, in the words of its format: a classic pcap cannot, a pcapng
+    // another tool wrote (dumpcap, tcpdump) does not.
+    let (none, keep) = if format == "pcap" {
+        (
+            "the capture names no legs (no faultline leg interfaces: a classic pcap has none)",
+            "capture to .pcapng to keep them",
+        )
+    } else {
+        (
+            "the capture names no legs (no faultline leg interfaces: none of its interfaces is named \"client leg\" or \"upstream leg\", so faultline did not write it)",
+            "faultline run --capture FILE.pcapng names them",
+        )
+    };
     let first = |f: &FlowSummary| {
         let e = &exchanges[*f.exchanges.first()?];
         Some((e.method.clone(), e.resource(), e.time_ns))
@@ -165,8 +182,7 @@ pub fn infer_legs(flows: &mut [FlowSummary], exchanges: &mut [Exchange]) -> Opti
     }
     if pairs.is_empty() {
         return Some(
-            "the capture names no legs (no faultline leg interfaces: a classic pcap has none) and they cannot be told from its flows: no HTTP request crossed two of them; every flow is on leg unknown (capture to .pcapng to keep them)"
-                .to_string(),
+            format!("{none} and they cannot be told from its flows: no HTTP request crossed two of them; every flow is on leg unknown ({keep})"),
         );
     }
     let listen: std::collections::BTreeSet<String> = pairs
@@ -197,12 +213,12 @@ pub fn infer_legs(flows: &mut [FlowSummary], exchanges: &mut [Exchange]) -> Opti
     }
     if let Some(both) = listen.intersection(&upstream).next() {
         return Some(format!(
-            "the capture names no legs (no faultline leg interfaces: a classic pcap has none) and they cannot be told from its flows: {both} is the server of flows that look like client legs and of others that look like upstream legs; every flow is on leg unknown"
+            "{none} and they cannot be told from its flows: {both} is the server of flows that look like client legs and of others that look like upstream legs; every flow is on leg unknown"
         ));
     }
     if !unexplained.is_empty() {
         return Some(format!(
-            "the capture names no legs (no faultline leg interfaces: a classic pcap has none) and they cannot be told from its flows: no pair of flows explains {}; every flow is on leg unknown",
+            "{none} and they cannot be told from its flows: no pair of flows explains {}; every flow is on leg unknown",
             crate::plural::named("flow", &unexplained)
         ));
     }
@@ -213,7 +229,7 @@ pub fn infer_legs(flows: &mut [FlowSummary], exchanges: &mut [Exchange]) -> Opti
         }
     }
     Some(format!(
-        "the capture names no legs (no faultline leg interfaces: a classic pcap has none); they were inferred from its flows: a flow to {} followed by one to {} carrying the same first request is a client leg and its upstream leg ({})",
+        "{none}; they were inferred from its flows: a flow to {} followed by one to {} carrying the same first request is a client leg and its upstream leg ({})",
         Vec::from_iter(listen).join(", "),
         Vec::from_iter(upstream).join(", "),
         crate::plural::count(pairs.len(), "pair")
@@ -607,9 +623,31 @@ pub(crate) mod tests {
             unnamed(0, "127.0.0.1:5000", "127.0.0.1:3030", vec![]),
             unnamed(1, "127.0.0.1:5001", "127.0.0.1:9000", vec![]),
         ];
-        let note = infer_legs(&mut flows, &mut []).expect("a warning");
+        let note = infer_legs(&mut flows, &mut [], "pcap").expect("a warning");
         assert!(note.contains("every flow is on leg unknown"), "{note}");
         assert!(flows.iter().all(|f| f.leg.is_none()));
+    }
+
+    /// A pcapng another tool wrote (dumpcap) was told "a classic pcap has none ... capture to
+    /// .pcapng to keep them": it is a pcapng, so the warning says its interfaces are not
+    /// faultline's legs and how to get a capture that names them.
+    #[test]
+    fn a_pcapng_without_leg_interfaces_is_not_called_a_classic_pcap() {
+        let mut flows = [unnamed(0, "127.0.0.1:5000", "127.0.0.1:3030", vec![])];
+        let note = infer_legs(&mut flows, &mut [], "pcapng").expect("a warning");
+        assert!(!note.contains("classic pcap"), "{note}");
+        assert!(!note.contains("capture to .pcapng"), "{note}");
+        assert!(
+            note.contains("none of its interfaces is named \"client leg\" or \"upstream leg\""),
+            "{note}"
+        );
+        assert!(
+            note.contains("faultline run --capture FILE.pcapng names them"),
+            "{note}"
+        );
+        let note = infer_legs(&mut flows, &mut [], "pcap").expect("a warning");
+        assert!(note.contains("a classic pcap has none"), "{note}");
+        assert!(note.contains("capture to .pcapng to keep them"), "{note}");
     }
 
     /// Classic pcap: a flow to the listen address followed by one to the upstream carrying the
@@ -631,7 +669,7 @@ pub(crate) mod tests {
             unnamed(3, "127.0.0.1:6001", "127.0.0.1:8080", vec![3]),
             unnamed(4, "127.0.0.1:5002", "127.0.0.1:3030", vec![4]),
         ];
-        let note = infer_legs(&mut flows, &mut exchanges).expect("a note");
+        let note = infer_legs(&mut flows, &mut exchanges, "pcap").expect("a note");
         assert!(note.contains("inferred"), "{note}");
         let legs: Vec<_> = flows.iter().map(|f| f.leg).collect();
         let (c, u) = (Some(Leg::Client), Some(Leg::Upstream));
@@ -657,13 +695,13 @@ pub(crate) mod tests {
             unnamed(2, "127.0.0.1:5001", "127.0.0.1:8080", vec![2]),
             unnamed(3, "127.0.0.1:6001", "127.0.0.1:9090", vec![3]),
         ];
-        let note = infer_legs(&mut flows, &mut exchanges).expect("a note");
+        let note = infer_legs(&mut flows, &mut exchanges, "pcap").expect("a note");
         assert!(note.contains("cannot be told"), "{note}");
         assert!(flows.iter().all(|f| f.leg.is_none()));
         assert!(exchanges.iter().all(|e| e.leg.is_none()));
         // A capture that names its legs is left alone.
         let mut named = vec![flow(0, Leg::Client, vec![0])];
-        assert_eq!(infer_legs(&mut named, &mut exchanges), None);
+        assert_eq!(infer_legs(&mut named, &mut exchanges, "pcap"), None);
     }
 
     /// Issue 15 (summary wording): one request is not "1 requests".

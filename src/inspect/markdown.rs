@@ -16,6 +16,18 @@ use crate::plural::{count, count_as};
 
 /// HTTP/2 stream rows in the Markdown summary (GitHub caps an issue at 65536 characters).
 const MAX_STREAM_ROWS: usize = 200;
+/// HTTP/1 exchange rows, and rows of flows without HTTP, in the Markdown summary (same reason).
+const MAX_EXCHANGE_ROWS: usize = 200;
+
+/// Indexes `0..len` to show when at most `max` fit: the `notable` ones first (up to `max`), then
+/// the others in order, all sorted back into order.
+fn rows_to_show(len: usize, max: usize, notable: impl Fn(usize) -> bool) -> Vec<usize> {
+    let mut shown: Vec<usize> = (0..len).filter(|&i| notable(i)).take(max).collect();
+    let room = max - shown.len();
+    shown.extend((0..len).filter(|&i| !notable(i)).take(room));
+    shown.sort_unstable();
+    shown
+}
 
 /// `text` safe inside a Markdown paragraph or table cell: one line, CommonMark's active ASCII
 /// punctuation backslash-escaped (so `<script>` stays text and `|` stays in its cell).
@@ -89,6 +101,7 @@ impl Report {
         let (icon, word) = match self.verdict {
             Verdict::Clean => ("✅", "clean"),
             Verdict::Corrupt => ("❌", "CORRUPT"),
+            Verdict::Inconclusive => ("⚠️", "INCONCLUSIVE"),
         };
         let _ = writeln!(s, "### {icon} faultline inspect: {word}\n");
         let _ = writeln!(s, "**{}**\n", escape(&self.verdict_line));
@@ -101,16 +114,27 @@ impl Report {
             c.format,
             count(c.packets, "packet"),
             count(self.flows.len(), "flow"),
-            self.leg_filter
+            self.legs_shown()
         );
         match &self.run {
             Some(run) => {
                 let _ = writeln!(s, "| faultline | {} |", escape(&run.faultline_version));
                 let _ = writeln!(s, "| scenario | {} |", escape(&run.scenario));
                 let _ = writeln!(s, "| seed | {} |", run.seed);
+                for (i, other) in self.other_runs.iter().enumerate() {
+                    let _ = writeln!(
+                        s,
+                        "| run {} | faultline {}, scenario {}, seed {}; replay: {} |",
+                        i + 2,
+                        escape(&other.faultline_version),
+                        escape(&other.scenario),
+                        other.seed,
+                        escape(&other.replay)
+                    );
+                }
             }
             None => {
-                let _ = writeln!(s, "| run | not a faultline capture (no section comment) |");
+                let _ = writeln!(s, "| run | {} |", self.no_run_text());
             }
         }
         let sum = &self.summary;
@@ -211,7 +235,20 @@ impl Report {
             "\n<details><summary>{}</summary>\n\n| # | leg | flow | request | body bytes | response | faults |\n|---:|---|---:|---|---:|---|---|",
             count(self.exchanges.len(), "HTTP exchange")
         );
-        for ex in &self.exchanges {
+        // A pasted issue has a size limit: past MAX_EXCHANGE_ROWS, the exchanges worth a look
+        // (named by a finding or check, faulted, cut, not answered 2xx/3xx) come first.
+        let flagged = self.flagged_exchanges();
+        let notable = |i: usize| {
+            let ex = &self.exchanges[i];
+            flagged.contains(&ex.id)
+                || !ex.faults.is_empty()
+                || !ex.request.complete
+                || !ex.response.complete
+                || ex.response.status.is_none_or(|c| c >= 400)
+        };
+        let shown = rows_to_show(self.exchanges.len(), MAX_EXCHANGE_ROWS, notable);
+        let left_out = self.exchanges.len() - shown.len();
+        for ex in shown.iter().map(|&i| &self.exchanges[i]) {
             let body = if ex.request.complete {
                 ex.request.length.to_string()
             } else {
@@ -240,7 +277,47 @@ impl Report {
                 escape(&faults.join("; "))
             );
         }
+        if left_out > 0 {
+            let _ = writeln!(
+                s,
+                "\n{left_out} more {} left out here (every one is in the text report, `--html FILE` and `--json`).",
+                if left_out == 1 {
+                    "exchange is"
+                } else {
+                    "exchanges are"
+                }
+            );
+        }
         let _ = writeln!(s, "\n</details>");
+    }
+
+    /// Ids of the exchanges a retried upload, content check or object check names as corrupt or
+    /// differing: kept in the capped exchange table.
+    fn flagged_exchanges(&self) -> std::collections::BTreeSet<usize> {
+        let mut ids = std::collections::BTreeSet::new();
+        for g in &self.attempt_groups {
+            let differs = g
+                .attempts
+                .iter()
+                .any(|a| a.corrupt || a.comparison.as_ref().is_some_and(|c| c.is_difference()));
+            if differs {
+                ids.extend(g.attempts.iter().map(|a| a.exchange));
+            }
+        }
+        ids.extend(
+            self.content_checks
+                .iter()
+                .filter(|c| c.corrupt || c.check.is_mismatch())
+                .map(|c| c.exchange),
+        );
+        for o in self
+            .objects
+            .iter()
+            .filter(|o| o.corrupt || !o.problems.is_empty())
+        {
+            ids.extend(o.pieces.iter().map(|p| p.exchange));
+        }
+        ids
     }
 
     /// Every HTTP/2 stream with its outcome (status, grpc-status, END_STREAM or RST_STREAM) and
@@ -394,7 +471,11 @@ impl Report {
             s,
             "\n#### Flows without HTTP\n\nFlow N is Wireshark's `tcp.stream == N`.\n\n| flow | leg | client | server | faults |\n|---:|---|---|---|---|"
         );
-        for f in plain {
+        let shown = rows_to_show(plain.len(), MAX_EXCHANGE_ROWS, |i| {
+            !plain[i].faults.is_empty()
+        });
+        let left_out = plain.len() - shown.len();
+        for f in shown.iter().map(|&i| plain[i]) {
             let faults: Vec<String> = f
                 .faults
                 .iter()
@@ -408,6 +489,17 @@ impl Report {
                 escape(&f.client),
                 escape(&f.server),
                 escape(&faults.join("; "))
+            );
+        }
+        if left_out > 0 {
+            let _ = writeln!(
+                s,
+                "\n{left_out} more {} left out here (`--json` lists every flow).",
+                if left_out == 1 {
+                    "flow is"
+                } else {
+                    "flows are"
+                }
             );
         }
     }
@@ -525,7 +617,7 @@ mod tests {
         let md = crate::inspect::html::tests::hostile_report().render_markdown();
         assert!(md.starts_with("### ✅ faultline inspect: clean\n"), "{md}");
         for expected in [
-            "| run | not a faultline capture (no section comment) |",
+            "| run | not recorded: the capture has no faultline section comment (another tool wrote it) |",
             "| 0 | client | 1 | PUT /\\<script\\>x\\</script\\> | 3 | status 201 |",
             "- \\<img src=x\\>",
         ] {
@@ -580,5 +672,73 @@ mod tests {
         let tricky = code_block("sh", "a ```` b");
         assert!(tricky.starts_with("`````sh\n"), "{tricky}");
         assert!(tricky.ends_with("\n`````\n"), "{tricky}");
+    }
+
+    /// 900 HTTP/1 connections made a 105,399-character summary, which GitHub refuses as an
+    /// issue body (65,536 at most): the exchange table keeps MAX_EXCHANGE_ROWS rows, the
+    /// flagged and faulted ones first, and says how many it left out and where they are.
+    #[test]
+    fn a_capture_of_many_exchanges_pastes_within_an_issue_body() {
+        use crate::direction::Leg;
+        use crate::inspect::exchange::FaultNote;
+        use crate::inspect::legs::tests::exchange;
+        let mut exchanges: Vec<_> = (0..900)
+            .map(|i| {
+                exchange(
+                    i,
+                    Leg::Client,
+                    1,
+                    "PUT",
+                    &format!("/files/{i:04}"),
+                    Some("h"),
+                )
+            })
+            .collect();
+        exchanges[850].faults.push(FaultNote {
+            text: "faultline rule \"late one\": reset".into(),
+            direction: "client->upstream".into(),
+            offset: 0,
+            scope: "message",
+        });
+        exchanges[851].response.status = Some(500);
+        let report = crate::inspect::analysis::tests::report_of("client leg", exchanges);
+        let md = report.render_markdown();
+        assert!(md.len() < 65_536, "{} characters", md.len());
+        let rows = md.lines().filter(|l| l.contains("| PUT /files/")).count();
+        assert_eq!(rows, MAX_EXCHANGE_ROWS, "{md}");
+        assert!(
+            md.contains("| 850 | client | 1 | PUT /files/0850 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 851 | client | 1 | PUT /files/0851 |"),
+            "{md}"
+        );
+        assert!(md.contains("| 0 | client | 1 | PUT /files/0000 |"), "{md}");
+        assert!(!md.contains("PUT /files/0500"), "{md}");
+        assert!(
+            md.contains("700 more exchanges are left out here (every one is in the text report, `--html FILE` and `--json`)."),
+            "{md}"
+        );
+        assert!(report.render_text().contains("/files/0500"));
+    }
+
+    /// A classic pcap of one flow: the text said "legs: none named" and the Markdown "legs:
+    /// both", and the Markdown called it "not a faultline capture" though faultline writes .pcap
+    /// too. Both now say the same, in the words of the format.
+    #[test]
+    fn text_and_markdown_agree_on_the_legs_and_the_run_of_a_classic_pcap() {
+        use crate::inspect::capture_loss_tests::{pcap, put};
+        let report = crate::inspect::inspect_bytes(&pcap(&put(None), 65_535), &Default::default())
+            .expect("readable");
+        let (text, md) = (report.render_text(), report.render_markdown());
+        assert_eq!(report.capture.format, "pcap");
+        assert!(text.contains(", legs: none named)"), "{text}");
+        assert!(md.contains(", legs: none named) |"), "{md}");
+        assert!(
+            md.contains("| run | not recorded: a classic pcap has no section comment (a .pcapng capture records the run) |"),
+            "{md}"
+        );
+        assert!(text.contains("a classic pcap has none"), "{text}");
     }
 }

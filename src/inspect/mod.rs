@@ -24,6 +24,8 @@ mod blob_layout;
 mod blobs;
 mod body_store;
 mod bytestream_call;
+#[cfg(test)]
+mod capture_loss_tests;
 mod connect_tunnel;
 mod connection_id;
 mod content_address;
@@ -46,6 +48,7 @@ mod manifest;
 mod markdown;
 mod model;
 mod objects;
+mod output_path;
 mod p2phttp;
 mod packet;
 mod pcap_reader;
@@ -88,6 +91,7 @@ pub use model::{
     Verdict, SCHEMA_VERSION,
 };
 pub use objects::{Piece, Transfer};
+pub use output_path::refuse_overwriting_inputs;
 pub use pcap_reader::{FileFormat, FormatError};
 pub use run_info::RunInfo;
 pub use timeline::{EventKind, FlowTimeline, TimelineEvent};
@@ -180,6 +184,19 @@ pub enum InspectError {
         /// The leg asked for.
         leg: &'static str,
     },
+    /// A report file (`--html FILE`) that is one of the inputs: writing it would destroy the
+    /// evidence, so nothing is written.
+    #[error("{flag} {output}: that file is the {role} being inspected ({input}); writing the report there would overwrite it. Choose another file")]
+    OutputIsInput {
+        /// The report path given.
+        output: PathBuf,
+        /// The option that names it.
+        flag: &'static str,
+        /// What the input is: "capture", "manifest".
+        role: &'static str,
+        /// The input path given.
+        input: PathBuf,
+    },
 }
 
 impl InspectError {
@@ -261,8 +278,10 @@ fn inspect_reader<R: Read>(
     // Packets per link type `decode` cannot read: said in the report, never skipped in silence.
     let mut unsupported = std::collections::BTreeMap::new();
     let mut named_legs = false;
+    let mut truncated_packets = 0u64;
     while let Some(p) = reader.next_packet() {
         named_legs |= leg::of_interface(p.interface).is_some();
+        truncated_packets += u64::from(p.truncated);
         if !p.secrets.is_empty() {
             keys.add(p.secrets);
         }
@@ -304,6 +323,7 @@ fn inspect_reader<R: Read>(
         packets: reader.packets(),
         tcp_segments: segments,
         damage: reader.damage().map(str::to_owned),
+        truncated_packets,
     };
     let mut report = analysis::build_with_h2(capture, options.leg, finished, hidden, h2_flows);
     for (linktype, packets) in unsupported {
@@ -311,10 +331,42 @@ fn inspect_reader<R: Read>(
             "{packets} packet(s) on link type {linktype} skipped: inspect reads Ethernet, raw IP, Linux cooked (SLL) and loopback captures"
         ));
     }
-    report.run = RunInfo::from_section_comments(reader.section_comments());
+    let comments = reader.section_comments();
+    let mut runs = RunInfo::runs_from_section_comments(comments).into_iter();
+    report.run = runs.next();
+    report.other_runs = runs.collect();
+    report.warnings.extend(several_runs(&report, comments));
     timelines.sort_by_key(|t| t.flow);
     report.timelines = timelines;
     Ok(report)
+}
+
+/// The warning for a capture that holds several runs (or was merged from several captures), whose
+/// run block would otherwise name only the first without a word.
+fn several_runs(report: &Report, comments: &[String]) -> Option<String> {
+    let named = |run: &RunInfo| format!("scenario {:?} seed {}", run.scenario, run.seed);
+    if !report.other_runs.is_empty() {
+        let all: Vec<String> = report
+            .run
+            .iter()
+            .chain(&report.other_runs)
+            .map(named)
+            .collect();
+        return Some(format!(
+            "the capture holds {} faultline runs ({}): the run block names the first, the others are listed after it; flows and findings are those of all of them",
+            all.len(),
+            all.join("; ")
+        ));
+    }
+    let files = RunInfo::merged_files(comments);
+    (files.len() > 1).then(|| {
+        format!(
+            "the capture was merged from {} files by mergecap ({}), which keeps only the first file's section comments: the run block names {}, the runs of the others are not recorded; flows and findings are those of all of them",
+            files.len(),
+            files.join(", "),
+            report.run.as_ref().map_or("no run".to_string(), named)
+        )
+    })
 }
 
 #[cfg(test)]

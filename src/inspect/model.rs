@@ -30,6 +30,10 @@ pub enum Verdict {
     Clean,
     /// At least one corrupt retry, content-address mismatch or faultline bug (exit status 1).
     Corrupt,
+    /// Nothing corrupt in what the capture holds, but it is missing payload (packets cut by a
+    /// snap length, bytes the capture missed where HTTP was being read): it cannot show the
+    /// transfers clean (exit status 3).
+    Inconclusive,
 }
 
 /// Where the evidence came from.
@@ -47,6 +51,8 @@ pub struct CaptureInfo {
     pub tcp_segments: u64,
     /// Why reading stopped before the end of the file (a cut or damaged record), if it did.
     pub damage: Option<String>,
+    /// Packet records captured shorter than they crossed the wire (a snap length cut them).
+    pub truncated_packets: u64,
 }
 
 #[cfg(test)]
@@ -60,6 +66,7 @@ impl CaptureInfo {
             packets: 0,
             tcp_segments: 0,
             damage: None,
+            truncated_packets: 0,
         }
     }
 }
@@ -209,6 +216,9 @@ pub struct Report {
     /// The faultline run that wrote the capture (version, scenario, seed, command, replay), from
     /// its pcapng section comment; `null` for other captures.
     pub run: Option<RunInfo>,
+    /// The other runs a concatenated capture holds (`cat a.pcapng b.pcapng`: a section each),
+    /// after `run`, in file order; empty for the capture of one run.
+    pub other_runs: Vec<RunInfo>,
     /// When things happened on each flow, in flow order (drawn by `--html`, not in `--json`).
     #[serde(skip)]
     pub timelines: Vec<FlowTimeline>,
@@ -230,16 +240,38 @@ impl Report {
             .map(|i| &self.exchanges[i])
     }
 
+    /// The legs the capture line names: "none named" when no flow is on a leg (neither named by
+    /// the capture nor inferred), else the legs inspected; the same in every format.
+    pub fn legs_shown(&self) -> &'static str {
+        if !self.flows.is_empty() && self.flows.iter().all(|f| f.leg.is_none()) {
+            "none named"
+        } else {
+            self.leg_filter
+        }
+    }
+
+    /// What the report says when the capture records no faultline run, in its format's words: a
+    /// classic pcap cannot record one, a pcapng without faultline's comment is another tool's.
+    pub fn no_run_text(&self) -> &'static str {
+        if self.capture.format == "pcap" {
+            "not recorded: a classic pcap has no section comment (a .pcapng capture records the run)"
+        } else {
+            "not recorded: the capture has no faultline section comment (another tool wrote it)"
+        }
+    }
+
     /// Clean or corrupt.
     pub fn verdict(&self) -> Verdict {
         self.verdict
     }
 
-    /// 0 when clean, 1 when corruption or a content-address mismatch was found.
+    /// 0 when clean, 1 when corruption or a content-address mismatch was found, 3 when the
+    /// capture misses payload and nothing corrupt was found in the rest.
     pub fn exit_code(&self) -> u8 {
         match self.verdict {
             Verdict::Clean => 0,
             Verdict::Corrupt => 1,
+            Verdict::Inconclusive => 3,
         }
     }
 }

@@ -83,6 +83,21 @@ pub struct ObjectCheck {
     pub corrupt: bool,
 }
 
+/// Rewords an object's or blob's "incomplete: N of M bytes crossed" when the capture missed
+/// bytes of its transfer: the capture holds N, the rest may well have crossed.
+pub(crate) fn capture_missed(problems: &mut [String]) {
+    for problem in problems {
+        let held = problem
+            .strip_prefix("incomplete: ")
+            .and_then(|p| p.split_once(" bytes crossed"));
+        if let Some((held, rest)) = held {
+            *problem = format!(
+                "incomplete in the capture: it holds {held} bytes{rest} (the capture missed bytes of the transfer, not the connection)"
+            );
+        }
+    }
+}
+
 /// What one exchange contributes.
 struct Spec {
     exchange: usize,

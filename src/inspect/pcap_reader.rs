@@ -57,6 +57,39 @@ pub enum FormatError {
     /// A classic pcap file header that cannot be used.
     #[error("damaged pcap file header: {0}")]
     BadPcapHeader(String),
+    /// A compressed file (Wireshark writes and reads `.pcapng.gz`, `.zst`, `.lz4`): inspect reads
+    /// captures uncompressed, so the message says how to get one.
+    #[error("{format}-compressed (starts with {magic}), not a pcap or pcapng file: {how} first")]
+    Compressed {
+        /// gzip, zstd, xz, bzip2 or lz4.
+        format: &'static str,
+        /// The first four bytes, hex.
+        magic: String,
+        /// The command that uncompresses it.
+        how: &'static str,
+    },
+}
+
+/// Compressed formats by their leading bytes: (magic, format, how to uncompress).
+const COMPRESSED: [(&[u8], &str, &str); 5] = [
+    (&[0x1f, 0x8b], "gzip", "gunzip it"),
+    (&[0x28, 0xb5, 0x2f, 0xfd], "zstd", "unzstd it"),
+    (&[0xfd, 0x37, 0x7a, 0x58], "xz", "unxz it"),
+    (&[0x42, 0x5a, 0x68], "bzip2", "bunzip2 it"),
+    (&[0x04, 0x22, 0x4d, 0x18], "lz4", "unlz4 it"),
+];
+
+/// The error for a file of unknown leading bytes `magic`: compressed when it says so.
+fn unknown_magic(magic: [u8; 4]) -> FormatError {
+    let hex = hex::encode(magic);
+    match COMPRESSED.iter().find(|(m, _, _)| magic.starts_with(m)) {
+        Some(&(_, format, how)) => FormatError::Compressed {
+            format,
+            magic: hex,
+            how,
+        },
+        None => FormatError::UnknownMagic(hex),
+    }
 }
 
 /// Which of the two file formats the capture uses.
@@ -84,6 +117,9 @@ pub struct Packet<'a> {
     pub linktype: u32,
     /// The captured bytes (possibly shorter than on the wire, if a snap length applied).
     pub data: &'a [u8],
+    /// True when fewer bytes were captured than crossed the wire (the record's original length
+    /// is larger: a snap length cut it), so some of its payload is missing.
+    pub truncated: bool,
     /// TLS key log text from the Decryption Secrets Blocks read since the previous packet
     /// (pcapng DSB, secrets type TLSK), for the TLS flows they decrypt; empty without one.
     pub secrets: &'a [u8],
@@ -326,7 +362,7 @@ impl<R: Read> CaptureReader<R> {
                 reader,
             }
         } else {
-            return Err(FormatError::UnknownMagic(hex::encode(magic)));
+            return Err(unknown_magic(magic));
         };
         Ok(CaptureReader {
             source,
@@ -378,7 +414,7 @@ impl<R: Read> CaptureReader<R> {
         while !progress.done {
             // (interface index, timestamp units or nanoseconds, link type); the bytes go to
             // `progress.data`, so no borrow of the reader leaves this step.
-            let (interface, when, linktype) = match &mut self.source {
+            let (interface, when, linktype, original) = match &mut self.source {
                 Source::Pcap {
                     reader,
                     nanos,
@@ -406,7 +442,7 @@ impl<R: Read> CaptureReader<R> {
                         });
                     progress.data.clear();
                     progress.data.extend_from_slice(&raw.data);
-                    (None, ts_nanos, *linktype)
+                    (None, ts_nanos, *linktype, u64::from(raw.orig_len))
                 }
                 Source::Pcapng { reader } => {
                     let big = reader.section().endianness == Endianness::Big;
@@ -439,7 +475,7 @@ impl<R: Read> CaptureReader<R> {
                         }
                     };
                     progress.comment.clear();
-                    let (index, units, data) = match &block {
+                    let (index, units, data, original) = match &block {
                         Block::SectionHeader(shb) => {
                             keep_section_comments(&mut progress.section_comments, shb);
                             progress.section += 1;
@@ -459,7 +495,8 @@ impl<R: Read> CaptureReader<R> {
                                 }
                             }
                             let units = u64::try_from(epb.timestamp.as_nanos()).unwrap_or(u64::MAX);
-                            (epb.interface_id as usize, units, &epb.data[..])
+                            let original = u64::from(epb.original_len);
+                            (epb.interface_id as usize, units, &epb.data[..], original)
                         }
                         Block::Packet(pb) => {
                             for option in &pb.options {
@@ -467,12 +504,18 @@ impl<R: Read> CaptureReader<R> {
                                     add_comment(&mut progress.comment, text);
                                 }
                             }
-                            (usize::from(pb.interface_id), pb.timestamp, &pb.data[..])
+                            let original = u64::from(pb.original_len);
+                            (
+                                usize::from(pb.interface_id),
+                                pb.timestamp,
+                                &pb.data[..],
+                                original,
+                            )
                         }
                         Block::SimplePacket(spb) => {
                             // The block's body is the packet plus padding: keep the packet.
                             let len = (spb.original_len as usize).min(spb.data.len());
-                            (0, 0, &spb.data[..len])
+                            (0, 0, &spb.data[..len], u64::from(spb.original_len))
                         }
                         Block::Unknown(unknown) if unknown.type_ == DECRYPTION_SECRETS => {
                             if let Some(text) = tls_key_log(&unknown.value, big) {
@@ -500,7 +543,7 @@ impl<R: Read> CaptureReader<R> {
                     };
                     progress.data.clear();
                     progress.data.extend_from_slice(data);
-                    (Some(index), iface.nanos(units), iface.linktype)
+                    (Some(index), iface.nanos(units), iface.linktype, original)
                 }
             };
             progress.packets += 1;
@@ -512,6 +555,7 @@ impl<R: Read> CaptureReader<R> {
                 comment: (!progress.comment.is_empty()).then_some(progress.comment.as_str()),
                 linktype,
                 data: &progress.data,
+                truncated: original > progress.data.len() as u64,
                 secrets: &progress.secrets,
             });
         }
@@ -563,6 +607,29 @@ fn section_header_len(head: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `gzip -c x.pcapng > x.pcapng.gz` was refused as "not a pcap or pcapng file (starts with
+    /// 1f8b0808)": the message now says it is compressed and how to read it.
+    #[test]
+    fn a_compressed_capture_is_named_with_the_command_that_uncompresses_it() {
+        let gzip = [
+            0x1f, 0x8b, 0x08, 0x08, 0x4b, 0x3a, 0x2f, 0x67, 0, 3, b'x', 0,
+        ];
+        let e = CaptureReader::new(&gzip[..]).err().expect("refused");
+        assert_eq!(
+            e.to_string(),
+            "gzip-compressed (starts with 1f8b0808), not a pcap or pcapng file: gunzip it first"
+        );
+        let zstd = [0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0];
+        let e = CaptureReader::new(&zstd[..]).err().expect("refused");
+        assert!(e.to_string().starts_with("zstd-compressed"), "{e}");
+        let other = *b"GIF89a..";
+        let e = CaptureReader::new(&other[..]).err().expect("refused");
+        assert_eq!(
+            e.to_string(),
+            "not a pcap or pcapng file (starts with 47494638)"
+        );
+    }
 
     const PCAP_MICROS: u32 = 0xa1b2_c3d4;
     const PCAP_NANOS: u32 = 0xa1b2_3c4d;

@@ -42,6 +42,9 @@ pub struct RunInfo {
     pub replay_note: Option<String>,
 }
 
+/// What mergecap adds to the first section comment, before the files it merged.
+const MERGED: &str = "File created by merging:";
+
 /// What `replay_note` says for a `faultline serve` capture with its scenario.
 pub const LIVE_RULES_NOTE: &str = "This run was a faultline serve proxy: the scenario is its rule \
 set when the capture started (its base scenario and the toxics then in force, with its address, \
@@ -118,19 +121,79 @@ impl RunInfo {
     /// The run named by the first faultline section comment among `comments`, with the scenario
     /// of the first scenario comment, if any.
     pub fn from_section_comments(comments: &[String]) -> Option<RunInfo> {
-        let mut run = comments.iter().find_map(|c| RunInfo::parse(c))?;
-        if let Some(scenario) = comments.iter().find_map(|c| RecordedScenario::parse(c)) {
-            run.attach(scenario);
-        } else if let Some(serve) = old_serve_command(&run.command) {
-            // Older `serve` captures recorded `COMMAND (proxy NAME)`: not a shell command.
-            run.replay = replay_command(serve, run.seed);
-            run.replay_note = Some(UNRECORDED_RULES_NOTE.to_string());
+        RunInfo::runs_from_section_comments(comments)
+            .into_iter()
+            .next()
+    }
+
+    /// Every distinct run the section comments name, in file order, each with the scenario
+    /// comment that follows it (a concatenated capture holds one section per run; the same run
+    /// twice, as `cat a a` makes, is one).
+    pub fn runs_from_section_comments(comments: &[String]) -> Vec<RunInfo> {
+        let mut runs: Vec<RunInfo> = Vec::new();
+        // Whether the last run read has its scenario yet; a scenario comment before any run
+        // waits for the run.
+        let mut open: Option<RunInfo> = None;
+        let mut early: Option<RecordedScenario> = None;
+        let close = |run: Option<RunInfo>, runs: &mut Vec<RunInfo>| {
+            if let Some(mut run) = run {
+                // Older `serve` captures recorded `COMMAND (proxy NAME)`: not a shell command.
+                if run.scenario_toml.is_none() && run.replay_note.is_none() {
+                    if let Some(serve) = old_serve_command(&run.command) {
+                        run.replay = replay_command(serve, run.seed);
+                        run.replay_note = Some(UNRECORDED_RULES_NOTE.to_string());
+                    }
+                }
+                if !runs.contains(&run) {
+                    runs.push(run);
+                }
+            }
+        };
+        for comment in comments {
+            if let Some(mut run) = RunInfo::parse(comment) {
+                close(open.take(), &mut runs);
+                if let Some(scenario) = early.take() {
+                    run.attach(scenario);
+                }
+                open = Some(run);
+            } else if let Some(scenario) = RecordedScenario::parse(comment) {
+                match open.as_mut() {
+                    Some(run) if run.scenario_toml.is_none() => run.attach(scenario),
+                    Some(_) => {}
+                    None => early = early.or(Some(scenario)),
+                }
+            }
         }
-        Some(run)
+        close(open, &mut runs);
+        runs
+    }
+
+    /// The input files mergecap names in the comment it adds ("File created by merging:
+    /// File1: a.pcapng ..."): it keeps only the first file's section comments, so the runs of
+    /// the others are not in the capture. Empty when no such comment.
+    pub fn merged_files(comments: &[String]) -> Vec<String> {
+        let Some(list) = comments
+            .iter()
+            .find_map(|c| c.split_once(MERGED).map(|(_, list)| list))
+        else {
+            return Vec::new();
+        };
+        list.lines()
+            .filter_map(|line| {
+                let (label, file) = line.split_once(": ")?;
+                let n = label.strip_prefix("File")?;
+                n.parse::<u32>().ok()?;
+                Some(file.trim().to_string())
+            })
+            .collect()
     }
 
     /// Parses one section comment; `None` when it is not faultline's.
     pub fn parse(comment: &str) -> Option<RunInfo> {
+        // mergecap appends its list of inputs to the first comment: not part of the command.
+        let comment = comment
+            .split_once(MERGED)
+            .map_or(comment, |(c, _)| c.trim_end());
         let rest = comment.strip_prefix("faultline ")?;
         let (head, command) = rest.split_once("; command: ")?;
         let (version, named) = head.split_once("; scenario ")?;
@@ -547,5 +610,63 @@ mod tests {
             RunInfo::from_section_comments(&comments).map(|r| r.seed),
             Some(0)
         );
+    }
+
+    /// `cat a.pcapng b.pcapng` of two runs showed only the first run's scenario and seed: every
+    /// run is read, each with its own scenario text, the same run twice once.
+    #[test]
+    fn every_run_of_a_concatenated_capture_is_read_with_its_own_scenario() {
+        let meta = |name: &str, seed: u64| CaptureMeta {
+            scenario: name.into(),
+            seed,
+            command_line: format!("faultline run {name}.toml --capture x.pcapng"),
+            scenario_text: Some(format!("name = {name:?}\n")),
+            scenario_origin: format!("{name}.toml"),
+            ..CaptureMeta::default()
+        };
+        let mut comments = Vec::new();
+        for m in [meta("a", 1), meta("b", 2), meta("a", 1)] {
+            comments.push(m.section_comment());
+            comments.extend(m.scenario_comment());
+        }
+        let runs = RunInfo::runs_from_section_comments(&comments);
+        let named: Vec<(&str, u64, Option<&str>)> = runs
+            .iter()
+            .map(|r| (r.scenario.as_str(), r.seed, r.scenario_toml.as_deref()))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("a", 1, Some("name = \"a\"\n")),
+                ("b", 2, Some("name = \"b\"\n"))
+            ]
+        );
+        assert_eq!(
+            RunInfo::from_section_comments(&comments),
+            Some(runs[0].clone())
+        );
+        assert!(RunInfo::merged_files(&comments).is_empty());
+    }
+
+    /// mergecap keeps the first file's section comments and appends its list of inputs to the
+    /// first: the command stays the recorded one, and the inputs are named.
+    #[test]
+    fn a_mergecap_capture_names_its_inputs_and_keeps_the_command_clean() {
+        let mut first = meta_comment();
+        first.push_str(" \nFile created by merging: \nFile1: a.pcapng \nFile2: b b.pcapng \n");
+        let comments = vec![first];
+        let run = RunInfo::from_section_comments(&comments).expect("the first run");
+        assert_eq!(run.command, "faultline run s.toml --capture a.pcapng");
+        assert_eq!(RunInfo::merged_files(&comments), ["a.pcapng", "b b.pcapng"]);
+    }
+
+    fn meta_comment() -> String {
+        CaptureMeta {
+            scenario: "s".into(),
+            seed: 3,
+            command_line: "faultline run s.toml --capture a.pcapng".into(),
+            ..CaptureMeta::default()
+        }
+        .section_comment()
     }
 }

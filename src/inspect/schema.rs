@@ -92,6 +92,7 @@ const CAPTURE: Ty = Ty::Object(&[
     f("packets", Ty::Count),
     f("tcp_segments", Ty::Count),
     f("damage", OPT_TEXT),
+    f("truncated_packets", Ty::Count),
 ]);
 
 const FLOW: Ty = Ty::Object(&[
@@ -481,8 +482,8 @@ pub const REPORT: &[Field] = &[
     ),
     d(
         "verdict",
-        Ty::Word(&["clean", "corrupt"]),
-        "exit status 0 | 1 (an unreadable capture exits 2 with no JSON)",
+        Ty::Word(&["clean", "corrupt", "inconclusive"]),
+        "exit 0 | 1 | 3 (3: payload missing, nothing corrupt found; unreadable: exit 2, no JSON)",
     ),
     d(
         "verdict_line",
@@ -575,6 +576,11 @@ pub const REPORT: &[Field] = &[
         "run",
         Ty::Nullable(&RUN),
         "the faultline run that wrote the capture, its scenario text too (pcapng section comments)",
+    ),
+    d(
+        "other_runs",
+        Ty::List(&RUN),
+        "more runs of a concatenated capture (a pcapng section each), after run",
     ),
 ];
 

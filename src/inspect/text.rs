@@ -67,11 +67,7 @@ impl Report {
             count(c.packets, "packet"),
             count(self.flows.len(), "flow"),
             http_flows,
-            if !self.flows.is_empty() && self.flows.iter().all(|f| f.leg.is_none()) {
-                "none named"
-            } else {
-                self.leg_filter
-            }
+            self.legs_shown()
         );
         for w in &self.warnings {
             let _ = writeln!(s, "warning: {w}");

@@ -206,6 +206,11 @@ impl Script {
 
     /// Writes the events through faultline's capture writer; the extension picks pcap or pcapng.
     fn write(self, name: &str) -> PathBuf {
+        self.write_run(name, CaptureMeta::default())
+    }
+
+    /// [`Script::write`] as the run `meta` names (section comments).
+    fn write_run(self, name: &str, meta: CaptureMeta) -> PathBuf {
         let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join("inspect")
             .join(name);
@@ -215,8 +220,7 @@ impl Script {
             .build()
             .expect("runtime");
         runtime.block_on(async {
-            let (sink, handle) =
-                CaptureSink::start(&path, CaptureMeta::default()).expect("start capture");
+            let (sink, handle) = CaptureSink::start(&path, meta).expect("start capture");
             for event in self.events {
                 sink.record(event).await;
             }
@@ -776,4 +780,145 @@ fn a_download_resumed_with_range_is_checked_as_one_object() {
             assert!(text.contains("2 downloads checked"), "{text}");
         }
     }
+}
+
+/// `cat a.pcapng b.pcapng` (or mergecap) of two runs showed only the first run's scenario, seed
+/// and replay, with no warning. The concatenation lists both runs and warns; mergecap's file,
+/// which keeps only the first file's comments, warns which files it merged.
+#[test]
+fn a_capture_of_two_runs_names_both_or_says_it_cannot() {
+    let meta = |name: &str, seed: u64| CaptureMeta {
+        scenario: name.into(),
+        seed,
+        command_line: format!("faultline run {name}.toml --capture {name}.pcapng"),
+        scenario_text: Some(format!("name = {name:?}\n")),
+        scenario_origin: format!("{name}.toml"),
+        ..CaptureMeta::default()
+    };
+    let mut paths = Vec::new();
+    for (name, seed, conn) in [("runs-a", 5u64, 1u64), ("runs-b", 6, 7)] {
+        let mut s = Script::new();
+        s.next_conn = conn;
+        let body = s.bytes(5_000);
+        s.attempt("PUT", &md5_target(&body), &body, Answer::Status(201));
+        paths.push(s.write_run(&format!("{name}.pcapng"), meta(name, seed)));
+    }
+    let mut joined = std::fs::read(&paths[0]).expect("read a");
+    joined.extend(std::fs::read(&paths[1]).expect("read b"));
+    let cat = paths[0].with_file_name("runs-cat.pcapng");
+    std::fs::write(&cat, &joined).expect("write the concatenation");
+    let report = inspect(&cat);
+    let text = report.render_text();
+    assert_eq!(report.run.as_ref().map(|r| r.seed), Some(5), "{text}");
+    let others: Vec<(String, u64)> = report
+        .other_runs
+        .iter()
+        .map(|r| (r.scenario.clone(), r.seed))
+        .collect();
+    assert_eq!(others, [("runs-b".to_string(), 6)], "{text}");
+    assert!(
+        text.contains(r#"warning: the capture holds 2 faultline runs (scenario "runs-a" seed 5; scenario "runs-b" seed 6)"#),
+        "{text}"
+    );
+    let md = report.render_markdown();
+    assert!(md.contains("| run 2 | faultline "), "{md}");
+    assert!(md.contains("scenario runs-b, seed 6"), "{md}");
+    assert!(report.render_html().contains("scenario runs-b, seed 6"));
+
+    let merged = paths[0].with_file_name("runs-merged.pcapng");
+    let status = std::process::Command::new("mergecap")
+        .arg("-w")
+        .arg(&merged)
+        .args(&paths)
+        .status()
+        .expect("mergecap (installed with tshark by tests/install-deps.sh)");
+    assert!(status.success(), "mergecap failed");
+    let report = inspect(&merged);
+    let text = report.render_text();
+    let run = report.run.as_ref().expect("the first file's run");
+    assert_eq!(
+        run.command,
+        "faultline run runs-a.toml --capture runs-a.pcapng"
+    );
+    assert!(
+        text.contains("warning: the capture was merged from 2 files by mergecap"),
+        "{text}"
+    );
+    assert_eq!(report.exchanges.len(), 4, "{text}");
+}
+
+/// Runs `editcap ARGS` (installed with tshark by tests/install-deps.sh); panics when it fails.
+fn editcap(args: &[&std::ffi::OsStr]) {
+    let out = std::process::Command::new("editcap")
+        .args(args)
+        .output()
+        .expect("editcap (installed with tshark by tests/install-deps.sh)");
+    assert!(
+        out.status.success(),
+        "editcap {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The black-box repro: two identical 400000-byte uploads to one md5 path, then one data packet
+/// of the second upload's client leg deleted with editcap. inspect said "CORRUPT: ... attempt 2
+/// is attempt 1's first N of 400000 bytes (... body ends early)" of an exchange it called "cut
+/// by capture gap". Now that attempt is not compared, and the verdict is INCONCLUSIVE (exit 3),
+/// not OK. The same capture cut by `editcap -s 200` is INCONCLUSIVE too, never "OK: 0 uploads".
+#[test]
+fn bytes_the_capture_missed_are_never_corruption_nor_clean() {
+    let mut s = Script::new();
+    let body = s.bytes(400_000);
+    let target = md5_target(&body);
+    s.attempt("PUT", &target, &body, Answer::Status(201));
+    s.attempt("PUT", &target, &body, Answer::Status(200));
+    let whole = s.write("gap.pcapng");
+    assert_eq!(inspect(&whole).exit_code(), 0, "the whole capture is clean");
+    let frames = tshark::fields(
+        &whole,
+        Some("tcp.stream==2 and tcp.len>1000"),
+        &["frame.number"],
+    );
+    let second = frames.get(1).and_then(|f| f.first()).expect("data packets");
+    let gap = whole.with_file_name("gap-1.pcapng");
+    editcap(&[
+        whole.as_os_str(),
+        gap.as_os_str(),
+        std::ffi::OsStr::new(second),
+    ]);
+    let report = inspect(&gap);
+    let text = report.render_text();
+    assert!(report.findings.is_empty(), "{text}");
+    assert_eq!(report.verdict(), Verdict::Inconclusive, "{text}");
+    assert_eq!(report.exit_code(), 3);
+    let client = report
+        .attempt_groups
+        .iter()
+        .find(|g| g.leg == Some(faultline::direction::Leg::Client))
+        .expect("the client leg's retries");
+    let why = client.attempts[1].not_compared.as_deref().unwrap_or("");
+    assert!(why.starts_with("capture gap"), "{text}");
+    assert!(
+        report
+            .verdict_line
+            .starts_with("INCONCLUSIVE: the capture is missing payload (bytes missing on flow 2)"),
+        "{text}"
+    );
+
+    let snapped = whole.with_file_name("gap-snap.pcapng");
+    editcap(&[
+        std::ffi::OsStr::new("-s"),
+        std::ffi::OsStr::new("200"),
+        whole.as_os_str(),
+        snapped.as_os_str(),
+    ]);
+    let report = inspect(&snapped);
+    let text = report.render_text();
+    assert!(report.capture.truncated_packets > 0, "{text}");
+    assert_eq!(report.verdict(), Verdict::Inconclusive, "{text}");
+    assert!(!report.verdict_line.starts_with("OK"), "{text}");
+    assert!(
+        text.contains("packets captured shorter than they crossed the wire"),
+        "{text}"
+    );
 }

@@ -1080,3 +1080,63 @@ fn the_grpc_demo_names_its_rule_in_every_report() {
         );
     }
 }
+
+/// `faultline inspect cap.pcapng --html cap.pcapng` overwrote the capture with HTML. Any name
+/// of the capture (the path, `./` in front, a symlink) or of the `--expect` manifest is refused
+/// with exit 2 before anything is written; the capture still reads the same afterwards.
+#[test]
+fn an_html_report_over_an_input_is_refused_and_nothing_is_written() {
+    let dir = TempDir::new("report-over-input");
+    let (_, capture) = recorded_run(&dir);
+    let before = fs::read(&capture).expect("read the capture");
+    let manifest = dir.write("manifest.txt", "/files/md5/00/never 10\n");
+    let link = dir.path().join("link.pcapng");
+    std::os::unix::fs::symlink(&capture, &link).expect("symlink");
+    let dotted = dir.path().join(".").join("report.pcapng");
+    for (i, (output, role)) in [
+        (&capture, "capture"),
+        (&dotted, "capture"),
+        (&link, "capture"),
+        (&manifest, "manifest"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = run_bounded(
+            Command::new(FAULTLINE)
+                .arg("inspect")
+                .arg(&capture)
+                .arg("--expect")
+                .arg(&manifest)
+                .arg("--html")
+                .arg(output),
+            dir.path(),
+            &format!("inspect-over-{i}"),
+            LIMIT,
+        );
+        assert_eq!(out.code(), Some(2), "{}", out.output());
+        assert!(
+            out.stderr
+                .contains(&format!("that file is the {role} being inspected")),
+            "{}",
+            out.output()
+        );
+        assert!(out.stdout.is_empty(), "{}", out.output());
+    }
+    assert_eq!(fs::read(&capture).expect("read again"), before);
+    assert_eq!(
+        fs::read_to_string(&manifest).expect("manifest"),
+        "/files/md5/00/never 10\n"
+    );
+    let out = run_bounded(
+        Command::new(FAULTLINE)
+            .arg("inspect")
+            .arg(&link)
+            .arg("--html")
+            .arg(dir.path().join("report.html")),
+        dir.path(),
+        "inspect-elsewhere",
+        LIMIT,
+    );
+    assert_eq!(out.code(), Some(1), "the corrupt retry: {}", out.output());
+}
