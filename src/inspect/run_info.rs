@@ -327,15 +327,85 @@ fn replay_command(command: &str, seed: u64) -> String {
         _ => format!("{typed_program}{rest}"),
     };
     let is_run = subcommand(args) == Some("run");
+    if !is_run {
+        return joined;
+    }
     let has_seed = args
         .iter()
         .take_while(|w| *w != "--")
         .any(|w| w == "--seed" || w.starts_with("--seed="));
-    if is_run && !has_seed {
-        format!("{joined} --seed {seed}")
-    } else {
+    let joined = match replay_capture(args) {
+        Some(args) => {
+            let program = match program.rsplit('/').next() {
+                Some("faultline") => "faultline".to_string(),
+                _ => typed_program.to_string(),
+            };
+            let quoted: Vec<String> = args.iter().map(|w| shell_word(w)).collect();
+            format!("{program} {}", quoted.join(" "))
+        }
+        None => joined,
+    };
+    if has_seed {
         joined
+    } else {
+        format!("{joined} --seed {seed}")
     }
+}
+
+/// `word` as the shell reads it back: as it is when it holds only characters no shell treats
+/// specially, else quoted (`shlex` alone would quote `--seed=9` for its `=`).
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@%+".contains(&b));
+    if plain {
+        return word.to_string();
+    }
+    shlex::try_quote(word).map_or_else(|_| word.to_string(), std::borrow::Cow::into_owned)
+}
+
+/// The arguments of a `run` with its capture moved to a new file, so that replaying never
+/// overwrites the capture the command came from (with `--capture X`, or the scenario's own
+/// `capture` key when the command names none): `{name}-replay-{time}.pcapng`, in X's folder and
+/// with X's format when there was one. `None` for a run without a capture (`--no-capture`).
+fn replay_capture(args: &[String]) -> Option<Vec<String>> {
+    let options_end = args.iter().position(|w| w == "--").unwrap_or(args.len());
+    if args[..options_end].iter().any(|w| w == "--no-capture") {
+        return None;
+    }
+    let replay_name = |given: &str| {
+        let path = std::path::Path::new(given);
+        let ext = path
+            .extension()
+            .map_or("pcapng".to_string(), |e| e.to_string_lossy().into_owned());
+        path.with_file_name(format!("{{name}}-replay-{{time}}.{ext}"))
+            .to_string_lossy()
+            .into_owned()
+    };
+    let mut out = Vec::with_capacity(args.len() + 2);
+    let mut replaced = false;
+    let mut words = args.iter().enumerate();
+    while let Some((i, word)) = words.next() {
+        if i < options_end && word == "--capture" {
+            if let Some((_, given)) = words.next() {
+                out.push(word.clone());
+                out.push(replay_name(given));
+                replaced = true;
+                continue;
+            }
+        } else if let Some(given) = word.strip_prefix("--capture=").filter(|_| i < options_end) {
+            out.push(format!("--capture={}", replay_name(given)));
+            replaced = true;
+            continue;
+        }
+        out.push(word.clone());
+    }
+    if !replaced {
+        out.insert(options_end, "--capture".to_string());
+        out.insert(options_end + 1, "{name}-replay-{time}.pcapng".to_string());
+    }
+    Some(out)
 }
 
 /// The first word of `args` that is not a global flag (`-v`, `-qq`, `--verbose`, `--log-format
@@ -375,7 +445,7 @@ mod tests {
         assert_eq!(run.command, meta.command_line);
         assert_eq!(
             run.replay,
-            "faultline run s.toml --capture x.pcapng --seed 42"
+            "faultline run s.toml --capture '{name}-replay-{time}.pcapng' --seed 42"
         );
     }
 
@@ -383,16 +453,16 @@ mod tests {
     fn a_named_seed_is_kept_and_other_commands_are_replayed_as_typed() {
         assert_eq!(
             replay_command("faultline run s.toml --seed 9", 9),
-            "faultline run s.toml --seed 9"
+            "faultline run s.toml --seed 9 --capture '{name}-replay-{time}.pcapng'"
         );
         assert_eq!(
             replay_command("faultline run s.toml --seed=9", 9),
-            "faultline run s.toml --seed=9"
+            "faultline run s.toml --seed=9 --capture '{name}-replay-{time}.pcapng'"
         );
         assert_eq!(replay_command("faultline demo", 7), "faultline demo");
         assert_eq!(
             replay_command("./fl run a.toml", 1),
-            "./fl run a.toml --seed 1"
+            "./fl run a.toml --capture '{name}-replay-{time}.pcapng' --seed 1"
         );
     }
 
@@ -403,31 +473,31 @@ mod tests {
         for (typed, replay) in [
             (
                 "faultline -v run s.toml",
-                "faultline -v run s.toml --seed 5",
+                "faultline -v run s.toml --capture '{name}-replay-{time}.pcapng' --seed 5",
             ),
             (
                 "faultline -vv run s.toml",
-                "faultline -vv run s.toml --seed 5",
+                "faultline -vv run s.toml --capture '{name}-replay-{time}.pcapng' --seed 5",
             ),
             (
                 "faultline -q run s.toml",
-                "faultline -q run s.toml --seed 5",
+                "faultline -q run s.toml --capture '{name}-replay-{time}.pcapng' --seed 5",
             ),
             (
                 "faultline --verbose --quiet run s.toml",
-                "faultline --verbose --quiet run s.toml --seed 5",
+                "faultline --verbose --quiet run s.toml --capture '{name}-replay-{time}.pcapng' --seed 5",
             ),
             (
                 "faultline --log-format json run s.toml",
-                "faultline --log-format json run s.toml --seed 5",
+                "faultline --log-format json run s.toml --capture '{name}-replay-{time}.pcapng' --seed 5",
             ),
             (
                 "faultline --log-format=json -v run s.toml",
-                "faultline --log-format=json -v run s.toml --seed 5",
+                "faultline --log-format=json -v run s.toml --capture '{name}-replay-{time}.pcapng' --seed 5",
             ),
             (
                 "/b/target/debug/faultline -v run s.toml --seed 3",
-                "faultline -v run s.toml --seed 3",
+                "faultline -v run s.toml --seed 3 --capture '{name}-replay-{time}.pcapng'",
             ),
             (
                 "faultline -v inspect c.pcapng",
@@ -445,16 +515,16 @@ mod tests {
     fn quoted_words_stay_whole() {
         assert_eq!(
             replay_command("'/my dir/faultline' -v run 'my scenario.toml'", 2),
-            "faultline -v run 'my scenario.toml' --seed 2"
+            "faultline -v run 'my scenario.toml' --capture '{name}-replay-{time}.pcapng' --seed 2"
         );
         assert_eq!(
             replay_command("faultline run 'a --seed b.toml'", 2),
-            "faultline run 'a --seed b.toml' --seed 2"
+            "faultline run 'a --seed b.toml' --capture '{name}-replay-{time}.pcapng' --seed 2"
         );
         // `main.rs` records `--seed=9` quoted, as shlex quotes `=`: still a named seed.
         assert_eq!(
             replay_command("faultline run s.toml '--seed=9'", 9),
-            "faultline run s.toml '--seed=9'"
+            "faultline run s.toml --seed=9 --capture '{name}-replay-{time}.pcapng'"
         );
         assert_eq!(replay_command("", 2), "");
     }
@@ -488,7 +558,7 @@ mod tests {
         assert_eq!(run.scenario_origin.as_deref(), Some("../x/s2.toml"));
         assert_eq!(
             run.replay,
-            "faultline -v run s2.toml --capture ../x/c.pcapng --seed 42"
+            "faultline -v run s2.toml --capture '../x/{name}-replay-{time}.pcapng' --seed 42"
         );
         assert_eq!(run.command, meta.command_line);
         assert_eq!((run.scenario_cut, run.replay_note), (false, None));
@@ -500,7 +570,10 @@ mod tests {
         };
         let run = read_back(&meta);
         assert_eq!(run.scenario_file.as_deref(), Some("a b.toml"));
-        assert_eq!(run.replay, "faultline run 'a b.toml' --seed 3");
+        assert_eq!(
+            run.replay,
+            "faultline run 'a b.toml' --seed 3 --capture '{name}-replay-{time}.pcapng'"
+        );
     }
 
     /// `faultline serve` recorded `COMMAND (proxy up)`: a shell syntax error when pasted, and

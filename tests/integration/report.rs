@@ -154,9 +154,12 @@ fn markdown_summary_of_a_real_capture() {
         // Issue 15: the replay reads the scenario the report carries, saved under its own name,
         // from wherever the reader saves it (the run named it by a path in another directory).
         "Save the scenario below as **report scenario.toml**, then run:".to_string(),
+        // The replay writes a capture of its own beside this one, never over it.
         format!(
-            "```sh\nfaultline run 'report scenario.toml' --listen 127.0.0.1:0 --capture {} --seed 11\n```",
-            capture.display()
+            "```sh\nfaultline run 'report scenario.toml' --listen 127.0.0.1:0 --capture '{}' --seed 11\n```",
+            capture
+                .with_file_name("{name}-replay-{time}.pcapng")
+                .display()
         ),
         "<details><summary>Scenario <code>report scenario.toml</code> (10 lines)</summary>"
             .to_string(),
