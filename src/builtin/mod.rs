@@ -31,6 +31,9 @@ pub struct BuiltinError {
     /// What failed.
     #[source]
     pub source: io::Error,
+    /// The user's to fix before anything runs (a `store` folder that cannot be created), as
+    /// opposed to the machine failing (no port to listen on).
+    pub setup: bool,
 }
 
 /// Starts `builtin` until `shutdown` is cancelled; `store_dir` is the scenario's `store` folder
@@ -44,9 +47,23 @@ pub async fn start(
         Builtin::Echo => ("builtin:echo", echo::spawn(shutdown).await),
         Builtin::Store => {
             let dir = store_dir.unwrap_or_else(store::default_dir);
+            if let Err(e) = tokio::fs::create_dir_all(&dir).await {
+                return Err(BuiltinError {
+                    name: "builtin:store",
+                    source: io::Error::new(
+                        e.kind(),
+                        format!("cannot create the store folder {}: {e}", dir.display()),
+                    ),
+                    setup: true,
+                });
+            }
             ("builtin:store", store::spawn(&dir, shutdown).await)
         }
     };
-    let (addr, task) = started.map_err(|source| BuiltinError { name, source })?;
+    let (addr, task) = started.map_err(|source| BuiltinError {
+        name,
+        source,
+        setup: false,
+    })?;
     Ok(Started { addr, task })
 }

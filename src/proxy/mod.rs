@@ -176,7 +176,8 @@ impl StartError {
     pub fn is_setup(&self) -> bool {
         use crate::tls::TlsError;
         match self {
-            StartError::Listen { .. } | StartError::Builtin(_) => false,
+            StartError::Listen { .. } => false,
+            StartError::Builtin(e) => e.setup,
             StartError::Loop(_) => true,
             StartError::Capture(e) => !matches!(e, CaptureError::NoRuntime { .. }),
             StartError::Tls(e) => !matches!(e, TlsError::Mint { .. } | TlsError::Config(_)),

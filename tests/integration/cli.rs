@@ -848,6 +848,36 @@ fn serve_store_on_a_folder_it_cannot_create_fails_before_listening() {
     );
 }
 
+/// A scenario's `store` that cannot be created is the user's to fix, as an uncreatable capture
+/// folder is: `run` exits 2 (setup), not 1, and says which folder.
+#[test]
+fn run_with_a_store_folder_it_cannot_create_exits_2() {
+    let dir = TempDir::new("run-store-bad-dir");
+    let file = dir.write("a-file", "not a folder");
+    let inside = file.join("store");
+    let scenario = dir.write(
+        "store.toml",
+        &format!(
+            "[proxy]\nupstream = \"builtin:store\"\nstore = {:?}\n",
+            inside.display().to_string()
+        ),
+    );
+    let out = faultline(&[
+        "run",
+        &scenario.display().to_string(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(out.code(), Some(2), "{}", out.output());
+    assert!(
+        out.stderr.contains("cannot create the store folder")
+            && out.stderr.contains(&inside.display().to_string())
+            && !out.output().contains("listening on"),
+        "{}",
+        out.output()
+    );
+}
+
 /// The HTTP demo listed inspect's findings with the headline (the first finding, which the text
 /// report prints last so a terminal ends on it) at the bottom: 2nd, 3rd, …, then 1st. They now
 /// come headline first, then grouped by file, exactly the findings `inspect --json` lists.
