@@ -261,7 +261,8 @@ impl Fault {
                             "timeout: closed with FIN {:?} after it came in force",
                             after.0
                         ),
-                    ),
+                    )
+                    .once_per_connection(),
                 })
             }
             Fault::Reset(_)

@@ -49,6 +49,9 @@ pub struct Mark {
     /// A follow-up's rule key ([`Mark::follow_up`]): the rule whose firing it continues, which
     /// it does not count again. A hold lasts only while that rule is in force.
     pub follows: Option<u64>,
+    /// The rule counts as fired once per connection, however many of its marks say it acted
+    /// (a `timeout` drops bytes, then closes the connection: one firing).
+    pub once_per_connection: bool,
 }
 
 impl Mark {
@@ -64,6 +67,7 @@ impl Mark {
             note: note.into(),
             tls_alert: None,
             follows: None,
+            once_per_connection: false,
         }
     }
 
@@ -74,6 +78,7 @@ impl Mark {
             note: note.into(),
             tls_alert: None,
             follows: None,
+            once_per_connection: false,
         }
     }
 
@@ -85,6 +90,12 @@ impl Mark {
             follows: Some(rule.key),
             ..Mark::proxy(format!("{} (rule \"{}\")", what.into(), rule.name))
         }
+    }
+
+    /// The same mark, counted once per connection with the rule's other such marks.
+    pub fn once_per_connection(mut self) -> Mark {
+        self.once_per_connection = true;
+        self
     }
 
     /// The same mark, asking the pump to fail the destination leg with `alert`.

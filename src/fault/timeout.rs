@@ -33,10 +33,13 @@ impl Dropping {
     /// Drops the bytes of `scope` for `rule`.
     pub fn new(rule: &RuleId, scope: &Scope) -> Self {
         Dropping {
-            mark: Some(Mark::rule(
-                rule,
-                format!("timeout: bytes of {} dropped", scope.subject()),
-            )),
+            mark: Some(
+                Mark::rule(
+                    rule,
+                    format!("timeout: bytes of {} dropped", scope.subject()),
+                )
+                .once_per_connection(),
+            ),
             rule: rule.clone(),
             subject: scope.subject(),
         }

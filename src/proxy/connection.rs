@@ -67,6 +67,8 @@ pub struct ConnectionShared {
     pub wake: [Notify; 2],
     /// Rung when the session's next timer may have changed (HTTP/2 `at = DURATION` faults).
     pub timers: Notify,
+    /// Rules counted already on this connection whose marks count once per connection.
+    fired_once: Mutex<Vec<u64>>,
 }
 
 impl ConnectionShared {
@@ -74,7 +76,19 @@ impl ConnectionShared {
     /// sentence that marks it in the capture.
     pub fn fault_fired(&self, mark: &Mark) -> String {
         if let Some(rule) = &mark.rule {
-            self.run.stats.rule(rule.key).fired.fetch_add(1, Relaxed);
+            let first = !mark.once_per_connection || {
+                let mut once = match self.fired_once.lock() {
+                    Ok(guard) => guard,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                !once.contains(&rule.key) && {
+                    once.push(rule.key);
+                    true
+                }
+            };
+            if first {
+                self.run.stats.rule(rule.key).fired.fetch_add(1, Relaxed);
+            }
         }
         self.run.events.emit(|| super::events::RunEvent::Fired {
             connection: self.id,
@@ -270,6 +284,7 @@ pub async fn serve(mut client: TcpStream, client_addr: SocketAddr, id: u64, run:
             answer_ready: Notify::new(),
             wake: [Notify::new(), Notify::new()],
             timers: Notify::new(),
+            fired_once: Mutex::new(Vec::new()),
         };
         let first = FirstBytes { peeked, hello };
         proxy_connection(client, first, rules, &conn).await;

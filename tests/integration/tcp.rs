@@ -398,6 +398,40 @@ fault.reset = { after = "64KiB" }
     .await;
 }
 
+/// A `timeout` swallows what the client sends, its FIN too (the sink would see it and end the
+/// connection early), closes both legs when its time is up, and counts as one firing per
+/// connection, not one for the drop and one for the close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_swallows_data_and_fin_then_closes_once_counted() {
+    bounded("timeout after 300ms", async {
+        let (sink, mut records) = sink().await;
+        let running = start_proxy(
+            "[[rule]]\nmatch = { direction = \"client->upstream\" }\nfault.timeout = { after = \"300ms\" }\n",
+            sink.addr,
+            1,
+        )
+        .await;
+        let started = Instant::now();
+        let mut client = TcpStream::connect(running.local_addr)
+            .await
+            .expect("connect to the proxy");
+        client.write_all(b"never arrives").await.expect("send");
+        client.shutdown().await.expect("half-close");
+        let seen = read_all(&mut client).await;
+        let elapsed = started.elapsed();
+        assert!(seen.bytes.is_empty(), "{seen:?}");
+        assert!(
+            elapsed >= Duration::from_millis(300),
+            "the connection ended after {elapsed:?}, before the timeout"
+        );
+        let record = records.recv().await.expect("the sink saw the connection");
+        assert!(record.bytes.is_empty(), "nothing reached the upstream");
+        let summary = finish(running).await;
+        assert_eq!((summary.rules[0].matched, summary.rules[0].fired), (1, 1));
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_at_a_time_resets_both_legs_whatever_flows() {
     bounded("reset at 300ms", async {
