@@ -16,7 +16,7 @@ use rand::Rng;
 
 pub use error::{Located, ScenarioError};
 use glob::{Case, Glob};
-use schema::{ConnectionSet, Mode, Protocol, RuleSection, ScenarioFile, UpstreamSpec};
+use schema::{Builtin, ConnectionSet, Mode, Protocol, RuleSection, ScenarioFile, UpstreamSpec};
 
 use crate::direction::DirectionMatch;
 use crate::fault::plan::RuleId;
@@ -489,8 +489,53 @@ impl Scenario {
         if self.rules.is_empty() {
             warnings.push("no rules: every connection will be relayed unchanged".to_string());
         }
+        warnings.extend(self.ignored_settings());
         warnings.extend(self.rule_warnings());
         warnings
+    }
+
+    /// `[proxy]` settings this combination ignores, which a trial set expecting them to act.
+    fn ignored_settings(&self) -> Vec<String> {
+        let mut ignored = Vec::new();
+        if self.mode == Mode::Forward {
+            if matches!(
+                self.upstream,
+                Some(UpstreamSpec::Address { .. } | UpstreamSpec::Builtin(_))
+            ) {
+                ignored.push(
+                    "mode = \"forward\": each request names its origin, so [proxy] upstream is ignored".to_string(),
+                );
+            }
+            if matches!(self.protocol, Protocol::Tcp | Protocol::H2) {
+                ignored.push(format!(
+                    "mode = \"forward\" reads HTTP/1 requests (CONNECT tunnels pass as bytes), so protocol = \"{}\" is ignored",
+                    if self.protocol == Protocol::Tcp { "tcp" } else { "h2" }
+                ));
+            }
+        }
+        if self.store.is_some()
+            && !matches!(self.upstream, Some(UpstreamSpec::Builtin(Builtin::Store)))
+        {
+            ignored.push(
+                "store is the folder of upstream = \"builtin:store\"; with another upstream it is ignored".to_string(),
+            );
+        }
+        if let Some(capture) = &self.capture {
+            let mut rest = capture.as_str();
+            while let Some(open) = rest.find('{') {
+                let after = &rest[open..];
+                let Some(close) = after.find('}') else { break };
+                let placeholder = &after[..=close];
+                if !["{name}", "{time}", "{pid}"].contains(&placeholder) {
+                    ignored.push(format!(
+                        "capture {capture:?}: {placeholder} is not a placeholder ({{name}}, {{time}} or {{pid}}) and is written as it is"
+                    ));
+                    break;
+                }
+                rest = &after[close + 1..];
+            }
+        }
+        ignored
     }
 
     /// The warnings of [`warnings`](Self::warnings) about rules (one never fires, a key of it
@@ -1046,6 +1091,40 @@ fault.refuse = {}
         assert_eq!((e.line, e.column), (2, 19));
     }
 
+    #[test]
+    fn settings_a_combination_ignores_are_warned_about() {
+        let text = |proxy: &str| {
+            Scenario::from_toml(&format!("[proxy]\n{proxy}\n"), "i.toml", "i")
+                .expect("valid")
+                .warnings()
+        };
+        for (proxy, says) in [
+            (
+                "mode = \"forward\"\nupstream = \"127.0.0.1:9\"",
+                "upstream is ignored",
+            ),
+            (
+                "mode = \"forward\"\nprotocol = \"tcp\"",
+                "protocol = \"tcp\" is ignored",
+            ),
+            (
+                "upstream = \"127.0.0.1:9\"\nstore = \"s\"",
+                "store is the folder",
+            ),
+            (
+                "upstream = \"builtin:echo\"\ncapture = \"caps/{nmae}-{time}.pcapng\"",
+                "{nmae} is not a placeholder",
+            ),
+        ] {
+            let found = text(proxy);
+            assert!(found.iter().any(|w| w.contains(says)), "{proxy}: {found:?}");
+        }
+        let fine = text(
+            "upstream = \"builtin:store\"\nstore = \"s\"\ncapture = \"{name}-{time}-{pid}.pcapng\"",
+        );
+        assert!(fine.iter().all(|w| w.starts_with("no rules")), "{fine:?}");
+    }
+
     /// A trial's coin rule drew differently written three ways; a rule is its meaning.
     #[test]
     fn a_rules_key_does_not_depend_on_how_it_is_written() {
@@ -1307,19 +1386,25 @@ fault.refuse = {}
                 && http[0].contains("protocol = \"http\""),
             "{http:?}"
         );
-        let forward = warnings(&format!("mode = \"forward\"\n{rst}"));
+        // (The helper's `upstream`, which forward mode ignores, is warned about on its own.)
+        let about_rules = |all: Vec<String>| -> Vec<String> {
+            all.into_iter().filter(|w| w.starts_with("rule ")).collect()
+        };
+        let forward = about_rules(warnings(&format!("mode = \"forward\"\n{rst}")));
         assert!(forward[0].contains("forward"), "{forward:?}");
         // Forward mode reads HTTP/1 whatever `protocol` says: no advice to set what is set.
-        let forward_h2 = warnings(&format!("mode = \"forward\"\nprotocol = \"h2\"\n{rst}"));
+        let forward_h2 = about_rules(warnings(&format!(
+            "mode = \"forward\"\nprotocol = \"h2\"\n{rst}"
+        )));
         assert_eq!(forward_h2.len(), 1, "{forward_h2:?}");
         assert!(
             forward_h2[0].contains("intercept = true") && !forward_h2[0].contains("use protocol"),
             "{forward_h2:?}"
         );
         // HTTP/2 inside an intercepted CONNECT reaches every rule (README): nothing to warn.
-        let intercepted = warnings(&format!(
+        let intercepted = about_rules(warnings(&format!(
             "mode = \"forward\"\n[proxy.tls]\nintercept = true\n{rst}"
-        ));
+        )));
         assert!(intercepted.is_empty(), "{intercepted:?}");
         let goaway =
             warnings("[[rule]]\nmatch = { path = \"/x\" }\nfault.goaway = { after_streams = 1 }\n");
