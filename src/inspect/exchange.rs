@@ -217,6 +217,18 @@ impl Exchange {
             leg: self.leg,
             flow: self.flow,
             time_ns: self.time_ns,
+            ..Exchange::empty()
+        }
+    }
+
+    /// An exchange with nothing in it: no method, target, body or answer, a request that never
+    /// ended.
+    pub(crate) fn empty() -> Exchange {
+        Exchange {
+            id: 0,
+            leg: None,
+            flow: 0,
+            time_ns: 0,
             method: String::new(),
             target: String::new(),
             host: None,

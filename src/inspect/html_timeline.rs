@@ -135,6 +135,38 @@ impl Labels {
     }
 }
 
+/// The `FIN`/`RST` text beside an end marker at (`x`, `y`), `gap` after it, or before it near
+/// the right edge (at x≈987 of 1000, "RST" showed as "RS"); empty when another end's text in
+/// the same row already covers that place (a FIN and a RST at one instant printed over each
+/// other): the marker's tooltip still says it.
+fn end_mark(
+    drawn: &mut Vec<(Direction, f64, f64)>,
+    x: f64,
+    gap: f64,
+    y: f64,
+    direction: Direction,
+    text: &str,
+) -> String {
+    let width = text_width(text);
+    let (tx, anchor, start) = if x + gap + width > WIDTH - 2.0 {
+        (x - gap, "end", x - gap - width)
+    } else {
+        (x + gap, "start", x + gap)
+    };
+    let end = start + width;
+    if drawn
+        .iter()
+        .any(|&(d, a, b)| d == direction && start < b && end > a)
+    {
+        return String::new();
+    }
+    drawn.push((direction, start, end));
+    format!(
+        r#"<text class="mark" x="{tx:.1}" y="{:.1}" text-anchor="{anchor}">{text}</text>"#,
+        y + 3.0
+    )
+}
+
 /// `<text>` for a label placed by `bands` next to a marker at (`x`, `y`); empty when it does not fit.
 fn label(bands: &mut Bands, x: f64, y: f64, text: &str) -> String {
     match bands.place(x, text) {
@@ -289,34 +321,33 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
     }
     // Events first: a fault's rule label takes its row before the frame labels around it.
     let mut labelled: Vec<&str> = Vec::new();
+    let mut ends: Vec<(Direction, f64, f64)> = Vec::new();
     for event in &t.events {
         let x = scale.x(event.ns);
         let y = row(mid, event.direction);
         match &event.kind {
             EventKind::Fin => {
+                let text = end_mark(&mut ends, x, 3.0, y, event.direction, "FIN");
                 let _ = write!(
                     s,
-                    r#"<g class="fin" data-ns="{}" data-x="{x:.1}"><title>FIN {} at offset {}</title><line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}"/><text class="mark" x="{:.1}" y="{:.1}">FIN</text></g>"#,
+                    r#"<g class="fin" data-ns="{}" data-x="{x:.1}"><title>FIN {} at offset {}</title><line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}"/>{text}</g>"#,
                     event.ns,
                     event.direction,
                     event.offset,
                     y - 6.0,
                     y + 6.0,
-                    x + 3.0,
-                    y + 3.0
                 );
             }
             EventKind::Reset => {
+                let text = end_mark(&mut ends, x, 7.0, y, event.direction, "RST");
                 let _ = write!(
                     s,
-                    r#"<g class="rst" data-ns="{}" data-x="{x:.1}"><title>RST {} at offset {}</title><path d="M{:.1} {:.1} l10 10 m0 -10 l-10 10"/><text class="mark" x="{:.1}" y="{:.1}">RST</text></g>"#,
+                    r#"<g class="rst" data-ns="{}" data-x="{x:.1}"><title>RST {} at offset {}</title><path d="M{:.1} {:.1} l10 10 m0 -10 l-10 10"/>{text}</g>"#,
                     event.ns,
                     event.direction,
                     event.offset,
                     x - 5.0,
                     y - 5.0,
-                    x + 7.0,
-                    y + 3.0
                 );
             }
             EventKind::Gap { missing } => {
@@ -613,10 +644,10 @@ fn exchange(
     let up = Direction::ClientToUpstream;
     let down = Direction::UpstreamToClient;
     let start = ex.time_ns;
-    let end = ex
-        .request_range
-        .1
-        .and_then(|e| t.time_before(up, e))
+    // A message that never ended (cut) ran to the last byte its direction carried: its bar
+    // spans that, not a sliver at its head (the cut body is the one a reader looks for).
+    let end = t
+        .time_before(up, ex.request_range.1.unwrap_or(t.bytes[0]))
         .unwrap_or(start)
         .max(start);
     let (x, xe) = (scale.x(start), scale.x(end));
@@ -650,8 +681,8 @@ fn exchange(
     let Some(at) = t.time_at(down, rstart) else {
         return;
     };
-    let until = rend
-        .and_then(|e| t.time_before(down, e))
+    let until = t
+        .time_before(down, rend.unwrap_or(t.bytes[1]))
         .unwrap_or(at)
         .max(at);
     let (x, xe) = (scale.x(at), scale.x(until));
@@ -662,10 +693,11 @@ fn exchange(
         r#"<g class="response" data-exchange="{}"><title>{}</title><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="6"/><path d="M{:.1} {:.1} l-7 5 l7 5 z"/>{text}</g>"#,
         ex.id,
         escape(&format!(
-            "exchange {}: {} ({})",
+            "exchange {}: {} ({}{})",
             ex.id,
             ex.response_text(),
-            count(ex.response.body_length, "body byte")
+            count(ex.response.body_length, "body byte"),
+            if ex.response.complete { "" } else { ", cut" }
         )),
         y - 3.0,
         (xe - x).max(1.0),
@@ -801,6 +833,62 @@ mod tests {
         ] {
             assert!(svg.contains(text), "{text} labelled:\n{svg}");
         }
+    }
+
+    /// End labels stay inside the drawing and never print over each other.
+    #[test]
+    fn end_labels_stay_inside_and_apart() {
+        let mut drawn = Vec::new();
+        let up = Direction::ClientToUpstream;
+        let edge = end_mark(&mut drawn, WIDTH - 13.0, 7.0, 50.0, up, "RST");
+        assert!(edge.contains(r#"text-anchor="end""#), "{edge}");
+        let fin = end_mark(&mut drawn, 300.0, 3.0, 50.0, up, "FIN");
+        assert!(fin.contains(">FIN<"), "{fin}");
+        let rst = end_mark(&mut drawn, 300.0, 7.0, 50.0, up, "RST");
+        assert!(rst.is_empty(), "drawn over the FIN: {rst}");
+        let other_row = end_mark(
+            &mut drawn,
+            300.0,
+            7.0,
+            82.0,
+            Direction::UpstreamToClient,
+            "RST",
+        );
+        assert!(other_row.contains(">RST<"), "{other_row}");
+    }
+
+    /// A trial's cut upload, the exchange that mattered, was a 1-unit sliver while whole bodies
+    /// had bars: a message that never ended runs to the last byte its direction carried.
+    #[test]
+    fn a_cut_body_gets_a_bar_as_long_as_what_crossed() {
+        let up = Direction::ClientToUpstream;
+        let mut t = FlowTimeline::new(1, 0);
+        for i in 0..10u64 {
+            t.data(up, i * 1000, 1000, 1_000_000 * (i + 1));
+        }
+        let ex = Exchange {
+            id: 0,
+            leg: None,
+            flow: 1,
+            time_ns: 1_000_000,
+            method: "PUT".into(),
+            target: "/x".into(),
+            ..Exchange::empty()
+        };
+        let scale = Scale {
+            start: 0,
+            span: 10_000_000,
+        };
+        let mut svg = String::new();
+        exchange(&mut svg, &scale, 50.0, &t, &ex, &mut Labels::new());
+        let width: f64 = svg
+            .split(r#"width=""#)
+            .nth(1)
+            .and_then(|w| w.split('"').next())
+            .and_then(|w| w.parse().ok())
+            .expect("a bar width");
+        assert!(width > 100.0, "the cut body's bar is {width} wide: {svg}");
+        assert!(svg.contains(", cut"), "{svg}");
     }
 
     #[test]
