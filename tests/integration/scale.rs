@@ -217,11 +217,10 @@ fn the_soft_fd_limit_is_raised_and_an_idle_connection_costs_two_fds() {
     proxy.stop();
 }
 
-#[test]
-fn out_of_fds_the_accept_loop_backs_off_warns_once_a_second_and_recovers() {
-    let upstream = echo_upstream();
-    // Hard and soft 80: faultline cannot raise it; a dozen connections fit beside its reserve.
-    let proxy = Proxy::start(
+/// faultline in front of `upstream` with hard and soft limits of 80 fds: it cannot raise them,
+/// and a dozen connections fit beside its reserve.
+fn proxy_with_80_fds(upstream: std::net::SocketAddr) -> Proxy {
+    Proxy::start(
         "ulimit -n 80 &&",
         &[
             "--upstream",
@@ -230,7 +229,13 @@ fn out_of_fds_the_accept_loop_backs_off_warns_once_a_second_and_recovers() {
             "127.0.0.1:0",
         ],
         &[("RUST_LOG", "faultline=warn")],
-    );
+    )
+}
+
+#[test]
+fn out_of_fds_the_accept_loop_backs_off_warns_once_a_second_and_recovers() {
+    let upstream = echo_upstream();
+    let proxy = proxy_with_80_fds(upstream);
     let addr = proxy.addr();
     let mut served = Vec::new();
     // Connect more clients than fit, one at a time. Each served one holds 2 fds; once another
@@ -296,16 +301,7 @@ fn out_of_fds_the_accept_loop_backs_off_warns_once_a_second_and_recovers() {
 fn busy_connections_pipes_never_cost_a_new_client_its_upstream_leg() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let upstream = echo_upstream();
-    let proxy = Proxy::start(
-        "ulimit -n 80 &&",
-        &[
-            "--upstream",
-            &upstream.to_string(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[("RUST_LOG", "faultline=warn")],
-    );
+    let proxy = proxy_with_80_fds(upstream);
     let addr = proxy.addr();
     // Fourteen connections that keep both directions moving: their pipes alone (4 fds each)
     // would take more fds than the reserve the accept check keeps.
