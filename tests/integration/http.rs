@@ -1941,13 +1941,29 @@ async fn forward_connect_opens_a_raw_tunnel() {
     .await;
 }
 
+/// The report of both legs of the capture at `path`, and its text, which must be clean and
+/// without warnings.
+fn clean_report(path: &std::path::Path) -> (faultline::inspect::Report, String) {
+    use faultline::inspect::{inspect_path, InspectOptions, LegFilter};
+    let report = inspect_path(
+        path,
+        &InspectOptions {
+            leg: LegFilter::Both,
+        },
+    )
+    .expect("the capture reads");
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    assert!(report.warnings.is_empty(), "{text}");
+    (report, text)
+}
+
 /// curl's `--proxytunnel` sends plain HTTP inside a CONNECT tunnel: `inspect` reads on after the
 /// CONNECT's 200, so the client leg's upload is an exchange with its content check, not an opaque
 /// tunnel, and its number keeps to time order across both legs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_inside_a_connect_tunnel_is_read_by_inspect() {
     use faultline::direction::Leg;
-    use faultline::inspect::{inspect_path, InspectOptions, LegFilter};
     use md5::Digest;
     bounded("HTTP inside CONNECT, inspected", async {
         let mut h = Harness::start(
@@ -1983,16 +1999,7 @@ async fn plain_http_inside_a_connect_tunnel_is_read_by_inspect() {
         assert_same(&data, &h.stored(&rel).expect("stored"), "stored");
         h.finish().await;
 
-        let report = inspect_path(
-            &h.dir.path().join("tunnel.pcapng"),
-            &InspectOptions {
-                leg: LegFilter::Both,
-            },
-        )
-        .expect("the capture reads");
-        let text = report.render_text();
-        assert_eq!(report.exit_code(), 0, "{text}");
-        assert!(report.warnings.is_empty(), "{text}");
+        let (report, text) = clean_report(&h.dir.path().join("tunnel.pcapng"));
         let seen: Vec<(usize, Option<Leg>, &str)> = report
             .exchanges
             .iter()
@@ -2206,7 +2213,6 @@ fault.respond = { status = 503 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forward_keep_alive_request_for_another_origin_reaches_that_origin() {
     use faultline::direction::Leg;
-    use faultline::inspect::{inspect_path, InspectOptions, LegFilter};
     bounded("forward keep-alive, two origins", async {
         let mut h = Harness::start(
             "fwd-two-origins",
@@ -2262,16 +2268,7 @@ async fn forward_keep_alive_request_for_another_origin_reaches_that_origin() {
         assert_eq!(summary.connections, 1);
 
         let path = h.dir.path().join("origins.pcapng");
-        let report = inspect_path(
-            &path,
-            &InspectOptions {
-                leg: LegFilter::Both,
-            },
-        )
-        .expect("the capture reads");
-        let text = report.render_text();
-        assert_eq!(report.exit_code(), 0, "{text}");
-        assert!(report.warnings.is_empty(), "{text}");
+        let (report, text) = clean_report(&path);
         let legs: Vec<(Option<Leg>, Option<u64>, usize)> = report
             .flows
             .iter()
