@@ -33,6 +33,7 @@ mod digest;
 mod exchange;
 mod expectations;
 mod flow_views;
+mod gzip_input;
 mod h2_flow;
 mod h2_model;
 #[cfg(test)]
@@ -225,6 +226,10 @@ fn inspect_reader<R: Read>(
     path: &Path,
     options: &InspectOptions,
 ) -> Result<Report, InspectError> {
+    let input = gzip_input::uncompressed(input).map_err(|source| InspectError::Format {
+        path: path.to_path_buf(),
+        source: FormatError::Io(source),
+    })?;
     let mut reader = CaptureReader::new(input).map_err(|source| InspectError::Format {
         path: path.to_path_buf(),
         source,

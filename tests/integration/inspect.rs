@@ -922,3 +922,47 @@ fn bytes_the_capture_missed_are_never_corruption_nor_clean() {
         "{text}"
     );
 }
+
+/// The black-box repro: `gzip -c x.pcapng > x.pcapng.gz` (as captures are attached to GitHub
+/// issues) was refused ("gzip-compressed … gunzip it first"). `faultline inspect x.pcapng.gz`
+/// now reads it and says what the uncompressed capture says, with the same exit status.
+#[test]
+fn a_capture_gzipped_by_the_gzip_binary_is_inspected_as_it_is() {
+    let mut s = Script::new();
+    let body = s.bytes(200_000);
+    let target = md5_target(&body);
+    s.attempt("PUT", &target, &body, Answer::Status(201));
+    let plain = s.write("gzipped.pcapng");
+    let zipped = plain.with_extension("pcapng.gz");
+    let out = std::process::Command::new("gzip")
+        .arg("-c")
+        .arg(&plain)
+        .output()
+        .expect("gzip (a Debian essential package)");
+    assert!(out.status.success(), "gzip: {out:?}");
+    std::fs::write(&zipped, &out.stdout).expect("write the .gz");
+    let run = |path: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .arg("inspect")
+            .arg(path)
+            .output()
+            .expect("faultline inspect")
+    };
+    let want = run(&plain);
+    let got = run(&zipped);
+    let text = String::from_utf8_lossy(&got.stdout);
+    assert_eq!(
+        got.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert!(text.contains("OK: 1 upload, none retried"), "{text}");
+    assert!(text.contains("matches"), "{text}");
+    // The same report, but for the file name the header gives.
+    let name = |t: &str, p: &Path| t.replace(&p.display().to_string(), "CAPTURE");
+    assert_eq!(
+        name(&text, &zipped),
+        name(&String::from_utf8_lossy(&want.stdout), &plain)
+    );
+}
