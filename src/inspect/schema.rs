@@ -357,6 +357,16 @@ const H2_STREAM: Ty = Ty::Object(&[
     f("response_messages", Ty::Count),
     f("request_ended", Ty::Flag),
     f("response_ended", Ty::Flag),
+    d(
+        "response_content_length",
+        OPT_COUNT,
+        "the response's stated content-length",
+    ),
+    d(
+        "response_cut",
+        Ty::Flag,
+        "the response began but its body is short: fewer DATA bytes than its content-length, or the stream never ended (RST_STREAM, connection closed)",
+    ),
     f("reset", Ty::Nullable(&H2_RESET)),
     f("faults", TEXTS),
 ]);
