@@ -180,6 +180,7 @@ pub(crate) fn build_with_h2(
         downloads: objects
             .iter()
             .filter(|o| o.transfer == objects::Transfer::Download)
+            .filter(|o| !matches!(o.check, Some(AddressCheck::NotChecked { .. })))
             .count(),
         h2_streams: h2_streams.len(),
         blobs: bytestream.len(),
@@ -257,9 +258,19 @@ pub(crate) fn build_with_h2(
                     )
                 }
             };
-            let downloads = match summary.downloads {
-                0 => String::new(),
-                n => format!(", {} checked", crate::plural::count(n, "download")),
+            let unchecked = objects
+                .iter()
+                .filter(|o| o.transfer == objects::Transfer::Download)
+                .filter(|o| matches!(o.check, Some(AddressCheck::NotChecked { .. })))
+                .count();
+            let downloads = match (summary.downloads, unchecked) {
+                (0, 0) => String::new(),
+                (n, 0) => format!(", {} checked", crate::plural::count(n, "download")),
+                (0, u) => format!(", {} not checked", crate::plural::count(u, "download")),
+                (n, u) => format!(
+                    ", {} checked, {u} not checked",
+                    crate::plural::count(n, "download")
+                ),
             };
             let h2 = h2_phrase(&summary, &bytestream);
             let counts = if summary.exchanges == 0 && !h2.is_empty() {

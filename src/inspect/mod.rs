@@ -58,6 +58,7 @@ mod run_info;
 mod s3;
 mod s3_checksum;
 mod s3_content;
+mod s3_download;
 mod s3_multipart;
 mod s3_request;
 pub mod schema;
