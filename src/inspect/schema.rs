@@ -271,7 +271,18 @@ const LEG_COMPARISON: Ty = Ty::Object(&[
     f("exchanges_compared", Ty::Count),
     f("faulted", Ty::Flag),
     f("differences", TEXTS),
+    d(
+        "difference_details",
+        Ty::List(&LEG_DIFFERENCE),
+        "each difference with the exchanges (report numbers) it is about; null exchanges for the flows as a whole",
+    ),
     f("faultline_bug", Ty::Flag),
+]);
+
+const LEG_DIFFERENCE: Ty = Ty::Object(&[
+    f("text", Ty::Text),
+    f("client_exchange", OPT_COUNT),
+    f("upstream_exchange", OPT_COUNT),
 ]);
 
 const PIECE: Ty = Ty::Object(&[
