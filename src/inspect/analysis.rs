@@ -276,6 +276,9 @@ pub(crate) fn build_with_h2(
             let counts = if summary.exchanges == 0 && !h2.is_empty() {
                 // HTTP/2 only: nothing to say about HTTP/1 uploads.
                 h2.trim_start_matches(", ").to_string()
+            } else if summary.exchanges == 0 && summary.downloads == 0 && unchecked == 0 {
+                // No HTTP at all (a TCP capture): what it holds, not "0 uploads".
+                super::tcp_summary::phrase(&flows)
             } else {
                 format!(
                     "{}, {retries}{downloads}{h2}",

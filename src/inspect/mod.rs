@@ -65,6 +65,7 @@ pub mod schema;
 mod segments;
 mod stored;
 mod target;
+mod tcp_summary;
 mod text;
 mod timeline;
 mod tls_flow;
