@@ -180,6 +180,7 @@ pub(crate) fn build_with_h2(
         downloads: objects
             .iter()
             .filter(|o| o.transfer == objects::Transfer::Download)
+            .filter(|o| !matches!(o.check, Some(AddressCheck::NotChecked { .. })))
             .count(),
         h2_streams: h2_streams.len(),
         blobs: bytestream.len(),
@@ -257,14 +258,27 @@ pub(crate) fn build_with_h2(
                     )
                 }
             };
-            let downloads = match summary.downloads {
-                0 => String::new(),
-                n => format!(", {} checked", crate::plural::count(n, "download")),
+            let unchecked = objects
+                .iter()
+                .filter(|o| o.transfer == objects::Transfer::Download)
+                .filter(|o| matches!(o.check, Some(AddressCheck::NotChecked { .. })))
+                .count();
+            let downloads = match (summary.downloads, unchecked) {
+                (0, 0) => String::new(),
+                (n, 0) => format!(", {} checked", crate::plural::count(n, "download")),
+                (0, u) => format!(", {} not checked", crate::plural::count(u, "download")),
+                (n, u) => format!(
+                    ", {} checked, {u} not checked",
+                    crate::plural::count(n, "download")
+                ),
             };
             let h2 = h2_phrase(&summary, &bytestream);
             let counts = if summary.exchanges == 0 && !h2.is_empty() {
                 // HTTP/2 only: nothing to say about HTTP/1 uploads.
                 h2.trim_start_matches(", ").to_string()
+            } else if summary.exchanges == 0 && summary.downloads == 0 && unchecked == 0 {
+                // No HTTP at all (a TCP capture): what it holds, not "0 uploads".
+                super::tcp_summary::phrase(&flows)
             } else {
                 format!(
                     "{}, {retries}{downloads}{h2}",

@@ -575,6 +575,17 @@ impl FlowH2 {
                 record.ended[up] && !notes.ended_late[up],
                 record.ended[down] && !notes.ended_late[down],
             ];
+            let status = response.and_then(HeaderList::status);
+            let content_length = response
+                .and_then(|r| r.get_str("content-length"))
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let response_cut = response_cut(
+                request.and_then(HeaderList::method).as_deref(),
+                status,
+                content_length,
+                record.data_bytes[down],
+                ended[down],
+            );
             let ignored_after_reset = notes
                 .late
                 .iter()
@@ -605,7 +616,7 @@ impl FlowH2 {
                 method: request.and_then(HeaderList::method),
                 path: request.and_then(HeaderList::path),
                 authority: request.and_then(HeaderList::authority),
-                status: response.and_then(HeaderList::status),
+                status,
                 request_headers: fields(request),
                 response_headers: fields(response),
                 trailers: fields(trailers),
@@ -622,6 +633,8 @@ impl FlowH2 {
                 response_messages: notes.messages[down].complete,
                 request_ended: ended[up],
                 response_ended: ended[down],
+                response_content_length: content_length,
+                response_cut,
                 reset,
                 faults: notes.faults,
             });
@@ -641,6 +654,27 @@ impl FlowH2 {
             capture_missed: self.capture_missed,
         })
     }
+}
+
+/// Whether a response was cut short: it began (a final `status`) with a body to come, and
+/// either fewer DATA bytes than its `content-length` crossed (faultline's truncate ends the
+/// stream with END_STREAM at the cut, which alone looks whole), or the stream never `ended`
+/// (RST_STREAM, a TLS alert or a closed connection ended it instead). A HEAD request, 1xx, 204
+/// and 304 answers carry no body (RFC 9110 §6.4.1), so they are never cut.
+fn response_cut(
+    method: Option<&str>,
+    status: Option<u16>,
+    content_length: Option<u64>,
+    received: u64,
+    ended: bool,
+) -> bool {
+    let Some(status) = status else {
+        return false;
+    };
+    if method == Some("HEAD") || status < 200 || status == 204 || status == 304 {
+        return false;
+    }
+    !ended || content_length.is_some_and(|n| received < n)
 }
 
 impl StreamConsumer for FlowH2 {

@@ -127,6 +127,13 @@ pub struct H2Stream {
     pub request_ended: bool,
     /// The server ended its side.
     pub response_ended: bool,
+    /// The response's stated `content-length`, if it gave one.
+    pub response_content_length: Option<u64>,
+    /// The response began (a final status crossed) but its body is short: fewer DATA bytes than
+    /// its `content-length` (a stream ended early with END_STREAM, as faultline's truncate
+    /// does), or the stream never ended (RST_STREAM, the connection closed or reset). HTTP/1
+    /// marks the same as `complete: false`.
+    pub response_cut: bool,
     /// RST_STREAM, if the stream was reset.
     pub reset: Option<ResetNote>,
     /// Fault comments on its frames.
@@ -134,6 +141,21 @@ pub struct H2Stream {
 }
 
 impl H2Stream {
+    /// The response byte count as a report shows it: `received/stated CUT` when the response
+    /// was cut short (`?` when no length was stated), as HTTP/1 rows show theirs.
+    pub fn response_bytes_text(&self) -> String {
+        if self.response_cut {
+            format!(
+                "{}/{} CUT",
+                self.response_bytes,
+                self.response_content_length
+                    .map_or("?".into(), |n| n.to_string())
+            )
+        } else {
+            self.response_bytes.to_string()
+        }
+    }
+
     /// What a report says of a `grpc-status` that crossed after the stream's reset (ignored by
     /// the receiver), if one did.
     pub fn late_grpc_status(&self) -> Option<String> {

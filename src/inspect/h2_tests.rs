@@ -991,3 +991,103 @@ fn a_blob_the_capture_missed_bytes_of_is_inconclusive() {
         "{problems:?}"
     );
 }
+
+/// A plain (non-gRPC) request on a new stream of `conn`.
+fn get(conn: &mut Conn, method: &str, path: &str) -> StreamId {
+    let s = StreamId(conn.next);
+    conn.next += 2;
+    let head = HeaderList::from_pairs([
+        (":method", method),
+        (":scheme", "https"),
+        (":path", path),
+        (":authority", "files"),
+    ]);
+    conn.send(UP, build::headers(s, &head, true, BlockLimits::default()));
+    s
+}
+
+/// A 200 answer stating `length` (when given), then `sent` body bytes in DATA frames, the last
+/// one carrying END_STREAM when `end`.
+fn answer(conn: &mut Conn, s: StreamId, length: Option<u64>, sent: usize, end: bool) {
+    let length = length.map(|n| n.to_string());
+    let mut pairs = vec![(":status", "200")];
+    pairs.extend(length.as_deref().map(|n| ("content-length", n)));
+    let head = HeaderList::from_pairs(pairs);
+    conn.send(
+        DOWN,
+        build::headers(s, &head, sent == 0 && end, BlockLimits::default()),
+    );
+    let mut left = sent;
+    while left > 0 {
+        let n = left.min(16_384);
+        left -= n;
+        let mut frame = build::data_header(s, n as u32, end && left == 0).to_vec();
+        frame.extend(std::iter::repeat_n(0x5a, n));
+        conn.send(DOWN, frame);
+    }
+}
+
+/// The black-box repro: `fault.truncate={after="100KiB"}` on a 3 MB download over
+/// `curl --http2` showed `102400` and `response_ended: true` with no sign the body was short
+/// (faultline's truncate ends the stream with END_STREAM at the cut), and a `tls_alert` left
+/// the stream unended with no mark either. A response is now cut, as an HTTP/1 one is, when
+/// fewer DATA bytes than its content-length crossed or its stream never ended.
+#[test]
+fn a_cut_http2_response_is_marked_short_as_http1_is() {
+    let mut conn = Conn::new();
+    let whole = get(&mut conn, "GET", "/whole");
+    answer(&mut conn, whole, Some(30_000), 30_000, true);
+    let truncated = get(&mut conn, "GET", "/truncated");
+    answer(&mut conn, truncated, Some(300_000), 40_960, false);
+    // faultline's truncate: an empty DATA frame with END_STREAM at the cut.
+    conn.send(DOWN, build::data_header(truncated, 0, true).to_vec());
+    let head = get(&mut conn, "HEAD", "/head");
+    answer(&mut conn, head, Some(5_000), 0, true);
+    let no_length = get(&mut conn, "GET", "/unsized");
+    answer(&mut conn, no_length, None, 500, false);
+    conn.reset(no_length, DOWN, ErrorCode(8));
+    let open = get(&mut conn, "GET", "/alert");
+    answer(&mut conn, open, Some(5_000), 1_000, false);
+    // The connection ends here (a TLS alert, a reset): /alert never ended.
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    let by_path = |p: &str| {
+        report
+            .h2_streams
+            .iter()
+            .find(|s| s.path.as_deref() == Some(p))
+            .unwrap_or_else(|| panic!("{p} in {text}"))
+    };
+    let cuts: Vec<(&str, bool, String)> = ["/whole", "/truncated", "/head", "/unsized", "/alert"]
+        .iter()
+        .map(|p| {
+            let s = by_path(p);
+            (*p, s.response_cut, s.response_bytes_text())
+        })
+        .collect();
+    assert_eq!(
+        cuts,
+        vec![
+            ("/whole", false, "30000".to_string()),
+            ("/truncated", true, "40960/300000 CUT".to_string()),
+            ("/head", false, "0".to_string()),
+            ("/unsized", true, "500/? CUT".to_string()),
+            ("/alert", true, "1000/5000 CUT".to_string()),
+        ],
+        "{text}"
+    );
+    assert!(by_path("/truncated").response_ended, "{text}");
+    assert_eq!(by_path("/truncated").response_content_length, Some(300_000));
+    assert!(text.contains("40960/300000 CUT"), "{text}");
+    let json = report.to_json();
+    let json: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let truncated = json["h2_streams"]
+        .as_array()
+        .expect("h2_streams")
+        .iter()
+        .find(|s| s["path"] == "/truncated")
+        .expect("/truncated");
+    assert_eq!(truncated["response_cut"], true, "{truncated}");
+    assert_eq!(truncated["response_content_length"], 300_000, "{truncated}");
+    assert!(report.render_markdown().contains("40960/300000 CUT"));
+}

@@ -615,7 +615,7 @@ impl Report {
                 st.status.map_or("-".into(), |c| c.to_string()),
                 escape(&grpc),
                 st.request_bytes,
-                st.response_bytes,
+                st.response_bytes_text(),
                 escape(&notes.join("; ")),
                 leg = leg::name(st.leg),
             );

@@ -781,6 +781,8 @@ mod tests {
             response_messages: 0,
             request_ended: true,
             response_ended: false,
+            response_content_length: None,
+            response_cut: true,
             reset: Some(super::super::h2_model::ResetNote {
                 by: down.to_string(),
                 code: "CANCEL".into(),
@@ -934,6 +936,8 @@ mod tests {
             response_messages: 1,
             request_ended: true,
             response_ended: true,
+            response_content_length: None,
+            response_cut: false,
             reset: None,
             faults: Vec::new(),
         }

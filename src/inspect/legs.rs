@@ -28,10 +28,25 @@ pub struct LegComparison {
     pub exchanges_compared: usize,
     /// True when a fault comment touched either flow (differences are then expected).
     pub faulted: bool,
-    /// Each difference, one sentence.
+    /// Each difference, one sentence; exchanges named by their report numbers.
     pub differences: Vec<String>,
+    /// The same differences with the exchanges they are about, for scripts: one per entry of
+    /// `differences`, in order.
+    pub difference_details: Vec<LegDifference>,
     /// True when bytes differ although both sides completed and no fault acted: a faultline bug.
     pub faultline_bug: bool,
+}
+
+/// One difference between the legs and the pair of exchanges it is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LegDifference {
+    /// The sentence (as in `differences`).
+    pub text: String,
+    /// The client leg's exchange (its report number); `None` for a difference of the flows
+    /// as a whole (how many requests each carried).
+    pub client_exchange: Option<usize>,
+    /// The upstream leg's exchange paired with it.
+    pub upstream_exchange: Option<usize>,
 }
 
 /// Pairs flows and compares them; `exchanges` is indexed by exchange id.
@@ -252,10 +267,19 @@ fn compare_pair(c: &FlowSummary, u: &FlowSummary, exchanges: &mut [Exchange]) ->
             u.exchanges.len()
         ));
     }
+    // The exchanges each difference is about: those of the pair compared when it was found.
+    let mut about: Vec<Option<(usize, usize)>> = vec![None; differences.len()];
+    let mut pair = None;
     for k in 0..n {
+        about.resize(differences.len(), pair);
         let (ci, ui) = (c.exchanges[k], u.exchanges[k]);
+        pair = Some((ci, ui));
         let (a, b) = (&exchanges[ci], &exchanges[ui]);
-        let what = format!("request {} ({} {})", k + 1, a.method, a.target);
+        // The report's numbers, as every table of it shows them (not the place on the flow).
+        let what = format!(
+            "exchange {} / exchange {} ({} {})",
+            a.id, b.id, a.method, a.target
+        );
         if (&a.method, a.resource()) != (&b.method, b.resource()) {
             differences.push(format!(
                 "{what}: upstream leg has {} {}",
@@ -342,6 +366,16 @@ fn compare_pair(c: &FlowSummary, u: &FlowSummary, exchanges: &mut [Exchange]) ->
             _ => {}
         }
     }
+    about.resize(differences.len(), pair);
+    let difference_details = differences
+        .iter()
+        .zip(about)
+        .map(|(text, pair)| LegDifference {
+            text: text.clone(),
+            client_exchange: pair.map(|(ci, _)| exchanges[ci].id),
+            upstream_exchange: pair.map(|(_, ui)| exchanges[ui].id),
+        })
+        .collect();
     let faulted = !c.faults.is_empty() || !u.faults.is_empty();
     LegComparison {
         client_flow: c.id,
@@ -350,6 +384,7 @@ fn compare_pair(c: &FlowSummary, u: &FlowSummary, exchanges: &mut [Exchange]) ->
         faulted,
         faultline_bug: bug && !faulted,
         differences,
+        difference_details,
     }
 }
 
@@ -571,7 +606,7 @@ pub(crate) mod tests {
         let compared = compare_legs(&flows, &mut exchanges);
         assert_eq!(
             compared[0].differences,
-            ["request 1 (GET /x): response body 102122 bytes (incomplete) on the client leg, 3000000 bytes (complete) upstream"],
+            ["exchange 0 / exchange 1 (GET /x): response body 102122 bytes (incomplete) on the client leg, 3000000 bytes (complete) upstream"],
         );
         assert!(!compared[0].faultline_bug, "a cut is no bug by itself");
 
@@ -601,7 +636,15 @@ pub(crate) mod tests {
         let compared = compare_legs(&flows, &mut exchanges);
         assert_eq!(
             compared[0].differences,
-            ["request 1 (GET /x): response bodies of 4 bytes differ, first at offset 2"],
+            ["exchange 0 / exchange 1 (GET /x): response bodies of 4 bytes differ, first at offset 2"],
+        );
+        assert_eq!(
+            compared[0].difference_details,
+            [LegDifference {
+                text: compared[0].differences[0].clone(),
+                client_exchange: Some(0),
+                upstream_exchange: Some(1),
+            }]
         );
         assert!(compared[0].faultline_bug);
     }

@@ -33,6 +33,7 @@ mod digest;
 mod exchange;
 mod expectations;
 mod flow_views;
+mod gzip_input;
 mod h2_flow;
 mod h2_model;
 #[cfg(test)]
@@ -57,12 +58,14 @@ mod run_info;
 mod s3;
 mod s3_checksum;
 mod s3_content;
+mod s3_download;
 mod s3_multipart;
 mod s3_request;
 pub mod schema;
 mod segments;
 mod stored;
 mod target;
+mod tcp_summary;
 mod text;
 mod timeline;
 mod tls_flow;
@@ -225,6 +228,10 @@ fn inspect_reader<R: Read>(
     path: &Path,
     options: &InspectOptions,
 ) -> Result<Report, InspectError> {
+    let input = gzip_input::uncompressed(input).map_err(|source| InspectError::Format {
+        path: path.to_path_buf(),
+        source: FormatError::Io(source),
+    })?;
     let mut reader = CaptureReader::new(input).map_err(|source| InspectError::Format {
         path: path.to_path_buf(),
         source,

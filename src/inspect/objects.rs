@@ -286,6 +286,11 @@ fn s3_download_piece(ex: &Exchange) -> Option<(ContentAddress, Spec, bool, Optio
     Some((address, spec, whole, size))
 }
 
+/// True when `ex` is a GET of a single-part S3 object, checked here against its ETag (the MD5).
+pub fn is_s3_download_piece(ex: &Exchange) -> bool {
+    s3_download_piece(ex).is_some()
+}
+
 fn body(exchanges: &mut [Exchange], id: usize, download: bool) -> Option<&mut dyn BodySource> {
     let ex = exchanges.get_mut(id)?;
     let b = if download {

@@ -57,8 +57,9 @@ pub enum FormatError {
     /// A classic pcap file header that cannot be used.
     #[error("damaged pcap file header: {0}")]
     BadPcapHeader(String),
-    /// A compressed file (Wireshark writes and reads `.pcapng.gz`, `.zst`, `.lz4`): inspect reads
-    /// captures uncompressed, so the message says how to get one.
+    /// A compressed file (Wireshark writes and reads `.pcapng.gz`, `.zst`, `.lz4`): gzip is
+    /// uncompressed before this reader (`gzip_input`), so this names the other formats (or gzip
+    /// inside gzip), with the command that uncompresses them.
     #[error("{format}-compressed (starts with {magic}), not a pcap or pcapng file: {how} first")]
     Compressed {
         /// gzip, zstd, xz, bzip2 or lz4.
@@ -609,7 +610,8 @@ mod tests {
     use super::*;
 
     /// `gzip -c x.pcapng > x.pcapng.gz` was refused as "not a pcap or pcapng file (starts with
-    /// 1f8b0808)": the message now says it is compressed and how to read it.
+    /// 1f8b0808)": the message now says it is compressed and how to read it. (`inspect` reads
+    /// one layer of gzip itself, see `gzip_input`; this reader still names what it is given.)
     #[test]
     fn a_compressed_capture_is_named_with_the_command_that_uncompresses_it() {
         let gzip = [

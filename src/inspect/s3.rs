@@ -17,6 +17,7 @@ use super::model::ContentCheck;
 use super::objects::ObjectCheck;
 use super::s3_checksum::{self, Claim};
 use super::s3_content::{self, Content};
+use super::s3_download;
 use super::s3_multipart;
 use super::s3_request::{Operation, S3Request};
 use super::stored::{self, PathState};
@@ -62,12 +63,18 @@ pub fn analyse(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> S3Anal
         }
     }
     let assembled = s3_multipart::assemble(exchanges, &requests, &uploads, findings);
-    let paths = stored::follow(exchanges, &requests, &uploads, &assembled, findings);
-    let objects = assembled
+    let (paths, reads) = stored::follow(exchanges, &requests, &uploads, &assembled, findings);
+    let mut objects: Vec<ObjectCheck> = assembled
         .iter()
         .filter(|a| !answered_later(exchanges, &requests, a.complete))
         .map(|a| a.check.clone())
         .collect();
+    objects.extend(s3_download::downloads(
+        exchanges,
+        &requests,
+        &reads,
+        super::objects::is_s3_download_piece,
+    ));
     S3Analysis {
         requests: requests.into_iter().flatten().collect(),
         checks,
@@ -81,14 +88,22 @@ pub fn analyse(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> S3Anal
 /// and upload id) on the same leg was answered: the client retried it, and that answer says what
 /// S3 assembled, so the unanswered one's "whether S3 assembled the object is unknown" would
 /// contradict it.
+///
+/// A Complete answered 2xx and completed again with a 2xx later (the client did not get the
+/// first answer; the upstream leg saw both succeed) is the same object: listed once, as the later.
 fn answered_later(exchanges: &[Exchange], requests: &[Option<S3Request>], id: usize) -> bool {
-    let Some(first) = requests[id].as_ref().filter(|r| r.status.is_none()) else {
+    let Some(first) = requests[id].as_ref() else {
         return false;
     };
+    let unanswered = first.status.is_none();
     requests.iter().enumerate().skip(id + 1).any(|(j, r)| {
         r.as_ref().is_some_and(|r| {
             r.operation == Operation::CompleteMultipartUpload
-                && r.status.is_some()
+                && if unanswered {
+                    r.status.is_some()
+                } else {
+                    first.succeeded() && r.succeeded()
+                }
                 && r.path == first.path
                 && r.upload_id == first.upload_id
                 && exchanges[j].leg == exchanges[id].leg
@@ -778,6 +793,149 @@ pub(crate) mod tests {
             findings.len(),
             1,
             "the upstream leg's reads only: {findings:#?}"
+        );
+    }
+
+    /// The multipart object of [`multipart_run`] (its Complete answered with the right ETag),
+    /// then `gets` (object offset, bytes, whole) on the same leg, numbered after it.
+    fn multipart_downloads(gets: &[(u64, Vec<u8>, bool)], upload: bool) -> Vec<Exchange> {
+        let (mut exchanges, whole, etag) = multipart_run("placeholder");
+        exchanges[4].response_text = String::from_utf8_lossy(&exchanges[4].response_text)
+            .replace("placeholder", &etag)
+            .into_bytes();
+        if !upload {
+            exchanges.clear();
+        }
+        for (at, bytes, complete) in gets {
+            let mut get = ranged_get(0, *at, whole.len() as u64, bytes, &etag, *complete);
+            get.target = "/bkt/obj".into();
+            exchanges.push(get);
+        }
+        for (i, ex) in exchanges.iter_mut().enumerate() {
+            ex.id = i;
+            ex.time_ns = i as u64;
+        }
+        exchanges
+    }
+
+    /// The black-box repro: boto3's `download_file` of a multipart object in ranges (one cut and
+    /// fetched again) was compared with the upload, but only a difference was ever reported:
+    /// the download was in no `objects` entry, no count, no "matches". Now it is one download
+    /// object that matches (the ranges stitched, compared with the upload), one that differs
+    /// at the byte that does, or, with its upload not in the capture, one "not checked: …".
+    #[test]
+    fn a_ranged_download_of_a_multipart_object_is_one_download_object() {
+        let (_, whole, etag) = multipart_run("placeholder");
+        let gets = |object: &[u8]| {
+            vec![
+                (0, object[..2_000].to_vec(), false),
+                (0, object[..5_000].to_vec(), true),
+                (5_000, object[5_000..].to_vec(), true),
+            ]
+        };
+        let mut exchanges = multipart_downloads(&gets(&whole), true);
+        let mut findings = Vec::new();
+        let s3 = analyse(&mut exchanges, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+        let downloads: Vec<&ObjectCheck> = s3
+            .objects
+            .iter()
+            .filter(|o| o.transfer == crate::inspect::Transfer::Download)
+            .collect();
+        assert_eq!(downloads.len(), 1, "{:#?}", s3.objects);
+        let d = downloads[0];
+        assert_eq!(
+            d.check,
+            Some(crate::inspect::AddressCheck::Matches),
+            "{d:#?}"
+        );
+        assert!(d.complete && !d.corrupt, "{d:#?}");
+        assert_eq!(d.length, 8_000);
+        assert_eq!(d.address.digest, etag);
+        assert_eq!(
+            d.address.backend.as_deref(),
+            Some("ETag (multipart), compared with the upload (exchange 4)")
+        );
+        let pieces: Vec<(usize, u64, u64, bool)> = d
+            .pieces
+            .iter()
+            .map(|p| (p.exchange, p.offset, p.length, p.complete))
+            .collect();
+        assert_eq!(
+            pieces,
+            vec![
+                (5, 0, 2_000, false),
+                (6, 0, 5_000, true),
+                (7, 5_000, 3_000, true)
+            ]
+        );
+
+        // One byte other in the second range: CORRUPT at that offset, and the object says so.
+        let mut flipped = whole.clone();
+        flipped[6_000] ^= 1;
+        let mut exchanges = multipart_downloads(&gets(&flipped), true);
+        let mut findings = Vec::new();
+        let s3 = analyse(&mut exchanges, &mut findings);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].contains("differ at offset 6000"),
+            "{findings:?}"
+        );
+        let d = s3
+            .objects
+            .iter()
+            .find(|o| o.transfer == crate::inspect::Transfer::Download)
+            .expect("the download");
+        assert!(d.corrupt, "{d:#?}");
+        assert!(
+            matches!(&d.check, Some(crate::inspect::AddressCheck::DigestMismatch { actual, .. }) if actual.contains("from offset 6000")),
+            "{d:#?}"
+        );
+
+        // No upload in the capture: nothing to compare with, and it says so.
+        let mut exchanges = multipart_downloads(&gets(&whole), false);
+        let mut findings = Vec::new();
+        let s3 = analyse(&mut exchanges, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(s3.objects.len(), 1, "{:#?}", s3.objects);
+        assert_eq!(
+            s3.objects[0].check,
+            Some(crate::inspect::AddressCheck::NotChecked {
+                reason: "no upload of it is in the capture, and a multipart ETag is no digest of the bytes".into()
+            })
+        );
+    }
+
+    /// The upstream leg saw two CompleteMultipartUploads of one upload both answered 200 (the
+    /// client never got the first answer): `objects` listed the upload twice. It is one object.
+    #[test]
+    fn two_completes_answered_200_are_one_object() {
+        let (mut exchanges, _, etag) = multipart_run("placeholder");
+        exchanges[4].response_text = String::from_utf8_lossy(&exchanges[4].response_text)
+            .replace("placeholder", &etag)
+            .into_bytes();
+        let mut again = s3_exchange(5, "POST", "/bkt/obj?uploadId=U1", b"", &[], Some(200), None);
+        let listing = {
+            use crate::inspect::attempts::BodySource;
+            let body = exchanges[4].body.as_mut().expect("listing");
+            let mut buf = vec![0; BodySource::len(body) as usize];
+            body.read_at(0, &mut buf).expect("read");
+            buf
+        };
+        let mut retained = RetainedBody::new(MemoryUse::default());
+        retained.append(&listing);
+        again.body = Some(retained);
+        (again.request.length, again.request.expected) =
+            (listing.len() as u64, Some(listing.len() as u64));
+        again.response_text = exchanges[4].response_text.clone();
+        exchanges.push(again);
+        let mut findings = Vec::new();
+        let s3 = analyse(&mut exchanges, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(s3.objects.len(), 1, "{:#?}", s3.objects);
+        assert_eq!(
+            s3.objects[0].check,
+            Some(crate::inspect::AddressCheck::Matches)
         );
     }
 }

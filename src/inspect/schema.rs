@@ -271,7 +271,18 @@ const LEG_COMPARISON: Ty = Ty::Object(&[
     f("exchanges_compared", Ty::Count),
     f("faulted", Ty::Flag),
     f("differences", TEXTS),
+    d(
+        "difference_details",
+        Ty::List(&LEG_DIFFERENCE),
+        "each difference with the exchanges (report numbers) it is about; null exchanges for the flows as a whole",
+    ),
     f("faultline_bug", Ty::Flag),
+]);
+
+const LEG_DIFFERENCE: Ty = Ty::Object(&[
+    f("text", Ty::Text),
+    f("client_exchange", OPT_COUNT),
+    f("upstream_exchange", OPT_COUNT),
 ]);
 
 const PIECE: Ty = Ty::Object(&[
@@ -357,6 +368,16 @@ const H2_STREAM: Ty = Ty::Object(&[
     f("response_messages", Ty::Count),
     f("request_ended", Ty::Flag),
     f("response_ended", Ty::Flag),
+    d(
+        "response_content_length",
+        OPT_COUNT,
+        "the response's stated content-length",
+    ),
+    d(
+        "response_cut",
+        Ty::Flag,
+        "the response began but its body is short: fewer DATA bytes than its content-length, or the stream never ended (RST_STREAM, connection closed)",
+    ),
     f("reset", Ty::Nullable(&H2_RESET)),
     f("faults", TEXTS),
 ]);

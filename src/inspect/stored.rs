@@ -53,6 +53,27 @@ pub struct PathState {
     pub writes: Vec<usize>,
 }
 
+/// What a GET's bytes were compared with: the write the path held, if the capture shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadCompared {
+    /// The bytes are the write's (exchange id of the write).
+    Same(usize),
+    /// The bytes differ from the write's (exchange id of the write, first differing object
+    /// offset); the finding is already made.
+    Differs(usize, Option<u64>),
+    /// Nothing to compare with: why.
+    Not(String),
+}
+
+/// One S3 GetObject (200 or 206, not a part, not a version) and what its bytes were compared with.
+#[derive(Debug, Clone)]
+pub struct ReadCheck {
+    /// The GET's exchange.
+    pub exchange: usize,
+    /// The comparison.
+    pub compared: ReadCompared,
+}
+
 /// The path a plain (non-S3) HTTP request names: its path, query dropped, percent-decoded.
 pub fn plain_path(ex: &Exchange) -> String {
     let origin = target::origin_form(&ex.target);
@@ -66,9 +87,10 @@ pub fn follow(
     uploads: &[Option<Content>],
     assembled: &[Assembled],
     findings: &mut Vec<String>,
-) -> Vec<PathState> {
+) -> (Vec<PathState>, Vec<ReadCheck>) {
     let mut states: BTreeMap<(Option<Leg>, String), PathState> = BTreeMap::new();
     let mut wrong_reads: Vec<WrongRead> = Vec::new();
+    let mut reads: Vec<ReadCheck> = Vec::new();
     for id in 0..exchanges.len() {
         let leg_of = exchanges[id].leg;
         let (path, write) = match &requests[id] {
@@ -76,10 +98,21 @@ pub fn follow(
                 Some(w) => (r.path.clone(), Some(w)),
                 None => {
                     if matches!(r.operation, Operation::HeadObject | Operation::GetObject) {
-                        if let Some(state) = states.get_mut(&(leg_of, r.path.clone())) {
-                            if let Some(wrong) = check_read(exchanges, r, state) {
-                                merge(&mut wrong_reads, wrong);
+                        let compared = match states.get_mut(&(leg_of, r.path.clone())) {
+                            Some(state) => {
+                                let (wrong, compared) = check_read(exchanges, r, state);
+                                if let Some(wrong) = wrong {
+                                    merge(&mut wrong_reads, wrong);
+                                }
+                                compared
                             }
+                            None => ReadCompared::Not("no upload of it is in the capture".into()),
+                        };
+                        if is_object_read(exchanges, r) {
+                            reads.push(ReadCheck {
+                                exchange: id,
+                                compared,
+                            });
                         }
                     }
                     continue;
@@ -113,7 +146,16 @@ pub fn follow(
         }
     }
     findings.extend(wrong_reads.iter().map(WrongRead::finding));
-    states.into_values().collect()
+    (states.into_values().collect(), reads)
+}
+
+/// A GET whose body is bytes of the object the path holds now: answered 200 or 206, not one
+/// part (`partNumber`), not another version.
+fn is_object_read(exchanges: &[Exchange], r: &S3Request) -> bool {
+    r.operation == Operation::GetObject
+        && matches!(r.status, Some(200 | 206))
+        && r.part_number.is_none()
+        && !target::origin_form(&exchanges[r.exchange].target).contains("versionId=")
 }
 
 /// A HEAD or GET that showed something other than the write the path should hold.
@@ -325,12 +367,13 @@ fn check_read(
     exchanges: &mut [Exchange],
     r: &S3Request,
     state: &mut PathState,
-) -> Option<WrongRead> {
+) -> (Option<WrongRead>, ReadCompared) {
+    let not = |why: &str| (None, ReadCompared::Not(why.to_string()));
     if !matches!(r.status, Some(200 | 206)) || r.part_number.is_some() {
-        return None; // a part's size, or no object
+        return not("a part or no object"); // a part's size, or no object
     }
     if target::origin_form(&exchanges[r.exchange].target).contains("versionId=") {
-        return None; // another version than the last write
+        return not("another version than the last write");
     }
     let candidates: Vec<Holding> = state
         .confirmed
@@ -340,7 +383,7 @@ fn check_read(
         .cloned()
         .collect();
     if candidates.is_empty() {
-        return None;
+        return not("the path was deleted");
     }
     let ex = &exchanges[r.exchange];
     let etag_meaningful = !s3_checksum::etag_is_not_md5(&ex.request_headers, &ex.response_headers);
@@ -389,10 +432,15 @@ fn check_read(
     let Some(agreeing) = candidates.iter().position(agrees) else {
         let last = &candidates[0];
         // Only a candidate with known bytes can disagree.
-        let c = last.content.clone()?;
+        let Some(c) = last.content.clone() else {
+            return not("the upload's bytes are not in the capture");
+        };
         let later = candidates.len() - 1;
         if let Some(reported) = r.reported_size.filter(|&s| s != c.length) {
-            return Some(wrong(last, Wrong::Size(reported, c.length), None, later));
+            return (
+                Some(wrong(last, Wrong::Size(reported, c.length), None, later)),
+                ReadCompared::Differs(last.exchange, None),
+            );
         }
         let etags = format!(
             "ETag {}, the uploaded bytes make {}",
@@ -400,7 +448,10 @@ fn check_read(
             c.etag.as_deref().unwrap_or("?")
         );
         let offset = differing_offset(exchanges, r, &c);
-        return Some(wrong(last, Wrong::Etag(etags), offset, later));
+        return (
+            Some(wrong(last, Wrong::Etag(etags), offset, later)),
+            ReadCompared::Differs(last.exchange, offset),
+        );
     };
     let holding = candidates[agreeing].clone();
     if state.confirmed.as_ref().map(|h| h.exchange) != Some(holding.exchange) {
@@ -409,11 +460,45 @@ fn check_read(
         state.unconfirmed.clear();
     }
     if r.operation != Operation::GetObject {
-        return None;
+        return not("a HEAD");
     }
-    let content = holding.content.as_ref().filter(|c| c.readable)?;
-    let offset = differing_offset(exchanges, r, content)?;
-    Some(wrong(&holding, Wrong::Bytes, Some(offset), 0))
+    let Some(content) = holding.content.as_ref().filter(|c| c.readable) else {
+        return not("the upload's bytes are not in the capture");
+    };
+    if !comparable(exchanges, r, content) {
+        return not("the GET's bytes lie outside the uploaded object or were not kept");
+    }
+    let start = read_start(&exchanges[r.exchange], r).unwrap_or(0);
+    match s3_content::first_difference(exchanges, &content.spans, r.exchange, start) {
+        Ok(Some(offset)) => (
+            Some(wrong(&holding, Wrong::Bytes, Some(offset), 0)),
+            ReadCompared::Differs(holding.exchange, Some(offset)),
+        ),
+        Ok(None) => (None, ReadCompared::Same(holding.exchange)),
+        Err(()) => not("the kept bytes could not be read back"),
+    }
+}
+
+/// Where a GET's body starts in the object: its `Content-Range` start for a 206, 0 for a 200.
+fn read_start(ex: &Exchange, r: &S3Request) -> Option<u64> {
+    if r.status == Some(206) {
+        ex.response_header("content-range")
+            .and_then(|v| v.trim().strip_prefix("bytes"))
+            .and_then(|v| v.trim().split('-').next())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    } else {
+        Some(0)
+    }
+}
+
+/// True when [`differing_offset`] can compare the GET with `content`: both kept, the body
+/// inside the object.
+fn comparable(exchanges: &[Exchange], r: &S3Request, content: &Content) -> bool {
+    let ex = &exchanges[r.exchange];
+    r.operation == Operation::GetObject
+        && content.readable
+        && ex.response_body.is_some()
+        && read_start(ex, r).is_some_and(|start| start + ex.response.body_length <= content.length)
 }
 
 /// The first object offset where a GET's body differs from `content` (both readable, the body
@@ -423,14 +508,7 @@ fn differing_offset(exchanges: &mut [Exchange], r: &S3Request, content: &Content
         return None;
     }
     let ex = &exchanges[r.exchange];
-    let start = if r.status == Some(206) {
-        ex.response_header("content-range")
-            .and_then(|v| v.trim().strip_prefix("bytes"))
-            .and_then(|v| v.trim().split('-').next())
-            .and_then(|v| v.trim().parse::<u64>().ok())?
-    } else {
-        0
-    };
+    let start = read_start(ex, r)?;
     let got = ex.response.body_length;
     if start + got > content.length || ex.response_body.is_none() {
         return None;

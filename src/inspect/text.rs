@@ -379,7 +379,7 @@ impl Report {
                 st.status.map_or("-".into(), |c| c.to_string()),
                 grpc,
                 st.request_bytes,
-                st.response_bytes,
+                st.response_bytes_text(),
                 notes.join("; ")
             );
         }

@@ -922,3 +922,146 @@ fn bytes_the_capture_missed_are_never_corruption_nor_clean() {
         "{text}"
     );
 }
+
+/// The black-box repro: `gzip -c x.pcapng > x.pcapng.gz` (as captures are attached to GitHub
+/// issues) was refused ("gzip-compressed … gunzip it first"). `faultline inspect x.pcapng.gz`
+/// now reads it and says what the uncompressed capture says, with the same exit status.
+#[test]
+fn a_capture_gzipped_by_the_gzip_binary_is_inspected_as_it_is() {
+    let mut s = Script::new();
+    let body = s.bytes(200_000);
+    let target = md5_target(&body);
+    s.attempt("PUT", &target, &body, Answer::Status(201));
+    let plain = s.write("gzipped.pcapng");
+    let zipped = plain.with_extension("pcapng.gz");
+    let out = std::process::Command::new("gzip")
+        .arg("-c")
+        .arg(&plain)
+        .output()
+        .expect("gzip (a Debian essential package)");
+    assert!(out.status.success(), "gzip: {out:?}");
+    std::fs::write(&zipped, &out.stdout).expect("write the .gz");
+    let run = |path: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .arg("inspect")
+            .arg(path)
+            .output()
+            .expect("faultline inspect")
+    };
+    let want = run(&plain);
+    let got = run(&zipped);
+    let text = String::from_utf8_lossy(&got.stdout);
+    assert_eq!(
+        got.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert!(text.contains("OK: 1 upload, none retried"), "{text}");
+    assert!(text.contains("matches"), "{text}");
+    // The same report, but for the file name the header gives.
+    let name = |t: &str, p: &Path| t.replace(&p.display().to_string(), "CAPTURE");
+    assert_eq!(
+        name(&text, &zipped),
+        name(&String::from_utf8_lossy(&want.stdout), &plain)
+    );
+}
+
+/// The black-box repro, end to end: `fault.truncate={after="100KiB"}` on a 3,000,000-byte h2c
+/// download by `curl --http2-prior-knowledge` through the real proxy. faultline ends the stream
+/// with END_STREAM at the cut, so the client leg's stream looked whole (`102400`,
+/// `response_ended: true`). It is now marked `102400/3000000 CUT`, as HTTP/1 is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_h2c_download_is_marked_cut_like_http1() {
+    use std::sync::Arc;
+
+    use faultline::proxy::{self, RunPlan};
+    use faultline::scenario::Scenario;
+
+    const SIZE: usize = 3_000_000;
+    crate::support::bounded("h2c truncate marked CUT", async {
+        let server = crate::support::upstream::serve(|stream| async move {
+            let Ok(mut conn) = h2::server::handshake(stream).await else {
+                return;
+            };
+            while let Some(Ok((_, mut respond))) = conn.accept().await {
+                tokio::spawn(async move {
+                    let response = http::Response::builder()
+                        .status(200)
+                        .header("content-length", SIZE.to_string())
+                        .body(())
+                        .expect("a response head");
+                    if let Ok(mut send) = respond.send_response(response, false) {
+                        let _ = send.send_data(Bytes::from(vec![0x5a; SIZE]), true);
+                    }
+                });
+            }
+        })
+        .await;
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("inspect");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let capture = dir.join("h2c-truncate.pcapng");
+        let text = "name = \"h2c-truncate\"\nseed = 3\n[[rule]]\nname = \"cut\"\nmatch = { path = \"/big\", direction = \"upstream->client\" }\nfault.truncate = { after = \"100KiB\" }\n";
+        let scenario = Scenario::from_toml(text, "t.toml", "t").expect("a valid scenario");
+        let running = proxy::start(RunPlan {
+            scenario: Arc::new(scenario),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            upstream: server.spec(),
+            seed: 3,
+            capture: Some(capture.clone()),
+            command_line: String::new(),
+            live_rules: false,
+        })
+        .await
+        .expect("the proxy starts");
+        let url = format!("http://{}/big", running.local_addr);
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("curl")
+                .args(["--silent", "--max-time", "20", "--http2-prior-knowledge", "-o", "/dev/null"])
+                .args(["--write-out", "%{size_download}"])
+                .arg(url)
+                .output()
+                .expect("curl is installed (tests/install-deps.sh)")
+        })
+        .await
+        .expect("curl's task");
+        // curl notices the body ended short of its content-length (exit 92, "HTTP/2 stream
+        // was not closed cleanly"): the client was not fooled, and neither may the report be.
+        assert_ne!(out.status.code(), Some(0), "{out:?}");
+        crate::support::running::wait_idle(&running).await;
+        running.shutdown();
+        tokio::time::timeout(crate::support::TEST_LIMIT, running.wait())
+            .await
+            .expect("the run stops");
+        let report = inspect(&capture);
+        let text = report.render_text();
+        let streams: Vec<(Option<Leg>, bool, bool, String)> = report
+            .h2_streams
+            .iter()
+            .map(|s| {
+                (
+                    s.leg,
+                    s.response_ended,
+                    s.response_cut,
+                    s.response_bytes_text(),
+                )
+            })
+            .collect();
+        assert!(
+            streams.contains(&(Some(Leg::Client), true, true, "102400/3000000 CUT".into())),
+            "{streams:?}\n{text}"
+        );
+        // faultline cancels the stream toward the upstream (RST_STREAM CANCEL): whether the
+        // server had sent every byte by then is a race. That leg is cut exactly when its
+        // response is short or never ended.
+        let upstream = report
+            .h2_streams
+            .iter()
+            .find(|s| s.leg == Some(Leg::Upstream))
+            .expect("the upstream leg's stream");
+        let whole = upstream.response_ended && upstream.response_bytes == SIZE as u64;
+        assert_eq!(upstream.response_cut, !whole, "{streams:?}\n{text}");
+        assert!(text.contains("102400/3000000 CUT"), "{text}");
+    })
+    .await;
+}

@@ -227,6 +227,8 @@ fn json_output_of_real_captures_follows_the_documented_schema() {
         "content_checks[].check<size_mismatch>.actual",
         "content_checks[].check<matches>",
         "leg_comparisons[].differences",
+        "leg_comparisons[].difference_details[].client_exchange",
+        "leg_comparisons[].difference_details[].upstream_exchange",
         "attempt_groups[].attempts[].comparison<differs>.shifted_from",
         "attempt_groups[].attempts[].comparison<empty>.first_len",
         "attempt_groups[].attempts[].comparison<prefix_of_first>.len",

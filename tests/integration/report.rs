@@ -801,6 +801,13 @@ fn tcp_demo_flow_numbers_are_inspects() {
         LIMIT,
     );
     let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    // No HTTP: the verdict says what the capture holds, not "0 uploads, none retried".
+    assert_eq!(
+        json["verdict_line"],
+        "OK: no HTTP; 4 connections, 3 faults marked (reset, truncated, latency)",
+        "{}",
+        json["verdict_line"]
+    );
     let flows = json["flows"].as_array().expect("flows");
     let flow = |id: u64| {
         flows

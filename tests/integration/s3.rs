@@ -1021,7 +1021,6 @@ fn boto3_throttled_cut_and_uncommitted_runs_end_clean_and_say_what_happened() {
     lab.boto3(proxy.addr, &[["upload", "bkt", "big.bin", &big_s]]);
     let capture = proxy.stop();
     ground_truth(&lab, moto_addr, "big.bin", &big_bytes);
-    moto.stop();
     let manifest = lab.manifest("m.txt", &format!("/bkt/big.bin {MULTIPART}\n"));
     let (json, code, _) = lab.inspect(&capture, Some(&manifest));
     assert_eq!(code, Some(0), "{:?}", findings(&json));
@@ -1045,6 +1044,66 @@ fn boto3_throttled_cut_and_uncommitted_runs_end_clean_and_say_what_happened() {
     assert_eq!(client_objects.len(), 1, "{client_objects:#?}");
     assert_eq!(client_objects[0]["check"]["result"], "matches");
     assert_eq!(list(&json, "expectations")[0]["result"], "matches");
+    // Each leg lists the object once, however many of its Completes were answered 200.
+    let upstream_objects = list(&json, "objects")
+        .iter()
+        .filter(|o| o["leg"] == "upstream" && o["address"]["key"] == "/bkt/big.bin")
+        .count();
+    assert_eq!(upstream_objects, 1, "{:#}", json["objects"]);
+
+    // A multipart object uploaded, then downloaded in ranges (the first one cut and fetched
+    // again) through one proxy: its ETag is no digest of the bytes, so the download is
+    // compared with the upload, and says so: a download object that matches, counted in the
+    // verdict line.
+    let proxy = lab.proxy(&scenario("s3-truncate-get"), Some(moto_addr));
+    let out = lab.dir("files/big-again.bin");
+    lab.boto3(
+        proxy.addr,
+        &[
+            ["upload", "bkt", "big2.bin", &big_s],
+            ["download", "bkt", "big2.bin", out.to_str().expect("utf-8")],
+        ],
+    );
+    assert!(fs::read(&out).expect("downloaded") == big_bytes);
+    let capture = proxy.stop();
+    let (json, code, text) = lab.inspect(&capture, None);
+    assert_eq!(code, Some(0), "{:?}", findings(&json));
+    let downloads: Vec<&serde_json::Value> = list(&json, "objects")
+        .iter()
+        .filter(|o| o["transfer"] == "download" && o["address"]["key"] == "/bkt/big2.bin")
+        .collect();
+    assert_eq!(downloads.len(), 2, "one on each leg: {downloads:#?}");
+    for d in &downloads {
+        assert_eq!(d["check"]["result"], "matches", "{d:#}");
+        assert_eq!(d["length"], MULTIPART, "{d:#}");
+        if d["leg"] == "client" {
+            assert_eq!(d["pieces"][0]["complete"], false, "the cut range: {d:#}");
+        }
+    }
+    let verdict = json["verdict_line"].as_str().expect("verdict line");
+    assert!(verdict.contains("2 downloads checked"), "{verdict}");
+    assert!(
+        text.contains("download /bkt/big2.bin (client leg, md5): matches"),
+        "{text}"
+    );
+
+    // The same download with its upload not in the capture: not checked, and it says why.
+    let proxy = lab.proxy(&scenario("s3-truncate-get"), Some(moto_addr));
+    lab.boto3(
+        proxy.addr,
+        &[["download", "bkt", "big2.bin", out.to_str().expect("utf-8")]],
+    );
+    assert!(fs::read(&out).expect("downloaded") == big_bytes);
+    let capture = proxy.stop();
+    moto.stop();
+    let (json, code, text) = lab.inspect(&capture, None);
+    assert_eq!(code, Some(0), "{:?}", findings(&json));
+    let verdict = json["verdict_line"].as_str().expect("verdict line");
+    assert!(verdict.contains("2 downloads not checked"), "{verdict}");
+    assert!(
+        text.contains("not checked: no upload of it is in the capture, and a multipart ETag is no digest of the bytes"),
+        "{text}"
+    );
 }
 
 /// The flexible checksums boto3 offers (`ChecksumAlgorithm`), each on its own put_object through
