@@ -11,7 +11,8 @@
 use thiserror::Error;
 
 use super::headers::{HeaderField, HeaderList};
-use super::hpack_table::DynamicTable;
+use super::hpack_encode::{encode_integer, encode_literal, encode_string};
+use super::hpack_table::{DynamicTable, STATIC_TABLE};
 use super::huffman;
 
 /// SETTINGS_HEADER_TABLE_SIZE before a peer says otherwise.
@@ -65,6 +66,12 @@ pub struct Decoded {
     pub touches_table: bool,
     /// Whether fields were left out because the list exceeded the decoder's list size limit.
     pub truncated: bool,
+    /// The same block without the dynamic table (see [`Decoder::with_detached_forms`]): `None`
+    /// when the block neither references nor inserts a dynamic entry (its own bytes are that
+    /// form), or when the decoder does not make detached forms.
+    pub detached: Option<Vec<u8>>,
+    /// The dynamic table size updates the block starts with, in order.
+    pub size_updates: Vec<usize>,
 }
 
 /// One direction's HPACK decoder: mirrors the dynamic table the receiving peer keeps.
@@ -74,6 +81,8 @@ pub struct Decoder {
     /// Largest size update accepted: the largest SETTINGS_HEADER_TABLE_SIZE the receiver advertised.
     allowed: usize,
     max_list_size: usize,
+    /// Also make each block's detached form.
+    detach: bool,
 }
 
 impl Default for Decoder {
@@ -89,7 +98,21 @@ impl Decoder {
             table: DynamicTable::new(DEFAULT_TABLE_SIZE),
             allowed: DEFAULT_TABLE_SIZE,
             max_list_size: DEFAULT_MAX_LIST_SIZE,
+            detach: false,
         }
+    }
+
+    /// Also makes, for every block, its *detached* form ([`Decoded::detached`]): the same header
+    /// list in representations that neither read nor change the dynamic table. A static
+    /// reference, a literal string and a size update are kept byte for byte (Huffman coding
+    /// too); a dynamic reference becomes a literal without indexing; a literal with incremental
+    /// indexing becomes one without indexing; a never-indexed literal stays never indexed
+    /// (RFC 7541 §6.2.3). A middlebox that had to withhold a block that changed the receiver's
+    /// table (a late answer on a stream the receiver saw closed) sends every later block in this
+    /// form: it decodes to the same list whatever the receiver's table holds.
+    pub fn with_detached_forms(mut self) -> Decoder {
+        self.detach = true;
+        self
     }
 
     /// Sets the list size beyond which fields are no longer stored.
@@ -117,13 +140,25 @@ impl Decoder {
         let mut list_size = 0usize;
         let mut pos = 0;
         let mut seen_field = false;
+        // The detached form, and whether it differs from the block.
+        let mut detached = Vec::new();
+        let mut differs = false;
         while pos < block.len() {
             let first = block[pos];
+            let from = pos;
             if first & 0x80 != 0 {
                 // Indexed field (§6.1).
                 let (index, used) = integer(&block[pos..], 7)?;
                 pos += used;
                 let (name, value) = self.entry(index)?;
+                if self.detach {
+                    if index > STATIC_TABLE.len() {
+                        differs = true;
+                        encode_literal(name, value, &mut detached);
+                    } else {
+                        detached.extend_from_slice(&block[from..pos]);
+                    }
+                }
                 seen_field = true;
                 store(
                     &mut decoded,
@@ -147,12 +182,17 @@ impl Decoder {
                 }
                 self.table.set_max_size(size);
                 decoded.touches_table = true;
+                decoded.size_updates.push(size);
+                if self.detach {
+                    detached.extend_from_slice(&block[from..pos]);
+                }
             } else {
                 // Literal with incremental indexing (01), without indexing (0000), never indexed (0001).
                 let indexing = first & 0xc0 == 0x40;
                 let prefix = if indexing { 6 } else { 4 };
                 let (index, used) = integer(&block[pos..], prefix)?;
                 pos += used;
+                let name_from = pos;
                 let name = if index == 0 {
                     let (name, used) = string(&block[pos..])?;
                     pos += used;
@@ -160,8 +200,24 @@ impl Decoder {
                 } else {
                     self.entry(index)?.0.to_vec()
                 };
+                let value_from = pos;
                 let (value, used) = string(&block[pos..])?;
                 pos += used;
+                if self.detach {
+                    // Without indexing (0000) or never indexed (0001), as the field was.
+                    let flags = if indexing { 0x00 } else { first & 0xf0 };
+                    differs |= indexing || index > STATIC_TABLE.len();
+                    if index == 0 {
+                        detached.push(flags);
+                        detached.extend_from_slice(&block[name_from..value_from]);
+                    } else if index <= STATIC_TABLE.len() {
+                        encode_integer(index, 4, flags, &mut detached);
+                    } else {
+                        detached.push(flags);
+                        encode_string(&name, &mut detached);
+                    }
+                    detached.extend_from_slice(&block[value_from..pos]);
+                }
                 seen_field = true;
                 store(
                     &mut decoded,
@@ -175,6 +231,9 @@ impl Decoder {
                     decoded.touches_table = true;
                 }
             }
+        }
+        if differs {
+            decoded.detached = Some(detached);
         }
         Ok(decoded)
     }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::time::Instant;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::arming::{arm_request, arm_response};
 use super::h2_call::{attempt_key, CallHead, FIRST_MESSAGE_LIMIT};
@@ -38,6 +38,7 @@ use crate::h2::build::{self, BlockLimits};
 use crate::h2::flow::credit_for;
 use crate::h2::frame::{FLAG_ACK, FLAG_END_STREAM, HEADER_LEN};
 use crate::h2::grpc::MessageAssembler;
+use crate::h2::hpack_encode::encode_size_update;
 use crate::h2::settings::HEADER_TABLE_SIZE;
 use crate::h2::Control;
 use crate::h2::{
@@ -154,6 +155,15 @@ pub struct H2Session {
     rule_streams: RuleStreams,
     opened: Instant,
     goaways_fired: HashSet<u64>,
+    /// faultline withheld from the client an upstream header block that changed the client's
+    /// HPACK table (a late answer on a stream the client saw end): the client's table no longer
+    /// mirrors the upstream's encoder, so every later upstream block goes to the client in its
+    /// detached form (see [`DecodedBlock::detached`]).
+    client_detached: bool,
+    /// Table size updates of withheld upstream blocks (their smallest and their last, RFC 7541
+    /// §4.2), which the next block sent to the client must start with: a decoder may insist on
+    /// the update after it lowered SETTINGS_HEADER_TABLE_SIZE.
+    owed_size_updates: Vec<usize>,
 }
 
 impl H2Session {
@@ -214,6 +224,8 @@ impl H2Session {
             facts,
             opened,
             goaways_fired: HashSet::new(),
+            client_detached: false,
+            owed_size_updates: Vec::new(),
         }
     }
 
@@ -548,6 +560,25 @@ impl H2Session {
                             };
                             self.plan_block(direction, pieces, i, last, chunk, start, plan, run);
                             i = last + 1;
+                        }
+                        FrameType::RstStream | FrameType::WindowUpdate
+                            if direction == Direction::UpstreamToClient
+                                && self.closed_to_client(header.stream) =>
+                        {
+                            // RFC 9113 §5.1: the client saw the stream end (faultline's answer,
+                            // END_STREAM or RST_STREAM): a frame on it now is an error there.
+                            match frame_end {
+                                Some(last) => {
+                                    plan.skip(pieces[last].end());
+                                    i = last + 1;
+                                }
+                                None => {
+                                    let left = frame_left(pieces, i, header);
+                                    self.ongoing[d] = Some(Ongoing::Skip(left));
+                                    plan.skip(pieces[pieces.len() - 1].end());
+                                    i = pieces.len();
+                                }
+                            }
                         }
                         _ => {
                             let acks_table_resize = self.track_settings(
@@ -951,7 +982,9 @@ impl H2Session {
         };
         let id = block.stream;
         let end = pieces[last].end();
-        let may_skip = !block.touches_table;
+        // Once the client's table is detached, no upstream block must reach it for HPACK's sake.
+        let may_skip = !block.touches_table
+            || (direction == Direction::UpstreamToClient && self.client_detached);
         if (block.touches_table && self.delayed[d].holds_block())
             || self.delayed[d].holds_touching_block()
         {
@@ -961,11 +994,26 @@ impl H2Session {
             let all = self.delayed[d].take_all();
             self.release_inline(direction, all, plan);
         }
-        // PUSH_PROMISE reserves a stream the server may use at once: it is never held.
+        if direction == Direction::UpstreamToClient && self.closed_to_client(id) {
+            // A late block (the upstream's answer to a call faultline answered, trailers after
+            // a cut) on a stream the client saw end: RFC 9113 §5.1 makes any frame there a
+            // connection error, so it never reaches the client, even when it changed the
+            // client's table.
+            self.withhold_from_client(&block, end, plan);
+            return;
+        }
+        let substitute = self.needs_substitute(direction, &block);
+        // PUSH_PROMISE reserves a stream the server may use at once: it is never held. A block
+        // sent in another form is never held either (the held bytes are the original's).
         let promise = matches!(
             &pieces[i].piece.kind,
             PieceKind::Header(h) if h.kind == FrameType::PushPromise
         );
+        let may_hold = !promise && !substitute;
+        let plain = Head {
+            end,
+            substitute: None,
+        };
         let span = FrameSpan {
             id,
             from: pieces[i].piece.start,
@@ -976,10 +1024,10 @@ impl H2Session {
         };
         let lone = block.end_stream.then(|| LoneBlock {
             span,
-            bytes: if promise {
-                None
-            } else {
+            bytes: if may_hold {
                 span.bytes_in(chunk, start)
+            } else {
+                None
             },
         });
         match (direction, block.role) {
@@ -1015,12 +1063,12 @@ impl H2Session {
                     Some(answer) => {
                         // Its HPACK table must see the block, so the call reaches it, cancelled
                         // at once.
-                        self.relay_answered_request(id, end, lone, &answer, plan);
+                        self.relay_answered_request(id, plain, lone, &answer, plan);
                         let cancel = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
                         let note = cancelled_upstream(id, &answer);
                         plan.insert_at(cancel, plan.arrival(), Some(note));
                     }
-                    None => self.relay_block(direction, id, end, lone, plan),
+                    None => self.relay_block(direction, id, plain, lone, plan),
                 }
             }
             (Direction::UpstreamToClient, BlockRole::Response) => {
@@ -1075,34 +1123,143 @@ impl H2Session {
                     }
                 }
                 if let Some(mark) = dropped {
-                    // The reset goes first, so the client never learns the answer: a block
-                    // that must still reach it (HPACK) arrives on a stream it has closed, which
-                    // it decodes and ignores.
+                    // The client gets the reset instead of the answer, which it never sees,
+                    // not even when the block changed its table (see `withhold_from_client`).
                     plan.flush(None);
                     self.reset_both_now(direction, id, ErrorCode::CANCEL, mark, plan);
-                    if may_skip {
-                        plan.skip(end);
-                    } else {
-                        plan.relay(end, Role::Head);
-                    }
+                    self.withhold_from_client(&block, end, plan);
                     return;
                 }
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
-                    plan.skip(end);
-                } else if !self.block_behind_held(direction, span, !promise, chunk, start, plan) {
+                    self.withhold_from_client(&block, end, plan);
+                } else if !self.block_behind_held(direction, span, may_hold, chunk, start, plan) {
                     self.reset_stalled_before_block(direction, id, plan);
-                    self.relay_block(direction, id, end, lone, plan);
+                    let relayed = self.head(&block, pieces, i, last, substitute);
+                    self.relay_block(direction, id, relayed, lone, plan);
                 }
             }
             _ => {
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
-                    plan.skip(end);
-                } else if !self.block_behind_held(direction, span, !promise, chunk, start, plan) {
+                    if direction == Direction::UpstreamToClient {
+                        self.withhold_from_client(&block, end, plan);
+                    } else {
+                        plan.skip(end);
+                    }
+                } else if !self.block_behind_held(direction, span, may_hold, chunk, start, plan) {
                     self.reset_stalled_before_block(direction, id, plan);
-                    plan.relay(end, Role::Head);
+                    self.head(&block, pieces, i, last, substitute).relay(plan);
                 }
             }
         }
+    }
+
+    /// Whether the client saw stream `id` end by faultline's hand (an answer, END_STREAM at a
+    /// cut, RST_STREAM), so no frame of it may reach the client any more. A stream stalled for
+    /// good did not end at the client: it is not one.
+    fn closed_to_client(&self, id: StreamId) -> bool {
+        let d = Direction::UpstreamToClient.index();
+        self.streams
+            .get(&id)
+            .is_some_and(|s| s.discard[d] && s.stalled[d].is_none())
+    }
+
+    /// Keeps the upstream block `block` (up to `end`) from the client. A block that changed
+    /// the client's table detaches it: from here every upstream block reaches the client in
+    /// its detached form, which decodes the same whatever the client's table holds, and its
+    /// size updates are owed to the next block sent.
+    fn withhold_from_client(&mut self, block: &DecodedBlock, end: u64, plan: &mut ChunkPlan) {
+        plan.skip(end);
+        if !block.size_updates.is_empty() {
+            let smallest = self
+                .owed_size_updates
+                .iter()
+                .chain(&block.size_updates)
+                .copied()
+                .min();
+            let last = block.size_updates.last().copied();
+            self.owed_size_updates = smallest.into_iter().chain(last).collect();
+            self.owed_size_updates.dedup();
+        }
+        if !block.touches_table || self.client_detached {
+            return;
+        }
+        self.client_detached = true;
+        debug!(
+            stream = block.stream.0,
+            "withheld a late upstream header block that changed the client's HPACK table; later upstream blocks reach the client without the dynamic table"
+        );
+        let note = format!(
+            "header block of stream {} from the upstream withheld: the client saw the stream end, and the block changed its HPACK table, so the upstream's later header blocks reach the client re-encoded without the dynamic table",
+            block.stream.0
+        );
+        plan.insert_at(Bytes::new(), plan.arrival(), Some(Mark::proxy(note)));
+    }
+
+    /// Whether the block must reach the receiver of `direction` in another form than its own
+    /// bytes: the client's table is detached and the block uses it, or a withheld block's size
+    /// update is owed.
+    fn needs_substitute(&self, direction: Direction, block: &DecodedBlock) -> bool {
+        direction == Direction::UpstreamToClient
+            && ((self.client_detached && block.detached.is_some())
+                || !self.owed_size_updates.is_empty())
+    }
+
+    /// How the block in pieces `i..=last` is relayed: its own bytes, or (`substitute`) the
+    /// frames that carry it to the client instead.
+    fn head(
+        &mut self,
+        block: &DecodedBlock,
+        pieces: &[Labelled],
+        i: usize,
+        last: usize,
+        substitute: bool,
+    ) -> Head {
+        let substitute = substitute.then(|| {
+            let note = format!(
+                "header block of stream {} re-encoded by faultline without the HPACK dynamic table (the client's table stopped mirroring the upstream's when a late block was withheld)",
+                block.stream.0
+            );
+            (self.substitute(block, pieces, i, last), Mark::proxy(note))
+        });
+        Head {
+            end: pieces[last].end(),
+            substitute,
+        }
+    }
+
+    /// The frames that carry `block` (pieces `i..=last`) to the client instead of its own:
+    /// the owed size updates, then its detached form, framed for the client's frame size.
+    fn substitute(
+        &mut self,
+        block: &DecodedBlock,
+        pieces: &[Labelled],
+        i: usize,
+        last: usize,
+    ) -> Bytes {
+        let whole = pieces[i..=last].iter().find_map(|l| match &l.piece.kind {
+            PieceKind::Fragment {
+                block: Some(whole), ..
+            } => Some(whole),
+            _ => None,
+        });
+        let Some(whole) = whole else {
+            return Bytes::new();
+        };
+        let mut hpack = Vec::new();
+        for size in std::mem::take(&mut self.owed_size_updates) {
+            encode_size_update(size, &mut hpack);
+        }
+        hpack.extend_from_slice(block.detached.as_deref().unwrap_or(&whole.hpack));
+        let max = self
+            .conv
+            .reader(Direction::UpstreamToClient)
+            .max_frame_size();
+        Bytes::from(build::reframed_block(
+            block.stream,
+            &whole.kind,
+            &hpack,
+            max,
+        ))
     }
 
     /// A header block of a stream stalled for good toward this direction's receiver must still
@@ -1139,19 +1296,19 @@ impl H2Session {
         &mut self,
         direction: Direction,
         id: StreamId,
-        end: u64,
+        head: Head,
         lone: Option<LoneBlock<'_>>,
         plan: &mut ChunkPlan,
     ) {
         let d = direction.index();
         plan.flush(None);
-        plan.relay(end, Role::Head);
         let has_chain = self.streams.get(&id).is_some_and(|s| s.chains[d].is_some());
         if !has_chain {
+            head.relay(plan);
             return;
         }
+        let steps = head.into_steps(plan);
         let arrival = plan.arrival();
-        let steps = plan.take_batch();
         let Some(chain) = self.streams.get_mut(&id).and_then(|s| s.chains[d].as_mut()) else {
             return;
         };
@@ -1222,7 +1379,7 @@ impl H2Session {
     fn relay_answered_request(
         &mut self,
         id: StreamId,
-        end: u64,
+        head: Head,
         lone: Option<LoneBlock<'_>>,
         answer: &Mark,
         plan: &mut ChunkPlan,
@@ -1231,7 +1388,7 @@ impl H2Session {
             .and_then(|l| l.bytes)
             .filter(|b| b.len() >= HEADER_LEN && b[3] == FrameType::Headers.as_u8());
         let Some(bytes) = headers else {
-            self.relay_block(Direction::ClientToUpstream, id, end, lone, plan);
+            self.relay_block(Direction::ClientToUpstream, id, head, lone, plan);
             return;
         };
         let mut open = bytes.to_vec();
@@ -1245,7 +1402,7 @@ impl H2Session {
         );
         plan.flush(None);
         plan.insert_at(Bytes::from(open), plan.arrival(), Some(note));
-        plan.skip(end);
+        plan.skip(head.end);
     }
 
     /// Holds a header block that ends its stream when its chain delayed it (`output`) and
@@ -1839,6 +1996,55 @@ impl FrameSpan {
             credit: credit_for(header, 0),
             block: false,
             touches: false,
+        }
+    }
+}
+
+/// Where a header block being relayed ends, and the frames sent in its place, if any (see
+/// [`H2Session::substitute`]).
+#[derive(Debug, Clone)]
+struct Head {
+    end: u64,
+    substitute: Option<(Bytes, Mark)>,
+}
+
+impl Head {
+    /// Relays the block: its own bytes, or its substitute in their place.
+    fn relay(self, plan: &mut ChunkPlan) {
+        match self.substitute {
+            Some((bytes, mark)) => {
+                let arrival = plan.arrival();
+                plan.push_steps(vec![Step::Insert {
+                    bytes,
+                    not_before: arrival,
+                    mark: Some(mark),
+                    role: Role::Head,
+                }]);
+                plan.skip(self.end);
+            }
+            None => plan.relay(self.end, Role::Head),
+        }
+    }
+
+    /// The steps that relay the block, taken from the plan's batch (the caller flushed it) for
+    /// a chain to apply.
+    fn into_steps(self, plan: &mut ChunkPlan) -> Vec<Step> {
+        match self.substitute {
+            Some((bytes, mark)) => {
+                plan.skip(self.end);
+                let mut steps = vec![Step::Insert {
+                    bytes,
+                    not_before: plan.arrival(),
+                    mark: Some(mark),
+                    role: Role::Head,
+                }];
+                steps.extend(plan.take_batch());
+                steps
+            }
+            None => {
+                plan.relay(self.end, Role::Head);
+                plan.take_batch()
+            }
         }
     }
 }
