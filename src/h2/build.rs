@@ -346,4 +346,57 @@ mod tests {
         assert!(parsed.ends_stream());
         assert_eq!(parsed.stream, StreamId(9));
     }
+
+    /// A re-encoded block is framed like the original (END_STREAM, priority, promised stream)
+    /// and split into CONTINUATIONs at the receiver's frame size.
+    #[test]
+    fn a_reframed_block_keeps_its_kind_and_splits_at_the_frame_size() {
+        let hpack = vec![0x88; 40_000];
+        let kind = BlockKind::Headers {
+            end_stream: true,
+            priority: Some((StreamId(3), true, 7)),
+        };
+        let bytes = reframed_block(StreamId(5), &kind, &hpack, 16_384);
+        let pieces = read_all(&bytes);
+        let headers: Vec<FrameHeader> = pieces
+            .iter()
+            .filter_map(|p| match p {
+                PieceKind::Header(h) => Some(*h),
+                _ => None,
+            })
+            .collect();
+        let kinds: Vec<FrameType> = headers.iter().map(|h| h.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                FrameType::Headers,
+                FrameType::Continuation,
+                FrameType::Continuation
+            ]
+        );
+        assert_eq!(headers[0].flags, FLAG_END_STREAM | FLAG_PRIORITY);
+        assert_eq!(headers[2].flags, FLAG_END_HEADERS);
+        assert!(headers
+            .iter()
+            .all(|h| h.length <= 16_384 && h.stream == StreamId(5)));
+        let block = pieces.iter().find_map(|p| match p {
+            PieceKind::Fragment {
+                block: Some(block), ..
+            } => Some(block.clone()),
+            _ => None,
+        });
+        let block = block.expect("one whole block");
+        assert_eq!(block.hpack, hpack);
+        assert_eq!(block.kind, kind);
+
+        let promise = BlockKind::PushPromise {
+            promised: StreamId(2),
+        };
+        let bytes = reframed_block(StreamId(1), &promise, &[0x82], 16_384);
+        assert_eq!(
+            &bytes[3..5],
+            &[FrameType::PushPromise.as_u8(), FLAG_END_HEADERS]
+        );
+        assert_eq!(&bytes[9..], &[0, 0, 0, 2, 0x82]);
+    }
 }

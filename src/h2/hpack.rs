@@ -435,6 +435,56 @@ mod tests {
         assert_eq!(decoder.table().size(), 215);
     }
 
+    /// The detached form of every block of RFC 7541 C.4 (Huffman requests) and C.6 (Huffman
+    /// responses, evictions) decodes, with an empty table that it never changes, to the list the
+    /// block decoded to; static references and literal strings keep their bytes.
+    #[test]
+    fn detached_forms_decode_the_same_without_the_table() {
+        let c4 = [
+            "8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff",
+            "8286 84be 5886 a8eb 1064 9cbf",
+        ];
+        let c6 = [
+            "3fe1 01 4882 6402 5885 aec3 771a 4b61 96d0 7abe 9410 54d4 44a8 2005 9504 0b81 66e0
+             82a6 2d1b ff6e 919d 29ad 1718 63c7 8f0b 97c8 e9ae 82ae 43d3",
+            "4883 640e ffc1 c0bf",
+            "88c1 6196 d07a be94 1054 d444 a820 0595 040b 8166 e084 a62d 1bff c05a 839b d9ab 77ad
+             94e7 821d d7f2 e6c7 b335 dfdf cd5b 3960 d5af 2708 7f36 72c1 ab27 0fb5 291f 9587 3160
+             65c0 03ed 4ee5 b106 3d50 07",
+        ];
+        for blocks in [&c4[..], &c6[..]] {
+            let mut decoder = Decoder::new().with_detached_forms();
+            for (i, text) in blocks.iter().enumerate() {
+                let block = hex(text);
+                let decoded = decoder.decode(&block).expect("valid");
+                let detached = decoded.detached.clone().expect("uses the dynamic table");
+                let mut fresh = Decoder::new();
+                let again = fresh.decode(&detached).expect("the detached form is valid");
+                assert_eq!(again.headers, decoded.headers, "block {i}");
+                assert!(fresh.table().is_empty(), "block {i} inserted nothing");
+                assert_eq!(again.size_updates, decoded.size_updates, "block {i}");
+            }
+        }
+        // A block with only static references and unindexed literals is its own detached form;
+        // a never-indexed literal naming a dynamic entry stays never indexed.
+        let mut decoder = Decoder::new().with_detached_forms();
+        let plain = [0x82, 0x00, 0x01, b'a', 0x01, b'b', 0x1f, 0x10, 0x01, b'x'];
+        assert_eq!(decoder.decode(&plain).expect("valid").detached, None);
+        decoder
+            .decode(&[0x40, 0x01, b'k', 0x01, b'v'])
+            .expect("valid");
+        let never = decoder.decode(&[0x1f, 0x2f, 0x01, b'w']).expect("valid");
+        assert_eq!(
+            never.detached.as_deref(),
+            Some(&[0x10, 0x01, b'k', 0x01, b'w'][..])
+        );
+        assert!(Decoder::new()
+            .decode(&[0x82])
+            .expect("valid")
+            .detached
+            .is_none());
+    }
+
     #[test]
     fn a_size_update_above_the_allowance_is_refused_until_allowed() {
         let mut decoder = Decoder::new();

@@ -655,7 +655,8 @@ fn an_answered_get_reaches_the_upstream_incomplete_then_cancelled() {
 }
 
 /// The point of `drop_response` is that the client never learns the answer: its stream is
-/// reset before the response block, which it still decodes (HPACK) but ignores.
+/// reset, and the response block never follows (a frame after the reset is an error at a strict
+/// client), even though it changed the client's table.
 #[test]
 fn a_dropped_response_is_reset_before_its_header_block_reaches_the_client() {
     // `:status 200` (static index 8), then `server: test` added to the client's table.
@@ -679,9 +680,107 @@ fn a_dropped_response_is_reset_before_its_header_block_reaches_the_client() {
     );
     let client = frames_of(&out.bytes[Direction::UpstreamToClient.index()]);
     let on_stream: Vec<_> = client.iter().filter(|f| f.2 == 1).map(|f| f.0).collect();
-    assert_eq!(
-        on_stream.first(),
-        Some(&FrameType::RstStream),
-        "reset first: {client:?}"
+    assert_eq!(on_stream, [FrameType::RstStream], "{client:?}");
+}
+
+/// The blocks of the client's side of `out`, decoded as the client decodes them, and the
+/// client's decoder after them.
+fn client_blocks(out: &Output) -> (Vec<crate::h2::DecodedBlock>, Conversation) {
+    let mut conversation = Conversation::new();
+    let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut blocks = Vec::new();
+    for (d, bytes) in &out.events {
+        let direction = Direction::ALL[*d];
+        pending[*d].extend_from_slice(bytes);
+        let fed = conversation
+            .feed(direction, &pending[*d])
+            .unwrap_or_else(|e| panic!("{direction} output must be valid HTTP/2: {e}"));
+        pending[*d].drain(..fed.consumed);
+        if direction == Direction::UpstreamToClient {
+            blocks.extend(fed.blocks);
+        }
+    }
+    (blocks, conversation)
+}
+
+/// nginx answers a GET the moment its HEADERS arrive, so a call faultline answered gets a late
+/// answer, whose block changed the client's table. The client saw the stream end (RFC 9113
+/// §5.1: nothing of it may follow), so the block, its DATA and the upstream's RST_STREAM are
+/// withheld, and the later blocks reach the client in a form that needs none of the entries it
+/// lacks, the first one carrying the table size update the withheld block had.
+#[test]
+fn a_late_answer_to_an_answered_call_is_withheld_and_later_blocks_still_decode() {
+    let upstream = Direction::UpstreamToClient;
+    // Size update to 100, `:status 200` (static 8), `server: test` added to the table.
+    let mut late = vec![0x3f, 0x45, 0x88, 0x40, 6];
+    late.extend_from_slice(b"server");
+    late.push(4);
+    late.extend_from_slice(b"test");
+    let late = [
+        build::frame(FrameType::Headers, FLAG_END_HEADERS, StreamId(1), &late),
+        build::frame(FrameType::Data, FLAG_END_STREAM, StreamId(1), b"late"),
+        build::rst_stream(StreamId(1), ErrorCode::NO_ERROR),
+    ]
+    .concat();
+    // Stream 3's answer: `:status 200` and the dynamic entry `server: test` (index 62).
+    let next = build::frame(
+        FrameType::Headers,
+        FLAG_END_HEADERS | FLAG_END_STREAM,
+        StreamId(3),
+        &[0x88, 0xbe],
     );
+    let out = replay_list(
+        vec![
+            (
+                Direction::ClientToUpstream,
+                [client_hello(), build::indexed_get(StreamId(1), "/teapot")].concat(),
+            ),
+            (upstream, [SETTINGS.to_vec(), late].concat()),
+            (
+                Direction::ClientToUpstream,
+                build::indexed_get(StreamId(3), "/next"),
+            ),
+            (upstream, next),
+        ],
+        "[[rule]]\nmatch = { path = \"/teapot\" }\nfault.respond = { status = 418 }\n",
+    );
+    let client = frames_of(&out.bytes[upstream.index()]);
+    let on_1: Vec<_> = client
+        .iter()
+        .filter(|f| f.2 == 1)
+        .map(|f| (f.0, f.1))
+        .collect();
+    assert_eq!(
+        on_1,
+        [
+            (FrameType::Headers, FLAG_END_HEADERS),
+            (FrameType::Data, FLAG_END_STREAM)
+        ],
+        "only faultline's answer on stream 1: {client:?}"
+    );
+    let (blocks, conversation) = client_blocks(&out);
+    let on_3 = blocks
+        .iter()
+        .find(|b| b.stream == StreamId(3))
+        .expect("stream 3 answered");
+    assert_eq!(on_3.headers.status(), Some(200));
+    assert_eq!(on_3.headers.get_str("server").as_deref(), Some("test"));
+    assert!(on_3.end_stream);
+    assert_eq!(
+        on_3.size_updates,
+        [100],
+        "the withheld size update is carried"
+    );
+    assert_eq!(conversation.decoder(upstream).table().max_size(), 100);
+    assert!(
+        out.marks.iter().any(|m| m.contains("withheld")),
+        "{:?}",
+        out.marks
+    );
+    assert!(
+        out.marks.iter().any(|m| m.contains("re-encoded")),
+        "{:?}",
+        out.marks
+    );
+    assert!(out.unmarked.is_empty(), "{:?}", out.unmarked);
 }
