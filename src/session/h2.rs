@@ -3,7 +3,10 @@
 //! stream like an HTTP/1 body — then turns what the faults did into HTTP/2: a cut frame gets a
 //! rewritten header, an ended stream gets RST_STREAM to both peers, discarded DATA has its
 //! connection flow-control credit returned so sibling streams never starve. Frames faultline
-//! passes on are never re-serialized; frames it writes use HPACK literals without indexing.
+//! passes on are never re-serialized; frames it writes use HPACK literals without indexing. One
+//! exception: once faultline had to withhold from the client an upstream header block that
+//! changed the client's HPACK table (it came on a stream the client saw end), later upstream
+//! blocks reach the client re-encoded without the dynamic table (`client_detached`).
 //!
 //! Frames meant for the *sender* of a direction (credit, RST_STREAM, GOAWAY, answers) wait in
 //! the other direction's outbox and go out at that direction's next frame boundary; the caller
@@ -1370,12 +1373,11 @@ impl H2Session {
 
     /// Relays upstream the request block of a call faultline answered itself (the block
     /// changes the upstream's HPACK table, so it cannot be left out). A request that ends with
-    /// its block (a GET) goes with END_STREAM cleared: a server answers a complete request at
-    /// once, and its answer, racing the RST_STREAM(CANCEL) that follows, would reach a client
-    /// whose stream faultline's answer already ended, which RFC 9113 §5.1 makes a connection
-    /// error (strict clients drop every stream). An incomplete request makes the server wait
-    /// for a body that never comes; only the flag byte differs, the HPACK block is the
-    /// client's own.
+    /// its block (a GET) goes with END_STREAM cleared: most servers then wait for a body that
+    /// never comes, and the RST_STREAM(CANCEL) that follows in the same write ends the call.
+    /// Only the flag byte differs, the HPACK block is the client's own. Some servers answer
+    /// anyway (nginx runs a GET as soon as its HEADERS arrive): that late answer is withheld
+    /// from the client, whose stream already ended (see `withhold_from_client`).
     fn relay_answered_request(
         &mut self,
         id: StreamId,
