@@ -1217,12 +1217,15 @@ impl H2Session {
         last: usize,
         substitute: bool,
     ) -> Head {
-        let substitute = substitute.then(|| {
+        let substitute = substitute
+            .then(|| self.substitute(block, pieces, i, last))
+            .flatten()
+            .map(|bytes| {
             let note = format!(
                 "header block of stream {} re-encoded by faultline without the HPACK dynamic table (the client's table stopped mirroring the upstream's when a late block was withheld)",
                 block.stream.0
             );
-            (self.substitute(block, pieces, i, last), Mark::proxy(note))
+            (bytes, Mark::proxy(note))
         });
         Head {
             end: pieces[last].end(),
@@ -1238,16 +1241,14 @@ impl H2Session {
         pieces: &[Labelled],
         i: usize,
         last: usize,
-    ) -> Bytes {
+    ) -> Option<Bytes> {
+        // The reader puts the whole block on its last fragment, the piece `block` came from.
         let whole = pieces[i..=last].iter().find_map(|l| match &l.piece.kind {
             PieceKind::Fragment {
                 block: Some(whole), ..
             } => Some(whole),
             _ => None,
-        });
-        let Some(whole) = whole else {
-            return Bytes::new();
-        };
+        })?;
         let mut hpack = Vec::new();
         for size in std::mem::take(&mut self.owed_size_updates) {
             encode_size_update(size, &mut hpack);
@@ -1257,12 +1258,12 @@ impl H2Session {
             .conv
             .reader(Direction::UpstreamToClient)
             .max_frame_size();
-        Bytes::from(build::reframed_block(
+        Some(Bytes::from(build::reframed_block(
             block.stream,
             &whole.kind,
             &hpack,
             max,
-        ))
+        )))
     }
 
     /// A header block of a stream stalled for good toward this direction's receiver must still
