@@ -879,11 +879,16 @@ impl H2Session {
         let other = other(direction);
         match end {
             Some(EndHow::Finish) => {
-                // The receiver saw END_STREAM; the sender is told to stop.
+                // The receiver saw END_STREAM; the sender is told to stop. When the sender is
+                // the client, that RST_STREAM closes the whole stream at the client: the
+                // upstream's answer to the shortened request must not follow it.
                 let note = follow_up(&mark, rst_note(id, ErrorCode::CANCEL, other));
                 self.owe(other, build::rst_stream(id, ErrorCode::CANCEL), note);
                 if let Some(s) = self.streams.get_mut(&id) {
                     s.discard[d] = true;
+                    if direction == Direction::ClientToUpstream {
+                        s.discard[Direction::UpstreamToClient.index()] = true;
+                    }
                 }
             }
             Some(EndHow::Reset) | Some(EndHow::ResetStream { .. }) => {
@@ -997,6 +1002,16 @@ impl H2Session {
             let all = self.delayed[d].take_all();
             self.release_inline(direction, all, plan);
         }
+        let stalled = self
+            .streams
+            .get(&id)
+            .is_some_and(|s| s.stalled[d].is_some());
+        if direction == Direction::UpstreamToClient && stalled && !may_skip {
+            // A block that changed the client's table on a stream stalled for good toward it:
+            // the client gets RST_STREAM(CANCEL) (the call fails rather than hanging, as when
+            // such blocks had to reach it), and the block itself is withheld below.
+            self.reset_stalled_before_block(direction, id, plan);
+        }
         if direction == Direction::UpstreamToClient && self.closed_to_client(id) {
             // A late block (the upstream's answer to a call faultline answered, trailers after
             // a cut) on a stream the client saw end: RFC 9113 §5.1 makes any frame there a
@@ -1080,6 +1095,10 @@ impl H2Session {
                         let cancel = build::rst_stream(id, ErrorCode::CANCEL);
                         let note = cancelled_upstream(id, &answer);
                         self.owe(Direction::ClientToUpstream, cancel, note);
+                        // The upstream answered before the gRPC call's first message: the
+                        // client gets faultline's answer instead, never both.
+                        self.withhold_from_client(&block, end, plan);
+                        return;
                     }
                 }
                 let status = block.headers.status().unwrap_or(0);
@@ -1269,7 +1288,9 @@ impl H2Session {
     /// A header block of a stream stalled for good toward this direction's receiver must still
     /// reach it when it changes the receiver's HPACK table, but trailers with END_STREAM would end
     /// the stall as a success (grpc-status 0 after a cut body). So the receiver gets
-    /// RST_STREAM(CANCEL) first: it decodes the block (tables stay in sync) and ignores it.
+    /// RST_STREAM(CANCEL) first: the upstream decodes the block (tables stay in sync) and
+    /// ignores it; the client never gets the block (nothing may follow a reset it received),
+    /// its table detaches instead (see `withhold_from_client`).
     fn reset_stalled_before_block(
         &mut self,
         direction: Direction,
@@ -1280,12 +1301,17 @@ impl H2Session {
         let Some(mark) = self.streams.get_mut(&id).and_then(|s| s.stalled[d].take()) else {
             return;
         };
+        let why = match direction {
+            Direction::ClientToUpstream => {
+                "before a header block of the stalled stream that must reach it (HPACK) and would end it"
+            }
+            Direction::UpstreamToClient => {
+                "instead of a header block of the stalled stream that would end it"
+            }
+        };
         let note = follow_up(
             &mark,
-            format!(
-                "{} before a header block of the stalled stream that must reach it (HPACK) and would end it",
-                rst_note(id, ErrorCode::CANCEL, direction)
-            ),
+            format!("{} {why}", rst_note(id, ErrorCode::CANCEL, direction)),
         );
         let frame = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
         plan.insert_at(frame, plan.arrival(), Some(note));
