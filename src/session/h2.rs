@@ -1583,6 +1583,29 @@ impl H2Session {
             MessageFaults::armed(run.scenario, &byte_rules, &scope, &mut self.rule_streams);
         stream.chains[Direction::ClientToUpstream.index()] = faults.chain;
         let (frames, mark) = answer?;
+        let stream_label = self
+            .streams
+            .get(&id)
+            .map(|s| s.label.clone())
+            .unwrap_or_default();
+        let spoke = self.conv.tracker().stream(id).is_some_and(|s| {
+            s.response.is_some()
+                || s.ended[Direction::UpstreamToClient.index()]
+                || s.data_bytes[Direction::UpstreamToClient.index()] > 0
+                || s.reset.is_some()
+        });
+        if spoke {
+            // A rule decided at the end of the request body, when the upstream had already
+            // answered (or reset) the stream toward the client: a second answer would follow
+            // the first on the same stream, so the call is left as it goes, and said so.
+            let mut note = mark;
+            note.note = format!(
+                "{} not answered by faultline: the upstream's response had already reached the client",
+                stream_label
+            );
+            self.owe(Direction::UpstreamToClient, Vec::new(), note);
+            return None;
+        }
         let client_open = !self
             .conv
             .tracker()
