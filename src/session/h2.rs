@@ -667,7 +667,7 @@ impl H2Session {
                         .and_then(|a| a.partial().map(<[u8]>::to_vec))
                 })
             });
-            if let Some(answer) = self.arm(id, body.as_deref(), run) {
+            if let Some(answer) = self.arm(id, body.as_deref(), false, run) {
                 // The request headers went upstream earlier: cancel the call there.
                 let cancel = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
                 let note = cancelled_upstream(id, &answer);
@@ -1073,7 +1073,11 @@ impl H2Session {
                         pending_mark: [None, None],
                     },
                 );
-                let answered = if waits { None } else { self.arm(id, None, run) };
+                let answered = if waits {
+                    None
+                } else {
+                    self.arm(id, None, false, run)
+                };
                 self.check_goaway_count(run.scenario);
                 match answered {
                     // The upstream never hears of the call.
@@ -1091,7 +1095,7 @@ impl H2Session {
             }
             (Direction::UpstreamToClient, BlockRole::Response) => {
                 if self.streams.get(&id).is_some_and(|s| !s.armed) {
-                    if let Some(answer) = self.arm(id, None, run) {
+                    if let Some(answer) = self.arm(id, None, true, run) {
                         let cancel = build::rst_stream(id, ErrorCode::CANCEL);
                         let note = cancelled_upstream(id, &answer);
                         self.owe(Direction::ClientToUpstream, cancel, note);
@@ -1191,30 +1195,53 @@ impl H2Session {
     /// size updates are owed to the next block sent.
     fn withhold_from_client(&mut self, block: &DecodedBlock, end: u64, plan: &mut ChunkPlan) {
         plan.skip(end);
-        if !block.size_updates.is_empty() {
+        if let Some(note) = self.withheld(block.stream, block.touches_table, &block.size_updates) {
+            plan.insert_at(Bytes::new(), plan.arrival(), Some(note));
+        }
+    }
+
+    /// What withholding a block of stream `id` from the client does to the session: its size
+    /// updates are owed, and a block that changed the client's table (`touches`) detaches it.
+    /// Returns the note for the capture when it detached the table now.
+    fn withheld(&mut self, id: StreamId, touches: bool, size_updates: &[usize]) -> Option<Mark> {
+        if !size_updates.is_empty() {
             let smallest = self
                 .owed_size_updates
                 .iter()
-                .chain(&block.size_updates)
+                .chain(size_updates)
                 .copied()
                 .min();
-            let last = block.size_updates.last().copied();
+            let last = size_updates.last().copied();
             self.owed_size_updates = smallest.into_iter().chain(last).collect();
             self.owed_size_updates.dedup();
         }
-        if !block.touches_table || self.client_detached {
-            return;
+        if !touches || self.client_detached {
+            return None;
         }
         self.client_detached = true;
         debug!(
-            stream = block.stream.0,
+            stream = id.0,
             "withheld a late upstream header block that changed the client's HPACK table; later upstream blocks reach the client without the dynamic table"
         );
         let note = format!(
             "header block of stream {} from the upstream withheld: the client saw the stream end, and the block changed its HPACK table, so the upstream's later header blocks reach the client re-encoded without the dynamic table",
-            block.stream.0
+            id.0
         );
-        plan.insert_at(Bytes::new(), plan.arrival(), Some(Mark::proxy(note)));
+        Some(Mark::proxy(note))
+    }
+
+    /// A held frame of `direction` whose stream the client saw end since it was held: a block
+    /// is withheld (see [`Self::withheld`]); returns the note to write, if any, or `None` with
+    /// `false` when the frame is not such a block.
+    fn withhold_held(&mut self, direction: Direction, frame: &HeldFrame) -> (bool, Option<Mark>) {
+        if direction != Direction::UpstreamToClient
+            || !frame.block
+            || !self.closed_to_client(frame.stream)
+        {
+            return (false, None);
+        }
+        let updates = leading_size_updates(&frame.bytes);
+        (true, self.withheld(frame.stream, frame.touches, &updates))
     }
 
     /// Whether the block must reach the receiver of `direction` in another form than its own
@@ -1480,7 +1507,17 @@ impl H2Session {
     /// Decides the rules of stream `id`: `first` is its first request message (gRPC). Returns
     /// the mark of faultline's own answer when it answered the call itself (the caller keeps or
     /// cancels it upstream).
-    fn arm(&mut self, id: StreamId, first: Option<&[u8]>, run: RunView<'_>) -> Option<Mark> {
+    ///
+    /// `at_response`: rules decide at the upstream's response block, which is not relayed yet
+    /// (faultline's answer takes its place); otherwise an upstream that already answered toward
+    /// the client keeps faultline from answering.
+    fn arm(
+        &mut self,
+        id: StreamId,
+        first: Option<&[u8]>,
+        at_response: bool,
+        run: RunView<'_>,
+    ) -> Option<Mark> {
         let stream = self.streams.get_mut(&id)?;
         stream.armed = true;
         stream.first_message = None;
@@ -1588,12 +1625,13 @@ impl H2Session {
             .get(&id)
             .map(|s| s.label.clone())
             .unwrap_or_default();
-        let spoke = self.conv.tracker().stream(id).is_some_and(|s| {
-            s.response.is_some()
-                || s.ended[Direction::UpstreamToClient.index()]
-                || s.data_bytes[Direction::UpstreamToClient.index()] > 0
-                || s.reset.is_some()
-        });
+        let spoke = !at_response
+            && self.conv.tracker().stream(id).is_some_and(|s| {
+                s.response.is_some()
+                    || s.ended[Direction::UpstreamToClient.index()]
+                    || s.data_bytes[Direction::UpstreamToClient.index()] > 0
+                    || s.reset.is_some()
+            });
         if spoke {
             // A rule decided at the end of the request body, when the upstream had already
             // answered (or reset) the stream toward the client: a second answer would follow
@@ -1929,6 +1967,10 @@ impl H2Session {
         }
         plan.flush(None);
         for frame in frames {
+            if let (true, note) = self.withhold_held(direction, &frame) {
+                plan.insert_at(Bytes::new(), plan.arrival(), note);
+                continue;
+            }
             // A block that changes the receiver's HPACK table reaches it even on an ended stream.
             if !frame.touches && self.discards(direction, frame.stream) {
                 self.owe_credit(direction, frame.credit, frame.stream);
@@ -1944,6 +1986,12 @@ impl H2Session {
     fn release_due(&mut self, direction: Direction, now: Instant) {
         let d = direction.index();
         for frame in self.delayed[d].take_due(now) {
+            if let (true, note) = self.withhold_held(direction, &frame) {
+                if let Some(note) = note {
+                    self.owe(direction, Vec::new(), note);
+                }
+                continue;
+            }
             if !frame.touches && self.discards(direction, frame.stream) {
                 self.owe_credit(direction, frame.credit, frame.stream);
             } else {
@@ -2014,6 +2062,38 @@ impl H2Session {
             }
         }
     }
+}
+
+/// The dynamic table size updates a header block starts with, read from its first frame's bytes
+/// (HEADERS or PUSH_PROMISE, padding and priority fields skipped): all a held block withheld
+/// from the client owes it.
+fn leading_size_updates(frame: &[u8]) -> Vec<usize> {
+    let Some(&flags) = frame.get(4) else {
+        return Vec::new();
+    };
+    let mut at = HEADER_LEN;
+    if flags & crate::h2::frame::FLAG_PADDED != 0 {
+        at += 1;
+    }
+    match frame.get(3).map(|&t| FrameType::from_u8(t)) {
+        Some(FrameType::Headers) if flags & crate::h2::frame::FLAG_PRIORITY != 0 => at += 5,
+        Some(FrameType::PushPromise) => at += 4,
+        _ => {}
+    }
+    let mut updates = Vec::new();
+    while let Some(rest) = frame.get(at..) {
+        match rest.first() {
+            Some(first) if first & 0xe0 == 0x20 => match crate::h2::hpack::integer(rest, 5) {
+                Ok((size, used)) => {
+                    updates.push(size);
+                    at += used;
+                }
+                Err(_) => break,
+            },
+            _ => break,
+        }
+    }
+    updates
 }
 
 /// Where a frame (or a whole header block) lies in the direction's byte stream.

@@ -784,3 +784,120 @@ fn a_late_answer_to_an_answered_call_is_withheld_and_later_blocks_still_decode()
     );
     assert!(out.unmarked.is_empty(), "{:?}", out.unmarked);
 }
+
+/// A gRPC call's request headers without END_STREAM, on `stream`, for `path`.
+fn grpc_call(stream: u32, path: &str) -> Vec<u8> {
+    let list = crate::h2::HeaderList::from_pairs([
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "example"),
+        ("content-type", "application/grpc"),
+    ]);
+    build::headers(
+        StreamId(stream),
+        &list,
+        false,
+        build::BlockLimits::default(),
+    )
+}
+
+/// One gRPC message (`body`) ending the request of `stream`.
+fn grpc_message(stream: u32, body: &[u8]) -> Vec<u8> {
+    let mut payload = vec![0];
+    payload.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    payload.extend_from_slice(body);
+    build::frame(FrameType::Data, FLAG_END_STREAM, StreamId(stream), &payload)
+}
+
+/// gRPC rules decide at the first request message. An upstream that answers before it comes
+/// is answered over by faultline (the client gets one answer, faultline's); one that already
+/// reset the stream toward the client keeps faultline from answering at all (a note says so).
+#[test]
+fn a_call_the_upstream_answered_first_gets_one_answer_only() {
+    let rules = "[[rule]]\nname = \"down\"\nmatch = { path = \"/s/M\" }\nfault.grpc_status = { code = 14 }\n";
+    let answered = replay_list(
+        vec![
+            (
+                Direction::ClientToUpstream,
+                [client_hello(), grpc_call(1, "/s/M")].concat(),
+            ),
+            (
+                Direction::UpstreamToClient,
+                [
+                    SETTINGS.to_vec(),
+                    build::frame(
+                        FrameType::Headers,
+                        FLAG_END_HEADERS | FLAG_END_STREAM,
+                        StreamId(1),
+                        &[0x88, 0x40, 1, b'k', 1, b'v'],
+                    ),
+                ]
+                .concat(),
+            ),
+            (Direction::ClientToUpstream, grpc_message(1, b"hi")),
+        ],
+        rules,
+    );
+    let (blocks, _) = client_blocks(&answered);
+    let on_1: Vec<_> = blocks.iter().filter(|b| b.stream == StreamId(1)).collect();
+    assert_eq!(on_1.len(), 1, "{on_1:?}");
+    assert_eq!(
+        on_1[0].headers.get_str("grpc-status").as_deref(),
+        Some("14")
+    );
+
+    // An upstream that reset the stream: nothing more reaches the client on it.
+    let refused = replay_list(
+        vec![
+            (
+                Direction::ClientToUpstream,
+                [client_hello(), grpc_call(1, "/s/M")].concat(),
+            ),
+            (
+                Direction::UpstreamToClient,
+                [
+                    SETTINGS.to_vec(),
+                    build::rst_stream(StreamId(1), ErrorCode::REFUSED_STREAM),
+                ]
+                .concat(),
+            ),
+            (Direction::ClientToUpstream, grpc_message(1, b"hi")),
+        ],
+        rules,
+    );
+    let client = frames_of(&refused.bytes[Direction::UpstreamToClient.index()]);
+    let on_1: Vec<_> = client.iter().filter(|f| f.2 == 1).map(|f| f.0).collect();
+    assert_eq!(on_1, [FrameType::RstStream], "{client:?}");
+    // An upstream that ended its side without a header block (the fuzzer's case): faultline
+    // cannot answer after that END_STREAM, and says so.
+    let ended = replay_list(
+        vec![
+            (
+                Direction::ClientToUpstream,
+                [client_hello(), grpc_call(1, "/s/M")].concat(),
+            ),
+            (
+                Direction::UpstreamToClient,
+                [
+                    SETTINGS.to_vec(),
+                    build::frame(FrameType::Data, FLAG_END_STREAM, StreamId(1), b""),
+                ]
+                .concat(),
+            ),
+            (Direction::ClientToUpstream, grpc_message(1, b"hi")),
+        ],
+        rules,
+    );
+    let client = frames_of(&ended.bytes[Direction::UpstreamToClient.index()]);
+    let on_1: Vec<_> = client.iter().filter(|f| f.2 == 1).map(|f| f.0).collect();
+    assert_eq!(on_1, [FrameType::Data], "{client:?}");
+    assert!(
+        ended
+            .marks
+            .iter()
+            .any(|m| m.contains("not answered by faultline")),
+        "{:?}",
+        ended.marks
+    );
+}
