@@ -7,11 +7,12 @@
 use super::error_code::ErrorCode;
 use super::frame::{
     FrameHeader, FrameType, StreamId, DEFAULT_MAX_FRAME_SIZE, FLAG_ACK, FLAG_END_HEADERS,
-    FLAG_END_STREAM, HEADER_LEN, MAX_WINDOW,
+    FLAG_END_STREAM, FLAG_PRIORITY, HEADER_LEN, MAX_WINDOW,
 };
 use super::grpc_status::encode_message;
 use super::headers::HeaderList;
 use super::hpack_encode::encode_block_with;
+use super::reader::BlockKind;
 
 fn header(kind: FrameType, flags: u8, stream: StreamId, length: usize) -> [u8; HEADER_LEN] {
     FrameHeader {
@@ -129,6 +130,60 @@ pub fn headers(
         first = false;
     }
     out
+}
+
+/// A header block that passed through faultline, framed again around `hpack`, a new encoding
+/// of it (see [`super::hpack::Decoder::with_detached_forms`]): the first frame is of the
+/// original's `kind` (HEADERS keeps END_STREAM and its priority fields; PUSH_PROMISE its
+/// promised stream), without padding, then CONTINUATIONs, each at most `max_frame_size` bytes
+/// of payload (the receiver's limit).
+pub fn reframed_block(
+    stream: StreamId,
+    kind: &BlockKind,
+    hpack: &[u8],
+    max_frame_size: u32,
+) -> Vec<u8> {
+    let max = max_frame_size.max(DEFAULT_MAX_FRAME_SIZE) as usize;
+    let (first_kind, mut flags, mut lead) = match kind {
+        BlockKind::Headers {
+            end_stream,
+            priority,
+        } => {
+            let mut flags = if *end_stream { FLAG_END_STREAM } else { 0 };
+            let mut lead = Vec::new();
+            if let Some((dependency, exclusive, weight)) = priority {
+                flags |= FLAG_PRIORITY;
+                let bit = if *exclusive { 0x8000_0000 } else { 0 };
+                lead.extend_from_slice(&((dependency.0 & 0x7fff_ffff) | bit).to_be_bytes());
+                lead.push(*weight);
+            }
+            (FrameType::Headers, flags, lead)
+        }
+        BlockKind::PushPromise { promised } => (
+            FrameType::PushPromise,
+            0,
+            (promised.0 & 0x7fff_ffff).to_be_bytes().to_vec(),
+        ),
+    };
+    let mut out = Vec::with_capacity(hpack.len() + lead.len() + 2 * HEADER_LEN);
+    let mut rest = hpack;
+    let mut kind = first_kind;
+    loop {
+        let room = max.saturating_sub(lead.len()).max(1);
+        let (part, after) = rest.split_at(rest.len().min(room));
+        if after.is_empty() {
+            flags |= FLAG_END_HEADERS;
+        }
+        out.extend_from_slice(&header(kind, flags, stream, lead.len() + part.len()));
+        out.append(&mut lead);
+        out.extend_from_slice(part);
+        if after.is_empty() {
+            return out;
+        }
+        rest = after;
+        kind = FrameType::Continuation;
+        flags = 0;
+    }
 }
 
 /// A gRPC trailers-only response (`:status 200`, `content-type: application/grpc`,
@@ -290,5 +345,58 @@ mod tests {
         assert_eq!(parsed.length, 100);
         assert!(parsed.ends_stream());
         assert_eq!(parsed.stream, StreamId(9));
+    }
+
+    /// A re-encoded block is framed like the original (END_STREAM, priority, promised stream)
+    /// and split into CONTINUATIONs at the receiver's frame size.
+    #[test]
+    fn a_reframed_block_keeps_its_kind_and_splits_at_the_frame_size() {
+        let hpack = vec![0x88; 40_000];
+        let kind = BlockKind::Headers {
+            end_stream: true,
+            priority: Some((StreamId(3), true, 7)),
+        };
+        let bytes = reframed_block(StreamId(5), &kind, &hpack, 16_384);
+        let pieces = read_all(&bytes);
+        let headers: Vec<FrameHeader> = pieces
+            .iter()
+            .filter_map(|p| match p {
+                PieceKind::Header(h) => Some(*h),
+                _ => None,
+            })
+            .collect();
+        let kinds: Vec<FrameType> = headers.iter().map(|h| h.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                FrameType::Headers,
+                FrameType::Continuation,
+                FrameType::Continuation
+            ]
+        );
+        assert_eq!(headers[0].flags, FLAG_END_STREAM | FLAG_PRIORITY);
+        assert_eq!(headers[2].flags, FLAG_END_HEADERS);
+        assert!(headers
+            .iter()
+            .all(|h| h.length <= 16_384 && h.stream == StreamId(5)));
+        let block = pieces.iter().find_map(|p| match p {
+            PieceKind::Fragment {
+                block: Some(block), ..
+            } => Some(block.clone()),
+            _ => None,
+        });
+        let block = block.expect("one whole block");
+        assert_eq!(block.hpack, hpack);
+        assert_eq!(block.kind, kind);
+
+        let promise = BlockKind::PushPromise {
+            promised: StreamId(2),
+        };
+        let bytes = reframed_block(StreamId(1), &promise, &[0x82], 16_384);
+        assert_eq!(
+            &bytes[3..5],
+            &[FrameType::PushPromise.as_u8(), FLAG_END_HEADERS]
+        );
+        assert_eq!(&bytes[9..], &[0, 0, 0, 2, 0x82]);
     }
 }

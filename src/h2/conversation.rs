@@ -26,6 +26,12 @@ pub struct DecodedBlock {
     pub touches_table: bool,
     /// Fields were left out (list larger than the decoder's limit).
     pub truncated: bool,
+    /// The block in representations that neither read nor change the receiver's dynamic table
+    /// (upstream->client only, `None` when the block is already so): what the session sends
+    /// once it had to withhold a block that changed the client's table.
+    pub detached: Option<Vec<u8>>,
+    /// The dynamic table size updates the block starts with.
+    pub size_updates: Vec<usize>,
 }
 
 /// What one chunk turned out to be.
@@ -62,10 +68,13 @@ impl Conversation {
     /// A connection whose client starts with the preface (prior knowledge, or after an h2c
     /// Upgrade's 101, or after TLS ALPN `h2`: all three begin with the client preface).
     pub fn new() -> Conversation {
-        Conversation::with_readers(
+        let mut conversation = Conversation::with_readers(
             FrameReader::new(Direction::ClientToUpstream),
             FrameReader::new(Direction::UpstreamToClient),
-        )
+        );
+        let upstream = Direction::UpstreamToClient.index();
+        conversation.decoders[upstream] = Decoder::new().with_detached_forms();
+        conversation
     }
 
     /// A conversation over readers configured by the caller (header block limit, no preface).
@@ -158,6 +167,8 @@ impl Conversation {
                         end_stream,
                         touches_table: decoded.touches_table,
                         truncated: decoded.truncated,
+                        detached: decoded.detached,
+                        size_updates: decoded.size_updates,
                     });
                 }
                 PieceKind::Control(control) => {

@@ -11,7 +11,8 @@
 use thiserror::Error;
 
 use super::headers::{HeaderField, HeaderList};
-use super::hpack_table::DynamicTable;
+use super::hpack_encode::{encode_integer, encode_literal, encode_string};
+use super::hpack_table::{DynamicTable, STATIC_TABLE};
 use super::huffman;
 
 /// SETTINGS_HEADER_TABLE_SIZE before a peer says otherwise.
@@ -65,6 +66,12 @@ pub struct Decoded {
     pub touches_table: bool,
     /// Whether fields were left out because the list exceeded the decoder's list size limit.
     pub truncated: bool,
+    /// The same block without the dynamic table (see [`Decoder::with_detached_forms`]): `None`
+    /// when the block neither references nor inserts a dynamic entry (its own bytes are that
+    /// form), or when the decoder does not make detached forms.
+    pub detached: Option<Vec<u8>>,
+    /// The dynamic table size updates the block starts with, in order.
+    pub size_updates: Vec<usize>,
 }
 
 /// One direction's HPACK decoder: mirrors the dynamic table the receiving peer keeps.
@@ -74,6 +81,8 @@ pub struct Decoder {
     /// Largest size update accepted: the largest SETTINGS_HEADER_TABLE_SIZE the receiver advertised.
     allowed: usize,
     max_list_size: usize,
+    /// Also make each block's detached form.
+    detach: bool,
 }
 
 impl Default for Decoder {
@@ -89,7 +98,21 @@ impl Decoder {
             table: DynamicTable::new(DEFAULT_TABLE_SIZE),
             allowed: DEFAULT_TABLE_SIZE,
             max_list_size: DEFAULT_MAX_LIST_SIZE,
+            detach: false,
         }
+    }
+
+    /// Also makes, for every block, its *detached* form ([`Decoded::detached`]): the same header
+    /// list in representations that neither read nor change the dynamic table. A static
+    /// reference, a literal string and a size update are kept byte for byte (Huffman coding
+    /// too); a dynamic reference becomes a literal without indexing; a literal with incremental
+    /// indexing becomes one without indexing; a never-indexed literal stays never indexed
+    /// (RFC 7541 §6.2.3). A middlebox that had to withhold a block that changed the receiver's
+    /// table (a late answer on a stream the receiver saw closed) sends every later block in this
+    /// form: it decodes to the same list whatever the receiver's table holds.
+    pub fn with_detached_forms(mut self) -> Decoder {
+        self.detach = true;
+        self
     }
 
     /// Sets the list size beyond which fields are no longer stored.
@@ -117,13 +140,25 @@ impl Decoder {
         let mut list_size = 0usize;
         let mut pos = 0;
         let mut seen_field = false;
+        // The detached form, and whether it differs from the block.
+        let mut detached = Vec::new();
+        let mut differs = false;
         while pos < block.len() {
             let first = block[pos];
+            let from = pos;
             if first & 0x80 != 0 {
                 // Indexed field (§6.1).
                 let (index, used) = integer(&block[pos..], 7)?;
                 pos += used;
                 let (name, value) = self.entry(index)?;
+                if self.detach {
+                    if index > STATIC_TABLE.len() {
+                        differs = true;
+                        encode_literal(name, value, &mut detached);
+                    } else {
+                        detached.extend_from_slice(&block[from..pos]);
+                    }
+                }
                 seen_field = true;
                 store(
                     &mut decoded,
@@ -147,12 +182,17 @@ impl Decoder {
                 }
                 self.table.set_max_size(size);
                 decoded.touches_table = true;
+                decoded.size_updates.push(size);
+                if self.detach {
+                    detached.extend_from_slice(&block[from..pos]);
+                }
             } else {
                 // Literal with incremental indexing (01), without indexing (0000), never indexed (0001).
                 let indexing = first & 0xc0 == 0x40;
                 let prefix = if indexing { 6 } else { 4 };
                 let (index, used) = integer(&block[pos..], prefix)?;
                 pos += used;
+                let name_from = pos;
                 let name = if index == 0 {
                     let (name, used) = string(&block[pos..])?;
                     pos += used;
@@ -160,8 +200,24 @@ impl Decoder {
                 } else {
                     self.entry(index)?.0.to_vec()
                 };
+                let value_from = pos;
                 let (value, used) = string(&block[pos..])?;
                 pos += used;
+                if self.detach {
+                    // Without indexing (0000) or never indexed (0001), as the field was.
+                    let flags = if indexing { 0x00 } else { first & 0xf0 };
+                    differs |= indexing || index > STATIC_TABLE.len();
+                    if index == 0 {
+                        detached.push(flags);
+                        detached.extend_from_slice(&block[name_from..value_from]);
+                    } else if index <= STATIC_TABLE.len() {
+                        encode_integer(index, 4, flags, &mut detached);
+                    } else {
+                        detached.push(flags);
+                        encode_string(&name, &mut detached);
+                    }
+                    detached.extend_from_slice(&block[value_from..pos]);
+                }
                 seen_field = true;
                 store(
                     &mut decoded,
@@ -175,6 +231,9 @@ impl Decoder {
                     decoded.touches_table = true;
                 }
             }
+        }
+        if differs {
+            decoded.detached = Some(detached);
         }
         Ok(decoded)
     }
@@ -374,6 +433,56 @@ mod tests {
             Some("gzip")
         );
         assert_eq!(decoder.table().size(), 215);
+    }
+
+    /// The detached form of every block of RFC 7541 C.4 (Huffman requests) and C.6 (Huffman
+    /// responses, evictions) decodes, with an empty table that it never changes, to the list the
+    /// block decoded to; static references and literal strings keep their bytes.
+    #[test]
+    fn detached_forms_decode_the_same_without_the_table() {
+        let c4 = [
+            "8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff",
+            "8286 84be 5886 a8eb 1064 9cbf",
+        ];
+        let c6 = [
+            "3fe1 01 4882 6402 5885 aec3 771a 4b61 96d0 7abe 9410 54d4 44a8 2005 9504 0b81 66e0
+             82a6 2d1b ff6e 919d 29ad 1718 63c7 8f0b 97c8 e9ae 82ae 43d3",
+            "4883 640e ffc1 c0bf",
+            "88c1 6196 d07a be94 1054 d444 a820 0595 040b 8166 e084 a62d 1bff c05a 839b d9ab 77ad
+             94e7 821d d7f2 e6c7 b335 dfdf cd5b 3960 d5af 2708 7f36 72c1 ab27 0fb5 291f 9587 3160
+             65c0 03ed 4ee5 b106 3d50 07",
+        ];
+        for blocks in [&c4[..], &c6[..]] {
+            let mut decoder = Decoder::new().with_detached_forms();
+            for (i, text) in blocks.iter().enumerate() {
+                let block = hex(text);
+                let decoded = decoder.decode(&block).expect("valid");
+                let detached = decoded.detached.clone().expect("uses the dynamic table");
+                let mut fresh = Decoder::new();
+                let again = fresh.decode(&detached).expect("the detached form is valid");
+                assert_eq!(again.headers, decoded.headers, "block {i}");
+                assert!(fresh.table().is_empty(), "block {i} inserted nothing");
+                assert_eq!(again.size_updates, decoded.size_updates, "block {i}");
+            }
+        }
+        // A block with only static references and unindexed literals is its own detached form;
+        // a never-indexed literal naming a dynamic entry stays never indexed.
+        let mut decoder = Decoder::new().with_detached_forms();
+        let plain = [0x82, 0x00, 0x01, b'a', 0x01, b'b', 0x1f, 0x10, 0x01, b'x'];
+        assert_eq!(decoder.decode(&plain).expect("valid").detached, None);
+        decoder
+            .decode(&[0x40, 0x01, b'k', 0x01, b'v'])
+            .expect("valid");
+        let never = decoder.decode(&[0x1f, 0x2f, 0x01, b'w']).expect("valid");
+        assert_eq!(
+            never.detached.as_deref(),
+            Some(&[0x10, 0x01, b'k', 0x01, b'w'][..])
+        );
+        assert!(Decoder::new()
+            .decode(&[0x82])
+            .expect("valid")
+            .detached
+            .is_none());
     }
 
     #[test]

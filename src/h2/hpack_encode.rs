@@ -26,7 +26,7 @@ pub fn encode_integer(value: usize, prefix_bits: u8, flags: u8, out: &mut Vec<u8
 }
 
 /// Appends a raw (not Huffman-coded) string literal.
-fn encode_string(bytes: &[u8], out: &mut Vec<u8>) {
+pub fn encode_string(bytes: &[u8], out: &mut Vec<u8>) {
     encode_integer(bytes.len(), 7, 0, out);
     out.extend_from_slice(bytes);
 }

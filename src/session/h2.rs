@@ -3,7 +3,10 @@
 //! stream like an HTTP/1 body — then turns what the faults did into HTTP/2: a cut frame gets a
 //! rewritten header, an ended stream gets RST_STREAM to both peers, discarded DATA has its
 //! connection flow-control credit returned so sibling streams never starve. Frames faultline
-//! passes on are never re-serialized; frames it writes use HPACK literals without indexing.
+//! passes on are never re-serialized; frames it writes use HPACK literals without indexing. One
+//! exception: once faultline had to withhold from the client an upstream header block that
+//! changed the client's HPACK table (it came on a stream the client saw end), later upstream
+//! blocks reach the client re-encoded without the dynamic table (`client_detached`).
 //!
 //! Frames meant for the *sender* of a direction (credit, RST_STREAM, GOAWAY, answers) wait in
 //! the other direction's outbox and go out at that direction's next frame boundary; the caller
@@ -21,7 +24,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::time::Instant;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::arming::{arm_request, arm_response};
 use super::h2_call::{attempt_key, CallHead, FIRST_MESSAGE_LIMIT};
@@ -38,6 +41,7 @@ use crate::h2::build::{self, BlockLimits};
 use crate::h2::flow::credit_for;
 use crate::h2::frame::{FLAG_ACK, FLAG_END_STREAM, HEADER_LEN};
 use crate::h2::grpc::MessageAssembler;
+use crate::h2::hpack_encode::encode_size_update;
 use crate::h2::settings::HEADER_TABLE_SIZE;
 use crate::h2::Control;
 use crate::h2::{
@@ -154,6 +158,15 @@ pub struct H2Session {
     rule_streams: RuleStreams,
     opened: Instant,
     goaways_fired: HashSet<u64>,
+    /// faultline withheld from the client an upstream header block that changed the client's
+    /// HPACK table (a late answer on a stream the client saw end): the client's table no longer
+    /// mirrors the upstream's encoder, so every later upstream block goes to the client in its
+    /// detached form (see [`DecodedBlock::detached`]).
+    client_detached: bool,
+    /// Table size updates of withheld upstream blocks (their smallest and their last, RFC 7541
+    /// §4.2), which the next block sent to the client must start with: a decoder may insist on
+    /// the update after it lowered SETTINGS_HEADER_TABLE_SIZE.
+    owed_size_updates: Vec<usize>,
 }
 
 impl H2Session {
@@ -214,6 +227,8 @@ impl H2Session {
             facts,
             opened,
             goaways_fired: HashSet::new(),
+            client_detached: false,
+            owed_size_updates: Vec::new(),
         }
     }
 
@@ -549,6 +564,25 @@ impl H2Session {
                             self.plan_block(direction, pieces, i, last, chunk, start, plan, run);
                             i = last + 1;
                         }
+                        FrameType::RstStream | FrameType::WindowUpdate
+                            if direction == Direction::UpstreamToClient
+                                && self.closed_to_client(header.stream) =>
+                        {
+                            // RFC 9113 §5.1: the client saw the stream end (faultline's answer,
+                            // END_STREAM or RST_STREAM): a frame on it now is an error there.
+                            match frame_end {
+                                Some(last) => {
+                                    plan.skip(pieces[last].end());
+                                    i = last + 1;
+                                }
+                                None => {
+                                    let left = frame_left(pieces, i, header);
+                                    self.ongoing[d] = Some(Ongoing::Skip(left));
+                                    plan.skip(pieces[pieces.len() - 1].end());
+                                    i = pieces.len();
+                                }
+                            }
+                        }
                         _ => {
                             let acks_table_resize = self.track_settings(
                                 direction,
@@ -633,7 +667,7 @@ impl H2Session {
                         .and_then(|a| a.partial().map(<[u8]>::to_vec))
                 })
             });
-            if let Some(answer) = self.arm(id, body.as_deref(), run) {
+            if let Some(answer) = self.arm(id, body.as_deref(), false, run) {
                 // The request headers went upstream earlier: cancel the call there.
                 let cancel = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
                 let note = cancelled_upstream(id, &answer);
@@ -845,11 +879,16 @@ impl H2Session {
         let other = other(direction);
         match end {
             Some(EndHow::Finish) => {
-                // The receiver saw END_STREAM; the sender is told to stop.
+                // The receiver saw END_STREAM; the sender is told to stop. When the sender is
+                // the client, that RST_STREAM closes the whole stream at the client: the
+                // upstream's answer to the shortened request must not follow it.
                 let note = follow_up(&mark, rst_note(id, ErrorCode::CANCEL, other));
                 self.owe(other, build::rst_stream(id, ErrorCode::CANCEL), note);
                 if let Some(s) = self.streams.get_mut(&id) {
                     s.discard[d] = true;
+                    if direction == Direction::ClientToUpstream {
+                        s.discard[Direction::UpstreamToClient.index()] = true;
+                    }
                 }
             }
             Some(EndHow::Reset) | Some(EndHow::ResetStream { .. }) => {
@@ -951,7 +990,9 @@ impl H2Session {
         };
         let id = block.stream;
         let end = pieces[last].end();
-        let may_skip = !block.touches_table;
+        // Once the client's table is detached, no upstream block must reach it for HPACK's sake.
+        let may_skip = !block.touches_table
+            || (direction == Direction::UpstreamToClient && self.client_detached);
         if (block.touches_table && self.delayed[d].holds_block())
             || self.delayed[d].holds_touching_block()
         {
@@ -961,11 +1002,36 @@ impl H2Session {
             let all = self.delayed[d].take_all();
             self.release_inline(direction, all, plan);
         }
-        // PUSH_PROMISE reserves a stream the server may use at once: it is never held.
+        let stalled = self
+            .streams
+            .get(&id)
+            .is_some_and(|s| s.stalled[d].is_some());
+        if direction == Direction::UpstreamToClient && stalled && !may_skip {
+            // A block that changed the client's table on a stream stalled for good toward it:
+            // the client gets RST_STREAM(CANCEL) (the call fails rather than hanging, as when
+            // such blocks had to reach it), and the block itself is withheld below.
+            self.reset_stalled_before_block(direction, id, plan);
+        }
+        if direction == Direction::UpstreamToClient && self.closed_to_client(id) {
+            // A late block (the upstream's answer to a call faultline answered, trailers after
+            // a cut) on a stream the client saw end: RFC 9113 §5.1 makes any frame there a
+            // connection error, so it never reaches the client, even when it changed the
+            // client's table.
+            self.withhold_from_client(&block, end, plan);
+            return;
+        }
+        let substitute = self.needs_substitute(direction, &block);
+        // PUSH_PROMISE reserves a stream the server may use at once: it is never held. A block
+        // sent in another form is never held either (the held bytes are the original's).
         let promise = matches!(
             &pieces[i].piece.kind,
             PieceKind::Header(h) if h.kind == FrameType::PushPromise
         );
+        let may_hold = !promise && !substitute;
+        let plain = Head {
+            end,
+            substitute: None,
+        };
         let span = FrameSpan {
             id,
             from: pieces[i].piece.start,
@@ -976,10 +1042,10 @@ impl H2Session {
         };
         let lone = block.end_stream.then(|| LoneBlock {
             span,
-            bytes: if promise {
-                None
-            } else {
+            bytes: if may_hold {
                 span.bytes_in(chunk, start)
+            } else {
+                None
             },
         });
         match (direction, block.role) {
@@ -1007,7 +1073,11 @@ impl H2Session {
                         pending_mark: [None, None],
                     },
                 );
-                let answered = if waits { None } else { self.arm(id, None, run) };
+                let answered = if waits {
+                    None
+                } else {
+                    self.arm(id, None, false, run)
+                };
                 self.check_goaway_count(run.scenario);
                 match answered {
                     // The upstream never hears of the call.
@@ -1015,20 +1085,24 @@ impl H2Session {
                     Some(answer) => {
                         // Its HPACK table must see the block, so the call reaches it, cancelled
                         // at once.
-                        self.relay_answered_request(id, end, lone, &answer, plan);
+                        self.relay_answered_request(id, plain, lone, &answer, plan);
                         let cancel = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
                         let note = cancelled_upstream(id, &answer);
                         plan.insert_at(cancel, plan.arrival(), Some(note));
                     }
-                    None => self.relay_block(direction, id, end, lone, plan),
+                    None => self.relay_block(direction, id, plain, lone, plan),
                 }
             }
             (Direction::UpstreamToClient, BlockRole::Response) => {
                 if self.streams.get(&id).is_some_and(|s| !s.armed) {
-                    if let Some(answer) = self.arm(id, None, run) {
+                    if let Some(answer) = self.arm(id, None, true, run) {
                         let cancel = build::rst_stream(id, ErrorCode::CANCEL);
                         let note = cancelled_upstream(id, &answer);
                         self.owe(Direction::ClientToUpstream, cancel, note);
+                        // The upstream answered before the gRPC call's first message: the
+                        // client gets faultline's answer instead, never both.
+                        self.withhold_from_client(&block, end, plan);
+                        return;
                     }
                 }
                 let status = block.headers.status().unwrap_or(0);
@@ -1075,40 +1149,175 @@ impl H2Session {
                     }
                 }
                 if let Some(mark) = dropped {
-                    // The reset goes first, so the client never learns the answer: a block
-                    // that must still reach it (HPACK) arrives on a stream it has closed, which
-                    // it decodes and ignores.
+                    // The client gets the reset instead of the answer, which it never sees,
+                    // not even when the block changed its table (see `withhold_from_client`).
                     plan.flush(None);
                     self.reset_both_now(direction, id, ErrorCode::CANCEL, mark, plan);
-                    if may_skip {
-                        plan.skip(end);
-                    } else {
-                        plan.relay(end, Role::Head);
-                    }
+                    self.withhold_from_client(&block, end, plan);
                     return;
                 }
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
-                    plan.skip(end);
-                } else if !self.block_behind_held(direction, span, !promise, chunk, start, plan) {
+                    self.withhold_from_client(&block, end, plan);
+                } else if !self.block_behind_held(direction, span, may_hold, chunk, start, plan) {
                     self.reset_stalled_before_block(direction, id, plan);
-                    self.relay_block(direction, id, end, lone, plan);
+                    let relayed = self.head(&block, pieces, i, last, substitute);
+                    self.relay_block(direction, id, relayed, lone, plan);
                 }
             }
             _ => {
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
-                    plan.skip(end);
-                } else if !self.block_behind_held(direction, span, !promise, chunk, start, plan) {
+                    if direction == Direction::UpstreamToClient {
+                        self.withhold_from_client(&block, end, plan);
+                    } else {
+                        plan.skip(end);
+                    }
+                } else if !self.block_behind_held(direction, span, may_hold, chunk, start, plan) {
                     self.reset_stalled_before_block(direction, id, plan);
-                    plan.relay(end, Role::Head);
+                    self.head(&block, pieces, i, last, substitute).relay(plan);
                 }
             }
         }
     }
 
+    /// Whether the client saw stream `id` end by faultline's hand (an answer, END_STREAM at a
+    /// cut, RST_STREAM), so no frame of it may reach the client any more. A stream stalled for
+    /// good did not end at the client: it is not one.
+    fn closed_to_client(&self, id: StreamId) -> bool {
+        let d = Direction::UpstreamToClient.index();
+        self.streams
+            .get(&id)
+            .is_some_and(|s| s.discard[d] && s.stalled[d].is_none())
+    }
+
+    /// Keeps the upstream block `block` (up to `end`) from the client. A block that changed
+    /// the client's table detaches it: from here every upstream block reaches the client in
+    /// its detached form, which decodes the same whatever the client's table holds, and its
+    /// size updates are owed to the next block sent.
+    fn withhold_from_client(&mut self, block: &DecodedBlock, end: u64, plan: &mut ChunkPlan) {
+        plan.skip(end);
+        if let Some(note) = self.withheld(block.stream, block.touches_table, &block.size_updates) {
+            plan.insert_at(Bytes::new(), plan.arrival(), Some(note));
+        }
+    }
+
+    /// What withholding a block of stream `id` from the client does to the session: its size
+    /// updates are owed, and a block that changed the client's table (`touches`) detaches it.
+    /// Returns the note for the capture when it detached the table now.
+    fn withheld(&mut self, id: StreamId, touches: bool, size_updates: &[usize]) -> Option<Mark> {
+        if !size_updates.is_empty() {
+            let smallest = self
+                .owed_size_updates
+                .iter()
+                .chain(size_updates)
+                .copied()
+                .min();
+            let last = size_updates.last().copied();
+            self.owed_size_updates = smallest.into_iter().chain(last).collect();
+            self.owed_size_updates.dedup();
+        }
+        if !touches || self.client_detached {
+            return None;
+        }
+        self.client_detached = true;
+        debug!(
+            stream = id.0,
+            "withheld a late upstream header block that changed the client's HPACK table; later upstream blocks reach the client without the dynamic table"
+        );
+        let note = format!(
+            "header block of stream {} from the upstream withheld: the client saw the stream end, and the block changed its HPACK table, so the upstream's later header blocks reach the client re-encoded without the dynamic table",
+            id.0
+        );
+        Some(Mark::proxy(note))
+    }
+
+    /// A held frame of `direction` whose stream the client saw end since it was held: a block
+    /// is withheld (see [`Self::withheld`]); returns the note to write, if any, or `None` with
+    /// `false` when the frame is not such a block.
+    fn withhold_held(&mut self, direction: Direction, frame: &HeldFrame) -> (bool, Option<Mark>) {
+        if direction != Direction::UpstreamToClient
+            || !frame.block
+            || !self.closed_to_client(frame.stream)
+        {
+            return (false, None);
+        }
+        let updates = leading_size_updates(&frame.bytes);
+        (true, self.withheld(frame.stream, frame.touches, &updates))
+    }
+
+    /// Whether the block must reach the receiver of `direction` in another form than its own
+    /// bytes: the client's table is detached and the block uses it, or a withheld block's size
+    /// update is owed.
+    fn needs_substitute(&self, direction: Direction, block: &DecodedBlock) -> bool {
+        direction == Direction::UpstreamToClient
+            && ((self.client_detached && block.detached.is_some())
+                || !self.owed_size_updates.is_empty())
+    }
+
+    /// How the block in pieces `i..=last` is relayed: its own bytes, or (`substitute`) the
+    /// frames that carry it to the client instead.
+    fn head(
+        &mut self,
+        block: &DecodedBlock,
+        pieces: &[Labelled],
+        i: usize,
+        last: usize,
+        substitute: bool,
+    ) -> Head {
+        let substitute = substitute
+            .then(|| self.substitute(block, pieces, i, last))
+            .flatten()
+            .map(|bytes| {
+            let note = format!(
+                "header block of stream {} re-encoded by faultline without the HPACK dynamic table (the client's table stopped mirroring the upstream's when a late block was withheld)",
+                block.stream.0
+            );
+            (bytes, Mark::proxy(note))
+        });
+        Head {
+            end: pieces[last].end(),
+            substitute,
+        }
+    }
+
+    /// The frames that carry `block` (pieces `i..=last`) to the client instead of its own:
+    /// the owed size updates, then its detached form, framed for the client's frame size.
+    fn substitute(
+        &mut self,
+        block: &DecodedBlock,
+        pieces: &[Labelled],
+        i: usize,
+        last: usize,
+    ) -> Option<Bytes> {
+        // The reader puts the whole block on its last fragment, the piece `block` came from.
+        let whole = pieces[i..=last].iter().find_map(|l| match &l.piece.kind {
+            PieceKind::Fragment {
+                block: Some(whole), ..
+            } => Some(whole),
+            _ => None,
+        })?;
+        let mut hpack = Vec::new();
+        for size in std::mem::take(&mut self.owed_size_updates) {
+            encode_size_update(size, &mut hpack);
+        }
+        hpack.extend_from_slice(block.detached.as_deref().unwrap_or(&whole.hpack));
+        let max = self
+            .conv
+            .reader(Direction::UpstreamToClient)
+            .max_frame_size();
+        Some(Bytes::from(build::reframed_block(
+            block.stream,
+            &whole.kind,
+            &hpack,
+            max,
+        )))
+    }
+
     /// A header block of a stream stalled for good toward this direction's receiver must still
     /// reach it when it changes the receiver's HPACK table, but trailers with END_STREAM would end
     /// the stall as a success (grpc-status 0 after a cut body). So the receiver gets
-    /// RST_STREAM(CANCEL) first: it decodes the block (tables stay in sync) and ignores it.
+    /// RST_STREAM(CANCEL) first: the upstream decodes the block (tables stay in sync) and
+    /// ignores it; the client never gets the block (nothing may follow a reset it received),
+    /// its table detaches instead (see `withhold_from_client`).
     fn reset_stalled_before_block(
         &mut self,
         direction: Direction,
@@ -1119,12 +1328,17 @@ impl H2Session {
         let Some(mark) = self.streams.get_mut(&id).and_then(|s| s.stalled[d].take()) else {
             return;
         };
+        let why = match direction {
+            Direction::ClientToUpstream => {
+                "before a header block of the stalled stream that must reach it (HPACK) and would end it"
+            }
+            Direction::UpstreamToClient => {
+                "instead of a header block of the stalled stream that would end it"
+            }
+        };
         let note = follow_up(
             &mark,
-            format!(
-                "{} before a header block of the stalled stream that must reach it (HPACK) and would end it",
-                rst_note(id, ErrorCode::CANCEL, direction)
-            ),
+            format!("{} {why}", rst_note(id, ErrorCode::CANCEL, direction)),
         );
         let frame = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
         plan.insert_at(frame, plan.arrival(), Some(note));
@@ -1139,19 +1353,19 @@ impl H2Session {
         &mut self,
         direction: Direction,
         id: StreamId,
-        end: u64,
+        head: Head,
         lone: Option<LoneBlock<'_>>,
         plan: &mut ChunkPlan,
     ) {
         let d = direction.index();
         plan.flush(None);
-        plan.relay(end, Role::Head);
         let has_chain = self.streams.get(&id).is_some_and(|s| s.chains[d].is_some());
         if !has_chain {
+            head.relay(plan);
             return;
         }
+        let steps = head.into_steps(plan);
         let arrival = plan.arrival();
-        let steps = plan.take_batch();
         let Some(chain) = self.streams.get_mut(&id).and_then(|s| s.chains[d].as_mut()) else {
             return;
         };
@@ -1213,16 +1427,15 @@ impl H2Session {
 
     /// Relays upstream the request block of a call faultline answered itself (the block
     /// changes the upstream's HPACK table, so it cannot be left out). A request that ends with
-    /// its block (a GET) goes with END_STREAM cleared: a server answers a complete request at
-    /// once, and its answer, racing the RST_STREAM(CANCEL) that follows, would reach a client
-    /// whose stream faultline's answer already ended, which RFC 9113 §5.1 makes a connection
-    /// error (strict clients drop every stream). An incomplete request makes the server wait
-    /// for a body that never comes; only the flag byte differs, the HPACK block is the
-    /// client's own.
+    /// its block (a GET) goes with END_STREAM cleared: most servers then wait for a body that
+    /// never comes, and the RST_STREAM(CANCEL) that follows in the same write ends the call.
+    /// Only the flag byte differs, the HPACK block is the client's own. Some servers answer
+    /// anyway (nginx runs a GET as soon as its HEADERS arrive): that late answer is withheld
+    /// from the client, whose stream already ended (see `withhold_from_client`).
     fn relay_answered_request(
         &mut self,
         id: StreamId,
-        end: u64,
+        head: Head,
         lone: Option<LoneBlock<'_>>,
         answer: &Mark,
         plan: &mut ChunkPlan,
@@ -1231,7 +1444,7 @@ impl H2Session {
             .and_then(|l| l.bytes)
             .filter(|b| b.len() >= HEADER_LEN && b[3] == FrameType::Headers.as_u8());
         let Some(bytes) = headers else {
-            self.relay_block(Direction::ClientToUpstream, id, end, lone, plan);
+            self.relay_block(Direction::ClientToUpstream, id, head, lone, plan);
             return;
         };
         let mut open = bytes.to_vec();
@@ -1245,7 +1458,7 @@ impl H2Session {
         );
         plan.flush(None);
         plan.insert_at(Bytes::from(open), plan.arrival(), Some(note));
-        plan.skip(end);
+        plan.skip(head.end);
     }
 
     /// Holds a header block that ends its stream when its chain delayed it (`output`) and
@@ -1294,7 +1507,17 @@ impl H2Session {
     /// Decides the rules of stream `id`: `first` is its first request message (gRPC). Returns
     /// the mark of faultline's own answer when it answered the call itself (the caller keeps or
     /// cancels it upstream).
-    fn arm(&mut self, id: StreamId, first: Option<&[u8]>, run: RunView<'_>) -> Option<Mark> {
+    ///
+    /// `at_response`: rules decide at the upstream's response block, which is not relayed yet
+    /// (faultline's answer takes its place); otherwise an upstream that already answered toward
+    /// the client keeps faultline from answering.
+    fn arm(
+        &mut self,
+        id: StreamId,
+        first: Option<&[u8]>,
+        at_response: bool,
+        run: RunView<'_>,
+    ) -> Option<Mark> {
         let stream = self.streams.get_mut(&id)?;
         stream.armed = true;
         stream.first_message = None;
@@ -1397,6 +1620,30 @@ impl H2Session {
             MessageFaults::armed(run.scenario, &byte_rules, &scope, &mut self.rule_streams);
         stream.chains[Direction::ClientToUpstream.index()] = faults.chain;
         let (frames, mark) = answer?;
+        let stream_label = self
+            .streams
+            .get(&id)
+            .map(|s| s.label.clone())
+            .unwrap_or_default();
+        let spoke = !at_response
+            && self.conv.tracker().stream(id).is_some_and(|s| {
+                s.response.is_some()
+                    || s.ended[Direction::UpstreamToClient.index()]
+                    || s.data_bytes[Direction::UpstreamToClient.index()] > 0
+                    || s.reset.is_some()
+            });
+        if spoke {
+            // A rule decided at the end of the request body, when the upstream had already
+            // answered (or reset) the stream toward the client: a second answer would follow
+            // the first on the same stream, so the call is left as it goes, and said so.
+            let mut note = mark;
+            note.note = format!(
+                "{} not answered by faultline: the upstream's response had already reached the client",
+                stream_label
+            );
+            self.owe(Direction::UpstreamToClient, Vec::new(), note);
+            return None;
+        }
         let client_open = !self
             .conv
             .tracker()
@@ -1720,6 +1967,10 @@ impl H2Session {
         }
         plan.flush(None);
         for frame in frames {
+            if let (true, note) = self.withhold_held(direction, &frame) {
+                plan.insert_at(Bytes::new(), plan.arrival(), note);
+                continue;
+            }
             // A block that changes the receiver's HPACK table reaches it even on an ended stream.
             if !frame.touches && self.discards(direction, frame.stream) {
                 self.owe_credit(direction, frame.credit, frame.stream);
@@ -1735,6 +1986,12 @@ impl H2Session {
     fn release_due(&mut self, direction: Direction, now: Instant) {
         let d = direction.index();
         for frame in self.delayed[d].take_due(now) {
+            if let (true, note) = self.withhold_held(direction, &frame) {
+                if let Some(note) = note {
+                    self.owe(direction, Vec::new(), note);
+                }
+                continue;
+            }
             if !frame.touches && self.discards(direction, frame.stream) {
                 self.owe_credit(direction, frame.credit, frame.stream);
             } else {
@@ -1807,6 +2064,38 @@ impl H2Session {
     }
 }
 
+/// The dynamic table size updates a header block starts with, read from its first frame's bytes
+/// (HEADERS or PUSH_PROMISE, padding and priority fields skipped): all a held block withheld
+/// from the client owes it.
+fn leading_size_updates(frame: &[u8]) -> Vec<usize> {
+    let Some(&flags) = frame.get(4) else {
+        return Vec::new();
+    };
+    let mut at = HEADER_LEN;
+    if flags & crate::h2::frame::FLAG_PADDED != 0 {
+        at += 1;
+    }
+    match frame.get(3).map(|&t| FrameType::from_u8(t)) {
+        Some(FrameType::Headers) if flags & crate::h2::frame::FLAG_PRIORITY != 0 => at += 5,
+        Some(FrameType::PushPromise) => at += 4,
+        _ => {}
+    }
+    let mut updates = Vec::new();
+    while let Some(rest) = frame.get(at..) {
+        match rest.first() {
+            Some(first) if first & 0xe0 == 0x20 => match crate::h2::hpack::integer(rest, 5) {
+                Ok((size, used)) => {
+                    updates.push(size);
+                    at += used;
+                }
+                Err(_) => break,
+            },
+            _ => break,
+        }
+    }
+    updates
+}
+
 /// Where a frame (or a whole header block) lies in the direction's byte stream.
 #[derive(Debug, Clone, Copy)]
 struct FrameSpan {
@@ -1839,6 +2128,55 @@ impl FrameSpan {
             credit: credit_for(header, 0),
             block: false,
             touches: false,
+        }
+    }
+}
+
+/// Where a header block being relayed ends, and the frames sent in its place, if any (see
+/// [`H2Session::substitute`]).
+#[derive(Debug, Clone)]
+struct Head {
+    end: u64,
+    substitute: Option<(Bytes, Mark)>,
+}
+
+impl Head {
+    /// Relays the block: its own bytes, or its substitute in their place.
+    fn relay(self, plan: &mut ChunkPlan) {
+        match self.substitute {
+            Some((bytes, mark)) => {
+                let arrival = plan.arrival();
+                plan.push_steps(vec![Step::Insert {
+                    bytes,
+                    not_before: arrival,
+                    mark: Some(mark),
+                    role: Role::Head,
+                }]);
+                plan.skip(self.end);
+            }
+            None => plan.relay(self.end, Role::Head),
+        }
+    }
+
+    /// The steps that relay the block, taken from the plan's batch (the caller flushed it) for
+    /// a chain to apply.
+    fn into_steps(self, plan: &mut ChunkPlan) -> Vec<Step> {
+        match self.substitute {
+            Some((bytes, mark)) => {
+                plan.skip(self.end);
+                let mut steps = vec![Step::Insert {
+                    bytes,
+                    not_before: plan.arrival(),
+                    mark: Some(mark),
+                    role: Role::Head,
+                }];
+                steps.extend(plan.take_batch());
+                steps
+            }
+            None => {
+                plan.relay(self.end, Role::Head);
+                plan.take_batch()
+            }
         }
     }
 }

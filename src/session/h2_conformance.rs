@@ -10,7 +10,9 @@
 //! terminal step; no empty sends; every mark names a real rule or none; and when the input was
 //! valid HTTP/2, what faultline writes toward each receiver is valid HTTP/2 too: frames whole,
 //! header blocks decodable by the receiver's own HPACK decoder (the tables stay in sync whatever
-//! faultline held, dropped or inserted).
+//! faultline held, dropped or inserted), and no HEADERS, DATA or PUSH_PROMISE reaches the client
+//! on a stream after it received END_STREAM or RST_STREAM there (RFC 9113 §5.1: strict clients
+//! drop the connection).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -445,6 +447,9 @@ fn receivers_read(outputs: &[Output; 2]) -> Result<(), String> {
         let fed = conversation.feed(direction, bytes).map_err(|e| {
             format!("the receiver of {direction} cannot read what faultline wrote: {e}")
         })?;
+        if direction == Direction::UpstreamToClient {
+            nothing_after_the_end(&fed.pieces)?;
+        }
         for block in fed.blocks {
             let Some(expect) = block.headers.get("x-expect") else {
                 continue;
@@ -458,6 +463,31 @@ fn receivers_read(outputs: &[Output; 2]) -> Result<(), String> {
                     block.stream, block.headers
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// The client's frames: none but PRIORITY, WINDOW_UPDATE, RST_STREAM (and the CONTINUATIONs of
+/// a block under way) on a stream after the client received its END_STREAM or a RST_STREAM.
+fn nothing_after_the_end(pieces: &[crate::h2::Piece]) -> Result<(), String> {
+    let mut ended = std::collections::HashSet::new();
+    for piece in pieces {
+        let PieceKind::Header(header) = &piece.kind else {
+            continue;
+        };
+        let carries = matches!(
+            header.kind,
+            FrameType::Headers | FrameType::Data | FrameType::PushPromise
+        );
+        if carries && ended.contains(&header.stream) {
+            return Err(format!(
+                "the client got a {:?} frame on stream {} after the stream ended there",
+                header.kind, header.stream.0
+            ));
+        }
+        if header.ends_stream() || header.kind == FrameType::RstStream {
+            ended.insert(header.stream);
         }
     }
     Ok(())

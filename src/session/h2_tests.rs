@@ -655,7 +655,8 @@ fn an_answered_get_reaches_the_upstream_incomplete_then_cancelled() {
 }
 
 /// The point of `drop_response` is that the client never learns the answer: its stream is
-/// reset before the response block, which it still decodes (HPACK) but ignores.
+/// reset, and the response block never follows (a frame after the reset is an error at a strict
+/// client), even though it changed the client's table.
 #[test]
 fn a_dropped_response_is_reset_before_its_header_block_reaches_the_client() {
     // `:status 200` (static index 8), then `server: test` added to the client's table.
@@ -679,9 +680,224 @@ fn a_dropped_response_is_reset_before_its_header_block_reaches_the_client() {
     );
     let client = frames_of(&out.bytes[Direction::UpstreamToClient.index()]);
     let on_stream: Vec<_> = client.iter().filter(|f| f.2 == 1).map(|f| f.0).collect();
+    assert_eq!(on_stream, [FrameType::RstStream], "{client:?}");
+}
+
+/// The blocks of the client's side of `out`, decoded as the client decodes them, and the
+/// client's decoder after them.
+fn client_blocks(out: &Output) -> (Vec<crate::h2::DecodedBlock>, Conversation) {
+    let mut conversation = Conversation::new();
+    let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut blocks = Vec::new();
+    for (d, bytes) in &out.events {
+        let direction = Direction::ALL[*d];
+        pending[*d].extend_from_slice(bytes);
+        let fed = conversation
+            .feed(direction, &pending[*d])
+            .unwrap_or_else(|e| panic!("{direction} output must be valid HTTP/2: {e}"));
+        pending[*d].drain(..fed.consumed);
+        if direction == Direction::UpstreamToClient {
+            blocks.extend(fed.blocks);
+        }
+    }
+    (blocks, conversation)
+}
+
+/// nginx answers a GET the moment its HEADERS arrive, so a call faultline answered gets a late
+/// answer, whose block changed the client's table. The client saw the stream end (RFC 9113
+/// §5.1: nothing of it may follow), so the block, its DATA and the upstream's RST_STREAM are
+/// withheld, and the later blocks reach the client in a form that needs none of the entries it
+/// lacks, the first one carrying the table size update the withheld block had.
+#[test]
+fn a_late_answer_to_an_answered_call_is_withheld_and_later_blocks_still_decode() {
+    let upstream = Direction::UpstreamToClient;
+    // Size update to 100, `:status 200` (static 8), `server: test` added to the table.
+    let mut late = vec![0x3f, 0x45, 0x88, 0x40, 6];
+    late.extend_from_slice(b"server");
+    late.push(4);
+    late.extend_from_slice(b"test");
+    let late = [
+        build::frame(FrameType::Headers, FLAG_END_HEADERS, StreamId(1), &late),
+        build::frame(FrameType::Data, FLAG_END_STREAM, StreamId(1), b"late"),
+        build::rst_stream(StreamId(1), ErrorCode::NO_ERROR),
+    ]
+    .concat();
+    // Stream 3's answer: `:status 200` and the dynamic entry `server: test` (index 62).
+    let next = build::frame(
+        FrameType::Headers,
+        FLAG_END_HEADERS | FLAG_END_STREAM,
+        StreamId(3),
+        &[0x88, 0xbe],
+    );
+    let out = replay_list(
+        vec![
+            (
+                Direction::ClientToUpstream,
+                [client_hello(), build::indexed_get(StreamId(1), "/teapot")].concat(),
+            ),
+            (upstream, [SETTINGS.to_vec(), late].concat()),
+            (
+                Direction::ClientToUpstream,
+                build::indexed_get(StreamId(3), "/next"),
+            ),
+            (upstream, next),
+        ],
+        "[[rule]]\nmatch = { path = \"/teapot\" }\nfault.respond = { status = 418 }\n",
+    );
+    let client = frames_of(&out.bytes[upstream.index()]);
+    let on_1: Vec<_> = client
+        .iter()
+        .filter(|f| f.2 == 1)
+        .map(|f| (f.0, f.1))
+        .collect();
     assert_eq!(
-        on_stream.first(),
-        Some(&FrameType::RstStream),
-        "reset first: {client:?}"
+        on_1,
+        [
+            (FrameType::Headers, FLAG_END_HEADERS),
+            (FrameType::Data, FLAG_END_STREAM)
+        ],
+        "only faultline's answer on stream 1: {client:?}"
+    );
+    let (blocks, conversation) = client_blocks(&out);
+    let on_3 = blocks
+        .iter()
+        .find(|b| b.stream == StreamId(3))
+        .expect("stream 3 answered");
+    assert_eq!(on_3.headers.status(), Some(200));
+    assert_eq!(on_3.headers.get_str("server").as_deref(), Some("test"));
+    assert!(on_3.end_stream);
+    assert_eq!(
+        on_3.size_updates,
+        [100],
+        "the withheld size update is carried"
+    );
+    assert_eq!(conversation.decoder(upstream).table().max_size(), 100);
+    assert!(
+        out.marks.iter().any(|m| m.contains("withheld")),
+        "{:?}",
+        out.marks
+    );
+    assert!(
+        out.marks.iter().any(|m| m.contains("re-encoded")),
+        "{:?}",
+        out.marks
+    );
+    assert!(out.unmarked.is_empty(), "{:?}", out.unmarked);
+}
+
+/// A gRPC call's request headers without END_STREAM, on `stream`, for `path`.
+fn grpc_call(stream: u32, path: &str) -> Vec<u8> {
+    let list = crate::h2::HeaderList::from_pairs([
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "example"),
+        ("content-type", "application/grpc"),
+    ]);
+    build::headers(
+        StreamId(stream),
+        &list,
+        false,
+        build::BlockLimits::default(),
+    )
+}
+
+/// One gRPC message (`body`) ending the request of `stream`.
+fn grpc_message(stream: u32, body: &[u8]) -> Vec<u8> {
+    let mut payload = vec![0];
+    payload.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    payload.extend_from_slice(body);
+    build::frame(FrameType::Data, FLAG_END_STREAM, StreamId(stream), &payload)
+}
+
+/// gRPC rules decide at the first request message. An upstream that answers before it comes
+/// is answered over by faultline (the client gets one answer, faultline's); one that already
+/// reset the stream toward the client keeps faultline from answering at all (a note says so).
+#[test]
+fn a_call_the_upstream_answered_first_gets_one_answer_only() {
+    let rules = "[[rule]]\nname = \"down\"\nmatch = { path = \"/s/M\" }\nfault.grpc_status = { code = 14 }\n";
+    let answered = replay_list(
+        vec![
+            (
+                Direction::ClientToUpstream,
+                [client_hello(), grpc_call(1, "/s/M")].concat(),
+            ),
+            (
+                Direction::UpstreamToClient,
+                [
+                    SETTINGS.to_vec(),
+                    build::frame(
+                        FrameType::Headers,
+                        FLAG_END_HEADERS | FLAG_END_STREAM,
+                        StreamId(1),
+                        &[0x88, 0x40, 1, b'k', 1, b'v'],
+                    ),
+                ]
+                .concat(),
+            ),
+            (Direction::ClientToUpstream, grpc_message(1, b"hi")),
+        ],
+        rules,
+    );
+    let (blocks, _) = client_blocks(&answered);
+    let on_1: Vec<_> = blocks.iter().filter(|b| b.stream == StreamId(1)).collect();
+    assert_eq!(on_1.len(), 1, "{on_1:?}");
+    assert_eq!(
+        on_1[0].headers.get_str("grpc-status").as_deref(),
+        Some("14")
+    );
+
+    // An upstream that reset the stream: nothing more reaches the client on it.
+    let refused = replay_list(
+        vec![
+            (
+                Direction::ClientToUpstream,
+                [client_hello(), grpc_call(1, "/s/M")].concat(),
+            ),
+            (
+                Direction::UpstreamToClient,
+                [
+                    SETTINGS.to_vec(),
+                    build::rst_stream(StreamId(1), ErrorCode::REFUSED_STREAM),
+                ]
+                .concat(),
+            ),
+            (Direction::ClientToUpstream, grpc_message(1, b"hi")),
+        ],
+        rules,
+    );
+    let client = frames_of(&refused.bytes[Direction::UpstreamToClient.index()]);
+    let on_1: Vec<_> = client.iter().filter(|f| f.2 == 1).map(|f| f.0).collect();
+    assert_eq!(on_1, [FrameType::RstStream], "{client:?}");
+    // An upstream that ended its side without a header block (the fuzzer's case): faultline
+    // cannot answer after that END_STREAM, and says so.
+    let ended = replay_list(
+        vec![
+            (
+                Direction::ClientToUpstream,
+                [client_hello(), grpc_call(1, "/s/M")].concat(),
+            ),
+            (
+                Direction::UpstreamToClient,
+                [
+                    SETTINGS.to_vec(),
+                    build::frame(FrameType::Data, FLAG_END_STREAM, StreamId(1), b""),
+                ]
+                .concat(),
+            ),
+            (Direction::ClientToUpstream, grpc_message(1, b"hi")),
+        ],
+        rules,
+    );
+    let client = frames_of(&ended.bytes[Direction::UpstreamToClient.index()]);
+    let on_1: Vec<_> = client.iter().filter(|f| f.2 == 1).map(|f| f.0).collect();
+    assert_eq!(on_1, [FrameType::Data], "{client:?}");
+    assert!(
+        ended
+            .marks
+            .iter()
+            .any(|m| m.contains("not answered by faultline")),
+        "{:?}",
+        ended.marks
     );
 }

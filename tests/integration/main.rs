@@ -8,6 +8,7 @@ mod capture_writer;
 mod cli;
 mod dvc;
 mod h2;
+mod h2_late;
 mod h2c_upgrade;
 mod http;
 mod inspect;
