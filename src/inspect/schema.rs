@@ -626,7 +626,10 @@ pub fn help() -> String {
          [T] = list, {{..}} = object, \"a\"|\"b\" = one of these strings.\n\
          Numbers: an exchange's id (what every \"exchange\" field names) numbers the exchanges of\n  \
          every leg in time order, so it is the same whatever --leg shows; with --leg client or\n  \
-         upstream the other leg's ids are missing from exchanges. A flow's id is tshark's tcp.stream.\n"
+         upstream the other leg's ids are missing from exchanges. A flow's id is tshark's tcp.stream.\n\
+         An exchange's faults[] are the capture comments that touched it: direction and offset\n  \
+         say where the commented packet is (a reset's note rides on the RST faultline sent), not\n  \
+         which direction the fault counted; the text says what the fault did.\n"
     );
     for field in REPORT {
         let _ = writeln!(s, "  {:<16} {}", field.name, field.doc);
