@@ -14,7 +14,8 @@ fuzz_target!(|data: &[u8]| {
         let html = report.render_html();
         // Capture bytes never become markup: the page has the one script faultline writes.
         assert_eq!(html.matches("<script").count(), 1, "{html}");
-        assert!(report.exit_code() <= 1);
+        // 0 clean, 1 findings, 3 inconclusive (the capture misses payload); 2 is for unreadable input.
+        assert!(matches!(report.exit_code(), 0 | 1 | 3));
         // Whatever the input, the JSON keeps to the documented schema.
         let json: serde_json::Value =
             serde_json::from_str(&report.to_json()).expect("to_json is valid JSON");

@@ -1625,8 +1625,10 @@ impl H2Session {
             .get(&id)
             .map(|s| s.label.clone())
             .unwrap_or_default();
+        // A stream the tracker no longer follows closed both ways (the upstream's RST_STREAM
+        // reached the client): answering it would follow that reset.
         let spoke = !at_response
-            && self.conv.tracker().stream(id).is_some_and(|s| {
+            && self.conv.tracker().stream(id).is_none_or(|s| {
                 s.response.is_some()
                     || s.ended[Direction::UpstreamToClient.index()]
                     || s.data_bytes[Direction::UpstreamToClient.index()] > 0

@@ -599,6 +599,9 @@ mod tests {
         for case in [
             "af580028003500dc0e5f0e00b300ffff000e0f0200a1a1a1a1a1afc6a1a1",
             "af1800000000000000671f595d",
+            // The upstream reset a stream faultline answers (respond) behind a latency: the
+            // answer, released later, followed the reset the client had seen.
+            "f5080000001f0472657472792d6166003d08746572353332080aa9a9a9a9a9efef74650000000000020000000672353332080af9b172657472b1b1ffb1ff",
         ] {
             let data = hex::decode(case).expect("hex");
             run_case(&data).unwrap_or_else(|v| panic!("{case}: {v}"));
