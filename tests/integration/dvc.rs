@@ -564,6 +564,21 @@ fn check_inspect(lab: &Lab, capture: &Path, audit: &Audit) {
         report["verdict_line"].as_str().unwrap_or("?"),
         indent("findings", &findings.join("\n"))
     );
+    // A download the fault cut is counted where the downloads are: "N downloads checked
+    // (M incomplete)".
+    let incomplete = report["objects"].as_array().map_or(0, |all| {
+        all.iter()
+            .filter(|o| o["transfer"] == "download" && o["complete"] == false)
+            .filter(|o| o["check"]["result"] != "not_checked")
+            .count()
+    });
+    if incomplete > 0 {
+        let line = report["verdict_line"].as_str().unwrap_or("?");
+        assert!(
+            line.contains(&format!("({incomplete} incomplete)")),
+            "{incomplete} incomplete downloads, verdict line: {line}"
+        );
+    }
     let (code, expected) = if audit.is_clean() {
         (0, "clean")
     } else {
