@@ -117,22 +117,25 @@ impl ConnectionShared {
         self.peer_finished[leg.index()].load(Relaxed)
     }
 
+    /// The protocol session, locked; `None` without one. A panic elsewhere cannot leave the
+    /// session unusable: a poisoned lock is taken over as it is (the connection task boundary
+    /// reports the panic).
+    fn session(&self) -> Option<std::sync::MutexGuard<'_, Session>> {
+        let session = self.http.as_ref()?;
+        Some(match session.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        })
+    }
+
     /// The answer faultline owes the client next, once the responses before it are done.
     pub fn take_ready_answer(&self) -> Option<(Vec<u8>, Mark)> {
-        let session = self.http.as_ref()?;
-        match session.lock() {
-            Ok(mut s) => s.take_ready_answer(),
-            Err(poisoned) => poisoned.into_inner().take_ready_answer(),
-        }
+        self.session()?.take_ready_answer()
     }
 
     /// Forward proxy: the origin the answer taken last hands the connection to, once.
     pub fn take_reroute(&self) -> Option<String> {
-        let session = self.http.as_ref()?;
-        match session.lock() {
-            Ok(mut s) => s.take_reroute(),
-            Err(poisoned) => poisoned.into_inner().take_reroute(),
-        }
+        self.session()?.take_reroute()
     }
 
     /// The HTTP session's plan for a chunk under `scenario`, or `None` when HTTP rules do not
@@ -144,11 +147,7 @@ impl ConnectionShared {
         arrival: Instant,
         scenario: &Arc<Scenario>,
     ) -> Option<SessionPlan> {
-        let session = self.http.as_ref()?;
-        let mut session = match session.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut session = self.session()?;
         if !session.is_active(direction) {
             return None;
         }
@@ -172,12 +171,8 @@ impl ConnectionShared {
     /// The connection's protocol starts over (TLS intercepted inside a CONNECT tunnel): a fresh
     /// session detects what the client speaks inside.
     pub fn restart_session(&self, hello: Option<&ClientHelloInfo>) {
-        let Some(session) = self.http.as_ref() else {
+        let Some(mut session) = self.session() else {
             return;
-        };
-        let mut session = match session.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
         };
         let scenario = self.run.rules.current();
         *session = Session::new(Setup {
@@ -194,22 +189,14 @@ impl ConnectionShared {
 
     /// The next instant the protocol session has a timer due (HTTP/2 `at = DURATION` faults).
     pub fn session_deadline(&self, scenario: &Scenario) -> Option<Instant> {
-        let session = self.http.as_ref()?;
-        let session = match session.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let session = self.session()?;
         session.next_deadline(scenario)
     }
 
     /// Fires the session's timers due at `now` and wakes the directions owed frames.
     pub fn session_tick(&self, now: Instant, scenario: &Scenario) {
-        let Some(session) = self.http.as_ref() else {
+        let Some(mut session) = self.session() else {
             return;
-        };
-        let mut session = match session.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
         };
         session.tick(now, scenario);
         for direction in Direction::ALL {
@@ -222,11 +209,7 @@ impl ConnectionShared {
     /// What the protocol session still owes the receiver of `direction` now that its source
     /// closed (HTTP/2 frames held by a delay): relayed before the FIN, so nothing is lost.
     pub fn drain_session(&self, direction: Direction, now: Instant) -> Option<SessionPlan> {
-        let session = self.http.as_ref()?;
-        let mut session = match session.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut session = self.session()?;
         session.drain(direction, now)
     }
 
@@ -599,6 +582,31 @@ struct PumpEnds {
     parked: Option<Bytes>,
 }
 
+/// Forward proxy: answers the request faultline could not route (a 4xx for the client's own
+/// mistake, 502 for an origin it cannot reach), says so (upstream failures at most once a
+/// second, and counted) and records the answer with its reason. Errors when the client's leg
+/// could not take it.
+async fn answer_refusal(
+    client: &mut TcpStream,
+    refusal: forward::Refusal,
+    conn: &ConnectionShared,
+) -> std::io::Result<()> {
+    if refusal.is_upstream_failure() {
+        if let Some(held_back) = conn.run.upstream_warnings.failure(Instant::now()) {
+            warn!(side = "upstream", reason = %refusal.reason, held_back, "forward proxy cannot route the request");
+        }
+        conn.run.stats.upstream_failures.fetch_add(1, Relaxed);
+    } else {
+        warn!(side = "client", status = refusal.status, reason = %refusal.reason, "forward proxy refused the request");
+    }
+    let response = Bytes::from(refusal.response);
+    client.write_all(&response).await?;
+    let note = format!("faultline: forward proxy refused: {}", refusal.reason);
+    conn.relayed(Direction::UpstreamToClient, &response, Some(note))
+        .await;
+    Ok(())
+}
+
 /// Forward proxy: a kept-alive client asked for another origin (`target`) and the responses
 /// before that request are done. Opens the new upstream leg, then closes the old one cleanly
 /// and makes the session follow the new origin; the caller relays the parked request there.
@@ -618,23 +626,13 @@ async fn move_to_origin(
     let fresh = match forward::connect_origin(target, own).await {
         Ok(fresh) => fresh,
         Err(refusal) => {
-            if refusal.is_upstream_failure() {
-                if let Some(held_back) = conn.run.upstream_warnings.failure(Instant::now()) {
-                    warn!(side = "upstream", reason = %refusal.reason, held_back, "forward proxy cannot route the request");
-                }
-                conn.run.stats.upstream_failures.fetch_add(1, Relaxed);
-            }
-            let note = format!("faultline: forward proxy refused: {}", refusal.reason);
-            let response = Bytes::from(refusal.response);
-            if let Err(error) = client.write_all(&response).await {
-                return Err(Outcome::PeerFailed {
+            return Err(match answer_refusal(client, refusal, conn).await {
+                Ok(()) => Outcome::Answered,
+                Err(error) => Outcome::PeerFailed {
                     leg: Leg::Client,
                     error,
-                });
-            }
-            conn.relayed(Direction::UpstreamToClient, &response, Some(note))
-                .await;
-            return Err(Outcome::Answered);
+                },
+            });
         }
     };
     debug!(%target, "forward proxy moves the connection to another origin");
@@ -653,11 +651,8 @@ async fn move_to_origin(
         conn.tap.opened(Leg::Upstream, local, peer).await;
     }
     conn.peer_finished[Leg::Upstream.index()].store(false, Relaxed);
-    if let Some(session) = &conn.http {
-        match session.lock() {
-            Ok(mut s) => s.reroute(target.to_string()),
-            Err(poisoned) => poisoned.into_inner().reroute(target.to_string()),
-        }
+    if let Some(mut session) = conn.session() {
+        session.reroute(target.to_string());
     }
     Ok(())
 }
@@ -855,23 +850,8 @@ async fn open_upstream(
                 })
             }
             Err(refusal) => {
-                use tokio::io::AsyncWriteExt;
-                if refusal.is_upstream_failure() {
-                    if let Some(held_back) = run.upstream_warnings.failure(Instant::now()) {
-                        warn!(side = "upstream", reason = %refusal.reason, held_back, "forward proxy cannot route the request");
-                    }
-                    run.stats.upstream_failures.fetch_add(1, Relaxed);
-                } else {
-                    warn!(side = "client", status = refusal.status, reason = %refusal.reason, "forward proxy refused the request");
-                }
-                let _ = client.write_all(&refusal.response).await;
-                let note = format!("faultline: forward proxy refused: {}", refusal.reason);
-                conn.relayed(
-                    Direction::UpstreamToClient,
-                    &Bytes::from(refusal.response),
-                    Some(note),
-                )
-                .await;
+                // The client may be gone already; its leg is closed either way.
+                let _ = answer_refusal(client, refusal, conn).await;
                 close_cleanly(client, Leg::Client, conn, true, FinRecord::Fin(None)).await;
                 tap.closed(Leg::Client).await;
                 Err(Unrouted::Answered)
