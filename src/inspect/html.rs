@@ -38,7 +38,7 @@ pub fn escape(text: &str) -> String {
 const STYLE: &str = r#"
 :root{--ok:#1a7f37;--bad:#cf222e;--mute:#57606a;--line:#d0d7de;--bg:#f6f8fa;font-family:system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2328}
 body{margin:0 auto;max-width:1100px;padding:0 16px 48px}
-h1{margin:0;font-size:1.6em}h2{border-bottom:1px solid var(--line);padding-bottom:4px;margin-top:32px}
+h1{margin:0;font-size:1.6em}h2,h3{overflow-wrap:anywhere}h2{border-bottom:1px solid var(--line);padding-bottom:4px;margin-top:32px}
 .verdict{margin:16px 0;padding:16px 20px;border-radius:8px;color:#fff}
 .verdict.clean{background:var(--ok)}.verdict.corrupt{background:var(--bad)}.verdict.inconclusive{background:#8a6d00}
 .verdict p{margin:6px 0 0;font-size:1.05em;overflow-wrap:anywhere}
@@ -52,6 +52,7 @@ pre.replay{background:var(--bg);border:1px solid var(--line);padding:10px;white-
 .hex td{font-family:ui-monospace,monospace;padding:2px 4px;text-align:center;overflow-wrap:normal;white-space:pre}.hex td.diff{background:#ffebe9;color:var(--bad);font-weight:bold}
 .hex th{font-weight:normal;color:var(--mute);font-size:.8em}.hex th.at{color:var(--bad);font-weight:bold}.hex td.at{outline:2px solid var(--bad)}
 .hex{width:auto}
+@media (max-width:760px){table{display:block;overflow-x:auto}}
 svg.timeline{border:1px solid var(--line);border-radius:6px;background:#fff;margin:8px 0}
 svg text{font-size:10px;fill:#1f2328}svg .lane-label{font-weight:bold;font-size:12px}svg .lane-sub,svg .dir{fill:var(--mute)}
 svg .dir{text-anchor:end;font-size:9px}svg .life{stroke:#8c959f;stroke-width:2}

@@ -401,7 +401,51 @@ fn html_report_of_a_real_capture_in_headless_chromium() {
         1280,
         "the screenshot has the window's width"
     );
+    // Issue 15: the page is read on a phone too. At 420 px nothing but a table (which scrolls in
+    // its own box) may reach past the viewport: the page itself never scrolls sideways.
+    let frame = dir.path().join("narrow.html");
+    fs::write(
+        &frame,
+        NARROW_FRAME.replace("REPORT", &page.display().to_string()),
+    )
+    .expect("the frame page");
+    let dom = headless(
+        dir.path(),
+        "narrow",
+        &frame,
+        &[
+            "--allow-file-access-from-files",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ],
+    );
+    let measured = dom
+        .split(r#"<pre id="out">"#)
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the frame's measurement");
+    assert_eq!(
+        measured, "fits wide=",
+        "the report is wider than a 420 px viewport"
+    );
 }
+
+/// A page that shows the report in a 420 px frame and writes into `#out` how wide the report's
+/// document is and which elements outside tables reach past it.
+const NARROW_FRAME: &str = r#"<!doctype html><html><body style="margin:0">
+<iframe id="f" src="file://REPORT" style="width:420px;height:800px;border:0"></iframe>
+<pre id="out">pending</pre>
+<script>
+document.getElementById('f').addEventListener('load', function () {
+  var doc = this.contentDocument, root = doc.documentElement, wide = [];
+  doc.querySelectorAll('body *').forEach(function (e) {
+    if (e.getBoundingClientRect().right > root.clientWidth + 1 && !e.closest('table'))
+      wide.push(e.tagName.toLowerCase() + '.' + e.className);
+  });
+  var fits = root.scrollWidth <= root.clientWidth ? 'fits' : root.scrollWidth + '>' + root.clientWidth;
+  document.getElementById('out').textContent = fits + ' wide=' + wide.join(',');
+});
+</script></body></html>"#;
 
 /// Issue 15: one numbering everywhere. A flow keeps its number whichever legs `--leg` selects,
 /// it is tshark's `tcp.stream` index, and the demo's findings, exchange and flow numbers included,
