@@ -15,8 +15,8 @@ use std::time::Duration;
 use faultline::scenario::schema::UpstreamSpec;
 
 use crate::h2::helpers::{fired, python, segments, Proxy, TempDir};
-use crate::support::daemon::{run_bounded, Daemon};
-use crate::support::nginx::system_tool;
+use crate::support::daemon::run_bounded;
+use crate::support::nginx::Nginx;
 use crate::support::tshark;
 
 /// The body nginx serves at `/hi.txt`.
@@ -30,45 +30,20 @@ const RUNS: usize = 20;
 const LIMIT: Duration = Duration::from_secs(150);
 
 /// nginx speaking h2c with prior knowledge on a free loopback port, serving `root`.
-struct NginxH2c {
-    addr: SocketAddr,
-    daemon: Daemon,
-}
+struct NginxH2c(Nginx);
 
 impl NginxH2c {
     fn start(dir: &Path, root: &Path) -> NginxH2c {
-        let home = dir.join("nginx");
-        std::fs::create_dir_all(home.join("tmp")).expect("create nginx's folder");
-        let conf = home.join("nginx.conf");
-        let (daemon, addr) = Daemon::start_on_free_port(&home, "nginx-h2c", |port| {
-            let d = home.display();
-            let config = format!(
-                "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
-                 events {{ worker_connections 64; }}\n\
-                 http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/tmp/body;\n  \
-                 proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n  \
-                 uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n  \
-                 server {{\n    listen 127.0.0.1:{port} http2;\n    root {root};\n  }}\n}}\n",
-                root = root.display(),
-            );
-            std::fs::write(&conf, config).expect("write nginx.conf");
-            let mut command = Command::new(system_tool("nginx"));
-            command
-                .arg("-p")
-                .arg(&home)
-                .arg("-e")
-                .arg(home.join("error.log"))
-                .arg("-c")
-                .arg(&conf);
-            command
-        });
-        NginxH2c { addr, daemon }
+        NginxH2c(Nginx::start_h2c(
+            dir,
+            &format!("    root {};", root.display()),
+        ))
     }
 
     fn spec(&self) -> UpstreamSpec {
         UpstreamSpec::Address {
-            host: self.addr.ip().to_string(),
-            port: self.addr.port(),
+            host: self.0.addr.ip().to_string(),
+            port: self.0.addr.port(),
         }
     }
 }
@@ -140,7 +115,7 @@ fault.respond = { status = 503 }
         // The first run's capture: on the client leg, stream 1 carries faultline's answer and
         // nothing else; nginx's late block is withheld (a comment says so) and the later
         // responses reach the client re-encoded, each commented, and tshark decodes them.
-        let port = nginx.addr.port();
+        let port = nginx.0.addr.port();
         let all = segments(&capture, &[port, listen]);
         let frames_on_1 = |from: u16| -> Vec<(u8, u8)> {
             all.iter()
@@ -189,7 +164,7 @@ fault.respond = { status = 503 }
         );
         let problems = crate::h2::helpers::http2_problems(&capture, &[port, listen]);
         assert!(problems.is_empty(), "{problems:?}");
-        nginx.daemon.stop();
+        nginx.0.stop();
     })
     .await
     .unwrap_or_else(|_| panic!("did not finish within {LIMIT:?}"));

@@ -37,6 +37,22 @@ impl Nginx {
     /// Starts nginx in `dir` (config, logs, temp folders all there) with `cert`/`key` and the
     /// `server` block body `locations` (nginx syntax), and waits until it accepts.
     pub fn start(dir: &Path, cert: &Path, key: &Path, locations: &str) -> Nginx {
+        let server = format!(
+            "    ssl_certificate {};\n    ssl_certificate_key {};\n{locations}",
+            cert.display(),
+            key.display()
+        );
+        Nginx::start_server(dir, "ssl http2", &server)
+    }
+
+    /// Starts nginx speaking h2c with prior knowledge (no TLS), with the `server` block body
+    /// `locations`, and waits until it accepts.
+    pub fn start_h2c(dir: &Path, locations: &str) -> Nginx {
+        Nginx::start_server(dir, "http2", locations)
+    }
+
+    /// Starts nginx with one `server` listening on a free port with `listen_options`.
+    fn start_server(dir: &Path, listen_options: &str, server: &str) -> Nginx {
         let root = dir.join("nginx");
         fs::create_dir_all(root.join("tmp")).expect("create nginx's folder");
         let d = root.display();
@@ -51,10 +67,7 @@ impl Nginx {
                  proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n  \
                  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n  \
                  client_max_body_size 0;\n  \
-                 server {{\n    listen 127.0.0.1:{port} ssl http2;\n    \
-                 ssl_certificate {cert};\n    ssl_certificate_key {key};\n{locations}\n  }}\n}}\n",
-                cert = cert.display(),
-                key = key.display(),
+                 server {{\n    listen 127.0.0.1:{port} {listen_options};\n{server}\n  }}\n}}\n",
             );
             fs::write(&conf, config).expect("write nginx.conf");
             let mut command = Command::new(system_tool("nginx"));
