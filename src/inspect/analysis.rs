@@ -157,6 +157,20 @@ pub(crate) fn build_with_h2(
         .collect();
     upload_keys.sort_unstable();
     upload_keys.dedup();
+    // An upload no attempt of which was accepted failed where the client could see it: not
+    // corruption, but the verdict says so beside the count (a trial read "OK: 1 upload" of a PUT
+    // that a TLS alert cut).
+    let mut accepted_keys: Vec<(&str, String)> = exchanges
+        .iter()
+        .filter(|e| e.is_upload() && objects::accepted(e))
+        .map(|e| (e.method.as_str(), e.resource()))
+        .collect();
+    accepted_keys.sort_unstable();
+    accepted_keys.dedup();
+    let not_accepted = upload_keys
+        .iter()
+        .filter(|k| accepted_keys.binary_search(k).is_err())
+        .count();
     let mut retried: Vec<(&str, String)> = attempt_groups
         .iter()
         .map(|g| {
@@ -295,10 +309,14 @@ pub(crate) fn build_with_h2(
                 // No HTTP at all (a TCP capture): what it holds, not "0 uploads".
                 super::tcp_summary::phrase(&flows)
             } else {
-                format!(
-                    "{}, {retries}{downloads}{h2}",
-                    crate::plural::count(summary.uploads, "upload")
-                )
+                let uploads = match not_accepted {
+                    0 => crate::plural::count(summary.uploads, "upload"),
+                    n => format!(
+                        "{} ({n} not accepted)",
+                        crate::plural::count(summary.uploads, "upload")
+                    ),
+                };
+                format!("{uploads}, {retries}{downloads}{h2}")
             };
             match &missing {
                 Some(why) => format!(
@@ -1258,8 +1276,31 @@ pub(crate) mod tests {
         assert!(report.findings.is_empty(), "{:?}", report.findings);
         assert_eq!(
             report.verdict_line,
-            r#"OK: 1 upload, 1 retried, 1 retry differed and none of them was accepted (answered status 200 {"stored":false})"#
+            r#"OK: 1 upload (1 not accepted), 1 retried, 1 retry differed and none of them was accepted (answered status 200 {"stored":false})"#
         );
+    }
+
+    /// A trial read "OK: 1 upload" of a PUT a TLS alert cut before any answer: the verdict
+    /// counts the uploads no attempt of which was accepted, beside the uploads, and only those.
+    #[test]
+    fn an_upload_never_accepted_is_counted_in_the_verdict() {
+        let mut cut = exchange(0, Leg::Client, 1, "PUT", "/up/a", None);
+        cut.request.complete = false;
+        cut.response = crate::inspect::exchange::ResponseInfo::none();
+        let mut refused = exchange(1, Leg::Client, 1, "PUT", "/up/b", None);
+        refused.response.status = Some(503);
+        let stored = exchange(2, Leg::Client, 1, "PUT", "/up/c", None);
+        let report = report_of("client leg", vec![cut, refused, stored]);
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+        assert_eq!(
+            report.verdict_line,
+            "OK: 3 uploads (2 not accepted), none retried"
+        );
+        let stored = report_of(
+            "client leg",
+            vec![exchange(0, Leg::Client, 1, "PUT", "/up/a", None)],
+        );
+        assert_eq!(stored.verdict_line, "OK: 1 upload, none retried");
     }
 
     /// Two PUTs of one body, the second accepted: `bodies` are what the capture holds of each,
