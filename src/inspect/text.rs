@@ -12,7 +12,10 @@ use crate::plural::count;
 pub fn comment_text(comment: &str) -> String {
     match comment.trim_start_matches("faultline: ") {
         "run stopped" => "closed when the run stopped (not a fault)".to_string(),
-        other => other.to_string(),
+        other => match other.strip_prefix("run stopped; ") {
+            Some(unsent) => format!("closed when the run stopped (not a fault); {unsent}"),
+            None => other.to_string(),
+        },
     }
 }
 
@@ -488,6 +491,12 @@ mod tests {
         assert_eq!(
             comment_text("faultline: run stopped"),
             "closed when the run stopped (not a fault)"
+        );
+        let unsent = "faultline: run stopped; 6 bytes client->upstream read and never sent (queued or held by a rule)";
+        assert!(!is_rule_fault(unsent));
+        assert_eq!(
+            comment_text(unsent),
+            "closed when the run stopped (not a fault); 6 bytes client->upstream read and never sent (queued or held by a rule)"
         );
         let fault = r#"faultline: rule "r" reset client->upstream after 3 bytes"#;
         assert!(is_rule_fault(fault));

@@ -4,8 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,6 +69,10 @@ pub struct ConnectionShared {
     pub timers: Notify,
     /// Rules counted already on this connection whose marks count once per connection.
     fired_once: Mutex<Vec<u64>>,
+    /// Bytes each direction's pump has read and not written yet (queued behind a latency, held
+    /// by a stall), by [`Direction::index`]: what a run that stops now leaves unsent, which the
+    /// capture says rather than dropping it in silence.
+    pub unsent: [AtomicU64; 2],
 }
 
 impl ConnectionShared {
@@ -268,6 +272,7 @@ pub async fn serve(mut client: TcpStream, client_addr: SocketAddr, id: u64, run:
             wake: [Notify::new(), Notify::new()],
             timers: Notify::new(),
             fired_once: Mutex::new(Vec::new()),
+            unsent: [AtomicU64::new(0), AtomicU64::new(0)],
         };
         let first = FirstBytes { peeked, hello };
         proxy_connection(client, first, rules, &conn).await;
@@ -482,12 +487,25 @@ async fn proxy_connection(
     match outcome {
         Outcome::Done => {}
         Outcome::Shutdown => {
-            let note = || Some("faultline: run stopped".to_string());
+            // Each leg's FIN says what its peer was never sent: a stopped run drops what a
+            // fault still held, and the capture must not look as if it was relayed.
+            let note = |toward: Direction| {
+                let unsent = conn.unsent[toward.index()].load(Relaxed);
+                Some(match unsent {
+                    0 => "faultline: run stopped".to_string(),
+                    n => format!(
+                        "faultline: run stopped; {} {toward} read and never sent (queued or held by a rule)",
+                        crate::plural::count(n as usize, "byte")
+                    ),
+                })
+            };
             if !upstream_fin_sent {
-                tap.proxy_fin(Leg::Upstream, note()).await;
+                tap.proxy_fin(Leg::Upstream, note(Direction::ClientToUpstream))
+                    .await;
             }
             if !client_fin_sent {
-                tap.proxy_fin(Leg::Client, note()).await;
+                tap.proxy_fin(Leg::Client, note(Direction::UpstreamToClient))
+                    .await;
             }
         }
         Outcome::Fault(EndHow::Reset | EndHow::ResetStream { .. }, comment) => {

@@ -253,6 +253,8 @@ where
         let mut rules_changed = false;
         // Whether the bytes about to be read are in the capture already.
         let read_recorded = replay.is_some() && replay_recorded;
+        // What a run stopping now would leave unsent (the connection says it in the capture).
+        conn.unsent[direction.index()].store((queued_bytes + carry.len()) as u64, Relaxed);
         let read = if let Some(replayed) = replay.take() {
             buf.extend_from_slice(&replayed);
             Some(Ok(replayed.len()))

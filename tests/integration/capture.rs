@@ -842,6 +842,53 @@ async fn a_truncated_connection_records_the_clients_fin_once() {
     );
 }
 
+/// Bytes a latency rule still held when the run stopped never reach the upstream: the FIN
+/// faultline sends the upstream says how many, so the capture does not look as if the client's
+/// bytes were relayed or lost in silence. The client's FIN keeps the plain note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_while_latency_holds_bytes_says_how_many_were_never_sent() {
+    tshark::tshark();
+    let dir = TempDir::new("stopped-unsent");
+    let path = dir.path().join("t.pcapng");
+    let (upstream, _seen) = spawn_upstream(vec![Vec::new()]).await;
+    let scenario = "[[rule]]\nmatch = { direction = \"client->upstream\" }\nfault.latency = { delay = \"60s\" }\n";
+    let running = proxy::start(plan(scenario, "127.0.0.1:0", upstream, path.clone()))
+        .await
+        .expect("start the proxy");
+    let mut client = TcpStream::connect(running.local_addr)
+        .await
+        .expect("connect to the proxy");
+    client.write_all(b"hello\n").await.expect("send");
+    // Stop once the proxy has read the bytes (its stats count them), not after a guess.
+    timeout(STEP, async {
+        while running.shared.stats.received[0].load(Ordering::Relaxed) < 6 {
+            sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the proxy reads the six bytes");
+    running.shutdown();
+    timeout(STEP, running.wait())
+        .await
+        .expect("the run drains in time");
+    drop(client);
+    let comments: Vec<String> = tshark::fields(&path, Some("frame.comment"), &["frame.comment"])
+        .into_iter()
+        .map(|row| row.join(" "))
+        .collect();
+    assert!(
+        comments.contains(
+            &"faultline: run stopped; 6 bytes client->upstream read and never sent (queued or held by a rule)"
+                .to_string()
+        ),
+        "{comments:#?}"
+    );
+    assert!(
+        comments.contains(&"faultline: run stopped".to_string()),
+        "{comments:#?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // IPv6 client leg, IPv4 upstream leg.
 
