@@ -308,6 +308,12 @@ pub(crate) fn build_with_h2(
             } else if summary.exchanges == 0 && summary.downloads == 0 && unchecked == 0 {
                 // No HTTP at all (a TCP capture): what it holds, not "0 uploads".
                 super::tcp_summary::phrase(&flows)
+            } else if summary.uploads == 0 {
+                // Downloads or other requests only: what there was, not "0 uploads, none retried".
+                format!(
+                    "{}, no uploads{downloads}{h2}",
+                    crate::plural::count(summary.exchanges, "HTTP exchange")
+                )
             } else {
                 let uploads = match not_accepted {
                     0 => crate::plural::count(summary.uploads, "upload"),
@@ -1301,6 +1307,15 @@ pub(crate) mod tests {
             vec![exchange(0, Leg::Client, 1, "PUT", "/up/a", None)],
         );
         assert_eq!(stored.verdict_line, "OK: 1 upload, none retried");
+        // Without uploads the count says what there was, not "0 uploads, none retried".
+        let gets = report_of(
+            "client leg",
+            vec![
+                exchange(0, Leg::Client, 1, "GET", "/a", None),
+                exchange(1, Leg::Client, 1, "GET", "/b", None),
+            ],
+        );
+        assert_eq!(gets.verdict_line, "OK: 2 HTTP exchanges, no uploads");
     }
 
     /// Two PUTs of one body, the second accepted: `bodies` are what the capture holds of each,

@@ -646,6 +646,18 @@ impl FlowHttp {
                             .position(|ex| ex.response_range.is_none())
                     }),
             };
+            // A mark that names its request ("… to GET /p/1 (attempt 1)") belongs to that
+            // request, also when it sits on a later one's bytes: the FIN that ends a pipelined
+            // connection after a cut response comes after every request the client sent.
+            let names = |ex: &Exchange| {
+                text.contains(&format!(" to {} {} (attempt ", ex.method, ex.target))
+            };
+            let target = match target {
+                Some(i) if !names(&self.exchanges[i]) => {
+                    self.exchanges[..i].iter().rposition(names).or(Some(i))
+                }
+                other => other,
+            };
             let note = FaultNote {
                 text: text.clone(),
                 direction: dir.to_string(),
@@ -774,5 +786,51 @@ impl StreamConsumer for FlowHttp {
         if self.comments.len() < 10_000 {
             self.comments.push((dir, offset, text.to_string()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The upstream leg of three pipelined GETs whose second response faultline cut: the FIN it
+    /// sent the upstream, marked with the rule, comes after the third request's bytes, but its
+    /// mark names GET /p/1, and that is the exchange it belongs to (a trial saw it on GET /p/2,
+    /// which the upstream answered whole).
+    #[test]
+    fn a_mark_naming_its_request_belongs_to_that_request() {
+        let info = FlowInfo {
+            id: 1,
+            interface: Some("upstream leg".into()),
+            client: "127.0.0.1:40000".parse().expect("addr"),
+            server: "127.0.0.1:3030".parse().expect("addr"),
+            opened_ns: 1,
+            saw_syn: true,
+            client_isn: None,
+        };
+        let mut flow = FlowHttp::new(&info, MemoryUse::default());
+        let requests: Vec<u8> = (0..3)
+            .flat_map(|i| format!("GET /p/{i} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes())
+            .collect();
+        flow.data(Direction::ClientToUpstream, 0, &requests, 10);
+        let mut offset = 0;
+        for body in ["a", "bb", "ccc"] {
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            flow.data(Direction::UpstreamToClient, offset, response.as_bytes(), 20);
+            offset += response.len() as u64;
+        }
+        let mark = r#"faultline: rule "cut" truncated upstream->client after 1 bytes of the response body to GET /p/1 (attempt 1) (status 200)"#;
+        flow.comment(Direction::ClientToUpstream, requests.len() as u64, mark, 30);
+        flow.fin(Direction::ClientToUpstream, requests.len() as u64, 30);
+        let outcome = flow.finish();
+        let marked: Vec<(&str, usize)> = outcome
+            .exchanges
+            .iter()
+            .map(|ex| (ex.target.as_str(), ex.faults.len()))
+            .collect();
+        assert_eq!(marked, [("/p/0", 0), ("/p/1", 1), ("/p/2", 0)]);
     }
 }
