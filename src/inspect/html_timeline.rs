@@ -316,8 +316,9 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
         flow = view.flow.id,
     );
     let mut labels = Labels::new();
-    for ex in &view.exchanges {
-        exchange(s, scale, mid, t, ex, &mut labels);
+    let request_labels = request_labels(scale, &view.exchanges);
+    for (ex, text) in view.exchanges.iter().zip(request_labels) {
+        exchange(s, scale, mid, t, ex, text.as_deref(), &mut labels);
     }
     // Events first: a fault's rule label takes its row before the frame labels around it.
     let mut labelled: Vec<&str> = Vec::new();
@@ -489,6 +490,34 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
     s.push_str("</g>");
 }
 
+/// One request label per group of requests sent so close together that their labels would
+/// overlap (pipelined: `GET /p/0 +2`), on the group's first request; `None` for the others.
+/// Without grouping, the third of three pipelined requests had no label and the second's sat
+/// above the first's.
+fn request_labels(scale: &Scale, exchanges: &[&Exchange]) -> Vec<Option<String>> {
+    // (first member, its x, members)
+    let mut groups: Vec<(usize, f64, usize)> = Vec::new();
+    for (i, ex) in exchanges.iter().enumerate() {
+        let x = scale.x(ex.time_ns);
+        match groups.last_mut() {
+            Some((_, at, members)) if x - *at < 40.0 => *members += 1,
+            _ => groups.push((i, x, 1)),
+        }
+    }
+    let mut out = vec![None; exchanges.len()];
+    for (i, _, members) in groups {
+        let text = truncate(
+            &format!("{} {}", exchanges[i].method, exchanges[i].target),
+            LABEL,
+        );
+        out[i] = Some(match members {
+            1 => text,
+            n => format!("{text} +{}", n - 1),
+        });
+    }
+    out
+}
+
 /// Characters of a stream group's label before it is cut.
 const STREAM_LABEL: usize = 40;
 /// Stream ids named in one group label before `+N`.
@@ -639,6 +668,7 @@ fn exchange(
     mid: f64,
     t: &FlowTimeline,
     ex: &Exchange,
+    request_label: Option<&str>,
     labels: &mut Labels,
 ) {
     let up = Direction::ClientToUpstream;
@@ -660,12 +690,9 @@ fn exchange(
         count(ex.request.length, "body byte"),
         if ex.request.complete { "" } else { ", cut" }
     );
-    let text = label(
-        &mut labels.requests,
-        x,
-        y,
-        &truncate(&format!("{} {}", ex.method, ex.target), LABEL),
-    );
+    let text = request_label.map_or(String::new(), |text| {
+        label(&mut labels.requests, x, y, text)
+    });
     let _ = write!(
         s,
         r#"<g class="request" data-exchange="{}"><title>{}</title><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="6"/><path d="M{x:.1} {:.1} l7 5 l-7 5 z"/>{text}</g>"#,
@@ -709,6 +736,39 @@ fn exchange(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Three pipelined GETs (sent together) get one label, `GET /p/0 +2`; a request sent later
+    /// gets its own.
+    #[test]
+    fn pipelined_requests_share_one_label() {
+        use crate::direction::Leg;
+        use crate::inspect::legs::tests::exchange;
+        let at = |id: usize, target: &str, ns: u64| {
+            let mut ex = exchange(id, Leg::Client, 0, "GET", target, None);
+            ex.time_ns = ns;
+            ex
+        };
+        let exchanges = [
+            at(0, "/p/0", 0),
+            at(1, "/p/1", 10),
+            at(2, "/p/2", 20),
+            at(3, "/later", 900),
+        ];
+        let refs: Vec<&Exchange> = exchanges.iter().collect();
+        let scale = Scale {
+            start: 0,
+            span: 1000,
+        };
+        assert_eq!(
+            request_labels(&scale, &refs),
+            [
+                Some("GET /p/0 +2".to_string()),
+                None,
+                None,
+                Some("GET /later".to_string())
+            ]
+        );
+    }
 
     /// The `data-x` of every `<g class="CLASS" …>` marker in `svg`.
     fn marker_xs(svg: &str, class: &str) -> Vec<f64> {
@@ -882,7 +942,15 @@ mod tests {
             span: 10_000_000,
         };
         let mut svg = String::new();
-        exchange(&mut svg, &scale, 50.0, &t, &ex, &mut Labels::new());
+        exchange(
+            &mut svg,
+            &scale,
+            50.0,
+            &t,
+            &ex,
+            Some("PUT /x"),
+            &mut Labels::new(),
+        );
         let width: f64 = svg
             .split(r#"width=""#)
             .nth(1)
