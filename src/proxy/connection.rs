@@ -42,6 +42,9 @@ use crate::tls::ClientHelloInfo;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a reset waits for already-written bytes to reach the peer before it discards them.
 const DELIVERY_LIMIT: Duration = Duration::from_secs(2);
+/// How long, after one peer failed, the other direction may still relay what that peer sent
+/// before failing (an early answer), before both legs are reset.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// What both pumps of one connection share: who it is, the run it belongs to, and its tap.
 #[derive(Debug)]
@@ -702,11 +705,18 @@ where
     let run = &conn.run;
     let mut upstream_done = false;
     let mut client_done = false;
+    // A peer that failed while the other direction was still running: the outcome, once the
+    // other direction has relayed what that peer sent before it failed (or `DRAIN_LIMIT` passed).
+    let mut failed: Option<(Outcome, Instant)> = None;
     loop {
         let session_timer = conn.session_deadline(rules.scenario());
         tokio::select! {
             end = &mut to_upstream, if !upstream_done => {
                 upstream_done = true;
+                if let Some((outcome, _)) = failed.take() {
+                    ends.upstream_fin_sent = matches!(end, PumpEnd::Finished);
+                    return outcome;
+                }
                 match end {
                     PumpEnd::Finished => {
                         ends.upstream_fin_sent = true;
@@ -717,11 +727,22 @@ where
                     // Requests stopped; the answer owed to the client comes from the other pump.
                     PumpEnd::Parked { .. } if client_done => return Outcome::Done,
                     PumpEnd::Parked { rest } => ends.parked = Some(rest),
+                    // The upstream failed under the client's bytes (a server that answered early,
+                    // 413 or 501, and closed on the body it did not read): what it answered still
+                    // reaches the client, before the reset, as it would without faultline.
+                    PumpEnd::DestinationFailed(error) if !client_done => {
+                        let outcome = Outcome::PeerFailed { leg: Leg::Upstream, error };
+                        failed = Some((outcome, Instant::now() + DRAIN_LIMIT));
+                    }
                     other => return Outcome::from_pump(other, Leg::Client),
                 }
             }
             end = &mut to_client, if !client_done => {
                 client_done = true;
+                if let Some((outcome, _)) = failed.take() {
+                    ends.client_fin_sent = matches!(end, PumpEnd::Finished);
+                    return outcome;
+                }
                 match end {
                     PumpEnd::Finished => {
                         ends.client_fin_sent = true;
@@ -729,7 +750,18 @@ where
                             return Outcome::Done;
                         }
                     }
+                    // The same the other way: what the client sent before it failed reaches
+                    // the upstream first.
+                    PumpEnd::DestinationFailed(error) if !upstream_done => {
+                        let outcome = Outcome::PeerFailed { leg: Leg::Client, error };
+                        failed = Some((outcome, Instant::now() + DRAIN_LIMIT));
+                    }
                     other => return Outcome::from_pump(other, Leg::Upstream),
+                }
+            }
+            () = sleep_until_instant(failed.as_ref().map(|(_, until)| *until)) => {
+                if let Some((outcome, _)) = failed.take() {
+                    return outcome;
                 }
             }
             () = sleep_until_timer(timers.end_timer) => {

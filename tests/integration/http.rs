@@ -2531,3 +2531,66 @@ async fn forward_mode_sends_origin_form_and_the_targets_host_upstream() {
     })
     .await;
 }
+
+/// A server that answers before reading the body (python's http.server: 501 to a POST) and
+/// closes on the rest resets the connection under the client's upload. Without faultline curl
+/// reads the 501 every time; through a faultline with no rules it got a bare reset about half
+/// the time (curl exit 56), because the failed write toward the upstream reset the client at
+/// once, before the upstream's answer was relayed. Eight uploads in each protocol mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_answer_from_a_server_that_resets_under_the_upload_reaches_the_client() {
+    bounded("early answer then reset", async {
+        let dir = crate::support::temp_dir::TempDir::new("early-answer");
+        let (server, addr) =
+            crate::support::daemon::Daemon::start_on_free_port(dir.path(), "http.server", |port| {
+                let mut command = std::process::Command::new("python3");
+                command
+                    .args([
+                        "-m",
+                        "http.server",
+                        &port.to_string(),
+                        "--bind",
+                        "127.0.0.1",
+                    ])
+                    .current_dir(dir.path());
+                command
+            });
+        let body = dir.path().join("body.bin");
+        std::fs::write(&body, random_bytes(300 * 1024, 77)).expect("write the body");
+        for protocol in ["auto", "tcp", "http"] {
+            let mut h = Harness::start(
+                "early-answer",
+                &format!("protocol = \"{protocol}\""),
+                "",
+                UpstreamSpec::Address {
+                    host: addr.ip().to_string(),
+                    port: addr.port(),
+                },
+                None,
+            )
+            .await;
+            for i in 1..=8 {
+                let out = curl(vec![
+                    "-s".into(),
+                    "-o".into(),
+                    "/dev/null".into(),
+                    "-w".into(),
+                    "%{http_code}".into(),
+                    "--data-binary".into(),
+                    format!("@{}", body.display()),
+                    format!("http://{}/up", h.proxy),
+                ])
+                .await;
+                assert_eq!(
+                    (out.status.code(), out.stdout.as_str()),
+                    (Some(0), "501"),
+                    "protocol {protocol}, upload {i}: {}",
+                    out.stderr
+                );
+            }
+            h.finish().await;
+        }
+        server.stop();
+    })
+    .await;
+}
