@@ -204,10 +204,29 @@ impl std::str::FromStr for UpstreamSpec {
         let bad = || {
             format!("invalid upstream {text:?}: expected HOST:PORT (e.g. \"127.0.0.1:8080\", \"[::1]:8080\", \"localhost:8080\") builtin:echo or builtin:store")
         };
+        if let Some((scheme, rest)) = text.split_once("://") {
+            // A URL: every connection would fail to resolve "http://127.0.0.1" later.
+            let authority = rest.split('/').next().unwrap_or(rest);
+            return Err(format!(
+                "invalid upstream {text:?}: an upstream is HOST:PORT, not a URL (faultline relays the connection; the {scheme}:// is the client's): write {authority:?}"
+            ));
+        }
         let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
         let port: u16 = port.parse().map_err(|_| bad())?;
+        let bracketed = host.starts_with('[') && host.ends_with(']');
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() || port == 0 {
+            return Err(bad());
+        }
+        // An IP address (IPv6 in brackets or bare) or a DNS name: anything else ("my host",
+        // "a/b") could only fail to resolve on every connection.
+        let ip = host.parse::<std::net::IpAddr>().is_ok();
+        let name = !bracketed
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+            && !host.starts_with(['-', '.']);
+        if !ip && !name {
             return Err(bad());
         }
         Ok(UpstreamSpec::Address {
@@ -367,5 +386,37 @@ impl<'de> Deserialize<'de> for ConnectionSet {
             }
         }
         d.deserialize_any(SetVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A trial's `upstream = "http://127.0.0.1:8080"` was accepted by `check`, `run` and the
+    /// API, then every connection failed to resolve "http://127.0.0.1". A URL, or a host no
+    /// connection could resolve, is refused where it is written.
+    #[test]
+    fn an_upstream_is_host_port_and_a_url_is_refused_with_the_authority() {
+        for (text, host, port) in [
+            ("127.0.0.1:8080", "127.0.0.1", 8080),
+            ("[::1]:8080", "::1", 8080),
+            ("localhost:6379", "localhost", 6379),
+            ("s3.eu-west_1.example:443", "s3.eu-west_1.example", 443),
+        ] {
+            match text.parse::<UpstreamSpec>() {
+                Ok(UpstreamSpec::Address { host: h, port: p }) => {
+                    assert_eq!((h.as_str(), p), (host, port), "{text}")
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let url = "http://127.0.0.1:8080/dvc".parse::<UpstreamSpec>().unwrap_err();
+        assert!(url.contains("not a URL"), "{url}");
+        assert!(url.contains(r#"write "127.0.0.1:8080""#), "{url}");
+        for bad in ["my host:80", "a/b:80", "[host]:80", "-x:80", ":80", "x:0", "x"] {
+            let error = bad.parse::<UpstreamSpec>().unwrap_err();
+            assert!(error.contains("expected HOST:PORT"), "{bad}: {error}");
+        }
     }
 }
