@@ -411,10 +411,20 @@ mod tests {
                 other => panic!("{text}: {other:?}"),
             }
         }
-        let url = "http://127.0.0.1:8080/dvc".parse::<UpstreamSpec>().unwrap_err();
+        let url = "http://127.0.0.1:8080/dvc"
+            .parse::<UpstreamSpec>()
+            .unwrap_err();
         assert!(url.contains("not a URL"), "{url}");
         assert!(url.contains(r#"write "127.0.0.1:8080""#), "{url}");
-        for bad in ["my host:80", "a/b:80", "[host]:80", "-x:80", ":80", "x:0", "x"] {
+        for bad in [
+            "my host:80",
+            "a/b:80",
+            "[host]:80",
+            "-x:80",
+            ":80",
+            "x:0",
+            "x",
+        ] {
             let error = bad.parse::<UpstreamSpec>().unwrap_err();
             assert!(error.contains("expected HOST:PORT"), "{bad}: {error}");
         }

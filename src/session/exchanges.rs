@@ -24,6 +24,10 @@ pub struct Pending {
     /// Forward proxy: the request is for another origin (`host:port`); once the responses
     /// before it are done, the upstream leg is closed and one to this origin opened.
     pub reroute: Option<String>,
+    /// An interim response faultline owes the client before its answer (`100 Continue`, for a
+    /// request it answers after reading the body the client holds back until told to send it),
+    /// once the responses before it are done.
+    pub interim: Option<(Vec<u8>, Mark)>,
 }
 
 /// Requests in the order they were sent; responses answer them front to back (HTTP/1
@@ -73,6 +77,17 @@ impl Exchanges {
             return pending.answer;
         }
         None
+    }
+
+    /// The interim response faultline owes the client next, if every response before it is
+    /// done; its request stays, waiting for its answer.
+    pub fn take_ready_interim(&mut self) -> Option<(Vec<u8>, Mark)> {
+        self.queue.front_mut()?.interim.take()
+    }
+
+    /// Whether [`Self::take_ready_interim`] has one.
+    pub fn interim_ready(&self) -> bool {
+        self.queue.front().is_some_and(|p| p.interim.is_some())
     }
 
     /// The origin the last answer taken hands the connection to, once.

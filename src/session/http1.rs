@@ -24,6 +24,9 @@ use crate::http::origin_form::rewrite_for_origin;
 use crate::http::{BodyKind, FrameEvent, Http1Conversation, HttpError, RequestHead};
 use crate::scenario::{ConnectionFacts, RequestFacts, Scenario};
 
+/// The interim response faultline sends for a request it answers after the body.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
 /// What a session consults on every chunk: the run's scenario and its counters.
 #[derive(Debug, Clone, Copy)]
 pub struct RunView<'a> {
@@ -110,6 +113,12 @@ impl Http1Session {
     /// The answer faultline owes the client next, if every response before it is done.
     pub fn take_ready_answer(&mut self) -> Option<(Vec<u8>, Mark)> {
         self.exchanges.take_ready_answer()
+    }
+
+    /// Whether `direction`'s receiver is owed bytes no chunk brings: the `100 Continue` for a
+    /// request faultline answers after its body (the upstream never sends one).
+    pub fn wants_flush(&self, direction: Direction) -> bool {
+        direction == Direction::UpstreamToClient && self.active[1] && self.exchanges.interim_ready()
     }
 
     /// Forward proxy: the origin the answer taken last hands the connection to (a kept-alive
@@ -364,13 +373,20 @@ impl Http1Session {
                         respond.response_bytes(head.method == "HEAD"),
                         Mark::rule(&rule.id, note),
                     ));
-                    // A client waiting for `100 Continue` sends no body: answering at once is what
-                    // RFC 9110 §10.1.1 allows a server that will not read the body.
-                    answer_after = Some(if head.expects_continue() {
-                        RespondAfter::RequestHead
-                    } else {
-                        respond.after
-                    });
+                    // A client waiting for `100 Continue` sends no body until told to: for an
+                    // answer after the body faultline says `100 Continue` itself (the upstream
+                    // never hears of the request), as a server that reads the body and then
+                    // fails would; the answer then comes after the body, as the rule says.
+                    if head.expects_continue() && respond.after == RespondAfter::RequestBody {
+                        pending.interim = Some((
+                            CONTINUE.to_vec(),
+                            Mark::proxy(format!(
+                                "100 Continue to {label}, so its body comes for rule \"{}\" to answer after it",
+                                rule.name
+                            )),
+                        ));
+                    }
+                    answer_after = Some(respond.after);
                 }
                 Fault::Respond(_) => {}
                 Fault::DropResponse(_) => {
@@ -431,6 +447,11 @@ impl Http1Session {
             }
         };
         let mut plan = ChunkPlan::new(start, chunk.len(), arrival);
+        // Woken for it (see `wants_flush`): the interim response owed to the request at the
+        // front, which the upstream never got.
+        if let Some((bytes, mark)) = self.exchanges.take_ready_interim() {
+            plan.insert_at(Bytes::from(bytes), arrival, Some(mark));
+        }
         for event in events {
             match event {
                 FrameEvent::Head {
@@ -492,6 +513,8 @@ impl Http1Session {
                         self.exchanges.answered();
                         if let Some((bytes, mark)) = self.exchanges.take_ready_answer() {
                             plan.stop(Step::Answer { bytes, mark });
+                        } else if let Some((bytes, mark)) = self.exchanges.take_ready_interim() {
+                            plan.insert_at(Bytes::from(bytes), arrival, Some(mark));
                         }
                     }
                 }

@@ -145,6 +145,7 @@ impl Session {
     pub fn wants_flush(&self, direction: Direction) -> bool {
         match self {
             Session::H2(s) => s.wants_flush(direction),
+            Session::Http1(s) => s.wants_flush(direction),
             Session::Upgrading(u) => {
                 u.http1.switched_to_h2(direction) && u.h2.wants_flush(direction)
             }
