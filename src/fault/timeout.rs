@@ -4,15 +4,16 @@
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::plan::{pause_until, Mark, RuleId, Step};
+use super::plan::{pause_until, EndHow, Mark, RuleId, Step};
 use super::scope::Scope;
 use super::StreamFault;
 use crate::units::Span;
 
 /// `fault.timeout = { after = "5s" }`: while the rule is in force, bytes of the matched direction
-/// are read and dropped (never relayed, even after the rule is lifted); `after` that long from
-/// when the rule came into force for the connection, both legs are closed with FIN. Without
-/// `after` the connection is never closed by this fault.
+/// are read and dropped (never relayed); `after` that long from when the rule came into force
+/// for the connection, both legs are closed with FIN. Without `after` the connection is never
+/// closed by the timer. As Toxiproxy's timeout, the source's end closes the connection, and so
+/// does lifting the rule (the stream has a gap: relaying on would hide it).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Timeout {
@@ -63,12 +64,11 @@ impl StreamFault for Dropping {
         out
     }
 
-    /// The end is dropped too: a peer that never answers never closes either (Toxiproxy's
-    /// timeout swallows the EOF), so the destination gets no FIN; the connection ends when
-    /// `after` runs out, or the other direction ends it. The end counts as the rule firing only
-    /// when no byte was dropped before it.
+    /// The source's end closes the connection (both legs, FIN), as Toxiproxy's timeout closes
+    /// its link when its input ends: holding it open would leave a connection neither peer can
+    /// end. The end counts as the rule firing only when no byte was dropped before it.
     fn at_end(&mut self, mut steps: Vec<Step>, _at: Instant) -> Vec<Step> {
-        let what = format!("timeout: the end of {} dropped (no FIN)", self.subject);
+        let what = format!("timeout: the end of {} closes the connection", self.subject);
         let mark = match self.mark.take() {
             Some(first) => Mark {
                 note: what,
@@ -76,7 +76,10 @@ impl StreamFault for Dropping {
             },
             None => Mark::follow_up(&self.rule, what),
         };
-        steps.push(Step::Hold { mark });
+        steps.push(Step::End {
+            how: EndHow::Finish,
+            mark,
+        });
         steps
     }
 }
@@ -102,9 +105,13 @@ mod tests {
         ));
         let second = fault.apply(vec![Step::send(5, now), Step::send(7, now)], now);
         assert_eq!(second, vec![Step::Skip { len: 5 }, Step::Skip { len: 7 }]);
-        // The end is held back too; the rule fired already, so its note does not count again.
+        // The end closes the connection; the rule fired already, so its note does not count
+        // again.
         match fault.at_end(Vec::new(), now).as_slice() {
-            [Step::Hold { mark }] => {
+            [Step::End {
+                how: EndHow::Finish,
+                mark,
+            }] => {
                 assert!(mark.rule.is_none(), "{mark:?}");
                 assert!(mark.note.contains("(rule \"r\")"), "{}", mark.note);
             }
@@ -120,12 +127,15 @@ mod tests {
             &Scope::direction(Direction::ClientToUpstream),
         );
         match fault.at_end(Vec::new(), now).as_slice() {
-            [Step::Hold { mark }] => {
+            [Step::End {
+                how: EndHow::Finish,
+                mark,
+            }] => {
                 assert_eq!(
                     mark.rule.as_ref().map(|r| r.name.to_string()),
                     Some("r".into())
                 );
-                assert!(mark.note.contains("no FIN"), "{}", mark.note);
+                assert!(mark.note.contains("closes the connection"), "{}", mark.note);
             }
             other => panic!("{other:?}"),
         }

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::direction::Direction;
 use crate::fault::plan::{EndHow, Mark};
-use crate::fault::{ConnectionFault, FaultChain, Scope};
+use crate::fault::{ConnectionFault, Fault, FaultChain, Scope};
 use crate::scenario::{ConnectionFacts, Scenario};
 use crate::seed::{self, Purpose};
 
@@ -142,6 +142,32 @@ impl ConnectionRules {
                 _ => None,
             }
         })
+    }
+
+    /// After a replacement: the mark that closes this connection because a `timeout` rule that
+    /// selected it was lifted (not updated: an updated toxic keeps its lineage). The bytes it
+    /// dropped leave a gap, and relaying on would hide it; Toxiproxy's timeout closes the
+    /// connection when it is removed too.
+    pub fn lifted_timeout(&self) -> Option<Mark> {
+        let previous = self.previous.as_ref()?;
+        let stays = |key: u64| {
+            let lineage = previous.lineage.get(&key);
+            self.matched.iter().any(|&j| {
+                let now = self.scenario.rules[j].key;
+                now == key || lineage.is_some_and(|l| self.scenario.lineage.get(&now) == Some(l))
+            })
+        };
+        previous
+            .rules_for_connection(&self.facts, self.seed)
+            .into_iter()
+            .map(|i| &previous.rules[i])
+            .find(|rule| matches!(rule.fault, Fault::Timeout(_)) && !stays(rule.key))
+            .map(|rule| {
+                Mark::follow_up(
+                    &rule.id,
+                    "timeout lifted: the connection closes (the bytes it dropped leave a gap)",
+                )
+            })
     }
 
     /// The earliest connection-wide end (terminate, reset.at) among the current rules. Each

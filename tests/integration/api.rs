@@ -1037,8 +1037,8 @@ fn slicer_slow_close_and_timeout_act_on_real_traffic() {
         closed_at.elapsed()
     );
     http(api, "POST", "/reset", "");
-    // timeout: what the client sends is swallowed, its FIN too (the echo would close at once),
-    // and 300 ms after the toxic came in force the connection closes.
+    // timeout: what the client sends is swallowed, and 300 ms after the toxic came in force
+    // the connection closes.
     let mut stream = connect(proxy);
     // Timed from before the request: the toxic comes in force while it is answered, and the
     // answer can reach a loaded test well after that (timed from the answer, the close came
@@ -1046,9 +1046,6 @@ fn slicer_slow_close_and_timeout_act_on_real_traffic() {
     let adding = Instant::now();
     add(r#"{"type":"timeout","stream":"upstream","attributes":{"timeout":300}}"#);
     stream.write_all(b"never echoed").expect("write");
-    stream
-        .shutdown(std::net::Shutdown::Write)
-        .expect("half-close");
     let mut back = Vec::new();
     let _ = stream.read_to_end(&mut back);
     assert_eq!(back, b"", "nothing reached the echo");
@@ -1057,6 +1054,55 @@ fn slicer_slow_close_and_timeout_act_on_real_traffic() {
         after >= Duration::from_millis(300) && after < Duration::from_secs(5),
         "closed after {after:?}"
     );
+    daemon.stop();
+}
+
+/// A trial found a `timeout: 0` toxic holding a connection open for good after the client and
+/// the upstream were done (its FIN swallowed, the connection counted active, a CLOSE-WAIT socket
+/// left), and deleting the toxic relaying on with a silent gap (`AAAA`, then `CCCC`: `BBBB`
+/// lost). As Toxiproxy's timeout: the end of its input closes the connection at once, and so
+/// does removing the toxic.
+#[test]
+fn a_timeout_toxic_closes_the_connection_on_its_inputs_end_and_when_removed() {
+    let dir = TempDir::new("api-timeout-end");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "t0", upstream.server.addr);
+    let toxic = r#"{"name":"t","type":"timeout","stream":"upstream","attributes":{"timeout":0}}"#;
+    // The client's FIN ends it at once (an endless timeout would never close it).
+    let mut stream = connect(proxy);
+    let (status, body) = http(api, "POST", "/proxies/t0/toxics", toxic);
+    assert_eq!(status, 200, "{body}");
+    stream.write_all(b"dropped").expect("write");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let mut back = Vec::new();
+    let _ = stream.read_to_end(&mut back);
+    assert_eq!(back, b"", "nothing reached the echo");
+    // Removing the toxic closes a connection it dropped bytes of instead of relaying on.
+    let (status, body) = http(api, "DELETE", "/proxies/t0/toxics/t", "");
+    assert_eq!(status, 204, "{body}");
+    let mut stream = connect(proxy);
+    stream.write_all(b"AAAA").expect("write");
+    let mut echoed = [0u8; 4];
+    stream.read_exact(&mut echoed).expect("the echo");
+    assert_eq!(&echoed, b"AAAA");
+    let (status, body) = http(api, "POST", "/proxies/t0/toxics", toxic);
+    assert_eq!(status, 200, "{body}");
+    stream.write_all(b"BBBB").expect("write");
+    let (status, body) = http(api, "DELETE", "/proxies/t0/toxics/t", "");
+    assert_eq!(status, 204, "{body}");
+    let _ = stream.write_all(b"CCCC");
+    let mut back = Vec::new();
+    let _ = stream.read_to_end(&mut back);
+    assert_eq!(back, b"", "no byte after the gap");
+    // Neither connection is left open (the trial's stayed active until the proxy stopped).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while summary(api, "t0")["active"] != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(summary(api, "t0")["active"], 0);
     daemon.stop();
 }
 

@@ -398,11 +398,11 @@ fault.reset = { after = "64KiB" }
     .await;
 }
 
-/// A `timeout` swallows what the client sends, its FIN too (the sink would see it and end the
-/// connection early), closes both legs when its time is up, and counts as one firing per
-/// connection, not one for the drop and one for the close.
+/// A `timeout` swallows what the client sends, closes both legs when its time is up, and counts
+/// as one firing per connection, not one for the drop and one for the close. (The client's FIN
+/// would close it at once, as Toxiproxy's timeout does: `api.rs` checks that.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_timeout_swallows_data_and_fin_then_closes_once_counted() {
+async fn a_timeout_swallows_data_then_closes_once_counted() {
     bounded("timeout after 300ms", async {
         let (sink, mut records) = sink().await;
         let running = start_proxy(
@@ -416,7 +416,6 @@ async fn a_timeout_swallows_data_and_fin_then_closes_once_counted() {
             .await
             .expect("connect to the proxy");
         client.write_all(b"never arrives").await.expect("send");
-        client.shutdown().await.expect("half-close");
         let seen = read_all(&mut client).await;
         let elapsed = started.elapsed();
         assert!(seen.bytes.is_empty(), "{seen:?}");
