@@ -714,6 +714,16 @@ impl ManagedProxy {
         compose_text(&self.base, &self.toxics)
     }
 
+    /// The names of the base scenario's rules.
+    pub fn base_rule_names(&self) -> Vec<String> {
+        if self.base.trim().is_empty() {
+            return Vec::new();
+        }
+        Scenario::from_toml(&self.base, "base", &self.name)
+            .map(|scenario| scenario.rules.into_iter().map(|rule| rule.name).collect())
+            .unwrap_or_default()
+    }
+
     /// The base scenario's text.
     pub fn base(&self) -> &str {
         &self.base

@@ -505,7 +505,12 @@ impl Registry {
     /// `POST /proxies/{name}/toxics` (200, as Toxiproxy answers).
     pub fn add_toxic(&mut self, name: &str, body: &[u8]) -> Answer {
         let proxy = self.get_mut(name)?;
-        let mut toxic = Toxic::from_create_among(body, |name| proxy.toxic(name).is_some())?;
+        // A toxic named like a rule of the base scenario would be a second rule of that name:
+        // one series twice in /metrics, two rules no log line tells apart.
+        let rules = proxy.base_rule_names();
+        let mut toxic = Toxic::from_create_among(body, |name| {
+            proxy.toxic(name).is_some() || rules.iter().any(|rule| rule == name)
+        })?;
         toxic.instance = proxy.new_instance();
         let json = toxic.to_json();
         let mut toxics = proxy.toxics_in_order();
@@ -560,6 +565,30 @@ impl Registry {
         let proxy = self.get_mut(name)?;
         let scenario = Scenario::from_toml(&text, "scenario", name)
             .map_err(|e| ApiError::new(400, e.to_string()))?;
+        // Rules are told apart by name (logs, capture notes, /metrics series): a scenario from
+        // `GET …/scenario` carries the toxics as rules, and PUT back it would double them.
+        if let Some((n, rule)) = scenario
+            .rules
+            .iter()
+            .enumerate()
+            .find(|(_, rule)| proxy.toxic(&rule.name).is_some())
+        {
+            return Err(ApiError::new(
+                400,
+                format!(
+                    "rule {} is named \"{}\", as a toxic of proxy {name}: GET /faultline/proxies/{name}/scenario shows the toxics as rules, so PUT back only the base scenario's rules (or remove the toxic first)",
+                    n + 1,
+                    rule.name
+                ),
+            ));
+        }
+        if let Some(alike) = scenario
+            .warnings()
+            .into_iter()
+            .find(|w| w.contains(" are both named "))
+        {
+            return Err(ApiError::new(400, alike));
+        }
         if let Some(upstream) = &scenario.upstream {
             if parse_upstream(proxy.upstream())? != *upstream {
                 return Err(ApiError::new(

@@ -2551,3 +2551,55 @@ fn the_docs_say_what_serve_prints_and_records() {
         md.stdout
     );
 }
+
+/// A trial PUT back what `GET …/scenario` showed (the base scenario and one rule per toxic): it
+/// was accepted, the toxic's rule was now there twice, deleting the toxic left its copy acting
+/// (the API listed no toxic, yet 50 ms of latency stayed), and /metrics had one series twice.
+/// Rules are told apart by name, so a rule named like a toxic, two rules alike, or a toxic
+/// named like a base rule are refused, and nothing changes.
+#[test]
+fn a_rule_named_like_a_toxic_or_another_rule_is_refused() {
+    let dir = TempDir::new("api-names-alike");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    create_proxy(api, "n", upstream.server.addr);
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/n/toxics",
+        r#"{"type":"latency","attributes":{"latency":50}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, shown) = http(api, "GET", "/faultline/proxies/n/scenario", "");
+    assert_eq!(status, 200, "{shown}");
+    let (status, body) = http(api, "PUT", "/faultline/proxies/n/scenario", &shown);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains(r#"rule 1 is named \"latency_downstream\", as a toxic of proxy n"#),
+        "{body}"
+    );
+    let twice = "[[rule]]\nname = \"a\"\nfault.latency = { delay = \"1ms\" }\n[[rule]]\nname = \"a\"\nfault.latency = { delay = \"2ms\" }\n";
+    let (status, body) = http(api, "PUT", "/faultline/proxies/n/scenario", twice);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains(r#"rules 1 and 2 are both named \"a\""#),
+        "{body}"
+    );
+    let (status, after) = http(api, "GET", "/faultline/proxies/n/scenario", "");
+    assert_eq!(
+        (status, after.as_str()),
+        (200, shown.as_str()),
+        "nothing changed"
+    );
+    let base = "[[rule]]\nname = \"slow\"\nfault.latency = { delay = \"1ms\" }\n";
+    let (status, body) = http(api, "PUT", "/faultline/proxies/n/scenario", base);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies/n/toxics",
+        r#"{"name":"slow","type":"latency","attributes":{"latency":5}}"#,
+    );
+    assert_eq!(status, 409, "{body}");
+    daemon.stop();
+}
