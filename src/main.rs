@@ -551,6 +551,15 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         Err(e @ server::BindError::Invalid(_)) => return Ok(report_as(e.into(), 2)),
         Err(e) => return Err(e.into()),
     };
+    // A capture folder that cannot be made fails every proxy's start: say so now, not at the
+    // first POST /proxies (a trial's `--capture afile/{name}.pcapng`, afile a file).
+    if let Some(template) = &args.capture {
+        if let Err(e) = faultline::capture::prepare_template_folder(template) {
+            eprintln!("faultline: --capture {template}: {e}");
+            api.shutdown().await;
+            return Ok(ExitCode::from(2));
+        }
+    }
     let exit_for =
         |e: &faultline::api::ApiError| ExitCode::from(if e.status == 409 { 1 } else { 2 });
     for path in &args.scenarios {

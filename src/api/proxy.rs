@@ -556,6 +556,10 @@ impl ManagedProxy {
                 }
                 return Err(match e {
                     StartError::Listen { addr, source } => listen_error(addr, &source),
+                    // Not the request's fault: say what failed on the server's side.
+                    e @ StartError::Capture(_) => {
+                        ApiError::new(400, format!("proxy {} cannot start: {e}", self.name))
+                    }
                     other => ApiError::bad_body(other),
                 });
             }

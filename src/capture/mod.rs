@@ -25,7 +25,7 @@ mod writer;
 
 pub use error::CaptureError;
 pub use event::{CaptureEvent, Leg, LegKey, Side};
-pub use path::expand_path_template;
+pub use path::{expand_path_template, prepare_template_folder};
 pub use secrets::SecretsSource;
 pub use sink::{
     CaptureFormat, CaptureMeta, CaptureSink, CaptureSummary, CaptureWriterHandle, QUEUE_BUDGET,

@@ -26,6 +26,31 @@ pub fn expand_path_template(template: &str, name: &str, start: SystemTime, pid: 
     )
 }
 
+/// Creates the folder a capture path template writes into, up to its first placeholder (a
+/// folder named by `{name}` is made per run): a template no capture could be written under is
+/// refused before any run starts.
+pub fn prepare_template_folder(template: &str) -> io::Result<()> {
+    let path = Path::new(template);
+    let Some(mut dir) = path.parent() else {
+        return Ok(());
+    };
+    while dir.to_string_lossy().contains('{') {
+        match dir.parent() {
+            Some(parent) => dir = parent,
+            None => return Ok(()),
+        }
+    }
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot create directory {}: {e}", dir.display()),
+        )
+    })
+}
+
 /// Claims the capture file `path` or, when a file is already there (a run restarted within the
 /// same second of `{time}`, or two names that [`safe_name`] makes alike), the first free one of
 /// `path` with `-2`, `-3`, … before its extension: a new run never overwrites an earlier
@@ -75,7 +100,8 @@ fn numbered(path: &Path, n: u32) -> PathBuf {
 /// with text of the template around it: the piece it fills then holds a `_`), nor hide the file,
 /// nor put a line break in it. `dvc/upload` becomes `dvc_upload`, `../../x` becomes `_._.._x`.
 pub fn safe_name(name: &str) -> String {
-    name.chars()
+    let safe: String = name
+        .chars()
         .enumerate()
         .map(|(i, c)| match c {
             '/' | '\\' => '_',
@@ -83,8 +109,23 @@ pub fn safe_name(name: &str) -> String {
             c if c.is_control() => '_',
             c => c,
         })
-        .collect()
+        .collect();
+    if safe.len() <= MAX_NAME_BYTES {
+        return safe;
+    }
+    // A file name holds 255 bytes and the template adds a time and an extension: a long name
+    // (a serve proxy's may have 256 bytes) keeps its start and a hash of the whole, so two
+    // long names alike at the start still get files of their own.
+    let mut cut = MAX_NAME_BYTES - 9;
+    while !safe.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let hash = crate::seed::key_of(name.as_bytes());
+    format!("{}-{:08x}", &safe[..cut], hash as u32)
 }
+
+/// Bytes of a name [`safe_name`] keeps in a file name.
+const MAX_NAME_BYTES: usize = 120;
 
 /// `YYYYMMDDTHHMMSSZ` for `at`; times before 1970 are written as the epoch.
 fn utc_stamp(at: SystemTime) -> String {
@@ -105,6 +146,21 @@ fn utc_stamp(at: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A serve trial's 250-byte proxy name made a capture name over 255 bytes ("File name too
+    /// long"): a long name keeps its start and a hash, and distinct names stay distinct.
+    #[test]
+    fn a_long_name_fits_a_file_name_and_stays_distinct() {
+        let a = format!("{}a", "b".repeat(249));
+        let b = format!("{}c", "b".repeat(249));
+        let (sa, sb) = (safe_name(&a), safe_name(&b));
+        assert!(sa.len() <= MAX_NAME_BYTES && sb.len() <= MAX_NAME_BYTES);
+        assert!(sa.starts_with("bbbb"), "{sa}");
+        assert_ne!(sa, sb);
+        let wide = "é".repeat(100);
+        assert!(safe_name(&wide).len() <= MAX_NAME_BYTES);
+        assert_eq!(safe_name("short"), "short");
+    }
     use std::time::Duration;
 
     #[test]

@@ -2297,6 +2297,22 @@ fn serve_exits_2_for_bad_input_and_names_what_it_cannot_start() {
         "{}",
         missing.stderr
     );
+    // A capture template no capture could be written under (a trial's: its folder a file)
+    // stops serve at start, not every POST /proxies later.
+    let file = dir.path().join("afile");
+    std::fs::write(&file, b"").expect("a file");
+    let template = format!("{}/{{name}}.pcapng", file.display());
+    let folder = serve_fails(
+        &dir,
+        "capture-folder",
+        &["127.0.0.1:0", "--capture", &template],
+    );
+    assert_eq!(code(&folder), Some(2), "{}", folder.output());
+    let said = format!(
+        "faultline: --capture {template}: cannot create directory {}: ",
+        file.display()
+    );
+    assert!(folder.stderr.contains(&said), "{}", folder.stderr);
     let nonsense = serve_fails(&dir, "api-nonsense", &["nonsense"]);
     assert_eq!(code(&nonsense), Some(2), "{}", nonsense.output());
     assert!(
