@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 use super::error::ApiError;
 use super::events::ApiEvent;
@@ -545,7 +545,11 @@ impl ManagedProxy {
             live_rules: true,
             scenario: Arc::new(scenario),
         };
-        let running = match proxy::start_on(listener, plan, CancellationToken::new()).await {
+        let span = tracing::info_span!("proxy", name = %self.name);
+        let running = match proxy::start_on(listener, plan, CancellationToken::new())
+            .instrument(span)
+            .await
+        {
             Ok(running) => running,
             Err(e) => {
                 // The run never started: the empty file claimed for it goes too.

@@ -38,7 +38,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 use crate::builtin;
 use crate::capture::{CaptureError, CaptureMeta, CaptureSink, CaptureWriterHandle};
@@ -337,7 +337,9 @@ pub async fn start_on(
         rules = shared.rules.current().rules.len(),
         "proxy started"
     );
-    let accept_loop = tokio::spawn(accept_loop(listener, shared.clone()));
+    // In the caller's span: `faultline serve` starts each proxy in one naming it, so every
+    // line a connection logs says which proxy it belongs to.
+    let accept_loop = tokio::spawn(accept_loop(listener, shared.clone()).in_current_span());
     Ok(Running {
         local_addr,
         shared,
@@ -432,10 +434,14 @@ async fn accept_loop(listener: TcpListener, shared: Arc<RunShared>) {
                 // The client's socket and the upstream leg it will need, until the task ends.
                 let claim = fd_limit::FdClaim::new(2);
                 let serve = connection::serve(stream, client_addr, ordinal, shared.clone());
-                tracker.spawn(task_guard::guarded(ordinal, shared.clone(), async move {
-                    serve.await;
-                    drop(claim);
-                }));
+                // In the accept loop's span: `faultline serve` names the proxy there.
+                tracker.spawn(
+                    task_guard::guarded(ordinal, shared.clone(), async move {
+                        serve.await;
+                        drop(claim);
+                    })
+                    .in_current_span(),
+                );
             }
             Err(e) => {
                 if let Some(held_back) = warnings.failure(tokio::time::Instant::now()) {
