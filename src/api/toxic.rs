@@ -394,7 +394,8 @@ impl Toxic {
         let name = toml::Value::String(self.name.clone());
         let mut matcher = format!("direction = \"{}\"", self.direction);
         if self.toxicity < 1.0 {
-            matcher.push_str(&format!(", probability = {:?}", f64::from(self.toxicity)));
+            // As the client wrote it (0.3), not its f32 widened (0.30000001192092896).
+            matcher.push_str(&format!(", probability = {:?}", self.toxicity));
         }
         format!("[[rule]]\nname = {name}\nmatch = {{ {matcher} }}\n{fault}\n")
     }
