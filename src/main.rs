@@ -254,6 +254,12 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         eprintln!("{e}");
         return Ok(ExitCode::from(2));
     }
+    // Where the listen address came from, for the message when it cannot be bound.
+    let listen_from = match (args.listen, scenario.listen) {
+        (Some(_), _) => "--listen".to_string(),
+        (None, Some(_)) => format!("[proxy] listen in {}", args.scenario.display()),
+        (None, None) => "the default listen address".to_string(),
+    };
     let listen = match args.listen.or(scenario.listen) {
         Some(addr) => addr,
         None => DEFAULT_LISTEN.parse().context("default listen address")?,
@@ -317,6 +323,15 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         // No CA, an exposed CA key, an uncreatable capture folder: the user's to fix before
         // anything runs, like a bad scenario (exit 2); nothing was announced or accepted.
         Err(e) if e.is_setup() => return Ok(report_as(e.into(), 2)),
+        Err(proxy::StartError::Listen { addr, source }) => {
+            let hint = if source.kind() == std::io::ErrorKind::AddrInUse {
+                "; another process holds it: pass --listen 127.0.0.1:0 for a free port (faultline prints the one it got)"
+            } else {
+                ""
+            };
+            let said = anyhow::anyhow!("cannot listen on {addr} ({listen_from}): {source}{hint}");
+            return Ok(report_as(said, 1));
+        }
         Err(e) => return Err(e.into()),
     };
     // Watch for SIGTERM before saying we listen: a supervisor may stop us right after.

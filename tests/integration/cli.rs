@@ -728,7 +728,9 @@ fn run_on_a_listen_address_in_use_exits_1_and_says_so() {
     .wait();
     assert_eq!(out.code(), Some(1), "stderr:\n{}", out.stderr);
     assert!(
-        out.stderr.contains(&format!("cannot listen on {addr}")),
+        out.stderr.contains(&format!(
+            "cannot listen on {addr} (--listen): Address already in use (os error 98); another process holds it: pass --listen 127.0.0.1:0"
+        )),
         "{}",
         out.stderr
     );
