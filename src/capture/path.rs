@@ -51,6 +51,38 @@ pub fn prepare_template_folder(template: &str) -> io::Result<()> {
     })
 }
 
+/// What [`prepare_template_folder`] would meet, without leaving a trace: `faultline check` says
+/// now what `run` would refuse at start (a folder that is a file, one that cannot be made, a
+/// template that names a folder). The folders it had to make to find out are removed again.
+pub fn probe_template_folder(template: &str) -> Result<(), String> {
+    let path = Path::new(template);
+    if !template.contains('{') && path.is_dir() {
+        return Err(format!("{template} is a folder: name a file in it"));
+    }
+    let Some(mut dir) = path.parent() else {
+        return Ok(());
+    };
+    while dir.to_string_lossy().contains('{') {
+        match dir.parent() {
+            Some(parent) => dir = parent,
+            None => return Ok(()),
+        }
+    }
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
+    let made = std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create directory {}: {e}", dir.display()));
+    for folder in missing {
+        let _ = std::fs::remove_dir(folder);
+    }
+    made
+}
+
 /// Claims the capture file `path` or, when a file is already there (a run restarted within the
 /// same second of `{time}`, or two names that [`safe_name`] makes alike), the first free one of
 /// `path` with `-2`, `-3`, … before its extension: a new run never overwrites an earlier
@@ -146,6 +178,27 @@ fn utc_stamp(at: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `check` finds what `run` refuses (a trial: `check` said ok, `run` exited 2) and leaves
+    /// no folder behind.
+    #[test]
+    fn a_probe_finds_a_folder_that_cannot_be_made_and_leaves_nothing() {
+        let root = std::env::temp_dir().join(format!("faultline-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&root).expect("temp dir");
+        let file = root.join("afile");
+        std::fs::write(&file, b"").expect("a file");
+        let under_file = format!("{}/x/{{name}}.pcapng", file.display());
+        let error = probe_template_folder(&under_file).unwrap_err();
+        assert!(error.starts_with("cannot create directory"), "{error}");
+        let folder = root.display().to_string();
+        assert!(probe_template_folder(&folder)
+            .unwrap_err()
+            .contains("is a folder"));
+        let fresh = format!("{}/new/deeper/{{name}}-{{time}}.pcapng", root.display());
+        assert_eq!(probe_template_folder(&fresh), Ok(()));
+        assert!(!root.join("new").exists(), "the probe leaves no folder");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     /// A serve trial's 250-byte proxy name made a capture name over 255 bytes ("File name too
     /// long"): a long name keeps its start and a hash, and distinct names stay distinct.

@@ -26,13 +26,22 @@ impl Scenario {
     /// the resolved ones ([`Scenario::load`] makes `[proxy.tls]` paths relative to the file).
     pub fn preflight(&self) -> Preflight {
         let mut out = Preflight::default();
-        let Some(tls) = self.tls.as_ref().filter(|t| t.intercept) else {
-            return out;
-        };
         let spans = Spans::of(&self.source);
         let error = |span: Option<&Spanned<String>>, key: &str, message: String| {
             let offset = span.map(|s| s.span().start).unwrap_or(0);
             Located::at(&self.origin, &self.source, offset, key.to_string(), message)
+        };
+        if let Some(template) = &self.capture {
+            if let Err(why) = crate::capture::path::probe_template_folder(template) {
+                out.errors.push(error(
+                    spans.capture.as_ref(),
+                    "proxy.capture",
+                    format!("{why}: `run` will refuse it"),
+                ));
+            }
+        }
+        let Some(tls) = self.tls.as_ref().filter(|t| t.intercept) else {
+            return out;
         };
         if let UpstreamTrust::File(path) = &tls.upstream_trust {
             if let Err(e) = crate::tls::client_config::roots_from_pem(path) {
