@@ -938,11 +938,14 @@ fn explain(key: &str, message: &str, text: &str) -> String {
             "a rule needs a fault: add fault.NAME = {{ … }} with NAME one of {FAULT_NAMES}"
         );
     }
-    // `fault = "reset"`: serde reads a string as a variant without its table.
+    // `fault = "reset"`: serde reads a string as a variant without its table; `fault.refuse =
+    // true` meets the fault's struct.
     if let Some((_, name)) = key.rsplit_once("].fault.") {
-        if key.starts_with("rule[") && message.contains("unit variant") {
+        let not_a_table = message.contains("unit variant")
+            || (!name.contains('.') && message.contains("expected struct "));
+        if key.starts_with("rule[") && not_a_table {
             return format!(
-                "a fault is a table of its settings, not a string: write fault.{name} = {{}} (or fault.{name} = {{ … }} with its keys)"
+                "a fault is a table of its settings, not a single value: write fault.{name} = {{}} (or fault.{name} = {{ … }} with its keys)"
             );
         }
     }
@@ -957,7 +960,42 @@ fn explain(key: &str, message: &str, text: &str) -> String {
             i64::MAX
         );
     }
-    message.to_string()
+    without_rust_types(key, message)
+}
+
+/// `message` with the Rust type names serde puts in it said in the scenario's terms
+/// ("expected struct MatchSection", "expected a nonzero u64" meant nothing to a trial's user).
+fn without_rust_types(key: &str, message: &str) -> String {
+    let mut out = message
+        .replace(
+            "expected a nonzero u64",
+            "expected a whole number of 1 or more",
+        )
+        .replace(
+            "expected u64",
+            "expected a whole number (0 or more, no quotes)",
+        )
+        .replace(
+            "expected u32",
+            "expected a whole number (0 or more, no quotes)",
+        )
+        .replace(
+            "expected u16",
+            "expected a whole number (0 or more, no quotes)",
+        )
+        .replace("expected f64", "expected a number (no quotes)")
+        .replace("expected f32", "expected a number (no quotes)");
+    if let Some(at) = out.find("expected struct ") {
+        let name_end = out[at + "expected struct ".len()..]
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .map_or(out.len(), |n| at + "expected struct ".len() + n);
+        let table = match key.rsplit('.').next().unwrap_or(key) {
+            "match" => "expected a table, such as match = { method = \"PUT\" }",
+            _ => "expected a table ({ … })",
+        };
+        out.replace_range(at..name_end, table);
+    }
+    out
 }
 
 /// The key written just before the value at byte `offset` (`after = 1…` gives `after`), for
@@ -1039,6 +1077,36 @@ mod tests {
         match Scenario::from_toml(text, "s.toml", "s") {
             Err(ScenarioError::Invalid(located)) => located,
             other => panic!("expected an invalid scenario, got {other:?}"),
+        }
+    }
+
+    /// A trial met Rust's type names in errors: "expected struct Refuse", "expected struct
+    /// MatchSection", "expected a nonzero u64", "expected u64". They are said in the file's terms.
+    #[test]
+    fn errors_say_no_rust_type_names() {
+        for (text, says) in [
+            (
+                "[[rule]]\nfault.refuse = true\n",
+                "a fault is a table of its settings, not a single value: write fault.refuse = {}",
+            ),
+            (
+                "[[rule]]\nmatch = \"PUT\"\nfault.reset = {}\n",
+                "expected a table, such as match = { method = \"PUT\" }",
+            ),
+            (
+                "[[rule]]\nmatch = { every = 0 }\nfault.reset = {}\n",
+                "expected a whole number of 1 or more",
+            ),
+            (
+                "seed = \"7\"\n",
+                "expected a whole number (0 or more, no quotes)",
+            ),
+        ] {
+            let error = error_of(text).to_string();
+            assert!(error.contains(says), "{text:?}: {error}");
+            for rust in ["struct", "u64", "u32", "f64"] {
+                assert!(!error.contains(rust), "{text:?}: {error}");
+            }
         }
     }
 
