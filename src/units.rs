@@ -192,7 +192,7 @@ const SIZE_UNITS: &str =
 /// Bytes per unit of a size unit, in any case (`mb`, `MB`, `Mb` are all megabytes: sizes in
 /// scenario files are never bits).
 fn size_multiplier(unit: &str) -> Option<u64> {
-    Some(match unit.to_ascii_lowercase().as_str() {
+    Some(match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" | "byte" | "bytes" => 1,
         "k" | "kb" => 1_000,
         "ki" | "kib" => 1 << 10,
@@ -222,6 +222,42 @@ fn whole_bytes(text: &str, number: &str, multiplier: u64, per: &str) -> Result<u
     }
 }
 
+/// Refuses a prefix without `B` or `iB` (`64K`: 65536 to curl and dd, 64000 to SI) rather than
+/// guess, naming both spellings and what each means; `per` follows them (`/s` in a rate).
+fn bare_prefix(text: &str, number: &str, unit: &str, per: &str) -> Result<(), String> {
+    if !matches!(unit.to_ascii_lowercase().as_str(), "k" | "m" | "g" | "t") {
+        return Ok(());
+    }
+    let prefix = unit.to_ascii_uppercase();
+    let spelled = |suffix: &str| {
+        let spelling = format!("{number}{prefix}{suffix}");
+        let bytes = size_multiplier(suffix_unit(&prefix, suffix))
+            .and_then(|m| scaled(number, m).ok())
+            .map_or(String::new(), |(b, _)| format!(" ({b} bytes{per})"));
+        format!("\"{spelling}{per}\"{bytes}")
+    };
+    Err(format!(
+        "invalid {} {text:?}: {unit} alone is ambiguous (curl and dd read it as 1024, SI as 1000): write {} or {}",
+        if per.is_empty() { "size" } else { "rate" },
+        spelled("iB"),
+        spelled("B")
+    ))
+}
+
+/// The unit `prefix` and `suffix` spell (`K` and `iB`: `KiB`).
+fn suffix_unit(prefix: &str, suffix: &str) -> &'static str {
+    match (prefix, suffix) {
+        ("K", "iB") => "kib",
+        ("M", "iB") => "mib",
+        ("G", "iB") => "gib",
+        ("T", "iB") => "tib",
+        ("K", _) => "kb",
+        ("M", _) => "mb",
+        ("G", _) => "gb",
+        _ => "tb",
+    }
+}
+
 /// Parses a size such as `"64KiB"`; decimal (`KB`) and binary (`KiB`) prefixes both exist in the
 /// wild, so both are accepted, in any case, and mean what they say.
 pub fn parse_size(text: &str) -> Result<ByteSize, String> {
@@ -239,6 +275,7 @@ pub fn parse_size(text: &str) -> Result<ByteSize, String> {
     if scaled(&number, 1) == Err(Scaled::Invalid) {
         return Err(bad());
     }
+    bare_prefix(text, &number, unit, "")?;
     whole_bytes(text, &number, multiplier, "size").map(ByteSize)
 }
 
@@ -310,6 +347,7 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
         if scaled(&number, 1) == Err(Scaled::Invalid) {
             return Err(bad());
         }
+        bare_prefix(text, &number, unit, "/s")?;
         whole_bytes(text, &number, multiplier, "rate")?
     };
     if bytes == 0 {
@@ -419,6 +457,23 @@ impl<'de> Deserialize<'de> for Probability {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A trial's `after = "64K"` reset at 64000 bytes, where curl and dd mean 65536: a prefix
+    /// without B or iB is refused with both spellings and what each means.
+    #[test]
+    fn a_bare_prefix_is_refused_with_both_meanings() {
+        let error = parse_size("64K").unwrap_err();
+        assert!(
+            error.contains(r#"write "64KiB" (65536 bytes) or "64KB" (64000 bytes)"#),
+            "{error}"
+        );
+        assert!(parse_size("1m")
+            .unwrap_err()
+            .contains(r#""1MiB" (1048576 bytes)"#));
+        assert!(parse_rate("256K/s").is_err());
+        assert_eq!(parse_size("64Ki").map(|b| b.0), Ok(65_536));
+        assert_eq!(parse_size("64KB").map(|b| b.0), Ok(64_000));
+    }
 
     /// Issue 15: `1mbit/s` where a size belongs was only "an invalid size"; `64kb` where a rate
     /// belongs did not say that `/s` was missing.
