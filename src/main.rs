@@ -478,9 +478,20 @@ fn ca(command: CaCommand) -> ExitCode {
                         Ok(tightened) => tightened,
                         Err(e) => return failed(e),
                     };
+                    let bundle = dir.bundle_path();
+                    let roots = match faultline::tls::trust_vars::write_bundle(
+                        &bundle,
+                        &ca.certificate().der,
+                    ) {
+                        Ok(roots) => roots,
+                        Err(e) => {
+                            eprintln!("faultline: cannot write {}: {e}", bundle.display());
+                            return ExitCode::from(2);
+                        }
+                    };
                     faultline::say_raw!(
                         "{}",
-                        ca_report::init_report(&dir, ca.certificate(), created, tightened)
+                        ca_report::init_report(&dir, ca.certificate(), created, tightened, roots)
                     );
                     ExitCode::SUCCESS
                 }

@@ -13,6 +13,8 @@ use crate::tls::TlsError;
 pub const CERT_FILE: &str = "ca.pem";
 /// The private key: mode 0600, never leaves the folder.
 pub const KEY_FILE: &str = "ca-key.pem";
+/// The trust bundle's file name in the CA folder.
+pub const BUNDLE_FILE: &str = "bundle.pem";
 
 /// The CA folder and its two files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +66,12 @@ impl CaDir {
     /// `ca.pem`: the certificate.
     pub fn cert_path(&self) -> PathBuf {
         self.dir.join(CERT_FILE)
+    }
+
+    /// `bundle.pem`: the machine's trust roots and the CA, for the variables that replace a
+    /// client's roots (see [`crate::tls::trust_vars::write_bundle`]).
+    pub fn bundle_path(&self) -> PathBuf {
+        self.dir.join(BUNDLE_FILE)
     }
 
     /// `ca-key.pem`: the private key.

@@ -15,6 +15,7 @@ pub fn init_report(
     cert: &CaCertificate,
     created: Created,
     tightened: Option<u32>,
+    bundle_roots: usize,
 ) -> String {
     let what = match created {
         Created::New => "created a new CA in",
@@ -29,15 +30,19 @@ pub fn init_report(
          # certificate: {}\n\
          # SHA-256 fingerprint: {}\n\
          # valid until {}\n\
+         # trust bundle: {} (this machine's roots and the CA: {bundle_roots} certificates)\n\
          # Make the clients that go through faultline trust it (paste these lines, or run\n\
-         # eval \"$(faultline ca init)\"); the key {} stays private.\n\
+         # eval \"$(faultline ca init)\"); the key {} stays private. The bundle keeps every\n\
+         # other HTTPS server reachable from that shell (run `ca init` again after the\n\
+         # machine's roots change).\n\
          {}",
         dir.dir().display(),
         cert.path.display(),
         cert.fingerprint(),
         cert.not_after.date(),
+        dir.bundle_path().display(),
         dir.key_path().display(),
-        export_lines(&cert.path)
+        export_lines(&cert.path, &dir.bundle_path())
     )
 }
 
@@ -66,7 +71,7 @@ mod tests {
         let dir = CaDir::new(tmp.path());
         let (ca, created) =
             CertificateAuthority::init(&dir, time::OffsetDateTime::now_utc()).unwrap();
-        let text = init_report(&dir, ca.certificate(), created, Some(0o755));
+        let text = init_report(&dir, ca.certificate(), created, Some(0o755), 2);
         assert!(
             text.lines()
                 .all(|l| l.starts_with('#') || l.starts_with("export ")),

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use rustls::pki_types::CertificateDer;
+
 /// Each variable and the clients that read it. All of them replace the client's default bundle,
 /// which is right for a client whose every TLS connection goes through faultline.
 pub const TRUST_VARS: &[(&str, &str)] = &[
@@ -24,15 +26,51 @@ pub const TRUST_VARS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The variable whose clients add the file to their built-in roots (the CA alone does).
+const ADDS_TO_ROOTS: &str = "NODE_EXTRA_CA_CERTS";
+
 /// `export NAME='PATH'` for every variable in [`TRUST_VARS`], each preceded by a comment naming
-/// its clients, so the text can be pasted or given to `eval` as it is.
-pub fn export_lines(cert: &Path) -> String {
-    let quoted = shell_quote(&cert.display().to_string());
+/// its clients, so the text can be pasted or given to `eval` as it is. The variables that
+/// replace a client's roots name `bundle` (the machine's roots and faultline's CA): a shell
+/// that evaluated them still reaches every other HTTPS server, and so does faultline's own
+/// upstream check, which reads `SSL_CERT_FILE` too. Node's adds `cert` to its roots.
+pub fn export_lines(cert: &Path, bundle: &Path) -> String {
     let mut text = String::new();
     for (name, clients) in TRUST_VARS {
+        let file = if *name == ADDS_TO_ROOTS { cert } else { bundle };
+        let quoted = shell_quote(&file.display().to_string());
         text.push_str(&format!("# {clients}\nexport {name}={quoted}\n"));
     }
     text
+}
+
+/// Writes `bundle`: the machine's trust roots (as `SSL_CERT_FILE`/`SSL_CERT_DIR` say, once
+/// each) followed by faultline's CA `ca`, as PEM. Written to a temporary name and renamed, so a
+/// shell reading it meanwhile never sees half a bundle.
+pub fn write_bundle(bundle: &Path, ca: &CertificateDer<'_>) -> std::io::Result<usize> {
+    use base64::Engine as _;
+    let found = rustls_native_certs::load_native_certs();
+    let mut seen: Vec<&[u8]> = Vec::new();
+    let mut pem = String::new();
+    let mut roots = 0;
+    for cert in found.certs.iter().map(|c| c.as_ref()).chain([ca.as_ref()]) {
+        if seen.contains(&cert) {
+            continue;
+        }
+        seen.push(cert);
+        roots += 1;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(cert);
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in encoded.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    let partial = bundle.with_extension("pem.partial");
+    std::fs::write(&partial, pem)?;
+    std::fs::rename(&partial, bundle)?;
+    Ok(roots)
 }
 
 /// Single-quotes `text` for a POSIX shell (a `'` inside becomes `'\''`).
@@ -46,10 +84,20 @@ mod tests {
 
     #[test]
     fn every_variable_is_exported_with_the_quoted_path() {
-        let text = export_lines(Path::new("/home/u/it's here/ca.pem"));
+        let text = export_lines(
+            Path::new("/home/u/it's here/ca.pem"),
+            Path::new("/home/u/it's here/bundle.pem"),
+        );
         for (name, _) in TRUST_VARS {
+            let file = if *name == ADDS_TO_ROOTS {
+                "ca"
+            } else {
+                "bundle"
+            };
             assert!(
-                text.contains(&format!("export {name}='/home/u/it'\\''s here/ca.pem'\n")),
+                text.contains(&format!(
+                    "export {name}='/home/u/it'\\''s here/{file}.pem'\n"
+                )),
                 "{name} missing in {text}"
             );
         }

@@ -164,7 +164,14 @@ fn ca_init_creates_a_private_ca_once_and_ca_show_describes_it() {
         "NODE_EXTRA_CA_CERTS",
         "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
     ] {
-        let line = format!("export {var}='{}'\n", cert.display());
+        // Node adds its file to its own roots: the CA alone; the others replace theirs: the
+        // bundle of the machine's roots and the CA.
+        let file = if var == "NODE_EXTRA_CA_CERTS" {
+            cert.clone()
+        } else {
+            dir.join("bundle.pem")
+        };
+        let line = format!("export {var}='{}'\n", file.display());
         assert!(
             first.stdout.contains(&line),
             "no {line:?} in {}",
@@ -217,8 +224,18 @@ fn ca_init_output_can_be_given_to_eval() {
         .env("FAULTLINE_CA_DIR", &dir);
     let out = run_tool(command, "bash eval faultline ca init");
     assert_eq!(out.code(), Some(0), "{}", out.output());
-    let cert = dir.join("ca.pem").display().to_string();
-    assert_eq!(out.stdout, format!("{cert}\n{cert}\n"));
+    let bundle = dir.join("bundle.pem").display().to_string();
+    assert_eq!(out.stdout, format!("{bundle}\n{bundle}\n"));
+    // Trials found that the variables, once they named ca.pem alone, left that shell trusting
+    // nothing else (Python's default context: 1 CA instead of the machine's ~140) and failed
+    // faultline's own upstream checks. The bundle holds the machine's roots and the CA.
+    let bundle = std::fs::read_to_string(dir.join("bundle.pem")).expect("the bundle");
+    let ca = std::fs::read_to_string(dir.join("ca.pem")).expect("the CA");
+    let roots = bundle.matches("-----BEGIN CERTIFICATE-----").count();
+    assert!(roots > 10, "{roots} certificates: the machine's roots are missing");
+    let ca_body: String = ca.lines().filter(|l| !l.starts_with("-----")).collect();
+    let bundle_body: String = bundle.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(bundle_body.contains(&ca_body), "the CA is in the bundle");
 }
 
 #[test]
@@ -259,7 +276,7 @@ fn ca_init_prints_absolute_paths_tightens_the_folder_and_takes_a_dir() {
         .current_dir(tmp.path());
     let out = run_tool(command, "faultline ca init (relative)");
     assert_eq!(out.code(), Some(0), "{}", out.output());
-    let cert = tmp.path().join("relca/ca.pem");
+    let cert = tmp.path().join("relca/bundle.pem");
     assert!(
         out.stdout
             .contains(&format!("export SSL_CERT_FILE='{}'\n", cert.display())),
