@@ -166,7 +166,7 @@ fn classify_certificate(error: &CertificateError) -> (UpstreamFailureKind, Strin
         } => (
             K::NameMismatch,
             format!(
-                "the upstream's certificate is for {}, not {}",
+                "the upstream's certificate is for {}, not {}: name the upstream by a name it is for, or set upstream_verify = false to accept it anyway",
                 if presented.is_empty() {
                     "no name".to_string()
                 } else {
@@ -247,10 +247,12 @@ pub fn bad_gateway_response(upstream: &str, failure: &UpstreamFailure) -> Vec<u8
 /// A presented name as rustls spells it (`DnsName("other.test")`, Rust debug text) as users
 /// write it (`other.test`); other spellings stay as they are.
 fn unquoted(name: &str) -> &str {
-    match (name.find("(\""), name.rfind("\")")) {
-        (Some(open), Some(close)) if open + 2 <= close => &name[open + 2..close],
+    // rustls presents `DnsName("localhost")` and `IpAddress(127.0.0.1)`: the name inside.
+    let inner = match (name.find('('), name.strip_suffix(')')) {
+        (Some(open), Some(body)) if open < body.len() => &body[open + 1..],
         _ => name,
-    }
+    };
+    inner.trim_matches('"')
 }
 
 #[cfg(test)]
@@ -284,12 +286,18 @@ mod tests {
         let mismatch = UpstreamFailure::from_rustls(&rustls::Error::InvalidCertificate(
             CertificateError::NotValidForNameContext {
                 expected: ServerName::try_from("up.test").unwrap(),
-                presented: vec!["DnsName(\"other.test\")".into()],
+                presented: vec![
+                    "DnsName(\"other.test\")".into(),
+                    "IpAddress(127.0.0.1)".into(),
+                ],
             },
         ));
         assert!(mismatch.detail.contains("up.test"), "{mismatch}");
+        // A trial read `IpAddress(127.0.0.1)`: names as a user writes them.
         assert!(
-            mismatch.detail.contains("is for other.test, not up.test"),
+            mismatch
+                .detail
+                .contains("is for other.test, 127.0.0.1, not up.test: name the upstream"),
             "{mismatch}"
         );
         let expired = UpstreamFailure::from_rustls(&rustls::Error::InvalidCertificate(
