@@ -184,7 +184,9 @@ impl Http1Session {
             self.candidates = scenario
                 .rules_for_connection(&self.facts, self.seed)
                 .into_iter()
-                .filter(|&i| scenario.rules[i].is_http())
+                // HTTP/2's own faults (RST_STREAM, GOAWAY, grpc-status) never act on HTTP/1: a
+                // trial saw rst_stream reset an HTTP/1.1 connection, logged as a stream reset.
+                .filter(|&i| scenario.rules[i].is_http() && !scenario.rules[i].fault.is_h2_only())
                 .collect();
             self.candidates_from = Some(scenario.clone());
         }
@@ -665,6 +667,27 @@ mod tests {
         let (answer, mark) = session.take_ready_answer().expect("an answer owed");
         assert!(answer.starts_with(b"HTTP/1.1 503 "));
         assert!(mark.note.contains("503"), "{}", mark.note);
+    }
+
+    /// A trial's `rst_stream` on an `auto` listener reset an HTTP/1.1 connection (logged as
+    /// "reset the stream (REFUSED_STREAM)") and `grpc_status` matched without firing: HTTP/2's
+    /// own faults never act on HTTP/1 requests.
+    #[test]
+    fn http2_faults_leave_http1_requests_alone() {
+        let rules = scenario(
+            "[[rule]]\nmatch = { path = \"/x\" }\nfault.rst_stream = { after = 0, code = \"REFUSED_STREAM\" }\n[[rule]]\nmatch = { path = \"/x\" }\nfault.grpc_status = { code = 14 }\n",
+        );
+        let mut session = Http1Session::new(false, 1, ConnectionFacts::ordinal(1));
+        let request = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
+        let plan = plan_requests(&mut session, &rules, request);
+        assert_eq!(apply(&plan, request), (request.to_vec(), false));
+        assert!(
+            plan.steps
+                .iter()
+                .all(|s| matches!(s, Step::Send { mark: None, .. })),
+            "{:?}",
+            plan.steps
+        );
     }
 
     #[test]

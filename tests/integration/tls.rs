@@ -232,7 +232,10 @@ fn ca_init_output_can_be_given_to_eval() {
     let bundle = std::fs::read_to_string(dir.join("bundle.pem")).expect("the bundle");
     let ca = std::fs::read_to_string(dir.join("ca.pem")).expect("the CA");
     let roots = bundle.matches("-----BEGIN CERTIFICATE-----").count();
-    assert!(roots > 10, "{roots} certificates: the machine's roots are missing");
+    assert!(
+        roots > 10,
+        "{roots} certificates: the machine's roots are missing"
+    );
     let ca_body: String = ca.lines().filter(|l| !l.starts_with("-----")).collect();
     let bundle_body: String = bundle.lines().filter(|l| !l.starts_with("-----")).collect();
     assert!(bundle_body.contains(&ca_body), "the CA is in the bundle");
