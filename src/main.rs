@@ -61,7 +61,10 @@ fn main() -> ExitCode {
             };
             let mut page = Vec::new();
             let page_of = page_of.clone().version(env!("CARGO_PKG_VERSION"));
-            match clap_mangen::Man::new(page_of).render(&mut page) {
+            // The footer names the program, not the subcommand ("run 0.1.0").
+            let man = clap_mangen::Man::new(page_of)
+                .source(format!("faultline {}", env!("CARGO_PKG_VERSION")));
+            match man.render(&mut page) {
                 Ok(()) => write_stdout(&page, "cannot write the man page"),
                 Err(e) => report(anyhow::Error::from(e).context("cannot render the man page")),
             }

@@ -1118,11 +1118,12 @@ fn every_page_the_man_page_names_can_be_printed() {
         assert!(named.iter().any(|n| n == name), "{name}: {named:?}");
         let page = faultline(&["man", name]);
         assert_eq!(page.code(), Some(0), "man {name}: {}", page.stderr);
-        assert!(
-            page.stdout.contains(&format!(".TH faultline-{name} 1")),
-            "man {name}:\n{}",
-            page.stdout
+        // The footer names the program (a trial read "run 0.1.0").
+        let title = format!(
+            ".TH faultline-{name} 1  \"faultline {}\"",
+            env!("CARGO_PKG_VERSION")
         );
+        assert!(page.stdout.contains(&title), "man {name}:\n{}", page.stdout);
     }
     let nested = faultline(&["man", "ca", "init"]);
     assert_eq!(nested.code(), Some(0), "{}", nested.stderr);
