@@ -347,7 +347,7 @@ impl ManagedProxy {
             "{{\"name\":{},\"listen\":{},\"upstream\":{},\"enabled\":{},\"Logger\":{{}},\"toxics\":[{}]}}",
             json_string(&self.name),
             json_string(&self.listen),
-            json_string(&self.upstream),
+            json_string(&self.shown_upstream()),
             self.enabled(),
             toxics.join(",")
         )
@@ -720,6 +720,23 @@ impl ManagedProxy {
     /// The scenario in force, as TOML: the base scenario, then one rule per toxic.
     pub fn scenario_text(&self) -> String {
         compose_text(&self.base, &self.toxics)
+    }
+
+    /// The upstream as the API shows it: a forward proxy's clients name theirs.
+    pub fn shown_upstream(&self) -> String {
+        if self.is_forward() {
+            UpstreamSpec::PerRequest.to_string()
+        } else {
+            self.upstream.clone()
+        }
+    }
+
+    /// Whether the base scenario makes the proxy a forward proxy (`mode = "forward"`): its
+    /// clients name each upstream, so it has none of its own.
+    pub fn is_forward(&self) -> bool {
+        !self.base.trim().is_empty()
+            && Scenario::from_toml(&self.base, "base", &self.name)
+                .is_ok_and(|scenario| scenario.mode == crate::scenario::schema::Mode::Forward)
     }
 
     /// The names of the base scenario's rules.

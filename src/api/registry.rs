@@ -289,10 +289,21 @@ impl Registry {
         let proxy = self.get_mut(name)?;
         let object = object_of(parse_json(body)?, "the proxy")?;
         let listen = string_of(&object, "listen")?.unwrap_or_else(|| proxy.listen().to_string());
-        let upstream =
-            string_of(&object, "upstream")?.unwrap_or_else(|| proxy.upstream().to_string());
+        let upstream = match string_of(&object, "upstream")? {
+            // What GET showed of a forward proxy, given back: unchanged.
+            Some(shown) if shown == proxy.shown_upstream() => proxy.upstream().to_string(),
+            Some(upstream) => upstream,
+            None => proxy.upstream().to_string(),
+        };
         let enabled = bool_of(&object, "enabled")?.unwrap_or(proxy.enabled());
         if upstream != proxy.upstream() {
+            if proxy.is_forward() {
+                // A trial's 200 here reported the new upstream while the proxy stayed a forward
+                // proxy (plain requests still got 400): one state, or a refusal.
+                return Err(ApiError::bad_body(format!(
+                    "proxy {name} is a forward proxy (mode = \"forward\" in its scenario): its clients name each upstream; PUT /faultline/proxies/{name}/scenario without mode = \"forward\" first"
+                )));
+            }
             // (The one a forward proxy shows, "per request", is no address to give.)
             parse_upstream(&upstream)?;
         }

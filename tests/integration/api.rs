@@ -2619,3 +2619,35 @@ fn a_rule_named_like_a_toxic_or_another_rule_is_refused() {
     assert_eq!(status, 409, "{body}");
     daemon.stop();
 }
+
+/// A trial's `POST /proxies/fwd {"upstream":…}` on a forward proxy answered 200 with the new
+/// upstream while the proxy stayed a forward proxy (plain requests still got 400), and a proxy a
+/// scenario PUT made a forward proxy kept showing its old upstream. The API shows a forward
+/// proxy's upstream as per request, takes that back unchanged, and refuses another.
+#[test]
+fn a_forward_proxy_shows_no_upstream_of_its_own_and_refuses_one() {
+    let dir = TempDir::new("api-forward-upstream");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    create_proxy(api, "fwd", upstream.server.addr);
+    let (status, body) = http(
+        api,
+        "PUT",
+        "/faultline/proxies/fwd/scenario",
+        "[proxy]\nmode = \"forward\"\n",
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, shown) = http(api, "GET", "/proxies/fwd", "");
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(
+        json(&shown)["upstream"],
+        "per request (forward proxy)",
+        "{shown}"
+    );
+    let (status, body) = http(api, "POST", "/proxies/fwd", &shown);
+    assert_eq!(status, 200, "what GET showed goes back unchanged: {body}");
+    let (status, body) = http(api, "POST", "/proxies/fwd", r#"{"upstream":"127.0.0.1:9"}"#);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("is a forward proxy"), "{body}");
+    daemon.stop();
+}
