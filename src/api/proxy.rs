@@ -678,9 +678,11 @@ impl ManagedProxy {
             .map(|p| json_string(&p.display().to_string()))
             .unwrap_or_else(|| "null".to_string());
         let Some(summary) = summary else {
+            // Never ran: the text says so as a run's summary would (a trial read "text":"").
             return format!(
-                "{{\"proxy\":{},\"enabled\":false,\"seed\":{seed},\"capture\":null,\"connections\":0,\"active\":0,\"upstream_failures\":0,\"panics\":0,\"bytes\":{{\"client->upstream\":0,\"upstream->client\":0}},\"rules\":[],\"text\":\"\"}}",
-                json_string(&self.name)
+                "{{\"proxy\":{},\"enabled\":false,\"seed\":{seed},\"capture\":null,\"connections\":0,\"active\":0,\"upstream_failures\":0,\"panics\":0,\"bytes\":{{\"client->upstream\":0,\"upstream->client\":0}},\"rules\":[],\"text\":{}}}",
+                json_string(&self.name),
+                json_string(&RunSummary::default().to_string())
             );
         };
         let active = self

@@ -141,7 +141,7 @@ impl RunStats {
 }
 
 /// What a run did, printed at exit.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunSummary {
     /// Accepted client connections.
     pub connections: u64,
