@@ -26,23 +26,23 @@ pub fn expand_path_template(template: &str, name: &str, start: SystemTime, pid: 
     )
 }
 
+/// The folder a capture path template writes into, up to its first placeholder (`None`: the
+/// current folder, or a placeholder from the start).
+fn fixed_folder(template: &str) -> Option<&Path> {
+    let mut dir = Path::new(template).parent()?;
+    while dir.to_string_lossy().contains('{') {
+        dir = dir.parent()?;
+    }
+    (!dir.as_os_str().is_empty()).then_some(dir)
+}
+
 /// Creates the folder a capture path template writes into, up to its first placeholder (a
 /// folder named by `{name}` is made per run): a template no capture could be written under is
 /// refused before any run starts.
 pub fn prepare_template_folder(template: &str) -> io::Result<()> {
-    let path = Path::new(template);
-    let Some(mut dir) = path.parent() else {
+    let Some(dir) = fixed_folder(template) else {
         return Ok(());
     };
-    while dir.to_string_lossy().contains('{') {
-        match dir.parent() {
-            Some(parent) => dir = parent,
-            None => return Ok(()),
-        }
-    }
-    if dir.as_os_str().is_empty() {
-        return Ok(());
-    }
     std::fs::create_dir_all(dir).map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -55,22 +55,12 @@ pub fn prepare_template_folder(template: &str) -> io::Result<()> {
 /// now what `run` would refuse at start (a folder that is a file, one that cannot be made, a
 /// template that names a folder). The folders it had to make to find out are removed again.
 pub fn probe_template_folder(template: &str) -> Result<(), String> {
-    let path = Path::new(template);
-    if !template.contains('{') && path.is_dir() {
+    if !template.contains('{') && Path::new(template).is_dir() {
         return Err(format!("{template} is a folder: name a file in it"));
     }
-    let Some(mut dir) = path.parent() else {
+    let Some(dir) = fixed_folder(template).filter(|dir| !dir.is_dir()) else {
         return Ok(());
     };
-    while dir.to_string_lossy().contains('{') {
-        match dir.parent() {
-            Some(parent) => dir = parent,
-            None => return Ok(()),
-        }
-    }
-    if dir.as_os_str().is_empty() || dir.is_dir() {
-        return Ok(());
-    }
     let missing: Vec<&Path> = dir
         .ancestors()
         .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
