@@ -598,6 +598,23 @@ mod helpers {
         .expect("the curl thread")
     }
 
+    /// `curl -T file url`, verbose (its stderr shows `Expect` and the interim responses), the
+    /// status code as its stdout.
+    pub async fn curl_upload(file: &Path, url: String) -> ToolOutput {
+        curl(vec![
+            "-sS".into(),
+            "-v".into(),
+            "-T".into(),
+            file.display().to_string(),
+            "-w".into(),
+            "%{http_code}".into(),
+            "-o".into(),
+            "/dev/null".into(),
+            url,
+        ])
+        .await
+    }
+
     /// Runs `command` to completion, reading its output meanwhile; kills it (by its PID, through
     /// its handle) and fails the test if it takes longer than [`TOOL_LIMIT`].
     fn run_bounded(mut command: Command, what: &str) -> ToolOutput {
@@ -1689,18 +1706,7 @@ fault.latency = { delay = "1ms" }
         let data = random_bytes(2 * MIB, 100);
         let file = h.dir.path().join("upload.bin");
         std::fs::write(&file, &data).expect("write the upload file");
-        let out = curl(vec![
-            "-sS".into(),
-            "-v".into(),
-            "-T".into(),
-            file.display().to_string(),
-            "-w".into(),
-            "%{http_code}".into(),
-            "-o".into(),
-            "/dev/null".into(),
-            format!("http://{}/files/via-curl", h.proxy),
-        ])
-        .await;
+        let out = curl_upload(&file, format!("http://{}/files/via-curl", h.proxy)).await;
         assert!(out.status.success(), "curl failed: {}", out.stderr);
         assert_eq!(out.stdout.trim(), "201", "{}", out.stderr);
         assert!(
@@ -1747,19 +1753,7 @@ fault.respond = { status = 500, after = "request-body" }
         let data = random_bytes(2 * MIB, 101);
         let file = h.dir.path().join("upload.bin");
         std::fs::write(&file, &data).expect("write the upload file");
-        let put = || {
-            curl(vec![
-                "-sS".into(),
-                "-v".into(),
-                "-T".into(),
-                file.display().to_string(),
-                "-w".into(),
-                "%{http_code}".into(),
-                "-o".into(),
-                "/dev/null".into(),
-                format!("http://{}/files/continued", h.proxy),
-            ])
-        };
+        let put = || curl_upload(&file, format!("http://{}/files/continued", h.proxy));
         let first = put().await;
         assert_eq!(first.stdout.trim(), "500", "{}", first.stderr);
         assert!(
