@@ -458,21 +458,54 @@ async fn streams_opened_after_a_graceful_goaway_are_refused_and_never_reach_ngin
 /// Regression (user trial, issue 10): with `graceful = false`, the upstream's GOAWAY sometimes
 /// never left: it waited in the idle client->upstream direction while the close rode the other
 /// direction and won. Each of many runs must show, in the capture, a GOAWAY to nginx and one to
-/// the client before the close.
+/// the client before the close, whether the GOAWAY fires on a request (python-h2's GET) or on a
+/// timer while the connection is idle (a raw client that waits for the close; the timer fills
+/// both directions' outboxes at once, the race the trial met).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_goaway_that_closes_always_reaches_nginx_and_the_client() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     tokio::time::timeout(LIMIT, async {
         let dir = TempDir::new("h2-goaway-close");
-        let root = web_root(dir.path(), &[("hi.txt", HI)]);
+        let root = web_root(dir.path(), &[("hi.txt", HI), ("index.html", HI)]);
         let nginx = NginxH2c::start(dir.path(), &root);
-        let rules =
-            "[[rule]]\nname = \"closes\"\nfault.goaway = { after_streams = 1, graceful = false }\n";
         let port = nginx.0.addr.port();
-        for run in 0..RUNS {
+        for run in 0..2 * RUNS {
+            let on_timer = run % 2 == 1;
+            let trigger = if on_timer {
+                "at = \"100ms\""
+            } else {
+                "after_streams = 1"
+            };
+            let rules = format!(
+                "[[rule]]\nname = \"closes\"\nfault.goaway = {{ {trigger}, graceful = false }}\n"
+            );
             let capture = dir.path().join(format!("close-{run}.pcapng"));
-            let mut proxy = Proxy::start(nginx.spec(), "", rules, Some(capture.clone())).await;
+            let mut proxy = Proxy::start(nginx.spec(), "", &rules, Some(capture.clone())).await;
             let listen = proxy.addr.port();
-            let (_, lines, _) = strict_client_run(proxy.addr, &["/hi.txt"], dir.path()).await;
+            let lines = if on_timer {
+                let mut stream = tokio::net::TcpStream::connect(proxy.addr)
+                    .await
+                    .expect("connect to faultline");
+                let hello = [
+                    crate::h2::bad_peers::PREFACE.to_vec(),
+                    crate::h2::bad_peers::settings(),
+                    crate::h2::bad_peers::get_request(1),
+                ]
+                .concat();
+                stream.write_all(&hello).await.expect("send a request");
+                let mut got = Vec::new();
+                // Until faultline closes (bounded by the test's limit).
+                let _ = stream.read_to_end(&mut got).await;
+                drop(stream);
+                vec![format!(
+                    "{:?}",
+                    raw_frames(&got).iter().map(|f| f.0).collect::<Vec<_>>()
+                )]
+            } else {
+                strict_client_run(proxy.addr, &["/hi.txt"], dir.path())
+                    .await
+                    .1
+            };
             let summary = proxy.finish().await;
             assert_eq!(fired(&summary, "closes"), 1, "run {run}");
             let all = segments(&capture, &[port, listen]);
@@ -499,6 +532,69 @@ async fn a_goaway_that_closes_always_reaches_nginx_and_the_client() {
             );
         }
         nginx.0.stop();
+    })
+    .await
+    .unwrap_or_else(|_| panic!("did not finish within {LIMIT:?}"));
+}
+
+/// The same race without a capture (whose writes let the other direction catch up): a raw
+/// upstream records every byte faultline sent it, and each run must hold a GOAWAY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_goaway_that_closes_always_reaches_a_raw_upstream_without_a_capture() {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::time::timeout(LIMIT, async {
+        let received: Arc<Mutex<Vec<Vec<u8>>>> = Arc::new(Mutex::new(Vec::new()));
+        let recorded = received.clone();
+        let upstream = crate::support::upstream::serve(move |mut stream| {
+            let recorded = recorded.clone();
+            async move {
+                let _ = stream.write_all(&crate::h2::bad_peers::settings()).await;
+                let mut got = Vec::new();
+                let _ = stream.read_to_end(&mut got).await;
+                recorded.lock().expect("lock").push(got);
+            }
+        })
+        .await;
+        for run in 0..2 * RUNS {
+            let trigger = if run % 2 == 1 {
+                "at = \"50ms\""
+            } else {
+                "after_streams = 1"
+            };
+            let rules = format!(
+                "[[rule]]\nname = \"closes\"\nfault.goaway = {{ {trigger}, graceful = false }}\n"
+            );
+            let mut proxy = Proxy::start(upstream.spec(), "", &rules, None).await;
+            let mut stream = tokio::net::TcpStream::connect(proxy.addr)
+                .await
+                .expect("connect to faultline");
+            let hello = [
+                crate::h2::bad_peers::PREFACE.to_vec(),
+                crate::h2::bad_peers::settings(),
+                crate::h2::bad_peers::get_request(1),
+            ]
+            .concat();
+            stream.write_all(&hello).await.expect("send a request");
+            let mut got = Vec::new();
+            let _ = stream.read_to_end(&mut got).await;
+            drop(stream);
+            let summary = proxy.finish().await;
+            assert_eq!(fired(&summary, "closes"), 1, "run {run}");
+            let to_client: Vec<u8> = raw_frames(&got).iter().map(|f| f.0).collect();
+            assert!(to_client.contains(&7), "run {run}: {to_client:?}");
+            let upstream_got = received
+                .lock()
+                .expect("lock")
+                .pop()
+                .expect("the upstream recorded its connection");
+            let frames = raw_frames(&upstream_got[crate::h2::bad_peers::PREFACE.len()..]);
+            assert!(
+                frames.iter().any(|f| f.0 == 7),
+                "run {run} ({trigger}): the upstream got no GOAWAY: {:?}",
+                frames.iter().map(|f| f.0).collect::<Vec<_>>()
+            );
+        }
     })
     .await
     .unwrap_or_else(|_| panic!("did not finish within {LIMIT:?}"));
