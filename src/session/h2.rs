@@ -205,9 +205,14 @@ pub struct H2Session {
     /// The last stream faultline's GOAWAY let the client open, and that GOAWAY's mark: a later
     /// stream is refused, never forwarded (RFC 9113 §6.8).
     goaway_last: Option<(StreamId, Mark)>,
-    /// A refused request block that changed the HPACK table was kept from the upstream, whose
-    /// decoder no longer mirrors the client's encoder (`true` once said in the capture).
-    upstream_table_stale: Option<bool>,
+    /// faultline kept from the upstream a request block that changed the upstream's HPACK
+    /// table (a stream refused after its GOAWAY): the upstream's table no longer mirrors the
+    /// client's encoder, so every later client block goes to the upstream in its detached form,
+    /// as `client_detached` does the other way.
+    upstream_detached: bool,
+    /// Table size updates of client blocks kept from the upstream, owed to the next block sent
+    /// there (see `owed_size_updates`).
+    owed_upstream_size_updates: Vec<usize>,
 }
 
 impl H2Session {
@@ -225,7 +230,7 @@ impl H2Session {
         // server's SETTINGS (say, a larger maximum frame size) govern what the client sends
         // next, and the client's next chunk may come first. Their pieces wait in `held`, as
         // pieces already relayed, for the upstream direction's next plan.
-        let mut conv = Conversation::new();
+        let mut conv = Conversation::new().with_client_detached_forms();
         let mut failed = false;
         let mut early_pieces = Vec::new();
         let mut unread = Vec::new();
@@ -275,7 +280,8 @@ impl H2Session {
             own_unacknowledged: 0,
             dropped_toward_client: 0,
             goaway_last: None,
-            upstream_table_stale: None,
+            upstream_detached: false,
+            owed_upstream_size_updates: Vec::new(),
         }
     }
 
@@ -289,7 +295,7 @@ impl H2Session {
         request: HeaderList,
     ) -> Self {
         let mut session = H2Session::new(seed, facts, opened, Vec::new());
-        session.conv = Conversation::upgraded(request);
+        session.conv = Conversation::upgraded(request).with_client_detached_forms();
         session
     }
 
@@ -1058,7 +1064,8 @@ impl H2Session {
         let end = pieces[last].end();
         // Once the client's table is detached, no upstream block must reach it for HPACK's sake.
         let may_skip = !block.touches_table
-            || (direction == Direction::UpstreamToClient && self.client_detached);
+            || (direction == Direction::UpstreamToClient && self.client_detached)
+            || (direction == Direction::ClientToUpstream && self.upstream_detached);
         if (block.touches_table && self.delayed[d].holds_block())
             || self.delayed[d].holds_touching_block()
         {
@@ -1120,7 +1127,6 @@ impl H2Session {
                     self.refuse(&block, end, last, &goaway, plan);
                     return;
                 }
-                self.note_stale_upstream_table(plan);
                 let head = CallHead::of(&block.headers);
                 let waits = head.grpc && !block.end_stream;
                 self.streams.insert(
@@ -1168,7 +1174,10 @@ impl H2Session {
                         let note = cancelled_upstream(id, &answer);
                         plan.insert_at(cancel, plan.arrival(), Some(note));
                     }
-                    None => self.relay_block(direction, id, plain, lone, plan),
+                    None => {
+                        let head = self.head(direction, &block, pieces, i, last, substitute);
+                        self.relay_block(direction, id, head, lone, plan);
+                    }
                 }
             }
             (Direction::UpstreamToClient, BlockRole::Response) => {
@@ -1238,14 +1247,11 @@ impl H2Session {
                     self.withhold_from_client(&block, end, plan);
                 } else if !self.block_behind_held(direction, span, may_hold, chunk, start, plan) {
                     self.reset_stalled_before_block(direction, id, plan);
-                    let relayed = self.head(&block, pieces, i, last, substitute);
+                    let relayed = self.head(direction, &block, pieces, i, last, substitute);
                     self.relay_block(direction, id, relayed, lone, plan);
                 }
             }
             _ => {
-                if direction == Direction::ClientToUpstream {
-                    self.note_stale_upstream_table(plan);
-                }
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
                     if direction == Direction::UpstreamToClient {
                         self.withhold_from_client(&block, end, plan);
@@ -1254,7 +1260,8 @@ impl H2Session {
                     }
                 } else if !self.block_behind_held(direction, span, may_hold, chunk, start, plan) {
                     self.reset_stalled_before_block(direction, id, plan);
-                    self.head(&block, pieces, i, last, substitute).relay(plan);
+                    self.head(direction, &block, pieces, i, last, substitute)
+                        .relay(plan);
                 }
             }
         }
@@ -1307,14 +1314,21 @@ impl H2Session {
             rst_note(id, ErrorCode::REFUSED_STREAM, Direction::UpstreamToClient),
             last.0
         );
-        if block.touches_table && self.upstream_table_stale.is_none() {
-            self.upstream_table_stale = Some(true);
-            warn!(
+        if !block.size_updates.is_empty() {
+            let owed = &mut self.owed_upstream_size_updates;
+            let smallest = owed.iter().chain(&block.size_updates).copied().min();
+            let last = block.size_updates.last().copied();
+            *owed = smallest.into_iter().chain(last).collect();
+            owed.dedup();
+        }
+        if block.touches_table && !self.upstream_detached {
+            self.upstream_detached = true;
+            debug!(
                 stream = id.0,
-                "a refused request block changed the HPACK table; the upstream's decoder no longer mirrors the client's"
+                "a refused request block changed the HPACK table; later client blocks reach the upstream without the dynamic table"
             );
             note.push_str(
-                "; its header block changed the HPACK table, which the upstream's decoder no longer mirrors",
+                "; its header block changed the HPACK table, so the client's later header blocks reach the upstream re-encoded without the dynamic table",
             );
         }
         self.owe(
@@ -1322,19 +1336,6 @@ impl H2Session {
             build::rst_stream(id, ErrorCode::REFUSED_STREAM),
             follow_up(goaway, note),
         );
-    }
-
-    /// A client header block reaches the upstream after a refused block that changed the HPACK
-    /// table was kept from it: said once, in the log and the capture (the upstream may decode it
-    /// wrongly and fail the connection with COMPRESSION_ERROR).
-    fn note_stale_upstream_table(&mut self, plan: &mut ChunkPlan) {
-        if self.upstream_table_stale != Some(true) {
-            return;
-        }
-        self.upstream_table_stale = Some(false);
-        warn!("a client header block reaches the upstream after a refused block changed the HPACK table");
-        let note = "client header block relayed after a refused stream's block that changed the HPACK table was kept from the upstream: the upstream may decode it wrongly".to_string();
-        plan.insert_at(Bytes::new(), plan.arrival(), Some(Mark::proxy(note)));
     }
 
     /// Whether the client's frame `header` (WINDOW_UPDATE, RST_STREAM, PRIORITY) is not for the
@@ -1535,41 +1536,56 @@ impl H2Session {
     /// bytes: the client's table is detached and the block uses it, or a withheld block's size
     /// update is owed.
     fn needs_substitute(&self, direction: Direction, block: &DecodedBlock) -> bool {
-        direction == Direction::UpstreamToClient
-            && ((self.client_detached && block.detached.is_some())
-                || !self.owed_size_updates.is_empty())
+        let (detached, owed) = match direction {
+            Direction::UpstreamToClient => (self.client_detached, &self.owed_size_updates),
+            Direction::ClientToUpstream => {
+                (self.upstream_detached, &self.owed_upstream_size_updates)
+            }
+        };
+        (detached && block.detached.is_some()) || !owed.is_empty()
     }
 
     /// How the block in pieces `i..=last` is relayed: its own bytes, or (`substitute`) the
     /// frames that carry it to the client instead.
     fn head(
         &mut self,
+        direction: Direction,
         block: &DecodedBlock,
         pieces: &[Labelled],
         i: usize,
         last: usize,
         substitute: bool,
     ) -> Head {
+        let why = match direction {
+            Direction::UpstreamToClient => {
+                "the client's table stopped mirroring the upstream's when a late block was withheld"
+            }
+            Direction::ClientToUpstream => {
+                "the upstream's table stopped mirroring the client's when a refused request's block was kept from it"
+            }
+        };
         let substitute = substitute
-            .then(|| self.substitute(block, pieces, i, last))
+            .then(|| self.substitute(direction, block, pieces, i, last))
             .flatten()
             .map(|bytes| {
-            let note = format!(
-                "header block of stream {} re-encoded by faultline without the HPACK dynamic table (the client's table stopped mirroring the upstream's when a late block was withheld)",
-                block.stream.0
-            );
-            (bytes, Mark::proxy(note))
-        });
+                let note = format!(
+                    "header block of stream {} re-encoded by faultline without the HPACK dynamic table ({why})",
+                    block.stream.0
+                );
+                (bytes, Mark::proxy(note))
+            });
         Head {
             end: pieces[last].end(),
             substitute,
         }
     }
 
-    /// The frames that carry `block` (pieces `i..=last`) to the client instead of its own:
-    /// the owed size updates, then its detached form, framed for the client's frame size.
+    /// The frames that carry `block` (pieces `i..=last`) to the receiver of `direction` instead
+    /// of its own: the owed size updates, then its detached form, framed for the receiver's
+    /// frame size.
     fn substitute(
         &mut self,
+        direction: Direction,
         block: &DecodedBlock,
         pieces: &[Labelled],
         i: usize,
@@ -1583,14 +1599,15 @@ impl H2Session {
             _ => None,
         })?;
         let mut hpack = Vec::new();
-        for size in std::mem::take(&mut self.owed_size_updates) {
+        let owed = match direction {
+            Direction::UpstreamToClient => &mut self.owed_size_updates,
+            Direction::ClientToUpstream => &mut self.owed_upstream_size_updates,
+        };
+        for size in std::mem::take(owed) {
             encode_size_update(size, &mut hpack);
         }
         hpack.extend_from_slice(block.detached.as_deref().unwrap_or(&whole.hpack));
-        let max = self
-            .conv
-            .reader(Direction::UpstreamToClient)
-            .max_frame_size();
+        let max = self.conv.reader(direction).max_frame_size();
         Some(Bytes::from(build::reframed_block(
             block.stream,
             &whole.kind,

@@ -1210,3 +1210,60 @@ fn a_stream_opened_after_a_graceful_goaway_is_refused_and_never_forwarded() {
         out.marks
     );
 }
+
+/// A refused request whose block changed the HPACK table never reaches the upstream, so the
+/// upstream's table stops mirroring the client's encoder: the client's later blocks (here
+/// trailers of the stream in flight, naming the refused block's new entry by its index) reach
+/// the upstream re-encoded without the dynamic table, and decode to what the client meant.
+#[test]
+fn client_blocks_after_a_refused_one_that_changed_the_table_still_decode_upstream() {
+    let post = crate::h2::HeaderList::from_pairs([
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/upload"),
+        (":authority", "example"),
+    ]);
+    let open = build::headers(StreamId(1), &post, false, build::BlockLimits::default());
+    // Trailers of stream 1: dynamic index 62, the `x-trace: 1` stream 3's block inserted.
+    let trailers = [
+        vec![0, 0, 1, 1, FLAG_END_STREAM | FLAG_END_HEADERS, 0, 0, 0, 1],
+        vec![0xbe],
+    ]
+    .concat();
+    let out = replay_list(
+        vec![
+            (Direction::ClientToUpstream, [client_hello(), open].concat()),
+            (Direction::UpstreamToClient, SETTINGS.to_vec()),
+            (
+                Direction::ClientToUpstream,
+                build::indexed_get(StreamId(3), "/late"),
+            ),
+            (Direction::ClientToUpstream, trailers),
+        ],
+        "[[rule]]\nfault.goaway = { after_streams = 1 }\n",
+    );
+    let mut upstream = Conversation::new();
+    let fed = upstream
+        .feed(
+            Direction::ClientToUpstream,
+            &out.bytes[Direction::ClientToUpstream.index()],
+        )
+        .expect("the upstream reads what faultline sent it");
+    assert!(fed.blocks.iter().all(|b| b.stream != StreamId(3)));
+    let trailers = fed
+        .blocks
+        .iter()
+        .find(|b| b.stream == StreamId(1) && b.end_stream)
+        .expect("stream 1's trailers");
+    assert_eq!(
+        trailers.headers.get_str("x-trace").as_deref(),
+        Some("1"),
+        "{:?}",
+        trailers.headers
+    );
+    assert!(
+        out.marks.iter().any(|m| m.contains("re-encoded")),
+        "{:?}",
+        out.marks
+    );
+}
