@@ -95,6 +95,15 @@ impl Conversation {
         conversation
     }
 
+    /// Also makes the detached form of every client block (the upstream's always have one): a
+    /// proxy that kept from the upstream a client block that changed its table sends the
+    /// client's later blocks in that form. Called before the first client byte is fed.
+    pub fn with_client_detached_forms(mut self) -> Conversation {
+        let client = Direction::ClientToUpstream.index();
+        self.decoders[client] = Decoder::new().with_detached_forms();
+        self
+    }
+
     /// The stream tracker.
     pub fn tracker(&self) -> &Tracker {
         &self.tracker

@@ -27,6 +27,7 @@ pub mod hpack;
 pub mod hpack_encode;
 pub mod hpack_table;
 mod huffman;
+pub mod own_body;
 pub mod protobuf;
 pub mod reader;
 #[cfg(test)]

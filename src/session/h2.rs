@@ -19,7 +19,7 @@
 //! held, a header block that changes the HPACK table behind a held one, GOAWAY, the cap), the
 //! held frames leave in place and the direction waits for them, as a slow middlebox would.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -42,6 +42,7 @@ use crate::h2::flow::credit_for;
 use crate::h2::frame::{FLAG_ACK, FLAG_END_STREAM, HEADER_LEN};
 use crate::h2::grpc::MessageAssembler;
 use crate::h2::hpack_encode::encode_size_update;
+use crate::h2::own_body::OwnBody;
 use crate::h2::settings::HEADER_TABLE_SIZE;
 use crate::h2::Control;
 use crate::h2::{
@@ -78,6 +79,11 @@ enum Owed {
     Credit(u64, Vec<StreamId>),
     /// Close the connection cleanly once the frames before are written (GOAWAY, not graceful).
     Close(Mark),
+    /// Owed to the receiver of the other direction, once the frames before it here are planned:
+    /// a non-graceful GOAWAY reaches the client first, then the upstream's GOAWAY and the close
+    /// ride the client->upstream direction, so the close can never overtake the upstream's
+    /// GOAWAY (it waited in an idle direction's outbox while the close won).
+    Handoff(Vec<Owed>),
 }
 
 /// What the session does with the rest of a DATA or unknown frame that began in an earlier
@@ -124,6 +130,23 @@ struct StreamRules {
     /// HPACK state, so they are never held for a delay of their own): it rides on the first
     /// frame the rule really delays.
     pending_mark: [Option<Mark>; 2],
+    /// faultline answered the stream itself (or refused it after its GOAWAY): the client's
+    /// stream-level WINDOW_UPDATEs acknowledge faultline's DATA, not the upstream's.
+    answered: bool,
+    /// The upstream never heard of the stream (its request block was kept from it): no frame of
+    /// it may reach the upstream, where the stream is idle (RFC 9113 §5.1).
+    upstream_unaware: bool,
+}
+
+/// A body of faultline's own answer still owed to the client, sent as its windows allow.
+#[derive(Debug)]
+struct PendingBody {
+    body: OwnBody,
+    total: usize,
+    mark: Mark,
+    /// Owed once the body is complete (the RST_STREAM(NO_ERROR) of an answer that came before
+    /// the request ended).
+    then: Option<(Vec<u8>, Mark)>,
 }
 
 /// The HTTP/2 view of one connection.
@@ -167,6 +190,29 @@ pub struct H2Session {
     /// §4.2), which the next block sent to the client must start with: a decoder may insist on
     /// the update after it lowered SETTINGS_HEADER_TABLE_SIZE.
     owed_size_updates: Vec<usize>,
+    /// Bodies of faultline's own answers not yet all sent, by stream.
+    bodies: BTreeMap<StreamId, PendingBody>,
+    /// DATA payload bytes faultline itself sent the client (answer bodies): they use up the
+    /// client's connection window as the upstream's DATA does.
+    own_sent: u64,
+    /// Of those, the bytes the client's connection WINDOW_UPDATEs have not yet acknowledged:
+    /// that much of the client's next credit is kept from the upstream, which never sent them
+    /// (forwarded, it would let the upstream overrun the client's window).
+    own_unacknowledged: u64,
+    /// Upstream DATA bytes faultline dropped before they reached the client (their credit went
+    /// back to the upstream): the client never spent its window on them.
+    dropped_toward_client: u64,
+    /// The last stream faultline's GOAWAY let the client open, and that GOAWAY's mark: a later
+    /// stream is refused, never forwarded (RFC 9113 §6.8).
+    goaway_last: Option<(StreamId, Mark)>,
+    /// faultline kept from the upstream a request block that changed the upstream's HPACK
+    /// table (a stream refused after its GOAWAY): the upstream's table no longer mirrors the
+    /// client's encoder, so every later client block goes to the upstream in its detached form,
+    /// as `client_detached` does the other way.
+    upstream_detached: bool,
+    /// Table size updates of client blocks kept from the upstream, owed to the next block sent
+    /// there (see `owed_size_updates`).
+    owed_upstream_size_updates: Vec<usize>,
 }
 
 impl H2Session {
@@ -184,7 +230,7 @@ impl H2Session {
         // server's SETTINGS (say, a larger maximum frame size) govern what the client sends
         // next, and the client's next chunk may come first. Their pieces wait in `held`, as
         // pieces already relayed, for the upstream direction's next plan.
-        let mut conv = Conversation::new();
+        let mut conv = Conversation::new().with_client_detached_forms();
         let mut failed = false;
         let mut early_pieces = Vec::new();
         let mut unread = Vec::new();
@@ -229,6 +275,13 @@ impl H2Session {
             goaways_fired: HashSet::new(),
             client_detached: false,
             owed_size_updates: Vec::new(),
+            bodies: BTreeMap::new(),
+            own_sent: 0,
+            own_unacknowledged: 0,
+            dropped_toward_client: 0,
+            goaway_last: None,
+            upstream_detached: false,
+            owed_upstream_size_updates: Vec::new(),
         }
     }
 
@@ -242,7 +295,7 @@ impl H2Session {
         request: HeaderList,
     ) -> Self {
         let mut session = H2Session::new(seed, facts, opened, Vec::new());
-        session.conv = Conversation::upgraded(request);
+        session.conv = Conversation::upgraded(request).with_client_detached_forms();
         session
     }
 
@@ -272,7 +325,7 @@ impl H2Session {
             match owed {
                 Owed::Frame(bytes, mark) => plan.insert_at(bytes, plan.arrival(), Some(mark)),
                 Owed::Held(bytes, mark) => plan.insert_at(bytes, plan.arrival(), mark),
-                Owed::Credit(..) | Owed::Close(_) => {}
+                Owed::Credit(..) | Owed::Close(_) | Owed::Handoff(_) => {}
             }
         }
         for frame in frames {
@@ -441,6 +494,9 @@ impl H2Session {
         let start = self.planned[d];
         let mut plan = ChunkPlan::new(start, chunk.len(), arrival);
         let kept = self.walk(direction, &pieces, chunk, start, &mut plan, run);
+        // The client's WINDOW_UPDATEs and SETTINGS just read may let more of faultline's own
+        // answer bodies go.
+        self.send_bodies();
         let mut deferred = unread_in_chunk;
         if let Some(from) = kept {
             let held_again: Vec<Labelled> = pieces[from..].to_vec();
@@ -583,7 +639,23 @@ impl H2Session {
                                 }
                             }
                         }
+                        FrameType::WindowUpdate | FrameType::RstStream | FrameType::Priority
+                            if direction == Direction::ClientToUpstream
+                                && frame_end.is_some()
+                                && self.intercepts_client_control(header) =>
+                        {
+                            let last = frame_end.unwrap_or(i);
+                            self.plan_client_control(header, &pieces[i..=last], plan);
+                            i = last + 1;
+                        }
                         _ => {
+                            if direction == Direction::ClientToUpstream
+                                && header.kind == FrameType::RstStream
+                            {
+                                // The client gave up on the stream: nothing more of faultline's
+                                // answer may follow.
+                                self.bodies.remove(&header.stream);
+                            }
                             let acks_table_resize = self.track_settings(
                                 direction,
                                 header,
@@ -992,7 +1064,8 @@ impl H2Session {
         let end = pieces[last].end();
         // Once the client's table is detached, no upstream block must reach it for HPACK's sake.
         let may_skip = !block.touches_table
-            || (direction == Direction::UpstreamToClient && self.client_detached);
+            || (direction == Direction::UpstreamToClient && self.client_detached)
+            || (direction == Direction::ClientToUpstream && self.upstream_detached);
         if (block.touches_table && self.delayed[d].holds_block())
             || self.delayed[d].holds_touching_block()
         {
@@ -1050,6 +1123,10 @@ impl H2Session {
         });
         match (direction, block.role) {
             (Direction::ClientToUpstream, BlockRole::Request) => {
+                if let Some((last, goaway)) = self.goaway_last.clone().filter(|(l, _)| id > *l) {
+                    self.refuse(&block, end, last, &goaway, plan);
+                    return;
+                }
                 let head = CallHead::of(&block.headers);
                 let waits = head.grpc && !block.end_stream;
                 self.streams.insert(
@@ -1071,6 +1148,8 @@ impl H2Session {
                         timer: None,
                         delayed_by: [None, None],
                         pending_mark: [None, None],
+                        answered: false,
+                        upstream_unaware: false,
                     },
                 );
                 let answered = if waits {
@@ -1081,7 +1160,12 @@ impl H2Session {
                 self.check_goaway_count(run.scenario);
                 match answered {
                     // The upstream never hears of the call.
-                    Some(_) if may_skip => plan.skip(end),
+                    Some(_) if may_skip => {
+                        plan.skip(end);
+                        if let Some(s) = self.streams.get_mut(&id) {
+                            s.upstream_unaware = true;
+                        }
+                    }
                     Some(answer) => {
                         // Its HPACK table must see the block, so the call reaches it, cancelled
                         // at once.
@@ -1090,7 +1174,10 @@ impl H2Session {
                         let note = cancelled_upstream(id, &answer);
                         plan.insert_at(cancel, plan.arrival(), Some(note));
                     }
-                    None => self.relay_block(direction, id, plain, lone, plan),
+                    None => {
+                        let head = self.head(direction, &block, pieces, i, last, substitute);
+                        self.relay_block(direction, id, head, lone, plan);
+                    }
                 }
             }
             (Direction::UpstreamToClient, BlockRole::Response) => {
@@ -1160,7 +1247,7 @@ impl H2Session {
                     self.withhold_from_client(&block, end, plan);
                 } else if !self.block_behind_held(direction, span, may_hold, chunk, start, plan) {
                     self.reset_stalled_before_block(direction, id, plan);
-                    let relayed = self.head(&block, pieces, i, last, substitute);
+                    let relayed = self.head(direction, &block, pieces, i, last, substitute);
                     self.relay_block(direction, id, relayed, lone, plan);
                 }
             }
@@ -1173,8 +1260,209 @@ impl H2Session {
                     }
                 } else if !self.block_behind_held(direction, span, may_hold, chunk, start, plan) {
                     self.reset_stalled_before_block(direction, id, plan);
-                    self.head(&block, pieces, i, last, substitute).relay(plan);
+                    self.head(direction, &block, pieces, i, last, substitute)
+                        .relay(plan);
                 }
+            }
+        }
+    }
+
+    /// A request block (up to `end`) opening stream `block.stream` above `last`, the last stream
+    /// faultline's GOAWAY (`goaway`) let the client open: RFC 9113 §6.8 says such a stream was
+    /// never processed, so a client may retry it elsewhere; it must not reach the upstream,
+    /// where a retried call would run twice. The client gets RST_STREAM(REFUSED_STREAM); the
+    /// upstream hears nothing of the stream, not even when the block changed the HPACK table
+    /// (then the upstream's decoder stops mirroring the client's encoder, which a client that
+    /// got the GOAWAY no longer uses for new requests; it is said in the capture).
+    fn refuse(
+        &mut self,
+        block: &DecodedBlock,
+        end: u64,
+        last: StreamId,
+        goaway: &Mark,
+        plan: &mut ChunkPlan,
+    ) {
+        let id = block.stream;
+        let head = CallHead::of(&block.headers);
+        let label = head.label();
+        self.streams.insert(
+            id,
+            StreamRules {
+                label: label.clone(),
+                head,
+                request: block.headers.clone(),
+                armed: true,
+                first_message: None,
+                first_fed: 0,
+                first_body: None,
+                chains: [None, None],
+                response_rules: Vec::new(),
+                discard: [true, true],
+                stalled: [None, None],
+                drop_response: None,
+                opened: plan.arrival(),
+                timer: None,
+                delayed_by: [None, None],
+                pending_mark: [None, None],
+                answered: true,
+                upstream_unaware: true,
+            },
+        );
+        plan.skip(end);
+        let mut note = format!(
+            "{} for {label}: opened after faultline's GOAWAY (last stream {}), never forwarded",
+            rst_note(id, ErrorCode::REFUSED_STREAM, Direction::UpstreamToClient),
+            last.0
+        );
+        if !block.size_updates.is_empty() {
+            let owed = &mut self.owed_upstream_size_updates;
+            let smallest = owed.iter().chain(&block.size_updates).copied().min();
+            let last = block.size_updates.last().copied();
+            *owed = smallest.into_iter().chain(last).collect();
+            owed.dedup();
+        }
+        if block.touches_table && !self.upstream_detached {
+            self.upstream_detached = true;
+            debug!(
+                stream = id.0,
+                "a refused request block changed the HPACK table; later client blocks reach the upstream without the dynamic table"
+            );
+            note.push_str(
+                "; its header block changed the HPACK table, so the client's later header blocks reach the upstream re-encoded without the dynamic table",
+            );
+        }
+        self.owe(
+            Direction::UpstreamToClient,
+            build::rst_stream(id, ErrorCode::REFUSED_STREAM),
+            follow_up(goaway, note),
+        );
+    }
+
+    /// Whether the client's frame `header` (WINDOW_UPDATE, RST_STREAM, PRIORITY) is not for the
+    /// upstream as it came: connection credit partly for faultline's own DATA, stream credit for
+    /// a stream faultline answered, any frame of a stream the upstream never heard of.
+    fn intercepts_client_control(&self, header: &FrameHeader) -> bool {
+        if header.stream.is_connection() {
+            return header.kind == FrameType::WindowUpdate && self.own_unacknowledged > 0;
+        }
+        self.streams.get(&header.stream).is_some_and(|s| {
+            s.upstream_unaware || (s.answered && header.kind == FrameType::WindowUpdate)
+        })
+    }
+
+    /// Plans a client frame [`Self::intercepts_client_control`] chose (`frame`: its pieces): a
+    /// connection WINDOW_UPDATE loses the part that acknowledges faultline's own DATA (the rest
+    /// goes on, rewritten; nothing when nothing is left), a stream WINDOW_UPDATE credits
+    /// faultline's answer body, and nothing of a stream the upstream never heard of reaches it.
+    fn plan_client_control(
+        &mut self,
+        header: &FrameHeader,
+        frame: &[Labelled],
+        plan: &mut ChunkPlan,
+    ) {
+        let end = frame.last().map_or(0, Labelled::end);
+        let increment = frame.iter().find_map(|l| match &l.piece.kind {
+            PieceKind::Control(Control::WindowUpdate { increment }) => Some(*increment),
+            _ => None,
+        });
+        let id = header.stream;
+        plan.skip(end);
+        let note = match (header.kind, increment) {
+            (FrameType::WindowUpdate, Some(increment)) if id.is_connection() => {
+                let kept = u64::from(increment).min(self.own_unacknowledged);
+                self.own_unacknowledged -= kept;
+                let on = u64::from(increment) - kept;
+                let frames = build::window_updates(StreamId::CONNECTION, on);
+                let note = if on == 0 {
+                    format!(
+                        "WINDOW_UPDATE +{increment} on the connection from the client kept from the upstream: it acknowledges DATA faultline sent itself"
+                    )
+                } else {
+                    format!(
+                        "WINDOW_UPDATE +{increment} on the connection from the client reaches the upstream as +{on}: {kept} bytes of it acknowledge DATA faultline sent itself"
+                    )
+                };
+                plan.insert_at(Bytes::from(frames), plan.arrival(), Some(Mark::proxy(note)));
+                return;
+            }
+            (FrameType::WindowUpdate, Some(increment)) => {
+                if let Some(pending) = self.bodies.get_mut(&id) {
+                    pending.body.grant(increment);
+                }
+                format!(
+                    "WINDOW_UPDATE +{increment} on stream {} from the client kept from the upstream: faultline answered the stream itself",
+                    id.0
+                )
+            }
+            (kind, _) => {
+                let name = match kind {
+                    FrameType::RstStream => {
+                        self.bodies.remove(&id);
+                        "RST_STREAM"
+                    }
+                    FrameType::Priority => "PRIORITY",
+                    _ => "WINDOW_UPDATE",
+                };
+                format!(
+                    "{name} on stream {} from the client kept from the upstream, which never heard of the stream",
+                    id.0
+                )
+            }
+        };
+        plan.insert_at(Bytes::new(), plan.arrival(), Some(Mark::proxy(note)));
+    }
+
+    /// The client's connection window as faultline sees it: what the client granted, less the
+    /// upstream DATA that reached it and faultline's own DATA.
+    fn client_connection_window(&self) -> u64 {
+        let tracker = self.conv.tracker();
+        // The tracker counts every upstream DATA byte read, also those faultline dropped.
+        let granted = tracker.connection_window(Direction::UpstreamToClient).0
+            + self.dropped_toward_client as i64
+            - self.own_sent as i64;
+        granted.max(0) as u64
+    }
+
+    /// Sends the client as much of faultline's pending answer bodies as its maximum frame size
+    /// and flow-control windows allow (through the outbox); a body that completes is followed by
+    /// what was owed after it.
+    fn send_bodies(&mut self) {
+        if self.bodies.is_empty() {
+            return;
+        }
+        let settings = self.conv.tracker().settings(Direction::ClientToUpstream);
+        let (initial, max_frame) = (settings.initial_window_size, settings.max_frame_size);
+        let ids: Vec<StreamId> = self.bodies.keys().copied().collect();
+        for id in ids {
+            let connection = self.client_connection_window();
+            let Some(pending) = self.bodies.get_mut(&id) else {
+                continue;
+            };
+            let sent = pending.body.take(connection, initial, max_frame);
+            if sent.frames.is_empty() {
+                continue;
+            }
+            let left = pending.body.left();
+            let mut what = format!(
+                "DATA of faultline's answer on stream {}: {} of its {} body bytes",
+                id.0, sent.payload, pending.total
+            );
+            if left > 0 {
+                what.push_str(&format!(
+                    ", {left} wait for the client's WINDOW_UPDATE (flow control)"
+                ));
+            }
+            let note = follow_up(&pending.mark, what);
+            let then = if sent.finished {
+                self.bodies.remove(&id).and_then(|p| p.then)
+            } else {
+                None
+            };
+            self.own_sent += sent.payload;
+            self.own_unacknowledged += sent.payload;
+            self.owe(Direction::UpstreamToClient, sent.frames, note);
+            if let Some((frame, mark)) = then {
+                self.owe(Direction::UpstreamToClient, frame, mark);
             }
         }
     }
@@ -1248,41 +1536,56 @@ impl H2Session {
     /// bytes: the client's table is detached and the block uses it, or a withheld block's size
     /// update is owed.
     fn needs_substitute(&self, direction: Direction, block: &DecodedBlock) -> bool {
-        direction == Direction::UpstreamToClient
-            && ((self.client_detached && block.detached.is_some())
-                || !self.owed_size_updates.is_empty())
+        let (detached, owed) = match direction {
+            Direction::UpstreamToClient => (self.client_detached, &self.owed_size_updates),
+            Direction::ClientToUpstream => {
+                (self.upstream_detached, &self.owed_upstream_size_updates)
+            }
+        };
+        (detached && block.detached.is_some()) || !owed.is_empty()
     }
 
     /// How the block in pieces `i..=last` is relayed: its own bytes, or (`substitute`) the
     /// frames that carry it to the client instead.
     fn head(
         &mut self,
+        direction: Direction,
         block: &DecodedBlock,
         pieces: &[Labelled],
         i: usize,
         last: usize,
         substitute: bool,
     ) -> Head {
+        let why = match direction {
+            Direction::UpstreamToClient => {
+                "the client's table stopped mirroring the upstream's when a late block was withheld"
+            }
+            Direction::ClientToUpstream => {
+                "the upstream's table stopped mirroring the client's when a refused request's block was kept from it"
+            }
+        };
         let substitute = substitute
-            .then(|| self.substitute(block, pieces, i, last))
+            .then(|| self.substitute(direction, block, pieces, i, last))
             .flatten()
             .map(|bytes| {
-            let note = format!(
-                "header block of stream {} re-encoded by faultline without the HPACK dynamic table (the client's table stopped mirroring the upstream's when a late block was withheld)",
-                block.stream.0
-            );
-            (bytes, Mark::proxy(note))
-        });
+                let note = format!(
+                    "header block of stream {} re-encoded by faultline without the HPACK dynamic table ({why})",
+                    block.stream.0
+                );
+                (bytes, Mark::proxy(note))
+            });
         Head {
             end: pieces[last].end(),
             substitute,
         }
     }
 
-    /// The frames that carry `block` (pieces `i..=last`) to the client instead of its own:
-    /// the owed size updates, then its detached form, framed for the client's frame size.
+    /// The frames that carry `block` (pieces `i..=last`) to the receiver of `direction` instead
+    /// of its own: the owed size updates, then its detached form, framed for the receiver's
+    /// frame size.
     fn substitute(
         &mut self,
+        direction: Direction,
         block: &DecodedBlock,
         pieces: &[Labelled],
         i: usize,
@@ -1296,14 +1599,15 @@ impl H2Session {
             _ => None,
         })?;
         let mut hpack = Vec::new();
-        for size in std::mem::take(&mut self.owed_size_updates) {
+        let owed = match direction {
+            Direction::UpstreamToClient => &mut self.owed_size_updates,
+            Direction::ClientToUpstream => &mut self.owed_upstream_size_updates,
+        };
+        for size in std::mem::take(owed) {
             encode_size_update(size, &mut hpack);
         }
         hpack.extend_from_slice(block.detached.as_deref().unwrap_or(&whole.hpack));
-        let max = self
-            .conv
-            .reader(Direction::UpstreamToClient)
-            .max_frame_size();
+        let max = self.conv.reader(direction).max_frame_size();
         Some(Bytes::from(build::reframed_block(
             block.stream,
             &whole.kind,
@@ -1541,7 +1845,8 @@ impl H2Session {
         );
         stream.response_rules = armed.on_response;
         let mut byte_rules = Vec::new();
-        let mut answer: Option<(Vec<u8>, Mark)> = None;
+        // The answer's header block, its mark, and its body (DATA, sent as the windows allow).
+        let mut answer: Option<(Vec<u8>, Mark, Vec<u8>)> = None;
         for key in armed.on_request {
             let Some((_, rule)) = run.scenario.rule_by_key(key) else {
                 continue;
@@ -1558,40 +1863,48 @@ impl H2Session {
                         "answered {label} with grpc-status {} from faultline and cancelled it upstream",
                         g.code.0
                     );
-                    answer = Some((frames, Mark::rule(&rule.id, note)));
+                    answer = Some((frames, Mark::rule(&rule.id, note), Vec::new()));
                 }
                 Fault::Respond(r) if answer.is_none() => {
-                    let body = r.body.clone().unwrap_or_else(|| {
-                        format!(
-                            "{} {} (injected by faultline)\n",
-                            r.status,
-                            reason_phrase(r.status)
-                        )
-                    });
+                    // As on HTTP/1: no body for 204 and 304 (no length either for a 204,
+                    // RFC 9110 §8.6); a HEAD gets the length only. DATA there is malformed
+                    // (RFC 9113 §8.1.1), a stream error at strict clients.
+                    let body = if matches!(r.status, 204 | 304) {
+                        String::new()
+                    } else {
+                        r.body.clone().unwrap_or_else(|| {
+                            format!(
+                                "{} {} (injected by faultline)\n",
+                                r.status,
+                                reason_phrase(r.status)
+                            )
+                        })
+                    };
                     let length = body.len().to_string();
                     let status = r.status.to_string();
-                    let mut list = HeaderList::from_pairs([
-                        (":status", status.as_str()),
-                        ("content-type", "text/plain"),
-                        ("content-length", length.as_str()),
-                    ]);
+                    let mut pairs =
+                        vec![(":status", status.as_str()), ("content-type", "text/plain")];
+                    if r.status != 204 {
+                        pairs.push(("content-length", length.as_str()));
+                    }
+                    let mut list = HeaderList::from_pairs(pairs);
                     for (name, value) in &r.headers {
                         let lower = name.to_ascii_lowercase();
                         list.fields.extend(
                             HeaderList::from_pairs([(lower.as_str(), value.as_str())]).fields,
                         );
                     }
-                    let mut frames =
-                        build::headers(id, &list, body.is_empty(), BlockLimits::default());
-                    if !body.is_empty() {
-                        frames.extend_from_slice(&build::data_header(id, body.len() as u32, true));
-                        frames.extend_from_slice(body.as_bytes());
-                    }
+                    let body = if stream.head.method.eq_ignore_ascii_case("HEAD") {
+                        Vec::new()
+                    } else {
+                        body.into_bytes()
+                    };
+                    let frames = build::headers(id, &list, body.is_empty(), BlockLimits::default());
                     // Whether the upstream saw the request's headers depends on HPACK (a block
                     // that changed the table must still reach it, then gets RST_STREAM(CANCEL));
                     // that follow-up carries its own note, so this one claims only the answer.
                     let note = format!("answered {} to {label} from faultline", r.status);
-                    answer = Some((frames, Mark::rule(&rule.id, note)));
+                    answer = Some((frames, Mark::rule(&rule.id, note), body));
                 }
                 Fault::GrpcStatus(_) | Fault::Respond(_) | Fault::Goaway(_) => {}
                 Fault::DropResponse(_) => {
@@ -1619,7 +1932,7 @@ impl H2Session {
         let faults =
             MessageFaults::armed(run.scenario, &byte_rules, &scope, &mut self.rule_streams);
         stream.chains[Direction::ClientToUpstream.index()] = faults.chain;
-        let (frames, mark) = answer?;
+        let (frames, mark, body) = answer?;
         let stream_label = self
             .streams
             .get(&id)
@@ -1652,9 +1965,9 @@ impl H2Session {
             .stream(id)
             .is_some_and(|s| s.ended[Direction::ClientToUpstream.index()]);
         self.owe(Direction::UpstreamToClient, frames, mark.clone());
-        if client_open {
-            // RFC 9113 §8.1: a complete response before the request is complete ends the
-            // client's half with RST_STREAM(NO_ERROR).
+        // RFC 9113 §8.1: a complete response before the request is complete ends the client's
+        // half with RST_STREAM(NO_ERROR), after the body.
+        let then = client_open.then(|| {
             let note = follow_up(
                 &mark,
                 format!(
@@ -1662,14 +1975,28 @@ impl H2Session {
                     rst_note(id, ErrorCode::NO_ERROR, Direction::UpstreamToClient)
                 ),
             );
-            self.owe(
-                Direction::UpstreamToClient,
-                build::rst_stream(id, ErrorCode::NO_ERROR),
-                note,
+            (build::rst_stream(id, ErrorCode::NO_ERROR), note)
+        });
+        if body.is_empty() {
+            if let Some((frame, note)) = then {
+                self.owe(Direction::UpstreamToClient, frame, note);
+            }
+        } else {
+            let total = body.len();
+            self.bodies.insert(
+                id,
+                PendingBody {
+                    body: OwnBody::new(id, body),
+                    total,
+                    mark: mark.clone(),
+                    then,
+                },
             );
+            self.send_bodies();
         }
         if let Some(s) = self.streams.get_mut(&id) {
             s.discard = [true, true];
+            s.answered = true;
         }
         Some(mark)
     }
@@ -1748,6 +2075,10 @@ impl H2Session {
             build::goaway(last, code, b"faultline"),
             mark.clone(),
         );
+        // The lowest last stream of the GOAWAYs sent counts (a later one may not raise it).
+        if self.goaway_last.as_ref().is_none_or(|(was, _)| last < *was) {
+            self.goaway_last = Some((last, mark.clone()));
+        }
         if !goaway.graceful {
             let pushed = self.conv.tracker().highest_pushed_stream();
             let note = follow_up(
@@ -1757,14 +2088,14 @@ impl H2Session {
                     code, pushed.0
                 ),
             );
-            self.owe(
-                Direction::ClientToUpstream,
-                build::goaway(pushed, code, b"faultline"),
-                note,
-            );
             // The GOAWAY above carries the rule's mark (and counts it); the close is its sequel.
+            // It follows the upstream's GOAWAY in the same direction, which the client's GOAWAY
+            // hands them to once planned: each peer gets its GOAWAY before the close.
             let close = follow_up(&mark, "connection closed after the GOAWAY".to_string());
-            self.outbox[Direction::UpstreamToClient.index()].push(Owed::Close(close));
+            let upstream =
+                Owed::Frame(Bytes::from(build::goaway(pushed, code, b"faultline")), note);
+            self.outbox[Direction::UpstreamToClient.index()]
+                .push(Owed::Handoff(vec![upstream, Owed::Close(close)]));
         }
     }
 
@@ -2015,6 +2346,9 @@ impl H2Session {
         if credit == 0 {
             return;
         }
+        if direction == Direction::UpstreamToClient {
+            self.dropped_toward_client += credit;
+        }
         let outbox = &mut self.outbox[other(direction).index()];
         if let Some(Owed::Credit(bytes, streams)) = outbox.last_mut() {
             *bytes += credit;
@@ -2061,6 +2395,7 @@ impl H2Session {
                     });
                     break;
                 }
+                Owed::Handoff(next) => self.outbox[other(direction).index()].extend(next),
             }
         }
     }

@@ -44,7 +44,7 @@ pub fn random_scenario(choices: &mut Choices<'_>, delays_only: bool) -> Option<S
         "path = \"/**\", direction = \"upstream->client\"",
         "path = \"/**\", direction = \"client->upstream\"",
     ];
-    const FAULTS: [&str; 13] = [
+    const FAULTS: [&str; 14] = [
         "fault.latency = { delay = \"3ms\" }",
         "fault.latency = { delay = \"1ms\", jitter = \"2ms\" }",
         "fault.stall = { after = 10, duration = \"4ms\" }",
@@ -58,6 +58,9 @@ pub fn random_scenario(choices: &mut Choices<'_>, delays_only: bool) -> Option<S
         "fault.respond = { status = 503 }",
         "fault.drop_response = {}",
         "fault.reset = { after = 0 }",
+        // A body above the 16 KiB frame size and the 64 KiB windows: framed and paced by
+        // faultline (`BIG` stands for 70,000 bytes).
+        "fault.respond = { status = 200, body = \"BIG\" }",
     ];
     let mut text = String::from("[proxy]\nprotocol = \"h2\"\n");
     // The first four faults only delay.
@@ -68,7 +71,7 @@ pub fn random_scenario(choices: &mut Choices<'_>, delays_only: bool) -> Option<S
     };
     for _ in 0..choices.below(5) {
         let matcher = choices.pick(&MATCHES);
-        let fault = choices.pick(menu);
+        let fault = choices.pick(menu).replace("BIG", &"b".repeat(70_000));
         text.push_str(&format!("[[rule]]\nmatch = {{ {matcher} }}\n{fault}\n"));
     }
     if !delays_only && choices.below(6) == 0 {
@@ -237,11 +240,16 @@ pub fn random_conversation(choices: &mut Choices<'_>) -> (Vec<(Direction, Vec<u8
                     build::rst_stream(StreamId(id), ErrorCode::CANCEL),
                 ));
             }
-            (9, _) => {
+            (9, stream) => {
                 let direction =
                     *choices.pick(&[&Direction::ClientToUpstream, &Direction::UpstreamToClient]);
                 events.push((direction, frame(FrameType::Ping, 0, 0, b"pingpong")));
-                events.push((direction, build::window_updates(StreamId(0), 1000)));
+                events.push((direction, build::window_updates(StreamId(0), 40_000)));
+                if let Some(i) = stream {
+                    // Stream credit too (it lets faultline's own answer bodies go on).
+                    let id = StreamId(open[i].0);
+                    events.push((direction, build::window_updates(id, 40_000)));
+                }
             }
             (10, _) if choices.below(4) == 0 => {
                 valid = false;

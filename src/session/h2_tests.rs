@@ -370,12 +370,52 @@ fn a_goaway_that_closes_counts_its_rule_once() {
     );
     let goaways = out.marks.iter().filter(|m| m.starts_with("GOAWAY")).count();
     assert_eq!(goaways, 2, "one GOAWAY to each peer: {:?}", out.marks);
-    match &out.ended[Direction::UpstreamToClient.index()] {
+    // The close rides the direction of the upstream's GOAWAY, after it.
+    match &out.ended[Direction::ClientToUpstream.index()] {
         Some(Step::End { mark, .. }) => assert!(
             mark.rule.is_none() && mark.note.contains("closed after the GOAWAY"),
             "the close is a follow-up, not a second firing: {mark:?}"
         ),
         other => panic!("the connection closes after the GOAWAY: {other:?}"),
+    }
+}
+
+/// Regression (user trial): the upstream's GOAWAY waited in the outbox of the idle
+/// client->upstream direction while the close rode the other direction and won, so the
+/// upstream sometimes got no GOAWAY. Now each peer's GOAWAY is written before the close, in
+/// the plans themselves, whichever direction plans first.
+#[test]
+fn a_goaway_that_closes_reaches_both_peers_before_the_close() {
+    for limit in 1..=records(GRPCIO).len() {
+        let (out, _, _, _) = replay_records(
+            GRPCIO,
+            "[[rule]]\nfault.goaway = { after_streams = 1, graceful = false }\n",
+            usize::MAX,
+            limit,
+        );
+        if out.ended.iter().all(Option::is_none) {
+            continue;
+        }
+        assert!(
+            out.ended[Direction::UpstreamToClient.index()].is_none(),
+            "the close comes after the upstream's GOAWAY, in its direction"
+        );
+        for d in Direction::ALL {
+            let goaways = frames_of(
+                &out.bytes[d.index()][if d == Direction::ClientToUpstream {
+                    PREFACE.len()
+                } else {
+                    0
+                }..],
+            )
+            .into_iter()
+            .filter(|f| f.0 == FrameType::Goaway)
+            .count();
+            assert_eq!(
+                goaways, 1,
+                "{d} got its GOAWAY before the close ({limit} records)"
+            );
+        }
     }
 }
 
@@ -899,5 +939,331 @@ fn a_call_the_upstream_answered_first_gets_one_answer_only() {
             .any(|m| m.contains("not answered by faultline")),
         "{:?}",
         ended.marks
+    );
+}
+
+/// A request block (literals without indexing: it changes no HPACK table) ending its stream.
+fn request(stream: u32, method: &str, path: &str) -> Vec<u8> {
+    let list = crate::h2::HeaderList::from_pairs([
+        (":method", method),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "example"),
+    ]);
+    build::headers(StreamId(stream), &list, true, build::BlockLimits::default())
+}
+
+/// A `respond` rule on `path` answering `status` with a body of `len` bytes.
+fn respond_rule(path: &str, status: u16, len: usize) -> String {
+    format!(
+        "[[rule]]\nmatch = {{ path = \"{path}\" }}\nfault.respond = {{ status = {status}, body = \"{}\" }}\n",
+        "x".repeat(len)
+    )
+}
+
+/// The frames of the client's side, re-read by a strict reader (a frame above the client's
+/// maximum frame size is an error there): (type, flags, stream, payload length).
+fn client_frames(out: &Output) -> Vec<(FrameType, u8, u32, usize)> {
+    let _ = to_client(&out.events);
+    let mut frames = Vec::new();
+    let mut bytes = &out.bytes[Direction::UpstreamToClient.index()][..];
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        let stream = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) & 0x7fff_ffff;
+        frames.push((FrameType::from_u8(bytes[3]), bytes[4], stream, len));
+        bytes = &bytes[(9 + len).min(bytes.len())..];
+    }
+    frames
+}
+
+/// DATA payload bytes the client got on `stream`, and whether the last DATA ended it.
+fn data_to_client(out: &Output, stream: u32) -> (usize, bool) {
+    let data: Vec<_> = client_frames(out)
+        .into_iter()
+        .filter(|f| f.0 == FrameType::Data && f.2 == stream)
+        .collect();
+    let total = data.iter().map(|f| f.3).sum();
+    let ended = data.last().is_some_and(|f| f.1 & FLAG_END_STREAM != 0);
+    (total, ended)
+}
+
+/// Regression (user trial): a 40,000-byte `respond` body went out as one DATA frame, above the
+/// 16,384 bytes every client accepts unless it says more (curl and python-h2 failed the whole
+/// connection with FRAME_SIZE_ERROR).
+#[test]
+fn an_answer_body_is_cut_at_the_clients_maximum_frame_size() {
+    let out = replay_list(
+        vec![
+            (
+                Direction::ClientToUpstream,
+                [client_hello(), request(1, "GET", "/big")].concat(),
+            ),
+            (Direction::UpstreamToClient, SETTINGS.to_vec()),
+        ],
+        &respond_rule("/big", 200, 40_000),
+    );
+    let data: Vec<usize> = client_frames(&out)
+        .into_iter()
+        .filter(|f| f.0 == FrameType::Data && f.2 == 1)
+        .map(|f| f.3)
+        .collect();
+    assert_eq!(data, [16_384, 16_384, 7_232]);
+    assert_eq!(data_to_client(&out, 1), (40_000, true));
+    assert!(out.unmarked.is_empty(), "{:?}", out.unmarked.len());
+}
+
+/// A body larger than the client's windows goes out as far as they reach, and the rest after
+/// the client's WINDOW_UPDATEs; the connection credit that acknowledges faultline's own DATA
+/// never reaches the upstream (which never sent those bytes).
+#[test]
+fn an_answer_body_waits_for_the_clients_window_and_its_credit_stays_here() {
+    let hello = [client_hello(), request(1, "GET", "/big")].concat();
+    let rules = respond_rule("/big", 200, 100_000);
+    let first = replay_list(
+        vec![
+            (Direction::ClientToUpstream, hello.clone()),
+            (Direction::UpstreamToClient, SETTINGS.to_vec()),
+        ],
+        &rules,
+    );
+    assert_eq!(
+        data_to_client(&first, 1),
+        (65_535, false),
+        "the default windows"
+    );
+    let credit = [
+        build::window_updates(StreamId::CONNECTION, 65_535),
+        build::window_updates(StreamId(1), 65_535),
+    ]
+    .concat();
+    let out = replay_list(
+        vec![
+            (Direction::ClientToUpstream, hello),
+            (Direction::UpstreamToClient, SETTINGS.to_vec()),
+            (Direction::ClientToUpstream, credit),
+        ],
+        &rules,
+    );
+    assert_eq!(data_to_client(&out, 1), (100_000, true));
+    let upstream = frames_of(&out.bytes[Direction::ClientToUpstream.index()][PREFACE.len()..]);
+    assert!(
+        !upstream.iter().any(|f| f.0 == FrameType::WindowUpdate),
+        "credit for faultline's DATA reached the upstream: {upstream:?}"
+    );
+    assert!(
+        out.marks
+            .iter()
+            .any(|m| m.contains("wait for the client's WINDOW_UPDATE")),
+        "{:?}",
+        out.marks
+    );
+}
+
+/// Regression (user trial): after four 16 KiB answers from faultline, the client's
+/// WINDOW_UPDATEs for them reached the upstream, which then believed it had 64 KiB more window
+/// than the client granted and overran it (FLOW_CONTROL_ERROR at python-h2). Only the part of a
+/// connection WINDOW_UPDATE beyond faultline's own DATA goes on, rewritten.
+#[test]
+fn connection_credit_for_faultlines_own_data_is_kept_from_the_upstream() {
+    let mut records = vec![
+        (Direction::ClientToUpstream, client_hello()),
+        (Direction::UpstreamToClient, SETTINGS.to_vec()),
+    ];
+    for i in 0..4 {
+        let id = 1 + 2 * i;
+        records.push((
+            Direction::ClientToUpstream,
+            request(id, "GET", "/small.txt"),
+        ));
+        // What python-h2 sends once it read a body: connection and stream credit.
+        // The last acknowledges only part of its body yet.
+        let acknowledged = if i == 3 { 10_000 } else { 16_384 };
+        records.push((
+            Direction::ClientToUpstream,
+            [
+                build::window_updates(StreamId::CONNECTION, acknowledged),
+                build::window_updates(StreamId(id), 16_384),
+            ]
+            .concat(),
+        ));
+    }
+    // More credit than faultline's DATA: the rest is the upstream's.
+    records.push((
+        Direction::ClientToUpstream,
+        build::window_updates(StreamId::CONNECTION, 70_000),
+    ));
+    let out = replay_list(records, &respond_rule("/small.txt", 200, 16_384));
+    for i in 0..4 {
+        assert_eq!(data_to_client(&out, 1 + 2 * i), (16_384, true));
+    }
+    let upstream = &out.bytes[Direction::ClientToUpstream.index()][PREFACE.len()..];
+    let updates: Vec<_> = frames_of(upstream)
+        .into_iter()
+        .filter(|f| f.0 == FrameType::WindowUpdate)
+        .collect();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0].2, 0);
+    let tail = &upstream[upstream.len() - 4..];
+    assert_eq!(
+        u32::from_be_bytes(tail.try_into().expect("4 bytes")),
+        70_000 - (16_384 - 10_000),
+        "+70,000 less the 6,384 bytes of faultline's DATA it acknowledges"
+    );
+}
+
+/// Regression (user trial): a `respond` with 204 or 304, or to a HEAD, sent a body (curl:
+/// PROTOCOL_ERROR). As on HTTP/1: none for 204/304 (no length for a 204), the length only for
+/// a HEAD, END_STREAM on the HEADERS.
+#[test]
+fn answers_without_a_body_end_on_their_headers() {
+    for (method, status, length) in [
+        ("HEAD", 200, Some("30")),
+        ("GET", 204, None),
+        ("GET", 304, Some("0")),
+    ] {
+        let out = replay_list(
+            vec![
+                (
+                    Direction::ClientToUpstream,
+                    [client_hello(), request(1, method, "/x")].concat(),
+                ),
+                (Direction::UpstreamToClient, SETTINGS.to_vec()),
+            ],
+            &if status == 200 {
+                respond_rule("/x", status, 30)
+            } else {
+                format!("[[rule]]\nmatch = {{ path = \"/x\" }}\nfault.respond = {{ status = {status} }}\n")
+            },
+        );
+        let on_stream: Vec<_> = client_frames(&out)
+            .into_iter()
+            .filter(|f| f.2 == 1)
+            .collect();
+        assert_eq!(on_stream.len(), 1, "{method} {status}: {on_stream:?}");
+        assert_eq!(on_stream[0].0, FrameType::Headers);
+        assert_ne!(on_stream[0].1 & FLAG_END_STREAM, 0, "{method} {status}");
+        let (blocks, _) = client_blocks(&out);
+        let headers = &blocks.last().expect("the answer").headers;
+        assert_eq!(headers.status(), Some(status));
+        assert_eq!(
+            headers.get_str("content-length").as_deref(),
+            length,
+            "{method} {status}"
+        );
+    }
+}
+
+/// Regression (user trial): after faultline's graceful GOAWAY (last stream 1), a stream the
+/// client opened anyway reached the upstream, which ran it: a call the client retried elsewhere
+/// ran twice. RFC 9113 §6.8: it is refused, and never forwarded.
+#[test]
+fn a_stream_opened_after_a_graceful_goaway_is_refused_and_never_forwarded() {
+    let out = replay_list(
+        vec![
+            (
+                Direction::ClientToUpstream,
+                [client_hello(), request(1, "GET", "/a")].concat(),
+            ),
+            (Direction::UpstreamToClient, SETTINGS.to_vec()),
+            (
+                Direction::ClientToUpstream,
+                [
+                    build::indexed_get(StreamId(3), "/b"),
+                    build::window_updates(StreamId(3), 100),
+                    build::rst_stream(StreamId(3), ErrorCode::CANCEL),
+                ]
+                .concat(),
+            ),
+        ],
+        "[[rule]]\nfault.goaway = { after_streams = 1 }\n",
+    );
+    let upstream = frames_of(&out.bytes[Direction::ClientToUpstream.index()][PREFACE.len()..]);
+    assert!(
+        upstream.iter().all(|f| f.2 != 3),
+        "nothing of stream 3 reaches the upstream: {upstream:?}"
+    );
+    assert!(
+        upstream.iter().any(|f| f.2 == 1),
+        "stream 1 does: {upstream:?}"
+    );
+    let client = client_frames(&out);
+    assert!(client.iter().any(|f| f.0 == FrameType::Goaway));
+    let refused: Vec<_> = client
+        .iter()
+        .filter(|f| f.2 == 3 && f.0 == FrameType::RstStream)
+        .collect();
+    assert_eq!(refused.len(), 1, "{client:?}");
+    let bytes = &out.bytes[Direction::UpstreamToClient.index()];
+    let at = bytes
+        .windows(9)
+        .position(|w| w[3] == FrameType::RstStream.as_u8() && w[5..9] == [0, 0, 0, 3])
+        .expect("the RST_STREAM");
+    assert_eq!(
+        bytes[at + 9..at + 13],
+        ErrorCode::REFUSED_STREAM.0.to_be_bytes()
+    );
+    assert!(
+        out.marks.iter().any(|m| m.contains("REFUSED_STREAM")
+            && m.contains("never forwarded")
+            && m.contains("HPACK")),
+        "{:?}",
+        out.marks
+    );
+}
+
+/// A refused request whose block changed the HPACK table never reaches the upstream, so the
+/// upstream's table stops mirroring the client's encoder: the client's later blocks (here
+/// trailers of the stream in flight, naming the refused block's new entry by its index) reach
+/// the upstream re-encoded without the dynamic table, and decode to what the client meant.
+#[test]
+fn client_blocks_after_a_refused_one_that_changed_the_table_still_decode_upstream() {
+    let post = crate::h2::HeaderList::from_pairs([
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/upload"),
+        (":authority", "example"),
+    ]);
+    let open = build::headers(StreamId(1), &post, false, build::BlockLimits::default());
+    // Trailers of stream 1: dynamic index 62, the `x-trace: 1` stream 3's block inserted.
+    let trailers = [
+        vec![0, 0, 1, 1, FLAG_END_STREAM | FLAG_END_HEADERS, 0, 0, 0, 1],
+        vec![0xbe],
+    ]
+    .concat();
+    let out = replay_list(
+        vec![
+            (Direction::ClientToUpstream, [client_hello(), open].concat()),
+            (Direction::UpstreamToClient, SETTINGS.to_vec()),
+            (
+                Direction::ClientToUpstream,
+                build::indexed_get(StreamId(3), "/late"),
+            ),
+            (Direction::ClientToUpstream, trailers),
+        ],
+        "[[rule]]\nfault.goaway = { after_streams = 1 }\n",
+    );
+    let mut upstream = Conversation::new();
+    let fed = upstream
+        .feed(
+            Direction::ClientToUpstream,
+            &out.bytes[Direction::ClientToUpstream.index()],
+        )
+        .expect("the upstream reads what faultline sent it");
+    assert!(fed.blocks.iter().all(|b| b.stream != StreamId(3)));
+    let trailers = fed
+        .blocks
+        .iter()
+        .find(|b| b.stream == StreamId(1) && b.end_stream)
+        .expect("stream 1's trailers");
+    assert_eq!(
+        trailers.headers.get_str("x-trace").as_deref(),
+        Some("1"),
+        "{:?}",
+        trailers.headers
+    );
+    assert!(
+        out.marks.iter().any(|m| m.contains("re-encoded")),
+        "{:?}",
+        out.marks
     );
 }

@@ -6,7 +6,8 @@ frame on a stream after its END_STREAM is a connection error for it. Answers fau
 itself must keep such clients' connections alive.
 
     strict_client.py HOST PORT PATH...
-        Sends `GET PATH` for each PATH in turn on one prior-knowledge h2c connection and prints
+        Sends `GET PATH` for each PATH in turn on one prior-knowledge h2c connection (`HEAD:PATH`
+        sends a HEAD instead; its line names it so) and prints
         one line per request: "PATH status=S bytes=N", "PATH reset=CODE" when the stream was
         reset, or "PATH connection-error=WHAT" (then stops). Every wait is bounded (10 s).
 """
@@ -23,9 +24,10 @@ LIMIT_SECONDS = 10
 
 def request(sock, conn, host, port, path):
     stream = conn.get_next_available_stream_id()
+    method, target = ("HEAD", path[5:]) if path.startswith("HEAD:") else ("GET", path)
     headers = [
-        (":method", "GET"),
-        (":path", path),
+        (":method", method),
+        (":path", target),
         (":scheme", "http"),
         (":authority", f"{host}:{port}"),
     ]
@@ -55,7 +57,11 @@ def request(sock, conn, host, port, path):
             elif isinstance(event, h2.events.StreamReset):
                 return f"{path} reset={int(event.error_code)}", True
             elif isinstance(event, h2.events.StreamEnded):
+                sock.sendall(conn.data_to_send())
                 return f"{path} status={status} bytes={received}", True
+        # The credit acknowledging the data just read goes now: a server whose windows are
+        # used up sends nothing more until it arrives.
+        sock.sendall(conn.data_to_send())
 
 
 def main():

@@ -1425,7 +1425,7 @@ mod h2_server {
 /// its exit code and stdout. One transfer per curl: Debian's curl 7.88.1 cannot reuse an h2c
 /// connection (curl issue 10634, fixed in 8.0), so streams sharing a connection come from the h2
 /// crate's client below.
-async fn curl(args: Vec<String>) -> (Option<i32>, String) {
+pub(crate) async fn curl(args: Vec<String>) -> (Option<i32>, String) {
     tokio::task::spawn_blocking(move || {
         let out = std::process::Command::new("curl")
             .args(["--silent", "--max-time", "20", "--http2-prior-knowledge"])
