@@ -101,6 +101,42 @@ pub struct BlobCheck {
     pub corrupt: bool,
 }
 
+impl BlobCheck {
+    /// What an incomplete blob's calls carried: the bytes that crossed of the blob's size and
+    /// the first range that never did (`length` is where the furthest call ended, holes included).
+    pub fn incomplete_text(&self) -> String {
+        let mut spans: Vec<(u64, u64)> = self
+            .calls
+            .iter()
+            .filter(|c| c.length > 0)
+            .map(|c| (c.offset, c.offset.saturating_add(c.length)))
+            .collect();
+        spans.sort_unstable();
+        let (mut crossed, mut reach, mut hole) = (0u64, 0u64, None);
+        for (start, end) in spans {
+            if start > reach && hole.is_none() {
+                hole = Some((reach, start));
+            }
+            if end > reach {
+                crossed += end - start.max(reach);
+                reach = end;
+            }
+        }
+        if hole.is_none() && reach < self.size {
+            hole = Some((reach, self.size));
+        }
+        let mut s = format!(
+            "incomplete: {} of {} crossed",
+            crate::plural::count(crossed, "byte"),
+            self.size
+        );
+        if let Some((from, to)) = hole {
+            s.push_str(&format!(", bytes {from}..{to} never did"));
+        }
+        s
+    }
+}
+
 /// The blob a resource name is about, as grouping and reports name it.
 fn canonical(name: &ResourceName) -> String {
     let mut s = String::new();

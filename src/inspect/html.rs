@@ -436,7 +436,7 @@ impl Report {
             let result = match (&b.check, &b.matched) {
                 (Some(c), Some(f)) => format!("{} ({f})", c.describe()),
                 (Some(c), None) => c.describe(),
-                (None, _) => format!("incomplete ({})", count(b.length, "byte")),
+                (None, _) => b.incomplete_text(),
             };
             let problems: String = b
                 .problems

@@ -1,6 +1,5 @@
 //! Renders the report as the human text table `faultline inspect` prints by default.
 
-use super::content_address::Scheme;
 use super::exchange::Outcome;
 use super::leg;
 use super::model::{FlowSummary, LegComparison, Report};
@@ -182,26 +181,16 @@ impl Report {
         if !self.content_checks.is_empty() {
             let _ = writeln!(s, "\ncontent addresses:");
             for cc in &self.content_checks {
-                let Some(ex) = self.exchange(cc.exchange) else {
+                let Some(what) = self.check_subject(cc) else {
                     continue;
                 };
-                let result = cc.check.describe();
-                let algo = match (cc.address.scheme, &cc.address.backend) {
-                    (Scheme::S3, Some(source)) => format!("{}, {source}", cc.address.algo.name()),
-                    _ => cc.address.algo.name().to_string(),
-                };
-                // An S3 check names the operation and the object, not the long signed target.
-                let what = match self.s3.iter().find(|r| r.exchange == cc.exchange) {
-                    Some(r) if cc.address.scheme == Scheme::S3 => format!(
-                        "{} {}{}",
-                        r.operation.name(),
-                        r.path,
-                        r.part_number
-                            .map_or(String::new(), |n| format!(" part {n}"))
-                    ),
-                    _ => format!("{} {}", ex.method, ex.target),
-                };
-                let _ = writeln!(s, "  #{} {what} ({algo}): {result}", ex.id);
+                let _ = writeln!(
+                    s,
+                    "  #{} {what} ({}): {}",
+                    cc.exchange,
+                    Report::check_algorithm(cc),
+                    cc.check.describe()
+                );
             }
         }
         if !self.objects.is_empty() {
@@ -242,28 +231,16 @@ impl Report {
                 }
             }
         }
-        if !self.p2phttp.is_empty() {
+        let p2phttp = self.p2phttp_rows();
+        if !p2phttp.is_empty() {
             let _ = writeln!(s, "\ngit-annex p2phttp:");
-            for p in &self.p2phttp {
-                let Some(ex) = self.exchange(p.exchange) else {
-                    continue;
-                };
-                let offset = if p.offset > 0 {
-                    format!(" offset {}", p.offset)
-                } else {
-                    String::new()
-                };
-                let _ = writeln!(
-                    s,
-                    "  #{} v{} {}{offset} {} ({} leg): {}",
-                    p.exchange,
-                    p.version,
-                    p.operation,
-                    p.key.as_deref().unwrap_or("-"),
-                    leg::name(ex.leg),
-                    p.answer.clone().unwrap_or_else(|| ex.response_text())
-                );
-            }
+        }
+        for p in p2phttp {
+            let _ = writeln!(
+                s,
+                "  #{} {} ({} leg): {}",
+                p.exchange, p.request, p.leg, p.answer
+            );
         }
         if !self.webdav_moves.is_empty() {
             let _ = writeln!(s, "\nWebDAV moves:");
@@ -434,7 +411,7 @@ impl Report {
             let result = match (&b.check, &b.matched) {
                 (Some(c), Some(f)) => format!("{} ({f})", c.describe()),
                 (Some(c), None) => c.describe(),
-                (None, _) => format!("incomplete ({})", count(b.length, "byte")),
+                (None, _) => b.incomplete_text(),
             };
             let mark = if b.corrupt { "CORRUPT " } else { "" };
             let _ = writeln!(
