@@ -102,8 +102,8 @@ pub struct BlobCheck {
 }
 
 impl BlobCheck {
-    /// What an incomplete blob's calls carried: the bytes that crossed of the blob's size and
-    /// the first range that never did (`length` is where the furthest call ended, holes included).
+    /// What an incomplete blob's calls carried: how many of the blob's bytes, and the first range
+    /// missing (`length` is where the furthest call ended, holes included, so it overstates).
     pub fn incomplete_text(&self) -> String {
         let mut spans: Vec<(u64, u64)> = self
             .calls
@@ -125,14 +125,11 @@ impl BlobCheck {
         if hole.is_none() && reach < self.size {
             hole = Some((reach, self.size));
         }
-        let mut s = format!(
-            "incomplete: {} of {} crossed",
-            crate::plural::count(crossed, "byte"),
-            self.size
-        );
+        let mut s = format!("incomplete ({crossed} of {} bytes", self.size);
         if let Some((from, to)) = hole {
-            s.push_str(&format!(", bytes {from}..{to} never did"));
+            s.push_str(&format!("; bytes {from}..{to} missing"));
         }
+        s.push(')');
         s
     }
 }

@@ -67,3 +67,67 @@ impl Report {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::direction::Leg;
+    use crate::inspect::analysis::tests::report_of;
+    use crate::inspect::legs::tests::exchange;
+
+    /// User trials: the text report said `UploadPart /bkt/obj part 1` and listed `v4 get offset
+    /// 102400 KEY` while the HTML and Markdown pages showed the raw signed target and no
+    /// p2phttp section at all. The three renderings now carry the same evidence.
+    #[test]
+    fn text_html_and_markdown_carry_the_same_evidence() {
+        let (mut exchanges, _, etag) = crate::inspect::s3::tests::multipart_run("placeholder");
+        exchanges[4].response_text = String::from_utf8_lossy(&exchanges[4].response_text)
+            .replace("placeholder", &etag)
+            .into_bytes();
+        let key =
+            "SHA256E-s8--7f8b1dfc466b6249f06cbe55c9174df2578e7754da793fded244ef5cba2a38f1.txt";
+        let mut get = exchange(
+            5,
+            Leg::Upstream,
+            5,
+            "GET",
+            &format!("/git-annex/d4b6/v4/key/{key}?clientuuid=c&offset=102400"),
+            Some("h"),
+        );
+        get.response.status = Some(200);
+        exchanges.push(get);
+        let report = report_of("upstream leg", exchanges);
+        let text = report.render_text();
+        let html = report.render_html();
+        let md = report.render_markdown();
+        let p2p = format!("v4 get offset 102400 {key}");
+        for (format, page, part, p2p) in [
+            (
+                "text",
+                &text,
+                "UploadPart /bkt/obj part 1".to_string(),
+                p2p.clone(),
+            ),
+            (
+                "html",
+                &html,
+                crate::inspect::html::escape("UploadPart /bkt/obj part 1"),
+                crate::inspect::html::escape(&p2p),
+            ),
+            (
+                "markdown",
+                &md,
+                crate::inspect::markdown::escape("UploadPart /bkt/obj part 1"),
+                crate::inspect::markdown::escape(&p2p),
+            ),
+        ] {
+            assert!(page.contains(&part), "{format}: no {part:?} in:\n{page}");
+            assert!(page.contains(&p2p), "{format}: no {p2p:?} in:\n{page}");
+        }
+        for (format, page) in [("html", &html), ("markdown", &md)] {
+            assert!(
+                !page.contains("partNumber=1 (md5"),
+                "{format} names the operation, not the signed target:\n{page}"
+            );
+        }
+    }
+}

@@ -44,7 +44,7 @@ h1{margin:0;font-size:1.6em}h2,h3{overflow-wrap:anywhere}h2{border-bottom:1px so
 .verdict p{margin:6px 0 0;font-size:1.05em;overflow-wrap:anywhere}
 table{border-collapse:collapse;width:100%;font-size:.9em;margin:8px 0}
 th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:var(--bg);white-space:nowrap}td.nowrap,td.num{white-space:nowrap}td.faults{min-width:16em}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:var(--bg);white-space:nowrap}td.nowrap,td.num{white-space:nowrap}td.faults{min-width:16em}td.result{overflow-wrap:normal;min-width:12em}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .corrupt-mark{color:var(--bad);font-weight:bold}.ok-mark{color:var(--ok)}
 ol.findings li{margin:6px 0;color:var(--bad);overflow-wrap:anywhere}
 pre,code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em}
@@ -138,6 +138,7 @@ impl Report {
         self.html_run(&mut s);
         self.html_attempts(&mut s);
         self.html_checks(&mut s);
+        self.html_p2phttp(&mut s);
         self.html_expectations(&mut s);
         self.html_timelines(&mut s);
         self.html_h2(&mut s);
@@ -316,6 +317,29 @@ impl Report {
         s.push_str("</div>");
     }
 
+    /// git-annex p2phttp requests: version, operation, offset and key, as the text report has them.
+    fn html_p2phttp(&self, s: &mut String) {
+        let rows = self.p2phttp_rows();
+        if rows.is_empty() {
+            return;
+        }
+        let _ = write!(
+            s,
+            r#"<section id="p2phttp"><h2>git-annex p2phttp</h2><table><tr><th>exchange</th><th>request</th><th>leg</th><th>answer</th></tr>"#
+        );
+        for p in rows {
+            let _ = write!(
+                s,
+                r#"<tr class="p2phttp"><td class="num">{}</td><td>{}</td><td class="nowrap">{}</td><td>{}</td></tr>"#,
+                p.exchange,
+                escape(&p.request),
+                p.leg,
+                escape(&p.answer)
+            );
+        }
+        s.push_str("</table></section>\n");
+    }
+
     /// `--expect`: each manifest line against what the capture shows was stored.
     fn html_expectations(&self, s: &mut String) {
         if self.expectations.is_empty() {
@@ -360,15 +384,15 @@ impl Report {
             }
         };
         for cc in &self.content_checks {
-            let Some(ex) = self.exchange(cc.exchange) else {
+            let (Some(ex), Some(what)) = (self.exchange(cc.exchange), self.check_subject(cc))
+            else {
                 continue;
             };
             let _ = write!(
                 s,
-                r#"<tr class="check"><td>{} {} <small>({})</small></td><td class="nowrap">{}</td><td class="nowrap">exchange {}</td><td>{}{}</td></tr>"#,
-                escape(&ex.method),
-                escape(&ex.target),
-                cc.address.algo.name(),
+                r#"<tr class="check"><td class="object">{} <small>({})</small></td><td class="nowrap">{}</td><td class="nowrap">exchange {}</td><td class="result">{}{}</td></tr>"#,
+                escape(&what),
+                escape(&Report::check_algorithm(cc)),
                 leg::name(ex.leg),
                 ex.id,
                 mark(cc.corrupt),
@@ -402,7 +426,7 @@ impl Report {
                 .collect();
             let _ = write!(
                 s,
-                r#"<tr class="object"><td>{} {} <small>({})</small></td><td class="nowrap">{}</td><td>{}</td><td>{}{}{problems}</td></tr>"#,
+                r#"<tr class="object"><td class="object">{} {} <small>({})</small></td><td class="nowrap">{}</td><td>{}</td><td class="result">{}{}{problems}</td></tr>"#,
                 match o.transfer {
                     Transfer::Upload => "upload",
                     Transfer::Download => "download",
@@ -445,7 +469,7 @@ impl Report {
                 .collect();
             let _ = write!(
                 s,
-                r#"<tr class="blob"><td>ByteStream {} {} <small>({})</small></td><td class="nowrap">{}</td><td>{}</td><td>{}{}{problems}</td></tr>"#,
+                r#"<tr class="blob"><td class="object">ByteStream {} {} <small>({})</small></td><td class="nowrap">{}</td><td>{}</td><td class="result">{}{}{problems}</td></tr>"#,
                 match b.transfer {
                     Transfer::Upload => "write",
                     Transfer::Download => "read",
