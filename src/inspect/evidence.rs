@@ -123,6 +123,17 @@ mod tests {
             assert!(page.contains(&part), "{format}: no {part:?} in:\n{page}");
             assert!(page.contains(&p2p), "{format}: no {p2p:?} in:\n{page}");
         }
+        // User trials at 1280 px: a long object squeezed the result to "matche / s". The result
+        // cell breaks only between words; the object cell takes the squeeze.
+        assert!(
+            html.contains(r#"<td class="object">UploadPart /bkt/obj part 1 <small>(md5"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<td class="result">matches</td>"#),
+            "{html}"
+        );
+        assert!(html.contains("td.result{overflow-wrap:normal;"), "{html}");
         for (format, page) in [("html", &html), ("markdown", &md)] {
             assert!(
                 !page.contains("partNumber=1 (md5"),
