@@ -451,8 +451,14 @@ impl Blob {
                             .is_some_and(|reset| reset <= calls[i].opened_ns)
                 });
                 if let Some(&(j, stop)) = cut_here {
+                    // A reset after the whole blob crossed cut nothing of it: say what it carried.
+                    let ended = if stop >= self.name.size {
+                        format!("was reset after carrying all {stop} bytes of the blob")
+                    } else {
+                        format!("was cut at offset {stop}")
+                    };
                     out.problems.push(format!(
-                        "the Read from offset 0 ({}) starts over after {} was cut at offset {stop}: correct if the client dropped those {stop} bytes; a client that appends them would hold {} bytes",
+                        "the Read from offset 0 ({}) starts over after {} {ended}: correct if the client dropped those {stop} bytes; a client that appends them would hold {} bytes",
                         at_call(&calls[i]),
                         at_call(&calls[j]),
                         stop.saturating_add(self.name.size),

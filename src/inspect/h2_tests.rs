@@ -1124,3 +1124,56 @@ fn an_incomplete_blob_says_what_crossed_and_where_the_hole_is() {
     assert!(report.render_markdown().contains(said));
     assert!(report.render_html().contains(said));
 }
+
+/// User trials: an upstream-leg Read reset only after all 3,000,000 bytes had crossed was
+/// "cut at offset 3000000". It says it carried the whole blob before its reset.
+#[test]
+fn a_read_reset_after_the_whole_blob_is_not_called_cut() {
+    let (bytes, name) = blob(48_000);
+    let mut conn = Conn::new();
+    let s = conn.call(READ, &[read_request(&name, 0)], true);
+    let messages: Vec<Vec<u8>> = bytes.chunks(16_000).map(ReadResponse::encode).collect();
+    conn.respond(s, &messages);
+    conn.reset(s, DOWN, ErrorCode::CANCEL);
+    read_call(&mut conn, &name, 0, &bytes, 16_000);
+    let report = inspect(vec![conn.chunks]);
+    let note = &report.bytestream[0].problems;
+    assert_eq!(note.len(), 1, "{}", report.render_text());
+    assert!(
+        note[0].contains("starts over after stream 1 (flow 1) was reset after carrying all 48000 bytes of the blob:"),
+        "{note:?}"
+    );
+    assert!(!note[0].contains("cut at offset"), "{note:?}");
+}
+
+/// User trials: a gRPC Read cut by `truncate` (END_STREAM at the cut, no trailers) showed
+/// `307200` without `CUT`. A gRPC answer that ends without its grpc-status is cut.
+#[test]
+fn a_grpc_answer_ended_without_its_status_is_cut() {
+    let (bytes, name) = blob(48_000);
+    let mut conn = Conn::new();
+    let s = conn.call(READ, &[read_request(&name, 0)], true);
+    let messages: Vec<Vec<u8>> = bytes[..32_000]
+        .chunks(16_000)
+        .map(ReadResponse::encode)
+        .collect();
+    conn.respond(s, &messages);
+    conn.send(DOWN, build::data_header(s, 0, true).to_vec());
+    let whole = read_call(&mut conn, &name, 0, &bytes, 16_000);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    let stream = |id: StreamId| {
+        report
+            .h2_streams
+            .iter()
+            .find(|st| st.stream == id.0)
+            .unwrap_or_else(|| panic!("stream {id:?} in {text}"))
+    };
+    assert!(stream(s).response_ended, "{text}");
+    assert!(stream(s).response_cut, "{text}");
+    assert!(
+        stream(s).response_bytes_text().ends_with("/? CUT"),
+        "{text}"
+    );
+    assert!(!stream(whole).response_cut, "{text}");
+}
