@@ -185,7 +185,7 @@ impl<C: StreamConsumer> TlsLayer<C> {
         };
         if let Some(u) = session.dirs[dir.index()].undecryptable.take() {
             self.warn(format!(
-                "record #{} at offset {} of the {dir} stream is the one a rule corrupted on purpose (tls_alert bad_record_mac): it does not decrypt, as its peer found; the rest of this direction is not decrypted",
+                "undecryptable record #{} at offset {} of the {dir} stream: the record a rule corrupted on purpose (tls_alert bad_record_mac), as its peer found; the fault, not bytes the capture missed; the rest of this direction is not decrypted",
                 u.record, u.at
             ));
         }
@@ -967,11 +967,11 @@ mod tests {
             assert!(
                 warnings
                     .iter()
-                    .any(|w| w.contains("is the one a rule corrupted on purpose")),
+                    .any(|w| w.contains("the record a rule corrupted on purpose")),
                 "{order}: {warnings:?}"
             );
             assert!(
-                !warnings.iter().any(|w| w.contains("undecryptable record")),
+                !warnings.iter().any(|w| w.contains("keys missing")),
                 "{order}: {warnings:?}"
             );
         }
