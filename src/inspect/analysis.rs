@@ -472,7 +472,7 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
             let why_not = match (&mut first_body, &mut ex.body) {
                 (Some(a), Some(b)) => match a.incomplete_copy().or(b.incomplete_copy()) {
                     Some(why) => Some(why),
-                    None => match attempts::compare(a, b) {
+                    None => match attempts::compare_after(a, b, !first_complete) {
                         Ok(c) => {
                             attempt.comparison = Some(c);
                             None

@@ -16,6 +16,9 @@ const BLOCK: usize = 256 * 1024;
 const PROBE_LEN: usize = 32;
 /// Candidate shift offsets verified before giving up (repetitive bodies match everywhere).
 const MAX_CANDIDATES: usize = 64;
+/// Bytes a later attempt must share with the tail of a cut first attempt before it is said to
+/// equal attempt 1 from a shifted offset (fewer could match by chance).
+const MIN_CUT_OVERLAP: u64 = 256;
 
 /// A body that can be read at any offset: a slice, or bytes spilled to a file.
 pub trait BodySource {
@@ -153,10 +156,16 @@ impl BodyComparison {
                     "attempt {n} differs from attempt 1 at offset {offset} (lengths {first_len} vs {len}; attempt 1: {} |{}|, attempt {n}: {} |{}|)",
                     first_excerpt.hex, first_excerpt.ascii, excerpt.hex, excerpt.ascii
                 );
-                if let Some(k) = shifted_from {
-                    s.push_str(&format!(
+                match shifted_from {
+                    // Attempt 1 was cut before attempt n's end: only the bytes it holds compare.
+                    Some(k) if k.saturating_add(*len) > *first_len => s.push_str(&format!(
+                        "; attempt {n} equals attempt 1 from offset {k} (the {} bytes attempt 1 holds from there; it was cut at {first_len}): the retry did not seek back to the start",
+                        first_len - k
+                    )),
+                    Some(k) => s.push_str(&format!(
                         "; attempt {n} equals attempt 1 from offset {k}: the retry did not seek back to the start"
-                    ));
+                    )),
+                    None => {}
                 }
                 s
             }
@@ -168,6 +177,16 @@ impl BodyComparison {
 pub fn compare(
     first: &mut dyn BodySource,
     other: &mut dyn BodySource,
+) -> io::Result<BodyComparison> {
+    compare_after(first, other, false)
+}
+
+/// [`compare`], knowing whether `first` was cut short: then a shift is also found when `other`
+/// runs past the bytes `first` holds (a retry that re-sent from the middle after a reset).
+pub fn compare_after(
+    first: &mut dyn BodySource,
+    other: &mut dyn BodySource,
+    first_cut: bool,
 ) -> io::Result<BodyComparison> {
     let (first_len, len) = (first.len(), other.len());
     if len == 0 {
@@ -197,7 +216,7 @@ pub fn compare(
                 len,
                 first_excerpt,
                 excerpt,
-                shifted_from: find_shift(first, other)?,
+                shifted_from: find_shift(first, other, first_cut)?,
                 before,
             })
         }
@@ -236,23 +255,34 @@ fn first_difference(
 
 /// Finds `k > 0` with `other == first[k..k + other.len()]`: the suffix alignment is tried first
 /// (the usual "resumed from where the last attempt was cut" bug), then positions where `other`'s
-/// first bytes occur in `first`, at most [`MAX_CANDIDATES`] of them.
+/// first bytes occur in `first`, at most [`MAX_CANDIDATES`] of them. When `first_cut` (attempt 1
+/// was cut short, so its bytes end early), `other` may also run past `first`'s end: then
+/// `first[k..]` must equal `other`'s first `first.len() - k` bytes, at least [`MIN_CUT_OVERLAP`].
 pub fn find_shift(
     first: &mut dyn BodySource,
     other: &mut dyn BodySource,
+    first_cut: bool,
 ) -> io::Result<Option<u64>> {
     let (first_len, len) = (first.len(), other.len());
-    if len == 0 || len >= first_len {
+    if len == 0 || (len >= first_len && !first_cut) || first_len < 2 {
         return Ok(None);
     }
-    let suffix = first_len - len;
-    if first_difference(first, suffix, other, 0, len)?.is_none() {
-        return Ok(Some(suffix));
+    let suffix = first_len.checked_sub(len).filter(|&k| k > 0);
+    if let Some(k) = suffix {
+        if first_difference(first, k, other, 0, len)?.is_none() {
+            return Ok(Some(k));
+        }
     }
+    // Where a shift may start: all of `other` inside `first`, or, after a cut, at least
+    // MIN_CUT_OVERLAP of it (and all of `first`'s tail from there).
+    let last_start = if first_cut {
+        first_len.saturating_sub(MIN_CUT_OVERLAP.min(len))
+    } else {
+        first_len - len
+    };
     let probe_len = (len as usize).min(PROBE_LEN);
     let mut probe = vec![0; probe_len];
     other.read_at(0, &mut probe)?;
-    let last_start = first_len - len; // a shift must leave room for all of `other`
     let mut candidates = 0;
     let mut block = vec![0; BLOCK + probe_len];
     let mut start = 1u64;
@@ -265,8 +295,9 @@ pub fn find_shift(
             if k > last_start || i >= BLOCK {
                 break;
             }
-            if w == probe.as_slice() && k != suffix {
-                if first_difference(first, k, other, 0, len)?.is_none() {
+            if w == probe.as_slice() && Some(k) != suffix {
+                let overlap = len.min(first_len - k);
+                if first_difference(first, k, other, 0, overlap)?.is_none() {
                     return Ok(Some(k));
                 }
                 candidates += 1;
@@ -410,6 +441,65 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// User trials: a reset mid-upload left attempt 1 with 190,464 bytes; attempt 2 re-sent
+    /// the body from offset 131072. Inspect said only "differs at offset 0", because attempt 2
+    /// runs past the bytes attempt 1 holds. Against a cut attempt 1 the shift is named from the
+    /// bytes that exist; against a complete one, a body that merely starts with its tail is not.
+    #[test]
+    fn a_retry_that_restarts_mid_body_after_a_cut_attempt_is_named() {
+        let body = noise(1_048_576, 11);
+        let (held, k) = (190_464, 131_072);
+        let c = compare_after(&mut &body[..held], &mut &body[k..], true).expect("slices");
+        assert!(
+            matches!(c, BodyComparison::Differs { offset: 0, shifted_from: Some(s), .. } if s == k as u64),
+            "{c:?}"
+        );
+        let d = c.describe(2);
+        assert!(
+            d.contains("attempt 2 equals attempt 1 from offset 131072 (the 59392 bytes attempt 1 holds from there; it was cut at 190464): the retry did not seek back to the start"),
+            "{d}"
+        );
+        // Not claimed without the cut, nor when attempt 2 leaves attempt 1's bytes.
+        let c = compare_after(&mut &body[..held], &mut &body[k..], false).expect("slices");
+        assert!(
+            matches!(
+                c,
+                BodyComparison::Differs {
+                    shifted_from: None,
+                    ..
+                }
+            ),
+            "{c:?}"
+        );
+        let mut changed = body[k..].to_vec();
+        changed[30_000] ^= 1;
+        let c = compare_after(&mut &body[..held], &mut &changed[..], true).expect("slices");
+        assert!(
+            matches!(
+                c,
+                BodyComparison::Differs {
+                    shifted_from: None,
+                    ..
+                }
+            ),
+            "{c:?}"
+        );
+        // Too few shared bytes to say: the last 100 bytes of attempt 1 then others.
+        let mut tail = body[held - 100..held].to_vec();
+        tail.extend(noise(5_000, 3));
+        let c = compare_after(&mut &body[..held], &mut &tail[..], true).expect("slices");
+        assert!(
+            matches!(
+                c,
+                BodyComparison::Differs {
+                    shifted_from: None,
+                    ..
+                }
+            ),
+            "{c:?}"
+        );
     }
 
     #[test]

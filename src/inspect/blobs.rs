@@ -101,6 +101,39 @@ pub struct BlobCheck {
     pub corrupt: bool,
 }
 
+impl BlobCheck {
+    /// What an incomplete blob's calls carried: how many of the blob's bytes, and the first range
+    /// missing (`length` is where the furthest call ended, holes included, so it overstates).
+    pub fn incomplete_text(&self) -> String {
+        let mut spans: Vec<(u64, u64)> = self
+            .calls
+            .iter()
+            .filter(|c| c.length > 0)
+            .map(|c| (c.offset, c.offset.saturating_add(c.length)))
+            .collect();
+        spans.sort_unstable();
+        let (mut crossed, mut reach, mut hole) = (0u64, 0u64, None);
+        for (start, end) in spans {
+            if start > reach && hole.is_none() {
+                hole = Some((reach, start));
+            }
+            if end > reach {
+                crossed += end - start.max(reach);
+                reach = end;
+            }
+        }
+        if hole.is_none() && reach < self.size {
+            hole = Some((reach, self.size));
+        }
+        let mut s = format!("incomplete ({crossed} of {} bytes", self.size);
+        if let Some((from, to)) = hole {
+            s.push_str(&format!("; bytes {from}..{to} missing"));
+        }
+        s.push(')');
+        s
+    }
+}
+
 /// The blob a resource name is about, as grouping and reports name it.
 fn canonical(name: &ResourceName) -> String {
     let mut s = String::new();
@@ -418,8 +451,14 @@ impl Blob {
                             .is_some_and(|reset| reset <= calls[i].opened_ns)
                 });
                 if let Some(&(j, stop)) = cut_here {
+                    // A reset after the whole blob crossed cut nothing of it: say what it carried.
+                    let ended = if stop >= self.name.size {
+                        format!("was reset after carrying all {stop} bytes of the blob")
+                    } else {
+                        format!("was cut at offset {stop}")
+                    };
                     out.problems.push(format!(
-                        "the Read from offset 0 ({}) starts over after {} was cut at offset {stop}: correct if the client dropped those {stop} bytes; a client that appends them would hold {} bytes",
+                        "the Read from offset 0 ({}) starts over after {} {ended}: correct if the client dropped those {stop} bytes; a client that appends them would hold {} bytes",
                         at_call(&calls[i]),
                         at_call(&calls[j]),
                         stop.saturating_add(self.name.size),

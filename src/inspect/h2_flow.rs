@@ -579,12 +579,18 @@ impl FlowH2 {
             let content_length = response
                 .and_then(|r| r.get_str("content-length"))
                 .and_then(|v| v.trim().parse::<u64>().ok());
+            // A gRPC answer ends with its grpc-status (trailers, or a trailers-only response):
+            // one that ended without it was cut (faultline's truncate ends it with END_STREAM).
+            let grpc_unfinished = grpc_status.is_none()
+                && response
+                    .and_then(|r| r.get_str("content-type"))
+                    .is_some_and(|t| t.trim().starts_with("application/grpc"));
             let response_cut = response_cut(
                 request.and_then(HeaderList::method).as_deref(),
                 status,
                 content_length,
                 record.data_bytes[down],
-                ended[down],
+                ended[down] && !grpc_unfinished,
             );
             let ignored_after_reset = notes
                 .late
@@ -659,7 +665,8 @@ impl FlowH2 {
 /// Whether a response was cut short: it began (a final `status`) with a body to come, and
 /// either fewer DATA bytes than its `content-length` crossed (faultline's truncate ends the
 /// stream with END_STREAM at the cut, which alone looks whole), or the stream never `ended`
-/// (RST_STREAM, a TLS alert or a closed connection ended it instead). A HEAD request, 1xx, 204
+/// (RST_STREAM, a TLS alert or a closed connection ended it instead; a gRPC answer without its
+/// grpc-status counts as never ended). A HEAD request, 1xx, 204
 /// and 304 answers carry no body (RFC 9110 §6.4.1), so they are never cut.
 fn response_cut(
     method: Option<&str>,

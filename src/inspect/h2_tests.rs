@@ -762,6 +762,17 @@ fn a_read_restarted_from_0_after_a_reset_is_noted_and_a_sibling_is_not() {
         "{note:?}"
     );
     assert!(text.contains(&note[0]), "the note is in the text report");
+    // ... and in both pages (user trials: neither showed it).
+    let html = report.render_html();
+    assert!(
+        html.contains(&crate::inspect::html::escape(&note[0])),
+        "the note is in the HTML page:\n{html}"
+    );
+    let md = report.render_markdown();
+    assert!(
+        md.contains(&crate::inspect::markdown::escape(&note[0])),
+        "the note is in the Markdown summary:\n{md}"
+    );
 
     // Opened before the reset (a concurrent sibling): nothing to say.
     let mut conn = Conn::new();
@@ -944,7 +955,7 @@ fn markdown_keeps_the_reset_stream_of_many_and_counts_the_rest() {
         "the reset stream is listed: {md}"
     );
     assert!(
-        md.contains("\n51 more streams are left out here (`--json` lists every stream).\n"),
+        md.contains("\n51 more streams are left out here (every one is in the text report, `--html FILE` and `--json`).\n"),
         "{md}"
     );
 }
@@ -1090,4 +1101,79 @@ fn a_cut_http2_response_is_marked_short_as_http1_is() {
     assert_eq!(truncated["response_cut"], true, "{truncated}");
     assert_eq!(truncated["response_content_length"], 300_000, "{truncated}");
     assert!(report.render_markdown().contains("40960/300000 CUT"));
+}
+
+/// User trials: a blob with a hole said `incomplete (300000 bytes)` (where its furthest Read
+/// ended) though fewer crossed. It says what crossed and where the hole is.
+#[test]
+fn an_incomplete_blob_says_what_crossed_and_where_the_hole_is() {
+    let (bytes, name) = blob(300_000);
+    let mut conn = Conn::new();
+    cut_read(&mut conn, &name, &bytes, 16_000, 8);
+    read_call(&mut conn, &name, 215_536, &bytes[215_536..], 16_000);
+    let report = inspect(vec![conn.chunks]);
+    let blob = &report.bytestream[0];
+    assert_eq!(blob.length, 300_000, "where the furthest Read ended");
+    let said = "incomplete (212464 of 300000 bytes; bytes 128000..215536 missing)";
+    assert_eq!(blob.incomplete_text(), said);
+    assert!(
+        report.render_text().contains(said),
+        "{}",
+        report.render_text()
+    );
+    assert!(report.render_markdown().contains(said));
+    assert!(report.render_html().contains(said));
+}
+
+/// User trials: an upstream-leg Read reset only after all 3,000,000 bytes had crossed was
+/// "cut at offset 3000000". It says it carried the whole blob before its reset.
+#[test]
+fn a_read_reset_after_the_whole_blob_is_not_called_cut() {
+    let (bytes, name) = blob(48_000);
+    let mut conn = Conn::new();
+    let s = conn.call(READ, &[read_request(&name, 0)], true);
+    let messages: Vec<Vec<u8>> = bytes.chunks(16_000).map(ReadResponse::encode).collect();
+    conn.respond(s, &messages);
+    conn.reset(s, DOWN, ErrorCode::CANCEL);
+    read_call(&mut conn, &name, 0, &bytes, 16_000);
+    let report = inspect(vec![conn.chunks]);
+    let note = &report.bytestream[0].problems;
+    assert_eq!(note.len(), 1, "{}", report.render_text());
+    assert!(
+        note[0].contains("starts over after stream 1 (flow 1) was reset after carrying all 48000 bytes of the blob:"),
+        "{note:?}"
+    );
+    assert!(!note[0].contains("cut at offset"), "{note:?}");
+}
+
+/// User trials: a gRPC Read cut by `truncate` (END_STREAM at the cut, no trailers) showed
+/// `307200` without `CUT`. A gRPC answer that ends without its grpc-status is cut.
+#[test]
+fn a_grpc_answer_ended_without_its_status_is_cut() {
+    let (bytes, name) = blob(48_000);
+    let mut conn = Conn::new();
+    let s = conn.call(READ, &[read_request(&name, 0)], true);
+    let messages: Vec<Vec<u8>> = bytes[..32_000]
+        .chunks(16_000)
+        .map(ReadResponse::encode)
+        .collect();
+    conn.respond(s, &messages);
+    conn.send(DOWN, build::data_header(s, 0, true).to_vec());
+    let whole = read_call(&mut conn, &name, 0, &bytes, 16_000);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    let stream = |id: StreamId| {
+        report
+            .h2_streams
+            .iter()
+            .find(|st| st.stream == id.0)
+            .unwrap_or_else(|| panic!("stream {id:?} in {text}"))
+    };
+    assert!(stream(s).response_ended, "{text}");
+    assert!(stream(s).response_cut, "{text}");
+    assert!(
+        stream(s).response_bytes_text().ends_with("/? CUT"),
+        "{text}"
+    );
+    assert!(!stream(whole).response_cut, "{text}");
 }

@@ -44,7 +44,7 @@ h1{margin:0;font-size:1.6em}h2,h3{overflow-wrap:anywhere}h2{border-bottom:1px so
 .verdict p{margin:6px 0 0;font-size:1.05em;overflow-wrap:anywhere}
 table{border-collapse:collapse;width:100%;font-size:.9em;margin:8px 0}
 th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:var(--bg);white-space:nowrap}td.nowrap,td.num{white-space:nowrap}td.faults{min-width:16em}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:var(--bg);white-space:nowrap}td.nowrap,td.num{white-space:nowrap}td.faults{min-width:16em}td.result{overflow-wrap:normal;min-width:12em}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .corrupt-mark{color:var(--bad);font-weight:bold}.ok-mark{color:var(--ok)}
 ol.findings li{margin:6px 0;color:var(--bad);overflow-wrap:anywhere}
 pre,code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em}
@@ -138,6 +138,7 @@ impl Report {
         self.html_run(&mut s);
         self.html_attempts(&mut s);
         self.html_checks(&mut s);
+        self.html_p2phttp(&mut s);
         self.html_expectations(&mut s);
         self.html_timelines(&mut s);
         self.html_h2(&mut s);
@@ -308,12 +309,55 @@ impl Report {
                     s,
                     a.number,
                     *offset,
+                    *offset,
                     &hexdump::align(*offset, before, first_excerpt, excerpt),
                 );
+                // Where the retry's bytes come from: attempt 1 at the shifted offset beside
+                // attempt n at the offset above (the comparison proved them equal).
+                if let Some(k) = shifted_from {
+                    let same: Vec<Cell> = hexdump::bytes_of(excerpt)
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, b)| Cell {
+                            offset: k + i as u64,
+                            first: Some(b),
+                            other: Some(b),
+                        })
+                        .collect();
+                    let _ = write!(
+                        s,
+                        r#"<p class="shifted">Attempt 1 at offset <strong>{k}</strong> and attempt {} at offset {offset}: the same bytes.</p>"#,
+                        a.number
+                    );
+                    hex_table(s, a.number, *k, *offset, &same);
+                }
                 s.push_str("</div>");
             }
         }
         s.push_str("</div>");
+    }
+
+    /// git-annex p2phttp requests: version, operation, offset and key, as the text report has them.
+    fn html_p2phttp(&self, s: &mut String) {
+        let rows = self.p2phttp_rows();
+        if rows.is_empty() {
+            return;
+        }
+        let _ = write!(
+            s,
+            r#"<section id="p2phttp"><h2>git-annex p2phttp</h2><table><tr><th>exchange</th><th>request</th><th>leg</th><th>answer</th></tr>"#
+        );
+        for p in rows {
+            let _ = write!(
+                s,
+                r#"<tr class="p2phttp"><td class="num">{}</td><td>{}</td><td class="nowrap">{}</td><td>{}</td></tr>"#,
+                p.exchange,
+                escape(&p.request),
+                p.leg,
+                escape(&p.answer)
+            );
+        }
+        s.push_str("</table></section>\n");
     }
 
     /// `--expect`: each manifest line against what the capture shows was stored.
@@ -360,15 +404,15 @@ impl Report {
             }
         };
         for cc in &self.content_checks {
-            let Some(ex) = self.exchange(cc.exchange) else {
+            let (Some(ex), Some(what)) = (self.exchange(cc.exchange), self.check_subject(cc))
+            else {
                 continue;
             };
             let _ = write!(
                 s,
-                r#"<tr class="check"><td>{} {} <small>({})</small></td><td class="nowrap">{}</td><td class="nowrap">exchange {}</td><td>{}{}</td></tr>"#,
-                escape(&ex.method),
-                escape(&ex.target),
-                cc.address.algo.name(),
+                r#"<tr class="check"><td class="object">{} <small>({})</small></td><td class="nowrap">{}</td><td class="nowrap">exchange {}</td><td class="result">{}{}</td></tr>"#,
+                escape(&what),
+                escape(&Report::check_algorithm(cc)),
                 leg::name(ex.leg),
                 ex.id,
                 mark(cc.corrupt),
@@ -402,7 +446,7 @@ impl Report {
                 .collect();
             let _ = write!(
                 s,
-                r#"<tr class="object"><td>{} {} <small>({})</small></td><td class="nowrap">{}</td><td>{}</td><td>{}{}{problems}</td></tr>"#,
+                r#"<tr class="object"><td class="object">{} {} <small>({})</small></td><td class="nowrap">{}</td><td>{}</td><td class="result">{}{}{problems}</td></tr>"#,
                 match o.transfer {
                     Transfer::Upload => "upload",
                     Transfer::Download => "download",
@@ -436,7 +480,7 @@ impl Report {
             let result = match (&b.check, &b.matched) {
                 (Some(c), Some(f)) => format!("{} ({f})", c.describe()),
                 (Some(c), None) => c.describe(),
-                (None, _) => format!("incomplete ({})", count(b.length, "byte")),
+                (None, _) => b.incomplete_text(),
             };
             let problems: String = b
                 .problems
@@ -445,7 +489,7 @@ impl Report {
                 .collect();
             let _ = write!(
                 s,
-                r#"<tr class="blob"><td>ByteStream {} {} <small>({})</small></td><td class="nowrap">{}</td><td>{}</td><td>{}{}{problems}</td></tr>"#,
+                r#"<tr class="blob"><td class="object">ByteStream {} {} <small>({})</small></td><td class="nowrap">{}</td><td>{}</td><td class="result">{}{}{problems}</td></tr>"#,
                 match b.transfer {
                     Transfer::Upload => "write",
                     Transfer::Download => "read",
@@ -673,8 +717,9 @@ impl Report {
 }
 
 /// The bytes of both attempts at the first difference, as a hexdump: the bytes before it (the
-/// same in both) on one line, then each attempt's bytes from the offset on; differing bytes marked.
-fn hex_table(s: &mut String, number: usize, at: u64, cells: &[Cell]) {
+/// same in both) on one line, then attempt 1's bytes from `at` on and attempt `number`'s from
+/// `other_at` (the same offset, but for a shifted retry); differing bytes marked.
+fn hex_table(s: &mut String, number: usize, at: u64, other_at: u64, cells: &[Cell]) {
     let (before, after): (Vec<&Cell>, Vec<&Cell>) = cells.iter().partition(|c| c.offset < at);
     let columns = before.len().max(after.len()).max(1);
     let _ = write!(
@@ -717,7 +762,7 @@ fn hex_table(s: &mut String, number: usize, at: u64, cells: &[Cell]) {
     let first: Vec<(Option<u8>, bool)> = after.iter().map(|c| (c.first, c.differs())).collect();
     line(s, at, true, "attempt 1", &first);
     let other: Vec<(Option<u8>, bool)> = after.iter().map(|c| (c.other, c.differs())).collect();
-    line(s, at, true, &format!("attempt {number}"), &other);
+    line(s, other_at, true, &format!("attempt {number}"), &other);
     s.push_str("</table>");
 }
 
@@ -790,6 +835,13 @@ pub(crate) mod tests {
     /// Two attempts of one PUT on the client leg: the retry re-sent the first attempt's bytes from
     /// offset 1000 on and was accepted (the shifted-slice bug).
     pub(crate) fn shifted_retry_report() -> Report {
+        let body: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+        retry_report(&body, body.len() as u64, &body[1000..])
+    }
+
+    /// Two attempts of one PUT on the client leg: `first` (of `expected` bytes, cut when
+    /// shorter, by a reset), then `second`, accepted.
+    pub(crate) fn retry_report(first: &[u8], expected: u64, second: &[u8]) -> Report {
         use crate::inspect::analysis;
         use crate::inspect::body_store::{MemoryUse, RetainedBody};
         use crate::inspect::exchange::FlowOutcome;
@@ -797,14 +849,19 @@ pub(crate) mod tests {
         use crate::inspect::model::CaptureInfo;
         use crate::inspect::reassembly::FlowInfo;
         use crate::inspect::LegFilter;
-        let body: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
-        let attempt = |id: usize, flow: u64, bytes: &[u8]| {
+        let attempt = |id: usize, flow: u64, bytes: &[u8], expected: u64| {
             let mut ex = exchange(id, Leg::Client, flow, "PUT", "/upload/x.bin", None);
             let mut kept = RetainedBody::new(MemoryUse::default());
             kept.append(bytes);
             ex.body = Some(kept);
             ex.request.length = bytes.len() as u64;
-            ex.request.expected = Some(bytes.len() as u64);
+            ex.request.expected = Some(expected);
+            if (bytes.len() as u64) < expected {
+                ex.request.complete = false;
+                ex.request.cut_by = Some("reset".into());
+                ex.response.status = None;
+                ex.response.outcome = crate::inspect::Outcome::ConnectionReset;
+            }
             ex.time_ns = flow * 1_000_000;
             (
                 FlowInfo {
@@ -837,7 +894,10 @@ pub(crate) mod tests {
         analysis::build(
             capture,
             LegFilter::Both,
-            vec![attempt(0, 1, &body), attempt(1, 2, &body[1000..])],
+            vec![
+                attempt(0, 1, first, expected),
+                attempt(1, 2, second, second.len() as u64),
+            ],
         )
     }
 
@@ -861,6 +921,41 @@ pub(crate) mod tests {
             "{md}"
         );
         assert!(md.contains("equals attempt 1 from offset 1000"), "{md}");
+    }
+
+    /// User trials: attempt 1 cut by a reset (3000 of 4096 bytes), attempt 2 the body from
+    /// offset 1000: "differs at offset 0" and nothing more. The shift is named from the bytes
+    /// attempt 1 holds, and the hex view shows attempt 1 at the shifted offset.
+    #[test]
+    fn a_retry_from_mid_body_after_a_cut_attempt_shows_attempt_1_at_the_shift() {
+        let body: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let report = retry_report(&body[..3000], 4096, &body[1000..]);
+        assert_eq!(report.verdict, Verdict::Corrupt, "{:?}", report.findings);
+        let said = "attempt 2 equals attempt 1 from offset 1000 (the 2000 bytes attempt 1 holds from there; it was cut at 3000)";
+        assert!(
+            report.render_text().contains(said),
+            "{}",
+            report.render_text()
+        );
+        assert!(report.render_markdown().contains(said));
+        let html = report.render_html();
+        let at_shift = format!(
+            r#"<th class="at">1000</th><th>attempt 1</th><td class="at">{:02x}</td>"#,
+            body[1000]
+        );
+        for expected in [
+            r#"<span class="shifted">it equals attempt 1 from offset <strong>1000</strong>"#,
+            r#"<p class="shifted">Attempt 1 at offset <strong>1000</strong> and attempt 2 at offset 0: the same bytes.</p>"#,
+            &at_shift,
+            &format!(
+                r#"<th class="at">0</th><th>attempt 2</th><td class="at">{:02x}</td>"#,
+                body[1000]
+            ),
+        ] {
+            assert!(html.contains(expected), "no {expected:?} in:\n{html}");
+        }
     }
 
     #[test]

@@ -289,6 +289,22 @@ fn axis(s: &mut String, scale: &Scale, top: f64) {
     s.push_str("</g>");
 }
 
+/// A byte count short enough for the lane's label column: `446 B`, `8.4 MB` (SI units, one
+/// decimal); the exact count is in the label's tooltip.
+fn short_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if n < 1000 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 999.95 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// The y of a direction's row inside a lane whose line is at `mid`.
 fn row(mid: f64, dir: Direction) -> f64 {
     match dir {
@@ -303,11 +319,15 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
     let (x0, x1) = (scale.x(t.opened_ns), scale.x(t.last_ns));
     let _ = write!(
         s,
-        r#"<g class="lane" data-leg="{leg}" data-flow="{flow}"><text class="lane-label" x="6" y="{:.1}">{leg} leg</text><text class="lane-sub" x="6" y="{:.1}">flow {flow} · {} ↑ / {} ↓ bytes</text><text class="dir" x="{:.1}" y="{:.1}">client→upstream</text><text class="dir" x="{:.1}" y="{:.1}">upstream→client</text><line class="life" x1="{x0:.1}" y1="{mid}" x2="{x1:.1}" y2="{mid}"/>"#,
+        r#"<g class="lane" data-leg="{leg}" data-flow="{flow}"><text class="lane-label" x="6" y="{:.1}">{leg} leg</text><text class="lane-sub" x="6" y="{:.1}">flow {flow}</text><text class="lane-sub lane-bytes" x="6" y="{:.1}"><title>{} bytes client→upstream, {} bytes upstream→client</title>↑ {} · ↓ {}</text><text class="dir" x="{:.1}" y="{:.1}">client→upstream</text><text class="dir" x="{:.1}" y="{:.1}">upstream→client</text><line class="life" x1="{x0:.1}" y1="{mid}" x2="{x1:.1}" y2="{mid}"/>"#,
         mid - 4.0,
         mid + 10.0,
+        // Below the direction labels' rows, so a long count never runs into them.
+        mid + 34.0,
         t.bytes[0],
         t.bytes[1],
+        short_bytes(t.bytes[0]),
+        short_bytes(t.bytes[1]),
         LEFT - 4.0,
         row(mid, Direction::ClientToUpstream) + 3.0,
         LEFT - 4.0,
@@ -895,6 +915,69 @@ mod tests {
         ] {
             assert!(svg.contains(text), "{text} labelled:\n{svg}");
         }
+    }
+
+    /// User trials at 1280 px: `flow 8 · 8389558 ↑ / 446 ↓ bytes` (x=6) ran into the direction
+    /// labels that end at x=176. The counts are short (`8.4 MB`), on their own row below the
+    /// direction labels, and exact in a tooltip.
+    #[test]
+    fn the_lane_label_never_runs_into_the_direction_labels() {
+        assert_eq!(short_bytes(446), "446 B");
+        assert_eq!(short_bytes(8_389_558), "8.4 MB");
+        assert_eq!(short_bytes(999_999), "1.0 MB");
+        assert_eq!(short_bytes(u64::MAX), "18446.7 PB");
+        let flow = FlowSummary {
+            id: 8,
+            leg: Some(crate::direction::Leg::Upstream),
+            client: "127.0.0.1:1".into(),
+            server: "127.0.0.1:2".into(),
+            opened_ns: 0,
+            saw_syn: true,
+            http: true,
+            exchanges: Vec::new(),
+            faults: Vec::new(),
+            h2: false,
+            connection: None,
+        };
+        let mut timeline = FlowTimeline::new(8, 0);
+        timeline.bytes = [8_389_558, 446];
+        timeline.event(Direction::ClientToUpstream, 5, 1_000, EventKind::Fin);
+        let svg = render(
+            "c",
+            &[LegView {
+                flow: &flow,
+                timeline: &timeline,
+                exchanges: Vec::new(),
+                streams: Vec::new(),
+                goaways: Vec::new(),
+            }],
+        );
+        let y_of = |needle: &str| -> f64 {
+            let at = svg
+                .find(needle)
+                .unwrap_or_else(|| panic!("no {needle:?} in {svg}"));
+            let tag = &svg[svg[..at].rfind("<text").expect("text")..at];
+            let y = tag.split(r#" y=""#).nth(1).expect("y");
+            y[..y.find('"').expect("quote")].parse().expect("a number")
+        };
+        let bytes = "↑ 8.4 MB · ↓ 446 B</text>";
+        assert!(svg.contains(">flow 8</text>"), "{svg}");
+        assert!(
+            svg.contains("<title>8389558 bytes client→upstream, 446 bytes upstream→client</title>"),
+            "{svg}"
+        );
+        // 10 px type: a row 10 px below the lower direction label's baseline is clear of it,
+        // and at most 6 px a character the counts end before the lanes' drawing starts.
+        assert!(
+            y_of(bytes) >= y_of(">upstream→client</text>") + 10.0,
+            "{svg}"
+        );
+        let widest = "↑ 999.9 MB · ↓ 999.9 MB".chars().count() as f64;
+        assert!(6.0 + 6.0 * widest < LEFT - 4.0);
+        assert!(
+            y_of(bytes) + 4.0 < y_of(">flow 8</text>") + LANE / 2.0,
+            "inside the lane"
+        );
     }
 
     /// End labels stay inside the drawing and never print over each other.

@@ -14,10 +14,95 @@ use super::objects::Transfer;
 use super::run_info::RunInfo;
 use crate::plural::{count, count_as};
 
-/// HTTP/2 stream rows in the Markdown summary (GitHub caps an issue at 65536 characters).
-const MAX_STREAM_ROWS: usize = 200;
-/// HTTP/1 exchange rows, and rows of flows without HTTP, in the Markdown summary (same reason).
+/// Rows of each list (exchanges, HTTP/2 streams, retried requests, content checks, …) in the
+/// Markdown summary before the total budget cuts them further.
 const MAX_EXCHANGE_ROWS: usize = 200;
+/// GitHub refuses an issue body of more characters than this.
+pub const ISSUE_BODY_LIMIT: usize = 65_536;
+
+/// How much of each list one rendering shows: the summary is rendered with the widest caps that
+/// keep it under [`ISSUE_BODY_LIMIT`].
+#[derive(Debug, Clone, Copy)]
+struct Caps {
+    /// Rows of every list.
+    rows: usize,
+    /// Findings listed (the first, the headline, always is).
+    findings: usize,
+    /// Characters of one finding before it is cut.
+    finding_chars: usize,
+    /// Whether the recorded scenario is pasted in full.
+    scenario: bool,
+}
+
+/// From widest to narrowest: the first rendering under the limit is the one pasted.
+const CAPS: [Caps; 8] = [
+    Caps {
+        rows: MAX_EXCHANGE_ROWS,
+        findings: usize::MAX,
+        finding_chars: usize::MAX,
+        scenario: true,
+    },
+    Caps {
+        rows: 100,
+        findings: usize::MAX,
+        finding_chars: usize::MAX,
+        scenario: true,
+    },
+    Caps {
+        rows: 50,
+        findings: usize::MAX,
+        finding_chars: usize::MAX,
+        scenario: true,
+    },
+    Caps {
+        rows: 20,
+        findings: 200,
+        finding_chars: 2_000,
+        scenario: true,
+    },
+    Caps {
+        rows: 10,
+        findings: 100,
+        finding_chars: 1_000,
+        scenario: true,
+    },
+    Caps {
+        rows: 5,
+        findings: 50,
+        finding_chars: 600,
+        scenario: true,
+    },
+    Caps {
+        rows: 0,
+        findings: 20,
+        finding_chars: 400,
+        scenario: true,
+    },
+    Caps {
+        rows: 0,
+        findings: 10,
+        finding_chars: 300,
+        scenario: false,
+    },
+];
+
+/// "N more things are left out here (where)." after a capped list.
+fn left_out_line(s: &mut String, n: usize, one: &str, many: &str, place: &str) {
+    if n > 0 {
+        let _ = writeln!(
+            s,
+            "\n{n} more {} left out here ({place}).",
+            if n == 1 {
+                format!("{one} is")
+            } else {
+                format!("{many} are")
+            }
+        );
+    }
+}
+
+/// Where a list left out of the summary is found in full.
+const ELSEWHERE: &str = "every one is in the text report, `--html FILE` and `--json`";
 
 /// Indexes `0..len` to show when at most `max` fit: the `notable` ones first (up to `max`), then
 /// the others in order, all sorted back into order.
@@ -67,7 +152,7 @@ pub fn code_block(lang: &str, text: &str) -> String {
 
 /// The replay command, what it does not reproduce, and the scenario it reads (recorded in the
 /// capture) as a collapsed TOML block, so the pasted issue alone replays the run from anywhere.
-fn markdown_replay(s: &mut String, run: &RunInfo) {
+fn markdown_replay(s: &mut String, run: &RunInfo, scenario: bool) {
     let _ = writeln!(s, "\n#### Replay\n");
     if let Some(file) = &run.scenario_file {
         let _ = writeln!(
@@ -80,7 +165,13 @@ fn markdown_replay(s: &mut String, run: &RunInfo) {
     if let Some(note) = &run.replay_note {
         let _ = writeln!(s, "\n> **Note:** {}", escape(note));
     }
-    if let Some(text) = &run.scenario_toml {
+    if let (Some(text), false) = (&run.scenario_toml, scenario) {
+        let _ = writeln!(
+            s,
+            "\nThe recorded scenario ({}) is left out to keep this summary under GitHub's limit: `faultline inspect --html FILE` shows it.",
+            count(text.lines().count(), "line")
+        );
+    } else if let Some(text) = &run.scenario_toml {
         let (name, cut) = run.scenario_label();
         let _ = writeln!(
             s,
@@ -95,8 +186,29 @@ fn markdown_replay(s: &mut String, run: &RunInfo) {
 }
 
 impl Report {
-    /// The Markdown summary for a bug report.
+    /// The Markdown summary for a bug report, always under GitHub's issue body limit: every
+    /// list is capped (the rows worth a look first) and cut further, saying so, until it fits.
     pub fn render_markdown(&self) -> String {
+        let mut last = String::new();
+        for (level, caps) in CAPS.iter().enumerate() {
+            last = self.markdown_with(caps, level > 0);
+            if last.chars().count() < ISSUE_BODY_LIMIT {
+                return last;
+            }
+        }
+        // Only a capture whose every line is enormous (a hostile one) gets here: cut the text
+        // itself, at a line, and say so.
+        let note = "\n\n**This summary was cut at GitHub's issue body limit: `--json` has every detail.**\n";
+        let room = ISSUE_BODY_LIMIT - 1 - note.chars().count();
+        let mut cut: String = last.chars().take(room).collect();
+        if let Some(end) = cut.rfind('\n') {
+            cut.truncate(end);
+        }
+        cut.push_str(note);
+        cut
+    }
+
+    fn markdown_with(&self, caps: &Caps, budget_cut: bool) -> String {
         let mut s = String::new();
         let (icon, word) = match self.verdict {
             Verdict::Clean => ("✅", "clean"),
@@ -105,6 +217,13 @@ impl Report {
         };
         let _ = writeln!(s, "### {icon} faultline inspect: {word}\n");
         let _ = writeln!(s, "**{}**\n", escape(&self.verdict_line));
+        if budget_cut {
+            let _ = writeln!(
+                s,
+                "> Lists below are cut to {} each (the flagged ones first) to keep this summary under GitHub's {ISSUE_BODY_LIMIT}-character issue body limit; `--json` and `--html FILE` have every row.\n",
+                count(caps.rows, "row")
+            );
+        }
         let c = &self.capture;
         let _ = writeln!(s, "| | |\n|---|---|");
         let _ = writeln!(
@@ -152,26 +271,34 @@ impl Report {
         if let Some(d) = &c.damage {
             let _ = writeln!(s, "| damage | {} |", escape(d));
         }
-        self.markdown_findings(&mut s);
-        self.markdown_attempts(&mut s);
-        self.markdown_checks(&mut s);
-        self.markdown_expectations(&mut s);
-        self.markdown_exchanges(&mut s);
-        self.markdown_h2(&mut s);
-        self.markdown_plain_flows(&mut s);
+        self.markdown_findings(&mut s, caps);
+        self.markdown_attempts(&mut s, caps.rows);
+        self.markdown_checks(&mut s, caps.rows);
+        self.markdown_p2phttp(&mut s, caps.rows);
+        self.markdown_expectations(&mut s, caps.rows);
+        self.markdown_exchanges(&mut s, caps.rows);
+        self.markdown_h2(&mut s, caps.rows);
+        self.markdown_plain_flows(&mut s, caps.rows);
         if !self.warnings.is_empty() {
             let _ = writeln!(
                 s,
                 "\n<details><summary>{}</summary>\n",
                 count(self.warnings.len(), "warning")
             );
-            for w in &self.warnings {
-                let _ = writeln!(s, "- {}", escape(w));
+            for w in self.warnings.iter().take(caps.rows.max(1)) {
+                let _ = writeln!(s, "- {}", escape(&super::text::truncate(w, 500)));
             }
+            left_out_line(
+                &mut s,
+                self.warnings.len().saturating_sub(caps.rows.max(1)),
+                "warning",
+                "warnings",
+                "the text report has every one",
+            );
             let _ = writeln!(s, "\n</details>");
         }
         if let Some(run) = &self.run {
-            markdown_replay(&mut s, run);
+            markdown_replay(&mut s, run, caps.scenario);
         }
         let _ = writeln!(
             s,
@@ -181,17 +308,26 @@ impl Report {
         s
     }
 
-    fn markdown_findings(&self, s: &mut String) {
+    fn markdown_findings(&self, s: &mut String, caps: &Caps) {
         if self.findings.is_empty() {
             return;
         }
         let _ = writeln!(s, "\n#### Findings\n\n| # | finding |\n|---:|---|");
-        for (i, f) in self.findings.iter().enumerate() {
-            let _ = writeln!(s, "| {} | {} |", i + 1, escape(f));
+        let shown = caps.findings.max(1);
+        for (i, f) in self.findings.iter().take(shown).enumerate() {
+            let f = super::text::truncate(f, caps.finding_chars);
+            let _ = writeln!(s, "| {} | {} |", i + 1, escape(&f));
         }
+        left_out_line(
+            s,
+            self.findings.len().saturating_sub(shown),
+            "finding",
+            "findings",
+            "the text report and `--json` list every one",
+        );
     }
 
-    fn markdown_attempts(&self, s: &mut String) {
+    fn markdown_attempts(&self, s: &mut String, max: usize) {
         if self.attempt_groups.is_empty() {
             return;
         }
@@ -199,34 +335,87 @@ impl Report {
             s,
             "\n#### Retried requests\n\n| request | leg | attempt | exchange | status | body bytes | against attempt 1 |\n|---|---|---:|---:|---|---:|---|"
         );
-        for g in &self.attempt_groups {
-            for a in &g.attempts {
-                let against = match (&a.comparison, &a.not_compared) {
-                    _ if a.number == 1 => "-".to_string(),
-                    (Some(c), _) => c.describe(a.number),
-                    (None, Some(why)) => format!("not compared: {why}"),
-                    (None, None) => "-".into(),
-                };
-                let mark = if a.corrupt { "**CORRUPT** " } else { "" };
-                let _ = writeln!(
-                    s,
-                    "| {} {} | {} | {} | {} | {} | {}{} | {mark}{} |",
-                    escape(&g.method),
-                    escape(&g.target),
-                    leg::name(g.leg),
-                    a.number,
-                    a.exchange,
-                    a.status.map_or("none".into(), |c| c.to_string()),
-                    a.length,
-                    if a.complete { "" } else { " (cut)" },
-                    escape(&against)
-                );
-            }
+        let rows: Vec<_> = self
+            .attempt_groups
+            .iter()
+            .flat_map(|g| g.attempts.iter().map(move |a| (g, a)))
+            .collect();
+        // The attempts worth a look (corrupt, differing, cut) first, each with its attempt 1.
+        let differs = |a: &super::model::Attempt| {
+            a.corrupt || !a.complete || a.comparison.as_ref().is_some_and(|c| c.is_difference())
+        };
+        let notable = |i: usize| {
+            let (g, a) = rows[i];
+            differs(a) || (a.number == 1 && g.attempts.iter().any(differs))
+        };
+        let shown = rows_to_show(rows.len(), max, notable);
+        for &(g, a) in shown.iter().map(|&i| &rows[i]) {
+            let against = match (&a.comparison, &a.not_compared) {
+                _ if a.number == 1 => "-".to_string(),
+                (Some(c), _) => c.describe(a.number),
+                (None, Some(why)) => format!("not compared: {why}"),
+                (None, None) => "-".into(),
+            };
+            let mark = if a.corrupt { "**CORRUPT** " } else { "" };
+            let _ = writeln!(
+                s,
+                "| {} {} | {} | {} | {} | {} | {}{} | {mark}{} |",
+                escape(&g.method),
+                escape(&g.target),
+                leg::name(g.leg),
+                a.number,
+                a.exchange,
+                a.status.map_or("none".into(), |c| c.to_string()),
+                a.length,
+                if a.complete { "" } else { " (cut)" },
+                escape(&against)
+            );
         }
+        left_out_line(
+            s,
+            rows.len() - shown.len(),
+            "attempt",
+            "attempts",
+            ELSEWHERE,
+        );
+    }
+
+    /// git-annex p2phttp requests: version, operation, offset and key, as the text report has them.
+    fn markdown_p2phttp(&self, s: &mut String, max: usize) {
+        let rows = self.p2phttp_rows();
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\n#### git-annex p2phttp\n\n| exchange | request | leg | answer |\n|---:|---|---|---|"
+        );
+        let notable = |i: usize| {
+            self.exchange(rows[i].exchange)
+                .is_some_and(|ex| !ex.faults.is_empty() || !ex.response.complete)
+        };
+        let shown = rows_to_show(rows.len(), max, notable);
+        for p in shown.iter().map(|&i| &rows[i]) {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                p.exchange,
+                escape(&p.request),
+                p.leg,
+                escape(&p.answer)
+            );
+        }
+        left_out_line(
+            s,
+            rows.len() - shown.len(),
+            "request",
+            "requests",
+            ELSEWHERE,
+        );
     }
 
     /// Every exchange, folded away (GitHub renders `<details>`): the context behind the findings.
-    fn markdown_exchanges(&self, s: &mut String) {
+    fn markdown_exchanges(&self, s: &mut String, max: usize) {
         if self.exchanges.is_empty() {
             return;
         }
@@ -246,7 +435,7 @@ impl Report {
                 || !ex.response.complete
                 || ex.response.status.is_none_or(|c| c >= 400)
         };
-        let shown = rows_to_show(self.exchanges.len(), MAX_EXCHANGE_ROWS, notable);
+        let shown = rows_to_show(self.exchanges.len(), max, notable);
         let left_out = self.exchanges.len() - shown.len();
         for ex in shown.iter().map(|&i| &self.exchanges[i]) {
             let body = if ex.request.complete {
@@ -277,17 +466,7 @@ impl Report {
                 escape(&faults.join("; "))
             );
         }
-        if left_out > 0 {
-            let _ = writeln!(
-                s,
-                "\n{left_out} more {} left out here (every one is in the text report, `--html FILE` and `--json`).",
-                if left_out == 1 {
-                    "exchange is"
-                } else {
-                    "exchanges are"
-                }
-            );
-        }
+        left_out_line(s, left_out, "exchange", "exchanges", ELSEWHERE);
         let _ = writeln!(s, "\n</details>");
     }
 
@@ -323,7 +502,7 @@ impl Report {
     /// Every HTTP/2 stream with its outcome (status, grpc-status, END_STREAM or RST_STREAM) and
     /// the faults on it, then the GOAWAYs: folded away unless a stream was reset or carries a
     /// fault, so a pasted report says which stream faultline reset and by which rule.
-    fn markdown_h2(&self, s: &mut String) {
+    fn markdown_h2(&self, s: &mut String, max: usize) {
         if self.h2_streams.is_empty() && self.h2_connections.iter().all(|c| c.goaways.is_empty()) {
             return;
         }
@@ -374,17 +553,9 @@ impl Report {
         let notable = |st: &&super::h2_model::H2Stream| {
             st.reset.is_some() || !st.faults.is_empty() || st.grpc_status.is_some_and(|c| c != 0)
         };
-        let mut shown: Vec<usize> = (0..self.h2_streams.len())
-            .filter(|&i| notable(&&self.h2_streams[i]))
-            .take(MAX_STREAM_ROWS)
-            .collect();
-        let room = MAX_STREAM_ROWS - shown.len();
-        shown.extend(
-            (0..self.h2_streams.len())
-                .filter(|&i| !notable(&&self.h2_streams[i]))
-                .take(room),
-        );
-        shown.sort_unstable();
+        let shown = rows_to_show(self.h2_streams.len(), max, |i| {
+            notable(&&self.h2_streams[i])
+        });
         let left_out = self.h2_streams.len() - shown.len();
         for st in shown.iter().map(|&i| &self.h2_streams[i]) {
             let mut grpc = match (st.grpc_status, &st.grpc_status_name) {
@@ -424,17 +595,7 @@ impl Report {
                 escape(&faults.join("; "))
             );
         }
-        if left_out > 0 {
-            let _ = writeln!(
-                s,
-                "\n{left_out} more {} left out here (`--json` lists every stream).",
-                if left_out == 1 {
-                    "stream is"
-                } else {
-                    "streams are"
-                }
-            );
-        }
+        left_out_line(s, left_out, "stream", "streams", ELSEWHERE);
         let mut first = true;
         for c in &self.h2_connections {
             for g in &c.goaways {
@@ -462,7 +623,7 @@ impl Report {
 
     /// Flows that carried no HTTP (a plain TCP proxy's), with the faults on them: otherwise a
     /// capture of TCP faults pastes as a bare "clean" with nothing to look at.
-    fn markdown_plain_flows(&self, s: &mut String) {
+    fn markdown_plain_flows(&self, s: &mut String, max: usize) {
         let plain: Vec<_> = self.flows.iter().filter(|f| !f.http && !f.h2).collect();
         if plain.is_empty() {
             return;
@@ -471,9 +632,7 @@ impl Report {
             s,
             "\n#### Flows without HTTP\n\nFlow N is Wireshark's `tcp.stream == N`.\n\n| flow | leg | client | server | faults |\n|---:|---|---|---|---|"
         );
-        let shown = rows_to_show(plain.len(), MAX_EXCHANGE_ROWS, |i| {
-            !plain[i].faults.is_empty()
-        });
+        let shown = rows_to_show(plain.len(), max, |i| !plain[i].faults.is_empty());
         let left_out = plain.len() - shown.len();
         for f in shown.iter().map(|&i| plain[i]) {
             let faults: Vec<String> = f
@@ -491,21 +650,11 @@ impl Report {
                 escape(&faults.join("; "))
             );
         }
-        if left_out > 0 {
-            let _ = writeln!(
-                s,
-                "\n{left_out} more {} left out here (`--json` lists every flow).",
-                if left_out == 1 {
-                    "flow is"
-                } else {
-                    "flows are"
-                }
-            );
-        }
+        left_out_line(s, left_out, "flow", "flows", ELSEWHERE);
     }
 
     /// `--expect`: each manifest line against what the capture shows was stored.
-    fn markdown_expectations(&self, s: &mut String) {
+    fn markdown_expectations(&self, s: &mut String, max: usize) {
         if self.expectations.is_empty() {
             return;
         }
@@ -513,7 +662,10 @@ impl Report {
             s,
             "\n#### Expected objects (`--expect`)\n\n| path | line | expected bytes | stored bytes | result |\n|---|---:|---:|---:|---|"
         );
-        for e in &self.expectations {
+        let shown = rows_to_show(self.expectations.len(), max, |i| {
+            self.expectations[i].corrupt
+        });
+        for e in shown.iter().map(|&i| &self.expectations[i]) {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {}{} |",
@@ -525,9 +677,18 @@ impl Report {
                 escape(&e.description)
             );
         }
+        left_out_line(
+            s,
+            self.expectations.len() - shown.len(),
+            "manifest line",
+            "manifest lines",
+            ELSEWHERE,
+        );
     }
 
-    fn markdown_checks(&self, s: &mut String) {
+    /// Every content check, object and ByteStream blob with its result and the notes the text
+    /// report has under it (a Read that started over, a resume that skipped bytes).
+    fn markdown_checks(&self, s: &mut String, max: usize) {
         let objects = self.objects.iter().map(|o| {
             let what = match o.transfer {
                 Transfer::Upload => "upload",
@@ -542,19 +703,21 @@ impl Report {
             (
                 o.corrupt,
                 None,
-                format!("{what} {}", o.address.name()),
+                format!("{what} {} ({})", o.address.name(), o.address.algo.name()),
                 o.leg,
                 result,
+                o.problems.as_slice(),
             )
         });
         let checks = self.content_checks.iter().filter_map(|cc| {
-            let ex = self.exchange(cc.exchange)?;
+            let what = self.check_subject(cc)?;
             Some((
                 cc.corrupt,
-                Some(ex.id),
-                format!("{} {} ({})", ex.method, ex.target, cc.address.algo.name()),
-                ex.leg,
+                Some(cc.exchange),
+                format!("{what} ({})", Report::check_algorithm(cc)),
+                self.exchange(cc.exchange)?.leg,
                 cc.check.describe(),
+                &[][..],
             ))
         });
         let blobs = self.bytestream.iter().map(|b| {
@@ -562,18 +725,18 @@ impl Report {
                 Transfer::Upload => "write",
                 Transfer::Download => "read",
             };
-            let result = b
-                .check
-                .as_ref()
-                .map_or(format!("incomplete ({})", count(b.length, "byte")), |c| {
-                    c.describe()
-                });
+            let result = match (&b.check, &b.matched) {
+                (Some(c), Some(f)) => format!("{} ({f})", c.describe()),
+                (Some(c), None) => c.describe(),
+                (None, _) => b.incomplete_text(),
+            };
             (
                 b.corrupt,
                 None,
                 format!("ByteStream {what} {}", b.resource),
                 b.leg,
                 result,
+                b.problems.as_slice(),
             )
         });
         let rows: Vec<_> = checks.chain(objects).chain(blobs).collect();
@@ -584,18 +747,24 @@ impl Report {
             s,
             "\n#### Content checks\n\n| exchange | object | leg | result |\n|---:|---|---|---|"
         );
+        let shown = rows_to_show(rows.len(), max, |i| rows[i].0 || !rows[i].5.is_empty());
         // Attempts of one upload check the same object: the exchange tells their rows apart.
-        for (corrupt, exchange, what, leg, result) in rows {
-            let mark = if corrupt { "**CORRUPT** " } else { "" };
+        for (corrupt, exchange, what, leg, result, problems) in shown.iter().map(|&i| &rows[i]) {
+            let mark = if *corrupt { "**CORRUPT** " } else { "" };
+            let notes: String = problems
+                .iter()
+                .map(|p| format!("<br>{}", escape(p)))
+                .collect();
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {mark}{} |",
+                "| {} | {} | {} | {mark}{}{notes} |",
                 exchange.map_or("-".to_string(), |id| id.to_string()),
-                escape(&what),
-                leg::name(leg),
-                escape(&result)
+                escape(what),
+                leg::name(*leg),
+                escape(result)
             );
         }
+        left_out_line(s, rows.len() - shown.len(), "check", "checks", ELSEWHERE);
     }
 }
 
@@ -642,7 +811,7 @@ mod tests {
         comments.extend(meta.scenario_comment());
         let run = RunInfo::from_section_comments(&comments).expect("a run");
         let mut md = String::new();
-        markdown_replay(&mut md, &run);
+        markdown_replay(&mut md, &run, true);
         for expected in [
             "Save the scenario below as **up.toml**, then run:",
             "```sh\nfaultline run up.toml --seed 3\n```",
@@ -657,7 +826,7 @@ mod tests {
             ..run
         };
         let mut md = String::new();
-        markdown_replay(&mut md, &run);
+        markdown_replay(&mut md, &run, true);
         assert!(md.contains("<code>&lt;b&gt;.toml</code>"), "{md}");
         assert!(!md.contains("Save the scenario"), "{md}");
     }
@@ -740,5 +909,100 @@ mod tests {
             "{md}"
         );
         assert!(text.contains("a classic pcap has none"), "{text}");
+    }
+
+    fn hex_md5(bytes: &[u8]) -> String {
+        use md5::{Digest, Md5};
+        Md5::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// 150 PUTs through scenarios/http-first-attempt-fails.toml, each answered 500 and then
+    /// 201: `report` of `n` such uploads, each `/dvc-remote/files/md5/…` (`corrupt`: the md5 in
+    /// the path is not the body's, so every check and every retry is a finding).
+    fn retried_uploads(n: usize, corrupt: bool) -> Report {
+        use crate::direction::Leg;
+        use crate::inspect::body_store::{MemoryUse, RetainedBody};
+        use crate::inspect::legs::tests::exchange;
+        let mut exchanges = Vec::new();
+        for i in 0..n {
+            let body = format!("object {i} ").repeat(40).into_bytes();
+            let md5 = if corrupt {
+                format!("{:032x}", i)
+            } else {
+                hex_md5(&body)
+            };
+            let target = format!("/dvc-remote/files/md5/{}/{}", &md5[..2], &md5[2..]);
+            for (attempt, status) in [(0, 500), (1, 201)] {
+                let id = exchanges.len();
+                let mut ex = exchange(id, Leg::Client, 1, "PUT", &target, Some("h"));
+                let mut kept = RetainedBody::new(MemoryUse::default());
+                let mut sent = body.clone();
+                if corrupt && attempt == 1 {
+                    sent[7] ^= 1;
+                }
+                kept.append(&sent);
+                ex.request.length = sent.len() as u64;
+                ex.request.expected = Some(sent.len() as u64);
+                ex.request.md5 = hex_md5(&sent);
+                ex.body = Some(kept);
+                ex.response.status = Some(status);
+                exchanges.push(ex);
+            }
+        }
+        let mut report = crate::inspect::analysis::tests::report_of("client leg", exchanges);
+        let meta = crate::capture::CaptureMeta {
+            scenario: "http-first-attempt-fails".into(),
+            seed: 7,
+            command_line: "faultline run scenarios/http-first-attempt-fails.toml".into(),
+            scenario_text: Some("name = \"http-first-attempt-fails\"\n".into()),
+            scenario_origin: "scenarios/http-first-attempt-fails.toml".into(),
+            live_rules: false,
+        };
+        let mut comments = vec![meta.section_comment()];
+        comments.extend(meta.scenario_comment());
+        report.run = RunInfo::from_section_comments(&comments);
+        report
+    }
+
+    /// Issue: 150 retried PUTs pasted as 94,010 characters, more than GitHub takes (65,536):
+    /// the retried requests had no row cap. Every list is capped now, and a total budget cuts
+    /// them further, saying so, while the verdict, the findings and the replay stay.
+    #[test]
+    fn many_retried_uploads_paste_within_an_issue_body() {
+        for (n, corrupt) in [(150, false), (400, false), (150, true), (1000, true)] {
+            let report = retried_uploads(n, corrupt);
+            let md = report.render_markdown();
+            let chars = md.chars().count();
+            assert!(
+                chars < ISSUE_BODY_LIMIT,
+                "{n} {corrupt}: {chars} characters"
+            );
+            let word = if corrupt { "CORRUPT" } else { "clean" };
+            assert!(
+                md.starts_with(&format!(
+                    "### {} faultline inspect: {word}\n",
+                    if corrupt { "❌" } else { "✅" }
+                )),
+                "{md}"
+            );
+            assert!(md.contains(&escape(&report.verdict_line)), "{md}");
+            assert!(md.contains("#### Replay"), "{md}");
+            assert!(md.contains("faultline run"), "{md}");
+            assert!(md.contains("attempts are left out here"), "{md}");
+            if corrupt {
+                assert!(md.contains("#### Findings"), "{md}");
+                let headline: String = report.findings[0].chars().take(200).collect();
+                assert!(md.contains(&format!("| 1 | {}", escape(&headline))), "{md}");
+                assert!(md.contains("more checks are left out here"), "{md}");
+                assert!(md.contains("issue body limit"), "{md}");
+            }
+        }
+        // 150 clean retries fit in the first caps: no budget note, 200 attempt rows.
+        let md = retried_uploads(150, false).render_markdown();
+        assert!(!md.contains("issue body limit"), "{md}");
+        assert!(md.contains("100 more attempts are left out here"), "{md}");
     }
 }

@@ -30,6 +30,7 @@ mod connect_tunnel;
 mod connection_id;
 mod content_address;
 mod digest;
+mod evidence;
 mod exchange;
 mod expectations;
 mod flow_views;
@@ -94,7 +95,7 @@ pub use model::{
     Verdict, SCHEMA_VERSION,
 };
 pub use objects::{Piece, Transfer};
-pub use output_path::refuse_overwriting_inputs;
+pub use output_path::{refuse_overwriting_inputs, write_output};
 pub use pcap_reader::{FileFormat, FormatError};
 pub use run_info::RunInfo;
 pub use timeline::{EventKind, FlowTimeline, TimelineEvent};

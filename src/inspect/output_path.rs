@@ -1,4 +1,4 @@
-//! Refuses a report file that is one of inspect's inputs: `--html cap.pcapng` would overwrite the evidence.
+//! Where a report file of inspect goes: never over one of its inputs (`--html cap.pcapng` would overwrite the evidence), into its folder, made when missing as a capture's is.
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -25,6 +25,15 @@ pub fn refuse_overwriting_inputs(
         }
     }
     Ok(())
+}
+
+/// Writes `text` to `output`, creating its missing folders first (as a capture's are), so
+/// `--html reports/run.html` works in a fresh checkout. An error names what failed.
+pub fn write_output(output: &Path, text: &str) -> io::Result<()> {
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(output, text)
 }
 
 /// True when both paths name one existing file. An output that does not exist yet is no input.
@@ -83,6 +92,28 @@ mod tests {
         )
         .is_ok());
         assert_eq!(std::fs::read(&capture).expect("read"), b"capture");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// User trials: `inspect --html nodir/r.html` failed when the folder was missing.
+    #[test]
+    fn a_report_goes_into_a_folder_made_for_it() {
+        let dir =
+            std::env::temp_dir().join(format!("faultline-write-output-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let page = dir.join("nodir").join("deeper").join("r.html");
+        write_output(&page, "<p>report</p>").expect("written");
+        assert_eq!(
+            std::fs::read_to_string(&page).expect("read"),
+            "<p>report</p>"
+        );
+        // A folder that cannot be made (a file is in the way) is an error, not a panic.
+        let blocked = dir
+            .join("nodir")
+            .join("deeper")
+            .join("r.html")
+            .join("x.html");
+        assert!(write_output(&blocked, "x").is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -507,7 +507,7 @@ pub(crate) mod tests {
 
     /// Part 1 sent twice (the first answered 500 with other bytes), part 2 once; the Complete
     /// lists both: the object is the acknowledged parts, in listing order.
-    fn multipart_run(answered: &str) -> (Vec<Exchange>, Vec<u8>, String) {
+    pub(crate) fn multipart_run(answered: &str) -> (Vec<Exchange>, Vec<u8>, String) {
         let p1: Vec<u8> = vec![1u8; 5_000];
         let p2: Vec<u8> = vec![2u8; 3_000];
         let q = |n: u32| format!("/bkt/obj?uploadId=U1&partNumber={n}");

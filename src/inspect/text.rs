@@ -1,6 +1,5 @@
 //! Renders the report as the human text table `faultline inspect` prints by default.
 
-use super::content_address::Scheme;
 use super::exchange::Outcome;
 use super::leg;
 use super::model::{FlowSummary, LegComparison, Report};
@@ -49,6 +48,28 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
         let head: String = s.chars().take(max - 1).collect();
         format!("{head}…")
     }
+}
+
+/// A request target for a table column of `max` characters: an absolute-form target
+/// (`http://host:port/path`, forward mode) without its scheme and authority, then, if still too
+/// long, cut in the middle so the object's distinctive tail (a hash, a key) stays.
+pub(crate) fn table_target(target: &str, max: usize) -> String {
+    let path = target
+        .split_once("://")
+        .and_then(|(scheme, rest)| {
+            let plain = !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric());
+            plain.then(|| rest.find('/').map_or("/", |i| &rest[i..]))
+        })
+        .unwrap_or(target);
+    let n = path.chars().count();
+    if n <= max || max < 3 {
+        return truncate(path, max.max(1));
+    }
+    let head = max / 4;
+    let tail = max - head - 1;
+    let front: String = path.chars().take(head).collect();
+    let back: String = path.chars().skip(n - tail).collect();
+    format!("{front}…{back}")
 }
 
 impl Report {
@@ -126,7 +147,7 @@ impl Report {
                     leg::name(ex.leg),
                     ex.flow,
                     ex.method,
-                    truncate(&ex.target, 44),
+                    table_target(&ex.target, 44),
                     body,
                     ex.response_text(),
                     response_bytes,
@@ -182,26 +203,16 @@ impl Report {
         if !self.content_checks.is_empty() {
             let _ = writeln!(s, "\ncontent addresses:");
             for cc in &self.content_checks {
-                let Some(ex) = self.exchange(cc.exchange) else {
+                let Some(what) = self.check_subject(cc) else {
                     continue;
                 };
-                let result = cc.check.describe();
-                let algo = match (cc.address.scheme, &cc.address.backend) {
-                    (Scheme::S3, Some(source)) => format!("{}, {source}", cc.address.algo.name()),
-                    _ => cc.address.algo.name().to_string(),
-                };
-                // An S3 check names the operation and the object, not the long signed target.
-                let what = match self.s3.iter().find(|r| r.exchange == cc.exchange) {
-                    Some(r) if cc.address.scheme == Scheme::S3 => format!(
-                        "{} {}{}",
-                        r.operation.name(),
-                        r.path,
-                        r.part_number
-                            .map_or(String::new(), |n| format!(" part {n}"))
-                    ),
-                    _ => format!("{} {}", ex.method, ex.target),
-                };
-                let _ = writeln!(s, "  #{} {what} ({algo}): {result}", ex.id);
+                let _ = writeln!(
+                    s,
+                    "  #{} {what} ({}): {}",
+                    cc.exchange,
+                    Report::check_algorithm(cc),
+                    cc.check.describe()
+                );
             }
         }
         if !self.objects.is_empty() {
@@ -242,28 +253,16 @@ impl Report {
                 }
             }
         }
-        if !self.p2phttp.is_empty() {
+        let p2phttp = self.p2phttp_rows();
+        if !p2phttp.is_empty() {
             let _ = writeln!(s, "\ngit-annex p2phttp:");
-            for p in &self.p2phttp {
-                let Some(ex) = self.exchange(p.exchange) else {
-                    continue;
-                };
-                let offset = if p.offset > 0 {
-                    format!(" offset {}", p.offset)
-                } else {
-                    String::new()
-                };
-                let _ = writeln!(
-                    s,
-                    "  #{} v{} {}{offset} {} ({} leg): {}",
-                    p.exchange,
-                    p.version,
-                    p.operation,
-                    p.key.as_deref().unwrap_or("-"),
-                    leg::name(ex.leg),
-                    p.answer.clone().unwrap_or_else(|| ex.response_text())
-                );
-            }
+        }
+        for p in p2phttp {
+            let _ = writeln!(
+                s,
+                "  #{} {} ({} leg): {}",
+                p.exchange, p.request, p.leg, p.answer
+            );
         }
         if !self.webdav_moves.is_empty() {
             let _ = writeln!(s, "\nWebDAV moves:");
@@ -378,7 +377,7 @@ impl Report {
                 leg::name(st.leg),
                 st.stream,
                 st.method.as_deref().unwrap_or("-"),
-                truncate(st.path.as_deref().unwrap_or("-"), 44),
+                table_target(st.path.as_deref().unwrap_or("-"), 44),
                 st.status.map_or("-".into(), |c| c.to_string()),
                 grpc,
                 st.request_bytes,
@@ -434,7 +433,7 @@ impl Report {
             let result = match (&b.check, &b.matched) {
                 (Some(c), Some(f)) => format!("{} ({f})", c.describe()),
                 (Some(c), None) => c.describe(),
-                (None, _) => format!("incomplete ({})", count(b.length, "byte")),
+                (None, _) => b.incomplete_text(),
             };
             let mark = if b.corrupt { "CORRUPT " } else { "" };
             let _ = writeln!(
@@ -514,6 +513,26 @@ mod tests {
             format_time(951_782_400_000_000_000),
             "2000-02-29T00:00:00.000000Z"
         );
+    }
+
+    /// User trials: in forward mode every row read `http://127.0.0.1:33719/dvc-remote/files/md5…`,
+    /// the part that told the objects apart cut off. The table drops scheme and authority and
+    /// cuts the middle.
+    #[test]
+    fn table_targets_keep_the_objects_tail() {
+        let t = table_target(
+            "http://127.0.0.1:33719/dvc-remote/files/md5/99/4e368ae5a22a6db1943a397e7c4308",
+            44,
+        );
+        assert_eq!(t, "/dvc-remote…9/4e368ae5a22a6db1943a397e7c4308");
+        assert_eq!(t.chars().count(), 44);
+        assert_eq!(table_target("http://h:1", 44), "/");
+        assert_eq!(table_target("/short", 44), "/short");
+        assert_eq!(table_target("example.com:443", 44), "example.com:443");
+        assert_eq!(table_target("/abcdefgh", 5), "/…fgh");
+        assert_eq!(table_target("/abcdefghijkl", 8), "/a…hijkl");
+        assert_eq!(table_target("/abcdefgh", 2), "/…");
+        assert_eq!(table_target("/€€€€€€€€€€€€", 6), "/…€€€€");
     }
 
     #[test]

@@ -90,6 +90,40 @@ struct DirState {
     handshake: Vec<u8>,
     /// Why this direction is no longer decrypted.
     stopped: bool,
+    /// Stream offset of the packet a rule's "corrupted the next TLS record" comment named.
+    corrupt_mark: Option<u64>,
+    /// A record that did not decrypt, held back until it is known whether a rule corrupted it
+    /// (its comment may come before or after it, as the record spans one packet or many).
+    undecryptable: Option<Undecryptable>,
+    /// The FIN (`false`) or RST (`true`) that came while `undecryptable` waited, at its
+    /// plaintext offset and time: handed on after the record is settled (a rule's comment rides
+    /// on the FIN that follows the record it corrupted).
+    held_end: Option<(bool, u64, u64)>,
+}
+
+/// A record that did not open, not yet said to be a fault or a gap.
+#[derive(Debug)]
+struct Undecryptable {
+    /// Its sequence number in the direction.
+    record: u64,
+    /// Its stream offset.
+    at: u64,
+    /// Its end in the stream: a comment on a packet that starts before it, or right at its end
+    /// (faultline notes the corruption on the FIN that follows it), may mark it (the packet may
+    /// carry records before it; the direction stops at its first failure, so the rule's one
+    /// corruption on it is this record).
+    end: u64,
+    /// The plaintext offset it would have had, and its payload length.
+    plain_at: u64,
+    len: u64,
+    /// Why it did not open.
+    why: String,
+}
+
+/// Whether a capture comment is a rule's note that it corrupted a TLS record on purpose (the
+/// `tls_alert` fault with `bad_record_mac`, see `fault::tls_alert`).
+fn corrupted_a_record(comment: &str) -> bool {
+    super::text::is_rule_fault(comment) && comment.contains("corrupted the next TLS record")
 }
 
 impl<C: StreamConsumer> TlsLayer<C> {
@@ -127,7 +161,10 @@ impl<C: StreamConsumer> TlsLayer<C> {
     }
 
     /// The HTTP consumer and what went wrong decrypting, for the report.
-    pub(crate) fn finish(self) -> (C, Vec<String>) {
+    pub(crate) fn finish(mut self) -> (C, Vec<String>) {
+        for dir in [Direction::ClientToUpstream, Direction::UpstreamToClient] {
+            self.undecryptable_is_a_gap(dir);
+        }
         (self.inner, self.warnings)
     }
 
@@ -138,6 +175,62 @@ impl<C: StreamConsumer> TlsLayer<C> {
         if self.warnings.len() < MAX_WARNINGS {
             self.warnings.push(format!("TLS {}: {text}", self.label));
         }
+    }
+
+    /// The held-back undecryptable record of `dir` is the one a rule corrupted: the fault, not
+    /// bytes the capture missed, so no gap goes on (the peer stopped there, as the capture shows).
+    fn corrupted_on_purpose(&mut self, dir: Direction) {
+        let State::Tls(session) = &mut self.state else {
+            return;
+        };
+        if let Some(u) = session.dirs[dir.index()].undecryptable.take() {
+            self.warn(format!(
+                "undecryptable record #{} at offset {} of the {dir} stream: the record a rule corrupted on purpose (tls_alert bad_record_mac), as its peer found; the fault, not bytes the capture missed; the rest of this direction is not decrypted",
+                u.record, u.at
+            ));
+        }
+    }
+
+    /// A held-back undecryptable record of `dir` no rule claimed: keys missing or the record
+    /// damaged, so what follows is unknown (a gap). Then the end held behind it.
+    fn undecryptable_is_a_gap(&mut self, dir: Direction) {
+        let State::Tls(session) = &mut self.state else {
+            return;
+        };
+        if let Some(u) = session.dirs[dir.index()].undecryptable.take() {
+            self.warn(format!(
+                "undecryptable record #{} at offset {} of the {dir} stream ({}): keys missing or the record damaged; the rest of this direction is not decrypted",
+                u.record, u.at, u.why
+            ));
+            self.inner.gap(dir, u.plain_at, u.len);
+        }
+        self.release_end(dir);
+    }
+
+    /// Hands on the FIN or RST held while an undecryptable record of `dir` waited.
+    fn release_end(&mut self, dir: Direction) {
+        let State::Tls(session) = &mut self.state else {
+            return;
+        };
+        match session.dirs[dir.index()].held_end.take() {
+            Some((false, at, ts)) => self.inner.fin(dir, at, ts),
+            Some((true, at, ts)) => self.inner.reset(dir, at, ts),
+            None => {}
+        }
+    }
+
+    /// Holds a FIN (`reset` false) or RST of `dir` while an undecryptable record waits; true
+    /// when held.
+    fn hold_end(&mut self, dir: Direction, reset: bool, ts: u64) -> bool {
+        let State::Tls(session) = &mut self.state else {
+            return false;
+        };
+        let state = &mut session.dirs[dir.index()];
+        if state.undecryptable.is_none() || state.held_end.is_some() {
+            return false;
+        }
+        state.held_end = Some((reset, state.plain, ts));
+        true
     }
 
     /// Plaintext offset of `dir` for events that come with a ciphertext offset.
@@ -268,12 +361,18 @@ impl<C: StreamConsumer> TlsLayer<C> {
             Ok(opened) => opened,
             Err(why) => {
                 state.stopped = true;
-                let record = state.seq;
-                let plain_at = state.plain;
-                self.warn(format!(
-                    "undecryptable record #{record} at offset {at} of the {dir} stream ({why}): keys missing or the record damaged (a tls_alert fault corrupts one on purpose); the rest of this direction is not decrypted"
-                ));
-                self.inner.gap(dir, plain_at, payload.len() as u64);
+                let end = at + 5 + payload.len() as u64;
+                state.undecryptable = Some(Undecryptable {
+                    record: state.seq,
+                    at,
+                    end,
+                    plain_at: state.plain,
+                    len: payload.len() as u64,
+                    why: why.to_string(),
+                });
+                if state.corrupt_mark.is_some_and(|m| m <= end) {
+                    self.corrupted_on_purpose(dir);
+                }
                 return;
             }
         };
@@ -530,22 +629,33 @@ impl<C: StreamConsumer> StreamConsumer for TlsLayer<C> {
             };
         }
         match self.state {
-            State::Tls(_) => self.feed(dir, offset, bytes, ts),
+            State::Tls(_) => {
+                // A packet after the record and no comment on it: no rule claimed the record.
+                self.undecryptable_is_a_gap(dir);
+                self.feed(dir, offset, bytes, ts)
+            }
             _ => self.inner.data(dir, offset, bytes, ts),
         }
     }
 
     fn fin(&mut self, dir: Direction, offset: u64, ts: u64) {
+        if self.hold_end(dir, false, ts) {
+            return;
+        }
         let at = self.plain_offset(dir, offset);
         self.inner.fin(dir, at, ts);
     }
 
     fn reset(&mut self, dir: Direction, offset: u64, ts: u64) {
+        if self.hold_end(dir, true, ts) {
+            return;
+        }
         let at = self.plain_offset(dir, offset);
         self.inner.reset(dir, at, ts);
     }
 
     fn gap(&mut self, dir: Direction, offset: u64, missing: u64) {
+        self.undecryptable_is_a_gap(dir);
         if let State::Tls(session) = &mut self.state {
             let state = &mut session.dirs[dir.index()];
             if !state.stopped {
@@ -568,6 +678,20 @@ impl<C: StreamConsumer> StreamConsumer for TlsLayer<C> {
     /// fault note then marks the frame it shaped, not the next one (a trial saw a stream's
     /// RST_STREAM note land on another stream of a raw TLS capture).
     fn comment(&mut self, dir: Direction, offset: u64, text: &str, ts: u64) {
+        let mut claimed = false;
+        if corrupted_a_record(text) {
+            if let State::Tls(session) = &mut self.state {
+                let state = &mut session.dirs[dir.index()];
+                state.corrupt_mark = Some(offset);
+                claimed = state
+                    .undecryptable
+                    .as_ref()
+                    .is_some_and(|u| offset <= u.end);
+                if claimed {
+                    self.corrupted_on_purpose(dir);
+                }
+            }
+        }
         let at = match &self.state {
             State::Tls(session) => {
                 let state = &session.dirs[dir.index()];
@@ -580,6 +704,9 @@ impl<C: StreamConsumer> StreamConsumer for TlsLayer<C> {
             _ => offset,
         };
         self.inner.comment(dir, at, text, ts);
+        if claimed {
+            self.release_end(dir);
+        }
     }
 }
 
@@ -780,6 +907,108 @@ mod tests {
             "what came before is kept"
         );
         assert_eq!(got.gaps, 1);
+        assert!(
+            warnings.iter().any(|w| w.contains("undecryptable record")),
+            "{warnings:?}"
+        );
+    }
+
+    /// User trials: a `tls_alert` (bad_record_mac) with `capture_tls = "raw"` was INCONCLUSIVE,
+    /// "the capture missed bytes", while the same run captured as plaintext was OK. The record
+    /// the rule's comment marks is the fault: no gap, a warning that says so, the comment handed
+    /// on. The comment may come after the record (one packet) or before it (many packets).
+    #[test]
+    fn a_record_a_rule_corrupted_is_the_fault_not_a_gap() {
+        let note = "faultline: rule \"down\" corrupted the next TLS record (the peer reports bad_record_mac) to the client after 17 bytes upstream->client";
+        for order in [
+            "before the record",
+            "after the record",
+            "on the FIN after it",
+        ] {
+            let mut session = session_with_traffic(every_suite()[0]);
+            let keys = TlsKeys::default();
+            keys.add(session.key_log_text().as_bytes());
+            let last = session
+                .transcript
+                .iter()
+                .rposition(|(to_server, b)| !to_server && !b.is_empty())
+                .unwrap();
+            let end = session.transcript[last].1.len() - 1;
+            session.transcript[last].1[end] ^= 0x80;
+            let mut layer = TlsLayer::new(Collect::default(), keys, &info());
+            let mut offsets = [0u64; 2];
+            for (i, (to_server, bytes)) in session.transcript.iter().enumerate() {
+                let dir = if *to_server {
+                    Direction::ClientToUpstream
+                } else {
+                    Direction::UpstreamToClient
+                };
+                let at = offsets[dir.index()];
+                if i == last && order == "before the record" {
+                    layer.comment(dir, at, note, 0);
+                }
+                layer.data(dir, at, bytes, 0);
+                if i == last && order == "after the record" {
+                    layer.comment(dir, at, note, 0);
+                }
+                offsets[dir.index()] += bytes.len() as u64;
+            }
+            // As reassembly does for a FIN packet with a comment: the FIN, then the comment.
+            let down = Direction::UpstreamToClient;
+            layer.fin(down, offsets[1], 0);
+            if order == "on the FIN after it" {
+                layer.comment(down, offsets[1], note, 0);
+            }
+            let (got, warnings) = layer.finish();
+            assert_eq!(got.data[1], b"HTTP/1.1 200 OK\r\n", "{order}");
+            assert_eq!(got.gaps, 0, "{order}: {warnings:?}");
+            assert_eq!(got.fins, 1, "{order}: the FIN is handed on");
+            assert_eq!(got.comments.len(), 1, "the rule's comment is handed on");
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.contains("the record a rule corrupted on purpose")),
+                "{order}: {warnings:?}"
+            );
+            assert!(
+                !warnings.iter().any(|w| w.contains("keys missing")),
+                "{order}: {warnings:?}"
+            );
+        }
+    }
+
+    /// Another rule's comment (a latency) does not excuse a damaged record: still a gap.
+    #[test]
+    fn a_damaged_record_under_another_comment_is_still_a_gap() {
+        let mut session = session_with_traffic(every_suite()[0]);
+        let keys = TlsKeys::default();
+        keys.add(session.key_log_text().as_bytes());
+        let last = session
+            .transcript
+            .iter()
+            .rposition(|(to_server, b)| !to_server && !b.is_empty())
+            .unwrap();
+        let end = session.transcript[last].1.len() - 1;
+        session.transcript[last].1[end] ^= 0x80;
+        let mut layer = TlsLayer::new(Collect::default(), keys, &info());
+        let mut offsets = [0u64; 2];
+        for (i, (to_server, bytes)) in session.transcript.iter().enumerate() {
+            let dir = if *to_server {
+                Direction::ClientToUpstream
+            } else {
+                Direction::UpstreamToClient
+            };
+            let at = offsets[dir.index()];
+            layer.data(dir, at, bytes, 0);
+            if i == last {
+                layer.comment(dir, at, "faultline: rule \"r\" latency", 0);
+            }
+            offsets[dir.index()] += bytes.len() as u64;
+        }
+        layer.fin(Direction::UpstreamToClient, offsets[1], 0);
+        let (got, warnings) = layer.finish();
+        assert_eq!(got.gaps, 1, "{warnings:?}");
+        assert_eq!(got.fins, 1, "the FIN after the gap");
         assert!(
             warnings.iter().any(|w| w.contains("undecryptable record")),
             "{warnings:?}"
