@@ -429,7 +429,7 @@ fn inspect_to(args: &cli::InspectArgs) -> ExitCode {
         report.audit(manifest);
     }
     if let Some(path) = &args.html {
-        if let Err(e) = std::fs::write(path, report.render_html()) {
+        if let Err(e) = faultline::inspect::write_output(path, &report.render_html()) {
             eprintln!(
                 "faultline: cannot write the HTML report {}: {e}",
                 path.display()

@@ -57,7 +57,11 @@ fn kind_of(comment: &str) -> Option<&str> {
         .trim_start_matches("faultline: ")
         .strip_prefix("rule \"")?;
     let (_, after) = rest.split_once("\" ")?;
-    after.split_whitespace().next()
+    // `timeout: bytes of … dropped`: the word, not its colon (a trial read "timeout:").
+    after
+        .split_whitespace()
+        .next()
+        .map(|word| word.trim_end_matches(':'))
 }
 
 #[cfg(test)]
@@ -86,7 +90,7 @@ mod tests {
     fn a_tcp_capture_is_its_connections_and_faults() {
         let reset = "faultline: rule \"2nd\" reset client->upstream after 65536 bytes";
         let cut = "faultline: rule \"3rd\" truncated upstream->client after 102400 bytes";
-        let slow = "faultline: rule \"4th\" latency 200ms on upstream->client";
+        let slow = "faultline: rule \"4th\" timeout: bytes of client->upstream dropped";
         let flows = [
             flow(0, Leg::Client, Some(1), &[]),
             flow(1, Leg::Upstream, Some(1), &[]),
@@ -99,7 +103,7 @@ mod tests {
         ];
         assert_eq!(
             phrase(&flows),
-            "no HTTP; 4 connections, 3 faults marked (reset, truncated, latency)"
+            "no HTTP; 4 connections, 3 faults marked (reset, truncated, timeout)"
         );
         assert_eq!(
             phrase(&flows[..2]),
