@@ -956,6 +956,7 @@ impl H2Session {
                 // upstream's answer to the shortened request must not follow it.
                 let note = follow_up(&mark, rst_note(id, ErrorCode::CANCEL, other));
                 self.owe(other, build::rst_stream(id, ErrorCode::CANCEL), note);
+                self.end_own_body(id);
                 if let Some(s) = self.streams.get_mut(&id) {
                     s.discard[d] = true;
                     if direction == Direction::ClientToUpstream {
@@ -977,6 +978,7 @@ impl H2Session {
                 plan.insert_at(frame, plan.arrival(), Some(here));
                 let there = follow_up(&mark, rst_note(id, code, other));
                 self.owe(other, build::rst_stream(id, code), there);
+                self.end_own_body(id);
                 if let Some(s) = self.streams.get_mut(&id) {
                     s.discard = [true, true];
                 }
@@ -1423,6 +1425,13 @@ impl H2Session {
         granted.max(0) as u64
     }
 
+    /// A fault ended stream `id` at the client (RST_STREAM, or END_STREAM at a cut): what is
+    /// left of faultline's own answer on it is never sent (the fuzz target found its DATA
+    /// following the RST_STREAM a reset rule sent).
+    fn end_own_body(&mut self, id: StreamId) {
+        self.bodies.remove(&id);
+    }
+
     /// Sends the client as much of faultline's pending answer bodies as its maximum frame size
     /// and flow-control windows allow (through the outbox); a body that completes is followed by
     /// what was owed after it.
@@ -1646,6 +1655,9 @@ impl H2Session {
         );
         let frame = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
         plan.insert_at(frame, plan.arrival(), Some(note));
+        if direction == Direction::UpstreamToClient {
+            self.end_own_body(id);
+        }
     }
 
     /// Relays a header block through the stream's chain in this direction (a limit of zero
@@ -2015,6 +2027,7 @@ impl H2Session {
         let there = follow_up(&mark, rst_note(id, code, other(direction)));
         plan.insert_at(frame, plan.arrival(), Some(mark));
         self.owe(other(direction), build::rst_stream(id, code), there);
+        self.end_own_body(id);
         if let Some(s) = self.streams.get_mut(&id) {
             s.discard = [true, true];
         }
@@ -2036,6 +2049,7 @@ impl H2Session {
             return;
         }
         let upstream_note = follow_up(&mark, rst_note(id, code, Direction::ClientToUpstream));
+        self.end_own_body(id);
         self.owe(
             Direction::UpstreamToClient,
             build::rst_stream(id, code),

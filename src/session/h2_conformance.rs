@@ -480,18 +480,28 @@ fn receivers_read(outputs: &[Output; 2]) -> Result<(), String> {
 /// a block under way) on a stream after the client received its END_STREAM or a RST_STREAM.
 fn nothing_after_the_end(pieces: &[crate::h2::Piece]) -> Result<(), String> {
     let mut ended = std::collections::HashSet::new();
+    // The frames so far, `KIND/STREAM`, for the message.
+    let mut seen: Vec<String> = Vec::new();
     for piece in pieces {
         let PieceKind::Header(header) = &piece.kind else {
             continue;
         };
+        seen.push(format!(
+            "{:?}/{}{}",
+            header.kind,
+            header.stream.0,
+            if header.ends_stream() { "+END" } else { "" }
+        ));
         let carries = matches!(
             header.kind,
             FrameType::Headers | FrameType::Data | FrameType::PushPromise
         );
         if carries && ended.contains(&header.stream) {
             return Err(format!(
-                "the client got a {:?} frame on stream {} after the stream ended there",
-                header.kind, header.stream.0
+                "the client got a {:?} frame on stream {} after the stream ended there (frames: {})",
+                header.kind,
+                header.stream.0,
+                seen.join(" ")
             ));
         }
         if header.ends_stream() || header.kind == FrameType::RstStream {
@@ -610,6 +620,8 @@ mod tests {
             // The upstream reset a stream faultline answers (respond) behind a latency: the
             // answer, released later, followed the reset the client had seen.
             "f5080000001f0472657472792d6166003d08746572353332080aa9a9a9a9a9efef74650000000000020000000672353332080af9b172657472b1b1ffb1ff",
+            // A respond body waiting for the client's window when its stream ended at the client.
+            "d7f9500cedf3e861667465720000007f3d0071df003dff000e5b0eff000100610f0e01001961b100ffffeff9ff10091010713d00df000a010affd7f9500cedf3e861667465720000007f3d0071df003d713d00df000a010aff",
         ] {
             let data = hex::decode(case).expect("hex");
             run_case(&data).unwrap_or_else(|v| panic!("{case}: {v}"));
