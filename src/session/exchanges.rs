@@ -28,6 +28,9 @@ pub struct Pending {
     /// request it answers after reading the body the client holds back until told to send it),
     /// once the responses before it are done.
     pub interim: Option<(Vec<u8>, Mark)>,
+    /// The answer waits for the end of the request's body (`respond` after the body): not
+    /// ready before, even when every response before it is done (pipelining).
+    pub awaiting_body: bool,
 }
 
 /// Requests in the order they were sent; responses answer them front to back (HTTP/1
@@ -69,9 +72,22 @@ impl Exchanges {
         }
     }
 
-    /// The answer faultline owes the client next, if every response before it is done.
+    /// The latest request's body was read to its end: an answer that waited for it is ready
+    /// once the responses before it are done.
+    pub fn body_read(&mut self) {
+        if let Some(latest) = self.queue.back_mut() {
+            latest.awaiting_body = false;
+        }
+    }
+
+    /// The answer faultline owes the client next, if every response before it is done (and
+    /// the body it waits for was read).
     pub fn take_ready_answer(&mut self) -> Option<(Vec<u8>, Mark)> {
-        if self.queue.front().is_some_and(|p| p.answer.is_some()) {
+        if self
+            .queue
+            .front()
+            .is_some_and(|p| p.answer.is_some() && !p.awaiting_body)
+        {
             let pending = self.queue.pop_front()?;
             self.reroute = pending.reroute;
             return pending.answer;

@@ -247,6 +247,7 @@ impl Http1Session {
                     self.request_open = false;
                     if self.request.swallow {
                         plan.skip(end);
+                        self.exchanges.body_read();
                         self.park(&mut plan);
                     } else {
                         plan.relay(end, Role::Framing);
@@ -389,6 +390,7 @@ impl Http1Session {
                         ));
                     }
                     answer_after = Some(respond.after);
+                    pending.awaiting_body = respond.after == RespondAfter::RequestBody;
                 }
                 Fault::Respond(_) => {}
                 Fault::DropResponse(_) => {
@@ -688,6 +690,46 @@ mod tests {
             "{:?}",
             plan.steps
         );
+    }
+
+    /// A trial pipelined `GET` then `PUT` with `Expect: 100-continue` under a respond after
+    /// the body: at the GET's response end the 500 came at once, before the body and with no
+    /// 100 Continue. The answer waits for the body; the 100 comes when the GET's response ends.
+    #[test]
+    fn a_pipelined_answer_after_the_body_waits_for_the_body() {
+        let rules =
+            scenario("[[rule]]\nmatch = { method = \"PUT\" }\nfault.respond = { status = 500 }\n");
+        let mut session = Http1Session::new(false, 1, ConnectionFacts::ordinal(1));
+        let heads = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nPUT /b HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+        let (sent, _) = apply(&plan_requests(&mut session, &rules, heads), heads);
+        assert!(sent.starts_with(b"GET /a ") && !sent.windows(3).any(|w| w == b"PUT"));
+        let response = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+        let counters = RunCounters::new();
+        let run = RunView {
+            scenario: &rules,
+            counters: &counters,
+        };
+        let plan = session.plan(Direction::UpstreamToClient, response, Instant::now(), run);
+        let (out, _) = apply(&plan, response);
+        assert_eq!(
+            out,
+            [&response[..], b"HTTP/1.1 100 Continue\r\n\r\n"].concat()
+        );
+        assert!(
+            !plan.steps.iter().any(|s| matches!(s, Step::Answer { .. })),
+            "no answer before the body"
+        );
+        assert!(
+            session.take_ready_answer().is_none(),
+            "the body is still to come"
+        );
+        let body = b"hello";
+        let (sent, parked) = apply(&plan_requests(&mut session, &rules, body), body);
+        assert!(sent.is_empty() && parked, "the body is read and dropped");
+        let (answer, _) = session
+            .take_ready_answer()
+            .expect("the answer, after the body");
+        assert!(answer.starts_with(b"HTTP/1.1 500 "));
     }
 
     #[test]
