@@ -44,16 +44,48 @@ pub fn export_lines(cert: &Path, bundle: &Path) -> String {
     text
 }
 
+/// Where distributions keep the system's bundle, read when `SSL_CERT_FILE` names a faultline
+/// bundle (see [`machine_roots`]).
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The machine's trust roots, as `SSL_CERT_FILE`/`SSL_CERT_DIR` say, except in a shell that
+/// evaluated `faultline ca init` already: there `SSL_CERT_FILE` names a faultline bundle (the
+/// old CA's among the roots) or one since removed (a trial rotated the CA and got a bundle of the
+/// new CA alone), so the system's own bundle is read instead.
+fn machine_roots() -> Vec<CertificateDer<'static>> {
+    let named = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
+    let ours = named.as_deref().is_some_and(|file| {
+        !file.exists()
+            || (file.file_name() == Some(std::ffi::OsStr::new(crate::tls::ca_dir::BUNDLE_FILE))
+                && file.with_file_name(crate::tls::ca_dir::CERT_FILE).exists())
+    });
+    if !ours {
+        return rustls_native_certs::load_native_certs().certs;
+    }
+    use rustls::pki_types::pem::PemObject;
+    SYSTEM_BUNDLES
+        .iter()
+        .filter_map(|path| CertificateDer::pem_file_iter(path).ok())
+        .map(|certs| certs.filter_map(Result::ok).collect::<Vec<_>>())
+        .find(|certs| !certs.is_empty())
+        .unwrap_or_default()
+}
+
 /// Writes `bundle`: the machine's trust roots (as `SSL_CERT_FILE`/`SSL_CERT_DIR` say, once
 /// each) followed by faultline's CA `ca`, as PEM. Written to a temporary name and renamed, so a
 /// shell reading it meanwhile never sees half a bundle.
 pub fn write_bundle(bundle: &Path, ca: &CertificateDer<'_>) -> std::io::Result<usize> {
     use base64::Engine as _;
-    let found = rustls_native_certs::load_native_certs();
+    let machine = machine_roots();
     let mut seen: Vec<&[u8]> = Vec::new();
     let mut pem = String::new();
     let mut roots = 0;
-    for cert in found.certs.iter().map(|c| c.as_ref()).chain([ca.as_ref()]) {
+    for cert in machine.iter().map(|c| c.as_ref()).chain([ca.as_ref()]) {
         if seen.contains(&cert) {
             continue;
         }

@@ -239,6 +239,24 @@ fn ca_init_output_can_be_given_to_eval() {
     let ca_body: String = ca.lines().filter(|l| !l.starts_with("-----")).collect();
     let bundle_body: String = bundle.lines().filter(|l| !l.starts_with("-----")).collect();
     assert!(bundle_body.contains(&ca_body), "the CA is in the bundle");
+    // From a shell that ran the eval, a new CA (the old folder removed, SSL_CERT_FILE naming
+    // its gone bundle) still gets the machine's roots: a trial got a bundle of the CA alone.
+    let mut command = Command::new("bash");
+    command
+        .args([
+            "-c",
+            "eval \"$(\"$0\" ca init)\" && rm -r \"$FAULTLINE_CA_DIR\" && \"$0\" ca init >/dev/null && grep -c BEGIN \"$FAULTLINE_CA_DIR/bundle.pem\"",
+            BIN,
+        ])
+        .env("FAULTLINE_CA_DIR", tmp.path().join("rotated"))
+        .env_remove("SSL_CERT_FILE");
+    let out = run_tool(command, "bash: ca init again after the eval");
+    assert_eq!(out.code(), Some(0), "{}", out.output());
+    let again: usize = out.stdout.trim().parse().expect("a count");
+    assert!(
+        again > 10,
+        "{again} certificates in the rotated CA's bundle"
+    );
 }
 
 #[test]
