@@ -202,11 +202,17 @@ impl std::str::FromStr for UpstreamSpec {
                 });
         }
         let bad = || {
-            format!("invalid upstream {text:?}: expected HOST:PORT (e.g. \"127.0.0.1:8080\", \"[::1]:8080\", \"localhost:8080\") builtin:echo or builtin:store")
+            format!("invalid upstream {text:?}: expected HOST:PORT (e.g. \"127.0.0.1:8080\", \"[::1]:8080\", \"localhost:8080\"), builtin:echo or builtin:store")
         };
         if let Some((scheme, rest)) = text.split_once("://") {
             // A URL: every connection would fail to resolve "http://127.0.0.1" later.
             let authority = rest.split('/').next().unwrap_or(rest);
+            // Without a port, the scheme's (a trial got "write \"example.com\"", refused next).
+            let authority = match (authority.rsplit_once(':'), scheme) {
+                (Some((_, port)), _) if port.parse::<u16>().is_ok() => authority.to_string(),
+                (_, "https") => format!("{authority}:443"),
+                _ => format!("{authority}:80"),
+            };
             return Err(format!(
                 "invalid upstream {text:?}: an upstream is HOST:PORT, not a URL (faultline relays the connection; the {scheme}:// is the client's): write {authority:?}"
             ));
@@ -227,7 +233,10 @@ impl std::str::FromStr for UpstreamSpec {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
             && !host.starts_with(['-', '.']);
         if !ip && !name {
-            return Err(bad());
+            return Err(format!(
+                "{}; {host:?} is neither an IP address nor a host name (letters, digits, '-', '.')",
+                bad()
+            ));
         }
         Ok(UpstreamSpec::Address {
             host: host.to_string(),
@@ -416,6 +425,17 @@ mod tests {
             .unwrap_err();
         assert!(url.contains("not a URL"), "{url}");
         assert!(url.contains(r#"write "127.0.0.1:8080""#), "{url}");
+        // Without a port, the scheme's: what it suggests parses.
+        for (url, write) in [
+            ("https://example.com", "example.com:443"),
+            ("http://h/x", "h:80"),
+        ] {
+            let error = url.parse::<UpstreamSpec>().unwrap_err();
+            assert!(error.contains(&format!("write {write:?}")), "{error}");
+            assert!(write.parse::<UpstreamSpec>().is_ok(), "{write}");
+        }
+        let spaced = "my host:80".parse::<UpstreamSpec>().unwrap_err();
+        assert!(spaced.contains(r#""my host" is neither"#), "{spaced}");
         for bad in [
             "my host:80",
             "a/b:80",
