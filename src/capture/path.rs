@@ -54,11 +54,14 @@ pub fn prepare_template_folder(template: &str) -> io::Result<()> {
 /// What [`prepare_template_folder`] would meet, without leaving a trace: `faultline check` says
 /// now what `run` would refuse at start (a folder that is a file, one that cannot be made, a
 /// template that names a folder). The folders it had to make to find out are removed again.
-pub fn probe_template_folder(template: &str) -> Result<(), String> {
-    if !template.contains('{') && Path::new(template).is_dir() {
+pub fn probe_template_folder(template: &str, name: &str) -> Result<(), String> {
+    // `{name}` is known before the run: a folder it names is checked too (a trial's
+    // `out/{name}/…` with a file `out/NAME` passed check).
+    let template = template.replace("{name}", &safe_name(name));
+    if !template.contains('{') && Path::new(&template).is_dir() {
         return Err(format!("{template} is a folder: name a file in it"));
     }
-    let Some(dir) = fixed_folder(template).filter(|dir| !dir.is_dir()) else {
+    let Some(dir) = fixed_folder(&template) else {
         return Ok(());
     };
     let missing: Vec<&Path> = dir
@@ -66,7 +69,19 @@ pub fn probe_template_folder(template: &str) -> Result<(), String> {
         .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
         .collect();
     let made = std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create directory {}: {e}", dir.display()));
+        .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))
+        .and_then(|()| {
+            // A folder that exists but takes no file (`/sys`, read-only): one made and removed.
+            let probe = dir.join(format!(".faultline-check-{}", std::process::id()));
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&probe)
+                .map(|_| {
+                    let _ = std::fs::remove_file(&probe);
+                })
+                .map_err(|e| format!("cannot write in {}: {e}", dir.display()))
+        });
     for folder in missing {
         let _ = std::fs::remove_dir(folder);
     }
@@ -178,14 +193,21 @@ mod tests {
         let file = root.join("afile");
         std::fs::write(&file, b"").expect("a file");
         let under_file = format!("{}/x/{{name}}.pcapng", file.display());
-        let error = probe_template_folder(&under_file).unwrap_err();
+        let error = probe_template_folder(&under_file, "n").unwrap_err();
         assert!(error.starts_with("cannot create directory"), "{error}");
         let folder = root.display().to_string();
-        assert!(probe_template_folder(&folder)
+        assert!(probe_template_folder(&folder, "n")
             .unwrap_err()
             .contains("is a folder"));
+        // `{name}` is known: a file where its folder goes is found.
+        std::fs::write(root.join("capq"), b"").expect("a file");
+        let named = format!("{}/{{name}}/{{time}}.pcapng", root.display());
+        assert!(probe_template_folder(&named, "capq").is_err());
+        assert!(probe_template_folder("/sys/x.pcapng", "n")
+            .unwrap_err()
+            .starts_with("cannot write in /sys"));
         let fresh = format!("{}/new/deeper/{{name}}-{{time}}.pcapng", root.display());
-        assert_eq!(probe_template_folder(&fresh), Ok(()));
+        assert_eq!(probe_template_folder(&fresh, "n"), Ok(()));
         assert!(!root.join("new").exists(), "the probe leaves no folder");
         let _ = std::fs::remove_dir_all(&root);
     }

@@ -32,7 +32,7 @@ impl Scenario {
             Located::at(&self.origin, &self.source, offset, key.to_string(), message)
         };
         if let Some(template) = &self.capture {
-            if let Err(why) = crate::capture::path::probe_template_folder(template) {
+            if let Err(why) = crate::capture::path::probe_template_folder(template, &self.name) {
                 out.errors.push(error(
                     spans.capture.as_ref(),
                     "proxy.capture",
