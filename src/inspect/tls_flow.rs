@@ -917,6 +917,45 @@ mod tests {
     /// "the capture missed bytes", while the same run captured as plaintext was OK. The record
     /// the rule's comment marks is the fault: no gap, a warning that says so, the comment handed
     /// on. The comment may come after the record (one packet) or before it (many packets).
+    /// A TLS session whose last record to the client has a flipped bit, fed through a layer
+    /// that has its keys; `around(layer, direction, offset, before)` is called just before
+    /// (`before`) and after that record, then the FIN to the client follows; the layer and the
+    /// FIN's offset.
+    fn feed_damaged_record(
+        mut around: impl FnMut(&mut TlsLayer<Collect>, Direction, u64, bool),
+    ) -> (TlsLayer<Collect>, u64) {
+        let mut session = session_with_traffic(every_suite()[0]);
+        let keys = TlsKeys::default();
+        keys.add(session.key_log_text().as_bytes());
+        let last = session
+            .transcript
+            .iter()
+            .rposition(|(to_server, b)| !to_server && !b.is_empty())
+            .unwrap();
+        let end = session.transcript[last].1.len() - 1;
+        session.transcript[last].1[end] ^= 0x80;
+        let mut layer = TlsLayer::new(Collect::default(), keys, &info());
+        let mut offsets = [0u64; 2];
+        for (i, (to_server, bytes)) in session.transcript.iter().enumerate() {
+            let dir = if *to_server {
+                Direction::ClientToUpstream
+            } else {
+                Direction::UpstreamToClient
+            };
+            let at = offsets[dir.index()];
+            if i == last {
+                around(&mut layer, dir, at, true);
+            }
+            layer.data(dir, at, bytes, 0);
+            if i == last {
+                around(&mut layer, dir, at, false);
+            }
+            offsets[dir.index()] += bytes.len() as u64;
+        }
+        layer.fin(Direction::UpstreamToClient, offsets[1], 0);
+        (layer, offsets[1])
+    }
+
     #[test]
     fn a_record_a_rule_corrupted_is_the_fault_not_a_gap() {
         let note = "faultline: rule \"down\" corrupted the next TLS record (the peer reports bad_record_mac) to the client after 17 bytes upstream->client";
@@ -925,39 +964,16 @@ mod tests {
             "after the record",
             "on the FIN after it",
         ] {
-            let mut session = session_with_traffic(every_suite()[0]);
-            let keys = TlsKeys::default();
-            keys.add(session.key_log_text().as_bytes());
-            let last = session
-                .transcript
-                .iter()
-                .rposition(|(to_server, b)| !to_server && !b.is_empty())
-                .unwrap();
-            let end = session.transcript[last].1.len() - 1;
-            session.transcript[last].1[end] ^= 0x80;
-            let mut layer = TlsLayer::new(Collect::default(), keys, &info());
-            let mut offsets = [0u64; 2];
-            for (i, (to_server, bytes)) in session.transcript.iter().enumerate() {
-                let dir = if *to_server {
-                    Direction::ClientToUpstream
-                } else {
-                    Direction::UpstreamToClient
-                };
-                let at = offsets[dir.index()];
-                if i == last && order == "before the record" {
-                    layer.comment(dir, at, note, 0);
-                }
-                layer.data(dir, at, bytes, 0);
-                if i == last && order == "after the record" {
-                    layer.comment(dir, at, note, 0);
-                }
-                offsets[dir.index()] += bytes.len() as u64;
-            }
+            let (mut layer, fin_offset) =
+                feed_damaged_record(|layer, dir, at, before| match (order, before) {
+                    ("before the record", true) | ("after the record", false) => {
+                        layer.comment(dir, at, note, 0)
+                    }
+                    _ => {}
+                });
             // As reassembly does for a FIN packet with a comment: the FIN, then the comment.
-            let down = Direction::UpstreamToClient;
-            layer.fin(down, offsets[1], 0);
             if order == "on the FIN after it" {
-                layer.comment(down, offsets[1], note, 0);
+                layer.comment(Direction::UpstreamToClient, fin_offset, note, 0);
             }
             let (got, warnings) = layer.finish();
             assert_eq!(got.data[1], b"HTTP/1.1 200 OK\r\n", "{order}");
@@ -980,32 +996,11 @@ mod tests {
     /// Another rule's comment (a latency) does not excuse a damaged record: still a gap.
     #[test]
     fn a_damaged_record_under_another_comment_is_still_a_gap() {
-        let mut session = session_with_traffic(every_suite()[0]);
-        let keys = TlsKeys::default();
-        keys.add(session.key_log_text().as_bytes());
-        let last = session
-            .transcript
-            .iter()
-            .rposition(|(to_server, b)| !to_server && !b.is_empty())
-            .unwrap();
-        let end = session.transcript[last].1.len() - 1;
-        session.transcript[last].1[end] ^= 0x80;
-        let mut layer = TlsLayer::new(Collect::default(), keys, &info());
-        let mut offsets = [0u64; 2];
-        for (i, (to_server, bytes)) in session.transcript.iter().enumerate() {
-            let dir = if *to_server {
-                Direction::ClientToUpstream
-            } else {
-                Direction::UpstreamToClient
-            };
-            let at = offsets[dir.index()];
-            layer.data(dir, at, bytes, 0);
-            if i == last {
+        let (layer, _) = feed_damaged_record(|layer, dir, at, before| {
+            if !before {
                 layer.comment(dir, at, "faultline: rule \"r\" latency", 0);
             }
-            offsets[dir.index()] += bytes.len() as u64;
-        }
-        layer.fin(Direction::UpstreamToClient, offsets[1], 0);
+        });
         let (got, warnings) = layer.finish();
         assert_eq!(got.gaps, 1, "{warnings:?}");
         assert_eq!(got.fins, 1, "the FIN after the gap");
