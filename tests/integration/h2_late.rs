@@ -463,7 +463,6 @@ async fn streams_opened_after_a_graceful_goaway_are_refused_and_never_reach_ngin
 /// both directions' outboxes at once, the race the trial met).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_goaway_that_closes_always_reaches_nginx_and_the_client() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     tokio::time::timeout(LIMIT, async {
         let dir = TempDir::new("h2-goaway-close");
         let root = web_root(dir.path(), &[("hi.txt", HI), ("index.html", HI)]);
@@ -483,20 +482,7 @@ async fn a_goaway_that_closes_always_reaches_nginx_and_the_client() {
             let mut proxy = Proxy::start(nginx.spec(), "", &rules, Some(capture.clone())).await;
             let listen = proxy.addr.port();
             let lines = if on_timer {
-                let mut stream = tokio::net::TcpStream::connect(proxy.addr)
-                    .await
-                    .expect("connect to faultline");
-                let hello = [
-                    crate::h2::bad_peers::PREFACE.to_vec(),
-                    crate::h2::bad_peers::settings(),
-                    crate::h2::bad_peers::get_request(1),
-                ]
-                .concat();
-                stream.write_all(&hello).await.expect("send a request");
-                let mut got = Vec::new();
-                // Until faultline closes (bounded by the test's limit).
-                let _ = stream.read_to_end(&mut got).await;
-                drop(stream);
+                let got = one_raw_get_until_closed(proxy.addr).await;
                 vec![format!(
                     "{:?}",
                     raw_frames(&got).iter().map(|f| f.0).collect::<Vec<_>>()
@@ -566,19 +552,7 @@ async fn a_goaway_that_closes_always_reaches_a_raw_upstream_without_a_capture() 
                 "[[rule]]\nname = \"closes\"\nfault.goaway = {{ {trigger}, graceful = false }}\n"
             );
             let mut proxy = Proxy::start(upstream.spec(), "", &rules, None).await;
-            let mut stream = tokio::net::TcpStream::connect(proxy.addr)
-                .await
-                .expect("connect to faultline");
-            let hello = [
-                crate::h2::bad_peers::PREFACE.to_vec(),
-                crate::h2::bad_peers::settings(),
-                crate::h2::bad_peers::get_request(1),
-            ]
-            .concat();
-            stream.write_all(&hello).await.expect("send a request");
-            let mut got = Vec::new();
-            let _ = stream.read_to_end(&mut got).await;
-            drop(stream);
+            let got = one_raw_get_until_closed(proxy.addr).await;
             let summary = proxy.finish().await;
             assert_eq!(fired(&summary, "closes"), 1, "run {run}");
             let to_client: Vec<u8> = raw_frames(&got).iter().map(|f| f.0).collect();
@@ -598,4 +572,23 @@ async fn a_goaway_that_closes_always_reaches_a_raw_upstream_without_a_capture() 
     })
     .await
     .unwrap_or_else(|_| panic!("did not finish within {LIMIT:?}"));
+}
+
+/// A raw HTTP/2 client: the preface, SETTINGS and one GET on stream 1, then everything
+/// faultline sends until it closes (bounded by the calling test's limit).
+async fn one_raw_get_until_closed(proxy: SocketAddr) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(proxy)
+        .await
+        .expect("connect to faultline");
+    let hello = [
+        crate::h2::bad_peers::PREFACE.to_vec(),
+        crate::h2::bad_peers::settings(),
+        crate::h2::bad_peers::get_request(1),
+    ]
+    .concat();
+    stream.write_all(&hello).await.expect("send a request");
+    let mut got = Vec::new();
+    let _ = stream.read_to_end(&mut got).await;
+    got
 }
