@@ -144,6 +144,26 @@ impl ConnectionRules {
         })
     }
 
+    /// After a replacement: the mark that ends a direction whose chain held the `timeout` rule
+    /// keyed `key` (in the scenario before), now lifted: what it dropped leaves a gap. The pump
+    /// that saw the rule asks, since replacements in quick succession reach each receiver of
+    /// the book as one (the connection task may never see the rule at all).
+    pub fn lifted_timeout_mark(&self, key: u64) -> Option<Mark> {
+        let previous = self.previous.as_ref()?;
+        let (_, rule) = previous.rule_by_key(key)?;
+        // An updated toxic (a new key of the same lineage) goes on: not lifted.
+        let updated = previous
+            .lineage
+            .get(&key)
+            .is_some_and(|l| self.scenario.lineage.values().any(|now| now == l));
+        (matches!(rule.fault, Fault::Timeout(_)) && !updated).then(|| {
+            Mark::follow_up(
+                &rule.id,
+                "timeout lifted: the connection closes (the bytes it dropped leave a gap)",
+            )
+        })
+    }
+
     /// After a replacement: the mark that closes this connection because a `timeout` rule that
     /// selected it was lifted (not updated: an updated toxic keeps its lineage). The bytes it
     /// dropped leave a gap, and relaying on would hide it; Toxiproxy's timeout closes the

@@ -293,6 +293,20 @@ where
             let before = planner.keys();
             planner = rules.direction_chain(direction, Some(planner));
             let now_in_force = planner.keys();
+            // A lifted timeout (an updated one goes on) ends the connection after what was
+            // queued before it: the bytes it dropped leave a gap.
+            let lifted_timeout = before
+                .iter()
+                .filter(|key| !now_in_force.contains(key))
+                .find_map(|&key| rules.lifted_timeout_mark(key));
+            if let (Some(mark), false) = (lifted_timeout, closed_by_plan) {
+                queue.push_back(Queued::End {
+                    how: EndHow::Finish,
+                    mark,
+                });
+                closed_by_plan = true;
+                continue;
+            }
             if before.iter().any(|key| !now_in_force.contains(key)) {
                 // A rule of this direction was lifted or replaced: what its old schedule still
                 // holds leaves now, as Toxiproxy's toxics hand their data on when interrupted.

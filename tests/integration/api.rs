@@ -1091,6 +1091,12 @@ fn a_timeout_toxic_closes_the_connection_on_its_inputs_end_and_when_removed() {
     let (status, body) = http(api, "POST", "/proxies/t0/toxics", toxic);
     assert_eq!(status, 200, "{body}");
     stream.write_all(b"BBBB").expect("write");
+    // Removed only once faultline read BBBB under it ("dropped", AAAA and BBBB: 15 bytes): a
+    // toxic added and removed before a byte met it dropped nothing, and there is no gap.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(api, "received", "t0", "upstream") < 15 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let (status, body) = http(api, "DELETE", "/proxies/t0/toxics/t", "");
     assert_eq!(status, 204, "{body}");
     let _ = stream.write_all(b"CCCC");
