@@ -138,6 +138,33 @@ struct StreamRules {
     upstream_unaware: bool,
 }
 
+impl StreamRules {
+    /// A stream whose request block `request` arrived at `opened`: nothing decided yet.
+    fn new(request: &HeaderList, opened: Instant) -> StreamRules {
+        let head = CallHead::of(request);
+        StreamRules {
+            label: head.label(),
+            head,
+            request: request.clone(),
+            armed: false,
+            first_message: None,
+            first_fed: 0,
+            first_body: None,
+            chains: [None, None],
+            response_rules: Vec::new(),
+            discard: [false, false],
+            stalled: [None, None],
+            drop_response: None,
+            opened,
+            timer: None,
+            delayed_by: [None, None],
+            pending_mark: [None, None],
+            answered: false,
+            upstream_unaware: false,
+        }
+    }
+}
+
 /// A body of faultline's own answer still owed to the client, sent as its windows allow.
 #[derive(Debug)]
 struct PendingBody {
@@ -1129,31 +1156,10 @@ impl H2Session {
                     self.refuse(&block, end, last, &goaway, plan);
                     return;
                 }
-                let head = CallHead::of(&block.headers);
-                let waits = head.grpc && !block.end_stream;
-                self.streams.insert(
-                    id,
-                    StreamRules {
-                        label: head.label(),
-                        head,
-                        request: block.headers.clone(),
-                        armed: false,
-                        first_message: waits.then(|| MessageAssembler::new(FIRST_MESSAGE_LIMIT)),
-                        first_fed: 0,
-                        first_body: None,
-                        chains: [None, None],
-                        response_rules: Vec::new(),
-                        discard: [false, false],
-                        stalled: [None, None],
-                        drop_response: None,
-                        opened: plan.arrival(),
-                        timer: None,
-                        delayed_by: [None, None],
-                        pending_mark: [None, None],
-                        answered: false,
-                        upstream_unaware: false,
-                    },
-                );
+                let mut stream = StreamRules::new(&block.headers, plan.arrival());
+                let waits = stream.head.grpc && !block.end_stream;
+                stream.first_message = waits.then(|| MessageAssembler::new(FIRST_MESSAGE_LIMIT));
+                self.streams.insert(id, stream);
                 let answered = if waits {
                     None
                 } else {
@@ -1285,31 +1291,15 @@ impl H2Session {
         plan: &mut ChunkPlan,
     ) {
         let id = block.stream;
-        let head = CallHead::of(&block.headers);
-        let label = head.label();
-        self.streams.insert(
-            id,
-            StreamRules {
-                label: label.clone(),
-                head,
-                request: block.headers.clone(),
-                armed: true,
-                first_message: None,
-                first_fed: 0,
-                first_body: None,
-                chains: [None, None],
-                response_rules: Vec::new(),
-                discard: [true, true],
-                stalled: [None, None],
-                drop_response: None,
-                opened: plan.arrival(),
-                timer: None,
-                delayed_by: [None, None],
-                pending_mark: [None, None],
-                answered: true,
-                upstream_unaware: true,
-            },
-        );
+        let stream = StreamRules {
+            armed: true,
+            discard: [true, true],
+            answered: true,
+            upstream_unaware: true,
+            ..StreamRules::new(&block.headers, plan.arrival())
+        };
+        let label = stream.label.clone();
+        self.streams.insert(id, stream);
         plan.skip(end);
         let mut note = format!(
             "{} for {label}: opened after faultline's GOAWAY (last stream {}), never forwarded",
