@@ -775,9 +775,6 @@ where
             }
             () = conn.timers.notified() => {}
             () = rules.changed() => {
-                if let Some(mark) = rules.lifted_timeout() {
-                    return Outcome::Fault(EndHow::Finish, conn.fault_fired(&mark));
-                }
                 count_matches(rules, timers.counted, run);
                 *timers.end_timer = rules.end_timer(timers.since, Instant::now());
             }

@@ -145,9 +145,10 @@ impl ConnectionRules {
     }
 
     /// After a replacement: the mark that ends a direction whose chain held the `timeout` rule
-    /// keyed `key` (in the scenario before), now lifted: what it dropped leaves a gap. The pump
-    /// that saw the rule asks, since replacements in quick succession reach each receiver of
-    /// the book as one (the connection task may never see the rule at all).
+    /// keyed `key` (in the scenario before), now lifted: what it dropped leaves a gap, and
+    /// Toxiproxy's timeout closes the connection when removed too. The pump that saw the rule
+    /// asks: replacements in quick succession reach each receiver of the book as one, so only
+    /// the pump that held the rule knows it was in force.
     pub fn lifted_timeout_mark(&self, key: u64) -> Option<Mark> {
         let previous = self.previous.as_ref()?;
         let (_, rule) = previous.rule_by_key(key)?;
@@ -162,32 +163,6 @@ impl ConnectionRules {
                 "timeout lifted: the connection closes (the bytes it dropped leave a gap)",
             )
         })
-    }
-
-    /// After a replacement: the mark that closes this connection because a `timeout` rule that
-    /// selected it was lifted (not updated: an updated toxic keeps its lineage). The bytes it
-    /// dropped leave a gap, and relaying on would hide it; Toxiproxy's timeout closes the
-    /// connection when it is removed too.
-    pub fn lifted_timeout(&self) -> Option<Mark> {
-        let previous = self.previous.as_ref()?;
-        let stays = |key: u64| {
-            let lineage = previous.lineage.get(&key);
-            self.matched.iter().any(|&j| {
-                let now = self.scenario.rules[j].key;
-                now == key || lineage.is_some_and(|l| self.scenario.lineage.get(&now) == Some(l))
-            })
-        };
-        previous
-            .rules_for_connection(&self.facts, self.seed)
-            .into_iter()
-            .map(|i| &previous.rules[i])
-            .find(|rule| matches!(rule.fault, Fault::Timeout(_)) && !stays(rule.key))
-            .map(|rule| {
-                Mark::follow_up(
-                    &rule.id,
-                    "timeout lifted: the connection closes (the bytes it dropped leave a gap)",
-                )
-            })
     }
 
     /// The earliest connection-wide end (terminate, reset.at) among the current rules. Each
