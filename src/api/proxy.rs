@@ -63,6 +63,8 @@ pub struct ManagedProxy {
     toxics: Vec<Toxic>,
     /// The base scenario's TOML text (may be empty): rules and settings from a file or a PUT.
     base: String,
+    /// What the API needs of the base scenario, read once each time it changes.
+    base_facts: BaseFacts,
     /// The folder of the scenario file `serve` was given, while that file is the base:
     /// relative `[proxy.tls]` paths are read from there, as `run` and `check` read them.
     folder: Option<std::path::PathBuf>,
@@ -76,6 +78,30 @@ pub struct ManagedProxy {
     instances: u64,
     /// The scenario file given to `serve` that made the proxy, for messages.
     source: Option<String>,
+}
+
+/// What the API needs of a proxy's base scenario (`GET /proxies` shows a forward proxy's
+/// upstream as per request; a toxic may not take a base rule's name), read when it is set.
+#[derive(Debug, Default)]
+struct BaseFacts {
+    forward: bool,
+    rule_names: Vec<String>,
+}
+
+impl BaseFacts {
+    /// The facts of `base` (a validated scenario text, or empty) for the proxy `name`.
+    fn of(base: &str, name: &str) -> BaseFacts {
+        if base.trim().is_empty() {
+            return BaseFacts::default();
+        }
+        match Scenario::from_toml(base, "base", name) {
+            Ok(scenario) => BaseFacts {
+                forward: scenario.mode == crate::scenario::schema::Mode::Forward,
+                rule_names: scenario.rules.into_iter().map(|rule| rule.name).collect(),
+            },
+            Err(_) => BaseFacts::default(),
+        }
+    }
 }
 
 /// A run that ended: what `/summary` and `serve`'s last lines report about it.
@@ -267,6 +293,7 @@ impl ManagedProxy {
         base: String,
         default_seed: u64,
     ) -> Self {
+        let base_facts = BaseFacts::of(&base, &name);
         ManagedProxy {
             name,
             requested_listen: listen.clone(),
@@ -274,6 +301,7 @@ impl ManagedProxy {
             upstream,
             upstream_spec,
             toxics: Vec::new(),
+            base_facts,
             base,
             folder: None,
             default_seed,
@@ -431,6 +459,7 @@ impl ManagedProxy {
         let settings =
             |text: &str| settings_of(text, self.default_seed, ctx.default_capture.as_deref());
         let restart = self.run.is_some() && settings(&base) != settings(&self.base);
+        self.base_facts = BaseFacts::of(&base, &self.name);
         self.base = base;
         if restart {
             self.stop().await;
@@ -736,19 +765,12 @@ impl ManagedProxy {
     /// Whether the base scenario makes the proxy a forward proxy (`mode = "forward"`): its
     /// clients name each upstream, so it has none of its own.
     pub fn is_forward(&self) -> bool {
-        !self.base.trim().is_empty()
-            && Scenario::from_toml(&self.base, "base", &self.name)
-                .is_ok_and(|scenario| scenario.mode == crate::scenario::schema::Mode::Forward)
+        self.base_facts.forward
     }
 
     /// The names of the base scenario's rules.
-    pub fn base_rule_names(&self) -> Vec<String> {
-        if self.base.trim().is_empty() {
-            return Vec::new();
-        }
-        Scenario::from_toml(&self.base, "base", &self.name)
-            .map(|scenario| scenario.rules.into_iter().map(|rule| rule.name).collect())
-            .unwrap_or_default()
+    pub fn base_rule_names(&self) -> &[String] {
+        &self.base_facts.rule_names
     }
 
     /// The base scenario's text.

@@ -593,11 +593,7 @@ impl Registry {
                 ),
             ));
         }
-        if let Some(alike) = scenario
-            .warnings()
-            .into_iter()
-            .find(|w| w.contains(" are both named "))
-        {
+        if let Some(alike) = scenario.rules_named_alike() {
             return Err(ApiError::new(400, alike));
         }
         if let Some(upstream) = &scenario.upstream {

@@ -477,6 +477,14 @@ impl Scenario {
             || self.rules.iter().any(|r| r.matcher.sni.is_some())
     }
 
+    /// The first two rules of one name, as `check` warns of them: `faultline serve` refuses
+    /// them (each rule is one series in /metrics).
+    pub fn rules_named_alike(&self) -> Option<String> {
+        same_names(&self.rules)
+            .first()
+            .map(|&(earlier, n, name)| alike_message(earlier, n, name))
+    }
+
     /// What `faultline run` will still need or what looks unintended, one sentence each: valid
     /// files `check` accepts with a warning (exit 0) instead of a bare `ok`.
     pub fn warnings(&self) -> Vec<String> {
@@ -1032,30 +1040,52 @@ fn unknown_field(message: &str) -> Option<&str> {
     rest.split('`').next()
 }
 
-/// Rules logs, summaries and capture notes could not tell apart: two with one name, or one
-/// named with nothing.
+/// Rules logs, summaries and capture notes could not tell apart: one named with nothing, or two
+/// with one name (see [`Scenario::rules_named_alike`]).
 fn names_alike(rules: &[Rule]) -> Vec<String> {
-    let mut warnings = Vec::new();
+    // In rule order: each warning at the rule it is about.
+    let mut found: Vec<(usize, String)> = rules
+        .iter()
+        .enumerate()
+        .filter(|(_, rule)| rule.name.trim().is_empty())
+        .map(|(i, _)| (i + 1, format!(
+            "rule {} has an empty name: logs, the summary and capture notes would show nothing for it; give it a name or leave name out",
+            i + 1
+        )))
+        .collect();
+    found.extend(
+        same_names(rules)
+            .into_iter()
+            .map(|(earlier, n, name)| (n, alike_message(earlier, n, name))),
+    );
+    found.sort_by_key(|(n, _)| *n);
+    found.into_iter().map(|(_, warning)| warning).collect()
+}
+
+/// The warning for rules `earlier` and `n` (1-based) both named `name`.
+fn alike_message(earlier: usize, n: usize, name: &str) -> String {
+    format!(
+        "rules {earlier} and {n} are both named \"{name}\": logs, the summary and capture notes name rules by name, so they could not be told apart; give each its own"
+    )
+}
+
+/// Each later rule named like an earlier one, as (earlier, later, name), 1-based; empty names
+/// are not counted here.
+fn same_names(rules: &[Rule]) -> Vec<(usize, usize, &str)> {
     let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut alike = Vec::new();
     for (i, rule) in rules.iter().enumerate() {
-        let n = i + 1;
         if rule.name.trim().is_empty() {
-            warnings.push(format!(
-                "rule {n} has an empty name: logs, the summary and capture notes would show nothing for it; give it a name or leave name out"
-            ));
             continue;
         }
         match first.get(rule.name.as_str()) {
-            Some(&earlier) => warnings.push(format!(
-                "rules {earlier} and {n} are both named \"{}\": logs, the summary and capture notes name rules by name, so they could not be told apart; give each its own",
-                rule.name
-            )),
+            Some(&earlier) => alike.push((earlier, i + 1, rule.name.as_str())),
             None => {
-                first.insert(&rule.name, n);
+                first.insert(&rule.name, i + 1);
             }
         }
     }
-    warnings
+    alike
 }
 
 #[cfg(test)]
