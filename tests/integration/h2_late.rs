@@ -384,12 +384,7 @@ async fn streams_opened_after_a_graceful_goaway_are_refused_and_never_reach_ngin
         let mut stream = tokio::net::TcpStream::connect(proxy.addr)
             .await
             .expect("connect to faultline");
-        let hello = [
-            crate::h2::bad_peers::PREFACE.to_vec(),
-            crate::h2::bad_peers::settings(),
-            crate::h2::bad_peers::get_request(1),
-        ]
-        .concat();
+        let hello = preface_and_one_get();
         stream
             .write_all(&hello)
             .await
@@ -581,14 +576,19 @@ async fn one_raw_get_until_closed(proxy: SocketAddr) -> Vec<u8> {
     let mut stream = tokio::net::TcpStream::connect(proxy)
         .await
         .expect("connect to faultline");
-    let hello = [
-        crate::h2::bad_peers::PREFACE.to_vec(),
-        crate::h2::bad_peers::settings(),
-        crate::h2::bad_peers::get_request(1),
-    ]
-    .concat();
+    let hello = preface_and_one_get();
     stream.write_all(&hello).await.expect("send a request");
     let mut got = Vec::new();
     let _ = stream.read_to_end(&mut got).await;
     got
+}
+
+/// A raw client's first bytes: the preface, its SETTINGS and a GET on stream 1.
+fn preface_and_one_get() -> Vec<u8> {
+    [
+        crate::h2::bad_peers::PREFACE.to_vec(),
+        crate::h2::bad_peers::settings(),
+        crate::h2::bad_peers::get_request(1),
+    ]
+    .concat()
 }
