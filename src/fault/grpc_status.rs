@@ -57,7 +57,8 @@ impl<'de> Deserialize<'de> for GrpcCode {
                 checked(i64::try_from(v).unwrap_or(-1))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<GrpcCode, E> {
-                let code = status_code(v).ok_or_else(|| {
+                // `unavailable` and `Unavailable` mean UNAVAILABLE, as grpcio spells it.
+                let code = status_code(&v.to_ascii_uppercase()).ok_or_else(|| {
                     // The failure names (1-16), so the user can pick one without the spec.
                     let names: Vec<&str> = (1..=16).filter_map(status_name).collect();
                     E::custom(format!(
@@ -93,6 +94,8 @@ mod tests {
     #[test]
     fn codes_by_number_or_name_and_only_failures() {
         let g: GrpcStatus = toml::from_str("code = 14").expect("valid");
+        let lower: GrpcStatus = toml::from_str("code = \"unavailable\"").expect("any case");
+        assert_eq!(lower.code, g.code);
         assert_eq!(g.code, GrpcCode(14));
         assert!(g.message_text().starts_with("UNAVAILABLE"));
         let g: GrpcStatus = toml::from_str("code = \"NOT_FOUND\"\nmessage = \"x\"").expect("valid");

@@ -33,7 +33,8 @@ fn cancel() -> StreamErrorCode {
 impl<'de> Deserialize<'de> for StreamErrorCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
-        ErrorCode::from_name(&name)
+        // Names are matched as the spec spells them, but `cancel` is what people type.
+        ErrorCode::from_name(&name.to_ascii_uppercase())
             .map(StreamErrorCode)
             .ok_or_else(|| {
                 let known: Vec<&str> = ErrorCode::names().collect();
@@ -72,6 +73,8 @@ mod tests {
         assert_eq!(r.code, StreamErrorCode(ErrorCode::CANCEL));
         let r: RstStream = toml::from_str("at = \"1s\"\ncode = \"INTERNAL_ERROR\"").expect("valid");
         assert_eq!(r.code, StreamErrorCode(ErrorCode::INTERNAL_ERROR));
+        let r: RstStream = toml::from_str("at = \"1s\"\ncode = \"cancel\"").expect("any case");
+        assert_eq!(r.code, StreamErrorCode(ErrorCode::CANCEL));
         let e = toml::from_str::<RstStream>("at = \"1s\"\ncode = \"OOPS\"").expect_err("bad");
         assert!(e.to_string().contains("REFUSED_STREAM"), "{e}");
         assert!(r.validate().is_ok());
