@@ -939,6 +939,9 @@ fn explain(key: &str, message: &str, text: &str) -> String {
             "a rule has exactly one fault{names}: give each fault its own [[rule]] table"
         );
     }
+    if let Some(hint) = misplaced_rule_key(key, message) {
+        return hint;
+    }
     if (is_rule_fault && message.contains("found 0 elements"))
         || (key.starts_with("rule[") && message == "missing field `fault`")
     {
@@ -969,6 +972,43 @@ fn explain(key: &str, message: &str, text: &str) -> String {
         );
     }
     without_rust_types(key, message)
+}
+
+/// The keys of a rule's `match` table, for the hint when one is written on the rule itself.
+const MATCH_KEYS: [&str; 13] = [
+    "connection",
+    "every",
+    "probability",
+    "sni",
+    "direction",
+    "method",
+    "path",
+    "query",
+    "host",
+    "header",
+    "request",
+    "attempt",
+    "status",
+];
+
+/// `probability = 0.1` or `reset = {}` written on a rule, beside `match` and `fault` rather than
+/// inside them: says which table the key belongs in (serde only lists `name`, `match`, `fault`).
+fn misplaced_rule_key(key: &str, message: &str) -> Option<String> {
+    let (_, field) = key.strip_prefix("rule[")?.split_once("].")?;
+    if field.contains('.') || !message.starts_with("unknown field") {
+        return None;
+    }
+    if MATCH_KEYS.contains(&field) {
+        return Some(format!(
+            "`{field}` belongs in the rule's match table: write match = {{ {field} = … }}"
+        ));
+    }
+    if FAULT_NAMES.split(", ").any(|name| name == field) {
+        return Some(format!(
+            "`{field}` is a fault: write fault.{field} = {{ … }}"
+        ));
+    }
+    None
 }
 
 /// `message` with the Rust type names serde puts in it said in the scenario's terms
@@ -1174,6 +1214,23 @@ fault.refuse = {}
         let e = error_of("[[rule]]\nmatch = { conection = 2 }\nfault.refuse = {}\n");
         assert_eq!((e.line, e.key.as_str()), (2, "rule[1].match.conection"));
         assert!(e.message.contains("unknown field"), "{}", e.message);
+    }
+
+    /// A new user wrote `probability = 0.1` and `reset = {}` on the rule itself and was told
+    /// only that `name`, `match` and `fault` are expected.
+    #[test]
+    fn a_match_key_or_fault_written_on_the_rule_says_where_it_belongs() {
+        let e = error_of("[[rule]]\nprobability = 0.1\nfault.reset = {}\n");
+        assert_eq!((e.line, e.key.as_str()), (2, "rule[1].probability"));
+        assert!(
+            e.message.contains("write match = { probability = … }"),
+            "{}",
+            e.message
+        );
+        let e = error_of("[[rule]]\nreset = {}\n");
+        assert!(e.message.contains("write fault.reset = {"), "{}", e.message);
+        let e = error_of("[[rule]]\nnmae = \"x\"\nfault.reset = {}\n");
+        assert!(e.message.contains("unknown field `nmae`"), "{}", e.message);
     }
 
     /// A trial's `[rule.fault.respond]` with `status = 99` was located at `[[rule]]`, five lines
