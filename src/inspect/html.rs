@@ -5,6 +5,7 @@
 //! opens offline and a capture cannot make it fetch anything. A capture is untrusted input: every
 //! text that comes from it goes through [`escape`].
 
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
 
 use super::attempts::BodyComparison;
@@ -13,10 +14,29 @@ use super::html_timeline::{self, LegView};
 use super::leg;
 use super::model::{AttemptGroup, FlowSummary, Report, Verdict};
 use super::objects::Transfer;
+use super::row_caps::{h2_stream_is_notable, rows_to_show};
 use super::run_info::RunInfo;
 use super::text::format_time;
+use super::timeline::{EventKind, FlowTimeline};
 use crate::direction::Leg;
 use crate::plural::count;
+
+/// Rows of each table (exchanges, HTTP/2 streams, content checks) on the page: past it, the rows
+/// worth a look stay and the rest are counted, so a load test's capture still opens in a browser.
+const MAX_ROWS: usize = 2_000;
+/// Connections drawn as timelines (each is an SVG): the ones with a fault, reset or finding first.
+const MAX_TIMELINES: usize = 200;
+
+/// "N more things are not shown here (…)." after a capped list.
+fn left_out(s: &mut String, n: usize, one: &str, many: &str, which: &str) {
+    if n > 0 {
+        let _ = write!(
+            s,
+            r#"<p class="left-out">{n} more {} not shown here ({which}); the text report and <code>--json</code> list every one.</p>"#,
+            if n == 1 { one } else { many }
+        );
+    }
+}
 
 /// `text` as HTML text or a quoted attribute value.
 pub fn escape(text: &str) -> String {
@@ -403,7 +423,11 @@ impl Report {
                 ""
             }
         };
-        for cc in &self.content_checks {
+        let checks = rows_to_show(self.content_checks.len(), MAX_ROWS, |i| {
+            let cc = &self.content_checks[i];
+            cc.corrupt || cc.check.is_mismatch()
+        });
+        for cc in checks.iter().map(|&i| &self.content_checks[i]) {
             let (Some(ex), Some(what)) = (self.exchange(cc.exchange), self.check_subject(cc))
             else {
                 continue;
@@ -419,7 +443,11 @@ impl Report {
                 escape(&cc.check.describe())
             );
         }
-        for o in &self.objects {
+        let objects = rows_to_show(self.objects.len(), MAX_ROWS, |i| {
+            let o = &self.objects[i];
+            o.corrupt || !o.problems.is_empty()
+        });
+        for o in objects.iter().map(|&i| &self.objects[i]) {
             let pieces: Vec<String> = o
                 .pieces
                 .iter()
@@ -502,7 +530,15 @@ impl Report {
                 escape(&result)
             );
         }
-        s.push_str("</table></section>\n");
+        s.push_str("</table>");
+        left_out(
+            s,
+            (self.content_checks.len() - checks.len()) + (self.objects.len() - objects.len()),
+            "check is",
+            "checks are",
+            "each matched its content address",
+        );
+        s.push_str("</section>\n");
     }
 
     /// Connections as pairs of flows: each client-leg flow with the upstream-leg flow the leg
@@ -510,11 +546,12 @@ impl Report {
     /// and before the next client-leg flow (faultline connects upstream right after accepting),
     /// then every flow left alone.
     fn connections(&self) -> Vec<Vec<&FlowSummary>> {
-        let find = |id: u64| self.flows.iter().find(|f| f.id == id);
-        let mut used = Vec::new();
+        let by_id: HashMap<u64, &FlowSummary> = self.flows.iter().map(|f| (f.id, f)).collect();
+        let mut used = HashSet::new();
         let mut out = Vec::new();
         for lc in &self.leg_comparisons {
-            if let (Some(c), Some(u)) = (find(lc.client_flow), find(lc.upstream_flow)) {
+            if let (Some(&c), Some(&u)) = (by_id.get(&lc.client_flow), by_id.get(&lc.upstream_flow))
+            {
                 used.extend([c.id, u.id]);
                 out.push(vec![c, u]);
             }
@@ -525,20 +562,28 @@ impl Report {
             .filter(|f| f.leg == Some(Leg::Client))
             .collect();
         clients.sort_by_key(|f| f.opened_ns);
+        // Unpaired upstream flows by (opened, id): the earliest in a window is a range lookup,
+        // so a capture of 100,000 connections pairs in n log n, not n².
+        let mut upstreams: BTreeMap<(u64, u64), &FlowSummary> = self
+            .flows
+            .iter()
+            .filter(|u| u.leg == Some(Leg::Upstream) && !used.contains(&u.id))
+            .map(|u| ((u.opened_ns, u.id), u))
+            .collect();
         for (i, c) in clients.iter().enumerate() {
             if used.contains(&c.id) {
                 continue;
             }
+            // The window ends at the next client flow, paired or not.
             let next = clients.get(i + 1).map_or(u64::MAX, |n| n.opened_ns);
-            let upstream = self
-                .flows
-                .iter()
-                .filter(|u| u.leg == Some(Leg::Upstream) && !used.contains(&u.id))
-                .filter(|u| (c.opened_ns..next).contains(&u.opened_ns))
-                .min_by_key(|u| u.opened_ns);
-            if let Some(u) = upstream {
+            let found = upstreams
+                .range((c.opened_ns, 0)..(next, 0))
+                .next()
+                .map(|(&key, &u)| (key, u));
+            if let Some((key, u)) = found {
+                upstreams.remove(&key);
                 used.extend([c.id, u.id]);
-                out.push(vec![c, u]);
+                out.push(vec![*c, u]);
             }
         }
         for f in &self.flows {
@@ -550,6 +595,29 @@ impl Report {
         out
     }
 
+    /// Whether a connection (its legs' flows) is worth drawing before the others: a fault
+    /// comment, a reset or a gap on a leg, or an exchange worth a look.
+    fn connection_is_notable(
+        &self,
+        legs: &[&FlowSummary],
+        timelines: &HashMap<u64, &FlowTimeline>,
+        flagged: &BTreeSet<usize>,
+    ) -> bool {
+        legs.iter().any(|f| {
+            !f.faults.is_empty()
+                || timelines.get(&f.id).is_some_and(|t| {
+                    t.events
+                        .iter()
+                        .any(|e| matches!(e.kind, EventKind::Reset | EventKind::Gap { .. }))
+                })
+                || f.exchanges.iter().any(|&id| {
+                    self.exchanges
+                        .binary_search_by_key(&id, |ex| ex.id)
+                        .is_ok_and(|i| self.exchange_is_notable(i, flagged))
+                })
+        })
+    }
+
     fn html_timelines(&self, s: &mut String) {
         let connections = self.connections();
         if connections.is_empty() {
@@ -559,11 +627,17 @@ impl Report {
             s,
             r#"<section id="timelines"><h2>Connections</h2><p class="legend"><span>▶ request (bar: its body)</span><span>◀ response (bar: until its last DATA)</span><span>⚡ fault, named by its rule</span><span>✕ RST</span><span>| FIN</span><span>◆ RST_STREAM, GOAWAY, grpc-status: where the frame crossed</span><span>time from the connection's first packet</span></p>"#
         );
-        for legs in connections {
+        let timelines: HashMap<u64, &FlowTimeline> =
+            self.timelines.iter().map(|t| (t.flow, t)).collect();
+        let flagged = self.flagged_exchanges();
+        let drawn = rows_to_show(connections.len(), MAX_TIMELINES, |i| {
+            self.connection_is_notable(&connections[i], &timelines, &flagged)
+        });
+        for legs in drawn.iter().map(|&i| &connections[i]) {
             let views: Vec<LegView<'_>> = legs
                 .iter()
                 .filter_map(|f| {
-                    let timeline = self.timelines.iter().find(|t| t.flow == f.id)?;
+                    let timeline = *timelines.get(&f.id)?;
                     Some(LegView {
                         flow: f,
                         timeline,
@@ -617,6 +691,13 @@ impl Report {
                 html_timeline::render(&id, &views)
             );
         }
+        left_out(
+            s,
+            connections.len() - drawn.len(),
+            "connection is",
+            "connections are",
+            "no fault, reset, gap or exchange worth a look",
+        );
         s.push_str("</section>\n");
     }
 
@@ -628,7 +709,10 @@ impl Report {
             s,
             r#"<section id="h2"><h2>HTTP/2 streams</h2><table><tr><th>flow</th><th>stream</th><th>request</th><th>status</th><th>grpc-status</th><th>bytes ↑ / ↓</th><th>reset / faults</th></tr>"#
         );
-        for st in &self.h2_streams {
+        let shown = rows_to_show(self.h2_streams.len(), MAX_ROWS, |i| {
+            h2_stream_is_notable(&self.h2_streams[i])
+        });
+        for st in shown.iter().map(|&i| &self.h2_streams[i]) {
             let mut notes: Vec<String> = Vec::new();
             if let Some(r) = &st.reset {
                 notes.push(format!("RST_STREAM {} ({})", r.code, r.by));
@@ -665,7 +749,15 @@ impl Report {
                 leg = leg::name(st.leg),
             );
         }
-        s.push_str("</table></section>\n");
+        s.push_str("</table>");
+        left_out(
+            s,
+            self.h2_streams.len() - shown.len(),
+            "stream is",
+            "streams are",
+            "not reset, no fault, no failed gRPC status",
+        );
+        s.push_str("</section>\n");
     }
 
     fn html_exchanges(&self, s: &mut String) {
@@ -676,7 +768,11 @@ impl Report {
             s,
             r#"<section id="exchanges"><h2>HTTP exchanges</h2><table><tr><th>#</th><th>time (UTC)</th><th>leg</th><th>flow</th><th>request</th><th>body bytes</th><th>response</th><th>faults</th></tr>"#
         );
-        for ex in &self.exchanges {
+        let flagged = self.flagged_exchanges();
+        let shown = rows_to_show(self.exchanges.len(), MAX_ROWS, |i| {
+            self.exchange_is_notable(i, &flagged)
+        });
+        for ex in shown.iter().map(|&i| &self.exchanges[i]) {
             let faults: Vec<String> = ex
                 .faults
                 .iter()
@@ -712,7 +808,15 @@ impl Report {
                 escape(&faults.join("; "))
             );
         }
-        s.push_str("</table></section>\n");
+        s.push_str("</table>");
+        left_out(
+            s,
+            self.exchanges.len() - shown.len(),
+            "exchange is",
+            "exchanges are",
+            "answered 2xx or 3xx, complete, no fault",
+        );
+        s.push_str("</section>\n");
     }
 }
 
@@ -899,6 +1003,66 @@ pub(crate) mod tests {
                 attempt(1, 2, second, second.len() as u64),
             ],
         )
+    }
+
+    /// A load test's capture (a trial: 3,000 connections made a 17.7 MB page) keeps its tables
+    /// and timelines capped, with the exchange that went wrong still on the page.
+    #[test]
+    fn a_capture_of_thousands_of_exchanges_keeps_the_page_small_and_the_failure_on_it() {
+        use crate::inspect::analysis;
+        use crate::inspect::exchange::FlowOutcome;
+        use crate::inspect::legs::tests::exchange;
+        use crate::inspect::model::CaptureInfo;
+        use crate::inspect::reassembly::FlowInfo;
+        use crate::inspect::LegFilter;
+        let total = MAX_ROWS + 50;
+        let flows = (0..total)
+            .map(|i| {
+                let flow = i as u64 + 1;
+                let target = format!("/objects/{i}");
+                let mut ex = exchange(i, Leg::Client, flow, "GET", &target, None);
+                if i == 1_777 {
+                    ex.response.status = Some(500);
+                }
+                (
+                    FlowInfo {
+                        id: flow,
+                        interface: Some("client leg".into()),
+                        client: "127.0.0.1:1".parse().expect("addr"),
+                        server: "127.0.0.1:2".parse().expect("addr"),
+                        opened_ns: flow * 1_000,
+                        saw_syn: true,
+                        client_isn: None,
+                    },
+                    FlowOutcome {
+                        exchanges: vec![ex],
+                        http: true,
+                        warnings: Vec::new(),
+                        faults: Vec::new(),
+                        capture_missed: false,
+                    },
+                )
+            })
+            .collect();
+        let capture = CaptureInfo {
+            path: "load.pcapng".into(),
+            format: "pcapng",
+            sections: 1,
+            packets: 0,
+            tcp_segments: 0,
+            damage: None,
+            truncated_packets: 0,
+        };
+        let html = analysis::build(capture, LegFilter::Both, flows).render_html();
+        assert!(html.contains("/objects/1777</td>"), "the 500 is listed");
+        assert!(
+            html.contains(
+                "50 more exchanges are not shown here (answered 2xx or 3xx, complete, no fault)"
+            ),
+            "the rest is counted"
+        );
+        assert!(html.contains("/objects/0</td>") && !html.contains("/objects/2049</td>"));
+        assert_eq!(html.matches("<tr class=\"client\">").count(), MAX_ROWS);
     }
 
     #[test]

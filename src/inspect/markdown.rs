@@ -11,6 +11,7 @@ use std::fmt::Write;
 use super::leg;
 use super::model::{Report, Verdict};
 use super::objects::Transfer;
+use super::row_caps::{h2_stream_is_notable, rows_to_show};
 use super::run_info::RunInfo;
 use crate::plural::{count, count_as};
 
@@ -102,17 +103,7 @@ fn left_out_line(s: &mut String, n: usize, one: &str, many: &str, place: &str) {
 }
 
 /// Where a list left out of the summary is found in full.
-const ELSEWHERE: &str = "every one is in the text report, `--html FILE` and `--json`";
-
-/// Indexes `0..len` to show when at most `max` fit: the `notable` ones first (up to `max`), then
-/// the others in order, all sorted back into order.
-fn rows_to_show(len: usize, max: usize, notable: impl Fn(usize) -> bool) -> Vec<usize> {
-    let mut shown: Vec<usize> = (0..len).filter(|&i| notable(i)).take(max).collect();
-    let room = max - shown.len();
-    shown.extend((0..len).filter(|&i| !notable(i)).take(room));
-    shown.sort_unstable();
-    shown
-}
+const ELSEWHERE: &str = "every one is in the text report and `--json`";
 
 /// `text` safe inside a Markdown paragraph or table cell: one line, CommonMark's active ASCII
 /// punctuation backslash-escaped (so `<script>` stays text and `|` stays in its cell).
@@ -427,15 +418,9 @@ impl Report {
         // A pasted issue has a size limit: past MAX_EXCHANGE_ROWS, the exchanges worth a look
         // (named by a finding or check, faulted, cut, not answered 2xx/3xx) come first.
         let flagged = self.flagged_exchanges();
-        let notable = |i: usize| {
-            let ex = &self.exchanges[i];
-            flagged.contains(&ex.id)
-                || !ex.faults.is_empty()
-                || !ex.request.complete
-                || !ex.response.complete
-                || ex.response.status.is_none_or(|c| c >= 400)
-        };
-        let shown = rows_to_show(self.exchanges.len(), max, notable);
+        let shown = rows_to_show(self.exchanges.len(), max, |i| {
+            self.exchange_is_notable(i, &flagged)
+        });
         let left_out = self.exchanges.len() - shown.len();
         for ex in shown.iter().map(|&i| &self.exchanges[i]) {
             let body = if ex.request.complete {
@@ -468,35 +453,6 @@ impl Report {
         }
         left_out_line(s, left_out, "exchange", "exchanges", ELSEWHERE);
         let _ = writeln!(s, "\n</details>");
-    }
-
-    /// Ids of the exchanges a retried upload, content check or object check names as corrupt or
-    /// differing: kept in the capped exchange table.
-    fn flagged_exchanges(&self) -> std::collections::BTreeSet<usize> {
-        let mut ids = std::collections::BTreeSet::new();
-        for g in &self.attempt_groups {
-            let differs = g
-                .attempts
-                .iter()
-                .any(|a| a.corrupt || a.comparison.as_ref().is_some_and(|c| c.is_difference()));
-            if differs {
-                ids.extend(g.attempts.iter().map(|a| a.exchange));
-            }
-        }
-        ids.extend(
-            self.content_checks
-                .iter()
-                .filter(|c| c.corrupt || c.check.is_mismatch())
-                .map(|c| c.exchange),
-        );
-        for o in self
-            .objects
-            .iter()
-            .filter(|o| o.corrupt || !o.problems.is_empty())
-        {
-            ids.extend(o.pieces.iter().map(|p| p.exchange));
-        }
-        ids
     }
 
     /// Every HTTP/2 stream with its outcome (status, grpc-status, END_STREAM or RST_STREAM) and
@@ -550,11 +506,8 @@ impl Report {
         }
         // A pasted issue has a size limit: past MAX_STREAM_ROWS, the streams worth a look (reset,
         // faulted, not OK) come first, in order, and the rest are counted.
-        let notable = |st: &&super::h2_model::H2Stream| {
-            st.reset.is_some() || !st.faults.is_empty() || st.grpc_status.is_some_and(|c| c != 0)
-        };
         let shown = rows_to_show(self.h2_streams.len(), max, |i| {
-            notable(&&self.h2_streams[i])
+            h2_stream_is_notable(&self.h2_streams[i])
         });
         let left_out = self.h2_streams.len() - shown.len();
         for st in shown.iter().map(|&i| &self.h2_streams[i]) {
@@ -886,7 +839,7 @@ mod tests {
         assert!(md.contains("| 0 | client | 1 | PUT /files/0000 |"), "{md}");
         assert!(!md.contains("PUT /files/0500"), "{md}");
         assert!(
-            md.contains("700 more exchanges are left out here (every one is in the text report, `--html FILE` and `--json`)."),
+            md.contains("700 more exchanges are left out here (every one is in the text report and `--json`)."),
             "{md}"
         );
         assert!(report.render_text().contains("/files/0500"));

@@ -55,6 +55,7 @@ mod p2phttp;
 mod packet;
 mod pcap_reader;
 mod reassembly;
+mod row_caps;
 mod run_info;
 mod s3;
 mod s3_checksum;
