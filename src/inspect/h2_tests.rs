@@ -955,7 +955,9 @@ fn markdown_keeps_the_reset_stream_of_many_and_counts_the_rest() {
         "the reset stream is listed: {md}"
     );
     assert!(
-        md.contains("\n51 more streams are left out here (every one is in the text report and `--json`).\n"),
+        md.contains(
+            "\n51 more streams are left out here (every one is in the text report and `--json`).\n"
+        ),
         "{md}"
     );
 }

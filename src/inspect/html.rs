@@ -943,94 +943,23 @@ pub(crate) mod tests {
         retry_report(&body, body.len() as u64, &body[1000..])
     }
 
-    /// Two attempts of one PUT on the client leg: `first` (of `expected` bytes, cut when
-    /// shorter, by a reset), then `second`, accepted.
-    pub(crate) fn retry_report(first: &[u8], expected: u64, second: &[u8]) -> Report {
+    /// A report of client-leg flows, each holding one exchange opened at `ex.time_ns`.
+    pub(crate) fn client_flows_report(exchanges: Vec<crate::inspect::Exchange>) -> Report {
         use crate::inspect::analysis;
-        use crate::inspect::body_store::{MemoryUse, RetainedBody};
         use crate::inspect::exchange::FlowOutcome;
-        use crate::inspect::legs::tests::exchange;
         use crate::inspect::model::CaptureInfo;
         use crate::inspect::reassembly::FlowInfo;
         use crate::inspect::LegFilter;
-        let attempt = |id: usize, flow: u64, bytes: &[u8], expected: u64| {
-            let mut ex = exchange(id, Leg::Client, flow, "PUT", "/upload/x.bin", None);
-            let mut kept = RetainedBody::new(MemoryUse::default());
-            kept.append(bytes);
-            ex.body = Some(kept);
-            ex.request.length = bytes.len() as u64;
-            ex.request.expected = Some(expected);
-            if (bytes.len() as u64) < expected {
-                ex.request.complete = false;
-                ex.request.cut_by = Some("reset".into());
-                ex.response.status = None;
-                ex.response.outcome = crate::inspect::Outcome::ConnectionReset;
-            }
-            ex.time_ns = flow * 1_000_000;
-            (
-                FlowInfo {
-                    id: flow,
-                    interface: Some("client leg".into()),
-                    client: "127.0.0.1:1".parse().expect("addr"),
-                    server: "127.0.0.1:2".parse().expect("addr"),
-                    opened_ns: flow * 1_000_000,
-                    saw_syn: true,
-                    client_isn: None,
-                },
-                FlowOutcome {
-                    exchanges: vec![ex],
-                    http: true,
-                    warnings: Vec::new(),
-                    faults: Vec::new(),
-                    capture_missed: false,
-                },
-            )
-        };
-        let capture = CaptureInfo {
-            path: "x.pcapng".into(),
-            format: "pcapng",
-            sections: 1,
-            packets: 0,
-            tcp_segments: 0,
-            damage: None,
-            truncated_packets: 0,
-        };
-        analysis::build(
-            capture,
-            LegFilter::Both,
-            vec![
-                attempt(0, 1, first, expected),
-                attempt(1, 2, second, second.len() as u64),
-            ],
-        )
-    }
-
-    /// A load test's capture (a trial: 3,000 connections made a 17.7 MB page) keeps its tables
-    /// and timelines capped, with the exchange that went wrong still on the page.
-    #[test]
-    fn a_capture_of_thousands_of_exchanges_keeps_the_page_small_and_the_failure_on_it() {
-        use crate::inspect::analysis;
-        use crate::inspect::exchange::FlowOutcome;
-        use crate::inspect::legs::tests::exchange;
-        use crate::inspect::model::CaptureInfo;
-        use crate::inspect::reassembly::FlowInfo;
-        use crate::inspect::LegFilter;
-        let total = MAX_ROWS + 50;
-        let flows = (0..total)
-            .map(|i| {
-                let flow = i as u64 + 1;
-                let target = format!("/objects/{i}");
-                let mut ex = exchange(i, Leg::Client, flow, "GET", &target, None);
-                if i == 1_777 {
-                    ex.response.status = Some(500);
-                }
+        let flows = exchanges
+            .into_iter()
+            .map(|ex| {
                 (
                     FlowInfo {
-                        id: flow,
+                        id: ex.flow,
                         interface: Some("client leg".into()),
                         client: "127.0.0.1:1".parse().expect("addr"),
                         server: "127.0.0.1:2".parse().expect("addr"),
-                        opened_ns: flow * 1_000,
+                        opened_ns: ex.time_ns,
                         saw_syn: true,
                         client_isn: None,
                     },
@@ -1045,7 +974,7 @@ pub(crate) mod tests {
             })
             .collect();
         let capture = CaptureInfo {
-            path: "load.pcapng".into(),
+            path: "x.pcapng".into(),
             format: "pcapng",
             sections: 1,
             packets: 0,
@@ -1053,7 +982,53 @@ pub(crate) mod tests {
             damage: None,
             truncated_packets: 0,
         };
-        let html = analysis::build(capture, LegFilter::Both, flows).render_html();
+        analysis::build(capture, LegFilter::Both, flows)
+    }
+
+    /// Two attempts of one PUT on the client leg: `first` (of `expected` bytes, cut when
+    /// shorter, by a reset), then `second`, accepted.
+    pub(crate) fn retry_report(first: &[u8], expected: u64, second: &[u8]) -> Report {
+        use crate::inspect::body_store::{MemoryUse, RetainedBody};
+        use crate::inspect::legs::tests::exchange;
+        let attempt = |id: usize, flow: u64, bytes: &[u8], expected: u64| {
+            let mut ex = exchange(id, Leg::Client, flow, "PUT", "/upload/x.bin", None);
+            let mut kept = RetainedBody::new(MemoryUse::default());
+            kept.append(bytes);
+            ex.body = Some(kept);
+            ex.request.length = bytes.len() as u64;
+            ex.request.expected = Some(expected);
+            if (bytes.len() as u64) < expected {
+                ex.request.complete = false;
+                ex.request.cut_by = Some("reset".into());
+                ex.response.status = None;
+                ex.response.outcome = crate::inspect::Outcome::ConnectionReset;
+            }
+            ex.time_ns = flow * 1_000_000;
+            ex
+        };
+        client_flows_report(vec![
+            attempt(0, 1, first, expected),
+            attempt(1, 2, second, second.len() as u64),
+        ])
+    }
+
+    /// A load test's capture (a trial: 3,000 connections made a 17.7 MB page) keeps its tables
+    /// and timelines capped, with the exchange that went wrong still on the page.
+    #[test]
+    fn a_capture_of_thousands_of_exchanges_keeps_the_page_small_and_the_failure_on_it() {
+        use crate::inspect::legs::tests::exchange;
+        let exchanges = (0..MAX_ROWS + 50)
+            .map(|i| {
+                let flow = i as u64 + 1;
+                let mut ex = exchange(i, Leg::Client, flow, "GET", &format!("/objects/{i}"), None);
+                ex.time_ns = flow * 1_000;
+                if i == 1_777 {
+                    ex.response.status = Some(500);
+                }
+                ex
+            })
+            .collect();
+        let html = client_flows_report(exchanges).render_html();
         assert!(html.contains("/objects/1777</td>"), "the 500 is listed");
         assert!(
             html.contains(
