@@ -865,7 +865,7 @@ pub(crate) mod tests {
     /// `exchanges`: for tests of analyses that need the whole report.
     pub(crate) fn report_of(leg: &str, exchanges: Vec<Exchange>) -> Report {
         build(
-            capture(),
+            CaptureInfo::for_tests(),
             LegFilter::Both,
             vec![finished(1, leg, exchanges)],
         )
@@ -892,18 +892,6 @@ pub(crate) mod tests {
         )
     }
 
-    fn capture() -> CaptureInfo {
-        CaptureInfo {
-            path: "x".into(),
-            format: "pcapng",
-            sections: 1,
-            packets: 0,
-            tcp_segments: 0,
-            damage: None,
-            truncated_packets: 0,
-        }
-    }
-
     /// Issue 15: `--leg client` numbers each client exchange as a report of both legs does. The
     /// upstream exchange, a placeholder there, takes its number and nothing else: no content
     /// check, no attempt, no finding, not counted, not listed.
@@ -912,7 +900,7 @@ pub(crate) mod tests {
         const TARGET: &str = "/files/md5/d4/1d8cd98f00b204e9800998ecf8427e";
         let client = |id, flow| exchange(id, Leg::Client, flow, "PUT", TARGET, None);
         let both = build(
-            capture(),
+            CaptureInfo::for_tests(),
             LegFilter::Both,
             vec![
                 finished(1, "client leg", vec![client(0, 1)]),
@@ -926,7 +914,7 @@ pub(crate) mod tests {
         );
         let placeholder = exchange(1, Leg::Upstream, 2, "PUT", TARGET, None).placeholder();
         let only_client = build_with_h2(
-            capture(),
+            CaptureInfo::for_tests(),
             LegFilter::Client,
             vec![
                 finished(1, "client leg", vec![client(0, 1)]),
@@ -976,7 +964,7 @@ pub(crate) mod tests {
         // Two attempts on the upstream leg, one sent in each form (a client that switched from a
         // proxy to a direct connection, or faultline's origin-form forwarding next to a replay).
         let report = build(
-            capture(),
+            CaptureInfo::for_tests(),
             LegFilter::Both,
             vec![
                 finished(
@@ -1051,7 +1039,7 @@ pub(crate) mod tests {
         keep.request.cut_by = Some("connection reset".into());
         keep.response.status = None;
         let report = build(
-            capture(),
+            CaptureInfo::for_tests(),
             LegFilter::Both,
             vec![finished(1, "upstream leg", vec![put, lock, keep])],
         );
@@ -1113,7 +1101,7 @@ pub(crate) mod tests {
 {"unlock":true}
 "#;
         let report = build(
-            capture(),
+            CaptureInfo::for_tests(),
             LegFilter::Both,
             vec![
                 finished(
@@ -1165,7 +1153,7 @@ pub(crate) mod tests {
         ]
         .map(Exchange::placeholder);
         let report = build_with_h2(
-            capture(),
+            CaptureInfo::for_tests(),
             LegFilter::Upstream,
             vec![finished(
                 2,
@@ -1194,7 +1182,7 @@ pub(crate) mod tests {
     fn a_keeplocked_cut_before_the_unlock_names_the_key_of_its_lockid() {
         let other = KEY.replace("s10--f6", "s10--a6");
         let report = build(
-            capture(),
+            CaptureInfo::for_tests(),
             LegFilter::Both,
             vec![
                 finished(
@@ -1388,7 +1376,7 @@ pub(crate) mod tests {
         put.request_headers
             .push(("x-git-annex-data-length".into(), "10".into()));
         let report = build(
-            capture(),
+            CaptureInfo::for_tests(),
             LegFilter::Both,
             vec![finished(1, "upstream leg", vec![put])],
         );

@@ -973,16 +973,7 @@ pub(crate) mod tests {
                 )
             })
             .collect();
-        let capture = CaptureInfo {
-            path: "x.pcapng".into(),
-            format: "pcapng",
-            sections: 1,
-            packets: 0,
-            tcp_segments: 0,
-            damage: None,
-            truncated_packets: 0,
-        };
-        analysis::build(capture, LegFilter::Both, flows)
+        analysis::build(CaptureInfo::for_tests(), LegFilter::Both, flows)
     }
 
     /// Two attempts of one PUT on the client leg: `first` (of `expected` bytes, cut when
