@@ -620,6 +620,12 @@ async fn answer_refusal(
     } else {
         warn!(side = "client", status = refusal.status, reason = %refusal.reason, "forward proxy refused the request");
     }
+    // The request it answers is on the client leg first, as in reverse mode's 400.
+    if !refusal.read.is_empty() {
+        conn.tap
+            .received(Direction::ClientToUpstream, &refusal.read)
+            .await;
+    }
     let response = Bytes::from(refusal.response);
     client.write_all(&response).await?;
     let note = format!("faultline: forward proxy refused: {}", refusal.reason);

@@ -50,6 +50,9 @@ pub struct Refusal {
     pub response: Vec<u8>,
     /// What happened, for logs and the capture.
     pub reason: String,
+    /// What faultline read from the client before it refused (the request it could not
+    /// route): the capture's client leg holds it before the answer.
+    pub read: Bytes,
 }
 
 impl Refusal {
@@ -58,6 +61,7 @@ impl Refusal {
             status,
             response: crate::http::answer::plain_answer(status, &reason),
             reason,
+            read: Bytes::new(),
         }
     }
 
@@ -72,9 +76,24 @@ impl Refusal {
 /// listen address, so a request for it is refused instead of looping forever.
 pub async fn route(client: &mut TcpStream, own: SocketAddr) -> Result<Routed, Refusal> {
     let mut buf = BytesMut::with_capacity(4096);
+    match route_head(client, own, &mut buf).await {
+        Ok((head, target, upstream)) => Ok(routed(head, target, upstream, buf.freeze())),
+        Err(mut refusal) => {
+            refusal.read = buf.freeze();
+            Err(refusal)
+        }
+    }
+}
+
+/// Reads the first request head into `buf` and connects where it names.
+async fn route_head(
+    client: &mut TcpStream,
+    own: SocketAddr,
+    buf: &mut BytesMut,
+) -> Result<(RequestHead, String, TcpStream), Refusal> {
     let head = timeout(HEAD_TIMEOUT, async {
         loop {
-            if let Some(head) = RequestHead::parse(&buf, 100)
+            if let Some(head) = RequestHead::parse(buf, 100)
                 .map_err(|e| Refusal::new(400, format!("not an HTTP/1 request: {e}")))?
             {
                 return Ok(head);
@@ -82,7 +101,7 @@ pub async fn route(client: &mut TcpStream, own: SocketAddr) -> Result<Routed, Re
             if buf.len() >= MAX_HEAD {
                 return Err(Refusal::new(431, "request head too large".to_string()));
             }
-            match client.read_buf(&mut buf).await {
+            match client.read_buf(buf).await {
                 Ok(0) => {
                     return Err(Refusal::new(
                         400,
@@ -117,8 +136,13 @@ pub async fn route(client: &mut TcpStream, own: SocketAddr) -> Result<Routed, Re
         })?
     };
     let upstream = connect_origin(&target, own).await?;
+    Ok((head, target, upstream))
+}
 
-    let mut replay = buf.freeze();
+/// The routed connection: what was read is replayed upstream, but a CONNECT's own head.
+fn routed(head: RequestHead, target: String, upstream: TcpStream, read: Bytes) -> Routed {
+    let tunnel = head.method == "CONNECT";
+    let mut replay = read;
     let mut consumed = Bytes::new();
     let mut reply = None;
     if tunnel {
@@ -126,14 +150,14 @@ pub async fn route(client: &mut TcpStream, own: SocketAddr) -> Result<Routed, Re
         consumed = replay.split_to(head.head_len.min(replay.len()));
         reply = Some(b"HTTP/1.1 200 Connection Established\r\n\r\n".to_vec());
     }
-    Ok(Routed {
+    Routed {
         upstream,
         target,
         replay,
         consumed,
         tunnel,
         reply,
-    })
+    }
 }
 
 /// Connects to the origin `target` (`host:port`, port 80 when absent) a client named, unless it

@@ -2135,6 +2135,84 @@ async fn forward_origin_form_request_gets_400() {
     .await;
 }
 
+/// A trial: the capture of a forward proxy's 400 (origin-form) and 502 (origin down) held only
+/// faultline's answer, so `inspect` listed those flows as "flows without HTTP". The request it
+/// refused is on the client leg before the answer, as in reverse mode, and each is an exchange.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_refusals_are_captured_with_the_request_they_answer() {
+    use faultline::direction::Leg;
+    tshark::tshark();
+    bounded("forward refusals captured", async {
+        let mut h = Harness::start(
+            "fwd-refusal-capture",
+            "mode = \"forward\"",
+            "",
+            UpstreamSpec::PerRequest,
+            Some("refusals.pcapng"),
+        )
+        .await;
+        let origin_form = one_request(h.proxy, &request("GET", "/files/x", &[], b"")).await;
+        assert_eq!(origin_form.status, 400, "{origin_form:?}");
+        let unused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let down = unused.local_addr().expect("addr");
+        drop(unused);
+        let target = format!("http://{down}/files/y");
+        let host = down.to_string();
+        let unreachable =
+            one_request(h.proxy, &request("GET", &target, &[("Host", &host)], b"")).await;
+        assert_eq!(unreachable.status, 502, "{unreachable:?}");
+        h.finish().await;
+
+        let path = h.dir.path().join("refusals.pcapng");
+        let report = faultline::inspect::inspect_path(
+            &path,
+            &faultline::inspect::InspectOptions {
+                leg: faultline::inspect::LegFilter::Both,
+            },
+        )
+        .expect("the capture reads");
+        let text = report.render_text();
+        let seen: Vec<(Option<Leg>, &str, &str, Option<u16>)> = report
+            .exchanges
+            .iter()
+            .map(|e| {
+                (
+                    e.leg,
+                    e.method.as_str(),
+                    e.target.as_str(),
+                    e.response.status,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (Some(Leg::Client), "GET", "/files/x", Some(400)),
+                (Some(Leg::Client), "GET", target.as_str(), Some(502)),
+            ],
+            "{text}"
+        );
+        let out = tshark::run(
+            &path,
+            &[
+                "-Y",
+                "http.request",
+                "-T",
+                "fields",
+                "-e",
+                "http.request.uri",
+            ],
+        );
+        let uris: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(
+            uris,
+            vec!["/files/x", target.as_str()],
+            "tshark sees both requests"
+        );
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // 9. Capture of a failed-then-retried upload
 // ---------------------------------------------------------------------------------------------
