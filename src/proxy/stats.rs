@@ -132,6 +132,9 @@ impl RunStats {
                         fault: rule.fault.name(),
                         matched: s.matched.load(Relaxed),
                         fired: s.fired.load(Relaxed),
+                        per_direction: !rule.is_http()
+                            && rule.matcher.direction == crate::direction::DirectionMatch::Both
+                            && !rule.fault.is_connection_wide(),
                     }
                 })
                 .collect(),
@@ -174,6 +177,9 @@ pub struct RuleSummary {
     pub matched: u64,
     /// Times fired.
     pub fired: u64,
+    /// A byte fault acting on each direction of a connection on its own (`direction = "both"`,
+    /// the default): each direction's firing counts, so one connection can fire twice.
+    pub per_direction: bool,
 }
 
 impl fmt::Display for RunSummary {
@@ -215,7 +221,16 @@ impl fmt::Display for RunSummary {
                 ),
                 None => format!("matched {}", count(rule.matched, "connection")),
             };
-            writeln!(f, "{title}: {scope}, fired {}", count(rule.fired, "time"))?;
+            let each = if rule.per_direction && rule.fired > 0 {
+                " (each direction counts)"
+            } else {
+                ""
+            };
+            writeln!(
+                f,
+                "{title}: {scope}, fired {}{each}",
+                count(rule.fired, "time")
+            )?;
         }
         if let Some(capture) = &self.capture {
             writeln!(
@@ -293,6 +308,41 @@ mod tests {
         );
     }
 
+    /// A trial read "matched 1 connection, fired 2 times" for a latency rule as a miscount: with
+    /// `direction = "both"` (the default) each direction fires on its own, and the line says so.
+    #[test]
+    fn a_byte_fault_on_both_directions_says_each_direction_counts() {
+        let s = Scenario::from_toml(
+            "[[rule]]\nfault.latency = { delay = \"1ms\" }\n[[rule]]\nmatch = { direction = \"upstream->client\" }\nfault.latency = { delay = \"2ms\" }\n[[rule]]\nfault.refuse = {}\n",
+            "t.toml",
+            "t",
+        )
+        .expect("valid");
+        let stats = RunStats::new();
+        for rule in &s.rules {
+            stats.rule(rule.key).matched.fetch_add(1, Relaxed);
+            stats.rule(rule.key).fired.fetch_add(2, Relaxed);
+        }
+        let per_direction: Vec<bool> = stats
+            .snapshot(&s, &RunCounters::new())
+            .rules
+            .iter()
+            .map(|r| r.per_direction)
+            .collect();
+        assert_eq!(per_direction, vec![true, false, false]);
+        let text = stats.snapshot(&s, &RunCounters::new()).to_string();
+        assert!(
+            text.contains(
+                "rule 1 (latency): matched 1 connection, fired 2 times (each direction counts)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("rule 2 (latency): matched 1 connection, fired 2 times\n"),
+            "{text}"
+        );
+    }
+
     /// Issue 15 (summary wording): an attempt-1 rule on six connections acted on three requests;
     /// the summary must not read as if it matched the six connections or three on six.
     #[test]
@@ -309,6 +359,7 @@ mod tests {
             fault: "respond",
             matched,
             fired: 1,
+            per_direction: false,
         };
         let summary = RunSummary {
             connections: 6,
