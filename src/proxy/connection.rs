@@ -492,6 +492,10 @@ async fn proxy_connection(
         Outcome::Shutdown => {
             // Each leg's FIN says what its peer was never sent: a stopped run drops what a
             // fault still held, and the capture must not look as if it was relayed.
+            for toward in Direction::ALL {
+                let unsent = conn.unsent[toward.index()].load(Relaxed);
+                conn.run.stats.unsent_at_stop[toward.index()].fetch_add(unsent, Relaxed);
+            }
             let note = |toward: Direction| {
                 let unsent = conn.unsent[toward.index()].load(Relaxed);
                 Some(match unsent {

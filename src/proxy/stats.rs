@@ -25,6 +25,9 @@ pub struct RunStats {
     /// Bytes read from the client and from the upstream by pumps (what faults saw, before
     /// they dropped or held any): the API's metrics report both.
     pub received: [AtomicU64; 2],
+    /// Bytes read but never sent because the run stopped (queued, or held by a latency or
+    /// stall), per direction: the summary says so rather than letting them vanish.
+    pub unsent_at_stop: [AtomicU64; 2],
     /// Per rule, by the rule's key: the rule set may change during a run (`faultline serve`),
     /// and a rule keeps its counters for as long as it exists under the same text.
     rules: Mutex<HashMap<u64, Arc<RuleStats>>>,
@@ -57,6 +60,7 @@ impl RunStats {
             panics: AtomicU64::new(0),
             bytes: [AtomicU64::new(0), AtomicU64::new(0)],
             received: [AtomicU64::new(0), AtomicU64::new(0)],
+            unsent_at_stop: [AtomicU64::new(0), AtomicU64::new(0)],
             rules: Mutex::new(HashMap::new()),
             carried: Mutex::new(HashMap::new()),
         }
@@ -116,6 +120,10 @@ impl RunStats {
             panics: self.panics.load(Relaxed),
             client_to_upstream: self.bytes[0].load(Relaxed),
             upstream_to_client: self.bytes[1].load(Relaxed),
+            unsent_at_stop: [
+                self.unsent_at_stop[0].load(Relaxed),
+                self.unsent_at_stop[1].load(Relaxed),
+            ],
             rules: scenario
                 .rules
                 .iter()
@@ -156,6 +164,8 @@ pub struct RunSummary {
     pub client_to_upstream: u64,
     /// Bytes written to the client.
     pub upstream_to_client: u64,
+    /// Bytes read but never sent when the run stopped, client->upstream and upstream->client.
+    pub unsent_at_stop: [u64; 2],
     /// Per rule, in scenario order.
     pub rules: Vec<RuleSummary>,
     /// What the capture writer did, when capturing.
@@ -195,6 +205,13 @@ impl fmt::Display for RunSummary {
             "bytes: client->upstream {}, upstream->client {}",
             self.client_to_upstream, self.upstream_to_client
         )?;
+        if self.unsent_at_stop != [0, 0] {
+            let [up, down] = self.unsent_at_stop;
+            writeln!(
+                f,
+                "unsent when the run stopped (queued or held by a rule): client->upstream {up}, upstream->client {down}"
+            )?;
+        }
         if self.panics > 0 {
             writeln!(
                 f,
@@ -273,6 +290,7 @@ mod tests {
             panics: 1,
             client_to_upstream: 0,
             upstream_to_client: 0,
+            unsent_at_stop: [0, 0],
             rules: Vec::new(),
             capture: None,
         };
@@ -367,6 +385,7 @@ mod tests {
             panics: 0,
             client_to_upstream: 1,
             upstream_to_client: 1,
+            unsent_at_stop: [0, 0],
             rules: vec![rule(false, Some(3), 6), rule(true, None, 1)],
             capture: None,
         };

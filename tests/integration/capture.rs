@@ -844,7 +844,8 @@ async fn a_truncated_connection_records_the_clients_fin_once() {
 
 /// Bytes a latency rule still held when the run stopped never reach the upstream: the FIN
 /// faultline sends the upstream says how many, so the capture does not look as if the client's
-/// bytes were relayed or lost in silence. The client's FIN keeps the plain note.
+/// bytes were relayed or lost in silence. The client's FIN keeps the plain note, and the run's
+/// summary counts them (a trial read "fired 0 times" and nothing else).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_stopped_while_latency_holds_bytes_says_how_many_were_never_sent() {
     tshark::tshark();
@@ -868,10 +869,17 @@ async fn a_run_stopped_while_latency_holds_bytes_says_how_many_were_never_sent()
     .await
     .expect("the proxy reads the six bytes");
     running.shutdown();
-    timeout(STEP, running.wait())
+    let summary = timeout(STEP, running.wait())
         .await
         .expect("the run drains in time");
     drop(client);
+    assert_eq!(summary.unsent_at_stop, [6, 0], "{summary}");
+    assert!(
+        summary.to_string().contains(
+            "unsent when the run stopped (queued or held by a rule): client->upstream 6, upstream->client 0\n"
+        ),
+        "{summary}"
+    );
     let comments: Vec<String> = tshark::fields(&path, Some("frame.comment"), &["frame.comment"])
         .into_iter()
         .map(|row| row.join(" "))
