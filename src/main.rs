@@ -60,12 +60,21 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             let mut page = Vec::new();
+            let see_also = see_also(&command, &subcommand);
             let page_of = page_of.clone().version(env!("CARGO_PKG_VERSION"));
             // The footer names the program, not the subcommand ("run 0.1.0").
             let man = clap_mangen::Man::new(page_of)
                 .source(format!("faultline {}", env!("CARGO_PKG_VERSION")));
             match man.render(&mut page) {
-                Ok(()) => write_stdout(&page, "cannot write the man page"),
+                Ok(()) => {
+                    // SEE ALSO goes before VERSION, where man-pages(7) puts it.
+                    let page = String::from_utf8_lossy(&page);
+                    let page = match page.find(".SH VERSION") {
+                        Some(at) => format!("{}{see_also}{}", &page[..at], &page[at..]),
+                        None => format!("{page}{see_also}"),
+                    };
+                    write_stdout(page.as_bytes(), "cannot write the man page")
+                }
                 Err(e) => report(anyhow::Error::from(e).context("cannot render the man page")),
             }
         }
@@ -699,4 +708,51 @@ fn command_line() -> String {
 /// Under `--log-format json` it is a JSON line like the log's.
 fn announce(line: String) {
     stderr_line("INFO", &line, None);
+}
+
+/// The SEE ALSO section of the page of `path` (`["ca", "init"]`; empty for faultline itself):
+/// its parent's page and its subcommands' pages, each shown by `faultline man NAME…`.
+fn see_also(root: &clap::Command, path: &[String]) -> String {
+    let mut pages = Vec::new();
+    let mut parent = Some(root);
+    let mut found = Some(root);
+    for (i, name) in path.iter().enumerate() {
+        if i + 1 == path.len() {
+            parent = found;
+        }
+        found = found.and_then(|c| c.find_subcommand(name));
+    }
+    let Some(page_of) = found else {
+        return String::new();
+    };
+    if !path.is_empty() {
+        if let Some(parent) = parent {
+            pages.push(page_name(parent));
+        }
+    }
+    pages.extend(
+        page_of
+            .get_subcommands()
+            .filter(|c| c.get_name() != "help")
+            .map(page_name),
+    );
+    if pages.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = pages
+        .iter()
+        .map(|p| format!("\\fB{}\\fR(1)", p.replace('-', "\\-")))
+        .collect();
+    format!(
+        ".SH \"SEE ALSO\"\n{}\n.PP\nEach page is printed by \\fBfaultline man\\fR and the command words, e.g. \\fBfaultline man run | man \\-l \\-\\fR.\n",
+        names.join(", ")
+    )
+}
+
+/// The man page name of a built command: `faultline-ca-init`.
+fn page_name(command: &clap::Command) -> String {
+    command
+        .get_display_name()
+        .unwrap_or(command.get_name())
+        .to_string()
 }

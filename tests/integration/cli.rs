@@ -1133,6 +1133,33 @@ fn every_page_the_man_page_names_can_be_printed() {
         nested.stdout
     );
     assert!(nested.stdout.contains("\\-\\-dir"), "{}", nested.stdout);
+    // `--help` says the pages are reachable "as SEE ALSO names them" (a trial found no SEE ALSO).
+    let see_also = |page: &str| -> String {
+        page.split(".SH \"SEE ALSO\"\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n.SH").next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        see_also(&top.stdout).contains("\\fBfaultline\\-run\\fR(1)"),
+        "{}",
+        top.stdout
+    );
+    let ca = faultline(&["man", "ca"]);
+    let ca_also = see_also(&ca.stdout);
+    for page in ["faultline", "faultline\\-ca\\-init"] {
+        assert!(
+            ca_also.contains(&format!("\\fB{page}\\fR(1)")),
+            "{page}: {}",
+            ca.stdout
+        );
+    }
+    assert!(
+        see_also(&nested.stdout).contains("\\fBfaultline\\-ca\\fR(1)"),
+        "{}",
+        nested.stdout
+    );
     let unknown = faultline(&["man", "nope"]);
     assert_eq!(unknown.code(), Some(2), "{}", unknown.stdout);
     assert!(
