@@ -21,7 +21,7 @@ use faultline::demo::Story;
 use faultline::inspect::{inspect_path, InspectOptions, LegFilter, Manifest};
 use faultline::proxy::status::{LogWriter, Status, StatusShown};
 use faultline::proxy::{self, RunPlan};
-use faultline::scenario::schema::{Mode, UpstreamSpec};
+use faultline::scenario::schema::{Builtin, Mode, UpstreamSpec};
 use faultline::scenario::{Scenario, ScenarioError, DEFAULT_LISTEN};
 
 fn main() -> ExitCode {
@@ -319,6 +319,19 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     let capture_path = capture.clone();
+    // A built-in upstream is named with where it keeps its files, not by its ephemeral port.
+    let store_dir = scenario
+        .store
+        .as_ref()
+        .map(PathBuf::from)
+        .unwrap_or_else(faultline::builtin::store::default_dir);
+    let builtin = match &upstream {
+        UpstreamSpec::Builtin(Builtin::Store) => {
+            Some(format!("builtin:store, files in {}", store_dir.display()))
+        }
+        UpstreamSpec::Builtin(Builtin::Echo) => Some("builtin:echo".to_string()),
+        _ => None,
+    };
     let scenario = Arc::new(scenario);
     let started = proxy::start(RunPlan {
         scenario: scenario.clone(),
@@ -348,9 +361,13 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     };
     // Watch for SIGTERM before saying we listen: a supervisor may stop us right after.
     let stop = stop_signal()?;
+    let upstream_said = match &builtin {
+        Some(name) => format!("{} ({name})", running.shared.upstream),
+        None => running.shared.upstream.to_string(),
+    };
     announce(format!(
-        "faultline: listening on {}, upstream {}, scenario \"{}\", --seed {} (Ctrl-C to stop)",
-        running.local_addr, running.shared.upstream, scenario.name, seed
+        "faultline: listening on {}, upstream {upstream_said}, scenario \"{}\", --seed {} (Ctrl-C to stop)",
+        running.local_addr, scenario.name, seed
     ));
     // A live status line on a terminal, redrawn at most 4 times a second; none otherwise.
     let status_task = std::io::stderr().is_terminal().then(|| {

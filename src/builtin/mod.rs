@@ -46,6 +46,7 @@ pub async fn start(
     let (name, started) = match builtin {
         Builtin::Echo => ("builtin:echo", echo::spawn(shutdown).await),
         Builtin::Store => {
+            let fresh = store_dir.is_none();
             let dir = store_dir.unwrap_or_else(store::default_dir);
             if let Err(e) = tokio::fs::create_dir_all(&dir).await {
                 return Err(BuiltinError {
@@ -57,7 +58,14 @@ pub async fn start(
                     setup: true,
                 });
             }
-            ("builtin:store", store::spawn(&dir, shutdown).await)
+            let started = store::spawn(&dir, shutdown).await;
+            // A fresh folder nothing was stored in is removed when the store stops (each run
+            // made one under the temp dir and left it); one with files is kept, and said.
+            let started = match started {
+                Ok((addr, task)) if fresh => Ok((addr, store::remove_when_empty(task, dir))),
+                other => other,
+            };
+            ("builtin:store", started)
         }
     };
     let (addr, task) = started.map_err(|source| BuiltinError {

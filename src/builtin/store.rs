@@ -33,3 +33,14 @@ pub async fn spawn(
     });
     Ok((addr, task))
 }
+
+/// Waits for the store `task` to end, then removes `dir` if nothing was stored in it.
+pub fn remove_when_empty(task: JoinHandle<()>, dir: PathBuf) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let _ = task.await;
+        match tokio::fs::remove_dir(&dir).await {
+            Ok(()) => info!(dir = %dir.display(), "builtin:store removed its empty folder"),
+            Err(_) => info!(dir = %dir.display(), "builtin:store keeps its files"),
+        }
+    })
+}

@@ -634,6 +634,33 @@ fn run_relays_with_flags_over_the_file_and_prints_a_summary_on_sigterm() {
     }
 }
 
+/// Each run without `--store` made `/tmp/faultline-store-PID` and left it (a trial found 54).
+/// The folder is named when the run starts and removed at the end when nothing was stored.
+#[test]
+fn a_fresh_store_folder_is_named_and_removed_when_nothing_was_stored() {
+    let dir = TempDir::new("cli-fresh-store");
+    let scenario = dir.write(
+        "fresh-store.toml",
+        "[proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"builtin:store\"\n",
+    );
+    let process = Process::spawn(Command::new(BIN).arg("run").arg(&scenario));
+    let line = process.wait_for_stderr("listening on");
+    let folder = line
+        .split_once("(builtin:store, files in ")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(folder, _)| PathBuf::from(folder))
+        .unwrap_or_else(|| panic!("no store folder in {line:?}"));
+    assert!(folder.is_dir(), "{} exists while running", folder.display());
+    process.terminate();
+    let out = process.wait();
+    assert_eq!(out.code(), Some(0), "stderr:\n{}", out.stderr);
+    assert!(
+        !folder.exists(),
+        "{} is removed: nothing was stored",
+        folder.display()
+    );
+}
+
 /// A `status = 404` rule's summary said `matched 4 requests` when one response was a 404: it
 /// counted every request that might have had the status. It counts the responses that had it.
 #[test]
