@@ -18,6 +18,12 @@
 //! would reorder what must stay in order (a frame of the stream other than DATA that cannot be
 //! held, a header block that changes the HPACK table behind a held one, GOAWAY, the cap), the
 //! held frames leave in place and the direction waits for them, as a slow middlebox would.
+//!
+//! faultline's own answer bodies spend the client's connection window, which the upstream never
+//! saw spent: until the client acknowledges them, the upstream may send that much more than
+//! the client can take. So no upstream DATA frame goes past the client's real window; one that
+//! would waits, with every upstream frame after it, unplanned and in order, until the client's
+//! WINDOW_UPDATE makes room (`waits_for_credit`).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
