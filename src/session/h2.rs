@@ -1479,8 +1479,9 @@ impl H2Session {
         plan.insert_at(Bytes::new(), plan.arrival(), Some(Mark::proxy(note)));
     }
 
-    /// The client's connection window as faultline sees it: what the client granted, less the
-    /// upstream DATA that reached it and faultline's own DATA.
+    /// The client's connection window left for faultline's own DATA: what the client granted,
+    /// less faultline's own DATA and every upstream DATA byte read and not dropped, also those
+    /// still waiting for the client's credit (they came first, so they go first).
     fn client_connection_window(&self) -> u64 {
         let tracker = self.conv.tracker();
         // The tracker counts every upstream DATA byte read, also those faultline dropped.

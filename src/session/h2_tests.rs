@@ -1133,6 +1133,8 @@ fn upstream_data_never_passes_the_clients_real_window_after_faultlines_own() {
             frame
         })
         .collect();
+    // A frame of no stream after the burst: it keeps its place behind the DATA that waits.
+    let ping = build::frame(FrameType::Ping, 0, StreamId(0), b"pingpong");
     let mut records = vec![
         (
             Direction::ClientToUpstream,
@@ -1145,7 +1147,7 @@ fn upstream_data_never_passes_the_clients_real_window_after_faultlines_own() {
         ),
         (
             Direction::UpstreamToClient,
-            [SETTINGS.to_vec(), response, burst].concat(),
+            [SETTINGS.to_vec(), response, burst, ping.clone()].concat(),
         ),
     ];
     let rules = respond_rule("/small", 200, 30_000);
@@ -1169,8 +1171,17 @@ fn upstream_data_never_passes_the_clients_real_window_after_faultlines_own() {
         Direction::ClientToUpstream,
         build::window_updates(StreamId::CONNECTION, 32_768),
     ));
+    let pings = |out: &Output| {
+        client_frames(out)
+            .iter()
+            .filter(|f| f.0 == FrameType::Ping)
+            .count()
+    };
+    assert_eq!(pings(&before), 0, "the PING waits behind the DATA");
     let after = replay_list(records, &rules);
     assert_eq!(data_to_client(&after, 3), (65_535, true));
+    let last = client_frames(&after).last().map(|f| f.0);
+    assert_eq!(last, Some(FrameType::Ping), "the PING follows the DATA");
     let to_client: usize = client_frames(&after)
         .iter()
         .filter(|f| f.0 == FrameType::Data)
