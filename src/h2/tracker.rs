@@ -53,6 +53,10 @@ pub struct Tracker {
     streams: BTreeMap<StreamId, Stream>,
     settings: [PeerSettings; 2],
     connection_window: [Window; 2],
+    /// Connection-level credit granted to the peer sending in each direction so far: the
+    /// initial window plus every WINDOW_UPDATE its receiver sent (what `connection_window` is
+    /// before the DATA read is taken off).
+    connection_granted: [Window; 2],
     /// Highest stream id opened by the client (index 0) and promised by the server (index 1).
     highest: [StreamId; 2],
     goaway: [Option<Goaway>; 2],
@@ -79,6 +83,7 @@ impl Tracker {
             streams: BTreeMap::new(),
             settings: [PeerSettings::default(), PeerSettings::default()],
             connection_window: [Window::INITIAL; 2],
+            connection_granted: [Window::INITIAL; 2],
             highest: [StreamId(0); 2],
             goaway: [None, None],
             opened: 0,
@@ -110,6 +115,12 @@ impl Tracker {
     /// Connection-level send window of the peer sending in `direction`.
     pub fn connection_window(&self, direction: Direction) -> Window {
         self.connection_window[direction.index()]
+    }
+
+    /// Connection-level credit the receiver of `direction` granted its sender so far, however
+    /// much of it DATA used: a proxy that holds DATA back compares it with what it forwarded.
+    pub fn connection_granted(&self, direction: Direction) -> Window {
+        self.connection_granted[direction.index()]
     }
 
     /// Highest stream id the client opened: what a graceful GOAWAY toward the client names.
@@ -273,6 +284,7 @@ impl Tracker {
                 let sender = other(direction).index();
                 if header.stream.is_connection() {
                     self.connection_window[sender].grant(i64::from(*increment));
+                    self.connection_granted[sender].grant(i64::from(*increment));
                 } else if let Some(stream) = self.streams.get_mut(&header.stream) {
                     stream.send_window[sender].grant(i64::from(*increment));
                 }

@@ -18,6 +18,12 @@
 //! would reorder what must stay in order (a frame of the stream other than DATA that cannot be
 //! held, a header block that changes the HPACK table behind a held one, GOAWAY, the cap), the
 //! held frames leave in place and the direction waits for them, as a slow middlebox would.
+//!
+//! faultline's own answer bodies spend the client's connection window, which the upstream never
+//! saw spent: until the client acknowledges them, the upstream may send that much more than
+//! the client can take. So no upstream DATA frame goes past the client's real window; one that
+//! would waits, with every upstream frame after it, unplanned and in order, until the client's
+//! WINDOW_UPDATE makes room (`waits_for_credit`).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -29,7 +35,7 @@ use tracing::{debug, warn};
 use super::arming::{arm_request, arm_response};
 use super::h2_call::{attempt_key, CallHead, FIRST_MESSAGE_LIMIT};
 use super::h2_cut::{fate_of, FrameFate, FrameLayout};
-use super::h2_hold::{HeldFrame, HeldFrames};
+use super::h2_hold::{HeldFrame, HeldFrames, MAX_HELD_BYTES};
 use super::message::{MessageFaults, RuleStreams};
 use super::offsets::ChunkPlan;
 use super::{RunView, SessionPlan};
@@ -38,7 +44,7 @@ use crate::fault::plan::{EndHow, Mark, Role, RuleId, Step};
 use crate::fault::rst_stream::RstStream;
 use crate::fault::{Fault, FaultChain, MessageScope, Scope};
 use crate::h2::build::{self, BlockLimits};
-use crate::h2::flow::credit_for;
+use crate::h2::flow::{credit_for, flow_controlled};
 use crate::h2::frame::{FLAG_ACK, FLAG_END_STREAM, HEADER_LEN};
 use crate::h2::grpc::MessageAssembler;
 use crate::h2::hpack_encode::encode_size_update;
@@ -229,6 +235,16 @@ pub struct H2Session {
     /// Upstream DATA bytes faultline dropped before they reached the client (their credit went
     /// back to the upstream): the client never spent its window on them.
     dropped_toward_client: u64,
+    /// Flow-controlled bytes of the upstream DATA frames let on toward the client (relayed,
+    /// cut, held for a delay, or dropped: those count in `dropped_toward_client` too). With
+    /// `own_sent` it is what the client's connection window has to take, which faultline never
+    /// lets exceed what the client granted (see [`Self::client_window_left`]).
+    toward_client: u64,
+    /// The upstream DATA frame (its stream, its flow-controlled bytes) that waits, with every
+    /// upstream frame after it, for the client's connection credit: the upstream never sent
+    /// faultline's own DATA, so it believes the client's window larger than it is by what the
+    /// client has not acknowledged of that DATA, and may send that much too soon.
+    waits_for_credit: Option<(StreamId, u64)>,
     /// The last stream faultline's GOAWAY let the client open, and that GOAWAY's mark: a later
     /// stream is refused, never forwarded (RFC 9113 §6.8).
     goaway_last: Option<(StreamId, Mark)>,
@@ -306,6 +322,8 @@ impl H2Session {
             own_sent: 0,
             own_unacknowledged: 0,
             dropped_toward_client: 0,
+            toward_client: 0,
+            waits_for_credit: None,
             goaway_last: None,
             upstream_detached: false,
             owed_upstream_size_updates: Vec::new(),
@@ -367,6 +385,14 @@ impl H2Session {
             return self.holds_frames(direction);
         }
         !self.outbox[direction.index()].is_empty()
+            || (direction == Direction::UpstreamToClient && self.credit_arrived())
+    }
+
+    /// Whether the client's connection window now takes the upstream DATA frame that waits for
+    /// it: the upstream direction plans again (its pump holds the frame's bytes).
+    fn credit_arrived(&self) -> bool {
+        self.waits_for_credit
+            .is_some_and(|(_, len)| self.client_window_left() >= len as i64)
     }
 
     /// The next instant a timer of the session is due (`rst_stream.at`, `goaway.at`, the
@@ -552,8 +578,20 @@ impl H2Session {
         let tracker = self.conv.tracker_mut();
         tracker.prune_closed();
         let tracker = self.conv.tracker();
-        self.streams
-            .retain(|id, s| s.discard.iter().any(|&d| d) || tracker.stream(*id).is_some());
+        // Frames read but not planned yet (waiting for the client's credit, a first gRPC
+        // message) still need their stream's rules.
+        let waiting: HashSet<StreamId> = self
+            .held
+            .iter()
+            .flatten()
+            .filter_map(|l| match &l.piece.kind {
+                PieceKind::Header(header) => Some(header.stream),
+                _ => None,
+            })
+            .collect();
+        self.streams.retain(|id, s| {
+            s.discard.iter().any(|&d| d) || tracker.stream(*id).is_some() || waiting.contains(id)
+        });
     }
 
     /// Rules whose connection keys select this connection, chosen again when the scenario is
@@ -744,7 +782,42 @@ impl H2Session {
         let d = direction.index();
         let id = header.stream;
         let last = frame_extent(pieces, i, header);
-        if self.streams.get(&id).is_some_and(|s| s.discard[d]) {
+        let discarded = self.streams.get(&id).is_some_and(|s| s.discard[d]);
+        // Bytes of the client's connection window this frame is counted against (given back if
+        // it waits to be whole).
+        let mut counted = 0;
+        if direction == Direction::UpstreamToClient {
+            let len = flow_controlled(header);
+            // Bytes relayed before the protocol was known reached the client already.
+            let relayed = pieces[i].piece.start < start;
+            let left = self.client_window_left();
+            // Only what faultline's own DATA made the upstream believe waits: an upstream past
+            // even the window it was told of overruns the client by itself, as without
+            // faultline, and waiting for credit that never comes would hold it for good.
+            let told = left + self.own_unacknowledged as i64;
+            let waiting: usize = pieces[i..].iter().map(|l| l.piece.len).sum();
+            let fits = left >= len as i64;
+            if !discarded && !relayed && !fits && len as i64 <= told && waiting <= MAX_HELD_BYTES {
+                self.wait_for_credit(id, len, plan);
+                return DataPlan::Hold;
+            }
+            if let Some((waited, _)) = self.waits_for_credit.take() {
+                let why = if discarded || fits {
+                    "the client's WINDOW_UPDATE made room (or the stream ended and its DATA is dropped)"
+                } else {
+                    warn!(waiting, "the upstream's frames waiting for the client's connection credit passed the cap: they go on, past the client's window");
+                    "more waited than faultline holds, so they go on past the client's window"
+                };
+                let note = format!(
+                    "the upstream's frames from stream {}'s DATA on go on: {why}",
+                    waited.0
+                );
+                plan.insert_at(Bytes::new(), plan.arrival(), Some(Mark::proxy(note)));
+            }
+            self.toward_client += len;
+            counted = len;
+        }
+        if discarded {
             self.owe_credit(direction, credit_for(header, 0), id);
             return self.skip_frame(direction, pieces, i, last, plan);
         }
@@ -804,6 +877,8 @@ impl H2Session {
             };
         }
         let Some(last) = last else {
+            // Planned again once whole: counted then.
+            self.toward_client -= counted;
             return DataPlan::Hold;
         };
         let layout = layout_of(pieces, i, last);
@@ -1404,8 +1479,9 @@ impl H2Session {
         plan.insert_at(Bytes::new(), plan.arrival(), Some(Mark::proxy(note)));
     }
 
-    /// The client's connection window as faultline sees it: what the client granted, less the
-    /// upstream DATA that reached it and faultline's own DATA.
+    /// The client's connection window left for faultline's own DATA: what the client granted,
+    /// less faultline's own DATA and every upstream DATA byte read and not dropped, also those
+    /// still waiting for the client's credit (they came first, so they go first).
     fn client_connection_window(&self) -> u64 {
         let tracker = self.conv.tracker();
         // The tracker counts every upstream DATA byte read, also those faultline dropped.
@@ -1413,6 +1489,42 @@ impl H2Session {
             + self.dropped_toward_client as i64
             - self.own_sent as i64;
         granted.max(0) as u64
+    }
+
+    /// What the client's connection window still takes of upstream DATA: what the client
+    /// granted, less the upstream DATA let on toward it (what faultline dropped of that
+    /// excepted) and faultline's own DATA. Negative never happens (the upstream's DATA that
+    /// would make it so waits), but is not hidden.
+    fn client_window_left(&self) -> i64 {
+        let granted = self
+            .conv
+            .tracker()
+            .connection_granted(Direction::UpstreamToClient)
+            .0;
+        let spent = self
+            .toward_client
+            .saturating_sub(self.dropped_toward_client)
+            + self.own_sent;
+        granted - spent as i64
+    }
+
+    /// The upstream DATA frame of stream `id`, `len` flow-controlled bytes, does not fit in the
+    /// client's connection window: it and every upstream frame after it wait, unplanned and in
+    /// order, until the client's WINDOW_UPDATE makes room (see `wants_flush`). The excess is at
+    /// most faultline's own DATA the client has not acknowledged (the upstream keeps within the
+    /// window it was told of), so what waits stays small. Noted once per wait.
+    fn wait_for_credit(&mut self, id: StreamId, len: u64, plan: &mut ChunkPlan) {
+        if self.waits_for_credit.is_some() {
+            return;
+        }
+        self.waits_for_credit = Some((id, len));
+        let note = format!(
+            "DATA frame of stream {} ({len} bytes) and the upstream's frames after it held by faultline until the client's WINDOW_UPDATE: the client's connection window takes {} more bytes, the upstream counts {} more (faultline's own DATA the client has not acknowledged)",
+            id.0,
+            self.client_window_left().max(0),
+            self.own_unacknowledged
+        );
+        plan.insert_at(Bytes::new(), plan.arrival(), Some(Mark::proxy(note)));
     }
 
     /// A fault ended stream `id` at the client (RST_STREAM, or END_STREAM at a cut): what is

@@ -12,7 +12,9 @@
 //! header blocks decodable by the receiver's own HPACK decoder (the tables stay in sync whatever
 //! faultline held, dropped or inserted), and no HEADERS, DATA or PUSH_PROMISE reaches the client
 //! on a stream after it received END_STREAM or RST_STREAM there (RFC 9113 §5.1: strict clients
-//! drop the connection).
+//! drop the connection); and, whenever faultline plans the client's bytes, the DATA the client
+//! got so far (the upstream's and faultline's own) fits in the connection window the client had
+//! granted by then (RFC 9113 §6.9.1: python-hyper's h2 drops the connection on an overrun).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -369,6 +371,7 @@ pub fn drive(
     let mut now = t0;
     let mut session = H2Session::new(1, ConnectionFacts::ordinal(1), t0, Vec::new());
     let mut outputs = [Output::default(), Output::default()];
+    let mut grants = Grants::default();
     let fail =
         |what: String| Violation(format!("{what} (scenario:\n{})", scenario_text(&scenario)));
     for (n, (direction, bytes)) in events.iter().enumerate() {
@@ -390,6 +393,9 @@ pub fn drive(
                     let plan = session.plan(woken, &chunk, now, run);
                     apply(&plan, &chunk, &scenario, out)
                         .map_err(|why| fail(format!("event {n}, {woken} woken: {why}")))?;
+                    grants
+                        .check(valid, woken, &out.bytes)
+                        .map_err(|why| fail(format!("event {n}, {woken} woken: {why}")))?;
                 }
             }
             let out = &mut outputs[direction.index()];
@@ -398,9 +404,15 @@ pub fn drive(
             }
             let mut chunk = std::mem::take(&mut out.carry);
             chunk.extend_from_slice(piece);
+            if *direction == Direction::ClientToUpstream {
+                grants.client_sent(piece);
+            }
             let plan = session.plan(*direction, &chunk, now, run);
             apply(&plan, &chunk, &scenario, out)
                 .map_err(|why| fail(format!("event {n}, {direction}: {why}: {plan:?}")))?;
+            grants
+                .check(valid, *direction, &out.bytes)
+                .map_err(|why| fail(format!("event {n}, {direction}: {why}")))?;
         }
     }
     // The senders close: what is due goes out, then each direction drains what it holds.
@@ -413,6 +425,9 @@ pub fn drive(
                 let chunk = std::mem::take(&mut out.carry);
                 let plan = session.plan(direction, &chunk, now, run);
                 apply(&plan, &chunk, &scenario, out)
+                    .map_err(|why| fail(format!("after the end, {direction}: {why}")))?;
+                grants
+                    .check(valid, direction, &out.bytes)
                     .map_err(|why| fail(format!("after the end, {direction}: {why}")))?;
             }
         }
@@ -429,12 +444,76 @@ pub fn drive(
         let plan = session.drain(direction, now);
         apply(&plan, &[], &scenario, out)
             .map_err(|why| fail(format!("draining {direction}: {why}")))?;
+        grants
+            .check(valid, direction, &out.bytes)
+            .map_err(|why| fail(format!("draining {direction}: {why}")))?;
         out.bytes.extend_from_slice(&carry);
     }
     if valid {
         receivers_read(&outputs).map_err(|why| fail(format!("{why}; events: {events:?}")))?;
     }
     Ok(outputs.map(|out| (out.bytes, out.cut_inside_a_frame)))
+}
+
+/// The client's connection window as the client granted it: its bytes read with a frame reader
+/// of their own as the session gets them.
+#[derive(Default)]
+struct Grants {
+    reader: Conversation,
+    /// Client bytes not read yet (a frame split across chunks).
+    unread: Vec<u8>,
+    /// The client's bytes stopped being HTTP/2: no more is known of its window.
+    lost: bool,
+}
+
+impl Grants {
+    /// The client sent `bytes` (the session plans them now).
+    fn client_sent(&mut self, bytes: &[u8]) {
+        if self.lost {
+            return;
+        }
+        self.unread.extend_from_slice(bytes);
+        match self.reader.feed(Direction::ClientToUpstream, &self.unread) {
+            Ok(fed) => {
+                self.unread.drain(..fed.consumed);
+            }
+            Err(_) => self.lost = true,
+        }
+    }
+
+    /// After a plan of `direction`: the DATA in `to_client`, all the client got so far, fits in
+    /// what the client granted (on valid input, where the upstream keeps within its window).
+    fn check(&self, valid: bool, direction: Direction, to_client: &[u8]) -> Result<(), String> {
+        if !valid || self.lost || direction != Direction::UpstreamToClient {
+            return Ok(());
+        }
+        let granted = self
+            .reader
+            .tracker()
+            .connection_granted(Direction::UpstreamToClient)
+            .0;
+        let got = data_sent(to_client);
+        if got as i64 > granted {
+            return Err(format!(
+                "the client got {got} bytes of DATA, past the {granted} its connection window granted"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Flow-controlled bytes of the DATA frames in `bytes` (whole frames from its start; a frame
+/// whose header is there counts whole: its payload is on its way).
+fn data_sent(mut bytes: &[u8]) -> u64 {
+    let mut total = 0;
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        if bytes[3] == 0 {
+            total += len as u64;
+        }
+        bytes = bytes.get(9 + len..).unwrap_or_default();
+    }
+    total
 }
 
 fn scenario_text(scenario: &Scenario) -> String {

@@ -1111,6 +1111,94 @@ fn connection_credit_for_faultlines_own_data_is_kept_from_the_upstream() {
     );
 }
 
+/// Regression (issue 10): python-h2 acknowledges only at half its window, so 30,000 bytes of
+/// faultline's own answer stay unacknowledged and the upstream believes the client's connection
+/// window 30,000 bytes larger than it is. The upstream's whole-window burst on the next stream
+/// goes on only as far as the client's real window (35,535 bytes: two frames); the rest waits,
+/// in order, for the client's WINDOW_UPDATE, and never overruns the client.
+#[test]
+fn upstream_data_never_passes_the_clients_real_window_after_faultlines_own() {
+    let response = build::headers(
+        StreamId(3),
+        &crate::h2::HeaderList::from_pairs([(":status", "200")]),
+        false,
+        build::BlockLimits::default(),
+    );
+    let burst: Vec<u8> = [16_384usize, 16_384, 16_384, 16_383]
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &len)| {
+            let mut frame = build::data_header(StreamId(3), len as u32, i == 3).to_vec();
+            frame.extend(std::iter::repeat_n(b'u', len));
+            frame
+        })
+        .collect();
+    // A frame of no stream after the burst: it keeps its place behind the DATA that waits.
+    let ping = build::frame(FrameType::Ping, 0, StreamId(0), b"pingpong");
+    let mut records = vec![
+        (
+            Direction::ClientToUpstream,
+            [
+                client_hello(),
+                request(1, "GET", "/small"),
+                request(3, "GET", "/big"),
+            ]
+            .concat(),
+        ),
+        (
+            Direction::UpstreamToClient,
+            [SETTINGS.to_vec(), response, burst, ping.clone()].concat(),
+        ),
+    ];
+    let rules = respond_rule("/small", 200, 30_000);
+    let before = replay_list(records.clone(), &rules);
+    assert_eq!(data_to_client(&before, 1), (30_000, true));
+    assert_eq!(
+        data_to_client(&before, 3),
+        (32_768, false),
+        "65,535 granted, 30,000 of it spent on faultline's DATA: two frames fit"
+    );
+    assert!(
+        before
+            .marks
+            .iter()
+            .any(|m| m.contains("held by faultline until the client's WINDOW_UPDATE")),
+        "{:?}",
+        before.marks
+    );
+    // What python-h2 sends once it read half its window: connection credit.
+    records.push((
+        Direction::ClientToUpstream,
+        build::window_updates(StreamId::CONNECTION, 32_768),
+    ));
+    let pings = |out: &Output| {
+        client_frames(out)
+            .iter()
+            .filter(|f| f.0 == FrameType::Ping)
+            .count()
+    };
+    assert_eq!(pings(&before), 0, "the PING waits behind the DATA");
+    let after = replay_list(records, &rules);
+    assert_eq!(data_to_client(&after, 3), (65_535, true));
+    let last = client_frames(&after).last().map(|f| f.0);
+    assert_eq!(last, Some(FrameType::Ping), "the PING follows the DATA");
+    let to_client: usize = client_frames(&after)
+        .iter()
+        .filter(|f| f.0 == FrameType::Data)
+        .map(|f| f.3)
+        .sum();
+    assert!(
+        to_client <= 65_535 + 32_768,
+        "{to_client} bytes of DATA, past the client's window"
+    );
+    assert!(
+        after.marks.iter().any(|m| m.contains("made room")),
+        "{:?}",
+        after.marks
+    );
+    assert!(after.unmarked.is_empty(), "{:?}", after.unmarked.len());
+}
+
 /// Regression (user trial): a `respond` with 204 or 304, or to a HEAD, sent a body (curl:
 /// PROTOCOL_ERROR). As on HTTP/1: none for 204/304 (no length for a 204), the length only for
 /// a HEAD, END_STREAM on the HEADERS.

@@ -336,6 +336,56 @@ async fn credit_for_faultlines_own_answers_never_lets_nginx_overrun_the_client()
     .unwrap_or_else(|_| panic!("did not finish within {LIMIT:?}"));
 }
 
+/// The `respond` body of [`own_data_left_unacknowledged_never_lets_nginx_overrun_the_client`]:
+/// below half of python-h2's 65,535-byte connection window, so the client does not acknowledge
+/// it, and large enough that nginx's next whole window overruns the client by that much.
+const UNACKNOWLEDGED: usize = 30_000;
+
+/// Connections of that test: each is one chance for nginx's burst to reach the client in one
+/// read (python-h2 acknowledges between reads, which can hide an overrun).
+const OVERRUN_RUNS: usize = 8;
+
+/// Regression (issue 10): a `respond` body smaller than half of python-h2's window is never
+/// acknowledged by it, so nginx believed the client's connection window larger than it was by
+/// that much and sent a whole window on the next download: python-h2 raised FlowControlError
+/// and the connection died. faultline now holds nginx's DATA past the client's real window until
+/// the client's WINDOW_UPDATE returns the credit (the capture says so), and every download
+/// completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_data_left_unacknowledged_never_lets_nginx_overrun_the_client() {
+    tokio::time::timeout(LIMIT, async {
+        let dir = TempDir::new("h2-own-residue");
+        let big: Vec<u8> = (0..1_048_576u32).map(|i| (i % 251) as u8).collect();
+        let root = web_root(dir.path(), &[("small.txt", HI), ("big.bin", &big)]);
+        let nginx = NginxH2c::start(dir.path(), &root);
+        let rules = format!(
+            "[[rule]]\nname = \"small answered\"\nmatch = {{ path = \"/small.txt\" }}\nfault.respond = {{ status = 200, body = \"{}\" }}\n",
+            "s".repeat(UNACKNOWLEDGED)
+        );
+        let capture = dir.path().join("residue.pcapng");
+        let mut proxy = Proxy::start(nginx.spec(), "", &rules, Some(capture.clone())).await;
+        let expected = [
+            format!("/small.txt status=200 bytes={UNACKNOWLEDGED}"),
+            format!("/big.bin status=200 bytes={}", big.len()),
+        ];
+        for run in 0..OVERRUN_RUNS {
+            let (success, lines, stderr) =
+                strict_client_run(proxy.addr, &["/small.txt", "/big.bin"], dir.path()).await;
+            assert!(success && lines == expected, "run {run}: {lines:?}\nstderr: {stderr}");
+        }
+        let summary = proxy.finish().await;
+        assert_eq!(fired(&summary, "small answered"), OVERRUN_RUNS as u64);
+        nginx.0.stop();
+        let comments = tshark::packet_comments(&capture).join("\n");
+        assert!(
+            comments.contains("held by faultline until the client's WINDOW_UPDATE"),
+            "nginx's burst met the client's real window at least once: {comments}"
+        );
+    })
+    .await
+    .unwrap_or_else(|_| panic!("did not finish within {LIMIT:?}"));
+}
+
 /// A HEADERS frame of `GET path` on `stream` (authority `x`), its `:path` a literal with
 /// incremental indexing when `indexed` (it changes the receiver's HPACK table, as most real
 /// clients' blocks do), without indexing otherwise.
