@@ -220,18 +220,54 @@ fn canonical_value(value: &toml::Value) -> String {
     }
 }
 
-/// A `host` glob without a port (`"localhost"`, `"*.example"`) matches the host name whatever
-/// the port, as a user writing it means; one with a `:` matches the whole `host:port`. (Host
-/// carries the port whenever it is not the scheme's default, so `"localhost"` never matched a
-/// test server's `localhost:8080`.)
+/// A `host` glob without a port (`"localhost"`, `"*.example"`, `"::1"`, `"[::1]"`) matches the
+/// host name whatever the port, as a user writing it means; one with a port (`"localhost:*"`,
+/// `"[::1]:8080"`) matches the whole `host:port`. (Host carries the port whenever it is not the
+/// scheme's default, so `"localhost"` never matched a test server's `localhost:8080`.) An IPv6
+/// literal is compared as an address (`"::1"` matches `[0:0:0:0:0:0:0:1]`), with or without
+/// its brackets.
 fn host_matches(glob: &Glob, host: &str) -> bool {
     if glob.matches(host) {
         return true;
     }
-    if glob.as_str().contains(':') {
+    let pattern = glob.as_str();
+    let (bracketed, with_port) = match pattern.strip_prefix("\\[") {
+        Some(rest) => (
+            true,
+            rest.split_once("\\]")
+                .is_some_and(|(_, p)| p.starts_with(':')),
+        ),
+        // One colon separates a port; more are an IPv6 address's own.
+        None => (false, pattern.matches(':').count() == 1),
+    };
+    if with_port {
         return false;
     }
-    crate::http::authority::split_host_port(host, 0).is_some_and(|(name, _)| glob.matches(&name))
+    let Some((name, _)) = crate::http::authority::split_host_port(host, 0) else {
+        return false;
+    };
+    if glob.matches(&name) || (bracketed && glob.matches(&format!("[{name}]"))) {
+        return true;
+    }
+    let address = |text: &str| text.parse::<std::net::Ipv6Addr>().ok();
+    let written = pattern
+        .strip_prefix("\\[")
+        .and_then(|rest| rest.strip_suffix("\\]"))
+        .unwrap_or(pattern);
+    address(written).is_some_and(|a| address(&name) == Some(a))
+}
+
+/// The `host` pattern as globset reads it: the brackets of an IPv6 literal (`"[::1]"`,
+/// `"[::1]:8080"`) are taken literally, not as a character class, which never matched.
+fn host_pattern(pattern: &str) -> String {
+    if let Some(rest) = pattern.strip_prefix('[') {
+        if let Some((inside, after)) = rest.split_once(']') {
+            if inside.contains(':') {
+                return format!("\\[{inside}\\]{after}");
+            }
+        }
+    }
+    pattern.to_string()
 }
 
 impl Rule {
@@ -862,7 +898,19 @@ fn http_match(
         methods: m.method.as_ref().map(|l| l.0.clone()),
         path: optional("path", &m.path, Case::Sensitive)?,
         query: optional("query", &m.query, Case::Sensitive)?,
-        host: optional("host", &m.host, Case::Insensitive)?,
+        host: m
+            .host
+            .as_ref()
+            .map(|v| {
+                Glob::new(&host_pattern(v.get_ref()), Case::Insensitive).map_err(|message| {
+                    invalid(
+                        v.span().start,
+                        format!("rule[{number}].match.host"),
+                        message,
+                    )
+                })
+            })
+            .transpose()?,
         headers,
         request: m.request.as_ref().map(|s| s.0.clone()),
         attempt: m.attempt.as_ref().map(|s| s.0.clone()),
@@ -1353,6 +1401,50 @@ fault.refuse = {}
         assert!(host_matches(&glob("localhost:80*"), "localhost:8080"));
         assert!(!host_matches(&glob("localhost:9"), "localhost:8080"));
         assert!(!host_matches(&glob("other"), "localhost:8080"));
+    }
+
+    /// A trial's forward-mode `curl -x … 'http://[::1]:18081/5'`: `host = "::1"`, `"[::1]"` and
+    /// `"[::1]:18081"` never matched (the brackets were read as a glob class, and `"::1"` has a
+    /// `:` so it was taken for `host:port`); only `"\\[::1\\]:18081"` did.
+    #[test]
+    fn ipv6_literals_match_as_written() {
+        let host_of = |pattern: &str| {
+            let text = format!(
+                "[[rule]]\nmatch = {{ host = {pattern:?} }}\nfault.respond = {{ status = 500 }}\n"
+            );
+            let s = Scenario::from_toml(&text, "h.toml", "h").expect("valid");
+            s.rules[0]
+                .matcher
+                .http
+                .clone()
+                .expect("http")
+                .host
+                .expect("host")
+        };
+        for (pattern, host, expected) in [
+            ("::1", "[::1]:18081", true),
+            ("::1", "[::1]", true),
+            ("[::1]", "[::1]:18081", true),
+            ("[::1]", "[::1]", true),
+            ("[::1]:18081", "[::1]:18081", true),
+            ("[::1]:18082", "[::1]:18081", false),
+            ("[::1]:*", "[::1]:18081", true),
+            ("\\[::1\\]:18081", "[::1]:18081", true),
+            ("*:18081", "[::1]:18081", true),
+            ("::1", "[0:0:0:0:0:0:0:1]:80", true),
+            ("[::1]", "[::2]:18081", false),
+            ("::2", "[::1]:18081", false),
+            ("[FE80::1]", "[fe80::1]:8080", true),
+            ("fe80::*", "[fe80::1]:8080", true),
+            ("::1", "localhost:18081", false),
+            ("[ab]", "a", true),
+        ] {
+            assert_eq!(
+                host_matches(&host_of(pattern), host),
+                expected,
+                "{pattern} against {host}"
+            );
+        }
     }
 
     #[test]
