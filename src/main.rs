@@ -284,7 +284,10 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     if let Some(store) = &args.store {
         scenario.store = Some(store.display().to_string());
     }
-    let seed = args.seed.or(scenario.seed).unwrap_or_else(rand::random);
+    let seed = args
+        .seed
+        .or(scenario.seed)
+        .unwrap_or_else(faultline::seed::random);
     let capture = match (
         args.no_capture,
         args.capture.or_else(|| scenario.capture.clone()),

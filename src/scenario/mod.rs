@@ -404,6 +404,16 @@ impl Scenario {
             invalid(offset, key, message)
         })?;
 
+        if let Some(name) = &file.name {
+            if name.get_ref().trim().is_empty() {
+                // It names the capture (`cap/.pcapng`, a hidden file) and the summary.
+                return Err(invalid(
+                    name.span().start,
+                    "name".to_string(),
+                    "must not be empty; leave it out to use the file's name".to_string(),
+                ));
+            }
+        }
         let protocol = file.proxy.protocol.unwrap_or_default();
         let tls = match &file.proxy.tls {
             Some(section) => Some(
@@ -461,7 +471,10 @@ impl Scenario {
             rules.push(rule);
         }
         Ok(Scenario {
-            name: file.name.unwrap_or_else(|| default_name.to_string()),
+            name: file
+                .name
+                .map(toml::Spanned::into_inner)
+                .unwrap_or_else(|| default_name.to_string()),
             description: file.description,
             seed: file.seed,
             listen: file.proxy.listen.map(|l| l.0),
@@ -1010,7 +1023,7 @@ fn explain(key: &str, message: &str, text: &str) -> String {
     }
     if message == "number too large to fit in target type" {
         let hint = if key == "seed" {
-            ""
+            " (write a smaller seed, or pass a larger one on the command line: --seed N)"
         } else {
             " (write a size as a string, like \"16TiB\")"
         };
@@ -1505,9 +1518,28 @@ fault.refuse = {}
         assert!(e.message.contains("integer too large"), "{}", e.message);
         let e = error_of("seed = 18446744073709551616\n");
         assert_eq!(e.key, "seed");
+        assert!(e.message.contains("--seed N"), "{}", e.message);
+        let e = error_of("seed = 10141591430360726759\n");
+        assert!(e.message.contains("--seed N"), "{}", e.message);
         // A key after non-ASCII text is cut at a character boundary.
         let e = error_of("[[rule]]\nmatch = { header = { \"é\" = 99999999999999999999 } }\n");
         assert_eq!(e.line, 2);
+    }
+
+    /// `name = ""` gave the capture `cap/.pcapng`, a hidden file, and a scenario called "".
+    #[test]
+    fn an_empty_scenario_name_is_refused() {
+        for empty in ["\"\"", "\"  \""] {
+            let e = error_of(&format!("seed = 1\nname = {empty}\n"));
+            assert_eq!((e.key.as_str(), e.line, e.column), ("name", 2, 8), "{e}");
+            assert!(
+                e.message.contains("must not be empty; leave it out"),
+                "{}",
+                e.message
+            );
+        }
+        let named = Scenario::from_toml("name = \"n\"\n", "s.toml", "s").expect("valid");
+        assert_eq!(named.name, "n");
     }
 
     #[test]
