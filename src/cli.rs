@@ -83,7 +83,7 @@ pub enum Command {
     /// Validate scenario files: exit 0 when all are valid, 2 with FILE:LINE:COL: key: message
     /// for the first error of each bad file, or for what `run` would refuse on this machine (a
     /// missing or non-PEM upstream_ca, a .pcap capture with capture_tls = "raw"). Warnings
-    /// (a rule that never fires, no CA yet) keep exit 0.
+    /// (a rule that never fires, no CA yet) keep exit 0; `-qq` hides them, as it hides `run`'s.
     Check {
         /// Scenario files to check.
         #[arg(required = true)]

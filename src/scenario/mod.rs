@@ -551,6 +551,18 @@ impl Scenario {
         warnings
     }
 
+    /// What `run` says once at start (warn level) of what `check` warns: the settings this
+    /// combination ignores and the rules that never act. `capture` is the capture template the
+    /// run uses (`--capture`, else the file's); "no upstream" and "no rules" are left to `check`
+    /// (run refuses the first and a rule-less relay is often the point).
+    pub fn run_warnings(&self, capture: Option<&str>) -> Vec<String> {
+        let mut warnings = self.ignored_settings();
+        warnings.retain(|w| !w.starts_with("capture "));
+        warnings.extend(capture.and_then(capture_placeholders));
+        warnings.extend(self.rule_warnings());
+        warnings
+    }
+
     /// `[proxy]` settings this combination ignores, which a trial set expecting them to act.
     fn ignored_settings(&self) -> Vec<String> {
         let mut ignored = Vec::new();
@@ -577,21 +589,7 @@ impl Scenario {
                 "store is the folder of upstream = \"builtin:store\"; with another upstream it is ignored".to_string(),
             );
         }
-        if let Some(capture) = &self.capture {
-            let mut rest = capture.as_str();
-            while let Some(open) = rest.find('{') {
-                let after = &rest[open..];
-                let Some(close) = after.find('}') else { break };
-                let placeholder = &after[..=close];
-                if !["{name}", "{time}", "{pid}"].contains(&placeholder) {
-                    ignored.push(format!(
-                        "capture {capture:?}: {placeholder} is not a placeholder ({{name}}, {{time}} or {{pid}}) and is written as it is"
-                    ));
-                    break;
-                }
-                rest = &after[close + 1..];
-            }
-        }
+        ignored.extend(self.capture.as_deref().and_then(capture_placeholders));
         ignored
     }
 
@@ -679,6 +677,38 @@ impl Scenario {
         }
         None
     }
+}
+
+/// Every `{…}` of a capture template that is not a placeholder (they are lower case: `{TIME}`
+/// is written as it is), in one sentence, or `None` when there is none.
+pub fn capture_placeholders(template: &str) -> Option<String> {
+    const PLACEHOLDERS: [&str; 3] = ["{name}", "{time}", "{pid}"];
+    let mut unknown: Vec<&str> = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open..];
+        let Some(close) = after.find('}') else { break };
+        let placeholder = &after[..=close];
+        if !PLACEHOLDERS.contains(&placeholder) && !unknown.contains(&placeholder) {
+            unknown.push(placeholder);
+        }
+        rest = &after[close + 1..];
+    }
+    if unknown.is_empty() {
+        return None;
+    }
+    let (list, verb) = match unknown.as_slice() {
+        [one] => (one.to_string(), "is not a placeholder"),
+        many => (many.join(", "), "are not placeholders"),
+    };
+    let case = unknown
+        .iter()
+        .find(|u| PLACEHOLDERS.contains(&u.to_lowercase().as_str()))
+        .map(|u| format!("; placeholders are lower case: write {}", u.to_lowercase()))
+        .unwrap_or_default();
+    Some(format!(
+        "capture {template:?}: {list} {verb} ({{name}}, {{time}} or {{pid}}) and written as it is{case}"
+    ))
 }
 
 /// `method = "put"` is valid (methods match exactly, and a server may define its own), but every
@@ -1335,6 +1365,21 @@ fault.refuse = {}
             let found = text(proxy);
             assert!(found.iter().any(|w| w.contains(says)), "{proxy}: {found:?}");
         }
+        // Every unknown placeholder is named, not only the first; case matters.
+        let both = text("upstream = \"builtin:echo\"\ncapture = \"{nmae}-{TIME}.pcapng\"");
+        assert!(
+            both.iter()
+                .any(|w| w.contains("{nmae}, {TIME} are not placeholders")
+                    && w.contains("write {time}")),
+            "{both:?}"
+        );
+        let upper = text("upstream = \"builtin:echo\"\ncapture = \"{name}-{TIME}.pcapng\"");
+        assert!(
+            upper
+                .iter()
+                .any(|w| w.contains("{TIME} is not a placeholder")),
+            "{upper:?}"
+        );
         let fine = text(
             "upstream = \"builtin:store\"\nstore = \"s\"\ncapture = \"{name}-{time}-{pid}.pcapng\"",
         );
