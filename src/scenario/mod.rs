@@ -353,10 +353,11 @@ impl Scenario {
     /// `upstream_ca`, `keylog`) become relative to the file's folder. `capture` and `store` stay
     /// relative to the working directory, like the `--capture` and `--store` flags.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
             path: path.to_path_buf(),
             source,
         })?;
+        let text = String::from_utf8(bytes).map_err(|e| not_utf8(path, &e))?;
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -397,7 +398,9 @@ impl Scenario {
                 Some(field) if key.is_empty() => field.to_string(),
                 Some(field) if !key.ends_with(field) => format!("{key}.{field}"),
                 // A value toml itself refused (an integer beyond i64): name its key.
-                None if key.is_empty() => key_of_value_at(text, offset).unwrap_or_default(),
+                None if key.is_empty() => full_key_of_value_at(text, offset)
+                    .or_else(|| key_of_value_at(text, offset))
+                    .unwrap_or_default(),
                 _ => key,
             };
             let message = explain(&key, &message, text);
@@ -1137,6 +1140,66 @@ fn without_rust_types(key: &str, message: &str) -> String {
     out
 }
 
+/// A file that is not UTF-8, located at its first invalid byte (std's message, "stream did not
+/// contain valid UTF-8", said neither where nor which byte).
+fn not_utf8(path: &Path, error: &std::string::FromUtf8Error) -> ScenarioError {
+    let bytes = error.as_bytes();
+    let at = error.utf8_error().valid_up_to();
+    let valid = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+    ScenarioError::Invalid(Located::at(
+        &path.display().to_string(),
+        valid,
+        at,
+        String::new(),
+        format!(
+            "byte 0x{:02X} is not valid UTF-8: a scenario file is UTF-8 text",
+            bytes.get(at).copied().unwrap_or(0)
+        ),
+    ))
+}
+
+/// The full dotted key (`rule[1].fault.reset.after`) of the value toml refused at byte
+/// `offset`, found by putting a marker string of the same length in its place and reading the
+/// file again; `None` when that still does not parse (another error follows), and the caller
+/// falls back to the key written just before the value.
+fn full_key_of_value_at(text: &str, offset: usize) -> Option<String> {
+    let rest = text.get(offset..)?;
+    let length = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.')))
+        .unwrap_or(rest.len());
+    let marker = format!("\"{}\"", "~".repeat(length.checked_sub(2)?));
+    let patched = format!("{}{marker}{}", &text[..offset], &rest[length..]);
+    let table: toml::Table = patched.parse().ok()?;
+    fn find(value: &toml::Value, marker: &str, path: &mut Vec<String>) -> bool {
+        match value {
+            toml::Value::String(s) => s == marker,
+            toml::Value::Table(table) => table.iter().any(|(key, value)| {
+                path.push(format!(".{key}"));
+                let found = find(value, marker, path);
+                if !found {
+                    path.pop();
+                }
+                found
+            }),
+            toml::Value::Array(items) => items.iter().enumerate().any(|(i, value)| {
+                path.push(format!("[{}]", i + 1));
+                let found = find(value, marker, path);
+                if !found {
+                    path.pop();
+                }
+                found
+            }),
+            _ => false,
+        }
+    }
+    let mut path = Vec::new();
+    let marker = &marker[1..marker.len() - 1];
+    find(&toml::Value::Table(table), marker, &mut path).then(|| {
+        let joined = path.concat();
+        joined.trim_start_matches('.').to_string()
+    })
+}
+
 /// The key written just before the value at byte `offset` (`after = 1…` gives `after`), for
 /// errors toml reports without a key path (it stops before serde sees the value).
 fn key_of_value_at(text: &str, offset: usize) -> Option<String> {
@@ -1558,7 +1621,7 @@ fault.refuse = {}
     #[test]
     fn an_integer_too_large_for_toml_names_its_key() {
         let e = error_of("[[rule]]\nfault.reset = { after = 18446744073709551615 }\n");
-        assert_eq!(e.key, "after");
+        assert_eq!(e.key, "rule[1].fault.reset.after");
         assert_eq!((e.line, e.column), (2, 25));
         assert!(e.message.contains("integer too large"), "{}", e.message);
         let e = error_of("seed = 18446744073709551616\n");
@@ -1566,9 +1629,40 @@ fault.refuse = {}
         assert!(e.message.contains("--seed N"), "{}", e.message);
         let e = error_of("seed = 10141591430360726759\n");
         assert!(e.message.contains("--seed N"), "{}", e.message);
+        let e = error_of("[[rule]]\nfault.refuse = {}\n[[rule]]\n[rule.fault.truncate]\nafter = 99999999999999999999\n");
+        assert_eq!(
+            (e.key.as_str(), e.line),
+            ("rule[2].fault.truncate.after", 5)
+        );
+        let e = error_of(
+            "[proxy]\nlisten = \"127.0.0.1:0\"\n\"upstream\" = 99999999999999999999 # x\n",
+        );
+        assert_eq!(e.key, "proxy.upstream");
         // A key after non-ASCII text is cut at a character boundary.
         let e = error_of("[[rule]]\nmatch = { header = { \"é\" = 99999999999999999999 } }\n");
         assert_eq!(e.line, 2);
+    }
+
+    /// A file that was not UTF-8 said "cannot read scenario: stream did not contain valid UTF-8"
+    /// with no line or column.
+    #[test]
+    fn a_file_that_is_not_utf8_is_located_at_its_first_bad_byte() {
+        let dir = std::env::temp_dir().join(format!("faultline-utf8-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("bin.toml");
+        std::fs::write(&file, b"seed = 1\nname = \"caf\xc3\xa9 \xff\"\n").expect("write");
+        let error = Scenario::load(&file).expect_err("not UTF-8");
+        let _ = std::fs::remove_dir_all(&dir);
+        let ScenarioError::Invalid(e) = error else {
+            panic!("located: {error}")
+        };
+        assert_eq!((e.line, e.column), (2, 14), "{e}");
+        assert!(e.message.contains("0xFF is not valid UTF-8"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}:2:14: byte", file.display())),
+            "{e}"
+        );
     }
 
     /// `name = ""` gave the capture `cap/.pcapng`, a hidden file, and a scenario called "".
