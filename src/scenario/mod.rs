@@ -602,11 +602,47 @@ impl Scenario {
         let mut warnings = Vec::new();
         for rule in &self.rules {
             warnings.extend(self.never_acts(rule));
+            warnings.extend(self.never_selected(rule));
             warnings.extend(lower_case_methods(rule));
             warnings.extend(body_fault_on_a_bodiless_request(rule));
         }
         warnings.extend(names_alike(&self.rules));
         warnings
+    }
+
+    /// Why no connection or request can meet all of `rule`'s keys at once (cheap cases only):
+    /// `check` warns as for a rule that never fires.
+    fn never_selected(&self, rule: &Rule) -> Option<String> {
+        let name = &rule.name;
+        let m = &rule.matcher;
+        if let (Some(set), Some(every)) = (&m.connections, m.every) {
+            if set.iter().all(|c| c % every != 0) {
+                let listed: Vec<String> = set.iter().map(u64::to_string).collect();
+                return Some(format!(
+                    "rule \"{name}\": no connection is both connection = {} and every = {every} (a multiple of {every}): it will never fire",
+                    match listed.as_slice() {
+                        [one] => one.clone(),
+                        many => format!("[{}]", many.join(", ")),
+                    }
+                ));
+            }
+        }
+        let methods = m.http.as_ref().and_then(|h| h.methods.as_ref());
+        if self.mode == Mode::Forward
+            && methods.is_some_and(|ms| !ms.is_empty() && ms.iter().all(|m| m == "CONNECT"))
+        {
+            // proxy/forward.rs answers the CONNECT head itself and relays the tunnel: the head
+            // never reaches a protocol session, so no HTTP rule sees it.
+            let inside = if self.tls.as_ref().is_some_and(|t| t.intercept) {
+                "the requests inside the intercepted tunnel reach the rules with their own methods"
+            } else {
+                "the tunnel after it is relayed as raw bytes (TCP faults apply)"
+            };
+            return Some(format!(
+                "rule \"{name}\": in mode = \"forward\" faultline answers a CONNECT itself, so no rule sees a CONNECT request, and {inside}: method = \"CONNECT\" never matches and it will never fire (choose tunnels with connection, every or probability and no HTTP keys)"
+            ));
+        }
+        None
     }
 
     /// Why `rule` can never act (or a key of it never applies) under this scenario's protocol
@@ -1510,6 +1546,71 @@ fault.refuse = {}
         let quiet =
             warnings("[[rule]]\nmatch = { path = \"/**/x\" }\nfault.respond = { status = 503 }\n");
         assert!(quiet.is_empty(), "{quiet:?}");
+    }
+
+    /// A trial's rules that never act and passed `check` in silence: a CONNECT in forward mode
+    /// (faultline answers it; no HTTP rule sees it) and `connection = 2, every = 3`.
+    #[test]
+    fn rules_no_connection_or_request_can_meet_are_warned_about() {
+        let connect = "[[rule]]\nname = \"c\"\nmatch = { method = \"CONNECT\" }\nfault.respond = { status = 500 }\n";
+        let forward = warnings(&format!("mode = \"forward\"\n{connect}"));
+        let said: Vec<&String> = forward.iter().filter(|w| w.starts_with("rule ")).collect();
+        assert_eq!(said.len(), 1, "{forward:?}");
+        assert!(
+            said[0].starts_with(
+                "rule \"c\": in mode = \"forward\" faultline answers a CONNECT itself"
+            ) && said[0].contains("raw bytes")
+                && said[0].contains("never fire"),
+            "{said:?}"
+        );
+        let intercepted = warnings(&format!(
+            "mode = \"forward\"\n[proxy.tls]\nintercept = true\n{connect}"
+        ));
+        assert!(
+            intercepted
+                .iter()
+                .any(|w| w.contains("inside the intercepted tunnel")),
+            "{intercepted:?}"
+        );
+        // In reverse mode a CONNECT is a request like another, passed to the upstream.
+        assert!(warnings(connect).is_empty(), "{:?}", warnings(connect));
+        assert!(warnings(
+            "mode = \"forward\"\n[[rule]]\nmatch = { method = [\"CONNECT\", \"PUT\"] }\nfault.respond = { status = 500 }\n"
+        )
+        .iter()
+        .all(|w| !w.starts_with("rule ")));
+
+        let never = warnings(
+            "[[rule]]\nname = \"n\"\nmatch = { connection = 2, every = 3 }\nfault.refuse = {}\n",
+        );
+        assert_eq!(never.len(), 1, "{never:?}");
+        assert!(
+            never[0].starts_with("rule \"n\": no connection is both connection = 2 and every = 3"),
+            "{never:?}"
+        );
+        let list =
+            warnings("[[rule]]\nmatch = { connection = [2, 4], every = 3 }\nfault.refuse = {}\n");
+        assert!(list[0].contains("connection = [2, 4]"), "{list:?}");
+        for fine in [
+            "connection = [2, 6], every = 3",
+            "connection = 3, every = 3",
+            "every = 1, connection = 5",
+        ] {
+            let text = format!("[[rule]]\nmatch = {{ {fine} }}\nfault.refuse = {{}}\n");
+            assert!(warnings(&text).is_empty(), "{text}: {:?}", warnings(&text));
+        }
+    }
+
+    /// RFC 9110 §15.3.6: a 205 has no content, like 204 and 304.
+    #[test]
+    fn a_205_answer_with_a_body_is_refused() {
+        let e = error_of("[[rule]]\nmatch = { method = \"PUT\" }\nfault.respond = { status = 205, body = \"x\" }\n");
+        assert_eq!((e.key.as_str(), e.line), ("rule[1].fault.respond.body", 3));
+        assert!(
+            e.message.contains("a 205 answer has no body"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
