@@ -69,9 +69,9 @@ pub struct Scenario {
 pub struct Rule {
     /// Human name, used in logs, the summary and capture comments.
     pub name: String,
-    /// Identity of the rule in random streams and counters: a hash of its own text (plus its
-    /// rank among identical rules), so adding or moving another rule never changes this rule's
-    /// draws.
+    /// Identity of the rule in random streams and counters: a hash of its own text, `name`
+    /// included (plus its rank among identical rules), so adding or moving another rule never
+    /// changes this rule's draws; renaming it does, reformatting it does not.
     pub key: u64,
     /// The key and name, as the marks of the faults it arms carry them.
     pub id: RuleId,
