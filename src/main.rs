@@ -257,7 +257,7 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         true => None,
         false => args.capture.as_deref().or(scenario.capture.as_deref()),
     };
-    for warning in scenario.run_warnings(capture_template) {
+    for warning in scenario.run_warnings(args.upstream.as_ref(), capture_template) {
         tracing::warn!("{}: {warning}", args.scenario.display());
     }
     // A bad manifest is said before the run, not after it.

@@ -555,11 +555,20 @@ impl Scenario {
     }
 
     /// What `run` says once at start (warn level) of what `check` warns: the settings this
-    /// combination ignores and the rules that never act. `capture` is the capture template the
-    /// run uses (`--capture`, else the file's); "no upstream" and "no rules" are left to `check`
-    /// (run refuses the first and a rule-less relay is often the point).
-    pub fn run_warnings(&self, capture: Option<&str>) -> Vec<String> {
-        let mut warnings = self.ignored_settings();
+    /// combination ignores and the rules that never act. `upstream` is `--upstream` when given
+    /// and `capture` the capture template the run uses (`--capture`, else the file's); "no
+    /// upstream" and "no rules" are left to `check` (run refuses the first, and a rule-less relay
+    /// is often the point).
+    pub fn run_warnings(
+        &self,
+        upstream: Option<&UpstreamSpec>,
+        capture: Option<&str>,
+    ) -> Vec<String> {
+        let mut effective = self.clone();
+        if let Some(upstream) = upstream {
+            effective.upstream = Some(upstream.clone());
+        }
+        let mut warnings = effective.ignored_settings();
         warnings.retain(|w| !w.starts_with("capture "));
         warnings.extend(capture.and_then(capture_placeholders));
         warnings.extend(self.rule_warnings());
@@ -1483,6 +1492,28 @@ fault.refuse = {}
             "upstream = \"builtin:store\"\nstore = \"s\"\ncapture = \"{name}-{time}-{pid}.pcapng\"",
         );
         assert!(fine.iter().all(|w| w.starts_with("no rules")), "{fine:?}");
+    }
+
+    /// `run` says the settings warnings of what it really runs: `--upstream builtin:store` makes
+    /// the file's `store` used, and `--capture` replaces the file's template.
+    #[test]
+    fn run_warns_of_the_settings_it_runs_with() {
+        let s = Scenario::from_toml(
+            "[proxy]\nupstream = \"127.0.0.1:9\"\nstore = \"s\"\ncapture = \"{TIME}.pcapng\"\n",
+            "r.toml",
+            "r",
+        )
+        .expect("valid");
+        let from_file = s.run_warnings(None, s.capture.as_deref());
+        assert_eq!(from_file.len(), 2, "{from_file:?}");
+        let store = UpstreamSpec::Builtin(Builtin::Store);
+        let flagged = s.run_warnings(Some(&store), Some("{name}-{Pid}.pcap"));
+        assert_eq!(flagged.len(), 1, "{flagged:?}");
+        assert!(
+            flagged[0].contains("{Pid} is not a placeholder"),
+            "{flagged:?}"
+        );
+        assert!(s.run_warnings(Some(&store), None).is_empty());
     }
 
     /// A trial's coin rule drew differently written three ways; a rule is its meaning.
