@@ -83,7 +83,7 @@ pub enum Command {
     /// Validate scenario files: exit 0 when all are valid, 2 with FILE:LINE:COL: key: message
     /// for the first error of each bad file, or for what `run` would refuse on this machine (a
     /// missing or non-PEM upstream_ca, a .pcap capture with capture_tls = "raw"). Warnings
-    /// (a rule that never fires, no CA yet) keep exit 0.
+    /// (a rule that never fires, no CA yet) keep exit 0; `-qq` hides them, as it hides `run`'s.
     Check {
         /// Scenario files to check.
         #[arg(required = true)]
@@ -174,8 +174,9 @@ pub struct RunArgs {
     /// Upstream HOST:PORT, builtin:echo or builtin:store. Overrides [proxy] upstream.
     #[arg(long)]
     pub upstream: Option<UpstreamSpec>,
-    /// Seed of every random decision. Overrides the file's seed; without either, a random seed
-    /// is chosen and printed so the run can be replayed.
+    /// Seed of every random decision (0 to 18446744073709551615). Overrides the file's seed;
+    /// without either, a random seed below 2^63 is chosen and printed so the run can be replayed
+    /// (it fits a scenario file's `seed =`, which TOML limits to 9223372036854775807).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Write a capture of both legs to PATH (.pcapng, or .pcap for classic libpcap; {name},

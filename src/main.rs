@@ -29,13 +29,15 @@ fn main() -> ExitCode {
     JSON_ERRORS.store(matches!(cli.log_format, LogFormat::Json), Relaxed);
     let default_level = format!("faultline={}", cli.log_level());
     let status_shown = StatusShown::default();
+    // -qq hides `check`'s warnings as it hides `run`'s warn-level logs.
+    let warnings_shown = cli.log_level() != "error";
     init_logging(
         cli.log_format,
         &default_level,
         LogWriter::new(status_shown.clone()),
     );
     match cli.command {
-        Command::Check { files } => check(&files),
+        Command::Check { files } => check(&files, warnings_shown),
         Command::Completions { shell } => {
             // clap_complete panics on a failed write, so the script is made in memory first and
             // written like the man page: a closed pipe (`| head`) is not an error.
@@ -211,7 +213,7 @@ fn error_chain(error: &anyhow::Error) -> String {
     text
 }
 
-fn check(files: &[PathBuf]) -> ExitCode {
+fn check(files: &[PathBuf], warnings_shown: bool) -> ExitCode {
     let mut bad = 0;
     for file in files {
         match Scenario::load(file) {
@@ -229,7 +231,8 @@ fn check(files: &[PathBuf]) -> ExitCode {
                 let n = scenario.rules.len();
                 let rules = if n == 1 { "rule" } else { "rules" };
                 faultline::say!("{}: ok ({n} {rules})", file.display());
-                for warning in scenario.warnings().into_iter().chain(preflight.warnings) {
+                let warnings = scenario.warnings().into_iter().chain(preflight.warnings);
+                for warning in warnings.filter(|_| warnings_shown) {
                     eprintln!("{}: warning: {warning}", file.display());
                 }
             }
@@ -256,9 +259,14 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    // What `check` warns about a rule (it will never fire, a key is ignored) is said once here
-    // too: the user who skipped `check` sees it before wondering why nothing happened.
-    for warning in scenario.rule_warnings() {
+    // What `check` warns about a rule (it will never fire, a key is ignored) or a setting (ignored,
+    // a capture placeholder that is none) is said once here too: the user who skipped `check`
+    // sees it before wondering why nothing happened.
+    let capture_template = match args.no_capture {
+        true => None,
+        false => args.capture.as_deref().or(scenario.capture.as_deref()),
+    };
+    for warning in scenario.run_warnings(args.upstream.as_ref(), capture_template) {
         tracing::warn!("{}: {warning}", args.scenario.display());
     }
     // A bad manifest is said before the run, not after it.
@@ -293,7 +301,10 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     if let Some(store) = &args.store {
         scenario.store = Some(store.display().to_string());
     }
-    let seed = args.seed.or(scenario.seed).unwrap_or_else(rand::random);
+    let seed = args
+        .seed
+        .or(scenario.seed)
+        .unwrap_or_else(faultline::seed::random);
     let capture = match (
         args.no_capture,
         args.capture.or_else(|| scenario.capture.clone()),

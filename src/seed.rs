@@ -36,6 +36,12 @@ pub fn key_of(text: &[u8]) -> u64 {
     hash
 }
 
+/// A seed for a run that was given none: below 2^63, so the seed `run` prints fits a scenario
+/// file's `seed =` (TOML integers stop at i64::MAX; `--seed` still takes any u64).
+pub fn random() -> u64 {
+    rand::random::<u64>() & i64::MAX as u64
+}
+
 /// A ChaCha8 stream (portable across platforms and rand versions, unlike `StdRng`) for one
 /// decision keyed by `(seed, purpose, parts…)`.
 pub fn stream(seed: u64, purpose: Purpose, parts: &[u64]) -> ChaCha8Rng {
@@ -60,6 +66,18 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_ne!(a, d);
+    }
+
+    /// A trial pasted a printed `--seed 10141591430360726759` into `seed =` and TOML refused it:
+    /// half of all u64 seeds are beyond a TOML integer.
+    #[test]
+    fn random_seeds_fit_a_toml_integer() {
+        for _ in 0..1000 {
+            let seed = random();
+            let text = format!("seed = {seed}");
+            let table: toml::Table = text.parse().expect("fits a TOML integer");
+            assert_eq!(table["seed"].as_integer(), Some(seed as i64));
+        }
     }
 
     #[test]

@@ -129,13 +129,6 @@ fn split_digits(text: &str) -> (String, &str) {
     (number, unit.trim())
 }
 
-/// Splits `"250ms"` into `(250.0, "ms")`, for durations (which are not counted in whole units).
-fn split_number(text: &str) -> Option<(f64, &str)> {
-    let (number, unit) = split_digits(text);
-    let value: f64 = number.parse().ok()?;
-    Some((value, unit))
-}
-
 /// Why a decimal number of units is not a count of whole bytes (or bits).
 #[derive(Debug, PartialEq)]
 enum Scaled {
@@ -279,25 +272,67 @@ pub fn parse_size(text: &str) -> Result<ByteSize, String> {
     whole_bytes(text, &number, multiplier, "size").map(ByteSize)
 }
 
-/// Parses a duration such as `"250ms"`; a bare number is rejected because its unit would be a guess.
+/// The duration units faultline accepts, for error messages.
+const DURATION_UNITS: &str = "ns, us (µs), ms, s, m (minutes), h, in any case, or spelled out (nsec, usec, msec, sec, secs, second(s), min, mins, minute(s), hr, hour(s)), or a sum like \"1h30m\"; a whole number of nanoseconds, like \"250ms\" or \"1.5s\"";
+
+/// Nanoseconds per duration unit, in any case (`M` is minutes, as `m`: sizes are parsed apart,
+/// so no duration unit is confused with mega), short or spelled out.
+fn duration_nanos(unit: &str) -> Option<u64> {
+    Some(match unit.to_lowercase().as_str() {
+        "ns" | "nsec" | "nsecs" | "nanosecond" | "nanoseconds" => 1,
+        "us" | "µs" | "μs" | "usec" | "usecs" | "microsecond" | "microseconds" => 1_000,
+        "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => 1_000_000,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1_000_000_000,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60_000_000_000,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 3_600_000_000_000,
+        _ => return None,
+    })
+}
+
+/// The longest duration a scenario may give (a year): longer is surely a typo.
+const MAX_DURATION_NANOS: u64 = 365 * 86_400 * 1_000_000_000;
+
+/// Parses a duration such as `"250ms"`, `"5 seconds"` or `"1h30m"`; a bare number is rejected
+/// because its unit would be a guess, and a value that is not a whole number of nanoseconds
+/// (`"1.5ns"`) is rejected rather than rounded, as sizes refuse fractions of a byte.
 pub fn parse_duration(text: &str) -> Result<Span, String> {
-    let bad = || {
-        format!("invalid duration {text:?}: expected a number with a unit: ns, us, ms, s, m (minutes), h, like \"250ms\" or \"30s\"")
-    };
-    let (value, unit) = split_number(text).ok_or_else(bad)?;
-    let seconds = match unit {
-        "ns" => value / 1e9,
-        "us" | "µs" => value / 1e6,
-        "ms" => value / 1e3,
-        "s" | "sec" => value,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(bad()),
-    };
-    if !seconds.is_finite() || seconds > 86_400.0 * 365.0 {
-        return Err(format!("invalid duration {text:?}: too long"));
+    let bad =
+        || format!("invalid duration {text:?}: expected a number with a unit: {DURATION_UNITS}");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
     }
-    Ok(Span(Duration::from_secs_f64(seconds)))
+    let mut total: u64 = 0;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+            .unwrap_or(rest.len());
+        let number: String = rest[..number_end].chars().filter(|&c| c != '_').collect();
+        let after = rest[number_end..].trim_start();
+        let unit_end = after
+            .find(|c: char| !c.is_alphabetic())
+            .unwrap_or(after.len());
+        let unit = &after[..unit_end];
+        let nanos = duration_nanos(unit).ok_or_else(bad)?;
+        let part = match scaled(&number, nanos) {
+            Ok((n, true)) => n,
+            Ok((_, false)) => {
+                return Err(format!(
+                    "invalid duration {text:?}: not a whole number of nanoseconds"
+                ))
+            }
+            Err(Scaled::TooLarge) => u64::MAX,
+            Err(Scaled::Invalid) => return Err(bad()),
+        };
+        total = total.saturating_add(part);
+        rest = after[unit_end..].trim_start();
+    }
+    if total > MAX_DURATION_NANOS {
+        return Err(format!(
+            "invalid duration {text:?}: too long (at most 365 days)"
+        ));
+    }
+    Ok(Span(Duration::from_nanos(total)))
 }
 
 /// Parses a rate: a size per second (`"256KiB/s"`, `"1MB/s"`) or a bit rate as networks write it
@@ -564,6 +599,78 @@ mod tests {
         );
         assert!(parse_duration("250").is_err());
         assert!(parse_duration("fast").is_err());
+    }
+
+    /// A trial: `"5sec"`, `"5 s"` and `"5min"` were accepted but `"5secs"`, `"5minutes"`,
+    /// `"1h30m"`, `"5S"` and `"5MS"` refused, the error listed none of the long forms, and
+    /// `"0.0001ns"` and `"1.5ns"` were silently rounded.
+    #[test]
+    fn durations_are_spelled_as_people_write_them_and_exact() {
+        let secs = |s: u64| Ok(Span(Duration::from_secs(s)));
+        for five_seconds in [
+            "5s",
+            "5S",
+            "5 s",
+            "5sec",
+            "5secs",
+            "5 seconds",
+            "5Second",
+            "5_000ms",
+        ] {
+            assert_eq!(parse_duration(five_seconds), secs(5), "{five_seconds}");
+        }
+        for five_minutes in ["5m", "5M", "5min", "5mins", "5 minutes", "5MINUTE"] {
+            assert_eq!(parse_duration(five_minutes), secs(300), "{five_minutes}");
+        }
+        assert_eq!(parse_duration("2h"), secs(7200));
+        assert_eq!(parse_duration("2 hours"), secs(7200));
+        assert_eq!(parse_duration("1h30m"), secs(5400));
+        assert_eq!(parse_duration("1h 30m 15s"), secs(5415));
+        assert_eq!(
+            parse_duration("1m30.5s"),
+            Ok(Span(Duration::from_millis(90_500)))
+        );
+        assert_eq!(parse_duration("5MS"), Ok(Span(Duration::from_millis(5))));
+        assert_eq!(parse_duration("5msec"), Ok(Span(Duration::from_millis(5))));
+        for micros in ["7us", "7µs", "7μs", "7usec", "7US", "7 microseconds"] {
+            assert_eq!(
+                parse_duration(micros),
+                Ok(Span(Duration::from_micros(7))),
+                "{micros}"
+            );
+        }
+        assert_eq!(parse_duration("3ns"), Ok(Span(Duration::from_nanos(3))));
+        assert_eq!(
+            parse_duration("1.5us"),
+            Ok(Span(Duration::from_nanos(1500)))
+        );
+        for fraction in ["0.0001ns", "1.5ns", "0.0000000001s"] {
+            let e = parse_duration(fraction).expect_err(fraction);
+            assert!(e.contains("not a whole number of nanoseconds"), "{e}");
+        }
+        for wrong in [
+            "",
+            "s",
+            "1h30",
+            "5 parsecs",
+            "-5s",
+            "5s5",
+            "1.2.3s",
+            "5ss",
+            "0.005ks",
+        ] {
+            let e = parse_duration(wrong).expect_err(wrong);
+            assert!(
+                e.contains("seconds") && e.contains("1h30m") && e.contains("any case"),
+                "{wrong}: {e}"
+            );
+        }
+        assert!(parse_duration("366 days").is_err());
+        let e = parse_duration("9000h").expect_err("over a year");
+        assert!(e.contains("too long"), "{e}");
+        let e = parse_duration("99999999999999999999999h").expect_err("huge");
+        assert!(e.contains("too long"), "{e}");
+        assert_eq!(parse_duration("8760h"), secs(365 * 86_400));
     }
 
     #[test]

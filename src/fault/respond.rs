@@ -81,9 +81,10 @@ impl Respond {
         Ok(())
     }
 
-    /// Whether an answer with this status carries a body (204 and 304 never do).
-    fn has_body(&self) -> bool {
-        !matches!(self.status, 204 | 304)
+    /// Whether an answer with this status carries a body (204, 205 and 304 never do: RFC 9110
+    /// §15.3.5, §15.3.6, §15.4.5).
+    pub fn has_body(&self) -> bool {
+        !matches!(self.status, 204 | 205 | 304)
     }
 
     /// The exact bytes faultline sends: status line, headers, `Content-Length` (none for a 204),
@@ -171,9 +172,18 @@ mod tests {
         let not_modified =
             String::from_utf8(answer(304, None).response_bytes(false)).expect("utf8");
         assert!(not_modified.ends_with("Content-Length: 0\r\nConnection: close\r\n\r\n"));
-        assert_eq!(
-            answer(204, Some("hi")).validate().map_err(|e| e.key),
-            Err("body")
+        // 205 Reset Content has no content either (RFC 9110 §15.3.6): a trial's body was sent.
+        for status in [204, 205, 304] {
+            assert_eq!(
+                answer(status, Some("hi")).validate().map_err(|e| e.key),
+                Err("body"),
+                "{status}"
+            );
+        }
+        let reset = String::from_utf8(answer(205, None).response_bytes(false)).expect("utf8");
+        assert!(
+            reset.ends_with("Content-Length: 0\r\nConnection: close\r\n\r\n"),
+            "{reset}"
         );
         let head =
             String::from_utf8(answer(503, Some("hello")).response_bytes(true)).expect("utf8");

@@ -69,9 +69,9 @@ pub struct Scenario {
 pub struct Rule {
     /// Human name, used in logs, the summary and capture comments.
     pub name: String,
-    /// Identity of the rule in random streams and counters: a hash of its own text (plus its
-    /// rank among identical rules), so adding or moving another rule never changes this rule's
-    /// draws.
+    /// Identity of the rule in random streams and counters: a hash of its own text, `name`
+    /// included (plus its rank among identical rules), so adding or moving another rule never
+    /// changes this rule's draws; renaming it does, reformatting it does not.
     pub key: u64,
     /// The key and name, as the marks of the faults it arms carry them.
     pub id: RuleId,
@@ -220,18 +220,54 @@ fn canonical_value(value: &toml::Value) -> String {
     }
 }
 
-/// A `host` glob without a port (`"localhost"`, `"*.example"`) matches the host name whatever
-/// the port, as a user writing it means; one with a `:` matches the whole `host:port`. (Host
-/// carries the port whenever it is not the scheme's default, so `"localhost"` never matched a
-/// test server's `localhost:8080`.)
+/// A `host` glob without a port (`"localhost"`, `"*.example"`, `"::1"`, `"[::1]"`) matches the
+/// host name whatever the port, as a user writing it means; one with a port (`"localhost:*"`,
+/// `"[::1]:8080"`) matches the whole `host:port`. (Host carries the port whenever it is not the
+/// scheme's default, so `"localhost"` never matched a test server's `localhost:8080`.) An IPv6
+/// literal is compared as an address (`"::1"` matches `[0:0:0:0:0:0:0:1]`), with or without
+/// its brackets.
 fn host_matches(glob: &Glob, host: &str) -> bool {
     if glob.matches(host) {
         return true;
     }
-    if glob.as_str().contains(':') {
+    let pattern = glob.as_str();
+    let (bracketed, with_port) = match pattern.strip_prefix("\\[") {
+        Some(rest) => (
+            true,
+            rest.split_once("\\]")
+                .is_some_and(|(_, p)| p.starts_with(':')),
+        ),
+        // One colon separates a port; more are an IPv6 address's own.
+        None => (false, pattern.matches(':').count() == 1),
+    };
+    if with_port {
         return false;
     }
-    crate::http::authority::split_host_port(host, 0).is_some_and(|(name, _)| glob.matches(&name))
+    let Some((name, _)) = crate::http::authority::split_host_port(host, 0) else {
+        return false;
+    };
+    if glob.matches(&name) || (bracketed && glob.matches(&format!("[{name}]"))) {
+        return true;
+    }
+    let address = |text: &str| text.parse::<std::net::Ipv6Addr>().ok();
+    let written = pattern
+        .strip_prefix("\\[")
+        .and_then(|rest| rest.strip_suffix("\\]"))
+        .unwrap_or(pattern);
+    address(written).is_some_and(|a| address(&name) == Some(a))
+}
+
+/// The `host` pattern as globset reads it: the brackets of an IPv6 literal (`"[::1]"`,
+/// `"[::1]:8080"`) are taken literally, not as a character class, which never matched.
+fn host_pattern(pattern: &str) -> String {
+    if let Some(rest) = pattern.strip_prefix('[') {
+        if let Some((inside, after)) = rest.split_once(']') {
+            if inside.contains(':') {
+                return format!("\\[{inside}\\]{after}");
+            }
+        }
+    }
+    pattern.to_string()
 }
 
 impl Rule {
@@ -317,10 +353,11 @@ impl Scenario {
     /// `upstream_ca`, `keylog`) become relative to the file's folder. `capture` and `store` stay
     /// relative to the working directory, like the `--capture` and `--store` flags.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
             path: path.to_path_buf(),
             source,
         })?;
+        let text = String::from_utf8(bytes).map_err(|e| not_utf8(path, &e))?;
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -361,13 +398,25 @@ impl Scenario {
                 Some(field) if key.is_empty() => field.to_string(),
                 Some(field) if !key.ends_with(field) => format!("{key}.{field}"),
                 // A value toml itself refused (an integer beyond i64): name its key.
-                None if key.is_empty() => key_of_value_at(text, offset).unwrap_or_default(),
+                None if key.is_empty() => full_key_of_value_at(text, offset)
+                    .or_else(|| key_of_value_at(text, offset))
+                    .unwrap_or_default(),
                 _ => key,
             };
             let message = explain(&key, &message, text);
             invalid(offset, key, message)
         })?;
 
+        if let Some(name) = &file.name {
+            if name.get_ref().trim().is_empty() {
+                // It names the capture (`cap/.pcapng`, a hidden file) and the summary.
+                return Err(invalid(
+                    name.span().start,
+                    "name".to_string(),
+                    "must not be empty; leave it out to use the file's name".to_string(),
+                ));
+            }
+        }
         let protocol = file.proxy.protocol.unwrap_or_default();
         let tls = match &file.proxy.tls {
             Some(section) => Some(
@@ -425,7 +474,10 @@ impl Scenario {
             rules.push(rule);
         }
         Ok(Scenario {
-            name: file.name.unwrap_or_else(|| default_name.to_string()),
+            name: file
+                .name
+                .map(toml::Spanned::into_inner)
+                .unwrap_or_else(|| default_name.to_string()),
             description: file.description,
             seed: file.seed,
             listen: file.proxy.listen.map(|l| l.0),
@@ -502,6 +554,27 @@ impl Scenario {
         warnings
     }
 
+    /// What `run` says once at start (warn level) of what `check` warns: the settings this
+    /// combination ignores and the rules that never act. `upstream` is `--upstream` when given
+    /// and `capture` the capture template the run uses (`--capture`, else the file's); "no
+    /// upstream" and "no rules" are left to `check` (run refuses the first, and a rule-less relay
+    /// is often the point).
+    pub fn run_warnings(
+        &self,
+        upstream: Option<&UpstreamSpec>,
+        capture: Option<&str>,
+    ) -> Vec<String> {
+        let mut effective = self.clone();
+        if let Some(upstream) = upstream {
+            effective.upstream = Some(upstream.clone());
+        }
+        let mut warnings = effective.ignored_settings();
+        warnings.retain(|w| !w.starts_with("capture "));
+        warnings.extend(capture.and_then(capture_placeholders));
+        warnings.extend(self.rule_warnings());
+        warnings
+    }
+
     /// `[proxy]` settings this combination ignores, which a trial set expecting them to act.
     fn ignored_settings(&self) -> Vec<String> {
         let mut ignored = Vec::new();
@@ -528,21 +601,7 @@ impl Scenario {
                 "store is the folder of upstream = \"builtin:store\"; with another upstream it is ignored".to_string(),
             );
         }
-        if let Some(capture) = &self.capture {
-            let mut rest = capture.as_str();
-            while let Some(open) = rest.find('{') {
-                let after = &rest[open..];
-                let Some(close) = after.find('}') else { break };
-                let placeholder = &after[..=close];
-                if !["{name}", "{time}", "{pid}"].contains(&placeholder) {
-                    ignored.push(format!(
-                        "capture {capture:?}: {placeholder} is not a placeholder ({{name}}, {{time}} or {{pid}}) and is written as it is"
-                    ));
-                    break;
-                }
-                rest = &after[close + 1..];
-            }
-        }
+        ignored.extend(self.capture.as_deref().and_then(capture_placeholders));
         ignored
     }
 
@@ -552,11 +611,47 @@ impl Scenario {
         let mut warnings = Vec::new();
         for rule in &self.rules {
             warnings.extend(self.never_acts(rule));
+            warnings.extend(self.never_selected(rule));
             warnings.extend(lower_case_methods(rule));
             warnings.extend(body_fault_on_a_bodiless_request(rule));
         }
         warnings.extend(names_alike(&self.rules));
         warnings
+    }
+
+    /// Why no connection or request can meet all of `rule`'s keys at once (cheap cases only):
+    /// `check` warns as for a rule that never fires.
+    fn never_selected(&self, rule: &Rule) -> Option<String> {
+        let name = &rule.name;
+        let m = &rule.matcher;
+        if let (Some(set), Some(every)) = (&m.connections, m.every) {
+            if set.iter().all(|c| c % every != 0) {
+                let listed: Vec<String> = set.iter().map(u64::to_string).collect();
+                return Some(format!(
+                    "rule \"{name}\": no connection is both connection = {} and every = {every} (a multiple of {every}): it will never fire",
+                    match listed.as_slice() {
+                        [one] => one.clone(),
+                        many => format!("[{}]", many.join(", ")),
+                    }
+                ));
+            }
+        }
+        let methods = m.http.as_ref().and_then(|h| h.methods.as_ref());
+        if self.mode == Mode::Forward
+            && methods.is_some_and(|ms| !ms.is_empty() && ms.iter().all(|m| m == "CONNECT"))
+        {
+            // proxy/forward.rs answers the CONNECT head itself and relays the tunnel: the head
+            // never reaches a protocol session, so no HTTP rule sees it.
+            let inside = if self.tls.as_ref().is_some_and(|t| t.intercept) {
+                "the requests inside the intercepted tunnel reach the rules with their own methods"
+            } else {
+                "the tunnel after it is relayed as raw bytes (TCP faults apply)"
+            };
+            return Some(format!(
+                "rule \"{name}\": in mode = \"forward\" faultline answers a CONNECT itself, so no rule sees a CONNECT request, and {inside}: method = \"CONNECT\" never matches and it will never fire (choose tunnels with connection, every or probability and no HTTP keys)"
+            ));
+        }
+        None
     }
 
     /// Why `rule` can never act (or a key of it never applies) under this scenario's protocol
@@ -630,6 +725,38 @@ impl Scenario {
         }
         None
     }
+}
+
+/// Every `{…}` of a capture template that is not a placeholder (they are lower case: `{TIME}`
+/// is written as it is), in one sentence, or `None` when there is none.
+pub fn capture_placeholders(template: &str) -> Option<String> {
+    const PLACEHOLDERS: [&str; 3] = ["{name}", "{time}", "{pid}"];
+    let mut unknown: Vec<&str> = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open..];
+        let Some(close) = after.find('}') else { break };
+        let placeholder = &after[..=close];
+        if !PLACEHOLDERS.contains(&placeholder) && !unknown.contains(&placeholder) {
+            unknown.push(placeholder);
+        }
+        rest = &after[close + 1..];
+    }
+    if unknown.is_empty() {
+        return None;
+    }
+    let (list, verb) = match unknown.as_slice() {
+        [one] => (one.to_string(), "is not a placeholder"),
+        many => (many.join(", "), "are not placeholders"),
+    };
+    let case = unknown
+        .iter()
+        .find(|u| PLACEHOLDERS.contains(&u.to_lowercase().as_str()))
+        .map(|u| format!("; placeholders are lower case: write {}", u.to_lowercase()))
+        .unwrap_or_default();
+    Some(format!(
+        "capture {template:?}: {list} {verb} ({{name}}, {{time}} or {{pid}}) and written as it is{case}"
+    ))
 }
 
 /// `method = "put"` is valid (methods match exactly, and a server may define its own), but every
@@ -862,7 +989,19 @@ fn http_match(
         methods: m.method.as_ref().map(|l| l.0.clone()),
         path: optional("path", &m.path, Case::Sensitive)?,
         query: optional("query", &m.query, Case::Sensitive)?,
-        host: optional("host", &m.host, Case::Insensitive)?,
+        host: m
+            .host
+            .as_ref()
+            .map(|v| {
+                Glob::new(&host_pattern(v.get_ref()), Case::Insensitive).map_err(|message| {
+                    invalid(
+                        v.span().start,
+                        format!("rule[{number}].match.host"),
+                        message,
+                    )
+                })
+            })
+            .transpose()?,
         headers,
         request: m.request.as_ref().map(|s| s.0.clone()),
         attempt: m.attempt.as_ref().map(|s| s.0.clone()),
@@ -962,7 +1101,7 @@ fn explain(key: &str, message: &str, text: &str) -> String {
     }
     if message == "number too large to fit in target type" {
         let hint = if key == "seed" {
-            ""
+            " (write a smaller seed, or pass a larger one on the command line: --seed N)"
         } else {
             " (write a size as a string, like \"16TiB\")"
         };
@@ -1044,6 +1183,66 @@ fn without_rust_types(key: &str, message: &str) -> String {
         out.replace_range(at..name_end, table);
     }
     out
+}
+
+/// A file that is not UTF-8, located at its first invalid byte (std's message, "stream did not
+/// contain valid UTF-8", said neither where nor which byte).
+fn not_utf8(path: &Path, error: &std::string::FromUtf8Error) -> ScenarioError {
+    let bytes = error.as_bytes();
+    let at = error.utf8_error().valid_up_to();
+    let valid = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+    ScenarioError::Invalid(Located::at(
+        &path.display().to_string(),
+        valid,
+        at,
+        String::new(),
+        format!(
+            "byte 0x{:02X} is not valid UTF-8: a scenario file is UTF-8 text",
+            bytes.get(at).copied().unwrap_or(0)
+        ),
+    ))
+}
+
+/// The full dotted key (`rule[1].fault.reset.after`) of the value toml refused at byte
+/// `offset`, found by putting a marker string of the same length in its place and reading the
+/// file again; `None` when that still does not parse (another error follows), and the caller
+/// falls back to the key written just before the value.
+fn full_key_of_value_at(text: &str, offset: usize) -> Option<String> {
+    let rest = text.get(offset..)?;
+    let length = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.')))
+        .unwrap_or(rest.len());
+    let marker = format!("\"{}\"", "~".repeat(length.checked_sub(2)?));
+    let patched = format!("{}{marker}{}", &text[..offset], &rest[length..]);
+    let table: toml::Table = patched.parse().ok()?;
+    fn find(value: &toml::Value, marker: &str, path: &mut Vec<String>) -> bool {
+        match value {
+            toml::Value::String(s) => s == marker,
+            toml::Value::Table(table) => table.iter().any(|(key, value)| {
+                path.push(format!(".{key}"));
+                let found = find(value, marker, path);
+                if !found {
+                    path.pop();
+                }
+                found
+            }),
+            toml::Value::Array(items) => items.iter().enumerate().any(|(i, value)| {
+                path.push(format!("[{}]", i + 1));
+                let found = find(value, marker, path);
+                if !found {
+                    path.pop();
+                }
+                found
+            }),
+            _ => false,
+        }
+    }
+    let mut path = Vec::new();
+    let marker = &marker[1..marker.len() - 1];
+    find(&toml::Value::Table(table), marker, &mut path).then(|| {
+        let joined = path.concat();
+        joined.trim_start_matches('.').to_string()
+    })
 }
 
 /// The key written just before the value at byte `offset` (`after = 1…` gives `after`), for
@@ -1274,10 +1473,47 @@ fault.refuse = {}
             let found = text(proxy);
             assert!(found.iter().any(|w| w.contains(says)), "{proxy}: {found:?}");
         }
+        // Every unknown placeholder is named, not only the first; case matters.
+        let both = text("upstream = \"builtin:echo\"\ncapture = \"{nmae}-{TIME}.pcapng\"");
+        assert!(
+            both.iter()
+                .any(|w| w.contains("{nmae}, {TIME} are not placeholders")
+                    && w.contains("write {time}")),
+            "{both:?}"
+        );
+        let upper = text("upstream = \"builtin:echo\"\ncapture = \"{name}-{TIME}.pcapng\"");
+        assert!(
+            upper
+                .iter()
+                .any(|w| w.contains("{TIME} is not a placeholder")),
+            "{upper:?}"
+        );
         let fine = text(
             "upstream = \"builtin:store\"\nstore = \"s\"\ncapture = \"{name}-{time}-{pid}.pcapng\"",
         );
         assert!(fine.iter().all(|w| w.starts_with("no rules")), "{fine:?}");
+    }
+
+    /// `run` says the settings warnings of what it really runs: `--upstream builtin:store` makes
+    /// the file's `store` used, and `--capture` replaces the file's template.
+    #[test]
+    fn run_warns_of_the_settings_it_runs_with() {
+        let s = Scenario::from_toml(
+            "[proxy]\nupstream = \"127.0.0.1:9\"\nstore = \"s\"\ncapture = \"{TIME}.pcapng\"\n",
+            "r.toml",
+            "r",
+        )
+        .expect("valid");
+        let from_file = s.run_warnings(None, s.capture.as_deref());
+        assert_eq!(from_file.len(), 2, "{from_file:?}");
+        let store = UpstreamSpec::Builtin(Builtin::Store);
+        let flagged = s.run_warnings(Some(&store), Some("{name}-{Pid}.pcap"));
+        assert_eq!(flagged.len(), 1, "{flagged:?}");
+        assert!(
+            flagged[0].contains("{Pid} is not a placeholder"),
+            "{flagged:?}"
+        );
+        assert!(s.run_warnings(Some(&store), None).is_empty());
     }
 
     /// A trial's coin rule drew differently written three ways; a rule is its meaning.
@@ -1343,6 +1579,71 @@ fault.refuse = {}
         assert!(quiet.is_empty(), "{quiet:?}");
     }
 
+    /// A trial's rules that never act and passed `check` in silence: a CONNECT in forward mode
+    /// (faultline answers it; no HTTP rule sees it) and `connection = 2, every = 3`.
+    #[test]
+    fn rules_no_connection_or_request_can_meet_are_warned_about() {
+        let connect = "[[rule]]\nname = \"c\"\nmatch = { method = \"CONNECT\" }\nfault.respond = { status = 500 }\n";
+        let forward = warnings(&format!("mode = \"forward\"\n{connect}"));
+        let said: Vec<&String> = forward.iter().filter(|w| w.starts_with("rule ")).collect();
+        assert_eq!(said.len(), 1, "{forward:?}");
+        assert!(
+            said[0].starts_with(
+                "rule \"c\": in mode = \"forward\" faultline answers a CONNECT itself"
+            ) && said[0].contains("raw bytes")
+                && said[0].contains("never fire"),
+            "{said:?}"
+        );
+        let intercepted = warnings(&format!(
+            "mode = \"forward\"\n[proxy.tls]\nintercept = true\n{connect}"
+        ));
+        assert!(
+            intercepted
+                .iter()
+                .any(|w| w.contains("inside the intercepted tunnel")),
+            "{intercepted:?}"
+        );
+        // In reverse mode a CONNECT is a request like another, passed to the upstream.
+        assert!(warnings(connect).is_empty(), "{:?}", warnings(connect));
+        assert!(warnings(
+            "mode = \"forward\"\n[[rule]]\nmatch = { method = [\"CONNECT\", \"PUT\"] }\nfault.respond = { status = 500 }\n"
+        )
+        .iter()
+        .all(|w| !w.starts_with("rule ")));
+
+        let never = warnings(
+            "[[rule]]\nname = \"n\"\nmatch = { connection = 2, every = 3 }\nfault.refuse = {}\n",
+        );
+        assert_eq!(never.len(), 1, "{never:?}");
+        assert!(
+            never[0].starts_with("rule \"n\": no connection is both connection = 2 and every = 3"),
+            "{never:?}"
+        );
+        let list =
+            warnings("[[rule]]\nmatch = { connection = [2, 4], every = 3 }\nfault.refuse = {}\n");
+        assert!(list[0].contains("connection = [2, 4]"), "{list:?}");
+        for fine in [
+            "connection = [2, 6], every = 3",
+            "connection = 3, every = 3",
+            "every = 1, connection = 5",
+        ] {
+            let text = format!("[[rule]]\nmatch = {{ {fine} }}\nfault.refuse = {{}}\n");
+            assert!(warnings(&text).is_empty(), "{text}: {:?}", warnings(&text));
+        }
+    }
+
+    /// RFC 9110 §15.3.6: a 205 has no content, like 204 and 304.
+    #[test]
+    fn a_205_answer_with_a_body_is_refused() {
+        let e = error_of("[[rule]]\nmatch = { method = \"PUT\" }\nfault.respond = { status = 205, body = \"x\" }\n");
+        assert_eq!((e.key.as_str(), e.line), ("rule[1].fault.respond.body", 3));
+        assert!(
+            e.message.contains("a 205 answer has no body"),
+            "{}",
+            e.message
+        );
+    }
+
     #[test]
     fn a_host_without_a_port_matches_whatever_the_port() {
         let glob = |p: &str| Glob::new(p, Case::Insensitive).expect("glob");
@@ -1353,6 +1654,50 @@ fault.refuse = {}
         assert!(host_matches(&glob("localhost:80*"), "localhost:8080"));
         assert!(!host_matches(&glob("localhost:9"), "localhost:8080"));
         assert!(!host_matches(&glob("other"), "localhost:8080"));
+    }
+
+    /// A trial's forward-mode `curl -x … 'http://[::1]:18081/5'`: `host = "::1"`, `"[::1]"` and
+    /// `"[::1]:18081"` never matched (the brackets were read as a glob class, and `"::1"` has a
+    /// `:` so it was taken for `host:port`); only `"\\[::1\\]:18081"` did.
+    #[test]
+    fn ipv6_literals_match_as_written() {
+        let host_of = |pattern: &str| {
+            let text = format!(
+                "[[rule]]\nmatch = {{ host = {pattern:?} }}\nfault.respond = {{ status = 500 }}\n"
+            );
+            let s = Scenario::from_toml(&text, "h.toml", "h").expect("valid");
+            s.rules[0]
+                .matcher
+                .http
+                .clone()
+                .expect("http")
+                .host
+                .expect("host")
+        };
+        for (pattern, host, expected) in [
+            ("::1", "[::1]:18081", true),
+            ("::1", "[::1]", true),
+            ("[::1]", "[::1]:18081", true),
+            ("[::1]", "[::1]", true),
+            ("[::1]:18081", "[::1]:18081", true),
+            ("[::1]:18082", "[::1]:18081", false),
+            ("[::1]:*", "[::1]:18081", true),
+            ("\\[::1\\]:18081", "[::1]:18081", true),
+            ("*:18081", "[::1]:18081", true),
+            ("::1", "[0:0:0:0:0:0:0:1]:80", true),
+            ("[::1]", "[::2]:18081", false),
+            ("::2", "[::1]:18081", false),
+            ("[FE80::1]", "[fe80::1]:8080", true),
+            ("fe80::*", "[fe80::1]:8080", true),
+            ("::1", "localhost:18081", false),
+            ("[ab]", "a", true),
+        ] {
+            assert_eq!(
+                host_matches(&host_of(pattern), host),
+                expected,
+                "{pattern} against {host}"
+            );
+        }
     }
 
     #[test]
@@ -1408,14 +1753,64 @@ fault.refuse = {}
     #[test]
     fn an_integer_too_large_for_toml_names_its_key() {
         let e = error_of("[[rule]]\nfault.reset = { after = 18446744073709551615 }\n");
-        assert_eq!(e.key, "after");
+        assert_eq!(e.key, "rule[1].fault.reset.after");
         assert_eq!((e.line, e.column), (2, 25));
         assert!(e.message.contains("integer too large"), "{}", e.message);
         let e = error_of("seed = 18446744073709551616\n");
         assert_eq!(e.key, "seed");
+        assert!(e.message.contains("--seed N"), "{}", e.message);
+        let e = error_of("seed = 10141591430360726759\n");
+        assert!(e.message.contains("--seed N"), "{}", e.message);
+        let e = error_of("[[rule]]\nfault.refuse = {}\n[[rule]]\n[rule.fault.truncate]\nafter = 99999999999999999999\n");
+        assert_eq!(
+            (e.key.as_str(), e.line),
+            ("rule[2].fault.truncate.after", 5)
+        );
+        let e = error_of(
+            "[proxy]\nlisten = \"127.0.0.1:0\"\n\"upstream\" = 99999999999999999999 # x\n",
+        );
+        assert_eq!(e.key, "proxy.upstream");
         // A key after non-ASCII text is cut at a character boundary.
         let e = error_of("[[rule]]\nmatch = { header = { \"é\" = 99999999999999999999 } }\n");
         assert_eq!(e.line, 2);
+    }
+
+    /// A file that was not UTF-8 said "cannot read scenario: stream did not contain valid UTF-8"
+    /// with no line or column.
+    #[test]
+    fn a_file_that_is_not_utf8_is_located_at_its_first_bad_byte() {
+        let dir = std::env::temp_dir().join(format!("faultline-utf8-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("bin.toml");
+        std::fs::write(&file, b"seed = 1\nname = \"caf\xc3\xa9 \xff\"\n").expect("write");
+        let error = Scenario::load(&file).expect_err("not UTF-8");
+        let _ = std::fs::remove_dir_all(&dir);
+        let ScenarioError::Invalid(e) = error else {
+            panic!("located: {error}")
+        };
+        assert_eq!((e.line, e.column), (2, 14), "{e}");
+        assert!(e.message.contains("0xFF is not valid UTF-8"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}:2:14: byte", file.display())),
+            "{e}"
+        );
+    }
+
+    /// `name = ""` gave the capture `cap/.pcapng`, a hidden file, and a scenario called "".
+    #[test]
+    fn an_empty_scenario_name_is_refused() {
+        for empty in ["\"\"", "\"  \""] {
+            let e = error_of(&format!("seed = 1\nname = {empty}\n"));
+            assert_eq!((e.key.as_str(), e.line, e.column), ("name", 2, 8), "{e}");
+            assert!(
+                e.message.contains("must not be empty; leave it out"),
+                "{}",
+                e.message
+            );
+        }
+        let named = Scenario::from_toml("name = \"n\"\n", "s.toml", "s").expect("valid");
+        assert_eq!(named.name, "n");
     }
 
     #[test]

@@ -17,8 +17,8 @@ use crate::units::Probability;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioFile {
-    /// Defaults to the file stem.
-    pub name: Option<String>,
+    /// Defaults to the file stem; spanned so an empty name is refused where it is written.
+    pub name: Option<toml::Spanned<String>>,
     /// Free text for humans.
     pub description: Option<String>,
     /// Seed of every random decision; chosen at random (and logged) when absent.

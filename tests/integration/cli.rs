@@ -537,6 +537,44 @@ fn run_repeats_checks_rule_warnings_once_at_start() {
     );
 }
 
+/// A trial's `check -qq` still printed warnings that `run -qq` hid, and `run` never said that
+/// `{TIME}` in a capture template is not a placeholder (`check` did).
+#[test]
+fn qq_hides_checks_warnings_and_run_says_the_settings_warnings() {
+    let dir = TempDir::new("check-qq");
+    let scenario = dir.write(
+        "qq.toml",
+        "[proxy]\nupstream = \"127.0.0.1:9\"\ncapture = \"caps/{name}-{TIME}.pcapng\"\n[[rule]]\nmatch = { probability = 0.0 }\nfault.refuse = {}\n",
+    );
+    let warning = "{TIME} is not a placeholder";
+    let loud = check(&[&scenario]);
+    assert_eq!(loud.code(), Some(0), "{}", loud.stderr);
+    assert!(loud.stderr.contains(warning), "{}", loud.stderr);
+    let quiet = faultline(&["check", "-q", &scenario.display().to_string()]);
+    assert!(
+        quiet.stderr.contains(warning),
+        "-q keeps warnings: {}",
+        quiet.stderr
+    );
+    let silent = faultline(&["check", "-qq", &scenario.display().to_string()]);
+    assert_eq!(silent.code(), Some(0), "{}", silent.stderr);
+    assert_eq!(silent.stderr, "", "-qq hides warnings");
+    assert!(silent.stdout.contains(": ok (1 rule)"), "{}", silent.stdout);
+    let process = Process::spawn(
+        Command::new(BIN)
+            .current_dir(dir.path())
+            .arg("run")
+            .arg(&scenario)
+            .args(["--listen", "127.0.0.1:0"]),
+    );
+    process.wait_for_stderr("listening on");
+    process.terminate();
+    let out = process.wait();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stderr.matches(warning).count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("probability = 0"), "{}", out.stderr);
+}
+
 #[test]
 fn check_reports_a_syntax_error_on_one_line() {
     let dir = TempDir::new("check-syntax");

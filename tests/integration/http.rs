@@ -2680,6 +2680,84 @@ async fn forward_mode_sends_origin_form_and_the_targets_host_upstream() {
     .await;
 }
 
+/// A trial's `curl -x PROXY 'http://[::1]:PORT/5'` in forward mode: `host = "::1"`, `"[::1]"`
+/// and `"[::1]:PORT"` never matched (the brackets were a glob class; `"::1"` was taken for
+/// `host:port`). Each is tried by curl against an origin on ::1; another port does not match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_host_rules_match_an_ipv6_literal_as_written() {
+    use tokio::io::AsyncReadExt;
+    bounded("forward IPv6 host", async {
+        let origin = tokio::net::TcpListener::bind("[::1]:0")
+            .await
+            .expect("bind ::1");
+        let port = origin.local_addr().expect("origin address").port();
+        // The origin answers every request with 200 (what a rule that does not match reaches).
+        let served = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = origin.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0
+                            || socket
+                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                                .await
+                                .is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let other = port.wrapping_add(1).max(1);
+        for (pattern, matches) in [
+            ("::1".to_string(), true),
+            ("[::1]".to_string(), true),
+            (format!("[::1]:{port}"), true),
+            (format!("[::1]:{other}"), false),
+        ] {
+            let rules = format!(
+                "[[rule]]\nmatch = {{ host = {pattern:?} }}\nfault.respond = {{ status = 503 }}\n"
+            );
+            let mut h = Harness::start(
+                "fwd-ipv6-host",
+                "mode = \"forward\"",
+                &rules,
+                UpstreamSpec::PerRequest,
+                None,
+            )
+            .await;
+            let got = curl(vec![
+                "-sS".into(),
+                "-g".into(),
+                "-x".into(),
+                format!("http://{}", h.proxy),
+                "-w".into(),
+                "%{http_code}".into(),
+                "-o".into(),
+                "/dev/null".into(),
+                format!("http://[::1]:{port}/5"),
+            ])
+            .await;
+            assert!(
+                got.status.success(),
+                "{pattern}: curl failed: {}",
+                got.stderr
+            );
+            let expected = if matches { "503" } else { "200" };
+            assert_eq!(got.stdout.trim(), expected, "{pattern}: {}", got.stderr);
+            let summary = h.finish().await;
+            assert_eq!(
+                summary.rules[0].fired,
+                u64::from(matches),
+                "{pattern}: {summary:?}"
+            );
+        }
+        served.abort();
+    })
+    .await;
+}
+
 /// A server that answers before reading the body (python's http.server: 501 to a POST) and
 /// closes on the rest resets the connection under the client's upload. Without faultline curl
 /// reads the 501 every time; through a faultline with no rules it got a bare reset about half
