@@ -1980,10 +1980,10 @@ impl H2Session {
                     answer = Some((frames, Mark::rule(&rule.id, note), Vec::new()));
                 }
                 Fault::Respond(r) if answer.is_none() => {
-                    // As on HTTP/1: no body for 204 and 304 (no length either for a 204,
+                    // As on HTTP/1: no body for 204, 205 and 304 (no length either for a 204,
                     // RFC 9110 §8.6); a HEAD gets the length only. DATA there is malformed
                     // (RFC 9113 §8.1.1), a stream error at strict clients.
-                    let body = if matches!(r.status, 204 | 304) {
+                    let body = if !r.has_body() {
                         String::new()
                     } else {
                         r.body.clone().unwrap_or_else(|| {
