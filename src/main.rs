@@ -184,6 +184,13 @@ fn stderr_line(level: &str, text: &str, exit_code: Option<serde_json::Value>) {
     let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 
+/// Bad input `run` refuses before it starts (exit 2): `text` as it is, or one JSON line under
+/// `--log-format json` like every other line a log collector reads from stderr.
+fn refuse(text: &str) -> ExitCode {
+    stderr_line("ERROR", text, Some(serde_json::json!(2)));
+    ExitCode::from(2)
+}
+
 /// Whether fatal errors are reported as JSON lines (`--log-format json`).
 static JSON_ERRORS: AtomicBool = AtomicBool::new(false);
 
@@ -255,8 +262,7 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         Ok(s) => s,
         // A missing or unreadable file is bad input, as `check` says (exit 2, same message).
         Err(e @ (ScenarioError::Invalid(_) | ScenarioError::Read { .. })) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::from(2));
+            return Ok(refuse(&e.to_string()));
         }
     };
     // What `check` warns about a rule (it will never fire, a key is ignored) or a setting (ignored,
@@ -271,8 +277,7 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     }
     // A bad manifest is said before the run, not after it.
     if let Some(Err(e)) = args.expect.as_deref().map(Manifest::load) {
-        eprintln!("{e}");
-        return Ok(ExitCode::from(2));
+        return Ok(refuse(&e.to_string()));
     }
     // Where the listen address came from, for the message when it cannot be bound.
     let listen_from = match (args.listen, scenario.listen) {
@@ -292,11 +297,10 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         upstream
     };
     let Some(upstream) = upstream else {
-        eprintln!(
+        return Ok(refuse(&format!(
             "{}: no upstream: set [proxy] upstream in the file or pass --upstream HOST:PORT",
             args.scenario.display()
-        );
-        return Ok(ExitCode::from(2));
+        )));
     };
     if let Some(store) = &args.store {
         scenario.store = Some(store.display().to_string());
@@ -319,15 +323,14 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     };
     // --inspect reads the capture this run writes: without one, say so now, not after the run.
     if args.inspect && capture.is_none() {
-        eprintln!(
+        return Ok(refuse(&format!(
             "faultline: --inspect needs a capture: {}",
             if args.no_capture {
                 "drop --no-capture"
             } else {
                 "pass --capture PATH or set [proxy] capture in the scenario"
             }
-        );
-        return Ok(ExitCode::from(2));
+        )));
     }
     let capture_path = capture.clone();
     // A built-in upstream is named with where it keeps its files, not by its ephemeral port.

@@ -489,4 +489,22 @@ fn a_listen_address_in_use_is_reported_once() {
         message.contains(&format!("cannot listen on {addr}")),
         "{stderr}"
     );
+
+    // A scenario error too (a trial: the FILE:LINE:COL line came as text among JSON lines).
+    std::fs::write(&scenario, "[proxy]\nupstream = 5\n").expect("scenario");
+    let out = Command::new(BIN)
+        .args(["--log-format", "json", "run"])
+        .arg(&scenario)
+        .output()
+        .expect("run faultline");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for l in stderr.lines() {
+        let line: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+        assert_eq!(line["fields"]["exit_code"], 2, "{stderr}");
+        let message = line["fields"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("s.toml:2:12: proxy.upstream:"), "{stderr}");
+    }
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
