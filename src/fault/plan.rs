@@ -173,6 +173,15 @@ pub enum Step {
 }
 
 impl Step {
+    /// The mark this step carries, if a fault marked it.
+    pub fn mark(&self) -> Option<&Mark> {
+        match self {
+            Step::Send { mark, .. } | Step::Insert { mark, .. } => mark.as_ref(),
+            Step::End { mark, .. } | Step::Hold { mark } | Step::Answer { mark, .. } => Some(mark),
+            _ => None,
+        }
+    }
+
     /// A plain send of `len` payload bytes that may go out at `at`.
     pub fn send(len: usize, at: Instant) -> Step {
         Step::Send {

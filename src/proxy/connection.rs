@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -76,18 +76,46 @@ pub struct ConnectionShared {
     /// by a stall), by [`Direction::index`]: what a run that stops now leaves unsent, which the
     /// capture says rather than dropping it in silence.
     pub unsent: [AtomicU64; 2],
+    /// Per direction, the mark of the first queued step a fault marked (a latency's first
+    /// delayed chunk): a run that stops before it is sent still counts the rule and names it
+    /// beside the unsent bytes. Touched only when a marked step is queued or sent.
+    pending_mark: [Mutex<Option<Mark>>; 2],
+}
+
+/// The guarded value, also after a panic elsewhere poisoned the lock (the counters and marks it
+/// guards stay meaningful).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 impl ConnectionShared {
+    /// `mark` was queued in `direction`: kept unless an earlier queued mark is.
+    pub fn queued_mark(&self, direction: Direction, mark: &Mark) {
+        let mut slot = lock(&self.pending_mark[direction.index()]);
+        if slot.is_none() {
+            *slot = Some(mark.clone());
+        }
+    }
+
+    /// The queued mark of `direction` was sent; `next` is the next marked step still queued.
+    pub fn sent_mark(&self, direction: Direction, next: Option<&Mark>) {
+        *lock(&self.pending_mark[direction.index()]) = next.cloned();
+    }
+
+    /// The mark of the first marked step `direction` still had queued.
+    fn take_pending_mark(&self, direction: Direction) -> Option<Mark> {
+        lock(&self.pending_mark[direction.index()]).take()
+    }
+
     /// A fault took effect: count it, say so once at info naming the rule, and return the
     /// sentence that marks it in the capture.
     pub fn fault_fired(&self, mark: &Mark) -> String {
         if let Some(rule) = &mark.rule {
             let first = !mark.once_per_connection || {
-                let mut once = match self.fired_once.lock() {
-                    Ok(guard) => guard,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
+                let mut once = lock(&self.fired_once);
                 !once.contains(&rule.key) && {
                     once.push(rule.key);
                     true
@@ -276,6 +304,7 @@ pub async fn serve(mut client: TcpStream, client_addr: SocketAddr, id: u64, run:
             timers: Notify::new(),
             fired_once: Mutex::new(Vec::new()),
             unsent: [AtomicU64::new(0), AtomicU64::new(0)],
+            pending_mark: [Mutex::new(None), Mutex::new(None)],
         };
         let first = FirstBytes { peeked, hello };
         proxy_connection(client, first, rules, &conn).await;
@@ -492,16 +521,32 @@ async fn proxy_connection(
         Outcome::Shutdown => {
             // Each leg's FIN says what its peer was never sent: a stopped run drops what a
             // fault still held, and the capture must not look as if it was relayed.
+            // A rule whose first marked bytes were still queued took effect (a latency held
+            // them): it counts, and the note names it.
+            let mut held_by = [None, None];
             for toward in Direction::ALL {
                 let unsent = conn.unsent[toward.index()].load(Relaxed);
                 conn.run.stats.unsent_at_stop[toward.index()].fetch_add(unsent, Relaxed);
+                if let Some(mark) = conn.take_pending_mark(toward).filter(|_| unsent > 0) {
+                    let comment = conn.fault_fired(&mark);
+                    held_by[toward.index()] = Some(
+                        comment
+                            .strip_prefix("faultline: ")
+                            .unwrap_or(&comment)
+                            .to_string(),
+                    );
+                }
             }
             let note = |toward: Direction| {
                 let unsent = conn.unsent[toward.index()].load(Relaxed);
-                Some(match unsent {
-                    0 => "faultline: run stopped".to_string(),
-                    n => format!(
+                Some(match (unsent, &held_by[toward.index()]) {
+                    (0, _) => "faultline: run stopped".to_string(),
+                    (n, None) => format!(
                         "faultline: run stopped; {} {toward} read and never sent (queued or held by a rule)",
+                        crate::plural::count(n as usize, "byte")
+                    ),
+                    (n, Some(rule)) => format!(
+                        "faultline: run stopped; {} {toward} read and never sent (queued or held by a rule; {rule})",
                         crate::plural::count(n as usize, "byte")
                     ),
                 })

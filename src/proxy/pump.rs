@@ -164,7 +164,10 @@ where
             match queue.pop_front() {
                 Some(Queued::Send { bytes, mark, .. }) => {
                     queued_bytes -= bytes.len();
-                    let comment = mark.map(|mark| conn.fault_fired(&mark));
+                    let comment = mark.map(|mark| {
+                        conn.sent_mark(direction, queue.iter().find_map(Queued::mark));
+                        conn.fault_fired(&mark)
+                    });
                     if let Err(e) =
                         write_recorded(destination, direction, bytes, comment, conn).await
                     {
@@ -201,6 +204,7 @@ where
                 }
                 Some(Queued::Hold { mark }) => {
                     held_by = mark.rule_key();
+                    conn.sent_mark(direction, queue.iter().find_map(Queued::mark));
                     let comment = conn.fault_fired(&mark);
                     conn.tap.note(direction, comment).await;
                     holding = true;
@@ -317,6 +321,7 @@ where
                 release(&mut queue, Instant::now(), |mark| {
                     unhold && lifted(mark.rule_key())
                 });
+                conn.sent_mark(direction, queue.iter().find_map(Queued::mark));
                 if holding && unhold && lifted(held_by) {
                     holding = false;
                     closed_by_plan = queue.iter().any(Queued::ends_direction);
@@ -333,7 +338,8 @@ where
                 let mut held = held;
                 carry = held.split_off(covered);
                 let steps = planner.apply(session.steps, arrival);
-                closed_by_plan = enqueue(&mut queue, &mut queued_bytes, held, steps);
+                closed_by_plan =
+                    enqueue_noted(conn, direction, &mut queue, &mut queued_bytes, held, steps);
             } else {
                 carry = held;
             }
@@ -353,8 +359,14 @@ where
                         .filter(|s| !s.steps.is_empty());
                     if let Some(session) = owed {
                         let steps = planner.apply(session.steps, now);
-                        closed_by_plan =
-                            enqueue(&mut queue, &mut queued_bytes, Bytes::new(), steps);
+                        closed_by_plan = enqueue_noted(
+                            conn,
+                            direction,
+                            &mut queue,
+                            &mut queued_bytes,
+                            Bytes::new(),
+                            steps,
+                        );
                     }
                 }
                 if !carry.is_empty() && !closed_by_plan {
@@ -362,7 +374,8 @@ where
                     let arrival = Instant::now();
                     let held = std::mem::take(&mut carry);
                     let steps = planner.plan(held.len(), arrival);
-                    closed_by_plan = enqueue(&mut queue, &mut queued_bytes, held, steps);
+                    closed_by_plan =
+                        enqueue_noted(conn, direction, &mut queue, &mut queued_bytes, held, steps);
                 }
                 if !closed_by_plan {
                     // Faults may act on the end itself (slow_close delays it, reset_peer resets).
@@ -370,7 +383,14 @@ where
                         planner = rules.direction_chain(direction, Some(planner));
                     }
                     let steps = planner.finish(Instant::now());
-                    closed_by_plan = enqueue(&mut queue, &mut queued_bytes, Bytes::new(), steps);
+                    closed_by_plan = enqueue_noted(
+                        conn,
+                        direction,
+                        &mut queue,
+                        &mut queued_bytes,
+                        Bytes::new(),
+                        steps,
+                    );
                 }
                 continue;
             }
@@ -402,7 +422,8 @@ where
                 let mut chunk = chunk;
                 carry = chunk.split_off(covered);
                 let steps = planner.apply(session.steps, arrival);
-                closed_by_plan = enqueue(&mut queue, &mut queued_bytes, chunk, steps);
+                closed_by_plan =
+                    enqueue_noted(conn, direction, &mut queue, &mut queued_bytes, chunk, steps);
                 continue;
             }
             None if !planner.is_empty() => planner.plan(chunk.len(), arrival),
@@ -417,7 +438,8 @@ where
                 continue;
             }
         };
-        closed_by_plan = enqueue(&mut queue, &mut queued_bytes, chunk, steps);
+        closed_by_plan =
+            enqueue_noted(conn, direction, &mut queue, &mut queued_bytes, chunk, steps);
     }
 }
 
@@ -484,6 +506,17 @@ where
 }
 
 impl Queued {
+    /// The fault's mark this step carries.
+    fn mark(&self) -> Option<&Mark> {
+        match self {
+            Queued::Send { mark, .. } => mark.as_ref(),
+            Queued::End { mark, .. } | Queued::Hold { mark } | Queued::Answer { mark, .. } => {
+                Some(mark)
+            }
+            Queued::Park { .. } => None,
+        }
+    }
+
     /// Whether this step ends relaying in its direction for good.
     fn ends_direction(&self) -> bool {
         matches!(
@@ -507,6 +540,22 @@ fn release(queue: &mut VecDeque<Queued>, now: Instant, lifted: impl Fn(&Mark) ->
         }
     }
     queue.retain(|q| !matches!(q, Queued::Hold { mark } if lifted(mark)));
+}
+
+/// [`enqueue`], telling the connection of the first marked step queued (see
+/// `ConnectionShared::queued_mark`).
+fn enqueue_noted(
+    conn: &ConnectionShared,
+    direction: Direction,
+    queue: &mut VecDeque<Queued>,
+    queued_bytes: &mut usize,
+    chunk: Bytes,
+    steps: Vec<Step>,
+) -> bool {
+    if let Some(mark) = steps.iter().find_map(Step::mark) {
+        conn.queued_mark(direction, mark);
+    }
+    enqueue(queue, queued_bytes, chunk, steps)
 }
 
 /// Queues the steps of a plan over `chunk`; returns whether a step ended relaying in this

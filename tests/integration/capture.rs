@@ -845,7 +845,8 @@ async fn a_truncated_connection_records_the_clients_fin_once() {
 /// Bytes a latency rule still held when the run stopped never reach the upstream: the FIN
 /// faultline sends the upstream says how many, so the capture does not look as if the client's
 /// bytes were relayed or lost in silence. The client's FIN keeps the plain note, and the run's
-/// summary counts them (a trial read "fired 0 times" and nothing else).
+/// summary counts them and the rule that held them (a trial read "fired 0 times" and nothing
+/// else).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_stopped_while_latency_holds_bytes_says_how_many_were_never_sent() {
     tshark::tshark();
@@ -874,6 +875,8 @@ async fn a_run_stopped_while_latency_holds_bytes_says_how_many_were_never_sent()
         .expect("the run drains in time");
     drop(client);
     assert_eq!(summary.unsent_at_stop, [6, 0], "{summary}");
+    // The latency took effect (it holds the bytes) though none were sent: it counts.
+    assert_eq!(summary.rules[0].fired, 1, "{summary}");
     assert!(
         summary.to_string().contains(
             "unsent when the run stopped (queued or held by a rule): client->upstream 6, upstream->client 0\n"
@@ -886,7 +889,7 @@ async fn a_run_stopped_while_latency_holds_bytes_says_how_many_were_never_sent()
         .collect();
     assert!(
         comments.contains(
-            &"faultline: run stopped; 6 bytes client->upstream read and never sent (queued or held by a rule)"
+            &"faultline: run stopped; 6 bytes client->upstream read and never sent (queued or held by a rule; rule \"rule 1 (latency)\" latency 60s on client->upstream)"
                 .to_string()
         ),
         "{comments:#?}"
