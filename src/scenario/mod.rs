@@ -1100,10 +1100,14 @@ fn explain(key: &str, message: &str, text: &str) -> String {
         }
     }
     if message == "number too large to fit in target type" {
-        let hint = if key == "seed" {
-            " (write a smaller seed, or pass a larger one on the command line: --seed N)"
-        } else {
-            " (write a size as a string, like \"16TiB\")"
+        // Only byte amounts take a bigger value as a string; a count or a status cannot.
+        let field = key.rsplit('.').next().unwrap_or(key);
+        let hint = match field {
+            "seed" => " (write a smaller seed, or pass a larger one on the command line: --seed N)",
+            "after" | "average_size" | "size_variation" => {
+                " (write a size as a string, like \"16TiB\")"
+            }
+            _ => "",
         };
         return format!(
             "integer too large: TOML integers are at most {}{hint}",
@@ -1756,6 +1760,16 @@ fault.refuse = {}
         assert_eq!(e.key, "rule[1].fault.reset.after");
         assert_eq!((e.line, e.column), (2, 25));
         assert!(e.message.contains("integer too large"), "{}", e.message);
+        assert!(e.message.contains("like \"16TiB\""), "{}", e.message);
+        // A count or a duration is no size: no size hint (a trial met it on every key).
+        for text in [
+            "[[rule]]\nmatch = { every = 99999999999999999999 }\nfault.refuse = {}\n",
+            "[[rule]]\nfault.latency = { delay = 99999999999999999999 }\n",
+        ] {
+            let e = error_of(text);
+            assert!(e.message.contains("integer too large"), "{}", e.message);
+            assert!(!e.message.contains("TiB"), "{}: {}", e.key, e.message);
+        }
         let e = error_of("seed = 18446744073709551616\n");
         assert_eq!(e.key, "seed");
         assert!(e.message.contains("--seed N"), "{}", e.message);
