@@ -257,6 +257,25 @@ fn host_matches(glob: &Glob, host: &str) -> bool {
     address(written).is_some_and(|a| address(&name) == Some(a))
 }
 
+/// `"::1:18081"`: colons like an IPv6 address, but no address (a port written without the
+/// brackets that would set it apart), so it can match no `Host` header. Says what to write.
+fn unbracketed_ipv6_with_port(pattern: &str) -> Option<String> {
+    let globbing = pattern.contains(['*', '?', '[', '{', '\\']);
+    if globbing || pattern.matches(':').count() < 2 || pattern.parse::<std::net::Ipv6Addr>().is_ok()
+    {
+        return None;
+    }
+    let (address, port) = pattern.rsplit_once(':')?;
+    let hint = if address.parse::<std::net::Ipv6Addr>().is_ok() && port.parse::<u16>().is_ok() {
+        format!("; for that host and port write \"[{address}]:{port}\"")
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "{pattern:?} is no IPv6 address, so no Host header can match it{hint}"
+    ))
+}
+
 /// The `host` pattern as globset reads it: the brackets of an IPv6 literal (`"[::1]"`,
 /// `"[::1]:8080"`) are taken literally, not as a character class, which never matched.
 fn host_pattern(pattern: &str) -> String {
@@ -993,13 +1012,17 @@ fn http_match(
             .host
             .as_ref()
             .map(|v| {
-                Glob::new(&host_pattern(v.get_ref()), Case::Insensitive).map_err(|message| {
+                let at = |message: String| {
                     invalid(
                         v.span().start,
                         format!("rule[{number}].match.host"),
                         message,
                     )
-                })
+                };
+                if let Some(message) = unbracketed_ipv6_with_port(v.get_ref()) {
+                    return Err(at(message));
+                }
+                Glob::new(&host_pattern(v.get_ref()), Case::Insensitive).map_err(at)
             })
             .transpose()?,
         headers,
@@ -1702,6 +1725,15 @@ fault.refuse = {}
                 "{pattern} against {host}"
             );
         }
+        // A trial wrote the port without brackets: no Host header can match it, so say how.
+        let e = error_of(
+            "[[rule]]\nmatch = { host = \"::1:18081\" }\nfault.respond = { status = 500 }\n",
+        );
+        assert_eq!((e.key.as_str(), e.line), ("rule[1].match.host", 2));
+        assert!(e.message.contains("write \"[::1]:18081\""), "{}", e.message);
+        let e =
+            error_of("[[rule]]\nmatch = { host = \"a:b:c\" }\nfault.respond = { status = 500 }\n");
+        assert!(e.message.contains("is no IPv6 address"), "{}", e.message);
     }
 
     #[test]
