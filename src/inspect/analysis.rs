@@ -60,11 +60,16 @@ pub(crate) fn build_with_h2(
         .collect();
     let mut flows = Vec::new();
     let mut exchanges = Vec::new();
+    // Flows the capture ended inside: their last exchange has no known end.
+    let mut open_at_end: Vec<u64> = Vec::new();
     let ids = super::connection_id::ConnectionIds::up_to(finished.len() as u64 + 64);
     for (info, outcome) in finished {
         warnings.extend(outcome.warnings);
         if outcome.capture_missed {
             missed.push(info.id);
+        }
+        if outcome.open_at_end {
+            open_at_end.push(info.id);
         }
         let on = leg::of_interface(info.interface.as_deref());
         flows.push(FlowSummary {
@@ -123,6 +128,12 @@ pub(crate) fn build_with_h2(
     let (h2_connections, h2_streams, mut bytestream) =
         h2_evidence(h2_flows, &mut warnings, &mut findings);
     let mut leg_comparisons = super::legs::compare_legs(&flows, &mut exchanges);
+    open_at_end.sort_unstable();
+    for lc in &mut leg_comparisons {
+        lc.capture_ended = [lc.client_flow, lc.upstream_flow]
+            .iter()
+            .any(|f| open_at_end.binary_search(f).is_ok());
+    }
     if capture.format == "pcap" {
         // Classic pcap carries no packet comments: no fault is recorded, so a difference between
         // the legs cannot be told from a faultline bug.
@@ -167,30 +178,63 @@ pub(crate) fn build_with_h2(
         .collect();
     accepted_keys.sort_unstable();
     accepted_keys.dedup();
-    let not_accepted = upload_keys
+    // An upload whose answer the capture ended before (the capture cut short, or read while the
+    // run went on) was neither accepted nor refused as far as the capture shows.
+    let mut in_flight_keys: Vec<(&str, String)> = exchanges
+        .iter()
+        .filter(|e| e.is_upload() && e.response.status.is_none())
+        .filter(|e| open_at_end.binary_search(&e.flow).is_ok())
+        .map(|e| (e.method.as_str(), e.resource()))
+        .collect();
+    in_flight_keys.sort_unstable();
+    in_flight_keys.dedup();
+    let (in_flight, not_accepted) = upload_keys
         .iter()
         .filter(|k| accepted_keys.binary_search(k).is_err())
-        .count();
+        .fold((0, 0), |(f, n), k| {
+            if in_flight_keys.binary_search(k).is_ok() {
+                (f + 1, n)
+            } else {
+                (f, n + 1)
+            }
+        });
+    // Retried uploads and those with a differing retry, in the unit `uploads` counts: one per
+    // upload (method + resource), whichever legs show it, and only uploads (a p2phttp
+    // `putoffset` POST sent twice is no retried upload).
+    fn upload_of<'g>(
+        g: &'g AttemptGroup,
+        exchanges: &[Exchange],
+        upload_keys: &[(&str, String)],
+    ) -> Option<(&'g str, String)> {
+        let key = (
+            g.method.as_str(),
+            exchanges[g.attempts[0].exchange].resource(),
+        );
+        upload_keys.binary_search(&key).is_ok().then_some(key)
+    }
+    let differs = |g: &AttemptGroup| {
+        g.attempts
+            .iter()
+            .any(|a| a.comparison.as_ref().is_some_and(|c| c.is_difference()))
+    };
     let mut retried: Vec<(&str, String)> = attempt_groups
         .iter()
-        .map(|g| {
-            (
-                g.method.as_str(),
-                exchanges[g.attempts[0].exchange].resource(),
-            )
-        })
+        .filter_map(|g| upload_of(g, &exchanges, &upload_keys))
         .collect();
     retried.sort_unstable();
     retried.dedup();
+    let mut differing: Vec<(&str, String)> = attempt_groups
+        .iter()
+        .filter(|g| differs(g))
+        .filter_map(|g| upload_of(g, &exchanges, &upload_keys))
+        .collect();
+    differing.sort_unstable();
+    differing.dedup();
     let summary = Summary {
         exchanges: exchanges.iter().filter(|e| !e.is_placeholder()).count(),
         uploads: upload_keys.len(),
         retried: retried.len(),
-        retries_differing: attempt_groups
-            .iter()
-            .flat_map(|g| &g.attempts)
-            .filter(|a| a.comparison.as_ref().is_some_and(|c| c.is_difference()))
-            .count(),
+        retries_differing: differing.len(),
         downloads: objects
             .iter()
             .filter(|o| o.transfer == objects::Transfer::Download)
@@ -214,6 +258,10 @@ pub(crate) fn build_with_h2(
             })
             .map(|a| exchanges[a.exchange].flow),
     );
+    // A capture cut short (damage): what the flows open there carried after the cut is missing.
+    if capture.damage.is_some() {
+        missed.extend(&open_at_end);
+    }
     missed.sort_unstable();
     missed.dedup();
     for object in objects.iter_mut().filter(|o| !o.complete) {
@@ -235,7 +283,11 @@ pub(crate) fn build_with_h2(
             objects::capture_missed(&mut blob.problems);
         }
     }
-    let missing = missing_payload(capture.truncated_packets, &missed);
+    let missing = missing_payload(
+        capture.damage.as_deref(),
+        capture.truncated_packets,
+        &missed,
+    );
     let verdict = match (findings.is_empty(), &missing) {
         (false, _) => Verdict::Corrupt,
         (true, Some(_)) => Verdict::Inconclusive,
@@ -266,8 +318,7 @@ pub(crate) fn build_with_h2(
                     answers.sort();
                     answers.dedup();
                     format!(
-                        "{n} retried, {} differed and none of them was accepted (answered {})",
-                        crate::plural::count_as(d, "retry", "retries"),
+                        "{n} retried, {d} of them with a retry that differed and was not accepted (answered {})",
                         answers.join("; ")
                     )
                 }
@@ -315,11 +366,19 @@ pub(crate) fn build_with_h2(
                     crate::plural::count(summary.exchanges, "HTTP exchange")
                 )
             } else {
-                let uploads = match not_accepted {
-                    0 => crate::plural::count(summary.uploads, "upload"),
-                    n => format!(
-                        "{} ({n} not accepted)",
-                        crate::plural::count(summary.uploads, "upload")
+                let mut unanswered = Vec::new();
+                if not_accepted > 0 {
+                    unanswered.push(format!("{not_accepted} not accepted"));
+                }
+                if in_flight > 0 {
+                    unanswered.push(format!("{in_flight} cut by the end of the capture"));
+                }
+                let uploads = match unanswered.is_empty() {
+                    true => crate::plural::count(summary.uploads, "upload"),
+                    false => format!(
+                        "{} ({})",
+                        crate::plural::count(summary.uploads, "upload"),
+                        unanswered.join(", ")
                     ),
                 };
                 format!("{uploads}, {retries}{downloads}{h2}")
@@ -363,10 +422,14 @@ pub(crate) fn build_with_h2(
     }
 }
 
-/// Why the capture cannot show its transfers clean, if it cannot: `truncated` packets cut by a
-/// snap length, and the flows whose HTTP it missed bytes of.
-fn missing_payload(truncated: u64, missed: &[u64]) -> Option<String> {
+/// Why the capture cannot show its transfers clean, if it cannot: the file cut short or damaged
+/// (`damage`: reading stopped there, so whatever followed is missing), `truncated` packets cut
+/// by a snap length, and the flows whose HTTP it missed bytes of.
+fn missing_payload(damage: Option<&str>, truncated: u64, missed: &[u64]) -> Option<String> {
     let mut why = Vec::new();
+    if let Some(damage) = damage {
+        why.push(format!("reading stopped: {damage}"));
+    }
     if truncated > 0 {
         why.push(format!(
             "{} cut by a snap length",
@@ -888,6 +951,7 @@ pub(crate) mod tests {
                 warnings: Vec::new(),
                 faults: Vec::new(),
                 capture_missed: false,
+                open_at_end: false,
             },
         )
     }
@@ -1270,7 +1334,73 @@ pub(crate) mod tests {
         assert!(report.findings.is_empty(), "{:?}", report.findings);
         assert_eq!(
             report.verdict_line,
-            r#"OK: 1 upload (1 not accepted), 1 retried, 1 retry differed and none of them was accepted (answered status 200 {"stored":false})"#
+            r#"OK: 1 upload (1 not accepted), 1 retried, 1 of them with a retry that differed and was not accepted (answered status 200 {"stored":false})"#
+        );
+    }
+
+    /// Black-box trial: "3 uploads (2 retried, 4 retries differing)": `retried` counted uploads
+    /// once across legs, `retries_differing` attempts once per leg (doubled with both legs), and
+    /// git-annex p2phttp's empty `putoffset` POST sent twice counted as a retried upload. Both
+    /// now count uploads as `uploads` does: one per upload, whichever legs show it.
+    #[test]
+    fn retried_and_differing_count_uploads_once_across_legs() {
+        let put = |id: usize, leg: Leg, flow: u64, body: &[u8]| {
+            let mut ex = exchange(id, leg, flow, "PUT", "/x", Some("h"));
+            let mut kept = crate::inspect::body_store::RetainedBody::new(Default::default());
+            kept.append(body);
+            ex.body = Some(kept);
+            (ex.request.length, ex.request.expected) = (body.len() as u64, Some(body.len() as u64));
+            ex.response.status = Some(500);
+            ex
+        };
+        let mut client = vec![
+            put(0, Leg::Client, 1, b"abcd"),
+            put(2, Leg::Client, 1, b"wxyz"),
+        ];
+        let mut upstream = vec![
+            put(1, Leg::Upstream, 2, b"abcd"),
+            put(3, Leg::Upstream, 2, b"wxyz"),
+        ];
+        for id in [4, 5] {
+            let mut offset = p2p(id, "putoffset", r#"{"offset":0}"#);
+            offset.flow = 2;
+            offset.request.expected = Some(0);
+            offset.response.status = Some(200);
+            offset.body = Some(crate::inspect::body_store::RetainedBody::new(
+                Default::default(),
+            ));
+            upstream.push(offset);
+        }
+        client.sort_by_key(|e| e.id);
+        let report = build(
+            CaptureInfo::for_tests(),
+            LegFilter::Both,
+            vec![
+                finished(1, "client leg", client),
+                finished(2, "upstream leg", upstream),
+            ],
+        );
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+        let sum = &report.summary;
+        assert_eq!(
+            (sum.uploads, sum.retried, sum.retries_differing),
+            (1, 1, 1),
+            "{}",
+            report.verdict_line
+        );
+        assert!(
+            report
+                .verdict_line
+                .contains("1 retried, 1 of them with a retry that differed"),
+            "{}",
+            report.verdict_line
+        );
+        assert!(
+            report
+                .render_markdown()
+                .contains("1 upload (1 retried, 1 with a differing retry)"),
+            "{}",
+            report.render_markdown()
         );
     }
 

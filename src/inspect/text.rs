@@ -308,6 +308,8 @@ impl Report {
                     "FAULTLINE BUG"
                 } else if l.faulted {
                     "explained by faults"
+                } else if l.capture_ended {
+                    "no fault, the capture ended while they were open"
                 } else if self.capture.format == "pcap" {
                     "no fault comments in a classic pcap"
                 } else {

@@ -1065,3 +1065,59 @@ async fn a_truncated_h2c_download_is_marked_cut_like_http1() {
     })
     .await;
 }
+
+/// The black-box repro: a capture cut inside a pcapng block (`head -c N`, as after `kill -9`)
+/// was reported `OK` (exit 0) with `damage` set, the in-flight upload counted "not accepted" and
+/// its legs "(no fault, ends differ)". Now the verdict is INCONCLUSIVE (exit 3) and the upload and
+/// the legs say the capture ended there.
+#[test]
+fn a_capture_cut_inside_a_block_is_inconclusive_not_clean() {
+    let mut s = Script::new();
+    let first = s.bytes(20_000);
+    let second = s.bytes(300_000);
+    s.attempt("PUT", &md5_target(&first), &first, Answer::Status(201));
+    s.attempt("PUT", &md5_target(&second), &second, Answer::Status(201));
+    let whole = s.write("cut-block.pcapng");
+    assert_eq!(inspect(&whole).exit_code(), 0, "the whole capture is clean");
+    let bytes = std::fs::read(&whole).expect("read capture");
+    let cut = whole.with_file_name("cut-block-cut.pcapng");
+    // Inside the second upload (the file is ~650000 bytes), where the client leg has carried
+    // one 70000-byte piece more than the upstream leg.
+    std::fs::write(&cut, &bytes[..bytes.len() / 2 + 73_001]).expect("write cut capture");
+    let report = inspect(&cut);
+    let text = report.render_text();
+    assert!(report.capture.damage.is_some(), "{text}");
+    assert!(report.findings.is_empty(), "{text}");
+    assert_eq!(report.verdict(), Verdict::Inconclusive, "{text}");
+    assert_eq!(report.exit_code(), 3, "{text}");
+    assert!(
+        report
+            .verdict_line
+            .starts_with("INCONCLUSIVE: the capture is missing payload (reading stopped: capture cut inside a pcapng block"),
+        "{text}"
+    );
+    assert!(
+        report
+            .verdict_line
+            .contains("2 uploads (1 cut by the end of the capture)"),
+        "{text}"
+    );
+    assert!(!text.contains("not accepted"), "{text}");
+    let legs = report
+        .leg_comparisons
+        .iter()
+        .find(|l| !l.differences.is_empty())
+        .expect("the legs of the cut upload differ at the cut");
+    assert!(legs.capture_ended, "{text}");
+    assert!(!legs.faultline_bug, "{text}");
+    assert!(!text.contains("ends differ"), "{text}");
+    assert!(
+        text.contains("(no fault, the capture ended while they were open)"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
+    assert_eq!(json["verdict"], "inconclusive", "{json}");
+    let problems =
+        faultline::inspect::schema::violations(&json, &mut std::collections::BTreeSet::new());
+    assert!(problems.is_empty(), "{problems:?}");
+}
