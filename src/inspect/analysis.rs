@@ -889,7 +889,7 @@ fn incomplete_accepted(exchanges: &[Exchange], findings: &mut Vec<String>) {
             None => ex.response_text(),
         };
         findings.push(format!(
-            "CORRUPT: server accepted an incomplete body: {} {} ({} leg, exchange {}, flow {}): {} of {} bytes arrived{}, {answer}",
+            "CORRUPT: server accepted an incomplete body: {} {} ({} leg, exchange {}, flow {}): {} of {} bytes arrived{}, {answer}{}",
             ex.method,
             ex.target,
             leg::name(ex.leg),
@@ -901,8 +901,43 @@ fn incomplete_accepted(exchanges: &[Exchange], findings: &mut Vec<String>) {
                 .cut_by
                 .as_deref()
                 .map_or(String::new(), |c| format!(" (cut by {c})")),
+            replaced_later(exchanges, ex),
         ));
     }
+}
+
+/// `; later replaced: …` when a complete upload to the same resource on the same leg was
+/// accepted after `short` (a client that retried whole, as git-annex's WebDAV remote does before
+/// its MOVE): the short body was stored for a while, not for good. Empty otherwise.
+fn replaced_later(exchanges: &[Exchange], short: &Exchange) -> String {
+    let resource = short.resource();
+    let same = |e: &&Exchange| e.leg == short.leg && e.resource() == resource;
+    let Some(whole) = exchanges
+        .iter()
+        .filter(|e| e.time_ns > short.time_ns && e.method == short.method)
+        .filter(same)
+        .find(|e| e.request.complete && objects::accepted(e) && !cut_for_real(e))
+    else {
+        return String::new();
+    };
+    let moved = exchanges
+        .iter()
+        .filter(|e| e.time_ns > whole.time_ns && e.method == "MOVE" && e.succeeded())
+        .find(same)
+        .map_or(String::new(), |m| {
+            format!(
+                ", then MOVE exchange {} put it in place at {}",
+                m.id,
+                m.request_header("destination").unwrap_or("?")
+            )
+        });
+    format!(
+        "; later replaced: {} exchange {} sent all {} bytes, {}{moved}",
+        whole.method,
+        whole.id,
+        whole.request.length,
+        whole.response_text()
+    )
 }
 
 /// p2phttp requests named in the report (a `put` the server stored short is a finding).
