@@ -241,7 +241,8 @@ pub struct InspectArgs {
     #[arg(long, conflicts_with = "json")]
     pub markdown: bool,
     /// Also write the report as one self-contained HTML page to FILE (timelines per connection,
-    /// attempts with their bytes, content checks, replay command; opens offline).
+    /// attempts with their bytes, content checks, replay command; opens offline); `-` prints
+    /// the page on stdout instead of the text report.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     /// Audit: compare what MANIFEST says should be stored (`PATH SIZE [DIGEST]` a line, `#`

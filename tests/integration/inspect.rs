@@ -1121,3 +1121,76 @@ fn a_capture_cut_inside_a_block_is_inconclusive_not_clean() {
         faultline::inspect::schema::violations(&json, &mut std::collections::BTreeSet::new());
     assert!(problems.is_empty(), "{problems:?}");
 }
+
+/// The black-box repros of inspect's command line: `--html -` wrote a file literally named `-`
+/// (now the page goes to stdout, and with `--json` both cannot), and a glob matching two
+/// captures (`captures/NAME-*.pcapng` after a second run) got clap's bare "unexpected argument"
+/// (now both are named and the newest suggested).
+#[test]
+fn html_dash_is_stdout_and_two_captures_are_named() {
+    use std::process::Command;
+    let mut s = Script::new();
+    let body = s.bytes(1_000);
+    s.attempt("PUT", &md5_target(&body), &body, Answer::Status(201));
+    let older = s.write("cli-older.pcapng");
+    let mut s = Script::new();
+    let body = s.bytes(1_000);
+    s.attempt("PUT", &md5_target(&body), &body, Answer::Status(201));
+    let newer = s.write("cli-newer.pcapng");
+    let now = SystemTime::now();
+    for (path, age) in [(&older, 60), (&newer, 0)] {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(now - std::time::Duration::from_secs(age)))
+            .expect("set mtime");
+    }
+    let cwd = newer.with_file_name(format!("cli-cwd-{}", std::process::id()));
+    std::fs::create_dir_all(&cwd).expect("cwd");
+    let faultline = |args: &[&std::ffi::OsStr]| {
+        Command::new(crate::support::daemon::FAULTLINE)
+            .current_dir(&cwd)
+            .args(args)
+            .output()
+            .expect("run faultline")
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+
+    let out = faultline(&[os("inspect"), newer.as_os_str(), os("--html"), os("-")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.starts_with("<!DOCTYPE html>"), "{stdout:.200}");
+    assert!(!cwd.join("-").exists(), "no file named -");
+
+    let out = faultline(&[
+        os("inspect"),
+        newer.as_os_str(),
+        os("--html"),
+        os("-"),
+        os("--json"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--html - writes the page to stdout, where --json writes too"),
+        "{stderr}"
+    );
+    assert!(!cwd.join("-").exists(), "no file named -");
+
+    let out = faultline(&[os("inspect"), older.as_os_str(), newer.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "inspect reads one capture at a time, and was given 2: {}, {}",
+            older.display(),
+            newer.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("the newest is {}", newer.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+}
