@@ -114,6 +114,7 @@ pub(crate) fn build_with_h2(
     objects.extend(s3.objects);
     warnings.extend(s3.warnings);
     incomplete_accepted(&exchanges, &mut findings);
+    super::range_versions::check(&exchanges, &mut findings, &mut warnings);
     let p2phttp = p2phttp_requests(&exchanges, &mut findings);
     let client_hidden = exchanges
         .iter()
