@@ -1194,3 +1194,100 @@ fn html_dash_is_stdout_and_two_captures_are_named() {
     );
     assert!(!stderr.contains("unexpected argument"), "{stderr}");
 }
+
+/// The black-box repro, with real curl and nginx: a download cut by faultline, the file changed on
+/// the server, then `curl -C -` (which sends no If-Range): nginx answers 206 with the new
+/// version's bytes, and the file curl assembles matches neither version. inspect said OK with
+/// no note; now the two ETags and both exchanges are named (exit 1).
+#[test]
+fn a_curl_resume_across_two_versions_of_a_file_is_named() {
+    use crate::support::daemon::{run_bounded, Daemon, FAULTLINE};
+    use crate::support::nginx::Nginx;
+    use std::process::Command;
+    let dir = crate::support::temp_dir::TempDir::new("inspect-range-versions");
+    let (www, logs) = (dir.path().join("www"), dir.path().join("logs"));
+    for d in [&www, &logs] {
+        std::fs::create_dir_all(d).expect("dir");
+    }
+    let v1 = crate::support::random_bytes(400_000, 11);
+    let v2 = crate::support::random_bytes(400_000, 12);
+    std::fs::write(www.join("file.bin"), &v1).expect("v1");
+    let nginx = Nginx::start_plain(
+        dir.path(),
+        &format!("    location / {{ root {}; }}", www.display()),
+    );
+    let scenario = dir.path().join("range.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"range-resume\"\nseed = 1\n\n[proxy]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[rule]]\nname = \"first download cut\"\n\
+         match = { method = \"GET\", attempt = 1, status = 200 }\nfault.truncate = { after = \"100KiB\" }\n",
+    )
+    .expect("scenario");
+    let capture = dir.path().join("range.pcapng");
+    let mut proxy = Daemon::start(
+        Command::new(FAULTLINE)
+            .arg("run")
+            .arg(&scenario)
+            .arg("--upstream")
+            .arg(nginx.addr.to_string())
+            .arg("--capture")
+            .arg(&capture),
+        &logs,
+        "faultline",
+    );
+    let url = format!("http://{}/file.bin", proxy.faultline_address());
+    let out = dir.path().join("out.bin");
+    let curl = |args: &[&str], label: &str| {
+        run_bounded(
+            Command::new("curl")
+                .args(["-sS", "-o"])
+                .arg(&out)
+                .args(["-w", "%{http_code}"])
+                .args(args)
+                .arg(&url)
+                .env_remove("http_proxy"),
+            &logs,
+            label,
+            std::time::Duration::from_secs(60),
+        )
+    };
+    let first = curl(&[], "curl-cut");
+    assert_eq!(first.stdout.trim(), "200", "{}", first.stderr);
+    assert_eq!(first.status.code(), Some(18), "cut short: {}", first.stderr);
+    // The new version: other bytes, another mtime, so another ETag (nginx: mtime-size).
+    std::fs::write(www.join("file.bin"), &v2).expect("v2");
+    std::fs::File::options()
+        .write(true)
+        .open(www.join("file.bin"))
+        .and_then(|f| f.set_modified(SystemTime::now() + std::time::Duration::from_secs(100)))
+        .expect("mtime");
+    let resumed = curl(&["-C", "-"], "curl-resume");
+    assert_eq!(resumed.stdout.trim(), "206", "{}", resumed.stderr);
+    let got = std::fs::read(&out).expect("out");
+    assert!(got != v1 && got != v2, "the file matches neither version");
+    let done = proxy.stop();
+    assert!(done.status.success(), "{}", done.stderr);
+    nginx.stop();
+
+    let report = inspect(&capture);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 1, "{text}");
+    let named: Vec<&String> = report
+        .findings
+        .iter()
+        .filter(|f| f.contains("/file.bin") && f.contains("stitched from two versions"))
+        .collect();
+    // The client leg only: upstream, nginx's first answer crossed whole (faultline cut it on
+    // the client leg), so nothing was stitched there.
+    assert_eq!(named.len(), 1, "{text}");
+    assert!(
+        named
+            .iter()
+            .all(|f| f.contains("(client leg, exchanges 0, 2)")
+                && f.contains("no If-Range")
+                && f.contains("answered ETag \"")
+                && f.contains("(Range from byte ")),
+        "{text}"
+    );
+}
