@@ -165,7 +165,7 @@ pub(crate) fn build_with_h2(
         .iter()
         .filter(|e| e.is_upload())
         .filter(|e| P2pRequest::of(e).is_none_or(|p| p.operation == "put"))
-        .map(|e| (e.method.as_str(), e.resource()))
+        .map(upload_identity)
         .collect();
     upload_keys.sort_unstable();
     upload_keys.dedup();
@@ -175,7 +175,7 @@ pub(crate) fn build_with_h2(
     let mut accepted_keys: Vec<(&str, String)> = exchanges
         .iter()
         .filter(|e| e.is_upload() && objects::accepted(e))
-        .map(|e| (e.method.as_str(), e.resource()))
+        .map(upload_identity)
         .collect();
     accepted_keys.sort_unstable();
     accepted_keys.dedup();
@@ -185,7 +185,7 @@ pub(crate) fn build_with_h2(
         .iter()
         .filter(|e| e.is_upload() && e.response.status.is_none())
         .filter(|e| open_at_end.binary_search(&e.flow).is_ok())
-        .map(|e| (e.method.as_str(), e.resource()))
+        .map(upload_identity)
         .collect();
     in_flight_keys.sort_unstable();
     in_flight_keys.dedup();
@@ -200,7 +200,7 @@ pub(crate) fn build_with_h2(
             }
         });
     // Retried uploads and those with a differing retry, in the unit `uploads` counts: one per
-    // upload (method + resource), whichever legs show it, and only uploads (a p2phttp
+    // upload (`upload_identity`), whichever legs show it, and only uploads (a p2phttp
     // `putoffset` POST sent twice is no retried upload).
     fn upload_of<'g>(
         g: &'g AttemptGroup,
@@ -209,7 +209,7 @@ pub(crate) fn build_with_h2(
     ) -> Option<(&'g str, String)> {
         let key = (
             g.method.as_str(),
-            exchanges[g.attempts[0].exchange].resource(),
+            upload_identity(&exchanges[g.attempts[0].exchange]).1,
         );
         upload_keys.binary_search(&key).is_ok().then_some(key)
     }
@@ -855,6 +855,23 @@ fn check_addresses(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> Ve
     out
 }
 
+/// What makes exchanges one upload in the summary: method and resource, except for a p2phttp
+/// `put`, which is one upload of its key whatever offset it resumes at (`offset=0` cut, then
+/// `offset=65536` stored, is one upload, accepted).
+fn upload_identity(ex: &Exchange) -> (&str, String) {
+    match P2pRequest::of(ex)
+        .filter(|p| p.operation == "put")
+        .and_then(|p| p.key)
+    {
+        Some(key) => {
+            let resource = ex.resource();
+            let path = resource.split('?').next().unwrap_or_default();
+            (ex.method.as_str(), format!("{path} {key}"))
+        }
+        None => (ex.method.as_str(), ex.resource()),
+    }
+}
+
 /// Why a cut counts as evidence that the body really arrived short (not that the capture ended).
 fn cut_for_real(ex: &Exchange) -> bool {
     !ex.request.complete
@@ -1437,6 +1454,30 @@ pub(crate) mod tests {
                 .contains("1 upload (1 retried, 1 with a differing retry)"),
             "{}",
             report.render_markdown()
+        );
+    }
+
+    /// A real `git annex copy` with its first put reset: `put …&offset=0` cut, then
+    /// `put …&offset=65536` stored. The verdict said "2 uploads (1 not accepted)" of one object;
+    /// a p2phttp put is one upload of its key, accepted once a piece was stored.
+    #[test]
+    fn a_p2phttp_put_resumed_at_an_offset_is_one_upload() {
+        let mut cut = p2p(0, "put", "");
+        cut.target.push_str("&offset=0");
+        cut.request.complete = false;
+        cut.request.cut_by = Some("connection reset".into());
+        cut.response.outcome = Outcome::ConnectionReset;
+        cut.response.status = None;
+        let mut rest = p2p(1, "put", r#"{"stored":true}"#);
+        rest.target.push_str("&offset=65536");
+        (rest.request.length, rest.request.expected) = (3, Some(3));
+        rest.response.status = Some(200);
+        let report = report_of("upstream leg", vec![cut, rest]);
+        assert_eq!(report.summary.uploads, 1, "{}", report.verdict_line);
+        assert!(
+            report.verdict_line.starts_with("OK: 1 upload, "),
+            "{}",
+            report.verdict_line
         );
     }
 

@@ -157,7 +157,8 @@ pub struct ContentCheck {
 pub struct Summary {
     /// HTTP exchanges.
     pub exchanges: usize,
-    /// Distinct uploads (PUT/POST/PATCH method + target).
+    /// Distinct uploads (PUT/POST/PATCH method + target; a git-annex p2phttp `put` is one upload
+    /// of its key whatever `offset` it resumes at).
     pub uploads: usize,
     /// Distinct uploads (as `uploads` counts them) sent more than once on some leg.
     pub retried: usize,

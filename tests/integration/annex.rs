@@ -497,6 +497,16 @@ fn p2phttp_reset_upload_retried_is_verified_by_git_annex_and_inspect() {
         .iter()
         .any(|e| e["method"] == "POST" && !e["faults"].as_array().expect("faults").is_empty());
     assert!(faulted, "the reset is in the capture");
+    // The summary counts uploads in one unit: one put object, counted once whichever legs show
+    // it; `putoffset` and `checkpresent` POSTs sent again are no retried upload (a trial read
+    // "2 uploads (1 not accepted), 2 retried, 2 retries differed" of one put).
+    let summary = &json["summary"];
+    assert_eq!(summary["uploads"], 1, "{summary:#}");
+    assert!(
+        summary["retried"].as_u64() <= Some(1)
+            && summary["retries_differing"].as_u64() <= summary["retried"].as_u64(),
+        "{summary:#}"
+    );
 }
 
 /// `(exchange, from)` of inspect's "the retry from offset 0 (exchange N) carried other bytes …
