@@ -26,7 +26,7 @@ capture write error)\n  \
 2  invalid input or setup, found before anything runs: a bad scenario, manifest or argument, a \
 missing or unreadable file, no CA yet or a CA key others can read ([proxy.tls] intercept), a \
 capture folder that cannot be created\n  \
-3  inspect, run --inspect: INCONCLUSIVE (the capture misses payload: a snap length, gaps)"
+3  inspect, run --inspect: INCONCLUSIVE (the capture misses payload: a snap length, gaps, a file cut short)"
 )]
 pub struct Cli {
     /// More log output (-v debug, -vv trace); RUST_LOG overrides.
@@ -103,7 +103,8 @@ pub enum Command {
     /// Read a capture back: reassemble flows, list HTTP exchanges, compare retried uploads byte
     /// for byte and check bodies against content addresses in their URLs. Exit 0 when clean, 1
     /// when corruption or a content-address mismatch is found, 2 when the capture cannot be read,
-    /// 3 when the capture misses payload (snap length, gaps) and nothing corrupt was found.
+    /// 3 when the capture misses payload (snap length, gaps, a file cut short) and nothing
+    /// corrupt was found.
     #[command(after_long_help = faultline::inspect::schema::help())]
     Inspect(InspectArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout, e.g.
@@ -242,7 +243,8 @@ pub struct InspectArgs {
     #[arg(long, conflicts_with = "json")]
     pub markdown: bool,
     /// Also write the report as one self-contained HTML page to FILE (timelines per connection,
-    /// attempts with their bytes, content checks, replay command; opens offline).
+    /// attempts with their bytes, content checks, replay command; opens offline); `-` prints
+    /// the page on stdout instead of the text report.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     /// Audit: compare what MANIFEST says should be stored (`PATH SIZE [DIGEST]` a line, `#`

@@ -25,7 +25,7 @@ use faultline::scenario::schema::{Builtin, Mode, UpstreamSpec};
 use faultline::scenario::{Scenario, ScenarioError, DEFAULT_LISTEN};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(several_captures);
     JSON_ERRORS.store(matches!(cli.log_format, LogFormat::Json), Relaxed);
     let default_level = format!("faultline={}", cli.log_level());
     let status_shown = StatusShown::default();
@@ -439,11 +439,65 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     }
 }
 
+/// Exits on a command-line error: clap's own message, except for `inspect` given more than one
+/// capture (a glob such as `captures/NAME-*.pcapng` that matches two runs' captures), where
+/// "unexpected argument" says neither what happened nor what to do: the captures are named and
+/// the newest suggested, exit 2 as for any usage error.
+fn several_captures(e: clap::Error) -> Cli {
+    if e.kind() != clap::error::ErrorKind::UnknownArgument {
+        e.exit()
+    }
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let Some(at) = args.iter().position(|a| a == "inspect") else {
+        e.exit()
+    };
+    let mut captures = Vec::new();
+    let mut words = args[at + 1..].iter();
+    while let Some(word) = words.next() {
+        if matches!(
+            word.as_str(),
+            "--leg" | "--html" | "--expect" | "--log-format"
+        ) {
+            words.next();
+        } else if !word.starts_with('-') || word == "-" {
+            captures.push(word.as_str());
+        }
+    }
+    let newest = captures
+        .iter()
+        .filter_map(|c| Some((std::fs::metadata(c).ok()?.modified().ok()?, *c)))
+        .max()
+        .map(|(_, c)| c);
+    let (true, Some(newest)) = (captures.len() > 1, newest) else {
+        e.exit()
+    };
+    eprintln!(
+        "faultline: inspect reads one capture at a time, and was given {}: {}\n  the newest is {newest}: faultline inspect {newest}\n  (a glob like captures/NAME-*.pcapng matches every run's capture; `ls -t captures/NAME-*.pcapng | head -1` picks the newest)",
+        captures.len(),
+        captures.join(", ")
+    );
+    std::process::exit(2)
+}
+
 /// `faultline inspect`: the text, JSON or Markdown report on stdout, and the HTML page when asked.
 /// `--expect MANIFEST` is read first: a bad manifest exits 2 (`MANIFEST:LINE: message`) before
 /// the capture is read.
 fn inspect_to(args: &cli::InspectArgs) -> ExitCode {
-    if let Some(html) = &args.html {
+    // `--html -` writes the page to stdout, in place of the text report (never a file named `-`).
+    let html_to_stdout = args.html.as_deref() == Some(std::path::Path::new("-"));
+    if html_to_stdout && (args.json || args.markdown) {
+        eprintln!(
+            "faultline: --html - writes the page to stdout, where --{} writes too: give --html a file name, or leave out --{}",
+            if args.json { "json" } else { "markdown" },
+            if args.json { "json" } else { "markdown" }
+        );
+        return ExitCode::from(2);
+    }
+    let html_file = args.html.as_ref().filter(|_| !html_to_stdout);
+    if let Some(html) = html_file {
         let mut inputs = vec![("capture", args.capture.as_path())];
         inputs.extend(args.expect.as_deref().map(|m| ("manifest", m)));
         if let Err(e) = faultline::inspect::refuse_overwriting_inputs(html, "--html", &inputs) {
@@ -468,7 +522,7 @@ fn inspect_to(args: &cli::InspectArgs) -> ExitCode {
     if let Some(manifest) = &expect {
         report.audit(manifest);
     }
-    if let Some(path) = &args.html {
+    if let Some(path) = html_file {
         if let Err(e) = faultline::inspect::write_output(path, &report.render_html()) {
             eprintln!(
                 "faultline: cannot write the HTML report {}: {e}",
@@ -477,14 +531,16 @@ fn inspect_to(args: &cli::InspectArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    if args.json {
+    if html_to_stdout {
+        faultline::say_raw!("{}", report.render_html());
+    } else if args.json {
         faultline::say!("{}", report.to_json());
     } else if args.markdown {
         faultline::say_raw!("{}", report.render_markdown());
     } else {
         faultline::say_raw!("{}", report.render_text());
     }
-    if let Some(path) = &args.html {
+    if let Some(path) = html_file {
         eprintln!("faultline: HTML report written to {}", path.display());
     }
     ExitCode::from(report.exit_code())

@@ -60,11 +60,16 @@ pub(crate) fn build_with_h2(
         .collect();
     let mut flows = Vec::new();
     let mut exchanges = Vec::new();
+    // Flows the capture ended inside: their last exchange has no known end.
+    let mut open_at_end: Vec<u64> = Vec::new();
     let ids = super::connection_id::ConnectionIds::up_to(finished.len() as u64 + 64);
     for (info, outcome) in finished {
         warnings.extend(outcome.warnings);
         if outcome.capture_missed {
             missed.push(info.id);
+        }
+        if outcome.open_at_end {
+            open_at_end.push(info.id);
         }
         let on = leg::of_interface(info.interface.as_deref());
         flows.push(FlowSummary {
@@ -109,6 +114,7 @@ pub(crate) fn build_with_h2(
     objects.extend(s3.objects);
     warnings.extend(s3.warnings);
     incomplete_accepted(&exchanges, &mut findings);
+    super::range_versions::check(&exchanges, &mut findings, &mut warnings);
     let p2phttp = p2phttp_requests(&exchanges, &mut findings);
     let client_hidden = exchanges
         .iter()
@@ -123,6 +129,12 @@ pub(crate) fn build_with_h2(
     let (h2_connections, h2_streams, mut bytestream) =
         h2_evidence(h2_flows, &mut warnings, &mut findings);
     let mut leg_comparisons = super::legs::compare_legs(&flows, &mut exchanges);
+    open_at_end.sort_unstable();
+    for lc in &mut leg_comparisons {
+        lc.capture_ended = [lc.client_flow, lc.upstream_flow]
+            .iter()
+            .any(|f| open_at_end.binary_search(f).is_ok());
+    }
     if capture.format == "pcap" {
         // Classic pcap carries no packet comments: no fault is recorded, so a difference between
         // the legs cannot be told from a faultline bug.
@@ -153,7 +165,7 @@ pub(crate) fn build_with_h2(
         .iter()
         .filter(|e| e.is_upload())
         .filter(|e| P2pRequest::of(e).is_none_or(|p| p.operation == "put"))
-        .map(|e| (e.method.as_str(), e.resource()))
+        .map(upload_identity)
         .collect();
     upload_keys.sort_unstable();
     upload_keys.dedup();
@@ -163,34 +175,67 @@ pub(crate) fn build_with_h2(
     let mut accepted_keys: Vec<(&str, String)> = exchanges
         .iter()
         .filter(|e| e.is_upload() && objects::accepted(e))
-        .map(|e| (e.method.as_str(), e.resource()))
+        .map(upload_identity)
         .collect();
     accepted_keys.sort_unstable();
     accepted_keys.dedup();
-    let not_accepted = upload_keys
+    // An upload whose answer the capture ended before (the capture cut short, or read while the
+    // run went on) was neither accepted nor refused as far as the capture shows.
+    let mut in_flight_keys: Vec<(&str, String)> = exchanges
+        .iter()
+        .filter(|e| e.is_upload() && e.response.status.is_none())
+        .filter(|e| open_at_end.binary_search(&e.flow).is_ok())
+        .map(upload_identity)
+        .collect();
+    in_flight_keys.sort_unstable();
+    in_flight_keys.dedup();
+    let (in_flight, not_accepted) = upload_keys
         .iter()
         .filter(|k| accepted_keys.binary_search(k).is_err())
-        .count();
+        .fold((0, 0), |(f, n), k| {
+            if in_flight_keys.binary_search(k).is_ok() {
+                (f + 1, n)
+            } else {
+                (f, n + 1)
+            }
+        });
+    // Retried uploads and those with a differing retry, in the unit `uploads` counts: one per
+    // upload (`upload_identity`), whichever legs show it, and only uploads (a p2phttp
+    // `putoffset` POST sent twice is no retried upload).
+    fn upload_of<'g>(
+        g: &'g AttemptGroup,
+        exchanges: &[Exchange],
+        upload_keys: &[(&str, String)],
+    ) -> Option<(&'g str, String)> {
+        let key = (
+            g.method.as_str(),
+            upload_identity(&exchanges[g.attempts[0].exchange]).1,
+        );
+        upload_keys.binary_search(&key).is_ok().then_some(key)
+    }
+    let differs = |g: &AttemptGroup| {
+        g.attempts
+            .iter()
+            .any(|a| a.comparison.as_ref().is_some_and(|c| c.is_difference()))
+    };
     let mut retried: Vec<(&str, String)> = attempt_groups
         .iter()
-        .map(|g| {
-            (
-                g.method.as_str(),
-                exchanges[g.attempts[0].exchange].resource(),
-            )
-        })
+        .filter_map(|g| upload_of(g, &exchanges, &upload_keys))
         .collect();
     retried.sort_unstable();
     retried.dedup();
+    let mut differing: Vec<(&str, String)> = attempt_groups
+        .iter()
+        .filter(|g| differs(g))
+        .filter_map(|g| upload_of(g, &exchanges, &upload_keys))
+        .collect();
+    differing.sort_unstable();
+    differing.dedup();
     let summary = Summary {
         exchanges: exchanges.iter().filter(|e| !e.is_placeholder()).count(),
         uploads: upload_keys.len(),
         retried: retried.len(),
-        retries_differing: attempt_groups
-            .iter()
-            .flat_map(|g| &g.attempts)
-            .filter(|a| a.comparison.as_ref().is_some_and(|c| c.is_difference()))
-            .count(),
+        retries_differing: differing.len(),
         downloads: objects
             .iter()
             .filter(|o| o.transfer == objects::Transfer::Download)
@@ -214,6 +259,10 @@ pub(crate) fn build_with_h2(
             })
             .map(|a| exchanges[a.exchange].flow),
     );
+    // A capture cut short (damage): what the flows open there carried after the cut is missing.
+    if capture.damage.is_some() {
+        missed.extend(&open_at_end);
+    }
     missed.sort_unstable();
     missed.dedup();
     for object in objects.iter_mut().filter(|o| !o.complete) {
@@ -235,7 +284,11 @@ pub(crate) fn build_with_h2(
             objects::capture_missed(&mut blob.problems);
         }
     }
-    let missing = missing_payload(capture.truncated_packets, &missed);
+    let missing = missing_payload(
+        capture.damage.as_deref(),
+        capture.truncated_packets,
+        &missed,
+    );
     let verdict = match (findings.is_empty(), &missing) {
         (false, _) => Verdict::Corrupt,
         (true, Some(_)) => Verdict::Inconclusive,
@@ -266,8 +319,7 @@ pub(crate) fn build_with_h2(
                     answers.sort();
                     answers.dedup();
                     format!(
-                        "{n} retried, {} differed and none of them was accepted (answered {})",
-                        crate::plural::count_as(d, "retry", "retries"),
+                        "{n} retried, {d} of them with a retry that differed and was not accepted (answered {})",
                         answers.join("; ")
                     )
                 }
@@ -315,11 +367,19 @@ pub(crate) fn build_with_h2(
                     crate::plural::count(summary.exchanges, "HTTP exchange")
                 )
             } else {
-                let uploads = match not_accepted {
-                    0 => crate::plural::count(summary.uploads, "upload"),
-                    n => format!(
-                        "{} ({n} not accepted)",
-                        crate::plural::count(summary.uploads, "upload")
+                let mut unanswered = Vec::new();
+                if not_accepted > 0 {
+                    unanswered.push(format!("{not_accepted} not accepted"));
+                }
+                if in_flight > 0 {
+                    unanswered.push(format!("{in_flight} cut by the end of the capture"));
+                }
+                let uploads = match unanswered.is_empty() {
+                    true => crate::plural::count(summary.uploads, "upload"),
+                    false => format!(
+                        "{} ({})",
+                        crate::plural::count(summary.uploads, "upload"),
+                        unanswered.join(", ")
                     ),
                 };
                 format!("{uploads}, {retries}{downloads}{h2}")
@@ -363,10 +423,14 @@ pub(crate) fn build_with_h2(
     }
 }
 
-/// Why the capture cannot show its transfers clean, if it cannot: `truncated` packets cut by a
-/// snap length, and the flows whose HTTP it missed bytes of.
-fn missing_payload(truncated: u64, missed: &[u64]) -> Option<String> {
+/// Why the capture cannot show its transfers clean, if it cannot: the file cut short or damaged
+/// (`damage`: reading stopped there, so whatever followed is missing), `truncated` packets cut
+/// by a snap length, and the flows whose HTTP it missed bytes of.
+fn missing_payload(damage: Option<&str>, truncated: u64, missed: &[u64]) -> Option<String> {
     let mut why = Vec::new();
+    if let Some(damage) = damage {
+        why.push(format!("reading stopped: {damage}"));
+    }
     if truncated > 0 {
         why.push(format!(
             "{} cut by a snap length",
@@ -791,6 +855,23 @@ fn check_addresses(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> Ve
     out
 }
 
+/// What makes exchanges one upload in the summary: method and resource, except for a p2phttp
+/// `put`, which is one upload of its key whatever offset it resumes at (`offset=0` cut, then
+/// `offset=65536` stored, is one upload, accepted).
+fn upload_identity(ex: &Exchange) -> (&str, String) {
+    match P2pRequest::of(ex)
+        .filter(|p| p.operation == "put")
+        .and_then(|p| p.key)
+    {
+        Some(key) => {
+            let resource = ex.resource();
+            let path = resource.split('?').next().unwrap_or_default();
+            (ex.method.as_str(), format!("{path} {key}"))
+        }
+        None => (ex.method.as_str(), ex.resource()),
+    }
+}
+
 /// Why a cut counts as evidence that the body really arrived short (not that the capture ended).
 fn cut_for_real(ex: &Exchange) -> bool {
     !ex.request.complete
@@ -826,7 +907,7 @@ fn incomplete_accepted(exchanges: &[Exchange], findings: &mut Vec<String>) {
             None => ex.response_text(),
         };
         findings.push(format!(
-            "CORRUPT: server accepted an incomplete body: {} {} ({} leg, exchange {}, flow {}): {} of {} bytes arrived{}, {answer}",
+            "CORRUPT: server accepted an incomplete body: {} {} ({} leg, exchange {}, flow {}): {} of {} bytes arrived{}, {answer}{}",
             ex.method,
             ex.target,
             leg::name(ex.leg),
@@ -838,8 +919,43 @@ fn incomplete_accepted(exchanges: &[Exchange], findings: &mut Vec<String>) {
                 .cut_by
                 .as_deref()
                 .map_or(String::new(), |c| format!(" (cut by {c})")),
+            replaced_later(exchanges, ex),
         ));
     }
+}
+
+/// `; later replaced: …` when a complete upload to the same resource on the same leg was
+/// accepted after `short` (a client that retried whole, as git-annex's WebDAV remote does before
+/// its MOVE): the short body was stored for a while, not for good. Empty otherwise.
+fn replaced_later(exchanges: &[Exchange], short: &Exchange) -> String {
+    let resource = short.resource();
+    let same = |e: &&Exchange| e.leg == short.leg && e.resource() == resource;
+    let Some(whole) = exchanges
+        .iter()
+        .filter(|e| e.time_ns > short.time_ns && e.method == short.method)
+        .filter(same)
+        .find(|e| e.request.complete && objects::accepted(e) && !cut_for_real(e))
+    else {
+        return String::new();
+    };
+    let moved = exchanges
+        .iter()
+        .filter(|e| e.time_ns > whole.time_ns && e.method == "MOVE" && e.succeeded())
+        .find(same)
+        .map_or(String::new(), |m| {
+            format!(
+                ", then MOVE exchange {} put it in place at {}",
+                m.id,
+                m.request_header("destination").unwrap_or("?")
+            )
+        });
+    format!(
+        "; later replaced: {} exchange {} sent all {} bytes, {}{moved}",
+        whole.method,
+        whole.id,
+        whole.request.length,
+        whole.response_text()
+    )
 }
 
 /// p2phttp requests named in the report (a `put` the server stored short is a finding).
@@ -888,6 +1004,7 @@ pub(crate) mod tests {
                 warnings: Vec::new(),
                 faults: Vec::new(),
                 capture_missed: false,
+                open_at_end: false,
             },
         )
     }
@@ -1270,7 +1387,97 @@ pub(crate) mod tests {
         assert!(report.findings.is_empty(), "{:?}", report.findings);
         assert_eq!(
             report.verdict_line,
-            r#"OK: 1 upload (1 not accepted), 1 retried, 1 retry differed and none of them was accepted (answered status 200 {"stored":false})"#
+            r#"OK: 1 upload (1 not accepted), 1 retried, 1 of them with a retry that differed and was not accepted (answered status 200 {"stored":false})"#
+        );
+    }
+
+    /// Black-box trial: "3 uploads (2 retried, 4 retries differing)": `retried` counted uploads
+    /// once across legs, `retries_differing` attempts once per leg (doubled with both legs), and
+    /// git-annex p2phttp's empty `putoffset` POST sent twice counted as a retried upload. Both
+    /// now count uploads as `uploads` does: one per upload, whichever legs show it.
+    #[test]
+    fn retried_and_differing_count_uploads_once_across_legs() {
+        let put = |id: usize, leg: Leg, flow: u64, body: &[u8]| {
+            let mut ex = exchange(id, leg, flow, "PUT", "/x", Some("h"));
+            let mut kept = crate::inspect::body_store::RetainedBody::new(Default::default());
+            kept.append(body);
+            ex.body = Some(kept);
+            (ex.request.length, ex.request.expected) = (body.len() as u64, Some(body.len() as u64));
+            ex.response.status = Some(500);
+            ex
+        };
+        let mut client = vec![
+            put(0, Leg::Client, 1, b"abcd"),
+            put(2, Leg::Client, 1, b"wxyz"),
+        ];
+        let mut upstream = vec![
+            put(1, Leg::Upstream, 2, b"abcd"),
+            put(3, Leg::Upstream, 2, b"wxyz"),
+        ];
+        for id in [4, 5] {
+            let mut offset = p2p(id, "putoffset", r#"{"offset":0}"#);
+            offset.flow = 2;
+            offset.request.expected = Some(0);
+            offset.response.status = Some(200);
+            offset.body = Some(crate::inspect::body_store::RetainedBody::new(
+                Default::default(),
+            ));
+            upstream.push(offset);
+        }
+        client.sort_by_key(|e| e.id);
+        let report = build(
+            CaptureInfo::for_tests(),
+            LegFilter::Both,
+            vec![
+                finished(1, "client leg", client),
+                finished(2, "upstream leg", upstream),
+            ],
+        );
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+        let sum = &report.summary;
+        assert_eq!(
+            (sum.uploads, sum.retried, sum.retries_differing),
+            (1, 1, 1),
+            "{}",
+            report.verdict_line
+        );
+        assert!(
+            report
+                .verdict_line
+                .contains("1 retried, 1 of them with a retry that differed"),
+            "{}",
+            report.verdict_line
+        );
+        assert!(
+            report
+                .render_markdown()
+                .contains("1 upload (1 retried, 1 with a differing retry)"),
+            "{}",
+            report.render_markdown()
+        );
+    }
+
+    /// A real `git annex copy` with its first put reset: `put …&offset=0` cut, then
+    /// `put …&offset=65536` stored. The verdict said "2 uploads (1 not accepted)" of one object;
+    /// a p2phttp put is one upload of its key, accepted once a piece was stored.
+    #[test]
+    fn a_p2phttp_put_resumed_at_an_offset_is_one_upload() {
+        let mut cut = p2p(0, "put", "");
+        cut.target.push_str("&offset=0");
+        cut.request.complete = false;
+        cut.request.cut_by = Some("connection reset".into());
+        cut.response.outcome = Outcome::ConnectionReset;
+        cut.response.status = None;
+        let mut rest = p2p(1, "put", r#"{"stored":true}"#);
+        rest.target.push_str("&offset=65536");
+        (rest.request.length, rest.request.expected) = (3, Some(3));
+        rest.response.status = Some(200);
+        let report = report_of("upstream leg", vec![cut, rest]);
+        assert_eq!(report.summary.uploads, 1, "{}", report.verdict_line);
+        assert!(
+            report.verdict_line.starts_with("OK: 1 upload, "),
+            "{}",
+            report.verdict_line
         );
     }
 

@@ -194,6 +194,7 @@ impl ConnectTunnel {
                     warnings: vec![why],
                     faults: Vec::new(),
                     capture_missed: false,
+                    open_at_end: false,
                 },
                 h2: None,
             });

@@ -357,6 +357,9 @@ pub struct FlowOutcome {
     /// True when HTTP tracking stopped because the capture missed bytes of the flow: what the
     /// capture holds of it cannot show its transfers whole.
     pub capture_missed: bool,
+    /// True when the capture ended while the flow was still open (no FIN from the client, no
+    /// RST): what was in flight there has no known end, neither accepted nor refused.
+    pub open_at_end: bool,
 }
 
 impl FlowHttp {
@@ -692,6 +695,7 @@ impl FlowHttp {
             warnings: self.warnings,
             faults,
             capture_missed: self.capture_missed,
+            open_at_end: !self.reset && !self.closed[0],
         }
     }
 }

@@ -409,7 +409,7 @@ mod tests {
     fn paths_stored_but_not_listed_are_named_as_warnings() {
         let mut r = report(vec![
             plain(0, "PUT", "/a", b"abc", Some(201)),
-            plain(1, "PUT", "/http:/h/a", b"abc", Some(201)),
+            plain(1, "PUT", "/bkt/tmp/up.bin.part", b"abc", Some(201)),
             plain(2, "PUT", "/gone", b"abc", Some(201)),
             plain(3, "DELETE", "/gone", b"", Some(204)),
             plain(4, "PUT", "/refused", b"abc", Some(500)),
@@ -418,7 +418,7 @@ mod tests {
         assert_eq!(r.verdict, Verdict::Clean);
         assert_eq!(
             r.warnings,
-            ["--expect: /http:/h/a was stored (3 bytes, exchange 1) but m.txt does not list it"]
+            ["--expect: /bkt/tmp/up.bin.part was stored (3 bytes, exchange 1) but m.txt does not list it"]
         );
     }
 

@@ -75,6 +75,7 @@ impl FlowViews {
         http.warnings.extend(inner.http.warnings);
         http.faults.extend(inner.http.faults);
         http.capture_missed |= inner.http.capture_missed;
+        http.open_at_end |= inner.http.open_at_end;
         (http, h2.or(inner.h2))
     }
 }

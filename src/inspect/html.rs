@@ -911,6 +911,7 @@ pub(crate) mod tests {
             warnings: vec!["<img src=x>".into()],
             faults: Vec::new(),
             capture_missed: false,
+            open_at_end: false,
         };
         let capture = CaptureInfo {
             path: "<i>.pcapng".into(),
@@ -969,6 +970,7 @@ pub(crate) mod tests {
                         warnings: Vec::new(),
                         faults: Vec::new(),
                         capture_missed: false,
+                        open_at_end: false,
                     },
                 )
             })

@@ -35,6 +35,9 @@ pub struct LegComparison {
     pub difference_details: Vec<LegDifference>,
     /// True when bytes differ although both sides completed and no fault acted: a faultline bug.
     pub faultline_bug: bool,
+    /// True when the capture ended while either flow was open (a capture cut short, as after
+    /// `kill -9`): their ends differ because the capture stops there, not because of a fault.
+    pub capture_ended: bool,
 }
 
 /// One difference between the legs and the pair of exchanges it is about.
@@ -383,6 +386,7 @@ fn compare_pair(c: &FlowSummary, u: &FlowSummary, exchanges: &mut [Exchange]) ->
         exchanges_compared: n,
         faulted,
         faultline_bug: bug && !faulted,
+        capture_ended: false,
         differences,
         difference_details,
     }

@@ -13,7 +13,7 @@ use super::model::{Report, Verdict};
 use super::objects::Transfer;
 use super::row_caps::{h2_stream_is_notable, rows_to_show};
 use super::run_info::RunInfo;
-use crate::plural::{count, count_as};
+use crate::plural::count;
 
 /// Rows of each list (exchanges, HTTP/2 streams, retried requests, content checks, …) in the
 /// Markdown summary before the total budget cuts them further.
@@ -250,11 +250,11 @@ impl Report {
         let sum = &self.summary;
         let _ = writeln!(
             s,
-            "| evidence | {}, {} ({} retried, {} differing), {}, {}, {} |",
+            "| evidence | {}, {} ({} retried, {} with a differing retry), {}, {}, {} |",
             count(sum.exchanges, "exchange"),
             count(sum.uploads, "upload"),
             sum.retried,
-            count_as(sum.retries_differing, "retry", "retries"),
+            sum.retries_differing,
             count(sum.downloads, "download"),
             count(sum.h2_streams, "HTTP/2 stream"),
             count(sum.blobs, "ByteStream blob"),

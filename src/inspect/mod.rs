@@ -54,6 +54,7 @@ mod output_path;
 mod p2phttp;
 mod packet;
 mod pcap_reader;
+mod range_versions;
 mod reassembly;
 mod row_caps;
 mod run_info;

@@ -30,8 +30,9 @@ pub enum Verdict {
     Clean,
     /// At least one corrupt retry, content-address mismatch or faultline bug (exit status 1).
     Corrupt,
-    /// Nothing corrupt in what the capture holds, but it is missing payload (packets cut by a
-    /// snap length, bytes the capture missed where HTTP was being read): it cannot show the
+    /// Nothing corrupt in what the capture holds, but it is missing payload (the file cut short or
+    /// damaged, packets cut by a snap length, bytes the capture missed where HTTP was being
+    /// read): it cannot show the
     /// transfers clean (exit status 3).
     Inconclusive,
 }
@@ -156,11 +157,13 @@ pub struct ContentCheck {
 pub struct Summary {
     /// HTTP exchanges.
     pub exchanges: usize,
-    /// Distinct uploads (PUT/POST/PATCH method + target).
+    /// Distinct uploads (PUT/POST/PATCH method + target; a git-annex p2phttp `put` is one upload
+    /// of its key whatever `offset` it resumes at).
     pub uploads: usize,
-    /// Distinct uploads sent more than once on some leg.
+    /// Distinct uploads (as `uploads` counts them) sent more than once on some leg.
     pub retried: usize,
-    /// Retries whose body differs from their first attempt.
+    /// Distinct uploads (as `uploads` counts them) with a retry whose body differs from their
+    /// first attempt on some leg: like `retried`, one per upload whichever legs show it.
     pub retries_differing: usize,
     /// Downloaded content-addressed objects checked (see `objects`).
     pub downloads: usize,

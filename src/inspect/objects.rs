@@ -117,7 +117,7 @@ pub fn accepted(ex: &Exchange) -> bool {
 }
 
 /// `bytes N-M/T` → (N, T when known).
-fn content_range(value: &str) -> Option<(u64, Option<u64>)> {
+pub(crate) fn content_range(value: &str) -> Option<(u64, Option<u64>)> {
     let rest = value.trim().strip_prefix("bytes")?.trim();
     let (range, total) = rest.split_once('/')?;
     let start = range.split_once('-')?.0.trim().parse().ok()?;

@@ -38,7 +38,8 @@ pub struct RunInfo {
     /// `None` when `replay` needs no such file (it is the recorded command).
     pub scenario_file: Option<String>,
     /// What `replay` does not reproduce, when it cannot reproduce everything (rules changed over
-    /// `faultline serve`'s control API).
+    /// `faultline serve`'s control API), or what it changes and why (a fresh `builtin:store`
+    /// folder instead of the first run's, which holds what that run stored).
     pub replay_note: Option<String>,
 }
 
@@ -205,12 +206,12 @@ impl RunInfo {
             scenario: scenario.to_string(),
             seed,
             replay: replay_command(&command, seed),
+            replay_note: recorded_store(&command).map(|dir| store_left_out_note(&dir)),
             command,
             scenario_toml: None,
             scenario_cut: false,
             scenario_origin: None,
             scenario_file: None,
-            replay_note: None,
         })
     }
 
@@ -229,6 +230,15 @@ impl RunInfo {
             if let Some(command) = with_scenario_file(&self.command, origin, &file) {
                 self.replay = replay_command(&command, self.seed);
                 self.scenario_file = Some(file);
+                // The scenario names its store folder: the replay gives the store a fresh one
+                // (with `--store DIR` left out, the scenario's folder would be used).
+                if let Some(dir) = scenario_store(&scenario.text) {
+                    self.replay = with_fresh_store(&self.replay);
+                    self.replay_note = Some(format!(
+                        "The store folder {} holds what the first run stored, so a replay into it would upload nothing (the clients find their objects there): `--store \"$(mktemp -d)\"` gives builtin:store a fresh, empty one.",
+                        quote(&dir)
+                    ));
+                }
             }
         }
         if scenario.cut && self.scenario_file.is_some() {
@@ -365,8 +375,8 @@ fn shell_word(word: &str) -> String {
     shlex::try_quote(word).map_or_else(|_| word.to_string(), std::borrow::Cow::into_owned)
 }
 
-/// The arguments of a `run` with its capture moved to a new file, so that replaying never
-/// overwrites the capture the command came from (with `--capture X`, or the scenario's own
+/// The arguments of a `run` with `--store DIR` left out and its capture moved to a new file, so
+/// that replaying never overwrites the capture the command came from (with `--capture X`, or the scenario's own
 /// `capture` key when the command names none): `{name}-replay-{time}.pcapng`, in X's folder and
 /// with X's format when there was one. `None` for a run without a capture (`--no-capture`).
 fn replay_capture(args: &[String]) -> Option<Vec<String>> {
@@ -387,6 +397,15 @@ fn replay_capture(args: &[String]) -> Option<Vec<String>> {
     let mut replaced = false;
     let mut words = args.iter().enumerate();
     while let Some((i, word)) = words.next() {
+        // The first run's store holds what it stored: the replay starts with an empty one
+        // (see `store_left_out_note`).
+        if i < options_end && word == "--store" {
+            words.next();
+            continue;
+        }
+        if i < options_end && word.starts_with("--store=") {
+            continue;
+        }
         if i < options_end && word == "--capture" {
             if let Some((_, given)) = words.next() {
                 out.push(word.clone());
@@ -402,10 +421,56 @@ fn replay_capture(args: &[String]) -> Option<Vec<String>> {
         out.push(word.clone());
     }
     if !replaced {
+        let options_end = out.iter().position(|w| w == "--").unwrap_or(out.len());
         out.insert(options_end, "--capture".to_string());
         out.insert(options_end + 1, "{name}-replay-{time}.pcapng".to_string());
     }
     Some(out)
+}
+
+/// The `--store DIR` of a recorded `run` command, if it named one.
+fn recorded_store(command: &str) -> Option<String> {
+    let words = shlex::split(command)?;
+    let args = words.get(1..)?;
+    if subcommand(args) != Some("run") {
+        return None;
+    }
+    let options_end = args.iter().position(|w| w == "--").unwrap_or(args.len());
+    let mut words = args[..options_end].iter();
+    while let Some(word) = words.next() {
+        if word == "--store" {
+            return words.next().cloned();
+        }
+        if let Some(dir) = word.strip_prefix("--store=") {
+            return Some(dir.to_string());
+        }
+    }
+    None
+}
+
+/// Why the replay of a `run --store DIR` leaves `--store` out, in one sentence: replayed into
+/// the same folder, the clients find what the first run stored (dvc says "Everything is up to
+/// date"), upload nothing, and no rule fires.
+fn store_left_out_note(dir: &str) -> String {
+    format!(
+        "`--store {}` is left out: that folder holds what the first run stored, so a replay into it would upload nothing (the clients find their objects there); builtin:store starts in a fresh, empty folder.",
+        quote(dir)
+    )
+}
+
+/// The `[proxy] store` folder a recorded scenario's text names, if it parses and names one.
+fn scenario_store(text: &str) -> Option<String> {
+    let value: toml::Table = text.parse().ok()?;
+    value
+        .get("proxy")?
+        .get("store")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// `replay` (a `run` command) with a fresh, empty store folder.
+fn with_fresh_store(replay: &str) -> String {
+    format!("{replay} --store \"$(mktemp -d)\"")
 }
 
 /// The first word of `args` that is not a global flag (`-v`, `-qq`, `--verbose`, `--log-format
@@ -537,6 +602,60 @@ mod tests {
     }
 
     const TEXT: &str = "name = \"s2\"\n\n[[rule]]\nfault.refuse = {}\n";
+
+    /// Black-box trial: the replay of a `builtin:store` run with `--store DIR` replayed nothing
+    /// (dvc found its objects in DIR: "Everything is up to date", no rule fired). The replay
+    /// leaves `--store` out, or gives a fresh folder when the scenario names one, and says why.
+    #[test]
+    fn a_replay_starts_with_an_empty_store() {
+        for (command, replay) in [
+            (
+                "faultline run s2.toml --store /tmp/st --capture c.pcapng",
+                "faultline run s2.toml --capture '{name}-replay-{time}.pcapng' --seed 42",
+            ),
+            (
+                "faultline run s2.toml --store=/tmp/st",
+                "faultline run s2.toml --capture '{name}-replay-{time}.pcapng' --seed 42",
+            ),
+        ] {
+            let meta = CaptureMeta {
+                scenario: "s2".into(),
+                seed: 42,
+                command_line: command.into(),
+                scenario_text: Some(TEXT.into()),
+                scenario_origin: "s2.toml".into(),
+                live_rules: false,
+            };
+            let run = read_back(&meta);
+            assert_eq!(run.replay, replay, "{command}");
+            let note = run.replay_note.expect("a note saying why");
+            assert!(
+                note.starts_with(
+                    "`--store /tmp/st` is left out: that folder holds what the first run stored"
+                ),
+                "{note}"
+            );
+        }
+        // The scenario's own `[proxy] store`: a fresh folder.
+        let meta = CaptureMeta {
+            scenario: "s2".into(),
+            seed: 42,
+            command_line: "faultline run s2.toml --store /tmp/st".into(),
+            scenario_text: Some(format!("[proxy]\nstore = \"/tmp/st\"\n{TEXT}")),
+            scenario_origin: "s2.toml".into(),
+            live_rules: false,
+        };
+        let run = read_back(&meta);
+        assert_eq!(
+            run.replay,
+            "faultline run s2.toml --capture '{name}-replay-{time}.pcapng' --seed 42 --store \"$(mktemp -d)\""
+        );
+        let note = run.replay_note.expect("a note saying why");
+        assert!(
+            note.starts_with("The store folder /tmp/st holds what the first run stored"),
+            "{note}"
+        );
+    }
 
     /// Issue 15: the report gave `faultline run s2.toml --seed N` without s2.toml, and a
     /// relative path without its directory. The capture carries the text, and the replay reads

@@ -78,8 +78,16 @@ const EXCERPT: Ty = Ty::Object(&[f("hex", Ty::Text), f("ascii", Ty::Text)]);
 const SUMMARY: Ty = Ty::Object(&[
     f("exchanges", Ty::Count),
     f("uploads", Ty::Count),
-    f("retried", Ty::Count),
-    f("retries_differing", Ty::Count),
+    d(
+        "retried",
+        Ty::Count,
+        "uploads (as `uploads` counts them: method + resource, whichever legs) sent more than once",
+    ),
+    d(
+        "retries_differing",
+        Ty::Count,
+        "uploads, counted like `retried`, with a retry whose body differs from their first attempt",
+    ),
     f("downloads", Ty::Count),
     f("h2_streams", Ty::Count),
     f("blobs", Ty::Count),
@@ -277,6 +285,11 @@ const LEG_COMPARISON: Ty = Ty::Object(&[
         "each difference with the exchanges (report numbers) it is about; null exchanges for the flows as a whole",
     ),
     f("faultline_bug", Ty::Flag),
+    d(
+        "capture_ended",
+        Ty::Flag,
+        "the capture ended while either flow was open: differences at their end are the capture's",
+    ),
 ]);
 
 const LEG_DIFFERENCE: Ty = Ty::Object(&[

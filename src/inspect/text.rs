@@ -308,6 +308,8 @@ impl Report {
                     "FAULTLINE BUG"
                 } else if l.faulted {
                     "explained by faults"
+                } else if l.capture_ended {
+                    "no fault, the capture ended while they were open"
                 } else if self.capture.format == "pcap" {
                     "no fault comments in a classic pcap"
                 } else {
@@ -323,10 +325,15 @@ impl Report {
             }
         }
         let _ = writeln!(s);
-        for f in self.findings.iter().skip(1) {
+        // Findings in the order `--json` and `--markdown` list them (the headline first), then
+        // the verdict line last, where a terminal leaves it in view; a single finding is its own
+        // verdict line.
+        for f in &self.findings {
             let _ = writeln!(s, "{f}");
         }
-        let _ = writeln!(s, "{}", self.findings.first().unwrap_or(&self.verdict_line));
+        if self.findings.len() != 1 {
+            let _ = writeln!(s, "{}", self.verdict_line);
+        }
         visible(s)
     }
 }
@@ -458,6 +465,35 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Black-box trial: the text report listed the headline finding last, `--json` and
+    /// `--markdown` first. Every format lists them in one order now, the text with its verdict
+    /// line after them.
+    #[test]
+    fn findings_are_listed_in_the_order_of_json_and_markdown() {
+        let mut report = crate::inspect::analysis::tests::report_of("client leg", Vec::new());
+        report.findings = vec!["CORRUPT: first".into(), "CORRUPT: second".into()];
+        report.verdict_line = "CORRUPT: first (and 1 more)".into();
+        let text = report.render_text();
+        assert!(
+            text.ends_with("\nCORRUPT: first\nCORRUPT: second\nCORRUPT: first (and 1 more)\n"),
+            "{text}"
+        );
+        let md = report.render_markdown();
+        let (a, b) = (
+            md.find("CORRUPT: first\n").or(md.find("CORRUPT: first |")),
+            md.find("CORRUPT: second"),
+        );
+        assert!(a.zip(b).is_some_and(|(a, b)| a < b), "{md}");
+        let json = report.to_json();
+        assert!(
+            json.find("\"CORRUPT: first\"") < json.find("\"CORRUPT: second\""),
+            "{json}"
+        );
+        report.findings.truncate(1);
+        report.verdict_line = "CORRUPT: first".into();
+        assert!(report.render_text().ends_with("\n\nCORRUPT: first\n"));
+    }
 
     /// A manifest path `/a%1b%5b31m` (percent-decoded) or a packet comment holding ESC reached
     /// the terminal as an escape sequence.

@@ -304,6 +304,35 @@ mod report_tests {
     use crate::inspect::analysis::tests::report_of;
     use crate::inspect::legs::tests::exchange;
 
+    /// Black-box trial: a short PUT the WebDAV server accepted, then a complete retry and the
+    /// MOVE: the finding did not say the short upload was replaced. It is still a finding (the
+    /// server accepted an incomplete body), and its line says what replaced it.
+    #[test]
+    fn a_short_upload_replaced_by_a_whole_retry_says_so_in_its_finding() {
+        let sha = "f6bfd632e56d745c5b6ec8db52bf92b11c2666a1fe18d80cf4023bb32541f338";
+        let tmp = format!("/dav/tmp/git-annex-webdav-tmp-SHA256E-s12--{sha}.txt");
+        let mut short = exchange(0, Leg::Upstream, 1, "PUT", &tmp, Some("dav"));
+        (short.request.length, short.request.expected) = (5, Some(12));
+        short.request.complete = false;
+        short.request.cut_by = Some("connection closed".into());
+        let mut whole = exchange(1, Leg::Upstream, 1, "PUT", &tmp, Some("dav"));
+        (whole.request.length, whole.request.expected) = (12, Some(12));
+        whole.request.sha256 = sha.into();
+        let mut mv = exchange(2, Leg::Upstream, 1, "MOVE", &tmp, Some("dav"));
+        let dest = format!("http://dav/dav/ab/cd/SHA256E-s12--{sha}.txt");
+        mv.request_headers
+            .push(("destination".into(), dest.clone()));
+        let report = report_of("upstream leg", vec![short, whole, mv]);
+        assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+        assert!(
+            report.findings[0].ends_with(&format!(
+                "5 of 12 bytes arrived (cut by connection closed), status 201; later replaced: PUT exchange 1 sent all 12 bytes, status 201, then MOVE exchange 2 put it in place at {dest}"
+            )),
+            "{}",
+            report.findings[0]
+        );
+    }
+
     #[test]
     fn a_cut_upload_answered_2xx_and_moved_in_place_are_two_findings() {
         let sha = "f6bfd632e56d745c5b6ec8db52bf92b11c2666a1fe18d80cf4023bb32541f338";

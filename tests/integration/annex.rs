@@ -497,6 +497,16 @@ fn p2phttp_reset_upload_retried_is_verified_by_git_annex_and_inspect() {
         .iter()
         .any(|e| e["method"] == "POST" && !e["faults"].as_array().expect("faults").is_empty());
     assert!(faulted, "the reset is in the capture");
+    // The summary counts uploads in one unit: one put object, counted once whichever legs show
+    // it; `putoffset` and `checkpresent` POSTs sent again are no retried upload (a trial read
+    // "2 uploads (1 not accepted), 2 retried, 2 retries differed" of one put).
+    let summary = &json["summary"];
+    assert_eq!(summary["uploads"], 1, "{summary:#}");
+    assert!(
+        summary["retried"].as_u64() <= Some(1)
+            && summary["retries_differing"].as_u64() <= summary["retried"].as_u64(),
+        "{summary:#}"
+    );
 }
 
 /// `(exchange, from)` of inspect's "the retry from offset 0 (exchange N) carried other bytes …
@@ -616,11 +626,15 @@ fn webdav_cut_upload_is_retried_and_the_incomplete_body_accepted_is_named() {
     let all = findings(&json);
     assert_eq!(code, Some(1), "{all:#?}");
     let tmp_name = format!("git-annex-webdav-tmp-{key}");
+    // The line says the short upload did not stay: the whole retry replaced it, and the MOVE
+    // put that in place.
     assert!(
         all.iter()
             .any(|f| f.contains("server accepted an incomplete body")
                 && f.contains(&tmp_name)
-                && f.contains("upstream leg")),
+                && f.contains("upstream leg")
+                && f.contains("; later replaced: PUT exchange")
+                && f.contains(", then MOVE exchange")),
         "{all:#?}"
     );
     assert!(

@@ -1065,3 +1065,229 @@ async fn a_truncated_h2c_download_is_marked_cut_like_http1() {
     })
     .await;
 }
+
+/// The black-box repro: a capture cut inside a pcapng block (`head -c N`, as after `kill -9`)
+/// was reported `OK` (exit 0) with `damage` set, the in-flight upload counted "not accepted" and
+/// its legs "(no fault, ends differ)". Now the verdict is INCONCLUSIVE (exit 3) and the upload and
+/// the legs say the capture ended there.
+#[test]
+fn a_capture_cut_inside_a_block_is_inconclusive_not_clean() {
+    let mut s = Script::new();
+    let first = s.bytes(20_000);
+    let second = s.bytes(300_000);
+    s.attempt("PUT", &md5_target(&first), &first, Answer::Status(201));
+    s.attempt("PUT", &md5_target(&second), &second, Answer::Status(201));
+    let whole = s.write("cut-block.pcapng");
+    assert_eq!(inspect(&whole).exit_code(), 0, "the whole capture is clean");
+    let bytes = std::fs::read(&whole).expect("read capture");
+    let cut = whole.with_file_name("cut-block-cut.pcapng");
+    // Inside the second upload (the file is ~650000 bytes), where the client leg has carried
+    // one 70000-byte piece more than the upstream leg.
+    std::fs::write(&cut, &bytes[..bytes.len() / 2 + 73_001]).expect("write cut capture");
+    let report = inspect(&cut);
+    let text = report.render_text();
+    assert!(report.capture.damage.is_some(), "{text}");
+    assert!(report.findings.is_empty(), "{text}");
+    assert_eq!(report.verdict(), Verdict::Inconclusive, "{text}");
+    assert_eq!(report.exit_code(), 3, "{text}");
+    assert!(
+        report
+            .verdict_line
+            .starts_with("INCONCLUSIVE: the capture is missing payload (reading stopped: capture cut inside a pcapng block"),
+        "{text}"
+    );
+    assert!(
+        report
+            .verdict_line
+            .contains("2 uploads (1 cut by the end of the capture)"),
+        "{text}"
+    );
+    assert!(!text.contains("not accepted"), "{text}");
+    let legs = report
+        .leg_comparisons
+        .iter()
+        .find(|l| !l.differences.is_empty())
+        .expect("the legs of the cut upload differ at the cut");
+    assert!(legs.capture_ended, "{text}");
+    assert!(!legs.faultline_bug, "{text}");
+    assert!(!text.contains("ends differ"), "{text}");
+    assert!(
+        text.contains("(no fault, the capture ended while they were open)"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
+    assert_eq!(json["verdict"], "inconclusive", "{json}");
+    let problems =
+        faultline::inspect::schema::violations(&json, &mut std::collections::BTreeSet::new());
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
+/// The black-box repros of inspect's command line: `--html -` wrote a file literally named `-`
+/// (now the page goes to stdout, and with `--json` both cannot), and a glob matching two
+/// captures (`captures/NAME-*.pcapng` after a second run) got clap's bare "unexpected argument"
+/// (now both are named and the newest suggested).
+#[test]
+fn html_dash_is_stdout_and_two_captures_are_named() {
+    use std::process::Command;
+    let mut s = Script::new();
+    let body = s.bytes(1_000);
+    s.attempt("PUT", &md5_target(&body), &body, Answer::Status(201));
+    let older = s.write("cli-older.pcapng");
+    let mut s = Script::new();
+    let body = s.bytes(1_000);
+    s.attempt("PUT", &md5_target(&body), &body, Answer::Status(201));
+    let newer = s.write("cli-newer.pcapng");
+    let now = SystemTime::now();
+    for (path, age) in [(&older, 60), (&newer, 0)] {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(now - std::time::Duration::from_secs(age)))
+            .expect("set mtime");
+    }
+    let cwd = newer.with_file_name(format!("cli-cwd-{}", std::process::id()));
+    std::fs::create_dir_all(&cwd).expect("cwd");
+    let faultline = |args: &[&std::ffi::OsStr]| {
+        Command::new(crate::support::daemon::FAULTLINE)
+            .current_dir(&cwd)
+            .args(args)
+            .output()
+            .expect("run faultline")
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+
+    let out = faultline(&[os("inspect"), newer.as_os_str(), os("--html"), os("-")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.starts_with("<!DOCTYPE html>"), "{stdout:.200}");
+    assert!(!cwd.join("-").exists(), "no file named -");
+
+    let out = faultline(&[
+        os("inspect"),
+        newer.as_os_str(),
+        os("--html"),
+        os("-"),
+        os("--json"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--html - writes the page to stdout, where --json writes too"),
+        "{stderr}"
+    );
+    assert!(!cwd.join("-").exists(), "no file named -");
+
+    let out = faultline(&[os("inspect"), older.as_os_str(), newer.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "inspect reads one capture at a time, and was given 2: {}, {}",
+            older.display(),
+            newer.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("the newest is {}", newer.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+}
+
+/// The black-box repro, with real curl and nginx: a download cut by faultline, the file changed on
+/// the server, then `curl -C -` (which sends no If-Range): nginx answers 206 with the new
+/// version's bytes, and the file curl assembles matches neither version. inspect said OK with
+/// no note; now the two ETags and both exchanges are named (exit 1).
+#[test]
+fn a_curl_resume_across_two_versions_of_a_file_is_named() {
+    use crate::support::daemon::{run_bounded, Daemon, FAULTLINE};
+    use crate::support::nginx::Nginx;
+    use std::process::Command;
+    let dir = crate::support::temp_dir::TempDir::new("inspect-range-versions");
+    let (www, logs) = (dir.path().join("www"), dir.path().join("logs"));
+    for d in [&www, &logs] {
+        std::fs::create_dir_all(d).expect("dir");
+    }
+    let v1 = crate::support::random_bytes(400_000, 11);
+    let v2 = crate::support::random_bytes(400_000, 12);
+    std::fs::write(www.join("file.bin"), &v1).expect("v1");
+    let nginx = Nginx::start_plain(
+        dir.path(),
+        &format!("    location / {{ root {}; }}", www.display()),
+    );
+    let scenario = dir.path().join("range.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"range-resume\"\nseed = 1\n\n[proxy]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[rule]]\nname = \"first download cut\"\n\
+         match = { method = \"GET\", attempt = 1, status = 200 }\nfault.truncate = { after = \"100KiB\" }\n",
+    )
+    .expect("scenario");
+    let capture = dir.path().join("range.pcapng");
+    let mut proxy = Daemon::start(
+        Command::new(FAULTLINE)
+            .arg("run")
+            .arg(&scenario)
+            .arg("--upstream")
+            .arg(nginx.addr.to_string())
+            .arg("--capture")
+            .arg(&capture),
+        &logs,
+        "faultline",
+    );
+    let url = format!("http://{}/file.bin", proxy.faultline_address());
+    let out = dir.path().join("out.bin");
+    let curl = |args: &[&str], label: &str| {
+        run_bounded(
+            Command::new("curl")
+                .args(["-sS", "-o"])
+                .arg(&out)
+                .args(["-w", "%{http_code}"])
+                .args(args)
+                .arg(&url)
+                .env_remove("http_proxy"),
+            &logs,
+            label,
+            std::time::Duration::from_secs(60),
+        )
+    };
+    let first = curl(&[], "curl-cut");
+    assert_eq!(first.stdout.trim(), "200", "{}", first.stderr);
+    assert_eq!(first.status.code(), Some(18), "cut short: {}", first.stderr);
+    // The new version: other bytes, another mtime, so another ETag (nginx: mtime-size).
+    std::fs::write(www.join("file.bin"), &v2).expect("v2");
+    std::fs::File::options()
+        .write(true)
+        .open(www.join("file.bin"))
+        .and_then(|f| f.set_modified(SystemTime::now() + std::time::Duration::from_secs(100)))
+        .expect("mtime");
+    let resumed = curl(&["-C", "-"], "curl-resume");
+    assert_eq!(resumed.stdout.trim(), "206", "{}", resumed.stderr);
+    let got = std::fs::read(&out).expect("out");
+    assert!(got != v1 && got != v2, "the file matches neither version");
+    let done = proxy.stop();
+    assert!(done.status.success(), "{}", done.stderr);
+    nginx.stop();
+
+    let report = inspect(&capture);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 1, "{text}");
+    let named: Vec<&String> = report
+        .findings
+        .iter()
+        .filter(|f| f.contains("/file.bin") && f.contains("stitched from two versions"))
+        .collect();
+    // The client leg only: upstream, nginx's first answer crossed whole (faultline cut it on
+    // the client leg), so nothing was stitched there.
+    assert_eq!(named.len(), 1, "{text}");
+    assert!(
+        named
+            .iter()
+            .all(|f| f.contains("(client leg, exchanges 0, 2)")
+                && f.contains("no If-Range")
+                && f.contains("answered ETag \"")
+                && f.contains("(Range from byte ")),
+        "{text}"
+    );
+}

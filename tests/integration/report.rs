@@ -156,11 +156,14 @@ fn markdown_summary_of_a_real_capture() {
         "Save the scenario below as **report scenario.toml**, then run:".to_string(),
         // The replay writes a capture of its own beside this one, never over it.
         format!(
-            "```sh\nfaultline run 'report scenario.toml' --listen 127.0.0.1:0 --capture '{}' --seed 11\n```",
+            // The scenario names its store, which holds what this run stored: the replay gets a
+            // fresh one, or the client would find its objects there and upload nothing.
+            "```sh\nfaultline run 'report scenario.toml' --listen 127.0.0.1:0 --capture '{}' --seed 11 --store \"$(mktemp -d)\"\n```",
             capture
                 .with_file_name("{name}-replay-{time}.pcapng")
                 .display()
         ),
+        "holds what the first run stored, so a replay into it would upload nothing".to_string(),
         "<details><summary>Scenario <code>report scenario.toml</code> (10 lines)</summary>"
             .to_string(),
         format!("```toml\n{}\n```", fs::read_to_string(&scenario).expect("scenario").trim_end()),
@@ -216,7 +219,13 @@ fn replay_from_elsewhere(dir: &TempDir, md: &str) {
     let elsewhere = dir.path().join("elsewhere");
     fs::create_dir_all(&elsewhere).expect("a directory of its own");
     fs::write(elsewhere.join("report scenario.toml"), format!("{toml}\n")).expect("save it");
-    let words = shlex::split(replay).unwrap_or_else(|| panic!("not a shell command: {replay}"));
+    let mut words = shlex::split(replay).unwrap_or_else(|| panic!("not a shell command: {replay}"));
+    // What the shell makes of the fresh store the replay asks for.
+    for word in words.iter_mut().filter(|w| *w == "$(mktemp -d)") {
+        let fresh = dir.path().join("replay-store");
+        fs::create_dir_all(&fresh).expect("a fresh store");
+        *word = fresh.display().to_string();
+    }
     assert_eq!(
         words.first().map(String::as_str),
         Some("faultline"),
@@ -329,7 +338,7 @@ fn html_report_of_a_real_capture_in_headless_chromium() {
         r#"<td class="diff">73</td>"#.to_string(),
         format!(r#"<td class="version">{}</td>"#, env!("CARGO_PKG_VERSION")),
         r#"<td class="seed">11</td>"#.to_string(),
-        "--seed 11</pre>".to_string(),
+        "--seed 11 --store \"$(mktemp -d)\"</pre>".to_string(),
         r#"save the scenario below as <code class="scenario-file">report scenario.toml</code>, then run"#.to_string(),
         r#"<summary>scenario <code>report scenario.toml</code> (10 lines)</summary><pre class="replay" id="scenario-toml">name = "report &lt;script&gt;alert(1)&lt;/script&gt;""#.to_string(),
         r#"<svg class="timeline""#.to_string(),

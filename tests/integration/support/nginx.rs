@@ -51,6 +51,12 @@ impl Nginx {
         Nginx::start_server(dir, "http2", locations)
     }
 
+    /// Starts nginx speaking plain HTTP/1.1 (no TLS), with the `server` block body `locations`,
+    /// and waits until it accepts.
+    pub fn start_plain(dir: &Path, locations: &str) -> Nginx {
+        Nginx::start_server(dir, "", locations)
+    }
+
     /// Starts nginx with one `server` listening on a free port with `listen_options`.
     fn start_server(dir: &Path, listen_options: &str, server: &str) -> Nginx {
         let root = dir.join("nginx");
