@@ -14,7 +14,7 @@ use super::html_timeline::{self, LegView};
 use super::leg;
 use super::model::{AttemptGroup, FlowSummary, Report, Verdict};
 use super::objects::Transfer;
-use super::row_caps::{h2_stream_is_notable, rows_to_show};
+use super::row_caps::{h2_stream_is_notable, rows_by_rank, rows_to_show};
 use super::run_info::RunInfo;
 use super::text::format_time;
 use super::timeline::{EventKind, FlowTimeline};
@@ -36,6 +36,27 @@ fn left_out(s: &mut String, n: usize, one: &str, many: &str, which: &str) {
             if n == 1 { one } else { many }
         );
     }
+}
+
+/// [`left_out`] for a table capped by [`rows_to_show`]: the rows not `shown` are `clean` unless
+/// more rows were worth a look than fit, and then it says how many of those it left out.
+fn left_out_rows(
+    s: &mut String,
+    len: usize,
+    shown: &[usize],
+    notable: impl Fn(usize) -> bool,
+    one: &str,
+    many: &str,
+    clean: &str,
+) {
+    let notable_left =
+        (0..len).filter(|&i| notable(i)).count() - shown.iter().filter(|&&i| notable(i)).count();
+    let which = if notable_left > 0 {
+        format!("{notable_left} of them worth a look: more than the page lists")
+    } else {
+        clean.to_string()
+    };
+    left_out(s, len - shown.len(), one, many, &which);
 }
 
 /// `text` as HTML text or a quoted attribute value.
@@ -595,27 +616,39 @@ impl Report {
         out
     }
 
-    /// Whether a connection (its legs' flows) is worth drawing before the others: a fault
-    /// comment, a reset or a gap on a leg, or an exchange worth a look.
-    fn connection_is_notable(
+    /// How soon a connection (its legs' flows) is drawn: 0 when a rule's fault is marked on a
+    /// leg, 1 for a reset or a gap on a leg or an exchange worth a look, 2 for the rest.
+    fn connection_rank(
         &self,
         legs: &[&FlowSummary],
         timelines: &HashMap<u64, &FlowTimeline>,
         flagged: &BTreeSet<usize>,
-    ) -> bool {
-        legs.iter().any(|f| {
-            !f.faults.is_empty()
-                || timelines.get(&f.id).is_some_and(|t| {
+    ) -> u8 {
+        let faulted = legs.iter().any(|f| {
+            f.faults
+                .iter()
+                .any(|c| html_timeline::fault_rule(c).is_some())
+        });
+        let notable = || {
+            legs.iter().any(|f| {
+                timelines.get(&f.id).is_some_and(|t| {
                     t.events
                         .iter()
                         .any(|e| matches!(e.kind, EventKind::Reset | EventKind::Gap { .. }))
-                })
-                || f.exchanges.iter().any(|&id| {
+                }) || f.exchanges.iter().any(|&id| {
                     self.exchanges
                         .binary_search_by_key(&id, |ex| ex.id)
                         .is_ok_and(|i| self.exchange_is_notable(i, flagged))
                 })
-        })
+            })
+        };
+        if faulted {
+            0
+        } else if notable() {
+            1
+        } else {
+            2
+        }
     }
 
     fn html_timelines(&self, s: &mut String) {
@@ -630,9 +663,11 @@ impl Report {
         let timelines: HashMap<u64, &FlowTimeline> =
             self.timelines.iter().map(|t| (t.flow, t)).collect();
         let flagged = self.flagged_exchanges();
-        let drawn = rows_to_show(connections.len(), MAX_TIMELINES, |i| {
-            self.connection_is_notable(&connections[i], &timelines, &flagged)
-        });
+        let ranks: Vec<u8> = connections
+            .iter()
+            .map(|legs| self.connection_rank(legs, &timelines, &flagged))
+            .collect();
+        let drawn = rows_by_rank(connections.len(), MAX_TIMELINES, |i| ranks[i]);
         for legs in drawn.iter().map(|&i| &connections[i]) {
             let views: Vec<LegView<'_>> = legs
                 .iter()
@@ -691,12 +726,35 @@ impl Report {
                 html_timeline::render(&id, &views)
             );
         }
+        // What the connections not drawn had, so "not shown" never reads as "nothing there".
+        let mut left = [0usize; 3];
+        let mut shown = drawn.iter().peekable();
+        for (i, &rank) in ranks.iter().enumerate() {
+            if shown.next_if(|&&d| d == i).is_none() {
+                left[usize::from(rank)] += 1;
+            }
+        }
+        let which = match left {
+            [0, 0, _] => "no fault, reset, gap or exchange worth a look".to_string(),
+            [faulted, other, _] => {
+                let mut parts = Vec::new();
+                if faulted > 0 {
+                    parts.push(format!("{faulted} with a fault faultline injected"));
+                }
+                if other > 0 {
+                    parts.push(format!(
+                        "{other} with a reset, a gap or an exchange worth a look"
+                    ));
+                }
+                parts.join(", ")
+            }
+        };
         left_out(
             s,
             connections.len() - drawn.len(),
             "connection is",
             "connections are",
-            "no fault, reset, gap or exchange worth a look",
+            &which,
         );
         s.push_str("</section>\n");
     }
@@ -750,9 +808,11 @@ impl Report {
             );
         }
         s.push_str("</table>");
-        left_out(
+        left_out_rows(
             s,
-            self.h2_streams.len() - shown.len(),
+            self.h2_streams.len(),
+            &shown,
+            |i| h2_stream_is_notable(&self.h2_streams[i]),
             "stream is",
             "streams are",
             "not reset, no fault, no failed gRPC status",
@@ -809,9 +869,11 @@ impl Report {
             );
         }
         s.push_str("</table>");
-        left_out(
+        left_out_rows(
             s,
-            self.exchanges.len() - shown.len(),
+            self.exchanges.len(),
+            &shown,
+            |i| self.exchange_is_notable(i, &flagged),
             "exchange is",
             "exchanges are",
             "answered 2xx or 3xx, complete, no fault",
@@ -1031,6 +1093,23 @@ pub(crate) mod tests {
         );
         assert!(html.contains("/objects/0</td>") && !html.contains("/objects/2049</td>"));
         assert_eq!(html.matches("<tr class=\"client\">").count(), MAX_ROWS);
+
+        // More failures than fit: the note says how many failures it left out.
+        let exchanges = (0..MAX_ROWS + 5)
+            .map(|i| {
+                let flow = i as u64 + 1;
+                let mut ex = exchange(i, Leg::Client, flow, "GET", &format!("/objects/{i}"), None);
+                ex.time_ns = flow * 1_000;
+                ex.response.status = Some(503);
+                ex
+            })
+            .collect();
+        let html = client_flows_report(exchanges).render_html();
+        assert!(
+            html.contains("5 more exchanges are not shown here (5 of them worth a look: more than the page lists)"),
+            "{}",
+            html.len()
+        );
     }
 
     #[test]

@@ -20,6 +20,16 @@ pub fn rows_to_show(len: usize, max: usize, notable: impl Fn(usize) -> bool) -> 
     shown
 }
 
+/// Indexes `0..len` to show when at most `max` fit, lowest `rank` first (ties in order), sorted
+/// back into order: for lists where some notable rows matter more than others.
+pub fn rows_by_rank(len: usize, max: usize, rank: impl Fn(usize) -> u8) -> Vec<usize> {
+    let mut order: Vec<(u8, usize)> = (0..len).map(|i| (rank(i), i)).collect();
+    order.sort_unstable();
+    let mut shown: Vec<usize> = order.into_iter().take(max).map(|(_, i)| i).collect();
+    shown.sort_unstable();
+    shown
+}
+
 impl Report {
     /// Ids of the exchanges a retried upload, content check or object check names as corrupt or
     /// differing: kept in every capped exchange table.
@@ -77,5 +87,16 @@ mod tests {
         assert_eq!(shown, vec![0, 1, 7, 9]);
         assert_eq!(rows_to_show(3, 10, |_| false), vec![0, 1, 2]);
         assert_eq!(rows_to_show(10, 2, |i| i > 5), vec![6, 7]);
+    }
+
+    #[test]
+    fn lower_ranks_come_first_and_ties_keep_their_order() {
+        let rank = |i: usize| match i {
+            8 => 0,
+            2 | 9 => 1,
+            _ => 2,
+        };
+        assert_eq!(rows_by_rank(10, 2, rank), vec![2, 8]);
+        assert_eq!(rows_by_rank(10, 4, rank), vec![0, 2, 8, 9]);
     }
 }
