@@ -50,10 +50,16 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// A request target for a table column of `max` characters: an absolute-form target
-/// (`http://host:port/path`, forward mode) without its scheme and authority, then, if still too
-/// long, cut in the middle so the object's distinctive tail (a hash, a key) stays.
+/// A request target for a table column of `max` characters: whole when it fits, else an
+/// absolute-form target (`http://host:port/path`, forward mode) without its scheme and
+/// authority, then, if still too long, cut in the middle so the object's distinctive tail (a
+/// hash, a key) stays.
 pub(crate) fn table_target(target: &str, max: usize) -> String {
+    // A whole absolute-form target that fits keeps its origin (a forward proxy's connection
+    // may change origins; a trial could not tell its rows apart).
+    if target.chars().count() <= max {
+        return target.to_string();
+    }
     let path = target
         .split_once("://")
         .and_then(|(scheme, rest)| {
@@ -562,7 +568,12 @@ mod tests {
         );
         assert_eq!(t, "/dvc-remote…9/4e368ae5a22a6db1943a397e7c4308");
         assert_eq!(t.chars().count(), 44);
-        assert_eq!(table_target("http://h:1", 44), "/");
+        assert_eq!(table_target("http://h:1", 44), "http://h:1");
+        assert_eq!(
+            table_target("http://127.0.0.1:18099/a.txt", 44),
+            "http://127.0.0.1:18099/a.txt"
+        );
+        assert_eq!(table_target("http://127.0.0.1:18099/a.txt", 20), "/a.txt");
         assert_eq!(table_target("/short", 44), "/short");
         assert_eq!(table_target("example.com:443", 44), "example.com:443");
         assert_eq!(table_target("/abcdefgh", 5), "/…fgh");
