@@ -252,6 +252,11 @@ pub struct InspectArgs {
     /// capture. A malformed line exits 2 with `MANIFEST:LINE: message`.
     #[arg(long, value_name = "MANIFEST")]
     pub expect: Option<PathBuf>,
+    /// Decrypt TLS flows with this NSS key log (`SSLKEYLOGFILE`, `[proxy.tls] keylog`), beside
+    /// the secrets a `capture_tls = "raw"` capture embeds: for a capture taken by tcpdump,
+    /// tshark or Wireshark while faultline ran.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<PathBuf>,
 }
 
 /// `--listen`: an address or a name that resolves, as in scenario files.

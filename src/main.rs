@@ -429,6 +429,8 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
                 markdown: false,
                 html: args.html.clone(),
                 expect: args.expect.clone(),
+                // The run's capture holds plaintext or embeds its secrets.
+                keylog: None,
             }))
         }
         (None, true) => {
@@ -512,7 +514,23 @@ fn inspect_to(args: &cli::InspectArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut report = match inspect_path(&args.capture, &InspectOptions { leg: args.leg }) {
+    let key_log = match &args.keylog {
+        Some(path) => match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                eprintln!("faultline: --keylog {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => Vec::new(),
+    };
+    let mut report = match inspect_path(
+        &args.capture,
+        &InspectOptions {
+            leg: args.leg,
+            key_log,
+        },
+    ) {
         Ok(report) => report,
         Err(e) => {
             eprintln!("faultline: {e}");

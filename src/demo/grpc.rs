@@ -148,6 +148,7 @@ async fn reader_run(
         &capture,
         &InspectOptions {
             leg: LegFilter::Client,
+            key_log: Vec::new(),
         },
     )
     .map_err(|e| e.to_string());

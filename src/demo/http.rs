@@ -119,6 +119,7 @@ async fn client_run(
         &capture,
         &InspectOptions {
             leg: LegFilter::Client,
+            key_log: Vec::new(),
         },
     )
     .map(|report| {

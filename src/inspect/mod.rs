@@ -159,6 +159,9 @@ impl LegFilter {
 pub struct InspectOptions {
     /// Legs to include.
     pub leg: LegFilter,
+    /// An NSS key log (`SSLKEYLOGFILE`, `[proxy.tls] keylog`) to decrypt TLS flows with, beside
+    /// the secrets a capture embeds: for a capture taken by tcpdump or Wireshark. Empty: none.
+    pub key_log: Vec<u8>,
 }
 
 /// The capture could not be read at all (exit status 2). Damage after a valid header is not an
@@ -249,6 +252,7 @@ fn inspect_reader<R: Read>(
     let memory = MemoryUse::default();
     // TLS flows of raw captures are decrypted with the keys the capture embeds (tls_flow.rs).
     let keys = tls_keys::TlsKeys::default();
+    keys.add(&options.key_log);
     // Flows of legs left out by `--leg` are still read, so a flow keeps its number whichever
     // legs are inspected, and so are their HTTP/1 request heads (no bodies, no HTTP/2): their
     // exchanges become placeholders that keep every exchange's number the same too.
@@ -415,6 +419,7 @@ mod link_type_tests {
             &pcap,
             &InspectOptions {
                 leg: LegFilter::Upstream,
+                key_log: Vec::new(),
             },
         )
         .expect_err("no legs to pick from");

@@ -561,7 +561,7 @@ impl Session {
 
 fn missing(label: &str, random: &[u8; 32]) -> String {
     format!(
-        "no {label} for client random {}… in the capture (a capture_tls = \"raw\" capture embeds it; else the key log is missing); not decrypted",
+        "no {label} for client random {}… in the capture or --keylog (a capture_tls = \"raw\" capture embeds it; else pass the run's key log with --keylog FILE); not decrypted",
         hex::encode(&random[..8])
     )
 }

@@ -2015,6 +2015,7 @@ fn clean_report(path: &std::path::Path) -> (faultline::inspect::Report, String) 
         path,
         &InspectOptions {
             leg: LegFilter::Both,
+            key_log: Vec::new(),
         },
     )
     .expect("the capture reads");
@@ -2168,6 +2169,7 @@ async fn forward_refusals_are_captured_with_the_request_they_answer() {
             &path,
             &faultline::inspect::InspectOptions {
                 leg: faultline::inspect::LegFilter::Both,
+                key_log: Vec::new(),
             },
         )
         .expect("the capture reads");

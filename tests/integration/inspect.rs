@@ -318,6 +318,7 @@ fn empty_retry_body_is_named_and_reset_fault_is_attributed() {
         &s.write("empty.pcapng"),
         &InspectOptions {
             leg: LegFilter::Upstream,
+            key_log: Vec::new(),
         },
     )
     .expect("read");
@@ -412,6 +413,7 @@ fn classic_pcap_legs_are_inferred_and_a_leg_filter_is_refused() {
         &path,
         &InspectOptions {
             leg: LegFilter::Client,
+            key_log: Vec::new(),
         },
     )
     .expect_err("--leg client on a capture without legs");
@@ -441,6 +443,7 @@ fn identical_retries_are_ok() {
         &s.write("ok.pcapng"),
         &InspectOptions {
             leg: LegFilter::Client,
+            key_log: Vec::new(),
         },
     )
     .expect("read");

@@ -236,8 +236,14 @@ impl Drop for World {
 
 /// `inspect --json` of a capture, parsed.
 fn inspect_json(capture: &Path) -> serde_json::Value {
+    inspect_json_with(capture, &[])
+}
+
+/// [`inspect_json`] with more arguments (`--keylog FILE`).
+fn inspect_json_with(capture: &Path, more: &[&str]) -> serde_json::Value {
     let out = Command::new(FAULTLINE)
         .args(["inspect", "--json"])
+        .args(more)
         .arg(capture)
         .output()
         .expect("run faultline inspect");
@@ -1224,12 +1230,13 @@ async fn raw_captures_hold_the_tls_records_and_decrypt_themselves() {
         let upload = world.path().join("object.bin");
         fs::write(&upload, &object).unwrap();
         let capture = world.path().join("raw.pcapng");
+        let key_log = world.path().join("keys.log");
         // faultline answers one request itself: its close_notify must precede its FIN in the
         // capture, or the last record of each leg cannot be decrypted.
         let running = world
             .proxy(
                 false,
-                "capture_tls = \"raw\"\n[[rule]]\nmatch = { path = \"/blocked\" }\nfault.respond = { status = 503 }\n",
+                &format!("capture_tls = \"raw\"\nkeylog = {:?}\n[[rule]]\nmatch = {{ path = \"/blocked\" }}\nfault.respond = {{ status = 503 }}\n", key_log.display().to_string()),
                 Some(&capture),
             )
             .await;
@@ -1336,6 +1343,25 @@ async fn raw_captures_hold_the_tls_records_and_decrypt_themselves() {
             warnings.is_empty(),
             "a clean raw capture decrypts without warnings: {warnings:?}"
         );
+
+        // The same capture without its embedded secrets (as tcpdump or Wireshark would have
+        // taken it): inspect decrypts it with the run's key log (`--keylog`), and without it
+        // says what to pass (a trial found no way to give inspect a key log).
+        let stripped = world.path().join("stripped.pcapng");
+        let out = Command::new("editcap")
+            .arg("--discard-all-secrets")
+            .arg(&capture)
+            .arg(&stripped)
+            .output()
+            .expect("run editcap (tests/install-tshark.sh installs it)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let blind = inspect_json(&stripped);
+        let said = blind["warnings"].to_string();
+        assert!(said.contains("--keylog FILE"), "{blind:#}");
+        let keyed = inspect_json_with(&stripped, &["--keylog", key_log.to_str().unwrap()]);
+        assert_eq!(keyed["verdict"], "clean", "{keyed:#}");
+        assert_eq!(keyed["exchanges"], report["exchanges"], "{keyed:#}");
+        assert_eq!(keyed["warnings"].as_array().map(Vec::len), Some(0), "{keyed:#}");
         world.stop();
     })
     .await

@@ -130,6 +130,7 @@ async fn intercepted_https_reaches_the_upstream_and_http_rules_act_on_plaintext(
             &capture,
             &InspectOptions {
                 leg: LegFilter::Both,
+                key_log: Vec::new(),
             },
         )
         .expect("the capture reads");
