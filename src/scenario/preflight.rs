@@ -27,14 +27,15 @@ impl Scenario {
     pub fn preflight(&self) -> Preflight {
         let mut out = Preflight::default();
         let spans = Spans::of(&self.source);
-        let error = |span: Option<&Spanned<String>>, key: &str, message: String| {
-            let offset = span.map(|s| s.span().start).unwrap_or(0);
+        // Where the key is written (its span's start), else the file's start.
+        let error = |at: Option<usize>, key: &str, message: String| {
+            let offset = at.unwrap_or(0);
             Located::at(&self.origin, &self.source, offset, key.to_string(), message)
         };
         if let Some(template) = &self.capture {
             if let Err(why) = crate::capture::path::probe_template_folder(template, &self.name) {
                 out.errors.push(error(
-                    spans.capture.as_ref(),
+                    spans.capture.as_ref().map(|s| s.span().start),
                     "proxy.capture",
                     format!("{why}: `run` will refuse it"),
                 ));
@@ -52,7 +53,7 @@ impl Scenario {
                     other => other.to_string(),
                 };
                 out.errors.push(error(
-                    spans.tls.upstream_ca.as_ref(),
+                    spans.tls.upstream_ca.as_ref().map(|s| s.span().start),
                     "proxy.tls.upstream_ca",
                     format!("{message}: `run` will refuse it (a relative path in [proxy.tls] is read from the scenario's folder)"),
                 ));
@@ -61,7 +62,7 @@ impl Scenario {
         if let Some(path) = &tls.keylog {
             if path.is_dir() {
                 out.errors.push(error(
-                    spans.tls.keylog.as_ref(),
+                    spans.tls.keylog.as_ref().map(|s| s.span().start),
                     "proxy.tls.keylog",
                     format!("{} is a folder: name a file in it", path.display()),
                 ));
@@ -73,7 +74,7 @@ impl Scenario {
             });
             if let Some(capture) = pcap {
                 out.errors.push(error(
-                    spans.capture.as_ref(),
+                    spans.capture.as_ref().map(|s| s.span().start),
                     "proxy.capture",
                     TlsError::RawNeedsPcapng {
                         path: capture.into(),
@@ -98,11 +99,22 @@ impl Scenario {
             ),
             // A CA that is there and unusable (a key others may read, a damaged or expired
             // certificate): `run` refuses it, so `check` does too.
-            Err(e) => out.errors.push(error(
-                spans.tls.ca_dir.as_ref(),
-                "proxy.tls.ca_dir",
-                format!("{e}: `run` will refuse it"),
-            )),
+            // Located at `ca_dir` when the file names the folder, else at `intercept` (the
+            // CA came from the environment: the file has no `ca_dir` to point at).
+            Err(e) => out.errors.push(match spans.tls.ca_dir.as_ref() {
+                Some(ca_dir) => error(
+                    Some(ca_dir.span().start),
+                    "proxy.tls.ca_dir",
+                    format!("{e}: `run` will refuse it"),
+                ),
+                None => error(
+                    spans.tls.intercept.as_ref().map(|s| s.span().start),
+                    "proxy.tls.intercept",
+                    format!(
+                        "the CA faultline found outside the file (no ca_dir here): {e}: `run` will refuse it"
+                    ),
+                ),
+            }),
         }
         out
     }
@@ -125,6 +137,7 @@ struct ProxySpans {
 
 #[derive(Debug, Default, Deserialize)]
 struct TlsSpans {
+    intercept: Option<Spanned<bool>>,
     ca_dir: Option<Spanned<String>>,
     upstream_ca: Option<Spanned<String>>,
     keylog: Option<Spanned<String>>,

@@ -699,6 +699,40 @@ fn a_fresh_store_folder_is_named_and_removed_when_nothing_was_stored() {
     );
 }
 
+/// A trial's CA came from the environment (no `ca_dir` in the file) with a key others could
+/// read: `check` located the error at 1:1 under `proxy.tls.ca_dir`, a key the file does not
+/// have. It points at `intercept` and says where the CA came from.
+#[test]
+fn a_bad_ca_from_the_environment_is_located_at_intercept() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("cli-ca-env");
+    let ca = dir.path().join("ca");
+    let init = Process::spawn(Command::new(BIN).args(["ca", "init", "--dir"]).arg(&ca)).wait();
+    assert_eq!(init.code(), Some(0), "{}", init.stderr);
+    let key = ca.join("ca-key.pem");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let scenario = dir.write(
+        "tls2.toml",
+        "[proxy]\nupstream = \"127.0.0.1:9\"\n\n[proxy.tls]\nintercept = true\n",
+    );
+    let out = Process::spawn(
+        Command::new(BIN)
+            .arg("check")
+            .arg(&scenario)
+            .env("FAULTLINE_CA_DIR", &ca),
+    )
+    .wait();
+    assert_eq!(out.code(), Some(2), "{}{}", out.stdout, out.stderr);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        said.contains(
+            "tls2.toml:5:13: proxy.tls.intercept: the CA faultline found outside the file"
+        ),
+        "{said}"
+    );
+    assert!(said.contains("chmod 600"), "{said}");
+}
+
 /// A `status = 404` rule's summary said `matched 4 requests` when one response was a 404: it
 /// counted every request that might have had the status. It counts the responses that had it.
 #[test]
