@@ -356,9 +356,12 @@ fn replay_command(command: &str, seed: u64) -> String {
         None => joined,
     };
     if has_seed {
-        joined
-    } else {
-        format!("{joined} --seed {seed}")
+        return joined;
+    }
+    // After `--` every word is a file: the seed goes before it.
+    match args.iter().any(|w| w == "--").then(|| joined.find(" -- ")).flatten() {
+        Some(at) => format!("{} --seed {seed}{}", &joined[..at], &joined[at..]),
+        None => format!("{joined} --seed {seed}"),
     }
 }
 
@@ -525,6 +528,11 @@ mod tests {
             "faultline run s.toml --seed=9 --capture '{name}-replay-{time}.pcapng'"
         );
         assert_eq!(replay_command("faultline demo", 7), "faultline demo");
+        // After `--` every word is a file: the seed goes before it, as the capture does.
+        assert_eq!(
+            replay_command("faultline run -- s.toml", 4),
+            "faultline run --capture '{name}-replay-{time}.pcapng' --seed 4 -- s.toml"
+        );
         assert_eq!(
             replay_command("./fl run a.toml", 1),
             "./fl run a.toml --capture '{name}-replay-{time}.pcapng' --seed 1"
