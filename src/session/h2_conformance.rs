@@ -73,7 +73,12 @@ pub fn random_scenario(choices: &mut Choices<'_>, delays_only: bool) -> Option<S
     };
     for _ in 0..choices.below(5) {
         let matcher = choices.pick(&MATCHES);
-        let fault = choices.pick(menu).replace("BIG", &"b".repeat(70_000));
+        let mut fault = choices.pick(menu).replace("BIG", &"b".repeat(70_000));
+        // Both times a `respond` answers (at the request's end, the default, or at its head),
+        // told apart by the matcher so the choices of earlier fuzz cases keep their meaning.
+        if fault == "fault.respond = { status = 503 }" && matcher.len() % 2 == 1 {
+            fault = "fault.respond = { status = 503, after = \"request-head\" }".to_string();
+        }
         text.push_str(&format!("[[rule]]\nmatch = {{ {matcher} }}\n{fault}\n"));
     }
     if !delays_only && choices.below(6) == 0 {
