@@ -1365,6 +1365,21 @@ impl H2Session {
                     // Trailers end a request faultline answers at its end.
                     self.answer_deferred(id);
                 }
+                if direction == Direction::ClientToUpstream
+                    && self.streams.get(&id).is_some_and(|s| s.upstream_unaware)
+                {
+                    // A block of a stream the upstream never heard of (trailers of a request
+                    // faultline answers) would open the stream there: it stays here.
+                    plan.skip(end);
+                    if let Some(detached) = self.kept_from_upstream(&block) {
+                        let note = format!(
+                            "header block of stream {} kept from the upstream, which never heard of the stream; {detached}",
+                            id.0
+                        );
+                        plan.insert_at(Bytes::new(), plan.arrival(), Some(Mark::proxy(note)));
+                    }
+                    return;
+                }
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
                     if direction == Direction::UpstreamToClient {
                         self.withhold_from_client(&block, end, plan);
@@ -1411,6 +1426,21 @@ impl H2Session {
             rst_note(id, ErrorCode::REFUSED_STREAM, Direction::UpstreamToClient),
             last.0
         );
+        if let Some(detached) = self.kept_from_upstream(block) {
+            note.push_str(&format!("; {detached}"));
+        }
+        self.owe(
+            Direction::UpstreamToClient,
+            build::rst_stream(id, ErrorCode::REFUSED_STREAM),
+            follow_up(goaway, note),
+        );
+    }
+
+    /// The client's header block `block` is kept from the upstream: its table size updates are
+    /// owed to the next block sent there, and when it changed the HPACK table, the upstream's
+    /// table no longer mirrors the client's encoder, so every later client block goes there
+    /// re-encoded without the dynamic table. Returns what the capture should say about that.
+    fn kept_from_upstream(&mut self, block: &DecodedBlock) -> Option<&'static str> {
         if !block.size_updates.is_empty() {
             let owed = &mut self.owed_upstream_size_updates;
             let smallest = owed.iter().chain(&block.size_updates).copied().min();
@@ -1418,21 +1448,15 @@ impl H2Session {
             *owed = smallest.into_iter().chain(last).collect();
             owed.dedup();
         }
-        if block.touches_table && !self.upstream_detached {
-            self.upstream_detached = true;
-            debug!(
-                stream = id.0,
-                "a refused request block changed the HPACK table; later client blocks reach the upstream without the dynamic table"
-            );
-            note.push_str(
-                "; its header block changed the HPACK table, so the client's later header blocks reach the upstream re-encoded without the dynamic table",
-            );
+        if !block.touches_table || self.upstream_detached {
+            return None;
         }
-        self.owe(
-            Direction::UpstreamToClient,
-            build::rst_stream(id, ErrorCode::REFUSED_STREAM),
-            follow_up(goaway, note),
+        self.upstream_detached = true;
+        debug!(
+            stream = block.stream.0,
+            "a client block kept from the upstream changed the HPACK table; later client blocks reach the upstream without the dynamic table"
         );
+        Some("its header block changed the HPACK table, so the client's later header blocks reach the upstream re-encoded without the dynamic table")
     }
 
     /// Whether the client's frame `header` (WINDOW_UPDATE, RST_STREAM, PRIORITY) is not for the

@@ -1579,3 +1579,64 @@ fn respond_after_the_request_body_answers_a_get_at_once() {
         "{to_client:?}"
     );
 }
+
+/// Trailers that change the HPACK table, ending a request the upstream never heard of (faultline
+/// answers it at its end): they must not reach the upstream (they would open a stream there),
+/// and the client's later blocks, which may read the entry they added, still decode upstream.
+#[test]
+fn trailers_of_a_request_the_upstream_never_heard_of_stay_here_and_later_blocks_decode() {
+    let mut trailers_block = vec![0x40, 5];
+    trailers_block.extend_from_slice(b"x-sum");
+    trailers_block.extend_from_slice(&[1, b'7']);
+    let trailers = build::frame(
+        FrameType::Headers,
+        FLAG_END_STREAM | FLAG_END_HEADERS,
+        StreamId(1),
+        &trailers_block,
+    );
+    let get = crate::h2::HeaderList::from_pairs([
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/later"),
+        (":authority", "example"),
+    ]);
+    let mut block = crate::h2::hpack_encode::encode_block(&get);
+    block.push(0x80 | 62);
+    let later = build::frame(
+        FrameType::Headers,
+        FLAG_END_STREAM | FLAG_END_HEADERS,
+        StreamId(3),
+        &block,
+    );
+    let mut records = upload_records(2);
+    records.push((Direction::ClientToUpstream, trailers));
+    records.push((Direction::ClientToUpstream, later));
+    let out = replay_list(records, &respond_after("request-body"));
+    let to_client = frames_of(&out.bytes[Direction::UpstreamToClient.index()]);
+    assert!(
+        to_client
+            .iter()
+            .any(|f| f.0 == FrameType::Headers && f.2 == 1),
+        "answered at the trailers: {to_client:?}"
+    );
+    let mut upstream = Conversation::new();
+    let fed = upstream
+        .feed(
+            Direction::ClientToUpstream,
+            &out.bytes[Direction::ClientToUpstream.index()],
+        )
+        .expect("the upstream reads what faultline sent it");
+    let frames = frames_of(&out.bytes[Direction::ClientToUpstream.index()][PREFACE.len()..]);
+    assert!(!frames.iter().any(|f| f.2 == 1), "{frames:?}");
+    let later = fed
+        .blocks
+        .iter()
+        .find(|b| b.stream == StreamId(3))
+        .expect("stream 3's request");
+    assert_eq!(
+        later.headers.get_str("x-sum").as_deref(),
+        Some("7"),
+        "{:?}",
+        later.headers
+    );
+}
