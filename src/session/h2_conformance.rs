@@ -14,7 +14,9 @@
 //! on a stream after it received END_STREAM or RST_STREAM there (RFC 9113 §5.1: strict clients
 //! drop the connection); and, whenever faultline plans the client's bytes, the DATA the client
 //! got so far (the upstream's and faultline's own) fits in the connection window the client had
-//! granted by then (RFC 9113 §6.9.1: python-hyper's h2 drops the connection on an overrun).
+//! granted by then (RFC 9113 §6.9.1: python-hyper's h2 drops the connection on an overrun); and
+//! the stream credit the client gets on a stream is never more than the upstream's and the DATA
+//! the client sent there (faultline returns only what it read and dropped).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
