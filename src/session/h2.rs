@@ -2144,13 +2144,32 @@ impl H2Session {
             s.answered = true;
             if client_open && after_body {
                 // `after = "request-body"`: the body is read and dropped, the answer follows
-                // the request's end (see `read_request_body`).
+                // the request's end (see `read_request_body`). A client waiting for
+                // `100 Continue` gets one, as on HTTP/1, so it sends the body at once.
+                let expects = s
+                    .request
+                    .get("expect")
+                    .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+                let interim = expects.then(|| {
+                    let list = HeaderList::from_pairs([(":status", "100")]);
+                    let note = follow_up(
+                        &mark,
+                        format!(
+                            "100 Continue on stream {} from faultline: it reads the request's body before it answers",
+                            id.0
+                        ),
+                    );
+                    (build::headers(id, &list, false, BlockLimits::default()), note)
+                });
                 s.deferred = Some(DeferredAnswer {
                     frames,
                     mark: mark.clone(),
                     body,
                     dropped: 0,
                 });
+                if let Some((frames, note)) = interim {
+                    self.owe(Direction::UpstreamToClient, frames, note);
+                }
                 return Some(mark);
             }
         }

@@ -1640,3 +1640,37 @@ fn trailers_of_a_request_the_upstream_never_heard_of_stay_here_and_later_blocks_
         later.headers
     );
 }
+
+/// A client waiting for `100 Continue` before its body (`expect: 100-continue`) gets one from
+/// faultline when it answers at the request's end, as on HTTP/1: the interim block, then, after
+/// the body, the answer.
+#[test]
+fn respond_after_the_request_body_sends_100_continue_to_a_client_that_expects_it() {
+    let post = crate::h2::HeaderList::from_pairs([
+        (":method", "PUT"),
+        (":scheme", "http"),
+        (":path", "/upload"),
+        (":authority", "example"),
+        ("expect", "100-continue"),
+    ]);
+    let open = build::headers(StreamId(1), &post, false, build::BlockLimits::default());
+    let records = vec![
+        (Direction::ClientToUpstream, [client_hello(), open].concat()),
+        (Direction::UpstreamToClient, SETTINGS.to_vec()),
+        (Direction::ClientToUpstream, upload_data(100, true)),
+    ];
+    let first = replay_list(records[..2].to_vec(), &respond_after("request-body"));
+    let (blocks, _) = client_blocks(&first);
+    let statuses: Vec<_> = blocks.iter().map(|b| b.headers.status()).collect();
+    assert_eq!(statuses, [Some(100)]);
+    assert!(!blocks[0].end_stream);
+    let out = replay_list(records, &respond_after("request-body"));
+    let (blocks, _) = client_blocks(&out);
+    let statuses: Vec<_> = blocks.iter().map(|b| b.headers.status()).collect();
+    assert_eq!(statuses, [Some(100), Some(507)]);
+    assert!(
+        out.marks.iter().any(|m| m.contains("100 Continue")),
+        "{:?}",
+        out.marks
+    );
+}

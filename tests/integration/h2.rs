@@ -1531,7 +1531,8 @@ fault.respond = { status = 404 }
 /// HTTP/2 upload at its HEADERS, then RST_STREAM(NO_ERROR): curl 7.88 exited 92 mid-upload.
 /// Now faultline reads the whole upload (returning the stream credit the upstream never could,
 /// past curl's 64 KiB stream window) and answers at its end: curl sends all 1.5 MiB and gets
-/// the 507, exit 0; the capture reads as HTTP/2 and says when the answer went.
+/// the 507, exit 0, also after faultline's `100 Continue` when it expects one; the capture reads
+/// as HTTP/2 and says when the answer went.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_uploads_its_whole_body_before_faultlines_answer() {
     bounded("curl h2c upload answered at its end", async {
@@ -1553,22 +1554,29 @@ fault.respond = { status = 507, body = "insufficient storage\n" }
             Some(capture.clone()),
         )
         .await;
-        let (code, out) = curl(vec![
-            "-T".to_string(),
-            file.display().to_string(),
-            "-w".to_string(),
-            "\n%{http_version} %{http_code} %{size_upload}".to_string(),
-            format!("http://{}/upload/big.bin", proxy.addr),
-        ])
-        .await;
-        assert_eq!(code, Some(0), "curl: {out:?}");
-        assert_eq!(
-            out,
-            format!("insufficient storage\n\n2 507 {size}"),
-            "the answer after the whole upload"
-        );
+        // The second expects `100 Continue`, which faultline sends before the body as on
+        // HTTP/1 (curl 7.88 sends its body at once over HTTP/2 anyway; it must take the
+        // interim block, then the answer).
+        for expect in ["Expect:", "Expect: 100-continue"] {
+            let (code, out) = curl(vec![
+                "-T".to_string(),
+                file.display().to_string(),
+                "-H".to_string(),
+                expect.to_string(),
+                "-w".to_string(),
+                "\n%{http_version} %{http_code} %{size_upload}".to_string(),
+                format!("http://{}/upload/big.bin", proxy.addr),
+            ])
+            .await;
+            assert_eq!(code, Some(0), "{expect} curl: {out:?}");
+            assert_eq!(
+                out,
+                format!("insufficient storage\n\n2 507 {size}"),
+                "{expect}: the answer after the whole upload"
+            );
+        }
         let summary = proxy.finish().await;
-        assert_eq!(fired(&summary, "uploads refused"), 1);
+        assert_eq!(fired(&summary, "uploads refused"), 2);
         let ports = [proxy.addr.port(), server.addr.port()];
         assert_eq!(
             http2_problems(&capture, &ports),
@@ -1584,6 +1592,14 @@ fault.respond = { status = 507, body = "insufficient storage\n" }
             comments
                 .iter()
                 .any(|c| c.contains("answered 507") && c.contains(&format!("{size} bytes"))),
+            "{comments:?}"
+        );
+        assert_eq!(
+            comments
+                .iter()
+                .filter(|c| c.contains("100 Continue on stream 1"))
+                .count(),
+            1,
             "{comments:?}"
         );
     })
