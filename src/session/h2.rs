@@ -41,6 +41,7 @@ use super::offsets::ChunkPlan;
 use super::{RunView, SessionPlan};
 use crate::direction::Direction;
 use crate::fault::plan::{EndHow, Mark, Role, RuleId, Step};
+use crate::fault::respond::RespondAfter;
 use crate::fault::rst_stream::RstStream;
 use crate::fault::{Fault, FaultChain, MessageScope, Scope};
 use crate::h2::build::{self, BlockLimits};
@@ -81,8 +82,10 @@ enum Owed {
     /// comment of its stretch of held frames (on the first of them only).
     Held(Bytes, Option<Mark>),
     /// Connection-window credit for DATA faultline dropped, merged until the next flush (one
-    /// WINDOW_UPDATE instead of one per dropped frame): bytes and the streams they came from.
-    Credit(u64, Vec<StreamId>),
+    /// WINDOW_UPDATE instead of one per dropped frame): bytes and the streams they came from,
+    /// then the stream-window credit owed too (the client's DATA on a stream faultline answers
+    /// once the request ends: the upstream, which never saw it, cannot return it).
+    Credit(u64, Vec<StreamId>, Vec<(StreamId, u64)>),
     /// Close the connection cleanly once the frames before are written (GOAWAY, not graceful).
     Close(Mark),
     /// Owed to the receiver of the other direction, once the frames before it here are planned:
@@ -142,6 +145,23 @@ struct StreamRules {
     /// The upstream never heard of the stream (its request block was kept from it): no frame of
     /// it may reach the upstream, where the stream is idle (RFC 9113 §5.1).
     upstream_unaware: bool,
+    /// faultline's answer (`respond` with `after = "request-body"`), owed once the request
+    /// ends: its DATA is read and dropped until then.
+    deferred: Option<DeferredAnswer>,
+}
+
+/// faultline's answer to a plain HTTP/2 request that has not ended yet, sent at its END_STREAM
+/// (DATA or trailers) as a server that reads the whole upload before refusing it would: the
+/// client is not cut off mid-upload (curl reports RST_STREAM(NO_ERROR) there as an error).
+#[derive(Debug)]
+struct DeferredAnswer {
+    /// The answer's header block.
+    frames: Vec<u8>,
+    mark: Mark,
+    /// The answer's body (DATA, sent as the client's windows allow).
+    body: Vec<u8>,
+    /// Request body bytes (flow-controlled, padding included) read and dropped so far.
+    dropped: u64,
 }
 
 impl StreamRules {
@@ -167,6 +187,7 @@ impl StreamRules {
             pending_mark: [None, None],
             answered: false,
             upstream_unaware: false,
+            deferred: None,
         }
     }
 }
@@ -720,6 +741,7 @@ impl H2Session {
                                 // The client gave up on the stream: nothing more of faultline's
                                 // answer may follow.
                                 self.bodies.remove(&header.stream);
+                                self.forget_deferred(header.stream, plan);
                             }
                             let acks_table_resize = self.track_settings(
                                 direction,
@@ -818,7 +840,11 @@ impl H2Session {
             counted = len;
         }
         if discarded {
-            self.owe_credit(direction, credit_for(header, 0), id);
+            let credit = credit_for(header, 0);
+            self.owe_credit(direction, credit, id);
+            if direction == Direction::ClientToUpstream {
+                self.read_request_body(id, header, credit);
+            }
             return self.skip_frame(direction, pieces, i, last, plan);
         }
         // A gRPC call's rules wait for its first request message.
@@ -1335,6 +1361,25 @@ impl H2Session {
                 }
             }
             _ => {
+                if direction == Direction::ClientToUpstream && block.end_stream {
+                    // Trailers end a request faultline answers at its end.
+                    self.answer_deferred(id);
+                }
+                if direction == Direction::ClientToUpstream
+                    && self.streams.get(&id).is_some_and(|s| s.upstream_unaware)
+                {
+                    // A block of a stream the upstream never heard of (trailers of a request
+                    // faultline answers) would open the stream there: it stays here.
+                    plan.skip(end);
+                    if let Some(detached) = self.kept_from_upstream(&block) {
+                        let note = format!(
+                            "header block of stream {} kept from the upstream, which never heard of the stream; {detached}",
+                            id.0
+                        );
+                        plan.insert_at(Bytes::new(), plan.arrival(), Some(Mark::proxy(note)));
+                    }
+                    return;
+                }
                 if self.streams.get(&id).is_some_and(|s| s.discard[d]) && may_skip {
                     if direction == Direction::UpstreamToClient {
                         self.withhold_from_client(&block, end, plan);
@@ -1381,6 +1426,21 @@ impl H2Session {
             rst_note(id, ErrorCode::REFUSED_STREAM, Direction::UpstreamToClient),
             last.0
         );
+        if let Some(detached) = self.kept_from_upstream(block) {
+            note.push_str(&format!("; {detached}"));
+        }
+        self.owe(
+            Direction::UpstreamToClient,
+            build::rst_stream(id, ErrorCode::REFUSED_STREAM),
+            follow_up(goaway, note),
+        );
+    }
+
+    /// The client's header block `block` is kept from the upstream: its table size updates are
+    /// owed to the next block sent there, and when it changed the HPACK table, the upstream's
+    /// table no longer mirrors the client's encoder, so every later client block goes there
+    /// re-encoded without the dynamic table. Returns what the capture should say about that.
+    fn kept_from_upstream(&mut self, block: &DecodedBlock) -> Option<&'static str> {
         if !block.size_updates.is_empty() {
             let owed = &mut self.owed_upstream_size_updates;
             let smallest = owed.iter().chain(&block.size_updates).copied().min();
@@ -1388,21 +1448,15 @@ impl H2Session {
             *owed = smallest.into_iter().chain(last).collect();
             owed.dedup();
         }
-        if block.touches_table && !self.upstream_detached {
-            self.upstream_detached = true;
-            debug!(
-                stream = id.0,
-                "a refused request block changed the HPACK table; later client blocks reach the upstream without the dynamic table"
-            );
-            note.push_str(
-                "; its header block changed the HPACK table, so the client's later header blocks reach the upstream re-encoded without the dynamic table",
-            );
+        if !block.touches_table || self.upstream_detached {
+            return None;
         }
-        self.owe(
-            Direction::UpstreamToClient,
-            build::rst_stream(id, ErrorCode::REFUSED_STREAM),
-            follow_up(goaway, note),
+        self.upstream_detached = true;
+        debug!(
+            stream = block.stream.0,
+            "a client block kept from the upstream changed the HPACK table; later client blocks reach the upstream without the dynamic table"
         );
+        Some("its header block changed the HPACK table, so the client's later header blocks reach the upstream re-encoded without the dynamic table")
     }
 
     /// Whether the client's frame `header` (WINDOW_UPDATE, RST_STREAM, PRIORITY) is not for the
@@ -1465,6 +1519,7 @@ impl H2Session {
                 let name = match kind {
                     FrameType::RstStream => {
                         self.bodies.remove(&id);
+                        self.forget_deferred(id, plan);
                         "RST_STREAM"
                     }
                     FrameType::Priority => "PRIORITY",
@@ -1532,6 +1587,9 @@ impl H2Session {
     /// following the RST_STREAM a reset rule sent).
     fn end_own_body(&mut self, id: StreamId) {
         self.bodies.remove(&id);
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.deferred = None;
+        }
     }
 
     /// Sends the client as much of faultline's pending answer bodies as its maximum frame size
@@ -1959,8 +2017,9 @@ impl H2Session {
         );
         stream.response_rules = armed.on_response;
         let mut byte_rules = Vec::new();
-        // The answer's header block, its mark, and its body (DATA, sent as the windows allow).
-        let mut answer: Option<(Vec<u8>, Mark, Vec<u8>)> = None;
+        // The answer's header block, its mark, its body (DATA, sent as the windows allow), and
+        // whether it waits for the request's end.
+        let mut answer: Option<(Vec<u8>, Mark, Vec<u8>, bool)> = None;
         for key in armed.on_request {
             let Some((_, rule)) = run.scenario.rule_by_key(key) else {
                 continue;
@@ -1977,7 +2036,7 @@ impl H2Session {
                         "answered {label} with grpc-status {} from faultline and cancelled it upstream",
                         g.code.0
                     );
-                    answer = Some((frames, Mark::rule(&rule.id, note), Vec::new()));
+                    answer = Some((frames, Mark::rule(&rule.id, note), Vec::new(), false));
                 }
                 Fault::Respond(r) if answer.is_none() => {
                     // As on HTTP/1: no body for 204, 205 and 304 (no length either for a 204,
@@ -2018,7 +2077,9 @@ impl H2Session {
                     // that changed the table must still reach it, then gets RST_STREAM(CANCEL));
                     // that follow-up carries its own note, so this one claims only the answer.
                     let note = format!("answered {} to {label} from faultline", r.status);
-                    answer = Some((frames, Mark::rule(&rule.id, note), body));
+                    // A gRPC call's rules decide at its first message: it is answered there.
+                    let after_body = r.after == RespondAfter::RequestBody && !stream.head.grpc;
+                    answer = Some((frames, Mark::rule(&rule.id, note), body, after_body));
                 }
                 Fault::GrpcStatus(_) | Fault::Respond(_) | Fault::Goaway(_) => {}
                 Fault::DropResponse(_) => {
@@ -2046,7 +2107,7 @@ impl H2Session {
         let faults =
             MessageFaults::armed(run.scenario, &byte_rules, &scope, &mut self.rule_streams);
         stream.chains[Direction::ClientToUpstream.index()] = faults.chain;
-        let (frames, mark, body) = answer?;
+        let (frames, mark, body, after_body) = answer?;
         let stream_label = self
             .streams
             .get(&id)
@@ -2078,6 +2139,55 @@ impl H2Session {
             .tracker()
             .stream(id)
             .is_some_and(|s| s.ended[Direction::ClientToUpstream.index()]);
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.discard = [true, true];
+            s.answered = true;
+            if client_open && after_body {
+                // `after = "request-body"`: the body is read and dropped, the answer follows
+                // the request's end (see `read_request_body`). A client waiting for
+                // `100 Continue` gets one, as on HTTP/1, so it sends the body at once.
+                let expects = s
+                    .request
+                    .get("expect")
+                    .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+                let interim = expects.then(|| {
+                    let list = HeaderList::from_pairs([(":status", "100")]);
+                    let note = follow_up(
+                        &mark,
+                        format!(
+                            "100 Continue on stream {} from faultline: it reads the request's body before it answers",
+                            id.0
+                        ),
+                    );
+                    (build::headers(id, &list, false, BlockLimits::default()), note)
+                });
+                s.deferred = Some(DeferredAnswer {
+                    frames,
+                    mark: mark.clone(),
+                    body,
+                    dropped: 0,
+                });
+                if let Some((frames, note)) = interim {
+                    self.owe(Direction::UpstreamToClient, frames, note);
+                }
+                return Some(mark);
+            }
+        }
+        self.answer(id, frames, mark.clone(), body, client_open);
+        Some(mark)
+    }
+
+    /// Sends the client faultline's answer to stream `id` (`frames`, its header block, then
+    /// `body` as the client's windows allow); `client_open`: the request had not ended, so
+    /// RST_STREAM(NO_ERROR) follows (RFC 9113 §8.1).
+    fn answer(
+        &mut self,
+        id: StreamId,
+        frames: Vec<u8>,
+        mark: Mark,
+        body: Vec<u8>,
+        client_open: bool,
+    ) {
         self.owe(Direction::UpstreamToClient, frames, mark.clone());
         // RFC 9113 §8.1: a complete response before the request is complete ends the client's
         // half with RST_STREAM(NO_ERROR), after the body.
@@ -2108,11 +2218,55 @@ impl H2Session {
             );
             self.send_bodies();
         }
-        if let Some(s) = self.streams.get_mut(&id) {
-            s.discard = [true, true];
-            s.answered = true;
+    }
+
+    /// The client's DATA frame `header` on stream `id`, dropped (`credit`: its flow-controlled
+    /// bytes, already returned on the connection): when faultline answers the stream at the
+    /// request's end, the stream's credit goes back too (the upstream never saw the DATA, and
+    /// without it the client stalls at its stream window), and END_STREAM releases the answer.
+    fn read_request_body(&mut self, id: StreamId, header: &FrameHeader, credit: u64) {
+        let Some(deferred) = self.streams.get_mut(&id).and_then(|s| s.deferred.as_mut()) else {
+            return;
+        };
+        deferred.dropped += credit;
+        if header.ends_stream() {
+            self.answer_deferred(id);
+        } else {
+            self.owe_stream_credit(id, credit);
         }
-        Some(mark)
+    }
+
+    /// The request on stream `id` ended (END_STREAM on DATA or trailers): faultline's deferred
+    /// answer, if any, goes out now, complete (no RST_STREAM after it).
+    fn answer_deferred(&mut self, id: StreamId) {
+        let Some(deferred) = self.streams.get_mut(&id).and_then(|s| s.deferred.take()) else {
+            return;
+        };
+        let mut mark = deferred.mark;
+        mark.note = format!(
+            "{} at the request's end (its body read and dropped: {} bytes)",
+            mark.note, deferred.dropped
+        );
+        self.answer(id, deferred.frames, mark, deferred.body, false);
+    }
+
+    /// The client reset stream `id` before its request ended: the answer faultline deferred to
+    /// the request's end is owed no more; the capture says so under the rule's mark.
+    fn forget_deferred(&mut self, id: StreamId, plan: &mut ChunkPlan) {
+        let Some(deferred) = self.streams.get_mut(&id).and_then(|s| s.deferred.take()) else {
+            return;
+        };
+        let label = self
+            .streams
+            .get(&id)
+            .map(|s| s.label.clone())
+            .unwrap_or_default();
+        let mut mark = deferred.mark;
+        mark.note = format!(
+            "{label} not answered by faultline: the client reset stream {} before its request ended ({} body bytes read and dropped)",
+            id.0, deferred.dropped
+        );
+        plan.insert_at(Bytes::new(), plan.arrival(), Some(mark));
     }
 
     /// Resets stream `id` toward both peers from the planning of `direction` (RST_STREAM in
@@ -2466,13 +2620,32 @@ impl H2Session {
             self.dropped_toward_client += credit;
         }
         let outbox = &mut self.outbox[other(direction).index()];
-        if let Some(Owed::Credit(bytes, streams)) = outbox.last_mut() {
+        if let Some(Owed::Credit(bytes, streams, _)) = outbox.last_mut() {
             *bytes += credit;
             if !streams.contains(&id) {
                 streams.push(id);
             }
         } else {
-            outbox.push(Owed::Credit(credit, vec![id]));
+            outbox.push(Owed::Credit(credit, vec![id], Vec::new()));
+        }
+    }
+
+    /// Returns `credit` bytes of stream `id`'s window to the client, for its DATA faultline
+    /// dropped while the request it answers runs to its end (merged with the connection credit
+    /// waiting for the client, one entry per stream).
+    fn owe_stream_credit(&mut self, id: StreamId, credit: u64) {
+        if credit == 0 {
+            return;
+        }
+        let outbox = &mut self.outbox[Direction::UpstreamToClient.index()];
+        if !matches!(outbox.last(), Some(Owed::Credit(..))) {
+            outbox.push(Owed::Credit(0, Vec::new(), Vec::new()));
+        }
+        if let Some(Owed::Credit(_, _, per_stream)) = outbox.last_mut() {
+            match per_stream.iter_mut().find(|(s, _)| *s == id) {
+                Some((_, owed)) => *owed += credit,
+                None => per_stream.push((id, credit)),
+            }
         }
     }
 
@@ -2494,14 +2667,21 @@ impl H2Session {
                     plan.insert_at(bytes, plan.arrival(), Some(mark));
                 }
                 Owed::Held(bytes, mark) => plan.insert_at(bytes, plan.arrival(), mark),
-                Owed::Credit(credit, streams) => {
+                Owed::Credit(credit, streams, per_stream) => {
                     let ids: Vec<String> = streams.iter().map(|s| s.0.to_string()).collect();
-                    let note = format!(
+                    let mut note = format!(
                         "WINDOW_UPDATE +{credit} on the connection to the {}: credit for DATA of stream {} that faultline dropped",
                         peer(direction),
                         ids.join(", ")
                     );
-                    let frames = build::window_updates(StreamId::CONNECTION, credit);
+                    let mut frames = build::window_updates(StreamId::CONNECTION, credit);
+                    for (id, owed) in per_stream {
+                        frames.extend(build::window_updates(id, owed));
+                        note.push_str(&format!(
+                            "; WINDOW_UPDATE +{owed} on stream {}: faultline reads the request's body before it answers",
+                            id.0
+                        ));
+                    }
                     plan.insert_at(Bytes::from(frames), plan.arrival(), Some(Mark::proxy(note)));
                 }
                 Owed::Close(mark) => {

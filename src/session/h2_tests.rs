@@ -1356,3 +1356,321 @@ fn client_blocks_after_a_refused_one_that_changed_the_table_still_decode_upstrea
         out.marks
     );
 }
+
+/// A POST of `/upload` on stream 1 that does not end with its headers (literals without
+/// indexing: it changes no HPACK table).
+fn open_post() -> Vec<u8> {
+    let post = crate::h2::HeaderList::from_pairs([
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/upload"),
+        (":authority", "example"),
+    ]);
+    build::headers(StreamId(1), &post, false, build::BlockLimits::default())
+}
+
+/// A DATA frame of `len` bytes on stream 1.
+fn upload_data(len: usize, end: bool) -> Vec<u8> {
+    let flags = if end { FLAG_END_STREAM } else { 0 };
+    build::frame(FrameType::Data, flags, StreamId(1), &vec![b'u'; len])
+}
+
+/// The WINDOW_UPDATE increments sent toward the receiver of `direction`, per stream.
+fn credit_to(out: &Output, direction: Direction) -> BTreeMap<u32, u64> {
+    let (seen, _) = reread(out);
+    let mut credit = BTreeMap::new();
+    for (d, stream, kind) in seen {
+        if let (true, PieceKind::Control(Control::WindowUpdate { increment })) =
+            (d == direction, kind)
+        {
+            *credit.entry(stream.0).or_insert(0) += u64::from(increment);
+        }
+    }
+    credit
+}
+
+/// The client's upload on stream 1 (five DATA frames of 16 KiB, 80 KiB in all: more than the
+/// default stream window, so the client needs faultline's stream credit to finish it), with a
+/// WINDOW_UPDATE on the stream between (the client's credit for the answer to come), after the
+/// headers and the server's SETTINGS; `frames` of the DATA frames only.
+fn upload_records(frames: usize) -> Vec<(Direction, Vec<u8>)> {
+    let mut records = vec![
+        (
+            Direction::ClientToUpstream,
+            [client_hello(), open_post()].concat(),
+        ),
+        (Direction::UpstreamToClient, SETTINGS.to_vec()),
+    ];
+    for n in 0..frames {
+        records.push((Direction::ClientToUpstream, upload_data(16_384, n == 4)));
+        if n == 1 {
+            records.push((
+                Direction::ClientToUpstream,
+                build::window_updates(StreamId(1), 1_000),
+            ));
+        }
+    }
+    records
+}
+
+fn respond_after(after: &str) -> String {
+    format!(
+        "[[rule]]\nmatch = {{ path = \"/upload\" }}\nfault.respond = {{ status = 507, after = \"{after}\" }}\n"
+    )
+}
+
+/// `respond` with `after = "request-body"` (the default) on HTTP/2 answers a request at its
+/// END_STREAM, not at its headers: until then the client's DATA is dropped and both its
+/// connection and its stream credit come back from faultline (80 KiB is more than the client's
+/// stream window: without the stream credit it would stall), and the answer ends the stream
+/// with no RST_STREAM after it (curl reported that as exit 92 mid-upload).
+#[test]
+fn respond_after_the_request_body_answers_at_its_end_and_returns_its_stream_credit() {
+    let rules = respond_after("request-body");
+    let before = replay_list(upload_records(4), &rules);
+    let to_client = frames_of(&before.bytes[Direction::UpstreamToClient.index()]);
+    assert!(
+        !to_client
+            .iter()
+            .any(|f| f.2 == 1 && f.0 != FrameType::WindowUpdate),
+        "nothing but credit on stream 1 before the request ended: {to_client:?}"
+    );
+    let credit = credit_to(&before, Direction::UpstreamToClient);
+    assert_eq!(credit.get(&0), Some(&(4 * 16_384)), "{credit:?}");
+    assert_eq!(credit.get(&1), Some(&(4 * 16_384)), "{credit:?}");
+
+    let out = replay_list(upload_records(5), &rules);
+    let to_client = frames_of(&out.bytes[Direction::UpstreamToClient.index()]);
+    let on_stream: Vec<_> = to_client
+        .iter()
+        .filter(|f| f.2 == 1 && f.0 != FrameType::WindowUpdate)
+        .collect();
+    assert_eq!(on_stream.len(), 2, "HEADERS, then DATA: {to_client:?}");
+    assert_eq!(on_stream[0].0, FrameType::Headers);
+    assert_eq!(on_stream[1].0, FrameType::Data);
+    assert_ne!(
+        on_stream[1].1 & FLAG_END_STREAM,
+        0,
+        "the answer ends the stream"
+    );
+    let credit = credit_to(&out, Direction::UpstreamToClient);
+    assert_eq!(credit.get(&0), Some(&(5 * 16_384)), "{credit:?}");
+    // No stream credit for the frame that ended the stream.
+    assert_eq!(credit.get(&1), Some(&(4 * 16_384)), "{credit:?}");
+    let (blocks, _) = client_blocks(&out);
+    let statuses: Vec<_> = blocks
+        .iter()
+        .filter(|b| b.stream == StreamId(1))
+        .map(|b| b.headers.status())
+        .collect();
+    assert_eq!(statuses, [Some(507)]);
+    // The upstream got nothing of the upload, nor the client's credit for the answer.
+    let upstream = frames_of(&out.bytes[Direction::ClientToUpstream.index()][PREFACE.len()..]);
+    assert!(
+        !upstream.iter().any(|f| f.2 == 1),
+        "stream 1 reached the upstream: {upstream:?}"
+    );
+    assert!(
+        out.marks.iter().any(|m| m.contains("answered 507")
+            && m.contains("at the request's end")
+            && m.contains(&format!("{} bytes", 5 * 16_384))),
+        "{:?}",
+        out.marks
+    );
+    assert!(out.unmarked.is_empty(), "{:?}", out.unmarked);
+}
+
+/// Trailers end a request as END_STREAM on DATA does: the deferred answer follows them.
+#[test]
+fn respond_after_the_request_body_answers_after_its_trailers() {
+    let trailers = build::headers(
+        StreamId(1),
+        &crate::h2::HeaderList::from_pairs([("x-sum", "1")]),
+        true,
+        build::BlockLimits::default(),
+    );
+    let mut records = upload_records(2);
+    let before = replay_list(records.clone(), &respond_after("request-body"));
+    let to_client = frames_of(&before.bytes[Direction::UpstreamToClient.index()]);
+    assert!(!to_client.iter().any(|f| f.0 == FrameType::Headers));
+    records.push((Direction::ClientToUpstream, trailers));
+    let out = replay_list(records, &respond_after("request-body"));
+    let to_client = frames_of(&out.bytes[Direction::UpstreamToClient.index()]);
+    assert!(
+        to_client
+            .iter()
+            .any(|f| f.0 == FrameType::Headers && f.2 == 1),
+        "{to_client:?}"
+    );
+    assert!(
+        !to_client.iter().any(|f| f.0 == FrameType::RstStream),
+        "{to_client:?}"
+    );
+    let upstream = frames_of(&out.bytes[Direction::ClientToUpstream.index()][PREFACE.len()..]);
+    assert!(!upstream.iter().any(|f| f.2 == 1), "{upstream:?}");
+}
+
+/// A client that resets its stream before its request ended is owed no answer: nothing more
+/// reaches it on the stream, and the capture says why under the rule's mark.
+#[test]
+fn respond_after_the_request_body_owes_nothing_to_a_client_that_reset_first() {
+    let mut records = upload_records(2);
+    records.push((
+        Direction::ClientToUpstream,
+        build::rst_stream(StreamId(1), ErrorCode::CANCEL),
+    ));
+    records.push((Direction::UpstreamToClient, SETTINGS.to_vec()));
+    let out = replay_list(records, &respond_after("request-body"));
+    let to_client = frames_of(&out.bytes[Direction::UpstreamToClient.index()]);
+    assert!(
+        !to_client
+            .iter()
+            .any(|f| f.2 == 1 && f.0 != FrameType::WindowUpdate),
+        "{to_client:?}"
+    );
+    assert!(
+        out.marks
+            .iter()
+            .any(|m| m.contains("not answered by faultline") && m.contains("reset stream 1")),
+        "{:?}",
+        out.marks
+    );
+    let upstream = frames_of(&out.bytes[Direction::ClientToUpstream.index()][PREFACE.len()..]);
+    assert!(!upstream.iter().any(|f| f.2 == 1), "{upstream:?}");
+}
+
+/// `after = "request-head"` keeps answering at the headers: the answer, then RST_STREAM
+/// (NO_ERROR) because the request had not ended, and no stream credit for the DATA after.
+#[test]
+fn respond_after_the_request_head_answers_at_once_then_resets() {
+    let out = replay_list(upload_records(3), &respond_after("request-head"));
+    let to_client = frames_of(&out.bytes[Direction::UpstreamToClient.index()]);
+    let on_stream: Vec<_> = to_client.iter().filter(|f| f.2 == 1).collect();
+    assert_eq!(on_stream[0].0, FrameType::Headers, "{to_client:?}");
+    assert!(
+        on_stream.iter().any(|f| f.0 == FrameType::RstStream),
+        "{to_client:?}"
+    );
+    assert!(
+        !on_stream.iter().any(|f| f.0 == FrameType::WindowUpdate),
+        "{to_client:?}"
+    );
+    let credit = credit_to(&out, Direction::UpstreamToClient);
+    assert_eq!(credit.get(&0), Some(&(3 * 16_384)), "{credit:?}");
+}
+
+/// A request that ends with its headers (a GET) is answered at once under the default too.
+#[test]
+fn respond_after_the_request_body_answers_a_get_at_once() {
+    let out = replay_list(
+        vec![
+            (
+                Direction::ClientToUpstream,
+                [client_hello(), request(1, "GET", "/upload")].concat(),
+            ),
+            (Direction::UpstreamToClient, SETTINGS.to_vec()),
+        ],
+        &respond_after("request-body"),
+    );
+    assert!(data_to_client(&out, 1).1);
+    let to_client = frames_of(&out.bytes[Direction::UpstreamToClient.index()]);
+    assert!(
+        !to_client.iter().any(|f| f.0 == FrameType::RstStream),
+        "{to_client:?}"
+    );
+}
+
+/// Trailers that change the HPACK table, ending a request the upstream never heard of (faultline
+/// answers it at its end): they must not reach the upstream (they would open a stream there),
+/// and the client's later blocks, which may read the entry they added, still decode upstream.
+#[test]
+fn trailers_of_a_request_the_upstream_never_heard_of_stay_here_and_later_blocks_decode() {
+    let mut trailers_block = vec![0x40, 5];
+    trailers_block.extend_from_slice(b"x-sum");
+    trailers_block.extend_from_slice(&[1, b'7']);
+    let trailers = build::frame(
+        FrameType::Headers,
+        FLAG_END_STREAM | FLAG_END_HEADERS,
+        StreamId(1),
+        &trailers_block,
+    );
+    let get = crate::h2::HeaderList::from_pairs([
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/later"),
+        (":authority", "example"),
+    ]);
+    let mut block = crate::h2::hpack_encode::encode_block(&get);
+    block.push(0x80 | 62);
+    let later = build::frame(
+        FrameType::Headers,
+        FLAG_END_STREAM | FLAG_END_HEADERS,
+        StreamId(3),
+        &block,
+    );
+    let mut records = upload_records(2);
+    records.push((Direction::ClientToUpstream, trailers));
+    records.push((Direction::ClientToUpstream, later));
+    let out = replay_list(records, &respond_after("request-body"));
+    let to_client = frames_of(&out.bytes[Direction::UpstreamToClient.index()]);
+    assert!(
+        to_client
+            .iter()
+            .any(|f| f.0 == FrameType::Headers && f.2 == 1),
+        "answered at the trailers: {to_client:?}"
+    );
+    let mut upstream = Conversation::new();
+    let fed = upstream
+        .feed(
+            Direction::ClientToUpstream,
+            &out.bytes[Direction::ClientToUpstream.index()],
+        )
+        .expect("the upstream reads what faultline sent it");
+    let frames = frames_of(&out.bytes[Direction::ClientToUpstream.index()][PREFACE.len()..]);
+    assert!(!frames.iter().any(|f| f.2 == 1), "{frames:?}");
+    let later = fed
+        .blocks
+        .iter()
+        .find(|b| b.stream == StreamId(3))
+        .expect("stream 3's request");
+    assert_eq!(
+        later.headers.get_str("x-sum").as_deref(),
+        Some("7"),
+        "{:?}",
+        later.headers
+    );
+}
+
+/// A client waiting for `100 Continue` before its body (`expect: 100-continue`) gets one from
+/// faultline when it answers at the request's end, as on HTTP/1: the interim block, then, after
+/// the body, the answer.
+#[test]
+fn respond_after_the_request_body_sends_100_continue_to_a_client_that_expects_it() {
+    let post = crate::h2::HeaderList::from_pairs([
+        (":method", "PUT"),
+        (":scheme", "http"),
+        (":path", "/upload"),
+        (":authority", "example"),
+        ("expect", "100-continue"),
+    ]);
+    let open = build::headers(StreamId(1), &post, false, build::BlockLimits::default());
+    let records = vec![
+        (Direction::ClientToUpstream, [client_hello(), open].concat()),
+        (Direction::UpstreamToClient, SETTINGS.to_vec()),
+        (Direction::ClientToUpstream, upload_data(100, true)),
+    ];
+    let first = replay_list(records[..2].to_vec(), &respond_after("request-body"));
+    let (blocks, _) = client_blocks(&first);
+    let statuses: Vec<_> = blocks.iter().map(|b| b.headers.status()).collect();
+    assert_eq!(statuses, [Some(100)]);
+    assert!(!blocks[0].end_stream);
+    let out = replay_list(records, &respond_after("request-body"));
+    let (blocks, _) = client_blocks(&out);
+    let statuses: Vec<_> = blocks.iter().map(|b| b.headers.status()).collect();
+    assert_eq!(statuses, [Some(100), Some(507)]);
+    assert!(
+        out.marks.iter().any(|m| m.contains("100 Continue")),
+        "{:?}",
+        out.marks
+    );
+}

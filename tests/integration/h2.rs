@@ -1527,6 +1527,85 @@ fault.respond = { status = 404 }
     .await;
 }
 
+/// Regression (issue 10): `respond` with `after = "request-body"` (the default) answered an
+/// HTTP/2 upload at its HEADERS, then RST_STREAM(NO_ERROR): curl 7.88 exited 92 mid-upload.
+/// Now faultline reads the whole upload (returning the stream credit the upstream never could,
+/// past curl's 64 KiB stream window) and answers at its end: curl sends all 1.5 MiB and gets
+/// the 507, exit 0, also after faultline's `100 Continue` when it expects one; the capture reads
+/// as HTTP/2 and says when the answer went.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_uploads_its_whole_body_before_faultlines_answer() {
+    bounded("curl h2c upload answered at its end", async {
+        let dir = TempDir::new("h2-curl-upload");
+        let capture = dir.path().join("upload.pcapng");
+        let file = dir.path().join("big.bin");
+        let size = 1_536 * 1024;
+        std::fs::write(&file, vec![b'z'; size]).expect("the upload file");
+        let server = h2_server::start().await;
+        let mut proxy = Proxy::start(
+            server.spec(),
+            "",
+            r#"
+[[rule]]
+name = "uploads refused"
+match = { method = "PUT", path = "/upload/*" }
+fault.respond = { status = 507, body = "insufficient storage\n" }
+"#,
+            Some(capture.clone()),
+        )
+        .await;
+        // The second expects `100 Continue`, which faultline sends before the body as on
+        // HTTP/1 (curl 7.88 sends its body at once over HTTP/2 anyway; it must take the
+        // interim block, then the answer).
+        for expect in ["Expect:", "Expect: 100-continue"] {
+            let (code, out) = curl(vec![
+                "-T".to_string(),
+                file.display().to_string(),
+                "-H".to_string(),
+                expect.to_string(),
+                "-w".to_string(),
+                "\n%{http_version} %{http_code} %{size_upload}".to_string(),
+                format!("http://{}/upload/big.bin", proxy.addr),
+            ])
+            .await;
+            assert_eq!(code, Some(0), "{expect} curl: {out:?}");
+            assert_eq!(
+                out,
+                format!("insufficient storage\n\n2 507 {size}"),
+                "{expect}: the answer after the whole upload"
+            );
+        }
+        let summary = proxy.finish().await;
+        assert_eq!(fired(&summary, "uploads refused"), 2);
+        let ports = [proxy.addr.port(), server.addr.port()];
+        assert_eq!(
+            http2_problems(&capture, &ports),
+            Vec::<String>::new(),
+            "tshark reads every leg as HTTP/2"
+        );
+        let comments: Vec<String> = segments(&capture, &ports)
+            .into_iter()
+            .filter(|s| s.src == proxy.addr.port() && !s.comment.is_empty())
+            .map(|s| s.comment)
+            .collect();
+        assert!(
+            comments
+                .iter()
+                .any(|c| c.contains("answered 507") && c.contains(&format!("{size} bytes"))),
+            "{comments:?}"
+        );
+        assert_eq!(
+            comments
+                .iter()
+                .filter(|c| c.contains("100 Continue on stream 1"))
+                .count(),
+            1,
+            "{comments:?}"
+        );
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_sees_a_download_reset_after_ten_bytes_of_its_stream() {
     bounded("curl h2c rst_stream", async {
