@@ -359,7 +359,12 @@ fn replay_command(command: &str, seed: u64) -> String {
         return joined;
     }
     // After `--` every word is a file: the seed goes before it.
-    match args.iter().any(|w| w == "--").then(|| joined.find(" -- ")).flatten() {
+    match args
+        .iter()
+        .any(|w| w == "--")
+        .then(|| joined.find(" -- "))
+        .flatten()
+    {
         Some(at) => format!("{} --seed {seed}{}", &joined[..at], &joined[at..]),
         None => format!("{joined} --seed {seed}"),
     }
