@@ -141,6 +141,8 @@ impl ToxicKind {
                 continue;
             };
             *slot = match given {
+                // `-0` is read as a float; Go's decoder takes it as 0, and so does faultline.
+                Value::Number(n) if n.as_f64() == Some(0.0) => 0,
                 Value::Number(n) => n.as_i64().ok_or_else(|| {
                     ApiError::bad_body(format!(
                         "attributes.{name} of a {kind} toxic must be a whole number that fits in 64 bits, got {n}"
@@ -177,6 +179,16 @@ impl ToxicKind {
             if value > max {
                 return Err(ApiError::bad_body(format!(
                     "attributes.{name} of a {kind} toxic is too large: {value} (at most {max})"
+                )));
+            }
+        }
+        // Each value fits, but the rule's range reaches latency + jitter: that must fit too (it
+        // was refused later, as a 500, when the rule did not load).
+        if let ToxicKind::Latency { latency, jitter } = self {
+            let high = latency.saturating_add(*jitter);
+            if high > MAX_MS {
+                return Err(ApiError::bad_body(format!(
+                    "attributes.latency + attributes.jitter of a latency toxic is too large: {high} (at most {MAX_MS})"
                 )));
             }
         }
@@ -271,17 +283,20 @@ pub fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
     }
     if name.contains('/') {
         return Err(ApiError::bad_body(format!(
-            "{what} name {name:?} contains '/': it could not be addressed in a URL path"
+            "{what} name {} contains '/': it could not be addressed in a URL path",
+            json_string(name)
         )));
     }
     if name.chars().any(char::is_control) {
         return Err(ApiError::bad_body(format!(
-            "{what} name {name:?} contains control characters"
+            "{what} name {} contains control characters",
+            json_string(name)
         )));
     }
     if name == "." || name == ".." {
         return Err(ApiError::bad_body(format!(
-            "{what} name {name:?} is a dot segment, which clients remove from URL paths: it could not be addressed"
+            "{what} name {} is a dot segment, which clients remove from URL paths: it could not be addressed",
+            json_string(name)
         )));
     }
     Ok(())
@@ -502,6 +517,13 @@ mod tests {
             let error = super::check_name("proxy", bad).expect_err(bad);
             assert_eq!(error.status, 400, "{bad:?}");
         }
+        // Said as JSON writes the name (a trial met Rust's `\u{1}`).
+        let error = super::check_name("proxy", "x\u{1}").expect_err("control");
+        assert!(
+            error.message.contains(r#"name "x\u0001" contains"#),
+            "{}",
+            error.message
+        );
         for good in ["...", ".hidden", "a..b", "a\\b"] {
             assert!(super::check_name("proxy", good).is_ok(), "{good:?}");
         }
@@ -545,6 +567,18 @@ mod tests {
         );
         let negative = create(r#"{"type":"latency","attributes":{"latency":-5}}"#);
         assert!(negative.is_err_and(|e| e.status == 400 && e.message.contains("negative")));
+        // Each value fits a year, their range does not: a 400 naming both (a trial got a 500).
+        let wide = create(
+            r#"{"type":"latency","attributes":{"latency":31536000000,"jitter":31536000000}}"#,
+        );
+        assert!(wide
+            .is_err_and(|e| e.status == 400 && e.message.contains("latency + attributes.jitter")));
+        let zero = create(r#"{"type":"latency","attributes":{"latency":-0}}"#).expect("-0 is 0");
+        assert!(
+            zero.to_json().contains(r#""latency":0"#),
+            "{}",
+            zero.to_json()
+        );
         let absurd = create(r#"{"type":"timeout","attributes":{"timeout":1e300}}"#);
         assert!(absurd.is_err_and(|e| e.status == 400));
         let text = create(r#"{"type":"latency","attributes":{"latency":"fast"}}"#);
