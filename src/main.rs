@@ -298,7 +298,7 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     };
     let Some(upstream) = upstream else {
         return Ok(refuse(&format!(
-            "{}: no upstream: set [proxy] upstream in the file or pass --upstream HOST:PORT",
+            "{}: no upstream: set [proxy] upstream = \"HOST:PORT\" (or builtin:echo, builtin:store) in the file or pass --upstream HOST:PORT",
             args.scenario.display()
         )));
     };
@@ -390,13 +390,20 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         let capture = capture_path.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+            // An idle run's line is not redrawn 4 times a second for nothing: only when it
+            // changed, or a log line cleared it.
+            let mut last = None;
             loop {
                 tick.tick().await;
                 let size = capture
                     .as_ref()
                     .and_then(|p| std::fs::metadata(p).ok())
                     .map(|m| m.len());
-                shown.draw(&Status::of(&shared, size));
+                let status = Status::of(&shared, size);
+                if last != Some(status) || !shown.is_shown() {
+                    shown.draw(&status);
+                    last = Some(status);
+                }
             }
         })
     });

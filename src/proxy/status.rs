@@ -133,6 +133,11 @@ impl StatusShown {
         self.0.store(true, Relaxed);
     }
 
+    /// Whether the line is on the terminal now (no log line cleared it since it was drawn).
+    pub fn is_shown(&self) -> bool {
+        self.0.load(Relaxed)
+    }
+
     /// Clears the line (before a log line, and at the end of the run).
     pub fn clear(&self) {
         if self.0.swap(false, Relaxed) {

@@ -1329,8 +1329,13 @@ fn run_on_a_terminal_draws_a_live_status_line_and_none_on_a_pipe() {
         .expect("the listening line");
     drop(std::net::TcpStream::connect(listening_address(line)).expect("connect"));
     process.wait_for_stdout("0 open / 1 connection ·");
+    // Idle, the line is not redrawn 4 times a second (a trial watched it flicker): over 1.5 s
+    // nothing changes, so it stays as drawn. Absence over time needs the wait.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     process.terminate();
-    let _ = process.wait();
+    let out = process.wait();
+    let drawn = out.stdout.matches("0 open / 1 connection ·").count();
+    assert!(drawn <= 2, "redrawn {drawn} times while idle");
     // The same run on a pipe has no status line (the other tests read its stderr plainly).
     let plain = Process::spawn(
         Command::new(BIN)
