@@ -18,7 +18,7 @@ use crate::h2::bytestream::{ReadRequest, ReadResponse};
 use crate::h2::grpc::{frame_message, MessageAssembler};
 
 /// Bytes per ReadResponse message (what Bazel remote caches typically send).
-const MESSAGE_SIZE: usize = 64 * 1024;
+pub(crate) const MESSAGE_SIZE: usize = 64 * 1024;
 /// The largest request message the server reads (a ReadRequest is a name and two numbers).
 const REQUEST_LIMIT: usize = 64 * 1024;
 

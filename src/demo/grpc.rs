@@ -81,6 +81,11 @@ pub async fn run() -> Result<Vec<ReaderRun>, DemoError> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    // The numbers below do not all say "1 MiB": a trial could not tell why.
+    crate::say!(
+        "  (the server answers in {} KiB messages and a reader keeps only whole ones, so a Read cut after 1 MiB of response got fewer bytes; \"second\" counts Reads in the order the client opened them, by HTTP/2 stream)",
+        bytestream_server::MESSAGE_SIZE / 1024
+    );
     let mut runs = Vec::new();
     for style in [ReadStyle::Resume, ReadStyle::RestartAtZero] {
         let run = reader_run(&scenario, &blobs, style).await?;
