@@ -236,11 +236,9 @@ pub(crate) fn build_with_h2(
         uploads: upload_keys.len(),
         retried: retried.len(),
         retries_differing: differing.len(),
-        downloads: objects
-            .iter()
-            .filter(|o| o.transfer == objects::Transfer::Download)
-            .filter(|o| !matches!(o.check, Some(AddressCheck::NotChecked { .. })))
-            .count(),
+        downloads: distinct_downloads(&objects, |o| {
+            !matches!(o.check, Some(AddressCheck::NotChecked { .. }))
+        }),
         h2_streams: h2_streams.len(),
         blobs: bytestream.len(),
     };
@@ -324,19 +322,15 @@ pub(crate) fn build_with_h2(
                     )
                 }
             };
-            let unchecked = objects
-                .iter()
-                .filter(|o| o.transfer == objects::Transfer::Download)
-                .filter(|o| matches!(o.check, Some(AddressCheck::NotChecked { .. })))
-                .count();
+            let unchecked = distinct_downloads(&objects, |o| {
+                matches!(o.check, Some(AddressCheck::NotChecked { .. }))
+            });
             // A download the fault cut is checked as far as it went, but did not arrive: say so
             // where the count is, not only in its row (a trial read "4 downloads checked" of a
             // get that failed).
-            let incomplete = objects
-                .iter()
-                .filter(|o| o.transfer == objects::Transfer::Download && !o.complete)
-                .filter(|o| !matches!(o.check, Some(AddressCheck::NotChecked { .. })))
-                .count();
+            let incomplete = distinct_downloads(&objects, |o| {
+                !o.complete && !matches!(o.check, Some(AddressCheck::NotChecked { .. }))
+            });
             let checked = match incomplete {
                 0 => format!(
                     "{} checked",
@@ -353,6 +347,7 @@ pub(crate) fn build_with_h2(
                 (0, u) => format!(", {} not checked", crate::plural::count(u, "download")),
                 (_, u) => format!(", {checked}, {u} not checked"),
             };
+            let downloads = format!("{downloads}{}", cut_downloads(&exchanges, &objects));
             let h2 = h2_phrase(&summary, &bytestream);
             let counts = if summary.exchanges == 0 && !h2.is_empty() {
                 // HTTP/2 only: nothing to say about HTTP/1 uploads.
@@ -766,25 +761,92 @@ fn compared_retries(by_request: Vec<&AttemptGroup>, n: usize) -> String {
     }
 }
 
+/// The verdict's words for answers a fault cut short that no object counts already (a plain
+/// GET, not content-addressed): ", 1 download cut by a fault (the client got 1048576 of 3000000
+/// bytes)". A trial read "OK: 4 HTTP exchanges, no uploads" of a run whose GET the fault cut.
+/// Counted per exchange on the client leg when it was read (the client is who got the short
+/// body; the upstream leg carried it whole), so a cut is not counted twice.
+fn cut_downloads(exchanges: &[Exchange], objects: &[objects::ObjectCheck]) -> String {
+    let in_objects: Vec<usize> = objects
+        .iter()
+        .flat_map(|o| o.pieces.iter().map(|p| p.exchange))
+        .collect();
+    let cut: Vec<(usize, &Exchange)> = exchanges
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !e.is_placeholder() && !e.faults.is_empty())
+        .filter(|(_, e)| e.response.outcome == Outcome::Status && !e.response.complete)
+        .filter(|(i, _)| !in_objects.contains(i))
+        .collect();
+    let on_client: Vec<&Exchange> = cut
+        .iter()
+        .filter(|(_, e)| e.leg == Some(crate::direction::Leg::Client))
+        .map(|(_, e)| *e)
+        .collect();
+    let (cut, who) = match on_client.is_empty() {
+        true => (cut.iter().map(|(_, e)| *e).collect(), "faultline got"),
+        false => (on_client, "the client got"),
+    };
+    if cut.is_empty() {
+        return String::new();
+    }
+    const SHOWN: usize = 3;
+    let mut got: Vec<String> = cut
+        .iter()
+        .take(SHOWN)
+        .map(|e| match objects::stated_response_length(e) {
+            Some(total) => format!("{} of {total} bytes", e.response.body_length),
+            None => format!("{} bytes of an unstated length", e.response.body_length),
+        })
+        .collect();
+    if cut.len() > SHOWN {
+        got.push(format!("{} more", cut.len() - SHOWN));
+    }
+    format!(
+        ", {} cut by a fault ({who} {})",
+        crate::plural::count(cut.len(), "download"),
+        got.join(", ")
+    )
+}
+
+/// Downloaded objects that `keep` keeps, one per object whichever legs show it (its address),
+/// as uploads are counted: a trial read "1 upload, 2 downloads checked" of one GET seen on both
+/// legs.
+fn distinct_downloads(
+    objects: &[objects::ObjectCheck],
+    keep: impl Fn(&objects::ObjectCheck) -> bool,
+) -> usize {
+    let mut keys: Vec<(String, &str)> = objects
+        .iter()
+        .filter(|o| o.transfer == objects::Transfer::Download && keep(o))
+        .map(|o| (o.address.name(), o.address.digest.as_str()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.len()
+}
+
 fn describe_exchange(ex: &Exchange) -> String {
+    let answer = ex.response_text();
     let body = if ex.request.complete {
         format!("{} bytes", ex.request.length)
+    } else if ex.request.cut_by.as_deref() == Some(answer.as_str()) {
+        // The reset that cut the body is the answer too: said once (a trial read "cut by
+        // connection reset, connection reset").
+        return format!(
+            "exchange {}, flow {}, {}, cut by {answer}",
+            ex.id,
+            ex.flow,
+            ex.request.bytes_text(" bytes")
+        );
     } else {
         format!(
-            "{} of {} bytes, cut by {}",
-            ex.request.length,
-            ex.request
-                .expected
-                .map_or("?".to_string(), |e| e.to_string()),
-            ex.request.cut_by.as_deref().unwrap_or("?")
+            "{}, cut by {}",
+            ex.request.bytes_text(" bytes"),
+            ex.request.cut_text()
         )
     };
-    format!(
-        "exchange {}, flow {}, {body}, {}",
-        ex.id,
-        ex.flow,
-        ex.response_text()
-    )
+    format!("exchange {}, flow {}, {body}, {answer}", ex.id, ex.flow)
 }
 
 /// The digest of a complete request body with `algo`: the running md5/sha256, or the retained body
@@ -1588,5 +1650,141 @@ pub(crate) mod tests {
             vec![finished(1, "upstream leg", vec![put])],
         );
         assert!(report.findings.is_empty(), "{:?}", report.findings);
+    }
+
+    /// A GET of `target` on `leg` answered 200 with `bytes`.
+    fn get(id: usize, leg: Leg, flow: u64, target: &str, bytes: &[u8]) -> Exchange {
+        use crate::inspect::body_store::{MemoryUse, RetainedBody};
+        let mut ex = exchange(id, leg, flow, "GET", target, Some("h"));
+        ex.request.length = 0;
+        ex.request.expected = None;
+        ex.response.status = Some(200);
+        ex.response.body_length = bytes.len() as u64;
+        let mut body = RetainedBody::new(MemoryUse::default());
+        body.append(bytes);
+        ex.response_body = Some(body);
+        ex
+    }
+
+    /// Newcomer trial: one curl GET of a DVC file through faultline read "1 upload, none
+    /// retried, 2 downloads checked" with both legs and "1 download checked" with the client
+    /// leg: downloads are counted once per object, as uploads are.
+    #[test]
+    fn a_download_seen_on_both_legs_is_counted_once() {
+        let bytes = b"hello dvc".to_vec();
+        let md5 = hex::encode(<md5::Md5 as md5::Digest>::digest(&bytes));
+        let target = format!("/files/md5/{}/{}", &md5[..2], &md5[2..]);
+        let put = |id, leg, flow| exchange(id, leg, flow, "PUT", "/up/a", None);
+        let both = build(
+            CaptureInfo::for_tests(),
+            LegFilter::Both,
+            vec![
+                finished(
+                    1,
+                    "client leg",
+                    vec![
+                        put(0, Leg::Client, 1),
+                        get(1, Leg::Client, 1, &target, &bytes),
+                    ],
+                ),
+                finished(
+                    2,
+                    "upstream leg",
+                    vec![
+                        put(2, Leg::Upstream, 2),
+                        get(3, Leg::Upstream, 2, &target, &bytes),
+                    ],
+                ),
+            ],
+        );
+        assert!(both.findings.is_empty(), "{:?}", both.findings);
+        assert_eq!(both.summary.downloads, 1, "{:?}", both.objects);
+        assert_eq!(
+            both.verdict_line,
+            "OK: 1 upload, none retried, 1 download checked"
+        );
+        let md = both.render_markdown();
+        assert!(md.contains(", 1 download, "), "{md}");
+    }
+
+    /// Newcomer trial: "attempt 1: exchange 0, flow 0, 160768 of 300000 bytes, cut by
+    /// connection reset, connection reset" said the reason twice, and a chunked body read
+    /// "1310306 of ? bytes".
+    #[test]
+    fn a_cut_attempt_says_its_reason_once_and_an_unknown_length_in_words() {
+        let mut cut = exchange(0, Leg::Client, 0, "PUT", "/up/a", None);
+        cut.request.length = 160_768;
+        cut.request.expected = Some(300_000);
+        cut.request.complete = false;
+        cut.request.cut_by = Some("connection reset".into());
+        cut.response = crate::inspect::exchange::ResponseInfo::none();
+        cut.response.outcome = Outcome::ConnectionReset;
+        assert_eq!(
+            describe_exchange(&cut),
+            "exchange 0, flow 0, 160768 of 300000 bytes, cut by connection reset"
+        );
+        cut.request.expected = None;
+        cut.request.chunked = true;
+        cut.request.length = 1_310_306;
+        assert_eq!(
+            describe_exchange(&cut),
+            "exchange 0, flow 0, 1310306 bytes (length unknown: chunked), cut by connection reset"
+        );
+        cut.request.cut_by = Some("capture gap".into());
+        assert_eq!(
+            describe_exchange(&cut),
+            "exchange 0, flow 0, 1310306 bytes (length unknown: chunked), cut by capture gap, connection reset"
+        );
+        let report = report_of("client leg", vec![cut]);
+        let md = report.render_markdown();
+        assert!(
+            md.contains("| 1310306 (length unknown: chunked) (cut by capture gap) |"),
+            "{md}"
+        );
+        assert!(!md.contains("of ?"), "{md}");
+        let html = report.render_html();
+        assert!(
+            html.contains("1310306 (length unknown: chunked) (cut by capture gap)"),
+            "{html}"
+        );
+    }
+
+    /// Newcomer trial: http-truncate-download.toml with curl getting 1048576 of 3000000 bytes
+    /// ended "OK: 4 HTTP exchanges, no uploads". The verdict stays OK and names the cut, once
+    /// (the client leg's) though both legs show the exchange.
+    #[test]
+    fn a_download_a_fault_cut_is_named_in_the_verdict_once() {
+        let cut_get = |id, leg, flow, complete: bool| {
+            let mut e = get(id, leg, flow, "/files/big.bin", &[0u8; 16]);
+            e.response_body = None;
+            e.response.body_length = if complete { 3_000_000 } else { 1_048_576 };
+            e.response.complete = complete;
+            e.response_headers
+                .push(("content-length".into(), "3000000".into()));
+            if leg == Leg::Client {
+                e.faults.push(crate::inspect::exchange::FaultNote {
+                    text: "faultline: rule \"short downloads\" truncate".into(),
+                    direction: "upstream->client".into(),
+                    offset: 1_048_576,
+                    scope: "message",
+                });
+            }
+            e
+        };
+        let both = build(
+            CaptureInfo::for_tests(),
+            LegFilter::Both,
+            vec![
+                finished(1, "client leg", vec![cut_get(0, Leg::Client, 1, false)]),
+                finished(2, "upstream leg", vec![cut_get(1, Leg::Upstream, 2, true)]),
+            ],
+        );
+        assert_eq!(both.verdict, Verdict::Clean);
+        assert_eq!(
+            both.verdict_line,
+            "OK: 2 HTTP exchanges, no uploads, 1 download cut by a fault (the client got 1048576 of 3000000 bytes)"
+        );
+        let whole = report_of("client leg", vec![cut_get(0, Leg::Client, 1, true)]);
+        assert_eq!(whole.verdict_line, "OK: 1 HTTP exchange, no uploads");
     }
 }

@@ -18,6 +18,28 @@ use super::s3_request;
 use super::target;
 use crate::direction::Leg;
 
+impl RequestBody {
+    /// The body's bytes as a table cell or sentence says them: `N` when whole, `N of M` when
+    /// cut with a stated length, `N (length unknown: chunked)` when nothing stated one (a trial
+    /// read "1310306 of ?" as a missing number). `unit` follows the numbers (" bytes", or ""
+    /// in a column headed "bytes").
+    pub fn bytes_text(&self, unit: &str) -> String {
+        match (self.complete, self.expected) {
+            (true, _) => format!("{}{unit}", self.length),
+            (false, Some(e)) => format!("{} of {e}{unit}", self.length),
+            (false, None) if self.chunked => {
+                format!("{}{unit} (length unknown: chunked)", self.length)
+            }
+            (false, None) => format!("{}{unit} (length unknown)", self.length),
+        }
+    }
+
+    /// What cut the body (`?` when the analysis could not tell).
+    pub fn cut_text(&self) -> &str {
+        self.cut_by.as_deref().unwrap_or("?")
+    }
+}
+
 /// Methods whose request bodies are retained for byte-for-byte comparison between attempts.
 pub const UPLOAD_METHODS: [&str; 3] = ["PUT", "POST", "PATCH"];
 

@@ -136,7 +136,13 @@ fn html_replay(s: &mut String, run: &RunInfo) {
         let _ = writeln!(
             s,
             r#"<p class="replay-note"><strong>Note:</strong> {}</p>"#,
-            escape(note)
+            super::run_info::note_parts(note)
+                .into_iter()
+                .map(|(code, part)| match code {
+                    true => format!("<code>{}</code>", escape(part)),
+                    false => escape(part),
+                })
+                .collect::<String>()
         );
     }
     if let Some(text) = &run.scenario_toml {
@@ -842,10 +848,9 @@ impl Report {
                 ex.request.length.to_string()
             } else {
                 format!(
-                    "{} of {} (cut by {})",
-                    ex.request.length,
-                    ex.request.expected.map_or("?".into(), |e| e.to_string()),
-                    ex.request.cut_by.as_deref().unwrap_or("?")
+                    "{} (cut by {})",
+                    ex.request.bytes_text(""),
+                    ex.request.cut_text()
                 )
             };
             let leg_class = match ex.leg {
@@ -935,6 +940,28 @@ fn hex_table(s: &mut String, number: usize, at: u64, other_at: u64, cells: &[Cel
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Newcomer trial: the replay note showed literal backticks; its code spans are `<code>`,
+    /// and capture text stays escaped in and out of them.
+    #[test]
+    fn the_replay_note_renders_its_code_spans() {
+        let meta = crate::capture::CaptureMeta {
+            scenario: "s".into(),
+            seed: 3,
+            command_line: "faultline run s.toml --store 'st<b>'".into(),
+            scenario_text: None,
+            scenario_origin: "s.toml".into(),
+            live_rules: false,
+        };
+        let run = RunInfo::from_section_comments(&[meta.section_comment()]).expect("a run");
+        let mut html = String::new();
+        html_replay(&mut html, &run);
+        assert!(
+            html.contains("<strong>Note:</strong> <code>--store &#39;st&lt;b&gt;&#39;</code> is left out: that folder"),
+            "{html}"
+        );
+        assert!(!html.contains('`'), "{html}");
+    }
 
     #[test]
     fn escapes_markup_and_quotes() {

@@ -105,6 +105,28 @@ fn left_out_line(s: &mut String, n: usize, one: &str, many: &str, place: &str) {
 /// Where a list left out of the summary is found in full.
 const ELSEWHERE: &str = "every one is in the text report and `--json`";
 
+/// `text` as a Markdown code span: shown as typed (no escapes are read inside one), on one
+/// line, fenced by more backticks than any run of them in `text`, padded when it starts or
+/// ends with one.
+pub fn code_span(text: &str) -> String {
+    let text: String = text
+        .chars()
+        .map(|c| match c {
+            '\r' | '\n' | '\t' => ' ',
+            c if c.is_control() => '\u{fffd}',
+            c => c,
+        })
+        .collect();
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
+}
+
 /// `text` safe inside a Markdown paragraph or table cell: one line, CommonMark's active ASCII
 /// punctuation backslash-escaped (so `<script>` stays text and `|` stays in its cell).
 pub fn escape(text: &str) -> String {
@@ -154,7 +176,14 @@ fn markdown_replay(s: &mut String, run: &RunInfo, scenario: bool) {
     }
     s.push_str(&code_block("sh", &run.replay));
     if let Some(note) = &run.replay_note {
-        let _ = writeln!(s, "\n> **Note:** {}", escape(note));
+        let note: String = super::run_info::note_parts(note)
+            .into_iter()
+            .map(|(code, part)| match code {
+                true => code_span(part),
+                false => escape(part),
+            })
+            .collect();
+        let _ = writeln!(s, "\n> **Note:** {note}");
     }
     if let (Some(text), false) = (&run.scenario_toml, scenario) {
         let _ = writeln!(
@@ -427,10 +456,9 @@ impl Report {
                 ex.request.length.to_string()
             } else {
                 format!(
-                    "{} of {} (cut by {})",
-                    ex.request.length,
-                    ex.request.expected.map_or("?".into(), |e| e.to_string()),
-                    ex.request.cut_by.as_deref().unwrap_or("?")
+                    "{} (cut by {})",
+                    ex.request.bytes_text(""),
+                    ex.request.cut_text()
                 )
             };
             let faults: Vec<String> = ex
@@ -782,6 +810,31 @@ mod tests {
         markdown_replay(&mut md, &run, true);
         assert!(md.contains("<code>&lt;b&gt;.toml</code>"), "{md}");
         assert!(!md.contains("Save the scenario"), "{md}");
+    }
+
+    /// Newcomer trial: the replay note "`--store st` is left out: …" showed its backticks
+    /// escaped; they are a code span, and capture text stays text in and out of it.
+    #[test]
+    fn the_replay_note_renders_its_code_spans() {
+        let meta = crate::capture::CaptureMeta {
+            scenario: "s".into(),
+            seed: 3,
+            command_line: "faultline run s.toml --store 'st<b>|x'".into(),
+            scenario_text: None,
+            scenario_origin: "s.toml".into(),
+            live_rules: false,
+        };
+        let run = RunInfo::from_section_comments(&[meta.section_comment()]).expect("a run");
+        let mut md = String::new();
+        markdown_replay(&mut md, &run, true);
+        assert!(
+            md.contains("> **Note:** `--store 'st<b>|x'` is left out: that folder holds"),
+            "{md}"
+        );
+        assert!(!md.contains("\\`"), "{md}");
+        assert_eq!(code_span("a`b"), "``a`b``");
+        assert_eq!(code_span("`a"), "`` `a ``");
+        assert_eq!(code_span("x\ny"), "`x y`");
     }
 
     #[test]

@@ -165,7 +165,8 @@ pub struct Summary {
     /// Distinct uploads (as `uploads` counts them) with a retry whose body differs from their
     /// first attempt on some leg: like `retried`, one per upload whichever legs show it.
     pub retries_differing: usize,
-    /// Downloaded content-addressed objects checked (see `objects`).
+    /// Downloaded content-addressed objects checked (see `objects`): one per object (its
+    /// address) whichever legs show it, as `uploads` counts uploads.
     pub downloads: usize,
     /// HTTP/2 streams (see `h2_streams`).
     pub h2_streams: usize,

@@ -43,6 +43,20 @@ pub struct RunInfo {
     pub replay_note: Option<String>,
 }
 
+/// A replay note cut into plain text and code spans (the parts its backticks enclose, `false`
+/// then `true` in turn), for each format to render its own way; a note with an odd number of
+/// backticks (capture text in it holding one) is all plain text.
+pub fn note_parts(note: &str) -> Vec<(bool, &str)> {
+    if note.matches('`').count() % 2 == 1 {
+        return vec![(false, note)];
+    }
+    note.split('`')
+        .enumerate()
+        .map(|(i, part)| (i % 2 == 1, part))
+        .filter(|(_, part)| !part.is_empty())
+        .collect()
+}
+
 /// What mergecap adds to the first section comment, before the files it merged.
 const MERGED: &str = "File created by merging:";
 
@@ -50,8 +64,9 @@ const MERGED: &str = "File created by merging:";
 pub const LIVE_RULES_NOTE: &str = "This run was a faultline serve proxy: the scenario is its rule \
 set when the capture started (its base scenario and the toxics then in force, with its address, \
 upstream and seed). Toxics and rules added, changed or removed over the control API after that \
-are not in it, so this command does not reproduce them, and a toxic's toxicity draws may differ; \
-every fault in the capture names the rule that fired it.";
+are not in it, so this command does not reproduce them. `run` replays the rules, not the toxics' \
+random draws (toxicity, jitter, slicer sizes): those differ, as serve keys them per instance. Every \
+fault in the capture names the rule that fired it.";
 
 /// What `replay_note` says for a `faultline serve` capture of a version that recorded no scenario.
 pub const UNRECORDED_RULES_NOTE: &str = "This run was a faultline serve proxy whose rules came \
@@ -228,7 +243,11 @@ impl RunInfo {
         } else if let Some(origin) = scenario.origin.as_deref() {
             let file = save_as(Some(origin), &self.scenario);
             if let Some(command) = with_scenario_file(&self.command, origin, &file) {
-                self.replay = replay_command(&command, self.seed);
+                self.replay = replay_command_with(
+                    &command,
+                    self.seed,
+                    scenario_capture(&scenario.text).as_deref(),
+                );
                 self.scenario_file = Some(file);
                 // The scenario names its store folder: the replay gives the store a fresh one
                 // (with `--store DIR` left out, the scenario's folder would be used).
@@ -320,6 +339,12 @@ fn old_serve_command(command: &str) -> Option<&str> {
 /// The subcommand is the first word that is neither a global flag nor a global flag's value, so
 /// `faultline -v run s.toml` or `faultline --log-format json run s.toml` is a `run` too.
 fn replay_command(command: &str, seed: u64) -> String {
+    replay_command_with(command, seed, None)
+}
+
+/// [`replay_command`] for a run whose scenario names `scenario_capture` (its `[proxy] capture`):
+/// without `--capture` on the command line, the replay's capture goes to that folder.
+fn replay_command_with(command: &str, seed: u64, scenario_capture: Option<&str>) -> String {
     let words = shlex::split(command)
         .unwrap_or_else(|| command.split_whitespace().map(str::to_string).collect());
     let Some((program, args)) = words.split_first() else {
@@ -344,7 +369,7 @@ fn replay_command(command: &str, seed: u64) -> String {
         .iter()
         .take_while(|w| *w != "--")
         .any(|w| w == "--seed" || w.starts_with("--seed="));
-    let joined = match replay_capture(args) {
+    let joined = match replay_capture(args, scenario_capture) {
         Some(args) => {
             let program = match program.rsplit('/').next() {
                 Some("faultline") => "faultline".to_string(),
@@ -387,7 +412,10 @@ fn shell_word(word: &str) -> String {
 /// that replaying never overwrites the capture the command came from (with `--capture X`, or the scenario's own
 /// `capture` key when the command names none): `{name}-replay-{time}.pcapng`, in X's folder and
 /// with X's format when there was one. `None` for a run without a capture (`--no-capture`).
-fn replay_capture(args: &[String]) -> Option<Vec<String>> {
+///
+/// `--html FILE` (with `--inspect`) is moved the same way, to `FILE-replay.html` beside it:
+/// replaying next to the report received would overwrite it.
+fn replay_capture(args: &[String], scenario_capture: Option<&str>) -> Option<Vec<String>> {
     let options_end = args.iter().position(|w| w == "--").unwrap_or(args.len());
     if args[..options_end].iter().any(|w| w == "--no-capture") {
         return None;
@@ -426,14 +454,51 @@ fn replay_capture(args: &[String]) -> Option<Vec<String>> {
             replaced = true;
             continue;
         }
+        if i < options_end && word == "--html" {
+            if let Some((_, given)) = words.next() {
+                out.push(word.clone());
+                out.push(replay_html(given));
+                continue;
+            }
+        } else if let Some(given) = word.strip_prefix("--html=").filter(|_| i < options_end) {
+            out.push(format!("--html={}", replay_html(given)));
+            continue;
+        }
         out.push(word.clone());
     }
     if !replaced {
         let options_end = out.iter().position(|w| w == "--").unwrap_or(out.len());
         out.insert(options_end, "--capture".to_string());
-        out.insert(options_end + 1, "{name}-replay-{time}.pcapng".to_string());
+        out.insert(
+            options_end + 1,
+            scenario_capture.map_or("{name}-replay-{time}.pcapng".to_string(), replay_name),
+        );
     }
     Some(out)
+}
+
+/// The replay's name for an HTML report `given`: `run4.html` → `run4-replay.html`, beside it.
+fn replay_html(given: &str) -> String {
+    let path = std::path::Path::new(given);
+    let stem = path
+        .file_stem()
+        .map_or("report".into(), |s| s.to_string_lossy());
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-replay.{}", ext.to_string_lossy()),
+        None => format!("{stem}-replay"),
+    };
+    path.with_file_name(name).to_string_lossy().into_owned()
+}
+
+/// The `[proxy] capture` path a recorded scenario's text names, if it parses and names one.
+fn scenario_capture(text: &str) -> Option<String> {
+    let value: toml::Table = text.parse().ok()?;
+    value
+        .get("proxy")
+        .and_then(|p| p.get("capture"))
+        .or_else(|| value.get("capture"))?
+        .as_str()
+        .map(str::to_string)
 }
 
 /// The `--store DIR` of a recorded `run` command, if it named one.
@@ -670,6 +735,38 @@ mod tests {
         );
     }
 
+    /// Newcomer trial: the replay kept `--html run4.html` (replayed beside the report received,
+    /// it overwrote it), and with the scenario's own `capture = "captures/…"` (no --capture)
+    /// the replay's capture left that folder.
+    #[test]
+    fn a_replay_writes_its_report_and_capture_beside_the_first_runs() {
+        let meta = CaptureMeta {
+            scenario: "s2".into(),
+            seed: 42,
+            command_line: "faultline run s2.toml --inspect --html out/run4.html".into(),
+            scenario_text: Some(format!(
+                "{TEXT}\n[proxy]\ncapture = \"captures/{{name}}-{{time}}.pcapng\"\n"
+            )),
+            scenario_origin: "s2.toml".into(),
+            live_rules: false,
+        };
+        let run = read_back(&meta);
+        assert_eq!(
+            run.replay,
+            "faultline run s2.toml --inspect --html out/run4-replay.html --capture 'captures/{name}-replay-{time}.pcapng' --seed 42"
+        );
+        let meta = CaptureMeta {
+            command_line: "faultline run s2.toml --inspect --html=run4.html --capture c/x.pcap"
+                .into(),
+            ..meta
+        };
+        assert_eq!(
+            read_back(&meta).replay,
+            "faultline run s2.toml --inspect --html=run4-replay.html --capture 'c/{name}-replay-{time}.pcap' --seed 42"
+        );
+        assert_eq!(replay_html("report"), "report-replay");
+    }
+
     /// Issue 15: the report gave `faultline run s2.toml --seed N` without s2.toml, and a
     /// relative path without its directory. The capture carries the text, and the replay reads
     /// it from the file the report says to save it as, wherever that is.
@@ -726,6 +823,13 @@ mod tests {
         assert_eq!(run.replay, "faultline run up.toml --seed 5");
         assert_eq!(run.scenario_file.as_deref(), Some("up.toml"));
         assert_eq!(run.replay_note.as_deref(), Some(LIVE_RULES_NOTE));
+        // Newcomer trial: "may differ" hedged what always happens (serve keys toxics per
+        // instance, so `run` never draws what they drew).
+        assert!(
+            LIVE_RULES_NOTE.contains("`run` replays the rules, not the toxics' random draws (toxicity, jitter, slicer sizes): those differ"),
+            "{LIVE_RULES_NOTE}"
+        );
+        assert!(!LIVE_RULES_NOTE.contains("may differ"), "{LIVE_RULES_NOTE}");
         assert_eq!(run.command, serve);
         // An older capture's `(proxy up)` is cut off, and the note says the rules are missing.
         let old = CaptureMeta {

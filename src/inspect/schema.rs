@@ -88,7 +88,11 @@ const SUMMARY: Ty = Ty::Object(&[
         Ty::Count,
         "uploads, counted like `retried`, with a retry whose body differs from their first attempt",
     ),
-    f("downloads", Ty::Count),
+    d(
+        "downloads",
+        Ty::Count,
+        "downloaded objects checked, one per object (its address) whichever legs show it",
+    ),
     f("h2_streams", Ty::Count),
     f("blobs", Ty::Count),
 ]);

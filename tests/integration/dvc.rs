@@ -566,11 +566,17 @@ fn check_inspect(lab: &Lab, capture: &Path, audit: &Audit) {
     );
     // A download the fault cut is counted where the downloads are: "N downloads checked
     // (M incomplete)".
+    // Counted once per object whichever legs show it, as the verdict counts them.
     let incomplete = report["objects"].as_array().map_or(0, |all| {
-        all.iter()
+        let mut keys: Vec<String> = all
+            .iter()
             .filter(|o| o["transfer"] == "download" && o["complete"] == false)
             .filter(|o| o["check"]["result"] != "not_checked")
-            .count()
+            .map(|o| format!("{} {}", o["address"]["key"], o["address"]["digest"]))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys.len()
     });
     if incomplete > 0 {
         let line = report["verdict_line"].as_str().unwrap_or("?");

@@ -1203,3 +1203,53 @@ fn an_html_report_over_an_input_is_refused_and_nothing_is_written() {
     );
     assert_eq!(out.code(), Some(1), "the corrupt retry: {}", out.output());
 }
+
+/// Newcomer trial: `http-truncate-download.toml` cut a 3000000-byte GET at 1 MiB and the
+/// verdict read "OK: 4 HTTP exchanges, no uploads", no trace of the cut. It stays OK (nothing
+/// stored wrong) and names the cut once, though both legs carry the GET.
+#[test]
+fn a_download_cut_by_a_fault_is_named_in_the_verdict() {
+    let dir = TempDir::new("report-truncate");
+    let capture = dir.path().join("truncate.pcapng");
+    let mut proxy = Daemon::start(
+        Command::new(FAULTLINE)
+            .arg("run")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scenarios/http-truncate-download.toml"
+            ))
+            .args(["--listen", "127.0.0.1:0", "--store"])
+            .arg(dir.path().join("store"))
+            .arg("--capture")
+            .arg(&capture),
+        dir.path(),
+        "proxy",
+    );
+    let addr = proxy.faultline_address();
+    let body = random_bytes(3_000_000, 21);
+    let put = exchange(addr, "PUT", "/files/big.bin", &body);
+    assert!(status_of(&put).contains(" 201 "), "{}", status_of(&put));
+    let got = exchange(addr, "GET", "/files/big.bin", b"");
+    let head_end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    assert_eq!(got.len() - head_end, 1_048_576, "the body cut at 1 MiB");
+    let stopped = proxy.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
+    let out = run_bounded(
+        Command::new(FAULTLINE).arg("inspect").arg(&capture),
+        dir.path(),
+        "inspect",
+        LIMIT,
+    );
+    assert_eq!(out.code(), Some(0), "clean:\n{}", out.output());
+    assert!(
+        out.stdout.contains(
+            "OK: 1 upload, none retried, 1 download cut by a fault (the client got 1048576 of 3000000 bytes)"
+        ),
+        "{}",
+        out.output()
+    );
+}
