@@ -774,7 +774,13 @@ fn cut_downloads(exchanges: &[Exchange], objects: &[objects::ObjectCheck]) -> St
     let cut: Vec<(usize, &Exchange)> = exchanges
         .iter()
         .enumerate()
-        .filter(|(_, e)| !e.is_placeholder() && !e.faults.is_empty())
+        // A rule's fault: a GET the user stopped mid-download (`run stopped`) was not cut by one.
+        .filter(|(_, e)| {
+            !e.is_placeholder()
+                && e.faults
+                    .iter()
+                    .any(super::exchange::FaultNote::is_rule_fault)
+        })
         .filter(|(_, e)| e.response.outcome == Outcome::Status && !e.response.complete)
         .filter(|(i, _)| !in_objects.contains(i))
         .collect();
@@ -1786,5 +1792,10 @@ pub(crate) mod tests {
         );
         let whole = report_of("client leg", vec![cut_get(0, Leg::Client, 1, true)]);
         assert_eq!(whole.verdict_line, "OK: 1 HTTP exchange, no uploads");
+        // A download the user stopped (`run stopped`) was cut by no rule: not named.
+        let mut stopped = cut_get(0, Leg::Client, 1, false);
+        stopped.faults[0].text = "faultline: run stopped".into();
+        let stopped = report_of("client leg", vec![stopped]);
+        assert_eq!(stopped.verdict_line, "OK: 1 HTTP exchange, no uploads");
     }
 }

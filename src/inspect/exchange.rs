@@ -119,6 +119,14 @@ pub struct FaultNote {
     pub scope: &'static str,
 }
 
+impl FaultNote {
+    /// Whether a rule's fault made the note (`rule "NAME" …`, or an HTTP/2 frame note ending
+    /// `(rule "NAME")`), not faultline's own bookkeeping such as `run stopped`.
+    pub fn is_rule_fault(&self) -> bool {
+        super::text::is_rule_fault(&self.text) || self.text.contains("(rule \"")
+    }
+}
+
 /// One request and its response, as one flow carried them.
 #[derive(Debug, Serialize)]
 pub struct Exchange {
