@@ -1748,6 +1748,15 @@ pub(crate) mod tests {
             "{md}"
         );
         assert!(!md.contains("of ?"), "{md}");
+        // The text table keeps its compact `N/? CUT` cell and says once what `?` is.
+        let text = report.render_text();
+        assert!(text.contains("1310306/? CUT"), "{text}");
+        assert_eq!(
+            text.matches("N/? CUT: N bytes arrived of a body whose length was never stated")
+                .count(),
+            1,
+            "{text}"
+        );
         let html = report.render_html();
         assert!(
             html.contains("1310306 (length unknown: chunked) (cut by capture gap)"),

@@ -116,15 +116,18 @@ impl Report {
                 "response",
                 "resp bytes"
             );
+            // Whether a `N/? CUT` cell needs the line that says what `?` is.
+            let mut unstated = false;
             for ex in &self.exchanges {
                 let body = if ex.request.complete {
                     format!("{}", ex.request.length)
                 } else {
+                    let total = super::objects::stated_request_length(ex);
+                    unstated |= total.is_none();
                     format!(
                         "{}/{} CUT",
                         ex.request.length,
-                        super::objects::stated_request_length(ex)
-                            .map_or("?".into(), |e| e.to_string())
+                        total.map_or("?".into(), |e| e.to_string())
                     )
                 };
                 let faults = ex
@@ -136,11 +139,12 @@ impl Report {
                 // A response cut short says so here too, not only in --json.
                 let response_bytes =
                     if ex.response.outcome == Outcome::Status && !ex.response.complete {
+                        let total = super::objects::stated_response_length(ex);
+                        unstated |= total.is_none();
                         format!(
                             "{}/{} CUT",
                             ex.response.body_length,
-                            super::objects::stated_response_length(ex)
-                                .map_or("?".into(), |n| n.to_string())
+                            total.map_or("?".into(), |n| n.to_string())
                         )
                     } else {
                         ex.response.body_length.to_string()
@@ -158,6 +162,12 @@ impl Report {
                     ex.response_text(),
                     response_bytes,
                     faults
+                );
+            }
+            if unstated {
+                let _ = writeln!(
+                    s,
+                    "  N/? CUT: N bytes arrived of a body whose length was never stated (chunked, or ended by close)"
                 );
             }
         }
