@@ -123,7 +123,7 @@ impl FaultNote {
     /// Whether a rule's fault made the note (`rule "NAME" …`, or an HTTP/2 frame note ending
     /// `(rule "NAME")`), not faultline's own bookkeeping such as `run stopped`.
     pub fn is_rule_fault(&self) -> bool {
-        super::text::is_rule_fault(&self.text) || self.text.contains("(rule \"")
+        super::text::fault_rule(&self.text).is_some()
     }
 }
 

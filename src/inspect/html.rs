@@ -633,7 +633,7 @@ impl Report {
         let faulted = legs.iter().any(|f| {
             f.faults
                 .iter()
-                .any(|c| html_timeline::fault_rule(c).is_some())
+                .any(|c| super::text::fault_rule(c).is_some())
         });
         let notable = || {
             legs.iter().any(|f| {

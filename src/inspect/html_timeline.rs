@@ -12,7 +12,7 @@ use super::h2_model::{GoawayNote, H2Stream};
 use super::html::escape;
 use super::leg;
 use super::model::FlowSummary;
-use super::text::{comment_text, is_rule_fault, truncate};
+use super::text::{comment_text, fault_rule, truncate};
 use super::timeline::{EventKind, FlowTimeline};
 use crate::direction::Direction;
 use crate::plural::count;
@@ -49,19 +49,6 @@ pub struct LegView<'a> {
 /// The rule name in a fault comment (`faultline: rule "NAME" reset …`), else the comment.
 pub fn rule_name(comment: &str) -> &str {
     fault_rule(comment).unwrap_or(comment)
-}
-
-/// The rule a fault comment names: at its start (`rule "NAME" reset …`, HTTP/1 and TCP faults)
-/// or at its end (`RST_STREAM(CANCEL) on stream 3 to the upstream (rule "NAME")`, the HTTP/2
-/// session's frame-level notes); `None` for a note such as `run stopped`.
-pub fn fault_rule(comment: &str) -> Option<&str> {
-    let text = comment.trim_start_matches("faultline: ");
-    let rest = if is_rule_fault(comment) {
-        text.strip_prefix("rule \"")
-    } else {
-        text.rsplit_once("(rule \"").map(|(_, rest)| rest)
-    }?;
-    rest.split_once('"').map(|(name, _)| name)
 }
 
 /// Estimated width of `text` at the timeline's 10px font: capitals and digits run wider than

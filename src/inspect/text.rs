@@ -25,6 +25,19 @@ pub fn is_rule_fault(comment: &str) -> bool {
         .starts_with("rule \"")
 }
 
+/// The rule a fault comment names: at its start (`rule "NAME" reset …`, HTTP/1 and TCP faults)
+/// or at its end (`RST_STREAM(CANCEL) on stream 3 to the upstream (rule "NAME")`, the HTTP/2
+/// session's frame-level notes); `None` for a note such as `run stopped`.
+pub fn fault_rule(comment: &str) -> Option<&str> {
+    let text = comment.trim_start_matches("faultline: ");
+    let rest = if is_rule_fault(comment) {
+        text.strip_prefix("rule \"")
+    } else {
+        text.rsplit_once("(rule \"").map(|(_, rest)| rest)
+    }?;
+    rest.split_once('"').map(|(name, _)| name)
+}
+
 /// `2026-05-28T12:34:56.789012Z` from nanoseconds since the epoch (UTC, proleptic Gregorian).
 pub fn format_time(ns: u64) -> String {
     let secs = ns / 1_000_000_000;
