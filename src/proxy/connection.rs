@@ -539,14 +539,14 @@ async fn proxy_connection(
             }
             let note = |toward: Direction| {
                 let unsent = conn.unsent[toward.index()].load(Relaxed);
-                Some(match (unsent, &held_by[toward.index()]) {
-                    (0, _) => "faultline: run stopped".to_string(),
-                    (n, None) => format!(
-                        "faultline: run stopped; {} {toward} read and never sent (queued or held by a rule)",
-                        crate::plural::count(n as usize, "byte")
-                    ),
-                    (n, Some(rule)) => format!(
-                        "faultline: run stopped; {} {toward} read and never sent (queued or held by a rule; {rule})",
+                let rule = held_by[toward.index()]
+                    .as_ref()
+                    .map(|rule| format!("; {rule}"))
+                    .unwrap_or_default();
+                Some(match unsent {
+                    0 => "faultline: run stopped".to_string(),
+                    n => format!(
+                        "faultline: run stopped; {} {toward} read and never sent (queued or held by a rule{rule})",
                         crate::plural::count(n as usize, "byte")
                     ),
                 })
