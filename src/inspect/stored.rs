@@ -94,7 +94,7 @@ pub fn follow(
     for id in 0..exchanges.len() {
         let leg_of = exchanges[id].leg;
         let (path, write) = match &requests[id] {
-            Some(r) => match s3_write(r, id, uploads, assembled, &states, leg_of) {
+            Some(r) => match s3_write(r, &exchanges[id], uploads, assembled, &states) {
                 Some(w) => (r.path.clone(), Some(w)),
                 None => {
                     if matches!(r.operation, Operation::HeadObject | Operation::GetObject) {
@@ -261,12 +261,12 @@ fn outcome(ex: &Exchange, succeeded: bool) -> Outcome {
 /// A write an S3 request makes (`None` for reads and everything else).
 fn s3_write(
     r: &S3Request,
-    id: usize,
+    ex: &Exchange,
     uploads: &[Option<Content>],
     assembled: &[Assembled],
     states: &BTreeMap<(Option<Leg>, String), PathState>,
-    leg_of: Option<Leg>,
 ) -> Option<(Holding, Outcome)> {
+    let (id, leg_of) = (ex.id, ex.leg);
     let ex_outcome = |complete: bool| {
         if r.succeeded() {
             Outcome::Confirmed
@@ -277,7 +277,9 @@ fn s3_write(
         }
     };
     let (how, content, deleted, complete) = match r.operation {
-        Operation::PutObject => ("PutObject", uploads[id].clone(), false, true),
+        // A body cut before its end was never stored, answered or not (a trial's audit said
+        // "stored 65536 bytes" of a PutObject reset after 64 KiB on every attempt).
+        Operation::PutObject => ("PutObject", uploads[id].clone(), false, ex.request.complete),
         Operation::CompleteMultipartUpload => {
             let a = assembled.iter().find(|a| a.complete == id);
             (
