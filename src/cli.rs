@@ -77,7 +77,7 @@ impl Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the proxy with a scenario until Ctrl-C or SIGTERM, then print a summary
+    /// Run the proxy with a scenario until Ctrl-C, SIGTERM or SIGHUP, then print a summary
     /// (connections, bytes each direction, how often each rule fired).
     Run(RunArgs),
     /// Validate scenario files: exit 0 when all are valid, 2 with FILE:LINE:COL: key: message
@@ -131,7 +131,7 @@ pub enum Command {
     },
     /// Run a control API that Toxiproxy's clients drive unchanged (proxies, toxics, populate,
     /// reset, metrics) plus faultline's own routes under /faultline/ (scenarios, summaries,
-    /// captures, events), until Ctrl-C or SIGTERM. See docs/api.md.
+    /// captures, events), until Ctrl-C, SIGTERM or SIGHUP. See docs/api.md.
     Serve(ServeArgs),
     /// Manage the CA whose certificates intercepted clients are shown (`[proxy.tls] intercept`).
     /// It lives in --dir DIR, else $FAULTLINE_CA_DIR, else $XDG_DATA_HOME/faultline/ca, else

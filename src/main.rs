@@ -191,6 +191,14 @@ fn refuse(text: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// A fatal error of `inspect`, `ca` and the other commands: `text` on stderr (one JSON line under
+/// `--log-format json`, as `run`'s errors are; a trial's script met plain text from `inspect`),
+/// exiting `code`.
+fn fail(text: &str, code: u8) -> ExitCode {
+    stderr_line("ERROR", text, Some(serde_json::json!(code)));
+    ExitCode::from(code)
+}
+
 /// Whether fatal errors are reported as JSON lines (`--log-format json`).
 static JSON_ERRORS: AtomicBool = AtomicBool::new(false);
 
@@ -440,10 +448,9 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
                 keylog: None,
             }))
         }
-        (None, true) => {
-            eprintln!("faultline: --inspect needs a capture (--capture PATH or [proxy] capture)");
-            Ok(ExitCode::from(2))
-        }
+        (None, true) => Ok(refuse(
+            "faultline: --inspect needs a capture (--capture PATH or [proxy] capture)",
+        )),
         _ => Ok(ExitCode::SUCCESS),
     }
 }
@@ -498,36 +505,27 @@ fn inspect_to(args: &cli::InspectArgs) -> ExitCode {
     // `--html -` writes the page to stdout, in place of the text report (never a file named `-`).
     let html_to_stdout = args.html.as_deref() == Some(std::path::Path::new("-"));
     if html_to_stdout && (args.json || args.markdown) {
-        eprintln!(
-            "faultline: --html - writes the page to stdout, where --{} writes too: give --html a file name, or leave out --{}",
-            if args.json { "json" } else { "markdown" },
-            if args.json { "json" } else { "markdown" }
-        );
-        return ExitCode::from(2);
+        let other = if args.json { "json" } else { "markdown" };
+        return refuse(&format!(
+            "faultline: --html - writes the page to stdout, where --{other} writes too: give --html a file name, or leave out --{other}"
+        ));
     }
     let html_file = args.html.as_ref().filter(|_| !html_to_stdout);
     if let Some(html) = html_file {
         let mut inputs = vec![("capture", args.capture.as_path())];
         inputs.extend(args.expect.as_deref().map(|m| ("manifest", m)));
         if let Err(e) = faultline::inspect::refuse_overwriting_inputs(html, "--html", &inputs) {
-            eprintln!("faultline: {e}");
-            return ExitCode::from(e.exit_code());
+            return fail(&format!("faultline: {e}"), e.exit_code());
         }
     }
     let expect = match args.expect.as_deref().map(Manifest::load).transpose() {
         Ok(manifest) => manifest,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return refuse(&e.to_string()),
     };
     let key_log = match &args.keylog {
         Some(path) => match std::fs::read(path) {
             Ok(bytes) => bytes,
-            Err(e) => {
-                eprintln!("faultline: --keylog {}: {e}", path.display());
-                return ExitCode::from(2);
-            }
+            Err(e) => return refuse(&format!("faultline: --keylog {}: {e}", path.display())),
         },
         None => Vec::new(),
     };
@@ -539,21 +537,17 @@ fn inspect_to(args: &cli::InspectArgs) -> ExitCode {
         },
     ) {
         Ok(report) => report,
-        Err(e) => {
-            eprintln!("faultline: {e}");
-            return ExitCode::from(e.exit_code());
-        }
+        Err(e) => return fail(&format!("faultline: {e}"), e.exit_code()),
     };
     if let Some(manifest) = &expect {
         report.audit(manifest);
     }
     if let Some(path) = html_file {
         if let Err(e) = faultline::inspect::write_output(path, &report.render_html()) {
-            eprintln!(
+            return refuse(&format!(
                 "faultline: cannot write the HTML report {}: {e}",
                 path.display()
-            );
-            return ExitCode::from(2);
+            ));
         }
     }
     if html_to_stdout {
@@ -583,16 +577,12 @@ fn ca(command: CaCommand) -> ExitCode {
     };
     let dir = match dir {
         Ok(dir) => dir,
-        Err(e) => {
-            eprintln!("faultline: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return refuse(&format!("faultline: {e}")),
     };
     // A CA the user must fix (an exposed key, half a CA, an unwritable folder) exits 2, as the
     // top-level help says of every setup error; only a failure to make a certificate exits 1.
     let failed = |e: faultline::tls::TlsError| {
-        eprintln!("faultline: {e}");
-        ExitCode::from(if e.is_setup() { 2 } else { 1 })
+        fail(&format!("faultline: {e}"), if e.is_setup() { 2 } else { 1 })
     };
     match command {
         CaCommand::Init { .. } => {
@@ -678,15 +668,19 @@ async fn serve_store(dir: PathBuf, listen: std::net::SocketAddr) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGINT or SIGTERM, registered now (not at the first poll), as a future to await later.
+/// SIGINT, SIGTERM or SIGHUP, registered now (not at the first poll), as a future to await
+/// later. SIGHUP (the terminal `run` was started from closed) stops it as cleanly as the others:
+/// a trial's run died of it with exit 129, no summary and its capture unfinished.
 fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     Ok(async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
+            _ = hup.recv() => {}
         }
     })
 }
@@ -799,9 +793,11 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
 async fn wait_for_signal() -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.context("cannot watch Ctrl-C")?,
         _ = term.recv() => {}
+        _ = hup.recv() => {}
     }
     Ok(())
 }
