@@ -15,7 +15,7 @@ mod budget;
 mod error;
 pub mod event;
 pub(crate) mod flow;
-mod packet;
+pub(crate) mod packet;
 pub mod path;
 mod pcap;
 mod pcapng;

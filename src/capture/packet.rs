@@ -156,8 +156,8 @@ fn to_v6(ip: IpAddr) -> std::net::Ipv6Addr {
 /// up to the same as its halves `hi + lo` (2^16 ≡ 1), so 32-bit words are summed into a 64-bit
 /// accumulator with no carry handling (2^32 of them would be needed to overflow); and the sum is
 /// byte-order independent, so words are loaded in native order and the folded sum swapped once.
-/// The compiler vectorizes the loop.
-fn sum_words(data: &[u8], acc: u64) -> u64 {
+/// The compiler vectorizes the loop. `inspect` verifies checksums with it too.
+pub(crate) fn sum_words(data: &[u8], acc: u64) -> u64 {
     let mut chunks = data.chunks_exact(4);
     let mut native: u64 = 0;
     for c in &mut chunks {
@@ -177,7 +177,8 @@ fn sum_words(data: &[u8], acc: u64) -> u64 {
     add(acc, be)
 }
 
-fn fold(mut acc: u64) -> u16 {
+/// `acc` folded to 16 bits (not complemented): 0xffff for data that includes its own checksum.
+pub(crate) fn fold(mut acc: u64) -> u16 {
     while acc >> 16 != 0 {
         acc = (acc & 0xffff) + (acc >> 16);
     }

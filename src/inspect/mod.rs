@@ -293,6 +293,13 @@ fn inspect_reader<R: Read>(
     let mut unsupported = std::collections::BTreeMap::new();
     let mut named_legs = false;
     let mut truncated_packets = 0u64;
+    // Whether the first section says faultline wrote it (its header is read on opening), and
+    // (first packet number, count) of packets whose TCP checksum is wrong.
+    let faultline_written = reader
+        .section_comments()
+        .iter()
+        .any(|c| c.starts_with("faultline "));
+    let mut bad_checksums: Option<(u64, u64)> = None;
     while let Some(p) = reader.next_packet() {
         named_legs |= leg::of_interface(p.interface).is_some();
         truncated_packets += u64::from(p.truncated);
@@ -307,6 +314,15 @@ fn inspect_reader<R: Read>(
         let Some(segment) = packet::decode(p.linktype, p.data) else {
             continue;
         };
+        // faultline writes every checksum right: a wrong one in its capture is damage to the
+        // file, whose bytes are no evidence (read as missing, so the verdict is INCONCLUSIVE).
+        if faultline_written
+            && !p.truncated
+            && packet::tcp_checksum_ok(p.linktype, p.data) == Some(false)
+        {
+            bad_checksums.get_or_insert((reader.packets(), 0)).1 += 1;
+            continue;
+        }
         segments += u64::from(admitted);
         table.segment(
             reassembly::CapturedOn {
@@ -340,6 +356,15 @@ fn inspect_reader<R: Read>(
         truncated_packets,
     };
     let mut report = analysis::build_with_h2(capture, options.leg, finished, hidden, h2_flows);
+    if let Some((first, count)) = bad_checksums {
+        report.warnings.push(format!(
+            "the capture file was damaged after faultline wrote it: {} (the first is packet {first}); their bytes are read as missing",
+            match count {
+                1 => "1 packet fails its TCP checksum".to_string(),
+                n => format!("{n} packets fail their TCP checksums"),
+            }
+        ));
+    }
     for (linktype, packets) in unsupported {
         report.warnings.push(format!(
             "{packets} packet(s) on link type {linktype} skipped: inspect reads Ethernet, raw IP, Linux cooked (SLL) and loopback captures"
