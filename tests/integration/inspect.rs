@@ -1296,3 +1296,59 @@ fn a_curl_resume_across_two_versions_of_a_file_is_named() {
         "{text}"
     );
 }
+
+/// A maintainer's trial flipped one bit of a clean capture (a bug-report attachment damaged on
+/// the way) and read CORRUPT: "attempt 2 ... differs from attempt 1", while tshark flagged the
+/// packet's TCP checksum. faultline writes every checksum right, so in its capture a wrong one
+/// is damage to the file: that packet's bytes are read as missing, the verdict is INCONCLUSIVE,
+/// and a warning says what happened. tshark, checking checksums, names the same packet.
+#[test]
+fn a_capture_damaged_after_it_was_written_is_inconclusive_not_corrupt() {
+    let mut s = Script::new();
+    let body = s.bytes(200_000);
+    let target = md5_target(&body);
+    s.attempt("PUT", &target, &body, Answer::Status(503));
+    s.attempt("PUT", &target, &body, Answer::Status(201));
+    let whole = s.write("damaged-whole.pcapng");
+    assert_eq!(inspect(&whole).exit_code(), 0, "the whole capture is clean");
+    // One bit of the retry's body, in the file as written.
+    let mut bytes = std::fs::read(&whole).expect("read the capture");
+    let needle = &body[150_000..150_032];
+    let at = bytes
+        .windows(needle.len())
+        .rposition(|w| w == needle)
+        .expect("the retry's bytes are in the file");
+    bytes[at + 5] ^= 0x01;
+    let damaged = whole.with_file_name("damaged.pcapng");
+    std::fs::write(&damaged, &bytes).expect("write the damaged capture");
+
+    let report = inspect(&damaged);
+    let text = report.render_text();
+    assert!(report.findings.is_empty(), "{text}");
+    assert_eq!(report.verdict(), Verdict::Inconclusive, "{text}");
+    let warning = report
+        .warnings
+        .iter()
+        .find(|w| w.starts_with("the capture file was damaged after faultline wrote it: 1 packet fails its TCP checksum (the first is packet "))
+        .unwrap_or_else(|| panic!("no damage warning: {text}"));
+    let bad = tshark::run(
+        &damaged,
+        &[
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-Y",
+            "tcp.checksum.status == 0",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ],
+    );
+    let frames: Vec<&str> = bad.stdout.lines().collect();
+    assert_eq!(frames.len(), 1, "tshark: {frames:?}");
+    assert!(
+        warning.contains(&format!("(the first is packet {})", frames[0])),
+        "{warning} / tshark frame {}",
+        frames[0]
+    );
+}
