@@ -106,11 +106,14 @@ pub(crate) fn build_with_h2(
         capture.format,
     ));
     let mut findings = Vec::new();
-    let attempt_groups = compare_attempts(&mut exchanges, &mut findings);
+    let (mut attempt_groups, differing) = compare_attempts(&mut exchanges);
     let mut content_checks = check_addresses(&mut exchanges, &mut findings);
     let mut objects = objects::check_objects(&mut exchanges, &mut findings);
     let s3 = s3::analyse(&mut exchanges, &mut findings);
     content_checks.extend(s3.checks);
+    // Said before the content checks' findings, as they are listed.
+    let differing = settle_differing_attempts(&mut attempt_groups, differing, &content_checks);
+    findings.splice(0..0, differing);
     objects.extend(s3.objects);
     warnings.extend(s3.warnings);
     incomplete_accepted(&exchanges, &mut findings);
@@ -299,28 +302,7 @@ pub(crate) fn build_with_h2(
             let retries = match (summary.retried, summary.retries_differing) {
                 (0, _) => "none retried".to_string(),
                 (n, 0) => retries_without_difference(&attempt_groups, n),
-                (n, d) => {
-                    // What the differing attempts were told: an error status, a reset, or a
-                    // 200 that refused them (p2phttp `{"stored":false}`).
-                    let mut answers: Vec<String> = attempt_groups
-                        .iter()
-                        .flat_map(|g| &g.attempts)
-                        .filter(|a| a.comparison.as_ref().is_some_and(|c| c.is_difference()))
-                        .map(|a| {
-                            let ex = &exchanges[a.exchange];
-                            match P2pRequest::of(ex).and_then(|p| p.answer) {
-                                Some(json) => format!("{} {json}", ex.response_text()),
-                                None => ex.response_text(),
-                            }
-                        })
-                        .collect();
-                    answers.sort();
-                    answers.dedup();
-                    format!(
-                        "{n} retried, {d} of them with a retry that differed and was not accepted (answered {})",
-                        answers.join("; ")
-                    )
-                }
+                (n, _) => differing_retries(&attempt_groups, &exchanges, n),
             };
             let unchecked = distinct_downloads(&objects, |o| {
                 matches!(o.check, Some(AddressCheck::NotChecked { .. }))
@@ -486,13 +468,79 @@ fn h2_phrase(summary: &Summary, blobs: &[BlobCheck]) -> String {
     )
 }
 
-fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> Vec<AttemptGroup> {
+/// Writes of one resource in time order, split after each write that went whole and was
+/// accepted: what follows it is a new write of the resource (an S3 key overwritten, an index
+/// rewritten), not a retry of it. A trial's two `aws s3 cp` of other contents to one key read
+/// CORRUPT "attempt 2 was accepted but differs from attempt 1".
+fn split_at_overwrites(group: Vec<usize>, exchanges: &[Exchange]) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = vec![Vec::new()];
+    for id in group {
+        let current = out.last_mut().expect("out starts with one group");
+        current.push(id);
+        let ex = &exchanges[id];
+        if ex.request.complete && objects::accepted(ex) {
+            out.push(Vec::new());
+        }
+    }
+    out.retain(|g| !g.is_empty());
+    out
+}
+
+/// An accepted attempt whose body differs from attempt 1's: where it is (group, attempt) and
+/// the finding it makes unless its own content check says its bytes are the right ones.
+struct DifferingAttempt {
+    group: usize,
+    attempt: usize,
+    exchange: usize,
+    finding: String,
+}
+
+/// The findings of accepted attempts that differ from attempt 1, except those whose bytes their
+/// content address (or S3 checksum) verifies: then attempt 1 held the wrong bytes and the
+/// server kept the right ones. A trial's client sent a corrupted body once, was refused with
+/// 500, retried with the right bytes, and read CORRUPT blaming the good retry.
+fn settle_differing_attempts(
+    groups: &mut [AttemptGroup],
+    differing: Vec<DifferingAttempt>,
+    content_checks: &[ContentCheck],
+) -> Vec<String> {
+    let mut findings = Vec::new();
+    for d in differing {
+        let verified = content_checks
+            .iter()
+            .any(|c| c.exchange == d.exchange && c.check == AddressCheck::Matches);
+        if !verified {
+            findings.push(d.finding);
+            continue;
+        }
+        let attempt = &mut groups[d.group].attempts[d.attempt];
+        attempt.corrupt = false;
+        // Before the trailing ` [exchange …]`, as the other notes on the comparison are.
+        let at = attempt
+            .description
+            .rfind(" [")
+            .unwrap_or(attempt.description.len());
+        let note = format!(
+            "; attempt {} matches its content address: attempt 1 held the wrong bytes",
+            attempt.number
+        );
+        attempt.description.insert_str(at, &note);
+    }
+    findings
+}
+
+fn compare_attempts(exchanges: &mut [Exchange]) -> (Vec<AttemptGroup>, Vec<DifferingAttempt>) {
+    let mut differing = Vec::new();
     let keys = exchanges
         .iter()
         .filter(|e| e.is_upload())
         .map(|e| ((e.leg, e.method.clone(), e.resource()), e.time_ns, e.id));
     let mut out = Vec::new();
-    for group in attempts::group_by_key(keys.collect::<Vec<_>>()) {
+    let groups = attempts::group_by_key(keys.collect::<Vec<_>>())
+        .into_iter()
+        .flat_map(|g| split_at_overwrites(g, exchanges))
+        .collect::<Vec<_>>();
+    for group in groups {
         if group.len() < 2 {
             continue;
         }
@@ -595,7 +643,11 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
                     .is_some_and(|c| c.is_difference());
             attempt.description = format!("{description} [{}]", describe_exchange(ex));
             if attempt.corrupt {
-                findings.push(format!(
+                differing.push(DifferingAttempt {
+                    group: out.len(),
+                    attempt: list.len(),
+                    exchange: id,
+                    finding: format!(
                     "CORRUPT: {} {} ({} leg): attempt {number} (exchange {id}, flow {}, status {}) was accepted but {}",
                     ex.method,
                     ex.target,
@@ -603,7 +655,8 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
                     ex.flow,
                     ex.response.status.unwrap_or_default(),
                     description
-                ));
+                    ),
+                });
             }
             list.push(attempt);
         }
@@ -616,7 +669,7 @@ fn compare_attempts(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> V
             attempts: list,
         });
     }
-    out
+    (out, differing)
 }
 
 /// What happened to an attempt whose body never went whole: answered before it was all sent (a
@@ -627,6 +680,61 @@ fn unfinished(status: Option<u16>, len: u64) -> String {
         Some(s) => format!("answered {s} after {len} bytes of its body"),
         None => format!("cut after {len} bytes"),
     }
+}
+
+/// The verdict's words for `n` retried uploads some of whose retries differed from attempt 1
+/// and made no finding: refused (what they were told: an error status, a reset, or a 200 that
+/// refused them, p2phttp `{"stored":false}`), or accepted with bytes their content address
+/// verifies (attempt 1 held the wrong ones).
+fn differing_retries(groups: &[AttemptGroup], exchanges: &[Exchange], n: usize) -> String {
+    let differs = |a: &&Attempt| a.comparison.as_ref().is_some_and(|c| c.is_difference());
+    let accepted = |a: &&Attempt| objects::accepted(&exchanges[a.exchange]);
+    let refused: Vec<&Attempt> = groups
+        .iter()
+        .flat_map(|g| &g.attempts)
+        .filter(differs)
+        .filter(|a| !accepted(a))
+        .collect();
+    // Uploads, not groups: one upload shows on both legs.
+    let with = |keep: &dyn Fn(&&Attempt) -> bool| {
+        let mut uploads: Vec<(&str, String)> = groups
+            .iter()
+            .filter(|g| g.attempts.iter().filter(differs).any(|a| keep(&a)))
+            .map(|g| {
+                let identity = upload_identity(&exchanges[g.attempts[0].exchange]).1;
+                (g.method.as_str(), identity)
+            })
+            .collect();
+        uploads.sort_unstable();
+        uploads.dedup();
+        uploads.len()
+    };
+    let (n_refused, n_verified) = (with(&|a| !accepted(a)), with(&|a| accepted(a)));
+    let mut parts = Vec::new();
+    if n_refused > 0 {
+        let mut answers: Vec<String> = refused
+            .iter()
+            .map(|a| {
+                let ex = &exchanges[a.exchange];
+                match P2pRequest::of(ex).and_then(|p| p.answer) {
+                    Some(json) => format!("{} {json}", ex.response_text()),
+                    None => ex.response_text(),
+                }
+            })
+            .collect();
+        answers.sort();
+        answers.dedup();
+        parts.push(format!(
+            "{n_refused} of them with a retry that differed and was not accepted (answered {})",
+            answers.join("; ")
+        ));
+    }
+    if n_verified > 0 {
+        parts.push(format!(
+            "{n_verified} of them with an accepted retry that differed from attempt 1 and matches its content address"
+        ));
+    }
+    format!("{n} retried, {}", parts.join(", "))
 }
 
 /// A retry after an unfinished attempt 1 that sent the same bytes: said as what happened, not as
@@ -789,30 +897,37 @@ fn cut_downloads(exchanges: &[Exchange], objects: &[objects::ObjectCheck]) -> St
         .filter(|(_, e)| e.leg == Some(crate::direction::Leg::Client))
         .map(|(_, e)| *e)
         .collect();
-    let (cut, who) = match on_client.is_empty() {
+    let (cut, who): (Vec<&Exchange>, _) = match on_client.is_empty() {
         true => (cut.iter().map(|(_, e)| *e).collect(), "faultline got"),
         false => (on_client, "the client got"),
     };
-    if cut.is_empty() {
-        return String::new();
-    }
-    const SHOWN: usize = 3;
-    let mut got: Vec<String> = cut
-        .iter()
-        .take(SHOWN)
-        .map(|e| match objects::stated_response_length(e) {
-            Some(total) => format!("{} of {total} bytes", e.response.body_length),
-            None => format!("{} bytes of an unstated length", e.response.body_length),
+    // A GET's answer is a download; any other answer cut (a dropped CompleteMultipartUpload
+    // answer, a trial read as "1 download cut") is said as a response.
+    let (downloads, responses): (Vec<&Exchange>, Vec<&Exchange>) =
+        cut.into_iter().partition(|e| e.method == "GET");
+    [(downloads, "download"), (responses, "response")]
+        .into_iter()
+        .filter(|(cut, _)| !cut.is_empty())
+        .map(|(cut, noun)| {
+            const SHOWN: usize = 3;
+            let mut got: Vec<String> = cut
+                .iter()
+                .take(SHOWN)
+                .map(|e| match objects::stated_response_length(e) {
+                    Some(total) => format!("{} of {total} bytes", e.response.body_length),
+                    None => format!("{} bytes of an unstated length", e.response.body_length),
+                })
+                .collect();
+            if cut.len() > SHOWN {
+                got.push(format!("{} more", cut.len() - SHOWN));
+            }
+            format!(
+                ", {} cut by a fault ({who} {})",
+                crate::plural::count(cut.len(), noun),
+                got.join(", ")
+            )
         })
-        .collect();
-    if cut.len() > SHOWN {
-        got.push(format!("{} more", cut.len() - SHOWN));
-    }
-    format!(
-        ", {} cut by a fault ({who} {})",
-        crate::plural::count(cut.len(), "download"),
-        got.join(", ")
-    )
+        .collect()
 }
 
 /// Downloaded objects that `keep` keeps, one per object whichever legs show it (its address),
@@ -1083,7 +1198,15 @@ pub(crate) mod tests {
     #[test]
     fn a_leg_left_out_keeps_every_number_and_adds_nothing() {
         const TARGET: &str = "/files/md5/d4/1d8cd98f00b204e9800998ecf8427e";
-        let client = |id, flow| exchange(id, Leg::Client, flow, "PUT", TARGET, None);
+        // Attempt 1 got no answer, so attempt 2 is its retry (not a new write of the file).
+        let client = |id, flow| {
+            let ex = exchange(id, Leg::Client, flow, "PUT", TARGET, None);
+            if id == 0 {
+                unanswered(ex)
+            } else {
+                ex
+            }
+        };
         let both = build(
             CaptureInfo::for_tests(),
             LegFilter::Both,
@@ -1155,14 +1278,14 @@ pub(crate) mod tests {
                 finished(
                     1,
                     "upstream leg",
-                    vec![exchange(
+                    vec![unanswered(exchange(
                         0,
                         Leg::Upstream,
                         1,
                         "PUT",
                         "http://h:8080/x",
                         None,
-                    )],
+                    ))],
                 ),
                 finished(
                     2,
@@ -1196,6 +1319,14 @@ pub(crate) mod tests {
 
     const KEY: &str =
         "SHA256E-s10--f6bfd632e56d745c5b6ec8db52bf92b11c2666a1fe18d80cf4023bb32541f338.bin";
+
+    /// `ex` with its answer lost (the connection reset under it): retried, it is retried.
+    fn unanswered(mut ex: Exchange) -> Exchange {
+        ex.response.outcome = Outcome::ConnectionReset;
+        ex.response.status = None;
+        ex.response.complete = false;
+        ex
+    }
 
     fn p2p(id: usize, op: &str, answer: &str) -> Exchange {
         let target = format!("/git-annex/u/v4/{op}?key={KEY}&clientuuid=c");
@@ -1416,6 +1547,10 @@ pub(crate) mod tests {
                 kept.append(b);
                 ex.body = Some(kept);
                 (ex.request.length, ex.request.expected) = (b.len() as u64, Some(b.len() as u64));
+                // Refused, so attempt 2 is its retry, not a new write of the file.
+                if i == 0 {
+                    ex.response.status = Some(500);
+                }
                 ex
             })
             .collect();
@@ -1581,6 +1716,78 @@ pub(crate) mod tests {
         assert_eq!(gets.verdict_line, "OK: 2 HTTP exchanges, no uploads");
     }
 
+    /// Two PUTs to `target` in a row, `answers` their statuses, `bodies` their bytes and
+    /// `md5s` what those bytes hash to.
+    fn two_puts(target: &str, answers: [u16; 2], bodies: [&[u8]; 2], md5s: [&str; 2]) -> Report {
+        let puts = (0..2)
+            .map(|i| {
+                let mut ex = exchange(i, Leg::Client, 1, "PUT", target, Some("h"));
+                let mut kept = crate::inspect::body_store::RetainedBody::new(Default::default());
+                kept.append(bodies[i]);
+                ex.body = Some(kept);
+                let len = bodies[i].len() as u64;
+                (ex.request.length, ex.request.expected) = (len, Some(len));
+                ex.request.md5 = md5s[i].into();
+                ex.response.status = Some(answers[i]);
+                ex
+            })
+            .collect();
+        report_of("client leg", puts)
+    }
+
+    const MD5_A: &str = "0cc175b9c0f1b6a831c399e269772661";
+    const MD5_B: &str = "92eb5ffee6ae2fec3ad71c777531578f";
+    /// A DVC-style target whose md5 is [`MD5_B`]'s.
+    const ADDRESSED_B: &str = "/files/md5/92/eb5ffee6ae2fec3ad71c777531578f";
+
+    /// A trial's client sent a damaged body, was refused with 500, and retried with the right
+    /// bytes: the report blamed the good retry ("attempt 2 was accepted but differs from attempt
+    /// 1"). The retry's content address says its bytes are the right ones.
+    #[test]
+    fn an_accepted_retry_its_content_address_verifies_is_not_corrupt() {
+        let report = two_puts(ADDRESSED_B, [500, 201], [b"a", b"b"], [MD5_A, MD5_B]);
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+        assert_eq!(
+            report.verdict_line,
+            "OK: 1 upload, 1 retried, 1 of them with an accepted retry that differed from attempt 1 and matches its content address"
+        );
+        let attempt = &report.attempt_groups[0].attempts[1];
+        assert!(!attempt.corrupt);
+        assert!(
+            attempt.description.contains(
+                "; attempt 2 matches its content address: attempt 1 held the wrong bytes ["
+            ),
+            "{}",
+            attempt.description
+        );
+        // The same retry of a resource without an address stays a finding.
+        let report = two_puts("/x", [500, 201], [b"a", b"b"], [MD5_A, MD5_B]);
+        assert!(
+            report.findings[0].contains("was accepted but attempt 2 differs from attempt 1"),
+            "{:?}",
+            report.findings
+        );
+    }
+
+    /// A trial's `aws s3 cp` of new contents to a key it had written before read CORRUPT
+    /// ("attempt 2 was accepted but differs"): a write after an accepted whole write is a new
+    /// write of the resource, not a retry of it.
+    #[test]
+    fn a_write_after_an_accepted_one_is_an_overwrite_not_a_retry() {
+        let report = two_puts("/x", [201, 201], [b"b", b"a"], [MD5_B, MD5_A]);
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+        assert!(
+            report.attempt_groups.is_empty(),
+            "{:?}",
+            report.attempt_groups
+        );
+        assert_eq!(report.summary.retried, 0);
+        // Refused first, it is retried.
+        let report = two_puts("/x", [503, 201], [b"b", b"a"], [MD5_B, MD5_A]);
+        assert_eq!(report.attempt_groups.len(), 1);
+        assert_eq!(report.summary.retried, 1);
+    }
+
     /// Two PUTs of one body, the second accepted: `bodies` are what the capture holds of each,
     /// the second cut by a capture gap.
     fn retry_cut_by_a_gap(bodies: [Vec<u8>; 2]) -> Report {
@@ -1597,6 +1804,8 @@ pub(crate) mod tests {
             })
             .collect::<Vec<_>>();
         let mut puts = puts;
+        puts[0].response.outcome = Outcome::ConnectionReset;
+        (puts[0].response.status, puts[0].response.complete) = (None, false);
         puts[1].request.complete = false;
         puts[1].request.cut_by = Some("capture gap".into());
         report_of("client leg", puts)

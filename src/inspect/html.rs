@@ -1085,6 +1085,12 @@ pub(crate) mod tests {
                 ex.response.status = None;
                 ex.response.outcome = crate::inspect::Outcome::ConnectionReset;
             }
+            // Attempt 1's answer never came (a whole body accepted would make attempt 2 a new
+            // write of the file, not its retry).
+            if id == 0 {
+                ex.response.status = None;
+                ex.response.outcome = crate::inspect::Outcome::ConnectionReset;
+            }
             ex.time_ns = flow * 1_000_000;
             ex
         };

@@ -175,14 +175,15 @@ fn json_output_of_real_captures_follows_the_documented_schema() {
     let url = format!("http://{addr}{}", annex_path(4_000, &other));
     w.put(&url, &other, None);
     assert_eq!(w.put(&url, &other, None), "201");
-    // retries of one upload that send other bytes: a slice, nothing, a prefix.
-    let url = format!("http://{addr}/upload/x.bin");
-    assert_eq!(w.put(&url, &other, None), "500");
-    for retry in [&other[1000..], &[][..], &other[..100]] {
-        assert!(
-            w.put(&url, retry, None).starts_with('2'),
-            "overwrites are 2xx"
-        );
+    // retries that send other bytes than the refused attempt 1: a slice, nothing, a prefix
+    // (each its own upload: a write after an accepted one is a new write, not a retry).
+    for (i, retry) in [&other[1000..], &[][..], &other[..100]]
+        .into_iter()
+        .enumerate()
+    {
+        let url = format!("http://{addr}/upload/x{i}.bin");
+        assert_eq!(w.put(&url, &other, None), "500");
+        assert!(w.put(&url, retry, None).starts_with('2'), "retries are 2xx");
     }
     stop(proxy);
     outputs.push(("corrupt", w.inspect(&capture), 1));
