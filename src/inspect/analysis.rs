@@ -116,6 +116,7 @@ pub(crate) fn build_with_h2(
     findings.splice(0..0, differing);
     objects.extend(s3.objects);
     warnings.extend(s3.warnings);
+    warnings.extend(misplaced_refused_pieces(&objects));
     incomplete_accepted(&exchanges, &mut findings);
     super::range_versions::check(&exchanges, &mut findings, &mut warnings);
     let p2phttp = p2phttp_requests(&exchanges, &mut findings);
@@ -483,6 +484,40 @@ fn split_at_overwrites(group: Vec<usize>, exchanges: &[Exchange]) -> Vec<Vec<usi
         }
     }
     out.retain(|g| !g.is_empty());
+    out
+}
+
+/// Pieces of an object that carried its bytes from another offset (a client resending the rest
+/// of a consumed body as offset 0) where the server refused them, so the object is intact: no
+/// finding, but a client bug worth a line. A maintainer's trial read "OK" of a git-annex put
+/// whose retry sent the tail of the file labelled offset 0, said only in a content-check row.
+/// Once per object, from the leg nearest the client.
+fn misplaced_refused_pieces(objects: &[objects::ObjectCheck]) -> Vec<String> {
+    let mut said: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    let mut ordered: Vec<&objects::ObjectCheck> = objects.iter().filter(|o| !o.corrupt).collect();
+    ordered.sort_by_key(|o| o.leg != Some(crate::direction::Leg::Client));
+    for object in ordered {
+        let name = object.address.name();
+        if said.contains(&name) {
+            continue;
+        }
+        let misplaced: Vec<&String> = object
+            .problems
+            .iter()
+            .filter(|p| p.contains(", sent as offset "))
+            .collect();
+        if misplaced.is_empty() {
+            continue;
+        }
+        for problem in misplaced {
+            out.push(format!(
+                "{name} ({} leg): {problem}; the server refused them and the object verifies, but the client sent bytes from the wrong offset",
+                leg::name(object.leg)
+            ));
+        }
+        said.push(name);
+    }
     out
 }
 
@@ -1714,6 +1749,38 @@ pub(crate) mod tests {
             ],
         );
         assert_eq!(gets.verdict_line, "OK: 2 HTTP exchanges, no uploads");
+    }
+
+    /// A refused piece that carried the object's bytes from another offset is said once per
+    /// object (client leg first) as a warning; a corrupt object's problems are findings already.
+    #[test]
+    fn a_refused_piece_sent_from_the_wrong_offset_is_one_warning_per_object() {
+        let address = content_address::parse_target(
+            "/annex/SHA256E-s10--0000000000000000000000000000000000000000000000000000000000000000.bin",
+        )
+        .expect("a key");
+        let problem = "the retry from offset 0 (exchange 6) carried other bytes than the object's: they differ at offset 0; they are the object's bytes from offset 4, sent as offset 0";
+        let object = |leg, corrupt| objects::ObjectCheck {
+            leg: Some(leg),
+            transfer: objects::Transfer::Upload,
+            address: address.clone(),
+            pieces: Vec::new(),
+            length: 10,
+            complete: true,
+            check: Some(AddressCheck::Matches),
+            problems: vec![problem.to_string(), "another problem".to_string()],
+            corrupt,
+        };
+        let warnings =
+            misplaced_refused_pieces(&[object(Leg::Upstream, false), object(Leg::Client, false)]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("(client leg): the retry from offset 0 (exchange 6)")
+                && warnings[0].ends_with("but the client sent bytes from the wrong offset"),
+            "{}",
+            warnings[0]
+        );
+        assert!(misplaced_refused_pieces(&[object(Leg::Client, true)]).is_empty());
     }
 
     /// Two PUTs to `target` in a row, `answers` their statuses, `bodies` their bytes and
