@@ -63,6 +63,25 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// The target of `ex` for a table column of `max` characters: a git-annex p2phttp request as
+/// its operation and offset (`/git-annex/…/v4/put?…offset=65536`: a maintainer's trial could
+/// not tell a `checkpresent` from a `putoffset`, nor two resumed `get`s apart, in the middle cut
+/// of their long URLs; the key is in the p2phttp section), any other as [`table_target`] cuts it.
+pub(crate) fn exchange_target(ex: &super::exchange::Exchange, max: usize) -> String {
+    match super::p2phttp::P2pRequest::of(ex) {
+        Some(p) => {
+            let offset = if p.offset > 0 {
+                format!("?…offset={}", p.offset)
+            } else {
+                String::new()
+            };
+            let short = format!("/git-annex/…/v{}/{}{offset}", p.version, p.operation);
+            table_target(&short, max)
+        }
+        None => table_target(&ex.target, max),
+    }
+}
+
 /// A request target for a table column of `max` characters: whole when it fits, else an
 /// absolute-form target (`http://host:port/path`, forward mode) without its scheme and
 /// authority, then, if still too long, cut in the middle so the object's distinctive tail (a
@@ -170,7 +189,7 @@ impl Report {
                     leg::name(ex.leg),
                     ex.flow,
                     ex.method,
-                    table_target(&ex.target, 44),
+                    exchange_target(ex, 44),
                     body,
                     ex.response_text(),
                     response_bytes,
@@ -583,6 +602,33 @@ mod tests {
     /// User trials: in forward mode every row read `http://127.0.0.1:33719/dvc-remote/files/md5…`,
     /// the part that told the objects apart cut off. The table drops scheme and authority and
     /// cuts the middle.
+    /// p2phttp requests show their operation and offset; others are cut as before.
+    #[test]
+    fn p2phttp_rows_show_the_operation_and_the_offset() {
+        use crate::direction::Leg;
+        use crate::inspect::legs::tests::exchange;
+        let key =
+            "SHA256E-s300000--9bfc30d82d39fd014519f1ff9d4902528570f16a570a4ae4ae88f6e38d127d3f.bin";
+        let row = |query: &str| {
+            let target = format!("/git-annex/9187eb5e-edc6-4836-b425-fbec936fe64e/v4/{query}");
+            exchange_target(&exchange(0, Leg::Client, 1, "POST", &target, None), 44)
+        };
+        assert_eq!(
+            row(&format!("checkpresent?key={key}")),
+            "/git-annex/…/v4/checkpresent"
+        );
+        assert_eq!(
+            row(&format!("put?key={key}&clientuuid=c&offset=65536")),
+            "/git-annex/…/v4/put?…offset=65536"
+        );
+        assert_eq!(
+            row(&format!("put?key={key}&offset=0")),
+            "/git-annex/…/v4/put"
+        );
+        let plain = exchange(0, Leg::Client, 1, "GET", "/a/b", None);
+        assert_eq!(exchange_target(&plain, 44), "/a/b");
+    }
+
     #[test]
     fn table_targets_keep_the_objects_tail() {
         let t = table_target(
