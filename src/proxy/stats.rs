@@ -200,6 +200,14 @@ impl fmt::Display for RunSummary {
             self.connections,
             count(self.upstream_failures, "upstream failure")
         )?;
+        // Exit 0 all the same (the proxy ran as asked), so the summary says it plainly: a
+        // trial's CI job passed with a dead endpoint and only a count in parentheses.
+        if self.connections > 0 && self.upstream_failures >= self.connections {
+            writeln!(
+                f,
+                "no connection reached its upstream: is the server running, at the address the scenario, --upstream or the request names?"
+            )?;
+        }
         writeln!(
             f,
             "bytes: client->upstream {}, upstream->client {}",
@@ -296,9 +304,16 @@ mod tests {
         };
         let text = summary.to_string();
         assert!(
-            text.starts_with("connections: 1 (1 upstream failure)\n"),
+            text.starts_with(
+                "connections: 1 (1 upstream failure)\nno connection reached its upstream: "
+            ),
             "{text}"
         );
+        let some_reached = RunSummary {
+            connections: 2,
+            ..summary.clone()
+        };
+        assert!(!some_reached.to_string().contains("no connection reached"));
         assert!(
             text.contains("BUG: 1 connection task panicked (caught;"),
             "{text}"
