@@ -633,6 +633,8 @@ impl Scenario {
             warnings.extend(self.never_selected(rule));
             warnings.extend(lower_case_methods(rule));
             warnings.extend(body_fault_on_a_bodiless_request(rule));
+            warnings.extend(grpc_request_counted(rule));
+            warnings.extend(grpc_body_percentage(rule));
         }
         warnings.extend(names_alike(&self.rules));
         warnings
@@ -819,6 +821,62 @@ fn body_fault_on_a_bodiless_request(rule: &Rule) -> Option<String> {
         rule.name,
         rule.fault.name(),
         methods.join("/")
+    ))
+}
+
+/// Whether a `path` glob names gRPC calls: `/package.Service/Method` (globs allowed), the shape
+/// every gRPC path has.
+fn grpc_path(rule: &Rule) -> Option<&str> {
+    let path = rule.matcher.http.as_ref()?.path.as_ref()?.as_str();
+    let mut segments = path.strip_prefix('/')?.split('/');
+    let (service, _method) = (segments.next()?, segments.next()?);
+    (segments.next().is_none() && service.contains('.')).then_some(path)
+}
+
+/// A trial's `match = { path = "/t.Svc/Stream" }` with `fault.rst_stream = { after = "1KiB" }`
+/// fired 0 times: with no `direction` an HTTP rule counts the request's DATA, and the request of
+/// a server-streaming call (a ByteStream Read) is one small message. `check` said `ok`. A
+/// client-streaming call (a Write) is counted rightly, so this is a hint, not an error.
+fn grpc_request_counted(rule: &Rule) -> Option<String> {
+    let path = grpc_path(rule)?;
+    if rule.explicit_direction || rule.matcher.http.as_ref()?.status.is_some() {
+        return None;
+    }
+    let after = match &rule.fault {
+        Fault::Reset(r) => r.after,
+        Fault::Truncate(t) => Some(t.after),
+        Fault::Stall(s) => s.after,
+        Fault::RstStream(r) => r.after,
+        _ => None,
+    }?;
+    if matches!(after, Amount::Bytes(0)) {
+        return None;
+    }
+    Some(format!(
+        "rule \"{}\": {} counts `after` in the request's DATA of {path} (its match has no direction); a server-streaming call (a Read) sends one small request message, so for its responses add direction = \"upstream->client\"",
+        rule.name,
+        rule.fault.name()
+    ))
+}
+
+/// gRPC messages carry no Content-Length, so `after = "50%"` on a gRPC call's body is never
+/// known: a trial's truncate warned "has no Content-Length, rule skipped" on every stream.
+fn grpc_body_percentage(rule: &Rule) -> Option<String> {
+    let path = grpc_path(rule)?;
+    let percent = match &rule.fault {
+        Fault::Reset(r) => r.after,
+        Fault::Truncate(t) => Some(t.after),
+        Fault::Stall(s) => s.after,
+        Fault::RstStream(r) => r.after,
+        _ => None,
+    };
+    let Some(Amount::Percent(p)) = percent else {
+        return None;
+    };
+    Some(format!(
+        "rule \"{}\": {} after = \"{p}%\" needs a Content-Length, which gRPC calls ({path}) never send: it will be skipped on every call; give a size (after = \"64KiB\")",
+        rule.name,
+        rule.fault.name()
     ))
 }
 
@@ -1373,6 +1431,37 @@ mod tests {
         match Scenario::from_toml(text, "s.toml", "s") {
             Err(ScenarioError::Invalid(located)) => located,
             other => panic!("expected an invalid scenario, got {other:?}"),
+        }
+    }
+
+    /// A gRPC rule counting a server-streaming call's request, or a percentage of a body gRPC
+    /// never states the length of, fires 0 times: `check` hints at it; a Write counted on its
+    /// request, a direction given, or a non-gRPC path say nothing.
+    #[test]
+    fn grpc_rules_that_count_the_wrong_body_are_hinted() {
+        let counted = warnings(
+            "[[rule]]\nmatch = { path = \"/t.Svc/Stream\" }\nfault.rst_stream = { after = \"1KiB\" }\n",
+        );
+        assert_eq!(counted.len(), 1, "{counted:?}");
+        assert!(
+            counted[0].contains("counts `after` in the request's DATA of /t.Svc/Stream")
+                && counted[0].ends_with("add direction = \"upstream->client\""),
+            "{counted:?}"
+        );
+        let percent = warnings(
+            "[[rule]]\nmatch = { path = \"/t.Svc/*\", direction = \"upstream->client\" }\nfault.truncate = { after = \"50%\" }\n",
+        );
+        assert_eq!(percent.len(), 1, "{percent:?}");
+        assert!(
+            percent[0].contains("needs a Content-Length, which gRPC calls (/t.Svc/*) never send"),
+            "{percent:?}"
+        );
+        for quiet in [
+            "[[rule]]\nmatch = { path = \"/g.b.ByteStream/Write\", direction = \"client->upstream\" }\nfault.rst_stream = { after = \"1MiB\" }\n",
+            "[[rule]]\nmatch = { path = \"/upload/x\" }\nfault.truncate = { after = \"1KiB\" }\n",
+            "[[rule]]\nmatch = { path = \"/t.Svc/Stream\", status = 200 }\nfault.truncate = { after = \"1KiB\" }\n",
+        ] {
+            assert!(warnings(quiet).is_empty(), "{quiet}: {:?}", warnings(quiet));
         }
     }
 
