@@ -85,7 +85,7 @@ h1{margin:0;font-size:1.6em}h2,h3{overflow-wrap:anywhere}h2{border-bottom:1px so
 .verdict p{margin:6px 0 0;font-size:1.05em;overflow-wrap:anywhere}
 table{border-collapse:collapse;width:100%;font-size:.9em;margin:8px 0}
 th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:var(--bg);white-space:nowrap}td.nowrap,td.num{white-space:nowrap}td.faults{min-width:16em}td.result{overflow-wrap:normal;min-width:12em}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:var(--bg);white-space:nowrap}td.nowrap,td.num{white-space:nowrap}td.faults{min-width:16em}td.result{overflow-wrap:normal;min-width:12em}td.request{min-width:18em}td.time,td.response{overflow-wrap:normal}td.num.bytes{white-space:normal;overflow-wrap:normal;min-width:7em}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .corrupt-mark{color:var(--bad);font-weight:bold}.ok-mark{color:var(--ok)}
 ol.findings li{margin:6px 0;color:var(--bad);overflow-wrap:anywhere}
 pre,code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em}
@@ -93,7 +93,7 @@ pre.replay{background:var(--bg);border:1px solid var(--line);padding:10px;white-
 .hex td{font-family:ui-monospace,monospace;padding:2px 4px;text-align:center;overflow-wrap:normal;white-space:pre}.hex td.diff{background:#ffebe9;color:var(--bad);font-weight:bold}
 .hex th{font-weight:normal;color:var(--mute);font-size:.8em}.hex th.at{color:var(--bad);font-weight:bold}.hex td.at{outline:2px solid var(--bad)}
 .hex{width:auto}
-@media (max-width:760px){table{display:block;overflow-x:auto}}
+@media (max-width:760px){table{display:block;overflow-x:auto}td.request{min-width:14em}td.faults{min-width:12em}}
 svg.timeline{border:1px solid var(--line);border-radius:6px;background:#fff;margin:8px 0}
 svg text{font-size:10px;fill:#1f2328}svg .lane-label{font-weight:bold;font-size:12px}svg .lane-sub,svg .dir{fill:var(--mute)}
 svg .dir{text-anchor:end;font-size:9px}svg .life{stroke:#8c959f;stroke-width:2}
@@ -844,15 +844,7 @@ impl Report {
                 .iter()
                 .map(|f| super::text::comment_text(&f.text))
                 .collect();
-            let body = if ex.request.complete {
-                ex.request.length.to_string()
-            } else {
-                format!(
-                    "{} (cut by {})",
-                    ex.request.bytes_text(""),
-                    ex.request.cut_text()
-                )
-            };
+            let body = body_bytes_cell(ex);
             let leg_class = match ex.leg {
                 Some(Leg::Client) => "client",
                 Some(Leg::Upstream) => "upstream",
@@ -860,17 +852,17 @@ impl Report {
             };
             let _ = write!(
                 s,
-                r#"<tr class="{leg_class}"><td class="num">{}</td><td class="nowrap">{}</td><td class="nowrap">{}</td><td class="num">{}</td><td>{} {}</td><td class="num">{}</td><td>{} ({} bytes)</td><td>{}</td></tr>"#,
+                r#"<tr class="{leg_class}"><td class="num">{}</td><td class="time">{}</td><td class="nowrap">{}</td><td class="num">{}</td><td class="request">{} {}</td>{body}<td class="response">{} ({} bytes)</td><td class="faults">{}</td></tr>"#,
                 ex.id,
-                format_time(ex.time_ns),
+                // The date above the time when the columns need the room.
+                escape(&format_time(ex.time_ns)).replacen('T', "T<wbr>", 1),
                 leg::name(ex.leg),
                 ex.flow,
                 escape(&ex.method),
-                escape(&ex.target),
-                escape(&body),
+                breakable(&ex.target),
                 escape(&ex.response_text()),
                 ex.response.body_length,
-                escape(&faults.join("; "))
+                breakable(&faults.join("; "))
             );
         }
         s.push_str("</table>");
@@ -885,6 +877,34 @@ impl Report {
         );
         s.push_str("</section>\n");
     }
+}
+
+/// The body-bytes cell of an exchange: `113106 (length unknown: chunked) (cut by connection
+/// reset)` for a cut body. Kept on one line, that text took the width the request column needed
+/// (its URL then wrapped every 7 characters): the cell wraps at its spaces instead.
+fn body_bytes_cell(ex: &crate::inspect::Exchange) -> String {
+    if ex.request.complete {
+        return format!(r#"<td class="num">{}</td>"#, ex.request.length);
+    }
+    format!(
+        r#"<td class="num bytes">{} (cut by {})</td>"#,
+        escape(&ex.request.bytes_text("")),
+        escape(ex.request.cut_text())
+    )
+}
+
+/// `text` escaped, with a line-break opportunity after each `/`, `?`, `&` and `=`: a long
+/// request target wraps between its path segments and query parameters before it wraps inside
+/// one.
+fn breakable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for part in text.split_inclusive(['/', '?', '&', '=']) {
+        out.push_str(&escape(part));
+        if part.ends_with(['/', '?', '&', '=']) {
+            out.push_str("<wbr>");
+        }
+    }
+    out
 }
 
 /// The bytes of both attempts at the first difference, as a hexdump: the bytes before it (the
@@ -1111,14 +1131,20 @@ pub(crate) mod tests {
             })
             .collect();
         let html = client_flows_report(exchanges).render_html();
-        assert!(html.contains("/objects/1777</td>"), "the 500 is listed");
+        assert!(
+            html.contains("/<wbr>objects/<wbr>1777</td>"),
+            "the 500 is listed"
+        );
         assert!(
             html.contains(
                 "50 more exchanges are not shown here (answered 2xx or 3xx, complete, no fault)"
             ),
             "the rest is counted"
         );
-        assert!(html.contains("/objects/0</td>") && !html.contains("/objects/2049</td>"));
+        assert!(
+            html.contains("/<wbr>objects/<wbr>0</td>")
+                && !html.contains("/<wbr>objects/<wbr>2049</td>")
+        );
         assert_eq!(html.matches("<tr class=\"client\">").count(), MAX_ROWS);
 
         // More failures than fit: the note says how many failures it left out.
