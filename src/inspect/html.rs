@@ -24,6 +24,8 @@ use crate::plural::count;
 /// Rows of each table (exchanges, HTTP/2 streams, content checks) on the page: past it, the rows
 /// worth a look stay and the rest are counted, so a load test's capture still opens in a browser.
 const MAX_ROWS: usize = 2_000;
+/// Findings listed on the page: the run and its replay come right after them.
+const MAX_FINDINGS: usize = 50;
 /// Connections drawn as timelines (each is an SVG): the ones with a fault, reset or finding first.
 const MAX_TIMELINES: usize = 200;
 
@@ -105,6 +107,7 @@ svg .mark{font-size:9px}svg .gap rect{fill:#6e7781}svg .note circle{fill:#6e7781
 svg .axis line{stroke:#8c959f}svg .separator{stroke:#d0d7de;stroke-dasharray:4 3}svg .axis text{fill:var(--mute)}
 .legend span{margin-right:14px;color:var(--mute);font-size:.85em}
 button{font:inherit;font-size:.85em;padding:2px 10px;cursor:pointer}
+nav.contents{margin:0 0 8px;font-size:.9em;color:var(--mute);overflow-wrap:anywhere}nav.contents a{color:#0969da;white-space:nowrap}
 footer{margin-top:40px;color:var(--mute);font-size:.85em}
 "#;
 
@@ -181,22 +184,25 @@ impl Report {
             escape(&self.capture.path),
             escape(&self.verdict_line)
         );
-        self.html_findings(&mut s);
-        self.html_run(&mut s);
-        self.html_attempts(&mut s);
-        self.html_checks(&mut s);
-        self.html_p2phttp(&mut s);
-        self.html_expectations(&mut s);
-        self.html_timelines(&mut s);
-        self.html_h2(&mut s);
-        self.html_exchanges(&mut s);
+        let mut body = String::new();
+        self.html_findings(&mut body);
+        self.html_run(&mut body);
+        self.html_attempts(&mut body);
+        self.html_checks(&mut body);
+        self.html_p2phttp(&mut body);
+        self.html_expectations(&mut body);
+        self.html_timelines(&mut body);
+        self.html_h2(&mut body);
+        self.html_exchanges(&mut body);
         if !self.warnings.is_empty() {
-            let _ = write!(s, r#"<section id="warnings"><h2>Warnings</h2><ul>"#);
+            let _ = write!(body, r#"<section id="warnings"><h2>Warnings</h2><ul>"#);
             for w in &self.warnings {
-                let _ = write!(s, "<li>{}</li>", escape(w));
+                let _ = write!(body, "<li>{}</li>", escape(w));
             }
-            s.push_str("</ul></section>\n");
+            body.push_str("</ul></section>\n");
         }
+        s.push_str(&self.contents(&body));
+        s.push_str(&body);
         let _ = write!(
             s,
             "<footer>Written by <code>faultline inspect</code> {} from {} ({}, {}, {}, legs: {}). <code>--json</code> has every field.</footer>\n<script>{SCRIPT}</script></body></html>\n",
@@ -210,6 +216,36 @@ impl Report {
         s
     }
 
+    /// Links to the sections of `body` (the page's own markup, where capture text is escaped
+    /// and so never reads as a section), right under the verdict: the run and its replay are
+    /// one click away however long the lists before them are.
+    fn contents(&self, body: &str) -> String {
+        const OPEN: &str = r#"<section id=""#;
+        let mut links = Vec::new();
+        let mut rest = body;
+        while let Some(at) = rest.find(OPEN) {
+            rest = &rest[at + OPEN.len()..];
+            let Some((id, after)) = rest.split_once(r#""><h2>"#) else {
+                continue;
+            };
+            let Some((title, _)) = after.split_once("</h2>") else {
+                continue;
+            };
+            let title = match id {
+                "findings" => format!("{title} ({})", self.findings.len()),
+                _ => title.to_string(),
+            };
+            links.push(format!(r##"<a href="#{id}">{title}</a>"##));
+        }
+        if links.len() < 2 {
+            return String::new();
+        }
+        format!("<nav class=\"contents\">{}</nav>\n", links.join(" · "))
+    }
+
+    /// The findings, capped at [`MAX_FINDINGS`]: a faultline bug first, then the CORRUPT ones,
+    /// each under its own number (the text report's and `--json`'s order), the rest counted.
+    /// Uncapped, 1,500 objects put 4,500 findings before the run and its replay command.
     fn html_findings(&self, s: &mut String) {
         if self.findings.is_empty() {
             return;
@@ -218,14 +254,39 @@ impl Report {
             s,
             r#"<section id="findings"><h2>Findings</h2><ol class="findings">"#
         );
-        for f in &self.findings {
-            let _ = write!(s, "<li>{}</li>", escape(f));
+        let corrupt = |i: usize| self.findings[i].starts_with("CORRUPT");
+        let shown = rows_by_rank(self.findings.len(), MAX_FINDINGS, |i| {
+            if self.findings[i].starts_with("CORRUPT: faultline bug") {
+                0
+            } else if corrupt(i) {
+                1
+            } else {
+                2
+            }
+        });
+        for &i in &shown {
+            let _ = write!(
+                s,
+                r#"<li value="{}">{}</li>"#,
+                i + 1,
+                escape(&self.findings[i])
+            );
         }
-        s.push_str("</ol></section>\n");
+        s.push_str("</ol>");
+        let left = self.findings.len() - shown.len();
+        let corrupt_left = (0..self.findings.len()).filter(|&i| corrupt(i)).count()
+            - shown.iter().filter(|&&i| corrupt(i)).count();
+        let which = match corrupt_left {
+            0 => "none of them CORRUPT".to_string(),
+            n if n == left => "each CORRUPT, as the ones above".to_string(),
+            n => format!("{n} of them CORRUPT"),
+        };
+        left_out(s, left, "finding is", "findings are", &which);
+        s.push_str("</section>\n");
     }
 
     fn html_run(&self, s: &mut String) {
-        let _ = write!(s, r#"<section id="run"><h2>Run</h2><table>"#);
+        let _ = write!(s, r#"<section id="run"><h2>Run and replay</h2><table>"#);
         let c = &self.capture;
         let _ = write!(
             s,
@@ -1162,6 +1223,43 @@ pub(crate) mod tests {
             html.contains("5 more exchanges are not shown here (5 of them worth a look: more than the page lists)"),
             "{}",
             html.len()
+        );
+    }
+
+    /// Maintainer trial: 1,500 objects uploaded twice made 4,500 findings, every one listed,
+    /// and the run with its replay command ~170,000 px down the page. The list is capped (the
+    /// CORRUPT findings first, each under its own number), the rest counted, and the top of
+    /// the page links to every section.
+    #[test]
+    fn thousands_of_findings_are_capped_and_the_replay_is_linked_from_the_top() {
+        let mut report = shifted_retry_report();
+        let mut findings: Vec<String> = (0..10).map(|i| format!("a note {i}")).collect();
+        findings.extend((0..4_500).map(|i| format!("CORRUPT: object {i} differs")));
+        report.findings = findings;
+        let html = report.render_html();
+        assert_eq!(html.matches("<li value=").count(), MAX_FINDINGS, "capped");
+        assert!(
+            html.contains(r#"<li value="11">CORRUPT: object 0 differs</li>"#),
+            "the CORRUPT ones first, numbered as in the text report"
+        );
+        assert!(!html.contains("a note 0"), "the others after them");
+        assert!(
+            html.contains("4460 more findings are not shown here (4450 of them CORRUPT); the text report and <code>--json</code> list every one."),
+            "the rest is counted"
+        );
+        let verdict = html.find("</header>").expect("the verdict");
+        let contents = &html[verdict..html.find(r#"<section id="findings">"#).expect("findings")];
+        for link in [
+            r##"<a href="#findings">Findings (4510)</a>"##,
+            r##"<a href="#run">Run and replay</a>"##,
+            r##"<a href="#attempts">Retried requests</a>"##,
+            r##"<a href="#exchanges">HTTP exchanges</a>"##,
+        ] {
+            assert!(contents.contains(link), "no {link} in {contents}");
+        }
+        assert!(
+            html.find(r#"<section id="run">"#).expect("the run") < 20_000,
+            "the run is near the top"
         );
     }
 
