@@ -179,8 +179,12 @@ impl Scale {
     }
 }
 
-/// `1.5 ms`, `250 µs`, `2 s`: a relative time for axis labels.
+/// `1.5 ms`, `250 µs`, `2 s`: a relative time for axis labels; the axis's start is `0`, not
+/// `0 ns` (which read as a unit the rest of the axis does not use).
 pub fn format_span(ns: u64) -> String {
+    if ns == 0 {
+        return "0".to_string();
+    }
     let (value, unit) = if ns >= 1_000_000_000 {
         (ns as f64 / 1e9, "s")
     } else if ns >= 1_000_000 {
@@ -1161,7 +1165,8 @@ mod tests {
         assert_eq!(tick_step(15_000_000), 2_000_000);
         assert_eq!(tick_step(1), 1);
         assert_eq!(format_span(1_500_000), "1.5 ms");
-        assert_eq!(format_span(0), "0 ns");
+        assert_eq!(format_span(0), "0");
+        assert_eq!(format_span(1), "1 ns");
         assert_eq!(format_span(2_000_000_000), "2 s");
         assert_eq!(format_span(250_000), "250 µs");
     }
