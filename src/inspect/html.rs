@@ -117,6 +117,27 @@ var t=document.getElementById(b.getAttribute('data-copy')).textContent;
 if(navigator.clipboard){navigator.clipboard.writeText(t).then(function(){b.textContent='copied';});}});});
 "#;
 
+/// The recorded command with its program shown as `faultline` when it is faultline at some path
+/// (`/home/me/src/faultline/target/debug/faultline run …`), as the replay command (and the
+/// Markdown summary's) names it: a bug report need not carry the reporter's directories.
+fn command_shown(command: &str) -> String {
+    let Some(program) = shlex::split(command).and_then(|words| words.into_iter().next()) else {
+        return command.to_string();
+    };
+    if !program.ends_with("/faultline") {
+        return command.to_string();
+    }
+    let quoted = shlex::try_quote(&program).map(|q| q.into_owned());
+    [quoted.ok(), Some(program)]
+        .into_iter()
+        .flatten()
+        .find_map(|typed| {
+            let rest = command.strip_prefix(typed.as_str())?;
+            (rest.is_empty() || rest.starts_with(' ')).then(|| format!("faultline{rest}"))
+        })
+        .unwrap_or_else(|| command.to_string())
+}
+
 /// The replay command, and the scenario it reads (recorded in the capture) in a collapsed block
 /// with its own copy button, so the page alone replays the run from any directory.
 fn html_replay(s: &mut String, run: &RunInfo) {
@@ -308,7 +329,7 @@ impl Report {
                     escape(&run.faultline_version),
                     escape(&run.scenario),
                     run.seed,
-                    escape(&run.command),
+                    escape(&command_shown(&run.command)),
                 );
                 html_replay(s, run);
                 if !self.other_runs.is_empty() {
@@ -1042,6 +1063,39 @@ pub(crate) mod tests {
             "{html}"
         );
         assert!(!html.contains('`'), "{html}");
+    }
+
+    /// Maintainer trial: the Run table showed `/work/wt/bin/faultline run …`, the reporter's
+    /// directories in every bug report. The program is `faultline`, as in the replay command.
+    #[test]
+    fn the_recorded_command_names_the_program_faultline() {
+        assert_eq!(
+            command_shown("/work/wt/bin/faultline run /s/x.toml --seed 3"),
+            "faultline run /s/x.toml --seed 3"
+        );
+        assert_eq!(
+            command_shown("'/my dir/faultline' run x.toml"),
+            "faultline run x.toml"
+        );
+        assert_eq!(command_shown("faultline demo"), "faultline demo");
+        assert_eq!(command_shown("/usr/bin/other run"), "/usr/bin/other run");
+        assert_eq!(command_shown("/x/faultliner run"), "/x/faultliner run");
+        let meta = crate::capture::CaptureMeta {
+            scenario: "s".into(),
+            seed: 3,
+            command_line: "/work/wt/bin/faultline run s.toml --seed 3".into(),
+            scenario_text: None,
+            scenario_origin: "s.toml".into(),
+            live_rules: false,
+        };
+        let mut report = hostile_report();
+        report.run = RunInfo::from_section_comments(&[meta.section_comment()]);
+        let html = report.render_html();
+        assert!(
+            html.contains("<td><code>faultline run s.toml --seed 3</code></td>"),
+            "{html}"
+        );
+        assert!(!html.contains("/work/wt/bin"), "{html}");
     }
 
     #[test]
