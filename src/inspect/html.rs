@@ -105,7 +105,7 @@ svg .fin line{stroke:#1f2328;stroke-width:2}svg .rst path{stroke:var(--bad);stro
 svg .fault path{fill:#bf8700;stroke:#7d4e00}svg .fault text{fill:#7d4e00;font-weight:bold}
 svg .mark{font-size:9px}svg .gap rect{fill:#6e7781}svg .note circle{fill:#6e7781}svg .rst-stream text{fill:var(--bad)}svg .rst-stream path{fill:var(--bad)}svg .goaway path{fill:#8250df}svg .goaway text{fill:#8250df}svg .grpc-status path{fill:#0969da}svg .grpc-status text{fill:#0969da}
 svg .axis line{stroke:#8c959f}svg .separator{stroke:#d0d7de;stroke-dasharray:4 3}svg .axis text{fill:var(--mute)}
-.legend span{margin-right:14px;color:var(--mute);font-size:.85em}
+.legend span{margin-right:14px;color:var(--mute);font-size:.85em}.legend i{font-style:normal;white-space:nowrap}.legend svg.key{vertical-align:-2px;margin-right:2px}
 button{font:inherit;font-size:.85em;padding:2px 10px;cursor:pointer}
 nav.contents{margin:0 0 8px;font-size:.9em;color:var(--mute);overflow-wrap:anywhere}nav.contents a{color:#0969da;white-space:nowrap}
 footer{margin-top:40px;color:var(--mute);font-size:.85em}
@@ -746,7 +746,8 @@ impl Report {
         }
         let _ = write!(
             s,
-            r#"<section id="timelines"><h2>Connections</h2><p class="legend"><span>▶ request (bar: its body)</span><span>◀ response (bar: until its last DATA)</span><span>⚡ fault, named by its rule</span><span>✕ RST</span><span>| FIN</span><span>◆ RST_STREAM, GOAWAY, grpc-status: where the frame crossed</span><span>time from the connection's first packet</span></p>"#
+            r#"<section id="timelines"><h2>Connections</h2>{}"#,
+            html_timeline::legend()
         );
         let timelines: HashMap<u64, &FlowTimeline> =
             self.timelines.iter().map(|t| (t.flow, t)).collect();
