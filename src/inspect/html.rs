@@ -24,6 +24,8 @@ use crate::plural::count;
 /// Rows of each table (exchanges, HTTP/2 streams, content checks) on the page: past it, the rows
 /// worth a look stay and the rest are counted, so a load test's capture still opens in a browser.
 const MAX_ROWS: usize = 2_000;
+/// Findings listed on the page: the run and its replay come right after them.
+const MAX_FINDINGS: usize = 50;
 /// Connections drawn as timelines (each is an SVG): the ones with a fault, reset or finding first.
 const MAX_TIMELINES: usize = 200;
 
@@ -85,7 +87,7 @@ h1{margin:0;font-size:1.6em}h2,h3{overflow-wrap:anywhere}h2{border-bottom:1px so
 .verdict p{margin:6px 0 0;font-size:1.05em;overflow-wrap:anywhere}
 table{border-collapse:collapse;width:100%;font-size:.9em;margin:8px 0}
 th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:var(--bg);white-space:nowrap}td.nowrap,td.num{white-space:nowrap}td.faults{min-width:16em}td.result{overflow-wrap:normal;min-width:12em}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:var(--bg);white-space:nowrap}td.nowrap,td.num{white-space:nowrap}td.faults{min-width:16em}td.result{overflow-wrap:normal;min-width:12em}td.request{min-width:18em}td.time,td.response{overflow-wrap:normal}td.num.bytes{white-space:normal;overflow-wrap:normal;min-width:7em}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .corrupt-mark{color:var(--bad);font-weight:bold}.ok-mark{color:var(--ok)}
 ol.findings li{margin:6px 0;color:var(--bad);overflow-wrap:anywhere}
 pre,code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em}
@@ -93,7 +95,7 @@ pre.replay{background:var(--bg);border:1px solid var(--line);padding:10px;white-
 .hex td{font-family:ui-monospace,monospace;padding:2px 4px;text-align:center;overflow-wrap:normal;white-space:pre}.hex td.diff{background:#ffebe9;color:var(--bad);font-weight:bold}
 .hex th{font-weight:normal;color:var(--mute);font-size:.8em}.hex th.at{color:var(--bad);font-weight:bold}.hex td.at{outline:2px solid var(--bad)}
 .hex{width:auto}
-@media (max-width:760px){table{display:block;overflow-x:auto}}
+@media (max-width:760px){table{display:block;overflow-x:auto}td.request{min-width:14em}td.faults{min-width:12em}}
 svg.timeline{border:1px solid var(--line);border-radius:6px;background:#fff;margin:8px 0}
 svg text{font-size:10px;fill:#1f2328}svg .lane-label{font-weight:bold;font-size:12px}svg .lane-sub,svg .dir{fill:var(--mute)}
 svg .dir{text-anchor:end;font-size:9px}svg .life{stroke:#8c959f;stroke-width:2}
@@ -103,8 +105,9 @@ svg .fin line{stroke:#1f2328;stroke-width:2}svg .rst path{stroke:var(--bad);stro
 svg .fault path{fill:#bf8700;stroke:#7d4e00}svg .fault text{fill:#7d4e00;font-weight:bold}
 svg .mark{font-size:9px}svg .gap rect{fill:#6e7781}svg .note circle{fill:#6e7781}svg .rst-stream text{fill:var(--bad)}svg .rst-stream path{fill:var(--bad)}svg .goaway path{fill:#8250df}svg .goaway text{fill:#8250df}svg .grpc-status path{fill:#0969da}svg .grpc-status text{fill:#0969da}
 svg .axis line{stroke:#8c959f}svg .separator{stroke:#d0d7de;stroke-dasharray:4 3}svg .axis text{fill:var(--mute)}
-.legend span{margin-right:14px;color:var(--mute);font-size:.85em}
+.legend span{margin-right:14px;color:var(--mute);font-size:.85em}.legend i{font-style:normal;white-space:nowrap}.legend svg.key{vertical-align:-2px;margin-right:2px}
 button{font:inherit;font-size:.85em;padding:2px 10px;cursor:pointer}
+nav.contents{margin:0 0 8px;font-size:.9em;color:var(--mute);overflow-wrap:anywhere}nav.contents a{color:#0969da;white-space:nowrap}
 footer{margin-top:40px;color:var(--mute);font-size:.85em}
 "#;
 
@@ -113,6 +116,27 @@ document.querySelectorAll('button[data-copy]').forEach(function(b){b.addEventLis
 var t=document.getElementById(b.getAttribute('data-copy')).textContent;
 if(navigator.clipboard){navigator.clipboard.writeText(t).then(function(){b.textContent='copied';});}});});
 "#;
+
+/// The recorded command with its program shown as `faultline` when it is faultline at some path
+/// (`/home/me/src/faultline/target/debug/faultline run …`), as the replay command (and the
+/// Markdown summary's) names it: a bug report need not carry the reporter's directories.
+fn command_shown(command: &str) -> String {
+    let Some(program) = shlex::split(command).and_then(|words| words.into_iter().next()) else {
+        return command.to_string();
+    };
+    if !program.ends_with("/faultline") {
+        return command.to_string();
+    }
+    let quoted = shlex::try_quote(&program).map(|q| q.into_owned());
+    [quoted.ok(), Some(program)]
+        .into_iter()
+        .flatten()
+        .find_map(|typed| {
+            let rest = command.strip_prefix(typed.as_str())?;
+            (rest.is_empty() || rest.starts_with(' ')).then(|| format!("faultline{rest}"))
+        })
+        .unwrap_or_else(|| command.to_string())
+}
 
 /// The replay command, and the scenario it reads (recorded in the capture) in a collapsed block
 /// with its own copy button, so the page alone replays the run from any directory.
@@ -181,22 +205,25 @@ impl Report {
             escape(&self.capture.path),
             escape(&self.verdict_line)
         );
-        self.html_findings(&mut s);
-        self.html_run(&mut s);
-        self.html_attempts(&mut s);
-        self.html_checks(&mut s);
-        self.html_p2phttp(&mut s);
-        self.html_expectations(&mut s);
-        self.html_timelines(&mut s);
-        self.html_h2(&mut s);
-        self.html_exchanges(&mut s);
+        let mut body = String::new();
+        self.html_findings(&mut body);
+        self.html_run(&mut body);
+        self.html_attempts(&mut body);
+        self.html_checks(&mut body);
+        self.html_p2phttp(&mut body);
+        self.html_expectations(&mut body);
+        self.html_timelines(&mut body);
+        self.html_h2(&mut body);
+        self.html_exchanges(&mut body);
         if !self.warnings.is_empty() {
-            let _ = write!(s, r#"<section id="warnings"><h2>Warnings</h2><ul>"#);
+            let _ = write!(body, r#"<section id="warnings"><h2>Warnings</h2><ul>"#);
             for w in &self.warnings {
-                let _ = write!(s, "<li>{}</li>", escape(w));
+                let _ = write!(body, "<li>{}</li>", escape(w));
             }
-            s.push_str("</ul></section>\n");
+            body.push_str("</ul></section>\n");
         }
+        s.push_str(&self.contents(&body));
+        s.push_str(&body);
         let _ = write!(
             s,
             "<footer>Written by <code>faultline inspect</code> {} from {} ({}, {}, {}, legs: {}). <code>--json</code> has every field.</footer>\n<script>{SCRIPT}</script></body></html>\n",
@@ -210,6 +237,36 @@ impl Report {
         s
     }
 
+    /// Links to the sections of `body` (the page's own markup, where capture text is escaped
+    /// and so never reads as a section), right under the verdict: the run and its replay are
+    /// one click away however long the lists before them are.
+    fn contents(&self, body: &str) -> String {
+        const OPEN: &str = r#"<section id=""#;
+        let mut links = Vec::new();
+        let mut rest = body;
+        while let Some(at) = rest.find(OPEN) {
+            rest = &rest[at + OPEN.len()..];
+            let Some((id, after)) = rest.split_once(r#""><h2>"#) else {
+                continue;
+            };
+            let Some((title, _)) = after.split_once("</h2>") else {
+                continue;
+            };
+            let title = match id {
+                "findings" => format!("{title} ({})", self.findings.len()),
+                _ => title.to_string(),
+            };
+            links.push(format!(r##"<a href="#{id}">{title}</a>"##));
+        }
+        if links.len() < 2 {
+            return String::new();
+        }
+        format!("<nav class=\"contents\">{}</nav>\n", links.join(" · "))
+    }
+
+    /// The findings, capped at [`MAX_FINDINGS`]: a faultline bug first, then the CORRUPT ones,
+    /// each under its own number (the text report's and `--json`'s order), the rest counted.
+    /// Uncapped, 1,500 objects put 4,500 findings before the run and its replay command.
     fn html_findings(&self, s: &mut String) {
         if self.findings.is_empty() {
             return;
@@ -218,14 +275,39 @@ impl Report {
             s,
             r#"<section id="findings"><h2>Findings</h2><ol class="findings">"#
         );
-        for f in &self.findings {
-            let _ = write!(s, "<li>{}</li>", escape(f));
+        let corrupt = |i: usize| self.findings[i].starts_with("CORRUPT");
+        let shown = rows_by_rank(self.findings.len(), MAX_FINDINGS, |i| {
+            if self.findings[i].starts_with("CORRUPT: faultline bug") {
+                0
+            } else if corrupt(i) {
+                1
+            } else {
+                2
+            }
+        });
+        for &i in &shown {
+            let _ = write!(
+                s,
+                r#"<li value="{}">{}</li>"#,
+                i + 1,
+                escape(&self.findings[i])
+            );
         }
-        s.push_str("</ol></section>\n");
+        s.push_str("</ol>");
+        let left = self.findings.len() - shown.len();
+        let corrupt_left = (0..self.findings.len()).filter(|&i| corrupt(i)).count()
+            - shown.iter().filter(|&&i| corrupt(i)).count();
+        let which = match corrupt_left {
+            0 => "none of them CORRUPT".to_string(),
+            n if n == left => "each CORRUPT, as the ones above".to_string(),
+            n => format!("{n} of them CORRUPT"),
+        };
+        left_out(s, left, "finding is", "findings are", &which);
+        s.push_str("</section>\n");
     }
 
     fn html_run(&self, s: &mut String) {
-        let _ = write!(s, r#"<section id="run"><h2>Run</h2><table>"#);
+        let _ = write!(s, r#"<section id="run"><h2>Run and replay</h2><table>"#);
         let c = &self.capture;
         let _ = write!(
             s,
@@ -247,7 +329,7 @@ impl Report {
                     escape(&run.faultline_version),
                     escape(&run.scenario),
                     run.seed,
-                    escape(&run.command),
+                    escape(&command_shown(&run.command)),
                 );
                 html_replay(s, run);
                 if !self.other_runs.is_empty() {
@@ -664,7 +746,8 @@ impl Report {
         }
         let _ = write!(
             s,
-            r#"<section id="timelines"><h2>Connections</h2><p class="legend"><span>▶ request (bar: its body)</span><span>◀ response (bar: until its last DATA)</span><span>⚡ fault, named by its rule</span><span>✕ RST</span><span>| FIN</span><span>◆ RST_STREAM, GOAWAY, grpc-status: where the frame crossed</span><span>time from the connection's first packet</span></p>"#
+            r#"<section id="timelines"><h2>Connections</h2>{}"#,
+            html_timeline::legend()
         );
         let timelines: HashMap<u64, &FlowTimeline> =
             self.timelines.iter().map(|t| (t.flow, t)).collect();
@@ -844,15 +927,7 @@ impl Report {
                 .iter()
                 .map(|f| super::text::comment_text(&f.text))
                 .collect();
-            let body = if ex.request.complete {
-                ex.request.length.to_string()
-            } else {
-                format!(
-                    "{} (cut by {})",
-                    ex.request.bytes_text(""),
-                    ex.request.cut_text()
-                )
-            };
+            let body = body_bytes_cell(ex);
             let leg_class = match ex.leg {
                 Some(Leg::Client) => "client",
                 Some(Leg::Upstream) => "upstream",
@@ -860,17 +935,17 @@ impl Report {
             };
             let _ = write!(
                 s,
-                r#"<tr class="{leg_class}"><td class="num">{}</td><td class="nowrap">{}</td><td class="nowrap">{}</td><td class="num">{}</td><td>{} {}</td><td class="num">{}</td><td>{} ({} bytes)</td><td>{}</td></tr>"#,
+                r#"<tr class="{leg_class}"><td class="num">{}</td><td class="time">{}</td><td class="nowrap">{}</td><td class="num">{}</td><td class="request">{} {}</td>{body}<td class="response">{} ({} bytes)</td><td class="faults">{}</td></tr>"#,
                 ex.id,
-                format_time(ex.time_ns),
+                // The date above the time when the columns need the room.
+                escape(&format_time(ex.time_ns)).replacen('T', "T<wbr>", 1),
                 leg::name(ex.leg),
                 ex.flow,
                 escape(&ex.method),
-                escape(&ex.target),
-                escape(&body),
+                breakable(&ex.target),
                 escape(&ex.response_text()),
                 ex.response.body_length,
-                escape(&faults.join("; "))
+                breakable(&faults.join("; "))
             );
         }
         s.push_str("</table>");
@@ -885,6 +960,34 @@ impl Report {
         );
         s.push_str("</section>\n");
     }
+}
+
+/// The body-bytes cell of an exchange: `113106 (length unknown: chunked) (cut by connection
+/// reset)` for a cut body. Kept on one line, that text took the width the request column needed
+/// (its URL then wrapped every 7 characters): the cell wraps at its spaces instead.
+fn body_bytes_cell(ex: &crate::inspect::Exchange) -> String {
+    if ex.request.complete {
+        return format!(r#"<td class="num">{}</td>"#, ex.request.length);
+    }
+    format!(
+        r#"<td class="num bytes">{} (cut by {})</td>"#,
+        escape(&ex.request.bytes_text("")),
+        escape(ex.request.cut_text())
+    )
+}
+
+/// `text` escaped, with a line-break opportunity after each `/`, `?`, `&` and `=`: a long
+/// request target wraps between its path segments and query parameters before it wraps inside
+/// one.
+fn breakable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for part in text.split_inclusive(['/', '?', '&', '=']) {
+        out.push_str(&escape(part));
+        if part.ends_with(['/', '?', '&', '=']) {
+            out.push_str("<wbr>");
+        }
+    }
+    out
 }
 
 /// The bytes of both attempts at the first difference, as a hexdump: the bytes before it (the
@@ -961,6 +1064,39 @@ pub(crate) mod tests {
             "{html}"
         );
         assert!(!html.contains('`'), "{html}");
+    }
+
+    /// Maintainer trial: the Run table showed `/work/wt/bin/faultline run …`, the reporter's
+    /// directories in every bug report. The program is `faultline`, as in the replay command.
+    #[test]
+    fn the_recorded_command_names_the_program_faultline() {
+        assert_eq!(
+            command_shown("/work/wt/bin/faultline run /s/x.toml --seed 3"),
+            "faultline run /s/x.toml --seed 3"
+        );
+        assert_eq!(
+            command_shown("'/my dir/faultline' run x.toml"),
+            "faultline run x.toml"
+        );
+        assert_eq!(command_shown("faultline demo"), "faultline demo");
+        assert_eq!(command_shown("/usr/bin/other run"), "/usr/bin/other run");
+        assert_eq!(command_shown("/x/faultliner run"), "/x/faultliner run");
+        let meta = crate::capture::CaptureMeta {
+            scenario: "s".into(),
+            seed: 3,
+            command_line: "/work/wt/bin/faultline run s.toml --seed 3".into(),
+            scenario_text: None,
+            scenario_origin: "s.toml".into(),
+            live_rules: false,
+        };
+        let mut report = hostile_report();
+        report.run = RunInfo::from_section_comments(&[meta.section_comment()]);
+        let html = report.render_html();
+        assert!(
+            html.contains("<td><code>faultline run s.toml --seed 3</code></td>"),
+            "{html}"
+        );
+        assert!(!html.contains("/work/wt/bin"), "{html}");
     }
 
     #[test]
@@ -1117,14 +1253,20 @@ pub(crate) mod tests {
             })
             .collect();
         let html = client_flows_report(exchanges).render_html();
-        assert!(html.contains("/objects/1777</td>"), "the 500 is listed");
+        assert!(
+            html.contains("/<wbr>objects/<wbr>1777</td>"),
+            "the 500 is listed"
+        );
         assert!(
             html.contains(
                 "50 more exchanges are not shown here (answered 2xx or 3xx, complete, no fault)"
             ),
             "the rest is counted"
         );
-        assert!(html.contains("/objects/0</td>") && !html.contains("/objects/2049</td>"));
+        assert!(
+            html.contains("/<wbr>objects/<wbr>0</td>")
+                && !html.contains("/<wbr>objects/<wbr>2049</td>")
+        );
         assert_eq!(html.matches("<tr class=\"client\">").count(), MAX_ROWS);
 
         // More failures than fit: the note says how many failures it left out.
@@ -1142,6 +1284,43 @@ pub(crate) mod tests {
             html.contains("5 more exchanges are not shown here (5 of them worth a look: more than the page lists)"),
             "{}",
             html.len()
+        );
+    }
+
+    /// Maintainer trial: 1,500 objects uploaded twice made 4,500 findings, every one listed,
+    /// and the run with its replay command ~170,000 px down the page. The list is capped (the
+    /// CORRUPT findings first, each under its own number), the rest counted, and the top of
+    /// the page links to every section.
+    #[test]
+    fn thousands_of_findings_are_capped_and_the_replay_is_linked_from_the_top() {
+        let mut report = shifted_retry_report();
+        let mut findings: Vec<String> = (0..10).map(|i| format!("a note {i}")).collect();
+        findings.extend((0..4_500).map(|i| format!("CORRUPT: object {i} differs")));
+        report.findings = findings;
+        let html = report.render_html();
+        assert_eq!(html.matches("<li value=").count(), MAX_FINDINGS, "capped");
+        assert!(
+            html.contains(r#"<li value="11">CORRUPT: object 0 differs</li>"#),
+            "the CORRUPT ones first, numbered as in the text report"
+        );
+        assert!(!html.contains("a note 0"), "the others after them");
+        assert!(
+            html.contains("4460 more findings are not shown here (4450 of them CORRUPT); the text report and <code>--json</code> list every one."),
+            "the rest is counted"
+        );
+        let verdict = html.find("</header>").expect("the verdict");
+        let contents = &html[verdict..html.find(r#"<section id="findings">"#).expect("findings")];
+        for link in [
+            r##"<a href="#findings">Findings (4510)</a>"##,
+            r##"<a href="#run">Run and replay</a>"##,
+            r##"<a href="#attempts">Retried requests</a>"##,
+            r##"<a href="#exchanges">HTTP exchanges</a>"##,
+        ] {
+            assert!(contents.contains(link), "no {link} in {contents}");
+        }
+        assert!(
+            html.find(r#"<section id="run">"#).expect("the run") < 20_000,
+            "the run is near the top"
         );
     }
 

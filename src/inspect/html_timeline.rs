@@ -29,8 +29,9 @@ const LANE: f64 = 150.0;
 const AXIS: f64 = 34.0;
 /// Characters of a label before it is cut (the full text is in the marker's tooltip).
 const LABEL: usize = 28;
-/// Characters of a fault's rule name before it is cut: the rule is what the reader looks for.
-const FAULT_LABEL: usize = 40;
+/// Characters of a fault's rule name tried, longest first, until its label finds room: the rule
+/// is what the reader looks for (the whole comment is in the marker's tooltip).
+const FAULT_LABELS: [usize; 3] = [80, 40, 20];
 
 /// One leg of a connection as drawn: its flow, timing and messages.
 pub struct LegView<'a> {
@@ -67,6 +68,23 @@ fn text_width(text: &str) -> f64 {
         + 6.0
 }
 
+/// `text` cut to at most `max` characters, `…` included, at a space when one falls in the
+/// second half (`… dies after 1…`, not `… dies after 1 M…`).
+fn clip(text: &str, max: usize) -> String {
+    let max = max.max(2);
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max - 1).collect();
+    let at = cut
+        .rfind(' ')
+        .filter(|&i| cut[..i].chars().count() >= max / 2);
+    match at {
+        Some(i) => format!("{}…", cut[..i].trim_end()),
+        None => format!("{cut}…"),
+    }
+}
+
 /// Rows of text at fixed heights: a label takes the first row where it overlaps no label placed
 /// before it (in any order), or is left out (its marker keeps the full text as a tooltip).
 struct Bands {
@@ -90,6 +108,10 @@ impl Bands {
         } else {
             (x + 9.0, "start", x + 9.0, x + 9.0 + width)
         };
+        // Run leftwards, a long label would cover the lane's own labels.
+        if start < LEFT {
+            return None;
+        }
         let row = self
             .rows
             .iter_mut()
@@ -166,6 +188,59 @@ fn label(bands: &mut Bands, x: f64, y: f64, text: &str) -> String {
     }
 }
 
+/// The ▶ of a request whose tip is at (`x`, `y`).
+fn request_shape(x: f64, y: f64) -> String {
+    format!("M{x:.1} {:.1} l7 5 l-7 5 z", y - 5.0)
+}
+
+/// The ◀ of a response starting at `x`, on the row at `y`.
+fn response_shape(x: f64, y: f64) -> String {
+    format!("M{:.1} {:.1} l-7 5 l7 5 z", x + 7.0, y - 5.0)
+}
+
+/// The ⚡ of a fault a rule injected, centred on (`x`, `y`): the symbol its label starts with,
+/// and unlike the ◆ of an HTTP/2 frame (a trial read a truncate's diamond as a RST_STREAM).
+fn fault_shape(x: f64, y: f64) -> String {
+    format!(
+        "M{:.1} {:.1} l-6 8 h4.5 l-2.5 6 l7 -9 h-4.5 l2.5 -5 z",
+        x + 1.5,
+        y - 7.0
+    )
+}
+
+/// The ✕ of a RST centred on (`x`, `y`).
+fn rst_shape(x: f64, y: f64) -> String {
+    format!("M{:.1} {:.1} l10 10 m0 -10 l-10 10", x - 5.0, y - 5.0)
+}
+
+/// The ◆ of an HTTP/2 frame (RST_STREAM, GOAWAY, grpc-status) centred on (`x`, `y`).
+fn frame_shape(x: f64, y: f64) -> String {
+    format!("M{x:.1} {:.1} l5 5 l-5 5 l-5 -5 z", y - 5.0)
+}
+
+/// The key to the timelines: each marker drawn by the function that draws it on a lane, so the
+/// legend and the drawing cannot disagree.
+pub fn legend() -> String {
+    let key = |class: &str, shape: String| {
+        format!(
+            r#"<svg class="key" viewBox="-8 -8 16 16" width="14" height="14" aria-hidden="true"><g class="{class}"><path d="{shape}"/></g></svg>"#
+        )
+    };
+    let fin = r#"<svg class="key" viewBox="-8 -8 16 16" width="14" height="14" aria-hidden="true"><g class="fin"><line x1="0" y1="-6" x2="0" y2="6"/></g></svg>"#;
+    let rst = r#"<svg class="key" viewBox="-8 -8 16 16" width="14" height="14" aria-hidden="true"><g class="rst">"#
+        .to_string()
+        + &format!(r#"<path d="{}"/></g></svg>"#, rst_shape(0.0, 0.0));
+    format!(
+        r#"<p class="legend"><span><i>{} request</i> (bar: its body)</span><span><i>{} response</i> (bar: until its last DATA)</span><span><i>{} fault,</i> named by its rule</span><span><i>{rst} RST</i></span><span><i>{fin} FIN</i></span><span><i>{} RST_STREAM</i></span><span><i>{} GOAWAY</i></span><span><i>{} grpc-status:</i> where the frame crossed</span><span>time from the connection's first packet</span></p>"#,
+        key("request", request_shape(-3.0, 0.0)),
+        key("response", response_shape(-4.0, 0.0)),
+        key("fault", fault_shape(0.0, 0.0)),
+        key("rst-stream", frame_shape(0.0, 0.0)),
+        key("goaway", frame_shape(0.0, 0.0)),
+        key("grpc-status", frame_shape(0.0, 0.0)),
+    )
+}
+
 /// A span of time mapped onto the drawing's x axis.
 struct Scale {
     start: u64,
@@ -179,8 +254,12 @@ impl Scale {
     }
 }
 
-/// `1.5 ms`, `250 µs`, `2 s`: a relative time for axis labels.
+/// `1.5 ms`, `250 µs`, `2 s`: a relative time for axis labels; the axis's start is `0`, not
+/// `0 ns` (which read as a unit the rest of the axis does not use).
 pub fn format_span(ns: u64) -> String {
+    if ns == 0 {
+        return "0".to_string();
+    }
     let (value, unit) = if ns >= 1_000_000_000 {
         (ns as f64 / 1e9, "s")
     } else if ns >= 1_000_000 {
@@ -350,12 +429,11 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
                 let text = end_mark(&mut ends, x, 7.0, y, event.direction, "RST");
                 let _ = write!(
                     s,
-                    r#"<g class="rst" data-ns="{}" data-x="{x:.1}"><title>RST {} at offset {}</title><path d="M{:.1} {:.1} l10 10 m0 -10 l-10 10"/>{text}</g>"#,
+                    r#"<g class="rst" data-ns="{}" data-x="{x:.1}"><title>RST {} at offset {}</title><path d="{}"/>{text}</g>"#,
                     event.ns,
                     event.direction,
                     event.offset,
-                    x - 5.0,
-                    y - 5.0,
+                    rst_shape(x, y),
                 );
             }
             EventKind::Gap { missing } => {
@@ -394,18 +472,22 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
                         Direction::ClientToUpstream => &mut labels.faults_up,
                         Direction::UpstreamToClient => &mut labels.faults_down,
                     };
-                    label(bands, x, y, &format!("⚡ {}", truncate(rule, FAULT_LABEL)))
+                    FAULT_LABELS
+                        .iter()
+                        .map(|&n| label(bands, x, y, &format!("⚡ {}", clip(rule, n))))
+                        .find(|text| !text.is_empty())
+                        .unwrap_or_default()
                 };
                 let _ = write!(
                     s,
-                    r#"<g class="fault" data-rule="{}" data-ns="{}" data-x="{x:.1}"><title>{}</title><path d="M{x:.1} {:.1} l6 6 l-6 6 l-6 -6 z"/>{label}</g>"#,
+                    r#"<g class="fault" data-rule="{}" data-ns="{}" data-x="{x:.1}"><title>{}</title><path d="{}"/>{label}</g>"#,
                     escape(rule),
                     event.ns,
                     escape(&format!(
                         "{} ({} offset {})",
                         text, event.direction, event.offset
                     )),
-                    y - 6.0,
+                    fault_shape(x, y),
                 );
             }
         }
@@ -423,10 +505,10 @@ fn lane(s: &mut String, scale: &Scale, top: f64, view: &LegView<'_>) {
         let text = group.map_or(String::new(), |g| label(&mut labels.requests, x, y, &g));
         let _ = write!(
             s,
-            r#"<g class="request h2" data-stream="{}"><title>{}</title><path d="M{x:.1} {:.1} l7 5 l-7 5 z"/>{text}</g>"#,
+            r#"<g class="request h2" data-stream="{}"><title>{}</title><path d="{}"/>{text}</g>"#,
             st.stream,
             escape(&what),
-            y - 5.0,
+            request_shape(x, y),
         );
         stream_response(s, scale, mid, st, &mut labels);
         if let Some(r) = &st.reset {
@@ -604,7 +686,7 @@ fn stream_response(s: &mut String, scale: &Scale, mid: f64, st: &H2Stream, label
     );
     let _ = write!(
         s,
-        r#"<g class="response h2" data-stream="{}"><title>{}</title><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="6"/><path d="M{:.1} {:.1} l-7 5 l7 5 z"/>{text}</g>"#,
+        r#"<g class="response h2" data-stream="{}"><title>{}</title><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="6"/><path d="{}"/>{text}</g>"#,
         st.stream,
         escape(&format!(
             "stream {}: status {status}, {}",
@@ -613,8 +695,7 @@ fn stream_response(s: &mut String, scale: &Scale, mid: f64, st: &H2Stream, label
         )),
         y - 3.0,
         (xe - x).max(1.0),
-        x + 7.0,
-        y - 5.0,
+        response_shape(x, y),
     );
 }
 
@@ -661,11 +742,11 @@ fn frame_marker(s: &mut String, scale: &Scale, mid: f64, labels: &mut Labels, ma
     }
     let _ = write!(
         s,
-        r#"<g class="{}" data-ns="{}" data-x="{x:.1}"><title>{}</title><path d="M{x:.1} {:.1} l5 5 l-5 5 l-5 -5 z"/>{text}</g>"#,
+        r#"<g class="{}" data-ns="{}" data-x="{x:.1}"><title>{}</title><path d="{}"/>{text}</g>"#,
         mark.class,
         mark.ns,
         escape(&mark.title),
-        y - 5.0,
+        frame_shape(x, y),
     );
 }
 
@@ -702,12 +783,12 @@ fn exchange(
     });
     let _ = write!(
         s,
-        r#"<g class="request" data-exchange="{}"><title>{}</title><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="6"/><path d="M{x:.1} {:.1} l7 5 l-7 5 z"/>{text}</g>"#,
+        r#"<g class="request" data-exchange="{}"><title>{}</title><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="6"/><path d="{}"/>{text}</g>"#,
         ex.id,
         escape(&what),
         y - 3.0,
         (xe - x).max(1.0),
-        y - 5.0,
+        request_shape(x, y),
     );
     let Some((rstart, rend)) = ex.response_range else {
         return;
@@ -724,7 +805,7 @@ fn exchange(
     let text = label(&mut labels.responses, x, y, &ex.response_text());
     let _ = write!(
         s,
-        r#"<g class="response" data-exchange="{}"><title>{}</title><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="6"/><path d="M{:.1} {:.1} l-7 5 l7 5 z"/>{text}</g>"#,
+        r#"<g class="response" data-exchange="{}"><title>{}</title><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="6"/><path d="{}"/>{text}</g>"#,
         ex.id,
         escape(&format!(
             "exchange {}: {} ({}{})",
@@ -735,8 +816,7 @@ fn exchange(
         )),
         y - 3.0,
         (xe - x).max(1.0),
-        x + 7.0,
-        y - 5.0,
+        response_shape(x, y),
     );
 }
 
@@ -1048,6 +1128,91 @@ mod tests {
         assert_eq!(fault_rule("faultline: run stopped"), None);
     }
 
+    /// Maintainer trial: a truncate's marker was a ◆, the legend's sign for RST_STREAM, GOAWAY
+    /// and grpc-status, and its label read `first PUT of each object dies after 1 M…` with room
+    /// to spare. The marker is the legend's ⚡ (drawn by the same function), the label is the
+    /// whole rule when it fits and cut at a word when not, and the tooltip has the comment.
+    #[test]
+    fn a_fault_is_drawn_as_the_legend_says_and_its_rule_is_named_whole() {
+        let rule = "first PUT of each object dies after 1 MiB";
+        let flow = FlowSummary {
+            id: 1,
+            leg: Some(crate::direction::Leg::Client),
+            client: "127.0.0.1:1".into(),
+            server: "127.0.0.1:2".into(),
+            opened_ns: 0,
+            saw_syn: true,
+            http: true,
+            exchanges: Vec::new(),
+            faults: Vec::new(),
+            h2: false,
+            connection: None,
+        };
+        let up = Direction::ClientToUpstream;
+        let mut timeline = FlowTimeline::new(1, 0);
+        timeline.data(up, 0, 1000, 10);
+        let comment =
+            format!(r#"faultline: rule "{rule}" truncate client->upstream after 1048576 bytes"#);
+        // At the right edge, as a fault at the connection's end is.
+        timeline.event(up, 1000, 1_000, EventKind::Fault(comment.clone()));
+        let svg = render(
+            "c",
+            &[LegView {
+                flow: &flow,
+                timeline: &timeline,
+                exchanges: Vec::new(),
+                streams: Vec::new(),
+                goaways: Vec::new(),
+            }],
+        );
+        let fault = svg
+            .split(r#"<g class="fault" "#)
+            .nth(1)
+            .expect("a fault marker");
+        let fault = &fault[..fault.find("</g>").expect("its end")];
+        let x = WIDTH - RIGHT;
+        let y = row(LANE / 2.0, up);
+        assert!(
+            fault.contains(&format!(r#"<path d="{}"/>"#, fault_shape(x, y))),
+            "{fault}"
+        );
+        assert_ne!(fault_shape(x, y), frame_shape(x, y));
+        assert!(
+            fault.contains(&format!(">⚡ {rule}</text>")),
+            "the whole rule: {fault}"
+        );
+        assert!(
+            fault.contains(&format!("<title>{} ", escape(&comment))),
+            "{fault}"
+        );
+        let legend = legend();
+        assert!(
+            legend.contains(&format!(
+                r#"<g class="fault"><path d="{}"/></g></svg> fault,</i>"#,
+                fault_shape(0.0, 0.0)
+            )),
+            "{legend}"
+        );
+        for frame in ["rst-stream", "goaway", "grpc-status"] {
+            assert!(
+                legend.contains(&format!(
+                    r#"<g class="{frame}"><path d="{}"/>"#,
+                    frame_shape(0.0, 0.0)
+                )),
+                "{legend}"
+            );
+        }
+        assert_eq!(
+            legend.matches(&frame_shape(0.0, 0.0)).count(),
+            3,
+            "{legend}"
+        );
+        // Cut, a label ends at a word; a single long word is cut inside it.
+        assert_eq!(clip(rule, 40), "first PUT of each object dies after 1…");
+        assert_eq!(clip(rule, 80), rule);
+        assert_eq!(clip("abcdefghijkl", 6), "abcde…");
+    }
+
     fn read_stream(id: u32, opened_ns: u64, response: (u64, u64)) -> H2Stream {
         H2Stream {
             flow: 0,
@@ -1161,7 +1326,8 @@ mod tests {
         assert_eq!(tick_step(15_000_000), 2_000_000);
         assert_eq!(tick_step(1), 1);
         assert_eq!(format_span(1_500_000), "1.5 ms");
-        assert_eq!(format_span(0), "0 ns");
+        assert_eq!(format_span(0), "0");
+        assert_eq!(format_span(1), "1 ns");
         assert_eq!(format_span(2_000_000_000), "2 s");
         assert_eq!(format_span(250_000), "250 µs");
     }

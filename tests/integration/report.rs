@@ -306,12 +306,20 @@ fn html_report_of_a_real_capture_in_headless_chromium() {
     );
     assert_eq!(out.code(), Some(1), "corrupt:\n{}", out.output());
     let html = fs::read_to_string(&page).expect("the HTML report was written");
-    for external in ["src=", "href=", "url(", "@import"] {
+    for external in ["src=", "url(", "@import"] {
         assert!(
             !html.contains(external),
             "{external} in a self-contained page"
         );
     }
+    // Links only within the page (its contents under the verdict).
+    for link in html.split("href=").skip(1) {
+        assert!(
+            link.starts_with("\"#"),
+            "a link out of the page: href={link:.40}"
+        );
+    }
+    assert!(html.contains(r##"<a href="#run">Run and replay</a>"##));
     let dom = headless(dir.path(), "dom", &page, &["--dump-dom"]);
     let verdict = dom
         .find(r#"<header id="verdict" class="verdict corrupt"><h1>CORRUPT</h1>"#)
@@ -1252,4 +1260,148 @@ fn a_download_cut_by_a_fault_is_named_in_the_verdict() {
         "{}",
         out.output()
     );
+}
+
+/// A page that shows the report in a frame `WIDTH` px wide and writes into `#out`, for each
+/// exchange row whose request holds `MARK`: its request cell's width and the row's height
+/// (`request=W height=H;`), rounded to whole pixels.
+const ROW_FRAME: &str = r#"<!doctype html><html><body style="margin:0">
+<iframe id="f" src="file://REPORT" style="width:WIDTHpx;height:900px;border:0"></iframe>
+<pre id="out">pending</pre>
+<script>
+document.getElementById('f').addEventListener('load', function () {
+  var out = [];
+  this.contentDocument.querySelectorAll('#exchanges tr').forEach(function (tr) {
+    var cells = tr.querySelectorAll('td');
+    if (cells.length < 5 || cells[4].textContent.indexOf('MARK') < 0) return;
+    out.push('request=' + Math.round(cells[4].getBoundingClientRect().width) +
+      ' height=' + Math.round(tr.getBoundingClientRect().height) + ';');
+  });
+  document.getElementById('out').textContent = out.join('');
+});
+</script></body></html>"#;
+
+/// Maintainer trial: a chunked upload cut by a reset (git-annex p2phttp) made the exchanges
+/// table unreadable at 1400 px: its body-bytes cell (`113106 (length unknown: chunked) (cut by
+/// connection reset)`) never wrapped, the request column shrank to ~80 px and its URL wrapped
+/// every 7 characters, rows hundreds of px tall. The request keeps a readable width and the
+/// row a few lines, on a desktop and on a phone (where the table scrolls in its own box).
+#[test]
+fn the_exchanges_table_stays_readable_when_a_chunked_upload_is_cut() {
+    let dir = TempDir::new("report-chunked-cut");
+    let capture = dir.path().join("chunked.pcapng");
+    let scenario = dir.write(
+        "chunked.toml",
+        &format!(
+            "name = \"chunked cut\"\nseed = 3\n[proxy]\nupstream = \"builtin:store\"\nstore = {:?}\n\n[[rule]]\nname = \"the first put reset after 1 KiB\"\nmatch = {{ method = [\"PUT\"], attempt = 1 }}\nfault.reset = {{ after = \"1KiB\" }}\n",
+            dir.path().join("store").display().to_string()
+        ),
+    );
+    let mut proxy = Daemon::start(
+        Command::new(FAULTLINE)
+            .arg("run")
+            .arg(&scenario)
+            .args(["--listen", "127.0.0.1:0", "--capture"])
+            .arg(&capture),
+        dir.path(),
+        "proxy",
+    );
+    let addr = proxy.faultline_address();
+    // A git-annex p2phttp put: the URL is long and breaks nowhere but at its punctuation.
+    let target = format!(
+        "/git-annex/9187eb5e-edc6-4836-b425-fbec936fe64e/v4/put?key=SHA256E-s300000--{}.bin&clientuuid=725c9652-7450-452f-840d-11fd5ba4857c&associatedfile=up.bin&offset=0",
+        "9bfc30d82d39fd014519f1ff9d4902528570f16a570a4ae4ae88f6e38d127d3f"
+    );
+    let mut stream = TcpStream::connect(addr).expect("connect to faultline");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let head =
+        format!("PUT {target} HTTP/1.1\r\nHost: report.test\r\nTransfer-Encoding: chunked\r\n\r\n");
+    stream.write_all(head.as_bytes()).expect("send the head");
+    let chunk = random_bytes(1000, 5);
+    for _ in 0..8 {
+        // The reset after 1 KiB ends the writes: what is refused is what the fault cut.
+        let sent = stream
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .and_then(|()| stream.write_all(&chunk))
+            .and_then(|()| stream.write_all(b"\r\n"));
+        if sent.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    assert!(
+        !status_of(&answer).contains(" 201 "),
+        "the first put was cut: {}",
+        status_of(&answer)
+    );
+    let stopped = proxy.stop();
+    assert!(stopped.status.success(), "{}", stopped.output());
+    let page = dir.path().join("report.html");
+    let out = run_bounded(
+        Command::new(FAULTLINE)
+            .arg("inspect")
+            .arg(&capture)
+            .arg("--html")
+            .arg(&page),
+        dir.path(),
+        "inspect-html",
+        LIMIT,
+    );
+    assert!(matches!(out.code(), Some(0 | 1)), "{}", out.output());
+    let html = fs::read_to_string(&page).expect("the HTML report");
+    assert!(
+        html.contains("length unknown: chunked"),
+        "the cut chunked body is in the table"
+    );
+    for (width, min_request, max_height) in [(1400, 250, 260), (400, 180, 400)] {
+        let frame = dir.path().join(format!("rows-{width}.html"));
+        fs::write(
+            &frame,
+            ROW_FRAME
+                .replace("REPORT", &page.display().to_string())
+                .replace("WIDTH", &width.to_string())
+                .replace("MARK", "associatedfile=up.bin"),
+        )
+        .expect("the frame page");
+        let dom = headless(
+            dir.path(),
+            &format!("rows-{width}"),
+            &frame,
+            &[
+                "--allow-file-access-from-files",
+                "--virtual-time-budget=10000",
+                "--dump-dom",
+            ],
+        );
+        let measured = dom
+            .split(r#"<pre id="out">"#)
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .expect("the frame's measurement");
+        let rows: Vec<(u32, u32)> = measured
+            .split(';')
+            .filter(|r| !r.is_empty())
+            .map(|r| {
+                let n = |key: &str| -> u32 {
+                    r.split(key)
+                        .nth(1)
+                        .and_then(|v| v.split(' ').next())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or_else(|| panic!("{key} in {measured:?}"))
+                };
+                (n("request="), n("height="))
+            })
+            .collect();
+        assert!(rows.len() >= 2, "both legs' cut PUT: {measured:?}");
+        for (request, height) in rows {
+            assert!(
+                request >= min_request && height <= max_height,
+                "at {width} px the request column is {request} px wide (at least {min_request}) and its row {height} px tall (at most {max_height}): {measured:?}"
+            );
+        }
+    }
 }
