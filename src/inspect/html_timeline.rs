@@ -595,10 +595,14 @@ fn request_labels(scale: &Scale, exchanges: &[&Exchange]) -> Vec<Option<String>>
     }
     let mut out = vec![None; exchanges.len()];
     for (i, _, members) in groups {
-        let text = truncate(
-            &format!("{} {}", exchanges[i].method, exchanges[i].target),
-            LABEL,
-        );
+        // A p2phttp request by its operation and offset (a trial could not tell resumed gets
+        // apart by their long URLs cut at the label's end).
+        let ex = exchanges[i];
+        let text = match super::p2phttp::P2pRequest::of(ex) {
+            Some(p) if p.offset > 0 => format!("p2phttp {} @{}", p.operation, p.offset),
+            Some(p) => format!("p2phttp {}", p.operation),
+            None => truncate(&format!("{} {}", ex.method, ex.target), LABEL),
+        };
         out[i] = Some(match members {
             1 => text,
             n => format!("{text} +{}", n - 1),
@@ -853,6 +857,35 @@ mod tests {
                 None,
                 None,
                 Some("GET /later".to_string())
+            ]
+        );
+    }
+
+    /// git-annex p2phttp requests are labelled by operation and offset: a trial's three resumed
+    /// gets read alike, their long URLs cut at the label's end.
+    #[test]
+    fn p2phttp_requests_are_labelled_by_operation_and_offset() {
+        use crate::direction::Leg;
+        use crate::inspect::legs::tests::exchange;
+        let key =
+            "SHA256E-s300000--f644d624e78a695a2a577006647e67234a18459954715bbbf9626500c42188e4.bin";
+        let at = |id: usize, tail: &str, ns: u64| {
+            let target = format!("/git-annex/9187eb5e-edc6-4836/v4/key/{key}?clientuuid=c{tail}");
+            let mut ex = exchange(id, Leg::Client, 0, "GET", &target, None);
+            ex.time_ns = ns;
+            ex
+        };
+        let exchanges = [at(0, "", 0), at(1, "&offset=102400", 500)];
+        let refs: Vec<&Exchange> = exchanges.iter().collect();
+        let scale = Scale {
+            start: 0,
+            span: 1000,
+        };
+        assert_eq!(
+            request_labels(&scale, &refs),
+            [
+                Some("p2phttp get".to_string()),
+                Some("p2phttp get @102400".to_string())
             ]
         );
     }
