@@ -678,6 +678,9 @@ fn compare_attempts(exchanges: &mut [Exchange]) -> (Vec<AttemptGroup>, Vec<Diffe
                     .is_some_and(|c| c.is_difference());
             attempt.description = format!("{description} [{}]", describe_exchange(ex));
             if attempt.corrupt {
+                // "attempt 2 (…) was accepted but differs", not "… but attempt 2 differs".
+                let prefix = format!("attempt {number} ");
+                let said = description.strip_prefix(&prefix).unwrap_or(&description);
                 differing.push(DifferingAttempt {
                     group: out.len(),
                     attempt: list.len(),
@@ -689,7 +692,7 @@ fn compare_attempts(exchanges: &mut [Exchange]) -> (Vec<AttemptGroup>, Vec<Diffe
                     leg::name(ex.leg),
                     ex.flow,
                     ex.response.status.unwrap_or_default(),
-                    description
+                    said
                     ),
                 });
             }
@@ -1830,7 +1833,7 @@ pub(crate) mod tests {
         // The same retry of a resource without an address stays a finding.
         let report = two_puts("/x", [500, 201], [b"a", b"b"], [MD5_A, MD5_B]);
         assert!(
-            report.findings[0].contains("was accepted but attempt 2 differs from attempt 1"),
+            report.findings[0].contains("was accepted but differs from attempt 1"),
             "{:?}",
             report.findings
         );
