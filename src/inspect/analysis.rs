@@ -117,7 +117,7 @@ pub(crate) fn build_with_h2(
     objects.extend(s3.objects);
     warnings.extend(s3.warnings);
     warnings.extend(misplaced_refused_pieces(&objects));
-    incomplete_accepted(&exchanges, &mut findings);
+    incomplete_accepted(&exchanges, &content_checks, &mut findings);
     super::range_versions::check(&exchanges, &mut findings, &mut warnings);
     let p2phttp = p2phttp_requests(&exchanges, &mut findings);
     let client_hidden = exchanges
@@ -1111,7 +1111,11 @@ fn capture_missed(cut_by: &str) -> bool {
 
 /// Uploads that arrived short (cut by a reset or close, or a p2phttp `put` with less data than it
 /// announced) and were accepted anyway (2xx, p2phttp `stored`): the server kept a truncated object.
-fn incomplete_accepted(exchanges: &[Exchange], findings: &mut Vec<String>) {
+fn incomplete_accepted(
+    exchanges: &[Exchange],
+    content_checks: &[ContentCheck],
+    findings: &mut Vec<String>,
+) {
     for ex in exchanges.iter().filter(|e| e.is_upload()) {
         let p2p_put = P2pRequest::of(ex).filter(|p| p.operation == "put");
         let announced = p2p_put
@@ -1140,7 +1144,7 @@ fn incomplete_accepted(exchanges: &[Exchange], findings: &mut Vec<String>) {
                 .cut_by
                 .as_deref()
                 .map_or(String::new(), |c| format!(" (cut by {c})")),
-            replaced_later(exchanges, ex),
+            replaced_later(exchanges, content_checks, ex),
         ));
     }
 }
@@ -1148,7 +1152,11 @@ fn incomplete_accepted(exchanges: &[Exchange], findings: &mut Vec<String>) {
 /// `; later replaced: …` when a complete upload to the same resource on the same leg was
 /// accepted after `short` (a client that retried whole, as git-annex's WebDAV remote does before
 /// its MOVE): the short body was stored for a while, not for good. Empty otherwise.
-fn replaced_later(exchanges: &[Exchange], short: &Exchange) -> String {
+fn replaced_later(
+    exchanges: &[Exchange],
+    content_checks: &[ContentCheck],
+    short: &Exchange,
+) -> String {
     let resource = short.resource();
     let same = |e: &&Exchange| e.leg == short.leg && e.resource() == resource;
     let Some(whole) = exchanges
@@ -1170,11 +1178,21 @@ fn replaced_later(exchanges: &[Exchange], short: &Exchange) -> String {
                 m.request_header("destination").unwrap_or("?")
             )
         });
+    // Whether the bytes that replaced it are the right ones: a trial's reader could not tell
+    // from the headline that the object in place verifies.
+    let verified = content_checks
+        .iter()
+        .any(|c| c.exchange == whole.id && c.check == AddressCheck::Matches);
     format!(
-        "; later replaced: {} exchange {} sent all {} bytes, {}{moved}",
+        "; later replaced: {} exchange {} sent all {} bytes{}, {}{moved}",
         whole.method,
         whole.id,
         whole.request.length,
+        if verified {
+            " (they match their content address)"
+        } else {
+            ""
+        },
         whole.response_text()
     )
 }

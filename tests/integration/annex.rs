@@ -640,14 +640,15 @@ fn webdav_cut_upload_is_retried_and_the_incomplete_body_accepted_is_named() {
     let all = findings(&json);
     assert_eq!(code, Some(1), "{all:#?}");
     let tmp_name = format!("git-annex-webdav-tmp-{key}");
-    // The line says the short upload did not stay: the whole retry replaced it, and the MOVE
-    // put that in place.
+    // The line says the short upload did not stay: the whole retry, whose bytes match the key,
+    // replaced it, and the MOVE put that in place.
     assert!(
         all.iter()
             .any(|f| f.contains("server accepted an incomplete body")
                 && f.contains(&tmp_name)
                 && f.contains("upstream leg")
                 && f.contains("; later replaced: PUT exchange")
+                && f.contains("bytes (they match their content address), ")
                 && f.contains(", then MOVE exchange")),
         "{all:#?}"
     );
