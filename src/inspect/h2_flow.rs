@@ -412,8 +412,11 @@ impl FlowH2 {
         }
     }
 
-    /// Records a fault comment on `stream` (none on the connection's stream 0).
+    /// Records a fault comment on `stream` (none on the connection's stream 0), or on the stream
+    /// it names: a note faultline wrote with the next frame it sent is about the stream it says
+    /// (a trial read "header block of stream 1 … withheld" in stream 3's row).
     fn attach(&mut self, stream: StreamId, text: String) {
+        let stream = named_stream(&text).map_or(stream, StreamId);
         if stream.is_connection() {
             return;
         }
@@ -741,5 +744,43 @@ impl StreamConsumer for FlowH2 {
             }
             None => {}
         }
+    }
+}
+
+/// The stream a fault note is about, when it says one: the first "of stream N" or "on stream N"
+/// (`header block of stream 1 …`, `RST_STREAM(CANCEL) on stream 3 …`); not a GOAWAY's "last
+/// stream N", which names a bound, not a stream acted on.
+fn named_stream(text: &str) -> Option<u32> {
+    let at = ["of stream ", "on stream "]
+        .iter()
+        .filter_map(|p| text.find(p).map(|i| i + p.len()))
+        .min()?;
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named_stream;
+
+    /// A note is filed under the stream it is about, whichever frame's packet carried it.
+    #[test]
+    fn a_note_names_the_stream_it_is_about() {
+        assert_eq!(
+            named_stream("header block of stream 1 from the upstream withheld: the client saw"),
+            Some(1)
+        );
+        assert_eq!(
+            named_stream("RST_STREAM(CANCEL) on stream 13 to the upstream (rule \"r\")"),
+            Some(13)
+        );
+        assert_eq!(
+            named_stream("GOAWAY (NO_ERROR, last stream 15) sent to the upstream too"),
+            None
+        );
+        assert_eq!(named_stream("rule \"x\" stalled the stream"), None);
     }
 }
