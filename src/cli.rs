@@ -177,7 +177,9 @@ pub struct RunArgs {
     pub upstream: Option<UpstreamSpec>,
     /// Seed of every random decision (0 to 18446744073709551615). Overrides the file's seed;
     /// without either, a random seed below 2^63 is chosen and printed so the run can be replayed
-    /// (it fits a scenario file's `seed =`, which TOML limits to 9223372036854775807).
+    /// (it fits a scenario file's `seed =`, which TOML limits to 9223372036854775807). Draws are
+    /// keyed by connection number (accept order): a client that opens connections in parallel
+    /// (multipart uploads) may meet its faults on other requests from run to run.
     #[arg(long)]
     pub seed: Option<u64>,
     /// Write a capture of both legs to PATH (.pcapng, or .pcap for classic libpcap; {name},
