@@ -396,6 +396,50 @@ mod tests {
         );
     }
 
+    /// A trial's PutObject reset after 64 KiB on every attempt was audited as "stored 65536
+    /// bytes": a body cut before its end was never stored, answered or not.
+    #[test]
+    fn a_put_object_cut_mid_body_was_never_stored() {
+        let mut cut = s3_exchange(0, "PUT", "/bkt/b.bin", &[7u8; 64], &[], None, None);
+        cut.request.complete = false;
+        cut.request.expected = Some(3_000_000);
+        cut.request.cut_by = Some("connection reset".into());
+        cut.response.outcome = crate::inspect::exchange::Outcome::ConnectionReset;
+        let mut r = report(vec![cut]);
+        r.audit(&Manifest::parse("m", b"/bkt/b.bin 3000000\n").expect("manifest"));
+        let e = &r.expectations[0];
+        assert_eq!(
+            e.result,
+            ExpectationResult::NeverStored,
+            "{}",
+            e.description
+        );
+        assert_eq!(e.stored_size, None);
+    }
+
+    /// In a capture that misses payload (a kill -9 cut it) a path never written is no evidence:
+    /// said, not a finding, and the verdict stays INCONCLUSIVE.
+    #[test]
+    fn a_path_a_damaged_capture_never_shows_is_no_finding() {
+        let mut r = report(vec![plain(0, "PUT", "/a", b"abc", Some(201))]);
+        r.verdict = Verdict::Inconclusive;
+        r.audit(&Manifest::parse("m", b"/a 3\n/b 5\n").expect("manifest"));
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
+        assert_eq!(r.verdict, Verdict::Inconclusive);
+        let b = &r.expectations[1];
+        assert_eq!(
+            (b.result, b.corrupt),
+            (ExpectationResult::NeverStored, false)
+        );
+        assert!(
+            b.description.ends_with(
+                "the capture misses payload, so this is no evidence that it was never stored"
+            ),
+            "{}",
+            b.description
+        );
+    }
+
     #[test]
     fn a_clean_audit_says_so_in_the_verdict() {
         let mut r = report(vec![plain(0, "PUT", "/a", b"abc", Some(201))]);
