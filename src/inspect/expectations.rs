@@ -317,10 +317,16 @@ fn expect(report: &Report, state: Option<&PathState>, entry: &Entry) -> Expectat
         ExpectationResult::NeverStored => String::new(),
     };
     if unanswered > 0 && e.result != ExpectationResult::Unconfirmed {
-        e.description.push_str(&format!(
-            "; {unanswered} later write{} got no answer",
-            if unanswered == 1 { "" } else { "s" }
-        ));
+        // With no acknowledged write, the write shown is the first unanswered one: the others
+        // are the later ones (a trial read "6 later writes" of 6 writes in all).
+        let later = unanswered - usize::from(state.confirmed.is_none());
+        let plural = if later == 1 { "" } else { "s" };
+        e.description
+            .push_str(&match (state.confirmed.is_some(), later) {
+                (true, n) => format!("; {n} later write{plural} got no answer"),
+                (false, 0) => "; it got no answer".to_string(),
+                (false, n) => format!("; it got no answer, nor did {n} later write{plural}"),
+            });
     }
     e
 }
@@ -415,6 +421,24 @@ mod tests {
             e.description
         );
         assert_eq!(e.stored_size, None);
+    }
+
+    /// With no write acknowledged, the write shown is itself unanswered: the others are the
+    /// later ones (a trial read "6 later writes got no answer" of 6 writes in all).
+    #[test]
+    fn unanswered_writes_are_counted_without_the_one_shown() {
+        let mut r = report(vec![
+            plain(0, "PUT", "/u", b"abc", None),
+            plain(1, "PUT", "/u", b"abc", None),
+        ]);
+        r.audit(&Manifest::parse("m", b"/u 5\n").expect("manifest"));
+        let e = &r.expectations[0];
+        assert!(
+            e.description
+                .ends_with("; it got no answer, nor did 1 later write"),
+            "{}",
+            e.description
+        );
     }
 
     /// In a capture that misses payload (a kill -9 cut it) a path never written is no evidence:

@@ -326,7 +326,7 @@ mod report_tests {
         assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
         assert!(
             report.findings[0].ends_with(&format!(
-                "5 of 12 bytes arrived (cut by connection closed), status 201; later replaced: PUT exchange 1 sent all 12 bytes, status 201, then MOVE exchange 2 put it in place at {dest}"
+                "5 of 12 bytes arrived (cut by connection closed), status 201; later replaced: PUT exchange 1 sent all 12 bytes (they match their content address), status 201, then MOVE exchange 2 put it in place at {dest}"
             )),
             "{}",
             report.findings[0]
