@@ -629,12 +629,17 @@ impl Scenario {
     pub fn rule_warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         for rule in &self.rules {
+            let before = warnings.len();
             warnings.extend(self.never_acts(rule));
             warnings.extend(self.never_selected(rule));
             warnings.extend(lower_case_methods(rule));
             warnings.extend(body_fault_on_a_bodiless_request(rule));
-            warnings.extend(grpc_request_counted(rule));
-            warnings.extend(grpc_body_percentage(rule));
+            // Hints at how a rule counts matter only for a rule that can fire at all: one line
+            // per rule that never fires, not that line and a hint.
+            if warnings.len() == before {
+                warnings.extend(grpc_request_counted(rule));
+                warnings.extend(grpc_body_percentage(rule));
+            }
         }
         warnings.extend(names_alike(&self.rules));
         warnings
