@@ -1098,6 +1098,105 @@ fault.rst_stream = { after = "300KiB" }
     .await;
 }
 
+/// Runs `uploads.py upload` through `target`: `calls` concurrent client-streaming calls on one
+/// fresh channel, each `messages` messages of `size` bytes; per call, its status and what it
+/// sent ("BYTES:SHA256") if the server answered exactly that, else what it answered.
+async fn grpc_uploads(
+    dir: &std::path::Path,
+    target: std::net::SocketAddr,
+    calls: usize,
+    size: usize,
+) -> Vec<(String, String, String)> {
+    let mut command = std::process::Command::new(helpers::python());
+    command
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grpc/uploads.py"))
+        .args(["upload", "--target", &target.to_string()])
+        .args(["--calls", &calls.to_string(), "--size", &size.to_string()])
+        .args(["--messages", "16", "--deadline", "10"]);
+    let dir = dir.to_path_buf();
+    let label = format!("uploads-{size}");
+    let done = tokio::task::spawn_blocking(move || {
+        crate::support::daemon::run_bounded(
+            &mut command,
+            &dir,
+            &label,
+            std::time::Duration::from_secs(60),
+        )
+    })
+    .await
+    .expect("the uploader's task");
+    let report: serde_json::Value = serde_json::from_str(done.stdout.trim())
+        .unwrap_or_else(|e| panic!("no report from the uploader ({e}):\n{}", done.output()));
+    report["uploads"]
+        .as_array()
+        .expect("uploads")
+        .iter()
+        .map(|u| {
+            let text = |key: &str| u[key].as_str().expect(key).to_string();
+            (text("status"), text("sent"), text("answer"))
+        })
+        .collect()
+}
+
+/// Found by a user trial: with any HTTP rule armed (one that never matches will do), the
+/// session waits for each gRPC call's first request message before rules decide, and grpcio
+/// splits a 48 or 64 KiB message across DATA frames once three or more uploads share a
+/// connection. The wait never looked past the frame it held, so every upload hung until its
+/// deadline with the client's whole connection window stuck in faultline. Each upload must
+/// reach the server whole: its byte count and sha256, as the server computed them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_client_streaming_uploads_pass_whole_an_armed_rule_that_never_matches() {
+    bounded("concurrent grpcio uploads", async {
+        let dir = TempDir::new("h2-uploads");
+        let mut command = std::process::Command::new(helpers::python());
+        command
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grpc/uploads.py"))
+            .arg("serve");
+        let mut server =
+            crate::support::daemon::Daemon::start(&mut command, dir.path(), "uploads-server");
+        let addr = server.faultline_address();
+        let upstream = faultline::scenario::schema::UpstreamSpec::Address {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        };
+        let rules = r#"
+[[rule]]
+name = "GET only"
+match = { method = "GET", direction = "upstream->client" }
+fault.rst_stream = { after = "1MiB" }
+"#;
+        let mut proxy = Proxy::start(upstream, "protocol = \"h2\"", rules, None).await;
+        let mut sent = Vec::new();
+        for (calls, size) in [(4, 65_536), (3, 49_152), (6, 65_536)] {
+            let uploads = grpc_uploads(dir.path(), proxy.addr, calls, size).await;
+            assert_eq!(uploads.len(), calls);
+            for (status, mine, answer) in uploads {
+                assert_eq!(
+                    (status.as_str(), answer.as_str()),
+                    ("OK", mine.as_str()),
+                    "{calls} uploads of {size}-byte messages"
+                );
+                assert!(mine.starts_with(&format!("{}:", 16 * size)), "{mine}");
+                sent.push(mine);
+            }
+        }
+        let summary = proxy.finish().await;
+        assert_eq!(fired(&summary, "GET only"), 0);
+        assert_eq!(summary.connections, 3, "one connection per round");
+        assert_eq!(summary.unsent_at_stop, [0, 0]);
+        let log = server.stop().stderr;
+        let mut served: Vec<String> = log
+            .lines()
+            .filter_map(|line| line.strip_prefix("upload "))
+            .map(|rest| rest.replacen(' ', ":", 1))
+            .collect();
+        served.sort();
+        sent.sort();
+        assert_eq!(served, sent, "the server read every upload whole");
+    })
+    .await;
+}
+
 // ------------------------------------------------------------------------- grpcio: goaway
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
