@@ -288,6 +288,12 @@ pub struct H2Session {
     /// A first request message that never came whole within [`FIRST_MESSAGE_WAIT`] was warned
     /// about (once per connection; later ones are logged at debug).
     first_wait_warned: bool,
+    /// Streams opened (client requests and pushes) as far as planned, and the highest client
+    /// stream planned: what `goaway.after_streams` counts and its GOAWAY names. The tracker's
+    /// counts run ahead, over every block read, and a burst of requests is read in one chunk:
+    /// counted there, a GOAWAY after 2 streams named the 8th, and all 8 went upstream.
+    opened_planned: u64,
+    highest_planned: StreamId,
 }
 
 /// The longest the client direction waits for a gRPC call's first request message to come
@@ -366,6 +372,8 @@ impl H2Session {
             upstream_detached: false,
             owed_upstream_size_updates: Vec::new(),
             first_wait_warned: false,
+            opened_planned: 0,
+            highest_planned: StreamId(0),
         }
     }
 
@@ -380,6 +388,8 @@ impl H2Session {
     ) -> Self {
         let mut session = H2Session::new(seed, facts, opened, Vec::new());
         session.conv = Conversation::upgraded(request).with_client_detached_forms();
+        session.opened_planned = 1;
+        session.highest_planned = StreamId(1);
         session
     }
 
@@ -701,16 +711,8 @@ impl H2Session {
             let rule = scenario.rules.get(i)?;
             match &rule.fault {
                 Fault::Goaway(g) if rule.matcher.http.is_none() => {
-                    let note = format!(
-                        "GOAWAY ({}{}) sent to the client",
-                        g.code.0,
-                        if g.graceful {
-                            ", graceful"
-                        } else {
-                            ", then closed"
-                        }
-                    );
-                    Some((rule.key, g, Mark::rule(&rule.id, note)))
+                    // The note is written when it fires, with the last stream it names.
+                    Some((rule.key, g, Mark::rule(&rule.id, String::new())))
                 }
                 _ => None,
             }
@@ -1429,6 +1431,8 @@ impl H2Session {
                     self.refuse(&block, end, last, &goaway, plan);
                     return;
                 }
+                self.opened_planned += 1;
+                self.highest_planned = self.highest_planned.max(id);
                 let mut stream = StreamRules::new(&block.headers, plan.arrival());
                 let waits = stream.head.grpc && !block.end_stream;
                 stream.first_message = waits.then(|| MessageAssembler::new(FIRST_MESSAGE_LIMIT));
@@ -1533,6 +1537,9 @@ impl H2Session {
                 }
             }
             _ => {
+                if matches!(block.role, BlockRole::PushRequest { .. }) {
+                    self.opened_planned += 1;
+                }
                 if direction == Direction::ClientToUpstream && block.end_stream {
                     // Trailers end a request faultline answers at its end.
                     self.answer_deferred(id);
@@ -2494,8 +2501,11 @@ impl H2Session {
     }
 
     /// `goaway.after_streams`: fires once enough streams were opened.
+    /// Fires the `after_streams` GOAWAYs the stream just planned completes the count of: its
+    /// GOAWAY names that stream, so the client's streams after it, read in the same burst, are
+    /// refused (REFUSED_STREAM) and never reach the upstream.
     fn check_goaway_count(&mut self, scenario: &Scenario) {
-        let opened = self.conv.tracker().opened();
+        let opened = self.opened_planned;
         let due: Vec<(u64, crate::fault::goaway::Goaway, Mark)> = self
             .goaway_rules(scenario)
             .filter(|(key, g, _)| {
@@ -2510,8 +2520,20 @@ impl H2Session {
 
     fn fire_goaway(&mut self, key: u64, goaway: &crate::fault::goaway::Goaway, mark: Mark) {
         self.goaways_fired.insert(key);
-        let last = self.conv.tracker().highest_client_stream();
+        // The highest stream planned, not read: a stream read but not planned yet (behind a
+        // held frame, later in the chunk) is refused when its turn comes.
+        let last = self.highest_planned;
         let code = goaway.code.0;
+        let mut mark = mark;
+        mark.note = format!(
+            "GOAWAY ({code}{}, last stream {}) sent to the client",
+            if goaway.graceful {
+                ", graceful"
+            } else {
+                ", then closed"
+            },
+            last.0
+        );
         self.owe(
             Direction::UpstreamToClient,
             build::goaway(last, code, b"faultline"),

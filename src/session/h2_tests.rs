@@ -1853,3 +1853,66 @@ fn a_first_message_that_stops_coming_is_decided_on_when_its_wait_is_over() {
     assert!(!session.wants_flush(c2u));
     assert_eq!(session.next_deadline(&scenario), None);
 }
+
+/// Found by a user trial: `goaway = { after_streams = 2 }` with 8 calls sent in one burst
+/// forwarded all 8 to the upstream and named stream 15 as the last: the count and the last
+/// stream came from the tracker, which had read the whole burst before the first request was
+/// planned. Counted as planned, the GOAWAY names the 2nd stream, the 6 after it are refused
+/// (REFUSED_STREAM) and never reach the upstream, and the fault's note names the last stream.
+#[test]
+fn goaway_after_streams_names_the_nth_stream_of_a_burst_and_refuses_the_rest() {
+    let burst: Vec<u8> = (0..8)
+        .flat_map(|n| {
+            let id = 1 + 2 * n;
+            [grpc_call(id, "/t.Svc/Unary"), grpc_message(id, b"hello")].concat()
+        })
+        .collect();
+    let out = replay_list(
+        vec![
+            (Direction::UpstreamToClient, SETTINGS.to_vec()),
+            (
+                Direction::ClientToUpstream,
+                [client_hello(), burst].concat(),
+            ),
+        ],
+        "[[rule]]\nname = \"two\"\nfault.goaway = { after_streams = 2 }\n",
+    );
+    let upstream = frames_of(&out.bytes[Direction::ClientToUpstream.index()][PREFACE.len()..]);
+    let forwarded: std::collections::BTreeSet<u32> =
+        upstream.iter().map(|f| f.2).filter(|&s| s != 0).collect();
+    assert_eq!(
+        forwarded,
+        [1, 3].into(),
+        "only the first two calls reach the upstream: {upstream:?}"
+    );
+    let client = client_frames(&out);
+    let refused: Vec<u32> = client
+        .iter()
+        .filter(|f| f.0 == FrameType::RstStream)
+        .map(|f| f.2)
+        .collect();
+    assert_eq!(refused, [5, 7, 9, 11, 13, 15], "{client:?}");
+    let bytes = &out.bytes[Direction::UpstreamToClient.index()];
+    let at = bytes
+        .windows(9)
+        .position(|w| w[3] == FrameType::Goaway.as_u8())
+        .expect("the GOAWAY");
+    assert_eq!(bytes[at + 9..at + 13], [0, 0, 0, 3], "last stream 3");
+    for id in refused {
+        let at = bytes
+            .windows(9)
+            .position(|w| w[3] == FrameType::RstStream.as_u8() && w[5..9] == id.to_be_bytes())
+            .expect("the RST_STREAM");
+        assert_eq!(
+            bytes[at + 9..at + 13],
+            ErrorCode::REFUSED_STREAM.0.to_be_bytes()
+        );
+    }
+    assert!(
+        out.marks
+            .iter()
+            .any(|m| m.starts_with("GOAWAY (NO_ERROR, graceful, last stream 3)")),
+        "{:?}",
+        out.marks
+    );
+}
