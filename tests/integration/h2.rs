@@ -2405,3 +2405,64 @@ fn grpc_demo_tells_a_resumed_read_from_a_restarted_one() {
         "RST_STREAM(CANCEL) with the rule's comment:\n{rows}"
     );
 }
+
+/// The frames of `bytes` (a whole number of them): type, stream, payload.
+fn raw_frames(mut bytes: &[u8]) -> Vec<(u8, u32, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        let stream = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) & 0x7fff_ffff;
+        let end = (9 + len).min(bytes.len());
+        frames.push((bytes[3], stream, bytes[9..end].to_vec()));
+        bytes = &bytes[end..];
+    }
+    frames
+}
+
+/// Found by a user trial: `goaway = { after_streams = 2 }` with 8 requests sent in one burst
+/// forwarded all 8 and named stream 15 as the last. Sent in one write (read by faultline in
+/// one chunk), the upstream gets streams 1 and 3 only, the client a GOAWAY naming 3 and
+/// REFUSED_STREAM for 5..15, and the log line of the fault names the last stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goaway_after_two_streams_of_a_burst_refuses_the_rest_and_names_the_second() {
+    bounded("goaway after a burst", async {
+        let dir = TempDir::new("h2-goaway-burst");
+        let mut client = bad_peers::PREFACE.to_vec();
+        client.extend(bad_peers::settings());
+        for n in 0..8 {
+            client.extend(bad_peers::get_request(1 + 2 * n));
+        }
+        let scenario = "name = \"burst\"\nseed = 1\n[proxy]\nprotocol = \"h2\"\n[[rule]]\nname = \"two\"\nfault.goaway = { after_streams = 2 }\n";
+        let exchange =
+            bad_peers::exchange(dir.path(), scenario, client, bad_peers::settings()).await;
+        let upstream = raw_frames(&exchange.upstream_got[bad_peers::PREFACE.len()..]);
+        let forwarded: Vec<u32> = upstream
+            .iter()
+            .filter(|f| f.0 == HEADERS)
+            .map(|f| f.1)
+            .collect();
+        assert_eq!(forwarded, [1, 3], "{upstream:?}");
+        let to_client = raw_frames(&exchange.client_got);
+        let goaways: Vec<&Vec<u8>> = to_client
+            .iter()
+            .filter(|f| f.0 == GOAWAY)
+            .map(|f| &f.2)
+            .collect();
+        assert_eq!(goaways.len(), 1, "{to_client:?}");
+        assert_eq!(goaways[0][..4], [0, 0, 0, 3], "GOAWAY names stream 3");
+        let refused: Vec<u32> = to_client
+            .iter()
+            .filter(|f| f.0 == RST_STREAM && f.2 == [0, 0, 0, 7])
+            .map(|f| f.1)
+            .collect();
+        assert_eq!(refused, [5, 7, 9, 11, 13, 15], "{to_client:?}");
+        assert!(
+            exchange
+                .stderr
+                .contains("GOAWAY (NO_ERROR, graceful, last stream 3) sent to the client"),
+            "{}",
+            exchange.stderr
+        );
+    })
+    .await;
+}
