@@ -2176,6 +2176,7 @@ impl H2Session {
         let stream = self.streams.get_mut(&id)?;
         stream.armed = true;
         stream.first_message = None;
+        stream.first_wait = None;
         let attempt = run.counters.attempt(&attempt_key(&stream.head, first));
         let label = format!("{} (attempt {attempt})", stream.head.label());
         stream.label = label.clone();
