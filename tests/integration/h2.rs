@@ -2466,3 +2466,96 @@ async fn goaway_after_two_streams_of_a_burst_refuses_the_rest_and_names_the_seco
     })
     .await;
 }
+
+/// A gRPC call's first request message that stops coming (the client pauses inside it, its
+/// windows would take the rest) holds the client's frames at most a second: then the rules
+/// decide on what came, the held DATA reaches the upstream, and faultline says so once at warn
+/// level. Nothing waits for ever, nothing waits in silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_grpc_message_that_stops_coming_is_relayed_after_a_second_with_a_warning() {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    bounded("a paused first message", async {
+        let dir = TempDir::new("h2-first-message-wait");
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let recorded = got.clone();
+        let upstream = crate::support::upstream::serve(move |mut stream| {
+            let got = recorded.clone();
+            async move {
+                let _ = stream.write_all(&bad_peers::settings()).await;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    got.lock().expect("lock").extend_from_slice(&buf[..n]);
+                }
+            }
+        })
+        .await;
+        let path = dir.path().join("wait.toml");
+        std::fs::write(
+            &path,
+            "name = \"wait\"\nseed = 1\n[proxy]\nprotocol = \"h2\"\n[[rule]]\nname = \"GET only\"\nmatch = { method = \"GET\", direction = \"upstream->client\" }\nfault.rst_stream = { after = \"1MiB\" }\n",
+        )
+        .expect("write the scenario");
+        let mut daemon = crate::support::daemon::Daemon::start(
+            std::process::Command::new(crate::support::daemon::FAULTLINE)
+                .env("RUST_LOG", "faultline=info")
+                .arg("run")
+                .arg(&path)
+                .args(["--listen", "127.0.0.1:0", "--upstream"])
+                .arg(upstream.addr.to_string()),
+            dir.path(),
+            "faultline",
+        );
+        let addr = daemon.faultline_address();
+        // POST /t.Svc/Upload, content-type application/grpc: static-table names, literal
+        // values without indexing.
+        let mut block = vec![0x83, 0x86, 0x04, 13];
+        block.extend_from_slice(b"/t.Svc/Upload");
+        block.extend_from_slice(&[0x41, 1, b'x', 0x0f, 0x10, 16]);
+        block.extend_from_slice(b"application/grpc");
+        // The first 100 bytes of a 1000-byte message.
+        let mut part = vec![0, 0, 0, 0x03, 0xe8];
+        part.extend_from_slice(&[7; 95]);
+        let data = bad_peers::frame(0, 0, 1, &part);
+        let mut client = bad_peers::PREFACE.to_vec();
+        client.extend(bad_peers::settings());
+        client.extend(bad_peers::frame(1, 0x4, 1, &block));
+        client.extend_from_slice(&data);
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect to faultline");
+        let sent = Instant::now();
+        stream.write_all(&client).await.expect("send");
+        let relayed = loop {
+            let bytes = got.lock().expect("lock").clone();
+            if bytes.windows(data.len()).any(|w| w == data.as_slice()) {
+                break sent.elapsed();
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(10),
+                "the paused message's DATA never reached the upstream ({} bytes did)",
+                bytes.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(
+            relayed >= Duration::from_millis(900),
+            "relayed after {relayed:?}: before the wait ran out, yet the message is not whole"
+        );
+        drop(stream);
+        let finished = daemon.stop();
+        let warnings: Vec<&str> = finished
+            .stderr
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("first request message"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{}", finished.stderr);
+        assert!(warnings[0].contains("stream=1"), "{}", warnings[0]);
+    })
+    .await;
+}
