@@ -89,6 +89,15 @@ impl MessageReader {
         self.index + u64::from(self.body_left.is_some())
     }
 
+    /// Payload bytes the current message still needs before it is whole: its body's rest once
+    /// its prefix was read, the prefix's rest (at least) while it is being read.
+    pub fn bytes_to_message_end(&self) -> u64 {
+        match self.body_left {
+            Some(left) => u64::from(left),
+            None => (PREFIX_LEN - self.have) as u64,
+        }
+    }
+
     /// Whether the stream stands between messages (a stream ending elsewhere is truncated).
     pub fn at_boundary(&self) -> bool {
         self.body_left.is_none() && self.have == 0
@@ -293,6 +302,24 @@ mod tests {
             assert_eq!(starts, vec![0, 10, 15]);
             assert!(assembler.reader().at_boundary());
         }
+    }
+
+    #[test]
+    fn bytes_to_message_end_counts_the_prefix_then_the_body() {
+        let payload = frame_message(&[7; 100]);
+        let mut reader = MessageReader::new();
+        let mut parts = Vec::new();
+        assert_eq!(reader.bytes_to_message_end(), 5);
+        reader.feed(0, &payload[..3], &mut parts).expect("valid");
+        assert_eq!(reader.bytes_to_message_end(), 2);
+        reader.feed(3, &payload[3..40], &mut parts).expect("valid");
+        assert_eq!(reader.bytes_to_message_end(), 65);
+        reader.feed(40, &payload[40..], &mut parts).expect("valid");
+        assert_eq!(
+            reader.bytes_to_message_end(),
+            5,
+            "the next message's prefix"
+        );
     }
 
     #[test]

@@ -115,6 +115,12 @@ struct StreamRules {
     first_message: Option<MessageAssembler>,
     /// Client payload offset fed to `first_message` so far.
     first_fed: u64,
+    /// While the client direction waits for the first request message: when rules decide on
+    /// what came of it if it is still not whole (a client that stops mid-message would hold
+    /// every later client frame of the connection for good).
+    first_wait: Option<Instant>,
+    /// `first_wait` passed: rules decide at the next plan on the message's bytes so far.
+    first_overdue: bool,
     /// The first request message, once assembled.
     first_body: Option<Vec<u8>>,
     /// Fault chains per direction (request: client->upstream, response: upstream->client).
@@ -175,6 +181,8 @@ impl StreamRules {
             armed: false,
             first_message: None,
             first_fed: 0,
+            first_wait: None,
+            first_overdue: false,
             first_body: None,
             chains: [None, None],
             response_rules: Vec::new(),
@@ -277,7 +285,22 @@ pub struct H2Session {
     /// Table size updates of client blocks kept from the upstream, owed to the next block sent
     /// there (see `owed_size_updates`).
     owed_upstream_size_updates: Vec<usize>,
+    /// A first request message that never came whole within [`FIRST_MESSAGE_WAIT`] was warned
+    /// about (once per connection; later ones are logged at debug).
+    first_wait_warned: bool,
+    /// Streams opened (client requests and pushes) as far as planned, and the highest client
+    /// stream planned: what `goaway.after_streams` counts and its GOAWAY names. The tracker's
+    /// counts run ahead, over every block read, and a burst of requests is read in one chunk:
+    /// counted there, a GOAWAY after 2 streams named the 8th, and all 8 went upstream.
+    opened_planned: u64,
+    highest_planned: StreamId,
 }
+
+/// The longest the client direction waits for a gRPC call's first request message to come
+/// whole before rules decide on what came of it. A client writes a message at once, so its
+/// bytes arrive back to back unless its flow-control windows stop it (decided at once, see
+/// `first_message_stuck`); this only bounds a client that pauses inside a message.
+pub(crate) const FIRST_MESSAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl H2Session {
     /// A session for the connection `facts` describe, in a run seeded with `seed`, opened at
@@ -348,6 +371,9 @@ impl H2Session {
             goaway_last: None,
             upstream_detached: false,
             owed_upstream_size_updates: Vec::new(),
+            first_wait_warned: false,
+            opened_planned: 0,
+            highest_planned: StreamId(0),
         }
     }
 
@@ -362,6 +388,8 @@ impl H2Session {
     ) -> Self {
         let mut session = H2Session::new(seed, facts, opened, Vec::new());
         session.conv = Conversation::upgraded(request).with_client_detached_forms();
+        session.opened_planned = 1;
+        session.highest_planned = StreamId(1);
         session
     }
 
@@ -407,6 +435,14 @@ impl H2Session {
         }
         !self.outbox[direction.index()].is_empty()
             || (direction == Direction::UpstreamToClient && self.credit_arrived())
+            || (direction == Direction::ClientToUpstream && self.first_message_due())
+    }
+
+    /// Whether the client direction holds frames behind a first request message now overdue:
+    /// it plans again (its pump holds their bytes) and rules decide.
+    fn first_message_due(&self) -> bool {
+        !self.held[Direction::ClientToUpstream.index()].is_empty()
+            && self.streams.values().any(|s| !s.armed && s.first_overdue)
     }
 
     /// Whether the client's connection window now takes the upstream DATA frame that waits for
@@ -432,7 +468,16 @@ impl H2Session {
                 .flatten()
         });
         let held = self.delayed.iter().filter_map(HeldFrames::next_release);
-        streams.chain(goaways).chain(held).min()
+        let first_messages = self
+            .streams
+            .values()
+            .filter(|s| !s.armed)
+            .filter_map(|s| s.first_wait);
+        streams
+            .chain(goaways)
+            .chain(held)
+            .chain(first_messages)
+            .min()
     }
 
     /// Fires the timers due at `now`: their frames go to the outboxes.
@@ -453,6 +498,7 @@ impl H2Session {
         for (id, code, mark) in due {
             self.reset_both(id, code, mark);
         }
+        self.first_messages_overdue(now);
         let goaways: Vec<(u64, crate::fault::goaway::Goaway, Mark)> = self
             .goaway_rules(scenario)
             .filter(|(key, g, _)| {
@@ -466,6 +512,30 @@ impl H2Session {
         }
         for direction in Direction::ALL {
             self.release_due(direction, now);
+        }
+    }
+
+    /// Marks the first request messages waited for past [`FIRST_MESSAGE_WAIT`] overdue: the
+    /// client direction, woken (`wants_flush`), decides on what came of them and relays what it
+    /// held behind them. Said once per connection at warn (the wait held the client's frames),
+    /// then at debug.
+    fn first_messages_overdue(&mut self, now: Instant) {
+        let mut overdue = Vec::new();
+        for (id, s) in &mut self.streams {
+            if !s.armed && s.first_wait.is_some_and(|at| at <= now) {
+                s.first_wait = None;
+                s.first_overdue = true;
+                overdue.push((*id, s.first_fed, s.label.clone()));
+            }
+        }
+        for (id, came, call) in overdue {
+            let wait = format!("{FIRST_MESSAGE_WAIT:?}");
+            if self.first_wait_warned {
+                debug!(stream = id.0, came, call, wait, "a gRPC call's first request message did not come whole in time: rules decide on what came");
+            } else {
+                self.first_wait_warned = true;
+                warn!(stream = id.0, came, call, wait, "a gRPC call's first request message did not come whole in time, and the client's frames after it waited meanwhile: rules decide on what came (said once per connection)");
+            }
         }
     }
 
@@ -641,16 +711,8 @@ impl H2Session {
             let rule = scenario.rules.get(i)?;
             match &rule.fault {
                 Fault::Goaway(g) if rule.matcher.http.is_none() => {
-                    let note = format!(
-                        "GOAWAY ({}{}) sent to the client",
-                        g.code.0,
-                        if g.graceful {
-                            ", graceful"
-                        } else {
-                            ", then closed"
-                        }
-                    );
-                    Some((rule.key, g, Mark::rule(&rule.id, note)))
+                    // The note is written when it fires, with the last stream it names.
+                    Some((rule.key, g, Mark::rule(&rule.id, String::new())))
                 }
                 _ => None,
             }
@@ -851,20 +913,35 @@ impl H2Session {
         if direction == Direction::ClientToUpstream
             && self.streams.get(&id).is_some_and(|s| !s.armed)
         {
-            let Some(last) = last else {
-                return DataPlan::Hold;
+            // The frame and every client frame after it wait until the message is whole. Its
+            // rest may lie in later frames already read (a client splits a message across DATA
+            // frames, other streams' frames between them): read on for it, or this frame, the
+            // head of everything held, would wait for bytes behind itself.
+            let complete = match last {
+                Some(last) => {
+                    self.feed_first_message(id, pieces, i, last, chunk, start)
+                        || header.ends_stream()
+                        || self.first_message_ahead(id, pieces, last + 1, chunk, start)
+                        || self.first_message_stuck(id)
+                        || self.first_message_overdue(id)
+                }
+                None => self.first_message_overdue(id),
             };
-            let complete = self.feed_first_message(id, pieces, i, last, chunk, start);
-            if !complete && !header.ends_stream() {
+            if !complete {
+                self.wait_for_first_message(id, plan.arrival());
                 return DataPlan::Hold;
             }
-            let body = self.streams.get_mut(&id).and_then(|s| {
-                s.first_body.take().or_else(|| {
-                    s.first_message
-                        .as_ref()
-                        .and_then(|a| a.partial().map(<[u8]>::to_vec))
-                })
-            });
+            let Some(last) = last else {
+                // Decided on what came; the frame itself is planned once whole.
+                let body = self.first_body_so_far(id);
+                if let Some(answer) = self.arm(id, body.as_deref(), false, run) {
+                    let cancel = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
+                    let note = cancelled_upstream(id, &answer);
+                    plan.insert_at(cancel, plan.arrival(), Some(note));
+                }
+                return DataPlan::Hold;
+            };
+            let body = self.first_body_so_far(id);
             if let Some(answer) = self.arm(id, body.as_deref(), false, run) {
                 // The request headers went upstream earlier: cancel the call there.
                 let cancel = Bytes::from(build::rst_stream(id, ErrorCode::CANCEL));
@@ -1172,6 +1249,103 @@ impl H2Session {
         complete || stream.first_fed >= FIRST_MESSAGE_LIMIT as u64
     }
 
+    /// The first request message of `id` if it came whole, else the bytes of it that came.
+    fn first_body_so_far(&mut self, id: StreamId) -> Option<Vec<u8>> {
+        self.streams.get_mut(&id).and_then(|s| {
+            s.first_body.take().or_else(|| {
+                s.first_message
+                    .as_ref()
+                    .and_then(|a| a.partial().map(<[u8]>::to_vec))
+            })
+        })
+    }
+
+    /// Reads on, in pieces `from..` (read, not yet planned: they wait behind the frame that
+    /// needs the message), for the rest of `id`'s first request message; returns whether it
+    /// is whole now, or the stream ended (or was reset) before it was.
+    fn first_message_ahead(
+        &mut self,
+        id: StreamId,
+        pieces: &[Labelled],
+        from: usize,
+        chunk: &[u8],
+        start: u64,
+    ) -> bool {
+        for j in from..pieces.len() {
+            let PieceKind::Header(header) = &pieces[j].piece.kind else {
+                continue;
+            };
+            if header.stream != id {
+                continue;
+            }
+            match header.kind {
+                FrameType::Data => {
+                    let last = frame_extent(pieces, j, header).unwrap_or(pieces.len() - 1);
+                    let whole = self.feed_first_message(id, pieces, j, last, chunk, start);
+                    if whole || header.ends_stream() {
+                        return true;
+                    }
+                }
+                // Trailers or a reset: the message will never be whole.
+                FrameType::Headers | FrameType::RstStream => return true,
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// Whether the client cannot send the rest of `id`'s first request message before the
+    /// upstream has read some of what is held: its stream or connection window (as the
+    /// upstream granted them) is smaller than what the message still needs. Waiting on would
+    /// never end (the upstream returns credit only for DATA it received), so rules decide on
+    /// what came of the message.
+    fn first_message_stuck(&self, id: StreamId) -> bool {
+        let Some(rules) = self.streams.get(&id) else {
+            return true;
+        };
+        let Some(assembler) = rules.first_message.as_ref() else {
+            return true;
+        };
+        let needed = assembler
+            .reader()
+            .bytes_to_message_end()
+            .min((FIRST_MESSAGE_LIMIT as u64).saturating_sub(rules.first_fed))
+            .max(1);
+        let tracker = self.conv.tracker();
+        let c2u = Direction::ClientToUpstream;
+        let stream_window = tracker
+            .stream(id)
+            .map_or(0, |s| s.send_window[c2u.index()].available());
+        let window = stream_window.min(tracker.connection_window(c2u).available());
+        if window >= needed {
+            return false;
+        }
+        debug!(
+            stream = id.0,
+            came = rules.first_fed,
+            needed,
+            window,
+            "the client's flow-control window cannot take the rest of a gRPC call's first request message until the upstream reads some of it: rules decide on what came"
+        );
+        true
+    }
+
+    /// Whether [`FIRST_MESSAGE_WAIT`] passed since `id`'s first request message began to be
+    /// waited for (see [`Self::tick`]).
+    fn first_message_overdue(&self, id: StreamId) -> bool {
+        self.streams.get(&id).is_none_or(|s| s.first_overdue)
+    }
+
+    /// The client direction holds from a DATA frame of `id` until its first request message is
+    /// whole: from `now`, for at most [`FIRST_MESSAGE_WAIT`].
+    fn wait_for_first_message(&mut self, id: StreamId, now: Instant) {
+        if let Some(s) = self.streams.get_mut(&id) {
+            if !s.first_overdue {
+                s.first_wait.get_or_insert(now + FIRST_MESSAGE_WAIT);
+            }
+        }
+    }
+
     /// Plans the header block in pieces `i..=last`.
     #[allow(clippy::too_many_arguments)]
     fn plan_block(
@@ -1257,6 +1431,8 @@ impl H2Session {
                     self.refuse(&block, end, last, &goaway, plan);
                     return;
                 }
+                self.opened_planned += 1;
+                self.highest_planned = self.highest_planned.max(id);
                 let mut stream = StreamRules::new(&block.headers, plan.arrival());
                 let waits = stream.head.grpc && !block.end_stream;
                 stream.first_message = waits.then(|| MessageAssembler::new(FIRST_MESSAGE_LIMIT));
@@ -1361,6 +1537,9 @@ impl H2Session {
                 }
             }
             _ => {
+                if matches!(block.role, BlockRole::PushRequest { .. }) {
+                    self.opened_planned += 1;
+                }
                 if direction == Direction::ClientToUpstream && block.end_stream {
                     // Trailers end a request faultline answers at its end.
                     self.answer_deferred(id);
@@ -1997,6 +2176,7 @@ impl H2Session {
         let stream = self.streams.get_mut(&id)?;
         stream.armed = true;
         stream.first_message = None;
+        stream.first_wait = None;
         let attempt = run.counters.attempt(&attempt_key(&stream.head, first));
         let label = format!("{} (attempt {attempt})", stream.head.label());
         stream.label = label.clone();
@@ -2322,8 +2502,11 @@ impl H2Session {
     }
 
     /// `goaway.after_streams`: fires once enough streams were opened.
+    /// Fires the `after_streams` GOAWAYs the stream just planned completes the count of: its
+    /// GOAWAY names that stream, so the client's streams after it, read in the same burst, are
+    /// refused (REFUSED_STREAM) and never reach the upstream.
     fn check_goaway_count(&mut self, scenario: &Scenario) {
-        let opened = self.conv.tracker().opened();
+        let opened = self.opened_planned;
         let due: Vec<(u64, crate::fault::goaway::Goaway, Mark)> = self
             .goaway_rules(scenario)
             .filter(|(key, g, _)| {
@@ -2338,8 +2521,20 @@ impl H2Session {
 
     fn fire_goaway(&mut self, key: u64, goaway: &crate::fault::goaway::Goaway, mark: Mark) {
         self.goaways_fired.insert(key);
-        let last = self.conv.tracker().highest_client_stream();
+        // The highest stream planned, not read: a stream read but not planned yet (behind a
+        // held frame, later in the chunk) is refused when its turn comes.
+        let last = self.highest_planned;
         let code = goaway.code.0;
+        let mut mark = mark;
+        mark.note = format!(
+            "GOAWAY ({code}{}, last stream {}) sent to the client",
+            if goaway.graceful {
+                ", graceful"
+            } else {
+                ", then closed"
+            },
+            last.0
+        );
         self.owe(
             Direction::UpstreamToClient,
             build::goaway(last, code, b"faultline"),

@@ -1674,3 +1674,245 @@ fn respond_after_the_request_body_sends_100_continue_to_a_client_that_expects_it
         out.marks
     );
 }
+
+/// Rules no request of the tests below matches: armed on the connection, never firing.
+const NEVER_MATCHES: &str = "[[rule]]\nmatch = { method = \"GET\", direction = \"upstream->client\" }\nfault.rst_stream = { after = \"1MiB\" }\n";
+
+/// The payload of one gRPC message of `len` body bytes, its bytes telling `stream` apart.
+fn grpc_payload(stream: u32, len: usize) -> Vec<u8> {
+    let mut payload = vec![0];
+    payload.extend_from_slice(&(len as u32).to_be_bytes());
+    payload.extend((0..len).map(|n| (n as u8).wrapping_mul(31) ^ stream as u8));
+    payload
+}
+
+/// A DATA frame of `stream` without END_STREAM.
+fn data_frame(stream: u32, payload: &[u8]) -> Vec<u8> {
+    build::frame(FrameType::Data, 0, StreamId(stream), payload)
+}
+
+/// Found by a user trial (four concurrent grpcio client-streaming uploads of 64 KiB messages
+/// hung until their deadline): gRPC rules decide at a call's first request message, and the
+/// client direction waits at the first DATA frame of a call until that message is whole. A
+/// client splits a message across DATA frames, other streams' frames between them; the wait
+/// looked only at the frame it held, never at the later frames behind it that complete the
+/// message, so nothing of the client reached the upstream again.
+#[test]
+fn a_first_message_split_across_frames_never_holds_the_client_direction() {
+    let (m1, m3) = (grpc_payload(1, 20_000), grpc_payload(3, 40_000));
+    let records = vec![
+        (
+            Direction::ClientToUpstream,
+            [
+                client_hello(),
+                grpc_call(1, "/t.Svc/Upload"),
+                grpc_call(3, "/t.Svc/Upload"),
+            ]
+            .concat(),
+        ),
+        (Direction::UpstreamToClient, SETTINGS.to_vec()),
+        (
+            Direction::ClientToUpstream,
+            [
+                data_frame(3, &m3[..16_384]),
+                data_frame(1, &m1[..16_384]),
+                data_frame(3, &m3[16_384..32_768]),
+                data_frame(1, &m1[16_384..]),
+                data_frame(3, &m3[32_768..]),
+            ]
+            .concat(),
+        ),
+    ];
+    let mut raw = Vec::new();
+    for (direction, bytes) in &records {
+        raw.push(u8::from(*direction == Direction::UpstreamToClient));
+        raw.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        raw.extend_from_slice(bytes);
+    }
+    for piece in [usize::MAX, 16_393, 1000, 7] {
+        let out = replay(&raw, NEVER_MATCHES, piece);
+        let c2u = Direction::ClientToUpstream.index();
+        assert_eq!(
+            out.bytes[c2u].len(),
+            out.input[c2u].len(),
+            "piece size {piece}: every client byte reaches the upstream"
+        );
+        assert_eq!(out.bytes, out.input, "piece size {piece}");
+    }
+}
+
+/// A first message longer than the client's stream window (64 KiB by default; a 64 KiB gRPC
+/// message is 65,541 bytes with its prefix) cannot come whole before the upstream reads some
+/// of it and returns credit: rules decide on what came, at once.
+#[test]
+fn a_first_message_the_clients_window_cannot_take_is_decided_on_what_came() {
+    let message = grpc_payload(1, 100_000);
+    let window = 65_535;
+    let first: Vec<u8> = message[..window]
+        .chunks(16_384)
+        .flat_map(|part| data_frame(1, part))
+        .collect();
+    let rest: Vec<u8> = message[window..]
+        .chunks(16_384)
+        .flat_map(|part| data_frame(1, part))
+        .chain(build::frame(
+            FrameType::Data,
+            FLAG_END_STREAM,
+            StreamId(1),
+            &[],
+        ))
+        .collect();
+    let hello = [client_hello(), grpc_call(1, "/t.Svc/Upload")].concat();
+    let upstream = Direction::UpstreamToClient;
+    let credit = [
+        build::window_updates(StreamId::CONNECTION, 65_535),
+        build::window_updates(StreamId(1), 65_535),
+    ]
+    .concat();
+    let stopped = replay_list(
+        vec![
+            (Direction::ClientToUpstream, hello.clone()),
+            (upstream, SETTINGS.to_vec()),
+            (Direction::ClientToUpstream, first.clone()),
+        ],
+        NEVER_MATCHES,
+    );
+    assert_eq!(
+        stopped.bytes, stopped.input,
+        "all the client could send reached the upstream"
+    );
+    let whole = replay_list(
+        vec![
+            (Direction::ClientToUpstream, hello),
+            (upstream, SETTINGS.to_vec()),
+            (Direction::ClientToUpstream, first),
+            (upstream, credit),
+            (Direction::ClientToUpstream, rest),
+        ],
+        NEVER_MATCHES,
+    );
+    assert_eq!(whole.bytes, whole.input);
+}
+
+/// A client that pauses inside a first message (its windows would take the rest) holds the
+/// client direction at most `FIRST_MESSAGE_WAIT`: a timer of the session decides on what came,
+/// and the woken direction relays what it held.
+#[test]
+fn a_first_message_that_stops_coming_is_decided_on_when_its_wait_is_over() {
+    let scenario = Arc::new(Scenario::from_toml(NEVER_MATCHES, "t.toml", "t").expect("valid"));
+    let counters = RunCounters::new();
+    let run = RunView {
+        scenario: &scenario,
+        counters: &counters,
+    };
+    let now = Instant::now();
+    let mut session = Session::new(Setup {
+        protocol: Protocol::Auto,
+        forward: false,
+        seed: 1,
+        facts: crate::scenario::ConnectionFacts::ordinal(1),
+        opened: now,
+    });
+    let mut out = Output {
+        bytes: [Vec::new(), Vec::new()],
+        events: Vec::new(),
+        input: [Vec::new(), Vec::new()],
+        ended: [None, None],
+        marks: Vec::new(),
+        unmarked: Vec::new(),
+    };
+    let c2u = Direction::ClientToUpstream;
+    let message = grpc_payload(1, 1000);
+    let hello = [client_hello(), grpc_call(1, "/t.Svc/Upload")].concat();
+    let part = data_frame(1, &message[..100]);
+    let plan = session.plan(c2u, &hello, now, run);
+    assert!(apply(plan, &hello, &mut out, c2u.index()).is_empty());
+    let settings = SETTINGS.to_vec();
+    let plan = session.plan(Direction::UpstreamToClient, &settings, now, run);
+    apply(
+        plan,
+        &settings,
+        &mut out,
+        Direction::UpstreamToClient.index(),
+    );
+    let plan = session.plan(c2u, &part, now, run);
+    let carry = apply(plan, &part, &mut out, c2u.index());
+    assert_eq!(carry, part, "the frame waits for the rest of its message");
+    assert_eq!(out.bytes[c2u.index()], hello);
+    let due = session
+        .next_deadline(&scenario)
+        .expect("a timer for the wait");
+    assert_eq!(due, now + super::h2::FIRST_MESSAGE_WAIT);
+    assert!(!session.wants_flush(c2u));
+    session.tick(due, &scenario);
+    assert!(session.wants_flush(c2u), "the client direction is woken");
+    let plan = session.plan(c2u, &carry, due, run);
+    let carry = apply(plan, &carry, &mut out, c2u.index());
+    assert!(carry.is_empty());
+    assert_eq!(out.bytes[c2u.index()], [hello, part].concat());
+    assert!(!session.wants_flush(c2u));
+    assert_eq!(session.next_deadline(&scenario), None);
+}
+
+/// Found by a user trial: `goaway = { after_streams = 2 }` with 8 calls sent in one burst
+/// forwarded all 8 to the upstream and named stream 15 as the last: the count and the last
+/// stream came from the tracker, which had read the whole burst before the first request was
+/// planned. Counted as planned, the GOAWAY names the 2nd stream, the 6 after it are refused
+/// (REFUSED_STREAM) and never reach the upstream, and the fault's note names the last stream.
+#[test]
+fn goaway_after_streams_names_the_nth_stream_of_a_burst_and_refuses_the_rest() {
+    let burst: Vec<u8> = (0..8)
+        .flat_map(|n| {
+            let id = 1 + 2 * n;
+            [grpc_call(id, "/t.Svc/Unary"), grpc_message(id, b"hello")].concat()
+        })
+        .collect();
+    let out = replay_list(
+        vec![
+            (Direction::UpstreamToClient, SETTINGS.to_vec()),
+            (
+                Direction::ClientToUpstream,
+                [client_hello(), burst].concat(),
+            ),
+        ],
+        "[[rule]]\nname = \"two\"\nfault.goaway = { after_streams = 2 }\n",
+    );
+    let upstream = frames_of(&out.bytes[Direction::ClientToUpstream.index()][PREFACE.len()..]);
+    let forwarded: std::collections::BTreeSet<u32> =
+        upstream.iter().map(|f| f.2).filter(|&s| s != 0).collect();
+    assert_eq!(
+        forwarded,
+        [1, 3].into(),
+        "only the first two calls reach the upstream: {upstream:?}"
+    );
+    let client = client_frames(&out);
+    let refused: Vec<u32> = client
+        .iter()
+        .filter(|f| f.0 == FrameType::RstStream)
+        .map(|f| f.2)
+        .collect();
+    assert_eq!(refused, [5, 7, 9, 11, 13, 15], "{client:?}");
+    let bytes = &out.bytes[Direction::UpstreamToClient.index()];
+    let at = bytes
+        .windows(9)
+        .position(|w| w[3] == FrameType::Goaway.as_u8())
+        .expect("the GOAWAY");
+    assert_eq!(bytes[at + 9..at + 13], [0, 0, 0, 3], "last stream 3");
+    for id in refused {
+        let at = bytes
+            .windows(9)
+            .position(|w| w[3] == FrameType::RstStream.as_u8() && w[5..9] == id.to_be_bytes())
+            .expect("the RST_STREAM");
+        assert_eq!(
+            bytes[at + 9..at + 13],
+            ErrorCode::REFUSED_STREAM.0.to_be_bytes()
+        );
+    }
+    assert!(
+        out.marks
+            .iter()
+            .any(|m| m.starts_with("GOAWAY (NO_ERROR, graceful, last stream 3)")),
+        "{:?}",
+        out.marks
+    );
+}

@@ -1098,6 +1098,105 @@ fault.rst_stream = { after = "300KiB" }
     .await;
 }
 
+/// Runs `uploads.py upload` through `target`: `calls` concurrent client-streaming calls on one
+/// fresh channel, each `messages` messages of `size` bytes; per call, its status and what it
+/// sent ("BYTES:SHA256") if the server answered exactly that, else what it answered.
+async fn grpc_uploads(
+    dir: &std::path::Path,
+    target: std::net::SocketAddr,
+    calls: usize,
+    size: usize,
+) -> Vec<(String, String, String)> {
+    let mut command = std::process::Command::new(helpers::python());
+    command
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grpc/uploads.py"))
+        .args(["upload", "--target", &target.to_string()])
+        .args(["--calls", &calls.to_string(), "--size", &size.to_string()])
+        .args(["--messages", "16", "--deadline", "10"]);
+    let dir = dir.to_path_buf();
+    let label = format!("uploads-{size}");
+    let done = tokio::task::spawn_blocking(move || {
+        crate::support::daemon::run_bounded(
+            &mut command,
+            &dir,
+            &label,
+            std::time::Duration::from_secs(60),
+        )
+    })
+    .await
+    .expect("the uploader's task");
+    let report: serde_json::Value = serde_json::from_str(done.stdout.trim())
+        .unwrap_or_else(|e| panic!("no report from the uploader ({e}):\n{}", done.output()));
+    report["uploads"]
+        .as_array()
+        .expect("uploads")
+        .iter()
+        .map(|u| {
+            let text = |key: &str| u[key].as_str().expect(key).to_string();
+            (text("status"), text("sent"), text("answer"))
+        })
+        .collect()
+}
+
+/// Found by a user trial: with any HTTP rule armed (one that never matches will do), the
+/// session waits for each gRPC call's first request message before rules decide, and grpcio
+/// splits a 48 or 64 KiB message across DATA frames once three or more uploads share a
+/// connection. The wait never looked past the frame it held, so every upload hung until its
+/// deadline with the client's whole connection window stuck in faultline. Each upload must
+/// reach the server whole: its byte count and sha256, as the server computed them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_client_streaming_uploads_pass_whole_an_armed_rule_that_never_matches() {
+    bounded("concurrent grpcio uploads", async {
+        let dir = TempDir::new("h2-uploads");
+        let mut command = std::process::Command::new(helpers::python());
+        command
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grpc/uploads.py"))
+            .arg("serve");
+        let mut server =
+            crate::support::daemon::Daemon::start(&mut command, dir.path(), "uploads-server");
+        let addr = server.faultline_address();
+        let upstream = faultline::scenario::schema::UpstreamSpec::Address {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        };
+        let rules = r#"
+[[rule]]
+name = "GET only"
+match = { method = "GET", direction = "upstream->client" }
+fault.rst_stream = { after = "1MiB" }
+"#;
+        let mut proxy = Proxy::start(upstream, "protocol = \"h2\"", rules, None).await;
+        let mut sent = Vec::new();
+        for (calls, size) in [(4, 65_536), (3, 49_152), (6, 65_536)] {
+            let uploads = grpc_uploads(dir.path(), proxy.addr, calls, size).await;
+            assert_eq!(uploads.len(), calls);
+            for (status, mine, answer) in uploads {
+                assert_eq!(
+                    (status.as_str(), answer.as_str()),
+                    ("OK", mine.as_str()),
+                    "{calls} uploads of {size}-byte messages"
+                );
+                assert!(mine.starts_with(&format!("{}:", 16 * size)), "{mine}");
+                sent.push(mine);
+            }
+        }
+        let summary = proxy.finish().await;
+        assert_eq!(fired(&summary, "GET only"), 0);
+        assert_eq!(summary.connections, 3, "one connection per round");
+        assert_eq!(summary.unsent_at_stop, [0, 0]);
+        let log = server.stop().stderr;
+        let mut served: Vec<String> = log
+            .lines()
+            .filter_map(|line| line.strip_prefix("upload "))
+            .map(|rest| rest.replacen(' ', ":", 1))
+            .collect();
+        served.sort();
+        sent.sort();
+        assert_eq!(served, sent, "the server read every upload whole");
+    })
+    .await;
+}
+
 // ------------------------------------------------------------------------- grpcio: goaway
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2305,4 +2404,158 @@ fn grpc_demo_tells_a_resumed_read_from_a_restarted_one() {
             .any(|l| l.contains("\t8\t") && l.contains("reset the stream (CANCEL)")),
         "RST_STREAM(CANCEL) with the rule's comment:\n{rows}"
     );
+}
+
+/// The frames of `bytes` (a whole number of them): type, stream, payload.
+fn raw_frames(mut bytes: &[u8]) -> Vec<(u8, u32, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        let stream = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) & 0x7fff_ffff;
+        let end = (9 + len).min(bytes.len());
+        frames.push((bytes[3], stream, bytes[9..end].to_vec()));
+        bytes = &bytes[end..];
+    }
+    frames
+}
+
+/// Found by a user trial: `goaway = { after_streams = 2 }` with 8 requests sent in one burst
+/// forwarded all 8 and named stream 15 as the last. Sent in one write (read by faultline in
+/// one chunk), the upstream gets streams 1 and 3 only, the client a GOAWAY naming 3 and
+/// REFUSED_STREAM for 5..15, and the log line of the fault names the last stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goaway_after_two_streams_of_a_burst_refuses_the_rest_and_names_the_second() {
+    bounded("goaway after a burst", async {
+        let dir = TempDir::new("h2-goaway-burst");
+        let mut client = bad_peers::PREFACE.to_vec();
+        client.extend(bad_peers::settings());
+        for n in 0..8 {
+            client.extend(bad_peers::get_request(1 + 2 * n));
+        }
+        let scenario = "name = \"burst\"\nseed = 1\n[proxy]\nprotocol = \"h2\"\n[[rule]]\nname = \"two\"\nfault.goaway = { after_streams = 2 }\n";
+        let exchange =
+            bad_peers::exchange(dir.path(), scenario, client, bad_peers::settings()).await;
+        let upstream = raw_frames(&exchange.upstream_got[bad_peers::PREFACE.len()..]);
+        let forwarded: Vec<u32> = upstream
+            .iter()
+            .filter(|f| f.0 == HEADERS)
+            .map(|f| f.1)
+            .collect();
+        assert_eq!(forwarded, [1, 3], "{upstream:?}");
+        let to_client = raw_frames(&exchange.client_got);
+        let goaways: Vec<&Vec<u8>> = to_client
+            .iter()
+            .filter(|f| f.0 == GOAWAY)
+            .map(|f| &f.2)
+            .collect();
+        assert_eq!(goaways.len(), 1, "{to_client:?}");
+        assert_eq!(goaways[0][..4], [0, 0, 0, 3], "GOAWAY names stream 3");
+        let refused: Vec<u32> = to_client
+            .iter()
+            .filter(|f| f.0 == RST_STREAM && f.2 == [0, 0, 0, 7])
+            .map(|f| f.1)
+            .collect();
+        assert_eq!(refused, [5, 7, 9, 11, 13, 15], "{to_client:?}");
+        assert!(
+            exchange
+                .stderr
+                .contains("GOAWAY (NO_ERROR, graceful, last stream 3) sent to the client"),
+            "{}",
+            exchange.stderr
+        );
+    })
+    .await;
+}
+
+/// A gRPC call's first request message that stops coming (the client pauses inside it, its
+/// windows would take the rest) holds the client's frames at most a second: then the rules
+/// decide on what came, the held DATA reaches the upstream, and faultline says so once at warn
+/// level. Nothing waits for ever, nothing waits in silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_grpc_message_that_stops_coming_is_relayed_after_a_second_with_a_warning() {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    bounded("a paused first message", async {
+        let dir = TempDir::new("h2-first-message-wait");
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let recorded = got.clone();
+        let upstream = crate::support::upstream::serve(move |mut stream| {
+            let got = recorded.clone();
+            async move {
+                let _ = stream.write_all(&bad_peers::settings()).await;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    got.lock().expect("lock").extend_from_slice(&buf[..n]);
+                }
+            }
+        })
+        .await;
+        let path = dir.path().join("wait.toml");
+        std::fs::write(
+            &path,
+            "name = \"wait\"\nseed = 1\n[proxy]\nprotocol = \"h2\"\n[[rule]]\nname = \"GET only\"\nmatch = { method = \"GET\", direction = \"upstream->client\" }\nfault.rst_stream = { after = \"1MiB\" }\n",
+        )
+        .expect("write the scenario");
+        let mut daemon = crate::support::daemon::Daemon::start(
+            std::process::Command::new(crate::support::daemon::FAULTLINE)
+                .env("RUST_LOG", "faultline=info")
+                .arg("run")
+                .arg(&path)
+                .args(["--listen", "127.0.0.1:0", "--upstream"])
+                .arg(upstream.addr.to_string()),
+            dir.path(),
+            "faultline",
+        );
+        let addr = daemon.faultline_address();
+        // POST /t.Svc/Upload, content-type application/grpc: static-table names, literal
+        // values without indexing.
+        let mut block = vec![0x83, 0x86, 0x04, 13];
+        block.extend_from_slice(b"/t.Svc/Upload");
+        block.extend_from_slice(&[0x41, 1, b'x', 0x0f, 0x10, 16]);
+        block.extend_from_slice(b"application/grpc");
+        // The first 100 bytes of a 1000-byte message.
+        let mut part = vec![0, 0, 0, 0x03, 0xe8];
+        part.extend_from_slice(&[7; 95]);
+        let data = bad_peers::frame(0, 0, 1, &part);
+        let mut client = bad_peers::PREFACE.to_vec();
+        client.extend(bad_peers::settings());
+        client.extend(bad_peers::frame(1, 0x4, 1, &block));
+        client.extend_from_slice(&data);
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect to faultline");
+        let sent = Instant::now();
+        stream.write_all(&client).await.expect("send");
+        let relayed = loop {
+            let bytes = got.lock().expect("lock").clone();
+            if bytes.windows(data.len()).any(|w| w == data.as_slice()) {
+                break sent.elapsed();
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(10),
+                "the paused message's DATA never reached the upstream ({} bytes did)",
+                bytes.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(
+            relayed >= Duration::from_millis(900),
+            "relayed after {relayed:?}: before the wait ran out, yet the message is not whole"
+        );
+        drop(stream);
+        let finished = daemon.stop();
+        let warnings: Vec<&str> = finished
+            .stderr
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("first request message"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{}", finished.stderr);
+        assert!(warnings[0].contains("stream=1"), "{}", warnings[0]);
+    })
+    .await;
 }
