@@ -45,6 +45,8 @@ const DELIVERY_LIMIT: Duration = Duration::from_secs(2);
 /// How long, after one peer failed, the other direction may still relay what that peer sent
 /// before failing (an early answer), before both legs are reset.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+/// faultline's own notes of one shape a connection logs at info; later ones go to debug.
+const NOTES_AT_INFO: u32 = 3;
 
 /// What both pumps of one connection share: who it is, the run it belongs to, and its tap.
 #[derive(Debug)]
@@ -72,6 +74,10 @@ pub struct ConnectionShared {
     pub timers: Notify,
     /// Rules counted already on this connection whose marks count once per connection.
     fired_once: Mutex<Vec<u64>>,
+    /// faultline's own notes logged on this connection, by shape (the note without its digits),
+    /// with how many: a gRPC trial's stall wrote one WINDOW_UPDATE line per dropped DATA frame,
+    /// 94 in a second. The capture keeps every one.
+    notes_logged: Mutex<super::note_shapes::NoteShapes>,
     /// Bytes each direction's pump has read and not written yet (queued behind a latency, held
     /// by a stall), by [`Direction::index`]: what a run that stops now leaves unsent, which the
     /// capture says rather than dropping it in silence.
@@ -136,10 +142,22 @@ impl ConnectionShared {
                 format!("faultline: rule \"{}\" {}", rule.name, mark.note)
             }
             None => {
-                info!("faultline: {}", mark.note);
+                match self.note_seen(&mark.note) {
+                    ..NOTES_AT_INFO => info!("faultline: {}", mark.note),
+                    NOTES_AT_INFO => info!(
+                        "faultline: {} (more notes like this one on this connection are logged at debug level; the capture keeps them all)",
+                        mark.note
+                    ),
+                    _ => debug!("faultline: {}", mark.note),
+                }
                 format!("faultline: {}", mark.note)
             }
         }
+    }
+
+    /// How many notes of the shape of `note` this connection logged before it.
+    fn note_seen(&self, note: &str) -> u32 {
+        lock(&self.notes_logged).seen(note)
     }
 
     /// The source of `direction` shut down its write half: record its FIN once.
@@ -303,6 +321,7 @@ pub async fn serve(mut client: TcpStream, client_addr: SocketAddr, id: u64, run:
             wake: [Notify::new(), Notify::new()],
             timers: Notify::new(),
             fired_once: Mutex::new(Vec::new()),
+            notes_logged: Mutex::new(super::note_shapes::NoteShapes::default()),
             unsent: [AtomicU64::new(0), AtomicU64::new(0)],
             pending_mark: [Mutex::new(None), Mutex::new(None)],
         };

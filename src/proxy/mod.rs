@@ -12,6 +12,7 @@ pub mod forward;
 mod interception;
 pub mod leg_stream;
 pub mod live_rules;
+mod note_shapes;
 #[cfg(target_os = "linux")]
 pub mod pipe_pool;
 pub mod pump;
