@@ -459,11 +459,22 @@ impl ManagedProxy {
         let settings =
             |text: &str| settings_of(text, self.default_seed, ctx.default_capture.as_deref());
         let restart = self.run.is_some() && settings(&base) != settings(&self.base);
-        self.base_facts = BaseFacts::of(&base, &self.name);
-        self.base = base;
+        let facts = BaseFacts::of(&base, &self.name);
+        let old_facts = std::mem::replace(&mut self.base_facts, facts);
+        let old_base = std::mem::replace(&mut self.base, base);
         if restart {
             self.stop().await;
-            self.start(ctx).await?;
+            if let Err(e) = self.start(ctx).await {
+                // Bad input changes nothing: the proxy comes back as it was (a trial's capture
+                // path that could not be opened left a running proxy disabled).
+                self.base_facts = old_facts;
+                self.base = old_base;
+                self.folder = folder;
+                if let Err(again) = self.start(ctx).await {
+                    tracing::warn!(proxy = %self.name, error = %again.message, "the proxy a refused scenario stopped cannot start again; it stays disabled");
+                }
+                return Err(e);
+            }
         } else if let Some(run) = &self.run {
             run.running.shared.rules.replace(Arc::new(scenario));
         }

@@ -596,6 +596,19 @@ impl Registry {
         if let Some(alike) = scenario.rules_named_alike() {
             return Err(ApiError::new(400, alike));
         }
+        // What `run` would refuse on this machine (a capture folder it cannot write, no CA for
+        // interception) is refused here, before the proxy is touched: a trial's bad capture
+        // path took a running proxy offline, and a disabled one then failed every reset.
+        let preflight = scenario.preflight();
+        if let Some(error) = preflight.errors.first() {
+            return Err(ApiError::new(400, error.to_string()));
+        }
+        if let Some(warning) = preflight.warnings.first() {
+            return Err(ApiError::new(
+                400,
+                format!("proxy {name} cannot use this scenario: {warning}"),
+            ));
+        }
         if let Some(upstream) = &scenario.upstream {
             if parse_upstream(proxy.upstream())? != *upstream {
                 return Err(ApiError::new(

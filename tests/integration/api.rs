@@ -1927,6 +1927,43 @@ fn a_scenario_restating_the_proxys_own_address_does_not_restart_it() {
     daemon.stop();
 }
 
+/// A hostile trial's scenario PUT that could not start (a capture path faultline cannot open, an
+/// interception CA that is not there) answered 400 and left the running proxy disabled, and a
+/// later reset failed on the stored text. Bad input changes nothing: the proxy keeps relaying
+/// on the same run, its scenario unchanged, and a reset still works.
+#[test]
+fn a_scenario_that_cannot_start_is_refused_and_the_proxy_keeps_running() {
+    let dir = TempDir::new("api-scenario-refused");
+    let upstream = echo_upstream();
+    let (daemon, api) = serve(&dir, "serve", &[]);
+    let proxy = create_proxy(api, "kept", upstream.server.addr);
+    let mut open = connect(proxy);
+    exchange(&mut open, 100);
+    let no_ca = dir.path().join("no-such-ca");
+    for body in [
+        "[proxy]\ncapture = \"/proc/self/mem\"\n".to_string(),
+        format!(
+            "[proxy.tls]\nintercept = true\nca_dir = \"{}\"\n",
+            no_ca.display()
+        ),
+    ] {
+        let (status, answer) = http(api, "PUT", "/faultline/proxies/kept/scenario", &body);
+        assert_eq!(status, 400, "{body}: {answer}");
+        exchange(&mut open, 100);
+        let after = summary(api, "kept");
+        assert_eq!(
+            after["active"], 1,
+            "{body}: the connection stayed open: {after}"
+        );
+        let (status, proxies) = http(api, "GET", "/proxies/kept", "");
+        assert_eq!(status, 200, "{proxies}");
+        assert_eq!(json(&proxies)["enabled"], true, "{body}: {proxies}");
+    }
+    let (status, answer) = http(api, "POST", "/reset", "");
+    assert_eq!(status, 204, "{answer}");
+    daemon.stop();
+}
+
 /// An HTTP upstream answering every request `200 ok` and closing (its own runtime).
 fn ok_upstream() -> Echo {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
