@@ -123,6 +123,17 @@ async fn route_head(
 
     let tunnel = head.method == "CONNECT";
     let target = if tunnel {
+        // CONNECT names host AND port (RFC 9110 §9.3.6): a trial's `CONNECT 127.0.0.1` met
+        // "cannot connect to 127.0.0.1: Connection refused", port 80 tried without a word.
+        if split_host_port(&head.target, 0).is_none_or(|(_, port)| port == 0) {
+            return Err(Refusal::new(
+                400,
+                format!(
+                    "CONNECT needs host:port (RFC 9110 §9.3.6), got {:?}",
+                    head.target
+                ),
+            ));
+        }
         head.target.clone()
     } else {
         authority_of(&head.target).ok_or_else(|| {

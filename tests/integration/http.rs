@@ -2007,6 +2007,28 @@ async fn forward_connect_opens_a_raw_tunnel() {
     .await;
 }
 
+/// CONNECT names host and port (RFC 9110 §9.3.6): one without a port is a 400 that says so, not
+/// a 502 from port 80 tried without a word (a hostile-input trial).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_connect_without_a_port_is_refused_saying_why() {
+    bounded("CONNECT without a port", async {
+        let (mut h, _store) = forward_proxy("fwd-connect-no-port", "").await;
+        let mut client = Client::connect(h.proxy).await;
+        client
+            .send(b"CONNECT 127.0.0.1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await;
+        let answer = client.head().await.expect("the CONNECT answer");
+        assert_eq!(answer.status, 400, "{answer:?}");
+        let body = String::from_utf8_lossy(&client.rest().await.bytes).into_owned();
+        assert!(
+            body.contains("CONNECT needs host:port (RFC 9110 §9.3.6), got \"127.0.0.1\""),
+            "{body}"
+        );
+        h.finish().await;
+    })
+    .await;
+}
+
 /// The report of both legs of the capture at `path`, and its text, which must be clean and
 /// without warnings.
 fn clean_report(path: &std::path::Path) -> (faultline::inspect::Report, String) {
