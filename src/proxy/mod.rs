@@ -466,4 +466,19 @@ async fn accept_loop(listener: TcpListener, shared: Arc<RunShared>) {
     drop(listener);
     tracker.close();
     tracker.wait().await;
+    // Failures a limiter held back after its last warning: counted, not left unsaid (a trial's
+    // burst of bad TLS handshakes logged one line and then nothing).
+    for (limiter, what) in [
+        (&warnings, "failed accepts"),
+        (&shared.upstream_warnings, "failed upstream connections"),
+        (&shared.client_tls_warnings, "failed client TLS handshakes"),
+    ] {
+        let held = limiter.take_held_back();
+        if held > 0 {
+            warn!(
+                held,
+                "{held} more {what} since the last warning about them were not logged one by one"
+            );
+        }
+    }
 }

@@ -46,6 +46,12 @@ impl WarnEvery {
         self.held.fetch_add(1, Relaxed);
         None
     }
+
+    /// The failures held back since the last warning, now taken: said when the run ends, so a
+    /// burst that stopped before the next warning was due is not left unsaid.
+    pub fn take_held_back(&self) -> u64 {
+        self.held.swap(0, Relaxed)
+    }
 }
 
 #[cfg(test)]
@@ -56,11 +62,15 @@ mod tests {
     fn the_first_warns_then_one_per_interval_with_the_count_held_back() {
         let limiter = WarnEvery::new(Duration::from_secs(1));
         let t0 = Instant::now();
+        assert_eq!(limiter.take_held_back(), 0);
         assert_eq!(limiter.failure(t0), Some(0));
         for n in 1..=40 {
             assert_eq!(limiter.failure(t0 + Duration::from_millis(n)), None);
         }
         assert_eq!(limiter.failure(t0 + Duration::from_millis(1001)), Some(40));
         assert_eq!(limiter.failure(t0 + Duration::from_millis(1002)), None);
+        // The one held back after the last warning is there to be said at the end, once.
+        assert_eq!(limiter.take_held_back(), 1);
+        assert_eq!(limiter.take_held_back(), 0);
     }
 }
