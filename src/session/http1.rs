@@ -821,6 +821,31 @@ mod tests {
         assert!(strict.take_ready_answer().is_none(), "one answer");
     }
 
+    /// A trial's strict listener held `POST /fail/1` (chunked) for a `respond` after its body;
+    /// a bad chunk-size line was logged as answered 400, yet nothing was sent and the
+    /// connection stayed open: the 503 waited for a body end that could never come.
+    #[test]
+    fn a_malformed_body_of_a_request_held_for_an_answer_gets_the_400() {
+        let rules = scenario(
+            "[[rule]]\nmatch = { path = \"/fail/**\" }\nfault.respond = { status = 503 }\n",
+        );
+        let head = b"POST /fail/1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for body in [
+            b"zz\r\n".to_vec(),
+            [&b"0\r\n"[..], &b"X-Big: 1\r\n".repeat(100_000)].concat(),
+        ] {
+            let mut strict = Http1Session::new(true, 1, ConnectionFacts::ordinal(1));
+            let (sent, parked) = apply(&plan_requests(&mut strict, &rules, head), head);
+            assert!(sent.is_empty() && !parked, "held for the rule");
+            assert!(strict.take_ready_answer().is_none(), "after the body");
+            let (sent, parked) = apply(&plan_requests(&mut strict, &rules, &body), &body);
+            assert!(sent.is_empty() && parked);
+            let (answer, _) = strict.take_ready_answer().expect("the 400, at once");
+            assert!(answer.starts_with(b"HTTP/1.1 400 "));
+            assert!(strict.take_ready_answer().is_none(), "one answer");
+        }
+    }
+
     /// A TLS ClientHello (no blank line ever comes) sent to a strict HTTP or forward-proxy port
     /// was held unanswered, and unlogged, until the client gave up; its first byte says enough.
     #[test]

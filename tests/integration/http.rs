@@ -2822,3 +2822,43 @@ async fn an_early_answer_from_a_server_that_resets_under_the_upload_reaches_the_
     })
     .await;
 }
+
+/// A hostile-input trial: a strict listener held `POST /fail/1` (chunked) for a `respond` after
+/// its body; a bad chunk-size line, or a trailer section past the limit, was logged as answered
+/// 400, yet nothing was sent and both legs stayed open until the run stopped (the 503 waited for
+/// a body end that could never come).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_http_answers_400_to_a_malformed_body_held_for_a_respond_rule() {
+    bounded("malformed held body", async {
+        let mut h = Harness::store(
+            "strict-held-400",
+            "protocol = \"http\"",
+            "[[rule]]\nmatch = { path = \"/fail/**\" }\nfault.respond = { status = 503, body = \"nope\" }\n",
+        )
+        .await;
+        let head = b"POST /fail/1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let bodies: [(&str, Vec<u8>); 2] = [
+            ("bad chunk size", b"zz\r\n".to_vec()),
+            (
+                "1 MB trailer section",
+                [&b"0\r\n"[..], &b"X-Trailer: 0123456789\r\n".repeat(45_000)].concat(),
+            ),
+        ];
+        for (what, body) in &bodies {
+            let mut client = Client::connect(h.proxy).await;
+            client.send(&[&head[..], body].concat()).await;
+            let answer = client.response().await;
+            assert_eq!(answer.status, 400, "{what}: {answer:?}");
+            let rest = client.rest().await;
+            assert!(
+                rest.bytes.is_empty() && rest.ending == Ending::Eof,
+                "{what}: closed after the 400: {rest:?}"
+            );
+        }
+        // Both legs of both connections ended by themselves.
+        let summary = h.finish().await;
+        assert_eq!(summary.connections, 2);
+        assert_eq!(summary.client_to_upstream, 0, "nothing reached the store");
+    })
+    .await;
+}
