@@ -846,6 +846,31 @@ mod tests {
         }
     }
 
+    /// A trial smuggled `GET /fail/1` past a respond rule on a strict listener inside the
+    /// chunked body of a request that also had a Content-Length: the upstream framed it by the
+    /// length and served the smuggled request. Both framings are malformed framing: strict
+    /// answers 400 and forwards nothing, auto relays the rest as raw TCP, like other such heads.
+    #[test]
+    fn a_request_with_both_content_length_and_chunked_is_malformed() {
+        let rules = scenario(
+            "[[rule]]\nmatch = { path = \"/fail/**\" }\nfault.respond = { status = 503 }\n",
+        );
+        let smuggler = b"POST /ok HTTP/1.1\r\nHost: a\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /fail/1 HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut strict = Http1Session::new(true, 1, ConnectionFacts::ordinal(1));
+        let (sent, parked) = apply(&plan_requests(&mut strict, &rules, smuggler), smuggler);
+        assert!(
+            sent.is_empty() && parked,
+            "{:?}",
+            String::from_utf8_lossy(&sent)
+        );
+        let (answer, _) = strict.take_ready_answer().expect("a 400");
+        assert!(answer.starts_with(b"HTTP/1.1 400 "));
+        let mut auto = Http1Session::new(false, 1, ConnectionFacts::ordinal(1));
+        let (sent, _) = apply(&plan_requests(&mut auto, &rules, smuggler), smuggler);
+        assert_eq!(sent, smuggler, "relayed as raw TCP");
+        assert!(!auto.is_active(Direction::ClientToUpstream));
+    }
+
     /// A TLS ClientHello (no blank line ever comes) sent to a strict HTTP or forward-proxy port
     /// was held unanswered, and unlogged, until the client gave up; its first byte says enough.
     #[test]

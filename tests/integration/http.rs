@@ -2862,3 +2862,43 @@ async fn strict_http_answers_400_to_a_malformed_body_held_for_a_respond_rule() {
     })
     .await;
 }
+
+/// A hostile-input trial: a strict listener forwarded a request with both `Content-Length` and
+/// `Transfer-Encoding: chunked`; the upstream framed it by the length and served the `GET
+/// /fail/1` its chunked body carried, past the respond rule on that path. Such a request is
+/// malformed framing (RFC 9112 §6.3): answered 400, and none of it reaches the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_http_refuses_a_request_with_both_content_length_and_chunked() {
+    bounded("CL + TE smuggling", async {
+        let (upstream, mut recordings) = recorder(None).await;
+        let mut h = Harness::start(
+            "strict-cl-te",
+            "protocol = \"http\"",
+            "[[rule]]\nmatch = { path = \"/fail/**\" }\nfault.respond = { status = 503, body = \"nope\" }\n",
+            upstream.spec(),
+            None,
+        )
+        .await;
+        let smuggler = b"POST /ok HTTP/1.1\r\nHost: a\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /fail/1 HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut client = Client::connect(h.proxy).await;
+        client.send(smuggler).await;
+        let answer = client.response().await;
+        assert_eq!(answer.status, 400, "{answer:?}");
+        assert!(
+            answer.text().contains("Transfer-Encoding and Content-Length"),
+            "{answer:?}"
+        );
+        let rest = client.rest().await;
+        assert!(
+            rest.bytes.is_empty() && rest.ending == Ending::Eof,
+            "closed after the 400: {rest:?}"
+        );
+        let summary = h.finish().await;
+        assert_eq!(summary.client_to_upstream, 0, "nothing reached the upstream");
+        drop(upstream);
+        while let Ok(recording) = recordings.try_recv() {
+            assert!(recording.bytes.is_empty(), "{recording:?}");
+        }
+    })
+    .await;
+}
