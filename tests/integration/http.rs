@@ -2902,3 +2902,43 @@ async fn strict_http_refuses_a_request_with_both_content_length_and_chunked() {
     })
     .await;
 }
+
+/// A hostile-input trial (auto): `POST /fail/1` (chunked) was held for a respond rule after its
+/// body; 0.3 s later `zz\r\nGET /secret …` came, and the fallback to raw TCP relayed only that:
+/// the 62-byte head faultline held was lost. Everything held goes first, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallback_to_raw_relays_the_held_request_head_first() {
+    bounded("held head on fallback", async {
+        let (upstream, mut recordings) = recorder(None).await;
+        let mut h = Harness::start(
+            "auto-held-fallback",
+            "protocol = \"auto\"",
+            "[[rule]]\nmatch = { path = \"/fail/**\" }\nfault.respond = { status = 503, body = \"nope\" }\n",
+            upstream.spec(),
+            None,
+        )
+        .await;
+        let head = b"POST /fail/1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let rest = b"zz\r\nGET /secret HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut client = Client::connect(h.proxy).await;
+        client.send(head).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        client.send(rest).await;
+        client.stream.shutdown().await.expect("half-close");
+        let recording = within("the upstream's recording", recordings.recv())
+            .await
+            .expect("a recording");
+        assert_eq!(
+            String::from_utf8_lossy(&recording.bytes),
+            String::from_utf8_lossy(&[&head[..], rest].concat()),
+            "byte-exact: {recording:?}"
+        );
+        let answer = client.rest().await;
+        assert!(
+            answer.bytes.is_empty() && answer.ending == Ending::Eof,
+            "{answer:?}"
+        );
+        h.finish().await;
+    })
+    .await;
+}
