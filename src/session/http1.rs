@@ -81,6 +81,9 @@ pub struct Http1Session {
     parked: bool,
     /// A malformed request was refused (strict): its 400 is owed, nothing of it goes upstream.
     refused: bool,
+    /// The session fell back to raw TCP from the response side while requests were held or
+    /// parked: what the request side must relay first, once.
+    release: Option<Vec<u8>>,
 }
 
 impl Http1Session {
@@ -109,6 +112,7 @@ impl Http1Session {
             held_overflow: false,
             parked: false,
             refused: false,
+            release: None,
         }
     }
 
@@ -136,7 +140,17 @@ impl Http1Session {
     /// Whether `direction`'s receiver is owed bytes no chunk brings: the `100 Continue` for a
     /// request faultline answers after its body (the upstream never sends one).
     pub fn wants_flush(&self, direction: Direction) -> bool {
-        direction == Direction::UpstreamToClient && self.active[1] && self.exchanges.interim_ready()
+        match direction {
+            Direction::UpstreamToClient => self.active[1] && self.exchanges.interim_ready(),
+            Direction::ClientToUpstream => self.release.is_some(),
+        }
+    }
+
+    /// After a fallback to raw TCP: the request bytes held back for a rule, which the request
+    /// side relays before anything else, and which unpark it (once; `None` when the request side
+    /// has nothing held and is not parked).
+    pub fn take_release(&mut self) -> Option<Vec<u8>> {
+        self.release.take()
     }
 
     /// The connection is not HTTP/1 after all: the rest of both directions is relayed as raw
@@ -526,7 +540,10 @@ impl Http1Session {
             Ok(events) => events,
             Err(e) => {
                 warn!(direction = %Direction::UpstreamToClient, error = %e, "response is not valid HTTP/1; relaying the rest as raw bytes");
-                self.deactivate();
+                // The requests held for a rule (and those after them, read and parked) go
+                // upstream once the request side is woken: a trial saw them never sent, and
+                // the connection never end.
+                self.release = self.fall_back();
                 return SessionPlan::relay(chunk.len(), arrival);
             }
         };
@@ -977,6 +994,44 @@ mod tests {
             "byte-exact"
         );
         assert!(!auto.is_active(Direction::ClientToUpstream));
+        assert!(
+            auto.take_ready_answer().is_none(),
+            "the upstream answers now"
+        );
+    }
+
+    /// A trial (auto, echo upstream): `GET /x`, `GET /fail/1` (held for a respond rule) and
+    /// `GET /y` pipelined; the echoed "response" is not HTTP, and the fallback to raw TCP left
+    /// `/fail/1` and `/y` unsent and the requests parked for good. The held request is released
+    /// to the request side (whose pump relays it, then what it parked), which is woken for it.
+    #[test]
+    fn a_fallback_to_raw_from_the_response_side_releases_the_held_requests() {
+        let rules = scenario(
+            "[[rule]]\nmatch = { path = \"/fail/**\" }\nfault.respond = { status = 503 }\n",
+        );
+        let x = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+        let fail = b"GET /fail/1 HTTP/1.1\r\nHost: a\r\n\r\n";
+        let y = b"GET /y HTTP/1.1\r\nHost: a\r\n\r\n";
+        let requests = [&x[..], fail, y].concat();
+        let mut auto = Http1Session::new(false, 1, ConnectionFacts::ordinal(1));
+        let plan = plan_requests(&mut auto, &rules, &requests);
+        let (sent, parked) = apply(&plan, &requests);
+        assert_eq!(sent, x);
+        assert!(parked, "/y waits in the pump");
+        assert!(auto.take_release().is_none(), "nothing to release yet");
+        let counters = RunCounters::new();
+        let run = RunView {
+            scenario: &rules,
+            counters: &counters,
+        };
+        let plan = auto.plan(Direction::UpstreamToClient, x, Instant::now(), run);
+        assert_eq!(apply(&plan, x), (x.to_vec(), false), "relayed as raw bytes");
+        assert!(
+            auto.wants_flush(Direction::ClientToUpstream),
+            "the request side is woken"
+        );
+        assert_eq!(auto.take_release().as_deref(), Some(&fail[..]));
+        assert!(auto.take_release().is_none(), "once");
         assert!(
             auto.take_ready_answer().is_none(),
             "the upstream answers now"

@@ -2942,3 +2942,42 @@ async fn a_fallback_to_raw_relays_the_held_request_head_first() {
     })
     .await;
 }
+
+/// A hostile-input trial (auto, a plain echo upstream): `GET /x`, `GET /fail/1` (held for a
+/// respond rule) and `GET /y` pipelined, then a half-close. The echoed "response" is not HTTP:
+/// the fallback to raw TCP never sent `/fail/1` or `/y`, the client got 28 bytes, and both legs
+/// stayed open for good. Everything the client sent goes upstream in order, and the
+/// connection ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallback_to_raw_from_the_response_side_relays_parked_requests_and_ends() {
+    bounded("parked requests on fallback", async {
+        let upstream = echo().await;
+        let mut h = Harness::start(
+            "auto-parked-fallback",
+            "protocol = \"auto\"",
+            "[[rule]]\nmatch = { path = \"/fail/**\" }\nfault.respond = { status = 503, body = \"nope\" }\n",
+            upstream.spec(),
+            None,
+        )
+        .await;
+        let requests = [
+            &b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"GET /fail/1 HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /y HTTP/1.1\r\nHost: a\r\n\r\n",
+        ]
+        .concat();
+        let mut client = Client::connect(h.proxy).await;
+        client.send(&requests).await;
+        client.stream.shutdown().await.expect("half-close");
+        let echoed = within("the echo and the end", client.rest()).await;
+        assert_eq!(echoed.ending, Ending::Eof, "{echoed:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&echoed.bytes),
+            String::from_utf8_lossy(&requests),
+            "every request, in order"
+        );
+        let summary = h.finish().await;
+        assert_eq!(summary.client_to_upstream, requests.len() as u64);
+    })
+    .await;
+}
