@@ -47,6 +47,10 @@ pub enum HttpErrorKind {
     /// Several Content-Length values disagree (a request-smuggling shape).
     #[error("conflicting Content-Length values")]
     ConflictingContentLength,
+    /// A request carries both Transfer-Encoding and Content-Length (a request-smuggling shape,
+    /// RFC 9112 §6.3 rule 3).
+    #[error("both Transfer-Encoding and Content-Length")]
+    ContentLengthWithTransferEncoding,
     /// Transfer-Encoding is empty, applies chunked twice, or (in a request) does not end with chunked.
     #[error("unsupported Transfer-Encoding: {value}")]
     InvalidTransferEncoding {

@@ -42,8 +42,16 @@ pub(crate) struct ResponseFraming {
 
 /// Body of a request (RFC 9112 §6.3 rules 4–6): chunked, Content-Length, or none at all.
 /// A Transfer-Encoding that does not end in chunked cannot be delimited and is an error.
+/// Transfer-Encoding with Content-Length is an error too (rule 3): an intermediary may forward
+/// such a request only without its Content-Length, and faultline never rewrites a head, so a
+/// server that frames it by Content-Length would read the chunked body as requests of its own
+/// (a trial smuggled `GET /fail/1` past a respond rule that way).
 pub(crate) fn request_body(head: &RequestHead) -> Result<BodyKind, HttpErrorKind> {
-    match transfer_coding(&head.headers)? {
+    let coding = transfer_coding(&head.headers)?;
+    if coding.is_some() && headers::first_value(&head.headers, "content-length").is_some() {
+        return Err(HttpErrorKind::ContentLengthWithTransferEncoding);
+    }
+    match coding {
         Some(TransferCoding::Chunked) => Ok(BodyKind::Chunked),
         Some(TransferCoding::Other(value)) => Err(HttpErrorKind::InvalidTransferEncoding { value }),
         None => Ok(content_length(&head.headers)?.map_or(BodyKind::None, BodyKind::Length)),
@@ -231,13 +239,21 @@ mod tests {
 
     #[test]
     fn transfer_encoding_rules() {
-        let te = |v: &str| {
-            request_body(&req(
-                "POST",
-                &[("Transfer-Encoding", v), ("Content-Length", "3")],
-            ))
-        };
+        let te = |v: &str| request_body(&req("POST", &[("Transfer-Encoding", v)]));
         assert_eq!(te("chunked"), Ok(BodyKind::Chunked));
+        // Both framings in one request: a smuggling shape (RFC 9112 §6.3 rule 3).
+        for te in ["chunked", "gzip, chunked"] {
+            for headers in [
+                [("Transfer-Encoding", te), ("Content-Length", "3")],
+                [("Content-Length", "3"), ("Transfer-Encoding", te)],
+            ] {
+                assert_eq!(
+                    request_body(&req("POST", &headers)),
+                    Err(HttpErrorKind::ContentLengthWithTransferEncoding),
+                    "{headers:?}"
+                );
+            }
+        }
         assert_eq!(te("gzip, Chunked"), Ok(BodyKind::Chunked));
         for bad in ["gzip", "chunked, gzip", "chunked, chunked", "", " , "] {
             assert!(

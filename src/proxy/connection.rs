@@ -86,6 +86,10 @@ pub struct ConnectionShared {
     /// delayed chunk): a run that stops before it is sent still counts the rule and names it
     /// beside the unsent bytes. Touched only when a marked step is queued or sent.
     pending_mark: [Mutex<Option<Mark>>; 2],
+    /// The request side stopped for an answer owed to the client: the bytes it read from the
+    /// stop on and did not relay (a forward proxy relays them to the next origin; a fallback
+    /// to raw TCP relays them to this one).
+    parked: Mutex<Option<Bytes>>,
 }
 
 /// The guarded value, also after a panic elsewhere poisoned the lock (the counters and marks it
@@ -186,6 +190,31 @@ impl ConnectionShared {
         self.session()?.take_ready_answer()
     }
 
+    /// The request side stopped for an answer owed to the client, with the bytes it read from
+    /// the stop on and did not relay.
+    pub fn park(&self, rest: Bytes) {
+        *lock(&self.parked) = Some(rest);
+        self.answer_ready.notify_one();
+        // The connection task ends a connection whose responses are over while requests stop.
+        self.timers.notify_one();
+    }
+
+    /// Whether the request side stopped for an answer owed to the client.
+    pub fn is_parked(&self) -> bool {
+        lock(&self.parked).is_some()
+    }
+
+    /// The bytes the request side read from its stop on and did not relay, once.
+    pub fn take_parked(&self) -> Option<Bytes> {
+        lock(&self.parked).take()
+    }
+
+    /// After a fallback to raw TCP: the request bytes held back for a rule, which the request
+    /// side relays first (and which unpark it), once.
+    pub fn take_release(&self) -> Option<Vec<u8>> {
+        self.session()?.take_release()
+    }
+
     /// Forward proxy: the origin the answer taken last hands the connection to, once.
     pub fn take_reroute(&self) -> Option<String> {
         self.session()?.take_reroute()
@@ -202,7 +231,19 @@ impl ConnectionShared {
     ) -> Option<SessionPlan> {
         let mut session = self.session()?;
         if !session.is_active(direction) {
-            return None;
+            // Fallen back to raw TCP: what was held back for a rule goes first.
+            let held = session.take_release()?;
+            let mut plan = SessionPlan::relay(chunk.len(), arrival);
+            plan.steps.insert(
+                0,
+                crate::fault::plan::Step::Insert {
+                    bytes: Bytes::from(held),
+                    not_before: arrival,
+                    mark: None,
+                    role: crate::fault::plan::Role::Payload,
+                },
+            );
+            return Some(plan);
         }
         let run = RunView {
             scenario,
@@ -324,6 +365,7 @@ pub async fn serve(mut client: TcpStream, client_addr: SocketAddr, id: u64, run:
             notes_logged: Mutex::new(super::note_shapes::NoteShapes::default()),
             unsent: [AtomicU64::new(0), AtomicU64::new(0)],
             pending_mark: [Mutex::new(None), Mutex::new(None)],
+            parked: Mutex::new(None),
         };
         let first = FirstBytes { peeked, hello };
         proxy_connection(client, first, rules, &conn).await;
@@ -475,7 +517,7 @@ async fn proxy_connection(
                     )
                     .await
                 };
-                let rerouted = match (&outcome, ends.parked.take()) {
+                let rerouted = match (&outcome, conn.take_parked()) {
                     (Outcome::Answered, Some(rest)) => {
                         conn.take_reroute().map(|target| (target, rest))
                     }
@@ -662,13 +704,11 @@ async fn proxy_connection(
     tap.closed(Leg::Upstream).await;
 }
 
-/// Which pumps ended by sending their FIN (so the endings do not record it twice), and what
-/// the request side read and did not relay when it parked.
+/// Which pumps ended by sending their FIN (so the endings do not record it twice).
 #[derive(Debug, Default)]
 struct PumpEnds {
     upstream_fin_sent: bool,
     client_fin_sent: bool,
-    parked: Option<Bytes>,
 }
 
 /// Forward proxy: answers the request faultline could not route (a 4xx for the client's own
@@ -783,6 +823,10 @@ where
     // other direction has relayed what that peer sent before it failed (or `DRAIN_LIMIT` passed).
     let mut failed: Option<(Outcome, Instant)> = None;
     loop {
+        if client_done && !upstream_done && conn.is_parked() {
+            // Requests stopped for an answer, and the responses are over: nothing more comes.
+            return Outcome::Done;
+        }
         let session_timer = conn.session_deadline(rules.scenario());
         tokio::select! {
             end = &mut to_upstream, if !upstream_done => {
@@ -798,9 +842,6 @@ where
                             return Outcome::Done;
                         }
                     }
-                    // Requests stopped; the answer owed to the client comes from the other pump.
-                    PumpEnd::Parked { .. } if client_done => return Outcome::Done,
-                    PumpEnd::Parked { rest } => ends.parked = Some(rest),
                     // The upstream failed under the client's bytes (a server that answered early,
                     // 413 or 501, and closed on the body it did not read): what it answered still
                     // reaches the client, before the reset, as it would without faultline.
@@ -1061,7 +1102,7 @@ impl Outcome {
             Leg::Upstream => Leg::Client,
         };
         match end {
-            PumpEnd::Finished | PumpEnd::Parked { .. } => Outcome::Done,
+            PumpEnd::Finished => Outcome::Done,
             PumpEnd::Fault { how, comment } => Outcome::Fault(how, comment),
             PumpEnd::Answered => Outcome::Answered,
             PumpEnd::SourceFailed(error) => Outcome::PeerFailed { leg: source, error },

@@ -36,11 +36,6 @@ pub enum PumpEnd {
     /// A fault ends the connection; everything planned before it was written. `comment` names
     /// the rule and what it did, for the capture.
     Fault { how: EndHow, comment: String },
-    /// The request side stopped: faultline owes the client an answer, which the response side
-    /// sends once the responses before it are done. `rest` holds the bytes read from the
-    /// source from the stop on, not relayed: a forward proxy that moves the connection to
-    /// another origin relays them there.
-    Parked { rest: Bytes },
     /// faultline wrote its own answer to the destination (an HTTP `respond` rule, a malformed
     /// request, a forward-proxy request for another origin); the connection closes.
     Answered,
@@ -145,6 +140,8 @@ where
     // Only the direction toward the client delivers faultline's own answers.
     let owes_answers = direction == Direction::UpstreamToClient && conn.http.is_some();
     let has_session = conn.http.is_some();
+    // Requests stopped for an answer owed to the client (see `Queued::Park`).
+    let mut parked = false;
 
     loop {
         // Execute every step whose time has come.
@@ -192,15 +189,22 @@ where
                     return PumpEnd::Answered;
                 }
                 Some(Queued::Park { rest }) => {
-                    conn.answer_ready.notify_one();
+                    // The request side stops: faultline owes the client an answer, which the
+                    // response side sends once the responses before it are done (the
+                    // connection then ends). Until then this pump waits, reading nothing, with
+                    // what it read from the stop on: a fallback to raw TCP relays it after
+                    // the requests held for the answer (a trial saw them lost and both legs
+                    // left open), a forward proxy to the next origin.
                     let rest = if carry.is_empty() {
                         rest
                     } else {
                         let mut joined = BytesMut::from(&rest[..]);
                         joined.extend_from_slice(&carry);
+                        carry = Bytes::new();
                         joined.freeze()
                     };
-                    return PumpEnd::Parked { rest };
+                    conn.park(rest);
+                    parked = true;
                 }
                 Some(Queued::Hold { mark }) => {
                     held_by = mark.rule_key();
@@ -267,7 +271,7 @@ where
             tokio::select! {
                 biased;
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => None,
-                () = conn.wake[direction.index()].notified(), if has_session && !closed_by_plan && !eof => {
+                () = conn.wake[direction.index()].notified(), if has_session && (!closed_by_plan || parked) && !eof => {
                     woken = true;
                     None
                 }
@@ -325,6 +329,26 @@ where
                 if holding && unhold && lifted(held_by) {
                     holding = false;
                     closed_by_plan = queue.iter().any(Queued::ends_direction);
+                }
+            }
+            continue;
+        }
+        if woken && parked {
+            // Fallen back to raw TCP: the requests held for the answer, then what was read
+            // after the stop, and on as raw bytes.
+            if let Some(held) = conn.take_release() {
+                let rest = conn.take_parked().unwrap_or_default();
+                parked = false;
+                closed_by_plan = false;
+                for bytes in [Bytes::from(held), rest] {
+                    if !bytes.is_empty() {
+                        queued_bytes += bytes.len();
+                        queue.push_back(Queued::Send {
+                            bytes,
+                            not_before: None,
+                            mark: None,
+                        });
+                    }
                 }
             }
             continue;

@@ -59,11 +59,18 @@ impl Exchanges {
     }
 
     /// faultline answers the latest request itself after all: the upstream will not (it got
-    /// the request's head and part of its body). A request that already has an answer keeps
-    /// it, and `answer` follows it.
+    /// the request's head and part of its body). A request whose answer waited for the end of
+    /// its body (held for a `respond` rule) never gets that end: `answer` replaces it, ready
+    /// once the responses before it are done (a trial's strict listener logged the 400 and
+    /// sent nothing, the held request waiting forever for a body that could not end). A
+    /// request already answered otherwise keeps its answer, and `answer` follows it.
     pub fn answer_latest(&mut self, answer: (Vec<u8>, Mark), label: String) {
         match self.queue.back_mut() {
-            Some(latest) if latest.answer.is_none() => latest.answer = Some(answer),
+            Some(latest) if latest.answer.is_none() || latest.awaiting_body => {
+                latest.answer = Some(answer);
+                latest.awaiting_body = false;
+                latest.interim = None;
+            }
             _ => self.push(Pending {
                 label,
                 answer: Some(answer),
@@ -131,5 +138,24 @@ mod tests {
             Some(b"x".to_vec())
         );
         assert!(exchanges.front_mut().is_none());
+    }
+
+    /// The body an answer waited for turned out malformed: it never ends, so the answer for
+    /// the malformed request takes its place and is ready at once.
+    #[test]
+    fn an_answer_waiting_for_a_body_that_cannot_end_is_replaced() {
+        let mut exchanges = Exchanges::default();
+        exchanges.push(Pending {
+            answer: Some((b"503".to_vec(), Mark::proxy("answered"))),
+            awaiting_body: true,
+            ..Pending::default()
+        });
+        assert!(exchanges.take_ready_answer().is_none());
+        exchanges.answer_latest((b"400".to_vec(), Mark::proxy("400")), "bad".into());
+        assert_eq!(
+            exchanges.take_ready_answer().map(|(bytes, _)| bytes),
+            Some(b"400".to_vec())
+        );
+        assert!(exchanges.front_mut().is_none(), "one answer");
     }
 }

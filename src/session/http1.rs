@@ -27,6 +27,11 @@ use crate::scenario::{ConnectionFacts, RequestFacts, Scenario};
 /// The interim response faultline sends for a request it answers after the body.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
+/// The most request bytes a session keeps of a request held for a `respond` rule, so that a
+/// fallback to raw TCP can still relay them: past it, a request framed that well is HTTP, and
+/// a malformed rest of it is answered 400 as in strict mode.
+const MAX_HELD: usize = 1024 * 1024;
+
 /// What a session consults on every chunk: the run's scenario and its counters.
 #[derive(Debug, Clone, Copy)]
 pub struct RunView<'a> {
@@ -67,6 +72,18 @@ pub struct Http1Session {
     h2c: Option<crate::h2::HeaderList>,
     h2c_at: [Option<u64>; 2],
     streams: RuleStreams,
+    /// Copies of the request bytes held back (not relayed) for a `respond` rule, in order,
+    /// up to [`MAX_HELD`]: relayed first if the connection falls back to raw TCP.
+    held: Vec<u8>,
+    /// More than [`MAX_HELD`] bytes were held: they cannot all be relayed any more.
+    held_overflow: bool,
+    /// Requests stopped (the request side parked) for an answer owed to the client.
+    parked: bool,
+    /// A malformed request was refused (strict): its 400 is owed, nothing of it goes upstream.
+    refused: bool,
+    /// The session fell back to raw TCP from the response side while requests were held or
+    /// parked: what the request side must relay first, once.
+    release: Option<Vec<u8>>,
 }
 
 impl Http1Session {
@@ -91,6 +108,11 @@ impl Http1Session {
             h2c_at: [None, None],
             streams: RuleStreams::new(seed, facts.ordinal),
             facts,
+            held: Vec::new(),
+            held_overflow: false,
+            parked: false,
+            refused: false,
+            release: None,
         }
     }
 
@@ -118,7 +140,48 @@ impl Http1Session {
     /// Whether `direction`'s receiver is owed bytes no chunk brings: the `100 Continue` for a
     /// request faultline answers after its body (the upstream never sends one).
     pub fn wants_flush(&self, direction: Direction) -> bool {
-        direction == Direction::UpstreamToClient && self.active[1] && self.exchanges.interim_ready()
+        match direction {
+            Direction::UpstreamToClient => self.active[1] && self.exchanges.interim_ready(),
+            Direction::ClientToUpstream => self.release.is_some(),
+        }
+    }
+
+    /// After a fallback to raw TCP: the request bytes held back for a rule, which the request
+    /// side relays before anything else, and which unpark it (once; `None` when the request side
+    /// has nothing held and is not parked).
+    pub fn take_release(&mut self) -> Option<Vec<u8>> {
+        self.release.take()
+    }
+
+    /// The connection is not HTTP/1 after all: the rest of both directions is relayed as raw
+    /// TCP. The requests held back for a rule were never sent and will not be answered by
+    /// faultline: they go upstream first (from the plan of `direction` when it is the request
+    /// side, else when the request side is woken for them).
+    fn fall_back(&mut self) -> Option<Vec<u8>> {
+        self.deactivate();
+        if self.refused || self.held_overflow {
+            // A strict 400 is owed (its request goes nowhere), or the held bytes are gone.
+            return None;
+        }
+        self.exchanges = Exchanges::default();
+        let held = std::mem::take(&mut self.held);
+        (self.parked || !held.is_empty()).then_some(held)
+    }
+
+    /// Skips the chunk's bytes up to `to` for a request held for a rule, keeping a copy.
+    fn hold(&mut self, plan: &mut ChunkPlan, chunk: &[u8], start: u64, to: u64) {
+        if !self.held_overflow {
+            let from = plan.pos().max(start);
+            if let Some(bytes) = chunk_slice(chunk, start, from, to.min(plan.end())) {
+                if self.held.len() + bytes.len() > MAX_HELD {
+                    self.held_overflow = true;
+                    self.held = Vec::new();
+                } else {
+                    self.held.extend_from_slice(bytes);
+                }
+            }
+        }
+        plan.skip(to);
     }
 
     /// Forward proxy: the origin the answer taken last hands the connection to (a kept-alive
@@ -208,10 +271,21 @@ impl Http1Session {
         let start = self.planned[0];
         let fresh = Self::unfed(chunk, start, self.conv.request_offset());
         let (events, error) = self.conv.feed_request_partial(fresh);
-        if error.is_some() && !self.strict {
+        if error.is_some() && !self.strict && !self.held_overflow {
             warn!(direction = %Direction::ClientToUpstream, error = %error.map(|e| e.to_string()).unwrap_or_default(), "not HTTP/1 after all; relaying the rest as raw TCP");
-            self.deactivate();
-            return SessionPlan::relay(chunk.len(), arrival);
+            let mut plan = SessionPlan::relay(chunk.len(), arrival);
+            if let Some(held) = self.fall_back().filter(|h| !h.is_empty()) {
+                // What was held for a rule left the client before this chunk: it goes first
+                // (a trial saw the held head of `POST /fail/1` dropped and only the rest sent).
+                let held = Step::Insert {
+                    bytes: Bytes::from(held),
+                    not_before: arrival,
+                    mark: None,
+                    role: Role::Payload,
+                };
+                plan.steps.insert(0, held);
+            }
+            return plan;
         }
         let mut plan = ChunkPlan::new(start, chunk.len(), arrival);
         let mut last_end = start;
@@ -236,7 +310,7 @@ impl Http1Session {
                 }
                 FrameEvent::Body(piece) => {
                     if self.request.swallow {
-                        plan.skip(piece.raw.end);
+                        self.hold(&mut plan, chunk, start, piece.raw.end);
                     } else {
                         plan.relay(piece.raw.start, Role::Framing);
                         plan.relay(piece.raw.end, Role::Payload);
@@ -246,7 +320,7 @@ impl Http1Session {
                     last_end = end;
                     self.request_open = false;
                     if self.request.swallow {
-                        plan.skip(end);
+                        self.hold(&mut plan, chunk, start, end);
                         self.exchanges.body_read();
                         self.park(&mut plan);
                     } else {
@@ -278,15 +352,15 @@ impl Http1Session {
                 return self.malformed(error, plan, last_end);
             }
         }
-        self.finish(plan, Direction::ClientToUpstream)
+        self.finish(plan, chunk, Direction::ClientToUpstream)
     }
 
     /// Plans the rest of the chunk: the bytes of an incomplete head are deferred until it is
     /// whole (rules decide on whole heads); anything else belongs to the current message.
-    fn finish(&mut self, mut plan: ChunkPlan, direction: Direction) -> SessionPlan {
-        let (pending, message) = match direction {
-            Direction::ClientToUpstream => (self.conv.request_head_pending(), &mut self.request),
-            Direction::UpstreamToClient => (self.conv.response_head_pending(), &mut self.response),
+    fn finish(&mut self, mut plan: ChunkPlan, chunk: &[u8], direction: Direction) -> SessionPlan {
+        let pending = match direction {
+            Direction::ClientToUpstream => self.conv.request_head_pending(),
+            Direction::UpstreamToClient => self.conv.response_head_pending(),
         };
         let deferred = if self.active[direction.index()] {
             pending
@@ -294,11 +368,22 @@ impl Http1Session {
             0
         };
         let keep_until = plan.end().saturating_sub(deferred as u64);
-        if message.swallow {
+        let swallow = match direction {
+            Direction::ClientToUpstream => self.request.swallow,
+            Direction::UpstreamToClient => self.response.swallow,
+        };
+        if swallow && direction == Direction::ClientToUpstream {
+            let start = self.planned[0];
+            self.hold(&mut plan, chunk, start, keep_until);
+        } else if swallow {
             plan.skip(keep_until);
         } else {
             plan.relay(keep_until, Role::Framing);
         }
+        let message = match direction {
+            Direction::ClientToUpstream => &mut self.request,
+            Direction::UpstreamToClient => &mut self.response,
+        };
         plan.flush(message.chain.as_mut());
         plan.finish(deferred)
     }
@@ -308,6 +393,7 @@ impl Http1Session {
     fn park(&mut self, plan: &mut ChunkPlan) {
         plan.stop(Step::Park);
         self.active[0] = false;
+        self.parked = true;
     }
 
     /// Arms the rules for a request whose head just completed and plans its head.
@@ -407,6 +493,14 @@ impl Http1Session {
             Some(RespondAfter::RequestHead) => return self.park(plan),
             Some(RespondAfter::RequestBody) => {
                 self.request = MessageFaults::swallowed();
+                if let Some(raw) = raw {
+                    if self.held.len() + raw.len() > MAX_HELD {
+                        self.held_overflow = true;
+                        self.held = Vec::new();
+                    } else if !self.held_overflow {
+                        self.held.extend_from_slice(raw);
+                    }
+                }
                 plan.skip(head_end);
                 return;
             }
@@ -446,7 +540,10 @@ impl Http1Session {
             Ok(events) => events,
             Err(e) => {
                 warn!(direction = %Direction::UpstreamToClient, error = %e, "response is not valid HTTP/1; relaying the rest as raw bytes");
-                self.deactivate();
+                // The requests held for a rule (and those after them, read and parked) go
+                // upstream once the request side is woken: a trial saw them never sent, and
+                // the connection never end.
+                self.release = self.fall_back();
                 return SessionPlan::relay(chunk.len(), arrival);
             }
         };
@@ -539,7 +636,7 @@ impl Http1Session {
                 break;
             }
         }
-        self.finish(plan, Direction::UpstreamToClient)
+        self.finish(plan, chunk, Direction::UpstreamToClient)
     }
 
     /// Strict HTTP met bytes that are not a request: the complete requests before them are
@@ -547,6 +644,7 @@ impl Http1Session {
     /// it is owed.
     fn malformed(&mut self, error: HttpError, mut plan: ChunkPlan, last_end: u64) -> SessionPlan {
         warn!(direction = %Direction::ClientToUpstream, %error, "malformed HTTP request; answering 400 and closing");
+        self.refused = true;
         let bytes = plain_answer(
             400,
             &format!("faultline could not parse the request: {error}"),
@@ -819,6 +917,125 @@ mod tests {
         let (answer, _) = strict.take_ready_answer().expect("the 400, at once");
         assert!(answer.starts_with(b"HTTP/1.1 400 "));
         assert!(strict.take_ready_answer().is_none(), "one answer");
+    }
+
+    /// A trial's strict listener held `POST /fail/1` (chunked) for a `respond` after its body;
+    /// a bad chunk-size line was logged as answered 400, yet nothing was sent and the
+    /// connection stayed open: the 503 waited for a body end that could never come.
+    #[test]
+    fn a_malformed_body_of_a_request_held_for_an_answer_gets_the_400() {
+        let rules = scenario(
+            "[[rule]]\nmatch = { path = \"/fail/**\" }\nfault.respond = { status = 503 }\n",
+        );
+        let head = b"POST /fail/1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for body in [
+            b"zz\r\n".to_vec(),
+            [&b"0\r\n"[..], &b"X-Big: 1\r\n".repeat(100_000)].concat(),
+        ] {
+            let mut strict = Http1Session::new(true, 1, ConnectionFacts::ordinal(1));
+            let (sent, parked) = apply(&plan_requests(&mut strict, &rules, head), head);
+            assert!(sent.is_empty() && !parked, "held for the rule");
+            assert!(strict.take_ready_answer().is_none(), "after the body");
+            let (sent, parked) = apply(&plan_requests(&mut strict, &rules, &body), &body);
+            assert!(sent.is_empty() && parked);
+            let (answer, _) = strict.take_ready_answer().expect("the 400, at once");
+            assert!(answer.starts_with(b"HTTP/1.1 400 "));
+            assert!(strict.take_ready_answer().is_none(), "one answer");
+        }
+    }
+
+    /// A trial smuggled `GET /fail/1` past a respond rule on a strict listener inside the
+    /// chunked body of a request that also had a Content-Length: the upstream framed it by the
+    /// length and served the smuggled request. Both framings are malformed framing: strict
+    /// answers 400 and forwards nothing, auto relays the rest as raw TCP, like other such heads.
+    #[test]
+    fn a_request_with_both_content_length_and_chunked_is_malformed() {
+        let rules = scenario(
+            "[[rule]]\nmatch = { path = \"/fail/**\" }\nfault.respond = { status = 503 }\n",
+        );
+        let smuggler = b"POST /ok HTTP/1.1\r\nHost: a\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /fail/1 HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut strict = Http1Session::new(true, 1, ConnectionFacts::ordinal(1));
+        let (sent, parked) = apply(&plan_requests(&mut strict, &rules, smuggler), smuggler);
+        assert!(
+            sent.is_empty() && parked,
+            "{:?}",
+            String::from_utf8_lossy(&sent)
+        );
+        let (answer, _) = strict.take_ready_answer().expect("a 400");
+        assert!(answer.starts_with(b"HTTP/1.1 400 "));
+        let mut auto = Http1Session::new(false, 1, ConnectionFacts::ordinal(1));
+        let (sent, _) = apply(&plan_requests(&mut auto, &rules, smuggler), smuggler);
+        assert_eq!(sent, smuggler, "relayed as raw TCP");
+        assert!(!auto.is_active(Direction::ClientToUpstream));
+    }
+
+    /// A trial (auto): `POST /fail/1` (chunked) was held for a respond rule after its body, then
+    /// `zz\r\nGET /secret …` came: the fallback to raw TCP relayed only that chunk, the held
+    /// 62-byte head was lost. Everything held goes first, in order.
+    #[test]
+    fn a_fallback_to_raw_relays_the_request_held_for_a_rule_first() {
+        let rules = scenario(
+            "[[rule]]\nmatch = { path = \"/fail/**\" }\nfault.respond = { status = 503 }\n",
+        );
+        let head = b"POST /fail/1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut auto = Http1Session::new(false, 1, ConnectionFacts::ordinal(1));
+        let (sent, parked) = apply(&plan_requests(&mut auto, &rules, head), head);
+        assert!(sent.is_empty() && !parked, "held for the rule");
+        // A valid chunk of the held body first: it is held too.
+        let good = b"3\r\nabc\r\n";
+        let (sent, _) = apply(&plan_requests(&mut auto, &rules, good), good);
+        assert!(sent.is_empty());
+        let rest = b"zz\r\nGET /secret HTTP/1.1\r\nHost: a\r\n\r\n";
+        let (sent, parked) = apply(&plan_requests(&mut auto, &rules, rest), rest);
+        assert!(!parked);
+        assert_eq!(
+            String::from_utf8_lossy(&sent),
+            String::from_utf8_lossy(&[&head[..], good, rest].concat()),
+            "byte-exact"
+        );
+        assert!(!auto.is_active(Direction::ClientToUpstream));
+        assert!(
+            auto.take_ready_answer().is_none(),
+            "the upstream answers now"
+        );
+    }
+
+    /// A trial (auto, echo upstream): `GET /x`, `GET /fail/1` (held for a respond rule) and
+    /// `GET /y` pipelined; the echoed "response" is not HTTP, and the fallback to raw TCP left
+    /// `/fail/1` and `/y` unsent and the requests parked for good. The held request is released
+    /// to the request side (whose pump relays it, then what it parked), which is woken for it.
+    #[test]
+    fn a_fallback_to_raw_from_the_response_side_releases_the_held_requests() {
+        let rules = scenario(
+            "[[rule]]\nmatch = { path = \"/fail/**\" }\nfault.respond = { status = 503 }\n",
+        );
+        let x = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+        let fail = b"GET /fail/1 HTTP/1.1\r\nHost: a\r\n\r\n";
+        let y = b"GET /y HTTP/1.1\r\nHost: a\r\n\r\n";
+        let requests = [&x[..], fail, y].concat();
+        let mut auto = Http1Session::new(false, 1, ConnectionFacts::ordinal(1));
+        let plan = plan_requests(&mut auto, &rules, &requests);
+        let (sent, parked) = apply(&plan, &requests);
+        assert_eq!(sent, x);
+        assert!(parked, "/y waits in the pump");
+        assert!(auto.take_release().is_none(), "nothing to release yet");
+        let counters = RunCounters::new();
+        let run = RunView {
+            scenario: &rules,
+            counters: &counters,
+        };
+        let plan = auto.plan(Direction::UpstreamToClient, x, Instant::now(), run);
+        assert_eq!(apply(&plan, x), (x.to_vec(), false), "relayed as raw bytes");
+        assert!(
+            auto.wants_flush(Direction::ClientToUpstream),
+            "the request side is woken"
+        );
+        assert_eq!(auto.take_release().as_deref(), Some(&fail[..]));
+        assert!(auto.take_release().is_none(), "once");
+        assert!(
+            auto.take_ready_answer().is_none(),
+            "the upstream answers now"
+        );
     }
 
     /// A TLS ClientHello (no blank line ever comes) sent to a strict HTTP or forward-proxy port

@@ -140,6 +140,15 @@ impl Session {
         }
     }
 
+    /// After an HTTP/1 fallback to raw TCP: the request bytes held back for a rule, relayed
+    /// first by the request side (which they unpark), once.
+    pub fn take_release(&mut self) -> Option<Vec<u8>> {
+        match self {
+            Session::Http1(s) => s.take_release(),
+            _ => None,
+        }
+    }
+
     /// Whether frames wait for `direction`'s receiver (its pump should plan, even with no new
     /// bytes).
     pub fn wants_flush(&self, direction: Direction) -> bool {

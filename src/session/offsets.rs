@@ -51,6 +51,11 @@ impl ChunkPlan {
         self.end
     }
 
+    /// Absolute offset of the next byte not planned yet.
+    pub fn pos(&self) -> u64 {
+        self.pos
+    }
+
     /// Whether a terminal step ended the plan.
     pub fn is_finished(&self) -> bool {
         self.finished

@@ -2844,3 +2844,162 @@ async fn an_early_answer_from_a_server_that_resets_under_the_upload_reaches_the_
     })
     .await;
 }
+
+/// A hostile-input trial: a strict listener held `POST /fail/1` (chunked) for a `respond` after
+/// its body; a bad chunk-size line, or a trailer section past the limit, was logged as answered
+/// 400, yet nothing was sent and both legs stayed open until the run stopped (the 503 waited for
+/// a body end that could never come).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_http_answers_400_to_a_malformed_body_held_for_a_respond_rule() {
+    bounded("malformed held body", async {
+        let mut h = Harness::store(
+            "strict-held-400",
+            "protocol = \"http\"",
+            "[[rule]]\nmatch = { path = \"/fail/**\" }\nfault.respond = { status = 503, body = \"nope\" }\n",
+        )
+        .await;
+        let head = b"POST /fail/1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let bodies: [(&str, Vec<u8>); 2] = [
+            ("bad chunk size", b"zz\r\n".to_vec()),
+            (
+                "1 MB trailer section",
+                [&b"0\r\n"[..], &b"X-Trailer: 0123456789\r\n".repeat(45_000)].concat(),
+            ),
+        ];
+        for (what, body) in &bodies {
+            let mut client = Client::connect(h.proxy).await;
+            client.send(&[&head[..], body].concat()).await;
+            let answer = client.response().await;
+            assert_eq!(answer.status, 400, "{what}: {answer:?}");
+            let rest = client.rest().await;
+            assert!(
+                rest.bytes.is_empty() && rest.ending == Ending::Eof,
+                "{what}: closed after the 400: {rest:?}"
+            );
+        }
+        // Both legs of both connections ended by themselves.
+        let summary = h.finish().await;
+        assert_eq!(summary.connections, 2);
+        assert_eq!(summary.client_to_upstream, 0, "nothing reached the store");
+    })
+    .await;
+}
+
+/// A hostile-input trial: a strict listener forwarded a request with both `Content-Length` and
+/// `Transfer-Encoding: chunked`; the upstream framed it by the length and served the `GET
+/// /fail/1` its chunked body carried, past the respond rule on that path. Such a request is
+/// malformed framing (RFC 9112 §6.3): answered 400, and none of it reaches the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_http_refuses_a_request_with_both_content_length_and_chunked() {
+    bounded("CL + TE smuggling", async {
+        let (upstream, mut recordings) = recorder(None).await;
+        let mut h = Harness::start(
+            "strict-cl-te",
+            "protocol = \"http\"",
+            "[[rule]]\nmatch = { path = \"/fail/**\" }\nfault.respond = { status = 503, body = \"nope\" }\n",
+            upstream.spec(),
+            None,
+        )
+        .await;
+        let smuggler = b"POST /ok HTTP/1.1\r\nHost: a\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /fail/1 HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut client = Client::connect(h.proxy).await;
+        client.send(smuggler).await;
+        let answer = client.response().await;
+        assert_eq!(answer.status, 400, "{answer:?}");
+        assert!(
+            answer.text().contains("Transfer-Encoding and Content-Length"),
+            "{answer:?}"
+        );
+        let rest = client.rest().await;
+        assert!(
+            rest.bytes.is_empty() && rest.ending == Ending::Eof,
+            "closed after the 400: {rest:?}"
+        );
+        let summary = h.finish().await;
+        assert_eq!(summary.client_to_upstream, 0, "nothing reached the upstream");
+        drop(upstream);
+        while let Ok(recording) = recordings.try_recv() {
+            assert!(recording.bytes.is_empty(), "{recording:?}");
+        }
+    })
+    .await;
+}
+
+/// A hostile-input trial (auto): `POST /fail/1` (chunked) was held for a respond rule after its
+/// body; 0.3 s later `zz\r\nGET /secret …` came, and the fallback to raw TCP relayed only that:
+/// the 62-byte head faultline held was lost. Everything held goes first, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallback_to_raw_relays_the_held_request_head_first() {
+    bounded("held head on fallback", async {
+        let (upstream, mut recordings) = recorder(None).await;
+        let mut h = Harness::start(
+            "auto-held-fallback",
+            "protocol = \"auto\"",
+            "[[rule]]\nmatch = { path = \"/fail/**\" }\nfault.respond = { status = 503, body = \"nope\" }\n",
+            upstream.spec(),
+            None,
+        )
+        .await;
+        let head = b"POST /fail/1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let rest = b"zz\r\nGET /secret HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut client = Client::connect(h.proxy).await;
+        client.send(head).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        client.send(rest).await;
+        client.stream.shutdown().await.expect("half-close");
+        let recording = within("the upstream's recording", recordings.recv())
+            .await
+            .expect("a recording");
+        assert_eq!(
+            String::from_utf8_lossy(&recording.bytes),
+            String::from_utf8_lossy(&[&head[..], rest].concat()),
+            "byte-exact: {recording:?}"
+        );
+        let answer = client.rest().await;
+        assert!(
+            answer.bytes.is_empty() && answer.ending == Ending::Eof,
+            "{answer:?}"
+        );
+        h.finish().await;
+    })
+    .await;
+}
+
+/// A hostile-input trial (auto, a plain echo upstream): `GET /x`, `GET /fail/1` (held for a
+/// respond rule) and `GET /y` pipelined, then a half-close. The echoed "response" is not HTTP:
+/// the fallback to raw TCP never sent `/fail/1` or `/y`, the client got 28 bytes, and both legs
+/// stayed open for good. Everything the client sent goes upstream in order, and the
+/// connection ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallback_to_raw_from_the_response_side_relays_parked_requests_and_ends() {
+    bounded("parked requests on fallback", async {
+        let upstream = echo().await;
+        let mut h = Harness::start(
+            "auto-parked-fallback",
+            "protocol = \"auto\"",
+            "[[rule]]\nmatch = { path = \"/fail/**\" }\nfault.respond = { status = 503, body = \"nope\" }\n",
+            upstream.spec(),
+            None,
+        )
+        .await;
+        let requests = [
+            &b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"GET /fail/1 HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /y HTTP/1.1\r\nHost: a\r\n\r\n",
+        ]
+        .concat();
+        let mut client = Client::connect(h.proxy).await;
+        client.send(&requests).await;
+        client.stream.shutdown().await.expect("half-close");
+        let echoed = within("the echo and the end", client.rest()).await;
+        assert_eq!(echoed.ending, Ending::Eof, "{echoed:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&echoed.bytes),
+            String::from_utf8_lossy(&requests),
+            "every request, in order"
+        );
+        let summary = h.finish().await;
+        assert_eq!(summary.client_to_upstream, requests.len() as u64);
+    })
+    .await;
+}
