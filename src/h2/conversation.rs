@@ -24,8 +24,6 @@ pub struct DecodedBlock {
     /// Whether the block changed the receiver's dynamic table: such a block must reach the
     /// receiver even when its stream is being discarded, or the receiver's HPACK state breaks.
     pub touches_table: bool,
-    /// Fields were left out (list larger than the decoder's limit).
-    pub truncated: bool,
     /// The block in representations that neither read nor change the receiver's dynamic table
     /// (upstream->client only, `None` when the block is already so): what the session sends
     /// once it had to withhold a block that changed the client's table.
@@ -175,7 +173,6 @@ impl Conversation {
                         headers: decoded.headers,
                         end_stream,
                         touches_table: decoded.touches_table,
-                        truncated: decoded.truncated,
                         detached: decoded.detached,
                         size_updates: decoded.size_updates,
                     });
