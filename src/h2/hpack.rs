@@ -148,8 +148,20 @@ impl Decoder {
         &self.table
     }
 
+    /// The list size beyond which a block is an error.
+    pub fn max_list_size(&self) -> usize {
+        self.max_list_size
+    }
+
     /// Decodes one complete header block, updating the dynamic table as the receiver does.
     pub fn decode(&mut self, block: &[u8]) -> Result<Decoded, HpackError> {
+        self.decode_within(block, usize::MAX)
+    }
+
+    /// Like [`Decoder::decode`], with the list limit lowered to `limit` for this block (what is
+    /// left of a connection's budget): [`HpackError::ListTooLarge`] names the limit applied.
+    pub fn decode_within(&mut self, block: &[u8], limit: usize) -> Result<Decoded, HpackError> {
+        let max_list_size = self.max_list_size.min(limit);
         let mut decoded = Decoded::default();
         let mut list_size = 0usize;
         let mut pos = 0;
@@ -165,7 +177,7 @@ impl Decoder {
                 let (index, used) = integer(&block[pos..], 7)?;
                 pos += used;
                 let (name, value) = self.entry(index)?;
-                count(&decoded, &mut list_size, self.max_list_size, name, value)?;
+                count(&decoded, &mut list_size, max_list_size, name, value)?;
                 if self.detach {
                     if index > STATIC_TABLE.len() {
                         differs = true;
@@ -215,7 +227,7 @@ impl Decoder {
                 let value_from = pos;
                 let (value, used) = string(&block[pos..])?;
                 pos += used;
-                count(&decoded, &mut list_size, self.max_list_size, &name, &value)?;
+                count(&decoded, &mut list_size, max_list_size, &name, &value)?;
                 if self.detach {
                     // Without indexing (0000) or never indexed (0001), as the field was.
                     let flags = if indexing { 0x00 } else { first & 0xf0 };

@@ -1918,16 +1918,17 @@ fn goaway_after_streams_names_the_nth_stream_of_a_burst_and_refuses_the_rest() {
 }
 
 /// The "HPACK bomb" of the hostile-input trial, client side: the preface, SETTINGS, a GET on
-/// stream 1 that inserts one 4,000-byte entry, then `frames` HEADERS frames of 16 KB, each a
-/// GET of three static fields and 16,000 one-byte references to that entry (64 MB decoded).
-fn hpack_bomb(frames: u32) -> Vec<u8> {
+/// stream 1 that inserts one 4,000-byte entry, then `frames` HEADERS frames, each a GET of
+/// three static fields and `refs` one-byte references to that entry (16,000: a 16 KB frame
+/// decoding to 64 MB; 62: a 65-byte frame decoding to 250 KB, under the list limit).
+fn hpack_bomb(frames: u32, refs: usize) -> Vec<u8> {
     let head = [0x82u8, 0x86, 0x84];
     let mut insert = head.to_vec();
     insert.extend([0x40, 0x01, b'x']);
     crate::h2::hpack_encode::encode_integer(4000, 7, 0x00, &mut insert);
     insert.extend(std::iter::repeat_n(b'v', 4000));
     let mut bomb = head.to_vec();
-    bomb.extend(std::iter::repeat_n(0xbe, 16_000));
+    bomb.extend(std::iter::repeat_n(0xbe, refs));
     let mut out = PREFACE.to_vec();
     out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
     let frame = |stream: u32, block: &[u8]| {
@@ -1949,14 +1950,22 @@ fn hpack_bomb(frames: u32) -> Vec<u8> {
     out
 }
 
-/// A client block that decodes past the list limit (RFC 9113 §6.5.2 size, 256 KiB) is not
+/// A client block that decodes past the list limit (RFC 9113 §6.5.2 size, 256 KiB), or that
+/// would take the lists kept for open streams past the connection's budget (4 MiB), is not
 /// decoded further: the session stops following the connection there and relays every byte,
-/// before and after, unchanged; rules stop (a later stream's rule never fires). Before the
-/// limit was an error, each bomb frame made a 64 MB detached form and kept 1 MiB of fields per
-/// open stream twice (tracker and rules): 200 frames took the proxy to 750 MB.
+/// before and after, unchanged; rules stop (a later stream's rule never fires). Before, each
+/// 16 KB bomb frame made a 64 MB detached form and kept 1 MiB of fields per open stream twice
+/// (tracker and rules): 200 frames took the proxy to 750 MB; 1,000 frames of 65 bytes each
+/// (under the list limit) took it to 950 MB.
 #[test]
 fn an_hpack_bomb_is_relayed_raw_from_the_block_that_crosses_the_list_limit() {
-    let client = hpack_bomb(200);
+    for (frames, refs) in [(200, 16_000), (1000, 62)] {
+        a_bomb_is_relayed_raw(frames, refs);
+    }
+}
+
+fn a_bomb_is_relayed_raw(frames: u32, refs: usize) {
+    let client = hpack_bomb(frames, refs);
     let mut tail = client.clone();
     // A request after the bombs, for a path a rule answers: it must not be answered.
     tail.extend(request(1001, "GET", "/answered"));
@@ -1976,7 +1985,7 @@ fn an_hpack_bomb_is_relayed_raw_from_the_block_that_crosses_the_list_limit() {
         let (out, session, _, _) = replay_records(&raw, &rules, piece, usize::MAX);
         assert!(
             out.bytes[0] == tail,
-            "piece {piece}: the client's bytes changed"
+            "{refs} refs, piece {piece}: the client's bytes changed"
         );
         assert_eq!(out.bytes[1], server, "piece {piece}: nothing answered");
         assert!(out.marks.is_empty(), "piece {piece}: {:?}", out.marks);
