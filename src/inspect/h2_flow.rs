@@ -44,8 +44,9 @@ const RECENT_FRAMES: usize = 256;
 /// What the header lists of a flow's kept streams may hold (RFC 9113 §6.5.2 count) before
 /// decoding the flow's HTTP/2 stops with a warning: `inspect` keeps the streams it lists (up to
 /// [`MAX_STREAMS`]) to the end, and streams still open; a capture of peers that opened streams
-/// with lists of 250 KB each would otherwise take gigabytes. 64 MiB holds the listed streams of
-/// real traffic many times over.
+/// with lists of 250 KB each would otherwise take gigabytes. 64 MiB holds 10,000 listed
+/// streams of 6 KB of headers each (browsers with large cookies send 4-8 KB). The budget is
+/// per flow: a capture of many such flows still costs up to this much each.
 const HEADER_BUDGET: usize = 64 << 20;
 /// Streams opened between two prunings of closed streams left out of the listing.
 const PRUNE_EVERY: u64 = 1000;

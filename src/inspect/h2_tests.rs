@@ -1249,3 +1249,46 @@ fn an_hpack_bomb_stops_the_flows_http2_with_a_warning() {
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
 }
+
+/// Past the 10,000 streams a flow lists, closed streams are dropped from the conversation
+/// (their header lists with them, so a long connection stays within the flow's header
+/// budget); the streams listed keep everything, and the rest are counted.
+#[test]
+fn streams_past_the_listed_ones_are_counted_and_their_lists_released() {
+    let mut conn = Conn::new();
+    // 12,500 GETs with 2 KB of headers each, each answered and closed before the next.
+    let cookie = "c".repeat(2000);
+    for i in 0..12_500u32 {
+        let s = StreamId(conn.next);
+        conn.next += 2;
+        let head = HeaderList::from_pairs([
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", &format!("/f{i}")),
+            (":authority", "files"),
+            ("cookie", &cookie),
+        ]);
+        conn.send(UP, build::headers(s, &head, true, BlockLimits::default()));
+        let answer = HeaderList::from_pairs([(":status", "204")]);
+        conn.send(
+            DOWN,
+            build::headers(s, &answer, true, BlockLimits::default()),
+        );
+    }
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert!(report.h2_connections[0].error.is_none(), "{text}");
+    assert_eq!(report.h2_streams.len(), 10_000);
+    assert_eq!(report.h2_connections[0].streams, 12_500);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("2500 more HTTP/2 streams not listed")),
+        "{:?}",
+        report.warnings
+    );
+    let last = &report.h2_streams[9_999];
+    assert_eq!(last.path.as_deref(), Some("/f9999"));
+    assert_eq!(last.status, Some(204));
+}
