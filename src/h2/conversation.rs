@@ -4,7 +4,7 @@ use super::control::Control;
 use super::error::{Direction, FrameError, H2Error};
 use super::frame::{FrameType, StreamId};
 use super::headers::HeaderList;
-use super::hpack::Decoder;
+use super::hpack::{Decoder, HpackError};
 use super::reader::{FrameReader, Piece, PieceKind};
 use super::tracker::{BlockRole, Tracker};
 
@@ -24,8 +24,6 @@ pub struct DecodedBlock {
     /// Whether the block changed the receiver's dynamic table: such a block must reach the
     /// receiver even when its stream is being discarded, or the receiver's HPACK state breaks.
     pub touches_table: bool,
-    /// Fields were left out (list larger than the decoder's limit).
-    pub truncated: bool,
     /// The block in representations that neither read nor change the receiver's dynamic table
     /// (upstream->client only, `None` when the block is already so): what the session sends
     /// once it had to withhold a block that changed the client's table.
@@ -55,8 +53,18 @@ pub struct Conversation {
     readers: [FrameReader; 2],
     decoders: [Decoder; 2],
     tracker: Tracker,
+    /// The most the tracked streams' header lists may hold (see [`Conversation::with_header_budget`]).
+    header_budget: usize,
     failed: Option<H2Error>,
 }
+
+/// What the header lists of a connection's tracked streams may hold together (RFC 9113 §6.5.2
+/// count) before the conversation stops: a stream's lists are kept until it closes, so a peer
+/// that opened streams with lists just under the per-block limit (a 70-byte block of
+/// references to a 4 KB entry decodes to 250 KB) and never ended them took a proxy to 950 MB
+/// with 80 KB sent. 4 MiB holds 128 concurrent streams of 32 KiB of headers each (nginx's
+/// defaults), far more than gRPC or browsers keep open.
+pub const DEFAULT_HEADER_BUDGET: usize = 4 << 20;
 
 impl Default for Conversation {
     fn default() -> Conversation {
@@ -83,6 +91,7 @@ impl Conversation {
             readers: [client, upstream],
             decoders: [Decoder::new(), Decoder::new()],
             tracker: Tracker::new(),
+            header_budget: DEFAULT_HEADER_BUDGET,
             failed: None,
         }
     }
@@ -101,6 +110,13 @@ impl Conversation {
     pub fn with_client_detached_forms(mut self) -> Conversation {
         let client = Direction::ClientToUpstream.index();
         self.decoders[client] = Decoder::new().with_detached_forms();
+        self
+    }
+
+    /// Sets the budget of the tracked streams' header lists ([`DEFAULT_HEADER_BUDGET`]): a
+    /// block that would pass it stops the conversation with [`FrameError::HeaderBudget`].
+    pub fn with_header_budget(mut self, bytes: usize) -> Conversation {
+        self.header_budget = bytes;
         self
     }
 
@@ -153,11 +169,24 @@ impl Conversation {
                 PieceKind::Fragment {
                     block: Some(block), ..
                 } => {
-                    let decoded = match self.decoders[d].decode(&block.hpack) {
+                    let kept = self.tracker.headers_kept();
+                    let room = self.header_budget.saturating_sub(kept);
+                    let decoder = &mut self.decoders[d];
+                    let by_budget = room < decoder.max_list_size();
+                    let decoded = match decoder.decode_within(&block.hpack, room) {
                         Ok(decoded) => decoded,
                         Err(error) => {
-                            let error = FrameError::from(error).at(direction, block.start);
-                            return Err(self.fail(error));
+                            let error = match error {
+                                HpackError::ListTooLarge { .. } if by_budget => {
+                                    FrameError::HeaderBudget {
+                                        stream: block.stream,
+                                        kept,
+                                        budget: self.header_budget,
+                                    }
+                                }
+                                error => FrameError::from(error),
+                            };
+                            return Err(self.fail(error.at(direction, block.start)));
                         }
                     };
                     let role = self.tracker.on_block(direction, block, &decoded.headers);
@@ -175,7 +204,6 @@ impl Conversation {
                         headers: decoded.headers,
                         end_stream,
                         touches_table: decoded.touches_table,
-                        truncated: decoded.truncated,
                         detached: decoded.detached,
                         size_updates: decoded.size_updates,
                     });
@@ -350,5 +378,98 @@ mod tests {
         assert_eq!(fed.blocks[0].role, BlockRole::Orphan);
         assert!(fed.blocks[0].touches_table);
         assert_eq!(conversation.decoder(DOWN).table().max_size(), 8192);
+    }
+
+    /// A HEADERS frame (END_HEADERS, END_STREAM) on `stream` carrying `block`.
+    fn headers_frame(stream: u32, block: &[u8]) -> Vec<u8> {
+        let mut out = crate::h2::frame::FrameHeader {
+            length: block.len() as u32,
+            kind: FrameType::Headers,
+            flags: crate::h2::frame::FLAG_END_HEADERS | crate::h2::frame::FLAG_END_STREAM,
+            stream: StreamId(stream),
+        }
+        .to_bytes()
+        .to_vec();
+        out.extend_from_slice(block);
+        out
+    }
+
+    /// The client's side of an "HPACK bomb" under the per-block limit: stream 1 inserts a
+    /// 4,000-byte entry, then each of `streams` requests is three static fields and 62
+    /// references to it (a 65-byte block decoding to 250 KB, under the 256 KiB list limit).
+    fn sub_limit_bomb(streams: u32) -> Vec<u8> {
+        let mut insert = vec![0x82, 0x86, 0x84, 0x40, 0x01, b'x'];
+        crate::h2::hpack_encode::encode_integer(4000, 7, 0, &mut insert);
+        insert.extend(std::iter::repeat_n(b'v', 4000));
+        let mut bomb = vec![0x82, 0x86, 0x84];
+        bomb.extend(std::iter::repeat_n(0xbe, 62));
+        let mut client = PREFACE.to_vec();
+        client.extend(headers_frame(1, &insert));
+        for i in 0..streams {
+            client.extend(headers_frame(3 + 2 * i, &bomb));
+        }
+        client
+    }
+
+    /// Requests that stay open keep their lists: past the budget the conversation stops at the
+    /// block (not copied), having held no more than the budget; 1,000 such streams held 500 MB.
+    #[test]
+    fn header_lists_of_open_streams_stop_at_the_budget() {
+        let mut conversation = Conversation::new();
+        let client = sub_limit_bomb(1000);
+        let error = conversation.feed(UP, &client).unwrap_err();
+        let FrameError::HeaderBudget {
+            stream,
+            kept,
+            budget,
+        } = error.kind
+        else {
+            panic!("{error}");
+        };
+        assert_eq!(budget, DEFAULT_HEADER_BUDGET);
+        assert!(kept <= budget && kept > budget - 256 * 1024, "{kept}");
+        // Stream 1 and 16 bombs of 250,207 bytes fit in 4 MiB; the 17th does not.
+        assert_eq!(stream, StreamId(3 + 2 * 16));
+        assert!(error.to_string().contains("past 4194304 bytes"), "{error}");
+    }
+
+    /// Streams that close release their lists: the same bombs answered one by one never
+    /// reach the budget, and the tracker holds only what open streams keep.
+    #[test]
+    fn closed_streams_release_their_lists_when_pruned() {
+        let mut conversation = Conversation::new().with_header_budget(1 << 20);
+        let client = sub_limit_bomb(100);
+        let fed = conversation
+            .feed(UP, &client[..PREFACE.len()])
+            .expect("preface");
+        assert_eq!(fed.consumed, PREFACE.len());
+        let mut rest = &client[PREFACE.len()..];
+        let mut stream = 1;
+        while !rest.is_empty() {
+            let len = 9 + u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+            conversation
+                .feed(UP, &rest[..len])
+                .expect("within the budget");
+            rest = &rest[len..];
+            let answer = headers_frame(stream, &[0x88]);
+            conversation.feed(DOWN, &answer).expect("a 200");
+            conversation.tracker_mut().prune_closed();
+            assert_eq!(conversation.tracker().headers_kept(), 0);
+            stream += 2;
+        }
+        // Unanswered, four of them pass 1 MiB.
+        let again = conversation.feed(UP, &sub_limit_bomb(0)[PREFACE.len()..]);
+        assert!(again.is_ok(), "a new insert is 4 KB");
+        let mut more = Vec::new();
+        let mut bomb = vec![0x82, 0x86, 0x84];
+        bomb.extend(std::iter::repeat_n(0xbe, 62));
+        for i in 0..5 {
+            more.extend(headers_frame(1001 + 2 * i, &bomb));
+        }
+        let error = conversation.feed(UP, &more).unwrap_err();
+        assert!(
+            matches!(error.kind, FrameError::HeaderBudget { .. }),
+            "{error}"
+        );
     }
 }

@@ -92,6 +92,18 @@ pub enum FrameError {
         /// The stream it named.
         stream: StreamId,
     },
+    /// The header lists the connection's tracked streams hold would pass the conversation's
+    /// budget with this block (found before it was copied): a peer that opens streams with
+    /// large lists and never ends them would otherwise grow memory without bound.
+    #[error("header block on stream {stream} would take the header lists kept for the connection's streams past {budget} bytes (RFC 9113 §6.5.2 size; {kept} kept)")]
+    HeaderBudget {
+        /// The stream of the block.
+        stream: StreamId,
+        /// What the tracked streams held before the block.
+        kept: usize,
+        /// The conversation's budget.
+        budget: usize,
+    },
     /// A header block could not be decompressed: both peers' HPACK state is now unknown.
     #[error("HPACK: {0}")]
     Hpack(#[from] HpackError),

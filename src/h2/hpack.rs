@@ -22,10 +22,17 @@ pub const DEFAULT_TABLE_SIZE: usize = 4096;
 /// connection direction. Real stacks advertise 4 KiB–64 KiB.
 pub const MAX_TABLE_SIZE: usize = 16 << 20;
 
-/// Decoded header lists larger than this (RFC 9113 list size) keep decoding, so the table stays in
-/// sync, but stop storing fields: a hostile block of one-byte references to a large entry must not
-/// grow memory without bound.
-pub const DEFAULT_MAX_LIST_SIZE: usize = 1 << 20;
+/// The largest header list a block may decode to, counted as RFC 9113 §6.5.2 counts
+/// SETTINGS_MAX_HEADER_LIST_SIZE (each field's name + value + 32 octets). A block over it is an
+/// error, found before the field that crosses the limit is copied: one byte can reference a
+/// 4 KB dynamic entry, so a 16 KB HEADERS frame of such references decodes to 64 MB (an "HPACK
+/// bomb": 3.2 MB sent once took a proxy to 750 MB). 256 KiB is far above what real stacks send
+/// or accept (grpc 8 KiB of metadata, nginx 32 KiB of header buffers, Go 1 MB of wire bytes)
+/// and bounds a decoded list, and its detached form, per block. The limit is fixed rather than
+/// the smaller one a peer advertised: the setting is advisory (a peer may accept more), and a
+/// middlebox that gave up on lists its peer would have taken would stop following traffic that
+/// works.
+pub const DEFAULT_MAX_LIST_SIZE: usize = 256 << 10;
 
 /// Why a header block could not be decoded. Any of these is a COMPRESSION_ERROR at a real peer,
 /// which then closes the connection.
@@ -54,18 +61,25 @@ pub enum HpackError {
     /// A dynamic table size update after the first field of a block (RFC 7541 §4.2).
     #[error("dynamic table size update after a header field")]
     LateTableSizeUpdate,
+    /// The block decodes to a header list larger than the decoder accepts (name + value + 32
+    /// octets per field, RFC 9113 §6.5.2): decoding stopped before materializing it.
+    #[error("header list exceeds {limit} bytes (RFC 9113 §6.5.2 size) after {fields} fields")]
+    ListTooLarge {
+        /// The decoder's limit.
+        limit: usize,
+        /// Fields decoded before the one that crossed the limit.
+        fields: usize,
+    },
 }
 
 /// A decoded block.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Decoded {
-    /// The fields, in order (possibly cut short, see `truncated`).
+    /// The fields, in order.
     pub headers: HeaderList,
     /// Whether the block changed the dynamic table (an insertion or a size update). A block that
     /// did cannot be dropped without desynchronizing the receiver's decoder.
     pub touches_table: bool,
-    /// Whether fields were left out because the list exceeded the decoder's list size limit.
-    pub truncated: bool,
     /// The same block without the dynamic table (see [`Decoder::with_detached_forms`]): `None`
     /// when the block neither references nor inserts a dynamic entry (its own bytes are that
     /// form), or when the decoder does not make detached forms.
@@ -115,7 +129,7 @@ impl Decoder {
         self
     }
 
-    /// Sets the list size beyond which fields are no longer stored.
+    /// Sets the list size (RFC 9113 §6.5.2 count) beyond which a block is an error.
     pub fn with_max_list_size(mut self, size: usize) -> Decoder {
         self.max_list_size = size;
         self
@@ -134,8 +148,20 @@ impl Decoder {
         &self.table
     }
 
+    /// The list size beyond which a block is an error.
+    pub fn max_list_size(&self) -> usize {
+        self.max_list_size
+    }
+
     /// Decodes one complete header block, updating the dynamic table as the receiver does.
     pub fn decode(&mut self, block: &[u8]) -> Result<Decoded, HpackError> {
+        self.decode_within(block, usize::MAX)
+    }
+
+    /// Like [`Decoder::decode`], with the list limit lowered to `limit` for this block (what is
+    /// left of a connection's budget): [`HpackError::ListTooLarge`] names the limit applied.
+    pub fn decode_within(&mut self, block: &[u8], limit: usize) -> Result<Decoded, HpackError> {
+        let max_list_size = self.max_list_size.min(limit);
         let mut decoded = Decoded::default();
         let mut list_size = 0usize;
         let mut pos = 0;
@@ -151,6 +177,7 @@ impl Decoder {
                 let (index, used) = integer(&block[pos..], 7)?;
                 pos += used;
                 let (name, value) = self.entry(index)?;
+                count(&decoded, &mut list_size, max_list_size, name, value)?;
                 if self.detach {
                     if index > STATIC_TABLE.len() {
                         differs = true;
@@ -160,13 +187,10 @@ impl Decoder {
                     }
                 }
                 seen_field = true;
-                store(
-                    &mut decoded,
-                    &mut list_size,
-                    self.max_list_size,
-                    name,
-                    value,
-                );
+                decoded.headers.fields.push(HeaderField {
+                    name: name.to_vec(),
+                    value: value.to_vec(),
+                });
             } else if first & 0xe0 == 0x20 {
                 // Dynamic table size update (§6.3).
                 if seen_field {
@@ -203,6 +227,7 @@ impl Decoder {
                 let value_from = pos;
                 let (value, used) = string(&block[pos..])?;
                 pos += used;
+                count(&decoded, &mut list_size, max_list_size, &name, &value)?;
                 if self.detach {
                     // Without indexing (0000) or never indexed (0001), as the field was.
                     let flags = if indexing { 0x00 } else { first & 0xf0 };
@@ -219,17 +244,11 @@ impl Decoder {
                     detached.extend_from_slice(&block[value_from..pos]);
                 }
                 seen_field = true;
-                store(
-                    &mut decoded,
-                    &mut list_size,
-                    self.max_list_size,
-                    &name,
-                    &value,
-                );
                 if indexing {
-                    self.table.insert(name, value);
+                    self.table.insert(name.clone(), value.clone());
                     decoded.touches_table = true;
                 }
+                decoded.headers.fields.push(HeaderField { name, value });
             }
         }
         if differs {
@@ -243,17 +262,23 @@ impl Decoder {
     }
 }
 
-/// Appends a field unless the list outgrew its limit.
-fn store(decoded: &mut Decoded, list_size: &mut usize, max: usize, name: &[u8], value: &[u8]) {
+/// Counts one more field toward the list size, before anything of it is copied: an error once
+/// the list would exceed `max`.
+fn count(
+    decoded: &Decoded,
+    list_size: &mut usize,
+    max: usize,
+    name: &[u8],
+    value: &[u8],
+) -> Result<(), HpackError> {
     *list_size = list_size.saturating_add(name.len() + value.len() + 32);
     if *list_size > max {
-        decoded.truncated = true;
-        return;
+        return Err(HpackError::ListTooLarge {
+            limit: max,
+            fields: decoded.headers.fields.len(),
+        });
     }
-    decoded.headers.fields.push(HeaderField {
-        name: name.to_vec(),
-        value: value.to_vec(),
-    });
+    Ok(())
 }
 
 /// Reads an integer with an N-bit prefix (RFC 7541 §5.1): (value, bytes used).
@@ -535,15 +560,104 @@ mod tests {
         );
     }
 
+    /// The "HPACK bomb" of the hostile-input trial: one 4,000-byte entry inserted, then a 16 KB
+    /// block of one-byte references to it (64 MB decoded). The decoder stops at the limit with
+    /// an error, having kept no more than the limit, with or without detached forms.
     #[test]
-    fn huge_lists_stop_storing_but_keep_the_table_in_sync() {
-        let mut decoder = Decoder::new().with_max_list_size(100);
-        let mut block = vec![0x40, 0x01, b'k', 0x01, b'v']; // insert k: v (34 bytes)
-        block.extend(std::iter::repeat_n(0xbe, 10)); // ten references to it
-        block.extend([0x40, 0x01, b'z', 0x01, b'w']); // another insertion after the cut
-        let decoded = decoder.decode(&block).expect("valid");
-        assert!(decoded.truncated);
-        assert_eq!(decoded.headers.fields.len(), 2);
-        assert_eq!(decoder.table().len(), 2);
+    fn a_bomb_of_references_to_a_large_entry_stops_at_the_list_limit() {
+        let mut insert = vec![0x40, 0x01, b'x'];
+        encode_integer(4000, 7, 0x00, &mut insert);
+        insert.extend(std::iter::repeat_n(b'v', 4000));
+        let mut bomb = vec![0x82, 0x86, 0x84];
+        bomb.extend(std::iter::repeat_n(0xbe, 16_000));
+        for detached in [false, true] {
+            let mut decoder = Decoder::new();
+            if detached {
+                decoder = decoder.with_detached_forms();
+            }
+            let first = decoder.decode(&insert).expect("one large field is fine");
+            assert_eq!(first.headers.fields[0].value.len(), 4000);
+            let error = decoder.decode(&bomb).unwrap_err();
+            // 3 static fields (42 + 39 + 37 bytes) then 64 references of 4,033 bytes fit.
+            assert_eq!(
+                error,
+                HpackError::ListTooLarge {
+                    limit: DEFAULT_MAX_LIST_SIZE,
+                    fields: 3 + 64
+                },
+                "detached forms: {detached}"
+            );
+        }
+    }
+
+    /// A list exactly at the limit decodes; one byte more is an error, whether the crossing
+    /// field is a reference or a literal.
+    #[test]
+    fn the_list_limit_counts_name_value_and_32_octets_per_field() {
+        // `a: b` is 34 bytes; three of them are 102.
+        let literal = [0x00, 0x01, b'a', 0x01, b'b'];
+        let block: Vec<u8> = literal.repeat(3);
+        let decoded = Decoder::new()
+            .with_max_list_size(102)
+            .decode(&block)
+            .expect("at the limit");
+        assert_eq!(decoded.headers.list_size(), 102);
+        assert_eq!(
+            Decoder::new().with_max_list_size(101).decode(&block),
+            Err(HpackError::ListTooLarge {
+                limit: 101,
+                fields: 2
+            })
+        );
+        // `:method GET` (static 2) is 42 bytes.
+        assert_eq!(
+            Decoder::new().with_max_list_size(83).decode(&[0x82, 0x82]),
+            Err(HpackError::ListTooLarge {
+                limit: 83,
+                fields: 1
+            })
+        );
+    }
+
+    /// Random blocks built from references to large entries and literals, decoded by decoders
+    /// that share a table: no successful decode returns a list over the limit, and no block
+    /// panics (a cheap stand-in for the `h2_reader` fuzz target's HPACK half).
+    #[test]
+    fn random_blocks_never_decode_past_the_limit() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let limit = 2048;
+        let mut decoder = Decoder::new()
+            .with_max_list_size(limit)
+            .with_detached_forms();
+        let (mut errors, mut fine) = (0, 0);
+        for _ in 0..2000 {
+            let mut block = Vec::new();
+            for _ in 0..rng.gen_range(0..12) {
+                match rng.gen_range(0..4) {
+                    0 => {
+                        // Insert an entry of up to 1,000 bytes.
+                        let len = rng.gen_range(0..1000);
+                        block.extend([0x40, 0x01, b'k']);
+                        encode_integer(len, 7, 0x00, &mut block);
+                        block.extend(std::iter::repeat_n(b'v', len));
+                    }
+                    1 => block.push(0x80 | rng.gen_range(1..70u8)),
+                    2 => block.push(rng.gen()),
+                    _ => block.extend([0x00, 0x01, b'a', 0x01, b'b']),
+                }
+            }
+            match decoder.decode(&block) {
+                Ok(decoded) => {
+                    fine += 1;
+                    assert!(decoded.headers.list_size() <= limit, "{block:02x?}");
+                }
+                Err(_) => errors += 1,
+            }
+        }
+        assert!(
+            fine > 100 && errors > 100,
+            "{fine} decoded, {errors} refused"
+        );
     }
 }

@@ -54,6 +54,9 @@ pub struct Stream {
     pub reset: Option<Reset>,
     /// DATA payload bytes per direction (padding excluded).
     pub data_bytes: [u64; 2],
+    /// Size of the header lists stored above, as RFC 9113 §6.5.2 counts it (a replaced list
+    /// stays counted): what the tracker's header budget holds for this stream.
+    pub headers_kept: usize,
     /// Flow-controlled bytes per direction (whole DATA payloads, padding included).
     pub flow_bytes: [u64; 2],
     /// Stream-level send window of the sender in each direction.
@@ -74,6 +77,7 @@ impl Stream {
             ended: [false; 2],
             reset: None,
             data_bytes: [0; 2],
+            headers_kept: 0,
             flow_bytes: [0; 2],
             send_window: windows,
         }

@@ -61,6 +61,8 @@ pub struct Tracker {
     highest: [StreamId; 2],
     goaway: [Option<Goaway>; 2],
     opened: u64,
+    /// Sum of the tracked streams' `headers_kept`.
+    headers_kept: usize,
 }
 
 impl Default for Tracker {
@@ -87,6 +89,7 @@ impl Tracker {
             highest: [StreamId(0); 2],
             goaway: [None, None],
             opened: 0,
+            headers_kept: 0,
         }
     }
 
@@ -104,7 +107,26 @@ impl Tracker {
     /// small; `inspect` keeps them). Later frames of a dropped stream are recognised as belonging
     /// to a closed stream by their id.
     pub fn prune_closed(&mut self) {
-        self.streams.retain(|_, stream| !stream.is_closed());
+        self.prune_closed_except(|_| false);
+    }
+
+    /// Drops closed streams, except those `keep` names (`inspect` keeps the streams it lists).
+    pub fn prune_closed_except(&mut self, keep: impl Fn(StreamId) -> bool) {
+        let mut released = 0;
+        self.streams.retain(|&id, stream| {
+            let retained = !stream.is_closed() || keep(id);
+            if !retained {
+                released += stream.headers_kept;
+            }
+            retained
+        });
+        self.headers_kept -= released;
+    }
+
+    /// Size of the header lists the tracked streams hold (RFC 9113 §6.5.2 count): a peer that
+    /// opens streams and never ends them makes this grow, so the conversation bounds it.
+    pub fn headers_kept(&self) -> usize {
+        self.headers_kept
     }
 
     /// SETTINGS advertised by the peer sending in `direction`.
@@ -169,13 +191,36 @@ impl Tracker {
     /// carries the upgraded request, whose headers came as HTTP/1 (`request`), and the client's
     /// half is already closed; the server answers on it in HTTP/2.
     pub fn open_upgraded(&mut self, request: HeaderList) {
+        let size = request.list_size();
+        self.headers_kept += size;
         let stream = self.open(StreamId(1), 0);
         stream.request = Some(request);
+        stream.headers_kept += size;
         stream.ended[Direction::ClientToUpstream.index()] = true;
     }
 
     /// A complete header block travelled in `direction`; returns what it was for its stream.
     pub fn on_block(
+        &mut self,
+        direction: Direction,
+        block: &HeaderBlock,
+        headers: &HeaderList,
+    ) -> BlockRole {
+        let role = self.store_block(direction, block, headers);
+        let stored = match role {
+            BlockRole::Orphan => None,
+            BlockRole::PushRequest { promised } => Some(promised),
+            _ => Some(block.stream),
+        };
+        if let Some(stream) = stored.and_then(|id| self.streams.get_mut(&id)) {
+            let size = headers.list_size();
+            stream.headers_kept += size;
+            self.headers_kept += size;
+        }
+        role
+    }
+
+    fn store_block(
         &mut self,
         direction: Direction,
         block: &HeaderBlock,
@@ -488,5 +533,36 @@ mod tests {
             tracker.on_block(DOWN, &block(4, false), &HeaderList::default()),
             BlockRole::Orphan
         );
+    }
+
+    /// What the tracked streams' header lists hold is counted as they are stored (orphans are
+    /// not stored) and released exactly when their stream is pruned; `inspect` keeps the
+    /// streams it names.
+    #[test]
+    fn header_lists_kept_are_counted_and_released_by_pruning() {
+        let mut tracker = Tracker::new();
+        let request = HeaderList::from_pairs([(":method", "GET"), (":path", "/a")]);
+        let response = HeaderList::from_pairs([(":status", "200")]);
+        let (req, resp) = (request.list_size(), response.list_size());
+        for id in [1, 3, 5] {
+            tracker.on_block(UP, &block(id, true), &request);
+        }
+        assert_eq!(tracker.headers_kept(), 3 * req);
+        // A block on a stream never opened by the client is an orphan: nothing kept.
+        tracker.on_block(DOWN, &block(9, false), &response);
+        assert_eq!(tracker.headers_kept(), 3 * req);
+        for id in [1, 3] {
+            tracker.on_block(DOWN, &block(id, true), &response);
+        }
+        assert_eq!(tracker.headers_kept(), 3 * req + 2 * resp);
+        tracker.prune_closed_except(|id| id == StreamId(1));
+        assert_eq!(tracker.headers_kept(), 2 * req + resp, "stream 3 released");
+        tracker.prune_closed();
+        assert_eq!(
+            tracker.headers_kept(),
+            req,
+            "only the open stream 5 holds lists"
+        );
+        assert!(tracker.stream(StreamId(5)).is_some());
     }
 }

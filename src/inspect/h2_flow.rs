@@ -41,6 +41,15 @@ const MAX_STREAMS: usize = 10_000;
 /// is resolved when it arrives (its packet's bytes have just been fed), so only the frames of
 /// the last few segments are needed.
 const RECENT_FRAMES: usize = 256;
+/// What the header lists of a flow's kept streams may hold (RFC 9113 §6.5.2 count) before
+/// decoding the flow's HTTP/2 stops with a warning: `inspect` keeps the streams it lists (up to
+/// [`MAX_STREAMS`]) to the end, and streams still open; a capture of peers that opened streams
+/// with lists of 250 KB each would otherwise take gigabytes. 64 MiB holds 10,000 listed
+/// streams of 6 KB of headers each (browsers with large cookies send 4-8 KB). The budget is
+/// per flow: a capture of many such flows still costs up to this much each.
+const HEADER_BUDGET: usize = 64 << 20;
+/// Streams opened between two prunings of closed streams left out of the listing.
+const PRUNE_EVERY: u64 = 1000;
 /// Fault comments kept per connection (a damaged capture could comment every packet).
 const MAX_COMMENTS: usize = 10_000;
 /// Fault comments waiting for their frame to be parsed, per direction.
@@ -185,6 +194,8 @@ pub struct FlowH2 {
     upgrade: Option<Box<Upgrade>>,
     /// Decoding stopped at bytes the capture missed (see [`H2Outcome::capture_missed`]).
     capture_missed: bool,
+    /// Closed streams that are not listed are dropped once this many streams were opened.
+    next_prune: u64,
 }
 
 /// What a finished HTTP/2 flow contributes to the report.
@@ -212,7 +223,7 @@ impl FlowH2 {
             state: State::Undecided,
             queued: Vec::new(),
             queued_bytes: 0,
-            conversation: Conversation::new(),
+            conversation: Conversation::new().with_header_budget(HEADER_BUDGET),
             pending: [Vec::new(), Vec::new()],
             notes: BTreeMap::new(),
             extra_streams: 0,
@@ -226,6 +237,7 @@ impl FlowH2 {
             memory,
             upgrade: None,
             capture_missed: false,
+            next_prune: PRUNE_EVERY,
         }
     }
 
@@ -291,7 +303,8 @@ impl FlowH2 {
         };
         self.upgrade = None;
         self.state = State::H2;
-        self.conversation = Conversation::upgraded(request.clone());
+        self.conversation =
+            Conversation::upgraded(request.clone()).with_header_budget(HEADER_BUDGET);
         self.open(StreamId(1), &request, switched_ns);
         self.origin = starts;
         let mut seen = [0u64; 2];
@@ -320,6 +333,16 @@ impl FlowH2 {
 
     fn feed(&mut self, direction: Direction, bytes: &[u8], ts: u64) {
         let d = direction.index();
+        if self.conversation.tracker().opened() >= self.next_prune {
+            // Past MAX_STREAMS the streams opened are counted, not listed: once closed, their
+            // records (and header lists) are not needed. Notes exist for the streams opened by
+            // earlier feeds, so this runs before the next one.
+            let notes = &self.notes;
+            self.conversation
+                .tracker_mut()
+                .prune_closed_except(|id| notes.contains_key(&id));
+            self.next_prune = self.conversation.tracker().opened() + PRUNE_EVERY;
+        }
         let mut buf = std::mem::take(&mut self.pending[d]);
         buf.extend_from_slice(bytes);
         let fed = match self.conversation.feed(direction, &buf) {

@@ -1179,3 +1179,116 @@ fn a_grpc_answer_ended_without_its_status_is_cut() {
     );
     assert!(!stream(whole).response_cut, "{text}");
 }
+
+/// A HEADERS frame (END_HEADERS, END_STREAM) of `block` on `stream`.
+fn raw_headers(stream: u32, block: &[u8]) -> Vec<u8> {
+    let mut out = FrameHeader {
+        length: block.len() as u32,
+        kind: FrameType::Headers,
+        flags: crate::h2::frame::FLAG_END_HEADERS | crate::h2::frame::FLAG_END_STREAM,
+        stream: StreamId(stream),
+    }
+    .to_bytes()
+    .to_vec();
+    out.extend_from_slice(block);
+    out
+}
+
+/// The client's side of an "HPACK bomb": `GET /` on stream 1 inserting a 4,000-byte entry, then
+/// `streams` GETs of `refs` one-byte references to it each.
+fn hpack_bomb(streams: u32, refs: usize) -> Vec<u8> {
+    let mut insert = vec![0x82, 0x86, 0x84, 0x40, 0x01, b'x'];
+    crate::h2::hpack_encode::encode_integer(4000, 7, 0, &mut insert);
+    insert.extend(std::iter::repeat_n(b'v', 4000));
+    let mut bomb = vec![0x82, 0x86, 0x84];
+    bomb.extend(std::iter::repeat_n(0xbe, refs));
+    let mut client = PREFACE.to_vec();
+    client.extend(raw_headers(1, &insert));
+    for i in 0..streams {
+        client.extend(raw_headers(3 + 2 * i, &bomb));
+    }
+    client
+}
+
+/// The hostile-input trial's capture took `inspect` to 3.2 GB and 27 s: every bomb block was
+/// decoded (64 MB each, 1 MiB kept per stream). Now the flow's HTTP/2 stops with a warning at
+/// the first block over the list limit, and at the block that would pass the flow's header
+/// budget when each block is just under it; the streams before are listed.
+#[test]
+fn an_hpack_bomb_stops_the_flows_http2_with_a_warning() {
+    for (refs, streams, says, listed) in [
+        (16_000, 200, "header list exceeds 262144 bytes", 1),
+        (62, 1000, "past 67108864 bytes", 1 + 268),
+    ] {
+        let started = std::time::Instant::now();
+        let client = hpack_bomb(streams, refs);
+        let mut chunks = vec![
+            (UP, client[..PREFACE.len()].to_vec()),
+            (DOWN, vec![0, 0, 0, 4, 0, 0, 0, 0, 0]),
+        ];
+        // One frame a packet.
+        let mut rest = &client[PREFACE.len()..];
+        while !rest.is_empty() {
+            let len = 9 + u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+            chunks.push((UP, rest[..len].to_vec()));
+            rest = &rest[len..];
+        }
+        let report = inspect(vec![chunks]);
+        let text = report.render_text();
+        let c = &report.h2_connections[0];
+        let error = c.error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains("HTTP/2 decoding stopped") && error.contains(says),
+            "{refs} refs: {c:?}"
+        );
+        assert!(
+            report.warnings.iter().any(|w| w.contains(says)),
+            "{refs} refs: {text}"
+        );
+        assert_eq!(report.h2_streams.len(), listed, "{refs} refs: {text}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+}
+
+/// Past the 10,000 streams a flow lists, closed streams are dropped from the conversation
+/// (their header lists with them, so a long connection stays within the flow's header
+/// budget); the streams listed keep everything, and the rest are counted.
+#[test]
+fn streams_past_the_listed_ones_are_counted_and_their_lists_released() {
+    let mut conn = Conn::new();
+    // 12,500 GETs with 2 KB of headers each, each answered and closed before the next.
+    let cookie = "c".repeat(2000);
+    for i in 0..12_500u32 {
+        let s = StreamId(conn.next);
+        conn.next += 2;
+        let head = HeaderList::from_pairs([
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", &format!("/f{i}")),
+            (":authority", "files"),
+            ("cookie", &cookie),
+        ]);
+        conn.send(UP, build::headers(s, &head, true, BlockLimits::default()));
+        let answer = HeaderList::from_pairs([(":status", "204")]);
+        conn.send(
+            DOWN,
+            build::headers(s, &answer, true, BlockLimits::default()),
+        );
+    }
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert!(report.h2_connections[0].error.is_none(), "{text}");
+    assert_eq!(report.h2_streams.len(), 10_000);
+    assert_eq!(report.h2_connections[0].streams, 12_500);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("2500 more HTTP/2 streams not listed")),
+        "{:?}",
+        report.warnings
+    );
+    let last = &report.h2_streams[9_999];
+    assert_eq!(last.path.as_deref(), Some("/f9999"));
+    assert_eq!(last.status, Some(204));
+}

@@ -1916,3 +1916,81 @@ fn goaway_after_streams_names_the_nth_stream_of_a_burst_and_refuses_the_rest() {
         out.marks
     );
 }
+
+/// The "HPACK bomb" of the hostile-input trial, client side: the preface, SETTINGS, a GET on
+/// stream 1 that inserts one 4,000-byte entry, then `frames` HEADERS frames, each a GET of
+/// three static fields and `refs` one-byte references to that entry (16,000: a 16 KB frame
+/// decoding to 64 MB; 62: a 65-byte frame decoding to 250 KB, under the list limit).
+fn hpack_bomb(frames: u32, refs: usize) -> Vec<u8> {
+    let head = [0x82u8, 0x86, 0x84];
+    let mut insert = head.to_vec();
+    insert.extend([0x40, 0x01, b'x']);
+    crate::h2::hpack_encode::encode_integer(4000, 7, 0x00, &mut insert);
+    insert.extend(std::iter::repeat_n(b'v', 4000));
+    let mut bomb = head.to_vec();
+    bomb.extend(std::iter::repeat_n(0xbe, refs));
+    let mut out = PREFACE.to_vec();
+    out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    let frame = |stream: u32, block: &[u8]| {
+        let mut frame = crate::h2::frame::FrameHeader {
+            length: block.len() as u32,
+            kind: FrameType::Headers,
+            flags: FLAG_END_HEADERS | FLAG_END_STREAM,
+            stream: StreamId(stream),
+        }
+        .to_bytes()
+        .to_vec();
+        frame.extend_from_slice(block);
+        frame
+    };
+    out.extend(frame(1, &insert));
+    for i in 0..frames {
+        out.extend(frame(3 + 2 * i, &bomb));
+    }
+    out
+}
+
+/// A client block that decodes past the list limit (RFC 9113 §6.5.2 size, 256 KiB), or that
+/// would take the lists kept for open streams past the connection's budget (4 MiB), is not
+/// decoded further: the session stops following the connection there and relays every byte,
+/// before and after, unchanged; rules stop (a later stream's rule never fires). Before, each
+/// 16 KB bomb frame made a 64 MB detached form and kept 1 MiB of fields per open stream twice
+/// (tracker and rules): 200 frames took the proxy to 750 MB; 1,000 frames of 65 bytes each
+/// (under the list limit) took it to 950 MB.
+#[test]
+fn an_hpack_bomb_is_relayed_raw_from_the_block_that_crosses_the_list_limit() {
+    for (frames, refs) in [(200, 16_000), (1000, 62)] {
+        a_bomb_is_relayed_raw(frames, refs);
+    }
+}
+
+fn a_bomb_is_relayed_raw(frames: u32, refs: usize) {
+    let client = hpack_bomb(frames, refs);
+    let mut tail = client.clone();
+    // A request after the bombs, for a path a rule answers: it must not be answered.
+    tail.extend(request(1001, "GET", "/answered"));
+    let rules = respond_rule("/answered", 503, 4);
+    let server = [0u8, 0, 0, 4, 0, 0, 0, 0, 0].to_vec();
+    let started = std::time::Instant::now();
+    for piece in [usize::MAX, 16_393, 1000] {
+        let mut raw = Vec::new();
+        for (direction, bytes) in [
+            (Direction::UpstreamToClient, &server),
+            (Direction::ClientToUpstream, &tail),
+        ] {
+            raw.push(u8::from(direction == Direction::UpstreamToClient));
+            raw.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+            raw.extend_from_slice(bytes);
+        }
+        let (out, session, _, _) = replay_records(&raw, &rules, piece, usize::MAX);
+        assert!(
+            out.bytes[0] == tail,
+            "{refs} refs, piece {piece}: the client's bytes changed"
+        );
+        assert_eq!(out.bytes[1], server, "piece {piece}: nothing answered");
+        assert!(out.marks.is_empty(), "piece {piece}: {:?}", out.marks);
+        assert!(!session.is_active(Direction::ClientToUpstream), "raw");
+    }
+    // Each of the 200 blocks decoded to 64 MB before: 600 of them took minutes in a debug build.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
