@@ -87,8 +87,15 @@ def blobs(count, size):
 # --------------------------------------------------------------------------------------- server
 
 
+LOG_LOCK = threading.Lock()
+
+
 def log(line):
-    print(line, file=sys.stderr, flush=True)
+    # One write per line under a lock: concurrent Reads log from several server threads, and
+    # print()'s separate writes of the text and the newline can run two lines together.
+    with LOG_LOCK:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 class ByteStream:

@@ -32,8 +32,15 @@ import grpc
 METHOD = "/t.Uploads/Upload"
 
 
+LOG_LOCK = threading.Lock()
+
+
 def log(line):
-    print(line, file=sys.stderr, flush=True)
+    # One write per line under a lock: calls end on several server threads at once, and
+    # print()'s separate writes of the text and the newline ran two lines together.
+    with LOG_LOCK:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 def identity(data):
