@@ -613,7 +613,7 @@ pub const REPORT: &[Field] = &[
     d(
         "run",
         Ty::Nullable(&RUN),
-        "the faultline run that wrote the capture, its scenario text too (pcapng section comments)",
+        "the faultline run that wrote the capture, its scenario text too (pcapng section comments); a seed above 2^53 is rounded by JavaScript and jq: replay has it exact",
     ),
     d(
         "other_runs",
