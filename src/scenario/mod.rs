@@ -799,6 +799,17 @@ fn lower_case_methods(rule: &Rule) -> Option<String> {
     ))
 }
 
+/// The `after` a body fault counts to (bytes or a percentage of the body), for faults that count.
+fn counted_after(fault: &Fault) -> Option<Amount> {
+    match fault {
+        Fault::Reset(r) => r.after,
+        Fault::Truncate(t) => Some(t.after),
+        Fault::Stall(s) => s.after,
+        Fault::RstStream(r) => r.after,
+        _ => None,
+    }
+}
+
 /// `match = { method = "GET" }` with `fault.truncate = { after = "100KiB" }` reads as "cut
 /// downloads", but an HTTP rule acts on the request unless `status` or `direction` says
 /// otherwise, and a GET or HEAD request has no body to count: the rule never fires. Say so.
@@ -811,13 +822,7 @@ fn body_fault_on_a_bodiless_request(rule: &Rule) -> Option<String> {
     if rule.http_direction(rule.explicit_direction) != DirectionMatch::ClientToUpstream {
         return None;
     }
-    let after = match &rule.fault {
-        Fault::Reset(r) => r.after,
-        Fault::Truncate(t) => Some(t.after),
-        Fault::Stall(s) => s.after,
-        Fault::RstStream(r) => r.after,
-        _ => None,
-    }?;
+    let after = counted_after(&rule.fault)?;
     if matches!(after, Amount::Bytes(0)) {
         return None;
     }
@@ -847,13 +852,7 @@ fn grpc_request_counted(rule: &Rule) -> Option<String> {
     if rule.explicit_direction || rule.matcher.http.as_ref()?.status.is_some() {
         return None;
     }
-    let after = match &rule.fault {
-        Fault::Reset(r) => r.after,
-        Fault::Truncate(t) => Some(t.after),
-        Fault::Stall(s) => s.after,
-        Fault::RstStream(r) => r.after,
-        _ => None,
-    }?;
+    let after = counted_after(&rule.fault)?;
     if matches!(after, Amount::Bytes(0)) {
         return None;
     }
@@ -868,14 +867,7 @@ fn grpc_request_counted(rule: &Rule) -> Option<String> {
 /// known: a trial's truncate warned "has no Content-Length, rule skipped" on every stream.
 fn grpc_body_percentage(rule: &Rule) -> Option<String> {
     let path = grpc_path(rule)?;
-    let percent = match &rule.fault {
-        Fault::Reset(r) => r.after,
-        Fault::Truncate(t) => Some(t.after),
-        Fault::Stall(s) => s.after,
-        Fault::RstStream(r) => r.after,
-        _ => None,
-    };
-    let Some(Amount::Percent(p)) = percent else {
+    let Some(Amount::Percent(p)) = counted_after(&rule.fault) else {
         return None;
     };
     Some(format!(
