@@ -613,7 +613,7 @@ pub const REPORT: &[Field] = &[
     d(
         "run",
         Ty::Nullable(&RUN),
-        "the faultline run that wrote the capture, its scenario text too (pcapng section comments); a seed above 2^53 is rounded by JavaScript and jq: replay has it exact",
+        "the faultline run that wrote the capture, its scenario text too (pcapng section comments)",
     ),
     d(
         "other_runs",
@@ -646,7 +646,8 @@ pub fn help() -> String {
          upstream the other leg's ids are missing from exchanges. A flow's id is tshark's tcp.stream.\n\
          An exchange's faults[] are the capture comments that touched it: direction and offset\n  \
          say where the commented packet is (a reset's note rides on the RST faultline sent), not\n  \
-         which direction the fault counted; the text says what the fault did.\n"
+         which direction the fault counted; the text says what the fault did.\n\
+         A run's seed may exceed 2^53, which JavaScript and jq round: its replay command has it exact.\n"
     );
     for field in REPORT {
         let _ = writeln!(s, "  {:<16} {}", field.name, field.doc);
