@@ -380,35 +380,13 @@ mod tests {
         assert_eq!(conversation.decoder(DOWN).table().max_size(), 8192);
     }
 
-    /// A HEADERS frame (END_HEADERS, END_STREAM) on `stream` carrying `block`.
-    fn headers_frame(stream: u32, block: &[u8]) -> Vec<u8> {
-        let mut out = crate::h2::frame::FrameHeader {
-            length: block.len() as u32,
-            kind: FrameType::Headers,
-            flags: crate::h2::frame::FLAG_END_HEADERS | crate::h2::frame::FLAG_END_STREAM,
-            stream: StreamId(stream),
-        }
-        .to_bytes()
-        .to_vec();
-        out.extend_from_slice(block);
-        out
-    }
+    use crate::h2::hpack_bomb::{headers_frame, references_block};
 
     /// The client's side of an "HPACK bomb" under the per-block limit: stream 1 inserts a
     /// 4,000-byte entry, then each of `streams` requests is three static fields and 62
     /// references to it (a 65-byte block decoding to 250 KB, under the 256 KiB list limit).
     fn sub_limit_bomb(streams: u32) -> Vec<u8> {
-        let mut insert = vec![0x82, 0x86, 0x84, 0x40, 0x01, b'x'];
-        crate::h2::hpack_encode::encode_integer(4000, 7, 0, &mut insert);
-        insert.extend(std::iter::repeat_n(b'v', 4000));
-        let mut bomb = vec![0x82, 0x86, 0x84];
-        bomb.extend(std::iter::repeat_n(0xbe, 62));
-        let mut client = PREFACE.to_vec();
-        client.extend(headers_frame(1, &insert));
-        for i in 0..streams {
-            client.extend(headers_frame(3 + 2 * i, &bomb));
-        }
-        client
+        crate::h2::hpack_bomb::client(streams, 62)
     }
 
     /// Requests that stay open keep their lists: past the budget the conversation stops at the
@@ -461,8 +439,7 @@ mod tests {
         let again = conversation.feed(UP, &sub_limit_bomb(0)[PREFACE.len()..]);
         assert!(again.is_ok(), "a new insert is 4 KB");
         let mut more = Vec::new();
-        let mut bomb = vec![0x82, 0x86, 0x84];
-        bomb.extend(std::iter::repeat_n(0xbe, 62));
+        let bomb = references_block(62);
         for i in 0..5 {
             more.extend(headers_frame(1001 + 2 * i, &bomb));
         }

@@ -565,11 +565,8 @@ mod tests {
     /// an error, having kept no more than the limit, with or without detached forms.
     #[test]
     fn a_bomb_of_references_to_a_large_entry_stops_at_the_list_limit() {
-        let mut insert = vec![0x40, 0x01, b'x'];
-        encode_integer(4000, 7, 0x00, &mut insert);
-        insert.extend(std::iter::repeat_n(b'v', 4000));
-        let mut bomb = vec![0x82, 0x86, 0x84];
-        bomb.extend(std::iter::repeat_n(0xbe, 16_000));
+        let insert = crate::h2::hpack_bomb::large_entry();
+        let bomb = crate::h2::hpack_bomb::references_block(16_000);
         for detached in [false, true] {
             let mut decoder = Decoder::new();
             if detached {

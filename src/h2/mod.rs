@@ -24,6 +24,8 @@ pub mod grpc;
 pub mod grpc_status;
 pub mod headers;
 pub mod hpack;
+#[cfg(test)]
+pub(crate) mod hpack_bomb;
 pub mod hpack_encode;
 pub mod hpack_table;
 mod huffman;

@@ -1180,34 +1180,10 @@ fn a_grpc_answer_ended_without_its_status_is_cut() {
     assert!(!stream(whole).response_cut, "{text}");
 }
 
-/// A HEADERS frame (END_HEADERS, END_STREAM) of `block` on `stream`.
-fn raw_headers(stream: u32, block: &[u8]) -> Vec<u8> {
-    let mut out = FrameHeader {
-        length: block.len() as u32,
-        kind: FrameType::Headers,
-        flags: crate::h2::frame::FLAG_END_HEADERS | crate::h2::frame::FLAG_END_STREAM,
-        stream: StreamId(stream),
-    }
-    .to_bytes()
-    .to_vec();
-    out.extend_from_slice(block);
-    out
-}
-
 /// The client's side of an "HPACK bomb": `GET /` on stream 1 inserting a 4,000-byte entry, then
 /// `streams` GETs of `refs` one-byte references to it each.
 fn hpack_bomb(streams: u32, refs: usize) -> Vec<u8> {
-    let mut insert = vec![0x82, 0x86, 0x84, 0x40, 0x01, b'x'];
-    crate::h2::hpack_encode::encode_integer(4000, 7, 0, &mut insert);
-    insert.extend(std::iter::repeat_n(b'v', 4000));
-    let mut bomb = vec![0x82, 0x86, 0x84];
-    bomb.extend(std::iter::repeat_n(0xbe, refs));
-    let mut client = PREFACE.to_vec();
-    client.extend(raw_headers(1, &insert));
-    for i in 0..streams {
-        client.extend(raw_headers(3 + 2 * i, &bomb));
-    }
-    client
+    crate::h2::hpack_bomb::client(streams, refs)
 }
 
 /// The hostile-input trial's capture took `inspect` to 3.2 GB and 27 s: every bomb block was

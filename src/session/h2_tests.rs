@@ -1922,31 +1922,9 @@ fn goaway_after_streams_names_the_nth_stream_of_a_burst_and_refuses_the_rest() {
 /// three static fields and `refs` one-byte references to that entry (16,000: a 16 KB frame
 /// decoding to 64 MB; 62: a 65-byte frame decoding to 250 KB, under the list limit).
 fn hpack_bomb(frames: u32, refs: usize) -> Vec<u8> {
-    let head = [0x82u8, 0x86, 0x84];
-    let mut insert = head.to_vec();
-    insert.extend([0x40, 0x01, b'x']);
-    crate::h2::hpack_encode::encode_integer(4000, 7, 0x00, &mut insert);
-    insert.extend(std::iter::repeat_n(b'v', 4000));
-    let mut bomb = head.to_vec();
-    bomb.extend(std::iter::repeat_n(0xbe, refs));
-    let mut out = PREFACE.to_vec();
-    out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
-    let frame = |stream: u32, block: &[u8]| {
-        let mut frame = crate::h2::frame::FrameHeader {
-            length: block.len() as u32,
-            kind: FrameType::Headers,
-            flags: FLAG_END_HEADERS | FLAG_END_STREAM,
-            stream: StreamId(stream),
-        }
-        .to_bytes()
-        .to_vec();
-        frame.extend_from_slice(block);
-        frame
-    };
-    out.extend(frame(1, &insert));
-    for i in 0..frames {
-        out.extend(frame(3 + 2 * i, &bomb));
-    }
+    let mut out = crate::h2::hpack_bomb::client(frames, refs);
+    let settings = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+    out.splice(PREFACE.len()..PREFACE.len(), settings);
     out
 }
 
