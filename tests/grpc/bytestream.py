@@ -45,7 +45,6 @@ import argparse
 import hashlib
 import json
 import random
-import signal
 import sys
 import threading
 import time
@@ -55,6 +54,7 @@ from concurrent import futures
 import grpc
 
 from protobuf import field_bytes, field_varint, parse
+from serving import log, serve_until_sigterm
 
 SERVICE = "google.bytestream.ByteStream"
 READ = f"/{SERVICE}/Read"
@@ -85,17 +85,6 @@ def blobs(count, size):
 
 
 # --------------------------------------------------------------------------------------- server
-
-
-LOG_LOCK = threading.Lock()
-
-
-def log(line):
-    # One write per line under a lock: concurrent Reads log from several server threads, and
-    # print()'s separate writes of the text and the newline can run two lines together.
-    with LOG_LOCK:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
 
 
 class ByteStream:
@@ -183,12 +172,7 @@ def serve(args):
         port = server.add_secure_port("127.0.0.1:0", credentials)
     else:
         port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    log(f"listening on 127.0.0.1:{port}")
-    stop.wait()
-    server.stop(grace=1).wait(5)
+    serve_until_sigterm(server, port)
     return 0
 
 

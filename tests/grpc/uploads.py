@@ -21,7 +21,6 @@ import argparse
 import hashlib
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -29,18 +28,9 @@ from concurrent import futures
 
 import grpc
 
+from serving import log, serve_until_sigterm
+
 METHOD = "/t.Uploads/Upload"
-
-
-LOG_LOCK = threading.Lock()
-
-
-def log(line):
-    # One write per line under a lock: calls end on several server threads at once, and
-    # print()'s separate writes of the text and the newline ran two lines together.
-    with LOG_LOCK:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
 
 
 def identity(data):
@@ -66,12 +56,7 @@ def serve(_args):
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    log(f"listening on 127.0.0.1:{port}")
-    stop.wait()
-    server.stop(grace=1).wait(5)
+    serve_until_sigterm(server, port)
     return 0
 
 
