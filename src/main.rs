@@ -148,13 +148,7 @@ fn report(error: anyhow::Error) -> ExitCode {
 /// `--log-format json` the error is one JSON line shaped like the log lines before it (a machine
 /// reading stderr must not meet one line of text at the very end), whatever the log filter says.
 fn report_as(error: anyhow::Error, code: u8) -> ExitCode {
-    let text = error_chain(&error);
-    stderr_line(
-        "ERROR",
-        &format!("faultline: error: {text}"),
-        Some(serde_json::json!(code)),
-    );
-    ExitCode::from(code)
+    fail(&format!("faultline: error: {}", error_chain(&error)), code)
 }
 
 /// Writes `text` to stderr in one write(2), as a JSON line shaped like the log's under
@@ -187,8 +181,7 @@ fn stderr_line(level: &str, text: &str, exit_code: Option<serde_json::Value>) {
 /// Bad input `run` refuses before it starts (exit 2): `text` as it is, or one JSON line under
 /// `--log-format json` like every other line a log collector reads from stderr.
 fn refuse(text: &str) -> ExitCode {
-    stderr_line("ERROR", text, Some(serde_json::json!(2)));
-    ExitCode::from(2)
+    fail(text, 2)
 }
 
 /// A fatal error of `inspect`, `ca` and the other commands: `text` on stderr (one JSON line under

@@ -505,7 +505,7 @@ fn misplaced_refused_pieces(objects: &[objects::ObjectCheck]) -> Vec<String> {
         let misplaced: Vec<&String> = object
             .problems
             .iter()
-            .filter(|p| p.contains(", sent as offset "))
+            .filter(|p| p.contains(objects::SENT_AS_OFFSET))
             .collect();
         if misplaced.is_empty() {
             continue;

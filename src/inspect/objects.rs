@@ -568,6 +568,10 @@ fn resume_phrase(start: u64) -> String {
     }
 }
 
+/// What a problem says of a piece that carried the object's bytes from another offset; the
+/// verdict's warning about such a piece finds it by these words.
+pub(crate) const SENT_AS_OFFSET: &str = ", sent as offset ";
+
 /// Bytes of a piece looked up in the verified object to say where they really belong.
 const NEEDLE: usize = 64;
 
@@ -598,7 +602,7 @@ fn wrong_pieces(
             .and_then(|()| find_in_object(exchanges, segs, download, &needle));
         if let Some(from) = found.filter(|&from| from != spec.offset) {
             sentence.push_str(&format!(
-                "; they are the object's bytes from offset {from}, sent as offset {}",
+                "; they are the object's bytes from offset {from}{SENT_AS_OFFSET}{}",
                 spec.offset
             ));
         }
