@@ -120,6 +120,12 @@ impl Conversation {
         self
     }
 
+    /// Changes that budget between feeds: a reader of many conversations shares one budget
+    /// among them and gives each what the others left.
+    pub fn set_header_budget(&mut self, bytes: usize) {
+        self.header_budget = bytes;
+    }
+
     /// The stream tracker.
     pub fn tracker(&self) -> &Tracker {
         &self.tracker

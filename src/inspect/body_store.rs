@@ -21,8 +21,18 @@ pub const MEMORY_BUDGET: u64 = 256 * 1024 * 1024;
 /// Largest body retained for comparison (on disk).
 pub const MAX_RETAINED: u64 = 4 * 1024 * 1024 * 1024;
 
-/// Bytes currently held in memory by all bodies of one inspection.
-pub type MemoryUse = Rc<Cell<u64>>;
+/// What one inspection holds in memory, shared by all its flows, so that its bounds hold for the
+/// capture and not per flow: a capture of a thousand flows costs no more than one.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// Bytes of retained bodies held in memory, against [`MEMORY_BUDGET`].
+    pub bodies: Cell<u64>,
+    /// Header-list bytes (RFC 9113 §6.5.2 count) the HTTP/2 flows keep for their streams.
+    pub header_lists: Cell<u64>,
+}
+
+/// The memory use of one inspection, handed to each of its flows.
+pub type MemoryUse = Rc<Memory>;
 
 static SPILL_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -86,10 +96,12 @@ impl RetainedBody {
         self.len += bytes.len() as u64;
         if self.spill.is_none() {
             let fits = self.memory.len() + bytes.len() <= SPILL_AT
-                && self.usage.get() + bytes.len() as u64 <= MEMORY_BUDGET;
+                && self.usage.bodies.get() + bytes.len() as u64 <= MEMORY_BUDGET;
             if fits {
                 self.memory.extend_from_slice(bytes);
-                self.usage.set(self.usage.get() + bytes.len() as u64);
+                self.usage
+                    .bodies
+                    .set(self.usage.bodies.get() + bytes.len() as u64);
                 return;
             }
             if let Err(e) = self.start_spill() {
@@ -121,14 +133,18 @@ impl RetainedBody {
         #[cfg(unix)]
         let _ = fs::remove_file(&path);
         file.write_all(&self.memory)?;
-        self.usage.set(self.usage.get() - self.memory.len() as u64);
+        self.usage
+            .bodies
+            .set(self.usage.bodies.get() - self.memory.len() as u64);
         self.memory = Vec::new();
         self.spill = Some(Spill { file, path });
         Ok(())
     }
 
     fn release(&mut self) {
-        self.usage.set(self.usage.get() - self.memory.len() as u64);
+        self.usage
+            .bodies
+            .set(self.usage.bodies.get() - self.memory.len() as u64);
         self.memory = Vec::new();
         self.spill = None;
     }
@@ -165,12 +181,12 @@ mod tests {
         let usage = MemoryUse::default();
         let mut small = RetainedBody::new(usage.clone());
         small.append(b"hello");
-        assert_eq!(usage.get(), 5);
+        assert_eq!(usage.bodies.get(), 5);
         let mut big = RetainedBody::new(usage.clone());
         let data: Vec<u8> = (0..SPILL_AT + 10).map(|i| (i % 251) as u8).collect();
         big.append(&data[..100]);
         big.append(&data[100..]);
-        assert_eq!(usage.get(), 5, "spilled bytes are not in memory");
+        assert_eq!(usage.bodies.get(), 5, "spilled bytes are not in memory");
         let mut buf = [0; 4];
         big.read_at(SPILL_AT as u64 + 2, &mut buf)
             .expect("read back");
@@ -178,7 +194,7 @@ mod tests {
         small.read_at(1, &mut buf[..3]).expect("read");
         assert_eq!(&buf[..3], b"ell");
         drop(small);
-        assert_eq!(usage.get(), 0);
+        assert_eq!(usage.bodies.get(), 0);
         assert!(big.incomplete_copy().is_none());
     }
 }

@@ -28,6 +28,7 @@ use crate::h2::control::Control;
 use crate::h2::frame::{FrameType, StreamId, PREFACE};
 use crate::h2::grpc::{MessagePart, MessageReader};
 use crate::h2::grpc_status::status_name;
+use crate::h2::FrameError;
 use crate::h2::{BlockRole, Conversation, HeaderList, PieceKind};
 use crate::http::{looks_like_http1_request, Detection};
 
@@ -45,9 +46,13 @@ const RECENT_FRAMES: usize = 256;
 /// decoding the flow's HTTP/2 stops with a warning: `inspect` keeps the streams it lists (up to
 /// [`MAX_STREAMS`]) to the end, and streams still open; a capture of peers that opened streams
 /// with lists of 250 KB each would otherwise take gigabytes. 64 MiB holds 10,000 listed
-/// streams of 6 KB of headers each (browsers with large cookies send 4-8 KB). The budget is
-/// per flow: a capture of many such flows still costs up to this much each.
+/// streams of 6 KB of headers each (browsers with large cookies send 4-8 KB).
 const HEADER_BUDGET: usize = 64 << 20;
+/// What the header lists of all HTTP/2 flows of one capture may hold together
+/// ([`Memory::header_lists`](super::body_store::Memory)): without it a capture of many flows
+/// with such lists costs [`HEADER_BUDGET`] each (8 flows took 627 MB). Four flows at their own
+/// budget, or a million calls of 250-byte header lists.
+const CAPTURE_HEADER_BUDGET: u64 = 256 << 20;
 /// Streams opened between two prunings of closed streams left out of the listing.
 const PRUNE_EVERY: u64 = 1000;
 /// Fault comments kept per connection (a damaged capture could comment every packet).
@@ -196,6 +201,8 @@ pub struct FlowH2 {
     capture_missed: bool,
     /// Closed streams that are not listed are dropped once this many streams were opened.
     next_prune: u64,
+    /// This flow's share of `memory.header_lists`, as last reported.
+    header_lists_reported: u64,
 }
 
 /// What a finished HTTP/2 flow contributes to the report.
@@ -238,7 +245,20 @@ impl FlowH2 {
             upgrade: None,
             capture_missed: false,
             next_prune: PRUNE_EVERY,
+            header_lists_reported: 0,
         }
+    }
+
+    /// Reports this flow's kept header lists to the capture-wide count and returns the budget
+    /// left for this flow: its own, or what the other flows left of the capture's, if less.
+    fn share_header_lists(&mut self) -> usize {
+        let kept = self.conversation.tracker().headers_kept() as u64;
+        let shared = &self.memory.header_lists;
+        let others = shared.get().saturating_sub(self.header_lists_reported);
+        shared.set(others + kept);
+        self.header_lists_reported = kept;
+        let left = CAPTURE_HEADER_BUDGET.saturating_sub(others);
+        usize::try_from(left).map_or(HEADER_BUDGET, |left| left.min(HEADER_BUDGET))
     }
 
     /// The client's first bytes decide: the preface (HTTP/2 with prior knowledge), an HTTP/1
@@ -343,10 +363,24 @@ impl FlowH2 {
                 .prune_closed_except(|id| notes.contains_key(&id));
             self.next_prune = self.conversation.tracker().opened() + PRUNE_EVERY;
         }
+        let budget = self.share_header_lists();
+        self.conversation.set_header_budget(budget);
         let mut buf = std::mem::take(&mut self.pending[d]);
         buf.extend_from_slice(bytes);
-        let fed = match self.conversation.feed(direction, &buf) {
+        let fed = self.conversation.feed(direction, &buf);
+        self.share_header_lists();
+        let fed = match fed {
             Ok(fed) => fed,
+            Err(e)
+                if budget < HEADER_BUDGET && matches!(e.kind, FrameError::HeaderBudget { .. }) =>
+            {
+                return self.stop(format!(
+                    "HTTP/2 decoding stopped: {e}; the capture's HTTP/2 connections together \
+                     keep at most {CAPTURE_HEADER_BUDGET} bytes of header lists, and the others \
+                     hold {}",
+                    self.memory.header_lists.get() - self.header_lists_reported
+                ))
+            }
             Err(e) => return self.stop(format!("HTTP/2 decoding stopped: {e}")),
         };
         let base = self.conversation.reader(direction).offset() - fed.consumed as u64;

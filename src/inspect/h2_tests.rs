@@ -1180,10 +1180,22 @@ fn a_grpc_answer_ended_without_its_status_is_cut() {
     assert!(!stream(whole).response_cut, "{text}");
 }
 
-/// The client's side of an "HPACK bomb": `GET /` on stream 1 inserting a 4,000-byte entry, then
-/// `streams` GETs of `refs` one-byte references to it each.
-fn hpack_bomb(streams: u32, refs: usize) -> Vec<u8> {
-    crate::h2::hpack_bomb::client(streams, refs)
+/// A flow of an "HPACK bomb" (`GET /` on stream 1 inserting a 4,000-byte entry, then `streams`
+/// GETs of `refs` one-byte references to it each), one frame a packet, the server's SETTINGS
+/// after the preface.
+fn bomb_flow(streams: u32, refs: usize) -> Vec<(Direction, Vec<u8>)> {
+    let client = crate::h2::hpack_bomb::client(streams, refs);
+    let mut chunks = vec![
+        (UP, client[..PREFACE.len()].to_vec()),
+        (DOWN, vec![0, 0, 0, 4, 0, 0, 0, 0, 0]),
+    ];
+    let mut rest = &client[PREFACE.len()..];
+    while !rest.is_empty() {
+        let len = 9 + u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+        chunks.push((UP, rest[..len].to_vec()));
+        rest = &rest[len..];
+    }
+    chunks
 }
 
 /// The hostile-input trial's capture took `inspect` to 3.2 GB and 27 s: every bomb block was
@@ -1197,19 +1209,7 @@ fn an_hpack_bomb_stops_the_flows_http2_with_a_warning() {
         (62, 1000, "past 67108864 bytes", 1 + 268),
     ] {
         let started = std::time::Instant::now();
-        let client = hpack_bomb(streams, refs);
-        let mut chunks = vec![
-            (UP, client[..PREFACE.len()].to_vec()),
-            (DOWN, vec![0, 0, 0, 4, 0, 0, 0, 0, 0]),
-        ];
-        // One frame a packet.
-        let mut rest = &client[PREFACE.len()..];
-        while !rest.is_empty() {
-            let len = 9 + u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
-            chunks.push((UP, rest[..len].to_vec()));
-            rest = &rest[len..];
-        }
-        let report = inspect(vec![chunks]);
+        let report = inspect(vec![bomb_flow(streams, refs)]);
         let text = report.render_text();
         let c = &report.h2_connections[0];
         let error = c.error.as_deref().unwrap_or_default();
@@ -1224,6 +1224,34 @@ fn an_hpack_bomb_stops_the_flows_http2_with_a_warning() {
         assert_eq!(report.h2_streams.len(), listed, "{refs} refs: {text}");
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
+}
+
+/// The header budget holds for the capture, not for each flow: a trial's capture of 8 bomb
+/// flows took `inspect` to 627 MB, 64 MiB of lists each. Four flows fill the capture's 256 MiB;
+/// the fifth stops at its first block and says the other connections hold the budget.
+#[test]
+fn many_bomb_flows_share_one_header_budget() {
+    let report = inspect(vec![bomb_flow(1000, 62); 5]);
+    let errors: Vec<&str> = report
+        .h2_connections
+        .iter()
+        .map(|c| c.error.as_deref().unwrap_or_default())
+        .collect();
+    assert_eq!(errors.len(), 5, "{errors:?}");
+    for error in &errors[..4] {
+        assert!(error.contains("past 67108864 bytes"), "{errors:?}");
+        assert!(!error.contains("together"), "{errors:?}");
+    }
+    assert!(
+        errors[4].contains("together keep at most 268435456 bytes of header lists"),
+        "{errors:?}"
+    );
+    let listed_last = report
+        .h2_streams
+        .iter()
+        .filter(|s| s.flow == report.h2_connections[4].flow)
+        .count();
+    assert_eq!(listed_last, 1, "only the first GET fits: {errors:?}");
 }
 
 /// Past the 10,000 streams a flow lists, closed streams are dropped from the conversation
