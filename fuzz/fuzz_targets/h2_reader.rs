@@ -20,9 +20,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // The same bytes as standalone HPACK blocks: reaches the decoder without valid framing.
+    // Every other block under a small list limit, so the limit's early stop runs mid-block
+    // (the decoder's table must stay consistent after it).
     let mut decoder = Decoder::new();
-    for block in rest.split(|&b| b == 0xff).take(8) {
-        let _ = decoder.decode(block);
+    for (n, block) in rest.split(|&b| b == 0xff).take(8).enumerate() {
+        let _ = match n % 2 {
+            0 => decoder.decode(block),
+            _ => decoder.decode_within(block, usize::from(control) * 16),
+        };
     }
     for text in rest.split(|&b| b == 0).take(4) {
         let _ = ResourceName::parse(&String::from_utf8_lossy(text));
@@ -49,7 +54,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let mut conversation = Conversation::new();
+    // A small header budget half the time, so the budget's stop is reached too.
+    let mut conversation = match control & 2 {
+        0 => Conversation::new(),
+        _ => Conversation::new().with_header_budget(usize::from(control) * 64),
+    };
     let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     let mut labelled = [0u64; 2];
     let mut assembler = MessageAssembler::new(4096);
