@@ -77,8 +77,9 @@ impl Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the proxy with a scenario until Ctrl-C, SIGTERM or SIGHUP, then print a summary
-    /// (connections, bytes each direction, how often each rule fired).
+    /// Run the proxy with a scenario until Ctrl-C, SIGTERM or SIGHUP (or, given `-- COMMAND`,
+    /// until COMMAND exits), then print a summary (connections, bytes each direction, how often
+    /// each rule fired).
     Run(RunArgs),
     /// Validate scenario files: exit 0 when all are valid, 2 with FILE:LINE:COL: key: message
     /// for the first error of each bad file, or for what `run` would refuse on this machine (a
@@ -202,6 +203,13 @@ pub struct RunArgs {
     /// With --inspect: also write the HTML report to FILE, as `faultline inspect --html`.
     #[arg(long, value_name = "FILE", requires = "inspect")]
     pub html: Option<PathBuf>,
+    /// Run COMMAND through the proxy, e.g. `-- dvc push -r chaos`: it starts once faultline
+    /// listens, with FAULTLINE_LISTEN=HOST:PORT and FAULTLINE_URL=http://HOST:PORT in its
+    /// environment (`sh -c 'HTTP_PROXY=$FAULTLINE_URL dvc push'` in forward mode), and the run
+    /// stops when it exits. Exit status: the command's (128+N if killed by signal N), or with
+    /// --inspect the verdict's (the command's status is printed).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// Arguments of `faultline serve`.

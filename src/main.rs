@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 mod cli;
+mod wrapped;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -380,12 +381,38 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         Some(name) => format!("{} ({name})", running.shared.upstream),
         None => running.shared.upstream.to_string(),
     };
+    let until = match args.command.is_empty() {
+        true => "Ctrl-C to stop".to_string(),
+        false => format!("until `{}` exits", wrapped::shown(&args.command)),
+    };
     announce(format!(
-        "faultline: listening on {}, upstream {upstream_said}, scenario \"{}\", --seed {} (Ctrl-C to stop)",
+        "faultline: listening on {}, upstream {upstream_said}, scenario \"{}\", --seed {} ({until})",
         running.local_addr, scenario.name, seed
     ));
-    // A live status line on a terminal, redrawn at most 4 times a second; none otherwise.
-    let status_task = std::io::stderr().is_terminal().then(|| {
+    let wrapped = match args.command.is_empty() {
+        true => None,
+        false => match wrapped::Wrapped::spawn(&args.command, running.local_addr) {
+            Ok(wrapped) => Some(wrapped),
+            Err(e) => {
+                running.shutdown();
+                running.wait().await;
+                let code = match e.kind() {
+                    std::io::ErrorKind::NotFound => 127,
+                    _ => 126,
+                };
+                return Ok(fail(
+                    &format!(
+                        "faultline: cannot run `{}`: {e}",
+                        args.command[0].to_string_lossy()
+                    ),
+                    code,
+                ));
+            }
+        },
+    };
+    // A live status line on a terminal, redrawn at most 4 times a second; none otherwise, and
+    // none over the output of a wrapped command.
+    let status_task = (std::io::stderr().is_terminal() && wrapped.is_none()).then(|| {
         let shared = running.shared.clone();
         let shown = status_shown.clone();
         let capture = capture_path.clone();
@@ -408,7 +435,22 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
             }
         })
     });
-    stop.await;
+    let ended = match wrapped {
+        None => {
+            stop.await;
+            None
+        }
+        Some(wrapped) => {
+            let shown = wrapped.shown.clone();
+            match wrapped.wait_or_stop(stop).await {
+                Ok(ended) => Some((shown, ended)),
+                Err(e) => {
+                    tracing::error!(command = %shown, "cannot wait for the command: {e}");
+                    None
+                }
+            }
+        }
+    };
     if let Some(task) = status_task {
         task.abort();
         status_shown.clear();
@@ -420,6 +462,9 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         scenario.name
     );
     faultline::say_raw!("{summary}");
+    if let Some((shown, ended)) = &ended {
+        faultline::say!("command: `{shown}` {}", ended.describe());
+    }
     let capture_failed = summary
         .capture
         .as_ref()
@@ -444,7 +489,11 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         (None, true) => Ok(refuse(
             "faultline: --inspect needs a capture (--capture PATH or [proxy] capture)",
         )),
-        _ => Ok(ExitCode::SUCCESS),
+        _ => Ok(match ended {
+            Some((_, ended)) => ExitCode::from(ended.code()),
+            None if !args.command.is_empty() => ExitCode::from(1),
+            None => ExitCode::SUCCESS,
+        }),
     }
 }
 

@@ -1348,3 +1348,96 @@ fn run_on_a_terminal_draws_a_live_status_line_and_none_on_a_pipe() {
     let out = plain.wait();
     assert!(!out.stderr.contains(" open / "), "{}", out.stderr);
 }
+
+/// `run SCENARIO -- COMMAND`: a CI script's whole run in one command. The command finds the
+/// proxy in FAULTLINE_LISTEN (here on a port faultline picked), the run stops when it exits, and
+/// faultline exits with its status; with --inspect, with the verdict's, the command's printed.
+#[test]
+fn run_wraps_a_command_and_exits_with_its_status_or_the_verdicts() {
+    let dir = TempDir::new("run-wrapped");
+    let scenario = dir.write(
+        "wrapped.toml",
+        "name = \"wrapped\"\n[proxy]\nupstream = \"builtin:echo\"\n",
+    );
+    let scenario = scenario.display().to_string();
+    let client = "import os, socket\n\
+                  host, port = os.environ['FAULTLINE_LISTEN'].rsplit(':', 1)\n\
+                  s = socket.create_connection((host, int(port)), timeout=10)\n\
+                  s.sendall(b'ping' * 1000)\n\
+                  got = b''\n\
+                  while len(got) < 4000:\n    got += s.recv(65536)\n\
+                  assert got == b'ping' * 1000\n\
+                  assert os.environ['FAULTLINE_URL'] == 'http://' + os.environ['FAULTLINE_LISTEN']\n\
+                  raise SystemExit(7)\n";
+    let plain = faultline(&[
+        "run",
+        &scenario,
+        "--listen",
+        "127.0.0.1:0",
+        "--",
+        "python3",
+        "-c",
+        client,
+    ]);
+    assert_eq!(plain.code(), Some(7), "{}", plain.output());
+    assert!(
+        plain
+            .stdout
+            .contains("connections: 1 (0 upstream failures)")
+            && plain
+                .stdout
+                .contains("bytes: client->upstream 4000, upstream->client 4000")
+            && plain.stdout.contains("exited with status 7"),
+        "{}",
+        plain.output()
+    );
+    assert!(
+        plain.stderr.contains("until `python3 -c"),
+        "{}",
+        plain.stderr
+    );
+
+    let capture = dir.path().join("wrapped.pcapng").display().to_string();
+    let inspected = faultline(&[
+        "run",
+        &scenario,
+        "--listen",
+        "127.0.0.1:0",
+        "--capture",
+        &capture,
+        "--inspect",
+        "--",
+        "python3",
+        "-c",
+        client,
+    ]);
+    assert_eq!(
+        inspected.code(),
+        Some(0),
+        "a clean capture: the verdict's 0, not the command's 7: {}",
+        inspected.output()
+    );
+    assert!(
+        inspected.stdout.contains("exited with status 7"),
+        "{}",
+        inspected.output()
+    );
+
+    let missing = faultline(&[
+        "run",
+        &scenario,
+        "--listen",
+        "127.0.0.1:0",
+        "--",
+        "faultline-no-such-command",
+    ]);
+    assert_eq!(missing.code(), Some(127), "{}", missing.output());
+    assert!(
+        missing
+            .stderr
+            .contains("cannot run `faultline-no-such-command`: No such file or directory")
+            && !missing.output().contains("panicked"),
+        "{}",
+        missing.output()
+    );
+}

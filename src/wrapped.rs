@@ -1,0 +1,178 @@
+//! The command `faultline run SCENARIO -- COMMAND` wraps: started once the proxy listens, told
+//! where in its environment, and the proxy stops when it exits.
+//!
+//! Without it a CI script backgrounds `faultline run`, waits for the port, runs its client and
+//! kills faultline by PID, and a port picked with `--listen 127.0.0.1:0` has to be scraped from
+//! stderr. Wrapped, the run is one command whose exit status a script can test, like `timeout`
+//! or `strace`: the command's own, or with `--inspect` the capture's verdict.
+
+use std::ffi::OsString;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+/// Environment variable holding the proxy's listen address (`127.0.0.1:3030`, `[::1]:3030`).
+pub const LISTEN_VAR: &str = "FAULTLINE_LISTEN";
+/// Environment variable holding the proxy's base URL (`http://127.0.0.1:3030`).
+pub const URL_VAR: &str = "FAULTLINE_URL";
+/// How long a command stopped by faultline (SIGTERM) has to exit before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A command running through the proxy.
+#[derive(Debug)]
+pub struct Wrapped {
+    child: Child,
+    /// The command as the user wrote it, for messages.
+    pub shown: String,
+}
+
+/// How the command ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// True when faultline was told to stop (SIGINT, SIGTERM, SIGHUP) before the command
+    /// exited, and passed SIGTERM on to it.
+    pub stopped: bool,
+}
+
+impl Wrapped {
+    /// Starts `command` (program and arguments) with the proxy's address in its environment;
+    /// its stdin, stdout and stderr are faultline's.
+    pub fn spawn(command: &[OsString], listen: SocketAddr) -> io::Result<Wrapped> {
+        let shown = shown(command);
+        let Some((program, args)) = command.split_first() else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no command"));
+        };
+        let child = Command::new(program)
+            .args(args)
+            .env(LISTEN_VAR, listen.to_string())
+            .env(URL_VAR, format!("http://{listen}"))
+            .kill_on_drop(true)
+            .spawn()?;
+        Ok(Wrapped { child, shown })
+    }
+
+    /// Waits for the command to exit, or for `stop` (faultline's own stop signal): then the
+    /// command gets SIGTERM and [`STOP_GRACE`] to exit before it is killed.
+    pub async fn wait_or_stop(mut self, stop: impl Future<Output = ()>) -> io::Result<Ended> {
+        tokio::select! {
+            status = self.child.wait() => return Ok(Ended { status: status?, stopped: false }),
+            () = stop => {}
+        }
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill(2) with a pid we spawned and have not yet reaped (`wait` has not
+            // returned), so it cannot name another process; it touches no memory of ours.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        }
+        let status = match tokio::time::timeout(STOP_GRACE, self.child.wait()).await {
+            Ok(status) => status?,
+            Err(_) => {
+                tracing::warn!(command = %self.shown, "the command did not exit within {} s of SIGTERM; killed", STOP_GRACE.as_secs());
+                self.child.kill().await?;
+                self.child.wait().await?
+            }
+        };
+        Ok(Ended {
+            status,
+            stopped: true,
+        })
+    }
+}
+
+/// `command` as a shell would take it back (words with spaces or quotes quoted).
+pub fn shown(command: &[OsString]) -> String {
+    let words: Vec<String> = command
+        .iter()
+        .map(|word| word.to_string_lossy().into_owned())
+        .collect();
+    shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
+}
+
+impl Ended {
+    /// The exit code a shell would give: the command's, or 128 + the signal that killed it.
+    pub fn code(&self) -> u8 {
+        exit_code(self.status)
+    }
+
+    /// "exited with status 3", "was killed by signal 9 (exit 137)".
+    pub fn describe(&self) -> String {
+        use std::os::unix::process::ExitStatusExt;
+        let how = match (self.status.code(), self.status.signal()) {
+            (Some(code), _) => format!("exited with status {code}"),
+            (None, Some(signal)) => {
+                format!("was killed by signal {signal} (exit {})", self.code())
+            }
+            (None, None) => format!("ended with {}", self.status),
+        };
+        match self.stopped {
+            true => format!("{how} after faultline passed on its stop signal"),
+            false => how,
+        }
+    }
+}
+
+/// A shell's exit code for `status`.
+fn exit_code(status: ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(1),
+        (None, Some(signal)) => u8::try_from(128 + (signal & 0x7f)).unwrap_or(1),
+        (None, None) => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn exit_codes_are_the_shells() {
+        assert_eq!(exit_code(ExitStatus::from_raw(0)), 0);
+        assert_eq!(exit_code(ExitStatus::from_raw(7 << 8)), 7);
+        // Killed by SIGKILL (9): 137, as sh reports it.
+        assert_eq!(exit_code(ExitStatus::from_raw(9)), 137);
+        assert_eq!(exit_code(ExitStatus::from_raw(15)), 143);
+    }
+
+    #[tokio::test]
+    async fn the_command_sees_the_address_and_its_status_comes_back() {
+        let command: Vec<OsString> = ["sh", "-c", "test \"$FAULTLINE_URL\" = \"http://$FAULTLINE_LISTEN\" && test \"$FAULTLINE_LISTEN\" = 127.0.0.1:3030 && exit 5"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let wrapped =
+            Wrapped::spawn(&command, "127.0.0.1:3030".parse().expect("addr")).expect("sh runs");
+        let ended = wrapped
+            .wait_or_stop(std::future::pending())
+            .await
+            .expect("waits");
+        assert_eq!(ended.code(), 5, "{}", ended.describe());
+        assert!(!ended.stopped);
+    }
+
+    #[tokio::test]
+    async fn a_stop_passes_sigterm_to_the_command() {
+        let command: Vec<OsString> = ["sleep", "30"].iter().map(OsString::from).collect();
+        let wrapped =
+            Wrapped::spawn(&command, "127.0.0.1:1".parse().expect("addr")).expect("sleep runs");
+        let started = std::time::Instant::now();
+        let ended = wrapped
+            .wait_or_stop(tokio::time::sleep(Duration::from_millis(50)))
+            .await
+            .expect("waits");
+        assert!(ended.stopped);
+        assert_eq!(ended.code(), 143, "{}", ended.describe());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            ended.describe().contains("signal 15"),
+            "{}",
+            ended.describe()
+        );
+    }
+}
