@@ -59,6 +59,7 @@ pub mod proxy;
 pub mod scenario;
 pub mod seed;
 pub mod session;
+pub mod shell;
 pub mod store;
 pub mod tls;
 pub mod units;

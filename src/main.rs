@@ -847,10 +847,7 @@ async fn wait_for_signal() -> Result<()> {
 /// The command line as typed, shell-quoted (a path with a space stays one word), for the capture's
 /// section comment and the replay command `faultline inspect` prints.
 fn command_line() -> String {
-    let args: Vec<String> = std::env::args_os()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    shlex::try_join(args.iter().map(String::as_str)).unwrap_or_else(|_| args.join(" "))
+    faultline::shell::line(std::env::args_os().map(|a| a.to_string_lossy().into_owned()))
 }
 
 /// Prints a `listening on ADDR` line in one write(2): `eprintln!` writes an address piece by

@@ -86,11 +86,7 @@ impl Wrapped {
 
 /// `command` as a shell would take it back (words with spaces or quotes quoted).
 pub fn shown(command: &[OsString]) -> String {
-    let words: Vec<String> = command
-        .iter()
-        .map(|word| word.to_string_lossy().into_owned())
-        .collect();
-    shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
+    faultline::shell::line(command.iter().map(|word| word.to_string_lossy()))
 }
 
 impl Ended {

@@ -10,6 +10,7 @@
 use serde::Serialize;
 
 use crate::capture::SCENARIO_COMMENT_TAG;
+use crate::shell;
 
 /// The run recorded in a faultline capture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -237,7 +238,7 @@ impl RunInfo {
     fn attach(&mut self, scenario: RecordedScenario) {
         if scenario.live {
             let file = save_as(None, &self.scenario);
-            self.replay = format!("faultline run {} --seed {}", quote(&file), self.seed);
+            self.replay = format!("faultline run {} --seed {}", shell::word(&file), self.seed);
             self.scenario_file = Some(file);
             self.replay_note = Some(LIVE_RULES_NOTE.to_string());
         } else if let Some(origin) = scenario.origin.as_deref() {
@@ -255,7 +256,7 @@ impl RunInfo {
                     self.replay = with_fresh_store(&self.replay);
                     self.replay_note = Some(format!(
                         "The store folder {} holds what the first run stored, so a replay into it would upload nothing (the clients find their objects there): `--store \"$(mktemp -d)\"` gives builtin:store a fresh, empty one.",
-                        quote(&dir)
+                        shell::word(&dir)
                     ));
                 }
             }
@@ -304,11 +305,6 @@ fn save_as(origin: Option<&str>, name: &str) -> String {
     }
 }
 
-/// One word for a shell, quoted only when it needs it.
-fn quote(word: &str) -> String {
-    shlex::try_quote(word).map_or_else(|_| word.to_string(), |q| q.into_owned())
-}
-
 /// `command` (a `faultline run`) with its scenario argument `origin` replaced by `file`; `None`
 /// when the command is no `run` or names no such argument.
 fn with_scenario_file(command: &str, origin: &str, file: &str) -> Option<String> {
@@ -334,7 +330,7 @@ fn old_serve_command(command: &str) -> Option<&str> {
 /// `command` with the program named `faultline` (the recorded one may be a build path) and, for
 /// `faultline run` without `--seed`, the seed added so the same random draws happen again.
 ///
-/// The recorded command is shell-quoted (`main.rs` joins the arguments with `shlex`), so it is
+/// The recorded command is shell-quoted (`main.rs` joins the arguments with [`shell::line`]), so it is
 /// split the same way; text that does not split (a capture from elsewhere) is split on spaces.
 /// The subcommand is the first word that is neither a global flag nor a global flag's value, so
 /// `faultline -v run s.toml` or `faultline --log-format json run s.toml` is a `run` too.
@@ -375,7 +371,7 @@ fn replay_command_with(command: &str, seed: u64, scenario_capture: Option<&str>)
                 Some("faultline") => "faultline".to_string(),
                 _ => typed_program.to_string(),
             };
-            let quoted: Vec<String> = args.iter().map(|w| shell_word(w)).collect();
+            let quoted: Vec<String> = args.iter().map(|w| shell::word(w)).collect();
             format!("{program} {}", quoted.join(" "))
         }
         None => joined,
@@ -393,19 +389,6 @@ fn replay_command_with(command: &str, seed: u64, scenario_capture: Option<&str>)
         Some(at) => format!("{} --seed {seed}{}", &joined[..at], &joined[at..]),
         None => format!("{joined} --seed {seed}"),
     }
-}
-
-/// `word` as the shell reads it back: as it is when it holds only characters no shell treats
-/// specially, else quoted (`shlex` alone would quote `--seed=9` for its `=`).
-fn shell_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@%+".contains(&b));
-    if plain {
-        return word.to_string();
-    }
-    shlex::try_quote(word).map_or_else(|_| word.to_string(), std::borrow::Cow::into_owned)
 }
 
 /// The arguments of a `run` with `--store DIR` left out and its capture moved to a new file, so
@@ -527,7 +510,7 @@ fn recorded_store(command: &str) -> Option<String> {
 fn store_left_out_note(dir: &str) -> String {
     format!(
         "`--store {}` is left out: that folder holds what the first run stored, so a replay into it would upload nothing (the clients find their objects there); builtin:store starts in a fresh, empty folder.",
-        quote(dir)
+        shell::word(dir)
     )
 }
 

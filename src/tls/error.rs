@@ -101,10 +101,7 @@ pub enum TlsError {
 
 /// `path` as one shell word, for commands a message tells the user to run.
 fn shell_word(path: &std::path::Path) -> String {
-    let text = path.to_string_lossy();
-    shlex::try_quote(&text)
-        .map(|q| q.into_owned())
-        .unwrap_or_else(|_| text.into_owned())
+    crate::shell::word(&path.to_string_lossy())
 }
 
 impl TlsError {
