@@ -18,6 +18,7 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{CaCommand, Cli, Command, LogFormat, RunArgs, ServeArgs};
 use faultline::capture::expand_path_template;
+use faultline::capture::path::claim_for_run;
 use faultline::demo::Story;
 use faultline::inspect::{inspect_path, InspectOptions, LegFilter, Manifest};
 use faultline::proxy::status::{LogWriter, Status, StatusShown};
@@ -311,18 +312,18 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         .seed
         .or(scenario.seed)
         .unwrap_or_else(faultline::seed::random);
-    let capture = match (
-        args.no_capture,
-        args.capture.or_else(|| scenario.capture.clone()),
-    ) {
-        (true, _) | (false, None) => None,
-        (false, Some(template)) => Some(expand_path_template(
-            &template,
+    let capture_template = match args.no_capture {
+        true => None,
+        false => args.capture.or_else(|| scenario.capture.clone()),
+    };
+    let capture = capture_template.as_ref().map(|template| {
+        expand_path_template(
+            template,
             &scenario.name,
             SystemTime::now(),
             std::process::id(),
-        )),
-    };
+        )
+    });
     // --inspect reads the capture this run writes: without one, say so now, not after the run.
     if args.inspect && capture.is_none() {
         return Ok(refuse(&format!(
@@ -334,6 +335,23 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
             }
         )));
     }
+    // A new file per run for a template with {time} or {pid}; a fixed name may replace an
+    // earlier capture, never another file (the scenario, the manifest).
+    let (capture, replaces) = match (capture_template.as_deref(), capture) {
+        (Some(template), Some(path)) => match claim_for_run(template, &path) {
+            Ok((path, replaces)) => (Some(path), replaces),
+            Err(e) => return Ok(refuse(&format!("faultline: {e}"))),
+        },
+        _ => (None, false),
+    };
+    if let (Some(path), true) = (&capture, replaces) {
+        tracing::warn!(
+            "capture {} replaces an earlier capture of that name",
+            path.display()
+        );
+    }
+    // The empty file claimed for this run, removed again if the run cannot start.
+    let claimed = capture.clone().filter(|_| !replaces);
     let capture_path = capture.clone();
     // A built-in upstream is named with where it keeps its files, not by its ephemeral port.
     let store_dir = scenario
@@ -359,6 +377,11 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         live_rules: false,
     })
     .await;
+    if started.is_err() {
+        if let Some(path) = claimed.filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() == 0)) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
     let running = match started {
         Ok(running) => running,
         // No CA, an exposed CA key, an uncreatable capture folder: the user's to fix before

@@ -122,6 +122,48 @@ pub fn claim_unused(path: &Path) -> io::Result<PathBuf> {
     ))
 }
 
+/// The file a `faultline run` writes its capture to, and whether it replaces an earlier capture.
+///
+/// A name the template makes per run (`{time}`, `{pid}`) is claimed as [`claim_unused`] does: two
+/// runs started in the same second (a CI matrix, a loop of short runs) get two files, where they
+/// shared one and the first run's `--inspect` read the second run's traffic. A fixed name is the
+/// user's choice: an earlier capture there is replaced, as `tcpdump -w` does, and the caller says
+/// so; a file that is no capture (the scenario, an `--expect` manifest, anything else) is refused
+/// before the run, where a trial's `--capture victim.toml` overwrote the scenario it ran.
+pub fn claim_for_run(template: &str, path: &Path) -> Result<(PathBuf, bool), String> {
+    if template.contains("{time}") || template.contains("{pid}") {
+        return claim_unused(path)
+            .map(|claimed| (claimed, false))
+            .map_err(|e| e.to_string());
+    }
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok((path.to_path_buf(), false));
+    };
+    if !meta.is_file() {
+        // A folder or a device: opening it says what is wrong.
+        return Ok((path.to_path_buf(), false));
+    }
+    if meta.len() == 0 || holds_a_capture(path) {
+        return Ok((path.to_path_buf(), meta.len() > 0));
+    }
+    Err(format!(
+        "capture {}: the file exists and is no capture; faultline replaces only an earlier capture: name a new file, or put {{time}} in the name for one file per run",
+        path.display()
+    ))
+}
+
+/// Whether `path` starts as a pcapng or a classic pcap file does (a capture, maybe cut short).
+fn holds_a_capture(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic));
+    read.is_ok()
+        && matches!(
+            u32::from_le_bytes(magic),
+            0x0A0D_0D0A | 0xA1B2_C3D4 | 0xD4C3_B2A1 | 0xA1B2_3C4D | 0x4D3C_B2A1
+        )
+}
+
 /// `dir/stem-N.ext` for `dir/stem.ext` (`dir/stem-N` without an extension).
 fn numbered(path: &Path, n: u32) -> PathBuf {
     let stem = path.file_stem().unwrap_or_default().to_string_lossy();
@@ -297,6 +339,36 @@ mod tests {
         // A folder that does not exist yet: nothing to overwrite, the writer creates it.
         let missing = dir.join("not-yet/c.pcap");
         assert_eq!(claim_unused(&missing).expect("as it is"), missing);
+    }
+
+    #[test]
+    fn a_run_claims_a_new_file_per_run_and_replaces_only_an_earlier_capture() {
+        let scratch = crate::store::test_dir::TestDir::new("claim-run");
+        let dir = scratch.path();
+        // Two runs in the same second of {time}: two files.
+        let stamped = dir.join("s-20261130T035837Z.pcapng");
+        let template = "captures/{name}-{time}.pcapng";
+        let first = claim_for_run(template, &stamped).expect("claimed");
+        let second = claim_for_run(template, &stamped).expect("claimed");
+        assert_eq!(first, (stamped.clone(), false));
+        assert_eq!(second, (dir.join("s-20261130T035837Z-2.pcapng"), false));
+        // A fixed name: an earlier capture (pcapng or pcap, even cut short) is replaced.
+        let fixed = dir.join("out.pcapng");
+        let template = fixed.to_string_lossy().into_owned();
+        assert_eq!(claim_for_run(&template, &fixed), Ok((fixed.clone(), false)));
+        std::fs::write(&fixed, [0x0a, 0x0d, 0x0d, 0x0a, 0x1c]).expect("write");
+        assert_eq!(claim_for_run(&template, &fixed), Ok((fixed.clone(), true)));
+        std::fs::write(&fixed, [0xd4, 0xc3, 0xb2, 0xa1]).expect("write");
+        assert_eq!(claim_for_run(&template, &fixed), Ok((fixed.clone(), true)));
+        // Anything else is refused and left alone.
+        let scenario = dir.join("victim.toml");
+        std::fs::write(&scenario, "name = \"victim\"\n").expect("write");
+        let refused = claim_for_run(&scenario.to_string_lossy(), &scenario).expect_err("refused");
+        assert!(refused.contains("exists and is no capture"), "{refused}");
+        assert_eq!(
+            std::fs::read_to_string(&scenario).expect("read"),
+            "name = \"victim\"\n"
+        );
     }
 
     #[test]
