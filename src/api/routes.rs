@@ -262,6 +262,7 @@ async fn capture(api: &Api, name: &str) -> Response<ApiBody> {
     // What was relayed just before the request is in the file we hand out: the writer writes
     // what it holds first (outside the registry's lock). A writer slower than the bound still
     // leaves whole blocks, its own flush at most a second old.
+    let running = sink.is_some();
     if let Some(sink) = sink {
         if !sink.flush(CAPTURE_FLUSH_WAIT).await {
             tracing::warn!(proxy = name, "capture: the writer did not flush within {CAPTURE_FLUSH_WAIT:?}; handing out what is in the file");
@@ -287,7 +288,16 @@ async fn capture(api: &Api, name: &str) -> Response<ApiBody> {
             } else {
                 "application/x-pcapng"
             };
-            let body = crate::store::file_body::FileBody::new(tokio::fs::File::from_std(file), len);
+            let mut body =
+                crate::store::file_body::FileBody::new(tokio::fs::File::from_std(file), len);
+            if running && kind == "application/x-pcapng" {
+                // A copy of a capture still being written ends with snapshot marks: `inspect`
+                // reads it as a whole file whose transfers in flight the copy cut, not as a
+                // capture whose run was killed.
+                let mut marks = Vec::new();
+                crate::capture::pcapng::snapshot_blocks(&mut marks, crate::utc::now_nanos());
+                body = body.with_trailer(bytes::Bytes::from(marks));
+            }
             let mut r = response(200, Some(kind), ApiBody::File(body));
             if let Some(file_name) = path.file_name().and_then(|n| n.to_str()) {
                 if let Ok(value) = HeaderValue::from_str(&format!(

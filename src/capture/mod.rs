@@ -18,7 +18,7 @@ pub(crate) mod flow;
 pub(crate) mod packet;
 pub mod path;
 mod pcap;
-mod pcapng;
+pub(crate) mod pcapng;
 pub mod secrets;
 pub mod sink;
 mod writer;

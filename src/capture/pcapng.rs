@@ -10,6 +10,7 @@ use super::flow::{PacketDirection, Record};
 const SHB: u32 = 0x0A0D_0D0A;
 const IDB: u32 = 0x0000_0001;
 const EPB: u32 = 0x0000_0006;
+const ISB: u32 = 0x0000_0005;
 const BYTE_ORDER_MAGIC: u32 = 0x1A2B_3C4D;
 const LINKTYPE_RAW: u16 = 101;
 const OPT_END: u16 = 0;
@@ -70,6 +71,36 @@ pub(crate) fn section_header(out: &mut Vec<u8>, comments: &[String], user_appl: 
         option(out, SHB_USERAPPL, user_appl.as_bytes());
         option(out, OPT_END, &[]);
     });
+}
+
+/// The section comment of a capture being written: the writer overwrites it in place with
+/// [`FINISHED_STATE`] (the same length) when its run ends. A process killed with SIGKILL
+/// leaves only whole blocks (each is written in one piece), so without this mark such a capture,
+/// or one still being written, read as finished and clean. A mark in the section header, not a
+/// block at the end: `editcap` and Wireshark copy section comments, and drop statistics blocks.
+pub(crate) const UNFINISHED_STATE: &str =
+    "faultline capture state: UNFINISHED (its run is still writing it, or was killed)";
+
+/// [`UNFINISHED_STATE`] once the run ended and closed the capture: as long, padded with spaces.
+pub(crate) const FINISHED_STATE: &str =
+    "faultline capture state: FINISHED (its run ended and closed it)                 ";
+
+/// Comment of the blocks that end a copy served while the run goes on
+/// (`GET /faultline/proxies/{name}/capture`): whole, but transfers in flight are cut by its end.
+pub(crate) const SNAPSHOT_COMMENT: &str = "faultline: snapshot of a capture still being written";
+
+/// One interface statistics block per leg, marking the end of a snapshot of a capture still being
+/// written ([`SNAPSHOT_COMMENT`]).
+pub(crate) fn snapshot_blocks(out: &mut Vec<u8>, at_nanos: u64) {
+    for leg in [Leg::Client, Leg::Upstream] {
+        block(out, ISB, |out| {
+            out.extend_from_slice(&interface_id(leg).to_le_bytes());
+            out.extend_from_slice(&((at_nanos >> 32) as u32).to_le_bytes());
+            out.extend_from_slice(&(at_nanos as u32).to_le_bytes());
+            option(out, OPT_COMMENT, SNAPSHOT_COMMENT.as_bytes());
+            option(out, OPT_END, &[]);
+        });
+    }
 }
 
 /// One interface description per leg kind, so `frame.interface_name` selects a leg.
@@ -175,6 +206,21 @@ mod tests {
         section_header(&mut two, &["a".to_string(), "b\nc".repeat(100)], "f");
         assert_eq!(blocks(&two), vec![SHB]);
         assert_eq!(u32_at(&out, 8), BYTE_ORDER_MAGIC);
+    }
+
+    #[test]
+    fn the_finished_mark_fits_where_the_unfinished_one_was() {
+        assert_eq!(UNFINISHED_STATE.len(), FINISHED_STATE.len());
+    }
+
+    #[test]
+    fn snapshot_blocks_are_one_well_formed_statistics_block_per_leg() {
+        let mut out = Vec::new();
+        snapshot_blocks(&mut out, 1_700_000_000_000_000_000);
+        assert_eq!(blocks(&out), vec![ISB, ISB]);
+        assert_eq!(u32_at(&out, 8), 0, "the client leg's interface");
+        let second = u32_at(&out, 4) as usize;
+        assert_eq!(u32_at(&out, second + 8), 1, "the upstream leg's interface");
     }
 
     #[test]

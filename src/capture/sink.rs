@@ -225,7 +225,17 @@ impl CaptureSink {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::start_with_secrets(&runtime, path, meta, Box::new(file), QUEUE_BUDGET, secrets)
+        // A second handle on the file, to mark the capture finished in its header at the end.
+        let marker = file.try_clone().ok();
+        Self::start_with_secrets(
+            &runtime,
+            path,
+            meta,
+            Box::new(file),
+            QUEUE_BUDGET,
+            secrets,
+            marker,
+        )
     }
 
     /// `start` with any output and memory budget, so tests can inject full disks and tiny budgets.
@@ -237,10 +247,11 @@ impl CaptureSink {
         output: Output,
         budget: usize,
     ) -> Result<(CaptureSink, CaptureWriterHandle), CaptureError> {
-        Self::start_with_secrets(runtime, path, meta, output, budget, None)
+        Self::start_with_secrets(runtime, path, meta, output, budget, None, None)
     }
 
-    /// `start_with`, embedding `secrets` (see [`start_embedding`](Self::start_embedding)).
+    /// `start_with`, embedding `secrets` (see [`start_embedding`](Self::start_embedding)); a
+    /// pcapng capture is marked finished through `marker` (a handle on the file) when it ends.
     pub(crate) fn start_with_secrets(
         runtime: &tokio::runtime::Handle,
         path: &Path,
@@ -248,6 +259,7 @@ impl CaptureSink {
         mut output: Output,
         budget: usize,
         secrets: Option<Arc<dyn super::secrets::SecretsSource>>,
+        marker: Option<File>,
     ) -> Result<(CaptureSink, CaptureWriterHandle), CaptureError> {
         let format = CaptureFormat::from_path(path);
         let mut header = Vec::new();
@@ -256,6 +268,7 @@ impl CaptureSink {
                 let scenario = meta.scenario_comment();
                 let mut comments = vec![meta.section_comment()];
                 comments.extend(scenario);
+                comments.push(pcapng::UNFINISHED_STATE.to_string());
                 pcapng::section_header(
                     &mut header,
                     &comments,
@@ -284,6 +297,11 @@ impl CaptureSink {
         );
         if format == CaptureFormat::Pcapng {
             writer.embed_secrets(secrets);
+            let state = pcapng::UNFINISHED_STATE.as_bytes();
+            let at = header.windows(state.len()).position(|w| w == state);
+            if let (Some(file), Some(at)) = (marker, at) {
+                writer.mark_finished_in(file, at as u64);
+            }
         }
         let task = runtime.spawn(writer.run(rx, flush_rx));
         let shared = Arc::new(Shared {

@@ -73,6 +73,9 @@ pub(crate) struct Writer {
     stats: WriterStats,
     /// TLS key log lines to embed ahead of the packets they decrypt (`secrets.rs`).
     secrets: Option<std::sync::Arc<dyn super::secrets::SecretsSource>>,
+    /// The file and the offset of its [`pcapng::UNFINISHED_STATE`] comment, overwritten with
+    /// [`pcapng::FINISHED_STATE`] when the writer ends.
+    finished_mark: Option<(std::fs::File, u64)>,
 }
 
 /// A batch being written on the blocking pool; it hands back the output.
@@ -111,7 +114,13 @@ impl Writer {
                 ..WriterStats::default()
             },
             secrets: None,
+            finished_mark: None,
         }
+    }
+
+    /// Marks the capture finished in `file`, at `offset`, once everything is written.
+    pub(crate) fn mark_finished_in(&mut self, file: std::fs::File, offset: u64) {
+        self.finished_mark = Some((file, offset));
     }
 
     /// Embeds what `source` logs as Decryption Secrets Blocks (pcapng only).
@@ -179,8 +188,24 @@ impl Writer {
         }
         self.flush().await;
         self.settle().await;
+        self.close().await;
         debug!(path = %self.path.display(), packets = self.stats.packets_written, "capture: writer drained");
         self.stats
+    }
+
+    /// Marks a pcapng capture finished in its section header: without the mark `inspect` reads
+    /// it as cut short. Nothing after a write error (the file is not whole anyway).
+    async fn close(&mut self) {
+        let Some((file, offset)) = self.finished_mark.take() else {
+            return;
+        };
+        if self.output.is_none() {
+            return;
+        }
+        use std::os::unix::fs::FileExt;
+        if let Err(e) = file.write_all_at(pcapng::FINISHED_STATE.as_bytes(), offset) {
+            warn!(path = %self.path.display(), error = %e, "capture: cannot mark the capture finished; inspect will call it cut short");
+        }
     }
 
     /// Appends the event's records to the batch; true when one carries a comment (flush now).

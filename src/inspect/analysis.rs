@@ -42,7 +42,7 @@ pub(crate) fn build_with_h2(
 ) -> Report {
     let mut warnings = Vec::new();
     if let Some(d) = &capture.damage {
-        warnings.push(format!("capture damaged, reading stopped: {d}"));
+        warnings.push(format!("capture incomplete, reading stopped: {d}"));
     }
     if capture.truncated_packets > 0 {
         warnings.push(format!(

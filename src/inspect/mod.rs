@@ -356,6 +356,11 @@ fn inspect_reader<R: Read>(
         truncated_packets,
     };
     let mut report = analysis::build_with_h2(capture, options.leg, finished, hidden, h2_flows);
+    if reader.is_snapshot() {
+        report.warnings.push(
+            "this capture is a copy served while its run went on (GET /faultline/proxies/NAME/capture): transfers in flight then end where it ends".to_string(),
+        );
+    }
     if let Some((first, count)) = bad_checksums {
         report.warnings.push(format!(
             "the capture file was damaged after faultline wrote it: {} (the first is packet {first}); their bytes are read as missing",

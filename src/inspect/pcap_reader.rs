@@ -22,11 +22,14 @@ use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
+use pcap_file::pcapng::blocks::interface_statistics::InterfaceStatisticsOption;
 use pcap_file::pcapng::blocks::packet::PacketOption;
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{Endianness, PcapError, TsResolution};
 use thiserror::Error;
+
+use crate::capture::pcapng::{SNAPSHOT_COMMENT, UNFINISHED_STATE};
 
 /// pcap-file's read buffer: a record (pcap packet or pcapng block) must fit in it. Real packets are
 /// far smaller; a larger length field means the file is damaged, and refusing it bounds memory.
@@ -235,6 +238,13 @@ struct Progress {
     secrets: Vec<u8>,
     /// Section header comments (`opt_comment`), in file order, at most [`MAX_SECTION_COMMENTS`].
     section_comments: Vec<String>,
+    /// The current section says faultline never finished it ([`UNFINISHED_STATE`]), whether
+    /// snapshot marks closed it since, and the first section left unfinished.
+    said_unfinished: bool,
+    closed: bool,
+    unclosed_section: Option<u32>,
+    /// The closing blocks say the file is a snapshot of a capture still being written.
+    snapshot: bool,
 }
 
 /// Section comments kept: a damaged or hostile file may declare a section per block.
@@ -251,7 +261,47 @@ fn keep_section_comments(all: &mut Vec<String>, shb: &SectionHeaderBlock<'_>) {
     }
 }
 
+/// Whether a section header says its capture was never finished: faultline writes
+/// [`UNFINISHED_STATE`] there and overwrites it with `FINISHED_STATE` when the run ends.
+fn never_finished(shb: &SectionHeaderBlock<'_>) -> bool {
+    shb.options.iter().any(
+        |option| matches!(option, SectionHeaderOption::Comment(text) if text == UNFINISHED_STATE),
+    )
+}
+
 impl Progress {
+    /// A section begins: the one before, if faultline never finished it, was cut short.
+    fn begin_section(&mut self, shb: &SectionHeaderBlock<'_>) {
+        self.end_section();
+        self.said_unfinished = never_finished(shb);
+        self.closed = false;
+    }
+
+    /// The current section ends (another begins, or the file does).
+    fn end_section(&mut self) {
+        if self.said_unfinished && !self.closed && self.unclosed_section.is_none() {
+            self.unclosed_section = Some(self.section);
+        }
+    }
+
+    /// The end of the file: a faultline capture never closed is reported as cut short, like a
+    /// file whose last record is cut (its transfers in flight then are missing, not clean).
+    fn end_of_file(&mut self) {
+        self.done = true;
+        self.end_section();
+        if self.damage.is_none() {
+            if let Some(section) = self.unclosed_section {
+                let which = match self.section {
+                    0 => String::new(),
+                    _ => format!(" (section {})", section + 1),
+                };
+                self.damage = Some(format!(
+                    "faultline never finished this capture{which} (its run was killed, e.g. with kill -9, or is still writing it): transfers in flight at its end are missing"
+                ));
+            }
+        }
+    }
+
     fn stop(&mut self, why: String) {
         self.done = true;
         self.damage = Some(why);
@@ -345,6 +395,7 @@ impl<R: Read> CaptureReader<R> {
         }
         let tally = Rc::new(Tally::default());
         let mut section_comments = Vec::new();
+        let mut said_unfinished = false;
         let counted = Counted {
             inner: Cursor::new(head).chain(input),
             tally: tally.clone(),
@@ -352,6 +403,7 @@ impl<R: Read> CaptureReader<R> {
         let source = if le == PCAPNG_SHB {
             let reader = PcapNgReader::new(counted).map_err(|e| header_error(e, &tally, true))?;
             keep_section_comments(&mut section_comments, reader.section());
+            said_unfinished = never_finished(reader.section());
             Source::Pcapng { reader }
         } else if PCAP_MAGICS.contains(&le) || PCAP_MAGICS.contains(&be) {
             let reader = PcapReader::new(counted).map_err(|e| header_error(e, &tally, false))?;
@@ -371,6 +423,7 @@ impl<R: Read> CaptureReader<R> {
             progress: Progress {
                 position,
                 section_comments,
+                said_unfinished,
                 ..Progress::default()
             },
             interfaces: Vec::new(),
@@ -399,6 +452,12 @@ impl<R: Read> CaptureReader<R> {
     /// pcap): faultline names its version, scenario, seed and command line there.
     pub fn section_comments(&self) -> &[String] {
         &self.progress.section_comments
+    }
+
+    /// True when the file is a copy of a capture served while it was being written (its closing
+    /// blocks say so): transfers in flight at its end were cut by the copy, not by a fault.
+    pub fn is_snapshot(&self) -> bool {
+        self.progress.snapshot
     }
 
     /// pcapng sections seen so far (1 for a classic pcap).
@@ -449,7 +508,7 @@ impl<R: Read> CaptureReader<R> {
                     let big = reader.section().endianness == Endianness::Big;
                     let raw = match reader.next_raw_block() {
                         None => {
-                            progress.done = true;
+                            progress.end_of_file();
                             return None;
                         }
                         Some(Err(e)) => {
@@ -479,6 +538,7 @@ impl<R: Read> CaptureReader<R> {
                     let (index, units, data, original) = match &block {
                         Block::SectionHeader(shb) => {
                             keep_section_comments(&mut progress.section_comments, shb);
+                            progress.begin_section(shb);
                             progress.section += 1;
                             interfaces.clear();
                             continue;
@@ -517,6 +577,17 @@ impl<R: Read> CaptureReader<R> {
                             // The block's body is the packet plus padding: keep the packet.
                             let len = (spb.original_len as usize).min(spb.data.len());
                             (0, 0, &spb.data[..len], u64::from(spb.original_len))
+                        }
+                        Block::InterfaceStatistics(isb) => {
+                            for option in &isb.options {
+                                if let InterfaceStatisticsOption::Comment(text) = option {
+                                    if text == SNAPSHOT_COMMENT {
+                                        progress.closed = true;
+                                        progress.snapshot = true;
+                                    }
+                                }
+                            }
+                            continue;
                         }
                         Block::Unknown(unknown) if unknown.type_ == DECRYPTION_SECRETS => {
                             if let Some(text) = tls_key_log(&unknown.value, big) {

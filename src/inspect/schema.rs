@@ -537,7 +537,7 @@ pub const REPORT: &[Field] = &[
     d(
         "capture",
         CAPTURE,
-        "the file; damage says why reading stopped early (a cut last record)",
+        "the file; damage says why reading stopped early (a cut record, a run killed mid-capture)",
     ),
     d(
         "leg_filter",

@@ -22,6 +22,8 @@ pub struct FileBody {
     file: tokio::fs::File,
     remaining: u64,
     buf: Vec<u8>,
+    /// Bytes sent after the file's (see [`FileBody::with_trailer`]).
+    trailer: Option<Bytes>,
 }
 
 impl FileBody {
@@ -32,7 +34,15 @@ impl FileBody {
             file,
             remaining: len,
             buf: vec![0; cap],
+            trailer: None,
         }
+    }
+
+    /// Sends `trailer` after the file's bytes (the closing blocks of a capture copy served while
+    /// it is still being written).
+    pub fn with_trailer(mut self, trailer: Bytes) -> Self {
+        self.trailer = (!trailer.is_empty()).then_some(trailer);
+        self
     }
 }
 
@@ -46,7 +56,7 @@ impl Body for FileBody {
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
         if this.remaining == 0 {
-            return Poll::Ready(None);
+            return Poll::Ready(this.trailer.take().map(|t| Ok(Frame::data(t))));
         }
         let want =
             usize::try_from(this.remaining).map_or(this.buf.len(), |r| r.min(this.buf.len()));
@@ -67,11 +77,12 @@ impl Body for FileBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.remaining == 0
+        self.remaining == 0 && self.trailer.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
+        let trailer = self.trailer.as_ref().map_or(0, |t| t.len() as u64);
+        SizeHint::with_exact(self.remaining + trailer)
     }
 }
 

@@ -1211,6 +1211,21 @@ async fn a_capture_survives_sigkill_up_to_the_last_flush() {
         &sent[..up.len().min(sent.len())],
     );
     assert!(up.len() <= sent.len(), "{} > {}", up.len(), sent.len());
+
+    // The file holds whole blocks (the kill fell between two flushes), so nothing in it looks
+    // cut: the closing blocks its section promised are missing, and `inspect` says the run never
+    // finished (exit 3) where a trial's kill -9 captures read as clean.
+    let inspected = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("inspect")
+        .arg(&capture)
+        .output()
+        .expect("run inspect");
+    let text = String::from_utf8_lossy(&inspected.stdout);
+    assert_eq!(inspected.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("INCONCLUSIVE") && text.contains("faultline never finished this capture"),
+        "{text}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
