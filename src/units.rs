@@ -351,9 +351,15 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
         format!("invalid rate {text:?}: {hint}expected a size per second (\"256KiB/s\", \"1MB/s\") or bits per second (\"8mbit/s\", \"100Mbps\")")
     };
     let trimmed = text.trim();
+    // `Bps` with a capital B is bytes per second (`1MBps`, as `B` is a byte everywhere else);
+    // `bps` with a small one is bits (`100Mbps`, `1mbps`), as networks write it.
+    if let Some(size) = trimmed.strip_suffix("Bps") {
+        return parse_rate(&format!("{size}B/s")).map_err(|_| bad());
+    }
     let lower = trimmed.to_ascii_lowercase();
     let bytes = if let Some(bits) = lower
-        .strip_suffix("bit/s")
+        .strip_suffix("bits/s")
+        .or_else(|| lower.strip_suffix("bit/s"))
         .or_else(|| lower.strip_suffix("bps"))
     {
         let (number, prefix) = split_digits(bits);
@@ -378,6 +384,15 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
     } else {
         let size = trimmed.strip_suffix("/s").ok_or_else(bad)?;
         let (number, unit) = split_digits(size);
+        // `1Mb/s` is megabits where networks write it and megabytes in faultline's any-case
+        // sizes: 8 times apart, so neither is guessed.
+        let unit_text = unit.trim();
+        if unit_text.ends_with('b') && unit_text.chars().any(|c| c.is_ascii_uppercase()) {
+            let prefix = &unit_text[..unit_text.len() - 1];
+            return Err(format!(
+                "invalid rate {text:?}: {unit_text}/s is bits to networks but bytes in faultline's any-case sizes, 8 times apart: write \"{number}{prefix}bit/s\" for bits or \"{number}{prefix}B/s\" for bytes per second"
+            ));
+        }
         let multiplier = size_multiplier(unit).ok_or_else(bad)?;
         if scaled(&number, 1) == Err(Scaled::Invalid) {
             return Err(bad());
@@ -681,9 +696,46 @@ mod tests {
         assert_eq!(parse_rate("100Mbps"), Ok(Rate(12_500_000)));
         let e = parse_rate("256KiB").expect_err("not a rate");
         assert!(e.starts_with("invalid rate"), "{e}");
+        assert!(e.starts_with("invalid rate"), "{e}");
         let e = parse_rate("1 parsec/s").expect_err("not a rate");
         assert!(e.starts_with("invalid rate"), "{e}");
         assert!(parse_rate("0B/s").is_err());
+    }
+
+    /// A trial found `1MBps` taken as megabits (125,000 bytes/s) and `1Mb/s` as megabytes: `B`
+    /// is a byte and `b` a bit wherever the case tells them apart, and `Mb/s`, where it does not
+    /// (sizes are any-case), is refused with both spellings offered.
+    #[test]
+    fn a_capital_b_is_a_byte_and_a_small_one_a_bit_or_refused() {
+        assert_eq!(parse_rate("1MBps"), Ok(Rate(1_000_000)));
+        assert_eq!(parse_rate("1MiBps"), Ok(Rate(1 << 20)));
+        assert_eq!(parse_rate("1Bps"), Ok(Rate(1)));
+        assert_eq!(parse_rate("1mbps"), Ok(Rate(125_000)));
+        assert_eq!(parse_rate("1Mbps"), Ok(Rate(125_000)));
+        assert_eq!(parse_rate("16 kbits/s"), Ok(Rate(2_000)));
+        assert_eq!(parse_rate("1MB/s"), Ok(Rate(1_000_000)));
+        assert_eq!(
+            parse_rate("1mb/s"),
+            Ok(Rate(1_000_000)),
+            "any-case sizes, as in \"1mb\""
+        );
+        for ambiguous in [
+            "1Mb/s",
+            "1Kb/s",
+            "1Gb/s",
+            "1MiB/s".replace('B', "b").as_str(),
+        ] {
+            let e = parse_rate(ambiguous).expect_err(ambiguous);
+            assert!(
+                e.contains("bit/s\" for bits") && e.contains("B/s\" for bytes"),
+                "{e}"
+            );
+        }
+        let e = parse_rate("1Mb/s").expect_err("ambiguous");
+        assert!(
+            e.contains(r#"write "1Mbit/s" for bits or "1MB/s" for bytes"#),
+            "{e}"
+        );
     }
 
     #[test]
