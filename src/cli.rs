@@ -84,11 +84,15 @@ pub enum Command {
     /// Validate scenario files: exit 0 when all are valid, 2 with FILE:LINE:COL: key: message
     /// for the first error of each bad file, or for what `run` would refuse on this machine (a
     /// missing or non-PEM upstream_ca, a .pcap capture with capture_tls = "raw"). Warnings
-    /// (a rule that never fires, no CA yet) keep exit 0; `-qq` hides them, as it hides `run`'s.
+    /// (a rule that never fires, no CA yet) keep exit 0 unless --strict; `-qq` hides them, as it
+    /// hides `run`'s. With JSON logs every message is a JSON line.
     Check {
         /// Scenario files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Fail (exit 2) a file with warnings too, for CI steps that want none.
+        #[arg(long)]
+        strict: bool,
     },
     /// Show faultline's main job end to end on built-in defaults, with no setup: the built-in
     /// store, built-in upload clients and a shipped scenario; ends with the inspection verdicts.

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
         LogWriter::new(status_shown.clone()),
     );
     match cli.command {
-        Command::Check { files } => check(&files, warnings_shown),
+        Command::Check { files, strict } => check(&files, warnings_shown, strict),
         Command::Completions { shell } => {
             // clap_complete panics on a failed write, so the script is made in memory first and
             // written like the man page: a closed pipe (`| head`) is not an error.
@@ -223,7 +223,7 @@ fn error_chain(error: &anyhow::Error) -> String {
     text
 }
 
-fn check(files: &[PathBuf], warnings_shown: bool) -> ExitCode {
+fn check(files: &[PathBuf], warnings_shown: bool, strict: bool) -> ExitCode {
     let mut bad = 0;
     for file in files {
         match Scenario::load(file) {
@@ -234,21 +234,36 @@ fn check(files: &[PathBuf], warnings_shown: bool) -> ExitCode {
                 if !preflight.errors.is_empty() {
                     bad += 1;
                     for error in &preflight.errors {
-                        eprintln!("{error}");
+                        stderr_line("ERROR", &error.to_string(), None);
                     }
+                    continue;
+                }
+                let warnings: Vec<String> = scenario
+                    .warnings()
+                    .into_iter()
+                    .chain(preflight.warnings)
+                    .collect();
+                // --strict: a warning fails the file, for CI steps that want none.
+                let failed = strict && !warnings.is_empty();
+                for warning in warnings.iter().filter(|_| warnings_shown || failed) {
+                    let level = if failed { "ERROR" } else { "WARN" };
+                    stderr_line(
+                        level,
+                        &format!("{}: warning: {warning}", file.display()),
+                        None,
+                    );
+                }
+                if failed {
+                    bad += 1;
                     continue;
                 }
                 let n = scenario.rules.len();
                 let rules = if n == 1 { "rule" } else { "rules" };
                 faultline::say!("{}: ok ({n} {rules})", file.display());
-                let warnings = scenario.warnings().into_iter().chain(preflight.warnings);
-                for warning in warnings.filter(|_| warnings_shown) {
-                    eprintln!("{}: warning: {warning}", file.display());
-                }
             }
             Err(e) => {
                 bad += 1;
-                eprintln!("{e}");
+                stderr_line("ERROR", &e.to_string(), None);
             }
         }
     }
@@ -760,6 +775,15 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         Err(e @ server::BindError::Invalid(_)) => return Ok(report_as(e.into(), 2)),
         Err(e) => return Err(e.into()),
     };
+    // A misspelled placeholder (`{nme}`) names every proxy's capture alike: said at start, as
+    // `run` says it.
+    if let Some(warning) = args
+        .capture
+        .as_deref()
+        .and_then(faultline::scenario::capture_placeholders)
+    {
+        tracing::warn!("--capture: {warning}");
+    }
     // A capture folder that cannot be made fails every proxy's start: say so now, not at the
     // first POST /proxies (a trial's `--capture afile/{name}.pcapng`, afile a file).
     if let Some(template) = &args.capture {
