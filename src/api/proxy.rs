@@ -140,10 +140,13 @@ pub async fn resolve_listen(text: &str) -> Result<SocketAddr, ApiError> {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| bad(&e.to_string()))?
-        .collect();
+    let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host, port)).await {
+        Ok(addrs) => addrs.collect(),
+        // The resolver fails with a stray errno (EBUSY, EINVAL) when the process has no fd left:
+        // that is the server's trouble, not a malformed body.
+        Err(_) if out_of_fds() => return Err(no_fds(text)),
+        Err(e) => return Err(bad(&e.to_string())),
+    };
     addrs
         .iter()
         .find(|a| a.is_ipv4())
@@ -166,12 +169,30 @@ pub async fn bind_listen(listen: &str) -> Result<(SocketAddr, TcpListener), ApiE
 }
 
 fn listen_error(addr: SocketAddr, e: &std::io::Error) -> ApiError {
+    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+        return no_fds(&addr.to_string());
+    }
     let status = if e.kind() == std::io::ErrorKind::AddrInUse {
         409
     } else {
         400
     };
     ApiError::new(status, format!("listen tcp {addr}: bind: {}", go_errno(e)))
+}
+
+/// Whether the process is out of file descriptors (opening one more fails with EMFILE/ENFILE).
+fn out_of_fds() -> bool {
+    std::fs::File::open("/dev/null")
+        .is_err_and(|e| matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)))
+}
+
+/// 503 for a listener the server has no file descriptor for: a trial's proxies past the fd
+/// limit were refused as "bad request body", with a different errno each time.
+fn no_fds(listen: &str) -> ApiError {
+    ApiError::new(
+        503,
+        format!("listen tcp {listen}: too many open files: faultline serve is out of file descriptors (its open-file limit); delete proxies or raise the limit (ulimit -n)"),
+    )
 }
 
 /// An OS error as Go writes it: the C library's text, lower case first, without Rust's

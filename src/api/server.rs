@@ -19,6 +19,10 @@ use super::{routes, Api};
 
 /// A client must send its request head within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request in flight may take to finish once `serve` is told to stop. A trial's
+/// client that sent half a request head (or a body that never came) kept `serve` from exiting,
+/// with every summary unprinted, for as long as it stayed connected.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Why the API cannot listen.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +86,8 @@ pub async fn bind(spec: &str) -> Result<Vec<TcpListener>, BindError> {
     Ok(listeners)
 }
 
-/// Serves the API on `listeners` until `shutdown`; connections in flight finish their request.
+/// Serves the API on `listeners` until `shutdown`; connections in flight finish their request
+/// (within [`SHUTDOWN_GRACE`]).
 pub async fn serve(listeners: Vec<TcpListener>, api: Arc<Api>, shutdown: CancellationToken) {
     let tracker = TaskTracker::new();
     for listener in listeners {
@@ -128,7 +133,13 @@ async fn connection(stream: TcpStream, api: Arc<Api>, shutdown: CancellationToke
         result = conn.as_mut() => result,
         () = shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();
-            conn.await
+            match tokio::time::timeout(SHUTDOWN_GRACE, conn).await {
+                Ok(result) => result,
+                Err(_) => {
+                    debug!(side = "client", "API request unfinished {SHUTDOWN_GRACE:?} after the stop; connection closed");
+                    return;
+                }
+            }
         }
     };
     if let Err(e) = result {

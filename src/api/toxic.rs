@@ -444,15 +444,66 @@ fn toxicity_of(value: &Value) -> Result<f32, ApiError> {
     Ok(number as f32)
 }
 
+/// The field names of Toxiproxy's request bodies (proxies, toxics, their attributes).
+const FIELDS: &[&str] = &[
+    "name",
+    "listen",
+    "upstream",
+    "enabled",
+    "toxics",
+    "type",
+    "stream",
+    "toxicity",
+    "attributes",
+    "latency",
+    "jitter",
+    "rate",
+    "delay",
+    "timeout",
+    "average_size",
+    "size_variation",
+    "bytes",
+];
+
+/// Renames keys that name a field in another case (`"Latency"`, `"Enabled"`) to the field's
+/// name, as Go's decoder matches them (an exact key wins over another case of it). A suite
+/// sending `{"Enabled": false}` got 200 and a proxy left up; Toxiproxy takes it.
+fn fold_field_names(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            let folded: Vec<(String, &str)> = object
+                .keys()
+                .filter(|key| !FIELDS.contains(&key.as_str()))
+                .filter_map(|key| {
+                    let field = FIELDS.iter().find(|f| f.eq_ignore_ascii_case(key))?;
+                    Some((key.clone(), *field))
+                })
+                .collect();
+            for (key, field) in folded {
+                if let Some(v) = object.remove(&key) {
+                    object.entry(field).or_insert(v);
+                }
+            }
+            object.values_mut().for_each(fold_field_names);
+        }
+        Value::Array(items) => items.iter_mut().for_each(fold_field_names),
+        _ => {}
+    }
+}
+
 /// A request body as Toxiproxy decodes it (Go's `json.Decoder`): the first JSON value, anything
-/// after it ignored; nothing at all is `bad request body: EOF`, a value cut short `unexpected EOF`.
+/// after it ignored, field names in any case; nothing at all is `bad request body: EOF`, a value
+/// cut short `unexpected EOF`.
 pub fn decode_json(body: &[u8]) -> Result<Value, ApiError> {
     match serde_json::Deserializer::from_slice(body)
         .into_iter::<Value>()
         .next()
     {
         None => Err(ApiError::bad_body("EOF")),
-        Some(Ok(value)) => Ok(value),
+        Some(Ok(mut value)) => {
+            fold_field_names(&mut value);
+            Ok(value)
+        }
         Some(Err(e)) if e.is_eof() => Err(ApiError::bad_body(format!("unexpected EOF ({e})"))),
         Some(Err(e)) => Err(ApiError::bad_body(e)),
     }
@@ -673,6 +724,16 @@ mod tests {
             serde_json::json!({"a": 1})
         );
         assert!(decode_json(b"{nope").is_err_and(|e| e.status == 400));
+        // Field names in any case, as Go's decoder matches them; an exact one wins.
+        assert_eq!(
+            decode_json(br#"{"Type":"latency","ATTRIBUTES":{"Latency":5},"Enabled":false}"#)
+                .expect("valid"),
+            serde_json::json!({"type":"latency","attributes":{"latency":5},"enabled":false})
+        );
+        assert_eq!(
+            decode_json(br#"[{"Name":"a","name":"b","Other":1}]"#).expect("valid"),
+            serde_json::json!([{"name":"b","Other":1}])
+        );
     }
 
     #[test]
