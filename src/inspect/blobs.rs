@@ -404,6 +404,12 @@ impl Blob {
         let mut cuts: Vec<(usize, u64)> = Vec::new();
         // Reads whose first bytes equal the blob's first bytes: (call, offset).
         let mut from_zero: Vec<(usize, u64)> = Vec::new();
+        // Reads that ended OK at their read_limit: (call, offset where they stopped).
+        let mut chunks: Vec<(usize, u64)> = Vec::new();
+        // A Read that starts past where an OK-ended chunk stopped: (call, chunk, stop, offset),
+        // a finding if nothing fills the bytes in between.
+        let mut skips: Vec<(usize, usize, u64, u64)> = Vec::new();
+        let mut unchecked = Vec::new();
         for &i in members {
             out.problems.extend(
                 calls[i]
@@ -411,6 +417,10 @@ impl Blob {
                     .iter()
                     .map(|p| format!("{}: {p}", at_call(&calls[i]))),
             );
+            if let Some(why) = &calls[i].unchecked {
+                unchecked.push(format!("{}: {why}", at_call(&calls[i])));
+                continue;
+            }
             let Ok(offset) = u64::try_from(calls[i].offset) else {
                 out.problems.push(format!(
                     "{}: negative read_offset {}",
@@ -424,7 +434,19 @@ impl Blob {
             // crossed (which client resumed is not in the capture, so several clients on the
             // same blob never make this a finding as long as one of them got those bytes).
             let have = stitch.contiguous();
-            if offset > have && !cuts.is_empty() {
+            // A client reading in read_limit chunks continues where its last chunk stopped; a
+            // Read opened after such a chunk ended that starts past it skipped bytes (as a
+            // resume after a reset does). Reads opened while the chunk was still running may
+            // be a parallel reader's, so only a chunk answered before this Read opened counts.
+            let chunk = chunks.iter().rev().find(|(j, stop)| {
+                *stop == have
+                    && calls[*j]
+                        .answered_ns
+                        .is_some_and(|t| t <= calls[i].opened_ns)
+            });
+            if let (true, Some(&(j, stop))) = (offset > have, chunk) {
+                skips.push((i, j, stop, offset));
+            } else if offset > have && !cuts.is_empty() {
                 let (j, stop) = cuts
                     .iter()
                     .rev()
@@ -508,7 +530,23 @@ impl Blob {
             }
             if !(call.ok() && call.response_ended) {
                 cuts.push((i, offset + len));
+            } else if call.limit > 0 {
+                chunks.push((i, offset + len));
             }
+        }
+        for (i, j, stop, offset) in skips {
+            if stitch.covers(stop, offset) {
+                continue;
+            }
+            out.problems.push(format!(
+                "the Read at offset {offset} ({}) does not continue where {} stopped at offset {stop} (it ended OK at its read_limit): bytes {stop}..{offset} never arrived",
+                at_call(&calls[i]),
+                at_call(&calls[j]),
+            ));
+            differs = true;
+        }
+        if !unchecked.is_empty() {
+            return Some(self.unchecked(calls, &stitch, out, unchecked));
         }
         self.verify(calls, &stitch, &mut out);
         let mismatch = out.check.as_ref().is_some_and(AddressCheck::is_mismatch);
@@ -532,6 +570,7 @@ impl Blob {
         let mut committed: Option<u64> = None;
         let mut gap = false;
         let mut accepted = None;
+        let mut unchecked = Vec::new();
         for &i in members {
             out.problems.extend(
                 calls[i]
@@ -539,6 +578,10 @@ impl Blob {
                     .iter()
                     .map(|p| format!("{}: {p}", at_call(&calls[i]))),
             );
+            if let Some(why) = &calls[i].unchecked {
+                unchecked.push(format!("{}: {why}", at_call(&calls[i])));
+                continue;
+            }
             let reported = calls[i]
                 .committed_size
                 .and_then(|c| u64::try_from(c).ok())
@@ -592,6 +635,38 @@ impl Blob {
         let mismatch = out.check.as_ref().is_some_and(AddressCheck::is_mismatch);
         out.corrupt = accepted && (mismatch || gap);
         Some(out)
+    }
+
+    /// A blob with calls whose messages could not be read (gRPC compression not read here, a
+    /// message too large): what the others laid matches, or the blob is not checked. Never a
+    /// finding: the bytes the application got are not in the capture as such.
+    fn unchecked(
+        &self,
+        calls: &mut [Call],
+        stitch: &Stitch,
+        mut out: BlobCheck,
+        unchecked: Vec<String>,
+    ) -> BlobCheck {
+        let mut whole = BlobCheck {
+            problems: Vec::new(),
+            ..out.clone()
+        };
+        self.verify(calls, stitch, &mut whole);
+        if whole.check == Some(AddressCheck::Matches) {
+            out = BlobCheck {
+                problems: out.problems,
+                ..whole
+            };
+        } else {
+            out.length = stitch.end();
+            out.complete = false;
+            out.check = Some(AddressCheck::NotChecked {
+                reason: unchecked[0].clone(),
+            });
+        }
+        out.problems.extend(unchecked);
+        out.corrupt = false;
+        out
     }
 
     fn finding(&self, check: &BlobCheck) -> String {
