@@ -1535,3 +1535,131 @@ fn a_chunked_read_that_skips_bytes_is_corrupt_and_overlaps_are_not() {
     assert_eq!(report.exit_code(), 0, "{}", report.render_text());
     assert_eq!(report.bytestream[0].check, Some(AddressCheck::Matches));
 }
+
+/// User trial: a Write whose client leg carried every byte, resumed past what the server had
+/// committed, read "incomplete (3000000 of 3000000 bytes)" and "983040 of 3000000 bytes crossed
+/// contiguously"; its QueryWriteStatus showed `@0+0`. Both say what happened now.
+#[test]
+fn a_write_resumed_past_the_committed_size_says_which_bytes_it_skipped() {
+    let (bytes, read_name) = blob(30_000);
+    let name = read_name.replace("inst/a/blobs", "inst/a/uploads/u1/blobs");
+    let mut conn = Conn::new();
+    let first = conn.call(
+        WRITE,
+        &[
+            write_request(&name, 0, &bytes[..10_000], false),
+            write_request("", 10_000, &bytes[10_000..20_000], false),
+        ],
+        false,
+    );
+    conn.reset(first, UP, ErrorCode::CANCEL);
+    let q = conn.call(
+        QUERY,
+        &[crate::h2::bytestream::QueryWriteStatusRequest {
+            resource_name: name.clone(),
+        }
+        .encode()],
+        true,
+    );
+    conn.respond(
+        q,
+        &[QueryWriteStatusResponse {
+            committed_size: 9_830,
+            complete: false,
+        }
+        .encode()],
+    );
+    conn.trailers(q, 0);
+    let second = conn.call(
+        WRITE,
+        &[write_request(&name, 20_000, &bytes[20_000..], true)],
+        true,
+    );
+    conn.respond(
+        second,
+        &[WriteResponse {
+            committed_size: 30_000,
+        }
+        .encode()],
+    );
+    conn.trailers(second, 0);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 1, "{text}");
+    let said = "the resumed Write at offset 20000 (stream 5 (flow 1)) skips bytes 9830..20000 the server had not committed (committed_size 9830)";
+    assert!(report.findings[0].contains(said), "{text}");
+    let result = "incomplete: bytes 9830..20000 never stored";
+    assert!(
+        text.contains(result) && report.render_html().contains(result),
+        "{text}"
+    );
+    assert!(
+        !text.contains("30000 of 30000") && !text.contains("crossed contiguously"),
+        "{text}"
+    );
+    assert!(
+        text.contains("QueryWriteStatus s3/f1 committed 9830,") && !text.contains("@0+0"),
+        "{text}"
+    );
+}
+
+/// User trial: a Read faultline answered UNAVAILABLE showed its status in the text pieces
+/// (`Read s21/f0 @1032192+0 UNAVAILABLE`) but not in the HTML cell.
+#[test]
+fn the_html_pieces_show_how_each_call_ended() {
+    let (bytes, name) = blob(20_000);
+    let mut conn = Conn::new();
+    let s = conn.call(READ, &[read_request(&name, 0)], true);
+    conn.respond(s, &[ReadResponse::encode(&bytes[..8_000])]);
+    conn.trailers(s, 14);
+    read_call(&mut conn, &name, 8_000, &bytes[8_000..], 6_000);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    let html = report.render_html();
+    assert!(text.contains("Read s1/f1 @0+8000 UNAVAILABLE"), "{text}");
+    assert!(
+        html.contains(
+            "Read flow 1 stream 1 @0+8000 UNAVAILABLE, Read flow 1 stream 3 @8000+12000<"
+        ),
+        "{html}"
+    );
+}
+
+/// User trial: a blob read 300 times listed 300 pieces on one text line and in a 9 MB HTML
+/// cell. Text and HTML list the first LISTED_CALLS and count the rest; `--json` keeps all.
+#[test]
+fn a_blob_read_many_times_lists_its_first_calls_and_counts_the_rest() {
+    let (bytes, name) = blob(2_000);
+    let mut conn = Conn::new();
+    for _ in 0..super::blobs::LISTED_CALLS + 13 {
+        read_call(&mut conn, &name, 0, &bytes, 2_000);
+    }
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    assert_eq!(
+        report.bytestream[0].calls.len(),
+        super::blobs::LISTED_CALLS + 13
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("read inst/a/blobs/"))
+        .expect("the blob line");
+    assert_eq!(
+        line.matches("Read s").count(),
+        super::blobs::LISTED_CALLS,
+        "{line}"
+    );
+    assert!(line.ends_with(", and 13 more Reads]"), "{line}");
+    let html = report.render_html();
+    assert_eq!(
+        html.matches("Read flow 1 stream").count(),
+        super::blobs::LISTED_CALLS
+    );
+    assert!(html.contains(", and 13 more Reads<"), "{html}");
+    let json = serde_json::to_value(&report).expect("json");
+    assert_eq!(
+        json["bytestream"][0]["calls"].as_array().map(Vec::len),
+        Some(super::blobs::LISTED_CALLS + 13)
+    );
+}
