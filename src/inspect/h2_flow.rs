@@ -690,6 +690,13 @@ impl FlowH2 {
                         ));
                     }
                 }
+                if let (None, Some(why)) = (&call.resource_name, &call.unchecked) {
+                    // Its request could not be read: no blob names it, so say it here.
+                    warnings.push(format!(
+                        "flow {} stream {}: a ByteStream {:?} is not checked: {why}",
+                        self.flow, id.0, call.method
+                    ));
+                }
                 calls.push(call);
             }
             streams.push(H2Stream {

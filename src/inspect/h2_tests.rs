@@ -1663,3 +1663,66 @@ fn a_blob_read_many_times_lists_its_first_calls_and_counts_the_rest() {
         Some(super::blobs::LISTED_CALLS + 13)
     );
 }
+
+/// A call that cannot be read does not hide what the others show: a whole plain Read beside a
+/// zstd one verifies, with a note; a zstd Write alone is not checked, never corrupt.
+#[test]
+fn an_unreadable_call_beside_readable_ones_is_a_note() {
+    let (bytes, name) = blob(40_000);
+    let mut conn = Conn::new();
+    compressed_read(&mut conn, &name, &bytes[..16_000], "zstd");
+    read_call(&mut conn, &name, 0, &bytes, 16_000);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    let b = &report.bytestream[0];
+    assert_eq!(b.check, Some(AddressCheck::Matches), "{text}");
+    assert!(
+        b.problems
+            .iter()
+            .any(|p| p.contains("stream 1 (flow 1): message 0 (upstream->client) cannot be read")),
+        "{text}"
+    );
+
+    let upload = name.replace("inst/a/blobs", "inst/a/uploads/u1/blobs");
+    let mut conn = Conn::new();
+    let framed = vec![
+        frame_message(&write_request(&upload, 0, &bytes[..10_000], false)),
+        compressed_message("zstd", &write_request("", 10_000, &bytes[10_000..], true)),
+    ];
+    let s = conn.call_framed(WRITE, &[("grpc-encoding", "zstd")], &framed);
+    conn.respond(
+        s,
+        &[WriteResponse {
+            committed_size: 40_000,
+        }
+        .encode()],
+    );
+    conn.trailers(s, 0);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    assert!(
+        report.bytestream.is_empty() || !report.bytestream[0].corrupt,
+        "{text}"
+    );
+}
+
+/// A call whose request cannot be read names no blob: a warning says it is not checked.
+#[test]
+fn a_call_whose_request_cannot_be_read_is_a_warning() {
+    let (bytes, name) = blob(4_000);
+    let mut conn = Conn::new();
+    let framed = vec![compressed_message("zstd", &read_request(&name, 0))];
+    let s = conn.call_framed(READ, &[("grpc-encoding", "zstd")], &framed);
+    conn.respond(s, &[ReadResponse::encode(&bytes)]);
+    conn.trailers(s, 0);
+    let report = inspect(vec![conn.chunks]);
+    assert_eq!(report.exit_code(), 0, "{}", report.render_text());
+    assert!(
+        report.warnings.iter().any(|w| w
+            == "flow 1 stream 1: a ByteStream Read is not checked: message 0 (client->upstream) cannot be read: grpc-encoding \"zstd\" is not read here"),
+        "{:?}",
+        report.warnings
+    );
+}
