@@ -31,6 +31,24 @@ impl Stitch {
         at
     }
 
+    /// Whether every byte of `[start, end)` is laid.
+    pub fn covers(&self, start: u64, end: u64) -> bool {
+        let mut at = start;
+        for seg in &self.segs {
+            if at >= end {
+                break;
+            }
+            if seg.end() <= at {
+                continue;
+            }
+            if seg.start > at {
+                return false;
+            }
+            at = seg.end();
+        }
+        at >= end
+    }
+
     /// Reads `buf.len()` laid bytes at `at`; `None` when any of them is missing.
     pub fn read(&self, calls: &mut [Call], at: u64, buf: &mut [u8]) -> Option<()> {
         let end = at + buf.len() as u64;

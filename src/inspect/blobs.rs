@@ -62,6 +62,35 @@ pub struct BlobCall {
     pub committed_size: Option<u64>,
 }
 
+/// Calls a text or HTML report lists per blob (a blob read 300 times made a 9 MB cell);
+/// `--json` keeps them all.
+pub const LISTED_CALLS: usize = 20;
+
+impl BlobCall {
+    /// Where the call's bytes lie and how it ended, as a report lists it: `@0+65536`,
+    /// `@1032192+0 UNAVAILABLE`, `@0+4000 RST CANCEL`; a QueryWriteStatus says what it answered
+    /// (`committed 983040`, `committed 3000000 complete`).
+    pub fn carried_text(&self) -> String {
+        let end = match (&self.reset, self.grpc_status) {
+            (Some(code), _) => format!(" RST {code}"),
+            (None, Some(0)) => String::new(),
+            (None, Some(status)) => format!(
+                " {}",
+                crate::h2::grpc_status::status_name(status)
+                    .map_or(status.to_string(), str::to_owned)
+            ),
+            (None, None) => " unfinished".into(),
+        };
+        if self.method == "QueryWriteStatus" {
+            return match self.committed_size {
+                Some(c) => format!("committed {c}{end}"),
+                None => format!("no answer{end}"),
+            };
+        }
+        format!("@{}+{}{end}", self.offset, self.length)
+    }
+}
+
 /// One blob, stitched from its calls and checked.
 #[derive(Debug, Clone, Serialize)]
 pub struct BlobCheck {
@@ -99,12 +128,41 @@ pub struct BlobCheck {
     /// True for a mismatch (a Read, or a Write the server accepted) or a resume that did not
     /// continue the blob.
     pub corrupt: bool,
+    /// Bytes a resumed Write skipped (`[from, to)`: the server had committed `from`), which is
+    /// why the blob is incomplete; `problems` says it in full.
+    #[serde(skip)]
+    pub skipped: Option<(u64, u64)>,
 }
 
 impl BlobCheck {
+    /// The calls a text or HTML report lists (the first [`LISTED_CALLS`]), and what it says of
+    /// the rest (`and 280 more Reads`).
+    pub fn listed_calls(&self) -> (&[BlobCall], Option<String>) {
+        let n = self.calls.len().min(LISTED_CALLS);
+        let rest = &self.calls[n..];
+        let more = (!rest.is_empty()).then(|| {
+            let method = rest[0].method;
+            let noun = if rest.iter().all(|c| c.method == method) && method != "QueryWriteStatus" {
+                method
+            } else {
+                "call"
+            };
+            format!(
+                "and {}",
+                crate::plural::count(rest.len() as u64, &format!("more {noun}"))
+            )
+        });
+        (&self.calls[..n], more)
+    }
+
     /// What an incomplete blob's calls carried: how many of the blob's bytes, and the first range
     /// missing (`length` is where the furthest call ended, holes included, so it overstates).
     pub fn incomplete_text(&self) -> String {
+        if let Some((from, to)) = self.skipped {
+            return format!(
+                "incomplete: bytes {from}..{to} never stored (a resumed Write skipped what the server had not committed)"
+            );
+        }
         let mut spans: Vec<(u64, u64)> = self
             .calls
             .iter()
@@ -315,6 +373,7 @@ impl Blob {
             committed_size: None,
             problems: Vec::new(),
             corrupt: false,
+            skipped: None,
         }
     }
 
@@ -342,6 +401,10 @@ impl Blob {
             return;
         }
         if !contiguous || len < size {
+            if out.skipped.is_some() {
+                // The resume that skipped them is named already.
+                return;
+            }
             out.problems.push(format!(
                 "incomplete: {} of {size} bytes crossed{}",
                 stitch.contiguous(),
@@ -404,6 +467,12 @@ impl Blob {
         let mut cuts: Vec<(usize, u64)> = Vec::new();
         // Reads whose first bytes equal the blob's first bytes: (call, offset).
         let mut from_zero: Vec<(usize, u64)> = Vec::new();
+        // Reads that ended OK at their read_limit: (call, offset where they stopped).
+        let mut chunks: Vec<(usize, u64)> = Vec::new();
+        // A Read that starts past where an OK-ended chunk stopped: (call, chunk, stop, offset),
+        // a finding if nothing fills the bytes in between.
+        let mut skips: Vec<(usize, usize, u64, u64)> = Vec::new();
+        let mut unchecked = Vec::new();
         for &i in members {
             out.problems.extend(
                 calls[i]
@@ -411,6 +480,10 @@ impl Blob {
                     .iter()
                     .map(|p| format!("{}: {p}", at_call(&calls[i]))),
             );
+            if let Some(why) = &calls[i].unchecked {
+                unchecked.push(format!("{}: {why}", at_call(&calls[i])));
+                continue;
+            }
             let Ok(offset) = u64::try_from(calls[i].offset) else {
                 out.problems.push(format!(
                     "{}: negative read_offset {}",
@@ -424,7 +497,19 @@ impl Blob {
             // crossed (which client resumed is not in the capture, so several clients on the
             // same blob never make this a finding as long as one of them got those bytes).
             let have = stitch.contiguous();
-            if offset > have && !cuts.is_empty() {
+            // A client reading in read_limit chunks continues where its last chunk stopped; a
+            // Read opened after such a chunk ended that starts past it skipped bytes (as a
+            // resume after a reset does). Reads opened while the chunk was still running may
+            // be a parallel reader's, so only a chunk answered before this Read opened counts.
+            let chunk = chunks.iter().rev().find(|(j, stop)| {
+                *stop == have
+                    && calls[*j]
+                        .answered_ns
+                        .is_some_and(|t| t <= calls[i].opened_ns)
+            });
+            if let (true, Some(&(j, stop))) = (offset > have, chunk) {
+                skips.push((i, j, stop, offset));
+            } else if offset > have && !cuts.is_empty() {
                 let (j, stop) = cuts
                     .iter()
                     .rev()
@@ -508,7 +593,23 @@ impl Blob {
             }
             if !(call.ok() && call.response_ended) {
                 cuts.push((i, offset + len));
+            } else if call.limit > 0 {
+                chunks.push((i, offset + len));
             }
+        }
+        for (i, j, stop, offset) in skips {
+            if stitch.covers(stop, offset) {
+                continue;
+            }
+            out.problems.push(format!(
+                "the Read at offset {offset} ({}) does not continue where {} stopped at offset {stop} (it ended OK at its read_limit): bytes {stop}..{offset} never arrived",
+                at_call(&calls[i]),
+                at_call(&calls[j]),
+            ));
+            differs = true;
+        }
+        if !unchecked.is_empty() {
+            return Some(self.unchecked(calls, &stitch, out, unchecked));
         }
         self.verify(calls, &stitch, &mut out);
         let mismatch = out.check.as_ref().is_some_and(AddressCheck::is_mismatch);
@@ -532,6 +633,7 @@ impl Blob {
         let mut committed: Option<u64> = None;
         let mut gap = false;
         let mut accepted = None;
+        let mut unchecked = Vec::new();
         for &i in members {
             out.problems.extend(
                 calls[i]
@@ -539,6 +641,10 @@ impl Blob {
                     .iter()
                     .map(|p| format!("{}: {p}", at_call(&calls[i]))),
             );
+            if let Some(why) = &calls[i].unchecked {
+                unchecked.push(format!("{}: {why}", at_call(&calls[i])));
+                continue;
+            }
             let reported = calls[i]
                 .committed_size
                 .and_then(|c| u64::try_from(c).ok())
@@ -555,11 +661,12 @@ impl Blob {
             if let (Some(first), Some(c)) = (placements.first(), committed) {
                 if first.at > c {
                     out.problems.push(format!(
-                        "the Write at offset {} ({}) resumed past what the server had committed ({c}): bytes {c}..{} were never sent again",
+                        "the resumed Write at offset {} ({}) skips bytes {c}..{} the server had not committed (committed_size {c})",
                         first.at,
                         at_call(&calls[i]),
                         first.at
                     ));
+                    out.skipped.get_or_insert((c, first.at));
                     gap = true;
                 }
             }
@@ -577,6 +684,9 @@ impl Blob {
             accepted = Some(calls[i].ok());
         }
         out.committed_size = committed;
+        if !unchecked.is_empty() {
+            return Some(self.unchecked(calls, &stitch, out, unchecked));
+        }
         self.verify(calls, &stitch, &mut out);
         let accepted = accepted.unwrap_or(false);
         if accepted
@@ -592,6 +702,38 @@ impl Blob {
         let mismatch = out.check.as_ref().is_some_and(AddressCheck::is_mismatch);
         out.corrupt = accepted && (mismatch || gap);
         Some(out)
+    }
+
+    /// A blob with calls whose messages could not be read (gRPC compression not read here, a
+    /// message too large): what the others laid matches, or the blob is not checked. Never a
+    /// finding: the bytes the application got are not in the capture as such.
+    fn unchecked(
+        &self,
+        calls: &mut [Call],
+        stitch: &Stitch,
+        mut out: BlobCheck,
+        unchecked: Vec<String>,
+    ) -> BlobCheck {
+        let mut whole = BlobCheck {
+            problems: Vec::new(),
+            ..out.clone()
+        };
+        self.verify(calls, stitch, &mut whole);
+        if whole.check == Some(AddressCheck::Matches) {
+            out = BlobCheck {
+                problems: out.problems,
+                ..whole
+            };
+        } else {
+            out.length = stitch.end();
+            out.complete = false;
+            out.check = Some(AddressCheck::NotChecked {
+                reason: unchecked[0].clone(),
+            });
+        }
+        out.problems.extend(unchecked);
+        out.corrupt = false;
+        out
     }
 
     fn finding(&self, check: &BlobCheck) -> String {

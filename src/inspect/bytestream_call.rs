@@ -57,8 +57,14 @@ pub struct Call {
     pub reset_ns: Option<u64>,
     /// The response ended normally (END_STREAM from the server).
     pub response_ended: bool,
-    /// Messages that could not be read (compressed, not protobuf, too large): one sentence each.
+    /// When its `grpc-status` crossed (trailers, or a trailers-only response), ns since the epoch.
+    pub answered_ns: Option<u64>,
+    /// Messages that could not be read (not protobuf, bad offsets): one sentence each.
     pub problems: Vec<String>,
+    /// Why the call's bytes are not checked: the first message that could not be read at all
+    /// (gRPC-compressed with an encoding not read here or that did not decompress, too large).
+    /// Its later data are not placed: where they belong depends on the bytes missing.
+    pub unchecked: Option<String>,
 }
 
 impl Call {
@@ -90,7 +96,9 @@ impl Call {
             reset: None,
             reset_ns: None,
             response_ended: false,
+            answered_ns: None,
             problems: Vec::new(),
+            unchecked: None,
         }
     }
 
@@ -124,14 +132,19 @@ impl Call {
         self.placements.last().map_or(0, |p| p.from + p.len)
     }
 
-    /// One complete message of `direction`.
-    pub fn message(&mut self, direction: Direction, index: u64, compressed: bool, body: &[u8]) {
-        if compressed {
-            if self.problems.len() < 8 {
-                self.problems.push(format!(
-                    "message {index} ({direction}) is gRPC-compressed: its bytes are not checked"
-                ));
-            }
+    /// Message `index` of `direction` could not be read (`why`, a clause): the call is not
+    /// checked from here on.
+    pub fn unreadable(&mut self, direction: Direction, index: u64, why: &str) {
+        if self.unchecked.is_none() {
+            self.unchecked = Some(format!(
+                "message {index} ({direction}) cannot be read: {why}"
+            ));
+        }
+    }
+
+    /// One complete message of `direction`, its body as the application got it (decompressed).
+    pub fn message(&mut self, direction: Direction, index: u64, body: &[u8]) {
+        if self.unchecked.is_some() {
             return;
         }
         let up = direction == Direction::ClientToUpstream;

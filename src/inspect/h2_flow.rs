@@ -31,6 +31,10 @@ use crate::h2::grpc_status::status_name;
 use crate::h2::FrameError;
 use crate::h2::{BlockRole, Conversation, HeaderList, PieceKind};
 use crate::http::{looks_like_http1_request, Detection};
+use grpc_encoding::decompress;
+
+#[path = "grpc_encoding.rs"]
+mod grpc_encoding;
 
 /// Server bytes held while the client has not yet shown the preface.
 const MAX_QUEUED: usize = 1 << 20;
@@ -150,6 +154,9 @@ struct StreamNotes {
     late: Vec<(BlockRole, HeaderList)>,
     /// END_STREAM crossed after a RST_STREAM, per direction: the stream did not end that way.
     ended_late: [bool; 2],
+    /// `grpc-encoding` per direction: of the request headers (client messages) and of the
+    /// response headers (server messages); how a message with the compressed flag is read.
+    encoding: [Option<String>; 2],
 }
 
 /// Late header blocks kept per stream.
@@ -428,6 +435,7 @@ impl FlowH2 {
                 } else if direction == Direction::UpstreamToClient {
                     if block.role == BlockRole::Response {
                         notes.response_ns.get_or_insert(ts);
+                        notes.encoding[d] = block.headers.get_str("grpc-encoding");
                     }
                     if matches!(block.role, BlockRole::Response | BlockRole::Trailers) {
                         notes.answer_ns = Some(ts);
@@ -498,6 +506,8 @@ impl FlowH2 {
         for m in &mut messages {
             m.keep = keep;
         }
+        let mut encoding: [Option<String>; 2] = Default::default();
+        encoding[Direction::ClientToUpstream.index()] = headers.get_str("grpc-encoding");
         self.notes.insert(
             stream,
             StreamNotes {
@@ -513,6 +523,7 @@ impl FlowH2 {
                 response_last_ns: None,
                 late: Vec::new(),
                 ended_late: [false; 2],
+                encoding,
             },
         );
     }
@@ -528,16 +539,22 @@ impl FlowH2 {
         let Some(call) = &mut notes.call else {
             return;
         };
+        let encoding = notes.encoding[direction.index()].as_deref();
         for (index, compressed, body, too_large) in done {
             if too_large {
-                if call.problems.len() < 8 {
-                    call.problems.push(format!(
-                        "message {index} ({direction}) is larger than {MAX_MESSAGE} bytes: not read"
-                    ));
+                call.unreadable(
+                    direction,
+                    index,
+                    &format!("it is larger than {MAX_MESSAGE} bytes"),
+                );
+            } else if compressed {
+                match decompress(encoding, &body, MAX_MESSAGE) {
+                    Ok(plain) => call.message(direction, index, &plain),
+                    Err(why) => call.unreadable(direction, index, &why),
                 }
-                continue;
+            } else {
+                call.message(direction, index, &body);
             }
-            call.message(direction, index, compressed, &body);
         }
     }
 
@@ -662,6 +679,7 @@ impl FlowH2 {
                 call.grpc_status = grpc_status;
                 call.reset = reset.as_ref().map(|r| r.code.clone());
                 call.reset_ns = notes.reset_ns;
+                call.answered_ns = grpc_status.and(notes.answer_ns);
                 call.response_ended = ended[down];
                 call.partial = notes.messages[down].pending() + notes.messages[up].pending();
                 for (d, m) in notes.messages.iter().enumerate() {
@@ -671,6 +689,13 @@ impl FlowH2 {
                             Direction::ALL[d]
                         ));
                     }
+                }
+                if let (None, Some(why)) = (&call.resource_name, &call.unchecked) {
+                    // Its request could not be read: no blob names it, so say it here.
+                    warnings.push(format!(
+                        "flow {} stream {}: a ByteStream {:?} is not checked: {why}",
+                        self.flow, id.0, call.method
+                    ));
                 }
                 calls.push(call);
             }

@@ -1296,3 +1296,433 @@ fn streams_past_the_listed_ones_are_counted_and_their_lists_released() {
     assert_eq!(last.path.as_deref(), Some("/f9999"));
     assert_eq!(last.status, Some(204));
 }
+
+/// A gRPC message with the compressed flag set: `body` as `encoding` makes it.
+fn compressed_message(encoding: &str, body: &[u8]) -> Vec<u8> {
+    use flate2::write::{GzEncoder, ZlibEncoder};
+    use flate2::Compression;
+    use std::io::Write;
+    let packed = match encoding.to_ascii_lowercase().as_str() {
+        "gzip" => {
+            let mut e = GzEncoder::new(Vec::new(), Compression::default());
+            e.write_all(body).expect("gzip");
+            e.finish().expect("gzip")
+        }
+        "deflate" => {
+            let mut e = ZlibEncoder::new(Vec::new(), Compression::default());
+            e.write_all(body).expect("zlib");
+            e.finish().expect("zlib")
+        }
+        // Bytes no reader here takes for what they claim to be.
+        _ => body.iter().rev().copied().collect(),
+    };
+    let mut framed = vec![1u8];
+    framed.extend((packed.len() as u32).to_be_bytes());
+    framed.extend(packed);
+    framed
+}
+
+impl Conn {
+    /// Opens a call whose request headers add `extra`, its messages framed already.
+    fn call_framed(&mut self, path: &str, extra: &[(&str, &str)], framed: &[Vec<u8>]) -> StreamId {
+        let s = StreamId(self.next);
+        self.next += 2;
+        let mut pairs: Vec<(&str, &str)> = vec![
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", path),
+            (":authority", "cas"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+        ];
+        pairs.extend_from_slice(extra);
+        let list = HeaderList::from_pairs(pairs);
+        self.send(UP, build::headers(s, &list, false, BlockLimits::default()));
+        for (i, m) in framed.iter().enumerate() {
+            let mut frame = build::data_header(s, m.len() as u32, i + 1 == framed.len()).to_vec();
+            frame.extend(m);
+            self.send(UP, frame);
+        }
+        s
+    }
+
+    /// Answers with response headers that add `extra`, then the framed messages.
+    fn respond_framed(&mut self, s: StreamId, extra: &[(&str, &str)], framed: &[Vec<u8>]) {
+        let mut pairs = vec![(":status", "200"), ("content-type", "application/grpc")];
+        pairs.extend_from_slice(extra);
+        let head = HeaderList::from_pairs(pairs);
+        self.send(
+            DOWN,
+            build::headers(s, &head, false, BlockLimits::default()),
+        );
+        for m in framed {
+            let mut frame = build::data_header(s, m.len() as u32, false).to_vec();
+            frame.extend(m);
+            self.send(DOWN, frame);
+        }
+    }
+}
+
+/// A Read answered with `grpc-encoding: encoding` and every message compressed.
+fn compressed_read(conn: &mut Conn, name: &str, bytes: &[u8], encoding: &str) {
+    let s = conn.call(READ, &[read_request(name, 0)], true);
+    let framed: Vec<Vec<u8>> = bytes
+        .chunks(16_000)
+        .map(|c| compressed_message(encoding, &ReadResponse::encode(c)))
+        .collect();
+    conn.respond_framed(s, &[("grpc-encoding", encoding)], &framed);
+    conn.trailers(s, 0);
+}
+
+/// User trial: a server answering with `grpc-encoding: gzip` made a correct 5,000,000-byte Read
+/// "CORRUPT … incomplete (0 of 5000000 bytes)". Compressed messages are read as gzip or deflate;
+/// any other encoding leaves the blob not checked, never corrupt.
+#[test]
+fn a_read_compressed_by_the_server_verifies_and_an_unread_encoding_is_not_checked() {
+    let (bytes, name) = blob(50_000);
+    for encoding in ["gzip", "deflate", "GZIP"] {
+        let mut conn = Conn::new();
+        compressed_read(&mut conn, &name, &bytes, encoding);
+        let report = inspect(vec![conn.chunks]);
+        let text = report.render_text();
+        assert_eq!(report.exit_code(), 0, "{encoding}: {text}");
+        let b = &report.bytestream[0];
+        assert_eq!(b.check, Some(AddressCheck::Matches), "{encoding}: {text}");
+        assert!(b.problems.is_empty(), "{encoding}: {text}");
+    }
+    // A wrong byte inside the compressed data is still found.
+    let mut bad = bytes.clone();
+    bad[31_000] ^= 2;
+    let mut conn = Conn::new();
+    compressed_read(&mut conn, &name, &bad, "gzip");
+    let report = inspect(vec![conn.chunks]);
+    assert_eq!(report.exit_code(), 1, "{}", report.render_text());
+    assert!(report.findings[0].contains("content MISMATCH"));
+
+    for (encoding, why) in [
+        ("zstd", "grpc-encoding \"zstd\" is not read here"),
+        ("snappy", "grpc-encoding \"snappy\" is not read here"),
+        (
+            "identity",
+            "is marked compressed but the stream's grpc-encoding is \"identity\"",
+        ),
+    ] {
+        let mut conn = Conn::new();
+        compressed_read(&mut conn, &name, &bytes, encoding);
+        let report = inspect(vec![conn.chunks]);
+        let text = report.render_text();
+        assert_eq!(report.exit_code(), 0, "{encoding}: {text}");
+        let b = &report.bytestream[0];
+        assert!(!b.corrupt, "{text}");
+        assert!(
+            matches!(&b.check, Some(AddressCheck::NotChecked { reason }) if reason.contains(why)
+                && reason.contains("stream 1 (flow 1): message 0 (upstream->client)")),
+            "{encoding}: {text}"
+        );
+        assert!(
+            text.contains("not checked:") && !text.contains("incomplete"),
+            "{text}"
+        );
+    }
+    // gzip named but the bytes are not gzip: not checked, no finding against the server.
+    let mut conn = Conn::new();
+    let s = conn.call(READ, &[read_request(&name, 0)], true);
+    let framed = compressed_message("zstd", &ReadResponse::encode(&bytes[..10_000]));
+    conn.respond_framed(s, &[("grpc-encoding", "gzip")], &[framed]);
+    conn.trailers(s, 0);
+    let report = inspect(vec![conn.chunks]);
+    let b = &report.bytestream[0];
+    assert_eq!(report.exit_code(), 0, "{}", report.render_text());
+    assert!(
+        matches!(&b.check, Some(AddressCheck::NotChecked { reason }) if reason.contains("does not decompress as gzip")),
+        "{:?}",
+        b.check
+    );
+}
+
+/// Client messages are read by the request's `grpc-encoding`: a gzip Write verifies.
+#[test]
+fn a_write_compressed_by_the_client_verifies() {
+    let (bytes, read_name) = blob(30_000);
+    let name = read_name.replace("inst/a/blobs", "inst/a/uploads/u1/blobs");
+    let mut conn = Conn::new();
+    let framed = vec![
+        compressed_message("gzip", &write_request(&name, 0, &bytes[..20_000], false)),
+        frame_message(&write_request("", 20_000, &bytes[20_000..], true)),
+    ];
+    let s = conn.call_framed(WRITE, &[("grpc-encoding", "gzip")], &framed);
+    conn.respond(
+        s,
+        &[WriteResponse {
+            committed_size: 30_000,
+        }
+        .encode()],
+    );
+    conn.trailers(s, 0);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    assert_eq!(
+        report.bytestream[0].check,
+        Some(AddressCheck::Matches),
+        "{text}"
+    );
+}
+
+/// A Read of `bytes` at `offset` with `read_limit` = its length, ended OK.
+fn chunk_read(conn: &mut Conn, name: &str, offset: usize, bytes: &[u8]) -> StreamId {
+    let s = conn.call(
+        READ,
+        &[ReadRequest {
+            resource_name: name.into(),
+            read_offset: offset as i64,
+            read_limit: bytes.len() as i64,
+        }
+        .encode()],
+        true,
+    );
+    let messages: Vec<Vec<u8>> = bytes.chunks(7_000).map(ReadResponse::encode).collect();
+    conn.respond(s, &messages);
+    conn.trailers(s, 0);
+    s
+}
+
+/// User trial: chunked Reads [0,7000), [7000,14000) ended OK, then a Read at 14010: verdict OK
+/// with only "incomplete". A Read that starts past where an OK chunk stopped is CORRUPT as a
+/// resume past a reset is; chunks read again, in parallel or with the gap filled are not.
+#[test]
+fn a_chunked_read_that_skips_bytes_is_corrupt_and_overlaps_are_not() {
+    let (bytes, name) = blob(30_000);
+    let mut conn = Conn::new();
+    chunk_read(&mut conn, &name, 0, &bytes[..7_000]);
+    chunk_read(&mut conn, &name, 7_000, &bytes[7_000..14_000]);
+    let mut later = Conn::new();
+    chunk_read(&mut later, &name, 14_010, &bytes[14_010..]);
+    let report = inspect(vec![conn.chunks, later.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 1, "{text}");
+    assert!(
+        report.findings[0].contains("the Read at offset 14010 (stream 1 (flow 2)) does not continue where stream 3 (flow 1) stopped at offset 14000 (it ended OK at its read_limit): bytes 14000..14010 never arrived"),
+        "{text}"
+    );
+
+    // Contiguous, overlapping (re-read from 3000) and a gap filled later: clean.
+    let mut conn = Conn::new();
+    chunk_read(&mut conn, &name, 0, &bytes[..7_000]);
+    chunk_read(&mut conn, &name, 3_000, &bytes[3_000..14_000]);
+    chunk_read(&mut conn, &name, 14_000, &bytes[14_000..]);
+    let report = inspect(vec![conn.chunks]);
+    assert_eq!(report.exit_code(), 0, "{}", report.render_text());
+    assert_eq!(report.bytestream[0].check, Some(AddressCheck::Matches));
+
+    // A parallel reader: the chunk at 20000 opens before the one at 10000 was answered.
+    let mut conn = Conn::new();
+    chunk_read(&mut conn, &name, 0, &bytes[..10_000]);
+    let s = conn.call(
+        READ,
+        &[ReadRequest {
+            resource_name: name.clone(),
+            read_offset: 10_000,
+            read_limit: 10_000,
+        }
+        .encode()],
+        true,
+    );
+    chunk_read(&mut conn, &name, 20_000, &bytes[20_000..]);
+    conn.respond(s, &[ReadResponse::encode(&bytes[10_000..20_000])]);
+    conn.trailers(s, 0);
+    let report = inspect(vec![conn.chunks]);
+    assert_eq!(report.exit_code(), 0, "{}", report.render_text());
+    assert_eq!(report.bytestream[0].check, Some(AddressCheck::Matches));
+}
+
+/// User trial: a Write whose client leg carried every byte, resumed past what the server had
+/// committed, read "incomplete (3000000 of 3000000 bytes)" and "983040 of 3000000 bytes crossed
+/// contiguously"; its QueryWriteStatus showed `@0+0`. Both say what happened now.
+#[test]
+fn a_write_resumed_past_the_committed_size_says_which_bytes_it_skipped() {
+    let (bytes, read_name) = blob(30_000);
+    let name = read_name.replace("inst/a/blobs", "inst/a/uploads/u1/blobs");
+    let mut conn = Conn::new();
+    let first = conn.call(
+        WRITE,
+        &[
+            write_request(&name, 0, &bytes[..10_000], false),
+            write_request("", 10_000, &bytes[10_000..20_000], false),
+        ],
+        false,
+    );
+    conn.reset(first, UP, ErrorCode::CANCEL);
+    let q = conn.call(
+        QUERY,
+        &[crate::h2::bytestream::QueryWriteStatusRequest {
+            resource_name: name.clone(),
+        }
+        .encode()],
+        true,
+    );
+    conn.respond(
+        q,
+        &[QueryWriteStatusResponse {
+            committed_size: 9_830,
+            complete: false,
+        }
+        .encode()],
+    );
+    conn.trailers(q, 0);
+    let second = conn.call(
+        WRITE,
+        &[write_request(&name, 20_000, &bytes[20_000..], true)],
+        true,
+    );
+    conn.respond(
+        second,
+        &[WriteResponse {
+            committed_size: 30_000,
+        }
+        .encode()],
+    );
+    conn.trailers(second, 0);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 1, "{text}");
+    let said = "the resumed Write at offset 20000 (stream 5 (flow 1)) skips bytes 9830..20000 the server had not committed (committed_size 9830)";
+    assert!(report.findings[0].contains(said), "{text}");
+    let result = "incomplete: bytes 9830..20000 never stored";
+    assert!(
+        text.contains(result) && report.render_html().contains(result),
+        "{text}"
+    );
+    assert!(
+        !text.contains("30000 of 30000") && !text.contains("crossed contiguously"),
+        "{text}"
+    );
+    assert!(
+        text.contains("QueryWriteStatus s3/f1 committed 9830,") && !text.contains("@0+0"),
+        "{text}"
+    );
+}
+
+/// User trial: a Read faultline answered UNAVAILABLE showed its status in the text pieces
+/// (`Read s21/f0 @1032192+0 UNAVAILABLE`) but not in the HTML cell.
+#[test]
+fn the_html_pieces_show_how_each_call_ended() {
+    let (bytes, name) = blob(20_000);
+    let mut conn = Conn::new();
+    let s = conn.call(READ, &[read_request(&name, 0)], true);
+    conn.respond(s, &[ReadResponse::encode(&bytes[..8_000])]);
+    conn.trailers(s, 14);
+    read_call(&mut conn, &name, 8_000, &bytes[8_000..], 6_000);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    let html = report.render_html();
+    assert!(text.contains("Read s1/f1 @0+8000 UNAVAILABLE"), "{text}");
+    assert!(
+        html.contains(
+            "Read flow 1 stream 1 @0+8000 UNAVAILABLE, Read flow 1 stream 3 @8000+12000<"
+        ),
+        "{html}"
+    );
+}
+
+/// User trial: a blob read 300 times listed 300 pieces on one text line and in a 9 MB HTML
+/// cell. Text and HTML list the first LISTED_CALLS and count the rest; `--json` keeps all.
+#[test]
+fn a_blob_read_many_times_lists_its_first_calls_and_counts_the_rest() {
+    let (bytes, name) = blob(2_000);
+    let mut conn = Conn::new();
+    for _ in 0..super::blobs::LISTED_CALLS + 13 {
+        read_call(&mut conn, &name, 0, &bytes, 2_000);
+    }
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    assert_eq!(
+        report.bytestream[0].calls.len(),
+        super::blobs::LISTED_CALLS + 13
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("read inst/a/blobs/"))
+        .expect("the blob line");
+    assert_eq!(
+        line.matches("Read s").count(),
+        super::blobs::LISTED_CALLS,
+        "{line}"
+    );
+    assert!(line.ends_with(", and 13 more Reads]"), "{line}");
+    let html = report.render_html();
+    assert_eq!(
+        html.matches("Read flow 1 stream").count(),
+        super::blobs::LISTED_CALLS
+    );
+    assert!(html.contains(", and 13 more Reads<"), "{html}");
+    let json = serde_json::to_value(&report).expect("json");
+    assert_eq!(
+        json["bytestream"][0]["calls"].as_array().map(Vec::len),
+        Some(super::blobs::LISTED_CALLS + 13)
+    );
+}
+
+/// A call that cannot be read does not hide what the others show: a whole plain Read beside a
+/// zstd one verifies, with a note; a zstd Write alone is not checked, never corrupt.
+#[test]
+fn an_unreadable_call_beside_readable_ones_is_a_note() {
+    let (bytes, name) = blob(40_000);
+    let mut conn = Conn::new();
+    compressed_read(&mut conn, &name, &bytes[..16_000], "zstd");
+    read_call(&mut conn, &name, 0, &bytes, 16_000);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    let b = &report.bytestream[0];
+    assert_eq!(b.check, Some(AddressCheck::Matches), "{text}");
+    assert!(
+        b.problems
+            .iter()
+            .any(|p| p.contains("stream 1 (flow 1): message 0 (upstream->client) cannot be read")),
+        "{text}"
+    );
+
+    let upload = name.replace("inst/a/blobs", "inst/a/uploads/u1/blobs");
+    let mut conn = Conn::new();
+    let framed = vec![
+        frame_message(&write_request(&upload, 0, &bytes[..10_000], false)),
+        compressed_message("zstd", &write_request("", 10_000, &bytes[10_000..], true)),
+    ];
+    let s = conn.call_framed(WRITE, &[("grpc-encoding", "zstd")], &framed);
+    conn.respond(
+        s,
+        &[WriteResponse {
+            committed_size: 40_000,
+        }
+        .encode()],
+    );
+    conn.trailers(s, 0);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    assert!(
+        report.bytestream.is_empty() || !report.bytestream[0].corrupt,
+        "{text}"
+    );
+}
+
+/// A call whose request cannot be read names no blob: a warning says it is not checked.
+#[test]
+fn a_call_whose_request_cannot_be_read_is_a_warning() {
+    let (bytes, name) = blob(4_000);
+    let mut conn = Conn::new();
+    let framed = vec![compressed_message("zstd", &read_request(&name, 0))];
+    let s = conn.call_framed(READ, &[("grpc-encoding", "zstd")], &framed);
+    conn.respond(s, &[ReadResponse::encode(&bytes)]);
+    conn.trailers(s, 0);
+    let report = inspect(vec![conn.chunks]);
+    assert_eq!(report.exit_code(), 0, "{}", report.render_text());
+    assert!(
+        report.warnings.iter().any(|w| w
+            == "flow 1 stream 1: a ByteStream Read is not checked: message 0 (client->upstream) cannot be read: grpc-encoding \"zstd\" is not read here"),
+        "{:?}",
+        report.warnings
+    );
+}

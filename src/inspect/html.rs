@@ -597,23 +597,20 @@ impl Report {
             );
         }
         for b in &self.bytestream {
-            let calls: Vec<String> = b
-                .calls
+            let (listed, more) = b.listed_calls();
+            let mut calls: Vec<String> = listed
                 .iter()
                 .map(|c| {
                     format!(
-                        "{} flow {} stream {} @{}+{}{}",
+                        "{} flow {} stream {} {}",
                         c.method,
                         c.flow,
                         c.stream,
-                        c.offset,
-                        c.length,
-                        c.reset
-                            .as_deref()
-                            .map_or(String::new(), |r| format!(" RST {r}"))
+                        c.carried_text()
                     )
                 })
                 .collect();
+            calls.extend(more);
             let result = match (&b.check, &b.matched) {
                 (Some(c), Some(f)) => format!("{} ({f})", c.describe()),
                 (Some(c), None) => c.describe(),

@@ -465,26 +465,20 @@ impl Report {
             );
         }
         for b in &self.bytestream {
-            let calls: Vec<String> = b
-                .calls
+            let (listed, more) = b.listed_calls();
+            let mut calls: Vec<String> = listed
                 .iter()
                 .map(|c| {
-                    let end = match (&c.reset, c.grpc_status) {
-                        (Some(code), _) => format!(" RST {code}"),
-                        (None, Some(0)) => String::new(),
-                        (None, Some(status)) => format!(
-                            " {}",
-                            crate::h2::grpc_status::status_name(status)
-                                .map_or(status.to_string(), str::to_owned)
-                        ),
-                        (None, None) => " unfinished".into(),
-                    };
                     format!(
-                        "{} s{}/f{} @{}+{}{end}",
-                        c.method, c.stream, c.flow, c.offset, c.length
+                        "{} s{}/f{} {}",
+                        c.method,
+                        c.stream,
+                        c.flow,
+                        c.carried_text()
                     )
                 })
                 .collect();
+            calls.extend(more);
             let result = match (&b.check, &b.matched) {
                 (Some(c), Some(f)) => format!("{} ({f})", c.describe()),
                 (Some(c), None) => c.describe(),
