@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::body_store::MemoryUse;
 use super::bytestream_call::Call;
+use super::grpc_encoding::decompress;
 use super::h2_model::{fields, GoawayNote, H2Connection, H2Stream, ResetNote, MAX_VALUE};
 use super::h2c_upgrade::{Step, Upgrade};
 use super::leg;
@@ -31,10 +32,6 @@ use crate::h2::grpc_status::status_name;
 use crate::h2::FrameError;
 use crate::h2::{BlockRole, Conversation, HeaderList, PieceKind};
 use crate::http::{looks_like_http1_request, Detection};
-use grpc_encoding::decompress;
-
-#[path = "grpc_encoding.rs"]
-mod grpc_encoding;
 
 /// Server bytes held while the client has not yet shown the preface.
 const MAX_QUEUED: usize = 1 << 20;

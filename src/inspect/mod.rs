@@ -34,6 +34,7 @@ mod evidence;
 mod exchange;
 mod expectations;
 mod flow_views;
+mod grpc_encoding;
 mod gzip_input;
 mod h2_flow;
 mod h2_model;
