@@ -62,6 +62,8 @@ pub(crate) fn build_with_h2(
     let mut exchanges = Vec::new();
     // Flows the capture ended inside: their last exchange has no known end.
     let mut open_at_end: Vec<u64> = Vec::new();
+    // TLS flows no key decrypted: nothing in them was checked.
+    let mut undecrypted: Vec<u64> = Vec::new();
     let ids = super::connection_id::ConnectionIds::up_to(finished.len() as u64 + 64);
     for (info, outcome) in finished {
         warnings.extend(outcome.warnings);
@@ -70,6 +72,9 @@ pub(crate) fn build_with_h2(
         }
         if outcome.open_at_end {
             open_at_end.push(info.id);
+        }
+        if outcome.undecrypted {
+            undecrypted.push(info.id);
         }
         let on = leg::of_interface(info.interface.as_deref());
         flows.push(FlowSummary {
@@ -290,6 +295,7 @@ pub(crate) fn build_with_h2(
         capture.damage.as_deref(),
         capture.truncated_packets,
         &missed,
+        &undecrypted,
     );
     let verdict = match (findings.is_empty(), &missing) {
         (false, _) => Verdict::Corrupt,
@@ -403,8 +409,13 @@ pub(crate) fn build_with_h2(
 
 /// Why the capture cannot show its transfers clean, if it cannot: the file cut short or damaged
 /// (`damage`: reading stopped there, so whatever followed is missing), `truncated` packets cut
-/// by a snap length, and the flows whose HTTP it missed bytes of.
-fn missing_payload(damage: Option<&str>, truncated: u64, missed: &[u64]) -> Option<String> {
+/// by a snap length, the flows whose HTTP it missed bytes of, and TLS flows no key decrypted.
+fn missing_payload(
+    damage: Option<&str>,
+    truncated: u64,
+    missed: &[u64],
+    undecrypted: &[u64],
+) -> Option<String> {
     let mut why = Vec::new();
     if let Some(damage) = damage {
         why.push(format!("reading stopped: {damage}"));
@@ -422,6 +433,15 @@ fn missing_payload(damage: Option<&str>, truncated: u64, missed: &[u64]) -> Opti
             flows.push_str(&format!(" and {} more", missed.len() - NAMED));
         }
         why.push(format!("bytes missing on {flows}"));
+    }
+    if !undecrypted.is_empty() {
+        let mut flows = crate::plural::named("flow", &undecrypted[..undecrypted.len().min(NAMED)]);
+        if undecrypted.len() > NAMED {
+            flows.push_str(&format!(" and {} more", undecrypted.len() - NAMED));
+        }
+        why.push(format!(
+            "TLS not decrypted on {flows}: pass the run's key log with --keylog FILE"
+        ));
     }
     (!why.is_empty()).then(|| format!("the capture is missing payload ({})", why.join("; ")))
 }
@@ -1244,6 +1264,7 @@ pub(crate) mod tests {
                 faults: Vec::new(),
                 capture_missed: false,
                 open_at_end: false,
+                undecrypted: false,
             },
         )
     }

@@ -195,6 +195,7 @@ impl ConnectTunnel {
                     faults: Vec::new(),
                     capture_missed: false,
                     open_at_end: false,
+                    undecrypted: false,
                 },
                 h2: None,
             });

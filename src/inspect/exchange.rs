@@ -390,6 +390,9 @@ pub struct FlowOutcome {
     /// True when the capture ended while the flow was still open (no FIN from the client, no
     /// RST): what was in flight there has no known end, neither accepted nor refused.
     pub open_at_end: bool,
+    /// True when the flow was TLS that could not be decrypted (no keys in the capture or
+    /// `--keylog`): nothing in it was checked.
+    pub undecrypted: bool,
 }
 
 impl FlowHttp {
@@ -726,6 +729,7 @@ impl FlowHttp {
             faults,
             capture_missed: self.capture_missed,
             open_at_end: !self.reset && !self.closed[0],
+            undecrypted: false,
         }
     }
 }

@@ -1134,6 +1134,7 @@ pub(crate) mod tests {
             faults: Vec::new(),
             capture_missed: false,
             open_at_end: false,
+            undecrypted: false,
         };
         let capture = CaptureInfo {
             path: "<i>.pcapng".into(),
@@ -1193,6 +1194,7 @@ pub(crate) mod tests {
                         faults: Vec::new(),
                         capture_missed: false,
                         open_at_end: false,
+                        undecrypted: false,
                     },
                 )
             })

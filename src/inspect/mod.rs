@@ -278,6 +278,7 @@ fn inspect_reader<R: Read>(
         TlsLayer::new(views.following_tunnels(tunnel), keys.clone(), info)
     };
     let mut done = |info: reassembly::FlowInfo, flow: TlsLayer<FlowViews>| {
+        let undecrypted = flow.undecrypted();
         let (mut flow, tls_warnings) = flow.finish();
         if !admits(&info) {
             let (http, _) = flow.finish(&info);
@@ -287,6 +288,7 @@ fn inspect_reader<R: Read>(
         timelines.push(flow.take_timeline());
         let (mut http, h2) = flow.finish(&info);
         http.warnings.extend(tls_warnings);
+        http.undecrypted = undecrypted;
         h2_flows.extend(h2);
         finished.push((info, http));
     };

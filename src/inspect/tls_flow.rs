@@ -160,6 +160,14 @@ impl<C: StreamConsumer> TlsLayer<C> {
         matches!(self.state, State::Tls(_))
     }
 
+    /// True when the flow was TLS whose records could not be decrypted from the handshake on
+    /// (no keys, or a handshake it could not follow): nothing in it was checked. A CONNECT
+    /// tunnel of a capture without any key is opaque by design, not counted.
+    pub(crate) fn undecrypted(&self) -> bool {
+        let opaque_by_design = self.quiet_without_keys && self.keys.is_empty();
+        matches!(&self.state, State::Tls(session) if session.dead.is_some()) && !opaque_by_design
+    }
+
     /// The HTTP consumer and what went wrong decrypting, for the report.
     pub(crate) fn finish(mut self) -> (C, Vec<String>) {
         for dir in [Direction::ClientToUpstream, Direction::UpstreamToClient] {

@@ -1358,6 +1358,14 @@ async fn raw_captures_hold_the_tls_records_and_decrypt_themselves() {
         let blind = inspect_json(&stripped);
         let said = blind["warnings"].to_string();
         assert!(said.contains("--keylog FILE"), "{blind:#}");
+        // Nothing in it could be checked: never clean (a trial's stripped capture said OK).
+        assert_eq!(blind["verdict"], "inconclusive", "{blind:#}");
+        assert!(
+            blind["verdict_line"]
+                .as_str()
+                .is_some_and(|l| l.contains("TLS not decrypted on")),
+            "{blind:#}"
+        );
         let keyed = inspect_json_with(&stripped, &["--keylog", key_log.to_str().unwrap()]);
         assert_eq!(keyed["verdict"], "clean", "{keyed:#}");
         assert_eq!(keyed["exchanges"], report["exchanges"], "{keyed:#}");
