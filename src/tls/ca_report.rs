@@ -32,7 +32,7 @@ pub fn init_report(
          # valid until {}\n\
          # trust bundle: {} (this machine's roots and the CA: {bundle_roots} certificates)\n\
          # Make the clients that go through faultline trust it (paste these lines, or run\n\
-         # eval \"$(faultline ca init)\"); the key {} stays private. The bundle keeps every\n\
+         # eval \"$(faultline ca init --dir {})\"); the key {} stays private. The bundle keeps every\n\
          # other HTTPS server reachable from that shell (run `ca init` again after the\n\
          # machine's roots change).\n\
          {}",
@@ -41,6 +41,7 @@ pub fn init_report(
         cert.fingerprint(),
         cert.not_after.date(),
         dir.bundle_path().display(),
+        crate::shell::word(&dir.dir().to_string_lossy()),
         dir.key_path().display(),
         export_lines(&cert.path, &dir.bundle_path())
     )

@@ -22,7 +22,7 @@ pub const TRUST_VARS: &[(&str, &str)] = &[
     ),
     (
         "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
-        "gRPC core (grpcio, bazel's remote cache)",
+        "gRPC's C core (grpcio, C++, Ruby); Bazel's remote cache is Java gRPC, which reads none of these: --tls_certificate=ca.pem",
     ),
 ];
 
