@@ -261,6 +261,19 @@ impl RunInfo {
                 }
             }
         }
+        if self.scenario_file.is_some() && !scenario.live {
+            let inputs = inputs_not_recorded(&self.command, &scenario.text);
+            if !inputs.is_empty() {
+                let needs = format!(
+                    "the replay reads what the capture does not hold: {}; run it where those paths lead, or copy the files there",
+                    inputs.join(", ")
+                );
+                self.replay_note = Some(match self.replay_note.take() {
+                    Some(note) => format!("{note} Also, {needs}."),
+                    None => format!("{}{}.", needs[..1].to_uppercase(), &needs[1..]),
+                });
+            }
+        }
         if scenario.cut && self.scenario_file.is_some() {
             let cut = format!(
                 "the capture keeps only the scenario's first {} KiB: replay with the whole of it",
@@ -486,6 +499,11 @@ fn scenario_capture(text: &str) -> Option<String> {
 
 /// The `--store DIR` of a recorded `run` command, if it named one.
 fn recorded_store(command: &str) -> Option<String> {
+    recorded_option(command, "--store")
+}
+
+/// The value of option `name` (`--store DIR`, `--store=DIR`) of a recorded `run`, if given.
+fn recorded_option(command: &str, name: &str) -> Option<String> {
     let words = shlex::split(command)?;
     let args = words.get(1..)?;
     if subcommand(args) != Some("run") {
@@ -493,15 +511,44 @@ fn recorded_store(command: &str) -> Option<String> {
     }
     let options_end = args.iter().position(|w| w == "--").unwrap_or(args.len());
     let mut words = args[..options_end].iter();
+    let joined = format!("{name}=");
     while let Some(word) = words.next() {
-        if word == "--store" {
+        if word == name {
             return words.next().cloned();
         }
-        if let Some(dir) = word.strip_prefix("--store=") {
-            return Some(dir.to_string());
+        if let Some(value) = word.strip_prefix(&joined) {
+            return Some(value.to_string());
         }
     }
     None
+}
+
+/// What a replay reads that the capture does not hold, where a relative path would miss it
+/// from another folder: the `--expect` manifest, and the files `[proxy.tls]` reads (relative to
+/// the scenario's folder, so to the saved copy's). A trial's replay from a fresh folder failed
+/// on `../manifest.txt` and on `upstream_ca = "srv.pem"` with no word of either.
+fn inputs_not_recorded(command: &str, scenario: &str) -> Vec<String> {
+    let relative = |path: &str| std::path::Path::new(path).is_relative();
+    let mut inputs: Vec<String> = recorded_option(command, "--expect")
+        .filter(|m| relative(m))
+        .map(|m| format!("the manifest `--expect {}`", shell::word(&m)))
+        .into_iter()
+        .collect();
+    let tls = scenario
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|t| t.get("proxy")?.get("tls")?.as_table().cloned());
+    for key in ["upstream_ca", "ca_dir"] {
+        if let Some(path) = tls
+            .as_ref()
+            .and_then(|t| t.get(key)?.as_str().map(str::to_string))
+        {
+            if relative(&path) {
+                inputs.push(format!("`{key} = \"{path}\"` beside the scenario"));
+            }
+        }
+    }
+    inputs
 }
 
 /// Why the replay of a `run --store DIR` leaves `--store` out, in one sentence: replayed into
@@ -791,6 +838,35 @@ mod tests {
     /// `faultline serve` recorded `COMMAND (proxy up)`: a shell syntax error when pasted, and
     /// the rules that came over the API nowhere. Now the capture carries the rule set and the
     /// replay is a `faultline run` of it, with the note saying what it cannot reproduce.
+    /// The manifest and the TLS files a scenario reads by relative paths are not in the
+    /// capture: the note names them (a trial's replay from a fresh folder failed on both).
+    #[test]
+    fn a_replay_names_the_inputs_the_capture_does_not_hold() {
+        let meta = CaptureMeta {
+            scenario: "s2".into(),
+            seed: 42,
+            command_line: "faultline run s2.toml --inspect --expect ../manifest.txt".into(),
+            scenario_text: Some(format!(
+                "[proxy.tls]\nintercept = true\nupstream_ca = \"srv.pem\"\nca_dir = \"/srv/ca\"\n{TEXT}"
+            )),
+            scenario_origin: "s2.toml".into(),
+            live_rules: false,
+        };
+        let note = read_back(&meta).replay_note.expect("a note");
+        assert!(
+            note.contains("the manifest `--expect ../manifest.txt`")
+                && note.contains("`upstream_ca = \"srv.pem\"` beside the scenario")
+                && !note.contains("ca_dir"),
+            "absolute paths work from anywhere: {note}"
+        );
+        let plain = CaptureMeta {
+            command_line: "faultline run s2.toml --inspect --expect /abs/m.txt".into(),
+            scenario_text: Some(TEXT.into()),
+            ..meta
+        };
+        assert_eq!(read_back(&plain).replay_note, None);
+    }
+
     #[test]
     fn a_serve_proxy_replays_its_recorded_rules_with_a_note() {
         let serve = "faultline serve --api 127.0.0.1:0 --capture '/tmp/c/{name}.pcapng'";
