@@ -43,12 +43,23 @@ pub fn prepare_template_folder(template: &str) -> io::Result<()> {
     let Some(dir) = fixed_folder(template) else {
         return Ok(());
     };
-    std::fs::create_dir_all(dir).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot create directory {}: {e}", dir.display()),
-        )
-    })
+    std::fs::create_dir_all(dir).map_err(|e| io::Error::new(e.kind(), cannot_create(dir, &e)))
+}
+
+/// Why `dir` cannot be made, naming the file in the way (`out/x.pcapng` with `out` a file said
+/// only "File exists").
+fn cannot_create(dir: &Path, e: &io::Error) -> String {
+    let blocking = dir
+        .ancestors()
+        .find(|d| !d.as_os_str().is_empty() && d.exists() && !d.is_dir());
+    match blocking {
+        Some(file) => format!(
+            "cannot create directory {}: {} is a file, not a folder",
+            dir.display(),
+            file.display()
+        ),
+        None => format!("cannot create directory {}: {e}", dir.display()),
+    }
 }
 
 /// What [`prepare_template_folder`] would meet, without leaving a trace: `faultline check` says
@@ -69,7 +80,7 @@ pub fn probe_template_folder(template: &str, name: &str) -> Result<(), String> {
         .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
         .collect();
     let made = std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))
+        .map_err(|e| cannot_create(dir, &e))
         .and_then(|()| {
             // A folder that exists but takes no file (`/sys`, read-only): one made and removed.
             let probe = dir.join(format!(".faultline-check-{}", std::process::id()));
