@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """grpcio ByteStream clients for faultline's inspect tests; print one JSON line of what happened.
 
-    inspect_client.py read ADDR SEED:SIZE --parallel N   # N concurrent Reads of one blob on one channel;
+    inspect_client.py read ADDR SEED:SIZE[:text] --parallel N   # N concurrent Reads of one blob on one channel;
                                                  # a failed Read resumes with read_offset = bytes it has
     inspect_client.py write ADDR SEED:SIZE --chunk BYTES --pace MS
                                                  # Write in messages of BYTES, one every MS (a slow
                                                  # uploader); a failed Write asks QueryWriteStatus
                                                  # and resumes at committed_size
 
-Every call has a deadline; at most 4 attempts per transfer. The JSON says per transfer the offsets
+A blob is SEED:SIZE (random bytes) or SEED:SIZE:text (compressible lines, blobs.text_blob). With
+--gzip the channel compresses what the client sends (`grpc-encoding: gzip`). Every call has a deadline; at most 4 attempts per transfer. The JSON says per transfer the offsets
 each attempt started at, the status codes of failed attempts and whether the result verified.
 """
 import argparse
@@ -20,7 +21,7 @@ import uuid
 
 import grpc
 
-from blobs import blob, read_name, upload_name
+from blobs import blob_of_spec, read_name, upload_name
 from protobuf import field_bytes, field_varint, parse
 
 DEADLINE = 30
@@ -89,10 +90,11 @@ def main():
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--chunk", type=int, default=64 * 1024)
     parser.add_argument("--pace", type=float, default=0)
+    parser.add_argument("--gzip", action="store_true")
     args = parser.parse_args()
-    seed, size = (int(x) for x in args.blob.split(":"))
-    data = blob(seed, size)
-    with grpc.insecure_channel(args.address) as channel:
+    data = blob_of_spec(args.blob)
+    compression = grpc.Compression.Gzip if args.gzip else None
+    with grpc.insecure_channel(args.address, compression=compression) as channel:
         if args.mode == "read":
             results = []
             threads = [

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """A google.bytestream.ByteStream server on grpcio for faultline's inspect tests.
 
-    inspect_server.py --blob SEED:SIZE [--blob ...] [--ignore-read-offset] [--chunk BYTES]
+    inspect_server.py --blob SEED:SIZE[:text] [--blob ...] [--ignore-read-offset] [--chunk BYTES]
+                      [--gzip]
 
 Serves the given reproducible blobs under `ci/cas/blobs/{sha256}/{size}` and every blob written to
 it. Read answers in messages of --chunk bytes; with --ignore-read-offset it answers every Read
 from offset 0 (the broken server inspect must catch). Write stores each upload by its resource name,
 keeps what arrived when a stream is cut (QueryWriteStatus then reports it), and honours
-write_offset. Prints `listening on 127.0.0.1:PORT` on stderr, serves until SIGTERM.
+write_offset. With --gzip the server compresses its messages (`grpc-encoding: gzip`; grpcio
+sends a message gzip does not shrink as it is, so pair it with :text blobs). Prints `listening on 127.0.0.1:PORT` on stderr, serves until SIGTERM.
 """
 import argparse
 import signal
@@ -17,7 +19,7 @@ from concurrent import futures
 
 import grpc
 
-from blobs import blob, read_name
+from blobs import blob_of_spec, read_name
 from protobuf import field_bytes, field_varint, parse
 
 
@@ -93,15 +95,17 @@ def main():
     parser.add_argument("--blob", action="append", default=[])
     parser.add_argument("--chunk", type=int, default=16 * 1024)
     parser.add_argument("--ignore-read-offset", action="store_true")
+    parser.add_argument("--gzip", action="store_true")
     args = parser.parse_args()
-    blobs = [blob(int(seed), int(size)) for seed, size in (b.split(":") for b in args.blob)]
+    blobs = [blob_of_spec(b) for b in args.blob]
     service = ByteStream(blobs, args.chunk, args.ignore_read_offset)
     handlers = {
         "Read": grpc.unary_stream_rpc_method_handler(service.read),
         "Write": grpc.stream_unary_rpc_method_handler(service.write),
         "QueryWriteStatus": grpc.unary_unary_rpc_method_handler(service.query_write_status),
     }
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    compression = grpc.Compression.Gzip if args.gzip else None
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), compression=compression)
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("google.bytestream.ByteStream", handlers),)
     )

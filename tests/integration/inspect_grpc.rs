@@ -2,7 +2,8 @@
 //! `rst_stream` rule) in front of a real grpcio ByteStream server (tests/grpc/inspect_server.py)
 //! with real grpcio clients (inspect_client.py) that resume what a reset stream cut. Inspect must verify
 //! the stitched blob (exit 0), catch a server that ignored `read_offset` (exit 1, resource and
-//! offset named), verify a resumed Write, and agree with tshark's http2 dissector on the streams.
+//! offset named), verify a resumed Write, verify a Read that both ends gzip-compress
+//! (`grpc-encoding: gzip`), and agree with tshark's http2 dissector on the streams.
 //!
 //! grpcio comes from `tests/install-grpc.sh` (the h2 tests' venv, installed on first use and by
 //! `make test`); a failed install fails the tests.
@@ -482,4 +483,185 @@ fault.stall = { after = "40KiB" }
         .unwrap_or_else(|| panic!("no client call on stream 1: {text}"));
     assert!(call["grpc_status"].is_null(), "{call}");
     assert_eq!(call["complete"], false, "{call}");
+}
+
+/// A compressible blob (numbered lines of words, tests/grpc/blobs.py `text_blob`): 3,000,000
+/// bytes, 184 messages of 16 KiB. grpcio sends a message that gzip does not shrink
+/// uncompressed, so random bytes would never show a compressed message.
+const TEXT_BLOB: &str = "5:3000000:text";
+const TEXT_BLOB_SIZE: u64 = 3_000_000;
+
+/// gRPC messages tshark's grpc dissector finds in the responses of each leg, by its server port:
+/// (messages with the compressed flag, their total length on the wire, messages without it).
+fn tshark_response_messages(capture: &Path, servers: &[u16]) -> Vec<(u64, u64, u64)> {
+    tshark::tshark(); // fails the test, naming the install script, when tshark is missing
+    let mut args: Vec<String> = Vec::new();
+    for port in servers {
+        args.extend(["-d".into(), format!("tcp.port=={port},http2")]);
+    }
+    for a in [
+        "-Y",
+        "grpc",
+        "-T",
+        "fields",
+        "-E",
+        "separator=/t",
+        "-e",
+        "tcp.srcport",
+        "-e",
+        "grpc.compressed_flag",
+        "-e",
+        "grpc.message_length",
+    ] {
+        args.push(a.into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = tshark::run(capture, &args);
+    let mut found = vec![(0, 0, 0); servers.len()];
+    for line in out.stdout.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [port, flags, lengths] = cols[..] else {
+            continue;
+        };
+        let Some(leg) = servers.iter().position(|p| p.to_string() == port) else {
+            continue; // a request
+        };
+        for (flag, length) in flags.split(',').zip(lengths.split(',')) {
+            let length: u64 = length.parse().expect("grpc.message_length");
+            match flag {
+                "1" => {
+                    found[leg].0 += 1;
+                    found[leg].1 += length;
+                }
+                _ => found[leg].2 += 1,
+            }
+        }
+    }
+    found
+}
+
+/// User trial: a server answering `grpc-encoding: gzip` made a correct Read "CORRUPT …
+/// incomplete (0 of N bytes)": inspect read the gzip members as the protobuf. Real grpcio, both
+/// ends compressing, one Read cut mid-body by the rule and resumed: inspect decompresses every
+/// message and verifies the blob whole on both legs, and the capture proves the bytes crossed
+/// compressed (tshark's grpc dissector sees the compressed flag, and fewer bytes than one blob).
+#[test]
+fn a_gzip_compressed_read_reset_and_resumed_verifies_whole() {
+    let w = World::new("grpc-gzip-read");
+    let run = w.start(&["--blob", TEXT_BLOB, "--gzip"], RESET_FIRST_READ);
+    let addr = run.proxy_addr.to_string();
+    let client = w.client(&["read", &addr, TEXT_BLOB, "--parallel", "2", "--gzip"]);
+    let reads = client["reads"].as_array().expect("reads");
+    assert!(
+        reads
+            .iter()
+            .all(|r| r["verified"] == true && r["length"] == TEXT_BLOB_SIZE),
+        "every read verified at the client: {client}"
+    );
+    let resumed: Vec<&Value> = reads
+        .iter()
+        .filter(|r| r["offsets"].as_array().is_some_and(|o| o.len() > 1))
+        .collect();
+    assert_eq!(resumed.len(), 1, "one read was reset and resumed: {client}");
+    assert_eq!(
+        resumed[0]["failures"],
+        serde_json::json!(["CANCELLED"]),
+        "{client}"
+    );
+    // Where it resumed depends on how many of the messages that crossed before the cut grpcio
+    // handed over (it drops those still buffered at the reset): whole 16 KiB messages, any number.
+    let offset = resumed[0]["offsets"][1].as_u64().expect("offset");
+    assert!(
+        offset < TEXT_BLOB_SIZE && offset % (16 * 1024) == 0,
+        "{client}"
+    );
+    let (capture, proxy, server) = run.stop();
+    let (json, code, text) = w.inspect(&capture);
+    assert_eq!(code, Some(0), "{text}");
+    schema_clean(&json, &mut BTreeSet::new());
+    assert_eq!(json["verdict"], "clean", "{text}");
+    assert_eq!(json["findings"], serde_json::json!([]), "{text}");
+    assert_eq!(json["warnings"], serde_json::json!([]), "{text}");
+    assert!(!text.contains("not checked"), "{text}");
+    assert!(text.contains("2 verified whole"), "{text}");
+
+    // Every Read said gzip both ways (the small requests crossed uncompressed: grpcio keeps a
+    // message gzip would grow), and each leg's complete Reads took fewer DATA bytes than the
+    // blob they carried.
+    let streams = json["h2_streams"].as_array().expect("streams");
+    assert_eq!(streams.len(), 6, "three Reads on each leg: {text}");
+    let gzip = |headers: &Value| {
+        headers
+            .as_array()
+            .expect("headers")
+            .iter()
+            .any(|h| h["name"] == "grpc-encoding" && h["value"] == "gzip")
+    };
+    for s in streams {
+        assert!(gzip(&s["response_headers"]), "{s}");
+        assert!(gzip(&s["request_headers"]), "{s}");
+        if s["leg"] == "client" && !s["reset"].is_null() {
+            assert_eq!(s["response_bytes"], 40 * 1024, "{s}");
+        }
+        if s["reset"].is_null() {
+            assert_eq!(s["grpc_status"], 0, "{s}");
+            let bytes = s["response_bytes"].as_u64().expect("response_bytes");
+            assert!(bytes > 0 && bytes < TEXT_BLOB_SIZE / 2, "{s}");
+        }
+    }
+
+    // The blob, on each leg: the cut Read, the whole Read and the resume, verified whole.
+    let blobs = json["bytestream"].as_array().expect("blobs");
+    assert_eq!(blobs.len(), 2, "one per leg: {text}");
+    for b in blobs {
+        assert_eq!(b["check"]["result"], "matches", "{text}");
+        assert_eq!(b["matched"], "sha256", "{text}");
+        assert_eq!(b["complete"], true, "{text}");
+        assert_eq!(b["length"], TEXT_BLOB_SIZE, "{text}");
+        assert_eq!(b["corrupt"], false, "{text}");
+        assert_eq!(b["problems"], serde_json::json!([]), "{text}");
+        let calls = b["calls"].as_array().expect("calls");
+        assert_eq!(calls.len(), 3, "{text}");
+        // The cut Read: inspect read more of the blob from it than the DATA bytes that crossed
+        // (40 KiB toward the client), because it decompressed them.
+        let cut = calls
+            .iter()
+            .find(|c| c["reset"] == "CANCEL")
+            .unwrap_or_else(|| panic!("no cut Read: {text}"));
+        assert_eq!(cut["offset"], 0, "{text}");
+        assert!(
+            cut["length"].as_u64().expect("length") > 2 * 40 * 1024,
+            "the cut Read's 40 KiB of compressed DATA: {text}"
+        );
+        assert!(
+            calls.iter().any(|c| c["offset"] == offset
+                && c["complete"] == true
+                && c["length"] == TEXT_BLOB_SIZE - offset),
+            "the resume, whole: {text}"
+        );
+        assert!(
+            calls
+                .iter()
+                .any(|c| c["offset"] == 0 && c["length"] == TEXT_BLOB_SIZE),
+            "the whole Read: {text}"
+        );
+    }
+
+    // tshark, on its own: every response message on both legs has the compressed flag, at
+    // least a whole blob's worth of them (184 messages), and all of them together are fewer
+    // bytes than the one blob the whole Read alone carried.
+    let ports = [proxy.port(), server.port()];
+    for (port, (compressed, wire, plain)) in
+        ports.iter().zip(tshark_response_messages(&capture, &ports))
+    {
+        assert_eq!(plain, 0, "uncompressed response messages from port {port}");
+        assert!(
+            compressed >= TEXT_BLOB_SIZE.div_ceil(16 * 1024),
+            "{compressed} compressed response messages from port {port}"
+        );
+        assert!(
+            wire < TEXT_BLOB_SIZE,
+            "{wire} bytes of compressed messages from port {port}"
+        );
+    }
 }
