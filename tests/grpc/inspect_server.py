@@ -15,6 +15,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 from concurrent import futures
 
 import grpc
@@ -29,13 +30,17 @@ def blob_of(upload):
 
 
 class ByteStream:
-    def __init__(self, blobs, chunk, ignore_offset):
+    def __init__(self, blobs, chunk, ignore_offset, pause_after_first=0.0):
         self.blobs = {read_name(b): b for b in blobs}
         self.uploads = {}
         self.lock = threading.Condition()
         self.active = {}
         self.chunk = chunk
         self.ignore_offset = ignore_offset
+        # Seconds to wait after the first message of a Read from offset 0, so that the client
+        # has taken that message before a reset cut later in the stream (grpcio drops messages
+        # it received but had not handed over when the stream is reset).
+        self.pause_after_first = pause_after_first
 
     def read(self, request, context):
         fields = parse(request)
@@ -49,6 +54,8 @@ class ByteStream:
         data = data[offset : offset + limit]
         for start in range(0, len(data), self.chunk):
             yield field_bytes(10, data[start : start + self.chunk])
+            if start == 0 and fields.get(2, 0) == 0 and self.pause_after_first:
+                time.sleep(self.pause_after_first)
 
     def write(self, requests, context):
         name = None
@@ -96,9 +103,12 @@ def main():
     parser.add_argument("--chunk", type=int, default=16 * 1024)
     parser.add_argument("--ignore-read-offset", action="store_true")
     parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--pause-after-first-ms", type=float, default=0)
     args = parser.parse_args()
     blobs = [blob_of_spec(b) for b in args.blob]
-    service = ByteStream(blobs, args.chunk, args.ignore_read_offset)
+    service = ByteStream(
+        blobs, args.chunk, args.ignore_read_offset, args.pause_after_first_ms / 1000
+    )
     handlers = {
         "Read": grpc.unary_stream_rpc_method_handler(service.read),
         "Write": grpc.stream_unary_rpc_method_handler(service.write),

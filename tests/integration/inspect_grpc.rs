@@ -177,6 +177,11 @@ fault.rst_stream = { after = "40KiB", code = "CANCEL" }
 "#;
 
 /// The reads of one client run: exactly one was reset and resumed; returns where it resumed.
+/// The server waits this long after a Read's first message: the client has taken it before the
+/// reset, so it resumes past 0 (1 run in ~40 resumed at 0 without it, grpcio dropping messages
+/// it had received but not handed over).
+const PAUSE: [&str; 2] = ["--pause-after-first-ms", "200"];
+
 fn resumed_offset(client: &Value) -> u64 {
     let reads = client["reads"].as_array().expect("reads");
     let resumed: Vec<&Value> = reads
@@ -247,7 +252,7 @@ fn schema_clean(json: &Value, seen: &mut BTreeSet<String>) {
 #[test]
 fn concurrent_reads_one_reset_and_resumed_verify_and_tshark_agrees() {
     let w = World::new("grpc-read-resume");
-    let run = w.start(&["--blob", READ_BLOB], RESET_FIRST_READ);
+    let run = w.start(&["--blob", READ_BLOB, PAUSE[0], PAUSE[1]], RESET_FIRST_READ);
     let addr = run.proxy_addr.to_string();
     let client = w.client(&["read", &addr, READ_BLOB, "--parallel", "3"]);
     let offset = resumed_offset(&client);
@@ -327,7 +332,13 @@ fn concurrent_reads_one_reset_and_resumed_verify_and_tshark_agrees() {
 fn a_server_that_ignores_read_offset_is_corrupt_naming_the_resource_and_offset() {
     let w = World::new("grpc-ignored-offset");
     let run = w.start(
-        &["--blob", READ_BLOB, "--ignore-read-offset"],
+        &[
+            "--blob",
+            READ_BLOB,
+            "--ignore-read-offset",
+            PAUSE[0],
+            PAUSE[1],
+        ],
         RESET_FIRST_READ,
     );
     let addr = run.proxy_addr.to_string();
