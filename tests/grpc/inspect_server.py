@@ -2,7 +2,7 @@
 """A google.bytestream.ByteStream server on grpcio for faultline's inspect tests.
 
     inspect_server.py --blob SEED:SIZE[:text] [--blob ...] [--ignore-read-offset] [--chunk BYTES]
-                      [--gzip]
+                      [--gzip] [--pause-after-first-ms MS]
 
 Serves the given reproducible blobs under `ci/cas/blobs/{sha256}/{size}` and every blob written to
 it. Read answers in messages of --chunk bytes; with --ignore-read-offset it answers every Read
