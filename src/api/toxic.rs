@@ -515,10 +515,11 @@ fn fold_field_names(value: &mut Value) {
 }
 
 /// A request body as Toxiproxy decodes it (Go's `json.Decoder`): the first JSON value, anything
-/// after it ignored, field names in any case; nothing at all is `bad request body: EOF`, a value
-/// cut short `unexpected EOF`.
+/// after it ignored, field names in any case, a lone surrogate escape read as U+FFFD; nothing
+/// at all is `bad request body: EOF`, a value cut short `unexpected EOF`.
 pub fn decode_json(body: &[u8]) -> Result<Value, ApiError> {
-    match serde_json::Deserializer::from_slice(body)
+    let body = lone_surrogates_replaced(body);
+    match serde_json::Deserializer::from_slice(&body)
         .into_iter::<Value>()
         .next()
     {
@@ -570,6 +571,54 @@ fn written(n: &serde_json::Number, body: Option<&str>, key: &str) -> Option<Stri
     let raw = &rest[..len];
     let back = raw.parse::<serde_json::Number>().ok()?;
     (back.as_f64() == n.as_f64()).then(|| raw.to_string())
+}
+
+/// `body` with every `\uXXXX` escape of a lone UTF-16 surrogate (a high one not followed by an
+/// escaped low one, or a low one alone) written `\ufffd`, which Go's decoder makes of it;
+/// serde_json refuses them ("unexpected end of hex escape" for a complete `"\ud800"`). The
+/// replacement has the same length, so positions in the body stay right.
+pub fn lone_surrogates_replaced(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    /// The surrogate a `\uXXXX` escape at `at` (its backslash) names, if it is one.
+    fn surrogate_at(body: &[u8], at: usize) -> Option<u16> {
+        let escape = body.get(at..at + 6)?;
+        if escape[0] != b'\\' || escape[1] != b'u' {
+            return None;
+        }
+        let hex = std::str::from_utf8(&escape[2..]).ok()?;
+        let unit = u16::from_str_radix(hex, 16).ok()?;
+        (0xD800..=0xDFFF).contains(&unit).then_some(unit)
+    }
+    if !body.windows(2).any(|w| w == b"\\u") {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    let mut out = body.to_vec();
+    let mut in_string = false;
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'"' => in_string = !in_string,
+            b'\\' if in_string => {
+                match surrogate_at(body, i) {
+                    Some(0xD800..=0xDBFF)
+                        if surrogate_at(body, i + 6).is_some_and(|low| low >= 0xDC00) =>
+                    {
+                        i += 12;
+                        continue;
+                    }
+                    Some(_) => {
+                        out[i..i + 6].copy_from_slice(b"\\ufffd");
+                        i += 6;
+                        continue;
+                    }
+                    // Any other escape: skip the escaped character (`\"` ends no string).
+                    None => i += 1,
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// What kind of JSON value it is, for messages.
@@ -856,6 +905,30 @@ mod tests {
             decode_json(br#"[{"Name":"a","name":"b","Other":1}]"#).expect("valid"),
             serde_json::json!([{"name":"b","Other":1}])
         );
+    }
+
+    /// A trial's `"\ud800"` was refused as "unexpected end of hex escape"; Go reads U+FFFD.
+    #[test]
+    fn lone_surrogate_escapes_are_read_as_go_reads_them() {
+        let name = |body: &[u8]| match decode_json(body).expect("decoded") {
+            Value::Object(object) => object["name"].as_str().expect("a string").to_string(),
+            other => panic!("{other}"),
+        };
+        assert_eq!(name(br#"{"name":"\ud800"}"#), "\u{fffd}");
+        assert_eq!(name(br#"{"name":"a\udc00b\uD800"}"#), "a\u{fffd}b\u{fffd}");
+        // A pair stays one character; a high surrogate before another escape is replaced alone.
+        assert_eq!(name(br#"{"name":"\ud83d\ude00"}"#), "\u{1f600}");
+        assert_eq!(name(br#"{"name":"\ud800\u0041"}"#), "\u{fffd}A");
+        // An escaped backslash before `u` is no escape; text outside strings is left alone.
+        assert_eq!(name(br#"{"name":"\\ud800"}"#), "\\ud800");
+        assert_eq!(
+            &*lone_surrogates_replaced(br#"{"a\"":1,"name":"\ud800"}"#),
+            br#"{"a\"":1,"name":"\ufffd"}"#
+        );
+        let toxic = create(r#"{"type":"noop","name":"x\udfff"}"#).expect("valid");
+        assert_eq!(toxic.name, "x\u{fffd}");
+        // Cut short inside an escape: still an error, never a panic.
+        assert!(decode_json(br#"{"name":"\ud8"#).is_err());
     }
 
     #[test]
