@@ -599,7 +599,7 @@ impl Registry {
         // What `run` would refuse on this machine (a capture folder it cannot write, no CA for
         // interception) is refused here, before the proxy is touched: a trial's bad capture
         // path took a running proxy offline, and a disabled one then failed every reset.
-        let preflight = scenario.preflight();
+        let preflight = scenario.preflight_for(crate::scenario::preflight::Refuser::Serve);
         if let Some(error) = preflight.errors.first() {
             return Err(ApiError::new(400, error.to_string()));
         }
