@@ -74,13 +74,6 @@ impl ProxyInput {
         })
     }
 
-    /// Toxiproxy's required fields, then faultline's checks (an addressable name, an upstream
-    /// that parses, a listen address that resolves), so nothing starts from bad input.
-    async fn check(&self, at: Option<usize>) -> Result<(), ApiError> {
-        self.required(at)?;
-        self.valid().await
-    }
-
     /// Toxiproxy's checks: a name and an upstream (`missing required field: name at proxy N`).
     fn required(&self, at: Option<usize>) -> Result<(), ApiError> {
         let suffix = at
@@ -99,9 +92,28 @@ impl ProxyInput {
     async fn valid(&self) -> Result<(), ApiError> {
         check_name("proxy", &self.name)?;
         parse_upstream(&self.upstream)?;
+        check_listen_text(&self.listen)?;
         resolve_listen(&self.listen).await?;
         Ok(())
     }
+}
+
+/// Refuses a listen address with blanks around it (`" localhost:0"`): Toxiproxy hands the text
+/// to Go's `net.Listen`, which looks the blank up as part of the host and fails, while
+/// faultline's resolver trimmed it and listened, so a client got 201 from faultline for an
+/// address Toxiproxy refuses.
+fn check_listen_text(listen: &str) -> Result<(), ApiError> {
+    if listen.trim() == listen {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        400,
+        format!(
+            "listen {}: blank space before or after the address (Toxiproxy cannot listen there either): write {}",
+            super::toxic::json_string(listen),
+            super::toxic::json_string(listen.trim())
+        ),
+    ))
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
@@ -289,6 +301,7 @@ impl Registry {
         let proxy = self.get_mut(name)?;
         let object = object_of(parse_json(body)?, "the proxy")?;
         let listen = string_of(&object, "listen")?.unwrap_or_else(|| proxy.listen().to_string());
+        check_listen_text(&listen)?;
         let upstream = match string_of(&object, "upstream")? {
             // What GET showed of a forward proxy, given back: unchanged.
             Some(shown) if shown == proxy.shown_upstream() => proxy.upstream().to_string(),
@@ -425,10 +438,27 @@ impl Registry {
                 )))
             }
         };
-        let mut parsed = Vec::with_capacity(inputs.len());
+        // Every entry is checked before anything changes, in Toxiproxy's order: its required
+        // fields, a name an earlier entry took, then faultline's checks (an addressable name, an
+        // upstream that parses, a listen address that resolves).
+        let mut parsed: Vec<ProxyInput> = Vec::with_capacity(inputs.len());
         for (i, item) in inputs.into_iter().enumerate() {
             let input = ProxyInput::parse(&object_of(item, "each proxy")?)?;
-            input.check(Some(i)).await?;
+            input.required(Some(i))?;
+            // Toxiproxy refuses a name given twice (`duplicate proxy name`); the second entry
+            // silently replaced the first here.
+            if let Some(first) = parsed.iter().position(|p| p.name == input.name) {
+                return Err(ApiError::new(
+                    400,
+                    format!(
+                    "duplicate proxy name {:?} at proxy {} (also at proxy {}): give each proxy once",
+                    input.name,
+                    i + 1,
+                    first + 1
+                ),
+                ));
+            }
+            input.valid().await?;
             parsed.push(input);
         }
         for input in parsed {
@@ -599,7 +629,7 @@ impl Registry {
         // What `run` would refuse on this machine (a capture folder it cannot write, no CA for
         // interception) is refused here, before the proxy is touched: a trial's bad capture
         // path took a running proxy offline, and a disabled one then failed every reset.
-        let preflight = scenario.preflight();
+        let preflight = scenario.preflight_for(crate::scenario::preflight::Refuser::Serve);
         if let Some(error) = preflight.errors.first() {
             return Err(ApiError::new(400, error.to_string()));
         }
@@ -650,5 +680,92 @@ impl Registry {
         for proxy in self.proxies.values_mut() {
             proxy.shut_down().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> Registry {
+        let (events, _) = tokio::sync::broadcast::channel(16);
+        Registry::new(
+            ServeContext {
+                events,
+                default_capture: None,
+                command_line: "faultline serve".to_string(),
+            },
+            Some(1),
+        )
+    }
+
+    /// A `--config` file naming one proxy twice was taken silently, the last entry winning;
+    /// Toxiproxy refuses a duplicate name before it changes anything, and so does faultline.
+    #[tokio::test]
+    async fn a_name_given_twice_in_a_populate_is_refused_before_anything_changes() {
+        let mut registry = registry();
+        let body =
+            br#"[{"name":"a","listen":"127.0.0.1:0","upstream":"127.0.0.1:9","enabled":false},
+            {"name":"b","listen":"127.0.0.1:0","upstream":"127.0.0.1:9","enabled":false},
+            {"name":"a","listen":"127.0.0.1:0","upstream":"127.0.0.1:8","enabled":false}]"#;
+        let (status, answer) = registry.populate(body).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer.contains(r#"duplicate proxy name \"a\" at proxy 3 (also at proxy 1)"#),
+            "{answer}"
+        );
+        assert_eq!(registry.proxies().count(), 0);
+        let error = registry
+            .populate_file(body, "toxiproxy.json")
+            .await
+            .expect_err("duplicate");
+        assert_eq!(error.status, 400);
+        assert!(
+            error
+                .message
+                .starts_with("toxiproxy.json: duplicate proxy name"),
+            "{}",
+            error.message
+        );
+        // Missing fields still come first, as in Toxiproxy.
+        let (status, answer) = registry
+            .populate(br#"[{"name":"a","upstream":"x:1"},{"name":"a"}]"#)
+            .await;
+        assert_eq!(status, 400);
+        assert!(answer.contains("upstream at proxy 2"), "{answer}");
+    }
+
+    /// `" localhost:0"` was trimmed and listened on; Go's net.Listen (Toxiproxy) refuses it.
+    #[tokio::test]
+    async fn a_listen_address_with_blanks_around_it_is_refused() {
+        let mut registry = registry();
+        for listen in [" localhost:0", "127.0.0.1:0 ", "\t127.0.0.1:0", "  "] {
+            let body = format!(
+                r#"{{"name":"p","listen":{},"upstream":"127.0.0.1:9","enabled":false}}"#,
+                serde_json::to_string(listen).expect("json")
+            );
+            let error = registry.create(body.as_bytes()).await.expect_err(listen);
+            assert_eq!(error.status, 400, "{listen:?}");
+            assert!(
+                error.message.starts_with(&format!(
+                    "listen {}: blank space",
+                    serde_json::to_string(listen).expect("json")
+                )),
+                "{}",
+                error.message
+            );
+        }
+        assert_eq!(registry.proxies().count(), 0);
+        // An empty address stays the documented loopback default; an update is checked too.
+        let (status, _) = registry
+            .create(br#"{"name":"p","listen":"","upstream":"127.0.0.1:9","enabled":false}"#)
+            .await
+            .expect("empty listen");
+        assert_eq!(status, 201);
+        let error = registry
+            .update("p", br#"{"listen":" 127.0.0.1:0"}"#)
+            .await
+            .expect_err("blank");
+        assert_eq!(error.status, 400, "{}", error.message);
     }
 }

@@ -18,7 +18,10 @@ pub fn scenario_text(body: &[u8], content_type: Option<&str>) -> Result<String, 
     if !json {
         return Ok(text.to_string());
     }
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+    // A lone surrogate escape is U+FFFD, as Go and Toxiproxy's other bodies read it (the
+    // replacement keeps every position, so errors still point into the client's text).
+    let replaced = super::toxic::lone_surrogates_replaced(body);
+    let value: serde_json::Value = serde_json::from_slice(&replaced).map_err(|e| {
         ApiError::new(
             400,
             format!("{JSON_ORIGIN}:{}:{}: {e}", e.line(), e.column()),
@@ -105,6 +108,16 @@ mod tests {
             Some("seed = 1\n")
         );
         assert!(scenario_text(&[0xff, 0xfe], None).is_err());
+    }
+
+    /// A lone surrogate escape is U+FFFD, as Go reads it (serde_json said "unexpected end of
+    /// hex escape" of a complete `\ud800`).
+    #[test]
+    fn a_lone_surrogate_escape_is_the_replacement_character() {
+        let body = br#"{"rule": [{"name": "x\ud800", "fault": {"reset": {"after": 1}}}]}"#;
+        let text = scenario_text(body, None).expect("converts");
+        let scenario = Scenario::from_toml(&text, "scenario", "p").expect("valid");
+        assert_eq!(scenario.rules[0].name, "x\u{fffd}");
     }
 
     /// An integer beyond i64 was "u64 value was too large (null has no TOML equivalent: …)":

@@ -124,7 +124,9 @@ impl ToxicKind {
 
     /// Sets the attributes `value` gives (a JSON object; other keys are ignored and absent ones
     /// keep their value, as Toxiproxy decodes into the toxic it has), then checks the result.
-    pub fn set_attributes(&mut self, value: &Value) -> Result<(), ApiError> {
+    /// `body` is the request body whose `attributes` member `value` is, so a refused number is
+    /// quoted as the client wrote it (`1e2`, not serde_json's `100.0`).
+    pub fn set_attributes(&mut self, value: &Value, body: Option<&str>) -> Result<(), ApiError> {
         let object = match value {
             Value::Null => return self.check(),
             Value::Object(object) => object,
@@ -136,18 +138,29 @@ impl ToxicKind {
             }
         };
         let kind = self.type_name();
-        for (name, slot) in self.fields_mut() {
+        let maxima: Vec<i64> = self
+            .fields()
+            .into_iter()
+            .map(|(name, _)| self.max_of(name))
+            .collect();
+        for ((name, slot), max) in self.fields_mut().into_iter().zip(maxima) {
             let Some(given) = object.get(name) else {
                 continue;
             };
             *slot = match given {
                 // `-0` is read as a float; Go's decoder takes it as 0, and so does faultline.
                 Value::Number(n) if n.as_f64() == Some(0.0) => 0,
-                Value::Number(n) => n.as_i64().ok_or_else(|| {
-                    ApiError::bad_body(format!(
-                        "attributes.{name} of a {kind} toxic must be a whole number that fits in 64 bits, got {n}"
-                    ))
-                })?,
+                Value::Number(n) => match n.as_i64() {
+                    Some(i) => i,
+                    None => {
+                        return Err(not_an_int64(
+                            n,
+                            written(n, body, &format!("attributes.{name}")),
+                            &format!("attributes.{name} of a {kind} toxic"),
+                            max,
+                        ))
+                    }
+                },
                 Value::Null => *slot,
                 other => {
                     return Err(ApiError::bad_body(format!(
@@ -160,17 +173,22 @@ impl ToxicKind {
         self.check()
     }
 
+    /// The largest value the attribute `name` may take.
+    fn max_of(&self, name: &str) -> i64 {
+        match (self, name) {
+            (ToxicKind::Slicer { .. }, "delay") => MAX_MS.saturating_mul(1000),
+            (ToxicKind::Slicer { .. }, _) | (ToxicKind::LimitData { .. }, _) => i64::MAX,
+            (ToxicKind::Bandwidth { .. }, _) => i64::MAX / 1000,
+            _ => MAX_MS,
+        }
+    }
+
     /// Rejects values Toxiproxy would take but that mean nothing (negative times and sizes) or
     /// that it would choke on (a slicer without a size never stops cutting).
     fn check(&self) -> Result<(), ApiError> {
         let kind = self.type_name();
         for (name, value) in self.fields() {
-            let max = match (self, name) {
-                (ToxicKind::Slicer { .. }, "delay") => MAX_MS.saturating_mul(1000),
-                (ToxicKind::Slicer { .. }, _) | (ToxicKind::LimitData { .. }, _) => i64::MAX,
-                (ToxicKind::Bandwidth { .. }, _) => i64::MAX / 1000,
-                _ => MAX_MS,
-            };
+            let max = self.max_of(name);
             if value < 0 {
                 return Err(ApiError::bad_body(format!(
                     "attributes.{name} of a {kind} toxic must not be negative, got {value}"
@@ -344,7 +362,10 @@ impl Toxic {
         if taken(&name) {
             return Err(ApiError::toxic_exists());
         }
-        kind.set_attributes(object.get("attributes").unwrap_or(&Value::Null))?;
+        kind.set_attributes(
+            object.get("attributes").unwrap_or(&Value::Null),
+            std::str::from_utf8(body).ok(),
+        )?;
         Ok(Toxic {
             name,
             stream,
@@ -376,8 +397,10 @@ impl Toxic {
                 next.toxicity = toxicity_of(value)?;
             }
         }
-        next.kind
-            .set_attributes(object.get("attributes").unwrap_or(&Value::Null))?;
+        next.kind.set_attributes(
+            object.get("attributes").unwrap_or(&Value::Null),
+            std::str::from_utf8(body).ok(),
+        )?;
         Ok(next)
     }
 
@@ -492,10 +515,11 @@ fn fold_field_names(value: &mut Value) {
 }
 
 /// A request body as Toxiproxy decodes it (Go's `json.Decoder`): the first JSON value, anything
-/// after it ignored, field names in any case; nothing at all is `bad request body: EOF`, a value
-/// cut short `unexpected EOF`.
+/// after it ignored, field names in any case, a lone surrogate escape read as U+FFFD; nothing
+/// at all is `bad request body: EOF`, a value cut short `unexpected EOF`.
 pub fn decode_json(body: &[u8]) -> Result<Value, ApiError> {
-    match serde_json::Deserializer::from_slice(body)
+    let body = lone_surrogates_replaced(body);
+    match serde_json::Deserializer::from_slice(&body)
         .into_iter::<Value>()
         .next()
     {
@@ -507,6 +531,94 @@ pub fn decode_json(body: &[u8]) -> Result<Value, ApiError> {
         Some(Err(e)) if e.is_eof() => Err(ApiError::bad_body(format!("unexpected EOF ({e})"))),
         Some(Err(e)) => Err(ApiError::bad_body(e)),
     }
+}
+
+/// The error for a number that is no int64 (what Toxiproxy's Go decoder reads attributes into):
+/// past the bounds (said with faultline's own `max`), or written with a fraction or an exponent,
+/// which Go refuses too (`1.0`, `1e2`), quoted as the client wrote it when `raw` has that.
+fn not_an_int64(n: &serde_json::Number, raw: Option<String>, what: &str, max: i64) -> ApiError {
+    let integer = |text: &str| {
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    };
+    let message = match raw {
+        _ if n.is_u64() => format!("{what} is too large: {n} (at most {max})"),
+        Some(raw) if integer(&raw) && raw.starts_with('-') => {
+            format!("{what} must not be negative, got {raw}")
+        }
+        Some(raw) if integer(&raw) => format!("{what} is too large: {raw} (at most {max})"),
+        Some(raw) => format!(
+            "{what} must be an integer written without a fraction or an exponent (as Toxiproxy reads it), got {raw}"
+        ),
+        None => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 => format!(
+                "{what} must be an integer written without a fraction or an exponent (as Toxiproxy reads it), got a number written with one"
+            ),
+            _ => format!("{what} must be an integer (as Toxiproxy reads it), got {n}"),
+        },
+    };
+    ApiError::bad_body(message)
+}
+
+/// A number of a request body as the client wrote it: its text at `key` in `body`, when that is
+/// there and reads back as `n` (a key in another case, which the decoder folded, is not found).
+fn written(n: &serde_json::Number, body: Option<&str>, key: &str) -> Option<String> {
+    let body = body?;
+    let rest = body.get(super::json_locate::locate(body, key)..)?;
+    let len = rest
+        .find(|c: char| !matches!(c, '0'..='9' | '-' | '+' | '.' | 'e' | 'E'))
+        .unwrap_or(rest.len());
+    let raw = &rest[..len];
+    let back = raw.parse::<serde_json::Number>().ok()?;
+    (back.as_f64() == n.as_f64()).then(|| raw.to_string())
+}
+
+/// `body` with every `\uXXXX` escape of a lone UTF-16 surrogate (a high one not followed by an
+/// escaped low one, or a low one alone) written `\ufffd`, which Go's decoder makes of it;
+/// serde_json refuses them ("unexpected end of hex escape" for a complete `"\ud800"`). The
+/// replacement has the same length, so positions in the body stay right.
+pub fn lone_surrogates_replaced(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    /// The surrogate a `\uXXXX` escape at `at` (its backslash) names, if it is one.
+    fn surrogate_at(body: &[u8], at: usize) -> Option<u16> {
+        let escape = body.get(at..at + 6)?;
+        if escape[0] != b'\\' || escape[1] != b'u' {
+            return None;
+        }
+        let hex = std::str::from_utf8(&escape[2..]).ok()?;
+        let unit = u16::from_str_radix(hex, 16).ok()?;
+        (0xD800..=0xDFFF).contains(&unit).then_some(unit)
+    }
+    if !body.windows(2).any(|w| w == b"\\u") {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    let mut out = body.to_vec();
+    let mut in_string = false;
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'"' => in_string = !in_string,
+            b'\\' if in_string => {
+                match surrogate_at(body, i) {
+                    Some(0xD800..=0xDBFF)
+                        if surrogate_at(body, i + 6).is_some_and(|low| low >= 0xDC00) =>
+                    {
+                        i += 12;
+                        continue;
+                    }
+                    Some(_) => {
+                        out[i..i + 6].copy_from_slice(b"\\ufffd");
+                        i += 6;
+                        continue;
+                    }
+                    // Any other escape: skip the escaped character (`\"` ends no string).
+                    None => i += 1,
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// What kind of JSON value it is, for messages.
@@ -645,6 +757,65 @@ mod tests {
         assert_eq!(taken, Err(ApiError::toxic_exists()));
     }
 
+    /// A trial was told 18446744073709551615 does not fit 64 bits (it fits unsigned ones) and
+    /// that it sent `100.0` for `1e2`: the bound is said, and a number quoted as it was written.
+    #[test]
+    fn refused_numbers_are_quoted_as_written_with_the_real_bound() {
+        let message = |body: &str| create(body).expect_err(body).message;
+        let huge = message(r#"{"type":"bandwidth","attributes":{"rate":18446744073709551615}}"#);
+        assert_eq!(
+            huge,
+            format!(
+                "bad request body: attributes.rate of a bandwidth toxic is too large: 18446744073709551615 (at most {})",
+                i64::MAX / 1000
+            )
+        );
+        let past_u64 =
+            message(r#"{"type":"limit_data","attributes":{"bytes":99999999999999999999}}"#);
+        assert!(
+            past_u64.ends_with(&format!(
+                "is too large: 99999999999999999999 (at most {})",
+                i64::MAX
+            )),
+            "{past_u64}"
+        );
+        let very_negative =
+            message(r#"{"type":"limit_data","attributes":{"bytes":-99999999999999999999}}"#);
+        assert!(
+            very_negative.ends_with("must not be negative, got -99999999999999999999"),
+            "{very_negative}"
+        );
+        for (written, value) in [
+            ("1.0", "1.0"),
+            ("1e2", "1e2"),
+            ("1.5", "1.5"),
+            ("2E+1", "2E+1"),
+        ] {
+            let body = format!(
+                r#"{{"type":"latency","attributes":{{"jitter":0, "latency": {written} }}}}"#
+            );
+            let refused = message(&body);
+            assert!(
+                refused.ends_with(&format!(
+                    "attributes.latency of a latency toxic must be an integer written without a fraction or an exponent (as Toxiproxy reads it), got {value}"
+                )),
+                "{refused}"
+            );
+        }
+        // The same on an update; and a key in another case, which cannot be quoted, is not
+        // rewritten either.
+        let toxic = create(r#"{"type":"latency"}"#).expect("valid");
+        let update = toxic
+            .updated(br#"{"attributes":{"latency":1e2}}"#)
+            .expect_err("1e2");
+        assert!(update.message.ends_with("got 1e2"), "{}", update.message);
+        let folded = message(r#"{"type":"latency","attributes":{"Latency":1e2}}"#);
+        assert!(
+            folded.ends_with("got a number written with one") && !folded.contains("100"),
+            "{folded}"
+        );
+    }
+
     #[test]
     fn a_noop_toxic_is_toxiproxys_and_does_nothing() {
         let toxic = create(r#"{"type":"noop","stream":"upstream"}"#).expect("valid");
@@ -734,6 +905,30 @@ mod tests {
             decode_json(br#"[{"Name":"a","name":"b","Other":1}]"#).expect("valid"),
             serde_json::json!([{"name":"b","Other":1}])
         );
+    }
+
+    /// A trial's `"\ud800"` was refused as "unexpected end of hex escape"; Go reads U+FFFD.
+    #[test]
+    fn lone_surrogate_escapes_are_read_as_go_reads_them() {
+        let name = |body: &[u8]| match decode_json(body).expect("decoded") {
+            Value::Object(object) => object["name"].as_str().expect("a string").to_string(),
+            other => panic!("{other}"),
+        };
+        assert_eq!(name(br#"{"name":"\ud800"}"#), "\u{fffd}");
+        assert_eq!(name(br#"{"name":"a\udc00b\uD800"}"#), "a\u{fffd}b\u{fffd}");
+        // A pair stays one character; a high surrogate before another escape is replaced alone.
+        assert_eq!(name(br#"{"name":"\ud83d\ude00"}"#), "\u{1f600}");
+        assert_eq!(name(br#"{"name":"\ud800\u0041"}"#), "\u{fffd}A");
+        // An escaped backslash before `u` is no escape; text outside strings is left alone.
+        assert_eq!(name(br#"{"name":"\\ud800"}"#), "\\ud800");
+        assert_eq!(
+            &*lone_surrogates_replaced(br#"{"a\"":1,"name":"\ud800"}"#),
+            br#"{"a\"":1,"name":"\ufffd"}"#
+        );
+        let toxic = create(r#"{"type":"noop","name":"x\udfff"}"#).expect("valid");
+        assert_eq!(toxic.name, "x\u{fffd}");
+        // Cut short inside an escape: still an error, never a panic.
+        assert!(decode_json(br#"{"name":"\ud8"#).is_err());
     }
 
     #[test]

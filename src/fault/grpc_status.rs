@@ -37,12 +37,15 @@ impl<'de> Deserialize<'de> for GrpcCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct CodeVisitor;
         fn checked<E: de::Error>(code: i64) -> Result<GrpcCode, E> {
-            if (1..=16).contains(&code) {
-                Ok(GrpcCode(code as u32))
-            } else {
-                Err(E::custom(format!(
-                    "gRPC status {code} is not a failure: use 1-16 (e.g. 14 = UNAVAILABLE)"
-                )))
+            match code {
+                1..=16 => Ok(GrpcCode(code as u32)),
+                0 => Err(E::custom(
+                    "gRPC status 0 (OK) is not a failure: use 1-16 (e.g. 14 = UNAVAILABLE)",
+                )),
+                // 17 was called "not a failure", as if it were a status that succeeds.
+                _ => Err(E::custom(format!(
+                    "{code} is not a gRPC status code (they are 0-16, and 0 is OK): use 1-16 (e.g. 14 = UNAVAILABLE)"
+                ))),
             }
         }
         impl Visitor<'_> for CodeVisitor {
@@ -54,7 +57,7 @@ impl<'de> Deserialize<'de> for GrpcCode {
                 checked(v)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<GrpcCode, E> {
-                checked(i64::try_from(v).unwrap_or(-1))
+                checked(i64::try_from(v).unwrap_or(i64::MAX))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<GrpcCode, E> {
                 // `unavailable` and `Unavailable` mean UNAVAILABLE, as grpcio spells it.
@@ -100,7 +103,18 @@ mod tests {
         assert!(g.message_text().starts_with("UNAVAILABLE"));
         let g: GrpcStatus = toml::from_str("code = \"NOT_FOUND\"\nmessage = \"x\"").expect("valid");
         assert_eq!((g.code, g.message_text().as_str()), (GrpcCode(5), "x"));
-        assert!(toml::from_str::<GrpcStatus>("code = 0").is_err());
-        assert!(toml::from_str::<GrpcStatus>("code = 17").is_err());
+        let ok = toml::from_str::<GrpcStatus>("code = 0").expect_err("OK");
+        assert!(ok.to_string().contains("0 (OK) is not a failure"), "{ok}");
+        // 17 is no status at all (a trial was told it "is not a failure").
+        for bad in ["17", "-1", "99"] {
+            let e = toml::from_str::<GrpcStatus>(&format!("code = {bad}"))
+                .expect_err(bad)
+                .to_string();
+            assert!(
+                e.contains(&format!("{bad} is not a gRPC status code (they are 0-16"))
+                    && !e.contains("not a failure"),
+                "{e}"
+            );
+        }
     }
 }

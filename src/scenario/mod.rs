@@ -406,13 +406,7 @@ impl Scenario {
             let inner = e.into_inner();
             let offset = inner.span().map(|s| s.start).unwrap_or(0);
             // One error is one line: `FILE:LINE:COL: key: message`, whatever toml wrote.
-            let message = inner
-                .message()
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
+            let message = one_line(inner.message(), text, offset);
             let key = match unknown_field(&message) {
                 Some(field) if key.is_empty() => field.to_string(),
                 Some(field) if !key.ends_with(field) => format!("{key}.{field}"),
@@ -1140,6 +1134,48 @@ fn locate_fault_key(text: &str, rule_start: usize, fault: &str, key: &str) -> us
 /// The fault names a rule may use, for messages (a unit test keeps it equal to the schema's).
 const FAULT_NAMES: &str = "reset, truncate, terminate, latency, bandwidth, stall, refuse, respond, drop_response, rst_stream, goaway, grpc_status, tls_alert, slow_close, timeout, reset_peer, slicer";
 
+/// toml's message as one line: its lines joined with `: ` (`invalid table header: expected `.`
+/// or `]]``; joined with a space they read as one run-on clause), its lists of expected tokens
+/// said with "or", and words where it has none (a value missing after `=`). `offset` is where
+/// it points in `text`.
+fn one_line(message: &str, text: &str, offset: usize) -> String {
+    let lines: Vec<String> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|line| match line.strip_prefix("expected ") {
+            Some(list) => format!("expected {}", or_list(list)),
+            None => line.to_string(),
+        })
+        .collect();
+    if lines.is_empty() {
+        let rest_of_line = text
+            .get(offset..)
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("");
+        return if rest_of_line.trim().is_empty() {
+            "a value is missing here (after `=`)".to_string()
+        } else {
+            "invalid TOML here".to_string()
+        };
+    }
+    // `name = bad`: toml guessed a string; anything else a value can be is as likely.
+    if lines.len() == 2 && lines[0] == "invalid string" && lines[1] == "expected `\"` or `'`" {
+        return "invalid value: expected a string in quotes (`\"` or `'`), a number, true, false, an array `[…]` or an inline table `{…}`".to_string();
+    }
+    lines.join(": ")
+}
+
+/// toml's `a, b, c` list of alternatives as `a, b or c`.
+fn or_list(list: &str) -> String {
+    match list.rsplit_once(", ") {
+        Some((most, last)) => format!("{most} or {last}"),
+        None => list.to_string(),
+    }
+}
+
 /// Says what to write instead, where serde's own message only says what it wanted.
 fn explain(key: &str, message: &str, text: &str) -> String {
     let is_rule_fault = key.starts_with("rule[") && key.ends_with("].fault");
@@ -1429,6 +1465,41 @@ mod tests {
             Err(ScenarioError::Invalid(located)) => located,
             other => panic!("expected an invalid scenario, got {other:?}"),
         }
+    }
+
+    /// A trial's `[[rule` said "invalid table header expected `.`, `]]`": toml's two lines
+    /// run together. They are joined as a clause and its detail, alternatives with "or".
+    #[test]
+    fn toml_syntax_errors_read_as_one_sentence() {
+        let message = |text: &str| error_of(text).to_string();
+        assert_eq!(
+            message("seed = 1\n[[rule"),
+            "s.toml:2:7: invalid table header: expected `.` or `]]`"
+        );
+        assert_eq!(
+            message("a = \"\\q\""),
+            "s.toml:1:8: invalid escape sequence: expected `b`, `f`, `n`, `r`, `t`, `u`, `U`, `\\` or `\"`"
+        );
+        assert_eq!(
+            message("seed = 1 2"),
+            "s.toml:1:10: expected newline or `#`"
+        );
+        assert_eq!(
+            message("[proxy]\n[proxy]"),
+            "s.toml:2:1: invalid table header: duplicate key `proxy` in document root"
+        );
+        // toml says nothing at all of a missing value, and "invalid string" of a bare word.
+        assert_eq!(
+            message("seed = "),
+            "s.toml:1:8: seed: a value is missing here (after `=`)"
+        );
+        assert!(
+            message("[[rule]]\nname = bad\n").ends_with(
+                "rule[1].name: invalid value: expected a string in quotes (`\"` or `'`), a number, true, false, an array `[…]` or an inline table `{…}`"
+            ),
+            "{}",
+            message("[[rule]]\nname = bad\n")
+        );
     }
 
     /// A gRPC rule counting a server-streaming call's request, or a percentage of a body gRPC

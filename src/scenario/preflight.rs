@@ -12,6 +12,35 @@ use crate::capture::CaptureFormat;
 use crate::scenario::{Located, Scenario};
 use crate::tls::{CaptureTls, TlsError, UpstreamTrust};
 
+/// Who will refuse what preflight finds, as its messages say it: `faultline run` (for `check`),
+/// or a proxy of `faultline serve` that is given the scenario over the API, where "`run`" names
+/// a command nobody typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refuser {
+    /// `faultline run` (what `check` reports).
+    Run,
+    /// A proxy of `faultline serve` (a scenario `PUT` over the API).
+    Serve,
+}
+
+impl Refuser {
+    /// The end of an error: who refuses the value.
+    fn refuses_it(self) -> &'static str {
+        match self {
+            Refuser::Run => "`run` will refuse it",
+            Refuser::Serve => "the proxy cannot start with it",
+        }
+    }
+
+    /// The start of the warning for a CA not made yet.
+    fn no_interception_until_fixed(self) -> &'static str {
+        match self {
+            Refuser::Run => "`run` will refuse to intercept TLS until this is fixed",
+            Refuser::Serve => "the proxy cannot intercept TLS until this is fixed",
+        }
+    }
+}
+
 /// What `run` would do with a valid scenario on this machine.
 #[derive(Debug, Default)]
 pub struct Preflight {
@@ -25,6 +54,12 @@ impl Scenario {
     /// Checks the files and combinations `run` refuses at start (see [`Preflight`]). Paths are
     /// the resolved ones ([`Scenario::load`] makes `[proxy.tls]` paths relative to the file).
     pub fn preflight(&self) -> Preflight {
+        self.preflight_for(Refuser::Run)
+    }
+
+    /// [`preflight`](Self::preflight), worded for `refuser`.
+    pub fn preflight_for(&self, refuser: Refuser) -> Preflight {
+        let refuses_it = refuser.refuses_it();
         let mut out = Preflight::default();
         let spans = Spans::of(&self.source);
         // Where the key is written (its span's start), else the file's start.
@@ -37,7 +72,7 @@ impl Scenario {
                 out.errors.push(error(
                     spans.capture.as_ref().map(|s| s.span().start),
                     "proxy.capture",
-                    format!("{why}: `run` will refuse it"),
+                    format!("{why}: {refuses_it}"),
                 ));
             }
         }
@@ -55,7 +90,7 @@ impl Scenario {
                 out.errors.push(error(
                     spans.tls.upstream_ca.as_ref().map(|s| s.span().start),
                     "proxy.tls.upstream_ca",
-                    format!("{message}: `run` will refuse it (a relative path in [proxy.tls] is read from the scenario's folder)"),
+                    format!("{message}: {refuses_it} (a relative path in [proxy.tls] is read from the scenario's folder)"),
                 ));
             }
         }
@@ -95,7 +130,7 @@ impl Scenario {
             // No CA yet: `faultline ca init` on this machine is the next step, not a mistake
             // in the file.
             Err(e @ (TlsError::CaMissing { .. } | TlsError::NoCaDir)) => out.warnings.push(
-                format!("`run` will refuse to intercept TLS until this is fixed: {e}"),
+                format!("{}: {e}", refuser.no_interception_until_fixed()),
             ),
             // A CA that is there and unusable (a key others may read, a damaged or expired
             // certificate): `run` refuses it, so `check` does too.
@@ -105,13 +140,13 @@ impl Scenario {
                 Some(ca_dir) => error(
                     Some(ca_dir.span().start),
                     "proxy.tls.ca_dir",
-                    format!("{e}: `run` will refuse it"),
+                    format!("{e}: {refuses_it}"),
                 ),
                 None => error(
                     spans.tls.intercept.as_ref().map(|s| s.span().start),
                     "proxy.tls.intercept",
                     format!(
-                        "the CA faultline found outside the file (no ca_dir here): {e}: `run` will refuse it"
+                        "the CA faultline found outside the file (no ca_dir here): {e}: {refuses_it}"
                     ),
                 ),
             }),
@@ -233,6 +268,43 @@ mod tests {
         assert_eq!(
             (got.errors[0].key.as_str(), got.errors[0].line),
             ("proxy.tls.ca_dir", 3)
+        );
+    }
+
+    /// A scenario PUT over the API with a bad capture path ended "`run` will refuse it": no
+    /// one typed `run`. The API's wording names the proxy; `check`'s keeps `run`.
+    #[test]
+    fn the_api_is_told_the_proxy_refuses_not_run() {
+        let tmp = TestDir::new("preflight-serve");
+        std::fs::write(tmp.path().join("file"), "").unwrap();
+        let capture = tmp.path().join("file/x.pcapng");
+        let s = load(
+            tmp.path(),
+            &format!("[proxy]\ncapture = {:?}\n", capture.display().to_string()),
+        );
+        let served = s.preflight_for(Refuser::Serve);
+        assert_eq!(served.errors.len(), 1, "{:?}", served.errors);
+        let message = &served.errors[0].message;
+        assert!(
+            message.ends_with(": the proxy cannot start with it") && !message.contains("`run`"),
+            "{message}"
+        );
+        let checked = s.preflight();
+        assert!(
+            checked.errors[0]
+                .message
+                .ends_with(": `run` will refuse it"),
+            "{}",
+            checked.errors[0]
+        );
+        let no_ca = load(
+            tmp.path(),
+            "[proxy.tls]\nintercept = true\nca_dir = \"noca\"\n",
+        );
+        let warning = &no_ca.preflight_for(Refuser::Serve).warnings[0];
+        assert!(
+            warning.starts_with("the proxy cannot intercept TLS until this is fixed: "),
+            "{warning}"
         );
     }
 

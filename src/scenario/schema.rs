@@ -221,8 +221,14 @@ impl std::str::FromStr for UpstreamSpec {
         let port: u16 = port.parse().map_err(|_| bad())?;
         let bracketed = host.starts_with('[') && host.ends_with(']');
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || port == 0 {
+        if host.is_empty() {
             return Err(bad());
+        }
+        if port == 0 {
+            // A listener's "any free port"; nothing can be connected to on it.
+            return Err(format!(
+                "invalid upstream {text:?}: port 0 cannot be connected to (it means \"any free port\" only when listening): give the port the upstream listens on"
+            ));
         }
         // An IP address (IPv6 in brackets or bare) or a DNS name: anything else ("my host",
         // "a/b") could only fail to resolve on every connection.
@@ -436,17 +442,19 @@ mod tests {
         }
         let spaced = "my host:80".parse::<UpstreamSpec>().unwrap_err();
         assert!(spaced.contains(r#""my host" is neither"#), "{spaced}");
-        for bad in [
-            "my host:80",
-            "a/b:80",
-            "[host]:80",
-            "-x:80",
-            ":80",
-            "x:0",
-            "x",
-        ] {
+        for bad in ["my host:80", "a/b:80", "[host]:80", "-x:80", ":80", "x"] {
             let error = bad.parse::<UpstreamSpec>().unwrap_err();
             assert!(error.contains("expected HOST:PORT"), "{bad}: {error}");
+        }
+        // A trial's 127.0.0.1:0 was told "expected HOST:PORT", which it is: port 0 is the
+        // trouble, and the message says so.
+        for zero in ["127.0.0.1:0", "localhost:0", "[::1]:0"] {
+            let error = zero.parse::<UpstreamSpec>().unwrap_err();
+            assert!(
+                error.contains("port 0 cannot be connected to")
+                    && !error.contains("expected HOST:PORT"),
+                "{zero}: {error}"
+            );
         }
     }
 }
