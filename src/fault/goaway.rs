@@ -17,7 +17,7 @@ pub struct Goaway {
     pub at: Option<Span>,
     /// Once this many streams were opened on the connection (GOAWAY names the highest of them).
     pub after_streams: Option<u64>,
-    /// RFC 9113 error code name (default `NO_ERROR`).
+    /// RFC 9113 error code, by name or number (default `NO_ERROR`).
     #[serde(default = "no_error")]
     pub code: StreamErrorCode,
     /// `true` (default): GOAWAY with the highest stream already open, nothing else. `false`:

@@ -33,11 +33,14 @@ impl ResettingPeer {
             timeout: params.timeout.0,
             mark: Some(Mark::rule(
                 rule,
-                format!(
-                    "reset {:?} after the first data of {}",
-                    params.timeout.0,
-                    scope.subject()
-                ),
+                match params.timeout.0.is_zero() {
+                    true => format!("reset at once on the first data of {}", scope.subject()),
+                    false => format!(
+                        "reset {:?} after the first data of {}",
+                        params.timeout.0,
+                        scope.subject()
+                    ),
+                },
             )),
         }
     }
@@ -110,6 +113,17 @@ mod tests {
             }] => assert_eq!(*not_before, now + Duration::from_millis(250)),
             other => panic!("unexpected plan {other:?}"),
         }
+    }
+
+    /// A trial's summaries read "reset 0ns after the first data".
+    #[test]
+    fn the_note_says_at_once_for_a_zero_timeout() {
+        let note = |ms| fault(ms).mark.map(|m| m.note).unwrap_or_default();
+        assert_eq!(
+            note(0),
+            "reset at once on the first data of client->upstream"
+        );
+        assert!(note(250).starts_with("reset 250ms after"), "{}", note(250));
     }
 
     #[test]

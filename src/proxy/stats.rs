@@ -205,7 +205,7 @@ impl fmt::Display for RunSummary {
         if self.connections > 0 && self.upstream_failures >= self.connections {
             writeln!(
                 f,
-                "no connection reached its upstream: is the server running, at the address the scenario, --upstream or the request names?"
+                "no connection reached its upstream: is the server running, at the address the scenario, --upstream or the request names (and, with TLS interception, is its certificate trusted)? The log says why each failed"
             )?;
         }
         writeln!(
