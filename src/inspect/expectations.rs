@@ -113,6 +113,33 @@ fn audit(report: &mut Report, manifest: &Manifest) {
             ", {matched} of {} expected objects stored as listed",
             report.expectations.len()
         ));
+        // An audit that could not check a listed object passed nothing for it: a trial's
+        // object built by UploadPartCopy ("bytes not in the capture") exited 0 whatever its
+        // size. Unchecked is INCONCLUSIVE, as bytes the capture missed are.
+        let unchecked: Vec<&Expectation> = report
+            .expectations
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.result,
+                    ExpectationResult::NotChecked | ExpectationResult::Unconfirmed
+                )
+            })
+            .collect();
+        if let (Verdict::Clean, Some(first)) = (report.verdict, unchecked.first()) {
+            let line = format!(
+                "INCONCLUSIVE: {} could not be checked against the manifest ({}: {}); nothing corrupt in what the capture holds: {}",
+                crate::plural::count(unchecked.len(), "expected object"),
+                first.path,
+                first.description,
+                report
+                    .verdict_line
+                    .strip_prefix("OK: ")
+                    .unwrap_or(&report.verdict_line)
+            );
+            report.verdict = Verdict::Inconclusive;
+            report.verdict_line = line;
+        }
     } else {
         report.verdict = Verdict::Corrupt;
         report.verdict_line = match report.findings.len() {
@@ -472,6 +499,36 @@ mod tests {
         assert!(
             r.verdict_line
                 .ends_with(", 1 of 1 expected objects stored as listed"),
+            "{}",
+            r.verdict_line
+        );
+    }
+
+    /// A listed object the capture cannot check (a copy of a source it never saw) passes
+    /// nothing: INCONCLUSIVE, not clean (a trial's UploadPartCopy object exited 0 whatever
+    /// size the manifest gave it).
+    #[test]
+    fn an_object_the_capture_cannot_check_makes_the_audit_inconclusive() {
+        let copy = s3_exchange(
+            0,
+            "PUT",
+            "/bkt/c.bin",
+            b"",
+            &[("x-amz-copy-source", "/bkt/never-seen.bin")],
+            Some(200),
+            None,
+        );
+        let mut r = report(vec![copy]);
+        r.audit(&Manifest::parse("m", b"/bkt/c.bin 12\n").expect("manifest"));
+        assert_eq!(
+            r.expectations[0].result,
+            ExpectationResult::NotChecked,
+            "{r:?}"
+        );
+        assert_eq!(r.verdict, Verdict::Inconclusive, "{}", r.verdict_line);
+        assert!(
+            r.verdict_line
+                .starts_with("INCONCLUSIVE: 1 expected object could not be checked against the manifest (/bkt/c.bin: stored, but"),
             "{}",
             r.verdict_line
         );
