@@ -222,7 +222,9 @@ impl RunInfo {
             scenario: scenario.to_string(),
             seed,
             replay: replay_command(&command, seed),
-            replay_note: recorded_store(&command).map(|dir| store_left_out_note(&dir)),
+            replay_note: recorded_store(&command)
+                .filter(|_| uses_builtin_store(&command, None))
+                .map(|dir| store_left_out_note(&dir)),
             command,
             scenario_toml: None,
             scenario_cut: false,
@@ -252,14 +254,27 @@ impl RunInfo {
                 self.scenario_file = Some(file);
                 // The scenario names its store folder: the replay gives the store a fresh one
                 // (with `--store DIR` left out, the scenario's folder would be used).
-                if let Some(dir) = scenario_store(&scenario.text) {
+                // With `--store DIR` on the command line, that folder was the store (and the
+                // note about it stands); with another upstream there was none.
+                // Left out, the command's `--store DIR` falls back to that folder too: the
+                // replay names a fresh one either way, and the note the folder really used.
+                let store_used = uses_builtin_store(&self.command, Some(&scenario.text));
+                if let Some(dir) = scenario_store(&scenario.text).filter(|_| store_used) {
                     self.replay = with_fresh_store(&self.replay);
-                    self.replay_note = Some(format!(
-                        "The store folder {} holds what the first run stored, so a replay into it would upload nothing (the clients find their objects there): `--store \"$(mktemp -d)\"` gives builtin:store a fresh, empty one.",
-                        shell::word(&dir)
-                    ));
+                    if recorded_store(&self.command).is_none() {
+                        self.replay_note = Some(format!(
+                            "The store folder {} holds what the first run stored, so a replay into it would upload nothing (the clients find their objects there): `--store \"$(mktemp -d)\"` gives builtin:store a fresh, empty one.",
+                            shell::word(&dir)
+                        ));
+                    }
                 }
             }
+        }
+        if recorded_store(&self.command).is_some()
+            && !uses_builtin_store(&self.command, Some(&scenario.text))
+        {
+            // `--store` given to a run whose upstream was no store: nothing to keep apart.
+            self.replay_note = None;
         }
         if self.scenario_file.is_some() && !scenario.live {
             let inputs = inputs_not_recorded(&self.command, &scenario.text);
@@ -571,9 +586,33 @@ fn scenario_store(text: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// `replay` (a `run` command) with a fresh, empty store folder.
+/// `replay` (a `run` command) with a fresh, empty store folder: among faultline's options,
+/// before a wrapped command's `--` (after it, a trial's replay handed `--store` to curl).
 fn with_fresh_store(replay: &str) -> String {
-    format!("{replay} --store \"$(mktemp -d)\"")
+    let fresh = " --store \"$(mktemp -d)\"";
+    match replay.find(" -- ") {
+        Some(at) => format!("{}{fresh}{}", &replay[..at], &replay[at..]),
+        None => format!("{replay}{fresh}"),
+    }
+}
+
+/// Whether a recorded `run` used `builtin:store`: its `--upstream`, else its scenario's (when
+/// known). A run with another upstream has no store a replay must keep apart.
+fn uses_builtin_store(command: &str, scenario: Option<&str>) -> bool {
+    if let Some(upstream) = recorded_option(command, "--upstream") {
+        return upstream == "builtin:store";
+    }
+    let Some(text) = scenario else {
+        return true;
+    };
+    // A scenario that names no upstream (or does not parse) cannot say: as if it were a store.
+    let upstream = text.parse::<toml::Table>().ok().and_then(|t| {
+        t.get("proxy")?
+            .get("upstream")?
+            .as_str()
+            .map(str::to_string)
+    });
+    upstream.is_none_or(|u| u == "builtin:store")
 }
 
 /// The first word of `args` that is not a global flag (`-v`, `-qq`, `--verbose`, `--log-format
@@ -759,10 +798,7 @@ mod tests {
             "faultline run s2.toml --capture '{name}-replay-{time}.pcapng' --seed 42 --store \"$(mktemp -d)\""
         );
         let note = run.replay_note.expect("a note saying why");
-        assert!(
-            note.starts_with("The store folder /tmp/st holds what the first run stored"),
-            "{note}"
-        );
+        assert!(note.starts_with("`--store /tmp/st` is left out"), "{note}");
     }
 
     /// Newcomer trial: the replay kept `--html run4.html` (replayed beside the report received,
@@ -838,6 +874,37 @@ mod tests {
     /// `faultline serve` recorded `COMMAND (proxy up)`: a shell syntax error when pasted, and
     /// the rules that came over the API nowhere. Now the capture carries the rule set and the
     /// replay is a `faultline run` of it, with the note saying what it cannot reproduce.
+    /// A wrapped run's replay keeps faultline's options before `--` (a trial's replay handed
+    /// `--store` to curl), names the store folder really used, and has no store note for a run
+    /// whose upstream was no store.
+    #[test]
+    fn a_wrapped_runs_replay_keeps_the_store_among_faultlines_options() {
+        let text = format!("[proxy]\nupstream = \"builtin:store\"\nstore = \"store\"\n{TEXT}");
+        let meta = CaptureMeta {
+            scenario: "s2".into(),
+            seed: 42,
+            command_line: "faultline run s2.toml --store st3 -- curl -T f http://h/x".into(),
+            scenario_text: Some(text.clone()),
+            scenario_origin: "s2.toml".into(),
+            live_rules: false,
+        };
+        let run = read_back(&meta);
+        assert_eq!(
+            run.replay,
+            "faultline run s2.toml --capture '{name}-replay-{time}.pcapng' --seed 42 --store \"$(mktemp -d)\" -- curl -T f http://h/x"
+        );
+        let note = run.replay_note.expect("a note");
+        assert!(note.starts_with("`--store st3` is left out"), "{note}");
+        let echo = CaptureMeta {
+            command_line: "faultline run s2.toml --upstream builtin:echo --store st2".into(),
+            scenario_text: Some(TEXT.into()),
+            ..meta
+        };
+        let run = read_back(&echo);
+        assert_eq!(run.replay_note, None, "{}", run.replay);
+        assert!(!run.replay.contains("--store"), "{}", run.replay);
+    }
+
     /// The manifest and the TLS files a scenario reads by relative paths are not in the
     /// capture: the note names them (a trial's replay from a fresh folder failed on both).
     #[test]
