@@ -154,25 +154,59 @@ pub fn claim_for_run(template: &str, path: &Path) -> Result<(PathBuf, bool), Str
         // A folder or a device: opening it says what is wrong.
         return Ok((path.to_path_buf(), false));
     }
-    if meta.len() == 0 || holds_a_capture(path) {
+    if being_written(path) {
+        return Err(format!(
+            "capture {}: another faultline run is writing it now: name another file, or put {{time}} or {{pid}} in the name for one file per run",
+            path.display()
+        ));
+    }
+    if meta.len() == 0 || holds_a_faultline_capture(path) {
         return Ok((path.to_path_buf(), meta.len() > 0));
     }
     Err(format!(
-        "capture {}: the file exists and is no capture; faultline replaces only an earlier capture: name a new file, or put {{time}} in the name for one file per run",
+        "capture {}: the file exists and is no faultline capture; faultline replaces only an earlier capture of its own: name a new file, or put {{time}} in the name for one file per run",
         path.display()
     ))
 }
 
-/// Whether `path` starts as a pcapng or a classic pcap file does (a capture, maybe cut short).
-fn holds_a_capture(path: &Path) -> bool {
+/// Whether `path` is a capture faultline wrote (its pcapng section header names faultline, or a
+/// classic pcap, which has no place for a name), maybe cut short: never someone's tcpdump.
+fn holds_a_faultline_capture(path: &Path) -> bool {
     use std::io::Read;
-    let mut magic = [0u8; 4];
-    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic));
-    read.is_ok()
-        && matches!(
-            u32::from_le_bytes(magic),
-            0x0A0D_0D0A | 0xA1B2_C3D4 | 0xD4C3_B2A1 | 0xA1B2_3C4D | 0x4D3C_B2A1
-        )
+    let mut head = Vec::with_capacity(4096);
+    let read = std::fs::File::open(path).and_then(|f| f.take(4096).read_to_end(&mut head));
+    if read.is_err() || head.len() < 4 {
+        return false;
+    }
+    match u32::from_le_bytes([head[0], head[1], head[2], head[3]]) {
+        0x0A0D_0D0A => head.windows(10).any(|w| w == b"faultline "),
+        0xA1B2_C3D4 | 0xD4C3_B2A1 | 0xA1B2_3C4D | 0x4D3C_B2A1 => true,
+        _ => false,
+    }
+}
+
+/// Takes the lock that says a run writes `file` (an exclusive `flock`, held as long as the file
+/// stays open, released by the kernel when the process dies): a second run naming the same fixed
+/// capture while the first still writes it would have interleaved both into one damaged file.
+/// False when another process holds it.
+pub fn lock_for_writing(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own for the duration of the call; no memory is touched.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// Whether another process holds the writing lock of the file at `path`.
+fn being_written(path: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    if lock_for_writing(&file) {
+        // SAFETY: as above; releases the lock just taken (closing the file would too).
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+        return false;
+    }
+    true
 }
 
 /// `dir/stem-N.ext` for `dir/stem.ext` (`dir/stem-N` without an extension).
@@ -363,19 +397,41 @@ mod tests {
         let second = claim_for_run(template, &stamped).expect("claimed");
         assert_eq!(first, (stamped.clone(), false));
         assert_eq!(second, (dir.join("s-20261130T035837Z-2.pcapng"), false));
-        // A fixed name: an earlier capture (pcapng or pcap, even cut short) is replaced.
+        // A fixed name: an earlier capture of faultline's (pcapng naming it, or pcap, even cut
+        // short) is replaced; someone else's pcapng is not.
         let fixed = dir.join("out.pcapng");
         let template = fixed.to_string_lossy().into_owned();
         assert_eq!(claim_for_run(&template, &fixed), Ok((fixed.clone(), false)));
-        std::fs::write(&fixed, [0x0a, 0x0d, 0x0d, 0x0a, 0x1c]).expect("write");
+        std::fs::write(
+            &fixed,
+            b"\x0a\x0d\x0d\x0a\x1c\0\0\0faultline 0.1.0; scenario",
+        )
+        .expect("write");
         assert_eq!(claim_for_run(&template, &fixed), Ok((fixed.clone(), true)));
+        // While a run writes it (holds its lock), it is refused.
+        let writing = std::fs::File::open(&fixed).expect("open");
+        assert!(lock_for_writing(&writing));
+        let busy = claim_for_run(&template, &fixed).expect_err("being written");
+        assert!(
+            busy.contains("another faultline run is writing it"),
+            "{busy}"
+        );
+        drop(writing);
+        std::fs::write(&fixed, b"\x0a\x0d\x0d\x0a\x1c\0\0\0Text2pcap").expect("write");
+        assert!(
+            claim_for_run(&template, &fixed).is_err(),
+            "a foreign pcapng"
+        );
         std::fs::write(&fixed, [0xd4, 0xc3, 0xb2, 0xa1]).expect("write");
         assert_eq!(claim_for_run(&template, &fixed), Ok((fixed.clone(), true)));
         // Anything else is refused and left alone.
         let scenario = dir.join("victim.toml");
         std::fs::write(&scenario, "name = \"victim\"\n").expect("write");
         let refused = claim_for_run(&scenario.to_string_lossy(), &scenario).expect_err("refused");
-        assert!(refused.contains("exists and is no capture"), "{refused}");
+        assert!(
+            refused.contains("exists and is no faultline capture"),
+            "{refused}"
+        );
         assert_eq!(
             std::fs::read_to_string(&scenario).expect("read"),
             "name = \"victim\"\n"

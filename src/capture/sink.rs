@@ -225,6 +225,9 @@ impl CaptureSink {
             path: path.to_path_buf(),
             source,
         })?;
+        // Held while the run writes (released when the file closes, or the process dies), so
+        // another run naming the same file refuses it (`path::claim_for_run`).
+        super::path::lock_for_writing(&file);
         // A second handle on the file, to mark the capture finished in its header at the end.
         let marker = file.try_clone().ok();
         Self::start_with_secrets(
