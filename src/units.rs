@@ -339,12 +339,17 @@ pub fn parse_duration(text: &str) -> Result<Span, String> {
 /// (`"8mbit/s"`, `"100Mbps"`, decimal prefixes); zero is rejected (use `stall` to stop traffic).
 pub fn parse_rate(text: &str) -> Result<Rate, String> {
     let bad = || {
-        // A size where a rate belongs (`rate = "64kb"`): say what to add.
+        // A size where a rate belongs (`rate = "64kb"`): say what to add (with a capital B:
+        // `64kb/s` is refused as bits-or-bytes).
         let hint = if parse_size(text).is_ok() {
-            format!(
-                "that is a size; a rate is per second, like \"{}/s\"; ",
-                text.trim()
-            )
+            let size = text.trim();
+            let size = match size.strip_suffix('b') {
+                Some(prefix) if !prefix.ends_with(|c: char| c.is_ascii_digit()) => {
+                    format!("{prefix}B")
+                }
+                _ => size.to_string(),
+            };
+            format!("that is a size; a rate is per second, like \"{size}/s\"; ")
         } else {
             String::new()
         };
@@ -382,15 +387,21 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
             Err(Scaled::Invalid) => return Err(bad()),
         }
     } else {
-        let size = trimmed.strip_suffix("/s").ok_or_else(bad)?;
+        let size = ["/s", "/S", "/sec", "/second"]
+            .iter()
+            .find_map(|per| trimmed.strip_suffix(per))
+            .ok_or_else(bad)?;
         let (number, unit) = split_digits(size);
-        // `1Mb/s` is megabits where networks write it and megabytes in faultline's any-case
-        // sizes: 8 times apart, so neither is guessed.
+        // `1Mb/s` and `100mb/s` are megabits where networks write them and megabytes in
+        // faultline's any-case sizes: 8 times apart, so neither is guessed.
         let unit_text = unit.trim();
-        if unit_text.ends_with('b') && unit_text.chars().any(|c| c.is_ascii_uppercase()) {
+        if unit_text.len() > 1 && unit_text.ends_with('b') {
             let prefix = &unit_text[..unit_text.len() - 1];
+            // Bits take decimal prefixes only (`Mib/s` offers `Mbit/s`).
+            let bits = &prefix[..1];
+            let bytes = prefix[..1].to_ascii_uppercase() + &prefix[1..];
             return Err(format!(
-                "invalid rate {text:?}: {unit_text}/s is bits to networks but bytes in faultline's any-case sizes, 8 times apart: write \"{number}{prefix}bit/s\" for bits or \"{number}{prefix}B/s\" for bytes per second"
+                "invalid rate {text:?}: {unit_text}/s is bits to networks but bytes in faultline's any-case sizes, 8 times apart: write \"{number}{bits}bit/s\" for bits or \"{number}{bytes}B/s\" for bytes per second"
             ));
         }
         let multiplier = size_multiplier(unit).ok_or_else(bad)?;
@@ -535,7 +546,7 @@ mod tests {
             "{size}"
         );
         let rate = parse_rate("64kb").expect_err("a size is no rate");
-        assert!(rate.contains(r#"like "64kb/s""#), "{rate}");
+        assert!(rate.contains(r#"like "64kB/s""#), "{rate}");
         assert_eq!(parse_size("1mb").map(|b| b.0), Ok(1_000_000));
         assert_eq!(parse_size("64kib").map(|b| b.0), Ok(65_536));
         let plain = parse_size("12 apples").expect_err("no unit");
@@ -691,7 +702,8 @@ mod tests {
     #[test]
     fn rates_are_sizes_per_second_and_positive() {
         assert_eq!(parse_rate("256KiB/s"), Ok(Rate(262_144)));
-        assert_eq!(parse_rate("1mb/s"), Ok(Rate(1_000_000)));
+        assert_eq!(parse_rate("1MB/S"), Ok(Rate(1_000_000)));
+        assert_eq!(parse_rate("1MB/sec"), Ok(Rate(1_000_000)));
         assert_eq!(parse_rate("8mbit/s"), Ok(Rate(1_000_000)));
         assert_eq!(parse_rate("100Mbps"), Ok(Rate(12_500_000)));
         let e = parse_rate("256KiB").expect_err("not a rate");
@@ -703,8 +715,8 @@ mod tests {
     }
 
     /// A trial found `1MBps` taken as megabits (125,000 bytes/s) and `1Mb/s` as megabytes: `B`
-    /// is a byte and `b` a bit wherever the case tells them apart, and `Mb/s`, where it does not
-    /// (sizes are any-case), is refused with both spellings offered.
+    /// is a byte and `b` a bit wherever the case tells them apart, and `Mb/s` or `100kb/s`
+    /// (bytes in the any-case sizes, bits to networks) is refused with both spellings offered.
     #[test]
     fn a_capital_b_is_a_byte_and_a_small_one_a_bit_or_refused() {
         assert_eq!(parse_rate("1MBps"), Ok(Rate(1_000_000)));
@@ -714,11 +726,6 @@ mod tests {
         assert_eq!(parse_rate("1Mbps"), Ok(Rate(125_000)));
         assert_eq!(parse_rate("16 kbits/s"), Ok(Rate(2_000)));
         assert_eq!(parse_rate("1MB/s"), Ok(Rate(1_000_000)));
-        assert_eq!(
-            parse_rate("1mb/s"),
-            Ok(Rate(1_000_000)),
-            "any-case sizes, as in \"1mb\""
-        );
         for ambiguous in [
             "1Mb/s",
             "1Kb/s",
