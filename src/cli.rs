@@ -210,8 +210,9 @@ pub struct RunArgs {
     /// Run COMMAND through the proxy, e.g. `-- dvc push -r chaos`: it starts once faultline
     /// listens, with FAULTLINE_LISTEN=HOST:PORT and FAULTLINE_URL=http://HOST:PORT in its
     /// environment (`sh -c 'HTTP_PROXY=$FAULTLINE_URL dvc push'` in forward mode), and the run
-    /// stops when it exits. Exit status: the command's (128+N if killed by signal N), or with
-    /// --inspect the verdict's (the command's status is printed).
+    /// stops when it exits. Exit status: the command's (128+N if killed by signal N; 127 not
+    /// found, 126 not runnable), or with --inspect the verdict's (the command's is printed).
+    /// Stopping faultline sends SIGTERM to the command and every process it started.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<std::ffi::OsString>,
 }

@@ -36,7 +36,7 @@ pub struct Ended {
     /// Its exit status.
     pub status: ExitStatus,
     /// True when faultline was told to stop (SIGINT, SIGTERM, SIGHUP) before the command
-    /// exited, and passed SIGTERM on to it.
+    /// exited, and sent SIGTERM to it and every process it started.
     pub stopped: bool,
 }
 
@@ -65,9 +65,17 @@ impl Wrapped {
             () = stop => {}
         }
         if let Some(pid) = self.child.id() {
+            // The command's own children too (`sh -c 'a && b'` runs b as one): a trial's
+            // `sleep` outlived faultline. Found before the signal, while their parent lives.
+            let family = descendants(pid);
             // SAFETY: kill(2) with a pid we spawned and have not yet reaped (`wait` has not
             // returned), so it cannot name another process; it touches no memory of ours.
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            for descendant in family {
+                // SAFETY: kill(2) touches no memory of ours; a descendant that exited since it
+                // was listed makes it fail with ESRCH (pids are not reused that fast).
+                unsafe { libc::kill(descendant, libc::SIGTERM) };
+            }
         }
         let status = match tokio::time::timeout(STOP_GRACE, self.child.wait()).await {
             Ok(status) => status?,
@@ -106,10 +114,41 @@ impl Ended {
             (None, None) => format!("ended with {}", self.status),
         };
         match self.stopped {
-            true => format!("{how} after faultline passed on its stop signal"),
+            true => format!("{how} after faultline, told to stop, sent it SIGTERM"),
             false => how,
         }
     }
+}
+
+/// Every live descendant of `pid` (children, their children, …), read from `/proc`: the
+/// processes a wrapped command started, which a stop must reach too.
+fn descendants(pid: u32) -> Vec<libc::pid_t> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    // (pid, parent pid) of every process; `stat` is "PID (COMM) STATE PPID …", COMM may hold
+    // spaces and parentheses, so fields are counted after its last ')'.
+    let parents: Vec<(libc::pid_t, libc::pid_t)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: libc::pid_t = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let after = &stat[stat.rfind(')')? + 1..];
+            let ppid = after.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = Vec::new();
+    let mut frontier = vec![pid as libc::pid_t];
+    while let Some(parent) = frontier.pop() {
+        for &(child, _) in parents.iter().filter(|(_, ppid)| *ppid == parent) {
+            if !found.contains(&child) && found.len() < 4096 {
+                found.push(child);
+                frontier.push(child);
+            }
+        }
+    }
+    found
 }
 
 /// A shell's exit code for `status`.
@@ -150,6 +189,44 @@ mod tests {
             .expect("waits");
         assert_eq!(ended.code(), 5, "{}", ended.describe());
         assert!(!ended.stopped);
+    }
+
+    #[tokio::test]
+    async fn a_stop_reaches_the_commands_own_children() {
+        let dir = std::env::temp_dir().join(format!("faultline-wrapped-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let pidfile = dir.join("grandchild.pid");
+        let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+        let command: Vec<OsString> = ["sh", "-c", &script].iter().map(OsString::from).collect();
+        let wrapped =
+            Wrapped::spawn(&command, "127.0.0.1:1".parse().expect("addr")).expect("sh runs");
+        let ended = wrapped
+            .wait_or_stop(tokio::time::sleep(Duration::from_millis(300)))
+            .await
+            .expect("waits");
+        assert!(ended.stopped);
+        let grandchild: libc::pid_t = std::fs::read_to_string(&pidfile)
+            .expect("the script wrote its child's pid")
+            .trim()
+            .parse()
+            .expect("a pid");
+        // Alive: listed and not a zombie (one left unreaped by an init that never reaps).
+        let alive = |pid: libc::pid_t| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rfind(')')
+                    .and_then(|at| stat[at + 1..].split_whitespace().next())
+                    .is_some_and(|state| state != "Z" && state != "X")
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while alive(grandchild) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the command's own child {grandchild} outlived the stop"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
