@@ -435,12 +435,14 @@ fn missing_payload(
         why.push(format!("bytes missing on {flows}"));
     }
     if !undecrypted.is_empty() {
+        let mut undecrypted = undecrypted.to_vec();
+        undecrypted.sort_unstable();
         let mut flows = crate::plural::named("flow", &undecrypted[..undecrypted.len().min(NAMED)]);
         if undecrypted.len() > NAMED {
             flows.push_str(&format!(" and {} more", undecrypted.len() - NAMED));
         }
         why.push(format!(
-            "TLS not decrypted on {flows}: pass the run's key log with --keylog FILE"
+            "TLS not decrypted on {flows}: pass a key log with --keylog FILE, the run's [proxy.tls] keylog or, without interception, the client's SSLKEYLOGFILE"
         ));
     }
     (!why.is_empty()).then(|| format!("the capture is missing payload ({})", why.join("; ")))
