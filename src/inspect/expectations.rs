@@ -504,6 +504,28 @@ mod tests {
         );
     }
 
+    /// git-annex's WebDAV remote PUTs to a temporary name and MOVEs it: the final path holds
+    /// the upload's bytes and the temporary one nothing (a trial's audit called the final path
+    /// "never stored" and the gone temporary one stored).
+    #[test]
+    fn a_webdav_move_carries_the_bytes_to_its_destination() {
+        let put = plain(0, "PUT", "/dav/tmp-k", b"abc", Some(201));
+        let mut moved = plain(1, "MOVE", "/dav/tmp-k", b"", Some(201));
+        moved
+            .request_headers
+            .push(("destination".into(), "http://h:9000/dav/final%20k".into()));
+        let mut r = report(vec![put, moved]);
+        r.audit(&Manifest::parse("m", b"/dav/final%20k 3\n/dav/tmp-k 3\n").expect("manifest"));
+        let results: Vec<_> = r.expectations.iter().map(|e| e.result).collect();
+        assert_eq!(
+            results,
+            [ExpectationResult::Matches, ExpectationResult::Deleted],
+            "{:?}",
+            r.expectations
+        );
+        assert_eq!(r.expectations[0].how.as_deref(), Some("MOVE"));
+    }
+
     /// A listed object the capture cannot check (a copy of a source it never saw) passes
     /// nothing: INCONCLUSIVE, not clean (a trial's UploadPartCopy object exited 0 whatever
     /// size the manifest gave it).

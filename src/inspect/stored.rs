@@ -30,7 +30,8 @@ use crate::direction::Leg;
 pub struct Holding {
     /// The write's exchange.
     pub exchange: usize,
-    /// `PutObject`, `CompleteMultipartUpload`, `CopyObject`, `DeleteObject`, `PUT`, `POST`, `DELETE`.
+    /// `PutObject`, `CompleteMultipartUpload`, `CopyObject`, `DeleteObject`, `PUT`, `POST`,
+    /// `DELETE`, `MOVE`, `COPY`.
     pub how: &'static str,
     /// The bytes, when the capture shows them (`None` for a delete or bytes not in the capture).
     pub content: Option<Content>,
@@ -93,9 +94,9 @@ pub fn follow(
     let mut reads: Vec<ReadCheck> = Vec::new();
     for id in 0..exchanges.len() {
         let leg_of = exchanges[id].leg;
-        let (path, write) = match &requests[id] {
+        let writes: Vec<(String, (Holding, Outcome))> = match &requests[id] {
             Some(r) => match s3_write(r, &exchanges[id], uploads, assembled, &states) {
-                Some(w) => (r.path.clone(), Some(w)),
+                Some(w) => vec![(r.path.clone(), w)],
                 None => {
                     if matches!(r.operation, Operation::HeadObject | Operation::GetObject) {
                         let compared = match states.get_mut(&(leg_of, r.path.clone())) {
@@ -119,30 +120,29 @@ pub fn follow(
                 }
             },
             None => match plain_write(&exchanges[id]) {
-                Some(w) => (plain_path(&exchanges[id]), Some(w)),
-                None => continue,
+                Some(w) => vec![(plain_path(&exchanges[id]), w)],
+                None => webdav_move(&exchanges[id], &states),
             },
         };
-        let Some((holding, outcome)) = write else {
-            continue;
-        };
-        let state = states
-            .entry((leg_of, path.clone()))
-            .or_insert_with(|| PathState {
-                leg: leg_of,
-                path,
-                confirmed: None,
-                unconfirmed: Vec::new(),
-                writes: Vec::new(),
-            });
-        state.writes.push(id);
-        match outcome {
-            Outcome::Confirmed => {
-                state.confirmed = Some(holding);
-                state.unconfirmed.clear();
+        for (path, (holding, outcome)) in writes {
+            let state = states
+                .entry((leg_of, path.clone()))
+                .or_insert_with(|| PathState {
+                    leg: leg_of,
+                    path,
+                    confirmed: None,
+                    unconfirmed: Vec::new(),
+                    writes: Vec::new(),
+                });
+            state.writes.push(id);
+            match outcome {
+                Outcome::Confirmed => {
+                    state.confirmed = Some(holding);
+                    state.unconfirmed.clear();
+                }
+                Outcome::Unconfirmed => state.unconfirmed.push(holding),
+                Outcome::Failed => {}
             }
-            Outcome::Unconfirmed => state.unconfirmed.push(holding),
-            Outcome::Failed => {}
         }
     }
     findings.extend(wrong_reads.iter().map(WrongRead::finding));
@@ -361,6 +361,63 @@ fn plain_write(ex: &Exchange) -> Option<(Holding, Outcome)> {
         },
         outcome(ex, ex.succeeded()),
     ))
+}
+
+/// The writes a WebDAV MOVE or COPY makes: its `Destination` holds what the source held (git-annex
+/// PUTs to a temporary name, then MOVEs it: an audit of the final path found it "never stored"),
+/// and a MOVE leaves the source deleted. Nothing for other requests.
+fn webdav_move(
+    ex: &Exchange,
+    states: &BTreeMap<(Option<Leg>, String), PathState>,
+) -> Vec<(String, (Holding, Outcome))> {
+    let how = match ex.method.as_str() {
+        "MOVE" => "MOVE",
+        "COPY" => "COPY",
+        _ => return Vec::new(),
+    };
+    let Some(destination) = ex.request_header("destination") else {
+        return Vec::new();
+    };
+    let to = percent_decode(
+        target::origin_form(destination)
+            .split(['?', '#'])
+            .next()
+            .unwrap_or(""),
+    );
+    let from = plain_path(ex);
+    let held = states
+        .get(&(ex.leg, from.clone()))
+        .and_then(|s| s.confirmed.as_ref())
+        .filter(|h| !h.deleted);
+    let content = held.and_then(|h| h.content.clone());
+    let ended = || outcome(ex, ex.succeeded());
+    let mut writes = vec![(
+        to,
+        (
+            Holding {
+                exchange: ex.id,
+                how,
+                content,
+                deleted: false,
+            },
+            ended(),
+        ),
+    )];
+    if how == "MOVE" {
+        writes.push((
+            from,
+            (
+                Holding {
+                    exchange: ex.id,
+                    how,
+                    content: None,
+                    deleted: true,
+                },
+                ended(),
+            ),
+        ));
+    }
+    writes
 }
 
 /// A HEAD or GET of an object whose writes the capture shows: its size, ETag and (for a GET) its
