@@ -51,6 +51,11 @@ impl Glob {
                 matcher: Matcher::Literal,
             });
         }
+        if let Some(at) = partial_double_star(pattern) {
+            return Err(format!(
+                "invalid glob {pattern:?}: the `**` at byte {at} is not a whole segment, so it would match within one segment like `*`; `**` crosses segments only as `/**/`, a leading `**/` or a trailing `/**` (`/**/*.bin`, not `/**.bin`)"
+            ));
+        }
         let glob = GlobBuilder::new(pattern)
             .literal_separator(true)
             .backslash_escape(true)
@@ -80,6 +85,28 @@ impl Glob {
             Matcher::Compiled(matcher) => matcher.is_match(text),
         }
     }
+}
+
+/// Where a `**` stands that is not a whole `/` segment (globset reads it as `*` there, so a
+/// trial's `/**-C2--*` never matched a path two segments deep, with no word).
+fn partial_double_star(pattern: &str) -> Option<usize> {
+    let bytes = pattern.as_bytes();
+    let mut at = 0;
+    while let Some(found) = pattern[at..].find("**") {
+        let start = at + found;
+        let mut end = start + 2;
+        while end < bytes.len() && bytes[end] == b'*' {
+            end += 1;
+        }
+        let escaped = start > 0 && bytes[start - 1] == b'\\';
+        let before_ok = start == 0 || bytes[start - 1] == b'/';
+        let after_ok = end == bytes.len() || bytes[end] == b'/';
+        if !escaped && !(before_ok && after_ok) {
+            return Some(start);
+        }
+        at = end;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -119,6 +146,13 @@ mod tests {
     fn bad_patterns_are_errors() {
         let e = Glob::new("/a/[b", Case::Sensitive).expect_err("unclosed class");
         assert!(e.contains("/a/[b"), "{e}");
+        for partial in ["/**-C2--*", "/a**/b", "/a/**b", "**x"] {
+            let e = Glob::new(partial, Case::Sensitive).expect_err(partial);
+            assert!(e.contains("is not a whole segment"), "{e}");
+        }
+        for whole in ["**", "/**", "**/x", "/a/**/b", "/a/\\**x"] {
+            assert!(Glob::new(whole, Case::Sensitive).is_ok(), "{whole}");
+        }
     }
 
     #[test]
