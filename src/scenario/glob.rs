@@ -99,9 +99,9 @@ fn partial_double_star(pattern: &str) -> Option<usize> {
             end += 1;
         }
         let escaped = start > 0 && bytes[start - 1] == b'\\';
-        let before_ok = start == 0 || bytes[start - 1] == b'/';
-        let after_ok = end == bytes.len() || bytes[end] == b'/';
-        if !escaped && !(before_ok && after_ok) {
+        let whole = (start == 0 || bytes[start - 1] == b'/')
+            && (end == bytes.len() || bytes[end] == b'/');
+        if !(escaped || whole) {
             return Some(start);
         }
         at = end;
