@@ -700,6 +700,15 @@ impl FlowHttp {
                 offset,
                 scope: "message",
             };
+            // A note of faultline's own (the FIN a stopping run sends) past every exchange is
+            // about the connection's end, so the last exchange: flow-wide, a trial's report
+            // tagged every exchange of a kept-alive connection "closed when the run stopped".
+            let target = match target {
+                None if !super::text::is_rule_fault(&text) && !self.exchanges.is_empty() => {
+                    Some(self.exchanges.len() - 1)
+                }
+                other => other,
+            };
             // One fault may mark several packets (both RSTs of a reset): note it once.
             match target {
                 Some(i) if self.exchanges[i].faults.iter().any(|f| f.text == note.text) => {}
@@ -870,5 +879,40 @@ mod tests {
             .map(|ex| (ex.target.as_str(), ex.faults.len()))
             .collect();
         assert_eq!(marked, [("/p/0", 0), ("/p/1", 1), ("/p/2", 0)]);
+    }
+
+    /// The FIN a stopping run sends after a kept-alive connection's last response is about
+    /// that connection's end: the last exchange notes it, not every exchange of the flow.
+    #[test]
+    fn a_run_stopped_note_past_every_exchange_goes_on_the_last_one() {
+        let info = FlowInfo {
+            id: 1,
+            interface: Some("client leg".into()),
+            client: "127.0.0.1:40000".parse().expect("addr"),
+            server: "127.0.0.1:3030".parse().expect("addr"),
+            opened_ns: 1,
+            saw_syn: true,
+            client_isn: None,
+        };
+        let mut flow = FlowHttp::new(&info, MemoryUse::default());
+        let (mut up, mut down) = (0u64, 0u64);
+        for i in 0..3 {
+            let request = format!("GET /p/{i} HTTP/1.1\r\nHost: x\r\n\r\n");
+            flow.data(Direction::ClientToUpstream, up, request.as_bytes(), 10);
+            up += request.len() as u64;
+            let response = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na";
+            flow.data(Direction::UpstreamToClient, down, response.as_bytes(), 20);
+            down += response.len() as u64;
+        }
+        flow.comment(
+            Direction::UpstreamToClient,
+            down,
+            "faultline: run stopped",
+            30,
+        );
+        flow.fin(Direction::UpstreamToClient, down, 30);
+        let outcome = flow.finish();
+        let marked: Vec<usize> = outcome.exchanges.iter().map(|ex| ex.faults.len()).collect();
+        assert_eq!(marked, [0, 0, 1]);
     }
 }

@@ -99,8 +99,8 @@ fn partial_double_star(pattern: &str) -> Option<usize> {
             end += 1;
         }
         let escaped = start > 0 && bytes[start - 1] == b'\\';
-        let whole = (start == 0 || bytes[start - 1] == b'/')
-            && (end == bytes.len() || bytes[end] == b'/');
+        let whole =
+            (start == 0 || bytes[start - 1] == b'/') && (end == bytes.len() || bytes[end] == b'/');
         if !(escaped || whole) {
             return Some(start);
         }
