@@ -246,10 +246,13 @@ fn check(files: &[PathBuf], warnings_shown: bool, strict: bool) -> ExitCode {
                 // --strict: a warning fails the file, for CI steps that want none.
                 let failed = strict && !warnings.is_empty();
                 for warning in warnings.iter().filter(|_| warnings_shown || failed) {
-                    let level = if failed { "ERROR" } else { "WARN" };
+                    let (level, said) = match failed {
+                        true => ("ERROR", "warning, an error under --strict"),
+                        false => ("WARN", "warning"),
+                    };
                     stderr_line(
                         level,
-                        &format!("{}: warning: {warning}", file.display()),
+                        &format!("{}: {said}: {warning}", file.display()),
                         None,
                     );
                 }
