@@ -94,6 +94,17 @@ fn audit(report: &mut Report, manifest: &Manifest) {
                 "; the capture misses payload, so this is no evidence that it was never stored",
             );
         }
+        // The upload was right, but the server later served other bytes or another size for
+        // the path (`stored` made that finding): "as expected" alone read as all well.
+        let read_back_wrong = report.findings.iter().any(|f| {
+            f.contains("s3 returned")
+                && (f.contains(&format!(" for {} ", e.path))
+                    || f.contains(&format!(" for {},", e.path)))
+        });
+        if e.result == ExpectationResult::Matches && read_back_wrong {
+            e.description
+                .push_str("; but a later read of it returned other bytes (see that finding)");
+        }
         if e.corrupt {
             findings.push(format!("CORRUPT: {}: {}", e.path, e.description));
         }
@@ -524,6 +535,35 @@ mod tests {
             r.expectations
         );
         assert_eq!(r.expectations[0].how.as_deref(), Some("MOVE"));
+    }
+
+    /// The audit compares the upload; a later HEAD that reports another size is its own
+    /// finding, and the expectation line says so too (a trial read "as expected" beside it).
+    #[test]
+    fn an_object_read_back_wrong_is_said_beside_its_expectation() {
+        use md5::{Digest, Md5};
+        let md5 = hex::encode(Md5::digest(b"abc"));
+        let put = s3_exchange(0, "PUT", "/bkt/k", b"abc", &[], Some(200), Some(&md5));
+        let mut head = s3_exchange(1, "HEAD", "/bkt/k", b"", &[], Some(200), Some(&md5));
+        head.response_headers
+            .push(("content-length".into(), "7".into()));
+        let mut r = report(vec![put, head]);
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.contains("s3 returned size 7 for /bkt/k")),
+            "{:?}",
+            r.findings
+        );
+        r.audit(&Manifest::parse("m", b"/bkt/k 3\n").expect("manifest"));
+        let e = &r.expectations[0];
+        assert_eq!(e.result, ExpectationResult::Matches);
+        assert!(
+            e.description
+                .ends_with("; but a later read of it returned other bytes (see that finding)"),
+            "{}",
+            e.description
+        );
     }
 
     /// A listed object the capture cannot check (a copy of a source it never saw) passes
