@@ -138,7 +138,7 @@ impl BodyComparison {
                 format!("attempt {n} has an empty body (attempt 1 had {first_len} bytes)")
             }
             BodyComparison::PrefixOfFirst { first_len, len } => format!(
-                "attempt {n} is attempt 1's first {len} of {first_len} bytes (differs at offset {len}: body ends early)"
+                "attempt {n} is attempt 1's first {len} of {first_len} bytes, equal up to there (it ends early at offset {len})"
             ),
             BodyComparison::ExtendsFirst { first_len, len } => format!(
                 "attempt 1 ({first_len} bytes) is a prefix of attempt {n} ({len} bytes)"
