@@ -207,6 +207,12 @@ pub struct RunArgs {
     /// With --inspect: also write the HTML report to FILE, as `faultline inspect --html`.
     #[arg(long, value_name = "FILE", requires = "inspect")]
     pub html: Option<PathBuf>,
+    /// When the run stops, print one JSON line on stdout instead of text: {run: {scenario, seed,
+    /// summary: {connections, upstream_failures, panics, bytes, unsent_at_stop, rules: [{name,
+    /// fault, matched, fired, requests}], capture, text}, command: {line, status, signal,
+    /// stopped} or null}, inspect: the `inspect --json` report with --inspect, else null}.
+    #[arg(long)]
+    pub json: bool,
     /// Run COMMAND through the proxy, e.g. `-- dvc push -r chaos`: it starts once faultline
     /// listens, with FAULTLINE_LISTEN=HOST:PORT and FAULTLINE_URL=http://HOST:PORT in its
     /// environment (`sh -c 'HTTP_PROXY=$FAULTLINE_URL dvc push'` in forward mode), and the run

@@ -498,44 +498,68 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     }
     running.shutdown();
     let summary = running.wait().await;
-    faultline::say!(
-        "faultline: scenario \"{}\", --seed {seed} (replays this run)",
-        scenario.name
-    );
-    faultline::say_raw!("{summary}");
-    if let Some((shown, ended)) = &ended {
-        faultline::say!("command: `{shown}` {}", ended.describe());
+    // `--json`: one document, printed once the inspection (if any) is done.
+    let mut run_json = None;
+    if args.json {
+        let command = ended.as_ref().map(|(shown, ended)| {
+            use std::os::unix::process::ExitStatusExt;
+            serde_json::json!({
+                "line": shown,
+                "status": ended.status.code(),
+                "signal": ended.status.signal(),
+                "stopped": ended.stopped,
+            })
+        });
+        run_json = Some(serde_json::json!({
+            "scenario": scenario.name,
+            "seed": seed,
+            "summary": summary.to_json(),
+            "command": command,
+        }));
+    } else {
+        faultline::say!(
+            "faultline: scenario \"{}\", --seed {seed} (replays this run)",
+            scenario.name
+        );
+        faultline::say_raw!("{summary}");
+        if let Some((shown, ended)) = &ended {
+            faultline::say!("command: `{shown}` {}", ended.describe());
+        }
     }
     let capture_failed = summary
         .capture
         .as_ref()
         .is_some_and(|c| c.write_error.is_some());
+    if let (Some(capture), true, false) = (&summary.capture, args.inspect, capture_failed) {
+        if !args.json {
+            faultline::say!();
+        }
+        let inspected = cli::InspectArgs {
+            capture: capture.path.clone(),
+            json: args.json,
+            leg: LegFilter::Both,
+            markdown: false,
+            html: args.html.clone(),
+            expect: args.expect.clone(),
+            // The run's capture holds plaintext or embeds its secrets.
+            keylog: None,
+        };
+        return Ok(inspect_with(&inspected, run_json));
+    }
+    if let Some(run) = run_json {
+        faultline::say!("{}", serde_json::json!({ "run": run, "inspect": null }));
+    }
     if capture_failed {
         return Ok(ExitCode::from(1));
     }
-    match (&summary.capture, args.inspect) {
-        (Some(capture), true) => {
-            faultline::say!();
-            Ok(inspect_to(&cli::InspectArgs {
-                capture: capture.path.clone(),
-                json: false,
-                leg: LegFilter::Both,
-                markdown: false,
-                html: args.html.clone(),
-                expect: args.expect.clone(),
-                // The run's capture holds plaintext or embeds its secrets.
-                keylog: None,
-            }))
+    Ok(match (ended, args.inspect) {
+        (_, true) => {
+            refuse("faultline: --inspect needs a capture (--capture PATH or [proxy] capture)")
         }
-        (None, true) => Ok(refuse(
-            "faultline: --inspect needs a capture (--capture PATH or [proxy] capture)",
-        )),
-        _ => Ok(match ended {
-            Some((_, ended)) => ExitCode::from(ended.code()),
-            None if !args.command.is_empty() => ExitCode::from(1),
-            None => ExitCode::SUCCESS,
-        }),
-    }
+        (Some((_, ended)), false) => ExitCode::from(ended.code()),
+        (None, false) if !args.command.is_empty() => ExitCode::from(1),
+        (None, false) => ExitCode::SUCCESS,
+    })
 }
 
 /// Exits on a command-line error: clap's own message, except for `inspect` given more than one
@@ -585,6 +609,12 @@ fn several_captures(e: clap::Error) -> Cli {
 /// `--expect MANIFEST` is read first: a bad manifest exits 2 (`MANIFEST:LINE: message`) before
 /// the capture is read.
 fn inspect_to(args: &cli::InspectArgs) -> ExitCode {
+    inspect_with(args, None)
+}
+
+/// `inspect_to`, its `--json` report printed as the `inspect` member of one object whose `run`
+/// member is `run` (`faultline run --inspect --json`: one JSON document for the whole run).
+fn inspect_with(args: &cli::InspectArgs, run: Option<serde_json::Value>) -> ExitCode {
     // `--html -` writes the page to stdout, in place of the text report (never a file named `-`).
     let html_to_stdout = args.html.as_deref() == Some(std::path::Path::new("-"));
     if html_to_stdout && (args.json || args.markdown) {
@@ -636,7 +666,14 @@ fn inspect_to(args: &cli::InspectArgs) -> ExitCode {
     if html_to_stdout {
         faultline::say_raw!("{}", report.render_html());
     } else if args.json {
-        faultline::say!("{}", report.to_json());
+        match run {
+            Some(run) => {
+                let inspect: serde_json::Value =
+                    serde_json::from_str(&report.to_json()).unwrap_or(serde_json::Value::Null);
+                faultline::say!("{}", serde_json::json!({ "run": run, "inspect": inspect }));
+            }
+            None => faultline::say!("{}", report.to_json()),
+        }
     } else if args.markdown {
         faultline::say_raw!("{}", report.render_markdown());
     } else {

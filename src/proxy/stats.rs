@@ -192,6 +192,50 @@ pub struct RuleSummary {
     pub per_direction: bool,
 }
 
+impl RunSummary {
+    /// The summary as JSON, for scripts (`faultline run --json`): the counters the text says,
+    /// and the text itself.
+    pub fn to_json(&self) -> serde_json::Value {
+        let rules: Vec<serde_json::Value> = self
+            .rules
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "name": r.name,
+                    "fault": r.fault,
+                    "matched": r.matched,
+                    "fired": r.fired,
+                    "requests": r.requests,
+                })
+            })
+            .collect();
+        let capture = self.capture.as_ref().map(|c| {
+            serde_json::json!({
+                "path": c.path.display().to_string(),
+                "packets": c.packets_written,
+                "payload_bytes": c.payload_bytes,
+                "write_error": c.write_error,
+            })
+        });
+        serde_json::json!({
+            "connections": self.connections,
+            "upstream_failures": self.upstream_failures,
+            "panics": self.panics,
+            "bytes": {
+                "client->upstream": self.client_to_upstream,
+                "upstream->client": self.upstream_to_client,
+            },
+            "unsent_at_stop": {
+                "client->upstream": self.unsent_at_stop[0],
+                "upstream->client": self.unsent_at_stop[1],
+            },
+            "rules": rules,
+            "capture": capture,
+            "text": self.to_string(),
+        })
+    }
+}
+
 impl fmt::Display for RunSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(

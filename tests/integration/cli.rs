@@ -1441,3 +1441,46 @@ fn run_wraps_a_command_and_exits_with_its_status_or_the_verdicts() {
         missing.output()
     );
 }
+
+/// `run --json`: a CI step reads the rule counters and the verdict from one JSON document on
+/// stdout, not from the text summary.
+#[test]
+fn run_json_is_one_document_with_the_summary_the_command_and_the_inspection() {
+    let dir = TempDir::new("run-json");
+    let scenario = dir.write(
+        "json.toml",
+        "name = \"json\"\n[proxy]\nupstream = \"builtin:echo\"\n\n[[rule]]\nname = \"cut\"\nmatch = { direction = \"upstream->client\" }\nfault.truncate = { after = \"3B\" }\n",
+    );
+    let capture = dir.path().join("json.pcapng").display().to_string();
+    let client = "import os, socket\n\
+                  host, port = os.environ['FAULTLINE_LISTEN'].rsplit(':', 1)\n\
+                  s = socket.create_connection((host, int(port)), timeout=10)\n\
+                  s.sendall(b'hello')\n\
+                  got = b''\n\
+                  while True:\n    chunk = s.recv(100)\n    if not chunk: break\n    got += chunk\n\
+                  raise SystemExit(0 if got == b'hel' else 9)\n";
+    let run = faultline(&[
+        "run",
+        &scenario.display().to_string(),
+        "--listen",
+        "127.0.0.1:0",
+        "--capture",
+        &capture,
+        "--inspect",
+        "--json",
+        "--",
+        "python3",
+        "-c",
+        client,
+    ]);
+    assert_eq!(run.code(), Some(0), "{}", run.output());
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    let summary = &doc["run"]["summary"];
+    assert_eq!(summary["connections"], 1, "{doc:#}");
+    assert_eq!(summary["rules"][0]["name"], "cut", "{doc:#}");
+    assert_eq!(summary["rules"][0]["fired"], 1, "{doc:#}");
+    assert_eq!(doc["run"]["command"]["status"], 0, "{doc:#}");
+    assert_eq!(doc["run"]["scenario"], "json", "{doc:#}");
+    assert_eq!(doc["inspect"]["verdict"], "clean", "{doc:#}");
+}
