@@ -1049,6 +1049,9 @@ async fn open_upstream(
                 warn!(side = "upstream", upstream = %upstream_addr, error = %e, held_back, "cannot connect to upstream; resetting the client leg");
             }
             run.stats.upstream_failures.fetch_add(1, Relaxed);
+            if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                run.stats.out_of_fds.fetch_add(1, Relaxed);
+            }
             let note =
                 format!("faultline: upstream {upstream_addr} unreachable ({e}); client leg reset");
             tap.proxy_rst(Leg::Client, Some(note)).await;

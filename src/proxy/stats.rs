@@ -18,6 +18,9 @@ pub struct RunStats {
     pub connections: AtomicU64,
     /// Connections whose upstream could not be reached.
     pub upstream_failures: AtomicU64,
+    /// Of those, the ones faultline could not even try: no file descriptor left for the
+    /// upstream socket (its open-file limit), not the upstream's fault.
+    pub out_of_fds: AtomicU64,
     /// Connection tasks that panicked (a bug: caught at the task boundary, logged, counted).
     pub panics: AtomicU64,
     /// Bytes written toward the upstream and toward the client.
@@ -57,6 +60,7 @@ impl RunStats {
         RunStats {
             connections: AtomicU64::new(0),
             upstream_failures: AtomicU64::new(0),
+            out_of_fds: AtomicU64::new(0),
             panics: AtomicU64::new(0),
             bytes: [AtomicU64::new(0), AtomicU64::new(0)],
             received: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -117,6 +121,7 @@ impl RunStats {
         RunSummary {
             connections: self.connections.load(Relaxed),
             upstream_failures: self.upstream_failures.load(Relaxed),
+            out_of_fds: self.out_of_fds.load(Relaxed),
             panics: self.panics.load(Relaxed),
             client_to_upstream: self.bytes[0].load(Relaxed),
             upstream_to_client: self.bytes[1].load(Relaxed),
@@ -158,6 +163,8 @@ pub struct RunSummary {
     pub connections: u64,
     /// Connections whose upstream could not be reached.
     pub upstream_failures: u64,
+    /// Of those, the ones that failed for want of a file descriptor (faultline's limit).
+    pub out_of_fds: u64,
     /// Connection tasks that panicked (caught; zero unless faultline has a bug).
     pub panics: u64,
     /// Bytes written to the upstream.
@@ -220,6 +227,7 @@ impl RunSummary {
         serde_json::json!({
             "connections": self.connections,
             "upstream_failures": self.upstream_failures,
+            "out_of_fds": self.out_of_fds,
             "panics": self.panics,
             "bytes": {
                 "client->upstream": self.client_to_upstream,
@@ -244,9 +252,21 @@ impl fmt::Display for RunSummary {
             self.connections,
             count(self.upstream_failures, "upstream failure")
         )?;
+        // Out of file descriptors is faultline's trouble, not the upstream's: a trial's summary
+        // sent the user to check a server that was fine.
+        if self.out_of_fds > 0 {
+            writeln!(
+                f,
+                "{} failed for want of a file descriptor: faultline reached its open-file limit (ulimit -n; it raises the soft limit to the hard one at start)",
+                count(self.out_of_fds, "upstream connection")
+            )?;
+        }
         // Exit 0 all the same (the proxy ran as asked), so the summary says it plainly: a
         // trial's CI job passed with a dead endpoint and only a count in parentheses.
-        if self.connections > 0 && self.upstream_failures >= self.connections {
+        if self.connections > 0
+            && self.upstream_failures >= self.connections
+            && self.out_of_fds < self.upstream_failures
+        {
             writeln!(
                 f,
                 "no connection reached its upstream: is the server running, at the address the scenario, --upstream or the request names (and, with TLS interception, is its certificate trusted)? The log says why each failed"
@@ -333,12 +353,32 @@ impl fmt::Display for RunSummary {
 mod tests {
     use super::*;
 
+    /// Upstream connections faultline could not open for want of file descriptors are said
+    /// as its own limit, not as a dead server (a trial's summary sent the user to the server).
+    #[test]
+    fn failures_for_want_of_fds_name_the_limit_not_the_server() {
+        let summary = RunSummary {
+            connections: 3,
+            upstream_failures: 3,
+            out_of_fds: 3,
+            ..RunSummary::default()
+        };
+        let text = summary.to_string();
+        assert!(
+            text.contains("3 upstream connections failed for want of a file descriptor"),
+            "{text}"
+        );
+        assert!(!text.contains("is the server running"), "{text}");
+        assert_eq!(summary.to_json()["out_of_fds"], 3);
+    }
+
     /// A count of one reads singular: `1 upstream failure`, `1 connection task panicked`.
     #[test]
     fn counts_of_one_are_singular() {
         let summary = RunSummary {
             connections: 1,
             upstream_failures: 1,
+            out_of_fds: 0,
             panics: 1,
             client_to_upstream: 0,
             upstream_to_client: 0,
@@ -441,6 +481,7 @@ mod tests {
         let summary = RunSummary {
             connections: 6,
             upstream_failures: 0,
+            out_of_fds: 0,
             panics: 0,
             client_to_upstream: 1,
             upstream_to_client: 1,
