@@ -48,6 +48,7 @@ impl Wrapped {
         let Some((program, args)) = command.split_first() else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "no command"));
         };
+        let listen = connectable(listen);
         let child = Command::new(program)
             .args(args)
             .env(LISTEN_VAR, listen.to_string())
@@ -89,6 +90,21 @@ impl Wrapped {
             status,
             stopped: true,
         })
+    }
+}
+
+/// The address a client connects to for `listen`: a proxy listening on every interface
+/// (`0.0.0.0`, `[::]`) is reached on loopback (a trial's command got `http://0.0.0.0:PORT`).
+fn connectable(listen: SocketAddr) -> SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), listen.port())
+        }
+        _ => listen,
     }
 }
 
@@ -165,6 +181,14 @@ fn exit_code(status: ExitStatus) -> u8 {
 mod tests {
     use super::*;
     use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn a_wildcard_listen_is_reached_on_loopback() {
+        let addr = |text: &str| text.parse::<SocketAddr>().expect("addr");
+        assert_eq!(connectable(addr("0.0.0.0:80")), addr("127.0.0.1:80"));
+        assert_eq!(connectable(addr("[::]:80")), addr("[::1]:80"));
+        assert_eq!(connectable(addr("127.0.0.2:80")), addr("127.0.0.2:80"));
+    }
 
     #[test]
     fn exit_codes_are_the_shells() {
