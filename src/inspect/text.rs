@@ -75,7 +75,12 @@ pub(crate) fn exchange_target(ex: &super::exchange::Exchange, max: usize) -> Str
             } else {
                 String::new()
             };
-            let short = format!("/git-annex/…/v{}/{}{offset}", p.version, p.operation);
+            // A download is `GET …/key/KEY` on the wire: shown as sent (`key/…`), not as the
+            // operation's name, which no request carries (a trial looked for a `/get`).
+            let short = match p.operation.as_str() {
+                "get" => format!("/git-annex/…/v{}/key/…{offset}", p.version),
+                op => format!("/git-annex/…/v{}/{op}{offset}", p.version),
+            };
             table_target(&short, max)
         }
         None => table_target(&ex.target, max),
