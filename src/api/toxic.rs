@@ -467,8 +467,9 @@ fn toxicity_of(value: &Value) -> Result<f32, ApiError> {
     Ok(number as f32)
 }
 
-/// The field names of Toxiproxy's request bodies (proxies, toxics, their attributes).
-const FIELDS: &[&str] = &[
+/// The field names of Toxiproxy's proxy and toxic bodies; a toxic's attribute names come from
+/// [`ToxicKind`] itself (see [`field_named`]).
+const BODY_FIELDS: &[&str] = &[
     "name",
     "listen",
     "upstream",
@@ -478,15 +479,20 @@ const FIELDS: &[&str] = &[
     "stream",
     "toxicity",
     "attributes",
-    "latency",
-    "jitter",
-    "rate",
-    "delay",
-    "timeout",
-    "average_size",
-    "size_variation",
-    "bytes",
 ];
+
+/// The field `key` names in another case, if any: a body field or an attribute of any toxic.
+fn field_named(key: &str) -> Option<&'static str> {
+    let attributes = ToxicKind::TYPES
+        .iter()
+        .filter_map(|t| ToxicKind::of_type(t))
+        .flat_map(|kind| kind.fields().into_iter().map(|(name, _)| name));
+    BODY_FIELDS
+        .iter()
+        .copied()
+        .chain(attributes)
+        .find(|field| field.eq_ignore_ascii_case(key))
+}
 
 /// Renames keys that name a field in another case (`"Latency"`, `"Enabled"`) to the field's
 /// name, as Go's decoder matches them (an exact key wins over another case of it). A suite
@@ -496,11 +502,8 @@ fn fold_field_names(value: &mut Value) {
         Value::Object(object) => {
             let folded: Vec<(String, &str)> = object
                 .keys()
-                .filter(|key| !FIELDS.contains(&key.as_str()))
-                .filter_map(|key| {
-                    let field = FIELDS.iter().find(|f| f.eq_ignore_ascii_case(key))?;
-                    Some((key.clone(), *field))
-                })
+                .filter_map(|key| Some((key.clone(), field_named(key)?)))
+                .filter(|(key, field)| key != field)
                 .collect();
             for (key, field) in folded {
                 if let Some(v) = object.remove(&key) {
