@@ -86,6 +86,13 @@ fn audit(report: &mut Report, manifest: &Manifest) {
     let mut expectations = Vec::with_capacity(manifest.entries.len());
     // A capture that misses payload (cut by `kill -9`, gaps) may miss the write too.
     let capture_incomplete = report.verdict == Verdict::Inconclusive;
+    // Paths a read showed wrong, on any leg.
+    let read_back_wrong: std::collections::HashSet<&str> = report
+        .paths
+        .iter()
+        .filter(|s| s.read_back_wrong)
+        .map(|s| s.path.as_str())
+        .collect();
     for entry in &manifest.entries {
         let mut e = expect(report, states.get(entry.path.as_str()).copied(), entry);
         if capture_incomplete && e.result == ExpectationResult::NeverStored {
@@ -96,12 +103,7 @@ fn audit(report: &mut Report, manifest: &Manifest) {
         }
         // The upload was right, but the server later served other bytes or another size for
         // the path (`stored` made that finding): "as expected" alone read as all well.
-        let read_back_wrong = report.findings.iter().any(|f| {
-            f.contains("s3 returned")
-                && (f.contains(&format!(" for {} ", e.path))
-                    || f.contains(&format!(" for {},", e.path)))
-        });
-        if e.result == ExpectationResult::Matches && read_back_wrong {
+        if e.result == ExpectationResult::Matches && read_back_wrong.contains(e.path.as_str()) {
             e.description
                 .push_str("; but a later read of it returned other bytes (see that finding)");
         }

@@ -52,6 +52,9 @@ pub struct PathState {
     pub unconfirmed: Vec<Holding>,
     /// Every write to the path, whatever its outcome (exchange ids).
     pub writes: Vec<usize>,
+    /// A HEAD or GET of it showed another size or other bytes than it should hold (the
+    /// finding is made): an audit that finds the upload right says so beside it.
+    pub read_back_wrong: bool,
 }
 
 /// What a GET's bytes were compared with: the write the path held, if the capture shows it.
@@ -103,6 +106,7 @@ pub fn follow(
                             Some(state) => {
                                 let (wrong, compared) = check_read(exchanges, r, state);
                                 if let Some(wrong) = wrong {
+                                    state.read_back_wrong = true;
                                     merge(&mut wrong_reads, wrong);
                                 }
                                 compared
@@ -133,6 +137,7 @@ pub fn follow(
                     confirmed: None,
                     unconfirmed: Vec::new(),
                     writes: Vec::new(),
+                    read_back_wrong: false,
                 });
             state.writes.push(id);
             match outcome {
