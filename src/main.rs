@@ -291,9 +291,9 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     // sees it before wondering why nothing happened.
     let capture_template = match args.no_capture {
         true => None,
-        false => args.capture.as_deref().or(scenario.capture.as_deref()),
+        false => args.capture.clone().or_else(|| scenario.capture.clone()),
     };
-    for warning in scenario.run_warnings(args.upstream.as_ref(), capture_template) {
+    for warning in scenario.run_warnings(args.upstream.as_ref(), capture_template.as_deref()) {
         tracing::warn!("{}: {warning}", args.scenario.display());
     }
     // A bad manifest is said before the run, not after it.
@@ -330,10 +330,6 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         .seed
         .or(scenario.seed)
         .unwrap_or_else(faultline::seed::random);
-    let capture_template = match args.no_capture {
-        true => None,
-        false => args.capture.or_else(|| scenario.capture.clone()),
-    };
     let capture = capture_template.as_ref().map(|template| {
         expand_path_template(
             template,
