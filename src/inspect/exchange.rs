@@ -840,22 +840,26 @@ impl StreamConsumer for FlowHttp {
 mod tests {
     use super::*;
 
+    /// Flow 1 between a client and faultline's port, captured on `interface`.
+    fn flow_on(interface: &str) -> FlowInfo {
+        FlowInfo {
+            id: 1,
+            interface: Some(interface.into()),
+            client: "127.0.0.1:40000".parse().expect("addr"),
+            server: "127.0.0.1:3030".parse().expect("addr"),
+            opened_ns: 1,
+            saw_syn: true,
+            client_isn: None,
+        }
+    }
+
     /// The upstream leg of three pipelined GETs whose second response faultline cut: the FIN it
     /// sent the upstream, marked with the rule, comes after the third request's bytes, but its
     /// mark names GET /p/1, and that is the exchange it belongs to (a trial saw it on GET /p/2,
     /// which the upstream answered whole).
     #[test]
     fn a_mark_naming_its_request_belongs_to_that_request() {
-        let info = FlowInfo {
-            id: 1,
-            interface: Some("upstream leg".into()),
-            client: "127.0.0.1:40000".parse().expect("addr"),
-            server: "127.0.0.1:3030".parse().expect("addr"),
-            opened_ns: 1,
-            saw_syn: true,
-            client_isn: None,
-        };
-        let mut flow = FlowHttp::new(&info, MemoryUse::default());
+        let mut flow = FlowHttp::new(&flow_on("upstream leg"), MemoryUse::default());
         let requests: Vec<u8> = (0..3)
             .flat_map(|i| format!("GET /p/{i} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes())
             .collect();
@@ -885,16 +889,7 @@ mod tests {
     /// that connection's end: the last exchange notes it, not every exchange of the flow.
     #[test]
     fn a_run_stopped_note_past_every_exchange_goes_on_the_last_one() {
-        let info = FlowInfo {
-            id: 1,
-            interface: Some("client leg".into()),
-            client: "127.0.0.1:40000".parse().expect("addr"),
-            server: "127.0.0.1:3030".parse().expect("addr"),
-            opened_ns: 1,
-            saw_syn: true,
-            client_isn: None,
-        };
-        let mut flow = FlowHttp::new(&info, MemoryUse::default());
+        let mut flow = FlowHttp::new(&flow_on("client leg"), MemoryUse::default());
         let (mut up, mut down) = (0u64, 0u64);
         for i in 0..3 {
             let request = format!("GET /p/{i} HTTP/1.1\r\nHost: x\r\n\r\n");
