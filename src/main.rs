@@ -278,6 +278,13 @@ fn check(files: &[PathBuf], warnings_shown: bool, strict: bool) -> ExitCode {
 }
 
 async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
+    // clap gives an empty COMMAND for a trailing `--`: the user meant to wrap something, and a
+    // run without a command would wait for Ctrl-C instead of ending when the command does.
+    if args.command.is_empty() && std::env::args_os().any(|arg| arg == "--") {
+        return Ok(refuse(
+            "faultline: nothing follows `--`: name the command to run through the proxy (e.g. `-- sh -c 'curl $FAULTLINE_URL'`), or leave out `--` to run until Ctrl-C",
+        ));
+    }
     faultline::proxy::fd_limit::raise();
     let mut scenario = match Scenario::load(&args.scenario) {
         Ok(s) => s,
@@ -413,7 +420,7 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     // Watch for SIGTERM before saying we listen: a supervisor may stop us right after.
-    let stop = stop_signal()?;
+    let mut signals = stop_signals()?;
     let upstream_said = match &builtin {
         Some(name) => format!("{} ({name})", running.shared.upstream),
         None => running.shared.upstream.to_string(),
@@ -474,12 +481,12 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     });
     let ended = match wrapped {
         None => {
-            stop.await;
+            let _ = signals.changed().await;
             None
         }
         Some(wrapped) => {
             let shown = wrapped.shown.clone();
-            match wrapped.wait_or_stop(stop).await {
+            match wrapped.wait_or_stop(signals).await {
                 Ok(ended) => Some((shown, ended)),
                 Err(e) => {
                     tracing::error!(command = %shown, "cannot wait for the command: {e}");
@@ -773,9 +780,9 @@ async fn serve_store(dir: PathBuf, listen: std::net::SocketAddr) -> Result<ExitC
         faultline::store::StoreConfig { dir },
         shutdown.clone(),
     ));
+    let stop = stop_signal()?;
     tokio::select! {
-        signal = wait_for_signal() => {
-            signal?;
+        () = stop => {
             shutdown.cancel();
             server.await.context("store task")??;
         }
@@ -788,17 +795,32 @@ async fn serve_store(dir: PathBuf, listen: std::net::SocketAddr) -> Result<ExitC
 /// later. SIGHUP (the terminal `run` was started from closed) stops it as cleanly as the others:
 /// a trial's run died of it with exit 129, no summary and its capture unfinished.
 fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
+    let mut signals = stop_signals()?;
+    Ok(async move {
+        // The sender lives as long as the runtime: an error here cannot happen before a signal.
+        let _ = signals.changed().await;
+    })
+}
+
+/// The stop signals (SIGINT, SIGTERM, SIGHUP), registered now and counted as they arrive: the
+/// first stops a run, a second one (the impatient Ctrl-C) ends a wrapped command's grace period.
+fn stop_signals() -> Result<tokio::sync::watch::Receiver<u32>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-            _ = hup.recv() => {}
+    let (count, signals) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+                _ = hup.recv() => {}
+            }
+            count.send_modify(|n| *n = n.saturating_add(1));
         }
-    })
+    });
+    Ok(signals)
 }
 
 async fn serve(args: ServeArgs) -> Result<ExitCode> {
@@ -913,18 +935,6 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         faultline::say!("{}", proxy.summary_json());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-async fn wait_for_signal() -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot watch Ctrl-C")?,
-        _ = term.recv() => {}
-        _ = hup.recv() => {}
-    }
-    Ok(())
 }
 
 /// The command line as typed, shell-quoted (a path with a space stays one word), for the capture's

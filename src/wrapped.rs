@@ -7,13 +7,13 @@
 //! or `strace`: the command's own, or with `--inspect` the capture's verdict.
 
 use std::ffi::OsString;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitStatus;
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
+use tokio::sync::watch;
 
 /// Environment variable holding the proxy's listen address (`127.0.0.1:3030`, `[::1]:3030`).
 pub const LISTEN_VAR: &str = "FAULTLINE_LISTEN";
@@ -58,38 +58,50 @@ impl Wrapped {
         Ok(Wrapped { child, shown })
     }
 
-    /// Waits for the command to exit, or for `stop` (faultline's own stop signal): then the
-    /// command gets SIGTERM and [`STOP_GRACE`] to exit before it is killed.
-    pub async fn wait_or_stop(mut self, stop: impl Future<Output = ()>) -> io::Result<Ended> {
+    /// Waits for the command to exit, or for faultline's own stop signal (`signals` counts
+    /// them): then the command and every process it started get SIGTERM and [`STOP_GRACE`] to
+    /// exit before they are killed; a second stop signal kills them at once.
+    pub async fn wait_or_stop(mut self, mut signals: watch::Receiver<u32>) -> io::Result<Ended> {
         tokio::select! {
             status = self.child.wait() => return Ok(Ended { status: status?, stopped: false }),
-            () = stop => {}
+            _ = signals.changed() => {}
         }
-        if let Some(pid) = self.child.id() {
-            // The command's own children too (`sh -c 'a && b'` runs b as one): a trial's
-            // `sleep` outlived faultline. Found before the signal, while their parent lives.
-            let family = descendants(pid);
-            // SAFETY: kill(2) with a pid we spawned and have not yet reaped (`wait` has not
-            // returned), so it cannot name another process; it touches no memory of ours.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-            for descendant in family {
-                // SAFETY: kill(2) touches no memory of ours; a descendant that exited since it
-                // was listed makes it fail with ESRCH (pids are not reused that fast).
-                unsafe { libc::kill(descendant, libc::SIGTERM) };
-            }
-        }
-        let status = match tokio::time::timeout(STOP_GRACE, self.child.wait()).await {
-            Ok(status) => status?,
-            Err(_) => {
-                tracing::warn!(command = %self.shown, "the command did not exit within {} s of SIGTERM; killed", STOP_GRACE.as_secs());
-                self.child.kill().await?;
-                self.child.wait().await?
+        // The command's own children too (`sh -c 'a && b'` runs b as one): a trial's `sleep`
+        // outlived faultline. Found before the signal, while their parent lives.
+        let family = self.child.id().map(descendants).unwrap_or_default();
+        self.signal(&family, libc::SIGTERM);
+        let why = if *signals.borrow_and_update() > 1 {
+            "was stopped a second time".to_string()
+        } else {
+            tokio::select! {
+                status = self.child.wait() => return Ok(Ended { status: status?, stopped: true }),
+                () = tokio::time::sleep(STOP_GRACE) => {
+                    format!("did not exit within {} s of SIGTERM", STOP_GRACE.as_secs())
+                }
+                _ = signals.changed() => "was stopped a second time".to_string(),
             }
         };
+        tracing::warn!(command = %self.shown, "the command {why}; killed");
+        self.signal(&family, libc::SIGKILL);
         Ok(Ended {
-            status,
+            status: self.child.wait().await?,
             stopped: true,
         })
+    }
+
+    /// Sends `signal` to the command (while it is not yet reaped) and to `family`, the
+    /// processes it had started.
+    fn signal(&self, family: &[libc::pid_t], signal: libc::c_int) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill(2) with a pid we spawned and have not yet reaped (`id` is `None`
+            // once `wait` returned), so it cannot name another process; it touches no memory.
+            unsafe { libc::kill(pid as libc::pid_t, signal) };
+        }
+        for &descendant in family {
+            // SAFETY: kill(2) touches no memory of ours; a descendant that exited since it was
+            // listed makes it fail with ESRCH (pids are not reused that fast).
+            unsafe { libc::kill(descendant, signal) };
+        }
     }
 }
 
@@ -199,6 +211,40 @@ mod tests {
         assert_eq!(exit_code(ExitStatus::from_raw(15)), 143);
     }
 
+    /// Stop signals counted as `main` counts them, one after each delay (ms, from the last);
+    /// none when `delays` is empty.
+    fn stop_signals_after(delays: &[u64]) -> watch::Receiver<u32> {
+        let (count, signals) = watch::channel(0u32);
+        let delays = delays.to_vec();
+        tokio::spawn(async move {
+            for delay in delays {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                count.send_modify(|n| *n += 1);
+            }
+            // Held open: a closed channel is not a signal.
+            std::future::pending::<()>().await;
+        });
+        signals
+    }
+
+    #[tokio::test]
+    async fn a_second_stop_kills_a_command_that_ignores_sigterm() {
+        let command: Vec<OsString> = ["sh", "-c", "trap '' TERM; sleep 30"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let wrapped =
+            Wrapped::spawn(&command, "127.0.0.1:1".parse().expect("addr")).expect("sh runs");
+        let started = std::time::Instant::now();
+        let ended = wrapped
+            .wait_or_stop(stop_signals_after(&[300, 300]))
+            .await
+            .expect("waits");
+        assert!(ended.stopped);
+        assert_eq!(ended.code(), 137, "{}", ended.describe());
+        assert!(started.elapsed() < STOP_GRACE, "{:?}", started.elapsed());
+    }
+
     #[tokio::test]
     async fn the_command_sees_the_address_and_its_status_comes_back() {
         let command: Vec<OsString> = ["sh", "-c", "test \"$FAULTLINE_URL\" = \"http://$FAULTLINE_LISTEN\" && test \"$FAULTLINE_LISTEN\" = 127.0.0.1:3030 && exit 5"]
@@ -208,7 +254,7 @@ mod tests {
         let wrapped =
             Wrapped::spawn(&command, "127.0.0.1:3030".parse().expect("addr")).expect("sh runs");
         let ended = wrapped
-            .wait_or_stop(std::future::pending())
+            .wait_or_stop(stop_signals_after(&[]))
             .await
             .expect("waits");
         assert_eq!(ended.code(), 5, "{}", ended.describe());
@@ -225,7 +271,7 @@ mod tests {
         let wrapped =
             Wrapped::spawn(&command, "127.0.0.1:1".parse().expect("addr")).expect("sh runs");
         let ended = wrapped
-            .wait_or_stop(tokio::time::sleep(Duration::from_millis(300)))
+            .wait_or_stop(stop_signals_after(&[300]))
             .await
             .expect("waits");
         assert!(ended.stopped);
@@ -260,7 +306,7 @@ mod tests {
             Wrapped::spawn(&command, "127.0.0.1:1".parse().expect("addr")).expect("sleep runs");
         let started = std::time::Instant::now();
         let ended = wrapped
-            .wait_or_stop(tokio::time::sleep(Duration::from_millis(50)))
+            .wait_or_stop(stop_signals_after(&[50]))
             .await
             .expect("waits");
         assert!(ended.stopped);

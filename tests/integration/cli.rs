@@ -1440,6 +1440,71 @@ fn run_wraps_a_command_and_exits_with_its_status_or_the_verdicts() {
         "{}",
         missing.output()
     );
+
+    // A trailing `--` with nothing after it is a mistake, not a run until Ctrl-C.
+    let nothing = faultline(&["run", &scenario, "--listen", "127.0.0.1:0", "--"]);
+    assert_eq!(nothing.code(), Some(2), "{}", nothing.output());
+    assert!(
+        nothing.stderr.contains("nothing follows `--`"),
+        "{}",
+        nothing.output()
+    );
+}
+
+/// Stopping a wrapped run: the command gets SIGTERM; one that ignores it is killed at the second
+/// stop signal (the impatient Ctrl-C), not only when the 10 s grace runs out.
+#[test]
+fn run_stops_its_command_and_a_second_stop_kills_it_at_once() {
+    let dir = TempDir::new("run-wrapped-stop");
+    let scenario = dir.write(
+        "stop.toml",
+        "name = \"stop\"\n[proxy]\nupstream = \"builtin:echo\"\n",
+    );
+    let scenario = scenario.display().to_string();
+    let wrapped = |script: &str| {
+        Process::spawn(Command::new(BIN).args([
+            "run",
+            &scenario,
+            "--listen",
+            "127.0.0.1:0",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ]))
+    };
+
+    let obedient = wrapped("echo ready; sleep 30");
+    obedient.wait_for_stdout("ready");
+    obedient.terminate();
+    let done = obedient.wait();
+    assert!(
+        done.stdout.contains(
+            "was killed by signal 15 (exit 143) after faultline, told to stop, sent it SIGTERM"
+        ),
+        "{}",
+        done.output()
+    );
+
+    let stubborn = wrapped("trap '' TERM; echo ready; sleep 30");
+    stubborn.wait_for_stdout("ready");
+    stubborn.terminate();
+    thread::sleep(Duration::from_millis(300));
+    let second = Instant::now();
+    stubborn.terminate();
+    let done = stubborn.wait();
+    assert!(
+        second.elapsed() < Duration::from_secs(5),
+        "killed at the second signal, not after the grace: {:?}",
+        second.elapsed()
+    );
+    assert_eq!(done.code(), Some(137), "{}", done.output());
+    assert!(
+        done.stderr.contains("was stopped a second time; killed")
+            && done.stdout.contains("was killed by signal 9"),
+        "{}",
+        done.output()
+    );
 }
 
 /// `run --json`: a CI step reads the rule counters and the verdict from one JSON document on
