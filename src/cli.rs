@@ -181,8 +181,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub upstream: Option<UpstreamSpec>,
     /// Seed of every random decision (0 to 18446744073709551615). Overrides the file's seed;
-    /// without either, a random seed below 2^63 is chosen and printed so the run can be replayed
-    /// (it fits a scenario file's `seed =`, which TOML limits to 9223372036854775807). Draws are
+    /// without either, a random seed below 2^53 is chosen and printed so the run can be replayed
+    /// (it fits a scenario file's `seed =`, which TOML limits to 9223372036854775807, and JSON
+    /// readers that round integers above 2^53, as jq and JavaScript do). Draws are
     /// keyed by connection number (accept order): a client that opens connections in parallel
     /// (multipart uploads) may meet its faults on other requests from run to run.
     #[arg(long)]
@@ -210,7 +211,8 @@ pub struct RunArgs {
     /// When the run stops, print one JSON line on stdout instead of text: {run: {scenario, seed,
     /// summary: {connections, upstream_failures, panics, bytes, unsent_at_stop, rules: [{name,
     /// fault, matched, fired, requests}], capture, text}, command: {line, status, signal,
-    /// stopped} or null}, inspect: the `inspect --json` report with --inspect, else null}.
+    /// stopped} or null}, inspect: the `inspect --json` report with --inspect, else null}. A
+    /// wrapped COMMAND's stdout goes to stderr then, so stdout holds only that document.
     #[arg(long)]
     pub json: bool,
     /// Run COMMAND through the proxy, e.g. `-- dvc push -r chaos`: it starts once faultline

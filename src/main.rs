@@ -435,7 +435,7 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     ));
     let wrapped = match args.command.is_empty() {
         true => None,
-        false => match wrapped::Wrapped::spawn(&args.command, running.local_addr) {
+        false => match wrapped::Wrapped::spawn(&args.command, running.local_addr, args.json) {
             Ok(wrapped) => Some(wrapped),
             Err(e) => {
                 running.shutdown();

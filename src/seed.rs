@@ -36,10 +36,15 @@ pub fn key_of(text: &[u8]) -> u64 {
     hash
 }
 
-/// A seed for a run that was given none: below 2^63, so the seed `run` prints fits a scenario
-/// file's `seed =` (TOML integers stop at i64::MAX; `--seed` still takes any u64).
+/// The largest seed faultline chooses: 2^53 - 1. Seeds appear as JSON numbers (`run --json`,
+/// `inspect --json`, the control API), and jq, JavaScript and every reader that holds numbers as
+/// doubles round integers above 2^53: a trial replayed a jq-read seed and got other faults.
+pub const MAX_CHOSEN: u64 = (1 << 53) - 1;
+
+/// A seed for a run that was given none: at most [`MAX_CHOSEN`], so the seed `run` prints
+/// survives any JSON reader and fits a scenario file's `seed =` (`--seed` still takes any u64).
 pub fn random() -> u64 {
-    rand::random::<u64>() & i64::MAX as u64
+    rand::random::<u64>() & MAX_CHOSEN
 }
 
 /// A ChaCha8 stream (portable across platforms and rand versions, unlike `StdRng`) for one
@@ -77,6 +82,8 @@ mod tests {
             let text = format!("seed = {seed}");
             let table: toml::Table = text.parse().expect("fits a TOML integer");
             assert_eq!(table["seed"].as_integer(), Some(seed as i64));
+            // And survives a reader that holds JSON numbers as doubles (jq, JavaScript).
+            assert_eq!(seed as f64 as u64, seed);
         }
     }
 

@@ -42,19 +42,32 @@ pub struct Ended {
 
 impl Wrapped {
     /// Starts `command` (program and arguments) with the proxy's address in its environment;
-    /// its stdin, stdout and stderr are faultline's.
-    pub fn spawn(command: &[OsString], listen: SocketAddr) -> io::Result<Wrapped> {
+    /// its stdin, stdout and stderr are faultline's, except that with `stdout_to_stderr` (under
+    /// `run --json`) its stdout is faultline's stderr: stdout holds faultline's one JSON
+    /// document, which a trial's `| jq` could not parse behind the command's own output.
+    pub fn spawn(
+        command: &[OsString],
+        listen: SocketAddr,
+        stdout_to_stderr: bool,
+    ) -> io::Result<Wrapped> {
+        use std::os::fd::AsFd;
         let shown = shown(command);
         let Some((program, args)) = command.split_first() else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "no command"));
         };
         let listen = connectable(listen);
-        let child = Command::new(program)
+        let mut child = Command::new(program);
+        child
             .args(args)
             .env(LISTEN_VAR, listen.to_string())
             .env(URL_VAR, format!("http://{listen}"))
-            .kill_on_drop(true)
-            .spawn()?;
+            .kill_on_drop(true);
+        if stdout_to_stderr {
+            child.stdout(std::process::Stdio::from(
+                io::stderr().as_fd().try_clone_to_owned()?,
+            ));
+        }
+        let child = child.spawn()?;
         Ok(Wrapped { child, shown })
     }
 
@@ -234,7 +247,7 @@ mod tests {
             .map(OsString::from)
             .collect();
         let wrapped =
-            Wrapped::spawn(&command, "127.0.0.1:1".parse().expect("addr")).expect("sh runs");
+            Wrapped::spawn(&command, "127.0.0.1:1".parse().expect("addr"), false).expect("sh runs");
         let started = std::time::Instant::now();
         let ended = wrapped
             .wait_or_stop(stop_signals_after(&[300, 300]))
@@ -251,8 +264,8 @@ mod tests {
             .iter()
             .map(OsString::from)
             .collect();
-        let wrapped =
-            Wrapped::spawn(&command, "127.0.0.1:3030".parse().expect("addr")).expect("sh runs");
+        let wrapped = Wrapped::spawn(&command, "127.0.0.1:3030".parse().expect("addr"), false)
+            .expect("sh runs");
         let ended = wrapped
             .wait_or_stop(stop_signals_after(&[]))
             .await
@@ -269,7 +282,7 @@ mod tests {
         let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
         let command: Vec<OsString> = ["sh", "-c", &script].iter().map(OsString::from).collect();
         let wrapped =
-            Wrapped::spawn(&command, "127.0.0.1:1".parse().expect("addr")).expect("sh runs");
+            Wrapped::spawn(&command, "127.0.0.1:1".parse().expect("addr"), false).expect("sh runs");
         let ended = wrapped
             .wait_or_stop(stop_signals_after(&[300]))
             .await
@@ -302,8 +315,8 @@ mod tests {
     #[tokio::test]
     async fn a_stop_passes_sigterm_to_the_command() {
         let command: Vec<OsString> = ["sleep", "30"].iter().map(OsString::from).collect();
-        let wrapped =
-            Wrapped::spawn(&command, "127.0.0.1:1".parse().expect("addr")).expect("sleep runs");
+        let wrapped = Wrapped::spawn(&command, "127.0.0.1:1".parse().expect("addr"), false)
+            .expect("sleep runs");
         let started = std::time::Instant::now();
         let ended = wrapped
             .wait_or_stop(stop_signals_after(&[50]))

@@ -130,9 +130,9 @@ impl Registry {
         }
     }
 
-    /// A new proxy's seed: from `serve --seed` and the name, else random; below 2^63 either
-    /// way, so it fits a TOML integer and the scenario a capture records always says `seed =`
-    /// (as a scenario file's own seed, which TOML holds, always does).
+    /// A new proxy's seed: from `serve --seed` and the name, else random; at most 2^53 - 1
+    /// either way, so it fits a TOML integer (the scenario a capture records always says
+    /// `seed =`) and survives JSON readers that hold numbers as doubles (jq, JavaScript).
     fn seed_for(&self, name: &str) -> u64 {
         let seed = match self.seed {
             Some(base) => {
@@ -140,7 +140,7 @@ impl Registry {
             }
             None => rand::random(),
         };
-        seed & i64::MAX as u64
+        seed & crate::seed::MAX_CHOSEN
     }
 
     fn get(&self, name: &str) -> Result<&ManagedProxy, ApiError> {

@@ -1523,6 +1523,7 @@ fn run_json_is_one_document_with_the_summary_the_command_and_the_inspection() {
                   s.sendall(b'hello')\n\
                   got = b''\n\
                   while True:\n    chunk = s.recv(100)\n    if not chunk: break\n    got += chunk\n\
+                  print('the command speaks on stdout')\n\
                   raise SystemExit(0 if got == b'hel' else 9)\n";
     let run = faultline(&[
         "run",
@@ -1548,4 +1549,13 @@ fn run_json_is_one_document_with_the_summary_the_command_and_the_inspection() {
     assert_eq!(doc["run"]["command"]["status"], 0, "{doc:#}");
     assert_eq!(doc["run"]["scenario"], "json", "{doc:#}");
     assert_eq!(doc["inspect"]["verdict"], "clean", "{doc:#}");
+    // The command's own stdout went to stderr, not in front of the document.
+    assert!(
+        run.stderr.contains("the command speaks on stdout"),
+        "{}",
+        run.output()
+    );
+    // A chosen seed survives a reader holding JSON numbers as doubles (jq, JavaScript).
+    let seed = doc["run"]["seed"].as_u64().expect("a seed");
+    assert!(seed < 1 << 53, "{seed}");
 }
