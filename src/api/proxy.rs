@@ -874,6 +874,49 @@ mod tests {
         );
     }
 
+    /// A toxic's draws (toxicity, jitter) are its own: the same toxic draws the same whether
+    /// other toxics were added (and removed) before it, which moves its instance number, or it
+    /// was updated. Its state key stays per instance, so a re-added toxic starts afresh.
+    #[test]
+    fn a_toxics_draws_do_not_depend_on_the_toxics_before_it() {
+        let toxic = |body: &[u8]| Toxic::from_create(body).expect("a toxic");
+        let flaky = br#"{"name":"flaky","type":"reset_peer","stream":"upstream","toxicity":0.3}"#;
+        let mut proxy = ManagedProxy::new(
+            "p".to_string(),
+            "127.0.0.1:0".to_string(),
+            "127.0.0.1:9".to_string(),
+            parse_upstream("127.0.0.1:9").expect("upstream"),
+            String::new(),
+            11,
+        );
+        let mut alone = toxic(flaky);
+        alone.instance = proxy.new_instance();
+        let first = proxy.compose("", &[alone]).expect("composes");
+        // Another toxic came and went first: this flaky is instance 2, not 1.
+        let _ = proxy.new_instance();
+        let mut later = toxic(flaky);
+        later.instance = proxy.new_instance();
+        let second = proxy.compose("", &[later]).expect("composes");
+        let (a, b) = (&first.rules[0], &second.rules[0]);
+        assert_ne!(a.key, b.key, "a re-added toxic is a new instance");
+        assert_eq!(a.draws, b.draws, "but it draws the same");
+        let picked = |rule: &crate::scenario::Rule| -> Vec<u64> {
+            (1..=40)
+                .filter(|&c| rule.matcher.matches_connection(c, 11, rule.draws))
+                .collect()
+        };
+        assert_eq!(picked(a), picked(b));
+        assert!(
+            !picked(a).is_empty() && picked(a).len() < 40,
+            "{:?}",
+            picked(a)
+        );
+        // The scenario a capture records draws the same under `faultline run`.
+        let text = compose_text("", &[toxic(flaky)]);
+        let replayed = Scenario::from_toml(&text, "saved.toml", "saved").expect("loads");
+        assert_eq!(replayed.rules[0].draws, a.draws);
+    }
+
     #[test]
     fn an_address_in_use_is_reported_in_gos_words() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

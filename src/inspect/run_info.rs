@@ -65,9 +65,9 @@ const MERGED: &str = "File created by merging:";
 pub const LIVE_RULES_NOTE: &str = "This run was a faultline serve proxy: the scenario is its rule \
 set when the capture started (its base scenario and the toxics then in force, with its address, \
 upstream and seed). Toxics and rules added, changed or removed over the control API after that \
-are not in it, so this command does not reproduce them. `run` replays the rules, not the toxics' \
-random draws (toxicity, jitter, slicer sizes): those differ, as serve keys them per instance. Every \
-fault in the capture names the rule that fired it.";
+are not in it, so this command does not reproduce them. `run` replays those rules with the same \
+random draws (toxicity, jitter, slicer sizes) for the same sequence of connections. Every fault in \
+the capture names the rule that fired it.";
 
 /// What `replay_note` says for a `faultline serve` capture of a version that recorded no scenario.
 pub const UNRECORDED_RULES_NOTE: &str = "This run was a faultline serve proxy whose rules came \
@@ -949,10 +949,10 @@ mod tests {
         assert_eq!(run.replay, "faultline run up.toml --seed 5");
         assert_eq!(run.scenario_file.as_deref(), Some("up.toml"));
         assert_eq!(run.replay_note.as_deref(), Some(LIVE_RULES_NOTE));
-        // Newcomer trial: "may differ" hedged what always happens (serve keys toxics per
-        // instance, so `run` never draws what they drew).
+        // A toxic draws from its name and values, as a scenario rule from its text: `run`
+        // replays its draws (no hedging "may differ", which a newcomer trial questioned).
         assert!(
-            LIVE_RULES_NOTE.contains("`run` replays the rules, not the toxics' random draws (toxicity, jitter, slicer sizes): those differ"),
+            LIVE_RULES_NOTE.contains("`run` replays those rules with the same random draws"),
             "{LIVE_RULES_NOTE}"
         );
         assert!(!LIVE_RULES_NOTE.contains("may differ"), "{LIVE_RULES_NOTE}");

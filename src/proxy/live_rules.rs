@@ -121,7 +121,7 @@ impl ConnectionRules {
             let rng = seed::stream(
                 self.seed,
                 Purpose::FaultTiming,
-                &[self.facts.ordinal, key, direction.index() as u64],
+                &[self.facts.ordinal, rule.draws, direction.index() as u64],
             );
             // Whole-direction amounts are plain sizes (percentages need an HTTP rule, checked at
             // load), so they always resolve.

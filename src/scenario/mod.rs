@@ -73,6 +73,11 @@ pub struct Rule {
     /// included (plus its rank among identical rules), so adding or moving another rule never
     /// changes this rule's draws; renaming it does, reformatting it does not.
     pub key: u64,
+    /// The key of its random streams (probability draws, jitter, slicing): its [`key`](Self::key)
+    /// for a scenario file's rule; for a control-API toxic, which is re-keyed per instance and
+    /// update, the key of its text alone, so a toxic draws the same whatever toxics its proxy had
+    /// before (a trial saw a toxic's draws move when another was added and deleted first).
+    pub draws: u64,
     /// The key and name, as the marks of the faults it arms carry them.
     pub id: RuleId,
     /// When it applies.
@@ -460,6 +465,7 @@ impl Scenario {
             let mut rule = rule_from(section, index, text, &invalid)?;
             rule.key_base = base;
             rule.key = seed::key_of(&[base.to_le_bytes(), twins.to_le_bytes()].concat());
+            rule.draws = rule.key;
             rule.id = RuleId::new(rule.key, &rule.name);
             if matches!(rule.fault, Fault::TlsAlert(_))
                 && !tls.as_ref().is_some_and(|t| t.intercept)
@@ -520,7 +526,7 @@ impl Scenario {
         self.rules
             .iter()
             .enumerate()
-            .filter(|(_, rule)| rule.matcher.matches(facts, seed, rule.key))
+            .filter(|(_, rule)| rule.matcher.matches(facts, seed, rule.draws))
             .map(|(i, _)| i)
             .collect()
     }
@@ -997,6 +1003,7 @@ fn rule_from(
         explicit_direction,
         fault,
         key: 0,
+        draws: 0,
         key_base: 0,
         id: RuleId::new(0, ""),
     })

@@ -73,7 +73,7 @@ impl MessageFaults {
             let Some((_, rule)) = scenario.rule_by_key(key) else {
                 continue;
             };
-            let rng = streams.next(rule.key, scope.direction);
+            let rng = streams.next(rule.draws, scope.direction);
             match rule.fault.stream_fault(&rule.id, scope, rng) {
                 Ok(Some(fault)) => faults.push((key, fault)),
                 Ok(None) => {}
