@@ -186,7 +186,9 @@ pub struct RunArgs {
     /// readers that round integers above 2^53, as jq and JavaScript do). Draws are
     /// keyed by connection number (accept order): a client that opens connections in parallel
     /// (multipart uploads) may meet its faults on other requests from run to run.
-    #[arg(long)]
+    // A negative number is taken as the value, to be refused as one (clap's own tip, `-- -1`,
+    // then failed with "a value is required").
+    #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// Write a capture of both legs to PATH (.pcapng, or .pcap for classic libpcap; {name},
     /// {time} and {pid} are expanded). Overrides [proxy] capture.
@@ -245,7 +247,7 @@ pub struct ServeArgs {
     pub capture: Option<String>,
     /// Base seed: each proxy's seed derives from it and the proxy's name (a scenario's own seed
     /// wins). Without it each proxy gets a random seed, shown in its summary.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
 }
 

@@ -71,6 +71,7 @@ impl<'de> Deserialize<'de> for Amount {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(UnitVisitor {
             expecting: "a size like \"64KiB\" or a share of the body like \"50%\"",
+            example_unit: "B",
             parse: parse_amount,
             accepts_integer: true,
         })
@@ -421,6 +422,8 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
 
 struct UnitVisitor<F> {
     expecting: &'static str,
+    /// The unit a bare number most likely lacks, for the hint (`ms`, `B`, `B/s`).
+    example_unit: &'static str,
     parse: F,
     accepts_integer: bool,
 }
@@ -442,10 +445,16 @@ where
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
         if self.accepts_integer && v >= 0 {
             (self.parse)(&v.to_string()).map_err(E::custom)
-        } else {
+        } else if v < 0 {
             Err(E::custom(format!(
-                "expected {}, got the bare number {v}",
+                "expected {}, got the negative number {v}: an amount cannot be below 0",
                 self.expecting
+            )))
+        } else {
+            // The number the user meant, with the unit they most likely left out.
+            Err(E::custom(format!(
+                "expected {}, got the bare number {v}: give it a unit in quotes, like \"{v}{}\"",
+                self.expecting, self.example_unit
             )))
         }
     }
@@ -467,6 +476,7 @@ impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(UnitVisitor {
             expecting: "a size like \"64KiB\" or an integer number of bytes",
+            example_unit: "B",
             parse: parse_size,
             accepts_integer: true,
         })
@@ -477,6 +487,7 @@ impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(UnitVisitor {
             expecting: "a duration with a unit, like \"250ms\"",
+            example_unit: "ms",
             parse: parse_duration,
             accepts_integer: false,
         })
@@ -487,6 +498,7 @@ impl<'de> Deserialize<'de> for Rate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(UnitVisitor {
             expecting: "a rate like \"256KiB/s\"",
+            example_unit: "KiB/s",
             parse: parse_rate,
             accepts_integer: false,
         })

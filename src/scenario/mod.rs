@@ -1175,11 +1175,15 @@ fn one_line(message: &str, text: &str, offset: usize) -> String {
     lines.join(": ")
 }
 
-/// toml's `a, b, c` list of alternatives as `a, b or c`.
+/// toml's `` `a`, `b`, `c` `` (or `newline, `#``) list of alternatives as `` `a`, `b` or `c` ``;
+/// any other text (a unit's own "expected a duration with a unit, like …, got …") as it is.
 fn or_list(list: &str) -> String {
+    let alternatives = list
+        .split(", ")
+        .all(|item| item.starts_with('`') || !item.contains(' '));
     match list.rsplit_once(", ") {
-        Some((most, last)) => format!("{most} or {last}"),
-        None => list.to_string(),
+        Some((most, last)) if alternatives => format!("{most} or {last}"),
+        _ => list.to_string(),
     }
 }
 
@@ -1200,6 +1204,9 @@ fn explain(key: &str, message: &str, text: &str) -> String {
         );
     }
     if let Some(hint) = misplaced_rule_key(key, message) {
+        return hint;
+    }
+    if let Some(hint) = known_elsewhere(key, message) {
         return hint;
     }
     if (is_rule_fault && message.contains("found 0 elements"))
@@ -1273,6 +1280,36 @@ fn misplaced_rule_key(key: &str, message: &str) -> Option<String> {
         ));
     }
     None
+}
+
+/// An unknown key that is a known key in the wrong table, or Toxiproxy's word for one of ours:
+/// says where it goes (a trial's `seed = 7` at the end of the file met only "expected one of
+/// `name`, `match`, `fault`").
+fn known_elsewhere(key: &str, message: &str) -> Option<String> {
+    if !message.starts_with("unknown field") {
+        return None;
+    }
+    let (table, field) = key.rsplit_once('.').unwrap_or(("", key));
+    let hint = match field {
+        "seed" if !table.is_empty() => format!(
+            "`{field}` is a top-level key: write {field} = … at the top of the file, before [proxy] and the first [[rule]] (a key after a [table] header belongs to that table)"
+        ),
+        "name" | "description" if table.starts_with("proxy") => format!(
+            "`{field}` is a top-level key: write {field} = … at the top of the file, before [proxy] and the first [[rule]] (a key after a [table] header belongs to that table)"
+        ),
+        "toxicity" | "probability" if !table.ends_with(".match") => {
+            "the share of connections a rule acts on is `probability` in the rule's match table (Toxiproxy's `toxicity`): write match = { probability = 0.5 }".to_string()
+        }
+        "toxicity" => "Toxiproxy's `toxicity` is `probability` here: write match = { probability = 0.5 }".to_string(),
+        "latency" if table.ends_with(".fault.latency") => {
+            "the delay is `delay` here (Toxiproxy's `latency`): write fault.latency = { delay = \"100ms\", jitter = \"10ms\" }".to_string()
+        }
+        "stream" if table.starts_with("rule[") => {
+            "Toxiproxy's `stream` is the match key `direction` here: write match = { direction = \"client->upstream\" } (upstream) or \"upstream->client\" (downstream)".to_string()
+        }
+        _ => return None,
+    };
+    Some(hint)
 }
 
 /// `message` with the Rust type names serde puts in it said in the scenario's terms
@@ -1621,6 +1658,60 @@ fault.refuse = {}
         assert!(e.message.contains("write fault.reset = {"), "{}", e.message);
         let e = error_of("[[rule]]\nnmae = \"x\"\nfault.reset = {}\n");
         assert!(e.message.contains("unknown field `nmae`"), "{}", e.message);
+    }
+
+    /// A seed-trial's `seed = 7` after `[proxy]` or at the end of the file, and Toxiproxy's words
+    /// (`toxicity`, `latency`, `stream`), were met by a list of the keys the table takes.
+    #[test]
+    fn a_known_key_in_the_wrong_place_or_toxiproxys_word_says_what_to_write() {
+        let says = |text: &str, key: &str, hint: &str| {
+            let e = error_of(text);
+            assert_eq!(e.key, key, "{}", e.message);
+            assert!(e.message.contains(hint), "{}", e.message);
+        };
+        let top = "`seed` is a top-level key: write seed = … at the top of the file";
+        says("[proxy]\nseed = 7\n", "proxy.seed", top);
+        says(
+            "[[rule]]\nfault.reset = {}\nseed = 7\n",
+            "rule[1].seed",
+            top,
+        );
+        says(
+            "[proxy]\nname = \"x\"\n",
+            "proxy.name",
+            "`name` is a top-level key",
+        );
+        says(
+            "[[rule]]\nmatch = { toxicity = 0.5 }\nfault.reset = {}\n",
+            "rule[1].match.toxicity",
+            "write match = { probability = 0.5 }",
+        );
+        says(
+            "[[rule]]\nfault.latency = { delay = \"1s\", probability = 0.5 }\n",
+            "rule[1].fault.latency.probability",
+            "write match = { probability = 0.5 }",
+        );
+        says(
+            "[[rule]]\nfault.latency = { latency = \"1s\" }\n",
+            "rule[1].fault.latency.latency",
+            "write fault.latency = { delay = ",
+        );
+        says(
+            "[[rule]]\nstream = \"upstream\"\nfault.reset = {}\n",
+            "rule[1].stream",
+            "match = { direction = \"client->upstream\" }",
+        );
+        // A bare number for a duration names the unit it lacks; a negative amount says so.
+        says(
+            "[[rule]]\nfault.latency = { delay = 100 }\n",
+            "rule[1].fault.latency.delay",
+            "expected a duration with a unit, like \"250ms\", got the bare number 100: give it a unit in quotes, like \"100ms\"",
+        );
+        says(
+            "[[rule]]\nfault.reset = { after = -5 }\n",
+            "rule[1].fault.reset.after",
+            "got the negative number -5: an amount cannot be below 0",
+        );
     }
 
     /// A trial's `[rule.fault.respond]` with `status = 99` was located at `[[rule]]`, five lines
