@@ -30,6 +30,7 @@ pub fn render(registry: &Registry) -> String {
     let mut sent = String::new();
     let mut connections = String::new();
     let mut active = String::new();
+    let mut upstream_failures = String::new();
     let mut matched = String::new();
     let mut fired = String::new();
     for proxy in registry.proxies() {
@@ -65,6 +66,11 @@ pub fn render(registry: &Registry) -> String {
             active,
             "faultline_proxy_active_connections{{proxy=\"{name}\"}} {}",
             running.shared.active.load(Relaxed)
+        );
+        let _ = writeln!(
+            upstream_failures,
+            "faultline_proxy_upstream_failures_total{{proxy=\"{name}\"}} {}",
+            stats.upstream_failures.load(Relaxed)
         );
         for rule in &running.shared.rules.current().rules {
             let counters = stats.rule(rule.key);
@@ -106,6 +112,12 @@ pub fn render(registry: &Registry) -> String {
             "Client connections open now.",
             "gauge",
             active,
+        ),
+        (
+            "faultline_proxy_upstream_failures_total",
+            "Client connections whose upstream could not be reached (the client leg is reset).",
+            "counter",
+            upstream_failures,
         ),
         (
             "faultline_rule_matched_connections_total",

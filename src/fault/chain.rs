@@ -99,6 +99,14 @@ impl FaultChain {
             })
     }
 
+    /// The deepest queue a fault of the chain asks for (see [`StreamFault::queue_limit`]).
+    pub fn queue_limit(&self) -> Option<usize> {
+        self.faults
+            .iter()
+            .filter_map(|(_, fault)| fault.queue_limit())
+            .max()
+    }
+
     /// Applies the chain's faults, in order, to a plan for a chunk that arrived at `arrival`.
     pub fn apply(&mut self, steps: Vec<Step>, arrival: Instant) -> Vec<Step> {
         if self.faults.is_empty() {
@@ -158,6 +166,19 @@ mod tests {
 
     /// A trial's reply delayed by both a 100 ms and a 300 ms rule was marked by the first
     /// alone: the second never showed in the capture and never counted as fired.
+    /// A latency is a delay line: it asks the pump for a queue deep enough to carry a bulk
+    /// transfer (Toxiproxy's 1024 chunks), the other faults keep the pump's own mark.
+    #[test]
+    fn a_latency_asks_for_a_deep_queue() {
+        use crate::fault::latency::LATENCY_QUEUE;
+        let chain = |faults| FaultChain::for_direction(faults);
+        assert_eq!(chain(vec![(1, truncate(1, 5))]).queue_limit(), None);
+        assert_eq!(
+            chain(vec![(1, truncate(1, 5)), (2, latency(2, 100))]).queue_limit(),
+            Some(LATENCY_QUEUE)
+        );
+    }
+
     #[test]
     fn two_rules_shaping_one_chunk_are_both_recorded() {
         let now = Instant::now();

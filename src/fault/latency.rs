@@ -68,7 +68,16 @@ impl Delaying {
     }
 }
 
+/// Bytes a latency may hold in flight: a delay line of depth D carries at most D per latency
+/// period, and the pump's 4 MiB let a 1 s latency carry 4 MiB/s (a Toxiproxy trial's 50 MB took
+/// 13 s). Toxiproxy's latency toxic buffers 1024 chunks of up to 32 KiB; so does this.
+pub const LATENCY_QUEUE: usize = 32 * 1024 * 1024;
+
 impl StreamFault for Delaying {
+    fn queue_limit(&self) -> Option<usize> {
+        Some(LATENCY_QUEUE)
+    }
+
     fn apply(&mut self, mut steps: Vec<Step>, arrival: Instant) -> Vec<Step> {
         let deadline = arrival + self.sample();
         for step in &mut steps {

@@ -76,6 +76,12 @@ pub trait StreamFault: Send + std::fmt::Debug {
         let _ = now;
         ReadAhead::Any
     }
+
+    /// How many planned bytes the pump may hold while they wait for their instant, when this
+    /// fault needs more than the pump's own high-water mark; `None`: that mark.
+    fn queue_limit(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// What a fault lets the pump read ahead of the bytes it already planned.

@@ -3,7 +3,8 @@
 //!
 //! Reading goes on while planned bytes wait for their instant (so a latency fault delays each
 //! chunk from its own arrival instead of adding up), but only while less than [`HIGH_WATER`]
-//! bytes are queued: backpressure reaches the sender as a full TCP window, never as memory growth.
+//! bytes are queued (a latency asks for a deeper queue, [`FaultChain::queue_limit`]):
+//! backpressure reaches the sender as a full TCP window, never as memory growth.
 //! A fault that paces the stream (bandwidth) bounds that read-ahead further
 //! ([`FaultChain::read_ahead`]), and a rule change is taken up at once, even while not reading:
 //! a removed limit must not leave megabytes queued on its old schedule.
@@ -241,7 +242,10 @@ where
             ReadAhead::UpTo(n) => (n.min(READ_CHUNK), None),
             ReadAhead::Wait(at) => (0, relaying.then_some(at)),
         };
-        let can_read = relaying && queued_bytes < HIGH_WATER && read_limit > 0;
+        let high_water = planner
+            .queue_limit()
+            .map_or(HIGH_WATER, |l| l.max(HIGH_WATER));
+        let can_read = relaying && queued_bytes < high_water && read_limit > 0;
         let deadline = match queue.front() {
             Some(Queued::Send {
                 not_before: Some(at),

@@ -587,7 +587,8 @@ fn faultline_routes_scenario_summary_events_and_a_readable_capture() {
     let metrics = http(api, "GET", "/metrics", "").1;
     assert!(
         metrics.contains("toxiproxy_proxy_sent_bytes_total{direction=\"upstream\"")
-            && metrics.contains("faultline_rule_fired_total{proxy=\"cap\",rule=\"cut\"} 1"),
+            && metrics.contains("faultline_rule_fired_total{proxy=\"cap\",rule=\"cut\"} 1")
+            && metrics.contains("faultline_proxy_upstream_failures_total{proxy=\"cap\"} 0"),
         "{metrics}"
     );
     daemon.stop();
