@@ -339,7 +339,7 @@ fn axis(s: &mut String, scale: &Scale, top: f64) {
     let step = tick_step(scale.span);
     let mut t = 0u64;
     while t <= scale.span {
-        let x = scale.x(scale.start + t);
+        let x = scale.x(scale.start.saturating_add(t));
         let _ = write!(
             s,
             r#"<line x1="{x:.1}" y1="{y}" x2="{x:.1}" y2="{}"/><text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"#,
@@ -830,6 +830,15 @@ mod tests {
 
     /// Three pipelined GETs (sent together) get one label, `GET /p/0 +2`; a request sent later
     /// gets its own.
+    /// Found by fuzzing with real captures as seeds: a capture whose timestamps sit at the end
+    /// of the u64 range (span widened to 1 ns) overflowed the axis's tick arithmetic.
+    #[test]
+    fn an_axis_at_the_end_of_time_draws() {
+        let mut s = String::new();
+        axis(&mut s, &Scale { start: u64::MAX, span: 1 }, 0.0);
+        assert!(s.contains("<g class=\"axis\">"), "{s}");
+    }
+
     #[test]
     fn pipelined_requests_share_one_label() {
         use crate::direction::Leg;
