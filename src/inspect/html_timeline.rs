@@ -835,7 +835,14 @@ mod tests {
     #[test]
     fn an_axis_at_the_end_of_time_draws() {
         let mut s = String::new();
-        axis(&mut s, &Scale { start: u64::MAX, span: 1 }, 0.0);
+        axis(
+            &mut s,
+            &Scale {
+                start: u64::MAX,
+                span: 1,
+            },
+            0.0,
+        );
         assert!(s.contains("<g class=\"axis\">"), "{s}");
     }
 

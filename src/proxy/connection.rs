@@ -416,6 +416,12 @@ async fn proxy_connection(
         Err(Unrouted::Answered) => return,
     };
     let mut first = first;
+    if let (Some(target), None) = (&tunnel, &run.tls) {
+        let http_rules = run.rules.current().rules.iter().any(|rule| rule.is_http());
+        if http_rules && !run.opaque_tunnel_said.swap(true, Relaxed) {
+            warn!(%target, "CONNECT tunnel relayed as opaque bytes: HTTP rules cannot see the requests inside it (HTTPS) without [proxy.tls] intercept = true; TCP rules still apply (said once per run)");
+        }
+    }
     if let (Some(target), Some(_)) = (&tunnel, &run.tls) {
         // A CONNECT tunnel: the client's TLS starts now, inside it.
         let (peeked, hello) = Box::pin(read_client_hello(&mut client, &replay, true)).await;

@@ -116,6 +116,9 @@ pub struct RunShared {
     /// So are clients whose TLS handshake with faultline fails (a client that does not trust
     /// faultline's CA fails every connection it retries).
     pub client_tls_warnings: warn_every::WarnEvery,
+    /// Whether the run said, once, that HTTP rules cannot see inside a CONNECT tunnel it does
+    /// not intercept (a trial's PUT rule fired 0 times on HTTPS with nothing said).
+    pub opaque_tunnel_said: std::sync::atomic::AtomicBool,
 }
 
 impl RunShared {
@@ -139,6 +142,7 @@ impl RunShared {
             events: events::RunEvents::default(),
             upstream_warnings: warn_every::WarnEvery::new(UPSTREAM_WARN_EVERY),
             client_tls_warnings: warn_every::WarnEvery::new(UPSTREAM_WARN_EVERY),
+            opaque_tunnel_said: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -329,6 +333,7 @@ pub async fn start_on(
         events: events::RunEvents::default(),
         upstream_warnings: warn_every::WarnEvery::new(UPSTREAM_WARN_EVERY),
         client_tls_warnings: warn_every::WarnEvery::new(UPSTREAM_WARN_EVERY),
+        opaque_tunnel_said: std::sync::atomic::AtomicBool::new(false),
     });
     info!(
         listen = %local_addr,

@@ -672,6 +672,69 @@ fn run_relays_with_flags_over_the_file_and_prints_a_summary_on_sigterm() {
     }
 }
 
+/// An HTTPS request through a forward proxy that does not intercept TLS is a CONNECT tunnel of
+/// opaque bytes: a trial's PUT rule fired 0 times with nothing said. The run says so, once.
+#[test]
+fn a_connect_tunnel_without_interception_says_http_rules_cannot_see_inside_it() {
+    let dir = TempDir::new("cli-opaque-tunnel");
+    let scenario = dir.write(
+        "tunnel.toml",
+        "[proxy]\nmode = \"forward\"\n\n[[rule]]\nname = \"put\"\nmatch = { method = \"PUT\" }\nfault.reset = { after = \"1B\" }\n",
+    );
+    let process = Process::spawn(
+        Command::new(BIN)
+            .arg("run")
+            .arg(&scenario)
+            .args(["--listen", "127.0.0.1:0"]),
+    );
+    let addr = listening_address(&process.wait_for_stderr("listening on"));
+    for _ in 0..2 {
+        let echo = TcpListener::bind("127.0.0.1:0").expect("bind the tunnel's target");
+        let target = echo.local_addr().expect("target address");
+        let echoed = echo_once(echo);
+        let mut stream =
+            TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        write!(
+            stream,
+            "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n"
+        )
+        .expect("CONNECT");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).expect("the CONNECT answer");
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        stream
+            .write_all(b"opaque")
+            .expect("send through the tunnel");
+        stream.shutdown(Shutdown::Write).expect("half-close");
+        let mut back = Vec::new();
+        stream.read_to_end(&mut back).expect("echo");
+        assert_eq!(back, b"opaque");
+        echoed.join().expect("echo thread").expect("echoed");
+    }
+    process.terminate();
+    let out = process.wait();
+    assert_eq!(out.code(), Some(0), "{}", out.output());
+    assert_eq!(
+        out.stderr
+            .matches("CONNECT tunnel relayed as opaque bytes: HTTP rules cannot see the requests inside it")
+            .count(),
+        1,
+        "{}",
+        out.stderr
+    );
+}
+
 /// Each run without `--store` made `/tmp/faultline-store-PID` and left it (a trial found 54).
 /// The folder is named when the run starts and removed at the end when nothing was stored.
 #[test]
