@@ -418,7 +418,12 @@ impl Registry {
                 let proxy = failing
                     .map(|name| format!("proxy {name:?}: "))
                     .unwrap_or_default();
-                ApiError::new(e.status, format!("{origin}: {proxy}{}", e.message))
+                // A file is no request: Toxiproxy's "bad request body" read oddly for one.
+                let message = match e.message.strip_prefix("bad request body: ") {
+                    Some(why) => why.to_string(),
+                    None => e.message,
+                };
+                ApiError::new(e.status, format!("{origin}: {proxy}{message}"))
             })
     }
 
@@ -724,6 +729,16 @@ mod tests {
             error
                 .message
                 .starts_with("toxiproxy.json: duplicate proxy name"),
+            "{}",
+            error.message
+        );
+        // A file's JSON error names the file, not a "bad request body" (a serve trial's words).
+        let error = registry
+            .populate_file(b"[{\"name\":\"a\",}]", "bad.json")
+            .await
+            .expect_err("not JSON");
+        assert!(
+            error.message.starts_with("bad.json: ") && !error.message.contains("request body"),
             "{}",
             error.message
         );
