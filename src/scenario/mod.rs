@@ -642,6 +642,7 @@ impl Scenario {
             }
         }
         warnings.extend(names_alike(&self.rules));
+        warnings.extend(refused_everywhere(&self.rules));
         warnings
     }
 
@@ -751,6 +752,39 @@ impl Scenario {
         }
         None
     }
+}
+
+/// A `refuse` rule that selects every connection leaves no traffic for any other rule (a seed
+/// trial's latency rule after `fault.refuse = {}` could never fire, and `check` said nothing).
+fn refused_everywhere(rules: &[Rule]) -> Option<String> {
+    let everywhere = rules.iter().find(|rule| {
+        let m = &rule.matcher;
+        matches!(rule.fault, Fault::Refuse(_))
+            && m.connections.is_none()
+            && m.every.is_none()
+            && m.probability.is_none()
+            && m.sni.is_none()
+            && m.http.is_none()
+    })?;
+    let others: Vec<String> = rules
+        .iter()
+        // Other refusals act at the same moment, on the same connections.
+        .filter(|rule| !matches!(rule.fault, Fault::Refuse(_)))
+        .map(|rule| format!("\"{}\"", rule.name))
+        .collect();
+    let others = match others.as_slice() {
+        [] => return None,
+        [one] => format!("the other rule {one} never sees traffic"),
+        many => format!(
+            "the other {} rules ({}) never see traffic",
+            many.len(),
+            many.join(", ")
+        ),
+    };
+    Some(format!(
+        "rule \"{}\" refuses every connection, so {others} and will never fire (choose the connections to refuse with connection, every or probability)",
+        everywhere.name
+    ))
 }
 
 /// Every `{…}` of a capture template that is not a placeholder (they are lower case: `{TIME}`
@@ -1660,6 +1694,30 @@ fault.refuse = {}
         assert!(e.message.contains("unknown field `nmae`"), "{}", e.message);
     }
 
+    #[test]
+    fn a_refusal_of_every_connection_warns_that_the_other_rules_never_fire() {
+        let warnings = |rules: &str| {
+            Scenario::from_toml(rules, "r.toml", "r")
+                .expect("valid")
+                .rule_warnings()
+        };
+        let all = warnings("[[rule]]\nname = \"no\"\nfault.refuse = {}\n[[rule]]\nname = \"slow\"\nfault.latency = { delay = \"1s\" }\n");
+        assert!(
+            all.iter().any(|w| w.starts_with("rule \"no\" refuses every connection, so the other rule \"slow\" never sees traffic")),
+            "{all:?}"
+        );
+        let some = warnings("[[rule]]\nname = \"no\"\nmatch = { every = 2 }\nfault.refuse = {}\n[[rule]]\nname = \"slow\"\nfault.latency = { delay = \"1s\" }\n");
+        assert!(
+            !some.iter().any(|w| w.contains("refuses every")),
+            "{some:?}"
+        );
+        let alone = warnings("[[rule]]\nfault.refuse = {}\n");
+        assert!(
+            !alone.iter().any(|w| w.contains("refuses every")),
+            "{alone:?}"
+        );
+    }
+
     /// A seed-trial's `seed = 7` after `[proxy]` or at the end of the file, and Toxiproxy's words
     /// (`toxicity`, `latency`, `stream`), were met by a list of the keys the table takes.
     #[test]
@@ -2318,7 +2376,9 @@ fault.refuse = {}
 
     #[test]
     fn rules_that_share_a_name_or_have_none_are_warned_about() {
-        let rule = |name: &str| format!("[[rule]]\nname = \"{name}\"\nfault.refuse = {{}}\n");
+        let rule = |name: &str| {
+            format!("[[rule]]\nname = \"{name}\"\nmatch = {{ every = 2 }}\nfault.refuse = {{}}\n")
+        };
         let got = warnings(&[rule("a"), rule("b"), rule("a"), rule("")].concat());
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(
