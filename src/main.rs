@@ -399,7 +399,11 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
     })
     .await;
     if started.is_err() {
-        if let Some(path) = claimed.filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() == 0)) {
+        // Only an empty regular file: `--capture /dev/full` (a device has length 0) that failed
+        // its header was removed, as root, and a later write made /dev/full a regular file.
+        let empty_file =
+            |p: &PathBuf| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() == 0);
+        if let Some(path) = claimed.filter(empty_file) {
             let _ = std::fs::remove_file(path);
         }
     }

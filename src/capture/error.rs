@@ -34,6 +34,13 @@ pub enum CaptureError {
         /// What the OS said.
         source: io::Error,
     },
+    /// Another process (another faultline run) holds the file's writing lock: two writers would
+    /// interleave both runs into one damaged capture.
+    #[error("capture {}: another faultline run is writing it now: name another file, or put {{pid}} in the name for one file per run", path.display())]
+    Busy {
+        /// The capture file.
+        path: PathBuf,
+    },
     /// `start` was called outside a tokio runtime, so there is nowhere to run the writer task.
     #[error("capture: no tokio runtime to run the writer for {}", path.display())]
     NoRuntime {

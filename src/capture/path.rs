@@ -103,11 +103,17 @@ pub fn probe_template_folder(template: &str, name: &str) -> Result<(), String> {
 /// same second of `{time}`, or two names that [`safe_name`] makes alike), the first free one of
 /// `path` with `-2`, `-3`, … before its extension: a new run never overwrites an earlier
 /// capture. The file is created empty with `create_new`, so two runs racing for one name get
-/// two files; the capture writer then opens it. When the folder does not exist yet (nothing to
-/// overwrite) or cannot be written, `path` is returned as it is and opening it reports why.
+/// two files; the capture writer then opens it. The folder is made first; when it cannot be
+/// made or written, `path` is returned as it is and opening it reports why.
 ///
 /// Errors only when all [`MAX_SUFFIX`] names are taken.
 pub fn claim_unused(path: &Path) -> io::Result<PathBuf> {
+    // A missing folder is made first: without it every run started in the same second of a
+    // fresh checkout (a CI trial's 4 parallel jobs on `captures/{name}-{time}.pcapng`) found
+    // nothing to claim and all wrote one file.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
     for n in 1..=MAX_SUFFIX {
         let candidate = if n == 1 {
             path.to_path_buf()

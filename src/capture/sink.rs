@@ -221,13 +221,32 @@ impl CaptureSink {
                 source,
             })?;
         }
-        let file = File::create(path).map_err(|source| CaptureError::Open {
+        // Opened without truncating, and emptied only once this run holds the writing lock:
+        // two runs started at the same moment on one name both passed `path::claim_for_run`'s
+        // check, then truncated and wrote into each other's capture (a CI trial's parallel jobs).
+        let open = || {
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+        };
+        let open_error = |source| CaptureError::Open {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let file = open().map_err(open_error)?;
         // Held while the run writes (released when the file closes, or the process dies), so
         // another run naming the same file refuses it (`path::claim_for_run`).
-        super::path::lock_for_writing(&file);
+        if !super::path::lock_for_writing(&file) {
+            return Err(CaptureError::Busy {
+                path: path.to_path_buf(),
+            });
+        }
+        // Only a regular file is emptied: a FIFO (a live Wireshark) or a device has no length.
+        if file.metadata().is_ok_and(|m| m.is_file()) {
+            file.set_len(0).map_err(open_error)?;
+        }
         // A second handle on the file, to mark the capture finished in its header at the end.
         let marker = file.try_clone().ok();
         Self::start_with_secrets(
@@ -724,6 +743,33 @@ mod tests {
             .expect_err("disk full");
         assert!(matches!(err, CaptureError::Header { .. }), "{err:?}");
         assert!(err.to_string().contains("/dev/full"), "{err}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Two runs started at the same moment on one fixed name both passed the claim's check and
+    /// wrote into one file (a CI trial): the writing lock decides, before anything is emptied.
+    #[tokio::test]
+    async fn a_capture_another_run_writes_is_refused_and_left_alone() {
+        let dir =
+            std::env::temp_dir().join(format!("faultline-capture-busy-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("same.pcapng");
+        let (_sink, _writer) =
+            CaptureSink::start(&path, CaptureMeta::default()).expect("the first run writes");
+        let written = fs::metadata(&path).expect("exists").len();
+        assert!(written > 0, "the header is written at start");
+        let err = CaptureSink::start(&path, CaptureMeta::default()).expect_err("busy");
+        assert!(matches!(err, CaptureError::Busy { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("another faultline run is writing it now"),
+            "{err}"
+        );
+        assert_eq!(
+            fs::metadata(&path).expect("exists").len(),
+            written,
+            "not emptied"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 

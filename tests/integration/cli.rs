@@ -672,6 +672,37 @@ fn run_relays_with_flags_over_the_file_and_prints_a_summary_on_sigterm() {
     }
 }
 
+/// `--capture /dev/full` fails its header and the run exits 2; the "empty file claimed for the
+/// run" that was then removed was the device itself (a CI trial running as root lost
+/// /dev/full, and the next write made it a regular file).
+#[test]
+fn a_capture_device_that_fails_is_never_removed() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = TempDir::new("cli-dev-full");
+    let scenario = dir.write(
+        "full.toml",
+        "name = \"full\"\n[proxy]\nupstream = \"builtin:echo\"\n",
+    );
+    let out = faultline(&[
+        "run",
+        &scenario.display().to_string(),
+        "--listen",
+        "127.0.0.1:0",
+        "--capture",
+        "/dev/full",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.code(), Some(2), "{}", out.output());
+    let kind = fs::metadata("/dev/full")
+        .expect("/dev/full exists")
+        .file_type();
+    assert!(
+        kind.is_char_device(),
+        "/dev/full is no longer a device: {kind:?}"
+    );
+}
+
 /// An HTTPS request through a forward proxy that does not intercept TLS is a CONNECT tunnel of
 /// opaque bytes: a trial's PUT rule fired 0 times with nothing said. The run says so, once.
 #[test]
