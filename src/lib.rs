@@ -23,16 +23,17 @@
 //!   and durations, reproducible random streams, calendar dates).
 
 /// `println!` for command output that may go to a closed pipe (`faultline inspect F | head`):
-/// a reader that went away is not an error worth a panic, so write errors are ignored.
+/// a reader that went away is not an error worth a panic; any other write error (a full disk)
+/// is kept for [`stdout_error`], so the command can fail instead of exiting 0 with half a report.
 #[macro_export]
 macro_rules! say {
     () => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout());
+        $crate::note_stdout(writeln!(std::io::stdout()));
     }};
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        $crate::note_stdout(writeln!(std::io::stdout(), $($arg)*));
     }};
 }
 
@@ -41,8 +42,28 @@ macro_rules! say {
 macro_rules! say_raw {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = write!(std::io::stdout(), $($arg)*);
+        $crate::note_stdout(write!(std::io::stdout(), $($arg)*));
     }};
+}
+
+/// The first error writing to stdout, other than a reader that went away.
+static STDOUT_ERROR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Keeps `result`'s error for [`stdout_error`] unless it is a closed pipe. A CI trial's
+/// `inspect --json > full-disk/r.json` wrote 8 KiB of 31 and exited 0.
+pub fn note_stdout(result: std::io::Result<()>) {
+    if let Err(e) = result {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            let _ = STDOUT_ERROR.set(e.to_string());
+        }
+    }
+}
+
+/// Flushes stdout and returns the first error any output met (see [`say!`]), if one did.
+pub fn stdout_error() -> Option<&'static str> {
+    use std::io::Write as _;
+    note_stdout(std::io::stdout().flush());
+    STDOUT_ERROR.get().map(String::as_str)
 }
 
 pub mod api;

@@ -27,6 +27,18 @@ use faultline::scenario::schema::{Builtin, Mode, UpstreamSpec};
 use faultline::scenario::{Scenario, ScenarioError, DEFAULT_LISTEN};
 
 fn main() -> ExitCode {
+    let code = run_command();
+    // A report cut short on stdout (a full disk, a closed file) must not pass for a good one.
+    if let Some(e) = faultline::stdout_error() {
+        return fail(
+            &format!("faultline: cannot write the output to stdout: {e}"),
+            2,
+        );
+    }
+    code
+}
+
+fn run_command() -> ExitCode {
     let cli = Cli::try_parse().unwrap_or_else(several_captures);
     JSON_ERRORS.store(matches!(cli.log_format, LogFormat::Json), Relaxed);
     let default_level = format!("faultline={}", cli.log_level());

@@ -703,6 +703,54 @@ fn a_capture_device_that_fails_is_never_removed() {
     );
 }
 
+/// A report that cannot be written whole is an error, not exit 0: a CI trial's
+/// `inspect --json > full-disk/r.json` wrote 8 KiB of 31 and passed.
+#[test]
+fn a_report_that_cannot_be_written_to_stdout_fails() {
+    let dir = TempDir::new("cli-stdout-full");
+    let scenario = dir.write(
+        "full.toml",
+        "name = \"full\"\n[proxy]\nupstream = \"builtin:echo\"\n",
+    );
+    let capture = dir.path().join("c.pcapng").display().to_string();
+    let run = faultline(&[
+        "run",
+        &scenario.display().to_string(),
+        "--listen",
+        "127.0.0.1:0",
+        "--capture",
+        &capture,
+        "--",
+        "true",
+    ]);
+    assert_eq!(run.code(), Some(0), "{}", run.output());
+    for format in ["--json", "--markdown"] {
+        let full = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("open /dev/full");
+        let mut child = Command::new(BIN)
+            .args(["inspect", &capture, format])
+            .stdout(full)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn inspect");
+        let status = process::wait_within(&mut child, LIMIT).expect("inspect ends");
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr)
+            .expect("read stderr");
+        assert_eq!(status.code(), Some(2), "{format}: {stderr}");
+        assert!(
+            stderr.contains("cannot write the output to stdout: No space left on device"),
+            "{format}: {stderr}"
+        );
+    }
+}
+
 /// An HTTPS request through a forward proxy that does not intercept TLS is a CONNECT tunnel of
 /// opaque bytes: a trial's PUT rule fired 0 times with nothing said. The run says so, once.
 #[test]
