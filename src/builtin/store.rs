@@ -11,10 +11,25 @@ use tracing::{info, warn};
 
 use crate::store;
 
-/// The folder `builtin:store` uses when the scenario names none: fresh per process, under the
-/// system temp dir.
+/// The folder `builtin:store` uses when the scenario names none: under the system temp dir,
+/// `faultline-store-PID`, or `faultline-store-PID-2`, `-3`, … when that exists. A folder left by
+/// an earlier process with the same pid (a long-lived CI runner) holds its objects: a CI trial's
+/// dvc push found them there, uploaded nothing, and the chaos run passed having tested nothing.
+/// Nothing is created here; the store makes the folder when it starts.
 pub fn default_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("faultline-store-{}", std::process::id()))
+    fresh_under(&std::env::temp_dir(), std::process::id())
+}
+
+/// The first of `faultline-store-PID`, `…-2`, `…-3` (up to 1000) not present in `dir`.
+fn fresh_under(dir: &Path, pid: u32) -> PathBuf {
+    let base = dir.join(format!("faultline-store-{pid}"));
+    (1..=1000u32)
+        .map(|n| match n {
+            1 => base.clone(),
+            n => dir.join(format!("faultline-store-{pid}-{n}")),
+        })
+        .find(|candidate| !candidate.exists())
+        .unwrap_or(base)
 }
 
 /// Starts the store on `127.0.0.1:0` keeping files in `dir`, until `shutdown` is cancelled.
@@ -43,4 +58,19 @@ pub fn remove_when_empty(task: JoinHandle<()>, dir: PathBuf) -> JoinHandle<()> {
             Err(_) => info!(dir = %dir.display(), "builtin:store keeps its files"),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_folder_left_by_an_earlier_process_is_not_reused() {
+        let dir = std::env::temp_dir().join(format!("faultline-store-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        assert_eq!(fresh_under(&dir, 7), dir.join("faultline-store-7"));
+        std::fs::create_dir_all(dir.join("faultline-store-7/files")).expect("stale");
+        assert_eq!(fresh_under(&dir, 7), dir.join("faultline-store-7-2"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
