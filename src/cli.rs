@@ -221,8 +221,11 @@ pub struct RunArgs {
     /// listens, with FAULTLINE_LISTEN=HOST:PORT and FAULTLINE_URL=http://HOST:PORT in its
     /// environment (`sh -c 'HTTP_PROXY=$FAULTLINE_URL dvc push'` in forward mode), and the run
     /// stops when it exits. Exit status: the command's (128+N if killed by signal N; 127 not
-    /// found, 126 not runnable), or with --inspect the verdict's (the command's is printed).
-    /// Stopping faultline sends SIGTERM to the command and every process it started.
+    /// found, 126 not runnable), or with --inspect the verdict's (the command's is printed; a
+    /// run stopped before the command ended exits with the command's status if the verdict is
+    /// clean).
+    /// Stopping faultline sends SIGTERM to the command and every process it started (SIGKILL
+    /// after 10 s, or at a second stop).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<std::ffi::OsString>,
 }

@@ -368,6 +368,36 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
             }
         )));
     }
+    // What the inspection would refuse about its outputs is said now, not after the command ran
+    // (a CI trial's `--html` naming the capture was refused once its whole test had run).
+    if let (true, Some(path)) = (args.inspect, &capture) {
+        if args.html.as_deref() == Some(std::path::Path::new("-")) && !args.json {
+            return Ok(refuse(
+                "faultline: --html - would write the page to stdout after the run's summary: give --html a file name (or add --json, whose document then goes to stdout alone)",
+            ));
+        }
+        // The capture does not exist yet, so the inspection's same-file check cannot see it.
+        let absolute =
+            |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        if let Some(html) = args
+            .html
+            .as_deref()
+            .filter(|h| absolute(h) == absolute(path))
+        {
+            return Ok(refuse(&format!(
+                "faultline: --html {} is the run's capture: give the report its own file",
+                html.display()
+            )));
+        }
+        if let Some(exit) = inspect_output_problem(&run_inspect_args(
+            args.json,
+            &args.html,
+            &args.expect,
+            path.clone(),
+        )) {
+            return Ok(exit);
+        }
+    }
     // A new file per run for a template with {time} or {pid}; a fixed name may replace an
     // earlier capture, never another file (the scenario, the manifest).
     let (capture, replaces) = match (capture_template.as_deref(), capture) {
@@ -553,17 +583,24 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         if !args.json {
             faultline::say!();
         }
-        let inspected = cli::InspectArgs {
-            capture: capture.path.clone(),
-            json: args.json,
-            leg: LegFilter::Both,
-            markdown: false,
-            html: args.html.clone(),
-            expect: args.expect.clone(),
-            // The run's capture holds plaintext or embeds its secrets.
-            keylog: None,
+        let inspected = run_inspect_args(args.json, &args.html, &args.expect, capture.path.clone());
+        let verdict = match inspect_verdict(&inspected, run_json) {
+            Ok(code) => code,
+            Err(exit) => return Ok(exit),
         };
-        return Ok(inspect_with(&inspected, run_json));
+        // A run stopped (CI's timeout, Ctrl-C) before its command ended tested less than it
+        // meant to: a clean verdict of half a test must not pass for a passing test (a CI
+        // trial's SIGTERM-ed run exited 0). Findings still say 1, a capture missing payload 3.
+        return Ok(match &ended {
+            Some((_, ended)) if ended.stopped && verdict == 0 => {
+                tracing::warn!(
+                    "the run was stopped before its command ended: exiting with the command's status ({}), not the clean verdict of the traffic so far",
+                    ended.code()
+                );
+                ExitCode::from(ended.code())
+            }
+            _ => ExitCode::from(verdict),
+        });
     }
     if let Some(run) = run_json {
         faultline::say!("{}", serde_json::json!({ "run": run, "inspect": null }));
@@ -579,6 +616,25 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         (None, false) if !args.command.is_empty() => ExitCode::from(1),
         (None, false) => ExitCode::SUCCESS,
     })
+}
+
+/// The inspection `run --inspect` makes of `capture`, the run's own.
+fn run_inspect_args(
+    json: bool,
+    html: &Option<PathBuf>,
+    expect: &Option<PathBuf>,
+    capture: PathBuf,
+) -> cli::InspectArgs {
+    cli::InspectArgs {
+        capture,
+        json,
+        leg: LegFilter::Both,
+        markdown: false,
+        html: html.clone(),
+        expect: expect.clone(),
+        // The run's capture holds plaintext or embeds its secrets.
+        keylog: None,
+    }
 }
 
 /// Exits on a command-line error: clap's own message, except for `inspect` given more than one
@@ -634,30 +690,57 @@ fn inspect_to(args: &cli::InspectArgs) -> ExitCode {
 /// `inspect_to`, its `--json` report printed as the `inspect` member of one object whose `run`
 /// member is `run` (`faultline run --inspect --json`: one JSON document for the whole run).
 fn inspect_with(args: &cli::InspectArgs, run: Option<serde_json::Value>) -> ExitCode {
+    match inspect_verdict(args, run) {
+        Ok(code) => ExitCode::from(code),
+        Err(exit) => exit,
+    }
+}
+
+/// What `--html` and the report formats would refuse (the page and the JSON both on stdout, an
+/// output that is an input), checked by `run --inspect` before the run, not after its command.
+fn inspect_output_problem(args: &cli::InspectArgs) -> Option<ExitCode> {
     // `--html -` writes the page to stdout, in place of the text report (never a file named `-`).
     let html_to_stdout = args.html.as_deref() == Some(std::path::Path::new("-"));
     if html_to_stdout && (args.json || args.markdown) {
         let other = if args.json { "json" } else { "markdown" };
-        return refuse(&format!(
+        return Some(refuse(&format!(
             "faultline: --html - writes the page to stdout, where --{other} writes too: give --html a file name, or leave out --{other}"
-        ));
+        )));
     }
     let html_file = args.html.as_ref().filter(|_| !html_to_stdout);
     if let Some(html) = html_file {
         let mut inputs = vec![("capture", args.capture.as_path())];
         inputs.extend(args.expect.as_deref().map(|m| ("manifest", m)));
         if let Err(e) = faultline::inspect::refuse_overwriting_inputs(html, "--html", &inputs) {
-            return fail(&format!("faultline: {e}"), e.exit_code());
+            return Some(fail(&format!("faultline: {e}"), e.exit_code()));
         }
     }
+    None
+}
+
+/// The inspection's exit code (0 clean, 1 findings, 3 inconclusive), or the exit of an error.
+fn inspect_verdict(
+    args: &cli::InspectArgs,
+    run: Option<serde_json::Value>,
+) -> Result<u8, ExitCode> {
+    if let Some(exit) = inspect_output_problem(args) {
+        return Err(exit);
+    }
+    let html_to_stdout = args.html.as_deref() == Some(std::path::Path::new("-"));
+    let html_file = args.html.as_ref().filter(|_| !html_to_stdout);
     let expect = match args.expect.as_deref().map(Manifest::load).transpose() {
         Ok(manifest) => manifest,
-        Err(e) => return refuse(&e.to_string()),
+        Err(e) => return Err(refuse(&e.to_string())),
     };
     let key_log = match &args.keylog {
         Some(path) => match std::fs::read(path) {
             Ok(bytes) => bytes,
-            Err(e) => return refuse(&format!("faultline: --keylog {}: {e}", path.display())),
+            Err(e) => {
+                return Err(refuse(&format!(
+                    "faultline: --keylog {}: {e}",
+                    path.display()
+                )))
+            }
         },
         None => Vec::new(),
     };
@@ -669,17 +752,17 @@ fn inspect_with(args: &cli::InspectArgs, run: Option<serde_json::Value>) -> Exit
         },
     ) {
         Ok(report) => report,
-        Err(e) => return fail(&format!("faultline: {e}"), e.exit_code()),
+        Err(e) => return Err(fail(&format!("faultline: {e}"), e.exit_code())),
     };
     if let Some(manifest) = &expect {
         report.audit(manifest);
     }
     if let Some(path) = html_file {
         if let Err(e) = faultline::inspect::write_output(path, &report.render_html()) {
-            return refuse(&format!(
+            return Err(refuse(&format!(
                 "faultline: cannot write the HTML report {}: {e}",
                 path.display()
-            ));
+            )));
         }
     }
     if html_to_stdout {
@@ -701,7 +784,7 @@ fn inspect_with(args: &cli::InspectArgs, run: Option<serde_json::Value>) -> Exit
     if let Some(path) = html_file {
         eprintln!("faultline: HTML report written to {}", path.display());
     }
-    ExitCode::from(report.exit_code())
+    Ok(report.exit_code())
 }
 
 fn ca(command: CaCommand) -> ExitCode {

@@ -56,6 +56,7 @@ impl Wrapped {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "no command"));
         };
         let listen = connectable(listen);
+        become_subreaper();
         let mut child = Command::new(program);
         child
             .args(args)
@@ -73,21 +74,31 @@ impl Wrapped {
 
     /// Waits for the command to exit, or for faultline's own stop signal (`signals` counts
     /// them): then the command and every process it started get SIGTERM and [`STOP_GRACE`] to
-    /// exit before they are killed; a second stop signal kills them at once.
+    /// exit before they are killed; a second stop signal kills them at once. Processes the
+    /// command left running when it exited on its own are stopped too, and said.
     pub async fn wait_or_stop(mut self, mut signals: watch::Receiver<u32>) -> io::Result<Ended> {
         tokio::select! {
-            status = self.child.wait() => return Ok(Ended { status: status?, stopped: false }),
+            status = self.child.wait() => {
+                let status = status?;
+                stop_leftovers(&self.shown);
+                return Ok(Ended { status, stopped: false });
+            }
             _ = signals.changed() => {}
         }
         // The command's own children too (`sh -c 'a && b'` runs b as one): a trial's `sleep`
-        // outlived faultline. Found before the signal, while their parent lives.
-        let family = self.child.id().map(descendants).unwrap_or_default();
-        self.signal(&family, libc::SIGTERM);
+        // outlived faultline. Listed again at each signal: one forked after a listing (a
+        // shell starting its next command as the stop came) was missed and kept the test's
+        // output pipe open for 30 s.
+        self.signal_family(libc::SIGTERM);
         let why = if *signals.borrow_and_update() > 1 {
             "was stopped a second time".to_string()
         } else {
             tokio::select! {
-                status = self.child.wait() => return Ok(Ended { status: status?, stopped: true }),
+                status = self.child.wait() => {
+                    let status = status?;
+                    stop_leftovers(&self.shown);
+                    return Ok(Ended { status, stopped: true });
+                }
                 () = tokio::time::sleep(STOP_GRACE) => {
                     format!("did not exit within {} s of SIGTERM", STOP_GRACE.as_secs())
                 }
@@ -95,26 +106,58 @@ impl Wrapped {
             }
         };
         tracing::warn!(command = %self.shown, "the command {why}; killed");
-        self.signal(&family, libc::SIGKILL);
+        self.signal_family(libc::SIGKILL);
+        let status = self.child.wait().await?;
+        stop_leftovers(&self.shown);
         Ok(Ended {
-            status: self.child.wait().await?,
+            status,
             stopped: true,
         })
     }
 
-    /// Sends `signal` to the command (while it is not yet reaped) and to `family`, the
-    /// processes it had started.
-    fn signal(&self, family: &[libc::pid_t], signal: libc::c_int) {
+    /// Sends `signal` to the command (while it is not yet reaped) and to every live process
+    /// under faultline (what the command started, also those whose parent already exited: they
+    /// are faultline's, see [`become_subreaper`]).
+    fn signal_family(&self, signal: libc::c_int) {
         if let Some(pid) = self.child.id() {
             // SAFETY: kill(2) with a pid we spawned and have not yet reaped (`id` is `None`
             // once `wait` returned), so it cannot name another process; it touches no memory.
             unsafe { libc::kill(pid as libc::pid_t, signal) };
         }
-        for &descendant in family {
+        for descendant in descendants(std::process::id()) {
             // SAFETY: kill(2) touches no memory of ours; a descendant that exited since it was
             // listed makes it fail with ESRCH (pids are not reused that fast).
             unsafe { libc::kill(descendant, signal) };
         }
+    }
+}
+
+/// Makes faultline the "subreaper" of what it starts: a process whose parent exits is
+/// reparented to faultline instead of init, so a stop still finds what a wrapped command left
+/// behind (a `sleep &` of a shell that exited, a daemon that double-forked).
+fn become_subreaper() {
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) only sets a flag of this process.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+}
+
+/// Processes the command started and left running when it ended (a server in the background, a
+/// `nohup`): the proxy they used stops with the run, so they are stopped too (SIGTERM), and
+/// said: a CI trial found them running on with nothing said.
+fn stop_leftovers(shown: &str) {
+    let left = descendants(std::process::id());
+    if left.is_empty() {
+        return;
+    }
+    let listed: Vec<String> = left.iter().map(ToString::to_string).collect();
+    tracing::warn!(
+        command = %shown,
+        "the command left {} running (pid {}): sending SIGTERM",
+        faultline::plural::count(left.len(), "process"),
+        listed.join(", ")
+    );
+    for pid in left {
+        // SAFETY: kill(2) touches no memory of ours; see `signal_family`.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
     }
 }
 
@@ -161,8 +204,8 @@ impl Ended {
     }
 }
 
-/// Every live descendant of `pid` (children, their children, …), read from `/proc`: the
-/// processes a wrapped command started, which a stop must reach too.
+/// Every live descendant of `pid` (children, their children, …; zombies left out), read from
+/// `/proc`: the processes a wrapped command started, which a stop must reach too.
 fn descendants(pid: u32) -> Vec<libc::pid_t> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -175,7 +218,12 @@ fn descendants(pid: u32) -> Vec<libc::pid_t> {
             let pid: libc::pid_t = entry.file_name().to_str()?.parse().ok()?;
             let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
             let after = &stat[stat.rfind(')')? + 1..];
-            let ppid = after.split_whitespace().nth(1)?.parse().ok()?;
+            let mut fields = after.split_whitespace();
+            // An exited process not yet reaped (an orphan reparented to faultline) is gone.
+            if matches!(fields.next()?, "Z" | "X") {
+                return None;
+            }
+            let ppid = fields.next()?.parse().ok()?;
             Some((pid, ppid))
         })
         .collect();
@@ -224,6 +272,10 @@ mod tests {
         assert_eq!(exit_code(ExitStatus::from_raw(15)), 143);
     }
 
+    /// The tests of one process share it as subreaper, and a stop reaches every process under
+    /// it: one test at a time, or one test's stop would end another's command.
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     /// Stop signals counted as `main` counts them, one after each delay (ms, from the last);
     /// none when `delays` is empty.
     fn stop_signals_after(delays: &[u64]) -> watch::Receiver<u32> {
@@ -242,6 +294,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_second_stop_kills_a_command_that_ignores_sigterm() {
+        let _serial = SERIAL.lock().await;
         let command: Vec<OsString> = ["sh", "-c", "trap '' TERM; sleep 30"]
             .iter()
             .map(OsString::from)
@@ -260,6 +313,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_command_sees_the_address_and_its_status_comes_back() {
+        let _serial = SERIAL.lock().await;
         let command: Vec<OsString> = ["sh", "-c", "test \"$FAULTLINE_URL\" = \"http://$FAULTLINE_LISTEN\" && test \"$FAULTLINE_LISTEN\" = 127.0.0.1:3030 && exit 5"]
             .iter()
             .map(OsString::from)
@@ -276,6 +330,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stop_reaches_the_commands_own_children() {
+        let _serial = SERIAL.lock().await;
         let dir = std::env::temp_dir().join(format!("faultline-wrapped-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let pidfile = dir.join("grandchild.pid");
@@ -312,8 +367,49 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A shell that starts `sleep` in the background and exits leaves it to faultline (its
+    /// subreaper), which stops it: a CI trial's background children ran on, unsaid.
+    #[tokio::test]
+    async fn what_the_command_leaves_running_is_stopped() {
+        let _serial = SERIAL.lock().await;
+        let dir = std::env::temp_dir().join(format!("faultline-leftover-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let pidfile = dir.join("left.pid");
+        let script = format!("sleep 30 & echo $! > {}", pidfile.display());
+        let command: Vec<OsString> = ["sh", "-c", &script].iter().map(OsString::from).collect();
+        let wrapped =
+            Wrapped::spawn(&command, "127.0.0.1:1".parse().expect("addr"), false).expect("sh runs");
+        let ended = wrapped
+            .wait_or_stop(stop_signals_after(&[]))
+            .await
+            .expect("waits");
+        assert_eq!(ended.code(), 0);
+        let left: libc::pid_t = std::fs::read_to_string(&pidfile)
+            .expect("the script wrote its child's pid")
+            .trim()
+            .parse()
+            .expect("a pid");
+        let alive = |pid: libc::pid_t| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rfind(')')
+                    .and_then(|at| stat[at + 1..].split_whitespace().next())
+                    .is_some_and(|state| state != "Z" && state != "X")
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while alive(left) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the background {left} outlived the command"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[tokio::test]
     async fn a_stop_passes_sigterm_to_the_command() {
+        let _serial = SERIAL.lock().await;
         let command: Vec<OsString> = ["sleep", "30"].iter().map(OsString::from).collect();
         let wrapped = Wrapped::spawn(&command, "127.0.0.1:1".parse().expect("addr"), false)
             .expect("sleep runs");

@@ -1628,6 +1628,32 @@ fn run_stops_its_command_and_a_second_stop_kills_it_at_once() {
         done.output()
     );
 
+    // With --inspect, a stopped run's clean verdict covers half a test: the command's status.
+    let capture = dir.path().join("stop.pcapng").display().to_string();
+    let inspected = Process::spawn(Command::new(BIN).args([
+        "run",
+        &scenario,
+        "--listen",
+        "127.0.0.1:0",
+        "--capture",
+        &capture,
+        "--inspect",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; sleep 30",
+    ]));
+    inspected.wait_for_stdout("ready");
+    inspected.terminate();
+    let done = inspected.wait();
+    assert_eq!(done.code(), Some(143), "{}", done.output());
+    assert!(
+        done.stderr
+            .contains("the run was stopped before its command ended"),
+        "{}",
+        done.output()
+    );
+
     let stubborn = wrapped("trap '' TERM; echo ready; sleep 30");
     stubborn.wait_for_stdout("ready");
     stubborn.terminate();
@@ -1647,6 +1673,42 @@ fn run_stops_its_command_and_a_second_stop_kills_it_at_once() {
         "{}",
         done.output()
     );
+}
+
+/// What the inspection would refuse about its outputs is refused before the command runs: a
+/// CI trial's `--html` naming the capture, and `--html -` with `--json`, were refused only once
+/// its whole test had run.
+#[test]
+fn run_inspect_output_problems_are_refused_before_the_command_runs() {
+    let dir = TempDir::new("run-inspect-early");
+    let scenario = dir.write(
+        "early.toml",
+        "name = \"early\"\n[proxy]\nupstream = \"builtin:echo\"\n",
+    );
+    let scenario = scenario.display().to_string();
+    let capture = dir.path().join("early.pcapng").display().to_string();
+    let ran = dir.path().join("ran");
+    let marker = format!("touch {}", ran.display());
+    for html in [
+        vec!["--html", capture.as_str()],
+        vec!["--html", "-", "--json"],
+        vec!["--html", "-"],
+    ] {
+        let mut args = vec![
+            "run",
+            scenario.as_str(),
+            "--listen",
+            "127.0.0.1:0",
+            "--capture",
+            capture.as_str(),
+            "--inspect",
+        ];
+        args.extend(html.iter().copied());
+        args.extend(["--", "sh", "-c", marker.as_str()]);
+        let out = faultline(&args);
+        assert_eq!(out.code(), Some(2), "{html:?}: {}", out.output());
+        assert!(!ran.exists(), "{html:?}: the command ran: {}", out.output());
+    }
 }
 
 /// `run --json`: a CI step reads the rule counters and the verdict from one JSON document on
