@@ -45,7 +45,9 @@ const MIB: usize = 1024 * 1024;
 /// faultline's S3 test client: boto3 against `S3_ENDPOINT`, operations given as
 /// `OP BUCKET KEY PATH` groups, one JSON line printed per operation. `nowind`: a presigned
 /// put_object sent by `requests` (no Content-MD5, no checksum), retried up to 3 times without
-/// rewinding the file, as a buggy client does. `put-ALGO`: put_object with
+/// rewinding the file, as a buggy client does. `skipget`: a get_object read until it is cut,
+/// then resumed 4,096 bytes past what arrived (`Range: bytes=N+4096-`), as a buggy client does.
+/// `put-ALGO`: put_object with
 /// `ChecksumAlgorithm=ALGO`; `stale-ALGO`: put_object with the ALGO checksum of other bytes (the
 /// file's last byte flipped: a file that changed after its checksum was taken); `tryput`: a
 /// put_object with 2 attempts at most whose failure is printed, not raised.
@@ -116,6 +118,25 @@ while args:
                     break
                 except Exception as e:
                     error = f"{type(e).__name__}: {e}"
+    elif op == "skipget":
+        data = bytearray()
+        for attempt in range(3):
+            ranged = {"Range": "bytes=%d-" % (len(data) + 4096)} if data else {}
+            answer = s3.get_object(Bucket=bucket, Key=key, **ranged)
+            raw = answer["Body"]._raw_stream
+            try:
+                while True:
+                    block = raw.read(MIB)
+                    if not block:
+                        break
+                    data += block
+            except Exception as e:
+                error = f"{type(e).__name__}: {e}"
+            if attempt > 0 or len(data) >= answer["ContentLength"]:
+                break
+        with open(path, "wb") as f:
+            f.write(data)
+        meta = {"ContentLength": len(data)}
     elif op == "upload":
         s3.upload_file(path, bucket, key, Config=parts)
     elif op == "get":
@@ -1401,6 +1422,52 @@ fn a_presigned_put_retried_without_rewinding_is_corrupt_whatever_its_etag_says()
         "{found:#?}"
     );
     assert!(!text.contains("held the wrong bytes"), "{text}");
+}
+
+/// GETs cut after 1 MiB by `s3-truncate-get` and resumed 4,096 bytes past the cut, of a
+/// single-part object (checked against its ETag in `objects`) and of a multipart one (compared
+/// with its upload in `s3_download`): the client assembled bytes after a hole it never fetched.
+/// inspect said "incomplete" and OK, exit 0.
+#[test]
+fn a_download_resumed_past_its_cut_is_corrupt_naming_the_hole() {
+    let lab = Lab::new("s3-skipget");
+    let (moto, moto_addr) = lab.moto();
+    let (one, _) = lab.file("one.bin", 3_000_000, 12);
+    let (big, _) = lab.file("big.bin", MULTIPART, 13);
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    lab.boto3(
+        moto_addr,
+        &[
+            ["mb", "bkt", "-", "-"],
+            ["put", "bkt", "one.bin", &s(&one)],
+            ["upload", "bkt", "big.bin", &s(&big)],
+        ],
+    );
+    let proxy = lab.proxy(&scenario("s3-truncate-get"), Some(moto_addr));
+    let (got_one, got_big) = (lab.dir("files/got-one.bin"), lab.dir("files/got-big.bin"));
+    let done = lab.boto3(
+        proxy.addr,
+        &[
+            ["skipget", "bkt", "one.bin", &s(&got_one)],
+            ["skipget", "bkt", "big.bin", &s(&got_big)],
+        ],
+    );
+    let capture = proxy.stop();
+    moto.stop();
+    assert_eq!(done[0]["length"], 3_000_000 - 4096, "{done:?}");
+    assert_eq!(done[1]["length"], MULTIPART - 4096, "{done:?}");
+    let (json, code, text) = lab.inspect(&capture, None);
+    assert_eq!(code, Some(1), "{text}");
+    let found = findings(&json);
+    for path in ["/bkt/one.bin", "/bkt/big.bin"] {
+        assert!(
+            found.iter().any(|f| f.starts_with("CORRUPT: download of ")
+                && f.contains(path)
+                && f.contains("(client leg, ")
+                && f.contains("bytes 1048576..1052672 (4096 bytes) were never requested")),
+            "{path}: {found:#?}"
+        );
+    }
 }
 
 /// boto3 over HTTPS (TLS intercepted by faultline, moto serving HTTPS): botocore streams each
