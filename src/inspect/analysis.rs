@@ -552,10 +552,12 @@ struct DifferingAttempt {
     finding: String,
 }
 
-/// The findings of accepted attempts that differ from attempt 1, except those whose bytes their
-/// content address (or S3 checksum) verifies: then attempt 1 held the wrong bytes and the
-/// server kept the right ones. A trial's client sent a corrupted body once, was refused with
-/// 500, retried with the right bytes, and read CORRUPT blaming the good retry.
+/// The findings of accepted attempts that differ from attempt 1, except those whose bytes an
+/// address the client named verifies (see [`content_address::ContentAddress::is_clients`]): then attempt 1 held
+/// the wrong bytes and the server kept the right ones. A trial's client sent a corrupted body
+/// once, was refused with 500, retried with the right bytes, and read CORRUPT blaming the good
+/// retry. An S3 ETag vouches for nothing here: it is the MD5 of whatever arrived, so a retry
+/// that sent an empty body (a client that did not rewind its file) "matched" it and read OK.
 fn settle_differing_attempts(
     groups: &mut [AttemptGroup],
     differing: Vec<DifferingAttempt>,
@@ -563,11 +565,21 @@ fn settle_differing_attempts(
 ) -> Vec<String> {
     let mut findings = Vec::new();
     for d in differing {
-        let verified = content_checks
-            .iter()
-            .any(|c| c.exchange == d.exchange && c.check == AddressCheck::Matches);
-        if !verified {
-            findings.push(d.finding);
+        let matched = |clients: bool| {
+            content_checks.iter().any(|c| {
+                c.exchange == d.exchange
+                    && c.check == AddressCheck::Matches
+                    && c.address.is_clients() == clients
+            })
+        };
+        if !matched(true) {
+            let mut finding = d.finding;
+            if matched(false) {
+                finding.push_str(
+                    "; the ETag S3 answered matches the bytes it received, which shows only that they crossed unchanged: nothing the client sent (Content-MD5, x-amz-checksum-*, a digest in its path) says they are the object's",
+                );
+            }
+            findings.push(finding);
             continue;
         }
         let attempt = &mut groups[d.group].attempts[d.attempt];
@@ -702,7 +714,17 @@ fn compare_attempts(exchanges: &mut [Exchange]) -> (Vec<AttemptGroup>, Vec<Diffe
             if attempt.corrupt {
                 // "attempt 2 (…) was accepted but differs", not "… but attempt 2 differs".
                 let prefix = format!("attempt {number} ");
-                let said = description.strip_prefix(&prefix).unwrap_or(&description);
+                let mut said = description
+                    .strip_prefix(&prefix)
+                    .unwrap_or(&description)
+                    .to_string();
+                // A retry short of what attempt 1 declared: the object the server kept is short.
+                if let Some(declared) = first_expected.filter(|&d| ex.request.length < d) {
+                    said.push_str(&format!(
+                        "; attempt 1 declared {declared} bytes, attempt {number} sent {}",
+                        ex.request.length
+                    ));
+                }
                 differing.push(DifferingAttempt {
                     group: out.len(),
                     attempt: list.len(),
@@ -1850,6 +1872,77 @@ pub(crate) mod tests {
     const MD5_B: &str = "92eb5ffee6ae2fec3ad71c777531578f";
     /// A DVC-style target whose md5 is [`MD5_B`]'s.
     const ADDRESSED_B: &str = "/files/md5/92/eb5ffee6ae2fec3ad71c777531578f";
+
+    /// A presigned PutObject (no Content-MD5, no checksum) whose client retried without
+    /// rewinding its file: attempt 2 sent an empty body, moto stored 0 bytes and answered the
+    /// empty body's MD5 as its ETag. inspect said OK, "attempt 2 matches its content address:
+    /// attempt 1 held the wrong bytes". The ETag is the server's MD5 of what it got; only an
+    /// address the client named vouches for a retry.
+    #[test]
+    fn an_s3_etag_matching_a_differing_retry_vouches_for_nothing_but_a_client_checksum_does() {
+        let attempt = |number: usize, corrupt| Attempt {
+            number,
+            exchange: number,
+            status: Some(200),
+            length: 0,
+            complete: true,
+            comparison: None,
+            description: format!("attempt {number} has an empty body [exchange {number}]"),
+            not_compared: None,
+            corrupt,
+        };
+        let groups = || {
+            vec![AttemptGroup {
+                leg: Some(Leg::Client),
+                method: "PUT".into(),
+                target: "/bkt/pre.bin".into(),
+                attempts: vec![attempt(1, false), attempt(2, true)],
+            }]
+        };
+        let differing = || {
+            vec![DifferingAttempt {
+                group: 0,
+                attempt: 1,
+                exchange: 2,
+                finding: "CORRUPT: PUT /bkt/pre.bin (client leg): attempt 2 was accepted but has an empty body".into(),
+            }]
+        };
+        let check = |source: &str| ContentCheck {
+            exchange: 2,
+            address: content_address::ContentAddress {
+                algo: HashAlgo::Md5,
+                digest: "d41d8cd98f00b204e9800998ecf8427e".into(),
+                size: None,
+                scheme: content_address::Scheme::S3,
+                key: Some("/bkt/pre.bin".into()),
+                backend: Some(source.into()),
+                chunk: None,
+            },
+            check: AddressCheck::Matches,
+            corrupt: false,
+        };
+        let mut etag_only = groups();
+        let findings = settle_differing_attempts(&mut etag_only, differing(), &[check("ETag")]);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].contains("the ETag S3 answered matches the bytes it received"),
+            "{}",
+            findings[0]
+        );
+        let retry = &etag_only[0].attempts[1];
+        assert!(retry.corrupt);
+        assert!(!retry.description.contains("held the wrong bytes"));
+        let mut checked = groups();
+        let findings = settle_differing_attempts(
+            &mut checked,
+            differing(),
+            &[check("ETag"), check("Content-MD5")],
+        );
+        assert!(findings.is_empty(), "{findings:?}");
+        assert!(checked[0].attempts[1]
+            .description
+            .contains("attempt 2 matches its content address: attempt 1 held the wrong bytes"));
+    }
 
     /// A trial's client sent a damaged body, was refused with 500, and retried with the right
     /// bytes: the report blamed the good retry ("attempt 2 was accepted but differs from attempt

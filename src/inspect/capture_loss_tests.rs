@@ -5,9 +5,15 @@ use super::*;
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
 const FIN: u8 = 0x01;
+const RST: u8 = 0x04;
 
 /// An Ethernet/IPv4/TCP frame between 10.0.0.1:5555 (client) and 10.0.0.2:80.
 fn frame(to_server: bool, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    acking(to_server, seq, 0, flags, payload)
+}
+
+/// [`frame`] with an acknowledgment number.
+fn acking(to_server: bool, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
     let (src, dst, sport, dport) = if to_server {
         ([10, 0, 0, 1], [10, 0, 0, 2], 5555u16, 80u16)
     } else {
@@ -22,7 +28,7 @@ fn frame(to_server: bool, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
     f.extend_from_slice(&sport.to_be_bytes());
     f.extend_from_slice(&dport.to_be_bytes());
     f.extend_from_slice(&seq.to_be_bytes());
-    f.extend_from_slice(&0u32.to_be_bytes());
+    f.extend_from_slice(&ack.to_be_bytes());
     f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
     f.extend_from_slice(payload);
     f
@@ -167,4 +173,56 @@ fn a_download_the_capture_missed_bytes_of_says_so() {
         "{problems:?}"
     );
     assert_eq!(report.verdict, Verdict::Inconclusive, "{text}");
+}
+
+/// `tshark -i lo` dropped the tail of an upload (the kernel's drops): the server acknowledged
+/// bytes the capture never saw, answered 200, and the client reset. inspect said "CORRUPT: server
+/// accepted an incomplete body … cut by connection reset": the capture, not the connection, lost
+/// them, and the README promises INCONCLUSIVE.
+#[test]
+fn bytes_the_server_acknowledged_but_the_capture_missed_make_the_verdict_inconclusive() {
+    let mut frames = put(Some(2));
+    let request_end = 101 + frames_request_len();
+    // put() ends with the answer and the client's FIN: replace them with an ACK of the whole
+    // request, the 200 and a reset by the client at the end of what it sent.
+    frames.truncate(frames.len() - 2);
+    frames.push(acking(false, 501, request_end, ACK, b""));
+    let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    frames.push(acking(false, 501, request_end, ACK, answer));
+    let answered = 501 + answer.len() as u32;
+    frames.push(acking(true, request_end, answered, RST | ACK, b""));
+    let report = inspect(&pcap(&frames, 65_535));
+    let text = report.render_text();
+    assert_eq!(report.verdict, Verdict::Inconclusive, "{text}");
+    assert_eq!(report.exit_code(), 3);
+    assert!(
+        report
+            .verdict_line
+            .starts_with("INCONCLUSIVE: the capture is missing payload (bytes missing on flow 0)"),
+        "{}",
+        report.verdict_line
+    );
+    assert!(text.contains("missing from the capture"), "{text}");
+}
+
+/// The same capture with only the reset past the captured bytes (no acknowledgment of them).
+#[test]
+fn a_reset_past_the_captured_bytes_says_the_capture_missed_them() {
+    let mut frames = put(Some(2));
+    frames.truncate(frames.len() - 2);
+    let request_end = 101 + frames_request_len();
+    frames.push(frame(true, request_end, RST, b""));
+    let report = inspect(&pcap(&frames, 65_535));
+    assert_eq!(
+        report.verdict,
+        Verdict::Inconclusive,
+        "{}",
+        report.render_text()
+    );
+}
+
+/// Length of the request [`put`] sends (head and 3000-byte body).
+fn frames_request_len() -> u32 {
+    let head = b"PUT /files/md5/ab/cdef HTTP/1.1\r\nContent-Length: 3000\r\n\r\n";
+    (head.len() + 3000) as u32
 }

@@ -102,6 +102,20 @@ impl AddressCheck {
 }
 
 impl ContentAddress {
+    /// True when the client named this address before sending (a digest in its path, as DVC and
+    /// git-annex do, Content-MD5, x-amz-checksum-*, a hex x-amz-content-sha256): a body that
+    /// matches it is the body the client meant. An S3 ETag is the server's MD5 of what it
+    /// received: a match proves the bytes crossed unchanged, never that they were the right ones
+    /// (a client that retried without rewinding its file sent an empty body that its ETag
+    /// "verified").
+    pub fn is_clients(&self) -> bool {
+        !(self.scheme == Scheme::S3
+            && self
+                .backend
+                .as_deref()
+                .is_some_and(|b| b.starts_with("ETag")))
+    }
+
     /// The length a body with this address must have: the chunk's for a chunk key, else the
     /// object's size.
     pub fn expected_len(&self) -> Option<u64> {

@@ -306,17 +306,9 @@ fn compare_pair(c: &FlowSummary, u: &FlowSummary, exchanges: &mut [Exchange]) ->
             differences.push(format!(
                 "{what}: request body {} bytes ({}) on the client leg, {} bytes ({}) upstream",
                 ra.length,
-                if ra.complete {
-                    "complete"
-                } else {
-                    "incomplete"
-                },
+                request_completeness(ra),
                 rb.length,
-                if rb.complete {
-                    "complete"
-                } else {
-                    "incomplete"
-                },
+                request_completeness(rb),
             ));
         }
         let (a, b) = (&exchanges[ci], &exchanges[ui]);
@@ -389,6 +381,17 @@ fn compare_pair(c: &FlowSummary, u: &FlowSummary, exchanges: &mut [Exchange]) ->
         capture_ended: false,
         differences,
         difference_details,
+    }
+}
+
+/// A request body's end, "incomplete in the capture" when the capture, not the connection, lost
+/// the rest (a trial's `tshark -i lo` capture dropped an upload's tail, and the legs line read
+/// as if the upstream leg had been cut).
+fn request_completeness(body: &super::exchange::RequestBody) -> &'static str {
+    match body.cut_by.as_deref() {
+        _ if body.complete => "complete",
+        Some("capture gap" | "capture ended") => "incomplete in the capture",
+        _ => "incomplete",
     }
 }
 
@@ -498,6 +501,24 @@ pub(crate) mod tests {
     /// A trial's forward proxy refused one client (no upstream leg); every later client leg
     /// was then compared with the next connection's upstream leg. faultline's captures name
     /// each flow's connection, and legs pair by it.
+    #[test]
+    fn a_body_the_capture_lost_the_end_of_is_incomplete_in_the_capture() {
+        let body = |complete, cut_by: Option<&str>| RequestBody {
+            complete,
+            cut_by: cut_by.map(Into::into),
+            ..RequestBody::default()
+        };
+        assert_eq!(request_completeness(&body(true, None)), "complete");
+        assert_eq!(
+            request_completeness(&body(false, Some("connection reset"))),
+            "incomplete"
+        );
+        assert_eq!(
+            request_completeness(&body(false, Some("capture gap"))),
+            "incomplete in the capture"
+        );
+    }
+
     #[test]
     fn legs_pair_by_their_connection_when_the_capture_names_it() {
         let mut exchanges = vec![

@@ -30,6 +30,7 @@ mod connect_tunnel;
 mod connection_id;
 mod content_address;
 mod digest;
+mod download_holes;
 mod evidence;
 mod exchange;
 mod expectations;

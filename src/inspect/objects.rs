@@ -24,6 +24,7 @@ use serde::Serialize;
 use super::attempts::BodySource;
 use super::content_address::{self, AddressCheck, ContentAddress, Scheme};
 use super::digest::{HashAlgo, Hasher};
+use super::download_holes::{self, Span};
 use super::exchange::Exchange;
 use super::leg;
 use super::p2phttp::{self, P2pRequest};
@@ -504,10 +505,31 @@ fn stitch(
             expected.map_or("?".into(), |e| e.to_string())
         ));
     }
+    let holes = if download {
+        let spans: Vec<(Span, usize)> = specs
+            .iter()
+            .map(|s| {
+                let span = Span {
+                    start: s.offset,
+                    len: s.length,
+                };
+                (span, s.exchange)
+            })
+            .collect();
+        download_holes::skipped(exchanges, &spans)
+    } else {
+        Vec::new()
+    };
+    for hole in &holes {
+        // Said once, as the hole the client skipped rather than bytes that never crossed.
+        let generic = format!("exchange {} starts at offset {} ", hole.after, hole.end);
+        problems.retain(|p| !p.starts_with(&generic));
+        problems.push(hole.describe(exchanges));
+    }
     let accepted = last.is_some_and(|s| s.accepted);
     let mismatch = check.as_ref().is_some_and(|c| c.is_mismatch());
     let corrupt = if download {
-        mismatch || differs
+        mismatch || differs || !holes.is_empty()
     } else {
         accepted && (mismatch || differs)
     };

@@ -4,6 +4,9 @@
 //! sequence number on a 4-tuple that was already used starts a new flow. Each direction keeps the
 //! first copy of every byte (retransmissions and overlaps are dropped) and holds out-of-order
 //! segments until the gap fills, at most [`MAX_PENDING`] bytes; past that the gap is declared lost.
+//! Bytes the capture never saw are also declared lost where the stream shows they were sent: the
+//! peer acknowledged them, a RST's sequence number lies past them, or the FIN does (a capture
+//! that dropped packets, e.g. `tshark -i lo` under load, misses the tail of an upload).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -101,6 +104,9 @@ struct DirState {
     fin_done: bool,
     /// Bytes of the payload received so far (to tell "nothing sent yet" for direction guessing).
     seen_payload: bool,
+    /// Stream offset up to which the sender is known to have sent bytes: the peer's highest
+    /// acknowledgment, or where the sender's RST lay. Past `next` at the end, the capture missed them.
+    sent_to: u64,
 }
 
 impl DirState {
@@ -208,11 +214,34 @@ impl DirState {
         }
     }
 
-    /// At the end of the flow: whatever is still held is delivered after declaring the holes.
-    fn flush<C: StreamConsumer>(&mut self, dir: Direction, ts: u64, sink: &mut C) {
+    /// Notes that the sender is known to have sent the bytes before stream offset `end`.
+    fn sent_up_to(&mut self, end: Option<u64>) {
+        if let Some(end) = end {
+            self.sent_to = self.sent_to.max(end);
+        }
+    }
+
+    /// Declares lost what the capture never saw: the holes before held segments (those are
+    /// delivered), then the bytes past the last captured one that the peer acknowledged or a RST
+    /// lay beyond. A FIN takes a sequence number of its own, so an acknowledgment of the FIN or
+    /// a RST after it (one past the FIN's offset) is no missing byte.
+    fn declare_unseen<C: StreamConsumer>(&mut self, dir: Direction, ts: u64, sink: &mut C) {
         while !self.pending.is_empty() {
             self.skip_gap(dir, ts, sink);
         }
+        let end = match self.fin_at {
+            Some(at) => self.sent_to.min(at),
+            None => self.sent_to,
+        };
+        if end > self.next && self.base.is_some() {
+            sink.gap(dir, self.next, end - self.next);
+            self.next = end;
+        }
+    }
+
+    /// At the end of the flow: whatever is still held is delivered after declaring the holes.
+    fn flush<C: StreamConsumer>(&mut self, dir: Direction, ts: u64, sink: &mut C) {
+        self.declare_unseen(dir, ts, sink);
         if let Some(at) = self.fin_at {
             if !self.fin_done && at > self.next {
                 sink.gap(dir, self.next, at - self.next);
@@ -352,8 +381,14 @@ impl<C: StreamConsumer> FlowTable<C> {
         } else {
             (1, Direction::UpstreamToClient)
         };
-        let state = &mut flow.dirs[idx];
         let rst = seg.has(tcp_flags::RST);
+        if seg.has(tcp_flags::ACK) {
+            // What this segment acknowledges is the peer's stream: the peer sent it.
+            let peer = &mut flow.dirs[1 - idx];
+            let acked = peer.offset_of(seg.ack);
+            peer.sent_up_to(acked);
+        }
+        let state = &mut flow.dirs[idx];
         if !rst {
             state.segment(dir, seg, ts, consumer);
         } else if state.base.is_none() {
@@ -373,6 +408,13 @@ impl<C: StreamConsumer> FlowTable<C> {
             let offset = flow.dirs[idx]
                 .offset_of(seg.seq)
                 .unwrap_or(flow.dirs[idx].next);
+            flow.dirs[idx].sent_up_to(Some(offset));
+            // What the capture missed before the reset is said first: a body it missed the end
+            // of was cut by the capture, not by the reset (a `tshark -i lo` capture that dropped
+            // an upload's tail made inspect call the upload short).
+            let [client, server] = &mut flow.dirs;
+            client.declare_unseen(Direction::ClientToUpstream, ts, consumer);
+            server.declare_unseen(Direction::UpstreamToClient, ts, consumer);
             consumer.reset(dir, offset, ts);
         }
         if finished {
@@ -547,5 +589,39 @@ mod tests {
         assert!(!info.saw_syn);
         assert_eq!(c.streams[0], b"GET / HTTP/1.1\r\n\r\n?????tail");
         assert_eq!(c.events, vec!["gap client->upstream 18+5"]);
+    }
+
+    #[test]
+    fn acknowledged_bytes_the_capture_never_saw_are_a_gap_but_a_fin_and_a_reset_after_it_are_not() {
+        use tcp_flags::*;
+        let acking = |from_client, seq, ack, flags, payload| TcpSegment {
+            ack,
+            ..seg(from_client, seq, flags, payload)
+        };
+        // The server acknowledges 10 bytes of which the capture holds 3, then the client resets.
+        let lost = run(&[
+            seg(true, 100, SYN, b""),
+            acking(false, 500, 101, SYN | ACK, b""),
+            acking(true, 101, 501, ACK, b"abc"),
+            acking(false, 501, 111, ACK, b""),
+            acking(true, 111, 501, RST | ACK, b""),
+        ]);
+        assert_eq!(
+            lost[0].1.events,
+            vec!["gap client->upstream 3+7", "rst client->upstream 10"]
+        );
+        // Every byte captured; the FIN acknowledged (one past the data) and a reset after it.
+        let whole = run(&[
+            seg(true, 100, SYN, b""),
+            acking(false, 500, 101, SYN | ACK, b""),
+            acking(true, 101, 501, ACK, b"abc"),
+            acking(true, 104, 501, FIN | ACK, b""),
+            acking(false, 501, 105, ACK, b""),
+            acking(true, 105, 501, RST, b""),
+        ]);
+        assert_eq!(
+            whole[0].1.events,
+            vec!["fin client->upstream 3", "rst client->upstream 4"]
+        );
     }
 }

@@ -74,6 +74,7 @@ pub fn analyse(exchanges: &mut [Exchange], findings: &mut Vec<String>) -> S3Anal
         &requests,
         &reads,
         super::objects::is_s3_download_piece,
+        findings,
     ));
     S3Analysis {
         requests: requests.into_iter().flatten().collect(),

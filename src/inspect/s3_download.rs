@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use super::content_address::{AddressCheck, ContentAddress, Scheme};
 use super::digest::HashAlgo;
+use super::download_holes::{self, Span};
 use super::exchange::Exchange;
 use super::objects::{ObjectCheck, Piece, Transfer};
 use super::s3_request::S3Request;
@@ -26,6 +27,7 @@ pub fn downloads(
     requests: &[Option<S3Request>],
     reads: &[ReadCheck],
     covered: impl Fn(&Exchange) -> bool,
+    findings: &mut Vec<String>,
 ) -> Vec<ObjectCheck> {
     type Key = (Option<Leg>, String, String);
     let mut groups: BTreeMap<Key, Vec<&ReadCheck>> = BTreeMap::new();
@@ -52,7 +54,7 @@ pub fn downloads(
         .into_iter()
         .filter_map(|key| {
             let group = groups.remove(&key)?;
-            Some(object(exchanges, key, &group))
+            Some(object(exchanges, key, &group, findings))
         })
         .collect()
 }
@@ -94,6 +96,7 @@ fn object(
     exchanges: &[Exchange],
     (leg, path, etag): (Option<Leg>, String, String),
     group: &[&ReadCheck],
+    findings: &mut Vec<String>,
 ) -> ObjectCheck {
     let mut pieces = Vec::new();
     let mut total = None;
@@ -140,6 +143,18 @@ fn object(
         _ => None,
     });
     let mut problems = Vec::new();
+    let spans: Vec<(Span, usize)> = pieces
+        .iter()
+        .map(|p| {
+            let span = Span {
+                start: p.offset,
+                len: p.length,
+            };
+            (span, p.exchange)
+        })
+        .collect();
+    let holes = download_holes::skipped(exchanges, &spans);
+    problems.extend(holes.iter().map(|h| h.describe(exchanges)));
     let kind = if multipart {
         "a multipart ETag is no digest of the bytes"
     } else {
@@ -178,6 +193,20 @@ fn object(
             ),
         })
     };
+    if !holes.is_empty() {
+        let ids: Vec<usize> = pieces.iter().map(|p| p.exchange).collect();
+        findings.push(format!(
+            "CORRUPT: download of {} ({} leg, {}): {}",
+            address.name(),
+            super::leg::name(leg),
+            crate::plural::named("exchange", &ids),
+            holes
+                .iter()
+                .map(|h| h.describe(exchanges))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
     ObjectCheck {
         leg,
         transfer: Transfer::Download,
@@ -187,6 +216,6 @@ fn object(
         complete,
         check,
         problems,
-        corrupt: differs.is_some(),
+        corrupt: differs.is_some() || !holes.is_empty(),
     }
 }

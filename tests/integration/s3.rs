@@ -43,7 +43,11 @@ const MULTIPART: usize = 11_000_000;
 const MIB: usize = 1024 * 1024;
 
 /// faultline's S3 test client: boto3 against `S3_ENDPOINT`, operations given as
-/// `OP BUCKET KEY PATH` groups, one JSON line printed per operation. `put-ALGO`: put_object with
+/// `OP BUCKET KEY PATH` groups, one JSON line printed per operation. `nowind`: a presigned
+/// put_object sent by `requests` (no Content-MD5, no checksum), retried up to 3 times without
+/// rewinding the file, as a buggy client does. `skipget`: a get_object read until it is cut,
+/// then resumed 4,096 bytes past what arrived (`Range: bytes=N+4096-`), as a buggy client does.
+/// `put-ALGO`: put_object with
 /// `ChecksumAlgorithm=ALGO`; `stale-ALGO`: put_object with the ALGO checksum of other bytes (the
 /// file's last byte flipped: a file that changed after its checksum was taken); `tryput`: a
 /// put_object with 2 attempts at most whose failure is printed, not raised.
@@ -103,6 +107,36 @@ while args:
                 meta = once.put_object(Bucket=bucket, Key=key, Body=f.read())
             except Exception as e:
                 error = f"{type(e).__name__}: {e}"
+    elif op == "nowind":
+        import requests
+        url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=600)
+        with open(path, "rb") as f:
+            for attempt in range(3):
+                try:
+                    answer = requests.put(url, data=f, timeout=60)
+                    meta = {"ETag": answer.headers.get("ETag"), "ResponseMetadata": {"RetryAttempts": attempt}}
+                    break
+                except Exception as e:
+                    error = f"{type(e).__name__}: {e}"
+    elif op == "skipget":
+        data = bytearray()
+        for attempt in range(3):
+            ranged = {"Range": "bytes=%d-" % (len(data) + 4096)} if data else {}
+            answer = s3.get_object(Bucket=bucket, Key=key, **ranged)
+            raw = answer["Body"]._raw_stream
+            try:
+                while True:
+                    block = raw.read(MIB)
+                    if not block:
+                        break
+                    data += block
+            except Exception as e:
+                error = f"{type(e).__name__}: {e}"
+            if attempt > 0 or len(data) >= answer["ContentLength"]:
+                break
+        with open(path, "wb") as f:
+            f.write(data)
+        meta = {"ContentLength": len(data)}
     elif op == "upload":
         s3.upload_file(path, bucket, key, Config=parts)
     elif op == "get":
@@ -1353,6 +1387,87 @@ fn a_head_or_get_reporting_other_bytes_than_uploaded_is_corrupt() {
         )),
         "{found:#?}"
     );
+}
+
+/// A presigned PutObject sent by a client that retries without rewinding its file, through
+/// `s3-reset-put`: attempt 2 carries what was left of the file (nothing, or its tail), moto
+/// stores that and answers its MD5 as the ETag. inspect said OK, "attempt 2 matches its content
+/// address: attempt 1 held the wrong bytes": the ETag only says what moto got, and nothing the
+/// client sent vouches for the retry, so it is CORRUPT.
+#[test]
+fn a_presigned_put_retried_without_rewinding_is_corrupt_whatever_its_etag_says() {
+    let lab = Lab::new("s3-nowind");
+    let (moto, moto_addr) = lab.moto();
+    lab.boto3(moto_addr, &[["mb", "bkt", "-", "-"]]);
+    let proxy = lab.proxy(&scenario("s3-reset-put"), Some(moto_addr));
+    let (file, _) = lab.file("pre.bin", 3_000_000, 11);
+    let s = file.to_str().expect("utf-8").to_string();
+    let done = lab.boto3(proxy.addr, &[["nowind", "bkt", "pre.bin", &s]]);
+    assert!(done[0]["etag"].is_string(), "{done:?}");
+    let capture = proxy.stop();
+    let stored = lab.boto3(moto_addr, &[["head", "bkt", "pre.bin", "-"]]);
+    moto.stop();
+    let length = stored[0]["length"].as_u64().expect("a length");
+    assert!(
+        length < 3_000_000,
+        "moto holds {length} bytes: the client rewound"
+    );
+    let (json, code, text) = lab.inspect(&capture, None);
+    assert_eq!(code, Some(1), "{text}");
+    let found = findings(&json);
+    assert!(
+        found.iter().any(|f| f.contains("(exchange ")
+            && f.contains("was accepted but")
+            && f.contains("the ETag S3 answered matches the bytes it received")),
+        "{found:#?}"
+    );
+    assert!(!text.contains("held the wrong bytes"), "{text}");
+}
+
+/// GETs cut after 1 MiB by `s3-truncate-get` and resumed 4,096 bytes past the cut, of a
+/// single-part object (checked against its ETag in `objects`) and of a multipart one (compared
+/// with its upload in `s3_download`): the client assembled bytes after a hole it never fetched.
+/// inspect said "incomplete" and OK, exit 0.
+#[test]
+fn a_download_resumed_past_its_cut_is_corrupt_naming_the_hole() {
+    let lab = Lab::new("s3-skipget");
+    let (moto, moto_addr) = lab.moto();
+    let (one, _) = lab.file("one.bin", 3_000_000, 12);
+    let (big, _) = lab.file("big.bin", MULTIPART, 13);
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    lab.boto3(
+        moto_addr,
+        &[
+            ["mb", "bkt", "-", "-"],
+            ["put", "bkt", "one.bin", &s(&one)],
+            ["upload", "bkt", "big.bin", &s(&big)],
+        ],
+    );
+    let proxy = lab.proxy(&scenario("s3-truncate-get"), Some(moto_addr));
+    let (got_one, got_big) = (lab.dir("files/got-one.bin"), lab.dir("files/got-big.bin"));
+    let done = lab.boto3(
+        proxy.addr,
+        &[
+            ["skipget", "bkt", "one.bin", &s(&got_one)],
+            ["skipget", "bkt", "big.bin", &s(&got_big)],
+        ],
+    );
+    let capture = proxy.stop();
+    moto.stop();
+    assert_eq!(done[0]["length"], 3_000_000 - 4096, "{done:?}");
+    assert_eq!(done[1]["length"], MULTIPART - 4096, "{done:?}");
+    let (json, code, text) = lab.inspect(&capture, None);
+    assert_eq!(code, Some(1), "{text}");
+    let found = findings(&json);
+    for path in ["/bkt/one.bin", "/bkt/big.bin"] {
+        assert!(
+            found.iter().any(|f| f.starts_with("CORRUPT: download of ")
+                && f.contains(path)
+                && f.contains("(client leg, ")
+                && f.contains("bytes 1048576..1052672 (4096 bytes) were never requested")),
+            "{path}: {found:#?}"
+        );
+    }
 }
 
 /// boto3 over HTTPS (TLS intercepted by faultline, moto serving HTTPS): botocore streams each
