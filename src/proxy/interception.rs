@@ -125,7 +125,8 @@ pub(super) async fn intercept(
         recorder.read(&peeked);
     }
     let upstream = RecordTap::new(upstream, up_recorder);
-    let client = RecordTap::new(client, client_recorder);
+    let mut client = RecordTap::new(client, client_recorder);
+    client.already_read(&peeked);
     match interceptor
         .connect_upstream(upstream, server_name, &hello.alpn)
         .await
@@ -321,7 +322,8 @@ pub(super) async fn refuse_client_hello(
     if let Some(recorder) = &recorder {
         recorder.read(&peeked);
     }
-    let client = RecordTap::new(client, recorder);
+    let mut client = RecordTap::new(client, recorder);
+    client.already_read(&peeked);
     match interceptor
         .accept_client(Replay::new(peeked, client), LeafName::Ip(local_ip), None)
         .await

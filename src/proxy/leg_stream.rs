@@ -95,9 +95,41 @@ impl AsyncRead for LegStream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             LegStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            LegStream::ClientTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            LegStream::UpstreamTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            LegStream::ClientTls(s) => {
+                let polled = Pin::new(s.as_mut()).poll_read(cx, buf);
+                end_of_stream(polled, s.get_ref().0.get_ref().at_record_end(), "client")
+            }
+            LegStream::UpstreamTls(s) => {
+                let polled = Pin::new(s.as_mut()).poll_read(cx, buf);
+                end_of_stream(polled, s.get_ref().0.at_record_end(), "upstream")
+            }
         }
+    }
+}
+
+/// A TLS read that failed because the peer's TCP FIN came without a close_notify (rustls:
+/// `UnexpectedEof`, once every byte before it was read) is the end of the stream, as for a
+/// plain socket, when the FIN came after a whole record (`at_record_end`): many TLS stacks end
+/// a stream so (Python's `ssl` closed without `unwrap`, moto after its response, servers after
+/// `Connection: close`), and a proxy that took it for a failure reset both legs with the
+/// response's tail still queued for the client (an 11 MB S3 download arrived as 9.8 MB). Its
+/// bytes are relayed, then the FIN is carried across, with close_notify, as for any end.
+/// A FIN inside a record stays an error: the stream was cut short, which the connection
+/// mirrors as a cut.
+fn end_of_stream(
+    polled: Poll<io::Result<()>>,
+    at_record_end: bool,
+    peer: &str,
+) -> Poll<io::Result<()>> {
+    match polled {
+        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof && at_record_end => {
+            tracing::debug!(
+                peer,
+                "the {peer} closed its TLS stream with a TCP FIN and no close_notify, after a whole record: read as the end of its stream"
+            );
+            Poll::Ready(Ok(()))
+        }
+        other => other,
     }
 }
 
