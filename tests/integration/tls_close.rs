@@ -24,6 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+use faultline::proxy::socket::{abort, wait_delivered};
 use faultline::tls::provider::{provider, VERSIONS};
 
 use crate::support::daemon::{Daemon, FAULTLINE};
@@ -50,6 +51,8 @@ enum Close {
     /// Half of the body, then the first bytes of a record and a FIN: the stream is cut inside
     /// a record (a peer that died mid-write, a middlebox that cut it).
     Torn,
+    /// Every byte acknowledged by faultline's kernel, then a RST (SO_LINGER 0).
+    Reset,
 }
 
 impl Close {
@@ -61,6 +64,7 @@ impl Close {
             Close::Fin => "/fin",
             Close::Drop => "/drop",
             Close::Torn => "/torn",
+            Close::Reset => "/reset",
         }
     }
 
@@ -71,6 +75,8 @@ impl Close {
             Close::Drop
         } else if head.contains("/torn") {
             Close::Torn
+        } else if head.contains("/reset") {
+            Close::Reset
         } else {
             Close::Fin
         }
@@ -179,6 +185,11 @@ async fn upstream(
                         let _ = tcp.write_all(&torn).await;
                         let _ = tcp.shutdown().await;
                         while let Ok(1..) = tcp.read(&mut buf).await {}
+                    }
+                    Close::Reset => {
+                        let (tcp, _) = tls.into_inner();
+                        wait_delivered(&tcp, Duration::from_secs(20)).await;
+                        abort(tcp);
                     }
                 }
             });
@@ -407,7 +418,9 @@ async fn upload(proxy: SocketAddr, ca_pem: &Path, body: &[u8], close: Close) -> 
     match close {
         Close::Notify => tls.shutdown().await.unwrap(),
         // The client reads the answer after its FIN: the socket is only half-closed.
-        Close::Fin | Close::Drop | Close::Torn => tls.get_mut().0.shutdown().await.unwrap(),
+        Close::Fin | Close::Drop | Close::Torn | Close::Reset => {
+            tls.get_mut().0.shutdown().await.unwrap()
+        }
     }
     let mut answer = Vec::new();
     let ended = tls.read_to_end(&mut answer).await;
@@ -473,6 +486,115 @@ async fn tls_uploads_whose_client_half_closes_reach_a_slow_upstream_whole_and_en
                 .sum::<u64>();
             assert_eq!(sent_by_requester, request, "flow {stream}: {flow:?}");
         }
+    })
+    .await
+    .expect("bounded");
+}
+
+/// curl at 4 MB/s through `faultline run` (reverse mode) for `close`'s path; returns curl's
+/// outcome, what it saved, the body, the capture, and faultline's and the upstream's ports.
+async fn download_once(
+    tmp: &TempDir,
+    close: Close,
+    seed: u64,
+) -> (
+    crate::support::process::Finished,
+    Vec<u8>,
+    Arc<Vec<u8>>,
+    std::path::PathBuf,
+    u16,
+    u16,
+) {
+    let (ca_dir, ca_pem) = faultline_ca(tmp.path());
+    let pki = UpstreamPki::new(tmp.path());
+    let body = Arc::new(random_bytes(BODY, seed));
+    let (uploads, _) = tokio::sync::mpsc::unbounded_channel();
+    let (up, _task) = upstream(
+        pki.server(&[NAME, "127.0.0.1"], None),
+        body.clone(),
+        uploads,
+    )
+    .await;
+    let capture = tmp.path().join("once.pcapng");
+    let scenario = format!(
+        "name = \"once\"\n[proxy]\nupstream = \"127.0.0.1:{}\"\n[proxy.tls]\nintercept = true\nupstream_ca = {:?}\nca_dir = {:?}\n",
+        up.port(),
+        pki.pem_path.display().to_string(),
+        ca_dir.display().to_string()
+    );
+    let (daemon, proxy) = run_faultline(tmp.path(), "once", &scenario, &capture);
+    let file = tmp.path().join("once.bin");
+    let out = curl(
+        vec![
+            "--cacert".into(),
+            ca_pem.display().to_string(),
+            "--resolve".into(),
+            format!("{NAME}:{}:127.0.0.1", proxy.port()),
+            "--http1.1".into(),
+            "--limit-rate".into(),
+            "4M".into(),
+            "--output".into(),
+            file.display().to_string(),
+            format!("https://{NAME}:{}{}", proxy.port(), close.path()),
+        ],
+        None,
+    )
+    .await;
+    let got = std::fs::read(&file).unwrap_or_default();
+    let done = daemon.stop();
+    assert_eq!(done.code(), Some(0), "{}", done.output());
+    (out, got, body, capture, proxy.port(), up.port())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_a_stream_cut_inside_a_record_reaches_the_client_as_a_cut_after_every_byte() {
+    tokio::time::timeout(LIMIT, async {
+        let tmp = TempDir::new("tls-close-torn");
+        let (out, got, body, capture, proxy, up) = download_once(&tmp, Close::Torn, 13).await;
+        // Every byte the upstream sent in whole records, then the cut (no reset: curl's
+        // "connection reset" is exit 56 with "Connection reset by peer").
+        assert_ne!(out.code(), Some(0), "{}", out.output());
+        assert!(!out.stderr.contains("reset"), "{}", out.output());
+        assert_eq!(
+            (got.len(), md5_hex(&got)),
+            (BODY / 2, md5_hex(&body[..BODY / 2])),
+            "{}",
+            out.output()
+        );
+        let response = (download_head().len() + BODY / 2) as u64;
+        // The upstream leg carried the torn record too (the capture holds plaintext: not it).
+        assert_clean_capture(&capture, proxy, up, |_| Some(response));
+        let comments = tshark::packet_comments(&capture);
+        assert!(
+            comments.iter().any(|c| c.contains("ended inside a record")),
+            "the client leg's FIN says why: {comments:?}"
+        );
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_an_upstream_reset_after_its_last_byte_reaches_a_slow_client_after_every_byte() {
+    tokio::time::timeout(LIMIT, async {
+        let tmp = TempDir::new("tls-close-reset");
+        let (out, got, body, capture, _, _) = download_once(&tmp, Close::Reset, 14).await;
+        // The reset is mirrored, after what the upstream sent before it reached the client
+        // (a reset of faultline's socket discards what its send queue still holds).
+        assert_eq!(
+            (got.len(), md5_hex(&got)),
+            (BODY, md5_hex(&body)),
+            "{}",
+            out.output()
+        );
+        let flows = flows(&capture);
+        assert_eq!(flows.len(), 2, "{flows:?}");
+        assert!(flows.values().all(|f| f.rsts == 1), "{flows:?}");
+        let comments = tshark::packet_comments(&capture);
+        assert!(
+            !comments.iter().any(|c| c.contains("never reached")),
+            "nothing was discarded: {comments:?}"
+        );
     })
     .await
     .expect("bounded");
