@@ -170,6 +170,15 @@ impl RecordFraming {
     }
 }
 
+/// Which peers of one connection ended their TLS stream with a bare FIN (no close_notify)
+/// after a whole record, by [`Leg::index`]. Both legs' taps share it, so that the end is
+/// carried to the other peer as it came: faultline never makes up a close_notify its peer did
+/// not send (a client reading a body until the close would take a cut stream for a whole one),
+/// and a close_notify a client did not read makes its kernel answer the close with a RST
+/// (Python clients reading exactly Content-Length bytes did, on every moto download).
+#[derive(Debug, Default)]
+pub struct BareEnds([AtomicBool; 2]);
+
 /// `inner` (the leg's socket), noting what crosses it when `recorder` is set, and following
 /// the record framing of what is read (see [`RecordFraming`]).
 #[derive(Debug)]
@@ -177,6 +186,9 @@ pub struct RecordTap<S> {
     inner: S,
     recorder: Option<RawRecorder>,
     framing: RecordFraming,
+    /// The leg this tap is under, and its connection's [`BareEnds`].
+    leg: Leg,
+    ends: Arc<BareEnds>,
 }
 
 impl<S> RecordTap<S> {
@@ -186,7 +198,27 @@ impl<S> RecordTap<S> {
             inner,
             recorder,
             framing: RecordFraming::default(),
+            leg: Leg::Client,
+            ends: Arc::default(),
         }
+    }
+
+    /// The tap under `leg`, sharing `ends` with the other leg's tap.
+    pub fn on_leg(mut self, leg: Leg, ends: Arc<BareEnds>) -> RecordTap<S> {
+        self.leg = leg;
+        self.ends = ends;
+        self
+    }
+
+    /// This leg's peer ended its TLS stream with a bare FIN after a whole record.
+    pub fn note_bare_end(&self) {
+        self.ends.0[self.leg.index()].store(true, Relaxed);
+    }
+
+    /// Whether the other leg's peer ended its TLS stream with a bare FIN after a whole record
+    /// (so this leg's end, carrying it across, is a bare FIN too).
+    pub fn other_ended_bare(&self) -> bool {
+        self.ends.0[self.leg.other().index()].load(Relaxed)
     }
 
     /// Bytes of this leg read before the tap was put on the socket (a peeked ClientHello,
@@ -349,6 +381,19 @@ mod tests {
         let mut got = [0u8; 4];
         tap.read_exact(&mut got).await.unwrap();
         assert!(tap.at_record_end());
+    }
+
+    #[tokio::test]
+    async fn a_bare_end_noted_on_one_leg_is_seen_from_the_other() {
+        let ends = Arc::new(BareEnds::default());
+        let (a, _) = tokio::io::duplex(8);
+        let (b, _) = tokio::io::duplex(8);
+        let client = RecordTap::new(a, None).on_leg(Leg::Client, ends.clone());
+        let upstream = RecordTap::new(b, None).on_leg(Leg::Upstream, ends);
+        assert!(!client.other_ended_bare() && !upstream.other_ended_bare());
+        upstream.note_bare_end();
+        assert!(client.other_ended_bare());
+        assert!(!upstream.other_ended_bare());
     }
 
     #[tokio::test]

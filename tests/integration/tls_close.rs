@@ -149,6 +149,9 @@ async fn upstream(
                     let end = match tls.read(&mut buf).await {
                         Ok(0) => "close_notify".to_string(),
                         Ok(n) => format!("{n} more bytes"),
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                            "FIN without close_notify".to_string()
+                        }
                         Err(e) => format!("error: {e}"),
                     };
                     let md5 = md5_hex(&received);
@@ -361,11 +364,17 @@ async fn tls_downloads_whose_upstream_closes_at_once_arrive_whole_and_end_with_f
             ]
         })
         .await;
+        // A client that reads exactly the response and closes (Python's) leaves nothing unread,
+        // so it closes with a FIN: faultline carries a bare FIN across as a bare FIN.
+        for close in [Close::Fin, Close::Drop] {
+            let got = read_exactly_then_close(proxy, &ca_pem, close.path()).await;
+            assert_eq!(md5_hex(&got), md5_hex(&body), "{close:?}");
+        }
         let done = daemon.stop();
         assert_eq!(done.code(), Some(0), "{}", done.output());
         let response = (download_head().len() + BODY) as u64;
         assert_clean_capture(&capture, proxy.port(), up.port(), |_| Some(response));
-        assert_eq!(flows(&capture).len(), 2 * Close::ALL.len());
+        assert_eq!(flows(&capture).len(), 2 * (Close::ALL.len() + 2));
 
         // Forward mode: curl's CONNECT, intercepted.
         let capture = tmp.path().join("forward.pcapng");
@@ -393,9 +402,8 @@ async fn tls_downloads_whose_upstream_closes_at_once_arrive_whole_and_end_with_f
     .expect("bounded");
 }
 
-/// A client trusting `ca_pem` that uploads `body` with a PUT to `proxy` (TLS for `NAME`), ends
-/// its side as `close` says, and returns the response.
-async fn upload(proxy: SocketAddr, ca_pem: &Path, body: &[u8], close: Close) -> String {
+/// A TLS client of `proxy` (for `NAME`) trusting `ca_pem`.
+async fn connect(proxy: SocketAddr, ca_pem: &Path) -> tokio_rustls::client::TlsStream<TcpStream> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca_pem).unwrap() {
         roots.add(cert.unwrap()).unwrap();
@@ -407,10 +415,31 @@ async fn upload(proxy: SocketAddr, ca_pem: &Path, body: &[u8], close: Close) -> 
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(proxy).await.unwrap();
-    let mut tls = connector
+    connector
         .connect(ServerName::try_from(NAME).unwrap(), tcp)
         .await
-        .expect("the client's handshake with faultline");
+        .expect("the client's handshake with faultline")
+}
+
+/// Downloads `path` through `proxy` the way Python's `http.client` does: reads exactly the
+/// response's bytes, then closes the socket. Anything left unread (a close_notify the upstream
+/// never sent) would make the client's kernel answer the close with a RST.
+async fn read_exactly_then_close(proxy: SocketAddr, ca_pem: &Path, path: &str) -> Vec<u8> {
+    let mut tls = connect(proxy, ca_pem).await;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {NAME}\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut response = vec![0u8; download_head().len() + BODY];
+    tls.read_exact(&mut response).await.unwrap();
+    // Closed once the proxy's end arrived (its FIN, or a close_notify before it), unread.
+    tls.get_ref().0.readable().await.unwrap();
+    drop(tls);
+    response.split_off(download_head().len())
+}
+
+/// A client trusting `ca_pem` that uploads `body` with a PUT to `proxy` (TLS for `NAME`), ends
+/// its side as `close` says, and returns the response.
+async fn upload(proxy: SocketAddr, ca_pem: &Path, body: &[u8], close: Close) -> String {
+    let mut tls = connect(proxy, ca_pem).await;
     let head = format!("PUT /up HTTP/1.1\r\nHost: {NAME}\r\nContent-Length: {BODY}\r\n\r\n");
     tls.write_all(head.as_bytes()).await.unwrap();
     tls.write_all(body).await.unwrap();
@@ -459,13 +488,17 @@ async fn tls_uploads_whose_client_half_closes_reach_a_slow_upstream_whole_and_en
             let answer = upload(proxy, &ca_pem, &body, close).await;
             assert!(answer.ends_with(&md5), "{close:?}: {answer}");
             let reached = seen.recv().await.expect("the upstream saw the upload");
+            let end = match close {
+                Close::Notify => "close_notify",
+                _ => "FIN without close_notify",
+            };
             assert_eq!(
                 reached,
                 Upload {
                     md5: md5.clone(),
-                    end: "close_notify".into()
+                    end: end.into()
                 },
-                "{close:?}: the upstream got every byte, then faultline's close_notify"
+                "{close:?}: the upstream got every byte, then the client's end as the client sent it"
             );
         }
         let done = daemon.stop();
