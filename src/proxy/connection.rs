@@ -744,13 +744,34 @@ async fn proxy_connection(
                     crate::plural::count(left, "byte")
                 )
             });
-            tap.peer_rst(leg).await;
+            match alert_received(&error) {
+                // The peer did not reset: it sent a fatal TLS alert (moto answers a client's FIN
+                // without close_notify with `decode_error`), which the capture names; faultline
+                // reset its leg.
+                Some(alert) => {
+                    let said = format!(
+                        "faultline: the {} peer sent a fatal TLS alert ({alert:?}); both legs reset",
+                        leg.as_str()
+                    );
+                    tap.proxy_rst(leg, Some(said)).await;
+                }
+                None => tap.peer_rst(leg).await,
+            }
             tap.proxy_rst(other, note).await;
             mirror.abort();
         }
     }
     tap.closed(Leg::Client).await;
     tap.closed(Leg::Upstream).await;
+}
+
+/// The fatal alert a TLS peer sent, when that is how its leg failed (rustls's error, as
+/// tokio-rustls wraps it).
+fn alert_received(error: &std::io::Error) -> Option<rustls::AlertDescription> {
+    match error.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::AlertReceived(alert) => Some(*alert),
+        _ => None,
+    }
 }
 
 /// Which pumps ended by sending their FIN (so the endings do not record it twice).

@@ -24,8 +24,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+use faultline::fault::tls_alert::AlertName;
+use faultline::proxy::leg_stream::LegStream;
+use faultline::proxy::record_tap::RecordTap;
 use faultline::proxy::socket::{abort, wait_delivered};
+use faultline::proxy::tls_alert::fail_leg;
 use faultline::tls::provider::{provider, VERSIONS};
+use faultline::tls::Replay;
 
 use crate::support::daemon::{Daemon, FAULTLINE};
 use crate::support::temp_dir::TempDir;
@@ -627,6 +632,99 @@ async fn tls_an_upstream_reset_after_its_last_byte_reaches_a_slow_client_after_e
         assert!(
             !comments.iter().any(|c| c.contains("never reached")),
             "nothing was discarded: {comments:?}"
+        );
+    })
+    .await
+    .expect("bounded");
+}
+
+/// A TLS upstream that answers one request (keep-alive), and answers the client's FIN without
+/// close_notify with a fatal `decode_error` alert, as moto does after an upload.
+async fn alerting_upstream(
+    identity: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+) -> (SocketAddr, JoinHandle<()>) {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(identity.0, identity.1)
+        .unwrap();
+    config.enable_secret_extraction = true;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let stream = Replay::new(bytes::Bytes::new(), RecordTap::new(tcp, None));
+        let Ok(mut tls) = acceptor.accept(stream).await else {
+            return;
+        };
+        let mut head = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = tls.write_all(ALERT_ANSWER).await;
+        let _ = tls.flush().await;
+        match tls.read(&mut buf).await {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+            other => panic!("the client's bare FIN, carried across: {other:?}"),
+        }
+        let (mut tcp, sent) =
+            fail_leg(LegStream::ClientTls(Box::new(tls)), AlertName::DecodeError).await;
+        sent.expect("the alert is sent");
+        let _ = tcp.shutdown().await;
+        while let Ok(1..) = tcp.read(&mut buf).await {}
+    });
+    (addr, task)
+}
+
+const ALERT_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_an_upstream_alert_is_named_in_the_capture_not_recorded_as_its_reset() {
+    tokio::time::timeout(LIMIT, async {
+        let tmp = TempDir::new("tls-close-alert");
+        let (ca_dir, ca_pem) = faultline_ca(tmp.path());
+        let pki = UpstreamPki::new(tmp.path());
+        let (up, task) = alerting_upstream(pki.server(&[NAME, "127.0.0.1"], None)).await;
+        let capture = tmp.path().join("alert.pcapng");
+        let scenario = format!(
+            "name = \"alert\"\n[proxy]\nupstream = \"127.0.0.1:{}\"\n[proxy.tls]\nintercept = true\nupstream_ca = {:?}\nca_dir = {:?}\n",
+            up.port(),
+            pki.pem_path.display().to_string(),
+            ca_dir.display().to_string()
+        );
+        let (daemon, proxy) = run_faultline(tmp.path(), "alert", &scenario, &capture);
+        let mut tls = connect(proxy, &ca_pem).await;
+        let request = format!("GET / HTTP/1.1\r\nHost: {NAME}\r\n\r\n");
+        tls.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; ALERT_ANSWER.len()];
+        tls.read_exact(&mut answer).await.unwrap();
+        assert_eq!(answer, ALERT_ANSWER);
+        tls.get_mut().0.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        let ended = tls.read_to_end(&mut rest).await;
+        assert!(ended.is_err(), "the upstream's alert fails the client too: {ended:?}");
+        task.await.expect("the upstream saw the bare FIN and sent its alert");
+        let done = daemon.stop();
+        assert_eq!(done.code(), Some(0), "{}", done.output());
+        let resets = tshark::fields(&capture, Some("tcp.flags.reset == 1"), &["tcp.srcport"]);
+        assert!(
+            !resets.iter().flatten().any(|port| *port == up.port().to_string()),
+            "the upstream sent an alert, not a RST: {resets:?}"
+        );
+        let comments = tshark::packet_comments(&capture);
+        assert!(
+            comments
+                .iter()
+                .any(|c| c.contains("the upstream peer sent a fatal TLS alert (DecodeError)")),
+            "{comments:?}"
         );
     })
     .await
