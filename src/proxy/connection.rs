@@ -693,21 +693,91 @@ async fn proxy_connection(
             };
             end_with_tls_alert(failing, other, leg, alert, comment, conn).await;
         }
-        Outcome::PeerFailed { leg, error } => {
-            // A transparent proxy mirrors an abort: the other peer sees a reset too.
-            debug!(%leg, error = %error, "a peer failed; resetting both legs");
-            let other = match leg {
-                Leg::Client => Leg::Upstream,
-                Leg::Upstream => Leg::Client,
+        Outcome::PeerFailed { leg, error } if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+            // A TLS peer's FIN came inside a record, without close_notify (after a whole record
+            // it is an ordinary end: `leg_stream`): its stream was cut short. Mirrored as the
+            // cut it is, not as a reset: the other peer gets every byte relayed, then a FIN
+            // without close_notify, which its own TLS stack reports as a truncation.
+            let other = leg.other();
+            debug!(%leg, error = %error, "a peer's TLS stream ended inside a record; cutting the {other} the same way");
+            tap.peer_fin(leg).await;
+            let fin_sent = |leg: Leg| match leg {
+                Leg::Client => client_fin_sent,
+                Leg::Upstream => upstream_fin_sent,
             };
-            tap.peer_rst(leg).await;
-            tap.proxy_rst(other, None).await;
-            upstream.abort();
-            client.abort();
+            let (mut cut, mut rest) = match leg {
+                Leg::Client => (client, upstream),
+                Leg::Upstream => (upstream, client),
+            };
+            let note = format!(
+                "faultline: the {} peer's TLS stream ended inside a record (FIN without close_notify); the {other} is cut the same way",
+                leg.as_str()
+            );
+            let close_cut = async {
+                let _ = cut.finish(false).await;
+                if !fin_sent(leg) {
+                    tap.proxy_fin(leg, None).await;
+                }
+            };
+            let _ = tokio::join!(
+                close_cut,
+                close_cleanly(
+                    &mut rest,
+                    other,
+                    conn,
+                    false,
+                    FinRecord::unless(fin_sent(other), Some(note))
+                )
+            );
+        }
+        Outcome::PeerFailed { leg, error } => {
+            // A transparent proxy mirrors an abort: the other peer sees a reset too, after what
+            // the failed peer sent before it failed, as on a wire (the reset of a socket
+            // discards what its send queue still holds).
+            debug!(%leg, error = %error, "a peer failed; resetting both legs");
+            let other = leg.other();
+            let (failed, mut mirror) = match leg {
+                Leg::Client => (client, upstream),
+                Leg::Upstream => (upstream, client),
+            };
+            failed.abort();
+            let _ = timeout(DELIVERY_LIMIT, mirror.flush()).await;
+            let left = wait_delivered(mirror.socket(), DELIVERY_LIMIT).await;
+            let note = (left > 0).then(|| {
+                warn!(unsent = left, "the {other}'s peer did not take every relayed byte before the mirrored reset");
+                format!(
+                    "faultline: reset mirrored; the last {} relayed on the {other} never reached its peer",
+                    crate::plural::count(left, "byte")
+                )
+            });
+            match alert_received(&error) {
+                // The peer did not reset: it sent a fatal TLS alert (moto answers a client's FIN
+                // without close_notify with `decode_error`), which the capture names; faultline
+                // reset its leg.
+                Some(alert) => {
+                    let said = format!(
+                        "faultline: the {} peer sent a fatal TLS alert ({alert:?}); both legs reset",
+                        leg.as_str()
+                    );
+                    tap.proxy_rst(leg, Some(said)).await;
+                }
+                None => tap.peer_rst(leg).await,
+            }
+            tap.proxy_rst(other, note).await;
+            mirror.abort();
         }
     }
     tap.closed(Leg::Client).await;
     tap.closed(Leg::Upstream).await;
+}
+
+/// The fatal alert a TLS peer sent, when that is how its leg failed (rustls's error, as
+/// tokio-rustls wraps it).
+fn alert_received(error: &std::io::Error) -> Option<rustls::AlertDescription> {
+    match error.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::AlertReceived(alert) => Some(*alert),
+        _ => None,
+    }
 }
 
 /// Which pumps ended by sending their FIN (so the endings do not record it twice).

@@ -4,6 +4,7 @@
 //! clients), a client whose own handshake fails.
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,7 +15,7 @@ use tracing::{debug, warn};
 use super::connection::ConnectionShared;
 use super::ending::{close_cleanly, FinRecord};
 use super::leg_stream::LegStream;
-use super::record_tap::RecordTap;
+use super::record_tap::{BareEnds, RecordTap};
 use super::socket::abort;
 use super::Upstream;
 use crate::capture::Leg;
@@ -124,8 +125,10 @@ pub(super) async fn intercept(
     if let Some(recorder) = &client_recorder {
         recorder.read(&peeked);
     }
-    let upstream = RecordTap::new(upstream, up_recorder);
-    let client = RecordTap::new(client, client_recorder);
+    let ends = Arc::new(BareEnds::default());
+    let upstream = RecordTap::new(upstream, up_recorder).on_leg(Leg::Upstream, ends.clone());
+    let mut client = RecordTap::new(client, client_recorder).on_leg(Leg::Client, ends);
+    client.already_read(&peeked);
     match interceptor
         .connect_upstream(upstream, server_name, &hello.alpn)
         .await
@@ -321,7 +324,8 @@ pub(super) async fn refuse_client_hello(
     if let Some(recorder) = &recorder {
         recorder.read(&peeked);
     }
-    let client = RecordTap::new(client, recorder);
+    let mut client = RecordTap::new(client, recorder);
+    client.already_read(&peeked);
     match interceptor
         .accept_client(Replay::new(peeked, client), LeafName::Ip(local_ip), None)
         .await

@@ -95,10 +95,58 @@ impl AsyncRead for LegStream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             LegStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            LegStream::ClientTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            LegStream::UpstreamTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            LegStream::ClientTls(s) => {
+                let polled = Pin::new(s.as_mut()).poll_read(cx, buf);
+                end_of_stream(polled, s.get_ref().0.get_ref(), "client")
+            }
+            LegStream::UpstreamTls(s) => {
+                let polled = Pin::new(s.as_mut()).poll_read(cx, buf);
+                end_of_stream(polled, s.get_ref().0, "upstream")
+            }
         }
     }
+}
+
+/// A TLS read that failed because the peer's TCP FIN came without a close_notify (rustls:
+/// `UnexpectedEof`, once every byte before it was read) is the end of the stream, as for a
+/// plain socket, when the FIN came after a whole record: many TLS stacks end a stream so
+/// (Python's `ssl` closed without `unwrap`, moto after its response, servers after
+/// `Connection: close`), and a proxy that took it for a failure reset both legs with the
+/// response's tail still queued for the client (an 11 MB S3 download arrived as 9.8 MB). Its
+/// bytes are relayed, then the end is carried across as it came, a FIN without close_notify
+/// (see [`BareEnds`](super::record_tap::BareEnds)). A FIN inside a record stays an error: the
+/// stream was cut short, which the connection mirrors as a cut.
+fn end_of_stream(
+    polled: Poll<io::Result<()>>,
+    tap: &RecordTap<TcpStream>,
+    peer: &str,
+) -> Poll<io::Result<()>> {
+    match polled {
+        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof && tap.at_record_end() => {
+            tracing::debug!(
+                peer,
+                "the {peer} closed its TLS stream with a TCP FIN and no close_notify, after a whole record: read as the end of its stream"
+            );
+            tap.note_bare_end();
+            Poll::Ready(Ok(()))
+        }
+        other => other,
+    }
+}
+
+/// Ends a TLS leg's sending side (the pump's end of a direction) the way the other leg's peer
+/// ended: close_notify + FIN, or a bare FIN when that peer sent one (see
+/// [`BareEnds`](super::record_tap::BareEnds)).
+fn poll_finish<S: AsyncWrite + Unpin>(
+    tls: &mut S,
+    cx: &mut Context<'_>,
+    tap: fn(&S) -> &RecordTap<TcpStream>,
+) -> Poll<io::Result<()>> {
+    if !tap(tls).other_ended_bare() {
+        return Pin::new(tls).poll_shutdown(cx);
+    }
+    std::task::ready!(Pin::new(&mut *tls).poll_flush(cx))?;
+    Poll::Ready(socket2::SockRef::from(tap(tls).get_ref()).shutdown(std::net::Shutdown::Write))
 }
 
 impl AsyncWrite for LegStream {
@@ -125,8 +173,8 @@ impl AsyncWrite for LegStream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             LegStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            LegStream::ClientTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            LegStream::UpstreamTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            LegStream::ClientTls(s) => poll_finish(s.as_mut(), cx, |s| s.get_ref().0.get_ref()),
+            LegStream::UpstreamTls(s) => poll_finish(s.as_mut(), cx, |s| s.get_ref().0),
         }
     }
 }

@@ -22,4 +22,5 @@ mod support;
 mod tcp;
 mod tls;
 mod tls_clients;
+mod tls_close;
 mod tls_proxy;
