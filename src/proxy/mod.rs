@@ -250,6 +250,20 @@ impl Running {
     }
 }
 
+/// Stops the built-in upstreams of a run that cannot start, and waits for them, so a fresh
+/// `builtin:store` folder is removed again (a CI trial's failed `--capture` left one each time).
+async fn abandon(
+    builtins: Vec<JoinHandle<()>>,
+    shutdown: &CancellationToken,
+    error: StartError,
+) -> StartError {
+    shutdown.cancel();
+    for builtin in builtins {
+        let _ = builtin.await;
+    }
+    error
+}
+
 /// Binds the listener, starts any built-in upstream, and spawns the accept loop.
 pub async fn start(plan: RunPlan) -> Result<Running, StartError> {
     let listener = TcpListener::bind(plan.listen)
@@ -296,7 +310,10 @@ pub async fn start_on(
         }
     }
     let tls = match plan.scenario.tls.as_ref().filter(|t| t.intercept) {
-        Some(settings) => Some(interceptor(settings, plan.capture.as_deref())?),
+        Some(settings) => match interceptor(settings, plan.capture.as_deref()) {
+            Ok(tls) => Some(tls),
+            Err(e) => return Err(abandon(builtins, &shutdown, e.into()).await),
+        },
         None => None,
     };
     let (capture, capture_writer) = match &plan.capture {
@@ -314,7 +331,10 @@ pub async fn start_on(
                 .as_ref()
                 .filter(|t| t.raw_capture())
                 .map(|t| t.keylog().clone() as Arc<dyn crate::capture::SecretsSource>);
-            let (sink, writer) = CaptureSink::start_embedding(path, meta, secrets)?;
+            let (sink, writer) = match CaptureSink::start_embedding(path, meta, secrets) {
+                Ok(started) => started,
+                Err(e) => return Err(abandon(builtins, &shutdown, e.into()).await),
+            };
             (Some(sink), Some(writer))
         }
         None => (None, None),
