@@ -136,6 +136,23 @@ impl Report {
             http_flows,
             self.legs_shown()
         );
+        // Who made the capture and how to make it again, as --markdown and --html say: a seed
+        // trial found the plain report the only one without them.
+        if let Some(run) = &self.run {
+            let _ = writeln!(
+                s,
+                "run: faultline {}, scenario \"{}\", seed {}",
+                run.faultline_version, run.scenario, run.seed
+            );
+            let save = run
+                .scenario_file
+                .as_ref()
+                .map(|file| {
+                    format!(" (first save the scenario this capture records as {file}: --markdown shows it)")
+                })
+                .unwrap_or_default();
+            let _ = writeln!(s, "replay: {}{save}", run.replay);
+        }
         for w in &self.warnings {
             let _ = writeln!(s, "warning: {w}");
         }

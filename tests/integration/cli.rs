@@ -1564,6 +1564,13 @@ fn run_wraps_a_command_and_exits_with_its_status_or_the_verdicts() {
         "{}",
         inspected.output()
     );
+    // The plain report says what made the capture and how to replay it, as the others do.
+    assert!(
+        inspected.stdout.contains("run: faultline ")
+            && inspected.stdout.contains("replay: faultline run "),
+        "{}",
+        inspected.output()
+    );
 
     let missing = faultline(&[
         "run",
