@@ -185,6 +185,11 @@ fn html_replay(s: &mut String, run: &RunInfo) {
 impl Report {
     /// The self-contained HTML page.
     pub fn render_html(&self) -> String {
+        // Signed URLs' credentials stay out of a page attached where others read it.
+        super::redact::signed_url_secrets(&self.html_page())
+    }
+
+    fn html_page(&self) -> String {
         let mut s = String::new();
         let (class, word) = match self.verdict {
             Verdict::Clean => ("clean", "Clean"),

@@ -211,7 +211,8 @@ impl Report {
     pub fn render_markdown(&self) -> String {
         let mut last = String::new();
         for (level, caps) in CAPS.iter().enumerate() {
-            last = self.markdown_with(caps, level > 0);
+            // Signed URLs' credentials stay out of what is pasted where others read it.
+            last = super::redact::signed_url_secrets(&self.markdown_with(caps, level > 0));
             if last.chars().count() < ISSUE_BODY_LIMIT {
                 return last;
             }

@@ -58,6 +58,7 @@ mod packet;
 mod pcap_reader;
 mod range_versions;
 mod reassembly;
+mod redact;
 mod row_caps;
 mod run_info;
 mod s3;
