@@ -201,7 +201,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_capture: bool,
     /// When the proxy stops, inspect the capture it wrote (as `faultline inspect`) and exit 1
-    /// if it shows corruption (3 if it misses payload, as `faultline inspect`).
+    /// if it shows corruption (3 if it misses payload, as `faultline inspect`, and 3 when no
+    /// client connected or no connection reached the upstream: a clean verdict of nothing).
     #[arg(long)]
     pub inspect: bool,
     /// With --inspect: audit the capture against MANIFEST, as `faultline inspect --expect`.

@@ -591,13 +591,28 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         // A run stopped (CI's timeout, Ctrl-C) before its command ended tested less than it
         // meant to: a clean verdict of half a test must not pass for a passing test (a CI
         // trial's SIGTERM-ed run exited 0). Findings still say 1, a capture missing payload 3.
-        return Ok(match &ended {
-            Some((_, ended)) if ended.stopped && verdict == 0 => {
+        // A clean verdict of no traffic judged nothing: no client came, or no connection
+        // reached the upstream (a CI trial's wrong --upstream passed as "OK: no HTTP").
+        let untested = match (summary.connections, summary.upstream_failures) {
+            (0, _) => Some("no client connected".to_string()),
+            (n, failed) if failed == n => Some(format!(
+                "the upstream was unreachable on every connection ({n})"
+            )),
+            _ => None,
+        };
+        return Ok(match (&ended, untested) {
+            (Some((_, ended)), _) if ended.stopped && verdict == 0 => {
                 tracing::warn!(
                     "the run was stopped before its command ended: exiting with the command's status ({}), not the clean verdict of the traffic so far",
                     ended.code()
                 );
                 ExitCode::from(ended.code())
+            }
+            (_, Some(why)) if verdict == 0 => {
+                tracing::warn!(
+                    "{why}: the clean verdict judged no traffic; exiting 3 (inconclusive)"
+                );
+                ExitCode::from(3)
             }
             _ => ExitCode::from(verdict),
         });

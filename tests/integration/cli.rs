@@ -1590,6 +1590,26 @@ fn run_wraps_a_command_and_exits_with_its_status_or_the_verdicts() {
         missing.output()
     );
 
+    // A clean verdict of no traffic is no pass: the command never connected.
+    let idle = faultline(&[
+        "run",
+        &scenario,
+        "--listen",
+        "127.0.0.1:0",
+        "--capture",
+        &dir.path().join("idle.pcapng").display().to_string(),
+        "--inspect",
+        "--",
+        "true",
+    ]);
+    assert_eq!(idle.code(), Some(3), "{}", idle.output());
+    assert!(
+        idle.stderr
+            .contains("no client connected: the clean verdict judged no traffic"),
+        "{}",
+        idle.output()
+    );
+
     // A trailing `--` with nothing after it is a mistake, not a run until Ctrl-C.
     let nothing = faultline(&["run", &scenario, "--listen", "127.0.0.1:0", "--"]);
     assert_eq!(nothing.code(), Some(2), "{}", nothing.output());
