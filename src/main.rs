@@ -579,7 +579,9 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         .capture
         .as_ref()
         .is_some_and(|c| c.write_error.is_some());
-    if let (Some(capture), true, false) = (&summary.capture, args.inspect, capture_failed) {
+    // A capture that failed mid-run (a full disk) is still inspected: what it holds may show
+    // corruption already; otherwise its verdict cannot be clean (below).
+    if let (Some(capture), true) = (&summary.capture, args.inspect) {
         if !args.json {
             faultline::say!();
         }
@@ -591,6 +593,10 @@ async fn run(args: RunArgs, status_shown: StatusShown) -> Result<ExitCode> {
         // A run stopped (CI's timeout, Ctrl-C) before its command ended tested less than it
         // meant to: a clean verdict of half a test must not pass for a passing test (a CI
         // trial's SIGTERM-ed run exited 0). Findings still say 1, a capture missing payload 3.
+        if capture_failed && verdict == 0 {
+            tracing::warn!("the capture failed during the run, so it misses traffic: exiting 3 (inconclusive), not with the clean verdict of what it holds");
+            return Ok(ExitCode::from(3));
+        }
         // A clean verdict of no traffic judged nothing: no client came, or no connection
         // reached the upstream (a CI trial's wrong --upstream passed as "OK: no HTTP").
         let untested = match (summary.connections, summary.upstream_failures) {
