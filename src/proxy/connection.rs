@@ -1121,18 +1121,27 @@ async fn open_upstream(
         Err(e) => {
             // Every client of a dead upstream (or of a process out of file descriptors) fails
             // the same way: one line a second says so, with how many it stands for.
+            let (done, how, doing) = match run.unreachable_closes {
+                true => (Unrouted::Answered, "closed", "closing"),
+                false => (Unrouted::Reset, "reset", "resetting"),
+            };
             if let Some(held_back) = run.upstream_warnings.failure(tokio::time::Instant::now()) {
-                warn!(side = "upstream", upstream = %upstream_addr, error = %e, held_back, "cannot connect to upstream; resetting the client leg");
+                warn!(side = "upstream", upstream = %upstream_addr, error = %e, held_back, "cannot connect to upstream; {doing} the client leg");
             }
             run.stats.upstream_failures.fetch_add(1, Relaxed);
             if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
                 run.stats.out_of_fds.fetch_add(1, Relaxed);
             }
             let note =
-                format!("faultline: upstream {upstream_addr} unreachable ({e}); client leg reset");
+                format!("faultline: upstream {upstream_addr} unreachable ({e}); client leg {how}");
+            if run.unreachable_closes {
+                close_cleanly(client, Leg::Client, conn, true, FinRecord::Fin(Some(note))).await;
+                tap.closed(Leg::Client).await;
+                return Err(done);
+            }
             tap.proxy_rst(Leg::Client, Some(note)).await;
             tap.closed(Leg::Client).await;
-            Err(Unrouted::Reset)
+            Err(done)
         }
     }
 }

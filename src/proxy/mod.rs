@@ -119,6 +119,10 @@ pub struct RunShared {
     /// Whether the run said, once, that HTTP rules cannot see inside a CONNECT tunnel it does
     /// not intercept (a trial's PUT rule fired 0 times on HTTPS with nothing said).
     pub opaque_tunnel_said: std::sync::atomic::AtomicBool,
+    /// Whether a client whose upstream cannot be reached is closed (FIN), as Toxiproxy closes it,
+    /// rather than reset, as a refused direct connection would be: `faultline serve`'s proxies
+    /// follow Toxiproxy, so suites that expect a clean EOF from a dead backend keep working.
+    pub unreachable_closes: bool,
 }
 
 impl RunShared {
@@ -143,6 +147,7 @@ impl RunShared {
             upstream_warnings: warn_every::WarnEvery::new(UPSTREAM_WARN_EVERY),
             client_tls_warnings: warn_every::WarnEvery::new(UPSTREAM_WARN_EVERY),
             opaque_tunnel_said: std::sync::atomic::AtomicBool::new(false),
+            unreachable_closes: false,
         })
     }
 }
@@ -354,6 +359,7 @@ pub async fn start_on(
         upstream_warnings: warn_every::WarnEvery::new(UPSTREAM_WARN_EVERY),
         client_tls_warnings: warn_every::WarnEvery::new(UPSTREAM_WARN_EVERY),
         opaque_tunnel_said: std::sync::atomic::AtomicBool::new(false),
+        unreachable_closes: plan.live_rules,
     });
     info!(
         listen = %local_addr,

@@ -1175,6 +1175,28 @@ fn timed_echo(proxy: SocketAddr, size: usize) -> Duration {
     took
 }
 
+/// A serve proxy whose upstream is down closes its client with FIN, as Toxiproxy does (a
+/// Toxiproxy suite expecting a clean EOF from a dead backend met ECONNRESET), and counts it.
+#[test]
+fn a_dead_upstream_closes_the_client_cleanly_as_toxiproxy_does() {
+    let dir = TempDir::new("api-dead-upstream");
+    let (daemon, api) = serve(&dir, "dead-upstream", &[]);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_addr = dead.local_addr().expect("addr");
+    drop(dead);
+    let proxy = create_proxy(api, "down", dead_addr);
+    let mut stream = connect(proxy);
+    let mut back = Vec::new();
+    let ended = stream.read_to_end(&mut back);
+    assert!(matches!(ended, Ok(0)), "a clean EOF, not {ended:?}");
+    let metrics = http(api, "GET", "/metrics", "").1;
+    assert!(
+        metrics.contains("faultline_proxy_upstream_failures_total{proxy=\"down\"} 1"),
+        "{metrics}"
+    );
+    daemon.stop();
+}
+
 /// Which of `count` sequential connections through `proxy` a toxic reset: each sends 4 bytes
 /// and reads until the end; an echo of them means untouched.
 fn reset_connections(proxy: SocketAddr, count: u64) -> Vec<u64> {
