@@ -698,11 +698,12 @@ fn an_h2c_upgrade_is_followed_to_http2_with_the_request_as_stream_1() {
 fn what_a_capture_cannot_attribute_is_no_finding() {
     let (bytes, name) = blob(30_000);
     let mut conn = Conn::new();
-    // Client A is cut at 10000; client B reads the whole blob; a resume at 15000 may be A's
-    // (wrong) or another client's range read: the bytes before it did cross, so no finding.
+    // Client A is cut at 10000; client B reads the whole blob; A resumes at 10000. (A resume
+    // at 15000 was no finding here, "the bytes before it did cross": to client B, never to A.
+    // It is CORRUPT now, see `a_skipped_resume_is_corrupt_though_another_reader_got_those_bytes`.)
     cut_read(&mut conn, &name, &bytes, 5_000, 2);
     read_call(&mut conn, &name, 0, &bytes, 7_000);
-    read_call(&mut conn, &name, 15_000, &bytes[15_000..], 7_000);
+    read_call(&mut conn, &name, 10_000, &bytes[10_000..], 7_000);
     // A server that ends a finished call with RST_STREAM(NO_ERROR) completed it.
     let s = read_call(&mut conn, &name, 0, &bytes, 10_000);
     conn.reset(s, DOWN, ErrorCode::NO_ERROR);
@@ -1725,4 +1726,118 @@ fn a_call_whose_request_cannot_be_read_is_a_warning() {
         "{:?}",
         report.warnings
     );
+}
+
+/// A Read from `offset` cut by RST_STREAM(CANCEL) toward the client after `whole` complete
+/// messages of `chunk` bytes of `bytes` (the blob from `offset`) and part of one more.
+fn cut_read_at(
+    conn: &mut Conn,
+    name: &str,
+    offset: usize,
+    bytes: &[u8],
+    chunk: usize,
+    whole: usize,
+) -> StreamId {
+    let s = conn.call(READ, &[read_request(name, offset as i64)], true);
+    let messages: Vec<Vec<u8>> = bytes[..whole * chunk]
+        .chunks(chunk)
+        .map(ReadResponse::encode)
+        .collect();
+    conn.respond(s, &messages);
+    conn.respond_partial(
+        s,
+        &ReadResponse::encode(&bytes[whole * chunk..(whole + 1) * chunk]),
+        100,
+    );
+    conn.reset(s, DOWN, ErrorCode::CANCEL);
+    s
+}
+
+/// Black-box trial (`cap/dup-skip.pcapng`, `cap/xconn-skip.pcapng`): a reader cut at 524288
+/// resumed at 589824, and the blob said OK because other Reads of the same blob, on the same
+/// connection or another, had carried bytes 524288..589824 to someone else. Each reader's
+/// resume is checked against the stream it resumes.
+#[test]
+fn a_skipped_resume_is_corrupt_though_another_reader_got_those_bytes() {
+    let (bytes, name) = blob(60_000);
+    // Same connection: a whole Read, then a reader cut at 16000 that resumes at 20000.
+    let mut conn = Conn::new();
+    read_call(&mut conn, &name, 0, &bytes, 16_000);
+    cut_read(&mut conn, &name, &bytes, 8_000, 2);
+    read_call(&mut conn, &name, 0, &bytes, 16_000);
+    read_call(&mut conn, &name, 20_000, &bytes[20_000..], 16_000);
+    let same = inspect(vec![conn.chunks]);
+    // Another connection: the whole Read comes after, on its own connection.
+    let mut first = Conn::new();
+    cut_read(&mut first, &name, &bytes, 8_000, 2);
+    read_call(&mut first, &name, 20_000, &bytes[20_000..], 16_000);
+    let mut second = Conn::new();
+    read_call(&mut second, &name, 0, &bytes, 16_000);
+    let across = inspect(vec![first.chunks, second.chunks]);
+    for (report, resume, cut) in [
+        (same, "stream 7 (flow 1)", "stream 3 (flow 1)"),
+        (across, "stream 3 (flow 1)", "stream 1 (flow 1)"),
+    ] {
+        let text = report.render_text();
+        assert_eq!(report.exit_code(), 1, "{text}");
+        let said = format!("the resume at offset 20000 ({resume}) does not continue where {cut} stopped at offset 16000: bytes 16000..20000 never arrived");
+        assert!(report.findings[0].contains(&said), "{text}");
+        assert!(report.bytestream[0].corrupt, "{text}");
+    }
+
+    // Two readers cut at different offsets, each resuming where its own stream stopped: OK
+    // (the second reader's Read from 0 is noted as a restart, nothing about the resumes).
+    let mut conn = Conn::new();
+    cut_read(&mut conn, &name, &bytes, 8_000, 2);
+    cut_read(&mut conn, &name, &bytes, 8_000, 5);
+    read_call(&mut conn, &name, 40_000, &bytes[40_000..], 16_000);
+    read_call(&mut conn, &name, 16_000, &bytes[16_000..], 16_000);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    assert!(
+        report.bytestream[0]
+            .problems
+            .iter()
+            .all(|p| !p.contains("resume")),
+        "{text}"
+    );
+
+    // A resume of a resume: the chain goes on from where the second stream stopped.
+    let mut conn = Conn::new();
+    cut_read(&mut conn, &name, &bytes, 8_000, 2);
+    cut_read_at(&mut conn, &name, 16_000, &bytes[16_000..], 8_000, 2);
+    read_call(&mut conn, &name, 0, &bytes, 16_000);
+    read_call(&mut conn, &name, 36_000, &bytes[36_000..], 16_000);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 1, "{text}");
+    assert!(
+        report.findings[0].contains("the resume at offset 36000 (stream 7 (flow 1)) does not continue where stream 3 (flow 1) stopped at offset 32000: bytes 32000..36000 never arrived"),
+        "{text}"
+    );
+}
+
+/// Black-box trial (`cap/rd-overlap.pcapng`): a resume at 458752 after 524288 bytes had crossed
+/// got no note, though a restart from 0 gets one. Any resume that goes back gets it, on the
+/// client leg (on the upstream leg faultline dropped those bytes with the stream it cut).
+#[test]
+fn a_resume_that_goes_back_is_noted_as_a_restart_from_0_is() {
+    let (bytes, name) = blob(50_000);
+    let mut conn = Conn::new();
+    cut_read(&mut conn, &name, &bytes, 8_000, 3);
+    read_call(&mut conn, &name, 16_000, &bytes[16_000..], 16_000);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "the wire carried the blob: {text}");
+    let note = &report.bytestream[0].problems;
+    assert_eq!(note.len(), 1, "{text}");
+    assert_eq!(
+        note[0],
+        "the resume at offset 16000 (stream 3 (flow 1)) goes back before where stream 1 (flow 1) stopped at offset 24000: correct if the client dropped those 8000 bytes; a client that appends them would hold 58000 bytes",
+    );
+    assert!(text.contains(&note[0]), "{text}");
+    assert!(report
+        .render_markdown()
+        .contains(&crate::inspect::markdown::escape(&note[0])));
 }
