@@ -13,7 +13,9 @@
 //!
 //! Writes are laid the way the server stores them: WriteRequest data at its `write_offset`,
 //! a QueryWriteStatus answer truncating to its `committed_size`; the whole is checked when the
-//! last Write was accepted (`grpc-status: 0`).
+//! last Write was accepted (`grpc-status: 0`). Bytes never written that the server committed
+//! anyway (a `committed_size` past them, or a `finish_write` answered OK) are CORRUPT, naming
+//! their offsets.
 //!
 //! Digests: the function named in the path, or the one the hash length implies; a 64-hex-digit
 //! hash may be SHA-256 or BLAKE3, so both are computed and the report says which one matched.
@@ -713,6 +715,10 @@ impl Blob {
         let mut committed: Option<u64> = None;
         let mut gap = false;
         let mut accepted = None;
+        // What made the server hold the blob whole: a Write with finish_write answered OK, or
+        // the largest committed_size it reported (with the call that reported it).
+        let mut finished: Option<usize> = None;
+        let mut most: Option<(u64, usize)> = None;
         let mut unchecked = Vec::new();
         for &i in members {
             out.problems.extend(
@@ -729,6 +735,12 @@ impl Blob {
                 .committed_size
                 .and_then(|c| u64::try_from(c).ok())
                 .filter(|_| calls[i].ok());
+            if let Some(c) = reported.filter(|&c| most.is_none_or(|(m, _)| c > m)) {
+                most = Some((c, i));
+            }
+            if calls[i].method == Method::Write && calls[i].finish_write && calls[i].ok() {
+                finished = Some(i);
+            }
             if calls[i].method == Method::QueryWriteStatus {
                 if let Some(c) = reported {
                     // The server keeps what it committed; anything sent beyond is gone.
@@ -779,8 +791,30 @@ impl Blob {
                 self.name.size
             ));
         }
+        // Bytes never written that the server took for written: it committed past them, or
+        // finished the blob with them missing.
+        let tail = (self.name.compressor.is_none() && stitch.end() < self.name.size)
+            .then(|| (stitch.end(), self.name.size));
+        let hole = out.skipped.or(stitch.first_hole()).or(tail);
+        let committed_hole = hole.and_then(|(from, to)| {
+            let why = match (most, finished) {
+                (Some((c, j)), _) if c >= to => {
+                    format!("{} reported committed_size {c}", at_call(&calls[j]))
+                }
+                (_, Some(j)) => format!(
+                    "{} sent finish_write and was answered OK",
+                    at_call(&calls[j])
+                ),
+                _ => return None,
+            };
+            Some(format!(
+                "bytes {from}..{to} were never written, yet the server committed them: {why}"
+            ))
+        });
+        let committed_past_hole = committed_hole.is_some();
+        out.problems.extend(committed_hole);
         let mismatch = out.check.as_ref().is_some_and(AddressCheck::is_mismatch);
-        out.corrupt = accepted && (mismatch || gap);
+        out.corrupt = accepted && (mismatch || gap) || committed_past_hole;
         Some(out)
     }
 

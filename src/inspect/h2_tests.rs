@@ -1841,3 +1841,72 @@ fn a_resume_that_goes_back_is_noted_as_a_restart_from_0_is() {
         .render_markdown()
         .contains(&crate::inspect::markdown::escape(&note[0])));
 }
+
+/// Black-box trial (`cap/wr-skip.pcapng`, `cap/wr-skip-lie.pcapng`): a Write cut at 1 MiB,
+/// resumed at 2 MiB without asking what was committed, was finished and answered OK (committed
+/// the full size, or not): the blob said "incomplete (… bytes 1048576..2097152 missing)" and
+/// the verdict was clean. A hole the server committed is CORRUPT, naming its offsets.
+#[test]
+fn a_write_hole_the_server_committed_is_corrupt_naming_the_hole() {
+    let (bytes, read_name) = blob(30_000);
+    let upload = read_name.replace("inst/a/blobs", "inst/a/uploads/u1/blobs");
+    // (status, committed_size answered to the resume, what the finding says)
+    let cases = [
+        (
+            0,
+            30_000,
+            Some("bytes 10000..20000 were never written, yet the server committed them: stream 3 (flow 1) reported committed_size 30000"),
+        ),
+        (
+            0,
+            10_000,
+            Some("bytes 10000..20000 were never written, yet the server committed them: stream 3 (flow 1) sent finish_write and was answered OK"),
+        ),
+        // The server refused the resume: nothing committed, nothing corrupt.
+        (3, 10_000, None),
+    ];
+    for (status, committed, said) in cases {
+        let mut conn = Conn::new();
+        let first = conn.call(
+            WRITE,
+            &[write_request(&upload, 0, &bytes[..10_000], false)],
+            false,
+        );
+        conn.reset(first, UP, ErrorCode::CANCEL);
+        let second = conn.call(
+            WRITE,
+            &[write_request(&upload, 20_000, &bytes[20_000..], true)],
+            true,
+        );
+        if status == 0 {
+            conn.respond(
+                second,
+                &[WriteResponse {
+                    committed_size: committed,
+                }
+                .encode()],
+            );
+        } else {
+            conn.respond(second, &[]);
+        }
+        conn.trailers(second, status);
+        let report = inspect(vec![conn.chunks]);
+        let text = report.render_text();
+        let w = &report.bytestream[0];
+        match said {
+            Some(said) => {
+                assert_eq!(report.exit_code(), 1, "{text}");
+                assert!(w.corrupt, "{text}");
+                assert!(
+                    report.findings[0].starts_with("CORRUPT: ByteStream Write of inst/a/blobs/")
+                        && report.findings[0].contains(said),
+                    "{text}"
+                );
+            }
+            None => {
+                assert_eq!(report.exit_code(), 0, "{text}");
+                assert!(!w.corrupt, "{text}");
+            }
+        }
+    }
+}
