@@ -163,6 +163,35 @@ impl BlobCheck {
         (&self.calls[..n], more)
     }
 
+    /// The digest function a report names beside the resource: the one whose digest matched,
+    /// else the ones named or implied (`sha256 or blake3` until one of them matched).
+    pub fn function_text(&self) -> &str {
+        self.matched.as_deref().unwrap_or(&self.digest_function)
+    }
+
+    /// The blob's result as a report line says it. `named`: the line names [`function_text`]
+    /// already, so a match does not repeat it. A corrupt blob whose laid bytes match the name
+    /// (another reader's bytes cover a resume's hole, a call answered short beside whole ones)
+    /// says what is corrupt first, never a bare "matches".
+    pub fn result_text(&self, named: bool) -> String {
+        let function = match (&self.matched, named) {
+            (Some(f), false) => format!(" ({f})"),
+            _ => String::new(),
+        };
+        match &self.check {
+            Some(AddressCheck::Matches) if self.corrupt => match self.hole {
+                Some((from, to)) => format!(
+                    "bytes {from}..{to} never reached the Read that resumed past them; the bytes the other Reads carried match{function}"
+                ),
+                None => format!(
+                    "a call went wrong (see below), though the bytes laid together match{function}"
+                ),
+            },
+            Some(c) => format!("{}{function}", c.describe()),
+            None => self.incomplete_text(),
+        }
+    }
+
     /// What an incomplete blob's calls carried: how many of the blob's bytes, and the first range
     /// missing (`length` is where the furthest call ended, holes included, so it overstates).
     pub fn incomplete_text(&self) -> String {

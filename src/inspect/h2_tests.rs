@@ -1910,3 +1910,49 @@ fn a_write_hole_the_server_committed_is_corrupt_naming_the_hole() {
         }
     }
 }
+
+/// Black-box trial (`cap/xconn-skip.pcapng`, `rep/rst-ignore.txt`): a blob line read
+/// "CORRUPT read blobs/…: matches (sha256)", every line said "(sha256 or blake3)" even after
+/// "matches (sha256)", and the last line repeated the first finding "(and 1 more)" as if it
+/// were a third. Each line says one thing.
+#[test]
+fn blob_lines_and_the_verdict_say_one_thing() {
+    let (bytes, name) = blob(60_000);
+    let (other, other_name) = blob(30_000);
+    let mut conn = Conn::new();
+    read_call(&mut conn, &name, 0, &bytes, 16_000);
+    cut_read(&mut conn, &name, &bytes, 8_000, 2);
+    read_call(&mut conn, &name, 20_000, &bytes[20_000..], 16_000);
+    // A second corrupt blob: its resume skipped bytes nobody carried.
+    cut_read(&mut conn, &other_name, &other, 5_000, 2);
+    read_call(&mut conn, &other_name, 15_000, &other[15_000..], 5_000);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.findings.len(), 2, "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("  CORRUPT read inst/a/blobs/") && l.contains("/60000 "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("(client leg, sha256): bytes 16000..20000 never reached the Read that resumed past them; the bytes the other Reads carried match ["),
+        "{line}"
+    );
+    assert!(!text.contains("sha256 or blake3): matches"), "{text}");
+    assert!(
+        text.ends_with(&format!(
+            "\n{}\n{}\nCORRUPT: 2 findings, listed above\n",
+            report.findings[0], report.findings[1]
+        )),
+        "{text}"
+    );
+    let md = report.render_markdown();
+    assert!(
+        md.contains("bytes 16000..20000 never reached the Read that resumed past them; the bytes the other Reads carried match (sha256)"),
+        "{md}"
+    );
+    let html = report.render_html();
+    assert!(
+        html.contains("bytes 16000..20000 never reached the Read that resumed past them; the bytes the other Reads carried match<"),
+        "{html}"
+    );
+}
