@@ -31,6 +31,16 @@ impl Stitch {
         at
     }
 
+    /// The first bytes not laid before the last laid byte (`[from, to)`).
+    pub fn first_hole(&self) -> Option<(u64, u64)> {
+        let at = self.contiguous();
+        self.segs
+            .iter()
+            .map(|seg| seg.start)
+            .find(|&start| start > at)
+            .map(|start| (at, start))
+    }
+
     /// Whether every byte of `[start, end)` is laid.
     pub fn covers(&self, start: u64, end: u64) -> bool {
         let mut at = start;

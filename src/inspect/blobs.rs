@@ -3,15 +3,19 @@
 //! A Read delivers `ReadResponse.data` from its `read_offset`; a client whose stream was cut
 //! (RST_STREAM, a GOAWAY, an UNAVAILABLE) resumes with a new Read at the offset it has, on the
 //! same connection or another. The blob is laid together the way such a client does: the bytes
-//! before a resume offset stay, the resumed bytes follow. Two things make a Read group CORRUPT
-//! on top of a digest or size mismatch, each naming the resource and the offset:
-//! - a resume that does not continue where the previous stream stopped (bytes never arrived);
+//! before a resume offset stay, the resumed bytes follow. Each reader is followed on its own: a
+//! resume continues the cut Read it resumes (see [`resumed_chain`]), so bytes another reader got
+//! never fill its hole. Two things make a Read group CORRUPT on top of a digest or size
+//! mismatch, each naming the resource and the offset:
+//! - a resume that does not continue where the stream it resumes stopped (bytes never arrived);
 //! - bytes laid over bytes already there that differ, and the special case of a server that
 //!   ignored `read_offset`: the bytes at offset K equal the blob's bytes at 0.
 //!
 //! Writes are laid the way the server stores them: WriteRequest data at its `write_offset`,
 //! a QueryWriteStatus answer truncating to its `committed_size`; the whole is checked when the
-//! last Write was accepted (`grpc-status: 0`).
+//! last Write was accepted (`grpc-status: 0`). Bytes never written that the server committed
+//! anyway (a `committed_size` past them, or a `finish_write` answered OK) are CORRUPT, naming
+//! their offsets.
 //!
 //! Digests: the function named in the path, or the one the hash length implies; a 64-hex-digit
 //! hash may be SHA-256 or BLAKE3, so both are computed and the report says which one matched.
@@ -132,6 +136,10 @@ pub struct BlobCheck {
     /// why the blob is incomplete; `problems` says it in full.
     #[serde(skip)]
     pub skipped: Option<(u64, u64)>,
+    /// Bytes a resumed Read skipped (`[from, to)`: where the stream it resumed stopped, where
+    /// the resume asked to start), even when another reader's bytes cover them.
+    #[serde(skip)]
+    pub hole: Option<(u64, u64)>,
 }
 
 impl BlobCheck {
@@ -153,6 +161,35 @@ impl BlobCheck {
             )
         });
         (&self.calls[..n], more)
+    }
+
+    /// The digest function a report names beside the resource: the one whose digest matched,
+    /// else the ones named or implied (`sha256 or blake3` until one of them matched).
+    pub fn function_text(&self) -> &str {
+        self.matched.as_deref().unwrap_or(&self.digest_function)
+    }
+
+    /// The blob's result as a report line says it. `named`: the line names [`function_text`]
+    /// already, so a match does not repeat it. A corrupt blob whose laid bytes match the name
+    /// (another reader's bytes cover a resume's hole, a call answered short beside whole ones)
+    /// says what is corrupt first, never a bare "matches".
+    pub fn result_text(&self, named: bool) -> String {
+        let function = match (&self.matched, named) {
+            (Some(f), false) => format!(" ({f})"),
+            _ => String::new(),
+        };
+        match &self.check {
+            Some(AddressCheck::Matches) if self.corrupt => match self.hole {
+                Some((from, to)) => format!(
+                    "bytes {from}..{to} never reached the Read that resumed past them; the bytes the other Reads carried match{function}"
+                ),
+                None => format!(
+                    "a call went wrong (see below), though the bytes laid together match{function}"
+                ),
+            },
+            Some(c) => format!("{}{function}", c.describe()),
+            None => self.incomplete_text(),
+        }
     }
 
     /// What an incomplete blob's calls carried: how many of the blob's bytes, and the first range
@@ -320,6 +357,44 @@ pub fn check_blobs(mut calls: Vec<Call>, findings: &mut Vec<String>) -> Vec<Blob
     out
 }
 
+/// One reader's Reads of a blob as the capture shows them: a Read, then each resume that
+/// continues it (a client resumes its own cut stream; bytes another reader got are not its).
+struct Chain {
+    /// Its latest Read.
+    last: usize,
+    /// Where its first Read started.
+    start: u64,
+    /// The Read whose bytes reached furthest, and where they stopped.
+    reach_by: usize,
+    reach: u64,
+    /// Its latest Read was cut: a later Read may resume it.
+    open: bool,
+}
+
+/// The chain Read `i` (at `offset` > 0) resumes: of the chains whose latest Read was cut before
+/// it opened (or when that is not known), the one it continues with the fewest bytes behind it
+/// (`offset` within what the chain delivered); else the one that stopped closest before
+/// `offset` (a resume that skipped bytes). `None`: no Read was waiting for a resume, so this is
+/// a reader of its own (a range Read).
+fn resumed_chain(chains: &[Chain], calls: &[Call], i: usize, offset: u64) -> Option<usize> {
+    let opened = calls[i].opened_ns;
+    let waiting = |c: &Chain| {
+        let last = &calls[c.last];
+        c.open
+            && c.start <= offset
+            && last
+                .reset_ns
+                .or(last.answered_ns)
+                .is_none_or(|t| t <= opened)
+    };
+    let candidates = || chains.iter().enumerate().filter(|(_, c)| waiting(c));
+    candidates()
+        .filter(|(_, c)| offset <= c.reach)
+        .min_by_key(|(_, c)| c.reach)
+        .or_else(|| candidates().max_by_key(|(_, c)| c.reach))
+        .map(|(k, _)| k)
+}
+
 struct Blob {
     leg: Option<Leg>,
     transfer: Transfer,
@@ -374,6 +449,7 @@ impl Blob {
             problems: Vec::new(),
             corrupt: false,
             skipped: None,
+            hole: None,
         }
     }
 
@@ -472,6 +548,8 @@ impl Blob {
         // A Read that starts past where an OK-ended chunk stopped: (call, chunk, stop, offset),
         // a finding if nothing fills the bytes in between.
         let mut skips: Vec<(usize, usize, u64, u64)> = Vec::new();
+        // Each reader's Reads: a Read and the resumes that continue it.
+        let mut chains: Vec<Chain> = Vec::new();
         let mut unchecked = Vec::new();
         for &i in members {
             out.problems.extend(
@@ -507,22 +585,36 @@ impl Blob {
                         .answered_ns
                         .is_some_and(|t| t <= calls[i].opened_ns)
             });
+            let mut resumed = None;
             if let (true, Some(&(j, stop))) = (offset > have, chunk) {
                 skips.push((i, j, stop, offset));
-            } else if offset > have && !cuts.is_empty() {
-                let (j, stop) = cuts
-                    .iter()
-                    .rev()
-                    .find(|(_, stop)| *stop == have)
-                    .or(cuts.last())
-                    .copied()
-                    .unwrap_or_default();
-                out.problems.push(format!(
-                    "the resume at offset {offset} ({}) does not continue where {} stopped at offset {stop}: bytes {have}..{offset} never arrived",
-                    at_call(&calls[i]),
-                    at_call(&calls[j]),
-                ));
-                differs = true;
+            } else if offset > 0 {
+                // A resume continues one reader's cut chain: the bytes another reader got do
+                // not fill its hole (they are not in this client's hands).
+                resumed = resumed_chain(&chains, calls, i, offset);
+                if let Some(k) = resumed {
+                    let (j, stop) = (chains[k].reach_by, chains[k].reach);
+                    if offset > stop {
+                        out.problems.push(format!(
+                            "the resume at offset {offset} ({}) does not continue where {} stopped at offset {stop}: bytes {stop}..{offset} never arrived",
+                            at_call(&calls[i]),
+                            at_call(&calls[j]),
+                        ));
+                        out.hole.get_or_insert((stop, offset));
+                        differs = true;
+                    } else if offset < stop && self.leg != Some(Leg::Upstream) {
+                        // On the upstream leg the bytes past the resume offset went to
+                        // faultline, which dropped them with the stream its rule cut: what the
+                        // client held is the client leg's to say.
+                        out.problems.push(format!(
+                            "the resume at offset {offset} ({}) goes back before where {} stopped at offset {stop}: correct if the client dropped those {} bytes; a client that appends them would hold {} bytes",
+                            at_call(&calls[i]),
+                            at_call(&calls[j]),
+                            stop - offset,
+                            stop.saturating_add(self.name.size.saturating_sub(offset)),
+                        ));
+                    }
+                }
             }
             // A Read from 0 opened on the connection after a Read there was reset: a retry that
             // is correct only if the client dropped what it had. The wire cannot show what the
@@ -591,10 +683,29 @@ impl Blob {
                 ));
                 differs = true;
             }
-            if !(call.ok() && call.response_ended) {
+            let cut = !(call.ok() && call.response_ended);
+            if cut {
                 cuts.push((i, offset + len));
             } else if call.limit > 0 {
                 chunks.push((i, offset + len));
+            }
+            let end = offset + len;
+            match resumed {
+                Some(k) => {
+                    let chain = &mut chains[k];
+                    chain.last = i;
+                    if end > chain.reach {
+                        (chain.reach_by, chain.reach) = (i, end);
+                    }
+                    chain.open = cut;
+                }
+                None => chains.push(Chain {
+                    last: i,
+                    start: offset,
+                    reach_by: i,
+                    reach: end,
+                    open: cut,
+                }),
             }
         }
         for (i, j, stop, offset) in skips {
@@ -633,6 +744,10 @@ impl Blob {
         let mut committed: Option<u64> = None;
         let mut gap = false;
         let mut accepted = None;
+        // What made the server hold the blob whole: a Write with finish_write answered OK, or
+        // the largest committed_size it reported (with the call that reported it).
+        let mut finished: Option<usize> = None;
+        let mut most: Option<(u64, usize)> = None;
         let mut unchecked = Vec::new();
         for &i in members {
             out.problems.extend(
@@ -649,6 +764,12 @@ impl Blob {
                 .committed_size
                 .and_then(|c| u64::try_from(c).ok())
                 .filter(|_| calls[i].ok());
+            if let Some(c) = reported.filter(|&c| most.is_none_or(|(m, _)| c > m)) {
+                most = Some((c, i));
+            }
+            if calls[i].method == Method::Write && calls[i].finish_write && calls[i].ok() {
+                finished = Some(i);
+            }
             if calls[i].method == Method::QueryWriteStatus {
                 if let Some(c) = reported {
                     // The server keeps what it committed; anything sent beyond is gone.
@@ -699,8 +820,30 @@ impl Blob {
                 self.name.size
             ));
         }
+        // Bytes never written that the server took for written: it committed past them, or
+        // finished the blob with them missing.
+        let tail = (self.name.compressor.is_none() && stitch.end() < self.name.size)
+            .then(|| (stitch.end(), self.name.size));
+        let hole = out.skipped.or(stitch.first_hole()).or(tail);
+        let committed_hole = hole.and_then(|(from, to)| {
+            let why = match (most, finished) {
+                (Some((c, j)), _) if c >= to => {
+                    format!("{} reported committed_size {c}", at_call(&calls[j]))
+                }
+                (_, Some(j)) => format!(
+                    "{} sent finish_write and was answered OK",
+                    at_call(&calls[j])
+                ),
+                _ => return None,
+            };
+            Some(format!(
+                "bytes {from}..{to} were never written, yet the server committed them: {why}"
+            ))
+        });
+        let committed_past_hole = committed_hole.is_some();
+        out.problems.extend(committed_hole);
         let mismatch = out.check.as_ref().is_some_and(AddressCheck::is_mismatch);
-        out.corrupt = accepted && (mismatch || gap);
+        out.corrupt = accepted && (mismatch || gap) || committed_past_hole;
         Some(out)
     }
 

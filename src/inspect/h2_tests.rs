@@ -698,11 +698,12 @@ fn an_h2c_upgrade_is_followed_to_http2_with_the_request_as_stream_1() {
 fn what_a_capture_cannot_attribute_is_no_finding() {
     let (bytes, name) = blob(30_000);
     let mut conn = Conn::new();
-    // Client A is cut at 10000; client B reads the whole blob; a resume at 15000 may be A's
-    // (wrong) or another client's range read: the bytes before it did cross, so no finding.
+    // Client A is cut at 10000; client B reads the whole blob; A resumes at 10000. (A resume
+    // at 15000 was no finding here, "the bytes before it did cross": to client B, never to A.
+    // It is CORRUPT now, see `a_skipped_resume_is_corrupt_though_another_reader_got_those_bytes`.)
     cut_read(&mut conn, &name, &bytes, 5_000, 2);
     read_call(&mut conn, &name, 0, &bytes, 7_000);
-    read_call(&mut conn, &name, 15_000, &bytes[15_000..], 7_000);
+    read_call(&mut conn, &name, 10_000, &bytes[10_000..], 7_000);
     // A server that ends a finished call with RST_STREAM(NO_ERROR) completed it.
     let s = read_call(&mut conn, &name, 0, &bytes, 10_000);
     conn.reset(s, DOWN, ErrorCode::NO_ERROR);
@@ -1724,5 +1725,234 @@ fn a_call_whose_request_cannot_be_read_is_a_warning() {
             == "flow 1 stream 1: a ByteStream Read is not checked: message 0 (client->upstream) cannot be read: grpc-encoding \"zstd\" is not read here"),
         "{:?}",
         report.warnings
+    );
+}
+
+/// A Read from `offset` cut by RST_STREAM(CANCEL) toward the client after `whole` complete
+/// messages of `chunk` bytes of `bytes` (the blob from `offset`) and part of one more.
+fn cut_read_at(
+    conn: &mut Conn,
+    name: &str,
+    offset: usize,
+    bytes: &[u8],
+    chunk: usize,
+    whole: usize,
+) -> StreamId {
+    let s = conn.call(READ, &[read_request(name, offset as i64)], true);
+    let messages: Vec<Vec<u8>> = bytes[..whole * chunk]
+        .chunks(chunk)
+        .map(ReadResponse::encode)
+        .collect();
+    conn.respond(s, &messages);
+    conn.respond_partial(
+        s,
+        &ReadResponse::encode(&bytes[whole * chunk..(whole + 1) * chunk]),
+        100,
+    );
+    conn.reset(s, DOWN, ErrorCode::CANCEL);
+    s
+}
+
+/// Black-box trial (`cap/dup-skip.pcapng`, `cap/xconn-skip.pcapng`): a reader cut at 524288
+/// resumed at 589824, and the blob said OK because other Reads of the same blob, on the same
+/// connection or another, had carried bytes 524288..589824 to someone else. Each reader's
+/// resume is checked against the stream it resumes.
+#[test]
+fn a_skipped_resume_is_corrupt_though_another_reader_got_those_bytes() {
+    let (bytes, name) = blob(60_000);
+    // Same connection: a whole Read, then a reader cut at 16000 that resumes at 20000.
+    let mut conn = Conn::new();
+    read_call(&mut conn, &name, 0, &bytes, 16_000);
+    cut_read(&mut conn, &name, &bytes, 8_000, 2);
+    read_call(&mut conn, &name, 0, &bytes, 16_000);
+    read_call(&mut conn, &name, 20_000, &bytes[20_000..], 16_000);
+    let same = inspect(vec![conn.chunks]);
+    // Another connection: the whole Read comes after, on its own connection.
+    let mut first = Conn::new();
+    cut_read(&mut first, &name, &bytes, 8_000, 2);
+    read_call(&mut first, &name, 20_000, &bytes[20_000..], 16_000);
+    let mut second = Conn::new();
+    read_call(&mut second, &name, 0, &bytes, 16_000);
+    let across = inspect(vec![first.chunks, second.chunks]);
+    for (report, resume, cut) in [
+        (same, "stream 7 (flow 1)", "stream 3 (flow 1)"),
+        (across, "stream 3 (flow 1)", "stream 1 (flow 1)"),
+    ] {
+        let text = report.render_text();
+        assert_eq!(report.exit_code(), 1, "{text}");
+        let said = format!("the resume at offset 20000 ({resume}) does not continue where {cut} stopped at offset 16000: bytes 16000..20000 never arrived");
+        assert!(report.findings[0].contains(&said), "{text}");
+        assert!(report.bytestream[0].corrupt, "{text}");
+    }
+
+    // Two readers cut at different offsets, each resuming where its own stream stopped: OK
+    // (the second reader's Read from 0 is noted as a restart, nothing about the resumes).
+    let mut conn = Conn::new();
+    cut_read(&mut conn, &name, &bytes, 8_000, 2);
+    cut_read(&mut conn, &name, &bytes, 8_000, 5);
+    read_call(&mut conn, &name, 40_000, &bytes[40_000..], 16_000);
+    read_call(&mut conn, &name, 16_000, &bytes[16_000..], 16_000);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "{text}");
+    assert!(
+        report.bytestream[0]
+            .problems
+            .iter()
+            .all(|p| !p.contains("resume")),
+        "{text}"
+    );
+
+    // A resume of a resume: the chain goes on from where the second stream stopped.
+    let mut conn = Conn::new();
+    cut_read(&mut conn, &name, &bytes, 8_000, 2);
+    cut_read_at(&mut conn, &name, 16_000, &bytes[16_000..], 8_000, 2);
+    read_call(&mut conn, &name, 0, &bytes, 16_000);
+    read_call(&mut conn, &name, 36_000, &bytes[36_000..], 16_000);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 1, "{text}");
+    assert!(
+        report.findings[0].contains("the resume at offset 36000 (stream 7 (flow 1)) does not continue where stream 3 (flow 1) stopped at offset 32000: bytes 32000..36000 never arrived"),
+        "{text}"
+    );
+}
+
+/// Black-box trial (`cap/rd-overlap.pcapng`): a resume at 458752 after 524288 bytes had crossed
+/// got no note, though a restart from 0 gets one. Any resume that goes back gets it, on the
+/// client leg (on the upstream leg faultline dropped those bytes with the stream it cut).
+#[test]
+fn a_resume_that_goes_back_is_noted_as_a_restart_from_0_is() {
+    let (bytes, name) = blob(50_000);
+    let mut conn = Conn::new();
+    cut_read(&mut conn, &name, &bytes, 8_000, 3);
+    read_call(&mut conn, &name, 16_000, &bytes[16_000..], 16_000);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.exit_code(), 0, "the wire carried the blob: {text}");
+    let note = &report.bytestream[0].problems;
+    assert_eq!(note.len(), 1, "{text}");
+    assert_eq!(
+        note[0],
+        "the resume at offset 16000 (stream 3 (flow 1)) goes back before where stream 1 (flow 1) stopped at offset 24000: correct if the client dropped those 8000 bytes; a client that appends them would hold 58000 bytes",
+    );
+    assert!(text.contains(&note[0]), "{text}");
+    assert!(report
+        .render_markdown()
+        .contains(&crate::inspect::markdown::escape(&note[0])));
+}
+
+/// Black-box trial (`cap/wr-skip.pcapng`, `cap/wr-skip-lie.pcapng`): a Write cut at 1 MiB,
+/// resumed at 2 MiB without asking what was committed, was finished and answered OK (committed
+/// the full size, or not): the blob said "incomplete (… bytes 1048576..2097152 missing)" and
+/// the verdict was clean. A hole the server committed is CORRUPT, naming its offsets.
+#[test]
+fn a_write_hole_the_server_committed_is_corrupt_naming_the_hole() {
+    let (bytes, read_name) = blob(30_000);
+    let upload = read_name.replace("inst/a/blobs", "inst/a/uploads/u1/blobs");
+    // (status, committed_size answered to the resume, what the finding says)
+    let cases = [
+        (
+            0,
+            30_000,
+            Some("bytes 10000..20000 were never written, yet the server committed them: stream 3 (flow 1) reported committed_size 30000"),
+        ),
+        (
+            0,
+            10_000,
+            Some("bytes 10000..20000 were never written, yet the server committed them: stream 3 (flow 1) sent finish_write and was answered OK"),
+        ),
+        // The server refused the resume: nothing committed, nothing corrupt.
+        (3, 10_000, None),
+    ];
+    for (status, committed, said) in cases {
+        let mut conn = Conn::new();
+        let first = conn.call(
+            WRITE,
+            &[write_request(&upload, 0, &bytes[..10_000], false)],
+            false,
+        );
+        conn.reset(first, UP, ErrorCode::CANCEL);
+        let second = conn.call(
+            WRITE,
+            &[write_request(&upload, 20_000, &bytes[20_000..], true)],
+            true,
+        );
+        if status == 0 {
+            conn.respond(
+                second,
+                &[WriteResponse {
+                    committed_size: committed,
+                }
+                .encode()],
+            );
+        } else {
+            conn.respond(second, &[]);
+        }
+        conn.trailers(second, status);
+        let report = inspect(vec![conn.chunks]);
+        let text = report.render_text();
+        let w = &report.bytestream[0];
+        match said {
+            Some(said) => {
+                assert_eq!(report.exit_code(), 1, "{text}");
+                assert!(w.corrupt, "{text}");
+                assert!(
+                    report.findings[0].starts_with("CORRUPT: ByteStream Write of inst/a/blobs/")
+                        && report.findings[0].contains(said),
+                    "{text}"
+                );
+            }
+            None => {
+                assert_eq!(report.exit_code(), 0, "{text}");
+                assert!(!w.corrupt, "{text}");
+            }
+        }
+    }
+}
+
+/// Black-box trial (`cap/xconn-skip.pcapng`, `rep/rst-ignore.txt`): a blob line read
+/// "CORRUPT read blobs/…: matches (sha256)", every line said "(sha256 or blake3)" even after
+/// "matches (sha256)", and the last line repeated the first finding "(and 1 more)" as if it
+/// were a third. Each line says one thing.
+#[test]
+fn blob_lines_and_the_verdict_say_one_thing() {
+    let (bytes, name) = blob(60_000);
+    let (other, other_name) = blob(30_000);
+    let mut conn = Conn::new();
+    read_call(&mut conn, &name, 0, &bytes, 16_000);
+    cut_read(&mut conn, &name, &bytes, 8_000, 2);
+    read_call(&mut conn, &name, 20_000, &bytes[20_000..], 16_000);
+    // A second corrupt blob: its resume skipped bytes nobody carried.
+    cut_read(&mut conn, &other_name, &other, 5_000, 2);
+    read_call(&mut conn, &other_name, 15_000, &other[15_000..], 5_000);
+    let report = inspect(vec![conn.chunks]);
+    let text = report.render_text();
+    assert_eq!(report.findings.len(), 2, "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("  CORRUPT read inst/a/blobs/") && l.contains("/60000 "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("(client leg, sha256): bytes 16000..20000 never reached the Read that resumed past them; the bytes the other Reads carried match ["),
+        "{line}"
+    );
+    assert!(!text.contains("sha256 or blake3): matches"), "{text}");
+    assert!(
+        text.ends_with(&format!(
+            "\n{}\n{}\nCORRUPT: 2 findings, listed above\n",
+            report.findings[0], report.findings[1]
+        )),
+        "{text}"
+    );
+    let md = report.render_markdown();
+    assert!(
+        md.contains("bytes 16000..20000 never reached the Read that resumed past them; the bytes the other Reads carried match (sha256)"),
+        "{md}"
+    );
+    let html = report.render_html();
+    assert!(
+        html.contains("bytes 16000..20000 never reached the Read that resumed past them; the bytes the other Reads carried match<"),
+        "{html}"
     );
 }

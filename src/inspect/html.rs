@@ -616,11 +616,7 @@ impl Report {
                 })
                 .collect();
             calls.extend(more);
-            let result = match (&b.check, &b.matched) {
-                (Some(c), Some(f)) => format!("{} ({f})", c.describe()),
-                (Some(c), None) => c.describe(),
-                (None, _) => b.incomplete_text(),
-            };
+            let result = b.result_text(true);
             let problems: String = b
                 .problems
                 .iter()
@@ -634,7 +630,7 @@ impl Report {
                     Transfer::Download => "read",
                 },
                 escape(&b.resource),
-                escape(&b.digest_function),
+                escape(b.function_text()),
                 leg::name(b.leg),
                 escape(&calls.join(", ")),
                 mark(b.corrupt),

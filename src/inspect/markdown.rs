@@ -707,11 +707,7 @@ impl Report {
                 Transfer::Upload => "write",
                 Transfer::Download => "read",
             };
-            let result = match (&b.check, &b.matched) {
-                (Some(c), Some(f)) => format!("{} ({f})", c.describe()),
-                (Some(c), None) => c.describe(),
-                (None, _) => b.incomplete_text(),
-            };
+            let result = b.result_text(false);
             (
                 b.corrupt,
                 None,

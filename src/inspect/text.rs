@@ -401,8 +401,16 @@ impl Report {
         for f in &self.findings {
             let _ = writeln!(s, "{f}");
         }
-        if self.findings.len() != 1 {
-            let _ = writeln!(s, "{}", self.verdict_line);
+        // Several findings: the verdict counts them (the verdict line would repeat the first,
+        // which read as one more finding in a trial's report).
+        match self.findings.len() {
+            0 => {
+                let _ = writeln!(s, "{}", self.verdict_line);
+            }
+            1 => {}
+            n => {
+                let _ = writeln!(s, "CORRUPT: {}, listed above", count(n, "finding"));
+            }
         }
         visible(s)
     }
@@ -501,11 +509,7 @@ impl Report {
                 })
                 .collect();
             calls.extend(more);
-            let result = match (&b.check, &b.matched) {
-                (Some(c), Some(f)) => format!("{} ({f})", c.describe()),
-                (Some(c), None) => c.describe(),
-                (None, _) => b.incomplete_text(),
-            };
+            let result = b.result_text(true);
             let mark = if b.corrupt { "CORRUPT " } else { "" };
             let _ = writeln!(
                 s,
@@ -516,7 +520,7 @@ impl Report {
                 },
                 b.resource,
                 leg::name(b.leg),
-                b.digest_function,
+                b.function_text(),
                 calls.join(", ")
             );
             for p in &b.problems {
@@ -540,7 +544,9 @@ mod tests {
         report.verdict_line = "CORRUPT: first (and 1 more)".into();
         let text = report.render_text();
         assert!(
-            text.ends_with("\nCORRUPT: first\nCORRUPT: second\nCORRUPT: first (and 1 more)\n"),
+            text.ends_with(
+                "\nCORRUPT: first\nCORRUPT: second\nCORRUPT: 2 findings, listed above\n"
+            ),
             "{text}"
         );
         let md = report.render_markdown();

@@ -627,7 +627,15 @@ fn a_gzip_compressed_read_reset_and_resumed_verifies_whole() {
         assert_eq!(b["complete"], true, "{text}");
         assert_eq!(b["length"], TEXT_BLOB_SIZE, "{text}");
         assert_eq!(b["corrupt"], false, "{text}");
-        assert_eq!(b["problems"], serde_json::json!([]), "{text}");
+        // grpcio resumes where the messages it handed over end, which may be before what
+        // crossed on the client leg: that is a note there, nothing else is.
+        let problems = b["problems"].as_array().expect("problems");
+        assert!(
+            problems.iter().all(|p| b["leg"] == "client"
+                && p.as_str()
+                    .is_some_and(|p| p.contains("goes back before where stream"))),
+            "{text}"
+        );
         let calls = b["calls"].as_array().expect("calls");
         assert_eq!(calls.len(), 3, "{text}");
         // The cut Read: inspect read more of the blob from it than the DATA bytes that crossed
