@@ -403,7 +403,9 @@ fault.rst_stream = { after = "100KiB", code = "CANCEL" }
         "{client}"
     );
     let resumed = client["offsets"][1].as_u64().expect("resumed");
-    assert!(resumed > 0 && resumed <= 100 * 1024, "{client}");
+    // Usually past 0; on a loaded machine grpcio's handler may not have taken a message before
+    // the reset cancelled the call (committed 0, resume at 0), which must verify just the same.
+    assert!(resumed <= 100 * 1024, "{client}");
     let (capture, _, _) = run.stop();
     let (json, code, text) = w.inspect(&capture);
     assert_eq!(code, Some(0), "{text}");
