@@ -55,6 +55,16 @@ impl HeaderList {
             .map(|f| f.value.as_slice())
     }
 
+    /// Every value named `name` (ASCII case-insensitive), in order: a `cookie` split into crumbs
+    /// (RFC 9113 §8.2.3) or any field sent more than once.
+    pub fn values(&self, name: &str) -> Vec<&[u8]> {
+        self.fields
+            .iter()
+            .filter(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|f| f.value.as_slice())
+            .collect()
+    }
+
     /// The first value named `name` as text (lossy UTF-8), for matching and reports.
     pub fn get_str(&self, name: &str) -> Option<String> {
         self.get(name)

@@ -50,6 +50,15 @@ impl RequestHead {
         headers::first_value(&self.headers, name)
     }
 
+    /// Every value of header `name` (case-insensitive), one per field line, in wire order.
+    pub fn header_values(&self, name: &str) -> Vec<&[u8]> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    }
+
     /// True when list header `name` contains `token` (case-insensitive), e.g.
     /// `has_token("connection", "close")` to see that the connection ends after this message.
     pub fn has_token(&self, name: &str, token: &str) -> bool {

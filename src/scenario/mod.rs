@@ -151,7 +151,7 @@ impl HttpMatch {
     pub fn matches_request<'h>(
         &self,
         facts: &RequestFacts<'_>,
-        header: impl Fn(&str) -> Option<&'h [u8]>,
+        header: impl Fn(&str) -> Vec<&'h [u8]>,
     ) -> bool {
         if let Some(methods) = &self.methods {
             if !methods.iter().any(|m| m == facts.method) {
@@ -174,8 +174,16 @@ impl HttpMatch {
             }
         }
         for (name, glob) in &self.headers {
-            let value = header(name).map(String::from_utf8_lossy);
-            if !value.is_some_and(|v| glob.matches(&v)) {
+            // A header sent on several field lines (X-Forwarded-For, Cookie) is one list
+            // (RFC 9110 §5.3): the glob matches one line's value or all of them joined with ", ".
+            // A trial's second `X-Multi: b` line was invisible to rules.
+            let values: Vec<_> = header(name)
+                .into_iter()
+                .map(String::from_utf8_lossy)
+                .collect();
+            let joined = values.join(", ");
+            let any = values.iter().any(|v| glob.matches(v)) || glob.matches(&joined);
+            if values.is_empty() || !any {
                 return false;
             }
         }

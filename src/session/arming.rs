@@ -90,7 +90,7 @@ pub fn arm_request<'h>(
     scenario: &Scenario,
     candidates: &[usize],
     facts: &RequestFacts<'_>,
-    header: impl Fn(&str) -> Option<&'h [u8]>,
+    header: impl Fn(&str) -> Vec<&'h [u8]>,
     counters: &RunCounters,
 ) -> Armed {
     let mut armed = Armed::default();
@@ -196,6 +196,33 @@ mod tests {
         }
     }
 
+    /// A header on several field lines is one list: a rule matches one line's value or all of
+    /// them joined (an HTTP/1 trial's second `X-Multi: b` line was invisible to rules).
+    #[test]
+    fn a_header_sent_on_several_lines_matches_any_line_or_the_joined_list() {
+        let s = scenario(
+            r#"
+[[rule]]
+match = { header = { x-multi = "a, b" } }
+fault.respond = { status = 500 }
+[[rule]]
+match = { header = { X-Multi = "b" } }
+fault.respond = { status = 502 }
+[[rule]]
+match = { header = { x-other = "*" } }
+fault.respond = { status = 503 }
+"#,
+        );
+        let counters = RunCounters::new();
+        let lines: Vec<&[u8]> = vec![b"a", b"b"];
+        let header = |name: &str| match name.to_ascii_lowercase().as_str() {
+            "x-multi" => lines.clone(),
+            _ => Vec::new(),
+        };
+        let armed = arm_request(&s, &[0, 1, 2], &facts("GET", "/", 1), header, &counters);
+        assert_eq!(armed.on_request, vec![s.rules[0].key, s.rules[1].key]);
+    }
+
     #[test]
     fn attempts_count_per_key_across_the_run() {
         let counters = RunCounters::new();
@@ -221,7 +248,7 @@ fault.respond = { status = 503 }
         let counters = RunCounters::new();
         let all = [0, 1, 2];
         let key = |i: usize| s.rules[i].key;
-        let no_header = |_: &str| None;
+        let no_header = |_: &str| Vec::new();
         let first = arm_request(&s, &all, &facts("PUT", "/files/a", 1), no_header, &counters);
         assert_eq!(first.on_request, vec![key(2)], "PUT 1 is not request 2");
         assert_eq!(first.on_response, vec![key(1)]);
@@ -254,7 +281,7 @@ fault.truncate = { after = 5 }
         let key = s.rules[0].key;
         let mut cut = Vec::new();
         for status in [200, 404, 200, 404, 404] {
-            let armed = arm_request(&s, &[0], &facts("GET", "/x", 1), |_| None, &counters);
+            let armed = arm_request(&s, &[0], &facts("GET", "/x", 1), |_| Vec::new(), &counters);
             assert_eq!(armed.on_response, vec![key]);
             cut.push(!arm_response(&s, &armed.on_response, status, &counters).is_empty());
         }

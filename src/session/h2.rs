@@ -2222,7 +2222,7 @@ impl H2Session {
             run.scenario,
             &self.candidates,
             &facts,
-            |name| request.get(name),
+            |name| request.values(name),
             run.counters,
         );
         stream.response_rules = armed.on_response;

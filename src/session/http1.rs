@@ -435,7 +435,7 @@ impl Http1Session {
             run.scenario,
             &self.candidates,
             &facts,
-            |name| head.header(name),
+            |name| head.header_values(name),
             run.counters,
         );
         let mut pending = Pending {
