@@ -2249,8 +2249,9 @@ impl H2Session {
                     answer = Some((frames, Mark::rule(&rule.id, note), Vec::new(), false));
                 }
                 Fault::Respond(r) if answer.is_none() => {
-                    // As on HTTP/1: no body for 204, 205 and 304 (no length either for a 204,
-                    // RFC 9110 §8.6); a HEAD gets the length only. DATA there is malformed
+                    // As on HTTP/1: no body for 204, 205 and 304 (no length either for a 204 or
+                    // a 304, whose length would be the 200's, RFC 9110 §8.6); a HEAD gets the
+                    // length only. DATA there is malformed
                     // (RFC 9113 §8.1.1), a stream error at strict clients.
                     let body = if !r.has_body() {
                         String::new()
@@ -2267,7 +2268,7 @@ impl H2Session {
                     let status = r.status.to_string();
                     let mut pairs =
                         vec![(":status", status.as_str()), ("content-type", "text/plain")];
-                    if r.status != 204 {
+                    if !matches!(r.status, 204 | 304) {
                         pairs.push(("content-length", length.as_str()));
                     }
                     let mut list = HeaderList::from_pairs(pairs);
