@@ -642,6 +642,7 @@ impl Scenario {
             warnings.extend(self.never_selected(rule));
             warnings.extend(lower_case_methods(rule));
             warnings.extend(body_fault_on_a_bodiless_request(rule));
+            warnings.extend(body_fault_on_a_bodiless_response(rule));
             // Hints at how a rule counts matter only for a rule that can fire at all: one line
             // per rule that never fires, not that line and a hint.
             if warnings.len() == before {
@@ -874,6 +875,40 @@ fn body_fault_on_a_bodiless_request(rule: &Rule) -> Option<String> {
         rule.name,
         rule.fault.name(),
         methods.join("/")
+    ))
+}
+
+/// A response rule that counts body bytes where the response can have none: the answer to a
+/// HEAD, or a status 1xx, 204 or 304 (RFC 9110 §6.4.1). An HTTP/1 trial's truncate on HEAD
+/// responses matched 4 times and fired 0, and `check` said ok.
+fn body_fault_on_a_bodiless_response(rule: &Rule) -> Option<String> {
+    let http = rule.matcher.http.as_ref()?;
+    if rule.http_direction(rule.explicit_direction) != DirectionMatch::UpstreamToClient {
+        return None;
+    }
+    let after = counted_after(&rule.fault)?;
+    if matches!(after, Amount::Bytes(0)) {
+        return None;
+    }
+    let why = if http
+        .methods
+        .as_ref()
+        .is_some_and(|m| m.iter().all(|m| m == "HEAD"))
+    {
+        "the answer to a HEAD has no body".to_string()
+    } else if let Some(statuses) = http.status.as_ref().filter(|s| {
+        s.iter()
+            .all(|&s| (100..200).contains(&s) || s == 204 || s == 304)
+    }) {
+        let listed: Vec<String> = statuses.iter().map(u16::to_string).collect();
+        format!("a {} response has no body", listed.join("/"))
+    } else {
+        return None;
+    };
+    Some(format!(
+        "rule \"{}\": {} counts `after` in response body bytes, and {why}: it will never fire",
+        rule.name,
+        rule.fault.name()
     ))
 }
 
@@ -1714,6 +1749,30 @@ fault.refuse = {}
         assert!(e.message.contains("write fault.reset = {"), "{}", e.message);
         let e = error_of("[[rule]]\nnmae = \"x\"\nfault.reset = {}\n");
         assert!(e.message.contains("unknown field `nmae`"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_body_fault_on_a_response_that_has_no_body_is_warned_about() {
+        let warnings = |rule: &str| {
+            Scenario::from_toml(&format!("[[rule]]\nname = \"r\"\n{rule}"), "b.toml", "b")
+                .expect("valid")
+                .rule_warnings()
+        };
+        let head = warnings("match = { method = \"HEAD\", direction = \"upstream->client\" }\nfault.truncate = { after = 10 }\n");
+        assert!(
+            head.iter()
+                .any(|w| w.contains("the answer to a HEAD has no body: it will never fire")),
+            "{head:?}"
+        );
+        let empty = warnings("match = { status = [204, 304] }\nfault.truncate = { after = 10 }\n");
+        assert!(
+            empty
+                .iter()
+                .any(|w| w.contains("a 204/304 response has no body")),
+            "{empty:?}"
+        );
+        let ok = warnings("match = { method = \"GET\", direction = \"upstream->client\" }\nfault.truncate = { after = 10 }\n");
+        assert!(!ok.iter().any(|w| w.contains("has no body")), "{ok:?}");
     }
 
     #[test]
