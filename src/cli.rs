@@ -87,7 +87,7 @@ pub enum Command {
     /// (a rule that never fires, no CA yet) keep exit 0 unless --strict; `-qq` hides them, as it
     /// hides `run`'s. With JSON logs every message is a JSON line.
     Check {
-        /// Scenario files to check.
+        /// Scenario files to check (`-` reads one from stdin).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Fail (exit 2) a file with warnings too, for CI steps that want none.

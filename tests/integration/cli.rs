@@ -703,6 +703,47 @@ fn a_capture_device_that_fails_is_never_removed() {
     );
 }
 
+/// `check -` reads the scenario from stdin (a CI step that generates it), naming it `-`.
+#[test]
+fn check_reads_a_scenario_from_stdin() {
+    let check_stdin = |text: &str| {
+        let mut child = Command::new(BIN)
+            .args(["check", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn check");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write the scenario");
+        let status = process::wait_within(&mut child, LIMIT).expect("check ends");
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut out)
+            .expect("stdout");
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut out)
+            .expect("stderr");
+        (status.code(), out)
+    };
+    let good = "[proxy]\nupstream = \"127.0.0.1:9\"\n[[rule]]\nfault.reset = { after = 1 }\n";
+    assert_eq!(check_stdin(good), (Some(0), "-: ok (1 rule)\n".to_string()));
+    let (code, out) =
+        check_stdin("[proxy]\nupstream = \"127.0.0.1:9\"\n[[rule]]\nfault.reset = {}\n");
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.starts_with("-:4:7: rule[1].fault.reset.after"), "{out}");
+}
+
 /// A report that cannot be written whole is an error, not exit 0: a CI trial's
 /// `inspect --json > full-disk/r.json` wrote 8 KiB of 31 and passed.
 #[test]
