@@ -479,6 +479,8 @@ pub(crate) mod tests {
             request_headers: Vec::new(),
             response_headers: Vec::new(),
             response_text: Vec::new(),
+            response_until_close: false,
+            response_cut_by: None,
         }
     }
 
