@@ -783,7 +783,8 @@ impl FlowHttp {
 }
 
 /// Whether a rule's fault note is one that ends connections (truncate, reset, terminate, a
-/// timeout's close): what can cut a response short, unlike latency or a throttle.
+/// timeout's close, drop_response's reset): what can cut a response short, unlike latency or a
+/// throttle.
 pub(crate) fn ends_connection(note: &str) -> bool {
     let Some(rule) = super::text::fault_rule(note) else {
         return false;
@@ -792,9 +793,19 @@ pub(crate) fn ends_connection(note: &str) -> bool {
     let action = text
         .strip_prefix(&format!("rule \"{rule}\" "))
         .unwrap_or(text);
-    ["truncate", "reset", "terminated", "timeout:", "RST_STREAM"]
-        .iter()
-        .any(|verb| action.starts_with(verb))
+    [
+        "truncate",
+        "reset",
+        "terminated",
+        "timeout:",
+        "RST_STREAM",
+        "refused",
+    ]
+    .iter()
+    .any(|verb| action.starts_with(verb))
+        // drop_response: "forwarded PUT /x (attempt 1), then reset the client before its
+        // response" (the upstream leg's answer is cut by that reset).
+        || (action.starts_with("forwarded ") && action.contains(", then reset the client"))
 }
 
 /// What ended `ex`'s response before its framing did (`None`: it ended as framed, or never
@@ -1074,5 +1085,27 @@ mod tests {
         let ex = &outcome.exchanges[0];
         assert!(!ex.response.complete);
         assert_eq!(ex.response_cut_by, Some(ResponseCut::Closed));
+    }
+
+    /// The faults that end connections, and so can cut a response: a trial's drop_response
+    /// reset read as the upstream's own short answer until its note was known.
+    #[test]
+    fn faults_that_end_connections_are_told_from_timing_faults() {
+        for ends in [
+            r#"faultline: rule "a" truncated upstream->client after 1 bytes"#,
+            r#"faultline: rule "a" reset client->upstream after 0 bytes of the body of PUT /e2 (attempt 1)"#,
+            r#"faultline: rule "a" forwarded PUT /e3 (attempt 1), then reset the client before its response"#,
+            r#"faultline: rule "a" terminated with FIN after 1s"#,
+            r#"faultline: rule "a" timeout: closed with FIN 1s after it came in force"#,
+        ] {
+            assert!(ends_connection(ends), "{ends}");
+        }
+        for not in [
+            r#"faultline: rule "a" latency 10ms on the response to GET /reset (attempt 1) (status 200)"#,
+            r#"faultline: rule "truncated" bandwidth limited to 10 bytes/s on GET /x (attempt 1)"#,
+            "faultline: run stopped",
+        ] {
+            assert!(!ends_connection(not), "{not}");
+        }
     }
 }
