@@ -90,6 +90,13 @@ pub struct ResponseInfo {
     pub complete: bool,
     /// The `Content-Range` header of a partial response (`bytes N-M/T`).
     pub content_range: Option<String>,
+    /// True when the response stated no length and was not chunked: its body ends with the
+    /// connection, so a client cannot tell a cut one from a whole one (no length to compare).
+    pub close_delimited: bool,
+    /// What cut an incomplete response: the note of the rule's fault that ended it (as in
+    /// `faults`), else "connection closed", "connection reset" or "capture ended"; `null` when
+    /// complete or unanswered.
+    pub cut_by: Option<String>,
 }
 
 impl ResponseInfo {
@@ -101,6 +108,8 @@ impl ResponseInfo {
             body_length: 0,
             complete: false,
             content_range: None,
+            close_delimited: false,
+            cut_by: None,
         }
     }
 }
@@ -183,6 +192,18 @@ pub struct Exchange {
     /// ended" (the peer, or the capture, ended it).
     #[serde(skip)]
     pub(crate) response_cut_by: Option<ResponseCut>,
+}
+
+impl ResponseCut {
+    /// As `--json`'s `response.cut_by` says it.
+    pub(crate) fn text(&self) -> &str {
+        match self {
+            ResponseCut::Fault(note) => note,
+            ResponseCut::Closed => "connection closed",
+            ResponseCut::Reset => "connection reset",
+            ResponseCut::CaptureEnded => "capture ended",
+        }
+    }
 }
 
 /// What ended a response before its framing did.
@@ -613,6 +634,7 @@ impl FlowHttp {
                         ex.response_headers = kept(&head.headers);
                         ex.response_range = Some((start, None));
                         ex.response_until_close = body == BodyKind::UntilClose;
+                        ex.response.close_delimited = ex.response_until_close;
                         // A compressed body (Content-Encoding) is not the addressed content:
                         // it is not kept, so it is never checked against the address.
                         let encoded = header(&head.headers, "content-encoding")
@@ -766,8 +788,9 @@ impl FlowHttp {
         let (reset, closed) = (self.reset, self.closed[0] || self.closed[1]);
         for ex in &mut self.exchanges {
             ex.response_cut_by = response_cut(ex, reset, closed);
-            if ex.response_cut_by.is_some() {
+            if let Some(cut) = &ex.response_cut_by {
                 ex.response.complete = false;
+                ex.response.cut_by = Some(cut.text().to_string());
             }
         }
         FlowOutcome {
@@ -1043,6 +1066,8 @@ mod tests {
         );
         assert_eq!(client.faults.len(), 1);
         assert_eq!(client.faults[0].scope, "message");
+        assert!(client.response.close_delimited);
+        assert_eq!(client.response.cut_by.as_deref(), Some(CLOSE_CUT));
         // The upstream leg: the mark is on the FIN faultline sent the upstream.
         let upstream = close_delimited(
             "upstream leg",
@@ -1050,6 +1075,7 @@ mod tests {
         );
         assert!(upstream.response.complete);
         assert_eq!(upstream.response_cut_by, None);
+        assert_eq!(upstream.response.cut_by, None);
         // No mark, or a fault that ends nothing: the close ended the body as framed.
         for mark in [
             None,
@@ -1085,6 +1111,8 @@ mod tests {
         let ex = &outcome.exchanges[0];
         assert!(!ex.response.complete);
         assert_eq!(ex.response_cut_by, Some(ResponseCut::Closed));
+        assert_eq!(ex.response.cut_by.as_deref(), Some("connection closed"));
+        assert!(!ex.response.close_delimited);
     }
 
     /// The faults that end connections, and so can cut a response: a trial's drop_response

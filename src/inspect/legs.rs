@@ -470,6 +470,8 @@ pub(crate) mod tests {
                 body_length: 0,
                 complete: true,
                 content_range: None,
+                close_delimited: false,
+                cut_by: None,
             },
             faults: Vec::new(),
             request_range: (0, None),

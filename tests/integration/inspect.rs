@@ -1433,6 +1433,13 @@ fn a_close_delimited_download_a_truncate_cut_is_cut_and_a_short_upstream_body_is
         "{text}"
     );
     assert!(text.contains("1000/? CUT"), "{text}");
+    let cut = report
+        .exchanges
+        .iter()
+        .find(|e| e.target == "/close" && e.leg == Some(faultline::direction::Leg::Client))
+        .expect("the client's GET /close");
+    assert!(cut.response.close_delimited, "{text}");
+    assert_eq!(cut.response.cut_by.as_deref(), Some(mark), "{text}");
     assert_eq!(report.verdict, Verdict::Clean, "{text}");
     assert_eq!(report.exit_code(), 0, "{text}");
     assert_eq!(
