@@ -951,65 +951,102 @@ fn compared_retries(by_request: Vec<&AttemptGroup>, n: usize) -> String {
     }
 }
 
-/// The verdict's words for answers a fault cut short that no object counts already (a plain
-/// GET, not content-addressed): ", 1 download cut by a fault (the client got 1048576 of 3000000
-/// bytes)". A trial read "OK: 4 HTTP exchanges, no uploads" of a run whose GET the fault cut.
+/// The verdict's words for answers cut short that no object counts already (a plain GET, not
+/// content-addressed): ", 1 download cut by a fault (the client got 1048576 of 3000000 bytes)".
+/// A trial read "OK: 4 HTTP exchanges, no uploads" of a run whose GET the fault cut.
 /// Counted per exchange on the client leg when it was read (the client is who got the short
 /// body; the upstream leg carried it whole), so a cut is not counted twice.
+///
+/// Only an answer a fault that ends connections marked was "cut by a fault": a trial's upstream
+/// that sent 5 of its stated 100 bytes read "1 download cut by a fault" because a latency rule
+/// also touched it, and nothing at all with no rules. An answer the connection's end cut with no
+/// such mark was cut short by the upstream, and is said so. A close-delimited body a fault ended
+/// is said as what it is to the client: a body it cannot tell from a whole one.
 fn cut_downloads(exchanges: &[Exchange], objects: &[objects::ObjectCheck]) -> String {
+    use super::exchange::ResponseCut;
     let in_objects: Vec<usize> = objects
         .iter()
         .flat_map(|o| o.pieces.iter().map(|p| p.exchange))
         .collect();
-    let cut: Vec<(usize, &Exchange)> = exchanges
+    let short: Vec<(usize, &Exchange)> = exchanges
         .iter()
         .enumerate()
-        // A rule's fault: a GET the user stopped mid-download (`run stopped`) was not cut by one.
-        .filter(|(_, e)| {
-            !e.is_placeholder()
-                && e.faults
-                    .iter()
-                    .any(super::exchange::FaultNote::is_rule_fault)
-        })
+        .filter(|(_, e)| !e.is_placeholder())
         .filter(|(_, e)| e.response.outcome == Outcome::Status && !e.response.complete)
         .filter(|(i, _)| !in_objects.contains(i))
         .collect();
-    let on_client: Vec<&Exchange> = cut
-        .iter()
-        .filter(|(_, e)| e.leg == Some(crate::direction::Leg::Client))
-        .map(|(_, e)| *e)
-        .collect();
-    let (cut, who): (Vec<&Exchange>, _) = match on_client.is_empty() {
-        true => (cut.iter().map(|(_, e)| *e).collect(), "faultline got"),
-        false => (on_client, "the client got"),
+    let by_fault = |e: &Exchange| {
+        matches!(e.response_cut_by, Some(ResponseCut::Fault(_)))
+            || e.faults
+                .iter()
+                .any(|f| super::exchange::ends_connection(&f.text))
     };
-    // A GET's answer is a download; any other answer cut (a dropped CompleteMultipartUpload
-    // answer, a trial read as "1 download cut") is said as a response.
-    let (downloads, responses): (Vec<&Exchange>, Vec<&Exchange>) =
-        cut.into_iter().partition(|e| e.method == "GET");
-    [(downloads, "download"), (responses, "response")]
-        .into_iter()
-        .filter(|(cut, _)| !cut.is_empty())
-        .map(|(cut, noun)| {
+    // The upstream's own end of the connection: no fault that ends connections, and no note of
+    // faultline's own (a GET the user stopped mid-download, `run stopped`, was cut by neither).
+    let by_upstream = |e: &Exchange| {
+        !by_fault(e)
+            && matches!(
+                e.response_cut_by,
+                Some(ResponseCut::Closed | ResponseCut::Reset)
+            )
+            && e.faults
+                .iter()
+                .all(super::exchange::FaultNote::is_rule_fault)
+    };
+    let mut out = String::new();
+    for fault in [true, false] {
+        let cut: Vec<&(usize, &Exchange)> = short
+            .iter()
+            .filter(|(_, e)| if fault { by_fault(e) } else { by_upstream(e) })
+            .collect();
+        let on_client: Vec<&Exchange> = cut
+            .iter()
+            .filter(|(_, e)| e.leg == Some(crate::direction::Leg::Client))
+            .map(|(_, e)| *e)
+            .collect();
+        let (cut, who): (Vec<&Exchange>, _) = match on_client.is_empty() {
+            true => (cut.iter().map(|(_, e)| *e).collect(), "faultline got"),
+            false => (on_client, "the client got"),
+        };
+        // A GET's answer is a download; any other answer cut (a dropped
+        // CompleteMultipartUpload answer, a trial read as "1 download cut") is said as a
+        // response.
+        let (downloads, responses): (Vec<&Exchange>, Vec<&Exchange>) =
+            cut.into_iter().partition(|e| e.method == "GET");
+        for (cut, noun) in [(downloads, "download"), (responses, "response")] {
+            if cut.is_empty() {
+                continue;
+            }
             const SHOWN: usize = 3;
+            let n = |e: &Exchange| e.response.body_length;
             let mut got: Vec<String> = cut
                 .iter()
                 .take(SHOWN)
-                .map(|e| match objects::stated_response_length(e) {
-                    Some(total) => format!("{} of {total} bytes", e.response.body_length),
-                    None => format!("{} bytes of an unstated length", e.response.body_length),
+                .map(|e| match (fault, objects::stated_response_length(e)) {
+                    (true, Some(total)) => format!("{} of {total} bytes", n(e)),
+                    (true, None) if e.response_until_close => format!(
+                        "{} bytes ended by a close it cannot tell from a whole body: no length to compare",
+                        n(e)
+                    ),
+                    (true, None) => format!("{} bytes of an unstated length", n(e)),
+                    (false, Some(total)) if e.response_header("content-length").is_some() => {
+                        format!("its Content-Length said {total}, {} arrived", n(e))
+                    }
+                    (false, Some(total)) => format!("{} of {total} bytes arrived", n(e)),
+                    (false, None) => format!("{} bytes of an unstated length arrived", n(e)),
                 })
                 .collect();
             if cut.len() > SHOWN {
                 got.push(format!("{} more", cut.len() - SHOWN));
             }
-            format!(
-                ", {} cut by a fault ({who} {})",
-                crate::plural::count(cut.len(), noun),
-                got.join(", ")
-            )
-        })
-        .collect()
+            let count = crate::plural::count(cut.len(), noun);
+            out.push_str(&match fault {
+                true => format!(", {count} cut by a fault ({who} {})", got.join(", ")),
+                false => format!(", {count} cut short by the upstream ({})", got.join("; ")),
+            });
+        }
+    }
+    out
 }
 
 /// Downloaded objects that `keep` keeps, one per object whichever legs show it (its address),
@@ -2219,5 +2256,79 @@ pub(crate) mod tests {
         stopped.faults[0].text = "faultline: run stopped".into();
         let stopped = report_of("client leg", vec![stopped]);
         assert_eq!(stopped.verdict_line, "OK: 1 HTTP exchange, no uploads");
+    }
+
+    /// Trial: an upstream that sent 5 of its stated 100 bytes then closed, no rule acting on it,
+    /// read "1 download cut by a fault (the client got 5 of 100 bytes)" when a latency rule
+    /// touched the GET, and had no word in the verdict with no rules. Only a fault that ends
+    /// connections cuts; the rest the upstream cut short, and the verdict says so either way.
+    #[test]
+    fn a_body_the_upstream_sent_short_is_not_cut_by_a_fault() {
+        use crate::inspect::exchange::{FaultNote, ResponseCut};
+        let short = |id, leg, flow, latency: bool| {
+            let mut e = get(id, leg, flow, "/short", b"hello");
+            e.response_body = None;
+            e.response.body_length = 5;
+            e.response.complete = false;
+            e.response_cut_by = Some(ResponseCut::Closed);
+            e.response_headers
+                .push(("content-length".into(), "100".into()));
+            if latency && leg == Leg::Client {
+                e.faults.push(FaultNote {
+                    text: r#"faultline: rule "lat" latency 10ms on the response to GET /short (attempt 1) (status 200)"#.into(),
+                    direction: "upstream->client".into(),
+                    offset: 0,
+                    scope: "message",
+                });
+            }
+            e
+        };
+        for latency in [true, false] {
+            let both = build(
+                CaptureInfo::for_tests(),
+                LegFilter::Both,
+                vec![
+                    finished(1, "client leg", vec![short(0, Leg::Client, 1, latency)]),
+                    finished(2, "upstream leg", vec![short(1, Leg::Upstream, 2, latency)]),
+                ],
+            );
+            assert_eq!(both.verdict, Verdict::Clean);
+            assert_eq!(
+                both.verdict_line,
+                "OK: 2 HTTP exchanges, no uploads, 1 download cut short by the upstream (its Content-Length said 100, 5 arrived)",
+                "latency rule: {latency}"
+            );
+        }
+    }
+
+    /// Trial: a truncate cut three downloads (Content-Length, chunked, close-delimited) and the
+    /// verdict counted two; the close-delimited one, the cut curl cannot detect, is counted and
+    /// said as a body the client cannot tell from a whole one.
+    #[test]
+    fn a_close_delimited_download_a_fault_cut_is_counted_and_said_undetectable() {
+        use crate::inspect::exchange::{FaultNote, ResponseCut};
+        let mark = r#"faultline: rule "cut" truncated upstream->client after 100000 bytes of the response body to GET /close (attempt 1) (status 200)"#;
+        let mut e = get(0, Leg::Client, 1, "/close", b"x");
+        e.response_body = None;
+        e.response.body_length = 100_000;
+        e.response.complete = false;
+        e.response_until_close = true;
+        e.response_cut_by = Some(ResponseCut::Fault(mark.into()));
+        e.faults.push(FaultNote {
+            text: mark.into(),
+            direction: "upstream->client".into(),
+            offset: 100_111,
+            scope: "message",
+        });
+        let report = report_of("client leg", vec![e]);
+        assert_eq!(report.verdict, Verdict::Clean);
+        assert_eq!(
+            report.verdict_line,
+            "OK: 1 HTTP exchange, no uploads, 1 download cut by a fault (the client got 100000 bytes ended by a close it cannot tell from a whole body: no length to compare)"
+        );
+        let text = report.render_text();
+        assert!(text.contains("100000/? CUT"), "{text}");
+        let json = serde_json::to_value(&report).expect("json");
+        assert_eq!(json["exchanges"][0]["response"]["complete"], false);
     }
 }

@@ -90,6 +90,13 @@ pub struct ResponseInfo {
     pub complete: bool,
     /// The `Content-Range` header of a partial response (`bytes N-M/T`).
     pub content_range: Option<String>,
+    /// True when the response stated no length and was not chunked: its body ends with the
+    /// connection, so a client cannot tell a cut one from a whole one (no length to compare).
+    pub close_delimited: bool,
+    /// What cut an incomplete response: the note of the rule's fault that ended it (as in
+    /// `faults`), else "connection closed", "connection reset" or "capture ended"; `null` when
+    /// complete or unanswered.
+    pub cut_by: Option<String>,
 }
 
 impl ResponseInfo {
@@ -101,6 +108,8 @@ impl ResponseInfo {
             body_length: 0,
             complete: false,
             content_range: None,
+            close_delimited: false,
+            cut_by: None,
         }
     }
 }
@@ -174,6 +183,40 @@ pub struct Exchange {
     /// The first [`RESPONSE_TEXT`] bytes of the response body (p2phttp answers in JSON).
     #[serde(skip)]
     pub(crate) response_text: Vec<u8>,
+    /// True when the response stated no length and was not chunked: its body ends with the
+    /// connection, so a client cannot tell a cut one from a whole one (no length to compare).
+    #[serde(skip)]
+    pub(crate) response_until_close: bool,
+    /// What ended an incomplete response (`None` when complete): a rule's fault note when
+    /// faultline's fault cut it, else "connection closed", "connection reset" or "capture
+    /// ended" (the peer, or the capture, ended it).
+    #[serde(skip)]
+    pub(crate) response_cut_by: Option<ResponseCut>,
+}
+
+impl ResponseCut {
+    /// As `--json`'s `response.cut_by` says it.
+    pub(crate) fn text(&self) -> &str {
+        match self {
+            ResponseCut::Fault(note) => note,
+            ResponseCut::Closed => "connection closed",
+            ResponseCut::Reset => "connection reset",
+            ResponseCut::CaptureEnded => "capture ended",
+        }
+    }
+}
+
+/// What ended a response before its framing did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ResponseCut {
+    /// A rule's fault that ends connections, marked on this exchange (its note's text).
+    Fault(String),
+    /// The connection closed (FIN) with no fault mark on it: the upstream ended it.
+    Closed,
+    /// The connection was reset with no fault mark on it.
+    Reset,
+    /// The capture ended while the response was still arriving.
+    CaptureEnded,
 }
 
 /// Headers kept for the analysis: resumes, WebDAV moves, p2phttp data lengths, JSON answers,
@@ -272,6 +315,8 @@ impl Exchange {
             request_headers: Vec::new(),
             response_headers: Vec::new(),
             response_text: Vec::new(),
+            response_until_close: false,
+            response_cut_by: None,
         }
     }
 
@@ -519,6 +564,8 @@ impl FlowHttp {
                         request_headers,
                         response_headers: Vec::new(),
                         response_text: Vec::new(),
+                        response_until_close: false,
+                        response_cut_by: None,
                     });
                     self.current_request = Some(index);
                     // A numbering-only flow's exchanges become placeholders: nothing to hash.
@@ -568,7 +615,9 @@ impl FlowHttp {
     ) {
         for event in events {
             match event {
-                FrameEvent::Head { head, start, .. } => {
+                FrameEvent::Head {
+                    head, start, body, ..
+                } => {
                     if head.is_interim() {
                         continue;
                     }
@@ -584,6 +633,8 @@ impl FlowHttp {
                         ex.response.content_range = header(&head.headers, "content-range");
                         ex.response_headers = kept(&head.headers);
                         ex.response_range = Some((start, None));
+                        ex.response_until_close = body == BodyKind::UntilClose;
+                        ex.response.close_delimited = ex.response_until_close;
                         // A compressed body (Content-Encoding) is not the addressed content:
                         // it is not kept, so it is never checked against the address.
                         let encoded = header(&head.headers, "content-encoding")
@@ -688,10 +739,13 @@ impl FlowHttp {
             let names = |ex: &Exchange| {
                 text.contains(&format!(" to {} {} (attempt ", ex.method, ex.target))
             };
+            // The FIN a truncate sends right after a close-delimited body sits at its very end,
+            // past every response's range: its mark still names the request it cut.
             let target = match target {
                 Some(i) if !names(&self.exchanges[i]) => {
                     self.exchanges[..i].iter().rposition(names).or(Some(i))
                 }
+                None => self.exchanges.iter().rposition(names),
                 other => other,
             };
             let note = FaultNote {
@@ -731,6 +785,14 @@ impl FlowHttp {
                 });
             }
         }
+        let (reset, closed) = (self.reset, self.closed[0] || self.closed[1]);
+        for ex in &mut self.exchanges {
+            ex.response_cut_by = response_cut(ex, reset, closed);
+            if let Some(cut) = &ex.response_cut_by {
+                ex.response.complete = false;
+                ex.response.cut_by = Some(cut.text().to_string());
+            }
+        }
         FlowOutcome {
             http: !self.exchanges.is_empty(),
             exchanges: self.exchanges,
@@ -741,6 +803,58 @@ impl FlowHttp {
             undecrypted: false,
         }
     }
+}
+
+/// Whether a rule's fault note is one that ends connections (truncate, reset, terminate, a
+/// timeout's close, drop_response's reset): what can cut a response short, unlike latency or a
+/// throttle.
+pub(crate) fn ends_connection(note: &str) -> bool {
+    let Some(rule) = super::text::fault_rule(note) else {
+        return false;
+    };
+    let text = note.trim_start_matches("faultline: ");
+    let action = text
+        .strip_prefix(&format!("rule \"{rule}\" "))
+        .unwrap_or(text);
+    [
+        "truncate",
+        "reset",
+        "terminated",
+        "timeout:",
+        "RST_STREAM",
+        "refused",
+    ]
+    .iter()
+    .any(|verb| action.starts_with(verb))
+        // drop_response: "forwarded PUT /x (attempt 1), then reset the client before its
+        // response" (the upstream leg's answer is cut by that reset).
+        || (action.starts_with("forwarded ") && action.contains(", then reset the client"))
+}
+
+/// What ended `ex`'s response before its framing did (`None`: it ended as framed, or never
+/// started). A close-delimited body that ended at a FIN is whole by its framing, but not when
+/// faultline's fault sent that FIN: a mark of a fault that ends connections on the packets
+/// faultline sent the client (`upstream->client`, on this leg) cut it. The upstream leg's marks
+/// sit on the packets faultline sent the upstream, so it keeps showing what the upstream sent.
+fn response_cut(ex: &Exchange, reset: bool, closed: bool) -> Option<ResponseCut> {
+    if ex.response.outcome != Outcome::Status {
+        return None;
+    }
+    let ending = |toward_client: bool| {
+        ex.faults
+            .iter()
+            .filter(|f| !toward_client || f.direction == Direction::UpstreamToClient.to_string())
+            .find(|f| ends_connection(&f.text))
+            .map(|f| ResponseCut::Fault(f.text.clone()))
+    };
+    if ex.response.complete {
+        return ex.response_until_close.then(|| ending(true)).flatten();
+    }
+    ending(false).or(Some(match (reset, closed) {
+        (true, _) => ResponseCut::Reset,
+        (false, true) => ResponseCut::Closed,
+        (false, false) => ResponseCut::CaptureEnded,
+    }))
 }
 
 impl StreamConsumer for FlowHttp {
@@ -909,5 +1023,117 @@ mod tests {
         let outcome = flow.finish();
         let marked: Vec<usize> = outcome.exchanges.iter().map(|ex| ex.faults.len()).collect();
         assert_eq!(marked, [0, 0, 1]);
+    }
+
+    /// One close-delimited GET /close (no Content-Length, not chunked) answered with 10 body
+    /// bytes then a FIN, read on `interface`, with `mark` (direction, text) on that FIN.
+    fn close_delimited(interface: &str, mark: Option<(Direction, &str)>) -> Exchange {
+        let mut flow = FlowHttp::new(&flow_on(interface), MemoryUse::default());
+        let request = b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n";
+        flow.data(Direction::ClientToUpstream, 0, request, 10);
+        let response = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n0123456789";
+        flow.data(Direction::UpstreamToClient, 0, response, 20);
+        let end = response.len() as u64;
+        if let Some((dir, text)) = mark {
+            let offset = match dir {
+                Direction::UpstreamToClient => end,
+                Direction::ClientToUpstream => request.len() as u64,
+            };
+            flow.comment(dir, offset, text, 30);
+        }
+        flow.fin(Direction::UpstreamToClient, end, 30);
+        flow.fin(Direction::ClientToUpstream, request.len() as u64, 31);
+        let mut outcome = flow.finish();
+        assert_eq!(outcome.exchanges.len(), 1);
+        outcome.exchanges.remove(0)
+    }
+
+    const CLOSE_CUT: &str = r#"faultline: rule "cut" truncated upstream->client after 10 bytes of the response body to GET /close (attempt 1) (status 200)"#;
+
+    /// Trial: curl got 100000 of 300000 bytes of a close-delimited download a truncate cut,
+    /// exited 0, and inspect called the body complete (the FIN ends such a body as framed) with
+    /// the mark only flow-wide. The FIN faultline's fault sent the client cut it: incomplete, cut
+    /// by that fault, on the client leg; the upstream leg shows what the upstream sent.
+    #[test]
+    fn a_close_delimited_body_a_fault_ended_is_cut_on_the_client_leg() {
+        let client = close_delimited("client leg", Some((Direction::UpstreamToClient, CLOSE_CUT)));
+        assert_eq!(client.response.body_length, 10);
+        assert!(!client.response.complete);
+        assert!(client.response_until_close);
+        assert_eq!(
+            client.response_cut_by,
+            Some(ResponseCut::Fault(CLOSE_CUT.into()))
+        );
+        assert_eq!(client.faults.len(), 1);
+        assert_eq!(client.faults[0].scope, "message");
+        assert!(client.response.close_delimited);
+        assert_eq!(client.response.cut_by.as_deref(), Some(CLOSE_CUT));
+        // The upstream leg: the mark is on the FIN faultline sent the upstream.
+        let upstream = close_delimited(
+            "upstream leg",
+            Some((Direction::ClientToUpstream, CLOSE_CUT)),
+        );
+        assert!(upstream.response.complete);
+        assert_eq!(upstream.response_cut_by, None);
+        assert_eq!(upstream.response.cut_by, None);
+        // No mark, or a fault that ends nothing: the close ended the body as framed.
+        for mark in [
+            None,
+            Some((
+                Direction::UpstreamToClient,
+                r#"faultline: rule "slow" latency 10ms on the response to GET /close (attempt 1) (status 200)"#,
+            )),
+            Some((Direction::UpstreamToClient, "faultline: run stopped")),
+        ] {
+            let whole = close_delimited("client leg", mark);
+            assert!(whole.response.complete, "{mark:?}");
+            assert_eq!(whole.response_cut_by, None, "{mark:?}");
+        }
+    }
+
+    /// A body the upstream sent short (Content-Length: 100, 5 bytes, FIN) with no fault mark
+    /// was cut by the connection's close, not by a fault.
+    #[test]
+    fn a_short_body_with_no_fault_mark_was_cut_by_the_close() {
+        let mut flow = FlowHttp::new(&flow_on("client leg"), MemoryUse::default());
+        let request = b"GET /short HTTP/1.1\r\nHost: x\r\n\r\n";
+        flow.data(Direction::ClientToUpstream, 0, request, 10);
+        let response = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello";
+        flow.data(Direction::UpstreamToClient, 0, response, 20);
+        flow.comment(
+            Direction::UpstreamToClient,
+            0,
+            r#"faultline: rule "lat" latency 10ms on the response to GET /short (attempt 1) (status 200)"#,
+            20,
+        );
+        flow.fin(Direction::UpstreamToClient, response.len() as u64, 30);
+        let outcome = flow.finish();
+        let ex = &outcome.exchanges[0];
+        assert!(!ex.response.complete);
+        assert_eq!(ex.response_cut_by, Some(ResponseCut::Closed));
+        assert_eq!(ex.response.cut_by.as_deref(), Some("connection closed"));
+        assert!(!ex.response.close_delimited);
+    }
+
+    /// The faults that end connections, and so can cut a response: a trial's drop_response
+    /// reset read as the upstream's own short answer until its note was known.
+    #[test]
+    fn faults_that_end_connections_are_told_from_timing_faults() {
+        for ends in [
+            r#"faultline: rule "a" truncated upstream->client after 1 bytes"#,
+            r#"faultline: rule "a" reset client->upstream after 0 bytes of the body of PUT /e2 (attempt 1)"#,
+            r#"faultline: rule "a" forwarded PUT /e3 (attempt 1), then reset the client before its response"#,
+            r#"faultline: rule "a" terminated with FIN after 1s"#,
+            r#"faultline: rule "a" timeout: closed with FIN 1s after it came in force"#,
+        ] {
+            assert!(ends_connection(ends), "{ends}");
+        }
+        for not in [
+            r#"faultline: rule "a" latency 10ms on the response to GET /reset (attempt 1) (status 200)"#,
+            r#"faultline: rule "truncated" bandwidth limited to 10 bytes/s on GET /x (attempt 1)"#,
+            "faultline: run stopped",
+        ] {
+            assert!(!ends_connection(not), "{not}");
+        }
     }
 }

@@ -470,6 +470,8 @@ pub(crate) mod tests {
                 body_length: 0,
                 complete: true,
                 content_range: None,
+                close_delimited: false,
+                cut_by: None,
             },
             faults: Vec::new(),
             request_range: (0, None),
@@ -479,6 +481,8 @@ pub(crate) mod tests {
             request_headers: Vec::new(),
             response_headers: Vec::new(),
             response_text: Vec::new(),
+            response_until_close: false,
+            response_cut_by: None,
         }
     }
 

@@ -145,6 +145,8 @@ const RESPONSE: Ty = Ty::Object(&[
     f("body_length", Ty::Count),
     f("complete", Ty::Flag),
     f("content_range", OPT_TEXT),
+    f("close_delimited", Ty::Flag),
+    f("cut_by", OPT_TEXT),
 ]);
 
 const FAULT: Ty = Ty::Object(&[

@@ -1353,3 +1353,98 @@ fn a_capture_damaged_after_it_was_written_is_inconclusive_not_corrupt() {
         frames[0]
     );
 }
+
+/// Trial (HTTP/1 black box): a truncate cut a close-delimited download (no Content-Length, not
+/// chunked, `Connection: close`); curl exited 0 with a third of the file and inspect said the
+/// body was complete, leaving it out of the verdict's cut count. And an upstream that sent 5 of
+/// its stated 100 bytes with no rule acting on it had no word in the verdict. Both read back
+/// from a capture faultline's writer wrote: the fault's FIN to the client carries its mark.
+#[test]
+fn a_close_delimited_download_a_truncate_cut_is_cut_and_a_short_upstream_body_is_its_own() {
+    let mut s = Script::new();
+    let mark = r#"faultline: rule "cut" truncated upstream->client after 1000 bytes of the response body to GET /close (attempt 1) (status 200)"#;
+    let body = s.bytes(3000);
+    let addr = |s: &str| s.parse::<SocketAddr>().expect("addr");
+    let (c, u) = (
+        LegKey {
+            conn: 1,
+            leg: Leg::Client,
+        },
+        LegKey {
+            conn: 1,
+            leg: Leg::Upstream,
+        },
+    );
+    for (key, i, r) in [
+        (c, "127.0.0.1:41001", "127.0.0.1:3030"),
+        (u, "127.0.0.1:51001", "127.0.0.1:8080"),
+    ] {
+        let at = s.tick();
+        s.events.push(CaptureEvent::Opened {
+            key,
+            initiator: addr(i),
+            responder: addr(r),
+            at,
+        });
+    }
+    let request = b"GET /close HTTP/1.1\r\nHost: store\r\n\r\n";
+    s.data(c, Side::Initiator, request, None);
+    s.data(u, Side::Initiator, request, None);
+    let mut response = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec();
+    let head = response.len();
+    response.extend_from_slice(&body);
+    s.data(u, Side::Responder, &response, None);
+    s.data(c, Side::Responder, &response[..head + 1000], None);
+    // The truncate's FINs: to the client (the end of its close-delimited body) and to the
+    // upstream, both marked; then the peers' own FINs.
+    for (key, side, comment) in [
+        (c, Side::Responder, Some(mark)),
+        (u, Side::Initiator, Some(mark)),
+        (u, Side::Responder, None),
+        (c, Side::Initiator, None),
+    ] {
+        let at = s.tick();
+        s.events.push(CaptureEvent::Fin {
+            key,
+            from: side,
+            at,
+            comment: comment.map(String::from),
+        });
+    }
+    s.events.push(CaptureEvent::Closed { key: c });
+    s.events.push(CaptureEvent::Closed { key: u });
+    s.next_conn = 2;
+    // The upstream's own short body: Content-Length 100, 5 bytes, then its FIN.
+    s.download("/short", 200, "", &[b'h'; 100], Some(5));
+    let report = inspect(&s.write("close-delimited-cut.pcapng"));
+    let text = report.render_text();
+    let close: Vec<(Option<faultline::direction::Leg>, u64, bool)> = report
+        .exchanges
+        .iter()
+        .filter(|e| e.target == "/close")
+        .map(|e| (e.leg, e.response.body_length, e.response.complete))
+        .collect();
+    assert_eq!(
+        close,
+        [
+            (Some(faultline::direction::Leg::Client), 1000, false),
+            (Some(faultline::direction::Leg::Upstream), 3000, true),
+        ],
+        "{text}"
+    );
+    assert!(text.contains("1000/? CUT"), "{text}");
+    let cut = report
+        .exchanges
+        .iter()
+        .find(|e| e.target == "/close" && e.leg == Some(faultline::direction::Leg::Client))
+        .expect("the client's GET /close");
+    assert!(cut.response.close_delimited, "{text}");
+    assert_eq!(cut.response.cut_by.as_deref(), Some(mark), "{text}");
+    assert_eq!(report.verdict, Verdict::Clean, "{text}");
+    assert_eq!(report.exit_code(), 0, "{text}");
+    assert_eq!(
+        report.verdict_line,
+        "OK: 4 HTTP exchanges, no uploads, 1 download cut by a fault (the client got 1000 bytes ended by a close it cannot tell from a whole body: no length to compare), 1 download cut short by the upstream (its Content-Length said 100, 5 arrived)",
+        "{text}"
+    );
+}
