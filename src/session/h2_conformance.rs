@@ -451,14 +451,24 @@ pub fn drive(
         // As the pump does: what the session holds goes out before the FIN, then a held-back
         // tail as it came.
         out.cut_inside_a_frame = session.relayed_part_of_a_frame(direction);
-        let carry = std::mem::take(&mut out.carry);
+        let mut carry = std::mem::take(&mut out.carry);
         let plan = session.drain(direction, now);
         apply(&plan, &[], &scenario, out)
             .map_err(|why| fail(format!("draining {direction}: {why}")))?;
-        grants
-            .check(valid, direction, &out.bytes)
-            .map_err(|why| fail(format!("draining {direction}: {why}")))?;
-        out.bytes.extend_from_slice(&carry);
+        if !carry.is_empty() && !out.ended {
+            // Whole frames the session kept back (waiting for the client's credit) are planned
+            // now that the sender closed, and what that holds goes before the FIN too.
+            let plan = session.plan(direction, &carry, now, run);
+            apply(&plan, &carry, &scenario, out)
+                .map_err(|why| fail(format!("draining {direction}'s carry: {why}")))?;
+            carry = std::mem::take(&mut out.carry);
+            let plan = session.drain(direction, now);
+            apply(&plan, &[], &scenario, out)
+                .map_err(|why| fail(format!("draining {direction} again: {why}")))?;
+        }
+        if !out.ended {
+            out.bytes.extend_from_slice(&carry);
+        }
     }
     if valid {
         receivers_read(&outputs).map_err(|why| fail(format!("{why}; events: {events:?}")))?;
@@ -1007,6 +1017,29 @@ mod tests {
             "f5080000001f0472657472792d6166003d08746572353332080aa9a9a9a9a9efef74650000000000020000000672353332080af9b172657472b1b1ffb1ff",
             // A respond body waiting for the client's window when its stream ended at the client.
             "d7f9500cedf3e861667465720000007f3d0071df003dff000e5b0eff000100610f0e01001961b100ffffeff9ff10091010713d00df000a010affd7f9500cedf3e861667465720000007f3d0071df003d713d00df000a010aff",
+        ] {
+            let data = hex::decode(case).expect("hex");
+            run_case(&data).unwrap_or_else(|v| panic!("{case}: {v}"));
+        }
+    }
+
+    /// Found by the fuzz target: faultline answered GET stream 1 itself (`respond`, a body
+    /// larger than the client's 64 KiB window), so the upstream's response on stream 1, which
+    /// added `x-trl` to the client's HPACK table (entry 62), was withheld and the client's table
+    /// detached. The upstream's DATA on stream 3 then waited for the client's credit (faultline's
+    /// own DATA had used the window up), and the upstream's HEADERS of stream 3, which read entry
+    /// 62, waited behind it; the upstream closed, and those frames followed raw, as they came,
+    /// instead of through the session, which sends that block in its detached form.
+    #[test]
+    fn frames_waiting_for_credit_when_the_sender_closes_are_planned_not_relayed_raw() {
+        for case in [
+            "25292529ff0effffffffff01fcdada92508bfd54617475616c6c6f77732529297773252525252e25256d",
+            "25292529ffffffff01fcdada92508bfd54617475616c6c6f77732529297773252525252e25256d",
+            "25292529ffff01fcdada92508bfd54617475616c6c6f7773252929252e256d",
+            "25292529ffffff01fcdada92508bfd54617475616c6c6f7773252929252e256d",
+            "25292529ffffff01fcdada92508bfd54617475616c6c6f7773252929252e25256d",
+            "25292529ffffffff01fcdada92508bfd54617475616c6c6f777325292977252e25256d",
+            "25292529ffffffff01fcdada92508bfd54617475616c6c6f7773252929252e25256d",
         ] {
             let data = hex::decode(case).expect("hex");
             run_case(&data).unwrap_or_else(|v| panic!("{case}: {v}"));
