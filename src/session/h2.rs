@@ -278,8 +278,9 @@ pub struct H2Session {
     /// client has not acknowledged of that DATA, and may send that much too soon.
     waits_for_credit: Option<(StreamId, u64)>,
     /// Per direction, its sender closed (the pump asked to [`Self::drain`] it): nothing waits
-    /// for the client's credit any more, or the pump would relay the frames waiting as they
-    /// came, header blocks the client must get in another form included.
+    /// for the client's credit or a gRPC call's first message any more, or the pump would
+    /// relay the frames waiting as they came, header blocks the receiver must get in another
+    /// form (or not at all) included.
     source_closed: [bool; 2],
     /// The last stream faultline's GOAWAY let the client open, and that GOAWAY's mark: a later
     /// stream is refused, never forwarded (RFC 9113 §6.8).
@@ -969,8 +970,10 @@ impl H2Session {
                         || self.first_message_ahead(id, pieces, last + 1, chunk, start)
                         || self.first_message_stuck(id)
                         || self.first_message_overdue(id)
+                        || self.source_closed[d]
                 }
-                None => self.first_message_overdue(id),
+                // The client closed: no more of the message comes, rules decide on what came.
+                None => self.first_message_overdue(id) || self.source_closed[d],
             };
             if !complete {
                 self.wait_for_first_message(id, plan.arrival());

@@ -1046,6 +1046,17 @@ mod tests {
         }
     }
 
+    /// Found by the fuzz target: a gRPC call's first message never came whole (stream 1), so
+    /// the client's frames after it waited; GOAWAY refused the later streams and kept their
+    /// blocks (one indexing `x-req`) from the upstream, detaching its table. The client closed,
+    /// and the waiting frames followed raw, stream 11's block reading the upstream's stale entry.
+    #[test]
+    fn frames_waiting_for_a_first_message_when_the_client_closes_are_planned() {
+        let case = "b5f50028b5b5b50300000000004b0000000ac10028b5b5b5b50000fb010000e40040e4ffffffff28001f91b5b5b5b5b5b52fb5b5b5b5b5b500000000000000ff1a0a4bc10028b5b5b5b50000b5b5b5b5b5b5b5b76909";
+        let data = hex::decode(case).expect("hex");
+        run_case(&data).unwrap_or_else(|v| panic!("{case}: {v}"));
+    }
+
     /// `respond` answering at the request's end (the default `after`) over random
     /// conversations: the random rule sets draw it too rarely to find what it breaks (its
     /// stream credit, its answer after trailers or a reset).
