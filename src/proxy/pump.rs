@@ -382,10 +382,9 @@ where
                     // Frames the session still holds for this receiver leave before the FIN
                     // (the session says when they cannot: the sender stopped inside a frame).
                     let now = Instant::now();
-                    let owed = conn
-                        .drain_session(direction, now)
-                        .filter(|s| !s.steps.is_empty());
-                    if let Some(session) = owed {
+                    let owed = conn.drain_session(direction, now);
+                    let h2 = owed.is_some();
+                    if let Some(session) = owed.filter(|s| !s.steps.is_empty()) {
                         let steps = planner.apply(session.steps, now);
                         closed_by_plan = enqueue_noted(
                             conn,
@@ -395,6 +394,46 @@ where
                             Bytes::new(),
                             steps,
                         );
+                    }
+                    if h2 && !carry.is_empty() && !closed_by_plan {
+                        // Whole HTTP/2 frames the session kept back (upstream DATA waiting for
+                        // the client's credit, and the frames after it) are planned now that
+                        // the sender closed: their header blocks may have to reach the
+                        // receiver in another form than their bytes. What that planning holds
+                        // is drained too; only an unfinished frame follows as it came.
+                        let held = std::mem::take(&mut carry);
+                        if let Some(session) =
+                            conn.plan_http(direction, &held, now, rules.scenario())
+                        {
+                            let covered = held.len() - session.deferred.min(held.len());
+                            let mut held = held;
+                            carry = held.split_off(covered);
+                            let steps = planner.apply(session.steps, now);
+                            closed_by_plan = enqueue_noted(
+                                conn,
+                                direction,
+                                &mut queue,
+                                &mut queued_bytes,
+                                held,
+                                steps,
+                            );
+                        } else {
+                            carry = held;
+                        }
+                        let again = conn
+                            .drain_session(direction, now)
+                            .filter(|s| !s.steps.is_empty());
+                        if let Some(session) = again.filter(|_| !closed_by_plan) {
+                            let steps = planner.apply(session.steps, now);
+                            closed_by_plan = enqueue_noted(
+                                conn,
+                                direction,
+                                &mut queue,
+                                &mut queued_bytes,
+                                Bytes::new(),
+                                steps,
+                            );
+                        }
                     }
                 }
                 if !carry.is_empty() && !closed_by_plan {

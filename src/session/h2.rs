@@ -277,6 +277,11 @@ pub struct H2Session {
     /// faultline's own DATA, so it believes the client's window larger than it is by what the
     /// client has not acknowledged of that DATA, and may send that much too soon.
     waits_for_credit: Option<(StreamId, u64)>,
+    /// Per direction, its sender closed (the pump asked to [`Self::drain`] it): nothing waits
+    /// for the client's credit or a gRPC call's first message any more, or the pump would
+    /// relay the frames waiting as they came, header blocks the receiver must get in another
+    /// form (or not at all) included.
+    source_closed: [bool; 2],
     /// The last stream faultline's GOAWAY let the client open, and that GOAWAY's mark: a later
     /// stream is refused, never forwarded (RFC 9113 §6.8).
     goaway_last: Option<(StreamId, Mark)>,
@@ -397,6 +402,7 @@ impl H2Session {
             dropped_toward_client: 0,
             toward_client: 0,
             waits_for_credit: None,
+            source_closed: [false, false],
             goaway_last: None,
             upstream_detached: false,
             owed_upstream_size_updates: Vec::new(),
@@ -575,6 +581,7 @@ impl H2Session {
     /// (nothing may follow that).
     pub fn drain(&mut self, direction: Direction, now: Instant) -> SessionPlan {
         let d = direction.index();
+        self.source_closed[d] = true;
         let mut plan = ChunkPlan::new(self.planned[d], 0, now);
         if self.failed {
             self.spill_held(direction, &mut plan);
@@ -911,13 +918,22 @@ impl H2Session {
             let told = left + self.own_unacknowledged as i64;
             let waiting: usize = pieces[i..].iter().map(|l| l.piece.len).sum();
             let fits = left >= len as i64;
-            if !discarded && !relayed && !fits && len as i64 <= told && waiting <= MAX_HELD_BYTES {
+            let closed = self.source_closed[d];
+            if !discarded
+                && !relayed
+                && !fits
+                && !closed
+                && len as i64 <= told
+                && waiting <= MAX_HELD_BYTES
+            {
                 self.wait_for_credit(id, len, plan);
                 return DataPlan::Hold;
             }
             if let Some((waited, _)) = self.waits_for_credit.take() {
                 let why = if discarded || fits {
                     "the client's WINDOW_UPDATE made room (or the stream ended and its DATA is dropped)"
+                } else if closed {
+                    "the upstream closed its side, so they go now, past the client's window, as they would without faultline"
                 } else {
                     warn!(waiting, "the upstream's frames waiting for the client's connection credit passed the cap: they go on, past the client's window");
                     "more waited than faultline holds, so they go on past the client's window"
@@ -954,8 +970,10 @@ impl H2Session {
                         || self.first_message_ahead(id, pieces, last + 1, chunk, start)
                         || self.first_message_stuck(id)
                         || self.first_message_overdue(id)
+                        || self.source_closed[d]
                 }
-                None => self.first_message_overdue(id),
+                // The client closed: no more of the message comes, rules decide on what came.
+                None => self.first_message_overdue(id) || self.source_closed[d],
             };
             if !complete {
                 self.wait_for_first_message(id, plan.arrival());

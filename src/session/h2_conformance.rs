@@ -451,14 +451,24 @@ pub fn drive(
         // As the pump does: what the session holds goes out before the FIN, then a held-back
         // tail as it came.
         out.cut_inside_a_frame = session.relayed_part_of_a_frame(direction);
-        let carry = std::mem::take(&mut out.carry);
+        let mut carry = std::mem::take(&mut out.carry);
         let plan = session.drain(direction, now);
         apply(&plan, &[], &scenario, out)
             .map_err(|why| fail(format!("draining {direction}: {why}")))?;
-        grants
-            .check(valid, direction, &out.bytes)
-            .map_err(|why| fail(format!("draining {direction}: {why}")))?;
-        out.bytes.extend_from_slice(&carry);
+        if !carry.is_empty() && !out.ended {
+            // Whole frames the session kept back (waiting for the client's credit) are planned
+            // now that the sender closed, and what that holds goes before the FIN too.
+            let plan = session.plan(direction, &carry, now, run);
+            apply(&plan, &carry, &scenario, out)
+                .map_err(|why| fail(format!("draining {direction}'s carry: {why}")))?;
+            carry = std::mem::take(&mut out.carry);
+            let plan = session.drain(direction, now);
+            apply(&plan, &[], &scenario, out)
+                .map_err(|why| fail(format!("draining {direction} again: {why}")))?;
+        }
+        if !out.ended {
+            out.bytes.extend_from_slice(&carry);
+        }
     }
     if valid {
         receivers_read(&outputs).map_err(|why| fail(format!("{why}; events: {events:?}")))?;
@@ -1011,6 +1021,40 @@ mod tests {
             let data = hex::decode(case).expect("hex");
             run_case(&data).unwrap_or_else(|v| panic!("{case}: {v}"));
         }
+    }
+
+    /// Found by the fuzz target: faultline answered GET stream 1 itself (`respond`, a body
+    /// larger than the client's 64 KiB window), so the upstream's response on stream 1, which
+    /// added `x-trl` to the client's HPACK table (entry 62), was withheld and the client's table
+    /// detached. The upstream's DATA on stream 3 then waited for the client's credit (faultline's
+    /// own DATA had used the window up), and the upstream's HEADERS of stream 3, which read entry
+    /// 62, waited behind it; the upstream closed, and those frames followed raw, as they came,
+    /// instead of through the session, which sends that block in its detached form.
+    #[test]
+    fn frames_waiting_for_credit_when_the_sender_closes_are_planned_not_relayed_raw() {
+        for case in [
+            "25292529ff0effffffffff01fcdada92508bfd54617475616c6c6f77732529297773252525252e25256d",
+            "25292529ffffffff01fcdada92508bfd54617475616c6c6f77732529297773252525252e25256d",
+            "25292529ffff01fcdada92508bfd54617475616c6c6f7773252929252e256d",
+            "25292529ffffff01fcdada92508bfd54617475616c6c6f7773252929252e256d",
+            "25292529ffffff01fcdada92508bfd54617475616c6c6f7773252929252e25256d",
+            "25292529ffffffff01fcdada92508bfd54617475616c6c6f777325292977252e25256d",
+            "25292529ffffffff01fcdada92508bfd54617475616c6c6f7773252929252e25256d",
+        ] {
+            let data = hex::decode(case).expect("hex");
+            run_case(&data).unwrap_or_else(|v| panic!("{case}: {v}"));
+        }
+    }
+
+    /// Found by the fuzz target: a gRPC call's first message never came whole (stream 1), so
+    /// the client's frames after it waited; GOAWAY refused the later streams and kept their
+    /// blocks (one indexing `x-req`) from the upstream, detaching its table. The client closed,
+    /// and the waiting frames followed raw, stream 11's block reading the upstream's stale entry.
+    #[test]
+    fn frames_waiting_for_a_first_message_when_the_client_closes_are_planned() {
+        let case = "b5f50028b5b5b50300000000004b0000000ac10028b5b5b5b50000fb010000e40040e4ffffffff28001f91b5b5b5b5b5b52fb5b5b5b5b5b500000000000000ff1a0a4bc10028b5b5b5b50000b5b5b5b5b5b5b5b76909";
+        let data = hex::decode(case).expect("hex");
+        run_case(&data).unwrap_or_else(|v| panic!("{case}: {v}"));
     }
 
     /// `respond` answering at the request's end (the default `after`) over random
