@@ -276,6 +276,26 @@ mod tests {
     /// it: one test at a time, or one test's stop would end another's command.
     static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+    /// Waits (at most 5 s) until `pid` is no longer alive: gone, or a zombie (one left
+    /// unreaped by faultline as subreaper, or by an init that never reaps).
+    fn assert_gone_within_5s(pid: libc::pid_t, what: &str) {
+        let alive = |pid: libc::pid_t| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rfind(')')
+                    .and_then(|at| stat[at + 1..].split_whitespace().next())
+                    .is_some_and(|state| state != "Z" && state != "X")
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while alive(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what} {pid} outlived the stop"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stop signals counted as `main` counts them, one after each delay (ms, from the last);
     /// none when `delays` is empty.
     fn stop_signals_after(delays: &[u64]) -> watch::Receiver<u32> {
@@ -348,22 +368,7 @@ mod tests {
             .trim()
             .parse()
             .expect("a pid");
-        // Alive: listed and not a zombie (one left unreaped by an init that never reaps).
-        let alive = |pid: libc::pid_t| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                stat.rfind(')')
-                    .and_then(|at| stat[at + 1..].split_whitespace().next())
-                    .is_some_and(|state| state != "Z" && state != "X")
-            })
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while alive(grandchild) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the command's own child {grandchild} outlived the stop"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert_gone_within_5s(grandchild, "the command's own child");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -389,21 +394,7 @@ mod tests {
             .trim()
             .parse()
             .expect("a pid");
-        let alive = |pid: libc::pid_t| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                stat.rfind(')')
-                    .and_then(|at| stat[at + 1..].split_whitespace().next())
-                    .is_some_and(|state| state != "Z" && state != "X")
-            })
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while alive(left) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the background {left} outlived the command"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert_gone_within_5s(left, "the command's background child");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -150,6 +150,14 @@ fn check(files: &[&Path]) -> Finished {
     Process::spawn(Command::new(BIN).arg("check").args(files)).wait()
 }
 
+/// `NAME.toml` in `dir`: a scenario named NAME with no rules, relaying to `builtin:echo`.
+fn echo_scenario(dir: &TempDir, name: &str) -> PathBuf {
+    dir.write(
+        &format!("{name}.toml"),
+        &format!("name = \"{name}\"\n[proxy]\nupstream = \"builtin:echo\"\n"),
+    )
+}
+
 /// A port nobody listens on, kept bound so nothing else can take it while the test runs:
 /// connecting to it is refused.
 fn dead_port() -> (Socket, SocketAddr) {
@@ -679,10 +687,7 @@ fn run_relays_with_flags_over_the_file_and_prints_a_summary_on_sigterm() {
 fn a_capture_device_that_fails_is_never_removed() {
     use std::os::unix::fs::FileTypeExt;
     let dir = TempDir::new("cli-dev-full");
-    let scenario = dir.write(
-        "full.toml",
-        "name = \"full\"\n[proxy]\nupstream = \"builtin:echo\"\n",
-    );
+    let scenario = echo_scenario(&dir, "full");
     let out = faultline(&[
         "run",
         &scenario.display().to_string(),
@@ -749,10 +754,7 @@ fn check_reads_a_scenario_from_stdin() {
 #[test]
 fn a_report_that_cannot_be_written_to_stdout_fails() {
     let dir = TempDir::new("cli-stdout-full");
-    let scenario = dir.write(
-        "full.toml",
-        "name = \"full\"\n[proxy]\nupstream = \"builtin:echo\"\n",
-    );
+    let scenario = echo_scenario(&dir, "full");
     let capture = dir.path().join("c.pcapng").display().to_string();
     let run = faultline(&[
         "run",
@@ -1538,10 +1540,7 @@ fn run_on_a_terminal_draws_a_live_status_line_and_none_on_a_pipe() {
 #[test]
 fn run_wraps_a_command_and_exits_with_its_status_or_the_verdicts() {
     let dir = TempDir::new("run-wrapped");
-    let scenario = dir.write(
-        "wrapped.toml",
-        "name = \"wrapped\"\n[proxy]\nupstream = \"builtin:echo\"\n",
-    );
+    let scenario = echo_scenario(&dir, "wrapped");
     let scenario = scenario.display().to_string();
     let client = "import os, socket\n\
                   host, port = os.environ['FAULTLINE_LISTEN'].rsplit(':', 1)\n\
@@ -1666,10 +1665,7 @@ fn run_wraps_a_command_and_exits_with_its_status_or_the_verdicts() {
 #[test]
 fn run_stops_its_command_and_a_second_stop_kills_it_at_once() {
     let dir = TempDir::new("run-wrapped-stop");
-    let scenario = dir.write(
-        "stop.toml",
-        "name = \"stop\"\n[proxy]\nupstream = \"builtin:echo\"\n",
-    );
+    let scenario = echo_scenario(&dir, "stop");
     let scenario = scenario.display().to_string();
     let wrapped = |script: &str| {
         Process::spawn(Command::new(BIN).args([
@@ -1749,10 +1745,7 @@ fn run_stops_its_command_and_a_second_stop_kills_it_at_once() {
 #[test]
 fn run_inspect_output_problems_are_refused_before_the_command_runs() {
     let dir = TempDir::new("run-inspect-early");
-    let scenario = dir.write(
-        "early.toml",
-        "name = \"early\"\n[proxy]\nupstream = \"builtin:echo\"\n",
-    );
+    let scenario = echo_scenario(&dir, "early");
     let scenario = scenario.display().to_string();
     let capture = dir.path().join("early.pcapng").display().to_string();
     let ran = dir.path().join("ran");
